@@ -1,0 +1,34 @@
+/* bus.h - the internal envelopes carried on Redis pub/sub (docs/internals.md):
+ * gateway -> router on parley:rt:N, router/script -> gateway on parley:gw:ID.
+ *
+ * Like proto.h, decoded strings point into the caller's buffer. */
+#ifndef PARLEY_BUS_H
+#define PARLEY_BUS_H
+
+#include "proto.h"
+
+/* gateway -> router: {t:"text", u, g, c, to, data, cid} */
+typedef struct bus_text {
+    proto_str from, gw, to, data, cid;
+    uint64_t conn;
+} bus_text;
+
+void bus_enc_text(msgpack_packer *pk, const bus_text *m);
+int bus_dec_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m);
+
+/* router/script -> gateway */
+typedef enum { BUS_TO_USER = 'u', BUS_TO_CONN = 'c' } bus_dest;
+
+typedef struct bus_delivery {
+    bus_dest t;
+    proto_str user;   /* t == 'u' */
+    proto_str except; /* t == 'u': session id to skip, len 0 if none */
+    uint64_t conn;    /* t == 'c' */
+    int64_t seq;      /* 0 when absent */
+    proto_str frame;  /* client frame bytes (msgpack str or bin in the envelope) */
+} bus_delivery;
+
+/* Returns 0, or -1 when the envelope is malformed (logged by the caller). */
+int bus_dec_delivery(const char *buf, size_t len, msgpack_unpacked *u, bus_delivery *d);
+
+#endif

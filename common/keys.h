@@ -1,0 +1,63 @@
+/* keys.h - every Redis key and channel name Parley uses, in one place.
+ *
+ * Each name is a printf format; build one with keys_fmt(). The meaning of every
+ * key is documented in docs/internals.md and in the README's key table. Keys of
+ * one user share the Redis Cluster hash tag {u:NAME}; a conversation's history
+ * has the tag {c:KEY}. */
+#ifndef PARLEY_KEYS_H
+#define PARLEY_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEYS_PREFIX "parley:"
+
+/* global */
+#define KEY_USERS KEYS_PREFIX "users"       /* zset of user names */
+#define KEY_IDS KEYS_PREFIX "ids"           /* message id counter */
+#define KEY_ONLINE KEYS_PREFIX "online"     /* set of online users */
+#define KEY_GATEWAYS KEYS_PREFIX "gateways" /* set of gateway ids */
+#define KEY_ROUTERS KEYS_PREFIX "routers"   /* zset router id -> beat ms */
+#define KEY_SLOT KEYS_PREFIX "slot:%u"      /* owner lease of a slot */
+
+/* per user (hash tag {u:NAME}) */
+#define KEY_ACCOUNT KEYS_PREFIX "{u:%s}:account"
+#define KEY_META KEYS_PREFIX "{u:%s}:meta"
+#define KEY_INBOX KEYS_PREFIX "{u:%s}:inbox"
+#define KEY_SESSIONS KEYS_PREFIX "{u:%s}:sessions"
+#define KEY_CONTACTS KEYS_PREFIX "{u:%s}:contacts"
+#define KEY_CID KEYS_PREFIX "{u:%s}:cid:%.*s"
+
+/* per conversation (hash tag {c:KEY}) */
+#define KEY_HISTORY KEYS_PREFIX "{c:%s}:history"
+
+/* per gateway */
+#define KEY_GW_ALIVE KEYS_PREFIX "gw:%s:alive"
+#define KEY_GW_SESSIONS KEYS_PREFIX "gw:%s:sessions"
+
+/* channels */
+#define CHAN_ROUTER KEYS_PREFIX "rt:%u"         /* gateway -> router, per slot */
+#define CHAN_GW_PREFIX KEYS_PREFIX "gw:"        /* + gateway id: deliveries */
+#define CHAN_GW CHAN_GW_PREFIX "%s"
+#define CHAN_PRESENCE_PREFIX KEYS_PREFIX "presence:"
+#define CHAN_PRESENCE CHAN_PRESENCE_PREFIX "%s" /* + user name */
+
+/* Number of routing slots: a constant of the internal protocol. */
+#define PARLEY_SLOTS 64u
+
+/* Longest key this module can produce (user 32, cid 64, conversation 66). */
+#define KEYS_MAX 192
+
+/* printf into buf (size KEYS_MAX is always enough for valid names); returns
+ * buf. */
+char *keys_fmt(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Conversation key of a 1:1 pair: "a|b" with a < b bytewise. Returns length,
+ * or -1 if it does not fit. */
+int keys_conv_pair(char *buf, size_t size, const char *a, const char *b);
+
+/* Routing slot of a conversation key (FNV-1a 32 bit, mod PARLEY_SLOTS). */
+unsigned keys_slot(const char *conv, size_t len);
+
+#endif

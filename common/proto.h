@@ -1,0 +1,101 @@
+/* proto.h - the client protocol (docs/protocol.md): decoding and validating
+ * the frames clients send, encoding the frames the gateway itself builds.
+ *
+ * Decoding never allocates outside the msgpack zone the caller owns: every
+ * proto_str points into the buffer given to proto_decode(), so the frame is
+ * valid while that buffer and the msgpack_unpacked live. Frames built by Lua
+ * scripts (text, ack) are forwarded as bytes and never pass through here. */
+#ifndef PARLEY_PROTO_H
+#define PARLEY_PROTO_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_NAME_MAX 32    /* user name length; a group adds '#' */
+#define PROTO_CID_MAX 64
+#define PROTO_EPOCH_MAX 64
+#define PROTO_HISTORY_MAX 100
+#define PROTO_HISTORY_DEFAULT 50
+#define PROTO_MEMBERS_MAX 1000 /* members in one group frame */
+
+typedef struct proto_str {
+    const char *p;
+    size_t len;
+} proto_str;
+
+typedef enum {
+    PROTO_TEXT = 1,
+    PROTO_SYNC,
+    PROTO_READ,
+    PROTO_TYPING,
+    PROTO_HISTORY,
+    PROTO_GROUP,
+} proto_kind;
+
+typedef enum { PROTO_OP_CREATE = 1, PROTO_OP_JOIN, PROTO_OP_LEAVE, PROTO_OP_ADD } proto_group_op;
+
+/* A decoded, validated client frame. Only the fields of its kind are set. */
+typedef struct proto_frame {
+    proto_kind kind;
+    proto_str to;    /* text, typing: user name or #group */
+    proto_str data;  /* text: valid UTF-8 */
+    proto_str cid;   /* text: 1..64 chars; len 0 when absent (dev mode only) */
+    proto_str with;  /* read, history: user name or #group */
+    proto_str epoch; /* sync */
+    int64_t after;   /* sync: >= 0 */
+    int64_t upto;    /* read: > 0 */
+    int64_t before;  /* history: > 0, or 0 when absent */
+    int64_t limit;   /* history: 1..100, default 50 */
+    proto_group_op op;       /* group */
+    proto_str name;          /* group: #name */
+    int open;                /* group create: open flag */
+    const msgpack_object *members; /* group: array of str, each a user name */
+    uint32_t nmembers;
+} proto_frame;
+
+/* Why a frame was refused. code is a protocol error code string; close is 0
+ * when the connection stays open, else the WebSocket close code (1007). */
+typedef struct proto_error {
+    const char *code;
+    char message[160];
+    proto_str cid; /* the frame's cid when it was a text with a usable cid */
+    int close;
+} proto_error;
+
+#define PROTO_ALLOW_NO_CID 1 /* dev auth mode: text without cid accepted */
+
+/* Decodes buf[0..len) as one client frame. Returns 0 and fills *f, or -1 and
+ * fills *err: bad_frame (+close 1007) for not msgpack / not a map / trailing
+ * bytes; bad_field for a missing or ill-typed `kind` or field or a value out of
+ * range; unknown_kind. *u must be initialised with msgpack_unpacked_init and
+ * destroyed by the caller. */
+int proto_decode(const char *buf, size_t len, msgpack_unpacked *u, int flags,
+                 proto_frame *f, proto_error *err);
+
+/* Validation helpers, shared with HTTP and the CLI. */
+int proto_valid_user(const char *p, size_t len);  /* [a-z0-9_.-]{1,32} */
+int proto_valid_group(const char *p, size_t len); /* '#' + user rule */
+int proto_valid_utf8(const char *p, size_t len);
+int proto_valid_gwid(const char *p, size_t len);  /* [A-Za-z0-9_.:-]{1,64} */
+
+/* Encoders: each packs one complete server frame (a map with kind). */
+typedef struct proto_contact {
+    const char *name;
+    size_t len;
+    int online;
+    int64_t unread;
+} proto_contact;
+
+void proto_pack_str(msgpack_packer *pk, const char *s, size_t len);
+void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const char *epoch,
+                     size_t epoch_len, const proto_contact *users, size_t n);
+void proto_enc_error(msgpack_packer *pk, const char *code, const char *message,
+                     const proto_str *cid /* NULL or len 0: omitted */);
+void proto_enc_sync_end(msgpack_packer *pk, int recovered, int64_t seq);
+/* kind "online" or "offline" */
+void proto_enc_presence(msgpack_packer *pk, int online, const char *user, size_t len);
+void proto_enc_typing(msgpack_packer *pk, const char *from, size_t flen, const char *to,
+                      size_t tlen);
+
+#endif
