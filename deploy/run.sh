@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# deploy/run.sh: run Parley on this machine, in the foreground.
+#
+# Installs what is missing and builds (deploy/setup.sh), then starts a private
+# redis-server (AOF on, data in .run/redis), one router and two gateways, and
+# prints the URL. Ctrl-C stops everything.
+#
+# Environment: PARLEY_REDIS_PORT (6390), PARLEY_PORT (8080; the second gateway
+# takes the next port), PARLEY_LISTEN (127.0.0.1), PARLEY_SECRET (a local-only
+# default: set your own for anything but a laptop), PARLEY_RUN_DIR (.run).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+"$ROOT/deploy/setup.sh"
+BUILD=${PARLEY_BUILD_DIR:-$ROOT/build}
+RUN=${PARLEY_RUN_DIR:-$ROOT/.run}
+RPORT=${PARLEY_REDIS_PORT:-6390}
+PORT=${PARLEY_PORT:-8080}
+LISTEN=${PARLEY_LISTEN:-127.0.0.1}
+export PARLEY_REDIS_URL=redis://127.0.0.1:$RPORT
+export PARLEY_SECRET=${PARLEY_SECRET:-parley-local-only-secret-do-not-deploy}
+
+# the web client, when it exists and npm can build it
+if [ -f "$ROOT/web/package.json" ] && [ ! -f "$ROOT/web/dist/index.html" ]; then
+    (cd "$ROOT/web" && npm ci --no-audit --no-fund && npm run build) >&2 || echo "run: web client build failed; serving the API only" >&2
+fi
+
+mkdir -p "$RUN/redis"
+pids=()
+cleanup() {
+    trap - INT TERM EXIT
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$RUN/redis" --appendonly yes \
+    --appendfsync everysec --save '' --daemonize no --logfile "$RUN/redis.log" &
+pids+=($!)
+for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$RPORT" ping >/dev/null || { echo "run: redis-server did not start (see $RUN/redis.log)" >&2; exit 1; }
+
+"$BUILD/parley-router" --id router1 &
+pids+=($!)
+"$BUILD/parley-gateway" --listen "$LISTEN" --port "$PORT" --id gw1 --web-root "$ROOT/web/dist" &
+pids+=($!)
+"$BUILD/parley-gateway" --listen "$LISTEN" --port $((PORT + 1)) --id gw2 --web-root "$ROOT/web/dist" &
+pids+=($!)
+
+for _ in $(seq 50); do
+    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 &&
+        curl -sf "http://127.0.0.1:$((PORT + 1))/healthz" >/dev/null 2>&1 && break
+    sleep 0.2
+done
+cat <<MSG
+
+Parley is running:
+  web client   http://$LISTEN:$PORT/   (second gateway: http://$LISTEN:$((PORT + 1))/)
+  redis        redis-cli -p $RPORT   (try: SMEMBERS parley:online)
+  admin CLI    $BUILD/parley --redis-url redis://127.0.0.1:$RPORT --help
+Ctrl-C stops everything.
+MSG
+wait -n "${pids[@]}" || true
+echo "run: a process exited; stopping" >&2

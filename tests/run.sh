@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# tests/run.sh: run every Parley test. This is the README's test command and
+# what .ci/run calls.
+#
+# Stages (each must pass):
+#   1. build (deploy/setup.sh installs what is missing), ctest unit tests
+#   2. integration tests: real redis-server, router and two gateways, driven
+#      by a Node WebSocket client (tests/integration)
+#   3. the same unit and integration tests under an ASan + UBSan build
+#   4. a short, bounded libFuzzer run of the frame decoder
+# Environment: PARLEY_TEST_STAGES (default "unit integration asan fuzz"),
+# PARLEY_FUZZ_SECONDS (default 60).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+STAGES=${PARLEY_TEST_STAGES:-unit integration asan fuzz}
+ART=$ROOT/tests/artifacts
+mkdir -p "$ART"
+passed=0
+failed=0
+failures=()
+
+note() { printf '\n=== %s ===\n' "$*"; }
+# count "N passed" style results out of a runner's log
+tally_ctest() { # log
+    local line p f
+    line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$1" | tail -1)
+    if [ -n "$line" ]; then
+        f=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+        p=$(( $(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line") - f ))
+        passed=$((passed + p)); failed=$((failed + f))
+    fi
+}
+tally_node() { # log
+    local p f
+    p=$(grep -E '^# pass [0-9]+' "$1" | tail -1 | awk '{print $3}')
+    f=$(grep -E '^# fail [0-9]+' "$1" | tail -1 | awk '{print $3}')
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+}
+stage_failed() { failures+=("$1"); }
+
+build() { # dir, extra env...
+    local dir=$1; shift
+    env PARLEY_BUILD_DIR="$dir" "$@" "$ROOT/deploy/setup.sh"
+}
+
+integration_deps() {
+    if [ ! -d tests/integration/node_modules ]; then
+        (cd tests/integration && npm ci --no-audit --no-fund >/dev/null) || return 1
+    fi
+}
+
+run_unit() { # build dir, label
+    local log=$ART/ctest-$2.log
+    ctest --test-dir "$1" --output-on-failure 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    tally_ctest "$log"
+    [ "$rc" = 0 ] || stage_failed "unit tests ($2)"
+}
+
+run_integration() { # build dir, label
+    local log=$ART/integration-$2.log
+    PARLEY_BUILD_DIR=$1 PARLEY_ARTIFACTS=$ART/$2 node --test --test-concurrency=1 \
+        tests/integration/ 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    tally_node "$log"
+    [ "$rc" = 0 ] || stage_failed "integration tests ($2)"
+}
+
+for stage in $STAGES; do
+    case $stage in
+    unit)
+        note "build + unit tests"
+        if build "$ROOT/build"; then run_unit "$ROOT/build" release; else stage_failed "build"; failed=$((failed + 1)); fi
+        ;;
+    integration)
+        note "integration tests (real redis, router, two gateways)"
+        if integration_deps && [ -x "$ROOT/build/parley-gateway" ]; then
+            run_integration "$ROOT/build" release
+        else
+            stage_failed "integration setup"; failed=$((failed + 1))
+        fi
+        ;;
+    asan)
+        note "ASan + UBSan build: unit and integration tests"
+        export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+        export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+        export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp}
+        if build "$ROOT/build-asan" PARLEY_SANITIZE=1 PARLEY_BUILD_TYPE=Debug; then
+            run_unit "$ROOT/build-asan" asan
+            integration_deps && run_integration "$ROOT/build-asan" asan
+        else
+            stage_failed "asan build"; failed=$((failed + 1))
+        fi
+        unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+        ;;
+    fuzz)
+        note "libFuzzer: frame decoder (${PARLEY_FUZZ_SECONDS:-60} s)"
+        if build "$ROOT/build-fuzz" PARLEY_FUZZ=1 PARLEY_BUILD_TYPE=Debug; then
+            work=$(mktemp -d)
+            cp tests/fuzz/corpus/proto/* "$work"/ 2>/dev/null || true
+            if "$ROOT/build-fuzz/tests/fuzz_proto" -max_total_time="${PARLEY_FUZZ_SECONDS:-60}" \
+                -timeout=5 -rss_limit_mb=2048 -artifact_prefix="$ART/" "$work" >"$ART/fuzz.log" 2>&1; then
+                tail -3 "$ART/fuzz.log"; passed=$((passed + 1))
+            else
+                tail -40 "$ART/fuzz.log"; stage_failed "fuzz"; failed=$((failed + 1))
+            fi
+            rm -rf "$work"
+        else
+            stage_failed "fuzz build"; failed=$((failed + 1))
+        fi
+        ;;
+    *) echo "tests/run.sh: unknown stage '$stage'" >&2; exit 2 ;;
+    esac
+done
+
+echo
+[ ${#failures[@]} -eq 0 ] || printf 'FAILED: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed"
+[ ${#failures[@]} -eq 0 ]
