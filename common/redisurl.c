@@ -1,0 +1,244 @@
+/* redisurl.c - parsing redis:// URLs and the AUTH/SELECT prelude of a fresh
+ * connection, shared by the gateway, the router and the CLI (redisurl.h). */
+#include "redisurl.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies p[0..len) percent-decoded into out (size). Returns 0 or -1. */
+static int pct_decode(const char *p, size_t len, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)p[i];
+        if (c == '%') {
+            int h, l;
+            if (i + 2 >= len) return -1;
+            h = hexval((unsigned char)p[i + 1]);
+            l = hexval((unsigned char)p[i + 2]);
+            if (h < 0 || l < 0) return -1;
+            c = h * 16 + l;
+            i += 2;
+        }
+        if (o + 1 >= size) return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int parse_int(const char *p, size_t len, long min, long max, long *out)
+{
+    char buf[16];
+    char *end;
+    if (len == 0 || len >= sizeof(buf)) return -1;
+    for (size_t i = 0; i < len; i++)
+        if (!isdigit((unsigned char)p[i])) return -1;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    errno = 0;
+    long v = strtol(buf, &end, 10);
+    if (errno || *end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+int redisurl_parse(const char *url, redisurl *out, char *err, size_t errlen)
+{
+    static const char scheme[] = "redis://";
+    const char *p, *end, *at, *hostend, *slash;
+    long v;
+
+    memset(out, 0, sizeof(*out));
+    out->port = 6379;
+    if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+        return fail(err, errlen, "redis url must start with redis:// (got '%s')", url ? url : "");
+    p = url + sizeof(scheme) - 1;
+    end = p + strlen(p);
+    slash = memchr(p, '/', (size_t)(end - p));
+    if (!slash) slash = end;
+
+    /* userinfo: everything before the last '@' of the authority */
+    at = NULL;
+    for (const char *q = p; q < slash; q++)
+        if (*q == '@') at = q;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon) {
+            /* redis://password@host: accepted as a bare password */
+            colon = p - 1;
+        } else if (colon > p) {
+            if (pct_decode(p, (size_t)(colon - p), out->user, sizeof(out->user)) != 0)
+                return fail(err, errlen, "redis url: bad user name");
+        }
+        if (pct_decode(colon + 1, (size_t)(at - colon - 1), out->password, sizeof(out->password)) !=
+            0)
+            return fail(err, errlen, "redis url: bad password encoding");
+        out->has_password = 1;
+        p = at + 1;
+    }
+
+    /* host[:port] */
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(slash - p));
+        if (!rb) return fail(err, errlen, "redis url: unterminated [ipv6] host");
+        if ((size_t)(rb - p - 1) >= sizeof(out->host) || rb == p + 1)
+            return fail(err, errlen, "redis url: bad host");
+        memcpy(out->host, p + 1, (size_t)(rb - p - 1));
+        out->host[rb - p - 1] = '\0';
+        hostend = rb + 1;
+        if (hostend < slash && *hostend != ':')
+            return fail(err, errlen, "redis url: junk after [host]");
+    } else {
+        hostend = memchr(p, ':', (size_t)(slash - p));
+        if (!hostend) hostend = slash;
+        if (hostend == p) return fail(err, errlen, "redis url: missing host");
+        if ((size_t)(hostend - p) >= sizeof(out->host))
+            return fail(err, errlen, "redis url: host too long");
+        memcpy(out->host, p, (size_t)(hostend - p));
+        out->host[hostend - p] = '\0';
+    }
+    if (hostend < slash) { /* ":port" */
+        if (parse_int(hostend + 1, (size_t)(slash - hostend - 1), 1, 65535, &v) != 0)
+            return fail(err, errlen, "redis url: bad port");
+        out->port = (int)v;
+    }
+
+    /* [/db] */
+    if (slash < end && slash + 1 < end) {
+        if (parse_int(slash + 1, (size_t)(end - slash - 1), 0, 1000000, &v) != 0)
+            return fail(err, errlen, "redis url: bad database number '%s'", slash + 1);
+        out->db = (int)v;
+    }
+    return 0;
+}
+
+const char *redisurl_describe(const redisurl *u, char *buf, size_t size)
+{
+    const int v6 = strchr(u->host, ':') != NULL;
+    snprintf(buf, size, "%s%s%s:%d/%d", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, u->db);
+    return buf;
+}
+
+/* Runs one prelude command synchronously; returns 0 or -1 with err set. */
+static int sync_cmd(redisContext *c, char *err, size_t errlen, int argc, const char **argv)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    if (!r) return fail(err, errlen, "redis %s: %s", argv[0], c->errstr);
+    if (r->type == REDIS_REPLY_ERROR) {
+        fail(err, errlen, "redis %s: %s", argv[0], r->str);
+        freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+redisContext *redisurl_connect(const redisurl *u, const struct timeval *timeout, char *err,
+                               size_t errlen)
+{
+    char desc[300], dbs[16];
+    redisContext *c = timeout ? redisConnectWithTimeout(u->host, u->port, *timeout)
+                              : redisConnect(u->host, u->port);
+    if (!c) {
+        fail(err, errlen, "redis %s: out of memory", redisurl_describe(u, desc, sizeof(desc)));
+        return NULL;
+    }
+    if (c->err) {
+        fail(err, errlen, "cannot connect to redis at %s: %s",
+             redisurl_describe(u, desc, sizeof(desc)), c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    if (timeout) redisSetTimeout(c, *timeout);
+    if (u->has_password) {
+        const char *a3[] = {"AUTH", u->user, u->password};
+        const char *a2[] = {"AUTH", u->password};
+        if (u->user[0] ? sync_cmd(c, err, errlen, 3, a3) : sync_cmd(c, err, errlen, 2, a2)) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    if (u->db) {
+        snprintf(dbs, sizeof(dbs), "%d", u->db);
+        const char *a[] = {"SELECT", dbs};
+        if (sync_cmd(c, err, errlen, 2, a)) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+redisAsyncContext *redisurl_async_connect(const redisurl *u, char *err, size_t errlen)
+{
+    char desc[300];
+    redisAsyncContext *ac = redisAsyncConnect(u->host, u->port);
+    if (!ac) {
+        fail(err, errlen, "redis %s: out of memory", redisurl_describe(u, desc, sizeof(desc)));
+        return NULL;
+    }
+    if (ac->err) {
+        fail(err, errlen, "cannot connect to redis at %s: %s",
+             redisurl_describe(u, desc, sizeof(desc)), ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    return ac;
+}
+
+static void prelude_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        log_error("redis %s refused: %s", (const char *)privdata, reply->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+int redisurl_async_prelude(redisAsyncContext *ac, const redisurl *u)
+{
+    char dbs[16];
+    if (u->has_password) {
+        const char *argv[] = {"AUTH", u->user, u->password};
+        int rc = u->user[0] ? redisAsyncCommandArgv(ac, prelude_cb, (void *)"AUTH", 3, argv, NULL)
+                            : redisAsyncCommandArgv(ac, prelude_cb, (void *)"AUTH", 2,
+                                                    (const char *[]){"AUTH", u->password}, NULL);
+        if (rc != REDIS_OK) return REDIS_ERR;
+    }
+    if (u->db) {
+        snprintf(dbs, sizeof(dbs), "%d", u->db);
+        const char *argv[] = {"SELECT", dbs};
+        if (redisAsyncCommandArgv(ac, prelude_cb, (void *)"SELECT", 2, argv, NULL) != REDIS_OK)
+            return REDIS_ERR;
+    }
+    return REDIS_OK;
+}
