@@ -12,12 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_NAME_MAX 32    /* user name length; a group adds '#' */
-#define PROTO_CID_MAX 64
-#define PROTO_EPOCH_MAX 64
-#define PROTO_HISTORY_MAX 100
+#define PROTO_NAME_MAX        32 /* user name length; a group adds '#' */
+#define PROTO_CID_MAX         64
+#define PROTO_EPOCH_MAX       64
+#define PROTO_HISTORY_MAX     100
 #define PROTO_HISTORY_DEFAULT 50
-#define PROTO_MEMBERS_MAX 1000 /* members in one group frame */
+#define PROTO_MEMBERS_MAX     1000 /* members in one group frame */
 
 typedef struct proto_str {
     const char *p;
@@ -38,18 +38,18 @@ typedef enum { PROTO_OP_CREATE = 1, PROTO_OP_JOIN, PROTO_OP_LEAVE, PROTO_OP_ADD 
 /* A decoded, validated client frame. Only the fields of its kind are set. */
 typedef struct proto_frame {
     proto_kind kind;
-    proto_str to;    /* text, typing: user name or #group */
-    proto_str data;  /* text: valid UTF-8 */
-    proto_str cid;   /* text: 1..64 chars; len 0 when absent (dev mode only) */
-    proto_str with;  /* read, history: user name or #group */
-    proto_str epoch; /* sync */
-    int64_t after;   /* sync: >= 0 */
-    int64_t upto;    /* read: > 0 */
-    int64_t before;  /* history: > 0, or 0 when absent */
-    int64_t limit;   /* history: 1..100, default 50 */
-    proto_group_op op;       /* group */
-    proto_str name;          /* group: #name */
-    int open;                /* group create: open flag */
+    proto_str to;                  /* text, typing: user name or #group */
+    proto_str data;                /* text: valid UTF-8 */
+    proto_str cid;                 /* text: 1..64 chars; len 0 when absent (dev mode only) */
+    proto_str with;                /* read, history: user name or #group */
+    proto_str epoch;               /* sync */
+    int64_t after;                 /* sync: >= 0 */
+    int64_t upto;                  /* read: > 0 */
+    int64_t before;                /* history: > 0, or 0 when absent */
+    int64_t limit;                 /* history: 1..100, default 50 */
+    proto_group_op op;             /* group */
+    proto_str name;                /* group: #name */
+    int open;                      /* group create: open flag */
     const msgpack_object *members; /* group: array of str, each a user name */
     uint32_t nmembers;
 } proto_frame;
@@ -70,14 +70,20 @@ typedef struct proto_error {
  * bytes; bad_field for a missing or ill-typed `kind` or field or a value out of
  * range; unknown_kind. *u must be initialised with msgpack_unpacked_init and
  * destroyed by the caller. */
-int proto_decode(const char *buf, size_t len, msgpack_unpacked *u, int flags,
-                 proto_frame *f, proto_error *err);
+int proto_decode(const char *buf, size_t len, msgpack_unpacked *u, int flags, proto_frame *f,
+                 proto_error *err);
+
+/* Checks raw bytes before unpacking: 0 when buf[0..len) is exactly one
+ * complete msgpack object whose containers never announce more elements than
+ * bytes remain (so unpacking allocates O(len)); 1 when a complete object is
+ * followed by extra bytes; -1 otherwise. proto_decode and bus.c call it. */
+int proto_mp_check(const char *buf, size_t len);
 
 /* Validation helpers, shared with HTTP and the CLI. */
 int proto_valid_user(const char *p, size_t len);  /* [a-z0-9_.-]{1,32} */
 int proto_valid_group(const char *p, size_t len); /* '#' + user rule */
 int proto_valid_utf8(const char *p, size_t len);
-int proto_valid_gwid(const char *p, size_t len);  /* [A-Za-z0-9_.:-]{1,64} */
+int proto_valid_gwid(const char *p, size_t len); /* [A-Za-z0-9_.:-]{1,64} */
 
 /* Encoders: each packs one complete server frame (a map with kind). */
 typedef struct proto_contact {

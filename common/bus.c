@@ -1,0 +1,148 @@
+/* bus.c - the internal envelopes on Redis pub/sub (docs/internals.md).
+ *
+ * gateway -> router: {t:"text", u, g, c, to, data, cid}, packed here.
+ * router/script -> gateway: {t:"u", u, f, s?, x?} or {t:"c", c, f, s?},
+ * packed by Lua cmsgpack (so `f` may arrive as str or bin, and key order is
+ * arbitrary), decoded here.
+ *
+ * Decoders are strict about what they use (types, names, positive integers)
+ * and ignore unknown keys, so a newer script can add a field without breaking
+ * an older gateway. A known key given twice, or a non-string key, is refused,
+ * as in proto.c. nil counts as absent. */
+#include "bus.h"
+
+#include <string.h>
+
+typedef struct bus_field {
+    const char *name;
+    const msgpack_object *val;
+} bus_field;
+
+/* Unpacks one map and fills fields[] by key name. Returns 0 or -1. */
+static int bus_unpack(const char *buf, size_t len, msgpack_unpacked *u, bus_field *fields, size_t n)
+{
+    size_t off = 0;
+    if (proto_mp_check(buf, len) != 0) return -1;
+    if (msgpack_unpack_next(u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) return -1;
+    if (u->data.type != MSGPACK_OBJECT_MAP) return -1;
+    for (uint32_t i = 0; i < u->data.via.map.size; i++) {
+        const msgpack_object_kv *kv = &u->data.via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR) return -1;
+        for (size_t f = 0; f < n; f++) {
+            size_t nl = strlen(fields[f].name);
+            if (kv->key.via.str.size != nl || memcmp(kv->key.via.str.ptr, fields[f].name, nl))
+                continue;
+            if (fields[f].val) return -1; /* duplicate */
+            if (kv->val.type != MSGPACK_OBJECT_NIL) fields[f].val = &kv->val;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int bus_str(const msgpack_object *o, proto_str *out)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR) return -1;
+    out->p = o->via.str.ptr;
+    out->len = o->via.str.size;
+    return 0;
+}
+
+/* A positive integer (>= 1, fits int64). */
+static int bus_pos(const msgpack_object *o, uint64_t *out)
+{
+    if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return -1;
+    if (o->via.u64 == 0 || o->via.u64 > (uint64_t)INT64_MAX) return -1;
+    *out = o->via.u64;
+    return 0;
+}
+
+static int bus_is(const proto_str *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s->len == n && memcmp(s->p, lit, n) == 0;
+}
+
+void bus_enc_text(msgpack_packer *pk, const bus_text *m)
+{
+    msgpack_pack_map(pk, 7);
+    proto_pack_str(pk, "t", 1);
+    proto_pack_str(pk, "text", 4);
+    proto_pack_str(pk, "u", 1);
+    proto_pack_str(pk, m->from.p, m->from.len);
+    proto_pack_str(pk, "g", 1);
+    proto_pack_str(pk, m->gw.p, m->gw.len);
+    proto_pack_str(pk, "c", 1);
+    msgpack_pack_uint64(pk, m->conn);
+    proto_pack_str(pk, "to", 2);
+    proto_pack_str(pk, m->to.p, m->to.len);
+    proto_pack_str(pk, "data", 4);
+    proto_pack_str(pk, m->data.p, m->data.len);
+    proto_pack_str(pk, "cid", 3);
+    proto_pack_str(pk, m->cid.p, m->cid.len);
+}
+
+int bus_dec_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m)
+{
+    enum { T, U, G, C, TO, DATA, CID, N };
+    bus_field fl[N] = {{"t", NULL},  {"u", NULL},    {"g", NULL},  {"c", NULL},
+                       {"to", NULL}, {"data", NULL}, {"cid", NULL}};
+    proto_str t;
+    memset(m, 0, sizeof *m);
+    if (bus_unpack(buf, len, u, fl, N) < 0) return -1;
+    if (bus_str(fl[T].val, &t) < 0 || !bus_is(&t, "text")) return -1;
+    if (bus_str(fl[U].val, &m->from) < 0 || !proto_valid_user(m->from.p, m->from.len)) return -1;
+    if (bus_str(fl[G].val, &m->gw) < 0 || !proto_valid_gwid(m->gw.p, m->gw.len)) return -1;
+    if (bus_pos(fl[C].val, &m->conn) < 0) return -1;
+    if (bus_str(fl[TO].val, &m->to) < 0) return -1;
+    if (!proto_valid_user(m->to.p, m->to.len) && !proto_valid_group(m->to.p, m->to.len)) return -1;
+    if (bus_str(fl[DATA].val, &m->data) < 0 || !proto_valid_utf8(m->data.p, m->data.len)) return -1;
+    /* cid may be empty: a dev-mode text without one */
+    if (bus_str(fl[CID].val, &m->cid) < 0 || m->cid.len > PROTO_CID_MAX ||
+        !proto_valid_utf8(m->cid.p, m->cid.len))
+        return -1;
+    return 0;
+}
+
+int bus_dec_delivery(const char *buf, size_t len, msgpack_unpacked *u, bus_delivery *d)
+{
+    enum { T, U, C, F, S, X, N };
+    bus_field fl[N] = {{"t", NULL}, {"u", NULL}, {"c", NULL},
+                       {"f", NULL}, {"s", NULL}, {"x", NULL}};
+    proto_str t;
+    memset(d, 0, sizeof *d);
+    if (bus_unpack(buf, len, u, fl, N) < 0) return -1;
+    if (bus_str(fl[T].val, &t) < 0 || t.len != 1) return -1;
+
+    const msgpack_object *f = fl[F].val;
+    if (!f) return -1;
+    if (f->type == MSGPACK_OBJECT_STR) {
+        d->frame.p = f->via.str.ptr;
+        d->frame.len = f->via.str.size;
+    } else if (f->type == MSGPACK_OBJECT_BIN) {
+        d->frame.p = f->via.bin.ptr;
+        d->frame.len = f->via.bin.size;
+    } else {
+        return -1;
+    }
+    if (d->frame.len == 0) return -1;
+
+    if (fl[S].val) {
+        uint64_t s;
+        if (bus_pos(fl[S].val, &s) < 0) return -1;
+        d->seq = (int64_t)s;
+    }
+
+    if (t.p[0] == BUS_TO_USER) {
+        d->t = BUS_TO_USER;
+        if (bus_str(fl[U].val, &d->user) < 0 || !proto_valid_user(d->user.p, d->user.len))
+            return -1;
+        if (fl[X].val && bus_str(fl[X].val, &d->except) < 0) return -1;
+        return 0;
+    }
+    if (t.p[0] == BUS_TO_CONN) {
+        d->t = BUS_TO_CONN;
+        return bus_pos(fl[C].val, &d->conn);
+    }
+    return -1;
+}
