@@ -34,4 +34,9 @@ const char *scripts_name(script_id id);
 int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
                  int nkeys, int nargs, const char **argv, const size_t *argvlen);
 
+/* Queues SCRIPT LOAD of every script (replies ignored). Call first on every
+ * new command connection: later EVALSHAs then never meet NOSCRIPT, whose
+ * EVAL retry could otherwise let a message overtake an earlier one. */
+int scripts_load(redisAsyncContext *ac);
+
 #endif

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""test_scripts.py - runs every Lua script of common/scripts.c against a real
+redis-server and checks replies, stored state and everything published.
+
+usage: test_scripts.py PORT PARLEY_CLI   (the CLI loads the scripts: parley scripts --load)
+The Redis at PORT is flushed."""
+import os
+import socket
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rtest import Redis, RedisError, decode_env, unpack  # noqa: E402
+
+PORT = int(sys.argv[1])
+CLI = sys.argv[2]
+r = Redis(PORT)
+r("FLUSHALL")
+out = subprocess.run([CLI, "--redis-url", "redis://127.0.0.1:%d" % PORT, "scripts", "--load"],
+                     check=True, capture_output=True, text=True).stdout
+SHA = dict(line.split()[:2] for line in out.splitlines())
+
+sub = Redis(PORT)
+sub.send("PSUBSCRIBE", "parley:gw:*", "parley:presence:*")
+sub.read()
+sub.read()
+sub.settimeout(0.3)
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures += 1
+
+
+def published():
+    """Every message published since the last call: [(channel, payload)]."""
+    out = []
+    while True:
+        try:
+            m = sub.read()
+        except socket.timeout:
+            return out
+        out.append((m[2].decode(), m[3]))
+
+
+def ev(name, keys, args):
+    return r("EVALSHA", SHA[name], len(keys), *keys, *args)
+
+
+def U(user, what):
+    return "parley:{u:%s}:%s" % (user, what)
+
+
+def send(frm, to, data, cid, sess, conn):
+    conv = "|".join(sorted([frm, to]))
+    keys = [U(frm, "cid:" + cid), U(to, "account"), "parley:ids",
+            "parley:{c:%s}:history" % conv, U(to, "meta"), U(to, "inbox"), U(to, "sessions"),
+            U(frm, "meta"), U(frm, "inbox"), U(frm, "sessions"), U(frm, "contacts"),
+            U(to, "contacts")]
+    return ev("send", keys, [frm, to, data, cid, sess, conn, "parley:gw:", 1000, 10000, 86400])
+
+
+def sopen(user, gw, conn):
+    return ev("session_open", [U(user, "sessions"), U(user, "meta"), U(user, "inbox"),
+                               "parley:online", "parley:gw:%s:sessions" % gw],
+              [user, "%s#%d" % (gw, conn), "%s#%d" % (user, conn), "parley:presence:" + user])
+
+
+def sclose(user, gw, conn):
+    return ev("session_close", [U(user, "sessions"), "parley:online",
+                                "parley:gw:%s:sessions" % gw],
+              [user, "%s#%d" % (gw, conn), "%s#%d" % (user, conn), "parley:presence:" + user])
+
+
+# register
+check(ev("register", [U("alice", "account"), "parley:users"], ["alice", "H1", 1000]) == 1,
+      "register creates alice")
+check(ev("register", [U("alice", "account"), "parley:users"], ["alice", "H2", 1000]) == 0,
+      "register refuses a taken name")
+check(r("HGET", U("alice", "account"), "pw") == b"H1", "register keeps the first hash")
+for u in ("bob", "carol"):
+    ev("register", [U(u, "account"), "parley:users"], [u, "H", 1000])
+check(r("ZRANGE", "parley:users", 0, -1) == [b"alice", b"bob", b"carol"], "users zset")
+
+# session_open: first session -> online + presence
+res = sopen("bob", "gw1", 7)
+check(res[0] == 0 and isinstance(res[1], bytes) and len(res) == 2, "session_open bob: {0, epoch}")
+bob_epoch = res[1]
+p = published()
+check(len(p) == 1 and p[0][0] == "parley:presence:bob" and
+      unpack(p[0][1]) == {"kind": "online", "from": "bob"}, "online published once")
+check(r("SISMEMBER", "parley:online", "bob") == 1, "bob online")
+res = sopen("bob", "gw2", 3)
+check(res[1] == bob_epoch and published() == [], "second session: same epoch, no presence")
+res = sopen("alice", "gwA", 5)
+published()
+
+# send alice -> bob
+res = send("alice", "bob", "hi bob", "c1", "gwA#5", 5)
+check(isinstance(res, list) and res[0] == 1 and res[1] == 1 and res[2] > 1.7e12,
+      "send returns {id, sender seq, sent}: %r" % (res,))
+sent = res[2]
+p = published()
+chans = [c for c, _ in p]
+check(sorted(chans) == ["parley:gw:gw1", "parley:gw:gw2", "parley:gw:gwA"],
+      "one publish per gateway (bob on gw1, gw2; ack to gwA; alice has no other session): %r"
+      % chans)
+for c, payload in p:
+    env = decode_env(payload)
+    if c in ("parley:gw:gw1", "parley:gw:gw2"):
+        check(env["t"] == "u" and env["u"] == "bob" and env["s"] == 1 and "x" not in env,
+              "delivery envelope to " + c)
+        check(env["f"] == {"kind": "text", "id": 1, "seq": 1, "from": "alice", "to": "bob",
+                           "data": "hi bob", "sent": sent, "cid": "c1"}, "text frame " + c)
+    else:
+        check(env == {"t": "c", "c": 5, "s": 1,
+                      "f": {"kind": "ack", "cid": "c1", "id": 1, "seq": 1, "sent": sent}},
+              "ack envelope %r" % (env,))
+hist = r("LRANGE", "parley:{c:alice|bob}:history", 0, -1)
+check(len(hist) == 1 and "seq" not in unpack(hist[0]) and unpack(hist[0])["id"] == 1,
+      "history has the frame without seq")
+check(unpack(r("LINDEX", U("bob", "inbox"), -1))["seq"] == 1, "bob inbox seq 1")
+check(unpack(r("LINDEX", U("alice", "inbox"), -1))["seq"] == 1, "alice inbox seq 1")
+check(r("HGET", U("bob", "meta"), "pushed") == b"1", "bob pushed = 1")
+check(r("SMEMBERS", U("alice", "contacts")) == [b"bob"] and
+      r("SMEMBERS", U("bob", "contacts")) == [b"alice"], "contacts both ways")
+check(0 < r("TTL", U("alice", "cid:c1")) <= 86400, "cid key with TTL")
+
+# dup
+res = send("alice", "bob", "hi bob", "c1", "gwA#5", 5)
+check(res == [1, 1, sent, b"dup"], "retry returns dup: %r" % (res,))
+p = published()
+check(len(p) == 1 and p[0][0] == "parley:gw:gwA" and decode_env(p[0][1])["f"]["id"] == 1,
+      "retry re-publishes only the ack")
+check(r("LLEN", U("bob", "inbox")) == 1, "no second copy")
+
+# no such user
+res = send("alice", "zed", "x", "c2", "gwA#5", 5)
+check(res == b"no_such_user", "send to unknown user")
+p = published()
+check(len(p) == 1 and decode_env(p[0][1]) == {"t": "c", "c": 5, "f": {
+    "kind": "error", "code": "no_such_user", "message": "no such user: zed", "cid": "c2"}},
+    "error envelope %r" % (p,))
+check(r("GET", "parley:ids") == b"1", "no id consumed")
+
+# sender's other sessions get the copy with x
+sopen("alice", "gwB", 9)
+sopen("alice", "gwA", 6)
+published()
+res = send("alice", "bob", "second", "c3", "gwA#5", 5)
+check(res[:2] == [2, 2], "second message id 2, alice seq 2")
+p = published()
+envs = [(c, decode_env(pl)) for c, pl in p]
+alice_copies = sorted(c for c, e in envs if e["t"] == "u" and e["u"] == "alice")
+check(alice_copies == ["parley:gw:gwA", "parley:gw:gwB"] and
+      all(e["x"] == "gwA#5" for c, e in envs if e["t"] == "u" and e["u"] == "alice"),
+      "alice's copy to gwA (conn 6) and gwB with x = sending session")
+
+# offline inbox: carol has no session
+res = send("alice", "carol", "for later", "c4", "gwA#5", 5)
+published()
+check(r("HGET", U("carol", "meta"), "pushed") is None, "carol pushed unset while offline")
+res = sopen("carol", "gw1", 11)
+check(res[0] == 1 and len(res) == 3 and unpack(res[2])["data"] == "for later",
+      "session_open returns the pending entry")
+check(r("HGET", U("carol", "meta"), "pushed") == b"1", "pushed set on open")
+res = sopen("carol", "gw2", 12)
+check(len(res) == 2, "second open: nothing pending")
+published()
+
+# self send: one entry, to all sessions but the sending one, ack
+res = send("alice", "alice", "note", "c5", "gwA#5", 5)
+check(res[1] == 4, "self-send: alice seq %r" % (res,))
+p = [(c, decode_env(pl)) for c, pl in published()]
+check(sorted(c for c, e in p if e["t"] == "u") == ["parley:gw:gwA", "parley:gw:gwB"] and
+      sum(1 for c, e in p if e["t"] == "c") == 1, "self-send deliveries + one ack")
+check(r("LLEN", U("alice", "inbox")) == 4, "one inbox entry for self-send")
+check(r("SISMEMBER", U("alice", "contacts"), "alice") == 0, "no self contact")
+
+# sync
+seq = int(r("HGET", U("alice", "meta"), "seq"))
+ep = r("HGET", U("alice", "meta"), "epoch")
+res = ev("sync", [U("alice", "meta"), U("alice", "inbox")], [1, ep])
+check(res[0] == 1 and res[1] == seq and [unpack(x)["seq"] for x in res[2:]] == [2, 3, 4],
+      "sync after 1 returns 2..4")
+res = ev("sync", [U("alice", "meta"), U("alice", "inbox")], [seq, ep])
+check(res == [1, seq], "sync at head: recovered, nothing")
+res = ev("sync", [U("alice", "meta"), U("alice", "inbox")], [1, "other"])
+check(res == [0, seq], "sync with a different epoch: not recovered")
+res = ev("sync", [U("alice", "meta"), U("alice", "inbox")], [seq + 5, ep])
+check(res == [0, seq], "sync after > seq: not recovered")
+r("LPOP", U("alice", "inbox"))
+r("LPOP", U("alice", "inbox"))
+res = ev("sync", [U("alice", "meta"), U("alice", "inbox")], [1, ep])
+check(res == [0, seq], "sync past the cap: not recovered")
+res = ev("sync", [U("alice", "meta"), U("alice", "inbox")], [2, ep])
+check(res[0] == 1 and len(res) == 4, "sync just inside the cap: recovered")
+
+# typing
+res = ev("typing", [U("bob", "account"), U("bob", "sessions")],
+         ["parley:gw:", "bob", b"\x81\xa4kind\xa6typing"])
+p = published()
+check(res == 1 and sorted(c for c, _ in p) == ["parley:gw:gw1", "parley:gw:gw2"] and
+      unpack(p[0][1])["t"] == "u" and "s" not in unpack(p[0][1]), "typing to bob's gateways")
+res = ev("typing", [U("zed", "account"), U("zed", "sessions")], ["parley:gw:", "zed", "x"])
+check(res == 0 and published() == [], "typing to unknown user")
+
+# contacts
+res = ev("contacts", ["parley:users", U("alice", "contacts"), "parley:online"], ["alice", 200])
+check(res == [1, b"bob", 1, b"carol", 1], "contacts everyone mode %r" % (res,))
+res = ev("contacts", ["parley:users", U("alice", "contacts"), "parley:online"], ["alice", 2])
+check(sorted(res[1::2]) == [b"bob", b"carol"] and res[0] == 0, "contacts set mode %r" % (res,))
+res = ev("contacts", ["parley:users", U("bob", "contacts"), "parley:online"], ["bob", 1])
+check(res == [0, b"alice", 1], "bob's contacts")
+
+# session_close
+check(sclose("bob", "gw1", 7) == 0 and published() == [], "close one of two: not last")
+check(sclose("bob", "gw2", 3) == 1, "close the last: 1")
+p = published()
+check(len(p) == 1 and unpack(p[0][1]) == {"kind": "offline", "from": "bob"}, "offline published")
+check(sclose("bob", "gw2", 3) == 0 and published() == [], "second close is a no-op")
+check(r("SISMEMBER", "parley:online", "bob") == 0, "bob offline")
+check(r("SISMEMBER", "parley:gw:gw2:sessions", "bob#3") == 0, "gateway set cleaned")
+
+# offline bob: message goes to inbox only, pushed unchanged
+send("alice", "bob", "while away", "c6", "gwA#5", 5)
+p = [(c, decode_env(pl)) for c, pl in published()]
+check(not any(e["t"] == "u" and e["u"] == "bob" for _, e in p), "no delivery to offline bob")
+res = sopen("bob", "gw3", 1)
+check(len(res) == 3 and unpack(res[2])["data"] == "while away", "bob gets it on open")
+published()
+
+# slot leases
+r("SET", "parley:slot:3", "r1", "PX", 3000)
+check(ev("renew_slot", ["parley:slot:3"], ["r2", 9000]) == 0, "renew by non-owner refused")
+check(ev("renew_slot", ["parley:slot:3"], ["r1", 9000]) == 1 and
+      r("PTTL", "parley:slot:3") > 3000, "renew by owner")
+check(ev("release_slot", ["parley:slot:3"], ["r2"]) == 0, "release by non-owner refused")
+check(ev("release_slot", ["parley:slot:3"], ["r1"]) == 1 and
+      r("EXISTS", "parley:slot:3") == 0, "release by owner")
+
+# epoch created by send when the recipient never had a session
+ev("register", [U("dave", "account"), "parley:users"], ["dave", "H", 1])
+send("alice", "dave", "hey", "c7", "gwA#5", 5)
+check(r("HGET", U("dave", "meta"), "epoch") is not None, "epoch created on first inbox entry")
+published()
+
+# NOSCRIPT fallback is exercised by the router test (SCRIPT FLUSH while running)
+print("%d failure(s)" % failures)
+sys.exit(1 if failures else 0)

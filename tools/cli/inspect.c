@@ -1,0 +1,379 @@
+/* inspect.c - the CLI commands that show what Redis holds, for humans:
+ * online, sessions, inbox (msgpack entries decoded), gateways, routers, and
+ * scripts (their SHA1s, optionally loading them). */
+#include "cli.h"
+#include "keys.h"
+
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static int cli_no_args(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    char *pos[1];
+    int npos;
+    if (cli_args(prog, ctx->usage, NULL, 0, argc, argv, pos, &npos, 0) != 0) return CLI_USAGE;
+    return 0;
+}
+
+static int cli_cmp_reply(const void *a, const void *b)
+{
+    return strcmp((*(redisReply *const *)a)->str, (*(redisReply *const *)b)->str);
+}
+
+/* SMEMBERS key, sorted by name; NULL after printing the error. */
+static redisReply *cli_smembers_sorted(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "SMEMBERS %s", key);
+    if (!r) {
+        cli_fail("redis: %s", c->errstr);
+        return NULL;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        cli_fail("redis: SMEMBERS %s: %s", key, r->type == REDIS_REPLY_ERROR ? r->str : "?");
+        freeReplyObject(r);
+        return NULL;
+    }
+    if (r->elements > 1) qsort(r->element, r->elements, sizeof(redisReply *), cli_cmp_reply);
+    return r;
+}
+
+int cli_cmd_online(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    char key[KEYS_MAX];
+    int rc = cli_no_args(ctx, prog, argc, argv);
+    if (rc) return rc;
+    redisContext *c = cli_redis(ctx);
+    if (!c) return CLI_FAIL;
+    redisReply *users = cli_smembers_sorted(c, KEY_ONLINE);
+    if (!users) return CLI_FAIL;
+    for (size_t i = 0; i < users->elements; i++)
+        redisAppendCommand(c, "SCARD %s",
+                           keys_fmt(key, sizeof(key), KEY_SESSIONS, users->element[i]->str));
+    for (size_t i = 0; i < users->elements; i++) {
+        redisReply *r;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+            freeReplyObject(users);
+            return cli_fail("redis: %s", c->errstr);
+        }
+        printf("%s %lld\n", users->element[i]->str,
+               r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL);
+        freeReplyObject(r);
+    }
+    freeReplyObject(users);
+    return CLI_OK;
+}
+
+/* PTTL of a gateway's alive key: -2 when missing (dead). */
+static long long cli_gw_pttl(redisContext *c, const char *gw, size_t len)
+{
+    char key[KEYS_MAX], id[80];
+    snprintf(id, sizeof(id), "%.*s", (int)len, gw);
+    redisReply *r = redisCommand(c, "PTTL %s", keys_fmt(key, sizeof(key), KEY_GW_ALIVE, id));
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
+    if (r) freeReplyObject(r);
+    return v;
+}
+
+int cli_cmd_sessions(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    char *pos[1], key[KEYS_MAX];
+    int npos;
+    if (cli_args(prog, ctx->usage, NULL, 0, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
+    if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
+    redisContext *c = cli_redis(ctx);
+    if (!c) return CLI_FAIL;
+    redisReply *s = cli_smembers_sorted(c, keys_fmt(key, sizeof(key), KEY_SESSIONS, pos[0]));
+    if (!s) return CLI_FAIL;
+    if (s->elements == 0) printf("%s has no sessions\n", pos[0]);
+    for (size_t i = 0; i < s->elements; i++) {
+        const char *sid = s->element[i]->str, *hash = strrchr(sid, '#');
+        size_t gwlen = hash ? (size_t)(hash - sid) : strlen(sid);
+        long long ttl = cli_gw_pttl(c, sid, gwlen);
+        printf("%s %s\n", sid, ttl == -2 ? "gateway-dead" : "gateway-alive");
+    }
+    freeReplyObject(s);
+    return CLI_OK;
+}
+
+static void cli_print_quoted(const char *p, size_t len)
+{
+    putchar('"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch == '\n')
+            fputs("\\n", stdout);
+        else if (ch < 0x20 || ch == 0x7f)
+            printf("\\x%02x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static void cli_print_time(long long ms)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    char buf[32];
+    gmtime_r(&s, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    printf("%s.%03lldZ", buf, ms % 1000);
+}
+
+static void cli_print_obj(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        printf("%llu", (unsigned long long)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        printf("%lld", (long long)o->via.i64);
+        break;
+    case MSGPACK_OBJECT_STR:
+        cli_print_quoted(o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        cli_print_quoted(o->via.bin.ptr, o->via.bin.size);
+        break;
+    default:
+        msgpack_object_print(stdout, *o);
+    }
+}
+
+static const msgpack_object *cli_map_get(const msgpack_object *m, const char *k)
+{
+    size_t kl = strlen(k);
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *key = &m->via.map.ptr[i].key;
+        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == kl &&
+            memcmp(key->via.str.ptr, k, kl) == 0)
+            return &m->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+/* One inbox entry on one line: known fields in a fixed order, then others. */
+static void cli_print_entry(const char *buf, size_t len)
+{
+    static const char *const order[] = {"seq", "id", "from", "to", "sent", "cid", "data"};
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, buf, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+        u.data.type != MSGPACK_OBJECT_MAP) {
+        printf("(undecodable entry, %zu bytes)\n", len);
+        msgpack_unpacked_destroy(&u);
+        return;
+    }
+    const msgpack_object *m = &u.data;
+    const msgpack_object *kind = cli_map_get(m, "kind");
+    int first = 1;
+    if (kind && !(kind->type == MSGPACK_OBJECT_STR && kind->via.str.size == 4 &&
+                  memcmp(kind->via.str.ptr, "text", 4) == 0)) {
+        fputs("kind=", stdout);
+        cli_print_obj(kind);
+        first = 0;
+    }
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        const msgpack_object *v = cli_map_get(m, order[i]);
+        if (!v) continue;
+        printf("%s%s=", first ? "" : " ", order[i]);
+        first = 0;
+        if (strcmp(order[i], "sent") == 0 && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            cli_print_time((long long)v->via.u64);
+        else if ((strcmp(order[i], "from") == 0 || strcmp(order[i], "to") == 0 ||
+                  strcmp(order[i], "cid") == 0) &&
+                 v->type == MSGPACK_OBJECT_STR)
+            printf("%.*s", (int)v->via.str.size, v->via.str.ptr);
+        else
+            cli_print_obj(v);
+    }
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        int known = k->type != MSGPACK_OBJECT_STR;
+        for (size_t j = 0; !known && j < sizeof(order) / sizeof(order[0]); j++)
+            known = k->via.str.size == strlen(order[j]) &&
+                    memcmp(k->via.str.ptr, order[j], k->via.str.size) == 0;
+        if (known || (k->via.str.size == 4 && memcmp(k->via.str.ptr, "kind", 4) == 0)) continue;
+        printf(" %.*s=", (int)k->via.str.size, k->via.str.ptr);
+        cli_print_obj(&m->via.map.ptr[i].val);
+    }
+    putchar('\n');
+    msgpack_unpacked_destroy(&u);
+}
+
+int cli_cmd_inbox(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    long long count = 20;
+    const config_opt opts[] = {
+        {"count", NULL, CONFIG_INT, &count, 1, 100000, "entries to show (the newest)"},
+    };
+    char *pos[1], key[KEYS_MAX];
+    int npos;
+    if (cli_args(prog, ctx->usage, opts, 1, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
+    if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
+    redisContext *c = cli_redis(ctx);
+    if (!c) return CLI_FAIL;
+    redisReply *m =
+        redisCommand(c, "HMGET %s seq epoch pushed", keys_fmt(key, sizeof(key), KEY_META, pos[0]));
+    if (!m) return cli_fail("redis: %s", c->errstr);
+    if (m->type != REDIS_REPLY_ARRAY || m->elements != 3) {
+        freeReplyObject(m);
+        return cli_fail("redis: unexpected reply to HMGET");
+    }
+    printf("%s: seq=%s epoch=%s pushed=%s\n", pos[0], m->element[0]->str ? m->element[0]->str : "0",
+           m->element[1]->str ? m->element[1]->str : "(none)",
+           m->element[2]->str ? m->element[2]->str : "0");
+    freeReplyObject(m);
+    redisReply *l =
+        redisCommand(c, "LRANGE %s %lld -1", keys_fmt(key, sizeof(key), KEY_INBOX, pos[0]), -count);
+    if (!l) return cli_fail("redis: %s", c->errstr);
+    for (size_t i = 0; l->type == REDIS_REPLY_ARRAY && i < l->elements; i++)
+        cli_print_entry(l->element[i]->str, l->element[i]->len);
+    freeReplyObject(l);
+    return CLI_OK;
+}
+
+int cli_cmd_gateways(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    char key[KEYS_MAX];
+    int rc = cli_no_args(ctx, prog, argc, argv);
+    if (rc) return rc;
+    redisContext *c = cli_redis(ctx);
+    if (!c) return CLI_FAIL;
+    redisReply *g = cli_smembers_sorted(c, KEY_GATEWAYS);
+    if (!g) return CLI_FAIL;
+    if (g->elements == 0) printf("no gateways\n");
+    for (size_t i = 0; i < g->elements; i++) {
+        const char *id = g->element[i]->str;
+        long long ttl = cli_gw_pttl(c, id, strlen(id));
+        redisReply *n =
+            redisCommand(c, "SCARD %s", keys_fmt(key, sizeof(key), KEY_GW_SESSIONS, id));
+        long long sessions = n && n->type == REDIS_REPLY_INTEGER ? n->integer : -1;
+        if (n) freeReplyObject(n);
+        if (ttl == -2)
+            printf("%s dead (no heartbeat, waiting for the reaper) sessions=%lld\n", id, sessions);
+        else
+            printf("%s alive ttl=%lldms sessions=%lld\n", id, ttl, sessions);
+    }
+    freeReplyObject(g);
+    return CLI_OK;
+}
+
+/* "0-3,7,9-12" for the slots with owner[i] == 1. */
+static void cli_print_ranges(const unsigned char *mine)
+{
+    int first = 1;
+    for (unsigned i = 0; i < PARLEY_SLOTS; i++) {
+        if (!mine[i]) continue;
+        unsigned j = i;
+        while (j + 1 < PARLEY_SLOTS && mine[j + 1])
+            j++;
+        printf(first ? "%u" : ",%u", i);
+        if (j > i) printf("-%u", j);
+        first = 0;
+        i = j;
+    }
+    if (first) printf("-");
+}
+
+int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    char key[KEYS_MAX];
+    const char *av[1 + PARLEY_SLOTS];
+    char keys[PARLEY_SLOTS][KEYS_MAX];
+    int rc = cli_no_args(ctx, prog, argc, argv);
+    if (rc) return rc;
+    redisContext *c = cli_redis(ctx);
+    if (!c) return CLI_FAIL;
+    redisReply *z = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", KEY_ROUTERS);
+    if (!z || z->type != REDIS_REPLY_ARRAY) {
+        if (z) freeReplyObject(z);
+        return cli_fail("redis: %s", c->errstr);
+    }
+    av[0] = "MGET";
+    for (unsigned i = 0; i < PARLEY_SLOTS; i++)
+        av[1 + i] = keys_fmt(keys[i], sizeof(keys[i]), KEY_SLOT, i);
+    redisReply *s = redisCommandArgv(c, 1 + PARLEY_SLOTS, av, NULL);
+    if (!s || s->type != REDIS_REPLY_ARRAY || s->elements != PARLEY_SLOTS) {
+        freeReplyObject(z);
+        if (s) freeReplyObject(s);
+        return cli_fail("redis: %s", c->errstr);
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    long long now = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    unsigned char seen[PARLEY_SLOTS] = {0};
+    if (z->elements == 0) printf("no routers\n");
+    for (size_t i = 0; i + 1 < z->elements; i += 2) {
+        const char *id = z->element[i]->str;
+        unsigned char mine[PARLEY_SLOTS] = {0};
+        unsigned n = 0;
+        for (unsigned k = 0; k < PARLEY_SLOTS; k++) {
+            if (s->element[k]->str && strcmp(s->element[k]->str, id) == 0) {
+                mine[k] = seen[k] = 1;
+                n++;
+            }
+        }
+        printf("%s beat=%lldms-ago slots=%u [", id, now - atoll(z->element[i + 1]->str), n);
+        cli_print_ranges(mine);
+        printf("]\n");
+    }
+    unsigned char other[PARLEY_SLOTS] = {0}, free_[PARLEY_SLOTS] = {0};
+    unsigned nother = 0, nfree = 0;
+    for (unsigned k = 0; k < PARLEY_SLOTS; k++) {
+        if (seen[k]) continue;
+        if (s->element[k]->str) {
+            other[k] = 1;
+            nother++;
+        } else {
+            free_[k] = 1;
+            nfree++;
+        }
+    }
+    if (nother) {
+        printf("held by routers not in %s: %u [", KEY_ROUTERS, nother);
+        cli_print_ranges(other);
+        printf("]\n");
+    }
+    if (nfree) {
+        printf("unowned slots: %u [", nfree);
+        cli_print_ranges(free_);
+        printf("]\n");
+    }
+    (void)key;
+    freeReplyObject(z);
+    freeReplyObject(s);
+    return CLI_OK;
+}
+
+int cli_cmd_scripts(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    int load = 0;
+    const config_opt opts[] = {
+        {"load", NULL, CONFIG_BOOL, &load, 0, 0, "SCRIPT LOAD every script into Redis"},
+    };
+    char *pos[1];
+    int npos;
+    if (cli_args(prog, ctx->usage, opts, 1, argc, argv, pos, &npos, 0) != 0) return CLI_USAGE;
+    redisContext *c = NULL;
+    if (load && !(c = cli_redis(ctx))) return CLI_FAIL;
+    for (int i = 0; i < SCRIPT__COUNT; i++) {
+        if (load) {
+            const char *av[] = {"SCRIPT", "LOAD", scripts_source(i)};
+            redisReply *r = redisCommandArgv(c, 3, av, NULL);
+            if (!r) return cli_fail("redis: %s", c->errstr);
+            int bad = r->type != REDIS_REPLY_STRING || strcmp(r->str, scripts_sha(i)) != 0;
+            if (bad) cli_fail("SCRIPT LOAD %s: %s", scripts_name(i), r->str ? r->str : "?");
+            freeReplyObject(r);
+            if (bad) return CLI_FAIL;
+        }
+        printf("%s %s%s\n", scripts_name(i), scripts_sha(i), load ? " loaded" : "");
+    }
+    return CLI_OK;
+}

@@ -1,0 +1,201 @@
+/* main.c - `parley`, the admin CLI: global flags, command dispatch and the
+ * helpers every command shares (Redis connection, argument split, script
+ * calls). Uses hiredis's synchronous API: one short-lived connection. */
+#include "cli.h"
+#include "redisurl.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+static const cli_cmd cli_cmds[] = {
+    {"useradd", "NAME [--password P]",
+     "create a user (password from --password, PARLEY_PASSWORD or stdin)", cli_cmd_useradd},
+    {"bulk-users", "N [--prefix bench] [--start 0] [--password P]",
+     "create PREFIX<start>..PREFIX<start+N-1> sharing one password (load tests)",
+     cli_cmd_bulk_users},
+    {"token", "NAME [--ttl S]", "print a session token for an existing user", cli_cmd_token},
+    {"online", "", "users online, with their session count", cli_cmd_online},
+    {"sessions", "NAME", "a user's sessions and whether each gateway is alive", cli_cmd_sessions},
+    {"inbox", "NAME [--count N]", "inbox meta and the last N entries, decoded", cli_cmd_inbox},
+    {"gateways", "", "gateways with heartbeat TTL and session count", cli_cmd_gateways},
+    {"routers", "", "routers with their last beat and the slots they hold", cli_cmd_routers},
+    {"scripts", "[--load]", "name and SHA1 of every Lua script; --load loads them",
+     cli_cmd_scripts},
+};
+#define CLI_NCMDS (sizeof(cli_cmds) / sizeof(cli_cmds[0]))
+
+int cli_usage_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_USAGE;
+}
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("parley: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_FAIL;
+}
+
+redisContext *cli_redis(cli_ctx *ctx)
+{
+    char err[512];
+    redisurl u;
+    struct timeval tv = {5, 0};
+
+    if (ctx->rc) return ctx->rc;
+    if (redisurl_parse(ctx->redis_url, &u, err, sizeof(err)) != 0) {
+        cli_fail("%s", err);
+        return NULL;
+    }
+    ctx->rc = redisurl_connect(&u, &tv, err, sizeof(err));
+    if (!ctx->rc) cli_fail("%s", err);
+    return ctx->rc;
+}
+
+int cli_args(const char *prog, const char *usage, const config_opt *opts, int nopts, int argc,
+             char **argv, char **pos, int *npos, int npos_max)
+{
+    char **flags = calloc((size_t)argc + 2, sizeof(char *));
+    int nflags = 1, rc = -1, only_pos = 0;
+
+    if (!flags) return -1;
+    flags[0] = (char *)prog;
+    *npos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_pos && strcmp(a, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (only_pos || a[0] != '-' || a[1] == '\0') {
+            if (*npos >= npos_max) {
+                cli_usage_error(prog, "unexpected argument '%s' (try --help)", a);
+                goto out;
+            }
+            pos[(*npos)++] = argv[i];
+            continue;
+        }
+        flags[nflags++] = argv[i];
+        if (a[1] == '-' && !strchr(a, '=')) { /* "--name VALUE" takes the next word */
+            for (int k = 0; k < nopts; k++) {
+                if (strcmp(a + 2, opts[k].name) == 0 && opts[k].type != CONFIG_BOOL &&
+                    i + 1 < argc) {
+                    flags[nflags++] = argv[++i];
+                    break;
+                }
+            }
+        }
+    }
+    int argi;
+    rc = config_parse(prog, usage, opts, nopts, nflags, flags, &argi);
+out:
+    free(flags);
+    return rc;
+}
+
+redisReply *cli_eval(redisContext *c, script_id id, int nkeys, int nargs, const char **argv,
+                     const size_t *argvlen)
+{
+    const int argc = 3 + nkeys + nargs;
+    const char **av = calloc((size_t)argc, sizeof(char *));
+    size_t *al = calloc((size_t)argc, sizeof(size_t));
+    char nk[16];
+    redisReply *r = NULL;
+
+    if (!av || !al) goto out;
+    av[0] = "EVALSHA";
+    av[1] = scripts_sha(id);
+    al[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
+    av[2] = nk;
+    for (int i = 0; i < nkeys + nargs; i++) {
+        av[3 + i] = argv[i];
+        al[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    al[0] = strlen(av[0]);
+    al[1] = strlen(av[1]);
+    r = redisCommandArgv(c, argc, av, al);
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(r);
+        av[0] = "EVAL";
+        al[0] = 4;
+        av[1] = scripts_source(id);
+        al[1] = strlen(av[1]);
+        r = redisCommandArgv(c, argc, av, al);
+    }
+    if (!r) cli_fail("redis: %s", c->errstr);
+out:
+    free(av);
+    free(al);
+    return r;
+}
+
+static void cli_help(const char *prog)
+{
+    printf("usage: %s [--redis-url URL] [--secret S] COMMAND [ARGS]\n\n"
+           "Parley admin CLI.\n\ncommands:\n",
+           prog);
+    for (size_t i = 0; i < CLI_NCMDS; i++) {
+        char line[128];
+        snprintf(line, sizeof(line), "%s %s", cli_cmds[i].name, cli_cmds[i].usage);
+        printf("  %-58s %s\n", line, cli_cmds[i].help);
+    }
+    printf("\nflags (each also read from the environment variable shown):\n"
+           "  --redis-url URL   env PARLEY_REDIS_URL, default redis://127.0.0.1:6379\n"
+           "  --secret S        env PARLEY_SECRET, token HMAC secret (default: the local-only "
+           "development secret)\n"
+           "  -h, --help        this help; `%s COMMAND --help` for one command\n",
+           prog);
+}
+
+int main(int argc, char **argv)
+{
+    cli_ctx ctx = {.redis_url = "redis://127.0.0.1:6379", .secret = NULL};
+    const config_opt opts[] = {
+        {"redis-url", "PARLEY_REDIS_URL", CONFIG_STR, &ctx.redis_url, 0, 0,
+         "Redis (redis://[:password@]host:port[/db])"},
+        {"secret", "PARLEY_SECRET", CONFIG_STR, &ctx.secret, 0, 0,
+         "token HMAC secret, the same as the gateways'"},
+    };
+    const char *prog = "parley";
+    int argi = argc;
+
+    for (int i = 1; i < argc; i++) { /* top-level --help lists the commands */
+        if (argv[i][0] != '-') break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cli_help(prog);
+            return 0;
+        }
+    }
+    if (config_parse(prog, "[--redis-url URL] [--secret S] COMMAND [ARGS]", opts, 2, argc, argv,
+                     &argi) != 0)
+        return CLI_USAGE;
+    if (argi >= argc) return cli_usage_error(prog, "missing command (try --help)");
+    if (!ctx.secret) ctx.secret = CLI_DEV_SECRET;
+
+    int rc = -1;
+    for (size_t i = 0; i < CLI_NCMDS; i++) {
+        if (strcmp(argv[argi], cli_cmds[i].name) == 0) {
+            char sub[64];
+            snprintf(sub, sizeof(sub), "%s %s", prog, cli_cmds[i].name);
+            ctx.usage = cli_cmds[i].usage;
+            rc = cli_cmds[i].run(&ctx, sub, argc - argi - 1, argv + argi + 1);
+            break;
+        }
+    }
+    if (rc < 0) rc = cli_usage_error(prog, "unknown command '%s' (try --help)", argv[argi]);
+    if (ctx.rc) redisFree(ctx.rc);
+    return rc;
+}

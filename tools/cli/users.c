@@ -1,0 +1,192 @@
+/* users.c - the CLI commands that create things: useradd, bulk-users (many
+ * users sharing one password hash, pipelined) and token. */
+#include "cli.h"
+#include "keys.h"
+#include "password.h"
+#include "proto.h"
+#include "token.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define CLI_BULK_BATCH 1000
+
+static long long cli_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int cli_password(const char *prog, const char *flag, char *out, size_t size, size_t *len)
+{
+    const char *pw = flag ? flag : getenv("PARLEY_PASSWORD");
+    if (pw && *pw) {
+        *len = strlen(pw);
+        if (*len >= size)
+            return cli_usage_error(prog, "password longer than %d bytes", PASSWORD_MAX);
+        memcpy(out, pw, *len + 1);
+    } else {
+        if (!fgets(out, (int)size, stdin))
+            return cli_usage_error(prog, "no password (--password, PARLEY_PASSWORD or stdin)");
+        *len = strcspn(out, "\r\n");
+        out[*len] = '\0';
+    }
+    if (*len < PASSWORD_MIN || *len > PASSWORD_MAX)
+        return cli_usage_error(prog, "password must be %d to %d bytes", PASSWORD_MIN, PASSWORD_MAX);
+    return 0;
+}
+
+/* Queues (pipelined) or runs one register script call. */
+static void cli_register_argv(const char *name, const char *hash, const char *created,
+                              char keybuf[KEYS_MAX], const char *argv[5])
+{
+    argv[0] = keys_fmt(keybuf, KEYS_MAX, KEY_ACCOUNT, name);
+    argv[1] = KEY_USERS;
+    argv[2] = name;
+    argv[3] = hash;
+    argv[4] = created;
+}
+
+int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    const char *pwflag = NULL;
+    const config_opt opts[] = {
+        {"password", NULL, CONFIG_STR, &pwflag, 0, 0, "password (else PARLEY_PASSWORD or stdin)"},
+    };
+    char *pos[1], pw[PASSWORD_MAX + 2], hash[PASSWORD_HASH_MAX], key[KEYS_MAX], created[24];
+    const char *av[5];
+    size_t pwlen;
+    int npos;
+
+    if (cli_args(prog, ctx->usage, opts, 1, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
+    if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
+    if (!proto_valid_user(pos[0], strlen(pos[0])))
+        return cli_usage_error(prog, "bad user name '%s' (1 to 32 of a-z 0-9 _ . -)", pos[0]);
+    if (cli_password(prog, pwflag, pw, sizeof(pw), &pwlen) != 0) return CLI_USAGE;
+    redisContext *c = cli_redis(ctx);
+    if (!c) return CLI_FAIL;
+    if (password_init() != 0 || password_hash(pw, pwlen, hash) != 0)
+        return cli_fail("cannot hash the password");
+    snprintf(created, sizeof(created), "%lld", cli_now_ms());
+    cli_register_argv(pos[0], hash, created, key, av);
+    redisReply *r = cli_eval(c, SCRIPT_REGISTER, 2, 3, av, NULL);
+    if (!r) return CLI_FAIL;
+    int rc = CLI_OK;
+    if (r->type == REDIS_REPLY_ERROR)
+        rc = cli_fail("redis: %s", r->str);
+    else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        printf("created %s\n", pos[0]);
+    else
+        rc = cli_fail("user %s already exists", pos[0]);
+    freeReplyObject(r);
+    return rc;
+}
+
+static int cli_load_script(redisContext *c, script_id id)
+{
+    const char *av[] = {"SCRIPT", "LOAD", scripts_source(id)};
+    redisReply *r = redisCommandArgv(c, 3, av, NULL);
+    if (!r) return cli_fail("redis: %s", c->errstr);
+    int rc = r->type == REDIS_REPLY_ERROR ? cli_fail("redis: %s", r->str) : CLI_OK;
+    freeReplyObject(r);
+    return rc;
+}
+
+int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    const char *pwflag = NULL, *prefix = "bench";
+    long long start = 0;
+    const config_opt opts[] = {
+        {"prefix", NULL, CONFIG_STR, &prefix, 0, 0, "name prefix"},
+        {"start", NULL, CONFIG_INT, &start, 0, 1000000000000LL, "first number"},
+        {"password", NULL, CONFIG_STR, &pwflag, 0, 0, "password (else PARLEY_PASSWORD or stdin)"},
+    };
+    char *pos[1], *end, pw[PASSWORD_MAX + 2], hash[PASSWORD_HASH_MAX], created[24];
+    size_t pwlen;
+    int npos;
+    long long n, made = 0, taken = 0;
+
+    if (cli_args(prog, ctx->usage, opts, 3, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
+    if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
+    n = strtoll(pos[0], &end, 10);
+    if (*pos[0] == '\0' || *end || n < 1 || n > 10000000)
+        return cli_usage_error(prog, "N must be an integer in [1, 10000000]");
+    {
+        char probe[80];
+        int plen = snprintf(probe, sizeof(probe), "%s%lld", prefix, start + n - 1);
+        if (plen >= (int)sizeof(probe) || !proto_valid_user(probe, (size_t)plen) ||
+            !proto_valid_user(prefix, strlen(prefix)))
+            return cli_usage_error(prog, "names %s%lld.. are not valid user names", prefix, start);
+    }
+    if (cli_password(prog, pwflag, pw, sizeof(pw), &pwlen) != 0) return CLI_USAGE;
+    redisContext *c = cli_redis(ctx);
+    if (!c) return CLI_FAIL;
+    /* loaded first, so the pipelined EVALSHAs below never meet NOSCRIPT */
+    if (cli_load_script(c, SCRIPT_REGISTER) != CLI_OK) return CLI_FAIL;
+    if (password_init() != 0 || password_hash(pw, pwlen, hash) != 0)
+        return cli_fail("cannot hash the password");
+    snprintf(created, sizeof(created), "%lld", cli_now_ms());
+
+    const char *sha = scripts_sha(SCRIPT_REGISTER);
+    for (long long base = 0; base < n; base += CLI_BULK_BATCH) {
+        long long cnt = n - base < CLI_BULK_BATCH ? n - base : CLI_BULK_BATCH;
+        for (long long i = 0; i < cnt; i++) {
+            char name[80], key[KEYS_MAX];
+            const char *av[8] = {"EVALSHA", sha, "2"};
+            snprintf(name, sizeof(name), "%s%lld", prefix, start + base + i);
+            cli_register_argv(name, hash, created, key, av + 3);
+            if (redisAppendCommandArgv(c, 8, av, NULL) != REDIS_OK)
+                return cli_fail("redis: %s", c->errstr);
+        }
+        for (long long i = 0; i < cnt; i++) {
+            redisReply *r;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK || !r)
+                return cli_fail("redis: %s", c->errstr);
+            if (r->type == REDIS_REPLY_ERROR) {
+                cli_fail("redis: %s", r->str);
+                freeReplyObject(r);
+                return CLI_FAIL;
+            }
+            if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+                made++;
+            else
+                taken++;
+            freeReplyObject(r);
+        }
+    }
+    printf("created %lld users %s%lld..%s%lld (%lld already existed)\n", made, prefix, start,
+           prefix, start + n - 1, taken);
+    return CLI_OK;
+}
+
+int cli_cmd_token(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    long long ttl = 604800;
+    const config_opt opts[] = {
+        {"ttl", NULL, CONFIG_INT, &ttl, 1, 315360000, "token lifetime, seconds"},
+    };
+    char *pos[1], key[KEYS_MAX], tok[TOKEN_MAX];
+    int npos;
+
+    if (cli_args(prog, ctx->usage, opts, 1, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
+    if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
+    if (!proto_valid_user(pos[0], strlen(pos[0])))
+        return cli_usage_error(prog, "bad user name '%s'", pos[0]);
+    if (strcmp(ctx->secret, CLI_DEV_SECRET) == 0)
+        fprintf(stderr, "parley: warning: using the local-only development secret\n");
+    redisContext *c = cli_redis(ctx);
+    if (!c) return CLI_FAIL;
+    redisReply *r = redisCommand(c, "EXISTS %s", keys_fmt(key, sizeof(key), KEY_ACCOUNT, pos[0]));
+    if (!r) return cli_fail("redis: %s", c->errstr);
+    int exists = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    if (!exists) return cli_fail("no such user: %s", pos[0]);
+    if (token_mint(ctx->secret, pos[0], (int64_t)time(NULL) + ttl, tok, sizeof(tok)) < 0)
+        return cli_fail("cannot mint a token for %s", pos[0]);
+    printf("%s\n", tok);
+    return CLI_OK;
+}
