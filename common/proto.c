@@ -417,7 +417,7 @@ int proto_decode(const char *buf, size_t len, msgpack_unpacked *u, int flags, pr
     if (proto_collect(&u->data, fl, err) < 0) return -1;
 
     proto_str kind;
-    if (proto_get_str(fl[F_KIND], "kind", 1, SIZE_MAX, &kind, err) < 0) return -1;
+    if (proto_get_str(fl[F_KIND], "kind", 0, SIZE_MAX, &kind, err) < 0) return -1;
 
     static const struct {
         const char *name;

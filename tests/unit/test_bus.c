@@ -1,0 +1,169 @@
+/* test_bus.c - pub/sub envelopes: text round trip, deliveries as Lua
+ * cmsgpack builds them (str or bin frame, any key order), malformed ones. */
+#include "bus.h"
+#include "unit.h"
+
+static msgpack_sbuffer sb;
+static msgpack_unpacked up;
+
+static int str_is(proto_str s, const char *lit)
+{
+    return s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
+}
+
+static int deliv(const char *spec, bus_delivery *d)
+{
+    msgpack_sbuffer_clear(&sb);
+    mp_build(&sb, spec);
+    return bus_dec_delivery(sb.data, sb.size, &up, d);
+}
+
+static int text(const char *spec, bus_text *m)
+{
+    msgpack_sbuffer_clear(&sb);
+    mp_build(&sb, spec);
+    return bus_dec_text(sb.data, sb.size, &up, m);
+}
+
+#define S(lit) ((proto_str){lit, sizeof(lit) - 1})
+
+static void test_text(void)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bus_text in = {S("alice"), S("gw-1:8080"), S("#dev"), S("h\xc3\xa9llo"), S("c1"), 42}, out;
+
+    msgpack_sbuffer_clear(&sb);
+    bus_enc_text(&pk, &in);
+    int rc = bus_dec_text(sb.data, sb.size, &up, &out);
+    CHECK(rc == 0 && str_is(out.from, "alice") && str_is(out.gw, "gw-1:8080") &&
+              str_is(out.to, "#dev") && str_is(out.data, "h\xc3\xa9llo") && str_is(out.cid, "c1") &&
+              out.conn == 42,
+          "text round trip");
+    in.cid = S("");
+    in.conn = UINT64_C(1) << 40;
+    msgpack_sbuffer_clear(&sb);
+    bus_enc_text(&pk, &in);
+    rc = bus_dec_text(sb.data, sb.size, &up, &out);
+    CHECK(rc == 0 && out.cid.len == 0 && out.conn == (UINT64_C(1) << 40), "empty cid, big conn");
+
+    bus_text m;
+    CHECK(text("{7 s:cid s:c s:data s:x s:to s:bob s:c i:1 s:g s:g1 s:u s:al s:t s:text", &m) == 0,
+          "any key order");
+    CHECK(text("{8 s:t s:text s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c s:zz n",
+               &m) == 0,
+          "unknown key ignored");
+
+    const char *bad[] = {
+        "{6 s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c",
+        "{7 s:t s:u s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c",
+        "{7 s:t s:text s:u s:Al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c",
+        "{7 s:t s:text s:u s:al s:g s:g#1 s:c i:1 s:to s:bob s:data s:x s:cid s:c",
+        "{7 s:t s:text s:u s:al s:g s:g1 s:c i:0 s:to s:bob s:data s:x s:cid s:c",
+        "{7 s:t s:text s:u s:al s:g s:g1 s:c i:-1 s:to s:bob s:data s:x s:cid s:c",
+        "{7 s:t s:text s:u s:al s:g s:g1 s:c d:1 s:to s:bob s:data s:x s:cid s:c",
+        "{7 s:t s:text s:u s:al s:g s:g1 s:c i:1 s:to s:BOB s:data s:x s:cid s:c",
+        "{7 s:t s:text s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data x:c0af s:cid s:c",
+        "{7 s:t s:text s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data b:x s:cid s:c",
+        "{7 s:t s:text s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid S:65",
+        "{6 s:t s:text s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x",
+        "{8 s:t s:text s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c s:u s:al",
+        "{7 s:t s:text s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c r:00",
+        "[7 s:t s:text s:u s:al s:g s:g1 s:c i:1 s:to s:bob",
+        "r:c1",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(text(bad[i], &m) == -1, "bad text envelope %zu: %s", i, bad[i]);
+}
+
+static void test_delivery(void)
+{
+    bus_delivery d;
+    int rc = deliv("{4 s:t s:u s:u s:bob s:s i:7 s:f s:FRAME", &d);
+    CHECK(rc == 0 && d.t == BUS_TO_USER && str_is(d.user, "bob") && d.seq == 7 &&
+              str_is(d.frame, "FRAME") && d.except.len == 0,
+          "to user, str frame");
+    rc = deliv("{5 s:x s:gw1#9 s:f b:FRAME s:u s:bob s:t s:u s:s i:3", &d);
+    CHECK(rc == 0 && d.t == BUS_TO_USER && str_is(d.except, "gw1#9") && str_is(d.frame, "FRAME") &&
+              d.seq == 3,
+          "to user, bin frame, except, any order");
+    rc = deliv("{3 s:t s:u s:u s:bob s:f s:F", &d);
+    CHECK(rc == 0 && d.seq == 0, "no seq (typing)");
+    rc = deliv("{4 s:t s:c s:c u:12 s:f s:ACK s:s i:5", &d);
+    CHECK(rc == 0 && d.t == BUS_TO_CONN && d.conn == 12 && d.seq == 5 && str_is(d.frame, "ACK"),
+          "to connection");
+    rc = deliv("{3 s:t s:c s:c i:1 s:f s:ERR", &d);
+    CHECK(rc == 0 && d.seq == 0 && d.conn == 1, "to connection without seq");
+    rc = deliv("{4 s:t s:c s:c i:1 s:f s:ERR s:zz [1 n", &d);
+    CHECK(rc == 0, "unknown key ignored");
+    rc = deliv("{4 s:t s:c s:c i:1 s:f s:ERR s:s n", &d);
+    CHECK(rc == 0 && d.seq == 0, "nil seq is absent");
+
+    /* the frame bytes point into the buffer, unchanged */
+    msgpack_sbuffer fb;
+    msgpack_sbuffer_init(&fb);
+    mp_build(&fb, "{2 s:kind s:online s:from s:bob");
+    msgpack_sbuffer_clear(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    proto_pack_str(&pk, "t", 1);
+    proto_pack_str(&pk, "u", 1);
+    proto_pack_str(&pk, "u", 1);
+    proto_pack_str(&pk, "eve", 3);
+    proto_pack_str(&pk, "f", 1);
+    msgpack_pack_bin(&pk, fb.size);
+    msgpack_pack_bin_body(&pk, fb.data, fb.size);
+    rc = bus_dec_delivery(sb.data, sb.size, &up, &d);
+    CHECK(rc == 0 && d.frame.len == fb.size && memcmp(d.frame.p, fb.data, fb.size) == 0 &&
+              d.frame.p >= sb.data && d.frame.p < sb.data + sb.size,
+          "frame bytes verbatim, in the buffer");
+    msgpack_sbuffer_destroy(&fb);
+
+    const char *bad[] = {
+        "",
+        "r:c1",
+        "s:hello",
+        "[3 s:t s:u s:f",
+        "{3 s:t s:u s:u s:bob s:f s:F r:00",
+        "{2 s:u s:bob s:f s:F",                         /* no t */
+        "{3 s:t s:z s:u s:bob s:f s:F",                 /* unknown t */
+        "{3 s:t s:uu s:u s:bob s:f s:F",                /* t too long */
+        "{3 s:t s: s:u s:bob s:f s:F",                  /* t empty */
+        "{3 s:t b:u s:u s:bob s:f s:F",                 /* t bin */
+        "{2 s:t s:u s:f s:F",                           /* no user */
+        "{3 s:t s:u s:u s:Bob s:f s:F",                 /* bad user */
+        "{3 s:t s:u s:u b:bob s:f s:F",                 /* user bin */
+        "{2 s:t s:u s:u s:bob",                         /* no frame */
+        "{3 s:t s:u s:u s:bob s:f s:",                  /* empty frame */
+        "{3 s:t s:u s:u s:bob s:f i:1",                 /* frame int */
+        "{3 s:t s:u s:u s:bob s:f {0",                  /* frame map, not bytes */
+        "{4 s:t s:u s:u s:bob s:f s:F s:s i:0",         /* seq 0 */
+        "{4 s:t s:u s:u s:bob s:f s:F s:s i:-2",        /* seq negative */
+        "{4 s:t s:u s:u s:bob s:f s:F s:s d:2",         /* seq float */
+        "{4 s:t s:u s:u s:bob s:f s:F s:s s:2",         /* seq str */
+        "{4 s:t s:u s:u s:bob s:f s:F s:x i:2",         /* except int */
+        "{2 s:t s:c s:f s:F",                           /* no conn */
+        "{3 s:t s:c s:c i:0 s:f s:F",                   /* conn 0 */
+        "{3 s:t s:c s:c s:1 s:f s:F",                   /* conn str */
+        "{3 s:t s:c s:c d:1.0 s:f s:F",                 /* conn float */
+        "{3 s:t s:c s:c u:9223372036854775808 s:f s:F", /* conn > int64 */
+        "{4 s:t s:c s:c i:1 s:f s:F s:f s:G",           /* duplicate f */
+        "{4 s:t s:c s:c i:1 s:f s:F i:1 s:G",           /* int key */
+        "r:dfffffffff",                                 /* huge map */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(deliv(bad[i], &d) == -1, "bad delivery %zu: %s", i, bad[i]);
+}
+
+int main(void)
+{
+    msgpack_sbuffer_init(&sb);
+    msgpack_unpacked_init(&up);
+    test_text();
+    test_delivery();
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    return unit_done();
+}

@@ -1,0 +1,66 @@
+/* test_keys.c - key formats, 1:1 conversation keys, routing slots. */
+#include "keys.h"
+#include "unit.h"
+
+int main(void)
+{
+    char b[KEYS_MAX];
+    CHECK(strcmp(keys_fmt(b, sizeof b, KEY_ACCOUNT, "alice"), "parley:{u:alice}:account") == 0,
+          "account: %s", b);
+    CHECK(strcmp(keys_fmt(b, sizeof b, KEY_INBOX, "bob"), "parley:{u:bob}:inbox") == 0, "inbox");
+    CHECK(strcmp(keys_fmt(b, sizeof b, KEY_CID, "bob", 3, "c12345"), "parley:{u:bob}:cid:c12") == 0,
+          "cid with length: %s", b);
+    CHECK(strcmp(keys_fmt(b, sizeof b, KEY_HISTORY, "alice|bob"), "parley:{c:alice|bob}:history") ==
+              0,
+          "history");
+    CHECK(strcmp(keys_fmt(b, sizeof b, KEY_SLOT, 63u), "parley:slot:63") == 0, "slot key");
+    CHECK(strcmp(keys_fmt(b, sizeof b, CHAN_ROUTER, 7u), "parley:rt:7") == 0, "router channel");
+    CHECK(strcmp(keys_fmt(b, sizeof b, CHAN_GW, "gw1:8080"), "parley:gw:gw1:8080") == 0,
+          "gateway channel");
+    CHECK(strcmp(keys_fmt(b, sizeof b, CHAN_PRESENCE, "eve"), "parley:presence:eve") == 0,
+          "presence channel");
+    CHECK(strcmp(keys_fmt(b, sizeof b, KEY_GW_ALIVE, "g"), "parley:gw:g:alive") == 0, "alive");
+    CHECK(strcmp(KEY_USERS, "parley:users") == 0 && strcmp(KEY_IDS, "parley:ids") == 0, "globals");
+    char small[8];
+    keys_fmt(small, sizeof small, KEY_USERS "%s", "");
+    CHECK(strlen(small) == 7, "truncates safely");
+
+    /* the longest key fits in KEYS_MAX */
+    char cid[65];
+    memset(cid, 'c', 64);
+    cid[64] = '\0';
+    keys_fmt(b, sizeof b, KEY_CID, "abcdefghijklmnopqrstuvwxyz012345", 64, cid);
+    CHECK(strlen(b) == 7 + 3 + 32 + 1 + 5 + 64, "longest cid key %zu", strlen(b));
+
+    CHECK(keys_conv_pair(b, sizeof b, "bob", "alice") == 9 && strcmp(b, "alice|bob") == 0,
+          "pair sorted: %s", b);
+    CHECK(keys_conv_pair(b, sizeof b, "alice", "bob") == 9 && strcmp(b, "alice|bob") == 0,
+          "pair already sorted");
+    CHECK(keys_conv_pair(b, sizeof b, "al", "al.x") == 7 && strcmp(b, "al|al.x") == 0,
+          "prefix sorts first");
+    CHECK(keys_conv_pair(b, sizeof b, "z", "Z") == 3 && strcmp(b, "Z|z") == 0, "bytewise");
+    CHECK(keys_conv_pair(b, sizeof b, "me", "me") == 5 && strcmp(b, "me|me") == 0, "self");
+    CHECK(keys_conv_pair(b, 9, "alice", "bob") == -1, "too small");
+    CHECK(keys_conv_pair(b, 10, "alice", "bob") == 9, "exact fit");
+
+    /* FNV-1a 32: known vectors, then mod 64 */
+    CHECK(keys_slot("", 0) == 2166136261u % 64, "empty");
+    CHECK(keys_slot("a", 1) == 0xe40c292cu % 64, "a: %u", keys_slot("a", 1));
+    CHECK(keys_slot("foobar", 6) == 0xbf9cf968u % 64, "foobar: %u", keys_slot("foobar", 6));
+    CHECK(keys_slot("alice|bob", 9) == 32 && keys_slot("#dev", 4) == 41, "stable slots");
+    CHECK(keys_slot("alice|bob", 9) == keys_slot("alice|bob!", 9), "uses len");
+    unsigned seen[PARLEY_SLOTS] = {0};
+    for (int i = 0; i < 1000; i++) {
+        /* not "u%d|v%d": FNV-1a's low bit is the XOR of the bytes' low bits,
+         * so a key repeating the same digits would only reach even slots */
+        int l = snprintf(b, sizeof b, "alice|user%d", i);
+        unsigned s = keys_slot(b, (size_t)l);
+        CHECK(s < PARLEY_SLOTS, "in range");
+        seen[s]++;
+    }
+    int used = 0;
+    for (unsigned i = 0; i < PARLEY_SLOTS; i++)
+        used += seen[i] > 0;
+    CHECK(used == PARLEY_SLOTS, "1000 conversations use all slots (%d)", used);
+    return unit_done();
+}

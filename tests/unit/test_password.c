@@ -1,0 +1,39 @@
+/* test_password.c - argon2id hashes: hash and verify, wrong password,
+ * malformed hashes. */
+#include "password.h"
+#include "unit.h"
+
+int main(void)
+{
+    char h1[PASSWORD_HASH_MAX], h2[PASSWORD_HASH_MAX];
+    CHECK(password_init() == 0 && password_init() == 0, "init twice");
+    CHECK(password_hash("correct horse", 13, h1) == 0, "hash");
+    CHECK(strncmp(h1, "$argon2id$", 10) == 0, "argon2id string: %s", h1);
+    CHECK(password_verify(h1, "correct horse", 13) == 0, "verify ok");
+    CHECK(password_verify(h1, "correct horsf", 13) == -1, "wrong password");
+    CHECK(password_verify(h1, "correct hors", 12) == -1, "prefix of password");
+    CHECK(password_verify(h1, "correct horse!", 14) == -1, "longer password");
+    CHECK(password_hash("correct horse", 13, h2) == 0 && strcmp(h1, h2) != 0, "salted");
+    CHECK(password_verify(h2, "correct horse", 13) == 0, "second hash verifies");
+
+    /* length-counted, so embedded NUL bytes matter */
+    CHECK(password_hash("ab\0cdefgh", 9, h2) == 0, "hash with NUL");
+    CHECK(password_verify(h2, "ab\0cdefgh", 9) == 0, "verify with NUL");
+    CHECK(password_verify(h2, "ab\0cdefgX", 9) == -1, "after NUL differs");
+
+    CHECK(password_verify("", "x", 1) == -1, "empty hash");
+    CHECK(password_verify("not a hash", "x", 1) == -1, "garbage hash");
+    CHECK(password_verify(NULL, "x", 1) == -1, "NULL hash");
+    strcpy(h2, h1);
+    h2[strlen(h2) - 3] = h2[strlen(h2) - 3] == 'A' ? 'B' : 'A';
+    CHECK(password_verify(h2, "correct horse", 13) == -1, "tampered hash");
+    strcpy(h2, h1);
+    h2[20] = '\0';
+    CHECK(password_verify(h2, "correct horse", 13) == -1, "truncated hash");
+    char longh[300];
+    memset(longh, 'a', sizeof longh - 1);
+    longh[sizeof longh - 1] = '\0';
+    memcpy(longh, "$argon2id$", 10);
+    CHECK(password_verify(longh, "correct horse", 13) == -1, "over-long hash");
+    return unit_done();
+}

@@ -1,0 +1,470 @@
+/* test_proto.c - client frame decoding (every refusal the contract names, and
+ * a valid frame of every kind) and the server frame encoders. */
+#include "proto.h"
+#include "unit.h"
+
+#define KT "{4 s:kind s:text " /* text frame prefix: add 3 pairs */
+
+typedef struct bad_case {
+    const char *name;
+    const char *spec; /* mp_build spec */
+    const char *code; /* expected error code */
+    int close;
+    int flags;
+} bad_case;
+
+static const bad_case bad_cases[] = {
+    /* undecodable: bad_frame, close 1007 */
+    {"empty input", "", "bad_frame", 1007, 0},
+    {"not msgpack (0xc1)", "r:c1", "bad_frame", 1007, 0},
+    {"json text", "r:7b226b696e64223a2274657874227d", "bad_frame", 1007, 0},
+    {"truncated map", "{2 s:kind s:text s:to", "bad_frame", 1007, 0},
+    {"truncated str", "r:81a46b696e64a374", "bad_frame", 1007, 0},
+    {"truncated str32", "r:81a46b696e64dbffffffff7465", "bad_frame", 1007, 0},
+    {"array instead of map", "[2 s:kind s:text", "bad_frame", 1007, 0},
+    {"str instead of map", "s:hello", "bad_frame", 1007, 0},
+    {"int instead of map", "i:5", "bad_frame", 1007, 0},
+    {"nil instead of map", "n", "bad_frame", 1007, 0},
+    {"trailing byte", "{1 s:kind s:typing r:00", "bad_frame", 1007, 0},
+    {"two maps", "{1 s:kind s:typing {1 s:kind s:typing", "bad_frame", 1007, 0},
+    {"array32 of 4G items", "r:ddffffffff", "bad_frame", 1007, 0},
+    {"map32 of 4G pairs", "r:dfffffffff", "bad_frame", 1007, 0},
+    {"huge array inside map", "{2 s:kind s:typing s:z r:ddfffffff0", "bad_frame", 1007, 0},
+    {"map16 beyond buffer", "r:de0400a16ba174", "bad_frame", 1007, 0},
+    {"bin32 beyond buffer", "r:81a16bc60010000000", "bad_frame", 1007, 0},
+    {"ext beyond buffer", "r:81a16bc7200100", "bad_frame", 1007, 0},
+
+    /* kind */
+    {"empty map", "{0", "bad_field", 0, 0},
+    {"no kind", "{1 s:to s:bob", "bad_field", 0, 0},
+    {"kind is int", "{1 s:kind i:1", "bad_field", 0, 0},
+    {"kind is bin", "{1 s:kind b:text", "bad_field", 0, 0},
+    {"kind is nil", "{1 s:kind n", "bad_field", 0, 0},
+    {"kind is array", "{1 s:kind [1 s:text", "bad_field", 0, 0},
+    {"kind invalid utf8", "{1 s:kind x:74c0af", "bad_field", 0, 0},
+    {"unknown kind", "{1 s:kind s:shout", "unknown_kind", 0, 0},
+    {"kind upper case", "{1 s:kind s:TEXT", "unknown_kind", 0, 0},
+    {"kind empty", "{1 s:kind s:", "unknown_kind", 0, 0},
+    {"seed-only kind", "{1 s:kind s:online", "unknown_kind", 0, 0},
+    {"int key", "{2 i:1 s:x s:kind s:typing", "bad_field", 0, 0},
+    {"bin key", "{2 b:kind s:typing s:to s:bob", "bad_field", 0, 0},
+    {"duplicate kind", "{3 s:kind s:typing s:to s:bob s:kind s:typing", "bad_field", 0, 0},
+    {"duplicate to", "{3 s:kind s:typing s:to s:bob s:to s:eve", "bad_field", 0, 0},
+
+    /* text */
+    {"text no to", "{3 s:kind s:text s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"text no data", "{3 s:kind s:text s:to s:bob s:cid s:c1", "bad_field", 0, 0},
+    {"text no cid", "{3 s:kind s:text s:to s:bob s:data s:hi", "bad_field", 0, 0},
+    {"text nil cid", KT "s:to s:bob s:data s:hi s:cid n", "bad_field", 0, 0},
+    {"cid empty", KT "s:to s:bob s:data s:hi s:cid s:", "bad_field", 0, 0},
+    {"cid 65 bytes", KT "s:to s:bob s:data s:hi s:cid S:65", "bad_field", 0, 0},
+    {"cid int", KT "s:to s:bob s:data s:hi s:cid i:7", "bad_field", 0, 0},
+    {"cid bin", KT "s:to s:bob s:data s:hi s:cid b:c1", "bad_field", 0, 0},
+    {"cid invalid utf8", KT "s:to s:bob s:data s:hi s:cid x:ff", "bad_field", 0, 0},
+    {"cid empty, dev mode", KT "s:to s:bob s:data s:hi s:cid s:", "bad_field", 0, 1},
+    {"to upper case", KT "s:to s:Bob s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to 33 chars", KT "s:to S:33 s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to empty", KT "s:to s: s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to space", KT "s:to x:626f6220 s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to with #", KT "s:to s:a#b s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to bare #", KT "s:to s:# s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to ##a", KT "s:to s:##a s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to #Upper", KT "s:to s:#Dev s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to colon", KT "s:to s:a:b s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to int", KT "s:to i:3 s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to bin", KT "s:to b:bob s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"to nil", KT "s:to n s:data s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"data bin", KT "s:to s:bob s:data b:hi s:cid s:c1", "bad_field", 0, 0},
+    {"data int", KT "s:to s:bob s:data i:1 s:cid s:c1", "bad_field", 0, 0},
+    {"data float", KT "s:to s:bob s:data d:1.5 s:cid s:c1", "bad_field", 0, 0},
+    {"data array", KT "s:to s:bob s:data [1 s:hi s:cid s:c1", "bad_field", 0, 0},
+    {"data empty", KT "s:to s:bob s:data s: s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 overlong 2", KT "s:to s:bob s:data x:c0af s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 overlong 3", KT "s:to s:bob s:data x:e080af s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 overlong 4", KT "s:to s:bob s:data x:f08082af s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 surrogate", KT "s:to s:bob s:data x:eda080 s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 low surrogate", KT "s:to s:bob s:data x:edbfbf s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 > U+10FFFF", KT "s:to s:bob s:data x:f4908080 s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 f5 lead", KT "s:to s:bob s:data x:f5808080 s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 truncated 3", KT "s:to s:bob s:data x:41e282 s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 truncated 2", KT "s:to s:bob s:data x:c3 s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 lone continuation", KT "s:to s:bob s:data x:4180 s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 bad continuation", KT "s:to s:bob s:data x:e228a1 s:cid s:c1", "bad_field", 0, 0},
+    {"utf8 byte ff", KT "s:to s:bob s:data x:ff s:cid s:c1", "bad_field", 0, 0},
+
+    /* sync */
+    {"sync no after", "{2 s:kind s:sync s:epoch s:e1", "bad_field", 0, 0},
+    {"sync no epoch", "{2 s:kind s:sync s:after i:0", "bad_field", 0, 0},
+    {"sync after -1", "{3 s:kind s:sync s:after i:-1 s:epoch s:e1", "bad_field", 0, 0},
+    {"sync after float", "{3 s:kind s:sync s:after d:3.0 s:epoch s:e1", "bad_field", 0, 0},
+    {"sync after str", "{3 s:kind s:sync s:after s:3 s:epoch s:e1", "bad_field", 0, 0},
+    {"sync after bool", "{3 s:kind s:sync s:after T s:epoch s:e1", "bad_field", 0, 0},
+    {"sync after > int64", "{3 s:kind s:sync s:after u:9223372036854775808 s:epoch s:e1",
+     "bad_field", 0, 0},
+    {"sync epoch empty", "{3 s:kind s:sync s:after i:0 s:epoch s:", "bad_field", 0, 0},
+    {"sync epoch 65", "{3 s:kind s:sync s:after i:0 s:epoch S:65", "bad_field", 0, 0},
+    {"sync epoch int", "{3 s:kind s:sync s:after i:0 s:epoch i:5", "bad_field", 0, 0},
+
+    /* read */
+    {"read upto 0", "{3 s:kind s:read s:with s:bob s:upto i:0", "bad_field", 0, 0},
+    {"read upto -3", "{3 s:kind s:read s:with s:bob s:upto i:-3", "bad_field", 0, 0},
+    {"read upto float", "{3 s:kind s:read s:with s:bob s:upto d:2.5", "bad_field", 0, 0},
+    {"read no upto", "{2 s:kind s:read s:with s:bob", "bad_field", 0, 0},
+    {"read no with", "{2 s:kind s:read s:upto i:4", "bad_field", 0, 0},
+    {"read with bad", "{3 s:kind s:read s:with s:BOB s:upto i:4", "bad_field", 0, 0},
+
+    /* typing */
+    {"typing no to", "{1 s:kind s:typing", "bad_field", 0, 0},
+    {"typing to bad", "{2 s:kind s:typing s:to s:b/b", "bad_field", 0, 0},
+
+    /* history */
+    {"history no with", "{1 s:kind s:history", "bad_field", 0, 0},
+    {"history limit 0", "{3 s:kind s:history s:with s:bob s:limit i:0", "bad_field", 0, 0},
+    {"history limit 101", "{3 s:kind s:history s:with s:bob s:limit i:101", "bad_field", 0, 0},
+    {"history limit -1", "{3 s:kind s:history s:with s:bob s:limit i:-1", "bad_field", 0, 0},
+    {"history limit float", "{3 s:kind s:history s:with s:bob s:limit d:10", "bad_field", 0, 0},
+    {"history limit str", "{3 s:kind s:history s:with s:bob s:limit s:10", "bad_field", 0, 0},
+    {"history before 0", "{3 s:kind s:history s:with s:bob s:before i:0", "bad_field", 0, 0},
+    {"history before -5", "{3 s:kind s:history s:with s:bob s:before i:-5", "bad_field", 0, 0},
+
+    /* group */
+    {"group no op", "{3 s:kind s:group s:name s:#dev s:members [0", "bad_field", 0, 0},
+    {"group op delete", "{3 s:kind s:group s:op s:delete s:name s:#dev", "bad_field", 0, 0},
+    {"group op int", "{3 s:kind s:group s:op i:1 s:name s:#dev", "bad_field", 0, 0},
+    {"group op upper", "{3 s:kind s:group s:op s:JOIN s:name s:#dev", "bad_field", 0, 0},
+    {"group no name", "{2 s:kind s:group s:op s:join", "bad_field", 0, 0},
+    {"group name no #", "{3 s:kind s:group s:op s:join s:name s:dev", "bad_field", 0, 0},
+    {"group name bare #", "{3 s:kind s:group s:op s:join s:name s:#", "bad_field", 0, 0},
+    {"group name 34",
+     "{3 s:kind s:group s:op s:join s:name x:23" /* '#' + 33 */
+     "616161616161616161616161616161616161616161616161616161616161616161",
+     "bad_field", 0, 0},
+    {"create no members", "{3 s:kind s:group s:op s:create s:name s:#dev", "bad_field", 0, 0},
+    {"create members str", "{4 s:kind s:group s:op s:create s:name s:#dev s:members s:bob",
+     "bad_field", 0, 0},
+    {"create members map", "{4 s:kind s:group s:op s:create s:name s:#dev s:members {1 s:bob T",
+     "bad_field", 0, 0},
+    {"create member upper",
+     "{4 s:kind s:group s:op s:create s:name s:#dev s:members [2 s:bob s:Eve", "bad_field", 0, 0},
+    {"create member int", "{4 s:kind s:group s:op s:create s:name s:#dev s:members [1 i:1",
+     "bad_field", 0, 0},
+    {"create member group", "{4 s:kind s:group s:op s:create s:name s:#dev s:members [1 s:#ops",
+     "bad_field", 0, 0},
+    {"create member bin", "{4 s:kind s:group s:op s:create s:name s:#dev s:members [1 b:bob",
+     "bad_field", 0, 0},
+    {"add no members", "{3 s:kind s:group s:op s:add s:name s:#dev", "bad_field", 0, 0},
+    {"add empty members", "{4 s:kind s:group s:op s:add s:name s:#dev s:members [0", "bad_field", 0,
+     0},
+    {"open not bool", "{5 s:kind s:group s:op s:create s:name s:#dev s:members [0 s:open i:1",
+     "bad_field", 0, 0},
+    {"open str on join", "{4 s:kind s:group s:op s:join s:name s:#dev s:open s:true", "bad_field",
+     0, 0},
+};
+
+static msgpack_sbuffer sb;
+static msgpack_unpacked up;
+
+static int decode(const char *spec, int flags, proto_frame *f, proto_error *e)
+{
+    msgpack_sbuffer_clear(&sb);
+    mp_build(&sb, spec);
+    return proto_decode(sb.data, sb.size, &up, flags, f, e);
+}
+
+static int str_is(proto_str s, const char *lit)
+{
+    return s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
+}
+
+static void test_bad_table(void)
+{
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const bad_case *c = &bad_cases[i];
+        proto_frame f;
+        proto_error e;
+        int rc = decode(c->spec, c->flags, &f, &e);
+        CHECK(rc == -1, "%s: accepted", c->name);
+        if (rc != -1) continue;
+        CHECK(e.code && strcmp(e.code, c->code) == 0, "%s: code %s, want %s", c->name, e.code,
+              c->code);
+        CHECK(e.close == c->close, "%s: close %d, want %d", c->name, e.close, c->close);
+        CHECK(e.message[0] != '\0', "%s: empty message", c->name);
+    }
+}
+
+/* bad_field messages name the field; a text's own valid cid is returned. */
+static void test_error_details(void)
+{
+    proto_frame f;
+    proto_error e;
+    decode(KT "s:to s:Bob s:data s:hi s:cid s:c-42", 0, &f, &e);
+    CHECK(strstr(e.message, "'to'") != NULL, "message names the field: %s", e.message);
+    CHECK(str_is(e.cid, "c-42"), "error carries the text's cid");
+
+    decode(KT "s:to s:bob s:data b:hi s:cid s:c-43", 0, &f, &e);
+    CHECK(strstr(e.message, "'data'") != NULL, "message names data: %s", e.message);
+    CHECK(str_is(e.cid, "c-43"), "error carries the cid (bad data)");
+
+    decode(KT "s:to s:bob s:data s:hi s:cid S:65", 0, &f, &e);
+    CHECK(e.cid.len == 0, "a bad cid is not echoed");
+    CHECK(strstr(e.message, "'cid'") != NULL, "message names cid: %s", e.message);
+
+    decode("{2 s:kind s:typing s:to s:Bob", 0, &f, &e);
+    CHECK(e.cid.len == 0, "no cid outside text");
+
+    decode("{3 s:kind s:history s:with s:bob s:limit i:101", 0, &f, &e);
+    CHECK(strstr(e.message, "'limit'") != NULL, "message names limit: %s", e.message);
+
+    decode("{1 s:kind s:shout", 0, &f, &e);
+    CHECK(strstr(e.message, "shout") != NULL, "unknown kind is echoed: %s", e.message);
+    decode("{1 s:kind x:e282ac", 0, &f, &e);
+    CHECK(strcmp(e.code, "unknown_kind") == 0 && strstr(e.message, "\xe2") == NULL,
+          "non-ASCII kind not echoed");
+}
+
+static void test_members_limit(void)
+{
+    msgpack_packer pk;
+    proto_frame f;
+    proto_error e;
+    for (int n = 1000; n <= 1001; n++) {
+        msgpack_sbuffer_clear(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        mp_build(&sb, "{4 s:kind s:group s:op s:add s:name s:#big s:members");
+        msgpack_pack_array(&pk, (size_t)n);
+        for (int i = 0; i < n; i++) {
+            char name[16];
+            int l = snprintf(name, sizeof name, "u%d", i);
+            proto_pack_str(&pk, name, (size_t)l);
+        }
+        int rc = proto_decode(sb.data, sb.size, &up, 0, &f, &e);
+        if (n == 1000)
+            CHECK(rc == 0 && f.nmembers == 1000, "1000 members accepted");
+        else
+            CHECK(rc == -1 && strcmp(e.code, "bad_field") == 0, "1001 members refused");
+    }
+}
+
+static void test_deep_nesting(void)
+{
+    /* An ignored field nested deeper than msgpack-c's stack: refused as
+     * undecodable, never a crash. 20 levels inside is fine. */
+    char spec[1024] = "{2 s:kind s:typing s:to s:bob";
+    proto_frame f;
+    proto_error e;
+    CHECK(decode(spec, 0, &f, &e) == 0, "typing ok");
+    strcpy(spec, "{3 s:kind s:typing s:to s:bob s:deep");
+    for (int i = 0; i < 20; i++)
+        strcat(spec, " [1");
+    strcat(spec, " n");
+    CHECK(decode(spec, 0, &f, &e) == 0, "20 nested arrays in an unknown field are ignored");
+    strcpy(spec, "{3 s:kind s:typing s:to s:bob s:deep");
+    for (int i = 0; i < 200; i++)
+        strcat(spec, " [1");
+    strcat(spec, " n");
+    CHECK(decode(spec, 0, &f, &e) == -1 && strcmp(e.code, "bad_frame") == 0 && e.close == 1007,
+          "200 nested arrays: bad_frame");
+}
+
+static void test_valid(void)
+{
+    proto_frame f;
+    proto_error e;
+    int rc;
+
+    rc = decode(KT "s:to s:bob s:data s:hello s:cid s:c1", 0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_TEXT && str_is(f.to, "bob") && str_is(f.data, "hello") &&
+              str_is(f.cid, "c1"),
+          "text: %s", rc ? e.message : "fields");
+
+    /* seed-style: extra from and sent are ignored */
+    rc = decode("{6 s:kind s:text s:from s:mallory s:to s:bob s:data s:hi s:sent "
+                "i:1700000000000 s:cid s:c2",
+                0, &f, &e);
+    CHECK(rc == 0 && str_is(f.to, "bob") && str_is(f.cid, "c2"), "seed text with from/sent");
+    rc = decode("{5 s:kind s:text s:from s:mallory s:to s:bob s:data s:hi s:sent d:1.5", 1, &f, &e);
+    CHECK(rc == 0 && f.cid.len == 0, "seed text without cid in dev mode: %s", rc ? e.message : "");
+
+    rc = decode(KT "s:to s:#dev-team s:data x:f09f9880efbfbff48fbfbf00 s:cid S:64", 0, &f, &e);
+    CHECK(rc == 0 && str_is(f.to, "#dev-team") && f.data.len == 12 && f.cid.len == 64,
+          "text to group, 4-byte UTF-8, U+FFFF, U+10FFFF, NUL, 64-byte cid: %s",
+          rc ? e.message : "");
+    rc = decode(KT "s:to S:32 s:data s:x s:cid x:e282ac", 0, &f, &e);
+    CHECK(rc == 0 && f.to.len == 32 && f.cid.len == 3, "32-char user, multibyte cid");
+    rc = decode("{5 s:kind s:text s:to s:a.b_c-9 s:data s:x s:cid s:c s:extra {1 i:1 [2 n T", 0, &f,
+                &e);
+    CHECK(rc == 0 && str_is(f.to, "a.b_c-9"), "unknown nested field ignored");
+    rc = decode("{5 s:kind s:text s:to s:bob s:data s:x s:cid s:c i:7 s:x", 0, &f, &e);
+    CHECK(rc == -1, "non-string key refused even among extras");
+
+    rc = decode("{3 s:kind s:sync s:after i:0 s:epoch s:e-1", 0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_SYNC && f.after == 0 && str_is(f.epoch, "e-1"), "sync 0");
+    rc = decode("{3 s:kind s:sync s:after u:9223372036854775807 s:epoch S:64", 0, &f, &e);
+    CHECK(rc == 0 && f.after == INT64_MAX && f.epoch.len == 64, "sync max");
+    rc = decode("{3 s:kind s:sync s:after r:d005 s:epoch s:e", 0, &f, &e);
+    CHECK(rc == 0 && f.after == 5, "sync after as int8");
+
+    rc = decode("{3 s:kind s:read s:with s:bob s:upto i:42", 0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_READ && str_is(f.with, "bob") && f.upto == 42, "read");
+    rc = decode("{3 s:kind s:read s:with s:#dev s:upto u:1", 0, &f, &e);
+    CHECK(rc == 0 && str_is(f.with, "#dev") && f.upto == 1, "read group");
+
+    rc = decode("{2 s:kind s:typing s:to s:bob", 0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_TYPING && str_is(f.to, "bob"), "typing");
+
+    rc = decode("{2 s:kind s:history s:with s:bob", 0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_HISTORY && f.before == 0 && f.limit == 50, "history defaults");
+    rc = decode("{4 s:kind s:history s:with s:bob s:before i:99 s:limit i:100", 0, &f, &e);
+    CHECK(rc == 0 && f.before == 99 && f.limit == 100, "history before/limit");
+    rc = decode("{4 s:kind s:history s:with s:bob s:before n s:limit i:1", 0, &f, &e);
+    CHECK(rc == 0 && f.before == 0 && f.limit == 1, "history nil before = absent");
+
+    rc = decode("{5 s:kind s:group s:op s:create s:name s:#dev s:members [2 s:bob s:eve s:open T",
+                0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_GROUP && f.op == PROTO_OP_CREATE && str_is(f.name, "#dev") &&
+              f.nmembers == 2 && f.open == 1 && f.members &&
+              f.members->via.array.ptr[1].via.str.size == 3,
+          "group create: %s", rc ? e.message : "");
+    rc = decode("{4 s:kind s:group s:op s:create s:name s:#solo s:members [0", 0, &f, &e);
+    CHECK(rc == 0 && f.nmembers == 0 && f.open == 0, "group create alone, closed");
+    rc = decode("{3 s:kind s:group s:op s:join s:name s:#dev", 0, &f, &e);
+    CHECK(rc == 0 && f.op == PROTO_OP_JOIN, "group join");
+    rc = decode("{4 s:kind s:group s:op s:leave s:name s:#dev s:members s:ignored", 0, &f, &e);
+    CHECK(rc == 0 && f.op == PROTO_OP_LEAVE && f.members == NULL, "group leave ignores members");
+    rc = decode("{4 s:kind s:group s:op s:add s:name s:#dev s:members [1 s:zed", 0, &f, &e);
+    CHECK(rc == 0 && f.op == PROTO_OP_ADD && f.nmembers == 1, "group add");
+}
+
+/* Finds key in a decoded map. */
+static const msgpack_object *get(const msgpack_object *m, const char *key)
+{
+    if (m->type != MSGPACK_OBJECT_MAP) return NULL;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
+            memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
+            return &m->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static int obj_is(const msgpack_object *o, const char *lit)
+{
+    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(lit) &&
+           memcmp(o->via.str.ptr, lit, o->via.str.size) == 0;
+}
+
+static const msgpack_object *reparse(void)
+{
+    size_t off = 0;
+    if (msgpack_unpack_next(&up, sb.data, sb.size, &off) != MSGPACK_UNPACK_SUCCESS ||
+        off != sb.size)
+        return NULL;
+    return &up.data;
+}
+
+static void test_encoders(void)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const msgpack_object *m, *o;
+
+    msgpack_sbuffer_clear(&sb);
+    proto_str cid = {"c9", 2};
+    proto_enc_error(&pk, "bad_field", "field 'to' is bad", &cid);
+    m = reparse();
+    CHECK(m && m->via.map.size == 4 && obj_is(get(m, "kind"), "error") &&
+              obj_is(get(m, "code"), "bad_field") &&
+              obj_is(get(m, "message"), "field 'to' is bad") && obj_is(get(m, "cid"), "c9"),
+          "error with cid");
+    msgpack_sbuffer_clear(&sb);
+    proto_enc_error(&pk, "bad_frame", "not msgpack", NULL);
+    m = reparse();
+    CHECK(m && m->via.map.size == 3 && get(m, "cid") == NULL, "error without cid");
+
+    msgpack_sbuffer_clear(&sb);
+    proto_contact users[2] = {{"bob", 3, 1, 4}, {"#dev", 4, 0, 0}};
+    proto_enc_hello(&pk, "alice", 17, "ep1", 3, users, 2);
+    m = reparse();
+    CHECK(m && obj_is(get(m, "kind"), "hello") && obj_is(get(m, "user"), "alice") &&
+              obj_is(get(m, "epoch"), "ep1"),
+          "hello strings");
+    o = m ? get(m, "seq") : NULL;
+    CHECK(o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 == 17, "hello seq");
+    o = m ? get(m, "users") : NULL;
+    CHECK(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2, "hello users");
+    if (o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2) {
+        const msgpack_object *u0 = &o->via.array.ptr[0], *u1 = &o->via.array.ptr[1];
+        CHECK(obj_is(get(u0, "username"), "bob") &&
+                  get(u0, "online")->type == MSGPACK_OBJECT_BOOLEAN &&
+                  get(u0, "online")->via.boolean && get(u0, "unread")->via.u64 == 4,
+              "hello user 0");
+        CHECK(obj_is(get(u1, "username"), "#dev") && !get(u1, "online")->via.boolean &&
+                  get(u1, "unread")->type == MSGPACK_OBJECT_POSITIVE_INTEGER,
+              "hello user 1");
+    }
+    msgpack_sbuffer_clear(&sb);
+    proto_enc_hello(&pk, "alice", 0, "e", 1, NULL, 0);
+    m = reparse();
+    o = m ? get(m, "users") : NULL;
+    CHECK(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0, "hello no users");
+
+    msgpack_sbuffer_clear(&sb);
+    proto_enc_sync_end(&pk, 1, 9);
+    m = reparse();
+    CHECK(m && obj_is(get(m, "kind"), "sync") &&
+              get(m, "recovered")->type == MSGPACK_OBJECT_BOOLEAN &&
+              get(m, "recovered")->via.boolean && get(m, "seq")->via.u64 == 9,
+          "sync end");
+
+    msgpack_sbuffer_clear(&sb);
+    proto_enc_presence(&pk, 0, "bob", 3);
+    m = reparse();
+    CHECK(m && m->via.map.size == 2 && obj_is(get(m, "kind"), "offline") &&
+              obj_is(get(m, "from"), "bob"),
+          "offline");
+    msgpack_sbuffer_clear(&sb);
+    proto_enc_presence(&pk, 1, "bob", 3);
+    m = reparse();
+    CHECK(m && obj_is(get(m, "kind"), "online"), "online");
+
+    msgpack_sbuffer_clear(&sb);
+    proto_enc_typing(&pk, "alice", 5, "#dev", 4);
+    m = reparse();
+    CHECK(m && obj_is(get(m, "kind"), "typing") && obj_is(get(m, "from"), "alice") &&
+              obj_is(get(m, "to"), "#dev"),
+          "typing");
+}
+
+static void test_helpers(void)
+{
+    CHECK(proto_valid_user("a", 1), "user a");
+    CHECK(!proto_valid_user("", 0), "empty user");
+    CHECK(!proto_valid_user("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 33), "33-char user");
+    CHECK(!proto_valid_user("a b", 3), "space in user");
+    CHECK(!proto_valid_user("\xc3\xa9", 2), "non-ASCII user");
+    CHECK(proto_valid_group("#a", 2) && !proto_valid_group("#", 1) && !proto_valid_group("a", 1),
+          "groups");
+    CHECK(proto_valid_gwid("gw-1.example:8080", 17), "gwid");
+    CHECK(!proto_valid_gwid("gw#1", 4) && !proto_valid_gwid("", 0), "bad gwid");
+    CHECK(proto_valid_utf8("", 0), "empty utf8");
+    CHECK(proto_mp_check("\x81\xa1k\xa1v", 5) == 0, "mp_check ok");
+    CHECK(proto_mp_check("\x81\xa1k\xa1v\x00", 6) == 1, "mp_check trailing");
+    CHECK(proto_mp_check("\x81\xa1k", 3) == -1, "mp_check truncated");
+}
+
+int main(void)
+{
+    msgpack_sbuffer_init(&sb);
+    msgpack_unpacked_init(&up);
+    test_bad_table();
+    test_error_details();
+    test_members_limit();
+    test_deep_nesting();
+    test_valid();
+    test_encoders();
+    test_helpers();
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    return unit_done();
+}
