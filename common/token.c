@@ -37,7 +37,8 @@ static void token_sign(const char *secret, const char *msg, size_t len,
 
 int token_mint(const char *secret, const char *user, int64_t exp, char *out, size_t size)
 {
-    if (!secret || !user || exp < 0 || sodium_init() < 0) return -1;
+    /* verify accepts at most 18 digits of exp; never mint what it refuses */
+    if (!secret || !user || exp < 0 || exp > 999999999999999999LL || sodium_init() < 0) return -1;
     size_t ulen = strlen(user);
     if (!token_user_ok(user, ulen)) return -1;
 

@@ -105,6 +105,8 @@ int main(void)
     CHECK(token_mint(SECRET, "", NOW, t2, sizeof t2) == -1, "mint empty user");
     CHECK(token_mint(SECRET, "bob", -5, t2, sizeof t2) == -1, "mint negative exp");
     CHECK(token_mint(SECRET, "bob", NOW, t2, 20) == -1, "mint small buffer");
+    CHECK(token_mint(SECRET, "bob", 1000000000000000000LL, t2, sizeof t2) == -1,
+          "mint refuses a 19-digit exp");
     n = token_mint(SECRET, "abcdefghijklmnopqrstuvwxyz012345", INT64_MAX / 10, t2, sizeof t2);
     CHECK(n > 0 && n < TOKEN_MAX, "longest token fits");
     CHECK(token_verify(SECRET, t2, (size_t)n, NOW, user, NULL) == TOKEN_OK &&
