@@ -1,0 +1,275 @@
+/* deliver.c - router/script envelopes (parley:gw:ID) to local sessions.
+ *
+ * Each session tracks last_seq, the highest inbox seq it was sent. An envelope
+ * with seq s is sent when s == last_seq + 1, skipped when s <= last_seq (an
+ * entry the session already had, e.g. in the offline push or a sync), and when
+ * s > last_seq + 1 the missing entries are first fetched with the `sync`
+ * script. Acks ('c' envelopes) carry the seq of the sender's own inbox copy:
+ * they advance last_seq the same way but are always sent, and the fetched
+ * copy of that entry is never sent as a text to the session that wrote it.
+ *
+ * Until hello is out (OPENING) and while a fetch is in flight, envelopes wait
+ * in the session's dq, bounded like the send queue. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "gw.h"
+#include "keys.h"
+#include "log.h"
+#include "scripts.h"
+
+/* Reads kind, from, to, cid and seq of a client frame (any may be NULL).
+ * Returns 0 if buf is a msgpack map, else -1. */
+int deliver_frame_fields(const char *buf, size_t len, proto_str *kind, proto_str *from,
+                         proto_str *to, proto_str *cid, int64_t *seq)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    int rc = -1;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        rc = 0;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+            if (k->type != MSGPACK_OBJECT_STR)
+                continue;
+            proto_str *dst = NULL;
+            const char *kp = k->via.str.ptr;
+            uint32_t kl = k->via.str.size;
+            if (kl == 4 && !memcmp(kp, "kind", 4))
+                dst = kind;
+            else if (kl == 4 && !memcmp(kp, "from", 4))
+                dst = from;
+            else if (kl == 2 && !memcmp(kp, "to", 2))
+                dst = to;
+            else if (kl == 3 && !memcmp(kp, "cid", 3))
+                dst = cid;
+            else if (kl == 3 && !memcmp(kp, "seq", 3) && seq) {
+                if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    *seq = (int64_t)v->via.u64;
+                continue;
+            }
+            if (dst && (v->type == MSGPACK_OBJECT_STR || v->type == MSGPACK_OBJECT_BIN)) {
+                /* the strings point into buf: the zone only holds the tree */
+                dst->p = v->via.str.ptr;
+                dst->len = v->via.str.size;
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+/* Sends one frame to the session and learns contacts from it: the other party
+ * of a text, the recipient of an acked text. */
+void deliver_send(gw_session *s, dq_kind kind, const char *frame, size_t len)
+{
+    proto_str k = {0}, from = {0}, to = {0}, cid = {0};
+    ws_send(s, frame, len);
+    if (s->state == SESS_CLOSING)
+        return;
+    deliver_frame_fields(frame, len, &k, &from, &to, &cid, NULL);
+    if (k.len == 4 && !memcmp(k.p, "text", 4)) {
+        if (from.len == strlen(s->user) && !memcmp(from.p, s->user, from.len))
+            presence_follow(s, to.p, to.len);
+        else
+            presence_follow(s, from.p, from.len);
+    } else if (k.len == 3 && !memcmp(k.p, "ack", 3) && cid.len) {
+        char peer[PROTO_NAME_MAX + 2];
+        if (ws_forget_text(s, cid.p, cid.len, peer))
+            presence_follow(s, peer, strlen(peer));
+    } else if (k.len == 5 && !memcmp(k.p, "error", 5) && cid.len) {
+        ws_forget_text(s, cid.p, cid.len, NULL);
+    }
+}
+
+enum { DELIVER_DONE = 0, DELIVER_FETCH = 1 };
+
+static int deliver_one(gw_session *s, dq_kind kind, int64_t seq, const char *frame, size_t len)
+{
+    if (seq <= 0) {
+        deliver_send(s, kind, frame, len);
+        return DELIVER_DONE;
+    }
+    if (seq <= s->last_seq) {
+        if (kind == DQ_CONN) /* a repeated ack (retry of a stored cid) */
+            deliver_send(s, kind, frame, len);
+        return DELIVER_DONE;
+    }
+    if (seq == s->last_seq + 1) {
+        deliver_send(s, kind, frame, len);
+        s->last_seq = seq;
+        return DELIVER_DONE;
+    }
+    return DELIVER_FETCH;
+}
+
+static int deliver_enqueue(gw_session *s, dq_kind kind, int64_t seq, const char *frame,
+                           size_t len)
+{
+    if (s->dq_bytes + len > (size_t)s->g->cfg.send_queue) {
+        s->g->m.slow_consumers++;
+        ws_close(s, 1008, "slow consumer");
+        return -1;
+    }
+    dq_item *it = malloc(sizeof *it + len);
+    if (!it) {
+        ws_close(s, 1011, "out of memory");
+        return -1;
+    }
+    it->next = NULL;
+    it->kind = kind;
+    it->seq = seq;
+    it->len = len;
+    memcpy(it->frame, frame, len);
+    if (s->dq_tail)
+        s->dq_tail->next = it;
+    else
+        s->dq_head = it;
+    s->dq_tail = it;
+    s->dq_bytes += len;
+    return 0;
+}
+
+void deliver_push(gw_session *s, dq_kind kind, int64_t seq, const char *frame, size_t len)
+{
+    if (s->state == SESS_CLOSING)
+        return;
+    if (s->state == SESS_LIVE && !s->fetching && !s->dq_head) {
+        if (deliver_one(s, kind, seq, frame, len) == DELIVER_DONE)
+            return;
+        if (deliver_enqueue(s, kind, seq, frame, len) == 0)
+            deliver_catch_up(s, seq);
+        return;
+    }
+    deliver_enqueue(s, kind, seq, frame, len);
+}
+
+void deliver_drain(gw_session *s)
+{
+    while (s->dq_head && !s->fetching && s->state == SESS_LIVE) {
+        dq_item *it = s->dq_head;
+        if (deliver_one(s, it->kind, it->seq, it->frame, it->len) == DELIVER_FETCH) {
+            deliver_catch_up(s, it->seq);
+            return;
+        }
+        s->dq_head = it->next;
+        if (!s->dq_head)
+            s->dq_tail = NULL;
+        s->dq_bytes -= it->len;
+        free(it);
+    }
+}
+
+void deliver_clear(gw_session *s)
+{
+    while (s->dq_head) {
+        dq_item *it = s->dq_head;
+        s->dq_head = it->next;
+        free(it);
+    }
+    s->dq_tail = NULL;
+    s->dq_bytes = 0;
+}
+
+static int deliver_acked_in_dq(gw_session *s, int64_t seq)
+{
+    for (dq_item *it = s->dq_head; it; it = it->next)
+        if (it->kind == DQ_CONN && it->seq == seq)
+            return 1;
+    return 0;
+}
+
+static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
+    long long recovered, seq;
+    if (!s)
+        return;
+    s->fetching = 0;
+    if (s->state == SESS_CLOSING)
+        return;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+        rl_reply_int(rep->element[0], &recovered) < 0 ||
+        rl_reply_int(rep->element[1], &seq) < 0) {
+        /* Redis went away: the re-open after the reconnect fetches again */
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_warn("sync (gap) %s: %s", s->user, rep->str);
+        return;
+    }
+    for (size_t i = 2; i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        int64_t es = 0;
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        deliver_frame_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
+        if (es <= s->last_seq)
+            continue;
+        if (!deliver_acked_in_dq(s, es))
+            deliver_send(s, DQ_USER, e->str, e->len);
+        s->last_seq = es;
+    }
+    if (s->last_seq < s->fetch_target - 1) {
+        log_warn("conn %" PRIu64 " (%s): inbox entries %" PRId64 "..%" PRId64
+                 " are gone (recovered=%lld); the client must sync",
+                 s->conn, s->user, s->last_seq + 1, s->fetch_target - 1, recovered);
+        s->last_seq = s->fetch_target - 1;
+    }
+    deliver_drain(s);
+}
+
+/* Makes sure every entry below target reaches the session: fetches
+ * (last_seq, ...] with the sync script when last_seq < target - 1. */
+void deliver_catch_up(gw_session *s, int64_t target)
+{
+    if (s->fetching || s->last_seq >= target - 1)
+        return;
+    char k1[KEYS_MAX], k2[KEYS_MAX], after[24];
+    keys_fmt(k1, sizeof k1, KEY_META, s->user);
+    keys_fmt(k2, sizeof k2, KEY_INBOX, s->user);
+    snprintf(after, sizeof after, "%" PRId64, s->last_seq);
+    const char *argv[] = {k1, k2, after, s->epoch};
+    if (rl_eval(s->g, SCRIPT_SYNC, deliver_fetch_cb, (void *)(uintptr_t)s->conn, 2, 2, argv,
+                NULL) < 0)
+        return; /* Redis down: retried after the reconnect */
+    s->fetching = 1;
+    s->fetch_target = target;
+}
+
+void deliver_envelope(gw_server *g, const char *buf, size_t len)
+{
+    msgpack_unpacked u;
+    bus_delivery d;
+    msgpack_unpacked_init(&u);
+    if (bus_dec_delivery(buf, len, &u, &d) < 0) {
+        log_warn("malformed envelope on %s (%zu bytes)", g->gw_chan, len);
+        msgpack_unpacked_destroy(&u);
+        return;
+    }
+    if (d.t == BUS_TO_USER) {
+        char user[PROTO_NAME_MAX + 1];
+        if (d.user.len == 0 || d.user.len > PROTO_NAME_MAX) {
+            msgpack_unpacked_destroy(&u);
+            return;
+        }
+        memcpy(user, d.user.p, d.user.len);
+        user[d.user.len] = '\0';
+        for (gw_session *s = gw_sessions_of(g, user); s; s = s->next_of_user) {
+            if (d.except.len && d.except.len == strlen(s->sessid) &&
+                memcmp(d.except.p, s->sessid, d.except.len) == 0)
+                continue;
+            deliver_push(s, DQ_USER, d.seq, d.frame.p, d.frame.len);
+        }
+    } else {
+        gw_session *s = gw_session_find(g, d.conn);
+        if (s)
+            deliver_push(s, DQ_CONN, d.seq, d.frame.p, d.frame.len);
+    }
+    msgpack_unpacked_destroy(&u);
+}

@@ -1,0 +1,182 @@
+/* presence.c - who follows whose presence on this gateway.
+ *
+ * Each local session follows the presence of its contacts (from the contacts
+ * script at hello, plus whoever it exchanges texts with). The gateway holds one
+ * SUBSCRIBE parley:presence:NAME per followed NAME, refcounted by the sessions
+ * following it: the first follower subscribes, the last one leaving
+ * unsubscribes (lazily: see presence_sweep). A presence frame ({kind: online/offline, from}) published on
+ * that channel is forwarded as is to every following session. A session never
+ * follows its own user. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+#include "keys.h"
+#include "log.h"
+
+typedef enum { PRES_SUBSCRIBED = 0, PRES_UNSUBSCRIBING } presence_sub_state;
+
+typedef struct presence_entry {
+    char name[PROTO_NAME_MAX + 1];
+    gw_session **subs;
+    size_t n, cap;
+    presence_sub_state sub;
+    int stale; /* no follower at the last sweep */
+} presence_entry;
+
+static void presence_chan(char *buf, size_t size, const char *name)
+{
+    keys_fmt(buf, size, CHAN_PRESENCE, name);
+}
+
+void presence_follow(gw_session *s, const char *name, size_t len)
+{
+    gw_server *g = s->g;
+    if (!name || !proto_valid_user(name, len) ||
+        (len == strlen(s->user) && memcmp(name, s->user, len) == 0) ||
+        strmap_get(&s->contacts, name, len))
+        return;
+    presence_entry *e = strmap_get(&g->presence, name, len);
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e)
+            return;
+        memcpy(e->name, name, len);
+        if (strmap_put(&g->presence, name, len, e) < 0) {
+            free(e);
+            return;
+        }
+        char chan[KEYS_MAX];
+        presence_chan(chan, sizeof chan, e->name);
+        rl_subscribe(g, chan);
+    }
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 4;
+        gw_session **subs = realloc(e->subs, cap * sizeof *subs);
+        if (!subs)
+            return;
+        e->subs = subs;
+        e->cap = cap;
+    }
+    if (strmap_put(&s->contacts, name, len, e) < 0)
+        return;
+    e->subs[e->n++] = s;
+}
+
+void presence_unfollow_all(gw_session *s)
+{
+    size_t i;
+    for (strmap_node *n = strmap_first(&s->contacts, &i); n; n = strmap_next(&s->contacts, n, &i)) {
+        presence_entry *e = n->val;
+        for (size_t j = 0; j < e->n; j++)
+            if (e->subs[j] == s) {
+                e->subs[j] = e->subs[--e->n];
+                break;
+            }
+    }
+    strmap_free(&s->contacts);
+}
+
+static void presence_drop(gw_server *g, presence_entry *e)
+{
+    strmap_del(&g->presence, e->name, strlen(e->name));
+    free(e->subs);
+    free(e);
+}
+
+/* Unsubscribes channels nobody followed for a whole sweep period (run with the
+ * heartbeat). Lazily, because hiredis drops a channel's callback when the
+ * UNSUBSCRIBE confirmation arrives: an immediate SUBSCRIBE issued before that
+ * confirmation would silently lose its messages. So an entry stays until its
+ * UNSUBSCRIBE is confirmed (presence_unsubscribed), and a follower arriving
+ * meanwhile gets a new SUBSCRIBE only then. */
+void presence_sweep(gw_server *g)
+{
+    size_t i, k = 0;
+    presence_entry **gone = NULL;
+    if (!g->presence.n)
+        return;
+    for (strmap_node *n = strmap_first(&g->presence, &i); n; n = strmap_next(&g->presence, n, &i)) {
+        presence_entry *e = n->val;
+        if (e->n || e->sub != PRES_SUBSCRIBED) {
+            e->stale = 0;
+            continue;
+        }
+        if (!e->stale) {
+            e->stale = 1;
+            continue;
+        }
+        if (!g->sub.up) {
+            if (!gone)
+                gone = calloc(g->presence.n, sizeof *gone);
+            if (gone)
+                gone[k++] = e;
+            continue;
+        }
+        char chan[KEYS_MAX];
+        presence_chan(chan, sizeof chan, e->name);
+        e->sub = PRES_UNSUBSCRIBING;
+        rl_unsubscribe(g, chan);
+    }
+    for (size_t j = 0; j < k; j++)
+        presence_drop(g, gone[j]);
+    free(gone);
+}
+
+void presence_unsubscribed(gw_server *g, const char *chan, size_t clen)
+{
+    size_t plen = strlen(CHAN_PRESENCE_PREFIX);
+    if (clen <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0)
+        return;
+    presence_entry *e = strmap_get(&g->presence, chan + plen, clen - plen);
+    if (!e || e->sub != PRES_UNSUBSCRIBING)
+        return;
+    if (e->n == 0) {
+        presence_drop(g, e);
+        return;
+    }
+    e->sub = PRES_SUBSCRIBED;
+    e->stale = 0;
+    char c[KEYS_MAX];
+    presence_chan(c, sizeof c, e->name);
+    rl_subscribe(g, c);
+}
+
+void presence_message(gw_server *g, const char *chan, const char *buf, size_t len)
+{
+    size_t plen = strlen(CHAN_PRESENCE_PREFIX);
+    size_t clen = strlen(chan);
+    if (clen <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0)
+        return;
+    presence_entry *e = strmap_get(&g->presence, chan + plen, clen - plen);
+    if (!e)
+        return;
+    for (size_t i = 0; i < e->n; i++)
+        if (e->subs[i]->state == SESS_LIVE)
+            ws_send(e->subs[i], buf, len);
+}
+
+/* After the subscriber reconnected (a fresh connection has no subscription). */
+void presence_resubscribe(gw_server *g)
+{
+    size_t i;
+    char chan[KEYS_MAX];
+    for (strmap_node *n = strmap_first(&g->presence, &i); n; n = strmap_next(&g->presence, n, &i)) {
+        presence_entry *e = n->val;
+        e->sub = PRES_SUBSCRIBED;
+        e->stale = 0;
+        presence_chan(chan, sizeof chan, e->name);
+        rl_subscribe(g, chan);
+    }
+}
+
+void presence_free(gw_server *g)
+{
+    size_t i;
+    for (strmap_node *n = strmap_first(&g->presence, &i); n; n = strmap_next(&g->presence, n, &i)) {
+        presence_entry *e = n->val;
+        free(e->subs);
+        free(e);
+    }
+    strmap_free(&g->presence);
+}

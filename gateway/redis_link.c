@@ -1,0 +1,364 @@
+/* redis_link.c - the gateway's two Redis connections, on the gateway's loop.
+ *
+ * "commands" carries scripts and plain commands; "subscriber" carries
+ * SUBSCRIBE parley:gw:ID and parley:presence:NAME. Each reconnects on its own
+ * with a backoff of 100 ms doubling to 2 s. After a reconnect every
+ * subscription is issued again, and once both are back (the gateway channel
+ * confirmed) every live session is re-opened and caught up (ws_on_redis_up).
+ *
+ * At the first successful start the sessions a previous process with the same
+ * id left in parley:gw:ID:sessions are closed before /ws is served (g->ready);
+ * then the heartbeat (SET alive PX ttl, SADD gateways) runs every ttl/3. */
+#define _GNU_SOURCE
+#include <hiredis/adapters/libevent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+#include "keys.h"
+#include "log.h"
+#include "scripts.h"
+
+#define RL_BACKOFF_MIN 100
+#define RL_BACKOFF_MAX 2000
+
+static void rl_connect(gw_server *g, rl_conn *c);
+static void rl_beat_now(gw_server *g);
+
+int gw_redis_ok(gw_server *g)
+{
+    return g->cmd.up && g->sub.up && g->sub_ready;
+}
+
+int rl_reply_int(const redisReply *r, long long *out)
+{
+    if (!r)
+        return -1;
+    if (r->type == REDIS_REPLY_INTEGER) {
+        *out = r->integer;
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < 24) {
+        char tmp[24], *end;
+        memcpy(tmp, r->str, r->len);
+        tmp[r->len] = '\0';
+        long long v = strtoll(tmp, &end, 10);
+        if (*end)
+            return -1;
+        *out = v;
+        return 0;
+    }
+    return -1;
+}
+
+static rl_conn *rl_of(gw_server *g, const redisAsyncContext *ac)
+{
+    if (g->cmd.ac == ac)
+        return &g->cmd;
+    if (g->sub.ac == ac)
+        return &g->sub;
+    return NULL;
+}
+
+static void rl_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rl_conn *c = arg;
+    gw_server *g = c->g;
+    if (g->finishing)
+        return;
+    rl_connect(g, c);
+}
+
+static void rl_schedule(gw_server *g, rl_conn *c)
+{
+    if (g->finishing)
+        return;
+    struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
+    evtimer_add(c->retry, &tv);
+    c->backoff_ms = c->backoff_ms * 2 > RL_BACKOFF_MAX ? RL_BACKOFF_MAX : c->backoff_ms * 2;
+}
+
+/* ---- startup: close what a previous process of this id left behind ---- */
+
+static void rl_maybe_up(gw_server *g);
+
+static void rl_cleanup_close_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    if (!r) { /* connection lost: the next connect starts the cleanup again */
+        g->cleaning = 0;
+        return;
+    }
+    if (--g->cleaning == 0) {
+        g->ready = 1;
+        log_info("gateway %s ready", g->gwid);
+        rl_beat_now(g);
+        rl_maybe_up(g);
+    }
+}
+
+static void rl_cleanup_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        g->cleaning = 0;
+        return;
+    }
+    g->cleaning = 1; /* held until all closes are queued */
+    size_t n = 0;
+    for (size_t i = 0; i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        const char *hash = memrchr(e->str, '#', e->len);
+        if (!hash || !proto_valid_user(e->str, (size_t)(hash - e->str)))
+            continue;
+        char user[PROTO_NAME_MAX + 1], k1[KEYS_MAX], k3[KEYS_MAX], chan[KEYS_MAX];
+        char sessid[GW_SESSID_MAX + 8];
+        size_t ulen = (size_t)(hash - e->str);
+        memcpy(user, e->str, ulen);
+        user[ulen] = '\0';
+        snprintf(sessid, sizeof sessid, "%s%.*s", g->gwid, (int)(e->len - ulen), hash);
+        keys_fmt(k1, sizeof k1, KEY_SESSIONS, user);
+        keys_fmt(k3, sizeof k3, KEY_GW_SESSIONS, g->gwid);
+        keys_fmt(chan, sizeof chan, CHAN_PRESENCE, user);
+        const char *argv[] = {k1, KEY_ONLINE, k3, user, sessid, e->str, chan};
+        size_t lens[] = {strlen(k1), strlen(KEY_ONLINE), strlen(k3), ulen, strlen(sessid), e->len,
+                         strlen(chan)};
+        if (scripts_eval(ac, SCRIPT_SESSION_CLOSE, rl_cleanup_close_cb, NULL, 3, 4, argv, lens) ==
+            REDIS_OK) {
+            g->cleaning++;
+            n++;
+        }
+    }
+    if (n)
+        log_info("closing %zu session(s) left by a previous gateway %s", n, g->gwid);
+    rl_cleanup_close_cb(ac, rep, NULL);
+}
+
+static void rl_start_cleanup(gw_server *g)
+{
+    char k[KEYS_MAX];
+    keys_fmt(k, sizeof k, KEY_GW_SESSIONS, g->gwid);
+    const char *argv[] = {"SMEMBERS", k};
+    if (redisAsyncCommandArgv(g->cmd.ac, rl_cleanup_cb, NULL, 2, argv, NULL) == REDIS_OK)
+        g->cleaning = 1;
+}
+
+/* ---- heartbeat ---- */
+
+static void rl_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+        log_warn("redis: %s", rep->str);
+}
+
+static void rl_beat_now(gw_server *g)
+{
+    if (!g->cmd.up || !g->ready || g->finishing)
+        return;
+    char k[KEYS_MAX], ttl[24];
+    keys_fmt(k, sizeof k, KEY_GW_ALIVE, g->gwid);
+    snprintf(ttl, sizeof ttl, "%lld", g->cfg.heartbeat_ttl);
+    const char *a1[] = {"SET", k, "1", "PX", ttl};
+    const char *a2[] = {"SADD", KEY_GATEWAYS, g->gwid};
+    redisAsyncCommandArgv(g->cmd.ac, rl_ignore_cb, NULL, 5, a1, NULL);
+    redisAsyncCommandArgv(g->cmd.ac, rl_ignore_cb, NULL, 3, a2, NULL);
+}
+
+static void rl_beat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rl_beat_now(arg);
+    presence_sweep(arg);
+}
+
+/* ---- subscriber ---- */
+
+static void rl_sub_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+        return;
+    redisReply *type = rep->element[0], *chan = rep->element[1], *data = rep->element[2];
+    if (type->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING)
+        return;
+    int is_gw = chan->len == strlen(g->gw_chan) && memcmp(chan->str, g->gw_chan, chan->len) == 0;
+    if (type->len == 7 && memcmp(type->str, "message", 7) == 0) {
+        if (data->type != REDIS_REPLY_STRING)
+            return;
+        if (is_gw)
+            deliver_envelope(g, data->str, data->len);
+        else
+            presence_message(g, chan->str, data->str, data->len);
+    } else if (type->len == 9 && memcmp(type->str, "subscribe", 9) == 0 && is_gw) {
+        g->sub_ready = 1;
+        rl_maybe_up(g);
+    } else if (type->len == 11 && memcmp(type->str, "unsubscribe", 11) == 0) {
+        presence_unsubscribed(g, chan->str, chan->len);
+    }
+}
+
+void rl_subscribe(gw_server *g, const char *chan)
+{
+    if (!g->sub.up)
+        return; /* issued again at reconnect */
+    const char *argv[] = {"SUBSCRIBE", chan};
+    redisAsyncCommandArgv(g->sub.ac, rl_sub_cb, NULL, 2, argv, NULL);
+}
+
+void rl_unsubscribe(gw_server *g, const char *chan)
+{
+    if (!g->sub.up)
+        return;
+    const char *argv[] = {"UNSUBSCRIBE", chan};
+    redisAsyncCommandArgv(g->sub.ac, rl_sub_cb, NULL, 2, argv, NULL);
+}
+
+/* ---- connection life ---- */
+
+/* Both connections usable: catch every session up (after a reconnect). */
+static void rl_maybe_up(gw_server *g)
+{
+    if (!gw_redis_ok(g) || !g->ready)
+        return;
+    if (g->ever_up)
+        ws_on_redis_up(g);
+    g->ever_up = 1;
+}
+
+static void rl_on_connect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    gw_server *g = ac->data;
+    rl_conn *c = rl_of(g, ac);
+    if (!c)
+        return;
+    if (status != REDIS_OK) {
+        log_warn("redis %s connection failed: %s", c->name, ac->errstr);
+        c->ac = NULL; /* hiredis frees it */
+        c->connecting = 0;
+        rl_schedule(g, c);
+        return;
+    }
+    c->connecting = 0;
+    c->up = 1;
+    c->backoff_ms = RL_BACKOFF_MIN;
+    log_info("redis %s connection up", c->name);
+    if (c == &g->sub) {
+        rl_subscribe(g, g->gw_chan);
+        presence_resubscribe(g);
+    } else {
+        if (!g->ready && !g->cleaning)
+            rl_start_cleanup(g);
+        rl_beat_now(g);
+        rl_maybe_up(g);
+    }
+}
+
+static void rl_on_disconnect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    gw_server *g = ac->data;
+    rl_conn *c = rl_of(g, ac);
+    if (!c)
+        return;
+    c->ac = NULL;
+    c->up = 0;
+    c->connecting = 0;
+    if (c == &g->sub)
+        g->sub_ready = 0;
+    if (g->finishing) {
+        gw_drain_check(g);
+        return;
+    }
+    g->m.redis_reconnects++;
+    log_warn("redis %s connection lost%s%s", c->name, ac->errstr[0] ? ": " : "", ac->errstr);
+    rl_schedule(g, c);
+}
+
+static void rl_connect(gw_server *g, rl_conn *c)
+{
+    char err[256];
+    redisAsyncContext *ac = redisurl_async_connect(&g->rurl, err, sizeof err);
+    if (!ac) {
+        log_warn("%s", err);
+        rl_schedule(g, c);
+        return;
+    }
+    ac->data = g;
+    c->ac = ac;
+    c->connecting = 1;
+    redisLibeventAttach(ac, g->base);
+    redisAsyncSetConnectCallback(ac, rl_on_connect);
+    redisAsyncSetDisconnectCallback(ac, rl_on_disconnect);
+    redisurl_async_prelude(ac, &g->rurl);
+    if (c == &g->cmd)
+        scripts_load(ac);
+}
+
+int rl_start(gw_server *g)
+{
+    g->cmd.g = g->sub.g = g;
+    g->cmd.name = "commands";
+    g->sub.name = "subscriber";
+    g->cmd.backoff_ms = g->sub.backoff_ms = RL_BACKOFF_MIN;
+    g->cmd.retry = evtimer_new(g->base, rl_retry_cb, &g->cmd);
+    g->sub.retry = evtimer_new(g->base, rl_retry_cb, &g->sub);
+    g->beat = event_new(g->base, -1, EV_PERSIST, rl_beat_cb, g);
+    if (!g->cmd.retry || !g->sub.retry || !g->beat)
+        return -1;
+    long long every = g->cfg.heartbeat_ttl / 3;
+    struct timeval tv = {every / 1000, (every % 1000) * 1000};
+    evtimer_add(g->beat, &tv);
+    rl_connect(g, &g->cmd);
+    rl_connect(g, &g->sub);
+    return 0;
+}
+
+/* Graceful: pending replies are delivered, then the disconnect callbacks run. */
+void rl_stop(gw_server *g)
+{
+    if (g->cmd.retry)
+        evtimer_del(g->cmd.retry);
+    if (g->sub.retry)
+        evtimer_del(g->sub.retry);
+    if (g->beat)
+        evtimer_del(g->beat);
+    if (g->cmd.ac)
+        redisAsyncDisconnect(g->cmd.ac);
+    if (g->sub.ac)
+        redisAsyncDisconnect(g->sub.ac);
+}
+
+void rl_free(gw_server *g)
+{
+    if (g->cmd.retry)
+        event_free(g->cmd.retry);
+    if (g->sub.retry)
+        event_free(g->sub.retry);
+    if (g->beat)
+        event_free(g->beat);
+    g->cmd.retry = g->sub.retry = g->beat = NULL;
+}
+
+int rl_cmd_argv(gw_server *g, redisCallbackFn *cb, void *priv, int argc, const char **argv,
+                const size_t *argvlen)
+{
+    if (!g->cmd.up || !g->cmd.ac)
+        return -1;
+    return redisAsyncCommandArgv(g->cmd.ac, cb, priv, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
+}
+
+int rl_eval(gw_server *g, int script, redisCallbackFn *cb, void *priv, int nkeys, int nargs,
+            const char **argv, const size_t *argvlen)
+{
+    if (!g->cmd.up || !g->cmd.ac)
+        return -1;
+    return scripts_eval(g->cmd.ac, (script_id)script, cb, priv, nkeys, nargs, argv, argvlen) ==
+                   REDIS_OK
+               ? 0
+               : -1;
+}

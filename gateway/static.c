@@ -1,0 +1,100 @@
+/* static.c - the web client's files from --web-root, at every path that is
+ * not an API route. "/" (and any directory) means its index.html. Paths with a
+ * ".." segment are refused; a missing file is a 404 JSON error. When the web
+ * root has no index.html at all (the client was not built), "/" answers a
+ * small built-in page saying so. Files go out through lws_serve_http_file,
+ * which streams them as the socket drains. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "gw.h"
+
+static const struct {
+    const char *ext, *type;
+} static_types[] = {
+    {".html", "text/html; charset=utf-8"},
+    {".htm", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".mjs", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".json", "application/json"},
+    {".map", "application/json"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".jpg", "image/jpeg"},
+    {".jpeg", "image/jpeg"},
+    {".gif", "image/gif"},
+    {".webp", "image/webp"},
+    {".ico", "image/x-icon"},
+    {".woff", "font/woff"},
+    {".woff2", "font/woff2"},
+    {".txt", "text/plain; charset=utf-8"},
+    {".wasm", "application/wasm"},
+    {".webmanifest", "application/manifest+json"},
+};
+
+static const char static_builtin[] =
+    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Parley</title></head>\n"
+    "<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\n"
+    "<h1>Parley</h1>\n<p>This gateway is running, but the web client is not built: there is "
+    "no <code>index.html</code> in its <code>--web-root</code>.</p>\n"
+    "<p>Build it with <code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>, or use "
+    "the API: <code>POST /api/register</code>, <code>POST /api/login</code>, WebSocket at "
+    "<code>/ws</code>.</p>\n</body></html>\n";
+
+static const char *static_type(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof static_types / sizeof static_types[0]; i++)
+            if (!strcasecmp(dot, static_types[i].ext))
+                return static_types[i].type;
+    return "application/octet-stream";
+}
+
+static int static_done(struct lws *wsi)
+{
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int static_not_found(struct lws *wsi)
+{
+    static const char body[] = "{\"error\":\"not_found\",\"message\":\"no such file\"}";
+    http_write_simple(wsi, 404, "application/json", body, sizeof body - 1);
+    return static_done(wsi);
+}
+
+static int static_has_dotdot(const char *p)
+{
+    for (const char *s = p; (s = strstr(s, "..")); s += 2)
+        if ((s == p || s[-1] == '/') && (s[2] == '\0' || s[2] == '/'))
+            return 1;
+    return strchr(p, '\\') != NULL;
+}
+
+int static_serve(struct lws *wsi, gw_server *g, const char *path)
+{
+    char full[4096];
+    struct stat st;
+    if (path[0] != '/' || static_has_dotdot(path))
+        return static_not_found(wsi);
+    int n = snprintf(full, sizeof full, "%s%s", g->cfg.web_root, path);
+    if (n < 0 || (size_t)n >= sizeof full - 16)
+        return static_not_found(wsi);
+    if (full[n - 1] == '/' || (stat(full, &st) == 0 && S_ISDIR(st.st_mode)))
+        snprintf(full + n, sizeof full - (size_t)n, "%sindex.html", full[n - 1] == '/' ? "" : "/");
+    if (stat(full, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (!strcmp(path, "/")) {
+            http_write_simple(wsi, 200, "text/html; charset=utf-8", static_builtin,
+                              sizeof static_builtin - 1);
+            return static_done(wsi);
+        }
+        return static_not_found(wsi);
+    }
+    int rc = lws_serve_http_file(wsi, full, static_type(full), NULL, 0);
+    if (rc < 0 || (rc > 0 && lws_http_transaction_completed(wsi)))
+        return -1;
+    return 0;
+}

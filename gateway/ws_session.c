@@ -1,0 +1,803 @@
+/* ws_session.c - one WebSocket session: authentication at the upgrade, the
+ * open sequence (session_open, contacts, hello, offline push), incoming frames
+ * (assembly, limits, validation, rate limit, the actions of each kind), the
+ * write side (bounded queue, closes) and the close sequence (session_close).
+ *
+ * Session life: ESTABLISHED -> OPENING (rx paused) -> hello sent -> LIVE ->
+ * (CLOSING) -> CLOSED. Redis replies find the session again by its connection
+ * id (gw_session_find), never by a stored pointer. */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "gw.h"
+#include "keys.h"
+#include "log.h"
+#include "scripts.h"
+#include "token.h"
+
+#define WS_MAX_PENDING_TEXTS 256
+
+/* ---- lookup ---- */
+
+static size_t ws_conn_key(char *buf, size_t size, uint64_t conn)
+{
+    return (size_t)snprintf(buf, size, "%" PRIu64, conn);
+}
+
+gw_session *gw_session_find(gw_server *g, uint64_t conn)
+{
+    char k[24];
+    size_t n = ws_conn_key(k, sizeof k, conn);
+    return strmap_get(&g->sessions_by_conn, k, n);
+}
+
+gw_session *gw_sessions_of(gw_server *g, const char *user)
+{
+    return strmap_get(&g->sessions_by_user, user, strlen(user));
+}
+
+/* ---- sending ---- */
+
+void ws_close(gw_session *s, int code, const char *reason)
+{
+    if (s->close_code)
+        return;
+    s->close_code = code;
+    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    s->state = SESS_CLOSING;
+    if (s->wsi)
+        lws_callback_on_writable(s->wsi);
+}
+
+void ws_send(gw_session *s, const char *frame, size_t len)
+{
+    if (s->close_code && !s->close_after_flush)
+        return;
+    if (s->q.bytes + len > (size_t)s->g->cfg.send_queue) {
+        s->g->m.slow_consumers++;
+        log_info("conn %" PRIu64 " (%s): send queue over %lld bytes, dropping slow consumer",
+                 s->conn, s->user, s->g->cfg.send_queue);
+        sendq_clear(&s->q);
+        s->close_after_flush = 0;
+        s->close_code = 0;
+        ws_close(s, 1008, "slow consumer");
+        return;
+    }
+    if (sendq_push(&s->q, frame, len) < 0) {
+        ws_close(s, 1011, "out of memory");
+        return;
+    }
+    lws_callback_on_writable(s->wsi);
+}
+
+static void ws_send_packed(gw_session *s, msgpack_sbuffer *sb)
+{
+    ws_send(s, sb->data, sb->size);
+    msgpack_sbuffer_destroy(sb);
+}
+
+static void ws_send_error(gw_session *s, const char *code, const char *message,
+                          const proto_str *cid)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_enc_error(&pk, code, message, cid);
+    ws_send_packed(s, &sb);
+}
+
+void ws_close_all(gw_server *g, int code, const char *reason)
+{
+    size_t i;
+    for (strmap_node *n = strmap_first(&g->sessions_by_conn, &i); n;
+         n = strmap_next(&g->sessions_by_conn, n, &i))
+        ws_close(n->val, code, reason);
+}
+
+/* ---- pending texts (cid -> recipient, to learn contacts from acks) ---- */
+
+static void ws_remember_text(gw_session *s, const proto_str *cid, const proto_str *to)
+{
+    gw_pending_text *t = calloc(1, sizeof *t);
+    if (!t)
+        return;
+    memcpy(t->cid, cid->p, cid->len);
+    memcpy(t->to, to->p, to->len);
+    t->next = s->texts;
+    s->texts = t;
+    if (++s->ntexts > WS_MAX_PENDING_TEXTS) { /* drop the oldest */
+        gw_pending_text **pp = &s->texts;
+        while ((*pp)->next)
+            pp = &(*pp)->next;
+        free(*pp);
+        *pp = NULL;
+        s->ntexts--;
+    }
+}
+
+/* Removes the entry for cid; copies its recipient into to (size >= 34) when
+ * asked. Returns 1 if found. */
+int ws_forget_text(gw_session *s, const char *cid, size_t len, char *to)
+{
+    for (gw_pending_text **pp = &s->texts; *pp; pp = &(*pp)->next) {
+        gw_pending_text *t = *pp;
+        if (strlen(t->cid) == len && memcmp(t->cid, cid, len) == 0) {
+            if (to)
+                strcpy(to, t->to);
+            *pp = t->next;
+            free(t);
+            s->ntexts--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- the open sequence ---- */
+
+static void ws_free_pending(gw_session *s)
+{
+    for (size_t i = 0; i < s->npending; i++)
+        free(s->pending[i]);
+    free(s->pending);
+    free(s->pending_len);
+    s->pending = NULL;
+    s->pending_len = NULL;
+    s->npending = 0;
+}
+
+static void ws_open_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
+    if (!s || s->state == SESS_CLOSING)
+        return;
+    long long seq;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+        rl_reply_int(rep->element[0], &seq) < 0 || rep->element[1]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->len > PROTO_EPOCH_MAX) {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_warn("session_open %s: %s", s->user, rep->str);
+        s->reopening = 0;
+        if (s->state == SESS_OPENING)
+            ws_close(s, 1013, "try again later");
+        /* a LIVE session whose re-open failed waits for the next reconnect */
+        return;
+    }
+    redisReply *ep = rep->element[1];
+    if (s->reopening) {
+        s->reopening = 0;
+        if (strlen(s->epoch) != ep->len || memcmp(s->epoch, ep->str, ep->len) != 0) {
+            log_info("conn %" PRIu64 " (%s): inbox epoch changed, closing", s->conn, s->user);
+            ws_close(s, 1012, "inbox epoch changed");
+            return;
+        }
+        deliver_catch_up(s, seq + 1);
+        deliver_drain(s);
+        return;
+    }
+    s->opened = 1;
+    s->open_seq = seq;
+    memcpy(s->epoch, ep->str, ep->len);
+    s->epoch[ep->len] = '\0';
+    size_t n = rep->elements - 2;
+    if (n) {
+        s->pending = calloc(n, sizeof *s->pending);
+        s->pending_len = calloc(n, sizeof *s->pending_len);
+        if (!s->pending || !s->pending_len) {
+            ws_close(s, 1011, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            redisReply *e = rep->element[i + 2];
+            if (e->type != REDIS_REPLY_STRING)
+                continue;
+            s->pending[s->npending] = malloc(e->len ? e->len : 1);
+            if (!s->pending[s->npending])
+                break;
+            memcpy(s->pending[s->npending], e->str, e->len);
+            s->pending_len[s->npending++] = e->len;
+        }
+    }
+}
+
+static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
+    if (!s || s->state != SESS_OPENING || !s->opened)
+        return;
+    long long mode;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rl_reply_int(rep->element[0], &mode) < 0) {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_warn("contacts %s: %s", s->user, rep->str);
+        ws_close(s, 1013, "try again later");
+        return;
+    }
+    size_t n = (rep->elements - 1) / 2, k = 0;
+    proto_contact *c = calloc(n ? n : 1, sizeof *c);
+    if (!c) {
+        ws_close(s, 1011, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *name = rep->element[1 + 2 * i], *on = rep->element[2 + 2 * i];
+        long long online = 0;
+        if (name->type != REDIS_REPLY_STRING || !proto_valid_user(name->str, name->len))
+            continue;
+        rl_reply_int(on, &online);
+        c[k].name = name->str;
+        c[k].len = name->len;
+        c[k].online = online != 0;
+        c[k].unread = 0;
+        k++;
+    }
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_enc_hello(&pk, s->user, s->open_seq, s->epoch, strlen(s->epoch), c, k);
+    ws_send_packed(s, &sb);
+    for (size_t i = 0; i < s->npending; i++)
+        deliver_send(s, DQ_USER, s->pending[i], s->pending_len[i]);
+    ws_free_pending(s);
+    s->last_seq = s->open_seq;
+    s->state = SESS_LIVE;
+    for (size_t i = 0; i < k; i++)
+        presence_follow(s, c[i].name, c[i].len);
+    free(c);
+    log_debug("conn %" PRIu64 " (%s): hello sent, seq %" PRId64 ", %zu contact(s)%s", s->conn,
+              s->user, s->open_seq, k, mode == 1 ? " (everyone)" : "");
+    lws_rx_flow_control(s->wsi, 1);
+    deliver_drain(s);
+}
+
+static void ws_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+        log_warn("redis: %s", rep->str);
+}
+
+static int ws_run_open(gw_session *s)
+{
+    gw_server *g = s->g;
+    char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k5[KEYS_MAX], chan[KEYS_MAX];
+    keys_fmt(k1, sizeof k1, KEY_SESSIONS, s->user);
+    keys_fmt(k2, sizeof k2, KEY_META, s->user);
+    keys_fmt(k3, sizeof k3, KEY_INBOX, s->user);
+    keys_fmt(k5, sizeof k5, KEY_GW_SESSIONS, g->gwid);
+    keys_fmt(chan, sizeof chan, CHAN_PRESENCE, s->user);
+    const char *argv[] = {k1, k2, k3, KEY_ONLINE, k5, s->user, s->sessid, s->member, chan};
+    return rl_eval(g, SCRIPT_SESSION_OPEN, ws_open_cb, (void *)(uintptr_t)s->conn, 5, 4, argv,
+                   NULL);
+}
+
+static int ws_run_contacts(gw_session *s)
+{
+    gw_server *g = s->g;
+    char k2[KEYS_MAX], lim[24];
+    keys_fmt(k2, sizeof k2, KEY_CONTACTS, s->user);
+    snprintf(lim, sizeof lim, "%lld", g->cfg.everyone_limit);
+    const char *argv[] = {KEY_USERS, k2, KEY_ONLINE, s->user, lim};
+    return rl_eval(g, SCRIPT_CONTACTS, ws_contacts_cb, (void *)(uintptr_t)s->conn, 3, 2, argv,
+                   NULL);
+}
+
+/* Dev-auth users need an account so that others can send to them: create one
+ * with a hash no password matches (register answers 0 if it exists). */
+static void ws_dev_account(gw_session *s)
+{
+    char k1[KEYS_MAX], now[24];
+    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, s->user);
+    snprintf(now, sizeof now, "%" PRIu64, gw_now_ms());
+    const char *argv[] = {k1, KEY_USERS, s->user, "!dev-auth: no password", now};
+    rl_eval(s->g, SCRIPT_REGISTER, ws_ignore_cb, NULL, 2, 3, argv, NULL);
+}
+
+/* After a Redis reconnect: run session_open again for every live session (the
+ * sessions sets may have been reaped or lost) and fetch what was missed. */
+void ws_on_redis_up(gw_server *g)
+{
+    size_t i;
+    log_info("redis back: re-opening %zu session(s)", g->nsessions);
+    for (strmap_node *n = strmap_first(&g->sessions_by_conn, &i); n;
+         n = strmap_next(&g->sessions_by_conn, n, &i)) {
+        gw_session *s = n->val;
+        if (s->state != SESS_LIVE)
+            continue;
+        s->fetching = 0;
+        s->reopening = 1;
+        if (ws_run_open(s) < 0)
+            s->reopening = 0;
+    }
+}
+
+/* ---- authentication at the upgrade ---- */
+
+/* Who is this upgrade for? 0 and user filled, or -1. */
+static int ws_auth(struct lws *wsi, gw_server *g, char *user)
+{
+    if (http_token_user(wsi, g, user, 1) == 0)
+        return 0;
+    if (g->cfg.dev_auth) {
+        char buf[PROTO_NAME_MAX + 16];
+        const char *v = lws_get_urlarg_by_name(wsi, "user=", buf, sizeof buf);
+        if (v && proto_valid_user(v, strlen(v))) {
+            strcpy(user, v);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int ws_reject(struct lws *wsi, int status, const char *code, const char *msg)
+{
+    char body[256];
+    size_t pos = 0;
+    pos += (size_t)snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":", code);
+    json_put_str(body, sizeof body, &pos, msg, strlen(msg));
+    if (pos + 2 < sizeof body)
+        body[pos++] = '}';
+    http_write_simple(wsi, status, "application/json", body, pos);
+    return 1;
+}
+
+int ws_confirm_upgrade(struct lws *wsi, gw_server *g)
+{
+    char uri[64];
+    char user[PROTO_NAME_MAX + 1];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
+        return ws_reject(wsi, 404, "not_found", "no such path");
+    if (g->draining)
+        return ws_reject(wsi, 503, "unavailable", "this gateway is shutting down");
+    if (!g->ready || !gw_redis_ok(g))
+        return ws_reject(wsi, 503, "unavailable", "storage unreachable, retry later");
+    if (ws_auth(wsi, g, user) < 0)
+        return ws_reject(wsi, 401, "unauthorized", "missing, invalid or expired token");
+    return 0;
+}
+
+/* ---- incoming frames ---- */
+
+static void ws_bad_frame(gw_session *s, const proto_error *err)
+{
+    s->g->m.bad_frames++;
+    if (!s->logged_bad) {
+        s->logged_bad = 1;
+        log_info("conn %" PRIu64 " (%s): bad frame: %s: %s", s->conn, s->user, err->code,
+                 err->message);
+    }
+}
+
+static int ws_take_token(gw_session *s)
+{
+    gw_server *g = s->g;
+    uint64_t now = gw_now_ms();
+    s->tokens += (double)(now - s->bucket_ms) * (double)g->cfg.rate / 1000.0;
+    s->bucket_ms = now;
+    if (s->tokens > (double)g->cfg.burst)
+        s->tokens = (double)g->cfg.burst;
+    if (s->tokens < 1.0)
+        return -1;
+    s->tokens -= 1.0;
+    return 0;
+}
+
+typedef struct ws_pub {
+    uint64_t conn;
+    size_t cid_len;
+    char cid[PROTO_CID_MAX + 1];
+} ws_pub;
+
+static void ws_unavailable(gw_server *g, gw_session *s, const char *cid, size_t cid_len)
+{
+    proto_str c = {cid, cid_len};
+    g->m.unavailable++;
+    if (cid_len)
+        ws_forget_text(s, cid, cid_len, NULL);
+    ws_send_error(s, "unavailable", "not stored: retry later with the same cid", &c);
+}
+
+static void ws_publish_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    ws_pub *p = priv;
+    redisReply *rep = r;
+    long long n = 0;
+    gw_session *s = gw_session_find(g, p->conn);
+    if (rep && rep->type == REDIS_REPLY_INTEGER && (n = rep->integer) > 0)
+        g->m.messages_published++;
+    else if (s)
+        ws_unavailable(g, s, p->cid, p->cid_len);
+    free(p);
+}
+
+static void ws_text(gw_session *s, const proto_frame *f)
+{
+    gw_server *g = s->g;
+    proto_str cid = f->cid;
+    char devcid[40];
+    if (f->to.len && f->to.p[0] == '#') {
+        ws_send_error(s, "forbidden", "groups are not implemented yet", &cid);
+        return;
+    }
+    if (!cid.len) { /* dev-auth mode: the seed sent no cid; make one */
+        unsigned char rnd[12];
+        randombytes_buf(rnd, sizeof rnd);
+        memcpy(devcid, "dev-", 4);
+        sodium_bin2hex(devcid + 4, sizeof devcid - 4, rnd, sizeof rnd);
+        cid.p = devcid;
+        cid.len = strlen(devcid);
+    }
+    char to[PROTO_NAME_MAX + 1], conv[KEYS_MAX], chan[KEYS_MAX];
+    memcpy(to, f->to.p, f->to.len);
+    to[f->to.len] = '\0';
+    int clen = keys_conv_pair(conv, sizeof conv, s->user, to);
+    if (clen < 0) {
+        ws_send_error(s, "bad_field", "to: invalid", &cid);
+        return;
+    }
+    keys_fmt(chan, sizeof chan, CHAN_ROUTER, keys_slot(conv, (size_t)clen));
+
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bus_text m = {.from = {s->user, strlen(s->user)},
+                  .gw = {g->gwid, strlen(g->gwid)},
+                  .to = f->to,
+                  .data = f->data,
+                  .cid = cid,
+                  .conn = s->conn};
+    bus_enc_text(&pk, &m);
+
+    ws_pub *p = calloc(1, sizeof *p);
+    if (!p) {
+        msgpack_sbuffer_destroy(&sb);
+        ws_unavailable(g, s, cid.p, cid.len);
+        return;
+    }
+    p->conn = s->conn;
+    p->cid_len = cid.len;
+    memcpy(p->cid, cid.p, cid.len);
+    ws_remember_text(s, &cid, &f->to);
+    const char *argv[] = {"PUBLISH", chan, sb.data};
+    size_t lens[] = {7, strlen(chan), sb.size};
+    if (rl_cmd_argv(g, ws_publish_cb, p, 3, argv, lens) < 0) {
+        free(p);
+        ws_unavailable(g, s, cid.p, cid.len);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void ws_sync_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
+    if (!s || s->state == SESS_CLOSING)
+        return;
+    long long recovered, seq;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+        rl_reply_int(rep->element[0], &recovered) < 0 ||
+        rl_reply_int(rep->element[1], &seq) < 0) {
+        g->m.unavailable++;
+        ws_send_error(s, "unavailable", "sync failed: retry later", NULL);
+        return;
+    }
+    for (size_t i = 2; i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        int64_t es = 0;
+        deliver_frame_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
+        deliver_send(s, DQ_USER, e->str, e->len);
+        if (es > s->last_seq)
+            s->last_seq = es;
+    }
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_enc_sync_end(&pk, recovered != 0, seq);
+    ws_send_packed(s, &sb);
+}
+
+static void ws_sync(gw_session *s, const proto_frame *f)
+{
+    char k1[KEYS_MAX], k2[KEYS_MAX], after[24], epoch[PROTO_EPOCH_MAX + 1];
+    keys_fmt(k1, sizeof k1, KEY_META, s->user);
+    keys_fmt(k2, sizeof k2, KEY_INBOX, s->user);
+    snprintf(after, sizeof after, "%" PRId64, f->after);
+    memcpy(epoch, f->epoch.p, f->epoch.len);
+    epoch[f->epoch.len] = '\0';
+    const char *argv[] = {k1, k2, after, epoch};
+    if (rl_eval(s->g, SCRIPT_SYNC, ws_sync_cb, (void *)(uintptr_t)s->conn, 2, 2, argv, NULL) < 0) {
+        s->g->m.unavailable++;
+        ws_send_error(s, "unavailable", "sync failed: retry later", NULL);
+    }
+}
+
+static void ws_typing_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
+    if (!s || s->state == SESS_CLOSING)
+        return;
+    long long n;
+    if (rl_reply_int(rep, &n) < 0) {
+        g->m.unavailable++;
+        ws_send_error(s, "unavailable", "typing not delivered", NULL);
+    } else if (n == 0) {
+        ws_send_error(s, "no_such_user", "no such user", NULL);
+    }
+}
+
+static void ws_typing(gw_session *s, const proto_frame *f)
+{
+    if (f->to.len && f->to.p[0] == '#') {
+        ws_send_error(s, "forbidden", "groups are not implemented yet", NULL);
+        return;
+    }
+    char to[PROTO_NAME_MAX + 1], k1[KEYS_MAX], k2[KEYS_MAX];
+    memcpy(to, f->to.p, f->to.len);
+    to[f->to.len] = '\0';
+    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, to);
+    keys_fmt(k2, sizeof k2, KEY_SESSIONS, to);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_enc_typing(&pk, s->user, strlen(s->user), to, f->to.len);
+    const char *argv[] = {k1, k2, CHAN_GW_PREFIX, to, sb.data};
+    size_t lens[] = {strlen(k1), strlen(k2), strlen(CHAN_GW_PREFIX), f->to.len, sb.size};
+    if (rl_eval(s->g, SCRIPT_TYPING, ws_typing_cb, (void *)(uintptr_t)s->conn, 2, 3, argv, lens) <
+        0) {
+        s->g->m.unavailable++;
+        ws_send_error(s, "unavailable", "typing not delivered", NULL);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void ws_frame(gw_session *s, const char *buf, size_t len)
+{
+    gw_server *g = s->g;
+    msgpack_unpacked u;
+    proto_frame f;
+    proto_error err;
+    g->m.frames_in++;
+    msgpack_unpacked_init(&u);
+    if (proto_decode(buf, len, &u, g->cfg.dev_auth ? PROTO_ALLOW_NO_CID : 0, &f, &err) < 0) {
+        ws_bad_frame(s, &err);
+        ws_send_error(s, err.code, err.message, err.cid.len ? &err.cid : NULL);
+        if (err.close) {
+            s->close_after_flush = 1;
+            ws_close(s, err.close, "bad frame");
+        }
+        msgpack_unpacked_destroy(&u);
+        return;
+    }
+    if (ws_take_token(s) < 0) {
+        g->m.rate_limited++;
+        ws_send_error(s, "rate_limited", "too many frames: slow down",
+                      f.kind == PROTO_TEXT && f.cid.len ? &f.cid : NULL);
+        msgpack_unpacked_destroy(&u);
+        return;
+    }
+    switch (f.kind) {
+    case PROTO_TEXT:
+        ws_text(s, &f);
+        break;
+    case PROTO_SYNC:
+        ws_sync(s, &f);
+        break;
+    case PROTO_TYPING:
+        ws_typing(s, &f);
+        break;
+    case PROTO_READ:
+    case PROTO_HISTORY:
+    case PROTO_GROUP:
+    default:
+        ws_send_error(s, "unknown_kind", "not implemented yet", NULL);
+        break;
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
+/* Assembles a message from its fragments (and lws's partial deliveries of a
+ * large frame) without ever holding more than --max-frame bytes. */
+static int ws_receive(gw_session *s, struct lws *wsi, const char *in, size_t len)
+{
+    gw_server *g = s->g;
+    int first = lws_is_first_fragment(wsi);
+    int last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    if (s->state == SESS_CLOSING)
+        return 0;
+    if (first && s->rx_len == 0) {
+        if (!lws_frame_is_binary(wsi)) {
+            proto_error e = {.code = "bad_frame"};
+            snprintf(e.message, sizeof e.message, "text frames are not accepted");
+            ws_bad_frame(s, &e);
+            ws_close(s, 1003, "binary frames only");
+            return 0;
+        }
+    }
+    if (s->rx_len + len > (size_t)g->cfg.max_frame) {
+        proto_error e = {.code = "too_large"};
+        snprintf(e.message, sizeof e.message, "frame over %lld bytes", g->cfg.max_frame);
+        ws_bad_frame(s, &e);
+        s->rx_len = 0;
+        ws_close(s, 1009, "frame too large");
+        return 0;
+    }
+    if (first && last && s->rx_len == 0) {
+        ws_frame(s, in, len);
+        return 0;
+    }
+    if (s->rx_len + len > s->rx_cap) {
+        size_t cap = s->rx_cap ? s->rx_cap : 4096;
+        while (cap < s->rx_len + len)
+            cap *= 2;
+        if (cap > (size_t)g->cfg.max_frame)
+            cap = (size_t)g->cfg.max_frame;
+        char *nb = realloc(s->rx, cap);
+        if (!nb) {
+            ws_close(s, 1011, "out of memory");
+            return 0;
+        }
+        s->rx = nb;
+        s->rx_cap = cap;
+    }
+    memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len += len;
+    if (last) {
+        size_t n = s->rx_len;
+        s->rx_len = 0;
+        ws_frame(s, s->rx, n);
+    }
+    return 0;
+}
+
+/* ---- open and close ---- */
+
+static int ws_established(struct lws *wsi, gw_server *g, gw_pss *pss)
+{
+    char user[PROTO_NAME_MAX + 1];
+    if (g->draining || ws_auth(wsi, g, user) < 0)
+        return -1;
+    gw_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return -1;
+    s->g = g;
+    s->wsi = wsi;
+    s->conn = ++g->next_conn;
+    strcpy(s->user, user);
+    snprintf(s->sessid, sizeof s->sessid, "%s#%" PRIu64, g->gwid, s->conn);
+    snprintf(s->member, sizeof s->member, "%s#%" PRIu64, user, s->conn);
+    s->state = SESS_OPENING;
+    s->tokens = (double)g->cfg.burst;
+    s->bucket_ms = gw_now_ms();
+    strmap_init(&s->contacts);
+    char k[24];
+    size_t kn = ws_conn_key(k, sizeof k, s->conn);
+    if (strmap_put(&g->sessions_by_conn, k, kn, s) < 0) {
+        free(s);
+        return -1;
+    }
+    s->next_of_user = gw_sessions_of(g, user);
+    strmap_put(&g->sessions_by_user, user, strlen(user), s);
+    pss->s = s;
+    pss->is_ws = 1;
+    g->nsessions++;
+    g->m.connections_total++;
+    lws_rx_flow_control(wsi, 0);
+    if (g->cfg.dev_auth && http_token_user(wsi, g, user, 1) < 0)
+        ws_dev_account(s);
+    if (ws_run_open(s) < 0 || ws_run_contacts(s) < 0)
+        ws_close(s, 1013, "try again later");
+    log_debug("conn %" PRIu64 " (%s): open", s->conn, s->user);
+    return 0;
+}
+
+static void ws_close_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+        log_warn("session_close: %s", rep->str);
+    if (priv) { /* counted for the drain */
+        g->drain_pending--;
+        gw_drain_check(g);
+    }
+}
+
+static void ws_closed(gw_server *g, gw_session *s)
+{
+    char k[24];
+    size_t kn = ws_conn_key(k, sizeof k, s->conn);
+    strmap_del(&g->sessions_by_conn, k, kn);
+    gw_session **pp = NULL, *head = gw_sessions_of(g, s->user);
+    if (head == s) {
+        if (s->next_of_user)
+            strmap_put(&g->sessions_by_user, s->user, strlen(s->user), s->next_of_user);
+        else
+            strmap_del(&g->sessions_by_user, s->user, strlen(s->user));
+    } else {
+        for (pp = &head->next_of_user; *pp; pp = &(*pp)->next_of_user)
+            if (*pp == s) {
+                *pp = s->next_of_user;
+                break;
+            }
+    }
+    presence_unfollow_all(s);
+
+    char k1[KEYS_MAX], k3[KEYS_MAX], chan[KEYS_MAX];
+    keys_fmt(k1, sizeof k1, KEY_SESSIONS, s->user);
+    keys_fmt(k3, sizeof k3, KEY_GW_SESSIONS, g->gwid);
+    keys_fmt(chan, sizeof chan, CHAN_PRESENCE, s->user);
+    const char *argv[] = {k1, KEY_ONLINE, k3, s->user, s->sessid, s->member, chan};
+    if (rl_eval(g, SCRIPT_SESSION_CLOSE, ws_close_cb, g->draining ? (void *)1 : NULL, 3, 4, argv,
+                NULL) == 0 &&
+        g->draining)
+        g->drain_pending++;
+    /* if Redis is down, the reaper closes it once our heartbeat expires, or
+     * the next start of this gateway id does */
+
+    log_debug("conn %" PRIu64 " (%s): closed", s->conn, s->user);
+    sendq_clear(&s->q);
+    deliver_clear(s);
+    ws_free_pending(s);
+    while (s->texts)
+        ws_forget_text(s, s->texts->cid, strlen(s->texts->cid), NULL);
+    free(s->rx);
+    free(s);
+    g->nsessions--;
+    gw_drain_check(g);
+}
+
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss, void *in,
+                size_t len)
+{
+    gw_server *g = lws_context_user(lws_get_context(wsi));
+    gw_session *s = pss ? pss->s : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        return ws_established(wsi, g, pss);
+    case LWS_CALLBACK_RECEIVE:
+        if (!s)
+            return -1;
+        return ws_receive(s, wsi, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (!s)
+            return -1;
+        if (s->close_code && (!s->close_after_flush || !s->q.head)) {
+            lws_close_reason(wsi, (enum lws_close_status)s->close_code,
+                             (unsigned char *)s->close_reason, strlen(s->close_reason));
+            return -1;
+        }
+        if (sendq_flush(&s->q, wsi, &g->m.frames_out) < 0)
+            return -1;
+        if (s->q.head || s->close_code)
+            lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (s) {
+            pss->s = NULL;
+            s->wsi = NULL;
+            ws_closed(g, s);
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
