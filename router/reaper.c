@@ -1,0 +1,163 @@
+/* reaper.c - cleans up after gateways that died without closing their
+ * sessions (crash, kill -9, lost host).
+ *
+ * Every --reap-interval ms, the router that holds slot 0 (so exactly one
+ * router reaps at a time; any router takes over with the slot) looks at each
+ * member of parley:gateways: when its parley:gw:ID:alive key is gone, it runs
+ * session_close for every member of parley:gw:ID:sessions (which announces
+ * `offline` for users left without a session), then removes the gateway from
+ * parley:gateways once its session set is empty. One log line per reaped
+ * gateway. A gateway that was only slow re-registers with its next heartbeat;
+ * a restarted one closes its own leftovers at start. */
+#include "router.h"
+
+#include "log.h"
+#include "proto.h"
+#include "scripts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One dead gateway being reaped; freed by reaper_gw_done. */
+typedef struct reaper_gw {
+    router *r;
+    int closed, offline, failed;
+    char id[72];
+} reaper_gw;
+
+static void reaper_gw_done(reaper_gw *g)
+{
+    g->r->reap_busy--;
+    free(g);
+}
+
+static void reaper_srem_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    reaper_gw *g = privdata;
+    redisReply *rep = reply;
+    (void)ac;
+    if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+        log_info("reaped gateway %s: %d session%s closed, %d user%s went offline", g->id, g->closed,
+                 g->closed == 1 ? "" : "s", g->offline, g->offline == 1 ? "" : "s");
+    reaper_gw_done(g);
+}
+
+static void reaper_scard_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    reaper_gw *g = privdata;
+    redisReply *rep = reply;
+    router *r = g->r;
+    (void)ac;
+    /* sessions added meanwhile (it was alive after all): next round */
+    if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0 || !r->cmd ||
+        redisAsyncCommand(r->cmd, reaper_srem_cb, g, "SREM %s %s", KEY_GATEWAYS, g->id) != REDIS_OK)
+        reaper_gw_done(g);
+}
+
+static void reaper_close_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    reaper_gw *g = privdata;
+    redisReply *rep = reply;
+    (void)ac;
+    if (rep && rep->type == REDIS_REPLY_INTEGER) {
+        g->closed++;
+        g->offline += rep->integer == 1;
+    } else if (rep && rep->type == REDIS_REPLY_ERROR) {
+        g->failed++;
+        log_warn("reaper: session_close on %s: %s", g->id, rep->str);
+    }
+}
+
+static void reaper_sessions_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    reaper_gw *g = privdata;
+    redisReply *rep = reply;
+    router *r = g->r;
+    char gwset[KEYS_MAX], usess[KEYS_MAX], chan[KEYS_MAX], sid[160], user[PROTO_NAME_MAX + 1];
+    (void)ac;
+
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || !r->cmd) {
+        reaper_gw_done(g);
+        return;
+    }
+    keys_fmt(gwset, sizeof(gwset), KEY_GW_SESSIONS, g->id);
+    for (size_t i = 0; i < rep->elements; i++) {
+        const char *member = rep->element[i]->str;
+        const char *hash = member ? strrchr(member, '#') : NULL;
+        size_t ulen = hash ? (size_t)(hash - member) : 0;
+        if (!hash || !proto_valid_user(member, ulen)) {
+            log_warn("reaper: odd member '%s' in %s, removing it", member ? member : "", gwset);
+            redisAsyncCommand(r->cmd, NULL, NULL, "SREM %s %s", gwset, member ? member : "");
+            continue;
+        }
+        memcpy(user, member, ulen);
+        user[ulen] = '\0';
+        snprintf(sid, sizeof(sid), "%s%s", g->id, hash);
+        const char *argv[] = {keys_fmt(usess, sizeof(usess), KEY_SESSIONS, user),
+                              KEY_ONLINE,
+                              gwset,
+                              user,
+                              sid,
+                              member,
+                              keys_fmt(chan, sizeof(chan), CHAN_PRESENCE, user)};
+        scripts_eval(r->cmd, SCRIPT_SESSION_CLOSE, reaper_close_cb, g, 3, 4, argv, NULL);
+    }
+    /* answered after every session_close above */
+    if (redisAsyncCommand(r->cmd, reaper_scard_cb, g, "SCARD %s", gwset) != REDIS_OK)
+        reaper_gw_done(g);
+}
+
+static void reaper_alive_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    reaper_gw *g = privdata;
+    redisReply *rep = reply;
+    router *r = g->r;
+    char key[KEYS_MAX];
+    (void)ac;
+    if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0 || !r->cmd ||
+        redisAsyncCommand(r->cmd, reaper_sessions_cb, g, "SMEMBERS %s",
+                          keys_fmt(key, sizeof(key), KEY_GW_SESSIONS, g->id)) != REDIS_OK)
+        reaper_gw_done(g);
+}
+
+static void reaper_gateways_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    router *r = privdata;
+    redisReply *rep = reply;
+    char key[KEYS_MAX];
+    (void)ac;
+
+    if (rep && rep->type == REDIS_REPLY_ARRAY && r->cmd) {
+        for (size_t i = 0; i < rep->elements; i++) {
+            const char *id = rep->element[i]->str;
+            if (!id || !proto_valid_gwid(id, strlen(id))) continue;
+            reaper_gw *g = calloc(1, sizeof(*g));
+            if (!g) break;
+            g->r = r;
+            snprintf(g->id, sizeof(g->id), "%s", id);
+            r->reap_busy++;
+            if (redisAsyncCommand(r->cmd, reaper_alive_cb, g, "EXISTS %s",
+                                  keys_fmt(key, sizeof(key), KEY_GW_ALIVE, id)) != REDIS_OK)
+                reaper_gw_done(g);
+        }
+    }
+    r->reap_busy--; /* the SMEMBERS itself */
+}
+
+static void reaper_run(evutil_socket_t fd, short what, void *arg)
+{
+    router *r = arg;
+    (void)fd;
+    (void)what;
+    if (r->reap_busy || r->stopping || !conn_ready(r) || !slots_held(r, 0)) return;
+    if (redisAsyncCommand(r->cmd, reaper_gateways_cb, r, "SMEMBERS %s", KEY_GATEWAYS) == REDIS_OK)
+        r->reap_busy = 1;
+}
+
+void reaper_init(router *r)
+{
+    struct timeval tv = {r->cfg.reap_interval / 1000, (r->cfg.reap_interval % 1000) * 1000};
+    r->reap_ev = event_new(r->base, -1, EV_PERSIST, reaper_run, r);
+    event_add(r->reap_ev, &tv);
+}

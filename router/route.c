@@ -1,0 +1,193 @@
+/* route.c - the per-message path: one gateway->router envelope from
+ * parley:rt:N becomes one `send` script call (docs/internals.md), in arrival
+ * order on the single command connection.
+ *
+ * The script stores, delivers and acks atomically, so this file only decodes,
+ * validates and builds the 12 KEYS and 10 ARGV. Keys are formatted on the
+ * stack; the one allocation per message is scripts_eval's copy of the command
+ * (kept for a NOSCRIPT retry) plus what hiredis needs to send it. The msgpack
+ * zone is reused from message to message. A malformed envelope is logged and
+ * dropped: the sender's gateway gets no answer, so its client retries or
+ * gives up; nothing else is affected. */
+#include "router.h"
+
+#include "bus.h"
+#include "log.h"
+#include "proto.h"
+#include "scripts.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+enum {
+    K_CID,
+    K_TO_ACCOUNT,
+    K_IDS,
+    K_HISTORY,
+    K_TO_META,
+    K_TO_INBOX,
+    K_TO_SESSIONS,
+    K_FROM_META,
+    K_FROM_INBOX,
+    K_FROM_SESSIONS,
+    K_FROM_CONTACTS,
+    K_TO_CONTACTS,
+    ROUTE_NKEYS
+};
+
+enum {
+    A_FROM,
+    A_TO,
+    A_DATA,
+    A_CID,
+    A_SESSION,
+    A_CONN,
+    A_PREFIX,
+    A_INBOX_CAP,
+    A_HISTORY_CAP,
+    A_DEDUPE_TTL,
+    ROUTE_NARGS
+};
+
+void route_init(router *r)
+{
+    snprintf(r->inbox_cap_s, sizeof(r->inbox_cap_s), "%lld", r->cfg.inbox_cap);
+    snprintf(r->history_cap_s, sizeof(r->history_cap_s), "%lld", r->cfg.history_cap);
+    snprintf(r->dedupe_ttl_s, sizeof(r->dedupe_ttl_s), "%lld", r->cfg.dedupe_ttl);
+    msgpack_unpacked_init(&r->unpacked);
+}
+
+void route_free(router *r)
+{
+    msgpack_unpacked_destroy(&r->unpacked);
+}
+
+static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    router *r = privdata;
+    redisReply *rep = reply;
+    (void)ac;
+
+    r->in_flight--;
+    if (!rep) {
+        /* the link dropped with the command unanswered: it may or may not
+         * have run; the client retries with its cid either way */
+        r->stats.lost++;
+        return;
+    }
+    switch (rep->type) {
+    case REDIS_REPLY_ARRAY:
+        if (rep->elements == 4) {
+            r->stats.dups++;
+        } else {
+            r->stats.routed++;
+            if (log_enabled(LOG_LVL_DEBUG) && rep->elements == 3)
+                log_debug("stored id %lld seq %lld", rep->element[0]->integer,
+                          rep->element[1]->integer);
+        }
+        break;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+        r->stats.no_user++;
+        break;
+    case REDIS_REPLY_ERROR:
+        r->stats.failed++;
+        log_error("send script failed: %s", rep->str);
+        break;
+    default:
+        r->stats.failed++;
+        log_error("send script: unexpected reply type %d", rep->type);
+    }
+}
+
+/* Copies s into a NUL-terminated buffer (names are at most 33 bytes). */
+static const char *route_cstr(char *buf, size_t size, proto_str s)
+{
+    size_t n = s.len < size - 1 ? s.len : size - 1;
+    memcpy(buf, s.p, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+void route_message(router *r, unsigned slot, const char *buf, size_t len)
+{
+    bus_text m;
+    char from[PROTO_NAME_MAX + 2], to[PROTO_NAME_MAX + 2], conv[2 * PROTO_NAME_MAX + 4];
+    char keys[ROUTE_NKEYS][KEYS_MAX], sess[96], conn[24];
+    const char *argv[ROUTE_NKEYS + ROUTE_NARGS];
+    size_t argvlen[ROUTE_NKEYS + ROUTE_NARGS];
+
+    if (bus_dec_text(buf, len, &r->unpacked, &m) != 0) {
+        r->stats.malformed++;
+        log_warn("slot %u: dropped a malformed envelope (%zu bytes)", slot, len);
+        return;
+    }
+    route_cstr(from, sizeof(from), m.from);
+    route_cstr(to, sizeof(to), m.to);
+    if (to[0] == '#')
+        route_cstr(conv, sizeof(conv), m.to); /* a group's conversation is its name */
+    else if (keys_conv_pair(conv, sizeof(conv), from, to) < 0) {
+        r->stats.malformed++;
+        log_warn("slot %u: dropped an envelope with unusable names", slot);
+        return;
+    }
+    /* groups are not routed yet: the send script answers no_such_user for
+     * a name that has no account, which covers "#name" */
+    unsigned want = keys_slot(conv, strlen(conv));
+    if (want != slot)
+        log_warn("slot %u: %s -> %s belongs to slot %u (gateway %.*s misrouted it)", slot, from, to,
+                 want, (int)m.gw.len, m.gw.p);
+    if (!conn_ready(r)) {
+        r->stats.lost++;
+        return;
+    }
+
+    keys_fmt(keys[K_CID], KEYS_MAX, KEY_CID, from, (int)m.cid.len, m.cid.p);
+    keys_fmt(keys[K_TO_ACCOUNT], KEYS_MAX, KEY_ACCOUNT, to);
+    keys_fmt(keys[K_IDS], KEYS_MAX, "%s", KEY_IDS);
+    keys_fmt(keys[K_HISTORY], KEYS_MAX, KEY_HISTORY, conv);
+    keys_fmt(keys[K_TO_META], KEYS_MAX, KEY_META, to);
+    keys_fmt(keys[K_TO_INBOX], KEYS_MAX, KEY_INBOX, to);
+    keys_fmt(keys[K_TO_SESSIONS], KEYS_MAX, KEY_SESSIONS, to);
+    keys_fmt(keys[K_FROM_META], KEYS_MAX, KEY_META, from);
+    keys_fmt(keys[K_FROM_INBOX], KEYS_MAX, KEY_INBOX, from);
+    keys_fmt(keys[K_FROM_SESSIONS], KEYS_MAX, KEY_SESSIONS, from);
+    keys_fmt(keys[K_FROM_CONTACTS], KEYS_MAX, KEY_CONTACTS, from);
+    keys_fmt(keys[K_TO_CONTACTS], KEYS_MAX, KEY_CONTACTS, to);
+    for (int i = 0; i < ROUTE_NKEYS; i++) {
+        argv[i] = keys[i];
+        argvlen[i] = strlen(keys[i]);
+    }
+
+    const char **a = argv + ROUTE_NKEYS;
+    size_t *al = argvlen + ROUTE_NKEYS;
+    a[A_FROM] = m.from.p;
+    al[A_FROM] = m.from.len;
+    a[A_TO] = m.to.p;
+    al[A_TO] = m.to.len;
+    a[A_DATA] = m.data.p;
+    al[A_DATA] = m.data.len;
+    a[A_CID] = m.cid.p;
+    al[A_CID] = m.cid.len;
+    al[A_SESSION] =
+        (size_t)snprintf(sess, sizeof(sess), "%.*s#%" PRIu64, (int)m.gw.len, m.gw.p, m.conn);
+    a[A_SESSION] = sess;
+    al[A_CONN] = (size_t)snprintf(conn, sizeof(conn), "%" PRIu64, m.conn);
+    a[A_CONN] = conn;
+    a[A_PREFIX] = CHAN_GW_PREFIX;
+    al[A_PREFIX] = sizeof(CHAN_GW_PREFIX) - 1;
+    a[A_INBOX_CAP] = r->inbox_cap_s;
+    al[A_INBOX_CAP] = strlen(r->inbox_cap_s);
+    a[A_HISTORY_CAP] = r->history_cap_s;
+    al[A_HISTORY_CAP] = strlen(r->history_cap_s);
+    a[A_DEDUPE_TTL] = r->dedupe_ttl_s;
+    al[A_DEDUPE_TTL] = strlen(r->dedupe_ttl_s);
+
+    if (scripts_eval(r->cmd, SCRIPT_SEND, route_done, r, ROUTE_NKEYS, ROUTE_NARGS, argv, argvlen) !=
+        REDIS_OK) {
+        r->stats.lost++;
+        return;
+    }
+    r->in_flight++;
+}

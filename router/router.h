@@ -1,0 +1,108 @@
+/* router.h - the state of one parley-router process, shared by its modules:
+ *
+ *   main.c    flags, signals, the libevent loop, orderly shutdown
+ *   conn.c    the two Redis connections (commands, subscriber), reconnect
+ *   slots.c   heartbeat in parley:routers, slot leases, fair share, SUBSCRIBE
+ *   route.c   one envelope from parley:rt:N -> one `send` script call
+ *   reaper.c  closes the sessions of gateways whose heartbeat expired
+ *
+ * Everything runs on one libevent loop: no locks. Ownership: the router
+ * struct lives in main() for the whole process; hiredis owns and frees its
+ * contexts (conn.c only clears its pointers in the disconnect callback). */
+#ifndef PARLEY_ROUTER_H
+#define PARLEY_ROUTER_H
+
+#include "keys.h"
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <msgpack.h>
+#include <stdint.h>
+
+#include "redisurl.h"
+
+typedef struct router_config {
+    const char *redis_url;
+    const char *id;
+    long long inbox_cap, history_cap, dedupe_ttl, lease_ms, reap_interval;
+    const char *log_level;
+} router_config;
+
+/* Life of a routing slot in this process. */
+typedef enum {
+    SLOT_FREE = 0,  /* not ours */
+    SLOT_CLAIMING,  /* SET NX PX sent */
+    SLOT_HELD,      /* lease ours, SUBSCRIBE sent or confirmed */
+    SLOT_RELEASING, /* UNSUBSCRIBE sent; release_slot runs on its confirmation */
+} slot_state;
+
+typedef struct router_stats {
+    unsigned long long routed, dups, no_user, malformed, failed, lost;
+} router_stats;
+
+struct router;
+
+/* privdata for per-slot callbacks (no allocation per command) */
+typedef struct slot_ref {
+    struct router *r;
+    unsigned slot;
+} slot_ref;
+
+typedef struct router {
+    router_config cfg;
+    redisurl url;
+    struct event_base *base;
+
+    /* conn.c: NULL while down; *_up once the connect callback said OK */
+    redisAsyncContext *cmd, *sub;
+    int cmd_up, sub_up;
+    struct event *reconnect_ev;
+    long backoff_ms;
+    int outage_logged;
+
+    /* slots.c */
+    slot_state slot[PARLEY_SLOTS];
+    slot_ref slot_refs[PARLEY_SLOTS];
+    struct event *beat_ev;
+    int tick_busy; /* a heartbeat round trip is in flight */
+    long long live_routers;
+    int leaving; /* shutdown: ZREM sent */
+
+    /* reaper.c */
+    struct event *reap_ev;
+    int reap_busy;
+
+    /* route.c: ARGV values fixed for the process, as strings */
+    char inbox_cap_s[24], history_cap_s[24], dedupe_ttl_s[24];
+    msgpack_unpacked unpacked; /* reused: its zone is cleared, not freed */
+    long long in_flight;
+    router_stats stats;
+
+    int stopping;
+    struct event *stop_timeout_ev;
+} router;
+
+/* conn.c */
+void conn_start(router *r);
+int conn_ready(const router *r);
+void conn_close(router *r); /* disconnect both (shutdown) */
+
+/* slots.c */
+void slots_init(router *r);
+void slots_on_ready(router *r); /* both connections are up: beat and claim now */
+void slots_on_down(router *r);  /* Redis lost: forget leases and subscriptions */
+void slots_shutdown(router *r); /* unsubscribe and release everything, then ZREM */
+int slots_held(const router *r, unsigned slot);
+
+/* route.c */
+void route_init(router *r);
+void route_message(router *r, unsigned slot, const char *buf, size_t len);
+void route_free(router *r);
+
+/* reaper.c */
+void reaper_init(router *r);
+
+/* main.c: called when shutdown work is finished (or impossible) */
+void router_exit(router *r);
+
+#endif
