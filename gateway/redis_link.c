@@ -295,6 +295,11 @@ static void rl_connect(gw_server *g, rl_conn *c)
     redisAsyncSetConnectCallback(ac, rl_on_connect);
     redisAsyncSetDisconnectCallback(ac, rl_on_disconnect);
     redisurl_async_prelude(ac, &g->rurl);
+    /* names show in CLIENT LIST: parley-gw:ID:commands / :subscriber */
+    char name[128];
+    snprintf(name, sizeof name, "parley-gw:%s:%s", g->gwid, c->name);
+    const char *argv[] = {"CLIENT", "SETNAME", name};
+    redisAsyncCommandArgv(ac, rl_ignore_cb, NULL, 3, argv, NULL);
     if (c == &g->cmd)
         scripts_load(ac);
 }
