@@ -105,6 +105,9 @@ static redisAsyncContext *conn_open(router *r, const char *which)
     redisAsyncSetConnectCallback(ac, conn_on_connect);
     redisAsyncSetDisconnectCallback(ac, conn_on_disconnect);
     redisurl_async_prelude(ac, &r->url);
+    /* visible in CLIENT LIST: parley-router:ID:commands / :subscriber */
+    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME parley-router:%s:%s", r->cfg.id,
+                      strcmp(which, "command") == 0 ? "commands" : "subscriber");
     return ac;
 }
 
