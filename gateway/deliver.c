@@ -35,8 +35,7 @@ int deliver_frame_fields(const char *buf, size_t len, proto_str *kind, proto_str
         rc = 0;
         for (uint32_t i = 0; i < m->size; i++) {
             const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-            if (k->type != MSGPACK_OBJECT_STR)
-                continue;
+            if (k->type != MSGPACK_OBJECT_STR) continue;
             proto_str *dst = NULL;
             const char *kp = k->via.str.ptr;
             uint32_t kl = k->via.str.size;
@@ -49,8 +48,7 @@ int deliver_frame_fields(const char *buf, size_t len, proto_str *kind, proto_str
             else if (kl == 3 && !memcmp(kp, "cid", 3))
                 dst = cid;
             else if (kl == 3 && !memcmp(kp, "seq", 3) && seq) {
-                if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                    *seq = (int64_t)v->via.u64;
+                if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *seq = (int64_t)v->via.u64;
                 continue;
             }
             if (dst && (v->type == MSGPACK_OBJECT_STR || v->type == MSGPACK_OBJECT_BIN)) {
@@ -70,8 +68,7 @@ void deliver_send(gw_session *s, dq_kind kind, const char *frame, size_t len)
 {
     proto_str k = {0}, from = {0}, to = {0}, cid = {0};
     ws_send(s, frame, len);
-    if (s->state == SESS_CLOSING)
-        return;
+    if (s->state == SESS_CLOSING) return;
     deliver_frame_fields(frame, len, &k, &from, &to, &cid, NULL);
     if (k.len == 4 && !memcmp(k.p, "text", 4)) {
         if (from.len == strlen(s->user) && !memcmp(from.p, s->user, from.len))
@@ -80,8 +77,7 @@ void deliver_send(gw_session *s, dq_kind kind, const char *frame, size_t len)
             presence_follow(s, from.p, from.len);
     } else if (k.len == 3 && !memcmp(k.p, "ack", 3) && cid.len) {
         char peer[PROTO_NAME_MAX + 2];
-        if (ws_forget_text(s, cid.p, cid.len, peer))
-            presence_follow(s, peer, strlen(peer));
+        if (ws_forget_text(s, cid.p, cid.len, peer)) presence_follow(s, peer, strlen(peer));
     } else if (k.len == 5 && !memcmp(k.p, "error", 5) && cid.len) {
         ws_forget_text(s, cid.p, cid.len, NULL);
     }
@@ -108,8 +104,7 @@ static int deliver_one(gw_session *s, dq_kind kind, int64_t seq, const char *fra
     return DELIVER_FETCH;
 }
 
-static int deliver_enqueue(gw_session *s, dq_kind kind, int64_t seq, const char *frame,
-                           size_t len)
+static int deliver_enqueue(gw_session *s, dq_kind kind, int64_t seq, const char *frame, size_t len)
 {
     if (s->dq_bytes + len > (size_t)s->g->cfg.send_queue) {
         s->g->m.slow_consumers++;
@@ -137,13 +132,10 @@ static int deliver_enqueue(gw_session *s, dq_kind kind, int64_t seq, const char 
 
 void deliver_push(gw_session *s, dq_kind kind, int64_t seq, const char *frame, size_t len)
 {
-    if (s->state == SESS_CLOSING)
-        return;
+    if (s->state == SESS_CLOSING) return;
     if (s->state == SESS_LIVE && !s->fetching && !s->dq_head) {
-        if (deliver_one(s, kind, seq, frame, len) == DELIVER_DONE)
-            return;
-        if (deliver_enqueue(s, kind, seq, frame, len) == 0)
-            deliver_catch_up(s, seq);
+        if (deliver_one(s, kind, seq, frame, len) == DELIVER_DONE) return;
+        if (deliver_enqueue(s, kind, seq, frame, len) == 0) deliver_catch_up(s, seq);
         return;
     }
     deliver_enqueue(s, kind, seq, frame, len);
@@ -158,8 +150,7 @@ void deliver_drain(gw_session *s)
             return;
         }
         s->dq_head = it->next;
-        if (!s->dq_head)
-            s->dq_tail = NULL;
+        if (!s->dq_head) s->dq_tail = NULL;
         s->dq_bytes -= it->len;
         free(it);
     }
@@ -179,8 +170,7 @@ void deliver_clear(gw_session *s)
 static int deliver_acked_in_dq(gw_session *s, int64_t seq)
 {
     for (dq_item *it = s->dq_head; it; it = it->next)
-        if (it->kind == DQ_CONN && it->seq == seq)
-            return 1;
+        if (it->kind == DQ_CONN && it->seq == seq) return 1;
     return 0;
 }
 
@@ -190,29 +180,22 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
     redisReply *rep = r;
     gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
     long long recovered, seq;
-    if (!s)
-        return;
+    if (!s) return;
     s->fetching = 0;
-    if (s->state == SESS_CLOSING)
-        return;
+    if (s->state == SESS_CLOSING) return;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
-        rl_reply_int(rep->element[0], &recovered) < 0 ||
-        rl_reply_int(rep->element[1], &seq) < 0) {
+        rl_reply_int(rep->element[0], &recovered) < 0 || rl_reply_int(rep->element[1], &seq) < 0) {
         /* Redis went away: the re-open after the reconnect fetches again */
-        if (rep && rep->type == REDIS_REPLY_ERROR)
-            log_warn("sync (gap) %s: %s", s->user, rep->str);
+        if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("sync (gap) %s: %s", s->user, rep->str);
         return;
     }
     for (size_t i = 2; i < rep->elements; i++) {
         redisReply *e = rep->element[i];
         int64_t es = 0;
-        if (e->type != REDIS_REPLY_STRING)
-            continue;
+        if (e->type != REDIS_REPLY_STRING) continue;
         deliver_frame_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
-        if (es <= s->last_seq)
-            continue;
-        if (!deliver_acked_in_dq(s, es))
-            deliver_send(s, DQ_USER, e->str, e->len);
+        if (es <= s->last_seq) continue;
+        if (!deliver_acked_in_dq(s, es)) deliver_send(s, DQ_USER, e->str, e->len);
         s->last_seq = es;
     }
     if (s->last_seq < s->fetch_target - 1) {
@@ -228,15 +211,14 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
  * (last_seq, ...] with the sync script when last_seq < target - 1. */
 void deliver_catch_up(gw_session *s, int64_t target)
 {
-    if (s->fetching || s->last_seq >= target - 1)
-        return;
+    if (s->fetching || s->last_seq >= target - 1) return;
     char k1[KEYS_MAX], k2[KEYS_MAX], after[24];
     keys_fmt(k1, sizeof k1, KEY_META, s->user);
     keys_fmt(k2, sizeof k2, KEY_INBOX, s->user);
     snprintf(after, sizeof after, "%" PRId64, s->last_seq);
     const char *argv[] = {k1, k2, after, s->epoch};
-    if (rl_eval(s->g, SCRIPT_SYNC, deliver_fetch_cb, (void *)(uintptr_t)s->conn, 2, 2, argv,
-                NULL) < 0)
+    if (rl_eval(s->g, SCRIPT_SYNC, deliver_fetch_cb, (void *)(uintptr_t)s->conn, 2, 2, argv, NULL) <
+        0)
         return; /* Redis down: retried after the reconnect */
     s->fetching = 1;
     s->fetch_target = target;
@@ -268,8 +250,7 @@ void deliver_envelope(gw_server *g, const char *buf, size_t len)
         }
     } else {
         gw_session *s = gw_session_find(g, d.conn);
-        if (s)
-            deliver_push(s, DQ_CONN, d.seq, d.frame.p, d.frame.len);
+        if (s) deliver_push(s, DQ_CONN, d.seq, d.frame.p, d.frame.len);
     }
     msgpack_unpacked_destroy(&u);
 }

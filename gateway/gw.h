@@ -95,16 +95,16 @@ typedef struct gw_session {
     struct lws *wsi;
     uint64_t conn;
     char user[PROTO_NAME_MAX + 1];
-    char sessid[GW_SESSID_MAX];               /* gwid#conn */
-    char member[PROTO_NAME_MAX + 1 + 21];     /* user#conn */
+    char sessid[GW_SESSID_MAX];           /* gwid#conn */
+    char member[PROTO_NAME_MAX + 1 + 21]; /* user#conn */
     gw_session_state state;
     struct gw_session *next_of_user; /* list of this user's local sessions */
 
     /* inbox position */
     int64_t last_seq; /* highest inbox seq sent to this session */
     char epoch[PROTO_EPOCH_MAX + 1];
-    int opened;      /* session_open answered at least once */
-    int reopening;   /* session_open re-run after a Redis reconnect */
+    int opened;    /* session_open answered at least once */
+    int reopening; /* session_open re-run after a Redis reconnect */
 
     /* hello in the making */
     int64_t open_seq;
@@ -115,7 +115,7 @@ typedef struct gw_session {
     /* deliveries waiting for hello or for a gap fetch */
     dq_item *dq_head, *dq_tail;
     size_t dq_bytes;
-    int fetching;       /* a gap fetch (sync script) is in flight */
+    int fetching; /* a gap fetch (sync script) is in flight */
     int64_t fetch_target;
 
     /* presence: contact name -> presence entry (presence.c) */
@@ -191,7 +191,7 @@ typedef struct gw_metrics {
 typedef struct rl_conn {
     struct gw_server *g;
     redisAsyncContext *ac;
-    int up;          /* connected and ready */
+    int up; /* connected and ready */
     int connecting;
     uint32_t backoff_ms;
     struct event *retry;
@@ -209,10 +209,10 @@ typedef struct gw_server {
 
     rl_conn cmd, sub;
     struct event *beat;
-    int ready;       /* leftover sessions closed: /ws is served */
-    int cleaning;    /* startup cleanup in flight */
-    int ever_up;     /* both connections were usable at least once */
-    int sub_ready;   /* SUBSCRIBE of the gateway channel confirmed */
+    int ready;     /* leftover sessions closed: /ws is served */
+    int cleaning;  /* startup cleanup in flight */
+    int ever_up;   /* both connections were usable at least once */
+    int sub_ready; /* SUBSCRIBE of the gateway channel confirmed */
 
     uint64_t next_conn;
     strmap sessions_by_user; /* name -> gw_session* (list head) */

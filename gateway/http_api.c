@@ -25,35 +25,30 @@ enum { R_NONE = 0, R_REGISTER, R_LOGIN, R_LOGOUT, R_USERS };
 
 /* ---- writing ---- */
 
-static int http_write(struct lws *wsi, int status, const char *ctype, const char *body,
-                      size_t len, const char *cookie)
+static int http_write(struct lws *wsi, int status, const char *ctype, const char *body, size_t len,
+                      const char *cookie)
 {
     unsigned char hdr[LWS_PRE + 1024];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
-    if (lws_add_http_common_headers(wsi, (unsigned)status, ctype, len, &p, end))
-        return -1;
+    if (lws_add_http_common_headers(wsi, (unsigned)status, ctype, len, &p, end)) return -1;
     if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end))
         return -1;
-    if (cookie && lws_add_http_header_by_name(wsi, (const unsigned char *)"set-cookie:",
-                                              (const unsigned char *)cookie, (int)strlen(cookie),
-                                              &p, end))
+    if (cookie && lws_add_http_header_by_name(
+                      wsi, (const unsigned char *)"set-cookie:", (const unsigned char *)cookie,
+                      (int)strlen(cookie), &p, end))
         return -1;
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    if (!len)
-        return 0;
+    if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+    if (!len) return 0;
     unsigned char *b = malloc(LWS_PRE + len);
-    if (!b)
-        return -1;
+    if (!b) return -1;
     memcpy(b + LWS_PRE, body, len);
     int n = lws_write(wsi, b + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
     free(b);
     return n < (int)len ? -1 : 0;
 }
 
-void http_write_simple(struct lws *wsi, int status, const char *ctype, const char *body,
-                       size_t len)
+void http_write_simple(struct lws *wsi, int status, const char *ctype, const char *body, size_t len)
 {
     http_write(wsi, status, ctype, body, len, NULL);
 }
@@ -68,8 +63,7 @@ static size_t http_error_body(char *out, size_t cap, const char *code, const cha
         pos += 11;
     }
     json_put_str(out, cap, &pos, msg, strlen(msg));
-    if (pos + 1 < cap)
-        out[pos++] = '}';
+    if (pos + 1 < cap) out[pos++] = '}';
     return pos;
 }
 
@@ -79,8 +73,7 @@ static int http_fail_now(struct lws *wsi, int status, const char *code, const ch
 {
     char body[512];
     size_t n = http_error_body(body, sizeof body, code, msg);
-    if (http_write(wsi, status, "application/json", body, n, NULL) < 0)
-        return -1;
+    if (http_write(wsi, status, "application/json", body, n, NULL) < 0) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -89,8 +82,7 @@ static int http_fail_now(struct lws *wsi, int status, const char *code, const ch
 static gw_http *http_new(gw_server *g, struct lws *wsi, gw_pss *pss, int route)
 {
     gw_http *h = calloc(1, sizeof *h);
-    if (!h)
-        return NULL;
+    if (!h) return NULL;
     h->g = g;
     h->wsi = wsi;
     h->refs = 1;
@@ -101,8 +93,7 @@ static gw_http *http_new(gw_server *g, struct lws *wsi, gw_pss *pss, int route)
 
 static void http_unref(gw_http *h)
 {
-    if (--h->refs > 0)
-        return;
+    if (--h->refs > 0) return;
     if (h->password) {
         sodium_memzero(h->password, h->password_len);
         free(h->password);
@@ -113,19 +104,15 @@ static void http_unref(gw_http *h)
 
 static void http_answer(gw_http *h, int status, const char *body, size_t len, const char *cookie)
 {
-    if (h->has_answer)
-        return;
+    if (h->has_answer) return;
     h->status = status;
     h->ctype = "application/json";
     h->resp = malloc(len ? len : 1);
-    if (h->resp)
-        memcpy(h->resp, body, len);
+    if (h->resp) memcpy(h->resp, body, len);
     h->resp_len = h->resp ? len : 0;
-    if (cookie)
-        snprintf(h->cookie, sizeof h->cookie, "%s", cookie);
+    if (cookie) snprintf(h->cookie, sizeof h->cookie, "%s", cookie);
     h->has_answer = 1;
-    if (h->wsi)
-        lws_callback_on_writable(h->wsi);
+    if (h->wsi) lws_callback_on_writable(h->wsi);
 }
 
 static void http_error(gw_http *h, int status, const char *code, const char *msg)
@@ -145,9 +132,8 @@ static void http_unavailable(gw_http *h)
 
 static int http_try_token(gw_server *g, const char *tok, size_t len, char *user)
 {
-    return token_verify(g->cfg.secret, tok, len, (int64_t)time(NULL), user, NULL) == TOKEN_OK
-               ? 0
-               : -1;
+    return token_verify(g->cfg.secret, tok, len, (int64_t)time(NULL), user, NULL) == TOKEN_OK ? 0
+                                                                                              : -1;
 }
 
 /* The user of a valid token from the parley_token cookie, the ?token= query
@@ -173,13 +159,12 @@ int http_token_user(struct lws *wsi, gw_server *g, char *user, int allow_bearer)
         }
         free(c);
     }
-    if (allow_bearer &&
-        lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
-        strncasecmp(buf, "Bearer ", 7) == 0 && http_try_token(g, buf + 7, strlen(buf + 7), user) == 0)
+    if (allow_bearer && lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
+        strncasecmp(buf, "Bearer ", 7) == 0 &&
+        http_try_token(g, buf + 7, strlen(buf + 7), user) == 0)
         return 0;
     const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof buf);
-    if (v && http_try_token(g, v, strlen(v), user) == 0)
-        return 0;
+    if (v && http_try_token(g, v, strlen(v), user) == 0) return 0;
     return -1;
 }
 
@@ -225,8 +210,7 @@ static void http_register_hashed(void *priv, int ok, const char *hash)
 {
     gw_http *h = priv;
     if (!ok || !h->wsi) {
-        if (!ok)
-            http_unavailable(h);
+        if (!ok) http_unavailable(h);
         http_unref(h);
         return;
     }
@@ -249,8 +233,7 @@ static int http_credentials(gw_http *h)
     int rc = json_parse_strings(h->body, h->body_len, names, vals, lens, 2);
     if (rc < 0 || !vals[0] || !vals[1]) {
         free(vals[0]);
-        if (vals[1])
-            sodium_memzero(vals[1], lens[1]);
+        if (vals[1]) sodium_memzero(vals[1], lens[1]);
         free(vals[1]);
         http_error(h, 400, "bad_request",
                    "the body must be a JSON object with string fields username and password");
@@ -269,10 +252,10 @@ static int http_credentials(gw_http *h)
 
 static void http_register(gw_http *h)
 {
-    if (http_credentials(h) < 0)
-        return;
+    if (http_credentials(h) < 0) return;
     if (!h->ok) {
-        http_error(h, 400, "invalid_username", "user names are 1 to 32 characters of a-z 0-9 _ . -");
+        http_error(h, 400, "invalid_username",
+                   "user names are 1 to 32 characters of a-z 0-9 _ . -");
         return;
     }
     if (h->password_len < PASSWORD_MIN || h->password_len > PASSWORD_MAX) {
@@ -310,8 +293,8 @@ static void http_login_cb(redisAsyncContext *ac, void *r, void *priv)
         http_unavailable(h);
     } else if (rep->type != REDIS_REPLY_STRING) {
         http_error(h, 401, "bad_credentials", "wrong user name or password");
-    } else if (h->wsi && pwpool_submit(h->password, h->password_len, rep->str,
-                                       http_login_verified, h) == 0) {
+    } else if (h->wsi &&
+               pwpool_submit(h->password, h->password_len, rep->str, http_login_verified, h) == 0) {
         return; /* the reference passes to the pool job */
     } else {
         http_error(h, 503, "unavailable", "too many requests in progress, retry later");
@@ -321,8 +304,7 @@ static void http_login_cb(redisAsyncContext *ac, void *r, void *priv)
 
 static void http_login(gw_http *h)
 {
-    if (http_credentials(h) < 0)
-        return;
+    if (http_credentials(h) < 0) return;
     if (!h->ok || h->password_len < PASSWORD_MIN || h->password_len > PASSWORD_MAX) {
         http_error(h, 401, "bad_credentials", "wrong user name or password");
         return;
@@ -359,8 +341,7 @@ static void http_users_online_cb(redisAsyncContext *ac, void *r, void *priv)
         for (size_t i = 0; i < q->n; i++) {
             long long on = 0;
             rl_reply_int(rep->element[i], &on);
-            if (i)
-                body[pos++] = ',';
+            if (i) body[pos++] = ',';
             memcpy(body + pos, "{\"username\":", 12);
             pos += 12;
             json_put_str(body, sizeof body, &pos, q->names[i], strlen(q->names[i]));
@@ -395,8 +376,7 @@ static void http_users_cb(redisAsyncContext *ac, void *r, void *priv)
     argv[1] = KEY_ONLINE;
     for (size_t i = 0; i < rep->elements && q->n < USERS_LIMIT; i++) {
         redisReply *e = rep->element[i];
-        if (e->type != REDIS_REPLY_STRING || !proto_valid_user(e->str, e->len))
-            continue;
+        if (e->type != REDIS_REPLY_STRING || !proto_valid_user(e->str, e->len)) continue;
         memcpy(q->names[q->n], e->str, e->len);
         q->names[q->n][e->len] = '\0';
         argv[2 + q->n] = q->names[q->n];
@@ -423,8 +403,7 @@ static int http_users(struct lws *wsi, gw_server *g, gw_pss *pss)
     const char *q = lws_get_urlarg_by_name(wsi, "q=", buf, sizeof buf);
     size_t ql = q ? strlen(q) : 0;
     if (ql > PROTO_NAME_MAX || (ql && !proto_valid_user(q, ql))) {
-        if (http_write(wsi, 200, "application/json", "[]", 2, NULL) < 0)
-            return -1;
+        if (http_write(wsi, 200, "application/json", "[]", 2, NULL) < 0) return -1;
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     char lo[PROTO_NAME_MAX + 2], hi[PROTO_NAME_MAX + 3];
@@ -436,8 +415,7 @@ static int http_users(struct lws *wsi, gw_server *g, gw_pss *pss)
         strcpy(hi, "+");
     }
     gw_http *h = http_new(g, wsi, pss, R_USERS);
-    if (!h)
-        return -1;
+    if (!h) return -1;
     const char *argv[] = {"ZRANGEBYLEX", KEY_USERS, lo, hi, "LIMIT", "0", "20"};
     h->refs++;
     if (rl_cmd_argv(g, http_users_cb, h, 7, argv, NULL) < 0) {
@@ -463,8 +441,7 @@ static void http_body_done(gw_http *h)
         http_login(h);
         break;
     case R_LOGOUT:
-        http_answer(h, 204, "", 0,
-                    COOKIE_NAME "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+        http_answer(h, 204, "", 0, COOKIE_NAME "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
         break;
     default:
         http_error(h, 404, "not_found", "no such path");
@@ -473,25 +450,21 @@ static void http_body_done(gw_http *h)
 
 static int http_healthz(struct lws *wsi, gw_server *g)
 {
-    if (g->draining)
-        return http_fail_now(wsi, 503, "unavailable", "draining");
+    if (g->draining) return http_fail_now(wsi, 503, "unavailable", "draining");
     if (!g->ready || !gw_redis_ok(g))
         return http_fail_now(wsi, 503, "unavailable", "redis unreachable");
-    if (http_write(wsi, 200, "text/plain", "ok", 2, NULL) < 0)
-        return -1;
+    if (http_write(wsi, 200, "text/plain", "ok", 2, NULL) < 0) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 static int http_metrics(struct lws *wsi, gw_server *g)
 {
     char *buf = malloc(16384);
-    if (!buf)
-        return -1;
+    if (!buf) return -1;
     size_t n = metrics_render(g, buf, 16384);
     int rc = http_write(wsi, 200, "text/plain; version=0.0.4", buf, n, NULL);
     free(buf);
-    if (rc < 0)
-        return -1;
+    if (rc < 0) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -505,31 +478,24 @@ static int http_request(struct lws *wsi, gw_server *g, gw_pss *pss, const char *
                     : !strcmp(path, "/api/login")  ? R_LOGIN
                     : !strcmp(path, "/api/logout") ? R_LOGOUT
                                                    : R_NONE;
-        if (route == R_NONE)
-            return http_fail_now(wsi, 404, "not_found", "no such path");
+        if (route == R_NONE) return http_fail_now(wsi, 404, "not_found", "no such path");
         char cl[32] = "";
         long long clen = 0;
-        if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
-            clen = atoll(cl);
+        if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) clen = atoll(cl);
         if (clen > GW_BODY_MAX) {
             http_fail_now(wsi, 413, "too_large", "the body is over 8 KiB");
             return -1; /* do not read the body */
         }
         gw_http *h = http_new(g, wsi, pss, route);
-        if (!h)
-            return -1;
+        if (!h) return -1;
         if (clen <= 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
             http_body_done(h); /* no body coming */
         return 0;
     }
-    if (!is_get)
-        return http_fail_now(wsi, 405, "method_not_allowed", "use GET or POST");
-    if (!strcmp(path, "/healthz"))
-        return http_healthz(wsi, g);
-    if (!strcmp(path, "/metrics"))
-        return http_metrics(wsi, g);
-    if (!strcmp(path, "/api/users"))
-        return http_users(wsi, g, pss);
+    if (!is_get) return http_fail_now(wsi, 405, "method_not_allowed", "use GET or POST");
+    if (!strcmp(path, "/healthz")) return http_healthz(wsi, g);
+    if (!strcmp(path, "/metrics")) return http_metrics(wsi, g);
+    if (!strcmp(path, "/api/users")) return http_users(wsi, g, pss);
     if (!strcmp(path, "/ws"))
         return http_fail_now(wsi, 400, "bad_request", "WebSocket upgrade required");
     if (!strncmp(path, "/api/", 5) || !strcmp(path, "/api"))
@@ -558,8 +524,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss
         http_detach(pss);
         return http_request(wsi, g, pss, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
-        if (!h)
-            return 0;
+        if (!h) return 0;
         if (h->body_len + len > GW_BODY_MAX)
             h->too_large = 1;
         else {
@@ -568,12 +533,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss
         }
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (h)
-            http_body_done(h);
+        if (h) http_body_done(h);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (!h || !h->has_answer || h->sent)
-            return 0;
+        if (!h || !h->has_answer || h->sent) return 0;
         h->sent = 1;
         if (http_write(wsi, h->status, h->ctype, h->resp, h->resp_len,
                        h->cookie[0] ? h->cookie : NULL) < 0) {

@@ -17,16 +17,14 @@ typedef struct json_in {
 
 static void json_ws(json_in *in)
 {
-    while (in->p < in->end &&
-           (*in->p == ' ' || *in->p == '\t' || *in->p == '\n' || *in->p == '\r'))
+    while (in->p < in->end && (*in->p == ' ' || *in->p == '\t' || *in->p == '\n' || *in->p == '\r'))
         in->p++;
 }
 
 static int json_hex4(json_in *in, uint32_t *out)
 {
     uint32_t v = 0;
-    if (in->end - in->p < 4)
-        return -1;
+    if (in->end - in->p < 4) return -1;
     for (int i = 0; i < 4; i++) {
         char c = *in->p++;
         v <<= 4;
@@ -70,54 +68,61 @@ static size_t json_utf8(char *o, uint32_t cp)
 /* Decodes a string at in->p (on the opening quote) into a malloc'd buffer. */
 static int json_string(json_in *in, char **out, size_t *olen)
 {
-    if (in->p >= in->end || *in->p != '"')
-        return -1;
+    if (in->p >= in->end || *in->p != '"') return -1;
     in->p++;
     /* the decoded form is never longer than the source */
     char *buf = malloc((size_t)(in->end - in->p) + 1);
     size_t n = 0;
-    if (!buf)
-        return -1;
+    if (!buf) return -1;
     while (in->p < in->end) {
         unsigned char c = (unsigned char)*in->p++;
         if (c == '"') {
             buf[n] = '\0';
-            if (!proto_valid_utf8(buf, n))
-                break;
+            if (!proto_valid_utf8(buf, n)) break;
             *out = buf;
             *olen = n;
             return 0;
         }
-        if (c < 0x20)
-            break;
+        if (c < 0x20) break;
         if (c != '\\') {
             buf[n++] = (char)c;
             continue;
         }
-        if (in->p >= in->end)
-            break;
+        if (in->p >= in->end) break;
         char e = *in->p++;
         uint32_t cp, lo;
         switch (e) {
-        case '"': buf[n++] = '"'; continue;
-        case '\\': buf[n++] = '\\'; continue;
-        case '/': buf[n++] = '/'; continue;
-        case 'b': buf[n++] = '\b'; continue;
-        case 'f': buf[n++] = '\f'; continue;
-        case 'n': buf[n++] = '\n'; continue;
-        case 'r': buf[n++] = '\r'; continue;
-        case 't': buf[n++] = '\t'; continue;
+        case '"':
+            buf[n++] = '"';
+            continue;
+        case '\\':
+            buf[n++] = '\\';
+            continue;
+        case '/':
+            buf[n++] = '/';
+            continue;
+        case 'b':
+            buf[n++] = '\b';
+            continue;
+        case 'f':
+            buf[n++] = '\f';
+            continue;
+        case 'n':
+            buf[n++] = '\n';
+            continue;
+        case 'r':
+            buf[n++] = '\r';
+            continue;
+        case 't':
+            buf[n++] = '\t';
+            continue;
         case 'u':
-            if (json_hex4(in, &cp) < 0)
-                goto fail;
-            if (cp >= 0xdc00 && cp <= 0xdfff)
-                goto fail;
+            if (json_hex4(in, &cp) < 0) goto fail;
+            if (cp >= 0xdc00 && cp <= 0xdfff) goto fail;
             if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (in->end - in->p < 6 || in->p[0] != '\\' || in->p[1] != 'u')
-                    goto fail;
+                if (in->end - in->p < 6 || in->p[0] != '\\' || in->p[1] != 'u') goto fail;
                 in->p += 2;
-                if (json_hex4(in, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
-                    goto fail;
+                if (json_hex4(in, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff) goto fail;
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
             }
             /* 6 source bytes (12 for a pair) always cover the 1..4 written */
@@ -137,8 +142,7 @@ int json_parse_strings(const char *buf, size_t len, const char *const *names, ch
 {
     json_in in = {buf, buf + len};
     json_ws(&in);
-    if (in.p >= in.end || *in.p++ != '{')
-        return -1;
+    if (in.p >= in.end || *in.p++ != '{') return -1;
     json_ws(&in);
     if (in.p < in.end && *in.p == '}') {
         in.p++;
@@ -148,8 +152,7 @@ int json_parse_strings(const char *buf, size_t len, const char *const *names, ch
         char *k = NULL, *v = NULL;
         size_t kl, vl;
         json_ws(&in);
-        if (json_string(&in, &k, &kl) < 0)
-            return -1;
+        if (json_string(&in, &k, &kl) < 0) return -1;
         json_ws(&in);
         if (in.p >= in.end || *in.p++ != ':') {
             free(k);
@@ -169,18 +172,15 @@ int json_parse_strings(const char *buf, size_t len, const char *const *names, ch
                 used = 1;
                 break;
             }
-        if (!used)
-            free(v);
+        if (!used) free(v);
         free(k);
         json_ws(&in);
-        if (in.p >= in.end)
-            return -1;
+        if (in.p >= in.end) return -1;
         if (*in.p == ',') {
             in.p++;
             continue;
         }
-        if (*in.p++ != '}')
-            return -1;
+        if (*in.p++ != '}') return -1;
         break;
     }
 end:
@@ -192,13 +192,11 @@ int json_put_str(char *out, size_t cap, size_t *pos, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t p = *pos;
-    if (p + 2 > cap)
-        return -1;
+    if (p + 2 > cap) return -1;
     out[p++] = '"';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (p + 7 > cap)
-            return -1;
+        if (p + 7 > cap) return -1;
         if (c == '"' || c == '\\') {
             out[p++] = '\\';
             out[p++] = (char)c;
@@ -211,8 +209,7 @@ int json_put_str(char *out, size_t cap, size_t *pos, const char *s, size_t len)
             out[p++] = (char)c;
         }
     }
-    if (p + 1 > cap)
-        return -1;
+    if (p + 1 > cap) return -1;
     out[p++] = '"';
     *pos = p;
     return 0;

@@ -35,15 +35,12 @@ uint64_t gw_now_ms(void)
 
 static void gw_finish(gw_server *g)
 {
-    if (g->finishing)
-        return;
+    if (g->finishing) return;
     g->finishing = 1;
     log_info("gateway %s stopping", g->gwid);
-    if (g->drain_timer)
-        evtimer_del(g->drain_timer);
+    if (g->drain_timer) evtimer_del(g->drain_timer);
     rl_stop(g);
-    if (g->ctx)
-        lws_context_destroy(g->ctx);
+    if (g->ctx) lws_context_destroy(g->ctx);
     struct timeval tv = {0, 100 * 1000};
     event_base_loopexit(g->base, &tv);
 }
@@ -51,25 +48,20 @@ static void gw_finish(gw_server *g)
 static void gw_final_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
-    if (--g->drain_pending <= 0)
-        gw_finish(g);
+    if (--g->drain_pending <= 0) gw_finish(g);
 }
 
 void gw_drain_check(gw_server *g)
 {
-    if (!g->draining || g->finishing || g->nsessions || g->drain_pending)
-        return;
+    if (!g->draining || g->finishing || g->nsessions || g->drain_pending) return;
     /* every session is closed: leave the set of gateways */
     char k[KEYS_MAX];
     keys_fmt(k, sizeof k, KEY_GW_ALIVE, g->gwid);
     const char *a1[] = {"DEL", k};
     const char *a2[] = {"SREM", KEY_GATEWAYS, g->gwid};
-    if (rl_cmd_argv(g, gw_final_cb, NULL, 2, a1, NULL) == 0)
-        g->drain_pending++;
-    if (rl_cmd_argv(g, gw_final_cb, NULL, 3, a2, NULL) == 0)
-        g->drain_pending++;
-    if (!g->drain_pending)
-        gw_finish(g);
+    if (rl_cmd_argv(g, gw_final_cb, NULL, 2, a1, NULL) == 0) g->drain_pending++;
+    if (rl_cmd_argv(g, gw_final_cb, NULL, 3, a2, NULL) == 0) g->drain_pending++;
+    if (!g->drain_pending) gw_finish(g);
 }
 
 static void gw_drain_timeout(evutil_socket_t fd, short what, void *arg)
@@ -133,10 +125,8 @@ static void gw_lws_log(int level, const char *line)
 static int gw_is_loopback(const char *addr)
 {
     struct in_addr a4;
-    if (!strcmp(addr, "localhost") || !strcmp(addr, "::1"))
-        return 1;
-    if (inet_pton(AF_INET, addr, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (!strcmp(addr, "localhost") || !strcmp(addr, "::1")) return 1;
+    if (inet_pton(AF_INET, addr, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
     return 0;
 }
 
@@ -183,8 +173,7 @@ static int gw_flags(gw_server *g, int argc, char **argv)
         {"burst", "PARLEY_BURST", CONFIG_INT, &c->burst, 1, 1000000, "token bucket size"},
         {"everyone-limit", "PARLEY_EVERYONE_LIMIT", CONFIG_INT, &c->everyone_limit, 0, 100000,
          "up to this many users, everyone is everyone's contact"},
-        {"web-root", "PARLEY_WEB_ROOT", CONFIG_STR, &c->web_root, 0, 0,
-         "static files served at /"},
+        {"web-root", "PARLEY_WEB_ROOT", CONFIG_STR, &c->web_root, 0, 0, "static files served at /"},
         {"drain-timeout", "PARLEY_DRAIN_TIMEOUT", CONFIG_INT, &c->drain_timeout, 0, 600000,
          "SIGTERM: longest wait for sockets and Redis, ms"},
         {"dev-auth", "PARLEY_DEV_AUTH", CONFIG_BOOL, &c->dev_auth, 0, 0,
@@ -195,8 +184,7 @@ static int gw_flags(gw_server *g, int argc, char **argv)
     const int nopts = (int)(sizeof opts / sizeof opts[0]);
     const char *prog = "parley-gateway";
     int argi = argc;
-    if (config_parse(prog, "[flags]", opts, nopts, argc, argv, &argi) < 0)
-        return -1;
+    if (config_parse(prog, "[flags]", opts, nopts, argc, argv, &argi) < 0) return -1;
     if (argi < argc) {
         fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[argi]);
         return -1;
@@ -235,8 +223,7 @@ static int gw_flags(gw_server *g, int argc, char **argv)
         log_warn("no --secret given: using the local-only development secret; set "
                  "PARLEY_SECRET for anything but a laptop");
     }
-    if (c->dev_auth)
-        log_warn("--dev-auth: /ws?user=NAME is accepted without a token");
+    if (c->dev_auth) log_warn("--dev-auth: /ws?user=NAME is accepted without a token");
     keys_fmt(g->gw_chan, sizeof g->gw_chan, CHAN_GW, g->gwid);
     return 0;
 }
@@ -247,8 +234,7 @@ int main(int argc, char **argv)
 {
     static gw_server server;
     gw_server *g = &server;
-    if (gw_flags(g, argc, argv) < 0)
-        return 2;
+    if (gw_flags(g, argc, argv) < 0) return 2;
     signal(SIGPIPE, SIG_IGN);
     strmap_init(&g->sessions_by_user);
     strmap_init(&g->sessions_by_conn);
@@ -307,10 +293,8 @@ int main(int argc, char **argv)
     /* teardown, in the order lws's foreign-loop example uses */
     g->finishing = 1;
     lws_context_destroy(g->ctx); /* NULL (no-op) when the first call completed */
-    if (g->cmd.ac)
-        redisAsyncFree(g->cmd.ac);
-    if (g->sub.ac)
-        redisAsyncFree(g->sub.ac);
+    if (g->cmd.ac) redisAsyncFree(g->cmd.ac);
+    if (g->sub.ac) redisAsyncFree(g->sub.ac);
     rl_free(g);
     event_free(g->drain_timer);
     event_free(g->sig_term);

@@ -4,9 +4,9 @@
  * script at hello, plus whoever it exchanges texts with). The gateway holds one
  * SUBSCRIBE parley:presence:NAME per followed NAME, refcounted by the sessions
  * following it: the first follower subscribes, the last one leaving
- * unsubscribes (lazily: see presence_sweep). A presence frame ({kind: online/offline, from}) published on
- * that channel is forwarded as is to every following session. A session never
- * follows its own user. */
+ * unsubscribes (lazily: see presence_sweep). A presence frame ({kind: online/offline, from})
+ * published on that channel is forwarded as is to every following session. A session never follows
+ * its own user. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,8 +39,7 @@ void presence_follow(gw_session *s, const char *name, size_t len)
     presence_entry *e = strmap_get(&g->presence, name, len);
     if (!e) {
         e = calloc(1, sizeof *e);
-        if (!e)
-            return;
+        if (!e) return;
         memcpy(e->name, name, len);
         if (strmap_put(&g->presence, name, len, e) < 0) {
             free(e);
@@ -53,13 +52,11 @@ void presence_follow(gw_session *s, const char *name, size_t len)
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 4;
         gw_session **subs = realloc(e->subs, cap * sizeof *subs);
-        if (!subs)
-            return;
+        if (!subs) return;
         e->subs = subs;
         e->cap = cap;
     }
-    if (strmap_put(&s->contacts, name, len, e) < 0)
-        return;
+    if (strmap_put(&s->contacts, name, len, e) < 0) return;
     e->subs[e->n++] = s;
 }
 
@@ -94,8 +91,7 @@ void presence_sweep(gw_server *g)
 {
     size_t i, k = 0;
     presence_entry **gone = NULL;
-    if (!g->presence.n)
-        return;
+    if (!g->presence.n) return;
     for (strmap_node *n = strmap_first(&g->presence, &i); n; n = strmap_next(&g->presence, n, &i)) {
         presence_entry *e = n->val;
         if (e->n || e->sub != PRES_SUBSCRIBED) {
@@ -107,10 +103,8 @@ void presence_sweep(gw_server *g)
             continue;
         }
         if (!g->sub.up) {
-            if (!gone)
-                gone = calloc(g->presence.n, sizeof *gone);
-            if (gone)
-                gone[k++] = e;
+            if (!gone) gone = calloc(g->presence.n, sizeof *gone);
+            if (gone) gone[k++] = e;
             continue;
         }
         char chan[KEYS_MAX];
@@ -126,11 +120,9 @@ void presence_sweep(gw_server *g)
 void presence_unsubscribed(gw_server *g, const char *chan, size_t clen)
 {
     size_t plen = strlen(CHAN_PRESENCE_PREFIX);
-    if (clen <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0)
-        return;
+    if (clen <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0) return;
     presence_entry *e = strmap_get(&g->presence, chan + plen, clen - plen);
-    if (!e || e->sub != PRES_UNSUBSCRIBING)
-        return;
+    if (!e || e->sub != PRES_UNSUBSCRIBING) return;
     if (e->n == 0) {
         presence_drop(g, e);
         return;
@@ -146,14 +138,11 @@ void presence_message(gw_server *g, const char *chan, const char *buf, size_t le
 {
     size_t plen = strlen(CHAN_PRESENCE_PREFIX);
     size_t clen = strlen(chan);
-    if (clen <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0)
-        return;
+    if (clen <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0) return;
     presence_entry *e = strmap_get(&g->presence, chan + plen, clen - plen);
-    if (!e)
-        return;
+    if (!e) return;
     for (size_t i = 0; i < e->n; i++)
-        if (e->subs[i]->state == SESS_LIVE)
-            ws_send(e->subs[i], buf, len);
+        if (e->subs[i]->state == SESS_LIVE) ws_send(e->subs[i], buf, len);
 }
 
 /* After the subscriber reconnected (a fresh connection has no subscription). */

@@ -41,8 +41,8 @@ static struct {
     int stop;
     int pipe_r, pipe_w;
     struct event *ev;
-} pw = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .pipe_r = -1,
-        .pipe_w = -1};
+} pw = {
+    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .pipe_r = -1, .pipe_w = -1};
 
 static void *pwpool_main(void *arg)
 {
@@ -56,8 +56,7 @@ static void *pwpool_main(void *arg)
         }
         pw_job *j = pw.head;
         pw.head = j->next;
-        if (!pw.head)
-            pw.tail = NULL;
+        if (!pw.head) pw.tail = NULL;
         pthread_mutex_unlock(&pw.mu);
 
         if (j->verify)
@@ -89,16 +88,13 @@ static void pwpool_done(evutil_socket_t fd, short what, void *arg)
 int pwpool_start(gw_server *g)
 {
     int fds[2];
-    if (password_init() < 0 || pipe2(fds, O_CLOEXEC) < 0)
-        return -1;
+    if (password_init() < 0 || pipe2(fds, O_CLOEXEC) < 0) return -1;
     pw.pipe_r = fds[0];
     pw.pipe_w = fds[1];
     fcntl(pw.pipe_r, F_SETFL, O_NONBLOCK);
     pw.ev = event_new(g->base, pw.pipe_r, EV_READ | EV_PERSIST, pwpool_done, NULL);
-    if (!pw.ev || event_add(pw.ev, NULL) < 0)
-        return -1;
-    if (pthread_create(&pw.thread, NULL, pwpool_main, NULL) != 0)
-        return -1;
+    if (!pw.ev || event_add(pw.ev, NULL) < 0) return -1;
+    if (pthread_create(&pw.thread, NULL, pwpool_main, NULL) != 0) return -1;
     pw.started = 1;
     return 0;
 }
@@ -128,21 +124,17 @@ void pwpool_stop(void)
         free(j);
     }
     pw.tail = NULL;
-    if (pw.ev)
-        event_free(pw.ev);
+    if (pw.ev) event_free(pw.ev);
     pw.ev = NULL;
-    if (pw.pipe_r >= 0)
-        close(pw.pipe_r);
-    if (pw.pipe_w >= 0)
-        close(pw.pipe_w);
+    if (pw.pipe_r >= 0) close(pw.pipe_r);
+    if (pw.pipe_w >= 0) close(pw.pipe_w);
     pw.pipe_r = pw.pipe_w = -1;
 }
 
 int pwpool_submit(const char *pwd, size_t len, const char *hash, pwpool_cb *cb, void *priv)
 {
     pw_job *j = calloc(1, sizeof *j);
-    if (!j)
-        return -1;
+    if (!j) return -1;
     j->pw = malloc(len ? len : 1);
     if (!j->pw || (hash && strlen(hash) >= sizeof j->hash)) {
         free(j->pw);

@@ -32,8 +32,7 @@ int gw_redis_ok(gw_server *g)
 
 int rl_reply_int(const redisReply *r, long long *out)
 {
-    if (!r)
-        return -1;
+    if (!r) return -1;
     if (r->type == REDIS_REPLY_INTEGER) {
         *out = r->integer;
         return 0;
@@ -43,8 +42,7 @@ int rl_reply_int(const redisReply *r, long long *out)
         memcpy(tmp, r->str, r->len);
         tmp[r->len] = '\0';
         long long v = strtoll(tmp, &end, 10);
-        if (*end)
-            return -1;
+        if (*end) return -1;
         *out = v;
         return 0;
     }
@@ -53,10 +51,8 @@ int rl_reply_int(const redisReply *r, long long *out)
 
 static rl_conn *rl_of(gw_server *g, const redisAsyncContext *ac)
 {
-    if (g->cmd.ac == ac)
-        return &g->cmd;
-    if (g->sub.ac == ac)
-        return &g->sub;
+    if (g->cmd.ac == ac) return &g->cmd;
+    if (g->sub.ac == ac) return &g->sub;
     return NULL;
 }
 
@@ -64,15 +60,13 @@ static void rl_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     rl_conn *c = arg;
     gw_server *g = c->g;
-    if (g->finishing)
-        return;
+    if (g->finishing) return;
     rl_connect(g, c);
 }
 
 static void rl_schedule(gw_server *g, rl_conn *c)
 {
-    if (g->finishing)
-        return;
+    if (g->finishing) return;
     struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
     evtimer_add(c->retry, &tv);
     c->backoff_ms = c->backoff_ms * 2 > RL_BACKOFF_MAX ? RL_BACKOFF_MAX : c->backoff_ms * 2;
@@ -109,11 +103,9 @@ static void rl_cleanup_cb(redisAsyncContext *ac, void *r, void *priv)
     size_t n = 0;
     for (size_t i = 0; i < rep->elements; i++) {
         redisReply *e = rep->element[i];
-        if (e->type != REDIS_REPLY_STRING)
-            continue;
+        if (e->type != REDIS_REPLY_STRING) continue;
         const char *hash = memrchr(e->str, '#', e->len);
-        if (!hash || !proto_valid_user(e->str, (size_t)(hash - e->str)))
-            continue;
+        if (!hash || !proto_valid_user(e->str, (size_t)(hash - e->str))) continue;
         char user[PROTO_NAME_MAX + 1], k1[KEYS_MAX], k3[KEYS_MAX], chan[KEYS_MAX];
         char sessid[GW_SESSID_MAX + 8];
         size_t ulen = (size_t)(hash - e->str);
@@ -124,16 +116,15 @@ static void rl_cleanup_cb(redisAsyncContext *ac, void *r, void *priv)
         keys_fmt(k3, sizeof k3, KEY_GW_SESSIONS, g->gwid);
         keys_fmt(chan, sizeof chan, CHAN_PRESENCE, user);
         const char *argv[] = {k1, KEY_ONLINE, k3, user, sessid, e->str, chan};
-        size_t lens[] = {strlen(k1), strlen(KEY_ONLINE), strlen(k3), ulen, strlen(sessid), e->len,
-                         strlen(chan)};
+        size_t lens[] = {strlen(k1), strlen(KEY_ONLINE), strlen(k3), ulen, strlen(sessid),
+                         e->len,     strlen(chan)};
         if (scripts_eval(ac, SCRIPT_SESSION_CLOSE, rl_cleanup_close_cb, NULL, 3, 4, argv, lens) ==
             REDIS_OK) {
             g->cleaning++;
             n++;
         }
     }
-    if (n)
-        log_info("closing %zu session(s) left by a previous gateway %s", n, g->gwid);
+    if (n) log_info("closing %zu session(s) left by a previous gateway %s", n, g->gwid);
     rl_cleanup_close_cb(ac, rep, NULL);
 }
 
@@ -151,14 +142,12 @@ static void rl_start_cleanup(gw_server *g)
 static void rl_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *rep = r;
-    if (rep && rep->type == REDIS_REPLY_ERROR)
-        log_warn("redis: %s", rep->str);
+    if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("redis: %s", rep->str);
 }
 
 static void rl_beat_now(gw_server *g)
 {
-    if (!g->cmd.up || !g->ready || g->finishing)
-        return;
+    if (!g->cmd.up || !g->ready || g->finishing) return;
     char k[KEYS_MAX], ttl[24];
     keys_fmt(k, sizeof k, KEY_GW_ALIVE, g->gwid);
     snprintf(ttl, sizeof ttl, "%lld", g->cfg.heartbeat_ttl);
@@ -180,15 +169,12 @@ static void rl_sub_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
     redisReply *rep = r;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
-        return;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) return;
     redisReply *type = rep->element[0], *chan = rep->element[1], *data = rep->element[2];
-    if (type->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING)
-        return;
+    if (type->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING) return;
     int is_gw = chan->len == strlen(g->gw_chan) && memcmp(chan->str, g->gw_chan, chan->len) == 0;
     if (type->len == 7 && memcmp(type->str, "message", 7) == 0) {
-        if (data->type != REDIS_REPLY_STRING)
-            return;
+        if (data->type != REDIS_REPLY_STRING) return;
         if (is_gw)
             deliver_envelope(g, data->str, data->len);
         else
@@ -203,16 +189,14 @@ static void rl_sub_cb(redisAsyncContext *ac, void *r, void *priv)
 
 void rl_subscribe(gw_server *g, const char *chan)
 {
-    if (!g->sub.up)
-        return; /* issued again at reconnect */
+    if (!g->sub.up) return; /* issued again at reconnect */
     const char *argv[] = {"SUBSCRIBE", chan};
     redisAsyncCommandArgv(g->sub.ac, rl_sub_cb, NULL, 2, argv, NULL);
 }
 
 void rl_unsubscribe(gw_server *g, const char *chan)
 {
-    if (!g->sub.up)
-        return;
+    if (!g->sub.up) return;
     const char *argv[] = {"UNSUBSCRIBE", chan};
     redisAsyncCommandArgv(g->sub.ac, rl_sub_cb, NULL, 2, argv, NULL);
 }
@@ -222,10 +206,8 @@ void rl_unsubscribe(gw_server *g, const char *chan)
 /* Both connections usable: catch every session up (after a reconnect). */
 static void rl_maybe_up(gw_server *g)
 {
-    if (!gw_redis_ok(g) || !g->ready)
-        return;
-    if (g->ever_up)
-        ws_on_redis_up(g);
+    if (!gw_redis_ok(g) || !g->ready) return;
+    if (g->ever_up) ws_on_redis_up(g);
     g->ever_up = 1;
 }
 
@@ -234,8 +216,7 @@ static void rl_on_connect(const redisAsyncContext *cac, int status)
     redisAsyncContext *ac = (redisAsyncContext *)cac;
     gw_server *g = ac->data;
     rl_conn *c = rl_of(g, ac);
-    if (!c)
-        return;
+    if (!c) return;
     if (status != REDIS_OK) {
         log_warn("redis %s connection failed: %s", c->name, ac->errstr);
         c->ac = NULL; /* hiredis frees it */
@@ -251,8 +232,7 @@ static void rl_on_connect(const redisAsyncContext *cac, int status)
         rl_subscribe(g, g->gw_chan);
         presence_resubscribe(g);
     } else {
-        if (!g->ready && !g->cleaning)
-            rl_start_cleanup(g);
+        if (!g->ready && !g->cleaning) rl_start_cleanup(g);
         rl_beat_now(g);
         rl_maybe_up(g);
     }
@@ -263,13 +243,11 @@ static void rl_on_disconnect(const redisAsyncContext *cac, int status)
     redisAsyncContext *ac = (redisAsyncContext *)cac;
     gw_server *g = ac->data;
     rl_conn *c = rl_of(g, ac);
-    if (!c)
-        return;
+    if (!c) return;
     c->ac = NULL;
     c->up = 0;
     c->connecting = 0;
-    if (c == &g->sub)
-        g->sub_ready = 0;
+    if (c == &g->sub) g->sub_ready = 0;
     if (g->finishing) {
         gw_drain_check(g);
         return;
@@ -300,8 +278,7 @@ static void rl_connect(gw_server *g, rl_conn *c)
     snprintf(name, sizeof name, "parley-gw:%s:%s", g->gwid, c->name);
     const char *argv[] = {"CLIENT", "SETNAME", name};
     redisAsyncCommandArgv(ac, rl_ignore_cb, NULL, 3, argv, NULL);
-    if (c == &g->cmd)
-        scripts_load(ac);
+    if (c == &g->cmd) scripts_load(ac);
 }
 
 int rl_start(gw_server *g)
@@ -313,8 +290,7 @@ int rl_start(gw_server *g)
     g->cmd.retry = evtimer_new(g->base, rl_retry_cb, &g->cmd);
     g->sub.retry = evtimer_new(g->base, rl_retry_cb, &g->sub);
     g->beat = event_new(g->base, -1, EV_PERSIST, rl_beat_cb, g);
-    if (!g->cmd.retry || !g->sub.retry || !g->beat)
-        return -1;
+    if (!g->cmd.retry || !g->sub.retry || !g->beat) return -1;
     long long every = g->cfg.heartbeat_ttl / 3;
     struct timeval tv = {every / 1000, (every % 1000) * 1000};
     evtimer_add(g->beat, &tv);
@@ -326,42 +302,32 @@ int rl_start(gw_server *g)
 /* Graceful: pending replies are delivered, then the disconnect callbacks run. */
 void rl_stop(gw_server *g)
 {
-    if (g->cmd.retry)
-        evtimer_del(g->cmd.retry);
-    if (g->sub.retry)
-        evtimer_del(g->sub.retry);
-    if (g->beat)
-        evtimer_del(g->beat);
-    if (g->cmd.ac)
-        redisAsyncDisconnect(g->cmd.ac);
-    if (g->sub.ac)
-        redisAsyncDisconnect(g->sub.ac);
+    if (g->cmd.retry) evtimer_del(g->cmd.retry);
+    if (g->sub.retry) evtimer_del(g->sub.retry);
+    if (g->beat) evtimer_del(g->beat);
+    if (g->cmd.ac) redisAsyncDisconnect(g->cmd.ac);
+    if (g->sub.ac) redisAsyncDisconnect(g->sub.ac);
 }
 
 void rl_free(gw_server *g)
 {
-    if (g->cmd.retry)
-        event_free(g->cmd.retry);
-    if (g->sub.retry)
-        event_free(g->sub.retry);
-    if (g->beat)
-        event_free(g->beat);
+    if (g->cmd.retry) event_free(g->cmd.retry);
+    if (g->sub.retry) event_free(g->sub.retry);
+    if (g->beat) event_free(g->beat);
     g->cmd.retry = g->sub.retry = g->beat = NULL;
 }
 
 int rl_cmd_argv(gw_server *g, redisCallbackFn *cb, void *priv, int argc, const char **argv,
                 const size_t *argvlen)
 {
-    if (!g->cmd.up || !g->cmd.ac)
-        return -1;
+    if (!g->cmd.up || !g->cmd.ac) return -1;
     return redisAsyncCommandArgv(g->cmd.ac, cb, priv, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
 }
 
 int rl_eval(gw_server *g, int script, redisCallbackFn *cb, void *priv, int nkeys, int nargs,
             const char **argv, const size_t *argvlen)
 {
-    if (!g->cmd.up || !g->cmd.ac)
-        return -1;
+    if (!g->cmd.up || !g->cmd.ac) return -1;
     return scripts_eval(g->cmd.ac, (script_id)script, cb, priv, nkeys, nargs, argv, argvlen) ==
                    REDIS_OK
                ? 0

@@ -12,8 +12,7 @@
 int sendq_push(sendq *q, const char *frame, size_t len)
 {
     sendq_item *it = malloc(sizeof *it + LWS_PRE + len);
-    if (!it)
-        return -1;
+    if (!it) return -1;
     it->next = NULL;
     it->len = len;
     memcpy(it->buf + LWS_PRE, frame, len);
@@ -35,11 +34,9 @@ int sendq_flush(sendq *q, struct lws *wsi, uint64_t *frames_out)
     while (q->head && !lws_send_pipe_choked(wsi)) {
         sendq_item *it = q->head;
         int n = lws_write(wsi, it->buf + LWS_PRE, it->len, LWS_WRITE_BINARY);
-        if (n < (int)it->len)
-            return -1;
+        if (n < (int)it->len) return -1;
         q->head = it->next;
-        if (!q->head)
-            q->tail = NULL;
+        if (!q->head) q->tail = NULL;
         q->bytes -= it->len;
         q->count--;
         free(it);

@@ -49,8 +49,7 @@ static const char *static_type(const char *path)
     const char *slash = strrchr(path, '/');
     if (dot && (!slash || dot > slash))
         for (size_t i = 0; i < sizeof static_types / sizeof static_types[0]; i++)
-            if (!strcasecmp(dot, static_types[i].ext))
-                return static_types[i].type;
+            if (!strcasecmp(dot, static_types[i].ext)) return static_types[i].type;
     return "application/octet-stream";
 }
 
@@ -69,8 +68,7 @@ static int static_not_found(struct lws *wsi)
 static int static_has_dotdot(const char *p)
 {
     for (const char *s = p; (s = strstr(s, "..")); s += 2)
-        if ((s == p || s[-1] == '/') && (s[2] == '\0' || s[2] == '/'))
-            return 1;
+        if ((s == p || s[-1] == '/') && (s[2] == '\0' || s[2] == '/')) return 1;
     return strchr(p, '\\') != NULL;
 }
 
@@ -78,11 +76,9 @@ int static_serve(struct lws *wsi, gw_server *g, const char *path)
 {
     char full[4096];
     struct stat st;
-    if (path[0] != '/' || static_has_dotdot(path))
-        return static_not_found(wsi);
+    if (path[0] != '/' || static_has_dotdot(path)) return static_not_found(wsi);
     int n = snprintf(full, sizeof full, "%s%s", g->cfg.web_root, path);
-    if (n < 0 || (size_t)n >= sizeof full - 16)
-        return static_not_found(wsi);
+    if (n < 0 || (size_t)n >= sizeof full - 16) return static_not_found(wsi);
     if (full[n - 1] == '/' || (stat(full, &st) == 0 && S_ISDIR(st.st_mode)))
         snprintf(full + n, sizeof full - (size_t)n, "%sindex.html", full[n - 1] == '/' ? "" : "/");
     if (stat(full, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -94,7 +90,6 @@ int static_serve(struct lws *wsi, gw_server *g, const char *path)
         return static_not_found(wsi);
     }
     int rc = lws_serve_http_file(wsi, full, static_type(full), NULL, 0);
-    if (rc < 0 || (rc > 0 && lws_http_transaction_completed(wsi)))
-        return -1;
+    if (rc < 0 || (rc > 0 && lws_http_transaction_completed(wsi))) return -1;
     return 0;
 }

@@ -38,8 +38,7 @@ void strmap_free(strmap *m)
 
 static strmap_node **strmap_slot(const strmap *m, const char *k, size_t klen)
 {
-    if (!m->nb)
-        return NULL;
+    if (!m->nb) return NULL;
     strmap_node **pp = &m->b[strmap_hash(k, klen) & (m->nb - 1)];
     while (*pp && ((*pp)->klen != klen || memcmp((*pp)->key, k, klen) != 0))
         pp = &(*pp)->next;
@@ -56,8 +55,7 @@ static int strmap_grow(strmap *m)
 {
     size_t nb = m->nb ? m->nb * 2 : 16;
     strmap_node **b = calloc(nb, sizeof *b);
-    if (!b)
-        return -1;
+    if (!b) return -1;
     for (size_t i = 0; i < m->nb; i++) {
         strmap_node *n = m->b[i];
         while (n) {
@@ -81,11 +79,9 @@ int strmap_put(strmap *m, const char *k, size_t klen, void *val)
         (*pp)->val = val;
         return 0;
     }
-    if (m->n + 1 > m->nb && strmap_grow(m) < 0)
-        return -1;
+    if (m->n + 1 > m->nb && strmap_grow(m) < 0) return -1;
     strmap_node *n = malloc(sizeof *n + klen + 1);
-    if (!n)
-        return -1;
+    if (!n) return -1;
     memcpy(n->key, k, klen);
     n->key[klen] = '\0';
     n->klen = klen;
@@ -100,8 +96,7 @@ int strmap_put(strmap *m, const char *k, size_t klen, void *val)
 void *strmap_del(strmap *m, const char *k, size_t klen)
 {
     strmap_node **pp = strmap_slot(m, k, klen);
-    if (!pp || !*pp)
-        return NULL;
+    if (!pp || !*pp) return NULL;
     strmap_node *n = *pp;
     void *v = n->val;
     *pp = n->next;
@@ -113,17 +108,14 @@ void *strmap_del(strmap *m, const char *k, size_t klen)
 strmap_node *strmap_first(const strmap *m, size_t *i)
 {
     for (*i = 0; *i < m->nb; (*i)++)
-        if (m->b[*i])
-            return m->b[*i];
+        if (m->b[*i]) return m->b[*i];
     return NULL;
 }
 
 strmap_node *strmap_next(const strmap *m, strmap_node *cur, size_t *i)
 {
-    if (cur->next)
-        return cur->next;
+    if (cur->next) return cur->next;
     for ((*i)++; *i < m->nb; (*i)++)
-        if (m->b[*i])
-            return m->b[*i];
+        if (m->b[*i]) return m->b[*i];
     return NULL;
 }

@@ -44,19 +44,16 @@ gw_session *gw_sessions_of(gw_server *g, const char *user)
 
 void ws_close(gw_session *s, int code, const char *reason)
 {
-    if (s->close_code)
-        return;
+    if (s->close_code) return;
     s->close_code = code;
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
     s->state = SESS_CLOSING;
-    if (s->wsi)
-        lws_callback_on_writable(s->wsi);
+    if (s->wsi) lws_callback_on_writable(s->wsi);
 }
 
 void ws_send(gw_session *s, const char *frame, size_t len)
 {
-    if (s->close_code && !s->close_after_flush)
-        return;
+    if (s->close_code && !s->close_after_flush) return;
     if (s->q.bytes + len > (size_t)s->g->cfg.send_queue) {
         s->g->m.slow_consumers++;
         log_info("conn %" PRIu64 " (%s): send queue over %lld bytes, dropping slow consumer",
@@ -104,8 +101,7 @@ void ws_close_all(gw_server *g, int code, const char *reason)
 static void ws_remember_text(gw_session *s, const proto_str *cid, const proto_str *to)
 {
     gw_pending_text *t = calloc(1, sizeof *t);
-    if (!t)
-        return;
+    if (!t) return;
     memcpy(t->cid, cid->p, cid->len);
     memcpy(t->to, to->p, to->len);
     t->next = s->texts;
@@ -127,8 +123,7 @@ int ws_forget_text(gw_session *s, const char *cid, size_t len, char *to)
     for (gw_pending_text **pp = &s->texts; *pp; pp = &(*pp)->next) {
         gw_pending_text *t = *pp;
         if (strlen(t->cid) == len && memcmp(t->cid, cid, len) == 0) {
-            if (to)
-                strcpy(to, t->to);
+            if (to) strcpy(to, t->to);
             *pp = t->next;
             free(t);
             s->ntexts--;
@@ -156,8 +151,7 @@ static void ws_open_cb(redisAsyncContext *ac, void *r, void *priv)
     gw_server *g = ac->data;
     redisReply *rep = r;
     gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
-    if (!s || s->state == SESS_CLOSING)
-        return;
+    if (!s || s->state == SESS_CLOSING) return;
     long long seq;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
         rl_reply_int(rep->element[0], &seq) < 0 || rep->element[1]->type != REDIS_REPLY_STRING ||
@@ -165,8 +159,7 @@ static void ws_open_cb(redisAsyncContext *ac, void *r, void *priv)
         if (rep && rep->type == REDIS_REPLY_ERROR)
             log_warn("session_open %s: %s", s->user, rep->str);
         s->reopening = 0;
-        if (s->state == SESS_OPENING)
-            ws_close(s, 1013, "try again later");
+        if (s->state == SESS_OPENING) ws_close(s, 1013, "try again later");
         /* a LIVE session whose re-open failed waits for the next reconnect */
         return;
     }
@@ -176,6 +169,14 @@ static void ws_open_cb(redisAsyncContext *ac, void *r, void *priv)
         if (strlen(s->epoch) != ep->len || memcmp(s->epoch, ep->str, ep->len) != 0) {
             log_info("conn %" PRIu64 " (%s): inbox epoch changed, closing", s->conn, s->user);
             ws_close(s, 1012, "inbox epoch changed");
+            return;
+        }
+        if (seq < s->last_seq) {
+            /* Redis came back without writes this session saw: the seqs it
+             * hands out next would be skipped as already sent */
+            log_warn("conn %" PRIu64 " (%s): inbox seq went back from %" PRId64 " to %lld, closing",
+                     s->conn, s->user, s->last_seq, seq);
+            ws_close(s, 1012, "inbox seq went back");
             return;
         }
         deliver_catch_up(s, seq + 1);
@@ -196,11 +197,9 @@ static void ws_open_cb(redisAsyncContext *ac, void *r, void *priv)
         }
         for (size_t i = 0; i < n; i++) {
             redisReply *e = rep->element[i + 2];
-            if (e->type != REDIS_REPLY_STRING)
-                continue;
+            if (e->type != REDIS_REPLY_STRING) continue;
             s->pending[s->npending] = malloc(e->len ? e->len : 1);
-            if (!s->pending[s->npending])
-                break;
+            if (!s->pending[s->npending]) break;
             memcpy(s->pending[s->npending], e->str, e->len);
             s->pending_len[s->npending++] = e->len;
         }
@@ -212,13 +211,11 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
     gw_server *g = ac->data;
     redisReply *rep = r;
     gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
-    if (!s || s->state != SESS_OPENING || !s->opened)
-        return;
+    if (!s || s->state != SESS_OPENING || !s->opened) return;
     long long mode;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
         rl_reply_int(rep->element[0], &mode) < 0) {
-        if (rep && rep->type == REDIS_REPLY_ERROR)
-            log_warn("contacts %s: %s", s->user, rep->str);
+        if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("contacts %s: %s", s->user, rep->str);
         ws_close(s, 1013, "try again later");
         return;
     }
@@ -231,8 +228,7 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
     for (size_t i = 0; i < n; i++) {
         redisReply *name = rep->element[1 + 2 * i], *on = rep->element[2 + 2 * i];
         long long online = 0;
-        if (name->type != REDIS_REPLY_STRING || !proto_valid_user(name->str, name->len))
-            continue;
+        if (name->type != REDIS_REPLY_STRING || !proto_valid_user(name->str, name->len)) continue;
         rl_reply_int(on, &online);
         c[k].name = name->str;
         c[k].len = name->len;
@@ -263,8 +259,7 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
 static void ws_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *rep = r;
-    if (rep && rep->type == REDIS_REPLY_ERROR)
-        log_warn("redis: %s", rep->str);
+    if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("redis: %s", rep->str);
 }
 
 static int ws_run_open(gw_session *s)
@@ -312,12 +307,10 @@ void ws_on_redis_up(gw_server *g)
     for (strmap_node *n = strmap_first(&g->sessions_by_conn, &i); n;
          n = strmap_next(&g->sessions_by_conn, n, &i)) {
         gw_session *s = n->val;
-        if (s->state != SESS_LIVE)
-            continue;
+        if (s->state != SESS_LIVE) continue;
         s->fetching = 0;
         s->reopening = 1;
-        if (ws_run_open(s) < 0)
-            s->reopening = 0;
+        if (ws_run_open(s) < 0) s->reopening = 0;
     }
 }
 
@@ -326,8 +319,7 @@ void ws_on_redis_up(gw_server *g)
 /* Who is this upgrade for? 0 and user filled, or -1. */
 static int ws_auth(struct lws *wsi, gw_server *g, char *user)
 {
-    if (http_token_user(wsi, g, user, 1) == 0)
-        return 0;
+    if (http_token_user(wsi, g, user, 1) == 0) return 0;
     if (g->cfg.dev_auth) {
         char buf[PROTO_NAME_MAX + 16];
         const char *v = lws_get_urlarg_by_name(wsi, "user=", buf, sizeof buf);
@@ -345,8 +337,7 @@ static int ws_reject(struct lws *wsi, int status, const char *code, const char *
     size_t pos = 0;
     pos += (size_t)snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":", code);
     json_put_str(body, sizeof body, &pos, msg, strlen(msg));
-    if (pos + 2 < sizeof body)
-        body[pos++] = '}';
+    if (pos + 2 < sizeof body) body[pos++] = '}';
     http_write_simple(wsi, status, "application/json", body, pos);
     return 1;
 }
@@ -357,8 +348,7 @@ int ws_confirm_upgrade(struct lws *wsi, gw_server *g)
     char user[PROTO_NAME_MAX + 1];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
         return ws_reject(wsi, 404, "not_found", "no such path");
-    if (g->draining)
-        return ws_reject(wsi, 503, "unavailable", "this gateway is shutting down");
+    if (g->draining) return ws_reject(wsi, 503, "unavailable", "this gateway is shutting down");
     if (!g->ready || !gw_redis_ok(g))
         return ws_reject(wsi, 503, "unavailable", "storage unreachable, retry later");
     if (ws_auth(wsi, g, user) < 0)
@@ -384,10 +374,8 @@ static int ws_take_token(gw_session *s)
     uint64_t now = gw_now_ms();
     s->tokens += (double)(now - s->bucket_ms) * (double)g->cfg.rate / 1000.0;
     s->bucket_ms = now;
-    if (s->tokens > (double)g->cfg.burst)
-        s->tokens = (double)g->cfg.burst;
-    if (s->tokens < 1.0)
-        return -1;
+    if (s->tokens > (double)g->cfg.burst) s->tokens = (double)g->cfg.burst;
+    if (s->tokens < 1.0) return -1;
     s->tokens -= 1.0;
     return 0;
 }
@@ -402,8 +390,7 @@ static void ws_unavailable(gw_server *g, gw_session *s, const char *cid, size_t 
 {
     proto_str c = {cid, cid_len};
     g->m.unavailable++;
-    if (cid_len)
-        ws_forget_text(s, cid, cid_len, NULL);
+    if (cid_len) ws_forget_text(s, cid, cid_len, NULL);
     ws_send_error(s, "unavailable", "not stored: retry later with the same cid", &c);
 }
 
@@ -484,25 +471,21 @@ static void ws_sync_cb(redisAsyncContext *ac, void *r, void *priv)
     gw_server *g = ac->data;
     redisReply *rep = r;
     gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
-    if (!s || s->state == SESS_CLOSING)
-        return;
+    if (!s || s->state == SESS_CLOSING) return;
     long long recovered, seq;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
-        rl_reply_int(rep->element[0], &recovered) < 0 ||
-        rl_reply_int(rep->element[1], &seq) < 0) {
+        rl_reply_int(rep->element[0], &recovered) < 0 || rl_reply_int(rep->element[1], &seq) < 0) {
         g->m.unavailable++;
         ws_send_error(s, "unavailable", "sync failed: retry later", NULL);
         return;
     }
     for (size_t i = 2; i < rep->elements; i++) {
         redisReply *e = rep->element[i];
-        if (e->type != REDIS_REPLY_STRING)
-            continue;
+        if (e->type != REDIS_REPLY_STRING) continue;
         int64_t es = 0;
         deliver_frame_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
         deliver_send(s, DQ_USER, e->str, e->len);
-        if (es > s->last_seq)
-            s->last_seq = es;
+        if (es > s->last_seq) s->last_seq = es;
     }
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -532,8 +515,7 @@ static void ws_typing_cb(redisAsyncContext *ac, void *r, void *priv)
     gw_server *g = ac->data;
     redisReply *rep = r;
     gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
-    if (!s || s->state == SESS_CLOSING)
-        return;
+    if (!s || s->state == SESS_CLOSING) return;
     long long n;
     if (rl_reply_int(rep, &n) < 0) {
         g->m.unavailable++;
@@ -621,8 +603,7 @@ static int ws_receive(gw_session *s, struct lws *wsi, const char *in, size_t len
     gw_server *g = s->g;
     int first = lws_is_first_fragment(wsi);
     int last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
-    if (s->state == SESS_CLOSING)
-        return 0;
+    if (s->state == SESS_CLOSING) return 0;
     if (first && s->rx_len == 0) {
         if (!lws_frame_is_binary(wsi)) {
             proto_error e = {.code = "bad_frame"};
@@ -648,8 +629,7 @@ static int ws_receive(gw_session *s, struct lws *wsi, const char *in, size_t len
         size_t cap = s->rx_cap ? s->rx_cap : 4096;
         while (cap < s->rx_len + len)
             cap *= 2;
-        if (cap > (size_t)g->cfg.max_frame)
-            cap = (size_t)g->cfg.max_frame;
+        if (cap > (size_t)g->cfg.max_frame) cap = (size_t)g->cfg.max_frame;
         char *nb = realloc(s->rx, cap);
         if (!nb) {
             ws_close(s, 1011, "out of memory");
@@ -673,11 +653,9 @@ static int ws_receive(gw_session *s, struct lws *wsi, const char *in, size_t len
 static int ws_established(struct lws *wsi, gw_server *g, gw_pss *pss)
 {
     char user[PROTO_NAME_MAX + 1];
-    if (g->draining || ws_auth(wsi, g, user) < 0)
-        return -1;
+    if (g->draining || ws_auth(wsi, g, user) < 0) return -1;
     gw_session *s = calloc(1, sizeof *s);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     s->g = g;
     s->wsi = wsi;
     s->conn = ++g->next_conn;
@@ -701,10 +679,8 @@ static int ws_established(struct lws *wsi, gw_server *g, gw_pss *pss)
     g->nsessions++;
     g->m.connections_total++;
     lws_rx_flow_control(wsi, 0);
-    if (g->cfg.dev_auth && http_token_user(wsi, g, user, 1) < 0)
-        ws_dev_account(s);
-    if (ws_run_open(s) < 0 || ws_run_contacts(s) < 0)
-        ws_close(s, 1013, "try again later");
+    if (g->cfg.dev_auth && http_token_user(wsi, g, user, 1) < 0) ws_dev_account(s);
+    if (ws_run_open(s) < 0 || ws_run_contacts(s) < 0) ws_close(s, 1013, "try again later");
     log_debug("conn %" PRIu64 " (%s): open", s->conn, s->user);
     return 0;
 }
@@ -713,8 +689,7 @@ static void ws_close_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
     redisReply *rep = r;
-    if (rep && rep->type == REDIS_REPLY_ERROR)
-        log_warn("session_close: %s", rep->str);
+    if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("session_close: %s", rep->str);
     if (priv) { /* counted for the drain */
         g->drain_pending--;
         gw_drain_check(g);
@@ -774,21 +749,17 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss, 
     case LWS_CALLBACK_ESTABLISHED:
         return ws_established(wsi, g, pss);
     case LWS_CALLBACK_RECEIVE:
-        if (!s)
-            return -1;
+        if (!s) return -1;
         return ws_receive(s, wsi, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        if (!s)
-            return -1;
+        if (!s) return -1;
         if (s->close_code && (!s->close_after_flush || !s->q.head)) {
             lws_close_reason(wsi, (enum lws_close_status)s->close_code,
                              (unsigned char *)s->close_reason, strlen(s->close_reason));
             return -1;
         }
-        if (sendq_flush(&s->q, wsi, &g->m.frames_out) < 0)
-            return -1;
-        if (s->q.head || s->close_code)
-            lws_callback_on_writable(wsi);
+        if (sendq_flush(&s->q, wsi, &g->m.frames_out) < 0) return -1;
+        if (s->q.head || s->close_code) lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_CLOSED:
         if (s) {
