@@ -218,7 +218,8 @@ redisAsyncContext *redisurl_async_connect(const redisurl *u, char *err, size_t e
 static void prelude_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply *reply = r;
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
+    /* after a refused AUTH the SELECT fails too: say it once */
+    if (reply && reply->type == REDIS_REPLY_ERROR && !(ac->c.flags & REDIS_DISCONNECTING)) {
         log_error("redis %s refused: %s", (const char *)privdata, reply->str);
         redisAsyncDisconnect(ac);
     }

@@ -39,6 +39,7 @@ static redisAsyncContext **conn_slot(router *r, const redisAsyncContext *ac, int
 /* Either connection is gone: drop the other and all lease state. */
 static void conn_lost(router *r, const char *which, const char *why)
 {
+    r->healthy = 0;
     if (!r->outage_logged && !r->stopping) {
         log_warn("redis %s connection lost (%s): dropping all slots, reconnecting", which, why);
         r->outage_logged = 1;
@@ -70,13 +71,19 @@ static void conn_on_connect(const redisAsyncContext *ac, int status)
     }
     *up = 1;
     log_debug("redis %s connection up", which);
-    if (conn_ready(r)) {
-        char desc[300];
-        log_info("connected to redis at %s", redisurl_describe(&r->url, desc, sizeof(desc)));
-        r->backoff_ms = CONN_BACKOFF_MIN_MS;
-        r->outage_logged = 0;
-        slots_on_ready(r);
-    }
+    if (conn_ready(r)) slots_on_ready(r);
+}
+
+/* A real reply came back (so AUTH and SELECT passed): only now does the
+ * backoff reset, or a refused password would retry every 100 ms. */
+void conn_healthy(router *r)
+{
+    char desc[300];
+    if (r->healthy) return;
+    r->healthy = 1;
+    r->backoff_ms = CONN_BACKOFF_MIN_MS;
+    r->outage_logged = 0;
+    log_info("connected to redis at %s", redisurl_describe(&r->url, desc, sizeof(desc)));
 }
 
 static void conn_on_disconnect(const redisAsyncContext *ac, int status)

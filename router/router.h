@@ -59,6 +59,7 @@ typedef struct router {
     struct event *reconnect_ev;
     long backoff_ms;
     int outage_logged;
+    int healthy; /* a command was answered since the last (re)connect */
 
     /* slots.c */
     slot_state slot[PARLEY_SLOTS];
@@ -85,7 +86,8 @@ typedef struct router {
 /* conn.c */
 void conn_start(router *r);
 int conn_ready(const router *r);
-void conn_close(router *r); /* disconnect both (shutdown) */
+void conn_healthy(router *r); /* called on the first good reply after connecting */
+void conn_close(router *r);   /* disconnect both (shutdown) */
 
 /* slots.c */
 void slots_init(router *r);

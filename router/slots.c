@@ -259,6 +259,7 @@ static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
         r->tick_busy = 0;
         return;
     }
+    conn_healthy(r);
     long long now = atoll(rep->element[0]->str) * 1000 + atoll(rep->element[1]->str) / 1000;
     snprintf(now_s, sizeof(now_s), "%lld", now);
     snprintf(old_s, sizeof(old_s), "(%lld", now - 3 * r->cfg.lease_ms);

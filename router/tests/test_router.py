@@ -167,6 +167,14 @@ try:
     msgs = sub.collect(2)
     check(len(msgs) == 2 and r1.poll() is None, "router survives malformed envelopes")
 
+    # dev mode: a text without cid is stored and acked (ack without cid)
+    publish_text(r, "alice", "bob", "no cid", "")
+    msgs = {c: decode_env(p) for c, p in sub.collect(2)}
+    check(msgs.get("parley:gw:gw1", {}).get("f", {}).get("data") == "no cid" and
+          "cid" not in msgs["parley:gw:gw1"]["f"] and msgs.get("parley:gw:gwA", {}).get(
+              "f", {}).get("kind") == "ack" and "cid" not in msgs["parley:gw:gwA"]["f"],
+          "text without cid: delivered, acked without cid")
+
     # ordering: 300 messages in one conversation, pipelined
     slot = fnv_slot("alice|bob")
     for i in range(300):

@@ -183,6 +183,12 @@ int main(int argc, char **argv)
                      &argi) != 0)
         return CLI_USAGE;
     if (argi >= argc) return cli_usage_error(prog, "missing command (try --help)");
+    {
+        char err[512];
+        redisurl u;
+        if (redisurl_parse(ctx.redis_url, &u, err, sizeof(err)) != 0)
+            return cli_usage_error(prog, "--redis-url: %s", err);
+    }
     if (!ctx.secret) ctx.secret = CLI_DEV_SECRET;
 
     int rc = -1;
