@@ -3,6 +3,7 @@
  * scripts (their SHA1s, optionally loading them). */
 #include "cli.h"
 #include "keys.h"
+#include "proto.h"
 
 #include <msgpack.h>
 #include <stdio.h>
@@ -84,6 +85,8 @@ int cli_cmd_sessions(cli_ctx *ctx, const char *prog, int argc, char **argv)
     int npos;
     if (cli_args(prog, ctx->usage, NULL, 0, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
     if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
+    if (!proto_valid_user(pos[0], strlen(pos[0])))
+        return cli_usage_error(prog, "bad user name '%s'", pos[0]);
     redisContext *c = cli_redis(ctx);
     if (!c) return CLI_FAIL;
     redisReply *s = cli_smembers_sorted(c, keys_fmt(key, sizeof(key), KEY_SESSIONS, pos[0]));
@@ -217,6 +220,8 @@ int cli_cmd_inbox(cli_ctx *ctx, const char *prog, int argc, char **argv)
     int npos;
     if (cli_args(prog, ctx->usage, opts, 1, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
     if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
+    if (!proto_valid_user(pos[0], strlen(pos[0])))
+        return cli_usage_error(prog, "bad user name '%s'", pos[0]);
     redisContext *c = cli_redis(ctx);
     if (!c) return CLI_FAIL;
     redisReply *m =
