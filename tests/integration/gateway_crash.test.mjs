@@ -1,0 +1,121 @@
+// A gateway dies (SIGKILL): its users go offline everywhere once its heartbeat
+// expires and a router reaps it; nothing acknowledged is lost (protocol.md:
+// Delivery guarantees, Offline messages and recovery). Cluster: redis,
+// router, gw1, gw2; gw2 is killed (and restarted before the next test).
+import assert from 'node:assert/strict';
+import { decode } from '@msgpack/msgpack';
+import { after, before, beforeEach } from 'node:test';
+import { Client, brief } from './lib/client.mjs';
+import { Cluster, HEARTBEAT_TTL_MS, REAP_INTERVAL_MS, makeUsers, waitFor } from './lib/cluster.mjs';
+
+const cluster = new Cluster('gateway_crash');
+before(() => cluster.start());
+after(() => cluster.stop());
+beforeEach(() => cluster.ensureGateway(1));
+
+const SLACK_MS = 2000;
+const OFFLINE_DEADLINE_MS = HEARTBEAT_TTL_MS + REAP_INTERVAL_MS + SLACK_MS;
+
+async function users(...bases) {
+    const names = bases.map((b) => cluster.name(b));
+    const tokens = await makeUsers(cluster.gw(0), names);
+    return names.map((n) => ({ name: n, token: tokens[n] }));
+}
+
+cluster.test('SIGKILL a gateway: its users go offline within heartbeat TTL + reap interval', async () => {
+    const [victim, observer] = await users('victim', 'observer');
+    const O = await Client.connect(cluster.gw(0), observer.token, { name: 'observer@gw1' });
+    await waitFor(async () => Number((await cluster.redis('PUBSUB', 'NUMSUB', `parley:presence:${victim.name}`))[1]) >= 1, {
+        timeout: 3000,
+        what: `gw1 subscribed to parley:presence:${victim.name}`,
+    });
+    const V = await Client.connect(cluster.gw(1), victim.token, { name: 'victim@gw2' });
+    await O.next({ kind: 'online', from: victim.name });
+    assert.ok((await cluster.redis('SMEMBERS', 'parley:online')).includes(victim.name), 'victim in parley:online before the kill');
+
+    const t0 = Date.now();
+    await cluster.killGateway(1, 'SIGKILL');
+    const off = await O.next({ kind: 'offline', from: victim.name }, OFFLINE_DEADLINE_MS + 1000);
+    const dt = Date.now() - t0;
+    assert.ok(dt <= OFFLINE_DEADLINE_MS, `offline came ${dt} ms after the kill; expected within ${OFFLINE_DEADLINE_MS} ms`);
+    assert.equal(off.from, victim.name);
+    await waitFor(async () => !(await cluster.redis('SMEMBERS', 'parley:online')).includes(victim.name), {
+        timeout: Math.max(100, OFFLINE_DEADLINE_MS - (Date.now() - t0)),
+        what: `${victim.name} gone from SMEMBERS parley:online`,
+    });
+    assert.deepEqual(await cluster.redis('SMEMBERS', `parley:{u:${victim.name}}:sessions`), [], "the victim's session set is empty");
+    await V.waitClosed(5000); // the TCP connection died with the process
+    await O.expectNone({ kind: 'offline', from: victim.name }, 300, 'a second offline');
+});
+
+cluster.test('SIGKILL a gateway: every message acked before the kill reaches the recipient after reconnecting', async () => {
+    const [sender, rcpt] = await users('sender', 'rcpt');
+    const S = await Client.connect(cluster.gw(0), sender.token, { name: 'sender@gw1' });
+    const R = await Client.connect(cluster.gw(1), rcpt.token, { name: 'rcpt@gw2' });
+    const epoch = R.hello.epoch;
+    const cids = [];
+    // 10 delivered while R is up ...
+    for (let i = 0; i < 10; i++) {
+        const c = `k-${i}`;
+        cids.push(c);
+        S.send({ kind: 'text', to: rcpt.name, data: `m${i}`, cid: c });
+    }
+    const acks = [];
+    for (const c of cids) acks.push(await S.next({ kind: 'ack', cid: c }));
+    for (let i = 0; i < 10; i++) await R.next({ kind: 'text' });
+    // ... then 10 more fired at once with the kill right behind them
+    for (let i = 10; i < 20; i++) {
+        const c = `k-${i}`;
+        cids.push(c);
+        S.send({ kind: 'text', to: rcpt.name, data: `m${i}`, cid: c });
+    }
+    await cluster.killGateway(1, 'SIGKILL');
+    for (const c of cids.slice(10)) {
+        const f = await S.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === c);
+        assert.equal(f.kind, 'ack', `sender on the surviving gateway: ${brief(f)}`);
+        acks.push(f);
+    }
+    const acked = acks.map((a) => a.id);
+    const liveTexts = R.all({ kind: 'text' });
+    const lastSeen = Math.max(R.hello.seq, ...liveTexts.map((t) => t.seq));
+
+    // every acked message is in the recipient's inbox
+    const inbox = (await cluster.redisBuffers('LRANGE', `parley:{u:${rcpt.name}}:inbox`, '0', '-1')).map((b) => decode(b));
+    const inboxIds = new Set(inbox.map((e) => e.id));
+    const missing = acked.filter((id) => !inboxIds.has(id));
+    assert.deepEqual(missing, [], `acked ids missing from parley:{u:${rcpt.name}}:inbox`);
+
+    // reconnect (to the surviving gateway, at once, before the reaper ran) and recover
+    const R2 = await Client.connect(cluster.gw(0), rcpt.token, { name: 'rcpt@gw1' });
+    assert.equal(R2.hello.epoch, epoch, 'epoch unchanged');
+    R2.send({ kind: 'sync', after: lastSeen, epoch: R2.hello.epoch });
+    const end = await R2.next({ kind: 'sync' });
+    assert.equal(end.recovered, true, `sync after the crash: ${brief(end)}`);
+    const got = [...liveTexts, ...R2.all({ kind: 'text' })].map((t) => t.id);
+    const unique = [...new Set(got)];
+    assert.deepEqual(
+        [...unique].sort((x, y) => x - y),
+        [...acked].sort((x, y) => x - y),
+        `after de-duplication by id the recipient must hold exactly the acked ids (live ${liveTexts.length}, after reconnect ${R2.all({ kind: 'text' }).length})`,
+    );
+    for (let i = 1; i < unique.length; i++)
+        assert.ok(unique[i] > unique[i - 1], `ids must arrive in increasing order: ${unique}`);
+});
+
+cluster.test('a gateway restarted with the same id after SIGKILL serves again and cleans its old sessions', async () => {
+    const [u] = await users('again');
+    await Client.connect(cluster.gw(1), u.token, { name: 'again@gw2' });
+    await cluster.killGateway(1, 'SIGKILL');
+    await cluster.startGateway({ index: 1 });
+    await waitFor(async () => !(await cluster.redis('SMEMBERS', 'parley:online')).includes(u.name), {
+        timeout: OFFLINE_DEADLINE_MS,
+        what: `${u.name} gone from parley:online after the restart`,
+    });
+    const c = await Client.connect(cluster.gw(1), u.token, { name: 'again@gw2-new' });
+    assert.equal(c.hello.user, u.name);
+    assert.deepEqual(
+        (await cluster.redis('SMEMBERS', `parley:{u:${u.name}}:sessions`)).length,
+        1,
+        'only the new session is registered',
+    );
+});

@@ -1,0 +1,155 @@
+// HTTP API and WebSocket authentication (docs/protocol.md: HTTP API,
+// Transport). Cluster: redis, router, two gateways (shared secret).
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import { Client, login, mintToken, postRaw, register } from './lib/client.mjs';
+import { Cluster, SECRET } from './lib/cluster.mjs';
+
+const cluster = new Cluster('http_auth');
+before(() => cluster.start());
+after(() => cluster.stop());
+
+const PW = 'correct horse battery';
+const TOKEN_RE = /^([a-z0-9_.-]{1,32}):(\d+):([0-9a-f]{64})$/;
+
+// Opens /ws and expects the upgrade to be refused; returns the HTTP status.
+async function refusedStatus(port, token, opts) {
+    try {
+        const c = await Client.connect(port, token, opts);
+        await c.close();
+        return 'upgraded (got hello)';
+    } catch (e) {
+        if (e.status !== undefined) return e.status;
+        return `no HTTP refusal: ${e.message}`;
+    }
+}
+
+cluster.test('register answers 201 with a token and the parley_token cookie', async () => {
+    const name = cluster.name('reg');
+    const r = await register(cluster.gw(0), name, PW);
+    assert.equal(r.status, 201, `POST /api/register: expected 201, got ${r.status} ${r.text}`);
+    assert.ok(r.body, `register body is not JSON: ${r.text}`);
+    assert.equal(r.body.username, name, `register body.username: ${r.text}`);
+    assert.equal(typeof r.body.token, 'string', `register body.token: ${r.text}`);
+    const m = TOKEN_RE.exec(r.body.token);
+    assert.ok(m, `token ${r.body.token} is not user:exp:hex64`);
+    assert.equal(m[1], name, 'token user');
+    assert.ok(Number(m[2]) > Date.now() / 1000, `token exp ${m[2]} is not in the future`);
+    assert.ok(r.setCookie, 'register: no Set-Cookie header');
+    assert.match(r.setCookie, /(^|[;,]\s*)parley_token=[^;]+/, `Set-Cookie has no parley_token: ${r.setCookie}`);
+    assert.ok(r.setCookie.includes(r.body.token), `Set-Cookie does not carry the token: ${r.setCookie}`);
+});
+
+cluster.test('register of a taken name answers 409', async () => {
+    const name = cluster.name('dup');
+    const first = await register(cluster.gw(0), name, PW);
+    assert.equal(first.status, 201, `first register: ${first.status} ${first.text}`);
+    const again = await register(cluster.gw(1), name, 'another password');
+    assert.equal(again.status, 409, `second register of ${name} (other gateway): expected 409, got ${again.status} ${again.text}`);
+    assert.equal(typeof again.body?.error, 'string', `409 body should be {error, message}: ${again.text}`);
+    // the first password still works: the account was not overwritten
+    const l = await login(cluster.gw(0), name, PW);
+    assert.equal(l.status, 200, `login with the first password after the 409: ${l.status} ${l.text}`);
+});
+
+cluster.test('register with an invalid name or password answers 400', async () => {
+    const cases = [
+        ['name with upper case', { username: 'Alice', password: PW }],
+        ['name with a space', { username: 'a b', password: PW }],
+        ['empty name', { username: '', password: PW }],
+        ['name of 33 chars', { username: 'a'.repeat(33), password: PW }],
+        ['name with a colon', { username: 'a:b', password: PW }],
+        ['group-like name', { username: '#grp', password: PW }],
+        ['password of 7 bytes', { username: cluster.name('pw'), password: '1234567' }],
+        ['password of 1025 bytes', { username: cluster.name('pw'), password: 'x'.repeat(1025) }],
+        ['missing password', { username: cluster.name('pw') }],
+        ['name not a string', { username: 42, password: PW }],
+    ];
+    const bad = [];
+    for (const [what, body] of cases) {
+        const r = await postRaw(cluster.gw(0), '/api/register', JSON.stringify(body));
+        if (r.status !== 400) bad.push(`${what}: got ${r.status} ${r.text}`);
+        else if (typeof r.body?.error !== 'string') bad.push(`${what}: 400 without {error}: ${r.text}`);
+    }
+    for (const [what, raw] of [
+        ['body not JSON', 'username=x&password=y'],
+        ['body a JSON array', '["a","b"]'],
+        ['empty body', ''],
+    ]) {
+        const r = await postRaw(cluster.gw(0), '/api/register', raw);
+        if (r.status !== 400) bad.push(`${what}: got ${r.status} ${r.text}`);
+    }
+    assert.deepEqual(bad, [], `expected 400 for every invalid register:\n${bad.join('\n')}`);
+    // boundary values are accepted
+    const ok32 = await register(cluster.gw(0), 'z'.repeat(31) + '9', '12345678');
+    assert.equal(ok32.status, 201, `32-char name with an 8-byte password: expected 201, got ${ok32.status} ${ok32.text}`);
+});
+
+cluster.test('login with the right password answers 200 with a usable token and cookie', async () => {
+    const name = cluster.name('login');
+    assert.equal((await register(cluster.gw(0), name, PW)).status, 201);
+    const r = await login(cluster.gw(1), name, PW);
+    assert.equal(r.status, 200, `POST /api/login: expected 200, got ${r.status} ${r.text}`);
+    assert.equal(r.body?.username, name, `login body: ${r.text}`);
+    assert.match(r.body?.token ?? '', TOKEN_RE, `login token: ${r.text}`);
+    assert.match(r.setCookie ?? '', /parley_token=/, `login Set-Cookie: ${r.setCookie}`);
+    const c = await Client.connect(cluster.gw(0), r.body.token);
+    assert.equal(c.hello.user, name, `hello.user with the login token: ${JSON.stringify(c.hello)}`);
+});
+
+cluster.test('login with a wrong password or unknown user answers 401', async () => {
+    const name = cluster.name('wrong');
+    assert.equal((await register(cluster.gw(0), name, PW)).status, 201);
+    const r = await login(cluster.gw(0), name, 'not the password');
+    assert.equal(r.status, 401, `wrong password: expected 401, got ${r.status} ${r.text}`);
+    assert.equal(r.setCookie, null, `401 must not set a cookie: ${r.setCookie}`);
+    assert.equal(r.body?.token, undefined, `401 must not carry a token: ${r.text}`);
+    const u = await login(cluster.gw(0), cluster.name('ghost'), PW);
+    assert.equal(u.status, 401, `unknown user: expected 401, got ${u.status} ${u.text}`);
+});
+
+cluster.test('/ws accepts the token in the parley_token cookie', async () => {
+    const name = cluster.name('cookie');
+    const r = await register(cluster.gw(0), name, PW);
+    assert.equal(r.status, 201);
+    const c = await Client.connect(cluster.gw(1), r.body.token, { cookie: true });
+    assert.equal(c.hello.user, name, `hello via cookie: ${JSON.stringify(c.hello)}`);
+});
+
+cluster.test('/ws accepts a token minted with the shared secret (control for the refusals)', async () => {
+    const name = cluster.name('mint');
+    assert.equal((await register(cluster.gw(0), name, PW)).status, 201);
+    const tok = mintToken(SECRET, name, Math.floor(Date.now() / 1000) + 3600);
+    const c = await Client.connect(cluster.gw(1), tok);
+    assert.equal(c.hello.user, name);
+    assert.equal(typeof c.hello.epoch, 'string', `hello.epoch: ${JSON.stringify(c.hello)}`);
+    assert.ok(Number.isInteger(c.hello.seq) && c.hello.seq >= 0, `hello.seq: ${JSON.stringify(c.hello)}`);
+    assert.ok(Array.isArray(c.hello.users), `hello.users: ${JSON.stringify(c.hello)}`);
+});
+
+cluster.test('/ws without a token is refused with HTTP 401 before the upgrade', async () => {
+    assert.equal(await refusedStatus(cluster.gw(0), null), 401);
+    assert.equal(await refusedStatus(cluster.gw(0), ''), 401, 'empty ?token=');
+});
+
+cluster.test('/ws with a forged token is refused with HTTP 401', async () => {
+    const name = cluster.name('forged');
+    assert.equal((await register(cluster.gw(0), name, PW)).status, 201);
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const forged = mintToken('not-the-secret', name, exp);
+    assert.equal(await refusedStatus(cluster.gw(0), forged), 401, 'token signed with another secret');
+    assert.equal(await refusedStatus(cluster.gw(1), forged, { cookie: true }), 401, 'forged token in the cookie');
+    // a valid signature for another user, with the name swapped
+    const other = mintToken(SECRET, cluster.name('other'), exp);
+    const swapped = other.replace(/^[^:]+/, name);
+    assert.equal(await refusedStatus(cluster.gw(0), swapped), 401, 'user name swapped in a signed token');
+    assert.equal(await refusedStatus(cluster.gw(0), 'garbage'), 401, 'malformed token');
+});
+
+cluster.test('/ws with an expired token is refused with HTTP 401', async () => {
+    const name = cluster.name('expired');
+    assert.equal((await register(cluster.gw(0), name, PW)).status, 201);
+    const expired = mintToken(SECRET, name, Math.floor(Date.now() / 1000) - 10);
+    assert.equal(await refusedStatus(cluster.gw(0), expired), 401, 'expired token in the query');
+    assert.equal(await refusedStatus(cluster.gw(1), expired, { cookie: true }), 401, 'expired token in the cookie');
+});

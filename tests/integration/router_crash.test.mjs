@@ -1,0 +1,117 @@
+// The router dies (SIGKILL) while messages flow and is restarted: a client
+// that retries with the same cid (on `error unavailable` or no ack within 2 s)
+// gets every message acked exactly once and the receiver gets every acked id
+// exactly once, in id order (protocol.md: Delivery guarantees 1-3).
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import { Client, brief } from './lib/client.mjs';
+import { Cluster, makeUsers, sleep, waitFor } from './lib/cluster.mjs';
+
+// generous rate limit: the test paces itself at 100 frames/s plus retries
+const cluster = new Cluster('router_crash', { gatewayArgs: ['--rate', '1000', '--burst', '1000'] });
+before(() => cluster.start());
+after(() => cluster.stop());
+
+const N = 200;
+const PACE_MS = 10;
+const KILL_AT = 70;
+const NO_ACK_RETRY_MS = 2000;
+const UNAVAILABLE_RETRY_MS = 100;
+
+cluster.test('SIGKILL and restart the router mid-stream: every cid acked once, every acked id received once, in order', async () => {
+    const tokens = await makeUsers(cluster.gw(0), ['alice', 'bob']);
+    const A = await Client.connect(cluster.gw(0), tokens.alice, { name: 'alice@gw1' });
+    const B = await Client.connect(cluster.gw(1), tokens.bob, { name: 'bob@gw2' });
+
+    const msgs = Array.from({ length: N }, (_, i) => ({ cid: `rc-${i}`, data: `msg ${i}`, id: null, sentAt: 0, tries: 0 }));
+    const byCid = new Map(msgs.map((m) => [m.cid, m]));
+    const problems = [];
+    let unavailable = 0;
+    let timeouts = 0;
+    const transmit = (m) => {
+        m.tries++;
+        m.sentAt = Date.now();
+        A.send({ kind: 'text', to: 'bob', data: m.data, cid: m.cid });
+    };
+    // answers are handled as they arrive (not through next()): acks, and
+    // unavailable errors that schedule a retry with the same cid
+    let seen = 0;
+    const pump = setInterval(() => {
+        for (; seen < A.frames.length; seen++) {
+            const f = A.frames[seen];
+            const m = byCid.get(f.cid);
+            if (!m) continue;
+            if (f.kind === 'ack') {
+                if (m.id !== null && m.id !== f.id) problems.push(`cid ${m.cid} acked with two ids: ${m.id} and ${f.id}`);
+                m.id = f.id;
+            } else if (f.kind === 'error' && f.code === 'unavailable') {
+                unavailable++;
+                if (m.id === null) setTimeout(() => m.id === null && transmit(m), UNAVAILABLE_RETRY_MS);
+            } else if (f.kind === 'error') {
+                problems.push(`unexpected error for ${m.cid}: ${brief(f)}`);
+            }
+        }
+        const now = Date.now();
+        for (const m of msgs)
+            if (m.tries > 0 && m.id === null && now - m.sentAt > NO_ACK_RETRY_MS) {
+                timeouts++;
+                transmit(m);
+            }
+    }, 20);
+
+    let restarted;
+    try {
+        for (let i = 0; i < N; i++) {
+            if (i === KILL_AT) {
+                await cluster.killRouter('SIGKILL');
+                // restart at once; it takes over the slots when the dead one's leases expire
+                restarted = cluster.startRouter({ waitSlots: false });
+            }
+            transmit(msgs[i]);
+            await sleep(PACE_MS);
+        }
+        await restarted;
+        await waitFor(() => msgs.every((m) => m.id !== null), {
+            timeout: 20000,
+            what: 'every cid acked',
+        }).catch((e) => {
+            const left = msgs.filter((m) => m.id === null).map((m) => `${m.cid}(tries ${m.tries})`);
+            throw new Error(`${e.message}: ${left.length} not acked: ${left.slice(0, 20).join(' ')}`);
+        });
+    } finally {
+        clearInterval(pump);
+    }
+    assert.deepEqual(problems, [], 'ack problems');
+
+    // the router took over again
+    await cluster.waitRouted(cluster.router.proc);
+
+    const acked = msgs.map((m) => m.id);
+    assert.equal(new Set(acked).size, N, `${N} distinct cids must get ${N} distinct ids`);
+    const ackedSorted = [...acked].sort((a, b) => a - b);
+
+    // receiver: what arrived live, then a sync from the last seq seen
+    await waitFor(() => B.all({ kind: 'text' }).length >= N || !B.isOpen, { timeout: 10000, what: `bob receives ${N} texts live` }).catch(() => {});
+    const live = B.all({ kind: 'text' });
+    const lastSeq = Math.max(B.hello.seq, ...live.map((t) => t.seq));
+    B.send({ kind: 'sync', after: lastSeq, epoch: B.hello.epoch });
+    const end = await B.next({ kind: 'sync' });
+    assert.equal(end.recovered, true, `final sync: ${brief(end)}`);
+    const all = B.all({ kind: 'text' }).map((t) => t.id);
+
+    const dups = all.filter((id, i) => all.indexOf(id) !== i);
+    assert.deepEqual(dups, [], `bob received duplicate ids (live ${live.length} + sync ${all.length - live.length})`);
+    const extra = all.filter((id) => !acked.includes(id));
+    assert.deepEqual(extra, [], 'bob received ids that were never acked');
+    const missing = ackedSorted.filter((id) => !all.includes(id));
+    assert.deepEqual(missing, [], 'acked ids bob never received');
+    for (let i = 1; i < all.length; i++)
+        assert.ok(all[i] > all[i - 1], `bob must receive ids in increasing order; at ${i}: ${all[i - 1]} then ${all[i]}`);
+    const seqs = B.all({ kind: 'text' }).map((t) => t.seq);
+    for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1, `bob's seqs must be consecutive at ${i}: ${seqs[i - 1]} then ${seqs[i]}`);
+    // the data matches the cid that was acked with that id
+    const idToData = new Map(msgs.map((m) => [m.id, m.data]));
+    const wrong = B.all({ kind: 'text' }).filter((t) => idToData.get(t.id) !== t.data || byCid.get(t.cid)?.id !== t.id);
+    assert.deepEqual(wrong.map(brief), [], 'texts whose id/cid/data do not match the ack');
+    console.error(`router_crash: ${N} messages, ${unavailable} unavailable answers, ${timeouts} timeout retries, ${msgs.reduce((s, m) => s + m.tries, 0)} sends`);
+});
