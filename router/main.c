@@ -14,7 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ROUTER_STOP_TIMEOUT_MS 5000
+#define ROUTER_STOP_TIMEOUT_MS  5000
+#define ROUTER_STATS_INTERVAL_S 60
 
 static char router_default_id[320];
 
@@ -28,6 +29,22 @@ void router_exit(router *r)
              r->stats.lost);
     conn_close(r);
     event_base_loopbreak(r->base);
+}
+
+/* One line a minute while messages flow: what an operator greps for. */
+static void router_log_stats(evutil_socket_t fd, short what, void *arg)
+{
+    static router_stats last;
+    router *r = arg;
+    (void)fd;
+    (void)what;
+    if (memcmp(&last, &r->stats, sizeof(last)) == 0) return;
+    log_info("last %ds: routed %llu, duplicates %llu, no such user %llu, malformed %llu, "
+             "failed %llu, lost %llu; in flight %lld",
+             ROUTER_STATS_INTERVAL_S, r->stats.routed - last.routed, r->stats.dups - last.dups,
+             r->stats.no_user - last.no_user, r->stats.malformed - last.malformed,
+             r->stats.failed - last.failed, r->stats.lost - last.lost, r->in_flight);
+    last = r->stats;
 }
 
 static void router_stop_timeout(evutil_socket_t fd, short what, void *arg)
@@ -129,6 +146,10 @@ int main(int argc, char **argv)
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
 
+    struct timeval stats_tv = {ROUTER_STATS_INTERVAL_S, 0};
+    struct event *stats = event_new(r.base, -1, EV_PERSIST, router_log_stats, &r);
+    event_add(stats, &stats_tv);
+
     r.backoff_ms = 100;
     route_init(&r);
     slots_init(&r);
@@ -147,6 +168,7 @@ int main(int argc, char **argv)
     if (r.reap_ev) event_free(r.reap_ev);
     if (r.reconnect_ev) event_free(r.reconnect_ev);
     if (r.stop_timeout_ev) event_free(r.stop_timeout_ev);
+    event_free(stats);
     event_free(sigterm);
     event_free(sigint);
     route_free(&r);
