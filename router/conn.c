@@ -40,6 +40,7 @@ static redisAsyncContext **conn_slot(router *r, const redisAsyncContext *ac, int
 static void conn_lost(router *r, const char *which, const char *why)
 {
     r->healthy = 0;
+    r->paused = 0; /* a new subscriber context reads from the start */
     if (!r->outage_logged && !r->stopping) {
         log_warn("redis %s connection lost (%s): dropping all slots, reconnecting", which, why);
         r->outage_logged = 1;

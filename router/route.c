@@ -8,7 +8,14 @@
  * (kept for a NOSCRIPT retry) plus what hiredis needs to send it. The msgpack
  * zone is reused from message to message. A malformed envelope is logged and
  * dropped: the sender's gateway gets no answer, so its client retries or
- * gives up; nothing else is affected. */
+ * gives up; nothing else is affected.
+ *
+ * Backpressure: with more than ROUTE_MAX_IN_FLIGHT sends unanswered, reading
+ * the subscriber socket pauses (Redis buffers for us) until half of them are
+ * answered. That bounds the command backlog, so the lease renewals queued
+ * behind it stay timely and no other router claims a slot whose messages are
+ * still queued here. (hiredis re-arms reads after its own writes, so the
+ * pause is re-applied on each message while over the mark.) */
 #include "router.h"
 
 #include "bus.h"
@@ -19,6 +26,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+
+#define ROUTE_MAX_IN_FLIGHT    4096
+#define ROUTE_RESUME_IN_FLIGHT (ROUTE_MAX_IN_FLIGHT / 2)
 
 enum {
     K_CID,
@@ -63,6 +73,20 @@ void route_free(router *r)
     msgpack_unpacked_destroy(&r->unpacked);
 }
 
+static void route_pause(router *r)
+{
+    if (!r->sub) return;
+    if (!r->paused) log_debug("backpressure: %lld sends in flight, pausing", r->in_flight);
+    r->paused = 1;
+    r->sub->ev.delRead(r->sub->ev.data);
+}
+
+static void route_resume(router *r)
+{
+    r->paused = 0;
+    if (r->sub) r->sub->ev.addRead(r->sub->ev.data);
+}
+
 static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
 {
     router *r = privdata;
@@ -70,6 +94,7 @@ static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
 
     r->in_flight--;
+    if (r->paused && r->in_flight <= ROUTE_RESUME_IN_FLIGHT) route_resume(r);
     if (!rep) {
         /* the link dropped with the command unanswered: it may or may not
          * have run; the client retries with its cid either way */
@@ -189,5 +214,5 @@ void route_message(router *r, unsigned slot, const char *buf, size_t len)
         r->stats.lost++;
         return;
     }
-    r->in_flight++;
+    if (++r->in_flight >= ROUTE_MAX_IN_FLIGHT) route_pause(r);
 }

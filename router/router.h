@@ -77,6 +77,7 @@ typedef struct router {
     char inbox_cap_s[24], history_cap_s[24], dedupe_ttl_s[24];
     msgpack_unpacked unpacked; /* reused: its zone is cleared, not freed */
     long long in_flight;
+    int paused; /* reading the subscriber socket is paused (backpressure) */
     router_stats stats;
 
     int stopping;
