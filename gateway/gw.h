@@ -136,6 +136,7 @@ typedef struct gw_session {
     int close_code; /* nonzero: close with this code at the next writable */
     char close_reason[64];
     int close_after_flush; /* close once q is empty (1007 after an error frame) */
+    int close_started;     /* close frame handed to lws */
     int logged_bad;
 } gw_session;
 
@@ -218,6 +219,8 @@ typedef struct gw_server {
     strmap sessions_by_user; /* name -> gw_session* (list head) */
     strmap sessions_by_conn; /* decimal conn id -> gw_session* */
     size_t nsessions;
+    size_t nws;      /* upgraded sockets not yet destroyed (a closed session's
+                      * socket lives on until its close handshake ends) */
     strmap presence; /* name -> presence_entry* */
 
     int draining;

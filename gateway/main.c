@@ -3,7 +3,8 @@
  *
  * Drain: /healthz turns 503 at once and new upgrades are refused; every
  * socket is closed with 1001; each close runs session_close; when every
- * socket is gone and every reply is in (or --drain-timeout passed) the
+ * socket is gone (its close handshake over, or timed out by lws) and every
+ * reply is in (or --drain-timeout passed) the
  * heartbeat key is deleted and the gateway leaves parley:gateways; then the
  * lws context is destroyed while the loop still runs (lws 4.1 needs the loop
  * to finish its closes), the loop stops, and the context is destroyed again
@@ -98,6 +99,8 @@ static int gw_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_RECEIVE:
     case LWS_CALLBACK_SERVER_WRITEABLE:
     case LWS_CALLBACK_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return ws_callback(wsi, reason, user, in, len);
     default:
         return http_callback(wsi, reason, user, in, len);

@@ -20,6 +20,10 @@
 #include "token.h"
 
 #define WS_MAX_PENDING_TEXTS 256
+#define WS_CLOSE_WAIT        5 /* seconds to wait for the peer's close frame */
+/* lws 4.1 keeps LWS_WRITE_CLOSE (4) private ("handled by lws_close_reason"),
+ * but lws_write() sends a close frame for it as for its own close path. */
+#define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
 /* ---- lookup ---- */
 
@@ -676,6 +680,7 @@ static int ws_established(struct lws *wsi, gw_server *g, gw_pss *pss)
     strmap_put(&g->sessions_by_user, user, strlen(user), s);
     pss->s = s;
     pss->is_ws = 1;
+    g->nws++;
     g->nsessions++;
     g->m.connections_total++;
     lws_rx_flow_control(wsi, 0);
@@ -754,18 +759,40 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss, 
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!s) return -1;
         if (s->close_code && (!s->close_after_flush || !s->q.head)) {
-            lws_close_reason(wsi, (enum lws_close_status)s->close_code,
-                             (unsigned char *)s->close_reason, strlen(s->close_reason));
-            return -1;
+            /* Not "return -1": from this callback lws 4.1 drops the TCP
+             * connection at once, without a close frame handshake. Send the
+             * close frame ourselves and wait for the peer's (then
+             * LWS_CALLBACK_WS_PEER_INITIATED_CLOSE), at most WS_CLOSE_WAIT s. */
+            if (!s->close_started) {
+                unsigned char buf[LWS_PRE + 2 + sizeof s->close_reason];
+                size_t n = strlen(s->close_reason);
+                s->close_started = 1;
+                buf[LWS_PRE] = (unsigned char)(s->close_code >> 8);
+                buf[LWS_PRE + 1] = (unsigned char)(s->close_code & 0xff);
+                memcpy(buf + LWS_PRE + 2, s->close_reason, n);
+                if (lws_write(wsi, buf + LWS_PRE, 2 + n, WS_WRITE_CLOSE) < 0) return -1;
+                lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, WS_CLOSE_WAIT);
+            }
+            return 0;
         }
         if (sendq_flush(&s->q, wsi, &g->m.frames_out) < 0) return -1;
         if (s->q.head || s->close_code) lws_callback_on_writable(wsi);
         return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* the answer to our close frame: done (lws would echo another) */
+        return s && s->close_started ? -1 : 0;
     case LWS_CALLBACK_CLOSED:
         if (s) {
             pss->s = NULL;
             s->wsi = NULL;
             ws_closed(g, s);
+        }
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (pss && pss->is_ws) {
+            pss->is_ws = 0;
+            g->nws--;
+            gw_drain_check(g);
         }
         return 0;
     default:
