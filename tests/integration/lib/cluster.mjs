@@ -514,14 +514,17 @@ export class Cluster {
             const t0 = new Date().toISOString();
             let failure = null;
             try {
+                await this.heal();
                 await fn(t);
-                const died = this.procs.filter((p) => p.expectRunning && !p.running);
-                if (died.length)
-                    throw new Error(
-                        `process(es) died during the test: ${died.map((p) => `${p.name} ${JSON.stringify(p.exit)}`).join(', ')}`,
-                    );
+                const died = this.died();
+                if (died) throw new Error(died);
             } catch (e) {
                 failure = e;
+                // a crash explains most failures: give a dying process (a
+                // sanitizer report takes a moment) the time to exit, say it first
+                await waitFor(() => this.died(), { timeout: 2000, interval: 100 }).catch(() => {});
+                const died = this.died();
+                if (died && !e.message.startsWith(died)) e.message = `${died}\n${e.message}`;
             } finally {
                 await Client.closeAll().catch(() => {});
                 let text = `test: ${name}\nstarted: ${t0}\nresult: ${failure ? 'FAIL' : 'pass'}\n`;
@@ -546,6 +549,40 @@ export class Cluster {
         });
     }
 }
+
+// A description of the processes that exited although the test did not stop
+// them (with the first sanitizer line, if any), or ''.
+Cluster.prototype.died = function died() {
+    const dead = this.procs.filter((p) => p.expectRunning && !p.running);
+    if (!dead.length) return '';
+    return `process(es) died during the test: ${dead
+        .map((p) => {
+            const san = p.log.split('\n').find((l) => SANITIZER_RE.test(l));
+            return `${p.name} exited ${JSON.stringify(p.exit)}${san ? ` after "${san.trim()}"` : ''}`;
+        })
+        .join('; ')}`;
+};
+
+// Restarts what an earlier test crashed, so one crash fails one test only.
+Cluster.prototype.heal = async function heal() {
+    if (this.redisProc && this.redisProc.expectRunning && !this.redisProc.running) {
+        console.error(`[${this.suite}] restarting redis, which died earlier`);
+        await this.startRedis();
+    }
+    for (const r of this.routers) {
+        if (r.proc.expectRunning && !r.proc.running) {
+            console.error(`[${this.suite}] starting a router: ${r.id} died earlier`);
+            r.proc.expectRunning = false;
+            await this.startRouter();
+        }
+    }
+    for (const g of this.gateways) {
+        if (g.proc.expectRunning && !g.proc.running) {
+            console.error(`[${this.suite}] restarting ${g.id}, which died earlier`);
+            await this.startGateway({ index: g.index });
+        }
+    }
+};
 
 function tail(s, lines) {
     const a = s.split('\n');
