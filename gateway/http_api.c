@@ -527,7 +527,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss
         if (!h) return 0;
         if (h->body_len + len > GW_BODY_MAX)
             h->too_large = 1;
-        else {
+        else if (len) {
             memcpy(h->body + h->body_len, in, len);
             h->body_len += len;
         }

@@ -608,6 +608,7 @@ static int ws_receive(gw_session *s, struct lws *wsi, const char *in, size_t len
     int first = lws_is_first_fragment(wsi);
     int last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     if (s->state == SESS_CLOSING) return 0;
+    if (!in) in = ""; /* an empty frame */
     if (first && s->rx_len == 0) {
         if (!lws_frame_is_binary(wsi)) {
             proto_error e = {.code = "bad_frame"};
