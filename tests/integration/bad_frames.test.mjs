@@ -5,19 +5,20 @@ import assert from 'node:assert/strict';
 import { encode } from '@msgpack/msgpack';
 import { after, before } from 'node:test';
 import { Client, brief } from './lib/client.mjs';
-import { Cluster, makeUsers, sleep } from './lib/cluster.mjs';
+import { Cluster, makeUsers, sleep, waitFor } from './lib/cluster.mjs';
 
 const cluster = new Cluster('bad_frames');
 const RATE = 2;
 const BURST = 4;
+const PING_S = 1; // gw3 pings every second: a silent peer is dropped after two
 let peer; // an existing user to send valid messages to
 let tokens;
 let n = 0;
 
 before(async () => {
     await cluster.start();
-    await cluster.startGateway({ args: ['--rate', String(RATE), '--burst', String(BURST)] });
-    const names = ['peer', 'sender', 'limited'];
+    await cluster.startGateway({ args: ['--rate', String(RATE), '--burst', String(BURST), '--ping-interval', String(PING_S)] });
+    const names = ['peer', 'sender', 'limited', 'silent', 'lively'];
     tokens = await makeUsers(cluster.gw(0), names);
     peer = 'peer';
 });
@@ -200,4 +201,22 @@ cluster.test('a burst beyond --rate/--burst gets error rate_limited and the conn
         await sleep(1000 / RATE);
     }
     assert.equal(c.closeInfo, null, 'socket still open at the end');
+});
+
+cluster.test('keepalive: a peer that stops answering pings is dropped, a live one stays', async () => {
+    const S = await connect(2, 'silent');
+    const L = await connect(2, 'lively');
+    S.ws._socket.pause(); // reads nothing more, so answers no ping
+    const t0 = Date.now();
+    await waitFor(async () => (await cluster.redis('SCARD', 'parley:{u:silent}:sessions')) === 0, {
+        timeout: PING_S * 1000 * 4 + 2000,
+        what: 'the silent session dropped (parley:{u:silent}:sessions empty)',
+    });
+    const dt = Date.now() - t0;
+    assert.ok(dt >= PING_S * 1000, `dropped after ${dt} ms: too early for --ping-interval ${PING_S}`);
+    S.ws._socket.resume();
+    await S.waitClosed(5000);
+    assert.ok(!(await cluster.redis('SMEMBERS', 'parley:online')).includes('silent'), 'silent is offline');
+    assert.equal(L.closeInfo, null, `the peer that answers pings must stay connected: ${JSON.stringify(L.closeInfo)}`);
+    await assertStillWorks(L);
 });

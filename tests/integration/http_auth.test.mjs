@@ -153,3 +153,57 @@ cluster.test('/ws with an expired token is refused with HTTP 401', async () => {
     assert.equal(await refusedStatus(cluster.gw(0), expired), 401, 'expired token in the query');
     assert.equal(await refusedStatus(cluster.gw(1), expired, { cookie: true }), 401, 'expired token in the cookie');
 });
+
+cluster.test('logout answers 204 and clears the parley_token cookie', async () => {
+    const res = await fetch(`http://127.0.0.1:${cluster.gw(0)}/api/logout`, { method: 'POST' });
+    assert.equal(res.status, 204, `POST /api/logout: expected 204, got ${res.status}`);
+    const sc = res.headers.get('set-cookie') || '';
+    assert.match(sc, /parley_token=;|parley_token=""|parley_token=[^;]*;.*(Max-Age=0|Expires=Thu, 01 Jan 1970)/i, `logout must clear the cookie, Set-Cookie: ${sc}`);
+});
+
+cluster.test('GET /api/users?q=PREFIX lists matching users with presence (authenticated)', async () => {
+    const names = ['srch1', 'srch2', 'srch3'];
+    const toks = {};
+    for (const n of names) toks[n] = (await register(cluster.gw(0), n, PW)).body.token;
+    await Client.connect(cluster.gw(1), toks.srch2);
+    const url = `http://127.0.0.1:${cluster.gw(0)}/api/users?q=srch`;
+    const res = await fetch(url, { headers: { cookie: `parley_token=${toks.srch1}` } });
+    assert.equal(res.status, 200, `GET /api/users with the cookie: ${res.status} ${await res.clone().text()}`);
+    const list = await res.json();
+    assert.ok(Array.isArray(list), `body must be an array: ${JSON.stringify(list)}`);
+    const got = Object.fromEntries(list.map((u) => [u.username, u.online]));
+    assert.deepEqual(
+        Object.keys(got).filter((n) => n.startsWith('srch')).sort(),
+        names,
+        `users starting with srch: ${JSON.stringify(list)}`,
+    );
+    assert.equal(got.srch2, true, `srch2 is online: ${JSON.stringify(list)}`);
+    assert.equal(got.srch3, false, `srch3 is offline: ${JSON.stringify(list)}`);
+    const anon = await fetch(url);
+    assert.notEqual(anon.status, 200, 'GET /api/users without a token must not answer 200');
+});
+
+cluster.test('GET /api/users returns at most 20 names', async () => {
+    const tok = (await register(cluster.gw(0), 'many00', PW)).body.token;
+    for (let i = 1; i < 23; i++) assert.equal((await register(cluster.gw(0), `many${String(i).padStart(2, '0')}`, PW)).status, 201);
+    const res = await fetch(`http://127.0.0.1:${cluster.gw(1)}/api/users?q=many`, { headers: { cookie: `parley_token=${tok}` } });
+    assert.equal(res.status, 200);
+    const list = await res.json();
+    assert.ok(list.length <= 20 && list.length > 0, `expected 1..20 entries, got ${list.length}`);
+    assert.ok(list.every((u) => u.username.startsWith('many')), `only names starting with the prefix: ${JSON.stringify(list)}`);
+});
+
+cluster.test('GET /metrics answers Prometheus text', async () => {
+    const res = await fetch(`http://127.0.0.1:${cluster.gw(0)}/metrics`);
+    assert.equal(res.status, 200, `GET /metrics: ${res.status}`);
+    const text = await res.text();
+    assert.match(text, /^# TYPE \S+ (counter|gauge|histogram|summary)$/m, `no # TYPE line in /metrics:\n${text.slice(0, 500)}`);
+    assert.match(text, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+$/m, `no sample line in /metrics:\n${text.slice(0, 500)}`);
+});
+
+cluster.test('GET /healthz answers 200 on a healthy gateway', async () => {
+    for (const i of [0, 1]) {
+        const res = await fetch(`http://127.0.0.1:${cluster.gw(i)}/healthz`);
+        assert.equal(res.status, 200, `gw${i + 1} /healthz`);
+    }
+});

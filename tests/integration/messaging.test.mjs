@@ -7,7 +7,8 @@ import { after, before } from 'node:test';
 import { Client, brief } from './lib/client.mjs';
 import { Cluster, makeUsers, waitFor } from './lib/cluster.mjs';
 
-const cluster = new Cluster('messaging');
+const INBOX_CAP = 50;
+const cluster = new Cluster('messaging', { routerArgs: ['--inbox-cap', String(INBOX_CAP)] });
 before(() => cluster.start());
 after(() => cluster.stop());
 
@@ -271,4 +272,36 @@ cluster.test('sync with after equal to the current seq answers recovered:true wi
     assert.equal(end.recovered, true, brief(end));
     assert.equal(end.seq, B.hello.seq, brief(end));
     assert.deepEqual(B.pending({ kind: 'text' }), [], 'nothing replayed');
+});
+
+cluster.test('sync with after older than what the capped inbox kept answers recovered:false', async () => {
+    const [a, b] = await users('a', 'b');
+    const A = await Client.connect(GW1(), a.token);
+    const B = await Client.connect(GW2(), b.token);
+    const after = B.hello.seq;
+    const epoch = B.hello.epoch;
+    await B.close();
+    const n = INBOX_CAP + 10;
+    for (let i = 0; i < n; i++) A.send({ kind: 'text', to: b.name, data: `flood ${i}`, cid: `cap-${i}` });
+    for (let i = 0; i < n; i++) await A.next({ kind: 'ack', cid: `cap-${i}` });
+    assert.equal(await cluster.redis('LLEN', `parley:{u:${b.name}}:inbox`), INBOX_CAP, `inbox capped at --inbox-cap ${INBOX_CAP}`);
+    const B2 = await Client.connect(GW1(), b.token);
+    B2.send({ kind: 'sync', after, epoch });
+    const end = await B2.next({ kind: 'sync' });
+    assert.equal(end.recovered, false, `sync after=${after} when seq ${after + 1}.. were trimmed: ${brief(end)}`);
+    assert.equal(end.seq, after + n, `sync end seq: ${brief(end)}`);
+});
+
+// ------------------------------------------------------------------ typing
+
+cluster.test('typing from A on gw1 reaches B on gw2 and is not stored', async () => {
+    const [a, b] = await users('a', 'b');
+    const B = await Client.connect(GW2(), b.token);
+    const A = await Client.connect(GW1(), a.token);
+    A.send({ kind: 'typing', to: b.name });
+    const t = await B.next({ kind: 'typing' });
+    assert.equal(t.from, a.name, `typing.from: ${brief(t)}`);
+    assert.equal(t.to, b.name, `typing.to: ${brief(t)}`);
+    assert.equal(await cluster.redis('LLEN', `parley:{u:${b.name}}:inbox`), 0, 'typing is not stored in the inbox');
+    await A.expectNone({ kind: 'error' }, 200, 'an error for a valid typing frame');
 });
