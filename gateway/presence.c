@@ -16,13 +16,23 @@
 
 typedef enum { PRES_SUBSCRIBED = 0, PRES_UNSUBSCRIBING } presence_sub_state;
 
+typedef struct presence_link presence_link;
+
 typedef struct presence_entry {
     char name[PROTO_NAME_MAX + 1];
-    gw_session **subs;
+    presence_link **subs; /* followers, in no order */
     size_t n, cap;
     presence_sub_state sub;
     int stale; /* no follower at the last sweep */
 } presence_entry;
+
+/* One session following one name: the value in the session's contacts map,
+ * and an element of the entry's subs (at idx), so unfollowing is O(1). */
+struct presence_link {
+    gw_session *s;
+    presence_entry *e;
+    size_t idx;
+};
 
 static void presence_chan(char *buf, size_t size, const char *name)
 {
@@ -51,25 +61,33 @@ void presence_follow(gw_session *s, const char *name, size_t len)
     }
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 4;
-        gw_session **subs = realloc(e->subs, cap * sizeof *subs);
+        presence_link **subs = realloc(e->subs, cap * sizeof *subs);
         if (!subs) return;
         e->subs = subs;
         e->cap = cap;
     }
-    if (strmap_put(&s->contacts, name, len, e) < 0) return;
-    e->subs[e->n++] = s;
+    presence_link *l = malloc(sizeof *l);
+    if (!l) return;
+    l->s = s;
+    l->e = e;
+    l->idx = e->n;
+    if (strmap_put(&s->contacts, name, len, l) < 0) {
+        free(l);
+        return;
+    }
+    e->subs[e->n++] = l;
 }
 
 void presence_unfollow_all(gw_session *s)
 {
     size_t i;
     for (strmap_node *n = strmap_first(&s->contacts, &i); n; n = strmap_next(&s->contacts, n, &i)) {
-        presence_entry *e = n->val;
-        for (size_t j = 0; j < e->n; j++)
-            if (e->subs[j] == s) {
-                e->subs[j] = e->subs[--e->n];
-                break;
-            }
+        presence_link *l = n->val;
+        presence_entry *e = l->e;
+        presence_link *last = e->subs[--e->n];
+        e->subs[l->idx] = last;
+        last->idx = l->idx;
+        free(l);
     }
     strmap_free(&s->contacts);
 }
@@ -142,7 +160,7 @@ void presence_message(gw_server *g, const char *chan, const char *buf, size_t le
     presence_entry *e = strmap_get(&g->presence, chan + plen, clen - plen);
     if (!e) return;
     for (size_t i = 0; i < e->n; i++)
-        if (e->subs[i]->state == SESS_LIVE) ws_send(e->subs[i], buf, len);
+        if (e->subs[i]->s->state == SESS_LIVE) ws_send(e->subs[i]->s, buf, len);
 }
 
 /* After the subscriber reconnected (a fresh connection has no subscription). */
