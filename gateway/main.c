@@ -261,7 +261,8 @@ int main(int argc, char **argv)
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = (int)g->cfg.port;
-    info.iface = g->cfg.listen;
+    /* lws takes an interface name or a numeric address */
+    info.iface = strcmp(g->cfg.listen, "localhost") ? g->cfg.listen : "127.0.0.1";
     info.protocols = gw_protocols;
     info.options = LWS_SERVER_OPTION_LIBEVENT;
     info.foreign_loops = loops;
