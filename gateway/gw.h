@@ -210,10 +210,11 @@ typedef struct gw_server {
 
     rl_conn cmd, sub;
     struct event *beat;
-    int ready;     /* leftover sessions closed: /ws is served */
-    int cleaning;  /* startup cleanup in flight */
-    int ever_up;   /* both connections were usable at least once */
-    int sub_ready; /* SUBSCRIBE of the gateway channel confirmed */
+    uint64_t beat_sent_ms; /* oldest heartbeat not answered yet, 0 if none */
+    int ready;             /* leftover sessions closed: /ws is served */
+    int cleaning;          /* startup cleanup in flight */
+    int ever_up;           /* both connections were usable at least once */
+    int sub_ready;         /* SUBSCRIBE of the gateway channel confirmed */
 
     uint64_t next_conn;
     strmap sessions_by_user; /* name -> gw_session* (list head) */

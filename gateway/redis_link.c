@@ -145,6 +145,13 @@ static void rl_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
     if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("redis: %s", rep->str);
 }
 
+static void rl_beat_reply_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    g->beat_sent_ms = 0; /* answered (or the connection is gone) */
+    rl_ignore_cb(ac, r, priv);
+}
+
 static void rl_beat_now(gw_server *g)
 {
     if (!g->cmd.up || !g->ready || g->finishing) return;
@@ -153,12 +160,36 @@ static void rl_beat_now(gw_server *g)
     snprintf(ttl, sizeof ttl, "%lld", g->cfg.heartbeat_ttl);
     const char *a1[] = {"SET", k, "1", "PX", ttl};
     const char *a2[] = {"SADD", KEY_GATEWAYS, g->gwid};
-    redisAsyncCommandArgv(g->cmd.ac, rl_ignore_cb, NULL, 5, a1, NULL);
+    if (redisAsyncCommandArgv(g->cmd.ac, rl_beat_reply_cb, NULL, 5, a1, NULL) == REDIS_OK &&
+        !g->beat_sent_ms)
+        g->beat_sent_ms = gw_now_ms();
     redisAsyncCommandArgv(g->cmd.ac, rl_ignore_cb, NULL, 3, a2, NULL);
+}
+
+/* A Redis that stops answering (stopped process, dead host without a reset)
+ * leaves the TCP connection open: when a heartbeat stays unanswered for the
+ * whole TTL, the command connection is dropped (every pending callback gets
+ * NULL, so clients get `unavailable`) and reconnected; /healthz says 503 in
+ * between. */
+static void rl_watchdog(gw_server *g)
+{
+    if (!g->cmd.up || !g->beat_sent_ms ||
+        gw_now_ms() - g->beat_sent_ms < (uint64_t)g->cfg.heartbeat_ttl)
+        return;
+    log_warn("redis commands connection: no answer for %lld ms, reconnecting",
+             g->cfg.heartbeat_ttl);
+    redisAsyncContext *ac = g->cmd.ac;
+    g->beat_sent_ms = 0;
+    g->cmd.ac = NULL; /* so rl_on_disconnect does not see it as ours */
+    g->cmd.up = 0;
+    g->m.redis_reconnects++;
+    redisAsyncFree(ac); /* every pending callback gets NULL */
+    rl_schedule(g, &g->cmd);
 }
 
 static void rl_beat_cb(evutil_socket_t fd, short what, void *arg)
 {
+    rl_watchdog(arg);
     rl_beat_now(arg);
     presence_sweep(arg);
 }

@@ -407,8 +407,11 @@ static void ws_publish_cb(redisAsyncContext *ac, void *r, void *priv)
     gw_session *s = gw_session_find(g, p->conn);
     if (rep && rep->type == REDIS_REPLY_INTEGER && (n = rep->integer) > 0)
         g->m.messages_published++;
-    else if (s)
+    else if (rep && s) /* no router listens (0) or Redis refused: not stored */
         ws_unavailable(g, s, p->cid, p->cid_len);
+    /* !rep: the connection went away with the PUBLISH possibly executed, so
+     * "not stored" would not be known: no answer (the client retries with
+     * the same cid after its own timeout, protocol.md) */
     free(p);
 }
 
