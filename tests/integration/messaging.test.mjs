@@ -305,3 +305,43 @@ cluster.test('typing from A on gw1 reaches B on gw2 and is not stored', async ()
     assert.equal(await cluster.redis('LLEN', `parley:{u:${b.name}}:inbox`), 0, 'typing is not stored in the inbox');
     await A.expectNone({ kind: 'error' }, 200, 'an error for a valid typing frame');
 });
+
+// ------------------------------------------------------------------ volume
+// A backlog bigger than the gateway's per-socket send queue (default 1 MiB)
+// must still reach a client that reads normally: the replay has to be paced,
+// not dumped into the queue at once (which would cut the client off as a slow
+// consumer, at every retry).
+
+const CHUNK = 'q'.repeat(48 * 1024);
+const BACKLOG = 40; // 40 x 48 KiB = 1.9 MiB, within the inbox cap (50)
+
+cluster.test('offline push of a backlog bigger than the send queue reaches a reading client completely', async () => {
+    const [a, b] = await users('a', 'b');
+    const A = await Client.connect(GW1(), a.token);
+    for (let i = 0; i < BACKLOG; i++) A.send({ kind: 'text', to: b.name, data: CHUNK, cid: `ob-${i}` });
+    const acks = [];
+    for (let i = 0; i < BACKLOG; i++) acks.push((await A.next({ kind: 'ack', cid: `ob-${i}` })).id);
+    const B = await Client.connect(GW2(), b.token);
+    for (const id of acks) await B.next({ kind: 'text', id }, 10000);
+    assert.equal(B.closeInfo, null, `B must stay connected: ${JSON.stringify(B.closeInfo)}`);
+});
+
+cluster.test('sync of a backlog bigger than the send queue replays it completely to a reading client', async () => {
+    const [a, b] = await users('a', 'b');
+    const A = await Client.connect(GW1(), a.token);
+    const B1 = await Client.connect(GW1(), b.token, { name: 'B1' }); // keeps entries "pushed"
+    const B2 = await Client.connect(GW2(), b.token, { name: 'B2' });
+    const after = B2.hello.seq;
+    const epoch = B2.hello.epoch;
+    await B2.close();
+    for (let i = 0; i < BACKLOG; i++) A.send({ kind: 'text', to: b.name, data: CHUNK, cid: `sb-${i}` });
+    const acks = [];
+    for (let i = 0; i < BACKLOG; i++) acks.push((await A.next({ kind: 'ack', cid: `sb-${i}` })).id);
+    for (const id of acks) await B1.next({ kind: 'text', id }, 10000);
+    const B3 = await Client.connect(GW2(), b.token, { name: 'B2-back' });
+    B3.send({ kind: 'sync', after, epoch });
+    const end = await B3.next({ kind: 'sync' }, 15000);
+    assert.equal(end.recovered, true, brief(end));
+    assert.deepEqual(B3.all({ kind: 'text' }).map((t) => t.id), acks, 'the whole backlog, in order, before the sync end');
+    assert.equal(B3.closeInfo, null, `B must stay connected: ${JSON.stringify(B3.closeInfo)}`);
+});
