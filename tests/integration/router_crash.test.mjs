@@ -4,7 +4,7 @@
 // exactly once, in id order (protocol.md: Delivery guarantees 1-3).
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { Client, brief } from './lib/client.mjs';
+import { Client, brief, sendReliably } from './lib/client.mjs';
 import { Cluster, makeUsers, sleep, waitFor } from './lib/cluster.mjs';
 
 // generous rate limit: the test paces itself at 100 frames/s plus retries
@@ -114,4 +114,59 @@ cluster.test('SIGKILL and restart the router mid-stream: every cid acked once, e
     const wrong = B.all({ kind: 'text' }).filter((t) => idToData.get(t.id) !== t.data || byCid.get(t.cid)?.id !== t.id);
     assert.deepEqual(wrong.map(brief), [], 'texts whose id/cid/data do not match the ack');
     console.error(`router_crash: ${N} messages, ${unavailable} unavailable answers, ${timeouts} timeout retries, ${msgs.reduce((s, m) => s + m.tries, 0)} sends`);
+});
+
+// routing slot of a conversation (docs/internals.md): fnv1a32(key) % 64
+function slotOf(a, b) {
+    const key = [a, b].sort().join('|');
+    let h = 0x811c9dc5;
+    for (const byte of Buffer.from(key)) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+    return h % 64;
+}
+
+async function slotOwners() {
+    return cluster.redis('MGET', ...Array.from({ length: 64 }, (_, i) => `parley:slot:${i}`));
+}
+
+cluster.test('with two routers, SIGKILL one: the survivor takes over its slots and those conversations work again', async () => {
+    const second = await cluster.startRouter({ waitSlots: false });
+    const routers = cluster.routers.filter((r) => r.proc.running);
+    assert.equal(routers.length, 2, 'two routers running');
+    await waitFor(
+        async () => {
+            const owners = await slotOwners();
+            return routers.every((r) => owners.includes(r.id)) && owners.every(Boolean);
+        },
+        { timeout: 15000, what: `both ${routers.map((r) => r.id)} owning slots (fair share)` },
+    );
+    await cluster.waitRouted(second.proc);
+
+    const names = ['sx', ...Array.from({ length: 12 }, (_, i) => `rx${i}`)];
+    const tokens = await makeUsers(cluster.gw(0), names);
+    const owners = await slotOwners();
+    const victim = routers[0];
+    const onVictim = names.slice(1).filter((n) => owners[slotOf('sx', n)] === victim.id);
+    const onOther = names.slice(1).filter((n) => owners[slotOf('sx', n)] !== victim.id);
+    assert.ok(onVictim.length > 0, `no conversation of 12 lands on ${victim.id}'s slots (owners ${owners}): cannot test`);
+
+    const S = await Client.connect(cluster.gw(0), tokens.sx, { name: 'sx@gw1' });
+    const R = {};
+    for (const n of names.slice(1)) R[n] = await Client.connect(cluster.gw(1), tokens[n], { name: `${n}@gw2` });
+
+    await victim.proc.signal('SIGKILL');
+    const t0 = Date.now();
+    const acks = await Promise.all(
+        names.slice(1).map((n) => sendReliably(S, { kind: 'text', to: n, data: `after the kill to ${n}`, cid: `two-${n}` }, { timeoutMs: 15000 })),
+    );
+    const dt = Date.now() - t0;
+    for (const [i, n] of names.slice(1).entries()) {
+        const t = await R[n].next({ kind: 'text' });
+        assert.equal(t.id, acks[i].id, `${n} receives its message: ${brief(t)}`);
+        await R[n].expectNone({ kind: 'text' }, 50, 'a second copy');
+    }
+    console.error(`two routers: ${onVictim.length} conversations on the killed router, ${onOther.length} on the other; all acked ${dt} ms after the kill`);
+    await waitFor(async () => (await slotOwners()).every((o) => o === routers[1].id), {
+        timeout: 5000,
+        what: `all 64 slots owned by the survivor ${routers[1].id}`,
+    });
 });

@@ -114,15 +114,18 @@ export class Client {
     // (parley_token cookie) or {} (nothing). Resolves with the Client once
     // `hello` arrived; rejects with err.status set when the upgrade was
     // refused (HTTP status), or when the socket closed before hello.
-    static connect(port, token, { name, cookie = false, timeoutMs = DEFAULT_TIMEOUT } = {}) {
-        const c = new Client(name || (token ? String(token).split(':')[0] : 'anon'));
-        return c._open(port, token, cookie, timeoutMs);
+    // query: extra query string parameters ({user: 'x'} for --dev-auth).
+    static connect(port, token, { name, cookie = false, query = {}, timeoutMs = DEFAULT_TIMEOUT } = {}) {
+        const c = new Client(name || (token ? String(token).split(':')[0] : query.user || 'anon'));
+        return c._open(port, token, cookie, query, timeoutMs);
     }
 
-    _open(port, token, cookie, timeoutMs) {
-        let url = `ws://127.0.0.1:${port}/ws`;
+    _open(port, token, cookie, query, timeoutMs) {
+        const params = new URLSearchParams(query);
+        if (token != null && !cookie) params.set('token', token);
+        const qs = params.toString();
+        const url = `ws://127.0.0.1:${port}/ws${qs ? `?${qs}` : ''}`;
         const headers = {};
-        if (token && !cookie) url += `?token=${encodeURIComponent(token)}`;
         if (token && cookie) headers.cookie = `parley_token=${token}`;
         return new Promise((resolve, reject) => {
             const ws = new WebSocket(url, { headers, maxPayload: 16 << 20 });
