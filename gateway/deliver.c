@@ -64,10 +64,9 @@ int deliver_frame_fields(const char *buf, size_t len, proto_str *kind, proto_str
 
 /* Sends one frame to the session and learns contacts from it: the other party
  * of a text, the recipient of an acked text. */
-void deliver_send(gw_session *s, dq_kind kind, const char *frame, size_t len)
+static void deliver_learn(gw_session *s, const char *frame, size_t len)
 {
     proto_str k = {0}, from = {0}, to = {0}, cid = {0};
-    ws_send(s, frame, len);
     if (s->state == SESS_CLOSING) return;
     deliver_frame_fields(frame, len, &k, &from, &to, &cid, NULL);
     if (k.len == 4 && !memcmp(k.p, "text", 4)) {
@@ -81,6 +80,20 @@ void deliver_send(gw_session *s, dq_kind kind, const char *frame, size_t len)
     } else if (k.len == 5 && !memcmp(k.p, "error", 5) && cid.len) {
         ws_forget_text(s, cid.p, cid.len, NULL);
     }
+}
+
+/* Sends one frame to the session and learns contacts from it: the other party
+ * of a text, the recipient of an acked text. */
+void deliver_send(gw_session *s, dq_kind kind, const char *frame, size_t len)
+{
+    ws_send(s, frame, len);
+    deliver_learn(s, frame, len);
+}
+
+void deliver_send_replay(gw_session *s, const char *frame, size_t len)
+{
+    ws_send_replay(s, frame, len);
+    deliver_learn(s, frame, len);
 }
 
 enum { DELIVER_DONE = 0, DELIVER_FETCH = 1 };
@@ -195,7 +208,7 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
         if (e->type != REDIS_REPLY_STRING) continue;
         deliver_frame_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
         if (es <= s->last_seq) continue;
-        if (!deliver_acked_in_dq(s, es)) deliver_send(s, DQ_USER, e->str, e->len);
+        if (!deliver_acked_in_dq(s, es)) deliver_send_replay(s, e->str, e->len);
         s->last_seq = es;
     }
     if (s->last_seq < s->fetch_target - 1) {

@@ -55,6 +55,7 @@ typedef struct gw_config {
 typedef struct sendq_item {
     struct sendq_item *next;
     size_t len;
+    int live;            /* in a backlog: a live frame queued behind a replay */
     unsigned char buf[]; /* LWS_PRE bytes of headroom, then len bytes of frame */
 } sendq_item;
 
@@ -132,7 +133,13 @@ typedef struct gw_session {
     double tokens;
     uint64_t bucket_ms;
 
-    sendq q;
+    sendq q; /* the wire queue, bounded by --send-queue */
+    /* Replays (offline push, sync, gap fetch) can be far bigger than the send
+     * queue: they wait here and are moved into q as it drains (ws_pump).
+     * While it is not empty every other frame queues behind them, so order
+     * holds; those live frames (backlog_live bytes) count against the bound. */
+    sendq backlog;
+    size_t backlog_live;
     int close_code; /* nonzero: close with this code at the next writable */
     char close_reason[64];
     int close_after_flush; /* close once q is empty (1007 after an error frame) */
@@ -256,6 +263,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss, 
 gw_session *gw_session_find(gw_server *g, uint64_t conn);
 gw_session *gw_sessions_of(gw_server *g, const char *user);
 void ws_send(gw_session *s, const char *frame, size_t len);
+void ws_send_replay(gw_session *s, const char *frame, size_t len);
 void ws_close(gw_session *s, int code, const char *reason);
 int ws_forget_text(gw_session *s, const char *cid, size_t len, char *to);
 void ws_on_redis_up(gw_server *g);
@@ -267,12 +275,16 @@ int sendq_push(sendq *q, const char *frame, size_t len);
 /* writes queued frames until the pipe chokes; returns -1 on a write error */
 int sendq_flush(sendq *q, struct lws *wsi, uint64_t *frames_out);
 void sendq_clear(sendq *q);
+/* moves the head item of src to the tail of dst (no copy) */
+void sendq_move_head(sendq *src, sendq *dst);
 
 /* ---- deliver.c ---- */
 void deliver_envelope(gw_server *g, const char *buf, size_t len);
 void deliver_push(gw_session *s, dq_kind kind, int64_t seq, const char *frame, size_t len);
 void deliver_drain(gw_session *s);
 void deliver_send(gw_session *s, dq_kind kind, const char *frame, size_t len);
+/* the same for an entry of a replay (paced through the session's backlog) */
+void deliver_send_replay(gw_session *s, const char *frame, size_t len);
 void deliver_catch_up(gw_session *s, int64_t target);
 void deliver_clear(gw_session *s);
 int deliver_frame_fields(const char *buf, size_t len, proto_str *kind, proto_str *from,

@@ -15,6 +15,7 @@ int sendq_push(sendq *q, const char *frame, size_t len)
     if (!it) return -1;
     it->next = NULL;
     it->len = len;
+    it->live = 0;
     memcpy(it->buf + LWS_PRE, frame, len);
     if (q->tail)
         q->tail->next = it;
@@ -56,4 +57,22 @@ void sendq_clear(sendq *q)
     q->head = q->tail = NULL;
     q->bytes = 0;
     q->count = 0;
+}
+
+void sendq_move_head(sendq *src, sendq *dst)
+{
+    sendq_item *it = src->head;
+    if (!it) return;
+    src->head = it->next;
+    if (!src->head) src->tail = NULL;
+    src->bytes -= it->len;
+    src->count--;
+    it->next = NULL;
+    if (dst->tail)
+        dst->tail->next = it;
+    else
+        dst->head = it;
+    dst->tail = it;
+    dst->bytes += it->len;
+    dst->count++;
 }

@@ -55,17 +55,49 @@ void ws_close(gw_session *s, int code, const char *reason)
     if (s->wsi) lws_callback_on_writable(s->wsi);
 }
 
+static void ws_slow_consumer(gw_session *s)
+{
+    s->g->m.slow_consumers++;
+    log_info("conn %" PRIu64 " (%s): send queue over %lld bytes, dropping slow consumer", s->conn,
+             s->user, s->g->cfg.send_queue);
+    sendq_clear(&s->q);
+    sendq_clear(&s->backlog);
+    s->backlog_live = 0;
+    s->close_after_flush = 0;
+    s->close_code = 0;
+    ws_close(s, 1008, "slow consumer");
+}
+
+/* Moves backlog frames into the wire queue while it is at most half full (a
+ * frame always fits an empty queue), keeping room for live frames. */
+static void ws_pump(gw_session *s)
+{
+    size_t half = (size_t)s->g->cfg.send_queue / 2;
+    while (s->backlog.head && (!s->q.head || s->q.bytes + s->backlog.head->len <= half)) {
+        if (s->backlog.head->live) s->backlog_live -= s->backlog.head->len;
+        sendq_move_head(&s->backlog, &s->q);
+    }
+    if (s->q.head && s->wsi) lws_callback_on_writable(s->wsi);
+}
+
 void ws_send(gw_session *s, const char *frame, size_t len)
 {
     if (s->close_code && !s->close_after_flush) return;
+    if (s->backlog.head) { /* behind a replay */
+        if (s->backlog_live + len > (size_t)s->g->cfg.send_queue) {
+            ws_slow_consumer(s);
+            return;
+        }
+        if (sendq_push(&s->backlog, frame, len) < 0) {
+            ws_close(s, 1011, "out of memory");
+            return;
+        }
+        s->backlog.tail->live = 1;
+        s->backlog_live += len;
+        return;
+    }
     if (s->q.bytes + len > (size_t)s->g->cfg.send_queue) {
-        s->g->m.slow_consumers++;
-        log_info("conn %" PRIu64 " (%s): send queue over %lld bytes, dropping slow consumer",
-                 s->conn, s->user, s->g->cfg.send_queue);
-        sendq_clear(&s->q);
-        s->close_after_flush = 0;
-        s->close_code = 0;
-        ws_close(s, 1008, "slow consumer");
+        ws_slow_consumer(s);
         return;
     }
     if (sendq_push(&s->q, frame, len) < 0) {
@@ -73,6 +105,18 @@ void ws_send(gw_session *s, const char *frame, size_t len)
         return;
     }
     lws_callback_on_writable(s->wsi);
+}
+
+/* A replayed inbox entry: paced through the backlog, never cut off for size
+ * (its total is bounded by what one Redis reply held). */
+void ws_send_replay(gw_session *s, const char *frame, size_t len)
+{
+    if (s->close_code) return;
+    if (sendq_push(&s->backlog, frame, len) < 0) {
+        ws_close(s, 1011, "out of memory");
+        return;
+    }
+    ws_pump(s);
 }
 
 static void ws_send_packed(gw_session *s, msgpack_sbuffer *sb)
@@ -247,7 +291,7 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
     proto_enc_hello(&pk, s->user, s->open_seq, s->epoch, strlen(s->epoch), c, k);
     ws_send_packed(s, &sb);
     for (size_t i = 0; i < s->npending; i++)
-        deliver_send(s, DQ_USER, s->pending[i], s->pending_len[i]);
+        deliver_send_replay(s, s->pending[i], s->pending_len[i]);
     ws_free_pending(s);
     s->last_seq = s->open_seq;
     s->state = SESS_LIVE;
@@ -491,7 +535,7 @@ static void ws_sync_cb(redisAsyncContext *ac, void *r, void *priv)
         if (e->type != REDIS_REPLY_STRING) continue;
         int64_t es = 0;
         deliver_frame_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
-        deliver_send(s, DQ_USER, e->str, e->len);
+        deliver_send_replay(s, e->str, e->len);
         if (es > s->last_seq) s->last_seq = es;
     }
     msgpack_sbuffer sb;
@@ -739,6 +783,7 @@ static void ws_closed(gw_server *g, gw_session *s)
 
     log_debug("conn %" PRIu64 " (%s): closed", s->conn, s->user);
     sendq_clear(&s->q);
+    sendq_clear(&s->backlog);
     deliver_clear(s);
     ws_free_pending(s);
     while (s->texts)
@@ -762,7 +807,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss, 
         return ws_receive(s, wsi, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!s) return -1;
-        if (s->close_code && (!s->close_after_flush || !s->q.head)) {
+        if (s->close_code && (!s->close_after_flush || (!s->q.head && !s->backlog.head))) {
             /* Not "return -1": from this callback lws 4.1 drops the TCP
              * connection at once, without a close frame handshake. Send the
              * close frame ourselves and wait for the peer's (then
@@ -780,6 +825,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss, 
             return 0;
         }
         if (sendq_flush(&s->q, wsi, &g->m.frames_out) < 0) return -1;
+        ws_pump(s);
         if (s->q.head || s->close_code) lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
