@@ -4,6 +4,7 @@
  * so lws_write() can put the WebSocket header there without a copy. The bound
  * (--send-queue bytes) is checked by the caller (ws_send): a reader that lets
  * its queue grow past it is cut off, the loop never waits for it. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,21 +28,70 @@ int sendq_push(sendq *q, const char *frame, size_t len)
     return 0;
 }
 
-/* Writes frames while the socket takes them: lws_write() accepts a whole frame
- * (keeping any unsent tail itself), after which lws_send_pipe_choked() says
- * whether another write would have to wait for POLLOUT. */
+/* Up to this many bytes of consecutive small frames go out in one write. */
+#define SENDQ_BATCH 65536
+
+static size_t sendq_header(unsigned char *p, size_t len)
+{
+    p[0] = 0x82; /* FIN + binary; server frames are not masked */
+    if (len < 126) {
+        p[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        p[1] = 126;
+        p[2] = (unsigned char)(len >> 8);
+        p[3] = (unsigned char)len;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+static void sendq_pop(sendq *q)
+{
+    sendq_item *it = q->head;
+    q->head = it->next;
+    if (!q->head) q->tail = NULL;
+    q->bytes -= it->len;
+    q->count--;
+    free(it);
+}
+
+/* Writes frames while the socket takes them. A write costs about as much as
+ * the bytes it carries are small (machine-notes.md), so consecutive small
+ * frames are framed here and handed to lws as one raw write (LWS_WRITE_HTTP
+ * on a WebSocket goes out untouched; no extension is negotiated); a lone or
+ * large frame goes through lws_write(LWS_WRITE_BINARY) from its own headroom.
+ * lws keeps any unsent tail of a write itself, after which
+ * lws_send_pipe_choked() says whether to wait for POLLOUT. */
 int sendq_flush(sendq *q, struct lws *wsi, uint64_t *frames_out)
 {
+    static unsigned char batch[LWS_PRE + SENDQ_BATCH];
     while (q->head && !lws_send_pipe_choked(wsi)) {
         sendq_item *it = q->head;
-        int n = lws_write(wsi, it->buf + LWS_PRE, it->len, LWS_WRITE_BINARY);
-        if (n < (int)it->len) return -1;
-        q->head = it->next;
-        if (!q->head) q->tail = NULL;
-        q->bytes -= it->len;
-        q->count--;
-        free(it);
-        (*frames_out)++;
+        if (!it->next || it->len + 10 > SENDQ_BATCH / 2) {
+            int n = lws_write(wsi, it->buf + LWS_PRE, it->len, LWS_WRITE_BINARY);
+            if (n < (int)it->len) return -1;
+            sendq_pop(q);
+            (*frames_out)++;
+            continue;
+        }
+        size_t total = 0, count = 0;
+        unsigned char *p = batch + LWS_PRE;
+        for (; it && total + 10 + it->len <= SENDQ_BATCH; it = it->next, count++) {
+            total += sendq_header(p + total, it->len);
+            memcpy(p + total, it->buf + LWS_PRE, it->len);
+            total += it->len;
+        }
+        int n = lws_write(wsi, p, total, LWS_WRITE_HTTP);
+        if (n < (int)total) return -1;
+        while (count--) {
+            sendq_pop(q);
+            (*frames_out)++;
+        }
     }
     return 0;
 }
