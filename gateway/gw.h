@@ -217,11 +217,13 @@ typedef struct gw_server {
 
     rl_conn cmd, sub;
     struct event *beat;
-    uint64_t beat_sent_ms; /* oldest heartbeat not answered yet, 0 if none */
-    int ready;             /* leftover sessions closed: /ws is served */
-    int cleaning;          /* startup cleanup in flight */
-    int ever_up;           /* both connections were usable at least once */
-    int sub_ready;         /* SUBSCRIBE of the gateway channel confirmed */
+    uint64_t beat_sent_ms;   /* oldest heartbeat not answered yet, 0 if none */
+    struct event *dup_timer; /* start-up check that no live gateway has our id */
+    long long dup_pttl, dup_wait;
+    int ready;     /* leftover sessions closed: /ws is served */
+    int cleaning;  /* startup cleanup in flight */
+    int ever_up;   /* both connections were usable at least once */
+    int sub_ready; /* SUBSCRIBE of the gateway channel confirmed */
 
     uint64_t next_conn;
     strmap sessions_by_user; /* name -> gw_session* (list head) */
@@ -243,6 +245,7 @@ typedef struct gw_server {
 /* ---- main.c ---- */
 uint64_t gw_now_ms(void);
 void gw_drain_check(gw_server *g);
+void gw_fatal(gw_server *g); /* stop with exit code 1 */
 int gw_redis_ok(gw_server *g);
 
 /* ---- redis_link.c ---- */

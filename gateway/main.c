@@ -46,6 +46,13 @@ static void gw_finish(gw_server *g)
     event_base_loopexit(g->base, &tv);
 }
 
+void gw_fatal(gw_server *g)
+{
+    g->exit_code = 1;
+    g->draining = 1;
+    gw_finish(g);
+}
+
 static void gw_final_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;

@@ -128,12 +128,76 @@ static void rl_cleanup_cb(redisAsyncContext *ac, void *r, void *priv)
     rl_cleanup_close_cb(ac, rep, NULL);
 }
 
-static void rl_start_cleanup(gw_server *g)
+static void rl_cleanup_now(gw_server *g)
 {
     char k[KEYS_MAX];
     keys_fmt(k, sizeof k, KEY_GW_SESSIONS, g->gwid);
     const char *argv[] = {"SMEMBERS", k};
-    if (redisAsyncCommandArgv(g->cmd.ac, rl_cleanup_cb, NULL, 2, argv, NULL) == REDIS_OK)
+    if (!g->cmd.up ||
+        redisAsyncCommandArgv(g->cmd.ac, rl_cleanup_cb, NULL, 2, argv, NULL) != REDIS_OK)
+        g->cleaning = 0;
+}
+
+/* Before taking over the sessions of its id, make sure no running gateway
+ * holds that id: when the alive key exists, look again a beat period later;
+ * a TTL that dropped by less than the wait was refreshed by someone else, and this process stops
+ * (two processes on one id would close each other's sessions). A key left by
+ * a dead process just ages, and the cleanup goes on. */
+static void rl_dup_second_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    long long p2;
+    if (rl_reply_int(r, &p2) < 0) {
+        g->cleaning = 0; /* connection lost: the next connect starts again */
+        return;
+    }
+    /* unrefreshed, the TTL drops by the wait; a beat meanwhile puts it back up */
+    if (p2 > g->dup_pttl - g->dup_wait + 50) {
+        log_error("gateway id %s is in use by a running gateway (its heartbeat is being "
+                  "refreshed): give this one another --id",
+                  g->gwid);
+        gw_fatal(g);
+        return;
+    }
+    rl_cleanup_now(g);
+}
+
+static void rl_dup_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_server *g = arg;
+    char k[KEYS_MAX];
+    keys_fmt(k, sizeof k, KEY_GW_ALIVE, g->gwid);
+    const char *argv[] = {"PTTL", k};
+    if (!g->cmd.up ||
+        redisAsyncCommandArgv(g->cmd.ac, rl_dup_second_cb, NULL, 2, argv, NULL) != REDIS_OK)
+        g->cleaning = 0;
+}
+
+static void rl_dup_first_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    long long p1;
+    if (rl_reply_int(r, &p1) < 0) {
+        g->cleaning = 0;
+        return;
+    }
+    if (p1 < 0) { /* no key (-2) or no TTL (-1): nobody beats for this id */
+        rl_cleanup_now(g);
+        return;
+    }
+    g->dup_pttl = p1;
+    long long wait = g->cfg.heartbeat_ttl / 3 + 100;
+    g->dup_wait = wait;
+    struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
+    evtimer_add(g->dup_timer, &tv);
+}
+
+static void rl_start_cleanup(gw_server *g)
+{
+    char k[KEYS_MAX];
+    keys_fmt(k, sizeof k, KEY_GW_ALIVE, g->gwid);
+    const char *argv[] = {"PTTL", k};
+    if (redisAsyncCommandArgv(g->cmd.ac, rl_dup_first_cb, NULL, 2, argv, NULL) == REDIS_OK)
         g->cleaning = 1;
 }
 
@@ -321,7 +385,8 @@ int rl_start(gw_server *g)
     g->cmd.retry = evtimer_new(g->base, rl_retry_cb, &g->cmd);
     g->sub.retry = evtimer_new(g->base, rl_retry_cb, &g->sub);
     g->beat = event_new(g->base, -1, EV_PERSIST, rl_beat_cb, g);
-    if (!g->cmd.retry || !g->sub.retry || !g->beat) return -1;
+    g->dup_timer = evtimer_new(g->base, rl_dup_timer_cb, g);
+    if (!g->cmd.retry || !g->sub.retry || !g->beat || !g->dup_timer) return -1;
     long long every = g->cfg.heartbeat_ttl / 3;
     struct timeval tv = {every / 1000, (every % 1000) * 1000};
     evtimer_add(g->beat, &tv);
@@ -336,6 +401,7 @@ void rl_stop(gw_server *g)
     if (g->cmd.retry) evtimer_del(g->cmd.retry);
     if (g->sub.retry) evtimer_del(g->sub.retry);
     if (g->beat) evtimer_del(g->beat);
+    if (g->dup_timer) evtimer_del(g->dup_timer);
     if (g->cmd.ac) redisAsyncDisconnect(g->cmd.ac);
     if (g->sub.ac) redisAsyncDisconnect(g->sub.ac);
 }
@@ -345,6 +411,8 @@ void rl_free(gw_server *g)
     if (g->cmd.retry) event_free(g->cmd.retry);
     if (g->sub.retry) event_free(g->sub.retry);
     if (g->beat) event_free(g->beat);
+    if (g->dup_timer) event_free(g->dup_timer);
+    g->dup_timer = NULL;
     g->cmd.retry = g->sub.retry = g->beat = NULL;
 }
 
