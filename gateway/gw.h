@@ -229,6 +229,7 @@ typedef struct gw_server {
     strmap sessions_by_user; /* name -> gw_session* (list head) */
     strmap sessions_by_conn; /* decimal conn id -> gw_session* */
     size_t nsessions;
+    size_t nhttp;    /* HTTP requests waiting for Redis or the password pool */
     size_t nws;      /* upgraded sockets not yet destroyed (a closed session's
                       * socket lives on until its close handshake ends) */
     strmap presence; /* name -> presence_entry* */

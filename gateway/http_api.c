@@ -88,6 +88,7 @@ static gw_http *http_new(gw_server *g, struct lws *wsi, gw_pss *pss, int route)
     h->refs = 1;
     h->route = route;
     pss->h = h;
+    g->nhttp++;
     return h;
 }
 
@@ -99,7 +100,10 @@ static void http_unref(gw_http *h)
         free(h->password);
     }
     free(h->resp);
+    gw_server *g = h->g;
     free(h);
+    g->nhttp--;
+    gw_drain_check(g);
 }
 
 static void http_answer(gw_http *h, int status, const char *body, size_t len, const char *cookie)

@@ -61,7 +61,8 @@ static void gw_final_cb(redisAsyncContext *ac, void *r, void *priv)
 
 void gw_drain_check(gw_server *g)
 {
-    if (!g->draining || g->finishing || g->nsessions || g->drain_pending) return;
+    if (!g->draining || g->finishing || g->nsessions || g->nws || g->nhttp || g->drain_pending)
+        return;
     /* every session is closed: leave the set of gateways */
     char k[KEYS_MAX];
     keys_fmt(k, sizeof k, KEY_GW_ALIVE, g->gwid);
