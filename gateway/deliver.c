@@ -191,7 +191,7 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
     redisReply *rep = r;
-    gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
+    gw_session *s = ws_session_find(g, (uint64_t)(uintptr_t)priv);
     long long recovered, seq;
     if (!s) return;
     s->fetching = 0;
@@ -255,14 +255,14 @@ void deliver_envelope(gw_server *g, const char *buf, size_t len)
         }
         memcpy(user, d.user.p, d.user.len);
         user[d.user.len] = '\0';
-        for (gw_session *s = gw_sessions_of(g, user); s; s = s->next_of_user) {
+        for (gw_session *s = ws_sessions_of(g, user); s; s = s->next_of_user) {
             if (d.except.len && d.except.len == strlen(s->sessid) &&
                 memcmp(d.except.p, s->sessid, d.except.len) == 0)
                 continue;
             deliver_push(s, DQ_USER, d.seq, d.frame.p, d.frame.len);
         }
     } else {
-        gw_session *s = gw_session_find(g, d.conn);
+        gw_session *s = ws_session_find(g, d.conn);
         if (s) deliver_push(s, DQ_CONN, d.seq, d.frame.p, d.frame.len);
     }
     msgpack_unpacked_destroy(&u);

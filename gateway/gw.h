@@ -9,7 +9,7 @@
  * - gw_server lives for the whole process (main.c).
  * - gw_session is malloc'd at LWS_CALLBACK_ESTABLISHED and freed at
  *   LWS_CALLBACK_CLOSED. Redis callbacks never hold a session pointer: they
- *   carry its connection id and look it up (gw_session_find), so a reply that
+ *   carry its connection id and look it up (ws_session_find), so a reply that
  *   arrives after the socket closed finds nothing and is dropped.
  * - gw_http is malloc'd when a request needs async work (Redis, pwpool) and is
  *   refcounted: one reference for the lws connection (dropped at
@@ -247,9 +247,10 @@ typedef struct gw_server {
 uint64_t gw_now_ms(void);
 void gw_drain_check(gw_server *g);
 void gw_fatal(gw_server *g); /* stop with exit code 1 */
-int gw_redis_ok(gw_server *g);
 
 /* ---- redis_link.c ---- */
+/* both connections usable and the gateway channel subscribed */
+int rl_ok(gw_server *g);
 int rl_start(gw_server *g);
 void rl_stop(gw_server *g);
 void rl_free(gw_server *g);
@@ -264,8 +265,8 @@ int rl_reply_int(const struct redisReply *r, long long *out);
 /* ---- ws_session.c ---- */
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss, void *in,
                 size_t len);
-gw_session *gw_session_find(gw_server *g, uint64_t conn);
-gw_session *gw_sessions_of(gw_server *g, const char *user);
+gw_session *ws_session_find(gw_server *g, uint64_t conn);
+gw_session *ws_sessions_of(gw_server *g, const char *user);
 void ws_send(gw_session *s, const char *frame, size_t len);
 void ws_send_replay(gw_session *s, const char *frame, size_t len);
 void ws_close(gw_session *s, int code, const char *reason);

@@ -266,7 +266,7 @@ static void http_register(gw_http *h)
         http_error(h, 400, "invalid_password", "passwords are 8 to 1024 bytes");
         return;
     }
-    if (!gw_redis_ok(h->g)) {
+    if (!rl_ok(h->g)) {
         http_unavailable(h);
         return;
     }
@@ -455,8 +455,7 @@ static void http_body_done(gw_http *h)
 static int http_healthz(struct lws *wsi, gw_server *g)
 {
     if (g->draining) return http_fail_now(wsi, 503, "unavailable", "draining");
-    if (!g->ready || !gw_redis_ok(g))
-        return http_fail_now(wsi, 503, "unavailable", "redis unreachable");
+    if (!g->ready || !rl_ok(g)) return http_fail_now(wsi, 503, "unavailable", "redis unreachable");
     if (http_write(wsi, 200, "text/plain", "ok", 2, NULL) < 0) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }

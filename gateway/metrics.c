@@ -51,7 +51,7 @@ size_t metrics_render(gw_server *g, char *out, size_t cap)
         "parley_gateway_draining %d\n",
         g->nsessions, m->connections_total, m->frames_in, m->frames_out, m->messages_published,
         m->unavailable, m->slow_consumers, m->bad_frames, m->rate_limited, m->http_requests,
-        m->redis_reconnects, gw_redis_ok(g) ? 1 : 0, g->draining);
+        m->redis_reconnects, rl_ok(g) ? 1 : 0, g->draining);
     if (n < 0) return 0;
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }

@@ -25,7 +25,7 @@
 static void rl_connect(gw_server *g, rl_conn *c);
 static void rl_beat_now(gw_server *g);
 
-int gw_redis_ok(gw_server *g)
+int rl_ok(gw_server *g)
 {
     return g->cmd.up && g->sub.up && g->sub_ready;
 }
@@ -301,7 +301,7 @@ void rl_unsubscribe(gw_server *g, const char *chan)
 /* Both connections usable: catch every session up (after a reconnect). */
 static void rl_maybe_up(gw_server *g)
 {
-    if (!gw_redis_ok(g) || !g->ready) return;
+    if (!rl_ok(g) || !g->ready) return;
     if (g->ever_up) ws_on_redis_up(g);
     g->ever_up = 1;
 }

@@ -5,7 +5,7 @@
  *
  * Session life: ESTABLISHED -> OPENING (rx paused) -> hello sent -> LIVE ->
  * (CLOSING) -> CLOSED. Redis replies find the session again by its connection
- * id (gw_session_find), never by a stored pointer. */
+ * id (ws_session_find), never by a stored pointer. */
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -32,14 +32,14 @@ static size_t ws_conn_key(char *buf, size_t size, uint64_t conn)
     return (size_t)snprintf(buf, size, "%" PRIu64, conn);
 }
 
-gw_session *gw_session_find(gw_server *g, uint64_t conn)
+gw_session *ws_session_find(gw_server *g, uint64_t conn)
 {
     char k[24];
     size_t n = ws_conn_key(k, sizeof k, conn);
     return strmap_get(&g->sessions_by_conn, k, n);
 }
 
-gw_session *gw_sessions_of(gw_server *g, const char *user)
+gw_session *ws_sessions_of(gw_server *g, const char *user)
 {
     return strmap_get(&g->sessions_by_user, user, strlen(user));
 }
@@ -198,7 +198,7 @@ static void ws_open_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
     redisReply *rep = r;
-    gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
+    gw_session *s = ws_session_find(g, (uint64_t)(uintptr_t)priv);
     if (!s || s->state == SESS_CLOSING) return;
     long long seq;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
@@ -258,7 +258,7 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
     redisReply *rep = r;
-    gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
+    gw_session *s = ws_session_find(g, (uint64_t)(uintptr_t)priv);
     if (!s || s->state != SESS_OPENING || !s->opened) return;
     long long mode;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
@@ -397,7 +397,7 @@ int ws_confirm_upgrade(struct lws *wsi, gw_server *g)
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
         return ws_reject(wsi, 404, "not_found", "no such path");
     if (g->draining) return ws_reject(wsi, 503, "unavailable", "this gateway is shutting down");
-    if (!g->ready || !gw_redis_ok(g))
+    if (!g->ready || !rl_ok(g))
         return ws_reject(wsi, 503, "unavailable", "storage unreachable, retry later");
     if (ws_auth(wsi, g, user) < 0)
         return ws_reject(wsi, 401, "unauthorized", "missing, invalid or expired token");
@@ -448,7 +448,7 @@ static void ws_publish_cb(redisAsyncContext *ac, void *r, void *priv)
     ws_pub *p = priv;
     redisReply *rep = r;
     long long n = 0;
-    gw_session *s = gw_session_find(g, p->conn);
+    gw_session *s = ws_session_find(g, p->conn);
     if (rep && rep->type == REDIS_REPLY_INTEGER && (n = rep->integer) > 0)
         g->m.messages_published++;
     else if (rep && s) /* no router listens (0) or Redis refused: not stored */
@@ -521,7 +521,7 @@ static void ws_sync_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
     redisReply *rep = r;
-    gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
+    gw_session *s = ws_session_find(g, (uint64_t)(uintptr_t)priv);
     if (!s || s->state == SESS_CLOSING) return;
     long long recovered, seq;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
@@ -565,7 +565,7 @@ static void ws_typing_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
     redisReply *rep = r;
-    gw_session *s = gw_session_find(g, (uint64_t)(uintptr_t)priv);
+    gw_session *s = ws_session_find(g, (uint64_t)(uintptr_t)priv);
     if (!s || s->state == SESS_CLOSING) return;
     long long n;
     if (rl_reply_int(rep, &n) < 0) {
@@ -724,7 +724,7 @@ static int ws_established(struct lws *wsi, gw_server *g, gw_pss *pss)
         free(s);
         return -1;
     }
-    s->next_of_user = gw_sessions_of(g, user);
+    s->next_of_user = ws_sessions_of(g, user);
     strmap_put(&g->sessions_by_user, user, strlen(user), s);
     pss->s = s;
     pss->is_ws = 1;
@@ -754,7 +754,7 @@ static void ws_closed(gw_server *g, gw_session *s)
     char k[24];
     size_t kn = ws_conn_key(k, sizeof k, s->conn);
     strmap_del(&g->sessions_by_conn, k, kn);
-    gw_session **pp = NULL, *head = gw_sessions_of(g, s->user);
+    gw_session **pp = NULL, *head = ws_sessions_of(g, s->user);
     if (head == s) {
         if (s->next_of_user)
             strmap_put(&g->sessions_by_user, s->user, strlen(s->user), s->next_of_user);
