@@ -4,8 +4,8 @@
 // exactly once, in id order (protocol.md: Delivery guarantees 1-3).
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { Client, brief, sendReliably } from './lib/client.mjs';
-import { Cluster, makeUsers, sleep, waitFor } from './lib/cluster.mjs';
+import { Client, brief, sendReliably, sendStream } from './lib/client.mjs';
+import { Cluster, makeUsers, waitFor } from './lib/cluster.mjs';
 
 // generous rate limit: the test paces itself at 100 frames/s plus retries
 const cluster = new Cluster('router_crash', { gatewayArgs: ['--rate', '1000', '--burst', '1000'] });
@@ -23,64 +23,21 @@ cluster.test('SIGKILL and restart the router mid-stream: every cid acked once, e
     const A = await Client.connect(cluster.gw(0), tokens.alice, { name: 'alice@gw1' });
     const B = await Client.connect(cluster.gw(1), tokens.bob, { name: 'bob@gw2' });
 
-    const msgs = Array.from({ length: N }, (_, i) => ({ cid: `rc-${i}`, data: `msg ${i}`, id: null, sentAt: 0, tries: 0 }));
-    const byCid = new Map(msgs.map((m) => [m.cid, m]));
-    const problems = [];
-    let unavailable = 0;
-    let timeouts = 0;
-    const transmit = (m) => {
-        m.tries++;
-        m.sentAt = Date.now();
-        A.send({ kind: 'text', to: 'bob', data: m.data, cid: m.cid });
-    };
-    // answers are handled as they arrive (not through next()): acks, and
-    // unavailable errors that schedule a retry with the same cid
-    let seen = 0;
-    const pump = setInterval(() => {
-        for (; seen < A.frames.length; seen++) {
-            const f = A.frames[seen];
-            const m = byCid.get(f.cid);
-            if (!m) continue;
-            if (f.kind === 'ack') {
-                if (m.id !== null && m.id !== f.id) problems.push(`cid ${m.cid} acked with two ids: ${m.id} and ${f.id}`);
-                m.id = f.id;
-            } else if (f.kind === 'error' && f.code === 'unavailable') {
-                unavailable++;
-                if (m.id === null) setTimeout(() => m.id === null && transmit(m), UNAVAILABLE_RETRY_MS);
-            } else if (f.kind === 'error') {
-                problems.push(`unexpected error for ${m.cid}: ${brief(f)}`);
-            }
-        }
-        const now = Date.now();
-        for (const m of msgs)
-            if (m.tries > 0 && m.id === null && now - m.sentAt > NO_ACK_RETRY_MS) {
-                timeouts++;
-                transmit(m);
-            }
-    }, 20);
-
     let restarted;
-    try {
-        for (let i = 0; i < N; i++) {
-            if (i === KILL_AT) {
-                await cluster.killRouter('SIGKILL');
-                // restart at once; it takes over the slots when the dead one's leases expire
-                restarted = cluster.startRouter({ waitSlots: false });
-            }
-            transmit(msgs[i]);
-            await sleep(PACE_MS);
-        }
-        await restarted;
-        await waitFor(() => msgs.every((m) => m.id !== null), {
-            timeout: 20000,
-            what: 'every cid acked',
-        }).catch((e) => {
-            const left = msgs.filter((m) => m.id === null).map((m) => `${m.cid}(tries ${m.tries})`);
-            throw new Error(`${e.message}: ${left.length} not acked: ${left.slice(0, 20).join(' ')}`);
-        });
-    } finally {
-        clearInterval(pump);
-    }
+    const { msgs, problems, unavailable, timeouts } = await sendStream(A, 'bob', N, {
+        prefix: 'rc',
+        paceMs: PACE_MS,
+        noAckRetryMs: NO_ACK_RETRY_MS,
+        unavailableRetryMs: UNAVAILABLE_RETRY_MS,
+        beforeSend: async (i) => {
+            if (i !== KILL_AT) return;
+            await cluster.killRouter('SIGKILL');
+            // restart at once; it takes over the slots when the dead one's leases expire
+            restarted = cluster.startRouter({ waitSlots: false });
+        },
+    });
+    await restarted;
+    const byCid = new Map(msgs.map((m) => [m.cid, m]));
     assert.deepEqual(problems, [], 'ack problems');
 
     // the router took over again

@@ -366,3 +366,80 @@ export async function sendReliably(client, frame, { timeoutMs = 15000, retryMs =
         `${client.name}: send ${frame.cid} not acked within ${timeoutMs} ms after ${attempts} attempts (last answer ${brief(lastError)})`,
     );
 }
+
+// Streams `count` texts from client to `to` at a steady pace, each with a
+// unique cid, retrying the same cid after `error unavailable` (after
+// unavailableRetryMs) or when no ack came within noAckRetryMs, until every
+// cid is acked or timeoutMs passed. beforeSend(i) runs before message i (to
+// kill something mid-stream). Returns {msgs: [{cid, data, id, tries}],
+// problems: [string], unavailable, timeouts}; rejects if not all are acked.
+export async function sendStream(client, to, count, opts = {}) {
+    const {
+        prefix = 'st',
+        paceMs = 10,
+        noAckRetryMs = 2000,
+        unavailableRetryMs = 100,
+        timeoutMs = 20000,
+        beforeSend = async () => {},
+    } = opts;
+    const msgs = Array.from({ length: count }, (_, i) => ({ cid: `${prefix}-${i}`, data: `${prefix} ${i}`, id: null, sentAt: 0, tries: 0 }));
+    const byCid = new Map(msgs.map((m) => [m.cid, m]));
+    const res = { msgs, problems: [], unavailable: 0, timeouts: 0 };
+    const transmit = (m) => {
+        if (!client.isOpen) return;
+        m.tries++;
+        m.sentAt = Date.now();
+        client.send({ kind: 'text', to, data: m.data, cid: m.cid });
+    };
+    let seen = 0;
+    const timers = new Set();
+    const pump = setInterval(() => {
+        for (; seen < client.frames.length; seen++) {
+            const f = client.frames[seen];
+            const m = byCid.get(f.cid);
+            if (!m) continue;
+            if (f.kind === 'ack') {
+                if (m.id !== null && m.id !== f.id) res.problems.push(`cid ${m.cid} acked with two ids: ${m.id} and ${f.id}`);
+                m.id = f.id;
+            } else if (f.kind === 'error' && f.code === 'unavailable') {
+                res.unavailable++;
+                if (m.id === null) {
+                    const t = setTimeout(() => {
+                        timers.delete(t);
+                        if (m.id === null) transmit(m);
+                    }, unavailableRetryMs);
+                    timers.add(t);
+                }
+            } else if (f.kind === 'error') {
+                res.problems.push(`unexpected error for ${m.cid}: ${brief(f)}`);
+            }
+        }
+        const now = Date.now();
+        for (const m of msgs)
+            if (m.tries > 0 && m.id === null && now - m.sentAt > noAckRetryMs) {
+                res.timeouts++;
+                transmit(m);
+            }
+    }, 20);
+    try {
+        for (let i = 0; i < count; i++) {
+            await beforeSend(i);
+            transmit(msgs[i]);
+            await new Promise((r) => setTimeout(r, paceMs));
+        }
+        const deadline = Date.now() + timeoutMs;
+        while (msgs.some((m) => m.id === null)) {
+            if (!client.isOpen)
+                throw new Error(`${client.name}: socket closed (${JSON.stringify(client.closeInfo)}) with ${msgs.filter((m) => m.id === null).length} messages not acked`);
+            if (Date.now() > deadline) {
+                const left = msgs.filter((m) => m.id === null).map((m) => `${m.cid}(tries ${m.tries})`);
+                throw new Error(`${left.length} of ${count} not acked ${timeoutMs} ms after the last send: ${left.slice(0, 20).join(' ')}`);
+            }
+            await new Promise((r) => setTimeout(r, 50));
+        }
+    } finally {
+        clearInterval(pump);
+        for (const t of timers) clearTimeout(t);
+    }
+    return res;
+}
