@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { decode } from '@msgpack/msgpack';
 import { after, before, beforeEach } from 'node:test';
-import { Client, brief } from './lib/client.mjs';
+import { Client, brief, sendReliably } from './lib/client.mjs';
 import { Cluster, HEARTBEAT_TTL_MS, REAP_INTERVAL_MS, makeUsers, waitFor } from './lib/cluster.mjs';
 
 const cluster = new Cluster('gateway_crash');
@@ -118,4 +118,39 @@ cluster.test('a gateway restarted with the same id after SIGKILL serves again an
         1,
         'only the new session is registered',
     );
+});
+
+cluster.test("the sender's gateway dies mid-stream: retrying the unacked cids through the other gateway gives each message exactly once", async () => {
+    const [sender, rcpt] = await users('s', 'r');
+    const R = await Client.connect(cluster.gw(0), rcpt.token, { name: 'r@gw1' });
+    const S = await Client.connect(cluster.gw(1), sender.token, { name: 's@gw2' });
+    const N = 50;
+    const cids = Array.from({ length: N }, (_, i) => `mid-${i}`);
+    for (const c of cids) S.send({ kind: 'text', to: rcpt.name, data: `data of ${c}`, cid: c });
+    await S.next({ kind: 'ack', cid: cids[5] }); // part of the stream is through
+    await cluster.killGateway(1, 'SIGKILL');
+    const ackedBefore = new Map(S.all({ kind: 'ack' }).map((a) => [a.cid, a.id]));
+
+    console.error(`sender's gateway killed: ${ackedBefore.size} of ${N} acked before the kill`);
+    const S2 = await Client.connect(cluster.gw(0), sender.token, { name: 's@gw1' });
+    const ids = new Map(ackedBefore);
+    for (const c of cids) {
+        if (ids.has(c)) continue;
+        const ack = await sendReliably(S2, { kind: 'text', to: rcpt.name, data: `data of ${c}`, cid: c });
+        ids.set(c, ack.id);
+    }
+    // one retry of an already acked cid gets the id it had
+    const again = await sendReliably(S2, { kind: 'text', to: rcpt.name, data: `data of ${cids[0]}`, cid: cids[0] });
+    assert.equal(again.id, ackedBefore.get(cids[0]), 'a retried acked cid keeps its id');
+
+    const all = [...ids.values()];
+    assert.equal(new Set(all).size, N, `${N} cids, ${N} distinct ids (acked before the kill: ${ackedBefore.size})`);
+    const inbox = (await cluster.redisBuffers('LRANGE', `parley:{u:${rcpt.name}}:inbox`, '0', '-1')).map((b) => decode(b));
+    assert.equal(inbox.length, N, `the recipient's inbox holds ${N} entries, not ${inbox.length}`);
+    assert.deepEqual(inbox.map((e) => e.id).sort((x, y) => x - y), [...all].sort((x, y) => x - y), 'inbox ids are the acked ids');
+    const got = [];
+    for (let i = 0; i < N; i++) got.push((await R.next({ kind: 'text' })).id);
+    await R.expectNone({ kind: 'text' }, 300, `a text beyond the ${N} messages`);
+    assert.deepEqual(got.filter((id, i) => got.indexOf(id) !== i), [], 'the recipient got duplicate ids');
+    for (let i = 1; i < got.length; i++) assert.ok(got[i] > got[i - 1], `ids in increasing order at ${i}: ${got[i - 1]} then ${got[i]}`);
 });
