@@ -289,7 +289,8 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     proto_enc_hello(&pk, s->user, s->open_seq, s->epoch, strlen(s->epoch), c, k);
-    ws_send_packed(s, &sb);
+    ws_send_replay(s, sb.data, sb.size); /* paced: a big hello is no slow reader */
+    msgpack_sbuffer_destroy(&sb);
     for (size_t i = 0; i < s->npending; i++)
         deliver_send_replay(s, s->pending[i], s->pending_len[i]);
     ws_free_pending(s);
