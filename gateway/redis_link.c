@@ -365,6 +365,9 @@ static void rl_connect(gw_server *g, rl_conn *c)
     c->ac = ac;
     c->connecting = 1;
     redisLibeventAttach(ac, g->base);
+    /* a Redis host that vanishes without a reset is noticed in ~30 s, also on
+     * the subscriber, which has no heartbeat of its own */
+    redisEnableKeepAlive(&ac->c);
     redisAsyncSetConnectCallback(ac, rl_on_connect);
     redisAsyncSetDisconnectCallback(ac, rl_on_disconnect);
     redisurl_async_prelude(ac, &g->rurl);
