@@ -345,3 +345,23 @@ cluster.test('sync of a backlog bigger than the send queue replays it completely
     assert.deepEqual(B3.all({ kind: 'text' }).map((t) => t.id), acks, 'the whole backlog, in order, before the sync end');
     assert.equal(B3.closeInfo, null, `B must stay connected: ${JSON.stringify(B3.closeInfo)}`);
 });
+
+cluster.test("sync also replays the user's own messages sent from another session", async () => {
+    const [a, b] = await users('a', 'b');
+    const A1 = await Client.connect(GW1(), a.token, { name: 'A1' });
+    const A2 = await Client.connect(GW2(), a.token, { name: 'A2' });
+    const after = A2.hello.seq;
+    const epoch = A2.hello.epoch;
+    await A2.close();
+    const acks = [await send(A1, b.name, 'own 1'), await send(A1, b.name, 'own 2')];
+    const A3 = await Client.connect(GW2(), a.token, { name: 'A2-back' });
+    A3.send({ kind: 'sync', after, epoch });
+    const end = await A3.next({ kind: 'sync' });
+    assert.equal(end.recovered, true, brief(end));
+    const texts = A3.all({ kind: 'text' });
+    assert.deepEqual(
+        texts.map((t) => [t.id, t.seq, t.from, t.to]),
+        acks.map((x) => [x.id, x.seq, a.name, b.name]),
+        `A's own messages with the seqs their acks gave: ${A3.dump()}`,
+    );
+});
