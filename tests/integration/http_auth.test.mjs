@@ -1,6 +1,7 @@
 // HTTP API and WebSocket authentication (docs/protocol.md: HTTP API,
 // Transport). Cluster: redis, router, two gateways (shared secret).
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before } from 'node:test';
 import { Client, login, mintToken, postRaw, register } from './lib/client.mjs';
 import { Cluster, SECRET } from './lib/cluster.mjs';
@@ -206,4 +207,32 @@ cluster.test('GET /healthz answers 200 on a healthy gateway', async () => {
         const res = await fetch(`http://127.0.0.1:${cluster.gw(i)}/healthz`);
         assert.equal(res.status, 200, `gw${i + 1} /healthz`);
     }
+});
+
+function rawGet(port, path) {
+    return new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, path, method: 'GET', agent: false }, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => (body += d));
+            res.on('end', () => resolve({ status: res.statusCode, body }));
+        });
+        req.on('error', reject);
+        req.end();
+    });
+}
+
+cluster.test('GET / serves the web client from --web-root', async () => {
+    const r = await rawGet(cluster.gw(0), '/');
+    assert.equal(r.status, 200, `GET /: ${r.status}`);
+    assert.match(r.body, /parley test/, `GET / should serve ${cluster.webRoot}/index.html: ${r.body.slice(0, 200)}`);
+});
+
+cluster.test('static files never escape --web-root (path traversal)', async () => {
+    const bad = [];
+    for (const p of ['/../../../../etc/passwd', '/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2f..%2f..%2fetc%2fpasswd', '//etc/passwd']) {
+        const r = await rawGet(cluster.gw(0), p).catch((e) => ({ status: e.code, body: '' }));
+        if (r.status === 200 && /root:/.test(r.body)) bad.push(`${p} served /etc/passwd`);
+    }
+    assert.deepEqual(bad, [], 'path traversal');
 });
