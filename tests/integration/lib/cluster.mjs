@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Client, healthz } from './client.mjs';
+import { Client, healthz, register } from './client.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BUILD_DIR = path.resolve(process.env.PARLEY_BUILD_DIR || path.join(REPO, 'build'));
@@ -416,9 +416,10 @@ export class Cluster {
             async () => {
                 if (proc && !proc.running) throw new Error(`${proc.name} exited: ${JSON.stringify(proc.exit)}`);
                 const r = await this.redis('PUBSUB', 'NUMSUB', ...chans);
-                let missing = 0;
+                let missing = 0; // slot channels nobody listens to
                 for (let i = 1; i < r.length; i += 2) if (Number(r[i]) < 1) missing++;
-                return missing === 0 ? true : (this._lastMissing = missing, false);
+                if (missing) throw new Error(`${missing} of ${SLOTS} parley:rt:N channels have no subscriber`);
+                return true;
             },
             { timeout, what: `a router subscribed to all ${SLOTS} parley:rt:N channels` },
         );
@@ -593,7 +594,6 @@ function tail(s, lines) {
 
 // Registers users over HTTP on gateway port `port`; returns {name: token}.
 export async function makeUsers(port, names, password = 'correct horse battery') {
-    const { register } = await import('./client.mjs');
     const out = {};
     for (const n of names) {
         const r = await register(port, n, password);
