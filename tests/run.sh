@@ -7,14 +7,18 @@
 #   2. integration tests: real redis-server, router and two gateways, driven
 #      by a Node WebSocket client (tests/integration)
 #   3. the same unit and integration tests under an ASan + UBSan build
-#   4. a short, bounded libFuzzer run of the frame decoder
-# Environment: PARLEY_TEST_STAGES (default "unit integration asan fuzz"),
-# PARLEY_FUZZ_SECONDS (default 60).
+#   4. router: the router, Lua script and CLI checks (python3, real redis)
+#   5. a short, bounded libFuzzer run of the frame decoder
+# Stages that run a script of their own (router, and those added later) follow
+# one rule: the script's last line is "N passed, N failed" and its exit status
+# says whether the stage passed (run_script below).
+# Environment: PARLEY_TEST_STAGES (default "unit integration router asan
+# fuzz"), PARLEY_FUZZ_SECONDS (default 60).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-STAGES=${PARLEY_TEST_STAGES:-unit integration asan fuzz}
+STAGES=${PARLEY_TEST_STAGES:-unit integration router asan fuzz}
 ART=$ROOT/tests/artifacts
 mkdir -p "$ART"
 passed=0
@@ -38,7 +42,26 @@ tally_node() { # log
     f=$(grep -E '^# fail [0-9]+' "$1" | tail -1 | awk '{print $3}')
     passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
 }
+tally_line() { # log: the last "N passed, N failed" line
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -1)
+    passed=$((passed + $(awk '{print $1}' <<<"${line:-0 passed, 0 failed}")))
+    failed=$((failed + $(awk '{print $3}' <<<"${line:-0 passed, 0 failed}")))
+}
 stage_failed() { failures+=("$1"); }
+
+# run_script LABEL SCRIPT ARGS...: a stage implemented by its own script
+run_script() {
+    local label=$1; shift
+    local log=$ART/$label.log
+    "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    tally_line "$log"
+    if [ "$rc" != 0 ]; then
+        stage_failed "$label"
+        grep -qE '^[0-9]+ passed, [1-9][0-9]* failed$' "$log" || failed=$((failed + 1))
+    fi
+}
 
 build() { # dir, extra env...
     local dir=$1; shift
@@ -80,6 +103,14 @@ for stage in $STAGES; do
             run_integration "$ROOT/build" release
         else
             stage_failed "integration setup"; failed=$((failed + 1))
+        fi
+        ;;
+    router)
+        note "router, Lua scripts and CLI (python3, real redis)"
+        if [ -x "$ROOT/build/parley-router" ]; then
+            run_script router "$ROOT/router/tests/run.sh" "$ROOT/build"
+        else
+            stage_failed "router setup"; failed=$((failed + 1))
         fi
         ;;
     asan)
