@@ -46,6 +46,7 @@ typedef struct gw_config {
     long long rate;
     long long burst;
     long long everyone_limit;
+    long long group_max;
     const char *web_root;
     long long drain_timeout;
     int dev_auth;
