@@ -36,6 +36,7 @@ typedef struct bench_cfg {
     const char *prefix;
     const char *json;
     const char *label;
+    const char *cpu_pids; /* "name=pid,..." whose CPU time is accounted per step */
     long long user_offset, connections, connect_rate, inflight, sources, procs, hold_s;
     long long pairs, rate, duration_s, size, members, drain_ms, tick_us, connect_timeout_s;
     long long rate_start, rate_step, rate_max, step_s, p99_bound_us, progress;
@@ -44,6 +45,9 @@ typedef struct bench_cfg {
     struct sockaddr_in gw[BENCH_MAX_GW];
     pid_t gw_pid[BENCH_MAX_GW];
     int npids;
+    int ncpu;
+    char cpu_name[BENCH_MAX_GW * 2][24];
+    pid_t cpu_pid[BENCH_MAX_GW * 2];
     char nonce[12];  /* random per run: cids never repeat across runs */
     char group[40];  /* fan-out group name */
 } bench_cfg;

@@ -72,6 +72,39 @@ static long long bench_rss_kb(pid_t pid)
     return kb;
 }
 
+/* CPU seconds (user + system) a process used so far; with children=1 those
+ * of its waited-for children too. -1 if it is gone. */
+static double bench_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void bench_parse_cpu_pids(bench_cfg *cfg)
+{
+    char *copy = strdup(cfg->cpu_pids ? cfg->cpu_pids : ""), *save = NULL;
+    cfg->ncpu = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && cfg->ncpu < BENCH_MAX_GW * 2;
+         t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq) continue;
+        *eq = '\0';
+        snprintf(cfg->cpu_name[cfg->ncpu], sizeof cfg->cpu_name[0], "%s", t);
+        cfg->cpu_pid[cfg->ncpu++] = (pid_t)atoi(eq + 1);
+    }
+    free(copy);
+}
+
 static int bench_parse_gateways(bench_cfg *cfg, const char *prog)
 {
     char *copy = strdup(cfg->gateways), *save = NULL;
@@ -197,7 +230,12 @@ static int bench_run_step(const bench_cfg *cfg, bench_shm *shm, pid_t *pids, int
 {
     char phase[32];
     uint64_t prev[2] = {0, 0}, t0 = bench_now_ns(), next = t0;
+    double cpu0[BENCH_MAX_GW * 2], gen0 = 0;
     memset(s, 0, sizeof(*s));
+    for (int i = 0; i < cfg->ncpu; i++)
+        cpu0[i] = bench_cpu_s(cfg->cpu_pid[i]);
+    for (int w = 0; w < cfg->procs; w++)
+        gen0 += pids[w] > 0 ? bench_cpu_s(pids[w]) : 0;
     s->rate = rate;
     s->duration_s = dur;
     shm->ctl.rate = rate;
@@ -220,6 +258,11 @@ static int bench_run_step(const bench_cfg *cfg, bench_shm *shm, pid_t *pids, int
         bench_sleep_ms(20);
     }
     if (cfg->progress && tty) fputc('\n', stderr);
+    for (int i = 0; i < cfg->ncpu; i++)
+        s->cpu_s[i] = bench_cpu_s(cfg->cpu_pid[i]) - cpu0[i];
+    for (int w = 0; w < cfg->procs; w++)
+        s->gen_cpu_s += pids[w] > 0 ? bench_cpu_s(pids[w]) : 0;
+    s->gen_cpu_s -= gen0;
     bench_merge_step(cfg, shm, s);
     s->held = s->lost == 0 && s->unacked == 0 && s->errors == 0 && s->lat.count > 0 &&
               hist_quantile(&s->lat, 0.99) <= (uint64_t)cfg->p99_bound_us * 1000ull;
@@ -243,7 +286,7 @@ int main(int argc, char **argv)
 {
     const char *prog = "parley-bench";
     bench_cfg cfg = {
-        .gateways = "", .pids = "", .secret = "parley-local-only-secret-do-not-deploy",
+        .gateways = "", .pids = "", .cpu_pids = "", .secret = "parley-local-only-secret-do-not-deploy",
         .prefix = "bench", .json = "", .label = "",
         .connections = 1000, .connect_rate = 0, .inflight = 512, .sources = 8, .procs = 1,
         .hold_s = 0, .pairs = 1000, .rate = 5000, .duration_s = 10, .size = 100,
@@ -276,6 +319,7 @@ int main(int argc, char **argv)
         {"rate-max", "PARLEY_BENCH_RATE_MAX", CONFIG_INT, &cfg.rate_max, 1, 10000000, "ramp: last rate tried"},
         {"step-seconds", "PARLEY_BENCH_STEP_SECONDS", CONFIG_INT, &cfg.step_s, 1, 3600, "ramp: seconds per step"},
         {"p99-bound-us", "PARLEY_BENCH_P99_BOUND_US", CONFIG_INT, &cfg.p99_bound_us, 1, 100000000, "ramp: p99 bound (also marks pair/fanout held)"},
+        {"cpu-pids", "PARLEY_BENCH_CPU_PIDS", CONFIG_STR, &cfg.cpu_pids, 0, 0, "name=pid,...: CPU time per message of these processes"},
         {"json", "PARLEY_BENCH_JSON", CONFIG_STR, &cfg.json, 0, 0, "write the results as JSON here"},
         {"label", "PARLEY_BENCH_LABEL", CONFIG_STR, &cfg.label, 0, 0, "free text stored with the results"},
         {"progress", "PARLEY_BENCH_PROGRESS", CONFIG_INT, &cfg.progress, 0, 1, "progress line on stderr"},
@@ -307,6 +351,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (bench_parse_gateways(&cfg, prog) < 0) return 2;
+    bench_parse_cpu_pids(&cfg);
     if (cfg.mode == MODE_FANOUT && cfg.procs != 1) {
         fprintf(stderr, "%s: fanout runs in one process (--procs 1): the whole group in one place\n", prog);
         cfg.procs = 1;

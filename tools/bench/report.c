@@ -70,6 +70,12 @@ void report_table(const report *r, FILE *out)
         if (c->mode == MODE_FANOUT) report_lat_line(out, "send -> last member", &s->last);
         report_lat_line(out, "send -> ack", &s->ack);
         report_lat_line(out, "generator lag", &s->lag);
+        if (s->sent) {
+            fprintf(out, "  CPU per message        ");
+            for (int i = 0; i < c->ncpu; i++)
+                fprintf(out, "%s %.1f us  ", c->cpu_name[i], s->cpu_s[i] * 1e6 / (double)s->sent);
+            fprintf(out, "generator %.1f us\n", s->gen_cpu_s * 1e6 / (double)s->sent);
+        }
     }
     if (r->err[0]) fprintf(out, "  first problem          %s\n", r->err);
     fprintf(out, "  load average at the end %s\n", r->load_end);
@@ -100,7 +106,7 @@ static void json_hist(FILE *f, const char *name, const hist *h)
             ms(h->max));
 }
 
-static void json_step(FILE *f, const report_step *s)
+static void json_step(FILE *f, const report *r, const report_step *s)
 {
     fprintf(f,
             "{\"rate\": %.1f, \"duration_s\": %.3f, \"elapsed_s\": %.3f, \"sent\": %" PRIu64
@@ -118,7 +124,10 @@ static void json_step(FILE *f, const report_step *s)
     json_hist(f, "ack", &s->ack);
     fputs(", ", f);
     json_hist(f, "generator_lag", &s->lag);
-    fputs("}", f);
+    fprintf(f, ", \"cpu_s\": {\"generator\": %.3f", s->gen_cpu_s);
+    for (int i = 0; i < r->cfg->ncpu; i++)
+        fprintf(f, ", \"%s\": %.3f", r->cfg->cpu_name[i], s->cpu_s[i]);
+    fputs("}}", f);
 }
 
 int report_json(const report *r, const char *path)
@@ -159,7 +168,7 @@ int report_json(const report *r, const char *path)
     fputs("]},\n \"steps\": [", f);
     for (int i = 0; i < r->nsteps; i++) {
         fputs(i ? ",\n   " : "\n   ", f);
-        json_step(f, &r->steps[i]);
+        json_step(f, r, &r->steps[i]);
     }
     fprintf(f, "],\n \"highest_rate_held\": %.1f, \"error\": ", r->best_rate);
     json_str(f, r->err);

@@ -13,6 +13,8 @@ typedef struct report_step {
     double load1; /* 1-minute load average when the step ended */
     int held;     /* ramp: p99 within the bound, nothing lost */
     hist lat, last, ack, lag;
+    double cpu_s[BENCH_MAX_GW * 2]; /* CPU seconds of each --cpu-pids process in the step */
+    double gen_cpu_s;               /* the generator's workers */
 } report_step;
 
 typedef struct report {

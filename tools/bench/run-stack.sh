@@ -8,6 +8,7 @@
 #
 # The command gets PARLEY_BENCH_GATEWAYS (host:port,...), PARLEY_BENCH_GATEWAY_PIDS,
 # PARLEY_SECRET, PARLEY_REDIS_URL, PARLEY_BENCH_REDIS_PID, PARLEY_BENCH_ROUTER_PIDS and
+# PARLEY_BENCH_CPU_PIDS (redis, routers, gateways: CPU time per message) and
 # PARLEY_BUILD_DIR, so parley-bench needs no --gateways/--pids/--secret.
 #
 # Options (environment variable in brackets):
@@ -142,6 +143,10 @@ export PARLEY_BENCH_GATEWAY_PIDS=$(IFS=,; echo "${GW_PIDS[*]}")
 export PARLEY_BENCH_ROUTER_PIDS=$(IFS=,; echo "${ROUTER_PIDS[*]}")
 export PARLEY_BENCH_REDIS_PID=$REDIS_PID
 export PARLEY_BENCH_PREFIX=$PREFIX
+cpu="redis=$REDIS_PID"
+for i in "${!ROUTER_PIDS[@]}"; do cpu+=",router$((i + 1))=${ROUTER_PIDS[$i]}"; done
+for i in "${!GW_PIDS[@]}"; do cpu+=",gw$((i + 1))=${GW_PIDS[$i]}"; done
+export PARLEY_BENCH_CPU_PIDS=$cpu
 echo "run-stack: redis :$RPORT (aof $AOF), $NRT router(s), gateways $PARLEY_BENCH_GATEWAYS, $USERS users, logs $LOGS" >&2
 
 case $1 in

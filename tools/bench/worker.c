@@ -271,7 +271,8 @@ static void worker_step(worker *wk, int step)
         uint64_t due = (uint64_t)((double)(now - t0) * rate / 1e9);
         if (due > total - 16) due = total - 16;
         while (nsent < due) {
-            uint64_t sched = t0 + (uint64_t)((double)nsent * 1e9 / rate);
+            /* message n is due once (n + 1) / rate seconds have passed */
+            uint64_t sched = t0 + (uint64_t)((double)(nsent + 1) * 1e9 / rate);
             hist_add(&st->lag_h, now > sched ? now - sched : 0);
             uint32_t s = wk->senders[wk->rr++ % wk->nsenders];
             wc_conn *c = &wk->conns[s];
