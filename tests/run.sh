@@ -18,7 +18,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-STAGES=${PARLEY_TEST_STAGES:-unit integration router asan fuzz}
+STAGES=${PARLEY_TEST_STAGES:-unit integration router bench asan fuzz}
 ART=$ROOT/tests/artifacts
 mkdir -p "$ART"
 passed=0
@@ -111,6 +111,14 @@ for stage in $STAGES; do
             run_script router "$ROOT/router/tests/run.sh" "$ROOT/build"
         else
             stage_failed "router setup"; failed=$((failed + 1))
+        fi
+        ;;
+    bench)
+        note "parley-bench: each mode briefly against a real stack (works, loses nothing, valid JSON)"
+        if [ -x "$ROOT/build/parley-bench" ]; then
+            run_script bench "$ROOT/tests/bench/run.sh" "$ROOT/build"
+        else
+            stage_failed "bench setup"; failed=$((failed + 1))
         fi
         ;;
     asan)
