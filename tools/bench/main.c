@@ -402,6 +402,9 @@ int main(int argc, char **argv)
 
     /* connect phase */
     uint64_t t0 = bench_now_ns(), next = t0, prev[2] = {0, 0};
+    double ccpu0[BENCH_MAX_GW * 2];
+    for (int i = 0; i < cfg.ncpu; i++)
+        ccpu0[i] = bench_cpu_s(cfg.cpu_pid[i]);
     int ok = 1;
     for (;;) {
         int ready = 1;
@@ -418,6 +421,10 @@ int main(int argc, char **argv)
         }
         bench_sleep_ms(10);
     }
+    for (int i = 0; i < cfg.ncpu; i++)
+        r->connect_cpu_s[i] = bench_cpu_s(cfg.cpu_pid[i]) - ccpu0[i];
+    for (int w = 0; w < cfg.procs; w++)
+        r->connect_gen_cpu_s += pids[w] > 0 ? bench_cpu_s(pids[w]) : 0;
     uint64_t tfirst = UINT64_MAX, tlast = 0;
     for (int w = 0; w < cfg.procs; w++) {
         bench_wstat *st = &shm->w[w];

@@ -44,6 +44,13 @@ void report_table(const report *r, FILE *out)
     fprintf(out, "  handshakes             %.0f/s (%.2f s for all, TCP connect -> hello)\n",
             r->handshakes_per_s, r->connect_s);
     report_lat_line(out, "connect time", &r->connect);
+    if (r->opened) {
+        fprintf(out, "  CPU per connection     ");
+        for (int i = 0; i < c->ncpu; i++)
+            fprintf(out, "%s %.1f us  ", c->cpu_name[i],
+                    r->connect_cpu_s[i] * 1e6 / (double)r->opened);
+        fprintf(out, "generator %.1f us\n", r->connect_gen_cpu_s * 1e6 / (double)r->opened);
+    }
     for (int g = 0; g < c->npids && g < c->ngw; g++) {
         long long d = r->rss_after_kb[g] - r->rss_before_kb[g];
         fprintf(out, "  gateway %-2d RSS         %lld KiB -> %lld KiB with %" PRIu64
@@ -156,6 +163,10 @@ int report_json(const report *r, const char *path)
             ", \"seconds\": %.3f, \"handshakes_per_s\": %.1f, ",
             r->conns, r->opened, r->failed, r->closed, r->connect_s, r->handshakes_per_s);
     json_hist(f, "connect_time", &r->connect);
+    fprintf(f, ", \"cpu_s\": {\"generator\": %.3f", r->connect_gen_cpu_s);
+    for (int i = 0; i < c->ncpu; i++)
+        fprintf(f, ", \"%s\": %.3f", c->cpu_name[i], r->connect_cpu_s[i]);
+    fputs("}", f);
     fputs(", \"gateways\": [", f);
     for (int g = 0; g < c->npids && g < c->ngw; g++) {
         long long d = r->rss_after_kb[g] - r->rss_before_kb[g];

@@ -27,6 +27,8 @@ typedef struct report {
     hist connect;
     long long rss_before_kb[BENCH_MAX_GW], rss_after_kb[BENCH_MAX_GW];
     uint64_t open_gw[BENCH_MAX_GW];
+    double connect_cpu_s[BENCH_MAX_GW * 2]; /* CPU of each --cpu-pids process while connecting */
+    double connect_gen_cpu_s;
     /* traffic */
     report_step *steps;
     int nsteps;
