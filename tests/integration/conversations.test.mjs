@@ -333,3 +333,32 @@ cluster.test('group: create/join/add errors, joining an open group, typing to th
     const idx = await refused(A, { kind: 'group', op: 'create', name: 'nohash', members: [] }, 'bad_field');
     assert.ok(idx.message);
 });
+
+// ------------------------------------------------------------------ CLI
+
+cluster.test('parley group / parley history show a group and a conversation, decoded', async () => {
+    const [a, b] = await users('ka', 'kb');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const g = await createGroup(A, 'cli', [b.name], true);
+    await send(A, g, 'for the group');
+    const m = await send(A, b.name, 'just for b');
+    const gr = await cluster.cli(['group', g]);
+    assert.ok(gr.ok, gr.stderr);
+    assert.match(gr.stdout, new RegExp(`${g}: open, created by ${a.name}`));
+    assert.match(gr.stdout, /2 member\(s\)/);
+    assert.match(gr.stdout, new RegExp(`${a.name}\\s+online\\s+unread=0`));
+    assert.match(gr.stdout, new RegExp(`${b.name}\\s+offline\\s+unread=1`));
+    const h = await cluster.cli(['history', a.name, b.name]);
+    assert.ok(h.ok, h.stderr);
+    assert.match(h.stdout, /1 message\(s\) kept/);
+    assert.match(h.stdout, /just for b/);
+    assert.match(h.stdout, new RegExp(`${b.name}: unread=1 read=0`));
+    assert.ok(h.stdout.includes(String(m.id)), h.stdout);
+    const hg = await cluster.cli(['history', g, '--count', '5']);
+    assert.ok(hg.ok && hg.stdout.includes('for the group'), hg.stdout + hg.stderr);
+    const bad = await cluster.cli(['group', 'nohash']);
+    assert.equal(bad.code, 2, 'a bad name is a usage error');
+    const none = await cluster.cli(['group', `#${cluster.name('none')}`]);
+    assert.equal(none.code, 1, 'a missing group is an error');
+    assert.match(none.stderr, /no such group/);
+});
