@@ -362,3 +362,23 @@ cluster.test('parley group / parley history show a group and a conversation, dec
     assert.equal(none.code, 1, 'a missing group is an error');
     assert.match(none.stderr, /no such group/);
 });
+
+cluster.test('GET /api/users?q=#PREFIX finds open groups (to join), never closed ones', async () => {
+    const [a] = await users('sa');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const base = cluster.name('srch');
+    const open = await createGroup(A, `${base}o`, [], true);
+    const closed = await createGroup(A, `${base}c`, [], false);
+    const get = async (q) => {
+        const res = await fetch(`http://127.0.0.1:${cluster.gw(1)}/api/users?q=${encodeURIComponent(q)}`, {
+            headers: { cookie: `parley_token=${a.token}` },
+        });
+        assert.equal(res.status, 200);
+        return res.json();
+    };
+    const found = await get(`#${base}`);
+    assert.deepEqual(found, [{ username: open, online: false, open: true }], JSON.stringify(found));
+    assert.ok(!(await get('#')).some((x) => x.username === closed), 'a closed group is never listed');
+    assert.deepEqual(await get('#Bad!'), [], 'an invalid prefix finds nothing');
+    assert.ok((await get(a.name)).some((x) => x.username === a.name && x.online === true), 'users as before');
+});
