@@ -34,7 +34,7 @@
 /* per group (hash tag {g:#NAME}) */
 #define KEY_GROUP_META KEYS_PREFIX "{g:%s}:meta"       /* hash open, created, by */
 #define KEY_GROUP_MEMBERS KEYS_PREFIX "{g:%s}:members" /* set of user names */
-#define KEY_GROUPS KEYS_PREFIX "groups"                /* zset of every #name */
+#define KEY_GROUPS KEYS_PREFIX "groups"                /* zset of open #names */
 
 /* per conversation (hash tag {c:KEY}) */
 #define KEY_HISTORY KEYS_PREFIX "{c:%s}:history" /* zset id -> text frame */

@@ -335,6 +335,7 @@ static const char SRC_READ[] =
     "return {1, upto}\n";
 
 /* group: KEYS 1 group meta, 2 group members, 3 parley:groups, 4 parley:users.
+ * (KEYS 3 lists the open groups only: they are what a search finds.)
  * ARGV 1 op (create, join, leave, add), 2 #name, 3 by, 4 open ("1"/"0"),
  * 5 now ms, 6 gateway channel prefix, 7 sessions format, 8 user-groups
  * format, 9 member limit, 10.. members. Sends {kind:"group", name, members
@@ -382,7 +383,7 @@ static const char SRC_GROUP[] =
     "  for i = 10, #ARGV do if not set[ARGV[i]] then set[ARGV[i]] = true; n = n + 1 end end\n"
     "  if n > limit then return fail('bad_field', 'members: at most ' .. limit .. ' per group') end\n"
     "  redis.call('HSET', KEYS[1], 'open', open, 'created', ARGV[5], 'by', by)\n"
-    "  redis.call('ZADD', KEYS[3], 0, name)\n"
+    "  if open == '1' then redis.call('ZADD', KEYS[3], 0, name) end\n"
     "  for user in pairs(set) do add(user) end\n"
     "  return notify(nil)\n"
     "end\n"
