@@ -39,7 +39,7 @@ typedef struct bench_cfg {
     const char *cpu_pids; /* "name=pid,..." whose CPU time is accounted per step */
     long long user_offset, connections, connect_rate, inflight, sources, procs, hold_s;
     long long pairs, rate, duration_s, size, members, drain_ms, tick_us, connect_timeout_s;
-    long long rate_start, rate_step, rate_max, step_s, p99_bound_us, progress;
+    long long rate_start, rate_step, rate_max, step_s, p99_bound_us, progress, ramp_patience;
     /* derived */
     int ngw;
     struct sockaddr_in gw[BENCH_MAX_GW];

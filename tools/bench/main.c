@@ -277,8 +277,9 @@ static const char *bench_usage =
     "  pair     --pairs sender/receiver pairs on different gateways, --rate msg/s total for\n"
     "           --duration s; send->delivery latency, delivered/s, lost\n"
     "  fanout   a group of --members users, one sending --rate msg/s; latency to the last member\n"
-    "  ramp     pair traffic at --rate-start, +--rate-step each --step-seconds, until p99 >\n"
-    "           --p99-bound-us (or loss); reports the highest rate that held\n"
+    "  ramp     pair traffic at --rate-start, +--rate-step each --step-seconds, until\n"
+    "           --ramp-patience steps in a row have p99 > --p99-bound-us, or a step loses\n"
+    "           messages or delivers < 80% of its rate; reports the highest rate that held\n"
     "Users <prefix><offset>.. must exist (parley bulk-users). Exit status: 0 when every\n"
     "connection opened and nothing was lost or left unanswered, 1 otherwise, 2 on bad flags.";
 
@@ -292,7 +293,7 @@ int main(int argc, char **argv)
         .hold_s = 0, .pairs = 1000, .rate = 5000, .duration_s = 10, .size = 100,
         .members = 1000, .drain_ms = 10000, .tick_us = 500, .connect_timeout_s = 20,
         .rate_start = 5000, .rate_step = 5000, .rate_max = 200000, .step_s = 5,
-        .p99_bound_us = 10000, .progress = 1,
+        .p99_bound_us = 10000, .progress = 1, .ramp_patience = 2,
     };
     const config_opt opts[] = {
         {"gateways", "PARLEY_BENCH_GATEWAYS", CONFIG_STR, &cfg.gateways, 0, 0, "gateways host:port,... (required)"},
@@ -318,6 +319,7 @@ int main(int argc, char **argv)
         {"rate-step", "PARLEY_BENCH_RATE_STEP", CONFIG_INT, &cfg.rate_step, 1, 10000000, "ramp: rate increment"},
         {"rate-max", "PARLEY_BENCH_RATE_MAX", CONFIG_INT, &cfg.rate_max, 1, 10000000, "ramp: last rate tried"},
         {"step-seconds", "PARLEY_BENCH_STEP_SECONDS", CONFIG_INT, &cfg.step_s, 1, 3600, "ramp: seconds per step"},
+        {"ramp-patience", "PARLEY_BENCH_RAMP_PATIENCE", CONFIG_INT, &cfg.ramp_patience, 1, 100, "ramp: consecutive failed steps that end it"},
         {"p99-bound-us", "PARLEY_BENCH_P99_BOUND_US", CONFIG_INT, &cfg.p99_bound_us, 1, 100000000, "ramp: p99 bound (also marks pair/fanout held)"},
         {"cpu-pids", "PARLEY_BENCH_CPU_PIDS", CONFIG_STR, &cfg.cpu_pids, 0, 0, "name=pid,...: CPU time per message of these processes"},
         {"json", "PARLEY_BENCH_JSON", CONFIG_STR, &cfg.json, 0, 0, "write the results as JSON here"},
@@ -468,6 +470,7 @@ int main(int argc, char **argv)
     } else if (ok && r->opened > 0 && cfg.mode == MODE_RAMP) {
         int max = (int)((cfg.rate_max - cfg.rate_start) / cfg.rate_step) + 1;
         r->steps = calloc((size_t)max, sizeof(report_step));
+        int fails = 0;
         for (int i = 0; i < max; i++) {
             double rate = (double)(cfg.rate_start + i * cfg.rate_step);
             if (bench_run_step(&cfg, shm, pids, i + 1, rate, (double)cfg.step_s, &r->steps[i], r,
@@ -477,8 +480,15 @@ int main(int argc, char **argv)
             }
             r->nsteps = i + 1;
             report_step_line(r, &r->steps[i], stderr);
-            if (!r->steps[i].held) break;
-            r->best_rate = rate;
+            const report_step *st = &r->steps[i];
+            if (st->held) {
+                if (rate > r->best_rate) r->best_rate = rate;
+                fails = 0;
+                continue;
+            }
+            /* a p99 over the bound may be a noisy neighbour: try --ramp-patience
+             * more steps; loss or a stack that no longer keeps up ends the ramp */
+            if (++fails >= cfg.ramp_patience || st->lost || st->delivered_per_s < 0.8 * rate) break;
         }
     }
     for (int w = 0; w < cfg.procs; w++) {
