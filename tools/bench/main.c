@@ -305,7 +305,7 @@ int main(int argc, char **argv)
         {"sources", "PARLEY_BENCH_SOURCES", CONFIG_INT, &cfg.sources, 0, 250, "source addresses 127.0.0.2.. (0: kernel's choice)"},
         {"connections", "PARLEY_BENCH_CONNECTIONS", CONFIG_INT, &cfg.connections, 1, 10000000, "connect: connections"},
         {"connect-rate", "PARLEY_BENCH_CONNECT_RATE", CONFIG_INT, &cfg.connect_rate, 0, 10000000, "new connections/s in total (0: as fast as they open)"},
-        {"inflight", "PARLEY_BENCH_INFLIGHT", CONFIG_INT, &cfg.inflight, 1, 1000000, "handshakes in flight per worker"},
+        {"inflight", "PARLEY_BENCH_INFLIGHT", CONFIG_INT, &cfg.inflight, 1, 1000000, "handshakes in flight per worker (connect() to hello)"},
         {"connect-timeout", "PARLEY_BENCH_CONNECT_TIMEOUT", CONFIG_INT, &cfg.connect_timeout_s, 1, 3600, "s without progress before pending connections fail"},
         {"hold", "PARLEY_BENCH_HOLD", CONFIG_INT, &cfg.hold_s, 0, 86400, "connect: seconds to hold the connections"},
         {"pairs", "PARLEY_BENCH_PAIRS", CONFIG_INT, &cfg.pairs, 1, 1000000, "pair/ramp: sender/receiver pairs"},

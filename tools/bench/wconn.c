@@ -79,6 +79,13 @@ uint64_t wc_pending(wc_engine *e)
     return e->pending;
 }
 
+void wc_ready(wc_engine *e, wc_conn *c)
+{
+    if (!c->pending) return;
+    c->pending = 0;
+    e->pending--;
+}
+
 static int wc_grow(char **buf, uint32_t *cap, size_t need)
 {
     if (need <= *cap) return 0;
@@ -103,7 +110,7 @@ static void wc_set_out(wc_engine *e, wc_conn *c, int on)
 void wc_close(wc_engine *e, wc_conn *c, const char *why)
 {
     if (c->state == WC_CLOSED || c->state == WC_IDLE) return;
-    if (c->state == WC_CONNECTING || c->state == WC_UPGRADING) e->pending--;
+    wc_ready(e, c);
     if (c->fd >= 0) close(c->fd); /* also leaves the epoll set */
     c->fd = -1;
     c->state = WC_CLOSED;
@@ -120,6 +127,7 @@ int wc_start(wc_engine *e, wc_conn *c)
     char why[96];
     c->t_start = bench_now_ns();
     c->state = WC_CONNECTING;
+    c->pending = 1;
     e->pending++;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
@@ -351,7 +359,6 @@ static ssize_t wc_parse(wc_engine *e, wc_conn *c, const char *buf, size_t len)
             return -1;
         }
         c->state = WC_OPEN;
-        e->pending--;
         off = (size_t)(end - buf) + 4;
     }
     while (len - off >= 2) {

@@ -29,6 +29,7 @@ typedef struct wc_conn {
     uint8_t dirty;    /* on the engine's flush list */
     uint8_t hello;
     uint8_t group_seen;
+    uint8_t pending; /* counted in wc_pending() */
     uint32_t user;   /* user number: name is <prefix><user> */
     uint32_t idx;    /* index in the caller's array */
     uint32_t src;    /* source address 127.0.0.<src>, 0 = kernel's choice */
@@ -63,7 +64,11 @@ void wc_queue(wc_engine *e, wc_conn *c, const char *payload, size_t len);
 /* Writes every connection with queued bytes (one write each). */
 void wc_flush(wc_engine *e);
 void wc_close(wc_engine *e, wc_conn *c, const char *why);
-/* Connections currently in WC_CONNECTING or WC_UPGRADING. */
+/* Connections started and neither closed nor marked ready: the handshakes in
+ * flight, up to the application's first frame (hello), so a bound on them
+ * also bounds the work queued in the server (session scripts), not just TCP
+ * and HTTP. */
 uint64_t wc_pending(wc_engine *e);
+void wc_ready(wc_engine *e, wc_conn *c);
 
 #endif

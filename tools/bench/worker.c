@@ -120,6 +120,7 @@ static void worker_on_msg(void *ctx, wc_conn *c, const char *buf, size_t len)
     } else if (KIND("hello")) {
         if (c->hello) return;
         c->hello = 1;
+        wc_ready(wk->eng, c);
         wk->st->opened++;
         wk->st->open_gw[c->gw]++;
         wk->st->t_last_open_ns = now;
