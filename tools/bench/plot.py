@@ -5,14 +5,16 @@ only.
 
     tools/bench/plot.py RESULT.json [MORE.json ...] -o latency.svg [--title T]
 
-Every step of every file is one point per percentile (p50, p90, p99, p99.9,
-max); the y axis is logarithmic (milliseconds). Steps that did not hold (p99
-over the bound, or anything lost) are drawn hollow; the p99 bound of the
-first file is a dashed line.
+Each offered rate is one point per percentile (p50, p90, p99, p99.9, max):
+with several files (runs), the median of that percentile over the runs that
+reached the rate. The y axis is logarithmic (milliseconds). A rate that did
+not hold in most runs (p99 over the bound, or anything lost) is drawn hollow;
+the p99 bound of the first file is a dashed line.
 """
 import argparse
 import json
 import math
+import statistics
 import sys
 from xml.sax.saxutils import escape
 
@@ -31,8 +33,18 @@ def load(paths):
         for s in d.get("steps", []):
             if s.get("latency", {}).get("n", 0) > 0:
                 steps.append(s)
-    steps.sort(key=lambda s: s["rate"])
-    return steps, bound
+    # several runs: one point per rate, the median of each percentile; a
+    # rate counts as held when most of its runs held
+    by_rate = {}
+    for s in steps:
+        by_rate.setdefault(s["rate"], []).append(s)
+    merged = []
+    for rate in sorted(by_rate):
+        group = by_rate[rate]
+        lat = {k: statistics.median(g["latency"][k] for g in group) for k, _, _ in SERIES}
+        held = sum(1 for g in group if g.get("held")) * 2 > len(group)
+        merged.append({"rate": rate, "latency": lat, "held": held, "runs": len(group)})
+    return merged, bound
 
 
 def nice_ticks_log(lo, hi):
@@ -117,7 +129,12 @@ def render(steps, bound, title, width=860, height=480):
         ly = mt + 20 + i * 20
         o.append(f'<line x1="{ml+pw+10}" y1="{ly}" x2="{ml+pw+30}" y2="{ly}" stroke="{color}" stroke-width="2"/>')
         o.append(f'<text x="{ml+pw+36}" y="{ly+4}">{name}</text>')
-    o.append(f'<text x="{ml+pw+10}" y="{mt+20+len(SERIES)*20+10}" fill="#555">hollow: step failed</text>')
+    o.append(f'<text x="{ml+pw+10}" y="{mt+20+len(SERIES)*20+10}" fill="#555">hollow: failed</text>')
+    o.append(f'<text x="{ml+pw+10}" y="{mt+20+len(SERIES)*20+28}" fill="#555">(most runs)</text>')
+    runs = max(s.get("runs", 1) for s in steps)
+    if runs > 1:
+        o.append(f'<text x="{ml+pw+10}" y="{mt+20+len(SERIES)*20+50}" fill="#555">median of</text>')
+        o.append(f'<text x="{ml+pw+10}" y="{mt+20+len(SERIES)*20+66}" fill="#555">{runs} runs</text>')
     o.append("</svg>")
     return "\n".join(o) + "\n"
 
