@@ -276,9 +276,13 @@ static void rl_sub_cb(redisAsyncContext *ac, void *r, void *priv)
             presence_new_user(g, data->str, data->len);
         else
             presence_message(g, chan->str, data->str, data->len);
-    } else if (type->len == 9 && memcmp(type->str, "subscribe", 9) == 0 && is_gw) {
-        g->sub_ready = 1;
-        rl_maybe_up(g);
+    } else if (type->len == 9 && memcmp(type->str, "subscribe", 9) == 0) {
+        if (is_gw) {
+            g->sub_ready = 1;
+            rl_maybe_up(g);
+        } else {
+            presence_subscribed(g, chan->str, chan->len);
+        }
     } else if (type->len == 11 && memcmp(type->str, "unsubscribe", 11) == 0) {
         presence_unsubscribed(g, chan->str, chan->len);
     }

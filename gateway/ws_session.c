@@ -305,7 +305,7 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
     s->state = SESS_LIVE;
     s->everyone = mode == 1;
     for (size_t i = 0; i < k; i++)
-        presence_follow(s, c[i].name, c[i].len);
+        presence_follow_known(s, c[i].name, c[i].len, c[i].online);
     free(c);
     log_debug("conn %" PRIu64 " (%s): hello sent, seq %" PRId64 ", %zu contact(s)%s", s->conn,
               s->user, s->open_seq, k, mode == 1 ? " (everyone)" : "");
