@@ -24,6 +24,7 @@ export default function Chat({ api, onSignedOut }) {
     const state = useSyncExternalStore(store.subscribe, store.getState);
     const connRef = useRef(null);
     const previewed = useRef(new Set());
+    const looked = useRef(new Set());
     const [atBottom, setAtBottom] = useState(true);
     const visible = usePageVisible();
 
@@ -68,6 +69,24 @@ export default function Chat({ api, onSignedOut }) {
         for (const k of want) previewed.current.add(k);
         if (want.length) conn.requestPreviews(want);
     }, [online, Object.keys(state.convs).length]);
+
+    // a conversation that did not come with hello (a first message, a search
+    // hit): its presence now, from the API; online/offline frames follow
+    const unknown = Object.values(state.convs)
+        .filter((c) => !c.group && !c.known)
+        .map((c) => c.key)
+        .join(' ');
+    useEffect(() => {
+        if (!online || !unknown) return;
+        for (const key of unknown.split(' ')) {
+            if (looked.current.has(key)) continue;
+            looked.current.add(key);
+            api.users(key).then((r) => {
+                const u = r.ok && Array.isArray(r.data) ? r.data.find((x) => x.username === key) : null;
+                if (u) store.dispatch({ type: 'addContact', key, online: !!u.online });
+            });
+        }
+    }, [online, unknown]);
 
     // read receipts: what is on screen, visible and scrolled to the end, is read
     useEffect(() => {

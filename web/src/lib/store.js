@@ -25,6 +25,7 @@ export function initialState() {
         epoch: null,
         seq: 0, // highest inbox seq seen on any session of this page
         helloSeq: 0, // seq reported by the last hello
+        helloUnread: false, // whether hello carried unread counts (a server without them: count here)
         convs: {}, // key -> conversation (see newConv)
         outbox: {}, // cid -> {cid, to, data, created, status: 'sending'|'failed', error, tries}
         active: null, // key of the conversation shown
@@ -53,6 +54,7 @@ export function newConv(key) {
         typing: {}, // user -> until (ms)
         members: null, // group: member names when known
         joined: true,
+        known: false, // presence known (listed by hello, or looked up)
     };
 }
 
@@ -185,7 +187,7 @@ export function reduce(state, ev) {
         case 'wantOpen':
             return { ...state, wantOpen: ev.key };
         case 'addContact':
-            return withConv(state, ev.key, (c) => (ev.online === undefined ? c : { ...c, online: ev.online }));
+            return withConv(state, ev.key, (c) => (ev.online === undefined ? c : { ...c, online: ev.online, known: true }));
         case 'reset':
             return initialState();
         default:
@@ -212,7 +214,9 @@ function onFrame(state, f, now, mode) {
         case 'online':
         case 'offline':
             if (typeof f.from !== 'string' || f.from === state.me) return state;
-            return withConv(state, f.from, (c) => (c.online === (f.kind === 'online') ? c : { ...c, online: f.kind === 'online' }));
+            return withConv(state, f.from, (c) =>
+                c.online === (f.kind === 'online') && c.known ? c : { ...c, online: f.kind === 'online', known: true },
+            );
         case 'read':
             return onRead(state, f);
         case 'typing': {
@@ -247,12 +251,15 @@ function onHello(state, f) {
             online: !!u.online,
             unread: Number.isInteger(u.unread) ? u.unread : c.unread,
             joined: true,
+            known: true,
         };
     }
+    const users = Array.isArray(f.users) ? f.users : [];
     return {
         ...state,
         me: f.user,
         epoch: f.epoch,
+        helloUnread: users.some((u) => u && Number.isInteger(u.unread)),
         // a fresh page (or a lost inbox) starts from what hello says; a page
         // that reconnects keeps its own position and asks `sync` for the rest
         seq: first || epochChanged ? f.seq : state.seq,
@@ -273,8 +280,10 @@ function onText(state, f) {
         let next = touch({ ...c }, f);
         next.messages = messages;
         if (f.from !== s.me) {
-            // hello's unread counts include every entry up to helloSeq
-            if (Number.isInteger(f.seq) && f.seq > s.helloSeq && f.id > c.myRead) next.unread = c.unread + 1;
+            // hello's unread counts include every entry up to helloSeq (when
+            // it has counts at all)
+            const counted = s.helloUnread && Number.isInteger(f.seq) && f.seq <= s.helloSeq;
+            if (!counted && f.id > c.myRead) next.unread = c.unread + 1;
             if (next.typing[f.from]) {
                 const typing = { ...next.typing };
                 delete typing[f.from];
