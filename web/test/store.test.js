@@ -175,6 +175,18 @@ describe('unread counts, receipts, typing, presence', () => {
         expect(titleFor(s)).toBe('(3) Parley');
     });
 
+    it('a hello count lower than what the offline push brings (a server that says 0) is raised to it', () => {
+        const s = run([hello({ seq: 3, users: [{ username: 'bob', online: true, unread: 0 }] }), text({ seq: 1 }), text({ seq: 2 }), text({ seq: 3 })]);
+        expect(s.convs.bob.unread).toBe(3);
+    });
+
+    it('a reconnect keeps what the page holds unread', () => {
+        let s = run([hello({ seq: 0 }), text({ seq: 1 }), text({ seq: 2 })]);
+        expect(s.convs.bob.unread).toBe(2);
+        s = run([hello({ seq: 2, users: [{ username: 'bob', online: true, unread: 0 }] })], s);
+        expect(s.convs.bob.unread).toBe(2);
+    });
+
     it('a server whose hello has no unread counts: the client counts every new message', () => {
         const s = run([hello({ seq: 2, users: [{ username: 'bob', online: true }] }), text({ seq: 1 }), text({ seq: 2 })]);
         expect(s.convs.bob.unread).toBe(2);

@@ -25,7 +25,6 @@ export function initialState() {
         epoch: null,
         seq: 0, // highest inbox seq seen on any session of this page
         helloSeq: 0, // seq reported by the last hello
-        helloUnread: false, // whether hello carried unread counts (a server without them: count here)
         convs: {}, // key -> conversation (see newConv)
         outbox: {}, // cid -> {cid, to, data, created, status: 'sending'|'failed', error, tries}
         active: null, // key of the conversation shown
@@ -41,7 +40,10 @@ export function newConv(key) {
         key,
         group: key.startsWith('#'),
         online: false,
-        unread: 0,
+        unread: 0, // shown: max(unreadBase, unreadOld) + unreadNew
+        unreadBase: 0, // count from the last hello
+        unreadOld: 0, // entries with seq <= hello's seq that came after it
+        unreadNew: 0, // entries newer than hello
         messages: [], // confirmed messages sorted by id
         lastActivity: 0,
         preview: null, // {from, data} of the newest message
@@ -61,6 +63,10 @@ export function newConv(key) {
 export const convKey = (me, f) => (f.to && f.to.startsWith('#') ? f.to : f.from === me ? f.to : f.from);
 
 // ------------------------------------------------------------------ helpers
+
+function unreadParts(unreadBase, unreadOld, unreadNew) {
+    return { unreadBase, unreadOld, unreadNew, unread: Math.max(unreadBase, unreadOld) + unreadNew };
+}
 
 function withConv(state, key, fn) {
     const cur = state.convs[key] || newConv(key);
@@ -162,7 +168,7 @@ export function reduce(state, ev) {
             if (!c) return state;
             const upto = c.messages.length ? c.messages[c.messages.length - 1].id : 0;
             if (upto <= c.myRead && c.unread === 0) return state;
-            return withConv(state, ev.key, (x) => ({ ...x, myRead: Math.max(x.myRead, upto), unread: 0 }));
+            return withConv(state, ev.key, (x) => ({ ...x, myRead: Math.max(x.myRead, upto), ...unreadParts(0, 0, 0) }));
         }
         case 'historyRequested':
             return withConv(state, ev.key, (c) => (ev.mode === 'older' ? { ...c, loadingOlder: true } : c));
@@ -246,20 +252,16 @@ function onHello(state, f) {
     for (const u of Array.isArray(f.users) ? f.users : []) {
         if (!u || typeof u.username !== 'string' || u.username === f.user) continue;
         const c = convs[u.username] || newConv(u.username);
-        convs[u.username] = {
-            ...c,
-            online: !!u.online,
-            unread: Number.isInteger(u.unread) ? u.unread : c.unread,
-            joined: true,
-            known: true,
-        };
+        const base = Number.isInteger(u.unread) && u.unread >= 0 ? u.unread : 0;
+        // on a reconnect, what this page holds unread still counts (a server
+        // without counts says 0; one with counts includes them)
+        const held = first ? 0 : countUnread(c, f.user);
+        convs[u.username] = { ...c, online: !!u.online, joined: true, known: true, ...unreadParts(base, held, 0) };
     }
-    const users = Array.isArray(f.users) ? f.users : [];
     return {
         ...state,
         me: f.user,
         epoch: f.epoch,
-        helloUnread: users.some((u) => u && Number.isInteger(u.unread)),
         // a fresh page (or a lost inbox) starts from what hello says; a page
         // that reconnects keeps its own position and asks `sync` for the rest
         seq: first || epochChanged ? f.seq : state.seq,
@@ -280,10 +282,13 @@ function onText(state, f) {
         let next = touch({ ...c }, f);
         next.messages = messages;
         if (f.from !== s.me) {
-            // hello's unread counts include every entry up to helloSeq (when
-            // it has counts at all)
-            const counted = s.helloUnread && Number.isInteger(f.seq) && f.seq <= s.helloSeq;
-            if (!counted && f.id > c.myRead) next.unread = c.unread + 1;
+            if (f.id > c.myRead) {
+                // hello's count covers every entry up to helloSeq: those that
+                // come after it (offline push, sync) raise it only when the
+                // server counted fewer (a server without counts says 0)
+                const old = Number.isInteger(f.seq) && f.seq <= s.helloSeq;
+                Object.assign(next, unreadParts(c.unreadBase, c.unreadOld + (old ? 1 : 0), c.unreadNew + (old ? 0 : 1)));
+            }
             if (next.typing[f.from]) {
                 const typing = { ...next.typing };
                 delete typing[f.from];
@@ -333,8 +338,7 @@ function onRead(state, f) {
             const myRead = Math.max(c.myRead, f.upto);
             const next = { ...c, myRead };
             const last = c.messages.length ? c.messages[c.messages.length - 1].id : 0;
-            next.unread = myRead >= last ? 0 : Math.min(c.unread, countUnread(next, state.me));
-            return next;
+            return { ...next, ...unreadParts(0, 0, myRead >= last ? 0 : Math.min(c.unread, countUnread(next, state.me))) };
         });
     }
     if (f.with.startsWith('#')) {
