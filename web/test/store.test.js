@@ -221,6 +221,19 @@ describe('unread counts, receipts, typing, presence', () => {
         expect(s.convs.bob.myRead).toBe(21);
     });
 
+    it("hello's read and peer_read positions restore receipts and the read position after a reload", () => {
+        const s = run([
+            hello({ users: [{ username: 'bob', online: true, unread: 0, read: 40, peer_read: 41 }] }),
+            frame({ kind: 'history', with: 'bob', messages: [
+                { kind: 'text', id: 40, from: 'bob', to: 'alice', data: 'q', sent: T0 },
+                { kind: 'text', id: 41, from: 'alice', to: 'bob', data: 'a', sent: T0 },
+            ], more: false }),
+        ]);
+        expect(s.convs.bob.myRead).toBe(40);
+        expect(receiptOf(s.convs.bob, s.convs.bob.messages[1])).toBe('read');
+        expect(readFrame(s, 'bob')).toBe(null); // nothing new to mark read
+    });
+
     it('group receipts count any member', () => {
         let s = run([
             hello(),

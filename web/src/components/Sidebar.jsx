@@ -30,8 +30,14 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
             </header>
             <div className="space-y-2 border-b border-slate-200 px-4 py-3">
                 <UserSearch api={api} onPick={(u) => {
-                    dispatch({ type: 'addContact', key: u.username, online: u.online });
-                    onOpen(u.username);
+                    if (!u.username.startsWith('#')) {
+                        dispatch({ type: 'addContact', key: u.username, online: u.online });
+                        onOpen(u.username);
+                    } else if (state.convs[u.username]) {
+                        onOpen(u.username);
+                    } else if (conn && conn.group('join', u.username)) {
+                        dispatch({ type: 'wantOpen', key: u.username }); // opens when the group frame comes
+                    }
                 }} me={state.me} />
                 <div className="flex gap-2">
                     <button className={`${btn} flex-1 bg-slate-100 text-slate-700 hover:bg-slate-200`} aria-expanded={panel === 'group'} onClick={() => setPanel(panel === 'group' ? null : 'group')}>
@@ -128,12 +134,12 @@ function UserSearch({ api, onPick, me }) {
     return (
         <div>
             <label className="sr-only" htmlFor="user-search">
-                Find people
+                Find people or open groups
             </label>
             <input
                 id="user-search"
                 type="search"
-                placeholder="Find people…"
+                placeholder="Find people or #open-groups…"
                 autoComplete="off"
                 className={input}
                 value={q}
@@ -156,7 +162,7 @@ function UserSearch({ api, onPick, me }) {
                             >
                                 <Avatar name={u.username} online={u.online} size="h-6 w-6" />
                                 <span className="flex-1">{u.username}</span>
-                                <span className="text-xs text-slate-400">{u.online ? 'online' : 'offline'}</span>
+                                <span className="text-xs text-slate-400">{u.username.startsWith('#') ? 'join' : u.online ? 'online' : 'offline'}</span>
                             </button>
                         </li>
                     ))}

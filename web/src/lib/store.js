@@ -256,7 +256,11 @@ function onHello(state, f) {
         // on a reconnect, what this page holds unread still counts (a server
         // without counts says 0; one with counts includes them)
         const held = first ? 0 : countUnread(c, f.user);
-        convs[u.username] = { ...c, online: !!u.online, joined: true, known: true, ...unreadParts(base, held, 0) };
+        const next = { ...c, online: !!u.online, joined: true, known: true, ...unreadParts(base, held, 0) };
+        // Parley's hello extensions: own and peer read positions (when non-zero)
+        if (Number.isInteger(u.read) && u.read > next.myRead) next.myRead = u.read;
+        if (Number.isInteger(u.peer_read) && u.peer_read > next.peerRead) next.peerRead = u.peer_read;
+        convs[u.username] = next;
     }
     return {
         ...state,
@@ -396,6 +400,7 @@ function onGroup(state, f, now) {
         group: true,
         joined: true,
         members: members || c.members,
+        open: typeof f.open === 'boolean' ? f.open : c.open,
         lastActivity: Math.max(c.lastActivity, now),
         preview: c.messages.length && c.lastActivity > now - 1000 ? c.preview : { from: f.by, data: what, event: true },
     }));
