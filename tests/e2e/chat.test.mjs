@@ -22,11 +22,11 @@ const pages = {};
 before(async () => {
     await stack.start();
     // which contract kinds the gateway answers (see the header)
-    const [probe] = Object.entries(await makeUsers(cluster.gw(0), ['probe']));
+    const [probe] = Object.entries(await makeUsers(cluster.gw(0), ['erin']));
     const P = await Client.connect(cluster.gw(0), probe[1]);
     for (const f of [
-        { kind: 'history', with: 'probe' },
-        { kind: 'read', with: 'probe', upto: 1 },
+        { kind: 'history', with: 'erin' },
+        { kind: 'read', with: 'erin', upto: 1 },
         { kind: 'group', op: 'leave', name: '#no-such-group' },
     ]) {
         P.send(f);
@@ -215,6 +215,30 @@ cluster.test('gw1 is killed mid-chat: alice reconnects through haproxy to gw2; n
     }
     await stack.shot(A, 'after-failover');
     await cluster.startGateway({ index: 0 });
+});
+
+cluster.test('no router: the message shows "failed" with the reason; Retry re-sends the same cid once a router is back', async () => {
+    const { A, B } = pages;
+    await cluster.killRouter('SIGKILL');
+    // the leases (1 s) must lapse before the gateway's PUBLISH reaches nobody
+    await waitFor(async () => (await cluster.redis('PUBSUB', 'NUMSUB', 'parley:rt:0'))[1] === 0, { what: 'no router listening' });
+    await ui.send(A, 'sent while no router runs');
+    await ui.waitStatus(A, 'sent while no router runs', 'failed');
+    const bubble = A.locator('[data-testid=msg][data-status=failed]');
+    assert.match(await bubble.textContent(), /Not sent/);
+    const cid = await bubble.getAttribute('data-cid');
+    await stack.shot(A, 'failed');
+    await cluster.startRouter();
+    await bubble.getByRole('button', { name: 'Retry' }).click();
+    await waitFor(async () => ['sent', 'read'].includes(await ui.statusOf(A, 'sent while no router runs')), { timeout: ui.T, what: 'sent after Retry' });
+    const m = (await ui.messages(A)).filter((x) => x.text === 'sent while no router runs');
+    assert.equal(m.length, 1, 'one bubble');
+    await ui.waitTexts(B, ['sent while no router runs']);
+    const onB = (await ui.messages(B)).filter((x) => x.text === 'sent while no router runs');
+    assert.equal(onB.length, 1, 'bob gets it once');
+    // the stored copy carries the cid the page first used
+    const inbox = await cluster.redis('LRANGE', 'parley:{u:bob}:inbox', '-1', '-1');
+    assert.ok(inbox.length === 1 && inbox[0].includes(cid), `bob's newest inbox entry has cid ${cid}`);
 });
 
 cluster.test('older history loads when scrolling up', async (t) => {

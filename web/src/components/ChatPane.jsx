@@ -90,7 +90,7 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
             setUnseen(true);
         }
         prev.current = { first, last, height: el.scrollHeight, pending: pending.length };
-    }, [first, last, pending.length]);
+    }, [first, last, pending.length, pending.map((o) => o.status).join()]);
 
     // a short conversation that does not fill the pane: fetch older at once
     useEffect(() => {
@@ -158,6 +158,16 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
     );
 }
 
+const FAIL_REASONS = {
+    unavailable: 'the server could not store it',
+    rate_limited: 'sending too fast',
+    no_such_user: 'no such user',
+    forbidden: 'not allowed here',
+    bad_field: 'the server refused it',
+    too_large: 'too long',
+};
+const failReason = (code) => FAIL_REASONS[code] || code || 'unknown error';
+
 function Bubble({ m, conv, me, conn, dispatch }) {
     const own = m.from === me;
     let status = null;
@@ -182,7 +192,7 @@ function Bubble({ m, conv, me, conn, dispatch }) {
                     {status === 'sending' && <span aria-label="sending">· Sending…</span>}
                     {status === 'sent' && <span aria-label="sent" title="Sent">· ✓ Sent</span>}
                     {status === 'read' && <span aria-label="read" title="Read">· ✓✓ Read</span>}
-                    {status === 'failed' && <span>· Not sent{m.errorText ? `: ${m.errorText}` : ''}</span>}
+                    {status === 'failed' && <span>· Not sent: {failReason(m.error)}</span>}
                 </p>
                 {status === 'failed' && (
                     <p className="mt-1 flex justify-end gap-2">
