@@ -349,6 +349,10 @@ cluster.test('phone width, keyboard only: log in, open a conversation, send', as
     await stack.shot(P, 'phone-chat');
     const A = pages.A;
     await ui.conv(A, 'dave').waitFor({ timeout: ui.T });
+    await ui.waitBadge(A, 'dave', '1');
+    await ui.openConv(A, 'bob');
+    await ui.waitBadge(A, 'dave', '1'); // still unread: alice looks at bob
+    await stack.shot(A, 'overview');
     // Escape-free way back: the Back button, by keyboard
     await P.getByRole('button', { name: 'Back to conversations' }).focus();
     await P.keyboard.press('Enter');
