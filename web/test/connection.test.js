@@ -162,6 +162,22 @@ describe('connection', () => {
         conn.stop();
     });
 
+    it('a message too large for the gateway fails at once and is never sent (no 1009 loop)', async () => {
+        const { store, conn, last } = setup();
+        conn.start();
+        const ws = last();
+        ws.open();
+        ws.push(hello(0));
+        const cid = conn.sendText('bob', 'é'.repeat(40000)); // 80000 bytes
+        expect(ws.sent).toEqual([]);
+        expect(store.getState().outbox[cid].status).toBe('failed');
+        expect(store.getState().outbox[cid].error).toBe('too_large');
+        conn.retry(cid);
+        expect(ws.sent).toEqual([]);
+        expect(store.getState().outbox[cid].status).toBe('failed');
+        conn.stop();
+    });
+
     it('typing is throttled', async () => {
         const { conn, last } = setup();
         conn.start();

@@ -1,7 +1,7 @@
 // Auth: log in or create an account. Checks names and passwords as the
 // server will (names.js) before asking it, and shows the server's refusal in
 // words (api.js).
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { checkPassword, checkUserName } from '../lib/names.js';
 
 export default function Auth({ api, onSignedIn, notice }) {
@@ -10,6 +10,9 @@ export default function Auth({ api, onSignedIn, notice }) {
     const [password, setPassword] = useState('');
     const [error, setError] = useState('');
     const [busy, setBusy] = useState(false);
+    useEffect(() => {
+        document.title = 'Parley';
+    }, []);
 
     const submit = async (e) => {
         e.preventDefault();

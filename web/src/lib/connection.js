@@ -23,6 +23,8 @@ import { newCid } from './names.js';
 import { reduce, resendList, syncFrame } from './store.js';
 
 export const ACK_TIMEOUT_MS = 10000;
+// the gateway's default --max-frame is 64 KiB for the whole frame
+export const MAX_TEXT_BYTES = 60000;
 export const HEALTHY_AFTER_MS = 10000; // a connection up this long resets the backoff
 const TYPING_EVERY_MS = 2500;
 
@@ -227,6 +229,11 @@ export class Connection {
     _sendText(cid) {
         const o = this.o.getState().outbox[cid];
         if (!o) return;
+        if (new TextEncoder().encode(o.data).length > MAX_TEXT_BYTES) {
+            // the gateway would close the socket (1009), and so would every resend
+            this.dispatch({ type: 'frame', frame: { kind: 'error', code: 'too_large', message: 'message too long', cid }, now: this.o.now() });
+            return;
+        }
         if (!this._send({ kind: 'text', to: o.to, data: o.data, cid })) return;
         this.dispatch({ type: 'sent', cid });
         this._clearAck(cid);
