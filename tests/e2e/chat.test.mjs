@@ -269,6 +269,44 @@ cluster.test('older history loads when scrolling up', async (t) => {
     const ms = await ui.messages(A);
     assert.deepEqual(ms.map((m) => m.text), texts, 'every message once, in order');
     await stack.shot(A, 'history');
+
+    // scrolled up, a new message does not move the view: a button offers it
+    const box = A.locator('[data-testid=messages]');
+    const top = await box.evaluate((el) => el.scrollTop);
+    const C2 = await Client.connect(cluster.gw(1), tokens.carol);
+    C2.send({ kind: 'text', to: 'alice', data: 'are you still there?', cid: 'h-new' });
+    await C2.next((f) => f.kind === 'ack' && f.cid === 'h-new');
+    await ui.waitTexts(A, ['are you still there?']);
+    const jump = A.getByRole('button', { name: 'New messages ↓' });
+    await jump.waitFor({ timeout: ui.T });
+    assert.equal(await box.evaluate((el) => el.scrollTop), top, 'the view stayed where the reader was');
+    await ui.waitBadge(A, 'carol', '1'); // not read while scrolled up
+    await jump.click();
+    await waitFor(async () => box.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 48), { what: 'scrolled to the end' });
+    await ui.waitBadge(A, 'carol', null);
+    await C2.close();
+});
+
+cluster.test('the same user in two tabs: own messages and read positions show on both', async (t) => {
+    if (!needs(t, 'read')) return;
+    const { A, B } = pages;
+    const A3 = await stack.page('B', { context: A.context() }); // alice again, via the other site
+    await ui.signedInAs(A3, 'alice');
+    await ui.openConv(B, 'alice');
+    await ui.openConv(A3, 'erin'); // not bob: so only tab A reads bob's next message
+    await ui.openConv(A, 'erin');
+    await ui.send(B, 'one for both tabs');
+    await ui.waitBadge(A3, 'bob', '1');
+    await ui.waitBadge(A, 'bob', '1');
+    await ui.openConv(A, 'bob'); // read on tab A ...
+    await ui.waitBadge(A3, 'bob', null); // ... clears tab A3's badge
+    await ui.send(A, 'sent from tab A');
+    await ui.openConv(A3, 'bob');
+    await ui.waitTexts(A3, ['one for both tabs', 'sent from tab A']);
+    const mine = (await ui.messages(A3)).filter((m) => m.text === 'sent from tab A');
+    assert.equal(mine.length, 1);
+    assert.equal(mine[0].from, 'alice', 'shown as her own message');
+    await A3.close();
 });
 
 cluster.test('groups: create with a member, add one, join an open one; messages reach every member', async (t) => {
