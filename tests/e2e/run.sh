@@ -47,7 +47,7 @@ finish() {
     exit $?
 }
 
-for t in /usr/bin/chromium "${PARLEY_HAPROXY:-haproxy}"; do
+for t in "${PARLEY_CHROMIUM:-/usr/bin/chromium}" "${PARLEY_HAPROXY:-haproxy}"; do
     command -v "$t" >/dev/null || { fail_setup "$t not found: run deploy/setup.sh"; finish; }
 done
 [ -x "$PARLEY_BUILD_DIR/parley-gateway" ] || { fail_setup "no $PARLEY_BUILD_DIR/parley-gateway: run deploy/setup.sh"; finish; }
