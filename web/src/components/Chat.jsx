@@ -92,8 +92,8 @@ export default function Chat({ api, onSignedOut }) {
     useEffect(() => {
         if (!online || !active || !visible || !atBottom || !conn) return;
         const f = readFrame(state, active.key);
-        if (f && conn.markRead(f)) store.dispatch({ type: 'markRead', key: active.key });
-        else if (!f && active.unread) store.dispatch({ type: 'markRead', key: active.key });
+        // sent (or a server without `read`: the badge still clears here)
+        if (f ? conn.markRead(f) || !conn.features.read : active.unread) store.dispatch({ type: 'markRead', key: active.key });
     }, [online, active, visible, atBottom]);
 
     // typing indicators fade out
