@@ -29,7 +29,10 @@ function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
     const [adding, setAdding] = useState(false);
     let status;
     if (typing.length) status = <span className="text-indigo-600" data-testid="typing">{conv.group ? `${typing.join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : 'typing…'}</span>;
-    else if (conv.group) status = conv.members ? `${conv.members.length} members` : 'Group';
+    else if (conv.group)
+        status = conv.members
+            ? `${conv.members.length} member${conv.members.length === 1 ? '' : 's'}${conv.open ? ' · open' : ''}: ${conv.members.join(', ')}`
+            : 'Group';
     else status = <span data-testid="presence">{conv.online ? 'Online' : 'Offline'}</span>;
 
     return (
