@@ -50,6 +50,8 @@ finish() {
 for t in "${PARLEY_CHROMIUM:-/usr/bin/chromium}" "${PARLEY_HAPROXY:-haproxy}"; do
     command -v "$t" >/dev/null || { fail_setup "$t not found: run deploy/setup.sh"; finish; }
 done
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' ||
+    { fail_setup "node $(node --version) is too old: vite 7 and playwright-core need Node >= 20.19"; finish; }
 [ -x "$PARLEY_BUILD_DIR/parley-gateway" ] || { fail_setup "no $PARLEY_BUILD_DIR/parley-gateway: run deploy/setup.sh"; finish; }
 
 say "npm dependencies"
