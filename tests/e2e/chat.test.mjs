@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client } from '../integration/lib/client.mjs';
-import { makeUsers, waitFor } from '../integration/lib/cluster.mjs';
+import { makeUsers, sleep, waitFor } from '../integration/lib/cluster.mjs';
 import { Stack } from './lib/stack.mjs';
 import * as ui from './lib/ui.mjs';
 
@@ -215,6 +215,42 @@ cluster.test('gw1 is killed mid-chat: alice reconnects through haproxy to gw2; n
     }
     await stack.shot(A, 'after-failover');
     await cluster.startGateway({ index: 0 });
+});
+
+cluster.test('both gateways down: the banner counts down, attempts back off (no hot loop), the page comes back with them', { timeout: 120000 }, async (t) => {
+    const { A, B } = pages;
+    let attempts = 0;
+    const count = () => attempts++;
+    A.on('websocket', count);
+    try {
+        await Promise.all([cluster.killGateway(0, 'SIGKILL'), cluster.killGateway(1, 'SIGKILL')]);
+        await A.locator('[data-testid=conn-banner][data-state=offline]').waitFor({ timeout: ui.T });
+        assert.match(await A.locator('[data-testid=conn-banner]').textContent(), /Connection lost\. Reconnecting/);
+        await stack.shot(A, 'offline');
+        await ui.send(A, 'written while everything is down');
+        const t0 = Date.now();
+        await sleep(8000);
+        const n = attempts;
+        t.diagnostic(`${n} WebSocket attempts in ${Date.now() - t0} ms with both gateways down`);
+        // delays are drawn from [d/2, d] with d = 0.5, 1, 2, 4, 8 s...: in 8 s at
+        // most 5 attempts however lucky the draws (one more for slack), and a
+        // slow machine only makes fewer; a hot loop would make hundreds
+        assert.ok(n >= 2 && n <= 6, `${n} connection attempts in ${Date.now() - t0} ms`);
+    } finally {
+        A.off('websocket', count);
+    }
+    await cluster.startGateway({ index: 0 });
+    await cluster.startGateway({ index: 1 });
+    for (const lb of [stack.lbA, stack.lbB]) {
+        await waitFor(async () => (await fetch(`http://127.0.0.1:${lb}/healthz`)).status === 200, { timeout: ui.T, what: `haproxy :${lb} healthy` });
+    }
+    // "Reconnect now" skips the wait (a click during an attempt is a no-op: the attempt goes on)
+    await A.getByRole('button', { name: 'Reconnect now' }).click({ timeout: 2000 }).catch(() => {});
+    await ui.online(A);
+    await ui.online(B);
+    assert.deepEqual(await stack.gatewaysOf('alice'), ['gw1'], 'site A is back on gw1');
+    await ui.waitTexts(B, ['written while everything is down']);
+    await ui.waitStatus(A, 'written while everything is down', 'read');
 });
 
 cluster.test('no router: the message shows "failed" with the reason; Retry re-sends the same cid once a router is back', async () => {
