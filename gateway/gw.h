@@ -103,6 +103,8 @@ typedef struct gw_session {
     gw_session_state state;
     struct gw_session *next_of_user; /* list of this user's local sessions */
 
+    int everyone; /* hello listed every user: newcomers become contacts too */
+
     /* inbox position */
     int64_t last_seq; /* highest inbox seq sent to this session */
     char epoch[PROTO_EPOCH_MAX + 1];
@@ -304,6 +306,9 @@ void presence_message(gw_server *g, const char *chan, const char *buf, size_t le
 void presence_resubscribe(gw_server *g);
 void presence_sweep(gw_server *g);
 void presence_unsubscribed(gw_server *g, const char *chan, size_t len);
+/* a user registered ("NAME COUNT" on CHAN_USERS): while COUNT is within
+ * --everyone-limit, sessions whose hello listed everyone follow NAME */
+void presence_new_user(gw_server *g, const char *buf, size_t len);
 void presence_free(gw_server *g);
 
 /* ---- http_api.c ---- */

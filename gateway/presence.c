@@ -187,3 +187,24 @@ void presence_free(gw_server *g)
     }
     strmap_free(&g->presence);
 }
+
+void presence_new_user(gw_server *g, const char *buf, size_t len)
+{
+    const char *sp = memchr(buf, ' ', len);
+    if (!sp || sp == buf) return;
+    size_t nlen = (size_t)(sp - buf);
+    char num[24];
+    size_t dl = len - nlen - 1;
+    if (!proto_valid_user(buf, nlen) || dl == 0 || dl >= sizeof num) return;
+    memcpy(num, sp + 1, dl);
+    num[dl] = '\0';
+    char *end;
+    long long count = strtoll(num, &end, 10);
+    if (*end || count > g->cfg.everyone_limit) return; /* beyond it: contacts only */
+    size_t i;
+    for (strmap_node *n = strmap_first(&g->sessions_by_conn, &i); n;
+         n = strmap_next(&g->sessions_by_conn, n, &i)) {
+        gw_session *s = n->val;
+        if (s->state == SESS_LIVE && s->everyone) presence_follow(s, buf, nlen);
+    }
+}

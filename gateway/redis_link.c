@@ -272,6 +272,8 @@ static void rl_sub_cb(redisAsyncContext *ac, void *r, void *priv)
         if (data->type != REDIS_REPLY_STRING) return;
         if (is_gw)
             deliver_envelope(g, data->str, data->len);
+        else if (chan->len == sizeof(CHAN_USERS) - 1 && !memcmp(chan->str, CHAN_USERS, chan->len))
+            presence_new_user(g, data->str, data->len);
         else
             presence_message(g, chan->str, data->str, data->len);
     } else if (type->len == 9 && memcmp(type->str, "subscribe", 9) == 0 && is_gw) {
@@ -325,6 +327,7 @@ static void rl_on_connect(const redisAsyncContext *cac, int status)
     log_info("redis %s connection up", c->name);
     if (c == &g->sub) {
         rl_subscribe(g, g->gw_chan);
+        rl_subscribe(g, CHAN_USERS);
         presence_resubscribe(g);
     } else {
         if (!g->ready && !g->cleaning) rl_start_cleanup(g);

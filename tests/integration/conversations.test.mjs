@@ -372,3 +372,18 @@ cluster.test('GET /api/users?q=#PREFIX finds open groups (to join), never closed
     assert.deepEqual(await get('#Bad!'), [], 'an invalid prefix finds nothing');
     assert.ok((await get(a.name)).some((x) => x.username === a.name && x.online === true), 'users as before');
 });
+
+cluster.test('everyone mode: a user who registers after hello is followed, so their online reaches open sessions', async () => {
+    const [a] = await users('na');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const A2 = await Client.connect(cluster.gw(1), a.token, { name: 'A2' });
+    const [late] = await users('nlate');
+    assert.ok(!entry(A.hello, late.name), 'not in the earlier hello');
+    const L = await Client.connect(cluster.gw(1), late.token);
+    for (const X of [A, A2]) {
+        const on = await X.next({ kind: 'online', from: late.name });
+        assert.equal(on.from, late.name);
+    }
+    await L.close();
+    await A.next({ kind: 'offline', from: late.name });
+});
