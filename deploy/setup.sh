@@ -18,7 +18,8 @@ LWS_PREFIX=$DEPS/lws-$LWS_VERSION
 
 PKGS=(build-essential cmake ninja-build pkg-config dpkg-dev patch ca-certificates
       libevent-dev libhiredis-dev libmsgpack-dev libsodium-dev libssl-dev zlib1g-dev
-      redis-server redis-tools curl clang libclang-rt-14-dev nodejs npm)
+      redis-server redis-tools curl clang libclang-rt-14-dev nodejs npm
+      chromium fonts-dejavu-core haproxy)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
