@@ -48,8 +48,8 @@ typedef struct bench_cfg {
     int ncpu;
     char cpu_name[BENCH_MAX_GW * 2][24];
     pid_t cpu_pid[BENCH_MAX_GW * 2];
-    char nonce[12];  /* random per run: cids never repeat across runs */
-    char group[40];  /* fan-out group name */
+    char nonce[12]; /* random per run: cids never repeat across runs */
+    char group[40]; /* fan-out group name */
 } bench_cfg;
 
 typedef struct bench_ctl {
@@ -72,11 +72,11 @@ typedef struct bench_wstat {
     volatile uint64_t sent, acked, delivered, errors, rate_limited, dups, late;
     volatile uint64_t lost, unacked, expected;
     volatile uint64_t t0_ns, t1_ns, tlast_ns; /* send start, send end, last delivery */
-    hist connect_h; /* TCP connect start -> hello received */
-    hist lat_h;     /* send -> each delivery */
-    hist last_h;    /* fan-out: send -> delivery to the last member */
-    hist ack_h;     /* send -> ack */
-    hist lag_h;     /* how late the generator sent each message behind its schedule */
+    hist connect_h;                           /* TCP connect start -> hello received */
+    hist lat_h;                               /* send -> each delivery */
+    hist last_h;                              /* fan-out: send -> delivery to the last member */
+    hist ack_h;                               /* send -> ack */
+    hist lag_h; /* how late the generator sent each message behind its schedule */
 } bench_wstat;
 
 typedef struct bench_shm {

@@ -188,8 +188,8 @@ static int bench_workers_alive(const bench_cfg *cfg, pid_t *pids, char *err, siz
     return 1;
 }
 
-static void bench_progress(const bench_cfg *cfg, bench_shm *shm, const char *phase,
-                           uint64_t t0, uint64_t *prev, int tty)
+static void bench_progress(const bench_cfg *cfg, bench_shm *shm, const char *phase, uint64_t t0,
+                           uint64_t *prev, int tty)
 {
     uint64_t opened = 0, failed = 0, closed = 0, sent = 0, acked = 0, delivered = 0, conns = 0;
     for (int w = 0; w < cfg->procs; w++) {
@@ -225,8 +225,8 @@ static void bench_progress(const bench_cfg *cfg, bench_shm *shm, const char *pha
 
 /* Runs one traffic step on every worker; fills s. Returns -1 if interrupted
  * or a worker died. */
-static int bench_run_step(const bench_cfg *cfg, bench_shm *shm, pid_t *pids, int step,
-                          double rate, double dur, report_step *s, report *r, int tty)
+static int bench_run_step(const bench_cfg *cfg, bench_shm *shm, pid_t *pids, int step, double rate,
+                          double dur, report_step *s, report *r, int tty)
 {
     char phase[32];
     uint64_t prev[2] = {0, 0}, t0 = bench_now_ns(), next = t0;
@@ -248,9 +248,7 @@ static int bench_run_step(const bench_cfg *cfg, bench_shm *shm, pid_t *pids, int
         for (int w = 0; w < cfg->procs; w++)
             done &= shm->w[w].step_done >= step;
         if (done) break;
-        if (bench_interrupted ||
-            !bench_workers_alive(cfg, pids, r->err, sizeof r->err))
-            return -1;
+        if (bench_interrupted || !bench_workers_alive(cfg, pids, r->err, sizeof r->err)) return -1;
         if (cfg->progress && bench_now_ns() >= next) {
             bench_progress(cfg, shm, phase, t0, prev, tty);
             next += 1000000000ull;
@@ -287,44 +285,91 @@ int main(int argc, char **argv)
 {
     const char *prog = "parley-bench";
     bench_cfg cfg = {
-        .gateways = "", .pids = "", .cpu_pids = "", .secret = "parley-local-only-secret-do-not-deploy",
-        .prefix = "bench", .json = "", .label = "",
-        .connections = 1000, .connect_rate = 0, .inflight = 512, .sources = 8, .procs = 1,
-        .hold_s = 0, .pairs = 1000, .rate = 5000, .duration_s = 10, .size = 100,
-        .members = 1000, .drain_ms = 10000, .tick_us = 500, .connect_timeout_s = 20,
-        .rate_start = 5000, .rate_step = 5000, .rate_max = 200000, .step_s = 5,
-        .p99_bound_us = 10000, .progress = 1, .ramp_patience = 2,
+        .gateways = "",
+        .pids = "",
+        .cpu_pids = "",
+        .secret = "parley-local-only-secret-do-not-deploy",
+        .prefix = "bench",
+        .json = "",
+        .label = "",
+        .connections = 1000,
+        .connect_rate = 0,
+        .inflight = 512,
+        .sources = 8,
+        .procs = 1,
+        .hold_s = 0,
+        .pairs = 1000,
+        .rate = 5000,
+        .duration_s = 10,
+        .size = 100,
+        .members = 1000,
+        .drain_ms = 10000,
+        .tick_us = 500,
+        .connect_timeout_s = 20,
+        .rate_start = 5000,
+        .rate_step = 5000,
+        .rate_max = 200000,
+        .step_s = 5,
+        .p99_bound_us = 10000,
+        .progress = 1,
+        .ramp_patience = 2,
     };
     const config_opt opts[] = {
-        {"gateways", "PARLEY_BENCH_GATEWAYS", CONFIG_STR, &cfg.gateways, 0, 0, "gateways host:port,... (required)"},
-        {"pids", "PARLEY_BENCH_GATEWAY_PIDS", CONFIG_STR, &cfg.pids, 0, 0, "gateway pids, same order, for RSS"},
+        {"gateways", "PARLEY_BENCH_GATEWAYS", CONFIG_STR, &cfg.gateways, 0, 0,
+         "gateways host:port,... (required)"},
+        {"pids", "PARLEY_BENCH_GATEWAY_PIDS", CONFIG_STR, &cfg.pids, 0, 0,
+         "gateway pids, same order, for RSS"},
         {"secret", "PARLEY_SECRET", CONFIG_STR, &cfg.secret, 0, 0, "token secret of the gateways"},
         {"prefix", "PARLEY_BENCH_PREFIX", CONFIG_STR, &cfg.prefix, 0, 0, "user name prefix"},
-        {"user-offset", "PARLEY_BENCH_USER_OFFSET", CONFIG_INT, &cfg.user_offset, 0, 100000000, "first user number"},
-        {"procs", "PARLEY_BENCH_PROCS", CONFIG_INT, &cfg.procs, 1, BENCH_MAX_PROCS, "worker processes (each <= ~19.9k sockets)"},
-        {"sources", "PARLEY_BENCH_SOURCES", CONFIG_INT, &cfg.sources, 0, 250, "source addresses 127.0.0.2.. (0: kernel's choice)"},
-        {"connections", "PARLEY_BENCH_CONNECTIONS", CONFIG_INT, &cfg.connections, 1, 10000000, "connect: connections"},
-        {"connect-rate", "PARLEY_BENCH_CONNECT_RATE", CONFIG_INT, &cfg.connect_rate, 0, 10000000, "new connections/s in total (0: as fast as they open)"},
-        {"inflight", "PARLEY_BENCH_INFLIGHT", CONFIG_INT, &cfg.inflight, 1, 1000000, "handshakes in flight per worker (connect() to hello)"},
-        {"connect-timeout", "PARLEY_BENCH_CONNECT_TIMEOUT", CONFIG_INT, &cfg.connect_timeout_s, 1, 3600, "s without progress before pending connections fail"},
-        {"hold", "PARLEY_BENCH_HOLD", CONFIG_INT, &cfg.hold_s, 0, 86400, "connect: seconds to hold the connections"},
-        {"pairs", "PARLEY_BENCH_PAIRS", CONFIG_INT, &cfg.pairs, 1, 1000000, "pair/ramp: sender/receiver pairs"},
-        {"members", "PARLEY_BENCH_MEMBERS", CONFIG_INT, &cfg.members, 2, 1000, "fanout: group members"},
-        {"rate", "PARLEY_BENCH_RATE", CONFIG_INT, &cfg.rate, 1, 10000000, "pair/fanout: messages/s in total"},
-        {"duration", "PARLEY_BENCH_DURATION", CONFIG_INT, &cfg.duration_s, 1, 86400, "pair/fanout: seconds of sending"},
+        {"user-offset", "PARLEY_BENCH_USER_OFFSET", CONFIG_INT, &cfg.user_offset, 0, 100000000,
+         "first user number"},
+        {"procs", "PARLEY_BENCH_PROCS", CONFIG_INT, &cfg.procs, 1, BENCH_MAX_PROCS,
+         "worker processes (each <= ~19.9k sockets)"},
+        {"sources", "PARLEY_BENCH_SOURCES", CONFIG_INT, &cfg.sources, 0, 250,
+         "source addresses 127.0.0.2.. (0: kernel's choice)"},
+        {"connections", "PARLEY_BENCH_CONNECTIONS", CONFIG_INT, &cfg.connections, 1, 10000000,
+         "connect: connections"},
+        {"connect-rate", "PARLEY_BENCH_CONNECT_RATE", CONFIG_INT, &cfg.connect_rate, 0, 10000000,
+         "new connections/s in total (0: as fast as they open)"},
+        {"inflight", "PARLEY_BENCH_INFLIGHT", CONFIG_INT, &cfg.inflight, 1, 1000000,
+         "handshakes in flight per worker (connect() to hello)"},
+        {"connect-timeout", "PARLEY_BENCH_CONNECT_TIMEOUT", CONFIG_INT, &cfg.connect_timeout_s, 1,
+         3600, "s without progress before pending connections fail"},
+        {"hold", "PARLEY_BENCH_HOLD", CONFIG_INT, &cfg.hold_s, 0, 86400,
+         "connect: seconds to hold the connections"},
+        {"pairs", "PARLEY_BENCH_PAIRS", CONFIG_INT, &cfg.pairs, 1, 1000000,
+         "pair/ramp: sender/receiver pairs"},
+        {"members", "PARLEY_BENCH_MEMBERS", CONFIG_INT, &cfg.members, 2, 1000,
+         "fanout: group members"},
+        {"rate", "PARLEY_BENCH_RATE", CONFIG_INT, &cfg.rate, 1, 10000000,
+         "pair/fanout: messages/s in total"},
+        {"duration", "PARLEY_BENCH_DURATION", CONFIG_INT, &cfg.duration_s, 1, 86400,
+         "pair/fanout: seconds of sending"},
         {"size", "PARLEY_BENCH_SIZE", CONFIG_INT, &cfg.size, 1, 60000, "message data bytes"},
-        {"drain-ms", "PARLEY_BENCH_DRAIN_MS", CONFIG_INT, &cfg.drain_ms, 0, 600000, "longest wait for answers after sending"},
-        {"tick-us", "PARLEY_BENCH_TICK_US", CONFIG_INT, &cfg.tick_us, 50, 1000000, "send schedule granularity"},
-        {"rate-start", "PARLEY_BENCH_RATE_START", CONFIG_INT, &cfg.rate_start, 1, 10000000, "ramp: first rate"},
-        {"rate-step", "PARLEY_BENCH_RATE_STEP", CONFIG_INT, &cfg.rate_step, 1, 10000000, "ramp: rate increment"},
-        {"rate-max", "PARLEY_BENCH_RATE_MAX", CONFIG_INT, &cfg.rate_max, 1, 10000000, "ramp: last rate tried"},
-        {"step-seconds", "PARLEY_BENCH_STEP_SECONDS", CONFIG_INT, &cfg.step_s, 1, 3600, "ramp: seconds per step"},
-        {"ramp-patience", "PARLEY_BENCH_RAMP_PATIENCE", CONFIG_INT, &cfg.ramp_patience, 1, 100, "ramp: consecutive failed steps that end it"},
-        {"p99-bound-us", "PARLEY_BENCH_P99_BOUND_US", CONFIG_INT, &cfg.p99_bound_us, 1, 100000000, "ramp: p99 bound (also marks pair/fanout held)"},
-        {"cpu-pids", "PARLEY_BENCH_CPU_PIDS", CONFIG_STR, &cfg.cpu_pids, 0, 0, "name=pid,...: CPU time per message of these processes"},
-        {"json", "PARLEY_BENCH_JSON", CONFIG_STR, &cfg.json, 0, 0, "write the results as JSON here"},
-        {"label", "PARLEY_BENCH_LABEL", CONFIG_STR, &cfg.label, 0, 0, "free text stored with the results"},
-        {"progress", "PARLEY_BENCH_PROGRESS", CONFIG_INT, &cfg.progress, 0, 1, "progress line on stderr"},
+        {"drain-ms", "PARLEY_BENCH_DRAIN_MS", CONFIG_INT, &cfg.drain_ms, 0, 600000,
+         "longest wait for answers after sending"},
+        {"tick-us", "PARLEY_BENCH_TICK_US", CONFIG_INT, &cfg.tick_us, 50, 1000000,
+         "send schedule granularity"},
+        {"rate-start", "PARLEY_BENCH_RATE_START", CONFIG_INT, &cfg.rate_start, 1, 10000000,
+         "ramp: first rate"},
+        {"rate-step", "PARLEY_BENCH_RATE_STEP", CONFIG_INT, &cfg.rate_step, 1, 10000000,
+         "ramp: rate increment"},
+        {"rate-max", "PARLEY_BENCH_RATE_MAX", CONFIG_INT, &cfg.rate_max, 1, 10000000,
+         "ramp: last rate tried"},
+        {"step-seconds", "PARLEY_BENCH_STEP_SECONDS", CONFIG_INT, &cfg.step_s, 1, 3600,
+         "ramp: seconds per step"},
+        {"ramp-patience", "PARLEY_BENCH_RAMP_PATIENCE", CONFIG_INT, &cfg.ramp_patience, 1, 100,
+         "ramp: consecutive failed steps that end it"},
+        {"p99-bound-us", "PARLEY_BENCH_P99_BOUND_US", CONFIG_INT, &cfg.p99_bound_us, 1, 100000000,
+         "ramp: p99 bound (also marks pair/fanout held)"},
+        {"cpu-pids", "PARLEY_BENCH_CPU_PIDS", CONFIG_STR, &cfg.cpu_pids, 0, 0,
+         "name=pid,...: CPU time per message of these processes"},
+        {"json", "PARLEY_BENCH_JSON", CONFIG_STR, &cfg.json, 0, 0,
+         "write the results as JSON here"},
+        {"label", "PARLEY_BENCH_LABEL", CONFIG_STR, &cfg.label, 0, 0,
+         "free text stored with the results"},
+        {"progress", "PARLEY_BENCH_PROGRESS", CONFIG_INT, &cfg.progress, 0, 1,
+         "progress line on stderr"},
     };
     const int nopts = (int)(sizeof opts / sizeof opts[0]);
     int argi = 0;
@@ -355,15 +400,19 @@ int main(int argc, char **argv)
     if (bench_parse_gateways(&cfg, prog) < 0) return 2;
     bench_parse_cpu_pids(&cfg);
     if (cfg.mode == MODE_FANOUT && cfg.procs != 1) {
-        fprintf(stderr, "%s: fanout runs in one process (--procs 1): the whole group in one place\n", prog);
+        fprintf(stderr,
+                "%s: fanout runs in one process (--procs 1): the whole group in one place\n", prog);
         cfg.procs = 1;
     }
-    long long units = cfg.mode == MODE_CONNECT ? cfg.connections
-                      : cfg.mode == MODE_FANOUT ? 1 : cfg.pairs;
+    long long units = cfg.mode == MODE_CONNECT  ? cfg.connections
+                      : cfg.mode == MODE_FANOUT ? 1
+                                                : cfg.pairs;
     if (cfg.procs > units) cfg.procs = units;
     if (cfg.mode == MODE_CONNECT && cfg.connections / cfg.procs > 19900) {
-        fprintf(stderr, "%s: %lld connections in %lld process(es) is over ~19.9k sockets each; "
-                        "raise --procs\n", prog, cfg.connections, cfg.procs);
+        fprintf(stderr,
+                "%s: %lld connections in %lld process(es) is over ~19.9k sockets each; "
+                "raise --procs\n",
+                prog, cfg.connections, cfg.procs);
         return 2;
     }
     srand((unsigned)(bench_now_ns() ^ (uint64_t)getpid()));
@@ -376,8 +425,8 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     report *r = calloc(1, sizeof(*r));
-    bench_shm *shm = mmap(NULL, sizeof(bench_shm), PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    bench_shm *shm =
+        mmap(NULL, sizeof(bench_shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (!r || shm == MAP_FAILED) {
         fprintf(stderr, "%s: out of memory\n", prog);
         return 1;
@@ -501,7 +550,8 @@ int main(int argc, char **argv)
     for (int w = 0; w < cfg.procs; w++) {
         if (pids[w] <= 0) continue;
         int status;
-        if (waitpid(pids[w], &status, 0) == pids[w] && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        if (waitpid(pids[w], &status, 0) == pids[w] &&
+            !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
             ok = 0;
             if (!r->err[0]) snprintf(r->err, sizeof r->err, "worker %d ended badly", w);
         }

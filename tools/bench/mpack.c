@@ -123,19 +123,54 @@ static int mp_next(mp_rd *r, char *kind, mp_str *s, uint64_t *count, int depth)
         goto bytes;
     }
     switch (c) {
-    case 0xd9: case 0xc4: lenb = 1; break;
-    case 0xda: case 0xc5: lenb = 2; break;
-    case 0xdb: case 0xc6: lenb = 4; break;
-    case 0xcc: case 0xd0: *kind = 'x'; return mp_need(r, 1) ? -1 : (r->p += 1, 0);
-    case 0xcd: case 0xd1: *kind = 'x'; return mp_need(r, 2) ? -1 : (r->p += 2, 0);
-    case 0xce: case 0xd2: case 0xca: *kind = 'x'; return mp_need(r, 4) ? -1 : (r->p += 4, 0);
-    case 0xcf: case 0xd3: case 0xcb: *kind = 'x'; return mp_need(r, 8) ? -1 : (r->p += 8, 0);
-    case 0xd4: *kind = 'x'; return mp_need(r, 2) ? -1 : (r->p += 2, 0);
-    case 0xd5: *kind = 'x'; return mp_need(r, 3) ? -1 : (r->p += 3, 0);
-    case 0xd6: *kind = 'x'; return mp_need(r, 5) ? -1 : (r->p += 5, 0);
-    case 0xd7: *kind = 'x'; return mp_need(r, 9) ? -1 : (r->p += 9, 0);
-    case 0xd8: *kind = 'x'; return mp_need(r, 17) ? -1 : (r->p += 17, 0);
-    case 0xc7: case 0xc8: case 0xc9: {
+    case 0xd9:
+    case 0xc4:
+        lenb = 1;
+        break;
+    case 0xda:
+    case 0xc5:
+        lenb = 2;
+        break;
+    case 0xdb:
+    case 0xc6:
+        lenb = 4;
+        break;
+    case 0xcc:
+    case 0xd0:
+        *kind = 'x';
+        return mp_need(r, 1) ? -1 : (r->p += 1, 0);
+    case 0xcd:
+    case 0xd1:
+        *kind = 'x';
+        return mp_need(r, 2) ? -1 : (r->p += 2, 0);
+    case 0xce:
+    case 0xd2:
+    case 0xca:
+        *kind = 'x';
+        return mp_need(r, 4) ? -1 : (r->p += 4, 0);
+    case 0xcf:
+    case 0xd3:
+    case 0xcb:
+        *kind = 'x';
+        return mp_need(r, 8) ? -1 : (r->p += 8, 0);
+    case 0xd4:
+        *kind = 'x';
+        return mp_need(r, 2) ? -1 : (r->p += 2, 0);
+    case 0xd5:
+        *kind = 'x';
+        return mp_need(r, 3) ? -1 : (r->p += 3, 0);
+    case 0xd6:
+        *kind = 'x';
+        return mp_need(r, 5) ? -1 : (r->p += 5, 0);
+    case 0xd7:
+        *kind = 'x';
+        return mp_need(r, 9) ? -1 : (r->p += 9, 0);
+    case 0xd8:
+        *kind = 'x';
+        return mp_need(r, 17) ? -1 : (r->p += 17, 0);
+    case 0xc7:
+    case 0xc8:
+    case 0xc9: {
         int n = c == 0xc7 ? 1 : c == 0xc8 ? 2 : 4;
         if (mp_need(r, (size_t)n + 1)) return -1;
         len = (size_t)mp_uint(r->p, n) + 1;
@@ -145,19 +180,22 @@ static int mp_next(mp_rd *r, char *kind, mp_str *s, uint64_t *count, int depth)
         r->p += len;
         return 0;
     }
-    case 0xdc: case 0xde:
+    case 0xdc:
+    case 0xde:
         if (mp_need(r, 2)) return -1;
         *count = mp_uint(r->p, 2) * (c == 0xde ? 2 : 1);
         *kind = c == 0xde ? 'm' : 'a';
         r->p += 2;
         return 0;
-    case 0xdd: case 0xdf:
+    case 0xdd:
+    case 0xdf:
         if (mp_need(r, 4)) return -1;
         *count = mp_uint(r->p, 4) * (c == 0xdf ? 2 : 1);
         *kind = c == 0xdf ? 'm' : 'a';
         r->p += 4;
         return 0;
-    default: return -1;
+    default:
+        return -1;
     }
     *kind = (c == 0xc4 || c == 0xc5 || c == 0xc6) ? 'b' : 's';
     if (mp_need(r, (size_t)lenb)) return -1;

@@ -15,21 +15,23 @@ static void report_lat_line(FILE *out, const char *what, const hist *h)
         fprintf(out, "  %-22s (none)\n", what);
         return;
     }
-    fprintf(out, "  %-22s p50 %8.3f  p90 %8.3f  p99 %8.3f  p99.9 %8.3f  max %8.3f ms  (n=%" PRIu64 ")\n",
-            what, ms(hist_quantile(h, 0.5)), ms(hist_quantile(h, 0.9)),
-            ms(hist_quantile(h, 0.99)), ms(hist_quantile(h, 0.999)), ms(h->max), h->count);
+    fprintf(out,
+            "  %-22s p50 %8.3f  p90 %8.3f  p99 %8.3f  p99.9 %8.3f  max %8.3f ms  (n=%" PRIu64 ")\n",
+            what, ms(hist_quantile(h, 0.5)), ms(hist_quantile(h, 0.9)), ms(hist_quantile(h, 0.99)),
+            ms(hist_quantile(h, 0.999)), ms(h->max), h->count);
 }
 
 void report_step_line(const report *r, const report_step *s, FILE *out)
 {
     (void)r;
-    fprintf(out,
-            "  %8.0f/s  delivered %9.0f/s  p50 %7.3f  p90 %7.3f  p99 %7.3f  p99.9 %7.3f  max %8.3f ms"
-            "  lost %" PRIu64 "  unacked %" PRIu64 "  errors %" PRIu64 "  load %.2f  %s\n",
-            s->rate, s->delivered_per_s, ms(hist_quantile(&s->lat, 0.5)),
-            ms(hist_quantile(&s->lat, 0.9)), ms(hist_quantile(&s->lat, 0.99)),
-            ms(hist_quantile(&s->lat, 0.999)), ms(s->lat.max), s->lost, s->unacked, s->errors,
-            s->load1, s->held ? "held" : "FAILED");
+    fprintf(
+        out,
+        "  %8.0f/s  delivered %9.0f/s  p50 %7.3f  p90 %7.3f  p99 %7.3f  p99.9 %7.3f  max %8.3f ms"
+        "  lost %" PRIu64 "  unacked %" PRIu64 "  errors %" PRIu64 "  load %.2f  %s\n",
+        s->rate, s->delivered_per_s, ms(hist_quantile(&s->lat, 0.5)),
+        ms(hist_quantile(&s->lat, 0.9)), ms(hist_quantile(&s->lat, 0.99)),
+        ms(hist_quantile(&s->lat, 0.999)), ms(s->lat.max), s->lost, s->unacked, s->errors, s->load1,
+        s->held ? "held" : "FAILED");
 }
 
 void report_table(const report *r, FILE *out)
@@ -38,8 +40,9 @@ void report_table(const report *r, FILE *out)
     fprintf(out, "\nparley-bench %s%s%s: %d gateway(s), %lld process(es), load average %s\n",
             c->mode_name, c->label && *c->label ? " - " : "", c->label ? c->label : "", c->ngw,
             c->procs, r->load_start);
-    fprintf(out, "  connections            %" PRIu64 " opened of %" PRIu64 ", %" PRIu64
-                 " failed, %" PRIu64 " closed by the server\n",
+    fprintf(out,
+            "  connections            %" PRIu64 " opened of %" PRIu64 ", %" PRIu64
+            " failed, %" PRIu64 " closed by the server\n",
             r->opened, r->conns, r->failed, r->closed);
     fprintf(out, "  handshakes             %.0f/s (%.2f s for all, TCP connect -> hello)\n",
             r->handshakes_per_s, r->connect_s);
@@ -53,23 +56,26 @@ void report_table(const report *r, FILE *out)
     }
     for (int g = 0; g < c->npids && g < c->ngw; g++) {
         long long d = r->rss_after_kb[g] - r->rss_before_kb[g];
-        fprintf(out, "  gateway %-2d RSS         %lld KiB -> %lld KiB with %" PRIu64
-                     " connections: %.0f bytes per connection\n",
+        fprintf(out,
+                "  gateway %-2d RSS         %lld KiB -> %lld KiB with %" PRIu64
+                " connections: %.0f bytes per connection\n",
                 g, r->rss_before_kb[g], r->rss_after_kb[g], r->open_gw[g],
                 r->open_gw[g] ? (double)d * 1024.0 / (double)r->open_gw[g] : 0.0);
     }
     if (c->mode == MODE_RAMP) {
-        fprintf(out, "  ramp (bound p99 <= %.3f ms, nothing lost):\n", (double)c->p99_bound_us / 1e3);
+        fprintf(out, "  ramp (bound p99 <= %.3f ms, nothing lost):\n",
+                (double)c->p99_bound_us / 1e3);
         for (int i = 0; i < r->nsteps; i++)
             report_step_line(r, &r->steps[i], out);
         fprintf(out, "  highest rate held      %.0f msg/s\n", r->best_rate);
     } else if (r->nsteps > 0) {
         const report_step *s = &r->steps[0];
-        fprintf(out, "  rate                   %.0f msg/s for %.1f s (%s)\n", s->rate, s->duration_s,
-                c->mode == MODE_FANOUT ? "group messages" : "1:1 messages");
-        fprintf(out, "  sent %" PRIu64 "  acked %" PRIu64 "  delivered %" PRIu64 " of %" PRIu64
-                     "  lost %" PRIu64 "  unacked %" PRIu64 "  errors %" PRIu64
-                     " (rate_limited %" PRIu64 ")  duplicates %" PRIu64 "\n",
+        fprintf(out, "  rate                   %.0f msg/s for %.1f s (%s)\n", s->rate,
+                s->duration_s, c->mode == MODE_FANOUT ? "group messages" : "1:1 messages");
+        fprintf(out,
+                "  sent %" PRIu64 "  acked %" PRIu64 "  delivered %" PRIu64 " of %" PRIu64
+                "  lost %" PRIu64 "  unacked %" PRIu64 "  errors %" PRIu64 " (rate_limited %" PRIu64
+                ")  duplicates %" PRIu64 "\n",
                 s->sent, s->acked, s->delivered, s->expected, s->lost, s->unacked, s->errors,
                 s->rate_limited, s->dups);
         fprintf(out, "  delivered/s            %.0f\n", s->delivered_per_s);

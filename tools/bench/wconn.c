@@ -38,8 +38,8 @@ struct wc_engine {
     uint32_t rng;
 };
 
-wc_engine *wc_new(const struct sockaddr_in *gw, int ngw, const char *secret,
-                  const char *prefix, const wc_callbacks *cb, void *ctx)
+wc_engine *wc_new(const struct sockaddr_in *gw, int ngw, const char *secret, const char *prefix,
+                  const wc_callbacks *cb, void *ctx)
 {
     wc_engine *e = calloc(1, sizeof(*e));
     if (!e) return NULL;
@@ -404,8 +404,9 @@ static void wc_read(wc_engine *e, wc_conn *c)
             return;
         }
         if (n == 0) {
-            wc_close(e, c, c->state == WC_UPGRADING ? "closed during the upgrade"
-                                                    : "connection closed by the server");
+            wc_close(e, c,
+                     c->state == WC_UPGRADING ? "closed during the upgrade"
+                                              : "connection closed by the server");
             return;
         }
         ssize_t used;

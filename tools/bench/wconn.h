@@ -49,8 +49,8 @@ typedef struct wc_callbacks {
     void (*on_close)(void *ctx, wc_conn *c, const char *why);
 } wc_callbacks;
 
-wc_engine *wc_new(const struct sockaddr_in *gw, int ngw, const char *secret,
-                  const char *prefix, const wc_callbacks *cb, void *ctx);
+wc_engine *wc_new(const struct sockaddr_in *gw, int ngw, const char *secret, const char *prefix,
+                  const wc_callbacks *cb, void *ctx);
 void wc_free(wc_engine *e);
 int wc_epfd(wc_engine *e);
 

@@ -43,7 +43,7 @@ typedef struct worker {
     uint64_t nmsg, capmsg, step_k0;
     uint64_t answered; /* messages of this step acked or refused */
     uint32_t expect;   /* deliveries per message */
-    char cidp[24];   /* "<nonce><w>-" */
+    char cidp[24];     /* "<nonce><w>-" */
     size_t cidp_len;
     char data[65536];
     int tfd;
@@ -408,8 +408,7 @@ void worker_main(const bench_cfg *cfg, bench_shm *shm, int w)
     wk.eng = wc_new(cfg->gw, cfg->ngw, cfg->secret, cfg->prefix, &cb, &wk);
     wk.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (!wk.eng || wk.tfd < 0) {
-        snprintf(wk.st->err, sizeof wk.st->err, "cannot create epoll/timerfd: %s",
-                 strerror(errno));
+        snprintf(wk.st->err, sizeof wk.st->err, "cannot create epoll/timerfd: %s", strerror(errno));
         wk.st->exited = 1;
         _exit(1);
     }
