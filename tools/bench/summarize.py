@@ -22,6 +22,8 @@ def med(xs):
 def f(v, nd=1):
     if v is None:
         return "-"
+    if isinstance(v, float) and v.is_integer() and abs(v) >= 1 or v == 0:
+        return f"{int(v):,}"
     if isinstance(v, float):
         return f"{v:,.{nd}f}"
     return f"{v:,}"
