@@ -569,5 +569,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < r->nsteps; i++)
         if (r->steps[i].lost || (cfg.mode != MODE_RAMP && r->steps[i].unacked)) ok = 0;
     if (cfg.mode == MODE_RAMP && r->nsteps > 0 && r->steps[r->nsteps - 1].lost) ok = 0;
+    free(r->steps);
+    free(r);
+    munmap(shm, sizeof(bench_shm));
     return ok ? 0 : 1;
 }
