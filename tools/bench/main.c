@@ -279,7 +279,8 @@ static const char *bench_usage =
     "           --ramp-patience steps in a row have p99 > --p99-bound-us, or a step loses\n"
     "           messages or delivers < 80% of its rate; reports the highest rate that held\n"
     "Users <prefix><offset>.. must exist (parley bulk-users). Exit status: 0 when every\n"
-    "connection opened and nothing was lost or left unanswered, 1 otherwise, 2 on bad flags.";
+    "connection opened and stayed open and nothing was lost or left unanswered, 1 otherwise,\n"
+    "2 on bad flags.";
 
 int main(int argc, char **argv)
 {
@@ -565,7 +566,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: cannot write %s: %s\n", prog, cfg.json, strerror(errno));
         ok = 0;
     }
-    if (r->failed || r->opened < r->conns) ok = 0;
+    if (r->failed || r->opened < r->conns || r->closed) ok = 0; /* closed: by the server */
     for (int i = 0; i < r->nsteps; i++)
         if (r->steps[i].lost || (cfg.mode != MODE_RAMP && r->steps[i].unacked)) ok = 0;
     if (cfg.mode == MODE_RAMP && r->nsteps > 0 && r->steps[r->nsteps - 1].lost) ok = 0;

@@ -254,7 +254,7 @@ static int wc_write(wc_engine *e, wc_conn *c)
         c->wbuf = NULL;
         c->wcap = 0;
     }
-    if (c->state == WC_OPEN) wc_set_out(e, c, 0);
+    if (c->state != WC_CONNECTING) wc_set_out(e, c, 0); /* nothing left: stop asking */
     return 0;
 }
 
@@ -291,7 +291,7 @@ static void wc_send_upgrade(wc_engine *e, wc_conn *c)
             e->dirty[i] = e->dirty[--e->ndirty];
             break;
         }
-    if (wc_write(e, c) == 0 && c->woff == 0) wc_set_out(e, c, 0);
+    wc_write(e, c);
 }
 
 /* Handles one complete frame. Returns -1 when c was closed. */
