@@ -53,7 +53,6 @@ build_lws() {
     if [ -f "$LWS_PREFIX/lib/pkgconfig/libwebsockets.pc" ] && [ -f "$marker" ]; then
         return 0
     fi
-    rm -rf "$LWS_PREFIX"
     say "building libwebsockets $LWS_VERSION with libevent into $LWS_PREFIX"
     local W=$DEPS/lws-src
     rm -rf "$W" && mkdir -p "$W/apt/lists/partial" "$W/apt/etc"
@@ -80,9 +79,16 @@ build_lws() {
         -DLWS_WITHOUT_TESTAPPS=ON -DLWS_WITHOUT_TEST_SERVER=ON -DLWS_WITH_MINIMAL_EXAMPLES=OFF \
         -DLWS_WITH_SHARED=ON -DLWS_WITH_STATIC=OFF -DCMAKE_INSTALL_PREFIX="$LWS_PREFIX" >/dev/null
     cmake --build "$W/build" -j"$(nproc)" >/dev/null
-    cmake --install "$W/build" >/dev/null
-    touch "$marker"
-    rm -rf "$W"
+    # installed beside, then swapped in: programs built against the old prefix
+    # (other checkouts' tests may be running) lose the library for an instant
+    # only, not for the whole build
+    DESTDIR="$W/stage" cmake --install "$W/build" >/dev/null
+    touch "$W/stage$marker"
+    rm -rf "$LWS_PREFIX.old"
+    [ -d "$LWS_PREFIX" ] && mv "$LWS_PREFIX" "$LWS_PREFIX.old"
+    mkdir -p "$(dirname "$LWS_PREFIX")"
+    mv "$W/stage$LWS_PREFIX" "$LWS_PREFIX"
+    rm -rf "$LWS_PREFIX.old" "$W"
 }
 
 build_parley() {
