@@ -34,7 +34,10 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# pubsub output buffer: a router that pauses reading under load (backpressure,
+# router/route.c) lets Redis buffer for it; the default 32 MB cut would drop it
 redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$RUN/redis" --appendonly yes \
+    --client-output-buffer-limit "pubsub 256mb 128mb 60" \
     --appendfsync everysec --save '' --daemonize no --logfile "$RUN/redis.log" &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
