@@ -139,8 +139,9 @@
     "  msg.seq = seq\n" \
     "  local f = cmsgpack.pack(msg)\n" \
     "  msg.seq = nil\n" \
-    "  redis.call('RPUSH', inbox, f)\n" \
-    "  redis.call('LTRIM', inbox, -inbox_cap, -1)\n" \
+    "  if redis.call('RPUSH', inbox, f) > inbox_cap then\n" \
+    "    redis.call('LTRIM', inbox, -inbox_cap, -1)\n" \
+    "  end\n" \
     "  return seq, f\n" \
     "end\n"
 
