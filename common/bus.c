@@ -1,7 +1,8 @@
 /* bus.c - the internal envelopes on Redis pub/sub (docs/internals.md).
  *
  * gateway -> router: {t:"text", u, g, c, to, data, cid}, packed here.
- * router/script -> gateway: {t:"u", u, f, s?, x?} or {t:"c", c, f, s?},
+ * router/script -> gateway: {t:"u", u, f, s?, x?}, {t:"c", c, f, s?} or
+ * {t:"m", f, u: [users], s: [seqs]?, x?},
  * packed by Lua cmsgpack (so `f` may arrive as str or bin, and key order is
  * arbitrary), decoded here.
  *
@@ -127,16 +128,41 @@ int bus_dec_delivery(const char *buf, size_t len, msgpack_unpacked *u, bus_deliv
     }
     if (d->frame.len == 0) return -1;
 
-    if (fl[S].val) {
+    if (fl[S].val && fl[S].val->type != MSGPACK_OBJECT_ARRAY) {
         uint64_t s;
         if (bus_pos(fl[S].val, &s) < 0) return -1;
         d->seq = (int64_t)s;
+    } else if (fl[S].val && t.p[0] != BUS_TO_MANY) {
+        return -1;
     }
 
     if (t.p[0] == BUS_TO_USER) {
         d->t = BUS_TO_USER;
         if (bus_str(fl[U].val, &d->user) < 0 || !proto_valid_user(d->user.p, d->user.len))
             return -1;
+        if (fl[X].val && bus_str(fl[X].val, &d->except) < 0) return -1;
+        return 0;
+    }
+    if (t.p[0] == BUS_TO_MANY) {
+        const msgpack_object *us = fl[U].val;
+        d->t = BUS_TO_MANY;
+        if (!us || us->type != MSGPACK_OBJECT_ARRAY || us->via.array.size == 0) return -1;
+        for (uint32_t i = 0; i < us->via.array.size; i++) {
+            proto_str name;
+            if (bus_str(&us->via.array.ptr[i], &name) < 0 || !proto_valid_user(name.p, name.len))
+                return -1;
+        }
+        d->users = us;
+        if (fl[S].val) { /* seq per user, not one seq */
+            const msgpack_object *ss = fl[S].val;
+            uint64_t v;
+            d->seq = 0;
+            if (ss->type != MSGPACK_OBJECT_ARRAY || ss->via.array.size != us->via.array.size)
+                return -1;
+            for (uint32_t i = 0; i < ss->via.array.size; i++)
+                if (bus_pos(&ss->via.array.ptr[i], &v) < 0) return -1;
+            d->seqs = ss;
+        }
         if (fl[X].val && bus_str(fl[X].val, &d->except) < 0) return -1;
         return 0;
     }

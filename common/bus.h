@@ -17,12 +17,16 @@ void bus_enc_text(msgpack_packer *pk, const bus_text *m);
 int bus_dec_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m);
 
 /* router/script -> gateway */
-typedef enum { BUS_TO_USER = 'u', BUS_TO_CONN = 'c' } bus_dest;
+typedef enum { BUS_TO_USER = 'u', BUS_TO_CONN = 'c', BUS_TO_MANY = 'm' } bus_dest;
 
 typedef struct bus_delivery {
     bus_dest t;
     proto_str user;   /* t == 'u' */
-    proto_str except; /* t == 'u': session id to skip, len 0 if none */
+    proto_str except; /* t == 'u' or 'm': session id to skip, len 0 if none */
+    /* t == 'm': {t:"m", f, u: [users], s: [seqs]?, x?}: f goes to every user
+     * in u; with s, user i gets f with "seq" = s[i] added (proto_add_seq) */
+    const msgpack_object *users; /* array of valid user names */
+    const msgpack_object *seqs;  /* NULL, or an array of positive ints as long as users */
     uint64_t conn;    /* t == 'c' */
     int64_t seq;      /* 0 when absent */
     proto_str frame;  /* client frame bytes (msgpack str or bin in the envelope) */

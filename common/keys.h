@@ -27,9 +27,17 @@
 #define KEY_SESSIONS KEYS_PREFIX "{u:%s}:sessions"
 #define KEY_CONTACTS KEYS_PREFIX "{u:%s}:contacts"
 #define KEY_CID KEYS_PREFIX "{u:%s}:cid:%.*s"
+#define KEY_UNREAD KEYS_PREFIX "{u:%s}:unread" /* hash conversation -> count */
+#define KEY_READ KEYS_PREFIX "{u:%s}:read"     /* hash conversation -> id read */
+#define KEY_GROUPS_OF KEYS_PREFIX "{u:%s}:groups" /* set of #names */
+
+/* per group (hash tag {g:#NAME}) */
+#define KEY_GROUP_META KEYS_PREFIX "{g:%s}:meta"       /* hash open, created, by */
+#define KEY_GROUP_MEMBERS KEYS_PREFIX "{g:%s}:members" /* set of user names */
+#define KEY_GROUPS KEYS_PREFIX "groups"                /* zset of open #names */
 
 /* per conversation (hash tag {c:KEY}) */
-#define KEY_HISTORY KEYS_PREFIX "{c:%s}:history"
+#define KEY_HISTORY KEYS_PREFIX "{c:%s}:history" /* zset id -> text frame */
 
 /* per gateway */
 #define KEY_GW_ALIVE KEYS_PREFIX "gw:%s:alive"

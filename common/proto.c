@@ -498,7 +498,7 @@ void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const ch
     proto_pack_cstr(pk, "users");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
-        msgpack_pack_map(pk, 3);
+        msgpack_pack_map(pk, 3 + (users[i].read > 0) + (users[i].peer_read > 0));
         proto_pack_cstr(pk, "username");
         proto_pack_str(pk, users[i].name, users[i].len);
         proto_pack_cstr(pk, "online");
@@ -508,7 +508,61 @@ void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const ch
             msgpack_pack_false(pk);
         proto_pack_cstr(pk, "unread");
         msgpack_pack_int64(pk, users[i].unread);
+        if (users[i].read > 0) {
+            proto_pack_cstr(pk, "read");
+            msgpack_pack_int64(pk, users[i].read);
+        }
+        if (users[i].peer_read > 0) {
+            proto_pack_cstr(pk, "peer_read");
+            msgpack_pack_int64(pk, users[i].peer_read);
+        }
     }
+}
+
+void proto_enc_history(msgpack_packer *pk, const char *with, size_t with_len,
+                       const char *const *msgs, const size_t *lens, size_t n, int more)
+{
+    msgpack_pack_map(pk, 4);
+    proto_pack_cstr(pk, "kind");
+    proto_pack_cstr(pk, "history");
+    proto_pack_cstr(pk, "with");
+    proto_pack_str(pk, with, with_len);
+    proto_pack_cstr(pk, "messages");
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) /* stored frames, spliced as they are */
+        pk->callback(pk->data, msgs[i], lens[i]);
+    proto_pack_cstr(pk, "more");
+    if (more)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+}
+
+int proto_add_seq(const char *frame, size_t len, int64_t seq, msgpack_sbuffer *out)
+{
+    msgpack_packer pk;
+    size_t hdr;
+    uint32_t n;
+    const unsigned char *b = (const unsigned char *)frame;
+    if (len < 1) return -1;
+    if ((b[0] & 0xf0) == 0x80) {
+        n = b[0] & 0x0f;
+        hdr = 1;
+    } else if (b[0] == 0xde && len >= 3) {
+        n = (uint32_t)b[1] << 8 | b[2];
+        hdr = 3;
+    } else if (b[0] == 0xdf && len >= 5) {
+        n = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
+        hdr = 5;
+    } else {
+        return -1;
+    }
+    if (n == UINT32_MAX) return -1;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, n + 1);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, seq);
+    return msgpack_sbuffer_write(out, frame + hdr, len - hdr);
 }
 
 void proto_enc_error(msgpack_packer *pk, const char *code, const char *message,

@@ -79,6 +79,11 @@ int proto_decode(const char *buf, size_t len, msgpack_unpacked *u, int flags, pr
  * followed by extra bytes; -1 otherwise. proto_decode and bus.c call it. */
 int proto_mp_check(const char *buf, size_t len);
 
+/* Copies the client frame (a msgpack map without "seq") into out with
+ * "seq": seq added as its first entry: the per-member copy of a group
+ * message. Returns 0, or -1 when frame is not a map. */
+int proto_add_seq(const char *frame, size_t len, int64_t seq, msgpack_sbuffer *out);
+
 /* Validation helpers, shared with HTTP and the CLI. */
 int proto_valid_user(const char *p, size_t len);  /* [a-z0-9_.-]{1,32} */
 int proto_valid_group(const char *p, size_t len); /* '#' + user rule */
@@ -91,11 +96,16 @@ typedef struct proto_contact {
     size_t len;
     int online;
     int64_t unread;
+    int64_t read;      /* the user's read position in this conversation (0: none) */
+    int64_t peer_read; /* 1:1: the other user's read position (0: none) */
 } proto_contact;
 
 void proto_pack_str(msgpack_packer *pk, const char *s, size_t len);
 void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const char *epoch,
                      size_t epoch_len, const proto_contact *users, size_t n);
+/* history answer: msgs are stored text frames (msgpack maps), spliced as is */
+void proto_enc_history(msgpack_packer *pk, const char *with, size_t with_len,
+                       const char *const *msgs, const size_t *lens, size_t n, int more);
 void proto_enc_error(msgpack_packer *pk, const char *code, const char *message,
                      const proto_str *cid /* NULL or len 0: omitted */);
 void proto_enc_sync_end(msgpack_packer *pk, int recovered, int64_t seq);

@@ -30,6 +30,45 @@
     "  return out\n"                                                                               \
     "end\n"
 
+/* Collects (user, seq) per gateway and publishes one multi-user envelope
+ * {t:"m", f, u: [users], s: [seqs]?, x: skip session?} per gateway: a group
+ * of 1,000 members costs one PUBLISH per gateway, not one per member. */
+#define LUA_FANOUT                                                                                 \
+    "local function fan_new() return {per = {}, order = {}} end\n"                                 \
+    "local function fan_add(fan, g, user, seq)\n"                                                  \
+    "  local e = fan.per[g]\n"                                                                     \
+    "  if not e then e = {u = {}, s = {}}; fan.per[g] = e; fan.order[#fan.order + 1] = g end\n"    \
+    "  e.u[#e.u + 1] = user\n"                                                                     \
+    "  if seq then e.s[#e.s + 1] = seq end\n"                                                      \
+    "end\n"                                                                                        \
+    "local function fan_users(fan, users, sessions_fmt, skip)\n"                                   \
+    "  for _, user in ipairs(users) do\n"                                                          \
+    "    local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))\n"                   \
+    "    for _, g in ipairs(gateways(ss, skip)) do fan_add(fan, g, user, nil) end\n"               \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local function fan_publish(fan, prefix, frame, skip)\n"                                       \
+    "  for _, g in ipairs(fan.order) do\n"                                                         \
+    "    local e = fan.per[g]\n"                                                                   \
+    "    local env = {t = 'm', f = frame, u = e.u}\n"                                              \
+    "    if #e.s > 0 then env.s = e.s end\n"                                                       \
+    "    if skip then env.x = skip end\n"                                                          \
+    "    redis.call('PUBLISH', prefix .. g, cmsgpack.pack(env))\n"                                 \
+    "  end\n"                                                                                      \
+    "end\n"
+
+/* Who may see a conversation: for a group (is_group "1") its meta must exist
+ * and user be a member; for 1:1 the other user's account must exist. Returns
+ * nil or an error code string. */
+#define LUA_ACCESS                                                                                 \
+    "local function access(is_group, who_key, meta_key, user)\n"                                   \
+    "  if is_group == '1' then\n"                                                                  \
+    "    if redis.call('EXISTS', meta_key) == 0 then return 'no_such_user' end\n"                  \
+    "    if redis.call('SISMEMBER', who_key, user) == 0 then return 'forbidden' end\n"             \
+    "  elseif redis.call('EXISTS', who_key) == 0 then return 'no_such_user' end\n"                 \
+    "  return nil\n"                                                                               \
+    "end\n"
+
 /* A new inbox epoch: server time in microseconds plus a short hash of
  * something unique to this call, so a lost and re-created inbox never gets
  * the epoch it had before. */
@@ -40,54 +79,82 @@
     "         string.sub(redis.sha1hex(uniq), 1, 8)\n"                                             \
     "end\n"
 
+/* The start shared by send and send_group. ARGV 1..10: from, to, data, cid,
+ * sender session id, sender conn, gateway channel prefix, inbox cap, history
+ * cap, dedupe ttl; KEYS[1]: the sender's cid key. Answers a retried cid with
+ * the stored ack, and defines refuse() (error to the sender), new_message()
+ * (id, time, history entry), append() (one inbox entry) and finish() (cid
+ * record + ack). */
+#define LUA_SEND_HEAD \
+    "local from, to, data, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n" \
+    "local sess, conn, prefix = ARGV[5], tonumber(ARGV[6]), ARGV[7]\n" \
+    "local inbox_cap, hist_cap = tonumber(ARGV[8]), tonumber(ARGV[9])\n" \
+    "local ttl = tonumber(ARGV[10])\n" \
+    "local sender_chan = prefix .. (string.match(sess, '^(.*)#') or sess)\n" \
+    "local function to_sender(frame, seq)\n" \
+    "  local env = {t = 'c', c = conn, f = cmsgpack.pack(frame)}\n" \
+    "  if seq then env.s = seq end\n" \
+    "  redis.call('PUBLISH', sender_chan, cmsgpack.pack(env))\n" \
+    "end\n" \
+    "local function ack(id, seq, sent)\n" \
+    "  local f = {kind = 'ack', id = id, seq = seq, sent = sent}\n" \
+    "  if cid ~= '' then f.cid = cid end\n" \
+    "  to_sender(f, seq)\n" \
+    "end\n" \
+    "if cid ~= '' then\n" \
+    "  local old = redis.call('GET', KEYS[1])\n" \
+    "  if old then\n" \
+    "    local v = cmsgpack.unpack(old)\n" \
+    "    ack(v[1], v[2], v[3])\n" \
+    "    return {v[1], v[2], v[3], 'dup'}\n" \
+    "  end\n" \
+    "end\n" \
+    "local function refuse(code, message)\n" \
+    "  local e = {kind = 'error', code = code, message = message}\n" \
+    "  if cid ~= '' then e.cid = cid end\n" \
+    "  to_sender(e, nil)\n" \
+    "  return code\n" \
+    "end\n" \
+    "local function new_message(ids, history)\n" \
+    "  local id = redis.call('INCR', ids)\n" \
+    "  local t = redis.call('TIME')\n" \
+    "  local sent = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+    "  local msg = {kind = 'text', id = id, from = from, to = to, data = data, sent = sent}\n" \
+    "  if cid ~= '' then msg.cid = cid end\n" \
+    "  redis.call('ZADD', history, id, cmsgpack.pack(msg))\n" \
+    "  redis.call('ZREMRANGEBYRANK', history, 0, -hist_cap - 1)\n" \
+    "  return msg\n" \
+    "end\n" \
+    "local function finish(msg, sseq)\n" \
+    "  if cid ~= '' then\n" \
+    "    redis.call('SET', KEYS[1], cmsgpack.pack({msg.id, sseq, msg.sent}), 'EX', ttl)\n" \
+    "  end\n" \
+    "  ack(msg.id, sseq, msg.sent)\n" \
+    "  return {msg.id, sseq, msg.sent}\n" \
+    "end\n" \
+    /* one inbox entry for user: its seq (creating the epoch), RPUSH, LTRIM */ \
+    "local function append(user, meta, inbox, msg)\n" \
+    "  local seq = redis.call('HINCRBY', meta, 'seq', 1)\n" \
+    "  if seq == 1 then redis.call('HSETNX', meta, 'epoch', new_epoch(user .. '|' .. msg.id)) end\n" \
+    "  msg.seq = seq\n" \
+    "  local f = cmsgpack.pack(msg)\n" \
+    "  msg.seq = nil\n" \
+    "  redis.call('RPUSH', inbox, f)\n" \
+    "  redis.call('LTRIM', inbox, -inbox_cap, -1)\n" \
+    "  return seq, f\n" \
+    "end\n"
+
 /* send: store one 1:1 message, deliver it, ack it (see internals.md).
  * Returns {id, sender seq, sent}; {id, seq, sent, "dup"} for a retried cid;
  * the string "no_such_user" when the recipient has no account. */
-static const char SRC_SEND[] = LUA_GATEWAYS LUA_EPOCH
-    "local from, to, data, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
-    "local sess, conn, prefix = ARGV[5], tonumber(ARGV[6]), ARGV[7]\n"
-    "local inbox_cap, hist_cap = tonumber(ARGV[8]), tonumber(ARGV[9])\n"
-    "local ttl = tonumber(ARGV[10])\n"
-    "local sender_chan = prefix .. (string.match(sess, '^(.*)#') or sess)\n"
-    "local function to_sender(frame, seq)\n"
-    "  local env = {t = 'c', c = conn, f = cmsgpack.pack(frame)}\n"
-    "  if seq then env.s = seq end\n"
-    "  redis.call('PUBLISH', sender_chan, cmsgpack.pack(env))\n"
-    "end\n"
-    "local function ack(id, seq, sent)\n"
-    "  local f = {kind = 'ack', id = id, seq = seq, sent = sent}\n"
-    "  if cid ~= '' then f.cid = cid end\n"
-    "  to_sender(f, seq)\n"
-    "end\n"
-    "if cid ~= '' then\n"
-    "  local old = redis.call('GET', KEYS[1])\n"
-    "  if old then\n"
-    "    local v = cmsgpack.unpack(old)\n"
-    "    ack(v[1], v[2], v[3])\n"
-    "    return {v[1], v[2], v[3], 'dup'}\n"
-    "  end\n"
-    "end\n"
+static const char SRC_SEND[] = LUA_GATEWAYS LUA_EPOCH LUA_SEND_HEAD
     "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
-    "  local e = {kind = 'error', code = 'no_such_user', message = 'no such user: ' .. to}\n"
-    "  if cid ~= '' then e.cid = cid end\n"
-    "  to_sender(e, nil)\n"
-    "  return 'no_such_user'\n"
+    "  return refuse('no_such_user', 'no such user: ' .. to)\n"
     "end\n"
-    "local id = redis.call('INCR', KEYS[3])\n"
-    "local t = redis.call('TIME')\n"
-    "local sent = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local msg = {kind = 'text', id = id, from = from, to = to, data = data, sent = sent}\n"
-    "if cid ~= '' then msg.cid = cid end\n"
-    "redis.call('RPUSH', KEYS[4], cmsgpack.pack(msg))\n"
-    "redis.call('LTRIM', KEYS[4], -hist_cap, -1)\n"
+    "local msg = new_message(KEYS[3], KEYS[4])\n"
     /* one inbox entry for `user`, pushed to its sessions except `skip` */
     "local function deliver(user, meta, inbox, sessions, skip)\n"
-    "  local seq = redis.call('HINCRBY', meta, 'seq', 1)\n"
-    "  if seq == 1 then redis.call('HSETNX', meta, 'epoch', new_epoch(user .. '|' .. id)) end\n"
-    "  msg.seq = seq\n"
-    "  local f = cmsgpack.pack(msg)\n"
-    "  redis.call('RPUSH', inbox, f)\n"
-    "  redis.call('LTRIM', inbox, -inbox_cap, -1)\n"
+    "  local seq, f = append(user, meta, inbox, msg)\n"
     "  local members = redis.call('SMEMBERS', sessions)\n"
     "  for _, g in ipairs(gateways(members, skip)) do\n"
     "    local env = {t = 'u', u = user, s = seq, f = f}\n"
@@ -102,15 +169,39 @@ static const char SRC_SEND[] = LUA_GATEWAYS LUA_EPOCH
     "  sseq = deliver(to, KEYS[5], KEYS[6], KEYS[7], sess)\n"
     "else\n"
     "  deliver(to, KEYS[5], KEYS[6], KEYS[7], nil)\n"
+    "  redis.call('HINCRBY', KEYS[13], from, 1)\n"
     "  sseq = deliver(from, KEYS[8], KEYS[9], KEYS[10], sess)\n"
     "  redis.call('SADD', KEYS[11], to)\n"
     "  redis.call('SADD', KEYS[12], from)\n"
     "end\n"
-    "if cid ~= '' then\n"
-    "  redis.call('SET', KEYS[1], cmsgpack.pack({id, sseq, sent}), 'EX', ttl)\n"
+    "return finish(msg, sseq)\n";
+
+/* send_group: store one message to a #group and fan it out to every member
+ * (internals.md). Member keys are built from the formats in ARGV 11..14
+ * (keys.h), so this script touches keys it cannot declare: single Redis only.
+ * Returns like send, or the string "no_such_user" / "forbidden". */
+static const char SRC_SEND_GROUP[] = LUA_GATEWAYS LUA_FANOUT LUA_EPOCH LUA_SEND_HEAD
+    "local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt = ARGV[11], ARGV[12], ARGV[13], ARGV[14]\n"
+    "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
+    "  return refuse('no_such_user', 'no such group: ' .. to)\n"
     "end\n"
-    "ack(id, sseq, sent)\n"
-    "return {id, sseq, sent}\n";
+    "if redis.call('SISMEMBER', KEYS[3], from) == 0 then\n"
+    "  return refuse('forbidden', 'not a member of ' .. to)\n"
+    "end\n"
+    "local msg = new_message(KEYS[4], KEYS[5])\n"
+    "local fan, sseq = fan_new(), 0\n"
+    "for _, user in ipairs(redis.call('SMEMBERS', KEYS[3])) do\n"
+    "  local meta = string.format(meta_fmt, user)\n"
+    "  local seq = append(user, meta, string.format(inbox_fmt, user), msg)\n"
+    "  local skip = nil\n"
+    "  if user == from then sseq, skip = seq, sess\n"
+    "  else redis.call('HINCRBY', string.format(unread_fmt, user), to, 1) end\n"
+    "  local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))\n"
+    "  for _, g in ipairs(gateways(ss, skip)) do fan_add(fan, g, user, seq) end\n"
+    "  if #ss > 0 then redis.call('HSET', meta, 'pushed', seq) end\n"
+    "end\n"
+    "fan_publish(fan, prefix, cmsgpack.pack(msg), sess)\n"
+    "return finish(msg, sseq)\n";
 
 /* session_open: returns {seq, epoch, pending entries...}. */
 static const char SRC_SESSION_OPEN[] =
@@ -162,14 +253,175 @@ static const char SRC_SYNC[] =
     "for i = 1, #entries do out[#out + 1] = entries[i] end\n"
     "return out\n";
 
-/* typing: returns 0 when the recipient has no account, else 1. */
+/* typing: KEYS 1 recipient account (1:1) or group members, 2 recipient
+ * sessions (1:1) or group meta. ARGV 1 gateway channel prefix, 2 to, 3 frame,
+ * 4 is_group ("1"/"0"), 5 sender, 6 sessions format. Returns 1 when sent,
+ * 0 when the user or group does not exist, -1 when the sender is not a
+ * member of the group. */
 static const char SRC_TYPING[] =
-    LUA_GATEWAYS "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-                 "local env = cmsgpack.pack({t = 'u', u = ARGV[2], f = ARGV[3]})\n"
-                 "for _, g in ipairs(gateways(redis.call('SMEMBERS', KEYS[2]), nil)) do\n"
-                 "  redis.call('PUBLISH', ARGV[1] .. g, env)\n"
-                 "end\n"
-                 "return 1\n";
+    LUA_GATEWAYS LUA_FANOUT
+    "if ARGV[4] == '1' then\n"
+    "  if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end\n"
+    "  if redis.call('SISMEMBER', KEYS[1], ARGV[5]) == 0 then return -1 end\n"
+    "  local others = {}\n"
+    "  for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "    if m ~= ARGV[5] then others[#others + 1] = m end\n"
+    "  end\n"
+    "  local fan = fan_new()\n"
+    "  fan_users(fan, others, ARGV[6], nil)\n"
+    "  fan_publish(fan, ARGV[1], ARGV[3], nil)\n"
+    "  return 1\n"
+    "end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "local env = cmsgpack.pack({t = 'u', u = ARGV[2], f = ARGV[3]})\n"
+    "for _, g in ipairs(gateways(redis.call('SMEMBERS', KEYS[2]), nil)) do\n"
+    "  redis.call('PUBLISH', ARGV[1] .. g, env)\n"
+    "end\n"
+    "return 1\n";
+
+/* history: KEYS 1 conversation history, 2 other account (1:1) or group
+ * members, 3 group meta (1:1: same as 2). ARGV 1 user, 2 is_group, 3 before
+ * id (0: none), 4 limit. Returns {more (0/1), entries oldest first...} or
+ * the string "no_such_user" / "forbidden". */
+static const char SRC_HISTORY[] =
+    LUA_ACCESS
+    "local bad = access(ARGV[2], KEYS[2], KEYS[3], ARGV[1])\n"
+    "if bad then return bad end\n"
+    "local before, limit = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local max = '+inf'\n"
+    "if before > 0 then max = '(' .. before end\n"
+    "local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], max, '-inf', 'LIMIT', 0, limit + 1)\n"
+    "local out = {0}\n"
+    "if #rows > limit then out[1] = 1 end\n"
+    "for i = math.min(#rows, limit), 1, -1 do out[#out + 1] = rows[i] end\n"
+    "return out\n";
+
+/* read: KEYS 1 history, 2 other account (1:1) or group members, 3 group meta
+ * (1:1: same as 2), 4 reader's read hash, 5 reader's unread hash. ARGV 1
+ * reader, 2 with, 3 is_group, 4 upto, 5 gateway channel prefix, 6 sessions
+ * format, 7 reader's session id. Moves the read position to upto (clamped to
+ * the newest id), recounts unread, sends the receipt to the other
+ * participants and the reader's other sessions. Returns {1, upto} when it
+ * moved, {0, position} when not, or "no_such_user" / "forbidden". */
+static const char SRC_READ[] =
+    LUA_GATEWAYS LUA_FANOUT LUA_ACCESS
+    "local reader, with, is_group = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local bad = access(is_group, KEYS[2], KEYS[3], reader)\n"
+    "if bad then return bad end\n"
+    "local upto = tonumber(ARGV[4])\n"
+    "local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')\n"
+    "local last = tonumber(top[2]) or 0\n"
+    "if upto > last then upto = last end\n"
+    "local cur = tonumber(redis.call('HGET', KEYS[4], with)) or 0\n"
+    "if upto <= cur then return {0, cur} end\n"
+    "redis.call('HSET', KEYS[4], with, upto)\n"
+    "local unread = 0\n"
+    "if upto < last then\n"
+    "  for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. upto, '+inf')) do\n"
+    "    local m = cmsgpack.unpack(e)\n"
+    "    if type(m) == 'table' and m.from ~= reader then unread = unread + 1 end\n"
+    "  end\n"
+    "end\n"
+    "if unread == 0 then redis.call('HDEL', KEYS[5], with)\n"
+    "else redis.call('HSET', KEYS[5], with, unread) end\n"
+    "local to\n"
+    "if is_group == '1' then to = redis.call('SMEMBERS', KEYS[2])\n"
+    "elseif with == reader then to = {reader}\n"
+    "else to = {with, reader} end\n"
+    "local fan = fan_new()\n"
+    "fan_users(fan, to, ARGV[6], nil)\n"
+    "local f = cmsgpack.pack({kind = 'read', from = reader, with = with, upto = upto})\n"
+    "fan_publish(fan, ARGV[5], f, ARGV[7])\n"
+    "return {1, upto}\n";
+
+/* group: KEYS 1 group meta, 2 group members, 3 parley:groups, 4 parley:users.
+ * (KEYS 3 lists the open groups only: they are what a search finds.)
+ * ARGV 1 op (create, join, leave, add), 2 #name, 3 by, 4 open ("1"/"0"),
+ * 5 now ms, 6 gateway channel prefix, 7 sessions format, 8 user-groups
+ * format, 9 member limit, 10.. members. Sends {kind:"group", name, members
+ * (all, sorted), op, by, open} to every member (and to a leaver). Returns
+ * {"ok"}, {"same", frame} when nothing changed (the frame goes to the
+ * requester only), or {"error", code, message}. */
+static const char SRC_GROUP[] =
+    LUA_GATEWAYS LUA_FANOUT
+    "local op, name, by, open = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local prefix, sessions_fmt, groups_fmt = ARGV[6], ARGV[7], ARGV[8]\n"
+    "local limit = tonumber(ARGV[9])\n"
+    "local function fail(code, message) return {'error', code, message} end\n"
+    "local function frame()\n"
+    "  local members = redis.call('SMEMBERS', KEYS[2])\n"
+    "  table.sort(members)\n"
+    "  local isopen = redis.call('HGET', KEYS[1], 'open') == '1'\n"
+    "  return cmsgpack.pack({kind = 'group', name = name, members = members, op = op,\n"
+    "                        by = by, open = isopen}), members\n"
+    "end\n"
+    "local function notify(extra)\n"
+    "  local f, members = frame()\n"
+    "  if extra then members[#members + 1] = extra end\n"
+    "  local fan = fan_new()\n"
+    "  fan_users(fan, members, sessions_fmt, nil)\n"
+    "  fan_publish(fan, prefix, f, nil)\n"
+    "  return {'ok'}\n"
+    "end\n"
+    "local function missing_user()\n"
+    "  for i = 10, #ARGV do\n"
+    "    if not redis.call('ZSCORE', KEYS[4], ARGV[i]) then return ARGV[i] end\n"
+    "  end\n"
+    "  return nil\n"
+    "end\n"
+    "local function add(user)\n"
+    "  redis.call('SADD', KEYS[2], user)\n"
+    "  redis.call('SADD', string.format(groups_fmt, user), name)\n"
+    "end\n"
+    "local exists = redis.call('EXISTS', KEYS[1]) == 1\n"
+    "if op == 'create' then\n"
+    "  if exists then return fail('forbidden', 'group ' .. name .. ' already exists') end\n"
+    "  local m = missing_user()\n"
+    "  if m then return fail('no_such_user', 'no such user: ' .. m) end\n"
+    "  local set = {[by] = true}\n"
+    "  local n = 1\n"
+    "  for i = 10, #ARGV do if not set[ARGV[i]] then set[ARGV[i]] = true; n = n + 1 end end\n"
+    "  if n > limit then return fail('bad_field', 'members: at most ' .. limit .. ' per group') end\n"
+    "  redis.call('HSET', KEYS[1], 'open', open, 'created', ARGV[5], 'by', by)\n"
+    "  if open == '1' then redis.call('ZADD', KEYS[3], 0, name) end\n"
+    "  for user in pairs(set) do add(user) end\n"
+    "  return notify(nil)\n"
+    "end\n"
+    "if not exists then return fail('no_such_user', 'no such group: ' .. name) end\n"
+    "local member = redis.call('SISMEMBER', KEYS[2], by) == 1\n"
+    "if op == 'join' then\n"
+    "  if member then return {'same', (frame())} end\n"
+    "  if redis.call('HGET', KEYS[1], 'open') ~= '1' then\n"
+    "    return fail('forbidden', name .. ' is closed: a member must add you')\n"
+    "  end\n"
+    "  if redis.call('SCARD', KEYS[2]) >= limit then return fail('forbidden', name .. ' is full') end\n"
+    "  add(by)\n"
+    "  return notify(nil)\n"
+    "end\n"
+    "if not member then return fail('forbidden', 'not a member of ' .. name) end\n"
+    "if op == 'leave' then\n"
+    "  redis.call('SREM', KEYS[2], by)\n"
+    "  redis.call('SREM', string.format(groups_fmt, by), name)\n"
+    "  return notify(by)\n"
+    "end\n"
+    "if op == 'add' then\n"
+    "  local m = missing_user()\n"
+    "  if m then return fail('no_such_user', 'no such user: ' .. m) end\n"
+    "  local new, seen = {}, {}\n"
+    "  for i = 10, #ARGV do\n"
+    "    local u = ARGV[i]\n"
+    "    if not seen[u] and redis.call('SISMEMBER', KEYS[2], u) == 0 then\n"
+    "      seen[u] = true; new[#new + 1] = u\n"
+    "    end\n"
+    "  end\n"
+    "  if #new == 0 then return {'same', (frame())} end\n"
+    "  if redis.call('SCARD', KEYS[2]) + #new > limit then\n"
+    "    return fail('forbidden', name .. ' would have more than ' .. limit .. ' members')\n"
+    "  end\n"
+    "  for _, u in ipairs(new) do add(u) end\n"
+    "  return notify(nil)\n"
+    "end\n"
+    "return fail('bad_field', 'op: unknown')\n";
 
 /* register: returns 1 when created, 0 when the name is taken. */
 static const char SRC_REGISTER[] =
@@ -178,22 +430,45 @@ static const char SRC_REGISTER[] =
     "redis.call('ZADD', KEYS[2], 0, ARGV[1])\n"
     "return 1\n";
 
-/* contacts: returns {mode (1 everyone, 0 contacts), name1, online1, ...}. */
-static const char SRC_CONTACTS[] = "local user, limit = ARGV[1], tonumber(ARGV[2])\n"
-                                   "local names, mode\n"
-                                   "if redis.call('ZCARD', KEYS[1]) <= limit then\n"
-                                   "  names, mode = redis.call('ZRANGE', KEYS[1], 0, -1), 1\n"
-                                   "else\n"
-                                   "  names, mode = redis.call('SMEMBERS', KEYS[2]), 0\n"
-                                   "end\n"
-                                   "local out = {mode}\n"
-                                   "for _, n in ipairs(names) do\n"
-                                   "  if n ~= user then\n"
-                                   "    out[#out + 1] = n\n"
-                                   "    out[#out + 1] = redis.call('SISMEMBER', KEYS[3], n)\n"
-                                   "  end\n"
-                                   "end\n"
-                                   "return out\n";
+/* contacts: KEYS 1 parley:users, 2 user contacts, 3 parley:online, 4 user
+ * groups, 5 user unread, 6 user read. ARGV 1 user, 2 everyone-limit,
+ * 3 group-members format, 4 read format. Returns {mode (1 everyone, 0
+ * contacts), then per entry: name, online, unread, read, peer_read}: users
+ * first (everyone, or the contacts set plus the members of the user's
+ * groups), then the user's groups (online: another member is online;
+ * peer_read 0). */
+static const char SRC_CONTACTS[] =
+    "local user, limit, members_fmt, read_fmt = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]\n"
+    "local groups = redis.call('SMEMBERS', KEYS[4])\n"
+    "local names, mode\n"
+    "if redis.call('ZCARD', KEYS[1]) <= limit then\n"
+    "  names, mode = redis.call('ZRANGE', KEYS[1], 0, -1), 1\n"
+    "else\n"
+    "  local sets = {KEYS[2]}\n"
+    "  for _, g in ipairs(groups) do sets[#sets + 1] = string.format(members_fmt, g) end\n"
+    "  names, mode = redis.call('SUNION', unpack(sets)), 0\n"
+    "end\n"
+    "local function num(v) return tonumber(v) or 0 end\n"
+    "local out = {mode}\n"
+    "for _, n in ipairs(names) do\n"
+    "  if n ~= user then\n"
+    "    out[#out + 1] = n\n"
+    "    out[#out + 1] = redis.call('SISMEMBER', KEYS[3], n)\n"
+    "    out[#out + 1] = num(redis.call('HGET', KEYS[5], n))\n"
+    "    out[#out + 1] = num(redis.call('HGET', KEYS[6], n))\n"
+    "    out[#out + 1] = num(redis.call('HGET', string.format(read_fmt, n), user))\n"
+    "  end\n"
+    "end\n"
+    "local me = redis.call('SISMEMBER', KEYS[3], user)\n"
+    "for _, g in ipairs(groups) do\n"
+    "  local on = redis.call('SINTERCARD', 2, string.format(members_fmt, g), KEYS[3], 'LIMIT', 2)\n"
+    "  out[#out + 1] = g\n"
+    "  if on - me > 0 then out[#out + 1] = 1 else out[#out + 1] = 0 end\n"
+    "  out[#out + 1] = num(redis.call('HGET', KEYS[5], g))\n"
+    "  out[#out + 1] = num(redis.call('HGET', KEYS[6], g))\n"
+    "  out[#out + 1] = 0\n"
+    "end\n"
+    "return out\n";
 
 /* release_slot: DEL the lease if this router owns it; returns 1 or 0. */
 static const char SRC_RELEASE_SLOT[] =
@@ -211,6 +486,10 @@ static const struct {
     const char *src;
 } scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = {"send", SRC_SEND},
+    [SCRIPT_SEND_GROUP] = {"send_group", SRC_SEND_GROUP},
+    [SCRIPT_HISTORY] = {"history", SRC_HISTORY},
+    [SCRIPT_READ] = {"read", SRC_READ},
+    [SCRIPT_GROUP] = {"group", SRC_GROUP},
     [SCRIPT_SESSION_OPEN] = {"session_open", SRC_SESSION_OPEN},
     [SCRIPT_SESSION_CLOSE] = {"session_close", SRC_SESSION_CLOSE},
     [SCRIPT_SYNC] = {"sync", SRC_SYNC},

@@ -62,8 +62,32 @@ int deliver_frame_fields(const char *buf, size_t len, proto_str *kind, proto_str
     return rc;
 }
 
-/* Sends one frame to the session and learns contacts from it: the other party
- * of a text, the recipient of an acked text. */
+/* A group frame: every member becomes a contact of the session (presence). */
+static void deliver_learn_members(gw_session *s, const char *frame, size_t len)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, frame, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+            if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != 7 ||
+                memcmp(k->via.str.ptr, "members", 7) || v->type != MSGPACK_OBJECT_ARRAY)
+                continue;
+            for (uint32_t j = 0; j < v->via.array.size; j++) {
+                const msgpack_object *e = &v->via.array.ptr[j];
+                if (e->type == MSGPACK_OBJECT_STR)
+                    presence_follow(s, e->via.str.ptr, e->via.str.size);
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
+/* Learns contacts from a frame sent to the session: the other party of a
+ * text, the recipient of an acked text, the members of a group. */
 static void deliver_learn(gw_session *s, const char *frame, size_t len)
 {
     proto_str k = {0}, from = {0}, to = {0}, cid = {0};
@@ -79,6 +103,8 @@ static void deliver_learn(gw_session *s, const char *frame, size_t len)
         if (ws_forget_text(s, cid.p, cid.len, peer)) presence_follow(s, peer, strlen(peer));
     } else if (k.len == 5 && !memcmp(k.p, "error", 5) && cid.len) {
         ws_forget_text(s, cid.p, cid.len, NULL);
+    } else if (k.len == 5 && !memcmp(k.p, "group", 5)) {
+        deliver_learn_members(s, frame, len);
     }
 }
 
@@ -237,6 +263,43 @@ void deliver_catch_up(gw_session *s, int64_t target)
     s->fetch_target = target;
 }
 
+/* A multi-user envelope (group message, receipt, group change, group
+ * typing): the frame goes to the local sessions of every listed user; with
+ * per-user seqs each user gets its own copy with "seq" added. */
+static void deliver_many(gw_server *g, const bus_delivery *d)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (uint32_t i = 0; i < d->users->via.array.size; i++) {
+        const msgpack_object *o = &d->users->via.array.ptr[i];
+        char user[PROTO_NAME_MAX + 1];
+        memcpy(user, o->via.str.ptr, o->via.str.size);
+        user[o->via.str.size] = '\0';
+        gw_session *s = ws_sessions_of(g, user);
+        if (!s) continue;
+        const char *frame = d->frame.p;
+        size_t len = d->frame.len;
+        int64_t seq = 0;
+        if (d->seqs) {
+            seq = (int64_t)d->seqs->via.array.ptr[i].via.u64;
+            sb.size = 0;
+            if (proto_add_seq(d->frame.p, d->frame.len, seq, &sb) < 0) {
+                log_warn("multi-user envelope: frame is not a map");
+                break;
+            }
+            frame = sb.data;
+            len = sb.size;
+        }
+        for (; s; s = s->next_of_user) {
+            if (d->except.len && d->except.len == strlen(s->sessid) &&
+                memcmp(d->except.p, s->sessid, d->except.len) == 0)
+                continue;
+            deliver_push(s, DQ_USER, seq, frame, len);
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
 void deliver_envelope(gw_server *g, const char *buf, size_t len)
 {
     msgpack_unpacked u;
@@ -261,6 +324,8 @@ void deliver_envelope(gw_server *g, const char *buf, size_t len)
                 continue;
             deliver_push(s, DQ_USER, d.seq, d.frame.p, d.frame.len);
         }
+    } else if (d.t == BUS_TO_MANY) {
+        deliver_many(g, &d);
     } else {
         gw_session *s = ws_session_find(g, d.conn);
         if (s) deliver_push(s, DQ_CONN, d.seq, d.frame.p, d.frame.len);

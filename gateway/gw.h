@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json.h"
 #include "keys.h"
 #include "proto.h"
 #include "redisurl.h"
@@ -45,6 +46,7 @@ typedef struct gw_config {
     long long rate;
     long long burst;
     long long everyone_limit;
+    long long group_max;
     const char *web_root;
     long long drain_timeout;
     int dev_auth;
@@ -311,14 +313,6 @@ void http_write_simple(struct lws *wsi, int status, const char *ctype, const cha
                        size_t len);
 int http_token_user(struct lws *wsi, gw_server *g, char *user, int allow_bearer);
 
-/* ---- json.c ---- */
-/* Parses a flat JSON object whose values are all strings. Each found key among
- * names[] gets its decoded (UTF-8, NUL-terminated, malloc'd) value in vals[].
- * Returns 0, or -1 for anything else (caller frees vals either way). */
-int json_parse_strings(const char *buf, size_t len, const char *const *names, char **vals,
-                       size_t *lens, int n);
-/* appends s as a JSON string literal (quoted, escaped) to out[*pos..cap) */
-int json_put_str(char *out, size_t cap, size_t *pos, const char *s, size_t len);
 
 /* ---- pwpool.c ---- */
 typedef void pwpool_cb(void *priv, int ok, const char *hash);

@@ -328,7 +328,7 @@ static void http_login(gw_http *h)
 typedef struct http_names {
     gw_http *h;
     size_t n;
-    char names[USERS_LIMIT][PROTO_NAME_MAX + 1];
+    char names[USERS_LIMIT][PROTO_NAME_MAX + 2];
 } http_names;
 
 static void http_users_online_cb(redisAsyncContext *ac, void *r, void *priv)
@@ -349,8 +349,10 @@ static void http_users_online_cb(redisAsyncContext *ac, void *r, void *priv)
             memcpy(body + pos, "{\"username\":", 12);
             pos += 12;
             json_put_str(body, sizeof body, &pos, q->names[i], strlen(q->names[i]));
-            pos += (size_t)snprintf(body + pos, sizeof body - pos, ",\"online\":%s}",
-                                    on ? "true" : "false");
+            /* groups found by a '#' search are the open ones (joinable) */
+            pos += (size_t)snprintf(body + pos, sizeof body - pos, ",\"online\":%s%s}",
+                                    on ? "true" : "false",
+                                    q->names[i][0] == '#' ? ",\"open\":true" : "");
         }
         body[pos++] = ']';
         http_answer(h, 200, body, pos, NULL);
@@ -380,7 +382,9 @@ static void http_users_cb(redisAsyncContext *ac, void *r, void *priv)
     argv[1] = KEY_ONLINE;
     for (size_t i = 0; i < rep->elements && q->n < USERS_LIMIT; i++) {
         redisReply *e = rep->element[i];
-        if (e->type != REDIS_REPLY_STRING || !proto_valid_user(e->str, e->len)) continue;
+        if (e->type != REDIS_REPLY_STRING ||
+            (!proto_valid_user(e->str, e->len) && !proto_valid_group(e->str, e->len)))
+            continue;
         memcpy(q->names[q->n], e->str, e->len);
         q->names[q->n][e->len] = '\0';
         argv[2 + q->n] = q->names[q->n];
@@ -406,11 +410,13 @@ static int http_users(struct lws *wsi, gw_server *g, gw_pss *pss)
         return http_fail_now(wsi, 401, "unauthorized", "missing, invalid or expired token");
     const char *q = lws_get_urlarg_by_name(wsi, "q=", buf, sizeof buf);
     size_t ql = q ? strlen(q) : 0;
-    if (ql > PROTO_NAME_MAX || (ql && !proto_valid_user(q, ql))) {
+    int groups = ql && q[0] == '#'; /* "#prefix": open groups */
+    if (ql > PROTO_NAME_MAX + 1 ||
+        (ql && !proto_valid_user(q, ql) && !(groups && (ql == 1 || proto_valid_group(q, ql))))) {
         if (http_write(wsi, 200, "application/json", "[]", 2, NULL) < 0) return -1;
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
-    char lo[PROTO_NAME_MAX + 2], hi[PROTO_NAME_MAX + 3];
+    char lo[PROTO_NAME_MAX + 3], hi[PROTO_NAME_MAX + 4];
     if (ql) {
         snprintf(lo, sizeof lo, "[%s", q);
         snprintf(hi, sizeof hi, "[%s\xff", q);
@@ -420,7 +426,7 @@ static int http_users(struct lws *wsi, gw_server *g, gw_pss *pss)
     }
     gw_http *h = http_new(g, wsi, pss, R_USERS);
     if (!h) return -1;
-    const char *argv[] = {"ZRANGEBYLEX", KEY_USERS, lo, hi, "LIMIT", "0", "20"};
+    const char *argv[] = {"ZRANGEBYLEX", groups ? KEY_GROUPS : KEY_USERS, lo, hi, "LIMIT", "0", "20"};
     h->refs++;
     if (rl_cmd_argv(g, http_users_cb, h, 7, argv, NULL) < 0) {
         h->refs--;

@@ -157,6 +157,7 @@ static int gw_flags(gw_server *g, int argc, char **argv)
     c->rate = 50;
     c->burst = 100;
     c->everyone_limit = 200;
+    c->group_max = 5000;
     c->web_root = "web/dist";
     c->drain_timeout = 5000;
     c->dev_auth = 0;
@@ -184,6 +185,8 @@ static int gw_flags(gw_server *g, int argc, char **argv)
         {"burst", "PARLEY_BURST", CONFIG_INT, &c->burst, 1, 1000000, "token bucket size"},
         {"everyone-limit", "PARLEY_EVERYONE_LIMIT", CONFIG_INT, &c->everyone_limit, 0, 100000,
          "up to this many users, everyone is everyone's contact"},
+        {"group-max", "PARLEY_GROUP_MAX", CONFIG_INT, &c->group_max, 2, 1000000,
+         "most members a group may have"},
         {"web-root", "PARLEY_WEB_ROOT", CONFIG_STR, &c->web_root, 0, 0, "static files served at /"},
         {"drain-timeout", "PARLEY_DRAIN_TIMEOUT", CONFIG_INT, &c->drain_timeout, 0, 600000,
          "SIGTERM: longest wait for sockets and Redis, ms"},

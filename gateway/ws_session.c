@@ -267,21 +267,28 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
         ws_close(s, 1013, "try again later");
         return;
     }
-    size_t n = (rep->elements - 1) / 2, k = 0;
+    size_t n = (rep->elements - 1) / 5, k = 0;
     proto_contact *c = calloc(n ? n : 1, sizeof *c);
     if (!c) {
         ws_close(s, 1011, "out of memory");
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        redisReply *name = rep->element[1 + 2 * i], *on = rep->element[2 + 2 * i];
-        long long online = 0;
-        if (name->type != REDIS_REPLY_STRING || !proto_valid_user(name->str, name->len)) continue;
-        rl_reply_int(on, &online);
-        c[k].name = name->str;
-        c[k].len = name->len;
+        redisReply **e = rep->element + 1 + 5 * i;
+        long long online = 0, unread = 0, read = 0, peer_read = 0;
+        if (e[0]->type != REDIS_REPLY_STRING ||
+            (!proto_valid_user(e[0]->str, e[0]->len) && !proto_valid_group(e[0]->str, e[0]->len)))
+            continue;
+        rl_reply_int(e[1], &online);
+        rl_reply_int(e[2], &unread);
+        rl_reply_int(e[3], &read);
+        rl_reply_int(e[4], &peer_read);
+        c[k].name = e[0]->str;
+        c[k].len = e[0]->len;
         c[k].online = online != 0;
-        c[k].unread = 0;
+        c[k].unread = unread;
+        c[k].read = read;
+        c[k].peer_read = peer_read;
         k++;
     }
     msgpack_sbuffer sb;
@@ -328,11 +335,15 @@ static int ws_run_open(gw_session *s)
 static int ws_run_contacts(gw_session *s)
 {
     gw_server *g = s->g;
-    char k2[KEYS_MAX], lim[24];
+    char k2[KEYS_MAX], k4[KEYS_MAX], k5[KEYS_MAX], k6[KEYS_MAX], lim[24];
     keys_fmt(k2, sizeof k2, KEY_CONTACTS, s->user);
+    keys_fmt(k4, sizeof k4, KEY_GROUPS_OF, s->user);
+    keys_fmt(k5, sizeof k5, KEY_UNREAD, s->user);
+    keys_fmt(k6, sizeof k6, KEY_READ, s->user);
     snprintf(lim, sizeof lim, "%lld", g->cfg.everyone_limit);
-    const char *argv[] = {KEY_USERS, k2, KEY_ONLINE, s->user, lim};
-    return rl_eval(g, SCRIPT_CONTACTS, ws_contacts_cb, (void *)(uintptr_t)s->conn, 3, 2, argv,
+    const char *argv[] = {KEY_USERS, k2,       KEY_ONLINE,        k4,      k5,
+                          k6,        s->user, lim, KEY_GROUP_MEMBERS, KEY_READ};
+    return rl_eval(g, SCRIPT_CONTACTS, ws_contacts_cb, (void *)(uintptr_t)s->conn, 6, 4, argv,
                    NULL);
 }
 
@@ -465,10 +476,6 @@ static void ws_text(gw_session *s, const proto_frame *f)
     gw_server *g = s->g;
     proto_str cid = f->cid;
     char devcid[40];
-    if (f->to.len && f->to.p[0] == '#') {
-        ws_send_error(s, "forbidden", "groups are not implemented yet", &cid);
-        return;
-    }
     if (!cid.len) { /* dev-auth mode: the seed sent no cid; make one */
         unsigned char rnd[12];
         randombytes_buf(rnd, sizeof rnd);
@@ -480,7 +487,9 @@ static void ws_text(gw_session *s, const proto_frame *f)
     char to[PROTO_NAME_MAX + 1], conv[KEYS_MAX], chan[KEYS_MAX];
     memcpy(to, f->to.p, f->to.len);
     to[f->to.len] = '\0';
-    int clen = keys_conv_pair(conv, sizeof conv, s->user, to);
+    /* a group's conversation key is its #name; the router checks membership */
+    int clen = to[0] == '#' ? snprintf(conv, sizeof conv, "%s", to)
+                            : keys_conv_pair(conv, sizeof conv, s->user, to);
     if (clen < 0) {
         ws_send_error(s, "bad_field", "to: invalid", &cid);
         return;
@@ -573,34 +582,257 @@ static void ws_typing_cb(redisAsyncContext *ac, void *r, void *priv)
         g->m.unavailable++;
         ws_send_error(s, "unavailable", "typing not delivered", NULL);
     } else if (n == 0) {
-        ws_send_error(s, "no_such_user", "no such user", NULL);
+        ws_send_error(s, "no_such_user", "no such user or group", NULL);
+    } else if (n < 0) {
+        ws_send_error(s, "forbidden", "not a member of that group", NULL);
     }
+}
+
+/* The keys that tell who may see a conversation: for a group its members and
+ * meta, for 1:1 the other user's account (twice: the scripts take 3 keys).
+ * Returns 1 for a group. */
+static int ws_conv_keys(const char *self, const char *with, char *hist, char *who, char *meta)
+{
+    char conv[KEYS_MAX];
+    if (with[0] == '#') {
+        keys_fmt(hist, KEYS_MAX, KEY_HISTORY, with);
+        keys_fmt(who, KEYS_MAX, KEY_GROUP_MEMBERS, with);
+        keys_fmt(meta, KEYS_MAX, KEY_GROUP_META, with);
+        return 1;
+    }
+    keys_conv_pair(conv, sizeof conv, self, with);
+    keys_fmt(hist, KEYS_MAX, KEY_HISTORY, conv);
+    keys_fmt(who, KEYS_MAX, KEY_ACCOUNT, with);
+    keys_fmt(meta, KEYS_MAX, KEY_ACCOUNT, with);
+    return 0;
+}
+
+/* Answers a script's "no_such_user" / "forbidden" string reply; returns 1 if
+ * rep was one. */
+static int ws_refused(gw_session *s, const redisReply *rep, const char *what)
+{
+    char msg[96];
+    if (!rep || rep->type != REDIS_REPLY_STRING) return 0;
+    if (rep->len == 9 && !memcmp(rep->str, "forbidden", 9)) {
+        snprintf(msg, sizeof msg, "%s: not a member", what);
+        ws_send_error(s, "forbidden", msg, NULL);
+    } else {
+        snprintf(msg, sizeof msg, "%s: no such user or group", what);
+        ws_send_error(s, "no_such_user", msg, NULL);
+    }
+    return 1;
 }
 
 static void ws_typing(gw_session *s, const proto_frame *f)
 {
-    if (f->to.len && f->to.p[0] == '#') {
-        ws_send_error(s, "forbidden", "groups are not implemented yet", NULL);
-        return;
-    }
-    char to[PROTO_NAME_MAX + 1], k1[KEYS_MAX], k2[KEYS_MAX];
+    gw_server *g = s->g;
+    char to[PROTO_NAME_MAX + 2], k1[KEYS_MAX], k2[KEYS_MAX];
     memcpy(to, f->to.p, f->to.len);
     to[f->to.len] = '\0';
-    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, to);
-    keys_fmt(k2, sizeof k2, KEY_SESSIONS, to);
+    int group = to[0] == '#';
+    if (group) {
+        keys_fmt(k1, sizeof k1, KEY_GROUP_MEMBERS, to);
+        keys_fmt(k2, sizeof k2, KEY_GROUP_META, to);
+    } else {
+        keys_fmt(k1, sizeof k1, KEY_ACCOUNT, to);
+        keys_fmt(k2, sizeof k2, KEY_SESSIONS, to);
+    }
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     proto_enc_typing(&pk, s->user, strlen(s->user), to, f->to.len);
-    const char *argv[] = {k1, k2, CHAN_GW_PREFIX, to, sb.data};
-    size_t lens[] = {strlen(k1), strlen(k2), strlen(CHAN_GW_PREFIX), f->to.len, sb.size};
-    if (rl_eval(s->g, SCRIPT_TYPING, ws_typing_cb, (void *)(uintptr_t)s->conn, 2, 3, argv, lens) <
-        0) {
-        s->g->m.unavailable++;
+    const char *argv[] = {k1, k2, CHAN_GW_PREFIX, to, sb.data, group ? "1" : "0", s->user,
+                          KEY_SESSIONS};
+    size_t lens[] = {strlen(k1),      strlen(k2), strlen(CHAN_GW_PREFIX), f->to.len, sb.size, 1,
+                     strlen(s->user), strlen(KEY_SESSIONS)};
+    if (rl_eval(g, SCRIPT_TYPING, ws_typing_cb, (void *)(uintptr_t)s->conn, 2, 6, argv, lens) < 0) {
+        g->m.unavailable++;
         ws_send_error(s, "unavailable", "typing not delivered", NULL);
     }
     msgpack_sbuffer_destroy(&sb);
+}
+
+/* history: the reply names the conversation, so the callback needs it back */
+typedef struct ws_hist_req {
+    uint64_t conn;
+    size_t with_len;
+    char with[PROTO_NAME_MAX + 2];
+} ws_hist_req;
+
+/* exactly one msgpack map */
+static int ws_is_map(const char *p, size_t len)
+{
+    unsigned char b = len ? (unsigned char)p[0] : 0;
+    return len && ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) && proto_mp_check(p, len) == 0;
+}
+
+static void ws_history_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    ws_hist_req *q = priv;
+    gw_session *s = ws_session_find(g, q->conn);
+    long long more;
+    if (!s || s->state == SESS_CLOSING) goto out;
+    if (ws_refused(s, rep, "history")) goto out;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rl_reply_int(rep->element[0], &more) < 0) {
+        g->m.unavailable++;
+        ws_send_error(s, "unavailable", "history failed: retry later", NULL);
+        goto out;
+    }
+    size_t n = rep->elements - 1, k = 0;
+    const char **msgs = calloc(n ? n : 1, sizeof *msgs);
+    size_t *lens = calloc(n ? n : 1, sizeof *lens);
+    if (!msgs || !lens) {
+        free(msgs);
+        free(lens);
+        ws_send_error(s, "unavailable", "out of memory", NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *e = rep->element[i + 1];
+        /* only well-formed maps are spliced into the answer */
+        if (e->type != REDIS_REPLY_STRING || !ws_is_map(e->str, e->len)) continue;
+        msgs[k] = e->str;
+        lens[k++] = e->len;
+    }
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_enc_history(&pk, q->with, q->with_len, msgs, lens, k, more != 0);
+    ws_send_packed(s, &sb);
+    free(msgs);
+    free(lens);
+out:
+    free(q);
+}
+
+static void ws_history(gw_session *s, const proto_frame *f)
+{
+    gw_server *g = s->g;
+    char hist[KEYS_MAX], who[KEYS_MAX], meta[KEYS_MAX], before[24], limit[24];
+    ws_hist_req *q = calloc(1, sizeof *q);
+    if (!q) {
+        ws_send_error(s, "unavailable", "out of memory", NULL);
+        return;
+    }
+    q->conn = s->conn;
+    q->with_len = f->with.len;
+    memcpy(q->with, f->with.p, f->with.len);
+    int group = ws_conv_keys(s->user, q->with, hist, who, meta);
+    snprintf(before, sizeof before, "%" PRId64, f->before);
+    snprintf(limit, sizeof limit, "%" PRId64, f->limit);
+    const char *argv[] = {hist, who, meta, s->user, group ? "1" : "0", before, limit};
+    if (rl_eval(g, SCRIPT_HISTORY, ws_history_cb, q, 3, 4, argv, NULL) < 0) {
+        free(q);
+        g->m.unavailable++;
+        ws_send_error(s, "unavailable", "history failed: retry later", NULL);
+    }
+}
+
+static void ws_read_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    gw_session *s = ws_session_find(g, (uint64_t)(uintptr_t)priv);
+    if (!s || s->state == SESS_CLOSING) return;
+    if (ws_refused(s, rep, "read")) return;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        g->m.unavailable++;
+        ws_send_error(s, "unavailable", "read position not stored: retry later", NULL);
+    }
+}
+
+static void ws_read(gw_session *s, const proto_frame *f)
+{
+    gw_server *g = s->g;
+    char with[PROTO_NAME_MAX + 2], hist[KEYS_MAX], who[KEYS_MAX], meta[KEYS_MAX];
+    char kread[KEYS_MAX], kunread[KEYS_MAX], upto[24];
+    memcpy(with, f->with.p, f->with.len);
+    with[f->with.len] = '\0';
+    int group = ws_conv_keys(s->user, with, hist, who, meta);
+    keys_fmt(kread, sizeof kread, KEY_READ, s->user);
+    keys_fmt(kunread, sizeof kunread, KEY_UNREAD, s->user);
+    snprintf(upto, sizeof upto, "%" PRId64, f->upto);
+    const char *argv[] = {hist,    who,  meta,           kread,          kunread,     s->user,
+                          with,    group ? "1" : "0", upto, CHAN_GW_PREFIX, KEY_SESSIONS, s->sessid};
+    if (rl_eval(g, SCRIPT_READ, ws_read_cb, (void *)(uintptr_t)s->conn, 5, 7, argv, NULL) < 0) {
+        g->m.unavailable++;
+        ws_send_error(s, "unavailable", "read position not stored: retry later", NULL);
+    }
+}
+
+static void ws_group_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    gw_session *s = ws_session_find(g, (uint64_t)(uintptr_t)priv);
+    if (!s || s->state == SESS_CLOSING) return;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_STRING) {
+        if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("group script: %s", rep->str);
+        g->m.unavailable++;
+        ws_send_error(s, "unavailable", "group change not stored: retry later", NULL);
+        return;
+    }
+    redisReply *st = rep->element[0];
+    if (st->len == 4 && !memcmp(st->str, "same", 4) && rep->elements >= 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING) {
+        deliver_send(s, DQ_CONN, rep->element[1]->str, rep->element[1]->len);
+    } else if (st->len == 5 && !memcmp(st->str, "error", 5) && rep->elements >= 3 &&
+               rep->element[1]->type == REDIS_REPLY_STRING &&
+               rep->element[2]->type == REDIS_REPLY_STRING) {
+        char code[24], msg[128];
+        snprintf(code, sizeof code, "%.*s", (int)rep->element[1]->len, rep->element[1]->str);
+        snprintf(msg, sizeof msg, "%.*s", (int)rep->element[2]->len, rep->element[2]->str);
+        ws_send_error(s, code, msg, NULL);
+    }
+    /* "ok": the group frame reaches every member (this session too) through
+     * its gateway channel */
+}
+
+static void ws_group(gw_session *s, const proto_frame *f)
+{
+    static const char *const ops[] = {"", "create", "join", "leave", "add"};
+    gw_server *g = s->g;
+    char name[PROTO_NAME_MAX + 2], meta[KEYS_MAX], members[KEYS_MAX], now[24], max[24];
+    memcpy(name, f->name.p, f->name.len);
+    name[f->name.len] = '\0';
+    keys_fmt(meta, sizeof meta, KEY_GROUP_META, name);
+    keys_fmt(members, sizeof members, KEY_GROUP_MEMBERS, name);
+    snprintf(now, sizeof now, "%" PRIu64, gw_now_ms());
+    snprintf(max, sizeof max, "%lld", g->cfg.group_max);
+    uint32_t nm = (f->op == PROTO_OP_CREATE || f->op == PROTO_OP_ADD) ? f->nmembers : 0;
+    int argc = 13 + (int)nm;
+    const char **argv = calloc((size_t)argc, sizeof *argv);
+    size_t *lens = calloc((size_t)argc, sizeof *lens);
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        ws_send_error(s, "unavailable", "out of memory", NULL);
+        return;
+    }
+    const char *fixed[] = {meta,     members,        KEY_GROUPS,   KEY_USERS,     ops[f->op],
+                           name,     s->user,        f->open ? "1" : "0", now, CHAN_GW_PREFIX,
+                           KEY_SESSIONS, KEY_GROUPS_OF, max};
+    for (int i = 0; i < 13; i++) {
+        argv[i] = fixed[i];
+        lens[i] = strlen(fixed[i]);
+    }
+    for (uint32_t i = 0; i < nm; i++) {
+        argv[13 + i] = f->members->via.array.ptr[i].via.str.ptr;
+        lens[13 + i] = f->members->via.array.ptr[i].via.str.size;
+    }
+    if (rl_eval(g, SCRIPT_GROUP, ws_group_cb, (void *)(uintptr_t)s->conn, 4, argc - 4, argv,
+                lens) < 0) {
+        g->m.unavailable++;
+        ws_send_error(s, "unavailable", "group change not stored: retry later", NULL);
+    }
+    free(argv);
+    free(lens);
 }
 
 static void ws_frame(gw_session *s, const char *buf, size_t len)
@@ -639,10 +871,16 @@ static void ws_frame(gw_session *s, const char *buf, size_t len)
         ws_typing(s, &f);
         break;
     case PROTO_READ:
+        ws_read(s, &f);
+        break;
     case PROTO_HISTORY:
+        ws_history(s, &f);
+        break;
     case PROTO_GROUP:
+        ws_group(s, &f);
+        break;
     default:
-        ws_send_error(s, "unknown_kind", "not implemented yet", NULL);
+        ws_send_error(s, "unknown_kind", "unknown kind", NULL);
         break;
     }
     msgpack_unpacked_destroy(&u);

@@ -43,8 +43,12 @@ enum {
     K_FROM_SESSIONS,
     K_FROM_CONTACTS,
     K_TO_CONTACTS,
+    K_TO_UNREAD,
     ROUTE_NKEYS
 };
+
+/* send_group's KEYS (ARGV: the same 10, then the 4 key formats) */
+enum { G_CID, G_META, G_MEMBERS, G_IDS, G_HISTORY, ROUTE_GROUP_NKEYS };
 
 enum {
     A_FROM,
@@ -57,7 +61,13 @@ enum {
     A_INBOX_CAP,
     A_HISTORY_CAP,
     A_DEDUPE_TTL,
-    ROUTE_NARGS
+    ROUTE_NARGS,
+    /* send_group only: key formats for the members' keys */
+    A_META_FMT = ROUTE_NARGS,
+    A_INBOX_FMT,
+    A_SESSIONS_FMT,
+    A_UNREAD_FMT,
+    ROUTE_GROUP_NARGS
 };
 
 void route_init(router *r)
@@ -126,6 +136,24 @@ static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
+/* The KEYS of the 1:1 send script (all but the cid key). */
+static void route_keys_pair(char keys[][KEYS_MAX], const char *from, const char *to,
+                            const char *conv)
+{
+    keys_fmt(keys[K_TO_ACCOUNT], KEYS_MAX, KEY_ACCOUNT, to);
+    keys_fmt(keys[K_IDS], KEYS_MAX, "%s", KEY_IDS);
+    keys_fmt(keys[K_HISTORY], KEYS_MAX, KEY_HISTORY, conv);
+    keys_fmt(keys[K_TO_META], KEYS_MAX, KEY_META, to);
+    keys_fmt(keys[K_TO_INBOX], KEYS_MAX, KEY_INBOX, to);
+    keys_fmt(keys[K_TO_SESSIONS], KEYS_MAX, KEY_SESSIONS, to);
+    keys_fmt(keys[K_FROM_META], KEYS_MAX, KEY_META, from);
+    keys_fmt(keys[K_FROM_INBOX], KEYS_MAX, KEY_INBOX, from);
+    keys_fmt(keys[K_FROM_SESSIONS], KEYS_MAX, KEY_SESSIONS, from);
+    keys_fmt(keys[K_FROM_CONTACTS], KEYS_MAX, KEY_CONTACTS, from);
+    keys_fmt(keys[K_TO_CONTACTS], KEYS_MAX, KEY_CONTACTS, to);
+    keys_fmt(keys[K_TO_UNREAD], KEYS_MAX, KEY_UNREAD, to);
+}
+
 /* Copies s into a NUL-terminated buffer (names are at most 33 bytes). */
 static const char *route_cstr(char *buf, size_t size, proto_str s)
 {
@@ -140,8 +168,8 @@ void route_message(router *r, unsigned slot, const char *buf, size_t len)
     bus_text m;
     char from[PROTO_NAME_MAX + 2], to[PROTO_NAME_MAX + 2], conv[2 * PROTO_NAME_MAX + 4];
     char keys[ROUTE_NKEYS][KEYS_MAX], sess[96], conn[24];
-    const char *argv[ROUTE_NKEYS + ROUTE_NARGS];
-    size_t argvlen[ROUTE_NKEYS + ROUTE_NARGS];
+    const char *argv[ROUTE_NKEYS + ROUTE_GROUP_NARGS];
+    size_t argvlen[ROUTE_NKEYS + ROUTE_GROUP_NARGS];
 
     if (bus_dec_text(buf, len, &r->unpacked, &m) != 0) {
         r->stats.malformed++;
@@ -157,8 +185,6 @@ void route_message(router *r, unsigned slot, const char *buf, size_t len)
         log_warn("slot %u: dropped an envelope with unusable names", slot);
         return;
     }
-    /* groups are not routed yet: the send script answers no_such_user for
-     * a name that has no account, which covers "#name" */
     unsigned want = keys_slot(conv, strlen(conv));
     if (want != slot)
         log_warn("slot %u: %s -> %s belongs to slot %u (gateway %.*s misrouted it)", slot, from, to,
@@ -168,25 +194,24 @@ void route_message(router *r, unsigned slot, const char *buf, size_t len)
         return;
     }
 
+    int group = to[0] == '#';
+    int nkeys = group ? ROUTE_GROUP_NKEYS : ROUTE_NKEYS;
     keys_fmt(keys[K_CID], KEYS_MAX, KEY_CID, from, (int)m.cid.len, m.cid.p);
-    keys_fmt(keys[K_TO_ACCOUNT], KEYS_MAX, KEY_ACCOUNT, to);
-    keys_fmt(keys[K_IDS], KEYS_MAX, "%s", KEY_IDS);
-    keys_fmt(keys[K_HISTORY], KEYS_MAX, KEY_HISTORY, conv);
-    keys_fmt(keys[K_TO_META], KEYS_MAX, KEY_META, to);
-    keys_fmt(keys[K_TO_INBOX], KEYS_MAX, KEY_INBOX, to);
-    keys_fmt(keys[K_TO_SESSIONS], KEYS_MAX, KEY_SESSIONS, to);
-    keys_fmt(keys[K_FROM_META], KEYS_MAX, KEY_META, from);
-    keys_fmt(keys[K_FROM_INBOX], KEYS_MAX, KEY_INBOX, from);
-    keys_fmt(keys[K_FROM_SESSIONS], KEYS_MAX, KEY_SESSIONS, from);
-    keys_fmt(keys[K_FROM_CONTACTS], KEYS_MAX, KEY_CONTACTS, from);
-    keys_fmt(keys[K_TO_CONTACTS], KEYS_MAX, KEY_CONTACTS, to);
-    for (int i = 0; i < ROUTE_NKEYS; i++) {
+    if (group) {
+        keys_fmt(keys[G_META], KEYS_MAX, KEY_GROUP_META, to);
+        keys_fmt(keys[G_MEMBERS], KEYS_MAX, KEY_GROUP_MEMBERS, to);
+        keys_fmt(keys[G_IDS], KEYS_MAX, "%s", KEY_IDS);
+        keys_fmt(keys[G_HISTORY], KEYS_MAX, KEY_HISTORY, conv);
+    } else {
+        route_keys_pair(keys, from, to, conv);
+    }
+    for (int i = 0; i < nkeys; i++) {
         argv[i] = keys[i];
         argvlen[i] = strlen(keys[i]);
     }
 
-    const char **a = argv + ROUTE_NKEYS;
-    size_t *al = argvlen + ROUTE_NKEYS;
+    const char **a = argv + nkeys;
+    size_t *al = argvlen + nkeys;
     a[A_FROM] = m.from.p;
     al[A_FROM] = m.from.len;
     a[A_TO] = m.to.p;
@@ -209,8 +234,17 @@ void route_message(router *r, unsigned slot, const char *buf, size_t len)
     a[A_DEDUPE_TTL] = r->dedupe_ttl_s;
     al[A_DEDUPE_TTL] = strlen(r->dedupe_ttl_s);
 
-    if (scripts_eval(r->cmd, SCRIPT_SEND, route_done, r, ROUTE_NKEYS, ROUTE_NARGS, argv, argvlen) !=
-        REDIS_OK) {
+    int nargs = ROUTE_NARGS;
+    if (group) {
+        static const char *const fmts[] = {KEY_META, KEY_INBOX, KEY_SESSIONS, KEY_UNREAD};
+        for (int i = 0; i < 4; i++) {
+            a[A_META_FMT + i] = fmts[i];
+            al[A_META_FMT + i] = strlen(fmts[i]);
+        }
+        nargs = ROUTE_GROUP_NARGS;
+    }
+    if (scripts_eval(r->cmd, group ? SCRIPT_SEND_GROUP : SCRIPT_SEND, route_done, r, nkeys, nargs,
+                     argv, argvlen) != REDIS_OK) {
         r->stats.lost++;
         return;
     }

@@ -60,7 +60,7 @@ def send(frm, to, data, cid, sess, conn):
     keys = [U(frm, "cid:" + cid), U(to, "account"), "parley:ids",
             "parley:{c:%s}:history" % conv, U(to, "meta"), U(to, "inbox"), U(to, "sessions"),
             U(frm, "meta"), U(frm, "inbox"), U(frm, "sessions"), U(frm, "contacts"),
-            U(to, "contacts")]
+            U(to, "contacts"), U(to, "unread")]
     return ev("send", keys, [frm, to, data, cid, sess, conn, "parley:gw:", 1000, 10000, 86400])
 
 
@@ -120,12 +120,14 @@ for c, payload in p:
         check(env == {"t": "c", "c": 5, "s": 1,
                       "f": {"kind": "ack", "cid": "c1", "id": 1, "seq": 1, "sent": sent}},
               "ack envelope %r" % (env,))
-hist = r("LRANGE", "parley:{c:alice|bob}:history", 0, -1)
+hist = r("ZRANGE", "parley:{c:alice|bob}:history", 0, -1)
 check(len(hist) == 1 and "seq" not in unpack(hist[0]) and unpack(hist[0])["id"] == 1,
       "history has the frame without seq")
 check(unpack(r("LINDEX", U("bob", "inbox"), -1))["seq"] == 1, "bob inbox seq 1")
 check(unpack(r("LINDEX", U("alice", "inbox"), -1))["seq"] == 1, "alice inbox seq 1")
 check(r("HGET", U("bob", "meta"), "pushed") == b"1", "bob pushed = 1")
+check(r("HGET", U("bob", "unread"), "alice") == b"1", "bob has 1 unread from alice")
+check(r("HGET", U("alice", "unread"), "bob") is None, "the sender's own message is not unread")
 check(r("SMEMBERS", U("alice", "contacts")) == [b"bob"] and
       r("SMEMBERS", U("bob", "contacts")) == [b"alice"], "contacts both ways")
 check(0 < r("TTL", U("alice", "cid:c1")) <= 86400, "cid key with TTL")
@@ -210,12 +212,19 @@ res = ev("typing", [U("zed", "account"), U("zed", "sessions")], ["parley:gw:", "
 check(res == 0 and published() == [], "typing to unknown user")
 
 # contacts
-res = ev("contacts", ["parley:users", U("alice", "contacts"), "parley:online"], ["alice", 200])
-check(res == [1, b"bob", 1, b"carol", 1], "contacts everyone mode %r" % (res,))
-res = ev("contacts", ["parley:users", U("alice", "contacts"), "parley:online"], ["alice", 2])
-check(sorted(res[1::2]) == [b"bob", b"carol"] and res[0] == 0, "contacts set mode %r" % (res,))
-res = ev("contacts", ["parley:users", U("bob", "contacts"), "parley:online"], ["bob", 1])
-check(res == [0, b"alice", 1], "bob's contacts")
+def contacts(user, limit):
+    return ev("contacts", ["parley:users", U(user, "contacts"), "parley:online", U(user, "groups"),
+                           U(user, "unread"), U(user, "read")],
+              [user, limit, "parley:{g:%s}:members", "parley:{u:%s}:read"])
+
+
+res = contacts("alice", 200)
+check(res[0] == 1 and res[1::5] == [b"bob", b"carol"] and res[2::5] == [1, 1],
+      "contacts everyone mode %r" % (res,))
+res = contacts("alice", 2)
+check(sorted(res[1::5]) == [b"bob", b"carol"] and res[0] == 0, "contacts set mode %r" % (res,))
+res = contacts("bob", 1)
+check(res[0] == 0 and res[1::5] == [b"alice"] and res[2] == 1, "bob's contacts %r" % (res,))
 
 # session_close
 check(sclose("bob", "gw1", 7) == 0 and published() == [], "close one of two: not last")

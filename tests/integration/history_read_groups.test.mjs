@@ -8,7 +8,7 @@ import { after, before } from 'node:test';
 import { Client, brief } from './lib/client.mjs';
 import { Cluster, makeUsers } from './lib/cluster.mjs';
 
-const PENDING = { todo: 'read/history/group are not implemented yet (gateway/README.md)' };
+const PENDING = {};
 const cluster = new Cluster('history_read_groups');
 // Which kinds the gateway answers with unknown_kind (probed once, so a
 // pending test fails at once with that reason instead of timing out).

@@ -53,7 +53,7 @@ cluster.test('Redis restart: /healthz goes 503 then 200, clients reconnect and t
 
     const inbox = (await cluster.redisBuffers('LRANGE', `parley:{u:${b.name}}:inbox`, '0', '-1')).map((x) => decode(x));
     assert.deepEqual(inbox.map((e) => e.id), acked, `parley:{u:${b.name}}:inbox after the Redis restart`);
-    const history = await cluster.redis('LLEN', `parley:{c:${[a.name, b.name].sort().join('|')}}:history`);
+    const history = await cluster.redis('ZCARD', `parley:{c:${[a.name, b.name].sort().join('|')}}:history`);
     assert.equal(history, 5, 'conversation history kept');
 
     // clients reconnect (each to the other gateway) and talk both ways

@@ -383,7 +383,7 @@ static void test_encoders(void)
     CHECK(m && m->via.map.size == 3 && get(m, "cid") == NULL, "error without cid");
 
     msgpack_sbuffer_clear(&sb);
-    proto_contact users[2] = {{"bob", 3, 1, 4}, {"#dev", 4, 0, 0}};
+    proto_contact users[2] = {{"bob", 3, 1, 4, 12, 10}, {"#dev", 4, 0, 0, 0, 0}};
     proto_enc_hello(&pk, "alice", 17, "ep1", 3, users, 2);
     m = reparse();
     CHECK(m && obj_is(get(m, "kind"), "hello") && obj_is(get(m, "user"), "alice") &&
@@ -399,9 +399,72 @@ static void test_encoders(void)
                   get(u0, "online")->type == MSGPACK_OBJECT_BOOLEAN &&
                   get(u0, "online")->via.boolean && get(u0, "unread")->via.u64 == 4,
               "hello user 0");
+        CHECK(get(u0, "read") && get(u0, "read")->via.u64 == 12 && get(u0, "peer_read") &&
+                  get(u0, "peer_read")->via.u64 == 10 && u0->via.map.size == 5,
+              "hello user 0: read positions");
         CHECK(obj_is(get(u1, "username"), "#dev") && !get(u1, "online")->via.boolean &&
-                  get(u1, "unread")->type == MSGPACK_OBJECT_POSITIVE_INTEGER,
-              "hello user 1");
+                  get(u1, "unread")->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                  u1->via.map.size == 3 && !get(u1, "read") && !get(u1, "peer_read"),
+              "hello user 1: no read positions when 0");
+    }
+
+    /* proto_add_seq: a group member's copy gets its own seq, fixmap and map16 */
+    for (int nfields = 2; nfields <= 17; nfields += 15) {
+        msgpack_sbuffer in, out;
+        msgpack_packer ip;
+        msgpack_sbuffer_init(&in);
+        msgpack_sbuffer_init(&out);
+        msgpack_packer_init(&ip, &in, msgpack_sbuffer_write);
+        msgpack_pack_map(&ip, (size_t)nfields);
+        proto_pack_str(&ip, "kind", 4);
+        proto_pack_str(&ip, "text", 4);
+        for (int i = 1; i < nfields; i++) {
+            char k[8];
+            int kl = snprintf(k, sizeof k, "f%d", i);
+            proto_pack_str(&ip, k, (size_t)kl);
+            msgpack_pack_int(&ip, i);
+        }
+        CHECK(proto_add_seq(in.data, in.size, 4242, &out) == 0, "add_seq %d fields", nfields);
+        msgpack_unpacked au;
+        size_t off = 0;
+        msgpack_unpacked_init(&au);
+        int ok = msgpack_unpack_next(&au, out.data, out.size, &off) == MSGPACK_UNPACK_SUCCESS &&
+                 off == out.size && au.data.type == MSGPACK_OBJECT_MAP;
+        CHECK(ok && au.data.via.map.size == (uint32_t)nfields + 1, "add_seq size %d", nfields);
+        CHECK(ok && get(&au.data, "seq") && get(&au.data, "seq")->via.u64 == 4242 &&
+                  obj_is(get(&au.data, "kind"), "text"),
+              "add_seq fields %d", nfields);
+        msgpack_unpacked_destroy(&au);
+        CHECK(proto_add_seq("\x92\x01\x02", 3, 1, &out) < 0, "add_seq refuses an array");
+        CHECK(proto_add_seq("", 0, 1, &out) < 0, "add_seq refuses empty");
+        msgpack_sbuffer_destroy(&in);
+        msgpack_sbuffer_destroy(&out);
+    }
+
+    /* history answer: stored frames spliced into messages[] */
+    {
+        msgpack_sbuffer a;
+        msgpack_packer ap;
+        msgpack_sbuffer_init(&a);
+        msgpack_packer_init(&ap, &a, msgpack_sbuffer_write);
+        msgpack_pack_map(&ap, 2);
+        proto_pack_str(&ap, "kind", 4);
+        proto_pack_str(&ap, "text", 4);
+        proto_pack_str(&ap, "id", 2);
+        msgpack_pack_int(&ap, 7);
+        const char *msgs[2] = {a.data, a.data};
+        size_t lens[2] = {a.size, a.size};
+        msgpack_sbuffer_clear(&sb);
+        proto_enc_history(&pk, "bob", 3, msgs, lens, 2, 1);
+        m = reparse();
+        o = m ? get(m, "messages") : NULL;
+        CHECK(m && obj_is(get(m, "kind"), "history") && obj_is(get(m, "with"), "bob") &&
+                  get(m, "more")->type == MSGPACK_OBJECT_BOOLEAN && get(m, "more")->via.boolean,
+              "history header");
+        CHECK(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2 &&
+                  get(&o->via.array.ptr[1], "id")->via.u64 == 7,
+              "history messages");
+        msgpack_sbuffer_destroy(&a);
     }
     msgpack_sbuffer_clear(&sb);
     proto_enc_hello(&pk, "alice", 0, "e", 1, NULL, 0);

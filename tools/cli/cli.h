@@ -56,6 +56,11 @@ redisReply *cli_eval(redisContext *c, script_id id, int nkeys, int nargs, const 
  * Checks the protocol's length bounds. Returns 0 or CLI_USAGE after printing. */
 int cli_password(const char *prog, const char *flag, char *out, size_t size, size_t *len);
 
+/* Prints one stored frame (inbox or history entry) decoded, on one line. */
+void cli_print_entry(const char *buf, size_t len);
+
+int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv);
+int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_token(cli_ctx *ctx, const char *prog, int argc, char **argv);

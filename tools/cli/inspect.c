@@ -162,7 +162,7 @@ static const msgpack_object *cli_map_get(const msgpack_object *m, const char *k)
 }
 
 /* One inbox entry on one line: known fields in a fixed order, then others. */
-static void cli_print_entry(const char *buf, size_t len)
+void cli_print_entry(const char *buf, size_t len)
 {
     static const char *const order[] = {"seq", "id", "from", "to", "sent", "cid", "data"};
     msgpack_unpacked u;

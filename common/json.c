@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw.h"
+#include "json.h"
 
 typedef struct json_in {
     const char *p, *end;

@@ -1,0 +1,384 @@
+// Conversations (issue 3): history paging and access, unread counts across
+// reconnects and gateway restarts, read receipts across gateways, groups
+// (fan-out across gateways exactly once, offline members, leave, add, join,
+// typing), multi-device views of one's own messages and read positions.
+// Cluster: redis, router, gw1, gw2.
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import { Client, brief } from './lib/client.mjs';
+import { Cluster, makeUsers } from './lib/cluster.mjs';
+
+const cluster = new Cluster('conversations');
+before(() => cluster.start());
+after(() => cluster.stop());
+
+let n = 0;
+const cid = () => `cv-${++n}`;
+
+async function users(...bases) {
+    const names = bases.map((b) => cluster.name(b));
+    const tokens = await makeUsers(cluster.gw(0), names);
+    return names.map((x) => ({ name: x, token: tokens[x] }));
+}
+
+async function send(c, to, data) {
+    const id = cid();
+    c.send({ kind: 'text', to, data, cid: id });
+    const f = await c.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === id);
+    assert.equal(f.kind, 'ack', `${c.name} -> ${to}: ${brief(f)}`);
+    return f;
+}
+
+async function refused(c, frame, code) {
+    c.send(frame);
+    const e = await c.next({ kind: 'error' });
+    assert.equal(e.code, code, `${JSON.stringify(frame)}: ${brief(e)}`);
+    return e;
+}
+
+async function history(c, withName, opts = {}) {
+    c.send({ kind: 'history', with: withName, ...opts });
+    const f = await c.next((x) => x.kind === 'history' || x.kind === 'error');
+    assert.equal(f.kind, 'history', brief(f));
+    return f;
+}
+
+// Creates a group as c (first member) and waits for c's group frame.
+async function createGroup(c, base, members, open = false) {
+    const g = `#${cluster.name(base)}`;
+    c.send({ kind: 'group', op: 'create', name: g, members, open });
+    const f = await c.next((x) => (x.kind === 'group' && x.name === g) || x.kind === 'error');
+    assert.equal(f.kind, 'group', brief(f));
+    return g;
+}
+
+const entry = (hello, name) => hello.users.find((u) => u.username === name);
+
+// ------------------------------------------------------------------ history
+
+cluster.test('history: walking back page by page returns every message exactly once, in order', async () => {
+    const [a, b] = await users('pa', 'pb');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const B = await Client.connect(cluster.gw(1), b.token);
+    const ids = [];
+    for (let i = 0; i < 47; i++) {
+        // both directions, so the pages mix senders
+        const f = i % 3 === 2 ? await send(B, a.name, `m${i}`) : await send(A, b.name, `m${i}`);
+        ids.push(f.id);
+    }
+    for (const [X, other] of [[A, b.name], [B, a.name]]) {
+        const seen = [];
+        let beforeId;
+        let pages = 0;
+        for (;;) {
+            const p = await history(X, other, { limit: 10, ...(beforeId ? { before: beforeId } : {}) });
+            assert.equal(p.with, other, brief(p));
+            assert.ok(p.messages.length <= 10, `page of ${p.messages.length}`);
+            const pageIds = p.messages.map((m) => m.id);
+            assert.deepEqual(pageIds, [...pageIds].sort((x, y) => x - y), `newest last: ${pageIds}`);
+            seen.unshift(...pageIds);
+            pages++;
+            if (!p.more) break;
+            beforeId = pageIds[0];
+        }
+        assert.equal(pages, 5, '47 messages in pages of 10');
+        assert.deepEqual(seen, ids, `${X.name}: every message once, in id order`);
+    }
+    const p = await history(A, b.name);
+    assert.equal(p.messages.length, 47, 'default limit 50 holds all 47');
+    assert.equal(p.more, false);
+    assert.deepEqual(p.messages.map((m) => m.data), ids.map((_, i) => `m${i}`));
+    assert.ok(p.messages.every((m) => m.kind === 'text' && typeof m.sent === 'number' && m.cid), brief(p.messages[0]));
+});
+
+cluster.test('history: an empty conversation, a missing user, a group one is not in', async () => {
+    const [a, b, c] = await users('ea', 'eb', 'ec');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const C = await Client.connect(cluster.gw(1), c.token);
+    const empty = await history(A, b.name);
+    assert.deepEqual(empty.messages, []);
+    assert.equal(empty.more, false);
+    await refused(A, { kind: 'history', with: cluster.name('nobody') }, 'no_such_user');
+    await refused(A, { kind: 'history', with: `#${cluster.name('nogroup')}` }, 'no_such_user');
+    const g = await createGroup(A, 'priv', [b.name]);
+    await send(A, g, 'members only');
+    await refused(C, { kind: 'history', with: g }, 'forbidden');
+    await refused(C, { kind: 'read', with: g, upto: 1 }, 'forbidden');
+    const h = await history(A, g);
+    assert.deepEqual(h.messages.map((m) => m.data), ['members only']);
+    assert.equal(h.messages[0].to, g);
+    // the connection stays usable after refusals
+    await send(C, a.name, 'still here');
+});
+
+// ------------------------------------------------------------------ unread
+
+cluster.test('unread counts survive reconnect and a gateway restart; read lowers them', async () => {
+    const [a, b] = await users('ua', 'ub');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const acks = [];
+    for (let i = 0; i < 4; i++) acks.push(await send(A, b.name, `u${i}`));
+    let B = await Client.connect(cluster.gw(1), b.token);
+    assert.equal(entry(B.hello, a.name)?.unread, 4, brief(B.hello));
+    assert.equal(entry(A.hello, b.name)?.unread ?? 0, 0, "the sender's own messages are not unread");
+    await B.close();
+
+    // restart gw2 (the gateway B used): counts live in Redis, not in it
+    await cluster.killGateway(1, 'SIGTERM');
+    await cluster.startGateway({ index: 1 });
+    B = await Client.connect(cluster.gw(1), b.token);
+    assert.equal(entry(B.hello, a.name)?.unread, 4, `after a gateway restart: ${brief(B.hello)}`);
+
+    B.send({ kind: 'read', with: a.name, upto: acks[1].id });
+    const r = await A.next({ kind: 'read' });
+    assert.deepEqual([r.from, r.with, r.upto], [b.name, a.name, acks[1].id], brief(r));
+    await B.close();
+    B = await Client.connect(cluster.gw(0), b.token);
+    const e = entry(B.hello, a.name);
+    assert.equal(e?.unread, 2, `two left after reading up to the second: ${brief(B.hello)}`);
+    assert.equal(e?.read, acks[1].id, 'hello carries the read position');
+    const ea = entry((await Client.connect(cluster.gw(1), a.token, { name: 'A2' })).hello, b.name);
+    assert.equal(ea?.peer_read, acks[1].id, "the writer's hello carries the reader's position");
+
+    // a read that does not move the position forward sends no receipt
+    B.send({ kind: 'read', with: a.name, upto: acks[0].id });
+    await A.expectNone({ kind: 'read' }, 300, 'a receipt for an older position');
+    // upto beyond the newest id is clamped to it
+    B.send({ kind: 'read', with: a.name, upto: acks[3].id + 1000 });
+    const r2 = await A.next({ kind: 'read' });
+    assert.equal(r2.upto, acks[3].id, brief(r2));
+    await B.close();
+    B = await Client.connect(cluster.gw(1), b.token);
+    assert.equal(entry(B.hello, a.name)?.unread, 0, brief(B.hello));
+});
+
+cluster.test('unread: a message arriving after a read counts again; own messages never do', async () => {
+    const [a, b] = await users('va', 'vb');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const B = await Client.connect(cluster.gw(1), b.token);
+    const m1 = await send(A, b.name, 'one');
+    await B.next({ kind: 'text', id: m1.id });
+    B.send({ kind: 'read', with: a.name, upto: m1.id });
+    await A.next({ kind: 'read' });
+    await send(B, a.name, 'my reply');
+    await send(A, b.name, 'two');
+    await B.close();
+    const B2 = await Client.connect(cluster.gw(0), b.token);
+    assert.equal(entry(B2.hello, a.name)?.unread, 1, brief(B2.hello));
+});
+
+// ------------------------------------------------------------------ receipts / multi-device
+
+cluster.test("multi-device: the reader's other session gets the receipt; own sends reach the other session", async () => {
+    const [a, b] = await users('ma', 'mb');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const B1 = await Client.connect(cluster.gw(0), b.token, { name: 'B1' });
+    const B2 = await Client.connect(cluster.gw(1), b.token, { name: 'B2' });
+    const m = await send(A, b.name, 'to both devices');
+    await B1.next({ kind: 'text', id: m.id });
+    await B2.next({ kind: 'text', id: m.id });
+    B1.send({ kind: 'read', with: a.name, upto: m.id });
+    const rb2 = await B2.next({ kind: 'read' });
+    assert.deepEqual([rb2.from, rb2.with, rb2.upto], [b.name, a.name, m.id], brief(rb2));
+    await B1.expectNone({ kind: 'read' }, 200, 'its own receipt');
+    const ra = await A.next({ kind: 'read' });
+    assert.equal(ra.upto, m.id);
+    const own = await send(B2, a.name, 'from device 2');
+    const copy = await B1.next({ kind: 'text', id: own.id });
+    assert.equal(copy.from, b.name, brief(copy));
+    assert.equal(typeof copy.seq, 'number');
+});
+
+// ------------------------------------------------------------------ groups
+
+cluster.test('group fan-out: every member on either gateway gets each message exactly once, with its own seq', async () => {
+    const [a, b, c, d] = await users('fa', 'fb', 'fc', 'fd');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const B = await Client.connect(cluster.gw(1), b.token);
+    const C1 = await Client.connect(cluster.gw(0), c.token, { name: 'C1' });
+    const C2 = await Client.connect(cluster.gw(1), c.token, { name: 'C2' });
+    const D = await Client.connect(cluster.gw(1), d.token);
+    const g = await createGroup(A, 'fan', [b.name, c.name, d.name]);
+    for (const X of [B, C1, C2, D]) {
+        const f = await X.next({ kind: 'group', name: g });
+        assert.deepEqual(f.members, [a.name, b.name, c.name, d.name].sort(), brief(f));
+        assert.equal(f.open, false);
+    }
+    const sent = [];
+    for (let i = 0; i < 5; i++) sent.push(await send(i % 2 ? B : A, g, `g${i}`));
+    // a sending session never gets its own message back: A sees B's 2, B sees A's 3
+    const expected = new Map([[A, 2], [B, 3], [C1, 5], [C2, 5], [D, 5]]);
+    for (const [X, count] of expected) {
+        const texts = [];
+        for (let i = 0; i < count; i++) texts.push(await X.next({ kind: 'text', to: g }));
+        await X.expectNone({ kind: 'text', to: g }, 200, 'a second copy');
+        const seqs = texts.map((t) => t.seq);
+        assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]), `${X.name}: seqs increase ${seqs}`);
+        const ids = texts.map((t) => t.id);
+        assert.deepEqual(ids, [...ids].sort((x, y) => x - y), `${X.name}: id order`);
+        assert.ok(ids.every((id) => sent.some((s) => s.id === id)), `${X.name}: known ids`);
+    }
+    // both of C's sessions got the same seqs (one inbox), and the inbox holds them
+    const c1 = C1.all({ kind: 'text', to: g }).map((t) => t.seq);
+    const c2 = C2.all({ kind: 'text', to: g }).map((t) => t.seq);
+    assert.deepEqual(c1, c2);
+    assert.equal(c1.length, 5);
+    const inbox = await cluster.cli(['inbox', c.name, '--count', '5']);
+    assert.ok(inbox.ok, inbox.stderr);
+    assert.match(inbox.stdout, new RegExp(g.replace('#', '\\#')), inbox.stdout);
+    // the sender's own copy reaches its other sessions, not the sending one
+    const A2 = await Client.connect(cluster.gw(1), a.token, { name: 'A2' });
+    const m = await send(A, g, 'from A');
+    const copy = await A2.next({ kind: 'text', id: m.id });
+    assert.equal(copy.seq, m.seq, 'the ack seq is the seq of the sender copy');
+    await A.expectNone({ kind: 'text', id: m.id }, 200, 'its own message back');
+});
+
+cluster.test('group: offline members get messages on connect with the unread count; sync replays them', async () => {
+    const [a, b] = await users('oa', 'ob');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const g = await createGroup(A, 'away', [b.name]);
+    const m1 = await send(A, g, 'while you were out 1');
+    const m2 = await send(A, g, 'while you were out 2');
+    const B = await Client.connect(cluster.gw(1), b.token);
+    const ge = entry(B.hello, g);
+    assert.ok(ge, `the group is in hello: ${brief(B.hello)}`);
+    assert.equal(ge.unread, 2, brief(ge));
+    assert.equal(ge.online, true, 'another member (A) is online');
+    const t1 = await B.next({ kind: 'text', id: m1.id });
+    const t2 = await B.next({ kind: 'text', id: m2.id });
+    assert.equal(t2.seq, t1.seq + 1);
+    // a session that missed messages recovers them with sync
+    const epoch = B.hello.epoch;
+    await B.close();
+    const m3 = await send(A, g, 'missed');
+    const B2 = await Client.connect(cluster.gw(0), b.token, { name: 'B2' });
+    await B2.next({ kind: 'text', id: m3.id }); // pushed as offline
+    B2.send({ kind: 'sync', after: t1.seq, epoch });
+    const r2 = await B2.next({ kind: 'text', id: m2.id });
+    const r3 = await B2.next({ kind: 'text', id: m3.id });
+    assert.equal(r3.seq, r2.seq + 1);
+    const end = await B2.next({ kind: 'sync' });
+    assert.equal(end.recovered, true);
+    B2.send({ kind: 'read', with: g, upto: m3.id });
+    const receipt = await A.next({ kind: 'read', with: g });
+    assert.deepEqual([receipt.from, receipt.upto], [b.name, m3.id], brief(receipt));
+});
+
+cluster.test('group: leaving stops delivery; the leaver is refused afterwards; add brings a new member in', async () => {
+    const [a, b, c, d] = await users('la', 'lb', 'lc', 'ld');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const B = await Client.connect(cluster.gw(1), b.token);
+    const C = await Client.connect(cluster.gw(0), c.token);
+    const D = await Client.connect(cluster.gw(1), d.token);
+    const g = await createGroup(A, 'leave', [b.name, c.name]);
+    await C.next({ kind: 'group', name: g });
+    C.send({ kind: 'group', op: 'leave', name: g });
+    for (const X of [A, B, C]) {
+        const f = await X.next({ kind: 'group', name: g, op: 'leave' });
+        assert.equal(f.by, c.name);
+        assert.deepEqual(f.members, [a.name, b.name].sort(), brief(f));
+    }
+    const m = await send(A, g, 'after the leave');
+    await B.next({ kind: 'text', id: m.id });
+    await C.expectNone({ kind: 'text', to: g }, 300, 'a message after leaving');
+    const e = await refused(C, { kind: 'text', to: g, data: 'back?', cid: 'c-left' }, 'forbidden');
+    assert.equal(e.cid, 'c-left');
+    await refused(C, { kind: 'history', with: g }, 'forbidden');
+    await refused(C, { kind: 'group', op: 'leave', name: g }, 'forbidden');
+    await refused(D, { kind: 'group', op: 'add', name: g, members: [d.name] }, 'forbidden');
+
+    B.send({ kind: 'group', op: 'add', name: g, members: [d.name] });
+    const added = await D.next({ kind: 'group', name: g, op: 'add' });
+    assert.equal(added.by, b.name);
+    assert.deepEqual(added.members, [a.name, b.name, d.name].sort());
+    await A.next({ kind: 'group', name: g, op: 'add' });
+    const m2 = await send(A, g, 'welcome');
+    await D.next({ kind: 'text', id: m2.id });
+    await C.expectNone({ kind: 'text', to: g }, 200, 'nothing for the leaver');
+    // the new member can read the history
+    const h = await history(D, g);
+    assert.deepEqual(h.messages.map((x) => x.data).slice(-2), ['after the leave', 'welcome']);
+});
+
+cluster.test('group: create/join/add errors, joining an open group, typing to the other members', async () => {
+    const [a, b, c] = await users('ja', 'jb', 'jc');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const B = await Client.connect(cluster.gw(1), b.token);
+    const C = await Client.connect(cluster.gw(1), c.token);
+    const g = await createGroup(A, 'open', [b.name], true);
+    await B.next({ kind: 'group', name: g });
+    await refused(C, { kind: 'group', op: 'create', name: g, members: [] }, 'forbidden');
+    await refused(A, { kind: 'group', op: 'create', name: `#${cluster.name('x')}`, members: [cluster.name('ghost')] }, 'no_such_user');
+    await refused(A, { kind: 'group', op: 'add', name: g, members: [cluster.name('ghost')] }, 'no_such_user');
+    await refused(C, { kind: 'group', op: 'join', name: `#${cluster.name('none')}` }, 'no_such_user');
+    await refused(C, { kind: 'typing', to: g }, 'forbidden');
+    C.send({ kind: 'group', op: 'join', name: g });
+    for (const X of [A, B, C]) {
+        const f = await X.next({ kind: 'group', name: g, op: 'join' });
+        assert.equal(f.by, c.name);
+        assert.equal(f.open, true);
+        assert.equal(f.members.length, 3);
+    }
+    // joining again changes nothing: only the joiner gets the state back
+    C.send({ kind: 'group', op: 'join', name: g });
+    await C.next({ kind: 'group', name: g, op: 'join' });
+    await A.expectNone({ kind: 'group', op: 'join' }, 200, 'a second join notice');
+    C.send({ kind: 'typing', to: g });
+    for (const X of [A, B]) {
+        const t = await X.next({ kind: 'typing' });
+        assert.deepEqual([t.from, t.to], [c.name, g], brief(t));
+    }
+    await C.expectNone({ kind: 'typing' }, 200, 'its own typing');
+    const idx = await refused(A, { kind: 'group', op: 'create', name: 'nohash', members: [] }, 'bad_field');
+    assert.ok(idx.message);
+});
+
+// ------------------------------------------------------------------ CLI
+
+cluster.test('parley group / parley history show a group and a conversation, decoded', async () => {
+    const [a, b] = await users('ka', 'kb');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const g = await createGroup(A, 'cli', [b.name], true);
+    await send(A, g, 'for the group');
+    const m = await send(A, b.name, 'just for b');
+    const gr = await cluster.cli(['group', g]);
+    assert.ok(gr.ok, gr.stderr);
+    assert.match(gr.stdout, new RegExp(`${g}: open, created by ${a.name}`));
+    assert.match(gr.stdout, /2 member\(s\)/);
+    assert.match(gr.stdout, new RegExp(`${a.name}\\s+online\\s+unread=0`));
+    assert.match(gr.stdout, new RegExp(`${b.name}\\s+offline\\s+unread=1`));
+    const h = await cluster.cli(['history', a.name, b.name]);
+    assert.ok(h.ok, h.stderr);
+    assert.match(h.stdout, /1 message\(s\) kept/);
+    assert.match(h.stdout, /just for b/);
+    assert.match(h.stdout, new RegExp(`${b.name}: unread=1 read=0`));
+    assert.ok(h.stdout.includes(String(m.id)), h.stdout);
+    const hg = await cluster.cli(['history', g, '--count', '5']);
+    assert.ok(hg.ok && hg.stdout.includes('for the group'), hg.stdout + hg.stderr);
+    const bad = await cluster.cli(['group', 'nohash']);
+    assert.equal(bad.code, 2, 'a bad name is a usage error');
+    const none = await cluster.cli(['group', `#${cluster.name('none')}`]);
+    assert.equal(none.code, 1, 'a missing group is an error');
+    assert.match(none.stderr, /no such group/);
+});
+
+cluster.test('GET /api/users?q=#PREFIX finds open groups (to join), never closed ones', async () => {
+    const [a] = await users('sa');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const base = cluster.name('srch');
+    const open = await createGroup(A, `${base}o`, [], true);
+    const closed = await createGroup(A, `${base}c`, [], false);
+    const get = async (q) => {
+        const res = await fetch(`http://127.0.0.1:${cluster.gw(1)}/api/users?q=${encodeURIComponent(q)}`, {
+            headers: { cookie: `parley_token=${a.token}` },
+        });
+        assert.equal(res.status, 200);
+        return res.json();
+    };
+    const found = await get(`#${base}`);
+    assert.deepEqual(found, [{ username: open, online: false, open: true }], JSON.stringify(found));
+    assert.ok(!(await get('#')).some((x) => x.username === closed), 'a closed group is never listed');
+    assert.deepEqual(await get('#Bad!'), [], 'an invalid prefix finds nothing');
+    assert.ok((await get(a.name)).some((x) => x.username === a.name && x.online === true), 'users as before');
+});

@@ -1,0 +1,121 @@
+/* test_json.c - the HTTP API's JSON reader and string writer: a table of
+ * accepted and refused bodies, escapes, and writer round trips. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "unit.h"
+
+static const char *const names[] = {"username", "password"};
+
+/* parses body; on success copies the two values (or "<none>") into u and p */
+static int parse(const char *body, char *u, char *p)
+{
+    char *vals[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    int rc = json_parse_strings(body, strlen(body), names, vals, lens, 2);
+    if (rc == 0) {
+        strcpy(u, vals[0] ? vals[0] : "<none>");
+        strcpy(p, vals[1] ? vals[1] : "<none>");
+        if (vals[0] && strlen(vals[0]) != lens[0]) rc = -2;
+    }
+    free(vals[0]);
+    free(vals[1]);
+    return rc;
+}
+
+static const struct {
+    const char *body, *user, *pass;
+} good[] = {
+    {"{\"username\":\"ann\",\"password\":\"secret12\"}", "ann", "secret12"},
+    {"  {\n \"password\" : \"x\" , \"username\":\"bob\" }\r\n", "bob", "x"},
+    {"{}", "<none>", "<none>"},
+    {"{\"other\":\"ignored\",\"username\":\"c\"}", "c", "<none>"},
+    {"{\"username\":\"a\\\"b\\\\c\\/d\"}", "a\"b\\c/d", "<none>"},
+    {"{\"username\":\"\\b\\f\\n\\r\\t\"}", "\b\f\n\r\t", "<none>"},
+    {"{\"username\":\"\\u0041\\u00e9\\u20ac\"}", "A\xc3\xa9\xe2\x82\xac", "<none>"},
+    {"{\"username\":\"\\ud83d\\ude00\"}", "\xf0\x9f\x98\x80", "<none>"},
+    {"{\"username\":\"\xc3\xa9t\xc3\xa9\"}", "\xc3\xa9t\xc3\xa9", "<none>"},
+    {"{\"username\":\"first\",\"username\":\"last\"}", "last", "<none>"},
+    {"{\"username\":\"\"}", "", "<none>"},
+};
+
+static const char *const bad[] = {
+    "",
+    "   ",
+    "[]",
+    "\"username\"",
+    "{",
+    "{\"username\"}",
+    "{\"username\":}",
+    "{\"username\":1}",
+    "{\"username\":null}",
+    "{\"username\":true}",
+    "{\"username\":{\"a\":\"b\"}}",
+    "{\"username\":[\"a\"]}",
+    "{\"username\":\"a\",}",
+    "{,\"username\":\"a\"}",
+    "{\"username\":\"a\"} x",
+    "{\"username\":\"a\"}{}",
+    "{\"username\" \"a\"}",
+    "{\"username\":\"a\" \"password\":\"b\"}",
+    "{username:\"a\"}",
+    "{'username':'a'}",
+    "{\"username\":\"unterminated}",
+    "{\"username\":\"tab\there\"}",
+    "{\"username\":\"nl\nhere\"}",
+    "{\"username\":\"\\x41\"}",
+    "{\"username\":\"\\u00\"}",
+    "{\"username\":\"\\u00zz\"}",
+    "{\"username\":\"\\ud83d\"}",
+    "{\"username\":\"\\ud83d\\u0041\"}",
+    "{\"username\":\"\\ude00\"}",
+    "{\"username\":\"\xff\"}",
+    "{\"username\":\"\xc3\"}",
+    "{\"username\":\"\xc0\xaf\"}",
+    "{\"username\":\"\xed\xa0\x80\"}",
+    "{\"username\":\"\\u0000\"}",
+};
+
+static void test_writer(void)
+{
+    char out[64];
+    size_t pos = 0;
+    CHECK(json_put_str(out, sizeof(out), &pos, "a\"b\\c\n\x01", 7) == 0, "writer ok");
+    out[pos] = '\0';
+    CHECK(strcmp(out, "\"a\\\"b\\\\c\\u000a\\u0001\"") == 0, "writer escapes: %s", out);
+
+    /* round trip: what the writer produces, the reader accepts back */
+    char body[128], u[64], p[64];
+    const char *tricky = "q\"uo\\te\t\xc3\xa9";
+    pos = 0;
+    memcpy(body, "{\"username\":", 12);
+    pos = 12;
+    CHECK(json_put_str(body, sizeof(body), &pos, tricky, strlen(tricky)) == 0, "writer body");
+    body[pos++] = '}';
+    body[pos] = '\0';
+    CHECK(parse(body, u, p) == 0 && strcmp(u, tricky) == 0, "round trip: %s", body);
+
+    /* the writer never overruns its buffer */
+    char small[8];
+    pos = 0;
+    CHECK(json_put_str(small, sizeof(small), &pos, "abcdefghij", 10) == -1, "overflow refused");
+    CHECK(pos == 0, "pos untouched on overflow");
+}
+
+int main(void)
+{
+    char u[256], p[256];
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        int rc = parse(good[i].body, u, p);
+        CHECK(rc == 0, "good[%zu] refused: %s", i, good[i].body);
+        if (rc == 0) {
+            CHECK(strcmp(u, good[i].user) == 0, "good[%zu] username '%s'", i, u);
+            CHECK(strcmp(p, good[i].pass) == 0, "good[%zu] password '%s'", i, p);
+        }
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(parse(bad[i], u, p) != 0, "bad[%zu] accepted: %s", i, bad[i]);
+    test_writer();
+    return unit_done();
+}

@@ -1,0 +1,73 @@
+/* test_redisurl.c - redis:// URL parsing: a table of accepted URLs with the
+ * fields they give, and of refused ones; the describe() string never shows
+ * the password. */
+#include <string.h>
+
+#include "redisurl.h"
+#include "unit.h"
+
+static const struct {
+    const char *url, *host, *user, *password;
+    int port, has_password, db;
+} good[] = {
+    {"redis://127.0.0.1:6390", "127.0.0.1", "", "", 6390, 0, 0},
+    {"redis://localhost", "localhost", "", "", 6379, 0, 0},
+    {"redis://redis:6379/2", "redis", "", "", 6379, 0, 2},
+    {"redis://:s3cret@host:7000", "host", "", "s3cret", 7000, 1, 0},
+    {"redis://app:pw@host/15", "host", "app", "pw", 6379, 1, 15},
+    {"redis://:p%40ss%2Fw@host", "host", "", "p@ss/w", 6379, 1, 0},
+    {"redis://[::1]:6380", "::1", "", "", 6380, 0, 0},
+    {"redis://[::1]", "::1", "", "", 6379, 0, 0},
+};
+
+static const char *const bad[] = {
+    "",
+    "127.0.0.1:6379",
+    "http://host:6379",
+    "redis://",
+    "redis://host:",
+    "redis://host:0",
+    "redis://host:65536",
+    "redis://host:12ab",
+    "redis://host:-1",
+    "redis://host/abc",
+    "redis://host/-1",
+    "redis://[::1",
+    "redis://:pw%4@host",
+    "redis://:pw%zz@host",
+    "redis://host:6379/1/2",
+};
+
+int main(void)
+{
+    char err[256], buf[512];
+    redisurl u;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        int rc = redisurl_parse(good[i].url, &u, err, sizeof(err));
+        CHECK(rc == 0, "good[%zu] %s refused: %s", i, good[i].url, err);
+        if (rc) continue;
+        CHECK(strcmp(u.host, good[i].host) == 0, "good[%zu] host '%s'", i, u.host);
+        CHECK(u.port == good[i].port, "good[%zu] port %d", i, u.port);
+        CHECK(strcmp(u.user, good[i].user) == 0, "good[%zu] user '%s'", i, u.user);
+        CHECK(strcmp(u.password, good[i].password) == 0, "good[%zu] password '%s'", i,
+              u.password);
+        CHECK(u.has_password == good[i].has_password, "good[%zu] has_password", i);
+        CHECK(u.db == good[i].db, "good[%zu] db %d", i, u.db);
+        redisurl_describe(&u, buf, sizeof(buf));
+        CHECK(!u.has_password || strstr(buf, u.password) == NULL,
+              "good[%zu] describe leaks the password: %s", i, buf);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        CHECK(redisurl_parse(bad[i], &u, err, sizeof(err)) != 0, "bad[%zu] accepted: %s", i,
+              bad[i]);
+        CHECK(err[0] != '\0', "bad[%zu] gives no reason", i);
+    }
+    /* an over-long host is refused, not truncated */
+    char longurl[600] = "redis://";
+    memset(longurl + 8, 'h', 400);
+    longurl[408] = '\0';
+    CHECK(redisurl_parse(longurl, &u, err, sizeof(err)) != 0, "400-byte host accepted");
+    return unit_done();
+}

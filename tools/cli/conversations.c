@@ -1,0 +1,103 @@
+/* conversations.c - CLI commands that show conversations: `group` (a group's
+ * settings, members and who is online) and `history` (the newest messages
+ * of a 1:1 conversation or a group, decoded), plus each user's unread count
+ * and read position there. */
+#include "cli.h"
+#include "keys.h"
+#include "proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long long cli_int_reply(redisReply *r)
+{
+    long long v = 0;
+    if (r && r->type == REDIS_REPLY_INTEGER) v = r->integer;
+    if (r && r->type == REDIS_REPLY_STRING) v = strtoll(r->str, NULL, 10);
+    if (r) freeReplyObject(r);
+    return v;
+}
+
+int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    char *pos[1], key[KEYS_MAX], key2[KEYS_MAX];
+    int npos;
+    if (cli_args(prog, ctx->usage, NULL, 0, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
+    if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
+    if (!proto_valid_group(pos[0], strlen(pos[0])))
+        return cli_usage_error(prog, "bad group name '%s' (#name)", pos[0]);
+    redisContext *c = cli_redis(ctx);
+    if (!c) return CLI_FAIL;
+    redisReply *m = redisCommand(c, "HMGET %s open created by",
+                                 keys_fmt(key, sizeof(key), KEY_GROUP_META, pos[0]));
+    if (!m) return cli_fail("redis: %s", c->errstr);
+    if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 || !m->element[1]->str) {
+        freeReplyObject(m);
+        return cli_fail("no such group: %s", pos[0]);
+    }
+    printf("%s: %s, created by %s at %s\n", pos[0],
+           m->element[0]->str && !strcmp(m->element[0]->str, "1") ? "open" : "closed",
+           m->element[2]->str ? m->element[2]->str : "?", m->element[1]->str);
+    freeReplyObject(m);
+    redisReply *mem =
+        redisCommand(c, "SORT %s ALPHA", keys_fmt(key, sizeof(key), KEY_GROUP_MEMBERS, pos[0]));
+    if (!mem || mem->type != REDIS_REPLY_ARRAY) {
+        if (mem) freeReplyObject(mem);
+        return cli_fail("redis: cannot read the members");
+    }
+    printf("%zu member(s):\n", mem->elements);
+    for (size_t i = 0; i < mem->elements; i++) {
+        const char *u = mem->element[i]->str;
+        long long on = cli_int_reply(redisCommand(c, "SISMEMBER %s %s", KEY_ONLINE, u));
+        long long unread = cli_int_reply(
+            redisCommand(c, "HGET %s %s", keys_fmt(key, sizeof(key), KEY_UNREAD, u), pos[0]));
+        long long read = cli_int_reply(
+            redisCommand(c, "HGET %s %s", keys_fmt(key2, sizeof(key2), KEY_READ, u), pos[0]));
+        printf("  %-32s %-7s unread=%lld read=%lld\n", u, on ? "online" : "offline", unread,
+               read);
+    }
+    freeReplyObject(mem);
+    return CLI_OK;
+}
+
+int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    long long count = 20;
+    const config_opt opts[] = {
+        {"count", NULL, CONFIG_INT, &count, 1, 100000, "messages to show (the newest)"},
+    };
+    char *pos[2], conv[KEYS_MAX], key[KEYS_MAX];
+    int npos;
+    if (cli_args(prog, ctx->usage, opts, 1, argc, argv, pos, &npos, 2) != 0) return CLI_USAGE;
+    if (npos == 1 && proto_valid_group(pos[0], strlen(pos[0]))) {
+        snprintf(conv, sizeof(conv), "%s", pos[0]);
+    } else if (npos == 2 && proto_valid_user(pos[0], strlen(pos[0])) &&
+               proto_valid_user(pos[1], strlen(pos[1]))) {
+        keys_conv_pair(conv, sizeof(conv), pos[0], pos[1]);
+    } else {
+        return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
+    }
+    redisContext *c = cli_redis(ctx);
+    if (!c) return CLI_FAIL;
+    keys_fmt(key, sizeof(key), KEY_HISTORY, conv);
+    long long total = cli_int_reply(redisCommand(c, "ZCARD %s", key));
+    printf("%s: %lld message(s) kept\n", conv, total);
+    redisReply *l = redisCommand(c, "ZRANGE %s %lld -1", key, -count);
+    if (!l) return cli_fail("redis: %s", c->errstr);
+    for (size_t i = 0; l->type == REDIS_REPLY_ARRAY && i < l->elements; i++)
+        cli_print_entry(l->element[i]->str, l->element[i]->len);
+    freeReplyObject(l);
+    if (npos == 2) { /* each side's unread count and read position */
+        for (int s = 0; s < 2; s++) {
+            char k1[KEYS_MAX], k2[KEYS_MAX];
+            const char *me = pos[s], *other = pos[1 - s];
+            long long unread = cli_int_reply(
+                redisCommand(c, "HGET %s %s", keys_fmt(k1, sizeof(k1), KEY_UNREAD, me), other));
+            long long read = cli_int_reply(
+                redisCommand(c, "HGET %s %s", keys_fmt(k2, sizeof(k2), KEY_READ, me), other));
+            printf("%s: unread=%lld read=%lld\n", me, unread, read);
+        }
+    }
+    return CLI_OK;
+}
