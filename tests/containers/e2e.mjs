@@ -427,6 +427,29 @@ async function main() {
         assert(r.from === BOB && r.id > t.id, `reply ${JSON.stringify(r)}`);
     });
 
+    await step('a group across three gateways: create, fan-out, history', async () => {
+        const [a, b, c] = [peers[ALICE], peers[BOB], peers[CAROL]];
+        const name = `#crew${RUN}`.slice(0, 33);
+        const since = [a, b, c].map((p) => p.frames.length);
+        c.ws.send(encode({ kind: 'group', op: 'create', name, members: [ALICE, BOB] }));
+        for (const [i, p] of [a, b, c].entries()) {
+            const g = await p.next((f) => f.kind === 'group' && f.name === name, 8000, `group frame for ${name}`, since[i]);
+            assert(g.op === 'create' && g.by === CAROL && [ALICE, BOB, CAROL].every((n) => g.members.includes(n)), JSON.stringify(g));
+        }
+        a.send(name, 'hello crew', 'grp-1');
+        await a.waitAcked('grp-1', 8000);
+        const id = a.outbox.get('grp-1').id;
+        for (const p of [b, c]) {
+            const t = await p.next((f) => f.kind === 'text' && f.cid === 'grp-1', 8000, 'group text');
+            assert(t.id === id && t.from === ALICE && t.to === name && t.data === 'hello crew', JSON.stringify(t));
+        }
+        const hsince = b.frames.length;
+        b.ws.send(encode({ kind: 'history', with: name, limit: 10 }));
+        const h = await b.next((f) => f.kind === 'history', 8000, 'history answer', hsince);
+        assert(h.with === name && h.messages.some((m) => m.id === id && m.data === 'hello crew'), JSON.stringify(h));
+        return `${name}: message ${id} reached members on ${new Set(await Promise.all([b, c].map((p) => p.gateway()))).size} other gateways`;
+    });
+
     await step('offline delivery: messages to a user without a session arrive after hello', async () => {
         const a = peers[ALICE];
         for (let i = 0; i < 5; i++) a.send(ERIN, `offline ${i}`, `off-${i}`);
@@ -475,9 +498,10 @@ async function main() {
         let n = 0;
         const mark = `monitor-probe-${RUN}`;
         const traffic = setInterval(() => a.send(BOB, `${mark} ${n}`, `mon-${n++}`), 100);
-        let mon;
+        let mon, statOut;
         try {
-            mon = await host('monitor');
+            mon = await host('redis-cli-1s', 'MONITOR');
+            statOut = await host('redis-cli-1s', '--stat', '-i', '0.2');
         } finally {
             clearInterval(traffic);
         }
@@ -488,6 +512,15 @@ async function main() {
         const monLines = lines(mon);
         assert(monLines.some((l) => l.includes('"EVALSHA"') && l.includes(mark)), `MONITOR showed no send script carrying ${mark}: ${monLines.slice(0, 5).join(' | ')}`);
         assert(monLines.some((l) => l.includes('"PUBLISH"') && l.includes('parley:rt:')), 'MONITOR showed no PUBLISH to a router channel');
+        // redis-cli --stat: a header, then one line per interval (keys, mem, clients, requests)
+        const statLines = lines(statOut);
+        assert(/keys\s+mem\s+clients/.test(statLines[1] || statLines[0]), `--stat header: ${statLines.slice(0, 2)}`);
+        assert(statLines.filter((l) => /^\d+\s+\S+\s+\d+\s+\d+\s+\d+ \(\+\d+\)/.test(l)).length >= 2, `--stat lines: ${statLines.join(' | ')}`);
+        // the admin CLI's view of the processes
+        const gwsCli = await host('parley', 'gateways');
+        for (const g of gws) assert(new RegExp(`^${g} alive ttl=\\d+ms sessions=\\d+$`, 'm').test(gwsCli), `parley gateways lacks ${g}: ${gwsCli}`);
+        const routersCli = await host('parley', 'routers');
+        assert(/slots=64 \[0-63\]/.test(routersCli), `parley routers: ${routersCli}`);
         return `${online.length} online, ${chans.length} channels, MONITOR: ${monLines.length} lines in 1 s, +${delta} commands for ${n} messages`;
     });
 

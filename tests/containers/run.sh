@@ -191,8 +191,9 @@ handle_op() {
     out=$(mktemp)
     case $op in
     redis-cli) podman exec "${P}_redis_1" redis-cli "$@" >"$out" 2>&1; rc=$? ;;
-    monitor)
-        podman exec "${P}_redis_1" timeout 1 redis-cli MONITOR >"$out" 2>&1
+    redis-cli-1s) # commands that run until stopped (MONITOR, --stat): one second of
+        # them; stdbuf because without a terminal redis-cli --stat buffers its output
+        podman exec "${P}_redis_1" timeout 1 stdbuf -oL redis-cli "$@" >"$out" 2>&1
         rc=$?
         [ $rc = 124 ] && rc=0
         ;;
