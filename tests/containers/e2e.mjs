@@ -12,9 +12,10 @@
 // Environment: PARLEY_URL (http://lb:8080), PARLEY_LB_STATS
 // (http://lb:8404/stats;csv), PARLEY_GATEWAYS (3), PARLEY_RUN_ID (names),
 // PARLEY_TEST_SECRET (the secret in the env file the stack was started with),
-// PARLEY_DEFAULT_SECRET (the local-only default of deploy/docker/parley.env).
+// PARLEY_DEFAULT_SECRET (the local-only default of deploy/docker/parley.env),
+// PARLEY_WEB_INDEX_SHA256 (of web/dist/index.html; empty: expect the placeholder).
 // Output: "ok - NAME" / "not ok - NAME: why" per step, then "N passed, N failed".
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import readline from 'node:readline';
 import { decode, encode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
@@ -353,10 +354,24 @@ async function main() {
         return `${up.length} UP: ${up.map((s) => `${s.name} (${s.check})`).join(' ')}`;
     });
 
-    await step('web client (or its placeholder) served at / through the LB', async () => {
+    const webSha = process.env.PARLEY_WEB_INDEX_SHA256 || '';
+    await step(webSha ? 'the web client built on the host is served at / through the LB' : 'the placeholder page is served at / (no web client built)', async () => {
         const r = await api('/');
         assert(r.status === 200 && r.type.startsWith('text/html'), `GET / answered ${r.status} ${r.type}`);
-        assert(/<html/i.test(r.text), 'GET / is not an HTML page');
+        if (!webSha) {
+            assert(/web client is not built/.test(r.text), `GET / is not the placeholder page: ${r.text.slice(0, 200)}`);
+            return;
+        }
+        const sha = createHash('sha256').update(r.text).digest('hex');
+        assert(sha === webSha, `GET / is not web/dist/index.html (sha256 ${sha}): ${r.text.slice(0, 200)}`);
+        const assets = [...r.text.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+        assert(assets.length > 0, 'index.html references no /assets/ file');
+        for (const a of assets) {
+            const res = await fetch(BASE + a);
+            const body = await res.arrayBuffer();
+            assert(res.status === 200 && body.byteLength > 0, `GET ${a}: ${res.status}, ${body.byteLength} bytes`);
+        }
+        return `index.html and ${assets.length} assets`;
     });
 
     await step('register and login through the LB (bad password 401, taken name 409)', async () => {

@@ -222,6 +222,7 @@ run_e2e() {
             -e PARLEY_URL=http://lb:8080 -e "PARLEY_LB_STATS=http://lb:8404/stats;csv" \
             -e "PARLEY_GATEWAYS=$GATEWAYS" -e "PARLEY_RUN_ID=$P" \
             -e "PARLEY_TEST_SECRET=$SECRET" -e "PARLEY_DEFAULT_SECRET=$DEFAULT_SECRET" \
+            -e "PARLEY_WEB_INDEX_SHA256=$WEB_SHA" \
             "$NODE_IMAGE" node /t/e2e.mjs 2>&1
     }
     pid=$E2E_PID
@@ -300,6 +301,8 @@ phase image-user images_ok
 trap abort INT TERM
 trap teardown EXIT
 PORT=$(free_port)
+WEB_SHA=""
+[ -f "$ROOT/web/dist/index.html" ] && WEB_SHA=$(sha256sum "$ROOT/web/dist/index.html" | cut -d' ' -f1)
 DEFAULT_SECRET=$(sed -n 's/^PARLEY_SECRET=//p' "$ROOT/deploy/docker/parley.env")
 SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 ENV_FILE=$(mktemp /tmp/parley-ct-env.XXXXXX)
