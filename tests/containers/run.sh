@@ -4,8 +4,9 @@
 # Runs the project's own docker-compose.yml with podman + podman-compose (no
 # Docker engine needed) and tests it through the load balancer:
 #   1. installs what it needs (podman, podman-compose, runc, the CNI dnsname
-#      plugin, debootstrap; node/npm for the test client's packages) and
-#      writes /etc/containers/containers.conf when there is none;
+#      plugin, debootstrap; node/npm for the test client's packages; Debian's
+#      docker-compose, only to validate docker-compose.yml as Docker Compose
+#      reads it) and writes /etc/containers/containers.conf when there is none;
 #   2. builds local stand-ins for the official base images when they are
 #      missing (base-images.sh; cached: kept from one run to the next);
 #   3. builds web/dist on the host when web/ has a package.json (the images
@@ -49,7 +50,8 @@ TAG=${PARLEY_CT_TAG:-ct}
 ART=${PARLEY_CT_ARTIFACTS:-$ROOT/tests/artifacts/containers}
 NODE_IMAGE=docker.io/library/node:18-bookworm-slim
 PKGS=(podman podman-compose runc containernetworking-plugins
-      golang-github-containernetworking-plugin-dnsname debootstrap python3 curl)
+      golang-github-containernetworking-plugin-dnsname debootstrap python3 curl
+      docker-compose)
 
 passed=0
 failed=0
@@ -293,6 +295,9 @@ phase podman configure_podman || finish
 phase base-images "$HERE/base-images.sh" || finish
 phase web build_web # a failed web build leaves the placeholder page; counted, not fatal
 phase client-modules client_modules || finish
+
+# the file as Docker Compose reads it (schema, interpolation, merge keys)
+phase compose-config docker-compose -f "$ROOT/docker-compose.yml" config -q
 
 export PARLEY_TAG=$TAG PARLEY_GATEWAYS=$GATEWAYS PARLEY_WEB_SOURCE=prebuilt
 phase images compose build router gateway || finish
