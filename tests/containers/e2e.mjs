@@ -586,6 +586,42 @@ async function main() {
         return `${up.length} UP; a new session landed on ${zgw}`;
     });
 
+    await step('kill -9 a gateway mid-conversation: clients reconnect, retry, nothing lost; the restart policy brings it back', async () => {
+        const [a, c] = [peers[ALICE], peers[CAROL]];
+        const cgw = await c.gateway();
+        assert((await a.gateway()) !== cgw, 'alice and carol share a gateway');
+        let crashing = null;
+        for (let i = 0; i < 60; i++) {
+            a.send(CAROL, `a2c ${i}`, `a2c-${i}`); // carol receives
+            c.send(ALICE, `c2a ${i}`, `c2a-${i}`); // carol sends
+            if (i === 15) crashing = host('crash-gateway', cgw);
+            await sleep(50);
+        }
+        const crashed = await crashing;
+        await a.waitAcked('a2c-', 30000);
+        await c.waitAcked('c2a-', 30000);
+        await until(() => c.isOpen, 20000, 'carol reconnected');
+        await until(() => c.syncs.length > 0, 10000, 'carol got the end of her sync replay');
+        assert(c.syncs.every((s) => s.recovered === true), `sync not recovered: ${JSON.stringify(c.syncs)}`);
+        assert(c.closes.length > 0 && !c.closes.includes(1001), `carol's socket closes: ${c.closes} (expected an abnormal close, not a drain)`);
+        let r1, r2;
+        await until(() => {
+            r1 = checkDelivered(c, a, 'a2c-');
+            r2 = checkDelivered(a, c, 'c2a-');
+            return true;
+        }, 10000, 'deliveries complete');
+        for (const p of [a, c]) assert(p.problems.length === 0, `${p.user}: ${p.problems.join('; ')}`);
+        // restart: unless-stopped brings the crashed container back, the LB takes it in again
+        const up = await until(async () => {
+            const u = await upServers();
+            return u.length === GATEWAYS ? u : null;
+        }, 60000, `${GATEWAYS} gateways UP after the crash`);
+        // the dead process's sessions were closed (reaper or the restarted gateway's own cleanup)
+        await until(async () => (await c.sessions()).length === 1, 20000, `${CAROL} has exactly one session`);
+        const ngw = await c.gateway();
+        return `crashed ${crashed.trim()} (${cgw}), carol closed with ${c.closes.at(-1)}, back on ${ngw}; alice->carol ${r1}; carol->alice ${r2}; ${up.length} UP again`;
+    });
+
     await step('restart the redis container: service recovers, nothing acked is lost', async () => {
         const [a, b] = [peers[ALICE], peers[BOB]];
         for (let i = 0; i < 20; i++) a.send(BOB, `pre ${i}`, `pre-${i}`);

@@ -18,8 +18,9 @@
 #   5. runs e2e.mjs in a node container on the stack's network: register,
 #      chat across gateways, presence, offline delivery, the README's
 #      redis-cli monitoring commands, a gateway stopped mid-conversation, a
-#      Redis restart. It asks this script (stdin/stdout, "@@ ID OP ARGS") to
-#      stop/start containers and run redis-cli / the parley CLI in them;
+#      gateway crashing (SIGKILL) mid-conversation, a Redis restart. It asks
+#      this script (stdin/stdout, "@@ ID OP ARGS") to stop/start/crash
+#      containers and run redis-cli / the parley CLI in them;
 #   6. tears everything down (containers, volume, network), even on failure,
 #      and ends with "N passed, N failed" (exit status 1 if any failed).
 #
@@ -204,6 +205,14 @@ handle_op() {
         if name=$(gateway_container "$1" 2>"$out"); then
             printf '%s ' "$name" >"$out"
             podman stop -t 15 "$name" >/dev/null 2>>"$out"
+            rc=$?
+        else rc=1; fi
+        ;;
+    crash-gateway) # SIGKILL of the gateway process itself (not `podman kill`, which
+        # counts as stopped by the user): the restart policy must bring it back
+        if name=$(gateway_container "$1" 2>"$out"); then
+            printf '%s ' "$name" >"$out"
+            kill -9 "$(podman inspect -f '{{.State.Pid}}' "$name")" 2>>"$out"
             rc=$?
         else rc=1; fi
         ;;
