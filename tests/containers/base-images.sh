@@ -68,7 +68,7 @@ CFG
         "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/*
     : >"$root/etc/resolv.conf"
     : >"$root/etc/hostname"
-    tar -C "$root" -c . | podman import --change 'CMD ["bash"]' \
+    tar -C "$root" -c . | podman import -q --change 'CMD ["bash"]' \
         --change 'LABEL org.parley.standin=1' - "$img" >/dev/null
     rm -rf "$root" "$root.log"
     say "built $img"

@@ -66,7 +66,8 @@ ok() { passed=$((passed + 1)); printf 'ok - %s\n' "$*"; }
 not_ok() { failed=$((failed + 1)); printf 'not ok - %s\n' "$*"; }
 # phase NAME CMD...: run a step, time it, count it; output goes to $ART/NAME.log
 phase() {
-    local name=$1 t=$(date +%s) rc
+    local name=$1 t rc
+    t=$(date +%s)
     shift
     "$@" >"$ART/$name.log" 2>&1
     rc=$?
@@ -242,7 +243,7 @@ run_e2e() {
         case $line in
         '@@ '*)
             read -r -a words <<<"${line#@@ }"
-            handle_op "${words[@]}" >&"$out" 2>>"$ART/e2e-ops.log"
+            handle_op "${words[@]}" 1>&"$out" 2>>"$ART/e2e-ops.log"
             ;;
         *)
             if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
@@ -296,11 +297,31 @@ abort() {
     finish
 }
 
+# Projects of earlier runs killed before their teardown (parleyct<pid> whose
+# run.sh is gone): removed, so that a re-run on the same machine starts clean.
+reap_stale() {
+    local proj pid ids
+    for proj in $( (podman ps -a --format '{{index .Labels "io.podman.compose.project"}}'
+        podman volume ls --format '{{index .Labels "io.podman.compose.project"}}') | sort -u); do
+        [[ $proj =~ ^parleyct([0-9]+)$ ]] || continue
+        pid=${BASH_REMATCH[1]}
+        [ "$pid" = $$ ] && continue
+        kill -0 "$pid" 2>/dev/null && [ "$(ps -o args= -p "$pid" 2>/dev/null | grep -c containers/run.sh)" = 1 ] && continue
+        echo "removing the leftovers of $proj"
+        ids=$(podman ps -aq --filter "label=io.podman.compose.project=$proj")
+        [ -n "$ids" ] && podman rm -f -t 0 $ids >/dev/null
+        podman volume ls -q --filter "label=io.podman.compose.project=$proj" | xargs -r podman volume rm -f >/dev/null
+        podman network exists "${proj}_default" 2>/dev/null && podman network rm -f "${proj}_default" >/dev/null
+    done
+    return 0
+}
+
 # ------------------------------------------------------------ main
 
 say "project $P, $GATEWAYS gateways, artifacts in $ART"
 phase install install_tools || finish
 phase podman configure_podman || finish
+phase stale reap_stale
 phase base-images "$HERE/base-images.sh" || finish
 phase web build_web # a failed web build leaves the placeholder page; counted, not fatal
 phase client-modules client_modules || finish
