@@ -293,6 +293,12 @@ class Peer {
         return s[0].slice(0, s[0].lastIndexOf('#'));
     }
 
+    terminate() {
+        this.reconnect = false;
+        clearInterval(this.pump);
+        if (this.ws) this.ws.terminate();
+    }
+
     async close() {
         this.reconnect = false;
         clearInterval(this.pump);
@@ -332,8 +338,8 @@ function checkDelivered(rcv, sender, prefix) {
 
 // ------------------------------------------------------------ the tests
 
-const names = ['alice', 'bob', 'carol', 'dave', 'erin'].map((n) => `${n}${RUN}`.slice(0, 32));
-const [ALICE, BOB, CAROL, DAVE, ERIN] = names;
+const names = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina'].map((n) => `${n}${RUN}`.slice(0, 32));
+const [ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GINA] = names;
 const tokens = {};
 const peers = {};
 const connect = async (user, reconnect = true) => {
@@ -544,15 +550,63 @@ async function main() {
         const [a, b, c] = [peers[ALICE], peers[BOB], peers[CAROL]];
         const bgw = await b.gateway();
         assert((await a.gateway()) !== bgw && (await c.gateway()) !== bgw, 'alice or carol shares bob\'s gateway');
+        // a client on bob's gateway that stops reading: the gateway's drain then
+        // waits for its close handshake (up to PARLEY_DRAIN_TIMEOUT, 5 s), which
+        // leaves time to watch the load balancer while the gateway drains
+        let stuck = null;
+        for (let i = 0; i < 8 && !stuck; i++) {
+            const f = new Peer(FRANK, tokens[FRANK]);
+            await f.open();
+            const s = await f.sessions();
+            if (s.some((x) => x.startsWith(`${bgw}#`)) && s.length === 1) stuck = f;
+            else await f.close();
+            if (!stuck) await until(async () => (await f.sessions()).length === 0, 5000, `${FRANK}'s sessions closed`);
+        }
+        assert(stuck, `no session of ${FRANK} landed on ${bgw} in 8 tries`);
+        clearInterval(stuck.pump);
+        stuck.ws._socket.pause();
+        // while it drains, from the moment it is told to stop: requests and new
+        // sessions through the LB keep succeeding (the draining gateway answers
+        // 503 on /healthz and /ws; haproxy retries those elsewhere and takes it
+        // out on its failed checks, before the process is gone)
+        let done = false;
+        const probe = { http: 0, ws: 0, failed: [], outWhileDraining: false };
+        const probeDrain = async () => {
+            for (let k = 0; !done; k++) {
+                const r = await api('/healthz').catch((e) => ({ status: e.message }));
+                if (r.status === 200) probe.http++;
+                else probe.failed.push(`GET /healthz: ${r.status}`);
+                if (k % 5 === 0) {
+                    const g = new Peer(GINA, tokens[GINA]);
+                    try {
+                        await g.open(5000);
+                        probe.ws++;
+                    } catch (e) {
+                        probe.failed.push(e.message);
+                    }
+                    await g.close();
+                    if (!done && (await upServers()).length === GATEWAYS - 1) probe.outWhileDraining = true;
+                }
+                await sleep(20);
+            }
+        };
         let stopping = null;
+        let probing = null;
         const N = 60;
         for (let i = 0; i < N; i++) {
             a.send(BOB, `a2b ${i}`, `a2b-${i}`); // bob receives
             b.send(CAROL, `b2c ${i}`, `b2c-${i}`); // bob sends
-            if (i === 15) stopping = host('stop-gateway', bgw);
+            if (i === 15) {
+                stopping = host('stop-gateway', bgw).finally(() => (done = true));
+                probing = probeDrain();
+            }
             await sleep(50);
         }
         stopped = await stopping;
+        await probing;
+        assert(probe.failed.length === 0, `${probe.failed.length} requests/sessions failed through the LB while a gateway drained: ${probe.failed.slice(0, 3)}`);
+        assert(probe.ws > 0, 'the gateway stopped before any new session was tried during its drain');
+        assert(probe.outWhileDraining, 'haproxy did not take the gateway out while it was draining');
         await a.waitAcked('a2b-', 30000);
         await b.waitAcked('b2c-', 30000);
         await until(() => b.isOpen, 20000, 'bob reconnected');
@@ -570,7 +624,8 @@ async function main() {
         for (const p of [a, b, c]) assert(p.problems.length === 0, `${p.user}: ${p.problems.join('; ')}`);
         // the load balancer took the stopped gateway out
         await until(async () => (await upServers()).length === GATEWAYS - 1, 10000, `${GATEWAYS - 1} gateways UP in haproxy`);
-        return `stopped ${stopped.trim()} (${bgw}); bob back on ${nbgw}; alice->bob ${r1}; bob->carol ${r2}; LB: ${GATEWAYS - 1} UP`;
+        stuck.terminate();
+        return `stopped ${stopped.trim()} (${bgw}); during its drain ${probe.http} GET /healthz and ${probe.ws} new sessions through the LB all succeeded; bob back on ${nbgw}; alice->bob ${r1}; bob->carol ${r2}; LB: ${GATEWAYS - 1} UP`;
     });
 
     await step('the stopped gateway started again rejoins the LB (DNS discovery)', async () => {
