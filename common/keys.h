@@ -49,6 +49,7 @@
 #define CHAN_GW CHAN_GW_PREFIX "%s"
 #define CHAN_PRESENCE_PREFIX KEYS_PREFIX "presence:"
 #define CHAN_PRESENCE CHAN_PRESENCE_PREFIX "%s" /* + user name */
+#define CHAN_USERS KEYS_PREFIX "users:new"    /* "NAME COUNT": a user registered */
 
 /* Number of routing slots: a constant of the internal protocol. */
 #define PARLEY_SLOTS 64u

@@ -423,11 +423,17 @@ static const char SRC_GROUP[] =
     "end\n"
     "return fail('bad_field', 'op: unknown')\n";
 
-/* register: returns 1 when created, 0 when the name is taken. */
+/* register: KEYS 1 account, 2 parley:users. ARGV 1 name, 2 hash, 3 created
+ * ms, 4 the new-user channel (optional). Publishes "NAME COUNT" there (COUNT = users
+ * now), so gateways in "everyone" mode follow the newcomer's presence.
+ * Returns 1 when created, 0 when the name is taken. */
 static const char SRC_REGISTER[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'pw', ARGV[2], 'created', ARGV[3])\n"
     "redis.call('ZADD', KEYS[2], 0, ARGV[1])\n"
+    "if ARGV[4] then\n"
+    "  redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' ' .. redis.call('ZCARD', KEYS[2]))\n"
+    "end\n"
     "return 1\n";
 
 /* contacts: KEYS 1 parley:users, 2 user contacts, 3 parley:online, 4 user

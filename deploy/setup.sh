@@ -20,7 +20,8 @@ LWS_PREFIX=$DEPS/lws-$LWS_VERSION
 
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config dpkg-dev ca-certificates
       libevent-dev libhiredis-dev libmsgpack-dev libsodium-dev libssl-dev zlib1g-dev)
-PKGS=("${BUILD_PKGS[@]}" redis-server redis-tools curl clang libclang-rt-14-dev nodejs npm)
+PKGS=("${BUILD_PKGS[@]}" redis-server redis-tools curl clang libclang-rt-14-dev nodejs npm
+      chromium fonts-dejavu-core haproxy)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -62,7 +62,10 @@ int deliver_frame_fields(const char *buf, size_t len, proto_str *kind, proto_str
     return rc;
 }
 
-/* A group frame: every member becomes a contact of the session (presence). */
+/* A group frame: every member becomes a contact of the session (presence).
+ * No state query per member (a 1,000-member group would cost 1,000 per
+ * session): states come with the next change, or from the subscribe check
+ * when this gateway did not follow the member yet (presence.c). */
 static void deliver_learn_members(gw_session *s, const char *frame, size_t len)
 {
     msgpack_unpacked u;
@@ -79,7 +82,7 @@ static void deliver_learn_members(gw_session *s, const char *frame, size_t len)
             for (uint32_t j = 0; j < v->via.array.size; j++) {
                 const msgpack_object *e = &v->via.array.ptr[j];
                 if (e->type == MSGPACK_OBJECT_STR)
-                    presence_follow(s, e->via.str.ptr, e->via.str.size);
+                    presence_follow_known(s, e->via.str.ptr, e->via.str.size, -1);
             }
         }
     }

@@ -103,6 +103,8 @@ typedef struct gw_session {
     gw_session_state state;
     struct gw_session *next_of_user; /* list of this user's local sessions */
 
+    int everyone; /* hello listed every user: newcomers become contacts too */
+
     /* inbox position */
     int64_t last_seq; /* highest inbox seq sent to this session */
     char epoch[PROTO_EPOCH_MAX + 1];
@@ -299,11 +301,17 @@ int deliver_frame_fields(const char *buf, size_t len, proto_str *kind, proto_str
 
 /* ---- presence.c ---- */
 void presence_follow(gw_session *s, const char *name, size_t len);
+/* the same, knowing the state hello reported (1 online, 0 offline, -1 unknown) */
+void presence_follow_known(gw_session *s, const char *name, size_t len, int online);
 void presence_unfollow_all(gw_session *s);
 void presence_message(gw_server *g, const char *chan, const char *buf, size_t len);
 void presence_resubscribe(gw_server *g);
 void presence_sweep(gw_server *g);
 void presence_unsubscribed(gw_server *g, const char *chan, size_t len);
+/* a user registered ("NAME COUNT" on CHAN_USERS): while COUNT is within
+ * --everyone-limit, sessions whose hello listed everyone follow NAME */
+void presence_new_user(gw_server *g, const char *buf, size_t len);
+void presence_subscribed(gw_server *g, const char *chan, size_t len);
 void presence_free(gw_server *g);
 
 /* ---- http_api.c ---- */

@@ -221,8 +221,8 @@ static void http_register_hashed(void *priv, int ok, const char *hash)
     char k1[KEYS_MAX], now[24];
     keys_fmt(k1, sizeof k1, KEY_ACCOUNT, h->user);
     snprintf(now, sizeof now, "%" PRIu64, gw_now_ms());
-    const char *argv[] = {k1, KEY_USERS, h->user, hash, now};
-    if (rl_eval(h->g, SCRIPT_REGISTER, http_register_cb, h, 2, 3, argv, NULL) < 0) {
+    const char *argv[] = {k1, KEY_USERS, h->user, hash, now, CHAN_USERS};
+    if (rl_eval(h->g, SCRIPT_REGISTER, http_register_cb, h, 2, 4, argv, NULL) < 0) {
         http_unavailable(h);
         http_unref(h);
     }

@@ -23,7 +23,8 @@ typedef struct presence_entry {
     presence_link **subs; /* followers, in no order */
     size_t n, cap;
     presence_sub_state sub;
-    int stale; /* no follower at the last sweep */
+    int stale;  /* no follower at the last sweep */
+    int online; /* last state known here: 1, 0, or -1 unknown */
 } presence_entry;
 
 /* One session following one name: the value in the session's contacts map,
@@ -39,7 +40,48 @@ static void presence_chan(char *buf, size_t size, const char *name)
     keys_fmt(buf, size, CHAN_PRESENCE, name);
 }
 
+typedef struct presence_query {
+    uint64_t conn;
+    char name[PROTO_NAME_MAX + 1];
+} presence_query;
+
+static void presence_query_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    presence_query *q = priv;
+    gw_session *s = ws_session_find(g, q->conn);
+    long long on;
+    if (s && s->state == SESS_LIVE && strmap_get(&s->contacts, q->name, strlen(q->name)) &&
+        rl_reply_int(r, &on) == 0) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        proto_enc_presence(&pk, on != 0, q->name, strlen(q->name));
+        ws_send(s, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    free(q);
+}
+
+/* A contact learned from a text: the session has never been told its state,
+ * so it gets the current one (later changes come from the channel). */
 void presence_follow(gw_session *s, const char *name, size_t len)
+{
+    if (!name || !proto_valid_user(name, len) || strmap_get(&s->contacts, name, len) ||
+        (len == strlen(s->user) && memcmp(name, s->user, len) == 0))
+        return;
+    presence_follow_known(s, name, len, -1);
+    if (!strmap_get(&s->contacts, name, len)) return;
+    presence_query *q = calloc(1, sizeof *q);
+    if (!q) return;
+    q->conn = s->conn;
+    memcpy(q->name, name, len);
+    const char *argv[] = {"SISMEMBER", KEY_ONLINE, q->name};
+    if (rl_cmd_argv(s->g, presence_query_cb, q, 3, argv, NULL) < 0) free(q);
+}
+
+void presence_follow_known(gw_session *s, const char *name, size_t len, int online)
 {
     gw_server *g = s->g;
     if (!name || !proto_valid_user(name, len) ||
@@ -51,6 +93,7 @@ void presence_follow(gw_session *s, const char *name, size_t len)
         e = calloc(1, sizeof *e);
         if (!e) return;
         memcpy(e->name, name, len);
+        e->online = online;
         if (strmap_put(&g->presence, name, len, e) < 0) {
             free(e);
             return;
@@ -159,8 +202,49 @@ void presence_message(gw_server *g, const char *chan, const char *buf, size_t le
     if (clen <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0) return;
     presence_entry *e = strmap_get(&g->presence, chan + plen, clen - plen);
     if (!e) return;
+    proto_str kind = {0};
+    deliver_frame_fields(buf, len, &kind, NULL, NULL, NULL, NULL);
+    if (kind.len == 6 && !memcmp(kind.p, "online", 6)) e->online = 1;
+    if (kind.len == 7 && !memcmp(kind.p, "offline", 7)) e->online = 0;
     for (size_t i = 0; i < e->n; i++)
         if (e->subs[i]->s->state == SESS_LIVE) ws_send(e->subs[i]->s, buf, len);
+}
+
+static void presence_state_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    char *name = priv;
+    long long on;
+    presence_entry *e = strmap_get(&g->presence, name, strlen(name));
+    if (e && rl_reply_int(r, &on) == 0 && e->online != (on != 0)) {
+        e->online = on != 0;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        proto_enc_presence(&pk, on != 0, e->name, strlen(e->name));
+        for (size_t i = 0; i < e->n; i++)
+            if (e->subs[i]->s->state == SESS_LIVE) ws_send(e->subs[i]->s, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    free(name);
+}
+
+/* Redis confirmed SUBSCRIBE parley:presence:NAME. A change of NAME between
+ * the followers' hello (or a Redis outage) and now was not seen: read NAME's
+ * state once more and tell the followers when it differs from the last state
+ * known here (from hello or a presence message; unknown for a contact learned
+ * from a text, which then gets the state at once). */
+void presence_subscribed(gw_server *g, const char *chan, size_t len)
+{
+    size_t plen = strlen(CHAN_PRESENCE_PREFIX);
+    if (len <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0) return;
+    presence_entry *e = strmap_get(&g->presence, chan + plen, len - plen);
+    if (!e || e->n == 0) return;
+    char *name = strdup(e->name);
+    if (!name) return;
+    const char *argv[] = {"SISMEMBER", KEY_ONLINE, name};
+    if (rl_cmd_argv(g, presence_state_cb, name, 3, argv, NULL) < 0) free(name);
 }
 
 /* After the subscriber reconnected (a fresh connection has no subscription). */
@@ -186,4 +270,25 @@ void presence_free(gw_server *g)
         free(e);
     }
     strmap_free(&g->presence);
+}
+
+void presence_new_user(gw_server *g, const char *buf, size_t len)
+{
+    const char *sp = memchr(buf, ' ', len);
+    if (!sp || sp == buf) return;
+    size_t nlen = (size_t)(sp - buf);
+    char num[24];
+    size_t dl = len - nlen - 1;
+    if (!proto_valid_user(buf, nlen) || dl == 0 || dl >= sizeof num) return;
+    memcpy(num, sp + 1, dl);
+    num[dl] = '\0';
+    char *end;
+    long long count = strtoll(num, &end, 10);
+    if (*end || count > g->cfg.everyone_limit) return; /* beyond it: contacts only */
+    size_t i;
+    for (strmap_node *n = strmap_first(&g->sessions_by_conn, &i); n;
+         n = strmap_next(&g->sessions_by_conn, n, &i)) {
+        gw_session *s = n->val;
+        if (s->state == SESS_LIVE && s->everyone) presence_follow(s, buf, nlen);
+    }
 }

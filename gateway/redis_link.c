@@ -272,11 +272,17 @@ static void rl_sub_cb(redisAsyncContext *ac, void *r, void *priv)
         if (data->type != REDIS_REPLY_STRING) return;
         if (is_gw)
             deliver_envelope(g, data->str, data->len);
+        else if (chan->len == sizeof(CHAN_USERS) - 1 && !memcmp(chan->str, CHAN_USERS, chan->len))
+            presence_new_user(g, data->str, data->len);
         else
             presence_message(g, chan->str, data->str, data->len);
-    } else if (type->len == 9 && memcmp(type->str, "subscribe", 9) == 0 && is_gw) {
-        g->sub_ready = 1;
-        rl_maybe_up(g);
+    } else if (type->len == 9 && memcmp(type->str, "subscribe", 9) == 0) {
+        if (is_gw) {
+            g->sub_ready = 1;
+            rl_maybe_up(g);
+        } else {
+            presence_subscribed(g, chan->str, chan->len);
+        }
     } else if (type->len == 11 && memcmp(type->str, "unsubscribe", 11) == 0) {
         presence_unsubscribed(g, chan->str, chan->len);
     }
@@ -325,6 +331,7 @@ static void rl_on_connect(const redisAsyncContext *cac, int status)
     log_info("redis %s connection up", c->name);
     if (c == &g->sub) {
         rl_subscribe(g, g->gw_chan);
+        rl_subscribe(g, CHAN_USERS);
         presence_resubscribe(g);
     } else {
         if (!g->ready && !g->cleaning) rl_start_cleanup(g);

@@ -303,8 +303,9 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
     ws_free_pending(s);
     s->last_seq = s->open_seq;
     s->state = SESS_LIVE;
+    s->everyone = mode == 1;
     for (size_t i = 0; i < k; i++)
-        presence_follow(s, c[i].name, c[i].len);
+        presence_follow_known(s, c[i].name, c[i].len, c[i].online);
     free(c);
     log_debug("conn %" PRIu64 " (%s): hello sent, seq %" PRId64 ", %zu contact(s)%s", s->conn,
               s->user, s->open_seq, k, mode == 1 ? " (everyone)" : "");
@@ -354,8 +355,8 @@ static void ws_dev_account(gw_session *s)
     char k1[KEYS_MAX], now[24];
     keys_fmt(k1, sizeof k1, KEY_ACCOUNT, s->user);
     snprintf(now, sizeof now, "%" PRIu64, gw_now_ms());
-    const char *argv[] = {k1, KEY_USERS, s->user, "!dev-auth: no password", now};
-    rl_eval(s->g, SCRIPT_REGISTER, ws_ignore_cb, NULL, 2, 3, argv, NULL);
+    const char *argv[] = {k1, KEY_USERS, s->user, "!dev-auth: no password", now, CHAN_USERS};
+    rl_eval(s->g, SCRIPT_REGISTER, ws_ignore_cb, NULL, 2, 4, argv, NULL);
 }
 
 /* After a Redis reconnect: run session_open again for every live session (the

@@ -18,7 +18,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-STAGES=${PARLEY_TEST_STAGES:-unit integration router asan fuzz containers}
+STAGES=${PARLEY_TEST_STAGES:-unit integration router web asan fuzz containers}
 ART=$ROOT/tests/artifacts
 mkdir -p "$ART"
 passed=0
@@ -111,6 +111,14 @@ for stage in $STAGES; do
             run_script router "$ROOT/router/tests/run.sh" "$ROOT/build"
         else
             stage_failed "router setup"; failed=$((failed + 1))
+        fi
+        ;;
+    web)
+        note "web client: vitest, vite build, chromium end-to-end through haproxy"
+        if [ -x "$ROOT/build/parley-gateway" ]; then
+            run_script web "$ROOT/tests/e2e/run.sh" "$ROOT/build"
+        else
+            stage_failed "web setup"; failed=$((failed + 1))
         fi
         ;;
     asan)

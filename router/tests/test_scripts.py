@@ -21,7 +21,8 @@ out = subprocess.run([CLI, "--redis-url", "redis://127.0.0.1:%d" % PORT, "script
 SHA = dict(line.split()[:2] for line in out.splitlines())
 
 sub = Redis(PORT)
-sub.send("PSUBSCRIBE", "parley:gw:*", "parley:presence:*")
+sub.send("PSUBSCRIBE", "parley:gw:*", "parley:presence:*", "parley:users:*")
+sub.read()
 sub.read()
 sub.read()
 sub.settimeout(0.3)
@@ -77,11 +78,12 @@ def sclose(user, gw, conn):
 
 
 # register
-check(ev("register", [U("alice", "account"), "parley:users"], ["alice", "H1", 1000]) == 1,
-      "register creates alice")
+check(ev("register", [U("alice", "account"), "parley:users"],
+         ["alice", "H1", 1000, "parley:users:new"]) == 1, "register creates alice")
 check(ev("register", [U("alice", "account"), "parley:users"], ["alice", "H2", 1000]) == 0,
       "register refuses a taken name")
 check(r("HGET", U("alice", "account"), "pw") == b"H1", "register keeps the first hash")
+check(published() == [("parley:users:new", b"alice 1")], "register announces 'alice 1' once")
 for u in ("bob", "carol"):
     ev("register", [U(u, "account"), "parley:users"], [u, "H", 1000])
 check(r("ZRANGE", "parley:users", 0, -1) == [b"alice", b"bob", b"carol"], "users zset")

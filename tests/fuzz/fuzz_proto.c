@@ -73,7 +73,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bus_delivery d;
     if (bus_dec_delivery(buf, size, &u, &d) == 0) {
         fuzz_check_str(d.frame, buf, size);
-        if (d.frame.len == 0 || (d.t != BUS_TO_USER && d.t != BUS_TO_CONN)) abort();
+        if (d.frame.len == 0 || (d.t != BUS_TO_USER && d.t != BUS_TO_CONN && d.t != BUS_TO_MANY))
+            abort();
+        if (d.t == BUS_TO_MANY) {
+            if (!d.users || d.users->type != MSGPACK_OBJECT_ARRAY || d.users->via.array.size == 0)
+                abort();
+            if (d.seqs && d.seqs->via.array.size != d.users->via.array.size) abort();
+        }
+        /* a member's copy (seq added) of any frame that is a complete map
+         * is a complete map with one more entry */
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        if (proto_mp_check(d.frame.p, d.frame.len) == 0 &&
+            proto_add_seq(d.frame.p, d.frame.len, 7, &sb) == 0) {
+            msgpack_unpacked fu, su;
+            size_t o1 = 0, o2 = 0;
+            msgpack_unpacked_init(&fu);
+            msgpack_unpacked_init(&su);
+            if (msgpack_unpack_next(&fu, d.frame.p, d.frame.len, &o1) == MSGPACK_UNPACK_SUCCESS &&
+                fu.data.type == MSGPACK_OBJECT_MAP &&
+                (msgpack_unpack_next(&su, sb.data, sb.size, &o2) != MSGPACK_UNPACK_SUCCESS ||
+                 o2 != sb.size || su.data.type != MSGPACK_OBJECT_MAP ||
+                 su.data.via.map.size != fu.data.via.map.size + 1))
+                abort();
+            msgpack_unpacked_destroy(&fu);
+            msgpack_unpacked_destroy(&su);
+        }
+        msgpack_sbuffer_destroy(&sb);
     }
     bus_text t;
     if (bus_dec_text(buf, size, &u, &t) == 0) {

@@ -47,12 +47,16 @@ cluster.test('beyond --everyone-limit, hello lists only contacts and presence re
     assert.equal(Number(subs), 0, 'no gateway follows the presence of a user nobody has as a contact');
 });
 
-cluster.test('a message from a new correspondent makes them a contact of the live session (presence follows)', async () => {
+cluster.test('a message from a new correspondent makes them a contact of the live session: its state at once, then presence follows', async () => {
     const XB = await Client.connect(cluster.gw(1), tok.xb, { name: 'xb' });
     assert.ok(!XB.hello.users.some((u) => u.username === 'late'), `late is not a contact yet: ${brief(XB.hello)}`);
     const L = await Client.connect(cluster.gw(0), tok.late, { name: 'late' });
     await send(L, 'xb', 'hello there', 'c-2');
     await XB.next({ kind: 'text', from: 'late' });
+    // a contact learned from a text: its current state arrives once the
+    // gateway follows it (both ways: the sender learns the recipient too)
+    await XB.next({ kind: 'online', from: 'late' });
+    await L.next({ kind: 'online', from: 'xb' });
     await presenceSubscribed('late');
     await L.close();
     const off = await XB.next({ kind: 'offline', from: 'late' });

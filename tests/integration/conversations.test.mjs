@@ -5,8 +5,8 @@
 // Cluster: redis, router, gw1, gw2.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { Client, brief } from './lib/client.mjs';
-import { Cluster, makeUsers } from './lib/cluster.mjs';
+import { Client, brief, sendAck } from './lib/client.mjs';
+import { Cluster } from './lib/cluster.mjs';
 
 const cluster = new Cluster('conversations');
 before(() => cluster.start());
@@ -15,19 +15,9 @@ after(() => cluster.stop());
 let n = 0;
 const cid = () => `cv-${++n}`;
 
-async function users(...bases) {
-    const names = bases.map((b) => cluster.name(b));
-    const tokens = await makeUsers(cluster.gw(0), names);
-    return names.map((x) => ({ name: x, token: tokens[x] }));
-}
+const users = (...bases) => cluster.users(bases);
 
-async function send(c, to, data) {
-    const id = cid();
-    c.send({ kind: 'text', to, data, cid: id });
-    const f = await c.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === id);
-    assert.equal(f.kind, 'ack', `${c.name} -> ${to}: ${brief(f)}`);
-    return f;
-}
+const send = (c, to, data) => sendAck(c, to, data, cid());
 
 async function refused(c, frame, code) {
     c.send(frame);
@@ -381,4 +371,19 @@ cluster.test('GET /api/users?q=#PREFIX finds open groups (to join), never closed
     assert.ok(!(await get('#')).some((x) => x.username === closed), 'a closed group is never listed');
     assert.deepEqual(await get('#Bad!'), [], 'an invalid prefix finds nothing');
     assert.ok((await get(a.name)).some((x) => x.username === a.name && x.online === true), 'users as before');
+});
+
+cluster.test('everyone mode: a user who registers after hello is followed, so their online reaches open sessions', async () => {
+    const [a] = await users('na');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const A2 = await Client.connect(cluster.gw(1), a.token, { name: 'A2' });
+    const [late] = await users('nlate');
+    assert.ok(!entry(A.hello, late.name), 'not in the earlier hello');
+    const L = await Client.connect(cluster.gw(1), late.token);
+    for (const X of [A, A2]) {
+        const on = await X.next({ kind: 'online', from: late.name });
+        assert.equal(on.from, late.name);
+    }
+    await L.close();
+    await A.next({ kind: 'offline', from: late.name });
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { decode } from '@msgpack/msgpack';
 import { after, before, beforeEach } from 'node:test';
 import { Client, brief, sendReliably } from './lib/client.mjs';
-import { Cluster, HEARTBEAT_TTL_MS, REAP_INTERVAL_MS, makeUsers, waitFor } from './lib/cluster.mjs';
+import { Cluster, HEARTBEAT_TTL_MS, REAP_INTERVAL_MS, waitFor } from './lib/cluster.mjs';
 
 const cluster = new Cluster('gateway_crash');
 before(() => cluster.start());
@@ -16,11 +16,7 @@ beforeEach(() => cluster.ensureGateway(1));
 const SLACK_MS = 2000;
 const OFFLINE_DEADLINE_MS = HEARTBEAT_TTL_MS + REAP_INTERVAL_MS + SLACK_MS;
 
-async function users(...bases) {
-    const names = bases.map((b) => cluster.name(b));
-    const tokens = await makeUsers(cluster.gw(0), names);
-    return names.map((n) => ({ name: n, token: tokens[n] }));
-}
+const users = (...bases) => cluster.users(bases);
 
 cluster.test('SIGKILL a gateway: its users go offline within heartbeat TTL + reap interval', async () => {
     const [victim, observer] = await users('victim', 'observer');

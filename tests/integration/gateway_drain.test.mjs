@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach } from 'node:test';
 import { Client, healthz } from './lib/client.mjs';
-import { Cluster, makeUsers, sleep, waitFor } from './lib/cluster.mjs';
+import { Cluster, sleep, waitFor } from './lib/cluster.mjs';
 
 const DRAIN_TIMEOUT_MS = 3000;
 const cluster = new Cluster('gateway_drain', {
@@ -15,11 +15,7 @@ before(() => cluster.start());
 after(() => cluster.stop());
 beforeEach(() => cluster.ensureGateway(1));
 
-async function users(...bases) {
-    const names = bases.map((b) => cluster.name(b));
-    const tokens = await makeUsers(cluster.gw(0), names);
-    return names.map((n) => ({ name: n, token: tokens[n] }));
-}
+const users = (...bases) => cluster.users(bases);
 
 // SIGTERM gw2 without waiting; resolves with {code, signal} or {error}.
 function terminate() {

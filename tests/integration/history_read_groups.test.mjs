@@ -5,8 +5,8 @@
 // Cluster: redis, router, gw1, gw2.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { Client, brief } from './lib/client.mjs';
-import { Cluster, makeUsers } from './lib/cluster.mjs';
+import { Client, brief, sendAck } from './lib/client.mjs';
+import { Cluster } from './lib/cluster.mjs';
 
 const PENDING = {};
 const cluster = new Cluster('history_read_groups');
@@ -37,19 +37,9 @@ after(() => cluster.stop());
 let n = 0;
 const cid = () => `hg-${++n}`;
 
-async function users(...bases) {
-    const names = bases.map((b) => cluster.name(b));
-    const tokens = await makeUsers(cluster.gw(0), names);
-    return names.map((x) => ({ name: x, token: tokens[x] }));
-}
+const users = (...bases) => cluster.users(bases);
 
-async function send(c, to, data) {
-    const id = cid();
-    c.send({ kind: 'text', to, data, cid: id });
-    const f = await c.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === id);
-    assert.equal(f.kind, 'ack', `${c.name} -> ${to}: ${brief(f)}`);
-    return f;
-}
+const send = (c, to, data) => sendAck(c, to, data, cid());
 
 // ------------------------------------------------------------------ history
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { decode } from '@msgpack/msgpack';
 import { after, before } from 'node:test';
 import { Client, brief } from './lib/client.mjs';
-import { Cluster, makeUsers, waitFor } from './lib/cluster.mjs';
+import { Cluster, waitFor } from './lib/cluster.mjs';
 
 const INBOX_CAP = 50;
 const cluster = new Cluster('messaging', { routerArgs: ['--inbox-cap', String(INBOX_CAP)] });
@@ -17,11 +17,7 @@ const GW2 = () => cluster.gw(1);
 let cidN = 0;
 const cid = (p = 'c') => `${p}-${++cidN}`;
 
-async function users(...bases) {
-    const names = bases.map((b) => cluster.name(b));
-    const tokens = await makeUsers(GW1(), names);
-    return names.map((n) => ({ name: n, token: tokens[n] }));
-}
+const users = (...bases) => cluster.users(bases);
 
 // Waits until some gateway listens to NAME's presence channel (internals.md),
 // so an online/offline published next is not lost to a subscription race.

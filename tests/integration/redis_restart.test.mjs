@@ -5,18 +5,14 @@ import assert from 'node:assert/strict';
 import { decode } from '@msgpack/msgpack';
 import { after, before } from 'node:test';
 import { Client, brief, healthz, sendReliably, sendStream } from './lib/client.mjs';
-import { Cluster, makeUsers, waitFor } from './lib/cluster.mjs';
+import { Cluster, waitFor } from './lib/cluster.mjs';
 
 // a generous rate limit: the stream test retries every pending message during the outage
 const cluster = new Cluster('redis_restart', { gatewayArgs: ['--rate', '1000', '--burst', '1000'] });
 before(() => cluster.start());
 after(() => cluster.stop());
 
-async function users(...bases) {
-    const names = bases.map((b) => cluster.name(b));
-    const tokens = await makeUsers(cluster.gw(0), names);
-    return names.map((n) => ({ name: n, token: tokens[n] }));
-}
+const users = (...bases) => cluster.users(bases);
 
 async function allHealthz(status, timeout, phase) {
     for (let i = 0; i < cluster.gateways.length; i++) {

@@ -100,6 +100,14 @@ static void test_delivery(void)
     rc = deliv("{4 s:t s:c s:c i:1 s:f s:ERR s:s n", &d);
     CHECK(rc == 0 && d.seq == 0, "nil seq is absent");
 
+    /* multi-user envelopes (groups, receipts) */
+    rc = deliv("{5 s:t s:m s:f s:F s:u [2 s:ann s:bob s:s [2 i:3 i:9 s:x s:gw1#4", &d);
+    CHECK(rc == 0 && d.t == BUS_TO_MANY && d.users && d.users->via.array.size == 2 && d.seqs &&
+              d.seqs->via.array.ptr[1].via.u64 == 9 && str_is(d.except, "gw1#4") && d.seq == 0,
+          "to many, per-user seqs, except");
+    rc = deliv("{3 s:t s:m s:f s:F s:u [1 s:ann", &d);
+    CHECK(rc == 0 && d.t == BUS_TO_MANY && !d.seqs && d.except.len == 0, "to many, no seqs");
+
     /* the frame bytes point into the buffer, unchanged */
     msgpack_sbuffer fb;
     msgpack_sbuffer_init(&fb);
@@ -152,6 +160,15 @@ static void test_delivery(void)
         "{4 s:t s:c s:c i:1 s:f s:F s:f s:G",           /* duplicate f */
         "{4 s:t s:c s:c i:1 s:f s:F i:1 s:G",           /* int key */
         "r:dfffffffff",                                 /* huge map */
+        "{2 s:t s:m s:f s:F",                           /* many: no users */
+        "{3 s:t s:m s:f s:F s:u [0",                    /* many: empty users */
+        "{3 s:t s:m s:f s:F s:u s:ann",                 /* many: users not an array */
+        "{3 s:t s:m s:f s:F s:u [1 s:Ann",              /* many: bad user */
+        "{3 s:t s:m s:f s:F s:u [1 i:1",                /* many: user int */
+        "{4 s:t s:m s:f s:F s:u [2 s:a s:b s:s [1 i:1", /* many: seqs shorter */
+        "{4 s:t s:m s:f s:F s:u [1 s:a s:s [1 i:0",     /* many: seq 0 */
+        "{4 s:t s:m s:f s:F s:u [1 s:a s:s i:1",        /* many: seq not an array */
+        "{4 s:t s:u s:u s:bob s:f s:F s:s [1 i:1",      /* user: seq array */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(deliv(bad[i], &d) == -1, "bad delivery %zu: %s", i, bad[i]);

@@ -42,13 +42,14 @@ int cli_password(const char *prog, const char *flag, char *out, size_t size, siz
 
 /* Queues (pipelined) or runs one register script call. */
 static void cli_register_argv(const char *name, const char *hash, const char *created,
-                              char keybuf[KEYS_MAX], const char *argv[5])
+                              char keybuf[KEYS_MAX], const char *argv[6])
 {
     argv[0] = keys_fmt(keybuf, KEYS_MAX, KEY_ACCOUNT, name);
     argv[1] = KEY_USERS;
     argv[2] = name;
     argv[3] = hash;
     argv[4] = created;
+    argv[5] = CHAN_USERS;
 }
 
 int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv)
@@ -58,7 +59,7 @@ int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv)
         {"password", NULL, CONFIG_STR, &pwflag, 0, 0, "password (else PARLEY_PASSWORD or stdin)"},
     };
     char *pos[1], pw[PASSWORD_MAX + 2], hash[PASSWORD_HASH_MAX], key[KEYS_MAX], created[24];
-    const char *av[5];
+    const char *av[6];
     size_t pwlen;
     int npos;
 
@@ -73,7 +74,7 @@ int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv)
         return cli_fail("cannot hash the password");
     snprintf(created, sizeof(created), "%lld", cli_now_ms());
     cli_register_argv(pos[0], hash, created, key, av);
-    redisReply *r = cli_eval(c, SCRIPT_REGISTER, 2, 3, av, NULL);
+    redisReply *r = cli_eval(c, SCRIPT_REGISTER, 2, 4, av, NULL);
     if (!r) return CLI_FAIL;
     int rc = CLI_OK;
     if (r->type == REDIS_REPLY_ERROR)
@@ -136,10 +137,10 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
         long long cnt = n - base < CLI_BULK_BATCH ? n - base : CLI_BULK_BATCH;
         for (long long i = 0; i < cnt; i++) {
             char name[80], key[KEYS_MAX];
-            const char *av[8] = {"EVALSHA", sha, "2"};
+            const char *av[9] = {"EVALSHA", sha, "2"};
             snprintf(name, sizeof(name), "%s%lld", prefix, start + base + i);
             cli_register_argv(name, hash, created, key, av + 3);
-            if (redisAppendCommandArgv(c, 8, av, NULL) != REDIS_OK)
+            if (redisAppendCommandArgv(c, 9, av, NULL) != REDIS_OK)
                 return cli_fail("redis: %s", c->errstr);
         }
         for (long long i = 0; i < cnt; i++) {

@@ -340,6 +340,14 @@ export class Client {
 // Sends a text and waits until it is acknowledged, retrying with the same cid
 // on `error unavailable` or when no answer came within retryMs (the client
 // behaviour the contract asks for). Other errors reject.
+// Sends a text and waits for its answer; fails unless it is the ack.
+export async function sendAck(client, to, data, cid) {
+    client.send({ kind: 'text', to, data, cid });
+    const f = await client.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === cid);
+    if (f.kind !== 'ack') throw new Error(`${client.name} -> ${to} cid ${cid}: expected ack, got ${brief(f)}`);
+    return f;
+}
+
 export async function sendReliably(client, frame, { timeoutMs = 15000, retryMs = 2000 } = {}) {
     const deadline = Date.now() + timeoutMs;
     let attempts = 0;

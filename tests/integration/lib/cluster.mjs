@@ -504,6 +504,14 @@ export class Cluster {
         return `${base}${++this.userCount}`;
     }
 
+    // Registers one fresh user per base name (through gateway `gw`, default
+    // the first); resolves with [{name, token}] in the same order.
+    async users(bases, gw = 0) {
+        const names = bases.map((b) => this.name(b));
+        const tokens = await makeUsers(this.gw(gw), names);
+        return names.map((n) => ({ name: n, token: tokens[n] }));
+    }
+
     // ------------------------------------------------ tests
 
     // Like node:test's test(), plus: per-test log slice written to

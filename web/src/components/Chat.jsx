@@ -1,0 +1,161 @@
+// Chat: the signed-in screen. Owns the store (store.js) and the connection
+// (connection.js) for as long as the user stays signed in, and runs the few
+// effects that tie them to the page: tab title, read receipts, history loads,
+// typing expiry, reconnect on the browser's `online` event.
+import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';
+import { Connection, createStore, wsUrl } from '../lib/connection.js';
+import { conversationList, initialState, readFrame, reduce, titleFor } from '../lib/store.js';
+import Banner from './Banner.jsx';
+import ChatPane from './ChatPane.jsx';
+import Sidebar from './Sidebar.jsx';
+
+function usePageVisible() {
+    const [visible, setVisible] = useState(() => document.visibilityState !== 'hidden');
+    useEffect(() => {
+        const on = () => setVisible(document.visibilityState !== 'hidden');
+        document.addEventListener('visibilitychange', on);
+        return () => document.removeEventListener('visibilitychange', on);
+    }, []);
+    return visible;
+}
+
+export default function Chat({ api, onSignedOut }) {
+    const store = useMemo(() => createStore(reduce, initialState()), []);
+    const state = useSyncExternalStore(store.subscribe, store.getState);
+    const connRef = useRef(null);
+    const previewed = useRef(new Set());
+    const looked = useRef(new Set());
+    const [atBottom, setAtBottom] = useState(true);
+    const visible = usePageVisible();
+
+    useEffect(() => {
+        const conn = new Connection({
+            url: wsUrl(),
+            dispatch: store.dispatch,
+            getState: store.getState,
+            onSignedOut: () => onSignedOut('Your session has expired. Please log in again.'),
+        });
+        connRef.current = conn;
+        conn.start();
+        const online = () => conn.retryNow();
+        window.addEventListener('online', online);
+        return () => {
+            window.removeEventListener('online', online);
+            conn.stop();
+        };
+    }, [store]);
+
+    const conn = connRef.current;
+    const online = state.conn.status === 'online';
+    const active = state.active ? state.convs[state.active] : null;
+
+    // unread total in the tab title
+    useEffect(() => {
+        document.title = titleFor(state);
+    });
+
+    // the open conversation: its newest page once per connection/epoch
+    useEffect(() => {
+        if (online && active && !active.historyLoaded && conn) conn.requestHistory(active.key, 'initial');
+    }, [online, active && active.key, active && active.historyLoaded]);
+
+    // previews for the list (newest message of each conversation), paced
+    useEffect(() => {
+        if (!online || !conn) return;
+        const want = conversationList(state)
+            .filter((c) => !c.preview && !previewed.current.has(c.key))
+            .sort((a, b) => b.unread - a.unread)
+            .map((c) => c.key);
+        for (const k of want) previewed.current.add(k);
+        if (want.length) conn.requestPreviews(want);
+    }, [online, Object.keys(state.convs).length]);
+
+    // a conversation that did not come with hello (a first message, a search
+    // hit): its presence now, from the API; online/offline frames follow
+    const unknown = Object.values(state.convs)
+        .filter((c) => !c.group && !c.known)
+        .map((c) => c.key)
+        .join(' ');
+    useEffect(() => {
+        if (!online || !unknown) return;
+        for (const key of unknown.split(' ')) {
+            if (looked.current.has(key)) continue;
+            looked.current.add(key);
+            api.users(key).then((r) => {
+                const u = r.ok && Array.isArray(r.data) ? r.data.find((x) => x.username === key) : null;
+                if (u) store.dispatch({ type: 'addContact', key, online: !!u.online });
+            });
+        }
+    }, [online, unknown]);
+
+    // read receipts: what is on screen, visible and scrolled to the end, is read
+    useEffect(() => {
+        if (!online || !active || !visible || !atBottom || !conn) return;
+        const f = readFrame(state, active.key);
+        // sent (or a server without `read`: the badge still clears here)
+        if (f ? conn.markRead(f) || !conn.features.read : active.unread) store.dispatch({ type: 'markRead', key: active.key });
+    }, [online, active, visible, atBottom]);
+
+    // typing indicators fade out
+    const anyTyping = Object.values(state.convs).some((c) => Object.keys(c.typing).length);
+    useEffect(() => {
+        if (!anyTyping) return;
+        const t = setInterval(() => store.dispatch({ type: 'expireTyping', now: Date.now() }), 1000);
+        return () => clearInterval(t);
+    }, [anyTyping]);
+
+    const logout = useCallback(async () => {
+        if (connRef.current) connRef.current.stop();
+        await api.logout();
+        onSignedOut('');
+    }, [api]);
+
+    const open = useCallback((key) => {
+        store.dispatch({ type: 'open', key });
+        setAtBottom(true);
+    }, []);
+
+    return (
+        <div className="flex h-full flex-col">
+            <Banner conn={state.conn} syncing={state.syncing} onRetry={() => conn && conn.retryNow()} />
+            <div className="mx-auto flex min-h-0 w-full max-w-6xl flex-1 bg-white md:my-4 md:rounded-2xl md:shadow-lg">
+                <Sidebar
+                    className={state.active ? 'hidden md:flex' : 'flex'}
+                    state={state}
+                    api={api}
+                    conn={conn}
+                    onOpen={open}
+                    onLogout={logout}
+                    dispatch={store.dispatch}
+                />
+                <ChatPane
+                    className={state.active ? 'flex' : 'hidden md:flex'}
+                    state={state}
+                    conv={active}
+                    conn={conn}
+                    dispatch={store.dispatch}
+                    onBack={() => open(null)}
+                    onBottom={setAtBottom}
+                />
+            </div>
+            {state.notice && <Notice notice={state.notice} onClose={() => store.dispatch({ type: 'notice', text: '' })} />}
+        </div>
+    );
+}
+
+function Notice({ notice, onClose }) {
+    useEffect(() => {
+        const t = setTimeout(onClose, 6000);
+        return () => clearTimeout(t);
+    }, [notice.at]);
+    return (
+        <div role="alert" className="fixed right-4 bottom-4 left-4 mx-auto max-w-md rounded-lg bg-slate-900 px-4 py-3 text-sm text-white shadow-lg">
+            <div className="flex items-start gap-3">
+                <p className="flex-1">{notice.text}</p>
+                <button onClick={onClose} className="rounded px-1 text-slate-300 hover:text-white focus-visible:outline-2 focus-visible:outline-white" aria-label="Dismiss">
+                    ✕
+                </button>
+            </div>
+        </div>
+    );
+}

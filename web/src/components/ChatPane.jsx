@@ -1,0 +1,306 @@
+// ChatPane: one conversation. Header (presence / members, typing), the
+// message list (day separators, timestamps, own message status with retry,
+// read receipts, older history on scroll-up, auto-scroll unless the reader
+// scrolled up) and the composer (Enter sends, Shift+Enter is a new line).
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { isUserName } from '../lib/names.js';
+import { pendingFor, receiptOf, typingNames } from '../lib/store.js';
+import { formatTime, groupByDay } from '../lib/time.js';
+import Avatar from './Avatar.jsx';
+
+const btn =
+    'rounded-md px-2.5 py-1.5 text-sm font-medium focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600';
+const NEAR = 48; // px from the bottom that still counts as "at the bottom"
+
+export default function ChatPane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
+    if (!conv) {
+        return (
+            <section className={`${className} flex-1 items-center justify-center text-slate-400`} aria-label="Chat">
+                <p>Pick a conversation, or find someone to talk to.</p>
+            </section>
+        );
+    }
+    return <Pane key={conv.key} {...{ className, state, conv, conn, dispatch, onBack, onBottom }} />;
+}
+
+function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
+    const typing = typingNames(conv, Date.now());
+    const pending = pendingFor(state, conv.key);
+    const [adding, setAdding] = useState(false);
+    let status;
+    if (typing.length) status = <span className="text-indigo-600" data-testid="typing">{conv.group ? `${typing.join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : 'typing…'}</span>;
+    else if (conv.group)
+        status = conv.members
+            ? `${conv.members.length} member${conv.members.length === 1 ? '' : 's'}${conv.open ? ' · open' : ''}: ${conv.members.join(', ')}`
+            : 'Group';
+    else status = <span data-testid="presence">{conv.online ? 'Online' : 'Offline'}</span>;
+
+    return (
+        <section className={`${className} min-w-0 flex-1 flex-col`} aria-label={`Chat with ${conv.key}`}>
+            <header className="flex items-center gap-3 border-b border-slate-200 px-3 py-2.5 sm:px-4">
+                <button onClick={onBack} className={`${btn} text-slate-600 hover:bg-slate-100 md:hidden`} aria-label="Back to conversations">
+                    ←
+                </button>
+                <Avatar name={conv.key} online={conv.online} />
+                <div className="min-w-0 flex-1">
+                    <h2 className="truncate font-semibold text-slate-900" data-testid="chat-title">{conv.key}</h2>
+                    <p className="truncate text-xs text-slate-500" aria-live="polite">{status}</p>
+                </div>
+                {conv.group && (
+                    <div className="flex gap-1">
+                        <button className={`${btn} text-slate-600 hover:bg-slate-100`} aria-expanded={adding} onClick={() => setAdding(!adding)}>
+                            Add
+                        </button>
+                        <button className={`${btn} text-red-600 hover:bg-red-50`} onClick={() => conn && conn.group('leave', conv.key)}>
+                            Leave
+                        </button>
+                    </div>
+                )}
+            </header>
+            {adding && <AddMembers conv={conv} conn={conn} onDone={() => setAdding(false)} />}
+            <Messages state={state} conv={conv} pending={pending} conn={conn} dispatch={dispatch} onBottom={onBottom} />
+            <Composer conv={conv} conn={conn} />
+        </section>
+    );
+}
+
+function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
+    const box = useRef(null);
+    const prev = useRef({ first: null, last: null, height: 0, pending: 0 });
+    const [atBottom, setAtBottom] = useState(true);
+    const [unseen, setUnseen] = useState(false);
+    const msgs = conv.messages;
+    const first = msgs.length ? msgs[0].id : null;
+    const last = msgs.length ? msgs[msgs.length - 1].id : null;
+
+    const near = () => {
+        const el = box.current;
+        return !el || el.scrollHeight - el.scrollTop - el.clientHeight < NEAR;
+    };
+
+    // keep the view where the reader wants it when messages come and go
+    useLayoutEffect(() => {
+        const el = box.current;
+        const p = prev.current;
+        if (!el) return;
+        const ownNew = pending.length > p.pending || (msgs.length && msgs[msgs.length - 1].from === state.me && last !== p.last);
+        if (p.first !== null && first !== null && first < p.first && last === p.last) {
+            el.scrollTop += el.scrollHeight - p.height; // older page prepended: stay put
+        } else if (p.last === null || atBottom || ownNew) {
+            el.scrollTop = el.scrollHeight;
+            setUnseen(false);
+        } else if (last !== p.last) {
+            setUnseen(true);
+        }
+        prev.current = { first, last, height: el.scrollHeight, pending: pending.length };
+    }, [first, last, pending.length, pending.map((o) => o.status).join()]);
+
+    // a short conversation that does not fill the pane: fetch older at once
+    useEffect(() => {
+        const el = box.current;
+        if (el && conv.historyLoaded && conv.more && !conv.loadingOlder && el.scrollHeight <= el.clientHeight + 8 && first)
+            conn && conn.requestHistory(conv.key, 'older', first);
+    }, [conv.historyLoaded, conv.more, conv.loadingOlder, first]);
+
+    useEffect(() => {
+        onBottom(atBottom);
+    }, [atBottom]);
+
+    const onScroll = () => {
+        const el = box.current;
+        const b = near();
+        if (b !== atBottom) setAtBottom(b);
+        if (b) setUnseen(false);
+        if (el.scrollTop < 80 && conv.more && !conv.loadingOlder && first && conn) conn.requestHistory(conv.key, 'older', first);
+    };
+
+    const days = groupByDay(
+        [...msgs, ...pending.map((o) => ({ ...o, pending: true, from: state.me, sent: o.created }))],
+        Date.now(),
+    );
+    return (
+        <div className="relative min-h-0 flex-1">
+            <div
+                ref={box}
+                onScroll={onScroll}
+                tabIndex={0}
+                className="h-full overflow-y-auto bg-slate-50 px-3 py-3 focus-visible:outline-2 focus-visible:outline-indigo-500 sm:px-5"
+                role="log"
+                aria-label="Messages"
+                data-testid="messages"
+            >
+                {conv.loadingOlder && <p className="py-2 text-center text-xs text-slate-400">Loading older messages…</p>}
+                {conv.historyLoaded && conv.more === false && msgs.length > 0 && (
+                    <p className="py-2 text-center text-xs text-slate-400" data-testid="history-start">Start of the conversation</p>
+                )}
+                {days.map((d) => (
+                    <div key={d.day}>
+                        <div className="my-3 flex items-center gap-3" role="separator" data-testid="day-separator">
+                            <span className="h-px flex-1 bg-slate-200" />
+                            <span className="text-xs font-medium text-slate-500">{d.label}</span>
+                            <span className="h-px flex-1 bg-slate-200" />
+                        </div>
+                        {d.items.map((m) => (
+                            <Bubble key={m.pending ? `p-${m.cid}` : m.id} m={m} conv={conv} me={state.me} conn={conn} dispatch={dispatch} />
+                        ))}
+                    </div>
+                ))}
+            </div>
+            {unseen && (
+                <button
+                    className="absolute bottom-3 left-1/2 -translate-x-1/2 rounded-full bg-indigo-600 px-3 py-1 text-xs font-medium text-white shadow focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-700"
+                    onClick={() => {
+                        box.current.scrollTop = box.current.scrollHeight;
+                        setUnseen(false);
+                    }}
+                >
+                    New messages ↓
+                </button>
+            )}
+        </div>
+    );
+}
+
+const FAIL_REASONS = {
+    unavailable: 'the server could not store it',
+    rate_limited: 'sending too fast',
+    no_such_user: 'no such user',
+    forbidden: 'not allowed here',
+    bad_field: 'the server refused it',
+    too_large: 'too long',
+};
+const failReason = (code) => FAIL_REASONS[code] || code || 'unknown error';
+
+function Bubble({ m, conv, me, conn, dispatch }) {
+    const own = m.from === me;
+    let status = null;
+    if (own) {
+        if (m.pending) status = m.status === 'failed' ? 'failed' : 'sending';
+        else status = receiptOf(conv, m);
+    }
+    return (
+        <div
+            className={`mb-1.5 flex ${own ? 'justify-end' : 'justify-start'}`}
+            data-testid="msg"
+            data-id={m.pending ? undefined : m.id}
+            data-cid={m.cid}
+            data-from={m.from}
+            data-status={status || undefined}
+        >
+            <div className={`max-w-[80%] rounded-2xl px-3 py-1.5 shadow-sm sm:max-w-[70%] ${own ? `rounded-br-sm ${status === 'failed' ? 'bg-red-600' : 'bg-indigo-600'} text-white` : 'rounded-bl-sm bg-white text-slate-900'}`}>
+                {conv.group && !own && <p className="text-xs font-semibold" style={{ color: 'hsl(230 50% 45%)' }}>{m.from}</p>}
+                <p className="break-words whitespace-pre-wrap" data-testid="msg-text">{m.data}</p>
+                <p className={`mt-0.5 flex items-center justify-end gap-1 text-[11px] ${own ? 'text-indigo-100' : 'text-slate-400'}`}>
+                    <time dateTime={new Date(m.sent).toISOString()}>{formatTime(m.sent)}</time>
+                    {status === 'sending' && <span aria-label="sending">· Sending…</span>}
+                    {status === 'sent' && <span aria-label="sent" title="Sent">· ✓ Sent</span>}
+                    {status === 'read' && <span aria-label="read" title="Read">· ✓✓ Read</span>}
+                    {status === 'failed' && <span>· Not sent: {failReason(m.error)}</span>}
+                </p>
+                {status === 'failed' && (
+                    <p className="mt-1 flex justify-end gap-2">
+                        <button className="rounded bg-white px-2 py-0.5 text-xs font-medium text-red-700 focus-visible:outline-2 focus-visible:outline-white" onClick={() => conn && conn.retry(m.cid)}>
+                            Retry
+                        </button>
+                        <button className="rounded px-2 py-0.5 text-xs text-red-100 underline focus-visible:outline-2 focus-visible:outline-white" onClick={() => dispatch({ type: 'discard', cid: m.cid })}>
+                            Discard
+                        </button>
+                    </p>
+                )}
+            </div>
+        </div>
+    );
+}
+
+function Composer({ conv, conn }) {
+    const [text, setText] = useState('');
+    const ref = useRef(null);
+    useEffect(() => {
+        if (window.matchMedia && window.matchMedia('(min-width: 768px)').matches) ref.current && ref.current.focus();
+    }, [conv.key]);
+    const send = () => {
+        const data = text.trim();
+        if (!data || !conn) return;
+        conn.sendText(conv.key, data);
+        conn.stoppedTyping(conv.key);
+        setText('');
+    };
+    return (
+        <form
+            className="flex items-end gap-2 border-t border-slate-200 px-3 py-2.5 sm:px-4"
+            onSubmit={(e) => {
+                e.preventDefault();
+                send();
+            }}
+        >
+            <label htmlFor="composer" className="sr-only">
+                Message to {conv.key}
+            </label>
+            <textarea
+                id="composer"
+                ref={ref}
+                rows={1}
+                maxLength={16000}
+                placeholder={`Message ${conv.key}`}
+                className="max-h-40 min-h-10 flex-1 resize-none rounded-xl border border-slate-300 px-3 py-2 text-slate-900 focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500"
+                value={text}
+                onChange={(e) => {
+                    setText(e.target.value);
+                    if (e.target.value && conn) conn.typing(conv.key);
+                }}
+                onKeyDown={(e) => {
+                    if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+                        e.preventDefault();
+                        send();
+                    }
+                }}
+            />
+            <button
+                type="submit"
+                aria-label="Send"
+                disabled={!text.trim()}
+                className="flex h-10 w-10 shrink-0 items-center justify-center rounded-full bg-indigo-600 text-white hover:bg-indigo-700 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-700 disabled:opacity-50"
+            >
+                <svg viewBox="0 0 24 24" className="h-5 w-5" fill="currentColor" aria-hidden="true">
+                    <path d="M3.4 20.4 21 12 3.4 3.6 3.4 10.2 15 12 3.4 13.8z" />
+                </svg>
+            </button>
+        </form>
+    );
+}
+
+function AddMembers({ conv, conn, onDone }) {
+    const [names, setNames] = useState('');
+    const [err, setErr] = useState('');
+    return (
+        <form
+            className="flex flex-wrap items-center gap-2 border-b border-slate-200 bg-slate-50 px-4 py-2"
+            aria-label="Add members"
+            onSubmit={(e) => {
+                e.preventDefault();
+                const list = names.split(/[\s,]+/).map((x) => x.trim().toLowerCase()).filter(Boolean);
+                const bad = list.find((x) => !isUserName(x));
+                if (!list.length || bad) return setErr(bad ? `"${bad}" is not a user name.` : 'Enter at least one name.');
+                if (!conn || !conn.group('add', conv.key, { members: list })) return setErr('Not connected: try again in a moment.');
+                setNames('');
+                onDone();
+            }}
+        >
+            <label className="text-sm text-slate-600" htmlFor="add-members">
+                Add to {conv.key}:
+            </label>
+            <input
+                id="add-members"
+                autoFocus
+                className="min-w-0 flex-1 rounded-md border border-slate-300 px-2 py-1 text-sm focus:ring-2 focus:ring-indigo-500 focus:outline-none"
+                value={names}
+                onChange={(e) => setNames(e.target.value)}
+                placeholder="carol, dave"
+            />
+            <button type="submit" className={`${btn} bg-indigo-600 text-white`}>
+                Add
+            </button>
+            {err && <p role="alert" className="w-full text-xs text-red-600">{err}</p>}
+        </form>
+    );
+}

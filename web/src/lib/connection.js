@@ -1,0 +1,326 @@
+// connection.js - the one WebSocket of a signed-in page: connect, reconnect
+// with backoff, recover, send. It owns no state of its own beyond the socket
+// and timers: every frame goes through store.js's reducer (dispatch), and
+// every decision it takes reads the store (getState).
+//
+// Life of a connection:
+//   connect -> (upgrade; the parley_token cookie authenticates it) -> hello
+//   -> sync {after, epoch} when this page already had an inbox position
+//   -> re-send every unacknowledged message with its cid -> live.
+//   close -> banner "reconnecting in N s" -> backoff (createBackoff) -> again.
+// A connection that closes before hello may mean the session expired: the
+// page asks GET /api/users (authenticated) and, on 401, signs out instead of
+// retrying. Close 1012 (the inbox epoch changed) is handled by hello: the
+// store notices the new epoch and the UI reloads conversations via history.
+//
+// History requests are answered in order on a socket, so the kind of each
+// outstanding request ('initial', 'older', 'preview') is kept in a FIFO per
+// conversation; background preview fetches are paced (previewRate per second)
+// to stay far below the gateway's per-socket rate limit.
+import { createBackoff } from './backoff.js';
+import { decodeFrame, encodeFrame } from './codec.js';
+import { newCid } from './names.js';
+import { reduce, resendList, syncFrame } from './store.js';
+
+export const ACK_TIMEOUT_MS = 10000;
+// the gateway's default --max-frame is 64 KiB for the whole frame
+export const MAX_TEXT_BYTES = 60000;
+export const HEALTHY_AFTER_MS = 10000; // a connection up this long resets the backoff
+const TYPING_EVERY_MS = 2500;
+
+export function wsUrl(loc = globalThis.location) {
+    return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+}
+
+export class Connection {
+    // opts: url, dispatch(ev), getState(), onSignedOut(), WebSocket, fetch,
+    // now(), backoff, previewRate
+    constructor(opts) {
+        this.o = {
+            WebSocket: globalThis.WebSocket,
+            fetch: (...a) => globalThis.fetch(...a),
+            now: () => Date.now(),
+            previewRate: 10,
+            ...opts,
+        };
+        this.backoff = this.o.backoff || createBackoff();
+        this.ws = null;
+        this.stopped = false;
+        this.helloAt = 0;
+        this.retryTimer = null;
+        this.ackTimers = new Map();
+        this.history = new Map(); // key -> FIFO of modes
+        this.previewQueue = [];
+        this.previewTimer = null;
+        this.lastTyping = new Map();
+        this.features = { history: true, read: true, group: true };
+    }
+
+    get open() {
+        return !!this.ws && this.ws.readyState === 1 && this.helloAt > 0;
+    }
+
+    dispatch(ev) {
+        this.o.dispatch(ev);
+    }
+
+    start() {
+        this.stopped = false;
+        this._connect();
+    }
+
+    stop() {
+        this.stopped = true;
+        clearTimeout(this.retryTimer);
+        clearTimeout(this.previewTimer);
+        for (const t of this.ackTimers.values()) clearTimeout(t);
+        this.ackTimers.clear();
+        if (this.ws) {
+            const ws = this.ws;
+            this.ws = null;
+            ws.onclose = ws.onmessage = ws.onerror = null;
+            try {
+                ws.close(1000, 'bye');
+            } catch {}
+        }
+    }
+
+    // Reconnect now (the banner's "retry now", the browser's `online` event).
+    retryNow() {
+        if (this.stopped || (this.ws && this.ws.readyState <= 1)) return;
+        clearTimeout(this.retryTimer);
+        this._connect();
+    }
+
+    _connect() {
+        const attempt = this.backoff.attempt;
+        this.dispatch({ type: 'conn', conn: { status: attempt ? 'reconnecting' : 'connecting', retryAt: 0, attempt } });
+        let ws;
+        try {
+            ws = new this.o.WebSocket(this.o.url);
+        } catch (e) {
+            this._closed(null, { code: 1006, reason: String(e) });
+            return;
+        }
+        ws.binaryType = 'arraybuffer';
+        this.ws = ws;
+        this.helloAt = 0;
+        this.history.clear();
+        ws.onmessage = (e) => this._message(ws, e.data);
+        ws.onclose = (e) => this._closed(ws, e);
+        ws.onerror = () => {}; // onclose follows
+    }
+
+    async _closed(ws, e) {
+        if (ws && ws !== this.ws) return;
+        this.ws = null;
+        const hadHello = this.helloAt > 0;
+        const upFor = hadHello ? this.o.now() - this.helloAt : 0;
+        this.helloAt = 0;
+        for (const t of this.ackTimers.values()) clearTimeout(t);
+        this.ackTimers.clear();
+        clearTimeout(this.previewTimer);
+        this.previewQueue = [];
+        if (this.stopped) return;
+        if (!hadHello && (await this._signedOut())) return;
+        if (this.stopped) return;
+        if (upFor >= HEALTHY_AFTER_MS) this.backoff.reset();
+        const delay = this.backoff.next();
+        this.dispatch({
+            type: 'conn',
+            conn: { status: 'offline', code: e && e.code, retryAt: this.o.now() + delay, attempt: this.backoff.attempt },
+        });
+        this.retryTimer = setTimeout(() => this._connect(), delay);
+    }
+
+    // True when the cookie no longer authenticates (the page signs out).
+    async _signedOut() {
+        try {
+            const r = await this.o.fetch('/api/users?q=', { credentials: 'same-origin' });
+            if (r.status === 401) {
+                this.stopped = true;
+                this.o.onSignedOut && this.o.onSignedOut();
+                return true;
+            }
+        } catch {}
+        return false;
+    }
+
+    _message(ws, data) {
+        if (ws !== this.ws) return;
+        const f = decodeFrame(data);
+        if (!f) return;
+        const now = this.o.now();
+        if (f.kind === 'hello') {
+            this.helloAt = now;
+            this.dispatch({ type: 'frame', frame: f, now });
+            this.dispatch({ type: 'conn', conn: { status: 'online', since: now, retryAt: 0, code: null } });
+            this._afterHello();
+            return;
+        }
+        let mode;
+        if (f.kind === 'history' && typeof f.with === 'string') mode = this._takeHistory(f.with);
+        if (f.kind === 'error') this._error(f);
+        if (f.kind === 'ack' || (f.kind === 'error' && f.cid)) this._clearAck(f.cid);
+        if (f.kind === 'text' && f.cid) this._clearAck(f.cid);
+        this.dispatch({ type: 'frame', frame: f, now, mode });
+    }
+
+    _afterHello() {
+        const s = this.o.getState();
+        const sync = syncFrame(s);
+        if (sync) this._send(sync);
+        for (const o of resendList(s)) this._sendText(o.cid);
+        if (this.o.onHello) this.o.onHello(s);
+    }
+
+    // An error without cid answers one of our requests; those we can tie to
+    // a history request are settled so no spinner waits forever.
+    _error(f) {
+        if (f.cid) return;
+        if (f.code === 'unknown_kind') {
+            // the server does not speak this kind (yet): stop asking
+            const m = /\b(history|read|group)\b/.exec(String(f.message || ''));
+            if (m) this.features[m[1]] = false;
+            else this.features.history = false;
+        }
+        for (const [key, fifo] of this.history) {
+            if (fifo.length) {
+                const mode = fifo.shift();
+                this.dispatch({ type: 'historyFailed', key, mode });
+                break;
+            }
+        }
+    }
+
+    _takeHistory(key) {
+        const fifo = this.history.get(key);
+        return fifo && fifo.length ? fifo.shift() : 'initial';
+    }
+
+    _send(frame) {
+        if (!this.open) return false;
+        try {
+            this.ws.send(encodeFrame(frame));
+            return true;
+        } catch {
+            return false;
+        }
+    }
+
+    // ---------------------------------------------------------- actions
+
+    // A new message: kept in the outbox (shown as sending) and sent now if
+    // connected, else on the next hello. Returns the cid.
+    sendText(to, data) {
+        const cid = newCid(this.o.now());
+        this.dispatch({ type: 'send', cid, to, data, now: this.o.now() });
+        this._sendText(cid);
+        return cid;
+    }
+
+    // Retry with the same cid (the server answers a known cid with the same
+    // id and stores nothing twice).
+    retry(cid) {
+        this.dispatch({ type: 'retry', cid });
+        this._sendText(cid);
+    }
+
+    _sendText(cid) {
+        const o = this.o.getState().outbox[cid];
+        if (!o) return;
+        if (new TextEncoder().encode(o.data).length > MAX_TEXT_BYTES) {
+            // the gateway would close the socket (1009), and so would every resend
+            this.dispatch({ type: 'frame', frame: { kind: 'error', code: 'too_large', message: 'message too long', cid }, now: this.o.now() });
+            return;
+        }
+        if (!this._send({ kind: 'text', to: o.to, data: o.data, cid })) return;
+        this.dispatch({ type: 'sent', cid });
+        this._clearAck(cid);
+        this.ackTimers.set(
+            cid,
+            setTimeout(() => {
+                this.ackTimers.delete(cid);
+                this.dispatch({ type: 'timeout', cid });
+            }, ACK_TIMEOUT_MS),
+        );
+    }
+
+    _clearAck(cid) {
+        const t = this.ackTimers.get(cid);
+        if (t) {
+            clearTimeout(t);
+            this.ackTimers.delete(cid);
+        }
+    }
+
+    // mode: 'initial' (newest page), 'older' (before the oldest shown),
+    // 'preview' (the newest message only, for the conversation list).
+    requestHistory(key, mode = 'initial', before) {
+        if (!this.features.history || !this.open) return false;
+        const frame = { kind: 'history', with: key, limit: mode === 'preview' ? 1 : 50 };
+        if (mode === 'older' && Number.isInteger(before)) frame.before = before;
+        if (!this._send(frame)) return false;
+        if (!this.history.has(key)) this.history.set(key, []);
+        this.history.get(key).push(mode);
+        this.dispatch({ type: 'historyRequested', key, mode });
+        return true;
+    }
+
+    // Queues preview requests (paced) for conversations with no preview yet.
+    requestPreviews(keys) {
+        for (const k of keys) if (!this.previewQueue.includes(k)) this.previewQueue.push(k);
+        this._pumpPreviews();
+    }
+
+    _pumpPreviews() {
+        if (this.previewTimer || !this.previewQueue.length) return;
+        const key = this.previewQueue.shift();
+        this.requestHistory(key, 'preview');
+        this.previewTimer = setTimeout(() => {
+            this.previewTimer = null;
+            this._pumpPreviews();
+        }, 1000 / this.o.previewRate);
+    }
+
+    markRead(frame) {
+        if (!frame || !this.features.read) return false;
+        return this._send(frame);
+    }
+
+    typing(to) {
+        const now = this.o.now();
+        if (now - (this.lastTyping.get(to) || 0) < TYPING_EVERY_MS) return false;
+        if (!this._send({ kind: 'typing', to })) return false;
+        this.lastTyping.set(to, now);
+        return true;
+    }
+
+    stoppedTyping(to) {
+        this.lastTyping.delete(to);
+    }
+
+    group(op, name, extra = {}) {
+        return this._send({ kind: 'group', op, name, ...extra });
+    }
+}
+
+// A store holder for React (useSyncExternalStore) around the pure reducer.
+export function createStore(reducer = reduce, init) {
+    let state = init;
+    const subs = new Set();
+    return {
+        getState: () => state,
+        dispatch(ev) {
+            const next = reducer(state, ev);
+            if (next !== state) {
+                state = next;
+                for (const fn of subs) fn();
+            }
+        },
+        subscribe(fn) {
+            subs.add(fn);
+            return () => subs.delete(fn);
+        },
+    };
+}

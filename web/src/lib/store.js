@@ -1,0 +1,478 @@
+// store.js - the client's whole chat state as one immutable value and a pure
+// reducer over events (server frames and user actions). No I/O, no timers, no
+// React: connection.js feeds it, the UI reads it through the selectors below,
+// and the unit tests drive it directly.
+//
+// What it keeps (docs/protocol.md is the source of every rule):
+// - messages per conversation, sorted by id (ids increase within a
+//   conversation), each id at most once whatever path brought it (live
+//   delivery, offline push, sync replay, history page, ack);
+// - the outbox: own messages not acknowledged yet, keyed by cid, shown as
+//   "sending" or "failed", re-sent with the same cid until an ack (or the
+//   copy of the message itself, replayed by sync) settles them;
+// - seq tracking: the highest inbox seq this client has seen (text frames and
+//   acks both carry one) with the epoch from hello, for `sync` after a
+//   reconnect; and the seq hello reported, which separates the entries hello's
+//   unread counts already include from new ones;
+// - per conversation: presence, unread count, last-message preview and time,
+//   the peer's read position (receipts), who is typing, group members.
+//
+// Conversation key: the peer's user name for 1:1, the `#name` for a group.
+
+export function initialState() {
+    return {
+        me: null,
+        epoch: null,
+        seq: 0, // highest inbox seq seen on any session of this page
+        helloSeq: 0, // seq reported by the last hello
+        convs: {}, // key -> conversation (see newConv)
+        outbox: {}, // cid -> {cid, to, data, created, status: 'sending'|'failed', error, tries}
+        active: null, // key of the conversation shown
+        conn: { status: 'connecting', since: 0, retryAt: 0, attempt: 0 },
+        syncing: false,
+        notice: null, // {text, at}: last error worth showing
+        wantOpen: null, // a group asked for (create/join): opened when its frame comes
+    };
+}
+
+export function newConv(key) {
+    return {
+        key,
+        group: key.startsWith('#'),
+        online: false,
+        unread: 0, // shown: max(unreadBase, unreadOld) + unreadNew
+        unreadBase: 0, // count from the last hello
+        unreadOld: 0, // entries with seq <= hello's seq that came after it
+        unreadNew: 0, // entries newer than hello
+        messages: [], // confirmed messages sorted by id
+        lastActivity: 0,
+        preview: null, // {from, data} of the newest message
+        more: null, // null: unknown, true/false from the last initial/older history page
+        historyLoaded: false, // an initial page (the newest messages) was merged
+        loadingOlder: false,
+        peerRead: 0, // 1:1: highest id the peer has read
+        readBy: {}, // group: member -> highest id read
+        myRead: 0, // highest id this user has marked read
+        typing: {}, // user -> until (ms)
+        members: null, // group: member names when known
+        joined: true,
+        known: false, // presence known (listed by hello, or looked up)
+    };
+}
+
+export const convKey = (me, f) => (f.to && f.to.startsWith('#') ? f.to : f.from === me ? f.to : f.from);
+
+// ------------------------------------------------------------------ helpers
+
+function unreadParts(unreadBase, unreadOld, unreadNew) {
+    return { unreadBase, unreadOld, unreadNew, unread: Math.max(unreadBase, unreadOld) + unreadNew };
+}
+
+function withConv(state, key, fn) {
+    const cur = state.convs[key] || newConv(key);
+    const next = fn(cur);
+    if (next === cur && state.convs[key]) return state;
+    return { ...state, convs: { ...state.convs, [key]: next } };
+}
+
+// Index of id in messages sorted by id, or -(insertion point) - 1.
+export function findId(messages, id) {
+    let lo = 0;
+    let hi = messages.length - 1;
+    while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        const v = messages[mid].id;
+        if (v === id) return mid;
+        if (v < id) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -lo - 1;
+}
+
+// Merges messages into a sorted list; returns [list, added] (added: the
+// messages that were not there yet). The list is the same object when
+// nothing was added.
+export function mergeMessages(list, incoming) {
+    let out = list;
+    const added = [];
+    for (const m of incoming) {
+        if (!Number.isInteger(m.id) || m.id <= 0) continue;
+        const i = findId(out, m.id);
+        if (i >= 0) continue;
+        if (out === list) out = list.slice();
+        out.splice(-i - 1, 0, m);
+        added.push(m);
+    }
+    return [out, added];
+}
+
+function slim(f) {
+    return { id: f.id, from: f.from, to: f.to, data: f.data, sent: f.sent, cid: f.cid };
+}
+
+function touch(conv, m) {
+    if (m.sent < conv.lastActivity) return conv;
+    const last = conv.messages.length ? conv.messages[conv.messages.length - 1] : null;
+    if (last && last.id > m.id) return conv;
+    return { ...conv, lastActivity: m.sent, preview: { from: m.from, data: m.data } };
+}
+
+function dropOutbox(state, cid) {
+    if (!cid || !state.outbox[cid]) return state;
+    const outbox = { ...state.outbox };
+    delete outbox[cid];
+    return { ...state, outbox };
+}
+
+function seeSeq(state, seq) {
+    return Number.isInteger(seq) && seq > state.seq ? { ...state, seq } : state;
+}
+
+// Unread messages among those loaded, after the read position.
+function countUnread(conv, me) {
+    let n = 0;
+    for (let i = conv.messages.length - 1; i >= 0 && conv.messages[i].id > conv.myRead; i--) {
+        if (conv.messages[i].from !== me) n++;
+    }
+    return n;
+}
+
+// ------------------------------------------------------------------ reducer
+
+export function reduce(state, ev) {
+    switch (ev.type) {
+        case 'frame':
+            return onFrame(state, ev.frame, ev.now ?? Date.now(), ev.mode);
+        case 'send':
+            return onSend(state, ev);
+        case 'retry':
+            return state.outbox[ev.cid]
+                ? { ...state, outbox: { ...state.outbox, [ev.cid]: { ...state.outbox[ev.cid], status: 'sending', error: null } } }
+                : state;
+        case 'sent': // handed to a socket (one more try)
+            return state.outbox[ev.cid]
+                ? { ...state, outbox: { ...state.outbox, [ev.cid]: { ...state.outbox[ev.cid], tries: state.outbox[ev.cid].tries + 1 } } }
+                : state;
+        case 'timeout': {
+            const o = state.outbox[ev.cid];
+            if (!o || o.status !== 'sending') return state;
+            return { ...state, outbox: { ...state.outbox, [ev.cid]: { ...o, status: 'failed', error: 'no answer from the server' } } };
+        }
+        case 'discard':
+            return dropOutbox(state, ev.cid);
+        case 'open':
+            return ev.key ? { ...withConv(state, ev.key, (c) => c), active: ev.key } : { ...state, active: null };
+        case 'markRead': {
+            // the UI shows the conversation up to its newest message
+            const c = state.convs[ev.key];
+            if (!c) return state;
+            const upto = c.messages.length ? c.messages[c.messages.length - 1].id : 0;
+            if (upto <= c.myRead && c.unread === 0) return state;
+            return withConv(state, ev.key, (x) => ({ ...x, myRead: Math.max(x.myRead, upto), ...unreadParts(0, 0, 0) }));
+        }
+        case 'historyRequested':
+            return withConv(state, ev.key, (c) => (ev.mode === 'older' ? { ...c, loadingOlder: true } : c));
+        case 'historyFailed':
+            return withConv(state, ev.key, (c) => ({ ...c, loadingOlder: false, more: ev.mode === 'preview' ? c.more : false }));
+        case 'expireTyping': {
+            let changed = false;
+            const convs = { ...state.convs };
+            for (const [k, c] of Object.entries(state.convs)) {
+                const live = Object.entries(c.typing).filter(([, until]) => until > ev.now);
+                if (live.length !== Object.keys(c.typing).length) {
+                    convs[k] = { ...c, typing: Object.fromEntries(live) };
+                    changed = true;
+                }
+            }
+            return changed ? { ...state, convs } : state;
+        }
+        case 'conn':
+            return { ...state, conn: { ...state.conn, ...ev.conn } };
+        case 'notice':
+            return { ...state, notice: ev.text ? { text: ev.text, at: ev.now ?? Date.now() } : null };
+        case 'wantOpen':
+            return { ...state, wantOpen: ev.key };
+        case 'addContact':
+            return withConv(state, ev.key, (c) => (ev.online === undefined ? c : { ...c, online: ev.online, known: true }));
+        case 'reset':
+            return initialState();
+        default:
+            return state;
+    }
+}
+
+function onSend(state, { cid, to, data, now }) {
+    const entry = { cid, to, data, created: now, status: 'sending', error: null, tries: 0 };
+    const s = { ...state, outbox: { ...state.outbox, [cid]: entry } };
+    return withConv(s, to, (c) => ({ ...c, lastActivity: Math.max(c.lastActivity, now), preview: { from: state.me, data } }));
+}
+
+function onFrame(state, f, now, mode) {
+    switch (f.kind) {
+        case 'hello':
+            return onHello(state, f);
+        case 'text':
+            return onText(state, f);
+        case 'ack':
+            return onAck(state, f);
+        case 'error':
+            return onError(state, f, now);
+        case 'online':
+        case 'offline':
+            if (typeof f.from !== 'string' || f.from === state.me) return state;
+            return withConv(state, f.from, (c) =>
+                c.online === (f.kind === 'online') && c.known ? c : { ...c, online: f.kind === 'online', known: true },
+            );
+        case 'read':
+            return onRead(state, f);
+        case 'typing': {
+            if (typeof f.from !== 'string' || f.from === state.me) return state;
+            const key = typeof f.to === 'string' && f.to.startsWith('#') ? f.to : f.from;
+            return withConv(state, key, (c) => ({ ...c, typing: { ...c.typing, [f.from]: now + 6000 } }));
+        }
+        case 'history':
+            return onHistory(state, f, mode || 'initial');
+        case 'sync':
+            return onSync(state, f);
+        case 'group':
+            return onGroup(state, f, now);
+        default:
+            return state;
+    }
+}
+
+function onHello(state, f) {
+    const first = state.epoch === null;
+    const epochChanged = !first && f.epoch !== state.epoch;
+    let convs = { ...state.convs };
+    if (epochChanged) {
+        // the inbox was lost: what we hold may have gaps; reload through history
+        for (const k of Object.keys(convs)) convs[k] = { ...convs[k], historyLoaded: false };
+    }
+    for (const u of Array.isArray(f.users) ? f.users : []) {
+        if (!u || typeof u.username !== 'string' || u.username === f.user) continue;
+        const c = convs[u.username] || newConv(u.username);
+        const base = Number.isInteger(u.unread) && u.unread >= 0 ? u.unread : 0;
+        // on a reconnect, what this page holds unread still counts (a server
+        // without counts says 0; one with counts includes them)
+        const held = first ? 0 : countUnread(c, f.user);
+        const next = { ...c, online: !!u.online, joined: true, known: true, ...unreadParts(base, held, 0) };
+        // Parley's hello extensions: own and peer read positions (when non-zero)
+        if (Number.isInteger(u.read) && u.read > next.myRead) next.myRead = u.read;
+        if (Number.isInteger(u.peer_read) && u.peer_read > next.peerRead) next.peerRead = u.peer_read;
+        convs[u.username] = next;
+    }
+    return {
+        ...state,
+        me: f.user,
+        epoch: f.epoch,
+        // a fresh page (or a lost inbox) starts from what hello says; a page
+        // that reconnects keeps its own position and asks `sync` for the rest
+        seq: first || epochChanged ? f.seq : state.seq,
+        helloSeq: f.seq,
+        convs,
+        syncing: !first && !epochChanged,
+    };
+}
+
+function onText(state, f) {
+    if (!Number.isInteger(f.id) || typeof f.from !== 'string' || typeof f.to !== 'string') return seeSeq(state, f.seq);
+    let s = seeSeq(state, f.seq);
+    if (f.from === s.me) s = dropOutbox(s, f.cid);
+    const key = convKey(s.me, f);
+    return withConv(s, key, (c) => {
+        const [messages, added] = mergeMessages(c.messages, [slim(f)]);
+        if (!added.length) return c;
+        let next = touch({ ...c }, f);
+        next.messages = messages;
+        if (f.from !== s.me) {
+            if (f.id > c.myRead) {
+                // hello's count covers every entry up to helloSeq: those that
+                // come after it (offline push, sync) raise it only when the
+                // server counted fewer (a server without counts says 0)
+                const old = Number.isInteger(f.seq) && f.seq <= s.helloSeq;
+                Object.assign(next, unreadParts(c.unreadBase, c.unreadOld + (old ? 1 : 0), c.unreadNew + (old ? 0 : 1)));
+            }
+            if (next.typing[f.from]) {
+                const typing = { ...next.typing };
+                delete typing[f.from];
+                next.typing = typing;
+            }
+        }
+        return next;
+    });
+}
+
+function onAck(state, f) {
+    let s = seeSeq(state, f.seq);
+    const o = s.outbox[f.cid];
+    if (!o || !Number.isInteger(f.id)) return s;
+    s = dropOutbox(s, f.cid);
+    const m = { id: f.id, from: s.me, to: o.to, data: o.data, sent: f.sent, cid: f.cid };
+    return withConv(s, o.to, (c) => {
+        const [messages, added] = mergeMessages(c.messages, [m]);
+        if (!added.length) return c;
+        return { ...touch(c, m), messages };
+    });
+}
+
+// Errors that say the message was not stored, but may be retried as it is.
+export const TRANSIENT = new Set(['unavailable', 'rate_limited']);
+
+function onError(state, f, now) {
+    const text = `${f.message || f.code || 'error'}`;
+    if (typeof f.cid === 'string' && state.outbox[f.cid]) {
+        const o = state.outbox[f.cid];
+        return {
+            ...state,
+            outbox: { ...state.outbox, [f.cid]: { ...o, status: 'failed', error: f.code || 'error', errorText: text } },
+        };
+    }
+    // a kind this server does not speak yet is the connection's business
+    // (connection.js stops asking), not something to show the user
+    if (f.code === 'unknown_kind') return state;
+    return { ...state, notice: { text: `Server: ${text}`, code: f.code, at: now } };
+}
+
+function onRead(state, f) {
+    if (typeof f.from !== 'string' || typeof f.with !== 'string' || !Number.isInteger(f.upto)) return state;
+    if (f.from === state.me) {
+        // this user read it on another session (or this one: idempotent)
+        return withConv(state, f.with, (c) => {
+            const myRead = Math.max(c.myRead, f.upto);
+            const next = { ...c, myRead };
+            const last = c.messages.length ? c.messages[c.messages.length - 1].id : 0;
+            return { ...next, ...unreadParts(0, 0, myRead >= last ? 0 : Math.min(c.unread, countUnread(next, state.me))) };
+        });
+    }
+    if (f.with.startsWith('#')) {
+        return withConv(state, f.with, (c) =>
+            (c.readBy[f.from] || 0) >= f.upto ? c : { ...c, readBy: { ...c.readBy, [f.from]: f.upto } },
+        );
+    }
+    return withConv(state, f.from, (c) => (c.peerRead >= f.upto ? c : { ...c, peerRead: f.upto }));
+}
+
+function onHistory(state, f, mode) {
+    if (typeof f.with !== 'string') return state;
+    const msgs = (Array.isArray(f.messages) ? f.messages : []).filter((m) => m && Number.isInteger(m.id)).map(slim);
+    let s = state;
+    for (const m of msgs) if (m.from === s.me) s = dropOutbox(s, m.cid);
+    return withConv(s, f.with, (c) => {
+        const [messages, added] = mergeMessages(c.messages, msgs);
+        let next = { ...c, messages };
+        const newest = messages.length ? messages[messages.length - 1] : null;
+        if (newest && newest.sent >= c.lastActivity) next.lastActivity = newest.sent;
+        if (newest) next.preview = { from: newest.from, data: newest.data };
+        if (mode === 'older') {
+            next.loadingOlder = false;
+            next.more = !!f.more;
+        } else if (mode === 'initial') {
+            next.historyLoaded = true;
+            if (c.more === null || !c.historyLoaded) next.more = !!f.more;
+        }
+        if (!added.length && next.lastActivity === c.lastActivity && mode === 'preview') return c;
+        return next;
+    });
+}
+
+function onSync(state, f) {
+    if (f.recovered) return { ...seeSeq(state, f.seq), syncing: false };
+    // gap the inbox cannot fill: reload what is shown through history
+    const convs = {};
+    for (const [k, c] of Object.entries(state.convs)) convs[k] = { ...c, historyLoaded: false };
+    return { ...state, convs, syncing: false, seq: Number.isInteger(f.seq) ? f.seq : state.seq };
+}
+
+function onGroup(state, f, now) {
+    if (typeof f.name !== 'string' || !f.name.startsWith('#')) return state;
+    const members = Array.isArray(f.members) ? f.members.filter((m) => typeof m === 'string') : null;
+    const gone = (f.op === 'leave' && f.by === state.me) || (members && !members.includes(state.me));
+    if (gone) {
+        const convs = { ...state.convs };
+        delete convs[f.name];
+        return { ...state, convs, active: state.active === f.name ? null : state.active };
+    }
+    const what = { create: 'created the group', join: 'joined', leave: 'left', add: 'added members' }[f.op] || 'changed the group';
+    const s = state.wantOpen === f.name ? { ...state, wantOpen: null, active: f.name } : state;
+    return withConv(s, f.name, (c) => ({
+        ...c,
+        group: true,
+        joined: true,
+        members: members || c.members,
+        open: typeof f.open === 'boolean' ? f.open : c.open,
+        lastActivity: Math.max(c.lastActivity, now),
+        preview: c.messages.length && c.lastActivity > now - 1000 ? c.preview : { from: f.by, data: what, event: true },
+    }));
+}
+
+// ------------------------------------------------------------------ selectors
+
+// Conversations for the list: most recent activity first, then unread, then name.
+export function conversationList(state) {
+    return Object.values(state.convs)
+        .filter((c) => c.key !== state.me)
+        .sort((a, b) => b.lastActivity - a.lastActivity || b.unread - a.unread || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+export function totalUnread(state) {
+    let n = 0;
+    for (const c of Object.values(state.convs)) n += c.unread;
+    return n;
+}
+
+export function titleFor(state, base = 'Parley') {
+    const n = totalUnread(state);
+    return n > 0 ? `(${n}) ${base}` : base;
+}
+
+// Own messages of a conversation that are not acknowledged yet, oldest first.
+export function pendingFor(state, key) {
+    return Object.values(state.outbox)
+        .filter((o) => o.to === key)
+        .sort((a, b) => a.created - b.created);
+}
+
+// What to send again after a (re)connect: everything not acknowledged that
+// was not refused for good, oldest first.
+export function resendList(state) {
+    return Object.values(state.outbox)
+        .filter((o) => o.status === 'sending' || TRANSIENT.has(o.error) || o.error === 'no answer from the server')
+        .sort((a, b) => a.created - b.created);
+}
+
+// 'read' | 'sent' for an own confirmed message.
+export function receiptOf(conv, m) {
+    if (conv.group) return Object.values(conv.readBy).some((u) => u >= m.id) ? 'read' : 'sent';
+    return conv.peerRead >= m.id ? 'read' : 'sent';
+}
+
+// The `sync` frame to send after a hello on a reconnect, or null.
+export function syncFrame(state) {
+    if (!state.syncing || !state.epoch) return null;
+    return { kind: 'sync', after: state.seq, epoch: state.epoch };
+}
+
+// The `read` frame for a conversation being looked at, or null: only when a
+// message from someone else is newer than the read position (or the server
+// counts some unread), upto the newest message shown.
+export function readFrame(state, key) {
+    const c = state.convs[key];
+    if (!c || !c.messages.length) return null;
+    const upto = c.messages[c.messages.length - 1].id;
+    let incoming = 0;
+    for (let i = c.messages.length - 1; i >= 0; i--) {
+        if (c.messages[i].from !== state.me) {
+            incoming = c.messages[i].id;
+            break;
+        }
+    }
+    if (incoming <= c.myRead && c.unread === 0) return null;
+    return { kind: 'read', with: key, upto };
+}
+
+export function typingNames(conv, now) {
+    return Object.entries(conv.typing)
+        .filter(([, until]) => until > now)
+        .map(([u]) => u);
+}
