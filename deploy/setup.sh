@@ -10,7 +10,7 @@
 # RelWithDebInfo), PARLEY_SANITIZE=1 for an ASan+UBSan build, PARLEY_DEPS_DIR
 # (default .deps), PARLEY_SKIP_APT=1 to skip the package step,
 # PARLEY_SETUP_PKGS=build to install only what compiling needs (container
-# builds: no redis, clang or node), PARLEY_NO_BUILD=1 to stop before Parley.
+# builds: no redis, clang, node, chromium or haproxy), PARLEY_NO_BUILD=1 to stop before Parley.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
