@@ -108,10 +108,11 @@ install_tools() {
 # ulimits) and crun may be missing: runc, no default ulimits. Only written
 # when the machine has no containers.conf of its own.
 configure_podman() {
-    local conf=/etc/containers/containers.conf
+    local conf=/etc/containers/containers.conf sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
     if [ ! -f "$conf" ]; then
-        mkdir -p /etc/containers
-        printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' >"$conf"
+        $sudo mkdir -p /etc/containers
+        printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' | $sudo tee "$conf" >/dev/null
         echo "wrote $conf"
     fi
     podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.NetworkBackend}}'
