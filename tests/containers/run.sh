@@ -27,7 +27,7 @@
 # Usage: tests/containers/run.sh [--keep] [--help]
 #   --keep   leave the stack running at the end (prints how to remove it)
 # Environment:
-#   PARLEY_CT_GATEWAYS   gateway replicas (3)
+#   PARLEY_CT_GATEWAYS   gateway replicas, 3..32 (3)
 #   PARLEY_CT_PROJECT    compose project name (parleyct<pid>)
 #   PARLEY_CT_TAG        tag of the parley/gateway and parley/router images (ct)
 #   PARLEY_CT_ARTIFACTS  logs of every container (tests/artifacts/containers)
@@ -46,6 +46,8 @@ case ${1:-} in
 *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 esac
 GATEWAYS=${PARLEY_CT_GATEWAYS:-3}
+[[ $GATEWAYS =~ ^[0-9]+$ ]] && [ "$GATEWAYS" -ge 3 ] && [ "$GATEWAYS" -le 32 ] ||
+    { echo "run.sh: PARLEY_CT_GATEWAYS must be 3..32 (the tests spread three users over three gateways)" >&2; exit 2; }
 P=${PARLEY_CT_PROJECT:-parleyct$$}
 TAG=${PARLEY_CT_TAG:-ct}
 ART=${PARLEY_CT_ARTIFACTS:-$ROOT/tests/artifacts/containers}
