@@ -545,6 +545,45 @@ async function main() {
         return `${online.length} online, ${chans.length} channels, MONITOR: ${monLines.length} lines in 1 s, +${delta} commands for ${n} messages`;
     });
 
+    await step("every 'look at it' command of the README's Redis key table answers on the live stack", async () => {
+        const [a, b] = [peers[ALICE], peers[BOB]];
+        const group = `#crew${RUN}`.slice(0, 33);
+        const gw = await a.gateway();
+        // a read position for alice (the `read` hash), then a message she has not
+        // read (`unread`), an open group (`parley:groups`)
+        const lastFromBob = b.outbox.get('chat-2').id;
+        a.ws.send(encode({ kind: 'read', with: BOB, upto: lastFromBob }));
+        const open = `#open${RUN}`.slice(0, 33);
+        const since = a.frames.length;
+        a.ws.send(encode({ kind: 'group', op: 'create', name: open, members: [BOB], open: true }));
+        await a.next((f) => f.kind === 'group' && f.name === open, 8000, 'open group created', since);
+        await until(async () => (await redis('HGET', `parley:{u:${ALICE}}:read`, BOB)).trim() === String(lastFromBob), 5000, 'read position stored');
+        b.send(ALICE, 'one more, unread', 'chat-3'); // something unread for alice
+        await b.waitAcked('chat-3', 8000);
+        const readme = await host('readme');
+        const subst = (cmd) =>
+            cmd
+                .replace(/alice/g, ALICE)
+                .replace(/bob/g, BOB)
+                .replace(/#team/g, group)
+                .replace(/gw1/g, gw)
+                .replace(/:cid:c1/, ':cid:chat-1');
+        const cmds = [];
+        for (const row of readme.split('\n').filter((l) => l.startsWith('| `parley:'))) {
+            const cmd = [...row.matchAll(/`([^`]+)`/g)].map((m) => m[1]).find((c) => /^[A-Z]+ parley:/.test(c));
+            if (cmd) cmds.push(subst(cmd));
+        }
+        assert(cmds.length >= 15, `only ${cmds.length} commands found in the README's key table`);
+        const empty = [];
+        for (const cmd of cmds) {
+            const out = (await redis(...cmd.split(' '))).trim();
+            assert(!/^(ERR|WRONGTYPE|\(error\))/.test(out), `${cmd}: ${out}`);
+            if (out === '' || (cmd.startsWith('PTTL') && !(Number(out) > 0))) empty.push(cmd);
+        }
+        assert(empty.length === 0, `empty or expired on a stack in use: ${empty.join('; ')}`);
+        return `${cmds.length} commands`;
+    });
+
     let stopped = null;
     await step('stop a gateway mid-conversation: its clients reconnect through the LB, nothing lost', async () => {
         const [a, b, c] = [peers[ALICE], peers[BOB], peers[CAROL]];

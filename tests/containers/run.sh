@@ -221,6 +221,7 @@ handle_op() {
         else rc=1; fi
         ;;
     start) podman start "$1" >"$out" 2>&1; rc=$? ;;
+    readme) cat "$ROOT/README.md" >"$out"; rc=$? ;;
     restart-redis) podman restart -t 15 "${P}_redis_1" >"$out" 2>&1; rc=$? ;;
     *) echo "unknown op $op" >"$out"; rc=2 ;;
     esac
