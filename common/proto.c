@@ -498,7 +498,7 @@ void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const ch
     proto_pack_cstr(pk, "users");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
-        msgpack_pack_map(pk, 3 + (users[i].read > 0) + (users[i].peer_read > 0));
+        msgpack_pack_map(pk, 4 + (users[i].read > 0) + (users[i].peer_read > 0));
         proto_pack_cstr(pk, "username");
         proto_pack_str(pk, users[i].name, users[i].len);
         proto_pack_cstr(pk, "online");
@@ -516,6 +516,11 @@ void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const ch
             proto_pack_cstr(pk, "peer_read");
             msgpack_pack_int64(pk, users[i].peer_read);
         }
+        proto_pack_cstr(pk, "last");
+        if (users[i].last_len)
+            pk->callback(pk->data, users[i].last, users[i].last_len);
+        else
+            msgpack_pack_nil(pk);
     }
 }
 

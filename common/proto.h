@@ -98,6 +98,8 @@ typedef struct proto_contact {
     int64_t unread;
     int64_t read;      /* the user's read position in this conversation (0: none) */
     int64_t peer_read; /* 1:1: the other user's read position (0: none) */
+    const char *last;  /* the conversation's newest stored text frame (a map), */
+    size_t last_len;   /* spliced as is; len 0: none (encoded as nil) */
 } proto_contact;
 
 void proto_pack_str(msgpack_packer *pk, const char *s, size_t len);

@@ -438,13 +438,19 @@ static const char SRC_REGISTER[] =
 
 /* contacts: KEYS 1 parley:users, 2 user contacts, 3 parley:online, 4 user
  * groups, 5 user unread, 6 user read. ARGV 1 user, 2 everyone-limit,
- * 3 group-members format, 4 read format. Returns {mode (1 everyone, 0
- * contacts), then per entry: name, online, unread, read, peer_read}: users
+ * 3 group-members format, 4 read format, 5 history format. Returns {mode
+ * (1 everyone, 0 contacts), then per entry: name, online, unread, read,
+ * peer_read, last (the newest history entry, or "")}: users
  * first (everyone, or the contacts set plus the members of the user's
  * groups), then the user's groups (online: another member is online;
  * peer_read 0). */
 static const char SRC_CONTACTS[] =
     "local user, limit, members_fmt, read_fmt = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]\n"
+    "local hist_fmt = ARGV[5]\n"
+    "local function last(conv)\n"
+    "  local e = redis.call('ZRANGE', string.format(hist_fmt, conv), -1, -1)\n"
+    "  return e[1] or ''\n"
+    "end\n"
     "local groups = redis.call('SMEMBERS', KEYS[4])\n"
     "local names, mode\n"
     "if redis.call('ZCARD', KEYS[1]) <= limit then\n"
@@ -463,6 +469,8 @@ static const char SRC_CONTACTS[] =
     "    out[#out + 1] = num(redis.call('HGET', KEYS[5], n))\n"
     "    out[#out + 1] = num(redis.call('HGET', KEYS[6], n))\n"
     "    out[#out + 1] = num(redis.call('HGET', string.format(read_fmt, n), user))\n"
+    "    if user < n then out[#out + 1] = last(user .. '|' .. n)\n"
+    "    else out[#out + 1] = last(n .. '|' .. user) end\n"
     "  end\n"
     "end\n"
     "local me = redis.call('SISMEMBER', KEYS[3], user)\n"
@@ -473,6 +481,7 @@ static const char SRC_CONTACTS[] =
     "  out[#out + 1] = num(redis.call('HGET', KEYS[5], g))\n"
     "  out[#out + 1] = num(redis.call('HGET', KEYS[6], g))\n"
     "  out[#out + 1] = 0\n"
+    "  out[#out + 1] = last(g)\n"
     "end\n"
     "return out\n";
 

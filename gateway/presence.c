@@ -40,6 +40,15 @@ static void presence_chan(char *buf, size_t size, const char *name)
     keys_fmt(buf, size, CHAN_PRESENCE, name);
 }
 
+/* {kind: online/offline, from: name} into a fresh sb (the caller destroys it) */
+static void presence_frame(msgpack_sbuffer *sb, const char *name, int online)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    proto_enc_presence(&pk, online, name, strlen(name));
+}
+
 typedef struct presence_query {
     uint64_t conn;
     char name[PROTO_NAME_MAX + 1];
@@ -54,10 +63,7 @@ static void presence_query_cb(redisAsyncContext *ac, void *r, void *priv)
     if (s && s->state == SESS_LIVE && strmap_get(&s->contacts, q->name, strlen(q->name)) &&
         rl_reply_int(r, &on) == 0) {
         msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        proto_enc_presence(&pk, on != 0, q->name, strlen(q->name));
+        presence_frame(&sb, q->name, on != 0);
         ws_send(s, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
     }
@@ -217,12 +223,9 @@ static void presence_state_cb(redisAsyncContext *ac, void *r, void *priv)
     long long on;
     presence_entry *e = strmap_get(&g->presence, name, strlen(name));
     if (e && rl_reply_int(r, &on) == 0 && e->online != (on != 0)) {
-        e->online = on != 0;
         msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        proto_enc_presence(&pk, on != 0, e->name, strlen(e->name));
+        e->online = on != 0;
+        presence_frame(&sb, e->name, e->online);
         for (size_t i = 0; i < e->n; i++)
             if (e->subs[i]->s->state == SESS_LIVE) ws_send(e->subs[i]->s, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);

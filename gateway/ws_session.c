@@ -254,6 +254,13 @@ static void ws_open_cb(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
+/* exactly one msgpack map */
+static int ws_is_map(const char *p, size_t len)
+{
+    unsigned char b = len ? (unsigned char)p[0] : 0;
+    return len && ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) && proto_mp_check(p, len) == 0;
+}
+
 static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
@@ -267,14 +274,14 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
         ws_close(s, 1013, "try again later");
         return;
     }
-    size_t n = (rep->elements - 1) / 5, k = 0;
+    size_t n = (rep->elements - 1) / 6, k = 0;
     proto_contact *c = calloc(n ? n : 1, sizeof *c);
     if (!c) {
         ws_close(s, 1011, "out of memory");
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        redisReply **e = rep->element + 1 + 5 * i;
+        redisReply **e = rep->element + 1 + 6 * i;
         long long online = 0, unread = 0, read = 0, peer_read = 0;
         if (e[0]->type != REDIS_REPLY_STRING ||
             (!proto_valid_user(e[0]->str, e[0]->len) && !proto_valid_group(e[0]->str, e[0]->len)))
@@ -289,6 +296,10 @@ static void ws_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
         c[k].unread = unread;
         c[k].read = read;
         c[k].peer_read = peer_read;
+        if (e[5]->type == REDIS_REPLY_STRING && ws_is_map(e[5]->str, e[5]->len)) {
+            c[k].last = e[5]->str;
+            c[k].last_len = e[5]->len;
+        }
         k++;
     }
     msgpack_sbuffer sb;
@@ -343,8 +354,8 @@ static int ws_run_contacts(gw_session *s)
     keys_fmt(k6, sizeof k6, KEY_READ, s->user);
     snprintf(lim, sizeof lim, "%lld", g->cfg.everyone_limit);
     const char *argv[] = {KEY_USERS, k2,       KEY_ONLINE,        k4,      k5,
-                          k6,        s->user, lim, KEY_GROUP_MEMBERS, KEY_READ};
-    return rl_eval(g, SCRIPT_CONTACTS, ws_contacts_cb, (void *)(uintptr_t)s->conn, 6, 4, argv,
+                          k6,        s->user, lim, KEY_GROUP_MEMBERS, KEY_READ, KEY_HISTORY};
+    return rl_eval(g, SCRIPT_CONTACTS, ws_contacts_cb, (void *)(uintptr_t)s->conn, 6, 5, argv,
                    NULL);
 }
 
@@ -660,13 +671,6 @@ typedef struct ws_hist_req {
     size_t with_len;
     char with[PROTO_NAME_MAX + 2];
 } ws_hist_req;
-
-/* exactly one msgpack map */
-static int ws_is_map(const char *p, size_t len)
-{
-    unsigned char b = len ? (unsigned char)p[0] : 0;
-    return len && ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) && proto_mp_check(p, len) == 0;
-}
 
 static void ws_history_cb(redisAsyncContext *ac, void *r, void *priv)
 {

@@ -217,16 +217,18 @@ check(res == 0 and published() == [], "typing to unknown user")
 def contacts(user, limit):
     return ev("contacts", ["parley:users", U(user, "contacts"), "parley:online", U(user, "groups"),
                            U(user, "unread"), U(user, "read")],
-              [user, limit, "parley:{g:%s}:members", "parley:{u:%s}:read"])
+              [user, limit, "parley:{g:%s}:members", "parley:{u:%s}:read", "parley:{c:%s}:history"])
 
 
 res = contacts("alice", 200)
-check(res[0] == 1 and res[1::5] == [b"bob", b"carol"] and res[2::5] == [1, 1],
+check(res[0] == 1 and res[1::6] == [b"bob", b"carol"] and res[2::6] == [1, 1],
       "contacts everyone mode %r" % (res,))
+check(unpack(res[6])["data"] == "second" and unpack(res[12])["data"] == "for later",
+      "last message of each conversation %r" % (res,))
 res = contacts("alice", 2)
-check(sorted(res[1::5]) == [b"bob", b"carol"] and res[0] == 0, "contacts set mode %r" % (res,))
+check(sorted(res[1::6]) == [b"bob", b"carol"] and res[0] == 0, "contacts set mode %r" % (res,))
 res = contacts("bob", 1)
-check(res[0] == 0 and res[1::5] == [b"alice"] and res[2] == 1, "bob's contacts %r" % (res,))
+check(res[0] == 0 and res[1::6] == [b"alice"] and res[2] == 1, "bob's contacts %r" % (res,))
 
 # session_close
 check(sclose("bob", "gw1", 7) == 0 and published() == [], "close one of two: not last")

@@ -387,3 +387,22 @@ cluster.test('everyone mode: a user who registers after hello is followed, so th
     await L.close();
     await A.next({ kind: 'offline', from: late.name });
 });
+
+cluster.test("hello: each entry's last is the conversation's newest message (nil when none)", async () => {
+    const [a, b, c] = await users('la2', 'lb2', 'lc2');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    await send(A, b.name, 'older');
+    const m = await send(A, b.name, 'newest to b');
+    const g = await createGroup(A, 'lastg', [c.name]);
+    const gm = await send(A, g, 'newest in group');
+    const C = await Client.connect(cluster.gw(1), c.token);
+    const B = await Client.connect(cluster.gw(1), b.token);
+    const eb = entry(B.hello, a.name);
+    assert.equal(eb.last?.id, m.id, brief(eb));
+    assert.equal(eb.last.data, 'newest to b');
+    assert.equal(eb.last.from, a.name);
+    assert.equal(eb.last.seq, undefined, 'a history entry has no seq');
+    assert.equal(entry(C.hello, g).last?.data, 'newest in group');
+    assert.equal(entry(C.hello, g).last.id, gm.id);
+    assert.equal(entry(B.hello, c.name)?.last, null, 'no conversation: last is nil');
+});

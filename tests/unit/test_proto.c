@@ -383,7 +383,9 @@ static void test_encoders(void)
     CHECK(m && m->via.map.size == 3 && get(m, "cid") == NULL, "error without cid");
 
     msgpack_sbuffer_clear(&sb);
-    proto_contact users[2] = {{"bob", 3, 1, 4, 12, 10}, {"#dev", 4, 0, 0, 0, 0}};
+    static const char last[] = "\x82\xa4kind\xa4text\xa2id\x0c"; /* {kind: text, id: 12} */
+    proto_contact users[2] = {{"bob", 3, 1, 4, 12, 10, last, sizeof last - 1},
+                              {"#dev", 4, 0, 0, 0, 0, NULL, 0}};
     proto_enc_hello(&pk, "alice", 17, "ep1", 3, users, 2);
     m = reparse();
     CHECK(m && obj_is(get(m, "kind"), "hello") && obj_is(get(m, "user"), "alice") &&
@@ -400,12 +402,16 @@ static void test_encoders(void)
                   get(u0, "online")->via.boolean && get(u0, "unread")->via.u64 == 4,
               "hello user 0");
         CHECK(get(u0, "read") && get(u0, "read")->via.u64 == 12 && get(u0, "peer_read") &&
-                  get(u0, "peer_read")->via.u64 == 10 && u0->via.map.size == 5,
+                  get(u0, "peer_read")->via.u64 == 10 && u0->via.map.size == 6,
               "hello user 0: read positions");
+        CHECK(get(u0, "last") && get(u0, "last")->type == MSGPACK_OBJECT_MAP &&
+                  get(get(u0, "last"), "id")->via.u64 == 12,
+              "hello user 0: last message spliced as a map");
         CHECK(obj_is(get(u1, "username"), "#dev") && !get(u1, "online")->via.boolean &&
                   get(u1, "unread")->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-                  u1->via.map.size == 3 && !get(u1, "read") && !get(u1, "peer_read"),
-              "hello user 1: no read positions when 0");
+                  u1->via.map.size == 4 && !get(u1, "read") && !get(u1, "peer_read") &&
+                  get(u1, "last") && get(u1, "last")->type == MSGPACK_OBJECT_NIL,
+              "hello user 1: no read positions when 0, last nil");
     }
 
     /* proto_add_seq: a group member's copy gets its own seq, fixmap and map16 */

@@ -277,6 +277,28 @@ describe('conversation list', () => {
         expect(s.convs.bob.preview).toEqual({ from: 'bob', data: 'b' });
     });
 
+    it("hello's `last` gives the preview and the order without a history request", () => {
+        const last = (id, from, data, sent) => ({ kind: 'text', id, from, to: 'x', data, sent });
+        const s = run([
+            hello({
+                users: [
+                    { username: 'bob', online: false, unread: 0, last: last(4, 'alice', 'from me', T0 + 5) },
+                    { username: 'carol', online: true, unread: 2, last: last(9, 'carol', 'newest', T0 + 50) },
+                    { username: 'dave', online: false, unread: 0, last: null },
+                    { username: 'erin', online: false, unread: 0 }, // a server without the extension
+                ],
+            }),
+        ]);
+        expect(conversationList(s).map((c) => c.key).slice(0, 2)).toEqual(['carol', 'bob']);
+        expect(s.convs.carol.preview).toEqual({ from: 'carol', data: 'newest' });
+        expect(s.convs.bob.preview).toEqual({ from: 'alice', data: 'from me' });
+        expect([s.convs.dave.preview, s.convs.dave.previewKnown]).toEqual([null, true]); // nothing to fetch
+        expect([s.convs.erin.preview, s.convs.erin.previewKnown]).toEqual([null, false]); // fetch it
+        // a malformed `last` is ignored, not trusted
+        const bad = run([hello({ users: [{ username: 'bob', online: false, unread: 0, last: { id: 'x' } }] })]);
+        expect(bad.convs.bob.preview).toBe(null);
+    });
+
     it('history pages: older ones prepend and tell whether more exist; previews do not claim a full page', () => {
         let s = run([hello()]);
         const m = (id) => ({ kind: 'text', id, from: 'bob', to: 'alice', data: `m${id}`, sent: T0 + id });

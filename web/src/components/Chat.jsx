@@ -63,7 +63,7 @@ export default function Chat({ api, onSignedOut }) {
     useEffect(() => {
         if (!online || !conn) return;
         const want = conversationList(state)
-            .filter((c) => !c.preview && !previewed.current.has(c.key))
+            .filter((c) => !c.preview && !c.previewKnown && !previewed.current.has(c.key))
             .sort((a, b) => b.unread - a.unread)
             .map((c) => c.key);
         for (const k of want) previewed.current.add(k);

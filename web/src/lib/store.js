@@ -47,6 +47,7 @@ export function newConv(key) {
         messages: [], // confirmed messages sorted by id
         lastActivity: 0,
         preview: null, // {from, data} of the newest message
+        previewKnown: false, // hello said what the newest message is (its `last`), none or one
         more: null, // null: unknown, true/false from the last initial/older history page
         historyLoaded: false, // an initial page (the newest messages) was merged
         loadingOlder: false,
@@ -260,6 +261,19 @@ function onHello(state, f) {
         // Parley's hello extensions: own and peer read positions (when non-zero)
         if (Number.isInteger(u.read) && u.read > next.myRead) next.myRead = u.read;
         if (Number.isInteger(u.peer_read) && u.peer_read > next.peerRead) next.peerRead = u.peer_read;
+        // Parley's hello extension `last`: the newest message (null: none), so
+        // the list needs no history request per conversation for its preview
+        if ('last' in u) {
+            next.previewKnown = true;
+            const m = u.last;
+            if (m && Number.isInteger(m.id) && typeof m.from === 'string' && typeof m.data === 'string' && Number.isInteger(m.sent)) {
+                const newest = next.messages.length ? next.messages[next.messages.length - 1] : null;
+                if (!newest || newest.id <= m.id) {
+                    next.preview = { from: m.from, data: m.data };
+                    next.lastActivity = Math.max(next.lastActivity, m.sent);
+                }
+            }
+        }
         convs[u.username] = next;
     }
     return {
