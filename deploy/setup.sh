@@ -18,7 +18,7 @@ DEPS=${PARLEY_DEPS_DIR:-$ROOT/.deps}
 LWS_VERSION=4.1.6
 LWS_PREFIX=$DEPS/lws-$LWS_VERSION
 
-BUILD_PKGS=(build-essential cmake ninja-build pkg-config dpkg-dev ca-certificates
+BUILD_PKGS=(build-essential cmake ninja-build pkg-config dpkg-dev patch ca-certificates
       libevent-dev libhiredis-dev libmsgpack-dev libsodium-dev libssl-dev zlib1g-dev)
 PKGS=("${BUILD_PKGS[@]}" redis-server redis-tools curl clang libclang-rt-14-dev nodejs npm
       chromium fonts-dejavu-core haproxy)
@@ -44,8 +44,16 @@ install_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# deploy/lws-patches/*.patch are applied to the lws source before it is built
+# (each says why); the cache marker names their hash, so a changed patch set
+# rebuilds the library.
+lws_patch_id() {
+    cat "$ROOT"/deploy/lws-patches/*.patch 2>/dev/null | sha1sum | cut -c1-12
+}
+
 build_lws() {
-    if [ -f "$LWS_PREFIX/lib/pkgconfig/libwebsockets.pc" ] && [ -f "$LWS_PREFIX/.parley-ok" ]; then
+    local marker=$LWS_PREFIX/.parley-ok-$(lws_patch_id)
+    if [ -f "$LWS_PREFIX/lib/pkgconfig/libwebsockets.pc" ] && [ -f "$marker" ]; then
         return 0
     fi
     say "building libwebsockets $LWS_VERSION with libevent into $LWS_PREFIX"
@@ -63,14 +71,27 @@ build_lws() {
     apt-get "${o[@]}" update -qq >/dev/null
     (cd "$W" && apt-get "${o[@]}" source --download-only libwebsockets >/dev/null 2>&1)
     tar xzf "$W/libwebsockets_$LWS_VERSION.orig.tar.gz" -C "$W"
+    local p
+    for p in "$ROOT"/deploy/lws-patches/*.patch; do
+        [ -e "$p" ] || continue
+        say "applying $(basename "$p")"
+        patch -s -p1 -d "$W/libwebsockets-$LWS_VERSION" <"$p"
+    done
     cmake -S "$W/libwebsockets-$LWS_VERSION" -B "$W/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
         -DDISABLE_WERROR=ON -DLWS_WITH_LIBEVENT=ON -DLWS_WITH_EVLIB_PLUGINS=OFF \
         -DLWS_WITHOUT_TESTAPPS=ON -DLWS_WITHOUT_TEST_SERVER=ON -DLWS_WITH_MINIMAL_EXAMPLES=OFF \
         -DLWS_WITH_SHARED=ON -DLWS_WITH_STATIC=OFF -DCMAKE_INSTALL_PREFIX="$LWS_PREFIX" >/dev/null
     cmake --build "$W/build" -j"$(nproc)" >/dev/null
-    cmake --install "$W/build" >/dev/null
-    touch "$LWS_PREFIX/.parley-ok"
-    rm -rf "$W"
+    # installed beside, then swapped in: programs built against the old prefix
+    # (other checkouts' tests may be running) lose the library for an instant
+    # only, not for the whole build
+    DESTDIR="$W/stage" cmake --install "$W/build" >/dev/null
+    touch "$W/stage$marker"
+    rm -rf "$LWS_PREFIX.old"
+    [ -d "$LWS_PREFIX" ] && mv "$LWS_PREFIX" "$LWS_PREFIX.old"
+    mkdir -p "$(dirname "$LWS_PREFIX")"
+    mv "$W/stage$LWS_PREFIX" "$LWS_PREFIX"
+    rm -rf "$LWS_PREFIX.old" "$W"
 }
 
 build_parley() {

@@ -115,8 +115,19 @@ static int gw_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
     }
 }
 
+/* rx_buffer_size: lws keeps a buffer this big (+ LWS_PRE) for every open
+ * WebSocket; left at 0 it is pt_serv_buf_size (4 KiB), most of an idle
+ * connection's memory (parley-bench connect: 6.5 KiB per connection with
+ * 4 KiB, 3.6 KiB with 1 KiB at 20k connections). Frames larger than it reach ws_receive in pieces,
+ * which it reassembles (up to --max-frame), so a small one costs nothing for
+ * chat-sized frames. tx_packet_size: left at 0, lws also cuts every send()
+ * to the rx buffer size; sendq hands it batches of up to 64 KiB, which must
+ * go out in one write. */
+#define GW_RX_BUFFER     512
+#define GW_TX_PACKET_MAX (64 * 1024 + 16)
+
 static const struct lws_protocols gw_protocols[] = {
-    {"parley", gw_lws_cb, sizeof(gw_pss), 0, 0, NULL, 0},
+    {"parley", gw_lws_cb, sizeof(gw_pss), GW_RX_BUFFER, 0, NULL, GW_TX_PACKET_MAX},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

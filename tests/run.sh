@@ -18,7 +18,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-STAGES=${PARLEY_TEST_STAGES:-unit integration router web asan fuzz containers}
+STAGES=${PARLEY_TEST_STAGES:-unit integration router web bench asan fuzz containers}
 ART=$ROOT/tests/artifacts
 mkdir -p "$ART"
 passed=0
@@ -119,6 +119,14 @@ for stage in $STAGES; do
             run_script web "$ROOT/tests/e2e/run.sh" "$ROOT/build"
         else
             stage_failed "web setup"; failed=$((failed + 1))
+        fi
+        ;;
+    bench)
+        note "parley-bench: each mode briefly against a real stack (works, loses nothing, valid JSON)"
+        if [ -x "$ROOT/build/parley-bench" ]; then
+            run_script bench "$ROOT/tests/bench/run.sh" "$ROOT/build"
+        else
+            stage_failed "bench setup"; failed=$((failed + 1))
         fi
         ;;
     asan)

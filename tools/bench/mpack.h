@@ -1,0 +1,28 @@
+/* mpack.h - the little msgpack the load generator needs, without allocation:
+ * writing str / map / array headers into a buffer, and a reader that walks a
+ * frame's top-level map to pick out string fields (kind, cid) and skips
+ * everything else (hello's user list, nested maps). */
+#ifndef PARLEY_BENCH_MPACK_H
+#define PARLEY_BENCH_MPACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Writers return the new write position. The caller sizes the buffer. */
+char *mp_put_map(char *p, uint32_t n);
+char *mp_put_array(char *p, uint32_t n);
+char *mp_put_str(char *p, const char *s, size_t len);
+char *mp_put_cstr(char *p, const char *s);
+char *mp_put_bool(char *p, int v);
+
+typedef struct mp_str {
+    const char *p;
+    size_t len;
+} mp_str;
+
+/* Reads a frame that is one msgpack map; fills the values of the string
+ * fields named in keys[0..n) into out[] (len 0 when absent or not a string).
+ * Returns 0, or -1 when the bytes are not one well-formed map. */
+int mp_pick_strs(const char *buf, size_t len, const char *const *keys, mp_str *out, int n);
+
+#endif
