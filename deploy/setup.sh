@@ -8,7 +8,9 @@
 #
 # Environment: PARLEY_BUILD_DIR (default build), PARLEY_BUILD_TYPE (default
 # RelWithDebInfo), PARLEY_SANITIZE=1 for an ASan+UBSan build, PARLEY_DEPS_DIR
-# (default .deps), PARLEY_SKIP_APT=1 to skip the package step.
+# (default .deps), PARLEY_SKIP_APT=1 to skip the package step,
+# PARLEY_SETUP_PKGS=build to install only what compiling needs (container
+# builds: no redis, clang, node, chromium or haproxy), PARLEY_NO_BUILD=1 to stop before Parley.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,17 +18,18 @@ DEPS=${PARLEY_DEPS_DIR:-$ROOT/.deps}
 LWS_VERSION=4.1.6
 LWS_PREFIX=$DEPS/lws-$LWS_VERSION
 
-PKGS=(build-essential cmake ninja-build pkg-config dpkg-dev patch ca-certificates
-      libevent-dev libhiredis-dev libmsgpack-dev libsodium-dev libssl-dev zlib1g-dev
-      redis-server redis-tools curl clang libclang-rt-14-dev nodejs npm
+BUILD_PKGS=(build-essential cmake ninja-build pkg-config dpkg-dev patch ca-certificates
+      libevent-dev libhiredis-dev libmsgpack-dev libsodium-dev libssl-dev zlib1g-dev)
+PKGS=("${BUILD_PKGS[@]}" redis-server redis-tools curl clang libclang-rt-14-dev nodejs npm
       chromium fonts-dejavu-core haproxy)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 install_packages() {
     [ "${PARLEY_SKIP_APT:-0}" = 1 ] && return 0
-    local missing=()
-    for p in "${PKGS[@]}"; do
+    local missing=() want=("${PKGS[@]}")
+    [ "${PARLEY_SETUP_PKGS:-all}" = build ] && want=("${BUILD_PKGS[@]}")
+    for p in "${want[@]}"; do
         # node may come from elsewhere (nvm, nodesource): accept a working one
         if [ "$p" = nodejs ] || [ "$p" = npm ]; then
             command -v "${p/nodejs/node}" >/dev/null 2>&1 && continue

@@ -18,7 +18,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-STAGES=${PARLEY_TEST_STAGES:-unit integration router web bench asan fuzz}
+STAGES=${PARLEY_TEST_STAGES:-unit integration router web bench asan fuzz containers}
 ART=$ROOT/tests/artifacts
 mkdir -p "$ART"
 passed=0
@@ -157,6 +157,10 @@ for stage in $STAGES; do
         else
             stage_failed "fuzz build"; failed=$((failed + 1))
         fi
+        ;;
+    containers)
+        note "containers: docker-compose.yml under podman, three gateways behind haproxy (tests/containers)"
+        run_script containers "$ROOT/tests/containers/run.sh"
         ;;
     *) echo "tests/run.sh: unknown stage '$stage'" >&2; exit 2 ;;
     esac

@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# tests/containers/run.sh: the docker compose stack, end to end, in containers.
+#
+# Runs the project's own docker-compose.yml with podman + podman-compose (no
+# Docker engine needed) and tests it through the load balancer:
+#   1. installs what it needs (podman, podman-compose, runc, the CNI dnsname
+#      plugin, debootstrap; node/npm for the test client's packages; Debian's
+#      docker-compose, only to validate docker-compose.yml as Docker Compose
+#      reads it) and writes /etc/containers/containers.conf when there is none;
+#   2. builds local stand-ins for the official base images when they are
+#      missing (base-images.sh; cached: kept from one run to the next);
+#   3. builds web/dist on the host when web/ has a package.json (the images
+#      take it through the Dockerfile's web-prebuilt stage), and the test
+#      client's node_modules (npm ci here);
+#   4. builds the gateway and router images (podman-compose build), brings the
+#      stack up under a unique project name with 3 gateways, a free published
+#      port and an env file with a fresh secret;
+#   5. runs e2e.mjs in a node container on the stack's network: register,
+#      chat across gateways, presence, offline delivery, the README's
+#      redis-cli monitoring commands, a gateway stopped mid-conversation, a
+#      gateway crashing (SIGKILL) mid-conversation, a Redis restart. It asks
+#      this script (stdin/stdout, "@@ ID OP ARGS") to stop/start/crash
+#      containers and run redis-cli / the parley CLI in them;
+#   6. tears everything down (containers, volume, network), even on failure,
+#      and ends with "N passed, N failed" (exit status 1 if any failed).
+#
+# Usage: tests/containers/run.sh [--keep] [--help]
+#   --keep   leave the stack running at the end (prints how to remove it)
+# Environment:
+#   PARLEY_CT_GATEWAYS   gateway replicas, 3..32 (3)
+#   PARLEY_CT_PROJECT    compose project name (parleyct<pid>)
+#   PARLEY_CT_TAG        tag of the parley/gateway and parley/router images (ct)
+#   PARLEY_CT_ARTIFACTS  logs of every container (tests/artifacts/containers)
+#   PARLEY_CT_REBUILD_BASE=1  rebuild the stand-in base images
+#   PARLEY_CT_KEEP=1     same as --keep
+#   PARLEY_SKIP_APT=1    do not install packages
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+KEEP=${PARLEY_CT_KEEP:-0}
+case ${1:-} in
+--keep) KEEP=1 ;;
+-h | --help) sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+"") ;;
+*) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+esac
+GATEWAYS=${PARLEY_CT_GATEWAYS:-3}
+[[ $GATEWAYS =~ ^[0-9]+$ ]] && [ "$GATEWAYS" -ge 3 ] && [ "$GATEWAYS" -le 32 ] ||
+    { echo "run.sh: PARLEY_CT_GATEWAYS must be 3..32 (the tests spread three users over three gateways)" >&2; exit 2; }
+P=${PARLEY_CT_PROJECT:-parleyct$$}
+TAG=${PARLEY_CT_TAG:-ct}
+ART=${PARLEY_CT_ARTIFACTS:-$ROOT/tests/artifacts/containers}
+NODE_IMAGE=docker.io/library/node:18-bookworm-slim
+PKGS=(podman podman-compose runc containernetworking-plugins
+      golang-github-containernetworking-plugin-dnsname debootstrap python3 curl
+      docker-compose)
+
+passed=0
+failed=0
+timings=()
+T0=$(date +%s)
+mkdir -p "$ART"
+rm -f "$ART"/*.log
+
+say() { printf '[containers] %s\n' "$*"; }
+ok() { passed=$((passed + 1)); printf 'ok - %s\n' "$*"; }
+not_ok() { failed=$((failed + 1)); printf 'not ok - %s\n' "$*"; }
+# phase NAME CMD...: run a step, time it, count it; output goes to $ART/NAME.log
+phase() {
+    local name=$1 t rc
+    t=$(date +%s)
+    shift
+    "$@" >"$ART/$name.log" 2>&1
+    rc=$?
+    timings+=("$name $(($(date +%s) - t))s")
+    if [ $rc = 0 ]; then
+        ok "$name ($(($(date +%s) - t)) s)"
+    else
+        not_ok "$name (exit $rc; last lines of $ART/$name.log:)"
+        tail -25 "$ART/$name.log" | sed 's/^/    /'
+    fi
+    return $rc
+}
+finish() {
+    echo "timings: ${timings[*]} total $(($(date +%s) - T0))s"
+    echo "$passed passed, $failed failed"
+    [ "$failed" = 0 ]
+    exit
+}
+
+# ------------------------------------------------------------ 1. tools
+
+install_tools() {
+    [ "${PARLEY_SKIP_APT:-0}" = 1 ] && return 0
+    local missing=() p
+    for p in "${PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}"
+}
+
+# podman's defaults fail where setrlimit is not permitted (its default
+# ulimits) and crun may be missing: runc, no default ulimits. Only written
+# when the machine has no containers.conf of its own.
+configure_podman() {
+    local conf=/etc/containers/containers.conf sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    if [ ! -f "$conf" ]; then
+        $sudo mkdir -p /etc/containers
+        printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' | $sudo tee "$conf" >/dev/null
+        echo "wrote $conf"
+    fi
+    podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.NetworkBackend}}'
+}
+
+# ------------------------------------------------------------ 3. web + node_modules
+
+build_web() {
+    mkdir -p "$ROOT/web/dist"
+    if [ ! -f "$ROOT/web/package.json" ]; then
+        echo "web/ has no package.json: the gateway image serves its placeholder page"
+        return 0
+    fi
+    if [ -f "$ROOT/web/dist/index.html" ] && [ -z "$(find "$ROOT/web" -newer "$ROOT/web/dist/index.html" \
+        -type f -not -path '*/node_modules/*' -not -path "$ROOT/web/dist/*" -print -quit)" ]; then
+        echo "web/dist is up to date"
+        return 0
+    fi
+    (cd "$ROOT/web" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
+}
+
+client_modules() {
+    [ -d "$HERE/node_modules/ws" ] && [ -d "$HERE/node_modules/@msgpack/msgpack" ] && return 0
+    (cd "$HERE" && npm ci --no-audit --no-fund)
+}
+
+# ------------------------------------------------------------ 4. stack
+
+compose() { (cd "$ROOT" && podman-compose -p "$P" "$@"); }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'
+}
+
+running() { # service: names of its running containers
+    podman ps --filter "label=io.podman.compose.project=$P" --filter "label=com.docker.compose.service=$1" \
+        --format '{{.Names}}'
+}
+
+stack_up() {
+    compose up -d --no-build || return 1
+    local svc want n
+    for _ in $(seq 60); do
+        n=0
+        for svc in redis router lb gateway; do
+            want=1
+            [ $svc = gateway ] && want=$GATEWAYS
+            [ "$(running $svc | wc -l)" = "$want" ] && n=$((n + 1))
+        done
+        [ $n = 4 ] && { podman ps --filter "label=io.podman.compose.project=$P" --format '{{.Names}} {{.Status}}'; return 0; }
+        sleep 1
+    done
+    podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}} {{.Status}}'
+    return 1
+}
+
+images_ok() {
+    local img user
+    for img in "parley/gateway:$TAG" "parley/router:$TAG"; do
+        user=$(podman image inspect -f '{{.Config.User}}' "$img") || return 1
+        echo "$img runs as '$user', $(podman image inspect -f '{{.Size}}' "$img") bytes"
+        [ "$user" = parley ] || return 1
+    done
+}
+
+# ------------------------------------------------------------ 5. host ops for e2e.mjs
+
+gateway_container() { # gateway id "<hostname>:<port>" -> container name
+    local name
+    for name in $(running gateway); do
+        [ "$(podman inspect -f '{{.Config.Hostname}}' "$name")" = "${1%:*}" ] && { echo "$name"; return 0; }
+    done
+    echo "no running gateway container has hostname ${1%:*}" >&2
+    return 1
+}
+
+# handle_op ID OP ARGS...: prints "ID STATUS BASE64(OUTPUT)"
+handle_op() {
+    local id=$1 op=$2 out rc name
+    shift 2
+    out=$(mktemp)
+    case $op in
+    redis-cli) podman exec "${P}_redis_1" redis-cli "$@" >"$out" 2>&1; rc=$? ;;
+    redis-cli-1s) # commands that run until stopped (MONITOR, --stat): one second of
+        # them; stdbuf because without a terminal redis-cli --stat buffers its output
+        podman exec "${P}_redis_1" timeout 1 stdbuf -oL redis-cli "$@" >"$out" 2>&1
+        rc=$?
+        [ $rc = 124 ] && rc=0
+        ;;
+    parley) podman exec "${P}_router_1" parley "$@" >"$out" 2>&1; rc=$? ;;
+    stop-gateway)
+        if name=$(gateway_container "$1" 2>"$out"); then
+            printf '%s ' "$name" >"$out"
+            podman stop -t 15 "$name" >/dev/null 2>>"$out"
+            rc=$?
+        else rc=1; fi
+        ;;
+    crash-gateway) # SIGKILL of the gateway process itself (not `podman kill`, which
+        # counts as stopped by the user): the restart policy must bring it back
+        if name=$(gateway_container "$1" 2>"$out"); then
+            printf '%s ' "$name" >"$out"
+            kill -9 "$(podman inspect -f '{{.State.Pid}}' "$name")" 2>>"$out"
+            rc=$?
+        else rc=1; fi
+        ;;
+    start) podman start "$1" >"$out" 2>&1; rc=$? ;;
+    readme) cat "$ROOT/README.md" >"$out"; rc=$? ;;
+    restart-redis) podman restart -t 15 "${P}_redis_1" >"$out" 2>&1; rc=$? ;;
+    *) echo "unknown op $op" >"$out"; rc=2 ;;
+    esac
+    printf '  host: %s %s -> %s\n' "$op" "$*" "$rc" >&2
+    printf '%s %s %s\n' "$id" "$rc" "$(base64 -w0 "$out")"
+    rm -f "$out"
+}
+
+run_e2e() {
+    local in out line pid rc=0 tally words
+    coproc E2E {
+        podman run --rm -i --name "${P}_e2e" --network "${P}_default" --user 1000:1000 \
+            -v "$HERE:/t:ro" -w /t \
+            -e PARLEY_URL=http://lb:8080 -e "PARLEY_LB_STATS=http://lb:8404/stats;csv" \
+            -e "PARLEY_GATEWAYS=$GATEWAYS" -e "PARLEY_RUN_ID=$P" \
+            -e "PARLEY_TEST_SECRET=$SECRET" -e "PARLEY_DEFAULT_SECRET=$DEFAULT_SECRET" \
+            -e "PARLEY_WEB_INDEX_SHA256=$WEB_SHA" \
+            "$NODE_IMAGE" node /t/e2e.mjs 2>&1
+    }
+    pid=$E2E_PID
+    exec {in}<&"${E2E[0]}" {out}>&"${E2E[1]}"
+    while IFS= read -r line <&"$in"; do
+        case $line in
+        '@@ '*)
+            read -r -a words <<<"${line#@@ }"
+            handle_op "${words[@]}" 1>&"$out" 2>>"$ART/e2e-ops.log"
+            ;;
+        *)
+            if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+                tally=$line
+                passed=$((passed + BASH_REMATCH[1]))
+                failed=$((failed + BASH_REMATCH[2]))
+            else
+                printf '%s\n' "$line"
+            fi
+            ;;
+        esac
+    done
+    wait "$pid" || rc=$?
+    exec {in}<&- {out}>&-
+    if [ -z "${tally:-}" ]; then
+        not_ok "e2e.mjs ended (exit $rc) without its result line"
+    else
+        echo "e2e: $tally"
+    fi
+    return $rc
+}
+
+# ------------------------------------------------------------ 6. teardown
+
+teardown() {
+    trap - EXIT INT TERM
+    local name
+    podman rm -f "${P}_e2e" >/dev/null 2>&1
+    for name in $(podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}}'); do
+        podman logs -t "$name" >"$ART/$name.log" 2>&1
+    done
+    if [ "$KEEP" = 1 ]; then
+        say "kept stack $P on port ${PORT:-?}; remove it with: podman rm -f \$(podman ps -aq --filter label=io.podman.compose.project=$P); podman volume rm ${P}_redis-data; podman network rm ${P}_default"
+        return 0
+    fi
+    local ids
+    ids=$(podman ps -aq --filter "label=io.podman.compose.project=$P")
+    [ -n "$ids" ] && podman rm -f -t 3 $ids >/dev/null
+    podman volume ls -q --filter "label=io.podman.compose.project=$P" | xargs -r podman volume rm -f >/dev/null
+    podman network exists "${P}_default" 2>/dev/null && podman network rm -f "${P}_default" >/dev/null
+    rm -f "${ENV_FILE:-}"
+    local left
+    left=$( (podman ps -aq --filter "label=io.podman.compose.project=$P"
+        podman volume ls -q --filter "label=io.podman.compose.project=$P"
+        podman network ls -q --filter "name=^${P}_") | wc -l)
+    if [ "$left" = 0 ]; then ok "teardown: no container, volume or network of $P left"; else not_ok "teardown: $left objects of $P left"; fi
+}
+abort() {
+    not_ok "interrupted"
+    teardown
+    finish
+}
+
+# Projects of earlier runs killed before their teardown (parleyct<pid> whose
+# run.sh is gone): removed, so that a re-run on the same machine starts clean.
+reap_stale() {
+    local proj pid ids
+    for proj in $( (podman ps -a --format '{{index .Labels "io.podman.compose.project"}}'
+        podman volume ls --format '{{index .Labels "io.podman.compose.project"}}') | sort -u); do
+        [[ $proj =~ ^parleyct([0-9]+)$ ]] || continue
+        pid=${BASH_REMATCH[1]}
+        [ "$pid" = $$ ] && continue
+        kill -0 "$pid" 2>/dev/null && [ "$(ps -o args= -p "$pid" 2>/dev/null | grep -c containers/run.sh)" = 1 ] && continue
+        echo "removing the leftovers of $proj"
+        ids=$(podman ps -aq --filter "label=io.podman.compose.project=$proj")
+        [ -n "$ids" ] && podman rm -f -t 0 $ids >/dev/null
+        podman volume ls -q --filter "label=io.podman.compose.project=$proj" | xargs -r podman volume rm -f >/dev/null
+        podman network exists "${proj}_default" 2>/dev/null && podman network rm -f "${proj}_default" >/dev/null
+    done
+    return 0
+}
+
+# ------------------------------------------------------------ main
+
+say "project $P, $GATEWAYS gateways, artifacts in $ART"
+phase install install_tools || finish
+phase podman configure_podman || finish
+phase stale reap_stale
+phase base-images "$HERE/base-images.sh" || finish
+phase web build_web # a failed web build leaves the placeholder page; counted, not fatal
+phase client-modules client_modules || finish
+
+# the file as Docker Compose reads it (schema, interpolation, merge keys)
+phase compose-config docker-compose -f "$ROOT/docker-compose.yml" config -q
+
+export PARLEY_TAG=$TAG PARLEY_GATEWAYS=$GATEWAYS PARLEY_WEB_SOURCE=prebuilt
+phase images compose build router gateway || finish
+phase image-user images_ok
+
+trap abort INT TERM
+trap teardown EXIT
+PORT=$(free_port)
+WEB_SHA=""
+[ -f "$ROOT/web/dist/index.html" ] && WEB_SHA=$(sha256sum "$ROOT/web/dist/index.html" | cut -d' ' -f1)
+DEFAULT_SECRET=$(sed -n 's/^PARLEY_SECRET=//p' "$ROOT/deploy/docker/parley.env")
+SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+ENV_FILE=$(mktemp /tmp/parley-ct-env.XXXXXX)
+printf 'PARLEY_SECRET=%s\nPARLEY_LOG_LEVEL=info\n' "$SECRET" >"$ENV_FILE"
+export PARLEY_HTTP_PORT=$PORT PARLEY_ENV_FILE=$ENV_FILE
+if phase up stack_up; then
+    if curl -sf --max-time 5 --retry 20 --retry-delay 1 --retry-all-errors -o /dev/null "http://127.0.0.1:$PORT/healthz"; then
+        ok "published port $PORT answers /healthz on the host"
+    else
+        not_ok "published port $PORT does not answer /healthz on the host"
+    fi
+    t=$(date +%s)
+    run_e2e
+    timings+=("e2e $(($(date +%s) - t))s")
+fi
+teardown
+finish
