@@ -2,18 +2,24 @@
 # tests/run.sh: run every Parley test. This is the README's test command and
 # what .ci/run calls.
 #
-# Stages (each must pass):
-#   1. build (deploy/setup.sh installs what is missing), ctest unit tests
-#   2. integration tests: real redis-server, router and two gateways, driven
-#      by a Node WebSocket client (tests/integration)
-#   3. the same unit and integration tests under an ASan + UBSan build
-#   4. router: the router, Lua script and CLI checks (python3, real redis)
-#   5. a short, bounded libFuzzer run of the frame decoder
-# Stages that run a script of their own (router, and those added later) follow
-# one rule: the script's last line is "N passed, N failed" and its exit status
-# says whether the stage passed (run_script below).
-# Environment: PARLEY_TEST_STAGES (default "unit integration router asan
-# fuzz"), PARLEY_FUZZ_SECONDS (default 60).
+# Stages (each must pass), in this order by default:
+#   unit         build (deploy/setup.sh installs what is missing), ctest unit tests
+#   integration  real redis-server, router and two gateways, driven by a Node
+#                WebSocket client (tests/integration)
+#   router       the router, Lua script and CLI checks (python3, real redis)
+#   web          the web client: vitest, vite build, chromium end-to-end
+#                through haproxy (tests/e2e)
+#   bench        parley-bench, each mode briefly against a real stack: it works
+#                and loses nothing (figures: docs/benchmarks.md, never asserted)
+#   asan         the unit and integration tests again under ASan + UBSan
+#   fuzz         a short, bounded libFuzzer run of the frame decoder
+#   containers   docker-compose.yml under podman: 3 gateways behind haproxy,
+#                end-to-end from a container on the stack's network
+# Stages that run a script of their own follow one rule: the script's last
+# line is "N passed, N failed" and its exit status says whether the stage
+# passed (run_script below).
+# Environment: PARLEY_TEST_STAGES (a subset, e.g. "unit integration"),
+# PARLEY_FUZZ_SECONDS (default 60).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
