@@ -24,7 +24,8 @@ typedef struct presence_entry {
     size_t n, cap;
     presence_sub_state sub;
     int stale;  /* no follower at the last sweep */
-    int online; /* last state known here: 1, 0, or -1 unknown */
+    int online;   /* last state known here: 1, 0, or -1 unknown */
+    uint64_t gen; /* presence messages received for this name */
 } presence_entry;
 
 /* One session following one name: the value in the session's contacts map,
@@ -49,8 +50,14 @@ static void presence_frame(msgpack_sbuffer *sb, const char *name, int online)
     proto_enc_presence(&pk, online, name, strlen(name));
 }
 
+/* One SISMEMBER parley:online NAME in flight: for one session (conn), or for
+ * every follower (conn 0). gen is the entry's count of presence messages when
+ * it was asked: if a message arrived since, it is at least as new as the
+ * answer (the two travel on different connections and may be processed in
+ * either order), so the answer is dropped. */
 typedef struct presence_query {
     uint64_t conn;
+    uint64_t gen;
     char name[PROTO_NAME_MAX + 1];
 } presence_query;
 
@@ -58,16 +65,37 @@ static void presence_query_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
     presence_query *q = priv;
-    gw_session *s = ws_session_find(g, q->conn);
+    presence_entry *e = strmap_get(&g->presence, q->name, strlen(q->name));
     long long on;
-    if (s && s->state == SESS_LIVE && strmap_get(&s->contacts, q->name, strlen(q->name)) &&
-        rl_reply_int(r, &on) == 0) {
-        msgpack_sbuffer sb;
+    if (!e || e->gen != q->gen || rl_reply_int(r, &on) < 0) goto out;
+    msgpack_sbuffer sb;
+    if (q->conn) {
+        gw_session *s = ws_session_find(g, q->conn);
+        if (!s || s->state != SESS_LIVE || !strmap_get(&s->contacts, q->name, strlen(q->name)))
+            goto out;
         presence_frame(&sb, q->name, on != 0);
         ws_send(s, sb.data, sb.size);
-        msgpack_sbuffer_destroy(&sb);
+    } else {
+        if (e->online == (on != 0)) goto out;
+        e->online = on != 0;
+        presence_frame(&sb, e->name, e->online);
+        for (size_t i = 0; i < e->n; i++)
+            if (e->subs[i]->s->state == SESS_LIVE) ws_send(e->subs[i]->s, sb.data, sb.size);
     }
+    msgpack_sbuffer_destroy(&sb);
+out:
     free(q);
+}
+
+static void presence_ask(gw_server *g, presence_entry *e, uint64_t conn)
+{
+    presence_query *q = calloc(1, sizeof *q);
+    if (!q) return;
+    q->conn = conn;
+    q->gen = e->gen;
+    memcpy(q->name, e->name, sizeof q->name);
+    const char *argv[] = {"SISMEMBER", KEY_ONLINE, q->name};
+    if (rl_cmd_argv(g, presence_query_cb, q, 3, argv, NULL) < 0) free(q);
 }
 
 /* A contact learned from a text: the session has never been told its state,
@@ -78,13 +106,8 @@ void presence_follow(gw_session *s, const char *name, size_t len)
         (len == strlen(s->user) && memcmp(name, s->user, len) == 0))
         return;
     presence_follow_known(s, name, len, -1);
-    if (!strmap_get(&s->contacts, name, len)) return;
-    presence_query *q = calloc(1, sizeof *q);
-    if (!q) return;
-    q->conn = s->conn;
-    memcpy(q->name, name, len);
-    const char *argv[] = {"SISMEMBER", KEY_ONLINE, q->name};
-    if (rl_cmd_argv(s->g, presence_query_cb, q, 3, argv, NULL) < 0) free(q);
+    presence_link *l = strmap_get(&s->contacts, name, len);
+    if (l) presence_ask(s->g, l->e, s->conn);
 }
 
 void presence_follow_known(gw_session *s, const char *name, size_t len, int online)
@@ -210,27 +233,11 @@ void presence_message(gw_server *g, const char *chan, const char *buf, size_t le
     if (!e) return;
     proto_str kind = {0};
     deliver_frame_fields(buf, len, &kind, NULL, NULL, NULL, NULL);
+    e->gen++;
     if (kind.len == 6 && !memcmp(kind.p, "online", 6)) e->online = 1;
     if (kind.len == 7 && !memcmp(kind.p, "offline", 7)) e->online = 0;
     for (size_t i = 0; i < e->n; i++)
         if (e->subs[i]->s->state == SESS_LIVE) ws_send(e->subs[i]->s, buf, len);
-}
-
-static void presence_state_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    gw_server *g = ac->data;
-    char *name = priv;
-    long long on;
-    presence_entry *e = strmap_get(&g->presence, name, strlen(name));
-    if (e && rl_reply_int(r, &on) == 0 && e->online != (on != 0)) {
-        msgpack_sbuffer sb;
-        e->online = on != 0;
-        presence_frame(&sb, e->name, e->online);
-        for (size_t i = 0; i < e->n; i++)
-            if (e->subs[i]->s->state == SESS_LIVE) ws_send(e->subs[i]->s, sb.data, sb.size);
-        msgpack_sbuffer_destroy(&sb);
-    }
-    free(name);
 }
 
 /* Redis confirmed SUBSCRIBE parley:presence:NAME. A change of NAME between
@@ -243,11 +250,7 @@ void presence_subscribed(gw_server *g, const char *chan, size_t len)
     size_t plen = strlen(CHAN_PRESENCE_PREFIX);
     if (len <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0) return;
     presence_entry *e = strmap_get(&g->presence, chan + plen, len - plen);
-    if (!e || e->n == 0) return;
-    char *name = strdup(e->name);
-    if (!name) return;
-    const char *argv[] = {"SISMEMBER", KEY_ONLINE, name};
-    if (rl_cmd_argv(g, presence_state_cb, name, 3, argv, NULL) < 0) free(name);
+    if (e && e->n) presence_ask(g, e, 0);
 }
 
 /* After the subscriber reconnected (a fresh connection has no subscription). */
