@@ -56,6 +56,16 @@ tally_line() { # log: the last "N passed, N failed" line
 }
 stage_failed() { failures+=("$1"); }
 
+# built_script_stage LABEL BINARY SCRIPT: run_script SCRIPT build/ once the
+# unit stage has built BINARY
+built_script_stage() {
+    if [ -x "$ROOT/build/$2" ]; then
+        run_script "$1" "$3" "$ROOT/build"
+    else
+        stage_failed "$1 setup (no build/$2: run the unit stage first)"; failed=$((failed + 1))
+    fi
+}
+
 # run_script LABEL SCRIPT ARGS...: a stage implemented by its own script
 run_script() {
     local label=$1; shift
@@ -113,27 +123,15 @@ for stage in $STAGES; do
         ;;
     router)
         note "router, Lua scripts and CLI (python3, real redis)"
-        if [ -x "$ROOT/build/parley-router" ]; then
-            run_script router "$ROOT/router/tests/run.sh" "$ROOT/build"
-        else
-            stage_failed "router setup"; failed=$((failed + 1))
-        fi
+        built_script_stage router parley-router "$ROOT/router/tests/run.sh"
         ;;
     web)
         note "web client: vitest, vite build, chromium end-to-end through haproxy"
-        if [ -x "$ROOT/build/parley-gateway" ]; then
-            run_script web "$ROOT/tests/e2e/run.sh" "$ROOT/build"
-        else
-            stage_failed "web setup"; failed=$((failed + 1))
-        fi
+        built_script_stage web parley-gateway "$ROOT/tests/e2e/run.sh"
         ;;
     bench)
         note "parley-bench: each mode briefly against a real stack (works, loses nothing, valid JSON)"
-        if [ -x "$ROOT/build/parley-bench" ]; then
-            run_script bench "$ROOT/tests/bench/run.sh" "$ROOT/build"
-        else
-            stage_failed "bench setup"; failed=$((failed + 1))
-        fi
+        built_script_stage bench parley-bench "$ROOT/tests/bench/run.sh"
         ;;
     asan)
         note "ASan + UBSan build: unit and integration tests"
