@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "proto.h" /* proto_valid_utf8 */
 
 typedef struct json_in {
     const char *p, *end;

@@ -13,7 +13,7 @@ static token_status verify(const char *tok, int64_t now, char *user, int64_t *ex
 
 int main(void)
 {
-    char tok[TOKEN_MAX], t2[TOKEN_MAX], user[33];
+    char tok[TOKEN_MAX], t2[TOKEN_MAX + 8], user[33];
     int64_t exp = 0;
 
     int n = token_mint(SECRET, "alice", NOW + 60, tok, sizeof tok);
