@@ -34,6 +34,15 @@ int keys_conv_pair(char *buf, size_t size, const char *a, const char *b)
     return (int)(la + 1 + lb);
 }
 
+int keys_conv(char *buf, size_t size, const char *self, const char *with)
+{
+    if (with[0] != '#') return keys_conv_pair(buf, size, self, with);
+    size_t n = strlen(with);
+    if (n + 1 > size) return -1;
+    memcpy(buf, with, n + 1);
+    return (int)n;
+}
+
 /* FNV-1a 32 bit: cheap, stable across processes and languages, so a test or an
  * operator can compute a slot by hand. */
 unsigned keys_slot(const char *conv, size_t len)

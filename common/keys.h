@@ -66,6 +66,10 @@ char *keys_fmt(char *buf, size_t size, const char *fmt, ...)
  * or -1 if it does not fit. */
 int keys_conv_pair(char *buf, size_t size, const char *a, const char *b);
 
+/* Conversation key of what `self` talks to: a #group's is its name, a user's
+ * the pair (keys_conv_pair). Returns length, or -1 if it does not fit. */
+int keys_conv(char *buf, size_t size, const char *self, const char *with);
+
 /* Routing slot of a conversation key (FNV-1a 32 bit, mod PARLEY_SLOTS). */
 unsigned keys_slot(const char *conv, size_t len);
 

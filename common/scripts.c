@@ -181,14 +181,11 @@ static const char SRC_SEND[] = LUA_GATEWAYS LUA_EPOCH LUA_SEND_HEAD
  * (internals.md). Member keys are built from the formats in ARGV 11..14
  * (keys.h), so this script touches keys it cannot declare: single Redis only.
  * Returns like send, or the string "no_such_user" / "forbidden". */
-static const char SRC_SEND_GROUP[] = LUA_GATEWAYS LUA_FANOUT LUA_EPOCH LUA_SEND_HEAD
+static const char SRC_SEND_GROUP[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH LUA_SEND_HEAD
     "local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt = ARGV[11], ARGV[12], ARGV[13], ARGV[14]\n"
-    "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
-    "  return refuse('no_such_user', 'no such group: ' .. to)\n"
-    "end\n"
-    "if redis.call('SISMEMBER', KEYS[3], from) == 0 then\n"
-    "  return refuse('forbidden', 'not a member of ' .. to)\n"
-    "end\n"
+    "local bad = access('1', KEYS[3], KEYS[2], from)\n"
+    "if bad == 'no_such_user' then return refuse(bad, 'no such group: ' .. to) end\n"
+    "if bad then return refuse(bad, 'not a member of ' .. to) end\n"
     "local msg = new_message(KEYS[4], KEYS[5])\n"
     "local fan, sseq = fan_new(), 0\n"
     "for _, user in ipairs(redis.call('SMEMBERS', KEYS[3])) do\n"
@@ -260,10 +257,11 @@ static const char SRC_SYNC[] =
  * 0 when the user or group does not exist, -1 when the sender is not a
  * member of the group. */
 static const char SRC_TYPING[] =
-    LUA_GATEWAYS LUA_FANOUT
+    LUA_GATEWAYS LUA_FANOUT LUA_ACCESS
+    "local bad = access(ARGV[4], KEYS[1], KEYS[2], ARGV[5])\n"
+    "if bad == 'no_such_user' then return 0 end\n"
+    "if bad then return -1 end\n"
     "if ARGV[4] == '1' then\n"
-    "  if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end\n"
-    "  if redis.call('SISMEMBER', KEYS[1], ARGV[5]) == 0 then return -1 end\n"
     "  local others = {}\n"
     "  for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
     "    if m ~= ARGV[5] then others[#others + 1] = m end\n"
@@ -273,7 +271,6 @@ static const char SRC_TYPING[] =
     "  fan_publish(fan, ARGV[1], ARGV[3], nil)\n"
     "  return 1\n"
     "end\n"
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
     "local env = cmsgpack.pack({t = 'u', u = ARGV[2], f = ARGV[3]})\n"
     "for _, g in ipairs(gateways(redis.call('SMEMBERS', KEYS[2]), nil)) do\n"
     "  redis.call('PUBLISH', ARGV[1] .. g, env)\n"

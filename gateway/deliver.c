@@ -266,6 +266,29 @@ void deliver_catch_up(gw_session *s, int64_t target)
     s->fetch_target = target;
 }
 
+/* The local sessions of a user named in an envelope (NULL: none here). */
+static gw_session *deliver_sessions_of(gw_server *g, const char *name, size_t len)
+{
+    char user[PROTO_NAME_MAX + 1];
+    if (len == 0 || len > PROTO_NAME_MAX) return NULL;
+    memcpy(user, name, len);
+    user[len] = '\0';
+    return ws_sessions_of(g, user);
+}
+
+/* Pushes the frame to s and the user's sessions after it, except the one
+ * whose session id is `except` (the sending session). */
+static void deliver_to_sessions(gw_session *s, const proto_str *except, int64_t seq,
+                                const char *frame, size_t len)
+{
+    for (; s; s = s->next_of_user) {
+        if (except->len && except->len == strlen(s->sessid) &&
+            memcmp(except->p, s->sessid, except->len) == 0)
+            continue;
+        deliver_push(s, DQ_USER, seq, frame, len);
+    }
+}
+
 /* A multi-user envelope (group message, receipt, group change, group
  * typing): the frame goes to the local sessions of every listed user; with
  * per-user seqs each user gets its own copy with "seq" added. */
@@ -275,10 +298,7 @@ static void deliver_many(gw_server *g, const bus_delivery *d)
     msgpack_sbuffer_init(&sb);
     for (uint32_t i = 0; i < d->users->via.array.size; i++) {
         const msgpack_object *o = &d->users->via.array.ptr[i];
-        char user[PROTO_NAME_MAX + 1];
-        memcpy(user, o->via.str.ptr, o->via.str.size);
-        user[o->via.str.size] = '\0';
-        gw_session *s = ws_sessions_of(g, user);
+        gw_session *s = deliver_sessions_of(g, o->via.str.ptr, o->via.str.size);
         if (!s) continue;
         const char *frame = d->frame.p;
         size_t len = d->frame.len;
@@ -293,12 +313,7 @@ static void deliver_many(gw_server *g, const bus_delivery *d)
             frame = sb.data;
             len = sb.size;
         }
-        for (; s; s = s->next_of_user) {
-            if (d->except.len && d->except.len == strlen(s->sessid) &&
-                memcmp(d->except.p, s->sessid, d->except.len) == 0)
-                continue;
-            deliver_push(s, DQ_USER, seq, frame, len);
-        }
+        deliver_to_sessions(s, &d->except, seq, frame, len);
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -314,19 +329,8 @@ void deliver_envelope(gw_server *g, const char *buf, size_t len)
         return;
     }
     if (d.t == BUS_TO_USER) {
-        char user[PROTO_NAME_MAX + 1];
-        if (d.user.len == 0 || d.user.len > PROTO_NAME_MAX) {
-            msgpack_unpacked_destroy(&u);
-            return;
-        }
-        memcpy(user, d.user.p, d.user.len);
-        user[d.user.len] = '\0';
-        for (gw_session *s = ws_sessions_of(g, user); s; s = s->next_of_user) {
-            if (d.except.len && d.except.len == strlen(s->sessid) &&
-                memcmp(d.except.p, s->sessid, d.except.len) == 0)
-                continue;
-            deliver_push(s, DQ_USER, d.seq, d.frame.p, d.frame.len);
-        }
+        deliver_to_sessions(deliver_sessions_of(g, d.user.p, d.user.len), &d.except, d.seq,
+                            d.frame.p, d.frame.len);
     } else if (d.t == BUS_TO_MANY) {
         deliver_many(g, &d);
     } else {

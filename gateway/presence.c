@@ -98,34 +98,25 @@ static void presence_ask(gw_server *g, presence_entry *e, uint64_t conn)
     if (rl_cmd_argv(g, presence_query_cb, q, 3, argv, NULL) < 0) free(q);
 }
 
-/* A contact learned from a text: the session has never been told its state,
- * so it gets the current one (later changes come from the channel). */
-void presence_follow(gw_session *s, const char *name, size_t len)
-{
-    if (!name || !proto_valid_user(name, len) || strmap_get(&s->contacts, name, len) ||
-        (len == strlen(s->user) && memcmp(name, s->user, len) == 0))
-        return;
-    presence_follow_known(s, name, len, -1);
-    presence_link *l = strmap_get(&s->contacts, name, len);
-    if (l) presence_ask(s->g, l->e, s->conn);
-}
-
-void presence_follow_known(gw_session *s, const char *name, size_t len, int online)
+/* Makes s follow name (online: the state s was told, -1 unknown). Returns
+ * the new link, or NULL when s already follows name, name is s's own user or
+ * not a user name, or memory ran out. */
+static presence_link *presence_add(gw_session *s, const char *name, size_t len, int online)
 {
     gw_server *g = s->g;
     if (!name || !proto_valid_user(name, len) ||
         (len == strlen(s->user) && memcmp(name, s->user, len) == 0) ||
         strmap_get(&s->contacts, name, len))
-        return;
+        return NULL;
     presence_entry *e = strmap_get(&g->presence, name, len);
     if (!e) {
         e = calloc(1, sizeof *e);
-        if (!e) return;
+        if (!e) return NULL;
         memcpy(e->name, name, len);
         e->online = online;
         if (strmap_put(&g->presence, name, len, e) < 0) {
             free(e);
-            return;
+            return NULL;
         }
         char chan[KEYS_MAX];
         presence_chan(chan, sizeof chan, e->name);
@@ -134,20 +125,34 @@ void presence_follow_known(gw_session *s, const char *name, size_t len, int onli
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 4;
         presence_link **subs = realloc(e->subs, cap * sizeof *subs);
-        if (!subs) return;
+        if (!subs) return NULL;
         e->subs = subs;
         e->cap = cap;
     }
     presence_link *l = malloc(sizeof *l);
-    if (!l) return;
+    if (!l) return NULL;
     l->s = s;
     l->e = e;
     l->idx = e->n;
     if (strmap_put(&s->contacts, name, len, l) < 0) {
         free(l);
-        return;
+        return NULL;
     }
     e->subs[e->n++] = l;
+    return l;
+}
+
+void presence_follow_known(gw_session *s, const char *name, size_t len, int online)
+{
+    presence_add(s, name, len, online);
+}
+
+/* A contact learned from a text: the session has never been told its state,
+ * so it gets the current one (later changes come from the channel). */
+void presence_follow(gw_session *s, const char *name, size_t len)
+{
+    presence_link *l = presence_add(s, name, len, -1);
+    if (l) presence_ask(s->g, l->e, s->conn);
 }
 
 void presence_unfollow_all(gw_session *s)

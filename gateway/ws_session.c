@@ -500,8 +500,7 @@ static void ws_text(gw_session *s, const proto_frame *f)
     memcpy(to, f->to.p, f->to.len);
     to[f->to.len] = '\0';
     /* a group's conversation key is its #name; the router checks membership */
-    int clen = to[0] == '#' ? snprintf(conv, sizeof conv, "%s", to)
-                            : keys_conv_pair(conv, sizeof conv, s->user, to);
+    int clen = keys_conv(conv, sizeof conv, s->user, to);
     if (clen < 0) {
         ws_send_error(s, "bad_field", "to: invalid", &cid);
         return;
@@ -606,14 +605,13 @@ static void ws_typing_cb(redisAsyncContext *ac, void *r, void *priv)
 static int ws_conv_keys(const char *self, const char *with, char *hist, char *who, char *meta)
 {
     char conv[KEYS_MAX];
+    keys_conv(conv, sizeof conv, self, with);
+    keys_fmt(hist, KEYS_MAX, KEY_HISTORY, conv);
     if (with[0] == '#') {
-        keys_fmt(hist, KEYS_MAX, KEY_HISTORY, with);
         keys_fmt(who, KEYS_MAX, KEY_GROUP_MEMBERS, with);
         keys_fmt(meta, KEYS_MAX, KEY_GROUP_META, with);
         return 1;
     }
-    keys_conv_pair(conv, sizeof conv, self, with);
-    keys_fmt(hist, KEYS_MAX, KEY_HISTORY, conv);
     keys_fmt(who, KEYS_MAX, KEY_ACCOUNT, with);
     keys_fmt(meta, KEYS_MAX, KEY_ACCOUNT, with);
     return 0;

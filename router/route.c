@@ -178,9 +178,7 @@ void route_message(router *r, unsigned slot, const char *buf, size_t len)
     }
     route_cstr(from, sizeof(from), m.from);
     route_cstr(to, sizeof(to), m.to);
-    if (to[0] == '#')
-        route_cstr(conv, sizeof(conv), m.to); /* a group's conversation is its name */
-    else if (keys_conv_pair(conv, sizeof(conv), from, to) < 0) {
+    if (keys_conv(conv, sizeof(conv), from, to) < 0) {
         r->stats.malformed++;
         log_warn("slot %u: dropped an envelope with unusable names", slot);
         return;

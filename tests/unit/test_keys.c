@@ -42,6 +42,12 @@ int main(void)
     CHECK(keys_conv_pair(b, sizeof b, "me", "me") == 5 && strcmp(b, "me|me") == 0, "self");
     CHECK(keys_conv_pair(b, 9, "alice", "bob") == -1, "too small");
     CHECK(keys_conv_pair(b, 10, "alice", "bob") == 9, "exact fit");
+    CHECK(keys_conv(b, sizeof b, "bob", "alice") == 9 && strcmp(b, "alice|bob") == 0,
+          "conv of a user: the pair");
+    CHECK(keys_conv(b, sizeof b, "bob", "#team") == 5 && strcmp(b, "#team") == 0,
+          "conv of a group: its name");
+    CHECK(keys_conv(b, 5, "bob", "#team") == -1 && keys_conv(b, 6, "bob", "#team") == 5,
+          "group name fit");
 
     /* FNV-1a 32: known vectors, then mod 64 */
     CHECK(keys_slot("", 0) == 2166136261u % 64, "empty");
