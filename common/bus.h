@@ -27,9 +27,9 @@ typedef struct bus_delivery {
      * in u; with s, user i gets f with "seq" = s[i] added (proto_add_seq) */
     const msgpack_object *users; /* array of valid user names */
     const msgpack_object *seqs;  /* NULL, or an array of positive ints as long as users */
-    uint64_t conn;    /* t == 'c' */
-    int64_t seq;      /* 0 when absent */
-    proto_str frame;  /* client frame bytes (msgpack str or bin in the envelope) */
+    uint64_t conn;               /* t == 'c' */
+    int64_t seq;                 /* 0 when absent */
+    proto_str frame;             /* client frame bytes (msgpack str or bin in the envelope) */
 } bus_delivery;
 
 /* Returns 0, or -1 when the envelope is malformed (logged by the caller). */

@@ -13,43 +13,43 @@
 #define KEYS_PREFIX "parley:"
 
 /* global */
-#define KEY_USERS KEYS_PREFIX "users"       /* zset of user names */
-#define KEY_IDS KEYS_PREFIX "ids"           /* message id counter */
-#define KEY_ONLINE KEYS_PREFIX "online"     /* set of online users */
+#define KEY_USERS    KEYS_PREFIX "users"    /* zset of user names */
+#define KEY_IDS      KEYS_PREFIX "ids"      /* message id counter */
+#define KEY_ONLINE   KEYS_PREFIX "online"   /* set of online users */
 #define KEY_GATEWAYS KEYS_PREFIX "gateways" /* set of gateway ids */
-#define KEY_ROUTERS KEYS_PREFIX "routers"   /* zset router id -> beat ms */
-#define KEY_SLOT KEYS_PREFIX "slot:%u"      /* owner lease of a slot */
+#define KEY_ROUTERS  KEYS_PREFIX "routers"  /* zset router id -> beat ms */
+#define KEY_SLOT     KEYS_PREFIX "slot:%u"  /* owner lease of a slot */
 
 /* per user (hash tag {u:NAME}) */
-#define KEY_ACCOUNT KEYS_PREFIX "{u:%s}:account"
-#define KEY_META KEYS_PREFIX "{u:%s}:meta"
-#define KEY_INBOX KEYS_PREFIX "{u:%s}:inbox"
-#define KEY_SESSIONS KEYS_PREFIX "{u:%s}:sessions"
-#define KEY_CONTACTS KEYS_PREFIX "{u:%s}:contacts"
-#define KEY_CID KEYS_PREFIX "{u:%s}:cid:%.*s"
-#define KEY_UNREAD KEYS_PREFIX "{u:%s}:unread" /* hash conversation -> count */
-#define KEY_READ KEYS_PREFIX "{u:%s}:read"     /* hash conversation -> id read */
+#define KEY_ACCOUNT   KEYS_PREFIX "{u:%s}:account"
+#define KEY_META      KEYS_PREFIX "{u:%s}:meta"
+#define KEY_INBOX     KEYS_PREFIX "{u:%s}:inbox"
+#define KEY_SESSIONS  KEYS_PREFIX "{u:%s}:sessions"
+#define KEY_CONTACTS  KEYS_PREFIX "{u:%s}:contacts"
+#define KEY_CID       KEYS_PREFIX "{u:%s}:cid:%.*s"
+#define KEY_UNREAD    KEYS_PREFIX "{u:%s}:unread" /* hash conversation -> count */
+#define KEY_READ      KEYS_PREFIX "{u:%s}:read"   /* hash conversation -> id read */
 #define KEY_GROUPS_OF KEYS_PREFIX "{u:%s}:groups" /* set of #names */
 
 /* per group (hash tag {g:#NAME}) */
-#define KEY_GROUP_META KEYS_PREFIX "{g:%s}:meta"       /* hash open, created, by */
+#define KEY_GROUP_META    KEYS_PREFIX "{g:%s}:meta"    /* hash open, created, by */
 #define KEY_GROUP_MEMBERS KEYS_PREFIX "{g:%s}:members" /* set of user names */
-#define KEY_GROUPS KEYS_PREFIX "groups"                /* zset of open #names */
+#define KEY_GROUPS        KEYS_PREFIX "groups"         /* zset of open #names */
 
 /* per conversation (hash tag {c:KEY}) */
 #define KEY_HISTORY KEYS_PREFIX "{c:%s}:history" /* zset id -> text frame */
 
 /* per gateway */
-#define KEY_GW_ALIVE KEYS_PREFIX "gw:%s:alive"
+#define KEY_GW_ALIVE    KEYS_PREFIX "gw:%s:alive"
 #define KEY_GW_SESSIONS KEYS_PREFIX "gw:%s:sessions"
 
 /* channels */
-#define CHAN_ROUTER KEYS_PREFIX "rt:%u"         /* gateway -> router, per slot */
-#define CHAN_GW_PREFIX KEYS_PREFIX "gw:"        /* + gateway id: deliveries */
-#define CHAN_GW CHAN_GW_PREFIX "%s"
+#define CHAN_ROUTER          KEYS_PREFIX "rt:%u" /* gateway -> router, per slot */
+#define CHAN_GW_PREFIX       KEYS_PREFIX "gw:"   /* + gateway id: deliveries */
+#define CHAN_GW              CHAN_GW_PREFIX "%s"
 #define CHAN_PRESENCE_PREFIX KEYS_PREFIX "presence:"
-#define CHAN_PRESENCE CHAN_PRESENCE_PREFIX "%s" /* + user name */
-#define CHAN_USERS KEYS_PREFIX "users:new"    /* "NAME COUNT": a user registered */
+#define CHAN_PRESENCE        CHAN_PRESENCE_PREFIX "%s" /* + user name */
+#define CHAN_USERS           KEYS_PREFIX "users:new"   /* "NAME COUNT": a user registered */
 
 /* Number of routing slots: a constant of the internal protocol. */
 #define PARLEY_SLOTS 64u
@@ -59,8 +59,7 @@
 
 /* printf into buf (size KEYS_MAX is always enough for valid names); returns
  * buf. */
-char *keys_fmt(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+char *keys_fmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Conversation key of a 1:1 pair: "a|b" with a < b bytewise. Returns length,
  * or -1 if it does not fit. */

@@ -85,64 +85,64 @@
  * the stored ack, and defines refuse() (error to the sender), new_message()
  * (id, time, history entry), append() (one inbox entry) and finish() (cid
  * record + ack). */
-#define LUA_SEND_HEAD \
-    "local from, to, data, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n" \
-    "local sess, conn, prefix = ARGV[5], tonumber(ARGV[6]), ARGV[7]\n" \
-    "local inbox_cap, hist_cap = tonumber(ARGV[8]), tonumber(ARGV[9])\n" \
-    "local ttl = tonumber(ARGV[10])\n" \
-    "local sender_chan = prefix .. (string.match(sess, '^(.*)#') or sess)\n" \
-    "local function to_sender(frame, seq)\n" \
-    "  local env = {t = 'c', c = conn, f = cmsgpack.pack(frame)}\n" \
-    "  if seq then env.s = seq end\n" \
-    "  redis.call('PUBLISH', sender_chan, cmsgpack.pack(env))\n" \
-    "end\n" \
-    "local function ack(id, seq, sent)\n" \
-    "  local f = {kind = 'ack', id = id, seq = seq, sent = sent}\n" \
-    "  if cid ~= '' then f.cid = cid end\n" \
-    "  to_sender(f, seq)\n" \
-    "end\n" \
-    "if cid ~= '' then\n" \
-    "  local old = redis.call('GET', KEYS[1])\n" \
-    "  if old then\n" \
-    "    local v = cmsgpack.unpack(old)\n" \
-    "    ack(v[1], v[2], v[3])\n" \
-    "    return {v[1], v[2], v[3], 'dup'}\n" \
-    "  end\n" \
-    "end\n" \
-    "local function refuse(code, message)\n" \
-    "  local e = {kind = 'error', code = code, message = message}\n" \
-    "  if cid ~= '' then e.cid = cid end\n" \
-    "  to_sender(e, nil)\n" \
-    "  return code\n" \
-    "end\n" \
-    "local function new_message(ids, history)\n" \
-    "  local id = redis.call('INCR', ids)\n" \
-    "  local t = redis.call('TIME')\n" \
-    "  local sent = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
-    "  local msg = {kind = 'text', id = id, from = from, to = to, data = data, sent = sent}\n" \
-    "  if cid ~= '' then msg.cid = cid end\n" \
-    "  redis.call('ZADD', history, id, cmsgpack.pack(msg))\n" \
-    "  redis.call('ZREMRANGEBYRANK', history, 0, -hist_cap - 1)\n" \
-    "  return msg\n" \
-    "end\n" \
-    "local function finish(msg, sseq)\n" \
-    "  if cid ~= '' then\n" \
-    "    redis.call('SET', KEYS[1], cmsgpack.pack({msg.id, sseq, msg.sent}), 'EX', ttl)\n" \
-    "  end\n" \
-    "  ack(msg.id, sseq, msg.sent)\n" \
-    "  return {msg.id, sseq, msg.sent}\n" \
-    "end\n" \
-    /* one inbox entry for user: its seq (creating the epoch), RPUSH, LTRIM */ \
-    "local function append(user, meta, inbox, msg)\n" \
-    "  local seq = redis.call('HINCRBY', meta, 'seq', 1)\n" \
-    "  if seq == 1 then redis.call('HSETNX', meta, 'epoch', new_epoch(user .. '|' .. msg.id)) end\n" \
-    "  msg.seq = seq\n" \
-    "  local f = cmsgpack.pack(msg)\n" \
-    "  msg.seq = nil\n" \
-    "  if redis.call('RPUSH', inbox, f) > inbox_cap then\n" \
-    "    redis.call('LTRIM', inbox, -inbox_cap, -1)\n" \
-    "  end\n" \
-    "  return seq, f\n" \
+#define LUA_SEND_HEAD                                                                              \
+    "local from, to, data, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"                             \
+    "local sess, conn, prefix = ARGV[5], tonumber(ARGV[6]), ARGV[7]\n"                             \
+    "local inbox_cap, hist_cap = tonumber(ARGV[8]), tonumber(ARGV[9])\n"                           \
+    "local ttl = tonumber(ARGV[10])\n"                                                             \
+    "local sender_chan = prefix .. (string.match(sess, '^(.*)#') or sess)\n"                       \
+    "local function to_sender(frame, seq)\n"                                                       \
+    "  local env = {t = 'c', c = conn, f = cmsgpack.pack(frame)}\n"                                \
+    "  if seq then env.s = seq end\n"                                                              \
+    "  redis.call('PUBLISH', sender_chan, cmsgpack.pack(env))\n"                                   \
+    "end\n"                                                                                        \
+    "local function ack(id, seq, sent)\n"                                                          \
+    "  local f = {kind = 'ack', id = id, seq = seq, sent = sent}\n"                                \
+    "  if cid ~= '' then f.cid = cid end\n"                                                        \
+    "  to_sender(f, seq)\n"                                                                        \
+    "end\n"                                                                                        \
+    "if cid ~= '' then\n"                                                                          \
+    "  local old = redis.call('GET', KEYS[1])\n"                                                   \
+    "  if old then\n"                                                                              \
+    "    local v = cmsgpack.unpack(old)\n"                                                         \
+    "    ack(v[1], v[2], v[3])\n"                                                                  \
+    "    return {v[1], v[2], v[3], 'dup'}\n"                                                       \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local function refuse(code, message)\n"                                                       \
+    "  local e = {kind = 'error', code = code, message = message}\n"                               \
+    "  if cid ~= '' then e.cid = cid end\n"                                                        \
+    "  to_sender(e, nil)\n"                                                                        \
+    "  return code\n"                                                                              \
+    "end\n"                                                                                        \
+    "local function new_message(ids, history)\n"                                                   \
+    "  local id = redis.call('INCR', ids)\n"                                                       \
+    "  local t = redis.call('TIME')\n"                                                             \
+    "  local sent = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                   \
+    "  local msg = {kind = 'text', id = id, from = from, to = to, data = data, sent = sent}\n"     \
+    "  if cid ~= '' then msg.cid = cid end\n"                                                      \
+    "  redis.call('ZADD', history, id, cmsgpack.pack(msg))\n"                                      \
+    "  redis.call('ZREMRANGEBYRANK', history, 0, -hist_cap - 1)\n"                                 \
+    "  return msg\n"                                                                               \
+    "end\n"                                                                                        \
+    "local function finish(msg, sseq)\n"                                                           \
+    "  if cid ~= '' then\n"                                                                        \
+    "    redis.call('SET', KEYS[1], cmsgpack.pack({msg.id, sseq, msg.sent}), 'EX', ttl)\n"         \
+    "  end\n"                                                                                      \
+    "  ack(msg.id, sseq, msg.sent)\n"                                                              \
+    "  return {msg.id, sseq, msg.sent}\n"                                                          \
+    "end\n" /* one inbox entry for user: its seq (creating the epoch), RPUSH, LTRIM */             \
+    "local function append(user, meta, inbox, msg)\n"                                              \
+    "  local seq = redis.call('HINCRBY', meta, 'seq', 1)\n"                                        \
+    "  if seq == 1 then redis.call('HSETNX', meta, 'epoch', new_epoch(user .. '|' .. msg.id)) "    \
+    "end\n"                                                                                        \
+    "  msg.seq = seq\n"                                                                            \
+    "  local f = cmsgpack.pack(msg)\n"                                                             \
+    "  msg.seq = nil\n"                                                                            \
+    "  if redis.call('RPUSH', inbox, f) > inbox_cap then\n"                                        \
+    "    redis.call('LTRIM', inbox, -inbox_cap, -1)\n"                                             \
+    "  end\n"                                                                                      \
+    "  return seq, f\n"                                                                            \
     "end\n"
 
 /* send: store one 1:1 message, deliver it, ack it (see internals.md).
@@ -256,8 +256,7 @@ static const char SRC_SYNC[] =
  * 4 is_group ("1"/"0"), 5 sender, 6 sessions format. Returns 1 when sent,
  * 0 when the user or group does not exist, -1 when the sender is not a
  * member of the group. */
-static const char SRC_TYPING[] =
-    LUA_GATEWAYS LUA_FANOUT LUA_ACCESS
+static const char SRC_TYPING[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS
     "local bad = access(ARGV[4], KEYS[1], KEYS[2], ARGV[5])\n"
     "if bad == 'no_such_user' then return 0 end\n"
     "if bad then return -1 end\n"
@@ -281,8 +280,7 @@ static const char SRC_TYPING[] =
  * members, 3 group meta (1:1: same as 2). ARGV 1 user, 2 is_group, 3 before
  * id (0: none), 4 limit. Returns {more (0/1), entries oldest first...} or
  * the string "no_such_user" / "forbidden". */
-static const char SRC_HISTORY[] =
-    LUA_ACCESS
+static const char SRC_HISTORY[] = LUA_ACCESS
     "local bad = access(ARGV[2], KEYS[2], KEYS[3], ARGV[1])\n"
     "if bad then return bad end\n"
     "local before, limit = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
@@ -301,8 +299,7 @@ static const char SRC_HISTORY[] =
  * the newest id), recounts unread, sends the receipt to the other
  * participants and the reader's other sessions. Returns {1, upto} when it
  * moved, {0, position} when not, or "no_such_user" / "forbidden". */
-static const char SRC_READ[] =
-    LUA_GATEWAYS LUA_FANOUT LUA_ACCESS
+static const char SRC_READ[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS
     "local reader, with, is_group = ARGV[1], ARGV[2], ARGV[3]\n"
     "local bad = access(is_group, KEYS[2], KEYS[3], reader)\n"
     "if bad then return bad end\n"
@@ -340,8 +337,7 @@ static const char SRC_READ[] =
  * (all, sorted), op, by, open} to every member (and to a leaver). Returns
  * {"ok"}, {"same", frame} when nothing changed (the frame goes to the
  * requester only), or {"error", code, message}. */
-static const char SRC_GROUP[] =
-    LUA_GATEWAYS LUA_FANOUT
+static const char SRC_GROUP[] = LUA_GATEWAYS LUA_FANOUT
     "local op, name, by, open = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local prefix, sessions_fmt, groups_fmt = ARGV[6], ARGV[7], ARGV[8]\n"
     "local limit = tonumber(ARGV[9])\n"
@@ -379,7 +375,8 @@ static const char SRC_GROUP[] =
     "  local set = {[by] = true}\n"
     "  local n = 1\n"
     "  for i = 10, #ARGV do if not set[ARGV[i]] then set[ARGV[i]] = true; n = n + 1 end end\n"
-    "  if n > limit then return fail('bad_field', 'members: at most ' .. limit .. ' per group') end\n"
+    "  if n > limit then return fail('bad_field', 'members: at most ' .. limit .. ' per group') "
+    "end\n"
     "  redis.call('HSET', KEYS[1], 'open', open, 'created', ARGV[5], 'by', by)\n"
     "  if open == '1' then redis.call('ZADD', KEYS[3], 0, name) end\n"
     "  for user in pairs(set) do add(user) end\n"
@@ -392,7 +389,8 @@ static const char SRC_GROUP[] =
     "  if redis.call('HGET', KEYS[1], 'open') ~= '1' then\n"
     "    return fail('forbidden', name .. ' is closed: a member must add you')\n"
     "  end\n"
-    "  if redis.call('SCARD', KEYS[2]) >= limit then return fail('forbidden', name .. ' is full') end\n"
+    "  if redis.call('SCARD', KEYS[2]) >= limit then return fail('forbidden', name .. ' is full') "
+    "end\n"
     "  add(by)\n"
     "  return notify(nil)\n"
     "end\n"

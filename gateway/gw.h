@@ -321,7 +321,6 @@ void http_write_simple(struct lws *wsi, int status, const char *ctype, const cha
                        size_t len);
 int http_token_user(struct lws *wsi, gw_server *g, char *user, int allow_bearer);
 
-
 /* ---- pwpool.c ---- */
 typedef void pwpool_cb(void *priv, int ok, const char *hash);
 int pwpool_start(gw_server *g);

@@ -426,7 +426,8 @@ static int http_users(struct lws *wsi, gw_server *g, gw_pss *pss)
     }
     gw_http *h = http_new(g, wsi, pss, R_USERS);
     if (!h) return -1;
-    const char *argv[] = {"ZRANGEBYLEX", groups ? KEY_GROUPS : KEY_USERS, lo, hi, "LIMIT", "0", "20"};
+    const char *argv[] = {"ZRANGEBYLEX", groups ? KEY_GROUPS : KEY_USERS, lo, hi, "LIMIT", "0",
+                          "20"};
     h->refs++;
     if (rl_cmd_argv(g, http_users_cb, h, 7, argv, NULL) < 0) {
         h->refs--;

@@ -23,7 +23,7 @@ typedef struct presence_entry {
     presence_link **subs; /* followers, in no order */
     size_t n, cap;
     presence_sub_state sub;
-    int stale;  /* no follower at the last sweep */
+    int stale;    /* no follower at the last sweep */
     int online;   /* last state known here: 1, 0, or -1 unknown */
     uint64_t gen; /* presence messages received for this name */
 } presence_entry;

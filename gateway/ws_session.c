@@ -353,8 +353,8 @@ static int ws_run_contacts(gw_session *s)
     keys_fmt(k5, sizeof k5, KEY_UNREAD, s->user);
     keys_fmt(k6, sizeof k6, KEY_READ, s->user);
     snprintf(lim, sizeof lim, "%lld", g->cfg.everyone_limit);
-    const char *argv[] = {KEY_USERS, k2,       KEY_ONLINE,        k4,      k5,
-                          k6,        s->user, lim, KEY_GROUP_MEMBERS, KEY_READ, KEY_HISTORY};
+    const char *argv[] = {KEY_USERS, k2,  KEY_ONLINE,        k4,       k5,         k6,
+                          s->user,   lim, KEY_GROUP_MEMBERS, KEY_READ, KEY_HISTORY};
     return rl_eval(g, SCRIPT_CONTACTS, ws_contacts_cb, (void *)(uintptr_t)s->conn, 6, 5, argv,
                    NULL);
 }
@@ -652,10 +652,10 @@ static void ws_typing(gw_session *s, const proto_frame *f)
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     proto_enc_typing(&pk, s->user, strlen(s->user), to, f->to.len);
-    const char *argv[] = {k1, k2, CHAN_GW_PREFIX, to, sb.data, group ? "1" : "0", s->user,
-                          KEY_SESSIONS};
-    size_t lens[] = {strlen(k1),      strlen(k2), strlen(CHAN_GW_PREFIX), f->to.len, sb.size, 1,
-                     strlen(s->user), strlen(KEY_SESSIONS)};
+    const char *argv[] = {k1,      k2,          CHAN_GW_PREFIX, to, sb.data, group ? "1" : "0",
+                          s->user, KEY_SESSIONS};
+    size_t lens[] = {strlen(k1), strlen(k2), strlen(CHAN_GW_PREFIX), f->to.len,
+                     sb.size,    1,          strlen(s->user),        strlen(KEY_SESSIONS)};
     if (rl_eval(g, SCRIPT_TYPING, ws_typing_cb, (void *)(uintptr_t)s->conn, 2, 6, argv, lens) < 0) {
         g->m.unavailable++;
         ws_send_error(s, "unavailable", "typing not delivered", NULL);
@@ -760,8 +760,12 @@ static void ws_read(gw_session *s, const proto_frame *f)
     keys_fmt(kread, sizeof kread, KEY_READ, s->user);
     keys_fmt(kunread, sizeof kunread, KEY_UNREAD, s->user);
     snprintf(upto, sizeof upto, "%" PRId64, f->upto);
-    const char *argv[] = {hist,    who,  meta,           kread,          kunread,     s->user,
-                          with,    group ? "1" : "0", upto, CHAN_GW_PREFIX, KEY_SESSIONS, s->sessid};
+    const char *argv[] = {hist,         who,
+                          meta,         kread,
+                          kunread,      s->user,
+                          with,         group ? "1" : "0",
+                          upto,         CHAN_GW_PREFIX,
+                          KEY_SESSIONS, s->sessid};
     if (rl_eval(g, SCRIPT_READ, ws_read_cb, (void *)(uintptr_t)s->conn, 5, 7, argv, NULL) < 0) {
         g->m.unavailable++;
         ws_send_error(s, "unavailable", "read position not stored: retry later", NULL);
@@ -818,9 +822,10 @@ static void ws_group(gw_session *s, const proto_frame *f)
         ws_send_error(s, "unavailable", "out of memory", NULL);
         return;
     }
-    const char *fixed[] = {meta,     members,        KEY_GROUPS,   KEY_USERS,     ops[f->op],
-                           name,     s->user,        f->open ? "1" : "0", now, CHAN_GW_PREFIX,
-                           KEY_SESSIONS, KEY_GROUPS_OF, max};
+    const char *fixed[] = {meta,       members,        KEY_GROUPS,   KEY_USERS,
+                           ops[f->op], name,           s->user,      f->open ? "1" : "0",
+                           now,        CHAN_GW_PREFIX, KEY_SESSIONS, KEY_GROUPS_OF,
+                           max};
     for (int i = 0; i < 13; i++) {
         argv[i] = fixed[i];
         lens[i] = strlen(fixed[i]);
@@ -829,8 +834,8 @@ static void ws_group(gw_session *s, const proto_frame *f)
         argv[13 + i] = f->members->via.array.ptr[i].via.str.ptr;
         lens[13 + i] = f->members->via.array.ptr[i].via.str.size;
     }
-    if (rl_eval(g, SCRIPT_GROUP, ws_group_cb, (void *)(uintptr_t)s->conn, 4, argc - 4, argv,
-                lens) < 0) {
+    if (rl_eval(g, SCRIPT_GROUP, ws_group_cb, (void *)(uintptr_t)s->conn, 4, argc - 4, argv, lens) <
+        0) {
         g->m.unavailable++;
         ws_send_error(s, "unavailable", "group change not stored: retry later", NULL);
     }

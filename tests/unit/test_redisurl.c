@@ -50,8 +50,7 @@ int main(void)
         CHECK(strcmp(u.host, good[i].host) == 0, "good[%zu] host '%s'", i, u.host);
         CHECK(u.port == good[i].port, "good[%zu] port %d", i, u.port);
         CHECK(strcmp(u.user, good[i].user) == 0, "good[%zu] user '%s'", i, u.user);
-        CHECK(strcmp(u.password, good[i].password) == 0, "good[%zu] password '%s'", i,
-              u.password);
+        CHECK(strcmp(u.password, good[i].password) == 0, "good[%zu] password '%s'", i, u.password);
         CHECK(u.has_password == good[i].has_password, "good[%zu] has_password", i);
         CHECK(u.db == good[i].db, "good[%zu] db %d", i, u.db);
         redisurl_describe(&u, buf, sizeof(buf));

@@ -54,8 +54,7 @@ int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv)
             redisCommand(c, "HGET %s %s", keys_fmt(key, sizeof(key), KEY_UNREAD, u), pos[0]));
         long long read = cli_int_reply(
             redisCommand(c, "HGET %s %s", keys_fmt(key2, sizeof(key2), KEY_READ, u), pos[0]));
-        printf("  %-32s %-7s unread=%lld read=%lld\n", u, on ? "online" : "offline", unread,
-               read);
+        printf("  %-32s %-7s unread=%lld read=%lld\n", u, on ? "online" : "offline", unread, read);
     }
     freeReplyObject(mem);
     return CLI_OK;
