@@ -109,6 +109,14 @@ static uint64_t proto_be(const unsigned char *p, size_t n)
  * byte 0xc1, implausible counts). */
 int proto_mp_check(const char *buf, size_t len)
 {
+    size_t used;
+    if (proto_mp_next(buf, len, &used) != 0) return -1;
+    return used == len ? 0 : 1;
+}
+
+/* The walk behind proto_mp_check: the length of the first object in buf. */
+int proto_mp_next(const char *buf, size_t len, size_t *used)
+{
     const unsigned char *p = (const unsigned char *)buf;
     size_t off = 0;
     uint64_t items = 1; /* objects still to read, over all nesting levels */
@@ -234,7 +242,8 @@ int proto_mp_check(const char *buf, size_t len)
         /* every pending object needs at least one byte */
         if (items > len - off) return -1;
     }
-    return off == len ? 0 : 1;
+    *used = off;
+    return 0;
 }
 
 /* ---- field extraction ---- */

@@ -79,6 +79,11 @@ int proto_decode(const char *buf, size_t len, msgpack_unpacked *u, int flags, pr
  * followed by extra bytes; -1 otherwise. proto_decode and bus.c call it. */
 int proto_mp_check(const char *buf, size_t len);
 
+/* The same check for the first of several objects one after the other (a
+ * pub/sub payload holding a batch of envelopes): 0 with *used = its length
+ * in bytes, or -1. */
+int proto_mp_next(const char *buf, size_t len, size_t *used);
+
 /* Copies the client frame (a msgpack map without "seq") into out with
  * "seq": seq added as its first entry: the per-member copy of a group
  * message. Returns 0, or -1 when frame is not a map. */

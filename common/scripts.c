@@ -47,13 +47,14 @@
     "    for _, g in ipairs(gateways(ss, skip)) do fan_add(fan, g, user, nil) end\n"               \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
-    "local function fan_publish(fan, prefix, frame, skip)\n"                                       \
+    "local function fan_publish(fan, prefix, frame, skip, emit)\n"                                       \
     "  for _, g in ipairs(fan.order) do\n"                                                         \
     "    local e = fan.per[g]\n"                                                                   \
     "    local env = {t = 'm', f = frame, u = e.u}\n"                                              \
     "    if #e.s > 0 then env.s = e.s end\n"                                                       \
     "    if skip then env.x = skip end\n"                                                          \
-    "    redis.call('PUBLISH', prefix .. g, cmsgpack.pack(env))\n"                                 \
+    "    if emit then emit(prefix .. g, env)\n"                                                    \
+    "    else redis.call('PUBLISH', prefix .. g, cmsgpack.pack(env)) end\n"                        \
     "  end\n"                                                                                      \
     "end\n"
 
@@ -79,127 +80,182 @@
     "         string.sub(redis.sha1hex(uniq), 1, 8)\n"                                             \
     "end\n"
 
-/* The start shared by send and send_group. ARGV 1..10: from, to, data, cid,
- * sender session id, sender conn, gateway channel prefix, inbox cap, history
- * cap, dedupe ttl; KEYS[1]: the sender's cid key. Answers a retried cid with
- * the stored ack, and defines refuse() (error to the sender), new_message()
- * (id, time, history entry), append() (one inbox entry) and finish() (cid
- * record + ack). */
-#define LUA_SEND_HEAD                                                                              \
-    "local from, to, data, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"                             \
-    "local sess, conn, prefix = ARGV[5], tonumber(ARGV[6]), ARGV[7]\n"                             \
-    "local inbox_cap, hist_cap = tonumber(ARGV[8]), tonumber(ARGV[9])\n"                           \
-    "local ttl = tonumber(ARGV[10])\n"                                                             \
-    "local sender_chan = prefix .. (string.match(sess, '^(.*)#') or sess)\n"                       \
-    "local function to_sender(frame, seq)\n"                                                       \
-    "  local env = {t = 'c', c = conn, f = cmsgpack.pack(frame)}\n"                                \
-    "  if seq then env.s = seq end\n"                                                              \
-    "  redis.call('PUBLISH', sender_chan, cmsgpack.pack(env))\n"                                   \
-    "end\n"                                                                                        \
-    "local function ack(id, seq, sent)\n"                                                          \
-    "  local f = {kind = 'ack', id = id, seq = seq, sent = sent}\n"                                \
-    "  if cid ~= '' then f.cid = cid end\n"                                                        \
-    "  to_sender(f, seq)\n"                                                                        \
-    "end\n"                                                                                        \
-    "if cid ~= '' then\n"                                                                          \
-    "  local old = redis.call('GET', KEYS[1])\n"                                                   \
-    "  if old then\n"                                                                              \
-    "    local v = cmsgpack.unpack(old)\n"                                                         \
-    "    ack(v[1], v[2], v[3])\n"                                                                  \
-    "    return {v[1], v[2], v[3], 'dup'}\n"                                                       \
-    "  end\n"                                                                                      \
-    "end\n"                                                                                        \
-    "local function refuse(code, message)\n"                                                       \
-    "  local e = {kind = 'error', code = code, message = message}\n"                               \
-    "  if cid ~= '' then e.cid = cid end\n"                                                        \
-    "  to_sender(e, nil)\n"                                                                        \
-    "  return code\n"                                                                              \
-    "end\n"                                                                                        \
-    "local function new_message(ids, history)\n"                                                   \
-    "  local id = redis.call('INCR', ids)\n"                                                       \
-    "  local t = redis.call('TIME')\n"                                                             \
-    "  local sent = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                   \
-    "  local msg = {kind = 'text', id = id, from = from, to = to, data = data, sent = sent}\n"     \
-    "  if cid ~= '' then msg.cid = cid end\n"                                                      \
-    "  redis.call('ZADD', history, id, cmsgpack.pack(msg))\n"                                      \
-    "  redis.call('ZREMRANGEBYRANK', history, 0, -hist_cap - 1)\n"                                 \
-    "  return msg\n"                                                                               \
-    "end\n"                                                                                        \
-    "local function finish(msg, sseq)\n"                                                           \
-    "  if cid ~= '' then\n"                                                                        \
-    "    redis.call('SET', KEYS[1], cmsgpack.pack({msg.id, sseq, msg.sent}), 'EX', ttl)\n"         \
-    "  end\n"                                                                                      \
-    "  ack(msg.id, sseq, msg.sent)\n"                                                              \
-    "  return {msg.id, sseq, msg.sent}\n"                                                          \
-    "end\n" /* one inbox entry for user: its seq (creating the epoch), RPUSH, LTRIM */             \
-    "local function append(user, meta, inbox, msg)\n"                                              \
-    "  local seq = redis.call('HINCRBY', meta, 'seq', 1)\n"                                        \
-    "  if seq == 1 then redis.call('HSETNX', meta, 'epoch', new_epoch(user .. '|' .. msg.id)) "    \
-    "end\n"                                                                                        \
-    "  msg.seq = seq\n"                                                                            \
-    "  local f = cmsgpack.pack(msg)\n"                                                             \
-    "  msg.seq = nil\n"                                                                            \
-    "  if redis.call('RPUSH', inbox, f) > inbox_cap then\n"                                        \
-    "    redis.call('LTRIM', inbox, -inbox_cap, -1)\n"                                             \
-    "  end\n"                                                                                      \
-    "  return seq, f\n"                                                                            \
+/* send: a batch of messages from one router, stored, delivered and acked in
+ * order (docs/internals.md). ARGV 1..8: gateway channel prefix, inbox cap,
+ * history cap, dedupe ttl, then the key formats of a member's meta, inbox,
+ * sessions and unread (keys.h; group members' keys are built here, so this
+ * script touches keys it cannot declare: single Redis only). Then 6 ARGV per
+ * message: from, to, data, cid, sender session id, sender conn; and its KEYS
+ * in order: a 1:1 message 13 (sender cid, recipient account, ids, history,
+ * recipient meta/inbox/sessions, sender meta/inbox/sessions, sender and
+ * recipient contacts, recipient unread), a message to a #group 5 (sender cid,
+ * group meta, group members, ids, history).
+ *
+ * Everything a gateway gets from one call (deliveries, acks, errors, in
+ * message order) leaves in one PUBLISH per gateway channel: the payload is the
+ * envelopes' msgpack objects one after the other. Returns one entry per
+ * message: {id, sender seq, sent}, {id, seq, sent, "dup"} for a retried cid,
+ * an error code string (no_such_user, forbidden), or "failed: ..." when the
+ * message hit a Redis error (the sender got `unavailable`). */
+static const char SRC_SEND[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH
+    "local char, floor = string.char, math.floor\n"
+    "local function mp_uint(n)\n"
+    "  if n < 128 then return char(n) end\n"
+    "  if n < 256 then return char(0xcc, n) end\n"
+    "  if n < 65536 then return char(0xcd, floor(n / 256), n % 256) end\n"
+    "  if n < 4294967296 then\n"
+    "    return char(0xce, floor(n / 16777216), floor(n / 65536) % 256, floor(n / 256) % 256, n % 256)\n"
+    "  end\n"
+    "  local hi, lo = floor(n / 4294967296), n % 4294967296\n"
+    "  return char(0xcf, floor(hi / 16777216), floor(hi / 65536) % 256, floor(hi / 256) % 256,\n"
+    "              hi % 256, floor(lo / 16777216), floor(lo / 65536) % 256, floor(lo / 256) % 256,\n"
+    "              lo % 256)\n"
     "end\n"
-
-/* send: store one 1:1 message, deliver it, ack it (see internals.md).
- * Returns {id, sender seq, sent}; {id, seq, sent, "dup"} for a retried cid;
- * the string "no_such_user" when the recipient has no account. */
-static const char SRC_SEND[] = LUA_GATEWAYS LUA_EPOCH LUA_SEND_HEAD
-    "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
-    "  return refuse('no_such_user', 'no such user: ' .. to)\n"
+    "local function mp_str(s)\n"
+    "  local n = #s\n"
+    "  if n < 32 then return char(0xa0 + n) .. s end\n"
+    "  if n < 256 then return char(0xd9, n) .. s end\n"
+    "  if n < 65536 then return char(0xda, floor(n / 256), n % 256) .. s end\n"
+    "  return char(0xdb, floor(n / 16777216), floor(n / 65536) % 256, floor(n / 256) % 256,\n"
+    "              n % 256) .. s\n"
     "end\n"
-    "local msg = new_message(KEYS[3], KEYS[4])\n"
-    /* one inbox entry for `user`, pushed to its sessions except `skip` */
-    "local function deliver(user, meta, inbox, sessions, skip)\n"
-    "  local seq, f = append(user, meta, inbox, msg)\n"
+    "local K_T, K_U, K_S, K_F, K_X, K_C = mp_str('t'), mp_str('u'), mp_str('s'), mp_str('f'),\n"
+    "                                     mp_str('x'), mp_str('c')\n"
+    "local V_U, V_C = mp_str('u'), mp_str('c')\n"
+    "local K_KIND_ACK, K_ID, K_SEQ = mp_str('kind') .. mp_str('ack'), mp_str('id'), mp_str('seq')\n"
+    "local K_SENT, K_CID = mp_str('sent'), mp_str('cid')\n"
+    "local function with_seq(base, seq)\n"
+    "  return char(string.byte(base, 1) + 1) .. K_SEQ .. mp_uint(seq) .. string.sub(base, 2)\n"
+    "end\n"
+    "local prefix, inbox_cap, hist_cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local ttl = tonumber(ARGV[4])\n"
+    "local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt = ARGV[5], ARGV[6], ARGV[7], ARGV[8]\n"
+    "local out, order = {}, {}\n"
+    "local function emit(chan, bytes)\n"
+    "  local l = out[chan]\n"
+    "  if not l then l = {}; out[chan] = l; order[#order + 1] = chan end\n"
+    "  l[#l + 1] = bytes\n"
+    "end\n"
+    "local function emit_table(chan, env) emit(chan, cmsgpack.pack(env)) end\n"
+    "local now\n"
+    "do\n"
+    "  local t = redis.call('TIME')\n"
+    "  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "end\n"
+    "local function to_sender(m, frame)\n"
+    "  emit(m.chan, cmsgpack.pack({t = 'c', c = m.conn, f = cmsgpack.pack(frame)}))\n"
+    "end\n"
+    "local function ack(m, id, seq, sent)\n"
+    "  local f = K_KIND_ACK .. K_ID .. mp_uint(id) .. K_SEQ .. mp_uint(seq) .. K_SENT .. mp_uint(sent)\n"
+    "  if m.cid ~= '' then f = char(0x85) .. f .. K_CID .. mp_str(m.cid) else f = char(0x84) .. f end\n"
+    "  emit(m.chan, char(0x84) .. K_T .. V_C .. K_C .. mp_uint(m.conn) .. K_S .. mp_uint(seq) ..\n"
+    "       K_F .. mp_str(f))\n"
+    "end\n"
+    "local function refuse(m, code, message)\n"
+    "  local e = {kind = 'error', code = code, message = message}\n"
+    "  if m.cid ~= '' then e.cid = m.cid end\n"
+    "  to_sender(m, e)\n"
+    "  return code\n"
+    "end\n"
+    "local function new_message(m, ids, history)\n"
+    "  local id = redis.call('INCR', ids)\n"
+    "  local msg = {kind = 'text', id = id, from = m.from, to = m.to, data = m.data, sent = now}\n"
+    "  if m.cid ~= '' then msg.cid = m.cid end\n"
+    "  local base = cmsgpack.pack(msg)\n"
+    "  redis.call('ZADD', history, id, base)\n"
+    "  redis.call('ZREMRANGEBYRANK', history, 0, -hist_cap - 1)\n"
+    "  return id, base\n"
+    "end\n"
+    "local function finish(m, cidkey, id, sseq)\n"
+    "  if m.cid ~= '' then\n"
+    "    redis.call('SET', cidkey, char(0x93) .. mp_uint(id) .. mp_uint(sseq) .. mp_uint(now),\n"
+    "               'EX', ttl)\n"
+    "  end\n"
+    "  ack(m, id, sseq, now)\n"
+    "  return {id, sseq, now}\n"
+    "end\n"
+    "local function append(user, meta, inbox, id, base)\n"
+    "  local seq = redis.call('HINCRBY', meta, 'seq', 1)\n"
+    "  if seq == 1 then redis.call('HSETNX', meta, 'epoch', new_epoch(user .. '|' .. id)) end\n"
+    "  local f = with_seq(base, seq)\n"
+    "  if redis.call('RPUSH', inbox, f) > inbox_cap then\n"
+    "    redis.call('LTRIM', inbox, -inbox_cap, -1)\n"
+    "  end\n"
+    "  return seq, f\n"
+    "end\n"
+    "local function deliver(id, base, user, meta, inbox, sessions, skip)\n"
+    "  local seq, f = append(user, meta, inbox, id, base)\n"
     "  local members = redis.call('SMEMBERS', sessions)\n"
-    "  for _, g in ipairs(gateways(members, skip)) do\n"
-    "    local env = {t = 'u', u = user, s = seq, f = f}\n"
-    "    if skip then env.x = skip end\n"
-    "    redis.call('PUBLISH', prefix .. g, cmsgpack.pack(env))\n"
+    "  local gws = gateways(members, skip)\n"
+    "  if #gws > 0 then\n"
+    "    local env = K_T .. V_U .. K_U .. mp_str(user) .. K_S .. mp_uint(seq) .. K_F .. mp_str(f)\n"
+    "    if skip then env = char(0x85) .. env .. K_X .. mp_str(skip) else env = char(0x84) .. env end\n"
+    "    for _, g in ipairs(gws) do emit(prefix .. g, env) end\n"
     "  end\n"
     "  if #members > 0 then redis.call('HSET', meta, 'pushed', seq) end\n"
     "  return seq\n"
     "end\n"
-    "local sseq\n"
-    "if from == to then\n"
-    "  sseq = deliver(to, KEYS[5], KEYS[6], KEYS[7], sess)\n"
-    "else\n"
-    "  deliver(to, KEYS[5], KEYS[6], KEYS[7], nil)\n"
-    "  redis.call('HINCRBY', KEYS[13], from, 1)\n"
-    "  sseq = deliver(from, KEYS[8], KEYS[9], KEYS[10], sess)\n"
-    "  redis.call('SADD', KEYS[11], to)\n"
-    "  redis.call('SADD', KEYS[12], from)\n"
+    "local function send_pair(m, k)\n"
+    "  if redis.call('EXISTS', KEYS[k + 1]) == 0 then\n"
+    "    return refuse(m, 'no_such_user', 'no such user: ' .. m.to)\n"
+    "  end\n"
+    "  local id, base = new_message(m, KEYS[k + 2], KEYS[k + 3])\n"
+    "  local sseq\n"
+    "  if m.from == m.to then\n"
+    "    sseq = deliver(id, base, m.to, KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], m.sess)\n"
+    "  else\n"
+    "    deliver(id, base, m.to, KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], nil)\n"
+    "    redis.call('HINCRBY', KEYS[k + 12], m.from, 1)\n"
+    "    sseq = deliver(id, base, m.from, KEYS[k + 7], KEYS[k + 8], KEYS[k + 9], m.sess)\n"
+    "    redis.call('SADD', KEYS[k + 10], m.to)\n"
+    "    redis.call('SADD', KEYS[k + 11], m.from)\n"
+    "  end\n"
+    "  return finish(m, KEYS[k], id, sseq)\n"
     "end\n"
-    "return finish(msg, sseq)\n";
-
-/* send_group: store one message to a #group and fan it out to every member
- * (internals.md). Member keys are built from the formats in ARGV 11..14
- * (keys.h), so this script touches keys it cannot declare: single Redis only.
- * Returns like send, or the string "no_such_user" / "forbidden". */
-static const char SRC_SEND_GROUP[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH LUA_SEND_HEAD
-    "local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt = ARGV[11], ARGV[12], ARGV[13], ARGV[14]\n"
-    "local bad = access('1', KEYS[3], KEYS[2], from)\n"
-    "if bad == 'no_such_user' then return refuse(bad, 'no such group: ' .. to) end\n"
-    "if bad then return refuse(bad, 'not a member of ' .. to) end\n"
-    "local msg = new_message(KEYS[4], KEYS[5])\n"
-    "local fan, sseq = fan_new(), 0\n"
-    "for _, user in ipairs(redis.call('SMEMBERS', KEYS[3])) do\n"
-    "  local meta = string.format(meta_fmt, user)\n"
-    "  local seq = append(user, meta, string.format(inbox_fmt, user), msg)\n"
-    "  local skip = nil\n"
-    "  if user == from then sseq, skip = seq, sess\n"
-    "  else redis.call('HINCRBY', string.format(unread_fmt, user), to, 1) end\n"
-    "  local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))\n"
-    "  for _, g in ipairs(gateways(ss, skip)) do fan_add(fan, g, user, seq) end\n"
-    "  if #ss > 0 then redis.call('HSET', meta, 'pushed', seq) end\n"
+    "local function send_group(m, k)\n"
+    "  local bad = access('1', KEYS[k + 2], KEYS[k + 1], m.from)\n"
+    "  if bad == 'no_such_user' then return refuse(m, bad, 'no such group: ' .. m.to) end\n"
+    "  if bad then return refuse(m, bad, 'not a member of ' .. m.to) end\n"
+    "  local id, base = new_message(m, KEYS[k + 3], KEYS[k + 4])\n"
+    "  local fan, sseq = fan_new(), 0\n"
+    "  for _, user in ipairs(redis.call('SMEMBERS', KEYS[k + 2])) do\n"
+    "    local meta = string.format(meta_fmt, user)\n"
+    "    local seq = append(user, meta, string.format(inbox_fmt, user), id, base)\n"
+    "    local skip = nil\n"
+    "    if user == m.from then sseq, skip = seq, m.sess\n"
+    "    else redis.call('HINCRBY', string.format(unread_fmt, user), m.to, 1) end\n"
+    "    local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))\n"
+    "    for _, g in ipairs(gateways(ss, skip)) do fan_add(fan, g, user, seq) end\n"
+    "    if #ss > 0 then redis.call('HSET', meta, 'pushed', seq) end\n"
+    "  end\n"
+    "  fan_publish(fan, prefix, base, m.sess, emit_table)\n"
+    "  return finish(m, KEYS[k], id, sseq)\n"
     "end\n"
-    "fan_publish(fan, prefix, cmsgpack.pack(msg), sess)\n"
-    "return finish(msg, sseq)\n";
+    "local res, k, a = {}, 1, 9\n"
+    "while a + 5 <= #ARGV do\n"
+    "  local m = {from = ARGV[a], to = ARGV[a + 1], data = ARGV[a + 2], cid = ARGV[a + 3],\n"
+    "             sess = ARGV[a + 4], conn = tonumber(ARGV[a + 5])}\n"
+    "  m.chan = prefix .. (string.match(m.sess, '^(.*)#') or m.sess)\n"
+    "  local group = string.byte(m.to, 1) == 35\n"
+    "  local old = nil\n"
+    "  if m.cid ~= '' then old = redis.call('GET', KEYS[k]) end\n"
+    "  if old then\n"
+    "    local v = cmsgpack.unpack(old)\n"
+    "    ack(m, v[1], v[2], v[3])\n"
+    "    res[#res + 1] = {v[1], v[2], v[3], 'dup'}\n"
+    "  else\n"
+    "    local ok, r = pcall(group and send_group or send_pair, m, k)\n"
+    "    if not ok then\n"
+    "      refuse(m, 'unavailable', 'not stored: retry later with the same cid')\n"
+    "      r = 'failed: ' .. tostring(r)\n"
+    "    end\n"
+    "    res[#res + 1] = r\n"
+    "  end\n"
+    "  if group then k = k + 5 else k = k + 13 end\n"
+    "  a = a + 6\n"
+    "end\n"
+    "for _, c in ipairs(order) do redis.call('PUBLISH', c, table.concat(out[c])) end\n"
+    "return res\n";
 
 /* session_open: returns {seq, epoch, pending entries...}. */
 static const char SRC_SESSION_OPEN[] =
@@ -497,7 +553,6 @@ static const struct {
     const char *src;
 } scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = {"send", SRC_SEND},
-    [SCRIPT_SEND_GROUP] = {"send_group", SRC_SEND_GROUP},
     [SCRIPT_HISTORY] = {"history", SRC_HISTORY},
     [SCRIPT_READ] = {"read", SRC_READ},
     [SCRIPT_GROUP] = {"group", SRC_GROUP},

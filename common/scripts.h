@@ -18,7 +18,6 @@ typedef enum {
     SCRIPT_CONTACTS,
     SCRIPT_RELEASE_SLOT, /* KEYS: slot key; ARGV: router id: DEL if owned */
     SCRIPT_RENEW_SLOT,   /* KEYS: slot key; ARGV: router id, lease ms: PEXPIRE if owned */
-    SCRIPT_SEND_GROUP,
     SCRIPT_HISTORY,
     SCRIPT_READ,
     SCRIPT_GROUP,

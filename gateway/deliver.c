@@ -318,24 +318,36 @@ static void deliver_many(gw_server *g, const bus_delivery *d)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* One envelope. */
+static void deliver_dispatch(gw_server *g, const bus_delivery *d)
+{
+    if (d->t == BUS_TO_USER) {
+        deliver_to_sessions(deliver_sessions_of(g, d->user.p, d->user.len), &d->except, d->seq,
+                            d->frame.p, d->frame.len);
+    } else if (d->t == BUS_TO_MANY) {
+        deliver_many(g, d);
+    } else {
+        gw_session *s = ws_session_find(g, d->conn);
+        if (s) deliver_push(s, DQ_CONN, d->seq, d->frame.p, d->frame.len);
+    }
+}
+
+/* A payload holds one or more envelopes, one after the other (the send
+ * script publishes everything of one batch for this gateway at once). A
+ * malformed one ends the payload: nothing after it can be found. */
 void deliver_envelope(gw_server *g, const char *buf, size_t len)
 {
     msgpack_unpacked u;
-    bus_delivery d;
     msgpack_unpacked_init(&u);
-    if (bus_dec_delivery(buf, len, &u, &d) < 0) {
-        log_warn("malformed envelope on %s (%zu bytes)", g->gw_chan, len);
-        msgpack_unpacked_destroy(&u);
-        return;
-    }
-    if (d.t == BUS_TO_USER) {
-        deliver_to_sessions(deliver_sessions_of(g, d.user.p, d.user.len), &d.except, d.seq,
-                            d.frame.p, d.frame.len);
-    } else if (d.t == BUS_TO_MANY) {
-        deliver_many(g, &d);
-    } else {
-        gw_session *s = ws_session_find(g, d.conn);
-        if (s) deliver_push(s, DQ_CONN, d.seq, d.frame.p, d.frame.len);
+    for (size_t off = 0, used = 0; off < len || len == 0; off += used) {
+        bus_delivery d;
+        if (proto_mp_next(buf + off, len - off, &used) != 0 ||
+            bus_dec_delivery(buf + off, used, &u, &d) < 0) {
+            log_warn("malformed envelope on %s (%zu of %zu bytes left)", g->gw_chan, len - off,
+                     len);
+            break;
+        }
+        deliver_dispatch(g, &d);
     }
     msgpack_unpacked_destroy(&u);
 }

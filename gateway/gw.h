@@ -210,6 +210,13 @@ typedef struct rl_conn {
     const char *name; /* "commands" / "subscriber" */
 } rl_conn;
 
+/* ---- texts to the routers, batched per slot (rtq.c) ---- */
+typedef struct rtq_batch rtq_batch;
+typedef struct rtq_slot {
+    msgpack_sbuffer sb; /* envelopes, one after the other */
+    rtq_batch *batch;   /* their senders; NULL when empty */
+} rtq_slot;
+
 typedef struct gw_server {
     gw_config cfg;
     redisurl rurl;
@@ -237,6 +244,10 @@ typedef struct gw_server {
     size_t nws;      /* upgraded sockets not yet destroyed (a closed session's
                       * socket lives on until its close handshake ends) */
     strmap presence; /* name -> presence_entry* */
+
+    rtq_slot rtq[PARLEY_SLOTS];
+    uint64_t rtq_dirty;    /* slots with texts waiting */
+    struct event *rtq_ev;  /* publishes them at the end of this loop turn */
 
     int draining;
     int drain_pending; /* session_close / final replies outstanding */
@@ -275,9 +286,19 @@ void ws_send(gw_session *s, const char *frame, size_t len);
 void ws_send_replay(gw_session *s, const char *frame, size_t len);
 void ws_close(gw_session *s, int code, const char *reason);
 int ws_forget_text(gw_session *s, const char *cid, size_t len, char *to);
+/* error unavailable to the sender of a text that was not stored */
+void ws_unavailable(gw_session *s, const char *cid, size_t cid_len);
 void ws_on_redis_up(gw_server *g);
 void ws_close_all(gw_server *g, int code, const char *reason);
 int ws_confirm_upgrade(struct lws *wsi, gw_server *g);
+
+/* ---- rtq.c ---- */
+struct bus_text;
+int rtq_init(gw_server *g);
+void rtq_free(gw_server *g);
+/* queues a text for slot's router; -1 when out of memory */
+int rtq_add(gw_server *g, unsigned slot, const struct bus_text *m);
+void rtq_flush(gw_server *g); /* publish everything queued now */
 
 /* ---- sendq.c ---- */
 int sendq_push(sendq *q, const char *frame, size_t len);

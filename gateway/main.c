@@ -306,7 +306,7 @@ int main(int argc, char **argv)
     g->sig_int = evsignal_new(g->base, SIGINT, gw_signal, g);
     evsignal_add(g->sig_term, NULL);
     evsignal_add(g->sig_int, NULL);
-    if (rl_start(g) < 0) {
+    if (rtq_init(g) < 0 || rl_start(g) < 0) {
         log_error("cannot start the Redis link");
         return 1;
     }
@@ -322,6 +322,7 @@ int main(int argc, char **argv)
     if (g->cmd.ac) redisAsyncFree(g->cmd.ac);
     if (g->sub.ac) redisAsyncFree(g->sub.ac);
     rl_free(g);
+    rtq_free(g);
     event_free(g->drain_timer);
     event_free(g->sig_term);
     event_free(g->sig_int);

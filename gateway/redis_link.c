@@ -408,6 +408,7 @@ int rl_start(gw_server *g)
 /* Graceful: pending replies are delivered, then the disconnect callbacks run. */
 void rl_stop(gw_server *g)
 {
+    rtq_flush(g); /* texts of this turn go out before the link closes */
     if (g->cmd.retry) evtimer_del(g->cmd.retry);
     if (g->sub.retry) evtimer_del(g->sub.retry);
     if (g->beat) evtimer_del(g->beat);

@@ -452,35 +452,12 @@ static int ws_take_token(gw_session *s)
     return 0;
 }
 
-typedef struct ws_pub {
-    uint64_t conn;
-    size_t cid_len;
-    char cid[PROTO_CID_MAX + 1];
-} ws_pub;
-
-static void ws_unavailable(gw_server *g, gw_session *s, const char *cid, size_t cid_len)
+void ws_unavailable(gw_session *s, const char *cid, size_t cid_len)
 {
     proto_str c = {cid, cid_len};
-    g->m.unavailable++;
+    s->g->m.unavailable++;
     if (cid_len) ws_forget_text(s, cid, cid_len, NULL);
     ws_send_error(s, "unavailable", "not stored: retry later with the same cid", &c);
-}
-
-static void ws_publish_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    gw_server *g = ac->data;
-    ws_pub *p = priv;
-    redisReply *rep = r;
-    long long n = 0;
-    gw_session *s = ws_session_find(g, p->conn);
-    if (rep && rep->type == REDIS_REPLY_INTEGER && (n = rep->integer) > 0)
-        g->m.messages_published++;
-    else if (rep && s) /* no router listens (0) or Redis refused: not stored */
-        ws_unavailable(g, s, p->cid, p->cid_len);
-    /* !rep: the connection went away with the PUBLISH possibly executed, so
-     * "not stored" would not be known: no answer (the client retries with
-     * the same cid after its own timeout, protocol.md) */
-    free(p);
 }
 
 static void ws_text(gw_session *s, const proto_frame *f)
@@ -496,7 +473,7 @@ static void ws_text(gw_session *s, const proto_frame *f)
         cid.p = devcid;
         cid.len = strlen(devcid);
     }
-    char to[PROTO_NAME_MAX + 1], conv[KEYS_MAX], chan[KEYS_MAX];
+    char to[PROTO_NAME_MAX + 1], conv[KEYS_MAX];
     memcpy(to, f->to.p, f->to.len);
     to[f->to.len] = '\0';
     /* a group's conversation key is its #name; the router checks membership */
@@ -505,37 +482,14 @@ static void ws_text(gw_session *s, const proto_frame *f)
         ws_send_error(s, "bad_field", "to: invalid", &cid);
         return;
     }
-    keys_fmt(chan, sizeof chan, CHAN_ROUTER, keys_slot(conv, (size_t)clen));
-
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     bus_text m = {.from = {s->user, strlen(s->user)},
                   .gw = {g->gwid, strlen(g->gwid)},
                   .to = f->to,
                   .data = f->data,
                   .cid = cid,
                   .conn = s->conn};
-    bus_enc_text(&pk, &m);
-
-    ws_pub *p = calloc(1, sizeof *p);
-    if (!p) {
-        msgpack_sbuffer_destroy(&sb);
-        ws_unavailable(g, s, cid.p, cid.len);
-        return;
-    }
-    p->conn = s->conn;
-    p->cid_len = cid.len;
-    memcpy(p->cid, cid.p, cid.len);
     ws_remember_text(s, &cid, &f->to);
-    const char *argv[] = {"PUBLISH", chan, sb.data};
-    size_t lens[] = {7, strlen(chan), sb.size};
-    if (rl_cmd_argv(g, ws_publish_cb, p, 3, argv, lens) < 0) {
-        free(p);
-        ws_unavailable(g, s, cid.p, cid.len);
-    }
-    msgpack_sbuffer_destroy(&sb);
+    if (rtq_add(g, keys_slot(conv, (size_t)clen), &m) < 0) ws_unavailable(s, cid.p, cid.len);
 }
 
 static void ws_sync_cb(redisAsyncContext *ac, void *r, void *priv)

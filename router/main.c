@@ -40,10 +40,11 @@ static void router_log_stats(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (memcmp(&last, &r->stats, sizeof(last)) == 0) return;
     log_info("last %ds: routed %llu, duplicates %llu, no such user %llu, malformed %llu, "
-             "failed %llu, lost %llu; in flight %lld",
+             "failed %llu, lost %llu in %llu script calls; in flight %lld",
              ROUTER_STATS_INTERVAL_S, r->stats.routed - last.routed, r->stats.dups - last.dups,
              r->stats.no_user - last.no_user, r->stats.malformed - last.malformed,
-             r->stats.failed - last.failed, r->stats.lost - last.lost, r->in_flight);
+             r->stats.failed - last.failed, r->stats.lost - last.lost,
+             r->stats.batches - last.batches, r->in_flight);
     last = r->stats;
 }
 

@@ -1,21 +1,30 @@
-/* route.c - the per-message path: one gateway->router envelope from
- * parley:rt:N becomes one `send` script call (docs/internals.md), in arrival
- * order on the single command connection.
+/* route.c - the per-message path: gateway->router envelopes from
+ * parley:rt:N become calls of the `send` script (docs/internals.md), in
+ * arrival order on the single command connection.
+ *
+ * Batching: the messages that arrive in one turn of the event loop (a
+ * payload may itself hold several envelopes, one after the other) are
+ * collected and sent as one script call at the end of the turn, at most
+ * ROUTE_BATCH_MAX per call. The script runs them in order and publishes one
+ * payload per gateway, so a busy router pays the per-command costs (EVALSHA,
+ * a PUBLISH and a socket write per gateway) once per batch, not per message;
+ * an idle one still sends each message at once (a batch of one, no timer).
+ * Before anything else is sent on the command connection that must follow
+ * the messages (a slot release), route_flush() sends the open batch.
  *
  * The script stores, delivers and acks atomically, so this file only decodes,
- * validates and builds the 12 KEYS and 10 ARGV. Keys are formatted on the
- * stack; the one allocation per message is scripts_eval's copy of the command
- * (kept for a NOSCRIPT retry) plus what hiredis needs to send it. The msgpack
+ * validates and builds each message's KEYS and ARGV into the batch buffers;
+ * scripts_eval copies the command (kept for a NOSCRIPT retry). The msgpack
  * zone is reused from message to message. A malformed envelope is logged and
- * dropped: the sender's gateway gets no answer, so its client retries or
- * gives up; nothing else is affected.
+ * dropped with the rest of its payload: the sender's gateway gets no answer,
+ * so its client retries or gives up; nothing else is affected.
  *
- * Backpressure: with more than ROUTE_MAX_IN_FLIGHT sends unanswered, reading
- * the subscriber socket pauses (Redis buffers for us) until half of them are
- * answered. That bounds the command backlog, so the lease renewals queued
- * behind it stay timely and no other router claims a slot whose messages are
- * still queued here. (hiredis re-arms reads after its own writes, so the
- * pause is re-applied on each message while over the mark.) */
+ * Backpressure: with more than ROUTE_MAX_IN_FLIGHT messages unanswered,
+ * reading the subscriber socket pauses (Redis buffers for us) until half of
+ * them are answered. That bounds the command backlog, so the lease renewals
+ * queued behind it stay timely and no other router claims a slot whose
+ * messages are still queued here. (hiredis re-arms reads after its own
+ * writes, so the pause is re-applied on each message while over the mark.) */
 #include "router.h"
 
 #include "bus.h"
@@ -25,11 +34,13 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ROUTE_MAX_IN_FLIGHT    4096
 #define ROUTE_RESUME_IN_FLIGHT (ROUTE_MAX_IN_FLIGHT / 2)
 
+/* a 1:1 message's KEYS in the batch */
 enum {
     K_CID,
     K_TO_ACCOUNT,
@@ -47,28 +58,86 @@ enum {
     ROUTE_NKEYS
 };
 
-/* send_group's KEYS (ARGV: the same 10, then the 4 key formats) */
+/* a group message's KEYS */
 enum { G_CID, G_META, G_MEMBERS, G_IDS, G_HISTORY, ROUTE_GROUP_NKEYS };
 
+/* the call's leading ARGV, then ROUTE_MSG_ARGS per message */
 enum {
-    A_FROM,
-    A_TO,
-    A_DATA,
-    A_CID,
-    A_SESSION,
-    A_CONN,
     A_PREFIX,
     A_INBOX_CAP,
     A_HISTORY_CAP,
     A_DEDUPE_TTL,
-    ROUTE_NARGS,
-    /* send_group only: key formats for the members' keys */
-    A_META_FMT = ROUTE_NARGS,
+    A_META_FMT,
     A_INBOX_FMT,
     A_SESSIONS_FMT,
     A_UNREAD_FMT,
-    ROUTE_GROUP_NARGS
+    ROUTE_HEAD_ARGS
 };
+#define ROUTE_MSG_ARGS 6 /* from, to, data, cid, sender session, sender conn */
+
+/* what route_done needs of one call */
+typedef struct route_call {
+    router *r;
+    int count;
+} route_call;
+
+static void route_list_reset(route_list *l)
+{
+    l->len = 0;
+    l->n = 0;
+}
+
+static void route_list_free(route_list *l)
+{
+    free(l->buf);
+    free(l->off);
+    free(l->lens);
+    memset(l, 0, sizeof *l);
+}
+
+/* Appends one string; -1 when out of memory. */
+static int route_list_add(route_list *l, const char *p, size_t len)
+{
+    if (l->len + len > l->cap) {
+        size_t cap = l->cap ? l->cap : 4096;
+        while (cap < l->len + len)
+            cap *= 2;
+        char *b = realloc(l->buf, cap);
+        if (!b) return -1;
+        l->buf = b;
+        l->cap = cap;
+    }
+    if (l->n == l->ncap) {
+        int ncap = l->ncap ? 2 * l->ncap : 256;
+        size_t *o = realloc(l->off, (size_t)ncap * sizeof *o);
+        if (!o) return -1;
+        l->off = o;
+        size_t *ln = realloc(l->lens, (size_t)ncap * sizeof *ln);
+        if (!ln) return -1;
+        l->lens = ln;
+        l->ncap = ncap;
+    }
+    memcpy(l->buf + l->len, p, len);
+    l->off[l->n] = l->len;
+    l->lens[l->n] = len;
+    l->len += len;
+    l->n++;
+    return 0;
+}
+
+static int route_list_fmt(route_list *l, const char *fmt, const char *name)
+{
+    char key[KEYS_MAX];
+    keys_fmt(key, sizeof key, fmt, name);
+    return route_list_add(l, key, strlen(key));
+}
+
+static void route_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    route_flush(arg);
+}
 
 void route_init(router *r)
 {
@@ -76,11 +145,16 @@ void route_init(router *r)
     snprintf(r->history_cap_s, sizeof(r->history_cap_s), "%lld", r->cfg.history_cap);
     snprintf(r->dedupe_ttl_s, sizeof(r->dedupe_ttl_s), "%lld", r->cfg.dedupe_ttl);
     msgpack_unpacked_init(&r->unpacked);
+    r->flush_ev = event_new(r->base, -1, 0, route_flush_cb, r);
 }
 
 void route_free(router *r)
 {
     msgpack_unpacked_destroy(&r->unpacked);
+    if (r->flush_ev) event_free(r->flush_ev);
+    r->flush_ev = NULL;
+    route_list_free(&r->batch_keys);
+    route_list_free(&r->batch_args);
 }
 
 static void route_pause(router *r)
@@ -97,20 +171,9 @@ static void route_resume(router *r)
     if (r->sub) r->sub->ev.addRead(r->sub->ev.data);
 }
 
-static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
+/* One message's entry of the script's reply. */
+static void route_count(router *r, const redisReply *rep)
 {
-    router *r = privdata;
-    redisReply *rep = reply;
-    (void)ac;
-
-    r->in_flight--;
-    if (r->paused && r->in_flight <= ROUTE_RESUME_IN_FLIGHT) route_resume(r);
-    if (!rep) {
-        /* the link dropped with the command unanswered: it may or may not
-         * have run; the client retries with its cid either way */
-        r->stats.lost++;
-        return;
-    }
     switch (rep->type) {
     case REDIS_REPLY_ARRAY:
         if (rep->elements == 4) {
@@ -124,11 +187,12 @@ static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
         break;
     case REDIS_REPLY_STRING:
     case REDIS_REPLY_STATUS:
-        r->stats.no_user++;
-        break;
-    case REDIS_REPLY_ERROR:
-        r->stats.failed++;
-        log_error("send script failed: %s", rep->str);
+        if (rep->len > 7 && memcmp(rep->str, "failed:", 7) == 0) {
+            r->stats.failed++;
+            log_error("send script: one message %s", rep->str);
+        } else {
+            r->stats.no_user++;
+        }
         break;
     default:
         r->stats.failed++;
@@ -136,22 +200,126 @@ static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-/* The KEYS of the 1:1 send script (all but the cid key). */
-static void route_keys_pair(char keys[][KEYS_MAX], const char *from, const char *to,
-                            const char *conv)
+static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    keys_fmt(keys[K_TO_ACCOUNT], KEYS_MAX, KEY_ACCOUNT, to);
-    keys_fmt(keys[K_IDS], KEYS_MAX, "%s", KEY_IDS);
-    keys_fmt(keys[K_HISTORY], KEYS_MAX, KEY_HISTORY, conv);
-    keys_fmt(keys[K_TO_META], KEYS_MAX, KEY_META, to);
-    keys_fmt(keys[K_TO_INBOX], KEYS_MAX, KEY_INBOX, to);
-    keys_fmt(keys[K_TO_SESSIONS], KEYS_MAX, KEY_SESSIONS, to);
-    keys_fmt(keys[K_FROM_META], KEYS_MAX, KEY_META, from);
-    keys_fmt(keys[K_FROM_INBOX], KEYS_MAX, KEY_INBOX, from);
-    keys_fmt(keys[K_FROM_SESSIONS], KEYS_MAX, KEY_SESSIONS, from);
-    keys_fmt(keys[K_FROM_CONTACTS], KEYS_MAX, KEY_CONTACTS, from);
-    keys_fmt(keys[K_TO_CONTACTS], KEYS_MAX, KEY_CONTACTS, to);
-    keys_fmt(keys[K_TO_UNREAD], KEYS_MAX, KEY_UNREAD, to);
+    route_call *call = privdata;
+    router *r = call->r;
+    redisReply *rep = reply;
+    (void)ac;
+
+    r->in_flight -= call->count;
+    if (r->paused && r->in_flight <= ROUTE_RESUME_IN_FLIGHT) route_resume(r);
+    if (!rep) {
+        /* the link dropped with the call unanswered: it may or may not
+         * have run; the clients retry with their cids either way */
+        r->stats.lost += (unsigned long long)call->count;
+    } else if (rep->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < rep->elements; i++)
+            route_count(r, rep->element[i]);
+        if (rep->elements != (size_t)call->count)
+            log_error("send script answered %zu entries for %d messages", rep->elements,
+                      call->count);
+    } else {
+        r->stats.failed += (unsigned long long)call->count;
+        log_error("send script failed for %d messages: %s", call->count,
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    }
+    free(call);
+}
+
+static void route_drop_batch(router *r)
+{
+    route_list_reset(&r->batch_keys);
+    route_list_reset(&r->batch_args);
+    r->batch_count = 0;
+}
+
+void route_flush(router *r)
+{
+    int count = r->batch_count;
+    if (!count) return;
+    route_list *k = &r->batch_keys, *a = &r->batch_args;
+    int argc = k->n + ROUTE_HEAD_ARGS + a->n;
+    const char **argv = malloc((size_t)argc * sizeof *argv);
+    size_t *argvlen = malloc((size_t)argc * sizeof *argvlen);
+    route_call *call = malloc(sizeof *call);
+    if (!argv || !argvlen || !call || !conn_ready(r)) {
+        free(argv);
+        free(argvlen);
+        free(call);
+        r->stats.lost += (unsigned long long)count;
+        route_drop_batch(r);
+        return;
+    }
+    int i = 0;
+    for (int j = 0; j < k->n; j++, i++) {
+        argv[i] = k->buf + k->off[j];
+        argvlen[i] = k->lens[j];
+    }
+    const char *head[ROUTE_HEAD_ARGS] = {
+        [A_PREFIX] = CHAN_GW_PREFIX,
+        [A_INBOX_CAP] = r->inbox_cap_s,
+        [A_HISTORY_CAP] = r->history_cap_s,
+        [A_DEDUPE_TTL] = r->dedupe_ttl_s,
+        [A_META_FMT] = KEY_META,
+        [A_INBOX_FMT] = KEY_INBOX,
+        [A_SESSIONS_FMT] = KEY_SESSIONS,
+        [A_UNREAD_FMT] = KEY_UNREAD,
+    };
+    for (int j = 0; j < ROUTE_HEAD_ARGS; j++, i++) {
+        argv[i] = head[j];
+        argvlen[i] = strlen(head[j]);
+    }
+    for (int j = 0; j < a->n; j++, i++) {
+        argv[i] = a->buf + a->off[j];
+        argvlen[i] = a->lens[j];
+    }
+    call->r = r;
+    call->count = count;
+    int rc = scripts_eval(r->cmd, SCRIPT_SEND, route_done, call, k->n, ROUTE_HEAD_ARGS + a->n, argv,
+                          argvlen);
+    free(argv);
+    free(argvlen);
+    route_drop_batch(r);
+    r->stats.batches++;
+    if (rc != REDIS_OK) {
+        free(call);
+        r->stats.lost += (unsigned long long)count;
+        return;
+    }
+    r->in_flight += count;
+    if (r->in_flight >= ROUTE_MAX_IN_FLIGHT) route_pause(r);
+}
+
+/* The KEYS of a 1:1 message (send script, cid key first). */
+static int route_keys_pair(route_list *l, const char *cidkey, const char *from, const char *to,
+                           const char *conv)
+{
+    int rc = route_list_add(l, cidkey, strlen(cidkey));
+    rc |= route_list_fmt(l, KEY_ACCOUNT, to);
+    rc |= route_list_add(l, KEY_IDS, strlen(KEY_IDS));
+    rc |= route_list_fmt(l, KEY_HISTORY, conv);
+    rc |= route_list_fmt(l, KEY_META, to);
+    rc |= route_list_fmt(l, KEY_INBOX, to);
+    rc |= route_list_fmt(l, KEY_SESSIONS, to);
+    rc |= route_list_fmt(l, KEY_META, from);
+    rc |= route_list_fmt(l, KEY_INBOX, from);
+    rc |= route_list_fmt(l, KEY_SESSIONS, from);
+    rc |= route_list_fmt(l, KEY_CONTACTS, from);
+    rc |= route_list_fmt(l, KEY_CONTACTS, to);
+    rc |= route_list_fmt(l, KEY_UNREAD, to);
+    return rc;
+}
+
+/* The KEYS of a message to a #group. */
+static int route_keys_group(route_list *l, const char *cidkey, const char *to, const char *conv)
+{
+    int rc = route_list_add(l, cidkey, strlen(cidkey));
+    rc |= route_list_fmt(l, KEY_GROUP_META, to);
+    rc |= route_list_fmt(l, KEY_GROUP_MEMBERS, to);
+    rc |= route_list_add(l, KEY_IDS, strlen(KEY_IDS));
+    rc |= route_list_fmt(l, KEY_HISTORY, conv);
+    return rc;
 }
 
 /* Copies s into a NUL-terminated buffer (names are at most 33 bytes). */
@@ -163,21 +331,14 @@ static const char *route_cstr(char *buf, size_t size, proto_str s)
     return buf;
 }
 
-void route_message(router *r, unsigned slot, const char *buf, size_t len)
+/* Adds one decoded envelope to the batch. */
+static void route_one(router *r, unsigned slot, const bus_text *m)
 {
-    bus_text m;
     char from[PROTO_NAME_MAX + 2], to[PROTO_NAME_MAX + 2], conv[2 * PROTO_NAME_MAX + 4];
-    char keys[ROUTE_NKEYS][KEYS_MAX], sess[96], conn[24];
-    const char *argv[ROUTE_NKEYS + ROUTE_GROUP_NARGS];
-    size_t argvlen[ROUTE_NKEYS + ROUTE_GROUP_NARGS];
+    char cidkey[KEYS_MAX], sess[96], conn[24];
 
-    if (bus_dec_text(buf, len, &r->unpacked, &m) != 0) {
-        r->stats.malformed++;
-        log_warn("slot %u: dropped a malformed envelope (%zu bytes)", slot, len);
-        return;
-    }
-    route_cstr(from, sizeof(from), m.from);
-    route_cstr(to, sizeof(to), m.to);
+    route_cstr(from, sizeof(from), m->from);
+    route_cstr(to, sizeof(to), m->to);
     if (keys_conv(conv, sizeof(conv), from, to) < 0) {
         r->stats.malformed++;
         log_warn("slot %u: dropped an envelope with unusable names", slot);
@@ -186,65 +347,56 @@ void route_message(router *r, unsigned slot, const char *buf, size_t len)
     unsigned want = keys_slot(conv, strlen(conv));
     if (want != slot)
         log_warn("slot %u: %s -> %s belongs to slot %u (gateway %.*s misrouted it)", slot, from, to,
-                 want, (int)m.gw.len, m.gw.p);
+                 want, (int)m->gw.len, m->gw.p);
     if (!conn_ready(r)) {
         r->stats.lost++;
         return;
     }
 
-    int group = to[0] == '#';
-    int nkeys = group ? ROUTE_GROUP_NKEYS : ROUTE_NKEYS;
-    keys_fmt(keys[K_CID], KEYS_MAX, KEY_CID, from, (int)m.cid.len, m.cid.p);
-    if (group) {
-        keys_fmt(keys[G_META], KEYS_MAX, KEY_GROUP_META, to);
-        keys_fmt(keys[G_MEMBERS], KEYS_MAX, KEY_GROUP_MEMBERS, to);
-        keys_fmt(keys[G_IDS], KEYS_MAX, "%s", KEY_IDS);
-        keys_fmt(keys[G_HISTORY], KEYS_MAX, KEY_HISTORY, conv);
-    } else {
-        route_keys_pair(keys, from, to, conv);
-    }
-    for (int i = 0; i < nkeys; i++) {
-        argv[i] = keys[i];
-        argvlen[i] = strlen(keys[i]);
-    }
-
-    const char **a = argv + nkeys;
-    size_t *al = argvlen + nkeys;
-    a[A_FROM] = m.from.p;
-    al[A_FROM] = m.from.len;
-    a[A_TO] = m.to.p;
-    al[A_TO] = m.to.len;
-    a[A_DATA] = m.data.p;
-    al[A_DATA] = m.data.len;
-    a[A_CID] = m.cid.p;
-    al[A_CID] = m.cid.len;
-    al[A_SESSION] =
-        (size_t)snprintf(sess, sizeof(sess), "%.*s#%" PRIu64, (int)m.gw.len, m.gw.p, m.conn);
-    a[A_SESSION] = sess;
-    al[A_CONN] = (size_t)snprintf(conn, sizeof(conn), "%" PRIu64, m.conn);
-    a[A_CONN] = conn;
-    a[A_PREFIX] = CHAN_GW_PREFIX;
-    al[A_PREFIX] = sizeof(CHAN_GW_PREFIX) - 1;
-    a[A_INBOX_CAP] = r->inbox_cap_s;
-    al[A_INBOX_CAP] = strlen(r->inbox_cap_s);
-    a[A_HISTORY_CAP] = r->history_cap_s;
-    al[A_HISTORY_CAP] = strlen(r->history_cap_s);
-    a[A_DEDUPE_TTL] = r->dedupe_ttl_s;
-    al[A_DEDUPE_TTL] = strlen(r->dedupe_ttl_s);
-
-    int nargs = ROUTE_NARGS;
-    if (group) {
-        static const char *const fmts[] = {KEY_META, KEY_INBOX, KEY_SESSIONS, KEY_UNREAD};
-        for (int i = 0; i < 4; i++) {
-            a[A_META_FMT + i] = fmts[i];
-            al[A_META_FMT + i] = strlen(fmts[i]);
-        }
-        nargs = ROUTE_GROUP_NARGS;
-    }
-    if (scripts_eval(r->cmd, group ? SCRIPT_SEND_GROUP : SCRIPT_SEND, route_done, r, nkeys, nargs,
-                     argv, argvlen) != REDIS_OK) {
+    size_t keys_n = r->batch_keys.n, keys_len = r->batch_keys.len;
+    size_t args_n = r->batch_args.n, args_len = r->batch_args.len;
+    keys_fmt(cidkey, sizeof cidkey, KEY_CID, from, (int)m->cid.len, m->cid.p);
+    int rc = to[0] == '#' ? route_keys_group(&r->batch_keys, cidkey, to, conv)
+                          : route_keys_pair(&r->batch_keys, cidkey, from, to, conv);
+    size_t sl =
+        (size_t)snprintf(sess, sizeof(sess), "%.*s#%" PRIu64, (int)m->gw.len, m->gw.p, m->conn);
+    size_t cl = (size_t)snprintf(conn, sizeof(conn), "%" PRIu64, m->conn);
+    rc |= route_list_add(&r->batch_args, m->from.p, m->from.len);
+    rc |= route_list_add(&r->batch_args, m->to.p, m->to.len);
+    rc |= route_list_add(&r->batch_args, m->data.p, m->data.len);
+    rc |= route_list_add(&r->batch_args, m->cid.p, m->cid.len);
+    rc |= route_list_add(&r->batch_args, sess, sl);
+    rc |= route_list_add(&r->batch_args, conn, cl);
+    if (rc != 0) { /* out of memory: take this message back out */
+        r->batch_keys.n = (int)keys_n;
+        r->batch_keys.len = keys_len;
+        r->batch_args.n = (int)args_n;
+        r->batch_args.len = args_len;
         r->stats.lost++;
         return;
     }
-    if (++r->in_flight >= ROUTE_MAX_IN_FLIGHT) route_pause(r);
+    if (r->batch_count++ == 0) event_active(r->flush_ev, EV_TIMEOUT, 1);
+    if (r->batch_count >= ROUTE_BATCH_MAX) route_flush(r);
+}
+
+void route_message(router *r, unsigned slot, const char *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        bus_text m;
+        size_t used = 0;
+        if (proto_mp_next(buf + off, len - off, &used) != 0 ||
+            bus_dec_text(buf + off, used, &r->unpacked, &m) != 0) {
+            r->stats.malformed++;
+            log_warn("slot %u: dropped a malformed envelope (%zu of %zu bytes left)", slot,
+                     len - off, len);
+            return;
+        }
+        off += used;
+        route_one(r, slot, &m);
+    }
+    if (len == 0) {
+        r->stats.malformed++;
+        log_warn("slot %u: dropped an empty message", slot);
+    }
 }

@@ -3,7 +3,7 @@
  *   main.c    flags, signals, the libevent loop, orderly shutdown
  *   conn.c    the two Redis connections (commands, subscriber), reconnect
  *   slots.c   heartbeat in parley:routers, slot leases, fair share, SUBSCRIBE
- *   route.c   one envelope from parley:rt:N -> one `send` script call
+ *   route.c   envelopes from parley:rt:N -> batched `send` script calls
  *   reaper.c  closes the sessions of gateways whose heartbeat expired
  *
  * Everything runs on one libevent loop: no locks. Ownership: the router
@@ -37,8 +37,18 @@ typedef enum {
 } slot_state;
 
 typedef struct router_stats {
-    unsigned long long routed, dups, no_user, malformed, failed, lost;
+    unsigned long long routed, dups, no_user, malformed, failed, lost, batches;
 } router_stats;
+
+/* route.c: a growing list of strings in one buffer (a batch's KEYS or ARGV) */
+typedef struct route_list {
+    char *buf;
+    size_t len, cap;
+    size_t *off, *lens;
+    int n, ncap;
+} route_list;
+
+#define ROUTE_BATCH_MAX 128 /* messages per send script call */
 
 struct router;
 
@@ -76,7 +86,10 @@ typedef struct router {
     /* route.c: ARGV values fixed for the process, as strings */
     char inbox_cap_s[24], history_cap_s[24], dedupe_ttl_s[24];
     msgpack_unpacked unpacked; /* reused: its zone is cleared, not freed */
-    long long in_flight;
+    route_list batch_keys, batch_args; /* the open batch */
+    int batch_count;                   /* messages in it */
+    struct event *flush_ev;            /* sends it at the end of this loop turn */
+    long long in_flight;               /* messages sent, not answered */
     int paused; /* reading the subscriber socket is paused (backpressure) */
     router_stats stats;
 
@@ -100,6 +113,7 @@ int slots_held(const router *r, unsigned slot);
 /* route.c */
 void route_init(router *r);
 void route_message(router *r, unsigned slot, const char *buf, size_t len);
+void route_flush(router *r); /* send the open batch now */
 void route_free(router *r);
 
 /* reaper.c */

@@ -66,6 +66,7 @@ static void slots_release_now(router *r, unsigned slot)
 {
     char key[KEYS_MAX];
     const char *argv[] = {keys_fmt(key, sizeof(key), KEY_SLOT, slot), r->cfg.id};
+    route_flush(r); /* the slot's last messages go before the release */
     if (!r->cmd || scripts_eval(r->cmd, SCRIPT_RELEASE_SLOT, slots_release_cb, &r->slot_refs[slot],
                                 1, 1, argv, NULL) != REDIS_OK) {
         r->slot[slot] = SLOT_FREE;

@@ -167,6 +167,17 @@ def pack(v):
     raise TypeError(type(v))
 
 
+def split_envs(payload):
+    """The msgpack objects of a payload, one after the other, as bytes: a
+    gateway channel message carries one or more envelopes."""
+    out, o = [], 0
+    while o < len(payload):
+        _, end = _unpack(payload, o)
+        out.append(bytes(payload[o:end]))
+        o = end
+    return out
+
+
 def decode_env(payload):
     """A router->gateway envelope with its frame decoded too."""
     env = unpack(payload)

@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rtest import Redis, decode_env, pack, unpack  # noqa: E402
+from rtest import Redis, decode_env, pack, split_envs, unpack  # noqa: E402
 
 BUILD = sys.argv[1]
 PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 7651
@@ -104,7 +104,7 @@ class Sub:
         try:
             while n is None or len(out) < n:
                 m = self.c.read()
-                out.append((m[2].decode(), m[3]))
+                out.extend((m[2].decode(), e) for e in split_envs(m[3]))
         except socket.timeout:
             pass
         return out

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rtest import Redis, RedisError, decode_env, unpack  # noqa: E402
+from rtest import Redis, RedisError, decode_env, split_envs, unpack  # noqa: E402
 
 PORT = int(sys.argv[1])
 CLI = sys.argv[2]
@@ -37,15 +37,20 @@ def check(cond, what):
         failures += 1
 
 
-def published():
-    """Every message published since the last call: [(channel, payload)]."""
+def published(raw=False):
+    """Every envelope published since the last call: [(channel, envelope)]
+    (a payload on a gateway channel may hold several; raw: the payloads)."""
     out = []
     while True:
         try:
             m = sub.read()
         except socket.timeout:
             return out
-        out.append((m[2].decode(), m[3]))
+        ch = m[2].decode()
+        if ch.startswith("parley:gw:") and not raw:
+            out.extend((ch, e) for e in split_envs(m[3]))
+        else:
+            out.append((ch, m[3]))
 
 
 def ev(name, keys, args):
@@ -56,13 +61,35 @@ def U(user, what):
     return "parley:{u:%s}:%s" % (user, what)
 
 
-def send(frm, to, data, cid, sess, conn):
+SEND_ARGS = ["parley:gw:", 1000, 10000, 86400, U("%s", "meta"), U("%s", "inbox"),
+             U("%s", "sessions"), U("%s", "unread")]
+
+
+def send_keys(frm, to, cid):
+    if to.startswith("#"):
+        return [U(frm, "cid:" + cid), "parley:{g:%s}:meta" % to, "parley:{g:%s}:members" % to,
+                "parley:ids", "parley:{c:%s}:history" % to]
     conv = "|".join(sorted([frm, to]))
-    keys = [U(frm, "cid:" + cid), U(to, "account"), "parley:ids",
+    return [U(frm, "cid:" + cid), U(to, "account"), "parley:ids",
             "parley:{c:%s}:history" % conv, U(to, "meta"), U(to, "inbox"), U(to, "sessions"),
             U(frm, "meta"), U(frm, "inbox"), U(frm, "sessions"), U(frm, "contacts"),
             U(to, "contacts"), U(to, "unread")]
-    return ev("send", keys, [frm, to, data, cid, sess, conn, "parley:gw:", 1000, 10000, 86400])
+
+
+def send_batch(msgs):
+    """One send call for several messages (frm, to, data, cid, sess, conn):
+    the router's batch. Returns the per-message results."""
+    keys, args = [], list(SEND_ARGS)
+    for frm, to, data, cid, sess, conn in msgs:
+        keys += send_keys(frm, to, cid)
+        args += [frm, to, data, cid, sess, conn]
+    return ev("send", keys, args)
+
+
+def send(frm, to, data, cid, sess, conn):
+    res = send_batch([(frm, to, data, cid, sess, conn)])
+    assert isinstance(res, list) and len(res) == 1, res
+    return res[0]
 
 
 def sopen(user, gw, conn):
@@ -261,6 +288,54 @@ ev("register", [U("dave", "account"), "parley:users"], ["dave", "H", 1])
 send("alice", "dave", "hey", "c7", "gwA#5", 5)
 check(r("HGET", U("dave", "meta"), "epoch") is not None, "epoch created on first inbox entry")
 published()
+
+# a batch: several messages in one call, in order, one PUBLISH per gateway
+r("HSET", "parley:{g:#b}:meta", "open", 1, "created", 1, "by", "alice")
+r("SADD", "parley:{g:#b}:members", "alice", "bob", "carol")
+sopen("bob", "gw1", 7)
+sopen("carol", "gw1", 11)
+published()
+res = send_batch([("alice", "bob", "b1", "k1", "gwA#5", 5),
+                  ("alice", "zed", "z", "k2", "gwA#5", 5),
+                  ("alice", "bob", "b1", "k1", "gwA#5", 5),
+                  ("alice", "#b", "g1", "k3", "gwA#5", 5),
+                  ("bob", "alice", "b2", "k4", "gw1#7", 7),
+                  ("carol", "#nope", "x", "k5", "gw1#11", 11),
+                  ("alice", "#b", "", "k6", "gwA#5", 5)])
+check(len(res) == 7 and res[1] == b"no_such_user" and res[5] == b"no_such_user" and
+      res[2] == res[0] + [b"dup"] and res[0][0] < res[3][0] < res[4][0] < res[6][0],
+      "batch results in order (dup inside the batch, refusals, ids increasing): %r" % (res,))
+raw = published(raw=True)
+chans = [c for c, _ in raw]
+check(sorted(chans) == sorted(set(chans)) and "parley:gw:gwA" in chans and
+      "parley:gw:gw1" in chans, "one PUBLISH per gateway channel: %r" % chans)
+envs = {c: [decode_env(e) for e in split_envs(pl)] for c, pl in raw}
+to5 = [e["f"] for e in envs["parley:gw:gwA"] if e["t"] == "c" and e["c"] == 5]
+check([(f["kind"], f.get("cid"), f.get("code")) for f in to5] ==
+      [("ack", "k1", None), ("error", "k2", "no_such_user"), ("ack", "k1", None),
+       ("ack", "k3", None), ("ack", "k6", None)] and to5[0]["id"] == to5[2]["id"],
+      "alice's connection 5 gets its answers in order: %r" % to5)
+gw1 = envs["parley:gw:gw1"]
+bob_texts = [e["f"]["data"] for e in gw1 if e["t"] == "u" and e["u"] == "bob"]
+bob_group = [e for e in gw1 if e["t"] == "m"]
+check(bob_texts == ["b1"] and len(bob_group) == 2 and
+      [e["f"]["data"] for e in bob_group] == ["g1", ""] and
+      all("bob" in e["u"] and "carol" in e["u"] and "alice" not in e["u"] for e in bob_group),
+      "gw1: bob's text once, then both group messages for bob and carol: %r" % gw1)
+errs = [e["f"] for e in gw1 if e["t"] == "c" and e["c"] == 11]
+check(len(errs) == 1 and errs[0]["code"] == "no_such_user", "carol: no such group")
+check(unpack(r("LINDEX", U("carol", "inbox"), -1))["data"] == "" and
+      r("HGET", U("carol", "unread"), "#b") == b"2", "carol's inbox and unread for #b")
+r("SET", U("dave", "inbox"), "not a list")
+r("HSET", U("dave", "account"), "pw", "x")
+res = send_batch([("alice", "dave", "d", "k7", "gwA#5", 5),
+                  ("alice", "bob", "after", "k8", "gwA#5", 5)])
+check(isinstance(res[0], bytes) and res[0].startswith(b"failed:") and isinstance(res[1], list),
+      "a Redis error fails one message, not the batch: %r" % (res,))
+p = [decode_env(e)["f"] for _, e in published() if decode_env(e)["t"] == "c"]
+check([(f["kind"], f.get("code")) for f in p] == [("error", "unavailable"), ("ack", None)],
+      "the failed message is answered unavailable, the next one acked")
+r("DEL", U("dave", "inbox"), U("dave", "account"))
 
 # NOSCRIPT fallback is exercised by the router test (SCRIPT FLUSH while running)
 print("%d failure(s)" % failures)
