@@ -26,7 +26,7 @@
 #define KEY_INBOX     KEYS_PREFIX "{u:%s}:inbox"
 #define KEY_SESSIONS  KEYS_PREFIX "{u:%s}:sessions"
 #define KEY_CONTACTS  KEYS_PREFIX "{u:%s}:contacts"
-#define KEY_CID       KEYS_PREFIX "{u:%s}:cid:%.*s"
+#define KEY_CIDS      KEYS_PREFIX "{u:%s}:cids"   /* hash cid -> [id, seq, sent]; + ":old" */
 #define KEY_UNREAD    KEYS_PREFIX "{u:%s}:unread" /* hash conversation -> count */
 #define KEY_READ      KEYS_PREFIX "{u:%s}:read"   /* hash conversation -> id read */
 #define KEY_GROUPS_OF KEYS_PREFIX "{u:%s}:groups" /* set of #names */

@@ -9,6 +9,8 @@
  * so it can never see a delivery without the matching stored state. */
 #include "scripts.h"
 
+#include "keys.h"
+
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +49,7 @@
     "    for _, g in ipairs(gateways(ss, skip)) do fan_add(fan, g, user, nil) end\n"               \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
-    "local function fan_publish(fan, prefix, frame, skip, emit)\n"                                       \
+    "local function fan_publish(fan, prefix, frame, skip, emit)\n"                                 \
     "  for _, g in ipairs(fan.order) do\n"                                                         \
     "    local e = fan.per[g]\n"                                                                   \
     "    local env = {t = 'm', f = frame, u = e.u}\n"                                              \
@@ -81,7 +83,9 @@
     "end\n"
 
 /* send: a batch of messages from one router, stored, delivered and acked in
- * order (docs/internals.md). ARGV 1..8: gateway channel prefix, inbox cap,
+ * order (docs/internals.md). A Redis function (FCALL), not an EVAL script:
+ * its helpers are built once when the library loads instead of on every
+ * call, which was most of a small batch's cost. ARGV 1..8: gateway channel prefix, inbox cap,
  * history cap, dedupe ttl, then the key formats of a member's meta, inbox,
  * sessions and unread (keys.h; group members' keys are built here, so this
  * script touches keys it cannot declare: single Redis only). Then 6 ARGV per
@@ -98,17 +102,19 @@
  * an error code string (no_such_user, forbidden), or "failed: ..." when the
  * message hit a Redis error (the sender got `unavailable`). */
 static const char SRC_SEND[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH
-    "local char, floor = string.char, math.floor\n"
+    "local char, floor\n"
     "local function mp_uint(n)\n"
     "  if n < 128 then return char(n) end\n"
     "  if n < 256 then return char(0xcc, n) end\n"
     "  if n < 65536 then return char(0xcd, floor(n / 256), n % 256) end\n"
     "  if n < 4294967296 then\n"
-    "    return char(0xce, floor(n / 16777216), floor(n / 65536) % 256, floor(n / 256) % 256, n % 256)\n"
+    "    return char(0xce, floor(n / 16777216), floor(n / 65536) % 256, floor(n / 256) % 256, n % "
+    "256)\n"
     "  end\n"
     "  local hi, lo = floor(n / 4294967296), n % 4294967296\n"
     "  return char(0xcf, floor(hi / 16777216), floor(hi / 65536) % 256, floor(hi / 256) % 256,\n"
-    "              hi % 256, floor(lo / 16777216), floor(lo / 65536) % 256, floor(lo / 256) % 256,\n"
+    "              hi % 256, floor(lo / 16777216), floor(lo / 65536) % 256, floor(lo / 256) % "
+    "256,\n"
     "              lo % 256)\n"
     "end\n"
     "local function mp_str(s)\n"
@@ -119,35 +125,39 @@ static const char SRC_SEND[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH
     "  return char(0xdb, floor(n / 16777216), floor(n / 65536) % 256, floor(n / 256) % 256,\n"
     "              n % 256) .. s\n"
     "end\n"
-    "local K_T, K_U, K_S, K_F, K_X, K_C = mp_str('t'), mp_str('u'), mp_str('s'), mp_str('f'),\n"
-    "                                     mp_str('x'), mp_str('c')\n"
-    "local V_U, V_C = mp_str('u'), mp_str('c')\n"
-    "local K_KIND_ACK, K_ID, K_SEQ = mp_str('kind') .. mp_str('ack'), mp_str('id'), mp_str('seq')\n"
-    "local K_SENT, K_CID = mp_str('sent'), mp_str('cid')\n"
+    "local K_T, K_U, K_S, K_F, K_X, K_C, V_U, V_C, K_KIND_ACK, K_ID, K_SEQ, K_SENT, K_CID\n"
+    "-- string and math are not reachable while the library loads: set up on the first call\n"
+    "local function init()\n"
+    "  char, floor = string.char, math.floor\n"
+    "  K_T, K_U, K_S, K_F, K_X, K_C = mp_str('t'), mp_str('u'), mp_str('s'), mp_str('f'), "
+    "mp_str('x'),\n"
+    "                                 mp_str('c')\n"
+    "  V_U, V_C = mp_str('u'), mp_str('c')\n"
+    "  K_KIND_ACK, K_ID, K_SEQ = mp_str('kind') .. mp_str('ack'), mp_str('id'), mp_str('seq')\n"
+    "  K_SENT, K_CID = mp_str('sent'), mp_str('cid')\n"
+    "end\n"
     "local function with_seq(base, seq)\n"
     "  return char(string.byte(base, 1) + 1) .. K_SEQ .. mp_uint(seq) .. string.sub(base, 2)\n"
     "end\n"
-    "local prefix, inbox_cap, hist_cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local ttl = tonumber(ARGV[4])\n"
-    "local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt = ARGV[5], ARGV[6], ARGV[7], ARGV[8]\n"
-    "local out, order = {}, {}\n"
+    "local prefix, inbox_cap, hist_cap, ttl, hist_trim\n"
+    "local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt\n"
+    "local now\n"
+    "local KEYS, ARGV\n"
+    "local out, order\n"
     "local function emit(chan, bytes)\n"
     "  local l = out[chan]\n"
     "  if not l then l = {}; out[chan] = l; order[#order + 1] = chan end\n"
     "  l[#l + 1] = bytes\n"
     "end\n"
     "local function emit_table(chan, env) emit(chan, cmsgpack.pack(env)) end\n"
-    "local now\n"
-    "do\n"
-    "  local t = redis.call('TIME')\n"
-    "  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "end\n"
     "local function to_sender(m, frame)\n"
     "  emit(m.chan, cmsgpack.pack({t = 'c', c = m.conn, f = cmsgpack.pack(frame)}))\n"
     "end\n"
     "local function ack(m, id, seq, sent)\n"
-    "  local f = K_KIND_ACK .. K_ID .. mp_uint(id) .. K_SEQ .. mp_uint(seq) .. K_SENT .. mp_uint(sent)\n"
-    "  if m.cid ~= '' then f = char(0x85) .. f .. K_CID .. mp_str(m.cid) else f = char(0x84) .. f end\n"
+    "  local f = K_KIND_ACK .. K_ID .. mp_uint(id) .. K_SEQ .. mp_uint(seq) .. K_SENT .. "
+    "mp_uint(sent)\n"
+    "  if m.cid ~= '' then f = char(0x85) .. f .. K_CID .. mp_str(m.cid) else f = char(0x84) .. f "
+    "end\n"
     "  emit(m.chan, char(0x84) .. K_T .. V_C .. K_C .. mp_uint(m.conn) .. K_S .. mp_uint(seq) ..\n"
     "       K_F .. mp_str(f))\n"
     "end\n"
@@ -163,13 +173,21 @@ static const char SRC_SEND[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH
     "  if m.cid ~= '' then msg.cid = m.cid end\n"
     "  local base = cmsgpack.pack(msg)\n"
     "  redis.call('ZADD', history, id, base)\n"
-    "  redis.call('ZREMRANGEBYRANK', history, 0, -hist_cap - 1)\n"
+    "  redis.call('ZREMRANGEBYRANK', history, '0', hist_trim)\n"
     "  return id, base\n"
     "end\n"
-    "local function finish(m, cidkey, id, sseq)\n"
+    "local function remember(cids, cid, record)\n"
+    "  local t = redis.call('TTL', cids)\n"
+    "  if t >= 0 and t < ttl then\n"
+    "    redis.call('RENAME', cids, cids .. ':old')\n"
+    "    t = -2\n"
+    "  end\n"
+    "  redis.call('HSET', cids, cid, record)\n"
+    "  if t < 0 then redis.call('EXPIRE', cids, 2 * ttl) end\n"
+    "end\n"
+    "local function finish(m, cids, id, sseq)\n"
     "  if m.cid ~= '' then\n"
-    "    redis.call('SET', cidkey, char(0x93) .. mp_uint(id) .. mp_uint(sseq) .. mp_uint(now),\n"
-    "               'EX', ttl)\n"
+    "    remember(cids, m.cid, char(0x93) .. mp_uint(id) .. mp_uint(sseq) .. mp_uint(now))\n"
     "  end\n"
     "  ack(m, id, sseq, now)\n"
     "  return {id, sseq, now}\n"
@@ -189,10 +207,10 @@ static const char SRC_SEND[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH
     "  local gws = gateways(members, skip)\n"
     "  if #gws > 0 then\n"
     "    local env = K_T .. V_U .. K_U .. mp_str(user) .. K_S .. mp_uint(seq) .. K_F .. mp_str(f)\n"
-    "    if skip then env = char(0x85) .. env .. K_X .. mp_str(skip) else env = char(0x84) .. env end\n"
+    "    if skip then env = char(0x85) .. env .. K_X .. mp_str(skip) else env = char(0x84) .. env "
+    "end\n"
     "    for _, g in ipairs(gws) do emit(prefix .. g, env) end\n"
     "  end\n"
-    "  if #members > 0 then redis.call('HSET', meta, 'pushed', seq) end\n"
     "  return seq\n"
     "end\n"
     "local function send_pair(m, k)\n"
@@ -226,36 +244,48 @@ static const char SRC_SEND[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH
     "    else redis.call('HINCRBY', string.format(unread_fmt, user), m.to, 1) end\n"
     "    local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))\n"
     "    for _, g in ipairs(gateways(ss, skip)) do fan_add(fan, g, user, seq) end\n"
-    "    if #ss > 0 then redis.call('HSET', meta, 'pushed', seq) end\n"
     "  end\n"
     "  fan_publish(fan, prefix, base, m.sess, emit_table)\n"
     "  return finish(m, KEYS[k], id, sseq)\n"
     "end\n"
-    "local res, k, a = {}, 1, 9\n"
-    "while a + 5 <= #ARGV do\n"
-    "  local m = {from = ARGV[a], to = ARGV[a + 1], data = ARGV[a + 2], cid = ARGV[a + 3],\n"
-    "             sess = ARGV[a + 4], conn = tonumber(ARGV[a + 5])}\n"
-    "  m.chan = prefix .. (string.match(m.sess, '^(.*)#') or m.sess)\n"
-    "  local group = string.byte(m.to, 1) == 35\n"
-    "  local old = nil\n"
-    "  if m.cid ~= '' then old = redis.call('GET', KEYS[k]) end\n"
-    "  if old then\n"
-    "    local v = cmsgpack.unpack(old)\n"
-    "    ack(m, v[1], v[2], v[3])\n"
-    "    res[#res + 1] = {v[1], v[2], v[3], 'dup'}\n"
-    "  else\n"
-    "    local ok, r = pcall(group and send_group or send_pair, m, k)\n"
-    "    if not ok then\n"
-    "      refuse(m, 'unavailable', 'not stored: retry later with the same cid')\n"
-    "      r = 'failed: ' .. tostring(r)\n"
+    "local function send(keys, args)\n"
+    "  if not char then init() end\n"
+    "  KEYS, ARGV = keys, args\n"
+    "  prefix, inbox_cap, hist_cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "  ttl, hist_trim = tonumber(ARGV[4]), tostring(-tonumber(ARGV[3]) - 1)\n"
+    "  meta_fmt, inbox_fmt, sessions_fmt, unread_fmt = ARGV[5], ARGV[6], ARGV[7], ARGV[8]\n"
+    "  out, order = {}, {}\n"
+    "  local t = redis.call('TIME')\n"
+    "  now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)\n"
+    "  local res, k, a = {}, 1, 9\n"
+    "  while a + 5 <= #ARGV do\n"
+    "    local m = {from = ARGV[a], to = ARGV[a + 1], data = ARGV[a + 2], cid = ARGV[a + 3],\n"
+    "               sess = ARGV[a + 4], conn = tonumber(ARGV[a + 5])}\n"
+    "    m.chan = prefix .. (string.match(m.sess, '^(.*)#') or m.sess)\n"
+    "    local group = string.byte(m.to, 1) == 35\n"
+    "    local old = nil\n"
+    "    if m.cid ~= '' then\n"
+    "      old = redis.call('HGET', KEYS[k], m.cid) or redis.call('HGET', KEYS[k] .. ':old', "
+    "m.cid)\n"
     "    end\n"
-    "    res[#res + 1] = r\n"
+    "    if old then\n"
+    "      local v = cmsgpack.unpack(old)\n"
+    "      ack(m, v[1], v[2], v[3])\n"
+    "      res[#res + 1] = {v[1], v[2], v[3], 'dup'}\n"
+    "    else\n"
+    "      local ok, r = pcall(group and send_group or send_pair, m, k)\n"
+    "      if not ok then\n"
+    "        refuse(m, 'unavailable', 'not stored: retry later with the same cid')\n"
+    "        r = 'failed: ' .. tostring(r)\n"
+    "      end\n"
+    "      res[#res + 1] = r\n"
+    "    end\n"
+    "    if group then k = k + 5 else k = k + 13 end\n"
+    "    a = a + 6\n"
     "  end\n"
-    "  if group then k = k + 5 else k = k + 13 end\n"
-    "  a = a + 6\n"
-    "end\n"
-    "for _, c in ipairs(order) do redis.call('PUBLISH', c, table.concat(out[c])) end\n"
-    "return res\n";
+    "  for _, c in ipairs(order) do redis.call('PUBLISH', c, table.concat(out[c])) end\n"
+    "  return res\n"
+    "end\n";
 
 /* session_open: returns {seq, epoch, pending entries...}. */
 static const char SRC_SESSION_OPEN[] =
@@ -268,24 +298,30 @@ static const char SRC_SESSION_OPEN[] =
               "  epoch = new_epoch(user .. '|' .. sid)\n"
               "  redis.call('HSET', KEYS[2], 'epoch', epoch)\n"
               "end\n"
-              "if added == 1 and redis.call('SCARD', KEYS[1]) == 1 then\n"
+              "local first = added == 1 and redis.call('SCARD', KEYS[1]) == 1\n"
+              "if first then\n"
               "  redis.call('SADD', KEYS[4], user)\n"
               "  redis.call('PUBLISH', chan, cmsgpack.pack({kind = 'online', from = user}))\n"
               "end\n"
               "local out = {seq, epoch}\n"
-              "if seq > pushed then\n"
+              "if first and seq > pushed then\n"
               "  local pending = redis.call('LRANGE', KEYS[3], -(seq - pushed), -1)\n"
               "  for i = 1, #pending do out[#out + 1] = pending[i] end\n"
               "  redis.call('HSET', KEYS[2], 'pushed', seq)\n"
               "end\n"
               "return out\n";
 
-/* session_close: returns 1 when this closed the user's last session. */
+/* session_close: returns 1 when this closed the user's last session, and
+ * then records in `pushed` that every entry so far reached a session (send
+ * does not track it per message: while a user has sessions, every entry is
+ * pushed to them). */
 static const char SRC_SESSION_CLOSE[] =
     "local user, sid, member, chan = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local removed = redis.call('SREM', KEYS[1], sid)\n"
     "redis.call('SREM', KEYS[3], member)\n"
     "if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then\n"
+    "  local seq = redis.call('HGET', KEYS[4], 'seq')\n"
+    "  if seq then redis.call('HSET', KEYS[4], 'pushed', seq) end\n"
     "  redis.call('SREM', KEYS[2], user)\n"
     "  redis.call('PUBLISH', chan, cmsgpack.pack({kind = 'offline', from = user}))\n"
     "  return 1\n"
@@ -548,11 +584,15 @@ static const char SRC_RENEW_SLOT[] = "if redis.call('GET', KEYS[1]) == ARGV[1] t
                                      "end\n"
                                      "return 0\n";
 
+/* fn: a Redis function library (FUNCTION LOAD, FCALL) whose source defines
+ * `local function NAME(keys, args)`; scripts_init() wraps it with the
+ * library header and the registration. Else an EVAL script. */
 static const struct {
     const char *name;
     const char *src;
+    int fn;
 } scripts_table[SCRIPT__COUNT] = {
-    [SCRIPT_SEND] = {"send", SRC_SEND},
+    [SCRIPT_SEND] = {"send", SRC_SEND, 1},
     [SCRIPT_HISTORY] = {"history", SRC_HISTORY},
     [SCRIPT_READ] = {"read", SRC_READ},
     [SCRIPT_GROUP] = {"group", SRC_GROUP},
@@ -566,30 +606,78 @@ static const struct {
     [SCRIPT_RENEW_SLOT] = {"renew_slot", SRC_RENEW_SLOT},
 };
 
-static char scripts_shas[SCRIPT__COUNT][41];
+/* EVAL scripts: the SHA1 of the source. Functions: the function name, which
+ * is also the library's name: "parley_NAME_" + 16 hex digits of the SHA1 of
+ * the source, so two versions can be loaded side by side (a rolling upgrade)
+ * and FUNCTION LOAD REPLACE never replaces another version. */
+static char scripts_shas[SCRIPT__COUNT][64];
+static char *scripts_libs[SCRIPT__COUNT]; /* functions: the library code */
 static int scripts_ready;
 
 void scripts_init(void)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[SHA_DIGEST_LENGTH];
+    char h[41];
 
     if (scripts_ready) return;
     for (int i = 0; i < SCRIPT__COUNT; i++) {
         const char *src = scripts_table[i].src;
         SHA1((const unsigned char *)src, strlen(src), md);
         for (int j = 0; j < SHA_DIGEST_LENGTH; j++) {
-            scripts_shas[i][2 * j] = hex[md[j] >> 4];
-            scripts_shas[i][2 * j + 1] = hex[md[j] & 15];
+            h[2 * j] = hex[md[j] >> 4];
+            h[2 * j + 1] = hex[md[j] & 15];
         }
-        scripts_shas[i][40] = '\0';
+        h[40] = '\0';
+        if (!scripts_table[i].fn) {
+            memcpy(scripts_shas[i], h, sizeof h);
+            continue;
+        }
+        snprintf(scripts_shas[i], sizeof scripts_shas[i], "parley_%s_%.16s", scripts_table[i].name,
+                 h);
+        const char *fmt = "#!lua name=%s\n%sredis.register_function('%s', %s)\n";
+        size_t n = strlen(fmt) + 2 * strlen(scripts_shas[i]) + strlen(src) +
+                   strlen(scripts_table[i].name) + 1;
+        scripts_libs[i] = malloc(n); /* lives as long as the process */
+        if (!scripts_libs[i]) abort();
+        snprintf(scripts_libs[i], n, fmt, scripts_shas[i], src, scripts_shas[i],
+                 scripts_table[i].name);
     }
     scripts_ready = 1;
 }
 
 const char *scripts_source(script_id id)
 {
-    return (unsigned)id < SCRIPT__COUNT ? scripts_table[id].src : NULL;
+    scripts_init();
+    if ((unsigned)id >= SCRIPT__COUNT) return NULL;
+    return scripts_table[id].fn ? scripts_libs[id] : scripts_table[id].src;
+}
+
+int scripts_is_function(script_id id)
+{
+    return (unsigned)id < SCRIPT__COUNT && scripts_table[id].fn;
+}
+
+int scripts_load_argv(script_id id, const char *argv[4])
+{
+    if (scripts_is_function(id)) {
+        argv[0] = "FUNCTION";
+        argv[1] = "LOAD";
+        argv[2] = "REPLACE";
+        argv[3] = scripts_source(id);
+        return 4;
+    }
+    argv[0] = "SCRIPT";
+    argv[1] = "LOAD";
+    argv[2] = scripts_source(id);
+    return 3;
+}
+
+int scripts_missing(const char *err, size_t len)
+{
+    static const char fn[] = "ERR Function not found";
+    return (len >= 8 && memcmp(err, "NOSCRIPT", 8) == 0) ||
+           (len >= sizeof fn - 1 && memcmp(err, fn, sizeof fn - 1) == 0);
 }
 
 const char *scripts_sha(script_id id)
@@ -635,14 +723,21 @@ static void scripts_eval_cb(redisAsyncContext *ac, void *r, void *privdata)
     scripts_call *call = privdata;
     redisReply *reply = r;
 
-    if (reply && reply->type == REDIS_REPLY_ERROR && reply->len >= 8 &&
-        memcmp(reply->str, "NOSCRIPT", 8) == 0) {
-        call->argv[0] = "EVAL";
-        call->argvlen[0] = 4;
-        call->argv[1] = scripts_table[call->id].src;
-        call->argvlen[1] = strlen(call->argv[1]);
-        if (redisAsyncCommandArgv(ac, scripts_retry_cb, call, call->argc, call->argv,
-                                  call->argvlen) == REDIS_OK)
+    if (reply && reply->type == REDIS_REPLY_ERROR && scripts_missing(reply->str, reply->len)) {
+        int ok;
+        if (scripts_table[call->id].fn) { /* load the library, then the same FCALL */
+            const char *load[4];
+            int n = scripts_load_argv(call->id, load);
+            ok = redisAsyncCommandArgv(ac, NULL, NULL, n, load, NULL) == REDIS_OK;
+        } else {
+            call->argv[0] = "EVAL";
+            call->argvlen[0] = 4;
+            call->argv[1] = scripts_table[call->id].src;
+            call->argvlen[1] = strlen(call->argv[1]);
+            ok = 1;
+        }
+        if (ok && redisAsyncCommandArgv(ac, scripts_retry_cb, call, call->argc, call->argv,
+                                        call->argvlen) == REDIS_OK)
             return;
         /* the context is going away: report it like a disconnect */
         reply = NULL;
@@ -673,10 +768,10 @@ int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void 
     call->argvlen = (size_t *)(call->argv + argc);
     data = (char *)(call->argvlen + argc);
 
-    call->argv[0] = "EVALSHA";
-    call->argvlen[0] = 7;
+    call->argv[0] = scripts_table[id].fn ? "FCALL" : "EVALSHA";
+    call->argvlen[0] = strlen(call->argv[0]);
     call->argv[1] = scripts_shas[id];
-    call->argvlen[1] = 40;
+    call->argvlen[1] = strlen(scripts_shas[id]);
     call->argvlen[2] = (size_t)snprintf(call->nkeys, sizeof(call->nkeys), "%d", nkeys);
     call->argv[2] = call->nkeys;
     for (int i = 0; i < n; i++) {
@@ -698,8 +793,25 @@ int scripts_load(redisAsyncContext *ac)
 {
     scripts_init();
     for (int i = 0; i < SCRIPT__COUNT; i++) {
-        const char *argv[] = {"SCRIPT", "LOAD", scripts_table[i].src};
-        if (redisAsyncCommandArgv(ac, NULL, NULL, 3, argv, NULL) != REDIS_OK) return REDIS_ERR;
+        const char *argv[4];
+        int n = scripts_load_argv(i, argv);
+        if (redisAsyncCommandArgv(ac, NULL, NULL, n, argv, NULL) != REDIS_OK) return REDIS_ERR;
     }
     return REDIS_OK;
+}
+
+int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *privdata,
+                          const char *user, const char *sessid, const char *member,
+                          const char *gwid)
+{
+    char k1[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX], chan[KEYS_MAX];
+    const char *argv[] = {keys_fmt(k1, sizeof k1, KEY_SESSIONS, user),
+                          KEY_ONLINE,
+                          keys_fmt(k3, sizeof k3, KEY_GW_SESSIONS, gwid),
+                          keys_fmt(k4, sizeof k4, KEY_META, user),
+                          user,
+                          sessid,
+                          member,
+                          keys_fmt(chan, sizeof chan, CHAN_PRESENCE, user)};
+    return scripts_eval(ac, SCRIPT_SESSION_CLOSE, cb, privdata, 4, 4, argv, NULL);
 }

@@ -26,20 +26,37 @@ typedef enum {
 
 /* Computes the SHA1 of every script (once; idempotent). */
 void scripts_init(void);
+/* what loads it: the script, or a function's whole library */
 const char *scripts_source(script_id id);
+/* what calls it: EVALSHA's SHA1, or FCALL's function (= library) name */
 const char *scripts_sha(script_id id);
 const char *scripts_name(script_id id);
+/* 1 when id is a Redis function (FCALL), 0 for an EVAL script */
+int scripts_is_function(script_id id);
+/* fills argv with the command that loads id (SCRIPT LOAD, or FUNCTION LOAD
+ * REPLACE); returns its argc. Its reply is scripts_sha(id). */
+int scripts_load_argv(script_id id, const char *argv[4]);
+/* 1 when an error reply says the script or function is not loaded */
+int scripts_missing(const char *err, size_t len);
 
-/* Runs a script asynchronously: argv holds nkeys keys then nargs args (with
- * lengths). cb receives the final reply (after a NOSCRIPT retry) exactly as
+/* Runs a script asynchronously (EVALSHA, or FCALL for a function): argv
+ * holds nkeys keys then nargs args (with lengths). cb receives the final
+ * reply (after a NOSCRIPT / not-found retry) exactly as
  * redisAsyncCommandArgv would deliver it, including NULL on disconnect.
  * Returns REDIS_OK or REDIS_ERR (not connected). */
 int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
                  int nkeys, int nargs, const char **argv, const size_t *argvlen);
 
-/* Queues SCRIPT LOAD of every script (replies ignored). Call first on every
- * new command connection: later EVALSHAs then never meet NOSCRIPT, whose
- * EVAL retry could otherwise let a message overtake an earlier one. */
+/* Queues SCRIPT LOAD / FUNCTION LOAD of every script (replies ignored). Call
+ * first on every new command connection: later calls then never meet
+ * NOSCRIPT, whose retry could otherwise let a message overtake an earlier
+ * one. */
 int scripts_load(redisAsyncContext *ac);
+
+/* Runs session_close for one session (docs/internals.md): user, its session
+ * id (gwid#conn), its member in the gateway's set (user#conn), the gateway. */
+int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *privdata,
+                          const char *user, const char *sessid, const char *member,
+                          const char *gwid);
 
 #endif

@@ -102,6 +102,7 @@ typedef struct gw_session {
     char member[PROTO_NAME_MAX + 1 + 21]; /* user#conn */
     gw_session_state state;
     struct gw_session *next_of_user; /* list of this user's local sessions */
+    int flush_queued;                /* in g->flushq: written at the end of this turn */
 
     int everyone; /* hello listed every user: newcomers become contacts too */
 
@@ -245,9 +246,14 @@ typedef struct gw_server {
                       * socket lives on until its close handshake ends) */
     strmap presence; /* name -> presence_entry* */
 
+    /* sessions with frames queued in this loop turn (ws_session.c) */
+    uint64_t *flushq; /* their conn ids */
+    size_t nflush, flushcap;
+    struct event *flush_ev;
+
     rtq_slot rtq[PARLEY_SLOTS];
-    uint64_t rtq_dirty;    /* slots with texts waiting */
-    struct event *rtq_ev;  /* publishes them at the end of this loop turn */
+    uint64_t rtq_dirty;   /* slots with texts waiting */
+    struct event *rtq_ev; /* publishes them at the end of this loop turn */
 
     int draining;
     int drain_pending; /* session_close / final replies outstanding */
@@ -289,6 +295,7 @@ int ws_forget_text(gw_session *s, const char *cid, size_t len, char *to);
 /* error unavailable to the sender of a text that was not stored */
 void ws_unavailable(gw_session *s, const char *cid, size_t cid_len);
 void ws_on_redis_up(gw_server *g);
+void ws_flush_free(gw_server *g);
 void ws_close_all(gw_server *g, int code, const char *reason);
 int ws_confirm_upgrade(struct lws *wsi, gw_server *g);
 

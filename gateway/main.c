@@ -323,6 +323,7 @@ int main(int argc, char **argv)
     if (g->sub.ac) redisAsyncFree(g->sub.ac);
     rl_free(g);
     rtq_free(g);
+    ws_flush_free(g);
     event_free(g->drain_timer);
     event_free(g->sig_term);
     event_free(g->sig_int);

@@ -106,19 +106,16 @@ static void rl_cleanup_cb(redisAsyncContext *ac, void *r, void *priv)
         if (e->type != REDIS_REPLY_STRING) continue;
         const char *hash = memrchr(e->str, '#', e->len);
         if (!hash || !proto_valid_user(e->str, (size_t)(hash - e->str))) continue;
-        char user[PROTO_NAME_MAX + 1], k1[KEYS_MAX], k3[KEYS_MAX], chan[KEYS_MAX];
+        char user[PROTO_NAME_MAX + 1], member[PROTO_NAME_MAX + 24];
         char sessid[GW_SESSID_MAX + 8];
         size_t ulen = (size_t)(hash - e->str);
+        if (e->len >= sizeof member) continue;
         memcpy(user, e->str, ulen);
         user[ulen] = '\0';
+        memcpy(member, e->str, e->len);
+        member[e->len] = '\0';
         snprintf(sessid, sizeof sessid, "%s%.*s", g->gwid, (int)(e->len - ulen), hash);
-        keys_fmt(k1, sizeof k1, KEY_SESSIONS, user);
-        keys_fmt(k3, sizeof k3, KEY_GW_SESSIONS, g->gwid);
-        keys_fmt(chan, sizeof chan, CHAN_PRESENCE, user);
-        const char *argv[] = {k1, KEY_ONLINE, k3, user, sessid, e->str, chan};
-        size_t lens[] = {strlen(k1), strlen(KEY_ONLINE), strlen(k3), ulen, strlen(sessid),
-                         e->len,     strlen(chan)};
-        if (scripts_eval(ac, SCRIPT_SESSION_CLOSE, rl_cleanup_close_cb, NULL, 3, 4, argv, lens) ==
+        if (scripts_session_close(ac, rl_cleanup_close_cb, NULL, user, sessid, member, g->gwid) ==
             REDIS_OK) {
             g->cleaning++;
             n++;

@@ -65,12 +65,13 @@ static void sendq_pop(sendq *q)
  * frames are framed here and handed to lws as one raw write (LWS_WRITE_HTTP
  * on a WebSocket goes out untouched; no extension is negotiated); a lone or
  * large frame goes through lws_write(LWS_WRITE_BINARY) from its own headroom.
- * lws keeps any unsent tail of a write itself, after which
- * lws_send_pipe_choked() says whether to wait for POLLOUT. */
+ * lws keeps any unsent tail of a write itself (and asks for POLLOUT), after
+ * which lws_partial_buffered() says to stop. No poll() per write: a full
+ * socket shows as a short send, whose tail lws keeps. */
 int sendq_flush(sendq *q, struct lws *wsi, uint64_t *frames_out)
 {
     static unsigned char batch[LWS_PRE + SENDQ_BATCH];
-    while (q->head && !lws_send_pipe_choked(wsi)) {
+    while (q->head && !lws_partial_buffered(wsi)) {
         sendq_item *it = q->head;
         if (!it->next || it->len + 10 > SENDQ_BATCH / 2) {
             int n = lws_write(wsi, it->buf + LWS_PRE, it->len, LWS_WRITE_BINARY);

@@ -68,6 +68,8 @@ static void ws_slow_consumer(gw_session *s)
     ws_close(s, 1008, "slow consumer");
 }
 
+static void ws_want_write(gw_session *s);
+
 /* Moves backlog frames into the wire queue while it is at most half full (a
  * frame always fits an empty queue), keeping room for live frames. */
 static void ws_pump(gw_session *s)
@@ -77,7 +79,67 @@ static void ws_pump(gw_session *s)
         if (s->backlog.head->live) s->backlog_live -= s->backlog.head->len;
         sendq_move_head(&s->backlog, &s->q);
     }
-    if (s->q.head && s->wsi) lws_callback_on_writable(s->wsi);
+    if (s->q.head) ws_want_write(s);
+}
+
+/* Writing: frames queued during a turn of the event loop are written at its
+ * end, straight from here, every frame a session got in that turn in one
+ * write (sendq_flush). Only a socket that did not take everything waits for
+ * POLLOUT (lws keeps the unsent tail and asks for it; the rest stays in the
+ * bounded sendq): a writable socket costs one send(), not an epoll_ctl to
+ * arm POLLOUT, a wakeup, the callback and an epoll_ctl to disarm it. */
+static void ws_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_server *g = arg;
+    (void)fd;
+    (void)what;
+    /* entries appended while this runs (ws_pump) are handled in this pass */
+    for (size_t i = 0; i < g->nflush; i++) {
+        gw_session *s = ws_session_find(g, g->flushq[i]);
+        if (!s) continue;
+        s->flush_queued = 0;
+        if (!s->wsi) continue;
+        if (s->close_code || lws_partial_buffered(s->wsi)) {
+            lws_callback_on_writable(s->wsi); /* the WRITEABLE callback takes over */
+            continue;
+        }
+        if (sendq_flush(&s->q, s->wsi, &g->m.frames_out) < 0) {
+            lws_callback_on_writable(s->wsi); /* the write error closes it there */
+            continue;
+        }
+        ws_pump(s);
+        if (s->q.head && !s->flush_queued) lws_callback_on_writable(s->wsi);
+    }
+    g->nflush = 0;
+}
+
+static void ws_want_write(gw_session *s)
+{
+    gw_server *g = s->g;
+    if (!s->wsi || s->flush_queued) return;
+    if (!g->flush_ev) g->flush_ev = event_new(g->base, -1, 0, ws_flush_cb, g);
+    if (g->nflush == g->flushcap) {
+        size_t cap = g->flushcap ? 2 * g->flushcap : 256;
+        uint64_t *q = g->flush_ev ? realloc(g->flushq, cap * sizeof *q) : NULL;
+        if (!q) { /* no memory for the list: the slow way */
+            lws_callback_on_writable(s->wsi);
+            return;
+        }
+        g->flushq = q;
+        g->flushcap = cap;
+    }
+    g->flushq[g->nflush++] = s->conn;
+    s->flush_queued = 1;
+    if (g->nflush == 1) event_active(g->flush_ev, EV_TIMEOUT, 1);
+}
+
+void ws_flush_free(gw_server *g)
+{
+    if (g->flush_ev) event_free(g->flush_ev);
+    g->flush_ev = NULL;
+    free(g->flushq);
+    g->flushq = NULL;
+    g->nflush = g->flushcap = 0;
 }
 
 void ws_send(gw_session *s, const char *frame, size_t len)
@@ -104,7 +166,7 @@ void ws_send(gw_session *s, const char *frame, size_t len)
         ws_close(s, 1011, "out of memory");
         return;
     }
-    lws_callback_on_writable(s->wsi);
+    ws_want_write(s);
 }
 
 /* A replayed inbox entry: paced through the backlog, never cut off for size
@@ -970,13 +1032,9 @@ static void ws_closed(gw_server *g, gw_session *s)
     }
     presence_unfollow_all(s);
 
-    char k1[KEYS_MAX], k3[KEYS_MAX], chan[KEYS_MAX];
-    keys_fmt(k1, sizeof k1, KEY_SESSIONS, s->user);
-    keys_fmt(k3, sizeof k3, KEY_GW_SESSIONS, g->gwid);
-    keys_fmt(chan, sizeof chan, CHAN_PRESENCE, s->user);
-    const char *argv[] = {k1, KEY_ONLINE, k3, s->user, s->sessid, s->member, chan};
-    if (rl_eval(g, SCRIPT_SESSION_CLOSE, ws_close_cb, g->draining ? (void *)1 : NULL, 3, 4, argv,
-                NULL) == 0 &&
+    if (g->cmd.up && g->cmd.ac &&
+        scripts_session_close(g->cmd.ac, ws_close_cb, g->draining ? (void *)1 : NULL, s->user,
+                              s->sessid, s->member, g->gwid) == REDIS_OK &&
         g->draining)
         g->drain_pending++;
     /* if Redis is down, the reaper closes it once our heartbeat expires, or

@@ -74,7 +74,7 @@ static void reaper_sessions_cb(redisAsyncContext *ac, void *reply, void *privdat
     reaper_gw *g = privdata;
     redisReply *rep = reply;
     router *r = g->r;
-    char gwset[KEYS_MAX], usess[KEYS_MAX], chan[KEYS_MAX], sid[160], user[PROTO_NAME_MAX + 1];
+    char gwset[KEYS_MAX], sid[160], user[PROTO_NAME_MAX + 1];
     (void)ac;
 
     if (!rep || rep->type != REDIS_REPLY_ARRAY || !r->cmd) {
@@ -94,14 +94,7 @@ static void reaper_sessions_cb(redisAsyncContext *ac, void *reply, void *privdat
         memcpy(user, member, ulen);
         user[ulen] = '\0';
         snprintf(sid, sizeof(sid), "%s%s", g->id, hash);
-        const char *argv[] = {keys_fmt(usess, sizeof(usess), KEY_SESSIONS, user),
-                              KEY_ONLINE,
-                              gwset,
-                              user,
-                              sid,
-                              member,
-                              keys_fmt(chan, sizeof(chan), CHAN_PRESENCE, user)};
-        scripts_eval(r->cmd, SCRIPT_SESSION_CLOSE, reaper_close_cb, g, 3, 4, argv, NULL);
+        scripts_session_close(r->cmd, reaper_close_cb, g, user, sid, member, g->id);
     }
     /* answered after every session_close above */
     if (redisAsyncCommand(r->cmd, reaper_scard_cb, g, "SCARD %s", gwset) != REDIS_OK)

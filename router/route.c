@@ -2,13 +2,16 @@
  * parley:rt:N become calls of the `send` script (docs/internals.md), in
  * arrival order on the single command connection.
  *
- * Batching: the messages that arrive in one turn of the event loop (a
- * payload may itself hold several envelopes, one after the other) are
- * collected and sent as one script call at the end of the turn, at most
- * ROUTE_BATCH_MAX per call. The script runs them in order and publishes one
- * payload per gateway, so a busy router pays the per-command costs (EVALSHA,
- * a PUBLISH and a socket write per gateway) once per batch, not per message;
- * an idle one still sends each message at once (a batch of one, no timer).
+ * Batching (group commit): messages are collected while a script call is
+ * in flight and sent as one call when its answer comes back, at most
+ * ROUTE_BATCH_MAX per call (a full batch goes at once, whatever is in
+ * flight). With nothing in flight a message goes at
+ * the end of the loop turn it arrived in (with the others of that turn): an
+ * idle router adds no delay, a busy one makes its batches as large as the
+ * time Redis takes for the previous one. The script runs them in order and
+ * publishes one payload per gateway, so the per-call costs (EVALSHA, the
+ * script's set-up, a PUBLISH and a socket write per gateway) are paid once
+ * per batch, not per message.
  * Before anything else is sent on the command connection that must follow
  * the messages (a slot release), route_flush() sends the open batch.
  *
@@ -75,6 +78,8 @@ enum {
 };
 #define ROUTE_MSG_ARGS 6 /* from, to, data, cid, sender session, sender conn */
 
+#define ROUTE_CALLS_MAX 1 /* partial batches wait while this many calls are in flight */
+
 /* what route_done needs of one call */
 typedef struct route_call {
     router *r;
@@ -134,9 +139,10 @@ static int route_list_fmt(route_list *l, const char *fmt, const char *name)
 
 static void route_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
+    router *r = arg;
     (void)fd;
     (void)what;
-    route_flush(arg);
+    if (r->calls_in_flight < ROUTE_CALLS_MAX) route_flush(r);
 }
 
 void route_init(router *r)
@@ -225,6 +231,9 @@ static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
                   rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
     }
     free(call);
+    r->calls_in_flight--;
+    if (r->batch_count && r->calls_in_flight < ROUTE_CALLS_MAX)
+        route_flush(r); /* what gathered meanwhile */
 }
 
 static void route_drop_batch(router *r)
@@ -287,6 +296,7 @@ void route_flush(router *r)
         r->stats.lost += (unsigned long long)count;
         return;
     }
+    r->calls_in_flight++;
     r->in_flight += count;
     if (r->in_flight >= ROUTE_MAX_IN_FLIGHT) route_pause(r);
 }
@@ -355,7 +365,7 @@ static void route_one(router *r, unsigned slot, const bus_text *m)
 
     size_t keys_n = r->batch_keys.n, keys_len = r->batch_keys.len;
     size_t args_n = r->batch_args.n, args_len = r->batch_args.len;
-    keys_fmt(cidkey, sizeof cidkey, KEY_CID, from, (int)m->cid.len, m->cid.p);
+    keys_fmt(cidkey, sizeof cidkey, KEY_CIDS, from);
     int rc = to[0] == '#' ? route_keys_group(&r->batch_keys, cidkey, to, conv)
                           : route_keys_pair(&r->batch_keys, cidkey, from, to, conv);
     size_t sl =
@@ -375,8 +385,10 @@ static void route_one(router *r, unsigned slot, const bus_text *m)
         r->stats.lost++;
         return;
     }
-    if (r->batch_count++ == 0) event_active(r->flush_ev, EV_TIMEOUT, 1);
-    if (r->batch_count >= ROUTE_BATCH_MAX) route_flush(r);
+    if (++r->batch_count >= ROUTE_BATCH_MAX)
+        route_flush(r);
+    else if (r->batch_count == 1 && r->calls_in_flight < ROUTE_CALLS_MAX)
+        event_active(r->flush_ev, EV_TIMEOUT, 1);
 }
 
 void route_message(router *r, unsigned slot, const char *buf, size_t len)

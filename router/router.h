@@ -85,12 +85,13 @@ typedef struct router {
 
     /* route.c: ARGV values fixed for the process, as strings */
     char inbox_cap_s[24], history_cap_s[24], dedupe_ttl_s[24];
-    msgpack_unpacked unpacked; /* reused: its zone is cleared, not freed */
+    msgpack_unpacked unpacked;         /* reused: its zone is cleared, not freed */
     route_list batch_keys, batch_args; /* the open batch */
     int batch_count;                   /* messages in it */
     struct event *flush_ev;            /* sends it at the end of this loop turn */
     long long in_flight;               /* messages sent, not answered */
-    int paused; /* reading the subscriber socket is paused (backpressure) */
+    int calls_in_flight;               /* send script calls not answered */
+    int paused;                        /* reading the subscriber socket is paused (backpressure) */
     router_stats stats;
 
     int stopping;

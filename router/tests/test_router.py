@@ -198,6 +198,14 @@ try:
     msgs = sub.collect(2)
     check(len(msgs) == 2 and any(decode_env(p)["f"].get("data") == "after flush"
                                  for _, p in msgs), "EVAL fallback after SCRIPT FLUSH")
+
+    # the same for the send function: FUNCTION FLUSH under a running router
+    r("FUNCTION", "FLUSH")
+    publish_text(r, "alice", "bob", "after function flush", "m4f")
+    msgs = sub.collect(2)
+    check(len(msgs) == 2 and any(decode_env(p)["f"].get("data") == "after function flush"
+                                 for _, p in msgs) and len(r("FUNCTION", "LIST")) == 1,
+          "FUNCTION LOAD and FCALL again after FUNCTION FLUSH")
     cli("scripts", "--load")  # for this test's own EVALSHAs
 
     # inbox via the CLI

@@ -54,7 +54,9 @@ def published(raw=False):
 
 
 def ev(name, keys, args):
-    return r("EVALSHA", SHA[name], len(keys), *keys, *args)
+    # send is a Redis function (its "sha" is the function name), the rest EVAL scripts
+    cmd = "FCALL" if SHA[name].startswith("parley_") else "EVALSHA"
+    return r(cmd, SHA[name], len(keys), *keys, *args)
 
 
 def U(user, what):
@@ -67,10 +69,10 @@ SEND_ARGS = ["parley:gw:", 1000, 10000, 86400, U("%s", "meta"), U("%s", "inbox")
 
 def send_keys(frm, to, cid):
     if to.startswith("#"):
-        return [U(frm, "cid:" + cid), "parley:{g:%s}:meta" % to, "parley:{g:%s}:members" % to,
+        return [U(frm, "cids"), "parley:{g:%s}:meta" % to, "parley:{g:%s}:members" % to,
                 "parley:ids", "parley:{c:%s}:history" % to]
     conv = "|".join(sorted([frm, to]))
-    return [U(frm, "cid:" + cid), U(to, "account"), "parley:ids",
+    return [U(frm, "cids"), U(to, "account"), "parley:ids",
             "parley:{c:%s}:history" % conv, U(to, "meta"), U(to, "inbox"), U(to, "sessions"),
             U(frm, "meta"), U(frm, "inbox"), U(frm, "sessions"), U(frm, "contacts"),
             U(to, "contacts"), U(to, "unread")]
@@ -100,7 +102,7 @@ def sopen(user, gw, conn):
 
 def sclose(user, gw, conn):
     return ev("session_close", [U(user, "sessions"), "parley:online",
-                                "parley:gw:%s:sessions" % gw],
+                                "parley:gw:%s:sessions" % gw, U(user, "meta")],
               [user, "%s#%d" % (gw, conn), "%s#%d" % (user, conn), "parley:presence:" + user])
 
 
@@ -154,12 +156,14 @@ check(len(hist) == 1 and "seq" not in unpack(hist[0]) and unpack(hist[0])["id"] 
       "history has the frame without seq")
 check(unpack(r("LINDEX", U("bob", "inbox"), -1))["seq"] == 1, "bob inbox seq 1")
 check(unpack(r("LINDEX", U("alice", "inbox"), -1))["seq"] == 1, "alice inbox seq 1")
-check(r("HGET", U("bob", "meta"), "pushed") == b"1", "bob pushed = 1")
+check(r("HGET", U("bob", "meta"), "pushed") is None,
+      "pushed not tracked per message while bob has sessions")
 check(r("HGET", U("bob", "unread"), "alice") == b"1", "bob has 1 unread from alice")
 check(r("HGET", U("alice", "unread"), "bob") is None, "the sender's own message is not unread")
 check(r("SMEMBERS", U("alice", "contacts")) == [b"bob"] and
       r("SMEMBERS", U("bob", "contacts")) == [b"alice"], "contacts both ways")
-check(0 < r("TTL", U("alice", "cid:c1")) <= 86400, "cid key with TTL")
+check(r("HGET", U("alice", "cids"), "c1") is not None and
+      86400 < r("TTL", U("alice", "cids")) <= 2 * 86400, "cid remembered, hash with TTL 2 x ttl")
 
 # dup
 res = send("alice", "bob", "hi bob", "c1", "gwA#5", 5)
@@ -259,7 +263,9 @@ check(res[0] == 0 and res[1::6] == [b"alice"] and res[2] == 1, "bob's contacts %
 
 # session_close
 check(sclose("bob", "gw1", 7) == 0 and published() == [], "close one of two: not last")
-check(sclose("bob", "gw2", 3) == 1, "close the last: 1")
+bob_seq = r("HGET", U("bob", "meta"), "seq")
+check(sclose("bob", "gw2", 3) == 1 and r("HGET", U("bob", "meta"), "pushed") == bob_seq,
+      "close the last: 1, and pushed = seq")
 p = published()
 check(len(p) == 1 and unpack(p[0][1]) == {"kind": "offline", "from": "bob"}, "offline published")
 check(sclose("bob", "gw2", 3) == 0 and published() == [], "second close is a no-op")
@@ -272,6 +278,11 @@ p = [(c, decode_env(pl)) for c, pl in published()]
 check(not any(e["t"] == "u" and e["u"] == "bob" for _, e in p), "no delivery to offline bob")
 res = sopen("bob", "gw3", 1)
 check(len(res) == 3 and unpack(res[2])["data"] == "while away", "bob gets it on open")
+send("alice", "bob", "while online", "c6b", "gwA#5", 5)
+res = sopen("bob", "gw3", 2)
+check(len(res) == 2, "a second session gets nothing pending (the first had everything)")
+sclose("bob", "gw3", 2)
+sclose("bob", "gw3", 1)
 published()
 
 # slot leases
@@ -336,6 +347,18 @@ p = [decode_env(e)["f"] for _, e in published() if decode_env(e)["t"] == "c"]
 check([(f["kind"], f.get("code")) for f in p] == [("error", "unavailable"), ("ack", None)],
       "the failed message is answered unavailable, the next one acked")
 r("DEL", U("dave", "inbox"), U("dave", "account"))
+
+# dedupe window: the cids hash turns into cids:old once older than ttl; both are checked
+r("DEL", U("erin", "cids"), U("erin", "cids:old"))
+ev("register", [U("erin", "account"), "parley:users"], ["erin", "H", 1])
+send("erin", "alice", "one", "e1", "gwE#1", 1)
+r("EXPIRE", U("erin", "cids"), 100)  # as if created 2 x 86400 - 100 s ago
+send("erin", "alice", "two", "e2", "gwE#1", 1)
+check(r("HKEYS", U("erin", "cids:old")) == [b"e1"] and r("HKEYS", U("erin", "cids")) == [b"e2"] and
+      r("TTL", U("erin", "cids")) > 86400, "rotation: old entries move to cids:old")
+res = send("erin", "alice", "one", "e1", "gwE#1", 1)
+check(isinstance(res, list) and res[-1] == b"dup", "a cid in cids:old is still a duplicate")
+published()
 
 # NOSCRIPT fallback is exercised by the router test (SCRIPT FLUSH while running)
 print("%d failure(s)" % failures)

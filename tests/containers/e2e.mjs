@@ -566,8 +566,7 @@ async function main() {
                 .replace(/alice/g, ALICE)
                 .replace(/bob/g, BOB)
                 .replace(/#team/g, group)
-                .replace(/gw1/g, gw)
-                .replace(/:cid:c1/, ':cid:chat-1');
+                .replace(/gw1/g, gw);
         const cmds = [];
         for (const row of readme.split('\n').filter((l) => l.startsWith('| `parley:'))) {
             const cmd = [...row.matchAll(/`([^`]+)`/g)].map((m) => m[1]).find((c) => /^[A-Z]+ parley:/.test(c));

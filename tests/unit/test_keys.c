@@ -8,8 +8,8 @@ int main(void)
     CHECK(strcmp(keys_fmt(b, sizeof b, KEY_ACCOUNT, "alice"), "parley:{u:alice}:account") == 0,
           "account: %s", b);
     CHECK(strcmp(keys_fmt(b, sizeof b, KEY_INBOX, "bob"), "parley:{u:bob}:inbox") == 0, "inbox");
-    CHECK(strcmp(keys_fmt(b, sizeof b, KEY_CID, "bob", 3, "c12345"), "parley:{u:bob}:cid:c12") == 0,
-          "cid with length: %s", b);
+    CHECK(strcmp(keys_fmt(b, sizeof b, KEY_CIDS, "bob"), "parley:{u:bob}:cids") == 0, "cids: %s",
+          b);
     CHECK(strcmp(keys_fmt(b, sizeof b, KEY_HISTORY, "alice|bob"), "parley:{c:alice|bob}:history") ==
               0,
           "history");
@@ -25,12 +25,9 @@ int main(void)
     keys_fmt(small, sizeof small, KEY_USERS "%s", "");
     CHECK(strlen(small) == 7, "truncates safely");
 
-    /* the longest key fits in KEYS_MAX */
-    char cid[65];
-    memset(cid, 'c', 64);
-    cid[64] = '\0';
-    keys_fmt(b, sizeof b, KEY_CID, "abcdefghijklmnopqrstuvwxyz012345", 64, cid);
-    CHECK(strlen(b) == 7 + 3 + 32 + 1 + 5 + 64, "longest cid key %zu", strlen(b));
+    /* the longest per-user key fits in KEYS_MAX */
+    keys_fmt(b, sizeof b, KEY_CONTACTS, "abcdefghijklmnopqrstuvwxyz012345");
+    CHECK(strlen(b) == 7 + 3 + 32 + 1 + 9, "longest user key %zu", strlen(b));
 
     CHECK(keys_conv_pair(b, sizeof b, "bob", "alice") == 9 && strcmp(b, "alice|bob") == 0,
           "pair sorted: %s", b);

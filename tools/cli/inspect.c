@@ -361,7 +361,7 @@ int cli_cmd_scripts(cli_ctx *ctx, const char *prog, int argc, char **argv)
 {
     int load = 0;
     const config_opt opts[] = {
-        {"load", NULL, CONFIG_BOOL, &load, 0, 0, "SCRIPT LOAD every script into Redis"},
+        {"load", NULL, CONFIG_BOOL, &load, 0, 0, "load every script (and function) into Redis"},
     };
     char *pos[1];
     int npos;
@@ -370,11 +370,12 @@ int cli_cmd_scripts(cli_ctx *ctx, const char *prog, int argc, char **argv)
     if (load && !(c = cli_redis(ctx))) return CLI_FAIL;
     for (int i = 0; i < SCRIPT__COUNT; i++) {
         if (load) {
-            const char *av[] = {"SCRIPT", "LOAD", scripts_source(i)};
-            redisReply *r = redisCommandArgv(c, 3, av, NULL);
+            const char *av[4];
+            int n = scripts_load_argv(i, av);
+            redisReply *r = redisCommandArgv(c, n, av, NULL);
             if (!r) return cli_fail("redis: %s", c->errstr);
             int bad = r->type != REDIS_REPLY_STRING || strcmp(r->str, scripts_sha(i)) != 0;
-            if (bad) cli_fail("SCRIPT LOAD %s: %s", scripts_name(i), r->str ? r->str : "?");
+            if (bad) cli_fail("%s LOAD %s: %s", av[0], scripts_name(i), r->str ? r->str : "?");
             freeReplyObject(r);
             if (bad) return CLI_FAIL;
         }

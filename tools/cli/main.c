@@ -119,7 +119,7 @@ redisReply *cli_eval(redisContext *c, script_id id, int nkeys, int nargs, const 
     redisReply *r = NULL;
 
     if (!av || !al) goto out;
-    av[0] = "EVALSHA";
+    av[0] = scripts_is_function(id) ? "FCALL" : "EVALSHA";
     av[1] = scripts_sha(id);
     al[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
     av[2] = nk;
@@ -130,12 +130,19 @@ redisReply *cli_eval(redisContext *c, script_id id, int nkeys, int nargs, const 
     al[0] = strlen(av[0]);
     al[1] = strlen(av[1]);
     r = redisCommandArgv(c, argc, av, al);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+    if (r && r->type == REDIS_REPLY_ERROR && scripts_missing(r->str, r->len)) {
         freeReplyObject(r);
-        av[0] = "EVAL";
-        al[0] = 4;
-        av[1] = scripts_source(id);
-        al[1] = strlen(av[1]);
+        if (scripts_is_function(id)) {
+            const char *load[4];
+            int n = scripts_load_argv(id, load);
+            r = redisCommandArgv(c, n, load, NULL);
+            if (r) freeReplyObject(r);
+        } else {
+            av[0] = "EVAL";
+            al[0] = 4;
+            av[1] = scripts_source(id);
+            al[1] = strlen(av[1]);
+        }
         r = redisCommandArgv(c, argc, av, al);
     }
     if (!r) cli_fail("redis: %s", c->errstr);

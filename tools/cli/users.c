@@ -89,8 +89,9 @@ int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv)
 
 static int cli_load_script(redisContext *c, script_id id)
 {
-    const char *av[] = {"SCRIPT", "LOAD", scripts_source(id)};
-    redisReply *r = redisCommandArgv(c, 3, av, NULL);
+    const char *av[4];
+    int n = scripts_load_argv(id, av);
+    redisReply *r = redisCommandArgv(c, n, av, NULL);
     if (!r) return cli_fail("redis: %s", c->errstr);
     int rc = r->type == REDIS_REPLY_ERROR ? cli_fail("redis: %s", r->str) : CLI_OK;
     freeReplyObject(r);
