@@ -71,16 +71,65 @@ static int parse_int(const char *p, size_t len, long min, long max, long *out)
     return 0;
 }
 
+/* userinfo [user]:password@ in p[0..at) into out. */
+static int parse_userinfo(const char *p, const char *at, redisurl *out, char *err, size_t errlen)
+{
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    if (!colon) {
+        /* redis://password@host: accepted as a bare password */
+        colon = p - 1;
+    } else if (colon > p) {
+        if (pct_decode(p, (size_t)(colon - p), out->user, sizeof(out->user)) != 0)
+            return fail(err, errlen, "redis url: bad user name");
+    }
+    if (pct_decode(colon + 1, (size_t)(at - colon - 1), out->password, sizeof(out->password)) != 0)
+        return fail(err, errlen, "redis url: bad password encoding");
+    out->has_password = 1;
+    return 0;
+}
+
+/* unix://[userinfo@]/absolute/path[?db=N] (p: after the scheme) */
+static int parse_unix(const char *p, redisurl *out, char *err, size_t errlen)
+{
+    const char *slash = strchr(p, '/'), *q, *end;
+    long v;
+    if (!slash) return fail(err, errlen, "redis url: unix:// needs an absolute socket path");
+    const char *at = NULL;
+    for (const char *c = p; c < slash; c++)
+        if (*c == '@') at = c;
+    if (at ? at + 1 != slash : slash != p)
+        return fail(err, errlen, "redis url: unix:// takes no host, only /path");
+    if (at && parse_userinfo(p, at, out, err, errlen) != 0) return -1;
+    q = strchr(slash, '?');
+    end = q ? q : slash + strlen(slash);
+    if ((size_t)(end - slash) >= 108) /* sun_path */
+        return fail(err, errlen, "redis url: socket path too long");
+    if (end - slash < 2) return fail(err, errlen, "redis url: missing socket path");
+    memcpy(out->host, slash, (size_t)(end - slash));
+    out->host[end - slash] = '\0';
+    if (q) {
+        if (strncmp(q, "?db=", 4) != 0 || parse_int(q + 4, strlen(q + 4), 0, 1000000, &v) != 0)
+            return fail(err, errlen, "redis url: after the path only ?db=N is understood");
+        out->db = (int)v;
+    }
+    out->unix_socket = 1;
+    out->port = 0;
+    return 0;
+}
+
 int redisurl_parse(const char *url, redisurl *out, char *err, size_t errlen)
 {
-    static const char scheme[] = "redis://";
+    static const char scheme[] = "redis://", uscheme[] = "unix://";
     const char *p, *end, *at, *hostend, *slash;
     long v;
 
     memset(out, 0, sizeof(*out));
     out->port = 6379;
+    if (url && strncmp(url, uscheme, sizeof(uscheme) - 1) == 0)
+        return parse_unix(url + sizeof(uscheme) - 1, out, err, errlen);
     if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-        return fail(err, errlen, "redis url must start with redis:// (got '%s')", url ? url : "");
+        return fail(err, errlen, "redis url must start with redis:// or unix:// (got '%s')",
+                    url ? url : "");
     p = url + sizeof(scheme) - 1;
     end = p + strlen(p);
     slash = memchr(p, '/', (size_t)(end - p));
@@ -91,18 +140,7 @@ int redisurl_parse(const char *url, redisurl *out, char *err, size_t errlen)
     for (const char *q = p; q < slash; q++)
         if (*q == '@') at = q;
     if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (!colon) {
-            /* redis://password@host: accepted as a bare password */
-            colon = p - 1;
-        } else if (colon > p) {
-            if (pct_decode(p, (size_t)(colon - p), out->user, sizeof(out->user)) != 0)
-                return fail(err, errlen, "redis url: bad user name");
-        }
-        if (pct_decode(colon + 1, (size_t)(at - colon - 1), out->password, sizeof(out->password)) !=
-            0)
-            return fail(err, errlen, "redis url: bad password encoding");
-        out->has_password = 1;
+        if (parse_userinfo(p, at, out, err, errlen) != 0) return -1;
         p = at + 1;
     }
 
@@ -143,6 +181,10 @@ int redisurl_parse(const char *url, redisurl *out, char *err, size_t errlen)
 
 const char *redisurl_describe(const redisurl *u, char *buf, size_t size)
 {
+    if (u->unix_socket) {
+        snprintf(buf, size, "unix:%s/%d", u->host, u->db);
+        return buf;
+    }
     const int v6 = strchr(u->host, ':') != NULL;
     snprintf(buf, size, "%s%s%s:%d/%d", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, u->db);
     return buf;
@@ -166,8 +208,12 @@ redisContext *redisurl_connect(const redisurl *u, const struct timeval *timeout,
                                size_t errlen)
 {
     char desc[300], dbs[16];
-    redisContext *c = timeout ? redisConnectWithTimeout(u->host, u->port, *timeout)
-                              : redisConnect(u->host, u->port);
+    redisContext *c;
+    if (u->unix_socket)
+        c = timeout ? redisConnectUnixWithTimeout(u->host, *timeout) : redisConnectUnix(u->host);
+    else
+        c = timeout ? redisConnectWithTimeout(u->host, u->port, *timeout)
+                    : redisConnect(u->host, u->port);
     if (!c) {
         fail(err, errlen, "redis %s: out of memory", redisurl_describe(u, desc, sizeof(desc)));
         return NULL;
@@ -201,7 +247,8 @@ redisContext *redisurl_connect(const redisurl *u, const struct timeval *timeout,
 redisAsyncContext *redisurl_async_connect(const redisurl *u, char *err, size_t errlen)
 {
     char desc[300];
-    redisAsyncContext *ac = redisAsyncConnect(u->host, u->port);
+    redisAsyncContext *ac =
+        u->unix_socket ? redisAsyncConnectUnix(u->host) : redisAsyncConnect(u->host, u->port);
     if (!ac) {
         fail(err, errlen, "redis %s: out of memory", redisurl_describe(u, desc, sizeof(desc)));
         return NULL;

@@ -1,9 +1,12 @@
 /* redisurl.h - the Redis URL every Parley process takes (--redis-url), and
  * the AUTH/SELECT prelude it implies on a fresh connection.
  *
- * Accepted form: redis://[[user]:password@]host[:port][/db]
+ * Accepted forms: redis://[[user]:password@]host[:port][/db]
+ *                 unix://[[user]:password@]/path/to/redis.sock[?db=N]
  * host may be a bracketed IPv6 address ([::1]); port defaults to 6379, db to 0.
- * The password may be percent-encoded (%40 for '@'). */
+ * The password may be percent-encoded (%40 for '@'). A Unix socket is the
+ * cheaper link when Redis runs on the same machine (no TCP stack per
+ * message). */
 #ifndef PARLEY_REDISURL_H
 #define PARLEY_REDISURL_H
 
@@ -16,7 +19,8 @@
 #define REDISURL_SECRET_MAX 256
 
 typedef struct redisurl {
-    char host[REDISURL_HOST_MAX];
+    char host[REDISURL_HOST_MAX]; /* unix: the socket path */
+    int unix_socket;
     int port;
     char user[REDISURL_SECRET_MAX]; /* "" unless redis://user:pw@ (Redis 6 ACL) */
     char password[REDISURL_SECRET_MAX];
@@ -43,7 +47,7 @@ redisAsyncContext *redisurl_async_connect(const redisurl *u, char *err, size_t e
  * REDIS_OK or REDIS_ERR. */
 int redisurl_async_prelude(redisAsyncContext *ac, const redisurl *u);
 
-/* "host:port/db" for log lines (never the password). */
+/* "host:port/db" or "unix:PATH/db" for log lines (never the password). */
 const char *redisurl_describe(const redisurl *u, char *buf, size_t size);
 
 #endif

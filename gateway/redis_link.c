@@ -371,7 +371,7 @@ static void rl_connect(gw_server *g, rl_conn *c)
     redisLibeventAttach(ac, g->base);
     /* a Redis host that vanishes without a reset is noticed in ~30 s, also on
      * the subscriber, which has no heartbeat of its own */
-    redisEnableKeepAlive(&ac->c);
+    if (!g->rurl.unix_socket) redisEnableKeepAlive(&ac->c); /* TCP only */
     redisAsyncSetConnectCallback(ac, rl_on_connect);
     redisAsyncSetDisconnectCallback(ac, rl_on_disconnect);
     redisurl_async_prelude(ac, &g->rurl);

@@ -18,6 +18,9 @@ static const struct {
     {"redis://:p%40ss%2Fw@host", "host", "", "p@ss/w", 6379, 1, 0},
     {"redis://[::1]:6380", "::1", "", "", 6380, 0, 0},
     {"redis://[::1]", "::1", "", "", 6379, 0, 0},
+    {"unix:///run/redis/redis.sock", "/run/redis/redis.sock", "", "", 0, 0, 0},
+    {"unix://:pw@/tmp/r.sock?db=3", "/tmp/r.sock", "", "pw", 0, 1, 3},
+    {"unix://app:p%40w@/tmp/r.sock", "/tmp/r.sock", "app", "p@w", 0, 1, 0},
 };
 
 static const char *const bad[] = {
@@ -36,6 +39,16 @@ static const char *const bad[] = {
     "redis://:pw%4@host",
     "redis://:pw%zz@host",
     "redis://host:6379/1/2",
+    "unix://",
+    "unix:///",
+    "unix://host/tmp/r.sock",
+    "unix://relative.sock",
+    "unix:///tmp/r.sock?db=x",
+    "unix:///tmp/r.sock?timeout=3",
+    "unix://:pw%zz@/tmp/r.sock",
+    "unix:///tmp/"
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "aaaaaaaaa.sock",
 };
 
 int main(void)
@@ -68,5 +81,9 @@ int main(void)
     memset(longurl + 8, 'h', 400);
     longurl[408] = '\0';
     CHECK(redisurl_parse(longurl, &u, err, sizeof(err)) != 0, "400-byte host accepted");
+    CHECK(redisurl_parse("unix:///tmp/r.sock?db=2", &u, err, sizeof(err)) == 0 && u.unix_socket &&
+              strcmp(redisurl_describe(&u, buf, sizeof buf), "unix:/tmp/r.sock/2") == 0,
+          "unix describe: %s", buf);
+    CHECK(redisurl_parse("redis://h", &u, err, sizeof(err)) == 0 && !u.unix_socket, "tcp flag");
     return unit_done();
 }

@@ -17,6 +17,9 @@
 #   --users N        bench users to create: bench0..bench(N-1) [PARLEY_STACK_USERS, default 2000]
 #   --prefix P       user name prefix [PARLEY_BENCH_PREFIX, default bench]
 #   --aof MODE       redis appendfsync: everysec, always, or no (no AOF) [PARLEY_STACK_AOF, default everysec]
+#   --redis-link L   how routers and gateways reach Redis: unix (a Unix socket, the cheaper link
+#                    when everything runs on one machine) or tcp (127.0.0.1) [PARLEY_STACK_REDIS_LINK,
+#                    default unix]; redis-cli and the CLI use TCP either way
 #   --gateway-args S extra flags for every gateway [PARLEY_STACK_GATEWAY_ARGS]
 #                    (the stack already sets --rate 1000000 --burst 1000000: the per-socket
 #                    rate limit is a client-protection policy, not what is being measured)
@@ -33,6 +36,7 @@ NRT=${PARLEY_STACK_ROUTERS:-1}
 USERS=${PARLEY_STACK_USERS:-2000}
 PREFIX=${PARLEY_BENCH_PREFIX:-bench}
 AOF=${PARLEY_STACK_AOF:-everysec}
+LINK=${PARLEY_STACK_REDIS_LINK:-unix}
 GW_ARGS=${PARLEY_STACK_GATEWAY_ARGS:-}
 RT_ARGS=${PARLEY_STACK_ROUTER_ARGS:-}
 LOGS=${PARLEY_STACK_LOGS:-}
@@ -47,6 +51,7 @@ while [ $# -gt 0 ]; do
     --users) USERS=$2; shift 2 ;;
     --prefix) PREFIX=$2; shift 2 ;;
     --aof) AOF=$2; shift 2 ;;
+    --redis-link) LINK=$2; shift 2 ;;
     --gateway-args) GW_ARGS=$2; shift 2 ;;
     --router-args) RT_ARGS=$2; shift 2 ;;
     --logs) LOGS=$2; shift 2 ;;
@@ -58,6 +63,7 @@ done
 [ $# -gt 0 ] || die "nothing to run: give -- MODE [flags] or -- COMMAND (see --help)"
 [[ $NGW =~ ^[1-9][0-9]*$ && $NRT =~ ^[1-9][0-9]*$ && $USERS =~ ^[0-9]+$ ]] || die "--gateways, --routers, --users take numbers"
 case $AOF in everysec|always|no) ;; *) die "--aof takes everysec, always or no" ;; esac
+case $LINK in unix|tcp) ;; *) die "--redis-link takes unix or tcp" ;; esac
 for b in parley-gateway parley-router parley parley-bench; do
     [ -x "$BUILD/$b" ] || die "$BUILD/$b is missing: run deploy/setup.sh first"
 done
@@ -103,10 +109,13 @@ mkdir -p "$WORK/redis"
 raof=(--appendonly yes --appendfsync "$AOF")
 [ "$AOF" = no ] && raof=(--appendonly no)
 redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' "${raof[@]}" \
+    --unixsocket "$WORK/redis/redis.sock" --unixsocketperm 700 \
     --maxclients 10000 --daemonize no >"$LOGS/redis.log" 2>&1 &
 PIDS+=($!); REDIS_PID=$!
 wait_for redis 100 redis-cli -p "$RPORT" ping
 export PARLEY_REDIS_URL=redis://127.0.0.1:$RPORT
+SERVER_REDIS_URL=$PARLEY_REDIS_URL
+[ "$LINK" = unix ] && SERVER_REDIS_URL=unix://$WORK/redis/redis.sock
 export PARLEY_SECRET=$SECRET
 
 if [ "$USERS" -gt 0 ]; then
@@ -117,7 +126,8 @@ fi
 ROUTER_PIDS=()
 for i in $(seq "$NRT"); do
     # shellcheck disable=SC2086
-    "$BUILD/parley-router" --id "bench-rt$i" --log-level warn $RT_ARGS >"$LOGS/router$i.log" 2>&1 &
+    "$BUILD/parley-router" --id "bench-rt$i" --log-level warn --redis-url "$SERVER_REDIS_URL" \
+        $RT_ARGS >"$LOGS/router$i.log" 2>&1 &
     PIDS+=($!); ROUTER_PIDS+=($!)
 done
 slots_owned() {
@@ -132,7 +142,8 @@ for i in $(seq "$NGW"); do
     port=$(free_port)
     # shellcheck disable=SC2086
     "$BUILD/parley-gateway" --port "$port" --id "bench-gw$i" --rate 1000000 --burst 1000000 \
-        --log-level warn --web-root "$WORK/none" $GW_ARGS >"$LOGS/gateway$i.log" 2>&1 &
+        --log-level warn --web-root "$WORK/none" --redis-url "$SERVER_REDIS_URL" $GW_ARGS \
+        >"$LOGS/gateway$i.log" 2>&1 &
     PIDS+=($!); GW_PIDS+=($!); GWS+=("127.0.0.1:$port")
 done
 for g in "${GWS[@]}"; do wait_for "gateway $g /healthz" 200 curl -fsS "http://$g/healthz"; done
@@ -147,7 +158,7 @@ cpu="redis=$REDIS_PID"
 for i in "${!ROUTER_PIDS[@]}"; do cpu+=",router$((i + 1))=${ROUTER_PIDS[$i]}"; done
 for i in "${!GW_PIDS[@]}"; do cpu+=",gw$((i + 1))=${GW_PIDS[$i]}"; done
 export PARLEY_BENCH_CPU_PIDS=$cpu
-echo "run-stack: redis :$RPORT (aof $AOF), $NRT router(s), gateways $PARLEY_BENCH_GATEWAYS, $USERS users, logs $LOGS" >&2
+echo "run-stack: redis :$RPORT (aof $AOF, servers over $LINK), $NRT router(s), gateways $PARLEY_BENCH_GATEWAYS, $USERS users, logs $LOGS" >&2
 
 case $1 in
 connect|pair|1:1|fanout|ramp) cmd=("$BUILD/parley-bench" "$@") ;;
