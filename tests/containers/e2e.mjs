@@ -531,7 +531,7 @@ async function main() {
         const delta = stat(after, 'total_commands_processed') - stat(before, 'total_commands_processed');
         assert(delta >= 2 * n, `total_commands_processed grew by ${delta} over ${n} messages`);
         const monLines = lines(mon);
-        assert(monLines.some((l) => l.includes('"EVALSHA"') && l.includes(mark)), `MONITOR showed no send script carrying ${mark}: ${monLines.slice(0, 5).join(' | ')}`);
+        assert(monLines.some((l) => l.includes('"FCALL"') && l.includes(mark)), `MONITOR showed no send script carrying ${mark}: ${monLines.slice(0, 5).join(' | ')}`);
         assert(monLines.some((l) => l.includes('"PUBLISH"') && l.includes('parley:rt:')), 'MONITOR showed no PUBLISH to a router channel');
         // redis-cli --stat: a header, then one line per interval (keys, mem, clients, requests)
         const statLines = lines(statOut);
