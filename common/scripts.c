@@ -90,23 +90,26 @@
 
 /* send: a batch of messages from one router, stored, delivered and acked in
  * order (docs/internals.md). A Redis function (FCALL), not an EVAL script:
- * its helpers are built once when the library loads instead of on every
- * call, which was most of a small batch's cost. ARGV 1..8: gateway channel prefix, inbox cap,
- * history cap, dedupe ttl, then the key formats of a member's meta, inbox,
- * sessions and unread (keys.h; group members' keys are built here, so this
- * script touches keys it cannot declare: single Redis only). Then 6 ARGV per
+ * its helpers are built once when the library loads instead of on every call.
+ * ARGV 1..9: gateway channel prefix, inbox cap, history cap, dedupe ttl, the
+ * key formats of a member's meta, inbox, sessions and unread (keys.h; group
+ * members' keys are built here, so this touches keys it cannot declare:
+ * single Redis only), and the key of the gateway set. Then 6 ARGV per
  * message: from, to, data, cid, sender session id, sender conn; and its KEYS
- * in order: a 1:1 message 13 (sender cid, recipient account, ids, history,
+ * in order: a 1:1 message 13 (sender cids, recipient account, ids, history,
  * recipient meta/inbox/sessions, sender meta/inbox/sessions, sender and
- * recipient contacts, recipient unread), a message to a #group 5 (sender cid,
- * group meta, group members, ids, history).
+ * recipient contacts, recipient unread), a message to a #group 5 (sender
+ * cids, group meta, group members, ids, history).
  *
  * Everything a gateway gets from one call (deliveries, acks, errors, in
  * message order) leaves in one PUBLISH per gateway channel: the payload is the
- * envelopes' msgpack objects one after the other. Returns one entry per
- * message: {id, sender seq, sent}, {id, seq, sent, "dup"} for a retried cid,
- * an error code string (no_such_user, forbidden), or "failed: ..." when the
- * message hit a Redis error (the sender got `unavailable`). */
+ * envelopes' msgpack objects one after the other. A group of 64 members or
+ * more gets one envelope listing every member, published to every gateway in
+ * the gateway set (each picks its own sessions), instead of a session lookup
+ * per member. Returns one entry per message: {id, sender seq, sent},
+ * {id, seq, sent, "dup"} for a retried cid, an error code string
+ * (no_such_user, forbidden), or "failed: ..." when the message hit a Redis
+ * error (the sender got `unavailable`). */
 static const char SRC_SEND[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH
     "local char, floor\n"
     "local function mp_uint(n)\n"
@@ -152,7 +155,8 @@ static const char SRC_SEND[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH
     "  return head .. K_SEQ .. mp_uint(seq) .. rest\n"
     "end\n"
     "local prefix, inbox_cap, hist_cap, ttl, hist_trim\n"
-    "local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt\n"
+    "local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt, gateways_key\n"
+    "local BROADCAST_MIN = 64 -- members from which a group message goes to every gateway\n"
     "local now\n"
     "local KEYS, ARGV\n"
     "local out, order\n"
@@ -263,17 +267,30 @@ static const char SRC_SEND[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH
     "  if bad == 'no_such_user' then return refuse(m, bad, 'no such group: ' .. m.to) end\n"
     "  if bad then return refuse(m, bad, 'not a member of ' .. m.to) end\n"
     "  local id, fr = new_message(m, KEYS[k + 3], KEYS[k + 4])\n"
-    "  local fan, sseq = fan_new(), 0\n"
-    "  for _, user in ipairs(redis.call('SMEMBERS', KEYS[k + 2])) do\n"
-    "    local meta = string.format(meta_fmt, user)\n"
-    "    local seq = append(user, meta, string.format(inbox_fmt, user), id, fr)\n"
+    "  local members = redis.call('SMEMBERS', KEYS[k + 2])\n"
+    "  -- a large group goes to every gateway in one envelope listing every member (each gateway\n"
+    "  -- picks its own sessions) instead of looking up each member's sessions here\n"
+    "  local all = #members >= BROADCAST_MIN and redis.call('SMEMBERS', gateways_key)\n"
+    "  local fan, us, seqs, sseq = fan_new(), {}, {}, 0\n"
+    "  for i, user in ipairs(members) do\n"
+    "    local seq = append(user, string.format(meta_fmt, user), string.format(inbox_fmt, user), "
+    "id, fr)\n"
     "    local skip = nil\n"
     "    if user == m.from then sseq, skip = seq, m.sess\n"
     "    else redis.call('HINCRBY', string.format(unread_fmt, user), m.to, 1) end\n"
-    "    local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))\n"
-    "    for _, g in ipairs(gateways(ss, skip)) do fan_add(fan, g, user, seq) end\n"
+    "    if all then\n"
+    "      us[i], seqs[i] = user, seq\n"
+    "    else\n"
+    "      local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))\n"
+    "      for _, g in ipairs(gateways(ss, skip)) do fan_add(fan, g, user, seq) end\n"
+    "    end\n"
     "  end\n"
-    "  fan_publish(fan, prefix, fr.base, m.sess, emit_table)\n"
+    "  if all then\n"
+    "    local env = cmsgpack.pack({t = 'm', f = fr.base, u = us, s = seqs, x = m.sess})\n"
+    "    for _, g in ipairs(all) do emit(prefix .. g, env) end\n"
+    "  else\n"
+    "    fan_publish(fan, prefix, fr.base, m.sess, emit_table)\n"
+    "  end\n"
     "  return finish(m, KEYS[k], id, sseq)\n"
     "end\n"
     "local function send(keys, args)\n"
@@ -282,10 +299,11 @@ static const char SRC_SEND[] = LUA_GATEWAYS LUA_FANOUT LUA_ACCESS LUA_EPOCH
     "  prefix, inbox_cap, hist_cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "  ttl, hist_trim = tonumber(ARGV[4]), tostring(-tonumber(ARGV[3]) - 1)\n"
     "  meta_fmt, inbox_fmt, sessions_fmt, unread_fmt = ARGV[5], ARGV[6], ARGV[7], ARGV[8]\n"
+    "  gateways_key = ARGV[9]\n"
     "  out, order = {}, {}\n"
     "  local t = redis.call('TIME')\n"
     "  now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)\n"
-    "  local res, k, a = {}, 1, 9\n"
+    "  local res, k, a = {}, 1, 10\n"
     "  while a + 5 <= #ARGV do\n"
     "    local m = {from = ARGV[a], to = ARGV[a + 1], data = ARGV[a + 2], cid = ARGV[a + 3],\n"
     "               sess = ARGV[a + 4], conn = tonumber(ARGV[a + 5])}\n"

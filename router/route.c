@@ -74,6 +74,7 @@ enum {
     A_INBOX_FMT,
     A_SESSIONS_FMT,
     A_UNREAD_FMT,
+    A_GATEWAYS,
     ROUTE_HEAD_ARGS
 };
 #define ROUTE_MSG_ARGS 6 /* from, to, data, cid, sender session, sender conn */
@@ -274,6 +275,7 @@ void route_flush(router *r)
         [A_INBOX_FMT] = KEY_INBOX,
         [A_SESSIONS_FMT] = KEY_SESSIONS,
         [A_UNREAD_FMT] = KEY_UNREAD,
+        [A_GATEWAYS] = KEY_GATEWAYS,
     };
     for (int j = 0; j < ROUTE_HEAD_ARGS; j++, i++) {
         argv[i] = head[j];

@@ -64,7 +64,7 @@ def U(user, what):
 
 
 SEND_ARGS = ["parley:gw:", 1000, 10000, 86400, U("%s", "meta"), U("%s", "inbox"),
-             U("%s", "sessions"), U("%s", "unread")]
+             U("%s", "sessions"), U("%s", "unread"), "parley:gateways"]
 
 
 def send_keys(frm, to, cid):
@@ -366,6 +366,28 @@ check(r("OBJECT", "ENCODING", U("erin", "cids")) == b"hashtable",
 res = send("erin", "alice", "one", "e1", "gwE#1", 1)
 check(isinstance(res, list) and res[-1] == b"dup", "a cid in cids:old is still a duplicate")
 published()
+
+# a large group (64 members or more): one envelope listing every member to every gateway
+big = ["m%02d" % i for i in range(70)]
+r("HSET", "parley:{g:#big}:meta", "open", 1, "created", 1, "by", "m00")
+r("SADD", "parley:{g:#big}:members", *big)
+r("SADD", "parley:gateways", "gwX", "gwY")
+sopen("m00", "gwX", 1)
+published()
+res = send_batch([("m00", "#big", "to all", "big1", "gwX#1", 1)])
+raw = published(raw=True)
+envs = {c: [decode_env(e) for e in split_envs(pl)] for c, pl in raw}
+many = {c: [e for e in es if e["t"] == "m"] for c, es in envs.items()}
+check(isinstance(res[0], list) and sorted(c for c in many if many[c]) ==
+      ["parley:gw:gwX", "parley:gw:gwY"] and
+      all(len(many[c]) == 1 and sorted(many[c][0]["u"]) == big and len(many[c][0]["s"]) == 70
+          and many[c][0]["x"] == "gwX#1" for c in ("parley:gw:gwX", "parley:gw:gwY")),
+      "70 members: one envelope with all 70 users and seqs to each gateway: %r" % sorted(many))
+e = many["parley:gw:gwX"][0]
+check(all(unpack(r("LINDEX", U(u, "inbox"), -1))["seq"] == sq for u, sq in zip(e["u"], e["s"])) and
+      r("HGET", U("m05", "unread"), "#big") == b"1" and r("HGET", U("m00", "unread"), "#big") is None,
+      "each member's inbox entry has the seq of the envelope; unread for all but the sender")
+r("SREM", "parley:gateways", "gwX", "gwY")
 
 # NOSCRIPT fallback is exercised by the router test (SCRIPT FLUSH while running)
 print("%d failure(s)" % failures)
