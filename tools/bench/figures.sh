@@ -6,7 +6,7 @@
 #
 #   tools/bench/figures.sh [--runs N] [--out DIR] [--only NAME,NAME]
 #
-# Names: connect100k connect20k pair5k pair50k ramp fanout.
+# Names: connect100k connect20k pair5k pair50k ramp ramp20 fanout.
 # Options (environment in brackets): --runs N [PARLEY_FIGURES_RUNS, default 3],
 # --out DIR [PARLEY_FIGURES_OUT, default /tmp/parley-figures-<UTC time>], --only LIST.
 # A run that misses a target or loses its stack still leaves its JSON: the
@@ -59,6 +59,10 @@ for run in $(seq "$RUNS"); do
     want ramp && bench ramp "$run" --gateways 2 --users 2000 -- \
         ramp --pairs 1000 --rate-start 2500 --rate-step 2500 --rate-max 50000 --step-seconds 5 \
         --p99-bound-us 10000 --drain-ms 5000
+    # the same 1:1 ramp with 20 busy pairs: frames share socket writes, Redis is the limit
+    want ramp20 && bench ramp20 "$run" --gateways 2 --users 200 -- \
+        ramp --pairs 20 --rate-start 5000 --rate-step 5000 --rate-max 50000 --step-seconds 5 \
+        --p99-bound-us 10000 --drain-ms 5000
     want fanout && bench fanout "$run" --gateways 2 --users 1000 -- \
         fanout --members 1000 --rate 20 --duration 10
 done
@@ -66,5 +70,8 @@ done
 python3 "$ROOT/tools/bench/summarize.py" "$OUT" | tee "$OUT/summary.md"
 ramps=("$OUT"/ramp-*.json)
 [ -e "${ramps[0]}" ] && python3 "$ROOT/tools/bench/plot.py" "${ramps[@]}" -o "$OUT/ramp.svg" \
-    --title "Parley 1:1: latency against offered rate ($(nproc) cores, everything on one machine)"
+    --title "Parley 1:1, 1,000 pairs: latency against offered rate ($(nproc) cores, one machine)"
+ramps=("$OUT"/ramp20-*.json)
+[ -e "${ramps[0]}" ] && python3 "$ROOT/tools/bench/plot.py" "${ramps[@]}" -o "$OUT/ramp20.svg" \
+    --title "Parley 1:1, 20 busy pairs: latency against offered rate ($(nproc) cores, one machine)"
 echo "results in $OUT" >&2
