@@ -110,6 +110,7 @@ raof=(--appendonly yes --appendfsync "$AOF")
 [ "$AOF" = no ] && raof=(--appendonly no)
 redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' "${raof[@]}" \
     --unixsocket "$WORK/redis/redis.sock" --unixsocketperm 700 \
+    --client-output-buffer-limit "pubsub 256mb 128mb 60" \
     --maxclients 10000 --daemonize no >"$LOGS/redis.log" 2>&1 &
 PIDS+=($!); REDIS_PID=$!
 wait_for redis 100 redis-cli -p "$RPORT" ping
