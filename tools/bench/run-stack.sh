@@ -24,6 +24,7 @@
 #                    (the stack already sets --rate 1000000 --burst 1000000: the per-socket
 #                    rate limit is a client-protection policy, not what is being measured)
 #   --router-args S  extra flags for every router [PARLEY_STACK_ROUTER_ARGS]
+#   --redis-args S   extra flags for redis-server, e.g. "--io-threads 2" [PARLEY_STACK_REDIS_ARGS]
 #   --logs DIR       where process logs go [PARLEY_STACK_LOGS, default a temp dir, kept on failure]
 #   --help
 # Environment: PARLEY_BUILD_DIR (default <repo>/build).
@@ -39,6 +40,7 @@ AOF=${PARLEY_STACK_AOF:-everysec}
 LINK=${PARLEY_STACK_REDIS_LINK:-unix}
 GW_ARGS=${PARLEY_STACK_GATEWAY_ARGS:-}
 RT_ARGS=${PARLEY_STACK_ROUTER_ARGS:-}
+REDIS_ARGS=${PARLEY_STACK_REDIS_ARGS:-}
 LOGS=${PARLEY_STACK_LOGS:-}
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
@@ -54,6 +56,7 @@ while [ $# -gt 0 ]; do
     --redis-link) LINK=$2; shift 2 ;;
     --gateway-args) GW_ARGS=$2; shift 2 ;;
     --router-args) RT_ARGS=$2; shift 2 ;;
+    --redis-args) REDIS_ARGS=$2; shift 2 ;;
     --logs) LOGS=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     --) shift; break ;;
@@ -108,10 +111,11 @@ RPORT=$(free_port)
 mkdir -p "$WORK/redis"
 raof=(--appendonly yes --appendfsync "$AOF")
 [ "$AOF" = no ] && raof=(--appendonly no)
+# shellcheck disable=SC2086
 redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' "${raof[@]}" \
     --unixsocket "$WORK/redis/redis.sock" --unixsocketperm 700 \
     --client-output-buffer-limit "pubsub 256mb 128mb 60" \
-    --maxclients 10000 --daemonize no >"$LOGS/redis.log" 2>&1 &
+    --maxclients 10000 --daemonize no $REDIS_ARGS >"$LOGS/redis.log" 2>&1 &
 PIDS+=($!); REDIS_PID=$!
 wait_for redis 100 redis-cli -p "$RPORT" ping
 export PARLEY_REDIS_URL=redis://127.0.0.1:$RPORT
