@@ -1,17 +1,16 @@
 /* route.c - the per-message path: gateway->router envelopes from
- * parley:rt:N become calls of the `send` script (docs/internals.md), in
+ * parley:rt:N become calls of the `send` function (docs/internals.md), in
  * arrival order on the single command connection.
  *
- * Batching (group commit): messages are collected while a script call is
- * in flight and sent as one call when its answer comes back, at most
- * ROUTE_BATCH_MAX per call (a full batch goes at once, whatever is in
- * flight). With nothing in flight a message goes at
- * the end of the loop turn it arrived in (with the others of that turn): an
- * idle router adds no delay, a busy one makes its batches as large as the
- * time Redis takes for the previous one. The script runs them in order and
- * publishes one payload per gateway, so the per-call costs (EVALSHA, the
- * script's set-up, a PUBLISH and a socket write per gateway) are paid once
- * per batch, not per message.
+ * Batching (group commit): messages are collected while a call is in flight
+ * and sent as one call when its answer comes back, at most ROUTE_BATCH_MAX
+ * per call (a full batch goes at once, whatever is in flight). With nothing
+ * in flight a message goes at the end of the loop turn it arrived in (with
+ * the others of that turn): an idle router adds no delay, a busy one makes
+ * its batches as large as the time Redis takes for the previous one. The
+ * function runs them in order and publishes one payload per gateway, so the
+ * per-call costs (the FCALL, a PUBLISH and a socket write per gateway) are
+ * paid once per batch, not per message.
  * Before anything else is sent on the command connection that must follow
  * the messages (a slot release), route_flush() sends the open batch.
  *
