@@ -68,8 +68,10 @@ export async function waitTexts(page, texts, what = 'messages') {
 }
 
 export async function badge(page, key) {
-    const b = conv(page, key).locator('[data-testid=unread-badge]');
-    return (await b.count()) ? (await b.textContent()).trim() : null;
+    // allTextContents() does not wait: count() then textContent() would wait up to
+    // 30 s for a badge that disappeared in between (the read receipt landing)
+    const t = await conv(page, key).locator('[data-testid=unread-badge]').allTextContents();
+    return t.length ? t[0].trim() : null;
 }
 
 export async function waitBadge(page, key, want) {
