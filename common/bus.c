@@ -3,8 +3,9 @@
  * gateway -> router: {t:"text", u, g, c, to, data, cid}, packed here.
  * router/script -> gateway: {t:"u", u, f, s?, x?}, {t:"c", c, f, s?} or
  * {t:"m", f, u: [users], s: [seqs]?, x?},
- * packed by Lua cmsgpack (so `f` may arrive as str or bin, and key order is
- * arbitrary), decoded here.
+ * packed in Lua (so `f` may arrive as str or bin, and key order is
+ * arbitrary), decoded here. A pub/sub payload holds one or more envelopes one
+ * after the other: bus_next_* decode the first and say how long it was.
  *
  * Decoders are strict about what they use (types, names, positive integers)
  * and ignore unknown keys, so a newer script can add a field without breaking
@@ -19,12 +20,16 @@ typedef struct bus_field {
     const msgpack_object *val;
 } bus_field;
 
-/* Unpacks one map and fills fields[] by key name. Returns 0 or -1. */
-static int bus_unpack(const char *buf, size_t len, msgpack_unpacked *u, bus_field *fields, size_t n)
+/* Unpacks one map and fills fields[] by key name. With used NULL, buf must
+ * be exactly that map; else it is the first object of buf and *used gets its
+ * length. Returns 0 or -1. */
+static int bus_unpack(const char *buf, size_t len, msgpack_unpacked *u, bus_field *fields, size_t n,
+                      size_t *used)
 {
-    size_t off = 0;
-    if (proto_mp_check(buf, len) != 0) return -1;
-    if (msgpack_unpack_next(u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) return -1;
+    size_t obj, off = 0;
+    if (proto_mp_next(buf, len, &obj) != 0 || (!used && obj != len)) return -1;
+    if (msgpack_unpack_next(u, buf, obj, &off) != MSGPACK_UNPACK_SUCCESS || off != obj) return -1;
+    if (used) *used = obj;
     if (u->data.type != MSGPACK_OBJECT_MAP) return -1;
     for (uint32_t i = 0; i < u->data.via.map.size; i++) {
         const msgpack_object_kv *kv = &u->data.via.map.ptr[i];
@@ -83,14 +88,14 @@ void bus_enc_text(msgpack_packer *pk, const bus_text *m)
     proto_pack_str(pk, m->cid.p, m->cid.len);
 }
 
-int bus_dec_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m)
+int bus_next_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m, size_t *used)
 {
     enum { T, U, G, C, TO, DATA, CID, N };
     bus_field fl[N] = {{"t", NULL},  {"u", NULL},    {"g", NULL},  {"c", NULL},
                        {"to", NULL}, {"data", NULL}, {"cid", NULL}};
     proto_str t;
     memset(m, 0, sizeof *m);
-    if (bus_unpack(buf, len, u, fl, N) < 0) return -1;
+    if (bus_unpack(buf, len, u, fl, N, used) < 0) return -1;
     if (bus_str(fl[T].val, &t) < 0 || !bus_is(&t, "text")) return -1;
     if (bus_str(fl[U].val, &m->from) < 0 || !proto_valid_user(m->from.p, m->from.len)) return -1;
     if (bus_str(fl[G].val, &m->gw) < 0 || !proto_valid_gwid(m->gw.p, m->gw.len)) return -1;
@@ -105,14 +110,15 @@ int bus_dec_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m)
     return 0;
 }
 
-int bus_dec_delivery(const char *buf, size_t len, msgpack_unpacked *u, bus_delivery *d)
+int bus_next_delivery(const char *buf, size_t len, msgpack_unpacked *u, bus_delivery *d,
+                      size_t *used)
 {
     enum { T, U, C, F, S, X, N };
     bus_field fl[N] = {{"t", NULL}, {"u", NULL}, {"c", NULL},
                        {"f", NULL}, {"s", NULL}, {"x", NULL}};
     proto_str t;
     memset(d, 0, sizeof *d);
-    if (bus_unpack(buf, len, u, fl, N) < 0) return -1;
+    if (bus_unpack(buf, len, u, fl, N, used) < 0) return -1;
     if (bus_str(fl[T].val, &t) < 0 || t.len != 1) return -1;
 
     const msgpack_object *f = fl[F].val;
@@ -171,4 +177,14 @@ int bus_dec_delivery(const char *buf, size_t len, msgpack_unpacked *u, bus_deliv
         return bus_pos(fl[C].val, &d->conn);
     }
     return -1;
+}
+
+int bus_dec_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m)
+{
+    return bus_next_text(buf, len, u, m, NULL);
+}
+
+int bus_dec_delivery(const char *buf, size_t len, msgpack_unpacked *u, bus_delivery *d)
+{
+    return bus_next_delivery(buf, len, u, d, NULL);
 }

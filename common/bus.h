@@ -14,7 +14,11 @@ typedef struct bus_text {
 } bus_text;
 
 void bus_enc_text(msgpack_packer *pk, const bus_text *m);
+/* buf is exactly one envelope: 0, or -1 when malformed */
 int bus_dec_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m);
+/* the first envelope of a payload holding one or more, one after the other:
+ * 0 with *used = its length in bytes, or -1 (nothing after it can be found) */
+int bus_next_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m, size_t *used);
 
 /* router/script -> gateway */
 typedef enum { BUS_TO_USER = 'u', BUS_TO_CONN = 'c', BUS_TO_MANY = 'm' } bus_dest;
@@ -32,7 +36,10 @@ typedef struct bus_delivery {
     proto_str frame;             /* client frame bytes (msgpack str or bin in the envelope) */
 } bus_delivery;
 
-/* Returns 0, or -1 when the envelope is malformed (logged by the caller). */
+/* Returns 0, or -1 when the envelope is malformed (logged by the caller);
+ * bus_next_delivery: the first of several, as bus_next_text. */
 int bus_dec_delivery(const char *buf, size_t len, msgpack_unpacked *u, bus_delivery *d);
+int bus_next_delivery(const char *buf, size_t len, msgpack_unpacked *u, bus_delivery *d,
+                      size_t *used);
 
 #endif

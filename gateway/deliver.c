@@ -339,15 +339,16 @@ void deliver_envelope(gw_server *g, const char *buf, size_t len)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    for (size_t off = 0, used = 0; off < len || len == 0; off += used) {
+    size_t off = 0, used;
+    do {
         bus_delivery d;
-        if (proto_mp_next(buf + off, len - off, &used) != 0 ||
-            bus_dec_delivery(buf + off, used, &u, &d) < 0) {
+        if (bus_next_delivery(buf + off, len - off, &u, &d, &used) < 0) {
             log_warn("malformed envelope on %s (%zu of %zu bytes left)", g->gw_chan, len - off,
                      len);
             break;
         }
         deliver_dispatch(g, &d);
-    }
+        off += used;
+    } while (off < len);
     msgpack_unpacked_destroy(&u);
 }

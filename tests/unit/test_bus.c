@@ -1,5 +1,6 @@
 /* test_bus.c - pub/sub envelopes: text round trip, deliveries as Lua
- * cmsgpack builds them (str or bin frame, any key order), malformed ones. */
+ * cmsgpack builds them (str or bin frame, any key order), malformed ones,
+ * payloads holding several envelopes. */
 #include "bus.h"
 #include "unit.h"
 
@@ -174,12 +175,55 @@ static void test_delivery(void)
         CHECK(deliv(bad[i], &d) == -1, "bad delivery %zu: %s", i, bad[i]);
 }
 
+/* A payload of several envelopes (a batch): each found in turn with its
+ * length; a trailing byte is refused by the exact decoders; a malformed one
+ * stops the walk. */
+static void test_payload(void)
+{
+    bus_delivery d;
+    bus_text m;
+    size_t used, off = 0, n = 0;
+    msgpack_sbuffer_clear(&sb);
+    mp_build(&sb, "{3 s:t s:u s:u s:ann s:f s:A");
+    size_t first = sb.size;
+    mp_build(&sb, "{3 s:t s:c s:c i:7 s:f s:BB");
+    mp_build(&sb, "{3 s:t s:m s:f s:C s:u [1 s:bob");
+    const char *want[] = {"A", "BB", "C"};
+    while (off < sb.size && bus_next_delivery(sb.data + off, sb.size - off, &up, &d, &used) == 0) {
+        CHECK(n < 3 && str_is(d.frame, want[n]), "envelope %zu of the payload", n);
+        if (n == 0) CHECK(used == first, "used = the first envelope's length (%zu)", used);
+        off += used;
+        n++;
+    }
+    CHECK(n == 3 && off == sb.size, "three envelopes, every byte used (%zu, %zu)", n, off);
+    CHECK(bus_dec_delivery(sb.data, sb.size, &up, &d) == -1,
+          "the exact decoder refuses a payload of several");
+
+    mp_build(&sb, "r:c1");
+    CHECK(bus_next_delivery(sb.data + off, sb.size - off, &up, &d, &used) == -1,
+          "a malformed envelope after them is refused");
+    CHECK(bus_next_delivery(sb.data, 0, &up, &d, &used) == -1, "an empty payload is refused");
+
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bus_text in = {S("alice"), S("gw1"), S("bob"), S("hi"), S("c1"), 3};
+    msgpack_sbuffer_clear(&sb);
+    bus_enc_text(&pk, &in);
+    in.cid = S("c2");
+    bus_enc_text(&pk, &in);
+    CHECK(bus_next_text(sb.data, sb.size, &up, &m, &used) == 0 && str_is(m.cid, "c1") &&
+              bus_next_text(sb.data + used, sb.size - used, &up, &m, &used) == 0 &&
+              str_is(m.cid, "c2"),
+          "two texts in one payload, in order");
+}
+
 int main(void)
 {
     msgpack_sbuffer_init(&sb);
     msgpack_unpacked_init(&up);
     test_text();
     test_delivery();
+    test_payload();
     msgpack_unpacked_destroy(&up);
     msgpack_sbuffer_destroy(&sb);
     return unit_done();
