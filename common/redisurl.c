@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -102,7 +103,7 @@ static int parse_unix(const char *p, redisurl *out, char *err, size_t errlen)
     if (at && parse_userinfo(p, at, out, err, errlen) != 0) return -1;
     q = strchr(slash, '?');
     end = q ? q : slash + strlen(slash);
-    if ((size_t)(end - slash) >= 108) /* sun_path */
+    if ((size_t)(end - slash) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return fail(err, errlen, "redis url: socket path too long");
     if (end - slash < 2) return fail(err, errlen, "redis url: missing socket path");
     memcpy(out->host, slash, (size_t)(end - slash));

@@ -303,10 +303,9 @@ void route_flush(router *r)
 }
 
 /* The KEYS of a 1:1 message (send script, cid key first). */
-static int route_keys_pair(route_list *l, const char *cidkey, const char *from, const char *to,
-                           const char *conv)
+static int route_keys_pair(route_list *l, const char *from, const char *to, const char *conv)
 {
-    int rc = route_list_add(l, cidkey, strlen(cidkey));
+    int rc = route_list_fmt(l, KEY_CIDS, from);
     rc |= route_list_fmt(l, KEY_ACCOUNT, to);
     rc |= route_list_add(l, KEY_IDS, strlen(KEY_IDS));
     rc |= route_list_fmt(l, KEY_HISTORY, conv);
@@ -323,9 +322,9 @@ static int route_keys_pair(route_list *l, const char *cidkey, const char *from, 
 }
 
 /* The KEYS of a message to a #group. */
-static int route_keys_group(route_list *l, const char *cidkey, const char *to, const char *conv)
+static int route_keys_group(route_list *l, const char *from, const char *to, const char *conv)
 {
-    int rc = route_list_add(l, cidkey, strlen(cidkey));
+    int rc = route_list_fmt(l, KEY_CIDS, from);
     rc |= route_list_fmt(l, KEY_GROUP_META, to);
     rc |= route_list_fmt(l, KEY_GROUP_MEMBERS, to);
     rc |= route_list_add(l, KEY_IDS, strlen(KEY_IDS));
@@ -346,7 +345,7 @@ static const char *route_cstr(char *buf, size_t size, proto_str s)
 static void route_one(router *r, unsigned slot, const bus_text *m)
 {
     char from[PROTO_NAME_MAX + 2], to[PROTO_NAME_MAX + 2], conv[2 * PROTO_NAME_MAX + 4];
-    char cidkey[KEYS_MAX], sess[96], conn[24];
+    char sess[96], conn[24];
 
     route_cstr(from, sizeof(from), m->from);
     route_cstr(to, sizeof(to), m->to);
@@ -366,9 +365,8 @@ static void route_one(router *r, unsigned slot, const bus_text *m)
 
     size_t keys_n = r->batch_keys.n, keys_len = r->batch_keys.len;
     size_t args_n = r->batch_args.n, args_len = r->batch_args.len;
-    keys_fmt(cidkey, sizeof cidkey, KEY_CIDS, from);
-    int rc = to[0] == '#' ? route_keys_group(&r->batch_keys, cidkey, to, conv)
-                          : route_keys_pair(&r->batch_keys, cidkey, from, to, conv);
+    int rc = to[0] == '#' ? route_keys_group(&r->batch_keys, from, to, conv)
+                          : route_keys_pair(&r->batch_keys, from, to, conv);
     size_t sl =
         (size_t)snprintf(sess, sizeof(sess), "%.*s#%" PRIu64, (int)m->gw.len, m->gw.p, m->conn);
     size_t cl = (size_t)snprintf(conn, sizeof(conn), "%" PRIu64, m->conn);
@@ -398,8 +396,7 @@ void route_message(router *r, unsigned slot, const char *buf, size_t len)
     while (off < len) {
         bus_text m;
         size_t used = 0;
-        if (proto_mp_next(buf + off, len - off, &used) != 0 ||
-            bus_dec_text(buf + off, used, &r->unpacked, &m) != 0) {
+        if (bus_next_text(buf + off, len - off, &r->unpacked, &m, &used) != 0) {
             r->stats.malformed++;
             log_warn("slot %u: dropped a malformed envelope (%zu of %zu bytes left)", slot,
                      len - off, len);
