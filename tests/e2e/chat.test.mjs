@@ -215,6 +215,7 @@ cluster.test('gw1 is killed mid-chat: alice reconnects through haproxy to gw2; n
     }
     await stack.shot(A, 'after-failover');
     await cluster.startGateway({ index: 0 });
+    await stack.serversUp(ui.T);
 });
 
 cluster.test('both gateways down: the banner counts down, attempts back off (no hot loop), the page comes back with them', { timeout: 120000 }, async (t) => {
@@ -239,11 +240,12 @@ cluster.test('both gateways down: the banner counts down, attempts back off (no 
     } finally {
         A.off('websocket', count);
     }
+    // gw1 first, and UP for site A before gw2 (site A's backup) comes: alice's
+    // page retries on its own and must not land on gw2 in between
     await cluster.startGateway({ index: 0 });
+    await stack.serversUp(ui.T, ['gw_a/gw1']);
     await cluster.startGateway({ index: 1 });
-    for (const lb of [stack.lbA, stack.lbB]) {
-        await waitFor(async () => (await fetch(`http://127.0.0.1:${lb}/healthz`)).status === 200, { timeout: ui.T, what: `haproxy :${lb} healthy` });
-    }
+    await stack.serversUp(ui.T);
     // "Reconnect now" skips the wait (a click during an attempt is a no-op: the attempt goes on)
     await A.getByRole('button', { name: 'Reconnect now' }).click({ timeout: 2000 }).catch(() => {});
     await ui.online(A);

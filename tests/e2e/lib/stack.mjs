@@ -80,6 +80,7 @@ export class Stack {
     async startHaproxy() {
         this.lbA = await freePort();
         this.lbB = await freePort();
+        this.lbStats = await freePort();
         const [g1, g2] = [this.cluster.gw(0), this.cluster.gw(1)];
         const cfg = `# written by tests/e2e/lib/stack.mjs
 global
@@ -107,6 +108,11 @@ frontend site_b
     bind 127.0.0.1:${this.lbB}
     default_backend gw_b
 
+frontend stats
+    bind 127.0.0.1:${this.lbStats}
+    stats enable
+    stats uri /stats
+
 backend gw_a
     option httpchk GET /healthz
     server gw1 127.0.0.1:${g1} check
@@ -128,12 +134,33 @@ backend gw_b
         child.stderr.pipe(log);
         this.haproxy = child;
         this.haproxyExited = new Promise((r) => child.on('exit', () => (kids.delete(child), r())));
-        for (const port of [this.lbA, this.lbB]) {
-            await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, {
-                timeout: 10000,
-                what: `haproxy frontend :${port} -> a healthy gateway`,
-            });
+        await this.serversUp();
+    }
+
+    // haproxy's view of its servers: { 'gw_a/gw1': 'UP', 'gw_a/gw2': 'DOWN', ... }
+    async lbServers() {
+        const csv = await (await fetch(`http://127.0.0.1:${this.lbStats}/stats;csv`)).text();
+        const lines = csv.split('\n').filter((l) => l && !l.startsWith('#'));
+        const col = csv.slice(2, csv.indexOf('\n')).split(',').indexOf('status');
+        const out = {};
+        for (const l of lines) {
+            const f = l.split(',');
+            if (f[1] !== 'FRONTEND' && f[1] !== 'BACKEND' && f[0].startsWith('gw_')) out[`${f[0]}/${f[1]}`] = f[col];
         }
+        return out;
+    }
+
+    // waits until haproxy has the named servers UP (default: every server of
+    // both sites); after gateways start, a backup can pass its checks before
+    // the primary does, and a page reconnecting then lands on the backup
+    async serversUp(timeout = 10000, names = ['gw_a/gw1', 'gw_a/gw2', 'gw_b/gw1', 'gw_b/gw2']) {
+        await waitFor(
+            async () => {
+                const s = await this.lbServers();
+                return names.every((n) => s[n] === 'UP');
+            },
+            { timeout, what: `haproxy: ${names.join(', ')} UP` },
+        );
     }
 
     url(site) {
