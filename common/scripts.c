@@ -360,9 +360,12 @@ static const char SRC_SESSION_OPEN[] =
 /* session_close: returns 1 when this closed the user's last session, and
  * then records in `pushed` that every entry so far reached a session (send
  * does not track it per message: while a user has sessions, every entry is
- * pushed to them). */
+ * pushed to them). Reaping (ARGV[5] "1"), it returns -1 and changes nothing
+ * when the gateway's alive key (KEYS[5]) exists: a late heartbeat came in
+ * between the reaper's look and this close. */
 static const char SRC_SESSION_CLOSE[] =
     "local user, sid, member, chan = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "if ARGV[5] == '1' and redis.call('EXISTS', KEYS[5]) == 1 then return -1 end\n"
     "local removed = redis.call('SREM', KEYS[1], sid)\n"
     "redis.call('SREM', KEYS[3], member)\n"
     "if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then\n"
@@ -848,16 +851,18 @@ int scripts_load(redisAsyncContext *ac)
 
 int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *privdata,
                           const char *user, const char *sessid, const char *member,
-                          const char *gwid)
+                          const char *gwid, int reaping)
 {
-    char k1[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX], chan[KEYS_MAX];
+    char k1[KEYS_MAX], k3[KEYS_MAX], k4[KEYS_MAX], k5[KEYS_MAX], chan[KEYS_MAX];
     const char *argv[] = {keys_fmt(k1, sizeof k1, KEY_SESSIONS, user),
                           KEY_ONLINE,
                           keys_fmt(k3, sizeof k3, KEY_GW_SESSIONS, gwid),
                           keys_fmt(k4, sizeof k4, KEY_META, user),
+                          keys_fmt(k5, sizeof k5, KEY_GW_ALIVE, gwid),
                           user,
                           sessid,
                           member,
-                          keys_fmt(chan, sizeof chan, CHAN_PRESENCE, user)};
-    return scripts_eval(ac, SCRIPT_SESSION_CLOSE, cb, privdata, 4, 4, argv, NULL);
+                          keys_fmt(chan, sizeof chan, CHAN_PRESENCE, user),
+                          reaping ? "1" : "0"};
+    return scripts_eval(ac, SCRIPT_SESSION_CLOSE, cb, privdata, 5, 5, argv, NULL);
 }

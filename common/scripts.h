@@ -54,9 +54,11 @@ int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void 
 int scripts_load(redisAsyncContext *ac);
 
 /* Runs session_close for one session (docs/internals.md): user, its session
- * id (gwid#conn), its member in the gateway's set (user#conn), the gateway. */
+ * id (gwid#conn), its member in the gateway's set (user#conn), the gateway.
+ * With reaping set (the router's reaper) the reply is -1 and nothing changes
+ * when the gateway's alive key exists. */
 int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *privdata,
                           const char *user, const char *sessid, const char *member,
-                          const char *gwid);
+                          const char *gwid, int reaping);
 
 #endif

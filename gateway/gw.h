@@ -198,6 +198,7 @@ typedef struct gw_metrics {
     uint64_t rate_limited;
     uint64_t http_requests;
     uint64_t redis_reconnects;
+    uint64_t heartbeat_lapses;
 } gw_metrics;
 
 /* ---- Redis link (redis_link.c) ---- */
@@ -230,6 +231,8 @@ typedef struct gw_server {
     rl_conn cmd, sub;
     struct event *beat;
     uint64_t beat_sent_ms;   /* oldest heartbeat not answered yet, 0 if none */
+    int beat_known;          /* a heartbeat was answered on this command connection */
+    int beat_lapsed;         /* the last one found the alive key gone */
     struct event *dup_timer; /* start-up check that no live gateway has our id */
     long long dup_pttl, dup_wait;
     int ready;     /* leftover sessions closed: /ws is served */

@@ -43,6 +43,10 @@ size_t metrics_render(gw_server *g, char *out, size_t cap)
         "# HELP parley_gateway_redis_reconnects_total Redis connections lost.\n"
         "# TYPE parley_gateway_redis_reconnects_total counter\n"
         "parley_gateway_redis_reconnects_total %" PRIu64 "\n"
+        "# HELP parley_gateway_heartbeat_lapses_total Heartbeats that found this gateway expired "
+        "(sessions opened again).\n"
+        "# TYPE parley_gateway_heartbeat_lapses_total counter\n"
+        "parley_gateway_heartbeat_lapses_total %" PRIu64 "\n"
         "# HELP parley_gateway_redis_up 1 when both Redis connections are usable.\n"
         "# TYPE parley_gateway_redis_up gauge\n"
         "parley_gateway_redis_up %d\n"
@@ -51,7 +55,7 @@ size_t metrics_render(gw_server *g, char *out, size_t cap)
         "parley_gateway_draining %d\n",
         g->nsessions, m->connections_total, m->frames_in, m->frames_out, m->messages_published,
         m->unavailable, m->slow_consumers, m->bad_frames, m->rate_limited, m->http_requests,
-        m->redis_reconnects, rl_ok(g) ? 1 : 0, g->draining);
+        m->redis_reconnects, m->heartbeat_lapses, rl_ok(g) ? 1 : 0, g->draining);
     if (n < 0) return 0;
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }

@@ -115,8 +115,8 @@ static void rl_cleanup_cb(redisAsyncContext *ac, void *r, void *priv)
         memcpy(member, e->str, e->len);
         member[e->len] = '\0';
         snprintf(sessid, sizeof sessid, "%s%.*s", g->gwid, (int)(e->len - ulen), hash);
-        if (scripts_session_close(ac, rl_cleanup_close_cb, NULL, user, sessid, member, g->gwid) ==
-            REDIS_OK) {
+        if (scripts_session_close(ac, rl_cleanup_close_cb, NULL, user, sessid, member, g->gwid,
+                                  0) == REDIS_OK) {
             g->cleaning++;
             n++;
         }
@@ -206,11 +206,36 @@ static void rl_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
     if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("redis: %s", rep->str);
 }
 
-static void rl_beat_reply_cb(redisAsyncContext *ac, void *r, void *priv)
+static void rl_beat_set_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_server *g = ac->data;
+    redisReply *rep = r;
     g->beat_sent_ms = 0; /* answered (or the connection is gone) */
+    if (rep && rep->type == REDIS_REPLY_NIL) g->beat_lapsed = 1; /* SET ... GET: no key before */
     rl_ignore_cb(ac, r, priv);
+}
+
+/* The SADD's reply ends a beat. When beats on this connection were answered
+ * before and this one found the alive key gone or the gateway out of
+ * parley:gateways, the beats came too late (a backlog, a pause) and a router
+ * may have reaped the gateway: every session is opened again and caught up,
+ * as after a reconnect. A reaper's close meeting the new alive key does
+ * nothing, so this covers what it closed before. */
+static void rl_beat_sadd_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_server *g = ac->data;
+    redisReply *rep = r;
+    rl_ignore_cb(ac, r, priv);
+    if (!rep || rep->type != REDIS_REPLY_INTEGER) return;
+    if (g->beat_known && (g->beat_lapsed || rep->integer == 1)) {
+        g->m.heartbeat_lapses++;
+        log_warn("gateway %s: a heartbeat came after the alive key expired (routers may have "
+                 "reaped it): opening its sessions again",
+                 g->gwid);
+        if (rl_ok(g) && !g->draining) ws_on_redis_up(g);
+    }
+    g->beat_known = 1;
+    g->beat_lapsed = 0;
 }
 
 static void rl_beat_now(gw_server *g)
@@ -219,12 +244,12 @@ static void rl_beat_now(gw_server *g)
     char k[KEYS_MAX], ttl[24];
     keys_fmt(k, sizeof k, KEY_GW_ALIVE, g->gwid);
     snprintf(ttl, sizeof ttl, "%lld", g->cfg.heartbeat_ttl);
-    const char *a1[] = {"SET", k, "1", "PX", ttl};
+    const char *a1[] = {"SET", k, "1", "PX", ttl, "GET"};
     const char *a2[] = {"SADD", KEY_GATEWAYS, g->gwid};
-    if (redisAsyncCommandArgv(g->cmd.ac, rl_beat_reply_cb, NULL, 5, a1, NULL) == REDIS_OK &&
+    if (redisAsyncCommandArgv(g->cmd.ac, rl_beat_set_cb, NULL, 6, a1, NULL) == REDIS_OK &&
         !g->beat_sent_ms)
         g->beat_sent_ms = gw_now_ms();
-    redisAsyncCommandArgv(g->cmd.ac, rl_ignore_cb, NULL, 3, a2, NULL);
+    redisAsyncCommandArgv(g->cmd.ac, rl_beat_sadd_cb, NULL, 3, a2, NULL);
 }
 
 /* A Redis that stops answering (stopped process, dead host without a reset)
@@ -241,6 +266,7 @@ static void rl_watchdog(gw_server *g)
              g->cfg.heartbeat_ttl);
     redisAsyncContext *ac = g->cmd.ac;
     g->beat_sent_ms = 0;
+    g->beat_known = g->beat_lapsed = 0;
     g->cmd.ac = NULL; /* so rl_on_disconnect does not see it as ours */
     g->cmd.up = 0;
     g->m.redis_reconnects++;
@@ -346,7 +372,10 @@ static void rl_on_disconnect(const redisAsyncContext *cac, int status)
     c->ac = NULL;
     c->up = 0;
     c->connecting = 0;
-    if (c == &g->sub) g->sub_ready = 0;
+    if (c == &g->sub)
+        g->sub_ready = 0;
+    else
+        g->beat_known = g->beat_lapsed = 0;
     if (g->finishing) {
         gw_drain_check(g);
         return;

@@ -1034,7 +1034,7 @@ static void ws_closed(gw_server *g, gw_session *s)
 
     if (g->cmd.up && g->cmd.ac &&
         scripts_session_close(g->cmd.ac, ws_close_cb, g->draining ? (void *)1 : NULL, s->user,
-                              s->sessid, s->member, g->gwid) == REDIS_OK &&
+                              s->sessid, s->member, g->gwid, 0) == REDIS_OK &&
         g->draining)
         g->drain_pending++;
     /* if Redis is down, the reaper closes it once our heartbeat expires, or

@@ -7,8 +7,10 @@
  * session_close for every member of parley:gw:ID:sessions (which announces
  * `offline` for users left without a session), then removes the gateway from
  * parley:gateways once its session set is empty. One log line per reaped
- * gateway. A gateway that was only slow re-registers with its next heartbeat;
- * a restarted one closes its own leftovers at start. */
+ * gateway. Each close checks the alive key again, in the script, so a late
+ * heartbeat stops the reaping where it is; the gateway notices at that beat
+ * (its alive key was gone, or it had left parley:gateways) and opens its
+ * sessions again. A restarted gateway closes its own leftovers at start. */
 #include "router.h"
 
 #include "log.h"
@@ -22,7 +24,7 @@
 /* One dead gateway being reaped; freed by reaper_gw_done. */
 typedef struct reaper_gw {
     router *r;
-    int closed, offline, failed;
+    int closed, offline, failed, alive;
     char id[72];
 } reaper_gw;
 
@@ -49,6 +51,10 @@ static void reaper_scard_cb(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *rep = reply;
     router *r = g->r;
     (void)ac;
+    if (g->alive)
+        log_warn("gateway %s beat again while being reaped: %d session%s closed before, %d left "
+                 "open",
+                 g->id, g->closed, g->closed == 1 ? "" : "s", g->alive);
     /* sessions added meanwhile (it was alive after all): next round */
     if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0 || !r->cmd ||
         redisAsyncCommand(r->cmd, reaper_srem_cb, g, "SREM %s %s", KEY_GATEWAYS, g->id) != REDIS_OK)
@@ -60,7 +66,9 @@ static void reaper_close_cb(redisAsyncContext *ac, void *reply, void *privdata)
     reaper_gw *g = privdata;
     redisReply *rep = reply;
     (void)ac;
-    if (rep && rep->type == REDIS_REPLY_INTEGER) {
+    if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer < 0) {
+        g->alive++; /* its heartbeat came back meanwhile */
+    } else if (rep && rep->type == REDIS_REPLY_INTEGER) {
         g->closed++;
         g->offline += rep->integer == 1;
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
@@ -94,7 +102,7 @@ static void reaper_sessions_cb(redisAsyncContext *ac, void *reply, void *privdat
         memcpy(user, member, ulen);
         user[ulen] = '\0';
         snprintf(sid, sizeof(sid), "%s%s", g->id, hash);
-        scripts_session_close(r->cmd, reaper_close_cb, g, user, sid, member, g->id);
+        scripts_session_close(r->cmd, reaper_close_cb, g, user, sid, member, g->id, 1);
     }
     /* answered after every session_close above */
     if (redisAsyncCommand(r->cmd, reaper_scard_cb, g, "SCARD %s", gwset) != REDIS_OK)

@@ -100,10 +100,12 @@ def sopen(user, gw, conn):
               [user, "%s#%d" % (gw, conn), "%s#%d" % (user, conn), "parley:presence:" + user])
 
 
-def sclose(user, gw, conn):
+def sclose(user, gw, conn, reaping=False):
     return ev("session_close", [U(user, "sessions"), "parley:online",
-                                "parley:gw:%s:sessions" % gw, U(user, "meta")],
-              [user, "%s#%d" % (gw, conn), "%s#%d" % (user, conn), "parley:presence:" + user])
+                                "parley:gw:%s:sessions" % gw, U(user, "meta"),
+                                "parley:gw:%s:alive" % gw],
+              [user, "%s#%d" % (gw, conn), "%s#%d" % (user, conn), "parley:presence:" + user,
+               "1" if reaping else "0"])
 
 
 # register
@@ -262,7 +264,13 @@ res = contacts("bob", 1)
 check(res[0] == 0 and res[1::6] == [b"alice"] and res[2] == 1, "bob's contacts %r" % (res,))
 
 # session_close
+r("SET", "parley:gw:gw1:alive", "1", "PX", 60000)
+check(sclose("bob", "gw1", 7, reaping=True) == -1 and published() == [] and
+      r("SISMEMBER", U("bob", "sessions"), "gw1#7") == 1 and
+      r("SISMEMBER", "parley:gw:gw1:sessions", "bob#7") == 1,
+      "reaping a gateway whose alive key is back: -1, nothing closed")
 check(sclose("bob", "gw1", 7) == 0 and published() == [], "close one of two: not last")
+r("DEL", "parley:gw:gw1:alive")
 bob_seq = r("HGET", U("bob", "meta"), "seq")
 check(sclose("bob", "gw2", 3) == 1 and r("HGET", U("bob", "meta"), "pushed") == bob_seq,
       "close the last: 1, and pushed = seq")

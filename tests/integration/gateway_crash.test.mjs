@@ -2,10 +2,12 @@
 // expires and a router reaps it; nothing acknowledged is lost (protocol.md:
 // Delivery guarantees, Offline messages and recovery). Cluster: redis,
 // router, gw1, gw2; gw2 is killed (and restarted before the next test).
+// Also: a gateway that was alive but whose heartbeats came late (reaped by
+// mistake) opens its sessions again at its next beat.
 import assert from 'node:assert/strict';
 import { decode } from '@msgpack/msgpack';
 import { after, before, beforeEach } from 'node:test';
-import { Client, brief, sendReliably } from './lib/client.mjs';
+import { Client, brief, sendAck, sendReliably } from './lib/client.mjs';
 import { Cluster, HEARTBEAT_TTL_MS, REAP_INTERVAL_MS, waitFor } from './lib/cluster.mjs';
 
 const cluster = new Cluster('gateway_crash');
@@ -149,4 +151,47 @@ cluster.test("the sender's gateway dies mid-stream: retrying the unacked cids th
     await R.expectNone({ kind: 'text' }, 300, `a text beyond the ${N} messages`);
     assert.deepEqual(got.filter((id, i) => got.indexOf(id) !== i), [], 'the recipient got duplicate ids');
     for (let i = 1; i < got.length; i++) assert.ok(got[i] > got[i - 1], `ids in increasing order at ${i}: ${got[i - 1]} then ${got[i]}`);
+});
+
+cluster.test('a live gateway reaped after late heartbeats opens its sessions again at its next beat: presence and live delivery come back', async () => {
+    const [lapsed, watcher] = await users('lapsed', 'watcher');
+    const W = await Client.connect(cluster.gw(0), watcher.token, { name: 'watcher@gw1' });
+    await waitFor(async () => Number((await cluster.redis('PUBSUB', 'NUMSUB', `parley:presence:${lapsed.name}`))[1]) >= 1, {
+        timeout: 3000,
+        what: `gw1 subscribed to parley:presence:${lapsed.name}`,
+    });
+    const L = await Client.connect(cluster.gw(1), lapsed.token, { name: 'lapsed@gw2' });
+    await W.next({ kind: 'online', from: lapsed.name });
+    const metric = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${cluster.gw(1)}/metrics`)).text();
+        return Number(/^parley_gateway_heartbeat_lapses_total (\d+)$/m.exec(text)[1]);
+    };
+    const lapses0 = await metric();
+
+    // what late heartbeats look like to the reaper: gw2's alive key is gone
+    // (deleted until the reaper has closed the session; gw2 runs on)
+    await waitFor(
+        async () => {
+            await cluster.redis('DEL', 'parley:gw:gw2:alive');
+            return (await cluster.redis('SISMEMBER', 'parley:online', lapsed.name)) === 0;
+        },
+        { timeout: 5000, interval: 20, what: `the reaper closing ${lapsed.name}'s session on the live gw2` },
+    );
+    await W.next({ kind: 'offline', from: lapsed.name });
+
+    // gw2's next beat (every ttl/3) finds its key gone and opens the session again
+    await W.next({ kind: 'online', from: lapsed.name }, HEARTBEAT_TTL_MS + 2000);
+    assert.equal(await cluster.redis('SISMEMBER', 'parley:online', lapsed.name), 1, `${lapsed.name} online again`);
+    assert.equal((await cluster.redis('SMEMBERS', `parley:{u:${lapsed.name}}:sessions`)).length, 1, 'one session again');
+    assert.equal(await metric(), lapses0 + 1, 'parley_gateway_heartbeat_lapses_total counted it once');
+    assert.equal(L.closeInfo, null, "the lapsed user's socket stayed open");
+
+    // and texts reach it live, not only its inbox
+    await sendAck(W, lapsed.name, 'after the lapse', 'lapse-1');
+    const t = await L.next({ kind: 'text', data: 'after the lapse' });
+    assert.equal(t.from, watcher.name);
+    // the reaper leaves the gateway alone from then on
+    await W.expectNone({ kind: 'offline', from: lapsed.name }, REAP_INTERVAL_MS * 3, 'an offline in the next three reap rounds');
+    assert.equal(await cluster.redis('SISMEMBER', 'parley:online', lapsed.name), 1, 'still online after three reap rounds');
+    assert.equal(await cluster.redis('SISMEMBER', 'parley:gateways', 'gw2'), 1, 'gw2 in parley:gateways');
 });
