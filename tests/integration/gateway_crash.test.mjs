@@ -168,16 +168,26 @@ cluster.test('a live gateway reaped after late heartbeats opens its sessions aga
     };
     const lapses0 = await metric();
 
-    // what late heartbeats look like to the reaper: gw2's alive key is gone
-    // (deleted until the reaper has closed the session; gw2 runs on)
-    await waitFor(
-        async () => {
-            await cluster.redis('DEL', 'parley:gw:gw2:alive');
-            return (await cluster.redis('SISMEMBER', 'parley:online', lapsed.name)) === 0;
-        },
-        { timeout: 5000, interval: 20, what: `the reaper closing ${lapsed.name}'s session on the live gw2` },
-    );
-    await W.next({ kind: 'offline', from: lapsed.name });
+    // late heartbeats: gw2 is paused (SIGSTOP) past its heartbeat TTL, right
+    // after a beat landed (PTTL back near the TTL: no beat waits for its
+    // answer), until the reaper has closed the session on it and taken gw2
+    // out of parley:gateways (the end of its round); then it runs on
+    const pid = cluster.gateways[1].proc.pid;
+    await waitFor(async () => (await cluster.redis('PTTL', 'parley:gw:gw2:alive')) > HEARTBEAT_TTL_MS - 100, {
+        interval: 5,
+        what: 'a fresh gw2 heartbeat',
+    });
+    process.kill(pid, 'SIGSTOP');
+    try {
+        await W.next({ kind: 'offline', from: lapsed.name }, HEARTBEAT_TTL_MS + REAP_INTERVAL_MS + 3000);
+        await waitFor(async () => (await cluster.redis('SISMEMBER', 'parley:gateways', 'gw2')) === 0, {
+            timeout: 3000,
+            what: 'the reaper taking gw2 out of parley:gateways',
+        });
+        assert.equal(await cluster.redis('SISMEMBER', 'parley:online', lapsed.name), 0, 'reaped: offline in parley:online');
+    } finally {
+        process.kill(pid, 'SIGCONT');
+    }
 
     // gw2's next beat (every ttl/3) finds its key gone and opens the session again
     await W.next({ kind: 'online', from: lapsed.name }, HEARTBEAT_TTL_MS + 2000);
