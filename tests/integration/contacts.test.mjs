@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client, brief } from './lib/client.mjs';
-import { Cluster, makeUsers, waitFor } from './lib/cluster.mjs';
+import { Cluster, makeUsers } from './lib/cluster.mjs';
 
 const cluster = new Cluster('contacts', { gatewayArgs: ['--everyone-limit', '3'] });
 let tok;
@@ -14,13 +14,6 @@ before(async () => {
     tok = await makeUsers(cluster.gw(0), ['xa', 'xb', 'stranger', 'late', 'filler1', 'filler2']);
 });
 after(() => cluster.stop());
-
-async function presenceSubscribed(name) {
-    await waitFor(async () => Number((await cluster.redis('PUBSUB', 'NUMSUB', `parley:presence:${name}`))[1]) >= 1, {
-        timeout: 3000,
-        what: `a gateway subscribed to parley:presence:${name}`,
-    });
-}
 
 async function send(c, to, data, cid) {
     c.send({ kind: 'text', to, data, cid });
@@ -36,7 +29,7 @@ cluster.test('beyond --everyone-limit, hello lists only contacts and presence re
     const XB = await Client.connect(cluster.gw(1), tok.xb, { name: 'xb' });
     const listed = XB.hello.users.map((u) => u.username);
     assert.deepEqual(listed, ['xa'], `xb's hello lists its one contact, not everyone: ${brief(XB.hello)}`);
-    await presenceSubscribed('xa');
+    await cluster.presenceSubscribed('xa');
     const S = await Client.connect(cluster.gw(0), tok.stranger, { name: 'stranger' });
     await Client.connect(cluster.gw(0), tok.xa, { name: 'xa-again' });
     const on = await XB.next({ kind: 'online' });
@@ -57,7 +50,7 @@ cluster.test('a message from a new correspondent makes them a contact of the liv
     // gateway follows it (both ways: the sender learns the recipient too)
     await XB.next({ kind: 'online', from: 'late' });
     await L.next({ kind: 'online', from: 'xb' });
-    await presenceSubscribed('late');
+    await cluster.presenceSubscribed('late');
     await L.close();
     const off = await XB.next({ kind: 'offline', from: 'late' });
     assert.equal(off.from, 'late');

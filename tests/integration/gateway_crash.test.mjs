@@ -23,10 +23,7 @@ const users = (...bases) => cluster.users(bases);
 cluster.test('SIGKILL a gateway: its users go offline within heartbeat TTL + reap interval', async () => {
     const [victim, observer] = await users('victim', 'observer');
     const O = await Client.connect(cluster.gw(0), observer.token, { name: 'observer@gw1' });
-    await waitFor(async () => Number((await cluster.redis('PUBSUB', 'NUMSUB', `parley:presence:${victim.name}`))[1]) >= 1, {
-        timeout: 3000,
-        what: `gw1 subscribed to parley:presence:${victim.name}`,
-    });
+    await cluster.presenceSubscribed(victim.name);
     const V = await Client.connect(cluster.gw(1), victim.token, { name: 'victim@gw2' });
     await O.next({ kind: 'online', from: victim.name });
     assert.ok((await cluster.redis('SMEMBERS', 'parley:online')).includes(victim.name), 'victim in parley:online before the kill');
@@ -156,10 +153,7 @@ cluster.test("the sender's gateway dies mid-stream: retrying the unacked cids th
 cluster.test('a live gateway reaped after late heartbeats opens its sessions again at its next beat: presence and live delivery come back', async () => {
     const [lapsed, watcher] = await users('lapsed', 'watcher');
     const W = await Client.connect(cluster.gw(0), watcher.token, { name: 'watcher@gw1' });
-    await waitFor(async () => Number((await cluster.redis('PUBSUB', 'NUMSUB', `parley:presence:${lapsed.name}`))[1]) >= 1, {
-        timeout: 3000,
-        what: `gw1 subscribed to parley:presence:${lapsed.name}`,
-    });
+    await cluster.presenceSubscribed(lapsed.name);
     const L = await Client.connect(cluster.gw(1), lapsed.token, { name: 'lapsed@gw2' });
     await W.next({ kind: 'online', from: lapsed.name });
     const metric = async () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach } from 'node:test';
 import { Client, healthz } from './lib/client.mjs';
-import { Cluster, sleep, waitFor } from './lib/cluster.mjs';
+import { Cluster, sleep } from './lib/cluster.mjs';
 
 const DRAIN_TIMEOUT_MS = 3000;
 const cluster = new Cluster('gateway_drain', {
@@ -73,10 +73,7 @@ cluster.test('SIGTERM a gateway: its WebSockets are closed with 1001 (going away
 cluster.test('SIGTERM a gateway: it closes its sessions (contacts see offline) and exits 0', async () => {
     const [obs, v] = await users('obs', 'v');
     const O = await Client.connect(cluster.gw(0), obs.token, { name: 'obs@gw1' });
-    await waitFor(async () => Number((await cluster.redis('PUBSUB', 'NUMSUB', `parley:presence:${v.name}`))[1]) >= 1, {
-        timeout: 3000,
-        what: `gw1 subscribed to parley:presence:${v.name}`,
-    });
+    await cluster.presenceSubscribed(v.name);
     await Client.connect(cluster.gw(1), v.token, { name: 'v@gw2' });
     await O.next({ kind: 'online', from: v.name });
     const { exited } = terminate();

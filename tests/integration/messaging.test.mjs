@@ -21,16 +21,6 @@ const users = (...bases) => cluster.users(bases);
 
 // Waits until some gateway listens to NAME's presence channel (internals.md),
 // so an online/offline published next is not lost to a subscription race.
-async function presenceSubscribed(name, min = 1) {
-    await waitFor(
-        async () => {
-            const r = await cluster.redis('PUBSUB', 'NUMSUB', `parley:presence:${name}`);
-            return Number(r[1]) >= min;
-        },
-        { timeout: 3000, what: `a gateway subscribed to parley:presence:${name}` },
-    );
-}
-
 function inbox(name) {
     return cluster.redisBuffers('LRANGE', `parley:{u:${name}}:inbox`, '0', '-1').then((l) => l.map((b) => decode(b)));
 }
@@ -131,7 +121,7 @@ cluster.test('presence: B sees online when A connects on the other gateway and o
     const entry = (B.hello.users || []).find((u) => u.username === a.name);
     assert.ok(entry, `B's hello.users should list ${a.name} (small deployment: everyone is a contact): ${brief(B.hello)}`);
     assert.equal(entry.online, false, `${a.name} is offline in B's hello`);
-    await presenceSubscribed(a.name);
+    await cluster.presenceSubscribed(a.name);
     const A = await Client.connect(GW2(), a.token);
     const on = await B.next({ kind: 'online', from: a.name });
     assert.equal(on.from, a.name);
@@ -144,7 +134,7 @@ cluster.test('presence: B sees online when A connects on the other gateway and o
 cluster.test('presence: with two sessions of A, closing one sends no offline, closing both does', async () => {
     const [a, b] = await users('a', 'b');
     const B = await Client.connect(GW1(), b.token);
-    await presenceSubscribed(a.name);
+    await cluster.presenceSubscribed(a.name);
     const A1 = await Client.connect(GW1(), a.token, { name: 'A1' });
     await B.next({ kind: 'online', from: a.name });
     const A2 = await Client.connect(GW2(), a.token, { name: 'A2' });

@@ -389,6 +389,15 @@ export class Cluster {
         return redisCommand(this.redisPort, args, { asString: false });
     }
 
+    // Waits until at least min gateways follow NAME's presence (SUBSCRIBE
+    // parley:presence:NAME): a session that follows NAME sees its online from then on.
+    async presenceSubscribed(name, min = 1) {
+        await waitFor(async () => Number((await this.redis('PUBSUB', 'NUMSUB', `parley:presence:${name}`))[1]) >= min, {
+            timeout: 3000,
+            what: `${min} gateway(s) subscribed to parley:presence:${name}`,
+        });
+    }
+
     // ------------------------------------------------ router
 
     async startRouter({ args = [], waitSlots = true } = {}) {
