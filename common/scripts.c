@@ -633,6 +633,13 @@ static const char SRC_RENEW_SLOT[] = "if redis.call('GET', KEYS[1]) == ARGV[1] t
                                      "end\n"
                                      "return 0\n";
 
+/* forget_gateway: the reaper's last step. SREM the gateway from
+ * parley:gateways unless it beat again (alive key back) or has sessions
+ * (opened meanwhile); returns 1 when removed, else 0. */
+static const char SRC_FORGET_GATEWAY[] =
+    "if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('SCARD', KEYS[3]) > 0 then return 0 end\n"
+    "return redis.call('SREM', KEYS[1], ARGV[1])\n";
+
 /* fn: a Redis function library (FUNCTION LOAD, FCALL) whose source defines
  * `local function NAME(keys, args)`; scripts_init() wraps it with the
  * library header and the registration. Else an EVAL script. */
@@ -653,6 +660,7 @@ static const struct {
     [SCRIPT_CONTACTS] = {"contacts", SRC_CONTACTS},
     [SCRIPT_RELEASE_SLOT] = {"release_slot", SRC_RELEASE_SLOT},
     [SCRIPT_RENEW_SLOT] = {"renew_slot", SRC_RENEW_SLOT},
+    [SCRIPT_FORGET_GATEWAY] = {"forget_gateway", SRC_FORGET_GATEWAY},
 };
 
 /* EVAL scripts: the SHA1 of the source. Functions: the function name, which

@@ -16,8 +16,9 @@ typedef enum {
     SCRIPT_TYPING,
     SCRIPT_REGISTER,
     SCRIPT_CONTACTS,
-    SCRIPT_RELEASE_SLOT, /* KEYS: slot key; ARGV: router id: DEL if owned */
-    SCRIPT_RENEW_SLOT,   /* KEYS: slot key; ARGV: router id, lease ms: PEXPIRE if owned */
+    SCRIPT_RELEASE_SLOT,   /* KEYS: slot key; ARGV: router id: DEL if owned */
+    SCRIPT_RENEW_SLOT,     /* KEYS: slot key; ARGV: router id, lease ms: PEXPIRE if owned */
+    SCRIPT_FORGET_GATEWAY, /* KEYS: gateways, alive, gateway sessions; ARGV: id */
     SCRIPT_HISTORY,
     SCRIPT_READ,
     SCRIPT_GROUP,

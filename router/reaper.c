@@ -6,11 +6,12 @@
  * member of parley:gateways: when its parley:gw:ID:alive key is gone, it runs
  * session_close for every member of parley:gw:ID:sessions (which announces
  * `offline` for users left without a session), then removes the gateway from
- * parley:gateways once its session set is empty. One log line per reaped
- * gateway. Each close checks the alive key again, in the script, so a late
- * heartbeat stops the reaping where it is; the gateway notices at that beat
- * (its alive key was gone, or it had left parley:gateways) and opens its
- * sessions again. A restarted gateway closes its own leftovers at start. */
+ * parley:gateways (forget_gateway: once its session set is empty, unless its
+ * alive key is back). One log line per reaped gateway. Each close checks the
+ * alive key again, in the script, so a late heartbeat stops the reaping where
+ * it is; the gateway notices at that beat (its alive key was gone, or it had
+ * left parley:gateways) and opens its sessions again. A restarted gateway
+ * closes its own leftovers at start. */
 #include "router.h"
 
 #include "log.h"
@@ -34,31 +35,20 @@ static void reaper_gw_done(reaper_gw *g)
     free(g);
 }
 
-static void reaper_srem_cb(redisAsyncContext *ac, void *reply, void *privdata)
+/* The end of a gateway's round: forget_gateway answered (after every close). */
+static void reaper_forget_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     reaper_gw *g = privdata;
     redisReply *rep = reply;
-    (void)ac;
-    if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
-        log_info("reaped gateway %s: %d session%s closed, %d user%s went offline", g->id, g->closed,
-                 g->closed == 1 ? "" : "s", g->offline, g->offline == 1 ? "" : "s");
-    reaper_gw_done(g);
-}
-
-static void reaper_scard_cb(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    reaper_gw *g = privdata;
-    redisReply *rep = reply;
-    router *r = g->r;
     (void)ac;
     if (g->alive)
         log_warn("gateway %s beat again while being reaped: %d session%s closed before, %d left "
                  "open",
                  g->id, g->closed, g->closed == 1 ? "" : "s", g->alive);
-    /* sessions added meanwhile (it was alive after all): next round */
-    if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0 || !r->cmd ||
-        redisAsyncCommand(r->cmd, reaper_srem_cb, g, "SREM %s %s", KEY_GATEWAYS, g->id) != REDIS_OK)
-        reaper_gw_done(g);
+    else if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+        log_info("reaped gateway %s: %d session%s closed, %d user%s went offline", g->id, g->closed,
+                 g->closed == 1 ? "" : "s", g->offline, g->offline == 1 ? "" : "s");
+    reaper_gw_done(g);
 }
 
 static void reaper_close_cb(redisAsyncContext *ac, void *reply, void *privdata)
@@ -104,8 +94,13 @@ static void reaper_sessions_cb(redisAsyncContext *ac, void *reply, void *privdat
         snprintf(sid, sizeof(sid), "%s%s", g->id, hash);
         scripts_session_close(r->cmd, reaper_close_cb, g, user, sid, member, g->id, 1);
     }
-    /* answered after every session_close above */
-    if (redisAsyncCommand(r->cmd, reaper_scard_cb, g, "SCARD %s", gwset) != REDIS_OK)
+    /* answered after every session_close above; leaves the gateway in
+     * parley:gateways if it beat again or has sessions (next round) */
+    char alive[KEYS_MAX];
+    const char *argv[] = {KEY_GATEWAYS, keys_fmt(alive, sizeof alive, KEY_GW_ALIVE, g->id), gwset,
+                          g->id};
+    if (scripts_eval(r->cmd, SCRIPT_FORGET_GATEWAY, reaper_forget_cb, g, 3, 1, argv, NULL) !=
+        REDIS_OK)
         reaper_gw_done(g);
 }
 

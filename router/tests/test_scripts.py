@@ -302,6 +302,20 @@ check(ev("release_slot", ["parley:slot:3"], ["r2"]) == 0, "release by non-owner 
 check(ev("release_slot", ["parley:slot:3"], ["r1"]) == 1 and
       r("EXISTS", "parley:slot:3") == 0, "release by owner")
 
+# forget_gateway: the reaper's last step
+FG = ["parley:gateways", "parley:gw:gwF:alive", "parley:gw:gwF:sessions"]
+r("SADD", "parley:gateways", "gwF")
+r("SADD", "parley:gw:gwF:sessions", "x#1")
+check(ev("forget_gateway", FG, ["gwF"]) == 0 and r("SISMEMBER", "parley:gateways", "gwF") == 1,
+      "forget_gateway: kept while it has sessions")
+r("DEL", "parley:gw:gwF:sessions")
+r("SET", "parley:gw:gwF:alive", 1, "PX", 60000)
+check(ev("forget_gateway", FG, ["gwF"]) == 0 and r("SISMEMBER", "parley:gateways", "gwF") == 1,
+      "forget_gateway: kept when its alive key is back")
+r("DEL", "parley:gw:gwF:alive")
+check(ev("forget_gateway", FG, ["gwF"]) == 1 and r("SISMEMBER", "parley:gateways", "gwF") == 0,
+      "forget_gateway: removed when dead with no session")
+
 # epoch created by send when the recipient never had a session
 ev("register", [U("dave", "account"), "parley:users"], ["dave", "H", 1])
 send("alice", "dave", "hey", "c7", "gwA#5", 5)
