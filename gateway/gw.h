@@ -124,8 +124,11 @@ typedef struct gw_session {
     int fetching; /* a gap fetch (sync script) is in flight */
     int64_t fetch_target;
 
-    /* presence: contact name -> presence entry (presence.c) */
-    strmap contacts;
+    /* presence: the names this session follows (presence.c) */
+    struct presence_follow *follows; /* in the order followed */
+    uint32_t nfollows, capfollows;
+    uint32_t *follow_set;    /* open addressing on the entry: follows index + 1, 0 empty */
+    uint32_t follow_set_cap; /* a power of two, 0 before the first follow */
     gw_pending_text *texts;
     int ntexts;
 

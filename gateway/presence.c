@@ -16,11 +16,16 @@
 
 typedef enum { PRES_SUBSCRIBED = 0, PRES_UNSUBSCRIBING } presence_sub_state;
 
-typedef struct presence_link presence_link;
+/* One follower of an entry: the session, and where the entry sits in the
+ * session's follows (so unfollowing is O(1)). */
+typedef struct presence_sub {
+    gw_session *s;
+    uint32_t fidx;
+} presence_sub;
 
 typedef struct presence_entry {
     char name[PROTO_NAME_MAX + 1];
-    presence_link **subs; /* followers, in no order */
+    presence_sub *subs; /* followers, in no order */
     size_t n, cap;
     presence_sub_state sub;
     int stale;    /* no follower at the last sweep */
@@ -28,13 +33,64 @@ typedef struct presence_entry {
     uint64_t gen; /* presence messages received for this name */
 } presence_entry;
 
-/* One session following one name: the value in the session's contacts map,
- * and an element of the entry's subs (at idx), so unfollowing is O(1). */
-struct presence_link {
-    gw_session *s;
+/* One name a session follows: the entry, and where the session sits in its
+ * subs. A session's follows are an array plus an open-addressing set of
+ * indexes keyed by the entry's address (is it followed already?): 16 bytes
+ * and a few of set per followed name, which matters in large groups (a
+ * 1,000-member group makes each member session follow 999 names). Names are
+ * only ever added to a session, and all dropped at its close. */
+struct presence_follow {
     presence_entry *e;
-    size_t idx;
+    uint32_t sidx;
 };
+
+static uint32_t presence_hash(const presence_entry *e)
+{
+    return (uint32_t)(((uint64_t)(uintptr_t)e * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
+static int presence_follows(const gw_session *s, const presence_entry *e)
+{
+    if (!s->follow_set_cap) return 0;
+    uint32_t mask = s->follow_set_cap - 1;
+    for (uint32_t i = presence_hash(e) & mask;; i = (i + 1) & mask) {
+        uint32_t v = s->follow_set[i];
+        if (!v) return 0;
+        if (s->follows[v - 1].e == e) return 1;
+    }
+}
+
+static void presence_set_put(uint32_t *set, uint32_t cap, const struct presence_follow *f,
+                             uint32_t idx)
+{
+    uint32_t mask = cap - 1, i = presence_hash(f[idx].e) & mask;
+    while (set[i])
+        i = (i + 1) & mask;
+    set[i] = idx + 1;
+}
+
+/* Room for one more follow: the array doubles, the set keeps a load <= 3/4. */
+static int presence_reserve(gw_session *s)
+{
+    if (s->nfollows == s->capfollows) {
+        uint32_t cap = s->capfollows ? s->capfollows * 2 : 8;
+        struct presence_follow *f = realloc(s->follows, cap * sizeof *f);
+        if (!f) return -1;
+        s->follows = f;
+        s->capfollows = cap;
+    }
+    if ((uint64_t)(s->nfollows + 1) * 4 > (uint64_t)s->follow_set_cap * 3) {
+        uint32_t cap = s->follow_set_cap ? s->follow_set_cap * 2 : 16;
+        uint32_t *set = calloc(cap, sizeof *set);
+        if (!set) return -1;
+        for (uint32_t j = 0; j < s->nfollows; j++)
+            presence_set_put(set, cap, s->follows, j);
+        free(s->follow_set);
+        s->follow_set = set;
+        s->follow_set_cap = cap;
+    }
+    return 0;
+}
 
 static void presence_chan(char *buf, size_t size, const char *name)
 {
@@ -71,8 +127,7 @@ static void presence_query_cb(redisAsyncContext *ac, void *r, void *priv)
     msgpack_sbuffer sb;
     if (q->conn) {
         gw_session *s = ws_session_find(g, q->conn);
-        if (!s || s->state != SESS_LIVE || !strmap_get(&s->contacts, q->name, strlen(q->name)))
-            goto out;
+        if (!s || s->state != SESS_LIVE || !presence_follows(s, e)) goto out;
         presence_frame(&sb, q->name, on != 0);
         ws_send(s, sb.data, sb.size);
     } else {
@@ -80,7 +135,7 @@ static void presence_query_cb(redisAsyncContext *ac, void *r, void *priv)
         e->online = on != 0;
         presence_frame(&sb, e->name, e->online);
         for (size_t i = 0; i < e->n; i++)
-            if (e->subs[i]->s->state == SESS_LIVE) ws_send(e->subs[i]->s, sb.data, sb.size);
+            if (e->subs[i].s->state == SESS_LIVE) ws_send(e->subs[i].s, sb.data, sb.size);
     }
     msgpack_sbuffer_destroy(&sb);
 out:
@@ -99,16 +154,16 @@ static void presence_ask(gw_server *g, presence_entry *e, uint64_t conn)
 }
 
 /* Makes s follow name (online: the state s was told, -1 unknown). Returns
- * the new link, or NULL when s already follows name, name is s's own user or
+ * the entry, or NULL when s already follows name, name is s's own user or
  * not a user name, or memory ran out. */
-static presence_link *presence_add(gw_session *s, const char *name, size_t len, int online)
+static presence_entry *presence_add(gw_session *s, const char *name, size_t len, int online)
 {
     gw_server *g = s->g;
     if (!name || !proto_valid_user(name, len) ||
-        (len == strlen(s->user) && memcmp(name, s->user, len) == 0) ||
-        strmap_get(&s->contacts, name, len))
+        (len == strlen(s->user) && memcmp(name, s->user, len) == 0))
         return NULL;
     presence_entry *e = strmap_get(&g->presence, name, len);
+    if ((e && presence_follows(s, e)) || presence_reserve(s) < 0) return NULL;
     if (!e) {
         e = calloc(1, sizeof *e);
         if (!e) return NULL;
@@ -124,22 +179,16 @@ static presence_link *presence_add(gw_session *s, const char *name, size_t len, 
     }
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 4;
-        presence_link **subs = realloc(e->subs, cap * sizeof *subs);
+        presence_sub *subs = realloc(e->subs, cap * sizeof *subs);
         if (!subs) return NULL;
         e->subs = subs;
         e->cap = cap;
     }
-    presence_link *l = malloc(sizeof *l);
-    if (!l) return NULL;
-    l->s = s;
-    l->e = e;
-    l->idx = e->n;
-    if (strmap_put(&s->contacts, name, len, l) < 0) {
-        free(l);
-        return NULL;
-    }
-    e->subs[e->n++] = l;
-    return l;
+    uint32_t fidx = s->nfollows++;
+    s->follows[fidx] = (struct presence_follow){e, (uint32_t)e->n};
+    presence_set_put(s->follow_set, s->follow_set_cap, s->follows, fidx);
+    e->subs[e->n++] = (presence_sub){s, fidx};
+    return e;
 }
 
 void presence_follow_known(gw_session *s, const char *name, size_t len, int online)
@@ -151,22 +200,24 @@ void presence_follow_known(gw_session *s, const char *name, size_t len, int onli
  * so it gets the current one (later changes come from the channel). */
 void presence_follow(gw_session *s, const char *name, size_t len)
 {
-    presence_link *l = presence_add(s, name, len, -1);
-    if (l) presence_ask(s->g, l->e, s->conn);
+    presence_entry *e = presence_add(s, name, len, -1);
+    if (e) presence_ask(s->g, e, s->conn);
 }
 
 void presence_unfollow_all(gw_session *s)
 {
-    size_t i;
-    for (strmap_node *n = strmap_first(&s->contacts, &i); n; n = strmap_next(&s->contacts, n, &i)) {
-        presence_link *l = n->val;
-        presence_entry *e = l->e;
-        presence_link *last = e->subs[--e->n];
-        e->subs[l->idx] = last;
-        last->idx = l->idx;
-        free(l);
+    for (uint32_t j = 0; j < s->nfollows; j++) {
+        presence_entry *e = s->follows[j].e;
+        uint32_t sidx = s->follows[j].sidx;
+        presence_sub last = e->subs[--e->n];
+        e->subs[sidx] = last;
+        last.s->follows[last.fidx].sidx = sidx;
     }
-    strmap_free(&s->contacts);
+    free(s->follows);
+    free(s->follow_set);
+    s->follows = NULL;
+    s->follow_set = NULL;
+    s->nfollows = s->capfollows = s->follow_set_cap = 0;
 }
 
 static void presence_drop(gw_server *g, presence_entry *e)
@@ -242,7 +293,7 @@ void presence_message(gw_server *g, const char *chan, const char *buf, size_t le
     if (kind.len == 6 && !memcmp(kind.p, "online", 6)) e->online = 1;
     if (kind.len == 7 && !memcmp(kind.p, "offline", 7)) e->online = 0;
     for (size_t i = 0; i < e->n; i++)
-        if (e->subs[i]->s->state == SESS_LIVE) ws_send(e->subs[i]->s, buf, len);
+        if (e->subs[i].s->state == SESS_LIVE) ws_send(e->subs[i].s, buf, len);
 }
 
 /* Redis confirmed SUBSCRIBE parley:presence:NAME. A change of NAME between

@@ -980,7 +980,6 @@ static int ws_established(struct lws *wsi, gw_server *g, gw_pss *pss)
     s->state = SESS_OPENING;
     s->tokens = (double)g->cfg.burst;
     s->bucket_ms = gw_now_ms();
-    strmap_init(&s->contacts);
     char k[24];
     size_t kn = ws_conn_key(k, sizeof k, s->conn);
     if (strmap_put(&g->sessions_by_conn, k, kn, s) < 0) {

@@ -131,6 +131,29 @@ cluster.test('presence: B sees online when A connects on the other gateway and o
     assert.ok(!(await cluster.redis('SMEMBERS', 'parley:online')).includes(a.name), 'parley:online no longer has A');
 });
 
+cluster.test('presence: sessions following the same names close in any order; the others keep getting presence', async () => {
+    const [x, f1, f2, f3, f4] = await users('x', 'f1', 'f2', 'f3', 'f4');
+    const F = [];
+    for (const [i, u] of [f1, f2, f3, f4].entries()) F.push(await Client.connect(GW1(), u.token, { name: `F${i + 1}` }));
+    await cluster.presenceSubscribed(x.name);
+    // the first and the second follower go (not in the order they came)
+    await F[1].close();
+    await F[0].close();
+    const X = await Client.connect(GW2(), x.token);
+    for (const f of [F[2], F[3]]) await f.next({ kind: 'online', from: x.name });
+    await F[3].close();
+    await X.close();
+    await F[2].next({ kind: 'offline', from: x.name });
+    // and a follower arriving after the departures is served too
+    const F5 = await Client.connect(GW1(), f1.token, { name: 'F1-again' });
+    assert.equal(F5.hello.users.find((u) => u.username === x.name)?.online, false, `${x.name} offline in the new hello`);
+    const X2 = await Client.connect(GW2(), x.token);
+    await F5.next({ kind: 'online', from: x.name });
+    await F[2].next({ kind: 'online', from: x.name });
+    await X2.close();
+    await F5.close();
+});
+
 cluster.test('presence: with two sessions of A, closing one sends no offline, closing both does', async () => {
     const [a, b] = await users('a', 'b');
     const B = await Client.connect(GW1(), b.token);
