@@ -20,12 +20,19 @@ const OFFLINE_DEADLINE_MS = HEARTBEAT_TTL_MS + REAP_INTERVAL_MS + SLACK_MS;
 
 const users = (...bases) => cluster.users(bases);
 
+// A fresh user on gw2 and a fresh observer on gw1 who follows its presence;
+// resolves once the observer has seen it come online.
+async function watchedOnGw2(base, observerBase) {
+    const [user, observer] = await users(base, observerBase);
+    const O = await Client.connect(cluster.gw(0), observer.token, { name: `${observerBase}@gw1` });
+    await cluster.presenceSubscribed(user.name);
+    const U = await Client.connect(cluster.gw(1), user.token, { name: `${base}@gw2` });
+    await O.next({ kind: 'online', from: user.name });
+    return { user, observer, U, O };
+}
+
 cluster.test('SIGKILL a gateway: its users go offline within heartbeat TTL + reap interval', async () => {
-    const [victim, observer] = await users('victim', 'observer');
-    const O = await Client.connect(cluster.gw(0), observer.token, { name: 'observer@gw1' });
-    await cluster.presenceSubscribed(victim.name);
-    const V = await Client.connect(cluster.gw(1), victim.token, { name: 'victim@gw2' });
-    await O.next({ kind: 'online', from: victim.name });
+    const { user: victim, U: V, O } = await watchedOnGw2('victim', 'observer');
     assert.ok((await cluster.redis('SMEMBERS', 'parley:online')).includes(victim.name), 'victim in parley:online before the kill');
 
     const t0 = Date.now();
@@ -151,11 +158,7 @@ cluster.test("the sender's gateway dies mid-stream: retrying the unacked cids th
 });
 
 cluster.test('a live gateway reaped after late heartbeats opens its sessions again at its next beat: presence and live delivery come back', async () => {
-    const [lapsed, watcher] = await users('lapsed', 'watcher');
-    const W = await Client.connect(cluster.gw(0), watcher.token, { name: 'watcher@gw1' });
-    await cluster.presenceSubscribed(lapsed.name);
-    const L = await Client.connect(cluster.gw(1), lapsed.token, { name: 'lapsed@gw2' });
-    await W.next({ kind: 'online', from: lapsed.name });
+    const { user: lapsed, observer: watcher, U: L, O: W } = await watchedOnGw2('lapsed', 'watcher');
     const metric = async () => {
         const text = await (await fetch(`http://127.0.0.1:${cluster.gw(1)}/metrics`)).text();
         return Number(/^parley_gateway_heartbeat_lapses_total (\d+)$/m.exec(text)[1]);
