@@ -335,7 +335,7 @@ static int proto_get_peer(const msgpack_object *o, const char *name, proto_str *
 {
     if (proto_get_str(o, name, 0, SIZE_MAX, out, err) < 0) return -1;
     if (!proto_valid_user(out->p, out->len) && !proto_valid_group(out->p, out->len))
-        return proto_bad(err, name, "must be a user name ([a-z0-9_.-]{1,32}) or #group");
+        return proto_bad(err, name, "must be a user name (" PROTO_USER_PATTERN ") or #group");
     return 0;
 }
 
@@ -383,7 +383,7 @@ static int proto_dec_group(const msgpack_object **fl, proto_frame *f, proto_erro
 
     if (proto_get_str(fl[F_NAME], "name", 1, PROTO_NAME_MAX + 1, &f->name, err) < 0) return -1;
     if (!proto_valid_group(f->name.p, f->name.len))
-        return proto_bad(err, "name", "must be #name with name [a-z0-9_.-]{1,32}");
+        return proto_bad(err, "name", "must be #name with name " PROTO_USER_PATTERN);
 
     const msgpack_object *o = fl[F_OPEN];
     if (o && o->type != MSGPACK_OBJECT_BOOLEAN) return proto_bad(err, "open", "must be a bool");
@@ -629,4 +629,50 @@ void proto_enc_typing(msgpack_packer *pk, const char *from, size_t flen, const c
     proto_pack_str(pk, from, flen);
     proto_pack_cstr(pk, "to");
     proto_pack_str(pk, to, tlen);
+}
+
+int proto_peek_fields(const char *buf, size_t len, proto_str *kind, proto_str *from, proto_str *to,
+                      proto_str *cid, int64_t *seq)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    int rc = -1;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        rc = 0;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+            if (k->type != MSGPACK_OBJECT_STR) continue;
+            proto_str *dst = NULL;
+            const char *kp = k->via.str.ptr;
+            uint32_t kl = k->via.str.size;
+            if (kl == 4 && !memcmp(kp, "kind", 4))
+                dst = kind;
+            else if (kl == 4 && !memcmp(kp, "from", 4))
+                dst = from;
+            else if (kl == 2 && !memcmp(kp, "to", 2))
+                dst = to;
+            else if (kl == 3 && !memcmp(kp, "cid", 3))
+                dst = cid;
+            else if (kl == 3 && !memcmp(kp, "seq", 3) && seq) {
+                if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *seq = (int64_t)v->via.u64;
+                continue;
+            }
+            if (dst && (v->type == MSGPACK_OBJECT_STR || v->type == MSGPACK_OBJECT_BIN)) {
+                /* the strings point into buf: the zone only holds the tree */
+                dst->p = v->via.str.ptr;
+                dst->len = v->via.str.size;
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+int proto_is_map(const char *buf, size_t len)
+{
+    unsigned char b = len ? (unsigned char)buf[0] : 0;
+    return len && ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) && proto_mp_check(buf, len) == 0;
 }

@@ -12,7 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_NAME_MAX        32 /* user name length; a group adds '#' */
+#define PROTO_NAME_MAX 32 /* user name length; a group adds '#' */
+/* The user-name rule (proto_valid_user), said once: as a pattern for
+ * protocol errors, and in words for people (HTTP API, CLI). */
+#define PROTO_USER_PATTERN    "[a-z0-9_.-]{1,32}"
+#define PROTO_USER_RULE       "user names are 1 to 32 characters of a-z 0-9 _ . -"
 #define PROTO_CID_MAX         64
 #define PROTO_EPOCH_MAX       64
 #define PROTO_HISTORY_MAX     100
@@ -89,8 +93,20 @@ int proto_mp_next(const char *buf, size_t len, size_t *used);
  * message. Returns 0, or -1 when frame is not a map. */
 int proto_add_seq(const char *frame, size_t len, int64_t seq, msgpack_sbuffer *out);
 
+/* Reads kind, from, to, cid (strings or bins, pointing into buf) and seq (a
+ * positive integer) of a frame built by a script or the gateway; any output
+ * may be NULL and is left as is when the field is absent. No validation
+ * beyond the types: for frames Parley made itself. Returns 0 if buf starts
+ * with a msgpack map, else -1. */
+int proto_peek_fields(const char *buf, size_t len, proto_str *kind, proto_str *from, proto_str *to,
+                      proto_str *cid, int64_t *seq);
+
+/* 1 when buf[0..len) is exactly one msgpack map (proto_mp_check), else 0:
+ * the test for stored frames spliced into an answer as they are. */
+int proto_is_map(const char *buf, size_t len);
+
 /* Validation helpers, shared with HTTP and the CLI. */
-int proto_valid_user(const char *p, size_t len);  /* [a-z0-9_.-]{1,32} */
+int proto_valid_user(const char *p, size_t len);  /* PROTO_USER_PATTERN */
 int proto_valid_group(const char *p, size_t len); /* '#' + user rule */
 int proto_valid_utf8(const char *p, size_t len);
 int proto_valid_gwid(const char *p, size_t len); /* [A-Za-z0-9_.:-]{1,64} */

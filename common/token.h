@@ -12,6 +12,11 @@
 
 #define TOKEN_MAX 128 /* 32 + 1 + 20 + 1 + 64 + NUL fits */
 
+/* The secret the gateway, the CLI and parley-bench use when none is given
+ * (--secret / PARLEY_SECRET unset or empty): published, so for a laptop
+ * only. Written here and nowhere else. */
+#define TOKEN_DEV_SECRET "parley-local-only-secret-do-not-deploy"
+
 typedef enum {
     TOKEN_OK = 0,
     TOKEN_MALFORMED, /* not user:exp:hex64, or bad user name */
@@ -24,8 +29,8 @@ int token_mint(const char *secret, const char *user, int64_t exp, char *out, siz
 
 /* Verifies tok[0..len). On TOKEN_OK copies the user (NUL-terminated) into user
  * (size >= 33) and the expiry into *exp (may be NULL). Constant-time compare. */
-token_status token_verify(const char *secret, const char *tok, size_t len, int64_t now,
-                          char *user, int64_t *exp);
+token_status token_verify(const char *secret, const char *tok, size_t len, int64_t now, char *user,
+                          int64_t *exp);
 
 const char *token_status_str(token_status st);
 

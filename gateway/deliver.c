@@ -1,65 +1,48 @@
-/* deliver.c - router/script envelopes (parley:gw:ID) to local sessions.
- *
- * Each session tracks last_seq, the highest inbox seq it was sent. An envelope
- * with seq s is sent when s == last_seq + 1, skipped when s <= last_seq (an
- * entry the session already had, e.g. in the offline push or a sync), and when
- * s > last_seq + 1 the missing entries are first fetched with the `sync`
- * script. Acks ('c' envelopes) carry the seq of the sender's own inbox copy:
- * they advance last_seq the same way but are always sent, and the fetched
- * copy of that entry is never sent as a text to the session that wrote it.
- *
- * Until hello is out (OPENING) and while a fetch is in flight, envelopes wait
- * in the session's dq, bounded like the send queue. */
+/* deliver.c - envelopes to sessions, in inbox order (deliver.h). */
+#include "deliver.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus.h"
-#include "gw.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
+#include "presence.h"
+#include "redis_link.h"
 #include "scripts.h"
 
-/* Reads kind, from, to, cid and seq of a client frame (any may be NULL).
- * Returns 0 if buf is a msgpack map, else -1. */
-int deliver_frame_fields(const char *buf, size_t len, proto_str *kind, proto_str *from,
-                         proto_str *to, proto_str *cid, int64_t *seq)
+typedef struct dq_item {
+    struct dq_item *next;
+    dq_kind kind;
+    int64_t seq; /* 0: no seq */
+    size_t len;
+    char frame[];
+} dq_item;
+
+struct deliver_sess {
+    dq_item *head, *tail; /* envelopes waiting for hello or for a gap fetch */
+    size_t bytes;
+    int fetching; /* a gap fetch (sync script) is in flight */
+    int64_t fetch_target;
+};
+
+static struct {
+    char gw_chan[KEYS_MAX];
+    size_t send_queue;
+} dl;
+
+void deliver_init(const char *gw_chan, size_t send_queue)
 {
-    msgpack_unpacked u;
-    size_t off = 0;
-    int rc = -1;
-    msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-        u.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *m = &u.data.via.map;
-        rc = 0;
-        for (uint32_t i = 0; i < m->size; i++) {
-            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-            if (k->type != MSGPACK_OBJECT_STR) continue;
-            proto_str *dst = NULL;
-            const char *kp = k->via.str.ptr;
-            uint32_t kl = k->via.str.size;
-            if (kl == 4 && !memcmp(kp, "kind", 4))
-                dst = kind;
-            else if (kl == 4 && !memcmp(kp, "from", 4))
-                dst = from;
-            else if (kl == 2 && !memcmp(kp, "to", 2))
-                dst = to;
-            else if (kl == 3 && !memcmp(kp, "cid", 3))
-                dst = cid;
-            else if (kl == 3 && !memcmp(kp, "seq", 3) && seq) {
-                if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *seq = (int64_t)v->via.u64;
-                continue;
-            }
-            if (dst && (v->type == MSGPACK_OBJECT_STR || v->type == MSGPACK_OBJECT_BIN)) {
-                /* the strings point into buf: the zone only holds the tree */
-                dst->p = v->via.str.ptr;
-                dst->len = v->via.str.size;
-            }
-        }
-    }
-    msgpack_unpacked_destroy(&u);
-    return rc;
+    snprintf(dl.gw_chan, sizeof dl.gw_chan, "%s", gw_chan);
+    dl.send_queue = send_queue;
+}
+
+static struct deliver_sess *deliver_state(gw_session *s)
+{
+    if (!s->dl) s->dl = calloc(1, sizeof *s->dl);
+    return s->dl;
 }
 
 /* A group frame: every member becomes a contact of the session (presence).
@@ -95,7 +78,7 @@ static void deliver_learn(gw_session *s, const char *frame, size_t len)
 {
     proto_str k = {0}, from = {0}, to = {0}, cid = {0};
     if (s->state == SESS_CLOSING) return;
-    deliver_frame_fields(frame, len, &k, &from, &to, &cid, NULL);
+    proto_peek_fields(frame, len, &k, &from, &to, &cid, NULL);
     if (k.len == 4 && !memcmp(k.p, "text", 4)) {
         if (from.len == strlen(s->user) && !memcmp(from.p, s->user, from.len))
             presence_follow(s, to.p, to.len);
@@ -103,25 +86,23 @@ static void deliver_learn(gw_session *s, const char *frame, size_t len)
             presence_follow(s, from.p, from.len);
     } else if (k.len == 3 && !memcmp(k.p, "ack", 3) && cid.len) {
         char peer[PROTO_NAME_MAX + 2];
-        if (ws_forget_text(s, cid.p, cid.len, peer)) presence_follow(s, peer, strlen(peer));
+        if (pending_forget(&s->texts, cid.p, cid.len, peer)) presence_follow(s, peer, strlen(peer));
     } else if (k.len == 5 && !memcmp(k.p, "error", 5) && cid.len) {
-        ws_forget_text(s, cid.p, cid.len, NULL);
+        pending_forget(&s->texts, cid.p, cid.len, NULL);
     } else if (k.len == 5 && !memcmp(k.p, "group", 5)) {
         deliver_learn_members(s, frame, len);
     }
 }
 
-/* Sends one frame to the session and learns contacts from it: the other party
- * of a text, the recipient of an acked text. */
 void deliver_send(gw_session *s, dq_kind kind, const char *frame, size_t len)
 {
-    ws_send(s, frame, len);
+    sess_send(s, frame, len);
     deliver_learn(s, frame, len);
 }
 
 void deliver_send_replay(gw_session *s, const char *frame, size_t len)
 {
-    ws_send_replay(s, frame, len);
+    sess_send_replay(s, frame, len);
     deliver_learn(s, frame, len);
 }
 
@@ -148,14 +129,19 @@ static int deliver_one(gw_session *s, dq_kind kind, int64_t seq, const char *fra
 
 static int deliver_enqueue(gw_session *s, dq_kind kind, int64_t seq, const char *frame, size_t len)
 {
-    if (s->dq_bytes + len > (size_t)s->g->cfg.send_queue) {
-        s->g->m.slow_consumers++;
-        ws_close(s, 1008, "slow consumer");
+    struct deliver_sess *d = deliver_state(s);
+    if (!d) {
+        sess_close(s, 1011, "out of memory");
+        return -1;
+    }
+    if (d->bytes + len > dl.send_queue) {
+        metrics_inc(METRIC_SLOW_CONSUMERS);
+        sess_close(s, 1008, "slow consumer");
         return -1;
     }
     dq_item *it = malloc(sizeof *it + len);
     if (!it) {
-        ws_close(s, 1011, "out of memory");
+        sess_close(s, 1011, "out of memory");
         return -1;
     }
     it->next = NULL;
@@ -163,19 +149,19 @@ static int deliver_enqueue(gw_session *s, dq_kind kind, int64_t seq, const char 
     it->seq = seq;
     it->len = len;
     memcpy(it->frame, frame, len);
-    if (s->dq_tail)
-        s->dq_tail->next = it;
+    if (d->tail)
+        d->tail->next = it;
     else
-        s->dq_head = it;
-    s->dq_tail = it;
-    s->dq_bytes += len;
+        d->head = it;
+    d->tail = it;
+    d->bytes += len;
     return 0;
 }
 
 void deliver_push(gw_session *s, dq_kind kind, int64_t seq, const char *frame, size_t len)
 {
     if (s->state == SESS_CLOSING) return;
-    if (s->state == SESS_LIVE && !s->fetching && !s->dq_head) {
+    if (s->state == SESS_LIVE && (!s->dl || (!s->dl->fetching && !s->dl->head))) {
         if (deliver_one(s, kind, seq, frame, len) == DELIVER_DONE) return;
         if (deliver_enqueue(s, kind, seq, frame, len) == 0) deliver_catch_up(s, seq);
         return;
@@ -185,45 +171,53 @@ void deliver_push(gw_session *s, dq_kind kind, int64_t seq, const char *frame, s
 
 void deliver_drain(gw_session *s)
 {
-    while (s->dq_head && !s->fetching && s->state == SESS_LIVE) {
-        dq_item *it = s->dq_head;
+    struct deliver_sess *d = s->dl;
+    while (d && d->head && !d->fetching && s->state == SESS_LIVE) {
+        dq_item *it = d->head;
         if (deliver_one(s, it->kind, it->seq, it->frame, it->len) == DELIVER_FETCH) {
             deliver_catch_up(s, it->seq);
             return;
         }
-        s->dq_head = it->next;
-        if (!s->dq_head) s->dq_tail = NULL;
-        s->dq_bytes -= it->len;
+        d->head = it->next;
+        if (!d->head) d->tail = NULL;
+        d->bytes -= it->len;
         free(it);
     }
 }
 
-void deliver_clear(gw_session *s)
+void deliver_forget_fetch(gw_session *s)
 {
-    while (s->dq_head) {
-        dq_item *it = s->dq_head;
-        s->dq_head = it->next;
-        free(it);
-    }
-    s->dq_tail = NULL;
-    s->dq_bytes = 0;
+    if (s->dl) s->dl->fetching = 0;
 }
 
-static int deliver_acked_in_dq(gw_session *s, int64_t seq)
+void deliver_detach(gw_session *s)
 {
-    for (dq_item *it = s->dq_head; it; it = it->next)
+    struct deliver_sess *d = s->dl;
+    if (!d) return;
+    while (d->head) {
+        dq_item *it = d->head;
+        d->head = it->next;
+        free(it);
+    }
+    free(d);
+    s->dl = NULL;
+}
+
+static int deliver_acked_in_dq(const struct deliver_sess *d, int64_t seq)
+{
+    for (const dq_item *it = d->head; it; it = it->next)
         if (it->kind == DQ_CONN && it->seq == seq) return 1;
     return 0;
 }
 
 static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    gw_server *g = ac->data;
     redisReply *rep = r;
-    gw_session *s = ws_session_find(g, (uint64_t)(uintptr_t)priv);
+    gw_session *s = sess_find((uint64_t)(uintptr_t)priv);
     long long recovered, seq;
-    if (!s) return;
-    s->fetching = 0;
+    if (!s || !s->dl) return;
+    struct deliver_sess *d = s->dl;
+    d->fetching = 0;
     if (s->state == SESS_CLOSING) return;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
         rl_reply_int(rep->element[0], &recovered) < 0 || rl_reply_int(rep->element[1], &seq) < 0) {
@@ -235,45 +229,36 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
         redisReply *e = rep->element[i];
         int64_t es = 0;
         if (e->type != REDIS_REPLY_STRING) continue;
-        deliver_frame_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
+        proto_peek_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
         if (es <= s->last_seq) continue;
-        if (!deliver_acked_in_dq(s, es)) deliver_send_replay(s, e->str, e->len);
+        if (!deliver_acked_in_dq(d, es)) deliver_send_replay(s, e->str, e->len);
         s->last_seq = es;
     }
-    if (s->last_seq < s->fetch_target - 1) {
+    if (s->last_seq < d->fetch_target - 1) {
         log_warn("conn %" PRIu64 " (%s): inbox entries %" PRId64 "..%" PRId64
                  " are gone (recovered=%lld); the client must sync",
-                 s->conn, s->user, s->last_seq + 1, s->fetch_target - 1, recovered);
-        s->last_seq = s->fetch_target - 1;
+                 s->conn, s->user, s->last_seq + 1, d->fetch_target - 1, recovered);
+        s->last_seq = d->fetch_target - 1;
     }
     deliver_drain(s);
 }
 
-/* Makes sure every entry below target reaches the session: fetches
- * (last_seq, ...] with the sync script when last_seq < target - 1. */
 void deliver_catch_up(gw_session *s, int64_t target)
 {
-    if (s->fetching || s->last_seq >= target - 1) return;
+    struct deliver_sess *d;
+    if ((s->dl && s->dl->fetching) || s->last_seq >= target - 1) return;
+    if (!(d = deliver_state(s))) return;
     char k1[KEYS_MAX], k2[KEYS_MAX], after[24];
     keys_fmt(k1, sizeof k1, KEY_META, s->user);
     keys_fmt(k2, sizeof k2, KEY_INBOX, s->user);
     snprintf(after, sizeof after, "%" PRId64, s->last_seq);
     const char *argv[] = {k1, k2, after, s->epoch};
-    if (rl_eval(s->g, SCRIPT_SYNC, deliver_fetch_cb, (void *)(uintptr_t)s->conn, 2, 2, argv, NULL) <
-        0)
+    redisAsyncContext *ac = rl_commands();
+    if (!ac || scripts_eval(ac, SCRIPT_SYNC, deliver_fetch_cb, (void *)(uintptr_t)s->conn, 2, 2,
+                            argv, NULL) != REDIS_OK)
         return; /* Redis down: retried after the reconnect */
-    s->fetching = 1;
-    s->fetch_target = target;
-}
-
-/* The local sessions of a user named in an envelope (NULL: none here). */
-static gw_session *deliver_sessions_of(gw_server *g, const char *name, size_t len)
-{
-    char user[PROTO_NAME_MAX + 1];
-    if (len == 0 || len > PROTO_NAME_MAX) return NULL;
-    memcpy(user, name, len);
-    user[len] = '\0';
-    return ws_sessions_of(g, user);
+    d->fetching = 1;
+    d->fetch_target = target;
 }
 
 /* Pushes the frame to s and the user's sessions after it, except the one
@@ -292,13 +277,13 @@ static void deliver_to_sessions(gw_session *s, const proto_str *except, int64_t 
 /* A multi-user envelope (group message, receipt, group change, group
  * typing): the frame goes to the local sessions of every listed user; with
  * per-user seqs each user gets its own copy with "seq" added. */
-static void deliver_many(gw_server *g, const bus_delivery *d)
+static void deliver_many(const bus_delivery *d)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     for (uint32_t i = 0; i < d->users->via.array.size; i++) {
         const msgpack_object *o = &d->users->via.array.ptr[i];
-        gw_session *s = deliver_sessions_of(g, o->via.str.ptr, o->via.str.size);
+        gw_session *s = sess_of_user(o->via.str.ptr, o->via.str.size);
         if (!s) continue;
         const char *frame = d->frame.p;
         size_t len = d->frame.len;
@@ -318,16 +303,15 @@ static void deliver_many(gw_server *g, const bus_delivery *d)
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* One envelope. */
-static void deliver_dispatch(gw_server *g, const bus_delivery *d)
+static void deliver_dispatch(const bus_delivery *d)
 {
     if (d->t == BUS_TO_USER) {
-        deliver_to_sessions(deliver_sessions_of(g, d->user.p, d->user.len), &d->except, d->seq,
-                            d->frame.p, d->frame.len);
+        deliver_to_sessions(sess_of_user(d->user.p, d->user.len), &d->except, d->seq, d->frame.p,
+                            d->frame.len);
     } else if (d->t == BUS_TO_MANY) {
-        deliver_many(g, d);
+        deliver_many(d);
     } else {
-        gw_session *s = ws_session_find(g, d->conn);
+        gw_session *s = sess_find(d->conn);
         if (s) deliver_push(s, DQ_CONN, d->seq, d->frame.p, d->frame.len);
     }
 }
@@ -335,7 +319,7 @@ static void deliver_dispatch(gw_server *g, const bus_delivery *d)
 /* A payload holds one or more envelopes, one after the other (the send
  * script publishes everything of one batch for this gateway at once). A
  * malformed one ends the payload: nothing after it can be found. */
-void deliver_envelope(gw_server *g, const char *buf, size_t len)
+static void deliver_payload(const char *buf, size_t len)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -343,12 +327,29 @@ void deliver_envelope(gw_server *g, const char *buf, size_t len)
     do {
         bus_delivery d;
         if (bus_next_delivery(buf + off, len - off, &u, &d, &used) < 0) {
-            log_warn("malformed envelope on %s (%zu of %zu bytes left)", g->gw_chan, len - off,
+            log_warn("malformed envelope on %s (%zu of %zu bytes left)", dl.gw_chan, len - off,
                      len);
             break;
         }
-        deliver_dispatch(g, &d);
+        deliver_dispatch(&d);
         off += used;
     } while (off < len);
     msgpack_unpacked_destroy(&u);
+}
+
+/* Everything on parley:gw:ID: envelopes, and the SUBSCRIBE confirmation. */
+static void deliver_chan_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    rl_pubsub m;
+    if (rl_pubsub_parse(r, &m) < 0) return;
+    if (rl_pubsub_is(&m, "message")) {
+        if (m.data) deliver_payload(m.data, m.data_len);
+    } else if (rl_pubsub_is(&m, "subscribe")) {
+        rl_subscriber_confirmed();
+    }
+}
+
+void deliver_on_subscriber_up(void)
+{
+    rl_subscribe(dl.gw_chan, deliver_chan_cb, NULL);
 }

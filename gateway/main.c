@@ -1,100 +1,151 @@
-/* main.c - parley-gateway: flags, the libevent loop with lws (as a foreign
- * loop) and hiredis on it, and the drain on SIGTERM/SIGINT.
+/* main.c - parley-gateway: the composer. It reads the flags, makes the
+ * libevent loop, runs lws on it (as a foreign loop) and hiredis on it, starts
+ * every module with what it needs, and connects the modules' hooks: the one
+ * place that knows all of them (gateway/README.md has the map).
  *
- * Drain: /healthz turns 503 at once and new upgrades are refused; every
- * socket is closed with 1001; each close runs session_close; when every
- * socket is gone (its close handshake over, or timed out by lws) and every
- * reply is in (or --drain-timeout passed) the
- * heartbeat key is deleted and the gateway leaves parley:gateways; then the
- * lws context is destroyed while the loop still runs (lws 4.1 needs the loop
- * to finish its closes), the loop stops, and the context is destroyed again
- * (a no-op when the first call completed), as lws's foreign-loop example does.
+ * Drain (SIGTERM/SIGINT): /healthz turns 503 at once and new upgrades are
+ * refused; every socket is closed with 1001; each close runs session_close;
+ * when every socket is gone (its close handshake over, or timed out by lws)
+ * and every reply is in (drain.h), or --drain-timeout passed, the heartbeat
+ * key is deleted and the gateway leaves parley:gateways; then the lws
+ * context is destroyed while the loop still runs (lws 4.1 needs the loop to
+ * finish its closes), the loop stops, and the context is destroyed again (a
+ * no-op when the first call completed), as lws's foreign-loop example does.
  * A second signal skips the wait. */
-#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "config.h"
-#include "gw.h"
+#include "account.h"
+#include "auth.h"
+#include "deliver.h"
+#include "drain.h"
+#include "frames.h"
+#include "heartbeat.h"
+#include "http.h"
 #include "keys.h"
+#include "lifecycle.h"
 #include "log.h"
+#include "options.h"
+#include "presence.h"
+#include "pss.h"
+#include "pwpool.h"
+#include "redis_link.h"
+#include "rtq.h"
+#include "session.h"
+#include "startup.h"
+#include "static.h"
+#include "ws.h"
 
-#define DEV_SECRET "parley-local-only-secret-do-not-deploy"
+static struct {
+    struct event_base *base;
+    struct lws_context *ctx;
+    struct event *sig_term, *sig_int, *drain_timer;
+    int leaving;   /* the final DEL/SREM were sent */
+    int finals;    /* their replies outstanding */
+    int finishing; /* stopping the loop */
+    int ever_up;   /* Redis was usable at least once */
+    int exit_code;
+} gw;
 
-uint64_t gw_now_ms(void)
+/* ---- stopping ---- */
+
+static void gw_finish(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* ---- drain ---- */
-
-static void gw_finish(gw_server *g)
-{
-    if (g->finishing) return;
-    g->finishing = 1;
-    log_info("gateway %s stopping", g->gwid);
-    if (g->drain_timer) evtimer_del(g->drain_timer);
-    rl_stop(g);
-    if (g->ctx) lws_context_destroy(g->ctx);
+    if (gw.finishing) return;
+    gw.finishing = 1;
+    log_info("gateway %s stopping", options_get()->gwid);
+    if (gw.drain_timer) evtimer_del(gw.drain_timer);
+    rtq_flush(); /* texts of this turn go out before the link closes */
+    hb_stop();
+    rl_stop();
+    if (gw.ctx) lws_context_destroy(gw.ctx);
     struct timeval tv = {0, 100 * 1000};
-    event_base_loopexit(g->base, &tv);
+    event_base_loopexit(gw.base, &tv);
 }
 
-void gw_fatal(gw_server *g)
+static void gw_fatal(void)
 {
-    g->exit_code = 1;
-    g->draining = 1;
-    gw_finish(g);
+    gw.exit_code = 1;
+    drain_begin(NULL);
+    gw_finish();
 }
 
 static void gw_final_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    gw_server *g = ac->data;
-    if (--g->drain_pending <= 0) gw_finish(g);
+    if (--gw.finals <= 0) gw_finish();
 }
 
-void gw_drain_check(gw_server *g)
+/* Drained: every session is closed; leave the set of gateways. */
+static void gw_drained(void)
 {
-    if (!g->draining || g->finishing || g->nsessions || g->nws || g->nhttp || g->drain_pending)
-        return;
-    /* every session is closed: leave the set of gateways */
+    if (gw.leaving || gw.finishing) return;
+    gw.leaving = 1;
+    const char *gwid = options_get()->gwid;
     char k[KEYS_MAX];
-    keys_fmt(k, sizeof k, KEY_GW_ALIVE, g->gwid);
+    keys_fmt(k, sizeof k, KEY_GW_ALIVE, gwid);
     const char *a1[] = {"DEL", k};
-    const char *a2[] = {"SREM", KEY_GATEWAYS, g->gwid};
-    if (rl_cmd_argv(g, gw_final_cb, NULL, 2, a1, NULL) == 0) g->drain_pending++;
-    if (rl_cmd_argv(g, gw_final_cb, NULL, 3, a2, NULL) == 0) g->drain_pending++;
-    if (!g->drain_pending) gw_finish(g);
+    const char *a2[] = {"SREM", KEY_GATEWAYS, gwid};
+    if (rl_command(gw_final_cb, NULL, 2, a1, NULL) == 0) gw.finals++;
+    if (rl_command(gw_final_cb, NULL, 3, a2, NULL) == 0) gw.finals++;
+    if (!gw.finals) gw_finish();
 }
 
 static void gw_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
-    gw_server *g = arg;
-    log_warn("drain timeout: %zu session(s) and %d Redis repl(ies) still pending", g->nsessions,
-             g->drain_pending);
-    gw_finish(g);
+    log_warn("drain timeout: %zu session(s) still open or Redis replies pending", sess_count());
+    gw_finish();
 }
 
 static void gw_signal(evutil_socket_t sig, short what, void *arg)
 {
-    gw_server *g = arg;
-    if (g->draining) {
+    if (drain_active()) {
         log_info("second signal: stopping now");
-        gw_finish(g);
+        gw_finish();
         return;
     }
-    g->draining = 1;
-    log_info("signal %d: draining %zu session(s)", (int)sig, g->nsessions);
-    ws_close_all(g, 1001, "going away");
-    struct timeval tv = {g->cfg.drain_timeout / 1000, (g->cfg.drain_timeout % 1000) * 1000};
-    evtimer_add(g->drain_timer, &tv);
-    gw_drain_check(g);
+    log_info("signal %d: draining %zu session(s)", (int)sig, sess_count());
+    drain_begin(gw_drained);
+    sess_close_all(1001, "going away");
+    long long ms = options_get()->drain_timeout;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(gw.drain_timer, &tv);
+    drain_check();
+}
+
+/* ---- hooks: what the modules' events mean for the others ---- */
+
+/* Redis usable again (both connections, the gateway channel confirmed, the
+ * start-up cleanup done): after an outage every live session is re-opened. */
+static void gw_maybe_up(void)
+{
+    if (!rl_ok() || !startup_ready()) return;
+    if (gw.ever_up) lifecycle_reopen_all();
+    gw.ever_up = 1;
+}
+
+static void gw_commands_up(void)
+{
+    startup_on_commands_up();
+    hb_beat_now();
+}
+
+static void gw_subscriber_up(void)
+{
+    deliver_on_subscriber_up(); /* first: its confirmation completes rl_ok() */
+    presence_on_subscriber_up();
+}
+
+static void gw_startup_ready(void)
+{
+    hb_beat_now();
+    gw_maybe_up();
+}
+
+/* a beat found the gateway expired: routers may have closed its sessions */
+static void gw_lapsed(void)
+{
+    if (rl_ok() && !drain_active()) lifecycle_reopen_all();
 }
 
 /* ---- lws glue ---- */
@@ -102,27 +153,18 @@ static void gw_signal(evutil_socket_t sig, short what, void *arg)
 static int gw_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len)
 {
-    switch (reason) {
-    case LWS_CALLBACK_ESTABLISHED:
-    case LWS_CALLBACK_RECEIVE:
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-    case LWS_CALLBACK_CLOSED:
-    case LWS_CALLBACK_WSI_DESTROY:
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        return ws_callback(wsi, reason, user, in, len);
-    default:
-        return http_callback(wsi, reason, user, in, len);
-    }
+    if (ws_handles(reason)) return ws_callback(wsi, reason, user, in, len);
+    return http_callback(wsi, reason, user, in, len);
 }
 
 /* rx_buffer_size: lws keeps a buffer this big (+ LWS_PRE) for every open
  * WebSocket; left at 0 it is pt_serv_buf_size (4 KiB), most of an idle
  * connection's memory (parley-bench connect: 6.5 KiB per connection with
- * 4 KiB, 3.6 KiB with 1 KiB at 20k connections). Frames larger than it reach ws_receive in pieces,
- * which it reassembles (up to --max-frame), so a small one costs nothing for
- * chat-sized frames. tx_packet_size: left at 0, lws also cuts every send()
- * to the rx buffer size; sendq hands it batches of up to 64 KiB, which must
- * go out in one write. */
+ * 4 KiB, 3.6 KiB with 1 KiB at 20k connections). Frames larger than it
+ * reach ws.c in pieces, which it reassembles (up to --max-frame), so a small
+ * one costs nothing for chat-sized frames. tx_packet_size: left at 0, lws
+ * also cuts every send() to the rx buffer size; sendq hands it batches of
+ * up to 64 KiB, which must go out in one write. */
 #define GW_RX_BUFFER     512
 #define GW_TX_PACKET_MAX (64 * 1024 + 16)
 
@@ -142,198 +184,104 @@ static void gw_lws_log(int level, const char *line)
         log_warn("lws: %.*s", (int)n, line);
 }
 
-/* ---- flags ---- */
-
-static int gw_is_loopback(const char *addr)
+static struct lws_context *gw_listen(const gw_options *o)
 {
-    struct in_addr a4;
-    if (!strcmp(addr, "localhost") || !strcmp(addr, "::1")) return 1;
-    if (inet_pton(AF_INET, addr, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
-    return 0;
-}
-
-static int gw_flags(gw_server *g, int argc, char **argv)
-{
-    gw_config *c = &g->cfg;
-    c->listen = "127.0.0.1";
-    c->port = 8080;
-    c->id = NULL;
-    c->redis_url = "redis://127.0.0.1:6379";
-    c->secret = NULL;
-    c->token_ttl = 604800;
-    c->max_frame = 65536;
-    c->send_queue = 1048576;
-    c->ping_interval = 30;
-    c->heartbeat_ttl = 5000;
-    c->rate = 50;
-    c->burst = 100;
-    c->everyone_limit = 200;
-    c->group_max = 5000;
-    c->web_root = "web/dist";
-    c->drain_timeout = 5000;
-    c->dev_auth = 0;
-    c->log_level = "info";
-    const config_opt opts[] = {
-        {"listen", "PARLEY_LISTEN", CONFIG_STR, &c->listen, 0, 0, "address to listen on"},
-        {"port", "PARLEY_PORT", CONFIG_INT, &c->port, 1, 65535, "HTTP/WebSocket port"},
-        {"id", "PARLEY_GATEWAY_ID", CONFIG_STR, &c->id, 0, 0,
-         "gateway id (default <hostname>:<port>)"},
-        {"redis-url", "PARLEY_REDIS_URL", CONFIG_STR, &c->redis_url, 0, 0,
-         "redis://[:password@]host:port[/db]"},
-        {"secret", "PARLEY_SECRET", CONFIG_STR, &c->secret, 0, 0,
-         "token HMAC secret (default: a local-only development secret)"},
-        {"token-ttl", "PARLEY_TOKEN_TTL", CONFIG_INT, &c->token_ttl, 60, 10LL * 365 * 86400,
-         "token lifetime, seconds"},
-        {"max-frame", "PARLEY_MAX_FRAME", CONFIG_INT, &c->max_frame, 256, 16 << 20,
-         "largest incoming frame, bytes (larger: close 1009)"},
-        {"send-queue", "PARLEY_SEND_QUEUE", CONFIG_INT, &c->send_queue, 4096, 1LL << 30,
-         "queued bytes per socket before a slow reader is cut off"},
-        {"ping-interval", "PARLEY_PING_INTERVAL", CONFIG_INT, &c->ping_interval, 1, 3600,
-         "server ping period, seconds; silent peers dropped after two"},
-        {"heartbeat-ttl", "PARLEY_HEARTBEAT_TTL", CONFIG_INT, &c->heartbeat_ttl, 300, 3600000,
-         "TTL of parley:gw:ID:alive, ms (refreshed every third)"},
-        {"rate", "PARLEY_RATE", CONFIG_INT, &c->rate, 1, 1000000, "frames per second per socket"},
-        {"burst", "PARLEY_BURST", CONFIG_INT, &c->burst, 1, 1000000, "token bucket size"},
-        {"everyone-limit", "PARLEY_EVERYONE_LIMIT", CONFIG_INT, &c->everyone_limit, 0, 100000,
-         "up to this many users, everyone is everyone's contact"},
-        {"group-max", "PARLEY_GROUP_MAX", CONFIG_INT, &c->group_max, 2, 1000000,
-         "most members a group may have"},
-        {"web-root", "PARLEY_WEB_ROOT", CONFIG_STR, &c->web_root, 0, 0, "static files served at /"},
-        {"drain-timeout", "PARLEY_DRAIN_TIMEOUT", CONFIG_INT, &c->drain_timeout, 0, 600000,
-         "SIGTERM: longest wait for sockets and Redis, ms"},
-        {"dev-auth", "PARLEY_DEV_AUTH", CONFIG_BOOL, &c->dev_auth, 0, 0,
-         "seed compatibility: /ws?user=NAME without a token (loopback only)"},
-        {"log-level", "PARLEY_LOG_LEVEL", CONFIG_STR, &c->log_level, 0, 0,
-         "debug, info, warn, error"},
-    };
-    const int nopts = (int)(sizeof opts / sizeof opts[0]);
-    const char *prog = "parley-gateway";
-    int argi = argc;
-    if (config_parse(prog, "[flags]", opts, nopts, argc, argv, &argi) < 0) return -1;
-    if (argi < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[argi]);
-        return -1;
-    }
-    log_level lvl;
-    if (log_parse_level(c->log_level, &lvl) < 0) {
-        fprintf(stderr, "%s: --log-level: '%s' is not one of debug, info, warn, error\n", prog,
-                c->log_level);
-        return -1;
-    }
-    log_init(prog, lvl);
-    char err[256];
-    if (redisurl_parse(c->redis_url, &g->rurl, err, sizeof err) < 0) {
-        fprintf(stderr, "%s: --redis-url: %s\n", prog, err);
-        return -1;
-    }
-    if (c->id) {
-        snprintf(g->gwid, sizeof g->gwid, "%s", c->id);
-    } else {
-        char host[256] = "localhost";
-        gethostname(host, sizeof host - 1);
-        snprintf(g->gwid, sizeof g->gwid, "%.50s:%lld", host, c->port);
-    }
-    if (!proto_valid_gwid(g->gwid, strlen(g->gwid))) {
-        fprintf(stderr, "%s: --id: '%s' is not 1 to 64 characters of A-Za-z0-9_.:-\n", prog,
-                g->gwid);
-        return -1;
-    }
-    if (c->dev_auth && !gw_is_loopback(c->listen)) {
-        fprintf(stderr, "%s: --dev-auth needs --listen on a loopback address, not '%s'\n", prog,
-                c->listen);
-        return -1;
-    }
-    if (!c->secret || !*c->secret) {
-        c->secret = DEV_SECRET;
-        log_warn("no --secret given: using the local-only development secret; set "
-                 "PARLEY_SECRET for anything but a laptop");
-    }
-    if (c->dev_auth) log_warn("--dev-auth: /ws?user=NAME is accepted without a token");
-    keys_fmt(g->gw_chan, sizeof g->gw_chan, CHAN_GW, g->gwid);
-    return 0;
+    lws_set_log_level(LLL_ERR | LLL_WARN, gw_lws_log);
+    static lws_retry_bo_t retry;
+    retry.secs_since_valid_ping = (uint16_t)o->ping_interval;
+    retry.secs_since_valid_hangup = (uint16_t)(o->ping_interval * 2 + 1);
+    static void *loops[1];
+    loops[0] = gw.base;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = (int)o->port;
+    /* lws takes an interface name or a numeric address */
+    info.iface = strcmp(o->listen, "localhost") ? o->listen : "127.0.0.1";
+    info.protocols = gw_protocols;
+    info.options = LWS_SERVER_OPTION_LIBEVENT;
+    info.foreign_loops = loops;
+    info.pcontext = &gw.ctx;
+    info.retry_and_idle_policy = &retry;
+    info.max_http_header_data = 4096;
+    info.vhost_name = "parley";
+    return lws_create_context(&info);
 }
 
 /* ---- main ---- */
 
 int main(int argc, char **argv)
 {
-    static gw_server server;
-    gw_server *g = &server;
-    if (gw_flags(g, argc, argv) < 0) return 2;
+    if (options_parse(argc, argv) < 0) return 2;
+    const gw_options *o = options_get();
     signal(SIGPIPE, SIG_IGN);
-    strmap_init(&g->sessions_by_user);
-    strmap_init(&g->sessions_by_conn);
-    strmap_init(&g->presence);
 
-    g->base = event_base_new();
-    if (!g->base) {
+    gw.base = event_base_new();
+    if (!gw.base) {
         log_error("cannot create the event loop");
         return 1;
     }
-    if (pwpool_start(g) < 0) {
+    if (pwpool_start(gw.base) < 0) {
         log_error("cannot start the password worker");
         return 1;
     }
-
-    lws_set_log_level(LLL_ERR | LLL_WARN, gw_lws_log);
-    static lws_retry_bo_t retry;
-    retry.secs_since_valid_ping = (uint16_t)g->cfg.ping_interval;
-    retry.secs_since_valid_hangup = (uint16_t)(g->cfg.ping_interval * 2 + 1);
-    void *loops[1] = {g->base};
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = (int)g->cfg.port;
-    /* lws takes an interface name or a numeric address */
-    info.iface = strcmp(g->cfg.listen, "localhost") ? g->cfg.listen : "127.0.0.1";
-    info.protocols = gw_protocols;
-    info.options = LWS_SERVER_OPTION_LIBEVENT;
-    info.foreign_loops = loops;
-    info.pcontext = &g->ctx;
-    info.user = g;
-    info.retry_and_idle_policy = &retry;
-    info.max_http_header_data = 4096;
-    info.vhost_name = "parley";
-    g->ctx = lws_create_context(&info);
-    if (!g->ctx) {
-        log_error("cannot listen on %s:%lld", g->cfg.listen, g->cfg.port);
+    gw.ctx = gw_listen(o);
+    if (!gw.ctx) {
+        log_error("cannot listen on %s:%lld", o->listen, o->port);
         pwpool_stop();
-        event_base_free(g->base);
+        event_base_free(gw.base);
         return 1;
     }
 
-    g->drain_timer = evtimer_new(g->base, gw_drain_timeout, g);
-    g->sig_term = evsignal_new(g->base, SIGTERM, gw_signal, g);
-    g->sig_int = evsignal_new(g->base, SIGINT, gw_signal, g);
-    evsignal_add(g->sig_term, NULL);
-    evsignal_add(g->sig_int, NULL);
-    if (rtq_init(g) < 0 || rl_start(g) < 0) {
+    /* every module, bottom up */
+    auth_init(o->secret, o->dev_auth);
+    account_init(o->secret, o->token_ttl);
+    static_init(o->web_root);
+    ws_init((size_t)o->max_frame);
+    presence_init(o->everyone_limit);
+    deliver_init(o->gw_chan, (size_t)o->send_queue);
+    lifecycle_init(o->gwid, o->everyone_limit);
+    frame_config fc = {o->gwid, o->rate, o->burst, o->group_max, o->dev_auth};
+    frame_init(&fc);
+    const rl_hooks rh = {gw_commands_up, hb_reset, gw_subscriber_up, gw_maybe_up};
+    const startup_hooks sh = {gw_startup_ready, gw_fatal};
+    const hb_hooks hh = {gw_lapsed, presence_sweep};
+    char client_name[96];
+    snprintf(client_name, sizeof client_name, "parley-gw:%s", o->gwid);
+
+    gw.drain_timer = evtimer_new(gw.base, gw_drain_timeout, NULL);
+    gw.sig_term = evsignal_new(gw.base, SIGTERM, gw_signal, NULL);
+    gw.sig_int = evsignal_new(gw.base, SIGINT, gw_signal, NULL);
+    evsignal_add(gw.sig_term, NULL);
+    evsignal_add(gw.sig_int, NULL);
+    if (sess_init(gw.base, (size_t)o->send_queue) < 0 || rtq_init(gw.base) < 0 ||
+        startup_init(gw.base, o->gwid, o->heartbeat_ttl, &sh) < 0 ||
+        hb_start(gw.base, o->gwid, o->heartbeat_ttl, &hh) < 0 ||
+        rl_start(gw.base, &o->redis, client_name, &rh) < 0) {
         log_error("cannot start the Redis link");
         return 1;
     }
     char desc[300];
-    log_info("gateway %s listening on %s:%lld, redis %s", g->gwid, g->cfg.listen, g->cfg.port,
-             redisurl_describe(&g->rurl, desc, sizeof desc));
+    log_info("gateway %s listening on %s:%lld, redis %s", o->gwid, o->listen, o->port,
+             redisurl_describe(&o->redis, desc, sizeof desc));
 
-    event_base_dispatch(g->base);
+    event_base_dispatch(gw.base);
 
     /* teardown, in the order lws's foreign-loop example uses */
-    g->finishing = 1;
-    lws_context_destroy(g->ctx); /* NULL (no-op) when the first call completed */
-    if (g->cmd.ac) redisAsyncFree(g->cmd.ac);
-    if (g->sub.ac) redisAsyncFree(g->sub.ac);
-    rl_free(g);
-    rtq_free(g);
-    ws_flush_free(g);
-    event_free(g->drain_timer);
-    event_free(g->sig_term);
-    event_free(g->sig_int);
+    gw.finishing = 1;
+    lws_context_destroy(gw.ctx); /* NULL (no-op) when the first call completed */
+    rl_free();
+    hb_free();
+    startup_free();
+    rtq_free();
+    sess_free_all();
+    event_free(gw.drain_timer);
+    event_free(gw.sig_term);
+    event_free(gw.sig_int);
     pwpool_stop();
     for (int i = 0; i < 10; i++)
-        event_base_loop(g->base, EVLOOP_NONBLOCK);
-    presence_free(g);
-    strmap_free(&g->sessions_by_user);
-    strmap_free(&g->sessions_by_conn);
-    event_base_free(g->base);
-    log_info("gateway %s stopped", g->gwid);
-    return g->exit_code;
+        event_base_loop(gw.base, EVLOOP_NONBLOCK);
+    presence_free();
+    event_base_free(gw.base);
+    log_info("gateway %s stopped", o->gwid);
+    return gw.exit_code;
 }

@@ -1,13 +1,20 @@
 /* metrics.c - /metrics in the Prometheus text format: counters since start
- * and a few gauges read at request time. */
+ * and the gauges the caller read at request time. */
+#include "metrics.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "gw.h"
+static uint64_t counters[METRIC__COUNT];
 
-size_t metrics_render(gw_server *g, char *out, size_t cap)
+void metrics_add(metric_id id, uint64_t n)
 {
-    const gw_metrics *m = &g->m;
+    counters[id] += n;
+}
+
+size_t metrics_render(const metrics_gauges *gauges, char *out, size_t cap)
+{
+    const uint64_t *m = counters;
     int n = snprintf(
         out, cap,
         "# HELP parley_gateway_connections WebSocket sessions open now.\n"
@@ -53,9 +60,11 @@ size_t metrics_render(gw_server *g, char *out, size_t cap)
         "# HELP parley_gateway_draining 1 after SIGTERM.\n"
         "# TYPE parley_gateway_draining gauge\n"
         "parley_gateway_draining %d\n",
-        g->nsessions, m->connections_total, m->frames_in, m->frames_out, m->messages_published,
-        m->unavailable, m->slow_consumers, m->bad_frames, m->rate_limited, m->http_requests,
-        m->redis_reconnects, m->heartbeat_lapses, rl_ok(g) ? 1 : 0, g->draining);
+        gauges->connections, m[METRIC_CONNECTIONS_TOTAL], m[METRIC_FRAMES_IN], m[METRIC_FRAMES_OUT],
+        m[METRIC_MESSAGES_PUBLISHED], m[METRIC_UNAVAILABLE], m[METRIC_SLOW_CONSUMERS],
+        m[METRIC_BAD_FRAMES], m[METRIC_RATE_LIMITED], m[METRIC_HTTP_REQUESTS],
+        m[METRIC_REDIS_RECONNECTS], m[METRIC_HEARTBEAT_LAPSES], gauges->redis_up ? 1 : 0,
+        gauges->draining ? 1 : 0);
     if (n < 0) return 0;
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }

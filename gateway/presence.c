@@ -1,18 +1,19 @@
-/* presence.c - who follows whose presence on this gateway.
+/* presence.c - presence subscriptions and forwarding (presence.h).
  *
- * Each local session follows the presence of its contacts (from the contacts
- * script at hello, plus whoever it exchanges texts with). The gateway holds one
- * SUBSCRIBE parley:presence:NAME per followed NAME, refcounted by the sessions
- * following it: the first follower subscribes, the last one leaving
- * unsubscribes (lazily: see presence_sweep). A presence frame ({kind: online/offline, from})
- * published on that channel is forwarded as is to every following session. A session never follows
- * its own user. */
+ * Unsubscribing is lazy, because hiredis drops a channel's callback when the
+ * UNSUBSCRIBE confirmation arrives: an immediate SUBSCRIBE issued before that
+ * confirmation would silently lose its messages. So an entry nobody follows
+ * stays for a sweep period, then is unsubscribed and kept until the
+ * confirmation (presence_unsubscribed); a follower arriving meanwhile gets a
+ * new SUBSCRIBE only then. */
+#include "presence.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw.h"
 #include "keys.h"
 #include "log.h"
+#include "redis_link.h"
 
 typedef enum { PRES_SUBSCRIBED = 0, PRES_UNSUBSCRIBING } presence_sub_state;
 
@@ -31,6 +32,7 @@ typedef struct presence_entry {
     int stale;    /* no follower at the last sweep */
     int online;   /* last state known here: 1, 0, or -1 unknown */
     uint64_t gen; /* presence messages received for this name */
+    UT_hash_handle hh;
 } presence_entry;
 
 /* One name a session follows: the entry, and where the session sits in its
@@ -39,29 +41,56 @@ typedef struct presence_entry {
  * and a few of set per followed name, which matters in large groups (a
  * 1,000-member group makes each member session follow 999 names). Names are
  * only ever added to a session, and all dropped at its close. */
-struct presence_follow {
+typedef struct presence_follow {
     presence_entry *e;
     uint32_t sidx;
+} presence_follow_t;
+
+struct presence_sess {
+    presence_follow_t *follows; /* in the order followed */
+    uint32_t n, cap;
+    uint32_t *set;    /* open addressing on the entry: follows index + 1, 0 empty */
+    uint32_t set_cap; /* a power of two, 0 before the first follow */
+    int everyone;     /* hello listed every user: newcomers become contacts too */
 };
+
+static struct {
+    presence_entry *entries; /* uthash by name */
+    size_t n;
+    long long everyone_limit;
+} pres;
+
+static void presence_chan_cb(redisAsyncContext *ac, void *r, void *priv);
+
+void presence_init(long long everyone_limit)
+{
+    pres.everyone_limit = everyone_limit;
+}
+
+static presence_entry *presence_find(const char *name, size_t len)
+{
+    presence_entry *e;
+    HASH_FIND(hh, pres.entries, name, len, e);
+    return e;
+}
 
 static uint32_t presence_hash(const presence_entry *e)
 {
     return (uint32_t)(((uint64_t)(uintptr_t)e * 0x9E3779B97F4A7C15ull) >> 32);
 }
 
-static int presence_follows(const gw_session *s, const presence_entry *e)
+static int presence_follows(const struct presence_sess *p, const presence_entry *e)
 {
-    if (!s->follow_set_cap) return 0;
-    uint32_t mask = s->follow_set_cap - 1;
+    if (!p || !p->set_cap) return 0;
+    uint32_t mask = p->set_cap - 1;
     for (uint32_t i = presence_hash(e) & mask;; i = (i + 1) & mask) {
-        uint32_t v = s->follow_set[i];
+        uint32_t v = p->set[i];
         if (!v) return 0;
-        if (s->follows[v - 1].e == e) return 1;
+        if (p->follows[v - 1].e == e) return 1;
     }
 }
 
-static void presence_set_put(uint32_t *set, uint32_t cap, const struct presence_follow *f,
-                             uint32_t idx)
+static void presence_set_put(uint32_t *set, uint32_t cap, const presence_follow_t *f, uint32_t idx)
 {
     uint32_t mask = cap - 1, i = presence_hash(f[idx].e) & mask;
     while (set[i])
@@ -69,25 +98,31 @@ static void presence_set_put(uint32_t *set, uint32_t cap, const struct presence_
     set[i] = idx + 1;
 }
 
-/* Room for one more follow: the array doubles, the set keeps a load <= 3/4. */
-static int presence_reserve(gw_session *s)
+static struct presence_sess *presence_state(gw_session *s)
 {
-    if (s->nfollows == s->capfollows) {
-        uint32_t cap = s->capfollows ? s->capfollows * 2 : 8;
-        struct presence_follow *f = realloc(s->follows, cap * sizeof *f);
+    if (!s->pr) s->pr = calloc(1, sizeof *s->pr);
+    return s->pr;
+}
+
+/* Room for one more follow: the array doubles, the set keeps a load <= 3/4. */
+static int presence_reserve(struct presence_sess *p)
+{
+    if (p->n == p->cap) {
+        uint32_t cap = p->cap ? p->cap * 2 : 8;
+        presence_follow_t *f = realloc(p->follows, cap * sizeof *f);
         if (!f) return -1;
-        s->follows = f;
-        s->capfollows = cap;
+        p->follows = f;
+        p->cap = cap;
     }
-    if ((uint64_t)(s->nfollows + 1) * 4 > (uint64_t)s->follow_set_cap * 3) {
-        uint32_t cap = s->follow_set_cap ? s->follow_set_cap * 2 : 16;
+    if ((uint64_t)(p->n + 1) * 4 > (uint64_t)p->set_cap * 3) {
+        uint32_t cap = p->set_cap ? p->set_cap * 2 : 16;
         uint32_t *set = calloc(cap, sizeof *set);
         if (!set) return -1;
-        for (uint32_t j = 0; j < s->nfollows; j++)
-            presence_set_put(set, cap, s->follows, j);
-        free(s->follow_set);
-        s->follow_set = set;
-        s->follow_set_cap = cap;
+        for (uint32_t j = 0; j < p->n; j++)
+            presence_set_put(set, cap, p->follows, j);
+        free(p->set);
+        p->set = set;
+        p->set_cap = cap;
     }
     return 0;
 }
@@ -95,6 +130,13 @@ static int presence_reserve(gw_session *s)
 static void presence_chan(char *buf, size_t size, const char *name)
 {
     keys_fmt(buf, size, CHAN_PRESENCE, name);
+}
+
+static void presence_subscribe(const presence_entry *e)
+{
+    char chan[KEYS_MAX];
+    presence_chan(chan, sizeof chan, e->name);
+    rl_subscribe(chan, presence_chan_cb, NULL);
 }
 
 /* {kind: online/offline, from: name} into a fresh sb (the caller destroys it) */
@@ -119,30 +161,29 @@ typedef struct presence_query {
 
 static void presence_query_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    gw_server *g = ac->data;
     presence_query *q = priv;
-    presence_entry *e = strmap_get(&g->presence, q->name, strlen(q->name));
+    presence_entry *e = presence_find(q->name, strlen(q->name));
     long long on;
     if (!e || e->gen != q->gen || rl_reply_int(r, &on) < 0) goto out;
     msgpack_sbuffer sb;
     if (q->conn) {
-        gw_session *s = ws_session_find(g, q->conn);
-        if (!s || s->state != SESS_LIVE || !presence_follows(s, e)) goto out;
+        gw_session *s = sess_find(q->conn);
+        if (!s || s->state != SESS_LIVE || !presence_follows(s->pr, e)) goto out;
         presence_frame(&sb, q->name, on != 0);
-        ws_send(s, sb.data, sb.size);
+        sess_send(s, sb.data, sb.size);
     } else {
         if (e->online == (on != 0)) goto out;
         e->online = on != 0;
         presence_frame(&sb, e->name, e->online);
         for (size_t i = 0; i < e->n; i++)
-            if (e->subs[i].s->state == SESS_LIVE) ws_send(e->subs[i].s, sb.data, sb.size);
+            if (e->subs[i].s->state == SESS_LIVE) sess_send(e->subs[i].s, sb.data, sb.size);
     }
     msgpack_sbuffer_destroy(&sb);
 out:
     free(q);
 }
 
-static void presence_ask(gw_server *g, presence_entry *e, uint64_t conn)
+static void presence_ask(presence_entry *e, uint64_t conn)
 {
     presence_query *q = calloc(1, sizeof *q);
     if (!q) return;
@@ -150,7 +191,7 @@ static void presence_ask(gw_server *g, presence_entry *e, uint64_t conn)
     q->gen = e->gen;
     memcpy(q->name, e->name, sizeof q->name);
     const char *argv[] = {"SISMEMBER", KEY_ONLINE, q->name};
-    if (rl_cmd_argv(g, presence_query_cb, q, 3, argv, NULL) < 0) free(q);
+    if (rl_command(presence_query_cb, q, 3, argv, NULL) < 0) free(q);
 }
 
 /* Makes s follow name (online: the state s was told, -1 unknown). Returns
@@ -158,24 +199,25 @@ static void presence_ask(gw_server *g, presence_entry *e, uint64_t conn)
  * not a user name, or memory ran out. */
 static presence_entry *presence_add(gw_session *s, const char *name, size_t len, int online)
 {
-    gw_server *g = s->g;
     if (!name || !proto_valid_user(name, len) ||
         (len == strlen(s->user) && memcmp(name, s->user, len) == 0))
         return NULL;
-    presence_entry *e = strmap_get(&g->presence, name, len);
-    if ((e && presence_follows(s, e)) || presence_reserve(s) < 0) return NULL;
+    struct presence_sess *p = presence_state(s);
+    if (!p) return NULL;
+    presence_entry *e = presence_find(name, len);
+    if ((e && presence_follows(p, e)) || presence_reserve(p) < 0) return NULL;
     if (!e) {
         e = calloc(1, sizeof *e);
         if (!e) return NULL;
         memcpy(e->name, name, len);
         e->online = online;
-        if (strmap_put(&g->presence, name, len, e) < 0) {
+        HASH_ADD(hh, pres.entries, name, len, e);
+        if (presence_find(name, len) != e) { /* out of memory (HASH_NONFATAL_OOM) */
             free(e);
             return NULL;
         }
-        char chan[KEYS_MAX];
-        presence_chan(chan, sizeof chan, e->name);
-        rl_subscribe(g, chan);
+        pres.n++;
+        presence_subscribe(e);
     }
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 4;
@@ -184,9 +226,9 @@ static presence_entry *presence_add(gw_session *s, const char *name, size_t len,
         e->subs = subs;
         e->cap = cap;
     }
-    uint32_t fidx = s->nfollows++;
-    s->follows[fidx] = (struct presence_follow){e, (uint32_t)e->n};
-    presence_set_put(s->follow_set, s->follow_set_cap, s->follows, fidx);
+    uint32_t fidx = p->n++;
+    p->follows[fidx] = (presence_follow_t){e, (uint32_t)e->n};
+    presence_set_put(p->set, p->set_cap, p->follows, fidx);
     e->subs[e->n++] = (presence_sub){s, fidx};
     return e;
 }
@@ -196,50 +238,48 @@ void presence_follow_known(gw_session *s, const char *name, size_t len, int onli
     presence_add(s, name, len, online);
 }
 
-/* A contact learned from a text: the session has never been told its state,
- * so it gets the current one (later changes come from the channel). */
 void presence_follow(gw_session *s, const char *name, size_t len)
 {
     presence_entry *e = presence_add(s, name, len, -1);
-    if (e) presence_ask(s->g, e, s->conn);
+    if (e) presence_ask(e, s->conn);
+}
+
+void presence_set_everyone(gw_session *s)
+{
+    struct presence_sess *p = presence_state(s);
+    if (p) p->everyone = 1;
 }
 
 void presence_unfollow_all(gw_session *s)
 {
-    for (uint32_t j = 0; j < s->nfollows; j++) {
-        presence_entry *e = s->follows[j].e;
-        uint32_t sidx = s->follows[j].sidx;
+    struct presence_sess *p = s->pr;
+    if (!p) return;
+    for (uint32_t j = 0; j < p->n; j++) {
+        presence_entry *e = p->follows[j].e;
+        uint32_t sidx = p->follows[j].sidx;
         presence_sub last = e->subs[--e->n];
         e->subs[sidx] = last;
-        last.s->follows[last.fidx].sidx = sidx;
+        last.s->pr->follows[last.fidx].sidx = sidx;
     }
-    free(s->follows);
-    free(s->follow_set);
-    s->follows = NULL;
-    s->follow_set = NULL;
-    s->nfollows = s->capfollows = s->follow_set_cap = 0;
+    free(p->follows);
+    free(p->set);
+    free(p);
+    s->pr = NULL;
 }
 
-static void presence_drop(gw_server *g, presence_entry *e)
+static void presence_drop(presence_entry *e)
 {
-    strmap_del(&g->presence, e->name, strlen(e->name));
+    HASH_DEL(pres.entries, e);
+    pres.n--;
     free(e->subs);
     free(e);
 }
 
-/* Unsubscribes channels nobody followed for a whole sweep period (run with the
- * heartbeat). Lazily, because hiredis drops a channel's callback when the
- * UNSUBSCRIBE confirmation arrives: an immediate SUBSCRIBE issued before that
- * confirmation would silently lose its messages. So an entry stays until its
- * UNSUBSCRIBE is confirmed (presence_unsubscribed), and a follower arriving
- * meanwhile gets a new SUBSCRIBE only then. */
-void presence_sweep(gw_server *g)
+void presence_sweep(void)
 {
-    size_t i, k = 0;
-    presence_entry **gone = NULL;
-    if (!g->presence.n) return;
-    for (strmap_node *n = strmap_first(&g->presence, &i); n; n = strmap_next(&g->presence, n, &i)) {
-        presence_entry *e = n->val;
+    presence_entry *e, *tmp;
+    HASH_ITER(hh, pres.entries, e, tmp)
+    {
         if (e->n || e->sub != PRES_SUBSCRIBED) {
             e->stale = 0;
             continue;
@@ -248,94 +288,83 @@ void presence_sweep(gw_server *g)
             e->stale = 1;
             continue;
         }
-        if (!g->sub.up) {
-            if (!gone) gone = calloc(g->presence.n, sizeof *gone);
-            if (gone) gone[k++] = e;
+        if (!rl_subscriber_up()) { /* nothing to unsubscribe from */
+            presence_drop(e);
             continue;
         }
         char chan[KEYS_MAX];
         presence_chan(chan, sizeof chan, e->name);
         e->sub = PRES_UNSUBSCRIBING;
-        rl_unsubscribe(g, chan);
+        rl_unsubscribe(chan);
     }
-    for (size_t j = 0; j < k; j++)
-        presence_drop(g, gone[j]);
-    free(gone);
 }
 
-void presence_unsubscribed(gw_server *g, const char *chan, size_t clen)
+/* The entry of a parley:presence:NAME channel, or NULL. */
+static presence_entry *presence_of_chan(const char *chan, size_t clen)
 {
     size_t plen = strlen(CHAN_PRESENCE_PREFIX);
-    if (clen <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0) return;
-    presence_entry *e = strmap_get(&g->presence, chan + plen, clen - plen);
-    if (!e || e->sub != PRES_UNSUBSCRIBING) return;
+    if (clen <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0) return NULL;
+    return presence_find(chan + plen, clen - plen);
+}
+
+static void presence_unsubscribed(presence_entry *e)
+{
+    if (e->sub != PRES_UNSUBSCRIBING) return;
     if (e->n == 0) {
-        presence_drop(g, e);
+        presence_drop(e);
         return;
     }
     e->sub = PRES_SUBSCRIBED;
     e->stale = 0;
-    char c[KEYS_MAX];
-    presence_chan(c, sizeof c, e->name);
-    rl_subscribe(g, c);
+    presence_subscribe(e);
 }
 
-void presence_message(gw_server *g, const char *chan, const char *buf, size_t len)
+static void presence_message(presence_entry *e, const char *buf, size_t len)
 {
-    size_t plen = strlen(CHAN_PRESENCE_PREFIX);
-    size_t clen = strlen(chan);
-    if (clen <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0) return;
-    presence_entry *e = strmap_get(&g->presence, chan + plen, clen - plen);
-    if (!e) return;
     proto_str kind = {0};
-    deliver_frame_fields(buf, len, &kind, NULL, NULL, NULL, NULL);
+    proto_peek_fields(buf, len, &kind, NULL, NULL, NULL, NULL);
     e->gen++;
     if (kind.len == 6 && !memcmp(kind.p, "online", 6)) e->online = 1;
     if (kind.len == 7 && !memcmp(kind.p, "offline", 7)) e->online = 0;
     for (size_t i = 0; i < e->n; i++)
-        if (e->subs[i].s->state == SESS_LIVE) ws_send(e->subs[i].s, buf, len);
+        if (e->subs[i].s->state == SESS_LIVE) sess_send(e->subs[i].s, buf, len);
 }
 
-/* Redis confirmed SUBSCRIBE parley:presence:NAME. A change of NAME between
- * the followers' hello (or a Redis outage) and now was not seen: read NAME's
- * state once more and tell the followers when it differs from the last state
- * known here (from hello or a presence message; unknown for a contact learned
- * from a text, which then gets the state at once). */
-void presence_subscribed(gw_server *g, const char *chan, size_t len)
+/* Everything on a parley:presence:NAME channel. A confirmed SUBSCRIBE: a
+ * change of NAME between the followers' hello (or a Redis outage) and now
+ * was not seen, so NAME's state is read once more and the followers are
+ * told when it differs from the last state known here (from hello or a
+ * presence message; unknown for a contact learned from a text, which then
+ * gets the state at once). */
+static void presence_chan_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    size_t plen = strlen(CHAN_PRESENCE_PREFIX);
-    if (len <= plen || memcmp(chan, CHAN_PRESENCE_PREFIX, plen) != 0) return;
-    presence_entry *e = strmap_get(&g->presence, chan + plen, len - plen);
-    if (e && e->n) presence_ask(g, e, 0);
-}
-
-/* After the subscriber reconnected (a fresh connection has no subscription). */
-void presence_resubscribe(gw_server *g)
-{
-    size_t i;
-    char chan[KEYS_MAX];
-    for (strmap_node *n = strmap_first(&g->presence, &i); n; n = strmap_next(&g->presence, n, &i)) {
-        presence_entry *e = n->val;
-        e->sub = PRES_SUBSCRIBED;
-        e->stale = 0;
-        presence_chan(chan, sizeof chan, e->name);
-        rl_subscribe(g, chan);
+    rl_pubsub m;
+    if (rl_pubsub_parse(r, &m) < 0) return;
+    presence_entry *e = presence_of_chan(m.chan, m.chan_len);
+    if (!e) return;
+    if (rl_pubsub_is(&m, "message")) {
+        if (m.data) presence_message(e, m.data, m.data_len);
+    } else if (rl_pubsub_is(&m, "subscribe")) {
+        if (e->n) presence_ask(e, 0);
+    } else if (rl_pubsub_is(&m, "unsubscribe")) {
+        presence_unsubscribed(e);
     }
 }
 
-void presence_free(gw_server *g)
+static void presence_new_user_one(gw_session *s, void *arg)
 {
-    size_t i;
-    for (strmap_node *n = strmap_first(&g->presence, &i); n; n = strmap_next(&g->presence, n, &i)) {
-        presence_entry *e = n->val;
-        free(e->subs);
-        free(e);
-    }
-    strmap_free(&g->presence);
+    const proto_str *name = arg;
+    if (s->state == SESS_LIVE && s->pr && s->pr->everyone) presence_follow(s, name->p, name->len);
 }
 
-void presence_new_user(gw_server *g, const char *buf, size_t len)
+/* A user registered ("NAME COUNT" on parley:users:new): while COUNT is within
+ * --everyone-limit, sessions whose hello listed everyone follow NAME. */
+static void presence_users_cb(redisAsyncContext *ac, void *r, void *priv)
 {
+    rl_pubsub m;
+    if (rl_pubsub_parse(r, &m) < 0 || !rl_pubsub_is(&m, "message") || !m.data) return;
+    const char *buf = m.data;
+    size_t len = m.data_len;
     const char *sp = memchr(buf, ' ', len);
     if (!sp || sp == buf) return;
     size_t nlen = (size_t)(sp - buf);
@@ -346,11 +375,31 @@ void presence_new_user(gw_server *g, const char *buf, size_t len)
     num[dl] = '\0';
     char *end;
     long long count = strtoll(num, &end, 10);
-    if (*end || count > g->cfg.everyone_limit) return; /* beyond it: contacts only */
-    size_t i;
-    for (strmap_node *n = strmap_first(&g->sessions_by_conn, &i); n;
-         n = strmap_next(&g->sessions_by_conn, n, &i)) {
-        gw_session *s = n->val;
-        if (s->state == SESS_LIVE && s->everyone) presence_follow(s, buf, nlen);
+    if (*end || count > pres.everyone_limit) return; /* beyond it: contacts only */
+    proto_str name = {buf, nlen};
+    sess_each(presence_new_user_one, &name);
+}
+
+void presence_on_subscriber_up(void)
+{
+    rl_subscribe(CHAN_USERS, presence_users_cb, NULL);
+    presence_entry *e, *tmp;
+    HASH_ITER(hh, pres.entries, e, tmp)
+    {
+        e->sub = PRES_SUBSCRIBED;
+        e->stale = 0;
+        presence_subscribe(e);
     }
+}
+
+void presence_free(void)
+{
+    presence_entry *e, *tmp;
+    HASH_ITER(hh, pres.entries, e, tmp)
+    {
+        HASH_DEL(pres.entries, e);
+        free(e->subs);
+        free(e);
+    }
+    pres.n = 0;
 }

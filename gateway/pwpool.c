@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gw.h"
 #include "log.h"
 #include "password.h"
+#include "pwpool.h"
 
 #define PWPOOL_MAX_QUEUED 256
 
@@ -85,14 +85,14 @@ static void pwpool_done(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-int pwpool_start(gw_server *g)
+int pwpool_start(struct event_base *base)
 {
     int fds[2];
     if (password_init() < 0 || pipe2(fds, O_CLOEXEC) < 0) return -1;
     pw.pipe_r = fds[0];
     pw.pipe_w = fds[1];
     fcntl(pw.pipe_r, F_SETFL, O_NONBLOCK);
-    pw.ev = event_new(g->base, pw.pipe_r, EV_READ | EV_PERSIST, pwpool_done, NULL);
+    pw.ev = event_new(base, pw.pipe_r, EV_READ | EV_PERSIST, pwpool_done, NULL);
     if (!pw.ev || event_add(pw.ev, NULL) < 0) return -1;
     if (pthread_create(&pw.thread, NULL, pwpool_main, NULL) != 0) return -1;
     pw.started = 1;

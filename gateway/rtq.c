@@ -1,23 +1,13 @@
-/* rtq.c - texts on their way to the routers.
- *
- * The texts that arrive in one turn of the event loop are packed per routing
- * slot and published at the end of the turn: one PUBLISH on parley:rt:N
- * carries every envelope for slot N, one after the other (the router reads
- * them in order, docs/internals.md). Under load that is one Redis command,
- * one fan-out and one socket write for many messages; an idle gateway still
- * publishes each text at once (a batch of one, no timer).
- *
- * PUBLISH answers how many routers got the payload: 0 (no router owns the
- * slot right now) or an error means none of its texts was stored, and each
- * sender still connected gets `error unavailable` with its cid. A payload
- * whose connection dropped unanswered may or may not have reached a router:
- * no answer, the clients retry with their cids (protocol.md). */
-#include "bus.h"
-#include "gw.h"
-#include "log.h"
+/* rtq.c - texts to the routers, one PUBLISH per slot per loop turn (rtq.h). */
+#include "rtq.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "keys.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis_link.h"
 
 _Static_assert(PARLEY_SLOTS <= 64, "rtq_dirty is a 64-bit mask of slots");
 
@@ -31,61 +21,77 @@ typedef struct rtq_item {
 } rtq_item;
 
 /* The senders of one payload, handed to the PUBLISH callback. */
-struct rtq_batch {
+typedef struct rtq_batch {
     int n, cap;
     rtq_item items[];
-};
+} rtq_batch;
+
+typedef struct rtq_slot {
+    msgpack_sbuffer sb; /* envelopes, one after the other */
+    rtq_batch *batch;   /* their senders; NULL when empty */
+} rtq_slot;
+
+static struct {
+    rtq_slot slot[PARLEY_SLOTS];
+    uint64_t dirty;   /* slots with texts waiting */
+    struct event *ev; /* publishes them at the end of this loop turn */
+} rtq;
 
 static void rtq_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
-    rtq_flush(arg);
+    rtq_flush();
 }
 
-int rtq_init(gw_server *g)
+int rtq_init(struct event_base *base)
 {
     for (unsigned i = 0; i < PARLEY_SLOTS; i++)
-        msgpack_sbuffer_init(&g->rtq[i].sb);
-    g->rtq_ev = event_new(g->base, -1, 0, rtq_flush_cb, g);
-    return g->rtq_ev ? 0 : -1;
+        msgpack_sbuffer_init(&rtq.slot[i].sb);
+    rtq.ev = event_new(base, -1, 0, rtq_flush_cb, NULL);
+    return rtq.ev ? 0 : -1;
 }
 
-void rtq_free(gw_server *g)
+void rtq_free(void)
 {
     for (unsigned i = 0; i < PARLEY_SLOTS; i++) {
-        msgpack_sbuffer_destroy(&g->rtq[i].sb);
-        free(g->rtq[i].batch);
-        g->rtq[i].batch = NULL;
+        msgpack_sbuffer_destroy(&rtq.slot[i].sb);
+        free(rtq.slot[i].batch);
+        rtq.slot[i].batch = NULL;
     }
-    if (g->rtq_ev) event_free(g->rtq_ev);
-    g->rtq_ev = NULL;
+    if (rtq.ev) event_free(rtq.ev);
+    rtq.ev = NULL;
+}
+
+void rtq_refuse_text(gw_session *s, const char *cid, size_t cid_len)
+{
+    proto_str c = {cid, cid_len};
+    metrics_inc(METRIC_UNAVAILABLE);
+    if (cid_len) pending_forget(&s->texts, cid, cid_len, NULL);
+    sess_send_error(s, "unavailable", "not stored: retry later with the same cid", &c);
 }
 
 /* Every sender of the batch still connected: not stored. */
-static void rtq_refuse(gw_server *g, const rtq_batch *b)
+static void rtq_refuse(const rtq_batch *b)
 {
     for (int i = 0; i < b->n; i++) {
-        gw_session *s = ws_session_find(g, b->items[i].conn);
-        if (s) ws_unavailable(s, b->items[i].cid, b->items[i].cid_len);
+        gw_session *s = sess_find(b->items[i].conn);
+        if (s) rtq_refuse_text(s, b->items[i].cid, b->items[i].cid_len);
     }
 }
 
 static void rtq_publish_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    gw_server *g = ac->data;
     rtq_batch *b = priv;
     redisReply *rep = r;
     if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-        g->m.messages_published += (uint64_t)b->n;
+        metrics_add(METRIC_MESSAGES_PUBLISHED, (uint64_t)b->n);
     else if (rep) /* no router listens (0) or Redis refused */
-        rtq_refuse(g, b);
+        rtq_refuse(b);
     free(b);
 }
 
-static void rtq_publish(gw_server *g, unsigned slot)
+static void rtq_publish(unsigned slot)
 {
-    rtq_slot *q = &g->rtq[slot];
+    rtq_slot *q = &rtq.slot[slot];
     rtq_batch *b = q->batch;
     char chan[KEYS_MAX];
     q->batch = NULL;
@@ -93,25 +99,25 @@ static void rtq_publish(gw_server *g, unsigned slot)
     keys_fmt(chan, sizeof chan, CHAN_ROUTER, slot);
     const char *argv[] = {"PUBLISH", chan, q->sb.data};
     size_t lens[] = {7, strlen(chan), q->sb.size};
-    int rc = rl_cmd_argv(g, rtq_publish_cb, b, 3, argv, lens);
+    int rc = rl_command(rtq_publish_cb, b, 3, argv, lens);
     q->sb.size = 0;
     if (rc < 0) {
-        rtq_refuse(g, b);
+        rtq_refuse(b);
         free(b);
     }
 }
 
-void rtq_flush(gw_server *g)
+void rtq_flush(void)
 {
-    uint64_t dirty = g->rtq_dirty;
-    g->rtq_dirty = 0;
+    uint64_t dirty = rtq.dirty;
+    rtq.dirty = 0;
     for (unsigned slot = 0; dirty; slot++, dirty >>= 1)
-        if (dirty & 1) rtq_publish(g, slot);
+        if (dirty & 1) rtq_publish(slot);
 }
 
-int rtq_add(gw_server *g, unsigned slot, const bus_text *m)
+int rtq_add(unsigned slot, const bus_text *m)
 {
-    rtq_slot *q = &g->rtq[slot];
+    rtq_slot *q = &rtq.slot[slot];
     rtq_batch *b = q->batch;
     if (m->cid.len > PROTO_CID_MAX) return -1;
     if (!b || b->n == b->cap) {
@@ -130,11 +136,11 @@ int rtq_add(gw_server *g, unsigned slot, const bus_text *m)
     it->cid_len = m->cid.len;
     memcpy(it->cid, m->cid.p, m->cid.len);
 
-    if (!g->rtq_dirty) event_active(g->rtq_ev, EV_TIMEOUT, 1);
-    g->rtq_dirty |= (uint64_t)1 << slot;
+    if (!rtq.dirty) event_active(rtq.ev, EV_TIMEOUT, 1);
+    rtq.dirty |= (uint64_t)1 << slot;
     if (b->n >= RTQ_MAX_MSGS || q->sb.size >= RTQ_MAX_BYTES) {
-        g->rtq_dirty &= ~((uint64_t)1 << slot);
-        rtq_publish(g, slot);
+        rtq.dirty &= ~((uint64_t)1 << slot);
+        rtq_publish(slot);
     }
     return 0;
 }

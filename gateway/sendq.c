@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw.h"
+#include "sendq.h"
+
+#include <libwebsockets.h>
 
 int sendq_push(sendq *q, const char *frame, size_t len)
 {

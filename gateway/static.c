@@ -8,7 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "gw.h"
+#include "static.h"
+
+#include <libwebsockets.h>
+
+#include "req.h"
 
 static const struct {
     const char *ext, *type;
@@ -53,16 +57,11 @@ static const char *static_type(const char *path)
     return "application/octet-stream";
 }
 
-static int static_done(struct lws *wsi)
-{
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
 static int static_not_found(struct lws *wsi)
 {
     static const char body[] = "{\"error\":\"not_found\",\"message\":\"no such file\"}";
-    http_write_simple(wsi, 404, "application/json", body, sizeof body - 1);
-    return static_done(wsi);
+    req_write(wsi, 404, "application/json", body, sizeof body - 1, NULL);
+    return req_done(wsi);
 }
 
 static int static_has_dotdot(const char *p)
@@ -72,20 +71,27 @@ static int static_has_dotdot(const char *p)
     return strchr(p, '\\') != NULL;
 }
 
-int static_serve(struct lws *wsi, gw_server *g, const char *path)
+static const char *static_root;
+
+void static_init(const char *web_root)
+{
+    static_root = web_root;
+}
+
+int static_serve(struct lws *wsi, const char *path)
 {
     char full[4096];
     struct stat st;
     if (path[0] != '/' || static_has_dotdot(path)) return static_not_found(wsi);
-    int n = snprintf(full, sizeof full, "%s%s", g->cfg.web_root, path);
+    int n = snprintf(full, sizeof full, "%s%s", static_root, path);
     if (n < 0 || (size_t)n >= sizeof full - 16) return static_not_found(wsi);
     if (full[n - 1] == '/' || (stat(full, &st) == 0 && S_ISDIR(st.st_mode)))
         snprintf(full + n, sizeof full - (size_t)n, "%sindex.html", full[n - 1] == '/' ? "" : "/");
     if (stat(full, &st) < 0 || !S_ISREG(st.st_mode)) {
         if (!strcmp(path, "/")) {
-            http_write_simple(wsi, 200, "text/html; charset=utf-8", static_builtin,
-                              sizeof static_builtin - 1);
-            return static_done(wsi);
+            req_write(wsi, 200, "text/html; charset=utf-8", static_builtin,
+                      sizeof static_builtin - 1, NULL);
+            return req_done(wsi);
         }
         return static_not_found(wsi);
     }

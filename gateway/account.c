@@ -1,0 +1,189 @@
+/* account.c - register, login and logout (account.h). Passwords are hashed
+ * and verified on the password pool's thread (pwpool.h), never on the loop. */
+#include "account.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "json.h"
+#include "keys.h"
+#include "log.h"
+#include "password.h"
+#include "pwpool.h"
+#include "redis_link.h"
+#include "scripts.h"
+#include "walltime.h"
+
+static struct {
+    const char *secret;
+    long long token_ttl;
+} acct;
+
+void account_init(const char *secret, long long token_ttl)
+{
+    acct.secret = secret;
+    acct.token_ttl = token_ttl;
+}
+
+static void account_token_answer(gw_req *h, int status)
+{
+    char tok[TOKEN_MAX], cookie[TOKEN_MAX + 128], body[TOKEN_MAX + 128];
+    if (token_mint(acct.secret, h->user, (int64_t)time(NULL) + acct.token_ttl, tok, sizeof tok) <
+        0) {
+        req_error(h, 500, "internal", "cannot make a token");
+        return;
+    }
+    snprintf(cookie, sizeof cookie, AUTH_COOKIE "=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld",
+             tok, acct.token_ttl);
+    size_t pos = 0;
+    pos += (size_t)snprintf(body, sizeof body, "{\"username\":");
+    json_put_str(body, sizeof body, &pos, h->user, strlen(h->user));
+    memcpy(body + pos, ",\"token\":", 9);
+    pos += 9;
+    json_put_str(body, sizeof body, &pos, tok, strlen(tok));
+    body[pos++] = '}';
+    req_answer(h, status, body, pos, cookie);
+}
+
+/* ---- register ---- */
+
+static void account_register_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_req *h = priv;
+    long long n;
+    if (rl_reply_int(r, &n) < 0) {
+        req_unavailable(h);
+    } else if (n == 0) {
+        req_error(h, 409, "name_taken", "this user name is taken");
+    } else {
+        log_info("registered user %s", h->user);
+        account_token_answer(h, 201);
+    }
+    req_unref(h);
+}
+
+static void account_register_hashed(void *priv, int ok, const char *hash)
+{
+    gw_req *h = priv;
+    if (!ok || !h->wsi) {
+        if (!ok) req_unavailable(h);
+        req_unref(h);
+        return;
+    }
+    char k1[KEYS_MAX], now[24];
+    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, h->user);
+    snprintf(now, sizeof now, "%" PRIu64, walltime_ms());
+    const char *argv[] = {k1, KEY_USERS, h->user, hash, now, CHAN_USERS};
+    redisAsyncContext *ac = rl_commands();
+    if (!ac ||
+        scripts_eval(ac, SCRIPT_REGISTER, account_register_cb, h, 2, 4, argv, NULL) != REDIS_OK) {
+        req_unavailable(h);
+        req_unref(h);
+    }
+}
+
+/* Parses {username, password}; 0, or -1 after answering 400. */
+static int account_credentials(gw_req *h)
+{
+    static const char *const names[] = {"username", "password"};
+    char *vals[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    int rc = json_parse_strings(h->body, h->body_len, names, vals, lens, 2);
+    if (rc < 0 || !vals[0] || !vals[1]) {
+        free(vals[0]);
+        if (vals[1]) sodium_memzero(vals[1], lens[1]);
+        free(vals[1]);
+        req_error(h, 400, "bad_request",
+                  "the body must be a JSON object with string fields username and password");
+        return -1;
+    }
+    if (lens[0] <= PROTO_NAME_MAX) {
+        memcpy(h->user, vals[0], lens[0]);
+        h->user[lens[0]] = '\0';
+    }
+    h->ok = lens[0] <= PROTO_NAME_MAX && proto_valid_user(vals[0], lens[0]);
+    free(vals[0]);
+    h->password = vals[1];
+    h->password_len = lens[1];
+    return 0;
+}
+
+void account_register(gw_req *h)
+{
+    if (account_credentials(h) < 0) return;
+    if (!h->ok) {
+        req_error(h, 400, "invalid_username", PROTO_USER_RULE);
+        return;
+    }
+    if (h->password_len < PASSWORD_MIN || h->password_len > PASSWORD_MAX) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "passwords are %d to %d bytes", PASSWORD_MIN, PASSWORD_MAX);
+        req_error(h, 400, "invalid_password", msg);
+        return;
+    }
+    if (!rl_ok()) {
+        req_unavailable(h);
+        return;
+    }
+    req_ref(h);
+    if (pwpool_submit(h->password, h->password_len, NULL, account_register_hashed, h) < 0) {
+        h->refs--;
+        req_error(h, 503, "unavailable", "too many requests in progress, retry later");
+    }
+}
+
+/* ---- login ---- */
+
+static void account_login_verified(void *priv, int ok, const char *hash)
+{
+    gw_req *h = priv;
+    if (ok)
+        account_token_answer(h, 200);
+    else
+        req_error(h, 401, "bad_credentials", "wrong user name or password");
+    req_unref(h);
+}
+
+static void account_login_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_req *h = priv;
+    redisReply *rep = r;
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        req_unavailable(h);
+    } else if (rep->type != REDIS_REPLY_STRING) {
+        req_error(h, 401, "bad_credentials", "wrong user name or password");
+    } else if (h->wsi && pwpool_submit(h->password, h->password_len, rep->str,
+                                       account_login_verified, h) == 0) {
+        return; /* the reference passes to the pool job */
+    } else {
+        req_error(h, 503, "unavailable", "too many requests in progress, retry later");
+    }
+    req_unref(h);
+}
+
+void account_login(gw_req *h)
+{
+    if (account_credentials(h) < 0) return;
+    if (!h->ok || h->password_len < PASSWORD_MIN || h->password_len > PASSWORD_MAX) {
+        req_error(h, 401, "bad_credentials", "wrong user name or password");
+        return;
+    }
+    char k1[KEYS_MAX];
+    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, h->user);
+    const char *argv[] = {"HGET", k1, "pw"};
+    req_ref(h);
+    if (rl_command(account_login_cb, h, 3, argv, NULL) < 0) {
+        h->refs--;
+        req_unavailable(h);
+    }
+}
+
+void account_logout(gw_req *h)
+{
+    req_answer(h, 204, "", 0, AUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+}

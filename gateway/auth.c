@@ -1,0 +1,71 @@
+/* auth.c - tokens from cookies, headers and query arguments (auth.h). */
+#include "auth.h"
+
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto.h"
+#include "token.h"
+
+static struct {
+    const char *secret;
+    int dev_auth;
+} au;
+
+void auth_init(const char *secret, int dev_auth)
+{
+    au.secret = secret;
+    au.dev_auth = dev_auth;
+}
+
+static int auth_try(const char *tok, size_t len, char *user)
+{
+    return token_verify(au.secret, tok, len, (int64_t)time(NULL), user, NULL) == TOKEN_OK ? 0 : -1;
+}
+
+int auth_token_user(struct lws *wsi, char *user, int allow_bearer)
+{
+    char buf[TOKEN_MAX + 16];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE);
+    if (n > 0 && n < 16384) {
+        char *c = malloc((size_t)n + 1);
+        if (c && lws_hdr_copy(wsi, c, n + 1, WSI_TOKEN_HTTP_COOKIE) > 0) {
+            char *save = NULL;
+            for (char *part = strtok_r(c, ";", &save); part; part = strtok_r(NULL, ";", &save)) {
+                while (*part == ' ')
+                    part++;
+                size_t nl = strlen(AUTH_COOKIE);
+                if (strncmp(part, AUTH_COOKIE, nl) == 0 && part[nl] == '=' &&
+                    auth_try(part + nl + 1, strlen(part + nl + 1), user) == 0) {
+                    free(c);
+                    return 0;
+                }
+            }
+        }
+        free(c);
+    }
+    if (allow_bearer && lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
+        strncasecmp(buf, "Bearer ", 7) == 0 && auth_try(buf + 7, strlen(buf + 7), user) == 0)
+        return 0;
+    const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof buf);
+    if (v && auth_try(v, strlen(v), user) == 0) return 0;
+    return -1;
+}
+
+int auth_ws_user(struct lws *wsi, char *user, int *dev_account)
+{
+    *dev_account = 0;
+    if (auth_token_user(wsi, user, 1) == 0) return 0;
+    if (au.dev_auth) {
+        char buf[PROTO_NAME_MAX + 16];
+        const char *v = lws_get_urlarg_by_name(wsi, "user=", buf, sizeof buf);
+        if (v && proto_valid_user(v, strlen(v))) {
+            strcpy(user, v);
+            *dev_account = 1;
+            return 0;
+        }
+    }
+    return -1;
+}

@@ -1,0 +1,35 @@
+/* frame_handlers.h - the handlers of each frame kind, called by frames.c
+ * only (private to the frame layer). Each answers errors itself; replies
+ * that come through the gateway channel (acks, receipts, group frames)
+ * reach the session through deliver.c. */
+#ifndef PARLEY_GW_FRAME_HANDLERS_H
+#define PARLEY_GW_FRAME_HANDLERS_H
+
+#include <hiredis/hiredis.h>
+
+#include "frames.h"
+#include "proto.h"
+
+/* the frame layer's configuration (frames.c) */
+const frame_config *frame_cfg(void);
+
+void frame_text(gw_session *s, const proto_frame *f);    /* frame_text.c */
+void frame_sync(gw_session *s, const proto_frame *f);    /* frame_sync.c */
+void frame_typing(gw_session *s, const proto_frame *f);  /* frame_typing.c */
+void frame_read(gw_session *s, const proto_frame *f);    /* frame_read.c */
+void frame_history(gw_session *s, const proto_frame *f); /* frame_history.c */
+void frame_group(gw_session *s, const proto_frame *f);   /* frame_group.c */
+
+/* The keys that tell who may see the conversation of self with `with`
+ * (frame_read.c): its history, and for a group its members and meta, for
+ * 1:1 the other user's account (twice). Each buffer holds KEYS_MAX bytes.
+ * Returns 1 for a group. */
+int frame_conv_keys(const char *self, const char *with, char *hist, char *who, char *meta);
+
+/* error unavailable (counted) with message, no cid */
+void frame_unavailable(gw_session *s, const char *message);
+/* Answers a script's "no_such_user" / "forbidden" string reply (what names
+ * the request); returns 1 if rep was one. */
+int frame_refused_reply(gw_session *s, const redisReply *rep, const char *what);
+
+#endif

@@ -1,0 +1,116 @@
+/* heartbeat.c - the alive key, the lapse check and the watchdog (heartbeat.h). */
+#include "heartbeat.h"
+
+#include <stdio.h>
+
+#include "keys.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis_link.h"
+#include "startup.h"
+#include "walltime.h"
+
+static struct {
+    char gwid[72];
+    long long ttl;
+    hb_hooks hooks;
+    struct event *ev;
+    uint64_t sent_ms; /* oldest beat not answered yet, 0 if none */
+    int known;        /* a beat was answered on this command connection */
+    int lapsed;       /* the last one found the alive key gone */
+    int stopping;
+} hb;
+
+void hb_reset(void)
+{
+    hb.sent_ms = 0;
+    hb.known = hb.lapsed = 0;
+}
+
+static void hb_log_error(const redisReply *rep)
+{
+    if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("redis: %s", rep->str);
+}
+
+static void hb_set_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    hb.sent_ms = 0; /* answered (or the connection is gone) */
+    if (rep && rep->type == REDIS_REPLY_NIL) hb.lapsed = 1; /* SET ... GET: no key before */
+    hb_log_error(rep);
+}
+
+/* The SADD's reply ends a beat. When beats on this connection were answered
+ * before and this one found the alive key gone or the gateway out of
+ * parley:gateways, the beats came too late and a router may have reaped the
+ * gateway. A reaper's close meeting the new alive key does nothing, so the
+ * re-open covers what it closed before. */
+static void hb_sadd_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    hb_log_error(rep);
+    if (!rep || rep->type != REDIS_REPLY_INTEGER) return;
+    if (hb.known && (hb.lapsed || rep->integer == 1)) {
+        metrics_inc(METRIC_HEARTBEAT_LAPSES);
+        log_warn("gateway %s: a heartbeat came after the alive key expired (routers may have "
+                 "reaped it): opening its sessions again",
+                 hb.gwid);
+        if (hb.hooks.lapsed) hb.hooks.lapsed();
+    }
+    hb.known = 1;
+    hb.lapsed = 0;
+}
+
+void hb_beat_now(void)
+{
+    if (!rl_commands() || !startup_ready() || hb.stopping) return;
+    char k[KEYS_MAX], ttl[24];
+    keys_fmt(k, sizeof k, KEY_GW_ALIVE, hb.gwid);
+    snprintf(ttl, sizeof ttl, "%lld", hb.ttl);
+    const char *a1[] = {"SET", k, "1", "PX", ttl, "GET"};
+    const char *a2[] = {"SADD", KEY_GATEWAYS, hb.gwid};
+    if (rl_command(hb_set_cb, NULL, 6, a1, NULL) == 0 && !hb.sent_ms) hb.sent_ms = walltime_ms();
+    rl_command(hb_sadd_cb, NULL, 3, a2, NULL);
+}
+
+/* A Redis that stops answering (stopped process, dead host without a reset)
+ * leaves the TCP connection open: when a beat stays unanswered for the whole
+ * TTL, the command connection is dropped (every pending callback gets NULL,
+ * so clients get `unavailable`) and reconnected; /healthz says 503 between. */
+static void hb_watchdog(void)
+{
+    if (!rl_commands() || !hb.sent_ms || walltime_ms() - hb.sent_ms < (uint64_t)hb.ttl) return;
+    log_warn("redis commands connection: no answer for %lld ms, reconnecting", hb.ttl);
+    rl_drop_commands(); /* its commands_down hook resets this module */
+}
+
+static void hb_cb(evutil_socket_t fd, short what, void *arg)
+{
+    hb_watchdog();
+    hb_beat_now();
+    if (hb.hooks.tick) hb.hooks.tick();
+}
+
+int hb_start(struct event_base *base, const char *gwid, long long ttl_ms, const hb_hooks *hooks)
+{
+    snprintf(hb.gwid, sizeof hb.gwid, "%s", gwid);
+    hb.ttl = ttl_ms;
+    hb.hooks = *hooks;
+    hb.ev = event_new(base, -1, EV_PERSIST, hb_cb, NULL);
+    if (!hb.ev) return -1;
+    long long every = ttl_ms / 3;
+    struct timeval tv = {every / 1000, (every % 1000) * 1000};
+    return evtimer_add(hb.ev, &tv);
+}
+
+void hb_stop(void)
+{
+    hb.stopping = 1;
+    if (hb.ev) evtimer_del(hb.ev);
+}
+
+void hb_free(void)
+{
+    if (hb.ev) event_free(hb.ev);
+    hb.ev = NULL;
+}

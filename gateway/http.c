@@ -1,0 +1,177 @@
+/* http.c - HTTP routing and the lws HTTP callback (http.h).
+ *
+ * Routes: POST /api/register, /api/login, /api/logout (account.c); GET
+ * /api/users (search.c), /healthz, /metrics; /ws only as an upgrade; every
+ * other GET path a static file (static.c). A POST body is collected here
+ * (at most REQ_BODY_MAX bytes, else 413) before its route runs. */
+#include "http.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "auth.h"
+#include "drain.h"
+#include "metrics.h"
+#include "redis_link.h"
+#include "req.h"
+#include "search.h"
+#include "session.h"
+#include "startup.h"
+#include "static.h"
+
+enum { R_NONE = 0, R_REGISTER, R_LOGIN, R_LOGOUT };
+
+static void http_body_done(gw_req *h)
+{
+    if (h->too_large) {
+        req_error(h, 413, "too_large", REQ_BODY_TOO_LARGE);
+        return;
+    }
+    switch (h->route) {
+    case R_REGISTER:
+        account_register(h);
+        break;
+    case R_LOGIN:
+        account_login(h);
+        break;
+    case R_LOGOUT:
+        account_logout(h);
+        break;
+    default:
+        req_error(h, 404, "not_found", "no such path");
+    }
+}
+
+/* usable: Redis up, leftovers closed, not draining */
+static int http_healthz(struct lws *wsi)
+{
+    if (drain_active()) return req_fail_now(wsi, 503, "unavailable", "draining");
+    if (!startup_ready() || !rl_ok())
+        return req_fail_now(wsi, 503, "unavailable", "redis unreachable");
+    if (req_write(wsi, 200, "text/plain", "ok", 2, NULL) < 0) return -1;
+    return req_done(wsi);
+}
+
+static int http_metrics(struct lws *wsi)
+{
+    enum { CAP = 16384 };
+    char *buf = malloc(CAP);
+    if (!buf) return -1;
+    metrics_gauges gauges = {sess_count(), rl_ok(), drain_active()};
+    size_t n = metrics_render(&gauges, buf, CAP);
+    int rc = req_write(wsi, 200, "text/plain; version=0.0.4", buf, n, NULL);
+    free(buf);
+    if (rc < 0) return -1;
+    return req_done(wsi);
+}
+
+static int http_request(struct lws *wsi, gw_pss *pss, const char *path)
+{
+    int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    metrics_inc(METRIC_HTTP_REQUESTS);
+    if (is_post) {
+        int route = !strcmp(path, "/api/register") ? R_REGISTER
+                    : !strcmp(path, "/api/login")  ? R_LOGIN
+                    : !strcmp(path, "/api/logout") ? R_LOGOUT
+                                                   : R_NONE;
+        if (route == R_NONE) return req_fail_now(wsi, 404, "not_found", "no such path");
+        char cl[32] = "";
+        long long clen = 0;
+        if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) clen = atoll(cl);
+        if (clen > REQ_BODY_MAX) {
+            req_fail_now(wsi, 413, "too_large", REQ_BODY_TOO_LARGE);
+            return -1; /* do not read the body */
+        }
+        gw_req *h = req_new(wsi, route);
+        if (!h) return -1;
+        pss->h = h;
+        if (clen <= 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
+            http_body_done(h); /* no body coming */
+        return 0;
+    }
+    if (!is_get) return req_fail_now(wsi, 405, "method_not_allowed", "use GET or POST");
+    if (!strcmp(path, "/healthz")) return http_healthz(wsi);
+    if (!strcmp(path, "/metrics")) return http_metrics(wsi);
+    if (!strcmp(path, "/api/users")) return search_users(wsi, pss);
+    if (!strcmp(path, "/ws"))
+        return req_fail_now(wsi, 400, "bad_request", "WebSocket upgrade required");
+    if (!strncmp(path, "/api/", 5) || !strcmp(path, "/api"))
+        return req_fail_now(wsi, 404, "not_found", "no such path");
+    return static_serve(wsi, path);
+}
+
+/* A refused upgrade: the answer is written here and lws closes the
+ * connection (the callback returns 1). */
+static int http_refuse_upgrade(struct lws *wsi, int status, const char *code, const char *msg)
+{
+    req_write_error(wsi, status, code, msg);
+    return 1;
+}
+
+/* Whether /ws may be upgraded: 0, or refused with a JSON answer. */
+static int http_confirm_upgrade(struct lws *wsi)
+{
+    char uri[64];
+    char user[PROTO_NAME_MAX + 1];
+    int dev;
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
+        return http_refuse_upgrade(wsi, 404, "not_found", "no such path");
+    if (drain_active())
+        return http_refuse_upgrade(wsi, 503, "unavailable", "this gateway is shutting down");
+    if (!startup_ready() || !rl_ok())
+        return http_refuse_upgrade(wsi, 503, "unavailable", "storage unreachable, retry later");
+    if (auth_ws_user(wsi, user, &dev) < 0)
+        return http_refuse_upgrade(wsi, 401, "unauthorized", "missing, invalid or expired token");
+    return 0;
+}
+
+static void http_detach(gw_pss *pss)
+{
+    if (pss && pss->h) {
+        pss->h->wsi = NULL;
+        req_unref(pss->h);
+        pss->h = NULL;
+    }
+}
+
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss, void *in,
+                  size_t len)
+{
+    gw_req *h = pss ? pss->h : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return http_confirm_upgrade(wsi);
+    case LWS_CALLBACK_HTTP:
+        http_detach(pss);
+        return http_request(wsi, pss, in ? (const char *)in : "/");
+    case LWS_CALLBACK_HTTP_BODY:
+        if (!h) return 0;
+        if (h->body_len + len > REQ_BODY_MAX)
+            h->too_large = 1;
+        else if (len) {
+            memcpy(h->body + h->body_len, in, len);
+            h->body_len += len;
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (h) http_body_done(h);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!h || !h->has_answer || h->sent) return 0;
+        if (req_write_answer(h) < 0) {
+            http_detach(pss);
+            return -1;
+        }
+        http_detach(pss);
+        return req_done(wsi);
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        return req_done(wsi);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        http_detach(pss);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, pss, in, len);
+    }
+}

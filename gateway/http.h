@@ -1,0 +1,15 @@
+/* http.h - the gateway's HTTP side: routing, /healthz, /metrics, the JSON
+ * API (account.c, search.c), static files (static.c), and the refusal of
+ * bad /ws upgrades with a JSON answer before the upgrade. */
+#ifndef PARLEY_GW_HTTP_H
+#define PARLEY_GW_HTTP_H
+
+#include <libwebsockets.h>
+
+#include "pss.h"
+
+/* The lws callback for every reason that is not a WebSocket one. */
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss, void *in,
+                  size_t len);
+
+#endif

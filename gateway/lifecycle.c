@@ -1,0 +1,288 @@
+/* lifecycle.c - the open and close sequences of a session (lifecycle.h). */
+#include "lifecycle.h"
+
+#include <inttypes.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deliver.h"
+#include "drain.h"
+#include "keys.h"
+#include "log.h"
+#include "metrics.h"
+#include "presence.h"
+#include "redis_link.h"
+#include "scripts.h"
+#include "walltime.h"
+
+/* The open sequence's state; lives as long as the session. */
+struct lifecycle_sess {
+    int opened;    /* session_open answered at least once */
+    int reopening; /* session_open re-run after a Redis reconnect */
+    int64_t open_seq;
+    char **pending; /* offline entries from session_open, until hello */
+    size_t *pending_len;
+    size_t npending;
+};
+
+static struct {
+    char gwid[72];
+    long long everyone_limit;
+} lc;
+
+void lifecycle_init(const char *gwid, long long everyone_limit)
+{
+    snprintf(lc.gwid, sizeof lc.gwid, "%s", gwid);
+    lc.everyone_limit = everyone_limit;
+}
+
+static void lifecycle_free_pending(struct lifecycle_sess *l)
+{
+    for (size_t i = 0; i < l->npending; i++)
+        free(l->pending[i]);
+    free(l->pending);
+    free(l->pending_len);
+    l->pending = NULL;
+    l->pending_len = NULL;
+    l->npending = 0;
+}
+
+static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    gw_session *s = sess_find((uint64_t)(uintptr_t)priv);
+    if (!s || s->state == SESS_CLOSING) return;
+    struct lifecycle_sess *l = s->lc;
+    long long seq;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+        rl_reply_int(rep->element[0], &seq) < 0 || rep->element[1]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->len > PROTO_EPOCH_MAX) {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_warn("session_open %s: %s", s->user, rep->str);
+        l->reopening = 0;
+        if (s->state == SESS_OPENING) sess_close(s, 1013, "try again later");
+        /* a LIVE session whose re-open failed waits for the next reconnect */
+        return;
+    }
+    redisReply *ep = rep->element[1];
+    if (l->reopening) {
+        l->reopening = 0;
+        if (strlen(s->epoch) != ep->len || memcmp(s->epoch, ep->str, ep->len) != 0) {
+            log_info("conn %" PRIu64 " (%s): inbox epoch changed, closing", s->conn, s->user);
+            sess_close(s, 1012, "inbox epoch changed");
+            return;
+        }
+        if (seq < s->last_seq) {
+            /* Redis came back without writes this session saw: the seqs it
+             * hands out next would be skipped as already sent */
+            log_warn("conn %" PRIu64 " (%s): inbox seq went back from %" PRId64 " to %lld, closing",
+                     s->conn, s->user, s->last_seq, seq);
+            sess_close(s, 1012, "inbox seq went back");
+            return;
+        }
+        deliver_catch_up(s, seq + 1);
+        deliver_drain(s);
+        return;
+    }
+    l->opened = 1;
+    l->open_seq = seq;
+    memcpy(s->epoch, ep->str, ep->len);
+    s->epoch[ep->len] = '\0';
+    size_t n = rep->elements - 2;
+    if (n) {
+        l->pending = calloc(n, sizeof *l->pending);
+        l->pending_len = calloc(n, sizeof *l->pending_len);
+        if (!l->pending || !l->pending_len) {
+            sess_close(s, 1011, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            redisReply *e = rep->element[i + 2];
+            if (e->type != REDIS_REPLY_STRING) continue;
+            l->pending[l->npending] = malloc(e->len ? e->len : 1);
+            if (!l->pending[l->npending]) break;
+            memcpy(l->pending[l->npending], e->str, e->len);
+            l->pending_len[l->npending++] = e->len;
+        }
+    }
+}
+
+/* hello, the offline entries, then LIVE. */
+static void lifecycle_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    gw_session *s = sess_find((uint64_t)(uintptr_t)priv);
+    if (!s || s->state != SESS_OPENING || !s->lc->opened) return;
+    struct lifecycle_sess *l = s->lc;
+    long long mode;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rl_reply_int(rep->element[0], &mode) < 0) {
+        if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("contacts %s: %s", s->user, rep->str);
+        sess_close(s, 1013, "try again later");
+        return;
+    }
+    size_t n = (rep->elements - 1) / 6, k = 0;
+    proto_contact *c = calloc(n ? n : 1, sizeof *c);
+    if (!c) {
+        sess_close(s, 1011, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply **e = rep->element + 1 + 6 * i;
+        long long online = 0, unread = 0, read = 0, peer_read = 0;
+        if (e[0]->type != REDIS_REPLY_STRING ||
+            (!proto_valid_user(e[0]->str, e[0]->len) && !proto_valid_group(e[0]->str, e[0]->len)))
+            continue;
+        rl_reply_int(e[1], &online);
+        rl_reply_int(e[2], &unread);
+        rl_reply_int(e[3], &read);
+        rl_reply_int(e[4], &peer_read);
+        c[k].name = e[0]->str;
+        c[k].len = e[0]->len;
+        c[k].online = online != 0;
+        c[k].unread = unread;
+        c[k].read = read;
+        c[k].peer_read = peer_read;
+        if (e[5]->type == REDIS_REPLY_STRING && proto_is_map(e[5]->str, e[5]->len)) {
+            c[k].last = e[5]->str;
+            c[k].last_len = e[5]->len;
+        }
+        k++;
+    }
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_enc_hello(&pk, s->user, l->open_seq, s->epoch, strlen(s->epoch), c, k);
+    sess_send_replay(s, sb.data, sb.size); /* paced: a big hello is no slow reader */
+    msgpack_sbuffer_destroy(&sb);
+    for (size_t i = 0; i < l->npending; i++)
+        deliver_send_replay(s, l->pending[i], l->pending_len[i]);
+    lifecycle_free_pending(l);
+    s->last_seq = l->open_seq;
+    s->state = SESS_LIVE;
+    if (mode == 1) presence_set_everyone(s);
+    for (size_t i = 0; i < k; i++)
+        presence_follow_known(s, c[i].name, c[i].len, c[i].online);
+    free(c);
+    log_debug("conn %" PRIu64 " (%s): hello sent, seq %" PRId64 ", %zu contact(s)%s", s->conn,
+              s->user, l->open_seq, k, mode == 1 ? " (everyone)" : "");
+    lws_rx_flow_control(s->wsi, 1);
+    deliver_drain(s);
+}
+
+static void lifecycle_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("redis: %s", rep->str);
+}
+
+static int lifecycle_run_open(gw_session *s)
+{
+    char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k5[KEYS_MAX], chan[KEYS_MAX];
+    keys_fmt(k1, sizeof k1, KEY_SESSIONS, s->user);
+    keys_fmt(k2, sizeof k2, KEY_META, s->user);
+    keys_fmt(k3, sizeof k3, KEY_INBOX, s->user);
+    keys_fmt(k5, sizeof k5, KEY_GW_SESSIONS, lc.gwid);
+    keys_fmt(chan, sizeof chan, CHAN_PRESENCE, s->user);
+    const char *argv[] = {k1, k2, k3, KEY_ONLINE, k5, s->user, s->sessid, s->member, chan};
+    redisAsyncContext *ac = rl_commands();
+    return ac && scripts_eval(ac, SCRIPT_SESSION_OPEN, lifecycle_open_cb,
+                              (void *)(uintptr_t)s->conn, 5, 4, argv, NULL) == REDIS_OK
+               ? 0
+               : -1;
+}
+
+static int lifecycle_run_contacts(gw_session *s)
+{
+    char k2[KEYS_MAX], k4[KEYS_MAX], k5[KEYS_MAX], k6[KEYS_MAX], lim[24];
+    keys_fmt(k2, sizeof k2, KEY_CONTACTS, s->user);
+    keys_fmt(k4, sizeof k4, KEY_GROUPS_OF, s->user);
+    keys_fmt(k5, sizeof k5, KEY_UNREAD, s->user);
+    keys_fmt(k6, sizeof k6, KEY_READ, s->user);
+    snprintf(lim, sizeof lim, "%lld", lc.everyone_limit);
+    const char *argv[] = {KEY_USERS, k2,  KEY_ONLINE,        k4,       k5,         k6,
+                          s->user,   lim, KEY_GROUP_MEMBERS, KEY_READ, KEY_HISTORY};
+    redisAsyncContext *ac = rl_commands();
+    return ac && scripts_eval(ac, SCRIPT_CONTACTS, lifecycle_contacts_cb,
+                              (void *)(uintptr_t)s->conn, 6, 5, argv, NULL) == REDIS_OK
+               ? 0
+               : -1;
+}
+
+/* Dev-auth users need an account so that others can send to them: create one
+ * with a hash no password matches (register answers 0 if it exists). */
+static void lifecycle_dev_account(gw_session *s)
+{
+    char k1[KEYS_MAX], now[24];
+    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, s->user);
+    snprintf(now, sizeof now, "%" PRIu64, walltime_ms());
+    const char *argv[] = {k1, KEY_USERS, s->user, "!dev-auth: no password", now, CHAN_USERS};
+    redisAsyncContext *ac = rl_commands();
+    if (ac) scripts_eval(ac, SCRIPT_REGISTER, lifecycle_ignore_cb, NULL, 2, 4, argv, NULL);
+}
+
+gw_session *lifecycle_open(struct lws *wsi, const char *user, int dev_account)
+{
+    gw_session *s = sess_new(wsi, user, lc.gwid);
+    if (!s) return NULL;
+    s->lc = calloc(1, sizeof *s->lc);
+    if (!s->lc) {
+        sess_remove(s);
+        sess_free(s);
+        return NULL;
+    }
+    drain_hold();
+    metrics_inc(METRIC_CONNECTIONS_TOTAL);
+    lws_rx_flow_control(wsi, 0);
+    if (dev_account) lifecycle_dev_account(s);
+    if (lifecycle_run_open(s) < 0 || lifecycle_run_contacts(s) < 0)
+        sess_close(s, 1013, "try again later");
+    log_debug("conn %" PRIu64 " (%s): open", s->conn, s->user);
+    return s;
+}
+
+static void lifecycle_reopen_one(gw_session *s, void *arg)
+{
+    if (s->state != SESS_LIVE) return;
+    deliver_forget_fetch(s);
+    s->lc->reopening = 1;
+    if (lifecycle_run_open(s) < 0) s->lc->reopening = 0;
+}
+
+void lifecycle_reopen_all(void)
+{
+    log_info("redis back: re-opening %zu session(s)", sess_count());
+    sess_each(lifecycle_reopen_one, NULL);
+}
+
+static void lifecycle_close_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("session_close: %s", rep->str);
+    if (priv) drain_release(); /* held for the drain */
+}
+
+void lifecycle_closed(gw_session *s)
+{
+    sess_remove(s);
+    presence_unfollow_all(s);
+    int draining = drain_active();
+    redisAsyncContext *ac = rl_commands();
+    if (ac &&
+        scripts_session_close(ac, lifecycle_close_cb, draining ? (void *)1 : NULL, s->user,
+                              s->sessid, s->member, lc.gwid, 0) == REDIS_OK &&
+        draining)
+        drain_hold();
+    /* if Redis is down, the reaper closes it once our heartbeat expires, or
+     * the next start of this gateway id does */
+    log_debug("conn %" PRIu64 " (%s): closed", s->conn, s->user);
+    deliver_detach(s);
+    lifecycle_free_pending(s->lc);
+    free(s->lc);
+    s->lc = NULL;
+    sess_free(s);
+    drain_release();
+}

@@ -1,0 +1,128 @@
+/* options.c - the gateway's flags, their defaults and checks. */
+#include "options.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "proto.h"
+#include "token.h"
+
+static gw_options opts;
+
+const gw_options *options_get(void)
+{
+    return &opts;
+}
+
+static int options_is_loopback(const char *addr)
+{
+    struct in_addr a4;
+    if (!strcmp(addr, "localhost") || !strcmp(addr, "::1")) return 1;
+    if (inet_pton(AF_INET, addr, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    return 0;
+}
+
+int options_parse(int argc, char **argv)
+{
+    gw_options *c = &opts;
+    c->listen = "127.0.0.1";
+    c->port = 8080;
+    c->id = NULL;
+    c->redis_url = "redis://127.0.0.1:6379";
+    c->secret = NULL;
+    c->token_ttl = 604800;
+    c->max_frame = 65536;
+    c->send_queue = 1048576;
+    c->ping_interval = 30;
+    c->heartbeat_ttl = 5000;
+    c->rate = 50;
+    c->burst = 100;
+    c->everyone_limit = 200;
+    c->group_max = 5000;
+    c->web_root = "web/dist";
+    c->drain_timeout = 5000;
+    c->dev_auth = 0;
+    c->log_level = "info";
+    const config_opt table[] = {
+        {"listen", "PARLEY_LISTEN", CONFIG_STR, &c->listen, 0, 0, "address to listen on"},
+        {"port", "PARLEY_PORT", CONFIG_INT, &c->port, 1, 65535, "HTTP/WebSocket port"},
+        {"id", "PARLEY_GATEWAY_ID", CONFIG_STR, &c->id, 0, 0,
+         "gateway id (default <hostname>:<port>)"},
+        {"redis-url", "PARLEY_REDIS_URL", CONFIG_STR, &c->redis_url, 0, 0,
+         "redis://[:password@]host:port[/db]"},
+        {"secret", "PARLEY_SECRET", CONFIG_STR, &c->secret, 0, 0,
+         "token HMAC secret (default: a local-only development secret)"},
+        {"token-ttl", "PARLEY_TOKEN_TTL", CONFIG_INT, &c->token_ttl, 60, 10LL * 365 * 86400,
+         "token lifetime, seconds"},
+        {"max-frame", "PARLEY_MAX_FRAME", CONFIG_INT, &c->max_frame, 256, 16 << 20,
+         "largest incoming frame, bytes (larger: close 1009)"},
+        {"send-queue", "PARLEY_SEND_QUEUE", CONFIG_INT, &c->send_queue, 4096, 1LL << 30,
+         "queued bytes per socket before a slow reader is cut off"},
+        {"ping-interval", "PARLEY_PING_INTERVAL", CONFIG_INT, &c->ping_interval, 1, 3600,
+         "server ping period, seconds; silent peers dropped after two"},
+        {"heartbeat-ttl", "PARLEY_HEARTBEAT_TTL", CONFIG_INT, &c->heartbeat_ttl, 300, 3600000,
+         "TTL of parley:gw:ID:alive, ms (refreshed every third)"},
+        {"rate", "PARLEY_RATE", CONFIG_INT, &c->rate, 1, 1000000, "frames per second per socket"},
+        {"burst", "PARLEY_BURST", CONFIG_INT, &c->burst, 1, 1000000, "token bucket size"},
+        {"everyone-limit", "PARLEY_EVERYONE_LIMIT", CONFIG_INT, &c->everyone_limit, 0, 100000,
+         "up to this many users, everyone is everyone's contact"},
+        {"group-max", "PARLEY_GROUP_MAX", CONFIG_INT, &c->group_max, 2, 1000000,
+         "most members a group may have"},
+        {"web-root", "PARLEY_WEB_ROOT", CONFIG_STR, &c->web_root, 0, 0, "static files served at /"},
+        {"drain-timeout", "PARLEY_DRAIN_TIMEOUT", CONFIG_INT, &c->drain_timeout, 0, 600000,
+         "SIGTERM: longest wait for sockets and Redis, ms"},
+        {"dev-auth", "PARLEY_DEV_AUTH", CONFIG_BOOL, &c->dev_auth, 0, 0,
+         "seed compatibility: /ws?user=NAME without a token (loopback only)"},
+        {"log-level", "PARLEY_LOG_LEVEL", CONFIG_STR, &c->log_level, 0, 0,
+         "debug, info, warn, error"},
+    };
+    const int n = (int)(sizeof table / sizeof table[0]);
+    const char *prog = "parley-gateway";
+    int argi = argc;
+    if (config_parse(prog, "[flags]", table, n, argc, argv, &argi) < 0) return -1;
+    if (argi < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[argi]);
+        return -1;
+    }
+    log_level lvl;
+    if (log_parse_level(c->log_level, &lvl) < 0) {
+        fprintf(stderr, "%s: --log-level: '%s' is not one of debug, info, warn, error\n", prog,
+                c->log_level);
+        return -1;
+    }
+    log_init(prog, lvl);
+    char err[256];
+    if (redisurl_parse(c->redis_url, &c->redis, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: --redis-url: %s\n", prog, err);
+        return -1;
+    }
+    if (c->id) {
+        snprintf(c->gwid, sizeof c->gwid, "%s", c->id);
+    } else {
+        char host[256] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(c->gwid, sizeof c->gwid, "%.50s:%lld", host, c->port);
+    }
+    if (!proto_valid_gwid(c->gwid, strlen(c->gwid))) {
+        fprintf(stderr, "%s: --id: '%s' is not 1 to 64 characters of A-Za-z0-9_.:-\n", prog,
+                c->gwid);
+        return -1;
+    }
+    if (c->dev_auth && !options_is_loopback(c->listen)) {
+        fprintf(stderr, "%s: --dev-auth needs --listen on a loopback address, not '%s'\n", prog,
+                c->listen);
+        return -1;
+    }
+    if (!c->secret || !*c->secret) {
+        c->secret = TOKEN_DEV_SECRET;
+        log_warn("no --secret given: using the local-only development secret; set "
+                 "PARLEY_SECRET for anything but a laptop");
+    }
+    if (c->dev_auth) log_warn("--dev-auth: /ws?user=NAME is accepted without a token");
+    keys_fmt(c->gw_chan, sizeof c->gw_chan, CHAN_GW, c->gwid);
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* options.h - the gateway's flags (README "Configuration"), parsed once at
+ * start and read-only afterwards.
+ *
+ * Every module reads the options it needs through options_get(); nothing
+ * writes them after options_parse(). Derived values (the gateway id and its
+ * channel) are computed here too, so every module sees the same ones. */
+#ifndef PARLEY_GW_OPTIONS_H
+#define PARLEY_GW_OPTIONS_H
+
+#include "keys.h"
+#include "redisurl.h"
+
+typedef struct gw_options {
+    const char *listen;
+    long long port;
+    const char *id;
+    const char *redis_url;
+    const char *secret;
+    long long token_ttl;     /* seconds */
+    long long max_frame;     /* bytes */
+    long long send_queue;    /* bytes per socket */
+    long long ping_interval; /* seconds */
+    long long heartbeat_ttl; /* ms */
+    long long rate;          /* frames per second per socket */
+    long long burst;         /* token bucket size */
+    long long everyone_limit;
+    long long group_max;
+    const char *web_root;
+    long long drain_timeout; /* ms */
+    int dev_auth;
+    const char *log_level;
+
+    /* derived */
+    redisurl redis;         /* --redis-url, parsed */
+    char gwid[65];          /* --id, or <hostname>:<port> */
+    char gw_chan[KEYS_MAX]; /* parley:gw:ID */
+} gw_options;
+
+/* Parses environment and argv (config.h precedence), starts logging and
+ * derives the id. 0, or -1 after printing a one-line error (exit 2). */
+int options_parse(int argc, char **argv);
+
+const gw_options *options_get(void);
+
+#endif

@@ -1,0 +1,72 @@
+/* req.h - an HTTP request answered later (after Redis or the password pool),
+ * and the writing of HTTP answers.
+ *
+ * A request answered at once is written directly from the lws callback
+ * (req_write, req_fail_now). One that needs async work gets a gw_req: the
+ * answer is stored in it (req_answer, req_error) and written from
+ * LWS_CALLBACK_HTTP_WRITEABLE (http.c). A gw_req is refcounted: one
+ * reference for the lws connection (dropped when it closes, which also
+ * clears wsi) and one per pending operation; it holds the drain while it
+ * lives. */
+#ifndef PARLEY_GW_REQ_H
+#define PARLEY_GW_REQ_H
+
+#include <stddef.h>
+
+#include "proto.h"
+#include "token.h"
+
+struct lws;
+
+#define REQ_BODY_MAX       8192                     /* the largest request body, bytes */
+#define REQ_BODY_TOO_LARGE "the body is over 8 KiB" /* REQ_BODY_MAX, said */
+_Static_assert(REQ_BODY_MAX == 8 * 1024, "REQ_BODY_TOO_LARGE names REQ_BODY_MAX");
+
+typedef struct gw_req {
+    struct lws *wsi; /* NULL once the connection closed */
+    int refs;
+    int route; /* http.c's route id */
+    char body[REQ_BODY_MAX];
+    size_t body_len;
+    int too_large;
+    /* the answer, once known */
+    int status;
+    const char *ctype;
+    char *resp;
+    size_t resp_len;
+    char cookie[TOKEN_MAX + 128];
+    int has_answer;
+    int sent;
+    /* login / register in progress (account.c) */
+    char user[PROTO_NAME_MAX + 1];
+    char *password; /* wiped and freed with the request */
+    size_t password_len;
+    int ok;
+} gw_req;
+
+/* A new request on wsi (one reference, held for the connection). */
+gw_req *req_new(struct lws *wsi, int route);
+void req_ref(gw_req *h);
+void req_unref(gw_req *h);
+
+/* Stores the answer (JSON) and asks lws for the writable callback; the
+ * first answer wins. cookie: a Set-Cookie value, or NULL. */
+void req_answer(gw_req *h, int status, const char *body, size_t len, const char *cookie);
+/* {"error": code, "message": msg} */
+void req_error(gw_req *h, int status, const char *code, const char *msg);
+/* 503 unavailable, counted */
+void req_unavailable(gw_req *h);
+
+/* Writes a whole answer now: 0, or -1 (close the connection). */
+int req_write(struct lws *wsi, int status, const char *ctype, const char *body, size_t len,
+              const char *cookie);
+/* Writes {"error": code, "message": msg} now: 0, or -1. */
+int req_write_error(struct lws *wsi, int status, const char *code, const char *msg);
+/* Writes an error now and ends the transaction: the lws callback's return. */
+int req_fail_now(struct lws *wsi, int status, const char *code, const char *msg);
+/* Ends the transaction after a write: the lws callback's return. */
+int req_done(struct lws *wsi);
+/* Writes the stored answer (LWS_CALLBACK_HTTP_WRITEABLE): 0, or -1. */
+int req_write_answer(gw_req *h);
+
+#endif
