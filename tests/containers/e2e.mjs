@@ -112,7 +112,9 @@ async function api(path, { body, token, method } = {}) {
     let json = null;
     try {
         json = JSON.parse(text);
-    } catch {}
+    } catch {
+        // not JSON (an HTML error page, an empty body): json stays null, text tells
+    }
     return { status: res.status, json, text, type: res.headers.get('content-type') || '' };
 }
 

@@ -2,7 +2,7 @@
 // message list (day separators, timestamps, own message status with retry,
 // read receipts, older history on scroll-up, auto-scroll unless the reader
 // scrolled up) and the composer (Enter sends, Shift+Enter is a new line).
-import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { useEffect, useEffectEvent, useLayoutEffect, useRef, useState } from 'react';
 import { isUserName } from '../lib/names.js';
 import { pendingFor, receiptOf, typingNames } from '../lib/store.js';
 import { formatTime, groupByDay } from '../lib/time.js';
@@ -24,6 +24,7 @@ export default function ChatPane({ className, state, conv, conn, dispatch, onBac
 }
 
 function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
+    // eslint-disable-next-line react-hooks/purity -- typing shows for 6 s after its frame: as of this render, on purpose (see Chat's expireTyping)
     const typing = typingNames(conv, Date.now());
     const pending = pendingFor(state, conv.key);
     const [adding, setAdding] = useState(false);
@@ -78,8 +79,9 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
         return !el || el.scrollHeight - el.scrollTop - el.clientHeight < NEAR;
     };
 
-    // keep the view where the reader wants it when messages come and go
-    useLayoutEffect(() => {
+    // keep the view where the reader wants it when messages come and go:
+    // looked at when the first or last message or the pending ones change
+    const keepView = useEffectEvent(() => {
         const el = box.current;
         const p = prev.current;
         if (!el) return;
@@ -93,18 +95,22 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
             setUnseen(true);
         }
         prev.current = { first, last, height: el.scrollHeight, pending: pending.length };
-    }, [first, last, pending.length, pending.map((o) => o.status).join()]);
+    });
+    const pendingStatus = pending.map((o) => o.status).join();
+    useLayoutEffect(() => {
+        keepView();
+    }, [first, last, pending.length, pendingStatus]);
 
     // a short conversation that does not fill the pane: fetch older at once
     useEffect(() => {
         const el = box.current;
         if (el && conv.historyLoaded && conv.more && !conv.loadingOlder && el.scrollHeight <= el.clientHeight + 8 && first)
             conn && conn.requestHistory(conv.key, 'older', first);
-    }, [conv.historyLoaded, conv.more, conv.loadingOlder, first]);
+    }, [conv.historyLoaded, conv.more, conv.loadingOlder, first, conn, conv.key]);
 
     useEffect(() => {
         onBottom(atBottom);
-    }, [atBottom]);
+    }, [atBottom, onBottom]);
 
     const onScroll = () => {
         const el = box.current;
@@ -116,6 +122,7 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
 
     const days = groupByDay(
         [...msgs, ...pending.map((o) => ({ ...o, pending: true, from: state.me, sent: o.created }))],
+        // eslint-disable-next-line react-hooks/purity -- "Today" / "Yesterday" are as of this render, on purpose
         Date.now(),
     );
     return (

@@ -1,6 +1,6 @@
 // Sidebar: who I am, find people, new/join group, and the conversation list
 // (presence dot, unread badge, last-message preview, most recent first).
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useEffectEvent, useRef, useState } from 'react';
 import { isUserName, normalizeGroupName } from '../lib/names.js';
 import { conversationList } from '../lib/store.js';
 import { shortStamp } from '../lib/time.js';
@@ -109,27 +109,35 @@ function UserSearch({ api, onPick, me }) {
     const [res, setRes] = useState(null);
     const [err, setErr] = useState('');
     const seq = useRef(0);
-    useEffect(() => {
-        const term = q.trim().toLowerCase();
-        if (!term) {
+    // every change of the box goes through here: emptying it drops the
+    // results (and any error) at once
+    const edit = (text) => {
+        setQ(text);
+        if (!text.trim()) {
             setRes(null);
             setErr('');
-            return;
         }
+    };
+    const show = useEffectEvent((r) => {
+        if (r.ok) {
+            setRes((r.data || []).filter((u) => u.username !== me));
+            setErr('');
+        } else setErr(r.error);
+    });
+    // a search 200 ms after the last keystroke; only the newest answer shows
+    useEffect(() => {
+        const term = q.trim().toLowerCase();
+        if (!term) return;
         const n = ++seq.current;
         const t = setTimeout(async () => {
             const r = await api.users(term);
-            if (n !== seq.current) return;
-            if (r.ok) {
-                setRes((r.data || []).filter((u) => u.username !== me));
-                setErr('');
-            } else setErr(r.error);
+            if (n === seq.current) show(r);
         }, 200);
         return () => clearTimeout(t);
-    }, [q]);
+    }, [q, api]);
     const pick = (u) => {
         onPick(u);
-        setQ('');
+        edit('');
     };
     return (
         <div>
@@ -143,10 +151,10 @@ function UserSearch({ api, onPick, me }) {
                 autoComplete="off"
                 className={input}
                 value={q}
-                onChange={(e) => setQ(e.target.value)}
+                onChange={(e) => edit(e.target.value)}
                 onKeyDown={(e) => {
                     if (e.key === 'Enter' && res && res.length) pick(res[0]);
-                    if (e.key === 'Escape') setQ('');
+                    if (e.key === 'Escape') edit('');
                 }}
             />
             {err && <p role="alert" className="mt-1 text-xs text-red-600">{err}</p>}
