@@ -62,13 +62,13 @@ finish() {
 node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' ||
     { echo "js.sh: node $(node --version) is too old: ESLint 10 needs Node >= 20.19" >&2; failed=1; finish; }
 if [ ! -d "$HERE/node_modules" ] || [ "$HERE/package-lock.json" -nt "$HERE/node_modules" ]; then
-    echo "--- npm ci in tests/lint"
+    echo "== npm ci in tests/lint"
     (cd "$HERE" && npm ci --no-audit --no-fund >/dev/null) && touch "$HERE/node_modules" ||
         { echo "js.sh: npm ci in tests/lint failed" >&2; failed=1; finish; }
 fi
 bin=$HERE/node_modules/.bin
 
-echo "--- eslint ${eslint_paths[*]}${skips[*]:+ (skipping ${skips[*]})}"
+echo "== eslint ${eslint_paths[*]}${skips[*]:+ (skipping ${skips[*]})}"
 eslint_opts=(--config "$HERE/eslint.config.mjs" --max-warnings 0 "${eslint_skip[@]}")
 [ $fix = 0 ] || eslint_opts+=(--fix)
 if "$bin/eslint" "${eslint_opts[@]}" "${eslint_paths[@]}"; then
@@ -80,7 +80,7 @@ else
 fi
 
 prettier=("$bin/prettier" --config "$HERE/prettier.config.mjs" --no-error-on-unmatched-pattern)
-echo "--- prettier ${prettier_globs[*]}"
+echo "== prettier ${prettier_globs[*]}"
 if [ $fix = 1 ]; then
     "${prettier[@]}" --write --log-level warn "${prettier_globs[@]}" && passed=$((passed + 1)) || failed=$((failed + 1))
     finish

@@ -109,7 +109,10 @@ describe('connection', () => {
         ws.push({ kind: 'sync', recovered: true, seq: 10 });
         const s = store.getState();
         assert.deepEqual(s.outbox, {});
-        assert.deepEqual(s.convs.bob.messages.map((m) => m.id), [77]);
+        assert.deepEqual(
+            s.convs.bob.messages.map((m) => m.id),
+            [77],
+        );
         assert.equal(s.syncing, false);
         conn.stop();
     });
@@ -136,7 +139,10 @@ describe('connection', () => {
         assert.equal(store.getState().outbox[cid].status, 'failed');
         conn.retry(cid);
         assert.equal(store.getState().outbox[cid].status, 'sending');
-        assert.deepEqual(ws.sent.map((f) => f.cid), [cid, cid]);
+        assert.deepEqual(
+            ws.sent.map((f) => f.cid),
+            [cid, cid],
+        );
         conn.stop();
     });
 

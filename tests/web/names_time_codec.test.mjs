@@ -64,11 +64,14 @@ describe('time', () => {
     it('groups messages by day for separators', () => {
         const t = (d, h) => new Date(2026, 10, d, h).getTime();
         const g = groupByDay([{ sent: t(24, 9) }, { sent: t(25, 9) }, { sent: t(25, 22) }, { sent: t(26, 1) }], now);
-        assert.deepEqual(g.map((x) => [x.label, x.items.length]), [
-            ['Tue 24 Nov', 1],
-            ['Yesterday', 2],
-            ['Today', 1],
-        ]);
+        assert.deepEqual(
+            g.map((x) => [x.label, x.items.length]),
+            [
+                ['Tue 24 Nov', 1],
+                ['Yesterday', 2],
+                ['Today', 1],
+            ],
+        );
     });
 });
 

@@ -20,8 +20,7 @@ import {
 const T0 = 1_764_000_000_000;
 const run = (events, s = initialState()) => events.reduce(reduce, s);
 const frame = (f, extra = {}) => ({ type: 'frame', frame: f, now: T0, ...extra });
-const hello = (o = {}) =>
-    frame({ kind: 'hello', user: 'alice', seq: 0, epoch: 'e1', users: [{ username: 'bob', online: true, unread: 0 }], ...o });
+const hello = (o = {}) => frame({ kind: 'hello', user: 'alice', seq: 0, epoch: 'e1', users: [{ username: 'bob', online: true, unread: 0 }], ...o });
 let nextId = 100;
 const text = (o) => frame({ kind: 'text', id: ++nextId, seq: 1, from: 'bob', to: 'alice', data: 'hi', sent: T0, cid: `c${nextId}`, ...o });
 
@@ -34,13 +33,19 @@ describe('message store: dedupe by id', () => {
             frame({ ...t }), // offline push / sync replay of the same entry
             frame({ kind: 'history', with: 'bob', messages: [t, { ...t, id: 5, data: 'older' }], more: false }, { mode: 'initial' }),
         ]);
-        assert.deepEqual(s.convs.bob.messages.map((m) => m.id), [5, 7]);
+        assert.deepEqual(
+            s.convs.bob.messages.map((m) => m.id),
+            [5, 7],
+        );
         assert.equal(s.convs.bob.unread, 1); // counted once
     });
 
     it('keeps messages sorted by id whatever the arrival order', () => {
         const [list] = mergeMessages([], [{ id: 5 }, { id: 2 }, { id: 9 }, { id: 2 }, { id: 7 }]);
-        assert.deepEqual(list.map((m) => m.id), [2, 5, 7, 9]);
+        assert.deepEqual(
+            list.map((m) => m.id),
+            [2, 5, 7, 9],
+        );
         const [same, added] = mergeMessages(list, [{ id: 7 }]);
         assert.equal(same, list); // nothing new: same object (React skips the render)
         assert.deepEqual(added, []);
@@ -106,7 +111,10 @@ describe('seq tracking and sync', () => {
 describe('outbox: sending, sent, failed, retry', () => {
     it('a sent message is pending until its ack, then confirmed with the server id and time', () => {
         let s = run([hello(), { type: 'send', cid: 'c1', to: 'bob', data: 'hello', now: T0 }]);
-        assert.deepEqual(pendingFor(s, 'bob').map((o) => [o.cid, o.status]), [['c1', 'sending']]);
+        assert.deepEqual(
+            pendingFor(s, 'bob').map((o) => [o.cid, o.status]),
+            [['c1', 'sending']],
+        );
         assert.deepEqual(s.convs.bob.preview, { from: 'alice', data: 'hello' });
         s = run([frame({ kind: 'ack', cid: 'c1', id: 42, seq: 1, sent: T0 + 5 })], s);
         assert.deepEqual(pendingFor(s, 'bob'), []);
@@ -131,7 +139,10 @@ describe('outbox: sending, sent, failed, retry', () => {
             text({ id: 50, seq: 2, from: 'alice', to: 'bob', data: 'x', cid: 'lost-ack' }),
         ]);
         assert.deepEqual(pendingFor(s, 'bob'), []);
-        assert.deepEqual(s.convs.bob.messages.map((m) => m.id), [50]);
+        assert.deepEqual(
+            s.convs.bob.messages.map((m) => m.id),
+            [50],
+        );
         assert.equal(s.convs.bob.unread, 0); // own messages are never unread
     });
 
@@ -149,7 +160,10 @@ describe('outbox: sending, sent, failed, retry', () => {
         assert.equal(s.outbox.a.status, 'failed');
         assert.equal(s.outbox.c.status, 'failed');
         assert.equal(s.outbox.d.status, 'failed');
-        assert.deepEqual(resendList(s).map((o) => o.cid), ['a', 'b', 'd']); // oldest first, same cids
+        assert.deepEqual(
+            resendList(s).map((o) => o.cid),
+            ['a', 'b', 'd'],
+        ); // oldest first, same cids
         s = run([{ type: 'retry', cid: 'c' }], s);
         assert.equal(s.outbox.c.status, 'sending');
         s = run([{ type: 'discard', cid: 'c' }], s);
@@ -227,10 +241,15 @@ describe('unread counts, receipts, typing, presence', () => {
     it("hello's read and peer_read positions restore receipts and the read position after a reload", () => {
         const s = run([
             hello({ users: [{ username: 'bob', online: true, unread: 0, read: 40, peer_read: 41 }] }),
-            frame({ kind: 'history', with: 'bob', messages: [
-                { kind: 'text', id: 40, from: 'bob', to: 'alice', data: 'q', sent: T0 },
-                { kind: 'text', id: 41, from: 'alice', to: 'bob', data: 'a', sent: T0 },
-            ], more: false }),
+            frame({
+                kind: 'history',
+                with: 'bob',
+                messages: [
+                    { kind: 'text', id: 40, from: 'bob', to: 'alice', data: 'q', sent: T0 },
+                    { kind: 'text', id: 41, from: 'alice', to: 'bob', data: 'a', sent: T0 },
+                ],
+                more: false,
+            }),
         ]);
         assert.equal(s.convs.bob.myRead, 40);
         assert.equal(receiptOf(s.convs.bob, s.convs.bob.messages[1]), 'read');
@@ -276,7 +295,10 @@ describe('conversation list', () => {
             text({ from: 'carol', seq: 1, sent: T0 + 10, data: 'c' }),
             text({ from: 'bob', seq: 2, sent: T0 + 20, data: 'b' }),
         ]);
-        assert.deepEqual(conversationList(s).map((c) => c.key), ['bob', 'carol', 'dave']);
+        assert.deepEqual(
+            conversationList(s).map((c) => c.key),
+            ['bob', 'carol', 'dave'],
+        );
         assert.deepEqual(s.convs.bob.preview, { from: 'bob', data: 'b' });
     });
 
@@ -292,7 +314,12 @@ describe('conversation list', () => {
                 ],
             }),
         ]);
-        assert.deepEqual(conversationList(s).map((c) => c.key).slice(0, 2), ['carol', 'bob']);
+        assert.deepEqual(
+            conversationList(s)
+                .map((c) => c.key)
+                .slice(0, 2),
+            ['carol', 'bob'],
+        );
         assert.deepEqual(s.convs.carol.preview, { from: 'carol', data: 'newest' });
         assert.deepEqual(s.convs.bob.preview, { from: 'alice', data: 'from me' });
         assert.deepEqual([s.convs.dave.preview, s.convs.dave.previewKnown], [null, true]); // nothing to fetch
@@ -314,7 +341,10 @@ describe('conversation list', () => {
         s = run([{ type: 'historyRequested', key: 'bob', mode: 'older' }], s);
         assert.equal(s.convs.bob.loadingOlder, true);
         s = run([frame({ kind: 'history', with: 'bob', messages: [m(5), m(6)], more: false }, { mode: 'older' })], s);
-        assert.deepEqual(s.convs.bob.messages.map((x) => x.id), [5, 6, 7, 8, 9]);
+        assert.deepEqual(
+            s.convs.bob.messages.map((x) => x.id),
+            [5, 6, 7, 8, 9],
+        );
         assert.equal(s.convs.bob.more, false);
         assert.equal(s.convs.bob.loadingOlder, false);
         assert.equal(s.convs.bob.preview.data, 'm9');

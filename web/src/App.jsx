@@ -39,7 +39,10 @@ export default function App() {
                 {checkError ? (
                     <div role="alert" className="text-center">
                         <p className="mb-3">{checkError}</p>
-                        <button className="rounded bg-indigo-600 px-4 py-2 text-white focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-700" onClick={check}>
+                        <button
+                            className="rounded bg-indigo-600 px-4 py-2 text-white focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-700"
+                            onClick={check}
+                        >
                             Try again
                         </button>
                     </div>

@@ -168,7 +168,11 @@ function Notice({ notice, onClose }) {
         <div role="alert" className="fixed right-4 bottom-4 left-4 mx-auto max-w-md rounded-lg bg-slate-900 px-4 py-3 text-sm text-white shadow-lg">
             <div className="flex items-start gap-3">
                 <p className="flex-1">{notice.text}</p>
-                <button onClick={onClose} className="rounded px-1 text-slate-300 hover:text-white focus-visible:outline-2 focus-visible:outline-white" aria-label="Dismiss">
+                <button
+                    onClick={onClose}
+                    className="rounded px-1 text-slate-300 hover:text-white focus-visible:outline-2 focus-visible:outline-white"
+                    aria-label="Dismiss"
+                >
                     ✕
                 </button>
             </div>
