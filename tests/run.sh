@@ -7,7 +7,7 @@
 #   integration  real redis-server, router and two gateways, driven by a Node
 #                WebSocket client (tests/integration)
 #   router       the router, Lua script and CLI checks (python3, real redis)
-#   web          the web client: vitest, vite build, chromium end-to-end
+#   web          the web client: unit tests (tests/web), vite build, chromium end-to-end
 #                through haproxy (tests/e2e)
 #   bench        parley-bench, each mode briefly against a real stack: it works
 #                and loses nothing (figures: docs/benchmarks.md, never asserted)
@@ -126,7 +126,7 @@ for stage in $STAGES; do
         built_script_stage router parley-router "$ROOT/router/tests/run.sh"
         ;;
     web)
-        note "web client: vitest, vite build, chromium end-to-end through haproxy"
+        note "web client: unit tests, vite build, chromium end-to-end through haproxy"
         built_script_stage web parley-gateway "$ROOT/tests/e2e/run.sh"
         ;;
     bench)

@@ -16,5 +16,4 @@ export default defineConfig({
             '/ws': { target: gateway.replace(/^http/, 'ws'), ws: true },
         },
     },
-    test: { include: ['test/**/*.test.js'], environment: 'node' },
 });

@@ -46,15 +46,18 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
 // inbox lists hold msgpack bytes, the strings in them stay readable)
 function host(...args) {
     const id = String(nextOp++);
-    for (const a of args)
-        if (!/^[\x21-\x7e]+$/.test(a)) throw new Error(`host op argument ${JSON.stringify(a)}: spaces or control characters`);
+    for (const a of args) if (!/^[\x21-\x7e]+$/.test(a)) throw new Error(`host op argument ${JSON.stringify(a)}: spaces or control characters`);
     return new Promise((resolve, reject) => {
         pendingOps.set(id, { resolve, reject, what: args.join(' ') });
         process.stdout.write(`@@ ${id} ${args.join(' ')}\n`);
     });
 }
 const redis = (...args) => host('redis-cli', ...args);
-const lines = (out) => out.split('\n').map((l) => l.trim()).filter(Boolean);
+const lines = (out) =>
+    out
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
 
 // ------------------------------------------------------------ runner
 
@@ -62,8 +65,8 @@ let passed = 0;
 let failed = 0;
 function withTimeout(p, ms, what) {
     let t;
-    return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms)))]).finally(
-        () => clearTimeout(t),
+    return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms)))]).finally(() =>
+        clearTimeout(t),
     );
 }
 async function step(name, fn, timeoutMs = 90000) {
@@ -112,7 +115,9 @@ async function api(path, { body, token, method } = {}) {
     let json = null;
     try {
         json = JSON.parse(text);
-    } catch {}
+    } catch {
+        // not JSON (an HTML error page, an empty body): json stays null, text tells
+    }
     return { status: res.status, json, text, type: res.headers.get('content-type') || '' };
 }
 
@@ -266,7 +271,12 @@ class Peer {
 
     waitAcked(prefix, timeoutMs = 30000) {
         const all = () => [...this.outbox].filter(([cid]) => cid.startsWith(prefix));
-        return until(() => all().every(([, m]) => m.id !== null), timeoutMs, `${this.user}: every ${prefix}* acked (${all().filter(([, m]) => m.id === null).length} not yet)`, 50);
+        return until(
+            () => all().every(([, m]) => m.id !== null),
+            timeoutMs,
+            `${this.user}: every ${prefix}* acked (${all().filter(([, m]) => m.id === null).length} not yet)`,
+            50,
+        );
     }
 
     // the first frame from index `since` on that matches
@@ -328,7 +338,13 @@ function checkDelivered(rcv, sender, prefix) {
             assert(m && m.id === f.id && m.data === f.data, `${rcv.user} got ${f.cid} as id ${f.id} / ${JSON.stringify(f.data)}, acked as ${m && m.id}`);
         }
     const missing = acked.filter((m) => !got.has(m.id));
-    assert(missing.length === 0, `${rcv.user} never received ${missing.length} acked messages: ${missing.slice(0, 10).map((m) => `${m.cid}=${m.id}`).join(' ')}`);
+    assert(
+        missing.length === 0,
+        `${rcv.user} never received ${missing.length} acked messages: ${missing
+            .slice(0, 10)
+            .map((m) => `${m.cid}=${m.id}`)
+            .join(' ')}`,
+    );
     const phantom = [...got.keys()].filter((id) => !ackedIds.has(id));
     assert(phantom.length === 0, `${rcv.user} received ids that were never acked: ${phantom.join(' ')}`);
     const dups = [...got.values()].reduce((a, n) => a + n - 1, 0);
@@ -353,32 +369,39 @@ const connect = async (user, reconnect = true) => {
 async function main() {
     await step('load balancer: /healthz 200, haproxy sees every gateway UP', async () => {
         await until(async () => (await api('/healthz')).status === 200, 60000, 'GET /healthz through the LB answers 200');
-        const up = await until(async () => {
-            const u = await upServers();
-            return u.length === GATEWAYS ? u : null;
-        }, 60000, `${GATEWAYS} gateway slots UP in haproxy`);
+        const up = await until(
+            async () => {
+                const u = await upServers();
+                return u.length === GATEWAYS ? u : null;
+            },
+            60000,
+            `${GATEWAYS} gateway slots UP in haproxy`,
+        );
         return `${up.length} UP: ${up.map((s) => `${s.name} (${s.check})`).join(' ')}`;
     });
 
     const webSha = process.env.PARLEY_WEB_INDEX_SHA256 || '';
-    await step(webSha ? 'the web client built on the host is served at / through the LB' : 'the placeholder page is served at / (no web client built)', async () => {
-        const r = await api('/');
-        assert(r.status === 200 && r.type.startsWith('text/html'), `GET / answered ${r.status} ${r.type}`);
-        if (!webSha) {
-            assert(/web client is not built/.test(r.text), `GET / is not the placeholder page: ${r.text.slice(0, 200)}`);
-            return;
-        }
-        const sha = createHash('sha256').update(r.text).digest('hex');
-        assert(sha === webSha, `GET / is not web/dist/index.html (sha256 ${sha}): ${r.text.slice(0, 200)}`);
-        const assets = [...r.text.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
-        assert(assets.length > 0, 'index.html references no /assets/ file');
-        for (const a of assets) {
-            const res = await fetch(BASE + a);
-            const body = await res.arrayBuffer();
-            assert(res.status === 200 && body.byteLength > 0, `GET ${a}: ${res.status}, ${body.byteLength} bytes`);
-        }
-        return `index.html and ${assets.length} assets`;
-    });
+    await step(
+        webSha ? 'the web client built on the host is served at / through the LB' : 'the placeholder page is served at / (no web client built)',
+        async () => {
+            const r = await api('/');
+            assert(r.status === 200 && r.type.startsWith('text/html'), `GET / answered ${r.status} ${r.type}`);
+            if (!webSha) {
+                assert(/web client is not built/.test(r.text), `GET / is not the placeholder page: ${r.text.slice(0, 200)}`);
+                return;
+            }
+            const sha = createHash('sha256').update(r.text).digest('hex');
+            assert(sha === webSha, `GET / is not web/dist/index.html (sha256 ${sha}): ${r.text.slice(0, 200)}`);
+            const assets = [...r.text.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+            assert(assets.length > 0, 'index.html references no /assets/ file');
+            for (const a of assets) {
+                const res = await fetch(BASE + a);
+                const body = await res.arrayBuffer();
+                assert(res.status === 200 && body.byteLength > 0, `GET ${a}: ${res.status}, ${body.byteLength} bytes`);
+            }
+            return `index.html and ${assets.length} assets`;
+        },
+    );
 
     await step('register and login through the LB (bad password 401, taken name 409)', async () => {
         for (const n of names) {
@@ -420,11 +443,13 @@ async function main() {
         const listed = Object.fromEntries(a.hello.users.map((u) => [u.username, u.online]));
         for (const n of [BOB, CAROL, DAVE]) assert(n in listed, `${ALICE}'s hello lacks ${n}: ${JSON.stringify(a.hello.users)}`);
         assert(listed[DAVE] === false, `${DAVE} listed online before connecting`);
-        await a.next((f) => f.kind === 'online' && f.from === BOB, 8000, `online ${BOB}`).catch(() => {
-            // bob may have connected before alice's presence subscription: his
-            // state is then in alice's hello instead
-            assert(listed[BOB] === true, `${BOB} neither online in hello nor announced`);
-        });
+        await a
+            .next((f) => f.kind === 'online' && f.from === BOB, 8000, `online ${BOB}`)
+            .catch(() => {
+                // bob may have connected before alice's presence subscription: his
+                // state is then in alice's hello instead
+                assert(listed[BOB] === true, `${BOB} neither online in hello nor announced`);
+            });
         const d = await connect(DAVE, false);
         const dgw = await d.gateway();
         await a.next((f) => f.kind === 'online' && f.from === DAVE, 8000, `online ${DAVE}`);
@@ -531,8 +556,14 @@ async function main() {
         const delta = stat(after, 'total_commands_processed') - stat(before, 'total_commands_processed');
         assert(delta >= 2 * n, `total_commands_processed grew by ${delta} over ${n} messages`);
         const monLines = lines(mon);
-        assert(monLines.some((l) => l.includes('"FCALL"') && l.includes(mark)), `MONITOR showed no send script carrying ${mark}: ${monLines.slice(0, 5).join(' | ')}`);
-        assert(monLines.some((l) => l.includes('"PUBLISH"') && l.includes('parley:rt:')), 'MONITOR showed no PUBLISH to a router channel');
+        assert(
+            monLines.some((l) => l.includes('"FCALL"') && l.includes(mark)),
+            `MONITOR showed no send script carrying ${mark}: ${monLines.slice(0, 5).join(' | ')}`,
+        );
+        assert(
+            monLines.some((l) => l.includes('"PUBLISH"') && l.includes('parley:rt:')),
+            'MONITOR showed no PUBLISH to a router channel',
+        );
         // redis-cli --stat: a header, then one line per interval (keys, mem, clients, requests)
         const statLines = lines(statOut);
         assert(/keys\s+mem\s+clients/.test(statLines[1] || statLines[0]), `--stat header: ${statLines.slice(0, 2)}`);
@@ -561,12 +592,7 @@ async function main() {
         b.send(ALICE, 'one more, unread', 'chat-3'); // something unread for alice
         await b.waitAcked('chat-3', 8000);
         const readme = await host('readme');
-        const subst = (cmd) =>
-            cmd
-                .replace(/alice/g, ALICE)
-                .replace(/bob/g, BOB)
-                .replace(/#team/g, group)
-                .replace(/gw1/g, gw);
+        const subst = (cmd) => cmd.replace(/alice/g, ALICE).replace(/bob/g, BOB).replace(/#team/g, group).replace(/gw1/g, gw);
         const cmds = [];
         for (const row of readme.split('\n').filter((l) => l.startsWith('| `parley:'))) {
             const cmd = [...row.matchAll(/`([^`]+)`/g)].map((m) => m[1]).find((c) => /^[A-Z]+ parley:/.test(c));
@@ -587,7 +613,7 @@ async function main() {
     await step('stop a gateway mid-conversation: its clients reconnect through the LB, nothing lost', async () => {
         const [a, b, c] = [peers[ALICE], peers[BOB], peers[CAROL]];
         const bgw = await b.gateway();
-        assert((await a.gateway()) !== bgw && (await c.gateway()) !== bgw, 'alice or carol shares bob\'s gateway');
+        assert((await a.gateway()) !== bgw && (await c.gateway()) !== bgw, "alice or carol shares bob's gateway");
         // a client on bob's gateway that stops reading: the gateway's drain then
         // waits for its close handshake (up to PARLEY_DRAIN_TIMEOUT, 5 s), which
         // leaves time to watch the load balancer while the gateway drains
@@ -642,23 +668,33 @@ async function main() {
         }
         stopped = await stopping;
         await probing;
-        assert(probe.failed.length === 0, `${probe.failed.length} requests/sessions failed through the LB while a gateway drained: ${probe.failed.slice(0, 3)}`);
+        assert(
+            probe.failed.length === 0,
+            `${probe.failed.length} requests/sessions failed through the LB while a gateway drained: ${probe.failed.slice(0, 3)}`,
+        );
         assert(probe.ws > 0, 'the gateway stopped before any new session was tried during its drain');
         assert(probe.outWhileDraining, 'haproxy did not take the gateway out while it was draining');
         await a.waitAcked('a2b-', 30000);
         await b.waitAcked('b2c-', 30000);
         await until(() => b.isOpen, 20000, 'bob reconnected');
         await until(() => b.syncs.length > 0, 10000, 'bob got the end of his sync replay');
-        assert(b.syncs.every((s) => s.recovered === true), `sync not recovered: ${JSON.stringify(b.syncs)}`);
+        assert(
+            b.syncs.every((s) => s.recovered === true),
+            `sync not recovered: ${JSON.stringify(b.syncs)}`,
+        );
         assert(b.closes.includes(1001), `bob's socket closed with ${b.closes}, not 1001`);
         const nbgw = await b.gateway();
         assert(nbgw !== bgw, `bob reconnected to the stopped gateway ${bgw}`);
         let r1, r2;
-        await until(() => {
-            r1 = checkDelivered(b, a, 'a2b-');
-            r2 = checkDelivered(c, b, 'b2c-');
-            return true;
-        }, 10000, 'deliveries complete');
+        await until(
+            () => {
+                r1 = checkDelivered(b, a, 'a2b-');
+                r2 = checkDelivered(c, b, 'b2c-');
+                return true;
+            },
+            10000,
+            'deliveries complete',
+        );
         for (const p of [a, b, c]) assert(p.problems.length === 0, `${p.user}: ${p.problems.join('; ')}`);
         // the load balancer took the stopped gateway out
         await until(async () => (await upServers()).length === GATEWAYS - 1, 10000, `${GATEWAYS - 1} gateways UP in haproxy`);
@@ -669,10 +705,14 @@ async function main() {
     await step('the stopped gateway started again rejoins the LB (DNS discovery)', async () => {
         assert(stopped, 'no gateway was stopped');
         await host('start', stopped.trim().split(' ')[0]);
-        const up = await until(async () => {
-            const u = await upServers();
-            return u.length === GATEWAYS ? u : null;
-        }, 60000, `${GATEWAYS} gateways UP again`);
+        const up = await until(
+            async () => {
+                const u = await upServers();
+                return u.length === GATEWAYS ? u : null;
+            },
+            60000,
+            `${GATEWAYS} gateways UP again`,
+        );
         const z = await connect(DAVE, false);
         const zgw = await z.gateway();
         await z.close();
@@ -695,20 +735,31 @@ async function main() {
         await c.waitAcked('c2a-', 30000);
         await until(() => c.isOpen, 20000, 'carol reconnected');
         await until(() => c.syncs.length > 0, 10000, 'carol got the end of her sync replay');
-        assert(c.syncs.every((s) => s.recovered === true), `sync not recovered: ${JSON.stringify(c.syncs)}`);
+        assert(
+            c.syncs.every((s) => s.recovered === true),
+            `sync not recovered: ${JSON.stringify(c.syncs)}`,
+        );
         assert(c.closes.length > 0 && !c.closes.includes(1001), `carol's socket closes: ${c.closes} (expected an abnormal close, not a drain)`);
         let r1, r2;
-        await until(() => {
-            r1 = checkDelivered(c, a, 'a2c-');
-            r2 = checkDelivered(a, c, 'c2a-');
-            return true;
-        }, 10000, 'deliveries complete');
+        await until(
+            () => {
+                r1 = checkDelivered(c, a, 'a2c-');
+                r2 = checkDelivered(a, c, 'c2a-');
+                return true;
+            },
+            10000,
+            'deliveries complete',
+        );
         for (const p of [a, c]) assert(p.problems.length === 0, `${p.user}: ${p.problems.join('; ')}`);
         // restart: unless-stopped brings the crashed container back, the LB takes it in again
-        const up = await until(async () => {
-            const u = await upServers();
-            return u.length === GATEWAYS ? u : null;
-        }, 60000, `${GATEWAYS} gateways UP after the crash`);
+        const up = await until(
+            async () => {
+                const u = await upServers();
+                return u.length === GATEWAYS ? u : null;
+            },
+            60000,
+            `${GATEWAYS} gateways UP after the crash`,
+        );
         // the dead process's sessions were closed (reaper or the restarted gateway's own cleanup)
         await until(async () => (await c.sessions()).length === 1, 20000, `${CAROL} has exactly one session`);
         const ngw = await c.gateway();
@@ -731,18 +782,26 @@ async function main() {
         await restarting;
         const restartedAfter = Date.now() - t0;
         await until(async () => (await api('/healthz')).status === 200, 30000, '/healthz 200 again');
-        const up = await until(async () => {
-            const u = await upServers();
-            return u.length === GATEWAYS ? u : null;
-        }, 30000, 'every gateway UP after the restart');
+        const up = await until(
+            async () => {
+                const u = await upServers();
+                return u.length === GATEWAYS ? u : null;
+            },
+            30000,
+            'every gateway UP after the restart',
+        );
         await a.waitAcked('rr-', 40000);
         await until(() => a.isOpen && b.isOpen, 20000, 'alice and bob connected');
         let r1, r2;
-        await until(() => {
-            r1 = checkDelivered(b, a, 'pre-');
-            r2 = checkDelivered(b, a, 'rr-');
-            return true;
-        }, 20000, 'deliveries complete');
+        await until(
+            () => {
+                r1 = checkDelivered(b, a, 'pre-');
+                r2 = checkDelivered(b, a, 'rr-');
+                return true;
+            },
+            20000,
+            'deliveries complete',
+        );
         // durable: every acked text is in bob's inbox in the restarted Redis
         const inbox = await redis('LRANGE', `parley:{u:${BOB}}:inbox`, '0', '-1');
         const lost = [...a.acked('pre-'), ...a.acked('rr-')].filter((m) => !inbox.includes(m.data));

@@ -99,7 +99,7 @@ cluster.test('two users on two gateways: chat both ways, presence, typing, unrea
 
     // bob's hello lists alice, online
     await ui.conv(B, 'alice').waitFor({ timeout: ui.T });
-    await waitFor(async () => (await ui.conv(B, 'alice').getAttribute('data-online')) === 'true', { what: 'alice online in bob\'s list' });
+    await waitFor(async () => (await ui.conv(B, 'alice').getAttribute('data-online')) === 'true', { what: "alice online in bob's list" });
     await ui.openConv(B, 'alice');
     await B.locator('[data-testid=presence]', { hasText: 'Online' }).waitFor({ timeout: ui.T });
 
@@ -113,7 +113,7 @@ cluster.test('two users on two gateways: chat both ways, presence, typing, unrea
     await ui.waitBadge(A, 'bob', '1');
     assert.equal(await title(A), '(1) Parley');
     assert.equal(await ui.conv(A, 'bob').locator('[data-testid=preview]').textContent(), 'Hi alice');
-    await waitFor(async () => (await ui.conv(A, 'bob').getAttribute('data-online')) === 'true', { what: 'bob online in alice\'s list' });
+    await waitFor(async () => (await ui.conv(A, 'bob').getAttribute('data-online')) === 'true', { what: "bob online in alice's list" });
     await stack.shot(A, 'list-unread');
 
     // alice reads it: badge and title clear
@@ -129,7 +129,13 @@ cluster.test('two users on two gateways: chat both ways, presence, typing, unrea
     await ui.waitTexts(B, ['Hi alice', 'Hello bob, good to see you']);
     await ui.waitTexts(A, ['Hi alice', 'Hello bob, good to see you']);
     const a = await ui.messages(A);
-    assert.deepEqual(a.map((m) => [m.from, m.text]), [['bob', 'Hi alice'], ['alice', 'Hello bob, good to see you']]);
+    assert.deepEqual(
+        a.map((m) => [m.from, m.text]),
+        [
+            ['bob', 'Hi alice'],
+            ['alice', 'Hello bob, good to see you'],
+        ],
+    );
     assert.ok(a[0].id < a[1].id, 'ids increase within the conversation');
     await A.locator('[data-testid=day-separator]', { hasText: 'Today' }).first().waitFor();
     await stack.shot(A, 'chat');
@@ -164,7 +170,11 @@ cluster.test('alice closes the page, gets messages while away, and sees them on 
     await ui.openConv(A2, 'bob');
     await ui.waitTexts(A2, away);
     const got = (await ui.messages(A2)).filter((m) => away.includes(m.text));
-    assert.deepEqual(got.map((m) => m.text), away, 'each once, in order');
+    assert.deepEqual(
+        got.map((m) => m.text),
+        away,
+        'each once, in order',
+    );
     await ui.waitBadge(A2, 'bob', null);
 });
 
@@ -197,21 +207,31 @@ cluster.test('gw1 is killed mid-chat: alice reconnects through haproxy to gw2; n
     await ui.send(B, 'after (bob)');
 
     const all = ['before the crash (alice)', 'before the crash (bob)', ...during, ...bobDuring, 'after (alice)', 'after (bob)'];
-    for (const [name, page] of [['alice', A], ['bob', B]]) {
+    for (const [name, page] of [
+        ['alice', A],
+        ['bob', B],
+    ]) {
         await ui.waitTexts(page, all, `all messages on ${name}'s page`);
         await waitFor(async () => (await ui.messages(page)).every((m) => m.id), { what: `${name}: no message left pending` });
         const ms = (await ui.messages(page)).filter((m) => all.includes(m.text));
         assert.equal(ms.length, all.length, `${name}: each message exactly once: ${JSON.stringify(ms.map((m) => m.text))}`);
         assert.equal(new Set(ms.map((m) => m.id)).size, ms.length, `${name}: ids unique`);
         const ids = ms.map((m) => m.id);
-        assert.deepEqual(ids, [...ids].sort((x, y) => x - y), `${name}: shown in id order`);
+        assert.deepEqual(
+            ids,
+            [...ids].sort((x, y) => x - y),
+            `${name}: shown in id order`,
+        );
         assert.deepEqual(
             ms.filter((m) => m.text.includes('(alice)')).map((m) => m.text),
             ['before the crash (alice)', ...during, 'after (alice)'],
             `${name}: alice's messages in the order she sent them`,
         );
         const own = ms.filter((m) => m.from === name);
-        assert.ok(own.every((m) => m.status === 'sent' || m.status === 'read'), `${name}: own messages acked: ${JSON.stringify(own)}`);
+        assert.ok(
+            own.every((m) => m.status === 'sent' || m.status === 'read'),
+            `${name}: own messages acked: ${JSON.stringify(own)}`,
+        );
     }
     await stack.shot(A, 'after-failover');
     await cluster.startGateway({ index: 0 });
@@ -247,7 +267,9 @@ cluster.test('both gateways down: the banner counts down, attempts back off (no 
     await cluster.startGateway({ index: 1 });
     await stack.serversUp(ui.T);
     // "Reconnect now" skips the wait (a click during an attempt is a no-op: the attempt goes on)
-    await A.getByRole('button', { name: 'Reconnect now' }).click({ timeout: 2000 }).catch(() => {});
+    await A.getByRole('button', { name: 'Reconnect now' })
+        .click({ timeout: 2000 })
+        .catch(() => {});
     await ui.online(A);
     await ui.online(B);
     assert.deepEqual(await stack.gatewaysOf('alice'), ['gw1'], 'site A is back on gw1');
@@ -305,7 +327,11 @@ cluster.test('older history loads when scrolling up', async (t) => {
         { timeout: ui.T, what: 'scrolling up to the start of the conversation' },
     );
     const ms = await ui.messages(A);
-    assert.deepEqual(ms.map((m) => m.text), texts, 'every message once, in order');
+    assert.deepEqual(
+        ms.map((m) => m.text),
+        texts,
+        'every message once, in order',
+    );
     await stack.shot(A, 'history');
 
     // scrolled up, a new message does not move the view: a button offers it

@@ -4,12 +4,13 @@
 #   1. npm ci in web/, tests/e2e/ and tests/integration/ (whose cluster
 #      library the e2e suite reuses) when node_modules is missing or older
 #      than package-lock.json
-#   2. vitest: the client's state logic (web/test/*.test.js)
+#   2. node --test tests/web/: the client's state logic (web/src/lib), with
+#      web/node_modules providing what those modules import
 #   3. vite build of web/ into web/dist (what the gateways serve)
 #   4. the browser suite (tests/e2e/*.test.mjs): Debian's chromium driven by
 #      playwright-core against redis, a router, two gateways and haproxy;
 #      screenshots go to tests/artifacts/screenshots/
-# Ends with "N passed, N failed" (vitest + e2e; skipped tests are not
+# Ends with "N passed, N failed" (unit + e2e; skipped tests are not
 # counted) and exits non-zero on any failure.
 #
 # Usage: tests/e2e/run.sh [--help] [BUILD_DIR]
@@ -59,15 +60,22 @@ for d in web tests/e2e tests/integration; do
     deps "$ROOT/$d" || { fail_setup "npm ci in $d failed"; finish; }
 done
 
-say "vitest (client state logic)"
-log=$ART/web-vitest.log
-(cd "$ROOT/web" && npx vitest run --reporter=verbose) 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-p=$(sed -E 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ +Tests ' | grep -oE '[0-9]+ passed' | awk '{print $1}')
-f=$(sed -E 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ +Tests ' | grep -oE '[0-9]+ failed' | awk '{print $1}')
-passed=$((passed + ${p:-0}))
-failed=$((failed + ${f:-0}))
-[ "$rc" = 0 ] || [ "${f:-0}" != 0 ] || failed=$((failed + 1))
+# node_test LOG ARGS...: node --test ARGS from the repo root, its TAP output
+# in LOG; adds its pass/fail counts to the tally (a non-zero exit without a
+# failed test, e.g. a file that does not load, counts as one failure)
+node_test() {
+    local log=$1; shift
+    (cd "$ROOT" && node --test "$@") 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]} p f
+    p=$(grep -E '^# pass [0-9]+' "$log" | tail -1 | awk '{print $3}')
+    f=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | awk '{print $3}')
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    [ "$rc" = 0 ] || [ "${f:-0}" != 0 ] || failed=$((failed + 1))
+}
+
+say "unit tests (client state logic, node --test tests/web/)"
+node_test "$ART/web-unit.log" tests/web/
 
 if [ "${PARLEY_E2E_SKIP_BUILD:-0}" != 1 ]; then
     say "vite build (web/dist)"
@@ -76,14 +84,8 @@ fi
 
 say "browser end-to-end (chromium + haproxy + real gateways)"
 log=$ART/web-e2e.log
-(cd "$ROOT" && node --test --test-concurrency=1 tests/e2e/) 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-p=$(grep -E '^# pass [0-9]+' "$log" | tail -1 | awk '{print $3}')
-f=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | awk '{print $3}')
+node_test "$log" --test-concurrency=1 tests/e2e/
 s=$(grep -E '^# skipped [0-9]+' "$log" | tail -1 | awk '{print $3}')
-passed=$((passed + ${p:-0}))
-failed=$((failed + ${f:-0}))
-[ "$rc" = 0 ] || [ "${f:-0}" != 0 ] || failed=$((failed + 1))
 [ "${s:-0}" = 0 ] || echo "web: ${s} e2e test(s) skipped (see the # SKIP lines above for why)"
 echo "web: screenshots in $ART/screenshots/"
 finish

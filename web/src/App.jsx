@@ -1,7 +1,7 @@
 // App: decides between the sign-in screen and the chat. A reload keeps the
 // session: the gateway's parley_token cookie (HttpOnly) is checked with an
 // authenticated GET /api/users; the user's name then comes from `hello`.
-import { useEffect, useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import Auth from './components/Auth.jsx';
 import Chat from './components/Chat.jsx';
 import { createApi } from './lib/api.js';
@@ -14,17 +14,24 @@ export default function App() {
     const [reason, setReason] = useState('');
     const [checkError, setCheckError] = useState('');
 
-    const check = async () => {
+    // Is the cookie still good? On mount, and again from "Try again".
+    const probe = useCallback(
+        () =>
+            api.users('').then((r) => {
+                if (r.ok) setAuth('in');
+                else if (r.status === 401) setAuth('out');
+                else setCheckError(r.error);
+            }),
+        [],
+    );
+    const check = () => {
         setCheckError('');
-        const r = await api.users('');
-        if (r.ok) setAuth('in');
-        else if (r.status === 401) setAuth('out');
-        else setCheckError(r.error);
+        probe();
     };
 
     useEffect(() => {
-        check();
-    }, []);
+        probe();
+    }, [probe]);
 
     if (auth === 'checking') {
         return (
@@ -32,7 +39,10 @@ export default function App() {
                 {checkError ? (
                     <div role="alert" className="text-center">
                         <p className="mb-3">{checkError}</p>
-                        <button className="rounded bg-indigo-600 px-4 py-2 text-white focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-700" onClick={check}>
+                        <button
+                            className="rounded bg-indigo-600 px-4 py-2 text-white focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-700"
+                            onClick={check}
+                        >
                             Try again
                         </button>
                     </div>

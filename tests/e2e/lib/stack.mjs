@@ -45,7 +45,9 @@ process.on('exit', () => {
     for (const k of kids) {
         try {
             k.kill('SIGKILL');
-        } catch {}
+        } catch {
+            // already gone
+        }
     }
 });
 

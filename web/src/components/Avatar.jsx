@@ -14,9 +14,7 @@ export default function Avatar({ name, online, size = 'h-10 w-10', showStatus = 
                 {group ? '#' : initials(name)}
             </span>
             {showStatus && !group && (
-                <span
-                    className={`absolute right-0 bottom-0 h-3 w-3 rounded-full border-2 border-white ${online ? 'bg-emerald-500' : 'bg-slate-300'}`}
-                />
+                <span className={`absolute right-0 bottom-0 h-3 w-3 rounded-full border-2 border-white ${online ? 'bg-emerald-500' : 'bg-slate-300'}`} />
             )}
         </span>
     );

@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'react';
 
 export default function Banner({ conn, syncing, onRetry }) {
-    const [now, setNow] = useState(Date.now());
+    const [now, setNow] = useState(() => Date.now());
     useEffect(() => {
         if (conn.status !== 'offline') return;
         const t = setInterval(() => setNow(Date.now()), 500);

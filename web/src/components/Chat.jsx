@@ -2,7 +2,7 @@
 // (connection.js) for as long as the user stays signed in, and runs the few
 // effects that tie them to the page: tab title, read receipts, history loads,
 // typing expiry, reconnect on the browser's `online` event.
-import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';
+import { useCallback, useEffect, useEffectEvent, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { Connection, createStore, wsUrl } from '../lib/connection.js';
 import { conversationList, initialState, readFrame, reduce, titleFor } from '../lib/store.js';
 import Banner from './Banner.jsx';
@@ -22,20 +22,23 @@ function usePageVisible() {
 export default function Chat({ api, onSignedOut }) {
     const store = useMemo(() => createStore(reduce, initialState()), []);
     const state = useSyncExternalStore(store.subscribe, store.getState);
-    const connRef = useRef(null);
+    // built once (the constructor only stores its options); the effect below
+    // starts it and stops it when the user signs out
+    const [conn] = useState(
+        () =>
+            new Connection({
+                url: wsUrl(),
+                dispatch: store.dispatch,
+                getState: store.getState,
+                onSignedOut: () => onSignedOut('Your session has expired. Please log in again.'),
+            }),
+    );
     const previewed = useRef(new Set());
     const looked = useRef(new Set());
     const [atBottom, setAtBottom] = useState(true);
     const visible = usePageVisible();
 
     useEffect(() => {
-        const conn = new Connection({
-            url: wsUrl(),
-            dispatch: store.dispatch,
-            getState: store.getState,
-            onSignedOut: () => onSignedOut('Your session has expired. Please log in again.'),
-        });
-        connRef.current = conn;
         conn.start();
         const online = () => conn.retryNow();
         window.addEventListener('online', online);
@@ -43,11 +46,12 @@ export default function Chat({ api, onSignedOut }) {
             window.removeEventListener('online', online);
             conn.stop();
         };
-    }, [store]);
+    }, [conn]);
 
-    const conn = connRef.current;
     const online = state.conn.status === 'online';
     const active = state.active ? state.convs[state.active] : null;
+    const activeKey = active ? active.key : null;
+    const activeLoaded = active ? active.historyLoaded : false;
 
     // unread total in the tab title
     useEffect(() => {
@@ -56,19 +60,23 @@ export default function Chat({ api, onSignedOut }) {
 
     // the open conversation: its newest page once per connection/epoch
     useEffect(() => {
-        if (online && active && !active.historyLoaded && conn) conn.requestHistory(active.key, 'initial');
-    }, [online, active && active.key, active && active.historyLoaded]);
+        if (online && activeKey && !activeLoaded) conn.requestHistory(activeKey, 'initial');
+    }, [online, activeKey, activeLoaded, conn]);
 
-    // previews for the list (newest message of each conversation), paced
-    useEffect(() => {
-        if (!online || !conn) return;
+    // previews for the list (newest message of each conversation), paced;
+    // looked at when the connection comes up and when the list grows or shrinks
+    const requestPreviews = useEffectEvent(() => {
         const want = conversationList(state)
             .filter((c) => !c.preview && !c.previewKnown && !previewed.current.has(c.key))
             .sort((a, b) => b.unread - a.unread)
             .map((c) => c.key);
         for (const k of want) previewed.current.add(k);
         if (want.length) conn.requestPreviews(want);
-    }, [online, Object.keys(state.convs).length]);
+    });
+    const convCount = Object.keys(state.convs).length;
+    useEffect(() => {
+        if (online) requestPreviews();
+    }, [online, convCount]);
 
     // a conversation that did not come with hello (a first message, a search
     // hit): its presence now, from the API; online/offline frames follow
@@ -86,14 +94,17 @@ export default function Chat({ api, onSignedOut }) {
                 if (u) store.dispatch({ type: 'addContact', key, online: !!u.online });
             });
         }
-    }, [online, unknown]);
+    }, [online, unknown, api, store]);
 
-    // read receipts: what is on screen, visible and scrolled to the end, is read
-    useEffect(() => {
-        if (!online || !active || !visible || !atBottom || !conn) return;
+    // read receipts: what is on screen, visible and scrolled to the end, is
+    // read; looked at whenever the open conversation or one of those changes
+    const markActiveRead = useEffectEvent(() => {
         const f = readFrame(state, active.key);
         // sent (or a server without `read`: the badge still clears here)
         if (f ? conn.markRead(f) || !conn.features.read : active.unread) store.dispatch({ type: 'markRead', key: active.key });
+    });
+    useEffect(() => {
+        if (online && active && visible && atBottom) markActiveRead();
     }, [online, active, visible, atBottom]);
 
     // typing indicators fade out
@@ -102,22 +113,25 @@ export default function Chat({ api, onSignedOut }) {
         if (!anyTyping) return;
         const t = setInterval(() => store.dispatch({ type: 'expireTyping', now: Date.now() }), 1000);
         return () => clearInterval(t);
-    }, [anyTyping]);
+    }, [anyTyping, store]);
 
     const logout = useCallback(async () => {
-        if (connRef.current) connRef.current.stop();
+        conn.stop();
         await api.logout();
         onSignedOut('');
-    }, [api]);
+    }, [api, conn, onSignedOut]);
 
-    const open = useCallback((key) => {
-        store.dispatch({ type: 'open', key });
-        setAtBottom(true);
-    }, []);
+    const open = useCallback(
+        (key) => {
+            store.dispatch({ type: 'open', key });
+            setAtBottom(true);
+        },
+        [store],
+    );
 
     return (
         <div className="flex h-full flex-col">
-            <Banner conn={state.conn} syncing={state.syncing} onRetry={() => conn && conn.retryNow()} />
+            <Banner conn={state.conn} syncing={state.syncing} onRetry={() => conn.retryNow()} />
             <div className="mx-auto flex min-h-0 w-full max-w-6xl flex-1 bg-white md:my-4 md:rounded-2xl md:shadow-lg">
                 <Sidebar
                     className={state.active ? 'hidden md:flex' : 'flex'}
@@ -144,15 +158,21 @@ export default function Chat({ api, onSignedOut }) {
 }
 
 function Notice({ notice, onClose }) {
+    // closes 6 s after each new notice (not after each render of the page)
+    const close = useEffectEvent(() => onClose());
     useEffect(() => {
-        const t = setTimeout(onClose, 6000);
+        const t = setTimeout(() => close(), 6000);
         return () => clearTimeout(t);
     }, [notice.at]);
     return (
         <div role="alert" className="fixed right-4 bottom-4 left-4 mx-auto max-w-md rounded-lg bg-slate-900 px-4 py-3 text-sm text-white shadow-lg">
             <div className="flex items-start gap-3">
                 <p className="flex-1">{notice.text}</p>
-                <button onClick={onClose} className="rounded px-1 text-slate-300 hover:text-white focus-visible:outline-2 focus-visible:outline-white" aria-label="Dismiss">
+                <button
+                    onClick={onClose}
+                    className="rounded px-1 text-slate-300 hover:text-white focus-visible:outline-2 focus-visible:outline-white"
+                    aria-label="Dismiss"
+                >
                     ✕
                 </button>
             </div>

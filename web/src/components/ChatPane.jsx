@@ -2,14 +2,13 @@
 // message list (day separators, timestamps, own message status with retry,
 // read receipts, older history on scroll-up, auto-scroll unless the reader
 // scrolled up) and the composer (Enter sends, Shift+Enter is a new line).
-import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { useEffect, useEffectEvent, useLayoutEffect, useRef, useState } from 'react';
 import { isUserName } from '../lib/names.js';
 import { pendingFor, receiptOf, typingNames } from '../lib/store.js';
 import { formatTime, groupByDay } from '../lib/time.js';
 import Avatar from './Avatar.jsx';
 
-const btn =
-    'rounded-md px-2.5 py-1.5 text-sm font-medium focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600';
+const btn = 'rounded-md px-2.5 py-1.5 text-sm font-medium focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600';
 const NEAR = 48; // px from the bottom that still counts as "at the bottom"
 
 export default function ChatPane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
@@ -24,11 +23,17 @@ export default function ChatPane({ className, state, conv, conn, dispatch, onBac
 }
 
 function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
+    // eslint-disable-next-line react-hooks/purity -- typing shows for 6 s after its frame: as of this render, on purpose (see Chat's expireTyping)
     const typing = typingNames(conv, Date.now());
     const pending = pendingFor(state, conv.key);
     const [adding, setAdding] = useState(false);
     let status;
-    if (typing.length) status = <span className="text-indigo-600" data-testid="typing">{conv.group ? `${typing.join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : 'typing…'}</span>;
+    if (typing.length)
+        status = (
+            <span className="text-indigo-600" data-testid="typing">
+                {conv.group ? `${typing.join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : 'typing…'}
+            </span>
+        );
     else if (conv.group)
         status = conv.members
             ? `${conv.members.length} member${conv.members.length === 1 ? '' : 's'}${conv.open ? ' · open' : ''}: ${conv.members.join(', ')}`
@@ -43,8 +48,12 @@ function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
                 </button>
                 <Avatar name={conv.key} online={conv.online} />
                 <div className="min-w-0 flex-1">
-                    <h2 className="truncate font-semibold text-slate-900" data-testid="chat-title">{conv.key}</h2>
-                    <p className="truncate text-xs text-slate-500" aria-live="polite">{status}</p>
+                    <h2 className="truncate font-semibold text-slate-900" data-testid="chat-title">
+                        {conv.key}
+                    </h2>
+                    <p className="truncate text-xs text-slate-500" aria-live="polite">
+                        {status}
+                    </p>
                 </div>
                 {conv.group && (
                     <div className="flex gap-1">
@@ -78,8 +87,9 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
         return !el || el.scrollHeight - el.scrollTop - el.clientHeight < NEAR;
     };
 
-    // keep the view where the reader wants it when messages come and go
-    useLayoutEffect(() => {
+    // keep the view where the reader wants it when messages come and go:
+    // looked at when the first or last message or the pending ones change
+    const keepView = useEffectEvent(() => {
         const el = box.current;
         const p = prev.current;
         if (!el) return;
@@ -93,18 +103,22 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
             setUnseen(true);
         }
         prev.current = { first, last, height: el.scrollHeight, pending: pending.length };
-    }, [first, last, pending.length, pending.map((o) => o.status).join()]);
+    });
+    const pendingStatus = pending.map((o) => o.status).join();
+    useLayoutEffect(() => {
+        keepView();
+    }, [first, last, pending.length, pendingStatus]);
 
     // a short conversation that does not fill the pane: fetch older at once
     useEffect(() => {
         const el = box.current;
         if (el && conv.historyLoaded && conv.more && !conv.loadingOlder && el.scrollHeight <= el.clientHeight + 8 && first)
             conn && conn.requestHistory(conv.key, 'older', first);
-    }, [conv.historyLoaded, conv.more, conv.loadingOlder, first]);
+    }, [conv.historyLoaded, conv.more, conv.loadingOlder, first, conn, conv.key]);
 
     useEffect(() => {
         onBottom(atBottom);
-    }, [atBottom]);
+    }, [atBottom, onBottom]);
 
     const onScroll = () => {
         const el = box.current;
@@ -116,6 +130,7 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
 
     const days = groupByDay(
         [...msgs, ...pending.map((o) => ({ ...o, pending: true, from: state.me, sent: o.created }))],
+        // eslint-disable-next-line react-hooks/purity -- "Today" / "Yesterday" are as of this render, on purpose
         Date.now(),
     );
     return (
@@ -131,7 +146,9 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
             >
                 {conv.loadingOlder && <p className="py-2 text-center text-xs text-slate-400">Loading older messages…</p>}
                 {conv.historyLoaded && conv.more === false && msgs.length > 0 && (
-                    <p className="py-2 text-center text-xs text-slate-400" data-testid="history-start">Start of the conversation</p>
+                    <p className="py-2 text-center text-xs text-slate-400" data-testid="history-start">
+                        Start of the conversation
+                    </p>
                 )}
                 {days.map((d) => (
                     <div key={d.day}>
@@ -187,22 +204,44 @@ function Bubble({ m, conv, me, conn, dispatch }) {
             data-from={m.from}
             data-status={status || undefined}
         >
-            <div className={`max-w-[80%] rounded-2xl px-3 py-1.5 shadow-sm sm:max-w-[70%] ${own ? `rounded-br-sm ${status === 'failed' ? 'bg-red-600' : 'bg-indigo-600'} text-white` : 'rounded-bl-sm bg-white text-slate-900'}`}>
-                {conv.group && !own && <p className="text-xs font-semibold" style={{ color: 'hsl(230 50% 45%)' }}>{m.from}</p>}
-                <p className="break-words whitespace-pre-wrap" data-testid="msg-text">{m.data}</p>
+            <div
+                className={`max-w-[80%] rounded-2xl px-3 py-1.5 shadow-sm sm:max-w-[70%] ${own ? `rounded-br-sm ${status === 'failed' ? 'bg-red-600' : 'bg-indigo-600'} text-white` : 'rounded-bl-sm bg-white text-slate-900'}`}
+            >
+                {conv.group && !own && (
+                    <p className="text-xs font-semibold" style={{ color: 'hsl(230 50% 45%)' }}>
+                        {m.from}
+                    </p>
+                )}
+                <p className="break-words whitespace-pre-wrap" data-testid="msg-text">
+                    {m.data}
+                </p>
                 <p className={`mt-0.5 flex items-center justify-end gap-1 text-[11px] ${own ? 'text-indigo-100' : 'text-slate-400'}`}>
                     <time dateTime={new Date(m.sent).toISOString()}>{formatTime(m.sent)}</time>
                     {status === 'sending' && <span aria-label="sending">· Sending…</span>}
-                    {status === 'sent' && <span aria-label="sent" title="Sent">· ✓ Sent</span>}
-                    {status === 'read' && <span aria-label="read" title="Read">· ✓✓ Read</span>}
+                    {status === 'sent' && (
+                        <span aria-label="sent" title="Sent">
+                            · ✓ Sent
+                        </span>
+                    )}
+                    {status === 'read' && (
+                        <span aria-label="read" title="Read">
+                            · ✓✓ Read
+                        </span>
+                    )}
                     {status === 'failed' && <span>· Not sent: {failReason(m.error)}</span>}
                 </p>
                 {status === 'failed' && (
                     <p className="mt-1 flex justify-end gap-2">
-                        <button className="rounded bg-white px-2 py-0.5 text-xs font-medium text-red-700 focus-visible:outline-2 focus-visible:outline-white" onClick={() => conn && conn.retry(m.cid)}>
+                        <button
+                            className="rounded bg-white px-2 py-0.5 text-xs font-medium text-red-700 focus-visible:outline-2 focus-visible:outline-white"
+                            onClick={() => conn && conn.retry(m.cid)}
+                        >
                             Retry
                         </button>
-                        <button className="rounded px-2 py-0.5 text-xs text-red-100 underline focus-visible:outline-2 focus-visible:outline-white" onClick={() => dispatch({ type: 'discard', cid: m.cid })}>
+                        <button
+                            className="rounded px-2 py-0.5 text-xs text-red-100 underline focus-visible:outline-2 focus-visible:outline-white"
+                            onClick={() => dispatch({ type: 'discard', cid: m.cid })}
+                        >
                             Discard
                         </button>
                     </p>
@@ -278,7 +317,10 @@ function AddMembers({ conv, conn, onDone }) {
             aria-label="Add members"
             onSubmit={(e) => {
                 e.preventDefault();
-                const list = names.split(/[\s,]+/).map((x) => x.trim().toLowerCase()).filter(Boolean);
+                const list = names
+                    .split(/[\s,]+/)
+                    .map((x) => x.trim().toLowerCase())
+                    .filter(Boolean);
                 const bad = list.find((x) => !isUserName(x));
                 if (!list.length || bad) return setErr(bad ? `"${bad}" is not a user name.` : 'Enter at least one name.');
                 if (!conn || !conn.group('add', conv.key, { members: list })) return setErr('Not connected: try again in a moment.');
@@ -300,7 +342,11 @@ function AddMembers({ conv, conn, onDone }) {
             <button type="submit" className={`${btn} bg-indigo-600 text-white`}>
                 Add
             </button>
-            {err && <p role="alert" className="w-full text-xs text-red-600">{err}</p>}
+            {err && (
+                <p role="alert" className="w-full text-xs text-red-600">
+                    {err}
+                </p>
+            )}
         </form>
     );
 }

@@ -1,13 +1,12 @@
 // Sidebar: who I am, find people, new/join group, and the conversation list
 // (presence dot, unread badge, last-message preview, most recent first).
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useEffectEvent, useRef, useState } from 'react';
 import { isUserName, normalizeGroupName } from '../lib/names.js';
 import { conversationList } from '../lib/store.js';
 import { shortStamp } from '../lib/time.js';
 import Avatar from './Avatar.jsx';
 
-const btn =
-    'rounded-md px-2.5 py-1.5 text-sm font-medium focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600';
+const btn = 'rounded-md px-2.5 py-1.5 text-sm font-medium focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600';
 const input =
     'w-full rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500';
 
@@ -29,26 +28,55 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
                 </button>
             </header>
             <div className="space-y-2 border-b border-slate-200 px-4 py-3">
-                <UserSearch api={api} onPick={(u) => {
-                    if (!u.username.startsWith('#')) {
-                        dispatch({ type: 'addContact', key: u.username, online: u.online });
-                        onOpen(u.username);
-                    } else if (state.convs[u.username]) {
-                        onOpen(u.username);
-                    } else if (conn && conn.group('join', u.username)) {
-                        dispatch({ type: 'wantOpen', key: u.username }); // opens when the group frame comes
-                    }
-                }} me={state.me} />
+                <UserSearch
+                    api={api}
+                    onPick={(u) => {
+                        if (!u.username.startsWith('#')) {
+                            dispatch({ type: 'addContact', key: u.username, online: u.online });
+                            onOpen(u.username);
+                        } else if (state.convs[u.username]) {
+                            onOpen(u.username);
+                        } else if (conn && conn.group('join', u.username)) {
+                            dispatch({ type: 'wantOpen', key: u.username }); // opens when the group frame comes
+                        }
+                    }}
+                    me={state.me}
+                />
                 <div className="flex gap-2">
-                    <button className={`${btn} flex-1 bg-slate-100 text-slate-700 hover:bg-slate-200`} aria-expanded={panel === 'group'} onClick={() => setPanel(panel === 'group' ? null : 'group')}>
+                    <button
+                        className={`${btn} flex-1 bg-slate-100 text-slate-700 hover:bg-slate-200`}
+                        aria-expanded={panel === 'group'}
+                        onClick={() => setPanel(panel === 'group' ? null : 'group')}
+                    >
                         New group
                     </button>
-                    <button className={`${btn} flex-1 bg-slate-100 text-slate-700 hover:bg-slate-200`} aria-expanded={panel === 'join'} onClick={() => setPanel(panel === 'join' ? null : 'join')}>
+                    <button
+                        className={`${btn} flex-1 bg-slate-100 text-slate-700 hover:bg-slate-200`}
+                        aria-expanded={panel === 'join'}
+                        onClick={() => setPanel(panel === 'join' ? null : 'join')}
+                    >
                         Join group
                     </button>
                 </div>
-                {panel === 'group' && <NewGroup conn={conn} me={state.me} onDone={(name) => { setPanel(null); if (name) dispatch({ type: 'wantOpen', key: name }); }} />}
-                {panel === 'join' && <JoinGroup conn={conn} onDone={(name) => { setPanel(null); if (name) dispatch({ type: 'wantOpen', key: name }); }} />}
+                {panel === 'group' && (
+                    <NewGroup
+                        conn={conn}
+                        me={state.me}
+                        onDone={(name) => {
+                            setPanel(null);
+                            if (name) dispatch({ type: 'wantOpen', key: name });
+                        }}
+                    />
+                )}
+                {panel === 'join' && (
+                    <JoinGroup
+                        conn={conn}
+                        onDone={(name) => {
+                            setPanel(null);
+                            if (name) dispatch({ type: 'wantOpen', key: name });
+                        }}
+                    />
+                )}
             </div>
             <nav className="min-h-0 flex-1 overflow-y-auto" aria-label="Conversation list">
                 {list.length === 0 && <p className="px-4 py-6 text-sm text-slate-500">No conversations yet. Find someone above to start one.</p>}
@@ -94,7 +122,10 @@ function ConvItem({ conv, me, active, onOpen }) {
                         {Object.keys(conv.typing).length ? <em className="text-indigo-600">typing…</em> : preview}
                     </span>
                     {conv.unread > 0 && (
-                        <span data-testid="unread-badge" className="min-w-5 shrink-0 rounded-full bg-indigo-600 px-1.5 text-center text-xs leading-5 font-semibold text-white">
+                        <span
+                            data-testid="unread-badge"
+                            className="min-w-5 shrink-0 rounded-full bg-indigo-600 px-1.5 text-center text-xs leading-5 font-semibold text-white"
+                        >
                             {conv.unread > 99 ? '99+' : conv.unread}
                         </span>
                     )}
@@ -109,27 +140,35 @@ function UserSearch({ api, onPick, me }) {
     const [res, setRes] = useState(null);
     const [err, setErr] = useState('');
     const seq = useRef(0);
-    useEffect(() => {
-        const term = q.trim().toLowerCase();
-        if (!term) {
+    // every change of the box goes through here: emptying it drops the
+    // results (and any error) at once
+    const edit = (text) => {
+        setQ(text);
+        if (!text.trim()) {
             setRes(null);
             setErr('');
-            return;
         }
+    };
+    const show = useEffectEvent((r) => {
+        if (r.ok) {
+            setRes((r.data || []).filter((u) => u.username !== me));
+            setErr('');
+        } else setErr(r.error);
+    });
+    // a search 200 ms after the last keystroke; only the newest answer shows
+    useEffect(() => {
+        const term = q.trim().toLowerCase();
+        if (!term) return;
         const n = ++seq.current;
         const t = setTimeout(async () => {
             const r = await api.users(term);
-            if (n !== seq.current) return;
-            if (r.ok) {
-                setRes((r.data || []).filter((u) => u.username !== me));
-                setErr('');
-            } else setErr(r.error);
+            if (n === seq.current) show(r);
         }, 200);
         return () => clearTimeout(t);
-    }, [q]);
+    }, [q, api]);
     const pick = (u) => {
         onPick(u);
-        setQ('');
+        edit('');
     };
     return (
         <div>
@@ -143,13 +182,17 @@ function UserSearch({ api, onPick, me }) {
                 autoComplete="off"
                 className={input}
                 value={q}
-                onChange={(e) => setQ(e.target.value)}
+                onChange={(e) => edit(e.target.value)}
                 onKeyDown={(e) => {
                     if (e.key === 'Enter' && res && res.length) pick(res[0]);
-                    if (e.key === 'Escape') setQ('');
+                    if (e.key === 'Escape') edit('');
                 }}
             />
-            {err && <p role="alert" className="mt-1 text-xs text-red-600">{err}</p>}
+            {err && (
+                <p role="alert" className="mt-1 text-xs text-red-600">
+                    {err}
+                </p>
+            )}
             {res && (
                 <ul className="mt-1 max-h-56 overflow-y-auto rounded-md border border-slate-200" aria-label="Search results">
                     {res.length === 0 && <li className="px-3 py-2 text-sm text-slate-500">Nobody by that name.</li>}
@@ -181,7 +224,10 @@ function NewGroup({ conn, me, onDone }) {
         e.preventDefault();
         const g = normalizeGroupName(name);
         if (!g) return setErr('A group name is 1 to 32 of a-z, 0-9, "_", "." and "-".');
-        const list = members.split(/[\s,]+/).map((m) => m.trim().toLowerCase()).filter((m) => m && m !== me);
+        const list = members
+            .split(/[\s,]+/)
+            .map((m) => m.trim().toLowerCase())
+            .filter((m) => m && m !== me);
         const bad = list.find((m) => !isUserName(m));
         if (bad) return setErr(`"${bad}" is not a user name.`);
         const extra = { members: [...new Set(list)] };
@@ -203,10 +249,18 @@ function NewGroup({ conn, me, onDone }) {
                 <input type="checkbox" checked={open} onChange={(e) => setOpen(e.target.checked)} className="h-4 w-4" />
                 Open: anyone may join
             </label>
-            {err && <p role="alert" className="text-xs text-red-600">{err}</p>}
+            {err && (
+                <p role="alert" className="text-xs text-red-600">
+                    {err}
+                </p>
+            )}
             <div className="flex gap-2">
-                <button type="submit" className={`${btn} bg-indigo-600 text-white hover:bg-indigo-700`}>Create</button>
-                <button type="button" className={`${btn} text-slate-600 hover:bg-slate-200`} onClick={() => onDone(null)}>Cancel</button>
+                <button type="submit" className={`${btn} bg-indigo-600 text-white hover:bg-indigo-700`}>
+                    Create
+                </button>
+                <button type="button" className={`${btn} text-slate-600 hover:bg-slate-200`} onClick={() => onDone(null)}>
+                    Cancel
+                </button>
             </div>
         </form>
     );
@@ -228,10 +282,18 @@ function JoinGroup({ conn, onDone }) {
                 Open group to join
                 <input className={input} value={name} onChange={(e) => setName(e.target.value)} placeholder="#lobby" autoFocus />
             </label>
-            {err && <p role="alert" className="text-xs text-red-600">{err}</p>}
+            {err && (
+                <p role="alert" className="text-xs text-red-600">
+                    {err}
+                </p>
+            )}
             <div className="flex gap-2">
-                <button type="submit" className={`${btn} bg-indigo-600 text-white hover:bg-indigo-700`}>Join</button>
-                <button type="button" className={`${btn} text-slate-600 hover:bg-slate-200`} onClick={() => onDone(null)}>Cancel</button>
+                <button type="submit" className={`${btn} bg-indigo-600 text-white hover:bg-indigo-700`}>
+                    Join
+                </button>
+                <button type="button" className={`${btn} text-slate-600 hover:bg-slate-200`} onClick={() => onDone(null)}>
+                    Cancel
+                </button>
             </div>
         </form>
     );

@@ -24,7 +24,7 @@ async function call(fetchFn, method, path, body) {
     } catch {
         return { ok: false, status: 0, data: null, error: 'Cannot reach the server. Check your connection.' };
     }
-    let data = null;
+    let data;
     const text = await res.text().catch(() => '');
     try {
         data = text ? JSON.parse(text) : null;

@@ -81,7 +81,9 @@ export class Connection {
             ws.onclose = ws.onmessage = ws.onerror = null;
             try {
                 ws.close(1000, 'bye');
-            } catch {}
+            } catch {
+                // already closing or closed: nothing left to stop
+            }
         }
     }
 
@@ -142,7 +144,9 @@ export class Connection {
                 this.o.onSignedOut && this.o.onSignedOut();
                 return true;
             }
-        } catch {}
+        } catch {
+            // no answer (offline, gateway down): not a sign-out, keep retrying
+        }
         return false;
     }
 

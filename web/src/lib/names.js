@@ -23,7 +23,9 @@ export function checkPassword(s) {
 
 // "team" or "#team" -> "#team"; '' when not a valid group name.
 export function normalizeGroupName(s) {
-    const t = String(s || '').trim().toLowerCase();
+    const t = String(s || '')
+        .trim()
+        .toLowerCase();
     const g = t.startsWith('#') ? t : `#${t}`;
     return isGroupName(g) ? g : '';
 }
@@ -37,7 +39,9 @@ export function newCid(now = Date.now(), rand = randomHex) {
 function randomHex(n) {
     const b = new Uint8Array(Math.ceil(n / 2));
     globalThis.crypto.getRandomValues(b);
-    return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('').slice(0, n);
+    return Array.from(b, (x) => x.toString(16).padStart(2, '0'))
+        .join('')
+        .slice(0, n);
 }
 
 // A stable hue for a name (FNV-1a), for avatars.

@@ -221,9 +221,7 @@ function onFrame(state, f, now, mode) {
         case 'online':
         case 'offline':
             if (typeof f.from !== 'string' || f.from === state.me) return state;
-            return withConv(state, f.from, (c) =>
-                c.online === (f.kind === 'online') && c.known ? c : { ...c, online: f.kind === 'online', known: true },
-            );
+            return withConv(state, f.from, (c) => (c.online === (f.kind === 'online') && c.known ? c : { ...c, online: f.kind === 'online', known: true }));
         case 'read':
             return onRead(state, f);
         case 'typing': {
@@ -360,9 +358,7 @@ function onRead(state, f) {
         });
     }
     if (f.with.startsWith('#')) {
-        return withConv(state, f.with, (c) =>
-            (c.readBy[f.from] || 0) >= f.upto ? c : { ...c, readBy: { ...c.readBy, [f.from]: f.upto } },
-        );
+        return withConv(state, f.with, (c) => ((c.readBy[f.from] || 0) >= f.upto ? c : { ...c, readBy: { ...c.readBy, [f.from]: f.upto } }));
     }
     return withConv(state, f.from, (c) => (c.peerRead >= f.upto ? c : { ...c, peerRead: f.upto }));
 }

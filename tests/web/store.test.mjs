@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+// The web client's chat state (web/src/lib/store.js): the pure reducer and its
+// selectors, driven by server frames and user actions, no socket, no React.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
 import {
     conversationList,
     initialState,
@@ -12,13 +15,12 @@ import {
     titleFor,
     totalUnread,
     typingNames,
-} from '../src/lib/store.js';
+} from '../../web/src/lib/store.js';
 
 const T0 = 1_764_000_000_000;
 const run = (events, s = initialState()) => events.reduce(reduce, s);
 const frame = (f, extra = {}) => ({ type: 'frame', frame: f, now: T0, ...extra });
-const hello = (o = {}) =>
-    frame({ kind: 'hello', user: 'alice', seq: 0, epoch: 'e1', users: [{ username: 'bob', online: true, unread: 0 }], ...o });
+const hello = (o = {}) => frame({ kind: 'hello', user: 'alice', seq: 0, epoch: 'e1', users: [{ username: 'bob', online: true, unread: 0 }], ...o });
 let nextId = 100;
 const text = (o) => frame({ kind: 'text', id: ++nextId, seq: 1, from: 'bob', to: 'alice', data: 'hi', sent: T0, cid: `c${nextId}`, ...o });
 
@@ -31,84 +33,93 @@ describe('message store: dedupe by id', () => {
             frame({ ...t }), // offline push / sync replay of the same entry
             frame({ kind: 'history', with: 'bob', messages: [t, { ...t, id: 5, data: 'older' }], more: false }, { mode: 'initial' }),
         ]);
-        expect(s.convs.bob.messages.map((m) => m.id)).toEqual([5, 7]);
-        expect(s.convs.bob.unread).toBe(1); // counted once
+        assert.deepEqual(
+            s.convs.bob.messages.map((m) => m.id),
+            [5, 7],
+        );
+        assert.equal(s.convs.bob.unread, 1); // counted once
     });
 
     it('keeps messages sorted by id whatever the arrival order', () => {
         const [list] = mergeMessages([], [{ id: 5 }, { id: 2 }, { id: 9 }, { id: 2 }, { id: 7 }]);
-        expect(list.map((m) => m.id)).toEqual([2, 5, 7, 9]);
+        assert.deepEqual(
+            list.map((m) => m.id),
+            [2, 5, 7, 9],
+        );
         const [same, added] = mergeMessages(list, [{ id: 7 }]);
-        expect(same).toBe(list); // nothing new: same object (React skips the render)
-        expect(added).toEqual([]);
+        assert.equal(same, list); // nothing new: same object (React skips the render)
+        assert.deepEqual(added, []);
     });
 
     it('ignores frames without a valid id', () => {
         const s = run([hello(), text({ id: 'x' }), text({ id: -1 }), text({ id: 1.5 })]);
-        expect(s.convs.bob.messages).toEqual([]);
+        assert.deepEqual(s.convs.bob.messages, []);
     });
 
     it('files a message under the peer for 1:1 and under #name for groups', () => {
         const s = run([hello(), text({ from: 'bob', to: 'alice' }), text({ from: 'alice', to: 'carol' }), text({ from: 'bob', to: '#team' })]);
-        expect(s.convs.bob.messages).toHaveLength(1);
-        expect(s.convs.carol.messages).toHaveLength(1);
-        expect(s.convs['#team'].messages).toHaveLength(1);
-        expect(s.convs['#team'].group).toBe(true);
+        assert.equal(s.convs.bob.messages.length, 1);
+        assert.equal(s.convs.carol.messages.length, 1);
+        assert.equal(s.convs['#team'].messages.length, 1);
+        assert.equal(s.convs['#team'].group, true);
     });
 });
 
 describe('seq tracking and sync', () => {
     it('a fresh page starts from hello.seq; text and ack seqs raise it', () => {
         let s = run([hello({ seq: 10 })]);
-        expect(s.seq).toBe(10);
-        expect(syncFrame(s)).toBe(null); // nothing to recover on a first connect
+        assert.equal(s.seq, 10);
+        assert.equal(syncFrame(s), null); // nothing to recover on a first connect
         s = run([text({ seq: 11 }), text({ seq: 12 })], s);
-        expect(s.seq).toBe(12);
+        assert.equal(s.seq, 12);
         s = run([{ type: 'send', cid: 'k1', to: 'bob', data: 'yo', now: T0 }, frame({ kind: 'ack', cid: 'k1', id: 999, seq: 13, sent: T0 })], s);
-        expect(s.seq).toBe(13);
+        assert.equal(s.seq, 13);
         s = run([text({ seq: 5 })], s); // an older replay never lowers it
-        expect(s.seq).toBe(13);
+        assert.equal(s.seq, 13);
     });
 
     it('a reconnect keeps its own position and asks sync {after, epoch}', () => {
         let s = run([hello({ seq: 3 }), text({ seq: 4 })]);
         s = run([hello({ seq: 9 })], s); // 5..9 went to a dead session
-        expect(s.seq).toBe(4);
-        expect(s.syncing).toBe(true);
-        expect(syncFrame(s)).toEqual({ kind: 'sync', after: 4, epoch: 'e1' });
+        assert.equal(s.seq, 4);
+        assert.equal(s.syncing, true);
+        assert.deepEqual(syncFrame(s), { kind: 'sync', after: 4, epoch: 'e1' });
         s = run([text({ seq: 5 }), text({ seq: 9 }), frame({ kind: 'sync', recovered: true, seq: 9 })], s);
-        expect(s.syncing).toBe(false);
-        expect(s.seq).toBe(9);
-        expect(syncFrame(s)).toBe(null);
+        assert.equal(s.syncing, false);
+        assert.equal(s.seq, 9);
+        assert.equal(syncFrame(s), null);
     });
 
     it('an unrecoverable gap (sync recovered:false) reloads conversations through history', () => {
         let s = run([hello({ seq: 3 }), frame({ kind: 'history', with: 'bob', messages: [], more: false })]);
-        expect(s.convs.bob.historyLoaded).toBe(true);
+        assert.equal(s.convs.bob.historyLoaded, true);
         s = run([hello({ seq: 3000 }), frame({ kind: 'sync', recovered: false, seq: 3000 })], s);
-        expect(s.convs.bob.historyLoaded).toBe(false);
-        expect(s.seq).toBe(3000);
+        assert.equal(s.convs.bob.historyLoaded, false);
+        assert.equal(s.seq, 3000);
     });
 
     it('a new epoch (inbox lost) starts over from hello and reloads history', () => {
         let s = run([hello({ seq: 50 }), frame({ kind: 'history', with: 'bob', messages: [], more: false })]);
         s = run([hello({ seq: 2, epoch: 'e2' })], s);
-        expect(s.seq).toBe(2);
-        expect(s.epoch).toBe('e2');
-        expect(s.syncing).toBe(false);
-        expect(s.convs.bob.historyLoaded).toBe(false);
+        assert.equal(s.seq, 2);
+        assert.equal(s.epoch, 'e2');
+        assert.equal(s.syncing, false);
+        assert.equal(s.convs.bob.historyLoaded, false);
     });
 });
 
 describe('outbox: sending, sent, failed, retry', () => {
     it('a sent message is pending until its ack, then confirmed with the server id and time', () => {
         let s = run([hello(), { type: 'send', cid: 'c1', to: 'bob', data: 'hello', now: T0 }]);
-        expect(pendingFor(s, 'bob').map((o) => [o.cid, o.status])).toEqual([['c1', 'sending']]);
-        expect(s.convs.bob.preview).toEqual({ from: 'alice', data: 'hello' });
+        assert.deepEqual(
+            pendingFor(s, 'bob').map((o) => [o.cid, o.status]),
+            [['c1', 'sending']],
+        );
+        assert.deepEqual(s.convs.bob.preview, { from: 'alice', data: 'hello' });
         s = run([frame({ kind: 'ack', cid: 'c1', id: 42, seq: 1, sent: T0 + 5 })], s);
-        expect(pendingFor(s, 'bob')).toEqual([]);
-        expect(s.convs.bob.messages).toEqual([{ id: 42, from: 'alice', to: 'bob', data: 'hello', sent: T0 + 5, cid: 'c1' }]);
-        expect(receiptOf(s.convs.bob, s.convs.bob.messages[0])).toBe('sent');
+        assert.deepEqual(pendingFor(s, 'bob'), []);
+        assert.deepEqual(s.convs.bob.messages, [{ id: 42, from: 'alice', to: 'bob', data: 'hello', sent: T0 + 5, cid: 'c1' }]);
+        assert.equal(receiptOf(s.convs.bob, s.convs.bob.messages[0]), 'sent');
     });
 
     it('a second ack for the same cid (a retry answered as dup) adds nothing', () => {
@@ -118,7 +129,7 @@ describe('outbox: sending, sent, failed, retry', () => {
             frame({ kind: 'ack', cid: 'c1', id: 42, seq: 1, sent: T0 }),
             frame({ kind: 'ack', cid: 'c1', id: 42, seq: 1, sent: T0 }),
         ]);
-        expect(s.convs.bob.messages).toHaveLength(1);
+        assert.equal(s.convs.bob.messages.length, 1);
     });
 
     it('the copy replayed by sync settles a message whose ack was lost', () => {
@@ -127,9 +138,12 @@ describe('outbox: sending, sent, failed, retry', () => {
             { type: 'send', cid: 'lost-ack', to: 'bob', data: 'x', now: T0 },
             text({ id: 50, seq: 2, from: 'alice', to: 'bob', data: 'x', cid: 'lost-ack' }),
         ]);
-        expect(pendingFor(s, 'bob')).toEqual([]);
-        expect(s.convs.bob.messages.map((m) => m.id)).toEqual([50]);
-        expect(s.convs.bob.unread).toBe(0); // own messages are never unread
+        assert.deepEqual(pendingFor(s, 'bob'), []);
+        assert.deepEqual(
+            s.convs.bob.messages.map((m) => m.id),
+            [50],
+        );
+        assert.equal(s.convs.bob.unread, 0); // own messages are never unread
     });
 
     it('errors fail the message; transient ones and timeouts are re-sent on reconnect, refusals are not', () => {
@@ -143,14 +157,17 @@ describe('outbox: sending, sent, failed, retry', () => {
             frame({ kind: 'error', code: 'no_such_user', message: 'no such user', cid: 'c' }),
             { type: 'timeout', cid: 'd' },
         ]);
-        expect(s.outbox.a.status).toBe('failed');
-        expect(s.outbox.c.status).toBe('failed');
-        expect(s.outbox.d.status).toBe('failed');
-        expect(resendList(s).map((o) => o.cid)).toEqual(['a', 'b', 'd']); // oldest first, same cids
+        assert.equal(s.outbox.a.status, 'failed');
+        assert.equal(s.outbox.c.status, 'failed');
+        assert.equal(s.outbox.d.status, 'failed');
+        assert.deepEqual(
+            resendList(s).map((o) => o.cid),
+            ['a', 'b', 'd'],
+        ); // oldest first, same cids
         s = run([{ type: 'retry', cid: 'c' }], s);
-        expect(s.outbox.c.status).toBe('sending');
+        assert.equal(s.outbox.c.status, 'sending');
         s = run([{ type: 'discard', cid: 'c' }], s);
-        expect(s.outbox.c).toBeUndefined();
+        assert.equal(s.outbox.c, undefined);
     });
 
     it('a timeout after the ack does nothing', () => {
@@ -160,7 +177,7 @@ describe('outbox: sending, sent, failed, retry', () => {
             frame({ kind: 'ack', cid: 'a', id: 9, seq: 1, sent: T0 }),
             { type: 'timeout', cid: 'a' },
         ]);
-        expect(s.outbox).toEqual({});
+        assert.deepEqual(s.outbox, {});
     });
 });
 
@@ -168,40 +185,40 @@ describe('unread counts, receipts, typing, presence', () => {
     it('hello counts are authoritative; entries up to hello.seq are not counted twice', () => {
         let s = run([hello({ seq: 2, users: [{ username: 'bob', online: true, unread: 2 }] })]);
         s = run([text({ seq: 1 }), text({ seq: 2 })], s); // the offline push hello already counted
-        expect(s.convs.bob.unread).toBe(2);
+        assert.equal(s.convs.bob.unread, 2);
         s = run([text({ seq: 3 })], s); // a new one
-        expect(s.convs.bob.unread).toBe(3);
-        expect(totalUnread(s)).toBe(3);
-        expect(titleFor(s)).toBe('(3) Parley');
+        assert.equal(s.convs.bob.unread, 3);
+        assert.equal(totalUnread(s), 3);
+        assert.equal(titleFor(s), '(3) Parley');
     });
 
     it('a hello count lower than what the offline push brings (a server that says 0) is raised to it', () => {
         const s = run([hello({ seq: 3, users: [{ username: 'bob', online: true, unread: 0 }] }), text({ seq: 1 }), text({ seq: 2 }), text({ seq: 3 })]);
-        expect(s.convs.bob.unread).toBe(3);
+        assert.equal(s.convs.bob.unread, 3);
     });
 
     it('a reconnect keeps what the page holds unread', () => {
         let s = run([hello({ seq: 0 }), text({ seq: 1 }), text({ seq: 2 })]);
-        expect(s.convs.bob.unread).toBe(2);
+        assert.equal(s.convs.bob.unread, 2);
         s = run([hello({ seq: 2, users: [{ username: 'bob', online: true, unread: 0 }] })], s);
-        expect(s.convs.bob.unread).toBe(2);
+        assert.equal(s.convs.bob.unread, 2);
     });
 
     it('a server whose hello has no unread counts: the client counts every new message', () => {
         const s = run([hello({ seq: 2, users: [{ username: 'bob', online: true }] }), text({ seq: 1 }), text({ seq: 2 })]);
-        expect(s.convs.bob.unread).toBe(2);
+        assert.equal(s.convs.bob.unread, 2);
     });
 
     it('reading sends read {with, upto: newest id} once, and clears the badge', () => {
         let s = run([hello(), text({ id: 10, seq: 1 }), text({ id: 11, seq: 2 })]);
-        expect(readFrame(s, 'bob')).toEqual({ kind: 'read', with: 'bob', upto: 11 });
+        assert.deepEqual(readFrame(s, 'bob'), { kind: 'read', with: 'bob', upto: 11 });
         s = run([{ type: 'markRead', key: 'bob' }], s);
-        expect(s.convs.bob.unread).toBe(0);
-        expect(titleFor(s)).toBe('Parley');
-        expect(readFrame(s, 'bob')).toBe(null);
+        assert.equal(s.convs.bob.unread, 0);
+        assert.equal(titleFor(s), 'Parley');
+        assert.equal(readFrame(s, 'bob'), null);
         // own messages alone never need a read frame
         s = run([{ type: 'send', cid: 'z', to: 'bob', data: 'x', now: T0 }, frame({ kind: 'ack', cid: 'z', id: 12, seq: 3, sent: T0 })], s);
-        expect(readFrame(s, 'bob')).toBe(null);
+        assert.equal(readFrame(s, 'bob'), null);
     });
 
     it("a receipt from the peer marks own messages read; one's own read on another session clears unread", () => {
@@ -212,26 +229,31 @@ describe('unread counts, receipts, typing, presence', () => {
             text({ id: 21, seq: 2 }),
         ]);
         const mine = s.convs.bob.messages[0];
-        expect(receiptOf(s.convs.bob, mine)).toBe('sent');
+        assert.equal(receiptOf(s.convs.bob, mine), 'sent');
         s = run([frame({ kind: 'read', from: 'bob', with: 'alice', upto: 20 })], s);
-        expect(receiptOf(s.convs.bob, mine)).toBe('read');
-        expect(s.convs.bob.unread).toBe(1);
+        assert.equal(receiptOf(s.convs.bob, mine), 'read');
+        assert.equal(s.convs.bob.unread, 1);
         s = run([frame({ kind: 'read', from: 'alice', with: 'bob', upto: 21 })], s);
-        expect(s.convs.bob.unread).toBe(0);
-        expect(s.convs.bob.myRead).toBe(21);
+        assert.equal(s.convs.bob.unread, 0);
+        assert.equal(s.convs.bob.myRead, 21);
     });
 
     it("hello's read and peer_read positions restore receipts and the read position after a reload", () => {
         const s = run([
             hello({ users: [{ username: 'bob', online: true, unread: 0, read: 40, peer_read: 41 }] }),
-            frame({ kind: 'history', with: 'bob', messages: [
-                { kind: 'text', id: 40, from: 'bob', to: 'alice', data: 'q', sent: T0 },
-                { kind: 'text', id: 41, from: 'alice', to: 'bob', data: 'a', sent: T0 },
-            ], more: false }),
+            frame({
+                kind: 'history',
+                with: 'bob',
+                messages: [
+                    { kind: 'text', id: 40, from: 'bob', to: 'alice', data: 'q', sent: T0 },
+                    { kind: 'text', id: 41, from: 'alice', to: 'bob', data: 'a', sent: T0 },
+                ],
+                more: false,
+            }),
         ]);
-        expect(s.convs.bob.myRead).toBe(40);
-        expect(receiptOf(s.convs.bob, s.convs.bob.messages[1])).toBe('read');
-        expect(readFrame(s, 'bob')).toBe(null); // nothing new to mark read
+        assert.equal(s.convs.bob.myRead, 40);
+        assert.equal(receiptOf(s.convs.bob, s.convs.bob.messages[1]), 'read');
+        assert.equal(readFrame(s, 'bob'), null); // nothing new to mark read
     });
 
     it('group receipts count any member', () => {
@@ -241,28 +263,28 @@ describe('unread counts, receipts, typing, presence', () => {
             { type: 'send', cid: 'g1', to: '#g', data: 'x', now: T0 },
             frame({ kind: 'ack', cid: 'g1', id: 30, seq: 1, sent: T0 }),
         ]);
-        expect(receiptOf(s.convs['#g'], s.convs['#g'].messages[0])).toBe('sent');
+        assert.equal(receiptOf(s.convs['#g'], s.convs['#g'].messages[0]), 'sent');
         s = run([frame({ kind: 'read', from: 'carol', with: '#g', upto: 30 })], s);
-        expect(receiptOf(s.convs['#g'], s.convs['#g'].messages[0])).toBe('read');
+        assert.equal(receiptOf(s.convs['#g'], s.convs['#g'].messages[0]), 'read');
     });
 
     it('typing shows for a while, and stops when the message arrives', () => {
         let s = run([hello(), frame({ kind: 'typing', from: 'bob', to: 'alice' }, { now: T0 })]);
-        expect(typingNames(s.convs.bob, T0 + 1000)).toEqual(['bob']);
-        expect(typingNames(s.convs.bob, T0 + 7000)).toEqual([]);
+        assert.deepEqual(typingNames(s.convs.bob, T0 + 1000), ['bob']);
+        assert.deepEqual(typingNames(s.convs.bob, T0 + 7000), []);
         s = run([text({ seq: 1 })], s);
-        expect(typingNames(s.convs.bob, T0 + 1000)).toEqual([]);
+        assert.deepEqual(typingNames(s.convs.bob, T0 + 1000), []);
         s = run([frame({ kind: 'typing', from: 'bob', to: 'alice' }, { now: T0 }), { type: 'expireTyping', now: T0 + 10000 }], s);
-        expect(s.convs.bob.typing).toEqual({});
+        assert.deepEqual(s.convs.bob.typing, {});
     });
 
     it('presence follows online/offline frames', () => {
         let s = run([hello({ users: [{ username: 'bob', online: false, unread: 0 }] })]);
-        expect(s.convs.bob.online).toBe(false);
+        assert.equal(s.convs.bob.online, false);
         s = run([frame({ kind: 'online', from: 'bob' })], s);
-        expect(s.convs.bob.online).toBe(true);
+        assert.equal(s.convs.bob.online, true);
         s = run([frame({ kind: 'offline', from: 'bob' })], s);
-        expect(s.convs.bob.online).toBe(false);
+        assert.equal(s.convs.bob.online, false);
     });
 });
 
@@ -273,8 +295,11 @@ describe('conversation list', () => {
             text({ from: 'carol', seq: 1, sent: T0 + 10, data: 'c' }),
             text({ from: 'bob', seq: 2, sent: T0 + 20, data: 'b' }),
         ]);
-        expect(conversationList(s).map((c) => c.key)).toEqual(['bob', 'carol', 'dave']);
-        expect(s.convs.bob.preview).toEqual({ from: 'bob', data: 'b' });
+        assert.deepEqual(
+            conversationList(s).map((c) => c.key),
+            ['bob', 'carol', 'dave'],
+        );
+        assert.deepEqual(s.convs.bob.preview, { from: 'bob', data: 'b' });
     });
 
     it("hello's `last` gives the preview and the order without a history request", () => {
@@ -289,44 +314,52 @@ describe('conversation list', () => {
                 ],
             }),
         ]);
-        expect(conversationList(s).map((c) => c.key).slice(0, 2)).toEqual(['carol', 'bob']);
-        expect(s.convs.carol.preview).toEqual({ from: 'carol', data: 'newest' });
-        expect(s.convs.bob.preview).toEqual({ from: 'alice', data: 'from me' });
-        expect([s.convs.dave.preview, s.convs.dave.previewKnown]).toEqual([null, true]); // nothing to fetch
-        expect([s.convs.erin.preview, s.convs.erin.previewKnown]).toEqual([null, false]); // fetch it
+        assert.deepEqual(
+            conversationList(s)
+                .map((c) => c.key)
+                .slice(0, 2),
+            ['carol', 'bob'],
+        );
+        assert.deepEqual(s.convs.carol.preview, { from: 'carol', data: 'newest' });
+        assert.deepEqual(s.convs.bob.preview, { from: 'alice', data: 'from me' });
+        assert.deepEqual([s.convs.dave.preview, s.convs.dave.previewKnown], [null, true]); // nothing to fetch
+        assert.deepEqual([s.convs.erin.preview, s.convs.erin.previewKnown], [null, false]); // fetch it
         // a malformed `last` is ignored, not trusted
         const bad = run([hello({ users: [{ username: 'bob', online: false, unread: 0, last: { id: 'x' } }] })]);
-        expect(bad.convs.bob.preview).toBe(null);
+        assert.equal(bad.convs.bob.preview, null);
     });
 
     it('history pages: older ones prepend and tell whether more exist; previews do not claim a full page', () => {
         let s = run([hello()]);
         const m = (id) => ({ kind: 'text', id, from: 'bob', to: 'alice', data: `m${id}`, sent: T0 + id });
         s = run([frame({ kind: 'history', with: 'bob', messages: [m(9)], more: true }, { mode: 'preview' })], s);
-        expect(s.convs.bob.historyLoaded).toBe(false);
-        expect(s.convs.bob.preview.data).toBe('m9');
+        assert.equal(s.convs.bob.historyLoaded, false);
+        assert.equal(s.convs.bob.preview.data, 'm9');
         s = run([frame({ kind: 'history', with: 'bob', messages: [m(7), m(8), m(9)], more: true }, { mode: 'initial' })], s);
-        expect(s.convs.bob.historyLoaded).toBe(true);
-        expect(s.convs.bob.more).toBe(true);
+        assert.equal(s.convs.bob.historyLoaded, true);
+        assert.equal(s.convs.bob.more, true);
         s = run([{ type: 'historyRequested', key: 'bob', mode: 'older' }], s);
-        expect(s.convs.bob.loadingOlder).toBe(true);
+        assert.equal(s.convs.bob.loadingOlder, true);
         s = run([frame({ kind: 'history', with: 'bob', messages: [m(5), m(6)], more: false }, { mode: 'older' })], s);
-        expect(s.convs.bob.messages.map((x) => x.id)).toEqual([5, 6, 7, 8, 9]);
-        expect(s.convs.bob.more).toBe(false);
-        expect(s.convs.bob.loadingOlder).toBe(false);
-        expect(s.convs.bob.preview.data).toBe('m9');
+        assert.deepEqual(
+            s.convs.bob.messages.map((x) => x.id),
+            [5, 6, 7, 8, 9],
+        );
+        assert.equal(s.convs.bob.more, false);
+        assert.equal(s.convs.bob.loadingOlder, false);
+        assert.equal(s.convs.bob.preview.data, 'm9');
     });
 
     it('groups: created, members kept; leaving removes the conversation', () => {
         let s = run([hello(), { type: 'wantOpen', key: '#team' }]);
         s = run([frame({ kind: 'group', name: '#team', members: ['alice', 'bob'], op: 'create', by: 'alice' })], s);
-        expect(s.convs['#team'].members).toEqual(['alice', 'bob']);
-        expect(s.active).toBe('#team');
+        assert.deepEqual(s.convs['#team'].members, ['alice', 'bob']);
+        assert.equal(s.active, '#team');
         s = run([frame({ kind: 'group', name: '#team', members: ['alice', 'bob', 'carol'], op: 'join', by: 'carol' })], s);
-        expect(s.convs['#team'].members).toHaveLength(3);
+        assert.equal(s.convs['#team'].members.length, 3);
         s = run([frame({ kind: 'group', name: '#team', members: ['bob', 'carol'], op: 'leave', by: 'alice' })], s);
-        expect(s.convs['#team']).toBeUndefined();
-        expect(s.active).toBe(null);
+        assert.equal(s.convs['#team'], undefined);
+        assert.equal(s.active, null);
     });
 
     it('bad frames change nothing and never throw', () => {
@@ -342,6 +375,6 @@ describe('conversation list', () => {
         ];
         let s = s0;
         for (const f of junk) s = reduce(s, frame(f));
-        expect(s.convs).toEqual(s0.convs);
+        assert.deepEqual(s.convs, s0.convs);
     });
 });

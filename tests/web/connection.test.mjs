@@ -1,11 +1,13 @@
 // Connection: the reconnect / recover / resend sequence, against a scripted
 // stand-in for the browser's WebSocket (the real thing, against real
-// gateways, is tests/e2e). Timers are vitest's fake timers.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createBackoff } from '../src/lib/backoff.js';
-import { decodeFrame, encodeFrame } from '../src/lib/codec.js';
-import { Connection, createStore } from '../src/lib/connection.js';
-import { initialState, reduce } from '../src/lib/store.js';
+// gateways, is tests/e2e). Timers and Date are node:test's mock timers: time
+// moves only when a test advances it.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { createBackoff } from '../../web/src/lib/backoff.js';
+import { decodeFrame, encodeFrame } from '../../web/src/lib/codec.js';
+import { Connection, createStore } from '../../web/src/lib/connection.js';
+import { initialState, reduce } from '../../web/src/lib/store.js';
 
 class FakeSocket {
     static all = [];
@@ -54,10 +56,19 @@ function setup({ status = 200 } = {}) {
 }
 
 const hello = (seq, epoch = 'e1') => ({ kind: 'hello', user: 'alice', seq, epoch, users: [{ username: 'bob', online: true, unread: 0 }] });
-const flush = () => vi.advanceTimersByTimeAsync(0);
+// Runs every pending promise continuation (the real setImmediate comes after
+// the microtask queue drains): the async close path has run to its setTimeout.
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+// Moves the clock ms forward, firing the timers due, then flushes.
+const advance = async (ms) => {
+    mock.timers.tick(ms);
+    await flush();
+};
 
-beforeEach(() => vi.useFakeTimers());
-afterEach(() => vi.useRealTimers());
+// The clock starts at the real time (a clock at 0 would throttle the first
+// typing frame); setImmediate stays real for flush.
+beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() }));
+afterEach(() => mock.timers.reset());
 
 describe('connection', () => {
     it('reconnects with growing delays, then syncs from its seq and re-sends unacked messages with the same cid', async () => {
@@ -66,40 +77,43 @@ describe('connection', () => {
         let ws = last();
         ws.open();
         ws.push(hello(4));
-        expect(store.getState().conn.status).toBe('online');
-        expect(ws.sent).toEqual([]); // first connect: no sync
+        assert.equal(store.getState().conn.status, 'online');
+        assert.deepEqual(ws.sent, []); // first connect: no sync
 
         const cid = conn.sendText('bob', 'are you there?');
-        expect(ws.sent).toEqual([{ kind: 'text', to: 'bob', data: 'are you there?', cid }]);
+        assert.deepEqual(ws.sent, [{ kind: 'text', to: 'bob', data: 'are you there?', cid }]);
 
         ws.drop();
         await flush();
-        expect(store.getState().conn.status).toBe('offline');
-        expect(FakeSocket.all).toHaveLength(1);
-        await vi.advanceTimersByTimeAsync(999);
-        expect(FakeSocket.all).toHaveLength(1); // not before the backoff delay
-        await vi.advanceTimersByTimeAsync(1);
-        expect(FakeSocket.all).toHaveLength(2);
+        assert.equal(store.getState().conn.status, 'offline');
+        assert.equal(FakeSocket.all.length, 1);
+        await advance(999);
+        assert.equal(FakeSocket.all.length, 1); // not before the backoff delay
+        await advance(1);
+        assert.equal(FakeSocket.all.length, 2);
         last().drop(); // refused again: the next wait doubles
         await flush();
-        await vi.advanceTimersByTimeAsync(1999);
-        expect(FakeSocket.all).toHaveLength(2);
-        await vi.advanceTimersByTimeAsync(1);
-        expect(FakeSocket.all).toHaveLength(3);
+        await advance(1999);
+        assert.equal(FakeSocket.all.length, 2);
+        await advance(1);
+        assert.equal(FakeSocket.all.length, 3);
 
         ws = last();
         ws.open();
         ws.push(hello(9));
-        expect(ws.sent).toEqual([
+        assert.deepEqual(ws.sent, [
             { kind: 'sync', after: 4, epoch: 'e1' },
             { kind: 'text', to: 'bob', data: 'are you there?', cid },
         ]);
         ws.push({ kind: 'ack', cid, id: 77, seq: 10, sent: 1 });
         ws.push({ kind: 'sync', recovered: true, seq: 10 });
         const s = store.getState();
-        expect(s.outbox).toEqual({});
-        expect(s.convs.bob.messages.map((m) => m.id)).toEqual([77]);
-        expect(s.syncing).toBe(false);
+        assert.deepEqual(s.outbox, {});
+        assert.deepEqual(
+            s.convs.bob.messages.map((m) => m.id),
+            [77],
+        );
+        assert.equal(s.syncing, false);
         conn.stop();
     });
 
@@ -108,10 +122,10 @@ describe('connection', () => {
         conn.start();
         last().drop();
         await flush();
-        expect(fetches).toEqual(['/api/users?q=']);
-        expect(conn.signedOut).toBe(true);
-        await vi.advanceTimersByTimeAsync(60000);
-        expect(FakeSocket.all).toHaveLength(1);
+        assert.deepEqual(fetches, ['/api/users?q=']);
+        assert.equal(conn.signedOut, true);
+        await advance(60000);
+        assert.equal(FakeSocket.all.length, 1);
     });
 
     it('no ack within the timeout marks the message failed; retry sends the same cid', async () => {
@@ -121,11 +135,14 @@ describe('connection', () => {
         ws.open();
         ws.push(hello(0));
         const cid = conn.sendText('bob', 'x');
-        await vi.advanceTimersByTimeAsync(10000);
-        expect(store.getState().outbox[cid].status).toBe('failed');
+        await advance(10000);
+        assert.equal(store.getState().outbox[cid].status, 'failed');
         conn.retry(cid);
-        expect(store.getState().outbox[cid].status).toBe('sending');
-        expect(ws.sent.map((f) => f.cid)).toEqual([cid, cid]);
+        assert.equal(store.getState().outbox[cid].status, 'sending');
+        assert.deepEqual(
+            ws.sent.map((f) => f.cid),
+            [cid, cid],
+        );
         conn.stop();
     });
 
@@ -137,14 +154,14 @@ describe('connection', () => {
         ws.push(hello(0));
         conn.requestHistory('bob', 'preview');
         conn.requestHistory('bob', 'older', 50);
-        expect(ws.sent).toEqual([
+        assert.deepEqual(ws.sent, [
             { kind: 'history', with: 'bob', limit: 1 },
             { kind: 'history', with: 'bob', limit: 50, before: 50 },
         ]);
         ws.push({ kind: 'history', with: 'bob', messages: [], more: true });
-        expect(store.getState().convs.bob.historyLoaded).toBe(false); // a preview
+        assert.equal(store.getState().convs.bob.historyLoaded, false); // a preview
         ws.push({ kind: 'history', with: 'bob', messages: [], more: false });
-        expect(store.getState().convs.bob.more).toBe(false);
+        assert.equal(store.getState().convs.bob.more, false);
         conn.stop();
     });
 
@@ -156,9 +173,9 @@ describe('connection', () => {
         ws.push(hello(0));
         conn.requestHistory('bob', 'older', 10);
         ws.push({ kind: 'error', code: 'unknown_kind', message: 'history: not implemented yet' });
-        expect(store.getState().convs.bob.loadingOlder).toBe(false);
-        expect(conn.requestHistory('bob', 'initial')).toBe(false);
-        expect(store.getState().notice).toBe(null);
+        assert.equal(store.getState().convs.bob.loadingOlder, false);
+        assert.equal(conn.requestHistory('bob', 'initial'), false);
+        assert.equal(store.getState().notice, null);
         conn.stop();
     });
 
@@ -169,12 +186,12 @@ describe('connection', () => {
         ws.open();
         ws.push(hello(0));
         const cid = conn.sendText('bob', 'é'.repeat(40000)); // 80000 bytes
-        expect(ws.sent).toEqual([]);
-        expect(store.getState().outbox[cid].status).toBe('failed');
-        expect(store.getState().outbox[cid].error).toBe('too_large');
+        assert.deepEqual(ws.sent, []);
+        assert.equal(store.getState().outbox[cid].status, 'failed');
+        assert.equal(store.getState().outbox[cid].error, 'too_large');
         conn.retry(cid);
-        expect(ws.sent).toEqual([]);
-        expect(store.getState().outbox[cid].status).toBe('failed');
+        assert.deepEqual(ws.sent, []);
+        assert.equal(store.getState().outbox[cid].status, 'failed');
         conn.stop();
     });
 
@@ -186,9 +203,9 @@ describe('connection', () => {
         ws.push(hello(0));
         conn.typing('bob');
         conn.typing('bob');
-        await vi.advanceTimersByTimeAsync(2600);
+        await advance(2600);
         conn.typing('bob');
-        expect(ws.sent.filter((f) => f.kind === 'typing')).toHaveLength(2);
+        assert.equal(ws.sent.filter((f) => f.kind === 'typing').length, 2);
         conn.stop();
     });
 });
