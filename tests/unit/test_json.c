@@ -77,33 +77,7 @@ static const char *const bad[] = {
     "{\"username\":\"\\u0000\"}",
 };
 
-static void test_writer(void)
-{
-    char out[64];
-    size_t pos = 0;
-    CHECK(json_put_str(out, sizeof(out), &pos, "a\"b\\c\n\x01", 7) == 0, "writer ok");
-    out[pos] = '\0';
-    CHECK(strcmp(out, "\"a\\\"b\\\\c\\u000a\\u0001\"") == 0, "writer escapes: %s", out);
-
-    /* round trip: what the writer produces, the reader accepts back */
-    char body[128], u[64], p[64];
-    const char *tricky = "q\"uo\\te\t\xc3\xa9";
-    pos = 0;
-    memcpy(body, "{\"username\":", 12);
-    pos = 12;
-    CHECK(json_put_str(body, sizeof(body), &pos, tricky, strlen(tricky)) == 0, "writer body");
-    body[pos++] = '}';
-    body[pos] = '\0';
-    CHECK(parse(body, u, p) == 0 && strcmp(u, tricky) == 0, "round trip: %s", body);
-
-    /* the writer never overruns its buffer */
-    char small[8];
-    pos = 0;
-    CHECK(json_put_str(small, sizeof(small), &pos, "abcdefghij", 10) == -1, "overflow refused");
-    CHECK(pos == 0, "pos untouched on overflow");
-}
-
-int main(void)
+static void accepts_good_bodies(void **state)
 {
     char u[256], p[256];
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -114,8 +88,49 @@ int main(void)
             CHECK(strcmp(p, good[i].pass) == 0, "good[%zu] password '%s'", i, p);
         }
     }
+}
+
+static void refuses_bad_bodies(void **state)
+{
+    char u[256], p[256];
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK(parse(bad[i], u, p) != 0, "bad[%zu] accepted: %s", i, bad[i]);
-    test_writer();
-    return unit_done();
 }
+
+static void writer_escapes(void **state)
+{
+    char out[64];
+    size_t pos = 0;
+    CHECK(json_put_str(out, sizeof(out), &pos, "a\"b\\c\n\x01", 7) == 0, "writer ok");
+    out[pos] = '\0';
+    CHECK(strcmp(out, "\"a\\\"b\\\\c\\u000a\\u0001\"") == 0, "writer escapes: %s", out);
+}
+
+/* what the writer produces, the reader accepts back */
+static void writer_round_trip(void **state)
+{
+    char body[128], u[64], p[64];
+    const char *tricky = "q\"uo\\te\t\xc3\xa9";
+    memcpy(body, "{\"username\":", 12);
+    size_t pos = 12;
+    CHECK(json_put_str(body, sizeof(body), &pos, tricky, strlen(tricky)) == 0, "writer body");
+    body[pos++] = '}';
+    body[pos] = '\0';
+    CHECK(parse(body, u, p) == 0 && strcmp(u, tricky) == 0, "round trip: %s", body);
+}
+
+static void writer_never_overruns(void **state)
+{
+    char small[8];
+    size_t pos = 0;
+    CHECK(json_put_str(small, sizeof(small), &pos, "abcdefghij", 10) == -1, "overflow refused");
+    CHECK(pos == 0, "pos untouched on overflow");
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(accepts_good_bodies),   cmocka_unit_test(refuses_bad_bodies),
+    cmocka_unit_test(writer_escapes),        cmocka_unit_test(writer_round_trip),
+    cmocka_unit_test(writer_never_overruns),
+};
+
+UNIT_MAIN("json", tests, NULL, NULL)
