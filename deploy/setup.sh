@@ -20,7 +20,7 @@ LWS_PREFIX=$DEPS/lws-$LWS_VERSION
 
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config dpkg-dev patch ca-certificates
       libevent-dev libhiredis-dev libmsgpack-dev libsodium-dev libssl-dev zlib1g-dev
-      libjansson-dev uthash-dev)
+      libjansson-dev uthash-dev libcmocka-dev)
 PKGS=("${BUILD_PKGS[@]}" redis-server redis-tools curl clang libclang-rt-14-dev nodejs npm
       chromium fonts-dejavu-core haproxy clang-format lua-check)
 

@@ -29,45 +29,82 @@ static int close_to(uint64_t got, uint64_t want, double tol)
     return d <= tol * (double)want + 1.0;
 }
 
-static void test_hist(void)
-{
-    static hist h, a, b;
-    enum { N = 200000 };
-    static uint64_t v[N];
-    const double qs[] = {0.5, 0.9, 0.99, 0.999};
+/* values spread over seven decades, as latencies are: filled once, by the
+ * setup of the tests that read them, whole (filled) and in two halves
+ * (half_a, half_b); sorted holds the exact values */
+enum { N = 200000 };
+static hist filled, half_a, half_b;
+static uint64_t sorted[N];
 
+static int fill_seven_decades(void **state)
+{
+    if (filled.count) return 0;
+    rng_state = 88172645463325252ull;
+    hist_reset(&filled);
+    hist_reset(&half_a);
+    hist_reset(&half_b);
+    for (int i = 0; i < N; i++) {
+        uint64_t x = (1000 + rng() % 1000) << (rng() % 23); /* 1 us .. ~8 s */
+        sorted[i] = x;
+        hist_add(&filled, x);
+        hist_add(i % 2 ? &half_a : &half_b, x);
+    }
+    qsort(sorted, N, sizeof sorted[0], cmp_u64);
+    return 0;
+}
+
+static void hist_empty_gives_zero(void **state)
+{
+    static hist h;
     hist_reset(&h);
     CHECK(hist_quantile(&h, 0.5) == 0 && hist_quantile(&h, 1.0) == 0, "empty histogram gives 0");
+}
 
+static void hist_small_values_exact(void **state)
+{
+    static hist h;
+    hist_reset(&h);
     for (uint64_t i = 0; i < 128; i++)
         hist_add(&h, i);
     CHECK(hist_quantile(&h, 0.5) == 63 && h.max == 127 && h.count == 128, "small values exact");
+}
 
-    /* values spread over seven decades, as latencies are */
-    hist_reset(&h);
-    hist_reset(&a);
-    hist_reset(&b);
-    for (int i = 0; i < N; i++) {
-        uint64_t x = (1000 + rng() % 1000) << (rng() % 23); /* 1 us .. ~8 s */
-        v[i] = x;
-        hist_add(&h, x);
-        hist_add(i % 2 ? &a : &b, x);
-    }
-    qsort(v, N, sizeof v[0], cmp_u64);
+static void hist_quantiles_within_precision(void **state)
+{
+    const double qs[] = {0.5, 0.9, 0.99, 0.999};
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
-        uint64_t exact = v[(size_t)(qs[i] * N) - 1];
-        uint64_t got = hist_quantile(&h, qs[i]);
+        uint64_t exact = sorted[(size_t)(qs[i] * N) - 1];
+        uint64_t got = hist_quantile(&filled, qs[i]);
         CHECK(close_to(got, exact, 0.016), "q%.3f: %llu vs exact %llu", qs[i],
               (unsigned long long)got, (unsigned long long)exact);
     }
-    CHECK(hist_quantile(&h, 1.0) == v[N - 1] && h.max == v[N - 1], "max is exact");
-    CHECK(h.count == N, "count");
-    hist_merge(&a, &b);
-    CHECK(a.count == h.count && a.max == h.max && a.sum == h.sum &&
-              memcmp(a.b, h.b, sizeof a.b) == 0,
-          "merging two halves gives the whole");
-    CHECK(hist_mean(&h) > 0, "mean");
+}
 
+static void hist_max_and_count_exact(void **state)
+{
+    CHECK(hist_quantile(&filled, 1.0) == sorted[N - 1] && filled.max == sorted[N - 1],
+          "max is exact");
+    CHECK(filled.count == N, "count");
+}
+
+static void hist_merge_gives_whole(void **state)
+{
+    static hist a;
+    a = half_a;
+    hist_merge(&a, &half_b);
+    CHECK(a.count == filled.count && a.max == filled.max && a.sum == filled.sum &&
+              memcmp(a.b, filled.b, sizeof a.b) == 0,
+          "merging two halves gives the whole");
+}
+
+static void hist_mean_positive(void **state)
+{
+    CHECK(hist_mean(&filled) > 0, "mean");
+}
+
+static void hist_huge_value_in_last_bucket(void **state)
+{
+    static hist h;
     hist_reset(&h);
     hist_add(&h, UINT64_MAX);
     hist_add(&h, 5);
@@ -111,10 +148,11 @@ static size_t build_frame(char *out, size_t cap, const char *kind, const char *c
     return n;
 }
 
-static void test_pick(void)
+static const char *const keys[] = {"kind", "cid", "code", "data", "missing"};
+static char buf[80000];
+
+static void pick_finds_top_level_strings(void **state)
 {
-    static const char *const keys[] = {"kind", "cid", "code", "data", "missing"};
-    static char buf[80000];
     mp_str f[5];
     const size_t sizes[] = {0, 31, 32, 255, 256, 65535, 65536};
 
@@ -128,19 +166,33 @@ static void test_pick(void)
         CHECK(f[3].len == sizes[i], "data length %zu", sizes[i]);
         CHECK(f[4].p == NULL && f[4].len == 0, "missing key");
     }
+}
 
+static void pick_refuses_truncations(void **state)
+{
+    mp_str f[5];
     size_t n = build_frame(buf, sizeof buf, "ack", "c", 100);
     int bad = 0;
     for (size_t cut = 0; cut < n; cut++)
         bad += mp_pick_strs(buf, cut, keys, f, 5) == 0;
     CHECK(bad == 0, "%d truncations accepted", bad);
+}
+
+static void pick_refuses_malformed(void **state)
+{
+    mp_str f[5];
+    size_t n = build_frame(buf, sizeof buf, "ack", "c", 100);
     buf[n] = (char)0xc0;
     CHECK(mp_pick_strs(buf, n + 1, keys, f, 5) < 0, "trailing byte refused");
     CHECK(mp_pick_strs("\x93\x01\x02\x03", 4, keys, f, 5) < 0, "an array is not a frame");
     CHECK(mp_pick_strs("\xc1", 1, keys, f, 5) < 0, "0xc1 (never used) refused");
     CHECK(mp_pick_strs("\xdf\xff\xff\xff\xff", 5, keys, f, 5) < 0, "huge map header, no body");
+}
 
-    /* nesting beyond 32 levels is refused, not recursed into */
+/* nesting beyond 32 levels is refused, not recursed into */
+static void pick_refuses_deep_nesting(void **state)
+{
+    mp_str f[5];
     char deep[80];
     deep[0] = (char)0x81;
     deep[1] = (char)0xa1;
@@ -149,8 +201,12 @@ static void test_pick(void)
         deep[i] = (char)0x91;
     deep[70] = (char)0xc0;
     CHECK(mp_pick_strs(deep, 71, keys, f, 5) < 0, "deep nesting refused");
+}
 
-    /* our writers, read back */
+/* our writers, read back */
+static void writers_read_back(void **state)
+{
+    mp_str f[5];
     char w[400], *p = w;
     p = mp_put_map(p, 2);
     p = mp_put_cstr(p, "kind");
@@ -167,8 +223,13 @@ static void test_pick(void)
               u.data.type == MSGPACK_OBJECT_MAP && u.data.via.map.size == 2,
           "msgpack-c reads what the writers wrote");
     msgpack_unpacked_destroy(&u);
+}
 
-    /* random bytes: never a crash (the ASan build runs this too) */
+/* random bytes: never a crash (the ASan build runs this too) */
+static void pick_survives_random_bytes(void **state)
+{
+    mp_str f[5];
+    rng_state = 2463534242ull; /* the same bytes alone or after other tests */
     for (int i = 0; i < 20000; i++) {
         char r[64];
         size_t len = rng() % sizeof r;
@@ -180,9 +241,20 @@ static void test_pick(void)
     CHECK(1, "random frames survived");
 }
 
-int main(void)
-{
-    test_hist();
-    test_pick();
-    return unit_done();
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(hist_empty_gives_zero),
+    cmocka_unit_test(hist_small_values_exact),
+    cmocka_unit_test_setup(hist_quantiles_within_precision, fill_seven_decades),
+    cmocka_unit_test_setup(hist_max_and_count_exact, fill_seven_decades),
+    cmocka_unit_test_setup(hist_merge_gives_whole, fill_seven_decades),
+    cmocka_unit_test_setup(hist_mean_positive, fill_seven_decades),
+    cmocka_unit_test(hist_huge_value_in_last_bucket),
+    cmocka_unit_test(pick_finds_top_level_strings),
+    cmocka_unit_test(pick_refuses_truncations),
+    cmocka_unit_test(pick_refuses_malformed),
+    cmocka_unit_test(pick_refuses_deep_nesting),
+    cmocka_unit_test(writers_read_back),
+    cmocka_unit_test(pick_survives_random_bytes),
+};
+
+UNIT_MAIN("bench", tests, NULL, NULL)

@@ -28,7 +28,21 @@ static int text(const char *spec, bus_text *m)
 
 #define S(lit) ((proto_str){lit, sizeof(lit) - 1})
 
-static void test_text(void)
+static int bufs_init(void **state)
+{
+    msgpack_sbuffer_init(&sb);
+    msgpack_unpacked_init(&up);
+    return 0;
+}
+
+static int bufs_free(void **state)
+{
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    return 0;
+}
+
+static void text_round_trip(void **state)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -47,14 +61,21 @@ static void test_text(void)
     bus_enc_text(&pk, &in);
     rc = bus_dec_text(sb.data, sb.size, &up, &out);
     CHECK(rc == 0 && out.cid.len == 0 && out.conn == (UINT64_C(1) << 40), "empty cid, big conn");
+}
 
+static void text_any_key_order(void **state)
+{
     bus_text m;
     CHECK(text("{7 s:cid s:c s:data s:x s:to s:bob s:c i:1 s:g s:g1 s:u s:al s:t s:text", &m) == 0,
           "any key order");
     CHECK(text("{8 s:t s:text s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c s:zz n",
                &m) == 0,
           "unknown key ignored");
+}
 
+static void text_refuses_malformed(void **state)
+{
+    bus_text m;
     const char *bad[] = {
         "{6 s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c",
         "{7 s:t s:u s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c",
@@ -78,7 +99,7 @@ static void test_text(void)
         CHECK(text(bad[i], &m) == -1, "bad text envelope %zu: %s", i, bad[i]);
 }
 
-static void test_delivery(void)
+static void delivery_to_user(void **state)
 {
     bus_delivery d;
     int rc = deliv("{4 s:t s:u s:u s:bob s:s i:7 s:f s:FRAME", &d);
@@ -91,24 +112,43 @@ static void test_delivery(void)
           "to user, bin frame, except, any order");
     rc = deliv("{3 s:t s:u s:u s:bob s:f s:F", &d);
     CHECK(rc == 0 && d.seq == 0, "no seq (typing)");
-    rc = deliv("{4 s:t s:c s:c u:12 s:f s:ACK s:s i:5", &d);
+}
+
+static void delivery_to_connection(void **state)
+{
+    bus_delivery d;
+    int rc = deliv("{4 s:t s:c s:c u:12 s:f s:ACK s:s i:5", &d);
     CHECK(rc == 0 && d.t == BUS_TO_CONN && d.conn == 12 && d.seq == 5 && str_is(d.frame, "ACK"),
           "to connection");
     rc = deliv("{3 s:t s:c s:c i:1 s:f s:ERR", &d);
     CHECK(rc == 0 && d.seq == 0 && d.conn == 1, "to connection without seq");
-    rc = deliv("{4 s:t s:c s:c i:1 s:f s:ERR s:zz [1 n", &d);
+}
+
+static void delivery_ignores_unknown_and_nil(void **state)
+{
+    bus_delivery d;
+    int rc = deliv("{4 s:t s:c s:c i:1 s:f s:ERR s:zz [1 n", &d);
     CHECK(rc == 0, "unknown key ignored");
     rc = deliv("{4 s:t s:c s:c i:1 s:f s:ERR s:s n", &d);
     CHECK(rc == 0 && d.seq == 0, "nil seq is absent");
+}
 
-    /* multi-user envelopes (groups, receipts) */
-    rc = deliv("{5 s:t s:m s:f s:F s:u [2 s:ann s:bob s:s [2 i:3 i:9 s:x s:gw1#4", &d);
+/* multi-user envelopes (groups, receipts) */
+static void delivery_to_many(void **state)
+{
+    bus_delivery d;
+    int rc = deliv("{5 s:t s:m s:f s:F s:u [2 s:ann s:bob s:s [2 i:3 i:9 s:x s:gw1#4", &d);
     CHECK(rc == 0 && d.t == BUS_TO_MANY && d.users && d.users->via.array.size == 2 && d.seqs &&
               d.seqs->via.array.ptr[1].via.u64 == 9 && str_is(d.except, "gw1#4") && d.seq == 0,
           "to many, per-user seqs, except");
     rc = deliv("{3 s:t s:m s:f s:F s:u [1 s:ann", &d);
     CHECK(rc == 0 && d.t == BUS_TO_MANY && !d.seqs && d.except.len == 0, "to many, no seqs");
+}
 
+static void delivery_frame_verbatim(void **state)
+{
+    bus_delivery d;
+    int rc;
     /* the frame bytes point into the buffer, unchanged */
     msgpack_sbuffer fb;
     msgpack_sbuffer_init(&fb);
@@ -129,7 +169,11 @@ static void test_delivery(void)
               d.frame.p >= sb.data && d.frame.p < sb.data + sb.size,
           "frame bytes verbatim, in the buffer");
     msgpack_sbuffer_destroy(&fb);
+}
 
+static void delivery_refuses_malformed(void **state)
+{
+    bus_delivery d;
     const char *bad[] = {
         "",
         "r:c1",
@@ -178,10 +222,9 @@ static void test_delivery(void)
 /* A payload of several envelopes (a batch): each found in turn with its
  * length; a trailing byte is refused by the exact decoders; a malformed one
  * stops the walk. */
-static void test_payload(void)
+static void payload_walks_envelopes(void **state)
 {
     bus_delivery d;
-    bus_text m;
     size_t used, off = 0, n = 0;
     msgpack_sbuffer_clear(&sb);
     mp_build(&sb, "{3 s:t s:u s:u s:ann s:f s:A");
@@ -198,12 +241,27 @@ static void test_payload(void)
     CHECK(n == 3 && off == sb.size, "three envelopes, every byte used (%zu, %zu)", n, off);
     CHECK(bus_dec_delivery(sb.data, sb.size, &up, &d) == -1,
           "the exact decoder refuses a payload of several");
+}
 
+static void payload_stops_at_malformed(void **state)
+{
+    bus_delivery d;
+    size_t used;
+    msgpack_sbuffer_clear(&sb);
+    mp_build(&sb, "{3 s:t s:u s:u s:ann s:f s:A");
+    mp_build(&sb, "{3 s:t s:c s:c i:7 s:f s:BB");
+    mp_build(&sb, "{3 s:t s:m s:f s:C s:u [1 s:bob");
+    size_t off = sb.size; /* past the three (payload_walks_envelopes) */
     mp_build(&sb, "r:c1");
     CHECK(bus_next_delivery(sb.data + off, sb.size - off, &up, &d, &used) == -1,
           "a malformed envelope after them is refused");
     CHECK(bus_next_delivery(sb.data, 0, &up, &d, &used) == -1, "an empty payload is refused");
+}
 
+static void payload_of_two_texts(void **state)
+{
+    bus_text m;
+    size_t used;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     bus_text in = {S("alice"), S("gw1"), S("bob"), S("hi"), S("c1"), 3};
@@ -217,14 +275,19 @@ static void test_payload(void)
           "two texts in one payload, in order");
 }
 
-int main(void)
-{
-    msgpack_sbuffer_init(&sb);
-    msgpack_unpacked_init(&up);
-    test_text();
-    test_delivery();
-    test_payload();
-    msgpack_unpacked_destroy(&up);
-    msgpack_sbuffer_destroy(&sb);
-    return unit_done();
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(text_round_trip),
+    cmocka_unit_test(text_any_key_order),
+    cmocka_unit_test(text_refuses_malformed),
+    cmocka_unit_test(delivery_to_user),
+    cmocka_unit_test(delivery_to_connection),
+    cmocka_unit_test(delivery_ignores_unknown_and_nil),
+    cmocka_unit_test(delivery_to_many),
+    cmocka_unit_test(delivery_frame_verbatim),
+    cmocka_unit_test(delivery_refuses_malformed),
+    cmocka_unit_test(payload_walks_envelopes),
+    cmocka_unit_test(payload_stops_at_malformed),
+    cmocka_unit_test(payload_of_two_texts),
+};
+
+UNIT_MAIN("bus", tests, bufs_init, bufs_free)

@@ -78,14 +78,17 @@ static int help(char *out, size_t size, const char *flag)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-int main(void)
+static void no_args_keep_defaults(void **state)
 {
     int argi = -1;
-
     defaults();
     CHECK(parse(&argi, ARGS(NULL)) == 0 && argi == 1, "no args: argi %d", argi);
     CHECK(strcmp(url, "redis://127.0.0.1:6379") == 0 && port == 8080 && dev == 0, "defaults");
+}
 
+static void flag_value_forms(void **state)
+{
+    int argi = -1;
     defaults();
     CHECK(parse(&argi, ARGS("--port", "9000", "--redis-url=redis://r:1")) == 0 && port == 9000 &&
               strcmp(url, "redis://r:1") == 0 && argi == 4,
@@ -96,8 +99,12 @@ int main(void)
     CHECK(parse(&argi, ARGS("--redis-url=")) == 0 && strcmp(url, "") == 0, "empty string value");
     defaults();
     CHECK(parse(&argi, ARGS("--redis-url=a=b")) == 0 && strcmp(url, "a=b") == 0, "= in value");
+}
 
-    /* precedence: flag > env > default */
+/* precedence: flag > env > default */
+static void env_between_flag_and_default(void **state)
+{
+    int argi = -1;
     defaults();
     setenv("PT_PORT", "7000", 1);
     setenv("PT_REDIS_URL", "redis://env:1", 1);
@@ -115,8 +122,12 @@ int main(void)
     defaults();
     setenv("PT_PORT", "99999", 1);
     CHECK(parse(&argi, ARGS(NULL)) == -1, "env out of range");
+    defaults();
+}
 
-    /* booleans */
+static void booleans(void **state)
+{
+    int argi = -1;
     defaults();
     CHECK(parse(&argi, ARGS("--dev-auth")) == 0 && dev == 1, "bare bool");
     defaults();
@@ -138,8 +149,12 @@ int main(void)
     CHECK(parse(&argi, ARGS("--dev-auth")) == 0 && dev == 1, "bool flag over env");
     setenv("PT_DEV", "2", 1);
     CHECK(parse(&argi, ARGS(NULL)) == -1, "env bool 2");
+    defaults();
+}
 
-    /* ints */
+static void integers_in_range(void **state)
+{
+    int argi = -1;
     defaults();
     CHECK(parse(&argi, ARGS("--port", "abc")) == -1, "bad int");
     CHECK(parse(&argi, ARGS("--port", "80x")) == -1, "int with suffix");
@@ -151,8 +166,11 @@ int main(void)
     CHECK(parse(&argi, ARGS("--port", "1")) == 0 && port == 1, "min");
     CHECK(parse(&argi, ARGS("--port")) == -1, "missing value");
     CHECK(parse(&argi, ARGS("--port", "1", "--port", "2")) == 0 && port == 2, "last wins");
+}
 
-    /* unknown flags */
+static void unknown_flags_refused(void **state)
+{
+    int argi = -1;
     defaults();
     CHECK(parse(&argi, ARGS("--nope")) == -1, "unknown flag");
     CHECK(parse(&argi, ARGS("--nope=1")) == -1, "unknown flag with =");
@@ -161,8 +179,12 @@ int main(void)
     port = 8080;
     CHECK(parse(&argi, ARGS("--port", "9", "--bad")) == -1 && port == 8080,
           "nothing applied on error");
+}
 
-    /* sub-commands: stop at the first non-option */
+/* sub-commands: stop at the first non-option */
+static void stops_at_sub_command(void **state)
+{
+    int argi = -1;
     defaults();
     CHECK(parse(&argi, ARGS("--port", "9", "useradd", "alice", "--password", "x")) == 0 &&
               argi == 3 && port == 9,
@@ -171,21 +193,26 @@ int main(void)
           "flags after the command are not parsed");
     CHECK(parse(&argi, ARGS("--", "--port")) == 0 && argi == 2, "-- ends options");
     CHECK(parse(&argi, ARGS("-", "x")) == 0 && argi == 1, "- is an argument");
+}
 
-    /* a sub-command parses the rest with its own table */
-    {
-        static long long ttl = 60;
-        config_opt sub[] = {{"ttl", NULL, CONFIG_INT, &ttl, 1, 1000, "token lifetime"}};
-        char *argv[] = {"prog", "--port", "5", "token", "--ttl", "30", "alice", NULL};
-        int a1, a2;
-        int rc = config_parse("prog", NULL, opts, NOPTS, 7, argv, &a1);
-        CHECK(rc == 0 && a1 == 3, "main table");
-        rc = config_parse("prog token", NULL, sub, 1, 7 - a1, argv + a1, &a2);
-        CHECK(rc == 0 && ttl == 30 && a2 == 3 && strcmp(argv[a1 + a2], "alice") == 0,
-              "sub table: rc %d a2 %d", rc, a2);
-    }
+/* a sub-command parses the rest with its own table */
+static void sub_command_own_table(void **state)
+{
+    static long long ttl = 60;
+    config_opt sub[] = {{"ttl", NULL, CONFIG_INT, &ttl, 1, 1000, "token lifetime"}};
+    char *argv[] = {"prog", "--port", "5", "token", "--ttl", "30", "alice", NULL};
+    int a1, a2;
+    defaults();
+    int rc = config_parse("prog", NULL, opts, NOPTS, 7, argv, &a1);
+    CHECK(rc == 0 && a1 == 3, "main table");
+    rc = config_parse("prog token", NULL, sub, 1, 7 - a1, argv + a1, &a2);
+    CHECK(rc == 0 && ttl == 30 && a2 == 3 && strcmp(argv[a1 + a2], "alice") == 0,
+          "sub table: rc %d a2 %d", rc, a2);
+}
 
-    /* --help and -h exit 0 and list every flag, its variable and default */
+/* --help and -h exit 0 and list every flag, its variable and default */
+static void help_lists_every_flag(void **state)
+{
     char out[4096];
     defaults();
     CHECK(help(out, sizeof out, "--help") == 0, "--help exits 0");
@@ -199,5 +226,18 @@ int main(void)
     CHECK(help(out, sizeof out, "--help") == 0 && strstr(out, "8080") && !strstr(out, "1234"),
           "help shows built-in defaults, not env");
     defaults();
-    return unit_done();
 }
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(no_args_keep_defaults),
+    cmocka_unit_test(flag_value_forms),
+    cmocka_unit_test(env_between_flag_and_default),
+    cmocka_unit_test(booleans),
+    cmocka_unit_test(integers_in_range),
+    cmocka_unit_test(unknown_flags_refused),
+    cmocka_unit_test(stops_at_sub_command),
+    cmocka_unit_test(sub_command_own_table),
+    cmocka_unit_test(help_lists_every_flag),
+};
+
+UNIT_MAIN("config", tests, NULL, NULL)

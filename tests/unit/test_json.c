@@ -1,5 +1,6 @@
-/* test_json.c - the HTTP API's JSON reader and string writer: a table of
- * accepted and refused bodies, escapes, and writer round trips. */
+/* test_json.c - the HTTP API's JSON reader and string writer (common/json.c,
+ * on jansson): a table of accepted and refused bodies, NUL bytes, escapes,
+ * and writer round trips. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,33 +78,7 @@ static const char *const bad[] = {
     "{\"username\":\"\\u0000\"}",
 };
 
-static void test_writer(void)
-{
-    char out[64];
-    size_t pos = 0;
-    CHECK(json_put_str(out, sizeof(out), &pos, "a\"b\\c\n\x01", 7) == 0, "writer ok");
-    out[pos] = '\0';
-    CHECK(strcmp(out, "\"a\\\"b\\\\c\\u000a\\u0001\"") == 0, "writer escapes: %s", out);
-
-    /* round trip: what the writer produces, the reader accepts back */
-    char body[128], u[64], p[64];
-    const char *tricky = "q\"uo\\te\t\xc3\xa9";
-    pos = 0;
-    memcpy(body, "{\"username\":", 12);
-    pos = 12;
-    CHECK(json_put_str(body, sizeof(body), &pos, tricky, strlen(tricky)) == 0, "writer body");
-    body[pos++] = '}';
-    body[pos] = '\0';
-    CHECK(parse(body, u, p) == 0 && strcmp(u, tricky) == 0, "round trip: %s", body);
-
-    /* the writer never overruns its buffer */
-    char small[8];
-    pos = 0;
-    CHECK(json_put_str(small, sizeof(small), &pos, "abcdefghij", 10) == -1, "overflow refused");
-    CHECK(pos == 0, "pos untouched on overflow");
-}
-
-int main(void)
+static void accepts_good_bodies(void **state)
 {
     char u[256], p[256];
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -114,8 +89,131 @@ int main(void)
             CHECK(strcmp(p, good[i].pass) == 0, "good[%zu] password '%s'", i, p);
         }
     }
+}
+
+static void refuses_bad_bodies(void **state)
+{
+    char u[256], p[256];
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK(parse(bad[i], u, p) != 0, "bad[%zu] accepted: %s", i, bad[i]);
-    test_writer();
-    return unit_done();
 }
+
+/* any member that is not a string refuses the body, a wanted one or not */
+static void refuses_any_non_string_member(void **state)
+{
+    static const char *const bodies[] = {
+        "{\"username\":\"a\",\"other\":1}",
+        "{\"other\":null,\"username\":\"a\"}",
+        "{\"username\":\"a\",\"other\":{\"x\":\"y\"}}",
+        "{\"username\":\"a\",\"other\":[]}",
+    };
+    char u[64], p[64];
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        CHECK(parse(bodies[i], u, p) != 0, "bodies[%zu] accepted: %s", i, bodies[i]);
+}
+
+/* bodies are length-counted: a raw NUL byte is refused, inside a string or
+ * after the object */
+static void refuses_raw_nul_byte(void **state)
+{
+    static const char in_string[] = "{\"username\":\"a\0b\"}";
+    static const char after[] = "{\"username\":\"a\"}\0";
+    char *vals[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    assert_int_equal(json_parse_strings(in_string, sizeof in_string - 1, names, vals, lens, 2), -1);
+    free(vals[0]);
+    vals[0] = NULL;
+    assert_int_equal(json_parse_strings(after, sizeof after - 1, names, vals, lens, 2), -1);
+    free(vals[0]);
+}
+
+/* \u0000 in a value is kept and counted: the password may hold NUL bytes */
+static void keeps_nul_escape_in_value(void **state)
+{
+    static const char body[] = "{\"password\":\"a\\u0000b\"}";
+    char *vals[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    assert_int_equal(json_parse_strings(body, sizeof body - 1, names, vals, lens, 2), 0);
+    assert_null(vals[0]);
+    assert_non_null(vals[1]);
+    assert_int_equal(lens[1], 3);
+    assert_memory_equal(vals[1], "a\0b", 4);
+    free(vals[1]);
+}
+
+/* a value the caller already had is freed and replaced (ASan: no leak) */
+static void replaces_value_already_set(void **state)
+{
+    static const char body[] = "{\"username\":\"new\"}";
+    char *vals[2] = {strdup("old"), NULL};
+    size_t lens[2] = {3, 0};
+    assert_int_equal(json_parse_strings(body, sizeof body - 1, names, vals, lens, 2), 0);
+    assert_string_equal(vals[0], "new");
+    assert_int_equal(lens[0], 3);
+    free(vals[0]);
+}
+
+static void writer_escapes(void **state)
+{
+    char out[64];
+    size_t pos = 0;
+    CHECK(json_put_str(out, sizeof(out), &pos, "a\"b\\c\n\x01", 7) == 0, "writer ok");
+    out[pos] = '\0';
+    /* jansson's escapes: short ones where JSON has them, else \u00XX */
+    CHECK(strcmp(out, "\"a\\\"b\\\\c\\n\\u0001\"") == 0, "writer escapes: %s", out);
+}
+
+/* a NUL byte is escaped, UTF-8 passes through as it is */
+static void writer_keeps_nul_and_utf8(void **state)
+{
+    char out[64];
+    size_t pos = 0;
+    assert_int_equal(json_put_str(out, sizeof(out), &pos, "a\0\xc3\xa9/", 5), 0);
+    assert_int_equal(pos, 12);
+    assert_memory_equal(out, "\"a\\u0000\xc3\xa9/\"", 12);
+}
+
+static void writer_refuses_invalid_utf8(void **state)
+{
+    char out[64];
+    size_t pos = 3;
+    assert_int_equal(json_put_str(out, sizeof(out), &pos, "a\xff", 2), -1);
+    assert_int_equal(pos, 3);
+}
+
+/* what the writer produces, the reader accepts back */
+static void writer_round_trip(void **state)
+{
+    char body[128], u[64], p[64];
+    const char *tricky = "q\"uo\\te\t\xc3\xa9";
+    memcpy(body, "{\"username\":", 12);
+    size_t pos = 12;
+    CHECK(json_put_str(body, sizeof(body), &pos, tricky, strlen(tricky)) == 0, "writer body");
+    body[pos++] = '}';
+    body[pos] = '\0';
+    CHECK(parse(body, u, p) == 0 && strcmp(u, tricky) == 0, "round trip: %s", body);
+}
+
+static void writer_never_overruns(void **state)
+{
+    char small[8];
+    size_t pos = 0;
+    CHECK(json_put_str(small, sizeof(small), &pos, "abcdefghij", 10) == -1, "overflow refused");
+    CHECK(pos == 0, "pos untouched on overflow");
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(accepts_good_bodies),
+    cmocka_unit_test(refuses_bad_bodies),
+    cmocka_unit_test(refuses_any_non_string_member),
+    cmocka_unit_test(refuses_raw_nul_byte),
+    cmocka_unit_test(keeps_nul_escape_in_value),
+    cmocka_unit_test(replaces_value_already_set),
+    cmocka_unit_test(writer_escapes),
+    cmocka_unit_test(writer_keeps_nul_and_utf8),
+    cmocka_unit_test(writer_refuses_invalid_utf8),
+    cmocka_unit_test(writer_round_trip),
+    cmocka_unit_test(writer_never_overruns),
+};
+
+UNIT_MAIN("json", tests, NULL, NULL)

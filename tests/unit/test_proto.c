@@ -164,6 +164,20 @@ static const bad_case bad_cases[] = {
 static msgpack_sbuffer sb;
 static msgpack_unpacked up;
 
+static int bufs_init(void **state)
+{
+    msgpack_sbuffer_init(&sb);
+    msgpack_unpacked_init(&up);
+    return 0;
+}
+
+static int bufs_free(void **state)
+{
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    return 0;
+}
+
 static int decode(const char *spec, int flags, proto_frame *f, proto_error *e)
 {
     msgpack_sbuffer_clear(&sb);
@@ -176,7 +190,7 @@ static int str_is(proto_str s, const char *lit)
     return s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
 }
 
-static void test_bad_table(void)
+static void decode_refuses_each_bad_case(void **state)
 {
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
         const bad_case *c = &bad_cases[i];
@@ -192,29 +206,40 @@ static void test_bad_table(void)
     }
 }
 
-/* bad_field messages name the field; a text's own valid cid is returned. */
-static void test_error_details(void)
+/* bad_field messages name the field */
+static void error_names_the_field(void **state)
 {
     proto_frame f;
     proto_error e;
     decode(KT "s:to s:Bob s:data s:hi s:cid s:c-42", 0, &f, &e);
     CHECK(strstr(e.message, "'to'") != NULL, "message names the field: %s", e.message);
-    CHECK(str_is(e.cid, "c-42"), "error carries the text's cid");
-
     decode(KT "s:to s:bob s:data b:hi s:cid s:c-43", 0, &f, &e);
     CHECK(strstr(e.message, "'data'") != NULL, "message names data: %s", e.message);
-    CHECK(str_is(e.cid, "c-43"), "error carries the cid (bad data)");
-
     decode(KT "s:to s:bob s:data s:hi s:cid S:65", 0, &f, &e);
-    CHECK(e.cid.len == 0, "a bad cid is not echoed");
     CHECK(strstr(e.message, "'cid'") != NULL, "message names cid: %s", e.message);
-
-    decode("{2 s:kind s:typing s:to s:Bob", 0, &f, &e);
-    CHECK(e.cid.len == 0, "no cid outside text");
-
     decode("{3 s:kind s:history s:with s:bob s:limit i:101", 0, &f, &e);
     CHECK(strstr(e.message, "'limit'") != NULL, "message names limit: %s", e.message);
+}
 
+/* a text's own valid cid is returned with its error, never a bad one */
+static void error_carries_valid_cid(void **state)
+{
+    proto_frame f;
+    proto_error e;
+    decode(KT "s:to s:Bob s:data s:hi s:cid s:c-42", 0, &f, &e);
+    CHECK(str_is(e.cid, "c-42"), "error carries the text's cid");
+    decode(KT "s:to s:bob s:data b:hi s:cid s:c-43", 0, &f, &e);
+    CHECK(str_is(e.cid, "c-43"), "error carries the cid (bad data)");
+    decode(KT "s:to s:bob s:data s:hi s:cid S:65", 0, &f, &e);
+    CHECK(e.cid.len == 0, "a bad cid is not echoed");
+    decode("{2 s:kind s:typing s:to s:Bob", 0, &f, &e);
+    CHECK(e.cid.len == 0, "no cid outside text");
+}
+
+static void error_echoes_ascii_kind_only(void **state)
+{
+    proto_frame f;
+    proto_error e;
     decode("{1 s:kind s:shout", 0, &f, &e);
     CHECK(strstr(e.message, "shout") != NULL, "unknown kind is echoed: %s", e.message);
     decode("{1 s:kind x:e282ac", 0, &f, &e);
@@ -222,7 +247,7 @@ static void test_error_details(void)
           "non-ASCII kind not echoed");
 }
 
-static void test_members_limit(void)
+static void group_members_limit_1000(void **state)
 {
     msgpack_packer pk;
     proto_frame f;
@@ -245,7 +270,7 @@ static void test_members_limit(void)
     }
 }
 
-static void test_deep_nesting(void)
+static void deep_nesting_refused(void **state)
 {
     /* An ignored field nested deeper than msgpack-c's stack: refused as
      * undecodable, never a crash. 20 levels inside is fine. */
@@ -266,7 +291,7 @@ static void test_deep_nesting(void)
           "200 nested arrays: bad_frame");
 }
 
-static void test_valid(void)
+static void decode_text(void **state)
 {
     proto_frame f;
     proto_error e;
@@ -296,31 +321,57 @@ static void test_valid(void)
     CHECK(rc == 0 && str_is(f.to, "a.b_c-9"), "unknown nested field ignored");
     rc = decode("{5 s:kind s:text s:to s:bob s:data s:x s:cid s:c i:7 s:x", 0, &f, &e);
     CHECK(rc == -1, "non-string key refused even among extras");
+}
 
-    rc = decode("{3 s:kind s:sync s:after i:0 s:epoch s:e-1", 0, &f, &e);
+static void decode_sync(void **state)
+{
+    proto_frame f;
+    proto_error e;
+    int rc = decode("{3 s:kind s:sync s:after i:0 s:epoch s:e-1", 0, &f, &e);
     CHECK(rc == 0 && f.kind == PROTO_SYNC && f.after == 0 && str_is(f.epoch, "e-1"), "sync 0");
     rc = decode("{3 s:kind s:sync s:after u:9223372036854775807 s:epoch S:64", 0, &f, &e);
     CHECK(rc == 0 && f.after == INT64_MAX && f.epoch.len == 64, "sync max");
     rc = decode("{3 s:kind s:sync s:after r:d005 s:epoch s:e", 0, &f, &e);
     CHECK(rc == 0 && f.after == 5, "sync after as int8");
+}
 
-    rc = decode("{3 s:kind s:read s:with s:bob s:upto i:42", 0, &f, &e);
+static void decode_read(void **state)
+{
+    proto_frame f;
+    proto_error e;
+    int rc = decode("{3 s:kind s:read s:with s:bob s:upto i:42", 0, &f, &e);
     CHECK(rc == 0 && f.kind == PROTO_READ && str_is(f.with, "bob") && f.upto == 42, "read");
     rc = decode("{3 s:kind s:read s:with s:#dev s:upto u:1", 0, &f, &e);
     CHECK(rc == 0 && str_is(f.with, "#dev") && f.upto == 1, "read group");
+}
 
-    rc = decode("{2 s:kind s:typing s:to s:bob", 0, &f, &e);
+static void decode_typing(void **state)
+{
+    proto_frame f;
+    proto_error e;
+    int rc = decode("{2 s:kind s:typing s:to s:bob", 0, &f, &e);
     CHECK(rc == 0 && f.kind == PROTO_TYPING && str_is(f.to, "bob"), "typing");
+}
 
-    rc = decode("{2 s:kind s:history s:with s:bob", 0, &f, &e);
+static void decode_history(void **state)
+{
+    proto_frame f;
+    proto_error e;
+    int rc = decode("{2 s:kind s:history s:with s:bob", 0, &f, &e);
     CHECK(rc == 0 && f.kind == PROTO_HISTORY && f.before == 0 && f.limit == 50, "history defaults");
     rc = decode("{4 s:kind s:history s:with s:bob s:before i:99 s:limit i:100", 0, &f, &e);
     CHECK(rc == 0 && f.before == 99 && f.limit == 100, "history before/limit");
     rc = decode("{4 s:kind s:history s:with s:bob s:before n s:limit i:1", 0, &f, &e);
     CHECK(rc == 0 && f.before == 0 && f.limit == 1, "history nil before = absent");
+}
 
-    rc = decode("{5 s:kind s:group s:op s:create s:name s:#dev s:members [2 s:bob s:eve s:open T",
-                0, &f, &e);
+static void decode_group(void **state)
+{
+    proto_frame f;
+    proto_error e;
+    int rc =
+        decode("{5 s:kind s:group s:op s:create s:name s:#dev s:members [2 s:bob s:eve s:open T", 0,
+               &f, &e);
     CHECK(rc == 0 && f.kind == PROTO_GROUP && f.op == PROTO_OP_CREATE && str_is(f.name, "#dev") &&
               f.nmembers == 2 && f.open == 1 && f.members &&
               f.members->via.array.ptr[1].via.str.size == 3,
@@ -363,11 +414,11 @@ static const msgpack_object *reparse(void)
     return &up.data;
 }
 
-static void test_encoders(void)
+static void enc_error(void **state)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    const msgpack_object *m, *o;
+    const msgpack_object *m;
 
     msgpack_sbuffer_clear(&sb);
     proto_str cid = {"c9", 2};
@@ -381,6 +432,13 @@ static void test_encoders(void)
     proto_enc_error(&pk, "bad_frame", "not msgpack", NULL);
     m = reparse();
     CHECK(m && m->via.map.size == 3 && get(m, "cid") == NULL, "error without cid");
+}
+
+static void enc_hello(void **state)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const msgpack_object *m, *o;
 
     msgpack_sbuffer_clear(&sb);
     static const char last[] = "\x82\xa4kind\xa4text\xa2id\x0c"; /* {kind: text, id: 12} */
@@ -413,8 +471,16 @@ static void test_encoders(void)
                   get(u1, "last") && get(u1, "last")->type == MSGPACK_OBJECT_NIL,
               "hello user 1: no read positions when 0, last nil");
     }
+    msgpack_sbuffer_clear(&sb);
+    proto_enc_hello(&pk, "alice", 0, "e", 1, NULL, 0);
+    m = reparse();
+    o = m ? get(m, "users") : NULL;
+    CHECK(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0, "hello no users");
+}
 
-    /* proto_add_seq: a group member's copy gets its own seq, fixmap and map16 */
+/* proto_add_seq: a group member's copy gets its own seq, fixmap and map16 */
+static void add_seq_to_stored_frame(void **state)
+{
     for (int nfields = 2; nfields <= 17; nfields += 15) {
         msgpack_sbuffer in, out;
         msgpack_packer ip;
@@ -446,8 +512,14 @@ static void test_encoders(void)
         msgpack_sbuffer_destroy(&in);
         msgpack_sbuffer_destroy(&out);
     }
+}
 
-    /* history answer: stored frames spliced into messages[] */
+/* history answer: stored frames spliced into messages[] */
+static void enc_history(void **state)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const msgpack_object *m, *o;
     {
         msgpack_sbuffer a;
         msgpack_packer ap;
@@ -472,12 +544,13 @@ static void test_encoders(void)
               "history messages");
         msgpack_sbuffer_destroy(&a);
     }
-    msgpack_sbuffer_clear(&sb);
-    proto_enc_hello(&pk, "alice", 0, "e", 1, NULL, 0);
-    m = reparse();
-    o = m ? get(m, "users") : NULL;
-    CHECK(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0, "hello no users");
+}
 
+static void enc_sync_end(void **state)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const msgpack_object *m;
     msgpack_sbuffer_clear(&sb);
     proto_enc_sync_end(&pk, 1, 9);
     m = reparse();
@@ -485,7 +558,13 @@ static void test_encoders(void)
               get(m, "recovered")->type == MSGPACK_OBJECT_BOOLEAN &&
               get(m, "recovered")->via.boolean && get(m, "seq")->via.u64 == 9,
           "sync end");
+}
 
+static void enc_presence(void **state)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const msgpack_object *m;
     msgpack_sbuffer_clear(&sb);
     proto_enc_presence(&pk, 0, "bob", 3);
     m = reparse();
@@ -496,7 +575,13 @@ static void test_encoders(void)
     proto_enc_presence(&pk, 1, "bob", 3);
     m = reparse();
     CHECK(m && obj_is(get(m, "kind"), "online"), "online");
+}
 
+static void enc_typing(void **state)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const msgpack_object *m;
     msgpack_sbuffer_clear(&sb);
     proto_enc_typing(&pk, "alice", 5, "#dev", 4);
     m = reparse();
@@ -505,7 +590,7 @@ static void test_encoders(void)
           "typing");
 }
 
-static void test_helpers(void)
+static void valid_names(void **state)
 {
     CHECK(proto_valid_user("a", 1), "user a");
     CHECK(!proto_valid_user("", 0), "empty user");
@@ -516,24 +601,43 @@ static void test_helpers(void)
           "groups");
     CHECK(proto_valid_gwid("gw-1.example:8080", 17), "gwid");
     CHECK(!proto_valid_gwid("gw#1", 4) && !proto_valid_gwid("", 0), "bad gwid");
+}
+
+static void valid_utf8_empty(void **state)
+{
     CHECK(proto_valid_utf8("", 0), "empty utf8");
+}
+
+static void mp_check_whole_frame(void **state)
+{
     CHECK(proto_mp_check("\x81\xa1k\xa1v", 5) == 0, "mp_check ok");
     CHECK(proto_mp_check("\x81\xa1k\xa1v\x00", 6) == 1, "mp_check trailing");
     CHECK(proto_mp_check("\x81\xa1k", 3) == -1, "mp_check truncated");
 }
 
-int main(void)
-{
-    msgpack_sbuffer_init(&sb);
-    msgpack_unpacked_init(&up);
-    test_bad_table();
-    test_error_details();
-    test_members_limit();
-    test_deep_nesting();
-    test_valid();
-    test_encoders();
-    test_helpers();
-    msgpack_unpacked_destroy(&up);
-    msgpack_sbuffer_destroy(&sb);
-    return unit_done();
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(decode_refuses_each_bad_case),
+    cmocka_unit_test(error_names_the_field),
+    cmocka_unit_test(error_carries_valid_cid),
+    cmocka_unit_test(error_echoes_ascii_kind_only),
+    cmocka_unit_test(group_members_limit_1000),
+    cmocka_unit_test(deep_nesting_refused),
+    cmocka_unit_test(decode_text),
+    cmocka_unit_test(decode_sync),
+    cmocka_unit_test(decode_read),
+    cmocka_unit_test(decode_typing),
+    cmocka_unit_test(decode_history),
+    cmocka_unit_test(decode_group),
+    cmocka_unit_test(enc_error),
+    cmocka_unit_test(enc_hello),
+    cmocka_unit_test(add_seq_to_stored_frame),
+    cmocka_unit_test(enc_history),
+    cmocka_unit_test(enc_sync_end),
+    cmocka_unit_test(enc_presence),
+    cmocka_unit_test(enc_typing),
+    cmocka_unit_test(valid_names),
+    cmocka_unit_test(valid_utf8_empty),
+    cmocka_unit_test(mp_check_whole_frame),
+};
+
+UNIT_MAIN("proto", tests, bufs_init, bufs_free)

@@ -51,11 +51,10 @@ static const char *const bad[] = {
     "aaaaaaaaa.sock",
 };
 
-int main(void)
+static void accepts_good_urls(void **state)
 {
     char err[256], buf[512];
     redisurl u;
-
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         int rc = redisurl_parse(good[i].url, &u, err, sizeof(err));
         CHECK(rc == 0, "good[%zu] %s refused: %s", i, good[i].url, err);
@@ -70,20 +69,51 @@ int main(void)
         CHECK(!u.has_password || strstr(buf, u.password) == NULL,
               "good[%zu] describe leaks the password: %s", i, buf);
     }
+}
+
+static void refuses_bad_urls_with_reason(void **state)
+{
+    char err[256];
+    redisurl u;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         CHECK(redisurl_parse(bad[i], &u, err, sizeof(err)) != 0, "bad[%zu] accepted: %s", i,
               bad[i]);
         CHECK(err[0] != '\0', "bad[%zu] gives no reason", i);
     }
-    /* an over-long host is refused, not truncated */
+}
+
+/* an over-long host is refused, not truncated */
+static void refuses_over_long_host(void **state)
+{
+    char err[256];
+    redisurl u;
     char longurl[600] = "redis://";
     memset(longurl + 8, 'h', 400);
     longurl[408] = '\0';
     CHECK(redisurl_parse(longurl, &u, err, sizeof(err)) != 0, "400-byte host accepted");
+}
+
+static void describes_unix_socket(void **state)
+{
+    char err[256], buf[512] = "";
+    redisurl u;
     CHECK(redisurl_parse("unix:///tmp/r.sock?db=2", &u, err, sizeof(err)) == 0 && u.unix_socket &&
               strcmp(redisurl_describe(&u, buf, sizeof buf), "unix:/tmp/r.sock/2") == 0,
           "unix describe: %s", buf);
-    CHECK(redisurl_parse("redis://h", &u, err, sizeof(err)) == 0 && !u.unix_socket, "tcp flag");
-    return unit_done();
 }
+
+static void tcp_url_is_not_unix(void **state)
+{
+    char err[256];
+    redisurl u;
+    CHECK(redisurl_parse("redis://h", &u, err, sizeof(err)) == 0 && !u.unix_socket, "tcp flag");
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(accepts_good_urls),      cmocka_unit_test(refuses_bad_urls_with_reason),
+    cmocka_unit_test(refuses_over_long_host), cmocka_unit_test(describes_unix_socket),
+    cmocka_unit_test(tcp_url_is_not_unix),
+};
+
+UNIT_MAIN("redisurl", tests, NULL, NULL)

@@ -1,34 +1,88 @@
-/* unit.h - the few helpers every unit test shares: CHECK counts passes and
- * prints one line per failure, unit_done() prints the totals and gives the
- * exit status. Also a tiny msgpack builder (mp_build) so tests can spell
+/* unit.h - what every C unit test shares (tests/README.md, "C unit tests").
+ *
+ * The tests run on cmocka (Debian's libcmocka-dev). Each tests/unit/test_GROUP.c
+ * holds one small test per behaviour, a static function named after it
+ * (void NAME(void **state)), lists them in a CMUnitTest array with
+ * cmocka_unit_test(NAME) and ends with UNIT_MAIN("GROUP", tests, setup,
+ * teardown) (the group fixtures may be NULL). The executable then takes:
+ *   (nothing)   run every test of the file;
+ *   NAME        run the tests whose name matches NAME: a name, GROUP.NAME, or a
+ *               glob of * and ? (cmocka's filter); a NAME that matches no test
+ *               is an error (exit 2), so a typo never passes;
+ *   --list      print GROUP.NAME of every test, one a line: tests/CMakeLists.txt
+ *               registers each with ctest under that name.
+ * Exit status 0 when every test run passed, else non-zero (cmocka's count of
+ * failed tests).
+ *
+ * Inside a test, cmocka's assert_* macros fail the test at the first false
+ * one; CHECK(cond, fmt, ...) does the same with a printf-style message, for
+ * checks whose expression alone would not say which table entry or which
+ * value failed. Also a tiny msgpack builder (mp_build) so tests can spell
  * frames, well formed or not, on one line. */
 #ifndef PARLEY_UNIT_H
 #define PARLEY_UNIT_H
 
+/* cmocka.h needs these first */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <fnmatch.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int unit_pass, unit_fail;
-
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
-        if (cond) {                                                                                \
-            unit_pass++;                                                                           \
-        } else {                                                                                   \
-            unit_fail++;                                                                           \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
+        if (!(cond)) {                                                                             \
+            print_error("FAIL: ");                                                                 \
+            print_error(__VA_ARGS__);                                                              \
+            print_error("\n");                                                                     \
+            fail();                                                                                \
         }                                                                                          \
     } while (0)
 
-static inline int unit_done(void)
+/* The command line of UNIT_MAIN: returns the exit status when it is all
+ * there is to do (--list, a usage error, a NAME that matches no test), or -1
+ * to run the tests (with cmocka's filter set for a NAME). */
+static inline int unit_args(int argc, char **argv, const char *group,
+                            const struct CMUnitTest *tests, size_t n)
 {
-    printf("%d passed, %d failed\n", unit_pass, unit_fail);
-    return unit_fail ? 1 : 0;
+    if (argc == 1) return -1;
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < n; i++)
+            printf("%s.%s\n", group, tests[i].name);
+        return 0;
+    }
+    if (argc == 2 && argv[1][0] != '-' && argv[1][0] != '\0') {
+        const char *pat = argv[1];
+        size_t glen = strlen(group);
+        if (strncmp(pat, group, glen) == 0 && pat[glen] == '.') pat += glen + 1;
+        for (size_t i = 0; i < n; i++) {
+            if (fnmatch(pat, tests[i].name, 0) == 0) {
+                cmocka_set_test_filter(pat);
+                return -1;
+            }
+        }
+        fprintf(stderr, "%s: no test matches '%s' (--list names them)\n", argv[0], argv[1]);
+        return 2;
+    }
+    fprintf(stderr, "usage: %s [--list | NAME | %s.NAME | GLOB]\n", argv[0], group);
+    return 2;
 }
+
+/* main() of a test file: tests is the file's CMUnitTest array (an array, not
+ * a pointer: its size is taken here). */
+#define UNIT_MAIN(group, tests, setup, teardown)                                                   \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        int rc = unit_args(argc, argv, group, tests, sizeof(tests) / sizeof((tests)[0]));          \
+        if (rc >= 0) return rc;                                                                    \
+        return cmocka_run_group_tests_name(group, tests, setup, teardown);                         \
+    }
 
 static inline int unit_hexval(char c)
 {
