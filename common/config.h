@@ -26,8 +26,8 @@ typedef struct config_opt {
 /* Parses environment then argv[1..]. Stops at the first argument that is not
  * an option (or after "--") and stores its index in *argi (argc if none), so a
  * CLI can read a sub-command. Returns 0, or -1 after printing the error. */
-int config_parse(const char *prog, const char *usage, const config_opt *opts, int nopts,
-                 int argc, char **argv, int *argi);
+int config_parse(const char *prog, const char *usage, const config_opt *opts, int nopts, int argc,
+                 char **argv, int *argi);
 
 /* Prints the usage text (as for --help) to stdout. */
 void config_usage(const char *prog, const char *usage, const config_opt *opts, int nopts);

@@ -8,8 +8,8 @@
 #include <stddef.h>
 
 #define PASSWORD_HASH_MAX 128 /* crypto_pwhash_STRBYTES */
-#define PASSWORD_MIN 8
-#define PASSWORD_MAX 1024
+#define PASSWORD_MIN      8
+#define PASSWORD_MAX      1024
 
 /* Calls sodium_init(); returns 0 or -1. Safe to call more than once. */
 int password_init(void);

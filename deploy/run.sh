@@ -6,8 +6,9 @@
 # prints the URL. Ctrl-C stops everything.
 #
 # Environment: PARLEY_REDIS_PORT (6390), PARLEY_PORT (8080; the second gateway
-# takes the next port), PARLEY_LISTEN (127.0.0.1), PARLEY_SECRET (a local-only
-# default: set your own for anything but a laptop), PARLEY_RUN_DIR (.run).
+# takes the next port), PARLEY_LISTEN (127.0.0.1), PARLEY_SECRET (unset: the
+# programs' built-in local-only default; set your own for anything but a
+# laptop), PARLEY_RUN_DIR (.run).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,6 @@ RPORT=${PARLEY_REDIS_PORT:-6390}
 PORT=${PARLEY_PORT:-8080}
 LISTEN=${PARLEY_LISTEN:-127.0.0.1}
 export PARLEY_REDIS_URL=redis://127.0.0.1:$RPORT
-export PARLEY_SECRET=${PARLEY_SECRET:-parley-local-only-secret-do-not-deploy}
 
 # the web client, when it exists and npm can build it
 if [ -f "$ROOT/web/package.json" ] && [ ! -f "$ROOT/web/dist/index.html" ]; then

@@ -342,7 +342,9 @@ trap teardown EXIT
 PORT=$(free_port)
 WEB_SHA=""
 [ -f "$ROOT/web/dist/index.html" ] && WEB_SHA=$(sha256sum "$ROOT/web/dist/index.html" | cut -d' ' -f1)
-DEFAULT_SECRET=$(sed -n 's/^PARLEY_SECRET=//p' "$ROOT/deploy/docker/parley.env")
+# the built-in local-only secret a stack without PARLEY_SECRET uses
+DEFAULT_SECRET=$(sed -n 's/^#define TOKEN_DEV_SECRET "\(.*\)"$/\1/p' "$ROOT/common/token.h")
+[ -n "$DEFAULT_SECRET" ] || { echo "containers: TOKEN_DEV_SECRET not found in common/token.h" >&2; exit 1; }
 SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 ENV_FILE=$(mktemp /tmp/parley-ct-env.XXXXXX)
 printf 'PARLEY_SECRET=%s\nPARLEY_LOG_LEVEL=info\n' "$SECRET" >"$ENV_FILE"

@@ -9,6 +9,7 @@
 #include "bench.h"
 #include "config.h"
 #include "report.h"
+#include "token.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -289,7 +290,7 @@ int main(int argc, char **argv)
         .gateways = "",
         .pids = "",
         .cpu_pids = "",
-        .secret = "parley-local-only-secret-do-not-deploy",
+        .secret = TOKEN_DEV_SECRET,
         .prefix = "bench",
         .json = "",
         .label = "",
