@@ -45,7 +45,7 @@ int proto_valid_group(const char *p, size_t len)
 
 int proto_valid_gwid(const char *p, size_t len)
 {
-    if (!p || len < 1 || len > 64) return 0;
+    if (!p || len < 1 || len > PROTO_GWID_MAX) return 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)p[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

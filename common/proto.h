@@ -19,6 +19,7 @@
 #define PROTO_USER_RULE       "user names are 1 to 32 characters of a-z 0-9 _ . -"
 #define PROTO_CID_MAX         64
 #define PROTO_EPOCH_MAX       64
+#define PROTO_GWID_MAX        64 /* gateway id length (proto_valid_gwid) */
 #define PROTO_HISTORY_MAX     100
 #define PROTO_HISTORY_DEFAULT 50
 #define PROTO_MEMBERS_MAX     1000 /* members in one group frame */
@@ -109,7 +110,7 @@ int proto_is_map(const char *buf, size_t len);
 int proto_valid_user(const char *p, size_t len);  /* PROTO_USER_PATTERN */
 int proto_valid_group(const char *p, size_t len); /* '#' + user rule */
 int proto_valid_utf8(const char *p, size_t len);
-int proto_valid_gwid(const char *p, size_t len); /* [A-Za-z0-9_.:-]{1,64} */
+int proto_valid_gwid(const char *p, size_t len); /* [A-Za-z0-9_.:-]{1,PROTO_GWID_MAX} */
 
 /* Encoders: each packs one complete server frame (a map with kind). */
 typedef struct proto_contact {

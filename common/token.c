@@ -7,23 +7,13 @@
  * digits of signature. Anything else is TOKEN_MALFORMED before any crypto. */
 #include "token.h"
 
+#include "proto.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
-#define TOKEN_USER_MAX 32
-#define TOKEN_SIG_HEX  64
-
-static int token_user_ok(const char *p, size_t len)
-{
-    if (len < 1 || len > TOKEN_USER_MAX) return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
+#define TOKEN_SIG_HEX 64
 
 static void token_sign(const char *secret, const char *msg, size_t len,
                        unsigned char mac[crypto_auth_hmacsha256_BYTES])
@@ -40,7 +30,7 @@ int token_mint(const char *secret, const char *user, int64_t exp, char *out, siz
     /* verify accepts at most 18 digits of exp; never mint what it refuses */
     if (!secret || !user || exp < 0 || exp > 999999999999999999LL || sodium_init() < 0) return -1;
     size_t ulen = strlen(user);
-    if (!token_user_ok(user, ulen)) return -1;
+    if (!proto_valid_user(user, ulen)) return -1;
 
     char body[TOKEN_MAX];
     int blen = snprintf(body, sizeof body, "%s:%lld", user, (long long)exp);
@@ -63,7 +53,7 @@ token_status token_verify(const char *secret, const char *tok, size_t len, int64
     const char *c1 = memchr(tok, ':', len);
     if (!c1) return TOKEN_MALFORMED;
     size_t ulen = (size_t)(c1 - tok);
-    if (!token_user_ok(tok, ulen)) return TOKEN_MALFORMED;
+    if (!proto_valid_user(tok, ulen)) return TOKEN_MALFORMED;
 
     const char *e = c1 + 1;
     const char *end = tok + len;

@@ -12,7 +12,7 @@
 
 static struct {
     frame_config cfg;
-    char gwid[72];
+    char gwid[PROTO_GWID_MAX + 1];
 } fr;
 
 void frame_init(const frame_config *cfg)

@@ -6,12 +6,13 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "proto.h"
 #include "redis_link.h"
 #include "startup.h"
 #include "walltime.h"
 
 static struct {
-    char gwid[72];
+    char gwid[PROTO_GWID_MAX + 1];
     long long ttl;
     hb_hooks hooks;
     struct event *ev;

@@ -28,7 +28,7 @@ struct lifecycle_sess {
 };
 
 static struct {
-    char gwid[72];
+    char gwid[PROTO_GWID_MAX + 1];
     long long everyone_limit;
 } lc;
 

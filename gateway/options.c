@@ -108,8 +108,8 @@ int options_parse(int argc, char **argv)
         snprintf(c->gwid, sizeof c->gwid, "%.50s:%lld", host, c->port);
     }
     if (!proto_valid_gwid(c->gwid, strlen(c->gwid))) {
-        fprintf(stderr, "%s: --id: '%s' is not 1 to 64 characters of A-Za-z0-9_.:-\n", prog,
-                c->gwid);
+        fprintf(stderr, "%s: --id: '%s' is not 1 to %d characters of A-Za-z0-9_.:-\n", prog,
+                c->gwid, PROTO_GWID_MAX);
         return -1;
     }
     if (c->dev_auth && !options_is_loopback(c->listen)) {

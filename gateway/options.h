@@ -8,6 +8,7 @@
 #define PARLEY_GW_OPTIONS_H
 
 #include "keys.h"
+#include "proto.h"
 #include "redisurl.h"
 
 typedef struct gw_options {
@@ -31,9 +32,9 @@ typedef struct gw_options {
     const char *log_level;
 
     /* derived */
-    redisurl redis;         /* --redis-url, parsed */
-    char gwid[65];          /* --id, or <hostname>:<port> */
-    char gw_chan[KEYS_MAX]; /* parley:gw:ID */
+    redisurl redis;                /* --redis-url, parsed */
+    char gwid[PROTO_GWID_MAX + 1]; /* --id, or <hostname>:<port> */
+    char gw_chan[KEYS_MAX];        /* parley:gw:ID */
 } gw_options;
 
 /* Parses environment and argv (config.h precedence), starts logging and

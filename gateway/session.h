@@ -34,7 +34,7 @@ typedef enum {
     SESS_CLOSING,     /* a close was requested; waiting for the writable callback */
 } sess_state;
 
-#define SESS_ID_MAX (64 + 1 + 20 + 1) /* gwid#conn */
+#define SESS_ID_MAX (PROTO_GWID_MAX + 1 + 20 + 1) /* gwid#conn */
 
 typedef struct gw_session {
     struct lws *wsi; /* NULL once the socket closed */

@@ -18,7 +18,7 @@
 #include "scripts.h"
 
 static struct {
-    char gwid[72];
+    char gwid[PROTO_GWID_MAX + 1];
     long long ttl;
     startup_hooks hooks;
     struct event *dup_timer;
