@@ -5,8 +5,8 @@
 # Stages (each must pass), in this order by default:
 #   unit         build (deploy/setup.sh installs what is missing), ctest unit tests
 #   integration  real redis-server, router and two gateways, driven by a Node
-#                WebSocket client (tests/integration)
-#   router       the router, Lua script and CLI checks (python3, real redis)
+#                WebSocket client; the router and the Lua scripts also driven
+#                directly through Redis (tests/integration)
 #   web          the web client: unit tests (tests/web), vite build, chromium end-to-end
 #                through haproxy (tests/e2e)
 #   bench        parley-bench, each mode briefly against a real stack: it works
@@ -24,7 +24,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-STAGES=${PARLEY_TEST_STAGES:-unit integration router web bench asan fuzz containers}
+STAGES=${PARLEY_TEST_STAGES:-unit integration web bench asan fuzz containers}
 ART=$ROOT/tests/artifacts
 mkdir -p "$ART"
 passed=0
@@ -120,10 +120,6 @@ for stage in $STAGES; do
         else
             stage_failed "integration setup"; failed=$((failed + 1))
         fi
-        ;;
-    router)
-        note "router, Lua scripts and CLI (python3, real redis)"
-        built_script_stage router parley-router "$ROOT/router/tests/run.sh"
         ;;
     web)
         note "web client: unit tests, vite build, chromium end-to-end through haproxy"

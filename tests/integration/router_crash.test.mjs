@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client, brief, sendReliably, sendStream } from './lib/client.mjs';
 import { Cluster, makeUsers, waitFor } from './lib/cluster.mjs';
+import { conversationKey, slotOf } from './lib/resp.mjs';
 
 // generous rate limit: the test paces itself at 100 frames/s plus retries
 const cluster = new Cluster('router_crash', { gatewayArgs: ['--rate', '1000', '--burst', '1000'] });
@@ -73,14 +74,6 @@ cluster.test('SIGKILL and restart the router mid-stream: every cid acked once, e
     console.error(`router_crash: ${N} messages, ${unavailable} unavailable answers, ${timeouts} timeout retries, ${msgs.reduce((s, m) => s + m.tries, 0)} sends`);
 });
 
-// routing slot of a conversation (docs/internals.md): fnv1a32(key) % 64
-function slotOf(a, b) {
-    const key = [a, b].sort().join('|');
-    let h = 0x811c9dc5;
-    for (const byte of Buffer.from(key)) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
-    return h % 64;
-}
-
 async function slotOwners() {
     return cluster.redis('MGET', ...Array.from({ length: 64 }, (_, i) => `parley:slot:${i}`));
 }
@@ -102,8 +95,8 @@ cluster.test('with two routers, SIGKILL one: the survivor takes over its slots a
     const tokens = await makeUsers(cluster.gw(0), names);
     const owners = await slotOwners();
     const victim = routers[0];
-    const onVictim = names.slice(1).filter((n) => owners[slotOf('sx', n)] === victim.id);
-    const onOther = names.slice(1).filter((n) => owners[slotOf('sx', n)] !== victim.id);
+    const onVictim = names.slice(1).filter((n) => owners[slotOf(conversationKey('sx', n))] === victim.id);
+    const onOther = names.slice(1).filter((n) => owners[slotOf(conversationKey('sx', n))] !== victim.id);
     assert.ok(onVictim.length > 0, `no conversation of 12 lands on ${victim.id}'s slots (owners ${owners}): cannot test`);
 
     const S = await Client.connect(cluster.gw(0), tokens.sx, { name: 'sx@gw1' });

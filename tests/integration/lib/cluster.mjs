@@ -219,7 +219,7 @@ export function redisCommand(port, args, { asString = true, timeout = 3000 } = {
 }
 
 // Returns {value, end} or null when incomplete; {err} for an error reply.
-function parseResp(buf, pos, asString) {
+export function parseResp(buf, pos, asString) {
     const eol = buf.indexOf('\r\n', pos);
     if (eol < 0) return null;
     const type = String.fromCharCode(buf[pos]);

@@ -1,0 +1,473 @@
+// The Lua scripts (docs/internals.md: register, session_open/close, send,
+// sync, typing, contacts, renew/release_slot, forget_gateway), called by hand
+// (FCALL / EVALSHA with the names and SHA1s `parley scripts --load` prints)
+// against a real redis-server with no router: each test checks one script's
+// KEYS/ARGV contract through its reply, the state it stores and everything it
+// publishes. Each test starts from FLUSHALL and builds the state it needs,
+// so any one runs alone.
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import { encode } from '@msgpack/msgpack';
+import { Cluster } from './lib/cluster.mjs';
+import { Conn, Subscriber, callScript, envelopes, loadScripts, sessionOpen, unpack, userKey as U } from './lib/resp.mjs';
+
+// Redis only: a router would claim slots and reap the test's made-up gateways.
+const cluster = new Cluster('scripts', { gateways: 0 });
+before(async () => {
+    await cluster.start();
+    await cluster.router.proc.stop();
+});
+after(() => cluster.stop());
+
+// the send function's ARGV 1..9 (gateway prefix, inbox cap, history cap,
+// dedupe ttl, key formats, gateway set)
+const SEND_ARGS = ['parley:gw:', 1000, 10000, 86400, U('%s', 'meta'), U('%s', 'inbox'), U('%s', 'sessions'), U('%s', 'unread'), 'parley:gateways'];
+const str = (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : v);
+
+function sendKeys(frm, to) {
+    if (to.startsWith('#'))
+        return [U(frm, 'cids'), `parley:{g:${to}}:meta`, `parley:{g:${to}}:members`, 'parley:ids', `parley:{c:${to}}:history`];
+    const conv = [frm, to].sort().join('|');
+    return [
+        U(frm, 'cids'), U(to, 'account'), 'parley:ids', `parley:{c:${conv}}:history`,
+        U(to, 'meta'), U(to, 'inbox'), U(to, 'sessions'),
+        U(frm, 'meta'), U(frm, 'inbox'), U(frm, 'sessions'),
+        U(frm, 'contacts'), U(to, 'contacts'), U(to, 'unread'),
+    ];
+}
+
+// A fresh Redis for one test: FLUSHALL, the scripts loaded, a connection r and
+// a subscriber to every gateway, presence and new-user channel (both closed
+// when the test ends), and the script calls bound to them.
+async function fresh(t) {
+    const r = await Conn.open(cluster.redisPort);
+    await r.call('FLUSHALL');
+    const sha = await loadScripts(cluster);
+    const sub = await Subscriber.open(cluster.redisPort, 'parley:gw:*', 'parley:presence:*', 'parley:users:*');
+    t.after(() => {
+        r.close();
+        sub.close();
+    });
+    const ev = (name, keys, args, opts) => callScript(r, sha, name, keys, args, opts);
+    const s = {
+        r,
+        ev,
+        // Everything published since the last call: [{channel, env}] for each
+        // envelope on a gateway channel (a payload may hold several),
+        // [{channel, payload}] for the others; raw: the messages as published.
+        async published({ raw = false } = {}) {
+            const ms = await sub.drain(r);
+            if (raw) return ms;
+            return ms.flatMap((m) =>
+                m.channel.startsWith('parley:gw:') ? envelopes(m.payload).map((env) => ({ channel: m.channel, env })) : [m],
+            );
+        },
+        register: (user, hash = 'H', created = 1000, chan) =>
+            ev('register', [U(user, 'account'), 'parley:users'], [user, hash, created, ...(chan ? [chan] : [])]),
+        sopen: (user, gw, conn) => sessionOpen(r, sha, user, gw, conn),
+        sclose: (user, gw, conn, reaping = false) =>
+            ev(
+                'session_close',
+                [U(user, 'sessions'), 'parley:online', `parley:gw:${gw}:sessions`, U(user, 'meta'), `parley:gw:${gw}:alive`],
+                [user, `${gw}#${conn}`, `${user}#${conn}`, `parley:presence:${user}`, reaping ? '1' : '0'],
+            ),
+        // One send call for several messages [frm, to, data, cid, sess, conn]:
+        // the router's batch. Resolves with the per-message results.
+        sendBatch(msgs) {
+            const keys = [];
+            const args = [...SEND_ARGS];
+            for (const [frm, to, data, cid, sess, conn] of msgs) {
+                keys.push(...sendKeys(frm, to));
+                args.push(frm, to, data, cid, sess, conn);
+            }
+            return ev('send', keys, args);
+        },
+        async send(frm, to, data, cid, sess, conn) {
+            const res = await s.sendBatch([[frm, to, data, cid, sess, conn]]);
+            assert.ok(Array.isArray(res) && res.length === 1, `send ${frm} -> ${to}: ${JSON.stringify(res)}`);
+            return res[0];
+        },
+        sync: (user, after, epoch) => ev('sync', [U(user, 'meta'), U(user, 'inbox')], [after, epoch], { buffers: true }),
+        contacts: (user, limit) =>
+            ev(
+                'contacts',
+                ['parley:users', U(user, 'contacts'), 'parley:online', U(user, 'groups'), U(user, 'unread'), U(user, 'read')],
+                [user, limit, 'parley:{g:%s}:members', 'parley:{u:%s}:read', 'parley:{c:%s}:history'],
+                { buffers: true },
+            ),
+        lastEntry: async (user) => unpack(await r.callBuffers('LINDEX', U(user, 'inbox'), -1)),
+    };
+    return s;
+}
+
+// alice, bob and carol registered; bob on gw1 (conn 7) and gw2 (conn 3), alice
+// on gwA (conn 5); nothing published left over.
+async function aliceAndBob(t) {
+    const s = await fresh(t);
+    for (const u of ['alice', 'bob', 'carol']) await s.register(u);
+    await s.sopen('bob', 'gw1', 7);
+    await s.sopen('bob', 'gw2', 3);
+    await s.sopen('alice', 'gwA', 5);
+    await s.published();
+    return s;
+}
+
+cluster.test('register: creates once, keeps the first hash, announces the newcomer', async (t) => {
+    const { r, register, published } = await fresh(t);
+    assert.equal(await register('alice', 'H1', 1000, 'parley:users:new'), 1, 'register creates alice');
+    assert.equal(await register('alice', 'H2', 1000), 0, 'register refuses a taken name');
+    assert.equal(await r.call('HGET', U('alice', 'account'), 'pw'), 'H1', 'register keeps the first hash');
+    assert.deepEqual(
+        (await published()).map((m) => [m.channel, str(m.payload)]),
+        [['parley:users:new', 'alice 1']],
+        "register announces 'alice 1' once",
+    );
+    for (const u of ['bob', 'carol']) await register(u);
+    assert.deepEqual(await r.call('ZRANGE', 'parley:users', 0, -1), ['alice', 'bob', 'carol'], 'users zset');
+});
+
+cluster.test('session_open: the first session goes online and is announced, a second one keeps the epoch quietly', async (t) => {
+    const { r, register, sopen, published } = await fresh(t);
+    await register('bob');
+    let res = await sopen('bob', 'gw1', 7);
+    assert.ok(res[0] === 0 && Buffer.isBuffer(res[1]) && res.length === 2, `session_open bob: {0, epoch}: ${res}`);
+    const epoch = res[1];
+    const p = await published();
+    assert.equal(p.length, 1, 'online published once');
+    assert.equal(p[0].channel, 'parley:presence:bob', 'online published once: channel');
+    assert.deepEqual(unpack(p[0].payload), { kind: 'online', from: 'bob' }, 'online published once: payload');
+    assert.equal(await r.call('SISMEMBER', 'parley:online', 'bob'), 1, 'bob online');
+    res = await sopen('bob', 'gw2', 3);
+    assert.ok(res[1].equals(epoch), 'second session: same epoch, no presence (epoch)');
+    assert.deepEqual(await published(), [], 'second session: same epoch, no presence');
+});
+
+cluster.test('send: stored in history and both inboxes, one envelope per gateway, acked to the sending connection', async (t) => {
+    const { r, send, published, lastEntry } = await aliceAndBob(t);
+    const res = await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
+    assert.ok(Array.isArray(res) && res[0] === 1 && res[1] === 1 && res[2] > 1.7e12, `send returns {id, sender seq, sent}: ${JSON.stringify(res)}`);
+    const sent = res[2];
+    const p = await published();
+    assert.deepEqual(
+        p.map((m) => m.channel).sort(),
+        ['parley:gw:gw1', 'parley:gw:gw2', 'parley:gw:gwA'],
+        'one publish per gateway (bob on gw1, gw2; ack to gwA; alice has no other session)',
+    );
+    for (const { channel, env } of p) {
+        if (channel === 'parley:gw:gw1' || channel === 'parley:gw:gw2') {
+            assert.ok(env.t === 'u' && env.u === 'bob' && env.s === 1 && !('x' in env), `delivery envelope to ${channel}: ${JSON.stringify(env)}`);
+            assert.deepEqual(env.f, { kind: 'text', id: 1, seq: 1, from: 'alice', to: 'bob', data: 'hi bob', sent, cid: 'c1' }, `text frame ${channel}`);
+        } else {
+            assert.deepEqual(env, { t: 'c', c: 5, s: 1, f: { kind: 'ack', cid: 'c1', id: 1, seq: 1, sent } }, 'ack envelope');
+        }
+    }
+    const hist = await r.callBuffers('ZRANGE', 'parley:{c:alice|bob}:history', 0, -1);
+    assert.ok(hist.length === 1 && !('seq' in unpack(hist[0])) && unpack(hist[0]).id === 1, 'history has the frame without seq');
+    assert.equal((await lastEntry('bob')).seq, 1, 'bob inbox seq 1');
+    assert.equal((await lastEntry('alice')).seq, 1, 'alice inbox seq 1');
+    assert.equal(await r.call('HGET', U('bob', 'meta'), 'pushed'), null, 'pushed not tracked per message while bob has sessions');
+    assert.equal(await r.call('HGET', U('bob', 'unread'), 'alice'), '1', 'bob has 1 unread from alice');
+    assert.equal(await r.call('HGET', U('alice', 'unread'), 'bob'), null, 'the sender\'s own message is not unread');
+    assert.deepEqual(await r.call('SMEMBERS', U('alice', 'contacts')), ['bob'], 'contacts both ways (alice)');
+    assert.deepEqual(await r.call('SMEMBERS', U('bob', 'contacts')), ['alice'], 'contacts both ways (bob)');
+    assert.notEqual(await r.call('HGET', U('alice', 'cids'), 'c1'), null, 'cid remembered, hash with TTL 2 x ttl (cid)');
+    const ttl = await r.call('TTL', U('alice', 'cids'));
+    assert.ok(ttl > 86400 && ttl <= 2 * 86400, `cid remembered, hash with TTL 2 x ttl: ${ttl}`);
+});
+
+cluster.test('send: a retried cid returns dup and re-publishes only the ack', async (t) => {
+    const { r, send, published } = await aliceAndBob(t);
+    const [id, seq, sent] = await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
+    await published();
+    const res = await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
+    assert.deepEqual(res, [id, seq, sent, 'dup'], 'retry returns dup');
+    assert.deepEqual(res.slice(0, 2), [1, 1], 'retry returns dup: id 1, seq 1');
+    const p = await published();
+    assert.ok(p.length === 1 && p[0].channel === 'parley:gw:gwA' && p[0].env.f.id === 1, `retry re-publishes only the ack: ${JSON.stringify(p)}`);
+    assert.equal(await r.call('LLEN', U('bob', 'inbox')), 1, 'no second copy');
+});
+
+cluster.test('send to an unknown user: no_such_user to the sending connection, no id consumed', async (t) => {
+    const { r, send, published } = await aliceAndBob(t);
+    await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
+    await published();
+    assert.equal(await send('alice', 'zed', 'x', 'c2', 'gwA#5', 5), 'no_such_user', 'send to unknown user');
+    const p = await published();
+    assert.equal(p.length, 1, 'error envelope: one');
+    assert.deepEqual(
+        p[0].env,
+        { t: 'c', c: 5, f: { kind: 'error', code: 'no_such_user', message: 'no such user: zed', cid: 'c2' } },
+        'error envelope',
+    );
+    assert.equal(await r.call('GET', 'parley:ids'), '1', 'no id consumed');
+});
+
+cluster.test("send: the sender's other sessions get a copy marked with the sending session", async (t) => {
+    const { send, sopen, published } = await aliceAndBob(t);
+    await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
+    await sopen('alice', 'gwB', 9);
+    await sopen('alice', 'gwA', 6);
+    await published();
+    const res = await send('alice', 'bob', 'second', 'c3', 'gwA#5', 5);
+    assert.deepEqual(res.slice(0, 2), [2, 2], 'second message id 2, alice seq 2');
+    const copies = (await published()).filter(({ env }) => env.t === 'u' && env.u === 'alice');
+    assert.deepEqual(copies.map((m) => m.channel).sort(), ['parley:gw:gwA', 'parley:gw:gwB'], "alice's copy to gwA (conn 6) and gwB with x = sending session");
+    assert.ok(copies.every(({ env }) => env.x === 'gwA#5'), "alice's copy to gwA (conn 6) and gwB with x = sending session: x");
+});
+
+cluster.test('send to a user without a session: kept in the inbox, handed over by the next session_open', async (t) => {
+    const { r, send, sopen, published } = await aliceAndBob(t);
+    await send('alice', 'carol', 'for later', 'c4', 'gwA#5', 5);
+    await published();
+    assert.equal(await r.call('HGET', U('carol', 'meta'), 'pushed'), null, 'carol pushed unset while offline');
+    let res = await sopen('carol', 'gw1', 11);
+    assert.ok(res[0] === 1 && res.length === 3 && unpack(res[2]).data === 'for later', 'session_open returns the pending entry');
+    assert.equal(await r.call('HGET', U('carol', 'meta'), 'pushed'), '1', 'pushed set on open');
+    res = await sopen('carol', 'gw2', 12);
+    assert.equal(res.length, 2, 'second open: nothing pending');
+});
+
+cluster.test('send to oneself: one inbox entry, to every session but the sending one, one ack, no self contact', async (t) => {
+    const { r, send, sopen, published } = await aliceAndBob(t);
+    await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
+    await sopen('alice', 'gwB', 9);
+    await sopen('alice', 'gwA', 6);
+    await published();
+    const seq = Number(await r.call('HGET', U('alice', 'meta'), 'seq'));
+    const len = await r.call('LLEN', U('alice', 'inbox'));
+    const res = await send('alice', 'alice', 'note', 'c5', 'gwA#5', 5);
+    assert.equal(res[1], seq + 1, `self-send: alice seq ${JSON.stringify(res)}`);
+    const p = await published();
+    assert.deepEqual(p.filter(({ env }) => env.t === 'u').map((m) => m.channel).sort(), ['parley:gw:gwA', 'parley:gw:gwB'], 'self-send deliveries + one ack');
+    assert.equal(p.filter(({ env }) => env.t === 'c').length, 1, 'self-send deliveries + one ack: the ack');
+    assert.equal(await r.call('LLEN', U('alice', 'inbox')), len + 1, 'one inbox entry for self-send');
+    assert.equal(await r.call('SISMEMBER', U('alice', 'contacts'), 'alice'), 0, 'no self contact');
+});
+
+cluster.test('sync: the entries after a seq of the same epoch; not recovered for another epoch, a seq ahead, a gap past the cap', async (t) => {
+    const { r, send, sync } = await aliceAndBob(t);
+    for (let i = 1; i <= 4; i++) await send('alice', 'bob', `m${i}`, `c${i}`, 'gwA#5', 5);
+    const seq = Number(await r.call('HGET', U('alice', 'meta'), 'seq'));
+    const ep = await r.call('HGET', U('alice', 'meta'), 'epoch');
+    assert.equal(seq, 4, 'alice has 4 entries');
+    let res = await sync('alice', 1, ep);
+    assert.ok(res[0] === 1 && res[1] === seq, `sync after 1 returns 2..4: ${res.slice(0, 2)}`);
+    assert.deepEqual(res.slice(2).map((x) => unpack(x).seq), [2, 3, 4], 'sync after 1 returns 2..4');
+    assert.deepEqual(await sync('alice', seq, ep), [1, seq], 'sync at head: recovered, nothing');
+    assert.deepEqual(await sync('alice', 1, 'other'), [0, seq], 'sync with a different epoch: not recovered');
+    assert.deepEqual(await sync('alice', seq + 5, ep), [0, seq], 'sync after > seq: not recovered');
+    await r.call('LPOP', U('alice', 'inbox'));
+    await r.call('LPOP', U('alice', 'inbox'));
+    assert.deepEqual(await sync('alice', 1, ep), [0, seq], 'sync past the cap: not recovered');
+    res = await sync('alice', 2, ep);
+    assert.ok(res[0] === 1 && res.length === 4, 'sync just inside the cap: recovered');
+});
+
+cluster.test("typing: one envelope to each of the recipient's gateways, nothing for an unknown user", async (t) => {
+    const { ev, published } = await aliceAndBob(t);
+    let res = await ev('typing', [U('bob', 'account'), U('bob', 'sessions')], ['parley:gw:', 'bob', Buffer.from(encode({ kind: 'typing' }))]);
+    const p = await published();
+    assert.equal(res, 1, "typing to bob's gateways: reply");
+    assert.deepEqual(p.map((m) => m.channel).sort(), ['parley:gw:gw1', 'parley:gw:gw2'], "typing to bob's gateways");
+    assert.ok(p[0].env.t === 'u' && !('s' in p[0].env), `typing to bob's gateways: envelope ${JSON.stringify(p[0].env)}`);
+    res = await ev('typing', [U('zed', 'account'), U('zed', 'sessions')], ['parley:gw:', 'zed', 'x']);
+    assert.equal(res, 0, 'typing to unknown user');
+    assert.deepEqual(await published(), [], 'typing to unknown user: nothing published');
+});
+
+cluster.test('contacts: everyone mode up to the limit, the contacts set beyond it; online flag and last message each', async (t) => {
+    const { send, sopen, contacts } = await aliceAndBob(t);
+    await sopen('carol', 'gw1', 11);
+    await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
+    await send('alice', 'bob', 'second', 'c3', 'gwA#5', 5);
+    await send('alice', 'carol', 'for later', 'c4', 'gwA#5', 5);
+    const every6 = (res, from) => res.filter((_, i) => i >= from && (i - from) % 6 === 0).map(str);
+    let res = await contacts('alice', 200);
+    assert.equal(res[0], 1, 'contacts everyone mode');
+    assert.deepEqual(every6(res, 1), ['bob', 'carol'], 'contacts everyone mode: names');
+    assert.deepEqual(every6(res, 2), [1, 1], 'contacts everyone mode: online');
+    assert.ok(unpack(res[6]).data === 'second' && unpack(res[12]).data === 'for later', 'last message of each conversation');
+    res = await contacts('alice', 2);
+    assert.equal(res[0], 0, 'contacts set mode');
+    assert.deepEqual(every6(res, 1).sort(), ['bob', 'carol'], 'contacts set mode: names');
+    res = await contacts('bob', 1);
+    assert.ok(res[0] === 0 && res[2] === 1, `bob's contacts: ${res.slice(0, 6).map(str)}`);
+    assert.deepEqual(every6(res, 1), ['alice'], "bob's contacts");
+});
+
+cluster.test('session_close: not while reaping a live gateway; the last close goes offline, records pushed, announces once', async (t) => {
+    const { r, send, sclose, published } = await aliceAndBob(t);
+    await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
+    await published();
+    await r.call('SET', 'parley:gw:gw1:alive', '1', 'PX', 60000);
+    assert.equal(await sclose('bob', 'gw1', 7, true), -1, 'reaping a gateway whose alive key is back: -1, nothing closed');
+    assert.deepEqual(await published(), [], 'reaping a gateway whose alive key is back: -1, nothing closed (nothing published)');
+    assert.equal(await r.call('SISMEMBER', U('bob', 'sessions'), 'gw1#7'), 1, 'reaping a gateway whose alive key is back: -1, nothing closed (session)');
+    assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#7'), 1, 'reaping a gateway whose alive key is back: -1, nothing closed (gateway set)');
+    assert.equal(await sclose('bob', 'gw1', 7), 0, 'close one of two: not last');
+    assert.deepEqual(await published(), [], 'close one of two: not last (nothing published)');
+    await r.call('DEL', 'parley:gw:gw1:alive');
+    const bobSeq = await r.call('HGET', U('bob', 'meta'), 'seq');
+    assert.equal(await sclose('bob', 'gw2', 3), 1, 'close the last: 1, and pushed = seq');
+    assert.equal(await r.call('HGET', U('bob', 'meta'), 'pushed'), bobSeq, 'close the last: 1, and pushed = seq (pushed)');
+    const p = await published();
+    assert.equal(p.length, 1, 'offline published (once)');
+    assert.deepEqual(unpack(p[0].payload), { kind: 'offline', from: 'bob' }, 'offline published');
+    assert.equal(await sclose('bob', 'gw2', 3), 0, 'second close is a no-op');
+    assert.deepEqual(await published(), [], 'second close is a no-op (nothing published)');
+    assert.equal(await r.call('SISMEMBER', 'parley:online', 'bob'), 0, 'bob offline');
+    assert.equal(await r.call('SISMEMBER', 'parley:gw:gw2:sessions', 'bob#3'), 0, 'gateway set cleaned');
+});
+
+cluster.test('send to a user gone offline: inbox only; the next session gets it, a second session nothing', async (t) => {
+    const { send, sopen, sclose, published } = await aliceAndBob(t);
+    await sclose('bob', 'gw1', 7);
+    await sclose('bob', 'gw2', 3);
+    await published();
+    await send('alice', 'bob', 'while away', 'c6', 'gwA#5', 5);
+    const p = await published();
+    assert.ok(!p.some(({ env }) => env && env.t === 'u' && env.u === 'bob'), 'no delivery to offline bob');
+    let res = await sopen('bob', 'gw3', 1);
+    assert.ok(res.length === 3 && unpack(res[2]).data === 'while away', 'bob gets it on open');
+    await send('alice', 'bob', 'while online', 'c6b', 'gwA#5', 5);
+    res = await sopen('bob', 'gw3', 2);
+    assert.equal(res.length, 2, 'a second session gets nothing pending (the first had everything)');
+});
+
+cluster.test('renew_slot and release_slot: only the owner of the lease', async (t) => {
+    const { r, ev } = await fresh(t);
+    await r.call('SET', 'parley:slot:3', 'r1', 'PX', 3000);
+    assert.equal(await ev('renew_slot', ['parley:slot:3'], ['r2', 9000]), 0, 'renew by non-owner refused');
+    assert.equal(await ev('renew_slot', ['parley:slot:3'], ['r1', 9000]), 1, 'renew by owner');
+    assert.ok((await r.call('PTTL', 'parley:slot:3')) > 3000, 'renew by owner: the new lease');
+    assert.equal(await ev('release_slot', ['parley:slot:3'], ['r2']), 0, 'release by non-owner refused');
+    assert.equal(await ev('release_slot', ['parley:slot:3'], ['r1']), 1, 'release by owner');
+    assert.equal(await r.call('EXISTS', 'parley:slot:3'), 0, 'release by owner: the key is gone');
+});
+
+cluster.test('forget_gateway: removes a dead gateway only once it has no session and no alive key', async (t) => {
+    const { r, ev } = await fresh(t);
+    const FG = ['parley:gateways', 'parley:gw:gwF:alive', 'parley:gw:gwF:sessions'];
+    const member = () => r.call('SISMEMBER', 'parley:gateways', 'gwF');
+    await r.call('SADD', 'parley:gateways', 'gwF');
+    await r.call('SADD', 'parley:gw:gwF:sessions', 'x#1');
+    assert.equal(await ev('forget_gateway', FG, ['gwF']), 0, 'forget_gateway: kept while it has sessions');
+    assert.equal(await member(), 1, 'forget_gateway: kept while it has sessions (member)');
+    await r.call('DEL', 'parley:gw:gwF:sessions');
+    await r.call('SET', 'parley:gw:gwF:alive', 1, 'PX', 60000);
+    assert.equal(await ev('forget_gateway', FG, ['gwF']), 0, 'forget_gateway: kept when its alive key is back');
+    assert.equal(await member(), 1, 'forget_gateway: kept when its alive key is back (member)');
+    await r.call('DEL', 'parley:gw:gwF:alive');
+    assert.equal(await ev('forget_gateway', FG, ['gwF']), 1, 'forget_gateway: removed when dead with no session');
+    assert.equal(await member(), 0, 'forget_gateway: removed when dead with no session (member)');
+});
+
+cluster.test('send creates the epoch of a recipient that never had a session', async (t) => {
+    const { r, register, send } = await aliceAndBob(t);
+    await register('dave', 'H', 1);
+    await send('alice', 'dave', 'hey', 'c7', 'gwA#5', 5);
+    assert.notEqual(await r.call('HGET', U('dave', 'meta'), 'epoch'), null, 'epoch created on first inbox entry');
+});
+
+cluster.test('send batch: results in order, one PUBLISH per gateway, each connection answered in order, group fan-out', async (t) => {
+    const { r, sopen, sendBatch, published, lastEntry } = await aliceAndBob(t);
+    await sopen('alice', 'gwB', 9);
+    await sopen('alice', 'gwA', 6);
+    await r.call('HSET', 'parley:{g:#b}:meta', 'open', 1, 'created', 1, 'by', 'alice');
+    await r.call('SADD', 'parley:{g:#b}:members', 'alice', 'bob', 'carol');
+    await sopen('carol', 'gw1', 11);
+    await published();
+    const res = await sendBatch([
+        ['alice', 'bob', 'b1', 'k1', 'gwA#5', 5],
+        ['alice', 'zed', 'z', 'k2', 'gwA#5', 5],
+        ['alice', 'bob', 'b1', 'k1', 'gwA#5', 5],
+        ['alice', '#b', 'g1', 'k3', 'gwA#5', 5],
+        ['bob', 'alice', 'b2', 'k4', 'gw1#7', 7],
+        ['carol', '#nope', 'x', 'k5', 'gw1#11', 11],
+        ['alice', '#b', '', 'k6', 'gwA#5', 5],
+    ]);
+    const what = 'batch results in order (dup inside the batch, refusals, ids increasing)';
+    assert.equal(res.length, 7, what);
+    assert.ok(res[1] === 'no_such_user' && res[5] === 'no_such_user', `${what}: refusals ${JSON.stringify(res)}`);
+    assert.deepEqual(res[2], [...res[0], 'dup'], `${what}: dup`);
+    assert.ok(res[0][0] < res[3][0] && res[3][0] < res[4][0] && res[4][0] < res[6][0], `${what}: ids ${JSON.stringify(res)}`);
+    const raw = await published({ raw: true });
+    const chans = raw.map((m) => m.channel);
+    assert.equal(new Set(chans).size, chans.length, `one PUBLISH per gateway channel: ${chans}`);
+    assert.ok(chans.includes('parley:gw:gwA') && chans.includes('parley:gw:gw1'), `one PUBLISH per gateway channel: gwA and gw1 in ${chans}`);
+    const envs = Object.fromEntries(raw.map((m) => [m.channel, envelopes(m.payload)]));
+    const to5 = envs['parley:gw:gwA'].filter((e) => e.t === 'c' && e.c === 5).map((e) => e.f);
+    assert.deepEqual(
+        to5.map((f) => [f.kind, f.cid ?? null, f.code ?? null]),
+        [['ack', 'k1', null], ['error', 'k2', 'no_such_user'], ['ack', 'k1', null], ['ack', 'k3', null], ['ack', 'k6', null]],
+        "alice's connection 5 gets its answers in order",
+    );
+    assert.equal(to5[0].id, to5[2].id, "alice's connection 5 gets its answers in order: the dup's id");
+    const gw1 = envs['parley:gw:gw1'];
+    const bobGroup = gw1.filter((e) => e.t === 'm');
+    const what1 = "gw1: bob's text once, then both group messages for bob and carol";
+    assert.deepEqual(gw1.filter((e) => e.t === 'u' && e.u === 'bob').map((e) => e.f.data), ['b1'], what1);
+    assert.deepEqual(bobGroup.map((e) => e.f.data), ['g1', ''], `${what1}: group messages`);
+    assert.ok(bobGroup.every((e) => e.u.includes('bob') && e.u.includes('carol') && !e.u.includes('alice')), `${what1}: users ${JSON.stringify(bobGroup)}`);
+    const errs = gw1.filter((e) => e.t === 'c' && e.c === 11).map((e) => e.f);
+    assert.ok(errs.length === 1 && errs[0].code === 'no_such_user', 'carol: no such group');
+    assert.equal((await lastEntry('carol')).data, '', "carol's inbox and unread for #b");
+    assert.equal(await r.call('HGET', U('carol', 'unread'), '#b'), '2', "carol's inbox and unread for #b: unread");
+});
+
+cluster.test('send batch: a Redis error fails one message (answered unavailable), not the batch', async (t) => {
+    const { r, register, sendBatch, published } = await aliceAndBob(t);
+    await register('dave', 'H', 1);
+    await r.call('SET', U('dave', 'inbox'), 'not a list');
+    await published();
+    const res = await sendBatch([
+        ['alice', 'dave', 'd', 'k7', 'gwA#5', 5],
+        ['alice', 'bob', 'after', 'k8', 'gwA#5', 5],
+    ]);
+    assert.ok(typeof res[0] === 'string' && res[0].startsWith('failed:') && Array.isArray(res[1]), `a Redis error fails one message, not the batch: ${JSON.stringify(res)}`);
+    const answers = (await published()).filter(({ env }) => env.t === 'c').map(({ env }) => [env.f.kind, env.f.code ?? null]);
+    assert.deepEqual(answers, [['error', 'unavailable'], ['ack', null]], 'the failed message is answered unavailable, the next one acked');
+});
+
+cluster.test('send dedupe window: cids rotate into cids:old, both are checked', async (t) => {
+    const { r, register, send } = await fresh(t);
+    await register('erin');
+    await register('alice');
+    await send('erin', 'alice', 'one', 'e1', 'gwE#1', 1);
+    await r.call('EXPIRE', U('erin', 'cids'), 100); // as if created 2 x 86400 - 100 s ago
+    await send('erin', 'alice', 'two', 'e2', 'gwE#1', 1);
+    const cids = async (key) => (await r.call('HKEYS', key)).filter((f) => Buffer.byteLength(f) <= 64); // without the encoding marker
+    assert.deepEqual(await cids(U('erin', 'cids:old')), ['e1'], 'rotation: old entries move to cids:old');
+    assert.deepEqual(await cids(U('erin', 'cids')), ['e2'], 'rotation: old entries move to cids:old (new hash)');
+    assert.ok((await r.call('TTL', U('erin', 'cids'))) > 86400, 'rotation: old entries move to cids:old (TTL)');
+    assert.equal(await r.call('OBJECT', 'ENCODING', U('erin', 'cids')), 'hashtable', 'a cids hash is a hashtable from its first entry (O(1) lookups)');
+    const res = await send('erin', 'alice', 'one', 'e1', 'gwE#1', 1);
+    assert.ok(Array.isArray(res) && res.at(-1) === 'dup', 'a cid in cids:old is still a duplicate');
+});
+
+cluster.test('send to a group of 70: one envelope listing every member and seq to every gateway', async (t) => {
+    const { r, sopen, sendBatch, published, lastEntry } = await fresh(t);
+    const big = Array.from({ length: 70 }, (_, i) => `m${String(i).padStart(2, '0')}`);
+    await r.call('HSET', 'parley:{g:#big}:meta', 'open', 1, 'created', 1, 'by', 'm00');
+    await r.call('SADD', 'parley:{g:#big}:members', ...big);
+    await r.call('SADD', 'parley:gateways', 'gwX', 'gwY');
+    await sopen('m00', 'gwX', 1);
+    await published();
+    const res = await sendBatch([['m00', '#big', 'to all', 'big1', 'gwX#1', 1]]);
+    const raw = await published({ raw: true });
+    const many = Object.fromEntries(raw.map((m) => [m.channel, envelopes(m.payload).filter((e) => e.t === 'm')]));
+    const what = '70 members: one envelope with all 70 users and seqs to each gateway';
+    assert.ok(Array.isArray(res[0]), `${what}: ${JSON.stringify(res)}`);
+    assert.deepEqual(Object.keys(many).filter((c) => many[c].length).sort(), ['parley:gw:gwX', 'parley:gw:gwY'], what);
+    for (const c of ['parley:gw:gwX', 'parley:gw:gwY']) {
+        assert.equal(many[c].length, 1, `${what}: one on ${c}`);
+        assert.deepEqual([...many[c][0].u].sort(), big, `${what}: users on ${c}`);
+        assert.ok(many[c][0].s.length === 70 && many[c][0].x === 'gwX#1', `${what}: seqs and x on ${c}`);
+    }
+    const e = many['parley:gw:gwX'][0];
+    const what2 = "each member's inbox entry has the seq of the envelope; unread for all but the sender";
+    const last = await Promise.all(e.u.map(lastEntry));
+    for (const [i, u] of e.u.entries()) assert.equal(last[i].seq, e.s[i], `${what2}: ${u}`);
+    assert.equal(await r.call('HGET', U('m05', 'unread'), '#big'), '1', `${what2}: m05`);
+    assert.equal(await r.call('HGET', U('m00', 'unread'), '#big'), null, `${what2}: not the sender`);
+});
