@@ -7,7 +7,8 @@
 # - configures and builds Parley into build/ (or $PARLEY_BUILD_DIR).
 #
 # Environment: PARLEY_BUILD_DIR (default build), PARLEY_BUILD_TYPE (default
-# RelWithDebInfo), PARLEY_SANITIZE=1 for an ASan+UBSan build, PARLEY_DEPS_DIR
+# RelWithDebInfo), PARLEY_SANITIZE=1 for an ASan+UBSan build, PARLEY_WERROR=1
+# for warnings as errors (the lint stage), PARLEY_DEPS_DIR
 # (default .deps), PARLEY_SKIP_APT=1 to skip the package step,
 # PARLEY_SETUP_PKGS=build to install only what compiling needs (container
 # builds: no redis, clang, node, chromium or haproxy), PARLEY_NO_BUILD=1 to stop before Parley.
@@ -101,6 +102,7 @@ build_parley() {
     local extra=()
     [ "${PARLEY_SANITIZE:-0}" = 1 ] && extra+=(-DPARLEY_SANITIZE=ON)
     [ "${PARLEY_FUZZ:-0}" = 1 ] && extra+=(-DPARLEY_FUZZ=ON -DCMAKE_C_COMPILER=clang)
+    [ "${PARLEY_WERROR:-0}" = 1 ] && extra+=(-DPARLEY_WERROR=ON)
     cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" \
         -DCMAKE_PREFIX_PATH="$LWS_PREFIX" "${extra[@]}" >/dev/null
     cmake --build "$dir" -j"$(nproc)"

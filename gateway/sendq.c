@@ -2,7 +2,7 @@
  *
  * Each item is allocated with LWS_PRE bytes of headroom in front of the frame,
  * so lws_write() can put the WebSocket header there without a copy. The bound
- * (--send-queue bytes) is checked by the caller (ws_send): a reader that lets
+ * (--send-queue bytes) is checked by the caller (sess_send, session.c): a reader that lets
  * its queue grow past it is cut off, the loop never waits for it. */
 #include <stdint.h>
 #include <stdlib.h>

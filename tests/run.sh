@@ -4,6 +4,8 @@
 #
 # Stages (each must pass), in this order by default:
 #   unit         build (deploy/setup.sh installs what is missing), ctest unit tests
+#   lint         clang-format, a -Werror build, the gateway's layers, luacheck,
+#                ESLint + Prettier (tests/lint/run.sh)
 #   integration  real redis-server, router and two gateways, driven by a Node
 #                WebSocket client; the router and the Lua scripts also driven
 #                directly through Redis (tests/integration)
@@ -18,13 +20,35 @@
 # Stages that run a script of their own follow one rule: the script's last
 # line is "N passed, N failed" and its exit status says whether the stage
 # passed (run_script below).
-# Environment: PARLEY_TEST_STAGES (a subset, e.g. "unit integration"),
-# PARLEY_FUZZ_SECONDS (default 60).
+#
+# usage: tests/run.sh [--stages "STAGE..."] [--only PATTERN] [--help]
+#   --stages  run these stages only (also PARLEY_TEST_STAGES), e.g. "unit integration"
+#   --only    run only the tests whose name matches PATTERN: ctest -R PATTERN
+#             (C unit tests, names like proto.decode_text) and node --test
+#             --test-name-pattern=PATTERN (integration, web unit and browser
+#             tests); without --stages it runs the stages that have named tests:
+#             unit integration web (tests/README.md)
+# Environment: PARLEY_TEST_STAGES, PARLEY_FUZZ_SECONDS (default 60).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-STAGES=${PARLEY_TEST_STAGES:-unit integration web bench asan fuzz containers}
+ONLY=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --only) [ $# -ge 2 ] || { echo "tests/run.sh: --only needs a pattern" >&2; exit 2; }; ONLY=$2; shift ;;
+    --stages) [ $# -ge 2 ] || { echo "tests/run.sh: --stages needs a list" >&2; exit 2; }; PARLEY_TEST_STAGES=$2; shift ;;
+    -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "tests/run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ -n "$ONLY" ]; then
+    STAGES=${PARLEY_TEST_STAGES:-unit integration web}
+    export PARLEY_TEST_ONLY=$ONLY # tests/e2e/run.sh passes it to node --test
+else
+    STAGES=${PARLEY_TEST_STAGES:-unit lint integration web bench asan fuzz containers}
+fi
 ART=$ROOT/tests/artifacts
 mkdir -p "$ART"
 passed=0
@@ -92,7 +116,7 @@ integration_deps() {
 
 run_unit() { # build dir, label
     local log=$ART/ctest-$2.log
-    ctest --test-dir "$1" --output-on-failure 2>&1 | tee "$log"
+    ctest --test-dir "$1" --output-on-failure ${ONLY:+-R "$ONLY"} 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     tally_ctest "$log"
     [ "$rc" = 0 ] || stage_failed "unit tests ($2)"
@@ -101,7 +125,7 @@ run_unit() { # build dir, label
 run_integration() { # build dir, label
     local log=$ART/integration-$2.log
     PARLEY_BUILD_DIR=$1 PARLEY_ARTIFACTS=$ART/$2 node --test --test-concurrency=1 \
-        tests/integration/ 2>&1 | tee "$log"
+        ${ONLY:+--test-name-pattern="$ONLY"} tests/integration/ 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     tally_node "$log"
     [ "$rc" = 0 ] || stage_failed "integration tests ($2)"
@@ -112,6 +136,10 @@ for stage in $STAGES; do
     unit)
         note "build + unit tests"
         if build "$ROOT/build"; then run_unit "$ROOT/build" release; else stage_failed "build"; failed=$((failed + 1)); fi
+        ;;
+    lint)
+        note "lint: clang-format, -Werror build, gateway layers, luacheck, ESLint + Prettier"
+        run_script lint "$ROOT/tests/lint/run.sh"
         ;;
     integration)
         note "integration tests (real redis, router, two gateways)"

@@ -65,7 +65,7 @@ done
 # failed test, e.g. a file that does not load, counts as one failure)
 node_test() {
     local log=$1; shift
-    (cd "$ROOT" && node --test "$@") 2>&1 | tee "$log"
+    (cd "$ROOT" && node --test ${PARLEY_TEST_ONLY:+--test-name-pattern="$PARLEY_TEST_ONLY"} "$@") 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]} p f
     p=$(grep -E '^# pass [0-9]+' "$log" | tail -1 | awk '{print $3}')
     f=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | awk '{print $3}')

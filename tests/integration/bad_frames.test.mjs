@@ -104,12 +104,7 @@ cluster.test('text with `data` that is not valid UTF-8 gets bad_field and the co
     // hand-made map {kind:"text", to:peer, data:<str 0xff 0xfe>, cid:"u1"}: a str holding invalid UTF-8
     const head = Buffer.from(encode({ kind: 'text', to: peer, cid: cid() }));
     assert.equal(head[0], 0x83, 'fixmap of 3');
-    const frame = Buffer.concat([
-        Buffer.from([0x84]),
-        head.subarray(1),
-        Buffer.from(encode('data')),
-        Buffer.from([0xa2, 0xff, 0xfe]),
-    ]);
+    const frame = Buffer.concat([Buffer.from([0x84]), head.subarray(1), Buffer.from(encode('data')), Buffer.from([0xa2, 0xff, 0xfe])]);
     c.sendRaw(frame);
     await expectError(c, 'bad_field');
     await assertStillWorks(c);

@@ -56,7 +56,10 @@ cluster.test('history: walking back page by page returns every message exactly o
         const f = i % 3 === 2 ? await send(B, a.name, `m${i}`) : await send(A, b.name, `m${i}`);
         ids.push(f.id);
     }
-    for (const [X, other] of [[A, b.name], [B, a.name]]) {
+    for (const [X, other] of [
+        [A, b.name],
+        [B, a.name],
+    ]) {
         const seen = [];
         let beforeId;
         let pages = 0;
@@ -65,7 +68,11 @@ cluster.test('history: walking back page by page returns every message exactly o
             assert.equal(p.with, other, brief(p));
             assert.ok(p.messages.length <= 10, `page of ${p.messages.length}`);
             const pageIds = p.messages.map((m) => m.id);
-            assert.deepEqual(pageIds, [...pageIds].sort((x, y) => x - y), `newest last: ${pageIds}`);
+            assert.deepEqual(
+                pageIds,
+                [...pageIds].sort((x, y) => x - y),
+                `newest last: ${pageIds}`,
+            );
             seen.unshift(...pageIds);
             pages++;
             if (!p.more) break;
@@ -77,8 +84,14 @@ cluster.test('history: walking back page by page returns every message exactly o
     const p = await history(A, b.name);
     assert.equal(p.messages.length, 47, 'default limit 50 holds all 47');
     assert.equal(p.more, false);
-    assert.deepEqual(p.messages.map((m) => m.data), ids.map((_, i) => `m${i}`));
-    assert.ok(p.messages.every((m) => m.kind === 'text' && typeof m.sent === 'number' && m.cid), brief(p.messages[0]));
+    assert.deepEqual(
+        p.messages.map((m) => m.data),
+        ids.map((_, i) => `m${i}`),
+    );
+    assert.ok(
+        p.messages.every((m) => m.kind === 'text' && typeof m.sent === 'number' && m.cid),
+        brief(p.messages[0]),
+    );
 });
 
 cluster.test('history: an empty conversation, a missing user, a group one is not in', async () => {
@@ -95,7 +108,10 @@ cluster.test('history: an empty conversation, a missing user, a group one is not
     await refused(C, { kind: 'history', with: g }, 'forbidden');
     await refused(C, { kind: 'read', with: g, upto: 1 }, 'forbidden');
     const h = await history(A, g);
-    assert.deepEqual(h.messages.map((m) => m.data), ['members only']);
+    assert.deepEqual(
+        h.messages.map((m) => m.data),
+        ['members only'],
+    );
     assert.equal(h.messages[0].to, g);
     // the connection stays usable after refusals
     await send(C, a.name, 'still here');
@@ -197,16 +213,32 @@ cluster.test('group fan-out: every member on either gateway gets each message ex
     const sent = [];
     for (let i = 0; i < 5; i++) sent.push(await send(i % 2 ? B : A, g, `g${i}`));
     // a sending session never gets its own message back: A sees B's 2, B sees A's 3
-    const expected = new Map([[A, 2], [B, 3], [C1, 5], [C2, 5], [D, 5]]);
+    const expected = new Map([
+        [A, 2],
+        [B, 3],
+        [C1, 5],
+        [C2, 5],
+        [D, 5],
+    ]);
     for (const [X, count] of expected) {
         const texts = [];
         for (let i = 0; i < count; i++) texts.push(await X.next({ kind: 'text', to: g }));
         await X.expectNone({ kind: 'text', to: g }, 200, 'a second copy');
         const seqs = texts.map((t) => t.seq);
-        assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]), `${X.name}: seqs increase ${seqs}`);
+        assert.ok(
+            seqs.every((s, i) => i === 0 || s > seqs[i - 1]),
+            `${X.name}: seqs increase ${seqs}`,
+        );
         const ids = texts.map((t) => t.id);
-        assert.deepEqual(ids, [...ids].sort((x, y) => x - y), `${X.name}: id order`);
-        assert.ok(ids.every((id) => sent.some((s) => s.id === id)), `${X.name}: known ids`);
+        assert.deepEqual(
+            ids,
+            [...ids].sort((x, y) => x - y),
+            `${X.name}: id order`,
+        );
+        assert.ok(
+            ids.every((id) => sent.some((s) => s.id === id)),
+            `${X.name}: known ids`,
+        );
     }
     // both of C's sessions got the same seqs (one inbox), and the inbox holds them
     const c1 = C1.all({ kind: 'text', to: g }).map((t) => t.seq);
@@ -370,7 +402,10 @@ cluster.test('GET /api/users?q=#PREFIX finds open groups (to join), never closed
     assert.deepEqual(found, [{ username: open, online: false, open: true }], JSON.stringify(found));
     assert.ok(!(await get('#')).some((x) => x.username === closed), 'a closed group is never listed');
     assert.deepEqual(await get('#Bad!'), [], 'an invalid prefix finds nothing');
-    assert.ok((await get(a.name)).some((x) => x.username === a.name && x.online === true), 'users as before');
+    assert.ok(
+        (await get(a.name)).some((x) => x.username === a.name && x.online === true),
+        'users as before',
+    );
 });
 
 cluster.test('everyone mode: a user who registers after hello is followed, so their online reaches open sessions', async () => {

@@ -100,8 +100,7 @@ cluster.test('SIGKILL a gateway: every message acked before the kill reaches the
         [...acked].sort((x, y) => x - y),
         `after de-duplication by id the recipient must hold exactly the acked ids (live ${liveTexts.length}, after reconnect ${R2.all({ kind: 'text' }).length})`,
     );
-    for (let i = 1; i < unique.length; i++)
-        assert.ok(unique[i] > unique[i - 1], `ids must arrive in increasing order: ${unique}`);
+    for (let i = 1; i < unique.length; i++) assert.ok(unique[i] > unique[i - 1], `ids must arrive in increasing order: ${unique}`);
 });
 
 cluster.test('a gateway restarted with the same id after SIGKILL serves again and cleans its old sessions', async () => {
@@ -115,11 +114,7 @@ cluster.test('a gateway restarted with the same id after SIGKILL serves again an
     });
     const c = await Client.connect(cluster.gw(1), u.token, { name: 'again@gw2-new' });
     assert.equal(c.hello.user, u.name);
-    assert.deepEqual(
-        (await cluster.redis('SMEMBERS', `parley:{u:${u.name}}:sessions`)).length,
-        1,
-        'only the new session is registered',
-    );
+    assert.deepEqual((await cluster.redis('SMEMBERS', `parley:{u:${u.name}}:sessions`)).length, 1, 'only the new session is registered');
 });
 
 cluster.test("the sender's gateway dies mid-stream: retrying the unacked cids through the other gateway gives each message exactly once", async () => {
@@ -149,11 +144,19 @@ cluster.test("the sender's gateway dies mid-stream: retrying the unacked cids th
     assert.equal(new Set(all).size, N, `${N} cids, ${N} distinct ids (acked before the kill: ${ackedBefore.size})`);
     const inbox = (await cluster.redisBuffers('LRANGE', `parley:{u:${rcpt.name}}:inbox`, '0', '-1')).map((b) => decode(b));
     assert.equal(inbox.length, N, `the recipient's inbox holds ${N} entries, not ${inbox.length}`);
-    assert.deepEqual(inbox.map((e) => e.id).sort((x, y) => x - y), [...all].sort((x, y) => x - y), 'inbox ids are the acked ids');
+    assert.deepEqual(
+        inbox.map((e) => e.id).sort((x, y) => x - y),
+        [...all].sort((x, y) => x - y),
+        'inbox ids are the acked ids',
+    );
     const got = [];
     for (let i = 0; i < N; i++) got.push((await R.next({ kind: 'text' })).id);
     await R.expectNone({ kind: 'text' }, 300, `a text beyond the ${N} messages`);
-    assert.deepEqual(got.filter((id, i) => got.indexOf(id) !== i), [], 'the recipient got duplicate ids');
+    assert.deepEqual(
+        got.filter((id, i) => got.indexOf(id) !== i),
+        [],
+        'the recipient got duplicate ids',
+    );
     for (let i = 1; i < got.length; i++) assert.ok(got[i] > got[i - 1], `ids in increasing order at ${i}: ${got[i - 1]} then ${got[i]}`);
 });
 

@@ -35,8 +35,7 @@ cluster.test(`a send to a ${MEMBERS}-member group reaches every inbox, each conn
     t.diagnostic(`create ${MEMBERS} members: ${(performance.now() - t0).toFixed(1)} ms`);
 
     const live = [];
-    for (let i = 1; i <= CONNECTED; i++)
-        live.push(await Client.connect(cluster.gw(i % 2), token(names[i]), { name: names[i] }));
+    for (let i = 1; i <= CONNECTED; i++) live.push(await Client.connect(cluster.gw(i % 2), token(names[i]), { name: names[i] }));
 
     const t1 = performance.now();
     A.send({ kind: 'text', to: g, data: 'hello, everyone', cid: 'big-1' });
@@ -45,16 +44,21 @@ cluster.test(`a send to a ${MEMBERS}-member group reaches every inbox, each conn
     assert.equal(ack.kind, 'ack', brief(ack));
     await Promise.all(live.map((c) => c.next({ kind: 'text', id: ack.id }, 30000)));
     const lastMs = performance.now() - t1;
-    t.diagnostic(`send to ${MEMBERS} members: ack after ${ackMs.toFixed(1)} ms, ` +
-        `${CONNECTED} connected members (2 gateways) all delivered after ${lastMs.toFixed(1)} ms`);
+    t.diagnostic(
+        `send to ${MEMBERS} members: ack after ${ackMs.toFixed(1)} ms, ` +
+            `${CONNECTED} connected members (2 gateways) all delivered after ${lastMs.toFixed(1)} ms`,
+    );
 
     // every member's inbox ends with the message (one EVAL reads all 1,000)
     const missing = await cluster.redis(
         'EVAL',
-        "local bad = 0 for i = 0, tonumber(ARGV[2]) - 1 do " +
+        'local bad = 0 for i = 0, tonumber(ARGV[2]) - 1 do ' +
             "local e = redis.call('LINDEX', 'parley:{u:' .. ARGV[1] .. i .. '}:inbox', -1) " +
-            "if not e or cmsgpack.unpack(e).id ~= tonumber(ARGV[3]) then bad = bad + 1 end end return bad",
-        '0', prefix, String(MEMBERS), String(ack.id),
+            'if not e or cmsgpack.unpack(e).id ~= tonumber(ARGV[3]) then bad = bad + 1 end end return bad',
+        '0',
+        prefix,
+        String(MEMBERS),
+        String(ack.id),
     );
     assert.equal(Number(missing), 0, 'inboxes without the message');
     const unread = await cluster.redis('HGET', `parley:{u:${names[MEMBERS - 1]}}:unread`, g);

@@ -53,13 +53,27 @@ cluster.test('history pages a conversation newest last, with `more` and `before`
     B.send({ kind: 'history', with: a.name, limit: 3 });
     const p1 = await B.next({ kind: 'history' });
     assert.equal(p1.with, a.name, brief(p1));
-    assert.deepEqual(p1.messages.map((m) => m.id), ids.slice(2), `last 3, newest last: ${brief(p1)}`);
-    assert.deepEqual(p1.messages.map((m) => m.data), ['h2', 'h3', 'h4']);
-    assert.ok(p1.messages.every((m) => m.kind === 'text' && m.from === a.name && m.to === b.name), brief(p1));
+    assert.deepEqual(
+        p1.messages.map((m) => m.id),
+        ids.slice(2),
+        `last 3, newest last: ${brief(p1)}`,
+    );
+    assert.deepEqual(
+        p1.messages.map((m) => m.data),
+        ['h2', 'h3', 'h4'],
+    );
+    assert.ok(
+        p1.messages.every((m) => m.kind === 'text' && m.from === a.name && m.to === b.name),
+        brief(p1),
+    );
     assert.equal(p1.more, true, 'older messages exist');
     B.send({ kind: 'history', with: a.name, before: p1.messages[0].id, limit: 3 });
     const p2 = await B.next({ kind: 'history' });
-    assert.deepEqual(p2.messages.map((m) => m.id), ids.slice(0, 2), brief(p2));
+    assert.deepEqual(
+        p2.messages.map((m) => m.id),
+        ids.slice(0, 2),
+        brief(p2),
+    );
     assert.equal(p2.more, false, 'nothing older');
 });
 

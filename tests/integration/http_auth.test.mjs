@@ -159,7 +159,11 @@ cluster.test('logout answers 204 and clears the parley_token cookie', async () =
     const res = await fetch(`http://127.0.0.1:${cluster.gw(0)}/api/logout`, { method: 'POST' });
     assert.equal(res.status, 204, `POST /api/logout: expected 204, got ${res.status}`);
     const sc = res.headers.get('set-cookie') || '';
-    assert.match(sc, /parley_token=;|parley_token=""|parley_token=[^;]*;.*(Max-Age=0|Expires=Thu, 01 Jan 1970)/i, `logout must clear the cookie, Set-Cookie: ${sc}`);
+    assert.match(
+        sc,
+        /parley_token=;|parley_token=""|parley_token=[^;]*;.*(Max-Age=0|Expires=Thu, 01 Jan 1970)/i,
+        `logout must clear the cookie, Set-Cookie: ${sc}`,
+    );
 });
 
 cluster.test('GET /api/users?q=PREFIX lists matching users with presence (authenticated)', async () => {
@@ -174,7 +178,9 @@ cluster.test('GET /api/users?q=PREFIX lists matching users with presence (authen
     assert.ok(Array.isArray(list), `body must be an array: ${JSON.stringify(list)}`);
     const got = Object.fromEntries(list.map((u) => [u.username, u.online]));
     assert.deepEqual(
-        Object.keys(got).filter((n) => n.startsWith('srch')).sort(),
+        Object.keys(got)
+            .filter((n) => n.startsWith('srch'))
+            .sort(),
         names,
         `users starting with srch: ${JSON.stringify(list)}`,
     );
@@ -191,7 +197,10 @@ cluster.test('GET /api/users returns at most 20 names', async () => {
     assert.equal(res.status, 200);
     const list = await res.json();
     assert.ok(list.length <= 20 && list.length > 0, `expected 1..20 entries, got ${list.length}`);
-    assert.ok(list.every((u) => u.username.startsWith('many')), `only names starting with the prefix: ${JSON.stringify(list)}`);
+    assert.ok(
+        list.every((u) => u.username.startsWith('many')),
+        `only names starting with the prefix: ${JSON.stringify(list)}`,
+    );
 });
 
 cluster.test('GET /metrics answers Prometheus text', async () => {

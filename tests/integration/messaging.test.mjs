@@ -75,8 +75,16 @@ cluster.test('successive messages get increasing ids and the recipient seq grows
     for (let i = 0; i < 5; i++) texts.push(await B.next({ kind: 'text' }));
     const ids = acks.map((x) => x.id);
     for (let i = 1; i < ids.length; i++) assert.ok(ids[i] > ids[i - 1], `ids must increase: ${ids}`);
-    assert.deepEqual(texts.map((t) => t.id), ids, 'B receives the acked ids in order');
-    assert.deepEqual(texts.map((t) => t.data), ['m0', 'm1', 'm2', 'm3', 'm4'], 'B receives the data in order');
+    assert.deepEqual(
+        texts.map((t) => t.id),
+        ids,
+        'B receives the acked ids in order',
+    );
+    assert.deepEqual(
+        texts.map((t) => t.data),
+        ['m0', 'm1', 'm2', 'm3', 'm4'],
+        'B receives the data in order',
+    );
     const seqs = texts.map((t) => t.seq);
     const want = seqs.map((_, i) => B.hello.seq + 1 + i);
     assert.deepEqual(seqs, want, `B's seq must grow by one from hello.seq=${B.hello.seq}`);
@@ -254,7 +262,10 @@ cluster.test('sync after reconnecting to the other gateway replays exactly what 
         `B must receive exactly the 3 missed entries in order before the sync end; got ${B3.dump()}`,
     );
     const endIdx = B3.frames.indexOf(end);
-    assert.ok(B3.frames.slice(endIdx + 1).every((f) => f.kind !== 'text'), 'no text after the sync end');
+    assert.ok(
+        B3.frames.slice(endIdx + 1).every((f) => f.kind !== 'text'),
+        'no text after the sync end',
+    );
 });
 
 cluster.test('sync with a wrong epoch answers recovered:false and replays nothing', async () => {
@@ -359,7 +370,11 @@ cluster.test('sync of a backlog bigger than the send queue replays it completely
     B3.send({ kind: 'sync', after, epoch });
     const end = await B3.next({ kind: 'sync' }, 15000);
     assert.equal(end.recovered, true, brief(end));
-    assert.deepEqual(B3.all({ kind: 'text' }).map((t) => t.id), acks, 'the whole backlog, in order, before the sync end');
+    assert.deepEqual(
+        B3.all({ kind: 'text' }).map((t) => t.id),
+        acks,
+        'the whole backlog, in order, before the sync end',
+    );
     assert.equal(B3.closeInfo, null, `B must stay connected: ${JSON.stringify(B3.closeInfo)}`);
 });
 

@@ -48,7 +48,11 @@ cluster.test('Redis restart: /healthz goes 503 then 200, clients reconnect and t
     await restartRedis();
 
     const inbox = (await cluster.redisBuffers('LRANGE', `parley:{u:${b.name}}:inbox`, '0', '-1')).map((x) => decode(x));
-    assert.deepEqual(inbox.map((e) => e.id), acked, `parley:{u:${b.name}}:inbox after the Redis restart`);
+    assert.deepEqual(
+        inbox.map((e) => e.id),
+        acked,
+        `parley:{u:${b.name}}:inbox after the Redis restart`,
+    );
     const history = await cluster.redis('ZCARD', `parley:{c:${[a.name, b.name].sort().join('|')}}:history`);
     assert.equal(history, 5, 'conversation history kept');
 
@@ -126,7 +130,11 @@ cluster.test('SIGKILL Redis under a message stream and restart it: every acked m
     const inbox = (await cluster.redisBuffers('LRANGE', `parley:{u:${b.name}}:inbox`, '0', '-1')).map((x) => decode(x).id);
     const dupInInbox = inbox.filter((id, i) => inbox.indexOf(id) !== i);
     assert.deepEqual(dupInInbox, [], 'ids stored twice in the inbox');
-    assert.deepEqual(acked.filter((id) => !inbox.includes(id)), [], 'acked ids missing from the inbox after the Redis crash');
+    assert.deepEqual(
+        acked.filter((id) => !inbox.includes(id)),
+        [],
+        'acked ids missing from the inbox after the Redis crash',
+    );
 
     // delivered: live, then a sync from the last seq seen (reconnecting if the gateway closed B)
     const live = B.all({ kind: 'text' });
@@ -135,11 +143,23 @@ cluster.test('SIGKILL Redis under a message stream and restart it: every acked m
     if (!B.isOpen) R = await Client.connect(cluster.gw(0), b.token, { name: 'B@gw1' });
     R.send({ kind: 'sync', after: lastSeq, epoch: B.hello.epoch });
     const end = await R.next({ kind: 'sync' }, 10000);
-    assert.equal(end.recovered, true, `sync after the Redis crash: ${brief(end)} (B ${B === R ? 'stayed connected' : `was closed ${JSON.stringify(B.closeInfo)}`})`);
+    assert.equal(
+        end.recovered,
+        true,
+        `sync after the Redis crash: ${brief(end)} (B ${B === R ? 'stayed connected' : `was closed ${JSON.stringify(B.closeInfo)}`})`,
+    );
     const received = [...B.all({ kind: 'text' }), ...(R === B ? [] : R.all({ kind: 'text' }))];
     const got = [...new Set(received.map((t) => t.id))]; // de-duplicated by id, as the contract allows
-    assert.deepEqual(acked.filter((id) => !got.includes(id)), [], 'acked ids B never received');
-    assert.deepEqual(got.filter((id) => !acked.includes(id)), [], 'ids B received that were never acked');
+    assert.deepEqual(
+        acked.filter((id) => !got.includes(id)),
+        [],
+        'acked ids B never received',
+    );
+    assert.deepEqual(
+        got.filter((id) => !acked.includes(id)),
+        [],
+        'ids B received that were never acked',
+    );
     // id order is a per-session guarantee (protocol.md, guarantee 3): check it on
     // the live session. A reconnected session mixes offline push, live and
     // the sync it asked for, and a session closed with 1012 (the inbox seq went

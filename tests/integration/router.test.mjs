@@ -123,7 +123,10 @@ cluster.test('a retry with the same cid gets only the ack again, with the same i
     const ack = byChannel(await sub.envelopes(2))[`parley:gw:${gwA}`];
     await text('hello', 'm1');
     const msgs = await sub.envelopes(1);
-    assert.ok(msgs.length === 1 && msgs[0].env.f.id === ack.f.id && msgs[0].env.f.kind === 'ack', `retry: only the ack again, same id: ${JSON.stringify(msgs)}`);
+    assert.ok(
+        msgs.length === 1 && msgs[0].env.f.id === ack.f.id && msgs[0].env.f.kind === 'ack',
+        `retry: only the ack again, same id: ${JSON.stringify(msgs)}`,
+    );
 });
 
 cluster.test('a text to an unknown user: no_such_user to the sender', async (t) => {
@@ -167,11 +170,23 @@ cluster.test('300 pipelined texts of one conversation: delivered and acked in pu
     const toBob = msgs.filter((m) => m.channel === `parley:gw:${gw1}`).map((m) => m.env.f);
     const acks = msgs.filter((m) => m.channel === `parley:gw:${gwA}`).map((m) => m.env.f);
     const range = (n, f) => Array.from({ length: n }, (_, i) => f(i));
-    assert.deepEqual(toBob.map((f) => f.data), range(300, (i) => `n${i}`), '300 deliveries in publish order');
+    assert.deepEqual(
+        toBob.map((f) => f.data),
+        range(300, (i) => `n${i}`),
+        '300 deliveries in publish order',
+    );
     const ids = toBob.map((f) => f.id);
     assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]) && new Set(ids).size === 300, 'ids increase');
-    assert.deepEqual(acks.map((a) => a.cid), range(300, (i) => `o${i}`), '300 acks in order');
-    assert.deepEqual(toBob.map((f) => f.seq), range(300, (i) => toBob[0].seq + i), "bob's seqs are contiguous");
+    assert.deepEqual(
+        acks.map((a) => a.cid),
+        range(300, (i) => `o${i}`),
+        '300 acks in order',
+    );
+    assert.deepEqual(
+        toBob.map((f) => f.seq),
+        range(300, (i) => toBob[0].seq + i),
+        "bob's seqs are contiguous",
+    );
 });
 
 cluster.test('SCRIPT FLUSH under a running router: it falls back to EVAL', async (t) => {

@@ -63,15 +63,16 @@ cluster.test('SIGKILL and restart the router mid-stream: every cid acked once, e
     assert.deepEqual(extra, [], 'bob received ids that were never acked');
     const missing = ackedSorted.filter((id) => !all.includes(id));
     assert.deepEqual(missing, [], 'acked ids bob never received');
-    for (let i = 1; i < all.length; i++)
-        assert.ok(all[i] > all[i - 1], `bob must receive ids in increasing order; at ${i}: ${all[i - 1]} then ${all[i]}`);
+    for (let i = 1; i < all.length; i++) assert.ok(all[i] > all[i - 1], `bob must receive ids in increasing order; at ${i}: ${all[i - 1]} then ${all[i]}`);
     const seqs = B.all({ kind: 'text' }).map((t) => t.seq);
     for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1, `bob's seqs must be consecutive at ${i}: ${seqs[i - 1]} then ${seqs[i]}`);
     // the data matches the cid that was acked with that id
     const idToData = new Map(msgs.map((m) => [m.id, m.data]));
     const wrong = B.all({ kind: 'text' }).filter((t) => idToData.get(t.id) !== t.data || byCid.get(t.cid)?.id !== t.id);
     assert.deepEqual(wrong.map(brief), [], 'texts whose id/cid/data do not match the ack');
-    console.error(`router_crash: ${N} messages, ${unavailable} unavailable answers, ${timeouts} timeout retries, ${msgs.reduce((s, m) => s + m.tries, 0)} sends`);
+    console.error(
+        `router_crash: ${N} messages, ${unavailable} unavailable answers, ${timeouts} timeout retries, ${msgs.reduce((s, m) => s + m.tries, 0)} sends`,
+    );
 });
 
 async function slotOwners() {

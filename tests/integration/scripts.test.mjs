@@ -25,14 +25,22 @@ const SEND_ARGS = ['parley:gw:', 1000, 10000, 86400, U('%s', 'meta'), U('%s', 'i
 const str = (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : v);
 
 function sendKeys(frm, to) {
-    if (to.startsWith('#'))
-        return [U(frm, 'cids'), `parley:{g:${to}}:meta`, `parley:{g:${to}}:members`, 'parley:ids', `parley:{c:${to}}:history`];
+    if (to.startsWith('#')) return [U(frm, 'cids'), `parley:{g:${to}}:meta`, `parley:{g:${to}}:members`, 'parley:ids', `parley:{c:${to}}:history`];
     const conv = [frm, to].sort().join('|');
     return [
-        U(frm, 'cids'), U(to, 'account'), 'parley:ids', `parley:{c:${conv}}:history`,
-        U(to, 'meta'), U(to, 'inbox'), U(to, 'sessions'),
-        U(frm, 'meta'), U(frm, 'inbox'), U(frm, 'sessions'),
-        U(frm, 'contacts'), U(to, 'contacts'), U(to, 'unread'),
+        U(frm, 'cids'),
+        U(to, 'account'),
+        'parley:ids',
+        `parley:{c:${conv}}:history`,
+        U(to, 'meta'),
+        U(to, 'inbox'),
+        U(to, 'sessions'),
+        U(frm, 'meta'),
+        U(frm, 'inbox'),
+        U(frm, 'sessions'),
+        U(frm, 'contacts'),
+        U(to, 'contacts'),
+        U(to, 'unread'),
     ];
 }
 
@@ -58,9 +66,7 @@ async function fresh(t) {
         async published({ raw = false } = {}) {
             const ms = await sub.drain(r);
             if (raw) return ms;
-            return ms.flatMap((m) =>
-                m.channel.startsWith('parley:gw:') ? envelopes(m.payload).map((env) => ({ channel: m.channel, env })) : [m],
-            );
+            return ms.flatMap((m) => (m.channel.startsWith('parley:gw:') ? envelopes(m.payload).map((env) => ({ channel: m.channel, env })) : [m]));
         },
         register: (user, hash = 'H', created = 1000, chan) =>
             ev('register', [U(user, 'account'), 'parley:users'], [user, hash, created, ...(chan ? [chan] : [])]),
@@ -167,7 +173,7 @@ cluster.test('send: stored in history and both inboxes, one envelope per gateway
     assert.equal((await lastEntry('alice')).seq, 1, 'alice inbox seq 1');
     assert.equal(await r.call('HGET', U('bob', 'meta'), 'pushed'), null, 'pushed not tracked per message while bob has sessions');
     assert.equal(await r.call('HGET', U('bob', 'unread'), 'alice'), '1', 'bob has 1 unread from alice');
-    assert.equal(await r.call('HGET', U('alice', 'unread'), 'bob'), null, 'the sender\'s own message is not unread');
+    assert.equal(await r.call('HGET', U('alice', 'unread'), 'bob'), null, "the sender's own message is not unread");
     assert.deepEqual(await r.call('SMEMBERS', U('alice', 'contacts')), ['bob'], 'contacts both ways (alice)');
     assert.deepEqual(await r.call('SMEMBERS', U('bob', 'contacts')), ['alice'], 'contacts both ways (bob)');
     assert.notEqual(await r.call('HGET', U('alice', 'cids'), 'c1'), null, 'cid remembered, hash with TTL 2 x ttl (cid)');
@@ -194,11 +200,7 @@ cluster.test('send to an unknown user: no_such_user to the sending connection, n
     assert.equal(await send('alice', 'zed', 'x', 'c2', 'gwA#5', 5), 'no_such_user', 'send to unknown user');
     const p = await published();
     assert.equal(p.length, 1, 'error envelope: one');
-    assert.deepEqual(
-        p[0].env,
-        { t: 'c', c: 5, f: { kind: 'error', code: 'no_such_user', message: 'no such user: zed', cid: 'c2' } },
-        'error envelope',
-    );
+    assert.deepEqual(p[0].env, { t: 'c', c: 5, f: { kind: 'error', code: 'no_such_user', message: 'no such user: zed', cid: 'c2' } }, 'error envelope');
     assert.equal(await r.call('GET', 'parley:ids'), '1', 'no id consumed');
 });
 
@@ -212,7 +214,10 @@ cluster.test("send: the sender's other sessions get a copy marked with the sendi
     assert.deepEqual(res.slice(0, 2), [2, 2], 'second message id 2, alice seq 2');
     const copies = (await published()).filter(({ env }) => env.t === 'u' && env.u === 'alice');
     assert.deepEqual(copies.map((m) => m.channel).sort(), ['parley:gw:gwA', 'parley:gw:gwB'], "alice's copy to gwA (conn 6) and gwB with x = sending session");
-    assert.ok(copies.every(({ env }) => env.x === 'gwA#5'), "alice's copy to gwA (conn 6) and gwB with x = sending session: x");
+    assert.ok(
+        copies.every(({ env }) => env.x === 'gwA#5'),
+        "alice's copy to gwA (conn 6) and gwB with x = sending session: x",
+    );
 });
 
 cluster.test('send to a user without a session: kept in the inbox, handed over by the next session_open', async (t) => {
@@ -238,7 +243,14 @@ cluster.test('send to oneself: one inbox entry, to every session but the sending
     const res = await send('alice', 'alice', 'note', 'c5', 'gwA#5', 5);
     assert.equal(res[1], seq + 1, `self-send: alice seq ${JSON.stringify(res)}`);
     const p = await published();
-    assert.deepEqual(p.filter(({ env }) => env.t === 'u').map((m) => m.channel).sort(), ['parley:gw:gwA', 'parley:gw:gwB'], 'self-send deliveries + one ack');
+    assert.deepEqual(
+        p
+            .filter(({ env }) => env.t === 'u')
+            .map((m) => m.channel)
+            .sort(),
+        ['parley:gw:gwA', 'parley:gw:gwB'],
+        'self-send deliveries + one ack',
+    );
     assert.equal(p.filter(({ env }) => env.t === 'c').length, 1, 'self-send deliveries + one ack: the ack');
     assert.equal(await r.call('LLEN', U('alice', 'inbox')), len + 1, 'one inbox entry for self-send');
     assert.equal(await r.call('SISMEMBER', U('alice', 'contacts'), 'alice'), 0, 'no self contact');
@@ -252,7 +264,11 @@ cluster.test('sync: the entries after a seq of the same epoch; not recovered for
     assert.equal(seq, 4, 'alice has 4 entries');
     let res = await sync('alice', 1, ep);
     assert.ok(res[0] === 1 && res[1] === seq, `sync after 1 returns 2..4: ${res.slice(0, 2)}`);
-    assert.deepEqual(res.slice(2).map((x) => unpack(x).seq), [2, 3, 4], 'sync after 1 returns 2..4');
+    assert.deepEqual(
+        res.slice(2).map((x) => unpack(x).seq),
+        [2, 3, 4],
+        'sync after 1 returns 2..4',
+    );
     assert.deepEqual(await sync('alice', seq, ep), [1, seq], 'sync at head: recovered, nothing');
     assert.deepEqual(await sync('alice', 1, 'other'), [0, seq], 'sync with a different epoch: not recovered');
     assert.deepEqual(await sync('alice', seq + 5, ep), [0, seq], 'sync after > seq: not recovered');
@@ -303,7 +319,11 @@ cluster.test('session_close: not while reaping a live gateway; the last close go
     assert.equal(await sclose('bob', 'gw1', 7, true), -1, 'reaping a gateway whose alive key is back: -1, nothing closed');
     assert.deepEqual(await published(), [], 'reaping a gateway whose alive key is back: -1, nothing closed (nothing published)');
     assert.equal(await r.call('SISMEMBER', U('bob', 'sessions'), 'gw1#7'), 1, 'reaping a gateway whose alive key is back: -1, nothing closed (session)');
-    assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#7'), 1, 'reaping a gateway whose alive key is back: -1, nothing closed (gateway set)');
+    assert.equal(
+        await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#7'),
+        1,
+        'reaping a gateway whose alive key is back: -1, nothing closed (gateway set)',
+    );
     assert.equal(await sclose('bob', 'gw1', 7), 0, 'close one of two: not last');
     assert.deepEqual(await published(), [], 'close one of two: not last (nothing published)');
     await r.call('DEL', 'parley:gw:gw1:alive');
@@ -399,16 +419,33 @@ cluster.test('send batch: results in order, one PUBLISH per gateway, each connec
     const to5 = envs['parley:gw:gwA'].filter((e) => e.t === 'c' && e.c === 5).map((e) => e.f);
     assert.deepEqual(
         to5.map((f) => [f.kind, f.cid ?? null, f.code ?? null]),
-        [['ack', 'k1', null], ['error', 'k2', 'no_such_user'], ['ack', 'k1', null], ['ack', 'k3', null], ['ack', 'k6', null]],
+        [
+            ['ack', 'k1', null],
+            ['error', 'k2', 'no_such_user'],
+            ['ack', 'k1', null],
+            ['ack', 'k3', null],
+            ['ack', 'k6', null],
+        ],
         "alice's connection 5 gets its answers in order",
     );
     assert.equal(to5[0].id, to5[2].id, "alice's connection 5 gets its answers in order: the dup's id");
     const gw1 = envs['parley:gw:gw1'];
     const bobGroup = gw1.filter((e) => e.t === 'm');
     const what1 = "gw1: bob's text once, then both group messages for bob and carol";
-    assert.deepEqual(gw1.filter((e) => e.t === 'u' && e.u === 'bob').map((e) => e.f.data), ['b1'], what1);
-    assert.deepEqual(bobGroup.map((e) => e.f.data), ['g1', ''], `${what1}: group messages`);
-    assert.ok(bobGroup.every((e) => e.u.includes('bob') && e.u.includes('carol') && !e.u.includes('alice')), `${what1}: users ${JSON.stringify(bobGroup)}`);
+    assert.deepEqual(
+        gw1.filter((e) => e.t === 'u' && e.u === 'bob').map((e) => e.f.data),
+        ['b1'],
+        what1,
+    );
+    assert.deepEqual(
+        bobGroup.map((e) => e.f.data),
+        ['g1', ''],
+        `${what1}: group messages`,
+    );
+    assert.ok(
+        bobGroup.every((e) => e.u.includes('bob') && e.u.includes('carol') && !e.u.includes('alice')),
+        `${what1}: users ${JSON.stringify(bobGroup)}`,
+    );
     const errs = gw1.filter((e) => e.t === 'c' && e.c === 11).map((e) => e.f);
     assert.ok(errs.length === 1 && errs[0].code === 'no_such_user', 'carol: no such group');
     assert.equal((await lastEntry('carol')).data, '', "carol's inbox and unread for #b");
@@ -424,9 +461,19 @@ cluster.test('send batch: a Redis error fails one message (answered unavailable)
         ['alice', 'dave', 'd', 'k7', 'gwA#5', 5],
         ['alice', 'bob', 'after', 'k8', 'gwA#5', 5],
     ]);
-    assert.ok(typeof res[0] === 'string' && res[0].startsWith('failed:') && Array.isArray(res[1]), `a Redis error fails one message, not the batch: ${JSON.stringify(res)}`);
+    assert.ok(
+        typeof res[0] === 'string' && res[0].startsWith('failed:') && Array.isArray(res[1]),
+        `a Redis error fails one message, not the batch: ${JSON.stringify(res)}`,
+    );
     const answers = (await published()).filter(({ env }) => env.t === 'c').map(({ env }) => [env.f.kind, env.f.code ?? null]);
-    assert.deepEqual(answers, [['error', 'unavailable'], ['ack', null]], 'the failed message is answered unavailable, the next one acked');
+    assert.deepEqual(
+        answers,
+        [
+            ['error', 'unavailable'],
+            ['ack', null],
+        ],
+        'the failed message is answered unavailable, the next one acked',
+    );
 });
 
 cluster.test('send dedupe window: cids rotate into cids:old, both are checked', async (t) => {
@@ -458,7 +505,13 @@ cluster.test('send to a group of 70: one envelope listing every member and seq t
     const many = Object.fromEntries(raw.map((m) => [m.channel, envelopes(m.payload).filter((e) => e.t === 'm')]));
     const what = '70 members: one envelope with all 70 users and seqs to each gateway';
     assert.ok(Array.isArray(res[0]), `${what}: ${JSON.stringify(res)}`);
-    assert.deepEqual(Object.keys(many).filter((c) => many[c].length).sort(), ['parley:gw:gwX', 'parley:gw:gwY'], what);
+    assert.deepEqual(
+        Object.keys(many)
+            .filter((c) => many[c].length)
+            .sort(),
+        ['parley:gw:gwX', 'parley:gw:gwY'],
+        what,
+    );
     for (const c of ['parley:gw:gwX', 'parley:gw:gwY']) {
         assert.equal(many[c].length, 1, `${what}: one on ${c}`);
         assert.deepEqual([...many[c][0].u].sort(), big, `${what}: users on ${c}`);

@@ -30,7 +30,7 @@ cluster.test('a reader that stops reading is cut off without stalling others, an
 
     const acked = [];
     let worstOtherMs = 0;
-    for (let sent = 0; sent < MESSAGES; ) {
+    for (let sent = 0; sent < MESSAGES;) {
         const cids = [];
         for (let i = 0; i < BATCH; i++, sent++) {
             const cid = `big-${sent}`;
@@ -67,5 +67,9 @@ cluster.test('a reader that stops reading is cut off without stalling others, an
     // through sync is covered by the messaging tests)
     const inbox = (await cluster.redisBuffers('LRANGE', 'parley:{u:slow}:inbox', '0', '-1')).map((b) => decode(b).id);
     const have = new Set(inbox);
-    assert.deepEqual(acked.filter((id) => !have.has(id)), [], 'acked ids missing from the inbox of the slow reader');
+    assert.deepEqual(
+        acked.filter((id) => !have.has(id)),
+        [],
+        'acked ids missing from the inbox of the slow reader',
+    );
 });

@@ -32,7 +32,7 @@ async function postJson(port, path, body, { raw = false } = {}) {
         body: raw ? body : JSON.stringify(body),
     });
     const text = await res.text();
-    let json = null;
+    let json;
     try {
         json = text ? JSON.parse(text) : null;
     } catch {
@@ -47,10 +47,8 @@ async function postJson(port, path, body, { raw = false } = {}) {
     };
 }
 
-export const register = (port, username, password) =>
-    postJson(port, '/api/register', { username, password });
-export const login = (port, username, password) =>
-    postJson(port, '/api/login', { username, password });
+export const register = (port, username, password) => postJson(port, '/api/register', { username, password });
+export const login = (port, username, password) => postJson(port, '/api/login', { username, password });
 export const postRaw = (port, path, body) => postJson(port, path, body, { raw: true });
 
 // GET /healthz on a fresh connection (no keep-alive: a draining gateway must
@@ -58,14 +56,11 @@ export const postRaw = (port, path, body) => postJson(port, path, body, { raw: t
 // with a string ('refused', 'reset', ...) when no HTTP answer came.
 export function healthz(port, timeoutMs = 1000) {
     return new Promise((resolve) => {
-        const req = http.get(
-            { host: '127.0.0.1', port, path: '/healthz', agent: false, timeout: timeoutMs },
-            (res) => {
-                res.resume();
-                res.on('end', () => resolve(res.statusCode));
-                res.on('error', () => resolve(res.statusCode));
-            },
-        );
+        const req = http.get({ host: '127.0.0.1', port, path: '/healthz', agent: false, timeout: timeoutMs }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode));
+            res.on('error', () => resolve(res.statusCode));
+        });
         req.on('timeout', () => {
             req.destroy();
             resolve('timeout');
@@ -137,13 +132,12 @@ export class Client {
                 clearTimeout(timer);
                 try {
                     ws.terminate();
-                } catch {}
+                } catch {
+                    // the socket is already closed: the error below is what matters
+                }
                 reject(err);
             };
-            const timer = setTimeout(
-                () => fail(new Error(`${this.name}: no hello within ${timeoutMs} ms from :${port}; frames: ${this.dump()}`)),
-                timeoutMs,
-            );
+            const timer = setTimeout(() => fail(new Error(`${this.name}: no hello within ${timeoutMs} ms from :${port}; frames: ${this.dump()}`)), timeoutMs);
             ws.on('unexpected-response', (req, res) => {
                 let body = '';
                 res.setEncoding('utf8');
@@ -195,12 +189,7 @@ export class Client {
                 this._resolveClosed(this.closeInfo);
                 this._wake();
                 if (!settled)
-                    fail(
-                        Object.assign(
-                            new Error(`${this.name}: socket closed (code ${code}) before hello; frames: ${this.dump()}`),
-                            { closeCode: code },
-                        ),
-                    );
+                    fail(Object.assign(new Error(`${this.name}: socket closed (code ${code}) before hello; frames: ${this.dump()}`), { closeCode: code }));
             });
         });
     }
@@ -261,17 +250,13 @@ export class Client {
                 if (this.closeInfo) {
                     finish();
                     reject(
-                        new Error(
-                            `${this.name}: socket closed (code ${this.closeInfo.code}) while waiting for ${describe(pattern)}; frames: ${this.dump()}`,
-                        ),
+                        new Error(`${this.name}: socket closed (code ${this.closeInfo.code}) while waiting for ${describe(pattern)}; frames: ${this.dump()}`),
                     );
                 }
             };
             const timer = setTimeout(() => {
                 finish();
-                reject(
-                    new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${describe(pattern)}; frames: ${this.dump()}`),
-                );
+                reject(new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${describe(pattern)}; frames: ${this.dump()}`));
             }, timeoutMs);
             const finish = () => {
                 clearTimeout(timer);
@@ -289,13 +274,11 @@ export class Client {
         const deadline = Date.now() + ms;
         while (Date.now() < deadline) {
             const bad = this.pending(m);
-            if (bad.length)
-                throw new Error(`${this.name}: expected no ${what || describe(pattern)} but got ${bad.map(brief).join(', ')}`);
+            if (bad.length) throw new Error(`${this.name}: expected no ${what || describe(pattern)} but got ${bad.map(brief).join(', ')}`);
             await new Promise((r) => setTimeout(r, Math.min(25, deadline - Date.now())));
         }
         const bad = this.pending(m);
-        if (bad.length)
-            throw new Error(`${this.name}: expected no ${what || describe(pattern)} but got ${bad.map(brief).join(', ')}`);
+        if (bad.length) throw new Error(`${this.name}: expected no ${what || describe(pattern)} but got ${bad.map(brief).join(', ')}`);
     }
 
     // Resolves with {code} when closed, or rejects after timeoutMs.
@@ -303,10 +286,7 @@ export class Client {
         return Promise.race([
             this.closed,
             new Promise((_, reject) =>
-                setTimeout(
-                    () => reject(new Error(`${this.name}: socket still open after ${timeoutMs} ms; frames: ${this.dump()}`)),
-                    timeoutMs,
-                ),
+                setTimeout(() => reject(new Error(`${this.name}: socket still open after ${timeoutMs} ms; frames: ${this.dump()}`)), timeoutMs),
             ),
         ]);
     }
@@ -356,23 +336,17 @@ export async function sendReliably(client, frame, { timeoutMs = 15000, retryMs =
         attempts++;
         client.send(frame);
         const answer = await client
-            .next(
-                (f) => (f.kind === 'ack' || f.kind === 'error') && f.cid === frame.cid,
-                Math.min(retryMs, Math.max(1, deadline - Date.now())),
-            )
+            .next((f) => (f.kind === 'ack' || f.kind === 'error') && f.cid === frame.cid, Math.min(retryMs, Math.max(1, deadline - Date.now())))
             .catch((e) => {
                 if (!client.isOpen) throw e;
                 return null;
             });
         if (answer && answer.kind === 'ack') return answer;
-        if (answer && answer.code !== 'unavailable')
-            throw new Error(`${client.name}: send ${frame.cid} refused: ${brief(answer)}`);
+        if (answer && answer.code !== 'unavailable') throw new Error(`${client.name}: send ${frame.cid} refused: ${brief(answer)}`);
         lastError = answer;
         if (answer) await new Promise((r) => setTimeout(r, 100)); // backoff after unavailable
     }
-    throw new Error(
-        `${client.name}: send ${frame.cid} not acked within ${timeoutMs} ms after ${attempts} attempts (last answer ${brief(lastError)})`,
-    );
+    throw new Error(`${client.name}: send ${frame.cid} not acked within ${timeoutMs} ms after ${attempts} attempts (last answer ${brief(lastError)})`);
 }
 
 // Streams `count` texts from client to `to` at a steady pace, each with a
@@ -382,14 +356,7 @@ export async function sendReliably(client, frame, { timeoutMs = 15000, retryMs =
 // kill something mid-stream). Returns {msgs: [{cid, data, id, tries}],
 // problems: [string], unavailable, timeouts}; rejects if not all are acked.
 export async function sendStream(client, to, count, opts = {}) {
-    const {
-        prefix = 'st',
-        paceMs = 10,
-        noAckRetryMs = 2000,
-        unavailableRetryMs = 100,
-        timeoutMs = 20000,
-        beforeSend = async () => {},
-    } = opts;
+    const { prefix = 'st', paceMs = 10, noAckRetryMs = 2000, unavailableRetryMs = 100, timeoutMs = 20000, beforeSend = async () => {} } = opts;
     const msgs = Array.from({ length: count }, (_, i) => ({ cid: `${prefix}-${i}`, data: `${prefix} ${i}`, id: null, sentAt: 0, tries: 0 }));
     const byCid = new Map(msgs.map((m) => [m.cid, m]));
     const res = { msgs, problems: [], unavailable: 0, timeouts: 0 };
@@ -438,7 +405,9 @@ export async function sendStream(client, to, count, opts = {}) {
         const deadline = Date.now() + timeoutMs;
         while (msgs.some((m) => m.id === null)) {
             if (!client.isOpen)
-                throw new Error(`${client.name}: socket closed (${JSON.stringify(client.closeInfo)}) with ${msgs.filter((m) => m.id === null).length} messages not acked`);
+                throw new Error(
+                    `${client.name}: socket closed (${JSON.stringify(client.closeInfo)}) with ${msgs.filter((m) => m.id === null).length} messages not acked`,
+                );
             if (Date.now() > deadline) {
                 const left = msgs.filter((m) => m.id === null).map((m) => `${m.cid}(tries ${m.tries})`);
                 throw new Error(`${left.length} of ${count} not acked ${timeoutMs} ms after the last send: ${left.slice(0, 20).join(' ')}`);

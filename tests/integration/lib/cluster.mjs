@@ -43,6 +43,10 @@ const GATEWAY_DEFAULT_ARGS = ['--heartbeat-ttl', String(HEARTBEAT_TTL_MS), '--pi
 const ROUTER_DEFAULT_ARGS = ['--lease-ms', String(LEASE_MS), '--reap-interval', String(REAP_INTERVAL_MS)];
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// A timeout for Promise.race that does not keep node alive once the race is
+// won (the child's own handle does while it runs): a file ends at its last
+// test instead of when its longest stop() timeout would have fired.
+const deadline = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 
 // ---------------------------------------------------------------- children
 
@@ -51,7 +55,9 @@ function killAllNow() {
     for (const c of children) {
         try {
             c.kill('SIGKILL');
-        } catch {}
+        } catch {
+            // already gone: nothing to kill
+        }
     }
 }
 process.on('exit', killAllNow);
@@ -158,7 +164,7 @@ class Proc {
         if (!this.running) return this.exit;
         this.child.kill(sig);
         if (!wait) return null;
-        const t = sleep(timeout).then(() => 'timeout');
+        const t = deadline(timeout).then(() => 'timeout');
         const r = await Promise.race([this.exited, t]);
         if (r === 'timeout') throw new Error(`${this.name} (pid ${this.pid}) did not exit within ${timeout} ms of ${sig}`);
         return r;
@@ -169,7 +175,7 @@ class Proc {
         this.expectRunning = false;
         if (!this.running) return this.exit;
         this.child.kill('SIGTERM');
-        const r = await Promise.race([this.exited, sleep(timeout).then(() => null)]);
+        const r = await Promise.race([this.exited, deadline(timeout).then(() => null)]);
         if (r) return r;
         this._append(`===== did not exit ${timeout} ms after SIGTERM: SIGKILL\n`);
         this.child.kill('SIGKILL');
@@ -270,7 +276,10 @@ export function redisCli(port, args, timeout = 3000) {
 // ---------------------------------------------------------------- cluster
 
 function slug(s) {
-    return s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 100);
+    return s
+        .replace(/[^A-Za-z0-9._-]+/g, '_')
+        .replace(/^_+|_+$/g, '')
+        .slice(0, 100);
 }
 
 const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer)/;
@@ -331,18 +340,13 @@ export class Cluster {
 
     async stop() {
         await Client.closeAll();
-        const results = await Promise.all(
-            [...this.gateways.map((g) => g.proc), ...this.routers.map((r) => r.proc)].map(async (p) => [p, await p.stop()]),
-        );
+        const results = await Promise.all([...this.gateways.map((g) => g.proc), ...this.routers.map((r) => r.proc)].map(async (p) => [p, await p.stop()]));
         if (this.redisProc) await this.redisProc.stop();
         if (this.tmp) fs.rmSync(this.tmp, { recursive: true, force: true });
         // A sanitizer report anywhere is a failure of the file.
         const bad = this.procs.filter((p) => SANITIZER_RE.test(p.log));
         if (bad.length) {
-            throw new Error(
-                `sanitizer reports in: ${bad.map((p) => p.logFile).join(', ')}\n` +
-                    bad.map((p) => tail(p.log, 80)).join('\n'),
-            );
+            throw new Error(`sanitizer reports in: ${bad.map((p) => p.logFile).join(', ')}\n` + bad.map((p) => tail(p.log, 80)).join('\n'));
         }
         return results;
     }
@@ -357,15 +361,24 @@ export class Cluster {
         }
         if (!this.redisProc) this.redisProc = new Proc('redis', this.dir);
         this.redisProc.start('redis-server', [
-            '--port', String(this.redisPort),
-            '--bind', '127.0.0.1',
-            '--dir', this.redisDir,
-            '--appendonly', 'yes',
-            '--appendfsync', 'always',
-            '--save', '',
-            '--daemonize', 'no',
-            '--protected-mode', 'yes',
-            '--logfile', '',
+            '--port',
+            String(this.redisPort),
+            '--bind',
+            '127.0.0.1',
+            '--dir',
+            this.redisDir,
+            '--appendonly',
+            'yes',
+            '--appendfsync',
+            'always',
+            '--save',
+            '',
+            '--daemonize',
+            'no',
+            '--protected-mode',
+            'yes',
+            '--logfile',
+            '',
         ]);
         await waitFor(
             async () => {
@@ -453,13 +466,20 @@ export class Cluster {
             const port = await freePort();
             g = { index: i, id: `gw${i + 1}`, port, proc: new Proc(`gw${i + 1}`, this.dir) };
             g.args = [
-                '--listen', '127.0.0.1',
-                '--port', String(port),
-                '--id', g.id,
-                '--redis-url', this.redisUrl,
-                '--secret', SECRET,
-                '--web-root', this.webRoot,
-                '--log-level', LOG_LEVEL,
+                '--listen',
+                '127.0.0.1',
+                '--port',
+                String(port),
+                '--id',
+                g.id,
+                '--redis-url',
+                this.redisUrl,
+                '--secret',
+                SECRET,
+                '--web-root',
+                this.webRoot,
+                '--log-level',
+                LOG_LEVEL,
                 ...GATEWAY_DEFAULT_ARGS,
                 ...args,
             ];

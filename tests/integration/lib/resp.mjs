@@ -227,7 +227,12 @@ export const userKey = (user, what) => `parley:{u:${user}}:${what}`;
 export async function loadScripts(cluster) {
     const r = await cluster.cli(['scripts', '--load']);
     if (!r.ok) throw new Error(`parley scripts --load: ${r.stderr || r.stdout}`);
-    return Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(/\s+/).slice(0, 2)));
+    return Object.fromEntries(
+        r.stdout
+            .trim()
+            .split('\n')
+            .map((l) => l.split(/\s+/).slice(0, 2)),
+    );
 }
 
 // Script `name` with its KEYS and ARGV, as the router or a gateway runs it:
