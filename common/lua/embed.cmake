@@ -95,7 +95,7 @@ foreach(path IN LISTS scripts)
     math(EXPR line "${line} + ${n}")
   endforeach()
   string(APPEND code "${text}")
-  string(APPEND map "${line} ${path}\n")
+  string(APPEND map "${line} ${LUA_DIR}/${name}.lua\n")
 
   if(function)
     string(SHA1 sha "${code}")
