@@ -1,6 +1,6 @@
 /* scripts_int.h - what the files of the scripts module share (scripts_run.c,
- * scripts.c, scripts_send.c and the build's scripts_lua.c); not for callers,
- * which use scripts.h. */
+ * scripts_cmd.c, scripts.c, scripts_send.c and the build's scripts_lua.c);
+ * not for callers, which use scripts.h. */
 #ifndef PARLEY_SCRIPTS_INT_H
 #define PARLEY_SCRIPTS_INT_H
 
