@@ -1,12 +1,28 @@
-/* scripts.h - the Lua scripts Parley runs in Redis, and a hiredis async helper
- * that runs them with EVALSHA, falling back to EVAL when Redis answers NOSCRIPT
- * (for instance after a Redis restart). KEYS and ARGV of each script are
- * documented in docs/internals.md. */
+/* scripts.h - the Lua scripts Parley runs in Redis, one typed call each.
+ *
+ * Each script is a file in common/lua/ (helpers in common/lua/lib/), whose
+ * header comment is its contract: KEYS, ARGV, reply, what it publishes and
+ * why. The build embeds them (common/lua/embed.cmake). The functions here
+ * build a script's KEYS and ARGV from named arguments (the one place each
+ * script's are built) and run it with EVALSHA, or FCALL for the `send`
+ * function, loading it again when Redis answers NOSCRIPT / function not found.
+ *
+ * Asynchronous calls take a hiredis async context, a callback and its
+ * privdata; cb receives the final reply (after a reload retry) exactly as
+ * redisAsyncCommandArgv would deliver it, including NULL on a disconnect.
+ * They return REDIS_OK, or REDIS_ERR when the command could not be queued
+ * (not connected, out of memory): then cb is never called. Strings are
+ * NUL-terminated and copied before the call returns. Names are valid user,
+ * #group and gateway names (proto.h), as every caller has checked. */
 #ifndef PARLEY_SCRIPTS_H
 #define PARLEY_SCRIPTS_H
 
+#include "proto.h"
+
 #include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     SCRIPT_SEND = 0,
@@ -16,50 +32,151 @@ typedef enum {
     SCRIPT_TYPING,
     SCRIPT_REGISTER,
     SCRIPT_CONTACTS,
-    SCRIPT_RELEASE_SLOT,   /* KEYS: slot key; ARGV: router id: DEL if owned */
-    SCRIPT_RENEW_SLOT,     /* KEYS: slot key; ARGV: router id, lease ms: PEXPIRE if owned */
-    SCRIPT_FORGET_GATEWAY, /* KEYS: gateways, alive, gateway sessions; ARGV: id */
+    SCRIPT_RELEASE_SLOT,
+    SCRIPT_RENEW_SLOT,
+    SCRIPT_FORGET_GATEWAY,
     SCRIPT_HISTORY,
     SCRIPT_READ,
     SCRIPT_GROUP,
     SCRIPT__COUNT
 } script_id;
 
-/* Computes the SHA1 of every script (once; idempotent). */
-void scripts_init(void);
-/* what loads it: the script, or a function's whole library */
-const char *scripts_source(script_id id);
-/* what calls it: EVALSHA's SHA1, or FCALL's function (= library) name */
-const char *scripts_sha(script_id id);
-const char *scripts_name(script_id id);
-/* 1 when id is a Redis function (FCALL), 0 for an EVAL script */
-int scripts_is_function(script_id id);
-/* fills argv with the command that loads id (SCRIPT LOAD, or FUNCTION LOAD
- * REPLACE); returns its argc. Its reply is scripts_sha(id). */
-int scripts_load_argv(script_id id, const char *argv[4]);
-/* 1 when an error reply says the script or function is not loaded */
-int scripts_missing(const char *err, size_t len);
+/* ---- the scripts, one call each (common/lua/NAME.lua says what each does) ---- */
 
-/* Runs a script asynchronously (EVALSHA, or FCALL for a function): argv
- * holds nkeys keys then nargs args (with lengths). cb receives the final
- * reply (after a NOSCRIPT / not-found retry) exactly as
- * redisAsyncCommandArgv would deliver it, including NULL on disconnect.
- * Returns REDIS_OK or REDIS_ERR (not connected). */
-int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
-                 int nkeys, int nargs, const char **argv, const size_t *argvlen);
+/* session_open.lua: a session of user opens on gateway gwid. sessid is
+ * "gwid#conn", member "user#conn". */
+int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                         const char *sessid, const char *member, const char *gwid);
+
+/* session_close.lua: the session closes. reaping: 1 from the router's reaper
+ * (then nothing changes while the gateway's alive key exists), else 0. */
+int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                          const char *sessid, const char *member, const char *gwid, int reaping);
+
+/* sync.lua: user's inbox entries after seq `after`, if epoch is still its
+ * epoch. */
+int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                 int64_t after, const char *epoch);
+
+/* typing.lua: from is typing to `to` (a user, or a #group); frame is the
+ * client frame the recipients get (msgpack, frame_len bytes). */
+int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *from,
+                   const char *to, const char *frame, size_t frame_len);
+
+/* history.lua: up to limit messages of user's conversation with `with` (a
+ * user or a #group) older than id `before` (0: the newest). */
+int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                    const char *with, int64_t before, int64_t limit);
+
+/* read.lua: reader (in session sessid) has read its conversation with `with`
+ * up to message id upto. */
+int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *reader,
+                 const char *sessid, const char *with, int64_t upto);
+
+/* group.lua: `by` runs op on the group `name` (#name); open: create's open
+ * flag (1/0); now_ms: the creation time; group_max: the most members a group
+ * may have. members (nmembers names, lengths in member_lens) count for
+ * PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. */
+int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
+                  const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
+                  const char *const *members, const size_t *member_lens, size_t nmembers);
+
+/* register.lua: creates the account `name` with a password hash (password.h)
+ * and its creation time, and announces it. */
+int scripts_register(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *name,
+                     const char *hash, int64_t created_ms);
+/* The same, synchronously: the reply (the caller frees it), or NULL on a
+ * connection error (c->errstr says why). */
+redisReply *scripts_register_sync(redisContext *c, const char *name, const char *hash,
+                                  int64_t created_ms);
+/* The same, pipelined (redisAppendCommandArgv; read the reply with
+ * redisGetReply): with EVALSHA only, so load the script first
+ * (scripts_load_argv). REDIS_OK or REDIS_ERR. */
+int scripts_register_append(redisContext *c, const char *name, const char *hash,
+                            int64_t created_ms);
+
+/* contacts.lua: what user's hello lists; everyone_limit: up to this many
+ * users, everyone is everyone's contact. */
+int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                     int64_t everyone_limit);
+
+/* release_slot.lua / renew_slot.lua: the lease of routing slot `slot`, if
+ * router_id holds it; renew sets it to lease_ms. */
+int scripts_release_slot(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, unsigned slot,
+                         const char *router_id);
+int scripts_renew_slot(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, unsigned slot,
+                       const char *router_id, int64_t lease_ms);
+
+/* forget_gateway.lua: the reaper's last step for the gateway gwid. */
+int scripts_forget_gateway(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
+                           const char *gwid);
+
+/* ---- send.lua: one call carries a batch of messages ---- */
+
+/* Strings in one growing buffer (a batch's KEYS or ARGV). */
+typedef struct scripts_list {
+    char *buf;
+    size_t len, cap;
+    size_t *off, *lens;
+    int n, ncap;
+} scripts_list;
+
+/* A batch of messages being gathered for one send call. Init once, add
+ * messages, call (which empties it for the next batch), free at the end.
+ * Owns its buffers; everything added is copied. */
+typedef struct scripts_send_batch {
+    scripts_list keys, args; /* per message, in order */
+    int count;               /* messages in it */
+    char inbox_cap[24], history_cap[24], dedupe_ttl[24];
+} scripts_send_batch;
+
+/* The per-call values: entries kept per inbox and per conversation history,
+ * how long a cid is remembered (seconds). */
+void scripts_send_batch_init(scripts_send_batch *b, int64_t inbox_cap, int64_t history_cap,
+                             int64_t dedupe_ttl_s);
+void scripts_send_batch_free(scripts_send_batch *b);
+/* Adds one message from `from` to `to` (a user or a #group): its data and
+ * cid (cid_len 0: none), sent by connection conn of gateway gw. 0, or -1 when
+ * out of memory (the batch is then as it was). */
+int scripts_send_batch_add(scripts_send_batch *b, const char *from, const char *to,
+                           const char *data, size_t data_len, const char *cid, size_t cid_len,
+                           const char *gw, size_t gw_len, uint64_t conn);
+/* Sends the batch as one FCALL and empties it, whatever the outcome. The
+ * reply has one entry per message, in order (send.lua). REDIS_ERR when it
+ * was empty or could not be queued (cb is not called). */
+int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisCallbackFn *cb,
+                            void *priv);
+/* Drops the messages gathered (keeps the memory). */
+void scripts_send_batch_clear(scripts_send_batch *b);
+
+/* ---- loading and listing ---- */
 
 /* Queues SCRIPT LOAD / FUNCTION LOAD of every script (replies ignored). Call
  * first on every new command connection: later calls then never meet
  * NOSCRIPT, whose retry could otherwise let a message overtake an earlier
  * one. */
 int scripts_load(redisAsyncContext *ac);
+/* fills argv with the command that loads id (SCRIPT LOAD, or FUNCTION LOAD
+ * REPLACE); returns its argc. Its reply is scripts_sha(id). */
+int scripts_load_argv(script_id id, const char *argv[4]);
+/* the file name without .lua (`parley scripts` prints NAME SHA) */
+const char *scripts_name(script_id id);
+/* what calls it: EVALSHA's SHA1, or FCALL's function (= library) name */
+const char *scripts_sha(script_id id);
+/* what loads it: the script, or a function's whole library */
+const char *scripts_source(script_id id);
+/* 1 when id is a Redis function (FCALL), 0 for an EVAL script */
+int scripts_is_function(script_id id);
+/* 1 when an error reply says the script or function is not loaded */
+int scripts_missing(const char *err, size_t len);
 
-/* Runs session_close for one session (docs/internals.md): user, its session
- * id (gwid#conn), its member in the gateway's set (user#conn), the gateway.
- * With reaping set (the router's reaper) the reply is -1 and nothing changes
- * when the gateway's alive key exists. */
-int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *privdata,
-                          const char *user, const char *sessid, const char *member,
-                          const char *gwid, int reaping);
+/* ---- the runner ---- */
+
+/* Runs a script asynchronously (EVALSHA, or FCALL for a function): argv
+ * holds nkeys keys then nargs args (with lengths, or NULL for strlen); they
+ * are copied. The one runner the calls above use. Callers should use those:
+ * the gateway still calls this until it switches to them. */
+int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
+                 int nkeys, int nargs, const char **argv, const size_t *argvlen);
 
 #endif

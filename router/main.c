@@ -135,7 +135,6 @@ int main(int argc, char **argv)
     }
     log_init("parley-router", level);
     signal(SIGPIPE, SIG_IGN);
-    scripts_init();
 
     r.base = event_base_new();
     if (!r.base) {

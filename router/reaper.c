@@ -96,12 +96,7 @@ static void reaper_sessions_cb(redisAsyncContext *ac, void *reply, void *privdat
     }
     /* answered after every session_close above; leaves the gateway in
      * parley:gateways if it beat again or has sessions (next round) */
-    char alive[KEYS_MAX];
-    const char *argv[] = {KEY_GATEWAYS, keys_fmt(alive, sizeof alive, KEY_GW_ALIVE, g->id), gwset,
-                          g->id};
-    if (scripts_eval(r->cmd, SCRIPT_FORGET_GATEWAY, reaper_forget_cb, g, 3, 1, argv, NULL) !=
-        REDIS_OK)
-        reaper_gw_done(g);
+    if (scripts_forget_gateway(r->cmd, reaper_forget_cb, g, g->id) != REDIS_OK) reaper_gw_done(g);
 }
 
 static void reaper_alive_cb(redisAsyncContext *ac, void *reply, void *privdata)

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "redisurl.h"
+#include "scripts.h"
 
 typedef struct router_config {
     const char *redis_url;
@@ -39,14 +40,6 @@ typedef enum {
 typedef struct router_stats {
     unsigned long long routed, dups, no_user, malformed, failed, lost, batches;
 } router_stats;
-
-/* route.c: a growing list of strings in one buffer (a batch's KEYS or ARGV) */
-typedef struct route_list {
-    char *buf;
-    size_t len, cap;
-    size_t *off, *lens;
-    int n, ncap;
-} route_list;
 
 #define ROUTE_BATCH_MAX 128 /* messages per send script call */
 
@@ -83,15 +76,13 @@ typedef struct router {
     struct event *reap_ev;
     int reap_busy;
 
-    /* route.c: ARGV values fixed for the process, as strings */
-    char inbox_cap_s[24], history_cap_s[24], dedupe_ttl_s[24];
-    msgpack_unpacked unpacked;         /* reused: its zone is cleared, not freed */
-    route_list batch_keys, batch_args; /* the open batch */
-    int batch_count;                   /* messages in it */
-    struct event *flush_ev;            /* sends it at the end of this loop turn */
-    long long in_flight;               /* messages sent, not answered */
-    int calls_in_flight;               /* send script calls not answered */
-    int paused;                        /* reading the subscriber socket is paused (backpressure) */
+    /* route.c */
+    msgpack_unpacked unpacked; /* reused: its zone is cleared, not freed */
+    scripts_send_batch batch;  /* the open batch */
+    struct event *flush_ev;    /* sends it at the end of this loop turn */
+    long long in_flight;       /* messages sent, not answered */
+    int calls_in_flight;       /* send script calls not answered */
+    int paused;                /* reading the subscriber socket is paused (backpressure) */
     router_stats stats;
 
     int stopping;

@@ -64,11 +64,9 @@ static void slots_release_cb(redisAsyncContext *ac, void *reply, void *privdata)
 
 static void slots_release_now(router *r, unsigned slot)
 {
-    char key[KEYS_MAX];
-    const char *argv[] = {keys_fmt(key, sizeof(key), KEY_SLOT, slot), r->cfg.id};
     route_flush(r); /* the slot's last messages go before the release */
-    if (!r->cmd || scripts_eval(r->cmd, SCRIPT_RELEASE_SLOT, slots_release_cb, &r->slot_refs[slot],
-                                1, 1, argv, NULL) != REDIS_OK) {
+    if (!r->cmd || scripts_release_slot(r->cmd, slots_release_cb, &r->slot_refs[slot], slot,
+                                        r->cfg.id) != REDIS_OK) {
         r->slot[slot] = SLOT_FREE;
         slots_check_done(r);
     }
@@ -165,11 +163,10 @@ static void slots_renew_cb(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-static void slots_renew(router *r, unsigned slot, const char *lease)
+static void slots_renew(router *r, unsigned slot)
 {
-    char key[KEYS_MAX];
-    const char *argv[] = {keys_fmt(key, sizeof(key), KEY_SLOT, slot), r->cfg.id, lease};
-    scripts_eval(r->cmd, SCRIPT_RENEW_SLOT, slots_renew_cb, &r->slot_refs[slot], 1, 2, argv, NULL);
+    scripts_renew_slot(r->cmd, slots_renew_cb, &r->slot_refs[slot], slot, r->cfg.id,
+                       r->cfg.lease_ms);
 }
 
 /* The decision step, on the MGET of every slot's owner. */
@@ -196,8 +193,7 @@ static void slots_decide(router *r, redisReply *owners)
             slots_subscribe(r, i);
             log_info("re-adopted slot %u", i);
         }
-        if ((r->slot[i] == SLOT_HELD || r->slot[i] == SLOT_RELEASING) && ours)
-            slots_renew(r, i, lease);
+        if ((r->slot[i] == SLOT_HELD || r->slot[i] == SLOT_RELEASING) && ours) slots_renew(r, i);
         held += r->slot[i] == SLOT_HELD;
     }
 

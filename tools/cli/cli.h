@@ -47,11 +47,6 @@ int cli_args(const char *prog, const char *usage, const config_opt *opts, int no
 int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Runs a script synchronously (EVALSHA, EVAL on NOSCRIPT). The reply is the
- * caller's to free; NULL after printing the connection error. */
-redisReply *cli_eval(redisContext *c, script_id id, int nkeys, int nargs, const char **argv,
-                     const size_t *argvlen);
-
 /* Reads a password: flag value, else PARLEY_PASSWORD, else one line of stdin.
  * Checks the protocol's length bounds. Returns 0 or CLI_USAGE after printing. */
 int cli_password(const char *prog, const char *flag, char *out, size_t size, size_t *len);

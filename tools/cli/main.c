@@ -109,49 +109,6 @@ out:
     return rc;
 }
 
-redisReply *cli_eval(redisContext *c, script_id id, int nkeys, int nargs, const char **argv,
-                     const size_t *argvlen)
-{
-    const int argc = 3 + nkeys + nargs;
-    const char **av = calloc((size_t)argc, sizeof(char *));
-    size_t *al = calloc((size_t)argc, sizeof(size_t));
-    char nk[16];
-    redisReply *r = NULL;
-
-    if (!av || !al) goto out;
-    av[0] = scripts_is_function(id) ? "FCALL" : "EVALSHA";
-    av[1] = scripts_sha(id);
-    al[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
-    av[2] = nk;
-    for (int i = 0; i < nkeys + nargs; i++) {
-        av[3 + i] = argv[i];
-        al[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
-    }
-    al[0] = strlen(av[0]);
-    al[1] = strlen(av[1]);
-    r = redisCommandArgv(c, argc, av, al);
-    if (r && r->type == REDIS_REPLY_ERROR && scripts_missing(r->str, r->len)) {
-        freeReplyObject(r);
-        if (scripts_is_function(id)) {
-            const char *load[4];
-            int n = scripts_load_argv(id, load);
-            r = redisCommandArgv(c, n, load, NULL);
-            if (r) freeReplyObject(r);
-        } else {
-            av[0] = "EVAL";
-            al[0] = 4;
-            av[1] = scripts_source(id);
-            al[1] = strlen(av[1]);
-        }
-        r = redisCommandArgv(c, argc, av, al);
-    }
-    if (!r) cli_fail("redis: %s", c->errstr);
-out:
-    free(av);
-    free(al);
-    return r;
-}
-
 static void cli_help(const char *prog)
 {
     printf("usage: %s [--redis-url URL] [--secret S] COMMAND [ARGS]\n\n"

@@ -40,26 +40,13 @@ int cli_password(const char *prog, const char *flag, char *out, size_t size, siz
     return 0;
 }
 
-/* Queues (pipelined) or runs one register script call. */
-static void cli_register_argv(const char *name, const char *hash, const char *created,
-                              char keybuf[KEYS_MAX], const char *argv[6])
-{
-    argv[0] = keys_fmt(keybuf, KEYS_MAX, KEY_ACCOUNT, name);
-    argv[1] = KEY_USERS;
-    argv[2] = name;
-    argv[3] = hash;
-    argv[4] = created;
-    argv[5] = CHAN_USERS;
-}
-
 int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv)
 {
     const char *pwflag = NULL;
     const config_opt opts[] = {
         {"password", NULL, CONFIG_STR, &pwflag, 0, 0, "password (else PARLEY_PASSWORD or stdin)"},
     };
-    char *pos[1], pw[PASSWORD_MAX + 2], hash[PASSWORD_HASH_MAX], key[KEYS_MAX], created[24];
-    const char *av[6];
+    char *pos[1], pw[PASSWORD_MAX + 2], hash[PASSWORD_HASH_MAX];
     size_t pwlen;
     int npos;
 
@@ -72,10 +59,8 @@ int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv)
     if (!c) return CLI_FAIL;
     if (password_init() != 0 || password_hash(pw, pwlen, hash) != 0)
         return cli_fail("cannot hash the password");
-    snprintf(created, sizeof(created), "%lld", cli_now_ms());
-    cli_register_argv(pos[0], hash, created, key, av);
-    redisReply *r = cli_eval(c, SCRIPT_REGISTER, 2, 4, av, NULL);
-    if (!r) return CLI_FAIL;
+    redisReply *r = scripts_register_sync(c, pos[0], hash, cli_now_ms());
+    if (!r) return cli_fail("redis: %s", c->errstr);
     int rc = CLI_OK;
     if (r->type == REDIS_REPLY_ERROR)
         rc = cli_fail("redis: %s", r->str);
@@ -107,7 +92,7 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
         {"start", NULL, CONFIG_INT, &start, 0, 1000000000000LL, "first number"},
         {"password", NULL, CONFIG_STR, &pwflag, 0, 0, "password (else PARLEY_PASSWORD or stdin)"},
     };
-    char *pos[1], *end, pw[PASSWORD_MAX + 2], hash[PASSWORD_HASH_MAX], created[24];
+    char *pos[1], *end, pw[PASSWORD_MAX + 2], hash[PASSWORD_HASH_MAX];
     size_t pwlen;
     int npos;
     long long n, made = 0, taken = 0;
@@ -131,17 +116,14 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
     if (cli_load_script(c, SCRIPT_REGISTER) != CLI_OK) return CLI_FAIL;
     if (password_init() != 0 || password_hash(pw, pwlen, hash) != 0)
         return cli_fail("cannot hash the password");
-    snprintf(created, sizeof(created), "%lld", cli_now_ms());
+    long long created = cli_now_ms();
 
-    const char *sha = scripts_sha(SCRIPT_REGISTER);
     for (long long base = 0; base < n; base += CLI_BULK_BATCH) {
         long long cnt = n - base < CLI_BULK_BATCH ? n - base : CLI_BULK_BATCH;
         for (long long i = 0; i < cnt; i++) {
-            char name[80], key[KEYS_MAX];
-            const char *av[9] = {"EVALSHA", sha, "2"};
+            char name[80];
             snprintf(name, sizeof(name), "%s%lld", prefix, start + base + i);
-            cli_register_argv(name, hash, created, key, av + 3);
-            if (redisAppendCommandArgv(c, 9, av, NULL) != REDIS_OK)
+            if (scripts_register_append(c, name, hash, created) != REDIS_OK)
                 return cli_fail("redis: %s", c->errstr);
         }
         for (long long i = 0; i < cnt; i++) {

@@ -1,0 +1,92 @@
+-- include: gateways fanout fan_users
+--
+-- group.lua - creates a group, or joins, leaves or adds members to one.
+-- Caller: the gateway (scripts_group).
+--
+-- KEYS  1 group meta, 2 group members, 3 parley:groups (the open groups only: what a search
+--       finds), 4 parley:users.
+-- ARGV  1 op (create, join, leave, add), 2 #name, 3 by, 4 open ("1"/"0"), 5 now ms, 6 gateway
+--       channel prefix, 7 the key format of a user's sessions, 8 the key format of a user's
+--       groups, 9 member limit, 10.. members (create, add).
+-- On a change, publishes {kind:"group", name, members (all, sorted), op, by, open} (fanout) to
+-- every member, and to a leaver.
+-- Reply {"ok"} (published), {"same", frame} when nothing changed (the gateway sends the frame to
+-- the requesting session only), or {"error", code, message}.
+local op, name, by, open = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local prefix, sessions_fmt, groups_fmt = ARGV[6], ARGV[7], ARGV[8]
+local limit = tonumber(ARGV[9])
+local function fail(code, message) return {'error', code, message} end
+local function frame()
+  local members = redis.call('SMEMBERS', KEYS[2])
+  table.sort(members)
+  local isopen = redis.call('HGET', KEYS[1], 'open') == '1'
+  return cmsgpack.pack({kind = 'group', name = name, members = members, op = op,
+                        by = by, open = isopen}), members
+end
+local function notify(extra)
+  local f, members = frame()
+  if extra then members[#members + 1] = extra end
+  local fan = fan_new()
+  fan_users(fan, members, sessions_fmt, nil)
+  fan_publish(fan, prefix, f, nil)
+  return {'ok'}
+end
+local function missing_user()
+  for i = 10, #ARGV do
+    if not redis.call('ZSCORE', KEYS[4], ARGV[i]) then return ARGV[i] end
+  end
+  return nil
+end
+local function add(user)
+  redis.call('SADD', KEYS[2], user)
+  redis.call('SADD', string.format(groups_fmt, user), name)
+end
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if op == 'create' then
+  if exists then return fail('forbidden', 'group ' .. name .. ' already exists') end
+  local m = missing_user()
+  if m then return fail('no_such_user', 'no such user: ' .. m) end
+  local set = {[by] = true}
+  local n = 1
+  for i = 10, #ARGV do if not set[ARGV[i]] then set[ARGV[i]] = true; n = n + 1 end end
+  if n > limit then return fail('bad_field', 'members: at most ' .. limit .. ' per group') end
+  redis.call('HSET', KEYS[1], 'open', open, 'created', ARGV[5], 'by', by)
+  if open == '1' then redis.call('ZADD', KEYS[3], 0, name) end
+  for user in pairs(set) do add(user) end
+  return notify(nil)
+end
+if not exists then return fail('no_such_user', 'no such group: ' .. name) end
+local member = redis.call('SISMEMBER', KEYS[2], by) == 1
+if op == 'join' then
+  if member then return {'same', (frame())} end
+  if redis.call('HGET', KEYS[1], 'open') ~= '1' then
+    return fail('forbidden', name .. ' is closed: a member must add you')
+  end
+  if redis.call('SCARD', KEYS[2]) >= limit then return fail('forbidden', name .. ' is full') end
+  add(by)
+  return notify(nil)
+end
+if not member then return fail('forbidden', 'not a member of ' .. name) end
+if op == 'leave' then
+  redis.call('SREM', KEYS[2], by)
+  redis.call('SREM', string.format(groups_fmt, by), name)
+  return notify(by)
+end
+if op == 'add' then
+  local m = missing_user()
+  if m then return fail('no_such_user', 'no such user: ' .. m) end
+  local new, seen = {}, {}
+  for i = 10, #ARGV do
+    local u = ARGV[i]
+    if not seen[u] and redis.call('SISMEMBER', KEYS[2], u) == 0 then
+      seen[u] = true; new[#new + 1] = u
+    end
+  end
+  if #new == 0 then return {'same', (frame())} end
+  if redis.call('SCARD', KEYS[2]) + #new > limit then
+    return fail('forbidden', name .. ' would have more than ' .. limit .. ' members')
+  end
+  for _, u in ipairs(new) do add(u) end
+  return notify(nil)
+end
+return fail('bad_field', 'op: unknown')

@@ -1,0 +1,42 @@
+-- include: gateways fanout fan_users access
+--
+-- read.lua - moves a reader's read position in a conversation and sends the receipt.
+-- Caller: the gateway (scripts_read).
+--
+-- KEYS  1 conversation history, 2 the other user's account (group: members), 3 the same as 2
+--       (group: meta), 4 reader read, 5 reader unread.
+-- ARGV  1 reader, 2 with (user or #group), 3 is_group ("1"/"0"), 4 upto, 5 gateway channel
+--       prefix, 6 the key format of a user's sessions, 7 reader's session id.
+-- Access as history. Clamps upto to the newest id; if that does not move the position: {0, pos}.
+-- Else sets the position, recounts unread (messages after upto not from the reader; 0 deletes
+-- the field) and publishes {kind:"read", from, with, upto} as {t:"m"} (fanout) to the other
+-- participant(s) and the reader, except the reading session.
+-- Reply {1, upto} when it moved, {0, position} when not, or "no_such_user" / "forbidden".
+local reader, with, is_group = ARGV[1], ARGV[2], ARGV[3]
+local bad = access(is_group, KEYS[2], KEYS[3], reader)
+if bad then return bad end
+local upto = tonumber(ARGV[4])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local last = tonumber(top[2]) or 0
+if upto > last then upto = last end
+local cur = tonumber(redis.call('HGET', KEYS[4], with)) or 0
+if upto <= cur then return {0, cur} end
+redis.call('HSET', KEYS[4], with, upto)
+local unread = 0
+if upto < last then
+  for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. upto, '+inf')) do
+    local m = cmsgpack.unpack(e)
+    if type(m) == 'table' and m.from ~= reader then unread = unread + 1 end
+  end
+end
+if unread == 0 then redis.call('HDEL', KEYS[5], with)
+else redis.call('HSET', KEYS[5], with, unread) end
+local to
+if is_group == '1' then to = redis.call('SMEMBERS', KEYS[2])
+elseif with == reader then to = {reader}
+else to = {with, reader} end
+local fan = fan_new()
+fan_users(fan, to, ARGV[6], nil)
+local f = cmsgpack.pack({kind = 'read', from = reader, with = with, upto = upto})
+fan_publish(fan, ARGV[5], f, ARGV[7])
+return {1, upto}

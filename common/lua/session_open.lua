@@ -1,0 +1,35 @@
+-- include: epoch
+--
+-- session_open.lua - a session opens: it joins the user's and the gateway's session sets.
+-- Caller: the gateway, after the WebSocket upgrade and before hello (scripts_session_open).
+--
+-- KEYS  1 user sessions, 2 user meta, 3 user inbox, 4 parley:online, 5 gateway sessions.
+-- ARGV  1 user, 2 session id (gwid#connid), 3 gateway-set member (user#connid),
+--       4 presence channel of the user.
+-- SADD both session sets; create the inbox epoch if missing. If the user's set went from empty
+-- to one: SADD online, publish {kind:"online", from} on the presence channel, and pending = the
+-- inbox entries with seq > pushed (the ones no session has been sent: offline messages; pushed
+-- then = seq). With another session already open there is nothing pending (it was sent
+-- everything).
+-- Reply {seq, epoch, pending entries...}.
+local user, sid, member, chan = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local added = redis.call('SADD', KEYS[1], sid)
+redis.call('SADD', KEYS[5], member)
+local m = redis.call('HMGET', KEYS[2], 'seq', 'epoch', 'pushed')
+local seq, epoch, pushed = tonumber(m[1]) or 0, m[2], tonumber(m[3]) or 0
+if not epoch then
+  epoch = new_epoch(user .. '|' .. sid)
+  redis.call('HSET', KEYS[2], 'epoch', epoch)
+end
+local first = added == 1 and redis.call('SCARD', KEYS[1]) == 1
+if first then
+  redis.call('SADD', KEYS[4], user)
+  redis.call('PUBLISH', chan, cmsgpack.pack({kind = 'online', from = user}))
+end
+local out = {seq, epoch}
+if first and seq > pushed then
+  local pending = redis.call('LRANGE', KEYS[3], -(seq - pushed), -1)
+  for i = 1, #pending do out[#out + 1] = pending[i] end
+  redis.call('HSET', KEYS[2], 'pushed', seq)
+end
+return out

@@ -1,0 +1,30 @@
+-- include: gateways fanout fan_users access
+--
+-- typing.lua - a typing notice, to a user's sessions or to a group's other members.
+-- Caller: the gateway (scripts_typing).
+--
+-- KEYS  1 recipient account (group: members), 2 recipient sessions (group: meta).
+-- ARGV  1 gateway channel prefix, 2 to, 3 frame (the client frame, msgpack), 4 is_group
+--       ("1"/"0"), 5 sender, 6 the key format of a user's sessions.
+-- Publishes {t:"u", u: to, f: frame} once per gateway holding a session of the recipient, or for
+-- a group {t:"m", f, u: the other members} per gateway (fanout).
+-- Reply 1 when sent, 0 when the user or group does not exist, -1 when the sender is not a member
+-- of the group.
+local bad = access(ARGV[4], KEYS[1], KEYS[2], ARGV[5])
+if bad == 'no_such_user' then return 0 end
+if bad then return -1 end
+if ARGV[4] == '1' then
+  local others = {}
+  for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    if m ~= ARGV[5] then others[#others + 1] = m end
+  end
+  local fan = fan_new()
+  fan_users(fan, others, ARGV[6], nil)
+  fan_publish(fan, ARGV[1], ARGV[3], nil)
+  return 1
+end
+local env = cmsgpack.pack({t = 'u', u = ARGV[2], f = ARGV[3]})
+for _, g in ipairs(gateways(redis.call('SMEMBERS', KEYS[2]), nil)) do
+  redis.call('PUBLISH', ARGV[1] .. g, env)
+end
+return 1

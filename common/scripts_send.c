@@ -1,0 +1,204 @@
+/* scripts_send.c - the batch builder of the send function (common/lua/send.lua):
+ * each message's KEYS and ARGV are added as it arrives, and one FCALL carries
+ * the batch, its per-call ARGV first. The buffers are kept from batch to batch
+ * (a busy router fills one per Redis round trip). */
+#include "scripts_int.h"
+
+#include "keys.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* the per-call ARGV, before the messages' */
+enum {
+    A_PREFIX,
+    A_INBOX_CAP,
+    A_HISTORY_CAP,
+    A_DEDUPE_TTL,
+    A_META_FMT,
+    A_INBOX_FMT,
+    A_SESSIONS_FMT,
+    A_UNREAD_FMT,
+    A_GATEWAYS,
+    SEND_HEAD_ARGS
+};
+
+static void scripts_list_reset(scripts_list *l)
+{
+    l->len = 0;
+    l->n = 0;
+}
+
+static void scripts_list_free(scripts_list *l)
+{
+    free(l->buf);
+    free(l->off);
+    free(l->lens);
+    memset(l, 0, sizeof *l);
+}
+
+/* Appends one string; -1 when out of memory. */
+static int scripts_list_add(scripts_list *l, const char *p, size_t len)
+{
+    if (l->len + len > l->cap) {
+        size_t cap = l->cap ? l->cap : 4096;
+        while (cap < l->len + len)
+            cap *= 2;
+        char *b = realloc(l->buf, cap);
+        if (!b) return -1;
+        l->buf = b;
+        l->cap = cap;
+    }
+    if (l->n == l->ncap) {
+        int ncap = l->ncap ? 2 * l->ncap : 256;
+        size_t *o = realloc(l->off, (size_t)ncap * sizeof *o);
+        if (!o) return -1;
+        l->off = o;
+        size_t *ln = realloc(l->lens, (size_t)ncap * sizeof *ln);
+        if (!ln) return -1;
+        l->lens = ln;
+        l->ncap = ncap;
+    }
+    memcpy(l->buf + l->len, p, len);
+    l->off[l->n] = l->len;
+    l->lens[l->n] = len;
+    l->len += len;
+    l->n++;
+    return 0;
+}
+
+static int scripts_list_str(scripts_list *l, const char *s)
+{
+    return scripts_list_add(l, s, strlen(s));
+}
+
+static int scripts_list_key(scripts_list *l, const char *fmt, const char *name)
+{
+    char key[KEYS_MAX];
+    keys_fmt(key, sizeof key, fmt, name);
+    return scripts_list_str(l, key);
+}
+
+void scripts_send_batch_init(scripts_send_batch *b, int64_t inbox_cap, int64_t history_cap,
+                             int64_t dedupe_ttl_s)
+{
+    memset(b, 0, sizeof *b);
+    snprintf(b->inbox_cap, sizeof b->inbox_cap, "%" PRId64, inbox_cap);
+    snprintf(b->history_cap, sizeof b->history_cap, "%" PRId64, history_cap);
+    snprintf(b->dedupe_ttl, sizeof b->dedupe_ttl, "%" PRId64, dedupe_ttl_s);
+}
+
+void scripts_send_batch_free(scripts_send_batch *b)
+{
+    scripts_list_free(&b->keys);
+    scripts_list_free(&b->args);
+    b->count = 0;
+}
+
+void scripts_send_batch_clear(scripts_send_batch *b)
+{
+    scripts_list_reset(&b->keys);
+    scripts_list_reset(&b->args);
+    b->count = 0;
+}
+
+/* A 1:1 message's 13 KEYS. */
+static int scripts_send_keys_pair(scripts_list *l, const char *from, const char *to,
+                                  const char *conv)
+{
+    int rc = scripts_list_key(l, KEY_CIDS, from);
+    rc |= scripts_list_key(l, KEY_ACCOUNT, to);
+    rc |= scripts_list_str(l, KEY_IDS);
+    rc |= scripts_list_key(l, KEY_HISTORY, conv);
+    rc |= scripts_list_key(l, KEY_META, to);
+    rc |= scripts_list_key(l, KEY_INBOX, to);
+    rc |= scripts_list_key(l, KEY_SESSIONS, to);
+    rc |= scripts_list_key(l, KEY_META, from);
+    rc |= scripts_list_key(l, KEY_INBOX, from);
+    rc |= scripts_list_key(l, KEY_SESSIONS, from);
+    rc |= scripts_list_key(l, KEY_CONTACTS, from);
+    rc |= scripts_list_key(l, KEY_CONTACTS, to);
+    rc |= scripts_list_key(l, KEY_UNREAD, to);
+    return rc;
+}
+
+/* A #group message's 5 KEYS. */
+static int scripts_send_keys_group(scripts_list *l, const char *from, const char *to,
+                                   const char *conv)
+{
+    int rc = scripts_list_key(l, KEY_CIDS, from);
+    rc |= scripts_list_key(l, KEY_GROUP_META, to);
+    rc |= scripts_list_key(l, KEY_GROUP_MEMBERS, to);
+    rc |= scripts_list_str(l, KEY_IDS);
+    rc |= scripts_list_key(l, KEY_HISTORY, conv);
+    return rc;
+}
+
+int scripts_send_batch_add(scripts_send_batch *b, const char *from, const char *to,
+                           const char *data, size_t data_len, const char *cid, size_t cid_len,
+                           const char *gw, size_t gw_len, uint64_t conn)
+{
+    char conv[KEYS_MAX], sess[96], connid[24];
+    if (keys_conv(conv, sizeof conv, from, to) < 0) return -1;
+    size_t keys_n = (size_t)b->keys.n, keys_len = b->keys.len;
+    size_t args_n = (size_t)b->args.n, args_len = b->args.len;
+    int rc = to[0] == '#' ? scripts_send_keys_group(&b->keys, from, to, conv)
+                          : scripts_send_keys_pair(&b->keys, from, to, conv);
+    size_t sl = (size_t)snprintf(sess, sizeof sess, "%.*s#%" PRIu64, (int)gw_len, gw, conn);
+    size_t cl = (size_t)snprintf(connid, sizeof connid, "%" PRIu64, conn);
+    rc |= scripts_list_str(&b->args, from);
+    rc |= scripts_list_str(&b->args, to);
+    rc |= scripts_list_add(&b->args, data, data_len);
+    rc |= scripts_list_add(&b->args, cid, cid_len);
+    rc |= scripts_list_add(&b->args, sess, sl < sizeof sess ? sl : sizeof sess - 1);
+    rc |= scripts_list_add(&b->args, connid, cl);
+    if (rc != 0) { /* out of memory: take this message back out */
+        b->keys.n = (int)keys_n;
+        b->keys.len = keys_len;
+        b->args.n = (int)args_n;
+        b->args.len = args_len;
+        return -1;
+    }
+    b->count++;
+    return 0;
+}
+
+int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisCallbackFn *cb,
+                            void *priv)
+{
+    const scripts_list *k = &b->keys, *a = &b->args;
+    const int argc = k->n + SEND_HEAD_ARGS + a->n;
+    const char **argv = b->count ? malloc((size_t)argc * sizeof *argv) : NULL;
+    size_t *argvlen = b->count ? malloc((size_t)argc * sizeof *argvlen) : NULL;
+    int rc = REDIS_ERR;
+
+    if (argv && argvlen) {
+        const char *head[SEND_HEAD_ARGS] = {
+            [A_PREFIX] = CHAN_GW_PREFIX,      [A_INBOX_CAP] = b->inbox_cap,
+            [A_HISTORY_CAP] = b->history_cap, [A_DEDUPE_TTL] = b->dedupe_ttl,
+            [A_META_FMT] = KEY_META,          [A_INBOX_FMT] = KEY_INBOX,
+            [A_SESSIONS_FMT] = KEY_SESSIONS,  [A_UNREAD_FMT] = KEY_UNREAD,
+            [A_GATEWAYS] = KEY_GATEWAYS,
+        };
+        int i = 0;
+        for (int j = 0; j < k->n; j++, i++) {
+            argv[i] = k->buf + k->off[j];
+            argvlen[i] = k->lens[j];
+        }
+        for (int j = 0; j < SEND_HEAD_ARGS; j++, i++) {
+            argv[i] = head[j];
+            argvlen[i] = strlen(head[j]);
+        }
+        for (int j = 0; j < a->n; j++, i++) {
+            argv[i] = a->buf + a->off[j];
+            argvlen[i] = a->lens[j];
+        }
+        rc = scripts_eval(ac, SCRIPT_SEND, cb, priv, k->n, SEND_HEAD_ARGS + a->n, argv, argvlen);
+    }
+    free(argv);
+    free(argvlen);
+    scripts_send_batch_clear(b);
+    return rc;
+}
