@@ -11,7 +11,7 @@
  * privdata; cb receives the final reply (after a reload retry) exactly as
  * redisAsyncCommandArgv would deliver it, including NULL on a disconnect.
  * They return REDIS_OK, or REDIS_ERR when the command could not be queued
- * (not connected, out of memory): then cb is never called. Strings are
+ * (ac NULL or not connected, out of memory): then cb is never called. Strings are
  * NUL-terminated and copied before the call returns. Names are valid user,
  * #group and gateway names (proto.h), as every caller has checked. */
 #ifndef PARLEY_SCRIPTS_H
@@ -169,14 +169,5 @@ const char *scripts_source(script_id id);
 int scripts_is_function(script_id id);
 /* 1 when an error reply says the script or function is not loaded */
 int scripts_missing(const char *err, size_t len);
-
-/* ---- the runner ---- */
-
-/* Runs a script asynchronously (EVALSHA, or FCALL for a function): argv
- * holds nkeys keys then nargs args (with lengths, or NULL for strlen); they
- * are copied. The one runner the calls above use. Callers should use those:
- * the gateway still calls this until it switches to them. */
-int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
-                 int nkeys, int nargs, const char **argv, const size_t *argvlen);
 
 #endif

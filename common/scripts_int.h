@@ -64,4 +64,12 @@ int scripts_cmd_run(scripts_cmd *c, redisAsyncContext *ac, redisCallbackFn *cb, 
 redisReply *scripts_cmd_run_sync(scripts_cmd *c, redisContext *rc);
 int scripts_cmd_append(scripts_cmd *c, redisContext *rc);
 
+/* Runs a script asynchronously (EVALSHA, or FCALL for a function): argv
+ * holds nkeys keys then nargs args (with lengths, or NULL for strlen); they
+ * are copied. The one asynchronous runner behind the typed calls of
+ * scripts.h; REDIS_ERR (cb never called) when ac is NULL or the command
+ * cannot be queued. */
+int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
+                 int nkeys, int nargs, const char **argv, const size_t *argvlen);
+
 #endif

@@ -197,6 +197,7 @@ static void scripts_eval_cb(redisAsyncContext *ac, void *r, void *privdata)
 int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
                  int nkeys, int nargs, const char **argv, const size_t *argvlen)
 {
+    if (!ac) return REDIS_ERR; /* not connected */
     scripts_call *call = scripts_command_new(sizeof(scripts_call), id, nkeys, nargs, argv, argvlen);
     if (!call) return REDIS_ERR;
     call->cb = cb;

@@ -2,7 +2,6 @@
  * and verified on the password pool's thread (pwpool.h), never on the loop. */
 #include "account.h"
 
-#include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,13 +74,8 @@ static void account_register_hashed(void *priv, int ok, const char *hash)
         req_unref(h);
         return;
     }
-    char k1[KEYS_MAX], now[24];
-    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, h->user);
-    snprintf(now, sizeof now, "%" PRIu64, walltime_ms());
-    const char *argv[] = {k1, KEY_USERS, h->user, hash, now, CHAN_USERS};
-    redisAsyncContext *ac = rl_commands();
-    if (!ac ||
-        scripts_eval(ac, SCRIPT_REGISTER, account_register_cb, h, 2, 4, argv, NULL) != REDIS_OK) {
+    if (scripts_register(rl_commands(), account_register_cb, h, h->user, hash,
+                         (int64_t)walltime_ms()) != REDIS_OK) {
         req_unavailable(h);
         req_unref(h);
     }

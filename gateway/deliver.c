@@ -248,14 +248,8 @@ void deliver_catch_up(gw_session *s, int64_t target)
     struct deliver_sess *d;
     if ((s->dl && s->dl->fetching) || s->last_seq >= target - 1) return;
     if (!(d = deliver_state(s))) return;
-    char k1[KEYS_MAX], k2[KEYS_MAX], after[24];
-    keys_fmt(k1, sizeof k1, KEY_META, s->user);
-    keys_fmt(k2, sizeof k2, KEY_INBOX, s->user);
-    snprintf(after, sizeof after, "%" PRId64, s->last_seq);
-    const char *argv[] = {k1, k2, after, s->epoch};
-    redisAsyncContext *ac = rl_commands();
-    if (!ac || scripts_eval(ac, SCRIPT_SYNC, deliver_fetch_cb, (void *)(uintptr_t)s->conn, 2, 2,
-                            argv, NULL) != REDIS_OK)
+    if (scripts_sync(rl_commands(), deliver_fetch_cb, (void *)(uintptr_t)s->conn, s->user,
+                     s->last_seq, s->epoch) != REDIS_OK)
         return; /* Redis down: retried after the reconnect */
     d->fetching = 1;
     d->fetch_target = target;

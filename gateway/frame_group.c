@@ -1,14 +1,12 @@
 /* frame_group.c - `group`: create, join, leave, add (the group script). The
  * group frame reaches every member, this session too, through their
  * gateways; "nothing changed" answers this session alone. */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "deliver.h"
 #include "frame_handlers.h"
-#include "keys.h"
 #include "log.h"
 #include "redis_link.h"
 #include "scripts.h"
@@ -43,40 +41,26 @@ static void frame_group_cb(redisAsyncContext *ac, void *r, void *priv)
 
 void frame_group(gw_session *s, const proto_frame *f)
 {
-    static const char *const ops[] = {"", "create", "join", "leave", "add"};
-    char name[PROTO_NAME_MAX + 2], meta[KEYS_MAX], members[KEYS_MAX], now[24], max[24];
+    char name[PROTO_NAME_MAX + 2];
     memcpy(name, f->name.p, f->name.len);
     name[f->name.len] = '\0';
-    keys_fmt(meta, sizeof meta, KEY_GROUP_META, name);
-    keys_fmt(members, sizeof members, KEY_GROUP_MEMBERS, name);
-    snprintf(now, sizeof now, "%" PRIu64, walltime_ms());
-    snprintf(max, sizeof max, "%lld", frame_cfg()->group_max);
-    uint32_t nm = (f->op == PROTO_OP_CREATE || f->op == PROTO_OP_ADD) ? f->nmembers : 0;
-    int argc = 13 + (int)nm;
-    const char **argv = calloc((size_t)argc, sizeof *argv);
-    size_t *lens = calloc((size_t)argc, sizeof *lens);
-    if (!argv || !lens) {
-        free(argv);
+    uint32_t nm = f->members ? f->nmembers : 0;
+    const char **members = calloc(nm ? nm : 1, sizeof *members);
+    size_t *lens = calloc(nm ? nm : 1, sizeof *lens);
+    if (!members || !lens) {
+        free(members);
         free(lens);
         sess_send_error(s, "unavailable", "out of memory", NULL);
         return;
     }
-    const char *fixed[] = {meta,       members,        KEY_GROUPS,   KEY_USERS,
-                           ops[f->op], name,           s->user,      f->open ? "1" : "0",
-                           now,        CHAN_GW_PREFIX, KEY_SESSIONS, KEY_GROUPS_OF,
-                           max};
-    for (int i = 0; i < 13; i++) {
-        argv[i] = fixed[i];
-        lens[i] = strlen(fixed[i]);
-    }
     for (uint32_t i = 0; i < nm; i++) {
-        argv[13 + i] = f->members->via.array.ptr[i].via.str.ptr;
-        lens[13 + i] = f->members->via.array.ptr[i].via.str.size;
+        members[i] = f->members->via.array.ptr[i].via.str.ptr;
+        lens[i] = f->members->via.array.ptr[i].via.str.size;
     }
-    redisAsyncContext *ac = rl_commands();
-    if (!ac || scripts_eval(ac, SCRIPT_GROUP, frame_group_cb, (void *)(uintptr_t)s->conn, 4,
-                            argc - 4, argv, lens) != REDIS_OK)
+    if (scripts_group(rl_commands(), frame_group_cb, (void *)(uintptr_t)s->conn, f->op, name,
+                      s->user, f->open, (int64_t)walltime_ms(), frame_cfg()->group_max, members,
+                      lens, nm) != REDIS_OK)
         frame_unavailable(s, "group change not stored: retry later");
-    free(argv);
+    free(members);
     free(lens);
 }

@@ -20,12 +20,6 @@ void frame_read(gw_session *s, const proto_frame *f);    /* frame_read.c */
 void frame_history(gw_session *s, const proto_frame *f); /* frame_history.c */
 void frame_group(gw_session *s, const proto_frame *f);   /* frame_group.c */
 
-/* The keys that tell who may see the conversation of self with `with`
- * (frame_read.c): its history, and for a group its members and meta, for
- * 1:1 the other user's account (twice). Each buffer holds KEYS_MAX bytes.
- * Returns 1 for a group. */
-int frame_conv_keys(const char *self, const char *with, char *hist, char *who, char *meta);
-
 /* error unavailable (counted) with message, no cid */
 void frame_unavailable(gw_session *s, const char *message);
 /* Answers a script's "no_such_user" / "forbidden" string reply (what names

@@ -1,12 +1,9 @@
 /* frame_history.c - `history`: a page of a conversation's stored texts,
  * newest last, for its participants only. */
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "frame_handlers.h"
-#include "keys.h"
 #include "redis_link.h"
 #include "scripts.h"
 
@@ -60,7 +57,6 @@ out:
 
 void frame_history(gw_session *s, const proto_frame *f)
 {
-    char hist[KEYS_MAX], who[KEYS_MAX], meta[KEYS_MAX], before[24], limit[24];
     frame_hist_req *q = calloc(1, sizeof *q);
     if (!q) {
         sess_send_error(s, "unavailable", "out of memory", NULL);
@@ -69,13 +65,8 @@ void frame_history(gw_session *s, const proto_frame *f)
     q->conn = s->conn;
     q->with_len = f->with.len;
     memcpy(q->with, f->with.p, f->with.len);
-    int group = frame_conv_keys(s->user, q->with, hist, who, meta);
-    snprintf(before, sizeof before, "%" PRId64, f->before);
-    snprintf(limit, sizeof limit, "%" PRId64, f->limit);
-    const char *argv[] = {hist, who, meta, s->user, group ? "1" : "0", before, limit};
-    redisAsyncContext *ac = rl_commands();
-    if (!ac ||
-        scripts_eval(ac, SCRIPT_HISTORY, frame_history_cb, q, 3, 4, argv, NULL) != REDIS_OK) {
+    if (scripts_history(rl_commands(), frame_history_cb, q, s->user, q->with, f->before,
+                        f->limit) != REDIS_OK) {
         free(q);
         frame_unavailable(s, "history failed: retry later");
     }

@@ -1,12 +1,9 @@
 /* frame_sync.c - `sync`: the inbox entries after a seq of an epoch, then
  * sync_end (recovered or not, the newest seq). */
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "deliver.h"
 #include "frame_handlers.h"
-#include "keys.h"
 #include "redis_link.h"
 #include "scripts.h"
 
@@ -39,15 +36,10 @@ static void frame_sync_cb(redisAsyncContext *ac, void *r, void *priv)
 
 void frame_sync(gw_session *s, const proto_frame *f)
 {
-    char k1[KEYS_MAX], k2[KEYS_MAX], after[24], epoch[PROTO_EPOCH_MAX + 1];
-    keys_fmt(k1, sizeof k1, KEY_META, s->user);
-    keys_fmt(k2, sizeof k2, KEY_INBOX, s->user);
-    snprintf(after, sizeof after, "%" PRId64, f->after);
+    char epoch[PROTO_EPOCH_MAX + 1];
     memcpy(epoch, f->epoch.p, f->epoch.len);
     epoch[f->epoch.len] = '\0';
-    const char *argv[] = {k1, k2, after, epoch};
-    redisAsyncContext *ac = rl_commands();
-    if (!ac || scripts_eval(ac, SCRIPT_SYNC, frame_sync_cb, (void *)(uintptr_t)s->conn, 2, 2, argv,
-                            NULL) != REDIS_OK)
+    if (scripts_sync(rl_commands(), frame_sync_cb, (void *)(uintptr_t)s->conn, s->user, f->after,
+                     epoch) != REDIS_OK)
         frame_unavailable(s, "sync failed: retry later");
 }

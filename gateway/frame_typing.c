@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "frame_handlers.h"
-#include "keys.h"
 #include "redis_link.h"
 #include "scripts.h"
 
@@ -23,29 +22,16 @@ static void frame_typing_cb(redisAsyncContext *ac, void *r, void *priv)
 
 void frame_typing(gw_session *s, const proto_frame *f)
 {
-    char to[PROTO_NAME_MAX + 2], k1[KEYS_MAX], k2[KEYS_MAX];
+    char to[PROTO_NAME_MAX + 2];
     memcpy(to, f->to.p, f->to.len);
     to[f->to.len] = '\0';
-    int group = to[0] == '#';
-    if (group) {
-        keys_fmt(k1, sizeof k1, KEY_GROUP_MEMBERS, to);
-        keys_fmt(k2, sizeof k2, KEY_GROUP_META, to);
-    } else {
-        keys_fmt(k1, sizeof k1, KEY_ACCOUNT, to);
-        keys_fmt(k2, sizeof k2, KEY_SESSIONS, to);
-    }
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     proto_enc_typing(&pk, s->user, strlen(s->user), to, f->to.len);
-    const char *argv[] = {k1,      k2,          CHAN_GW_PREFIX, to, sb.data, group ? "1" : "0",
-                          s->user, KEY_SESSIONS};
-    size_t lens[] = {strlen(k1), strlen(k2), strlen(CHAN_GW_PREFIX), f->to.len,
-                     sb.size,    1,          strlen(s->user),        strlen(KEY_SESSIONS)};
-    redisAsyncContext *ac = rl_commands();
-    if (!ac || scripts_eval(ac, SCRIPT_TYPING, frame_typing_cb, (void *)(uintptr_t)s->conn, 2, 6,
-                            argv, lens) != REDIS_OK)
+    if (scripts_typing(rl_commands(), frame_typing_cb, (void *)(uintptr_t)s->conn, s->user, to,
+                       sb.data, sb.size) != REDIS_OK)
         frame_unavailable(s, "typing not delivered");
     msgpack_sbuffer_destroy(&sb);
 }

@@ -9,7 +9,6 @@
 
 #include "deliver.h"
 #include "drain.h"
-#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "presence.h"
@@ -181,33 +180,16 @@ static void lifecycle_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
 
 static int lifecycle_run_open(gw_session *s)
 {
-    char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX], k5[KEYS_MAX], chan[KEYS_MAX];
-    keys_fmt(k1, sizeof k1, KEY_SESSIONS, s->user);
-    keys_fmt(k2, sizeof k2, KEY_META, s->user);
-    keys_fmt(k3, sizeof k3, KEY_INBOX, s->user);
-    keys_fmt(k5, sizeof k5, KEY_GW_SESSIONS, lc.gwid);
-    keys_fmt(chan, sizeof chan, CHAN_PRESENCE, s->user);
-    const char *argv[] = {k1, k2, k3, KEY_ONLINE, k5, s->user, s->sessid, s->member, chan};
-    redisAsyncContext *ac = rl_commands();
-    return ac && scripts_eval(ac, SCRIPT_SESSION_OPEN, lifecycle_open_cb,
-                              (void *)(uintptr_t)s->conn, 5, 4, argv, NULL) == REDIS_OK
+    return scripts_session_open(rl_commands(), lifecycle_open_cb, (void *)(uintptr_t)s->conn,
+                                s->user, s->sessid, s->member, lc.gwid) == REDIS_OK
                ? 0
                : -1;
 }
 
 static int lifecycle_run_contacts(gw_session *s)
 {
-    char k2[KEYS_MAX], k4[KEYS_MAX], k5[KEYS_MAX], k6[KEYS_MAX], lim[24];
-    keys_fmt(k2, sizeof k2, KEY_CONTACTS, s->user);
-    keys_fmt(k4, sizeof k4, KEY_GROUPS_OF, s->user);
-    keys_fmt(k5, sizeof k5, KEY_UNREAD, s->user);
-    keys_fmt(k6, sizeof k6, KEY_READ, s->user);
-    snprintf(lim, sizeof lim, "%lld", lc.everyone_limit);
-    const char *argv[] = {KEY_USERS, k2,  KEY_ONLINE,        k4,       k5,         k6,
-                          s->user,   lim, KEY_GROUP_MEMBERS, KEY_READ, KEY_HISTORY};
-    redisAsyncContext *ac = rl_commands();
-    return ac && scripts_eval(ac, SCRIPT_CONTACTS, lifecycle_contacts_cb,
-                              (void *)(uintptr_t)s->conn, 6, 5, argv, NULL) == REDIS_OK
+    return scripts_contacts(rl_commands(), lifecycle_contacts_cb, (void *)(uintptr_t)s->conn,
+                            s->user, lc.everyone_limit) == REDIS_OK
                ? 0
                : -1;
 }
@@ -216,12 +198,8 @@ static int lifecycle_run_contacts(gw_session *s)
  * with a hash no password matches (register answers 0 if it exists). */
 static void lifecycle_dev_account(gw_session *s)
 {
-    char k1[KEYS_MAX], now[24];
-    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, s->user);
-    snprintf(now, sizeof now, "%" PRIu64, walltime_ms());
-    const char *argv[] = {k1, KEY_USERS, s->user, "!dev-auth: no password", now, CHAN_USERS};
-    redisAsyncContext *ac = rl_commands();
-    if (ac) scripts_eval(ac, SCRIPT_REGISTER, lifecycle_ignore_cb, NULL, 2, 4, argv, NULL);
+    scripts_register(rl_commands(), lifecycle_ignore_cb, NULL, s->user, "!dev-auth: no password",
+                     (int64_t)walltime_ms());
 }
 
 gw_session *lifecycle_open(struct lws *wsi, const char *user, int dev_account)
@@ -270,10 +248,8 @@ void lifecycle_closed(gw_session *s)
     sess_remove(s);
     presence_unfollow_all(s);
     int draining = drain_active();
-    redisAsyncContext *ac = rl_commands();
-    if (ac &&
-        scripts_session_close(ac, lifecycle_close_cb, draining ? (void *)1 : NULL, s->user,
-                              s->sessid, s->member, lc.gwid, 0) == REDIS_OK &&
+    if (scripts_session_close(rl_commands(), lifecycle_close_cb, draining ? (void *)1 : NULL,
+                              s->user, s->sessid, s->member, lc.gwid, 0) == REDIS_OK &&
         draining)
         drain_hold();
     /* if Redis is down, the reaper closes it once our heartbeat expires, or

@@ -26,7 +26,6 @@ int sendq_push(sendq *q, const char *frame, size_t len)
         q->head = it;
     q->tail = it;
     q->bytes += len;
-    q->count++;
     return 0;
 }
 
@@ -58,7 +57,6 @@ static void sendq_pop(sendq *q)
     q->head = it->next;
     if (!q->head) q->tail = NULL;
     q->bytes -= it->len;
-    q->count--;
     free(it);
 }
 
@@ -109,7 +107,6 @@ void sendq_clear(sendq *q)
     }
     q->head = q->tail = NULL;
     q->bytes = 0;
-    q->count = 0;
 }
 
 void sendq_move_head(sendq *src, sendq *dst)
@@ -119,7 +116,6 @@ void sendq_move_head(sendq *src, sendq *dst)
     src->head = it->next;
     if (!src->head) src->tail = NULL;
     src->bytes -= it->len;
-    src->count--;
     it->next = NULL;
     if (dst->tail)
         dst->tail->next = it;
@@ -127,5 +123,4 @@ void sendq_move_head(sendq *src, sendq *dst)
         dst->head = it;
     dst->tail = it;
     dst->bytes += it->len;
-    dst->count++;
 }

@@ -22,7 +22,6 @@ typedef struct sendq_item {
 typedef struct sendq {
     sendq_item *head, *tail;
     size_t bytes; /* frame bytes queued (headroom not counted) */
-    size_t count;
 } sendq;
 
 /* Appends a copy of frame; 0, or -1 when out of memory. */

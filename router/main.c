@@ -21,8 +21,8 @@ static char router_default_id[320];
 
 void router_exit(router *r)
 {
-    if (r->stopping == 2) return;
-    r->stopping = 2;
+    if (r->stopping == ROUTER_EXITING) return;
+    r->stopping = ROUTER_EXITING;
     log_info("routed %llu, duplicates %llu, no such user %llu, malformed %llu, failed %llu, "
              "lost %llu",
              r->stats.routed, r->stats.dups, r->stats.no_user, r->stats.malformed, r->stats.failed,
@@ -68,7 +68,7 @@ static void router_on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     log_info("%s: releasing slots and leaving", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    r->stopping = 1;
+    r->stopping = ROUTER_STOPPING;
     if (r->reap_ev) event_del(r->reap_ev);
     r->stop_timeout_ev = evtimer_new(r->base, router_stop_timeout, r);
     evtimer_add(r->stop_timeout_ev, &tv);

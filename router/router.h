@@ -51,6 +51,13 @@ typedef struct slot_ref {
     unsigned slot;
 } slot_ref;
 
+/* Where the process is in its life (main.c). */
+typedef enum {
+    ROUTER_RUNNING = 0,
+    ROUTER_STOPPING, /* a signal came: slots are being released */
+    ROUTER_EXITING,  /* router_exit ran: the loop is breaking */
+} router_run_state;
+
 typedef struct router {
     router_config cfg;
     redisurl url;
@@ -85,7 +92,7 @@ typedef struct router {
     int paused;                /* reading the subscriber socket is paused (backpressure) */
     router_stats stats;
 
-    int stopping;
+    router_run_state stopping; /* main.c: signals and exit */
     struct event *stop_timeout_ev;
 } router;
 

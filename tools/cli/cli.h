@@ -16,9 +16,6 @@
 #define CLI_FAIL  1
 #define CLI_USAGE 2
 
-/* The gateways' built-in development secret (deploy/run.sh uses it too). */
-#define CLI_DEV_SECRET "parley-local-only-secret-do-not-deploy"
-
 typedef struct cli_ctx {
     const char *redis_url;
     const char *secret;

@@ -3,6 +3,7 @@
  * calls). Uses hiredis's synchronous API: one short-lived connection. */
 #include "cli.h"
 #include "redisurl.h"
+#include "token.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -156,7 +157,7 @@ int main(int argc, char **argv)
         if (redisurl_parse(ctx.redis_url, &u, err, sizeof(err)) != 0)
             return cli_usage_error(prog, "--redis-url: %s", err);
     }
-    if (!ctx.secret) ctx.secret = CLI_DEV_SECRET;
+    if (!ctx.secret) ctx.secret = TOKEN_DEV_SECRET;
 
     int rc = -1;
     for (size_t i = 0; i < CLI_NCMDS; i++) {

@@ -53,7 +53,7 @@ int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv)
     if (cli_args(prog, ctx->usage, opts, 1, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
     if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
     if (!proto_valid_user(pos[0], strlen(pos[0])))
-        return cli_usage_error(prog, "bad user name '%s' (1 to 32 of a-z 0-9 _ . -)", pos[0]);
+        return cli_usage_error(prog, "bad user name '%s' (" PROTO_USER_RULE ")", pos[0]);
     if (cli_password(prog, pwflag, pw, sizeof(pw), &pwlen) != 0) return CLI_USAGE;
     redisContext *c = cli_redis(ctx);
     if (!c) return CLI_FAIL;
@@ -160,7 +160,7 @@ int cli_cmd_token(cli_ctx *ctx, const char *prog, int argc, char **argv)
     if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
     if (!proto_valid_user(pos[0], strlen(pos[0])))
         return cli_usage_error(prog, "bad user name '%s'", pos[0]);
-    if (strcmp(ctx->secret, CLI_DEV_SECRET) == 0)
+    if (strcmp(ctx->secret, TOKEN_DEV_SECRET) == 0)
         fprintf(stderr, "parley: warning: using the local-only development secret\n");
     redisContext *c = cli_redis(ctx);
     if (!c) return CLI_FAIL;
