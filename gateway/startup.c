@@ -103,12 +103,18 @@ static void startup_dup_second_cb(redisAsyncContext *ac, void *r, void *priv)
     startup_cleanup();
 }
 
-static void startup_dup_timer_cb(evutil_socket_t fd, short what, void *arg)
+/* PTTL of our alive key, answered to cb: 0, or -1 when Redis is down. */
+static int startup_pttl(redisCallbackFn *cb)
 {
     char k[KEYS_MAX];
     keys_fmt(k, sizeof k, KEY_GW_ALIVE, st.gwid);
     const char *argv[] = {"PTTL", k};
-    if (rl_command(startup_dup_second_cb, NULL, 2, argv, NULL) < 0) st.cleaning = 0;
+    return rl_command(cb, NULL, 2, argv, NULL);
+}
+
+static void startup_dup_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    if (startup_pttl(startup_dup_second_cb) < 0) st.cleaning = 0;
 }
 
 static void startup_dup_first_cb(redisAsyncContext *ac, void *r, void *priv)
@@ -131,10 +137,7 @@ static void startup_dup_first_cb(redisAsyncContext *ac, void *r, void *priv)
 void startup_on_commands_up(void)
 {
     if (st.ready || st.cleaning) return;
-    char k[KEYS_MAX];
-    keys_fmt(k, sizeof k, KEY_GW_ALIVE, st.gwid);
-    const char *argv[] = {"PTTL", k};
-    if (rl_command(startup_dup_first_cb, NULL, 2, argv, NULL) == 0) st.cleaning = 1;
+    if (startup_pttl(startup_dup_first_cb) == 0) st.cleaning = 1;
 }
 
 int startup_init(struct event_base *base, const char *gwid, long long heartbeat_ttl_ms,

@@ -2,10 +2,8 @@
  * cmsgpack builds them (str or bin frame, any key order), malformed ones,
  * payloads holding several envelopes. */
 #include "bus.h"
+#define UNIT_WITH_BUFS
 #include "unit.h"
-
-static msgpack_sbuffer sb;
-static msgpack_unpacked up;
 
 static int str_is(proto_str s, const char *lit)
 {
@@ -27,20 +25,6 @@ static int text(const char *spec, bus_text *m)
 }
 
 #define S(lit) ((proto_str){lit, sizeof(lit) - 1})
-
-static int bufs_init(void **state)
-{
-    msgpack_sbuffer_init(&sb);
-    msgpack_unpacked_init(&up);
-    return 0;
-}
-
-static int bufs_free(void **state)
-{
-    msgpack_unpacked_destroy(&up);
-    msgpack_sbuffer_destroy(&sb);
-    return 0;
-}
 
 static void text_round_trip(void **state)
 {
@@ -290,4 +274,4 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(payload_of_two_texts),
 };
 
-UNIT_MAIN("bus", tests, bufs_init, bufs_free)
+UNIT_MAIN("bus", tests, unit_bufs_init, unit_bufs_free)

@@ -1,6 +1,7 @@
 /* test_proto.c - client frame decoding (every refusal the contract names, and
  * a valid frame of every kind) and the server frame encoders. */
 #include "proto.h"
+#define UNIT_WITH_BUFS
 #include "unit.h"
 
 #define KT "{4 s:kind s:text " /* text frame prefix: add 3 pairs */
@@ -160,23 +161,6 @@ static const bad_case bad_cases[] = {
     {"open str on join", "{4 s:kind s:group s:op s:join s:name s:#dev s:open s:true", "bad_field",
      0, 0},
 };
-
-static msgpack_sbuffer sb;
-static msgpack_unpacked up;
-
-static int bufs_init(void **state)
-{
-    msgpack_sbuffer_init(&sb);
-    msgpack_unpacked_init(&up);
-    return 0;
-}
-
-static int bufs_free(void **state)
-{
-    msgpack_unpacked_destroy(&up);
-    msgpack_sbuffer_destroy(&sb);
-    return 0;
-}
 
 static int decode(const char *spec, int flags, proto_frame *f, proto_error *e)
 {
@@ -640,4 +624,4 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(mp_check_whole_frame),
 };
 
-UNIT_MAIN("proto", tests, bufs_init, bufs_free)
+UNIT_MAIN("proto", tests, unit_bufs_init, unit_bufs_free)

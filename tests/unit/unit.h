@@ -179,4 +179,27 @@ static inline void mp_build(msgpack_sbuffer *sb, const char *spec)
     }
 }
 
+#ifdef UNIT_WITH_BUFS
+/* A msgpack buffer and unpacked object for a file whose tests build and
+ * decode frames (#define UNIT_WITH_BUFS before including this): give
+ * unit_bufs_init and unit_bufs_free to UNIT_MAIN as the group setup and
+ * teardown (each test starts from sb.size = 0 itself). */
+static msgpack_sbuffer sb;
+static msgpack_unpacked up;
+
+static inline int unit_bufs_init(void **state)
+{
+    msgpack_sbuffer_init(&sb);
+    msgpack_unpacked_init(&up);
+    return 0;
+}
+
+static inline int unit_bufs_free(void **state)
+{
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    return 0;
+}
+#endif
+
 #endif
