@@ -1,45 +1,75 @@
 // e2e.mjs: end-to-end tests of the docker compose stack, through its load
 // balancer, from a container on the stack's network (tests/containers/run.sh
-// starts it). Written against docs/protocol.md; Redis is only read, with the
-// redis-cli commands docs/deploy.md documents, to check where sessions are and
-// that acknowledged messages are stored.
+// starts the stack once and runs this file in a node container). Written
+// against docs/protocol.md; Redis is only read, with the redis-cli commands
+// docs/deploy.md documents, to check where sessions are and that acknowledged
+// messages are stored.
+//
+// node:test, run in-process (the host channel below needs this process's
+// stdin, which `node --test` would not pass on):
+//   node --test-reporter=tap e2e.mjs                       every test, in order
+//   node --test-reporter=tap --test-name-pattern='chat across gateways' e2e.mjs
+// (run.sh does the latter when PARLEY_TEST_ONLY is set). The stack is the one
+// fixture the tests share: each test registers its own users and groups
+// (unique names), opens its own clients and closes them when it ends, so any
+// one of them runs alone by name. The first test to run waits for the stack
+// to be ready (ready()). A test that disturbs the stack (stops or kills a
+// gateway, restarts Redis) leaves it healthy again when it ends, whatever its
+// outcome (its after hook: restoreStack()).
 //
 // Things only the host can do (stop a gateway container, restart Redis, run
-// redis-cli in the redis container) are asked for on stdout with a line
+// redis-cli in the redis container) are asked for on STDERR with a line
 //   @@ ID OP ARG...
-// and answered on stdin with "ID STATUS BASE64-OUTPUT" (host() below).
+// and answered on stdin with "ID STATUS BASE64-OUTPUT" (host() below). Stdout
+// carries nothing but the test reporter's output (TAP, tallied by run.sh).
 //
 // Environment: PARLEY_URL (http://lb:8080), PARLEY_LB_STATS
-// (http://lb:8404/stats;csv), PARLEY_GATEWAYS (3), PARLEY_RUN_ID (names),
+// (http://lb:8404/stats;csv), PARLEY_GATEWAYS (3), PARLEY_RUN_ID (in names),
 // PARLEY_TEST_SECRET (the secret in the env file the stack was started with),
 // PARLEY_DEFAULT_SECRET (the local-only default of deploy/docker/parley.env),
 // PARLEY_WEB_INDEX_SHA256 (of web/dist/index.html; empty: expect the placeholder).
-// Output: "ok - NAME" / "not ok - NAME: why" per step, then "N passed, N failed".
+import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import readline from 'node:readline';
+import { test } from 'node:test';
 import { decode, encode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
 
 const BASE = process.env.PARLEY_URL || 'http://lb:8080';
 const STATS = process.env.PARLEY_LB_STATS || 'http://lb:8404/stats;csv';
 const GATEWAYS = Number(process.env.PARLEY_GATEWAYS || 3);
-const RUN = process.env.PARLEY_RUN_ID || Date.now().toString(36);
+const RUN = (process.env.PARLEY_RUN_ID || 'run').slice(0, 16);
+// in every user and group name: the run, and this process (a second run of
+// this file against a stack kept with --keep registers new names)
+const TAG = `${RUN}-${Date.now() % 100000}`; // digits only: no "bob" or "gw1" for the README substitutions
 const PASSWORD = 'correct horse battery';
+const TIMEOUT = 90000; // per test
+const HOOK_TIMEOUT = 150000; // an after hook that restores the stack
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------ host channel
 
+// stdin keeps this process alive only while an answer is awaited: when the
+// tests are done the process ends without waiting for the host to close it
 let nextOp = 1;
 const pendingOps = new Map();
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
+const stdinRef = (on) => typeof process.stdin.ref === 'function' && (on ? process.stdin.ref() : process.stdin.unref());
+const hostChannel = readline.createInterface({ input: process.stdin });
+stdinRef(false);
+hostChannel.on('line', (line) => {
     const [id, status, b64 = ''] = line.trim().split(' ');
     const op = pendingOps.get(id);
     if (!op) return;
     pendingOps.delete(id);
+    if (pendingOps.size === 0) stdinRef(false);
     const out = Buffer.from(b64, 'base64').toString('latin1');
     if (status === '0') op.resolve(out);
     else op.reject(new Error(`host op "${op.what}" failed (status ${status}): ${out.slice(0, 2000)}`));
+});
+hostChannel.on('close', () => {
+    for (const op of pendingOps.values()) op.reject(new Error(`host op "${op.what}": stdin closed, no answer`));
+    pendingOps.clear();
 });
 
 // host('redis-cli', 'SMEMBERS', 'parley:online') -> its stdout (latin1: the
@@ -49,7 +79,8 @@ function host(...args) {
     for (const a of args) if (!/^[\x21-\x7e]+$/.test(a)) throw new Error(`host op argument ${JSON.stringify(a)}: spaces or control characters`);
     return new Promise((resolve, reject) => {
         pendingOps.set(id, { resolve, reject, what: args.join(' ') });
-        process.stdout.write(`@@ ${id} ${args.join(' ')}\n`);
+        stdinRef(true);
+        process.stderr.write(`@@ ${id} ${args.join(' ')}\n`);
     });
 }
 const redis = (...args) => host('redis-cli', ...args);
@@ -59,31 +90,13 @@ const lines = (out) =>
         .map((l) => l.trim())
         .filter(Boolean);
 
-// ------------------------------------------------------------ runner
+// ------------------------------------------------------------ waiting
 
-let passed = 0;
-let failed = 0;
 function withTimeout(p, ms, what) {
     let t;
     return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms)))]).finally(() =>
         clearTimeout(t),
     );
-}
-async function step(name, fn, timeoutMs = 90000) {
-    const t0 = Date.now();
-    try {
-        const note = await withTimeout(fn(), timeoutMs, name);
-        passed++;
-        console.log(`ok - ${name} (${Date.now() - t0} ms)${note ? `: ${note}` : ''}`);
-        return true;
-    } catch (e) {
-        failed++;
-        console.log(`not ok - ${name} (${Date.now() - t0} ms): ${e && e.stack ? e.stack : e}`);
-        return false;
-    }
-}
-function assert(cond, msg) {
-    if (!cond) throw new Error(msg);
 }
 async function until(cond, timeoutMs, what, everyMs = 100) {
     const deadline = Date.now() + timeoutMs;
@@ -134,8 +147,53 @@ async function lbServers() {
         .map((r) => ({ name: r[col('svname')], status: r[col('status')], check: r[col('check_status')] }));
 }
 const upServers = async () => (await lbServers()).filter((s) => s.status === 'UP');
+const allUp = (timeoutMs, what) =>
+    until(
+        async () => {
+            const u = await upServers();
+            return u.length === GATEWAYS ? u : null;
+        },
+        timeoutMs,
+        what,
+    );
+
+// ------------------------------------------------------------ the stack, the shared fixture
+
+// The stack as every test expects it: /healthz 200 through the LB, every
+// gateway UP in haproxy, registered in Redis (parley:gateways) with its two
+// named Redis connections, the router's 64 slot channels subscribed.
+async function stackHealthy(timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    const left = () => Math.max(1000, deadline - Date.now());
+    await until(async () => (await api('/healthz')).status === 200, left(), 'GET /healthz through the LB answers 200');
+    await allUp(left(), `${GATEWAYS} gateway slots UP in haproxy`);
+    await until(async () => lines(await redis('SMEMBERS', 'parley:gateways')).length === GATEWAYS, left(), `${GATEWAYS} members in parley:gateways`, 250);
+    await until(
+        async () => ((await redis('CLIENT', 'LIST')).match(/name=parley-gw:/g) || []).length === 2 * GATEWAYS,
+        left(),
+        'two named Redis connections per gateway',
+        250,
+    );
+    await until(async () => lines(await redis('PUBSUB', 'CHANNELS', 'parley:rt:*')).length === 64, left(), '64 router slot channels', 250);
+}
+
+// the stack just started by run.sh is ready: waited for once, by the first test that needs it
+let readyOnce = null;
+const ready = () => (readyOnce ||= stackHealthy(60000));
+
+// after a test that stopped, killed or restarted a container: every container
+// of the stack running again (a killed gateway is brought back by its restart
+// policy; one stopped on purpose is started here), then stackHealthy
+async function restoreStack(t) {
+    const started = (await host('start-stopped')).trim();
+    if (started) t.diagnostic(`restore: started ${started}`);
+    await stackHealthy(120000);
+}
 
 // ------------------------------------------------------------ a client
+
+// every Peer not closed yet: the after hook of the running test closes them
+const openPeers = new Set();
 
 // Peer: one user's client as the contract asks a client to behave. It keeps
 // its highest seq and the epoch; when the socket closes it reconnects through
@@ -158,8 +216,8 @@ class Peer {
         this.syncs = [];
         this.reconnect = false;
         this.pump = setInterval(() => this._retransmit(), 100);
+        openPeers.add(this);
     }
-
     get isOpen() {
         return this.ws && this.ws.readyState === WebSocket.OPEN && this.hello !== null;
     }
@@ -306,20 +364,21 @@ class Peer {
     terminate() {
         this.reconnect = false;
         clearInterval(this.pump);
+        openPeers.delete(this);
         if (this.ws) this.ws.terminate();
     }
 
     async close() {
         this.reconnect = false;
         clearInterval(this.pump);
+        openPeers.delete(this);
         if (this.ws && this.ws.readyState === WebSocket.OPEN) {
             const closed = new Promise((r) => this.ws.once('close', r));
             this.ws.close(1000);
             await withTimeout(closed, 5000, `${this.user}: close`).catch(() => this.ws.terminate());
-        }
+        } else if (this.ws) this.ws.terminate(); // still connecting (a reconnect under way)
     }
 }
-
 // Every text `sender` had acknowledged under `prefix` reached `rcv` (at least
 // once: duplicates are allowed by the contract, the client drops them by id),
 // nothing it received under that prefix was never acknowledged, each cid got
@@ -352,266 +411,354 @@ function checkDelivered(rcv, sender, prefix) {
     return `${acked.length} acked, all received by ${rcv.user} (${dups} duplicates dropped by id; ${retried} sends retried)`;
 }
 
-// ------------------------------------------------------------ the tests
+// ------------------------------------------------------------ one test's users and clients
 
-const names = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina'].map((n) => `${n}${RUN}`.slice(0, 32));
-const [ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GINA] = names;
 const tokens = {};
-const peers = {};
-const connect = async (user, reconnect = true) => {
+let serial = 0;
+
+// uniqueName('alice') -> a name no other test uses: alice<serial>-<run>-<process>
+function uniqueName(role) {
+    const n = `${role}${++serial}-${TAG}`;
+    assert(n.length <= 32, `user name ${n} is longer than 32`);
+    return n;
+}
+async function register(n) {
+    const r = await api('/api/register', { body: { username: n, password: PASSWORD } });
+    assert(r.status === 201 && r.json && r.json.token, `register ${n}: ${r.status} ${r.text}`);
+    tokens[n] = r.json.token;
+    return n;
+}
+// registers one fresh user per role: users('alice', 'bob') -> [alice7-..., bob8-...]
+async function users(...roles) {
+    const out = [];
+    for (const role of roles) out.push(await register(uniqueName(role)));
+    return out;
+}
+const groupName = (role) => `#${uniqueName(role)}`;
+
+async function connect(user, reconnect = true) {
     const p = new Peer(user, tokens[user]);
     await p.open();
     p.reconnect = reconnect;
-    peers[user] = p;
     return p;
-};
+}
 
-async function main() {
-    await step('load balancer: /healthz 200, haproxy sees every gateway UP', async () => {
-        await until(async () => (await api('/healthz')).status === 200, 60000, 'GET /healthz through the LB answers 200');
-        const up = await until(
+// one client per user, each on a gateway none of the others is on: haproxy's
+// leastconn does that at the first try on an idle stack; a client that lands
+// on a gateway already taken closes and tries again
+async function connectApart(names) {
+    const taken = new Set();
+    const out = [];
+    for (const n of names) {
+        let p = null;
+        for (let i = 0; i < 8 && !p; i++) {
+            const q = await connect(n);
+            const gw = await q.gateway();
+            if (!taken.has(gw)) {
+                taken.add(gw);
+                p = q;
+            } else {
+                await q.close();
+                await until(async () => (await q.sessions()).length === 0, 5000, `${n}'s sessions closed`);
+            }
+        }
+        assert(p, `${n}: no session on a gateway other than ${[...taken].join(' ')} in 8 tries`);
+        out.push(p);
+    }
+    return out;
+}
+
+// e2e(name, fn, {restore, stack}): one node:test test, fn(t) its body (t: the
+// node:test context). The stack must be ready first (unless stack: false: the
+// test waits for it itself); every Peer opened during the test is closed when
+// it ends, pass or fail; with restore: true its after hook then brings the
+// stack back to health (restoreStack). What fn returns is printed as a TAP
+// diagnostic ("# ...") after the test's line.
+function e2e(name, fn, { restore = false, stack = true } = {}) {
+    test(name, { timeout: TIMEOUT }, async (t) => {
+        t.after(
             async () => {
-                const u = await upServers();
-                return u.length === GATEWAYS ? u : null;
+                for (const p of [...openPeers]) await p.close();
+                if (restore) await restoreStack(t);
             },
-            60000,
-            `${GATEWAYS} gateway slots UP in haproxy`,
+            { timeout: HOOK_TIMEOUT },
         );
+        if (stack) await ready();
+        const note = await fn(t);
+        if (note) t.diagnostic(note);
+    });
+}
+
+// ------------------------------------------------------------ the tests (in the order they run)
+
+e2e(
+    'load balancer: /healthz 200, haproxy sees every gateway UP',
+    async () => {
+        await until(async () => (await api('/healthz')).status === 200, 60000, 'GET /healthz through the LB answers 200');
+        const up = await allUp(60000, `${GATEWAYS} gateway slots UP in haproxy`);
         return `${up.length} UP: ${up.map((s) => `${s.name} (${s.check})`).join(' ')}`;
-    });
+    },
+    { stack: false },
+);
 
-    const webSha = process.env.PARLEY_WEB_INDEX_SHA256 || '';
-    await step(
-        webSha ? 'the web client built on the host is served at / through the LB' : 'the placeholder page is served at / (no web client built)',
-        async () => {
-            const r = await api('/');
-            assert(r.status === 200 && r.type.startsWith('text/html'), `GET / answered ${r.status} ${r.type}`);
-            if (!webSha) {
-                assert(/web client is not built/.test(r.text), `GET / is not the placeholder page: ${r.text.slice(0, 200)}`);
-                return;
-            }
-            const sha = createHash('sha256').update(r.text).digest('hex');
-            assert(sha === webSha, `GET / is not web/dist/index.html (sha256 ${sha}): ${r.text.slice(0, 200)}`);
-            const assets = [...r.text.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
-            assert(assets.length > 0, 'index.html references no /assets/ file');
-            for (const a of assets) {
-                const res = await fetch(BASE + a);
-                const body = await res.arrayBuffer();
-                assert(res.status === 200 && body.byteLength > 0, `GET ${a}: ${res.status}, ${body.byteLength} bytes`);
-            }
-            return `index.html and ${assets.length} assets`;
-        },
+const webSha = process.env.PARLEY_WEB_INDEX_SHA256 || '';
+e2e(webSha ? 'the web client built on the host is served at / through the LB' : 'the placeholder page is served at / (no web client built)', async () => {
+    const r = await api('/');
+    assert(r.status === 200 && r.type.startsWith('text/html'), `GET / answered ${r.status} ${r.type}`);
+    if (!webSha) {
+        assert(/web client is not built/.test(r.text), `GET / is not the placeholder page: ${r.text.slice(0, 200)}`);
+        return;
+    }
+    const sha = createHash('sha256').update(r.text).digest('hex');
+    assert(sha === webSha, `GET / is not web/dist/index.html (sha256 ${sha}): ${r.text.slice(0, 200)}`);
+    const assets = [...r.text.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+    assert(assets.length > 0, 'index.html references no /assets/ file');
+    for (const a of assets) {
+        const res = await fetch(BASE + a);
+        const body = await res.arrayBuffer();
+        assert(res.status === 200 && body.byteLength > 0, `GET ${a}: ${res.status}, ${body.byteLength} bytes`);
+    }
+    return `index.html and ${assets.length} assets`;
+});
+
+e2e('register and login through the LB (bad password 401, taken name 409)', async () => {
+    const [ALICE, BOB] = await users('alice', 'bob'); // each register: 201 with a token
+    const again = await api('/api/register', { body: { username: ALICE, password: PASSWORD } });
+    assert(again.status === 409, `second register of ${ALICE}: ${again.status}`);
+    const bad = await api('/api/login', { body: { username: ALICE, password: 'wrong password' } });
+    assert(bad.status === 401, `login with a wrong password: ${bad.status}`);
+    const ok = await api('/api/login', { body: { username: BOB, password: PASSWORD } });
+    assert(ok.status === 200 && ok.json.username === BOB, `login ${BOB}: ${ok.status} ${ok.text}`);
+    tokens[BOB] = ok.json.token;
+});
+
+e2e('the token secret comes from the env file: the repository default is refused', async () => {
+    const [ALICE] = await users('alice');
+    const mint = (secret, user, exp) => `${user}:${exp}:${createHmac('sha256', secret).update(`${user}:${exp}`).digest('hex')}`;
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const { PARLEY_TEST_SECRET: mine, PARLEY_DEFAULT_SECRET: def } = process.env;
+    assert(mine && def && mine !== def, 'PARLEY_TEST_SECRET and PARLEY_DEFAULT_SECRET must be set and differ');
+    const forged = await api(`/api/users?q=${ALICE}`, { token: mint(def, ALICE, exp) });
+    assert(forged.status === 401, `a token signed with the default secret: ${forged.status}`);
+    const good = await api(`/api/users?q=${ALICE}`, { token: mint(mine, ALICE, exp) });
+    assert(good.status === 200, `a token signed with the env file's secret: ${good.status} ${good.text}`);
+});
+
+e2e(`three sessions land on ${GATEWAYS} different gateways (leastconn)`, async () => {
+    const names = await users('alice', 'bob', 'carol');
+    const peers = [];
+    for (const n of names) peers.push(await connect(n));
+    const gws = await Promise.all(peers.map((p) => p.gateway()));
+    const registered = lines(await redis('SMEMBERS', 'parley:gateways'));
+    for (const g of gws) assert(registered.includes(g), `gateway ${g} not in parley:gateways ${JSON.stringify(registered)}`);
+    assert(new Set(gws).size === Math.min(3, GATEWAYS), `sessions on ${JSON.stringify(gws)}`);
+    return gws.join(' ');
+});
+
+e2e('presence across gateways: hello lists contacts, online/offline reach other gateways', async () => {
+    const [ALICE, BOB, CAROL, DAVE] = await users('alice', 'bob', 'carol', 'dave');
+    const a = await connect(ALICE);
+    for (const n of [BOB, CAROL]) await connect(n);
+    const listed = Object.fromEntries(a.hello.users.map((u) => [u.username, u.online]));
+    for (const n of [BOB, CAROL, DAVE]) assert(n in listed, `${ALICE}'s hello lacks ${n}: ${JSON.stringify(a.hello.users)}`);
+    assert(listed[DAVE] === false, `${DAVE} listed online before connecting`);
+    await a
+        .next((f) => f.kind === 'online' && f.from === BOB, 8000, `online ${BOB}`)
+        .catch(() => {
+            // bob may have connected before alice's presence subscription: his
+            // state is then in alice's hello instead
+            assert(listed[BOB] === true, `${BOB} neither online in hello nor announced`);
+        });
+    const d = await connect(DAVE, false);
+    const dgw = await d.gateway();
+    await a.next((f) => f.kind === 'online' && f.from === DAVE, 8000, `online ${DAVE}`);
+    const found = await api(`/api/users?q=${DAVE}`, { token: tokens[ALICE] });
+    assert(found.status === 200 && found.json.some((u) => u.username === DAVE && u.online === true), `/api/users: ${found.text}`);
+    await d.close();
+    await a.next((f) => f.kind === 'offline' && f.from === DAVE, 8000, `offline ${DAVE}`);
+    return `${DAVE} was on ${dgw}`;
+});
+
+e2e('chat across gateways: ack, delivery, reply', async () => {
+    const [ALICE, BOB] = await users('alice', 'bob');
+    const [a, b] = await connectApart([ALICE, BOB]);
+    assert((await a.gateway()) !== (await b.gateway()), 'alice and bob share a gateway');
+    a.send(BOB, 'hello from alice', 'chat-1');
+    await a.waitAcked('chat-1', 8000);
+    const t = await b.next((f) => f.kind === 'text' && f.cid === 'chat-1', 8000, 'chat-1 delivered');
+    assert(t.from === ALICE && t.to === BOB && t.data === 'hello from alice' && t.id === a.outbox.get('chat-1').id, JSON.stringify(t));
+    b.send(ALICE, 'hi alice, bob here', 'chat-2');
+    await b.waitAcked('chat-2', 8000);
+    const r = await a.next((f) => f.kind === 'text' && f.cid === 'chat-2', 8000, 'chat-2 delivered');
+    assert(r.from === BOB && r.id > t.id, `reply ${JSON.stringify(r)}`);
+});
+
+e2e('a group across three gateways: create, fan-out, history', async () => {
+    const [ALICE, BOB, CAROL] = await users('alice', 'bob', 'carol');
+    const [a, b, c] = await connectApart([ALICE, BOB, CAROL]);
+    const name = groupName('crew');
+    const since = [a, b, c].map((p) => p.frames.length);
+    c.ws.send(encode({ kind: 'group', op: 'create', name, members: [ALICE, BOB] }));
+    for (const [i, p] of [a, b, c].entries()) {
+        const g = await p.next((f) => f.kind === 'group' && f.name === name, 8000, `group frame for ${name}`, since[i]);
+        assert(g.op === 'create' && g.by === CAROL && [ALICE, BOB, CAROL].every((n) => g.members.includes(n)), JSON.stringify(g));
+    }
+    a.send(name, 'hello crew', 'grp-1');
+    await a.waitAcked('grp-1', 8000);
+    const id = a.outbox.get('grp-1').id;
+    for (const p of [b, c]) {
+        const t = await p.next((f) => f.kind === 'text' && f.cid === 'grp-1', 8000, 'group text');
+        assert(t.id === id && t.from === ALICE && t.to === name && t.data === 'hello crew', JSON.stringify(t));
+    }
+    const hsince = b.frames.length;
+    b.ws.send(encode({ kind: 'history', with: name, limit: 10 }));
+    const h = await b.next((f) => f.kind === 'history', 8000, 'history answer', hsince);
+    assert(h.with === name && h.messages.some((m) => m.id === id && m.data === 'hello crew'), JSON.stringify(h));
+    return `${name}: message ${id} reached members on ${new Set(await Promise.all([b, c].map((p) => p.gateway()))).size} other gateways`;
+});
+
+// alice sends erin (who has no session) five texts; erin connects and gets them
+async function offlineDelivery(ALICE, ERIN) {
+    const a = await connect(ALICE);
+    for (let i = 0; i < 5; i++) a.send(ERIN, `offline ${i}`, `off-${i}`);
+    await a.waitAcked('off-', 10000);
+    const e = await connect(ERIN, false);
+    await until(() => e.texts.length >= 5, 8000, `${ERIN} got 5 offline messages`);
+    const got = e.texts.map((f) => f.data);
+    return { a, e, got };
+}
+
+e2e('offline delivery: messages to a user without a session arrive after hello', async () => {
+    const [ALICE, ERIN] = await users('alice', 'erin');
+    const { e, got } = await offlineDelivery(ALICE, ERIN);
+    assert(JSON.stringify(got) === JSON.stringify([0, 1, 2, 3, 4].map((i) => `offline ${i}`)), `offline push: ${JSON.stringify(got)}`);
+    assert(e.frames[0].kind === 'hello', 'first frame is not hello');
+    await e.close();
+    return `on ${ERIN}'s arrival: ${got.length} texts, in order`;
+});
+
+e2e('monitoring: the documented redis-cli commands on the live stack', async () => {
+    const [ALICE, BOB, CAROL, ERIN] = await users('alice', 'bob', 'carol', 'erin');
+    // what the commands below look at: alice, bob and carol online; erin's
+    // inbox holding the 5 texts alice sent while erin was away, erin gone again
+    for (const n of [BOB, CAROL]) await connect(n);
+    const { a, e } = await offlineDelivery(ALICE, ERIN);
+    await e.close();
+    await until(async () => (await e.sessions()).length === 0, 5000, `${ERIN}'s session closed`);
+    // online users
+    const online = lines(await redis('SMEMBERS', 'parley:online'));
+    for (const n of [ALICE, BOB, CAROL]) assert(online.includes(n), `SMEMBERS parley:online lacks ${n}: ${online}`);
+    assert(!online.includes(ERIN), `${ERIN} closed but still in parley:online`);
+    const cliOnline = await host('parley', 'online');
+    assert(cliOnline.includes(ALICE) && cliOnline.includes(BOB), `parley online: ${cliOnline}`);
+    // a user's inbox (raw msgpack: its strings are readable) and decoded by the CLI
+    const inbox = await redis('LRANGE', `parley:{u:${ERIN}}:inbox`, '0', '-1');
+    for (let i = 0; i < 5; i++) assert(inbox.includes(`offline ${i}`), `LRANGE inbox lacks "offline ${i}"`);
+    assert(Number((await redis('LLEN', `parley:{u:${ERIN}}:inbox`)).trim()) === 5, 'LLEN inbox is not 5');
+    const cliInbox = await host('parley', 'inbox', ERIN);
+    assert(cliInbox.includes('offline 4') && cliInbox.includes(ALICE), `parley inbox: ${cliInbox}`);
+    // channels and their subscribers
+    const chans = lines(await redis('PUBSUB', 'CHANNELS', 'parley:*'));
+    const rt = chans.filter((c) => /^parley:rt:\d+$/.test(c));
+    assert(rt.length === 64, `${rt.length} router slot channels, expected 64`);
+    const gws = lines(await redis('SMEMBERS', 'parley:gateways'));
+    assert(gws.length === GATEWAYS, `parley:gateways: ${gws}`);
+    for (const g of gws) assert(chans.includes(`parley:gw:${g}`), `no channel parley:gw:${g} in ${chans}`);
+    assert(chans.includes(`parley:presence:${ALICE}`), `no presence channel of ${ALICE}`);
+    const numsub = lines(await redis('PUBSUB', 'NUMSUB', 'parley:rt:0', `parley:gw:${gws[0]}`, `parley:presence:${ALICE}`));
+    assert(numsub[0] === 'parley:rt:0' && numsub[1] === '1', `NUMSUB parley:rt:0: ${numsub}`);
+    assert(numsub[3] === '1', `NUMSUB of a gateway channel: ${numsub}`);
+    assert(Number(numsub[5]) >= 1, `NUMSUB of ${ALICE}'s presence: ${numsub}`);
+    const clients = await redis('CLIENT', 'LIST');
+    assert((clients.match(/name=parley-gw:/g) || []).length === 2 * GATEWAYS, 'CLIENT LIST: not two named connections per gateway');
+    // throughput: INFO stats before and after some traffic, MONITOR during it
+    const stat = (out, k) => Number((out.match(new RegExp(`^${k}:(\\d+)`, 'm')) || [])[1]);
+    const before = await redis('INFO', 'stats');
+    assert(!Number.isNaN(stat(before, 'instantaneous_ops_per_sec')), 'INFO stats has no instantaneous_ops_per_sec');
+    let n = 0;
+    const mark = `monitor-probe-${TAG}`;
+    const traffic = setInterval(() => a.send(BOB, `${mark} ${n}`, `mon-${n++}`), 100);
+    let mon, statOut;
+    try {
+        mon = await host('redis-cli-1s', 'MONITOR');
+        statOut = await host('redis-cli-1s', '--stat', '-i', '0.2');
+    } finally {
+        clearInterval(traffic);
+    }
+    await a.waitAcked('mon-', 10000);
+    const after = await redis('INFO', 'stats');
+    const delta = stat(after, 'total_commands_processed') - stat(before, 'total_commands_processed');
+    assert(delta >= 2 * n, `total_commands_processed grew by ${delta} over ${n} messages`);
+    const monLines = lines(mon);
+    assert(
+        monLines.some((l) => l.includes('"FCALL"') && l.includes(mark)),
+        `MONITOR showed no send script carrying ${mark}: ${monLines.slice(0, 5).join(' | ')}`,
     );
+    assert(
+        monLines.some((l) => l.includes('"PUBLISH"') && l.includes('parley:rt:')),
+        'MONITOR showed no PUBLISH to a router channel',
+    );
+    // redis-cli --stat: a header, then one line per interval (keys, mem, clients, requests)
+    const statLines = lines(statOut);
+    assert(/keys\s+mem\s+clients/.test(statLines[1] || statLines[0]), `--stat header: ${statLines.slice(0, 2)}`);
+    assert(statLines.filter((l) => /^\d+\s+\S+\s+\d+\s+\d+\s+\d+ \(\+\d+\)/.test(l)).length >= 2, `--stat lines: ${statLines.join(' | ')}`);
+    // the admin CLI's view of the processes
+    const gwsCli = await host('parley', 'gateways');
+    for (const g of gws) assert(new RegExp(`^${g} alive ttl=\\d+ms sessions=\\d+$`, 'm').test(gwsCli), `parley gateways lacks ${g}: ${gwsCli}`);
+    const routersCli = await host('parley', 'routers');
+    assert(/slots=64 \[0-63\]/.test(routersCli), `parley routers: ${routersCli}`);
+    return `${online.length} online, ${chans.length} channels, MONITOR: ${monLines.length} lines in 1 s, +${delta} commands for ${n} messages`;
+});
 
-    await step('register and login through the LB (bad password 401, taken name 409)', async () => {
-        for (const n of names) {
-            const r = await api('/api/register', { body: { username: n, password: PASSWORD } });
-            assert(r.status === 201 && r.json && r.json.token, `register ${n}: ${r.status} ${r.text}`);
-            tokens[n] = r.json.token;
-        }
-        const again = await api('/api/register', { body: { username: ALICE, password: PASSWORD } });
-        assert(again.status === 409, `second register of ${ALICE}: ${again.status}`);
-        const bad = await api('/api/login', { body: { username: ALICE, password: 'wrong password' } });
-        assert(bad.status === 401, `login with a wrong password: ${bad.status}`);
-        const ok = await api('/api/login', { body: { username: BOB, password: PASSWORD } });
-        assert(ok.status === 200 && ok.json.username === BOB, `login ${BOB}: ${ok.status} ${ok.text}`);
-        tokens[BOB] = ok.json.token;
-    });
+e2e("every 'look at it' command of the README's Redis key table answers on the live stack", async () => {
+    const [ALICE, BOB] = await users('alice', 'bob');
+    const [a, b] = [await connect(ALICE), await connect(BOB)];
+    const group = groupName('crew');
+    const gw = await a.gateway();
+    // what the table's keys hold on a stack in use: a conversation (history,
+    // contacts, inboxes, alice's cids), a group alice belongs to (`#team` in
+    // the table), a read position for alice (the `read` hash), then a message
+    // she has not read (`unread`), an open group (`parley:groups`)
+    a.send(BOB, 'hello from alice', 'chat-1');
+    await a.waitAcked('chat-1', 8000);
+    b.send(ALICE, 'hi alice, bob here', 'chat-2');
+    await b.waitAcked('chat-2', 8000);
+    await a.next((f) => f.kind === 'text' && f.cid === 'chat-2', 8000, 'chat-2 delivered');
+    let since = a.frames.length;
+    a.ws.send(encode({ kind: 'group', op: 'create', name: group, members: [BOB] }));
+    await a.next((f) => f.kind === 'group' && f.name === group, 8000, 'group created', since);
+    const lastFromBob = b.outbox.get('chat-2').id;
+    a.ws.send(encode({ kind: 'read', with: BOB, upto: lastFromBob }));
+    const open = groupName('open');
+    since = a.frames.length;
+    a.ws.send(encode({ kind: 'group', op: 'create', name: open, members: [BOB], open: true }));
+    await a.next((f) => f.kind === 'group' && f.name === open, 8000, 'open group created', since);
+    await until(async () => (await redis('HGET', `parley:{u:${ALICE}}:read`, BOB)).trim() === String(lastFromBob), 5000, 'read position stored');
+    b.send(ALICE, 'one more, unread', 'chat-3'); // something unread for alice
+    await b.waitAcked('chat-3', 8000);
+    const readme = await host('readme');
+    const subst = (cmd) => cmd.replace(/alice/g, ALICE).replace(/bob/g, BOB).replace(/#team/g, group).replace(/gw1/g, gw);
+    const cmds = [];
+    for (const row of readme.split('\n').filter((l) => l.startsWith('| `parley:'))) {
+        const cmd = [...row.matchAll(/`([^`]+)`/g)].map((m) => m[1]).find((c) => /^[A-Z]+ parley:/.test(c));
+        if (cmd) cmds.push(subst(cmd));
+    }
+    assert(cmds.length >= 15, `only ${cmds.length} commands found in the README's key table`);
+    const empty = [];
+    for (const cmd of cmds) {
+        const out = (await redis(...cmd.split(' '))).trim();
+        assert(!/^(ERR|WRONGTYPE|\(error\))/.test(out), `${cmd}: ${out}`);
+        if (out === '' || (cmd.startsWith('PTTL') && !(Number(out) > 0))) empty.push(cmd);
+    }
+    assert(empty.length === 0, `empty or expired on a stack in use: ${empty.join('; ')}`);
+    return `${cmds.length} commands`;
+});
 
-    await step('the token secret comes from the env file: the repository default is refused', async () => {
-        const mint = (secret, user, exp) => `${user}:${exp}:${createHmac('sha256', secret).update(`${user}:${exp}`).digest('hex')}`;
-        const exp = Math.floor(Date.now() / 1000) + 3600;
-        const { PARLEY_TEST_SECRET: mine, PARLEY_DEFAULT_SECRET: def } = process.env;
-        assert(mine && def && mine !== def, 'PARLEY_TEST_SECRET and PARLEY_DEFAULT_SECRET must be set and differ');
-        const forged = await api(`/api/users?q=${ALICE}`, { token: mint(def, ALICE, exp) });
-        assert(forged.status === 401, `a token signed with the default secret: ${forged.status}`);
-        const good = await api(`/api/users?q=${ALICE}`, { token: mint(mine, ALICE, exp) });
-        assert(good.status === 200, `a token signed with the env file's secret: ${good.status} ${good.text}`);
-    });
-
-    await step(`three sessions land on ${GATEWAYS} different gateways (leastconn)`, async () => {
-        for (const n of [ALICE, BOB, CAROL]) await connect(n);
-        const gws = await Promise.all([ALICE, BOB, CAROL].map((n) => peers[n].gateway()));
-        const registered = lines(await redis('SMEMBERS', 'parley:gateways'));
-        for (const g of gws) assert(registered.includes(g), `gateway ${g} not in parley:gateways ${JSON.stringify(registered)}`);
-        assert(new Set(gws).size === Math.min(3, GATEWAYS), `sessions on ${JSON.stringify(gws)}`);
-        return gws.join(' ');
-    });
-
-    await step('presence across gateways: hello lists contacts, online/offline reach other gateways', async () => {
-        const a = peers[ALICE];
-        const listed = Object.fromEntries(a.hello.users.map((u) => [u.username, u.online]));
-        for (const n of [BOB, CAROL, DAVE]) assert(n in listed, `${ALICE}'s hello lacks ${n}: ${JSON.stringify(a.hello.users)}`);
-        assert(listed[DAVE] === false, `${DAVE} listed online before connecting`);
-        await a
-            .next((f) => f.kind === 'online' && f.from === BOB, 8000, `online ${BOB}`)
-            .catch(() => {
-                // bob may have connected before alice's presence subscription: his
-                // state is then in alice's hello instead
-                assert(listed[BOB] === true, `${BOB} neither online in hello nor announced`);
-            });
-        const d = await connect(DAVE, false);
-        const dgw = await d.gateway();
-        await a.next((f) => f.kind === 'online' && f.from === DAVE, 8000, `online ${DAVE}`);
-        const users = await api(`/api/users?q=${DAVE}`, { token: tokens[ALICE] });
-        assert(users.status === 200 && users.json.some((u) => u.username === DAVE && u.online === true), `/api/users: ${users.text}`);
-        await d.close();
-        await a.next((f) => f.kind === 'offline' && f.from === DAVE, 8000, `offline ${DAVE}`);
-        return `${DAVE} was on ${dgw}`;
-    });
-
-    await step('chat across gateways: ack, delivery, reply', async () => {
-        const [a, b] = [peers[ALICE], peers[BOB]];
-        assert((await a.gateway()) !== (await b.gateway()), 'alice and bob share a gateway');
-        a.send(BOB, 'hello from alice', 'chat-1');
-        await a.waitAcked('chat-1', 8000);
-        const t = await b.next((f) => f.kind === 'text' && f.cid === 'chat-1', 8000, 'chat-1 delivered');
-        assert(t.from === ALICE && t.to === BOB && t.data === 'hello from alice' && t.id === a.outbox.get('chat-1').id, JSON.stringify(t));
-        b.send(ALICE, 'hi alice, bob here', 'chat-2');
-        await b.waitAcked('chat-2', 8000);
-        const r = await a.next((f) => f.kind === 'text' && f.cid === 'chat-2', 8000, 'chat-2 delivered');
-        assert(r.from === BOB && r.id > t.id, `reply ${JSON.stringify(r)}`);
-    });
-
-    await step('a group across three gateways: create, fan-out, history', async () => {
-        const [a, b, c] = [peers[ALICE], peers[BOB], peers[CAROL]];
-        const name = `#crew${RUN}`.slice(0, 33);
-        const since = [a, b, c].map((p) => p.frames.length);
-        c.ws.send(encode({ kind: 'group', op: 'create', name, members: [ALICE, BOB] }));
-        for (const [i, p] of [a, b, c].entries()) {
-            const g = await p.next((f) => f.kind === 'group' && f.name === name, 8000, `group frame for ${name}`, since[i]);
-            assert(g.op === 'create' && g.by === CAROL && [ALICE, BOB, CAROL].every((n) => g.members.includes(n)), JSON.stringify(g));
-        }
-        a.send(name, 'hello crew', 'grp-1');
-        await a.waitAcked('grp-1', 8000);
-        const id = a.outbox.get('grp-1').id;
-        for (const p of [b, c]) {
-            const t = await p.next((f) => f.kind === 'text' && f.cid === 'grp-1', 8000, 'group text');
-            assert(t.id === id && t.from === ALICE && t.to === name && t.data === 'hello crew', JSON.stringify(t));
-        }
-        const hsince = b.frames.length;
-        b.ws.send(encode({ kind: 'history', with: name, limit: 10 }));
-        const h = await b.next((f) => f.kind === 'history', 8000, 'history answer', hsince);
-        assert(h.with === name && h.messages.some((m) => m.id === id && m.data === 'hello crew'), JSON.stringify(h));
-        return `${name}: message ${id} reached members on ${new Set(await Promise.all([b, c].map((p) => p.gateway()))).size} other gateways`;
-    });
-
-    await step('offline delivery: messages to a user without a session arrive after hello', async () => {
-        const a = peers[ALICE];
-        for (let i = 0; i < 5; i++) a.send(ERIN, `offline ${i}`, `off-${i}`);
-        await a.waitAcked('off-', 10000);
-        const e = await connect(ERIN, false);
-        await until(() => e.texts.length >= 5, 8000, `${ERIN} got 5 offline messages`);
-        const got = e.texts.map((f) => f.data);
-        assert(JSON.stringify(got) === JSON.stringify([0, 1, 2, 3, 4].map((i) => `offline ${i}`)), `offline push: ${JSON.stringify(got)}`);
-        assert(e.frames[0].kind === 'hello', 'first frame is not hello');
-        await e.close();
-        return `on ${ERIN}'s arrival: ${got.length} texts, in order`;
-    });
-
-    await step('monitoring: the documented redis-cli commands on the live stack', async () => {
-        const a = peers[ALICE];
-        // online users
-        const online = lines(await redis('SMEMBERS', 'parley:online'));
-        for (const n of [ALICE, BOB, CAROL]) assert(online.includes(n), `SMEMBERS parley:online lacks ${n}: ${online}`);
-        assert(!online.includes(ERIN), `${ERIN} closed but still in parley:online`);
-        const cliOnline = await host('parley', 'online');
-        assert(cliOnline.includes(ALICE) && cliOnline.includes(BOB), `parley online: ${cliOnline}`);
-        // a user's inbox (raw msgpack: its strings are readable) and decoded by the CLI
-        const inbox = await redis('LRANGE', `parley:{u:${ERIN}}:inbox`, '0', '-1');
-        for (let i = 0; i < 5; i++) assert(inbox.includes(`offline ${i}`), `LRANGE inbox lacks "offline ${i}"`);
-        assert(Number((await redis('LLEN', `parley:{u:${ERIN}}:inbox`)).trim()) === 5, 'LLEN inbox is not 5');
-        const cliInbox = await host('parley', 'inbox', ERIN);
-        assert(cliInbox.includes('offline 4') && cliInbox.includes(ALICE), `parley inbox: ${cliInbox}`);
-        // channels and their subscribers
-        const chans = lines(await redis('PUBSUB', 'CHANNELS', 'parley:*'));
-        const rt = chans.filter((c) => /^parley:rt:\d+$/.test(c));
-        assert(rt.length === 64, `${rt.length} router slot channels, expected 64`);
-        const gws = lines(await redis('SMEMBERS', 'parley:gateways'));
-        assert(gws.length === GATEWAYS, `parley:gateways: ${gws}`);
-        for (const g of gws) assert(chans.includes(`parley:gw:${g}`), `no channel parley:gw:${g} in ${chans}`);
-        assert(chans.includes(`parley:presence:${ALICE}`), `no presence channel of ${ALICE}`);
-        const numsub = lines(await redis('PUBSUB', 'NUMSUB', 'parley:rt:0', `parley:gw:${gws[0]}`, `parley:presence:${ALICE}`));
-        assert(numsub[0] === 'parley:rt:0' && numsub[1] === '1', `NUMSUB parley:rt:0: ${numsub}`);
-        assert(numsub[3] === '1', `NUMSUB of a gateway channel: ${numsub}`);
-        assert(Number(numsub[5]) >= 1, `NUMSUB of ${ALICE}'s presence: ${numsub}`);
-        const clients = await redis('CLIENT', 'LIST');
-        assert((clients.match(/name=parley-gw:/g) || []).length === 2 * GATEWAYS, 'CLIENT LIST: not two named connections per gateway');
-        // throughput: INFO stats before and after some traffic, MONITOR during it
-        const stat = (out, k) => Number((out.match(new RegExp(`^${k}:(\\d+)`, 'm')) || [])[1]);
-        const before = await redis('INFO', 'stats');
-        assert(!Number.isNaN(stat(before, 'instantaneous_ops_per_sec')), 'INFO stats has no instantaneous_ops_per_sec');
-        let n = 0;
-        const mark = `monitor-probe-${RUN}`;
-        const traffic = setInterval(() => a.send(BOB, `${mark} ${n}`, `mon-${n++}`), 100);
-        let mon, statOut;
-        try {
-            mon = await host('redis-cli-1s', 'MONITOR');
-            statOut = await host('redis-cli-1s', '--stat', '-i', '0.2');
-        } finally {
-            clearInterval(traffic);
-        }
-        await a.waitAcked('mon-', 10000);
-        const after = await redis('INFO', 'stats');
-        const delta = stat(after, 'total_commands_processed') - stat(before, 'total_commands_processed');
-        assert(delta >= 2 * n, `total_commands_processed grew by ${delta} over ${n} messages`);
-        const monLines = lines(mon);
-        assert(
-            monLines.some((l) => l.includes('"FCALL"') && l.includes(mark)),
-            `MONITOR showed no send script carrying ${mark}: ${monLines.slice(0, 5).join(' | ')}`,
-        );
-        assert(
-            monLines.some((l) => l.includes('"PUBLISH"') && l.includes('parley:rt:')),
-            'MONITOR showed no PUBLISH to a router channel',
-        );
-        // redis-cli --stat: a header, then one line per interval (keys, mem, clients, requests)
-        const statLines = lines(statOut);
-        assert(/keys\s+mem\s+clients/.test(statLines[1] || statLines[0]), `--stat header: ${statLines.slice(0, 2)}`);
-        assert(statLines.filter((l) => /^\d+\s+\S+\s+\d+\s+\d+\s+\d+ \(\+\d+\)/.test(l)).length >= 2, `--stat lines: ${statLines.join(' | ')}`);
-        // the admin CLI's view of the processes
-        const gwsCli = await host('parley', 'gateways');
-        for (const g of gws) assert(new RegExp(`^${g} alive ttl=\\d+ms sessions=\\d+$`, 'm').test(gwsCli), `parley gateways lacks ${g}: ${gwsCli}`);
-        const routersCli = await host('parley', 'routers');
-        assert(/slots=64 \[0-63\]/.test(routersCli), `parley routers: ${routersCli}`);
-        return `${online.length} online, ${chans.length} channels, MONITOR: ${monLines.length} lines in 1 s, +${delta} commands for ${n} messages`;
-    });
-
-    await step("every 'look at it' command of the README's Redis key table answers on the live stack", async () => {
-        const [a, b] = [peers[ALICE], peers[BOB]];
-        const group = `#crew${RUN}`.slice(0, 33);
-        const gw = await a.gateway();
-        // a read position for alice (the `read` hash), then a message she has not
-        // read (`unread`), an open group (`parley:groups`)
-        const lastFromBob = b.outbox.get('chat-2').id;
-        a.ws.send(encode({ kind: 'read', with: BOB, upto: lastFromBob }));
-        const open = `#open${RUN}`.slice(0, 33);
-        const since = a.frames.length;
-        a.ws.send(encode({ kind: 'group', op: 'create', name: open, members: [BOB], open: true }));
-        await a.next((f) => f.kind === 'group' && f.name === open, 8000, 'open group created', since);
-        await until(async () => (await redis('HGET', `parley:{u:${ALICE}}:read`, BOB)).trim() === String(lastFromBob), 5000, 'read position stored');
-        b.send(ALICE, 'one more, unread', 'chat-3'); // something unread for alice
-        await b.waitAcked('chat-3', 8000);
-        const readme = await host('readme');
-        const subst = (cmd) => cmd.replace(/alice/g, ALICE).replace(/bob/g, BOB).replace(/#team/g, group).replace(/gw1/g, gw);
-        const cmds = [];
-        for (const row of readme.split('\n').filter((l) => l.startsWith('| `parley:'))) {
-            const cmd = [...row.matchAll(/`([^`]+)`/g)].map((m) => m[1]).find((c) => /^[A-Z]+ parley:/.test(c));
-            if (cmd) cmds.push(subst(cmd));
-        }
-        assert(cmds.length >= 15, `only ${cmds.length} commands found in the README's key table`);
-        const empty = [];
-        for (const cmd of cmds) {
-            const out = (await redis(...cmd.split(' '))).trim();
-            assert(!/^(ERR|WRONGTYPE|\(error\))/.test(out), `${cmd}: ${out}`);
-            if (out === '' || (cmd.startsWith('PTTL') && !(Number(out) > 0))) empty.push(cmd);
-        }
-        assert(empty.length === 0, `empty or expired on a stack in use: ${empty.join('; ')}`);
-        return `${cmds.length} commands`;
-    });
-
-    let stopped = null;
-    await step('stop a gateway mid-conversation: its clients reconnect through the LB, nothing lost', async () => {
-        const [a, b, c] = [peers[ALICE], peers[BOB], peers[CAROL]];
+e2e(
+    'stop a gateway mid-conversation: its clients reconnect through the LB, nothing lost',
+    async () => {
+        const [ALICE, BOB, CAROL, FRANK, GINA] = await users('alice', 'bob', 'carol', 'frank', 'gina');
+        const [a, b, c] = await connectApart([ALICE, BOB, CAROL]);
         const bgw = await b.gateway();
         assert((await a.gateway()) !== bgw && (await c.gateway()) !== bgw, "alice or carol shares bob's gateway");
         // a client on bob's gateway that stops reading: the gateway's drain then
@@ -666,7 +813,7 @@ async function main() {
             }
             await sleep(50);
         }
-        stopped = await stopping;
+        const stopped = await stopping;
         await probing;
         assert(
             probe.failed.length === 0,
@@ -700,27 +847,34 @@ async function main() {
         await until(async () => (await upServers()).length === GATEWAYS - 1, 10000, `${GATEWAYS - 1} gateways UP in haproxy`);
         stuck.terminate();
         return `stopped ${stopped.trim()} (${bgw}); during its drain ${probe.http} GET /healthz and ${probe.ws} new sessions through the LB all succeeded; bob back on ${nbgw}; alice->bob ${r1}; bob->carol ${r2}; LB: ${GATEWAYS - 1} UP`;
-    });
+    },
+    { restore: true },
+);
 
-    await step('the stopped gateway started again rejoins the LB (DNS discovery)', async () => {
+e2e(
+    'the stopped gateway started again rejoins the LB (DNS discovery)',
+    async () => {
+        const [DAVE] = await users('dave');
+        // a gateway stopped (no client on it to wait for), out of the LB
+        const gw = lines(await redis('SMEMBERS', 'parley:gateways'))[0];
+        const stopped = await host('stop-gateway', gw);
         assert(stopped, 'no gateway was stopped');
+        await until(async () => (await upServers()).length === GATEWAYS - 1, 30000, `${GATEWAYS - 1} gateways UP in haproxy`);
         await host('start', stopped.trim().split(' ')[0]);
-        const up = await until(
-            async () => {
-                const u = await upServers();
-                return u.length === GATEWAYS ? u : null;
-            },
-            60000,
-            `${GATEWAYS} gateways UP again`,
-        );
+        const up = await allUp(60000, `${GATEWAYS} gateways UP again`);
         const z = await connect(DAVE, false);
         const zgw = await z.gateway();
         await z.close();
-        return `${up.length} UP; a new session landed on ${zgw}`;
-    });
+        return `stopped ${stopped.trim()} (${gw}); ${up.length} UP; a new session landed on ${zgw}`;
+    },
+    { restore: true },
+);
 
-    await step('kill -9 a gateway mid-conversation: clients reconnect, retry, nothing lost; the restart policy brings it back', async () => {
-        const [a, c] = [peers[ALICE], peers[CAROL]];
+e2e(
+    'kill -9 a gateway mid-conversation: clients reconnect, retry, nothing lost; the restart policy brings it back',
+    async () => {
+        const [ALICE, CAROL] = await users('alice', 'carol');
+        const [a, c] = await connectApart([ALICE, CAROL]);
         const cgw = await c.gateway();
         assert((await a.gateway()) !== cgw, 'alice and carol share a gateway');
         let crashing = null;
@@ -752,22 +906,20 @@ async function main() {
         );
         for (const p of [a, c]) assert(p.problems.length === 0, `${p.user}: ${p.problems.join('; ')}`);
         // restart: unless-stopped brings the crashed container back, the LB takes it in again
-        const up = await until(
-            async () => {
-                const u = await upServers();
-                return u.length === GATEWAYS ? u : null;
-            },
-            60000,
-            `${GATEWAYS} gateways UP after the crash`,
-        );
+        const up = await allUp(60000, `${GATEWAYS} gateways UP after the crash`);
         // the dead process's sessions were closed (reaper or the restarted gateway's own cleanup)
         await until(async () => (await c.sessions()).length === 1, 20000, `${CAROL} has exactly one session`);
         const ngw = await c.gateway();
         return `crashed ${crashed.trim()} (${cgw}), carol closed with ${c.closes.at(-1)}, back on ${ngw}; alice->carol ${r1}; carol->alice ${r2}; ${up.length} UP again`;
-    });
+    },
+    { restore: true },
+);
 
-    await step('restart the redis container: service recovers, nothing acked is lost', async () => {
-        const [a, b] = [peers[ALICE], peers[BOB]];
+e2e(
+    'restart the redis container: service recovers, nothing acked is lost',
+    async () => {
+        const [ALICE, BOB] = await users('alice', 'bob');
+        const [a, b] = [await connect(ALICE), await connect(BOB)];
         for (let i = 0; i < 20; i++) a.send(BOB, `pre ${i}`, `pre-${i}`);
         await a.waitAcked('pre-', 10000);
         let restarting = null;
@@ -782,14 +934,7 @@ async function main() {
         await restarting;
         const restartedAfter = Date.now() - t0;
         await until(async () => (await api('/healthz')).status === 200, 30000, '/healthz 200 again');
-        const up = await until(
-            async () => {
-                const u = await upServers();
-                return u.length === GATEWAYS ? u : null;
-            },
-            30000,
-            'every gateway UP after the restart',
-        );
+        const up = await allUp(30000, 'every gateway UP after the restart');
         await a.waitAcked('rr-', 40000);
         await until(() => a.isOpen && b.isOpen, 20000, 'alice and bob connected');
         let r1, r2;
@@ -814,17 +959,6 @@ async function main() {
         assert(s.recovered === true, `sync after the restart: ${JSON.stringify(s)}`);
         const unavailable = a.frames.filter((f) => f.kind === 'error' && f.code === 'unavailable').length;
         return `restart took ${restartedAfter} ms; ${up.length} UP; pre: ${r1}; during: ${r2}; ${unavailable} unavailable answers${sawUnavailable ? '' : ' (none seen while sending)'}; closes alice ${a.closes} bob ${b.closes}`;
-    });
-
-    for (const p of Object.values(peers)) await p.close();
-}
-
-main()
-    .catch((e) => {
-        failed++;
-        console.log(`not ok - e2e crashed: ${e.stack}`);
-    })
-    .finally(() => {
-        console.log(`${passed} passed, ${failed} failed`);
-        process.exit(failed ? 1 : 0);
-    });
+    },
+    { restore: true },
+);

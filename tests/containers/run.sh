@@ -15,18 +15,29 @@
 #   4. builds the gateway and router images (podman-compose build), brings the
 #      stack up under a unique project name with 3 gateways, a free published
 #      port and an env file with a fresh secret;
-#   5. runs e2e.mjs in a node container on the stack's network: register,
+#   5. runs e2e.mjs, a node:test file, in a node container on the stack's
+#      network (`node --test-reporter=tap e2e.mjs`, in-process): register,
 #      chat across gateways, presence, offline delivery, the README's
 #      redis-cli monitoring commands, a gateway stopped mid-conversation, a
-#      gateway crashing (SIGKILL) mid-conversation, a Redis restart. It asks
-#      this script (stdin/stdout, "@@ ID OP ARGS") to stop/start/crash
-#      containers and run redis-cli / the parley CLI in them;
+#      gateway crashing (SIGKILL) mid-conversation, a Redis restart. Each test
+#      has its own users; the stack is the fixture they share. The tests ask
+#      this script to stop/start/crash containers and run redis-cli / the
+#      parley CLI in them: a request is a line "@@ ID OP ARGS" on the
+#      container's stderr, the answer a line on its stdin (handle_op). The
+#      container's stdout is the TAP report: shown as it comes, kept in
+#      $PARLEY_CT_ARTIFACTS/e2e.tap, and its summary (# pass / # fail /
+#      # cancelled) is what this script counts;
 #   6. tears everything down (containers, volume, network), even on failure,
 #      and ends with "N passed, N failed" (exit status 1 if any failed).
 #
 # Usage: tests/containers/run.sh [--keep] [--help]
 #   --keep   leave the stack running at the end (prints how to remove it)
+# One test by name (a regular expression over the test names, node's
+# --test-name-pattern; the others are reported as skipped; no match is a
+# failure):
+#   PARLEY_TEST_ONLY='chat across gateways' tests/containers/run.sh
 # Environment:
+#   PARLEY_TEST_ONLY     run only the e2e tests whose names match
 #   PARLEY_CT_GATEWAYS   gateway replicas, 3..32 (3)
 #   PARLEY_CT_PROJECT    compose project name (parleyct<pid>)
 #   PARLEY_CT_TAG        tag of the parley/gateway and parley/router images (ct)
@@ -61,7 +72,7 @@ failed=0
 timings=()
 T0=$(date +%s)
 mkdir -p "$ART"
-rm -f "$ART"/*.log
+rm -f "$ART"/*.log "$ART/e2e.tap"
 
 say() { printf '[containers] %s\n' "$*"; }
 ok() { passed=$((passed + 1)); printf 'ok - %s\n' "$*"; }
@@ -193,7 +204,7 @@ gateway_container() { # gateway id "<hostname>:<port>" -> container name
 
 # handle_op ID OP ARGS...: prints "ID STATUS BASE64(OUTPUT)"
 handle_op() {
-    local id=$1 op=$2 out rc name
+    local id=$1 op=$2 out rc name state
     shift 2
     out=$(mktemp)
     case $op in
@@ -221,6 +232,24 @@ handle_op() {
         else rc=1; fi
         ;;
     start) podman start "$1" >"$out" 2>&1; rc=$? ;;
+    start-stopped) # the cleanup after a test that stopped or killed a container:
+        # every container of the stack not running is started (a failed start
+        # is reported in the output, not in the status: the test then checks
+        # the stack's health itself)
+        rc=0
+        : >"$out"
+        for name in $(podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}}'); do
+            state=$(podman inspect -f '{{.State.Status}}' "$name" 2>&1)
+            case $state in
+            running) ;;
+            exited | stopped | created | configured)
+                if podman start "$name" >/dev/null 2>&1; then printf '%s ' "$name" >>"$out"
+                else printf '%s (%s, start failed) ' "$name" "$state" >>"$out"; fi
+                ;;
+            *) printf '%s (%s, left alone) ' "$name" "$state" >>"$out" ;;
+            esac
+        done
+        ;;
     readme) cat "$ROOT/README.md" >"$out"; rc=$? ;;
     restart-redis) podman restart -t 15 "${P}_redis_1" >"$out" 2>&1; rc=$? ;;
     *) echo "unknown op $op" >"$out"; rc=2 ;;
@@ -230,8 +259,21 @@ handle_op() {
     rm -f "$out"
 }
 
+# The container's stderr comes here through the coprocess: requests ("@@ ")
+# are answered on its stdin, anything else (node's own warnings or a crash)
+# is shown. Its stdout, the TAP report, goes through tee to our stdout and to
+# $ART/e2e.tap, whose last "# pass N", "# fail N" and "# cancelled N" (a test
+# that timed out) are then counted.
+tap_count() { # pass|fail|cancelled|skipped: node's summary line in e2e.tap
+    grep -E "^# $1 [0-9]+$" "$ART/e2e.tap" | tail -1 | awk '{print $3}'
+}
 run_e2e() {
-    local in out line pid rc=0 tally words
+    local in out so line pid rc=0 words pass fail cancelled skipped
+    local node_args=(--test-reporter=tap)
+    [ -n "${PARLEY_TEST_ONLY:-}" ] && node_args+=("--test-name-pattern=$PARLEY_TEST_ONLY")
+    exec {so}>&1
+    # timeout: a test run that never ends (a handle left open) is stopped,
+    # and then has no summary; the tests themselves take about 40 s
     coproc E2E {
         podman run --rm -i --name "${P}_e2e" --network "${P}_default" --user 1000:1000 \
             -v "$HERE:/t:ro" -w /t \
@@ -239,7 +281,10 @@ run_e2e() {
             -e "PARLEY_GATEWAYS=$GATEWAYS" -e "PARLEY_RUN_ID=$P" \
             -e "PARLEY_TEST_SECRET=$SECRET" -e "PARLEY_DEFAULT_SECRET=$DEFAULT_SECRET" \
             -e "PARLEY_WEB_INDEX_SHA256=$WEB_SHA" \
-            "$NODE_IMAGE" node /t/e2e.mjs 2>&1
+            "$NODE_IMAGE" timeout 1200 node "${node_args[@]}" /t/e2e.mjs 2>&1 > >(tee "$ART/e2e.tap" >&"$so")
+        rc=$?
+        wait # for tee, to the end of the report
+        exit $rc
     }
     pid=$E2E_PID
     exec {in}<&"${E2E[0]}" {out}>&"${E2E[1]}"
@@ -249,23 +294,26 @@ run_e2e() {
             read -r -a words <<<"${line#@@ }"
             handle_op "${words[@]}" 1>&"$out" 2>>"$ART/e2e-ops.log"
             ;;
-        *)
-            if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-                tally=$line
-                passed=$((passed + BASH_REMATCH[1]))
-                failed=$((failed + BASH_REMATCH[2]))
-            else
-                printf '%s\n' "$line"
-            fi
-            ;;
+        *) printf '%s\n' "$line" ;;
         esac
     done
     wait "$pid" || rc=$?
-    exec {in}<&- {out}>&-
-    if [ -z "${tally:-}" ]; then
-        not_ok "e2e.mjs ended (exit $rc) without its result line"
-    else
-        echo "e2e: $tally"
+    exec {in}<&- {out}>&- {so}>&-
+    pass=$(tap_count pass)
+    fail=$(tap_count fail)
+    cancelled=$(tap_count cancelled)
+    skipped=$(tap_count skipped)
+    if [ -z "$pass" ] || [ -z "$fail" ]; then
+        not_ok "e2e.mjs ended (exit $rc) without node's summary (# pass / # fail in $ART/e2e.tap)"
+        return 1
+    fi
+    passed=$((passed + pass))
+    failed=$((failed + fail + ${cancelled:-0}))
+    echo "e2e: $pass passed, $fail failed, ${cancelled:-0} cancelled (timed out), ${skipped:-0} skipped"
+    if [ $((pass + fail + ${cancelled:-0})) = 0 ]; then
+        not_ok "e2e: no test ran${PARLEY_TEST_ONLY:+ (PARLEY_TEST_ONLY='$PARLEY_TEST_ONLY' matches no test name)}"
+    elif [ "$rc" != 0 ] && [ $((fail + ${cancelled:-0})) = 0 ]; then
+        not_ok "e2e.mjs exited with status $rc although no test failed"
     fi
     return $rc
 }
