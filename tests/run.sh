@@ -26,8 +26,9 @@
 #   --only    run only the tests whose name matches PATTERN: ctest -R PATTERN
 #             (C unit tests, names like proto.decode_text) and node --test
 #             --test-name-pattern=PATTERN (integration, web unit and browser
-#             tests); without --stages it runs the stages that have named tests:
-#             unit integration web (tests/README.md)
+#             tests; the bench and containers stages too when named with
+#             --stages, where a pattern that matches nothing fails); without
+#             --stages it runs unit integration web (tests/README.md)
 # Environment: PARLEY_TEST_STAGES, PARLEY_FUZZ_SECONDS (default 60).
 set -uo pipefail
 
