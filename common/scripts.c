@@ -142,6 +142,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_key(&c, KEY_GROUP_MEMBERS, name);
     scripts_cmd_key(&c, KEY_GROUPS);
     scripts_cmd_key(&c, KEY_USERS);
+    scripts_cmd_key(&c, KEY_HISTORY, name);
     scripts_cmd_str(&c, opname);
     scripts_cmd_str(&c, name);
     scripts_cmd_str(&c, by);
@@ -151,6 +152,8 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_str(&c, KEY_SESSIONS);
     scripts_cmd_str(&c, KEY_GROUPS_OF);
     scripts_cmd_fmt(&c, "%" PRId64, group_max);
+    scripts_cmd_str(&c, KEY_UNREAD);
+    scripts_cmd_str(&c, KEY_READ);
     if (op == PROTO_OP_CREATE || op == PROTO_OP_ADD)
         for (size_t i = 0; i < nmembers; i++)
             scripts_cmd_arg(&c, members[i], member_lens[i]);

@@ -4,10 +4,16 @@
 -- Caller: the gateway (scripts_group).
 --
 -- KEYS  1 group meta, 2 group members, 3 parley:groups (the open groups only: what a search
---       finds), 4 parley:users.
+--       finds), 4 parley:users, 5 group history.
 -- ARGV  1 op (create, join, leave, add), 2 #name, 3 by, 4 open ("1"/"0"), 5 now ms, 6 gateway
 --       channel prefix, 7 the key format of a user's sessions, 8 the key format of a user's
---       groups, 9 member limit, 10.. members (create, add).
+--       groups, 9 member limit, 10 the key format of a user's unread, 11 the key format of a
+--       user's read, 12.. members (create, add).
+-- Unread follows membership: whoever becomes a member (create, join, add) starts with the
+-- group's history read (read position = its newest id, or none when it is empty) and no unread
+-- count, so what read.lua recounts later is exactly what send.lua counted since he joined; a
+-- leaver's read position and unread count for the group are deleted, so a rejoiner starts
+-- fresh. Work: O(members named in ARGV) plus the notification to every member.
 -- On a change, publishes {kind:"group", name, members (all, sorted), op, by, open} (fanout) to
 -- every member, and to a leaver.
 -- Reply {"ok"} (published), {"same", frame} when nothing changed (the gateway sends the frame to
@@ -15,6 +21,8 @@
 local op, name, by, open = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local prefix, sessions_fmt, groups_fmt = ARGV[6], ARGV[7], ARGV[8]
 local limit = tonumber(ARGV[9])
+local unread_fmt, read_fmt = ARGV[10], ARGV[11]
+local FIRST = 12 -- the first member in ARGV
 local function fail(code, message) return {'error', code, message} end
 local function frame()
   local members = redis.call('SMEMBERS', KEYS[2])
@@ -32,14 +40,21 @@ local function notify(extra)
   return {'ok'}
 end
 local function missing_user()
-  for i = 10, #ARGV do
+  for i = FIRST, #ARGV do
     if not redis.call('ZSCORE', KEYS[4], ARGV[i]) then return ARGV[i] end
   end
   return nil
 end
+local newest -- the history's newest id (false: empty), looked up once
 local function add(user)
   redis.call('SADD', KEYS[2], user)
   redis.call('SADD', string.format(groups_fmt, user), name)
+  if newest == nil then
+    newest = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')[2] or false
+  end
+  if newest then redis.call('HSET', string.format(read_fmt, user), name, newest)
+  else redis.call('HDEL', string.format(read_fmt, user), name) end
+  redis.call('HDEL', string.format(unread_fmt, user), name)
 end
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if op == 'create' then
@@ -48,7 +63,7 @@ if op == 'create' then
   if m then return fail('no_such_user', 'no such user: ' .. m) end
   local set = {[by] = true}
   local n = 1
-  for i = 10, #ARGV do if not set[ARGV[i]] then set[ARGV[i]] = true; n = n + 1 end end
+  for i = FIRST, #ARGV do if not set[ARGV[i]] then set[ARGV[i]] = true; n = n + 1 end end
   if n > limit then return fail('bad_field', 'members: at most ' .. limit .. ' per group') end
   redis.call('HSET', KEYS[1], 'open', open, 'created', ARGV[5], 'by', by)
   if open == '1' then redis.call('ZADD', KEYS[3], 0, name) end
@@ -70,13 +85,15 @@ if not member then return fail('forbidden', 'not a member of ' .. name) end
 if op == 'leave' then
   redis.call('SREM', KEYS[2], by)
   redis.call('SREM', string.format(groups_fmt, by), name)
+  redis.call('HDEL', string.format(read_fmt, by), name)
+  redis.call('HDEL', string.format(unread_fmt, by), name)
   return notify(by)
 end
 if op == 'add' then
   local m = missing_user()
   if m then return fail('no_such_user', 'no such user: ' .. m) end
   local new, seen = {}, {}
-  for i = 10, #ARGV do
+  for i = FIRST, #ARGV do
     local u = ARGV[i]
     if not seen[u] and redis.call('SISMEMBER', KEYS[2], u) == 0 then
       seen[u] = true; new[#new + 1] = u

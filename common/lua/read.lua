@@ -11,7 +11,16 @@
 -- Else sets the position, recounts unread (messages after upto not from the reader; 0 deletes
 -- the field) and publishes {kind:"read", from, with, upto} as {t:"m"} (fanout) to the other
 -- participant(s) and the reader, except the reading session.
+-- Reading never raises a count: the new unread is at most the old one (send.lua counts each
+-- message from another once; group.lua starts a member at the history he joined with, read, and
+-- unread 0), and at most the number of messages after upto.
+-- Bounded recount: besides the receipt, one call does two ZCOUNTs and decodes at most SCAN (100)
+-- history entries, whatever the history holds. With n = messages after upto: n <= SCAN, they are
+-- counted exactly; else, when at most SCAN messages lie between the old position and upto, the
+-- others' among them are taken off the old count; else the SCAN first after upto are counted
+-- and the rest taken as unread (an upper bound, then capped by the old count).
 -- Reply {1, upto} when it moved, {0, position} when not, or "no_such_user" / "forbidden".
+local SCAN = 100
 local reader, with, is_group = ARGV[1], ARGV[2], ARGV[3]
 local bad = access(is_group, KEYS[2], KEYS[3], reader)
 if bad then return bad end
@@ -22,12 +31,28 @@ if upto > last then upto = last end
 local cur = tonumber(redis.call('HGET', KEYS[4], with)) or 0
 if upto <= cur then return {0, cur} end
 redis.call('HSET', KEYS[4], with, upto)
-local unread = 0
-if upto < last then
-  for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. upto, '+inf')) do
+-- messages in (lo, hi] not from the reader, among the first SCAN; and how many were decoded
+local function others(lo, hi)
+  local n, es = 0, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. lo, hi, 'LIMIT', 0, SCAN)
+  for _, e in ipairs(es) do
     local m = cmsgpack.unpack(e)
-    if type(m) == 'table' and m.from ~= reader then unread = unread + 1 end
+    if type(m) == 'table' and m.from ~= reader then n = n + 1 end
   end
+  return n, #es
+end
+local old = tonumber(redis.call('HGET', KEYS[5], with)) or 0
+local unread = 0
+if old > 0 and upto < last then
+  local after = redis.call('ZCOUNT', KEYS[1], '(' .. upto, '+inf')
+  if after <= SCAN then
+    unread = others(upto, '+inf')
+  elseif redis.call('ZCOUNT', KEYS[1], '(' .. cur, upto) <= SCAN then
+    unread = math.min(old - others(cur, upto), after)
+  else
+    local n, seen = others(upto, '+inf')
+    unread = n + after - seen
+  end
+  unread = math.max(0, math.min(unread, old))
 end
 if unread == 0 then redis.call('HDEL', KEYS[5], with)
 else redis.call('HSET', KEYS[5], with, unread) end

@@ -102,6 +102,26 @@ async function fresh(t) {
                 { buffers: true },
             ),
         lastEntry: async (user) => unpack(await r.callBuffers('LINDEX', U(user, 'inbox'), -1)),
+        // group.lua: `by` runs op on #name (members for create and add)
+        group: (op, name, by, members = [], open = '0') =>
+            ev(
+                'group',
+                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, 'parley:groups', 'parley:users', `parley:{c:${name}}:history`],
+                [op, name, by, open, 1000, 'parley:gw:', U('%s', 'sessions'), U('%s', 'groups'), 5000, U('%s', 'unread'), U('%s', 'read'), ...members],
+            ),
+        // read.lua: reader (session sess) has read its conversation with `with` up to upto
+        read(reader, withName, upto, sess = `gwR#${reader}`) {
+            const group = withName.startsWith('#');
+            const conv = group ? withName : [reader, withName].sort().join('|');
+            const who = group ? [`parley:{g:${withName}}:members`, `parley:{g:${withName}}:meta`] : [U(withName, 'account'), U(withName, 'account')];
+            return ev(
+                'read',
+                [`parley:{c:${conv}}:history`, ...who, U(reader, 'read'), U(reader, 'unread')],
+                [reader, withName, group ? '1' : '0', upto, 'parley:gw:', U('%s', 'sessions'), sess],
+            );
+        },
+        // reader's [unread, read] for a conversation, as stored (null: no field)
+        counters: async (user, conv) => [await r.call('HGET', U(user, 'unread'), conv), await r.call('HGET', U(user, 'read'), conv)],
     };
     return s;
 }
@@ -523,4 +543,70 @@ cluster.test('send to a group of 70: one envelope listing every member and seq t
     for (const [i, u] of e.u.entries()) assert.equal(last[i].seq, e.s[i], `${what2}: ${u}`);
     assert.equal(await r.call('HGET', U('m05', 'unread'), '#big'), '1', `${what2}: m05`);
     assert.equal(await r.call('HGET', U('m00', 'unread'), '#big'), null, `${what2}: not the sender`);
+});
+
+cluster.test('group: a newcomer (create, add, join) starts with the history read and no unread; a leaver keeps neither', async (t) => {
+    const { r, register, group, send, counters } = await fresh(t);
+    for (const u of ['ann', 'ben', 'cat', 'dan']) await register(u);
+    assert.deepEqual(await group('create', '#g', 'ann', ['ben'], '1'), ['ok'], 'create');
+    assert.deepEqual(await counters('ben', '#g'), [null, null], 'created with an empty history: no position, no unread');
+    let last;
+    for (let i = 0; i < 5; i++) last = await send('ann', '#g', `m${i}`, `g${i}`, 'gwA#1', 1);
+    assert.deepEqual(await counters('ben', '#g'), ['5', null], 'ben counted the five');
+    // a stale unread left for a newcomer is dropped
+    await r.call('HSET', U('cat', 'unread'), '#g', 7);
+    assert.deepEqual(await group('add', '#g', 'ann', ['cat']), ['ok'], 'add');
+    assert.deepEqual(await counters('cat', '#g'), [null, String(last[0])], 'added: read up to the newest id, no unread');
+    assert.deepEqual(await group('join', '#g', 'dan'), ['ok'], 'join');
+    assert.deepEqual(await counters('dan', '#g'), [null, String(last[0])], 'joined: read up to the newest id, no unread');
+    const m = await send('ann', '#g', 'after', 'g9', 'gwA#1', 1);
+    assert.deepEqual(await counters('dan', '#g'), ['1', String(last[0])], 'a message after the join counts');
+    assert.deepEqual(await group('leave', '#g', 'dan'), ['ok'], 'leave');
+    assert.deepEqual(await counters('dan', '#g'), [null, null], 'the leaver keeps no position and no unread');
+    assert.deepEqual(await group('join', '#g', 'dan'), ['ok'], 'rejoin');
+    assert.deepEqual(await counters('dan', '#g'), [null, String(m[0])], 'the rejoiner starts fresh');
+});
+
+cluster.test('read: never raises unread; the recount decodes a bounded window and stays exact where it can', async (t) => {
+    const { r, register, send, read, counters } = await fresh(t);
+    for (const u of ['alice', 'bob']) await register(u);
+    const ids = [];
+    // 150 from alice, then 30 of bob's own, then 20 more from alice: 170 unread for bob
+    for (let i = 0; i < 200; i++) {
+        const [from, to] = i >= 150 && i < 180 ? ['bob', 'alice'] : ['alice', 'bob'];
+        ids.push((await send(from, to, `m${i}`, `r${i}`, `gw#${from}`, 1))[0]);
+    }
+    assert.deepEqual(await counters('bob', 'alice'), ['170', null], 'bob: 170 unread');
+    // 199 after the position (over the window), 1 before it: the old count less alice's one
+    assert.deepEqual(await read('bob', 'alice', ids[0]), [1, ids[0]], 'read the first');
+    assert.deepEqual(await counters('bob', 'alice'), ['169', String(ids[0])], 'read the first: 169 left');
+    // 50 after (within the window): counted exactly, bob's own excluded
+    await read('bob', 'alice', ids[149]);
+    assert.deepEqual(await counters('bob', 'alice'), ['20', String(ids[149])], 'read up to the 150th: 20 left');
+    // a count below the truth (state left by hand) is never raised
+    await r.call('HSET', U('bob', 'unread'), 'alice', 3);
+    await read('bob', 'alice', ids[160]);
+    assert.deepEqual(await counters('bob', 'alice'), ['3', String(ids[160])], 'a lower count stays');
+    await read('bob', 'alice', ids[199] + 1000);
+    assert.deepEqual(await counters('bob', 'alice'), [null, String(ids[199])], 'read to the end: no unread');
+});
+
+cluster.test('read: far from both ends of the window, the messages past it count as unread', async (t) => {
+    const { register, send, read, counters } = await fresh(t);
+    for (const u of ['alice', 'bob']) await register(u);
+    const ids = [];
+    // 120 from bob (his own), then 130 from alice: bob has 130 unread
+    for (let i = 0; i < 250; i++) {
+        const [from, to] = i < 120 ? ['bob', 'alice'] : ['alice', 'bob'];
+        ids.push((await send(from, to, `m${i}`, `w${i}`, `gw#${from}`, 1))[0]);
+    }
+    assert.deepEqual(await counters('bob', 'alice'), ['130', null], 'bob: 130 unread');
+    // 135 after the position and 115 before it, both over the window: in the window bob's 5
+    // and 95 of alice's, the 35 past it taken as unread: 130
+    await read('bob', 'alice', ids[114]);
+    assert.deepEqual(await counters('bob', 'alice'), ['130', String(ids[114])], 'past the window: counted as unread');
+    await read('bob', 'alice', ids[119]);
+    assert.deepEqual(await counters('bob', 'alice'), ['130', String(ids[119])], "bob's own read: still 130");
+    await read('bob', 'alice', ids[120]);
+    assert.deepEqual(await counters('bob', 'alice'), ['129', String(ids[120])], 'one of alice read: 129');
 });
