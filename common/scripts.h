@@ -69,14 +69,15 @@ int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, cons
                     const char *with, int64_t before, int64_t limit);
 
 /* read.lua: reader (in session sessid) has read its conversation with `with`
- * up to message id upto. */
+ * up to message id upto; its unread count never rises. */
 int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *reader,
                  const char *sessid, const char *with, int64_t upto);
 
 /* group.lua: `by` runs op on the group `name` (#name); open: create's open
  * flag (1/0); now_ms: the creation time; group_max: the most members a group
  * may have. members (nmembers names, lengths in member_lens) count for
- * PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. */
+ * PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. A newcomer's read
+ * position starts at the group's newest id; a leaver's read and unread go. */
 int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
                   const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
                   const char *const *members, const size_t *member_lens, size_t nmembers);

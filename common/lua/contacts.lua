@@ -9,6 +9,8 @@
 -- with the members of the user's groups (mode 0); then the user's groups.
 -- Reply {mode, then per entry: name, online, unread, read, peer_read, last (the newest history
 -- entry, or "")}; for a group online = another member is online, peer_read 0.
+-- unread and read are as stored: send.lua and read.lua keep them, group.lua starts a member's at
+-- his join (read = the group's newest id then, unread absent) and deletes them when he leaves.
 local user, limit, members_fmt, read_fmt = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local hist_fmt = ARGV[5]
 local function last(conv)

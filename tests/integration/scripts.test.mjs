@@ -1,5 +1,5 @@
 // The Lua scripts (docs/internals.md: register, session_open/close, send,
-// sync, typing, contacts, renew/release_slot, forget_gateway), called by hand
+// sync, typing, contacts, group, read, renew/release_slot, forget_gateway), called by hand
 // (FCALL / EVALSHA with the names and SHA1s `parley scripts --load` prints)
 // against a real redis-server with no router: each test checks one script's
 // KEYS/ARGV contract through its reply, the state it stores and everything it
