@@ -53,7 +53,13 @@ int json_put_str(char *out, size_t cap, size_t *pos, const char *s, size_t len)
 {
     if (*pos > cap) return -1;
     json_t *str = json_stringn(s, len); /* NULL for invalid UTF-8 */
-    if (!str) return -1;
+    if (!str) {
+        if (cap - *pos >= 2) { /* an empty string in its place: the JSON stays valid */
+            memcpy(out + *pos, "\"\"", 2);
+            *pos += 2;
+        }
+        return -1;
+    }
     /* the length jansson needs, written only up to cap - *pos */
     size_t n = json_dumpb(str, out + *pos, cap - *pos, JSON_ENCODE_ANY);
     json_decref(str);

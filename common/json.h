@@ -18,8 +18,9 @@ int json_parse_strings(const char *buf, size_t len, const char *const *names, ch
                        size_t *lens, int n);
 /* Appends s[0..len) (UTF-8; may hold NUL bytes) as a JSON string literal,
  * quoted and escaped, to out[*pos..cap) and advances *pos. Returns 0, or -1
- * when it does not fit or s is not valid UTF-8: then *pos is unchanged and
- * out[*pos..cap) may have been written. Not NUL-terminated. */
+ * when it does not fit (*pos unchanged; out[*pos..cap) may have been
+ * written) or s is not valid UTF-8 (then "" is written in its place when it
+ * fits, so the document around it stays well-formed). Not NUL-terminated. */
 int json_put_str(char *out, size_t cap, size_t *pos, const char *s, size_t len);
 
 #endif

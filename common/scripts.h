@@ -152,6 +152,12 @@ void scripts_send_batch_clear(scripts_send_batch *b);
 
 /* ---- loading and listing ---- */
 
+/* 0 when every script_id has its embedded script and every common/lua/NAME.lua
+ * has an id; else -1 with a one-line reason in err (a script added to
+ * common/lua but not to the enum above and to scripts_run.c's table).
+ * Programs check it at start; a unit test does too. */
+int scripts_check(char *err, size_t size);
+
 /* Queues SCRIPT LOAD / FUNCTION LOAD of every script (replies ignored). Call
  * first on every new command connection: later calls then never meet
  * NOSCRIPT, whose retry could otherwise let a message overtake an earlier

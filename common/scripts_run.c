@@ -30,6 +30,26 @@ static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_GROUP] = &scripts_lua_group,
 };
 
+extern const int scripts_lua_count; /* the build's count of common/lua/NAME.lua */
+
+int scripts_check(char *err, size_t size)
+{
+    if (scripts_lua_count != SCRIPT__COUNT) {
+        snprintf(err, size,
+                 "common/lua has %d scripts but script_id names %d: add the new one to the enum "
+                 "of common/scripts.h and the table of common/scripts_run.c",
+                 scripts_lua_count, (int)SCRIPT__COUNT);
+        return -1;
+    }
+    for (int i = 0; i < SCRIPT__COUNT; i++)
+        if (!scripts_table[i] || !scripts_table[i]->source) {
+            snprintf(err, size, "script id %d has no entry in the table of common/scripts_run.c",
+                     i);
+            return -1;
+        }
+    return 0;
+}
+
 static const scripts_lua *scripts_get(script_id id)
 {
     return (unsigned)id < SCRIPT__COUNT ? scripts_table[id] : NULL;

@@ -22,8 +22,14 @@
 
 enum { R_NONE = 0, R_REGISTER, R_LOGIN, R_LOGOUT };
 
+/* The body is complete: run the route, once. lws 4.1 delivers
+ * LWS_CALLBACK_HTTP_BODY_COMPLETION again each time it services the
+ * connection while a pipelined request waits behind this unanswered one, so
+ * without the flag one login would start one password check per pass. */
 static void http_body_done(gw_req *h)
 {
+    if (h->body_done) return;
+    h->body_done = 1;
     if (h->too_large) {
         req_error(h, 413, "too_large", REQ_BODY_TOO_LARGE);
         return;
@@ -58,7 +64,8 @@ static int http_metrics(struct lws *wsi)
     enum { CAP = 16384 };
     char *buf = malloc(CAP);
     if (!buf) return -1;
-    metrics_gauges gauges = {sess_count(), rl_ok(), drain_active()};
+    metrics_gauges gauges = {
+        .connections = sess_count(), .redis_up = rl_ok(), .draining = drain_active()};
     size_t n = metrics_render(&gauges, buf, CAP);
     int rc = req_write(wsi, 200, "text/plain; version=0.0.4", buf, n, NULL);
     free(buf);

@@ -29,6 +29,7 @@ struct lifecycle_sess {
 static struct {
     char gwid[PROTO_GWID_MAX + 1];
     long long everyone_limit;
+    int closes_pending; /* session_close replies the drain waits for */
 } lc;
 
 void lifecycle_init(const char *gwid, long long everyone_limit)
@@ -230,6 +231,11 @@ static void lifecycle_reopen_one(gw_session *s, void *arg)
     if (lifecycle_run_open(s) < 0) s->lc->reopening = 0;
 }
 
+int lifecycle_closes_pending(void)
+{
+    return lc.closes_pending;
+}
+
 void lifecycle_reopen_all(void)
 {
     log_info("redis back: re-opening %zu session(s)", sess_count());
@@ -240,7 +246,10 @@ static void lifecycle_close_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *rep = r;
     if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("session_close: %s", rep->str);
-    if (priv) drain_release(); /* held for the drain */
+    if (priv) { /* held for the drain */
+        lc.closes_pending--;
+        drain_release();
+    }
 }
 
 void lifecycle_closed(gw_session *s)
@@ -250,8 +259,10 @@ void lifecycle_closed(gw_session *s)
     int draining = drain_active();
     if (scripts_session_close(rl_commands(), lifecycle_close_cb, draining ? (void *)1 : NULL,
                               s->user, s->sessid, s->member, lc.gwid, 0) == REDIS_OK &&
-        draining)
+        draining) {
+        lc.closes_pending++;
         drain_hold();
+    }
     /* if Redis is down, the reaper closes it once our heartbeat expires, or
      * the next start of this gateway id does */
     log_debug("conn %" PRIu64 " (%s): closed", s->conn, s->user);

@@ -25,6 +25,8 @@ void lifecycle_init(const char *gwid, long long everyone_limit);
 gw_session *lifecycle_open(struct lws *wsi, const char *user, int dev_account);
 /* The socket of s is closed: s is freed. */
 void lifecycle_closed(gw_session *s);
+/* session_close replies a drain still waits for. */
+int lifecycle_closes_pending(void);
 /* Every live session runs session_open again and catches up. */
 void lifecycle_reopen_all(void);
 

@@ -32,6 +32,7 @@
 #include "pwpool.h"
 #include "redis_link.h"
 #include "rtq.h"
+#include "scripts.h"
 #include "session.h"
 #include "startup.h"
 #include "static.h"
@@ -93,7 +94,8 @@ static void gw_drained(void)
 
 static void gw_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
-    log_warn("drain timeout: %zu session(s) still open or Redis replies pending", sess_count());
+    log_warn("drain timeout: %zu session(s) and %d Redis repl(ies) still pending", sess_count(),
+             lifecycle_closes_pending() + gw.finals);
     gw_finish();
 }
 
@@ -213,6 +215,11 @@ int main(int argc, char **argv)
 {
     if (options_parse(argc, argv) < 0) return 2;
     const gw_options *o = options_get();
+    char err[256];
+    if (scripts_check(err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     gw.base = event_base_new();
@@ -240,11 +247,18 @@ int main(int argc, char **argv)
     presence_init(o->everyone_limit);
     deliver_init(o->gw_chan, (size_t)o->send_queue);
     lifecycle_init(o->gwid, o->everyone_limit);
-    frame_config fc = {o->gwid, o->rate, o->burst, o->group_max, o->dev_auth};
+    const frame_config fc = {.gwid = o->gwid,
+                             .rate = o->rate,
+                             .burst = o->burst,
+                             .group_max = o->group_max,
+                             .dev_auth = o->dev_auth};
     frame_init(&fc);
-    const rl_hooks rh = {gw_commands_up, hb_reset, gw_subscriber_up, gw_maybe_up};
-    const startup_hooks sh = {gw_startup_ready, gw_fatal};
-    const hb_hooks hh = {gw_lapsed, presence_sweep};
+    const rl_hooks rh = {.commands_up = gw_commands_up,
+                         .commands_down = hb_reset,
+                         .subscriber_up = gw_subscriber_up,
+                         .up = gw_maybe_up};
+    const startup_hooks sh = {.ready = gw_startup_ready, .fatal = gw_fatal};
+    const hb_hooks hh = {.lapsed = gw_lapsed, .tick = presence_sweep};
     char client_name[96];
     snprintf(client_name, sizeof client_name, "parley-gw:%s", o->gwid);
 

@@ -101,6 +101,11 @@ int options_parse(int argc, char **argv)
         return -1;
     }
     if (c->id) {
+        if (strlen(c->id) > PROTO_GWID_MAX) { /* not cut short: refused below */
+            fprintf(stderr, "%s: --id: '%s' is not 1 to %d characters of A-Za-z0-9_.:-\n", prog,
+                    c->id, PROTO_GWID_MAX);
+            return -1;
+        }
         snprintf(c->gwid, sizeof c->gwid, "%s", c->id);
     } else {
         char host[256] = "localhost";

@@ -29,6 +29,7 @@ typedef struct gw_req {
     char body[REQ_BODY_MAX];
     size_t body_len;
     int too_large;
+    int body_done; /* the route ran: a request runs its route once */
     /* the answer, once known */
     int status;
     const char *ctype;

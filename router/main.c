@@ -81,6 +81,10 @@ int main(int argc, char **argv)
     char host[256] = "localhost", err[512];
     log_level level;
 
+    if (scripts_check(err, sizeof err) < 0) {
+        fprintf(stderr, "parley-router: %s\n", err);
+        return 1;
+    }
     if (gethostname(host, sizeof(host)) != 0) strcpy(host, "localhost");
     host[sizeof(host) - 1] = '\0';
     snprintf(router_default_id, sizeof(router_default_id), "%s:%ld", host, (long)getpid());

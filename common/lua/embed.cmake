@@ -124,5 +124,9 @@ foreach(path IN LISTS scripts)
 endforeach()
 
 if(C_OUT)
+  # how many scripts there are: scripts_run.c's table must have as many
+  # (a unit test compares it with SCRIPT__COUNT)
+  list(LENGTH scripts nscripts)
+  string(APPEND c_text "\nconst int scripts_lua_count = ${nscripts};\n")
   file(WRITE "${C_OUT}" "${c_text}")
 endif()

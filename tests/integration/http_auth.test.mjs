@@ -2,6 +2,7 @@
 // Transport). Cluster: redis, router, two gateways (shared secret).
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { after, before } from 'node:test';
 import { Client, login, mintToken, postRaw, register } from './lib/client.mjs';
 import { Cluster, SECRET } from './lib/cluster.mjs';
@@ -244,4 +245,40 @@ cluster.test('static files never escape --web-root (path traversal)', async () =
         if (r.status === 200 && /root:/.test(r.body)) bad.push(`${p} served /etc/passwd`);
     }
     assert.deepEqual(bad, [], 'path traversal');
+});
+
+// Requests pipelined on one keep-alive connection: lws delivers the end of a
+// body again while the next request waits behind an unanswered one; the
+// route must still run once (one account lookup, one password check).
+cluster.test('a login pipelined with another request on one connection is checked once', async () => {
+    const name = cluster.name('pipe');
+    const r = await register(cluster.gw(0), name, PW);
+    assert.equal(r.status, 201, `register: ${r.status} ${r.text}`);
+    const hgets = async () => {
+        const stats = String(await cluster.redis('INFO', 'commandstats'));
+        const m = /cmdstat_hget:calls=(\d+)/.exec(stats);
+        return m ? Number(m[1]) : 0;
+    };
+    const before = await hgets();
+    const body = JSON.stringify({ username: name, password: PW });
+    const raw =
+        `POST /api/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}` +
+        'GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n';
+    const answers = await new Promise((resolve, reject) => {
+        const sock = net.connect(cluster.gw(0), '127.0.0.1', () => sock.write(raw));
+        let text = '';
+        const done = () => {
+            sock.destroy();
+            resolve(text);
+        };
+        sock.setEncoding('utf8');
+        sock.on('data', (d) => {
+            text += d;
+            if ((text.match(/HTTP\/1\.1 /g) || []).length >= 2 && text.endsWith('ok')) done();
+        });
+        sock.on('error', reject);
+        sock.setTimeout(5000, done);
+    });
+    assert.match(answers, /^HTTP\/1\.1 200[^]*"token"[^]*HTTP\/1\.1 200[^]*ok$/, `two answers, login then healthz: ${answers}`);
+    assert.equal((await hgets()) - before, 1, 'the account was looked up once (one HGET), not once per pass over the connection');
 });

@@ -46,8 +46,10 @@ edges=$( (
 ))
 rm -f "$uses.self"
 if ! order=$(tsort <<<"$edges" 2>"$err") || [ -s "$err" ]; then
-    echo "layers: import circle among the gateway's modules (each line is a module of the loop):" >&2
-    grep -v 'input contains a loop' "$err" | sed 's/^tsort: /  /' >&2
+    # tsort names the modules of each loop it breaks, one a line: say each once
+    in_loops=$(grep -v 'input contains a loop' "$err" | sed 's/^tsort: //' | sort -u)
+    echo "layers: import circle through these $(wc -l <<<"$in_loops") modules of gateway/:" \
+        $in_loops >&2
     exit 1
 fi
 if [ "$print" = 1 ]; then

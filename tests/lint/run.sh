@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/lint/run.sh: the lint stage of tests/run.sh. Each check prints what
 # is wrong and counts as one pass or one failure:
-#   c-format   clang-format --dry-run -Werror over every C file in git
+#   c-format   clang-format --dry-run -Werror over every C file in git (and new
+#              ones git does not ignore)
 #              (.clang-format at the root; fix: clang-format -i FILE)
 #   c-werror   a RelWithDebInfo build with -Werror (-Wall -Wextra -Wshadow)
 #              into build-lint/ (optimised: -O2 finds what -O0 does not)
@@ -33,7 +34,8 @@ check() { # name command...
 
 c_format() {
     local files
-    mapfile -t files < <(git ls-files '*.c' '*.h')
+    # tracked and new (untracked, not ignored) files
+    mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.c' '*.h')
     clang-format --dry-run -Werror "${files[@]}" && echo "c-format: ${#files[@]} files formatted"
 }
 

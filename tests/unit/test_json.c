@@ -141,6 +141,31 @@ static void keeps_nul_escape_in_value(void **state)
     free(vals[1]);
 }
 
+/* A repeated member counts by its last value (as it always did for
+ * strings); jansson keeps only that one, so an earlier value of another
+ * type is not seen: {"username":1,"username":"a"} reads as "a" (the
+ * hand-written reader refused it; docs/protocol.md, Parley's decisions). */
+static void repeated_member_last_wins(void **state)
+{
+    static const char body[] = "{\"username\":1,\"username\":\"a\"}";
+    char *vals[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    assert_int_equal(json_parse_strings(body, sizeof body - 1, names, vals, lens, 2), 0);
+    assert_string_equal(vals[0], "a");
+    free(vals[0]);
+}
+
+/* A member name holding \u0000 refuses the body (jansson cannot hold it;
+ * the hand-written reader skipped that member). */
+static void refuses_nul_in_member_name(void **state)
+{
+    static const char body[] = "{\"username\":\"a\",\"k\\u0000\":\"v\"}";
+    char *vals[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    assert_int_equal(json_parse_strings(body, sizeof body - 1, names, vals, lens, 2), -1);
+    free(vals[0]);
+}
+
 /* a value the caller already had is freed and replaced (ASan: no leak) */
 static void replaces_value_already_set(void **state)
 {
@@ -173,12 +198,15 @@ static void writer_keeps_nul_and_utf8(void **state)
     assert_memory_equal(out, "\"a\\u0000\xc3\xa9/\"", 12);
 }
 
+/* invalid UTF-8 is refused, and "" stands in its place so the document
+ * around it stays valid JSON */
 static void writer_refuses_invalid_utf8(void **state)
 {
     char out[64];
     size_t pos = 3;
     assert_int_equal(json_put_str(out, sizeof(out), &pos, "a\xff", 2), -1);
-    assert_int_equal(pos, 3);
+    assert_int_equal(pos, 5);
+    assert_memory_equal(out + 3, "\"\"", 2);
 }
 
 /* what the writer produces, the reader accepts back */
@@ -209,6 +237,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(refuses_raw_nul_byte),
     cmocka_unit_test(keeps_nul_escape_in_value),
     cmocka_unit_test(replaces_value_already_set),
+    cmocka_unit_test(repeated_member_last_wins),
+    cmocka_unit_test(refuses_nul_in_member_name),
     cmocka_unit_test(writer_escapes),
     cmocka_unit_test(writer_keeps_nul_and_utf8),
     cmocka_unit_test(writer_refuses_invalid_utf8),

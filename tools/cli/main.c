@@ -139,6 +139,11 @@ int main(int argc, char **argv)
     };
     const char *prog = "parley";
     int argi = argc;
+    char bad[256];
+    if (scripts_check(bad, sizeof bad) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, bad);
+        return 1;
+    }
 
     for (int i = 1; i < argc; i++) { /* top-level --help lists the commands */
         if (argv[i][0] != '-') break;
