@@ -69,8 +69,8 @@ cluster.test(
         const { loading, t0 } = await restartRedisLoading();
         const gwMark = gw1.proc.log.length;
         const gwReady = cluster.startGateway({ index: 0 }); // spawns now, resolves on /healthz 200
-        const router = await cluster.startRouter({ waitSlots: false });
         gwReady.catch(() => {}); // awaited below
+        const router = await cluster.startRouter({ waitSlots: false });
         if (!loading) {
             await gwReady;
             await cluster.waitRouted(router.proc);
