@@ -135,3 +135,41 @@ cluster.test('the CLI while Redis loads its data: one line naming LOADING, exit 
     for (let i = 0; i < cluster.gateways.length; i++) await cluster.waitHealthy(i);
     await cluster.waitRouted(cluster.router.proc);
 });
+
+cluster.test(
+    'gateway and router started while Redis does not answer (SIGSTOP) drop the unanswered connection after 5 s, retry, and become ready after SIGCONT',
+    async () => {
+        const [a, b] = await cluster.users(['a', 'b']);
+        await cluster.router.proc.stop();
+        const gw1 = cluster.gateways[0];
+        await gw1.proc.stop();
+        const gwMark = gw1.proc.log.length;
+        const redis = cluster.redisProc.child;
+        let gwReady;
+        let router;
+        redis.kill('SIGSTOP'); // TCP connects (the kernel's backlog), nothing answers
+        try {
+            gwReady = cluster.startGateway({ index: 0 });
+            gwReady.catch(() => {}); // awaited below
+            router = await cluster.startRouter({ waitSlots: false });
+            await waitFor(
+                () =>
+                    /commands connection: no answer within 5000 ms/.test(gw1.proc.log.slice(gwMark)) &&
+                    /no answer to the connect sequence/.test(router.proc.log),
+                {
+                    timeout: 12000,
+                    what: 'the gateway and the router giving up on their unanswered connections',
+                },
+            );
+        } finally {
+            redis.kill('SIGCONT');
+        }
+        await gwReady;
+        await cluster.waitHealthy(1);
+        await cluster.waitRouted(router.proc);
+        const A = await Client.connect(cluster.gw(0), a.token, { name: 'A@gw1' });
+        const B = await Client.connect(cluster.gw(1), b.token, { name: 'B@gw2' });
+        const ack = await sendReliably(A, { kind: 'text', to: b.name, data: 'after SIGCONT', cid: 'stop-1' });
+        assert.equal((await B.next({ kind: 'text', id: ack.id })).data, 'after SIGCONT');
+    },
+);
