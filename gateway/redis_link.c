@@ -16,15 +16,19 @@
 #include "metrics.h"
 #include "scripts.h"
 
-#define RL_BACKOFF_MIN 100 /* ms */
-#define RL_BACKOFF_MAX 2000
+#define RL_BACKOFF_MIN  100 /* ms */
+#define RL_BACKOFF_MAX  2000
+#define RL_HANDSHAKE_MS 5000 /* connect + CLIENT SETNAME + script loads, at most */
 
 typedef struct rl_conn {
     redisAsyncContext *ac; /* NULL while down */
-    int up;                /* connected and ready */
-    uint32_t backoff_ms;
+    int connected;         /* the connect callback said OK */
+    int handshake;         /* replies of the connect sequence still awaited */
+    int up;                /* connected and the whole sequence accepted: usable */
+    uint32_t backoff_ms;   /* reset only once up */
     struct event *retry;
-    const char *role; /* "commands" / "subscriber" */
+    struct event *deadline; /* the connect sequence's */
+    const char *role;       /* "commands" / "subscriber" */
 } rl_conn;
 
 static struct {
@@ -123,22 +127,25 @@ static void rl_schedule(rl_conn *c)
     c->backoff_ms = c->backoff_ms * 2 > RL_BACKOFF_MAX ? RL_BACKOFF_MAX : c->backoff_ms * 2;
 }
 
-static void rl_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
+/* Drops c before it is up (a refused or unanswered connect sequence) and
+ * reconnects after the backoff, which keeps growing: nobody used c yet, so
+ * no hook runs. Safe inside one of c's callbacks (hiredis frees it after). */
+static void rl_abort(rl_conn *c)
 {
-    redisReply *rep = r;
-    if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("redis: %s", rep->str);
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL; /* detached: its callbacks and disconnect find nothing of ours */
+    c->connected = c->up = c->handshake = 0;
+    evtimer_del(c->deadline);
+    if (ac) redisAsyncFree(ac);
+    rl_schedule(c);
 }
 
-static void rl_on_connect(const redisAsyncContext *cac, int status)
+/* The connection is usable: both the connect callback and every reply of
+ * the connect sequence came. */
+static void rl_maybe_up(rl_conn *c)
 {
-    rl_conn *c = rl_of(cac);
-    if (!c) return;
-    if (status != REDIS_OK) {
-        log_warn("redis %s connection failed: %s", c->role, cac->errstr);
-        c->ac = NULL; /* hiredis frees it */
-        rl_schedule(c);
-        return;
-    }
+    if (c->up || !c->connected || c->handshake > 0) return;
+    evtimer_del(c->deadline);
     c->up = 1;
     c->backoff_ms = RL_BACKOFF_MIN;
     log_info("redis %s connection up", c->role);
@@ -150,15 +157,61 @@ static void rl_on_connect(const redisAsyncContext *cac, int status)
     }
 }
 
+/* A reply of the connect sequence (CLIENT SETNAME, a script load). An error
+ * (-LOADING while Redis loads its data, a refused load) drops the
+ * connection and tries again after the backoff: a connection whose scripts
+ * are not loaded is not used (a later NOSCRIPT retry could reorder). */
+static void rl_handshake_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    rl_conn *c = rl_of(ac);
+    if (!c || !rep) return; /* an old context, or lost: its disconnect reconnects */
+    if (rep->type == REDIS_REPLY_ERROR) {
+        log_warn("redis %s connection: %s refused: %s; retrying in %u ms", c->role,
+                 (const char *)priv, rep->str, c->backoff_ms);
+        rl_abort(c);
+        return;
+    }
+    c->handshake--;
+    rl_maybe_up(c);
+}
+
+static void rl_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rl_conn *c = arg;
+    if (c->up || !c->ac) return;
+    log_warn("redis %s connection: no answer within %d ms; retrying in %u ms", c->role,
+             RL_HANDSHAKE_MS, c->backoff_ms);
+    rl_abort(c);
+}
+
+static void rl_on_connect(const redisAsyncContext *cac, int status)
+{
+    rl_conn *c = rl_of(cac);
+    if (!c) return;
+    if (status != REDIS_OK) {
+        log_warn("redis %s connection failed: %s", c->role, cac->errstr);
+        c->ac = NULL; /* hiredis frees it */
+        c->handshake = 0;
+        evtimer_del(c->deadline);
+        rl_schedule(c);
+        return;
+    }
+    c->connected = 1;
+    rl_maybe_up(c);
+}
+
 static void rl_on_disconnect(const redisAsyncContext *cac, int status)
 {
     rl_conn *c = rl_of(cac);
     if (!c) return;
+    int was_up = c->up;
     c->ac = NULL;
-    c->up = 0;
+    c->up = c->connected = c->handshake = 0;
+    evtimer_del(c->deadline);
     if (c == &rl.sub)
         rl.sub_confirmed = 0;
-    else
+    else if (was_up)
         rl_hook(rl.hooks.commands_down);
     if (rl.stopping) return;
     metrics_inc(METRIC_REDIS_RECONNECTS);
@@ -182,12 +235,25 @@ static void rl_connect(rl_conn *c)
     if (!rl.url.unix_socket) redisEnableKeepAlive(&ac->c); /* TCP only */
     redisAsyncSetConnectCallback(ac, rl_on_connect);
     redisAsyncSetDisconnectCallback(ac, rl_on_disconnect);
+    /* the connect sequence: the prelude (AUTH/SELECT; it disconnects on an
+     * error), the name, and on the command connection every script, loaded
+     * first so that later calls never meet NOSCRIPT */
     redisurl_async_prelude(ac, &rl.url);
     char name[192];
     snprintf(name, sizeof name, "%s:%s", rl.name, c->role);
     const char *argv[] = {"CLIENT", "SETNAME", name};
-    redisAsyncCommandArgv(ac, rl_ignore_cb, NULL, 3, argv, NULL);
-    if (c == &rl.cmd) scripts_load(ac);
+    c->connected = c->up = c->handshake = 0;
+    int ok = redisAsyncCommandArgv(ac, rl_handshake_cb, "CLIENT SETNAME", 3, argv, NULL);
+    for (int i = 0; ok == REDIS_OK && c == &rl.cmd && i < SCRIPT__COUNT; i++) {
+        const char *load[4];
+        int n = scripts_load_argv(i, load);
+        ok = redisAsyncCommandArgv(ac, rl_handshake_cb, "script load", n, load, NULL);
+        c->handshake++;
+    }
+    c->handshake++;
+    struct timeval tv = {RL_HANDSHAKE_MS / 1000, (RL_HANDSHAKE_MS % 1000) * 1000};
+    evtimer_add(c->deadline, &tv);
+    if (ok != REDIS_OK) rl_abort(c);
 }
 
 int rl_start(struct event_base *base, const redisurl *url, const char *name, const rl_hooks *hooks)
@@ -201,7 +267,9 @@ int rl_start(struct event_base *base, const redisurl *url, const char *name, con
     rl.cmd.backoff_ms = rl.sub.backoff_ms = RL_BACKOFF_MIN;
     rl.cmd.retry = evtimer_new(base, rl_retry_cb, &rl.cmd);
     rl.sub.retry = evtimer_new(base, rl_retry_cb, &rl.sub);
-    if (!rl.cmd.retry || !rl.sub.retry) return -1;
+    rl.cmd.deadline = evtimer_new(base, rl_deadline_cb, &rl.cmd);
+    rl.sub.deadline = evtimer_new(base, rl_deadline_cb, &rl.sub);
+    if (!rl.cmd.retry || !rl.sub.retry || !rl.cmd.deadline || !rl.sub.deadline) return -1;
     rl_connect(&rl.cmd);
     rl_connect(&rl.sub);
     return 0;
@@ -212,6 +280,8 @@ void rl_stop(void)
     rl.stopping = 1;
     if (rl.cmd.retry) evtimer_del(rl.cmd.retry);
     if (rl.sub.retry) evtimer_del(rl.sub.retry);
+    if (rl.cmd.deadline) evtimer_del(rl.cmd.deadline);
+    if (rl.sub.deadline) evtimer_del(rl.sub.deadline);
     if (rl.cmd.ac) redisAsyncDisconnect(rl.cmd.ac);
     if (rl.sub.ac) redisAsyncDisconnect(rl.sub.ac);
 }
@@ -223,7 +293,9 @@ void rl_free(void)
     if (rl.sub.ac) redisAsyncFree(rl.sub.ac);
     if (rl.cmd.retry) event_free(rl.cmd.retry);
     if (rl.sub.retry) event_free(rl.sub.retry);
-    rl.cmd.retry = rl.sub.retry = NULL;
+    if (rl.cmd.deadline) event_free(rl.cmd.deadline);
+    if (rl.sub.deadline) event_free(rl.sub.deadline);
+    rl.cmd.retry = rl.sub.retry = rl.cmd.deadline = rl.sub.deadline = NULL;
 }
 
 redisAsyncContext *rl_commands(void)
@@ -241,10 +313,12 @@ void rl_drop_commands(void)
 {
     redisAsyncContext *ac = rl.cmd.ac;
     if (!ac) return;
+    int was_up = rl.cmd.up;
     rl.cmd.ac = NULL; /* so rl_on_disconnect does not see it as ours */
-    rl.cmd.up = 0;
+    rl.cmd.up = rl.cmd.connected = rl.cmd.handshake = 0;
+    evtimer_del(rl.cmd.deadline);
     metrics_inc(METRIC_REDIS_RECONNECTS);
-    rl_hook(rl.hooks.commands_down);
+    if (was_up) rl_hook(rl.hooks.commands_down);
     redisAsyncFree(ac); /* every pending callback gets NULL */
     rl_schedule(&rl.cmd);
 }

@@ -2,7 +2,12 @@
  *
  * "commands" carries scripts and plain commands; "subscriber" carries
  * SUBSCRIBEs. Each reconnects on its own with a backoff of 100 ms doubling
- * to 2 s. The link knows nothing of what is sent or subscribed: a
+ * to 2 s (reset once a connection is usable). A connection is usable ("up",
+ * its hooks run) only once its connect sequence was accepted: AUTH/SELECT,
+ * CLIENT SETNAME and, on the command connection, the load of every script.
+ * An error reply to any of them (-LOADING while Redis loads its data, a
+ * refused load) or no answer within 5 s drops it and tries again after the
+ * backoff. The link knows nothing of what is sent or subscribed: a
  * subscription names the callback that gets its channel's messages and
  * confirmations (hiredis keeps one callback per channel), and what must
  * happen when a connection comes or goes is a hook the composer (main.c)

@@ -2,9 +2,12 @@
  * gateway holds its id, then close the sessions a previous process with
  * the same id left in Redis (parley:gw:ID:sessions).
  *
- * Runs on the first usable command connection (and again on the next one if
- * a connection was lost half way). Nothing here calls up: the outcome goes
- * to the hooks the composer gives. */
+ * Runs on the first usable command connection. Any failed step (an error
+ * reply such as -LOADING, a lost connection) starts it again on a timer
+ * with backoff (100 ms doubling to 2 s), or at once on the next command
+ * connection; a step unanswered for heartbeat_ttl_ms drops the command
+ * connection (rl_drop_commands) and starts again once it is back. Nothing
+ * here calls up: the outcome goes to the hooks the composer gives. */
 #ifndef PARLEY_GW_STARTUP_H
 #define PARLEY_GW_STARTUP_H
 

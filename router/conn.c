@@ -3,8 +3,14 @@
  *
  * Both are treated as one link: when either drops, the other is closed too,
  * the slot module forgets every lease it held (slots_on_down), and both are
- * re-opened with exponential backoff (100 ms doubling to 5 s). Once both are
- * up again, slots_on_ready() beats and re-claims. */
+ * re-opened with exponential backoff (100 ms doubling to 2 s). The link is
+ * ready only once both connect sequences were accepted: AUTH/SELECT, CLIENT
+ * SETNAME and, on `cmd`, the load of every script (first on the pipe, so
+ * later calls never meet NOSCRIPT, whose retry could reorder messages). An
+ * error reply to any of them (-LOADING while Redis loads its data, a
+ * refused load) or no answer within CONN_HANDSHAKE_MS drops both and
+ * reconnects after the backoff. Once ready, slots_on_ready() beats and
+ * re-claims. */
 #include "router.h"
 
 #include "log.h"
@@ -14,13 +20,14 @@
 #include <string.h>
 
 #define CONN_BACKOFF_MIN_MS 100
-#define CONN_BACKOFF_MAX_MS 5000
+#define CONN_BACKOFF_MAX_MS 2000
+#define CONN_HANDSHAKE_MS   5000
 
 static void conn_schedule(router *r);
 
 int conn_ready(const router *r)
 {
-    return r->cmd && r->sub && r->cmd_up && r->sub_up;
+    return r->cmd && r->sub && r->cmd_up && r->sub_up && !r->cmd_handshake && !r->sub_handshake;
 }
 
 static redisAsyncContext **conn_slot(router *r, const redisAsyncContext *ac, int **up)
@@ -55,6 +62,57 @@ static void conn_lost(router *r, const char *which, const char *why)
     conn_schedule(r);
 }
 
+/* Drops both connections at once (before the link is ready: nothing but the
+ * connect sequences is pending, and their callbacks get NULL), then as
+ * conn_lost. Safe inside a callback of either (hiredis frees it after). */
+static void conn_abort(router *r, const char *which, const char *why)
+{
+    redisAsyncContext *cmd = r->cmd, *sub = r->sub;
+    r->cmd = r->sub = NULL; /* detached: their disconnect callbacks find nothing */
+    r->cmd_up = r->sub_up = r->cmd_handshake = r->sub_handshake = 0;
+    if (cmd) redisAsyncFree(cmd);
+    if (sub) redisAsyncFree(sub);
+    conn_lost(r, which, why);
+}
+
+/* Both connections usable: the link is ready. */
+static void conn_maybe_ready(router *r)
+{
+    if (!conn_ready(r)) return;
+    if (r->handshake_ev) evtimer_del(r->handshake_ev);
+    conn_healthy(r);
+    slots_on_ready(r);
+}
+
+/* A reply of a connect sequence (CLIENT SETNAME, a script load). */
+static void conn_handshake_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    router *r = ac->data;
+    redisReply *rep = reply;
+    int *up, *pending = ac == r->cmd ? &r->cmd_handshake : &r->sub_handshake;
+    const char *which = ac == r->cmd ? "command" : "subscriber";
+    char why[256];
+
+    if (!rep || !conn_slot(r, ac, &up)) return; /* lost, or an old context */
+    if (rep->type == REDIS_REPLY_ERROR) {
+        snprintf(why, sizeof(why), "%s refused: %s", (const char *)privdata, rep->str);
+        conn_abort(r, which, why);
+        return;
+    }
+    if (*pending > 0) (*pending)--;
+    conn_maybe_ready(r);
+}
+
+static void conn_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    router *r = arg;
+    (void)fd;
+    (void)what;
+    if (conn_ready(r) || r->stopping || (!r->cmd && !r->sub)) return;
+    conn_abort(r, !r->cmd_up || r->cmd_handshake ? "command" : "subscriber",
+               "no answer to the connect sequence within 5 s");
+}
+
 static void conn_on_connect(const redisAsyncContext *ac, int status)
 {
     router *r = ac->data;
@@ -72,11 +130,12 @@ static void conn_on_connect(const redisAsyncContext *ac, int status)
     }
     *up = 1;
     log_debug("redis %s connection up", which);
-    if (conn_ready(r)) slots_on_ready(r);
+    conn_maybe_ready(r);
 }
 
-/* A real reply came back (so AUTH and SELECT passed): only now does the
- * backoff reset, or a refused password would retry every 100 ms. */
+/* The connect sequences were accepted (so AUTH and SELECT passed, and Redis
+ * is not loading): only now does the backoff reset, or a refused password
+ * would retry every 100 ms. */
 void conn_healthy(router *r)
 {
     char desc[300];
@@ -97,6 +156,10 @@ static void conn_on_disconnect(const redisAsyncContext *ac, int status)
     if (!slot) return;
     *slot = NULL;
     *up = 0;
+    if (slot == &r->cmd)
+        r->cmd_handshake = 0;
+    else
+        r->sub_handshake = 0;
     conn_lost(r, which, status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "error"));
 }
 
@@ -108,25 +171,44 @@ static redisAsyncContext *conn_open(router *r, const char *which)
         if (!r->outage_logged) log_warn("redis %s connection: %s", which, err);
         return NULL;
     }
+    int is_cmd = strcmp(which, "command") == 0, n = 0, ok;
     ac->data = r;
     redisLibeventAttach(ac, r->base);
+    /* a Redis host that vanishes without a reset is noticed in ~30 s */
+    if (!r->url.unix_socket) redisEnableKeepAlive(&ac->c);
     redisAsyncSetConnectCallback(ac, conn_on_connect);
     redisAsyncSetDisconnectCallback(ac, conn_on_disconnect);
-    redisurl_async_prelude(ac, &r->url);
+    redisurl_async_prelude(ac, &r->url); /* disconnects on an error reply */
     /* visible in CLIENT LIST: parley-router:ID:commands / :subscriber */
-    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME parley-router:%s:%s", r->cfg.id,
-                      strcmp(which, "command") == 0 ? "commands" : "subscriber");
+    ok = redisAsyncCommand(ac, conn_handshake_cb, "CLIENT SETNAME",
+                           "CLIENT SETNAME parley-router:%s:%s", r->cfg.id,
+                           is_cmd ? "commands" : "subscriber");
+    n++;
+    /* first on the pipe: later EVALSHAs never meet NOSCRIPT */
+    for (int i = 0; is_cmd && ok == REDIS_OK && i < SCRIPT__COUNT; i++, n++) {
+        const char *load[4];
+        int argc = scripts_load_argv(i, load);
+        ok = redisAsyncCommandArgv(ac, conn_handshake_cb, "script load", argc, load, NULL);
+    }
+    if (ok != REDIS_OK) {
+        if (!r->outage_logged) log_warn("redis %s connection: cannot queue commands", which);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    if (is_cmd)
+        r->cmd_handshake = n;
+    else
+        r->sub_handshake = n;
     return ac;
 }
 
 void conn_start(router *r)
 {
+    struct timeval tv = {CONN_HANDSHAKE_MS / 1000, (CONN_HANDSHAKE_MS % 1000) * 1000};
     if (r->stopping) return;
-    if (!r->cmd) {
-        r->cmd = conn_open(r, "command");
-        /* first on the pipe: later EVALSHAs never meet NOSCRIPT */
-        if (r->cmd) scripts_load(r->cmd);
-    }
+    if (!r->handshake_ev) r->handshake_ev = evtimer_new(r->base, conn_handshake_timeout, r);
+    if (r->handshake_ev) evtimer_add(r->handshake_ev, &tv);
+    if (!r->cmd) r->cmd = conn_open(r, "command");
     if (!r->sub) r->sub = conn_open(r, "subscriber");
     if (!r->cmd || !r->sub) {
         r->outage_logged = 1;
@@ -158,6 +240,7 @@ static void conn_schedule(router *r)
 void conn_close(router *r)
 {
     if (r->reconnect_ev) evtimer_del(r->reconnect_ev);
+    if (r->handshake_ev) evtimer_del(r->handshake_ev);
     if (r->cmd) redisAsyncDisconnect(r->cmd);
     if (r->sub) redisAsyncDisconnect(r->sub);
 }

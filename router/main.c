@@ -171,6 +171,7 @@ int main(int argc, char **argv)
     if (r.beat_ev) event_free(r.beat_ev);
     if (r.reap_ev) event_free(r.reap_ev);
     if (r.reconnect_ev) event_free(r.reconnect_ev);
+    if (r.handshake_ev) event_free(r.handshake_ev);
     if (r.stop_timeout_ev) event_free(r.stop_timeout_ev);
     event_free(stats);
     event_free(sigterm);

@@ -63,10 +63,13 @@ typedef struct router {
     redisurl url;
     struct event_base *base;
 
-    /* conn.c: NULL while down; *_up once the connect callback said OK */
+    /* conn.c: NULL while down; *_up once the connect callback said OK;
+     * *_handshake: replies of the connect sequence still awaited */
     redisAsyncContext *cmd, *sub;
     int cmd_up, sub_up;
+    int cmd_handshake, sub_handshake;
     struct event *reconnect_ev;
+    struct event *handshake_ev; /* the connect sequence's deadline */
     long backoff_ms;
     int outage_logged;
     int healthy; /* a command was answered since the last (re)connect */

@@ -123,6 +123,8 @@ static void slots_claim_cb(redisAsyncContext *ac, void *reply, void *privdata)
 
     if (r->slot[slot] != SLOT_CLAIMING) return;
     if (!rep || rep->type != REDIS_REPLY_STATUS) { /* nil: another router was faster */
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_warn("claim of slot %u: %s (the next tick tries again)", slot, rep->str);
         r->slot[slot] = SLOT_FREE;
         slots_check_done(r);
         return;
@@ -253,6 +255,8 @@ static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
 
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || !conn_ready(r) ||
         r->stopping) {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_warn("TIME: %s (the next tick tries again)", rep->str);
         r->tick_busy = 0;
         return;
     }

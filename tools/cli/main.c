@@ -65,7 +65,23 @@ redisContext *cli_redis(cli_ctx *ctx)
         return NULL;
     }
     ctx->rc = redisurl_connect(&u, &tv, err, sizeof(err));
-    if (!ctx->rc) cli_fail("%s", err);
+    if (!ctx->rc) {
+        cli_fail("%s", err);
+        return NULL;
+    }
+    /* a Redis that cannot serve yet (-LOADING while it loads its data) would
+     * answer the commands below with errors some would show as no data:
+     * say so on one line and fail instead */
+    redisReply *r = redisCommand(ctx->rc, "PING");
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        cli_fail("redis at %s: %s", redisurl_describe(&u, err, sizeof(err)),
+                 r ? r->str : ctx->rc->errstr);
+        if (r) freeReplyObject(r);
+        redisFree(ctx->rc);
+        ctx->rc = NULL;
+        return NULL;
+    }
+    freeReplyObject(r);
     return ctx->rc;
 }
 

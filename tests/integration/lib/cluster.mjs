@@ -289,9 +289,10 @@ export class Cluster {
     // opts.gateways: number of gateways (default 2)
     // opts.gatewayArgs: extra args for every gateway, or a function (index) => args
     // opts.routerArgs: extra args for the router
+    // opts.redisArgs: extra args for redis-server
     constructor(suite, opts = {}) {
         this.suite = suite;
-        this.opts = { gateways: 2, gatewayArgs: [], routerArgs: [], ...opts };
+        this.opts = { gateways: 2, gatewayArgs: [], routerArgs: [], redisArgs: [], ...opts };
         this.dir = path.join(ARTIFACTS, suite);
         this.gateways = []; // {proc, port, id, args}
         this.routers = [];
@@ -353,7 +354,9 @@ export class Cluster {
 
     // ------------------------------------------------ redis
 
-    async startRedis() {
+    // Waits for PING to answer PONG, or with loading: true only until the
+    // server answers at all (INFO works while it loads its data; PING does not).
+    async startRedis({ loading = false } = {}) {
         if (!this.redisPort) this.redisPort = await freePort();
         if (!this.redisDir) {
             this.redisDir = path.join(this.tmp, 'redis');
@@ -379,14 +382,16 @@ export class Cluster {
             'yes',
             '--logfile',
             '',
+            ...this.opts.redisArgs,
         ]);
         await waitFor(
             async () => {
                 if (!this.redisProc.running) throw new Error(`redis-server exited: ${JSON.stringify(this.redisProc.exit)}`);
+                if (loading) return /^loading:/m.test((await redisCli(this.redisPort, ['INFO', 'persistence'])).stdout);
                 const r = await redisCli(this.redisPort, ['PING']);
                 return r.stdout === 'PONG';
             },
-            { timeout: 10000, what: `redis-server PONG on :${this.redisPort}` },
+            { timeout: 10000, interval: loading ? 10 : 50, what: `redis-server ${loading ? 'answering' : 'PONG'} on :${this.redisPort}` },
         );
     }
 
