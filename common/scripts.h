@@ -158,11 +158,6 @@ void scripts_send_batch_clear(scripts_send_batch *b);
  * Programs check it at start; a unit test does too. */
 int scripts_check(char *err, size_t size);
 
-/* Queues SCRIPT LOAD / FUNCTION LOAD of every script (replies ignored). Call
- * first on every new command connection: later calls then never meet
- * NOSCRIPT, whose retry could otherwise let a message overtake an earlier
- * one. */
-int scripts_load(redisAsyncContext *ac);
 /* fills argv with the command that loads id (SCRIPT LOAD, or FUNCTION LOAD
  * REPLACE); returns its argc. Its reply is scripts_sha(id). */
 int scripts_load_argv(script_id id, const char *argv[4]);

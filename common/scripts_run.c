@@ -101,16 +101,6 @@ int scripts_missing(const char *err, size_t len)
            (len >= sizeof fn - 1 && memcmp(err, fn, sizeof fn - 1) == 0);
 }
 
-int scripts_load(redisAsyncContext *ac)
-{
-    for (int i = 0; i < SCRIPT__COUNT; i++) {
-        const char *argv[4];
-        int n = scripts_load_argv(i, argv);
-        if (redisAsyncCommandArgv(ac, NULL, NULL, n, argv, NULL) != REDIS_OK) return REDIS_ERR;
-    }
-    return REDIS_OK;
-}
-
 /* A whole command, EVALSHA sha nkeys keys... args... (or FCALL), in one
  * allocation with a copy of the strings, so it can be sent again after
  * NOSCRIPT. head: room the caller uses before it (scripts_call). */
