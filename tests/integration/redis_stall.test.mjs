@@ -13,8 +13,11 @@
 // the protocol asks and no better: a sender retries an unanswered text with
 // the same cid (and after `error unavailable`), and reconnects when closed; a
 // receiver that is closed reconnects and sends `sync {after: the highest seq
-// it has seen, epoch}`. Redis is stopped STALLS times for 2.3x the heartbeat
-// TTL each, with steady traffic between; then sending stops and the test
+// it has seen, epoch}`. Redis is stopped four times, for 1.4 to 2.3x the
+// heartbeat TTL (PARLEY_STALLS=1.4,1.7,2,2.3 multiples; the watchdog, the
+// reaper and the alive keys meet in another order each time), with steady
+// traffic between (PARLEY_STALL_PAIRS, PARLEY_STALL_EVERY ms per sender, and
+// PARLEY_STALL_TARGET=1 to stop gw2 instead, for experiments); then sending stops and the test
 // waits (by condition) until every text is acked and then until every
 // receiver has every acked id, de-duplicated by id.
 import assert from 'node:assert/strict';
