@@ -10,7 +10,7 @@
 #include <inttypes.h>
 
 int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                         const char *sessid, const char *member, const char *gwid)
+                         const char *sessid, const char *member, const char *gwid, int reopen)
 {
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_SESSION_OPEN);
@@ -23,6 +23,7 @@ int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
     scripts_cmd_str(&c, sessid);
     scripts_cmd_str(&c, member);
     scripts_cmd_fmt(&c, CHAN_PRESENCE, user);
+    scripts_cmd_str(&c, reopen ? "1" : "0");
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 

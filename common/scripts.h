@@ -44,9 +44,10 @@ typedef enum {
 /* ---- the scripts, one call each (common/lua/NAME.lua says what each does) ---- */
 
 /* session_open.lua: a session of user opens on gateway gwid. sessid is
- * "gwid#conn", member "user#conn". */
+ * "gwid#conn", member "user#conn". reopen: 1 for a live session opened again
+ * (no offline entries, pushed unchanged), 0 for a new one. */
 int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                         const char *sessid, const char *member, const char *gwid);
+                         const char *sessid, const char *member, const char *gwid, int reopen);
 
 /* session_close.lua: the session closes. reaping: 1 from the router's reaper
  * (then nothing changes while the gateway's alive key exists), else 0. */

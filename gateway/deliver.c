@@ -26,7 +26,14 @@ struct deliver_sess {
     size_t bytes;
     int fetching; /* a gap fetch (sync script) is in flight */
     int64_t fetch_target;
+    uint32_t fetch_gen; /* number of the latest fetch: an older reply is stale */
 };
+
+/* What a gap fetch's callback needs: the session and which fetch it was. */
+typedef struct deliver_fetch {
+    uint64_t conn;
+    uint32_t gen;
+} deliver_fetch;
 
 static struct {
     char gw_chan[KEYS_MAX];
@@ -210,14 +217,25 @@ static int deliver_acked_in_dq(const struct deliver_sess *d, int64_t seq)
     return 0;
 }
 
+/* A gap fetch's answer. Only entries that follow last_seq without a hole
+ * are sent and counted: a session is never advanced past an entry it was not
+ * sent. A reply of an older fetch (forgotten at a re-open, then superseded)
+ * still delivers what continues the session, but its target is not ours to
+ * judge. When the latest fetch cannot fill the gap (the epoch changed, the
+ * cap dropped the entries, or an older inbox answered), the session is closed
+ * with 1012: the client reconnects and syncs from what it has seen, and gets
+ * the entries or `recovered: false` (protocol.md: gaps are never silent). */
 static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *rep = r;
-    gw_session *s = sess_find((uint64_t)(uintptr_t)priv);
+    deliver_fetch f = *(deliver_fetch *)priv;
+    free(priv);
+    gw_session *s = sess_find(f.conn);
     long long recovered, seq;
     if (!s || !s->dl) return;
     struct deliver_sess *d = s->dl;
-    d->fetching = 0;
+    int latest = f.gen == d->fetch_gen;
+    if (latest) d->fetching = 0;
     if (s->state == SESS_CLOSING) return;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
         rl_reply_int(rep->element[0], &recovered) < 0 || rl_reply_int(rep->element[1], &seq) < 0) {
@@ -231,26 +249,34 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
         if (e->type != REDIS_REPLY_STRING) continue;
         proto_peek_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
         if (es <= s->last_seq) continue;
+        if (es != s->last_seq + 1) break; /* a hole: never skipped over */
         if (!deliver_acked_in_dq(d, es)) deliver_send_replay(s, e->str, e->len);
         s->last_seq = es;
     }
-    if (s->last_seq < d->fetch_target - 1) {
+    if (latest && s->last_seq < d->fetch_target - 1) {
         log_warn("conn %" PRIu64 " (%s): inbox entries %" PRId64 "..%" PRId64
-                 " are gone (recovered=%lld); the client must sync",
-                 s->conn, s->user, s->last_seq + 1, d->fetch_target - 1, recovered);
-        s->last_seq = d->fetch_target - 1;
+                 " cannot be fetched (recovered=%lld, inbox seq %lld): closing, the client syncs",
+                 s->conn, s->user, s->last_seq + 1, d->fetch_target - 1, recovered, seq);
+        sess_close(s, 1012, "inbox gap: reconnect and sync");
+        return;
     }
-    deliver_drain(s);
+    if (!d->fetching) deliver_drain(s);
 }
 
 void deliver_catch_up(gw_session *s, int64_t target)
 {
     struct deliver_sess *d;
+    deliver_fetch *f;
     if ((s->dl && s->dl->fetching) || s->last_seq >= target - 1) return;
-    if (!(d = deliver_state(s))) return;
-    if (scripts_sync(rl_commands(), deliver_fetch_cb, (void *)(uintptr_t)s->conn, s->user,
-                     s->last_seq, s->epoch) != REDIS_OK)
+    if (!(d = deliver_state(s)) || !(f = malloc(sizeof *f))) return;
+    f->conn = s->conn;
+    f->gen = d->fetch_gen + 1;
+    if (scripts_sync(rl_commands(), deliver_fetch_cb, f, s->user, s->last_seq, s->epoch) !=
+        REDIS_OK) {
+        free(f);
         return; /* Redis down: retried after the reconnect */
+    }
+    d->fetch_gen = f->gen;
     d->fetching = 1;
     d->fetch_target = target;
 }

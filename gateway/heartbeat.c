@@ -16,15 +16,15 @@ static struct {
     long long ttl;
     hb_hooks hooks;
     struct event *ev;
-    uint64_t sent_ms; /* oldest beat not answered yet, 0 if none */
-    int known;        /* a beat was answered on this command connection */
-    int lapsed;       /* the last one found the alive key gone */
+    uint64_t stuck_ms; /* since when the command connection made no progress, 0: it did */
+    int known;         /* a beat was answered on this command connection */
+    int lapsed;        /* the last one found the alive key gone */
     int stopping;
 } hb;
 
 void hb_reset(void)
 {
-    hb.sent_ms = 0;
+    hb.stuck_ms = 0;
     hb.known = hb.lapsed = 0;
 }
 
@@ -36,7 +36,6 @@ static void hb_log_error(const redisReply *rep)
 static void hb_set_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *rep = r;
-    hb.sent_ms = 0; /* answered (or the connection is gone) */
     if (rep && rep->type == REDIS_REPLY_NIL) hb.lapsed = 1; /* SET ... GET: no key before */
     hb_log_error(rep);
 }
@@ -70,18 +69,31 @@ void hb_beat_now(void)
     snprintf(ttl, sizeof ttl, "%lld", hb.ttl);
     const char *a1[] = {"SET", k, "1", "PX", ttl, "GET"};
     const char *a2[] = {"SADD", KEY_GATEWAYS, hb.gwid};
-    if (rl_command(hb_set_cb, NULL, 6, a1, NULL) == 0 && !hb.sent_ms) hb.sent_ms = walltime_ms();
+    rl_command(hb_set_cb, NULL, 6, a1, NULL);
     rl_command(hb_sadd_cb, NULL, 3, a2, NULL);
 }
 
 /* A Redis that stops answering (stopped process, dead host without a reset)
- * leaves the TCP connection open: when a beat stays unanswered for the whole
- * TTL, the command connection is dropped (every pending callback gets NULL,
- * so clients get `unavailable`) and reconnected; /healthz says 503 between. */
+ * leaves the TCP connection open: when the command connection makes no
+ * progress for a whole TTL (commands wait and no reply comes: see
+ * rl_commands_progressed), it is dropped (every pending callback gets NULL,
+ * so clients get `unavailable`) and reconnected; /healthz says 503 between.
+ * Progress, not the age of one beat: a Redis that is busy (a backlog after a
+ * stall, a slow script) answers other commands, and a reply that is in but
+ * not read yet (this loop was busy) is an answer too. Dropping a connection
+ * that answers would fail every command in flight and re-open every session
+ * for nothing, and made a reap of a live gateway race with its re-open. */
 static void hb_watchdog(void)
 {
-    if (!rl_commands() || !hb.sent_ms || walltime_ms() - hb.sent_ms < (uint64_t)hb.ttl) return;
-    log_warn("redis commands connection: no answer for %lld ms, reconnecting", hb.ttl);
+    if (!rl_commands()) return;
+    uint64_t now = walltime_ms();
+    if (rl_commands_progressed()) {
+        hb.stuck_ms = 0;
+        return;
+    }
+    if (!hb.stuck_ms) hb.stuck_ms = now;
+    if (now - hb.stuck_ms < (uint64_t)hb.ttl) return;
+    log_warn("redis commands connection: no reply for %lld ms, reconnecting", hb.ttl);
     rl_drop_commands(); /* its commands_down hook resets this module */
 }
 

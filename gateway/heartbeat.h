@@ -1,9 +1,10 @@
 /* heartbeat.h - the gateway's lease in Redis and the command-link watchdog.
  *
  * Every ttl/3: SET parley:gw:ID:alive 1 PX ttl GET + SADD parley:gateways
- * (once startup_ready), after checking that the previous beat was answered
- * within a whole ttl (else the command connection is dropped and
- * reconnected: a stopped Redis keeps TCP open). A beat that finds the alive
+ * (once startup_ready), after checking that the command connection made
+ * progress (a reply came, or nothing waits) within a whole ttl (else it is
+ * dropped and reconnected: a stopped Redis keeps TCP open; a busy one still
+ * answers and keeps its connection). A beat that finds the alive
  * key gone or the gateway out of parley:gateways came too late (a backlog,
  * a pause): a router may have reaped the gateway, and the lapsed hook runs
  * (the composer re-opens every session). The tick hook runs with each beat

@@ -18,8 +18,10 @@
 
 /* The open sequence's state; lives as long as the session. */
 struct lifecycle_sess {
-    int opened;    /* session_open answered at least once */
-    int reopening; /* session_open re-run after a Redis reconnect */
+    int opened;         /* session_open answered at least once */
+    int reopening;      /* re-opens in flight (session_open after a reconnect or a reap) */
+    int reopen_live;    /* a re-open came while OPENING: run it once LIVE */
+    int64_t reopen_seq; /* last_seq when the oldest re-open in flight was sent */
     int64_t open_seq;
     char **pending; /* offline entries from session_open, until hello */
     size_t *pending_len;
@@ -37,6 +39,8 @@ void lifecycle_init(const char *gwid, long long everyone_limit)
     snprintf(lc.gwid, sizeof lc.gwid, "%s", gwid);
     lc.everyone_limit = everyone_limit;
 }
+
+static void lifecycle_reopen_one(gw_session *s, void *arg);
 
 static void lifecycle_free_pending(struct lifecycle_sess *l)
 {
@@ -61,24 +65,27 @@ static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
         rep->element[1]->len > PROTO_EPOCH_MAX) {
         if (rep && rep->type == REDIS_REPLY_ERROR)
             log_warn("session_open %s: %s", s->user, rep->str);
-        l->reopening = 0;
+        if (l->reopening) l->reopening--;
         if (s->state == SESS_OPENING) sess_close(s, 1013, "try again later");
         /* a LIVE session whose re-open failed waits for the next reconnect */
         return;
     }
     redisReply *ep = rep->element[1];
     if (l->reopening) {
-        l->reopening = 0;
+        l->reopening--;
         if (strlen(s->epoch) != ep->len || memcmp(s->epoch, ep->str, ep->len) != 0) {
             log_info("conn %" PRIu64 " (%s): inbox epoch changed, closing", s->conn, s->user);
             sess_close(s, 1012, "inbox epoch changed");
             return;
         }
-        if (seq < s->last_seq) {
+        if (seq < l->reopen_seq) {
             /* Redis came back without writes this session saw: the seqs it
-             * hands out next would be skipped as already sent */
+             * hands out next would be skipped as already sent. Compared with
+             * what the session had when session_open was sent, not now: the
+             * deliveries stored after the script ran come on the subscriber
+             * connection and may be read before its reply. */
             log_warn("conn %" PRIu64 " (%s): inbox seq went back from %" PRId64 " to %lld, closing",
-                     s->conn, s->user, s->last_seq, seq);
+                     s->conn, s->user, l->reopen_seq, seq);
             sess_close(s, 1012, "inbox seq went back");
             return;
         }
@@ -171,6 +178,10 @@ static void lifecycle_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
               s->user, l->open_seq, k, mode == 1 ? " (everyone)" : "");
     lws_rx_flow_control(s->wsi, 1);
     deliver_drain(s);
+    if (l->reopen_live && s->state == SESS_LIVE) {
+        l->reopen_live = 0;
+        lifecycle_reopen_one(s, NULL);
+    }
 }
 
 static void lifecycle_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
@@ -179,10 +190,10 @@ static void lifecycle_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
     if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("redis: %s", rep->str);
 }
 
-static int lifecycle_run_open(gw_session *s)
+static int lifecycle_run_open(gw_session *s, int reopen)
 {
     return scripts_session_open(rl_commands(), lifecycle_open_cb, (void *)(uintptr_t)s->conn,
-                                s->user, s->sessid, s->member, lc.gwid) == REDIS_OK
+                                s->user, s->sessid, s->member, lc.gwid, reopen) == REDIS_OK
                ? 0
                : -1;
 }
@@ -217,18 +228,23 @@ gw_session *lifecycle_open(struct lws *wsi, const char *user, int dev_account)
     metrics_inc(METRIC_CONNECTIONS_TOTAL);
     lws_rx_flow_control(wsi, 0);
     if (dev_account) lifecycle_dev_account(s);
-    if (lifecycle_run_open(s) < 0 || lifecycle_run_contacts(s) < 0)
+    if (lifecycle_run_open(s, 0) < 0 || lifecycle_run_contacts(s) < 0)
         sess_close(s, 1013, "try again later");
     log_debug("conn %" PRIu64 " (%s): open", s->conn, s->user);
     return s;
 }
 
+/* A session opening while its gateway was reaped (its session_open may have
+ * run before the reaper's close) must be opened again too, or it would stay
+ * out of the user's session set and get nothing: it is, as soon as hello is
+ * out. (One whose session_open is lost with the connection is closed 1013.) */
 static void lifecycle_reopen_one(gw_session *s, void *arg)
 {
+    if (s->state == SESS_OPENING) s->lc->reopen_live = 1;
     if (s->state != SESS_LIVE) return;
     deliver_forget_fetch(s);
-    s->lc->reopening = 1;
-    if (lifecycle_run_open(s) < 0) s->lc->reopening = 0;
+    if (!s->lc->reopening) s->lc->reopen_seq = s->last_seq;
+    if (lifecycle_run_open(s, 1) == 0) s->lc->reopening++;
 }
 
 int lifecycle_closes_pending(void)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -307,6 +308,23 @@ int rl_command(redisCallbackFn *cb, void *priv, int argc, const char **argv, con
 {
     if (!rl.cmd.up || !rl.cmd.ac) return -1;
     return redisAsyncCommandArgv(rl.cmd.ac, cb, priv, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+int rl_commands_progressed(void)
+{
+    static const redisAsyncContext *seen_ac;
+    static const redisCallback *seen_head;
+    const redisAsyncContext *ac = rl.cmd.up ? rl.cmd.ac : NULL;
+    const redisCallback *head = ac ? ac->replies.head : NULL;
+    int moved = !head || ac != seen_ac || head != seen_head;
+    /* the same head again after the queue emptied and refilled (an address
+     * reused) also means replies came: a false "stuck" costs one more period */
+    seen_ac = ac;
+    seen_head = head;
+    int unread = 0;
+    if (!moved && ac && ac->c.fd >= 0 && ioctl(ac->c.fd, FIONREAD, &unread) == 0 && unread > 0)
+        moved = 1; /* answered, not read yet: the loop is busy (e.g. after a Redis stall) */
+    return moved;
 }
 
 void rl_drop_commands(void)

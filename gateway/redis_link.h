@@ -50,6 +50,13 @@ void rl_subscriber_confirmed(void);
 redisAsyncContext *rl_commands(void);
 /* A command on the command connection: 0, or -1 when it is down. */
 int rl_command(redisCallbackFn *cb, void *priv, int argc, const char **argv, const size_t *lens);
+/* Whether the command connection moved since the last call: 1 when nothing
+ * waits for a reply, a reply came in between (the oldest command waiting is
+ * another one, or the connection is new), or a reply is waiting to be read
+ * on the socket; 0 when the same command has been waiting all along. What
+ * a watchdog asks once per period: a Redis busy with a backlog still
+ * answers, a stopped one does not. */
+int rl_commands_progressed(void);
 /* Drops the command connection now (every pending callback gets NULL) and
  * reconnects: for a Redis that keeps TCP open but stopped answering. */
 void rl_drop_commands(void);

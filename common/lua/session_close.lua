@@ -7,9 +7,13 @@
 --       4 presence channel of the user, 5 reaping ("1" from the reaper, else "0").
 -- Reaping, when the gateway's alive key exists (a late heartbeat came in between the reaper's
 -- look and this call) it returns -1 and changes nothing. Otherwise SREM both; if that removed
--- the session and the user's set is now empty: pushed = seq (every entry so far reached some
--- session: send does not track it per message, as while a user has sessions every entry is
--- pushed to them), SREM online and publish {kind:"offline", from} on the presence channel.
+-- the session and the user's set is now empty: SREM online, publish {kind:"offline", from} on
+-- the presence channel, and, on a gateway's own close (not reaping), pushed = seq (every entry
+-- so far reached some session: send does not track it per message, as while a user has
+-- sessions every entry is pushed to them). Reaping leaves pushed alone: the gateway may be
+-- alive (a stall made its heartbeat late) with entries still on their way to the session, or
+-- dead before sending them; either way nobody knows they were sent, so the user's next new
+-- session gets them again in its offline push (duplicates by id are allowed, a loss is not).
 -- Idempotent: a second call announces nothing.
 -- Reply 1 when this closed the user's last session, 0 otherwise, -1 (reaping) as above.
 local user, sid, member, chan = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -17,7 +21,7 @@ if ARGV[5] == '1' and redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
 local removed = redis.call('SREM', KEYS[1], sid)
 redis.call('SREM', KEYS[3], member)
 if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then
-  local seq = redis.call('HGET', KEYS[4], 'seq')
+  local seq = ARGV[5] ~= '1' and redis.call('HGET', KEYS[4], 'seq')
   if seq then redis.call('HSET', KEYS[4], 'pushed', seq) end
   redis.call('SREM', KEYS[2], user)
   redis.call('PUBLISH', chan, cmsgpack.pack({kind = 'offline', from = user}))

@@ -5,14 +5,19 @@
 --
 -- KEYS  1 user sessions, 2 user meta, 3 user inbox, 4 parley:online, 5 gateway sessions.
 -- ARGV  1 user, 2 session id (gwid#connid), 3 gateway-set member (user#connid),
---       4 presence channel of the user.
+--       4 presence channel of the user, 5 re-open ("1": a live session opened again after a
+--       reconnect or a reap, "0" or absent: a new session).
 -- SADD both session sets; create the inbox epoch if missing. If the user's set went from empty
--- to one: SADD online, publish {kind:"online", from} on the presence channel, and pending = the
--- inbox entries with seq > pushed (the ones no session has been sent: offline messages; pushed
--- then = seq). With another session already open there is nothing pending (it was sent
--- everything).
+-- to one: SADD online, publish {kind:"online", from} on the presence channel, and, for a new
+-- session, pending = the inbox entries with seq > pushed (the ones no session has been sent:
+-- offline messages; pushed then = seq). With another session already open there is nothing
+-- pending (it was sent everything). A re-open gets no pending entries and leaves pushed alone:
+-- the session catches up from its own last seq (a sync), and only what it was really sent may
+-- count as pushed (marking everything up to seq would hide the entries stored while it was
+-- out of the set from the user's next session).
 -- Reply {seq, epoch, pending entries...}.
 local user, sid, member, chan = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local reopen = ARGV[5] == '1'
 local added = redis.call('SADD', KEYS[1], sid)
 redis.call('SADD', KEYS[5], member)
 local m = redis.call('HMGET', KEYS[2], 'seq', 'epoch', 'pushed')
@@ -27,7 +32,7 @@ if first then
   redis.call('PUBLISH', chan, cmsgpack.pack({kind = 'online', from = user}))
 end
 local out = {seq, epoch}
-if first and seq > pushed then
+if first and not reopen and seq > pushed then
   local pending = redis.call('LRANGE', KEYS[3], -(seq - pushed), -1)
   for i = 1, #pending do out[#out + 1] = pending[i] end
   redis.call('HSET', KEYS[2], 'pushed', seq)
