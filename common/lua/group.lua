@@ -13,7 +13,9 @@
 -- group's history read (read position = its newest id, or none when it is empty) and no unread
 -- count, so what read.lua recounts later is exactly what send.lua counted since he joined; a
 -- leaver's read position and unread count for the group are deleted, so a rejoiner starts
--- fresh. Work: O(members named in ARGV) plus the notification to every member.
+-- fresh. When the last member leaves, the group is deleted: its meta, its history (UNLINK) and
+-- its search entry; its name is free again. Work: O(members named in ARGV) plus the
+-- notification to every member.
 -- On a change, publishes {kind:"group", name, members (all, sorted), op, by, open} (fanout) to
 -- every member, and to a leaver.
 -- Reply {"ok"} (published), {"same", frame} when nothing changed (the gateway sends the frame to
@@ -87,7 +89,15 @@ if op == 'leave' then
   redis.call('SREM', string.format(groups_fmt, by), name)
   redis.call('HDEL', string.format(read_fmt, by), name)
   redis.call('HDEL', string.format(unread_fmt, by), name)
-  return notify(by)
+  local r = notify(by)
+  if redis.call('SCARD', KEYS[2]) == 0 then
+    -- the last member left: nobody can read the group any more, so it goes (its history
+    -- with UNLINK: freed off the main thread, O(1) here whatever its size); the name is free
+    redis.call('DEL', KEYS[1])
+    redis.call('UNLINK', KEYS[5])
+    redis.call('ZREM', KEYS[3], name)
+  end
+  return r
 end
 if op == 'add' then
   local m = missing_user()

@@ -567,6 +567,26 @@ cluster.test('group: a newcomer (create, add, join) starts with the history read
     assert.deepEqual(await counters('dan', '#g'), [null, String(m[0])], 'the rejoiner starts fresh');
 });
 
+cluster.test('group: when the last member leaves, the group is deleted (meta, history, search entry) and its name is free', async (t) => {
+    const { r, register, group, send } = await fresh(t);
+    for (const u of ['ann', 'ben']) await register(u);
+    assert.deepEqual(await group('create', '#gone', 'ann', ['ben'], '1'), ['ok'], 'create an open group');
+    for (let i = 0; i < 3; i++) await send('ann', '#gone', `m${i}`, `gone${i}`, 'gwA#1', 1);
+    assert.equal(await r.call('ZCARD', 'parley:{c:#gone}:history'), 3, 'three messages in its history');
+    assert.deepEqual(await group('leave', '#gone', 'ann'), ['ok'], 'ann leaves');
+    assert.equal(await r.call('EXISTS', 'parley:{g:#gone}:meta'), 1, 'one member left: the group stays');
+    assert.deepEqual(await group('leave', '#gone', 'ben'), ['ok'], 'ben, the last member, leaves');
+    assert.equal(
+        await r.call('EXISTS', 'parley:{g:#gone}:meta', 'parley:{g:#gone}:members', 'parley:{c:#gone}:history'),
+        0,
+        'meta, members and history are gone',
+    );
+    assert.equal(await r.call('ZSCORE', 'parley:groups', '#gone'), null, 'no longer found by a search');
+    assert.deepEqual(await group('join', '#gone', 'ann'), ['error', 'no_such_user', 'no such group: #gone'], 'it cannot be joined');
+    assert.deepEqual(await group('create', '#gone', 'ben', [], '0'), ['ok'], 'the name can be created again');
+    assert.equal(await r.call('ZCARD', 'parley:{c:#gone}:history'), 0, 'with an empty history');
+});
+
 cluster.test('read: never raises unread; the recount decodes a bounded window and stays exact where it can', async (t) => {
     const { r, register, send, read, counters } = await fresh(t);
     for (const u of ['alice', 'bob']) await register(u);
