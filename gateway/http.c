@@ -19,8 +19,16 @@
 #include "session.h"
 #include "startup.h"
 #include "static.h"
+#include "walltime.h"
 
 enum { R_NONE = 0, R_REGISTER, R_LOGIN, R_LOGOUT };
+
+static long long http_body_timeout = 10000; /* ms */
+
+void http_init(long long body_timeout_ms)
+{
+    http_body_timeout = body_timeout_ms;
+}
 
 /* The body is complete: run the route, once. lws 4.1 delivers
  * LWS_CALLBACK_HTTP_BODY_COMPLETION again each time it services the
@@ -84,6 +92,12 @@ static int http_request(struct lws *wsi, gw_pss *pss, const char *path)
                     : !strcmp(path, "/api/logout") ? R_LOGOUT
                                                    : R_NONE;
         if (route == R_NONE) return req_fail_now(wsi, 404, "not_found", "no such path");
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+            /* a chunked body: lws 4.1 would never complete it (the request hung
+             * until lws timed the connection out); the API's bodies are small */
+            req_fail_now(wsi, 411, "length_required", "send the body with a Content-Length");
+            return -1; /* do not read the body */
+        }
         char cl[32] = "";
         long long clen = 0;
         if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) clen = atoll(cl);
@@ -94,8 +108,8 @@ static int http_request(struct lws *wsi, gw_pss *pss, const char *path)
         gw_req *h = req_new(wsi, route);
         if (!h) return -1;
         pss->h = h;
-        if (clen <= 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
-            http_body_done(h); /* no body coming */
+        h->started_ms = walltime_ms();
+        if (clen <= 0) http_body_done(h); /* no body coming */
         return 0;
     }
     if (!is_get) return req_fail_now(wsi, 405, "method_not_allowed", "use GET or POST");
@@ -155,6 +169,14 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss
         return http_request(wsi, pss, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
         if (!h) return 0;
+        /* lws times out a silent connection, but each byte restarts its
+         * clock: a body trickled a byte at a time would hold the socket and
+         * the request forever. A whole body gets --body-timeout. */
+        if (!h->body_done && walltime_ms() - h->started_ms > (uint64_t)http_body_timeout) {
+            req_write_error(wsi, 408, "request_timeout", "the body took too long to arrive");
+            http_detach(pss);
+            return -1; /* close: the rest of the body is not read */
+        }
         if (h->body_len + len > REQ_BODY_MAX)
             h->too_large = 1;
         else if (len) {

@@ -45,6 +45,7 @@ int options_parse(int argc, char **argv)
     c->group_max = 5000;
     c->web_root = "web/dist";
     c->drain_timeout = 5000;
+    c->body_timeout = 10000;
     c->dev_auth = 0;
     c->log_level = "info";
     const config_opt table[] = {
@@ -75,6 +76,8 @@ int options_parse(int argc, char **argv)
         {"web-root", "PARLEY_WEB_ROOT", CONFIG_STR, &c->web_root, 0, 0, "static files served at /"},
         {"drain-timeout", "PARLEY_DRAIN_TIMEOUT", CONFIG_INT, &c->drain_timeout, 0, 600000,
          "SIGTERM: longest wait for sockets and Redis, ms"},
+        {"body-timeout", "PARLEY_BODY_TIMEOUT", CONFIG_INT, &c->body_timeout, 100, 600000,
+         "longest time a request body may take to arrive, ms (longer: 408)"},
         {"dev-auth", "PARLEY_DEV_AUTH", CONFIG_BOOL, &c->dev_auth, 0, 0,
          "seed compatibility: /ws?user=NAME without a token (loopback only)"},
         {"log-level", "PARLEY_LOG_LEVEL", CONFIG_STR, &c->log_level, 0, 0,

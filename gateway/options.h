@@ -28,6 +28,7 @@ typedef struct gw_options {
     long long group_max;
     const char *web_root;
     long long drain_timeout; /* ms */
+    long long body_timeout;  /* ms: the longest a request body may take */
     int dev_auth;
     const char *log_level;
 

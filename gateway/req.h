@@ -29,7 +29,8 @@ typedef struct gw_req {
     char body[REQ_BODY_MAX];
     size_t body_len;
     int too_large;
-    int body_done; /* the route ran: a request runs its route once */
+    int body_done;       /* the route ran: a request runs its route once */
+    uint64_t started_ms; /* when its headers were in (the body deadline counts from here) */
     /* the answer, once known */
     int status;
     const char *ctype;

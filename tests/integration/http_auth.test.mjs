@@ -4,10 +4,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before } from 'node:test';
-import { Client, login, mintToken, postRaw, register } from './lib/client.mjs';
+import { Client, healthz, login, mintToken, postRaw, register } from './lib/client.mjs';
 import { Cluster, SECRET } from './lib/cluster.mjs';
 
-const cluster = new Cluster('http_auth');
+// gateway 1 gives a request body 1.5 s (--body-timeout), gateway 0 the default
+const BODY_TIMEOUT_MS = 1500;
+const cluster = new Cluster('http_auth', { gatewayArgs: (i) => (i === 1 ? ['--body-timeout', String(BODY_TIMEOUT_MS)] : []) });
 before(() => cluster.start());
 after(() => cluster.stop());
 
@@ -281,4 +283,55 @@ cluster.test('a login pipelined with another request on one connection is checke
     });
     assert.match(answers, /^HTTP\/1\.1 200[^]*"token"[^]*HTTP\/1\.1 200[^]*ok$/, `two answers, login then healthz: ${answers}`);
     assert.equal((await hgets()) - before, 1, 'the account was looked up once (one HGET), not once per pass over the connection');
+});
+
+// Sends raw bytes on a fresh connection; resolves with everything read until
+// the server closes it (or timeoutMs), and when that was.
+function rawExchange(port, chunks, { gapMs = 0, timeoutMs = 8000 } = {}) {
+    return new Promise((resolve, reject) => {
+        const t0 = Date.now();
+        const sock = net.connect(port, '127.0.0.1');
+        let text = '';
+        let closed = false;
+        sock.setEncoding('utf8');
+        sock.on('data', (d) => (text += d));
+        sock.on('error', (e) => (e.code === 'ECONNRESET' || e.code === 'EPIPE' ? null : reject(e)));
+        sock.on('close', () => {
+            closed = true;
+            resolve({ text, closedAfterMs: Date.now() - t0 });
+        });
+        sock.setTimeout(timeoutMs, () => sock.destroy());
+        (async () => {
+            for (const c of chunks) {
+                if (closed) return;
+                sock.write(c);
+                if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+            }
+        })();
+    });
+}
+
+cluster.test('a body trickled a byte at a time gets 408 once --body-timeout passed; the gateway serves others meanwhile', async () => {
+    const body = JSON.stringify({ username: cluster.name('slow'), password: PW });
+    const head = `POST /api/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    // one byte every 300 ms: each byte restarts lws's idle timer, the whole body would take ~15 s
+    const slow = rawExchange(cluster.gw(1), [head, ...body], { gapMs: 300 });
+    const t0 = Date.now();
+    const h = await healthz(cluster.gw(1));
+    assert.equal(h, 200, 'a bystander is served while the body trickles');
+    assert.ok(Date.now() - t0 < 1000, `the bystander waited ${Date.now() - t0} ms`);
+    const r = await slow;
+    assert.match(r.text, /^HTTP\/1\.1 408 [^]*"error":"request_timeout"/, `answer to the trickled body: ${r.text}`);
+    assert.ok(
+        r.closedAfterMs >= BODY_TIMEOUT_MS && r.closedAfterMs < BODY_TIMEOUT_MS + 3000,
+        `closed after ${r.closedAfterMs} ms (deadline ${BODY_TIMEOUT_MS} ms)`,
+    );
+});
+
+cluster.test('a chunked request body is refused at once with 411 length_required', async () => {
+    const r = await rawExchange(cluster.gw(0), [
+        'POST /api/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    ]);
+    assert.match(r.text, /^HTTP\/1\.1 411 [^]*"error":"length_required"/, `answer: ${r.text}`);
+    assert.ok(r.closedAfterMs < 2000, `answered and closed after ${r.closedAfterMs} ms`);
 });
