@@ -2,6 +2,8 @@
 #include "heartbeat.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "keys.h"
 #include "log.h"
@@ -20,7 +22,31 @@ static struct {
     int known;         /* a beat was answered on this command connection */
     int lapsed;        /* the last one found the alive key gone */
     int stopping;
-} hb;
+    long long used_memory, maxmemory; /* INFO memory at the last beat; -1 unknown */
+} hb = {.used_memory = -1, .maxmemory = -1};
+
+void hb_redis_memory(long long *used, long long *max)
+{
+    *used = hb.used_memory;
+    *max = hb.maxmemory;
+}
+
+/* A "name:value" line of an INFO reply, or -1. */
+static long long hb_info_field(const char *info, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = info; (p = strstr(p, name)); p += n)
+        if ((p == info || p[-1] == '\n') && p[n] == ':') return strtoll(p + n + 1, NULL, 10);
+    return -1;
+}
+
+static void hb_info_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    if (!rep || rep->type != REDIS_REPLY_STRING) return;
+    hb.used_memory = hb_info_field(rep->str, "used_memory");
+    hb.maxmemory = hb_info_field(rep->str, "maxmemory");
+}
 
 void hb_reset(void)
 {
@@ -71,6 +97,8 @@ void hb_beat_now(void)
     const char *a2[] = {"SADD", KEY_GATEWAYS, hb.gwid};
     rl_command(hb_set_cb, NULL, 6, a1, NULL);
     rl_command(hb_sadd_cb, NULL, 3, a2, NULL);
+    const char *a3[] = {"INFO", "memory"}; /* for /metrics: a few µs of Redis per beat */
+    rl_command(hb_info_cb, NULL, 2, a3, NULL);
 }
 
 /* A Redis that stops answering (stopped process, dead host without a reset)

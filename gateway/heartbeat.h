@@ -26,5 +26,9 @@ void hb_free(void);
 void hb_beat_now(void);
 /* The command connection changed: forget what its beats said. */
 void hb_reset(void);
+/* Redis's memory as the last beat read it (INFO memory): used_memory and
+ * maxmemory in bytes (maxmemory 0: no limit). -1 in both before the first
+ * answer. */
+void hb_redis_memory(long long *used, long long *max);
 
 #endif

@@ -12,6 +12,7 @@
 #include "account.h"
 #include "auth.h"
 #include "drain.h"
+#include "heartbeat.h"
 #include "metrics.h"
 #include "redis_link.h"
 #include "req.h"
@@ -74,6 +75,7 @@ static int http_metrics(struct lws *wsi)
     if (!buf) return -1;
     metrics_gauges gauges = {
         .connections = sess_count(), .redis_up = rl_ok(), .draining = drain_active()};
+    hb_redis_memory(&gauges.redis_used_memory, &gauges.redis_maxmemory);
     size_t n = metrics_render(&gauges, buf, CAP);
     int rc = req_write(wsi, 200, "text/plain; version=0.0.4", buf, n, NULL);
     free(buf);

@@ -66,5 +66,19 @@ size_t metrics_render(const metrics_gauges *gauges, char *out, size_t cap)
         m[METRIC_REDIS_RECONNECTS], m[METRIC_HEARTBEAT_LAPSES], gauges->redis_up ? 1 : 0,
         gauges->draining ? 1 : 0);
     if (n < 0) return 0;
+    if ((size_t)n >= cap) return cap - 1;
+    if (gauges->redis_used_memory >= 0) {
+        int k = snprintf(out + n, cap - (size_t)n,
+                         "# HELP parley_gateway_redis_used_memory_bytes Redis used_memory at the "
+                         "last heartbeat.\n"
+                         "# TYPE parley_gateway_redis_used_memory_bytes gauge\n"
+                         "parley_gateway_redis_used_memory_bytes %lld\n"
+                         "# HELP parley_gateway_redis_maxmemory_bytes Redis maxmemory (0: no "
+                         "limit).\n"
+                         "# TYPE parley_gateway_redis_maxmemory_bytes gauge\n"
+                         "parley_gateway_redis_maxmemory_bytes %lld\n",
+                         gauges->redis_used_memory, gauges->redis_maxmemory);
+        if (k > 0) n += k;
+    }
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }

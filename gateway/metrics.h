@@ -32,9 +32,10 @@ static inline void metrics_inc(metric_id id)
 
 /* The gauges, read at render time by the caller. */
 typedef struct metrics_gauges {
-    size_t connections; /* sessions open now */
-    int redis_up;       /* both Redis connections usable */
-    int draining;       /* after SIGTERM */
+    size_t connections;                           /* sessions open now */
+    int redis_up;                                 /* both Redis connections usable */
+    int draining;                                 /* after SIGTERM */
+    long long redis_used_memory, redis_maxmemory; /* bytes (INFO memory); -1: not known yet */
 } metrics_gauges;
 
 /* Writes the Prometheus text format into out (NUL-terminated, truncated to

@@ -5,7 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before } from 'node:test';
 import { Client, healthz, login, mintToken, postRaw, register } from './lib/client.mjs';
-import { Cluster, SECRET } from './lib/cluster.mjs';
+import { Cluster, SECRET, waitFor } from './lib/cluster.mjs';
 
 // gateway 1 gives a request body 1.5 s (--body-timeout), gateway 0 the default
 const BODY_TIMEOUT_MS = 1500;
@@ -212,6 +212,22 @@ cluster.test('GET /metrics answers Prometheus text', async () => {
     const text = await res.text();
     assert.match(text, /^# TYPE \S+ (counter|gauge|histogram|summary)$/m, `no # TYPE line in /metrics:\n${text.slice(0, 500)}`);
     assert.match(text, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+$/m, `no sample line in /metrics:\n${text.slice(0, 500)}`);
+});
+
+// Redis memory as a gateway sees it (INFO memory with each heartbeat): what an
+// operator watches against maxmemory (docs/deploy.md, "Redis memory")
+cluster.test('GET /metrics shows Redis used_memory and maxmemory', async () => {
+    const [used, max] = await Promise.all([cluster.redis('INFO', 'memory'), cluster.redis('CONFIG', 'GET', 'maxmemory')]);
+    assert.ok(/used_memory:\d+/.test(String(used)), 'redis answers INFO memory');
+    const sample = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${cluster.gw(0)}/metrics`)).text();
+        const u = /^parley_gateway_redis_used_memory_bytes (\d+)$/m.exec(text);
+        const m = /^parley_gateway_redis_maxmemory_bytes (\d+)$/m.exec(text);
+        return u && m ? { used: Number(u[1]), max: Number(m[1]) } : null;
+    };
+    const s = await waitFor(sample, { timeout: 5000, what: 'the Redis memory gauges in /metrics' });
+    assert.ok(s.used > 100000, `used_memory ${s.used} bytes looks like a running Redis`);
+    assert.equal(s.max, Number(max[1]), 'maxmemory as Redis has it');
 });
 
 cluster.test('GET /healthz answers 200 on a healthy gateway', async () => {
