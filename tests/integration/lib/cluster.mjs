@@ -288,11 +288,13 @@ export class Cluster {
     // suite: name of the test file's cluster (log directory).
     // opts.gateways: number of gateways (default 2)
     // opts.gatewayArgs: extra args for every gateway, or a function (index) => args
+    // opts.gatewayWrap: a command line the gateway runs under (e.g. ['prlimit', '--nofile=96:96']);
+    //   it must exec the gateway, so the pid stays the gateway's
     // opts.routerArgs: extra args for the router
     // opts.redisArgs: extra args for redis-server
     constructor(suite, opts = {}) {
         this.suite = suite;
-        this.opts = { gateways: 2, gatewayArgs: [], routerArgs: [], redisArgs: [], ...opts };
+        this.opts = { gateways: 2, gatewayArgs: [], gatewayWrap: [], routerArgs: [], redisArgs: [], ...opts };
         this.dir = path.join(ARTIFACTS, suite);
         this.gateways = []; // {proc, port, id, args}
         this.routers = [];
@@ -490,7 +492,9 @@ export class Cluster {
             ];
             this.gateways.push(g);
         }
-        g.proc.start(this.bin('parley-gateway'), g.args);
+        const wrap = this.opts.gatewayWrap;
+        if (wrap.length) g.proc.start(wrap[0], [...wrap.slice(1), this.bin('parley-gateway'), ...g.args]);
+        else g.proc.start(this.bin('parley-gateway'), g.args);
         await this.waitHealthy(g.index);
         return g;
     }
