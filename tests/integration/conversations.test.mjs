@@ -33,15 +33,6 @@ async function history(c, withName, opts = {}) {
     return f;
 }
 
-// Creates a group as c (first member) and waits for c's group frame.
-async function createGroup(c, base, members, open = false) {
-    const g = `#${cluster.name(base)}`;
-    c.send({ kind: 'group', op: 'create', name: g, members, open });
-    const f = await c.next((x) => (x.kind === 'group' && x.name === g) || x.kind === 'error');
-    assert.equal(f.kind, 'group', brief(f));
-    return g;
-}
-
 const entry = (hello, name) => hello.users.find((u) => u.username === name);
 
 // ------------------------------------------------------------------ history
@@ -103,7 +94,7 @@ cluster.test('history: an empty conversation, a missing user, a group one is not
     assert.equal(empty.more, false);
     await refused(A, { kind: 'history', with: cluster.name('nobody') }, 'no_such_user');
     await refused(A, { kind: 'history', with: `#${cluster.name('nogroup')}` }, 'no_such_user');
-    const g = await createGroup(A, 'priv', [b.name]);
+    const g = await cluster.createGroup(A, 'priv', [b.name]);
     await send(A, g, 'members only');
     await refused(C, { kind: 'history', with: g }, 'forbidden');
     await refused(C, { kind: 'read', with: g, upto: 1 }, 'forbidden');
@@ -204,7 +195,7 @@ cluster.test('group fan-out: every member on either gateway gets each message ex
     const C1 = await Client.connect(cluster.gw(0), c.token, { name: 'C1' });
     const C2 = await Client.connect(cluster.gw(1), c.token, { name: 'C2' });
     const D = await Client.connect(cluster.gw(1), d.token);
-    const g = await createGroup(A, 'fan', [b.name, c.name, d.name]);
+    const g = await cluster.createGroup(A, 'fan', [b.name, c.name, d.name]);
     for (const X of [B, C1, C2, D]) {
         const f = await X.next({ kind: 'group', name: g });
         assert.deepEqual(f.members, [a.name, b.name, c.name, d.name].sort(), brief(f));
@@ -259,7 +250,7 @@ cluster.test('group fan-out: every member on either gateway gets each message ex
 cluster.test('group: offline members get messages on connect with the unread count; sync replays them', async () => {
     const [a, b] = await users('oa', 'ob');
     const A = await Client.connect(cluster.gw(0), a.token);
-    const g = await createGroup(A, 'away', [b.name]);
+    const g = await cluster.createGroup(A, 'away', [b.name]);
     const m1 = await send(A, g, 'while you were out 1');
     const m2 = await send(A, g, 'while you were out 2');
     const B = await Client.connect(cluster.gw(1), b.token);
@@ -293,7 +284,7 @@ cluster.test('group: leaving stops delivery; the leaver is refused afterwards; a
     const B = await Client.connect(cluster.gw(1), b.token);
     const C = await Client.connect(cluster.gw(0), c.token);
     const D = await Client.connect(cluster.gw(1), d.token);
-    const g = await createGroup(A, 'leave', [b.name, c.name]);
+    const g = await cluster.createGroup(A, 'leave', [b.name, c.name]);
     await C.next({ kind: 'group', name: g });
     C.send({ kind: 'group', op: 'leave', name: g });
     for (const X of [A, B, C]) {
@@ -328,7 +319,7 @@ cluster.test('group: create/join/add errors, joining an open group, typing to th
     const A = await Client.connect(cluster.gw(0), a.token);
     const B = await Client.connect(cluster.gw(1), b.token);
     const C = await Client.connect(cluster.gw(1), c.token);
-    const g = await createGroup(A, 'open', [b.name], true);
+    const g = await cluster.createGroup(A, 'open', [b.name], true);
     await B.next({ kind: 'group', name: g });
     await refused(C, { kind: 'group', op: 'create', name: g, members: [] }, 'forbidden');
     await refused(A, { kind: 'group', op: 'create', name: `#${cluster.name('x')}`, members: [cluster.name('ghost')] }, 'no_such_user');
@@ -361,7 +352,7 @@ cluster.test('group: create/join/add errors, joining an open group, typing to th
 cluster.test('parley group / parley history show a group and a conversation, decoded', async () => {
     const [a, b] = await users('ka', 'kb');
     const A = await Client.connect(cluster.gw(0), a.token);
-    const g = await createGroup(A, 'cli', [b.name], true);
+    const g = await cluster.createGroup(A, 'cli', [b.name], true);
     await send(A, g, 'for the group');
     const m = await send(A, b.name, 'just for b');
     const gr = await cluster.cli(['group', g]);
@@ -389,8 +380,8 @@ cluster.test('GET /api/users?q=#PREFIX finds open groups (to join), never closed
     const [a] = await users('sa');
     const A = await Client.connect(cluster.gw(0), a.token);
     const base = cluster.name('srch');
-    const open = await createGroup(A, `${base}o`, [], true);
-    const closed = await createGroup(A, `${base}c`, [], false);
+    const open = await cluster.createGroup(A, `${base}o`, [], true);
+    const closed = await cluster.createGroup(A, `${base}c`, [], false);
     const get = async (q) => {
         const res = await fetch(`http://127.0.0.1:${cluster.gw(1)}/api/users?q=${encodeURIComponent(q)}`, {
             headers: { cookie: `parley_token=${a.token}` },
@@ -428,7 +419,7 @@ cluster.test("hello: each entry's last is the conversation's newest message (nil
     const A = await Client.connect(cluster.gw(0), a.token);
     await send(A, b.name, 'older');
     const m = await send(A, b.name, 'newest to b');
-    const g = await createGroup(A, 'lastg', [c.name]);
+    const g = await cluster.createGroup(A, 'lastg', [c.name]);
     const gm = await send(A, g, 'newest in group');
     const C = await Client.connect(cluster.gw(1), c.token);
     const B = await Client.connect(cluster.gw(1), b.token);

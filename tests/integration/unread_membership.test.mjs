@@ -20,15 +20,6 @@ const users = (...bases) => cluster.users(bases);
 const send = (c, to, data) => sendAck(c, to, data, cid());
 const entry = (hello, name) => hello.users.find((u) => u.username === name);
 
-// Creates a group as c and waits for c's group frame.
-async function createGroup(c, base, members, open = false) {
-    const g = `#${cluster.name(base)}`;
-    c.send({ kind: 'group', op: 'create', name: g, members, open });
-    const f = await c.next((x) => (x.kind === 'group' && x.name === g) || x.kind === 'error');
-    assert.equal(f.kind, 'group', brief(f));
-    return g;
-}
-
 // Runs op on g as c and waits for c's group frame.
 async function groupOp(c, op, g, members) {
     c.send({ kind: 'group', op, name: g, ...(members ? { members } : {}) });
@@ -90,7 +81,7 @@ async function lateJoiner(A, c, g, old) {
 cluster.test('late joiner by add: unread 0 in hello, reading old messages never raises it', async () => {
     const [a, b, c] = await users('ka', 'kb', 'kc');
     const A = await Client.connect(cluster.gw(0), a.token);
-    const g = await createGroup(A, 'late', [b.name]);
+    const g = await cluster.createGroup(A, 'late', [b.name]);
     const old = [];
     for (let i = 0; i < 20; i++) old.push(await send(A, g, `old ${i}`));
     await groupOp(A, 'add', g, [c.name]);
@@ -100,7 +91,7 @@ cluster.test('late joiner by add: unread 0 in hello, reading old messages never 
 cluster.test('late joiner by join of an open group: unread 0 in hello, reading old messages never raises it', async () => {
     const [a, b, c] = await users('ja', 'jb', 'jc');
     const A = await Client.connect(cluster.gw(0), a.token);
-    const g = await createGroup(A, 'open', [b.name], true);
+    const g = await cluster.createGroup(A, 'open', [b.name], true);
     const old = [];
     for (let i = 0; i < 20; i++) old.push(await send(A, g, `old ${i}`));
     const C = await Client.connect(cluster.gw(1), c.token, { name: 'C-join' });
@@ -113,7 +104,7 @@ cluster.test('leaver: no unread or read entry left for the group, and hello list
     const [a, b] = await users('va', 'vb');
     const A = await Client.connect(cluster.gw(0), a.token);
     const B = await Client.connect(cluster.gw(1), b.token);
-    const g = await createGroup(A, 'leave', [b.name]);
+    const g = await cluster.createGroup(A, 'leave', [b.name]);
     const ms = [];
     for (let i = 0; i < 5; i++) ms.push(await send(A, g, `m${i}`));
     await readAndWait(B, g, ms[1].id);
@@ -129,7 +120,7 @@ cluster.test('rejoiner: starts fresh, as a newcomer', async () => {
     const [a, b] = await users('ra', 'rb');
     const A = await Client.connect(cluster.gw(0), a.token);
     const B = await Client.connect(cluster.gw(1), b.token);
-    const g = await createGroup(A, 'again', [b.name], true);
+    const g = await cluster.createGroup(A, 'again', [b.name], true);
     const ms = [];
     for (let i = 0; i < 5; i++) ms.push(await send(A, g, `m${i}`));
     await readAndWait(B, g, ms[1].id);

@@ -26,7 +26,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Client, healthz, register } from './client.mjs';
+import assert from 'node:assert/strict';
+import { Client, brief, healthz, register } from './client.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BUILD_DIR = path.resolve(process.env.PARLEY_BUILD_DIR || path.join(REPO, 'build'));
@@ -548,6 +549,16 @@ export class Cluster {
         const names = bases.map((b) => this.name(b));
         const tokens = await makeUsers(this.gw(gw), names);
         return names.map((n) => ({ name: n, token: tokens[n] }));
+    }
+
+    // Creates a fresh group #<base>N as client c (its first member) with
+    // members; resolves with its name once c has the group frame.
+    async createGroup(c, base, members, open = false) {
+        const g = `#${this.name(base)}`;
+        c.send({ kind: 'group', op: 'create', name: g, members, open });
+        const f = await c.next((x) => (x.kind === 'group' && x.name === g) || x.kind === 'error');
+        assert.equal(f.kind, 'group', brief(f));
+        return g;
     }
 
     // ------------------------------------------------ tests
