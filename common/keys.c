@@ -1,10 +1,14 @@
 /* keys.c - builds Redis key and channel names from the formats in keys.h, and
  * maps a conversation to its routing slot. */
+#define _GNU_SOURCE /* memrchr */
 #include "keys.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "proto.h"
 
 char *keys_fmt(char *buf, size_t size, const char *fmt, ...)
 {
@@ -53,4 +57,23 @@ unsigned keys_slot(const char *conv, size_t len)
         h *= 16777619u;
     }
     return h % PARLEY_SLOTS;
+}
+
+void keys_session_ids(char *sessid, size_t ssize, char *member, size_t msize, const char *gwid,
+                      const char *user, uint64_t conn)
+{
+    snprintf(sessid, ssize, "%s#%" PRIu64, gwid, conn);
+    snprintf(member, msize, "%s#%" PRIu64, user, conn);
+}
+
+int keys_session_of_member(const char *m, size_t len, const char *gwid, char *user, char *sessid,
+                           size_t ssize)
+{
+    const char *hash = m ? memrchr(m, '#', len) : NULL;
+    size_t ulen = hash ? (size_t)(hash - m) : 0;
+    if (!hash || !proto_valid_user(m, ulen)) return -1;
+    memcpy(user, m, ulen);
+    user[ulen] = '\0';
+    snprintf(sessid, ssize, "%s%.*s", gwid, (int)(len - ulen), hash);
+    return 0;
 }

@@ -69,6 +69,19 @@ int keys_conv_pair(char *buf, size_t size, const char *a, const char *b);
  * the pair (keys_conv_pair). Returns length, or -1 if it does not fit. */
 int keys_conv(char *buf, size_t size, const char *self, const char *with);
 
+/* A session is named twice: "gwid#conn" in its user's set (KEY_SESSIONS) and
+ * "user#conn" in its gateway's (KEY_GW_SESSIONS). Writes both for the
+ * connection conn of user on gateway gwid (each truncated to its size). */
+void keys_session_ids(char *sessid, size_t ssize, char *member, size_t msize, const char *gwid,
+                      const char *user, uint64_t conn);
+
+/* The reverse, from a member m[0..len) of gateway gwid's KEY_GW_SESSIONS:
+ * its user (NUL-terminated into user, size >= 33) and its id in the user's
+ * set (into sessid, truncated to ssize). 0, or -1 when m is not "user#conn"
+ * with a valid user name. */
+int keys_session_of_member(const char *m, size_t len, const char *gwid, char *user, char *sessid,
+                           size_t ssize);
+
 /* Routing slot of a conversation key (FNV-1a 32 bit, mod PARLEY_SLOTS). */
 unsigned keys_slot(const char *conv, size_t len);
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -105,8 +106,7 @@ gw_session *sess_new(struct lws *wsi, const char *user, const char *gwid)
     s->wsi = wsi;
     s->conn = ++tab.next_conn;
     memcpy(s->user, user, ulen);
-    snprintf(s->sessid, sizeof s->sessid, "%s#%" PRIu64, gwid, s->conn);
-    snprintf(s->member, sizeof s->member, "%s#%" PRIu64, user, s->conn);
+    keys_session_ids(s->sessid, sizeof s->sessid, s->member, sizeof s->member, gwid, user, s->conn);
     s->state = SESS_OPENING;
     HASH_ADD(hh, tab.by_conn, conn, sizeof s->conn, s);
     if (sess_find(s->conn) != s) { /* out of memory (HASH_NONFATAL_OOM): not added */

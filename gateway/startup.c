@@ -15,7 +15,6 @@
  * and drops the command connection, which reconnects: nothing waits forever
  * on one reply. Every step is safe to repeat (session_close is idempotent;
  * our own heartbeat starts only once ready). */
-#define _GNU_SOURCE
 #include "startup.h"
 
 #include <stdint.h>
@@ -128,16 +127,12 @@ static void startup_sessions_cb(redisAsyncContext *ac, void *r, void *priv)
     for (size_t i = 0; i < rep->elements; i++) {
         redisReply *e = rep->element[i];
         if (e->type != REDIS_REPLY_STRING) continue;
-        const char *hash = memrchr(e->str, '#', e->len);
-        if (!hash || !proto_valid_user(e->str, (size_t)(hash - e->str))) continue;
         char user[PROTO_NAME_MAX + 1], member[PROTO_NAME_MAX + 24], sessid[sizeof st.gwid + 24];
-        size_t ulen = (size_t)(hash - e->str);
-        if (e->len >= sizeof member) continue;
-        memcpy(user, e->str, ulen);
-        user[ulen] = '\0';
+        if (e->len >= sizeof member ||
+            keys_session_of_member(e->str, e->len, st.gwid, user, sessid, sizeof sessid) < 0)
+            continue;
         memcpy(member, e->str, e->len);
         member[e->len] = '\0';
-        snprintf(sessid, sizeof sessid, "%s%.*s", st.gwid, (int)(e->len - ulen), hash);
         if (scripts_session_close(ac, startup_close_cb, priv, user, sessid, member, st.gwid, 0) !=
             REDIS_OK) {
             startup_fail("session_close", "not queued");

@@ -82,16 +82,12 @@ static void reaper_sessions_cb(redisAsyncContext *ac, void *reply, void *privdat
     keys_fmt(gwset, sizeof(gwset), KEY_GW_SESSIONS, g->id);
     for (size_t i = 0; i < rep->elements; i++) {
         const char *member = rep->element[i]->str;
-        const char *hash = member ? strrchr(member, '#') : NULL;
-        size_t ulen = hash ? (size_t)(hash - member) : 0;
-        if (!hash || !proto_valid_user(member, ulen)) {
+        if (keys_session_of_member(member, member ? strlen(member) : 0, g->id, user, sid,
+                                   sizeof sid) < 0) {
             log_warn("reaper: odd member '%s' in %s, removing it", member ? member : "", gwset);
             redisAsyncCommand(r->cmd, NULL, NULL, "SREM %s %s", gwset, member ? member : "");
             continue;
         }
-        memcpy(user, member, ulen);
-        user[ulen] = '\0';
-        snprintf(sid, sizeof(sid), "%s%s", g->id, hash);
         scripts_session_close(r->cmd, reaper_close_cb, g, user, sid, member, g->id, 1);
     }
     /* answered after every session_close above; leaves the gateway in

@@ -97,11 +97,28 @@ static void slots_spread_over_all(void **state)
     CHECK(used == PARLEY_SLOTS, "1000 conversations use all slots (%d)", used);
 }
 
+/* the two names of a session, and back from the gateway set's member */
+static void session_names_round_trip(void **state)
+{
+    char sessid[96], member[64], user[33], back[96];
+    keys_session_ids(sessid, sizeof sessid, member, sizeof member, "gw1:8080", "alice", 42);
+    CHECK(strcmp(sessid, "gw1:8080#42") == 0, "sessid %s", sessid);
+    CHECK(strcmp(member, "alice#42") == 0, "member %s", member);
+    CHECK(keys_session_of_member(member, strlen(member), "gw1:8080", user, back, sizeof back) == 0,
+          "member parses");
+    CHECK(strcmp(user, "alice") == 0 && strcmp(back, sessid) == 0, "back: %s %s", user, back);
+    CHECK(keys_session_of_member("alice", 5, "g", user, back, sizeof back) < 0, "no '#'");
+    CHECK(keys_session_of_member("#7", 2, "g", user, back, sizeof back) < 0, "no user");
+    CHECK(keys_session_of_member("Bad#7", 5, "g", user, back, sizeof back) < 0, "invalid user");
+    CHECK(keys_session_of_member(NULL, 0, "g", user, back, sizeof back) < 0, "no member");
+}
+
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(fmt_builds_every_key),  cmocka_unit_test(fmt_truncates_safely),
-    cmocka_unit_test(longest_user_key_fits), cmocka_unit_test(conv_pair_sorts_bytewise),
-    cmocka_unit_test(conv_pair_needs_room),  cmocka_unit_test(conv_is_pair_or_group),
-    cmocka_unit_test(slot_is_fnv1a_mod_64),  cmocka_unit_test(slots_spread_over_all),
+    cmocka_unit_test(fmt_builds_every_key),     cmocka_unit_test(fmt_truncates_safely),
+    cmocka_unit_test(longest_user_key_fits),    cmocka_unit_test(conv_pair_sorts_bytewise),
+    cmocka_unit_test(conv_pair_needs_room),     cmocka_unit_test(conv_is_pair_or_group),
+    cmocka_unit_test(slot_is_fnv1a_mod_64),     cmocka_unit_test(slots_spread_over_all),
+    cmocka_unit_test(session_names_round_trip),
 };
 
 UNIT_MAIN("keys", tests, NULL, NULL)
