@@ -128,9 +128,10 @@ static void rl_schedule(rl_conn *c)
     c->backoff_ms = c->backoff_ms * 2 > RL_BACKOFF_MAX ? RL_BACKOFF_MAX : c->backoff_ms * 2;
 }
 
-/* Drops c before it is up (a refused or unanswered connect sequence) and
- * reconnects after the backoff, which keeps growing: nobody used c yet, so
- * no hook runs. Safe inside one of c's callbacks (hiredis frees it after). */
+/* Drops c and reconnects after the backoff (which grows until a connection
+ * is up): for a refused or unanswered connect sequence, and for the
+ * watchdog (rl_drop_commands, which runs the hook first). No hook runs here.
+ * Safe inside one of c's callbacks (hiredis frees it after). */
 static void rl_abort(rl_conn *c)
 {
     redisAsyncContext *ac = c->ac;
@@ -329,16 +330,10 @@ int rl_commands_progressed(void)
 
 void rl_drop_commands(void)
 {
-    redisAsyncContext *ac = rl.cmd.ac;
-    if (!ac) return;
-    int was_up = rl.cmd.up;
-    rl.cmd.ac = NULL; /* so rl_on_disconnect does not see it as ours */
-    rl.cmd.up = rl.cmd.connected = rl.cmd.handshake = 0;
-    evtimer_del(rl.cmd.deadline);
+    if (!rl.cmd.ac) return;
     metrics_inc(METRIC_REDIS_RECONNECTS);
-    if (was_up) rl_hook(rl.hooks.commands_down);
-    redisAsyncFree(ac); /* every pending callback gets NULL */
-    rl_schedule(&rl.cmd);
+    if (rl.cmd.up) rl_hook(rl.hooks.commands_down);
+    rl_abort(&rl.cmd); /* every pending callback gets NULL, then a reconnect */
 }
 
 void rl_subscribe(const char *chan, redisCallbackFn *cb, void *priv)
