@@ -19,6 +19,8 @@
 #define KEY_GATEWAYS KEYS_PREFIX "gateways" /* set of gateway ids */
 #define KEY_ROUTERS  KEYS_PREFIX "routers"  /* zset router id -> beat ms */
 #define KEY_SLOT     KEYS_PREFIX "slot:%u"  /* owner lease of a slot */
+/* hash user -> the session limit the user is at (--user-sessions; session_open.lua) */
+#define KEY_SESSIONS_FULL KEYS_PREFIX "sessions:full"
 
 /* per user (hash tag {u:NAME}) */
 #define KEY_ACCOUNT   KEYS_PREFIX "{u:%s}:account"
@@ -50,6 +52,8 @@
 #define CHAN_PRESENCE_PREFIX KEYS_PREFIX "presence:"
 #define CHAN_PRESENCE        CHAN_PRESENCE_PREFIX "%s" /* + user name */
 #define CHAN_USERS           KEYS_PREFIX "users:new"   /* "NAME COUNT": a user registered */
+/* "full NAME LIMIT" / "free NAME": a user reached / left its session limit */
+#define CHAN_SESSION_LIMIT KEYS_PREFIX "sessions:limit"
 
 /* Number of routing slots: a constant of the internal protocol. */
 #define PARLEY_SLOTS 64u

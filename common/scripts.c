@@ -10,7 +10,8 @@
 #include <inttypes.h>
 
 int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                         const char *sessid, const char *member, const char *gwid, int reopen)
+                         const char *sessid, const char *member, const char *gwid, int reopen,
+                         int64_t session_limit)
 {
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_SESSION_OPEN);
@@ -19,11 +20,14 @@ int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
     scripts_cmd_key(&c, KEY_INBOX, user);
     scripts_cmd_key(&c, KEY_ONLINE);
     scripts_cmd_key(&c, KEY_GW_SESSIONS, gwid);
+    scripts_cmd_key(&c, KEY_SESSIONS_FULL);
     scripts_cmd_str(&c, user);
     scripts_cmd_str(&c, sessid);
     scripts_cmd_str(&c, member);
     scripts_cmd_fmt(&c, CHAN_PRESENCE, user);
     scripts_cmd_str(&c, reopen ? "1" : "0");
+    scripts_cmd_fmt(&c, "%" PRId64, session_limit);
+    scripts_cmd_str(&c, CHAN_SESSION_LIMIT);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -37,11 +41,13 @@ int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv
     scripts_cmd_key(&c, KEY_GW_SESSIONS, gwid);
     scripts_cmd_key(&c, KEY_META, user);
     scripts_cmd_key(&c, KEY_GW_ALIVE, gwid);
+    scripts_cmd_key(&c, KEY_SESSIONS_FULL);
     scripts_cmd_str(&c, user);
     scripts_cmd_str(&c, sessid);
     scripts_cmd_str(&c, member);
     scripts_cmd_fmt(&c, CHAN_PRESENCE, user);
     scripts_cmd_str(&c, reaping ? "1" : "0");
+    scripts_cmd_str(&c, CHAN_SESSION_LIMIT);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 

@@ -45,9 +45,12 @@ typedef enum {
 
 /* session_open.lua: a session of user opens on gateway gwid. sessid is
  * "gwid#conn", member "user#conn". reopen: 1 for a live session opened again
- * (no offline entries, pushed unchanged), 0 for a new one. */
+ * (no offline entries, pushed unchanged), 0 for a new one. session_limit: the
+ * most live sessions a user may have (0: none); a session that would pass it
+ * is refused (the reply is then an integer, the user's session count). */
 int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                         const char *sessid, const char *member, const char *gwid, int reopen);
+                         const char *sessid, const char *member, const char *gwid, int reopen,
+                         int64_t session_limit);
 
 /* session_close.lua: the session closes. reaping: 1 from the router's reaper
  * (then nothing changes while the gateway's alive key exists), else 0. */

@@ -6,6 +6,7 @@
  * (at most REQ_BODY_MAX bytes, else 413) before its route runs. */
 #include "http.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@
 #include "redis_link.h"
 #include "req.h"
 #include "search.h"
+#include "sesscap.h"
 #include "session.h"
 #include "startup.h"
 #include "static.h"
@@ -76,6 +78,7 @@ static int http_metrics(struct lws *wsi)
     metrics_gauges gauges = {
         .connections = sess_count(), .redis_up = rl_ok(), .draining = drain_active()};
     hb_redis_memory(&gauges.redis_used_memory, &gauges.redis_maxmemory);
+    gauges.users_at_session_limit = sesscap_full_count();
     size_t n = metrics_render(&gauges, buf, CAP);
     int rc = req_write(wsi, 200, "text/plain; version=0.0.4", buf, n, NULL);
     free(buf);
@@ -147,6 +150,13 @@ static int http_confirm_upgrade(struct lws *wsi)
         return http_refuse_upgrade(wsi, 503, "unavailable", "storage unreachable, retry later");
     if (auth_ws_user(wsi, user, &dev) < 0)
         return http_refuse_upgrade(wsi, 401, "unauthorized", "missing, invalid or expired token");
+    if (sesscap_refuse(user)) { /* --user-sessions: no socket at all, not even for a moment */
+        metrics_inc(METRIC_SESSION_LIMIT);
+        char msg[96];
+        snprintf(msg, sizeof msg, "too many sessions: at most %lld per user", sesscap_limit());
+        req_write_error_retry(wsi, 429, "rate_limited", msg, SESSCAP_RETRY_AFTER);
+        return 1;
+    }
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "presence.h"
 #include "redis_link.h"
 #include "scripts.h"
+#include "sesscap.h"
 #include "walltime.h"
 
 /* The open sequence's state; lives as long as the session. */
@@ -60,6 +61,14 @@ static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
     if (!s || s->state == SESS_CLOSING) return;
     struct lifecycle_sess *l = s->lc;
     long long seq;
+    if (rep && rep->type == REDIS_REPLY_INTEGER) { /* over --user-sessions: refused */
+        log_info("conn %" PRIu64 " (%s): refused, the user has %lld session(s)", s->conn, s->user,
+                 rep->integer);
+        if (l->reopening) l->reopening--;
+        metrics_inc(METRIC_SESSION_LIMIT);
+        sess_close(s, SESSCAP_CLOSE_CODE, SESSCAP_CLOSE_REASON);
+        return;
+    }
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
         rl_reply_int(rep->element[0], &seq) < 0 || rep->element[1]->type != REDIS_REPLY_STRING ||
         rep->element[1]->len > PROTO_EPOCH_MAX) {
@@ -193,7 +202,8 @@ static void lifecycle_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
 static int lifecycle_run_open(gw_session *s, int reopen)
 {
     return scripts_session_open(rl_commands(), lifecycle_open_cb, (void *)(uintptr_t)s->conn,
-                                s->user, s->sessid, s->member, lc.gwid, reopen) == REDIS_OK
+                                s->user, s->sessid, s->member, lc.gwid, reopen,
+                                sesscap_limit()) == REDIS_OK
                ? 0
                : -1;
 }

@@ -33,6 +33,7 @@
 #include "redis_link.h"
 #include "rtq.h"
 #include "scripts.h"
+#include "sesscap.h"
 #include "session.h"
 #include "startup.h"
 #include "static.h"
@@ -129,6 +130,7 @@ static void gw_maybe_up(void)
 static void gw_commands_up(void)
 {
     startup_on_commands_up();
+    sesscap_on_commands_up();
     hb_beat_now();
 }
 
@@ -136,6 +138,7 @@ static void gw_subscriber_up(void)
 {
     deliver_on_subscriber_up(); /* first: its confirmation completes rl_ok() */
     presence_on_subscriber_up();
+    sesscap_on_subscriber_up();
 }
 
 static void gw_startup_ready(void)
@@ -269,6 +272,7 @@ int main(int argc, char **argv)
     evsignal_add(gw.sig_term, NULL);
     evsignal_add(gw.sig_int, NULL);
     if (sess_init(gw.base, (size_t)o->send_queue) < 0 || rtq_init(gw.base) < 0 ||
+        sesscap_init(gw.base, o->user_sessions) < 0 ||
         startup_init(gw.base, o->gwid, o->heartbeat_ttl, &sh) < 0 ||
         hb_start(gw.base, o->gwid, o->heartbeat_ttl, &hh) < 0 ||
         rl_start(gw.base, &o->redis, client_name, &rh) < 0) {
@@ -288,6 +292,7 @@ int main(int argc, char **argv)
     hb_free();
     startup_free();
     rtq_free();
+    sesscap_free();
     sess_free_all();
     event_free(gw.drain_timer);
     event_free(gw.sig_term);

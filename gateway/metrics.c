@@ -80,5 +80,18 @@ size_t metrics_render(const metrics_gauges *gauges, char *out, size_t cap)
                          gauges->redis_used_memory, gauges->redis_maxmemory);
         if (k > 0) n += k;
     }
+    if ((size_t)n < cap) {
+        int k = snprintf(out + n, cap - (size_t)n,
+                         "# HELP parley_gateway_session_limit_total Upgrades answered 429 and "
+                         "sessions closed 4029 for --user-sessions.\n"
+                         "# TYPE parley_gateway_session_limit_total counter\n"
+                         "parley_gateway_session_limit_total %" PRIu64 "\n"
+                         "# HELP parley_gateway_users_at_session_limit Users this gateway knows "
+                         "to be at --user-sessions.\n"
+                         "# TYPE parley_gateway_users_at_session_limit gauge\n"
+                         "parley_gateway_users_at_session_limit %zu\n",
+                         m[METRIC_SESSION_LIMIT], gauges->users_at_session_limit);
+        if (k > 0) n += k;
+    }
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }

@@ -21,6 +21,7 @@ typedef enum {
     METRIC_HTTP_REQUESTS,         /* HTTP requests (not upgrades) */
     METRIC_REDIS_RECONNECTS,      /* Redis connections lost */
     METRIC_HEARTBEAT_LAPSES,      /* heartbeats that found this gateway expired */
+    METRIC_SESSION_LIMIT,         /* upgrades (429) and sessions (4029) over --user-sessions */
     METRIC__COUNT
 } metric_id;
 
@@ -36,6 +37,7 @@ typedef struct metrics_gauges {
     int redis_up;                                 /* both Redis connections usable */
     int draining;                                 /* after SIGTERM */
     long long redis_used_memory, redis_maxmemory; /* bytes (INFO memory); -1: not known yet */
+    size_t users_at_session_limit;                /* users known to be at --user-sessions */
 } metrics_gauges;
 
 /* Writes the Prometheus text format into out (NUL-terminated, truncated to

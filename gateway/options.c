@@ -48,6 +48,7 @@ int options_parse(int argc, char **argv)
     c->body_timeout = 10000;
     c->dev_auth = 0;
     c->log_level = "info";
+    c->user_sessions = 20; /* issue 12: per-user session limit */
     const config_opt table[] = {
         {"listen", "PARLEY_LISTEN", CONFIG_STR, &c->listen, 0, 0, "address to listen on"},
         {"port", "PARLEY_PORT", CONFIG_INT, &c->port, 1, 65535, "HTTP/WebSocket port"},
@@ -78,6 +79,8 @@ int options_parse(int argc, char **argv)
          "SIGTERM: longest wait for sockets and Redis, ms"},
         {"body-timeout", "PARLEY_BODY_TIMEOUT", CONFIG_INT, &c->body_timeout, 100, 600000,
          "longest time a request body may take to arrive, ms (longer: 408)"},
+        {"user-sessions", "PARLEY_USER_SESSIONS", CONFIG_INT, &c->user_sessions, 0, 1000000,
+         "most open WebSockets of one user, all gateways together (more: 429; 0: no limit)"},
         {"dev-auth", "PARLEY_DEV_AUTH", CONFIG_BOOL, &c->dev_auth, 0, 0,
          "seed compatibility: /ws?user=NAME without a token (loopback only)"},
         {"log-level", "PARLEY_LOG_LEVEL", CONFIG_STR, &c->log_level, 0, 0,

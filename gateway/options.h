@@ -31,6 +31,7 @@ typedef struct gw_options {
     long long body_timeout;  /* ms: the longest a request body may take */
     int dev_auth;
     const char *log_level;
+    long long user_sessions; /* live sessions per user, all gateways (0: no limit) */
 
     /* derived */
     redisurl redis;                /* --redis-url, parsed */

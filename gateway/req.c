@@ -11,8 +11,9 @@
 #include "json.h"
 #include "metrics.h"
 
-int req_write(struct lws *wsi, int status, const char *ctype, const char *body, size_t len,
-              const char *cookie)
+/* req_write, with a Retry-After header when retry_after_s > 0. */
+static int req_write_hdrs(struct lws *wsi, int status, const char *ctype, const char *body,
+                          size_t len, const char *cookie, int retry_after_s)
 {
     unsigned char hdr[LWS_PRE + 1024];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
@@ -24,6 +25,11 @@ int req_write(struct lws *wsi, int status, const char *ctype, const char *body, 
                       wsi, (const unsigned char *)"set-cookie:", (const unsigned char *)cookie,
                       (int)strlen(cookie), &p, end))
         return -1;
+    char ra[16];
+    int ra_len = retry_after_s > 0 ? snprintf(ra, sizeof ra, "%d", retry_after_s) : 0;
+    if (ra_len > 0 && lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
+                                                  (const unsigned char *)ra, ra_len, &p, end))
+        return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
     if (!len) return 0;
     unsigned char *b = malloc(LWS_PRE + len);
@@ -32,6 +38,12 @@ int req_write(struct lws *wsi, int status, const char *ctype, const char *body, 
     int n = lws_write(wsi, b + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
     free(b);
     return n < (int)len ? -1 : 0;
+}
+
+int req_write(struct lws *wsi, int status, const char *ctype, const char *body, size_t len,
+              const char *cookie)
+{
+    return req_write_hdrs(wsi, status, ctype, body, len, cookie, 0);
 }
 
 static size_t req_error_body(char *out, size_t cap, const char *code, const char *msg)
@@ -58,6 +70,14 @@ int req_write_error(struct lws *wsi, int status, const char *code, const char *m
     char body[512];
     size_t n = req_error_body(body, sizeof body, code, msg);
     return req_write(wsi, status, "application/json", body, n, NULL);
+}
+
+int req_write_error_retry(struct lws *wsi, int status, const char *code, const char *msg,
+                          int retry_after_s)
+{
+    char body[512];
+    size_t n = req_error_body(body, sizeof body, code, msg);
+    return req_write_hdrs(wsi, status, "application/json", body, n, NULL, retry_after_s);
 }
 
 int req_fail_now(struct lws *wsi, int status, const char *code, const char *msg)

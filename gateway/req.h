@@ -64,6 +64,9 @@ int req_write(struct lws *wsi, int status, const char *ctype, const char *body, 
               const char *cookie);
 /* Writes {"error": code, "message": msg} now: 0, or -1. */
 int req_write_error(struct lws *wsi, int status, const char *code, const char *msg);
+/* The same with a Retry-After header (seconds, > 0): a 429 or a 503. */
+int req_write_error_retry(struct lws *wsi, int status, const char *code, const char *msg,
+                          int retry_after_s);
 /* Writes an error now and ends the transaction: the lws callback's return. */
 int req_fail_now(struct lws *wsi, int status, const char *code, const char *msg);
 /* Ends the transaction after a write: the lws callback's return. */

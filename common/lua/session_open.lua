@@ -3,10 +3,19 @@
 -- session_open.lua - a session opens: it joins the user's and the gateway's session sets.
 -- Caller: the gateway, after the WebSocket upgrade and before hello (scripts_session_open).
 --
--- KEYS  1 user sessions, 2 user meta, 3 user inbox, 4 parley:online, 5 gateway sessions.
+-- KEYS  1 user sessions, 2 user meta, 3 user inbox, 4 parley:online, 5 gateway sessions,
+--       6 parley:sessions:full (hash user -> the limit the user is known to be at).
 -- ARGV  1 user, 2 session id (gwid#connid), 3 gateway-set member (user#connid),
 --       4 presence channel of the user, 5 re-open ("1": a live session opened again after a
---       reconnect or a reap, "0" or absent: a new session).
+--       reconnect or a reap, "0" or absent: a new session), 6 the most live sessions a user may
+--       have (--user-sessions; "0" or absent: no limit), 7 the session-limit channel.
+-- The limit: a session not in the user's set yet (a new one, or a re-open after a reap) while
+-- the set already holds ARGV 6 sessions is refused: nothing changes, and the reply is the number
+-- of sessions the user has (an integer; the gateway closes the socket, 4029). A refusal, or an
+-- open that brings the set to the limit, marks the user as full: HSET KEYS 6 user limit (unless
+-- it holds that limit or more already; a refusal always) and publishes "full USER LIMIT" on
+-- ARGV 7, so every gateway answers the user's next upgrades 429 without asking Redis.
+-- session_close clears the mark ("free USER") once the set is below it again.
 -- SADD both session sets; create the inbox epoch if missing. If the user's set went from empty
 -- to one: SADD online, publish {kind:"online", from} on the presence channel, and, for a new
 -- session, pending = the inbox entries with seq > pushed (the ones no session has been sent:
@@ -15,9 +24,26 @@
 -- the session catches up from its own last seq (a sync), and only what it was really sent may
 -- count as pushed (marking everything up to seq would hide the entries stored while it was
 -- out of the set from the user's next session).
--- Reply {seq, epoch, pending entries...}.
+-- Reply {seq, epoch, pending entries...}, or the integer above when refused.
 local user, sid, member, chan = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local reopen = ARGV[5] == '1'
+local limit = tonumber(ARGV[6]) or 0
+
+-- the user is at `limit`: mark and announce it (always when `refused`: a gateway that lets an
+-- upgrade through to this script did not know)
+local function full(n, refused)
+  local m = tonumber(redis.call('HGET', KEYS[6], user)) or 0
+  if m < limit then redis.call('HSET', KEYS[6], user, limit) end
+  if refused or m < limit then
+    redis.call('PUBLISH', ARGV[7], 'full ' .. user .. ' ' .. math.max(m, limit))
+  end
+  return n
+end
+
+if limit > 0 and redis.call('SISMEMBER', KEYS[1], sid) == 0 then
+  local n = redis.call('SCARD', KEYS[1])
+  if n >= limit then return full(n, true) end
+end
 local added = redis.call('SADD', KEYS[1], sid)
 redis.call('SADD', KEYS[5], member)
 local m = redis.call('HMGET', KEYS[2], 'seq', 'epoch', 'pushed')
@@ -26,7 +52,9 @@ if not epoch then
   epoch = new_epoch(user .. '|' .. sid)
   redis.call('HSET', KEYS[2], 'epoch', epoch)
 end
-local first = added == 1 and redis.call('SCARD', KEYS[1]) == 1
+local count = redis.call('SCARD', KEYS[1])
+if limit > 0 and added == 1 and count >= limit then full(count, false) end
+local first = added == 1 and count == 1
 if first then
   redis.call('SADD', KEYS[4], user)
   redis.call('PUBLISH', chan, cmsgpack.pack({kind = 'online', from = user}))

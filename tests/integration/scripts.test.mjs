@@ -70,12 +70,12 @@ async function fresh(t) {
         },
         register: (user, hash = 'H', created = 1000, chan) =>
             ev('register', [U(user, 'account'), 'parley:users'], [user, hash, created, ...(chan ? [chan] : [])]),
-        sopen: (user, gw, conn) => sessionOpen(r, sha, user, gw, conn),
+        sopen: (user, gw, conn, opts) => sessionOpen(r, sha, user, gw, conn, opts),
         sclose: (user, gw, conn, reaping = false) =>
             ev(
                 'session_close',
-                [U(user, 'sessions'), 'parley:online', `parley:gw:${gw}:sessions`, U(user, 'meta'), `parley:gw:${gw}:alive`],
-                [user, `${gw}#${conn}`, `${user}#${conn}`, `parley:presence:${user}`, reaping ? '1' : '0'],
+                [U(user, 'sessions'), 'parley:online', `parley:gw:${gw}:sessions`, U(user, 'meta'), `parley:gw:${gw}:alive`, 'parley:sessions:full'],
+                [user, `${gw}#${conn}`, `${user}#${conn}`, `parley:presence:${user}`, reaping ? '1' : '0', 'parley:sessions:limit'],
             ),
         // One send call for several messages [frm, to, data, cid, sess, conn]:
         // the router's batch. Resolves with the per-message results.
@@ -357,6 +357,47 @@ cluster.test('session_close: not while reaping a live gateway; the last close go
     assert.deepEqual(await published(), [], 'second close is a no-op (nothing published)');
     assert.equal(await r.call('SISMEMBER', 'parley:online', 'bob'), 0, 'bob offline');
     assert.equal(await r.call('SISMEMBER', 'parley:gw:gw2:sessions', 'bob#3'), 0, 'gateway set cleaned');
+});
+
+cluster.test('session_open/close with a session limit: refused past it, full and free announced, marks kept with the set', async (t) => {
+    const { r, register, sopen, sclose } = await fresh(t);
+    const sub = await Subscriber.open(cluster.redisPort, 'parley:sessions:*');
+    t.after(() => sub.close());
+    const said = async () => (await sub.drain(r)).map((m) => `${m.channel} ${str(m.payload)}`);
+    const lim = { limit: 3 };
+    await register('dan');
+    assert.ok(Array.isArray(await sopen('dan', 'gw1', 1, lim)), 'first of 3: opened');
+    assert.ok(Array.isArray(await sopen('dan', 'gw2', 1, lim)), 'second of 3: opened');
+    assert.deepEqual(await said(), [], 'below the limit: nothing announced');
+    assert.ok(Array.isArray(await sopen('dan', 'gw1', 2, lim)), 'third of 3: opened');
+    assert.deepEqual(await said(), ['parley:sessions:limit full dan 3'], 'the third announces full');
+    assert.equal(await r.call('HGET', 'parley:sessions:full', 'dan'), '3', 'the mark holds the limit');
+    assert.equal(await sopen('dan', 'gw2', 2, lim), 3, 'a fourth is refused with the count');
+    assert.equal(await r.call('SCARD', U('dan', 'sessions')), 3, 'the refused session is not in the set');
+    assert.equal(await r.call('SISMEMBER', 'parley:gw:gw2:sessions', 'dan#2'), 0, 'nor in its gateway set');
+    assert.deepEqual(await said(), ['parley:sessions:limit full dan 3'], 'a refusal announces full again (a gateway let it through)');
+    assert.ok(Array.isArray(await sopen('dan', 'gw1', 1, { ...lim, reopen: true })), 'a re-open of a session in the set passes');
+    assert.equal(await sopen('dan', 'gw2', 9, { ...lim, reopen: true }), 3, 'a re-open of a session out of the set (reaped) counts as new');
+    assert.ok(Array.isArray(await sopen('dan', 'gw2', 9)), 'no limit given: opened (limit 0 is none)');
+    await said();
+    assert.equal(await sclose('dan', 'gw2', 9), 0, 'back to 3: still full');
+    assert.deepEqual(await said(), [], 'back to 3: nothing announced');
+    assert.equal(await sclose('dan', 'gw2', 2), 0, 'closing a refused session changes nothing');
+    assert.deepEqual(await said(), [], 'closing a refused session announces nothing');
+    assert.equal(await sclose('dan', 'gw1', 2, true), 0, 'the reaper closes one: below the limit');
+    assert.deepEqual(await said(), ['parley:sessions:limit free dan'], 'free announced once below the mark');
+    assert.equal(await r.call('HEXISTS', 'parley:sessions:full', 'dan'), 0, 'the mark is gone');
+    assert.equal(await sclose('dan', 'gw1', 2), 0, 'a second close is a no-op');
+    assert.deepEqual(await said(), [], 'a second close announces nothing');
+    assert.ok(Array.isArray(await sopen('dan', 'gw2', 2, lim)), 'room again: opened');
+    assert.ok(Array.isArray(await sopen('dan', 'gw2', 3, { limit: 5 })), 'a gateway with a higher limit: opened');
+    assert.equal(await sopen('dan', 'gw2', 4, { limit: 2 }), 4, 'a gateway with a lower limit refuses');
+    assert.deepEqual(
+        await said(),
+        ['parley:sessions:limit full dan 3', 'parley:sessions:limit full dan 3'],
+        'the 3rd session marks 3; the refusal at 2 announces the mark it found (3 >= 2: full there too)',
+    );
+    assert.equal(await r.call('HGET', 'parley:sessions:full', 'dan'), '3', 'a lower limit never lowers the mark');
 });
 
 cluster.test('send to a user gone offline: inbox only; the next session gets it, a second session nothing', async (t) => {

@@ -245,14 +245,15 @@ export function callScript(conn, sha, name, keys, args, { buffers = false } = {}
 }
 
 // session_open of USER's connection CONNID on gateway GW (session "GW#CONNID"):
-// {seq, epoch, entries not yet pushed...}, bulk strings as Buffers.
-export function sessionOpen(conn, sha, user, gw, connId) {
+// {seq, epoch, entries not yet pushed...}, bulk strings as Buffers; with
+// limit (--user-sessions), the user's session count (an integer) when refused.
+export function sessionOpen(conn, sha, user, gw, connId, { reopen = false, limit = 0 } = {}) {
     return callScript(
         conn,
         sha,
         'session_open',
-        [userKey(user, 'sessions'), userKey(user, 'meta'), userKey(user, 'inbox'), 'parley:online', `parley:gw:${gw}:sessions`],
-        [user, `${gw}#${connId}`, `${user}#${connId}`, `parley:presence:${user}`],
+        [userKey(user, 'sessions'), userKey(user, 'meta'), userKey(user, 'inbox'), 'parley:online', `parley:gw:${gw}:sessions`, 'parley:sessions:full'],
+        [user, `${gw}#${connId}`, `${user}#${connId}`, `parley:presence:${user}`, reopen ? '1' : '0', limit, 'parley:sessions:limit'],
         { buffers: true },
     );
 }
