@@ -145,6 +145,7 @@ export class Client {
                 const done = () => {
                     const e = new Error(`${this.name}: upgrade refused with HTTP ${res.statusCode}: ${body}`);
                     e.status = res.statusCode;
+                    e.headers = res.headers;
                     e.body = body;
                     e.upgraded = false;
                     req.destroy();
