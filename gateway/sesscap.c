@@ -5,7 +5,13 @@
  * is applied: announcements are kept in `pending` meanwhile and the set is
  * not used to refuse; then "known": announcements are applied as they come.
  * Each read carries a number: the reply of an older one is ignored. A read
- * whose announcements overflow `pending` is dropped and made again. */
+ * whose announcements overflow `pending` is dropped and made again.
+ *
+ * A mark is trusted for SESSCAP_PROBE_MS after it was announced: then one
+ * upgrade of the user goes through to session_open, which either refuses it
+ * (4029; "full" again, trusted again) or finds the mark left behind, deletes
+ * it and announces "free". So no mark can lock a user out for good, whatever
+ * left it (a close by an older script version, a set changed by hand). */
 #include "sesscap.h"
 
 #include <stdint.h>
@@ -18,13 +24,16 @@
 #include "proto.h"
 #include "redis_link.h"
 #include "session.h"
+#include "walltime.h"
 
 #define SESSCAP_PENDING_MAX 4096 /* announcements kept while a read is pending */
 #define SESSCAP_RETRY_MS    1000
+#define SESSCAP_PROBE_MS    10000 /* a mark's age after which one upgrade goes to the script */
 
 typedef struct sesscap_user {
     char name[PROTO_NAME_MAX + 1];
-    long long mark; /* the limit the user is at */
+    long long mark;    /* the limit the user is at */
+    uint64_t trust_ms; /* when it was announced, or last probed */
     UT_hash_handle hh;
 } sesscap_user;
 
@@ -92,12 +101,14 @@ static void sesscap_set(const char *name, size_t len, long long mark)
     }
     if (u) {
         u->mark = mark;
+        u->trust_ms = walltime_ms();
         return;
     }
     u = calloc(1, sizeof *u);
     if (!u) return; /* not known: the script refuses instead (4029) */
     memcpy(u->name, name, len);
     u->mark = mark;
+    u->trust_ms = walltime_ms();
     HASH_ADD(hh, sc.full, name, len, u);
     if (sesscap_find(name, len) != u) { /* out of memory (HASH_NONFATAL_OOM) */
         free(u);
@@ -114,8 +125,12 @@ int sesscap_refuse(const char *user)
         here++;
     if (here >= (size_t)sc.limit) return 1;
     if (sc.learning) return 0;
-    const sesscap_user *u = sesscap_find(user, len);
-    return u && u->mark >= sc.limit;
+    sesscap_user *u = sesscap_find(user, len);
+    if (!u || u->mark < sc.limit) return 0;
+    uint64_t now = walltime_ms();
+    if (now - u->trust_ms < SESSCAP_PROBE_MS) return 1;
+    u->trust_ms = now; /* this one probes the mark */
+    return 0;
 }
 
 /* "full NAME LIMIT" or "free NAME": 0 with name/mark set, or -1. */

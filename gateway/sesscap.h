@@ -17,7 +17,9 @@
  * announcements that arrive meanwhile are replayed on top of it, in order.
  * While the subscriber is down or the read is pending, the set is not used
  * to refuse (it may be stale): upgrades go on to the script, which refuses
- * exactly (4029 instead of 429). A failed read is retried after 1 s. */
+ * exactly (4029 instead of 429). A failed read is retried after 1 s. A mark
+ * older than 10 s lets one upgrade through to the script, which confirms it
+ * (4029) or deletes a mark left behind (sesscap.c). */
 #ifndef PARLEY_GW_SESSCAP_H
 #define PARLEY_GW_SESSCAP_H
 

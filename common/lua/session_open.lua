@@ -15,7 +15,9 @@
 -- open that brings the set to the limit, marks the user as full: HSET KEYS 6 user limit (unless
 -- it holds that limit or more already; a refusal always) and publishes "full USER LIMIT" on
 -- ARGV 7, so every gateway answers the user's next upgrades 429 without asking Redis.
--- session_close clears the mark ("free USER") once the set is below it again.
+-- session_close clears the mark ("free USER") once the set is below it again; so does an open
+-- that finds the set below it (a mark left behind: a close by an older script, a set changed by
+-- hand), for which gateways ask by letting an upgrade through now and then (gateway/sesscap.c).
 -- SADD both session sets; create the inbox epoch if missing. If the user's set went from empty
 -- to one: SADD online, publish {kind:"online", from} on the presence channel, and, for a new
 -- session, pending = the inbox entries with seq > pushed (the ones no session has been sent:
@@ -30,19 +32,21 @@ local reopen = ARGV[5] == '1'
 local limit = tonumber(ARGV[6]) or 0
 
 -- the user is at `limit`: mark and announce it (always when `refused`: a gateway that lets an
--- upgrade through to this script did not know)
-local function full(n, refused)
-  local m = tonumber(redis.call('HGET', KEYS[6], user)) or 0
+-- upgrade through to this script did not know). m: the mark found (0: none).
+local function full(m, refused)
   if m < limit then redis.call('HSET', KEYS[6], user, limit) end
   if refused or m < limit then
     redis.call('PUBLISH', ARGV[7], 'full ' .. user .. ' ' .. math.max(m, limit))
   end
-  return n
 end
 
+local mark = tonumber(redis.call('HGET', KEYS[6], user)) or 0
 if limit > 0 and redis.call('SISMEMBER', KEYS[1], sid) == 0 then
   local n = redis.call('SCARD', KEYS[1])
-  if n >= limit then return full(n, true) end
+  if n >= limit then
+    full(mark, true)
+    return n
+  end
 end
 local added = redis.call('SADD', KEYS[1], sid)
 redis.call('SADD', KEYS[5], member)
@@ -53,7 +57,12 @@ if not epoch then
   redis.call('HSET', KEYS[2], 'epoch', epoch)
 end
 local count = redis.call('SCARD', KEYS[1])
-if limit > 0 and added == 1 and count >= limit then full(count, false) end
+if limit > 0 and added == 1 and count >= limit then
+  full(mark, false)
+elseif count < mark then -- a mark left behind
+  redis.call('HDEL', KEYS[6], user)
+  redis.call('PUBLISH', ARGV[7], 'free ' .. user)
+end
 local first = added == 1 and count == 1
 if first then
   redis.call('SADD', KEYS[4], user)

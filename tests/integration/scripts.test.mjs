@@ -398,6 +398,13 @@ cluster.test('session_open/close with a session limit: refused past it, full and
         'the 3rd session marks 3; the refusal at 2 announces the mark it found (3 >= 2: full there too)',
     );
     assert.equal(await r.call('HGET', 'parley:sessions:full', 'dan'), '3', 'a lower limit never lowers the mark');
+
+    // a mark left behind (here by hand) is deleted by the next open that finds the set below it
+    await register('eve');
+    await r.call('HSET', 'parley:sessions:full', 'eve', 3);
+    assert.ok(Array.isArray(await sopen('eve', 'gw1', 1, lim)), 'eve under a stale mark: opened');
+    assert.deepEqual(await said(), ['parley:sessions:limit free eve'], 'the stale mark is announced free');
+    assert.equal(await r.call('HEXISTS', 'parley:sessions:full', 'eve'), 0, 'and deleted');
 });
 
 cluster.test('send to a user gone offline: inbox only; the next session gets it, a second session nothing', async (t) => {

@@ -60,6 +60,13 @@ async function fill(user, { only } = {}) {
     return cs;
 }
 
+// Every test starts with no user at the limit (the previous test's sessions
+// are closed, and each gateway has heard so).
+async function noneFull() {
+    await knowsFull(0, 0);
+    await knowsFull(1, 0);
+}
+
 // a pair of bystanders, one on each gateway, exchanging one text
 async function bystanders(tag) {
     const [a, b] = await cluster.users([`${tag}a`, `${tag}b`]);
@@ -77,6 +84,7 @@ async function bystanders(tag) {
 }
 
 cluster.test('over the limit across both gateways: 429 with the JSON error and Retry-After; a bystander chats; closing some lets new ones in', async () => {
+    await noneFull();
     const [u] = await cluster.users(['heavy']);
     const by = await bystanders('by');
     const cs = await fill(u);
@@ -111,6 +119,7 @@ cluster.test('over the limit across both gateways: 429 with the JSON error and R
 });
 
 cluster.test('many upgrades at once on both gateways: never more than the limit open; the rest 429 or closed 4029 before hello', async () => {
+    await noneFull();
     const [u] = await cluster.users(['storm']);
     const by = await bystanders('st');
     let max = 0;
@@ -147,6 +156,7 @@ cluster.test('many upgrades at once on both gateways: never more than the limit 
 });
 
 cluster.test('the users at the limit are re-learned: a restarted gateway, a lost subscriber connection, a reaped gateway, a Redis restart', async () => {
+    await noneFull();
     const [u] = await cluster.users(['relearn']);
     // a restarted gateway reads the marks at its subscription
     let cs = await fill(u, { only: 0 });
@@ -194,5 +204,26 @@ cluster.test('the users at the limit are re-learned: a restarted gateway, a lost
     await cs.pop().close();
     await knowsFull(0, 0);
     await knowsFull(1, 0);
+    await Client.connect(cluster.gw(1), u.token);
+});
+
+cluster.test('a mark left behind locks nobody out: after 10 s one upgrade goes to session_open, which deletes it', async () => {
+    await noneFull();
+    const [u] = await cluster.users(['stale']);
+    // a mark no script would leave: the user has no session at all
+    await cluster.redis('HSET', 'parley:sessions:full', u.name, LIMIT);
+    await cluster.redis('PUBLISH', 'parley:sessions:limit', `full ${u.name} ${LIMIT}`);
+    await knowsFull(0, 1);
+    await knowsFull(1, 1);
+    await expect429(0, u.token, 'under a stale mark');
+    const t0 = Date.now();
+    const c = await waitFor(() => Client.connect(cluster.gw(0), u.token).catch(() => null), {
+        timeout: 15000,
+        interval: 500,
+        what: 'an upgrade let through to the script under the stale mark',
+    });
+    assert.ok(c.hello, `hello after ${Date.now() - t0} ms`);
+    assert.equal(await cluster.redis('HEXISTS', 'parley:sessions:full', u.name), 0, 'the mark is deleted');
+    await noneFull();
     await Client.connect(cluster.gw(1), u.token);
 });
