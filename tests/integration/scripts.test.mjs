@@ -19,13 +19,53 @@ before(async () => {
 });
 after(() => cluster.stop());
 
-// the send function's ARGV 1..9 (gateway prefix, inbox cap, history cap,
-// dedupe ttl, key formats, gateway set)
-const SEND_ARGS = ['parley:gw:', 1000, 10000, 86400, U('%s', 'meta'), U('%s', 'inbox'), U('%s', 'sessions'), U('%s', 'unread'), 'parley:gateways'];
+// the send function's ARGV 1..21 (gateway prefix, inbox cap, history cap,
+// dedupe ttl, key formats, gateway set, fan-out chunk, inbox and history
+// bytes, job key formats, parley:fanouts, the per-user budgets); LIMITS are
+// the router's defaults but no budgets (0: off) and a chunk of 500
+const LIMITS = {
+    inboxCap: 1000,
+    historyCap: 10000,
+    ttl: 86400,
+    chunk: 500,
+    inboxBytes: 8 << 20,
+    historyBytes: 32 << 20,
+    rates: [0, 1, 0, 1, 0, 1],
+};
+const JOB_FMT = 'parley:{g:%s}:job:%s';
+const TODO_FMT = 'parley:{g:%s}:todo:%s';
+const sendArgs = (l = LIMITS) => [
+    'parley:gw:',
+    l.inboxCap,
+    l.historyCap,
+    l.ttl,
+    U('%s', 'meta'),
+    U('%s', 'inbox'),
+    U('%s', 'sessions'),
+    U('%s', 'unread'),
+    'parley:gateways',
+    l.chunk,
+    l.inboxBytes,
+    l.historyBytes,
+    JOB_FMT,
+    TODO_FMT,
+    'parley:fanouts',
+    ...l.rates,
+];
 const str = (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : v);
 
 function sendKeys(frm, to) {
-    if (to.startsWith('#')) return [U(frm, 'cids'), `parley:{g:${to}}:meta`, `parley:{g:${to}}:members`, 'parley:ids', `parley:{c:${to}}:history`];
+    if (to.startsWith('#'))
+        return [
+            U(frm, 'cids'),
+            `parley:{g:${to}}:meta`,
+            `parley:{g:${to}}:members`,
+            'parley:ids',
+            `parley:{c:${to}}:history`,
+            `parley:{g:${to}}:fanout`,
+            `parley:{c:${to}}:bytes`,
+            U(frm, 'budget'),
+        ];
     const conv = [frm, to].sort().join('|');
     return [
         U(frm, 'cids'),
@@ -41,6 +81,8 @@ function sendKeys(frm, to) {
         U(frm, 'contacts'),
         U(to, 'contacts'),
         U(to, 'unread'),
+        `parley:{c:${conv}}:bytes`,
+        U(frm, 'budget'),
     ];
 }
 
@@ -79,9 +121,9 @@ async function fresh(t) {
             ),
         // One send call for several messages [frm, to, data, cid, sess, conn]:
         // the router's batch. Resolves with the per-message results.
-        sendBatch(msgs) {
+        sendBatch(msgs, limits = LIMITS) {
             const keys = [];
-            const args = [...SEND_ARGS];
+            const args = sendArgs(limits);
             for (const [frm, to, data, cid, sess, conn] of msgs) {
                 keys.push(...sendKeys(frm, to));
                 args.push(frm, to, data, cid, sess, conn);
