@@ -102,7 +102,7 @@ int main(int argc, char **argv)
         .reap_interval = 1000,
         .inbox_bytes = 8 << 20,
         .history_bytes = 32 << 20,
-        .fanout_chunk = 500,
+        .fanout_chunk = 250,
         .user_rate = 20,
         .user_burst = 200,
         .user_fanout_rate = 10000,

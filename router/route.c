@@ -4,7 +4,11 @@
  *
  * Batching (group commit): messages are collected while a call is in flight
  * and sent as one call when its answer comes back, at most ROUTE_BATCH_MAX
- * per call (a full batch goes at once, whatever is in flight). With nothing
+ * per call and at most ROUTE_BATCH_GROUPS group messages (a full batch goes
+ * at once, whatever is in flight). That bounds one call's work (send.lua:
+ * 1:1 messages two inbox writes each, inline group members at most
+ * --fanout-chunk in all, and a queued group message one COPY of its member
+ * set). With nothing
  * in flight a message goes at the end of the loop turn it arrived in (with
  * the others of that turn): an idle router adds no delay, a busy one makes
  * its batches as large as the time Redis takes for the previous one. The
@@ -170,6 +174,7 @@ void route_flush(router *r)
 {
     int count = r->batch.count;
     if (!count) return;
+    r->batch_groups = 0;
     route_call *call = malloc(sizeof *call);
     if (!call || !conn_ready(r)) {
         free(call);
@@ -226,7 +231,8 @@ static void route_one(router *r, unsigned slot, const bus_text *m)
         r->stats.lost++; /* out of memory */
         return;
     }
-    if (r->batch.count >= ROUTE_BATCH_MAX)
+    if (to[0] == '#') r->batch_groups++;
+    if (r->batch.count >= ROUTE_BATCH_MAX || r->batch_groups >= ROUTE_BATCH_GROUPS)
         route_flush(r);
     else if (r->batch.count == 1 && r->calls_in_flight < ROUTE_CALLS_MAX)
         event_active(r->flush_ev, EV_TIMEOUT, 1);

@@ -48,7 +48,8 @@ typedef struct router_stats {
     unsigned long long fanout_steps, fanout_writes; /* fanout calls, inbox writes */
 } router_stats;
 
-#define ROUTE_BATCH_MAX 128 /* messages per send script call */
+#define ROUTE_BATCH_MAX    128 /* messages per send script call */
+#define ROUTE_BATCH_GROUPS 4   /* group messages per send call (each may COPY a member set) */
 
 #define FANOUT_GROUPS_MAX 1024 /* groups waiting for a fanout step (fanout.c) */
 
@@ -98,6 +99,7 @@ typedef struct router {
     /* route.c */
     msgpack_unpacked unpacked; /* reused: its zone is cleared, not freed */
     scripts_send_batch batch;  /* the open batch */
+    int batch_groups;          /* group messages in it */
     struct event *flush_ev;    /* sends it at the end of this loop turn */
     long long in_flight;       /* messages sent, not answered */
     int calls_in_flight;       /* send script calls not answered */

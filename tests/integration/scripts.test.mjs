@@ -722,7 +722,11 @@ cluster.test('send to a group over the chunk: stored and queued, no ack; fanout 
         small,
     );
     const [id1, id2] = [res[0][0], res[1][0]];
-    assert.deepEqual(res[0].slice(1).filter((x, i) => i !== 1), [0, 'pending', '#q'], `first: pending ${JSON.stringify(res)}`);
+    assert.deepEqual(
+        res[0].slice(1).filter((x, i) => i !== 1),
+        [0, 'pending', '#q'],
+        `first: pending ${JSON.stringify(res)}`,
+    );
     assert.deepEqual(res[1].slice(3), ['pending', '#q'], `second queued behind it: ${JSON.stringify(res)}`);
     assert.ok(id2 > id1, 'ids in send order');
     assert.deepEqual(await published(), [], 'nothing published before the fan-out: no ack, no delivery');
