@@ -70,9 +70,10 @@
 --    when its TTL says it is older than the ttl; TTL 2 x ttl on a new hash, marked so it is a
 --    hashtable); the ack {t:"c", c, s: sender seq, f: {kind:"ack", cid, id, seq, sent}} to the
 --    sender's gateway. Result {id, sender seq, sent}.
--- Work per call: at most 128 messages (the router's batch), each 1:1 two inbox writes, inline
--- group members at most the chunk in all; a queued message O(1) calls plus one COPY of the
--- member set (C, no Lua per member: ~0.3 ms for 5,000). See docs/internals.md "Bounded work".
+-- Work per call: at most 128 messages and 4 group messages (the router's batch), each 1:1 two
+-- inbox writes, inline group members at most the chunk in all; a queued message O(1) calls plus
+-- one COPY of the member set (C, no Lua per member: ~0.9 ms and ~220 KB for 5,000 members).
+-- See docs/internals.md "Bounded work per call".
 -- A message that meets a Redis error (a key of the wrong type, left by hand) is answered error
 -- unavailable and its result is "failed: ..."; the others in the call go on. What it wrote before
 -- the error stays (Redis does not roll a script back), so a retry can leave a second history
