@@ -124,12 +124,14 @@ local function budget(key, copies, bytes)
   for i = 1, 3 do
     if rates[i] > 0 then
       local have = bursts[i]
-      if t then have = math.min(bursts[i], tonumber(v[i + 1]) + (now - t) * rates[i] / 1000) end
+      if t then
+        have = math.min(bursts[i], (tonumber(v[i + 1]) or bursts[i]) + (now - t) * rates[i] / 1000)
+      end
       if have < cost[i] then return false end
       left[i] = have - cost[i]
       full_ms = math.max(full_ms, math.ceil((bursts[i] - left[i]) * 1000 / rates[i]))
     else
-      left[i] = 0
+      left[i] = bursts[i] -- off: kept full, should it be turned on
     end
   end
   if full_ms > 0 then
