@@ -1,10 +1,14 @@
-// Per-user send budgets (issue 12; docs/protocol.md "Per-user send budgets"):
-// a user over the message budget, all sessions and gateways together, gets
-// `error rate_limited` with the cid and the message is not stored; a
-// bystander is served meanwhile; the same cid later is stored once. The
-// router runs with a small budget (--user-rate 5 --user-burst 10); the
-// buckets' arithmetic for every kind (messages, inbox writes, bytes) is
-// checked in scripts.test.mjs.
+// Per-user send budgets and byte caps (issue 12; docs/protocol.md "Per-user
+// send budgets"), each with a bystander served meanwhile:
+// - a user over the message budget, all sessions and gateways together, gets
+//   `error rate_limited` with the cid and the message is not stored; the same
+//   cid later is stored once (router: --user-rate 5 --user-burst 10);
+// - over the inbox-write budget with group texts (each costs its members);
+// - --inbox-bytes: the oldest entries go, a sync from before them answers
+//   recovered: false.
+// The later tests replace the router with one started with their flags. The
+// buckets' arithmetic for every kind (messages, inbox writes, bytes) and the
+// history bytes cap are checked in scripts.test.mjs.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client, brief, sendAck } from './lib/client.mjs';
@@ -65,4 +69,57 @@ cluster.test('over the message budget from three sessions: rate_limited with the
     const dup = await c.next((g) => g.kind === 'ack' && g.cid === cid);
     assert.equal(dup.id, ack.id, 'a retry after the ack: the same id, no second copy');
     await B.expectNone({ kind: 'text', id: ack.id }, 200, 'a second copy');
+});
+
+// A router with other limits in place of the file's one (the last flag wins).
+async function routerWith(args) {
+    await cluster.router.proc.stop();
+    await cluster.startRouter({ args });
+}
+
+cluster.test('over the inbox-write budget with a group: rate_limited with the cid, not stored; a bystander is served', async () => {
+    await routerWith(['--user-rate', '0', '--user-fanout-rate', '1', '--user-fanout-burst', '20']);
+    const us = await cluster.users(['g', 'g', 'g', 'g', 'g', 'x', 'y']);
+    const [s, x, y] = [us[0], us[5], us[6]];
+    const S = await Client.connect(cluster.gw(0), s.token, { name: 's' });
+    const X = await Client.connect(cluster.gw(1), x.token, { name: 'x' });
+    const Y = await Client.connect(cluster.gw(0), y.token, { name: 'y' });
+    const g = await cluster.createGroup(
+        S,
+        'five',
+        us.slice(1, 5).map((u) => u.name),
+    );
+    // five members: each text costs 5 inbox writes; a burst of 20 lets 4 through
+    for (let i = 0; i < 6; i++) S.send({ kind: 'text', to: g, data: `t${i}`, cid: `g${i}` });
+    const bys = await sendAck(X, y.name, 'unaffected', 'x1');
+    await Y.next({ kind: 'text', id: bys.id });
+    const answers = [];
+    for (let i = 0; i < 6; i++) answers.push(await S.next((f) => (f.kind === 'ack' || f.kind === 'error') && f.cid === `g${i}`));
+    assert.deepEqual(
+        answers.map((f) => (f.kind === 'ack' ? 'ack' : f.code)),
+        ['ack', 'ack', 'ack', 'ack', 'rate_limited', 'rate_limited'],
+    );
+    assert.equal(Number(await cluster.redis('ZCARD', `parley:{c:${g}}:history`)), 4, 'the refused are not stored');
+});
+
+cluster.test('the inbox bytes cap: the oldest entries go, a sync from before them is not recovered; a bystander is served', async () => {
+    await routerWith(['--inbox-bytes', '65536']);
+    const [a, b, x, y] = await cluster.users(['a', 'b', 'x', 'y']);
+    const A = await Client.connect(cluster.gw(0), a.token, { name: 'a' });
+    const X = await Client.connect(cluster.gw(1), x.token, { name: 'x' });
+    const Y = await Client.connect(cluster.gw(0), y.token, { name: 'y' });
+    const acks = [];
+    for (let i = 0; i < 6; i++) acks.push(await sendAck(A, b.name, `${i}`.repeat(20000), `big${i}`));
+    const bys = await sendAck(X, y.name, 'unaffected', 'x1');
+    await Y.next({ kind: 'text', id: bys.id });
+    const sizes = (await cluster.redisBuffers('LRANGE', `parley:{u:${b.name}}:inbox`, 0, -1)).map((e) => e.length);
+    const total = sizes.reduce((p, q) => p + q, 0);
+    assert.ok(total <= 65536 && sizes.length === 3, `b's inbox keeps the newest within 64 KiB: ${sizes}`);
+    assert.equal(Number(await cluster.redis('HGET', `parley:{u:${b.name}}:meta`, 'bytes')), total, 'counted exactly');
+    // b comes online and syncs from the start: entries 1..3 are gone
+    const B = await Client.connect(cluster.gw(1), b.token, { name: 'b' });
+    for (const ack of acks.slice(3)) await B.next({ kind: 'text', id: ack.id });
+    B.send({ kind: 'sync', after: 0, epoch: B.hello.epoch });
+    const end = await B.next({ kind: 'sync' });
+    assert.equal(end.recovered, false, `a sync from before the kept entries: ${brief(end)}`);
 });
