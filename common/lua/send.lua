@@ -189,7 +189,6 @@ local function send_pair(m, k)
     redis.call('SADD', KEYS[k + 10], m.to)
     redis.call('SADD', KEYS[k + 11], m.from)
   end
-  work_left = work_left - (self and 1 or 2)
   return finish(m, KEYS[k], id, sseq)
 end
 local function group_inline(m, k, id, fr, members)
