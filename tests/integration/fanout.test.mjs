@@ -170,7 +170,7 @@ cluster.test(
         t.diagnostic(
             `${N} messages to ${MEMBERS} members: all acked after ${allMs.toFixed(0)} ms, ${fcall} FCALLs ` +
                 `(${((calls1.fcall_usec - (calls0.fcall_usec || 0)) / fcall).toFixed(0)} us each on average), ` +
-                `${(writes / (N * steps)).toFixed(0)} inbox writes per fanout call at most; bystander acked after ` +
+                `${(writes / (N * steps)).toFixed(0)} inbox writes per chunk-sized step; bystander acked after ` +
                 `${bystanderMs.toFixed(1)} ms; commands over 5 ms: ${slow.join('; ') || 'none'}`,
         );
         assert.deepEqual(await cluster.redis('SMEMBERS', 'parley:fanouts'), [], 'nothing left queued');
