@@ -32,14 +32,23 @@
 #define KEY_UNREAD    KEYS_PREFIX "{u:%s}:unread" /* hash conversation -> count */
 #define KEY_READ      KEYS_PREFIX "{u:%s}:read"   /* hash conversation -> id read */
 #define KEY_GROUPS_OF KEYS_PREFIX "{u:%s}:groups" /* set of #names */
+#define KEY_BUDGET    KEYS_PREFIX "{u:%s}:budget" /* hash t, m, f, b: send token buckets */
 
 /* per group (hash tag {g:#NAME}) */
 #define KEY_GROUP_META    KEYS_PREFIX "{g:%s}:meta"    /* hash open, created, by */
 #define KEY_GROUP_MEMBERS KEYS_PREFIX "{g:%s}:members" /* set of user names */
 #define KEY_GROUPS        KEYS_PREFIX "groups"         /* zset of open #names */
+/* queued fan-outs (common/lua/fanout.lua): the group's queue of message ids,
+ * a job's hash (%s #name, %s id) and its member snapshot (a set), and the
+ * groups that have a queue */
+#define KEY_GROUP_FANOUT KEYS_PREFIX "{g:%s}:fanout"
+#define KEY_FANOUT_JOB   KEYS_PREFIX "{g:%s}:job:%s"
+#define KEY_FANOUT_TODO  KEYS_PREFIX "{g:%s}:todo:%s"
+#define KEY_FANOUTS      KEYS_PREFIX "fanouts"
 
 /* per conversation (hash tag {c:KEY}) */
-#define KEY_HISTORY KEYS_PREFIX "{c:%s}:history" /* zset id -> text frame */
+#define KEY_HISTORY       KEYS_PREFIX "{c:%s}:history" /* zset id -> text frame */
+#define KEY_HISTORY_BYTES KEYS_PREFIX "{c:%s}:bytes"   /* sum of the history's frame sizes */
 
 /* per gateway */
 #define KEY_GW_ALIVE    KEYS_PREFIX "gw:%s:alive"

@@ -38,6 +38,7 @@ typedef enum {
     SCRIPT_HISTORY,
     SCRIPT_READ,
     SCRIPT_GROUP,
+    SCRIPT_FANOUT,
     SCRIPT__COUNT
 } script_id;
 
@@ -116,6 +117,29 @@ int scripts_renew_slot(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, u
 int scripts_forget_gateway(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
                            const char *gwid);
 
+/* ---- send.lua (a batch of messages) and fanout.lua (one step of a queued
+ * group fan-out) ---- */
+
+/* What bounds the work and the storage of sending (router flags, README
+ * "Configuration"; docs/internals.md "Bounded work"). Counts are entries,
+ * bytes are bytes, rates are per second with their bucket size (burst); a
+ * rate of 0 turns that budget off. */
+typedef struct scripts_send_limits {
+    int64_t inbox_cap, history_cap;     /* entries kept per inbox / history */
+    int64_t inbox_bytes, history_bytes; /* bytes kept per inbox / history */
+    int64_t dedupe_ttl_s;               /* how long a cid is remembered */
+    int64_t fanout_chunk;               /* member inbox writes per call */
+    int64_t user_rate, user_burst;      /* messages of one user */
+    int64_t fanout_rate, fanout_burst;  /* inbox writes of one user's messages */
+    int64_t byte_rate, byte_burst;      /* data bytes x copies of one user */
+} scripts_send_limits;
+
+/* fanout.lua: one step (at most limits->fanout_chunk + 1 member writes) of
+ * the head job of `group`'s queue. The reply is {"more", id, written},
+ * {"done", id, written, jobs left} or {"idle"}. */
+int scripts_fanout(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *group,
+                   const scripts_send_limits *limits);
+
 /* ---- send.lua: one call carries a batch of messages ---- */
 
 /* Strings in one growing buffer (a batch's KEYS or ARGV). */
@@ -132,13 +156,11 @@ typedef struct scripts_list {
 typedef struct scripts_send_batch {
     scripts_list keys, args; /* per message, in order */
     int count;               /* messages in it */
-    char inbox_cap[24], history_cap[24], dedupe_ttl[24];
+    char num[12][24];        /* the limits, as ARGV strings */
 } scripts_send_batch;
 
-/* The per-call values: entries kept per inbox and per conversation history,
- * how long a cid is remembered (seconds). */
-void scripts_send_batch_init(scripts_send_batch *b, int64_t inbox_cap, int64_t history_cap,
-                             int64_t dedupe_ttl_s);
+/* The per-call values: the limits (copied). */
+void scripts_send_batch_init(scripts_send_batch *b, const scripts_send_limits *limits);
 void scripts_send_batch_free(scripts_send_batch *b);
 /* Adds one message from `from` to `to` (a user or a #group): its data and
  * cid (cid_len 0: none), sent by connection conn of gateway gw. 0, or -1 when

@@ -1,7 +1,8 @@
 /* scripts_send.c - the batch builder of the send function (common/lua/send.lua):
  * each message's KEYS and ARGV are added as it arrives, and one FCALL carries
  * the batch, its per-call ARGV first. The buffers are kept from batch to batch
- * (a busy router fills one per Redis round trip). */
+ * (a busy router fills one per Redis round trip). Also the typed call of the
+ * fanout function (common/lua/fanout.lua), which shares send's limits. */
 #include "scripts_int.h"
 
 #include "keys.h"
@@ -11,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* the per-call ARGV, before the messages' */
+/* the per-call ARGV, before the messages' (send.lua's header) */
 enum {
     A_PREFIX,
     A_INBOX_CAP,
@@ -22,7 +23,36 @@ enum {
     A_SESSIONS_FMT,
     A_UNREAD_FMT,
     A_GATEWAYS,
+    A_CHUNK,
+    A_INBOX_BYTES,
+    A_HISTORY_BYTES,
+    A_JOB_FMT,
+    A_TODO_FMT,
+    A_FANOUTS,
+    A_USER_RATE,
+    A_USER_BURST,
+    A_FANOUT_RATE,
+    A_FANOUT_BURST,
+    A_BYTE_RATE,
+    A_BYTE_BURST,
     SEND_HEAD_ARGS
+};
+
+/* the limits in b->num */
+enum {
+    N_INBOX_CAP,
+    N_HISTORY_CAP,
+    N_DEDUPE_TTL,
+    N_CHUNK,
+    N_INBOX_BYTES,
+    N_HISTORY_BYTES,
+    N_USER_RATE,
+    N_USER_BURST,
+    N_FANOUT_RATE,
+    N_FANOUT_BURST,
+    N_BYTE_RATE,
+    N_BYTE_BURST,
+    N__COUNT
 };
 
 static void scripts_list_reset(scripts_list *l)
@@ -81,13 +111,20 @@ static int scripts_list_key(scripts_list *l, const char *fmt, const char *name)
     return scripts_list_str(l, key);
 }
 
-void scripts_send_batch_init(scripts_send_batch *b, int64_t inbox_cap, int64_t history_cap,
-                             int64_t dedupe_ttl_s)
+void scripts_send_batch_init(scripts_send_batch *b, const scripts_send_limits *l)
 {
+    const int64_t v[N__COUNT] = {
+        [N_INBOX_CAP] = l->inbox_cap,     [N_HISTORY_CAP] = l->history_cap,
+        [N_DEDUPE_TTL] = l->dedupe_ttl_s, [N_CHUNK] = l->fanout_chunk,
+        [N_INBOX_BYTES] = l->inbox_bytes, [N_HISTORY_BYTES] = l->history_bytes,
+        [N_USER_RATE] = l->user_rate,     [N_USER_BURST] = l->user_burst,
+        [N_FANOUT_RATE] = l->fanout_rate, [N_FANOUT_BURST] = l->fanout_burst,
+        [N_BYTE_RATE] = l->byte_rate,     [N_BYTE_BURST] = l->byte_burst,
+    };
+    _Static_assert(N__COUNT <= sizeof(((scripts_send_batch *)0)->num) / 24, "room for the limits");
     memset(b, 0, sizeof *b);
-    snprintf(b->inbox_cap, sizeof b->inbox_cap, "%" PRId64, inbox_cap);
-    snprintf(b->history_cap, sizeof b->history_cap, "%" PRId64, history_cap);
-    snprintf(b->dedupe_ttl, sizeof b->dedupe_ttl, "%" PRId64, dedupe_ttl_s);
+    for (int i = 0; i < N__COUNT; i++)
+        snprintf(b->num[i], sizeof b->num[i], "%" PRId64, v[i]);
 }
 
 void scripts_send_batch_free(scripts_send_batch *b)
@@ -104,7 +141,7 @@ void scripts_send_batch_clear(scripts_send_batch *b)
     b->count = 0;
 }
 
-/* A 1:1 message's 13 KEYS. */
+/* A 1:1 message's 15 KEYS. */
 static int scripts_send_keys_pair(scripts_list *l, const char *from, const char *to,
                                   const char *conv)
 {
@@ -121,10 +158,12 @@ static int scripts_send_keys_pair(scripts_list *l, const char *from, const char 
     rc |= scripts_list_key(l, KEY_CONTACTS, from);
     rc |= scripts_list_key(l, KEY_CONTACTS, to);
     rc |= scripts_list_key(l, KEY_UNREAD, to);
+    rc |= scripts_list_key(l, KEY_HISTORY_BYTES, conv);
+    rc |= scripts_list_key(l, KEY_BUDGET, from);
     return rc;
 }
 
-/* A #group message's 5 KEYS. */
+/* A #group message's 8 KEYS. */
 static int scripts_send_keys_group(scripts_list *l, const char *from, const char *to,
                                    const char *conv)
 {
@@ -133,6 +172,9 @@ static int scripts_send_keys_group(scripts_list *l, const char *from, const char
     rc |= scripts_list_key(l, KEY_GROUP_MEMBERS, to);
     rc |= scripts_list_str(l, KEY_IDS);
     rc |= scripts_list_key(l, KEY_HISTORY, conv);
+    rc |= scripts_list_key(l, KEY_GROUP_FANOUT, to);
+    rc |= scripts_list_key(l, KEY_HISTORY_BYTES, conv);
+    rc |= scripts_list_key(l, KEY_BUDGET, from);
     return rc;
 }
 
@@ -176,11 +218,27 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
 
     if (argv && argvlen) {
         const char *head[SEND_HEAD_ARGS] = {
-            [A_PREFIX] = CHAN_GW_PREFIX,      [A_INBOX_CAP] = b->inbox_cap,
-            [A_HISTORY_CAP] = b->history_cap, [A_DEDUPE_TTL] = b->dedupe_ttl,
-            [A_META_FMT] = KEY_META,          [A_INBOX_FMT] = KEY_INBOX,
-            [A_SESSIONS_FMT] = KEY_SESSIONS,  [A_UNREAD_FMT] = KEY_UNREAD,
+            [A_PREFIX] = CHAN_GW_PREFIX,
+            [A_INBOX_CAP] = b->num[N_INBOX_CAP],
+            [A_HISTORY_CAP] = b->num[N_HISTORY_CAP],
+            [A_DEDUPE_TTL] = b->num[N_DEDUPE_TTL],
+            [A_META_FMT] = KEY_META,
+            [A_INBOX_FMT] = KEY_INBOX,
+            [A_SESSIONS_FMT] = KEY_SESSIONS,
+            [A_UNREAD_FMT] = KEY_UNREAD,
             [A_GATEWAYS] = KEY_GATEWAYS,
+            [A_CHUNK] = b->num[N_CHUNK],
+            [A_INBOX_BYTES] = b->num[N_INBOX_BYTES],
+            [A_HISTORY_BYTES] = b->num[N_HISTORY_BYTES],
+            [A_JOB_FMT] = KEY_FANOUT_JOB,
+            [A_TODO_FMT] = KEY_FANOUT_TODO,
+            [A_FANOUTS] = KEY_FANOUTS,
+            [A_USER_RATE] = b->num[N_USER_RATE],
+            [A_USER_BURST] = b->num[N_USER_BURST],
+            [A_FANOUT_RATE] = b->num[N_FANOUT_RATE],
+            [A_FANOUT_BURST] = b->num[N_FANOUT_BURST],
+            [A_BYTE_RATE] = b->num[N_BYTE_RATE],
+            [A_BYTE_BURST] = b->num[N_BYTE_BURST],
         };
         int i = 0;
         for (int j = 0; j < k->n; j++, i++) {
@@ -201,4 +259,30 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
     free(argvlen);
     scripts_send_batch_clear(b);
     return rc;
+}
+
+int scripts_fanout(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *group,
+                   const scripts_send_limits *l)
+{
+    scripts_cmd c;
+    scripts_cmd_init(&c, SCRIPT_FANOUT);
+    scripts_cmd_key(&c, KEY_GROUP_FANOUT, group);
+    scripts_cmd_key(&c, KEY_FANOUTS);
+    scripts_cmd_key(&c, KEY_GROUP_MEMBERS, group);
+    scripts_cmd_key(&c, KEY_GATEWAYS);
+    scripts_cmd_str(&c, group);
+    scripts_cmd_str(&c, CHAN_GW_PREFIX);
+    scripts_cmd_fmt(&c, "%" PRId64, l->inbox_cap);
+    scripts_cmd_fmt(&c, "%" PRId64, l->inbox_bytes);
+    scripts_cmd_fmt(&c, "%" PRId64, l->dedupe_ttl_s);
+    scripts_cmd_fmt(&c, "%" PRId64, l->fanout_chunk);
+    scripts_cmd_str(&c, KEY_META);
+    scripts_cmd_str(&c, KEY_INBOX);
+    scripts_cmd_str(&c, KEY_SESSIONS);
+    scripts_cmd_str(&c, KEY_UNREAD);
+    scripts_cmd_str(&c, KEY_READ);
+    scripts_cmd_str(&c, KEY_CIDS);
+    scripts_cmd_str(&c, KEY_FANOUT_JOB);
+    scripts_cmd_str(&c, KEY_FANOUT_TODO);
+    return scripts_cmd_run(&c, ac, cb, priv);
 }

@@ -24,9 +24,9 @@ void router_exit(router *r)
     if (r->stopping == ROUTER_EXITING) return;
     r->stopping = ROUTER_EXITING;
     log_info("routed %llu, duplicates %llu, no such user %llu, malformed %llu, failed %llu, "
-             "lost %llu",
+             "lost %llu, rate limited %llu, fan-outs queued %llu, finished %llu",
              r->stats.routed, r->stats.dups, r->stats.no_user, r->stats.malformed, r->stats.failed,
-             r->stats.lost);
+             r->stats.lost, r->stats.limited, r->stats.pending, r->stats.fanned);
     conn_close(r);
     event_base_loopbreak(r->base);
 }
@@ -40,11 +40,15 @@ static void router_log_stats(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (memcmp(&last, &r->stats, sizeof(last)) == 0) return;
     log_info("last %ds: routed %llu, duplicates %llu, no such user %llu, malformed %llu, "
-             "failed %llu, lost %llu in %llu script calls; in flight %lld",
+             "failed %llu, lost %llu, rate limited %llu in %llu script calls; in flight %lld; "
+             "fan-outs queued %llu, finished %llu in %llu steps of %llu inbox writes",
              ROUTER_STATS_INTERVAL_S, r->stats.routed - last.routed, r->stats.dups - last.dups,
              r->stats.no_user - last.no_user, r->stats.malformed - last.malformed,
              r->stats.failed - last.failed, r->stats.lost - last.lost,
-             r->stats.batches - last.batches, r->in_flight);
+             r->stats.limited - last.limited, r->stats.batches - last.batches, r->in_flight,
+             r->stats.pending - last.pending, r->stats.fanned - last.fanned,
+             r->stats.fanout_steps - last.fanout_steps,
+             r->stats.fanout_writes - last.fanout_writes);
     last = r->stats;
 }
 
@@ -96,6 +100,15 @@ int main(int argc, char **argv)
         .dedupe_ttl = 86400,
         .lease_ms = 3000,
         .reap_interval = 1000,
+        .inbox_bytes = 8 << 20,
+        .history_bytes = 32 << 20,
+        .fanout_chunk = 250,
+        .user_rate = 20,
+        .user_burst = 200,
+        .user_fanout_rate = 10000,
+        .user_fanout_burst = 50000,
+        .user_byte_rate = 2 << 20,
+        .user_byte_burst = 32 << 20,
         .log_level = "info",
     };
     const config_opt opts[] = {
@@ -107,6 +120,25 @@ int main(int argc, char **argv)
          "entries kept per user inbox"},
         {"history-cap", "PARLEY_HISTORY_CAP", CONFIG_INT, &r.cfg.history_cap, 1, 100000000,
          "messages kept per conversation"},
+        {"inbox-bytes", "PARLEY_INBOX_BYTES", CONFIG_INT, &r.cfg.inbox_bytes, 65536, 1LL << 40,
+         "bytes kept per user inbox (the oldest entries go first)"},
+        {"history-bytes", "PARLEY_HISTORY_BYTES", CONFIG_INT, &r.cfg.history_bytes, 65536,
+         1LL << 40, "bytes kept per conversation history (the oldest messages go first)"},
+        {"fanout-chunk", "PARLEY_FANOUT_CHUNK", CONFIG_INT, &r.cfg.fanout_chunk, 1, 100000,
+         "member inbox writes per script call; larger groups are fanned out in steps"},
+        {"user-rate", "PARLEY_USER_RATE", CONFIG_INT, &r.cfg.user_rate, 0, 1000000,
+         "messages per second per user, all sessions together (0: no limit)"},
+        {"user-burst", "PARLEY_USER_BURST", CONFIG_INT, &r.cfg.user_burst, 1, 100000000,
+         "bucket size of --user-rate"},
+        {"user-fanout-rate", "PARLEY_USER_FANOUT_RATE", CONFIG_INT, &r.cfg.user_fanout_rate, 0,
+         100000000,
+         "inbox writes per second per user (a group message costs its members; 0: no limit)"},
+        {"user-fanout-burst", "PARLEY_USER_FANOUT_BURST", CONFIG_INT, &r.cfg.user_fanout_burst, 1,
+         1000000000, "bucket size of --user-fanout-rate"},
+        {"user-byte-rate", "PARLEY_USER_BYTE_RATE", CONFIG_INT, &r.cfg.user_byte_rate, 0, 1LL << 40,
+         "stored bytes per second per user (data x copies; 0: no limit)"},
+        {"user-byte-burst", "PARLEY_USER_BYTE_BURST", CONFIG_INT, &r.cfg.user_byte_burst, 1,
+         1LL << 40, "bucket size of --user-byte-rate"},
         {"dedupe-ttl", "PARLEY_DEDUPE_TTL", CONFIG_INT, &r.cfg.dedupe_ttl, 1, 31536000,
          "how long a cid is remembered, seconds"},
         {"lease-ms", "PARLEY_LEASE_MS", CONFIG_INT, &r.cfg.lease_ms, 300, 600000,

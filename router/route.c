@@ -4,7 +4,11 @@
  *
  * Batching (group commit): messages are collected while a call is in flight
  * and sent as one call when its answer comes back, at most ROUTE_BATCH_MAX
- * per call (a full batch goes at once, whatever is in flight). With nothing
+ * per call and at most ROUTE_BATCH_GROUPS group messages (a full batch goes
+ * at once, whatever is in flight). That bounds one call's work (send.lua:
+ * 1:1 messages two inbox writes each, inline group members at most
+ * --fanout-chunk in all, and a queued group message one COPY of its member
+ * set). With nothing
  * in flight a message goes at the end of the loop turn it arrived in (with
  * the others of that turn): an idle router adds no delay, a busy one makes
  * its batches as large as the time Redis takes for the previous one. The
@@ -14,7 +18,9 @@
  * Before anything else is sent on the command connection that must follow
  * the messages (a slot release), route_flush() sends the open batch.
  *
- * The script stores, delivers and acks atomically, so this file only decodes,
+ * The script stores, delivers and acks atomically (a message to a large
+ * group: stores and queues; its reply entry "pending" hands the group to
+ * fanout.c, which acks when the last member has it), so this file only decodes,
  * validates and batches: scripts_send_batch_add (common/scripts.h) turns a
  * message into its KEYS and ARGV. The msgpack zone is reused from message to
  * message. A malformed envelope is logged and dropped with the rest of its
@@ -58,7 +64,21 @@ static void route_flush_cb(evutil_socket_t fd, short what, void *arg)
 
 void route_init(router *r)
 {
-    scripts_send_batch_init(&r->batch, r->cfg.inbox_cap, r->cfg.history_cap, r->cfg.dedupe_ttl);
+    r->limits = (scripts_send_limits){
+        .inbox_cap = r->cfg.inbox_cap,
+        .history_cap = r->cfg.history_cap,
+        .inbox_bytes = r->cfg.inbox_bytes,
+        .history_bytes = r->cfg.history_bytes,
+        .dedupe_ttl_s = r->cfg.dedupe_ttl,
+        .fanout_chunk = r->cfg.fanout_chunk,
+        .user_rate = r->cfg.user_rate,
+        .user_burst = r->cfg.user_burst,
+        .fanout_rate = r->cfg.user_fanout_rate,
+        .fanout_burst = r->cfg.user_fanout_burst,
+        .byte_rate = r->cfg.user_byte_rate,
+        .byte_burst = r->cfg.user_byte_burst,
+    };
+    scripts_send_batch_init(&r->batch, &r->limits);
     msgpack_unpacked_init(&r->unpacked);
     r->flush_ev = event_new(r->base, -1, 0, route_flush_cb, r);
 }
@@ -90,7 +110,11 @@ static void route_count(router *r, const redisReply *rep)
 {
     switch (rep->type) {
     case REDIS_REPLY_ARRAY:
-        if (rep->elements == 4) {
+        if (rep->elements == 5 && rep->element[4]->type == REDIS_REPLY_STRING) {
+            /* stored, its fan-out queued (or a retry of one): fanout.c acks it */
+            r->stats.pending++;
+            fanout_want(r, rep->element[4]->str, rep->element[4]->len);
+        } else if (rep->elements == 4) {
             r->stats.dups++;
         } else {
             r->stats.routed++;
@@ -104,6 +128,8 @@ static void route_count(router *r, const redisReply *rep)
         if (rep->len > 7 && memcmp(rep->str, "failed:", 7) == 0) {
             r->stats.failed++;
             log_error("send script: one message %s", rep->str);
+        } else if (strcmp(rep->str, "rate_limited") == 0) {
+            r->stats.limited++;
         } else {
             r->stats.no_user++;
         }
@@ -148,6 +174,7 @@ void route_flush(router *r)
 {
     int count = r->batch.count;
     if (!count) return;
+    r->batch_groups = 0;
     route_call *call = malloc(sizeof *call);
     if (!call || !conn_ready(r)) {
         free(call);
@@ -204,7 +231,8 @@ static void route_one(router *r, unsigned slot, const bus_text *m)
         r->stats.lost++; /* out of memory */
         return;
     }
-    if (r->batch.count >= ROUTE_BATCH_MAX)
+    if (to[0] == '#') r->batch_groups++;
+    if (r->batch.count >= ROUTE_BATCH_MAX || r->batch_groups >= ROUTE_BATCH_GROUPS)
         route_flush(r);
     else if (r->batch.count == 1 && r->calls_in_flight < ROUTE_CALLS_MAX)
         event_active(r->flush_ev, EV_TIMEOUT, 1);

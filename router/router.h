@@ -4,6 +4,7 @@
  *   conn.c    the two Redis connections (commands, subscriber), reconnect
  *   slots.c   heartbeat in parley:routers, slot leases, fair share, SUBSCRIBE
  *   route.c   envelopes from parley:rt:N -> batched `send` script calls
+ *   fanout.c  steps of the queued group fan-outs (`fanout` function calls)
  *   reaper.c  closes the sessions of gateways whose heartbeat expired
  *
  * Everything runs on one libevent loop: no locks. Ownership: the router
@@ -26,6 +27,9 @@ typedef struct router_config {
     const char *redis_url;
     const char *id;
     long long inbox_cap, history_cap, dedupe_ttl, lease_ms, reap_interval;
+    long long inbox_bytes, history_bytes, fanout_chunk;
+    long long user_rate, user_burst, user_fanout_rate, user_fanout_burst;
+    long long user_byte_rate, user_byte_burst;
     const char *log_level;
 } router_config;
 
@@ -39,9 +43,15 @@ typedef enum {
 
 typedef struct router_stats {
     unsigned long long routed, dups, no_user, malformed, failed, lost, batches;
+    unsigned long long limited;                     /* rate_limited answers */
+    unsigned long long pending, fanned;             /* queued fan-outs, finished */
+    unsigned long long fanout_steps, fanout_writes; /* fanout calls, inbox writes */
 } router_stats;
 
-#define ROUTE_BATCH_MAX 128 /* messages per send script call */
+#define ROUTE_BATCH_MAX    128 /* messages per send script call */
+#define ROUTE_BATCH_GROUPS 4   /* group messages per send call (each may COPY a member set) */
+
+#define FANOUT_GROUPS_MAX 1024 /* groups waiting for a fanout step (fanout.c) */
 
 struct router;
 
@@ -89,11 +99,19 @@ typedef struct router {
     /* route.c */
     msgpack_unpacked unpacked; /* reused: its zone is cleared, not freed */
     scripts_send_batch batch;  /* the open batch */
+    int batch_groups;          /* group messages in it */
     struct event *flush_ev;    /* sends it at the end of this loop turn */
     long long in_flight;       /* messages sent, not answered */
     int calls_in_flight;       /* send script calls not answered */
     int paused;                /* reading the subscriber socket is paused (backpressure) */
     router_stats stats;
+    scripts_send_limits limits; /* from cfg, for send and fanout */
+
+    /* fanout.c: a ring of #names waiting for a step */
+    char fo_ring[FANOUT_GROUPS_MAX][PROTO_NAME_MAX + 2];
+    int fo_head, fo_count;
+    int fo_busy;                         /* a step is in flight */
+    char fo_current[PROTO_NAME_MAX + 2]; /* its group */
 
     router_run_state stopping; /* main.c: signals and exit */
     struct event *stop_timeout_ev;
@@ -117,6 +135,10 @@ void route_init(router *r);
 void route_message(router *r, unsigned slot, const char *buf, size_t len);
 void route_flush(router *r); /* send the open batch now */
 void route_free(router *r);
+
+/* fanout.c */
+void fanout_want(router *r, const char *group, size_t len); /* drive it (if its slot is held) */
+void fanout_poll(router *r); /* every tick: the groups of parley:fanouts in held slots */
 
 /* reaper.c */
 void reaper_init(router *r);

@@ -8,7 +8,8 @@
  *   - drop a slot whose lease no longer names us,
  *   - re-adopt a slot whose lease still names us (after a reconnect),
  *   - claim free slots (SET NX PX) up to the share, lowest first,
- *   - release slots above the share, highest first.
+ *   - release slots above the share, highest first;
+ *   then SMEMBERS parley:fanouts: the queued fan-outs of held slots (fanout.c).
  * A slot is served from its claim until its release: SUBSCRIBE parley:rt:N
  * right after the claim; a release first UNSUBSCRIBEs, and only when Redis
  * confirms it (every message published before is then already queued on the
@@ -231,6 +232,7 @@ static void slots_mget_cb(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     slots_decide(r, rep);
+    fanout_poll(r); /* queued fan-outs of the slots held now (another router's, too) */
 }
 
 static void slots_count_cb(redisAsyncContext *ac, void *reply, void *privdata)

@@ -1,4 +1,6 @@
-// A 1,000-member group (issue 3): one send updates every member's inbox,
+// A 1,000-member group (issue 3): one send updates every member's inbox
+// (in --fanout-chunk steps: more members than a chunk, docs/internals.md
+// "Bounded work per call"; fanout.test.mjs tests the steps at 5,000),
 // reaches the connected members on both gateways once, and leaves the loops
 // responsive. The time it took is logged (a diagnostic, never asserted:
 // speed is measured by parley-bench, docs/benchmarks.md).

@@ -15,7 +15,8 @@ import { encode } from '@msgpack/msgpack';
 import { Cluster, LEASE_MS, SLOTS, waitFor } from './lib/cluster.mjs';
 import { Conn, Subscriber, callScript, conversationKey, loadScripts, sessionOpen, slotOf, unpack, userKey } from './lib/resp.mjs';
 
-const cluster = new Cluster('router', { gateways: 0 });
+// the per-user budgets lifted: one test pipelines 300 texts of one user
+const cluster = new Cluster('router', { gateways: 0, routerArgs: ['--user-burst', '1000'] });
 before(() => cluster.start());
 after(() => cluster.stop());
 

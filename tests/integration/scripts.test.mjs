@@ -19,13 +19,53 @@ before(async () => {
 });
 after(() => cluster.stop());
 
-// the send function's ARGV 1..9 (gateway prefix, inbox cap, history cap,
-// dedupe ttl, key formats, gateway set)
-const SEND_ARGS = ['parley:gw:', 1000, 10000, 86400, U('%s', 'meta'), U('%s', 'inbox'), U('%s', 'sessions'), U('%s', 'unread'), 'parley:gateways'];
+// the send function's ARGV 1..21 (gateway prefix, inbox cap, history cap,
+// dedupe ttl, key formats, gateway set, fan-out chunk, inbox and history
+// bytes, job key formats, parley:fanouts, the per-user budgets); LIMITS are
+// the router's defaults but no budgets (0: off) and a chunk of 500
+const LIMITS = {
+    inboxCap: 1000,
+    historyCap: 10000,
+    ttl: 86400,
+    chunk: 500,
+    inboxBytes: 8 << 20,
+    historyBytes: 32 << 20,
+    rates: [0, 1, 0, 1, 0, 1],
+};
+const JOB_FMT = 'parley:{g:%s}:job:%s';
+const TODO_FMT = 'parley:{g:%s}:todo:%s';
+const sendArgs = (l = LIMITS) => [
+    'parley:gw:',
+    l.inboxCap,
+    l.historyCap,
+    l.ttl,
+    U('%s', 'meta'),
+    U('%s', 'inbox'),
+    U('%s', 'sessions'),
+    U('%s', 'unread'),
+    'parley:gateways',
+    l.chunk,
+    l.inboxBytes,
+    l.historyBytes,
+    JOB_FMT,
+    TODO_FMT,
+    'parley:fanouts',
+    ...l.rates,
+];
 const str = (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : v);
 
 function sendKeys(frm, to) {
-    if (to.startsWith('#')) return [U(frm, 'cids'), `parley:{g:${to}}:meta`, `parley:{g:${to}}:members`, 'parley:ids', `parley:{c:${to}}:history`];
+    if (to.startsWith('#'))
+        return [
+            U(frm, 'cids'),
+            `parley:{g:${to}}:meta`,
+            `parley:{g:${to}}:members`,
+            'parley:ids',
+            `parley:{c:${to}}:history`,
+            `parley:{g:${to}}:fanout`,
+            `parley:{c:${to}}:bytes`,
+            U(frm, 'budget'),
+        ];
     const conv = [frm, to].sort().join('|');
     return [
         U(frm, 'cids'),
@@ -41,6 +81,8 @@ function sendKeys(frm, to) {
         U(frm, 'contacts'),
         U(to, 'contacts'),
         U(to, 'unread'),
+        `parley:{c:${conv}}:bytes`,
+        U(frm, 'budget'),
     ];
 }
 
@@ -79,9 +121,9 @@ async function fresh(t) {
             ),
         // One send call for several messages [frm, to, data, cid, sess, conn]:
         // the router's batch. Resolves with the per-message results.
-        sendBatch(msgs) {
+        sendBatch(msgs, limits = LIMITS) {
             const keys = [];
-            const args = [...SEND_ARGS];
+            const args = sendArgs(limits);
             for (const [frm, to, data, cid, sess, conn] of msgs) {
                 keys.push(...sendKeys(frm, to));
                 args.push(frm, to, data, cid, sess, conn);
@@ -677,4 +719,199 @@ cluster.test('read: far from both ends of the window, the messages past it count
     assert.deepEqual(await counters('bob', 'alice'), ['130', String(ids[119])], "bob's own read: still 130");
     await read('bob', 'alice', ids[120]);
     assert.deepEqual(await counters('bob', 'alice'), ['129', String(ids[120])], 'one of alice read: 129');
+});
+
+// fanout.lua: one step of #name's queued fan-out with a chunk of `chunk` members
+function fanoutStep(s, name, chunk) {
+    return s.ev(
+        'fanout',
+        [`parley:{g:${name}}:fanout`, 'parley:fanouts', `parley:{g:${name}}:members`, 'parley:gateways'],
+        [
+            name,
+            'parley:gw:',
+            LIMITS.inboxCap,
+            LIMITS.inboxBytes,
+            LIMITS.ttl,
+            chunk,
+            U('%s', 'meta'),
+            U('%s', 'inbox'),
+            U('%s', 'sessions'),
+            U('%s', 'unread'),
+            U('%s', 'read'),
+            U('%s', 'cids'),
+            JOB_FMT,
+            TODO_FMT,
+        ],
+    );
+}
+
+// the ids of a user's inbox entries, oldest first
+async function inboxIds(r, user) {
+    return (await r.callBuffers('LRANGE', U(user, 'inbox'), 0, -1)).map((e) => unpack(e).id);
+}
+
+cluster.test('send to a group over the chunk: stored and queued, no ack; fanout steps of at most chunk + 1 writes in id order, then the ack', async (t) => {
+    const s = await fresh(t);
+    const { r, register, group, sopen, sendBatch, published } = s;
+    const members = Array.from({ length: 12 }, (_, i) => `q${String(i).padStart(2, '0')}`);
+    for (const u of [...members, 'late']) await register(u);
+    assert.deepEqual(await group('create', '#q', 'q00', members.slice(1)), ['ok'], 'create #q');
+    await r.call('SADD', 'parley:gateways', 'gwX');
+    await sopen('q00', 'gwX', 1);
+    await sopen('q05', 'gwX', 2);
+    await published();
+    const small = { ...LIMITS, chunk: 5 };
+    // a message to 12 members with a chunk of 5: queued; the next one of the group queues behind it
+    let res = await sendBatch(
+        [
+            ['q00', '#q', 'big one', 'k1', 'gwX#1', 1],
+            ['q01', '#q', 'after it', 'k2', 'gwX#7', 7],
+        ],
+        small,
+    );
+    const [id1, id2] = [res[0][0], res[1][0]];
+    assert.deepEqual(
+        res[0].slice(1).filter((x, i) => i !== 1),
+        [0, 'pending', '#q'],
+        `first: pending ${JSON.stringify(res)}`,
+    );
+    assert.deepEqual(res[1].slice(3), ['pending', '#q'], `second queued behind it: ${JSON.stringify(res)}`);
+    assert.ok(id2 > id1, 'ids in send order');
+    assert.deepEqual(await published(), [], 'nothing published before the fan-out: no ack, no delivery');
+    assert.deepEqual(await r.call('SMEMBERS', 'parley:fanouts'), ['#q'], 'the group is in parley:fanouts');
+    assert.deepEqual(await r.call('LRANGE', 'parley:{g:#q}:fanout', 0, -1), [String(id1), String(id2)], 'the queue');
+    assert.equal(await r.call('ZCARD', 'parley:{c:#q}:history'), 2, 'both in the history at once');
+    // a retry of k1 while pending, from another connection: no second message, the ack moves there
+    res = await sendBatch([['q00', '#q', 'big one', 'k1', 'gwX#9', 9]], small);
+    assert.deepEqual([res[0][0], res[0][3]], [id1, 'pending'], `retry while pending: ${JSON.stringify(res)}`);
+    assert.equal(await r.call('ZCARD', 'parley:{c:#q}:history'), 2, 'the retry stored nothing');
+    // membership changes after the send: a leaver gets nothing more, a newcomer nothing older
+    await group('leave', '#q', 'q11');
+    await group('add', '#q', 'q00', ['late']);
+    await published();
+
+    const steps = [];
+    for (let i = 0; i < 20; i++) {
+        const step = await fanoutStep(s, '#q', 5);
+        steps.push(step);
+        if (step[0] === 'idle') break;
+        assert.ok(step[2] <= 6, `a step writes at most chunk + 1 members: ${JSON.stringify(step)}`);
+    }
+    const kinds = steps.map((x) => `${x[0]}${x[1] ? ` ${x[1]}` : ''}`);
+    // each job: a snapshot of the 11 others (the leaver among them, skipped at his turn) in
+    // steps of 5, the sender's copy in the last one
+    assert.deepEqual(kinds, [`more ${id1}`, `more ${id1}`, `done ${id1}`, `more ${id2}`, `more ${id2}`, `done ${id2}`, 'idle'], JSON.stringify(steps));
+    assert.equal(
+        steps.reduce((n, x) => n + (x[2] || 0), 0),
+        11 + 11,
+        'every member written once per message (job 1: 10 + the sender; job 2: 10 others + its sender)',
+    );
+    for (const u of members.slice(0, 11)) assert.deepEqual(await inboxIds(r, u), [id1, id2], `${u}: both, in id order`);
+    assert.deepEqual(await inboxIds(r, 'q11'), [], 'the leaver got neither');
+    assert.deepEqual(await inboxIds(r, 'late'), [], 'the newcomer got neither (sent before he came)');
+    assert.equal(await r.call('HGET', U('q05', 'unread'), '#q'), '2', 'unread counted per message');
+    const p = await published();
+    const acks = p.filter(({ env }) => env.t === 'c');
+    assert.equal(acks.length, 2, `one ack per message: ${JSON.stringify(acks)}`);
+    const senderSeq = (await r.call('HGET', U('q00', 'meta'), 'seq')) - 1; // q00's copy of id1 (id2 came after)
+    assert.deepEqual(
+        [acks[0].env.c, acks[0].env.f.kind, acks[0].env.f.id, acks[0].env.f.cid, acks[0].env.s],
+        [9, 'ack', id1, 'k1', senderSeq],
+        "k1's ack to the retry's connection, with the sender's seq",
+    );
+    assert.deepEqual([acks[1].env.c, acks[1].env.f.id], [7, id2], "k2's ack after k1's");
+    const deliveries = p.filter(({ env }) => env.t === 'm');
+    // x: the session the ack goes to (k1's retry, k2's sender), which counts its own copy as seen
+    assert.ok(
+        deliveries.every(({ env }) => env.u.length <= 6 && env.x === (env.f.id === id1 ? 'gwX#9' : 'gwX#7')),
+        `at most one step of members per envelope, x the ack's session: ${JSON.stringify(deliveries.map(({ env }) => [env.f.id, env.u, env.x]))}`,
+    );
+    const q05 = deliveries.filter(({ env }) => env.u.includes('q05')).map(({ env }) => env.f.id);
+    assert.deepEqual(q05, [id1, id2], 'a live member is delivered each message once, in id order');
+    assert.deepEqual(await r.call('SMEMBERS', 'parley:fanouts'), [], 'parley:fanouts empty again');
+    assert.equal(await r.call('EXISTS', 'parley:{g:#q}:fanout', `parley:{g:#q}:job:${id1}`, `parley:{g:#q}:todo:${id1}`), 0, 'no job keys left');
+    // the cid's record is final: a retry now is a dup with the same ack
+    res = await sendBatch([['q00', '#q', 'big one', 'k1', 'gwX#1', 1]], small);
+    assert.deepEqual(res[0], [id1, senderSeq, acks[0].env.f.sent, 'dup'], 'a retry after the ack: dup');
+    // nothing queued now: a small message is inline again
+    res = await sendBatch([['q00', '#q', 'small', 'k3', 'gwX#1', 1]], { ...LIMITS, chunk: 50 });
+    assert.equal(res[0].length, 3, `inline once nothing is queued: ${JSON.stringify(res)}`);
+});
+
+cluster.test('send budgets: messages, inbox writes and bytes per user; over one: rate_limited with the cid, nothing stored', async (t) => {
+    const s = await fresh(t);
+    const { r, register, sendBatch, published } = s;
+    for (const u of ['ann', 'bob']) await register(u);
+    const limited = (res) => res.filter((x) => x === 'rate_limited').length;
+    // messages: burst 3
+    let res = await sendBatch(
+        Array.from({ length: 5 }, (_, i) => ['ann', 'bob', 'x', `m${i}`, 'gwA#1', 1]),
+        { ...LIMITS, rates: [1, 3, 0, 1, 0, 1] },
+    );
+    assert.equal(limited(res), 2, `3 of 5 within a burst of 3: ${JSON.stringify(res)}`);
+    const errors = (await published()).filter(({ env }) => env.t === 'c' && env.f.kind === 'error');
+    assert.deepEqual(
+        errors.map(({ env }) => [env.f.code, env.f.cid]),
+        [
+            ['rate_limited', 'm3'],
+            ['rate_limited', 'm4'],
+        ],
+        'the sender gets rate_limited with each cid',
+    );
+    assert.equal(await r.call('GET', 'parley:ids'), '3', 'no id taken by a refused message');
+    assert.equal(await r.call('ZCARD', 'parley:{c:ann|bob}:history'), 3, 'refused messages are not stored');
+    const ttl = await r.call('PTTL', U('ann', 'budget'));
+    assert.ok(ttl > 0 && ttl <= 4000, `the budget key expires once full again: ${ttl}`);
+    // a retry of a refused cid is judged again (another user's budget is untouched)
+    res = await sendBatch([['bob', 'ann', 'x', 'm3', 'gwB#1', 1]], { ...LIMITS, rates: [1, 3, 0, 1, 0, 1] });
+    assert.equal(res[0].length, 3, 'another user is not limited');
+    // inbox writes: a 1:1 costs 2, burst 5: two pass
+    await r.call('DEL', U('ann', 'budget'));
+    res = await sendBatch(
+        Array.from({ length: 3 }, (_, i) => ['ann', 'bob', 'x', `f${i}`, 'gwA#1', 1]),
+        { ...LIMITS, rates: [0, 1, 1, 5, 0, 1] },
+    );
+    assert.equal(limited(res), 1, `inbox writes: ${JSON.stringify(res)}`);
+    // bytes: data x copies, burst 100: 40 bytes to bob cost 80
+    await r.call('DEL', U('ann', 'budget'));
+    const rates = [0, 1, 0, 1, 1, 100];
+    res = await sendBatch(
+        [
+            ['ann', 'bob', 'y'.repeat(40), 'b1', 'gwA#1', 1],
+            ['ann', 'bob', 'y'.repeat(40), 'b2', 'gwA#1', 1],
+            ['ann', 'ann', 'y'.repeat(15), 'b3', 'gwA#1', 1],
+        ],
+        { ...LIMITS, rates },
+    );
+    assert.deepEqual(
+        res.map((x) => (Array.isArray(x) ? 'ok' : x)),
+        ['ok', 'rate_limited', 'ok'],
+        `bytes: 80 of 100, then 80 more refused, then 15 to oneself (one copy) fits: ${JSON.stringify(res)}`,
+    );
+    // a message costing more than the burst is always refused
+    await r.call('DEL', U('ann', 'budget'));
+    res = await sendBatch([['ann', 'bob', 'z'.repeat(60), 'b4', 'gwA#1', 1]], { ...LIMITS, rates });
+    assert.deepEqual(res, ['rate_limited'], 'over the burst by itself');
+});
+
+cluster.test('byte caps: an inbox and a history keep their newest entries within the bytes cap, counted incrementally', async (t) => {
+    const s = await fresh(t);
+    const { r, register, sendBatch } = s;
+    for (const u of ['ann', 'bob']) await register(u);
+    const caps = { ...LIMITS, inboxBytes: 700, historyBytes: 500 };
+    const sizes = async (key, list) => (list ? await r.callBuffers('LRANGE', key, 0, -1) : await r.callBuffers('ZRANGE', key, 0, -1)).map((e) => e.length);
+    const sum = (a) => a.reduce((x, y) => x + y, 0);
+    for (let i = 0; i < 12; i++) await sendBatch([['ann', 'bob', `${i}`.padEnd(100, '.'), `c${i}`, 'gwA#1', 1]], caps);
+    const inbox = await sizes(U('bob', 'inbox'), true);
+    assert.ok(sum(inbox) <= 700 && sum(inbox) + inbox[0] > 700 - inbox[0], `inbox within 700 bytes: ${inbox}`);
+    assert.equal(Number(await r.call('HGET', U('bob', 'meta'), 'bytes')), sum(inbox), 'the inbox byte count is exact');
+    assert.equal(unpack((await r.callBuffers('LRANGE', U('bob', 'inbox'), -1, -1))[0]).seq, 12, 'the newest entry kept');
+    const hist = await sizes('parley:{c:ann|bob}:history', false);
+    assert.ok(sum(hist) <= 500 && hist.length >= 3, `history within 500 bytes: ${hist}`);
+    assert.equal(Number(await r.call('GET', 'parley:{c:ann|bob}:bytes')), sum(hist), 'the history byte count is exact');
+    // one entry over the cap by itself is kept (never the newest goes), alone
+    await sendBatch([['ann', 'bob', 'w'.repeat(900), 'big', 'gwA#1', 1]], caps);
+    assert.equal(await r.call('LLEN', U('bob', 'inbox')), 1, 'an entry over the cap is kept alone');
+    assert.equal(await r.call('ZCARD', 'parley:{c:ann|bob}:history'), 1, 'a message over the history cap is kept alone');
+    assert.equal(Number(await r.call('HGET', U('bob', 'meta'), 'bytes')), (await sizes(U('bob', 'inbox'), true))[0], 'count follows');
 });

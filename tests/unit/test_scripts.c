@@ -42,6 +42,9 @@ static void handles_have_their_form(void **state)
               scripts_name(i), h);
     }
     CHECK(scripts_is_function(SCRIPT_SEND), "send is a function");
+    CHECK(scripts_is_function(SCRIPT_FANOUT) &&
+              strncmp(scripts_sha(SCRIPT_FANOUT), "parley_fanout_", 14) == 0,
+          "fanout is a function of its own library");
 }
 
 static void load_command_names_the_source(void **state)

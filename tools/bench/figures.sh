@@ -28,6 +28,9 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$OUT"
 STACK=$ROOT/tools/bench/run-stack.sh
+# throughput figures: a bench user sends far more than a person (50 to 2,500 texts/s), so the
+# routers' per-user send budgets (docs/protocol.md) are off unless the caller sets router flags
+export PARLEY_STACK_ROUTER_ARGS=${PARLEY_STACK_ROUTER_ARGS-"--user-rate 0 --user-fanout-rate 0 --user-byte-rate 0"}
 
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 # bench NAME RUN STACK_OPTS... -- BENCH_ARGS...

@@ -1,0 +1,108 @@
+-- include: gateways fanout epoch store
+-- function: fanout
+--
+-- fanout.lua - one bounded step of a group's queued fan-out (send.lua queues a group message
+-- whose members are more than a call's chunk, and every later message of that group while one
+-- is queued, so a group's messages are fanned out in id order).
+-- Caller: the router that holds the group's slot (router/fanout.c, scripts_fanout), one step
+-- after another, round-robin over the groups with a queued fan-out; any router may run a step
+-- (each is atomic and takes its members from Redis), so one that dies mid-job leaves the rest
+-- to the next owner of the slot, which finds the group in parley:fanouts.
+-- A Redis function, like send (its library is parley_fanout_<16 hex>).
+--
+-- KEYS  1 the group's queue (list of message ids), 2 parley:fanouts, 3 group members,
+--       4 parley:gateways.
+-- ARGV  1 #group, 2 gateway channel prefix, 3 inbox cap, 4 inbox bytes cap, 5 dedupe ttl s,
+--       6 chunk (members per step), 7..12 the key formats (%s = user) of a member's meta, inbox,
+--       sessions, unread, read and cids, 13 the key format of a job (%s #group, %s id),
+--       14 of its member snapshot.
+-- The head job (the queue's first id): its hash {from, cid, sess, conn, sent, frame, n} and its
+-- snapshot, the set of the members when send stored it, less the sender. One step SPOPs up to
+-- `chunk` members of the snapshot and, for each one still a member (SISMEMBER: one who left
+-- since gets nothing), appends the frame with the member's next seq to its inbox (both caps,
+-- lib/store.lua) and HINCRBYs its unread for the group unless its read position is already at
+-- or past the id. Deliveries: a group of BROADCAST_MIN (64) members or more: one {t:"m", f, u,
+-- s, x: sender session} listing this step's members to every gateway in parley:gateways; a
+-- smaller one: one per gateway holding a session of theirs (as send does inline). When the
+-- snapshot is empty, the same step writes the sender's own copy (its sessions but the sending
+-- one get it), records the cid ([id, sender seq, sent] replaces the pending record), acks to
+-- the job's connection (the latest retry's) {t:"c", c, s: sender seq, f: ack}, deletes the job
+-- and pops it; an empty queue takes the group out of parley:fanouts.
+-- Work per step: at most chunk + 1 member writes (each ~6 Redis calls), one PUBLISH per gateway.
+-- Reply {"more", id, written}, {"done", id, written, jobs left in the queue}, or {"idle"} when
+-- nothing is queued (the group leaves parley:fanouts).
+local BROADCAST_MIN = 64
+local function fanout(keys, args)
+  local queue, fanouts, members_key = keys[1], keys[2], keys[3]
+  local g = args[1]
+  store_init(args[2], tonumber(args[3]), tonumber(args[4]), tonumber(args[5]))
+  local chunk = tonumber(args[6])
+  local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt, read_fmt, cids_fmt =
+    args[7], args[8], args[9], args[10], args[11], args[12]
+  local id = redis.call('LINDEX', queue, 0)
+  if not id then
+    redis.call('SREM', fanouts, g)
+    return {'idle'}
+  end
+  local job, todo = string.format(args[13], g, id), string.format(args[14], g, id)
+  local j = redis.call('HMGET', job, 'from', 'cid', 'sess', 'conn', 'sent', 'frame', 'n')
+  id = tonumber(id)
+  local written = 0
+  if j[6] then
+    local fr = split_frame(j[6])
+    local m = {from = j[1], cid = j[2], sess = j[3], conn = tonumber(j[4])}
+    m.chan = prefix .. (string.match(m.sess, '^(.*)#') or m.sess)
+    local sent = tonumber(j[5])
+    local wide = tonumber(j[7]) >= BROADCAST_MIN
+    local us, seqs, fan = {}, {}, fan_new()
+    local function put(user, seq, skip)
+      if wide then
+        us[#us + 1], seqs[#seqs + 1] = user, seq
+      else
+        local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))
+        for _, gw in ipairs(gateways(ss, skip)) do fan_add(fan, gw, user, seq) end
+      end
+    end
+    for _, user in ipairs(redis.call('SPOP', todo, chunk)) do
+      if redis.call('SISMEMBER', members_key, user) == 1 then
+        local seq = append(user, string.format(meta_fmt, user), string.format(inbox_fmt, user), id,
+                           fr)
+        local pos = tonumber(redis.call('HGET', string.format(read_fmt, user), g))
+        if not pos or pos < id then redis.call('HINCRBY', string.format(unread_fmt, user), g, 1) end
+        put(user, seq, nil)
+        written = written + 1
+      end
+    end
+    local last = redis.call('EXISTS', todo) == 0
+    local sseq
+    if last then -- the sender's own copy, then the ack
+      sseq = append(m.from, string.format(meta_fmt, m.from), string.format(inbox_fmt, m.from), id,
+                    fr)
+      put(m.from, sseq, m.sess)
+      written = written + 1
+    end
+    if wide then
+      if #us > 0 then
+        local env = cmsgpack.pack({t = 'm', f = fr.base, u = us, s = seqs, x = m.sess})
+        for _, gw in ipairs(redis.call('SMEMBERS', keys[4])) do emit(prefix .. gw, env) end
+      end
+    else
+      fan_publish(fan, prefix, fr.base, m.sess, emit_table)
+    end
+    if not last then
+      flush()
+      return {'more', id, written}
+    end
+    if m.cid ~= '' then
+      remember(string.format(cids_fmt, m.from), m.cid, cid_record(id, sseq, sent))
+    end
+    ack(m, id, sseq, sent)
+  end
+  -- done (or a job whose hash is gone: nothing left to do for it)
+  redis.call('DEL', job, todo)
+  redis.call('LPOP', queue)
+  local left = redis.call('LLEN', queue)
+  if left == 0 then redis.call('SREM', fanouts, g) end
+  flush()
+  return {'done', id, written, left}
+end
