@@ -48,9 +48,12 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#define ATK_CHUNK          1000 /* member names per group frame (~11 KB) */
-#define ATK_OPEN_AT_ONCE   32
-#define ATK_FILL_WINDOW    8 /* unanswered fill texts per filler */
+#define ATK_CHUNK        1000 /* member names per group frame (~11 KB) */
+#define ATK_OPEN_AT_ONCE 32
+/* unanswered fill texts per filler: the attacker's control connection gets
+ * every one of them live, and a gateway drops a session whose send queue
+ * holds over --send-queue (1 MiB) */
+#define ATK_FILL_WINDOW    2
 #define ATK_BACKOFF_MIN_NS 50000000ull
 #define ATK_BACKOFF_MAX_NS 2000000000ull
 #define ATK_NS             1000000000ull
@@ -80,6 +83,7 @@ typedef struct atk {
     wc_conn *conns; /* [0] control, [1..F] fillers, [F+1] sync, then the extra sessions */
     uint32_t nconns, nsess;
     int attack;  /* bits of the running step; 0 between steps */
+    int step;    /* the last step started (0: set-up) */
     int closing; /* a close we asked for (not counted as the server's) */
     char to_user[48];
     char *data, *fill_data;
@@ -102,7 +106,11 @@ typedef struct atk {
 
 static void atk_note(atk *a, const char *what)
 {
-    if (!a->st->err[0]) snprintf(a->st->err, sizeof a->st->err, "%s", what);
+    if (a->st->err[0]) return;
+    if (a->step)
+        snprintf(a->st->err, sizeof a->st->err, "(phase %d) %.170s", a->step, what);
+    else
+        snprintf(a->st->err, sizeof a->st->err, "(set-up) %.180s", what);
 }
 
 static wc_conn *atk_control(atk *a)
@@ -600,6 +608,7 @@ static void atk_step(atk *a, int step)
     hist_reset(&st->g_ack_h);
     hist_reset(&st->s_time_h);
     a->attack = a->ctl->attack;
+    a->step = step;
     a->sync_retry_ns = a->sess_next_ns = 0;
     a->sess_probe = 0;
     uint64_t t0 = bench_now_ns(), t1 = t0 + (uint64_t)(a->ctl->duration_s * 1e9);

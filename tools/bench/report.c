@@ -90,7 +90,7 @@ void report_phase_line(const report *r, int i, FILE *out)
     if (m & ATK_SESSIONS)
         fprintf(out,
                 "  %-16s attacker sessions: %" PRIu64
-                " open at most (of %lld tried at once), %" PRIu64 " opened, %" PRIu64
+                " open at most (--attacker-sessions %lld), %" PRIu64 " opened, %" PRIu64
                 " refused 429, %" PRIu64 " failed, %" PRIu64 " closed by the server\n",
                 "", a->c_peak, c->atk_sessions, a->c_opened, a->c_refused, a->c_failed,
                 a->c_closed);
