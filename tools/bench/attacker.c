@@ -24,7 +24,8 @@
  *            after a backoff (50 ms doubling to 2 s, or the frame's
  *            retry_after_ms when larger; an ack resets it).
  *  sync      a connection that opens, sends `sync {after: hello seq - depth,
- *            epoch}` (depth = --attacker-inbox, halved on each `recovered:
+ *            epoch}` (depth = 9/10 of --attacker-inbox, leaving room for entries
+ *            that arrive between hello and sync; halved on each `recovered:
  *            false`), reads every entry to the end (following pages: a `more`
  *            flag, or a recovered end short of its seq), closes, and again. A
  *            refused upgrade (429) closes one of the attacker's extra sessions
@@ -327,6 +328,7 @@ static void atk_on_msg(void *ctx, wc_conn *c, const char *buf, size_t len)
             a->sess_probe = 0;
         } else if (is_sync) {
             uint64_t seq = 0;
+            a->st->s_hellos++;
             mp_pick_uint(buf, len, "seq", &seq);
             a->epoch_len = f[4].len < sizeof a->epoch ? f[4].len : sizeof a->epoch - 1;
             memcpy(a->epoch, f[4].p, a->epoch_len);
@@ -352,6 +354,8 @@ static void atk_on_msg(void *ctx, wc_conn *c, const char *buf, size_t len)
             if (atk_q_answer(&a->g, k, again ? 0 : -1, ra, now)) {
                 if (limited)
                     a->st->g_rate_limited++;
+                else if (again)
+                    a->st->g_unavailable++;
                 else
                     a->st->g_errors++;
             }
@@ -600,7 +604,9 @@ static void atk_step(atk *a, int step)
 {
     bench_astat *st = a->st;
     const bench_cfg *cfg = a->cfg;
-    st->g_sent = st->g_acked = st->g_rate_limited = st->g_errors = st->g_unanswered = 0;
+    st->g_sent = st->g_acked = st->g_rate_limited = st->g_unavailable = st->g_errors = 0;
+    st->g_unanswered = 0;
+    st->s_hellos = st->s_open_ns = 0;
     st->s_done = st->s_cut = st->s_not_recovered = st->s_entries = st->s_bytes = st->s_pages = 0;
     st->s_refused = st->s_failed = 0;
     st->c_attempted = st->c_opened = st->c_refused = st->c_failed = st->c_closed = 0;
@@ -625,6 +631,7 @@ static void atk_step(atk *a, int step)
     while (!a->ctl->stop && a->g.inflight && atk_open(atk_control(a)) && bench_now_ns() < deadline)
         atk_poll(a, 2);
     st->g_unanswered = a->g.inflight;
+    if (a->sync_waiting) st->s_open_ns = bench_now_ns() - a->sync_t0;
     for (uint32_t i = 1 + BENCH_FILLERS; i < a->nconns; i++)
         atk_close(a, &a->conns[i], "end of the step");
     a->sess_open = a->sess_pending = 0;
@@ -662,7 +669,8 @@ static void atk_build(atk *a)
     snprintf(a->to_user, sizeof a->to_user, "%s%u", cfg->prefix, cfg->atk_user);
     a->g.cidp_len = (size_t)snprintf(a->g.cidp, sizeof a->g.cidp, "%sg-", cfg->nonce);
     a->f.cidp_len = (size_t)snprintf(a->f.cidp, sizeof a->f.cidp, "%sf-", cfg->nonce);
-    a->sync_depth = (uint64_t)cfg->atk_inbox;
+    /* a tenth of margin for the entries that arrive between hello and sync */
+    a->sync_depth = (uint64_t)(cfg->atk_inbox - cfg->atk_inbox / 10);
 }
 
 void attacker_main(const bench_cfg *cfg, bench_shm *shm, int w)

@@ -106,12 +106,13 @@ typedef struct bench_astat {
     volatile double group_setup_s, fill_s; /* group set-up time; the last inbox fill's time */
     volatile uint64_t fills, fill_entries, fill_bytes, fill_rate_limited; /* cumulative */
     /* group texts in this step */
-    volatile uint64_t g_sent, g_acked, g_rate_limited, g_errors, g_unanswered;
+    volatile uint64_t g_sent, g_acked, g_rate_limited, g_unavailable, g_errors, g_unanswered;
     hist g_ack_h; /* the attacker's own send -> ack (from the last try) */
     /* syncs in this step */
-    volatile uint64_t s_done, s_cut, s_not_recovered, s_entries, s_bytes, s_pages, s_refused,
-        s_failed;
-    hist s_time_h; /* sync sent -> its end (all pages) */
+    volatile uint64_t s_hellos, s_done, s_cut, s_not_recovered, s_entries, s_bytes, s_pages,
+        s_refused, s_failed;
+    volatile uint64_t s_open_ns; /* the sync left running at the end: its age (0: none) */
+    hist s_time_h;               /* sync sent -> its end (all pages) */
     /* extra sessions in this step */
     volatile uint64_t c_attempted, c_opened, c_refused, c_failed, c_closed, c_open, c_peak;
     volatile uint64_t copies; /* the attacker's own group texts echoed to its other sessions */

@@ -73,20 +73,27 @@ void report_phase_line(const report *r, int i, FILE *out)
     if (m & ATK_GROUP)
         fprintf(out,
                 "  %-16s attacker group: %" PRIu64 " texts acked (%.1f/s), %" PRIu64
-                " rate_limited, %" PRIu64 " other errors, %" PRIu64
-                " unanswered; its ack p50 %.1f p99 %.1f ms; %" PRIu64 " echoes to its sessions\n",
-                "", a->g_acked, (double)a->g_acked / el, a->g_rate_limited, a->g_errors,
-                a->g_unanswered, ms(hist_quantile(&a->g_ack_h, 0.5)),
+                " rate_limited, %" PRIu64 " unavailable (both sent again), %" PRIu64
+                " refused, %" PRIu64 " unanswered; its ack p50 %.1f p99 %.1f ms; %" PRIu64
+                " echoes to its sessions\n",
+                "", a->g_acked, (double)a->g_acked / el, a->g_rate_limited, a->g_unavailable,
+                a->g_errors, a->g_unanswered, ms(hist_quantile(&a->g_ack_h, 0.5)),
                 ms(hist_quantile(&a->g_ack_h, 0.99)), a->copies);
-    if (m & ATK_SYNC)
+    if (m & ATK_SYNC) {
+        char unfinished[64] = "";
+        if (a->s_open_ns)
+            snprintf(unfinished, sizeof unfinished, "; one unfinished for %.0f ms at the end",
+                     ms(a->s_open_ns));
         fprintf(out,
-                "  %-16s attacker sync: %" PRIu64 " full syncs (%.1f/s, %.1f MB each), p50 %.1f "
-                "p99 %.1f ms; %" PRIu64 " extra pages, %" PRIu64 " not recovered, %" PRIu64
-                " cut, %" PRIu64 " refused 429, %" PRIu64 " failed\n",
+                "  %-16s attacker sync: %" PRIu64 " full syncs (%.1f/s, %.2f MB each), p50 %.1f "
+                "p99 %.1f ms; %" PRIu64 " connections opened, %" PRIu64 " extra pages, %" PRIu64
+                " not recovered, %" PRIu64 " cut, %" PRIu64 " refused 429, %" PRIu64 " failed%s\n",
                 "", a->s_done, (double)a->s_done / el,
                 a->s_done ? (double)a->s_bytes / (double)a->s_done / 1e6 : 0.0,
                 ms(hist_quantile(&a->s_time_h, 0.5)), ms(hist_quantile(&a->s_time_h, 0.99)),
-                a->s_pages, a->s_not_recovered, a->s_cut, a->s_refused, a->s_failed);
+                a->s_hellos, a->s_pages, a->s_not_recovered, a->s_cut, a->s_refused, a->s_failed,
+                unfinished);
+    }
     if (m & ATK_SESSIONS)
         fprintf(out,
                 "  %-16s attacker sessions: %" PRIu64
@@ -234,18 +241,19 @@ static void json_step(FILE *f, const report *r, const report_step *s)
         fprintf(f,
                 ", \"attack\": {\"group\": %s, \"sync\": %s, \"sessions\": %s}, \"load1_start\": "
                 "%.2f,\n    \"attacker\": {\"group\": {\"sent\": %" PRIu64 ", \"acked\": %" PRIu64
-                ", \"rate_limited\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"unanswered\": %" PRIu64
-                ", \"echoes\": %" PRIu64 ", ",
+                ", \"rate_limited\": %" PRIu64 ", \"unavailable\": %" PRIu64
+                ", \"errors\": %" PRIu64 ", \"unanswered\": %" PRIu64 ", \"echoes\": %" PRIu64 ", ",
                 m & ATK_GROUP ? "true" : "false", m & ATK_SYNC ? "true" : "false",
                 m & ATK_SESSIONS ? "true" : "false", s->load1_start, a->g_sent, a->g_acked,
-                a->g_rate_limited, a->g_errors, a->g_unanswered, a->copies);
+                a->g_rate_limited, a->g_unavailable, a->g_errors, a->g_unanswered, a->copies);
         json_hist(f, "ack", &a->g_ack_h);
         fprintf(f,
-                "}, \"sync\": {\"done\": %" PRIu64 ", \"entries\": %" PRIu64 ", \"bytes\": %" PRIu64
-                ", \"extra_pages\": %" PRIu64 ", \"not_recovered\": %" PRIu64 ", \"cut\": %" PRIu64
-                ", \"refused_429\": %" PRIu64 ", \"failed\": %" PRIu64 ", ",
-                a->s_done, a->s_entries, a->s_bytes, a->s_pages, a->s_not_recovered, a->s_cut,
-                a->s_refused, a->s_failed);
+                "}, \"sync\": {\"connections\": %" PRIu64 ", \"done\": %" PRIu64
+                ", \"entries\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"extra_pages\": %" PRIu64
+                ", \"not_recovered\": %" PRIu64 ", \"cut\": %" PRIu64 ", \"refused_429\": %" PRIu64
+                ", \"failed\": %" PRIu64 ", \"unfinished_ms\": %.3f, ",
+                a->s_hellos, a->s_done, a->s_entries, a->s_bytes, a->s_pages, a->s_not_recovered,
+                a->s_cut, a->s_refused, a->s_failed, ms(a->s_open_ns));
         json_hist(f, "time", &a->s_time_h);
         fprintf(f,
                 "}, \"sessions\": {\"attempted\": %" PRIu64 ", \"opened\": %" PRIu64
