@@ -362,6 +362,11 @@ static void atk_on_msg(void *ctx, wc_conn *c, const char *buf, size_t len)
         } else if (atk_q_of(&a->f, f[1], &k) == 0) {
             if (atk_q_answer(&a->f, k, again ? 0 : -1, ra, now) && limited)
                 a->st->fill_rate_limited++;
+        } else if (is_sync && a->sync_waiting) { /* the sync refused (unavailable) */
+            a->st->s_failed++;
+            a->sync_waiting = 0;
+            atk_close(a, c, "sync refused");
+            a->sync_retry_ns = now + ATK_NS / 10;
         } else if (c == atk_control(a) && !a->group_answer) {
             a->group_answer = 2;
             snprintf(a->group_err, sizeof a->group_err, "%.*s %.*s", (int)f[2].len, f[2].p,
