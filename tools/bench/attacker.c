@@ -27,13 +27,17 @@
  *            epoch}` (depth = 9/10 of --attacker-inbox, leaving room for entries
  *            that arrive between hello and sync; halved on each `recovered:
  *            false`), reads every entry to the end (following pages: a `more`
- *            flag, or a recovered end short of its seq), closes, and again. A
- *            refused upgrade (429) closes one of the attacker's extra sessions
- *            to make room.
+ *            flag, or a recovered end short of its seq), closes, and again
+ *            (while the sessions activity runs too, it keeps its place: the
+ *            next sync goes on the same connection, from the end's seq). A
+ *            refusal of the session limit (429 at the upgrade, or a close 4029
+ *            before hello) closes one of the attacker's extra sessions to make
+ *            room and tries again after Retry-After (else a second).
  *  sessions  more connections of the attacker, at most ATK_OPEN_AT_ONCE
- *            opening at a time, until the upgrade is refused (429) or
- *            --attacker-sessions are open; held. After a refusal it tries one
- *            at a time, once a second.
+ *            opening at a time (none while the sync connection waits for a
+ *            place), until the session limit refuses one or
+ *            --attacker-sessions are open; held. After a refusal it waits
+ *            Retry-After (else a second) and then tries one at a time.
  * At the end of the step it waits for the answers to its texts (at most
  * --drain-ms), closes its sync and extra connections and publishes step_done.
  * Nothing the attacker meets fails the run: it is counted (bench_astat). */
@@ -256,6 +260,17 @@ static void atk_sync_send(atk *a, wc_conn *c, uint64_t after, mp_str epoch)
     a->sync_after = after;
 }
 
+/* A full sync from `seq` - depth on the sync connection. */
+static void atk_sync_start(atk *a, wc_conn *c, uint64_t seq, uint64_t now)
+{
+    a->sync_waiting = 1;
+    a->sync_t0 = now;
+    a->sync_max_seq = 0;
+    a->sync_entries = a->sync_bytes = 0;
+    atk_sync_send(a, c, seq > a->sync_depth ? seq - a->sync_depth : 0,
+                  (mp_str){a->epoch, a->epoch_len});
+}
+
 /* The end of one sync answer (page) on the sync connection. */
 static void atk_sync_end(atk *a, wc_conn *c, const char *buf, size_t len, uint64_t now)
 {
@@ -276,6 +291,12 @@ static void atk_sync_end(atk *a, wc_conn *c, const char *buf, size_t len, uint64
         a->st->s_entries += a->sync_entries;
         a->st->s_bytes += a->sync_bytes;
         hist_add(&a->st->s_time_h, now - a->sync_t0);
+    }
+    if (a->attack & ATK_SESSIONS) {
+        /* the extra sessions hold every other place the session limit leaves:
+         * sync again on this connection instead of competing for a new one */
+        atk_sync_start(a, c, seq, now);
+        return;
     }
     a->sync_waiting = 0;
     atk_close(a, c, "sync done");
@@ -332,12 +353,7 @@ static void atk_on_msg(void *ctx, wc_conn *c, const char *buf, size_t len)
             mp_pick_uint(buf, len, "seq", &seq);
             a->epoch_len = f[4].len < sizeof a->epoch ? f[4].len : sizeof a->epoch - 1;
             memcpy(a->epoch, f[4].p, a->epoch_len);
-            a->sync_waiting = 1;
-            a->sync_t0 = now;
-            a->sync_max_seq = 0;
-            a->sync_entries = a->sync_bytes = 0;
-            atk_sync_send(a, c, seq > a->sync_depth ? seq - a->sync_depth : 0,
-                          (mp_str){a->epoch, a->epoch_len});
+            atk_sync_start(a, c, seq, now);
         }
     } else if (KIND("sync")) {
         if (is_sync && a->sync_waiting) atk_sync_end(a, c, buf, len, now);
@@ -384,10 +400,23 @@ static void atk_on_msg(void *ctx, wc_conn *c, const char *buf, size_t len)
 #undef KIND
 }
 
+/* A refusal of the session limit: the upgrade answered 429, or the socket
+ * closed with 4029 before hello. Returns 1 and sets *wait_ns (Retry-After, else
+ * a second). */
+static int atk_refused(const wc_conn *c, const char *why, uint64_t *wait_ns)
+{
+    if (c->hello || (!strstr(why, " 429") && !strstr(why, ": 4029"))) return 0;
+    const char *ra = strstr(why, "Retry-After: ");
+    long s = ra ? strtol(ra + 13, NULL, 10) : 0;
+    *wait_ns = (s > 0 && s < 3600 ? (uint64_t)s : 1) * ATK_NS;
+    return 1;
+}
+
 static void atk_on_close(void *ctx, wc_conn *c, const char *why)
 {
     atk *a = ctx;
-    int refused = c->hello == 0 && strstr(why, " 429") != NULL;
+    uint64_t wait_ns = 0;
+    int refused = atk_refused(c, why, &wait_ns);
     int had_hello = c->hello;
     char b[200];
     c->hello = 0;
@@ -401,7 +430,7 @@ static void atk_on_close(void *ctx, wc_conn *c, const char *why)
             if (refused) {
                 a->st->c_refused++;
                 a->sess_probe = 1;
-                a->sess_next_ns = bench_now_ns() + ATK_NS;
+                a->sess_next_ns = bench_now_ns() + wait_ns;
             } else if (!a->closing) {
                 a->st->c_failed++;
             }
@@ -411,7 +440,7 @@ static void atk_on_close(void *ctx, wc_conn *c, const char *why)
         a->sync_waiting = 0;
         if (refused) {
             a->st->s_refused++;
-            a->sync_retry_ns = bench_now_ns() + ATK_NS / 20;
+            a->sync_retry_ns = bench_now_ns() + wait_ns;
             /* make room: one of our extra sessions goes */
             for (uint32_t i = 0; i < a->nsess; i++) {
                 wc_conn *s = &a->conns[2 + BENCH_FILLERS + i];
@@ -592,6 +621,9 @@ static void atk_sync_pump(atk *a, uint64_t now)
 static void atk_sessions_pump(atk *a, uint64_t now)
 {
     if (now < a->sess_next_ns) return;
+    /* while syncing too, the sync connection has the first claim on a place */
+    wc_conn *y = atk_sync(a);
+    if ((a->attack & ATK_SYNC) && (y->state == WC_CLOSED || y->state == WC_IDLE)) return;
     uint32_t at_once = a->sess_probe ? 1 : ATK_OPEN_AT_ONCE;
     for (uint32_t tried = 0;
          tried < a->nsess && a->sess_pending < at_once && a->sess_open + a->sess_pending < a->nsess;
