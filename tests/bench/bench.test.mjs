@@ -1,7 +1,9 @@
 // parley-bench against a real stack (the `bench` stage of tests/run.sh): each
 // mode runs a few seconds at a small scale and must complete, report nothing
 // lost and write JSON with consistent numbers; bad flags and an unknown mode
-// exit 2; a wrong secret is reported as failed connections (exit 1);
+// exit 2; a wrong secret is reported as failed connections (exit 1); mode
+// noisy runs each phase (baseline, each attacker activity, all) with the
+// bystanders losing nothing;
 // tools/bench/plot.py turns a ramp into an SVG. Speed is never asserted: that
 // is docs/benchmarks.md.
 //
@@ -136,6 +138,56 @@ test('ramp: 3 steps of 100..300 msg/s, each held with nothing lost', async () =>
         assert.equal(s.lost, 0, `expected steps[${i}] (rate ${s.rate}) lost == 0, got ${s.lost}`);
     });
     assert.equal(d.highest_rate_held, 300, `expected highest_rate_held == 300, got ${d.highest_rate_held}`);
+});
+
+test('noisy: bystanders lose nothing in any phase while the attacker hammers, syncs and opens sessions', async () => {
+    // 10 pairs (bench0..19), attacker bench20 in a 50-member group (bench20..69), fillers bench70..73
+    const d = await bench(
+        'noisy',
+        0,
+        'noisy --pairs 10 --rate 100 --members 50 --duration 1 --settle-ms 200 --attacker-inbox 20 ' +
+            '--attacker-inbox-size 30000 --attacker-sessions 20 --attacker-window 8',
+    );
+    assert.deepEqual(
+        d.steps?.map((s) => s.phase),
+        ['off', 'group', 'sync', 'sessions', 'all'],
+        `expected one step per default phase, got ${JSON.stringify(d.steps?.map((s) => s.phase))}`,
+    );
+    assert.equal(d.noisy?.group_members, 50, `expected noisy.group_members == 50, got ${d.noisy?.group_members}`);
+    assert.ok(d.noisy.fill_entries > 0, `expected the attacker's inbox filled (noisy.fill_entries > 0), got ${d.noisy.fill_entries}`);
+    for (const s of d.steps) {
+        const at = `phase ${s.phase}`;
+        assert.ok(s.sent > 0, `${at}: expected sent > 0, got ${s.sent}`);
+        assert.equal(s.acked, s.sent, `${at}: expected acked == sent (${s.sent}), got ${s.acked}`);
+        assert.equal(s.delivered, s.sent, `${at}: expected delivered == sent (${s.sent}), got ${s.delivered}`);
+        assert.equal(s.lost, 0, `${at}: expected lost == 0, got ${s.lost}`);
+        assert.equal(s.unacked, 0, `${at}: expected unacked == 0, got ${s.unacked}`);
+        assert.equal(s.ack.n, s.acked, `${at}: expected ack.n == acked (${s.acked}), got ${s.ack.n}`);
+        const a = s.attacker;
+        // the attacker did something, whatever the server's limits answered
+        if (s.attack.group) {
+            assert.ok(a.group.sent > 0, `${at}: expected the attacker to send group texts, got ${a.group.sent}`);
+            assert.ok(
+                a.group.acked + a.group.rate_limited + a.group.unavailable + a.group.errors > 0,
+                `${at}: expected answers to the attacker's texts, got ${JSON.stringify(a.group)}`,
+            );
+        }
+        if (s.attack.sync) {
+            const y = a.sync;
+            assert.ok(y.done + y.not_recovered + y.refused_429 + y.cut > 0, `${at}: expected the attacker to sync, got ${JSON.stringify(y)}`);
+        }
+        if (s.attack.sessions) {
+            const c = a.sessions;
+            assert.ok(c.opened + c.refused_429 > 0, `${at}: expected the attacker to open sessions, got ${JSON.stringify(c)}`);
+        }
+        if (!s.attack.group && !s.attack.sync && !s.attack.sessions) {
+            assert.equal(a.group.sent + a.sync.done + a.sessions.attempted, 0, `${at}: expected the attacker idle, got ${JSON.stringify(a)}`);
+        }
+    }
+});
+
+test('noisy: an unknown phase exits 2', async () => {
+    assertExit(await run('noisy-badphase', BENCH, ['noisy', '--phases', 'off,flood']), 2, 'parley-bench noisy --phases off,flood');
 });
 
 test('wrong-secret: 20 sockets refused with HTTP 401, reported as failed, exit status 1', async () => {

@@ -10,6 +10,9 @@
  * parent reads a worker's histograms only after the worker has published
  * step_done for that step, so no locking is needed.
  *
+ * Mode noisy adds one more process, the attacker (attacker.c), whose work the
+ * bystanders (pair traffic in the workers) measure.
+ *
  * A pair (sender + receiver) or a whole fan-out group lives in one worker,
  * so send time and delivery time are read from the same monotonic clock in
  * the same process. */
@@ -25,7 +28,12 @@
 #define BENCH_MAX_GW    32
 #define BENCH_MAX_PROCS 32
 
-typedef enum { MODE_CONNECT, MODE_PAIR, MODE_FANOUT, MODE_RAMP } bench_mode;
+typedef enum { MODE_CONNECT, MODE_PAIR, MODE_FANOUT, MODE_RAMP, MODE_NOISY } bench_mode;
+
+/* noisy: what the attacker does in a phase (bench_ctl.attack, a bit set) */
+enum { ATK_GROUP = 1, ATK_SYNC = 2, ATK_SESSIONS = 4 };
+#define BENCH_MAX_PHASES 16
+#define BENCH_FILLERS    4 /* users who fill the attacker's inbox */
 
 typedef struct bench_cfg {
     bench_mode mode;
@@ -40,6 +48,9 @@ typedef struct bench_cfg {
     long long user_offset, connections, connect_rate, inflight, sources, procs, hold_s;
     long long pairs, rate, duration_s, size, members, drain_ms, tick_us, connect_timeout_s;
     long long rate_start, rate_step, rate_max, step_s, p99_bound_us, progress, ramp_patience;
+    /* noisy: the attacker (attacker.c) */
+    const char *phases; /* "off,group,sync,sessions,all": one step each */
+    long long atk_window, atk_sessions, atk_inbox, atk_inbox_size, settle_ms;
     /* derived */
     int ngw;
     struct sockaddr_in gw[BENCH_MAX_GW];
@@ -49,14 +60,21 @@ typedef struct bench_cfg {
     char cpu_name[BENCH_MAX_GW * 2][24];
     pid_t cpu_pid[BENCH_MAX_GW * 2];
     char nonce[12]; /* random per run: cids never repeat across runs */
-    char group[40]; /* fan-out group name */
+    char group[40]; /* fan-out group name (noisy: the attacker's group) */
+    int nworkers;   /* processes forked: procs, + 1 attacker in mode noisy (the last) */
+    int nphases;
+    int phase_mask[BENCH_MAX_PHASES]; /* ATK_* bits of each phase */
+    char phase_name[BENCH_MAX_PHASES][32];
+    uint32_t atk_user; /* noisy: the attacker's user number (then members, then fillers) */
 } bench_cfg;
 
 typedef struct bench_ctl {
     volatile int step;    /* the parent raises it to start a traffic step */
     volatile double rate; /* total messages/s for that step */
     volatile double duration_s;
-    volatile int stop; /* workers close everything and exit */
+    volatile int stop;   /* workers close everything and exit */
+    volatile int attack; /* noisy: ATK_* bits of the step about to run */
+    volatile int prep;   /* noisy: the attacker prepares this step (refills its inbox) */
 } bench_ctl;
 
 typedef struct bench_wstat {
@@ -79,14 +97,40 @@ typedef struct bench_wstat {
     hist lag_h; /* how late the generator sent each message behind its schedule */
 } bench_wstat;
 
+/* noisy: what the attacker did. Setup fields are cumulative, the rest are
+ * reset when a step starts. Written by the attacker process only; read by the
+ * parent after the attacker published step_done (in its bench_wstat). */
+typedef struct bench_astat {
+    volatile int prep_done;                /* the last step prepared */
+    volatile uint64_t group_members;       /* the group's members once set up (0: no group) */
+    volatile double group_setup_s, fill_s; /* group set-up time; the last inbox fill's time */
+    volatile uint64_t fills, fill_entries, fill_bytes, fill_rate_limited; /* cumulative */
+    /* group texts in this step */
+    volatile uint64_t g_sent, g_acked, g_rate_limited, g_unavailable, g_errors, g_unanswered;
+    hist g_ack_h; /* the attacker's own send -> ack (from the last try) */
+    /* syncs in this step */
+    volatile uint64_t s_hellos, s_done, s_cut, s_not_recovered, s_entries, s_bytes, s_pages,
+        s_refused, s_failed;
+    volatile uint64_t s_open_ns; /* the sync left running at the end: its age (0: none) */
+    hist s_time_h;               /* sync sent -> its end (all pages) */
+    /* extra sessions in this step */
+    volatile uint64_t c_attempted, c_opened, c_refused, c_failed, c_closed, c_open, c_peak;
+    volatile uint64_t copies; /* the attacker's own group texts echoed to its other sessions */
+    char err[200];            /* the attacker's first problem (never fails the run) */
+} bench_astat;
+
 typedef struct bench_shm {
     bench_ctl ctl;
-    bench_wstat w[BENCH_MAX_PROCS];
+    bench_wstat w[BENCH_MAX_PROCS + 1]; /* + the attacker's */
+    bench_astat atk;
 } bench_shm;
 
 uint64_t bench_now_ns(void);
 
 /* worker.c: runs in a forked child; never returns. */
 void worker_main(const bench_cfg *cfg, bench_shm *shm, int w);
+/* attacker.c: the noisy neighbour of mode noisy, in the forked child w (its
+ * bench_wstat carries ready and step_done, shm->atk the rest); never returns. */
+void attacker_main(const bench_cfg *cfg, bench_shm *shm, int w);
 
 #endif

@@ -1,7 +1,7 @@
 /* main.c - parley-bench: flags, the worker processes, the progress line, and
  * merging what the workers measured into the report.
  *
- *   parley-bench MODE [flags]      MODE: connect | pair | fanout | ramp
+ *   parley-bench MODE [flags]      MODE: connect | pair | fanout | ramp | noisy
  *
  * The users must exist (parley bulk-users N --prefix P); tokens are minted
  * here from the shared secret. tools/bench/run-stack.sh starts a whole stack
@@ -176,7 +176,7 @@ static void bench_merge_step(const bench_cfg *cfg, bench_shm *shm, report_step *
 
 static int bench_workers_alive(const bench_cfg *cfg, pid_t *pids, char *err, size_t size)
 {
-    for (int w = 0; w < cfg->procs; w++) {
+    for (int w = 0; w < cfg->nworkers; w++) {
         int status;
         if (pids[w] > 0 && waitpid(pids[w], &status, WNOHANG) == pids[w]) {
             pids[w] = -1;
@@ -213,12 +213,18 @@ static void bench_progress(const bench_cfg *cfg, bench_shm *shm, const char *pha
                 (unsigned long long)failed, (unsigned long long)closed, load, tty ? "   " : "\n");
         prev[0] = opened;
     } else {
+        char atk[160] = "";
+        if (cfg->mode == MODE_NOISY)
+            snprintf(
+                atk, sizeof atk, " | attacker acked %llu limited %llu syncs %llu sessions %llu",
+                (unsigned long long)shm->atk.g_acked, (unsigned long long)shm->atk.g_rate_limited,
+                (unsigned long long)shm->atk.s_done, (unsigned long long)shm->atk.c_open);
         fprintf(stderr,
-                "%s[%s %5.1fs] sent %llu acked %llu delivered %llu (%llu/s) open %llu load %s%s",
+                "%s[%s %5.1fs] sent %llu acked %llu delivered %llu (%llu/s) open %llu load %s%s%s",
                 tty ? "\r" : "", phase, el, (unsigned long long)sent, (unsigned long long)acked,
                 (unsigned long long)delivered,
                 (unsigned long long)(delivered >= prev[1] ? delivered - prev[1] : delivered),
-                (unsigned long long)(opened - closed), load, tty ? "   " : "\n");
+                (unsigned long long)(opened - closed), load, atk, tty ? "   " : "\n");
         prev[1] = delivered;
     }
     fflush(stderr);
@@ -235,7 +241,7 @@ static int bench_run_step(const bench_cfg *cfg, bench_shm *shm, pid_t *pids, int
     memset(s, 0, sizeof(*s));
     for (int i = 0; i < cfg->ncpu; i++)
         cpu0[i] = bench_cpu_s(cfg->cpu_pid[i]);
-    for (int w = 0; w < cfg->procs; w++)
+    for (int w = 0; w < cfg->nworkers; w++)
         gen0 += pids[w] > 0 ? bench_cpu_s(pids[w]) : 0;
     s->rate = rate;
     s->duration_s = dur;
@@ -243,10 +249,13 @@ static int bench_run_step(const bench_cfg *cfg, bench_shm *shm, pid_t *pids, int
     shm->ctl.duration_s = dur;
     __sync_synchronize();
     shm->ctl.step = step;
-    snprintf(phase, sizeof phase, "%s %.0f/s", cfg->mode_name, rate);
+    if (cfg->mode == MODE_NOISY && step >= 1 && step <= cfg->nphases)
+        snprintf(phase, sizeof phase, "%s %s", cfg->mode_name, cfg->phase_name[step - 1]);
+    else
+        snprintf(phase, sizeof phase, "%s %.0f/s", cfg->mode_name, rate);
     for (;;) {
         int done = 1;
-        for (int w = 0; w < cfg->procs; w++)
+        for (int w = 0; w < cfg->nworkers; w++)
             done &= shm->w[w].step_done >= step;
         if (done) break;
         if (bench_interrupted || !bench_workers_alive(cfg, pids, r->err, sizeof r->err)) return -1;
@@ -259,12 +268,17 @@ static int bench_run_step(const bench_cfg *cfg, bench_shm *shm, pid_t *pids, int
     if (cfg->progress && tty) fputc('\n', stderr);
     for (int i = 0; i < cfg->ncpu; i++)
         s->cpu_s[i] = bench_cpu_s(cfg->cpu_pid[i]) - cpu0[i];
-    for (int w = 0; w < cfg->procs; w++)
+    for (int w = 0; w < cfg->nworkers; w++)
         s->gen_cpu_s += pids[w] > 0 ? bench_cpu_s(pids[w]) : 0;
     s->gen_cpu_s -= gen0;
     bench_merge_step(cfg, shm, s);
+    uint64_t bound = (uint64_t)cfg->p99_bound_us * 1000ull;
     s->held = s->lost == 0 && s->unacked == 0 && s->errors == 0 && s->lat.count > 0 &&
-              hist_quantile(&s->lat, 0.99) <= (uint64_t)cfg->p99_bound_us * 1000ull;
+              hist_quantile(&s->lat, 0.99) <= bound;
+    if (cfg->mode == MODE_NOISY) {
+        memcpy(&s->atk, &shm->atk, sizeof s->atk);
+        s->held = s->held && hist_quantile(&s->ack, 0.99) <= bound;
+    }
     return 0;
 }
 
@@ -279,9 +293,60 @@ static const char *bench_usage =
     "  ramp     pair traffic at --rate-start, +--rate-step each --step-seconds, until\n"
     "           --ramp-patience steps in a row have p99 > --p99-bound-us, or a step loses\n"
     "           messages or delivers < 80% of its rate; reports the highest rate that held\n"
+    "  noisy    bystanders (pair traffic: --pairs, --rate) measured for ack and delivery\n"
+    "           latency while one attacker user, in a group of --members, hammers the group\n"
+    "           (texts, obeying rate_limited), syncs its full inbox (--attacker-inbox entries of\n"
+    "           --attacker-inbox-size bytes) and opens up to --attacker-sessions sessions; one\n"
+    "           step of --duration s per --phases entry (off = the baseline); needs\n"
+    "           2 x pairs + members + 4 users\n"
     "Users <prefix><offset>.. must exist (parley bulk-users). Exit status: 0 when every\n"
-    "connection opened and stayed open and nothing was lost or left unanswered, 1 otherwise,\n"
-    "2 on bad flags.";
+    "connection opened and stayed open and nothing was lost or left unanswered (noisy: the\n"
+    "bystanders'; nothing the attacker meets counts), 1 otherwise, 2 on bad flags.";
+
+/* Parses --phases: comma-separated phases, each "off", "all" or activities
+ * joined by '+' (group, sync, sessions). Returns 0 or -1 (message printed). */
+static int bench_parse_phases(bench_cfg *cfg, const char *prog)
+{
+    char *copy = strdup(cfg->phases), *save = NULL;
+    cfg->nphases = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (cfg->nphases == BENCH_MAX_PHASES) {
+            fprintf(stderr, "%s: --phases: at most %d phases\n", prog, BENCH_MAX_PHASES);
+            free(copy);
+            return -1;
+        }
+        int mask = 0;
+        snprintf(cfg->phase_name[cfg->nphases], sizeof cfg->phase_name[0], "%s", t);
+        char *save2 = NULL;
+        for (char *a = strtok_r(t, "+", &save2); a; a = strtok_r(NULL, "+", &save2)) {
+            if (!strcmp(a, "off"))
+                mask |= 0;
+            else if (!strcmp(a, "group"))
+                mask |= ATK_GROUP;
+            else if (!strcmp(a, "sync"))
+                mask |= ATK_SYNC;
+            else if (!strcmp(a, "sessions"))
+                mask |= ATK_SESSIONS;
+            else if (!strcmp(a, "all"))
+                mask |= ATK_GROUP | ATK_SYNC | ATK_SESSIONS;
+            else {
+                fprintf(stderr,
+                        "%s: --phases: unknown '%s' (off, group, sync, sessions, all, "
+                        "joined by + and separated by commas)\n",
+                        prog, a);
+                free(copy);
+                return -1;
+            }
+        }
+        cfg->phase_mask[cfg->nphases++] = mask;
+    }
+    free(copy);
+    if (cfg->nphases == 0) {
+        fprintf(stderr, "%s: --phases names no phase\n", prog);
+        return -1;
+    }
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -315,6 +380,12 @@ int main(int argc, char **argv)
         .p99_bound_us = 10000,
         .progress = 1,
         .ramp_patience = 2,
+        .phases = "off,group,sync,sessions,all",
+        .atk_window = 32,
+        .atk_sessions = 500,
+        .atk_inbox = 1000,
+        .atk_inbox_size = 60000,
+        .settle_ms = 1000,
     };
     const config_opt opts[] = {
         {"gateways", "PARLEY_BENCH_GATEWAYS", CONFIG_STR, &cfg.gateways, 0, 0,
@@ -340,13 +411,13 @@ int main(int argc, char **argv)
         {"hold", "PARLEY_BENCH_HOLD", CONFIG_INT, &cfg.hold_s, 0, 86400,
          "connect: seconds to hold the connections"},
         {"pairs", "PARLEY_BENCH_PAIRS", CONFIG_INT, &cfg.pairs, 1, 1000000,
-         "pair/ramp: sender/receiver pairs"},
-        {"members", "PARLEY_BENCH_MEMBERS", CONFIG_INT, &cfg.members, 2, 1000,
-         "fanout: group members"},
+         "pair/ramp/noisy (default 50 there): sender/receiver pairs"},
+        {"members", "PARLEY_BENCH_MEMBERS", CONFIG_INT, &cfg.members, 2, 100000,
+         "fanout (default 1000, at most 19900)/noisy (default 5000): group members"},
         {"rate", "PARLEY_BENCH_RATE", CONFIG_INT, &cfg.rate, 1, 10000000,
-         "pair/fanout: messages/s in total"},
+         "pair/fanout/noisy (default 500 there): messages/s in total"},
         {"duration", "PARLEY_BENCH_DURATION", CONFIG_INT, &cfg.duration_s, 1, 86400,
-         "pair/fanout: seconds of sending"},
+         "pair/fanout: seconds of sending; noisy: per phase"},
         {"size", "PARLEY_BENCH_SIZE", CONFIG_INT, &cfg.size, 1, 60000, "message data bytes"},
         {"drain-ms", "PARLEY_BENCH_DRAIN_MS", CONFIG_INT, &cfg.drain_ms, 0, 600000,
          "longest wait for answers after sending"},
@@ -363,7 +434,7 @@ int main(int argc, char **argv)
         {"ramp-patience", "PARLEY_BENCH_RAMP_PATIENCE", CONFIG_INT, &cfg.ramp_patience, 1, 100,
          "ramp: consecutive failed steps that end it"},
         {"p99-bound-us", "PARLEY_BENCH_P99_BOUND_US", CONFIG_INT, &cfg.p99_bound_us, 1, 100000000,
-         "ramp: p99 bound (also marks pair/fanout held)"},
+         "ramp: p99 bound (marks pair/fanout held; noisy: 50000, ack and delivery)"},
         {"cpu-pids", "PARLEY_BENCH_CPU_PIDS", CONFIG_STR, &cfg.cpu_pids, 0, 0,
          "name=pid,...: CPU time per message of these processes"},
         {"json", "PARLEY_BENCH_JSON", CONFIG_STR, &cfg.json, 0, 0,
@@ -372,13 +443,26 @@ int main(int argc, char **argv)
          "free text stored with the results"},
         {"progress", "PARLEY_BENCH_PROGRESS", CONFIG_INT, &cfg.progress, 0, 1,
          "progress line on stderr"},
+        {"phases", "PARLEY_BENCH_PHASES", CONFIG_STR, &cfg.phases, 0, 0,
+         "noisy: steps, each off|all|group+sync+sessions"},
+        {"attacker-window", "PARLEY_BENCH_ATTACKER_WINDOW", CONFIG_INT, &cfg.atk_window, 1, 100000,
+         "noisy: the attacker's unanswered group texts"},
+        {"attacker-sessions", "PARLEY_BENCH_ATTACKER_SESSIONS", CONFIG_INT, &cfg.atk_sessions, 0,
+         19000, "noisy: most extra sessions the attacker opens"},
+        {"attacker-inbox", "PARLEY_BENCH_ATTACKER_INBOX", CONFIG_INT, &cfg.atk_inbox, 0, 1000000,
+         "noisy: big entries put in the attacker's inbox"},
+        {"attacker-inbox-size", "PARLEY_BENCH_ATTACKER_INBOX_SIZE", CONFIG_INT, &cfg.atk_inbox_size,
+         1, 65000, "noisy: bytes of data of each of them"},
+        {"settle-ms", "PARLEY_BENCH_SETTLE_MS", CONFIG_INT, &cfg.settle_ms, 0, 600000,
+         "noisy: pause before each step"},
     };
     const int nopts = (int)(sizeof opts / sizeof opts[0]);
     int argi = 0;
 
     if (argc < 2 || argv[1][0] == '-') {
         if (config_parse(prog, bench_usage, opts, nopts, argc, argv, &argi) < 0) return 2;
-        fprintf(stderr, "%s: a MODE is required (connect, pair, fanout, ramp); see --help\n", prog);
+        fprintf(stderr, "%s: a MODE is required (connect, pair, fanout, ramp, noisy); see --help\n",
+                prog);
         return 2;
     }
     cfg.mode_name = argv[1];
@@ -390,8 +474,16 @@ int main(int argc, char **argv)
         cfg.mode = MODE_FANOUT;
     else if (!strcmp(argv[1], "ramp"))
         cfg.mode = MODE_RAMP;
-    else {
-        fprintf(stderr, "%s: unknown mode '%s' (connect, pair, fanout, ramp)\n", prog, argv[1]);
+    else if (!strcmp(argv[1], "noisy")) {
+        cfg.mode = MODE_NOISY;
+        /* its own defaults (flags and environment still override them) */
+        cfg.members = 5000;
+        cfg.pairs = 50;
+        cfg.rate = 500;
+        cfg.p99_bound_us = 50000;
+    } else {
+        fprintf(stderr, "%s: unknown mode '%s' (connect, pair, fanout, ramp, noisy)\n", prog,
+                argv[1]);
         return 2;
     }
     if (config_parse(prog, bench_usage, opts, nopts, argc - 1, argv + 1, &argi) < 0) return 2;
@@ -401,6 +493,11 @@ int main(int argc, char **argv)
     }
     if (bench_parse_gateways(&cfg, prog) < 0) return 2;
     bench_parse_cpu_pids(&cfg);
+    if (cfg.mode == MODE_NOISY && bench_parse_phases(&cfg, prog) < 0) return 2;
+    if (cfg.mode == MODE_FANOUT && cfg.members > 19900) {
+        fprintf(stderr, "%s: fanout runs in one process: at most 19900 --members\n", prog);
+        return 2;
+    }
     if (cfg.mode == MODE_FANOUT && cfg.procs != 1) {
         fprintf(stderr,
                 "%s: fanout runs in one process (--procs 1): the whole group in one place\n", prog);
@@ -410,6 +507,8 @@ int main(int argc, char **argv)
                       : cfg.mode == MODE_FANOUT ? 1
                                                 : cfg.pairs;
     if (cfg.procs > units) cfg.procs = units;
+    cfg.nworkers = (int)cfg.procs + (cfg.mode == MODE_NOISY);
+    cfg.atk_user = (uint32_t)(cfg.user_offset + 2 * cfg.pairs);
     if (cfg.mode == MODE_CONNECT && cfg.connections / cfg.procs > 19900) {
         fprintf(stderr,
                 "%s: %lld connections in %lld process(es) is over ~19.9k sockets each; "
@@ -443,13 +542,14 @@ int main(int argc, char **argv)
     signal(SIGTERM, bench_on_signal);
     signal(SIGPIPE, SIG_IGN);
     int tty = isatty(2);
-    pid_t pids[BENCH_MAX_PROCS];
-    for (int w = 0; w < cfg.procs; w++) {
+    pid_t pids[BENCH_MAX_PROCS + 1];
+    for (int w = 0; w < cfg.nworkers; w++) {
         pids[w] = fork();
         if (pids[w] < 0) {
             fprintf(stderr, "%s: fork: %s\n", prog, strerror(errno));
             return 1;
         }
+        if (pids[w] == 0 && w == cfg.procs) attacker_main(&cfg, shm, w);
         if (pids[w] == 0) worker_main(&cfg, shm, w);
     }
 
@@ -461,7 +561,7 @@ int main(int argc, char **argv)
     int ok = 1;
     for (;;) {
         int ready = 1;
-        for (int w = 0; w < cfg.procs; w++)
+        for (int w = 0; w < cfg.nworkers; w++)
             ready &= shm->w[w].ready >= 2;
         if (ready) break;
         if (bench_interrupted || !bench_workers_alive(&cfg, pids, r->err, sizeof r->err)) {
@@ -476,7 +576,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < cfg.ncpu; i++)
         r->connect_cpu_s[i] = bench_cpu_s(cfg.cpu_pid[i]) - ccpu0[i];
-    for (int w = 0; w < cfg.procs; w++)
+    for (int w = 0; w < cfg.nworkers; w++)
         r->connect_gen_cpu_s += pids[w] > 0 ? bench_cpu_s(pids[w]) : 0;
     uint64_t tfirst = UINT64_MAX, tlast = 0;
     for (int w = 0; w < cfg.procs; w++) {
@@ -518,6 +618,36 @@ int main(int argc, char **argv)
             r->nsteps = 1;
         else
             ok = 0;
+    } else if (ok && r->opened > 0 && cfg.mode == MODE_NOISY) {
+        /* one step per phase: the attacker prepares (refills its inbox) while
+         * nothing is measured, the stack settles, then bystanders and attacker
+         * run together */
+        r->steps = calloc((size_t)cfg.nphases, sizeof(report_step));
+        for (int i = 0; ok && i < cfg.nphases; i++) {
+            shm->ctl.attack = cfg.phase_mask[i];
+            __sync_synchronize();
+            shm->ctl.prep = i + 1;
+            while (shm->atk.prep_done < i + 1) {
+                if (bench_interrupted || !bench_workers_alive(&cfg, pids, r->err, sizeof r->err)) {
+                    ok = 0;
+                    break;
+                }
+                bench_sleep_ms(20);
+            }
+            if (!ok) break;
+            bench_sleep_ms((int)cfg.settle_ms);
+            char load_now[64];
+            double load1 = 0;
+            bench_loadavg(load_now, sizeof load_now, &load1);
+            if (bench_run_step(&cfg, shm, pids, i + 1, (double)cfg.rate, (double)cfg.duration_s,
+                               &r->steps[i], r, tty) < 0) {
+                ok = 0;
+                break;
+            }
+            r->steps[i].load1_start = load1;
+            r->nsteps = i + 1;
+            if (cfg.progress) report_phase_line(r, i, stderr);
+        }
     } else if (ok && r->opened > 0 && cfg.mode == MODE_RAMP) {
         int max = (int)((cfg.rate_max - cfg.rate_start) / cfg.rate_step) + 1;
         r->steps = calloc((size_t)max, sizeof(report_step));
@@ -549,7 +679,7 @@ int main(int argc, char **argv)
     }
     /* stop the workers */
     shm->ctl.stop = 1;
-    for (int w = 0; w < cfg.procs; w++) {
+    for (int w = 0; w < cfg.nworkers; w++) {
         if (pids[w] <= 0) continue;
         int status;
         if (waitpid(pids[w], &status, 0) == pids[w] &&

@@ -70,6 +70,18 @@ char *mp_put_cstr(char *p, const char *s)
     return mp_put_str(p, s, strlen(s));
 }
 
+char *mp_put_uint(char *p, uint64_t v)
+{
+    if (v < 128) {
+        *p++ = (char)v;
+        return p;
+    }
+    *p++ = (char)0xcf;
+    for (int i = 0; i < 8; i++)
+        *p++ = (char)(v >> (56 - 8 * i));
+    return p;
+}
+
 char *mp_put_bool(char *p, int v)
 {
     *p++ = (char)(v ? 0xc3 : 0xc2);
@@ -250,4 +262,35 @@ int mp_pick_strs(const char *buf, size_t len, const char *const *keys, mp_str *o
             if (mp_skip(&r, 2)) return -1;
     }
     return r.p == r.end ? 0 : -1;
+}
+
+int mp_pick_uint(const char *buf, size_t len, const char *key, uint64_t *out)
+{
+    mp_rd r = {(const unsigned char *)buf, (const unsigned char *)buf + len};
+    char kind;
+    mp_str s;
+    uint64_t pairs, cnt;
+    size_t klen = strlen(key);
+    int found = 0;
+    if (mp_next(&r, &kind, &s, &pairs, 0) || kind != 'm') return -1;
+    for (uint64_t i = 0; i < pairs / 2; i++) {
+        mp_str k = {0};
+        if (mp_next(&r, &kind, &k, &cnt, 1)) return -1;
+        for (uint64_t j = 0; j < cnt; j++)
+            if (mp_skip(&r, 2)) return -1;
+        int want = kind == 's' && k.len == klen && !memcmp(k.p, key, klen);
+        if (want && !found && r.p < r.end) {
+            unsigned c = *r.p;
+            int n = c == 0xcc ? 1 : c == 0xcd ? 2 : c == 0xce ? 4 : c == 0xcf ? 8 : 0;
+            if (c <= 0x7f || c == 0xc2 || c == 0xc3) {
+                *out = c <= 0x7f ? c : c == 0xc3;
+                found = 1;
+            } else if (n && mp_need(&r, (size_t)n + 1) == 0) {
+                *out = mp_uint(r.p + 1, n);
+                found = 1;
+            }
+        }
+        if (mp_skip(&r, 1)) return -1;
+    }
+    return r.p == r.end ? found : -1;
 }

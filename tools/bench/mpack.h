@@ -1,7 +1,7 @@
 /* mpack.h - the little msgpack the load generator needs, without allocation:
  * writing str / map / array headers into a buffer, and a reader that walks a
- * frame's top-level map to pick out string fields (kind, cid) and skips
- * everything else (hello's user list, nested maps). */
+ * frame's top-level map to pick out string fields (kind, cid) or a number
+ * (seq, a flag) and skips everything else (hello's user list, nested maps). */
 #ifndef PARLEY_BENCH_MPACK_H
 #define PARLEY_BENCH_MPACK_H
 
@@ -14,6 +14,7 @@ char *mp_put_array(char *p, uint32_t n);
 char *mp_put_str(char *p, const char *s, size_t len);
 char *mp_put_cstr(char *p, const char *s);
 char *mp_put_bool(char *p, int v);
+char *mp_put_uint(char *p, uint64_t v);
 
 typedef struct mp_str {
     const char *p;
@@ -24,5 +25,11 @@ typedef struct mp_str {
  * fields named in keys[0..n) into out[] (len 0 when absent or not a string).
  * Returns 0, or -1 when the bytes are not one well-formed map. */
 int mp_pick_strs(const char *buf, size_t len, const char *const *keys, mp_str *out, int n);
+
+/* Reads the top-level field `key` of a frame that is one msgpack map as an
+ * unsigned number: a positive integer, or a boolean (false 0, true 1).
+ * Returns 1 and sets *out when present with such a value, 0 when absent or of
+ * another type, -1 when the bytes are not one well-formed map. */
+int mp_pick_uint(const char *buf, size_t len, const char *key, uint64_t *out);
 
 #endif

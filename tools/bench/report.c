@@ -34,6 +34,75 @@ void report_step_line(const report *r, const report_step *s, FILE *out)
         s->held ? "held" : "FAILED");
 }
 
+/* The first phase with the attacker off in the run: the baseline. */
+static const report_step *report_baseline(const report *r)
+{
+    for (int i = 0; i < r->nsteps; i++)
+        if (r->cfg->phase_mask[i] == 0) return &r->steps[i];
+    return NULL;
+}
+
+static void report_ratio(char *buf, size_t size, const hist *h, const hist *base)
+{
+    uint64_t b = base ? hist_quantile(base, 0.99) : 0;
+    if (b && h->count)
+        snprintf(buf, size, "x%.1f", (double)hist_quantile(h, 0.99) / (double)b);
+    else
+        snprintf(buf, size, "-");
+}
+
+void report_phase_line(const report *r, int i, FILE *out)
+{
+    const bench_cfg *c = r->cfg;
+    const report_step *s = &r->steps[i], *base = report_baseline(r);
+    const bench_astat *a = &s->atk;
+    int m = c->phase_mask[i];
+    char ra[32], rd[32];
+    report_ratio(ra, sizeof ra, &s->ack, base ? &base->ack : NULL);
+    report_ratio(rd, sizeof rd, &s->lat, base ? &base->lat : NULL);
+    fprintf(out,
+            "  %-16s ack p50 %7.3f p99 %8.3f max %8.3f (%s)  delivery p50 %7.3f p99 %8.3f max "
+            "%8.3f ms (%s)  lost %" PRIu64 " unacked %" PRIu64 " errors %" PRIu64
+            "  load %.2f-%.2f  %s\n",
+            c->phase_name[i], ms(hist_quantile(&s->ack, 0.5)), ms(hist_quantile(&s->ack, 0.99)),
+            ms(s->ack.max), ra, ms(hist_quantile(&s->lat, 0.5)), ms(hist_quantile(&s->lat, 0.99)),
+            ms(s->lat.max), rd, s->lost, s->unacked, s->errors, s->load1_start, s->load1,
+            s->held ? "target met" : "target MISSED");
+    double el = s->duration_s > 0 ? s->duration_s : 1;
+    if (!m) fprintf(out, "  %-16s attacker off\n", "");
+    if (m & ATK_GROUP)
+        fprintf(out,
+                "  %-16s attacker group: %" PRIu64 " texts acked (%.1f/s), %" PRIu64
+                " rate_limited, %" PRIu64 " unavailable (both sent again), %" PRIu64
+                " refused, %" PRIu64 " unanswered; its ack p50 %.1f p99 %.1f ms; %" PRIu64
+                " echoes to its sessions\n",
+                "", a->g_acked, (double)a->g_acked / el, a->g_rate_limited, a->g_unavailable,
+                a->g_errors, a->g_unanswered, ms(hist_quantile(&a->g_ack_h, 0.5)),
+                ms(hist_quantile(&a->g_ack_h, 0.99)), a->copies);
+    if (m & ATK_SYNC) {
+        char unfinished[64] = "";
+        if (a->s_open_ns)
+            snprintf(unfinished, sizeof unfinished, "; one unfinished for %.0f ms at the end",
+                     ms(a->s_open_ns));
+        fprintf(out,
+                "  %-16s attacker sync: %" PRIu64 " full syncs (%.1f/s, %.2f MB each), p50 %.1f "
+                "p99 %.1f ms; %" PRIu64 " connections opened, %" PRIu64 " extra pages, %" PRIu64
+                " not recovered, %" PRIu64 " cut, %" PRIu64 " refused 429, %" PRIu64 " failed%s\n",
+                "", a->s_done, (double)a->s_done / el,
+                a->s_done ? (double)a->s_bytes / (double)a->s_done / 1e6 : 0.0,
+                ms(hist_quantile(&a->s_time_h, 0.5)), ms(hist_quantile(&a->s_time_h, 0.99)),
+                a->s_hellos, a->s_pages, a->s_not_recovered, a->s_cut, a->s_refused, a->s_failed,
+                unfinished);
+    }
+    if (m & ATK_SESSIONS)
+        fprintf(out,
+                "  %-16s attacker sessions: %" PRIu64
+                " open at most (--attacker-sessions %lld), %" PRIu64 " opened, %" PRIu64
+                " refused 429, %" PRIu64 " failed, %" PRIu64 " closed by the server\n",
+                "", a->c_peak, c->atk_sessions, a->c_opened, a->c_refused, a->c_failed,
+                a->c_closed);
+}
+
 void report_table(const report *r, FILE *out)
 {
     const bench_cfg *c = r->cfg;
@@ -62,7 +131,30 @@ void report_table(const report *r, FILE *out)
                 g, r->rss_before_kb[g], r->rss_after_kb[g], r->open_gw[g],
                 r->open_gw[g] ? (double)d * 1024.0 / (double)r->open_gw[g] : 0.0);
     }
-    if (c->mode == MODE_RAMP) {
+    if (c->mode == MODE_NOISY) {
+        const bench_astat *a = r->nsteps ? &r->steps[r->nsteps - 1].atk : NULL;
+        fprintf(out,
+                "  bystanders             %lld pairs, %lld msg/s in all, %lld s per phase, target "
+                "p99 <= %.1f ms (ack and delivery)\n",
+                c->pairs, c->rate, c->duration_s, (double)c->p99_bound_us / 1e3);
+        fprintf(out,
+                "  attacker               %s%u in %s (%lld members), window %lld texts of %lld "
+                "bytes, up to %lld sessions, inbox %lld x %lld bytes\n",
+                c->prefix, c->atk_user, c->group, c->members, c->atk_window, c->size,
+                c->atk_sessions, c->atk_inbox, c->atk_inbox_size);
+        if (a)
+            fprintf(out,
+                    "  attacker set-up        group of %" PRIu64 " in %.2f s; %" PRIu64
+                    " inbox fill(s): %" PRIu64
+                    " entries acked (%.1f MB), the last in %.2f s, %" PRIu64 " rate_limited\n",
+                    a->group_members, a->group_setup_s, a->fills, a->fill_entries,
+                    (double)a->fill_bytes / 1e6, a->fill_s, a->fill_rate_limited);
+        fprintf(out, "  phases (ack = send -> ack, delivery = send -> receiver; (xN) = p99 / the "
+                     "baseline's):\n");
+        for (int i = 0; i < r->nsteps; i++)
+            report_phase_line(r, i, out);
+        if (a && a->err[0]) fprintf(out, "  attacker's first problem %s\n", a->err);
+    } else if (c->mode == MODE_RAMP) {
         fprintf(out, "  ramp (bound p99 <= %.3f ms, nothing lost):\n",
                 (double)c->p99_bound_us / 1e3);
         for (int i = 0; i < r->nsteps; i++)
@@ -140,7 +232,36 @@ static void json_step(FILE *f, const report *r, const report_step *s)
     fprintf(f, ", \"cpu_s\": {\"generator\": %.3f", s->gen_cpu_s);
     for (int i = 0; i < r->cfg->ncpu; i++)
         fprintf(f, ", \"%s\": %.3f", r->cfg->cpu_name[i], s->cpu_s[i]);
-    fputs("}}", f);
+    fputs("}", f);
+    if (r->cfg->mode == MODE_NOISY) {
+        int i = (int)(s - r->steps), m = r->cfg->phase_mask[i];
+        const bench_astat *a = &s->atk;
+        fputs(",\n    \"phase\": ", f);
+        json_str(f, r->cfg->phase_name[i]);
+        fprintf(f,
+                ", \"attack\": {\"group\": %s, \"sync\": %s, \"sessions\": %s}, \"load1_start\": "
+                "%.2f,\n    \"attacker\": {\"group\": {\"sent\": %" PRIu64 ", \"acked\": %" PRIu64
+                ", \"rate_limited\": %" PRIu64 ", \"unavailable\": %" PRIu64
+                ", \"errors\": %" PRIu64 ", \"unanswered\": %" PRIu64 ", \"echoes\": %" PRIu64 ", ",
+                m & ATK_GROUP ? "true" : "false", m & ATK_SYNC ? "true" : "false",
+                m & ATK_SESSIONS ? "true" : "false", s->load1_start, a->g_sent, a->g_acked,
+                a->g_rate_limited, a->g_unavailable, a->g_errors, a->g_unanswered, a->copies);
+        json_hist(f, "ack", &a->g_ack_h);
+        fprintf(f,
+                "}, \"sync\": {\"connections\": %" PRIu64 ", \"done\": %" PRIu64
+                ", \"entries\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"extra_pages\": %" PRIu64
+                ", \"not_recovered\": %" PRIu64 ", \"cut\": %" PRIu64 ", \"refused_429\": %" PRIu64
+                ", \"failed\": %" PRIu64 ", \"unfinished_ms\": %.3f, ",
+                a->s_hellos, a->s_done, a->s_entries, a->s_bytes, a->s_pages, a->s_not_recovered,
+                a->s_cut, a->s_refused, a->s_failed, ms(a->s_open_ns));
+        json_hist(f, "time", &a->s_time_h);
+        fprintf(f,
+                "}, \"sessions\": {\"attempted\": %" PRIu64 ", \"opened\": %" PRIu64
+                ", \"peak_open\": %" PRIu64 ", \"refused_429\": %" PRIu64 ", \"failed\": %" PRIu64
+                ", \"closed_by_server\": %" PRIu64 "}}",
+                a->c_attempted, a->c_opened, a->c_peak, a->c_refused, a->c_failed, a->c_closed);
+    }
+    fputs("}", f);
 }
 
 int report_json(const report *r, const char *path)
@@ -182,7 +303,29 @@ int report_json(const report *r, const char *path)
                 g ? ", " : "", (int)c->gw_pid[g], r->rss_before_kb[g], r->rss_after_kb[g],
                 r->open_gw[g], r->open_gw[g] ? (double)d * 1024.0 / (double)r->open_gw[g] : 0.0);
     }
-    fputs("]},\n \"steps\": [", f);
+    fputs("]},\n", f);
+    if (c->mode == MODE_NOISY) {
+        const bench_astat *a = r->nsteps ? &r->steps[r->nsteps - 1].atk : NULL;
+        fputs(" \"noisy\": {\"phases\": ", f);
+        json_str(f, c->phases);
+        fprintf(f, ", \"attacker\": \"%s%u\", \"group\": ", c->prefix, c->atk_user);
+        json_str(f, c->group);
+        fprintf(f,
+                ", \"window\": %lld, \"sessions\": %lld, \"inbox_entries\": %lld, "
+                "\"inbox_entry_bytes\": %lld, \"settle_ms\": %lld",
+                c->atk_window, c->atk_sessions, c->atk_inbox, c->atk_inbox_size, c->settle_ms);
+        if (a)
+            fprintf(f,
+                    ", \"group_members\": %" PRIu64 ", \"group_setup_s\": %.3f, \"fills\": %" PRIu64
+                    ", \"fill_entries\": %" PRIu64 ", \"fill_bytes\": %" PRIu64
+                    ", \"fill_rate_limited\": %" PRIu64 ", \"last_fill_s\": %.3f",
+                    a->group_members, a->group_setup_s, a->fills, a->fill_entries, a->fill_bytes,
+                    a->fill_rate_limited, a->fill_s);
+        fputs(", \"error\": ", f);
+        json_str(f, a ? a->err : "");
+        fputs("},\n", f);
+    }
+    fputs(" \"steps\": [", f);
     for (int i = 0; i < r->nsteps; i++) {
         fputs(i ? ",\n   " : "\n   ", f);
         json_step(f, r, &r->steps[i]);

@@ -15,6 +15,9 @@ typedef struct report_step {
     hist lat, last, ack, lag;
     double cpu_s[BENCH_MAX_GW * 2]; /* CPU seconds of each --cpu-pids process in the step */
     double gen_cpu_s;               /* the generator's workers */
+    /* noisy */
+    double load1_start; /* 1-minute load average when the step started */
+    bench_astat atk;    /* what the attacker did in the step (and its set-up so far) */
 } report_step;
 
 typedef struct report {
@@ -40,5 +43,7 @@ void report_table(const report *r, FILE *out);
 int report_json(const report *r, const char *path);
 /* One step's line of the ramp table. */
 void report_step_line(const report *r, const report_step *s, FILE *out);
+/* Mode noisy: phase i's lines (bystanders, then the attacker). */
+void report_phase_line(const report *r, int i, FILE *out);
 
 #endif

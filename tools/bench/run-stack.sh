@@ -166,7 +166,7 @@ export PARLEY_BENCH_CPU_PIDS=$cpu
 echo "run-stack: redis :$RPORT (aof $AOF, servers over $LINK), $NRT router(s), gateways $PARLEY_BENCH_GATEWAYS, $USERS users, logs $LOGS" >&2
 
 case $1 in
-connect|pair|1:1|fanout|ramp) cmd=("$BUILD/parley-bench" "$@") ;;
+connect|pair|1:1|fanout|ramp|noisy) cmd=("$BUILD/parley-bench" "$@") ;;
 *) cmd=("$@") ;;
 esac
 set +e

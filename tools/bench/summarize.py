@@ -132,6 +132,59 @@ def ramp_section(name, runs):
     return "\n".join(out)
 
 
+def attacker_text(s):
+    a, m, el = s.get("attacker", {}), s.get("attack", {}), s.get("duration_s") or 1
+    parts = []
+    if m.get("group"):
+        g = a["group"]
+        parts.append(f"group {f(g['acked'] / el, 1)} texts/s acked, {f(g['rate_limited'])} rate_limited")
+    if m.get("sync"):
+        y = a["sync"]
+        mb = y["bytes"] / y["done"] / 1e6 if y["done"] else 0
+        parts.append(f"{f(y['done'])} syncs of {mb:.1f} MB (p50 {f(y['time']['p50_ms'], 0)} ms)")
+    if m.get("sessions"):
+        c = a["sessions"]
+        parts.append(f"{f(c['peak_open'])} sessions, {f(c['refused_429'])} refused 429")
+    return "; ".join(parts) or "off"
+
+
+def noisy_section(name, runs):
+    out = [f"### {name}\n"]
+    head = ["phase", "load1 start-end", "ack p50 ms", "ack p99 ms", "ack max ms", "delivery p50 ms",
+            "delivery p99 ms", "delivery max ms", "p99 / off (ack, delivery)", "lost", "unacked",
+            "errors", "attacker"]
+    by_phase = {}
+    for run, d in sorted(runs):
+        steps = d.get("steps", [])
+        base = next((s for s in steps if not any(s.get("attack", {}).values())), None)
+        rows = []
+        for s in steps:
+            ack, lat = s["ack"], s["latency"]
+            ratio = "-"
+            if base and base["ack"]["p99_ms"] and base["latency"]["p99_ms"]:
+                ratio = (f"{ack['p99_ms'] / base['ack']['p99_ms']:,.1f}, "
+                         f"{lat['p99_ms'] / base['latency']['p99_ms']:,.1f}")
+            v = (ack["p50_ms"], ack["p99_ms"], ack["max_ms"], lat["p50_ms"], lat["p99_ms"], lat["max_ms"])
+            by_phase.setdefault(s["phase"], []).append(v)
+            rows.append([s["phase"], f"{s.get('load1_start', 0):.2f}-{s.get('load1', 0):.2f}"]
+                        + [f(x, 3 if x < 1000 else 0) for x in v]
+                        + [ratio, f(s["lost"]), f(s["unacked"]), f(s["errors"]), attacker_text(s)])
+        nz = d.get("noisy", {})
+        out.append(f"Run {run} (load average at start {d['load_start']}, at the end {d['load_end']}; "
+                   f"group of {f(nz.get('group_members'))}, inbox {f(nz.get('inbox_entries'))} x "
+                   f"{f(nz.get('inbox_entry_bytes'))} bytes):\n")
+        out.append(table(head, rows) + "\n")
+    if len(runs) > 1:
+        rows = []
+        for phase, vs in by_phase.items():
+            m = [med([v[i] for v in vs]) for i in range(6)]
+            rows.append([phase] + [f(x, 3 if x < 1000 else 0) for x in m])
+        out.append("Medians over the runs:\n")
+        out.append(table(["phase", "ack p50 ms", "ack p99 ms", "ack max ms", "delivery p50 ms",
+                          "delivery p99 ms", "delivery max ms"], rows) + "\n")
+    return "\n".join(out)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -148,6 +201,8 @@ def main():
             parts.append(connect_section(name, runs))
         elif mode == "ramp":
             parts.append(ramp_section(name, runs))
+        elif mode == "noisy":
+            parts.append(noisy_section(name, runs))
         else:
             parts.append(pair_section(name, runs, last=(mode == "fanout")))
     print("\n".join(parts))

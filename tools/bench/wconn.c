@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -353,8 +354,18 @@ static ssize_t wc_parse(wc_engine *e, wc_conn *c, const char *buf, size_t len)
             return 0;
         }
         if (len < 12 || memcmp(buf, "HTTP/1.1 101", 12) != 0) {
-            char why[64];
-            snprintf(why, sizeof why, "upgrade refused: %.*s", (int)(len < 12 ? len : 12), buf);
+            /* the status line, and Retry-After when the answer has one (429) */
+            char why[96];
+            int n =
+                snprintf(why, sizeof why, "upgrade refused: %.*s", (int)(len < 12 ? len : 12), buf);
+            for (const char *h = buf; h && h < end; h = memchr(h, '\n', (size_t)(end - h))) {
+                h += *h == '\n';
+                if (end - h > 12 && strncasecmp(h, "retry-after:", 12) == 0) {
+                    snprintf(why + n, sizeof why - (size_t)n, " (Retry-After: %ld)",
+                             strtol(h + 12, NULL, 10));
+                    break;
+                }
+            }
             wc_close(e, c, why);
             return -1;
         }

@@ -11,7 +11,9 @@
  *
  * Lifetime: the caller owns the wc_conn array. wc_start() opens the socket;
  * the engine closes it on error or server close and calls on_close exactly
- * once per wc_start. */
+ * once per wc_start. A refused upgrade's reason reads "upgrade refused:
+ * HTTP/1.1 NNN", plus " (Retry-After: S)" when the answer has that header; a
+ * close by the server "closed by the server: CODE reason". */
 #ifndef PARLEY_BENCH_WCONN_H
 #define PARLEY_BENCH_WCONN_H
 

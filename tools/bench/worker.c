@@ -369,7 +369,7 @@ static void worker_build(worker *wk)
         _exit(1);
     }
     for (uint64_t j = 0; j < total; j++) {
-        if (cfg->mode == MODE_PAIR || cfg->mode == MODE_RAMP) {
+        if (cfg->mode == MODE_PAIR || cfg->mode == MODE_RAMP || cfg->mode == MODE_NOISY) {
             uint64_t pair = j / 2;
             if ((int)(pair % (uint64_t)P) != w) continue;
             wc_conn *c = &wk->conns[n];
