@@ -46,7 +46,7 @@ int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv
 }
 
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                 int64_t after, const char *epoch)
+                 int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes)
 {
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_SYNC);
@@ -54,6 +54,8 @@ int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     scripts_cmd_key(&c, KEY_INBOX, user);
     scripts_cmd_fmt(&c, "%" PRId64, after);
     scripts_cmd_str(&c, epoch);
+    scripts_cmd_fmt(&c, "%" PRId64, max_entries);
+    scripts_cmd_fmt(&c, "%" PRId64, max_bytes);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 

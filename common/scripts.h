@@ -54,10 +54,12 @@ int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
 int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                           const char *sessid, const char *member, const char *gwid, int reaping);
 
-/* sync.lua: user's inbox entries after seq `after`, if epoch is still its
- * epoch. */
+/* sync.lua: one page of user's inbox entries after seq `after`, if epoch is
+ * still its epoch: at most max_entries entries and, past the first, at most
+ * max_bytes bytes of them (more remain when the last one's seq is below the
+ * reply's seq). */
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                 int64_t after, const char *epoch);
+                 int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes);
 
 /* typing.lua: from is typing to `to` (a user, or a #group); frame is the
  * client frame the recipients get (msgpack, frame_len bytes). */

@@ -23,9 +23,7 @@ struct lifecycle_sess {
     int reopen_live;    /* a re-open came while OPENING: run it once LIVE */
     int64_t reopen_seq; /* last_seq when the oldest re-open in flight was sent */
     int64_t open_seq;
-    char **pending; /* offline entries from session_open, until hello */
-    size_t *pending_len;
-    size_t npending;
+    int64_t open_from; /* the offline entries are (open_from, open_seq], fetched after hello */
 };
 
 static struct {
@@ -41,17 +39,6 @@ void lifecycle_init(const char *gwid, long long everyone_limit)
 }
 
 static void lifecycle_reopen_one(gw_session *s, void *arg);
-
-static void lifecycle_free_pending(struct lifecycle_sess *l)
-{
-    for (size_t i = 0; i < l->npending; i++)
-        free(l->pending[i]);
-    free(l->pending);
-    free(l->pending_len);
-    l->pending = NULL;
-    l->pending_len = NULL;
-    l->npending = 0;
-}
 
 static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -93,30 +80,17 @@ static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
         deliver_drain(s);
         return;
     }
+    long long from = seq;
+    if (rep->elements > 2) rl_reply_int(rep->element[2], &from);
     l->opened = 1;
     l->open_seq = seq;
+    l->open_from = from >= 0 && from <= seq ? from : seq;
     memcpy(s->epoch, ep->str, ep->len);
     s->epoch[ep->len] = '\0';
-    size_t n = rep->elements - 2;
-    if (n) {
-        l->pending = calloc(n, sizeof *l->pending);
-        l->pending_len = calloc(n, sizeof *l->pending_len);
-        if (!l->pending || !l->pending_len) {
-            sess_close(s, 1011, "out of memory");
-            return;
-        }
-        for (size_t i = 0; i < n; i++) {
-            redisReply *e = rep->element[i + 2];
-            if (e->type != REDIS_REPLY_STRING) continue;
-            l->pending[l->npending] = malloc(e->len ? e->len : 1);
-            if (!l->pending[l->npending]) break;
-            memcpy(l->pending[l->npending], e->str, e->len);
-            l->pending_len[l->npending++] = e->len;
-        }
-    }
 }
 
-/* hello, the offline entries, then LIVE. */
+/* hello, then LIVE, then the offline entries (open_from, open_seq] page by
+ * page as the client reads them (deliver_catch_up: a gap fetch). */
 static void lifecycle_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *rep = r;
@@ -165,10 +139,7 @@ static void lifecycle_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
     proto_enc_hello(&pk, s->user, l->open_seq, s->epoch, strlen(s->epoch), c, k);
     sess_send_replay(s, sb.data, sb.size); /* paced: a big hello is no slow reader */
     msgpack_sbuffer_destroy(&sb);
-    for (size_t i = 0; i < l->npending; i++)
-        deliver_send_replay(s, l->pending[i], l->pending_len[i]);
-    lifecycle_free_pending(l);
-    s->last_seq = l->open_seq;
+    s->last_seq = l->open_from;
     s->state = SESS_LIVE;
     if (mode == 1) presence_set_everyone(s);
     for (size_t i = 0; i < k; i++)
@@ -177,6 +148,7 @@ static void lifecycle_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
     log_debug("conn %" PRIu64 " (%s): hello sent, seq %" PRId64 ", %zu contact(s)%s", s->conn,
               s->user, l->open_seq, k, mode == 1 ? " (everyone)" : "");
     lws_rx_flow_control(s->wsi, 1);
+    deliver_catch_up(s, l->open_seq + 1);
     deliver_drain(s);
     if (l->reopen_live && s->state == SESS_LIVE) {
         l->reopen_live = 0;
@@ -283,7 +255,6 @@ void lifecycle_closed(gw_session *s)
      * the next start of this gateway id does */
     log_debug("conn %" PRIu64 " (%s): closed", s->conn, s->user);
     deliver_detach(s);
-    lifecycle_free_pending(s->lc);
     free(s->lc);
     s->lc = NULL;
     sess_free(s);

@@ -246,7 +246,7 @@ int main(int argc, char **argv)
     http_init(o->body_timeout);
     ws_init((size_t)o->max_frame);
     presence_init(o->everyone_limit);
-    deliver_init(o->gw_chan, (size_t)o->send_queue);
+    deliver_init(o->gw_chan, (size_t)o->send_queue, o->page_entries, o->page_bytes);
     lifecycle_init(o->gwid, o->everyone_limit);
     const frame_config fc = {.gwid = o->gwid,
                              .rate = o->rate,
@@ -275,6 +275,7 @@ int main(int argc, char **argv)
         log_error("cannot start the Redis link");
         return 1;
     }
+    sess_set_drained_hook(deliver_on_drained);
     char desc[300];
     log_info("gateway %s listening on %s:%lld, redis %s", o->gwid, o->listen, o->port,
              redisurl_describe(&o->redis, desc, sizeof desc));

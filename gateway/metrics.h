@@ -21,6 +21,7 @@ typedef enum {
     METRIC_HTTP_REQUESTS,         /* HTTP requests (not upgrades) */
     METRIC_REDIS_RECONNECTS,      /* Redis connections lost */
     METRIC_HEARTBEAT_LAPSES,      /* heartbeats that found this gateway expired */
+    METRIC_REPLAY_PAGES,          /* inbox pages fetched (sync, offline push, gaps) */
     METRIC__COUNT
 } metric_id;
 

@@ -245,7 +245,7 @@ export function callScript(conn, sha, name, keys, args, { buffers = false } = {}
 }
 
 // session_open of USER's connection CONNID on gateway GW (session "GW#CONNID"):
-// {seq, epoch, entries not yet pushed...}, bulk strings as Buffers.
+// {seq, epoch, from} (the offline entries are (from, seq]), bulk strings as Buffers.
 export function sessionOpen(conn, sha, user, gw, connId) {
     return callScript(
         conn,
