@@ -98,7 +98,7 @@ static const char *scripts_conv_keys(scripts_cmd *c, const char *self, const cha
 }
 
 int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                    const char *with, int64_t before, int64_t limit)
+                    const char *with, int64_t before, int64_t limit, int64_t max_bytes)
 {
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_HISTORY);
@@ -107,6 +107,7 @@ int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, cons
     scripts_cmd_str(&c, is_group);
     scripts_cmd_fmt(&c, "%" PRId64, before);
     scripts_cmd_fmt(&c, "%" PRId64, limit);
+    scripts_cmd_fmt(&c, "%" PRId64, max_bytes);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -202,7 +203,8 @@ int scripts_register_append(redisContext *rc, const char *name, const char *hash
 }
 
 int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                     int64_t everyone_limit)
+                     int64_t everyone_limit, const char *cursor, int64_t page,
+                     int64_t preview_bytes)
 {
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_CONTACTS);
@@ -217,6 +219,9 @@ int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
     scripts_cmd_str(&c, KEY_GROUP_MEMBERS);
     scripts_cmd_str(&c, KEY_READ);
     scripts_cmd_str(&c, KEY_HISTORY);
+    scripts_cmd_str(&c, cursor);
+    scripts_cmd_fmt(&c, "%" PRId64, page);
+    scripts_cmd_fmt(&c, "%" PRId64, preview_bytes);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 

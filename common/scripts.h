@@ -67,9 +67,10 @@ int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
                    const char *to, const char *frame, size_t frame_len);
 
 /* history.lua: up to limit messages of user's conversation with `with` (a
- * user or a #group) older than id `before` (0: the newest). */
+ * user or a #group) older than id `before` (0: the newest), and past the
+ * newest one at most max_bytes bytes of them (`more` is then 1). */
 int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                    const char *with, int64_t before, int64_t limit);
+                    const char *with, int64_t before, int64_t limit, int64_t max_bytes);
 
 /* read.lua: reader (in session sessid) has read its conversation with `with`
  * up to message id upto; its unread count never rises. */
@@ -99,10 +100,13 @@ redisReply *scripts_register_sync(redisContext *c, const char *name, const char 
 int scripts_register_append(redisContext *c, const char *name, const char *hash,
                             int64_t created_ms);
 
-/* contacts.lua: what user's hello lists; everyone_limit: up to this many
- * users, everyone is everyone's contact. */
+/* contacts.lua: one page of what user's hello lists; everyone_limit: up to
+ * this many users, everyone is everyone's contact. cursor: "" for the first
+ * page, else the cursor the previous page's reply gave; about page entries a
+ * page; previews: the bytes of data kept in each `last`. */
 int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                     int64_t everyone_limit);
+                     int64_t everyone_limit, const char *cursor, int64_t page,
+                     int64_t preview_bytes);
 
 /* release_slot.lua / renew_slot.lua: the lease of routing slot `slot`, if
  * router_id holds it; renew sets it to lease_ms. */

@@ -16,6 +16,9 @@ typedef struct frame_config {
     long long rate;      /* --rate: frames per second per socket */
     long long burst;     /* --burst: token bucket size */
     long long group_max; /* --group-max */
+    /* bounded reads (issue 12) */
+    long long page_bytes;     /* --page-bytes: history answers */
+    long long groups_created; /* --groups-created */
     int dev_auth;        /* --dev-auth: texts without cid accepted */
 } frame_config;
 
