@@ -67,6 +67,7 @@ int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
     scripts_cmd_init(&c, SCRIPT_TYPING);
     scripts_cmd_key(&c, group ? KEY_GROUP_MEMBERS : KEY_ACCOUNT, to);
     scripts_cmd_key(&c, group ? KEY_GROUP_META : KEY_SESSIONS, to);
+    scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_str(&c, CHAN_GW_PREFIX);
     scripts_cmd_str(&c, to);
     scripts_cmd_arg(&c, frame, frame_len);
@@ -119,6 +120,7 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     const char *is_group = scripts_conv_keys(&c, reader, with);
     scripts_cmd_key(&c, KEY_READ, reader);
     scripts_cmd_key(&c, KEY_UNREAD, reader);
+    scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_str(&c, reader);
     scripts_cmd_str(&c, with);
     scripts_cmd_str(&c, is_group);
@@ -131,7 +133,8 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
 
 int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
                   const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
-                  const char *const *members, const size_t *member_lens, size_t nmembers)
+                  int64_t groups_created, const char *const *members, const size_t *member_lens,
+                  size_t nmembers)
 {
     static const char *const ops[] = {
         [PROTO_OP_CREATE] = "create",
@@ -147,6 +150,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_key(&c, KEY_GROUPS);
     scripts_cmd_key(&c, KEY_USERS);
     scripts_cmd_key(&c, KEY_HISTORY, name);
+    scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_str(&c, opname);
     scripts_cmd_str(&c, name);
     scripts_cmd_str(&c, by);
@@ -158,6 +162,8 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_fmt(&c, "%" PRId64, group_max);
     scripts_cmd_str(&c, KEY_UNREAD);
     scripts_cmd_str(&c, KEY_READ);
+    scripts_cmd_fmt(&c, "%" PRId64, groups_created);
+    scripts_cmd_str(&c, KEY_META);
     if (op == PROTO_OP_CREATE || op == PROTO_OP_ADD)
         for (size_t i = 0; i < nmembers; i++)
             scripts_cmd_arg(&c, members[i], member_lens[i]);

@@ -79,12 +79,14 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
 
 /* group.lua: `by` runs op on the group `name` (#name); open: create's open
  * flag (1/0); now_ms: the creation time; group_max: the most members a group
- * may have. members (nmembers names, lengths in member_lens) count for
- * PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. A newcomer's read
- * position starts at the group's newest id; a leaver's read and unread go. */
+ * may have; groups_created: the most existing groups one user may have
+ * created (a create past it: error forbidden). members (nmembers names, lengths in member_lens)
+ * count for PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. A newcomer's read position
+ * starts at the group's newest id; a leaver's read and unread go. */
 int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
                   const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
-                  const char *const *members, const size_t *member_lens, size_t nmembers);
+                  int64_t groups_created, const char *const *members, const size_t *member_lens,
+                  size_t nmembers);
 
 /* register.lua: creates the account `name` with a password hash (password.h)
  * and its creation time, and announces it. */

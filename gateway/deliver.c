@@ -49,8 +49,7 @@ static struct {
     int64_t page_entries, page_bytes;
 } dl;
 
-void deliver_init(const char *gw_chan, size_t send_queue, int64_t page_entries,
-                  int64_t page_bytes)
+void deliver_init(const char *gw_chan, size_t send_queue, int64_t page_entries, int64_t page_bytes)
 {
     snprintf(dl.gw_chan, sizeof dl.gw_chan, "%s", gw_chan);
     dl.send_queue = send_queue;
@@ -310,7 +309,8 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
         return;
     }
     int64_t last = deliver_last_of(rep);
-    if (recovered && last && last < seq && s->last_seq == last && s->last_seq < d->fetch_target - 1) {
+    if (recovered && last && last < seq && s->last_seq == last &&
+        s->last_seq < d->fetch_target - 1) {
         d->paging = 1; /* more: the next page once this one drained */
         sess_when_drained(s);
         return;
@@ -334,8 +334,8 @@ static int deliver_request(gw_session *s, redisCallbackFn *cb, int64_t after, co
     if (!f) return -1;
     f->conn = s->conn;
     f->gen = d->fetch_gen + 1;
-    if (scripts_sync(rl_commands(), cb, f, s->user, after, epoch, dl.page_entries,
-                     dl.page_bytes) != REDIS_OK) {
+    if (scripts_sync(rl_commands(), cb, f, s->user, after, epoch, dl.page_entries, dl.page_bytes) !=
+        REDIS_OK) {
         free(f);
         return -1;
     }

@@ -12,7 +12,8 @@
  * and the fetched copy of that entry is never sent as a text to the session
  * that wrote it. Until hello is out (OPENING) and while a fetch is in
  * flight (or a client's sync is under way), envelopes wait in the session's
- * queue, bounded like the send queue (over it: close 1008). Every frame sent teaches the session's contacts (presence.h).
+ * queue, bounded like the send queue (over it: close 1008). Every frame sent teaches the session's
+ * contacts (presence.h).
  *
  * Per-session state (struct deliver_sess) is allocated when first needed
  * and freed by deliver_detach at the session's close. */
@@ -30,8 +31,7 @@ typedef enum { DQ_PLAIN = 0, DQ_USER, DQ_CONN } dq_kind;
 
 /* gw_chan: this gateway's channel; send_queue: --send-queue bytes;
  * page_entries, page_bytes: the bounds of one page of the sync script. */
-void deliver_init(const char *gw_chan, size_t send_queue, int64_t page_entries,
-                  int64_t page_bytes);
+void deliver_init(const char *gw_chan, size_t send_queue, int64_t page_entries, int64_t page_bytes);
 /* A new subscriber connection: SUBSCRIBE the gateway channel (its
  * confirmation completes rl_ok()). */
 void deliver_on_subscriber_up(void);

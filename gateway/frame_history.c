@@ -66,8 +66,8 @@ void frame_history(gw_session *s, const proto_frame *f)
     q->conn = s->conn;
     q->with_len = f->with.len;
     memcpy(q->with, f->with.p, f->with.len);
-    if (scripts_history(rl_commands(), frame_history_cb, q, s->user, q->with, f->before,
-                        f->limit, frame_cfg()->page_bytes) != REDIS_OK) {
+    if (scripts_history(rl_commands(), frame_history_cb, q, s->user, q->with, f->before, f->limit,
+                        frame_cfg()->page_bytes) != REDIS_OK) {
         free(q);
         frame_unavailable(s, "history failed: retry later");
     }

@@ -19,7 +19,7 @@ typedef struct frame_config {
     /* bounded reads (issue 12) */
     long long page_bytes;     /* --page-bytes: history answers */
     long long groups_created; /* --groups-created */
-    int dev_auth;        /* --dev-auth: texts without cid accepted */
+    int dev_auth;             /* --dev-auth: texts without cid accepted */
 } frame_config;
 
 /* cfg is copied (gwid too). */

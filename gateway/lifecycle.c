@@ -219,8 +219,7 @@ static void lifecycle_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
     long long mode;
     proto_contact *c = NULL;
     size_t k = 0;
-    if (lifecycle_parse_contacts(rep, &mode, l->users_cursor, sizeof l->users_cursor, &c, &k) <
-        0) {
+    if (lifecycle_parse_contacts(rep, &mode, l->users_cursor, sizeof l->users_cursor, &c, &k) < 0) {
         if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("contacts %s: %s", s->user, rep->str);
         sess_close(s, 1013, "try again later");
         return;

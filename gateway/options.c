@@ -98,7 +98,7 @@ int options_parse(int argc, char **argv)
         {"preview-bytes", "PARLEY_PREVIEW_BYTES", CONFIG_INT, &c->preview_bytes, 16, 1 << 20,
          "bytes of data kept in hello's `last` previews (cut on a UTF-8 boundary)"},
         {"groups-created", "PARLEY_GROUPS_CREATED", CONFIG_INT, &c->groups_created, 0, 1000000,
-         "groups a user may have created (more: error rate_limited)"},
+         "existing groups a user may have created (more: error forbidden)"},
     };
     const int n = (int)(sizeof table / sizeof table[0]);
     const char *prog = "parley-gateway";

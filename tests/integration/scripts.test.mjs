@@ -103,11 +103,11 @@ async function fresh(t) {
             ),
         lastEntry: async (user) => unpack(await r.callBuffers('LINDEX', U(user, 'inbox'), -1)),
         // group.lua: `by` runs op on #name (members for create and add)
-        group: (op, name, by, members = [], open = '0') =>
+        group: (op, name, by, members = [], open = '0', createdMax = 100) =>
             ev(
                 'group',
-                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, 'parley:groups', 'parley:users', `parley:{c:${name}}:history`],
-                [op, name, by, open, 1000, 'parley:gw:', U('%s', 'sessions'), U('%s', 'groups'), 5000, U('%s', 'unread'), U('%s', 'read'), ...members],
+                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, 'parley:groups', 'parley:users', `parley:{c:${name}}:history`, 'parley:gateways'],
+                [op, name, by, open, 1000, 'parley:gw:', U('%s', 'sessions'), U('%s', 'groups'), 5000, U('%s', 'unread'), U('%s', 'read'), createdMax, U('%s', 'meta'), ...members],
             ),
         // read.lua: reader (session sess) has read its conversation with `with` up to upto
         read(reader, withName, upto, sess = `gwR#${reader}`) {
@@ -116,7 +116,7 @@ async function fresh(t) {
             const who = group ? [`parley:{g:${withName}}:members`, `parley:{g:${withName}}:meta`] : [U(withName, 'account'), U(withName, 'account')];
             return ev(
                 'read',
-                [`parley:{c:${conv}}:history`, ...who, U(reader, 'read'), U(reader, 'unread')],
+                [`parley:{c:${conv}}:history`, ...who, U(reader, 'read'), U(reader, 'unread'), 'parley:gateways'],
                 [reader, withName, group ? '1' : '0', upto, 'parley:gw:', U('%s', 'sessions'), sess],
             );
         },
