@@ -126,39 +126,42 @@ cluster.test('sync pages a big range and ends with the sync frame; a bystander o
     assert.deepEqual([end2.recovered, end2.seq], [true, 40]);
 });
 
-cluster.test('a client that reconnects with an offline backlog and does not read: nothing more is fetched for it, the keepalive drops it, nothing is lost', async () => {
-    const [heavy] = await cluster.users(['stall']);
-    const first = await Client.connect(cluster.gw(1), heavy.token, { name: 'stall-first' });
-    await first.close();
-    await waitFor(async () => (await cluster.redis('SCARD', U(heavy.name, 'sessions'))) === 0, { what: 'first session closed' });
-    // 24 MB: far more than loopback socket buffers can swallow
-    const N = 800;
-    const ids = await fillInbox(heavy.name, 'filler', N, 30000);
-    const before = await pages(1);
-    const ws = new WebSocket(`ws://127.0.0.1:${cluster.gw(1)}/ws?token=${heavy.token}`, { maxPayload: 16 << 20 });
-    ws.on('error', () => {});
-    await new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('unexpected-response', () => reject(new Error('upgrade refused')));
-    });
-    ws._socket.pause(); // reads nothing more: no pongs either
-    const closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
-    await waitFor(async () => (await cluster.redis('SCARD', U(heavy.name, 'sessions'))) === 0, {
-        timeout: 15000,
-        what: 'the stalled reader dropped by the keepalive (2 x --ping-interval 1)',
-    });
-    const used = (await pages(1)) - before;
-    // 30 KB entries: 2 a page; all of them would be 400 pages
-    assert.ok(used < N / 2, `pages fetched for a reader that does not read: ${used} of the ${N / 2} the backlog holds`);
-    ws._socket.resume();
-    ws.terminate();
-    await closed;
-    // nothing lost: a new session syncs from 0 and gets all of it
-    const H = await Client.connect(cluster.gw(0), heavy.token, { name: 'stall-again' });
-    H.send({ kind: 'sync', after: 0, epoch: H.hello.epoch });
-    const end = await H.next({ kind: 'sync' }, 60000);
-    assert.equal(end.recovered, true, brief(end));
-    const got = texts(H).map((f) => f.id);
-    // the entries pushed to it (none: pushed was moved by the stalled session) and the sync's
-    assert.deepEqual([...new Set(got)], ids, 'every entry, in order');
-});
+cluster.test(
+    'a client that reconnects with an offline backlog and does not read: nothing more is fetched for it, the keepalive drops it, nothing is lost',
+    async () => {
+        const [heavy] = await cluster.users(['stall']);
+        const first = await Client.connect(cluster.gw(1), heavy.token, { name: 'stall-first' });
+        await first.close();
+        await waitFor(async () => (await cluster.redis('SCARD', U(heavy.name, 'sessions'))) === 0, { what: 'first session closed' });
+        // 24 MB: far more than loopback socket buffers can swallow
+        const N = 800;
+        const ids = await fillInbox(heavy.name, 'filler', N, 30000);
+        const before = await pages(1);
+        const ws = new WebSocket(`ws://127.0.0.1:${cluster.gw(1)}/ws?token=${heavy.token}`, { maxPayload: 16 << 20 });
+        ws.on('error', () => {});
+        await new Promise((resolve, reject) => {
+            ws.once('open', resolve);
+            ws.once('unexpected-response', () => reject(new Error('upgrade refused')));
+        });
+        ws._socket.pause(); // reads nothing more: no pongs either
+        const closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
+        await waitFor(async () => (await cluster.redis('SCARD', U(heavy.name, 'sessions'))) === 0, {
+            timeout: 15000,
+            what: 'the stalled reader dropped by the keepalive (2 x --ping-interval 1)',
+        });
+        const used = (await pages(1)) - before;
+        // 30 KB entries: 2 a page; all of them would be 400 pages
+        assert.ok(used < N / 2, `pages fetched for a reader that does not read: ${used} of the ${N / 2} the backlog holds`);
+        ws._socket.resume();
+        ws.terminate();
+        await closed;
+        // nothing lost: a new session syncs from 0 and gets all of it
+        const H = await Client.connect(cluster.gw(0), heavy.token, { name: 'stall-again' });
+        H.send({ kind: 'sync', after: 0, epoch: H.hello.epoch });
+        const end = await H.next({ kind: 'sync' }, 60000);
+        assert.equal(end.recovered, true, brief(end));
+        const got = texts(H).map((f) => f.id);
+        // the entries pushed to it (none: pushed was moved by the stalled session) and the sync's
+        assert.deepEqual([...new Set(got)], ids, 'every entry, in order');
+    },
+);

@@ -107,7 +107,22 @@ async function fresh(t) {
             ev(
                 'group',
                 [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, 'parley:groups', 'parley:users', `parley:{c:${name}}:history`, 'parley:gateways'],
-                [op, name, by, open, 1000, 'parley:gw:', U('%s', 'sessions'), U('%s', 'groups'), 5000, U('%s', 'unread'), U('%s', 'read'), createdMax, U('%s', 'meta'), ...members],
+                [
+                    op,
+                    name,
+                    by,
+                    open,
+                    1000,
+                    'parley:gw:',
+                    U('%s', 'sessions'),
+                    U('%s', 'groups'),
+                    5000,
+                    U('%s', 'unread'),
+                    U('%s', 'read'),
+                    createdMax,
+                    U('%s', 'meta'),
+                    ...members,
+                ],
             ),
         // read.lua: reader (session sess) has read its conversation with `with` up to upto
         read(reader, withName, upto, sess = `gwR#${reader}`) {
