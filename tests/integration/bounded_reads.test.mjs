@@ -12,14 +12,20 @@ import assert from 'node:assert/strict';
 import { encode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
 import { after, before } from 'node:test';
-import { Client, brief } from './lib/client.mjs';
-import { Cluster, waitFor } from './lib/cluster.mjs';
+import { Client, brief, mintToken } from './lib/client.mjs';
+import { Cluster, SECRET, waitFor } from './lib/cluster.mjs';
 
 const PAGE_ENTRIES = 8;
 const PAGE_BYTES = 65536;
-const common = ['--page-entries', String(PAGE_ENTRIES), '--page-bytes', String(PAGE_BYTES), '--rate', '2000', '--burst', '2000'];
+const HELLO_ENTRIES = 4;
+const PREVIEW = 64;
+const GROUPS_CREATED = 3;
+const common = ['--page-entries', String(PAGE_ENTRIES), '--page-bytes', String(PAGE_BYTES), '--groups-created', String(GROUPS_CREATED)];
 const cluster = new Cluster('bounded_reads', {
-    gatewayArgs: (i) => (i === 1 ? [...common, '--ping-interval', '1', '--send-queue', '65536'] : common),
+    gatewayArgs: (i) =>
+        i === 1
+            ? [...common, '--ping-interval', '1', '--send-queue', '65536', '--rate', '100', '--burst', '100']
+            : [...common, '--hello-entries', String(HELLO_ENTRIES), '--preview-bytes', String(PREVIEW), '--rate', '2000', '--burst', '2000'],
 });
 before(() => cluster.start());
 after(() => cluster.stop());
@@ -163,5 +169,164 @@ cluster.test(
         const got = texts(H).map((f) => f.id);
         // the entries pushed to it (none: pushed was moved by the stalled session) and the sync's
         assert.deepEqual([...new Set(got)], ids, 'every entry, in order');
+    },
+);
+
+cluster.test('hello carries at most --hello-entries entries with `last` cut to a preview; users pages bring the rest; small lists unchanged', async () => {
+    const people = await cluster.users(['hp', 'talker', 'p', 'p', 'p', 'p', 'p', 'p']);
+    const [hp, talker] = people;
+    const T = await Client.connect(cluster.gw(0), talker.token, { name: 'talker' });
+    const long = `${'é'.repeat(100)}tail`;
+    T.send({ kind: 'text', to: hp.name, data: long, cid: 'long-1' });
+    const ack = await T.next({ kind: 'ack', cid: 'long-1' });
+    const H = await Client.connect(cluster.gw(0), hp.token, { name: 'hp' });
+    assert.ok(H.hello.users.length <= HELLO_ENTRIES, `hello: ${H.hello.users.length} entries`);
+    assert.equal(H.hello.more, true, 'hello says more follow');
+    const entries = [...H.hello.users];
+    let page;
+    let pages = 0;
+    do {
+        page = await H.next({ kind: 'users' });
+        pages++;
+        assert.ok(page.users.length <= HELLO_ENTRIES, `users page: ${page.users.length} entries`);
+        entries.push(...page.users);
+    } while (page.more);
+    const names = entries.map((u) => u.username);
+    assert.equal(new Set(names).size, names.length, 'each entry once');
+    const everyone = (await cluster.redis('ZRANGE', 'parley:users', '0', '-1')).filter((u) => u !== hp.name);
+    assert.deepEqual([...names].sort(), everyone.sort(), 'every user over hello and the pages (everyone mode)');
+    assert.ok(pages >= Math.ceil(everyone.length / HELLO_ENTRIES) - 1, `${pages} users pages`);
+    const e = entries.find((u) => u.username === talker.name);
+    assert.equal(e.last.id, ack.id, brief(e));
+    assert.equal(e.last.truncated, true, 'the preview says it was cut');
+    assert.ok(
+        Buffer.byteLength(e.last.data) <= PREVIEW && long.startsWith(e.last.data),
+        `preview ${Buffer.byteLength(e.last.data)} bytes, a prefix on a character boundary`,
+    );
+    // history still has the whole message
+    H.send({ kind: 'history', with: talker.name });
+    const h = await H.next({ kind: 'history' });
+    assert.equal(h.messages.at(-1).data, long);
+    // a small list (the default --hello-entries 100 of gw2): one hello, no `more`, no pages
+    const H2 = await Client.connect(cluster.gw(1), hp.token, { name: 'hp@gw2' });
+    assert.equal(H2.hello.more, undefined, 'no more field on a complete hello');
+    assert.deepEqual(H2.hello.users.map((u) => u.username).sort(), everyone.sort(), 'complete hello');
+    await H2.expectNone({ kind: 'users' }, 200, 'users page after a complete hello');
+});
+
+cluster.test('history is cut at --page-bytes with more; paging with before gets every message once', async () => {
+    const [a, b] = await cluster.users(['ha', 'hb']);
+    const A = await Client.connect(cluster.gw(0), a.token, { name: 'ha' });
+    const ids = [];
+    for (let i = 0; i < 10; i++) {
+        A.send({ kind: 'text', to: b.name, data: `${i}`.padEnd(20000, '.'), cid: `h${i}` });
+        ids.push((await A.next({ kind: 'ack', cid: `h${i}` })).id);
+    }
+    const got = [];
+    let before;
+    let calls = 0;
+    for (;;) {
+        A.send({ kind: 'history', with: b.name, limit: 100, ...(before ? { before } : {}) });
+        const h = await A.next({ kind: 'history' });
+        calls++;
+        const bytes = h.messages.reduce((n, m) => n + m.data.length, 0);
+        assert.ok(h.messages.length >= 1 && bytes <= PAGE_BYTES, `a page of ${h.messages.length} messages, ${bytes} bytes of data`);
+        got.unshift(...h.messages.map((m) => m.id));
+        if (!h.more) break;
+        before = h.messages[0].id;
+        assert.ok(calls < 20, 'history pages end');
+    }
+    assert.deepEqual(got, ids, 'every message once, oldest first');
+    assert.ok(calls >= 4, `20 KB messages, 64 KiB pages: ${calls} answers`);
+});
+
+const token = (name) => mintToken(SECRET, name, Math.floor(Date.now() / 1000) + 3600);
+async function smembersCalls() {
+    const info = await cluster.redis('INFO', 'commandstats');
+    const m = String(info).match(/cmdstat_smembers:calls=(\d+)/);
+    return m ? Number(m[1]) : 0;
+}
+
+cluster.test(
+    'receipts, typing and group frames in a group of >= 64 members: one envelope per gateway, no session lookup per member; bystanders served',
+    async () => {
+        const MEMBERS = 100;
+        const prefix = `rb${Date.now() % 100000}x`;
+        const r = await cluster.cli(['bulk-users', String(MEMBERS), '--prefix', prefix, '--password', 'bulk password 1'], 60000);
+        assert.ok(r.ok, `bulk-users: ${r.stderr}`);
+        const names = Array.from({ length: MEMBERS }, (_, i) => `${prefix}${i}`);
+        const A = await Client.connect(cluster.gw(0), token(names[0]), { name: 'a' });
+        const B = await Client.connect(cluster.gw(1), token(names[1]), { name: 'b' });
+        const B2 = await Client.connect(cluster.gw(0), token(names[1]), { name: 'b-2' });
+        const C = await Client.connect(cluster.gw(1), token(names[2]), { name: 'c' });
+        let calls = await smembersCalls();
+        const g = await cluster.createGroup(A, 'rb', names.slice(1));
+        for (const x of [B, C]) await x.next({ kind: 'group', name: g });
+        let used = (await smembersCalls()) - calls;
+        assert.ok(used < 20, `group create of ${MEMBERS}: ${used} SMEMBERS (one per member would be ${MEMBERS})`);
+
+        A.send({ kind: 'text', to: g, data: 'hi all', cid: 'g1' });
+        const ack = await A.next({ kind: 'ack', cid: 'g1' });
+        await B.next({ kind: 'text', id: ack.id });
+        calls = await smembersCalls();
+        B.send({ kind: 'read', with: g, upto: ack.id });
+        for (const x of [A, C, B2]) {
+            const rr = await x.next({ kind: 'read', from: names[1] });
+            assert.deepEqual([rr.with, rr.upto], [g, ack.id], brief(rr));
+        }
+        await B.expectNone({ kind: 'read', from: names[1] }, 200, 'the receipt back to the reading session');
+        used = (await smembersCalls()) - calls;
+        assert.ok(used < 20, `read receipt to ${MEMBERS} members: ${used} SMEMBERS`);
+
+        calls = await smembersCalls();
+        C.send({ kind: 'typing', to: g });
+        for (const x of [A, B, B2]) await x.next({ kind: 'typing', from: names[2] });
+        await C.expectNone({ kind: 'typing', from: names[2] }, 200, 'typing back to the typist');
+        used = (await smembersCalls()) - calls;
+        assert.ok(used < 20, `group typing to ${MEMBERS} members: ${used} SMEMBERS`);
+
+        // contacts search: at most 20 names whatever matches (one ZRANGEBYLEX LIMIT 20 + one SMISMEMBER)
+        const res = await fetch(`http://127.0.0.1:${cluster.gw(0)}/api/users?q=${prefix}`, { headers: { authorization: `Bearer ${token(names[0])}` } });
+        const found = await res.json();
+        assert.equal(found.length, 20, `search among ${MEMBERS} matches: ${found.length}`);
+
+        // a bystander outside the group is served all along
+        const [by] = await cluster.users(['by']);
+        const BY = await Client.connect(cluster.gw(0), by.token, { name: 'by' });
+        BY.send({ kind: 'text', to: by.name, data: 'me', cid: 'by1' });
+        await BY.next({ kind: 'ack', cid: 'by1' });
+    },
+);
+
+cluster.test(
+    'groups created per user are capped (--groups-created: forbidden); a deleted group frees its slot; big group changes cost rate tokens',
+    async () => {
+        const [u, v] = await cluster.users(['gc', 'gv']);
+        const U1 = await Client.connect(cluster.gw(0), u.token, { name: 'gc' });
+        const made = [];
+        for (let i = 0; i < GROUPS_CREATED; i++) made.push(await cluster.createGroup(U1, 'gcap', [v.name]));
+        U1.send({ kind: 'group', op: 'create', name: `#${cluster.name('gcap')}`, members: [v.name] });
+        const err = await U1.next({ kind: 'error' });
+        assert.equal(err.code, 'forbidden', brief(err));
+        // the creator leaving does not free a slot (the group lives on with v) ...
+        U1.send({ kind: 'group', op: 'leave', name: made[0] });
+        await U1.next({ kind: 'group', name: made[0], op: 'leave' });
+        U1.send({ kind: 'group', op: 'create', name: `#${cluster.name('gcap')}`, members: [] });
+        assert.equal((await U1.next({ kind: 'error' })).code, 'forbidden');
+        // ... its deletion (the last member leaves) does
+        const V = await Client.connect(cluster.gw(0), v.token, { name: 'gv' });
+        V.send({ kind: 'group', op: 'leave', name: made[0] });
+        await V.next({ kind: 'group', name: made[0], op: 'leave' });
+        await cluster.createGroup(U1, 'gcap', []);
+
+        // gw2 (--rate 100 --burst 100): naming 1,000 members (the most one frame
+        // may name) costs 10 more tokens
+        const W = await Client.connect(cluster.gw(1), u.token, { name: 'gc@gw2' });
+        const fake = Array.from({ length: 1000 }, (_, i) => `nobody${i}`);
+        const answers = [];
+        for (let i = 0; i < 12; i++) W.send({ kind: 'group', op: 'add', name: made[1], members: fake });
+        for (let i = 0; i < 12; i++) answers.push((await W.next({ kind: 'error' })).code);
+        assert.ok(answers.includes('rate_limited'), `twelve 1,000-name changes at once: ${answers}`);
+        assert.equal(answers[0], 'no_such_user', 'the first one runs');
     },
 );
