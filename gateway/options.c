@@ -51,7 +51,7 @@ int options_parse(int argc, char **argv)
     /* bounded reads (issue 12) */
     c->page_entries = 100;
     c->page_bytes = 262144;
-    c->hello_entries = 200;
+    c->hello_entries = 50;
     c->preview_bytes = 256;
     c->groups_created = 100;
     const config_opt table[] = {
