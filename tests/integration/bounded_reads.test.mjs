@@ -172,6 +172,26 @@ cluster.test(
     },
 );
 
+cluster.test('a second sync while one runs waits for it; a third is refused with rate_limited', async () => {
+    const [heavy] = await cluster.users(['sq']);
+    const H = await Client.connect(cluster.gw(0), heavy.token, { name: 'sq' });
+    await fillInbox(heavy.name, 'filler', 40, 20000); // 14 pages of 64 KiB
+    for (let i = 0; i < 3; i++) H.send({ kind: 'sync', after: 0, epoch: H.hello.epoch });
+    const err = await H.next({ kind: 'error' }, 20000);
+    assert.equal(err.code, 'rate_limited', brief(err));
+    const first = await take(H, 40);
+    const end1 = await H.next({ kind: 'sync' }, 20000);
+    const second = await take(H, 40);
+    const end2 = await H.next({ kind: 'sync' }, 20000);
+    assert.deepEqual(
+        [...first, ...second].map((f) => f.seq),
+        [...Array(40).keys(), ...Array(40).keys()].map((i) => i + 1),
+        'each sync replays 1..40 in order',
+    );
+    assert.ok(H.frames.indexOf(end1) < H.frames.indexOf(second[0]), 'the second sync starts after the first one ended');
+    assert.deepEqual([end2.recovered, end2.seq], [true, 40]);
+});
+
 cluster.test('hello carries at most --hello-entries entries with `last` cut to a preview; users pages bring the rest; small lists unchanged', async () => {
     const people = await cluster.users(['hp', 'talker', 'p', 'p', 'p', 'p', 'p', 'p']);
     const [hp, talker] = people;
