@@ -207,17 +207,23 @@ void deliver_drain(gw_session *s)
         d->bytes -= it->len;
         free(it);
     }
+    /* nothing under way any more: a client's sync that waited starts */
+    if (d && !deliver_busy(d) && d->sync_queued && s->state == SESS_LIVE) {
+        d->sync_queued = 0;
+        if (deliver_sync(s, d->queued_after, d->queued_epoch) < 0)
+            sess_send_error(s, "unavailable", "sync failed: retry later", NULL);
+    }
 }
 
 void deliver_forget_fetch(gw_session *s)
 {
-    if (!s->dl) return;
-    s->dl->fetching = 0;
-    if (s->dl->syncing) { /* its page is lost with the connection: the client retries */
-        s->dl->syncing = 0;
-        s->dl->paging = 0;
+    struct deliver_sess *d = s->dl;
+    if (!d) return;
+    if (d->syncing && d->fetching) { /* its page is lost with the connection: the client retries */
+        d->syncing = 0;
         sess_send_error(s, "unavailable", "sync failed: retry later", NULL);
     }
+    d->fetching = 0; /* a sync waiting for the drain goes on */
 }
 
 void deliver_detach(gw_session *s)
@@ -242,16 +248,6 @@ static int deliver_acked_in_dq(const struct deliver_sess *d, int64_t seq)
 
 static int deliver_request(gw_session *s, redisCallbackFn *cb, int64_t after, const char *epoch);
 static void deliver_sync_cb(redisAsyncContext *ac, void *r, void *priv);
-
-/* Nothing under way any more: what waited goes out, then a queued sync. */
-static void deliver_idle(gw_session *s)
-{
-    struct deliver_sess *d = s->dl;
-    deliver_drain(s);
-    if (!d || deliver_busy(d) || !d->sync_queued || s->state != SESS_LIVE) return;
-    d->sync_queued = 0;
-    deliver_sync(s, d->queued_after, d->queued_epoch);
-}
 
 /* The seq of a reply's last entry (0: none). */
 static int64_t deliver_last_of(const redisReply *rep)
@@ -305,7 +301,7 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
         s->last_seq = es;
     }
     if (!latest) {
-        if (!deliver_busy(d)) deliver_idle(s);
+        if (!deliver_busy(d)) deliver_drain(s);
         return;
     }
     int64_t last = deliver_last_of(rep);
@@ -322,7 +318,7 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
         sess_close(s, 1012, "inbox gap: reconnect and sync");
         return;
     }
-    if (!deliver_busy(d)) deliver_idle(s);
+    if (!deliver_busy(d)) deliver_drain(s);
 }
 
 /* Asks for the page after `after` of the session's inbox; 0, or -1 when
@@ -365,7 +361,7 @@ static void deliver_sync_end(gw_session *s, int recovered, int64_t seq)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     proto_enc_sync_end(&pk, recovered, seq);
     sess_send_packed(s, &sb);
-    deliver_idle(s);
+    deliver_drain(s);
 }
 
 /* A page of a client's sync: every entry after the cursor, in order (the
@@ -387,7 +383,7 @@ static void deliver_sync_cb(redisAsyncContext *ac, void *r, void *priv)
         if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("sync %s: %s", s->user, rep->str);
         d->syncing = 0;
         sess_send_error(s, "unavailable", "sync failed: retry later", NULL);
-        deliver_idle(s);
+        deliver_drain(s);
         return;
     }
     metrics_inc(METRIC_REPLAY_PAGES);
@@ -440,12 +436,12 @@ void deliver_on_drained(gw_session *s)
         if (deliver_request(s, deliver_sync_cb, d->sync_cursor, d->sync_epoch) < 0) {
             d->syncing = 0;
             sess_send_error(s, "unavailable", "sync failed: retry later", NULL);
-            deliver_idle(s);
+            deliver_drain(s);
         }
         return;
     }
     if (s->last_seq >= d->fetch_target - 1) {
-        deliver_idle(s);
+        deliver_drain(s);
         return;
     }
     deliver_request(s, deliver_fetch_cb, s->last_seq, s->epoch);
