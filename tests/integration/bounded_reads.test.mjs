@@ -347,6 +347,7 @@ cluster.test(
         for (let i = 0; i < 12; i++) W.send({ kind: 'group', op: 'add', name: made[1], members: fake });
         for (let i = 0; i < 12; i++) answers.push((await W.next({ kind: 'error' })).code);
         assert.ok(answers.includes('rate_limited'), `twelve 1,000-name changes at once: ${answers}`);
-        assert.equal(answers[0], 'no_such_user', 'the first one runs');
+        // refusals answer at once, the script's answers after a Redis round trip: any order
+        assert.ok(answers.includes('no_such_user'), `the first ones run: ${answers}`);
     },
 );
