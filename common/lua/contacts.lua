@@ -12,16 +12,19 @@
 -- user's contacts set (mode 0: SSCAN); then the user's groups (SSCAN). Members of groups are not
 -- listed one by one (a group's entry stands for them: its `online` says whether another member
 -- is; docs/protocol.md "Bounded reads"). The cursor says where the next page starts:
--- "u:<index>", "c:<sscan cursor>", "g:<sscan cursor>"; "" when the list is done. A page takes
--- from the next phase when one ends with room left (at most 4 steps), so a short list is one page.
+-- "u:<index>", "c:<sscan cursor>", "g:<sscan cursor>" (a set of up to SMALL (128) members is
+-- read whole and paged by name instead: "C:<last name>", "G:<last name>"); "" when the list is
+-- done. A page takes from the next phase when one ends with room left (at most 4 steps), so a
+-- short list is one page.
 -- Reply {mode, next cursor, then per entry: name, online, unread, read, peer_read, last}: last is
 -- the conversation's newest history entry with its data cut to the preview bytes on a UTF-8
 -- boundary and truncated = true when cut (re-packed), or "" when there is none; for a group
 -- online = another member is online, peer_read 0.
 -- unread and read are as stored: send.lua and read.lua keep them, group.lua starts a member's at
 -- his join (read = the group's newest id then, unread absent) and deletes them when he leaves.
--- Work per call: about n entries (an SSCAN of a small set, up to 128 members, gives it whole),
--- each a few O(1) reads and one history entry decoded (at most --max-frame bytes).
+-- Work per call: at most n entries (about n from an SSCAN of a set of more than 128), each a few
+-- O(1) reads and one history entry decoded (at most --max-frame bytes), plus reading a small set
+-- whole (<= 128 names).
 local user, limit, members_fmt, read_fmt = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local hist_fmt, cursor = ARGV[5], ARGV[6] or ''
 local n, preview = tonumber(ARGV[7]) or 100, tonumber(ARGV[8]) or 256
@@ -44,6 +47,7 @@ local function last(conv)
   return cmsgpack.pack(m)
 end
 local function num(v) return tonumber(v) or 0 end
+local SMALL = 128 -- sets up to this size are paged by name, bigger ones with SSCAN
 local me = redis.call('SISMEMBER', KEYS[3], user)
 local mode = 0
 if redis.call('ZCARD', KEYS[1]) <= limit then mode = 1 end
@@ -56,7 +60,7 @@ local out, names, groups = {mode, ''}, {}, {}
 local steps = 0
 while cursor ~= '' and #names + #groups < n and steps < 4 do
   steps = steps + 1
-  local phase, pos = string.match(cursor, '^(%a):(%d+)$')
+  local phase, pos = string.match(cursor, '^(%a):(.*)$')
   if not phase then return redis.error_reply('contacts: bad cursor') end
   local room = n - #names - #groups
   if phase == 'u' then
@@ -65,15 +69,35 @@ while cursor ~= '' and #names + #groups < n and steps < 4 do
     for _, u in ipairs(got) do names[#names + 1] = u end
     if #got < room then cursor = 'g:0' else cursor = 'u:' .. (i + room) end
   else
-    local key = KEYS[2]
-    if phase == 'g' then key = KEYS[4] end
-    local r = redis.call('SSCAN', key, pos, 'COUNT', room)
-    local into = names
-    if phase == 'g' then into = groups end
-    for _, u in ipairs(r[2]) do into[#into + 1] = u end
-    if r[1] ~= '0' then cursor = phase .. ':' .. r[1]
-    elseif phase == 'c' then cursor = 'g:0'
-    else cursor = '' end
+    local lower = string.lower(phase)
+    local key, into = KEYS[2], names
+    if lower == 'g' then key, into = KEYS[4], groups end
+    local card = redis.call('SCARD', key)
+    if phase == lower and pos == '0' and card <= SMALL then
+      phase, pos = string.upper(phase), ''
+    elseif phase ~= lower and card > 2 * SMALL then
+      phase, pos = lower, '0' -- it grew a lot meanwhile: scanned from the start (repeats allowed)
+    end
+    if phase ~= lower then
+      -- a small set: sorted by name, the page after the last name given (exact page sizes,
+      -- and nobody skipped when the set changes between pages)
+      local all = redis.call('SMEMBERS', key)
+      table.sort(all)
+      local took = 0
+      for _, u in ipairs(all) do
+        if u > pos and took < room then into[#into + 1] = u; took = took + 1; pos = u
+        elseif u > pos then took = took + 1; break end
+      end
+      if took > room then cursor = phase .. ':' .. pos
+      elseif lower == 'c' then cursor = 'g:0'
+      else cursor = '' end
+    else
+      local r = redis.call('SSCAN', key, pos, 'COUNT', room)
+      for _, u in ipairs(r[2]) do into[#into + 1] = u end
+      if r[1] ~= '0' then cursor = phase .. ':' .. r[1]
+      elseif phase == 'c' then cursor = 'g:0'
+      else cursor = '' end
+    end
   end
 end
 for _, u in ipairs(names) do

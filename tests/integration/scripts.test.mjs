@@ -415,6 +415,33 @@ cluster.test('contacts: pages of at most n entries with a cursor; `last` cut to 
     assert.ok(pages >= Math.ceil(everyone.length / 3), `${pages} pages`);
 });
 
+cluster.test('contacts beyond the everyone limit: the contacts set and the groups paged by name, exactly n a page, each once', async (t) => {
+    const { r, contacts } = await aliceAndBob(t);
+    const friends = Array.from({ length: 11 }, (_, i) => `f${String(i).padStart(2, '0')}`);
+    await r.call('SADD', U('alice', 'contacts'), ...friends);
+    const groups = ['#g1', '#g2', '#g3', '#g4'];
+    await r.call('SADD', U('alice', 'groups'), ...groups);
+    let cursor = '';
+    const pages = [];
+    do {
+        const res = await contacts('alice', 1, cursor, 4);
+        pages.push(
+            res
+                .slice(2)
+                .filter((_, i) => i % 6 === 0)
+                .map(str),
+        );
+        cursor = str(res[1]);
+        assert.ok(pages.length < 10, 'the cursor ends');
+    } while (cursor !== '');
+    assert.deepEqual(
+        pages.map((p) => p.length),
+        [4, 4, 4, 3],
+        `15 entries in pages of 4: ${JSON.stringify(pages)}`,
+    );
+    assert.deepEqual(pages.flat(), [...friends, ...groups], 'names in order, then groups, each once');
+});
+
 cluster.test('session_close: not while reaping a live gateway; the last close goes offline, records pushed, announces once', async (t) => {
     const { r, send, sclose, published } = await aliceAndBob(t);
     await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
