@@ -492,19 +492,8 @@ static void proto_pack_cstr(msgpack_packer *pk, const char *s)
     proto_pack_str(pk, s, strlen(s));
 }
 
-void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const char *epoch,
-                     size_t epoch_len, const proto_contact *users, size_t n)
+static void proto_pack_contacts(msgpack_packer *pk, const proto_contact *users, size_t n)
 {
-    msgpack_pack_map(pk, 5);
-    proto_pack_cstr(pk, "kind");
-    proto_pack_cstr(pk, "hello");
-    proto_pack_cstr(pk, "user");
-    proto_pack_cstr(pk, user);
-    proto_pack_cstr(pk, "seq");
-    msgpack_pack_int64(pk, seq);
-    proto_pack_cstr(pk, "epoch");
-    proto_pack_str(pk, epoch, epoch_len);
-    proto_pack_cstr(pk, "users");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
         msgpack_pack_map(pk, 4 + (users[i].read > 0) + (users[i].peer_read > 0));
@@ -531,6 +520,40 @@ void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const ch
         else
             msgpack_pack_nil(pk);
     }
+}
+
+void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const char *epoch,
+                     size_t epoch_len, const proto_contact *users, size_t n, int more)
+{
+    msgpack_pack_map(pk, 5 + (more != 0));
+    proto_pack_cstr(pk, "kind");
+    proto_pack_cstr(pk, "hello");
+    proto_pack_cstr(pk, "user");
+    proto_pack_cstr(pk, user);
+    proto_pack_cstr(pk, "seq");
+    msgpack_pack_int64(pk, seq);
+    proto_pack_cstr(pk, "epoch");
+    proto_pack_str(pk, epoch, epoch_len);
+    proto_pack_cstr(pk, "users");
+    proto_pack_contacts(pk, users, n);
+    if (more) {
+        proto_pack_cstr(pk, "more");
+        msgpack_pack_true(pk);
+    }
+}
+
+void proto_enc_users(msgpack_packer *pk, const proto_contact *users, size_t n, int more)
+{
+    msgpack_pack_map(pk, 3);
+    proto_pack_cstr(pk, "kind");
+    proto_pack_cstr(pk, "users");
+    proto_pack_cstr(pk, "users");
+    proto_pack_contacts(pk, users, n);
+    proto_pack_cstr(pk, "more");
+    if (more)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
 }
 
 void proto_enc_history(msgpack_packer *pk, const char *with, size_t with_len,

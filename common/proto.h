@@ -125,8 +125,11 @@ typedef struct proto_contact {
 } proto_contact;
 
 void proto_pack_str(msgpack_packer *pk, const char *s, size_t len);
+/* more: `users` pages follow (then "more": true is added; absent when false) */
 void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const char *epoch,
-                     size_t epoch_len, const proto_contact *users, size_t n);
+                     size_t epoch_len, const proto_contact *users, size_t n, int more);
+/* {kind:"users", users:[entries as in hello], more}: a page of hello's list */
+void proto_enc_users(msgpack_packer *pk, const proto_contact *users, size_t n, int more);
 /* history answer: msgs are stored text frames (msgpack maps), spliced as is */
 void proto_enc_history(msgpack_packer *pk, const char *with, size_t with_len,
                        const char *const *msgs, const size_t *lens, size_t n, int more);

@@ -52,7 +52,7 @@ int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv
 }
 
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                 int64_t after, const char *epoch)
+                 int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes)
 {
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_SYNC);
@@ -60,6 +60,8 @@ int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     scripts_cmd_key(&c, KEY_INBOX, user);
     scripts_cmd_fmt(&c, "%" PRId64, after);
     scripts_cmd_str(&c, epoch);
+    scripts_cmd_fmt(&c, "%" PRId64, max_entries);
+    scripts_cmd_fmt(&c, "%" PRId64, max_bytes);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -71,6 +73,7 @@ int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
     scripts_cmd_init(&c, SCRIPT_TYPING);
     scripts_cmd_key(&c, group ? KEY_GROUP_MEMBERS : KEY_ACCOUNT, to);
     scripts_cmd_key(&c, group ? KEY_GROUP_META : KEY_SESSIONS, to);
+    scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_str(&c, CHAN_GW_PREFIX);
     scripts_cmd_str(&c, to);
     scripts_cmd_arg(&c, frame, frame_len);
@@ -102,7 +105,7 @@ static const char *scripts_conv_keys(scripts_cmd *c, const char *self, const cha
 }
 
 int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                    const char *with, int64_t before, int64_t limit)
+                    const char *with, int64_t before, int64_t limit, int64_t max_bytes)
 {
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_HISTORY);
@@ -111,6 +114,7 @@ int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, cons
     scripts_cmd_str(&c, is_group);
     scripts_cmd_fmt(&c, "%" PRId64, before);
     scripts_cmd_fmt(&c, "%" PRId64, limit);
+    scripts_cmd_fmt(&c, "%" PRId64, max_bytes);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -122,6 +126,7 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     const char *is_group = scripts_conv_keys(&c, reader, with);
     scripts_cmd_key(&c, KEY_READ, reader);
     scripts_cmd_key(&c, KEY_UNREAD, reader);
+    scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_str(&c, reader);
     scripts_cmd_str(&c, with);
     scripts_cmd_str(&c, is_group);
@@ -134,7 +139,8 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
 
 int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
                   const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
-                  const char *const *members, const size_t *member_lens, size_t nmembers)
+                  int64_t groups_created, const char *const *members, const size_t *member_lens,
+                  size_t nmembers)
 {
     static const char *const ops[] = {
         [PROTO_OP_CREATE] = "create",
@@ -150,6 +156,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_key(&c, KEY_GROUPS);
     scripts_cmd_key(&c, KEY_USERS);
     scripts_cmd_key(&c, KEY_HISTORY, name);
+    scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_str(&c, opname);
     scripts_cmd_str(&c, name);
     scripts_cmd_str(&c, by);
@@ -161,6 +168,8 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_fmt(&c, "%" PRId64, group_max);
     scripts_cmd_str(&c, KEY_UNREAD);
     scripts_cmd_str(&c, KEY_READ);
+    scripts_cmd_fmt(&c, "%" PRId64, groups_created);
+    scripts_cmd_str(&c, KEY_META);
     if (op == PROTO_OP_CREATE || op == PROTO_OP_ADD)
         for (size_t i = 0; i < nmembers; i++)
             scripts_cmd_arg(&c, members[i], member_lens[i]);
@@ -206,7 +215,8 @@ int scripts_register_append(redisContext *rc, const char *name, const char *hash
 }
 
 int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                     int64_t everyone_limit)
+                     int64_t everyone_limit, const char *cursor, int64_t page,
+                     int64_t preview_bytes)
 {
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_CONTACTS);
@@ -221,6 +231,9 @@ int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
     scripts_cmd_str(&c, KEY_GROUP_MEMBERS);
     scripts_cmd_str(&c, KEY_READ);
     scripts_cmd_str(&c, KEY_HISTORY);
+    scripts_cmd_str(&c, cursor);
+    scripts_cmd_fmt(&c, "%" PRId64, page);
+    scripts_cmd_fmt(&c, "%" PRId64, preview_bytes);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 

@@ -58,10 +58,12 @@ int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
 int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                           const char *sessid, const char *member, const char *gwid, int reaping);
 
-/* sync.lua: user's inbox entries after seq `after`, if epoch is still its
- * epoch. */
+/* sync.lua: one page of user's inbox entries after seq `after`, if epoch is
+ * still its epoch: at most max_entries entries and, past the first, at most
+ * max_bytes bytes of them (more remain when the last one's seq is below the
+ * reply's seq). */
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                 int64_t after, const char *epoch);
+                 int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes);
 
 /* typing.lua: from is typing to `to` (a user, or a #group); frame is the
  * client frame the recipients get (msgpack, frame_len bytes). */
@@ -69,9 +71,10 @@ int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
                    const char *to, const char *frame, size_t frame_len);
 
 /* history.lua: up to limit messages of user's conversation with `with` (a
- * user or a #group) older than id `before` (0: the newest). */
+ * user or a #group) older than id `before` (0: the newest), and past the
+ * newest one at most max_bytes bytes of them (`more` is then 1). */
 int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                    const char *with, int64_t before, int64_t limit);
+                    const char *with, int64_t before, int64_t limit, int64_t max_bytes);
 
 /* read.lua: reader (in session sessid) has read its conversation with `with`
  * up to message id upto; its unread count never rises. */
@@ -80,12 +83,14 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
 
 /* group.lua: `by` runs op on the group `name` (#name); open: create's open
  * flag (1/0); now_ms: the creation time; group_max: the most members a group
- * may have. members (nmembers names, lengths in member_lens) count for
- * PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. A newcomer's read
- * position starts at the group's newest id; a leaver's read and unread go. */
+ * may have; groups_created: the most existing groups one user may have
+ * created (a create past it: error forbidden). members (nmembers names, lengths in member_lens)
+ * count for PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. A newcomer's read position
+ * starts at the group's newest id; a leaver's read and unread go. */
 int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
                   const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
-                  const char *const *members, const size_t *member_lens, size_t nmembers);
+                  int64_t groups_created, const char *const *members, const size_t *member_lens,
+                  size_t nmembers);
 
 /* register.lua: creates the account `name` with a password hash (password.h)
  * and its creation time, and announces it. */
@@ -101,10 +106,13 @@ redisReply *scripts_register_sync(redisContext *c, const char *name, const char 
 int scripts_register_append(redisContext *c, const char *name, const char *hash,
                             int64_t created_ms);
 
-/* contacts.lua: what user's hello lists; everyone_limit: up to this many
- * users, everyone is everyone's contact. */
+/* contacts.lua: one page of what user's hello lists; everyone_limit: up to
+ * this many users, everyone is everyone's contact. cursor: "" for the first
+ * page, else the cursor the previous page's reply gave; about page entries a
+ * page; previews: the bytes of data kept in each `last`. */
 int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                     int64_t everyone_limit);
+                     int64_t everyone_limit, const char *cursor, int64_t page,
+                     int64_t preview_bytes);
 
 /* release_slot.lua / renew_slot.lua: the lease of routing slot `slot`, if
  * router_id holds it; renew sets it to lease_ms. */

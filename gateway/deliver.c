@@ -22,14 +22,22 @@ typedef struct dq_item {
 } dq_item;
 
 struct deliver_sess {
-    dq_item *head, *tail; /* envelopes waiting for hello or for a gap fetch */
+    dq_item *head, *tail; /* envelopes waiting for hello or for a fetch */
     size_t bytes;
-    int fetching; /* a gap fetch (sync script) is in flight */
+    int fetching; /* a page (sync script) is in flight */
+    int paging;   /* a page was sent; the next is fetched once it drained */
     int64_t fetch_target;
     uint32_t fetch_gen; /* number of the latest fetch: an older reply is stale */
+    /* a client's sync: replayed from its own cursor, then sync_end */
+    int syncing;
+    int64_t sync_cursor; /* the last seq replayed (starts at `after`) */
+    char sync_epoch[PROTO_EPOCH_MAX + 1];
+    int sync_queued; /* one more sync waits for this one (or a gap fetch) to end */
+    int64_t queued_after;
+    char queued_epoch[PROTO_EPOCH_MAX + 1];
 };
 
-/* What a gap fetch's callback needs: the session and which fetch it was. */
+/* What a page's callback needs: the session and which fetch it was. */
 typedef struct deliver_fetch {
     uint64_t conn;
     uint32_t gen;
@@ -38,12 +46,21 @@ typedef struct deliver_fetch {
 static struct {
     char gw_chan[KEYS_MAX];
     size_t send_queue;
+    int64_t page_entries, page_bytes;
 } dl;
 
-void deliver_init(const char *gw_chan, size_t send_queue)
+void deliver_init(const char *gw_chan, size_t send_queue, int64_t page_entries, int64_t page_bytes)
 {
     snprintf(dl.gw_chan, sizeof dl.gw_chan, "%s", gw_chan);
     dl.send_queue = send_queue;
+    dl.page_entries = page_entries;
+    dl.page_bytes = page_bytes;
+}
+
+/* A page or a sync under way: envelopes wait behind it. */
+static int deliver_busy(const struct deliver_sess *d)
+{
+    return d && (d->fetching || d->paging || d->syncing);
 }
 
 static struct deliver_sess *deliver_state(gw_session *s)
@@ -168,7 +185,7 @@ static int deliver_enqueue(gw_session *s, dq_kind kind, int64_t seq, const char 
 void deliver_push(gw_session *s, dq_kind kind, int64_t seq, const char *frame, size_t len)
 {
     if (s->state == SESS_CLOSING) return;
-    if (s->state == SESS_LIVE && (!s->dl || (!s->dl->fetching && !s->dl->head))) {
+    if (s->state == SESS_LIVE && (!s->dl || (!deliver_busy(s->dl) && !s->dl->head))) {
         if (deliver_one(s, kind, seq, frame, len) == DELIVER_DONE) return;
         if (deliver_enqueue(s, kind, seq, frame, len) == 0) deliver_catch_up(s, seq);
         return;
@@ -179,7 +196,7 @@ void deliver_push(gw_session *s, dq_kind kind, int64_t seq, const char *frame, s
 void deliver_drain(gw_session *s)
 {
     struct deliver_sess *d = s->dl;
-    while (d && d->head && !d->fetching && s->state == SESS_LIVE) {
+    while (d && d->head && !deliver_busy(d) && s->state == SESS_LIVE) {
         dq_item *it = d->head;
         if (deliver_one(s, it->kind, it->seq, it->frame, it->len) == DELIVER_FETCH) {
             deliver_catch_up(s, it->seq);
@@ -190,11 +207,23 @@ void deliver_drain(gw_session *s)
         d->bytes -= it->len;
         free(it);
     }
+    /* nothing under way any more: a client's sync that waited starts */
+    if (d && !deliver_busy(d) && d->sync_queued && s->state == SESS_LIVE) {
+        d->sync_queued = 0;
+        if (deliver_sync(s, d->queued_after, d->queued_epoch) < 0)
+            sess_send_error(s, "unavailable", "sync failed: retry later", NULL);
+    }
 }
 
 void deliver_forget_fetch(gw_session *s)
 {
-    if (s->dl) s->dl->fetching = 0;
+    struct deliver_sess *d = s->dl;
+    if (!d) return;
+    if (d->syncing && d->fetching) { /* its page is lost with the connection: the client retries */
+        d->syncing = 0;
+        sess_send_error(s, "unavailable", "sync failed: retry later", NULL);
+    }
+    d->fetching = 0; /* a sync waiting for the drain goes on */
 }
 
 void deliver_detach(gw_session *s)
@@ -217,14 +246,31 @@ static int deliver_acked_in_dq(const struct deliver_sess *d, int64_t seq)
     return 0;
 }
 
-/* A gap fetch's answer. Only entries that follow last_seq without a hole
- * are sent and counted: a session is never advanced past an entry it was not
- * sent. A reply of an older fetch (forgotten at a re-open, then superseded)
- * still delivers what continues the session, but its target is not ours to
- * judge. When the latest fetch cannot fill the gap (the epoch changed, the
- * cap dropped the entries, or an older inbox answered), the session is closed
- * with 1012: the client reconnects and syncs from what it has seen, and gets
- * the entries or `recovered: false` (protocol.md: gaps are never silent). */
+static int deliver_request(gw_session *s, redisCallbackFn *cb, int64_t after, const char *epoch);
+static void deliver_sync_cb(redisAsyncContext *ac, void *r, void *priv);
+
+/* The seq of a reply's last entry (0: none). */
+static int64_t deliver_last_of(const redisReply *rep)
+{
+    int64_t es = 0;
+    const redisReply *e = rep->element[rep->elements - 1];
+    if (rep->elements > 2 && e->type == REDIS_REPLY_STRING)
+        proto_peek_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
+    return es;
+}
+
+/* A gap fetch's page (the offline push is one too). Only entries that
+ * follow last_seq without a hole are sent and counted: a session is never
+ * advanced past an entry it was not sent. A page cut by its bounds (more
+ * entries remain) asks for the next once the session has drained
+ * (sess_when_drained): a reader that does not read makes the gateway fetch
+ * and buffer nothing more. A reply of an older fetch (forgotten at a re-open,
+ * then superseded) still delivers what continues the session, but its target
+ * is not ours to judge. When the latest fetch cannot fill the gap (the epoch
+ * changed, the cap dropped the entries, or an older inbox answered), the
+ * session is closed with 1012: the client reconnects and syncs from what it
+ * has seen, and gets the entries or `recovered: false` (protocol.md: gaps are
+ * never silent). */
 static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *rep = r;
@@ -243,6 +289,7 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
         if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("sync (gap) %s: %s", s->user, rep->str);
         return;
     }
+    metrics_inc(METRIC_REPLAY_PAGES);
     for (size_t i = 2; i < rep->elements; i++) {
         redisReply *e = rep->element[i];
         int64_t es = 0;
@@ -253,32 +300,151 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
         if (!deliver_acked_in_dq(d, es)) deliver_send_replay(s, e->str, e->len);
         s->last_seq = es;
     }
-    if (latest && s->last_seq < d->fetch_target - 1) {
+    if (!latest) {
+        if (!deliver_busy(d)) deliver_drain(s);
+        return;
+    }
+    int64_t last = deliver_last_of(rep);
+    if (recovered && last && last < seq && s->last_seq == last &&
+        s->last_seq < d->fetch_target - 1) {
+        d->paging = 1; /* more: the next page once this one drained */
+        sess_when_drained(s);
+        return;
+    }
+    if (s->last_seq < d->fetch_target - 1) {
         log_warn("conn %" PRIu64 " (%s): inbox entries %" PRId64 "..%" PRId64
                  " cannot be fetched (recovered=%lld, inbox seq %lld): closing, the client syncs",
                  s->conn, s->user, s->last_seq + 1, d->fetch_target - 1, recovered, seq);
         sess_close(s, 1012, "inbox gap: reconnect and sync");
         return;
     }
-    if (!d->fetching) deliver_drain(s);
+    if (!deliver_busy(d)) deliver_drain(s);
+}
+
+/* Asks for the page after `after` of the session's inbox; 0, or -1 when
+ * Redis is down (the re-open after the reconnect fetches again). */
+static int deliver_request(gw_session *s, redisCallbackFn *cb, int64_t after, const char *epoch)
+{
+    struct deliver_sess *d = s->dl;
+    deliver_fetch *f = malloc(sizeof *f);
+    if (!f) return -1;
+    f->conn = s->conn;
+    f->gen = d->fetch_gen + 1;
+    if (scripts_sync(rl_commands(), cb, f, s->user, after, epoch, dl.page_entries, dl.page_bytes) !=
+        REDIS_OK) {
+        free(f);
+        return -1;
+    }
+    d->fetch_gen = f->gen;
+    d->fetching = 1;
+    return 0;
 }
 
 void deliver_catch_up(gw_session *s, int64_t target)
 {
     struct deliver_sess *d;
-    deliver_fetch *f;
-    if ((s->dl && s->dl->fetching) || s->last_seq >= target - 1) return;
-    if (!(d = deliver_state(s)) || !(f = malloc(sizeof *f))) return;
-    f->conn = s->conn;
-    f->gen = d->fetch_gen + 1;
-    if (scripts_sync(rl_commands(), deliver_fetch_cb, f, s->user, s->last_seq, s->epoch) !=
-        REDIS_OK) {
-        free(f);
-        return; /* Redis down: retried after the reconnect */
+    if (!(d = deliver_state(s))) return;
+    if (target > d->fetch_target) d->fetch_target = target;
+    if (deliver_busy(d) || s->last_seq >= target - 1) return;
+    deliver_request(s, deliver_fetch_cb, s->last_seq, s->epoch);
+}
+
+/* The end of a client's sync: {kind:"sync", recovered, seq}, then what
+ * waited behind it. */
+static void deliver_sync_end(gw_session *s, int recovered, int64_t seq)
+{
+    struct deliver_sess *d = s->dl;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    d->syncing = 0;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_enc_sync_end(&pk, recovered, seq);
+    sess_send_packed(s, &sb);
+    deliver_drain(s);
+}
+
+/* A page of a client's sync: every entry after the cursor, in order (the
+ * client asked for them, so entries the session already had come again);
+ * the session's position moves to the newest entry sent. */
+static void deliver_sync_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    deliver_fetch f = *(deliver_fetch *)priv;
+    free(priv);
+    gw_session *s = sess_find(f.conn);
+    long long recovered, seq;
+    if (!s || !s->dl || f.gen != s->dl->fetch_gen) return;
+    struct deliver_sess *d = s->dl;
+    d->fetching = 0;
+    if (s->state == SESS_CLOSING || !d->syncing) return;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+        rl_reply_int(rep->element[0], &recovered) < 0 || rl_reply_int(rep->element[1], &seq) < 0) {
+        if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("sync %s: %s", s->user, rep->str);
+        d->syncing = 0;
+        sess_send_error(s, "unavailable", "sync failed: retry later", NULL);
+        deliver_drain(s);
+        return;
     }
-    d->fetch_gen = f->gen;
-    d->fetching = 1;
-    d->fetch_target = target;
+    metrics_inc(METRIC_REPLAY_PAGES);
+    for (size_t i = 2; i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        int64_t es = 0;
+        if (e->type != REDIS_REPLY_STRING) continue;
+        proto_peek_fields(e->str, e->len, NULL, NULL, NULL, NULL, &es);
+        if (es != d->sync_cursor + 1) break; /* never reached: the script checked */
+        deliver_send_replay(s, e->str, e->len);
+        d->sync_cursor = es;
+        if (es > s->last_seq) s->last_seq = es;
+    }
+    if (recovered && rep->elements > 2 && d->sync_cursor < seq &&
+        d->sync_cursor == deliver_last_of(rep)) {
+        d->paging = 1; /* more: the next page once this one drained */
+        sess_when_drained(s);
+        return;
+    }
+    deliver_sync_end(s, recovered != 0, seq);
+}
+
+int deliver_sync(gw_session *s, int64_t after, const char *epoch)
+{
+    struct deliver_sess *d = deliver_state(s);
+    if (!d) return -1;
+    if (deliver_busy(d) || s->state != SESS_LIVE) {
+        if (d->sync_queued) return -2;
+        d->sync_queued = 1;
+        d->queued_after = after;
+        snprintf(d->queued_epoch, sizeof d->queued_epoch, "%s", epoch);
+        return 0;
+    }
+    d->syncing = 1;
+    d->sync_cursor = after;
+    snprintf(d->sync_epoch, sizeof d->sync_epoch, "%s", epoch);
+    if (deliver_request(s, deliver_sync_cb, after, epoch) < 0) {
+        d->syncing = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void deliver_on_drained(gw_session *s)
+{
+    struct deliver_sess *d = s->dl;
+    if (!d || !d->paging || s->state == SESS_CLOSING) return;
+    d->paging = 0;
+    if (d->syncing) {
+        if (deliver_request(s, deliver_sync_cb, d->sync_cursor, d->sync_epoch) < 0) {
+            d->syncing = 0;
+            sess_send_error(s, "unavailable", "sync failed: retry later", NULL);
+            deliver_drain(s);
+        }
+        return;
+    }
+    if (s->last_seq >= d->fetch_target - 1) {
+        deliver_drain(s);
+        return;
+    }
+    deliver_request(s, deliver_fetch_cb, s->last_seq, s->epoch);
 }
 
 /* Pushes the frame to s and the user's sessions after it, except the one

@@ -5,12 +5,15 @@
  * envelope with seq s is sent when s == last_seq + 1, skipped when s <=
  * last_seq (an entry the session already had, e.g. in the offline push or a
  * sync), and when s > last_seq + 1 the missing entries are first fetched
- * with the `sync` script. Acks ('c' envelopes) carry the seq of the sender's
+ * with the `sync` script, one bounded page at a time (--page-entries,
+ * --page-bytes): the next page is fetched only once the previous one drained
+ * from the session's queues (sess_when_drained). Acks ('c' envelopes) carry the seq of the sender's
  * own inbox copy: they advance last_seq the same way but are always sent,
  * and the fetched copy of that entry is never sent as a text to the session
  * that wrote it. Until hello is out (OPENING) and while a fetch is in
- * flight, envelopes wait in the session's queue, bounded like the send
- * queue. Every frame sent teaches the session's contacts (presence.h).
+ * flight (or a client's sync is under way), envelopes wait in the session's
+ * queue, bounded like the send queue (over it: close 1008). Every frame sent teaches the session's
+ * contacts (presence.h).
  *
  * Per-session state (struct deliver_sess) is allocated when first needed
  * and freed by deliver_detach at the session's close. */
@@ -26,8 +29,9 @@
  * delivery, or addressed to this connection (acks, answers). */
 typedef enum { DQ_PLAIN = 0, DQ_USER, DQ_CONN } dq_kind;
 
-/* gw_chan: this gateway's channel; send_queue: --send-queue bytes. */
-void deliver_init(const char *gw_chan, size_t send_queue);
+/* gw_chan: this gateway's channel; send_queue: --send-queue bytes;
+ * page_entries, page_bytes: the bounds of one page of the sync script. */
+void deliver_init(const char *gw_chan, size_t send_queue, int64_t page_entries, int64_t page_bytes);
 /* A new subscriber connection: SUBSCRIBE the gateway channel (its
  * confirmation completes rl_ok()). */
 void deliver_on_subscriber_up(void);
@@ -44,7 +48,16 @@ void deliver_send_replay(gw_session *s, const char *frame, size_t len);
 /* Makes sure every entry below target reaches s: fetches (last_seq, ...]
  * with the sync script when last_seq < target - 1. */
 void deliver_catch_up(gw_session *s, int64_t target);
-/* Forgets a fetch in flight (its connection is gone: the re-open fetches). */
+/* A client's `sync {after, epoch}`: the entries after `after`, page by page
+ * as the session drains, then {kind:"sync", recovered, seq}; envelopes wait
+ * behind it, so seq order holds. One more sync may wait for the current one
+ * (or a gap fetch); 0 when started or queued, -2 when one already waits
+ * (the caller answers rate_limited), -1 when Redis is down. */
+int deliver_sync(gw_session *s, int64_t after, const char *epoch);
+/* The session's replay drained (session.h's drained hook): the next page. */
+void deliver_on_drained(gw_session *s);
+/* Forgets a fetch in flight (its connection is gone: the re-open fetches; a
+ * client's sync in flight is answered `unavailable`). */
 void deliver_forget_fetch(gw_session *s);
 /* s is closing: frees what waits and the module state. */
 void deliver_detach(gw_session *s);

@@ -20,6 +20,9 @@ void frame_read(gw_session *s, const proto_frame *f);    /* frame_read.c */
 void frame_history(gw_session *s, const proto_frame *f); /* frame_history.c */
 void frame_group(gw_session *s, const proto_frame *f);   /* frame_group.c */
 
+/* Takes `tokens` more from s's rate-limit bucket (the frame's own token is
+ * taken already): 0, or -1 (nothing taken) when the bucket holds fewer. */
+int frame_spend(gw_session *s, double tokens);
 /* error unavailable (counted) with message, no cid */
 void frame_unavailable(gw_session *s, const char *message);
 /* Answers a script's "no_such_user" / "forbidden" string reply (what names

@@ -1,5 +1,6 @@
 /* frame_history.c - `history`: a page of a conversation's stored texts,
- * newest last, for its participants only. */
+ * newest last, for its participants only; at most `limit` of them and
+ * --page-bytes bytes (then `more`). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,8 +66,8 @@ void frame_history(gw_session *s, const proto_frame *f)
     q->conn = s->conn;
     q->with_len = f->with.len;
     memcpy(q->with, f->with.p, f->with.len);
-    if (scripts_history(rl_commands(), frame_history_cb, q, s->user, q->with, f->before,
-                        f->limit) != REDIS_OK) {
+    if (scripts_history(rl_commands(), frame_history_cb, q, s->user, q->with, f->before, f->limit,
+                        frame_cfg()->page_bytes) != REDIS_OK) {
         free(q);
         frame_unavailable(s, "history failed: retry later");
     }

@@ -57,6 +57,13 @@ static int frame_take_token(gw_session *s)
     return 0;
 }
 
+int frame_spend(gw_session *s, double tokens)
+{
+    if (s->tokens < tokens) return -1;
+    s->tokens -= tokens;
+    return 0;
+}
+
 void frame_unavailable(gw_session *s, const char *message)
 {
     metrics_inc(METRIC_UNAVAILABLE);

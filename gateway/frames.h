@@ -16,7 +16,10 @@ typedef struct frame_config {
     long long rate;      /* --rate: frames per second per socket */
     long long burst;     /* --burst: token bucket size */
     long long group_max; /* --group-max */
-    int dev_auth;        /* --dev-auth: texts without cid accepted */
+    /* bounded reads (issue 12) */
+    long long page_bytes;     /* --page-bytes: history answers */
+    long long groups_created; /* --groups-created */
+    int dev_auth;             /* --dev-auth: texts without cid accepted */
 } frame_config;
 
 /* cfg is copied (gwid too). */

@@ -24,35 +24,31 @@ struct lifecycle_sess {
     int reopen_live;    /* a re-open came while OPENING: run it once LIVE */
     int64_t reopen_seq; /* last_seq when the oldest re-open in flight was sent */
     int64_t open_seq;
-    char **pending; /* offline entries from session_open, until hello */
-    size_t *pending_len;
-    size_t npending;
+    int64_t open_from; /* the offline entries are (open_from, open_seq], fetched after hello */
+    /* hello's list, page by page: the cursor of the next `users` page ("": done) */
+    char users_cursor[64];
+    int users_fetching; /* a page is in flight */
+    int users_waiting;  /* the next page is fetched once the session drained */
+    int users_lost;     /* a page failed (Redis went away): asked again at the re-open */
 };
 
 static struct {
     char gwid[PROTO_GWID_MAX + 1];
     long long everyone_limit;
+    long long hello_entries, preview_bytes;
     int closes_pending; /* session_close replies the drain waits for */
 } lc;
 
-void lifecycle_init(const char *gwid, long long everyone_limit)
+void lifecycle_init(const char *gwid, long long everyone_limit, long long hello_entries,
+                    long long preview_bytes)
 {
     snprintf(lc.gwid, sizeof lc.gwid, "%s", gwid);
     lc.everyone_limit = everyone_limit;
+    lc.hello_entries = hello_entries;
+    lc.preview_bytes = preview_bytes;
 }
 
 static void lifecycle_reopen_one(gw_session *s, void *arg);
-
-static void lifecycle_free_pending(struct lifecycle_sess *l)
-{
-    for (size_t i = 0; i < l->npending; i++)
-        free(l->pending[i]);
-    free(l->pending);
-    free(l->pending_len);
-    l->pending = NULL;
-    l->pending_len = NULL;
-    l->npending = 0;
-}
 
 static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -102,51 +98,32 @@ static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
         deliver_drain(s);
         return;
     }
+    long long from = seq;
+    if (rep->elements > 2) rl_reply_int(rep->element[2], &from);
     l->opened = 1;
     l->open_seq = seq;
+    l->open_from = from >= 0 && from <= seq ? from : seq;
     memcpy(s->epoch, ep->str, ep->len);
     s->epoch[ep->len] = '\0';
-    size_t n = rep->elements - 2;
-    if (n) {
-        l->pending = calloc(n, sizeof *l->pending);
-        l->pending_len = calloc(n, sizeof *l->pending_len);
-        if (!l->pending || !l->pending_len) {
-            sess_close(s, 1011, "out of memory");
-            return;
-        }
-        for (size_t i = 0; i < n; i++) {
-            redisReply *e = rep->element[i + 2];
-            if (e->type != REDIS_REPLY_STRING) continue;
-            l->pending[l->npending] = malloc(e->len ? e->len : 1);
-            if (!l->pending[l->npending]) break;
-            memcpy(l->pending[l->npending], e->str, e->len);
-            l->pending_len[l->npending++] = e->len;
-        }
-    }
 }
 
-/* hello, the offline entries, then LIVE. */
-static void lifecycle_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
+/* A page of the contacts script: {mode, next cursor, 6 fields per entry}.
+ * Fills *c (n entries, pointing into rep) and the cursor; -1 when it is not
+ * such a reply. */
+static int lifecycle_parse_contacts(const redisReply *rep, long long *mode, char *cursor,
+                                    size_t cursor_size, proto_contact **out, size_t *nout)
 {
-    redisReply *rep = r;
-    gw_session *s = sess_find((uint64_t)(uintptr_t)priv);
-    if (!s || s->state != SESS_OPENING || !s->lc->opened) return;
-    struct lifecycle_sess *l = s->lc;
-    long long mode;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-        rl_reply_int(rep->element[0], &mode) < 0) {
-        if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("contacts %s: %s", s->user, rep->str);
-        sess_close(s, 1013, "try again later");
-        return;
-    }
-    size_t n = (rep->elements - 1) / 6, k = 0;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+        rl_reply_int(rep->element[0], mode) < 0 || rep->element[1]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->len >= cursor_size)
+        return -1;
+    memcpy(cursor, rep->element[1]->str, rep->element[1]->len);
+    cursor[rep->element[1]->len] = '\0';
+    size_t n = (rep->elements - 2) / 6, k = 0;
     proto_contact *c = calloc(n ? n : 1, sizeof *c);
-    if (!c) {
-        sess_close(s, 1011, "out of memory");
-        return;
-    }
+    if (!c) return -1;
     for (size_t i = 0; i < n; i++) {
-        redisReply **e = rep->element + 1 + 6 * i;
+        redisReply **e = rep->element + 2 + 6 * i;
         long long online = 0, unread = 0, read = 0, peer_read = 0;
         if (e[0]->type != REDIS_REPLY_STRING ||
             (!proto_valid_user(e[0]->str, e[0]->len) && !proto_valid_group(e[0]->str, e[0]->len)))
@@ -167,25 +144,115 @@ static void lifecycle_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
         }
         k++;
     }
+    *out = c;
+    *nout = k;
+    return 0;
+}
+
+static void lifecycle_users_cb(redisAsyncContext *ac, void *r, void *priv);
+
+/* Asks for the next `users` page. */
+static void lifecycle_users_next(gw_session *s)
+{
+    struct lifecycle_sess *l = s->lc;
+    if (!l->users_cursor[0] || l->users_fetching || l->users_waiting) return;
+    if (scripts_contacts(rl_commands(), lifecycle_users_cb, (void *)(uintptr_t)s->conn, s->user,
+                         lc.everyone_limit, l->users_cursor, lc.hello_entries,
+                         lc.preview_bytes) == REDIS_OK)
+        l->users_fetching = 1;
+    else
+        l->users_lost = 1; /* Redis down: the re-open after the reconnect asks again */
+}
+
+/* After a page: the next one once the session drained, if there is one. */
+static void lifecycle_users_more(gw_session *s)
+{
+    if (!s->lc->users_cursor[0]) return;
+    s->lc->users_waiting = 1;
+    sess_when_drained(s);
+}
+
+/* {kind:"users", users, more}: a page of hello's list after hello. */
+static void lifecycle_users_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_session *s = sess_find((uint64_t)(uintptr_t)priv);
+    if (!s || s->state == SESS_CLOSING) return;
+    struct lifecycle_sess *l = s->lc;
+    long long mode;
+    char cursor[sizeof l->users_cursor];
+    proto_contact *c = NULL;
+    size_t k = 0;
+    l->users_fetching = 0;
+    if (lifecycle_parse_contacts(r, &mode, cursor, sizeof cursor, &c, &k) < 0) {
+        redisReply *rep = r;
+        if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("contacts %s: %s", s->user, rep->str);
+        l->users_lost = 1; /* the re-open after a reconnect asks again */
+        return;
+    }
+    memcpy(l->users_cursor, cursor, sizeof cursor);
+    if (k || !cursor[0]) { /* an empty page is not sent, unless it is the last */
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        proto_enc_users(&pk, c, k, cursor[0] != 0);
+        sess_send_replay(s, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    for (size_t i = 0; i < k; i++)
+        presence_follow_known(s, c[i].name, c[i].len, c[i].online);
+    free(c);
+    if (!cursor[0]) return;
+    if (k)
+        lifecycle_users_more(s);
+    else
+        lifecycle_users_next(s); /* nothing was queued: no need to wait */
+}
+
+void lifecycle_on_drained(gw_session *s)
+{
+    if (!s->lc || !s->lc->users_waiting || s->state != SESS_LIVE) return;
+    s->lc->users_waiting = 0;
+    lifecycle_users_next(s);
+}
+
+/* hello (the first page of the list; `users` pages follow when there is
+ * more), then LIVE, then the offline entries (open_from, open_seq] page by
+ * page as the client reads them (deliver_catch_up: a gap fetch). */
+static void lifecycle_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    gw_session *s = sess_find((uint64_t)(uintptr_t)priv);
+    if (!s || s->state != SESS_OPENING || !s->lc->opened) return;
+    struct lifecycle_sess *l = s->lc;
+    long long mode;
+    proto_contact *c = NULL;
+    size_t k = 0;
+    if (lifecycle_parse_contacts(rep, &mode, l->users_cursor, sizeof l->users_cursor, &c, &k) < 0) {
+        if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("contacts %s: %s", s->user, rep->str);
+        sess_close(s, 1013, "try again later");
+        return;
+    }
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    proto_enc_hello(&pk, s->user, l->open_seq, s->epoch, strlen(s->epoch), c, k);
+    proto_enc_hello(&pk, s->user, l->open_seq, s->epoch, strlen(s->epoch), c, k,
+                    l->users_cursor[0] != 0);
     sess_send_replay(s, sb.data, sb.size); /* paced: a big hello is no slow reader */
     msgpack_sbuffer_destroy(&sb);
-    for (size_t i = 0; i < l->npending; i++)
-        deliver_send_replay(s, l->pending[i], l->pending_len[i]);
-    lifecycle_free_pending(l);
-    s->last_seq = l->open_seq;
+    s->last_seq = l->open_from;
     s->state = SESS_LIVE;
     if (mode == 1) presence_set_everyone(s);
     for (size_t i = 0; i < k; i++)
         presence_follow_known(s, c[i].name, c[i].len, c[i].online);
     free(c);
-    log_debug("conn %" PRIu64 " (%s): hello sent, seq %" PRId64 ", %zu contact(s)%s", s->conn,
-              s->user, l->open_seq, k, mode == 1 ? " (everyone)" : "");
+    log_debug("conn %" PRIu64 " (%s): hello sent, seq %" PRId64 ", %zu contact(s)%s%s", s->conn,
+              s->user, l->open_seq, k, mode == 1 ? " (everyone)" : "",
+              l->users_cursor[0] ? ", more to follow" : "");
     lws_rx_flow_control(s->wsi, 1);
+    lifecycle_users_more(s);
+    deliver_catch_up(s, l->open_seq + 1);
     deliver_drain(s);
     if (l->reopen_live && s->state == SESS_LIVE) {
         l->reopen_live = 0;
@@ -211,7 +278,8 @@ static int lifecycle_run_open(gw_session *s, int reopen)
 static int lifecycle_run_contacts(gw_session *s)
 {
     return scripts_contacts(rl_commands(), lifecycle_contacts_cb, (void *)(uintptr_t)s->conn,
-                            s->user, lc.everyone_limit) == REDIS_OK
+                            s->user, lc.everyone_limit, "", lc.hello_entries,
+                            lc.preview_bytes) == REDIS_OK
                ? 0
                : -1;
 }
@@ -253,6 +321,10 @@ static void lifecycle_reopen_one(gw_session *s, void *arg)
     if (s->state == SESS_OPENING) s->lc->reopen_live = 1;
     if (s->state != SESS_LIVE) return;
     deliver_forget_fetch(s);
+    if (s->lc->users_lost) { /* a page lost with the connection: asked again */
+        s->lc->users_lost = 0;
+        lifecycle_users_next(s);
+    }
     if (!s->lc->reopening) s->lc->reopen_seq = s->last_seq;
     if (lifecycle_run_open(s, 1) == 0) s->lc->reopening++;
 }
@@ -293,7 +365,6 @@ void lifecycle_closed(gw_session *s)
      * the next start of this gateway id does */
     log_debug("conn %" PRIu64 " (%s): closed", s->conn, s->user);
     deliver_detach(s);
-    lifecycle_free_pending(s->lc);
     free(s->lc);
     s->lc = NULL;
     sess_free(s);

@@ -1,10 +1,12 @@
 /* lifecycle.h - a session's open and close sequences.
  *
  * Open: ESTABLISHED -> OPENING (reading paused) -> session_open (registers
- * the session, reports the inbox seq and epoch, and the offline entries when
- * it is the user's first session) and contacts (who to list in hello) ->
- * hello, the offline entries, then whatever was delivered meanwhile -> LIVE
- * (reading resumed). Close: the socket is gone -> out of the table, presence
+ * the session, reports the inbox seq and epoch, and where the offline
+ * entries start when it is the user's first session) and contacts (the first
+ * page of who to list in hello) -> hello -> LIVE (reading resumed), then the
+ * rest of the list in `users` pages and the offline entries in sync pages,
+ * each page fetched once the previous one drained, then whatever was
+ * delivered meanwhile. Close: the socket is gone -> out of the table, presence
  * unfollowed, session_close (offline announced when it was the user's last
  * session), freed. Re-open: after a Redis reconnect or a lapsed heartbeat
  * every live session runs session_open again: a changed epoch, or a seq
@@ -17,8 +19,11 @@
 
 struct lws;
 
-/* gwid: this gateway's id; everyone_limit: --everyone-limit. */
-void lifecycle_init(const char *gwid, long long everyone_limit);
+/* gwid: this gateway's id; everyone_limit: --everyone-limit; hello_entries:
+ * --hello-entries (entries per hello / `users` page); preview_bytes:
+ * --preview-bytes (data kept in each `last`). */
+void lifecycle_init(const char *gwid, long long everyone_limit, long long hello_entries,
+                    long long preview_bytes);
 /* A socket upgraded for user (already authenticated). dev_account: the user
  * came from --dev-auth's ?user= and may need an account made. Returns the
  * new session (reading paused until hello), or NULL (refuse the socket). */
@@ -27,6 +32,9 @@ gw_session *lifecycle_open(struct lws *wsi, const char *user, int dev_account);
 void lifecycle_closed(gw_session *s);
 /* session_close replies a drain still waits for. */
 int lifecycle_closes_pending(void);
+/* The session's queue drained (session.h's drained hook): the next `users`
+ * page, if one waits. */
+void lifecycle_on_drained(gw_session *s);
 /* Every live session runs session_open again and catches up. */
 void lifecycle_reopen_all(void);
 

@@ -118,6 +118,14 @@ static void gw_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- hooks: what the modules' events mean for the others ---- */
 
+/* A session's replay drained: the next page of what it waits for (hello's
+ * list, inbox entries). */
+static void gw_replay_drained(gw_session *s)
+{
+    lifecycle_on_drained(s);
+    deliver_on_drained(s);
+}
+
 /* Redis usable again (both connections, the gateway channel confirmed, the
  * start-up cleanup done): after an outage every live session is re-opened. */
 static void gw_maybe_up(void)
@@ -249,12 +257,14 @@ int main(int argc, char **argv)
     http_init(o->body_timeout);
     ws_init((size_t)o->max_frame);
     presence_init(o->everyone_limit);
-    deliver_init(o->gw_chan, (size_t)o->send_queue);
-    lifecycle_init(o->gwid, o->everyone_limit);
+    deliver_init(o->gw_chan, (size_t)o->send_queue, o->page_entries, o->page_bytes);
+    lifecycle_init(o->gwid, o->everyone_limit, o->hello_entries, o->preview_bytes);
     const frame_config fc = {.gwid = o->gwid,
                              .rate = o->rate,
                              .burst = o->burst,
                              .group_max = o->group_max,
+                             .page_bytes = o->page_bytes,
+                             .groups_created = o->groups_created,
                              .dev_auth = o->dev_auth};
     frame_init(&fc);
     const rl_hooks rh = {.commands_up = gw_commands_up,
@@ -279,6 +289,7 @@ int main(int argc, char **argv)
         log_error("cannot start the Redis link");
         return 1;
     }
+    sess_set_drained_hook(gw_replay_drained);
     char desc[300];
     log_info("gateway %s listening on %s:%lld, redis %s", o->gwid, o->listen, o->port,
              redisurl_describe(&o->redis, desc, sizeof desc));

@@ -54,6 +54,10 @@ size_t metrics_render(const metrics_gauges *gauges, char *out, size_t cap)
         "(sessions opened again).\n"
         "# TYPE parley_gateway_heartbeat_lapses_total counter\n"
         "parley_gateway_heartbeat_lapses_total %" PRIu64 "\n"
+        "# HELP parley_gateway_replay_pages_total Inbox pages fetched (sync, offline push, "
+        "gaps).\n"
+        "# TYPE parley_gateway_replay_pages_total counter\n"
+        "parley_gateway_replay_pages_total %" PRIu64 "\n"
         "# HELP parley_gateway_redis_up 1 when both Redis connections are usable.\n"
         "# TYPE parley_gateway_redis_up gauge\n"
         "parley_gateway_redis_up %d\n"
@@ -63,8 +67,8 @@ size_t metrics_render(const metrics_gauges *gauges, char *out, size_t cap)
         gauges->connections, m[METRIC_CONNECTIONS_TOTAL], m[METRIC_FRAMES_IN], m[METRIC_FRAMES_OUT],
         m[METRIC_MESSAGES_PUBLISHED], m[METRIC_UNAVAILABLE], m[METRIC_SLOW_CONSUMERS],
         m[METRIC_BAD_FRAMES], m[METRIC_RATE_LIMITED], m[METRIC_HTTP_REQUESTS],
-        m[METRIC_REDIS_RECONNECTS], m[METRIC_HEARTBEAT_LAPSES], gauges->redis_up ? 1 : 0,
-        gauges->draining ? 1 : 0);
+        m[METRIC_REDIS_RECONNECTS], m[METRIC_HEARTBEAT_LAPSES], m[METRIC_REPLAY_PAGES],
+        gauges->redis_up ? 1 : 0, gauges->draining ? 1 : 0);
     if (n < 0) return 0;
     if ((size_t)n >= cap) return cap - 1;
     if (gauges->redis_used_memory >= 0) {

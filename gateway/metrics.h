@@ -22,6 +22,7 @@ typedef enum {
     METRIC_REDIS_RECONNECTS,      /* Redis connections lost */
     METRIC_HEARTBEAT_LAPSES,      /* heartbeats that found this gateway expired */
     METRIC_SESSION_LIMIT,         /* upgrades (429) and sessions (4029) over --user-sessions */
+    METRIC_REPLAY_PAGES,          /* inbox pages fetched (sync, offline push, gaps) */
     METRIC__COUNT
 } metric_id;
 

@@ -49,6 +49,12 @@ int options_parse(int argc, char **argv)
     c->dev_auth = 0;
     c->log_level = "info";
     c->user_sessions = 20; /* issue 12: per-user session limit */
+    /* bounded reads (issue 12) */
+    c->page_entries = 100;
+    c->page_bytes = 262144;
+    c->hello_entries = 50;
+    c->preview_bytes = 256;
+    c->groups_created = 100;
     const config_opt table[] = {
         {"listen", "PARLEY_LISTEN", CONFIG_STR, &c->listen, 0, 0, "address to listen on"},
         {"port", "PARLEY_PORT", CONFIG_INT, &c->port, 1, 65535, "HTTP/WebSocket port"},
@@ -85,6 +91,17 @@ int options_parse(int argc, char **argv)
          "seed compatibility: /ws?user=NAME without a token (loopback only)"},
         {"log-level", "PARLEY_LOG_LEVEL", CONFIG_STR, &c->log_level, 0, 0,
          "debug, info, warn, error"},
+        /* bounded reads (issue 12) */
+        {"page-entries", "PARLEY_PAGE_ENTRIES", CONFIG_INT, &c->page_entries, 1, 10000,
+         "most inbox entries per sync / offline / gap page"},
+        {"page-bytes", "PARLEY_PAGE_BYTES", CONFIG_INT, &c->page_bytes, 1024, 64 << 20,
+         "most bytes of messages per sync page and per history answer (one entry always fits)"},
+        {"hello-entries", "PARLEY_HELLO_ENTRIES", CONFIG_INT, &c->hello_entries, 1, 100000,
+         "most entries in hello and in each following `users` page"},
+        {"preview-bytes", "PARLEY_PREVIEW_BYTES", CONFIG_INT, &c->preview_bytes, 16, 1 << 20,
+         "bytes of data kept in hello's `last` previews (cut on a UTF-8 boundary)"},
+        {"groups-created", "PARLEY_GROUPS_CREATED", CONFIG_INT, &c->groups_created, 0, 1000000,
+         "existing groups a user may have created (more: error forbidden)"},
     };
     const int n = (int)(sizeof table / sizeof table[0]);
     const char *prog = "parley-gateway";

@@ -32,6 +32,12 @@ typedef struct gw_options {
     int dev_auth;
     const char *log_level;
     long long user_sessions; /* live sessions per user, all gateways (0: no limit) */
+    /* bounded reads (issue 12): pages of sync/history, hello's list, groups */
+    long long page_entries;   /* inbox entries per sync page */
+    long long page_bytes;     /* bytes of entries per sync page and per history answer */
+    long long hello_entries;  /* entries in hello and in each `users` page */
+    long long preview_bytes;  /* bytes of `last`'s data in hello entries */
+    long long groups_created; /* groups a user may have created */
 
     /* derived */
     redisurl redis;                /* --redis-url, parsed */

@@ -49,6 +49,7 @@ static struct {
     uint64_t *flushq;
     size_t nflush, flushcap;
     struct event *flush_ev;
+    void (*drained)(gw_session *s); /* the drained hook */
 } tab;
 
 static void sess_flush_cb(evutil_socket_t fd, short what, void *arg);
@@ -234,6 +235,27 @@ static void sess_pump(gw_session *s)
     if (s->q.head) sess_want_write(s);
 }
 
+void sess_set_drained_hook(void (*fn)(gw_session *s))
+{
+    tab.drained = fn;
+}
+
+/* After a write: the replay has drained below the mark, tell the waiter. */
+static void sess_check_drained(gw_session *s)
+{
+    if (!s->want_drained || s->close_code || s->backlog.head || s->q.bytes > tab.send_queue / 2)
+        return;
+    s->want_drained = 0;
+    if (tab.drained) tab.drained(s);
+}
+
+void sess_when_drained(gw_session *s)
+{
+    if (s->close_code || !s->wsi) return;
+    s->want_drained = 1;
+    sess_want_write(s); /* a pass of the end-of-turn writes checks it */
+}
+
 static int sess_flush_q(gw_session *s)
 {
     uint64_t n = 0;
@@ -260,6 +282,7 @@ static void sess_flush_cb(evutil_socket_t fd, short what, void *arg)
         }
         sess_pump(s);
         if (s->q.head && !s->flush_queued) lws_callback_on_writable(s->wsi);
+        sess_check_drained(s);
     }
     tab.nflush = 0;
 }
@@ -358,5 +381,6 @@ int sess_on_writable(gw_session *s)
     if (sess_flush_q(s) < 0) return -1;
     sess_pump(s);
     if (s->q.head || s->close_code) lws_callback_on_writable(wsi);
+    sess_check_drained(s);
     return 0;
 }

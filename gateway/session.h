@@ -70,6 +70,7 @@ typedef struct gw_session {
     char close_reason[64]; /* its reason */
     int close_after_flush; /* close once q is empty (1007 after an error frame) */
     int close_started;     /* close frame handed to lws */
+    int want_drained;      /* call the drained hook once the replay has drained */
 
     /* module state, owned by each module */
     struct deliver_sess *dl;
@@ -101,8 +102,16 @@ void sess_each(void (*fn)(gw_session *s, void *arg), void *arg);
  * turn. Nothing once a close was requested (unless close_after_flush). */
 void sess_send(gw_session *s, const char *frame, size_t len);
 /* A replayed inbox entry: paced through the backlog, never cut off for size
- * (its total is bounded by what one Redis reply held). */
+ * (its total is bounded by what one Redis reply held: one page). */
 void sess_send_replay(gw_session *s, const char *frame, size_t len);
+/* Back-pressure for paged replays: once the backlog is empty and the wire
+ * queue holds at most half of --send-queue (the pump's mark), the drained
+ * hook is called once for s (from the end-of-turn write or the writable
+ * callback, never from inside this call). A reader that does not read
+ * never reaches the mark: no further page is fetched for it. */
+void sess_when_drained(gw_session *s);
+/* The hook (main.c sets it: the delivery layer fetches the next page). */
+void sess_set_drained_hook(void (*fn)(gw_session *s));
 /* An error frame (proto_enc_error); cid may be NULL. */
 void sess_send_error(gw_session *s, const char *code, const char *message, const proto_str *cid);
 /* Packs with sb's contents sent and sb destroyed. */

@@ -1,16 +1,17 @@
--- include: gateways fanout fan_users access
+-- include: gateways fanout fan_users access broadcast
 --
 -- read.lua - moves a reader's read position in a conversation and sends the receipt.
 -- Caller: the gateway (scripts_read).
 --
 -- KEYS  1 conversation history, 2 the other user's account (group: members), 3 the same as 2
---       (group: meta), 4 reader read, 5 reader unread.
+--       (group: meta), 4 reader read, 5 reader unread, 6 parley:gateways.
 -- ARGV  1 reader, 2 with (user or #group), 3 is_group ("1"/"0"), 4 upto, 5 gateway channel
 --       prefix, 6 the key format of a user's sessions, 7 reader's session id.
 -- Access as history. Clamps upto to the newest id; if that does not move the position: {0, pos}.
 -- Else sets the position, recounts unread (messages after upto not from the reader; 0 deletes
 -- the field) and publishes {kind:"read", from, with, upto} as {t:"m"} (fanout) to the other
--- participant(s) and the reader, except the reading session.
+-- participant(s) and the reader, except the reading session; to a group of BROADCAST_MIN (64)
+-- members or more as one envelope listing them to every gateway (broadcast: no lookup per member).
 -- Reading never raises a count: the new unread is at most the old one (send.lua counts each
 -- message from another once; group.lua starts a member at the history he joined with, read, and
 -- unread 0), and at most the number of messages after upto.
@@ -62,8 +63,12 @@ local to
 if is_group == '1' then to = redis.call('SMEMBERS', KEYS[2])
 elseif with == reader then to = {reader}
 else to = {with, reader} end
+local f = cmsgpack.pack({kind = 'read', from = reader, with = with, upto = upto})
+if #to >= BROADCAST_MIN then
+  broadcast(KEYS[6], ARGV[5], f, to, ARGV[7])
+  return {1, upto}
+end
 local fan = fan_new()
 fan_users(fan, to, ARGV[6], nil)
-local f = cmsgpack.pack({kind = 'read', from = reader, with = with, upto = upto})
 fan_publish(fan, ARGV[5], f, ARGV[7])
 return {1, upto}

@@ -20,13 +20,15 @@
 -- hand), for which gateways ask by letting an upgrade through now and then (gateway/sesscap.c).
 -- SADD both session sets; create the inbox epoch if missing. If the user's set went from empty
 -- to one: SADD online, publish {kind:"online", from} on the presence channel, and, for a new
--- session, pending = the inbox entries with seq > pushed (the ones no session has been sent:
--- offline messages; pushed then = seq). With another session already open there is nothing
--- pending (it was sent everything). A re-open gets no pending entries and leaves pushed alone:
+-- session, the offline messages are the inbox entries with seq > pushed (the ones no session has
+-- been sent; those the cap kept): `from` = max(pushed, seq - LLEN inbox), and pushed then = seq.
+-- The gateway fetches (from, seq] page by page with sync.lua (bounded work per call, paced by the
+-- reader). With another session already open there is nothing pending (from = seq: it was sent
+-- everything). A re-open gets no pending entries and leaves pushed alone:
 -- the session catches up from its own last seq (a sync), and only what it was really sent may
 -- count as pushed (marking everything up to seq would hide the entries stored while it was
 -- out of the set from the user's next session).
--- Reply {seq, epoch, pending entries...}, or the integer above when refused.
+-- Reply {seq, epoch, from}, or the integer above when refused.
 local user, sid, member, chan = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local reopen = ARGV[5] == '1'
 local limit = tonumber(ARGV[6]) or 0
@@ -68,10 +70,9 @@ if first then
   redis.call('SADD', KEYS[4], user)
   redis.call('PUBLISH', chan, cmsgpack.pack({kind = 'online', from = user}))
 end
-local out = {seq, epoch}
+local from = seq
 if first and not reopen and seq > pushed then
-  local pending = redis.call('LRANGE', KEYS[3], -(seq - pushed), -1)
-  for i = 1, #pending do out[#out + 1] = pending[i] end
+  from = math.max(pushed, seq - redis.call('LLEN', KEYS[3]))
   redis.call('HSET', KEYS[2], 'pushed', seq)
 end
-return out
+return {seq, epoch, from}

@@ -1,13 +1,15 @@
--- include: gateways fanout fan_users access
+-- include: gateways fanout fan_users access broadcast
 --
 -- typing.lua - a typing notice, to a user's sessions or to a group's other members.
 -- Caller: the gateway (scripts_typing).
 --
--- KEYS  1 recipient account (group: members), 2 recipient sessions (group: meta).
+-- KEYS  1 recipient account (group: members), 2 recipient sessions (group: meta),
+--       3 parley:gateways.
 -- ARGV  1 gateway channel prefix, 2 to, 3 frame (the client frame, msgpack), 4 is_group
 --       ("1"/"0"), 5 sender, 6 the key format of a user's sessions.
 -- Publishes {t:"u", u: to, f: frame} once per gateway holding a session of the recipient, or for
--- a group {t:"m", f, u: the other members} per gateway (fanout).
+-- a group {t:"m", f, u: the other members} per gateway (fanout); a group of BROADCAST_MIN (64)
+-- members or more gets one such envelope listing them all on every gateway (broadcast).
 -- Reply 1 when sent, 0 when the user or group does not exist, -1 when the sender is not a member
 -- of the group.
 local bad = access(ARGV[4], KEYS[1], KEYS[2], ARGV[5])
@@ -17,6 +19,10 @@ if ARGV[4] == '1' then
   local others = {}
   for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     if m ~= ARGV[5] then others[#others + 1] = m end
+  end
+  if #others + 1 >= BROADCAST_MIN then
+    broadcast(KEYS[3], ARGV[1], ARGV[3], others, nil)
+    return 1
   end
   local fan = fan_new()
   fan_users(fan, others, ARGV[6], nil)

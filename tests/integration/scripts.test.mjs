@@ -135,21 +135,36 @@ async function fresh(t) {
             assert.ok(Array.isArray(res) && res.length === 1, `send ${frm} -> ${to}: ${JSON.stringify(res)}`);
             return res[0];
         },
-        sync: (user, after, epoch) => ev('sync', [U(user, 'meta'), U(user, 'inbox')], [after, epoch], { buffers: true }),
-        contacts: (user, limit) =>
+        sync: (user, after, epoch, n = 100, bytes = 262144) => ev('sync', [U(user, 'meta'), U(user, 'inbox')], [after, epoch, n, bytes], { buffers: true }),
+        contacts: (user, limit, cursor = '', n = 100, preview = 256) =>
             ev(
                 'contacts',
                 ['parley:users', U(user, 'contacts'), 'parley:online', U(user, 'groups'), U(user, 'unread'), U(user, 'read')],
-                [user, limit, 'parley:{g:%s}:members', 'parley:{u:%s}:read', 'parley:{c:%s}:history'],
+                [user, limit, 'parley:{g:%s}:members', 'parley:{u:%s}:read', 'parley:{c:%s}:history', cursor, n, preview],
                 { buffers: true },
             ),
         lastEntry: async (user) => unpack(await r.callBuffers('LINDEX', U(user, 'inbox'), -1)),
         // group.lua: `by` runs op on #name (members for create and add)
-        group: (op, name, by, members = [], open = '0') =>
+        group: (op, name, by, members = [], open = '0', createdMax = 100) =>
             ev(
                 'group',
-                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, 'parley:groups', 'parley:users', `parley:{c:${name}}:history`],
-                [op, name, by, open, 1000, 'parley:gw:', U('%s', 'sessions'), U('%s', 'groups'), 5000, U('%s', 'unread'), U('%s', 'read'), ...members],
+                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, 'parley:groups', 'parley:users', `parley:{c:${name}}:history`, 'parley:gateways'],
+                [
+                    op,
+                    name,
+                    by,
+                    open,
+                    1000,
+                    'parley:gw:',
+                    U('%s', 'sessions'),
+                    U('%s', 'groups'),
+                    5000,
+                    U('%s', 'unread'),
+                    U('%s', 'read'),
+                    createdMax,
+                    U('%s', 'meta'),
+                    ...members,
+                ],
             ),
         // read.lua: reader (session sess) has read its conversation with `with` up to upto
         read(reader, withName, upto, sess = `gwR#${reader}`) {
@@ -158,7 +173,7 @@ async function fresh(t) {
             const who = group ? [`parley:{g:${withName}}:members`, `parley:{g:${withName}}:meta`] : [U(withName, 'account'), U(withName, 'account')];
             return ev(
                 'read',
-                [`parley:{c:${conv}}:history`, ...who, U(reader, 'read'), U(reader, 'unread')],
+                [`parley:{c:${conv}}:history`, ...who, U(reader, 'read'), U(reader, 'unread'), 'parley:gateways'],
                 [reader, withName, group ? '1' : '0', upto, 'parley:gw:', U('%s', 'sessions'), sess],
             );
         },
@@ -198,7 +213,7 @@ cluster.test('session_open: the first session goes online and is announced, a se
     const { r, register, sopen, published } = await fresh(t);
     await register('bob');
     let res = await sopen('bob', 'gw1', 7);
-    assert.ok(res[0] === 0 && Buffer.isBuffer(res[1]) && res.length === 2, `session_open bob: {0, epoch}: ${res}`);
+    assert.ok(res[0] === 0 && Buffer.isBuffer(res[1]) && res.length === 3 && res[2] === 0, `session_open bob: {0, epoch, 0}: ${res}`);
     const epoch = res[1];
     const p = await published();
     assert.equal(p.length, 1, 'online published once');
@@ -282,16 +297,17 @@ cluster.test("send: the sender's other sessions get a copy marked with the sendi
     );
 });
 
-cluster.test('send to a user without a session: kept in the inbox, handed over by the next session_open', async (t) => {
+cluster.test('send to a user without a session: kept in the inbox, pointed to by the next session_open', async (t) => {
     const { r, send, sopen, published } = await aliceAndBob(t);
     await send('alice', 'carol', 'for later', 'c4', 'gwA#5', 5);
     await published();
     assert.equal(await r.call('HGET', U('carol', 'meta'), 'pushed'), null, 'carol pushed unset while offline');
     let res = await sopen('carol', 'gw1', 11);
-    assert.ok(res[0] === 1 && res.length === 3 && unpack(res[2]).data === 'for later', 'session_open returns the pending entry');
+    // the offline entries are (from, seq]: the gateway fetches them page by page with sync
+    assert.ok(res[0] === 1 && res.length === 3 && res[2] === 0, `session_open returns where the offline entries start: ${res}`);
     assert.equal(await r.call('HGET', U('carol', 'meta'), 'pushed'), '1', 'pushed set on open');
     res = await sopen('carol', 'gw2', 12);
-    assert.equal(res.length, 2, 'second open: nothing pending');
+    assert.equal(res[2], res[0], 'second open: nothing pending (from = seq)');
 });
 
 cluster.test('send to oneself: one inbox entry, to every session but the sending one, one ack, no self contact', async (t) => {
@@ -341,6 +357,42 @@ cluster.test('sync: the entries after a seq of the same epoch; not recovered for
     assert.ok(res[0] === 1 && res.length === 4, 'sync just inside the cap: recovered');
 });
 
+cluster.test('sync pages: at most n entries, and past the first at most B bytes, contiguous from after+1', async (t) => {
+    const { r, send, sync } = await aliceAndBob(t);
+    for (let i = 1; i <= 10; i++) await send('alice', 'bob', `${i}`.padEnd(1000, '.'), `c${i}`, 'gwA#5', 5);
+    const ep = await r.call('HGET', U('alice', 'meta'), 'epoch');
+    const seqs = (res) => res.slice(2).map((x) => unpack(x).seq);
+    const bytes = (res) => res.slice(2).reduce((n, x) => n + x.length, 0);
+    let res = await sync('alice', 0, ep, 4);
+    assert.deepEqual([res[0], res[1], seqs(res)], [1, 10, [1, 2, 3, 4]], 'n bounds the page');
+    res = await sync('alice', 4, ep, 100, 2500);
+    assert.deepEqual(seqs(res), [5, 6], 'B bounds the page');
+    assert.ok(bytes(res) <= 2500, `${bytes(res)} bytes <= 2500`);
+    res = await sync('alice', 6, ep, 100, 10);
+    assert.deepEqual(seqs(res), [7], 'one entry always, so a page moves on');
+    res = await sync('alice', 7, ep, 100, 1 << 20);
+    assert.deepEqual(seqs(res), [8, 9, 10], 'the last page ends at seq');
+});
+
+cluster.test('history: at most limit entries and, past the newest, at most B bytes; more when cut', async (t) => {
+    const { send, ev } = await aliceAndBob(t);
+    for (let i = 1; i <= 10; i++) await send('alice', 'bob', `${i}`.padEnd(1000, '.'), `c${i}`, 'gwA#5', 5);
+    const hist = (before, limit, b) =>
+        ev('history', ['parley:{c:alice|bob}:history', U('bob', 'account'), U('bob', 'account')], ['alice', '0', before, limit, b], { buffers: true });
+    const datas = (res) => res.slice(1).map((x) => parseInt(unpack(x).data, 10));
+    let res = await hist(0, 100, 1 << 20);
+    assert.deepEqual([res[0], datas(res)], [0, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]], 'small: everything, no more');
+    res = await hist(0, 100, 2500);
+    assert.deepEqual([res[0], datas(res)], [1, [9, 10]], 'B cuts: the newest two, more');
+    assert.ok(res.slice(1).reduce((n, x) => n + x.length, 0) <= 2500, 'within B bytes');
+    res = await hist(0, 100, 10);
+    assert.deepEqual([res[0], datas(res)], [1, [10]], 'one message always');
+    res = await hist(0, 10, 1 << 20);
+    assert.deepEqual([res[0], datas(res)], [0, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]], 'exactly limit, none older: no more');
+    res = await hist(0, 9, 1 << 20);
+    assert.deepEqual([res[0], datas(res).length], [1, 9], 'limit cuts: more');
+});
+
 cluster.test("typing: one envelope to each of the recipient's gateways, nothing for an unknown user", async (t) => {
     const { ev, published } = await aliceAndBob(t);
     let res = await ev('typing', [U('bob', 'account'), U('bob', 'sessions')], ['parley:gw:', 'bob', Buffer.from(encode({ kind: 'typing' }))]);
@@ -359,18 +411,77 @@ cluster.test('contacts: everyone mode up to the limit, the contacts set beyond i
     await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
     await send('alice', 'bob', 'second', 'c3', 'gwA#5', 5);
     await send('alice', 'carol', 'for later', 'c4', 'gwA#5', 5);
+    // {mode, next cursor ("" when done), then 6 fields per entry}
     const every6 = (res, from) => res.filter((_, i) => i >= from && (i - from) % 6 === 0).map(str);
     let res = await contacts('alice', 200);
     assert.equal(res[0], 1, 'contacts everyone mode');
-    assert.deepEqual(every6(res, 1), ['bob', 'carol'], 'contacts everyone mode: names');
-    assert.deepEqual(every6(res, 2), [1, 1], 'contacts everyone mode: online');
-    assert.ok(unpack(res[6]).data === 'second' && unpack(res[12]).data === 'for later', 'last message of each conversation');
+    assert.equal(str(res[1]), '', 'a short list is one page');
+    assert.deepEqual(every6(res, 2), ['bob', 'carol'], 'contacts everyone mode: names');
+    assert.deepEqual(every6(res, 3), [1, 1], 'contacts everyone mode: online');
+    assert.ok(unpack(res[7]).data === 'second' && unpack(res[13]).data === 'for later', 'last message of each conversation');
     res = await contacts('alice', 2);
     assert.equal(res[0], 0, 'contacts set mode');
-    assert.deepEqual(every6(res, 1).sort(), ['bob', 'carol'], 'contacts set mode: names');
+    assert.deepEqual(every6(res, 2).sort(), ['bob', 'carol'], 'contacts set mode: names');
     res = await contacts('bob', 1);
-    assert.ok(res[0] === 0 && res[2] === 1, `bob's contacts: ${res.slice(0, 6).map(str)}`);
-    assert.deepEqual(every6(res, 1), ['alice'], "bob's contacts");
+    assert.ok(res[0] === 0 && res[3] === 1, `bob's contacts: ${res.slice(0, 7).map(str)}`);
+    assert.deepEqual(every6(res, 2), ['alice'], "bob's contacts");
+});
+
+cluster.test('contacts: pages of at most n entries with a cursor; `last` cut to a preview on a UTF-8 boundary, marked truncated', async (t) => {
+    const { r, send, contacts } = await aliceAndBob(t);
+    const many = ['dan', 'eve', 'fay', 'gus', 'hal', 'ivy', 'jo'];
+    for (const u of many) await r.call('ZADD', 'parley:users', 0, u);
+    // 'é' is 2 bytes: a cut at an odd byte count must not split one
+    await send('alice', 'bob', `a${'é'.repeat(300)}`, 'c1', 'gwA#5', 5);
+    let cursor = '';
+    const seen = [];
+    let pages = 0;
+    do {
+        const res = await contacts('alice', 200, cursor, 3, 16);
+        pages++;
+        assert.ok(res.length - 2 <= 3 * 6, `page ${pages}: at most 3 entries (${(res.length - 2) / 6})`);
+        for (let i = 2; i < res.length; i += 6) {
+            seen.push(str(res[i]));
+            if (str(res[i]) === 'bob') {
+                const last = unpack(res[i + 5]);
+                assert.equal(last.truncated, true, 'a long last is marked truncated');
+                assert.equal(last.data, `a${'é'.repeat(7)}`, 'cut at 16 bytes on a character boundary (15 bytes)');
+                assert.equal(last.id > 0 && last.from, 'alice', 'the rest of the message is kept');
+            }
+        }
+        cursor = str(res[1]);
+        assert.ok(pages < 20, 'the cursor ends');
+    } while (cursor !== '');
+    const everyone = (await r.call('ZRANGE', 'parley:users', 0, -1)).filter((u) => u !== 'alice');
+    assert.deepEqual(seen.sort(), everyone.sort(), 'every user once over the pages');
+    assert.ok(pages >= Math.ceil(everyone.length / 3), `${pages} pages`);
+});
+
+cluster.test('contacts beyond the everyone limit: the contacts set and the groups paged by name, exactly n a page, each once', async (t) => {
+    const { r, contacts } = await aliceAndBob(t);
+    const friends = Array.from({ length: 11 }, (_, i) => `f${String(i).padStart(2, '0')}`);
+    await r.call('SADD', U('alice', 'contacts'), ...friends);
+    const groups = ['#g1', '#g2', '#g3', '#g4'];
+    await r.call('SADD', U('alice', 'groups'), ...groups);
+    let cursor = '';
+    const pages = [];
+    do {
+        const res = await contacts('alice', 1, cursor, 4);
+        pages.push(
+            res
+                .slice(2)
+                .filter((_, i) => i % 6 === 0)
+                .map(str),
+        );
+        cursor = str(res[1]);
+        assert.ok(pages.length < 10, 'the cursor ends');
+    } while (cursor !== '');
+    assert.deepEqual(
+        pages.map((p) => p.length),
+        [4, 4, 4, 3],
+        `15 entries in pages of 4: ${JSON.stringify(pages)}`,
+    );
+    assert.deepEqual(pages.flat(), [...friends, ...groups], 'names in order, then groups, each once');
 });
 
 cluster.test('session_close: not while reaping a live gateway; the last close goes offline, records pushed, announces once', async (t) => {
@@ -458,10 +569,10 @@ cluster.test('send to a user gone offline: inbox only; the next session gets it,
     const p = await published();
     assert.ok(!p.some(({ env }) => env && env.t === 'u' && env.u === 'bob'), 'no delivery to offline bob');
     let res = await sopen('bob', 'gw3', 1);
-    assert.ok(res.length === 3 && unpack(res[2]).data === 'while away', 'bob gets it on open');
+    assert.equal(res[2], res[0] - 1, 'bob gets it on open: the offline entries are (from, seq]');
     await send('alice', 'bob', 'while online', 'c6b', 'gwA#5', 5);
     res = await sopen('bob', 'gw3', 2);
-    assert.equal(res.length, 2, 'a second session gets nothing pending (the first had everything)');
+    assert.equal(res[2], res[0], 'a second session gets nothing pending (the first had everything)');
 });
 
 cluster.test('renew_slot and release_slot: only the owner of the lease', async (t) => {

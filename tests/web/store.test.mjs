@@ -181,6 +181,25 @@ describe('outbox: sending, sent, failed, retry', () => {
     });
 });
 
+describe('hello pages (users frames)', () => {
+    it('merges the entries of users pages after hello like hello entries, previews marked when cut', () => {
+        const s = run([
+            hello({ more: true }),
+            frame({
+                kind: 'users',
+                users: [{ username: 'carol', online: false, unread: 2, last: { id: 9, from: 'carol', to: 'alice', data: 'abc', sent: T0, truncated: true } }],
+                more: true,
+            }),
+            frame({ kind: 'users', users: [{ username: '#team', online: true, unread: 0, last: null }], more: false }),
+        ]);
+        assert.deepEqual(Object.keys(s.convs).sort(), ['#team', 'bob', 'carol']);
+        assert.equal(s.convs.carol.unread, 2);
+        assert.equal(s.convs.carol.online, false);
+        assert.deepEqual(s.convs.carol.preview, { from: 'carol', data: 'abc…' });
+        assert.equal(s.convs['#team'].online, true);
+    });
+});
+
 describe('unread counts, receipts, typing, presence', () => {
     it('hello counts are authoritative; entries up to hello.seq are not counted twice', () => {
         let s = run([hello({ seq: 2, users: [{ username: 'bob', online: true, unread: 2 }] })]);

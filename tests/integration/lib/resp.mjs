@@ -245,8 +245,9 @@ export function callScript(conn, sha, name, keys, args, { buffers = false } = {}
 }
 
 // session_open of USER's connection CONNID on gateway GW (session "GW#CONNID"):
-// {seq, epoch, entries not yet pushed...}, bulk strings as Buffers; with
-// limit (--user-sessions), the user's session count (an integer) when refused.
+// {seq, epoch, from} (the offline entries are (from, seq]), bulk strings as
+// Buffers; with limit (--user-sessions), the user's session count (an
+// integer) when refused.
 export function sessionOpen(conn, sha, user, gw, connId, { reopen = false, limit = 0 } = {}) {
     return callScript(
         conn,

@@ -25,6 +25,7 @@ export function initialState() {
         epoch: null,
         seq: 0, // highest inbox seq seen on any session of this page
         helloSeq: 0, // seq reported by the last hello
+        helloFirst: true, // the last hello was the page's first (not a reconnect)
         convs: {}, // key -> conversation (see newConv)
         outbox: {}, // cid -> {cid, to, data, created, status: 'sending'|'failed', error, tries}
         active: null, // key of the conversation shown
@@ -212,6 +213,8 @@ function onFrame(state, f, now, mode) {
     switch (f.kind) {
         case 'hello':
             return onHello(state, f);
+        case 'users':
+            return onUsers(state, f);
         case 'text':
             return onText(state, f);
         case 'ack':
@@ -248,13 +251,32 @@ function onHello(state, f) {
         // the inbox was lost: what we hold may have gaps; reload through history
         for (const k of Object.keys(convs)) convs[k] = { ...convs[k], historyLoaded: false };
     }
-    for (const u of Array.isArray(f.users) ? f.users : []) {
-        if (!u || typeof u.username !== 'string' || u.username === f.user) continue;
+    convs = mergeEntries(convs, f.users, f.user, first);
+    return {
+        ...state,
+        me: f.user,
+        epoch: f.epoch,
+        // a fresh page (or a lost inbox) starts from what hello says; a page
+        // that reconnects keeps its own position and asks `sync` for the rest
+        seq: first || epochChanged ? f.seq : state.seq,
+        helloSeq: f.seq,
+        helloFirst: first,
+        convs,
+        syncing: !first && !epochChanged,
+    };
+}
+
+// hello's list entries (hello's own, and those of the `users` pages that
+// follow a hello whose list was too long for it) merged into convs.
+function mergeEntries(convs0, users, me, first) {
+    const convs = { ...convs0 };
+    for (const u of Array.isArray(users) ? users : []) {
+        if (!u || typeof u.username !== 'string' || u.username === me) continue;
         const c = convs[u.username] || newConv(u.username);
         const base = Number.isInteger(u.unread) && u.unread >= 0 ? u.unread : 0;
         // on a reconnect, what this page holds unread still counts (a server
         // without counts says 0; one with counts includes them)
-        const held = first ? 0 : countUnread(c, f.user);
+        const held = first ? 0 : countUnread(c, me);
         const next = { ...c, online: !!u.online, joined: true, known: true, ...unreadParts(base, held, 0) };
         // Parley's hello extensions: own and peer read positions (when non-zero)
         if (Number.isInteger(u.read) && u.read > next.myRead) next.myRead = u.read;
@@ -267,24 +289,21 @@ function onHello(state, f) {
             if (m && Number.isInteger(m.id) && typeof m.from === 'string' && typeof m.data === 'string' && Number.isInteger(m.sent)) {
                 const newest = next.messages.length ? next.messages[next.messages.length - 1] : null;
                 if (!newest || newest.id <= m.id) {
-                    next.preview = { from: m.from, data: m.data };
+                    next.preview = { from: m.from, data: m.truncated ? `${m.data}…` : m.data };
                     next.lastActivity = Math.max(next.lastActivity, m.sent);
                 }
             }
         }
         convs[u.username] = next;
     }
-    return {
-        ...state,
-        me: f.user,
-        epoch: f.epoch,
-        // a fresh page (or a lost inbox) starts from what hello says; a page
-        // that reconnects keeps its own position and asks `sync` for the rest
-        seq: first || epochChanged ? f.seq : state.seq,
-        helloSeq: f.seq,
-        convs,
-        syncing: !first && !epochChanged,
-    };
+    return convs;
+}
+
+// {kind:"users", users, more}: more of hello's list (Parley: hello carries a
+// bounded number of entries, docs/protocol.md "Bounded reads").
+function onUsers(state, f) {
+    if (!state.me || !Array.isArray(f.users)) return state;
+    return { ...state, convs: mergeEntries(state.convs, f.users, state.me, !!state.helloFirst) };
 }
 
 function onText(state, f) {
