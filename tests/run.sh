@@ -10,7 +10,8 @@
 #                WebSocket client; the router and the Lua scripts also driven
 #                directly through Redis (tests/integration)
 #   chaos        every fault of issue 12 in turn (Redis SIGSTOPped for 2x the
-#                heartbeat TTL six times, a router and a gateway SIGSTOPped,
+#                heartbeat TTL six times, Redis and both gateways paused so the
+#                reaper closes live gateways, a router and a gateway SIGSTOPped,
 #                SIGKILL + restart of a router and a gateway, a Redis restart)
 #                under 1:1 and group load: every acked message reaches every
 #                session once, in order; counts per fault (tests/chaos, ~1 min)

@@ -6,9 +6,10 @@
 // stage") says how to run it and read its output.
 //
 // Deployment: a redis-server on a private port configured as deploy/run.sh
-// does (AOF, appendfsync everysec, a large pubsub output buffer), two routers,
-// two gateways (heartbeat TTL 1.5 s, lease 1 s, reap every 0.3 s, ping every
-// 2 s: cluster.mjs's short timings). USERS users, each with two sessions, one
+// does (AOF, appendfsync everysec, a large pubsub output buffer), two routers
+// (lease 3 s, reap every 0.3 s), two gateways (heartbeat TTL 1 s, ping every
+// 2 s): a Redis stall outlives the heartbeats but not the leases, so the
+// reaper runs right after it. USERS users, each with two sessions, one
 // per gateway (its "home"); users 2i and 2i+1 talk 1:1, and all of them are
 // members of one group.
 //
@@ -25,7 +26,11 @@
 // Faults (PARLEY_CHAOS_FAULTS, a comma-separated list of the names below, in
 // order; default FAULTS):
 //   redis-stall     SIGSTOP redis-server for STALL_X x the heartbeat TTL, SIGCONT
-//   router-stop     SIGSTOP one of the two routers for 3 x its lease, SIGCONT
+//   host-pause      SIGSTOP redis-server and both gateways for as long; SIGCONT
+//                   redis; once the reaper has closed both (live) gateways'
+//                   sessions, SIGCONT gw1; once its clients have acks again
+//                   (texts stored between the reap and gw2's re-open), gw2
+//   router-stop     SIGSTOP one of the two routers for 2 x its lease, SIGCONT
 //   gateway-stop    SIGSTOP gw2 for GATEWAY_STOP_MS (longer than the heartbeat
 //                   TTL, the reaper, the watchdog and two ping periods), SIGCONT
 //   router-kill     SIGKILL a router, start a new one
@@ -44,17 +49,19 @@
 //
 // Environment: PARLEY_CHAOS_FAULTS, PARLEY_CHAOS_USERS (even, default 40),
 // PARLEY_CHAOS_RATE (1:1 texts/s, default 300), PARLEY_CHAOS_GROUP_RATE
-// (default 6), PARLEY_CHAOS_STALL_X (default 2), plus cluster.mjs's
+// (default 6), PARLEY_CHAOS_STALL_X (default 2), PARLEY_CHAOS_TTL (the
+// gateways' --heartbeat-ttl, default 1000), PARLEY_CHAOS_LEASE (the routers'
+// --lease-ms, default 3000), plus cluster.mjs's
 // PARLEY_BUILD_DIR, PARLEY_ARTIFACTS, PARLEY_TEST_LOG_LEVEL.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client, brief } from '../integration/lib/client.mjs';
-import { Cluster, HEARTBEAT_TTL_MS, LEASE_MS, sleep, waitFor } from '../integration/lib/cluster.mjs';
+import { Cluster, sleep, waitFor } from '../integration/lib/cluster.mjs';
 
 const env = process.env;
 const FAULTS = (
     env.PARLEY_CHAOS_FAULTS ||
-    'redis-stall,router-stop,redis-stall,gateway-stop,redis-stall,router-kill,redis-stall,redis-restart,redis-stall,gateway-kill,redis-stall'
+    'redis-stall,host-pause,router-stop,redis-stall,gateway-stop,host-pause,redis-stall,router-kill,redis-stall,redis-restart,redis-stall,gateway-kill,redis-stall'
 )
     .split(',')
     .map((s) => s.trim())
@@ -62,9 +69,14 @@ const FAULTS = (
 const USERS = Number(env.PARLEY_CHAOS_USERS || 40);
 const RATE = Number(env.PARLEY_CHAOS_RATE || 300);
 const GROUP_RATE = Number(env.PARLEY_CHAOS_GROUP_RATE || 6);
+// A router's lease outlives a Redis stall, a gateway's heartbeat does not:
+// right after the stall the reaper (the holder of slot 0) finds every
+// gateway's alive key expired while the gateways are alive (issue 12, item 1).
+const HEARTBEAT_TTL_MS = Number(env.PARLEY_CHAOS_TTL || 1000);
+const LEASE_MS = Number(env.PARLEY_CHAOS_LEASE || 3000);
 const STALL_MS = Math.round(Number(env.PARLEY_CHAOS_STALL_X || 2) * HEARTBEAT_TTL_MS);
 const PING_S = 2; // the gateways' --ping-interval: a silent peer is dropped after 2 x 2 + 1 s
-const ROUTER_STOP_MS = 3 * LEASE_MS;
+const ROUTER_STOP_MS = 2 * LEASE_MS;
 const GATEWAY_STOP_MS = Math.max(4 * HEARTBEAT_TTL_MS, (2 * PING_S + 1) * 1000 + 1000);
 const RETRY_MS = 1500; // a text unanswered this long is sent again, same cid
 const UNAVAILABLE_RETRY_MS = 500; // after `error unavailable`
@@ -74,13 +86,14 @@ const DELIVERY_WAIT_MS = 15000; // then: every delivery arrived
 const RECOVERY_MS = 30000; // a fault's processes healthy again, load flowing
 
 assert.ok(USERS >= 4 && USERS % 2 === 0, 'PARLEY_CHAOS_USERS must be even and at least 4');
-const KNOWN = ['redis-stall', 'router-stop', 'gateway-stop', 'router-kill', 'gateway-kill', 'redis-restart'];
+const KNOWN = ['redis-stall', 'host-pause', 'router-stop', 'gateway-stop', 'router-kill', 'gateway-kill', 'redis-restart'];
 for (const f of FAULTS) assert.ok(KNOWN.includes(f), `PARLEY_CHAOS_FAULTS: unknown fault '${f}' (known: ${KNOWN.join(', ')})`);
 
 // deploy/run.sh's Redis persistence and pubsub buffer (cluster.mjs starts it
 // with appendonly yes; later flags win)
 const cluster = new Cluster('chaos', {
-    gatewayArgs: ['--rate', '1000', '--burst', '1000', '--ping-interval', String(PING_S)],
+    gatewayArgs: ['--rate', '1000', '--burst', '1000', '--ping-interval', String(PING_S), '--heartbeat-ttl', String(HEARTBEAT_TTL_MS)],
+    routerArgs: ['--lease-ms', String(LEASE_MS)],
     redisArgs: ['--appendfsync', 'everysec', '--client-output-buffer-limit', 'pubsub 256mb 128mb 60'],
 });
 before(async () => {
@@ -120,6 +133,7 @@ const problem = (s) => {
 
 // ---------------------------------------------------------------- clients
 
+const gatewayAcks = [0, 0]; // acks received through each gateway
 const messages = []; // every text created: {cid, to, data, id, at, from (Sess), phase}
 let nextCid = 0;
 
@@ -226,6 +240,7 @@ class Sess {
                     count('acked');
                     if (m.to.startsWith('#')) count('ackedGroup');
                     this.user.acks++;
+                    if (this.gw !== null) gatewayAcks[this.gw]++;
                 }
                 break;
             }
@@ -345,6 +360,33 @@ const faults = {
         what: `SIGSTOP redis ${STALL_MS} ms`,
         run: () => pause(cluster.redisProc.pid, STALL_MS),
     },
+    'host-pause': {
+        what: `SIGSTOP redis + both gateways ${STALL_MS} ms; SIGCONT redis, gw1 once both were reaped, gw2 once gw1 acks`,
+        run: async () => {
+            const gws = cluster.gateways.map((g) => g.proc.pid);
+            const redis = cluster.redisProc.pid;
+            let stopped = [redis, ...gws];
+            for (const pid of stopped) process.kill(pid, 'SIGSTOP');
+            try {
+                await sleep(STALL_MS); // the fault is a duration
+                process.kill(redis, 'SIGCONT');
+                stopped = gws;
+                // the router holding slot 0 finds both alive keys expired and reaps the live gateways
+                const reaped = async () => {
+                    const r = await Promise.all(cluster.gateways.map((g) => cluster.redis('SCARD', `parley:gw:${g.id}:sessions`)));
+                    return r.every((n) => Number(n) === 0);
+                };
+                await waitFor(reaped, { timeout: RECOVERY_MS, what: 'both gateways reaped (their session sets empty)' });
+                process.kill(gws[0], 'SIGCONT');
+                stopped = [gws[1]];
+                // gw1 re-opens its sessions; texts are stored for gw2's users while gw2 is still stopped
+                const base = gatewayAcks[0];
+                await waitFor(() => gatewayAcks[0] >= base + 20, { timeout: RECOVERY_MS, what: 'acks through gw1 after its re-open' });
+            } finally {
+                for (const pid of stopped) process.kill(pid, 'SIGCONT');
+            }
+        },
+    },
     'router-stop': {
         what: `SIGSTOP a router ${ROUTER_STOP_MS} ms`,
         run: () => pause(cluster.routers.find((r) => r.proc.running).proc.pid, ROUTER_STOP_MS),
@@ -379,167 +421,174 @@ const faults = {
 
 // ---------------------------------------------------------------- the run
 
-cluster.test(`chaos: ${FAULTS.join(', ')} under 1:1 and group load: every acked text reaches every session once, in order`, { timeout: 600000 }, async () => {
-    const bases = Array.from({ length: USERS }, (_, i) => (i % 2 ? 'b' : 'a'));
-    const users = (await cluster.users(bases)).map((u, i, all) => ({ ...u, peer: all[i ^ 1].name, acks: 0, sessions: [], convs: [] }));
-    const byName = new Map(users.map((u) => [u.name, u]));
-    newPhase('setup');
-    const sessions = [];
-    for (const u of users) for (const i of [0, 1]) sessions.push((u.sessions[i] = new Sess(u, i)));
-    await waitFor(() => sessions.every((s) => s.ready), { timeout: 20000, what: 'every session open' });
-    const creator = users[0].sessions[0].client;
-    const group = await cluster.createGroup(
-        creator,
-        'crowd',
-        users.slice(1).map((u) => u.name),
-    );
-    for (const u of users) u.convs = [u.peer, group];
-
-    let sending = false;
-    let credit = 0;
-    let creditGroup = 0;
-    let rr = 0;
-    let lastRetry = 0;
-    const send = (u, to) => {
-        const s = u.sessions[u.acks % 2].ready ? u.sessions[u.acks % 2] : u.sessions.find((x) => x.ready);
-        if (s) s.sendText(to);
-    };
-    const pump = setInterval(() => {
-        const now = Date.now();
-        if (now - lastRetry >= 100) {
-            lastRetry = now;
-            for (const s of sessions) s.retry(now);
-        }
-        if (!sending) return;
-        credit += (RATE * TICK_MS) / 1000;
-        creditGroup += (GROUP_RATE * TICK_MS) / 1000;
-        for (; credit >= 1; credit--) {
-            const u = users[rr++ % users.length];
-            send(u, u.peer);
-        }
-        for (; creditGroup >= 1; creditGroup--) send(users[Math.floor(Math.random() * users.length)], group);
-    }, TICK_MS);
-
-    // every user got `n` more acks (its texts flow again)
-    const acksFlow = async (n, what) => {
-        const base = users.map((u) => u.acks);
-        await waitFor(() => users.every((u, i) => u.acks >= base[i] + n), { timeout: RECOVERY_MS, interval: 50, what });
-    };
-
-    const lines = [];
-    const report = (p, extra = '') => {
-        const line =
-            `chaos: ${p.name}${extra}: acked ${p.acked} (group ${p.ackedGroup}), deliveries ${p.delivered}/${p.expected}, ` +
-            `lost ${p.lost}${p.lost ? ` (${p.lostHere} of this phase's)` : ''}, duplicate copies ${p.dups}, socket closes ${p.closes}, ` +
-            `syncs ${p.syncs} (${p.notRecovered} recovered:false), unavailable ${p.unavailable}, retries ${p.retries}, ${(p.ms / 1000).toFixed(1)} s`;
-        lines.push(line);
-        console.error(line);
-    };
-
-    // sending stopped: every text acked, then every delivery (a deadline);
-    // returns the deliveries still missing
-    const settle = async (p) => {
-        await waitFor(() => sessions.every((s) => s.unacked.size === 0), { timeout: ACK_WAIT_MS, interval: 50, what: 'every text acked' }).catch((e) =>
-            problem(`${p.name}: ${e.message}: ${sessions.reduce((a, s) => a + s.unacked.size, 0)} unacked`),
+cluster.test(
+    `chaos: ${FAULTS.length} faults under 1:1 and group load: every acked text reaches every session once, in order`,
+    { timeout: 600000 },
+    async () => {
+        const bases = Array.from({ length: USERS }, (_, i) => (i % 2 ? 'b' : 'a'));
+        const users = (await cluster.users(bases)).map((u, i, all) => ({ ...u, peer: all[i ^ 1].name, acks: 0, sessions: [], convs: [] }));
+        const byName = new Map(users.map((u) => [u.name, u]));
+        newPhase('setup');
+        const sessions = [];
+        for (const u of users) for (const i of [0, 1]) sessions.push((u.sessions[i] = new Sess(u, i)));
+        await waitFor(() => sessions.every((s) => s.ready), { timeout: 20000, what: 'every session open' });
+        const creator = users[0].sessions[0].client;
+        const group = await cluster.createGroup(
+            creator,
+            'crowd',
+            users.slice(1).map((u) => u.name),
         );
-        let missing = [];
-        for (const m of messages) if (m.id !== null) for (const s of recipients(m, users, byName)) if (!s.has(m.id)) missing.push([m, s]);
-        await waitFor(
-            () => {
-                missing = missing.filter(([m, s]) => !s.has(m.id));
-                return missing.length === 0;
-            },
-            { timeout: DELIVERY_WAIT_MS, interval: 100, what: 'every delivery' },
-        ).catch(() => {});
-        return missing;
-    };
+        for (const u of users) u.convs = [u.peer, group];
 
-    const lostAt = []; // [{phase, missing}] for the final report
-    const checkpoint = async (p) => {
-        const missing = await settle(p);
-        p.lost = missing.length;
-        p.lostHere = missing.filter(([m]) => m.ackPhase === phase).length;
+        let sending = false;
+        let credit = 0;
+        let creditGroup = 0;
+        let rr = 0;
+        let lastRetry = 0;
+        const send = (u, to) => {
+            const s = u.sessions[u.acks % 2].ready ? u.sessions[u.acks % 2] : u.sessions.find((x) => x.ready);
+            if (s) s.sendText(to);
+        };
+        const pump = setInterval(() => {
+            const now = Date.now();
+            if (now - lastRetry >= 100) {
+                lastRetry = now;
+                for (const s of sessions) s.retry(now);
+            }
+            if (!sending) return;
+            credit += (RATE * TICK_MS) / 1000;
+            creditGroup += (GROUP_RATE * TICK_MS) / 1000;
+            for (; credit >= 1; credit--) {
+                const u = users[rr++ % users.length];
+                send(u, u.peer);
+            }
+            for (; creditGroup >= 1; creditGroup--) send(users[Math.floor(Math.random() * users.length)], group);
+        }, TICK_MS);
+
+        // every user got `n` more acks (its texts flow again)
+        const acksFlow = async (n, what) => {
+            const base = users.map((u) => u.acks);
+            await waitFor(() => users.every((u, i) => u.acks >= base[i] + n), { timeout: RECOVERY_MS, interval: 50, what });
+        };
+
+        const lines = [];
+        const report = (p, extra = '') => {
+            const line =
+                `chaos: ${p.name}${extra}: acked ${p.acked} (group ${p.ackedGroup}), deliveries ${p.delivered}/${p.expected}, ` +
+                `lost ${p.lost}${p.lost ? ` (${p.lostHere} of this phase's)` : ''}, duplicate copies ${p.dups}, socket closes ${p.closes}, ` +
+                `syncs ${p.syncs} (${p.notRecovered} recovered:false), unavailable ${p.unavailable}, retries ${p.retries}, ${(p.ms / 1000).toFixed(1)} s`;
+            lines.push(line);
+            console.error(line);
+        };
+
+        // sending stopped: every text acked, then every delivery (a deadline);
+        // returns the deliveries still missing
+        const settle = async (p) => {
+            await waitFor(() => sessions.every((s) => s.unacked.size === 0), { timeout: ACK_WAIT_MS, interval: 50, what: 'every text acked' }).catch((e) =>
+                problem(`${p.name}: ${e.message}: ${sessions.reduce((a, s) => a + s.unacked.size, 0)} unacked`),
+            );
+            let missing = [];
+            for (const m of messages) if (m.id !== null) for (const s of recipients(m, users, byName)) if (!s.has(m.id)) missing.push([m, s]);
+            await waitFor(
+                () => {
+                    missing = missing.filter(([m, s]) => !s.has(m.id));
+                    return missing.length === 0;
+                },
+                { timeout: DELIVERY_WAIT_MS, interval: 100, what: 'every delivery' },
+            ).catch(() => {});
+            return missing;
+        };
+
+        const lostAt = []; // [{phase, missing}] for the final report
+        const checkpoint = async (p) => {
+            const missing = await settle(p);
+            p.lost = missing.length;
+            p.lostHere = missing.filter(([m]) => m.ackPhase === phase).length;
+            for (const m of messages) {
+                if (m.ackPhase !== phase) continue;
+                for (const s of recipients(m, users, byName)) {
+                    p.expected++;
+                    if (s.has(m.id)) p.delivered++;
+                }
+            }
+            if (missing.length) lostAt.push({ phase: p.name, missing: missing.slice() });
+        };
+
+        try {
+            sending = true;
+            await acksFlow(2, 'load: every user has acks');
+            sending = false;
+            await checkpoint(phases[0]);
+            phases[0].ms = 0;
+            report(phases[0]);
+            const seen = {};
+            for (const name of FAULTS) {
+                seen[name] = (seen[name] || 0) + 1;
+                const fault = faults[name];
+                phase++;
+                newPhase(`${name}#${seen[name]}`);
+                const p = phases[phase];
+                const t0 = Date.now();
+                // every session on its home gateway (one moved by an earlier fault reconnects)
+                for (const s of sessions)
+                    if (s.client && s.gw !== s.home) {
+                        s.moving = true;
+                        s.client.close().catch(() => {});
+                    }
+                await waitFor(() => sessions.every((s) => s.ready && s.gw === s.home), {
+                    timeout: RECOVERY_MS,
+                    what: 'every session open on its home gateway',
+                });
+                sending = true;
+                await acksFlow(2, `${p.name}: load before the fault`);
+                await fault.run();
+                await recovered();
+                await acksFlow(3, `${p.name}: load after the fault`);
+                sending = false;
+                await checkpoint(p);
+                p.ms = Date.now() - t0;
+                report(p, ` (${fault.what})`);
+            }
+        } finally {
+            sending = false;
+            clearInterval(pump);
+        }
+
+        // the whole run: late arrivals settle, then the final count
+        phase++;
+        newPhase('end');
+        const missing = await settle(phases[phase]);
+        for (const s of sessions) await s.stop();
+        const end = phases[phase];
+        for (const p of phases.slice(0, -1))
+            for (const k of ['acked', 'ackedGroup', 'dups', 'closes', 'syncs', 'notRecovered', 'unavailable', 'retries']) end[k] += p[k];
         for (const m of messages) {
-            if (m.ackPhase !== phase) continue;
+            if (m.id === null) continue;
             for (const s of recipients(m, users, byName)) {
-                p.expected++;
-                if (s.has(m.id)) p.delivered++;
+                end.expected++;
+                if (s.has(m.id)) end.delivered++;
             }
         }
-        if (missing.length) lostAt.push({ phase: p.name, missing: missing.slice() });
-    };
+        end.lost = missing.length;
+        end.ms = phases.reduce((a, p) => a + p.ms, 0);
+        report(end, ' (whole run)');
 
-    try {
-        sending = true;
-        await acksFlow(2, 'load: every user has acks');
-        sending = false;
-        await checkpoint(phases[0]);
-        phases[0].ms = 0;
-        report(phases[0]);
-        const seen = {};
-        for (const name of FAULTS) {
-            seen[name] = (seen[name] || 0) + 1;
-            const fault = faults[name];
-            phase++;
-            newPhase(`${name}#${seen[name]}`);
-            const p = phases[phase];
-            const t0 = Date.now();
-            // every session on its home gateway (one moved by an earlier fault reconnects)
-            for (const s of sessions)
-                if (s.client && s.gw !== s.home) {
-                    s.moving = true;
-                    s.client.close().catch(() => {});
-                }
-            await waitFor(() => sessions.every((s) => s.ready && s.gw === s.home), { timeout: RECOVERY_MS, what: 'every session open on its home gateway' });
-            sending = true;
-            await acksFlow(2, `${p.name}: load before the fault`);
-            await fault.run();
-            await recovered();
-            await acksFlow(3, `${p.name}: load after the fault`);
-            sending = false;
-            await checkpoint(p);
-            p.ms = Date.now() - t0;
-            report(p, ` (${fault.what})`);
-        }
-    } finally {
-        sending = false;
-        clearInterval(pump);
-    }
+        // ids received that no ack named
+        const ackedIds = new Set(messages.filter((m) => m.id !== null).map((m) => m.id));
+        const extra = [];
+        for (const s of sessions) for (const id of s.got.keys()) if (!ackedIds.has(id)) extra.push(`${s.label}:${id}`);
 
-    // the whole run: late arrivals settle, then the final count
-    phase++;
-    newPhase('end');
-    const missing = await settle(phases[phase]);
-    for (const s of sessions) await s.stop();
-    const end = phases[phase];
-    for (const p of phases.slice(0, -1))
-        for (const k of ['acked', 'ackedGroup', 'dups', 'closes', 'syncs', 'notRecovered', 'unavailable', 'retries']) end[k] += p[k];
-    for (const m of messages) {
-        if (m.id === null) continue;
-        for (const s of recipients(m, users, byName)) {
-            end.expected++;
-            if (s.has(m.id)) end.delivered++;
-        }
-    }
-    end.lost = missing.length;
-    end.ms = phases.reduce((a, p) => a + p.ms, 0);
-    report(end, ' (whole run)');
-
-    // ids received that no ack named
-    const ackedIds = new Set(messages.filter((m) => m.id !== null).map((m) => m.id));
-    const extra = [];
-    for (const s of sessions) for (const id of s.got.keys()) if (!ackedIds.has(id)) extra.push(`${s.label}:${id}`);
-
-    const describeLoss = ({ phase: name, missing: ms }) => {
-        const bySess = new Map();
-        for (const [m, s] of ms) bySess.set(s.label, [...(bySess.get(s.label) || []), `${m.id}(${m.cid} ${m.from.label}->${m.to})`]);
-        return `${name}: ${ms.length} deliveries missing: ${[...bySess]
-            .slice(0, 10)
-            .map(([l, ids]) => `${l} [${ids.slice(0, 5).join(' ')}${ids.length > 5 ? ` +${ids.length - 5}` : ''}]`)
-            .join('; ')}`;
-    };
-    assert.deepEqual(problems, [], 'protocol problems');
-    assert.deepEqual(extra.slice(0, 20), [], 'ids received that no ack named');
-    assert.deepEqual(lostAt.map(describeLoss), [], `acked texts lost:\n${lines.join('\n')}`);
-    assert.equal(missing.length, 0, 'deliveries missing at the end');
-});
+        const describeLoss = ({ phase: name, missing: ms }) => {
+            const bySess = new Map();
+            for (const [m, s] of ms) bySess.set(s.label, [...(bySess.get(s.label) || []), `${m.id}(${m.cid} ${m.from.label}->${m.to})`]);
+            return `${name}: ${ms.length} deliveries missing: ${[...bySess]
+                .slice(0, 10)
+                .map(([l, ids]) => `${l} [${ids.slice(0, 5).join(' ')}${ids.length > 5 ? ` +${ids.length - 5}` : ''}]`)
+                .join('; ')}`;
+        };
+        assert.deepEqual(problems, [], 'protocol problems');
+        assert.deepEqual(extra.slice(0, 20), [], 'ids received that no ack named');
+        assert.deepEqual(lostAt.map(describeLoss), [], `acked texts lost:\n${lines.join('\n')}`);
+        assert.equal(missing.length, 0, 'deliveries missing at the end');
+    },
+);
