@@ -7,9 +7,10 @@
 //
 // Deployment: a redis-server on a private port configured as deploy/run.sh
 // does (AOF, appendfsync everysec, a large pubsub output buffer), two routers
-// (lease 3 s, reap every 0.3 s), two gateways (heartbeat TTL 1 s, ping every
-// 2 s): a Redis stall outlives the heartbeats but not the leases, so the
-// reaper runs right after it. USERS users, each with two sessions, one
+// (lease 3 s, reap every 0.3 s, inbox cap 30), two gateways (heartbeat TTL
+// 1 s, ping every 2 s): a Redis stall outlives the heartbeats but not the
+// leases, so the reaper runs right after it; the larger gaps overflow the
+// inbox, so sync also answers recovered:false. USERS users, each with two sessions, one
 // per gateway (its "home"); users 2i and 2i+1 talk 1:1, and all of them are
 // members of one group.
 //
@@ -51,7 +52,8 @@
 // PARLEY_CHAOS_RATE (1:1 texts/s, default 300), PARLEY_CHAOS_GROUP_RATE
 // (default 6), PARLEY_CHAOS_STALL_X (default 2), PARLEY_CHAOS_TTL (the
 // gateways' --heartbeat-ttl, default 1000), PARLEY_CHAOS_LEASE (the routers'
-// --lease-ms, default 3000), plus cluster.mjs's
+// --lease-ms, default 3000), PARLEY_CHAOS_INBOX_CAP (the routers'
+// --inbox-cap, default 30), plus cluster.mjs's
 // PARLEY_BUILD_DIR, PARLEY_ARTIFACTS, PARLEY_TEST_LOG_LEVEL.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
@@ -74,6 +76,9 @@ const GROUP_RATE = Number(env.PARLEY_CHAOS_GROUP_RATE || 6);
 // gateway's alive key expired while the gateways are alive (issue 12, item 1).
 const HEARTBEAT_TTL_MS = Number(env.PARLEY_CHAOS_TTL || 1000);
 const LEASE_MS = Number(env.PARLEY_CHAOS_LEASE || 3000);
+// A small inbox: the larger gaps (a host pause) overflow it, so some sessions
+// are closed (1012), their sync answers recovered:false and they reload history.
+const INBOX_CAP = Number(env.PARLEY_CHAOS_INBOX_CAP || 30);
 const STALL_MS = Math.round(Number(env.PARLEY_CHAOS_STALL_X || 2) * HEARTBEAT_TTL_MS);
 const PING_S = 2; // the gateways' --ping-interval: a silent peer is dropped after 2 x 2 + 1 s
 const ROUTER_STOP_MS = 2 * LEASE_MS;
@@ -93,7 +98,7 @@ for (const f of FAULTS) assert.ok(KNOWN.includes(f), `PARLEY_CHAOS_FAULTS: unkno
 // with appendonly yes; later flags win)
 const cluster = new Cluster('chaos', {
     gatewayArgs: ['--rate', '1000', '--burst', '1000', '--ping-interval', String(PING_S), '--heartbeat-ttl', String(HEARTBEAT_TTL_MS)],
-    routerArgs: ['--lease-ms', String(LEASE_MS)],
+    routerArgs: ['--lease-ms', String(LEASE_MS), '--inbox-cap', String(INBOX_CAP)],
     redisArgs: ['--appendfsync', 'everysec', '--client-output-buffer-limit', 'pubsub 256mb 128mb 60'],
 });
 before(async () => {
@@ -153,6 +158,7 @@ class Sess {
         this.viaHistory = new Set(); // ids seen only in history pages
         this.maxId = new Map(); // conversation -> highest id received
         this.syncing = false; // a sync is answered: replays may come in any order until then
+        this.needReload = false; // a sync answered recovered:false and history is not reloaded yet
         this.outbox = new Map(); // cid -> message sent from this session
         this.unacked = new Set(); // cids
         this.sockets = 0;
@@ -226,8 +232,9 @@ class Sess {
                 this.syncing = false;
                 if (!f.recovered) {
                     count('notRecovered');
-                    this.reload(c).catch((e) => problem(`${c.name}: history reload: ${e.message}`));
+                    this.needReload = true;
                 }
+                if (this.needReload) this.reload(c).catch((e) => problem(`${c.name}: history reload: ${e.message}`));
                 break;
             case 'ack': {
                 const m = this.outbox.get(f.cid);
@@ -275,6 +282,7 @@ class Sess {
     }
 
     // sync answered recovered:false: every conversation again through history
+    // (on the next socket again if this one closes before the end)
     async reload(c) {
         for (const conv of this.user.convs) {
             let before = null;
@@ -291,6 +299,7 @@ class Sess {
                 before = h.messages[0].id;
             }
         }
+        this.needReload = false;
     }
 
     transmit(m) {
@@ -319,7 +328,7 @@ class Sess {
     }
 
     get ready() {
-        return this.client !== null && this.client.isOpen && !this.syncing;
+        return this.client !== null && this.client.isOpen && !this.syncing && !this.needReload;
     }
 
     async stop() {
