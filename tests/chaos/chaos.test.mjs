@@ -162,6 +162,7 @@ class Sess {
         this.outbox = new Map(); // cid -> message sent from this session
         this.unacked = new Set(); // cids
         this.sockets = 0;
+        this.socketLog = []; // {gw, from (time), code (close code)}: for a loss report
         this.stopped = false;
         this.moving = false; // closed by the test to go back to its home gateway
         this.loop = this.run();
@@ -191,8 +192,10 @@ class Sess {
             this.sockets++;
             this.client = c;
             this.gw = gw;
+            const sock = { gw: gw + 1, from: new Date().toISOString().slice(11, 23), code: null };
+            this.socketLog.push(sock);
             this.opened(c);
-            await c.closed;
+            sock.code = (await c.closed).code;
             this.client = null;
             this.gw = null;
             if (!this.stopped && !this.moving) count('closes');
@@ -243,6 +246,7 @@ class Sess {
                 if (m.id === null) {
                     m.id = f.id;
                     m.ackPhase = phase;
+                    m.ackedAt = new Date().toISOString().slice(11, 23);
                     this.unacked.delete(m.cid);
                     count('acked');
                     if (m.to.startsWith('#')) count('ackedGroup');
@@ -587,12 +591,21 @@ cluster.test(
         const extra = [];
         for (const s of sessions) for (const id of s.got.keys()) if (!ackedIds.has(id)) extra.push(`${s.label}:${id}`);
 
+        // per session: the texts it misses (id, cid, sender, ack time) and its last sockets (gateway, opened at, close code)
         const describeLoss = ({ phase: name, missing: ms }) => {
             const bySess = new Map();
-            for (const [m, s] of ms) bySess.set(s.label, [...(bySess.get(s.label) || []), `${m.id}(${m.cid} ${m.from.label}->${m.to})`]);
+            for (const [m, s] of ms) {
+                if (!bySess.has(s)) bySess.set(s, []);
+                bySess.get(s).push(`${m.id}(${m.cid} ${m.from.label}->${m.to} acked ${m.ackedAt})`);
+            }
+            const sockets = (s) =>
+                s.socketLog
+                    .slice(-4)
+                    .map((k) => `gw${k.gw}@${k.from}${k.code === null ? '' : `-${k.code}`}`)
+                    .join(' ');
             return `${name}: ${ms.length} deliveries missing: ${[...bySess]
                 .slice(0, 10)
-                .map(([l, ids]) => `${l} [${ids.slice(0, 5).join(' ')}${ids.length > 5 ? ` +${ids.length - 5}` : ''}]`)
+                .map(([s, ids]) => `${s.label} [${ids.slice(0, 5).join(' ')}${ids.length > 5 ? ` +${ids.length - 5}` : ''}] sockets ${sockets(s)}`)
                 .join('; ')}`;
         };
         assert.deepEqual(problems, [], 'protocol problems');
