@@ -12,7 +12,8 @@
 #   chaos        every fault of issue 12 in turn (Redis SIGSTOPped for 2x the
 #                heartbeat TTL six times, Redis and both gateways paused so the
 #                reaper closes live gateways, a router and a gateway SIGSTOPped,
-#                SIGKILL + restart of a router and a gateway, a Redis restart)
+#                SIGKILL + restart of a router and a gateway, also during a
+#                Redis stall, a Redis restart)
 #                under 1:1 and group load: every acked message reaches every
 #                session once, in order; counts per fault (tests/chaos, ~1 min)
 #   web          the web client: unit tests (tests/web), vite build, chromium end-to-end

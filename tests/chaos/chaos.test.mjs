@@ -31,6 +31,8 @@
 //                   redis; once the reaper has closed both (live) gateways'
 //                   sessions, SIGCONT gw1; once its clients have acks again
 //                   (texts stored between the reap and gw2's re-open), gw2
+//   stall-kills     SIGSTOP redis-server as long; meanwhile SIGKILL gw1 and a
+//                   router and start them again against the stopped Redis
 //   router-stop     SIGSTOP one of the two routers for 2 x its lease, SIGCONT
 //   gateway-stop    SIGSTOP gw2 for GATEWAY_STOP_MS (longer than the heartbeat
 //                   TTL, the reaper, the watchdog and two ping periods), SIGCONT
@@ -63,7 +65,7 @@ import { Cluster, sleep, waitFor } from '../integration/lib/cluster.mjs';
 const env = process.env;
 const FAULTS = (
     env.PARLEY_CHAOS_FAULTS ||
-    'redis-stall,host-pause,router-stop,redis-stall,gateway-stop,host-pause,redis-stall,router-kill,redis-stall,redis-restart,redis-stall,gateway-kill,redis-stall'
+    'redis-stall,host-pause,router-stop,redis-stall,gateway-stop,host-pause,redis-stall,router-kill,redis-stall,redis-restart,redis-stall,gateway-kill,stall-kills,redis-stall'
 )
     .split(',')
     .map((s) => s.trim())
@@ -91,7 +93,7 @@ const DELIVERY_WAIT_MS = 15000; // then: every delivery arrived
 const RECOVERY_MS = 30000; // a fault's processes healthy again, load flowing
 
 assert.ok(USERS >= 4 && USERS % 2 === 0, 'PARLEY_CHAOS_USERS must be even and at least 4');
-const KNOWN = ['redis-stall', 'host-pause', 'router-stop', 'gateway-stop', 'router-kill', 'gateway-kill', 'redis-restart'];
+const KNOWN = ['redis-stall', 'host-pause', 'stall-kills', 'router-stop', 'gateway-stop', 'router-kill', 'gateway-kill', 'redis-restart'];
 for (const f of FAULTS) assert.ok(KNOWN.includes(f), `PARLEY_CHAOS_FAULTS: unknown fault '${f}' (known: ${KNOWN.join(', ')})`);
 
 // deploy/run.sh's Redis persistence and pubsub buffer (cluster.mjs starts it
@@ -398,6 +400,25 @@ const faults = {
             } finally {
                 for (const pid of stopped) process.kill(pid, 'SIGCONT');
             }
+        },
+    },
+    'stall-kills': {
+        what: `SIGSTOP redis ${STALL_MS} ms; meanwhile SIGKILL gw1 and a router, start them against the stopped Redis`,
+        run: async () => {
+            const redis = cluster.redisProc.pid;
+            process.kill(redis, 'SIGSTOP');
+            let gw;
+            let router;
+            try {
+                await cluster.killGateway(0, 'SIGKILL');
+                await cluster.killRouter('SIGKILL');
+                gw = cluster.startGateway({ index: 0 }); // healthy only once Redis answers
+                router = cluster.startRouter({ waitSlots: false });
+                await sleep(STALL_MS); // the fault is a duration
+            } finally {
+                process.kill(redis, 'SIGCONT');
+            }
+            await Promise.all([gw, router]);
         },
     },
     'router-stop': {
