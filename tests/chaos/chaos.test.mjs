@@ -414,6 +414,7 @@ const faults = {
                 await cluster.killRouter('SIGKILL');
                 gw = cluster.startGateway({ index: 0 }); // healthy only once Redis answers
                 router = cluster.startRouter({ waitSlots: false });
+                for (const p of [gw, router]) p.catch(() => {}); // awaited below, after SIGCONT
                 await sleep(STALL_MS); // the fault is a duration
             } finally {
                 process.kill(redis, 'SIGCONT');
