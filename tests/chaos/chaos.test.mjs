@@ -534,7 +534,8 @@ cluster.test(
             return missing;
         };
 
-        const lostAt = []; // [{phase, missing}] for the final report
+        const lostAt = []; // [{phase, missing}] for the final report: deliveries found missing after that phase
+        const reported = new Set(); // `${session label}:${id}` already in lostAt
         const checkpoint = async (p) => {
             const missing = await settle(p);
             p.lost = missing.length;
@@ -546,7 +547,9 @@ cluster.test(
                     if (s.has(m.id)) p.delivered++;
                 }
             }
-            if (missing.length) lostAt.push({ phase: p.name, missing: missing.slice() });
+            const fresh = missing.filter(([m, s]) => !reported.has(`${s.label}:${m.id}`)); // each loss is reported once
+            for (const [m, s] of fresh) reported.add(`${s.label}:${m.id}`);
+            if (fresh.length) lostAt.push({ phase: p.name, missing: fresh });
         };
 
         try {
