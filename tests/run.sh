@@ -9,6 +9,13 @@
 #   integration  real redis-server, router and two gateways, driven by a Node
 #                WebSocket client; the router and the Lua scripts also driven
 #                directly through Redis (tests/integration)
+#   chaos        every fault of issue 12 in turn (Redis SIGSTOPped for 2x the
+#                heartbeat TTL six times, Redis and both gateways paused so the
+#                reaper closes live gateways, a router and a gateway SIGSTOPped,
+#                SIGKILL + restart of a router and a gateway, also during a
+#                Redis stall, a Redis restart)
+#                under 1:1 and group load: every acked message reaches every
+#                session once, in order; counts per fault (tests/chaos, ~1 min)
 #   web          the web client: unit tests (tests/web), vite build, chromium end-to-end
 #                through haproxy (tests/e2e)
 #   bench        parley-bench, each mode briefly against a real stack: it works
@@ -26,7 +33,7 @@
 #   --only    run only the tests whose name matches PATTERN: ctest -R PATTERN
 #             (C unit tests, names like proto.decode_text) and node --test
 #             --test-name-pattern=PATTERN (integration, web unit and browser
-#             tests; the bench and containers stages too when named with
+#             tests; the chaos, bench and containers stages too when named with
 #             --stages, where a pattern that matches nothing fails); without
 #             --stages it runs unit integration web (tests/README.md)
 # Environment: PARLEY_TEST_STAGES, PARLEY_FUZZ_SECONDS (default 60).
@@ -48,7 +55,7 @@ if [ -n "$ONLY" ]; then
     STAGES=${PARLEY_TEST_STAGES:-unit integration web}
     export PARLEY_TEST_ONLY=$ONLY # tests/e2e/run.sh passes it to node --test
 else
-    STAGES=${PARLEY_TEST_STAGES:-unit lint integration web bench asan fuzz containers}
+    STAGES=${PARLEY_TEST_STAGES:-unit lint integration chaos web bench asan fuzz containers}
 fi
 ART=$ROOT/tests/artifacts
 mkdir -p "$ART"
@@ -148,6 +155,22 @@ for stage in $STAGES; do
             run_integration "$ROOT/build" release
         else
             stage_failed "integration setup"; failed=$((failed + 1))
+        fi
+        ;;
+    chaos)
+        note "chaos: faults under load, nothing acked lost (tests/chaos)"
+        if integration_deps && [ -x "$ROOT/build/parley-gateway" ]; then
+            log=$ART/chaos.log
+            PARLEY_BUILD_DIR=$ROOT/build PARLEY_ARTIFACTS=$ART node --test --test-concurrency=1 \
+                ${ONLY:+--test-name-pattern="$ONLY"} tests/chaos/ 2>&1 | tee "$log"
+            rc=${PIPESTATUS[0]}
+            tally_node "$log"
+            [ "$rc" = 0 ] || stage_failed "chaos"
+            if [ -n "$ONLY" ] && grep -qE '^# pass 0$' "$log"; then
+                stage_failed "chaos (no test matched --only)"; failed=$((failed + 1))
+            fi
+        else
+            stage_failed "chaos setup (no build/parley-gateway: run the unit stage first)"; failed=$((failed + 1))
         fi
         ;;
     web)
