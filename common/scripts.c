@@ -157,6 +157,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_key(&c, KEY_USERS);
     scripts_cmd_key(&c, KEY_HISTORY, name);
     scripts_cmd_key(&c, KEY_GATEWAYS);
+    scripts_cmd_key(&c, KEY_HISTORY_BYTES, name);
     scripts_cmd_str(&c, opname);
     scripts_cmd_str(&c, name);
     scripts_cmd_str(&c, by);

@@ -270,6 +270,7 @@ int scripts_fanout(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
     scripts_cmd_key(&c, KEY_FANOUTS);
     scripts_cmd_key(&c, KEY_GROUP_MEMBERS, group);
     scripts_cmd_key(&c, KEY_GATEWAYS);
+    scripts_cmd_key(&c, KEY_GROUP_META, group);
     scripts_cmd_str(&c, group);
     scripts_cmd_str(&c, CHAN_GW_PREFIX);
     scripts_cmd_fmt(&c, "%" PRId64, l->inbox_cap);

@@ -11,13 +11,16 @@
 -- A Redis function, like send (its library is parley_fanout_<16 hex>).
 --
 -- KEYS  1 the group's queue (list of message ids), 2 parley:fanouts, 3 group members,
---       4 parley:gateways.
+--       4 parley:gateways, 5 group meta.
 -- ARGV  1 #group, 2 gateway channel prefix, 3 inbox cap, 4 inbox bytes cap, 5 dedupe ttl s,
 --       6 chunk (members per step), 7..12 the key formats (%s = user) of a member's meta, inbox,
 --       sessions, unread, read and cids, 13 the key format of a job (%s #group, %s id),
 --       14 of its member snapshot.
--- The head job (the queue's first id): its hash {from, cid, sess, conn, sent, frame, n} and its
--- snapshot, the set of the members when send stored it, less the sender. One step SPOPs up to
+-- The head job (the queue's first id): its hash {from, cid, sess, conn, sent, frame, n, gen} and its
+-- snapshot, the set of the members when send stored it, less the sender. When the group's meta
+-- no longer carries the job's `gen` (the group was deleted, perhaps re-created under the same
+-- name), nobody of the snapshot is written: the snapshot is dropped and the step goes on to the
+-- sender's copy and the ack (the message was stored; its group emptied). One step SPOPs up to
 -- `chunk` members of the snapshot and, for each one still a member (SISMEMBER: one who left
 -- since gets nothing), appends the frame with the member's next seq to its inbox (both caps,
 -- lib/store.lua) and HINCRBYs its unread for the group unless its read position is already at
@@ -45,7 +48,7 @@ local function fanout(keys, args)
     return {'idle'}
   end
   local job, todo = string.format(args[13], g, id), string.format(args[14], g, id)
-  local j = redis.call('HMGET', job, 'from', 'cid', 'sess', 'conn', 'sent', 'frame', 'n')
+  local j = redis.call('HMGET', job, 'from', 'cid', 'sess', 'conn', 'sent', 'frame', 'n', 'gen')
   id = tonumber(id)
   local written = 0
   if j[6] then
@@ -62,6 +65,9 @@ local function fanout(keys, args)
         local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))
         for _, gw in ipairs(gateways(ss, skip)) do fan_add(fan, gw, user, seq) end
       end
+    end
+    if (redis.call('HGET', keys[5], 'gen') or '') ~= (j[8] or '') then
+      redis.call('DEL', todo) -- another incarnation of the group, or none: nobody to write
     end
     for _, user in ipairs(redis.call('SPOP', todo, chunk)) do
       if redis.call('SISMEMBER', members_key, user) == 1 then

@@ -4,7 +4,7 @@
 -- Caller: the gateway (scripts_group).
 --
 -- KEYS  1 group meta, 2 group members, 3 parley:groups (the open groups only: what a search
---       finds), 4 parley:users, 5 group history, 6 parley:gateways.
+--       finds), 4 parley:users, 5 group history, 6 parley:gateways, 7 the history's byte count.
 -- ARGV  1 op (create, join, leave, add), 2 #name, 3 by, 4 open ("1"/"0"), 5 now ms, 6 gateway
 --       channel prefix, 7 the key format of a user's sessions, 8 the key format of a user's
 --       groups, 9 member limit, 10 the key format of a user's unread, 11 the key format of a
@@ -14,8 +14,11 @@
 -- group's history read (read position = its newest id, or none when it is empty) and no unread
 -- count, so what read.lua recounts later is exactly what send.lua counted since he joined; a
 -- leaver's read position and unread count for the group are deleted, so a rejoiner starts
--- fresh. When the last member leaves, the group is deleted: its meta, its history (UNLINK) and
--- its search entry; its name is free again, and its creator may create one more.
+-- fresh. When the last member leaves, the group is deleted: its meta, its history (UNLINK), its
+-- history's byte count and its search entry; its name is free again, and its creator may create
+-- one more. Each creation stamps the meta with `gen` (Redis TIME in microseconds): a fan-out
+-- still queued for a deleted group (fanout.lua) sees another or no `gen` and writes no member
+-- of a group re-created under the same name.
 -- Groups created: a user's meta field `groups` counts the groups he created that still exist;
 -- a create over ARGV 12 answers forbidden.
 -- Work: O(members named in ARGV, at most the member limit) writes, plus the notification: the
@@ -83,7 +86,9 @@ if op == 'create' then
   local n = 1
   for i = FIRST, #ARGV do if not set[ARGV[i]] then set[ARGV[i]] = true; n = n + 1 end end
   if n > limit then return fail('bad_field', 'members: at most ' .. limit .. ' per group') end
-  redis.call('HSET', KEYS[1], 'open', open, 'created', ARGV[5], 'by', by)
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'open', open, 'created', ARGV[5], 'by', by, 'gen',
+             t[1] .. string.format('%06d', tonumber(t[2])))
   redis.call('HINCRBY', by_meta, 'groups', 1)
   if open == '1' then redis.call('ZADD', KEYS[3], 0, name) end
   for user in pairs(set) do add(user) end
@@ -118,7 +123,7 @@ if op == 'leave' then
       end
     end
     redis.call('DEL', KEYS[1])
-    redis.call('UNLINK', KEYS[5])
+    redis.call('UNLINK', KEYS[5], KEYS[7])
     redis.call('ZREM', KEYS[3], name)
   end
   return r

@@ -148,7 +148,7 @@ async function fresh(t) {
         group: (op, name, by, members = [], open = '0', createdMax = 100) =>
             ev(
                 'group',
-                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, 'parley:groups', 'parley:users', `parley:{c:${name}}:history`, 'parley:gateways'],
+                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, 'parley:groups', 'parley:users', `parley:{c:${name}}:history`, 'parley:gateways', `parley:{c:${name}}:bytes`],
                 [
                     op,
                     name,
@@ -836,7 +836,7 @@ cluster.test('read: far from both ends of the window, the messages past it count
 function fanoutStep(s, name, chunk) {
     return s.ev(
         'fanout',
-        [`parley:{g:${name}}:fanout`, 'parley:fanouts', `parley:{g:${name}}:members`, 'parley:gateways'],
+        [`parley:{g:${name}}:fanout`, 'parley:fanouts', `parley:{g:${name}}:members`, 'parley:gateways', `parley:{g:${name}}:meta`],
         [
             name,
             'parley:gw:',
@@ -947,6 +947,48 @@ cluster.test('send to a group over the chunk: stored and queued, no ack; fanout 
     // nothing queued now: a small message is inline again
     res = await sendBatch([['q00', '#q', 'small', 'k3', 'gwX#1', 1]], { ...LIMITS, chunk: 50 });
     assert.equal(res[0].length, 3, `inline once nothing is queued: ${JSON.stringify(res)}`);
+});
+
+cluster.test('a fan-out queued for a group deleted and re-created under its name writes nobody of the new group; the sender is acked', async (t) => {
+    const s = await fresh(t);
+    const { r, register, group, sopen, sendBatch, published } = s;
+    const members = ['d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7'];
+    for (const u of members) await register(u);
+    assert.deepEqual(await group('create', '#d', 'd0', members.slice(1)), ['ok'], 'create #d');
+    const gen1 = await r.call('HGET', 'parley:{g:#d}:meta', 'gen');
+    assert.ok(gen1, 'the meta carries its incarnation');
+    await r.call('SADD', 'parley:gateways', 'gwX');
+    await sopen('d0', 'gwX', 1);
+    await published();
+    const small = { ...LIMITS, chunk: 3 };
+    const res = await sendBatch([['d0', '#d', 'to the old #d', 'o1', 'gwX#1', 1]], small);
+    const id = res[0][0];
+    assert.equal(res[0][3], 'pending', `queued: ${JSON.stringify(res)}`);
+    // everyone leaves (the group and its history go), then d5 re-creates #d with d1..d3
+    for (const u of members) await group('leave', '#d', u);
+    assert.equal(await r.call('EXISTS', 'parley:{g:#d}:meta', 'parley:{c:#d}:history', 'parley:{c:#d}:bytes'), 0, 'meta, history and its byte count deleted');
+    assert.deepEqual(await group('create', '#d', 'd5', ['d1', 'd2', 'd3']), ['ok'], 're-create #d');
+    assert.notEqual(await r.call('HGET', 'parley:{g:#d}:meta', 'gen'), gen1, 'a new incarnation');
+    await published();
+    const steps = [];
+    for (let i = 0; i < 10; i++) {
+        const step = await fanoutStep(s, '#d', 3);
+        steps.push(step);
+        if (step[0] !== 'more') break;
+    }
+    assert.deepEqual(
+        steps.map((x) => [x[0], x[1], x[2]]),
+        [['done', id, 1]],
+        `one step: only the sender's own copy: ${JSON.stringify(steps)}`,
+    );
+    for (const u of ['d1', 'd2', 'd3', 'd5']) assert.deepEqual(await inboxIds(r, u), [], `${u} (in the new #d) got nothing of the old one`);
+    assert.equal(await r.call('HGET', U('d1', 'unread'), '#d'), null, 'no unread counted in the new #d');
+    const acks = (await published()).filter(({ env }) => env.t === 'c');
+    assert.deepEqual(
+        acks.map(({ env }) => [env.c, env.f.kind, env.f.id, env.f.cid]),
+        [[1, 'ack', id, 'o1']],
+        'the sender is acked (its message was stored)',
+    );
 });
 
 cluster.test('send budgets: messages, inbox writes and bytes per user; over one: rate_limited with the cid, nothing stored', async (t) => {
