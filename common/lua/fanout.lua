@@ -16,8 +16,8 @@
 --       6 chunk (members per step), 7..12 the key formats (%s = user) of a member's meta, inbox,
 --       sessions, unread, read and cids, 13 the key format of a job (%s #group, %s id),
 --       14 of its member snapshot.
--- The head job (the queue's first id): its hash {from, cid, sess, conn, sent, frame, n, gen} and its
--- snapshot, the set of the members when send stored it, less the sender. When the group's meta
+-- The head job (the queue's first id): its hash {from, cid, sess, conn, sent, frame, n, gen}
+-- and its snapshot, the set of the members when send stored it, less the sender. When the group's meta
 -- no longer carries the job's `gen` (the group was deleted, perhaps re-created under the same
 -- name), nobody of the snapshot is written: the snapshot is dropped and the step goes on to the
 -- sender's copy and the ack (the message was stored; its group emptied). One step SPOPs up to

@@ -63,8 +63,8 @@
 --    Group, queued (more members than the chunk left, or a fan-out of the group is queued:
 --    messages of a group are fanned out in id order): COPY of the member set into the job's
 --    snapshot (less the sender, whose copy is written last), the job hash {from, cid, sess,
---    conn, sent, frame, n, gen: the group's incarnation} (KEY job), RPUSH id to the group's queue, SADD the group to
---    parley:fanouts, the pending record [id, 0, sent, #group] in cids. No ack: fanout.lua acks
+--    conn, sent, frame, n, gen: the group's incarnation} (KEY job), RPUSH id to the group's
+--    queue, SADD the group to parley:fanouts, the pending record [id, 0, sent, #group] in cids. No ack: fanout.lua acks
 --    once every member's inbox holds it. Result {id, 0, sent, "pending", #group}.
 -- 6. Inline: the cid recorded in cids ([id, sender seq, sent]; cids renamed to cids:old first
 --    when its TTL says it is older than the ttl; TTL 2 x ttl on a new hash, marked so it is a
@@ -222,7 +222,8 @@ local function group_queue(m, k, id, fr, n)
   redis.call('COPY', KEYS[k + 2], todo)
   redis.call('SREM', todo, m.from)
   redis.call('HSET', job, 'from', m.from, 'cid', m.cid, 'sess', m.sess, 'conn', m.conn,
-             'sent', now, 'frame', fr.base, 'n', n, 'gen', redis.call('HGET', KEYS[k + 1], 'gen') or '')
+             'sent', now, 'frame', fr.base, 'n', n,
+             'gen', redis.call('HGET', KEYS[k + 1], 'gen') or '')
   redis.call('RPUSH', KEYS[k + 5], id)
   redis.call('SADD', fanouts_key, m.to)
   if m.cid ~= '' then
