@@ -17,10 +17,10 @@
 --       sessions, unread, read and cids, 13 the key format of a job (%s #group, %s id),
 --       14 of its member snapshot.
 -- The head job (the queue's first id): its hash {from, cid, sess, conn, sent, frame, n, gen}
--- and its snapshot, the set of the members when send stored it, less the sender. When the group's meta
--- no longer carries the job's `gen` (the group was deleted, perhaps re-created under the same
--- name), nobody of the snapshot is written: the snapshot is dropped and the step goes on to the
--- sender's copy and the ack (the message was stored; its group emptied). One step SPOPs up to
+-- and its snapshot, the set of the members when send stored it, less the sender. When the
+-- group's meta no longer carries the job's `gen` (the group was deleted, perhaps re-created
+-- under the same name), nobody of the snapshot is written: the snapshot is dropped and the step
+-- goes on to the sender's copy and the ack (the message was stored; its group emptied). One step SPOPs up to
 -- `chunk` members of the snapshot and, for each one still a member (SISMEMBER: one who left
 -- since gets nothing), appends the frame with the member's next seq to its inbox (both caps,
 -- lib/store.lua) and HINCRBYs its unread for the group unless its read position is already at
