@@ -65,7 +65,8 @@
 --    snapshot (less the sender, whose copy is written last), the job hash {from, cid, sess,
 --    conn, sent, frame, n, gen: the group's incarnation} (KEY job), RPUSH id to the group's
 --    queue, SADD the group to parley:fanouts, the pending record [id, 0, sent, #group] in
---    cids. No ack: fanout.lua acks once every member's inbox holds it. Result {id, 0, sent, "pending", #group}.
+--    cids. No ack: fanout.lua acks once every member's inbox holds it.
+--    Result {id, 0, sent, "pending", #group}.
 -- 6. Inline: the cid recorded in cids ([id, sender seq, sent]; cids renamed to cids:old first
 --    when its TTL says it is older than the ttl; TTL 2 x ttl on a new hash, marked so it is a
 --    hashtable); the ack {t:"c", c, s: sender seq, f: {kind:"ack", cid, id, seq, sent}} to the
