@@ -21,8 +21,8 @@
 -- group's meta no longer carries the job's `gen` (the group was deleted, perhaps re-created
 -- under the same name), nobody of the snapshot is written: the snapshot is dropped and the step
 -- goes on to the sender's copy and the ack (the message was stored; its group emptied).
--- One step SPOPs up to `chunk` members of the snapshot and, for each one still a member (SISMEMBER: one who left
--- since gets nothing), appends the frame with the member's next seq to its inbox (both caps,
+-- One step SPOPs up to `chunk` members of the snapshot and, for each one still a member
+-- (SISMEMBER: one who left since gets nothing), appends the frame with the member's next seq to its inbox (both caps,
 -- lib/store.lua) and HINCRBYs its unread for the group unless its read position is already at
 -- or past the id. Deliveries: a group of BROADCAST_MIN (64) members or more: one {t:"m", f, u,
 -- s, x: sender session} listing this step's members to every gateway in parley:gateways; a
