@@ -16,21 +16,21 @@
 --       6 chunk (members per step), 7..12 the key formats (%s = user) of a member's meta, inbox,
 --       sessions, unread, read and cids, 13 the key format of a job (%s #group, %s id),
 --       14 of its member snapshot.
--- The head job (the queue's first id): its hash {from, cid, sess, conn, sent, frame, n, gen}
--- and its snapshot, the set of the members when send stored it, less the sender. When the
--- group's meta no longer carries the job's `gen` (the group was deleted, perhaps re-created
--- under the same name), nobody of the snapshot is written: the snapshot is dropped and the step
--- goes on to the sender's copy and the ack (the message was stored; its group emptied).
--- One step SPOPs up to `chunk` members of the snapshot and, for each one still a member
--- (SISMEMBER: one who left since gets nothing), appends the frame with the member's next seq to its inbox (both caps,
--- lib/store.lua) and HINCRBYs its unread for the group unless its read position is already at
--- or past the id. Deliveries: a group of BROADCAST_MIN (64) members or more: one {t:"m", f, u,
--- s, x: sender session} listing this step's members to every gateway in parley:gateways; a
--- smaller one: one per gateway holding a session of theirs (as send does inline). When the
--- snapshot is empty, the same step writes the sender's own copy (its sessions but the sending
--- one get it), records the cid ([id, sender seq, sent] replaces the pending record), acks to
--- the job's connection (the latest retry's) {t:"c", c, s: sender seq, f: ack}, deletes the job
--- and pops it; an empty queue takes the group out of parley:fanouts.
+-- The head job (the queue's first id): its hash {from, cid, sess, conn, sent, frame, n, gen} and
+-- its snapshot, the set of the members when send stored it, less the sender. When the group's meta
+-- no longer carries the job's `gen` (the group was deleted, perhaps re-created under the same
+-- name), nobody of the snapshot is written: the snapshot is dropped and the step goes on to the
+-- sender's copy and the ack (the message was stored; its group emptied). One step SPOPs up to
+-- `chunk` members of the snapshot and, for each one still a member (SISMEMBER: one who left since
+-- gets nothing), appends the frame with the member's next seq to its inbox (both caps,
+-- lib/store.lua) and HINCRBYs its unread for the group unless its read position is already at or
+-- past the id. Deliveries: a group of BROADCAST_MIN (64) members or more: one {t:"m", f, u, s, x:
+-- sender session} listing this step's members to every gateway in parley:gateways; a smaller one:
+-- one per gateway holding a session of theirs (as send does inline). When the snapshot is empty,
+-- the same step writes the sender's own copy (its sessions but the sending one get it), records the
+-- cid ([id, sender seq, sent] replaces the pending record), acks to the job's connection (the
+-- latest retry's) {t:"c", c, s: sender seq, f: ack}, deletes the job and pops it; an empty queue
+-- takes the group out of parley:fanouts.
 -- Work per step: at most chunk + 1 member writes (each ~6 Redis calls), one PUBLISH per gateway.
 -- Reply {"more", id, written}, {"done", id, written, jobs left in the queue}, or {"idle"} when
 -- nothing is queued (the group leaves parley:fanouts).
