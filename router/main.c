@@ -124,7 +124,7 @@ int main(int argc, char **argv)
          "bytes kept per user inbox (the oldest entries go first)"},
         {"history-bytes", "PARLEY_HISTORY_BYTES", CONFIG_INT, &r.cfg.history_bytes, 65536,
          1LL << 40, "bytes kept per conversation history (the oldest messages go first)"},
-        {"fanout-chunk", "PARLEY_FANOUT_CHUNK", CONFIG_INT, &r.cfg.fanout_chunk, 1, 100000,
+        {"fanout-chunk", "PARLEY_FANOUT_CHUNK", CONFIG_INT, &r.cfg.fanout_chunk, 1, 5000,
          "member inbox writes per script call; larger groups are fanned out in steps"},
         {"user-rate", "PARLEY_USER_RATE", CONFIG_INT, &r.cfg.user_rate, 0, 1000000,
          "messages per second per user, all sessions together (0: no limit)"},

@@ -21,7 +21,7 @@
 -- no longer carries the job's `gen` (the group was deleted, perhaps re-created under the same
 -- name), nobody of the snapshot is written: the snapshot is dropped and the step goes on to the
 -- sender's copy and the ack (the message was stored; its group emptied). One step SPOPs up to
--- `chunk` members of the snapshot and, for each one still a member (SISMEMBER: one who left since
+-- `chunk` members of the snapshot and, for each one still a member (SMISMEMBER: one who left since
 -- gets nothing), appends the frame with the member's next seq to its inbox (both caps,
 -- lib/store.lua) and HINCRBYs its unread for the group unless its read position is already at or
 -- past the id. Deliveries: a group of BROADCAST_MIN (64) members or more: one {t:"m", f, u, s, x:
@@ -69,8 +69,11 @@ local function fanout(keys, args)
     if (redis.call('HGET', keys[5], 'gen') or '') ~= (j[8] or '') then
       redis.call('DEL', todo) -- another incarnation of the group, or none: nobody to write
     end
-    for _, user in ipairs(redis.call('SPOP', todo, chunk)) do
-      if redis.call('SISMEMBER', members_key, user) == 1 then
+    local batch = redis.call('SPOP', todo, chunk)
+    -- who is still a member, in one call for the whole step
+    local still = #batch > 0 and redis.call('SMISMEMBER', members_key, unpack(batch)) or {}
+    for i, user in ipairs(batch) do
+      if still[i] == 1 then
         local seq = append(user, string.format(meta_fmt, user), string.format(inbox_fmt, user), id,
                            fr)
         local pos = tonumber(redis.call('HGET', string.format(read_fmt, user), g))
