@@ -148,7 +148,15 @@ async function fresh(t) {
         group: (op, name, by, members = [], open = '0', createdMax = 100) =>
             ev(
                 'group',
-                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, 'parley:groups', 'parley:users', `parley:{c:${name}}:history`, 'parley:gateways', `parley:{c:${name}}:bytes`],
+                [
+                    `parley:{g:${name}}:meta`,
+                    `parley:{g:${name}}:members`,
+                    'parley:groups',
+                    'parley:users',
+                    `parley:{c:${name}}:history`,
+                    'parley:gateways',
+                    `parley:{c:${name}}:bytes`,
+                ],
                 [
                     op,
                     name,
