@@ -738,20 +738,28 @@ e2e("every 'look at it' command of the README's Redis key table answers on the l
     await b.waitAcked('chat-3', 8000);
     const readme = await host('readme');
     const subst = (cmd) => cmd.replace(/alice/g, ALICE).replace(/bob/g, BOB).replace(/#team/g, group).replace(/gw1/g, gw);
+    // rows marked *transient* (state that exists only while something is under
+    // way: a queued fan-out, a budget not yet refilled, a user at the session
+    // limit) must answer without an error, and may be empty
     const cmds = [];
+    const transient = new Set();
     for (const row of readme.split('\n').filter((l) => l.startsWith('| `parley:'))) {
         const cmd = [...row.matchAll(/`([^`]+)`/g)].map((m) => m[1]).find((c) => /^[A-Z]+ parley:/.test(c));
-        if (cmd) cmds.push(subst(cmd));
+        if (!cmd) continue;
+        cmds.push(subst(cmd));
+        if (row.includes('*transient*')) transient.add(subst(cmd));
     }
+    assert(transient.size <= 4, `${transient.size} rows marked transient: ${[...transient].join('; ')}`);
     assert(cmds.length >= 15, `only ${cmds.length} commands found in the README's key table`);
     const empty = [];
     for (const cmd of cmds) {
         const out = (await redis(...cmd.split(' '))).trim();
         assert(!/^(ERR|WRONGTYPE|\(error\))/.test(out), `${cmd}: ${out}`);
+        if (transient.has(cmd)) continue;
         if (out === '' || (cmd.startsWith('PTTL') && !(Number(out) > 0))) empty.push(cmd);
     }
     assert(empty.length === 0, `empty or expired on a stack in use: ${empty.join('; ')}`);
-    return `${cmds.length} commands`;
+    return `${cmds.length} commands (${transient.size} transient, checked for errors only)`;
 });
 
 e2e(
