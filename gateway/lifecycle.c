@@ -25,8 +25,10 @@ struct lifecycle_sess {
     int64_t reopen_seq; /* last_seq when the oldest re-open in flight was sent */
     int64_t open_seq;
     int64_t open_from; /* the offline entries are (open_from, open_seq], fetched after hello */
-    /* hello's list, page by page: the cursor of the next `users` page ("": done) */
-    char users_cursor[64];
+    /* hello's list, page by page: the cursor of the next `users` page ("": done;
+     * the member phase's is the longest, "m:S<20 digits>/#<name>/N<name>",
+     * 91 bytes with 32-byte names) */
+    char users_cursor[128];
     int users_fetching; /* a page is in flight */
     int users_waiting;  /* the next page is fetched once the session drained */
     int users_lost;     /* a page failed (Redis went away): asked again at the re-open */

@@ -492,6 +492,107 @@ cluster.test('contacts beyond the everyone limit: the contacts set and the group
     assert.deepEqual(pages.flat(), [...friends, ...groups], 'names in order, then groups, each once');
 });
 
+// All pages of alice's list beyond the everyone limit (limit 1), n a page:
+// the names of each page.
+async function contactPages(contacts, n, maxPages = 400) {
+    let cursor = '';
+    const pages = [];
+    do {
+        const res = await contacts('alice', 1, cursor, n);
+        assert.equal(res[0], 0, 'contacts set mode');
+        pages.push(
+            res
+                .slice(2)
+                .filter((_, i) => i % 6 === 0)
+                .map(str),
+        );
+        cursor = str(res[1]);
+        assert.ok(pages.length < maxPages, `the cursor ends (${cursor})`);
+    } while (cursor !== '');
+    return pages;
+}
+
+cluster.test("contacts beyond the everyone limit: then the members of the user's groups, by group and name, each once, at most n a page", async (t) => {
+    const { r, contacts, send } = await aliceAndBob(t);
+    const m = (i) => `m${String(i).padStart(2, '0')}`;
+    const friends = ['f1', m(5)]; // m05 is a 1:1 contact too: listed once, as a contact
+    await r.call('SADD', U('alice', 'contacts'), ...friends);
+    await r.call('SADD', U('alice', 'groups'), '#ga', '#gb');
+    const ga = Array.from({ length: 30 }, (_, i) => m(i));
+    const gb = Array.from({ length: 30 }, (_, i) => m(i + 20)); // m20..m29 in both
+    await r.call('SADD', 'parley:{g:#ga}:members', 'alice', ...ga);
+    await r.call('SADD', 'parley:{g:#gb}:members', 'alice', ...gb);
+    await r.call('SADD', 'parley:online', m(40));
+    await send('bob', m(41), 'hi', 'c1', 'gw1#7', 7); // a member's own 1:1 history: not alice's
+    const pages = await contactPages(contacts, 10);
+    for (const p of pages) assert.ok(p.length <= 10, `at most 10 a page: ${JSON.stringify(pages)}`);
+    const members = [...new Set([...ga, ...gb])].filter((u) => !friends.includes(u)).sort();
+    assert.deepEqual(
+        pages.flat(),
+        [...friends.sort(), '#ga', '#gb', ...members],
+        '1:1 contacts, groups, then the members (not alice, not a 1:1 contact, a member of both groups once)',
+    );
+    assert.equal(pages.flat().length, 2 + 2 + 49, '2 contacts, 2 groups, 50 members but m05');
+    assert.ok(pages.length <= Math.ceil(53 / 10) + 1, `${pages.length} pages for 53 entries`);
+    // a member's entry is a contact's: online, counters and the 1:1 preview (none here)
+    let cursor = '';
+    const seen = new Map();
+    do {
+        const res = await contacts('alice', 1, cursor, 50);
+        for (let i = 2; i < res.length; i += 6) seen.set(str(res[i]), res.slice(i + 1, i + 6).map(str));
+        cursor = str(res[1]);
+    } while (cursor !== '');
+    assert.deepEqual(seen.get(m(40)), [1, 0, 0, 0, ''], 'an online member: online 1, no counters, no last');
+    assert.deepEqual(seen.get(m(41)), [0, 0, 0, 0, ''], "another's 1:1 history is not a preview");
+    // everyone mode lists no member phase: every user once
+    const res = await contacts('alice', 1000, '', 1000);
+    assert.equal(str(res[1]), '', 'everyone mode: one page');
+});
+
+cluster.test('contacts member phase: big sets scanned, more than 32 groups repeat shared members, bounded work per call', async (t) => {
+    const { r, contacts } = await aliceAndBob(t);
+    // 40 groups (> 32: no look-back) of 3, all sharing `common`
+    const groups = Array.from({ length: 40 }, (_, i) => `#s${String(i).padStart(2, '0')}`);
+    await r.call('SADD', U('alice', 'groups'), ...groups);
+    for (const [i, g] of groups.entries()) await r.call('SADD', `parley:{g:${g}}:members`, 'alice', 'common', `u${i}`);
+    let pages = await contactPages(contacts, 10);
+    let names = pages.flat().filter((x) => !x.startsWith('#'));
+    for (const p of pages) assert.ok(p.length <= 10, `at most 10 a page (${p.length})`);
+    assert.deepEqual([...new Set(names)].sort(), ['common', ...groups.map((_, i) => `u${i}`)].sort(), 'every member of 40 groups (repeats allowed)');
+    assert.equal(names.filter((x) => x === 'common').length, 40, 'beyond 32 groups, a shared member once per group');
+
+    // a group of 300 (> 128: SSCAN) and 200 more groups (> 128 groups: SSCAN order)
+    await r.call('DEL', U('alice', 'groups'));
+    const big = Array.from({ length: 300 }, (_, i) => `b${i}`);
+    await r.call('SADD', 'parley:{g:#big}:members', 'alice', ...big);
+    const many = Array.from({ length: 200 }, (_, i) => `#t${i}`);
+    for (const [i, g] of many.entries()) await r.call('SADD', `parley:{g:${g}}:members`, `t${i}`);
+    await r.call('SADD', U('alice', 'groups'), '#big', ...many);
+    pages = await contactPages(contacts, 20);
+    names = pages.flat().filter((x) => !x.startsWith('#'));
+    for (const p of pages) assert.ok(p.length <= 40, `about 20 a page from SSCAN (${p.length})`);
+    assert.deepEqual(
+        [...new Set(names)].sort(),
+        [...big, ...many.map((_, i) => `t${i}`)].sort(),
+        'every member of a big group and of 200 groups, in SSCAN order',
+    );
+    assert.equal(pages.flat().filter((x) => x.startsWith('#')).length, 201, 'each group once');
+
+    // bounded work: 500 members who are all 1:1 contacts yield nothing, at most 4n looked at a call
+    await r.call('DEL', U('alice', 'groups'));
+    const known = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    await r.call('SADD', 'parley:{g:#known}:members', 'alice', ...known);
+    await r.call('SADD', U('alice', 'contacts'), ...known);
+    await r.call('SADD', U('alice', 'groups'), '#known');
+    pages = await contactPages(contacts, 5);
+    assert.deepEqual(
+        pages.flat().filter((x) => !x.startsWith('#')),
+        known.sort(),
+        'only the contacts, each once (none again as a member)',
+    );
+    assert.ok(pages.length >= 100 / 5 + 100 / 20, `${pages.length} calls: no call looks at more than 4n members`);
+});
+
 cluster.test('session_close: not while reaping a live gateway; the last close goes offline, records pushed, announces once', async (t) => {
     const { r, send, sclose, published } = await aliceAndBob(t);
     await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);

@@ -198,6 +198,20 @@ describe('hello pages (users frames)', () => {
         assert.deepEqual(s.convs.carol.preview, { from: 'carol', data: 'abc…' });
         assert.equal(s.convs['#team'].online, true);
     });
+
+    it('a name listed twice (a member of two groups, beyond 32 groups) is one conversation; the repeat changes nothing', () => {
+        const dan = { username: 'dan', online: true, unread: 1, read: 4, last: { id: 5, from: 'dan', to: 'alice', data: 'yo', sent: T0 } };
+        const once = [frame({ kind: 'users', users: [dan], more: false })];
+        const twice = [frame({ kind: 'users', users: [dan], more: true }), frame({ kind: 'users', users: [{ ...dan }], more: false })];
+        // first hello, and a reconnect that holds dan's message already
+        for (const before of [[], [hello(), text({ id: 5, from: 'dan', data: 'yo' })]]) {
+            const a = run([...before, hello({ more: true }), ...once]);
+            const b = run([...before, hello({ more: true }), ...twice]);
+            assert.deepEqual(b.convs.dan, a.convs.dan);
+            assert.deepEqual(Object.keys(b.convs).sort(), ['bob', 'dan']);
+            assert.equal(b.convs.dan.unread, 1);
+        }
+    });
 });
 
 describe('unread counts, receipts, typing, presence', () => {
