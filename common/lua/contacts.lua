@@ -30,7 +30,8 @@
 -- Work per call: at most n entries (about n from an SSCAN of a set of more than 128), each a few
 -- O(1) reads and one history entry decoded (at most --max-frame bytes); at most STEPS set reads,
 -- each of a small set whole (<= 2 * 128 names, sorted) or one SSCAN batch; in the member phase
--- at most 4n members looked at (plus one SSCAN batch), each up to DEDUP + 1 SISMEMBERs.
+-- at most 4n members looked at (plus one SSCAN batch), each up to DEDUP + 1 SISMEMBERs; a
+-- group entry's online flag at most EXACT_MAX (1,024) membership tests (group_online below).
 local user, limit, members_fmt, read_fmt = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local hist_fmt, cursor = ARGV[5], ARGV[6] or ''
 local n, preview = tonumber(ARGV[7]) or 100, tonumber(ARGV[8]) or 256
@@ -228,10 +229,27 @@ local function person(u)
   else out[#out + 1] = last(u .. '|' .. user) end
 end
 for _, u in ipairs(names) do person(u) end
+-- whether another member of group key mk is online: SINTERCARD walks the smaller of the two
+-- sets (and stops at 2), so it is exact and cheap while either has at most EXACT_MAX names;
+-- past that (a big group in a big deployment) it is judged from SAMPLE random members, so the
+-- work per group entry stays bounded (a big group with few members online may show offline)
+local EXACT_MAX, SAMPLE = 1024, 64
+local online_card
+local function group_online(mk)
+  online_card = online_card or redis.call('SCARD', KEYS[3])
+  if online_card <= EXACT_MAX or redis.call('SCARD', mk) <= EXACT_MAX then
+    return redis.call('SINTERCARD', 2, mk, KEYS[3], 'LIMIT', 2) - me > 0
+  end
+  local some = redis.call('SRANDMEMBER', mk, SAMPLE)
+  local on = redis.call('SMISMEMBER', KEYS[3], unpack(some))
+  for i, u in ipairs(some) do
+    if on[i] == 1 and u ~= user then return true end
+  end
+  return false
+end
 for _, g in ipairs(groups) do
-  local on = redis.call('SINTERCARD', 2, string.format(members_fmt, g), KEYS[3], 'LIMIT', 2)
   out[#out + 1] = g
-  if on - me > 0 then out[#out + 1] = 1 else out[#out + 1] = 0 end
+  if group_online(string.format(members_fmt, g)) then out[#out + 1] = 1 else out[#out + 1] = 0 end
   out[#out + 1] = num(redis.call('HGET', KEYS[5], g))
   out[#out + 1] = num(redis.call('HGET', KEYS[6], g))
   out[#out + 1] = 0

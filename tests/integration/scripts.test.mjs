@@ -593,6 +593,29 @@ cluster.test('contacts member phase: big sets scanned, more than 32 groups repea
     assert.ok(pages.length >= 100 / 5 + 100 / 20, `${pages.length} calls: no call looks at more than 4n members`);
 });
 
+cluster.test("contacts: a big group's online flag is exact up to 1,024 names, judged from a sample beyond (bounded work)", async (t) => {
+    const { r, contacts } = await aliceAndBob(t);
+    const entry = (res, name) => {
+        for (let i = 2; i < res.length; i += 6) if (str(res[i]) === name) return res[i + 1];
+        return undefined;
+    };
+    const many = (p, n) => Array.from({ length: n }, (_, i) => `${p}${i}`);
+    // 1,100 members, 1,100 other users online: both sets over 1,024
+    await r.call('SADD', 'parley:{g:#huge}:members', 'alice', ...many('h', 1100));
+    await r.call('SADD', U('alice', 'groups'), '#huge');
+    await r.call('SADD', 'parley:online', ...many('x', 1100));
+    const flag = async () => entry(await contacts('alice', 1, '', 2000), '#huge');
+    assert.equal(await flag(), 0, 'nobody of the group online: false');
+    await r.call('SADD', 'parley:online', 'alice');
+    assert.equal(await flag(), 0, 'the user himself does not count');
+    await r.call('SADD', 'parley:online', ...many('h', 1100));
+    assert.equal(await flag(), 1, 'every member online: the sample finds one');
+    // one member online, few users online (<= 1,024): exact
+    await r.call('DEL', 'parley:online');
+    await r.call('SADD', 'parley:online', 'h7');
+    assert.equal(await flag(), 1, 'one member of 1,100 online, exact while few users are online');
+});
+
 cluster.test('session_close: not while reaping a live gateway; the last close goes offline, records pushed, announces once', async (t) => {
     const { r, send, sclose, published } = await aliceAndBob(t);
     await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
