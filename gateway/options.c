@@ -61,7 +61,7 @@ int options_parse(int argc, char **argv)
         {"id", "PARLEY_GATEWAY_ID", CONFIG_STR, &c->id, 0, 0,
          "gateway id (default <hostname>:<port>)"},
         {"redis-url", "PARLEY_REDIS_URL", CONFIG_STR, &c->redis_url, 0, 0,
-         "redis://[:password@]host:port[/db]"},
+         "redis://[:password@]host:port[/db] or unix:///path/redis.sock[?db=N]"},
         {"secret", "PARLEY_SECRET", CONFIG_STR, &c->secret, 0, 0,
          "token HMAC secret (default: a local-only development secret)"},
         {"token-ttl", "PARLEY_TOKEN_TTL", CONFIG_INT, &c->token_ttl, 60, 10LL * 365 * 86400,
@@ -86,7 +86,7 @@ int options_parse(int argc, char **argv)
         {"body-timeout", "PARLEY_BODY_TIMEOUT", CONFIG_INT, &c->body_timeout, 100, 600000,
          "longest time a request body may take to arrive, ms (longer: 408)"},
         {"user-sessions", "PARLEY_USER_SESSIONS", CONFIG_INT, &c->user_sessions, 0, 1000000,
-         "most open WebSockets of one user, all gateways together (more: 429; 0: no limit)"},
+         "most open WebSockets of one user, all gateways (more: 429, or 4029 in a race; 0: none)"},
         {"dev-auth", "PARLEY_DEV_AUTH", CONFIG_BOOL, &c->dev_auth, 0, 0,
          "seed compatibility: /ws?user=NAME without a token (loopback only)"},
         {"log-level", "PARLEY_LOG_LEVEL", CONFIG_STR, &c->log_level, 0, 0,
@@ -101,7 +101,7 @@ int options_parse(int argc, char **argv)
         {"preview-bytes", "PARLEY_PREVIEW_BYTES", CONFIG_INT, &c->preview_bytes, 16, 1 << 20,
          "bytes of data kept in hello's `last` previews (cut on a UTF-8 boundary)"},
         {"groups-created", "PARLEY_GROUPS_CREATED", CONFIG_INT, &c->groups_created, 0, 1000000,
-         "existing groups a user may have created (more: error forbidden)"},
+         "existing groups a user may have created (more: error forbidden; 0: no limit)"},
     };
     const int n = (int)(sizeof table / sizeof table[0]);
     const char *prog = "parley-gateway";

@@ -77,7 +77,7 @@ local exists = redis.call('EXISTS', KEYS[1]) == 1
 if op == 'create' then
   if exists then return fail('forbidden', 'group ' .. name .. ' already exists') end
   local by_meta = string.format(meta_fmt, by)
-  if (tonumber(redis.call('HGET', by_meta, 'groups')) or 0) >= created_max then
+  if created_max > 0 and (tonumber(redis.call('HGET', by_meta, 'groups')) or 0) >= created_max then
     return fail('forbidden', 'at most ' .. created_max .. ' groups created per user')
   end
   local m = missing_user()

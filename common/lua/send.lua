@@ -44,8 +44,8 @@
 --    rate per second of Redis TIME up to their burst): one message, `copies` inbox writes (1:1:
 --    2, to oneself 1; a group: its member count), #data x copies stored bytes. Short of any:
 --    error rate_limited (with cid), result "rate_limited", nothing stored or taken. A message
---    costing more than a burst is always refused so. The hash expires once every bucket is full
---    again.
+--    costing more than a burst (it could never pass): error too_large (with cid), result
+--    "too_large". The hash expires a second after every bucket is full again.
 -- 4. id = INCR ids; the frame {kind:"text", id, from, to, data, sent, cid} (no seq) ZADDed to the
 --    history with score id; the oldest entries ZPOPMINed while it holds more than the history
 --    cap or its bytes (KEYS history bytes, a counter of the sum of its frames' sizes, reset when
@@ -128,7 +128,8 @@ local function budget(key, copies, bytes)
       if t then
         have = math.min(bursts[i], (tonumber(v[i + 1]) or bursts[i]) + (now - t) * rates[i] / 1000)
       end
-      if have < cost[i] then return false end
+      if cost[i] > bursts[i] then return 'too_large' end -- never, whatever the wait
+      if have < cost[i] then return 'rate_limited' end
       left[i] = have - cost[i]
       full_ms = math.max(full_ms, math.ceil((bursts[i] - left[i]) * 1000 / rates[i]))
     else
@@ -139,7 +140,15 @@ local function budget(key, copies, bytes)
     redis.call('HSET', key, 't', now, 'm', left[1], 'f', left[2], 'b', left[3])
     redis.call('PEXPIRE', key, full_ms + 1000)
   end
-  return true
+  return nil
+end
+-- the answer to a text the budget refused (over = budget's answer)
+local function over_budget(m, over)
+  if over == 'too_large' then
+    return refuse(m, 'too_large', 'this text costs more than your budget allows at once ' ..
+                  '(its bytes times its copies, or its recipients): not stored, a retry cannot help')
+  end
+  return refuse(m, 'rate_limited', 'over your message budget: retry later with the same cid')
 end
 local function new_message(m, ids, history, hbytes)
   local id = redis.call('INCR', ids)
@@ -176,9 +185,8 @@ local function send_pair(m, k)
     return refuse(m, 'no_such_user', 'no such user: ' .. m.to)
   end
   local self = m.from == m.to
-  if not budget(KEYS[k + 14], self and 1 or 2, #m.data) then
-    return refuse(m, 'rate_limited', 'over your message budget: retry later with the same cid')
-  end
+  local over = budget(KEYS[k + 14], self and 1 or 2, #m.data)
+  if over then return over_budget(m, over) end
   local id, fr = new_message(m, KEYS[k + 2], KEYS[k + 3], KEYS[k + 13])
   local sseq
   if self then
@@ -237,9 +245,8 @@ local function send_group(m, k)
   if bad == 'no_such_user' then return refuse(m, bad, 'no such group: ' .. m.to) end
   if bad then return refuse(m, bad, 'not a member of ' .. m.to) end
   local n = redis.call('SCARD', KEYS[k + 2])
-  if not budget(KEYS[k + 7], n, #m.data) then
-    return refuse(m, 'rate_limited', 'over your message budget: retry later with the same cid')
-  end
+  local over = budget(KEYS[k + 7], n, #m.data)
+  if over then return over_budget(m, over) end
   local id, fr = new_message(m, KEYS[k + 3], KEYS[k + 4], KEYS[k + 6])
   if n > work_left or redis.call('EXISTS', KEYS[k + 5]) == 1 then
     return group_queue(m, k, id, fr, n)

@@ -900,6 +900,16 @@ cluster.test('group: a newcomer (create, add, join) starts with the history read
     assert.deepEqual(await counters('dan', '#g'), [null, String(m[0])], 'the rejoiner starts fresh');
 });
 
+cluster.test('group: groups created per user: over the cap forbidden, 0 means no limit', async (t) => {
+    const s = await fresh(t);
+    const { register, group } = s;
+    await register('gc');
+    for (const g of ['#gc1', '#gc2']) assert.deepEqual(await group('create', g, 'gc', [], '0', 2), ['ok'], `create ${g}`);
+    const over = await group('create', '#gc3', 'gc', [], '0', 2);
+    assert.deepEqual([over[0], over[1]], ['error', 'forbidden'], `a third with a cap of 2: ${JSON.stringify(over)}`);
+    assert.deepEqual(await group('create', '#gc3', 'gc', [], '0', 0), ['ok'], 'a cap of 0: no limit');
+});
+
 cluster.test('group: when the last member leaves, the group is deleted (meta, history, search entry) and its name is free', async (t) => {
     const { r, register, group, send } = await fresh(t);
     for (const u of ['ann', 'ben']) await register(u);
@@ -1173,10 +1183,18 @@ cluster.test('send budgets: messages, inbox writes and bytes per user; over one:
         ['ok', 'rate_limited', 'ok'],
         `bytes: 80 of 100, then 80 more refused, then 15 to oneself (one copy) fits: ${JSON.stringify(res)}`,
     );
-    // a message costing more than the burst is always refused
+    // a message costing more than the burst could never pass: too_large, with its cid
     await r.call('DEL', U('ann', 'budget'));
+    await published();
     res = await sendBatch([['ann', 'bob', 'z'.repeat(60), 'b4', 'gwA#1', 1]], { ...LIMITS, rates });
-    assert.deepEqual(res, ['rate_limited'], 'over the burst by itself');
+    assert.deepEqual(res, ['too_large'], 'over the burst by itself');
+    const tooLarge = (await published()).filter(({ env }) => env.t === 'c' && env.f.kind === 'error');
+    assert.deepEqual(
+        tooLarge.map(({ env }) => [env.f.code, env.f.cid]),
+        [['too_large', 'b4']],
+        'the sender is told it can never pass (not rate_limited: a retry cannot help)',
+    );
+    assert.equal(await r.call('EXISTS', U('ann', 'budget')), 0, 'nothing taken from the budget');
 });
 
 cluster.test('byte caps: an inbox and a history keep their newest entries within the bytes cap, counted incrementally', async (t) => {
