@@ -145,8 +145,9 @@ end
 -- the answer to a text the budget refused (over = budget's answer)
 local function over_budget(m, over)
   if over == 'too_large' then
-    return refuse(m, 'too_large', 'this text costs more than your budget allows at once ' ..
-                  '(its bytes times its copies, or its recipients): not stored, a retry cannot help')
+    return refuse(m, 'too_large', 'this text costs more than your budget allows at ' ..
+                  'once (its bytes times its copies, or its recipients): not stored, ' ..
+                  'a retry cannot help')
   end
   return refuse(m, 'rate_limited', 'over your message budget: retry later with the same cid')
 end
