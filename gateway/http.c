@@ -15,6 +15,7 @@
 #include "drain.h"
 #include "heartbeat.h"
 #include "metrics.h"
+#include "openrate.h"
 #include "redis_link.h"
 #include "req.h"
 #include "search.h"
@@ -155,6 +156,13 @@ static int http_confirm_upgrade(struct lws *wsi)
         char msg[96];
         snprintf(msg, sizeof msg, "too many sessions: at most %lld per user", sesscap_limit());
         req_write_error_retry(wsi, 429, "rate_limited", msg, SESSCAP_RETRY_AFTER);
+        return 1;
+    }
+    int wait_s = openrate_take(user);
+    if (wait_s) { /* --user-open-rate: sessions opened in a loop, each costing a hello */
+        metrics_inc(METRIC_OPEN_RATE_LIMITED);
+        req_write_error_retry(wsi, 429, "rate_limited",
+                              "too many sessions opened: retry after the time given", wait_s);
         return 1;
     }
     return 0;

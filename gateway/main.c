@@ -26,6 +26,7 @@
 #include "keys.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "openrate.h"
 #include "options.h"
 #include "presence.h"
 #include "pss.h"
@@ -281,6 +282,7 @@ int main(int argc, char **argv)
     gw.sig_int = evsignal_new(gw.base, SIGINT, gw_signal, NULL);
     evsignal_add(gw.sig_term, NULL);
     evsignal_add(gw.sig_int, NULL);
+    openrate_init(o->user_open_rate, o->user_open_burst);
     if (sess_init(gw.base, (size_t)o->send_queue) < 0 || rtq_init(gw.base) < 0 ||
         sesscap_init(gw.base, o->user_sessions) < 0 ||
         startup_init(gw.base, o->gwid, o->heartbeat_ttl, &sh) < 0 ||
@@ -304,6 +306,7 @@ int main(int argc, char **argv)
     startup_free();
     rtq_free();
     sesscap_free();
+    openrate_free();
     sess_free_all();
     event_free(gw.drain_timer);
     event_free(gw.sig_term);

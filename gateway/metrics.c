@@ -97,5 +97,14 @@ size_t metrics_render(const metrics_gauges *gauges, char *out, size_t cap)
                          m[METRIC_SESSION_LIMIT], gauges->users_at_session_limit);
         if (k > 0) n += k;
     }
+    if ((size_t)n < cap) {
+        int k = snprintf(out + n, cap - (size_t)n,
+                         "# HELP parley_gateway_open_rate_limited_total Upgrades answered 429 for "
+                         "--user-open-rate.\n"
+                         "# TYPE parley_gateway_open_rate_limited_total counter\n"
+                         "parley_gateway_open_rate_limited_total %" PRIu64 "\n",
+                         m[METRIC_OPEN_RATE_LIMITED]);
+        if (k > 0) n += k;
+    }
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }

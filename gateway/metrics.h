@@ -23,6 +23,7 @@ typedef enum {
     METRIC_HEARTBEAT_LAPSES,      /* heartbeats that found this gateway expired */
     METRIC_SESSION_LIMIT,         /* upgrades (429) and sessions (4029) over --user-sessions */
     METRIC_REPLAY_PAGES,          /* inbox pages fetched (sync, offline push, gaps) */
+    METRIC_OPEN_RATE_LIMITED,     /* upgrades answered 429 for --user-open-rate */
     METRIC__COUNT
 } metric_id;
 

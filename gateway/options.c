@@ -49,6 +49,8 @@ int options_parse(int argc, char **argv)
     c->dev_auth = 0;
     c->log_level = "info";
     c->user_sessions = 20; /* issue 12: per-user session limit */
+    c->user_open_rate = 2; /* issue 12: how often one user may open sessions here */
+    c->user_open_burst = 20;
     /* bounded reads (issue 12) */
     c->page_entries = 100;
     c->page_bytes = 262144;
@@ -87,6 +89,10 @@ int options_parse(int argc, char **argv)
          "longest time a request body may take to arrive, ms (longer: 408)"},
         {"user-sessions", "PARLEY_USER_SESSIONS", CONFIG_INT, &c->user_sessions, 0, 1000000,
          "most open WebSockets of one user, all gateways (more: 429, or 4029 in a race; 0: none)"},
+        {"user-open-rate", "PARLEY_USER_OPEN_RATE", CONFIG_INT, &c->user_open_rate, 0, 1000000,
+         "WebSockets one user may open per second on this gateway (more: 429; 0: no limit)"},
+        {"user-open-burst", "PARLEY_USER_OPEN_BURST", CONFIG_INT, &c->user_open_burst, 1, 1000000,
+         "WebSockets one user may open at once before --user-open-rate applies"},
         {"dev-auth", "PARLEY_DEV_AUTH", CONFIG_BOOL, &c->dev_auth, 0, 0,
          "seed compatibility: /ws?user=NAME without a token (loopback only)"},
         {"log-level", "PARLEY_LOG_LEVEL", CONFIG_STR, &c->log_level, 0, 0,

@@ -27,7 +27,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
-import { Client, brief, healthz, register } from './client.mjs';
+import { Client, brief, healthz, login, register } from './client.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BUILD_DIR = path.resolve(process.env.PARLEY_BUILD_DIR || path.join(REPO, 'build'));
@@ -650,11 +650,23 @@ function tail(s, lines) {
 }
 
 // Registers users over HTTP on gateway port `port`; returns {name: token}.
+// A 503 ("storage unreachable, retry later": the gateway's Redis link was
+// dropped by its watchdog on a loaded machine) is retried, as the protocol
+// tells a client to, for up to 10 s; a 409 after such a retry means the first
+// try was stored after all, and is settled by logging in.
 export async function makeUsers(port, names, password = 'correct horse battery') {
     const out = {};
     for (const n of names) {
-        const r = await register(port, n, password);
-        if (r.status !== 201 || !r.body || typeof r.body.token !== 'string')
+        const deadline = Date.now() + 10000;
+        let r = await register(port, n, password);
+        let retried = false;
+        while (r.status === 503 && Date.now() < deadline) {
+            await new Promise((res) => setTimeout(res, 200));
+            r = await register(port, n, password);
+            retried = true;
+        }
+        if (retried && r.status === 409) r = await login(port, n, password);
+        if (![200, 201].includes(r.status) || !r.body || typeof r.body.token !== 'string')
             throw new Error(`register ${n}: expected 201 with a token, got ${r.status} ${r.text}`);
         out[n] = r.body.token;
     }
