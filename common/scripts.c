@@ -74,12 +74,15 @@ int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
     scripts_cmd_key(&c, group ? KEY_GROUP_MEMBERS : KEY_ACCOUNT, to);
     scripts_cmd_key(&c, group ? KEY_GROUP_META : KEY_SESSIONS, to);
     scripts_cmd_key(&c, KEY_GATEWAYS);
+    scripts_cmd_key(&c, KEY_TYPING, from, to);
     scripts_cmd_str(&c, CHAN_GW_PREFIX);
     scripts_cmd_str(&c, to);
     scripts_cmd_arg(&c, frame, frame_len);
     scripts_cmd_str(&c, group ? "1" : "0");
     scripts_cmd_str(&c, from);
     scripts_cmd_str(&c, KEY_SESSIONS);
+    scripts_cmd_fmt(&c, "%d", SCRIPTS_TYPING_MS);
+    scripts_cmd_fmt(&c, "%d", SCRIPTS_TYPING_BIG_MS);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -158,6 +161,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_key(&c, KEY_HISTORY, name);
     scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_key(&c, KEY_HISTORY_BYTES, name);
+    scripts_cmd_key(&c, KEY_GROUP_OP, by);
     scripts_cmd_str(&c, opname);
     scripts_cmd_str(&c, name);
     scripts_cmd_str(&c, by);
@@ -171,6 +175,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_str(&c, KEY_READ);
     scripts_cmd_fmt(&c, "%" PRId64, groups_created);
     scripts_cmd_str(&c, KEY_META);
+    scripts_cmd_fmt(&c, "%d", SCRIPTS_GROUP_OP_MS);
     if (op == PROTO_OP_CREATE || op == PROTO_OP_ADD)
         for (size_t i = 0; i < nmembers; i++)
             scripts_cmd_arg(&c, members[i], member_lens[i]);

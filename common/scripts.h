@@ -65,8 +65,18 @@ int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                  int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes);
 
+/* Throttles, per user across all his sessions and gateways (kept in Redis:
+ * KEY_TYPING, KEY_GROUP_OP): one typing notice per conversation per
+ * SCRIPTS_TYPING_MS, per SCRIPTS_TYPING_BIG_MS to a group of BROADCAST_MIN
+ * (64) members or more; one change (create, join, leave, add) of a group of
+ * 64 members or more per SCRIPTS_GROUP_OP_MS. Milliseconds. */
+#define SCRIPTS_TYPING_MS     1000
+#define SCRIPTS_TYPING_BIG_MS 5000
+#define SCRIPTS_GROUP_OP_MS   1000
+
 /* typing.lua: from is typing to `to` (a user, or a #group); frame is the
- * client frame the recipients get (msgpack, frame_len bytes). */
+ * client frame the recipients get (msgpack, frame_len bytes). Over the typing
+ * throttle the notice is dropped and the reply is the same as when sent (1). */
 int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *from,
                    const char *to, const char *frame, size_t frame_len);
 
@@ -77,7 +87,9 @@ int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, cons
                     const char *with, int64_t before, int64_t limit, int64_t max_bytes);
 
 /* read.lua: reader (in session sessid) has read its conversation with `with`
- * up to message id upto; its unread count never rises. */
+ * up to message id upto; its unread count never rises. The receipt reaches
+ * the reader's other sessions and the other participant(s), except in a group
+ * of 64 members or more: the reader's other sessions only. */
 int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *reader,
                  const char *sessid, const char *with, int64_t upto);
 
@@ -86,7 +98,9 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
  * may have; groups_created: the most existing groups one user may have
  * created (a create past it: error forbidden). members (nmembers names, lengths in member_lens)
  * count for PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. A newcomer's read position
- * starts at the group's newest id; a leaver's read and unread go. */
+ * starts at the group's newest id; a leaver's read and unread go. On a group of 64 members or
+ * more (create: members named), over the group throttle: {"error", "rate_limited", message},
+ * nothing changed. */
 int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
                   const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
                   int64_t groups_created, const char *const *members, const size_t *member_lens,
