@@ -65,20 +65,15 @@ int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                  int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes);
 
-/* Throttles, per user across all his sessions and gateways (kept in Redis:
- * KEY_TYPING, KEY_GROUP_OP): one typing notice per conversation per
- * SCRIPTS_TYPING_MS, per SCRIPTS_TYPING_BIG_MS to a group of BROADCAST_MIN
- * (64) members or more; one change (create, join, leave, add) of a group of
- * 64 members or more per SCRIPTS_GROUP_OP_MS. Milliseconds. */
-#define SCRIPTS_TYPING_MS     1000
-#define SCRIPTS_TYPING_BIG_MS 5000
-#define SCRIPTS_GROUP_OP_MS   1000
-
 /* typing.lua: from is typing to `to` (a user, or a #group); frame is the
- * client frame the recipients get (msgpack, frame_len bytes). Over the typing
- * throttle the notice is dropped and the reply is the same as when sent (1). */
+ * client frame the recipients get (msgpack, frame_len bytes). Throttle, per
+ * user and conversation across all his sessions and gateways (KEY_TYPING):
+ * one notice per interval_ms, per big_interval_ms to a group of 64 members
+ * or more (0: no throttle); a notice over it is dropped and the reply is the
+ * same as when sent (1). */
 int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *from,
-                   const char *to, const char *frame, size_t frame_len);
+                   const char *to, const char *frame, size_t frame_len, int64_t interval_ms,
+                   int64_t big_interval_ms);
 
 /* history.lua: up to limit messages of user's conversation with `with` (a
  * user or a #group) older than id `before` (0: the newest), and past the
@@ -98,13 +93,14 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
  * may have; groups_created: the most existing groups one user may have
  * created (a create past it: error forbidden). members (nmembers names, lengths in member_lens)
  * count for PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. A newcomer's read position
- * starts at the group's newest id; a leaver's read and unread go. On a group of 64 members or
- * more (create: members named), over the group throttle: {"error", "rate_limited", message},
- * nothing changed. */
+ * starts at the group's newest id; a leaver's read and unread go. Throttle, per user across all
+ * his sessions, gateways and groups (KEY_GROUP_OP): one op on a group of 64 members or more
+ * (create: those named) per op_interval_ms (0: no throttle); over it {"error", "rate_limited",
+ * message}, nothing changed. */
 int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
                   const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
-                  int64_t groups_created, const char *const *members, const size_t *member_lens,
-                  size_t nmembers);
+                  int64_t groups_created, int64_t op_interval_ms, const char *const *members,
+                  const size_t *member_lens, size_t nmembers);
 
 /* register.lua: creates the account `name` with a password hash (password.h)
  * and its creation time, and announces it. */

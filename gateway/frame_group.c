@@ -7,7 +7,7 @@
  * of 5,000 members: 50 more), so a socket cannot repeat big changes at the
  * frame rate; short of tokens: error rate_limited, nothing done. Per user
  * across sessions, the group script allows one change of a group of 64
- * members or more per SCRIPTS_GROUP_OP_MS: its rate_limited is answered and
+ * members or more per --group-op-interval: its rate_limited is answered and
  * counted the same way. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +77,8 @@ void frame_group(gw_session *s, const proto_frame *f)
     }
     if (scripts_group(rl_commands(), frame_group_cb, (void *)(uintptr_t)s->conn, f->op, name,
                       s->user, f->open, (int64_t)walltime_ms(), frame_cfg()->group_max,
-                      frame_cfg()->groups_created, members, lens, nm) != REDIS_OK)
+                      frame_cfg()->groups_created, frame_cfg()->group_op_interval, members, lens,
+                      nm) != REDIS_OK)
         frame_unavailable(s, "group change not stored: retry later");
     free(members);
     free(lens);

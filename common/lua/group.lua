@@ -10,7 +10,7 @@
 --       channel prefix, 7 the key format of a user's sessions, 8 the key format of a user's
 --       groups, 9 member limit, 10 the key format of a user's unread, 11 the key format of a
 --       user's read, 12 the most groups a user may have created (existing ones), 13 the key format
---       of a user's meta, 14 throttle window ms, 15.. members (create, add).
+--       of a user's meta, 14 throttle window ms ("0": no throttle), 15.. members (create, add).
 -- Throttle (per user, across all his sessions, gateways and groups): an op on a group of
 -- BROADCAST_MIN (64) members or more (its members, plus those named; create: those named and
 -- by) while KEYS 8 exists answers {"error", "rate_limited", ...} and changes nothing; else it
@@ -44,7 +44,8 @@ local created_max, meta_fmt = tonumber(ARGV[12]), ARGV[13]
 local FIRST = 15 -- the first member in ARGV
 local function fail(code, message) return {'error', code, message} end
 local size = #ARGV - FIRST + 1 + (op == 'create' and 1 or redis.call('SCARD', KEYS[2]))
-if size >= BROADCAST_MIN and not redis.call('SET', KEYS[8], '1', 'PX', ARGV[14], 'NX') then
+if size >= BROADCAST_MIN and ARGV[14] ~= '0'
+   and not redis.call('SET', KEYS[8], '1', 'PX', ARGV[14], 'NX') then
   return fail('rate_limited', 'at most one change of a group of ' .. BROADCAST_MIN ..
               ' members or more per ' .. ARGV[14] .. ' ms: retry later')
 end

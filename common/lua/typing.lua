@@ -7,7 +7,7 @@
 --       3 parley:gateways, 4 the sender's typing throttle for `to` (parley:{u:FROM}:typing:TO).
 -- ARGV  1 gateway channel prefix, 2 to, 3 frame (the client frame, msgpack), 4 is_group
 --       ("1"/"0"), 5 sender, 6 the key format of a user's sessions, 7 throttle window ms,
---       8 throttle window ms for a group of BROADCAST_MIN (64) members or more.
+--       8 throttle window ms for a group of BROADCAST_MIN (64) members or more ("0": no throttle).
 -- Throttle (per sender and conversation, across all his sessions and gateways): after access,
 -- and before any member is read (O(1): SCARD, SET NX PX), a notice while KEYS 4 exists is
 -- dropped and the reply is 1 as if sent (typing is best effort); else KEYS 4 is set for the
@@ -22,7 +22,7 @@ if bad == 'no_such_user' then return 0 end
 if bad then return -1 end
 local window = ARGV[7]
 if ARGV[4] == '1' and redis.call('SCARD', KEYS[1]) >= BROADCAST_MIN then window = ARGV[8] end
-if not redis.call('SET', KEYS[4], '1', 'PX', window, 'NX') then return 1 end
+if window ~= '0' and not redis.call('SET', KEYS[4], '1', 'PX', window, 'NX') then return 1 end
 if ARGV[4] == '1' then
   local others = {}
   for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
