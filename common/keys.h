@@ -33,6 +33,11 @@
 #define KEY_READ      KEYS_PREFIX "{u:%s}:read"   /* hash conversation -> id read */
 #define KEY_GROUPS_OF KEYS_PREFIX "{u:%s}:groups" /* set of #names */
 #define KEY_BUDGET    KEYS_PREFIX "{u:%s}:budget" /* hash t, m, f, b: send token buckets */
+/* throttles (SET NX PX; exist for one window): the user's last typing notice
+ * to %s (a user or #group; typing.lua), his last change of a big group
+ * (group.lua) */
+#define KEY_TYPING   KEYS_PREFIX "{u:%s}:typing:%s"
+#define KEY_GROUP_OP KEYS_PREFIX "{u:%s}:groupop"
 
 /* per group (hash tag {g:#NAME}) */
 #define KEY_GROUP_META    KEYS_PREFIX "{g:%s}:meta"    /* hash open, created, by */

@@ -66,7 +66,8 @@ int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
 }
 
 int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *from,
-                   const char *to, const char *frame, size_t frame_len)
+                   const char *to, const char *frame, size_t frame_len, int64_t interval_ms,
+                   int64_t big_interval_ms)
 {
     int group = to[0] == '#';
     scripts_cmd c;
@@ -74,12 +75,15 @@ int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
     scripts_cmd_key(&c, group ? KEY_GROUP_MEMBERS : KEY_ACCOUNT, to);
     scripts_cmd_key(&c, group ? KEY_GROUP_META : KEY_SESSIONS, to);
     scripts_cmd_key(&c, KEY_GATEWAYS);
+    scripts_cmd_key(&c, KEY_TYPING, from, to);
     scripts_cmd_str(&c, CHAN_GW_PREFIX);
     scripts_cmd_str(&c, to);
     scripts_cmd_arg(&c, frame, frame_len);
     scripts_cmd_str(&c, group ? "1" : "0");
     scripts_cmd_str(&c, from);
     scripts_cmd_str(&c, KEY_SESSIONS);
+    scripts_cmd_fmt(&c, "%" PRId64, interval_ms);
+    scripts_cmd_fmt(&c, "%" PRId64, big_interval_ms);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -139,8 +143,8 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
 
 int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
                   const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
-                  int64_t groups_created, const char *const *members, const size_t *member_lens,
-                  size_t nmembers)
+                  int64_t groups_created, int64_t op_interval_ms, const char *const *members,
+                  const size_t *member_lens, size_t nmembers)
 {
     static const char *const ops[] = {
         [PROTO_OP_CREATE] = "create",
@@ -158,6 +162,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_key(&c, KEY_HISTORY, name);
     scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_key(&c, KEY_HISTORY_BYTES, name);
+    scripts_cmd_key(&c, KEY_GROUP_OP, by);
     scripts_cmd_str(&c, opname);
     scripts_cmd_str(&c, name);
     scripts_cmd_str(&c, by);
@@ -171,6 +176,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_str(&c, KEY_READ);
     scripts_cmd_fmt(&c, "%" PRId64, groups_created);
     scripts_cmd_str(&c, KEY_META);
+    scripts_cmd_fmt(&c, "%" PRId64, op_interval_ms);
     if (op == PROTO_OP_CREATE || op == PROTO_OP_ADD)
         for (size_t i = 0; i < nmembers; i++)
             scripts_cmd_arg(&c, members[i], member_lens[i]);

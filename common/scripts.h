@@ -66,9 +66,14 @@ int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
                  int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes);
 
 /* typing.lua: from is typing to `to` (a user, or a #group); frame is the
- * client frame the recipients get (msgpack, frame_len bytes). */
+ * client frame the recipients get (msgpack, frame_len bytes). Throttle, per
+ * user and conversation across all his sessions and gateways (KEY_TYPING):
+ * one notice per interval_ms, per big_interval_ms to a group of 64 members
+ * or more (0: no throttle); a notice over it is dropped and the reply is the
+ * same as when sent (1). */
 int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *from,
-                   const char *to, const char *frame, size_t frame_len);
+                   const char *to, const char *frame, size_t frame_len, int64_t interval_ms,
+                   int64_t big_interval_ms);
 
 /* history.lua: up to limit messages of user's conversation with `with` (a
  * user or a #group) older than id `before` (0: the newest), and past the
@@ -77,7 +82,9 @@ int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, cons
                     const char *with, int64_t before, int64_t limit, int64_t max_bytes);
 
 /* read.lua: reader (in session sessid) has read its conversation with `with`
- * up to message id upto; its unread count never rises. */
+ * up to message id upto; its unread count never rises. The receipt reaches
+ * the reader's other sessions and the other participant(s), except in a group
+ * of 64 members or more: the reader's other sessions only. */
 int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *reader,
                  const char *sessid, const char *with, int64_t upto);
 
@@ -86,11 +93,14 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
  * may have; groups_created: the most existing groups one user may have
  * created (a create past it: error forbidden). members (nmembers names, lengths in member_lens)
  * count for PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. A newcomer's read position
- * starts at the group's newest id; a leaver's read and unread go. */
+ * starts at the group's newest id; a leaver's read and unread go. Throttle, per user across all
+ * his sessions, gateways and groups (KEY_GROUP_OP): one op on a group of 64 members or more
+ * (create: those named) per op_interval_ms (0: no throttle); over it {"error", "rate_limited",
+ * message}, nothing changed. */
 int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
                   const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
-                  int64_t groups_created, const char *const *members, const size_t *member_lens,
-                  size_t nmembers);
+                  int64_t groups_created, int64_t op_interval_ms, const char *const *members,
+                  const size_t *member_lens, size_t nmembers);
 
 /* register.lua: creates the account `name` with a password hash (password.h)
  * and its creation time, and announces it. */

@@ -5,7 +5,10 @@
  * The rate of group work: a create or add naming k members costs k /
  * FRAME_GROUP_PER_TOKEN more tokens of the session's --rate bucket (a create
  * of 5,000 members: 50 more), so a socket cannot repeat big changes at the
- * frame rate; short of tokens: error rate_limited, nothing done. */
+ * frame rate; short of tokens: error rate_limited, nothing done. Per user
+ * across sessions, the group script allows one change of a group of 64
+ * members or more per --group-op-interval: its rate_limited is answered and
+ * counted the same way. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,7 @@ static void frame_group_cb(redisAsyncContext *ac, void *r, void *priv)
         char code[24], msg[128];
         snprintf(code, sizeof code, "%.*s", (int)rep->element[1]->len, rep->element[1]->str);
         snprintf(msg, sizeof msg, "%.*s", (int)rep->element[2]->len, rep->element[2]->str);
+        if (!strcmp(code, "rate_limited")) metrics_inc(METRIC_RATE_LIMITED);
         sess_send_error(s, code, msg, NULL);
     }
     /* "ok": the group frame reaches every member (this session too) through
@@ -73,7 +77,8 @@ void frame_group(gw_session *s, const proto_frame *f)
     }
     if (scripts_group(rl_commands(), frame_group_cb, (void *)(uintptr_t)s->conn, f->op, name,
                       s->user, f->open, (int64_t)walltime_ms(), frame_cfg()->group_max,
-                      frame_cfg()->groups_created, members, lens, nm) != REDIS_OK)
+                      frame_cfg()->groups_created, frame_cfg()->group_op_interval, members, lens,
+                      nm) != REDIS_OK)
         frame_unavailable(s, "group change not stored: retry later");
     free(members);
     free(lens);

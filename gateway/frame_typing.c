@@ -1,5 +1,7 @@
 /* frame_typing.c - `typing`: relayed by the typing script to the other
- * user's sessions, or a group's other members. */
+ * user's sessions, or a group's other members, at most once per
+ * --typing-interval (--typing-interval-big to a group of 64 members or more)
+ * per user and conversation; the script drops the others silently. */
 #include <string.h>
 
 #include "frame_handlers.h"
@@ -31,7 +33,8 @@ void frame_typing(gw_session *s, const proto_frame *f)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     proto_enc_typing(&pk, s->user, strlen(s->user), to, f->to.len);
     if (scripts_typing(rl_commands(), frame_typing_cb, (void *)(uintptr_t)s->conn, s->user, to,
-                       sb.data, sb.size) != REDIS_OK)
+                       sb.data, sb.size, frame_cfg()->typing_interval,
+                       frame_cfg()->typing_interval_big) != REDIS_OK)
         frame_unavailable(s, "typing not delivered");
     msgpack_sbuffer_destroy(&sb);
 }

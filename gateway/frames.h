@@ -19,7 +19,11 @@ typedef struct frame_config {
     /* bounded reads (issue 12) */
     long long page_bytes;     /* --page-bytes: history answers */
     long long groups_created; /* --groups-created */
-    int dev_auth;             /* --dev-auth: texts without cid accepted */
+    /* per-user throttles (issue 12), ms */
+    long long typing_interval;     /* --typing-interval */
+    long long typing_interval_big; /* --typing-interval-big */
+    long long group_op_interval;   /* --group-op-interval */
+    int dev_auth;                  /* --dev-auth: texts without cid accepted */
 } frame_config;
 
 /* cfg is copied (gwid too). */

@@ -266,6 +266,9 @@ int main(int argc, char **argv)
                              .group_max = o->group_max,
                              .page_bytes = o->page_bytes,
                              .groups_created = o->groups_created,
+                             .typing_interval = o->typing_interval,
+                             .typing_interval_big = o->typing_interval_big,
+                             .group_op_interval = o->group_op_interval,
                              .dev_auth = o->dev_auth};
     frame_init(&fc);
     const rl_hooks rh = {.commands_up = gw_commands_up,

@@ -57,6 +57,10 @@ int options_parse(int argc, char **argv)
     c->hello_entries = 50;
     c->preview_bytes = 256;
     c->groups_created = 100;
+    /* per-user throttles (issue 12) */
+    c->typing_interval = 1000;
+    c->typing_interval_big = 5000;
+    c->group_op_interval = 1000;
     const config_opt table[] = {
         {"listen", "PARLEY_LISTEN", CONFIG_STR, &c->listen, 0, 0, "address to listen on"},
         {"port", "PARLEY_PORT", CONFIG_INT, &c->port, 1, 65535, "HTTP/WebSocket port"},
@@ -108,6 +112,15 @@ int options_parse(int argc, char **argv)
          "bytes of data kept in hello's `last` previews (cut on a UTF-8 boundary)"},
         {"groups-created", "PARLEY_GROUPS_CREATED", CONFIG_INT, &c->groups_created, 0, 1000000,
          "existing groups a user may have created (more: error forbidden; 0: no limit)"},
+        /* per-user throttles (issue 12) */
+        {"typing-interval", "PARLEY_TYPING_INTERVAL", CONFIG_INT, &c->typing_interval, 0, 3600000,
+         "one typing notice per user and conversation per this many ms (more: dropped; 0: off)"},
+        {"typing-interval-big", "PARLEY_TYPING_INTERVAL_BIG", CONFIG_INT, &c->typing_interval_big,
+         0, 3600000, "the same, to a group of 64 members or more"},
+        {"group-op-interval", "PARLEY_GROUP_OP_INTERVAL", CONFIG_INT, &c->group_op_interval, 0,
+         3600000,
+         "one change of a group of 64 members or more per user per this many ms (more: error "
+         "rate_limited; 0: off)"},
     };
     const int n = (int)(sizeof table / sizeof table[0]);
     const char *prog = "parley-gateway";

@@ -39,6 +39,10 @@ typedef struct gw_options {
     long long hello_entries;  /* entries in hello and in each `users` page */
     long long preview_bytes;  /* bytes of `last`'s data in hello entries */
     long long groups_created; /* groups a user may have created */
+    /* per-user throttles (issue 12), ms; 0: off */
+    long long typing_interval;     /* typing notices per user and conversation */
+    long long typing_interval_big; /* the same, to a group of 64 members or more */
+    long long group_op_interval;   /* changes of a group of 64 members or more */
 
     /* derived */
     redisurl redis;                /* --redis-url, parsed */

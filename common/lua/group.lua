@@ -4,12 +4,18 @@
 -- Caller: the gateway (scripts_group).
 --
 -- KEYS  1 group meta, 2 group members, 3 parley:groups (the open groups only: what a search
---       finds), 4 parley:users, 5 group history, 6 parley:gateways, 7 the history's byte count.
+--       finds), 4 parley:users, 5 group history, 6 parley:gateways, 7 the history's byte count,
+--       8 by's group throttle (parley:{u:BY}:groupop).
 -- ARGV  1 op (create, join, leave, add), 2 #name, 3 by, 4 open ("1"/"0"), 5 now ms, 6 gateway
 --       channel prefix, 7 the key format of a user's sessions, 8 the key format of a user's
 --       groups, 9 member limit, 10 the key format of a user's unread, 11 the key format of a
 --       user's read, 12 the most groups a user may have created (existing ones), 13 the key format
---       of a user's meta, 14.. members (create, add).
+--       of a user's meta, 14 throttle window ms ("0": no throttle), 15.. members (create, add).
+-- Throttle (per user, across all his sessions, gateways and groups): an op on a group of
+-- BROADCAST_MIN (64) members or more (its members, plus those named; create: those named and
+-- by) while KEYS 8 exists answers {"error", "rate_limited", ...} and changes nothing; else it
+-- sets KEYS 8 for the window (whatever the op then answers). Checked first: O(1) (SCARD, SET NX
+-- PX), before any member is read.
 -- Unread follows membership: whoever becomes a member (create, join, add) starts with the
 -- group's history read (read position = its newest id, or none when it is empty) and no unread
 -- count, so what read.lua recounts later is exactly what send.lua counted since he joined; a
@@ -35,8 +41,14 @@ local prefix, sessions_fmt, groups_fmt = ARGV[6], ARGV[7], ARGV[8]
 local limit = tonumber(ARGV[9])
 local unread_fmt, read_fmt = ARGV[10], ARGV[11]
 local created_max, meta_fmt = tonumber(ARGV[12]), ARGV[13]
-local FIRST = 14 -- the first member in ARGV
+local FIRST = 15 -- the first member in ARGV
 local function fail(code, message) return {'error', code, message} end
+local size = #ARGV - FIRST + 1 + (op == 'create' and 1 or redis.call('SCARD', KEYS[2]))
+if size >= BROADCAST_MIN and ARGV[14] ~= '0'
+   and not redis.call('SET', KEYS[8], '1', 'PX', ARGV[14], 'NX') then
+  return fail('rate_limited', 'at most one change of a group of ' .. BROADCAST_MIN ..
+              ' members or more per ' .. ARGV[14] .. ' ms: retry later')
+end
 local function frame()
   local members = redis.call('SMEMBERS', KEYS[2])
   table.sort(members)

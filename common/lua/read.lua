@@ -1,4 +1,4 @@
--- include: gateways fanout fan_users access broadcast
+-- include: gateways fanout fan_users access
 --
 -- read.lua - moves a reader's read position in a conversation and sends the receipt.
 -- Caller: the gateway (scripts_read).
@@ -10,8 +10,10 @@
 -- Access as history. Clamps upto to the newest id; if that does not move the position: {0, pos}.
 -- Else sets the position, recounts unread (messages after upto not from the reader; 0 deletes
 -- the field) and publishes {kind:"read", from, with, upto} as {t:"m"} (fanout) to the other
--- participant(s) and the reader, except the reading session; to a group of BROADCAST_MIN (64)
--- members or more as one envelope listing them to every gateway (broadcast: no lookup per member).
+-- participant(s) and the reader, except the reading session; in a group of BROADCAST_MIN (64)
+-- members or more to the reader's other sessions only (SCARD, no member read): per-member
+-- receipts there cost members x readers (docs/protocol.md "Read receipts in big groups"); the
+-- position and unread count are stored as in any conversation.
 -- Reading never raises a count: the new unread is at most the old one (send.lua counts each
 -- message from another once; group.lua starts a member at the history he joined with, read, and
 -- unread 0), and at most the number of messages after upto.
@@ -24,6 +26,7 @@
 -- by the old count).
 -- Reply {1, upto} when it moved, {0, position} when not, or "no_such_user" / "forbidden".
 local SCAN = 100
+local BROADCAST_MIN = 64 -- as lib/broadcast.lua: a big group
 local reader, with, is_group = ARGV[1], ARGV[2], ARGV[3]
 local bad = access(is_group, KEYS[2], KEYS[3], reader)
 if bad then return bad end
@@ -60,14 +63,12 @@ end
 if unread == 0 then redis.call('HDEL', KEYS[5], with)
 else redis.call('HSET', KEYS[5], with, unread) end
 local to
-if is_group == '1' then to = redis.call('SMEMBERS', KEYS[2])
+if is_group == '1' then
+  if redis.call('SCARD', KEYS[2]) >= BROADCAST_MIN then to = {reader}
+  else to = redis.call('SMEMBERS', KEYS[2]) end
 elseif with == reader then to = {reader}
 else to = {with, reader} end
 local f = cmsgpack.pack({kind = 'read', from = reader, with = with, upto = upto})
-if #to >= BROADCAST_MIN then
-  broadcast(KEYS[6], ARGV[5], f, to, ARGV[7])
-  return {1, upto}
-end
 local fan = fan_new()
 fan_users(fan, to, ARGV[6], nil)
 fan_publish(fan, ARGV[5], f, ARGV[7])

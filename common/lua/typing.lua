@@ -4,9 +4,14 @@
 -- Caller: the gateway (scripts_typing).
 --
 -- KEYS  1 recipient account (group: members), 2 recipient sessions (group: meta),
---       3 parley:gateways.
+--       3 parley:gateways, 4 the sender's typing throttle for `to` (parley:{u:FROM}:typing:TO).
 -- ARGV  1 gateway channel prefix, 2 to, 3 frame (the client frame, msgpack), 4 is_group
---       ("1"/"0"), 5 sender, 6 the key format of a user's sessions.
+--       ("1"/"0"), 5 sender, 6 the key format of a user's sessions, 7 throttle window ms,
+--       8 throttle window ms for a group of BROADCAST_MIN (64) members or more ("0": no throttle).
+-- Throttle (per sender and conversation, across all his sessions and gateways): after access,
+-- and before any member is read (O(1): SCARD, SET NX PX), a notice while KEYS 4 exists is
+-- dropped and the reply is 1 as if sent (typing is best effort); else KEYS 4 is set for the
+-- window and the notice goes out.
 -- Publishes {t:"u", u: to, f: frame} once per gateway holding a session of the recipient, or for
 -- a group {t:"m", f, u: the other members} per gateway (fanout); a group of BROADCAST_MIN (64)
 -- members or more gets one such envelope listing them all on every gateway (broadcast).
@@ -15,6 +20,9 @@
 local bad = access(ARGV[4], KEYS[1], KEYS[2], ARGV[5])
 if bad == 'no_such_user' then return 0 end
 if bad then return -1 end
+local window = ARGV[7]
+if ARGV[4] == '1' and redis.call('SCARD', KEYS[1]) >= BROADCAST_MIN then window = ARGV[8] end
+if window ~= '0' and not redis.call('SET', KEYS[4], '1', 'PX', window, 'NX') then return 1 end
 if ARGV[4] == '1' then
   local others = {}
   for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do

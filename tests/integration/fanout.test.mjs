@@ -11,8 +11,10 @@
 // - a cid retried while its fan-out is queued: one message, one ack;
 // - the router SIGKILLed mid-fan-out: the next router finishes every job,
 //   nothing lost or doubled.
-// The budgets are lifted here (this file is about the fan-out); their
-// defaults are tested in send_limits.test.mjs and scripts.test.mjs.
+// The budgets and the group-change throttle (one change of a 64+ group per
+// user per second: the group is built with 6 frames) are lifted here (this
+// file is about the fan-out); their defaults are tested in
+// send_limits.test.mjs, throttles.test.mjs and scripts.test.mjs.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client, brief, mintToken, sendAck } from './lib/client.mjs';
@@ -23,6 +25,7 @@ const CHUNK = 250;
 const LIVE = 30; // members with a session, over both gateways
 const cluster = new Cluster('fanout', {
     routerArgs: ['--fanout-chunk', String(CHUNK), '--user-fanout-rate', '0', '--user-byte-rate', '0', '--user-rate', '0'],
+    gatewayArgs: ['--group-op-interval', '0'],
 });
 const PREFIX = 'f';
 const names = Array.from({ length: MEMBERS }, (_, i) => `${PREFIX}${i}`);

@@ -145,7 +145,7 @@ async function fresh(t) {
             ),
         lastEntry: async (user) => unpack(await r.callBuffers('LINDEX', U(user, 'inbox'), -1)),
         // group.lua: `by` runs op on #name (members for create and add)
-        group: (op, name, by, members = [], open = '0', createdMax = 100) =>
+        group: (op, name, by, members = [], open = '0', createdMax = 100, groupOpMs = 1000) =>
             ev(
                 'group',
                 [
@@ -156,6 +156,7 @@ async function fresh(t) {
                     `parley:{c:${name}}:history`,
                     'parley:gateways',
                     `parley:{c:${name}}:bytes`,
+                    U(by, 'groupop'),
                 ],
                 [
                     op,
@@ -171,6 +172,7 @@ async function fresh(t) {
                     U('%s', 'read'),
                     createdMax,
                     U('%s', 'meta'),
+                    groupOpMs,
                     ...members,
                 ],
             ),
@@ -402,13 +404,22 @@ cluster.test('history: at most limit entries and, past the newest, at most B byt
 });
 
 cluster.test("typing: one envelope to each of the recipient's gateways, nothing for an unknown user", async (t) => {
-    const { ev, published } = await aliceAndBob(t);
-    let res = await ev('typing', [U('bob', 'account'), U('bob', 'sessions')], ['parley:gw:', 'bob', Buffer.from(encode({ kind: 'typing' }))]);
+    const { r, ev, published } = await aliceAndBob(t);
+    const typing = (to) =>
+        ev(
+            'typing',
+            [U(to, 'account'), U(to, 'sessions'), 'parley:gateways', U('alice', `typing:${to}`)],
+            ['parley:gw:', to, Buffer.from(encode({ kind: 'typing' })), '0', 'alice', U('%s', 'sessions'), 1000, 5000],
+        );
+    let res = await typing('bob');
     const p = await published();
     assert.equal(res, 1, "typing to bob's gateways: reply");
     assert.deepEqual(p.map((m) => m.channel).sort(), ['parley:gw:gw1', 'parley:gw:gw2'], "typing to bob's gateways");
     assert.ok(p[0].env.t === 'u' && !('s' in p[0].env), `typing to bob's gateways: envelope ${JSON.stringify(p[0].env)}`);
-    res = await ev('typing', [U('zed', 'account'), U('zed', 'sessions')], ['parley:gw:', 'zed', 'x']);
+    assert.equal(await typing('bob'), 1, 'typing again within the window: reply as if sent');
+    assert.deepEqual(await published(), [], 'typing again within the window: nothing published');
+    assert.ok((await r.call('PTTL', U('alice', 'typing:bob'))) > 0, 'the throttle key expires');
+    res = await typing('zed');
     assert.equal(res, 0, 'typing to unknown user');
     assert.deepEqual(await published(), [], 'typing to unknown user: nothing published');
 });
