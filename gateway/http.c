@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "drain.h"
 #include "heartbeat.h"
+#include "log.h"
 #include "metrics.h"
 #include "openrate.h"
 #include "redis_link.h"
@@ -28,10 +29,33 @@
 enum { R_NONE = 0, R_REGISTER, R_LOGIN, R_LOGOUT };
 
 static long long http_body_timeout = 10000; /* ms */
+static struct event_base *http_base;        /* for the body deadlines */
 
-void http_init(long long body_timeout_ms)
+void http_init(struct event_base *base, long long body_timeout_ms)
 {
+    http_base = base;
     http_body_timeout = body_timeout_ms;
+}
+
+/* The body deadline passed (a libevent timer) with the body incomplete,
+ * whether bytes still trickle in or none come: the answer is 408, written at
+ * once (nothing was written on this connection yet, and lws delivers no
+ * writable callback to a connection still reading its body), then the
+ * connection is closed at once (lws's own timers are not what closes it:
+ * their checks come late on this loop). A reference is held across the
+ * close, which detaches the request. */
+static void http_body_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    gw_req *h = arg;
+    (void)fd;
+    (void)what;
+    if (h->body_done || !h->wsi) return;
+    struct lws *wsi = h->wsi;
+    h->body_timed_out = 1;
+    req_ref(h);
+    req_write_error(wsi, 408, "request_timeout", "the body took too long to arrive");
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_SYNC);
+    req_unref(h);
 }
 
 /* The body is complete: run the route, once. lws 4.1 delivers
@@ -42,6 +66,7 @@ static void http_body_done(gw_req *h)
 {
     if (h->body_done) return;
     h->body_done = 1;
+    if (h->body_ev) event_del(h->body_ev);
     if (h->too_large) {
         req_error(h, 413, "too_large", REQ_BODY_TOO_LARGE);
         return;
@@ -115,7 +140,15 @@ static int http_request(struct lws *wsi, gw_pss *pss, const char *path)
         if (!h) return -1;
         pss->h = h;
         h->started_ms = walltime_ms();
-        if (clen <= 0) http_body_done(h); /* no body coming */
+        if (clen <= 0) {
+            http_body_done(h); /* no body coming */
+        } else { /* a deadline for the whole body, whether bytes keep trickling in or not */
+            struct timeval tv = {(time_t)(http_body_timeout / 1000),
+                                 (suseconds_t)(http_body_timeout % 1000) * 1000};
+            h->body_ev = evtimer_new(http_base, http_body_deadline, h);
+            if (!h->body_ev || evtimer_add(h->body_ev, &tv) < 0)
+                log_warn("no timer for a request body: only its next byte checks the deadline");
+        }
         return 0;
     }
     if (!is_get) return req_fail_now(wsi, 405, "method_not_allowed", "use GET or POST");
@@ -171,6 +204,7 @@ static int http_confirm_upgrade(struct lws *wsi)
 static void http_detach(gw_pss *pss)
 {
     if (pss && pss->h) {
+        if (pss->h->body_ev) event_del(pss->h->body_ev);
         pss->h->wsi = NULL;
         req_unref(pss->h);
         pss->h = NULL;
@@ -188,7 +222,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_pss *pss
         http_detach(pss);
         return http_request(wsi, pss, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
-        if (!h) return 0;
+        if (!h || h->body_timed_out) return 0; /* answered 408, closing */
         /* lws times out a silent connection, but each byte restarts its
          * clock: a body trickled a byte at a time would hold the socket and
          * the request forever. A whole body gets --body-timeout. */

@@ -255,7 +255,7 @@ int main(int argc, char **argv)
     auth_init(o->secret, o->dev_auth);
     account_init(o->secret, o->token_ttl);
     static_init(o->web_root);
-    http_init(o->body_timeout);
+    http_init(gw.base, o->body_timeout);
     ws_init((size_t)o->max_frame);
     presence_init(o->everyone_limit);
     deliver_init(o->gw_chan, (size_t)o->send_queue, o->page_entries, o->page_bytes);

@@ -105,6 +105,7 @@ void req_ref(gw_req *h)
 void req_unref(gw_req *h)
 {
     if (--h->refs > 0) return;
+    if (h->body_ev) event_free(h->body_ev);
     if (h->password) {
         sodium_memzero(h->password, h->password_len);
         free(h->password);

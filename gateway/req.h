@@ -11,6 +11,7 @@
 #ifndef PARLEY_GW_REQ_H
 #define PARLEY_GW_REQ_H
 
+#include <event2/event.h>
 #include <stddef.h>
 
 #include "proto.h"
@@ -29,8 +30,10 @@ typedef struct gw_req {
     char body[REQ_BODY_MAX];
     size_t body_len;
     int too_large;
-    int body_done;       /* the route ran: a request runs its route once */
-    uint64_t started_ms; /* when its headers were in (the body deadline counts from here) */
+    int body_done;         /* the route ran: a request runs its route once */
+    uint64_t started_ms;   /* when its headers were in (the body deadline counts from here) */
+    struct event *body_ev; /* the body deadline (http.c; libevent timer), freed with the request */
+    int body_timed_out;    /* the deadline passed: answer 408 and close */
     /* the answer, once known */
     int status;
     const char *ctype;

@@ -309,12 +309,16 @@ function rawExchange(port, chunks, { gapMs = 0, timeoutMs = 8000 } = {}) {
         const sock = net.connect(port, '127.0.0.1');
         let text = '';
         let closed = false;
+        let firstDataMs;
         sock.setEncoding('utf8');
-        sock.on('data', (d) => (text += d));
+        sock.on('data', (d) => {
+            if (firstDataMs === undefined) firstDataMs = Date.now() - t0;
+            text += d;
+        });
         sock.on('error', (e) => (e.code === 'ECONNRESET' || e.code === 'EPIPE' ? null : reject(e)));
         sock.on('close', () => {
             closed = true;
-            resolve({ text, closedAfterMs: Date.now() - t0 });
+            resolve({ text, closedAfterMs: Date.now() - t0, firstDataMs });
         });
         sock.setTimeout(timeoutMs, () => sock.destroy());
         (async () => {
@@ -343,6 +347,20 @@ cluster.test('a body trickled a byte at a time gets 408 once --body-timeout pass
         `closed after ${r.closedAfterMs} ms (deadline ${BODY_TIMEOUT_MS} ms)`,
     );
 });
+
+cluster.test(
+    'a body trickled slower than the deadline (one byte, then a byte every 1.2 x the deadline) gets 408 at the deadline, not at the next byte',
+    async () => {
+        const body = JSON.stringify({ username: cluster.name('slower'), password: PW });
+        const head = `POST /api/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+        const r = await rawExchange(cluster.gw(1), [head, ...body], { gapMs: Math.round(BODY_TIMEOUT_MS * 1.2) });
+        assert.match(r.text, /^HTTP\/1\.1 408 [^]*"error":"request_timeout"/, `answer: ${r.text}`);
+        assert.ok(
+            r.closedAfterMs >= BODY_TIMEOUT_MS && r.closedAfterMs < BODY_TIMEOUT_MS * 1.2,
+            `answered after ${r.firstDataMs} ms, closed after ${r.closedAfterMs} ms: at the deadline (${BODY_TIMEOUT_MS} ms), before the next byte (${BODY_TIMEOUT_MS * 1.2} ms)`,
+        );
+    },
+);
 
 cluster.test('a chunked request body is refused at once with 411 length_required', async () => {
     const r = await rawExchange(cluster.gw(0), [
