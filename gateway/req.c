@@ -11,16 +11,36 @@
 #include "json.h"
 #include "metrics.h"
 
+int req_add_common_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
+{
+    static const struct {
+        const char *name, *value;
+    } hdrs[] = {
+        {"content-security-policy:", REQ_CSP},
+        {"x-content-type-options:", "nosniff"},
+        {"referrer-policy:", "no-referrer"},
+        {"x-frame-options:", "DENY"},
+        {"cross-origin-opener-policy:", "same-origin"},
+    };
+    for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name,
+                                        (const unsigned char *)hdrs[i].value,
+                                        (int)strlen(hdrs[i].value), p, end))
+            return -1;
+    return 0;
+}
+
 /* req_write, with a Retry-After header when retry_after_s > 0. */
 static int req_write_hdrs(struct lws *wsi, int status, const char *ctype, const char *body,
                           size_t len, const char *cookie, int retry_after_s)
 {
-    unsigned char hdr[LWS_PRE + 1024];
+    unsigned char hdr[LWS_PRE + 2048];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     if (lws_add_http_common_headers(wsi, (unsigned)status, ctype, len, &p, end)) return -1;
     if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end))
         return -1;
+    if (req_add_common_headers(wsi, &p, end)) return -1;
     if (cookie && lws_add_http_header_by_name(
                       wsi, (const unsigned char *)"set-cookie:", (const unsigned char *)cookie,
                       (int)strlen(cookie), &p, end))

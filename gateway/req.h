@@ -62,7 +62,23 @@ void req_error(gw_req *h, int status, const char *code, const char *msg);
 /* 503 unavailable, counted */
 void req_unavailable(gw_req *h);
 
-/* Writes a whole answer now: 0, or -1 (close the connection). */
+/* The Content-Security-Policy of every answer (docs/protocol.md, "HTTP
+ * hygiene"): the web client's own scripts, styles (inline ones too: the
+ * built-in page), images (and data: URLs), its WebSocket to the same host. */
+#define REQ_CSP                                                                                    \
+    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "                      \
+    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "                  \
+    "form-action 'self'"
+
+/* Adds the headers every answer carries (REQ_CSP, X-Content-Type-Options,
+ * Referrer-Policy, X-Frame-Options, Cross-Origin-Opener-Policy) at *p, which
+ * it advances (lws_add_http_header_by_name; end: the last usable byte): 0, or
+ * -1 when they do not fit. Every answer's headers go through it: req_write and
+ * the static files (as lws_serve_http_file's other_headers). */
+int req_add_common_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
+
+/* Writes a whole answer now, with Cache-Control: no-store: 0, or -1 (close
+ * the connection). */
 int req_write(struct lws *wsi, int status, const char *ctype, const char *body, size_t len,
               const char *cookie);
 /* Writes {"error": code, "message": msg} now: 0, or -1. */
