@@ -3,7 +3,9 @@
  * Routes: POST /api/register, /api/login, /api/logout (account.c); GET
  * /api/users (search.c), /healthz, /metrics; /ws only as an upgrade; every
  * other GET path a static file (static.c). A POST body is collected here
- * (at most REQ_BODY_MAX bytes, else 413) before its route runs. */
+ * (at most REQ_BODY_MAX bytes, else 413) before its route runs. A URL or
+ * headers over --max-url / --max-headers are answered 414 / 431 before any
+ * route, the upgrade included. */
 #include "http.h"
 
 #include <stdio.h>
@@ -29,12 +31,45 @@
 enum { R_NONE = 0, R_REGISTER, R_LOGIN, R_LOGOUT };
 
 static long long http_body_timeout = 10000; /* ms */
+static long long http_max_url = 4096;       /* bytes of path and query (decoded) */
+static long long http_max_headers = 8192;   /* bytes of header values lws knows by name */
 static struct event_base *http_base;        /* for the body deadlines */
 
-void http_init(struct event_base *base, long long body_timeout_ms)
+void http_init(struct event_base *base, long long body_timeout_ms, long long max_url,
+               long long max_headers)
 {
     http_base = base;
     http_body_timeout = body_timeout_ms;
+    http_max_url = max_url;
+    http_max_headers = max_headers;
+}
+
+/* --max-url and --max-headers: 0, or the status to refuse the request with
+ * (414, 431), its error body written. The URL is the path and the query as
+ * lws keeps them (decoded); the headers are the values of every header lws
+ * knows by name (Cookie, Authorization, Origin, User-Agent, ...): lws keeps
+ * no list of the others, which count only towards HTTP_HEADER_BUF. */
+static int http_oversize(struct lws *wsi)
+{
+    char *uri;
+    int uri_len = 0;
+    if (lws_http_get_uri_and_method(wsi, &uri, &uri_len) < 0) uri_len = 0;
+    long long url = uri_len + lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    long long all = 0;
+    for (int t = 0; t < (int)_WSI_TOKEN_CLIENT_SENT_PROTOCOLS; t++)
+        all += lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
+    char msg[96];
+    if (url > http_max_url) {
+        snprintf(msg, sizeof msg, "the URL is over %lld bytes", http_max_url);
+        req_write_error(wsi, 414, "uri_too_long", msg);
+        return 414;
+    }
+    if (all - url > http_max_headers) {
+        snprintf(msg, sizeof msg, "the headers are over %lld bytes", http_max_headers);
+        req_write_error(wsi, 431, "headers_too_large", msg);
+        return 431;
+    }
+    return 0;
 }
 
 /* The body deadline passed (a libevent timer) with the body incomplete,
@@ -117,6 +152,8 @@ static int http_request(struct lws *wsi, gw_pss *pss, const char *path)
     int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     metrics_inc(METRIC_HTTP_REQUESTS);
+    /* answered, then closed: a body, if any, is not read */
+    if (http_oversize(wsi)) return -1;
     if (is_post) {
         int route = !strcmp(path, "/api/register") ? R_REGISTER
                     : !strcmp(path, "/api/login")  ? R_LOGIN
@@ -176,6 +213,7 @@ static int http_confirm_upgrade(struct lws *wsi)
     char uri[64];
     char user[PROTO_NAME_MAX + 1];
     int dev;
+    if (http_oversize(wsi)) return 1;
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
         return http_refuse_upgrade(wsi, 404, "not_found", "no such path");
     if (drain_active())

@@ -216,7 +216,7 @@ static struct lws_context *gw_listen(const gw_options *o)
     info.foreign_loops = loops;
     info.pcontext = &gw.ctx;
     info.retry_and_idle_policy = &retry;
-    info.max_http_header_data = 4096;
+    info.max_http_header_data = (unsigned short)HTTP_HEADER_BUF(o->max_url, o->max_headers);
     info.vhost_name = "parley";
     return lws_create_context(&info);
 }
@@ -255,7 +255,7 @@ int main(int argc, char **argv)
     auth_init(o->secret, o->dev_auth);
     account_init(o->secret, o->token_ttl);
     static_init(o->web_root);
-    http_init(gw.base, o->body_timeout);
+    http_init(gw.base, o->body_timeout, o->max_url, o->max_headers);
     ws_init((size_t)o->max_frame);
     presence_init(o->everyone_limit);
     deliver_init(o->gw_chan, (size_t)o->send_queue, o->page_entries, o->page_bytes);

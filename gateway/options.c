@@ -46,6 +46,8 @@ int options_parse(int argc, char **argv)
     c->web_root = "web/dist";
     c->drain_timeout = 5000;
     c->body_timeout = 10000;
+    c->max_url = 4096;
+    c->max_headers = 8192;
     c->dev_auth = 0;
     c->log_level = "info";
     c->user_sessions = 20; /* issue 12: per-user session limit */
@@ -91,6 +93,10 @@ int options_parse(int argc, char **argv)
          "SIGTERM: longest wait for sockets and Redis, ms"},
         {"body-timeout", "PARLEY_BODY_TIMEOUT", CONFIG_INT, &c->body_timeout, 100, 600000,
          "longest time a request body may take to arrive, ms (longer: 408)"},
+        {"max-url", "PARLEY_MAX_URL", CONFIG_INT, &c->max_url, 256, 16384,
+         "longest request URL (path and query), bytes (longer: 414)"},
+        {"max-headers", "PARLEY_MAX_HEADERS", CONFIG_INT, &c->max_headers, 1024, 32768,
+         "most bytes of request headers (more: 431; far more: the connection closed)"},
         {"user-sessions", "PARLEY_USER_SESSIONS", CONFIG_INT, &c->user_sessions, 0, 1000000,
          "most open WebSockets of one user, all gateways (more: 429, or 4029 in a race; 0: none)"},
         {"user-open-rate", "PARLEY_USER_OPEN_RATE", CONFIG_INT, &c->user_open_rate, 0, 1000000,

@@ -29,6 +29,8 @@ typedef struct gw_options {
     const char *web_root;
     long long drain_timeout; /* ms */
     long long body_timeout;  /* ms: the longest a request body may take */
+    long long max_url;       /* bytes of a request's path and query (more: 414) */
+    long long max_headers;   /* bytes of a request's header values (more: 431) */
     int dev_auth;
     const char *log_level;
     long long user_sessions; /* live sessions per user, all gateways (0: no limit) */
