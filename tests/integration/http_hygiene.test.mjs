@@ -86,7 +86,7 @@ function request(method, target, { headers = {}, body = '' } = {}) {
             const len = hdrs['content-length'] === undefined ? null : Number(hdrs['content-length']);
             if (len !== null && rest.length < len) return null;
             const t = rest.toString('utf8');
-            let json = null;
+            let json;
             try {
                 json = JSON.parse(t);
             } catch {
@@ -129,8 +129,24 @@ cluster.test('every kind of answer carries the security headers; JSON ones Cache
         ['GET /api/nope', 'GET', '/api/nope', {}, '', 404, true],
         ['GET /ws without an upgrade', 'GET', '/ws', {}, '', 400, true],
         ['PUT /', 'PUT', '/', {}, '', 405, true],
-        ['POST /api/login, wrong password', 'POST', '/api/login', { 'Content-Type': JSON_TYPE }, JSON.stringify({ username: name, password: 'wrong password' }), 401, true],
-        ['POST /api/login', 'POST', '/api/login', { 'Content-Type': JSON_TYPE }, JSON.stringify({ username: name, password: 'correct horse battery' }), 200, true],
+        [
+            'POST /api/login, wrong password',
+            'POST',
+            '/api/login',
+            { 'Content-Type': JSON_TYPE },
+            JSON.stringify({ username: name, password: 'wrong password' }),
+            401,
+            true,
+        ],
+        [
+            'POST /api/login',
+            'POST',
+            '/api/login',
+            { 'Content-Type': JSON_TYPE },
+            JSON.stringify({ username: name, password: 'correct horse battery' }),
+            200,
+            true,
+        ],
         ['POST /api/nope', 'POST', '/api/nope', { 'Content-Type': JSON_TYPE }, '{}', 404, true],
         ['upgrade with a bad token', 'GET', '/ws?token=nobody:1:00', UPGRADE, '', 401, true],
         ['upgrade at another path', 'GET', '/wsx', UPGRADE, '', 404, true],
@@ -175,55 +191,58 @@ cluster.test('static files: symlinks out of the web root and dotfiles are 404 li
     }
 });
 
-cluster.test('an oversize URL is answered 414, oversize headers 431, with a JSON body; far over, the connection is closed; a bystander is served meanwhile', async () => {
-    const a = cluster.name('a');
-    const b = cluster.name('b');
-    const tokens = await makeUsers(cluster.gw(0), [a, b]);
-    const ca = await Client.connect(cluster.gw(0), tokens[a], { name: a });
-    const cb = await Client.connect(cluster.gw(0), tokens[b], { name: b });
-    const long = 'a'.repeat(5000); // over --max-url (4096)
-    const cookie = `parley_token=${tokens[a]}; junk=${'v'.repeat(9000)}`; // over --max-headers (8192)
-    const URI = { error: 'uri_too_long', message: 'the URL is over 4096 bytes' };
-    const HDRS = { error: 'headers_too_large', message: 'the headers are over 8192 bytes' };
-    const cases = [
-        ['GET, a long path', 'GET', `/${long}`, {}, '', 414, URI],
-        ['GET, a long query', 'GET', `/api/users?q=${long}`, {}, '', 414, URI],
-        ['POST, a long query', 'POST', `/api/login?x=${long}`, { 'Content-Type': JSON_TYPE }, '{}', 414, URI],
-        ['upgrade, a long query', 'GET', `/ws?token=${tokens[a]}&x=${long}`, UPGRADE, '', 414, URI],
-        ['GET, a big cookie', 'GET', '/', { Cookie: cookie }, '', 431, HDRS],
-        ['POST, a big header', 'POST', '/api/login', { 'Content-Type': JSON_TYPE, 'User-Agent': 'u'.repeat(9000) }, '{}', 431, HDRS],
-        ['upgrade, a big cookie', 'GET', '/ws', { ...UPGRADE, Cookie: cookie }, '', 431, HDRS],
-    ];
-    // the bystander's texts go while the oversize requests are answered
-    const texts = (async () => {
-        for (let i = 0; i < 5; i++) await sendAck(ca, b, `during ${i}`, `c${i}`);
-    })();
-    const answers = await Promise.all(cases.map(([, method, target, headers, body]) => request(method, target, { headers, body })));
-    await texts;
-    cases.forEach(([what, , , , , status, body], i) => {
-        const r = answers[i];
-        assert.equal(r.status, status, `${what}: expected ${status}, got ${r.status ?? r.closed} ${r.text ?? ''}`);
-        assert.deepEqual(r.body, body, `${what}: body`);
-        checkCommon(what, r);
-    });
-    // just under the limits: served
-    const under = await request('GET', `/nope?q=${'a'.repeat(4000)}`, { headers: { Cookie: `x=${'v'.repeat(7000)}` } });
-    assert.equal(under.status, 404, `under both limits: expected the static 404, got ${under.status ?? under.closed}`);
-    // over lws's own buffer (--max-url + --max-headers + 4 KiB): closed without an answer
-    for (const [what, headers] of [
-        ['a 30 KiB cookie', { Cookie: 'v'.repeat(30000) }],
-        ['20 headers of 1 KiB lws has no name for', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`X-Junk-${i}`, 'v'.repeat(1000)]))],
-    ]) {
-        const r = await request('GET', '/', { headers });
-        assert.equal(r.status, null, `${what}: expected the connection closed without an answer, got ${r.status}`);
-        assert.notEqual(r.closed, 'no answer within 5 s', `${what}: the connection was held, not closed`);
-    }
-    // the bystander's session is still fine, and so is a new request
-    for (let i = 0; i < 5; i++) await cb.next((f) => f.kind === 'text' && f.from === a && f.data === `during ${i}`);
-    await sendAck(ca, b, 'after', 'c-after');
-    await cb.next((f) => f.kind === 'text' && f.from === a && f.data === 'after');
-    const ok = await request('GET', '/healthz');
-    assert.equal(ok.status, 200, `healthz after: ${ok.status ?? ok.closed}`);
-    await ca.close();
-    await cb.close();
-});
+cluster.test(
+    'an oversize URL is answered 414, oversize headers 431, with a JSON body; far over, the connection is closed; a bystander is served meanwhile',
+    async () => {
+        const a = cluster.name('a');
+        const b = cluster.name('b');
+        const tokens = await makeUsers(cluster.gw(0), [a, b]);
+        const ca = await Client.connect(cluster.gw(0), tokens[a], { name: a });
+        const cb = await Client.connect(cluster.gw(0), tokens[b], { name: b });
+        const long = 'a'.repeat(5000); // over --max-url (4096)
+        const cookie = `parley_token=${tokens[a]}; junk=${'v'.repeat(9000)}`; // over --max-headers (8192)
+        const URI = { error: 'uri_too_long', message: 'the URL is over 4096 bytes' };
+        const HDRS = { error: 'headers_too_large', message: 'the headers are over 8192 bytes' };
+        const cases = [
+            ['GET, a long path', 'GET', `/${long}`, {}, '', 414, URI],
+            ['GET, a long query', 'GET', `/api/users?q=${long}`, {}, '', 414, URI],
+            ['POST, a long query', 'POST', `/api/login?x=${long}`, { 'Content-Type': JSON_TYPE }, '{}', 414, URI],
+            ['upgrade, a long query', 'GET', `/ws?token=${tokens[a]}&x=${long}`, UPGRADE, '', 414, URI],
+            ['GET, a big cookie', 'GET', '/', { Cookie: cookie }, '', 431, HDRS],
+            ['POST, a big header', 'POST', '/api/login', { 'Content-Type': JSON_TYPE, 'User-Agent': 'u'.repeat(9000) }, '{}', 431, HDRS],
+            ['upgrade, a big cookie', 'GET', '/ws', { ...UPGRADE, Cookie: cookie }, '', 431, HDRS],
+        ];
+        // the bystander's texts go while the oversize requests are answered
+        const texts = (async () => {
+            for (let i = 0; i < 5; i++) await sendAck(ca, b, `during ${i}`, `c${i}`);
+        })();
+        const answers = await Promise.all(cases.map(([, method, target, headers, body]) => request(method, target, { headers, body })));
+        await texts;
+        cases.forEach(([what, , , , , status, body], i) => {
+            const r = answers[i];
+            assert.equal(r.status, status, `${what}: expected ${status}, got ${r.status ?? r.closed} ${r.text ?? ''}`);
+            assert.deepEqual(r.body, body, `${what}: body`);
+            checkCommon(what, r);
+        });
+        // just under the limits: served
+        const under = await request('GET', `/nope?q=${'a'.repeat(4000)}`, { headers: { Cookie: `x=${'v'.repeat(7000)}` } });
+        assert.equal(under.status, 404, `under both limits: expected the static 404, got ${under.status ?? under.closed}`);
+        // over lws's own buffer (--max-url + --max-headers + 4 KiB): closed without an answer
+        for (const [what, headers] of [
+            ['a 30 KiB cookie', { Cookie: 'v'.repeat(30000) }],
+            ['20 headers of 1 KiB lws has no name for', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`X-Junk-${i}`, 'v'.repeat(1000)]))],
+        ]) {
+            const r = await request('GET', '/', { headers });
+            assert.equal(r.status, null, `${what}: expected the connection closed without an answer, got ${r.status}`);
+            assert.notEqual(r.closed, 'no answer within 5 s', `${what}: the connection was held, not closed`);
+        }
+        // the bystander's session is still fine, and so is a new request
+        for (let i = 0; i < 5; i++) await cb.next((f) => f.kind === 'text' && f.from === a && f.data === `during ${i}`);
+        await sendAck(ca, b, 'after', 'c-after');
+        await cb.next((f) => f.kind === 'text' && f.from === a && f.data === 'after');
+        const ok = await request('GET', '/healthz');
+        assert.equal(ok.status, 200, `healthz after: ${ok.status ?? ok.closed}`);
+        await ca.close();
+        await cb.close();
+    },
+);
