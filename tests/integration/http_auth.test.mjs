@@ -356,7 +356,7 @@ cluster.test(
         const r = await rawExchange(cluster.gw(1), [head, ...body], { gapMs: Math.round(BODY_TIMEOUT_MS * 1.2) });
         assert.match(r.text, /^HTTP\/1\.1 408 [^]*"error":"request_timeout"/, `answer: ${r.text}`);
         assert.ok(
-            r.closedAfterMs >= BODY_TIMEOUT_MS && r.closedAfterMs < BODY_TIMEOUT_MS * 1.2,
+            r.closedAfterMs >= BODY_TIMEOUT_MS - 50 && r.closedAfterMs < BODY_TIMEOUT_MS * 1.2, // a timer may fire a few ms early
             `answered after ${r.firstDataMs} ms, closed after ${r.closedAfterMs} ms: at the deadline (${BODY_TIMEOUT_MS} ms), before the next byte (${BODY_TIMEOUT_MS * 1.2} ms)`,
         );
     },
