@@ -166,15 +166,7 @@ static int atk_q_grow(atk_q *q, uint64_t need)
 /* The cid of q that `cid` names: 0 and *k, or -1. */
 static int atk_q_of(const atk_q *q, mp_str cid, uint64_t *k)
 {
-    if (cid.len <= q->cidp_len || memcmp(cid.p, q->cidp, q->cidp_len) != 0) return -1;
-    uint64_t v = 0;
-    for (size_t i = q->cidp_len; i < cid.len; i++) {
-        if (cid.p[i] < '0' || cid.p[i] > '9') return -1;
-        v = v * 10 + (uint64_t)(cid.p[i] - '0');
-    }
-    if (v >= q->n) return -1;
-    *k = v;
-    return 0;
+    return mp_cid_index(cid, q->cidp, q->cidp_len, q->n, k);
 }
 
 /* Sends q's next text (a refused one again, else a new one when new_ok) on c;
@@ -192,15 +184,7 @@ static int atk_q_send(atk *a, atk_q *q, wc_conn *c, const char *to, const char *
     char *frame = malloc(len + 256), *p = frame, cid[48];
     if (!frame) return 0;
     int cl = snprintf(cid, sizeof cid, "%s%llu", q->cidp, (unsigned long long)k);
-    p = mp_put_map(p, 4);
-    p = mp_put_cstr(p, "kind");
-    p = mp_put_cstr(p, "text");
-    p = mp_put_cstr(p, "to");
-    p = mp_put_cstr(p, to);
-    p = mp_put_cstr(p, "data");
-    p = mp_put_str(p, data, len);
-    p = mp_put_cstr(p, "cid");
-    p = mp_put_str(p, cid, (size_t)cl);
+    p = mp_put_text(p, to, data, len, cid, (size_t)cl);
     wc_queue(a->eng, c, frame, (size_t)(p - frame));
     free(frame);
     q->sent_ns[k] = now;

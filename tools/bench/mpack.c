@@ -294,3 +294,30 @@ int mp_pick_uint(const char *buf, size_t len, const char *key, uint64_t *out)
     }
     return r.p == r.end ? found : -1;
 }
+
+char *mp_put_text(char *p, const char *to, const char *data, size_t len, const char *cid,
+                  size_t cid_len)
+{
+    p = mp_put_map(p, 4);
+    p = mp_put_cstr(p, "kind");
+    p = mp_put_cstr(p, "text");
+    p = mp_put_cstr(p, "to");
+    p = mp_put_cstr(p, to);
+    p = mp_put_cstr(p, "data");
+    p = mp_put_str(p, data, len);
+    p = mp_put_cstr(p, "cid");
+    return mp_put_str(p, cid, cid_len);
+}
+
+int mp_cid_index(mp_str cid, const char *prefix, size_t plen, uint64_t n, uint64_t *k)
+{
+    if (cid.len <= plen || memcmp(cid.p, prefix, plen) != 0) return -1;
+    uint64_t v = 0;
+    for (size_t i = plen; i < cid.len; i++) {
+        if (cid.p[i] < '0' || cid.p[i] > '9') return -1;
+        v = v * 10 + (uint64_t)(cid.p[i] - '0');
+    }
+    if (v >= n) return -1;
+    *k = v;
+    return 0;
+}

@@ -32,4 +32,13 @@ int mp_pick_strs(const char *buf, size_t len, const char *const *keys, mp_str *o
  * another type, -1 when the bytes are not one well-formed map. */
 int mp_pick_uint(const char *buf, size_t len, const char *key, uint64_t *out);
 
+/* The client frame {kind:"text", to, data, cid} at p (room: len + 64 + the
+ * lengths of to and cid); returns the end. */
+char *mp_put_text(char *p, const char *to, const char *data, size_t len, const char *cid,
+                  size_t cid_len);
+
+/* The bench's cids are a prefix then a decimal index: 0 and *k when cid is
+ * prefix[0..plen) followed by digits naming an index below n, else -1. */
+int mp_cid_index(mp_str cid, const char *prefix, size_t plen, uint64_t n, uint64_t *k);
+
 #endif

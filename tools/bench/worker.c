@@ -72,15 +72,7 @@ static void worker_on_close(void *ctx, wc_conn *c, const char *why)
 
 static int worker_msg_of(worker *wk, mp_str cid, uint64_t *k)
 {
-    if (cid.len <= wk->cidp_len || memcmp(cid.p, wk->cidp, wk->cidp_len) != 0) return -1;
-    uint64_t v = 0;
-    for (size_t i = wk->cidp_len; i < cid.len; i++) {
-        if (cid.p[i] < '0' || cid.p[i] > '9') return -1;
-        v = v * 10 + (uint64_t)(cid.p[i] - '0');
-    }
-    if (v >= wk->nmsg) return -1;
-    *k = v;
-    return 0;
+    return mp_cid_index(cid, wk->cidp, wk->cidp_len, wk->nmsg, k);
 }
 
 static void worker_on_msg(void *ctx, wc_conn *c, const char *buf, size_t len)
@@ -227,15 +219,7 @@ static void worker_send(worker *wk, wc_conn *c, const char *to, uint64_t now)
     wk->sent_ns[k] = now;
     wk->dcount[k] = 0;
     wk->mstate[k] = 0;
-    p = mp_put_map(p, 4);
-    p = mp_put_cstr(p, "kind");
-    p = mp_put_cstr(p, "text");
-    p = mp_put_cstr(p, "to");
-    p = mp_put_cstr(p, to);
-    p = mp_put_cstr(p, "data");
-    p = mp_put_str(p, wk->data, (size_t)wk->cfg->size);
-    p = mp_put_cstr(p, "cid");
-    p = mp_put_str(p, cid, (size_t)cl);
+    p = mp_put_text(p, to, wk->data, (size_t)wk->cfg->size, cid, (size_t)cl);
     wc_queue(wk->eng, c, frame, (size_t)(p - frame));
     wk->st->sent++;
 }
