@@ -259,6 +259,15 @@ static int64_t deliver_last_of(const redisReply *rep)
     return es;
 }
 
+/* The head of a sync.lua page, {recovered, seq, entries...}: 0 with both
+ * set, or -1 (no reply: the link dropped; an error; a malformed reply). */
+static int deliver_page_head(const redisReply *rep, long long *recovered, long long *seq)
+{
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) return -1;
+    if (rl_reply_int(rep->element[0], recovered) < 0) return -1;
+    return rl_reply_int(rep->element[1], seq) < 0 ? -1 : 0;
+}
+
 /* A gap fetch's page (the offline push is one too). Only entries that
  * follow last_seq without a hole are sent and counted: a session is never
  * advanced past an entry it was not sent. A page cut by its bounds (more
@@ -283,8 +292,7 @@ static void deliver_fetch_cb(redisAsyncContext *ac, void *r, void *priv)
     int latest = f.gen == d->fetch_gen;
     if (latest) d->fetching = 0;
     if (s->state == SESS_CLOSING) return;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
-        rl_reply_int(rep->element[0], &recovered) < 0 || rl_reply_int(rep->element[1], &seq) < 0) {
+    if (deliver_page_head(rep, &recovered, &seq) < 0) {
         /* Redis went away: the re-open after the reconnect fetches again */
         if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("sync (gap) %s: %s", s->user, rep->str);
         return;
@@ -378,8 +386,7 @@ static void deliver_sync_cb(redisAsyncContext *ac, void *r, void *priv)
     struct deliver_sess *d = s->dl;
     d->fetching = 0;
     if (s->state == SESS_CLOSING || !d->syncing) return;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
-        rl_reply_int(rep->element[0], &recovered) < 0 || rl_reply_int(rep->element[1], &seq) < 0) {
+    if (deliver_page_head(rep, &recovered, &seq) < 0) {
         if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("sync %s: %s", s->user, rep->str);
         d->syncing = 0;
         sess_send_error(s, "unavailable", "sync failed: retry later", NULL);
