@@ -34,7 +34,6 @@
 -- Work per step: at most chunk + 1 member writes (each ~6 Redis calls), one PUBLISH per gateway.
 -- Reply {"more", id, written}, {"done", id, written, jobs left in the queue}, or {"idle"} when
 -- nothing is queued (the group leaves parley:fanouts).
-local BROADCAST_MIN = 64
 local function fanout(keys, args)
   local queue, fanouts, members_key = keys[1], keys[2], keys[3]
   local g = args[1]
@@ -56,16 +55,7 @@ local function fanout(keys, args)
     local m = {from = j[1], cid = j[2], sess = j[3], conn = tonumber(j[4])}
     m.chan = prefix .. (string.match(m.sess, '^(.*)#') or m.sess)
     local sent = tonumber(j[5])
-    local wide = tonumber(j[7]) >= BROADCAST_MIN
-    local us, seqs, fan = {}, {}, fan_new()
-    local function put(user, seq, skip)
-      if wide then
-        us[#us + 1], seqs[#seqs + 1] = user, seq
-      else
-        local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))
-        for _, gw in ipairs(gateways(ss, skip)) do fan_add(fan, gw, user, seq) end
-      end
-    end
+    local d = members_new(tonumber(j[7]) >= BROADCAST_MIN, sessions_fmt)
     if (redis.call('HGET', keys[5], 'gen') or '') ~= (j[8] or '') then
       redis.call('DEL', todo) -- another incarnation of the group, or none: nobody to write
     end
@@ -78,7 +68,7 @@ local function fanout(keys, args)
                            fr)
         local pos = tonumber(redis.call('HGET', string.format(read_fmt, user), g))
         if not pos or pos < id then redis.call('HINCRBY', string.format(unread_fmt, user), g, 1) end
-        put(user, seq, nil)
+        members_add(d, user, seq, nil)
         written = written + 1
       end
     end
@@ -87,17 +77,10 @@ local function fanout(keys, args)
     if last then -- the sender's own copy, then the ack
       sseq = append(m.from, string.format(meta_fmt, m.from), string.format(inbox_fmt, m.from), id,
                     fr)
-      put(m.from, sseq, m.sess)
+      members_add(d, m.from, sseq, m.sess)
       written = written + 1
     end
-    if wide then
-      if #us > 0 then
-        local env = cmsgpack.pack({t = 'm', f = fr.base, u = us, s = seqs, x = m.sess})
-        for _, gw in ipairs(redis.call('SMEMBERS', keys[4])) do emit(prefix .. gw, env) end
-      end
-    else
-      fan_publish(fan, prefix, fr.base, m.sess, emit_table)
-    end
+    members_publish(d, keys[4], fr.base, m.sess)
     if not last then
       flush()
       return {'more', id, written}

@@ -90,7 +90,6 @@ local K_U, K_X, V_U, ENV_U4, ENV_U5
 local hist_cap, hist_bytes, chunk, work_left
 local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt, gateways_key, job_fmt, todo_fmt, fanouts_key
 local rates, bursts -- per-user budgets: messages, inbox writes, bytes
-local BROADCAST_MIN = 64 -- members from which a group message goes to every gateway
 local now
 local KEYS, ARGV
 local function to_sender(m, frame)
@@ -202,28 +201,15 @@ local function send_pair(m, k)
   return finish(m, KEYS[k], id, sseq)
 end
 local function group_inline(m, k, id, fr, members)
-  -- a large group goes to every gateway in one envelope listing every member (each gateway
-  -- picks its own sessions) instead of looking up each member's sessions here
-  local all = #members >= BROADCAST_MIN and redis.call('SMEMBERS', gateways_key)
-  local fan, us, seqs, sseq = fan_new(), {}, {}, 0
-  for i, user in ipairs(members) do
+  local d, sseq = members_new(#members >= BROADCAST_MIN, sessions_fmt), 0
+  for _, user in ipairs(members) do
     local seq = append(user, string.format(meta_fmt, user), string.format(inbox_fmt, user), id, fr)
     local skip = nil
     if user == m.from then sseq, skip = seq, m.sess
     else redis.call('HINCRBY', string.format(unread_fmt, user), m.to, 1) end
-    if all then
-      us[i], seqs[i] = user, seq
-    else
-      local ss = redis.call('SMEMBERS', string.format(sessions_fmt, user))
-      for _, g in ipairs(gateways(ss, skip)) do fan_add(fan, g, user, seq) end
-    end
+    members_add(d, user, seq, skip)
   end
-  if all then
-    local env = cmsgpack.pack({t = 'm', f = fr.base, u = us, s = seqs, x = m.sess})
-    for _, g in ipairs(all) do emit(prefix .. g, env) end
-  else
-    fan_publish(fan, prefix, fr.base, m.sess, emit_table)
-  end
+  members_publish(d, gateways_key, fr.base, m.sess)
   return finish(m, KEYS[k], id, sseq)
 end
 -- stored, its fan-out queued for fanout.lua
