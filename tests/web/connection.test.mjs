@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import { createBackoff } from '../../web/src/lib/backoff.js';
 import { decodeFrame, encodeFrame } from '../../web/src/lib/codec.js';
-import { Connection, createStore } from '../../web/src/lib/connection.js';
+import { Connection, createStore, wsUrl } from '../../web/src/lib/connection.js';
 import { initialState, reduce } from '../../web/src/lib/store.js';
 
 class FakeSocket {
@@ -50,7 +50,7 @@ function setup({ status = 200 } = {}) {
             return { status };
         },
         backoff: createBackoff({ base: 1000, cap: 8000, random: () => 1 }),
-        onSignedOut: () => (conn.signedOut = true),
+        onSignedOut: (reason) => (conn.signedOut = reason || true),
     });
     return { store, conn, fetches, last: () => FakeSocket.all[FakeSocket.all.length - 1] };
 }
@@ -123,7 +123,7 @@ describe('connection', () => {
         last().drop();
         await flush();
         assert.deepEqual(fetches, ['/api/users?q=']);
-        assert.equal(conn.signedOut, true);
+        assert.equal(conn.signedOut, 'expired');
         await advance(60000);
         assert.equal(FakeSocket.all.length, 1);
     });
@@ -207,5 +207,161 @@ describe('connection', () => {
         conn.typing('bob');
         assert.equal(ws.sent.filter((f) => f.kind === 'typing').length, 2);
         conn.stop();
+    });
+
+    it('the socket URL carries no token and follows the page scheme (wss on https)', () => {
+        assert.equal(wsUrl({ protocol: 'https:', host: 'chat.example:8443' }), 'wss://chat.example:8443/ws');
+        assert.equal(wsUrl({ protocol: 'http:', host: '127.0.0.1:8080' }), 'ws://127.0.0.1:8080/ws');
+        const { conn, last } = setup();
+        conn.o.url = wsUrl({ protocol: 'https:', host: 'h' });
+        conn.start();
+        assert.doesNotMatch(last().url, /[?&]token=|\?/);
+        conn.stop();
+    });
+
+    it('closed with 4001 (session revoked): signs out at once, no API check, no reconnect', async () => {
+        const { store, conn, fetches, last } = setup();
+        conn.start();
+        const ws = last();
+        ws.open();
+        ws.push(hello(3));
+        ws.drop(4001);
+        await flush();
+        assert.equal(conn.signedOut, 'revoked');
+        assert.equal(store.getState().conn.status, 'signedOut');
+        assert.deepEqual(fetches, []);
+        await advance(120000);
+        assert.equal(FakeSocket.all.length, 1, 'no reconnect loop');
+        // before hello too
+        const b = setup();
+        b.conn.start();
+        b.last().drop(4001);
+        await flush();
+        assert.equal(b.conn.signedOut, 'revoked');
+        await advance(120000);
+        assert.equal(FakeSocket.all.length, 1);
+    });
+
+    it("this page's password change: the 4001 of its old token waits for the answer, then it reconnects at once with the new cookie", async () => {
+        const { store, conn, last } = setup();
+        conn.start();
+        const ws = last();
+        ws.open();
+        ws.push(hello(3));
+        let answer;
+        const pending = conn.renew(new Promise((r) => (answer = r)));
+        ws.drop(4001); // the server revoked the old token before the HTTP answer was read
+        await flush();
+        assert.equal(conn.signedOut, undefined);
+        assert.equal(FakeSocket.all.length, 1);
+        answer({ ok: true, status: 200, data: { username: 'alice', token: 'new' } });
+        const r = await pending;
+        await flush();
+        assert.equal(r.ok, true);
+        assert.equal(conn.signedOut, undefined);
+        assert.equal(FakeSocket.all.length, 2, 'reconnected without waiting for a backoff');
+        const ws2 = last();
+        ws2.open();
+        ws2.push(hello(3));
+        assert.deepEqual(ws2.sent, [{ kind: 'sync', after: 3, epoch: 'e1' }], 'sync fills any gap');
+        assert.equal(store.getState().conn.status, 'online');
+        conn.stop();
+    });
+
+    it('a password change answered before the 4001: the page closes its old socket itself and reconnects; a refused one changes nothing', async () => {
+        const { conn, last } = setup();
+        conn.start();
+        const ws = last();
+        ws.open();
+        ws.push(hello(1));
+        const bad = await conn.renew(Promise.resolve({ ok: false, status: 401, error: 'The current password is wrong.' }));
+        assert.equal(bad.ok, false);
+        assert.equal(FakeSocket.all.length, 1);
+        assert.equal(ws.readyState, 1, 'a refused change leaves the socket alone');
+        await conn.renew(Promise.resolve({ ok: true, status: 200 }));
+        assert.equal(ws.readyState, 3, 'the old socket closed by the page');
+        assert.equal(FakeSocket.all.length, 2);
+        ws.onclose && ws.onclose({ code: 4001 }); // detached: nothing happens
+        await flush();
+        assert.equal(conn.signedOut, undefined);
+        // a 4001 while a change is refused is a real revocation
+        const ws2 = last();
+        ws2.open();
+        ws2.push(hello(1));
+        let answer;
+        const p = conn.renew(new Promise((r) => (answer = r)));
+        ws2.drop(4001);
+        answer({ ok: false, status: 401 });
+        await p;
+        await flush();
+        assert.equal(conn.signedOut, 'revoked');
+    });
+
+    it('errors without cid are tied to what asked for them: a group change, else a typing notice (silent), not a history request', async () => {
+        const { store, conn, last } = setup();
+        conn.start();
+        const ws = last();
+        ws.open();
+        ws.push(hello(0));
+        conn.requestHistory('bob', 'initial');
+        conn.group('remove', '#team', { members: ['carol'] });
+        ws.push({ kind: 'error', code: 'forbidden', message: 'an admin cannot remove another admin' });
+        assert.equal(store.getState().notice.text, 'Could not remove members from #team: an admin cannot remove another admin.');
+        assert.equal(store.getState().convs.bob.more, null, 'the history request still waits');
+        store.dispatch({ type: 'notice', text: '' });
+        assert.equal(conn.typing('bob'), true);
+        ws.push({ kind: 'error', code: 'forbidden', message: 'forbidden' });
+        assert.equal(store.getState().notice, null, 'a refused typing notice shows nothing');
+        assert.equal(store.getState().convs.bob.refused, true);
+        await advance(3000);
+        assert.equal(conn.typing('bob'), false, 'no more typing notices to someone who refuses them');
+        ws.push({ kind: 'history', with: 'bob', messages: [], more: false });
+        assert.equal(store.getState().convs.bob.historyLoaded, true);
+        // a group frame answering this user's change settles it: the next error is not tied to it
+        conn.group('add', '#team', { members: ['dave'] });
+        ws.push({ kind: 'group', op: 'add', name: '#team', by: 'alice', members: ['alice', 'dave'], owner: 'alice', admins: [] });
+        ws.push({ kind: 'error', code: 'bad_field', message: 'what' });
+        assert.equal(store.getState().notice.text, 'Server: what');
+        conn.stop();
+    });
+
+    it("refreshGroup asks with a member's join and takes the answer quietly", async () => {
+        const { store, conn, last } = setup();
+        conn.start();
+        const ws = last();
+        ws.open();
+        ws.push({ ...hello(0), users: [{ username: '#team', online: true, unread: 0 }] });
+        assert.equal(conn.refreshGroup('#team'), true);
+        assert.deepEqual(ws.sent, [{ kind: 'group', op: 'join', name: '#team' }]);
+        ws.push({ kind: 'group', op: 'join', name: '#team', by: 'alice', members: ['alice', 'bob'], owner: 'bob', admins: ['alice'] });
+        const c = store.getState().convs['#team'];
+        assert.deepEqual([c.owner, c.admins, c.preview], ['bob', ['alice'], null]);
+        // refused (no longer a member of a closed group): no notice either
+        conn.refreshGroup('#team');
+        ws.push({ kind: 'error', code: 'forbidden', message: '#team is closed: a member must add you' });
+        assert.equal(store.getState().notice, null);
+        conn.stop();
+    });
+
+    it('block and unblock: the frame {kind: block, user, on}, the store at once; no typing to someone blocked; unknown frames ignored', async () => {
+        const { store, conn, last } = setup();
+        conn.start();
+        const ws = last();
+        ws.open();
+        ws.push(hello(0));
+        assert.equal(conn.block('bob', true), true);
+        assert.deepEqual(ws.sent, [{ kind: 'block', user: 'bob', on: true }]);
+        assert.deepEqual(store.getState().blocked, { bob: true });
+        assert.equal(store.getState().convs.bob.online, false);
+        assert.equal(conn.typing('bob'), false);
+        conn.block('bob', false);
+        assert.deepEqual(ws.sent[1], { kind: 'block', user: 'bob', on: false });
+        assert.deepEqual(store.getState().blocked, {});
+        const before = store.getState();
+        ws.push({ kind: 'future_thing', x: 1 });
+        assert.equal(store.getState(), before);
+        conn.stop();
+        assert.equal(conn.block('bob', true), false, 'not connected: not sent, not marked');
+        assert.deepEqual(store.getState().blocked, {});
     });
 });

@@ -10,8 +10,23 @@
 //   close -> banner "reconnecting in N s" -> backoff (createBackoff) -> again.
 // A connection that closes before hello may mean the session expired: the
 // page asks GET /api/users (authenticated) and, on 401, signs out instead of
-// retrying. Close 1012 (the inbox epoch changed) is handled by hello: the
-// store notices the new epoch and the UI reloads conversations via history.
+// retrying. Close 4001 means this session was revoked (logged out here or
+// elsewhere, revoked from the sessions list, "log out everywhere", a password
+// change on another device): the page signs out at once, no reconnect. The
+// one 4001 that is expected is this page's own password change (renew):
+// the server revokes the old token and the page goes on with the new cookie.
+// Close 1012 (the inbox epoch changed) is handled by hello: the store
+// notices the new epoch and the UI reloads conversations via history.
+//
+// The WebSocket URL carries no token: the upgrade is authenticated by the
+// parley_token cookie (HttpOnly), and the scheme follows the page's (wss
+// on an https page).
+//
+// Errors without a cid are tied, where they can be, to what asked for them
+// (so the store can say what failed): a group change this page sent (every
+// one is answered, by a `group` frame or an error, in order), else a typing
+// notice sent just before (refused by a peer who blocks this user: shown as
+// nothing), else a history request.
 //
 // History requests are answered in order on a socket, so the kind of each
 // outstanding request ('initial', 'older', 'preview') is kept in a FIFO per
@@ -26,15 +41,18 @@ export const ACK_TIMEOUT_MS = 10000;
 // the gateway's default --max-frame is 64 KiB for the whole frame
 export const MAX_TEXT_BYTES = 60000;
 export const HEALTHY_AFTER_MS = 10000; // a connection up this long resets the backoff
+export const CLOSE_REVOKED = 4001; // the server revoked this session
 const TYPING_EVERY_MS = 2500;
+const OP_ANSWER_MS = 15000; // a group change unanswered this long is forgotten
+const TYPING_ERROR_MS = 5000; // an error this soon after a typing notice may answer it
 
 export function wsUrl(loc = globalThis.location) {
     return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
 }
 
 export class Connection {
-    // opts: url, dispatch(ev), getState(), onSignedOut(), WebSocket, fetch,
-    // now(), backoff, previewRate
+    // opts: url, dispatch(ev), getState(), onSignedOut(reason) (reason:
+    // 'expired' | 'revoked'), WebSocket, fetch, now(), backoff, previewRate
     constructor(opts) {
         this.o = {
             WebSocket: globalThis.WebSocket,
@@ -53,6 +71,9 @@ export class Connection {
         this.previewQueue = [];
         this.previewTimer = null;
         this.lastTyping = new Map();
+        this.typingSent = null; // {to, at}: the newest typing notice sent
+        this.groupOps = []; // FIFO of {op, name, at, refresh}: group changes awaiting their answer
+        this.renewing = null; // promise of a password change in flight (see renew)
         this.features = { history: true, read: true, group: true };
     }
 
@@ -108,6 +129,8 @@ export class Connection {
         this.ws = ws;
         this.helloAt = 0;
         this.history.clear();
+        this.groupOps = [];
+        this.typingSent = null;
         ws.onmessage = (e) => this._message(ws, e.data);
         ws.onclose = (e) => this._closed(ws, e);
         ws.onerror = () => {}; // onclose follows
@@ -124,6 +147,14 @@ export class Connection {
         clearTimeout(this.previewTimer);
         this.previewQueue = [];
         if (this.stopped) return;
+        if (e && e.code === CLOSE_REVOKED) {
+            // this page's own password change revokes its old token: go on
+            // with the new cookie (renew reconnects); anything else ends it
+            const r = this.renewing ? await this.renewing.catch(() => null) : null;
+            if (r && r.ok) return;
+            this._signOut('revoked');
+            return;
+        }
         if (!hadHello && (await this._signedOut())) return;
         if (this.stopped) return;
         if (upFor >= HEALTHY_AFTER_MS) this.backoff.reset();
@@ -140,14 +171,56 @@ export class Connection {
         try {
             const r = await this.o.fetch('/api/users?q=', { credentials: 'same-origin' });
             if (r.status === 401) {
-                this.stopped = true;
-                this.o.onSignedOut && this.o.onSignedOut();
+                this._signOut('expired');
                 return true;
             }
         } catch {
             // no answer (offline, gateway down): not a sign-out, keep retrying
         }
         return false;
+    }
+
+    _signOut(reason) {
+        this.stopped = true;
+        clearTimeout(this.retryTimer);
+        this.dispatch({ type: 'conn', conn: { status: 'signedOut', retryAt: 0 } });
+        if (this.o.onSignedOut) this.o.onSignedOut(reason);
+    }
+
+    // Runs this page's password change (a promise of the API's result). The
+    // server answers with a fresh cookie and revokes every other token, this
+    // page's old one too, closing its socket with 4001: on success the page
+    // reconnects at once with the new cookie (sync fills any gap); a 4001
+    // that comes meanwhile waits for the outcome instead of signing out.
+    async renew(pending) {
+        this.renewing = Promise.resolve(pending);
+        let r;
+        try {
+            r = await this.renewing;
+        } finally {
+            this.renewing = null;
+        }
+        if (r && r.ok && !this.stopped) this._reconnectNow();
+        return r;
+    }
+
+    _reconnectNow() {
+        clearTimeout(this.retryTimer);
+        if (this.ws) {
+            const ws = this.ws;
+            this.ws = null;
+            ws.onclose = ws.onmessage = ws.onerror = null;
+            try {
+                ws.close(1000, 'new session');
+            } catch {
+                // already closed
+            }
+        }
+        this.helloAt = 0;
+        for (const t of this.ackTimers.values()) clearTimeout(t);
+        this.ackTimers.clear();
+        this.backoff.reset();
+        this._connect();
     }
 
     _message(ws, data) {
@@ -164,7 +237,8 @@ export class Connection {
         }
         let mode;
         if (f.kind === 'history' && typeof f.with === 'string') mode = this._takeHistory(f.with);
-        if (f.kind === 'error') this._error(f);
+        if (f.kind === 'group') mode = this._takeGroupOp(f);
+        if (f.kind === 'error') mode = this._error(f);
         if (f.kind === 'ack' || (f.kind === 'error' && f.cid)) this._clearAck(f.cid);
         if (f.kind === 'text' && f.cid) this._clearAck(f.cid);
         this.dispatch({ type: 'frame', frame: f, now, mode });
@@ -178,15 +252,30 @@ export class Connection {
         if (this.o.onHello) this.o.onHello(s);
     }
 
-    // An error without cid answers one of our requests; those we can tie to
-    // a history request are settled so no spinner waits forever.
+    // An error without cid answers one of our requests: a group change (the
+    // oldest waiting), else a typing notice just sent, else a history
+    // request (settled so no spinner waits forever). Returns what it
+    // answers, for the store: {op, name}, {typing: to}, {quiet} (a refresh
+    // of a group's state nobody needs to hear about), or undefined.
     _error(f) {
-        if (f.cid) return;
+        if (f.cid) return undefined;
         if (f.code === 'unknown_kind') {
             // the server does not speak this kind (yet): stop asking
             const m = /\b(history|read|group)\b/.exec(String(f.message || ''));
             if (m) this.features[m[1]] = false;
             else this.features.history = false;
+        }
+        const now = this.o.now();
+        this.groupOps = this.groupOps.filter((o) => now - o.at < OP_ANSWER_MS);
+        if (this.groupOps.length) {
+            const o = this.groupOps.shift();
+            // a refresh nobody asked to see (roles of a group just opened)
+            return o.refresh ? { quiet: true } : { op: o.op, name: o.name };
+        }
+        if (f.code === 'forbidden' && this.typingSent && now - this.typingSent.at < TYPING_ERROR_MS) {
+            const to = this.typingSent.to;
+            this.typingSent = null;
+            return { typing: to };
         }
         for (const [key, fifo] of this.history) {
             if (fifo.length) {
@@ -195,6 +284,18 @@ export class Connection {
                 break;
             }
         }
+        return undefined;
+    }
+
+    // The group change of ours a `group` frame answers (this user's own
+    // change of that group, the oldest waiting): 'refresh' when it only
+    // asked for the group's state.
+    _takeGroupOp(f) {
+        if (f.by !== this.o.getState().me) return undefined;
+        const i = this.groupOps.findIndex((o) => o.name === f.name);
+        if (i < 0) return undefined;
+        const [o] = this.groupOps.splice(i, 1);
+        return o.refresh ? 'refresh' : undefined;
     }
 
     _takeHistory(key) {
@@ -295,8 +396,13 @@ export class Connection {
     typing(to) {
         const now = this.o.now();
         if (now - (this.lastTyping.get(to) || 0) < TYPING_EVERY_MS) return false;
+        // not to a peer who refused this user's last text, nor to one this user blocks
+        const s = this.o.getState();
+        const c = s.convs[to];
+        if ((c && (c.refused || c.removed)) || (s.blocked && s.blocked[to])) return false;
         if (!this._send({ kind: 'typing', to })) return false;
         this.lastTyping.set(to, now);
+        this.typingSent = { to, at: now };
         return true;
     }
 
@@ -304,8 +410,28 @@ export class Connection {
         this.lastTyping.delete(to);
     }
 
+    // A group change: op create | join | leave | add | remove | promote |
+    // demote; extra: {members, open}. False when not connected.
     group(op, name, extra = {}) {
-        return this._send({ kind: 'group', op, name, ...extra });
+        if (!this._send({ kind: 'group', op, name, ...extra })) return false;
+        this.groupOps.push({ op, name, at: this.o.now(), refresh: false });
+        return true;
+    }
+
+    // Asks for a group's members and roles (a member's `join` changes nothing
+    // and is answered with the group frame to this session only).
+    refreshGroup(name) {
+        if (!this._send({ kind: 'group', op: 'join', name })) return false;
+        this.groupOps.push({ op: 'join', name, at: this.o.now(), refresh: true });
+        return true;
+    }
+
+    // Blocks (on) or unblocks a user: the store changes at once; the
+    // server tells this user's other sessions.
+    block(user, on) {
+        if (!this._send({ kind: 'block', user, on: !!on })) return false;
+        this.dispatch({ type: 'block', user, on: !!on });
+        return true;
     }
 }
 

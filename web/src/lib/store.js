@@ -15,7 +15,10 @@
 //   reconnect; and the seq hello reported, which separates the entries hello's
 //   unread counts already include from new ones;
 // - per conversation: presence, unread count, last-message preview and time,
-//   the peer's read position (receipts), who is typing, group members.
+//   the peer's read position (receipts), who is typing, group members and
+//   roles (owner, admins), whether this user was removed from the group;
+// - who this user blocks (hello `blocked`, `block` frames from the user's
+//   other sessions, and this page's own block/unblock).
 //
 // Conversation key: the peer's user name for 1:1, the `#name` for a group.
 
@@ -33,6 +36,7 @@ export function initialState() {
         syncing: false,
         notice: null, // {text, at}: last error worth showing
         wantOpen: null, // a group asked for (create/join): opened when its frame comes
+        blocked: {}, // name -> true: users this user blocks
     };
 }
 
@@ -57,6 +61,10 @@ export function newConv(key) {
         myRead: 0, // highest id this user has marked read
         typing: {}, // user -> until (ms)
         members: null, // group: member names when known
+        owner: null, // group: the owner's name, when the server says (group frames)
+        admins: null, // group: admins' names, when the server says
+        removed: null, // group: {by} when this user was removed from it (op remove)
+        refused: false, // 1:1: the peer refused the last text (forbidden): no typing to them
         joined: true,
         known: false, // presence known (listed by hello, or looked up)
     };
@@ -195,7 +203,11 @@ export function reduce(state, ev) {
         case 'wantOpen':
             return { ...state, wantOpen: ev.key };
         case 'addContact':
-            return withConv(state, ev.key, (c) => (ev.online === undefined ? c : { ...c, online: ev.online, known: true }));
+            return withConv(state, ev.key, (c) => (ev.online === undefined ? c : { ...c, online: ev.online && !state.blocked[ev.key], known: true }));
+        case 'block': // this page blocked or unblocked someone (the frame is sent)
+            return setBlocked(state, ev.user, ev.on);
+        case 'forget': // a conversation the user no longer has (a group they were removed from)
+            return forget(state, ev.key);
         case 'reset':
             return initialState();
         default:
@@ -220,15 +232,22 @@ function onFrame(state, f, now, mode) {
         case 'ack':
             return onAck(state, f);
         case 'error':
-            return onError(state, f, now);
+            return onError(state, f, now, mode);
         case 'online':
-        case 'offline':
+        case 'offline': {
             if (typeof f.from !== 'string' || f.from === state.me) return state;
-            return withConv(state, f.from, (c) => (c.online === (f.kind === 'online') && c.known ? c : { ...c, online: f.kind === 'online', known: true }));
+            // no presence of someone this user blocks (the server sends none either)
+            const on = f.kind === 'online' && !state.blocked[f.from];
+            return withConv(state, f.from, (c) => (c.online === on && c.known ? c : { ...c, online: on, known: true }));
+        }
+        case 'block':
+            // this user blocked/unblocked someone on another session
+            if (typeof f.user !== 'string' || typeof f.on !== 'boolean') return state;
+            return setBlocked(state, f.user, f.on);
         case 'read':
             return onRead(state, f);
         case 'typing': {
-            if (typeof f.from !== 'string' || f.from === state.me) return state;
+            if (typeof f.from !== 'string' || f.from === state.me || state.blocked[f.from]) return state;
             const key = typeof f.to === 'string' && f.to.startsWith('#') ? f.to : f.from;
             return withConv(state, key, (c) => ({ ...c, typing: { ...c.typing, [f.from]: now + 6000 } }));
         }
@@ -237,7 +256,7 @@ function onFrame(state, f, now, mode) {
         case 'sync':
             return onSync(state, f);
         case 'group':
-            return onGroup(state, f, now);
+            return onGroup(state, f, now, mode);
         default:
             return state;
     }
@@ -251,9 +270,13 @@ function onHello(state, f) {
         // the inbox was lost: what we hold may have gaps; reload through history
         for (const k of Object.keys(convs)) convs[k] = { ...convs[k], historyLoaded: false };
     }
-    convs = mergeEntries(convs, f.users, f.user, first);
+    // hello's `blocked` is the whole list (absent or empty: nobody)
+    const blocked = {};
+    for (const u of Array.isArray(f.blocked) ? f.blocked : []) if (typeof u === 'string') blocked[u] = true;
+    convs = mergeEntries(convs, f.users, f.user, first, blocked);
     return {
         ...state,
+        blocked,
         me: f.user,
         epoch: f.epoch,
         // a fresh page (or a lost inbox) starts from what hello says; a page
@@ -268,7 +291,7 @@ function onHello(state, f) {
 
 // hello's list entries (hello's own, and those of the `users` pages that
 // follow a hello whose list was too long for it) merged into convs.
-function mergeEntries(convs0, users, me, first) {
+function mergeEntries(convs0, users, me, first, blocked = {}) {
     const convs = { ...convs0 };
     for (const u of Array.isArray(users) ? users : []) {
         if (!u || typeof u.username !== 'string' || u.username === me) continue;
@@ -277,7 +300,9 @@ function mergeEntries(convs0, users, me, first) {
         // on a reconnect, what this page holds unread still counts (a server
         // without counts says 0; one with counts includes them)
         const held = first ? 0 : countUnread(c, me);
-        const next = { ...c, online: !!u.online, joined: true, known: true, ...unreadParts(base, held, 0) };
+        const next = { ...c, online: !!u.online && !blocked[u.username], joined: true, known: true, removed: null, ...unreadParts(base, held, 0) };
+        // a group's members and roles, when the server lists them with the entry
+        if (next.group) Object.assign(next, groupFields(u, c));
         // Parley's hello extensions: own and peer read positions (when non-zero)
         if (Number.isInteger(u.read) && u.read > next.myRead) next.myRead = u.read;
         if (Number.isInteger(u.peer_read) && u.peer_read > next.peerRead) next.peerRead = u.peer_read;
@@ -303,7 +328,7 @@ function mergeEntries(convs0, users, me, first) {
 // bounded number of entries, docs/protocol.md "Bounded reads").
 function onUsers(state, f) {
     if (!state.me || !Array.isArray(f.users)) return state;
-    return { ...state, convs: mergeEntries(state.convs, f.users, state.me, !!state.helloFirst) };
+    return { ...state, convs: mergeEntries(state.convs, f.users, state.me, !!state.helloFirst, state.blocked) };
 }
 
 function onText(state, f) {
@@ -317,6 +342,7 @@ function onText(state, f) {
         let next = touch({ ...c }, f);
         next.messages = messages;
         if (f.from !== s.me) {
+            if (next.refused && !next.group) next.refused = false;
             if (f.id > c.myRead) {
                 // hello's count covers every entry up to helloSeq: those that
                 // come after it (offline push, sync) raise it only when the
@@ -343,26 +369,56 @@ function onAck(state, f) {
     return withConv(s, o.to, (c) => {
         const [messages, added] = mergeMessages(c.messages, [m]);
         if (!added.length) return c;
-        return { ...touch(c, m), messages };
+        return { ...touch(c, m), messages, refused: false };
     });
 }
 
 // Errors that say the message was not stored, but may be retried as it is.
 export const TRANSIENT = new Set(['unavailable', 'rate_limited']);
 
-function onError(state, f, now) {
+// mode: what connection.js tied an error without cid to: {op, name} (a group
+// change this page asked for), {typing: to} (a typing notice; said
+// nothing: a peer who blocks this user refuses them, and the text that follows
+// says so), {quiet} (a refresh of a group's roles), or undefined.
+function onError(state, f, now, mode) {
     const text = `${f.message || f.code || 'error'}`;
     if (typeof f.cid === 'string' && state.outbox[f.cid]) {
         const o = state.outbox[f.cid];
-        return {
+        const s = {
             ...state,
             outbox: { ...state.outbox, [f.cid]: { ...o, status: 'failed', error: f.code || 'error', errorText: text } },
         };
+        // a 1:1 peer who refuses this user's texts gets no typing notices either
+        return f.code === 'forbidden' && !o.to.startsWith('#') ? withConv(s, o.to, (c) => (c.refused ? c : { ...c, refused: true })) : s;
     }
     // a kind this server does not speak yet is the connection's business
     // (connection.js stops asking), not something to show the user
     if (f.code === 'unknown_kind') return state;
-    return { ...state, notice: { text: `Server: ${text}`, code: f.code, at: now } };
+    if (mode && mode.quiet) return state;
+    if (mode && typeof mode.typing === 'string') {
+        return f.code === 'forbidden' && !mode.typing.startsWith('#') ? withConv(state, mode.typing, (c) => (c.refused ? c : { ...c, refused: true })) : state;
+    }
+    if (mode && mode.op) return { ...state, notice: { text: groupErrorText(mode, f), code: f.code, at: now } };
+    const head = f.code === 'forbidden' ? 'Not allowed' : 'Server';
+    return { ...state, notice: { text: `${head}: ${text}`, code: f.code, at: now } };
+}
+
+const OP_WORDS = {
+    create: 'create',
+    join: 'join',
+    leave: 'leave',
+    add: 'add members to',
+    remove: 'remove members from',
+    promote: 'make admins in',
+    demote: 'remove admins in',
+};
+
+// "Could not remove members from #team: only the owner and admins may remove members"
+export function groupErrorText(mode, f) {
+    const what = `Could not ${OP_WORDS[mode.op] || 'change'} ${mode.name}`;
+    if (f.code === 'forbidden') return `${what}: ${f.message || 'you are not allowed to'}.`.replace(/\.\.$/, '.');
+    if (f.code === 'rate_limited') return `${what}: too many changes, try again in a moment.`;
+    return `${what}: ${f.message || f.code || 'error'}.`.replace(/\.\.$/, '.');
 }
 
 function onRead(state, f) {
@@ -413,26 +469,82 @@ function onSync(state, f) {
     return { ...state, convs, syncing: false, seq: Number.isInteger(f.seq) ? f.seq : state.seq };
 }
 
-function onGroup(state, f, now) {
+// A group's members and roles from a frame or a hello entry: only what it
+// carries (a server before roles sends no owner/admins: they stay unknown).
+function groupFields(f, c) {
+    const names = (v) => (Array.isArray(v) ? v.filter((m) => typeof m === 'string') : null);
+    const out = {};
+    const members = names(f.members);
+    if (members) out.members = members;
+    if (typeof f.owner === 'string') out.owner = f.owner;
+    const admins = names(f.admins);
+    if (admins) out.admins = admins;
+    else if (typeof f.owner === 'string' && c.admins === null) out.admins = [];
+    if (typeof f.open === 'boolean') out.open = f.open;
+    return out;
+}
+
+const GROUP_WORDS = {
+    create: 'created the group',
+    join: 'joined',
+    leave: 'left',
+    add: 'added members',
+    remove: 'removed members',
+    promote: 'named admins',
+    demote: 'changed admins',
+};
+
+// mode 'refresh': the answer to a `join` this page sent only to learn the
+// group's members and roles (a member's join changes nothing): no preview.
+function onGroup(state, f, now, mode) {
     if (typeof f.name !== 'string' || !f.name.startsWith('#')) return state;
-    const members = Array.isArray(f.members) ? f.members.filter((m) => typeof m === 'string') : null;
-    const gone = (f.op === 'leave' && f.by === state.me) || (members && !members.includes(state.me));
-    if (gone) {
-        const convs = { ...state.convs };
-        delete convs[f.name];
-        return { ...state, convs, active: state.active === f.name ? null : state.active };
+    const fields = groupFields(f, state.convs[f.name] || newConv(f.name));
+    const members = fields.members || null;
+    const removed = Array.isArray(f.removed) ? f.removed : null;
+    if (f.op === 'remove' && ((removed && removed.includes(state.me)) || (!removed && members && !members.includes(state.me)))) {
+        // removed: the conversation stays, read-only, saying so; nothing of
+        // the group comes after this frame
+        if (!state.convs[f.name]) return state;
+        return withConv(state, f.name, (c) => ({
+            ...c,
+            joined: false,
+            removed: { by: typeof f.by === 'string' ? f.by : null },
+            typing: {},
+            online: false,
+            lastActivity: Math.max(c.lastActivity, now),
+            preview: { from: typeof f.by === 'string' ? f.by : 'Someone', data: 'removed you', event: true },
+        }));
     }
-    const what = { create: 'created the group', join: 'joined', leave: 'left', add: 'added members' }[f.op] || 'changed the group';
+    const gone = (f.op === 'leave' && f.by === state.me) || (members && !members.includes(state.me));
+    if (gone) return forget(state, f.name);
+    const what = GROUP_WORDS[f.op] || 'changed the group';
     const s = state.wantOpen === f.name ? { ...state, wantOpen: null, active: f.name } : state;
-    return withConv(s, f.name, (c) => ({
-        ...c,
-        group: true,
-        joined: true,
-        members: members || c.members,
-        open: typeof f.open === 'boolean' ? f.open : c.open,
-        lastActivity: Math.max(c.lastActivity, now),
-        preview: c.messages.length && c.lastActivity > now - 1000 ? c.preview : { from: f.by, data: what, event: true },
-    }));
+    return withConv(s, f.name, (c) => {
+        const next = { ...c, ...fields, group: true, joined: true, removed: null };
+        if (mode === 'refresh') return next;
+        next.lastActivity = Math.max(c.lastActivity, now);
+        next.preview = c.messages.length && c.lastActivity > now - 1000 ? c.preview : { from: f.by, data: what, event: true };
+        return next;
+    });
+}
+
+function forget(state, key) {
+    if (!state.convs[key]) return state;
+    const convs = { ...state.convs };
+    delete convs[key];
+    return { ...state, convs, active: state.active === key ? null : state.active };
+}
+
+function setBlocked(state, user, on) {
+    if (!!state.blocked[user] === on) return state;
+    const blocked = { ...state.blocked };
+    if (on) blocked[user] = true;
+    else delete blocked[user];
+    const s = { ...state, blocked };
+    if (!state.convs[user]) return s;
+    // blocking hides presence both ways; after an unblock it is looked up
+    // again (known: false makes the page ask /api/users)
+    return withConv(s, user, (c) => (on ? { ...c, online: false, typing: {} } : { ...c, known: false }));
 }
 
 // ------------------------------------------------------------------ selectors
@@ -504,4 +616,32 @@ export function typingNames(conv, now) {
     return Object.entries(conv.typing)
         .filter(([, until]) => until > now)
         .map(([u]) => u);
+}
+
+// ------------------------------------------------------------------ groups
+
+// 'owner' | 'admin' | 'member' | null (roles unknown: a server before roles)
+export function roleOf(conv, name) {
+    if (!conv || !conv.group || conv.owner === null) return null;
+    if (conv.owner === name) return 'owner';
+    return (conv.admins || []).includes(name) ? 'admin' : 'member';
+}
+
+// What `me` may do in a group, as the server will judge it (docs/protocol.md
+// "Group roles"): the UI shows only these controls; the server still decides
+// (a refusal is `error forbidden`).
+export function groupRights(conv, me) {
+    const none = { add: false, promote: false, remove: () => false, known: false };
+    if (!conv || !conv.group || conv.removed || !conv.joined) return none;
+    const role = roleOf(conv, me);
+    if (role === null) return { ...none, add: true }; // roles unknown: any member could add (v1)
+    const boss = role === 'owner' || role === 'admin';
+    return {
+        known: true,
+        // in a closed group only the owner and admins add; in an open one anyone
+        add: boss || !!conv.open,
+        promote: role === 'owner',
+        // the owner removes anyone else; an admin removes plain members
+        remove: (target) => target !== me && (role === 'owner' || (role === 'admin' && roleOf(conv, target) === 'member')),
+    };
 }

@@ -46,3 +46,14 @@ export function groupByDay(messages, now = Date.now(), at = (m) => m.sent) {
     }
     return out;
 }
+
+// For "last seen": "just now", "5 min ago", "3 h ago", then the day
+// ("Yesterday", "3 Mar") and time.
+export function ago(ms, now = Date.now()) {
+    if (!ms) return 'unknown';
+    const s = Math.round((now - ms) / 1000);
+    if (s < 60) return 'just now';
+    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+    if (dayKey(ms) === dayKey(now) || s < 6 * 3600) return `${Math.floor(s / 3600)} h ago`;
+    return `${shortStamp(ms, now)} ${formatTime(ms)}`;
+}
