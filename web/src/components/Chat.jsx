@@ -1,10 +1,13 @@
 // Chat: the signed-in screen. Owns the store (store.js) and the connection
 // (connection.js) for as long as the user stays signed in, and runs the few
 // effects that tie them to the page: tab title, read receipts, history loads,
-// typing expiry, reconnect on the browser's `online` event.
+// typing expiry, reconnect on the browser's `online` event, a group's roles
+// looked up when it is opened. The account dialog (sessions, password,
+// blocked users) opens over it.
 import { useCallback, useEffect, useEffectEvent, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { Connection, createStore, wsUrl } from '../lib/connection.js';
 import { conversationList, initialState, readFrame, reduce, titleFor } from '../lib/store.js';
+import Account from './Account.jsx';
 import Banner from './Banner.jsx';
 import ChatPane from './ChatPane.jsx';
 import Sidebar from './Sidebar.jsx';
@@ -19,6 +22,13 @@ function usePageVisible() {
     return visible;
 }
 
+// Why the page went back to the login screen, in words.
+export const SIGNED_OUT = {
+    expired: 'Your session has expired. Please log in again.',
+    revoked: 'You have been logged out: this session was ended from another device (or the password was changed). Log in again.',
+    everywhere: 'You have been logged out on every device.',
+};
+
 export default function Chat({ api, onSignedOut }) {
     const store = useMemo(() => createStore(reduce, initialState()), []);
     const state = useSyncExternalStore(store.subscribe, store.getState);
@@ -30,12 +40,14 @@ export default function Chat({ api, onSignedOut }) {
                 url: wsUrl(),
                 dispatch: store.dispatch,
                 getState: store.getState,
-                onSignedOut: () => onSignedOut('Your session has expired. Please log in again.'),
+                onSignedOut: (reason) => onSignedOut(SIGNED_OUT[reason] || SIGNED_OUT.expired),
             }),
     );
     const previewed = useRef(new Set());
     const looked = useRef(new Set());
+    const refreshed = useRef(new Set());
     const [atBottom, setAtBottom] = useState(true);
+    const [account, setAccount] = useState(false);
     const visible = usePageVisible();
 
     useEffect(() => {
@@ -85,6 +97,8 @@ export default function Chat({ api, onSignedOut }) {
         .map((c) => c.key)
         .join(' ');
     useEffect(() => {
+        // a name known again (or never looked up) may be looked up again later, e.g. after an unblock
+        for (const k of looked.current) if (!unknown.split(' ').includes(k)) looked.current.delete(k);
         if (!online || !unknown) return;
         for (const key of unknown.split(' ')) {
             if (looked.current.has(key)) continue;
@@ -95,6 +109,15 @@ export default function Chat({ api, onSignedOut }) {
             });
         }
     }, [online, unknown, api, store]);
+
+    // a group opened whose roles are unknown (a reload: hello lists groups
+    // without them): ask for its state once (a member's join changes nothing)
+    const needRoles = active && active.group && active.joined && !active.removed && active.owner === null ? active.key : null;
+    useEffect(() => {
+        if (!online || !needRoles || refreshed.current.has(needRoles) || !conn.features.group) return;
+        refreshed.current.add(needRoles);
+        conn.refreshGroup(needRoles);
+    }, [online, needRoles, conn]);
 
     // read receipts: what is on screen, visible and scrolled to the end, is
     // read; looked at whenever the open conversation or one of those changes
@@ -121,6 +144,15 @@ export default function Chat({ api, onSignedOut }) {
         onSignedOut('');
     }, [api, conn, onSignedOut]);
 
+    // POST /api/logout-all: every session ends, this one too
+    const logoutAll = useCallback(async () => {
+        conn.stop();
+        const r = await api.logoutAll();
+        if (r.ok) onSignedOut(SIGNED_OUT.everywhere);
+        else conn.start();
+        return r;
+    }, [api, conn, onSignedOut]);
+
     const open = useCallback(
         (key) => {
             store.dispatch({ type: 'open', key });
@@ -140,6 +172,7 @@ export default function Chat({ api, onSignedOut }) {
                     conn={conn}
                     onOpen={open}
                     onLogout={logout}
+                    onAccount={() => setAccount(true)}
                     dispatch={store.dispatch}
                 />
                 <ChatPane
@@ -152,6 +185,7 @@ export default function Chat({ api, onSignedOut }) {
                     onBottom={setAtBottom}
                 />
             </div>
+            {account && <Account api={api} conn={conn} me={state.me} blocked={state.blocked} onClose={() => setAccount(false)} onLogoutAll={logoutAll} />}
             {state.notice && <Notice notice={state.notice} onClose={() => store.dispatch({ type: 'notice', text: '' })} />}
         </div>
     );

@@ -1,10 +1,14 @@
-// ChatPane: one conversation. Header (presence / members, typing), the
-// message list (day separators, timestamps, own message status with retry,
-// read receipts, older history on scroll-up, auto-scroll unless the reader
-// scrolled up) and the composer (Enter sends, Shift+Enter is a new line).
+// ChatPane: one conversation. Header (presence / members, typing; Block /
+// Unblock for a person; Members, Add, Leave for a group), the member list
+// with roles and the controls this user's role allows (make/remove admin,
+// remove), the message list (day separators, timestamps, own message status
+// with retry, read receipts, older history on scroll-up, auto-scroll unless
+// the reader scrolled up) and the composer (Enter sends, Shift+Enter is a new
+// line), replaced by a note when the peer is blocked or this user was removed
+// from the group.
 import { useEffect, useEffectEvent, useLayoutEffect, useRef, useState } from 'react';
 import { isUserName } from '../lib/names.js';
-import { pendingFor, receiptOf, typingNames } from '../lib/store.js';
+import { groupRights, pendingFor, receiptOf, roleOf, typingNames } from '../lib/store.js';
 import { formatTime, groupByDay } from '../lib/time.js';
 import Avatar from './Avatar.jsx';
 
@@ -26,9 +30,14 @@ function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
     // eslint-disable-next-line react-hooks/purity -- typing shows for 6 s after its frame: as of this render, on purpose (see Chat's expireTyping)
     const typing = typingNames(conv, Date.now());
     const pending = pendingFor(state, conv.key);
-    const [adding, setAdding] = useState(false);
+    const [panel, setPanel] = useState(null); // null | 'add' | 'members' | 'block'
+    const toggle = (p) => setPanel(panel === p ? null : p);
+    const blocked = !conv.group && !!state.blocked[conv.key];
+    const rights = groupRights(conv, state.me);
     let status;
-    if (typing.length)
+    if (conv.removed) status = <span data-testid="removed-status">You are no longer a member</span>;
+    else if (blocked) status = <span data-testid="presence">Blocked</span>;
+    else if (typing.length)
         status = (
             <span className="text-indigo-600" data-testid="typing">
                 {conv.group ? `${typing.join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : 'typing…'}
@@ -39,6 +48,11 @@ function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
             ? `${conv.members.length} member${conv.members.length === 1 ? '' : 's'}${conv.open ? ' · open' : ''}: ${conv.members.join(', ')}`
             : 'Group';
     else status = <span data-testid="presence">{conv.online ? 'Online' : 'Offline'}</span>;
+
+    let footer;
+    if (conv.removed) footer = <Removed conv={conv} dispatch={dispatch} />;
+    else if (blocked) footer = <BlockedNote conv={conv} conn={conn} />;
+    else footer = <Composer conv={conv} conn={conn} />;
 
     return (
         <section className={`${className} min-w-0 flex-1 flex-col`} aria-label={`Chat with ${conv.key}`}>
@@ -55,21 +69,176 @@ function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
                         {status}
                     </p>
                 </div>
-                {conv.group && (
+                {conv.group && !conv.removed && (
                     <div className="flex gap-1">
-                        <button className={`${btn} text-slate-600 hover:bg-slate-100`} aria-expanded={adding} onClick={() => setAdding(!adding)}>
-                            Add
+                        <button className={`${btn} text-slate-600 hover:bg-slate-100`} aria-expanded={panel === 'members'} onClick={() => toggle('members')}>
+                            Members
                         </button>
+                        {rights.add && (
+                            <button className={`${btn} text-slate-600 hover:bg-slate-100`} aria-expanded={panel === 'add'} onClick={() => toggle('add')}>
+                                Add
+                            </button>
+                        )}
                         <button className={`${btn} text-red-600 hover:bg-red-50`} onClick={() => conn && conn.group('leave', conv.key)}>
                             Leave
                         </button>
                     </div>
                 )}
+                {!conv.group &&
+                    (blocked ? (
+                        <button className={`${btn} text-indigo-700 hover:bg-indigo-50`} onClick={() => conn && conn.block(conv.key, false)}>
+                            Unblock
+                        </button>
+                    ) : (
+                        <button className={`${btn} text-slate-600 hover:bg-slate-100`} aria-expanded={panel === 'block'} onClick={() => toggle('block')}>
+                            Block
+                        </button>
+                    ))}
             </header>
-            {adding && <AddMembers conv={conv} conn={conn} onDone={() => setAdding(false)} />}
+            {panel === 'add' && rights.add && !conv.removed && <AddMembers conv={conv} conn={conn} onDone={() => setPanel(null)} />}
+            {panel === 'members' && conv.group && !conv.removed && <Members conv={conv} me={state.me} conn={conn} />}
+            {panel === 'block' && !conv.group && !blocked && <ConfirmBlock conv={conv} conn={conn} onDone={() => setPanel(null)} />}
             <Messages state={state} conv={conv} pending={pending} conn={conn} dispatch={dispatch} onBottom={onBottom} />
-            <Composer conv={conv} conn={conn} />
+            {footer}
         </section>
+    );
+}
+
+const ROLE_LABEL = { owner: 'Owner', admin: 'Admin' };
+
+// The member list of a group: each member's role, and the controls this
+// user's role allows (groupRights): the owner makes and removes admins and
+// removes anyone; an admin removes plain members. Removing asks first.
+function Members({ conv, me, conn }) {
+    const [confirm, setConfirm] = useState(null); // a name to remove
+    const rights = groupRights(conv, me);
+    const order = { owner: 0, admin: 1, member: 2 };
+    const members = [...(conv.members || [])].sort((a, b) => (order[roleOf(conv, a)] ?? 2) - (order[roleOf(conv, b)] ?? 2) || (a < b ? -1 : a > b ? 1 : 0));
+    return (
+        <div className="max-h-64 overflow-y-auto border-b border-slate-200 bg-slate-50 px-4 py-2" data-testid="members">
+            {!conv.members && <p className="text-sm text-slate-500">Loading members…</p>}
+            <ul aria-label={`Members of ${conv.key}`}>
+                {members.map((m) => {
+                    const role = roleOf(conv, m);
+                    return (
+                        <li key={m} className="flex flex-wrap items-center gap-2 py-1 text-sm" data-testid="member" data-name={m} data-role={role || undefined}>
+                            <Avatar name={m} size="h-6 w-6" showStatus={false} />
+                            <span className="flex-1 truncate">
+                                {m}
+                                {m === me && <span className="text-slate-400"> (you)</span>}
+                                {ROLE_LABEL[role] && (
+                                    <span
+                                        className={`ml-2 rounded px-1.5 py-0.5 text-xs font-medium ${role === 'owner' ? 'bg-amber-100 text-amber-800' : 'bg-indigo-100 text-indigo-800'}`}
+                                        data-testid="role"
+                                    >
+                                        {ROLE_LABEL[role]}
+                                    </span>
+                                )}
+                            </span>
+                            {confirm === m ? (
+                                <span className="flex items-center gap-1" role="group" aria-label={`Confirm removing ${m}`}>
+                                    <span className="text-xs text-red-800">Remove {m}?</span>
+                                    <button
+                                        className={`${btn} bg-red-600 text-white hover:bg-red-700`}
+                                        onClick={() => {
+                                            conn && conn.group('remove', conv.key, { members: [m] });
+                                            setConfirm(null);
+                                        }}
+                                    >
+                                        Remove
+                                    </button>
+                                    <button className={`${btn} text-slate-600 hover:bg-slate-200`} onClick={() => setConfirm(null)}>
+                                        Cancel
+                                    </button>
+                                </span>
+                            ) : (
+                                <span className="flex gap-1">
+                                    {rights.promote && role === 'member' && (
+                                        <button
+                                            className={`${btn} text-indigo-700 hover:bg-indigo-50`}
+                                            aria-label={`Make ${m} an admin`}
+                                            onClick={() => conn && conn.group('promote', conv.key, { members: [m] })}
+                                        >
+                                            Make admin
+                                        </button>
+                                    )}
+                                    {rights.promote && role === 'admin' && (
+                                        <button
+                                            className={`${btn} text-slate-700 hover:bg-slate-200`}
+                                            aria-label={`Remove ${m} as admin`}
+                                            onClick={() => conn && conn.group('demote', conv.key, { members: [m] })}
+                                        >
+                                            Remove admin
+                                        </button>
+                                    )}
+                                    {rights.remove(m) && (
+                                        <button
+                                            className={`${btn} text-red-700 hover:bg-red-50`}
+                                            aria-label={`Remove ${m} from ${conv.key}`}
+                                            onClick={() => setConfirm(m)}
+                                        >
+                                            Remove
+                                        </button>
+                                    )}
+                                </span>
+                            )}
+                        </li>
+                    );
+                })}
+            </ul>
+        </div>
+    );
+}
+
+function ConfirmBlock({ conv, conn, onDone }) {
+    return (
+        <div
+            className="flex flex-wrap items-center gap-2 border-b border-slate-200 bg-slate-50 px-4 py-2 text-sm"
+            role="group"
+            aria-label={`Block ${conv.key}`}
+        >
+            <span className="flex-1 text-slate-700">Block {conv.key}? They will not be able to message you, add you to groups or see when you are online.</span>
+            <button
+                className={`${btn} bg-red-600 text-white hover:bg-red-700`}
+                onClick={() => {
+                    conn && conn.block(conv.key, true);
+                    onDone();
+                }}
+            >
+                Block {conv.key}
+            </button>
+            <button className={`${btn} text-slate-600 hover:bg-slate-200`} onClick={onDone}>
+                Cancel
+            </button>
+        </div>
+    );
+}
+
+function BlockedNote({ conv, conn }) {
+    return (
+        <div className="flex flex-wrap items-center gap-2 border-t border-slate-200 bg-slate-50 px-4 py-3 text-sm text-slate-700" data-testid="blocked-note">
+            <span className="flex-1">You blocked {conv.key}. They cannot message you or see when you are online.</span>
+            <button className={`${btn} bg-indigo-600 text-white hover:bg-indigo-700`} onClick={() => conn && conn.block(conv.key, false)}>
+                Unblock to send messages
+            </button>
+        </div>
+    );
+}
+
+function Removed({ conv, dispatch }) {
+    return (
+        <div
+            className="flex flex-wrap items-center gap-2 border-t border-slate-200 bg-amber-50 px-4 py-3 text-sm text-amber-900"
+            role="status"
+            data-testid="removed-note"
+        >
+            <span className="flex-1">
+                {conv.removed.by ? `${conv.removed.by} removed you from ${conv.key}.` : `You were removed from ${conv.key}.`} You no longer get its messages.
+            </span>
+            <button className={`${btn} text-amber-900 underline hover:bg-amber-100`} onClick={() => dispatch({ type: 'forget', key: conv.key })}>
+                Remove from the list
+            </button>
+        </div>
     );
 }
 
@@ -186,7 +355,12 @@ const FAIL_REASONS = {
     bad_field: 'the server refused it',
     too_large: 'too long',
 };
-const failReason = (code) => FAIL_REASONS[code] || code || 'unknown error';
+// forbidden in 1:1: the peer does not accept this user's messages (the
+// server says no more, on purpose); in a group: not (or no longer) a member
+const failReason = (code, conv) => {
+    if (code === 'forbidden') return conv.group ? `you are not a member of ${conv.key}` : `${conv.key} is not accepting your messages`;
+    return FAIL_REASONS[code] || code || 'unknown error';
+};
 
 function Bubble({ m, conv, me, conn, dispatch }) {
     const own = m.from === me;
@@ -228,7 +402,7 @@ function Bubble({ m, conv, me, conn, dispatch }) {
                             · ✓✓ Read
                         </span>
                     )}
-                    {status === 'failed' && <span>· Not sent: {failReason(m.error)}</span>}
+                    {status === 'failed' && <span data-testid="fail-reason">· Not sent: {failReason(m.error, conv)}</span>}
                 </p>
                 {status === 'failed' && (
                     <p className="mt-1 flex justify-end gap-2">

@@ -10,7 +10,7 @@ const btn = 'rounded-md px-2.5 py-1.5 text-sm font-medium focus-visible:outline-
 const input =
     'w-full rounded-md border border-slate-300 bg-white px-3 py-1.5 text-sm focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500';
 
-export default function Sidebar({ className, state, api, conn, onOpen, onLogout, dispatch }) {
+export default function Sidebar({ className, state, api, conn, onOpen, onLogout, onAccount, dispatch }) {
     const [panel, setPanel] = useState(null); // null | 'group' | 'join'
     const list = conversationList(state);
     return (
@@ -23,6 +23,9 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
                     </p>
                     <p className="text-xs text-slate-500">{state.conn.status === 'online' ? 'Online' : 'Not connected'}</p>
                 </div>
+                <button className={`${btn} text-slate-600 hover:bg-slate-100`} onClick={onAccount}>
+                    Account
+                </button>
                 <button className={`${btn} text-slate-600 hover:bg-slate-100`} onClick={onLogout}>
                     Log out
                 </button>
@@ -83,7 +86,7 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
                 <ul>
                     {list.map((c) => (
                         <li key={c.key}>
-                            <ConvItem conv={c} me={state.me} active={state.active === c.key} onOpen={onOpen} />
+                            <ConvItem conv={c} me={state.me} blocked={!!state.blocked[c.key]} active={state.active === c.key} onOpen={onOpen} />
                         </li>
                     ))}
                 </ul>
@@ -92,7 +95,7 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
     );
 }
 
-function ConvItem({ conv, me, active, onOpen }) {
+function ConvItem({ conv, me, blocked, active, onOpen }) {
     const preview = conv.preview
         ? `${conv.preview.event ? `${conv.preview.from === me ? 'You' : conv.preview.from} ` : conv.preview.from === me ? 'You: ' : conv.group ? `${conv.preview.from}: ` : ''}${conv.preview.data}`
         : conv.group
@@ -100,12 +103,14 @@ function ConvItem({ conv, me, active, onOpen }) {
           : conv.online
             ? 'Online'
             : 'Offline';
-    const label = `${conv.key}${conv.group ? '' : conv.online ? ', online' : ', offline'}${conv.unread ? `, ${conv.unread} unread` : ''}`;
+    const label = `${conv.key}${conv.group ? (conv.removed ? ', removed' : '') : blocked ? ', blocked' : conv.online ? ', online' : ', offline'}${conv.unread ? `, ${conv.unread} unread` : ''}`;
     return (
         <button
             data-testid="conv"
             data-key={conv.key}
             data-online={conv.group ? undefined : String(conv.online)}
+            data-blocked={blocked ? 'true' : undefined}
+            data-removed={conv.removed ? 'true' : undefined}
             aria-label={label}
             aria-current={active ? 'true' : undefined}
             onClick={() => onOpen(conv.key)}
@@ -114,7 +119,14 @@ function ConvItem({ conv, me, active, onOpen }) {
             <Avatar name={conv.key} online={conv.online} />
             <span className="min-w-0 flex-1">
                 <span className="flex items-baseline justify-between gap-2">
-                    <span className={`truncate ${conv.unread ? 'font-semibold text-slate-900' : 'font-medium text-slate-800'}`}>{conv.key}</span>
+                    <span className={`truncate ${conv.unread ? 'font-semibold text-slate-900' : 'font-medium text-slate-800'}`}>
+                        {conv.key}
+                        {blocked && (
+                            <span className="ml-2 rounded bg-slate-200 px-1.5 py-0.5 text-xs font-medium text-slate-700" data-testid="blocked-mark">
+                                Blocked
+                            </span>
+                        )}
+                    </span>
                     <span className="shrink-0 text-xs text-slate-400">{shortStamp(conv.lastActivity)}</span>
                 </span>
                 <span className="flex items-center justify-between gap-2">
