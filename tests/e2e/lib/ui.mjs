@@ -36,6 +36,13 @@ export async function openConv(page, key) {
     await page.locator('[data-testid=chat-title]', { hasText: key }).waitFor({ timeout: T });
 }
 
+// Starts a conversation with someone not in the list yet: the search box.
+export async function startChat(page, name) {
+    await page.locator('#user-search').fill(name);
+    await page.locator('[data-testid=search-result]', { hasText: name }).first().click({ timeout: T });
+    await page.locator('[data-testid=chat-title]', { hasText: name }).waitFor({ timeout: T });
+}
+
 export async function send(page, text) {
     const box = page.locator('#composer');
     await box.fill(text);

@@ -43,7 +43,7 @@ export default function Auth({ api, onSignedIn, notice }) {
                     </div>
                 </div>
                 {notice && (
-                    <p role="status" className="mb-4 rounded-md bg-amber-50 px-3 py-2 text-sm text-amber-800">
+                    <p role="status" data-testid="auth-notice" className="mb-4 rounded-md bg-amber-50 px-3 py-2 text-sm text-amber-800">
                         {notice}
                     </p>
                 )}

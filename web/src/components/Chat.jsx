@@ -63,7 +63,9 @@ export default function Chat({ api, onSignedOut }) {
     const online = state.conn.status === 'online';
     const active = state.active ? state.convs[state.active] : null;
     const activeKey = active ? active.key : null;
-    const activeLoaded = active ? active.historyLoaded : false;
+    // a group this user was removed from is not asked about any more (the
+    // server would refuse: not a member)
+    const activeLoaded = active ? active.historyLoaded || !!active.removed : false;
 
     // unread total in the tab title
     useEffect(() => {
@@ -79,7 +81,7 @@ export default function Chat({ api, onSignedOut }) {
     // looked at when the connection comes up and when the list grows or shrinks
     const requestPreviews = useEffectEvent(() => {
         const want = conversationList(state)
-            .filter((c) => !c.preview && !c.previewKnown && !previewed.current.has(c.key))
+            .filter((c) => !c.preview && !c.previewKnown && !c.removed && !previewed.current.has(c.key))
             .sort((a, b) => b.unread - a.unread)
             .map((c) => c.key);
         for (const k of want) previewed.current.add(k);
@@ -127,7 +129,7 @@ export default function Chat({ api, onSignedOut }) {
         if (f ? conn.markRead(f) || !conn.features.read : active.unread) store.dispatch({ type: 'markRead', key: active.key });
     });
     useEffect(() => {
-        if (online && active && visible && atBottom) markActiveRead();
+        if (online && active && !active.removed && visible && atBottom) markActiveRead();
     }, [online, active, visible, atBottom]);
 
     // typing indicators fade out
