@@ -364,4 +364,19 @@ describe('connection', () => {
         assert.equal(conn.block('bob', true), false, 'not connected: not sent, not marked');
         assert.deepEqual(store.getState().blocked, {});
     });
+
+    it('a server without block (unknown_kind): the mark is undone, said once, and history still works', async () => {
+        const { store, conn, last } = setup();
+        conn.start();
+        const ws = last();
+        ws.open();
+        ws.push(hello(0));
+        conn.block('bob', true);
+        ws.push({ kind: 'error', code: 'unknown_kind', message: 'unknown kind "block"' });
+        assert.deepEqual(store.getState().blocked, {});
+        assert.equal(store.getState().notice.text, 'This server cannot block users.');
+        assert.equal(conn.block('bob', true), false);
+        assert.equal(conn.requestHistory('bob', 'initial'), true);
+        conn.stop();
+    });
 });

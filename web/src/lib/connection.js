@@ -74,7 +74,8 @@ export class Connection {
         this.typingSent = null; // {to, at}: the newest typing notice sent
         this.groupOps = []; // FIFO of {op, name, at, refresh}: group changes awaiting their answer
         this.renewing = null; // promise of a password change in flight (see renew)
-        this.features = { history: true, read: true, group: true };
+        this.features = { history: true, read: true, group: true, block: true };
+        this.lastBlock = null; // {user, on}: the newest block change sent
     }
 
     get open() {
@@ -261,9 +262,15 @@ export class Connection {
         if (f.cid) return undefined;
         if (f.code === 'unknown_kind') {
             // the server does not speak this kind (yet): stop asking
-            const m = /\b(history|read|group)\b/.exec(String(f.message || ''));
+            const m = /\b(history|read|group|block)\b/.exec(String(f.message || ''));
             if (m) this.features[m[1]] = false;
             else this.features.history = false;
+            if (m && m[1] === 'block') {
+                // a server before blocking: undo what this page marked, and say so
+                if (this.lastBlock) this.dispatch({ type: 'block', user: this.lastBlock.user, on: !this.lastBlock.on });
+                this.dispatch({ type: 'notice', text: 'This server cannot block users.', now: this.o.now() });
+                return { quiet: true };
+            }
         }
         const now = this.o.now();
         this.groupOps = this.groupOps.filter((o) => now - o.at < OP_ANSWER_MS);
@@ -429,7 +436,8 @@ export class Connection {
     // Blocks (on) or unblocks a user: the store changes at once; the
     // server tells this user's other sessions.
     block(user, on) {
-        if (!this._send({ kind: 'block', user, on: !!on })) return false;
+        if (!this.features.block || !this._send({ kind: 'block', user, on: !!on })) return false;
+        this.lastBlock = { user, on: !!on };
         this.dispatch({ type: 'block', user, on: !!on });
         return true;
     }
