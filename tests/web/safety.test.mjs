@@ -223,6 +223,7 @@ describe('account API (api.js)', () => {
             { status: 429, body: { error: 'rate_limited' }, headers: { 'Retry-After': '30' } },
             { status: 429, body: { error: 'rate_limited' }, headers: { 'Retry-After': '120' } },
             { status: 429, body: { error: 'rate_limited' } },
+            { status: 401, body: { error: 'unauthorized', message: 'missing, invalid or expired token' } },
         ]);
         const api = createApi(fn);
         const ok = await api.password('old secret 1', 'new secret 2');
@@ -243,6 +244,7 @@ describe('account API (api.js)', () => {
         );
         assert.equal((await api.password('a', 'b')).error, 'Too many attempts. Try again in 2 minutes.');
         assert.equal((await api.password('a', 'b')).error, 'Too many attempts. Wait a moment and try again.');
+        assert.equal((await api.password('a', 'b')).error, 'Your session has expired. Please log in again.', 'not "wrong password"');
     });
 
     it('sessions, revoke, log out everywhere: the routes and methods of the contract, no token anywhere', async () => {

@@ -15,6 +15,7 @@ const MESSAGES = {
     unavailable: 'The server is unavailable right now. Try again in a moment.',
     rate_limited: 'Too many attempts. Wait a moment and try again.',
     forbidden_origin: "The server does not accept requests from this page's address.",
+    account_disabled: 'This account is disabled. Ask the administrator.',
 };
 
 // "30 seconds", "1 minute", "5 minutes" (Retry-After is in seconds)
@@ -91,7 +92,6 @@ export function createApi(fetchFn = (...a) => globalThis.fetch(...a)) {
                 { old_password: oldPassword, new_password: newPassword },
                 {
                     bad_credentials: 'The current password is wrong.',
-                    401: 'The current password is wrong.',
                     invalid_password: 'The new password must have 8 to 1024 characters.',
                 },
             ),
