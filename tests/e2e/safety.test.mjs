@@ -218,24 +218,27 @@ cluster.test("block: the blocked user's texts are refused, presence hidden both 
     });
     await stack.shot(A, 'blocked');
 
+    // bob sees no presence of alice (she is online): at once, after a reload
+    // (hello), and in /api/users
+    await waitFor(async () => (await ui.conv(B, 'alice').getAttribute('data-online')) === 'false', { timeout: ui.T, what: 'alice hidden from bob' });
+    await B.reload();
+    await ui.signedInAs(B, 'bob');
+    await ui.conv(B, 'alice').waitFor({ timeout: ui.T });
+    assert.equal(await ui.conv(B, 'alice').getAttribute('data-online'), 'false', 'alice hidden from bob in hello');
+    const found = await B.evaluate(async () => (await (await fetch('/api/users?q=alice')).json()).find((u) => u.username === 'alice'));
+    assert.equal(found && found.online, false, '/api/users hides her presence too');
+
     // bob's text is refused, in words; alice gets nothing
+    await ui.openConv(B, 'alice');
     await ui.send(B, 'are you there?');
     await ui.waitStatus(B, 'are you there?', 'failed');
     assert.match(await B.locator('[data-testid=fail-reason]').first().textContent(), /alice is not accepting your messages/);
     await stack.shot(B, 'blocked-refused');
-    // bob sees no presence of alice (she is online): his page, reloaded, says offline
-    await B.reload();
-    await ui.signedInAs(B, 'bob');
-    await ui.conv(B, 'alice').waitFor({ timeout: ui.T });
-    assert.equal(await ui.conv(B, 'alice').getAttribute('data-online'), 'false', 'alice hidden from bob');
-    const found = await B.evaluate(async () => (await (await fetch('/api/users?q=alice')).json()).find((u) => u.username === 'alice'));
-    assert.equal(found && found.online, false, '/api/users hides her presence too');
 
     // unblock (from the other device): bob's retry goes through, once
     await A2.locator('[data-testid=conv][data-key=bob]').click();
     await A2.getByRole('button', { name: 'Unblock', exact: true }).click();
     await waitFor(async () => (await ui.conv(A, 'bob').getAttribute('data-blocked')) === null, { timeout: ui.T, what: 'bob unblocked on alice' });
-    await ui.openConv(B, 'alice');
     await B.getByRole('button', { name: 'Retry' }).click();
     await ui.waitStatus(B, 'are you there?', 'sent').catch(async (e) => {
         if ((await ui.statusOf(B, 'are you there?')) !== 'read') throw e;
@@ -313,7 +316,15 @@ cluster.test('group roles: the owner names an admin; the admin removes a member,
         (await ui.messages(C)).map((m) => m.text),
         ['welcome to the crew'],
     );
-    // a reload: the group is no longer hers
+    // bob reloads: the roles are back when he opens the group (hello lists groups without them)
+    await B.reload();
+    await ui.signedInAs(B, 'bob');
+    await ui.openConv(B, '#crew');
+    await B.getByRole('button', { name: 'Members', exact: true }).click();
+    await waitRole(B, 'alice', 'owner');
+    await waitRole(B, 'bob', 'admin');
+    assert.equal(await B.getByRole('button', { name: 'Remove alice from #crew' }).count(), 0);
+    // a reload: the group is no longer carol's
     await C.reload();
     await ui.signedInAs(C, 'carol');
     await ui.conv(C, 'alice').waitFor({ timeout: ui.T });
