@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { describeAgent } from '../../web/src/lib/agent.js';
 import { createApi, retryAfterSeconds, waitText } from '../../web/src/lib/api.js';
 import { groupErrorText, groupRights, initialState, reduce, resendList, roleOf } from '../../web/src/lib/store.js';
-import { ago } from '../../web/src/lib/time.js';
+import { ago, when } from '../../web/src/lib/time.js';
 
 const T0 = 1_764_000_000_000;
 const run = (events, s = initialState()) => events.reduce(reduce, s);
@@ -308,7 +308,9 @@ describe('sessions list words', () => {
         assert.equal(ago(now - 20_000, now), 'just now');
         assert.equal(ago(now - 5 * 60_000, now), '5 min ago');
         assert.equal(ago(now - 3 * 3600_000, now), '3 h ago');
-        assert.equal(ago(new Date(2026, 10, 29, 8, 5).getTime(), now), 'Yesterday 08:05');
+        assert.equal(ago(new Date(2026, 10, 29, 8, 5).getTime(), now), 'yesterday at 08:05');
+        assert.equal(ago(new Date(2026, 10, 3, 17, 0).getTime(), now), '3 Nov at 17:00');
+        assert.equal(when(new Date(2026, 10, 30, 12, 38).getTime(), now), 'today at 12:38');
         assert.equal(ago(0, now), 'unknown');
     });
 });

@@ -6,7 +6,7 @@
 import { useEffect, useEffectEvent, useRef, useState } from 'react';
 import { describeAgent } from '../lib/agent.js';
 import { checkPassword } from '../lib/names.js';
-import { ago, formatTime, shortStamp } from '../lib/time.js';
+import { ago, when } from '../lib/time.js';
 
 const btn = 'rounded-md px-2.5 py-1.5 text-sm font-medium focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600';
 const field =
@@ -117,8 +117,7 @@ function Sessions({ api, version, onLogoutAll }) {
                                     )}
                                 </p>
                                 <p className="text-xs text-slate-500">
-                                    Logged in {x.created ? `${shortStamp(x.created, now)} ${formatTime(x.created)}` : 'at an unknown time'} · active{' '}
-                                    {x.current ? 'now' : ago(x.last_seen, now)}
+                                    Logged in {x.created ? when(x.created, now) : 'at an unknown time'} · active {x.current ? 'now' : ago(x.last_seen, now)}
                                 </p>
                             </div>
                             {!x.current && (
@@ -126,7 +125,7 @@ function Sessions({ api, version, onLogoutAll }) {
                                     className={`${btn} text-red-700 hover:bg-red-50`}
                                     disabled={busy}
                                     onClick={() => revoke(x.id)}
-                                    aria-label={`Log out ${describeAgent(x.agent)}, logged in ${x.created ? shortStamp(x.created, now) : ''}`}
+                                    aria-label={`Log out ${describeAgent(x.agent)}, logged in ${x.created ? when(x.created, now) : ''}`}
                                 >
                                     Log out
                                 </button>

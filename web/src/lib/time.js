@@ -47,13 +47,19 @@ export function groupByDay(messages, now = Date.now(), at = (m) => m.sent) {
     return out;
 }
 
-// For "last seen": "just now", "5 min ago", "3 h ago", then the day
-// ("Yesterday", "3 Mar") and time.
+// A moment with its day: "today at 12:38", "yesterday at 08:05", "3 Mar at 17:00".
+export function when(ms, now = Date.now()) {
+    const day = shortStamp(ms, now);
+    if (dayKey(ms) === dayKey(now)) return `today at ${day}`;
+    return `${day === 'Yesterday' ? 'yesterday' : day} at ${formatTime(ms)}`;
+}
+
+// For "last seen": "just now", "5 min ago", "3 h ago", then when() ("yesterday at 08:05").
 export function ago(ms, now = Date.now()) {
     if (!ms) return 'unknown';
     const s = Math.round((now - ms) / 1000);
     if (s < 60) return 'just now';
     if (s < 3600) return `${Math.floor(s / 60)} min ago`;
     if (dayKey(ms) === dayKey(now) || s < 6 * 3600) return `${Math.floor(s / 3600)} h ago`;
-    return `${shortStamp(ms, now)} ${formatTime(ms)}`;
+    return when(ms, now);
 }
