@@ -5,12 +5,15 @@
  * other GET path a static file (static.c). A POST body is collected here
  * (at most REQ_BODY_MAX bytes, else 413) before its route runs. A URL or
  * headers over --max-url / --max-headers are answered 414 / 431 before any
- * route, the upgrade included. */
+ * route, the upgrade included; then a POST from a foreign page (origin.h) is
+ * refused 403 and a JSON route's body of another Content-Type 415, before the
+ * body is read. */
 #include "http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "account.h"
 #include "auth.h"
@@ -19,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "openrate.h"
+#include "origin.h"
 #include "redis_link.h"
 #include "req.h"
 #include "search.h"
@@ -121,6 +125,19 @@ static void http_body_done(gw_req *h)
     }
 }
 
+/* Whether the request's Content-Type is application/json (parameters such
+ * as "; charset=utf-8" allowed): a form or text/plain body, which a page of
+ * any origin can post without asking (no CORS preflight), is refused 415. */
+static int http_json_body(struct lws *wsi)
+{
+    char ct[128];
+    static const char want[] = "application/json";
+    int n = lws_hdr_copy(wsi, ct, sizeof ct, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    if (n < (int)sizeof want - 1 || strncasecmp(ct, want, sizeof want - 1) != 0) return 0;
+    char next = ct[sizeof want - 1];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
 /* usable: Redis up, leftovers closed, not draining */
 static int http_healthz(struct lws *wsi)
 {
@@ -160,6 +177,17 @@ static int http_request(struct lws *wsi, gw_pss *pss, const char *path)
                     : !strcmp(path, "/api/logout") ? R_LOGOUT
                                                    : R_NONE;
         if (route == R_NONE) return req_fail_now(wsi, 404, "not_found", "no such path");
+        /* every POST changes state: none from a page of another origin (CSRF,
+         * login CSRF); the API sends no CORS headers, so such a page could not
+         * have sent JSON anyway, only a form */
+        if (origin_check(wsi) == ORIGIN_FOREIGN) {
+            req_fail_now(wsi, 403, "forbidden_origin", "requests from this origin are refused");
+            return -1; /* do not read the body */
+        }
+        if (route != R_LOGOUT && !http_json_body(wsi)) {
+            req_fail_now(wsi, 415, "unsupported_media_type", "send the body as application/json");
+            return -1;
+        }
         if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
             /* a chunked body: lws 4.1 would never complete it (the request hung
              * until lws timed the connection out); the API's bodies are small */
@@ -220,7 +248,10 @@ static int http_confirm_upgrade(struct lws *wsi)
         return http_refuse_upgrade(wsi, 503, "unavailable", "this gateway is shutting down");
     if (!startup_ready() || !rl_ok())
         return http_refuse_upgrade(wsi, 503, "unavailable", "storage unreachable, retry later");
-    if (auth_ws_user(wsi, user, &dev) < 0)
+    int rc = auth_ws_user(wsi, user, &dev);
+    if (rc == AUTH_FOREIGN_ORIGIN) /* cross-site WebSocket hijacking */
+        return http_refuse_upgrade(wsi, 403, "forbidden_origin", AUTH_FOREIGN_ORIGIN_MSG);
+    if (rc < 0)
         return http_refuse_upgrade(wsi, 401, "unauthorized", "missing, invalid or expired token");
     if (sesscap_refuse(user)) { /* --user-sessions: no socket at all, not even for a moment */
         metrics_inc(METRIC_SESSION_LIMIT);

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "origin.h"
 #include "proto.h"
 #include "token.h"
 
@@ -103,6 +104,9 @@ int options_parse(int argc, char **argv)
          "WebSockets one user may open per second on this gateway (more: 429; 0: no limit)"},
         {"user-open-burst", "PARLEY_USER_OPEN_BURST", CONFIG_INT, &c->user_open_burst, 1, 1000000,
          "WebSockets one user may open at once before --user-open-rate applies"},
+        {"origins", "PARLEY_ORIGINS", CONFIG_STR, &c->origins, 0, 0,
+         "origins whose pages may use the session cookie besides the one a request is addressed "
+         "to, comma-separated https://host[:port] (others: 403)"},
         {"dev-auth", "PARLEY_DEV_AUTH", CONFIG_BOOL, &c->dev_auth, 0, 0,
          "seed compatibility: /ws?user=NAME without a token (loopback only)"},
         {"log-level", "PARLEY_LOG_LEVEL", CONFIG_STR, &c->log_level, 0, 0,
@@ -163,6 +167,10 @@ int options_parse(int argc, char **argv)
     if (!proto_valid_gwid(c->gwid, strlen(c->gwid))) {
         fprintf(stderr, "%s: --id: '%s' is not 1 to %d characters of A-Za-z0-9_.:-\n", prog,
                 c->gwid, PROTO_GWID_MAX);
+        return -1;
+    }
+    if (origin_init(c->origins, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: --origins: %s\n", prog, err);
         return -1;
     }
     if (c->dev_auth && !options_is_loopback(c->listen)) {

@@ -31,6 +31,7 @@ typedef struct gw_options {
     long long body_timeout;  /* ms: the longest a request body may take */
     long long max_url;       /* bytes of a request's path and query (more: 414) */
     long long max_headers;   /* bytes of a request's header values (more: 431) */
+    const char *origins;     /* --origins: more origins whose pages may use the cookie */
     int dev_auth;
     const char *log_level;
     long long user_sessions; /* live sessions per user, all gateways (0: no limit) */
