@@ -12,6 +12,7 @@
 #include "json.h"
 #include "keys.h"
 #include "log.h"
+#include "options.h"
 #include "password.h"
 #include "pwpool.h"
 #include "redis_link.h"
@@ -29,6 +30,14 @@ void account_init(const char *secret, long long token_ttl)
     acct.token_ttl = token_ttl;
 }
 
+/* The login cookie's attributes after its value ("; Secure" with
+ * --cookie-secure: a browser then sends it over https only). */
+static const char *account_cookie_attrs(void)
+{
+    return options_get()->cookie_secure ? "; Path=/; HttpOnly; SameSite=Lax; Secure"
+                                        : "; Path=/; HttpOnly; SameSite=Lax";
+}
+
 static void account_token_answer(gw_req *h, int status)
 {
     char tok[TOKEN_MAX], cookie[TOKEN_MAX + 128], body[TOKEN_MAX + 128];
@@ -37,8 +46,8 @@ static void account_token_answer(gw_req *h, int status)
         req_error(h, 500, "internal", "cannot make a token");
         return;
     }
-    snprintf(cookie, sizeof cookie, AUTH_COOKIE "=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld",
-             tok, acct.token_ttl);
+    snprintf(cookie, sizeof cookie, AUTH_COOKIE "=%s%s; Max-Age=%lld", tok, account_cookie_attrs(),
+             acct.token_ttl);
     size_t pos = 0;
     pos += (size_t)snprintf(body, sizeof body, "{\"username\":");
     json_put_str(body, sizeof body, &pos, h->user, strlen(h->user));
@@ -179,5 +188,7 @@ void account_login(gw_req *h)
 
 void account_logout(gw_req *h)
 {
-    req_answer(h, 204, "", 0, AUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    char cookie[128];
+    snprintf(cookie, sizeof cookie, AUTH_COOKIE "=%s; Max-Age=0", account_cookie_attrs());
+    req_answer(h, 204, "", 0, cookie);
 }

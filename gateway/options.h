@@ -16,7 +16,9 @@ typedef struct gw_options {
     long long port;
     const char *id;
     const char *redis_url;
-    const char *secret;
+    const char *secret;      /* after options_parse: the secret in use (secret.h) */
+    const char *secret_file; /* --secret-file, or NULL */
+    int cookie_secure;       /* the login cookie gets "Secure" (https only) */
     long long token_ttl;     /* seconds */
     long long max_frame;     /* bytes */
     long long send_queue;    /* bytes per socket */
