@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "presence.h"
 #include "redis_link.h"
+#include "revoke.h"
 #include "scripts.h"
 #include "sesscap.h"
 #include "walltime.h"
@@ -59,6 +60,13 @@ static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
     if (!s || s->state == SESS_CLOSING) return;
     struct lifecycle_sess *l = s->lc;
     long long seq;
+    if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer < 0) { /* login revoked */
+        log_info("conn %" PRIu64 " (%s): its signed-in session is gone (revoked)", s->conn,
+                 s->user);
+        if (l->reopening) l->reopening--;
+        sess_close(s, REVOKE_CLOSE_CODE, REVOKE_CLOSE_REASON);
+        return;
+    }
     if (rep && rep->type == REDIS_REPLY_INTEGER) { /* over --user-sessions: refused */
         log_info("conn %" PRIu64 " (%s): refused, the user has %lld session(s)", s->conn, s->user,
                  rep->integer);
@@ -271,8 +279,8 @@ static void lifecycle_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
 static int lifecycle_run_open(gw_session *s, int reopen)
 {
     return scripts_session_open(rl_commands(), lifecycle_open_cb, (void *)(uintptr_t)s->conn,
-                                s->user, s->sessid, s->member, lc.gwid, reopen,
-                                sesscap_limit()) == REDIS_OK
+                                s->user, s->sessid, s->member, lc.gwid, reopen, sesscap_limit(),
+                                s->login, (int64_t)walltime_ms()) == REDIS_OK
                ? 0
                : -1;
 }
@@ -294,10 +302,11 @@ static void lifecycle_dev_account(gw_session *s)
                      (int64_t)walltime_ms());
 }
 
-gw_session *lifecycle_open(struct lws *wsi, const char *user, int dev_account)
+gw_session *lifecycle_open(struct lws *wsi, const char *user, const char *login, int dev_account)
 {
     gw_session *s = sess_new(wsi, user, lc.gwid);
     if (!s) return NULL;
+    snprintf(s->login, sizeof s->login, "%s", login);
     s->lc = calloc(1, sizeof *s->lc);
     if (!s->lc) {
         sess_remove(s);

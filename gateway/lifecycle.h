@@ -24,10 +24,13 @@ struct lws;
  * --preview-bytes (data kept in each `last`). */
 void lifecycle_init(const char *gwid, long long everyone_limit, long long hello_entries,
                     long long preview_bytes);
-/* A socket upgraded for user (already authenticated). dev_account: the user
- * came from --dev-auth's ?user= and may need an account made. Returns the
- * new session (reading paused until hello), or NULL (refuse the socket). */
-gw_session *lifecycle_open(struct lws *wsi, const char *user, int dev_account);
+/* A socket upgraded for user (already authenticated) with the token of
+ * signed-in session login ("" for --dev-auth). dev_account: the user came
+ * from --dev-auth's ?user= and may need an account made. Returns the new
+ * session (reading paused until hello), or NULL (refuse the socket). A login
+ * that session_open finds revoked closes it REVOKE_CLOSE_CODE (revoke.h), at the
+ * open and at every re-open. */
+gw_session *lifecycle_open(struct lws *wsi, const char *user, const char *login, int dev_account);
 /* The socket of s is closed: s is freed. */
 void lifecycle_closed(gw_session *s);
 /* session_close replies a drain still waits for. */

@@ -34,6 +34,7 @@
 #include "redis_link.h"
 #include "rtq.h"
 #include "scripts.h"
+#include "revoke.h"
 #include "sesscap.h"
 #include "session.h"
 #include "startup.h"
@@ -140,6 +141,7 @@ static void gw_commands_up(void)
 {
     startup_on_commands_up();
     sesscap_on_commands_up();
+    revoke_on_commands_up();
     hb_beat_now();
 }
 
@@ -148,6 +150,7 @@ static void gw_subscriber_up(void)
     deliver_on_subscriber_up(); /* first: its confirmation completes rl_ok() */
     presence_on_subscriber_up();
     sesscap_on_subscriber_up();
+    revoke_on_subscriber_up();
 }
 
 static void gw_startup_ready(void)
@@ -253,7 +256,7 @@ int main(int argc, char **argv)
 
     /* every module, bottom up */
     auth_init(o->secret, o->dev_auth);
-    account_init(o->secret, o->token_ttl);
+    account_init(o->secret, o->token_ttl, o->user_logins);
     static_init(o->web_root);
     http_init(gw.base, o->body_timeout, o->max_url, o->max_headers);
     ws_init((size_t)o->max_frame);
@@ -287,7 +290,7 @@ int main(int argc, char **argv)
     evsignal_add(gw.sig_int, NULL);
     openrate_init(o->user_open_rate, o->user_open_burst);
     if (sess_init(gw.base, (size_t)o->send_queue) < 0 || rtq_init(gw.base) < 0 ||
-        sesscap_init(gw.base, o->user_sessions) < 0 ||
+        sesscap_init(gw.base, o->user_sessions) < 0 || revoke_init(gw.base) < 0 ||
         startup_init(gw.base, o->gwid, o->heartbeat_ttl, &sh) < 0 ||
         hb_start(gw.base, o->gwid, o->heartbeat_ttl, &hh) < 0 ||
         rl_start(gw.base, &o->redis, client_name, &rh) < 0) {
@@ -309,6 +312,7 @@ int main(int argc, char **argv)
     startup_free();
     rtq_free();
     sesscap_free();
+    revoke_free();
     openrate_free();
     sess_free_all();
     event_free(gw.drain_timer);
