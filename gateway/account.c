@@ -60,7 +60,8 @@ static void account_issue_cb(redisAsyncContext *ac, void *r, void *priv)
     redisReply *rep = r;
     long long n;
     if (rl_reply_int(r, &n) < 0) {
-        if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("login_create %s: %s", h->user, rep->str);
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_warn("login_create %s: %s", h->user, rep->str);
         req_unavailable(h);
     } else if (n == 1) {
         /* a password change: the token presented is refused here at once

@@ -59,7 +59,8 @@ int auth_token(struct lws *wsi, char *user, char *sid, int64_t *exp, int allow_b
         free(c);
     }
     if (allow_bearer && lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
-        strncasecmp(buf, "Bearer ", 7) == 0 && auth_try(buf + 7, strlen(buf + 7), user, sid, exp) == 0)
+        strncasecmp(buf, "Bearer ", 7) == 0 &&
+        auth_try(buf + 7, strlen(buf + 7), user, sid, exp) == 0)
         return 0;
     const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof buf);
     if (v && auth_try(v, strlen(v), user, sid, exp) == 0) return 0;

@@ -64,7 +64,7 @@ static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
         log_info("conn %" PRIu64 " (%s): its signed-in session is gone (revoked)", s->conn,
                  s->user);
         if (l->reopening) l->reopening--;
-        sess_close(s, REVOKE_CLOSE_CODE, REVOKE_CLOSE_REASON);
+        revoke_close(s);
         return;
     }
     if (rep && rep->type == REDIS_REPLY_INTEGER) { /* over --user-sessions: refused */

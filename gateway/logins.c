@@ -77,14 +77,13 @@ static void logins_list_cb(redisAsyncContext *ac, void *r, void *priv)
         memcpy(body + pos, "{\"id\":", 6);
         pos += 6;
         json_put_str(body, cap, &pos, id->str, id->len);
-        pos += (size_t)snprintf(body + pos, cap - pos, ",\"created\":%lld,\"last_seen\":%lld,\"agent\":",
-                                created, seen);
+        pos += (size_t)snprintf(body + pos, cap - pos,
+                                ",\"created\":%lld,\"last_seen\":%lld,\"agent\":", created, seen);
         json_put_str(body, cap, &pos, agent->str,
                      agent->len > REQ_AGENT_MAX ? REQ_AGENT_MAX : agent->len);
-        pos += (size_t)snprintf(body + pos, cap - pos, ",\"current\":%s}",
-                                id->len == strlen(h->sid) && !memcmp(id->str, h->sid, id->len)
-                                    ? "true"
-                                    : "false");
+        pos += (size_t)snprintf(
+            body + pos, cap - pos, ",\"current\":%s}",
+            id->len == strlen(h->sid) && !memcmp(id->str, h->sid, id->len) ? "true" : "false");
     }
     body[pos++] = ']';
     req_answer(h, 200, body, pos, NULL);

@@ -50,9 +50,9 @@ typedef struct gw_req {
     /* the signed-in session: the one the token presented names, or the one
      * being made (account.c, logins.c) */
     char sid[TOKEN_SID_LEN + 1];
-    int64_t token_exp;   /* its token's expiry, Unix seconds */
-    int issue_status;    /* the answer's status once the session is made */
-    char *new_password;  /* a password change: wiped and freed with the request */
+    int64_t token_exp;  /* its token's expiry, Unix seconds */
+    int issue_status;   /* the answer's status once the session is made */
+    char *new_password; /* a password change: wiped and freed with the request */
     size_t new_password_len;
     char *verified_hash; /* the hash the old password matched (freed with the request) */
     char old_sid[TOKEN_SID_LEN + 1]; /* the session whose token asked for the change */

@@ -5,6 +5,7 @@
  * older walk is dropped. */
 #include "revoke.h"
 
+#include <libwebsockets.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,14 @@ int revoke_loaded(void)
     return rk.loaded;
 }
 
+void revoke_close(gw_session *s)
+{
+    /* a session still opening has reading paused: the peer's close frame
+     * would wait unread, and the close with it, until lws's close timeout */
+    if (s->wsi && s->state == SESS_OPENING) lws_rx_flow_control(s->wsi, 1);
+    sess_close(s, REVOKE_CLOSE_CODE, REVOKE_CLOSE_REASON);
+}
+
 /* this gateway's sockets of login sid of user */
 static void revoke_close_user(const char *user, size_t ulen, const char *sid)
 {
@@ -41,15 +50,14 @@ static void revoke_close_user(const char *user, size_t ulen, const char *sid)
         if (!strcmp(s->login, sid)) {
             log_info("conn %llu (%s): its signed-in session was revoked, closing",
                      (unsigned long long)s->conn, s->user);
-            sess_close(s, REVOKE_CLOSE_CODE, REVOKE_CLOSE_REASON);
+            revoke_close(s);
         }
 }
 
 static void revoke_close_listed(gw_session *s, void *arg)
 {
     (void)arg;
-    if (s->login[0] && revset_has(s->login, (int64_t)time(NULL)))
-        sess_close(s, REVOKE_CLOSE_CODE, REVOKE_CLOSE_REASON);
+    if (s->login[0] && revset_has(s->login, (int64_t)time(NULL))) revoke_close(s);
 }
 
 /* "USER SID" (a zset member) or "USER SID EXP" (an announcement; exp 0):
@@ -115,8 +123,8 @@ static void revoke_page_cb(redisAsyncContext *ac, void *r, void *priv)
     redisReply *rep = r;
     if ((uintptr_t)priv != rk.read_no || !rk.subscribed) return; /* stale */
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[0]->len >= sizeof rk.cursor || rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[0]->len >= sizeof rk.cursor ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
         if (rep) log_warn("ZSCAN %s: %s", KEY_REVOKED, rep->str ? rep->str : "unexpected reply");
         if (rep)
             revoke_retry_later();

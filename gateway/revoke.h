@@ -17,6 +17,8 @@
 
 #include <event2/event.h>
 
+#include "session.h"
+
 #define REVOKE_PAGE         1000 /* zset entries per ZSCAN call */
 #define REVOKE_CLOSE_CODE   4001 /* a socket of a revoked session (and session_open's -1) */
 #define REVOKE_CLOSE_REASON "session revoked"
@@ -36,6 +38,8 @@ void revoke_on_commands_up(void);
  * not such a reply (an error, a lost connection). */
 struct redisReply;
 long long revoke_reply(const char *user, const struct redisReply *rep);
+/* Closes s with REVOKE_CLOSE_CODE (also while it is still opening). */
+void revoke_close(gw_session *s);
 /* 1 once a whole read of the zset was applied since the last subscription. */
 int revoke_loaded(void);
 

@@ -134,7 +134,8 @@ static void refuses_malformed(void **state)
     CHECK(token_verify(SECRET, tok, strlen(tok) - 1, NOW, user, NULL, NULL) == TOKEN_MALFORMED,
           "length excludes last digit");
     memset(buf, 'a', sizeof buf);
-    CHECK(token_verify(SECRET, buf, sizeof buf, NOW, user, NULL, NULL) == TOKEN_MALFORMED, "too long");
+    CHECK(token_verify(SECRET, buf, sizeof buf, NOW, user, NULL, NULL) == TOKEN_MALFORMED,
+          "too long");
     CHECK(token_verify(SECRET, "alice\0:1:00", 11, NOW, user, NULL, NULL) == TOKEN_MALFORMED,
           "embedded NUL");
 }
@@ -154,7 +155,8 @@ static void mint_refuses_bad_input(void **state)
 static void longest_token_fits(void **state)
 {
     char t2[TOKEN_MAX + 8], user[33];
-    int n = token_mint(SECRET, "abcdefghijklmnopqrstuvwxyz012345", SID, INT64_MAX / 10, t2, sizeof t2);
+    int n =
+        token_mint(SECRET, "abcdefghijklmnopqrstuvwxyz012345", SID, INT64_MAX / 10, t2, sizeof t2);
     CHECK(n > 0 && n < TOKEN_MAX, "longest token fits");
     CHECK(token_verify(SECRET, t2, (size_t)n, NOW, user, NULL, NULL) == TOKEN_OK &&
               strcmp(user, "abcdefghijklmnopqrstuvwxyz012345") == 0,

@@ -62,7 +62,8 @@ int cli_cmd_logins(cli_ctx *ctx, const char *prog, int argc, char **argv)
         cli_logins_time(r->element[i + 4]->integer * 1000, expires, sizeof expires);
         printf("  %s  created %s  last seen %s  expires %s  %s\n",
                r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "?", created, seen,
-               expires, r->element[i + 3]->type == REDIS_REPLY_STRING ? r->element[i + 3]->str : "");
+               expires,
+               r->element[i + 3]->type == REDIS_REPLY_STRING ? r->element[i + 3]->str : "");
     }
     freeReplyObject(r);
     return CLI_OK;
