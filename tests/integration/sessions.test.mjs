@@ -30,7 +30,7 @@ async function api(port, method, path, { token, cookie = false, body, agent } = 
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
-    let json = null;
+    let json;
     try {
         json = text ? JSON.parse(text) : null;
     } catch {
@@ -93,7 +93,10 @@ cluster.test('logout revokes its session at once on both gateways: 20 sockets cl
     const socks = [];
     for (let i = 0; i < 20; i++) socks.push(Client.connect(cluster.gw(i % 2), u.token, { name: `lo-${i}` }));
     const open = await Promise.all(socks);
-    const keep = [await Client.connect(cluster.gw(0), other.body.token, { name: 'other-0' }), await Client.connect(cluster.gw(1), other.body.token, { name: 'other-1' })];
+    const keep = [
+        await Client.connect(cluster.gw(0), other.body.token, { name: 'other-0' }),
+        await Client.connect(cluster.gw(1), other.body.token, { name: 'other-1' }),
+    ];
 
     const t0 = performance.now();
     const r = await api(cluster.gw(0), 'POST', '/api/logout', { token: u.token });
@@ -145,96 +148,105 @@ cluster.test('logout-all: 204, every session of the user revoked on both gateway
     );
 });
 
-cluster.test('password change: 401 wrong old password, 400 invalid new one; 200 with a fresh session, every other session and the old token revoked', async () => {
-    const [u] = await cluster.users(['pw']);
-    const t2 = (await login(cluster.gw(1), u.name, PW)).body.token;
-    const socks = [await Client.connect(cluster.gw(0), u.token), await Client.connect(cluster.gw(1), t2)];
-    const gw = cluster.gw(0);
+cluster.test(
+    'password change: 401 wrong old password, 400 invalid new one; 200 with a fresh session, every other session and the old token revoked',
+    async () => {
+        const [u] = await cluster.users(['pw']);
+        const t2 = (await login(cluster.gw(1), u.name, PW)).body.token;
+        const socks = [await Client.connect(cluster.gw(0), u.token), await Client.connect(cluster.gw(1), t2)];
+        const gw = cluster.gw(0);
 
-    assert.equal((await api(gw, 'POST', '/api/password', { body: { old_password: PW, new_password: 'another pass 1' } })).status, 401, 'no token');
-    let r = await api(gw, 'POST', '/api/password', { token: u.token, body: { old_password: 'not the password', new_password: 'another pass 1' } });
-    assert.equal(r.status, 401, `wrong old password: ${r.status} ${r.text}`);
-    assert.equal(r.body?.error, 'bad_credentials', r.text);
-    r = await api(gw, 'POST', '/api/password', { token: u.token, body: { old_password: PW, new_password: 'short' } });
-    assert.equal(r.status, 400, `short new password: ${r.status} ${r.text}`);
-    assert.equal(r.body?.error, 'invalid_password', r.text);
-    r = await api(gw, 'POST', '/api/password', { token: u.token, body: '{"old_password": 1}' });
-    assert.equal(r.status, 400, `not the object expected: ${r.status} ${r.text}`);
-    r = await api(gw, 'POST', '/api/password', { token: u.token, body: 'not json' });
-    assert.equal(r.status, 400, `not JSON: ${r.status} ${r.text}`);
-    for (const c of socks) stillOpen(c, 'refused changes revoke nothing');
+        assert.equal((await api(gw, 'POST', '/api/password', { body: { old_password: PW, new_password: 'another pass 1' } })).status, 401, 'no token');
+        let r = await api(gw, 'POST', '/api/password', { token: u.token, body: { old_password: 'not the password', new_password: 'another pass 1' } });
+        assert.equal(r.status, 401, `wrong old password: ${r.status} ${r.text}`);
+        assert.equal(r.body?.error, 'bad_credentials', r.text);
+        r = await api(gw, 'POST', '/api/password', { token: u.token, body: { old_password: PW, new_password: 'short' } });
+        assert.equal(r.status, 400, `short new password: ${r.status} ${r.text}`);
+        assert.equal(r.body?.error, 'invalid_password', r.text);
+        r = await api(gw, 'POST', '/api/password', { token: u.token, body: '{"old_password": 1}' });
+        assert.equal(r.status, 400, `not the object expected: ${r.status} ${r.text}`);
+        r = await api(gw, 'POST', '/api/password', { token: u.token, body: 'not json' });
+        assert.equal(r.status, 400, `not JSON: ${r.status} ${r.text}`);
+        for (const c of socks) stillOpen(c, 'refused changes revoke nothing');
 
-    const t0 = performance.now();
-    r = await api(gw, 'POST', '/api/password', { token: u.token, body: { old_password: PW, new_password: 'another pass 1' } });
-    assert.equal(r.status, 200, `password change: ${r.status} ${r.text}`);
-    assert.equal(r.body.username, u.name);
-    const fresh = r.body.token;
-    assert.ok(r.setCookie?.includes(fresh), `the cookie carries the new token: ${r.setCookie}`);
-    assert.notEqual(tokenSid(fresh), tokenSid(u.token));
-    await allRevoked(socks, t0);
-    await refusedEverywhere(u.token, 'the token that changed the password');
-    await refusedEverywhere(t2, 'another session');
-    await acceptedEverywhere(fresh, 'the fresh session');
-    const c = await Client.connect(cluster.gw(1), fresh);
-    assert.equal(c.hello.user, u.name);
-    assert.equal((await login(gw, u.name, PW)).status, 401, 'the old password');
-    assert.equal((await login(gw, u.name, 'another pass 1')).status, 200, 'the new password');
-});
+        const t0 = performance.now();
+        r = await api(gw, 'POST', '/api/password', { token: u.token, body: { old_password: PW, new_password: 'another pass 1' } });
+        assert.equal(r.status, 200, `password change: ${r.status} ${r.text}`);
+        assert.equal(r.body.username, u.name);
+        const fresh = r.body.token;
+        assert.ok(r.setCookie?.includes(fresh), `the cookie carries the new token: ${r.setCookie}`);
+        assert.notEqual(tokenSid(fresh), tokenSid(u.token));
+        await allRevoked(socks, t0);
+        await refusedEverywhere(u.token, 'the token that changed the password');
+        await refusedEverywhere(t2, 'another session');
+        await acceptedEverywhere(fresh, 'the fresh session');
+        const c = await Client.connect(cluster.gw(1), fresh);
+        assert.equal(c.hello.user, u.name);
+        assert.equal((await login(gw, u.name, PW)).status, 401, 'the old password');
+        assert.equal((await login(gw, u.name, 'another pass 1')).status, 200, 'the new password');
+    },
+);
 
-cluster.test('GET /api/sessions lists id, created, last_seen, agent, current; DELETE /api/sessions/ID revokes one (204), 404 unknown or not the user\'s', async () => {
-    const [u, v] = await cluster.users(['sl', 'sv']);
-    const before = Date.now();
-    const phone = await api(cluster.gw(1), 'POST', '/api/login', { body: { username: u.name, password: PW }, agent: `test-phone/1.0 (\tx)${'y'.repeat(300)}` });
-    assert.equal(phone.status, 200, phone.text);
-    const t2 = phone.body.token;
+cluster.test(
+    "GET /api/sessions lists id, created, last_seen, agent, current; DELETE /api/sessions/ID revokes one (204), 404 unknown or not the user's",
+    async () => {
+        const [u, v] = await cluster.users(['sl', 'sv']);
+        const before = Date.now();
+        const phone = await api(cluster.gw(1), 'POST', '/api/login', {
+            body: { username: u.name, password: PW },
+            agent: `test-phone/1.0 (\tx)${'y'.repeat(300)}`,
+        });
+        assert.equal(phone.status, 200, phone.text);
+        const t2 = phone.body.token;
 
-    assert.equal((await api(cluster.gw(0), 'GET', '/api/sessions')).status, 401, 'no token');
-    let list = await api(cluster.gw(0), 'GET', '/api/sessions', { token: u.token });
-    assert.equal(list.status, 200, list.text);
-    assert.equal(list.body.length, 2, list.text);
-    const [first, second] = list.body;
-    assert.deepEqual(Object.keys(first).sort(), ['agent', 'created', 'current', 'id', 'last_seen']);
-    assert.equal(first.id, tokenSid(u.token), 'oldest first');
-    assert.equal(first.current, true);
-    assert.equal(second.id, tokenSid(t2));
-    assert.equal(second.current, false);
-    assert.equal(second.agent, `test-phone/1.0 (?x)${'y'.repeat(160 - 19)}`, 'the agent: control bytes made ?, cut to 160 bytes');
-    assert.ok(second.created >= before - 5 && second.created <= Date.now() + 5, `created in ms: ${second.created}`);
-    assert.ok(second.last_seen >= second.created, `last_seen ${second.last_seen}`);
+        assert.equal((await api(cluster.gw(0), 'GET', '/api/sessions')).status, 401, 'no token');
+        let list = await api(cluster.gw(0), 'GET', '/api/sessions', { token: u.token });
+        assert.equal(list.status, 200, list.text);
+        assert.equal(list.body.length, 2, list.text);
+        const [first, second] = list.body;
+        assert.deepEqual(Object.keys(first).sort(), ['agent', 'created', 'current', 'id', 'last_seen']);
+        assert.equal(first.id, tokenSid(u.token), 'oldest first');
+        assert.equal(first.current, true);
+        assert.equal(second.id, tokenSid(t2));
+        assert.equal(second.current, false);
+        assert.equal(second.agent, `test-phone/1.0 (?x)${'y'.repeat(160 - 19)}`, 'the agent: control bytes made ?, cut to 160 bytes');
+        assert.ok(second.created >= before - 5 && second.created <= Date.now() + 5, `created in ms: ${second.created}`);
+        assert.ok(second.last_seen >= second.created, `last_seen ${second.last_seen}`);
 
-    // opening a socket moves last_seen
-    const seen0 = second.last_seen;
-    await waitFor(() => Date.now() > seen0 + 2, { what: 'a later millisecond' });
-    const c = await Client.connect(cluster.gw(0), t2);
-    list = await api(cluster.gw(1), 'GET', '/api/sessions', { token: t2 });
-    const mine = list.body.find((s) => s.id === tokenSid(t2));
-    assert.ok(mine.current && mine.last_seen > seen0, `last_seen after an open: ${JSON.stringify(mine)}`);
+        // opening a socket moves last_seen
+        const seen0 = second.last_seen;
+        await waitFor(() => Date.now() > seen0 + 2, { what: 'a later millisecond' });
+        const c = await Client.connect(cluster.gw(0), t2);
+        list = await api(cluster.gw(1), 'GET', '/api/sessions', { token: t2 });
+        const mine = list.body.find((s) => s.id === tokenSid(t2));
+        assert.ok(mine.current && mine.last_seen > seen0, `last_seen after an open: ${JSON.stringify(mine)}`);
 
-    // not the user's: 404, and that session lives on
-    const vc = await Client.connect(cluster.gw(1), v.token);
-    let r = await api(cluster.gw(0), 'DELETE', `/api/sessions/${tokenSid(v.token)}`, { token: u.token });
-    assert.equal(r.status, 404, `another user's session: ${r.status} ${r.text}`);
-    r = await api(cluster.gw(0), 'DELETE', '/api/sessions/nonsense', { token: u.token });
-    assert.equal(r.status, 404, `not a session id: ${r.status}`);
-    r = await api(cluster.gw(0), 'DELETE', `/api/sessions/${'0'.repeat(32)}`, { token: u.token });
-    assert.equal(r.status, 404, `unknown session id: ${r.status}`);
-    assert.equal((await api(cluster.gw(0), 'DELETE', `/api/sessions/${tokenSid(t2)}`)).status, 401, 'DELETE without a token');
+        // not the user's: 404, and that session lives on
+        const vc = await Client.connect(cluster.gw(1), v.token);
+        let r = await api(cluster.gw(0), 'DELETE', `/api/sessions/${tokenSid(v.token)}`, { token: u.token });
+        assert.equal(r.status, 404, `another user's session: ${r.status} ${r.text}`);
+        r = await api(cluster.gw(0), 'DELETE', '/api/sessions/nonsense', { token: u.token });
+        assert.equal(r.status, 404, `not a session id: ${r.status}`);
+        r = await api(cluster.gw(0), 'DELETE', `/api/sessions/${'0'.repeat(32)}`, { token: u.token });
+        assert.equal(r.status, 404, `unknown session id: ${r.status}`);
+        assert.equal((await api(cluster.gw(0), 'DELETE', `/api/sessions/${tokenSid(t2)}`)).status, 401, 'DELETE without a token');
 
-    const t0 = performance.now();
-    r = await api(cluster.gw(1), 'DELETE', `/api/sessions/${tokenSid(t2)}`, { token: u.token });
-    assert.equal(r.status, 204, `DELETE: ${r.status} ${r.text}`);
-    await allRevoked([c], t0);
-    await refusedEverywhere(t2, 'the deleted session');
-    r = await api(cluster.gw(0), 'DELETE', `/api/sessions/${tokenSid(t2)}`, { token: u.token });
-    assert.equal(r.status, 404, `deleted twice: ${r.status}`);
-    list = await api(cluster.gw(0), 'GET', '/api/sessions', { token: u.token });
-    assert.deepEqual(
-        list.body.map((s) => s.id),
-        [tokenSid(u.token)],
-    );
-    stillOpen(vc, "the other user's socket");
-    await acceptedEverywhere(v.token, "the other user's token");
-});
+        const t0 = performance.now();
+        r = await api(cluster.gw(1), 'DELETE', `/api/sessions/${tokenSid(t2)}`, { token: u.token });
+        assert.equal(r.status, 204, `DELETE: ${r.status} ${r.text}`);
+        await allRevoked([c], t0);
+        await refusedEverywhere(t2, 'the deleted session');
+        r = await api(cluster.gw(0), 'DELETE', `/api/sessions/${tokenSid(t2)}`, { token: u.token });
+        assert.equal(r.status, 404, `deleted twice: ${r.status}`);
+        list = await api(cluster.gw(0), 'GET', '/api/sessions', { token: u.token });
+        assert.deepEqual(
+            list.body.map((s) => s.id),
+            [tokenSid(u.token)],
+        );
+        stillOpen(vc, "the other user's socket");
+        await acceptedEverywhere(v.token, "the other user's token");
+    },
+);
 
 cluster.test(`--user-logins ${LOGINS}: the oldest session is revoked to make room for a new one`, async () => {
     const [u] = await cluster.users(['cap']);
