@@ -56,9 +56,9 @@ static void logins_list_cb(redisAsyncContext *ac, void *r, void *priv)
         req_unref(h);
         return;
     }
-    /* each entry: ~80 bytes of JSON around its id, agent (escaped: at most 6
-     * bytes a byte, printable ASCII takes 2) and numbers */
-    size_t cap = 2 + rep->elements / 5 * (128 + TOKEN_SID_LEN + 2 * REQ_AGENT_MAX);
+    /* each entry: ~100 bytes of JSON around its id, numbers and agent (at
+     * most REQ_AGENT_MAX bytes, escaped: at most 6 bytes a byte) */
+    size_t cap = 2 + rep->elements / 5 * (128 + TOKEN_SID_LEN + 6 * REQ_AGENT_MAX);
     char *body = malloc(cap);
     if (!body) {
         req_unavailable(h);
