@@ -372,3 +372,15 @@ redisReply *scripts_login_list_sync(redisContext *rc, const char *user, int64_t 
     scripts_cmd_fmt(&c, "%" PRId64, now_ms);
     return scripts_cmd_run_sync(&c, rc);
 }
+
+int scripts_login_touch(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                        int64_t now_ms, const char *const *sids, size_t n)
+{
+    scripts_cmd c;
+    scripts_cmd_init(&c, SCRIPT_LOGIN_TOUCH);
+    scripts_cmd_key(&c, KEY_LOGINS, user);
+    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
+    for (size_t i = 0; i < n; i++)
+        scripts_cmd_str(&c, sids[i]);
+    return scripts_cmd_run(&c, ac, cb, priv);
+}

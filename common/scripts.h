@@ -42,6 +42,7 @@ typedef enum {
     SCRIPT_LOGIN_CREATE,
     SCRIPT_LOGIN_REVOKE,
     SCRIPT_LOGIN_LIST,
+    SCRIPT_LOGIN_TOUCH,
     SCRIPT__COUNT
 } script_id;
 
@@ -92,6 +93,11 @@ redisReply *scripts_login_revoke_sync(redisContext *rc, const char *user, const 
 int scripts_login_list(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                        int64_t now_ms);
 redisReply *scripts_login_list_sync(redisContext *rc, const char *user, int64_t now_ms);
+
+/* login_touch.lua: user's logins sids[0..n) are in use: last seen = now_ms.
+ * Reply the number touched. */
+int scripts_login_touch(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                        int64_t now_ms, const char *const *sids, size_t n);
 
 /* session_close.lua: the session closes. reaping: 1 from the router's reaper
  * (then nothing changes while the gateway's alive key exists), else 0. */

@@ -39,12 +39,16 @@ static struct {
     char gwid[PROTO_GWID_MAX + 1];
     long long everyone_limit;
     long long hello_entries, preview_bytes;
-    int closes_pending; /* session_close replies the drain waits for */
+    long long last_seen_ms; /* --last-seen-interval (0: off) */
+    uint64_t touched_ms;    /* when lifecycle_touch_logins last ran */
+    int closes_pending;     /* session_close replies the drain waits for */
 } lc;
 
 void lifecycle_init(const char *gwid, long long everyone_limit, long long hello_entries,
-                    long long preview_bytes)
+                    long long preview_bytes, long long last_seen_ms)
 {
+    lc.last_seen_ms = last_seen_ms;
+    lc.touched_ms = walltime_ms();
     snprintf(lc.gwid, sizeof lc.gwid, "%s", gwid);
     lc.everyone_limit = everyone_limit;
     lc.hello_entries = hello_entries;
@@ -349,6 +353,32 @@ void lifecycle_reopen_all(void)
 {
     log_info("redis back: re-opening %zu session(s)", sess_count());
     sess_each(lifecycle_reopen_one, NULL);
+}
+
+/* one user's sockets (s is the first of them): their distinct logins */
+static void lifecycle_touch_user(gw_session *s, void *arg)
+{
+    const char *sids[LIFECYCLE_TOUCH_MAX];
+    size_t n = 0;
+    if (sess_of_user(s->user, strlen(s->user)) != s) return; /* the user's first only */
+    for (gw_session *o = s; o && n < LIFECYCLE_TOUCH_MAX; o = o->next_of_user) {
+        if (!o->login[0] || o->state != SESS_LIVE) continue;
+        size_t i = 0;
+        while (i < n && strcmp(sids[i], o->login) != 0)
+            i++;
+        if (i == n) sids[n++] = o->login;
+    }
+    if (n)
+        scripts_login_touch(rl_commands(), lifecycle_ignore_cb, NULL, s->user,
+                            (int64_t) * (uint64_t *)arg, sids, n);
+}
+
+void lifecycle_touch_logins(void)
+{
+    uint64_t now = walltime_ms();
+    if (lc.last_seen_ms <= 0 || now - lc.touched_ms < (uint64_t)lc.last_seen_ms || !rl_ok()) return;
+    lc.touched_ms = now;
+    sess_each(lifecycle_touch_user, &now);
 }
 
 static void lifecycle_close_cb(redisAsyncContext *ac, void *r, void *priv)

@@ -160,6 +160,13 @@ static void gw_startup_ready(void)
 }
 
 /* a beat found the gateway expired: routers may have closed its sessions */
+/* each beat: presence's lazy unsubscribes, the sessions' last_seen */
+static void gw_tick(void)
+{
+    presence_sweep();
+    lifecycle_touch_logins();
+}
+
 static void gw_lapsed(void)
 {
     if (rl_ok() && !drain_active()) lifecycle_reopen_all();
@@ -262,7 +269,8 @@ int main(int argc, char **argv)
     ws_init((size_t)o->max_frame);
     presence_init(o->everyone_limit);
     deliver_init(o->gw_chan, (size_t)o->send_queue, o->page_entries, o->page_bytes);
-    lifecycle_init(o->gwid, o->everyone_limit, o->hello_entries, o->preview_bytes);
+    lifecycle_init(o->gwid, o->everyone_limit, o->hello_entries, o->preview_bytes,
+                   o->last_seen_interval * 1000);
     const frame_config fc = {.gwid = o->gwid,
                              .rate = o->rate,
                              .burst = o->burst,
@@ -279,7 +287,7 @@ int main(int argc, char **argv)
                          .subscriber_up = gw_subscriber_up,
                          .up = gw_maybe_up};
     const startup_hooks sh = {.ready = gw_startup_ready, .fatal = gw_fatal};
-    const hb_hooks hh = {.lapsed = gw_lapsed, .tick = presence_sweep};
+    const hb_hooks hh = {.lapsed = gw_lapsed, .tick = gw_tick};
     char client_name[96];
     snprintf(client_name, sizeof client_name, "parley-gw:%s", o->gwid);
 

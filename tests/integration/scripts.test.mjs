@@ -1,4 +1,4 @@
-// The Lua scripts (docs/internals.md: register, session_open/close, send, login_create/revoke/list,
+// The Lua scripts (docs/internals.md: register, session_open/close, send, login_create/revoke/list/touch,
 // sync, typing, contacts, group, read, renew/release_slot, forget_gateway), called by hand
 // (FCALL / EVALSHA with the names and SHA1s `parley scripts --load` prints)
 // against a real redis-server with no router: each test checks one script's
@@ -1289,6 +1289,11 @@ cluster.test(
         assert.equal(await open(sid('a'), now + 60), -1, 'a revoked login is refused');
         assert.equal(await open(sid('c'), (nowS + 3600) * 1000), -1, 'an expired login is refused');
         assert.equal(await r.call('SCARD', U('alice', 'sessions')), 1, 'a refused open joins no set');
+
+        // login_touch: the live ones move, gone ones are left alone
+        assert.equal(await ev('login_touch', [L('alice')], [now + 70, sid('b'), sid('a')]), 1);
+        assert.equal(JSON.parse(await r.call('HGET', L('alice'), sid('b'))).l, now + 70);
+        assert.equal(await r.call('HEXISTS', L('alice'), sid('a')), 0, 'a revoked one is not made again');
 
         // one: found (1), unknown (0; entered anyway when the token expiry is given), all
         assert.deepEqual(await revoke('alice', 'one', sid('b')), [1, sid('b'), nowS + 3600]);

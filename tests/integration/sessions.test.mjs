@@ -11,7 +11,8 @@ import { Cluster, SECRET, waitFor } from './lib/cluster.mjs';
 const LOGINS = 5; // --user-logins of this cluster
 // 20 sockets of one session + others: over the default --user-sessions (20); 10 upgrades per
 // gateway at once: within the default --user-open-burst (20)
-const cluster = new Cluster('sessions', { gatewayArgs: ['--user-sessions', '40', '--user-logins', String(LOGINS)] });
+// --last-seen-interval 1: an open socket moves its session's last_seen every second
+const cluster = new Cluster('sessions', { gatewayArgs: ['--user-sessions', '40', '--user-logins', String(LOGINS), '--last-seen-interval', '1'] });
 before(() => cluster.start());
 after(() => cluster.stop());
 
@@ -220,6 +221,14 @@ cluster.test(
         list = await api(cluster.gw(1), 'GET', '/api/sessions', { token: t2 });
         const mine = list.body.find((s) => s.id === tokenSid(t2));
         assert.ok(mine.current && mine.last_seen > seen0, `last_seen after an open: ${JSON.stringify(mine)}`);
+        // and while the socket stays open (--last-seen-interval 1)
+        await waitFor(
+            async () => {
+                const l = await api(cluster.gw(1), 'GET', '/api/sessions', { token: u.token });
+                return l.body.find((s) => s.id === tokenSid(t2)).last_seen >= mine.last_seen + 1000;
+            },
+            { timeout: 5000, what: 'last_seen moving while the socket is open' },
+        );
 
         // not the user's: 404, and that session lives on
         const vc = await Client.connect(cluster.gw(1), v.token);
