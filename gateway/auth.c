@@ -9,6 +9,7 @@
 #include "origin.h"
 #include "proto.h"
 #include "req.h"
+#include "revset.h"
 #include "token.h"
 
 static struct {
@@ -22,12 +23,23 @@ void auth_init(const char *secret, int dev_auth)
     au.dev_auth = dev_auth;
 }
 
-static int auth_try(const char *tok, size_t len, char *user)
+/* a valid token whose session is not revoked */
+static int auth_try(const char *tok, size_t len, char *user, char *sid, int64_t *exp)
 {
-    return token_verify(au.secret, tok, len, (int64_t)time(NULL), user, NULL) == TOKEN_OK ? 0 : -1;
+    int64_t now = (int64_t)time(NULL);
+    return token_verify(au.secret, tok, len, now, user, sid, exp) == TOKEN_OK &&
+                   !revset_has(sid, now)
+               ? 0
+               : -1;
 }
 
 int auth_token_user(struct lws *wsi, char *user, int allow_bearer)
+{
+    char sid[TOKEN_SID_LEN + 1];
+    return auth_token(wsi, user, sid, NULL, allow_bearer);
+}
+
+int auth_token(struct lws *wsi, char *user, char *sid, int64_t *exp, int allow_bearer)
 {
     char buf[TOKEN_MAX + 16];
     int cookie_seen = 0;
@@ -44,7 +56,8 @@ int auth_token_user(struct lws *wsi, char *user, int allow_bearer)
                 size_t nl = strlen(AUTH_COOKIE);
                 if (strncmp(part, AUTH_COOKIE, nl) != 0 || part[nl] != '=') continue;
                 cookie_seen = 1;
-                if (cookie_ok && auth_try(part + nl + 1, strlen(part + nl + 1), user) == 0) {
+                if (cookie_ok &&
+                    auth_try(part + nl + 1, strlen(part + nl + 1), user, sid, exp) == 0) {
                     free(c);
                     return AUTH_OK;
                 }
@@ -53,18 +66,20 @@ int auth_token_user(struct lws *wsi, char *user, int allow_bearer)
         free(c);
     }
     if (allow_bearer && lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
-        strncasecmp(buf, "Bearer ", 7) == 0 && auth_try(buf + 7, strlen(buf + 7), user) == 0)
+        strncasecmp(buf, "Bearer ", 7) == 0 &&
+        auth_try(buf + 7, strlen(buf + 7), user, sid, exp) == 0)
         return AUTH_OK;
     const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof buf);
-    if (v && auth_try(v, strlen(v), user) == 0) return AUTH_OK;
+    if (v && auth_try(v, strlen(v), user, sid, exp) == 0) return AUTH_OK;
     return cookie_seen && !cookie_ok ? AUTH_FOREIGN_ORIGIN : AUTH_NONE;
 }
 
-int auth_ws_user(struct lws *wsi, char *user, int *dev_account)
+int auth_ws_user(struct lws *wsi, char *user, char *sid, int *dev_account)
 {
     *dev_account = 0;
-    int rc = auth_token_user(wsi, user, 1);
+    int rc = auth_token(wsi, user, sid, NULL, 1);
     if (rc != AUTH_NONE) return rc;
+    sid[0] = '\0';
     if (au.dev_auth) {
         char buf[PROTO_NAME_MAX + 16];
         const char *v = lws_get_urlarg_by_name(wsi, "user=", buf, sizeof buf);

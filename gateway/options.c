@@ -46,6 +46,8 @@ int options_parse(int argc, char **argv)
     c->dev_auth = 0;
     c->log_level = "info";
     c->user_sessions = 20; /* issue 12: per-user session limit */
+    c->user_logins = 50;   /* issue 13: signed-in sessions kept per user */
+    c->last_seen_interval = 60;
     c->user_open_rate = 2; /* issue 12: how often one user may open sessions here */
     c->user_open_burst = 20;
     /* bounded reads (issue 12) */
@@ -99,6 +101,11 @@ int options_parse(int argc, char **argv)
          "most bytes of request headers (more: 431; far more: the connection closed)"},
         {"user-sessions", "PARLEY_USER_SESSIONS", CONFIG_INT, &c->user_sessions, 0, 1000000,
          "most open WebSockets of one user, all gateways (more: 429, or 4029 in a race; 0: none)"},
+        {"user-logins", "PARLEY_USER_LOGINS", CONFIG_INT, &c->user_logins, 1, 10000,
+         "signed-in sessions (tokens) one user keeps; past it the oldest is revoked"},
+        {"last-seen-interval", "PARLEY_LAST_SEEN_INTERVAL", CONFIG_INT, &c->last_seen_interval, 0,
+         86400,
+         "seconds between moves of the last_seen of sessions with open sockets (0: only at opens)"},
         {"user-open-rate", "PARLEY_USER_OPEN_RATE", CONFIG_INT, &c->user_open_rate, 0, 1000000,
          "WebSockets one user may open per second on this gateway (more: 429; 0: no limit)"},
         {"user-open-burst", "PARLEY_USER_OPEN_BURST", CONFIG_INT, &c->user_open_burst, 1, 1000000,

@@ -541,7 +541,9 @@ e2e('register and login through the LB (bad password 401, taken name 409)', asyn
 
 e2e('the token secret is the one the init service generated: the repository default is refused', async () => {
     const [ALICE] = await users('alice');
-    const mint = (secret, user, exp) => `${user}:${exp}:${createHmac('sha256', secret).update(`${user}:${exp}`).digest('hex')}`;
+    // user:sid:exp:sig (common/token.h); /api/users checks the signature and the revocations only
+    const sid = '0123456789abcdef0123456789abcdef';
+    const mint = (secret, user, exp) => `${user}:${sid}:${exp}:${createHmac('sha256', secret).update(`${user}:${sid}:${exp}`).digest('hex')}`;
     const exp = Math.floor(Date.now() / 1000) + 3600;
     const { PARLEY_TEST_SECRET: mine, PARLEY_DEFAULT_SECRET: def } = process.env;
     assert(mine && def && mine !== def, 'PARLEY_TEST_SECRET and PARLEY_DEFAULT_SECRET must be set and differ');
