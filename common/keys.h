@@ -21,6 +21,9 @@
 #define KEY_SLOT     KEYS_PREFIX "slot:%u"  /* owner lease of a slot */
 /* hash user -> the session limit the user is at (--user-sessions; session_open.lua) */
 #define KEY_SESSIONS_FULL KEYS_PREFIX "sessions:full"
+/* zset "USER SID" -> expiry (Unix s): revoked signed-in sessions whose tokens
+ * have not expired (common/lua/lib/revoke.lua; gateway/revoke.c loads it) */
+#define KEY_REVOKED KEYS_PREFIX "revoked"
 
 /* per user (hash tag {u:NAME}) */
 #define KEY_ACCOUNT   KEYS_PREFIX "{u:%s}:account"
@@ -33,6 +36,9 @@
 #define KEY_READ      KEYS_PREFIX "{u:%s}:read"   /* hash conversation -> id read */
 #define KEY_GROUPS_OF KEYS_PREFIX "{u:%s}:groups" /* set of #names */
 #define KEY_BUDGET    KEYS_PREFIX "{u:%s}:budget" /* hash t, m, f, b: send token buckets */
+/* hash session id -> cjson {c, l, e, a}: the user's signed-in sessions, the
+ * ones tokens name (common/lua/lib/login_get.lua) */
+#define KEY_LOGINS KEYS_PREFIX "{u:%s}:logins"
 /* throttles (SET NX PX; exist for one window): the user's last typing notice
  * to %s (a user or #group; typing.lua), his last change of a big group
  * (group.lua) */
@@ -68,6 +74,8 @@
 #define CHAN_USERS           KEYS_PREFIX "users:new"   /* "NAME COUNT": a user registered */
 /* "full NAME LIMIT" / "free NAME": a user reached / left its session limit */
 #define CHAN_SESSION_LIMIT KEYS_PREFIX "sessions:limit"
+/* "USER SID EXP": a signed-in session was revoked (its token expires at EXP) */
+#define CHAN_REVOKED KEYS_PREFIX "sessions:revoked"
 
 /* Number of routing slots: a constant of the internal protocol. */
 #define PARLEY_SLOTS 64u

@@ -11,7 +11,7 @@
 
 int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                          const char *sessid, const char *member, const char *gwid, int reopen,
-                         int64_t session_limit)
+                         int64_t session_limit, const char *login, int64_t now_ms)
 {
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_SESSION_OPEN);
@@ -21,6 +21,7 @@ int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
     scripts_cmd_key(&c, KEY_ONLINE);
     scripts_cmd_key(&c, KEY_GW_SESSIONS, gwid);
     scripts_cmd_key(&c, KEY_SESSIONS_FULL);
+    scripts_cmd_key(&c, KEY_LOGINS, user);
     scripts_cmd_str(&c, user);
     scripts_cmd_str(&c, sessid);
     scripts_cmd_str(&c, member);
@@ -28,6 +29,8 @@ int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
     scripts_cmd_str(&c, reopen ? "1" : "0");
     scripts_cmd_fmt(&c, "%" PRId64, session_limit);
     scripts_cmd_str(&c, CHAN_SESSION_LIMIT);
+    scripts_cmd_str(&c, login ? login : "");
+    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -273,5 +276,111 @@ int scripts_forget_gateway(redisAsyncContext *ac, redisCallbackFn *cb, void *pri
     scripts_cmd_key(&c, KEY_GW_ALIVE, gwid);
     scripts_cmd_key(&c, KEY_GW_SESSIONS, gwid);
     scripts_cmd_str(&c, gwid);
+    return scripts_cmd_run(&c, ac, cb, priv);
+}
+
+/* ---- logins ---- */
+
+static void scripts_login_create_cmd(scripts_cmd *c, const scripts_login *l)
+{
+    scripts_cmd_init(c, SCRIPT_LOGIN_CREATE);
+    scripts_cmd_key(c, KEY_ACCOUNT, l->user);
+    scripts_cmd_key(c, KEY_LOGINS, l->user);
+    scripts_cmd_key(c, KEY_REVOKED);
+    scripts_cmd_str(c, l->user);
+    scripts_cmd_str(c, l->sid);
+    scripts_cmd_fmt(c, "%" PRId64, l->now_ms);
+    scripts_cmd_fmt(c, "%" PRId64, l->exp_s);
+    scripts_cmd_str(c, l->agent ? l->agent : "");
+    scripts_cmd_fmt(c, "%" PRId64, l->cap);
+    scripts_cmd_str(c, CHAN_REVOKED);
+    scripts_cmd_str(c, l->verified_hash ? l->verified_hash : "");
+    scripts_cmd_str(c, l->new_hash ? l->new_hash : "");
+}
+
+int scripts_login_create(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
+                         const scripts_login *l)
+{
+    scripts_cmd c;
+    scripts_login_create_cmd(&c, l);
+    return scripts_cmd_run(&c, ac, cb, priv);
+}
+
+redisReply *scripts_login_create_sync(redisContext *rc, const scripts_login *l)
+{
+    scripts_cmd c;
+    scripts_login_create_cmd(&c, l);
+    return scripts_cmd_run_sync(&c, rc);
+}
+
+int scripts_login_create_append(redisContext *rc, const scripts_login *l)
+{
+    scripts_cmd c;
+    scripts_login_create_cmd(&c, l);
+    return scripts_cmd_append(&c, rc);
+}
+
+static void scripts_login_revoke_cmd(scripts_cmd *c, const char *user, const char *what,
+                                     const char *sid, int64_t exp_s, int64_t now_ms)
+{
+    scripts_cmd_init(c, SCRIPT_LOGIN_REVOKE);
+    scripts_cmd_key(c, KEY_LOGINS, user);
+    scripts_cmd_key(c, KEY_REVOKED);
+    scripts_cmd_key(c, KEY_ACCOUNT, user);
+    scripts_cmd_str(c, user);
+    scripts_cmd_str(c, CHAN_REVOKED);
+    scripts_cmd_fmt(c, "%" PRId64, now_ms);
+    scripts_cmd_str(c, what);
+    scripts_cmd_str(c, sid ? sid : "");
+    if (exp_s > 0)
+        scripts_cmd_fmt(c, "%" PRId64, exp_s);
+    else
+        scripts_cmd_str(c, "");
+}
+
+int scripts_login_revoke(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                         const char *what, const char *sid, int64_t exp_s, int64_t now_ms)
+{
+    scripts_cmd c;
+    scripts_login_revoke_cmd(&c, user, what, sid, exp_s, now_ms);
+    return scripts_cmd_run(&c, ac, cb, priv);
+}
+
+redisReply *scripts_login_revoke_sync(redisContext *rc, const char *user, const char *what,
+                                      const char *sid, int64_t exp_s, int64_t now_ms)
+{
+    scripts_cmd c;
+    scripts_login_revoke_cmd(&c, user, what, sid, exp_s, now_ms);
+    return scripts_cmd_run_sync(&c, rc);
+}
+
+int scripts_login_list(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                       int64_t now_ms)
+{
+    scripts_cmd c;
+    scripts_cmd_init(&c, SCRIPT_LOGIN_LIST);
+    scripts_cmd_key(&c, KEY_LOGINS, user);
+    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
+    return scripts_cmd_run(&c, ac, cb, priv);
+}
+
+redisReply *scripts_login_list_sync(redisContext *rc, const char *user, int64_t now_ms)
+{
+    scripts_cmd c;
+    scripts_cmd_init(&c, SCRIPT_LOGIN_LIST);
+    scripts_cmd_key(&c, KEY_LOGINS, user);
+    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
+    return scripts_cmd_run_sync(&c, rc);
+}
+
+int scripts_login_touch(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                        int64_t now_ms, const char *const *sids, size_t n)
+{
+    scripts_cmd c;
+    scripts_cmd_init(&c, SCRIPT_LOGIN_TOUCH);
+    scripts_cmd_key(&c, KEY_LOGINS, user);
+    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
+    for (size_t i = 0; i < n; i++)
+        scripts_cmd_str(&c, sids[i]);
     return scripts_cmd_run(&c, ac, cb, priv);
 }

@@ -39,6 +39,10 @@ typedef enum {
     SCRIPT_READ,
     SCRIPT_GROUP,
     SCRIPT_FANOUT,
+    SCRIPT_LOGIN_CREATE,
+    SCRIPT_LOGIN_REVOKE,
+    SCRIPT_LOGIN_LIST,
+    SCRIPT_LOGIN_TOUCH,
     SCRIPT__COUNT
 } script_id;
 
@@ -48,10 +52,52 @@ typedef enum {
  * "gwid#conn", member "user#conn". reopen: 1 for a live session opened again
  * (no offline entries, pushed unchanged), 0 for a new one. session_limit: the
  * most live sessions a user may have (0: none); a session that would pass it
- * is refused (the reply is then an integer, the user's session count). */
+ * is refused (the reply is then an integer, the user's session count).
+ * login: the signed-in session its token names ("" none: --dev-auth); when it
+ * no longer exists the reply is -1 (revoked); else its last-seen becomes
+ * now_ms. */
 int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                          const char *sessid, const char *member, const char *gwid, int reopen,
-                         int64_t session_limit);
+                         int64_t session_limit, const char *login, int64_t now_ms);
+
+/* ---- signed-in sessions ("logins": the sessions tokens name) ---- */
+
+/* login_create.lua: a new login sid of user (token expiry exp_s, agent: the
+ * client's User-Agent, already cut); at most cap per user (the oldest are
+ * revoked). verified_hash / new_hash: "" or a password change (the hash the
+ * old password was checked against; the new one: every other login is
+ * revoked). Reply 1 made, 0 no account, -1 disabled, -2 the password changed
+ * meanwhile. */
+typedef struct scripts_login {
+    const char *user, *sid, *agent;
+    int64_t now_ms, exp_s, cap;
+    const char *verified_hash, *new_hash; /* NULL or "": no change */
+} scripts_login;
+int scripts_login_create(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
+                         const scripts_login *l);
+redisReply *scripts_login_create_sync(redisContext *rc, const scripts_login *l);
+int scripts_login_create_append(redisContext *rc, const scripts_login *l);
+
+/* login_revoke.lua: what is "one" (sid; exp_s > 0: the token's expiry, entered
+ * as revoked even when the login is gone), "all", "disable" or "enable" (the
+ * account). Reply {n, sid, exp, sid, exp, ...}: n the logins revoked (-1 no
+ * account: disable/enable), then every session id entered as revoked with its
+ * token's expiry (s). */
+int scripts_login_revoke(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                         const char *what, const char *sid, int64_t exp_s, int64_t now_ms);
+redisReply *scripts_login_revoke_sync(redisContext *rc, const char *user, const char *what,
+                                      const char *sid, int64_t exp_s, int64_t now_ms);
+
+/* login_list.lua: user's logins, oldest first: a flat array of sid, created
+ * ms, last seen ms, agent, expiry s for each. */
+int scripts_login_list(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                       int64_t now_ms);
+redisReply *scripts_login_list_sync(redisContext *rc, const char *user, int64_t now_ms);
+
+/* login_touch.lua: user's logins sids[0..n) are in use: last seen = now_ms.
+ * Reply the number touched. */
+int scripts_login_touch(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
+                        int64_t now_ms, const char *const *sids, size_t n);
 
 /* session_close.lua: the session closes. reaping: 1 from the router's reaper
  * (then nothing changes while the gateway's alive key exists), else 0. */

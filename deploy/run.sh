@@ -6,9 +6,9 @@
 # prints the URL. Ctrl-C stops everything.
 #
 # Environment: PARLEY_REDIS_PORT (6390), PARLEY_PORT (8080; the second gateway
-# takes the next port), PARLEY_LISTEN (127.0.0.1), PARLEY_SECRET (unset: the
-# programs' built-in local-only default; set your own for anything but a
-# laptop), PARLEY_RUN_DIR (.run).
+# takes the next port), PARLEY_LISTEN (127.0.0.1), PARLEY_SECRET (unset: a
+# random secret generated on the first run into $PARLEY_RUN_DIR/secret, mode
+# 0600, and kept across runs so logins survive a restart), PARLEY_RUN_DIR (.run).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +26,17 @@ if [ -f "$ROOT/web/package.json" ] && [ ! -f "$ROOT/web/dist/index.html" ]; then
 fi
 
 mkdir -p "$RUN/redis"
+# the token secret: PARLEY_SECRET if given, else $RUN/secret (made once: 32
+# random bytes as hex; the gateways and the CLI read it with --secret-file)
+SECRET_ARGS=()
+if [ -z "${PARLEY_SECRET:-}" ]; then
+    if [ ! -s "$RUN/secret" ]; then
+        (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$RUN/secret.tmp" && mv "$RUN/secret.tmp" "$RUN/secret")
+    fi
+    chmod 600 "$RUN/secret"
+    export PARLEY_SECRET_FILE=$RUN/secret
+    SECRET_ARGS=(--secret-file "$RUN/secret")
+fi
 pids=()
 cleanup() {
     trap - INT TERM EXIT
@@ -60,7 +71,7 @@ cat <<MSG
 Parley is running:
   web client   http://$LISTEN:$PORT/   (second gateway: http://$LISTEN:$((PORT + 1))/)
   redis        redis-cli -p $RPORT   (try: SMEMBERS parley:online)
-  admin CLI    $BUILD/parley --redis-url redis://127.0.0.1:$RPORT --help
+  admin CLI    $BUILD/parley --redis-url redis://127.0.0.1:$RPORT ${SECRET_ARGS[*]} --help
 Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}" || true

@@ -1,5 +1,6 @@
-/* account.c - register, login and logout (account.h). Passwords are hashed
- * and verified on the password pool's thread (pwpool.h), never on the loop. */
+/* account.c - register, login, logout and password change (account.h).
+ * Passwords are hashed and verified on the password pool's thread
+ * (pwpool.h), never on the loop. */
 #include "account.h"
 
 #include <sodium.h>
@@ -12,33 +13,53 @@
 #include "json.h"
 #include "keys.h"
 #include "log.h"
+#include "options.h"
 #include "password.h"
 #include "pwpool.h"
 #include "redis_link.h"
+#include "revoke.h"
+#include "revset.h"
 #include "scripts.h"
 #include "walltime.h"
 
 static struct {
     const char *secret;
     long long token_ttl;
+    long long user_logins;
 } acct;
 
-void account_init(const char *secret, long long token_ttl)
+void account_init(const char *secret, long long token_ttl, long long user_logins)
 {
     acct.secret = secret;
     acct.token_ttl = token_ttl;
+    acct.user_logins = user_logins;
 }
 
-static void account_token_answer(gw_req *h, int status)
+/* The login cookie's attributes after its value ("; Secure" with
+ * --cookie-secure: a browser then sends it over https only). */
+static const char *account_cookie_attrs(void)
+{
+    return options_get()->cookie_secure ? "; Path=/; HttpOnly; SameSite=Lax; Secure"
+                                        : "; Path=/; HttpOnly; SameSite=Lax";
+}
+
+const char *account_cookie_clear(void)
+{
+    return options_get()->cookie_secure
+               ? AUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=0"
+               : AUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0";
+}
+
+/* writes the token answer of session h->sid */
+static void account_token_write(gw_req *h, int status)
 {
     char tok[TOKEN_MAX], cookie[TOKEN_MAX + 128], body[TOKEN_MAX + 128];
-    if (token_mint(acct.secret, h->user, (int64_t)time(NULL) + acct.token_ttl, tok, sizeof tok) <
-        0) {
+    if (token_mint(acct.secret, h->user, h->sid, h->token_exp, tok, sizeof tok) < 0) {
         req_error(h, 500, "internal", "cannot make a token");
         return;
     }
-    snprintf(cookie, sizeof cookie, AUTH_COOKIE "=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld",
-             tok, acct.token_ttl);
+    snprintf(cookie, sizeof cookie, AUTH_COOKIE "=%s%s; Max-Age=%lld", tok, account_cookie_attrs(),
+             acct.token_ttl);
     size_t pos = 0;
     pos += (size_t)snprintf(body, sizeof body, "{\"username\":");
     json_put_str(body, sizeof body, &pos, h->user, strlen(h->user));
@@ -47,6 +68,61 @@ static void account_token_answer(gw_req *h, int status)
     json_put_str(body, sizeof body, &pos, tok, strlen(tok));
     body[pos++] = '}';
     req_answer(h, status, body, pos, cookie);
+}
+
+static void account_issue_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_req *h = priv;
+    redisReply *rep = r;
+    long long n;
+    if (rl_reply_int(r, &n) < 0) {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_warn("login_create %s: %s", h->user, rep->str);
+        req_unavailable(h);
+    } else if (n == 1) {
+        /* a password change: the token presented is refused here at once
+         * (other gateways learn it from the announcement) */
+        if (h->old_sid[0]) revset_add(h->old_sid, strlen(h->old_sid), h->old_exp);
+        account_token_write(h, h->issue_status);
+    } else if (n == -1) {
+        req_error(h, 403, "account_disabled", "this account is disabled");
+    } else { /* the account is gone, or its password changed meanwhile */
+        req_error(h, 401, "bad_credentials", "wrong user name or password");
+    }
+    req_unref(h);
+}
+
+/* A new signed-in session of h->user, then the token answer with status
+ * (login_create.lua). verified_hash / new_hash: a password change, else NULL. */
+static void account_issue(gw_req *h, int status, const char *verified_hash, const char *new_hash)
+{
+    char agent[REQ_AGENT_MAX + 1];
+    if (!h->wsi) return; /* nobody to answer */
+    if (token_new_sid(h->sid) < 0) {
+        req_error(h, 500, "internal", "cannot make a session id");
+        return;
+    }
+    req_agent(h->wsi, agent, sizeof agent);
+    h->token_exp = (int64_t)time(NULL) + acct.token_ttl;
+    h->issue_status = status;
+    scripts_login l = {.user = h->user,
+                       .sid = h->sid,
+                       .agent = agent,
+                       .now_ms = (int64_t)walltime_ms(),
+                       .exp_s = h->token_exp,
+                       .cap = acct.user_logins,
+                       .verified_hash = verified_hash,
+                       .new_hash = new_hash};
+    req_ref(h);
+    if (scripts_login_create(rl_commands(), account_issue_cb, h, &l) != REDIS_OK) {
+        h->refs--;
+        req_unavailable(h);
+    }
+}
+
+static void account_token_answer(gw_req *h, int status)
+{
+    account_issue(h, status, NULL, NULL);
 }
 
 /* ---- register ---- */
@@ -177,7 +253,117 @@ void account_login(gw_req *h)
     }
 }
 
+/* ---- logout ---- */
+
+static void account_logout_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_req *h = priv;
+    if (revoke_reply(h->user, r) < 0)
+        req_unavailable(h);
+    else
+        req_answer(h, 204, "", 0, account_cookie_clear());
+    req_unref(h);
+}
+
 void account_logout(gw_req *h)
 {
-    req_answer(h, 204, "", 0, AUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    if (!h->wsi || auth_token(h->wsi, h->user, h->sid, &h->token_exp, 1) < 0) {
+        req_answer(h, 204, "", 0, account_cookie_clear()); /* nothing to revoke */
+        return;
+    }
+    req_ref(h);
+    if (scripts_login_revoke(rl_commands(), account_logout_cb, h, h->user, "one", h->sid,
+                             h->token_exp, (int64_t)walltime_ms()) != REDIS_OK) {
+        h->refs--;
+        req_unavailable(h);
+    }
+}
+
+/* ---- password change ---- */
+
+static void account_password_hashed(void *priv, int ok, const char *hash)
+{
+    gw_req *h = priv;
+    if (!ok) {
+        req_unavailable(h);
+    } else {
+        char *verified = h->verified_hash;
+        h->verified_hash = NULL;
+        account_issue(h, 200, verified, hash);
+        free(verified);
+    }
+    req_unref(h);
+}
+
+static void account_password_verified(void *priv, int ok, const char *hash)
+{
+    gw_req *h = priv;
+    (void)hash;
+    if (!ok) {
+        req_error(h, 401, "bad_credentials", "wrong password");
+    } else if (h->wsi && pwpool_submit(h->new_password, h->new_password_len, NULL,
+                                       account_password_hashed, h) == 0) {
+        return; /* the reference passes to the pool job */
+    } else if (h->wsi) {
+        req_error(h, 503, "unavailable", "too many requests in progress, retry later");
+    }
+    req_unref(h);
+}
+
+static void account_password_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    gw_req *h = priv;
+    redisReply *rep = r;
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        req_unavailable(h);
+    } else if (rep->type != REDIS_REPLY_STRING || !(h->verified_hash = strdup(rep->str))) {
+        req_error(h, 401, "bad_credentials", "wrong password");
+    } else if (h->wsi && pwpool_submit(h->password, h->password_len, rep->str,
+                                       account_password_verified, h) == 0) {
+        return; /* the reference passes to the pool job */
+    } else {
+        req_error(h, 503, "unavailable", "too many requests in progress, retry later");
+    }
+    req_unref(h);
+}
+
+void account_password(gw_req *h)
+{
+    static const char *const names[] = {"old_password", "new_password"};
+    char *vals[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    if (!h->wsi || auth_token(h->wsi, h->user, h->old_sid, &h->old_exp, 1) < 0) {
+        h->old_sid[0] = '\0';
+        req_error(h, 401, "unauthorized", "missing, invalid or expired token");
+        return;
+    }
+    int rc = json_parse_strings(h->body, h->body_len, names, vals, lens, 2);
+    h->password = vals[0];
+    h->password_len = lens[0];
+    h->new_password = vals[1];
+    h->new_password_len = lens[1];
+    if (rc < 0 || !vals[0] || !vals[1]) {
+        req_error(h, 400, "bad_request",
+                  "the body must be a JSON object with string fields old_password and "
+                  "new_password");
+        return;
+    }
+    if (lens[1] < PASSWORD_MIN || lens[1] > PASSWORD_MAX) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "passwords are %d to %d bytes", PASSWORD_MIN, PASSWORD_MAX);
+        req_error(h, 400, "invalid_password", msg);
+        return;
+    }
+    if (lens[0] < PASSWORD_MIN || lens[0] > PASSWORD_MAX) {
+        req_error(h, 401, "bad_credentials", "wrong password");
+        return;
+    }
+    char k1[KEYS_MAX];
+    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, h->user);
+    const char *argv[] = {"HGET", k1, "pw"};
+    req_ref(h);
+    if (rl_command(account_password_cb, h, 3, argv, NULL) < 0) {
+        h->refs--;
+        req_unavailable(h);
+    }
 }

@@ -6,7 +6,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "origin.h"
 #include "proto.h"
+#include "req.h"
+#include "revset.h"
 #include "token.h"
 
 static struct {
@@ -20,14 +23,28 @@ void auth_init(const char *secret, int dev_auth)
     au.dev_auth = dev_auth;
 }
 
-static int auth_try(const char *tok, size_t len, char *user)
+/* a valid token whose session is not revoked */
+static int auth_try(const char *tok, size_t len, char *user, char *sid, int64_t *exp)
 {
-    return token_verify(au.secret, tok, len, (int64_t)time(NULL), user, NULL) == TOKEN_OK ? 0 : -1;
+    int64_t now = (int64_t)time(NULL);
+    return token_verify(au.secret, tok, len, now, user, sid, exp) == TOKEN_OK &&
+                   !revset_has(sid, now)
+               ? 0
+               : -1;
 }
 
 int auth_token_user(struct lws *wsi, char *user, int allow_bearer)
 {
+    char sid[TOKEN_SID_LEN + 1];
+    return auth_token(wsi, user, sid, NULL, allow_bearer);
+}
+
+int auth_token(struct lws *wsi, char *user, char *sid, int64_t *exp, int allow_bearer)
+{
     char buf[TOKEN_MAX + 16];
+    int cookie_seen = 0;
+    /* the cookie counts only for a page of an allowed origin (origin.h) */
+    int cookie_ok = origin_check(wsi) != ORIGIN_FOREIGN;
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE);
     if (n > 0 && n < 16384) {
         char *c = malloc((size_t)n + 1);
@@ -37,35 +54,47 @@ int auth_token_user(struct lws *wsi, char *user, int allow_bearer)
                 while (*part == ' ')
                     part++;
                 size_t nl = strlen(AUTH_COOKIE);
-                if (strncmp(part, AUTH_COOKIE, nl) == 0 && part[nl] == '=' &&
-                    auth_try(part + nl + 1, strlen(part + nl + 1), user) == 0) {
+                if (strncmp(part, AUTH_COOKIE, nl) != 0 || part[nl] != '=') continue;
+                cookie_seen = 1;
+                if (cookie_ok &&
+                    auth_try(part + nl + 1, strlen(part + nl + 1), user, sid, exp) == 0) {
                     free(c);
-                    return 0;
+                    return AUTH_OK;
                 }
             }
         }
         free(c);
     }
     if (allow_bearer && lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
-        strncasecmp(buf, "Bearer ", 7) == 0 && auth_try(buf + 7, strlen(buf + 7), user) == 0)
-        return 0;
+        strncasecmp(buf, "Bearer ", 7) == 0 &&
+        auth_try(buf + 7, strlen(buf + 7), user, sid, exp) == 0)
+        return AUTH_OK;
     const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof buf);
-    if (v && auth_try(v, strlen(v), user) == 0) return 0;
-    return -1;
+    if (v && auth_try(v, strlen(v), user, sid, exp) == 0) return AUTH_OK;
+    return cookie_seen && !cookie_ok ? AUTH_FOREIGN_ORIGIN : AUTH_NONE;
 }
 
-int auth_ws_user(struct lws *wsi, char *user, int *dev_account)
+int auth_ws_user(struct lws *wsi, char *user, char *sid, int *dev_account)
 {
     *dev_account = 0;
-    if (auth_token_user(wsi, user, 1) == 0) return 0;
+    int rc = auth_token(wsi, user, sid, NULL, 1);
+    if (rc != AUTH_NONE) return rc;
+    sid[0] = '\0';
     if (au.dev_auth) {
         char buf[PROTO_NAME_MAX + 16];
         const char *v = lws_get_urlarg_by_name(wsi, "user=", buf, sizeof buf);
         if (v && proto_valid_user(v, strlen(v))) {
             strcpy(user, v);
             *dev_account = 1;
-            return 0;
+            return AUTH_OK;
         }
     }
-    return -1;
+    return AUTH_NONE;
+}
+
+int auth_fail_now(struct lws *wsi, int rc)
+{
+    if (rc == AUTH_FOREIGN_ORIGIN)
+        return req_fail_now(wsi, 403, "forbidden_origin", AUTH_FOREIGN_ORIGIN_MSG);
+    return req_fail_now(wsi, 401, "unauthorized", "missing, invalid or expired token");
 }

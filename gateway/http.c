@@ -1,24 +1,31 @@
 /* http.c - HTTP routing and the lws HTTP callback (http.h).
  *
- * Routes: POST /api/register, /api/login, /api/logout (account.c); GET
- * /api/users (search.c), /healthz, /metrics; /ws only as an upgrade; every
- * other GET path a static file (static.c). A POST body is collected here
+ * Routes: POST /api/register, /api/login, /api/logout, /api/password
+ * (account.c), /api/logout-all (logins.c); GET /api/sessions and DELETE
+ * /api/sessions/ID (logins.c); GET /api/users (search.c), /healthz,
+ * /metrics; /ws only as an upgrade; every other GET path a static file
+ * (static.c). A POST body is collected here
  * (at most REQ_BODY_MAX bytes, else 413) before its route runs. A URL or
  * headers over --max-url / --max-headers are answered 414 / 431 before any
- * route, the upgrade included. */
+ * route, the upgrade included; then a POST from a foreign page (origin.h) is
+ * refused 403 and a JSON route's body of another Content-Type 415, before the
+ * body is read. */
 #include "http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "account.h"
 #include "auth.h"
 #include "drain.h"
 #include "heartbeat.h"
 #include "log.h"
+#include "logins.h"
 #include "metrics.h"
 #include "openrate.h"
+#include "origin.h"
 #include "redis_link.h"
 #include "req.h"
 #include "search.h"
@@ -28,7 +35,14 @@
 #include "static.h"
 #include "walltime.h"
 
-enum { R_NONE = 0, R_REGISTER, R_LOGIN, R_LOGOUT };
+/* DELETE /api/sessions/ID needs lws to parse the DELETE method: lws 4.1
+ * does with LWS_WITH_HTTP_UNCOMMON_HEADERS (on in its default build, and in
+ * deploy/setup.sh's). */
+#if !defined(LWS_WITH_HTTP_UNCOMMON_HEADERS) && !defined(LWS_HTTP_HEADERS_ALL)
+#error "libwebsockets without LWS_WITH_HTTP_UNCOMMON_HEADERS cannot route DELETE"
+#endif
+
+enum { R_NONE = 0, R_REGISTER, R_LOGIN, R_LOGOUT, R_LOGOUT_ALL, R_PASSWORD };
 
 static long long http_body_timeout = 10000; /* ms */
 static long long http_max_url = 4096;       /* bytes of path and query (decoded) */
@@ -116,9 +130,28 @@ static void http_body_done(gw_req *h)
     case R_LOGOUT:
         account_logout(h);
         break;
+    case R_LOGOUT_ALL:
+        logins_logout_all(h);
+        break;
+    case R_PASSWORD:
+        account_password(h);
+        break;
     default:
         req_error(h, 404, "not_found", "no such path");
     }
+}
+
+/* Whether the request's Content-Type is application/json (parameters such
+ * as "; charset=utf-8" allowed): a form or text/plain body, which a page of
+ * any origin can post without asking (no CORS preflight), is refused 415. */
+static int http_json_body(struct lws *wsi)
+{
+    char ct[128];
+    static const char want[] = "application/json";
+    int n = lws_hdr_copy(wsi, ct, sizeof ct, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    if (n < (int)sizeof want - 1 || strncasecmp(ct, want, sizeof want - 1) != 0) return 0;
+    char next = ct[sizeof want - 1];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
 /* usable: Redis up, leftovers closed, not draining */
@@ -151,15 +184,30 @@ static int http_request(struct lws *wsi, gw_pss *pss, const char *path)
 {
     int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    int is_delete = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
     metrics_inc(METRIC_HTTP_REQUESTS);
     /* answered, then closed: a body, if any, is not read */
     if (http_oversize(wsi)) return -1;
     if (is_post) {
-        int route = !strcmp(path, "/api/register") ? R_REGISTER
-                    : !strcmp(path, "/api/login")  ? R_LOGIN
-                    : !strcmp(path, "/api/logout") ? R_LOGOUT
-                                                   : R_NONE;
+        int route = !strcmp(path, "/api/register")     ? R_REGISTER
+                    : !strcmp(path, "/api/login")      ? R_LOGIN
+                    : !strcmp(path, "/api/logout")     ? R_LOGOUT
+                    : !strcmp(path, "/api/logout-all") ? R_LOGOUT_ALL
+                    : !strcmp(path, "/api/password")   ? R_PASSWORD
+                                                       : R_NONE;
         if (route == R_NONE) return req_fail_now(wsi, 404, "not_found", "no such path");
+        /* every POST changes state: none from a page of another origin (CSRF,
+         * login CSRF); the API sends no CORS headers, so such a page could not
+         * have sent JSON anyway, only a form */
+        if (origin_check(wsi) == ORIGIN_FOREIGN) {
+            req_fail_now(wsi, 403, "forbidden_origin", "requests from this origin are refused");
+            return -1; /* do not read the body */
+        }
+        if ((route == R_REGISTER || route == R_LOGIN || route == R_PASSWORD) &&
+            !http_json_body(wsi)) {
+            req_fail_now(wsi, 415, "unsupported_media_type", "send the body as application/json");
+            return -1;
+        }
         if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
             /* a chunked body: lws 4.1 would never complete it (the request hung
              * until lws timed the connection out); the API's bodies are small */
@@ -188,10 +236,18 @@ static int http_request(struct lws *wsi, gw_pss *pss, const char *path)
         }
         return 0;
     }
-    if (!is_get) return req_fail_now(wsi, 405, "method_not_allowed", "use GET or POST");
+    if (is_delete) { /* lws parses DELETE with LWS_WITH_HTTP_UNCOMMON_HEADERS (checked above) */
+        if (origin_check(wsi) == ORIGIN_FOREIGN) /* changes state, as a POST: CSRF */
+            return req_fail_now(wsi, 403, "forbidden_origin",
+                                "requests from this origin are refused");
+        if (!strncmp(path, "/api/sessions/", 14)) return logins_delete(wsi, pss, path + 14);
+        return req_fail_now(wsi, 404, "not_found", "no such path");
+    }
+    if (!is_get) return req_fail_now(wsi, 405, "method_not_allowed", "use GET, POST or DELETE");
     if (!strcmp(path, "/healthz")) return http_healthz(wsi);
     if (!strcmp(path, "/metrics")) return http_metrics(wsi);
     if (!strcmp(path, "/api/users")) return search_users(wsi, pss);
+    if (!strcmp(path, "/api/sessions")) return logins_list(wsi, pss);
     if (!strcmp(path, "/ws"))
         return req_fail_now(wsi, 400, "bad_request", "WebSocket upgrade required");
     if (!strncmp(path, "/api/", 5) || !strcmp(path, "/api"))
@@ -211,7 +267,7 @@ static int http_refuse_upgrade(struct lws *wsi, int status, const char *code, co
 static int http_confirm_upgrade(struct lws *wsi)
 {
     char uri[64];
-    char user[PROTO_NAME_MAX + 1];
+    char user[PROTO_NAME_MAX + 1], login[TOKEN_SID_LEN + 1];
     int dev;
     if (http_oversize(wsi)) return 1;
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
@@ -220,7 +276,10 @@ static int http_confirm_upgrade(struct lws *wsi)
         return http_refuse_upgrade(wsi, 503, "unavailable", "this gateway is shutting down");
     if (!startup_ready() || !rl_ok())
         return http_refuse_upgrade(wsi, 503, "unavailable", "storage unreachable, retry later");
-    if (auth_ws_user(wsi, user, &dev) < 0)
+    int rc = auth_ws_user(wsi, user, login, &dev); /* a revoked session too: from memory */
+    if (rc == AUTH_FOREIGN_ORIGIN)                 /* cross-site WebSocket hijacking */
+        return http_refuse_upgrade(wsi, 403, "forbidden_origin", AUTH_FOREIGN_ORIGIN_MSG);
+    if (rc < 0)
         return http_refuse_upgrade(wsi, 401, "unauthorized", "missing, invalid or expired token");
     if (sesscap_refuse(user)) { /* --user-sessions: no socket at all, not even for a moment */
         metrics_inc(METRIC_SESSION_LIMIT);

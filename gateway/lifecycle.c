@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "presence.h"
 #include "redis_link.h"
+#include "revoke.h"
 #include "scripts.h"
 #include "sesscap.h"
 #include "walltime.h"
@@ -38,12 +39,16 @@ static struct {
     char gwid[PROTO_GWID_MAX + 1];
     long long everyone_limit;
     long long hello_entries, preview_bytes;
-    int closes_pending; /* session_close replies the drain waits for */
+    long long last_seen_ms; /* --last-seen-interval (0: off) */
+    uint64_t touched_ms;    /* when lifecycle_touch_logins last ran */
+    int closes_pending;     /* session_close replies the drain waits for */
 } lc;
 
 void lifecycle_init(const char *gwid, long long everyone_limit, long long hello_entries,
-                    long long preview_bytes)
+                    long long preview_bytes, long long last_seen_ms)
 {
+    lc.last_seen_ms = last_seen_ms;
+    lc.touched_ms = walltime_ms();
     snprintf(lc.gwid, sizeof lc.gwid, "%s", gwid);
     lc.everyone_limit = everyone_limit;
     lc.hello_entries = hello_entries;
@@ -59,6 +64,13 @@ static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
     if (!s || s->state == SESS_CLOSING) return;
     struct lifecycle_sess *l = s->lc;
     long long seq;
+    if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer < 0) { /* login revoked */
+        log_info("conn %" PRIu64 " (%s): its signed-in session is gone (revoked)", s->conn,
+                 s->user);
+        if (l->reopening) l->reopening--;
+        revoke_close(s);
+        return;
+    }
     if (rep && rep->type == REDIS_REPLY_INTEGER) { /* over --user-sessions: refused */
         log_info("conn %" PRIu64 " (%s): refused, the user has %lld session(s)", s->conn, s->user,
                  rep->integer);
@@ -271,8 +283,8 @@ static void lifecycle_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
 static int lifecycle_run_open(gw_session *s, int reopen)
 {
     return scripts_session_open(rl_commands(), lifecycle_open_cb, (void *)(uintptr_t)s->conn,
-                                s->user, s->sessid, s->member, lc.gwid, reopen,
-                                sesscap_limit()) == REDIS_OK
+                                s->user, s->sessid, s->member, lc.gwid, reopen, sesscap_limit(),
+                                s->login, (int64_t)walltime_ms()) == REDIS_OK
                ? 0
                : -1;
 }
@@ -294,10 +306,11 @@ static void lifecycle_dev_account(gw_session *s)
                      (int64_t)walltime_ms());
 }
 
-gw_session *lifecycle_open(struct lws *wsi, const char *user, int dev_account)
+gw_session *lifecycle_open(struct lws *wsi, const char *user, const char *login, int dev_account)
 {
     gw_session *s = sess_new(wsi, user, lc.gwid);
     if (!s) return NULL;
+    snprintf(s->login, sizeof s->login, "%s", login);
     s->lc = calloc(1, sizeof *s->lc);
     if (!s->lc) {
         sess_remove(s);
@@ -340,6 +353,32 @@ void lifecycle_reopen_all(void)
 {
     log_info("redis back: re-opening %zu session(s)", sess_count());
     sess_each(lifecycle_reopen_one, NULL);
+}
+
+/* one user's sockets (s is the first of them): their distinct logins */
+static void lifecycle_touch_user(gw_session *s, void *arg)
+{
+    const char *sids[LIFECYCLE_TOUCH_MAX];
+    size_t n = 0;
+    if (sess_of_user(s->user, strlen(s->user)) != s) return; /* the user's first only */
+    for (gw_session *o = s; o && n < LIFECYCLE_TOUCH_MAX; o = o->next_of_user) {
+        if (!o->login[0] || o->state != SESS_LIVE) continue;
+        size_t i = 0;
+        while (i < n && strcmp(sids[i], o->login) != 0)
+            i++;
+        if (i == n) sids[n++] = o->login;
+    }
+    if (n)
+        scripts_login_touch(rl_commands(), lifecycle_ignore_cb, NULL, s->user,
+                            (int64_t) * (uint64_t *)arg, sids, n);
+}
+
+void lifecycle_touch_logins(void)
+{
+    uint64_t now = walltime_ms();
+    if (lc.last_seen_ms <= 0 || now - lc.touched_ms < (uint64_t)lc.last_seen_ms || !rl_ok()) return;
+    lc.touched_ms = now;
+    sess_each(lifecycle_touch_user, &now);
 }
 
 static void lifecycle_close_cb(redisAsyncContext *ac, void *r, void *priv)

@@ -21,13 +21,17 @@ struct lws;
 
 /* gwid: this gateway's id; everyone_limit: --everyone-limit; hello_entries:
  * --hello-entries (entries per hello / `users` page); preview_bytes:
- * --preview-bytes (data kept in each `last`). */
+ * --preview-bytes (data kept in each `last`); last_seen_ms:
+ * --last-seen-interval (0: off). */
 void lifecycle_init(const char *gwid, long long everyone_limit, long long hello_entries,
-                    long long preview_bytes);
-/* A socket upgraded for user (already authenticated). dev_account: the user
- * came from --dev-auth's ?user= and may need an account made. Returns the
- * new session (reading paused until hello), or NULL (refuse the socket). */
-gw_session *lifecycle_open(struct lws *wsi, const char *user, int dev_account);
+                    long long preview_bytes, long long last_seen_ms);
+/* A socket upgraded for user (already authenticated) with the token of
+ * signed-in session login ("" for --dev-auth). dev_account: the user came
+ * from --dev-auth's ?user= and may need an account made. Returns the new
+ * session (reading paused until hello), or NULL (refuse the socket). A login
+ * that session_open finds revoked closes it REVOKE_CLOSE_CODE (revoke.h), at the
+ * open and at every re-open. */
+gw_session *lifecycle_open(struct lws *wsi, const char *user, const char *login, int dev_account);
 /* The socket of s is closed: s is freed. */
 void lifecycle_closed(gw_session *s);
 /* session_close replies a drain still waits for. */
@@ -37,5 +41,11 @@ int lifecycle_closes_pending(void);
 void lifecycle_on_drained(gw_session *s);
 /* Every live session runs session_open again and catches up. */
 void lifecycle_reopen_all(void);
+/* Called often (each heartbeat): once --last-seen-interval has passed since
+ * the last time, the signed-in sessions the open sockets use get their last
+ * seen moved (login_touch.lua, one call per user, at most
+ * LIFECYCLE_TOUCH_MAX sessions each). */
+void lifecycle_touch_logins(void);
+#define LIFECYCLE_TOUCH_MAX 32
 
 #endif

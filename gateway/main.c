@@ -32,6 +32,7 @@
 #include "pss.h"
 #include "pwpool.h"
 #include "redis_link.h"
+#include "revoke.h"
 #include "rtq.h"
 #include "scripts.h"
 #include "sesscap.h"
@@ -140,6 +141,7 @@ static void gw_commands_up(void)
 {
     startup_on_commands_up();
     sesscap_on_commands_up();
+    revoke_on_commands_up();
     hb_beat_now();
 }
 
@@ -148,6 +150,7 @@ static void gw_subscriber_up(void)
     deliver_on_subscriber_up(); /* first: its confirmation completes rl_ok() */
     presence_on_subscriber_up();
     sesscap_on_subscriber_up();
+    revoke_on_subscriber_up();
 }
 
 static void gw_startup_ready(void)
@@ -157,6 +160,13 @@ static void gw_startup_ready(void)
 }
 
 /* a beat found the gateway expired: routers may have closed its sessions */
+/* each beat: presence's lazy unsubscribes, the sessions' last_seen */
+static void gw_tick(void)
+{
+    presence_sweep();
+    lifecycle_touch_logins();
+}
+
 static void gw_lapsed(void)
 {
     if (rl_ok() && !drain_active()) lifecycle_reopen_all();
@@ -253,13 +263,14 @@ int main(int argc, char **argv)
 
     /* every module, bottom up */
     auth_init(o->secret, o->dev_auth);
-    account_init(o->secret, o->token_ttl);
+    account_init(o->secret, o->token_ttl, o->user_logins);
     static_init(o->web_root);
     http_init(gw.base, o->body_timeout, o->max_url, o->max_headers);
     ws_init((size_t)o->max_frame);
     presence_init(o->everyone_limit);
     deliver_init(o->gw_chan, (size_t)o->send_queue, o->page_entries, o->page_bytes);
-    lifecycle_init(o->gwid, o->everyone_limit, o->hello_entries, o->preview_bytes);
+    lifecycle_init(o->gwid, o->everyone_limit, o->hello_entries, o->preview_bytes,
+                   o->last_seen_interval * 1000);
     const frame_config fc = {.gwid = o->gwid,
                              .rate = o->rate,
                              .burst = o->burst,
@@ -276,7 +287,7 @@ int main(int argc, char **argv)
                          .subscriber_up = gw_subscriber_up,
                          .up = gw_maybe_up};
     const startup_hooks sh = {.ready = gw_startup_ready, .fatal = gw_fatal};
-    const hb_hooks hh = {.lapsed = gw_lapsed, .tick = presence_sweep};
+    const hb_hooks hh = {.lapsed = gw_lapsed, .tick = gw_tick};
     char client_name[96];
     snprintf(client_name, sizeof client_name, "parley-gw:%s", o->gwid);
 
@@ -287,7 +298,7 @@ int main(int argc, char **argv)
     evsignal_add(gw.sig_int, NULL);
     openrate_init(o->user_open_rate, o->user_open_burst);
     if (sess_init(gw.base, (size_t)o->send_queue) < 0 || rtq_init(gw.base) < 0 ||
-        sesscap_init(gw.base, o->user_sessions) < 0 ||
+        sesscap_init(gw.base, o->user_sessions) < 0 || revoke_init(gw.base) < 0 ||
         startup_init(gw.base, o->gwid, o->heartbeat_ttl, &sh) < 0 ||
         hb_start(gw.base, o->gwid, o->heartbeat_ttl, &hh) < 0 ||
         rl_start(gw.base, &o->redis, client_name, &rh) < 0) {
@@ -309,6 +320,7 @@ int main(int argc, char **argv)
     startup_free();
     rtq_free();
     sesscap_free();
+    revoke_free();
     openrate_free();
     sess_free_all();
     event_free(gw.drain_timer);

@@ -1,29 +1,22 @@
 /* options.c - the gateway's flags, their defaults and checks. */
 #include "options.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "origin.h"
 #include "proto.h"
-#include "token.h"
+#include "secret.h"
 
 static gw_options opts;
+static secret opts_secret; /* holds a --secret-file's contents */
 
 const gw_options *options_get(void)
 {
     return &opts;
-}
-
-static int options_is_loopback(const char *addr)
-{
-    struct in_addr a4;
-    if (!strcmp(addr, "localhost") || !strcmp(addr, "::1")) return 1;
-    if (inet_pton(AF_INET, addr, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
-    return 0;
 }
 
 int options_parse(int argc, char **argv)
@@ -34,6 +27,8 @@ int options_parse(int argc, char **argv)
     c->id = NULL;
     c->redis_url = "redis://127.0.0.1:6379";
     c->secret = NULL;
+    c->secret_file = NULL;
+    c->cookie_secure = 0;
     c->token_ttl = 604800;
     c->max_frame = 65536;
     c->send_queue = 1048576;
@@ -51,6 +46,8 @@ int options_parse(int argc, char **argv)
     c->dev_auth = 0;
     c->log_level = "info";
     c->user_sessions = 20; /* issue 12: per-user session limit */
+    c->user_logins = 50;   /* issue 13: signed-in sessions kept per user */
+    c->last_seen_interval = 60;
     c->user_open_rate = 2; /* issue 12: how often one user may open sessions here */
     c->user_open_burst = 20;
     /* bounded reads (issue 12) */
@@ -71,7 +68,12 @@ int options_parse(int argc, char **argv)
         {"redis-url", "PARLEY_REDIS_URL", CONFIG_STR, &c->redis_url, 0, 0,
          "redis://[:password@]host:port[/db] or unix:///path/redis.sock[?db=N]"},
         {"secret", "PARLEY_SECRET", CONFIG_STR, &c->secret, 0, 0,
-         "token HMAC secret (default: a local-only development secret)"},
+         "token HMAC secret, >= 32 bytes beyond loopback (default: --secret-file, else a "
+         "local-only development secret)"},
+        {"secret-file", "PARLEY_SECRET_FILE", CONFIG_STR, &c->secret_file, 0, 0,
+         "file holding the token secret (used when --secret is not given)"},
+        {"cookie-secure", "PARLEY_COOKIE_SECURE", CONFIG_BOOL, &c->cookie_secure, 0, 0,
+         "mark the login cookie Secure (served over https, e.g. behind a TLS proxy)"},
         {"token-ttl", "PARLEY_TOKEN_TTL", CONFIG_INT, &c->token_ttl, 60, 10LL * 365 * 86400,
          "token lifetime, seconds"},
         {"max-frame", "PARLEY_MAX_FRAME", CONFIG_INT, &c->max_frame, 256, 16 << 20,
@@ -99,10 +101,18 @@ int options_parse(int argc, char **argv)
          "most bytes of request headers (more: 431; far more: the connection closed)"},
         {"user-sessions", "PARLEY_USER_SESSIONS", CONFIG_INT, &c->user_sessions, 0, 1000000,
          "most open WebSockets of one user, all gateways (more: 429, or 4029 in a race; 0: none)"},
+        {"user-logins", "PARLEY_USER_LOGINS", CONFIG_INT, &c->user_logins, 1, 10000,
+         "signed-in sessions (tokens) one user keeps; past it the oldest is revoked"},
+        {"last-seen-interval", "PARLEY_LAST_SEEN_INTERVAL", CONFIG_INT, &c->last_seen_interval, 0,
+         86400,
+         "seconds between moves of the last_seen of sessions with open sockets (0: only at opens)"},
         {"user-open-rate", "PARLEY_USER_OPEN_RATE", CONFIG_INT, &c->user_open_rate, 0, 1000000,
          "WebSockets one user may open per second on this gateway (more: 429; 0: no limit)"},
         {"user-open-burst", "PARLEY_USER_OPEN_BURST", CONFIG_INT, &c->user_open_burst, 1, 1000000,
          "WebSockets one user may open at once before --user-open-rate applies"},
+        {"origins", "PARLEY_ORIGINS", CONFIG_STR, &c->origins, 0, 0,
+         "origins whose pages may use the session cookie besides the one a request is addressed "
+         "to, comma-separated https://host[:port] (others: 403)"},
         {"dev-auth", "PARLEY_DEV_AUTH", CONFIG_BOOL, &c->dev_auth, 0, 0,
          "seed compatibility: /ws?user=NAME without a token (loopback only)"},
         {"log-level", "PARLEY_LOG_LEVEL", CONFIG_STR, &c->log_level, 0, 0,
@@ -143,7 +153,7 @@ int options_parse(int argc, char **argv)
         return -1;
     }
     log_init(prog, lvl);
-    char err[256];
+    char err[512];
     if (redisurl_parse(c->redis_url, &c->redis, err, sizeof err) < 0) {
         fprintf(stderr, "%s: --redis-url: %s\n", prog, err);
         return -1;
@@ -165,16 +175,23 @@ int options_parse(int argc, char **argv)
                 c->gwid, PROTO_GWID_MAX);
         return -1;
     }
-    if (c->dev_auth && !options_is_loopback(c->listen)) {
+    if (origin_init(c->origins, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: --origins: %s\n", prog, err);
+        return -1;
+    }
+    if (c->dev_auth && !secret_addr_is_loopback(c->listen)) {
         fprintf(stderr, "%s: --dev-auth needs --listen on a loopback address, not '%s'\n", prog,
                 c->listen);
         return -1;
     }
-    if (!c->secret || !*c->secret) {
-        c->secret = TOKEN_DEV_SECRET;
-        log_warn("no --secret given: using the local-only development secret; set "
-                 "PARLEY_SECRET for anything but a laptop");
+    char warn[256];
+    if (secret_resolve(&opts_secret, c->secret, c->secret_file, !secret_addr_is_loopback(c->listen),
+                       err, sizeof err, warn, sizeof warn) < 0) {
+        fprintf(stderr, "%s: %s (--listen %s)\n", prog, err, c->listen);
+        return -1;
     }
+    c->secret = opts_secret.value;
+    if (warn[0]) log_warn("%s", warn);
     if (c->dev_auth) log_warn("--dev-auth: /ws?user=NAME is accepted without a token");
     keys_fmt(c->gw_chan, sizeof c->gw_chan, CHAN_GW, c->gwid);
     return 0;

@@ -16,7 +16,9 @@ typedef struct gw_options {
     long long port;
     const char *id;
     const char *redis_url;
-    const char *secret;
+    const char *secret;      /* after options_parse: the secret in use (secret.h) */
+    const char *secret_file; /* --secret-file, or NULL */
+    int cookie_secure;       /* the login cookie gets "Secure" (https only) */
     long long token_ttl;     /* seconds */
     long long max_frame;     /* bytes */
     long long send_queue;    /* bytes per socket */
@@ -31,9 +33,12 @@ typedef struct gw_options {
     long long body_timeout;  /* ms: the longest a request body may take */
     long long max_url;       /* bytes of a request's path and query (more: 414) */
     long long max_headers;   /* bytes of a request's header values (more: 431) */
+    const char *origins;     /* --origins: more origins whose pages may use the cookie */
     int dev_auth;
     const char *log_level;
-    long long user_sessions; /* live sessions per user, all gateways (0: no limit) */
+    long long user_sessions;      /* live sessions per user, all gateways (0: no limit) */
+    long long user_logins;        /* signed-in sessions (tokens) a user keeps; the oldest revoked */
+    long long last_seen_interval; /* s: how often open sockets move their session's last_seen */
     long long user_open_rate, user_open_burst; /* upgrades per user per second, bucket */
     /* bounded reads (issue 12): pages of sync/history, hello's list, groups */
     long long page_entries;   /* inbox entries per sync page */

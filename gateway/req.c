@@ -130,6 +130,11 @@ void req_unref(gw_req *h)
         sodium_memzero(h->password, h->password_len);
         free(h->password);
     }
+    if (h->new_password) {
+        sodium_memzero(h->new_password, h->new_password_len);
+        free(h->new_password);
+    }
+    free(h->verified_hash);
     free(h->resp);
     free(h);
     drain_release();
@@ -166,4 +171,22 @@ int req_write_answer(gw_req *h)
     h->sent = 1;
     return req_write(h->wsi, h->status, h->ctype, h->resp, h->resp_len,
                      h->cookie[0] ? h->cookie : NULL);
+}
+
+void req_agent(struct lws *wsi, char *out, size_t size)
+{
+    out[0] = '\0';
+    int n = wsi ? lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_USER_AGENT) : 0;
+    if (n <= 0) return;
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) return;
+    if (lws_hdr_copy(wsi, buf, n + 1, WSI_TOKEN_HTTP_USER_AGENT) > 0) {
+        size_t len = strlen(buf);
+        if (len > REQ_AGENT_MAX) len = REQ_AGENT_MAX;
+        if (len >= size) len = size - 1;
+        for (size_t i = 0; i < len; i++)
+            out[i] = buf[i] >= 0x20 && buf[i] < 0x7f ? buf[i] : '?';
+        out[len] = '\0';
+    }
+    free(buf);
 }

@@ -47,6 +47,16 @@ typedef struct gw_req {
     char *password; /* wiped and freed with the request */
     size_t password_len;
     int ok;
+    /* the signed-in session: the one the token presented names, or the one
+     * being made (account.c, logins.c) */
+    char sid[TOKEN_SID_LEN + 1];
+    int64_t token_exp;  /* its token's expiry, Unix seconds */
+    int issue_status;   /* the answer's status once the session is made */
+    char *new_password; /* a password change: wiped and freed with the request */
+    size_t new_password_len;
+    char *verified_hash; /* the hash the old password matched (freed with the request) */
+    char old_sid[TOKEN_SID_LEN + 1]; /* the session whose token asked for the change */
+    int64_t old_exp;
 } gw_req;
 
 /* A new request on wsi (one reference, held for the connection). */
@@ -76,6 +86,11 @@ void req_unavailable(gw_req *h);
  * -1 when they do not fit. Every answer's headers go through it: req_write and
  * the static files (as lws_serve_http_file's other_headers). */
 int req_add_common_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
+
+#define REQ_AGENT_MAX 160 /* bytes of User-Agent kept with a signed-in session */
+/* The client's User-Agent cut to REQ_AGENT_MAX bytes, every byte that is not
+ * printable ASCII made '?' (into out, size > REQ_AGENT_MAX; "" without one). */
+void req_agent(struct lws *wsi, char *out, size_t size);
 
 /* Writes a whole answer now, with Cache-Control: no-store: 0, or -1 (close
  * the connection). */

@@ -97,8 +97,8 @@ static void search_cb(redisAsyncContext *ac, void *r, void *priv)
 int search_users(struct lws *wsi, gw_pss *pss)
 {
     char user[PROTO_NAME_MAX + 1], buf[128];
-    if (auth_token_user(wsi, user, 1) < 0)
-        return req_fail_now(wsi, 401, "unauthorized", "missing, invalid or expired token");
+    int rc = auth_token_user(wsi, user, 1);
+    if (rc < 0) return auth_fail_now(wsi, rc);
     const char *q = lws_get_urlarg_by_name(wsi, "q=", buf, sizeof buf);
     size_t ql = q ? strlen(q) : 0;
     int groups = ql && q[0] == '#'; /* "#prefix": open groups */

@@ -25,6 +25,7 @@
 #include "pending.h"
 #include "proto.h"
 #include "sendq.h"
+#include "token.h"
 
 struct lws;
 
@@ -42,6 +43,7 @@ typedef struct gw_session {
     char user[PROTO_NAME_MAX + 1];
     char sessid[SESS_ID_MAX];             /* gwid#conn: in parley:{u:NAME}:sessions */
     char member[PROTO_NAME_MAX + 1 + 21]; /* user#conn: in parley:gw:ID:sessions */
+    char login[TOKEN_SID_LEN + 1];        /* the signed-in session its token names ("": dev) */
     sess_state state;
     struct gw_session *next_of_user; /* this user's other local sessions */
     UT_hash_handle hh;               /* the table by conn */

@@ -35,10 +35,10 @@ int ws_handles(enum lws_callback_reasons reason)
 
 static int ws_established(struct lws *wsi, gw_pss *pss)
 {
-    char user[PROTO_NAME_MAX + 1];
+    char user[PROTO_NAME_MAX + 1], login[TOKEN_SID_LEN + 1];
     int dev_account;
-    if (drain_active() || auth_ws_user(wsi, user, &dev_account) < 0) return -1;
-    gw_session *s = lifecycle_open(wsi, user, dev_account);
+    if (drain_active() || auth_ws_user(wsi, user, login, &dev_account) < 0) return -1;
+    gw_session *s = lifecycle_open(wsi, user, login, dev_account);
     if (!s) return -1;
     pss->s = s;
     pss->is_ws = 1;

@@ -23,7 +23,7 @@
 #   asan         the unit and integration tests again under ASan + UBSan
 #   fuzz         a short, bounded libFuzzer run of the frame decoder
 #   containers   docker-compose.yml under podman: 3 gateways behind haproxy,
-#                end-to-end from a container on the stack's network
+#                end-to-end (https/wss) from a container on the stack's network
 # Stages that run a script of their own follow one rule: the script's last
 # line is "N passed, N failed" and its exit status says whether the stage
 # passed (run_script below).

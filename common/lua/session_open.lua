@@ -1,14 +1,20 @@
--- include: epoch
+-- include: epoch login_get
 --
 -- session_open.lua - a session opens: it joins the user's and the gateway's session sets.
 -- Caller: the gateway, after the WebSocket upgrade and before hello (scripts_session_open).
 --
 -- KEYS  1 user sessions, 2 user meta, 3 user inbox, 4 parley:online, 5 gateway sessions,
---       6 parley:sessions:full (hash user -> the limit the user is known to be at).
+--       6 parley:sessions:full (hash user -> the limit the user is known to be at), 7 the user's
+--       logins (signed-in sessions, lib/login_get.lua; optional).
 -- ARGV  1 user, 2 session id (gwid#connid), 3 gateway-set member (user#connid),
 --       4 presence channel of the user, 5 re-open ("1": a live session opened again after a
 --       reconnect or a reap, "0" or absent: a new session), 6 the most live sessions a user may
---       have (--user-sessions; "0" or absent: no limit), 7 the session-limit channel.
+--       have (--user-sessions; "0" or absent: no limit), 7 the session-limit channel, 8 the
+--       login the token names (its session id; "" or absent: none, --dev-auth), 9 now ms.
+-- The login: when ARGV 8 is given and KEYS 7 holds no unexpired record of it (it was revoked,
+-- evicted or never made), nothing changes and the reply is -1 (the gateway closes the socket,
+-- 4001): a revocation whose announcement a gateway missed still shuts the token out, here, at
+-- every open and re-open. Otherwise its last-seen time becomes ARGV 9.
 -- The limit: a session not in the user's set yet (a new one, or a re-open after a reap) while
 -- the set already holds ARGV 6 sessions is refused: nothing changes, and the reply is the number
 -- of sessions the user has (an integer; the gateway closes the socket, 4029). A refusal, or an
@@ -28,10 +34,19 @@
 -- the session catches up from its own last seq (a sync), and only what it was really sent may
 -- count as pushed (marking everything up to seq would hide the entries stored while it was
 -- out of the set from the user's next session).
--- Reply {seq, epoch, from}, or the integer above when refused.
+-- Reply {seq, epoch, from}, or an integer when refused (-1 the login, >= 0 the limit).
 local user, sid, member, chan = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local reopen = ARGV[5] == '1'
 local limit = tonumber(ARGV[6]) or 0
+local login = ARGV[8] or ''
+
+if login ~= '' then
+  local now = tonumber(ARGV[9]) or 0
+  local rec = login_get(KEYS[7], login)
+  if not rec or (tonumber(rec.e) or 0) <= math.floor(now / 1000) then return -1 end
+  rec.l = now
+  redis.call('HSET', KEYS[7], login, cjson.encode(rec))
+end
 
 -- the user is at `limit`: mark and announce it (always when `refused`: a gateway that lets an
 -- upgrade through to this script did not know). m: the mark found (0: none).

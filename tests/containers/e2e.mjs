@@ -23,10 +23,16 @@
 // and answered on stdin with "ID STATUS BASE64-OUTPUT" (host() below). Stdout
 // carries nothing but the test reporter's output (TAP, tallied by run.sh).
 //
-// Environment: PARLEY_URL (http://lb:8080), PARLEY_LB_STATS
+// Everything goes through haproxy's TLS (https, wss): the stack's generated
+// certificate is trusted through NODE_EXTRA_CA_CERTS (run.sh), nothing is
+// left unverified.
+//
+// Environment: PARLEY_URL (https://lb:8443), PARLEY_HTTP_URL (http://lb:8080,
+// the plain port that redirects), PARLEY_HTTPS_PORT (the published https
+// port the redirect names), PARLEY_LB_STATS
 // (http://lb:8404/stats;csv), PARLEY_GATEWAYS (3), PARLEY_RUN_ID (in names),
-// PARLEY_TEST_SECRET (the secret in the env file the stack was started with),
-// PARLEY_DEFAULT_SECRET (the local-only default of deploy/docker/parley.env),
+// PARLEY_TEST_SECRET (the secret the stack's init service generated),
+// PARLEY_DEFAULT_SECRET (the published local-only default, TOKEN_DEV_SECRET),
 // PARLEY_WEB_INDEX_SHA256 (of web/dist/index.html; empty: expect the placeholder).
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
@@ -35,7 +41,8 @@ import { test } from 'node:test';
 import { decode, encode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
 
-const BASE = process.env.PARLEY_URL || 'http://lb:8080';
+const BASE = process.env.PARLEY_URL || 'https://lb:8443';
+const HTTP_BASE = process.env.PARLEY_HTTP_URL || 'http://lb:8080';
 const STATS = process.env.PARLEY_LB_STATS || 'http://lb:8404/stats;csv';
 const GATEWAYS = Number(process.env.PARLEY_GATEWAYS || 3);
 const RUN = (process.env.PARLEY_RUN_ID || 'run').slice(0, 16);
@@ -532,16 +539,44 @@ e2e('register and login through the LB (bad password 401, taken name 409)', asyn
     tokens[BOB] = ok.json.token;
 });
 
-e2e('the token secret comes from the env file: the repository default is refused', async () => {
+e2e('the token secret is the one the init service generated: the repository default is refused', async () => {
     const [ALICE] = await users('alice');
-    const mint = (secret, user, exp) => `${user}:${exp}:${createHmac('sha256', secret).update(`${user}:${exp}`).digest('hex')}`;
+    // user:sid:exp:sig (common/token.h); /api/users checks the signature and the revocations only
+    const sid = '0123456789abcdef0123456789abcdef';
+    const mint = (secret, user, exp) => `${user}:${sid}:${exp}:${createHmac('sha256', secret).update(`${user}:${sid}:${exp}`).digest('hex')}`;
     const exp = Math.floor(Date.now() / 1000) + 3600;
     const { PARLEY_TEST_SECRET: mine, PARLEY_DEFAULT_SECRET: def } = process.env;
     assert(mine && def && mine !== def, 'PARLEY_TEST_SECRET and PARLEY_DEFAULT_SECRET must be set and differ');
     const forged = await api(`/api/users?q=${ALICE}`, { token: mint(def, ALICE, exp) });
     assert(forged.status === 401, `a token signed with the default secret: ${forged.status}`);
     const good = await api(`/api/users?q=${ALICE}`, { token: mint(mine, ALICE, exp) });
-    assert(good.status === 200, `a token signed with the env file's secret: ${good.status} ${good.text}`);
+    assert(good.status === 200, `a token signed with the generated secret: ${good.status} ${good.text}`);
+});
+
+e2e('TLS at the load balancer: plain HTTP redirects to https, the login cookie is Secure', async () => {
+    assert(BASE.startsWith('https://'), `the tests run through https: ${BASE}`);
+    const host = new URL(HTTP_BASE).hostname;
+    for (const p of ['/healthz', '/ws?x=1', '/api/login']) {
+        const res = await fetch(HTTP_BASE + p, { redirect: 'manual' });
+        const want = `https://${host}:${process.env.PARLEY_HTTPS_PORT}${p}`;
+        assert(
+            res.status === 301 && res.headers.get('location') === want,
+            `GET ${HTTP_BASE}${p}: ${res.status} ${res.headers.get('location')} (want 301 ${want})`,
+        );
+    }
+    const post = await fetch(`${HTTP_BASE}/api/register`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/json' }, body: '{}' });
+    assert(post.status === 301, `a POST to plain HTTP is redirected too, not served: ${post.status}`);
+    const n = uniqueName('cookie');
+    const res = await fetch(`${BASE}/api/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: n, password: PASSWORD }),
+    });
+    assert(res.status === 201, `register over https: ${res.status}`);
+    tokens[n] = (await res.json()).token;
+    const cookie = res.headers.get('set-cookie') || '';
+    assert(/^parley_token=[^;]+;/.test(cookie) && /;\s*Secure(;|$)/i.test(cookie) && /HttpOnly/i.test(cookie), `Set-Cookie: ${cookie}`);
+    return cookie.replace(/=[^;]+/, '=...');
 });
 
 e2e(`three sessions land on ${GATEWAYS} different gateways (leastconn)`, async () => {
@@ -974,3 +1009,30 @@ e2e(
     },
     { restore: true },
 );
+
+// Last: every token this run used (in /ws?token= URLs and Authorization
+// headers) is looked for in every container's log, haproxy's above all.
+e2e('no token in any container log (haproxy logs paths without query strings)', async () => {
+    const used = Object.values(tokens);
+    assert(used.length > 5, `only ${used.length} tokens used: run the other tests too`);
+    const all = await host('logs');
+    const logs = {};
+    let name = null;
+    for (const line of all.split('\n')) {
+        if (line.startsWith('== ')) logs[(name = line.slice(3))] = [];
+        else if (name) logs[name].push(line);
+    }
+    const lb = Object.keys(logs).find((k) => /_lb_\d+$/.test(k));
+    assert(lb, `no lb container among ${Object.keys(logs).join(' ')}`);
+    const ws = logs[lb].filter((l) => /"GET \/ws HTTP\/1\.1"/.test(l));
+    assert(ws.length > 0, `haproxy logged no /ws request: its logging is not what this test reads (${logs[lb].slice(-3).join(' | ')})`);
+    const leaks = [];
+    for (const [k, ls] of Object.entries(logs)) {
+        for (const l of ls) {
+            if (/token=/i.test(l) || used.some((t) => l.includes(t)) || used.some((t) => l.includes(t.split(':').pop())))
+                leaks.push(`${k}: ${l.slice(0, 200)}`);
+        }
+    }
+    assert(leaks.length === 0, `token material in logs:\n${leaks.slice(0, 10).join('\n')}`);
+    return `${used.length} tokens, ${Object.keys(logs).length} container logs (${Object.values(logs).reduce((a, l) => a + l.length, 0)} lines), ${ws.length} /ws lines in haproxy's`;
+});

@@ -13,13 +13,20 @@
 #      take it through the Dockerfile's web-prebuilt stage), and the test
 #      client's node_modules (npm ci here);
 #   4. builds the gateway and router images (podman-compose build), brings the
-#      stack up under a unique project name with 3 gateways, a free published
-#      port and an env file with a fresh secret;
+#      stack up under a unique project name with 3 gateways and free published
+#      ports (https and the plain HTTP redirect), an env file without a secret
+#      (the init service generates one) and a self-signed certificate the init
+#      service makes for "lb"; checks the generated secret and certificate
+#      (owners, modes), https and the redirect from the host;
 #   5. runs e2e.mjs, a node:test file, in a node container on the stack's
-#      network (`node --test-reporter=tap e2e.mjs`, in-process): register,
+#      network (`node --test-reporter=tap e2e.mjs`, in-process), through
+#      haproxy's TLS (https/wss, the generated certificate trusted through
+#      NODE_EXTRA_CA_CERTS, nothing else): register,
 #      chat across gateways, presence, offline delivery, the README's
 #      redis-cli monitoring commands, a gateway stopped mid-conversation, a
-#      gateway crashing (SIGKILL) mid-conversation, a Redis restart. Each test
+#      gateway crashing (SIGKILL) mid-conversation, a Redis restart, the
+#      redirect and the Secure cookie, no token in any container's log (the
+#      last test). Each test
 #      has its own users; the stack is the fixture they share. The tests ask
 #      this script to stop/start/crash containers and run redis-cli / the
 #      parley CLI in them: a request is a line "@@ ID OP ARGS" on the
@@ -27,7 +34,8 @@
 #      container's stdout is the TAP report: shown as it comes, kept in
 #      $PARLEY_CT_ARTIFACTS/e2e.tap, and its summary (# pass / # fail /
 #      # cancelled) is what this script counts;
-#   6. tears everything down (containers, volume, network), even on failure,
+#   6. runs the init service again: the secret and the certificate are kept;
+#   7. tears everything down (containers, volumes, network), even on failure,
 #      and ends with "N passed, N failed" (exit status 1 if any failed).
 #
 # Usage: tests/containers/run.sh [--keep] [--help]
@@ -64,7 +72,7 @@ TAG=${PARLEY_CT_TAG:-ct}
 ART=${PARLEY_CT_ARTIFACTS:-$ROOT/tests/artifacts/containers}
 NODE_IMAGE=docker.io/library/node:18-bookworm-slim
 PKGS=(podman podman-compose runc containernetworking-plugins
-      golang-github-containernetworking-plugin-dnsname debootstrap python3 curl
+      golang-github-containernetworking-plugin-dnsname debootstrap python3 curl openssl
       docker-compose)
 
 passed=0
@@ -169,13 +177,14 @@ stack_up() {
     compose up -d --no-build || return 1
     local svc want n
     for _ in $(seq 60); do
+        [ "$(podman inspect -f '{{.State.Status}} {{.State.ExitCode}}' "${P}_init_1" 2>/dev/null)" = "exited 0" ] || { sleep 1; continue; }
         n=0
         for svc in redis router lb gateway; do
             want=1
             [ $svc = gateway ] && want=$GATEWAYS
             [ "$(running $svc | wc -l)" = "$want" ] && n=$((n + 1))
         done
-        [ $n = 4 ] && { podman ps --filter "label=io.podman.compose.project=$P" --format '{{.Names}} {{.Status}}'; return 0; }
+        [ $n = 4 ] && { podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}} {{.Status}}'; return 0; }
         sleep 1
     done
     podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}} {{.Status}}'
@@ -189,6 +198,43 @@ images_ok() {
         echo "$img runs as '$user', $(podman image inspect -f '{{.Size}}' "$img") bytes"
         [ "$user" = parley ] || return 1
     done
+}
+
+# What the init service made (docker-compose.yml, deploy/docker/parley-init.sh):
+# the token secret (64 hex digits, 0400, uid 10001) and the certificate
+# haproxy serves (0600, uid 99), whose public part goes to $CA for the clients.
+vol_path() { podman volume inspect -f '{{.Mountpoint}}' "${P}_$1"; }
+init_made() {
+    local sec tls
+    sec=$(vol_path secrets)/secret
+    tls=$(vol_path tls)
+    podman logs "${P}_init_1"
+    echo "secret: $(stat -c '%a %u' "$sec"), certificate: $(stat -c '%a %u' "$tls/parley.pem"), $(cat "$tls/source")"
+    grep -Eq '^[0-9a-f]{64}$' "$sec" || { echo "the secret is not 64 hex digits"; return 1; }
+    [ "$(stat -c '%a %u' "$sec")" = "400 10001" ] || return 1
+    [ "$(stat -c '%a %u' "$tls/parley.pem")" = "600 99" ] || return 1
+    SECRET=$(cat "$sec")
+    cp "$tls/cert.pem" "$CA" && chmod 644 "$CA"
+    openssl x509 -in "$CA" -noout -subject -ext subjectAltName
+    openssl x509 -in "$CA" -noout -checkhost lb | grep -q 'does match' || return 1
+    sha256sum "$sec" "$tls/parley.pem" >"$ART/init-made.sha256"
+}
+# the init service run again (a later `docker compose up`) keeps both
+init_again() {
+    podman start -a "${P}_init_1" || return 1
+    (cd / && sha256sum -c "$ART/init-made.sha256")
+}
+# from the host: https with the generated certificate, plain HTTP redirected
+host_tls() {
+    curl -sSf --max-time 5 --retry 20 --retry-delay 1 --retry-all-errors --cacert "$CA" \
+        -o /dev/null "https://localhost:$PORT/healthz" || return 1
+    echo "https://localhost:$PORT/healthz: 200 with the generated certificate"
+    local loc
+    loc=$(curl -s --max-time 5 -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$HTTP_PORT/healthz?a=1")
+    echo "http://127.0.0.1:$HTTP_PORT/healthz?a=1: $loc"
+    [ "$loc" = "301 https://127.0.0.1:$PORT/healthz?a=1" ] || return 1
+    ! curl -s --max-time 5 -o /dev/null "https://localhost:$PORT/healthz" ||
+        { echo "https without the certificate trusted was accepted"; return 1; }
 }
 
 # ------------------------------------------------------------ 5. host ops for e2e.mjs
@@ -239,6 +285,7 @@ handle_op() {
         rc=0
         : >"$out"
         for name in $(podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}}'); do
+            [[ $name == "${P}_init_"* ]] && continue # one-shot: exited is its normal state
             state=$(podman inspect -f '{{.State.Status}}' "$name" 2>&1)
             case $state in
             running) ;;
@@ -251,6 +298,13 @@ handle_op() {
         done
         ;;
     readme) cat "$ROOT/README.md" >"$out"; rc=$? ;;
+    logs) # every container's log, each after a line "== NAME"
+        rc=0
+        for name in $(podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}}'); do
+            printf '== %s\n' "$name" >>"$out"
+            podman logs "$name" >>"$out" 2>&1 || rc=1
+        done
+        ;;
     restart-redis) podman restart -t 15 "${P}_redis_1" >"$out" 2>&1; rc=$? ;;
     *) echo "unknown op $op" >"$out"; rc=2 ;;
     esac
@@ -277,7 +331,9 @@ run_e2e() {
     coproc E2E {
         podman run --rm -i --name "${P}_e2e" --network "${P}_default" --user 1000:1000 \
             -v "$HERE:/t:ro" -w /t \
-            -e PARLEY_URL=http://lb:8080 -e "PARLEY_LB_STATS=http://lb:8404/stats;csv" \
+            -v "$CA:/ca/cert.pem:ro" -e NODE_EXTRA_CA_CERTS=/ca/cert.pem \
+            -e PARLEY_URL=https://lb:8443 -e PARLEY_HTTP_URL=http://lb:8080 -e "PARLEY_HTTPS_PORT=$PORT" \
+            -e "PARLEY_LB_STATS=http://lb:8404/stats;csv" \
             -e "PARLEY_GATEWAYS=$GATEWAYS" -e "PARLEY_RUN_ID=$P" \
             -e "PARLEY_TEST_SECRET=$SECRET" -e "PARLEY_DEFAULT_SECRET=$DEFAULT_SECRET" \
             -e "PARLEY_WEB_INDEX_SHA256=$WEB_SHA" \
@@ -328,7 +384,7 @@ teardown() {
         podman logs -t "$name" >"$ART/$name.log" 2>&1
     done
     if [ "$KEEP" = 1 ]; then
-        say "kept stack $P on port ${PORT:-?}; remove it with: podman rm -f \$(podman ps -aq --filter label=io.podman.compose.project=$P); podman volume rm ${P}_redis-data; podman network rm ${P}_default"
+        say "kept stack $P on https port ${PORT:-?} (http ${HTTP_PORT:-?}; certificate $CA); remove it with: podman rm -f \$(podman ps -aq --filter label=io.podman.compose.project=$P); podman volume rm ${P}_redis-data ${P}_secrets ${P}_tls; podman network rm ${P}_default"
         return 0
     fi
     local ids
@@ -336,7 +392,7 @@ teardown() {
     [ -n "$ids" ] && podman rm -f -t 3 $ids >/dev/null
     podman volume ls -q --filter "label=io.podman.compose.project=$P" | xargs -r podman volume rm -f >/dev/null
     podman network exists "${P}_default" 2>/dev/null && podman network rm -f "${P}_default" >/dev/null
-    rm -f "${ENV_FILE:-}"
+    rm -f "${ENV_FILE:-}" "${CA:-}"
     local left
     left=$( (podman ps -aq --filter "label=io.podman.compose.project=$P"
         podman volume ls -q --filter "label=io.podman.compose.project=$P"
@@ -388,24 +444,27 @@ phase image-user images_ok
 trap abort INT TERM
 trap teardown EXIT
 PORT=$(free_port)
+HTTP_PORT=$(free_port)
+while [ "$HTTP_PORT" = "$PORT" ]; do HTTP_PORT=$(free_port); done
 WEB_SHA=""
 [ -f "$ROOT/web/dist/index.html" ] && WEB_SHA=$(sha256sum "$ROOT/web/dist/index.html" | cut -d' ' -f1)
 # the built-in local-only secret a stack without PARLEY_SECRET uses
 DEFAULT_SECRET=$(sed -n 's/^#define TOKEN_DEV_SECRET "\(.*\)"$/\1/p' "$ROOT/common/token.h")
 [ -n "$DEFAULT_SECRET" ] || { echo "containers: TOKEN_DEV_SECRET not found in common/token.h" >&2; exit 1; }
-SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+# no PARLEY_SECRET: the stack's init service generates the secret (read
+# back from its volume by init_made)
+SECRET=""
 ENV_FILE=$(mktemp /tmp/parley-ct-env.XXXXXX)
-printf 'PARLEY_SECRET=%s\nPARLEY_LOG_LEVEL=info\n' "$SECRET" >"$ENV_FILE"
-export PARLEY_HTTP_PORT=$PORT PARLEY_ENV_FILE=$ENV_FILE
-if phase up stack_up; then
-    if curl -sf --max-time 5 --retry 20 --retry-delay 1 --retry-all-errors -o /dev/null "http://127.0.0.1:$PORT/healthz"; then
-        ok "published port $PORT answers /healthz on the host"
-    else
-        not_ok "published port $PORT does not answer /healthz on the host"
-    fi
+CA=$(mktemp /tmp/parley-ct-ca.XXXXXX)
+printf 'PARLEY_LOG_LEVEL=info\n' >"$ENV_FILE"
+export PARLEY_HTTPS_PORT=$PORT PARLEY_HTTP_PORT=$HTTP_PORT PARLEY_ENV_FILE=$ENV_FILE
+export PARLEY_TLS_NAMES=lb,localhost,127.0.0.1
+if phase up stack_up && phase init-made init_made; then
+    phase host-tls host_tls
     t=$(date +%s)
     run_e2e
     timings+=("e2e $(($(date +%s) - t))s")
+    phase init-again init_again
 fi
 teardown
 finish

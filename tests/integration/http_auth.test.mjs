@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before } from 'node:test';
-import { Client, healthz, login, mintToken, postRaw, register } from './lib/client.mjs';
+import { Client, healthz, login, mintToken, postRaw, register, tokenSid } from './lib/client.mjs';
 import { Cluster, SECRET, waitFor } from './lib/cluster.mjs';
 
 // gateway 1 gives a request body 1.5 s (--body-timeout), gateway 0 the default
@@ -14,7 +14,7 @@ before(() => cluster.start());
 after(() => cluster.stop());
 
 const PW = 'correct horse battery';
-const TOKEN_RE = /^([a-z0-9_.-]{1,32}):(\d+):([0-9a-f]{64})$/;
+const TOKEN_RE = /^([a-z0-9_.-]{1,32}):([0-9a-f]{32}):(\d+):([0-9a-f]{64})$/;
 
 // Opens /ws and expects the upgrade to be refused; returns the HTTP status.
 async function refusedStatus(port, token, opts) {
@@ -36,9 +36,9 @@ cluster.test('register answers 201 with a token and the parley_token cookie', as
     assert.equal(r.body.username, name, `register body.username: ${r.text}`);
     assert.equal(typeof r.body.token, 'string', `register body.token: ${r.text}`);
     const m = TOKEN_RE.exec(r.body.token);
-    assert.ok(m, `token ${r.body.token} is not user:exp:hex64`);
+    assert.ok(m, `token ${r.body.token} is not user:sid:exp:hex64`);
     assert.equal(m[1], name, 'token user');
-    assert.ok(Number(m[2]) > Date.now() / 1000, `token exp ${m[2]} is not in the future`);
+    assert.ok(Number(m[3]) > Date.now() / 1000, `token exp ${m[3]} is not in the future`);
     assert.ok(r.setCookie, 'register: no Set-Cookie header');
     assert.match(r.setCookie, /(^|[;,]\s*)parley_token=[^;]+/, `Set-Cookie has no parley_token: ${r.setCookie}`);
     assert.ok(r.setCookie.includes(r.body.token), `Set-Cookie does not carry the token: ${r.setCookie}`);
@@ -122,8 +122,11 @@ cluster.test('/ws accepts the token in the parley_token cookie', async () => {
 
 cluster.test('/ws accepts a token minted with the shared secret (control for the refusals)', async () => {
     const name = cluster.name('mint');
-    assert.equal((await register(cluster.gw(0), name, PW)).status, 201);
-    const tok = mintToken(SECRET, name, Math.floor(Date.now() / 1000) + 3600);
+    const r = await register(cluster.gw(0), name, PW);
+    assert.equal(r.status, 201);
+    // for the session register made (a token names one), with another expiry
+    const tok = mintToken(SECRET, name, Math.floor(Date.now() / 1000) + 3600, tokenSid(r.body.token));
+    assert.notEqual(tok, r.body.token);
     const c = await Client.connect(cluster.gw(1), tok);
     assert.equal(c.hello.user, name);
     assert.equal(typeof c.hello.epoch, 'string', `hello.epoch: ${JSON.stringify(c.hello)}`);

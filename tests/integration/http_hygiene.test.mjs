@@ -6,11 +6,11 @@
 // one gateway.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { Client, register, sendAck } from './lib/client.mjs';
 import { Cluster, makeUsers } from './lib/cluster.mjs';
+import { rawRequest } from './lib/rawhttp.mjs';
 
 const cluster = new Cluster('http_hygiene', { gateways: 1 });
 before(async () => {
@@ -51,60 +51,8 @@ const UPGRADE = {
     'Sec-WebSocket-Version': '13',
 };
 
-// One request on a fresh socket: {status, headers, text, body} once the
-// answer (headers and Content-Length bytes) is in, or {status: null, closed}
-// when the connection ended without an answer.
-function request(method, target, { headers = {}, body = '' } = {}) {
-    const all = { Host: `127.0.0.1:${cluster.gw(0)}`, ...headers };
-    if (!all.Connection) all.Connection = 'close';
-    if (body) all['Content-Length'] = String(Buffer.byteLength(body));
-    const head = `${method} ${target} HTTP/1.1\r\n${Object.entries(all)
-        .map(([k, v]) => `${k}: ${v}\r\n`)
-        .join('')}\r\n`;
-    return new Promise((resolve) => {
-        const s = net.connect(cluster.gw(0), '127.0.0.1');
-        let buf = Buffer.alloc(0);
-        let ended = null;
-        let done = false;
-        const finish = (r) => {
-            if (done) return;
-            done = true;
-            s.destroy();
-            resolve(r);
-        };
-        const parse = () => {
-            const text = buf.toString('latin1');
-            const i = text.indexOf('\r\n\r\n');
-            if (i < 0) return null;
-            const lines = text.slice(0, i).split('\r\n');
-            const hdrs = {};
-            for (const l of lines.slice(1)) {
-                const k = l.indexOf(':');
-                hdrs[l.slice(0, k).trim().toLowerCase()] = l.slice(k + 1).trim();
-            }
-            const rest = buf.subarray(i + 4);
-            const len = hdrs['content-length'] === undefined ? null : Number(hdrs['content-length']);
-            if (len !== null && rest.length < len) return null;
-            const t = rest.toString('utf8');
-            let json;
-            try {
-                json = JSON.parse(t);
-            } catch {
-                json = null;
-            }
-            return { status: Number(lines[0].split(' ')[1]), headers: hdrs, text: t, body: json };
-        };
-        s.setTimeout(5000, () => finish({ status: null, closed: 'no answer within 5 s' }));
-        s.on('data', (d) => {
-            buf = Buffer.concat([buf, d]);
-            const r = parse();
-            if (r) finish(r);
-        });
-        s.on('error', (e) => (ended = e.code || e.message));
-        s.on('close', () => finish(parse() || { status: null, closed: ended || 'eof', got: buf.length }));
-        s.write(head + body);
-    });
-}
+// One request on a fresh socket to the gateway (lib/rawhttp.mjs).
+const request = (method, target, opts) => rawRequest(cluster.gw(0), method, target, opts);
 
 function checkCommon(what, r, { json = true } = {}) {
     assert.notEqual(r.status, null, `${what}: no answer (${r.closed})`);

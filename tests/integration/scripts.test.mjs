@@ -1,4 +1,4 @@
-// The Lua scripts (docs/internals.md: register, session_open/close, send,
+// The Lua scripts (docs/internals.md: register, session_open/close, send, login_create/revoke/list/touch,
 // sync, typing, contacts, group, read, renew/release_slot, forget_gateway), called by hand
 // (FCALL / EVALSHA with the names and SHA1s `parley scripts --load` prints)
 // against a real redis-server with no router: each test checks one script's
@@ -1229,3 +1229,105 @@ cluster.test('byte caps: an inbox and a history keep their newest entries within
     assert.equal(await r.call('ZCARD', 'parley:{c:ann|bob}:history'), 1, 'a message over the history cap is kept alone');
     assert.equal(Number(await r.call('HGET', U('bob', 'meta'), 'bytes')), (await sizes(U('bob', 'inbox'), true))[0], 'count follows');
 });
+
+cluster.test(
+    'login_create / login_revoke / login_list and session_open with a login: records, cap, revocation entries and announcements, disable, password change',
+    async (t) => {
+        const { r, ev, register } = await fresh(t);
+        const rsub = await Subscriber.open(cluster.redisPort, 'parley:sessions:revoked');
+        t.after(() => rsub.close());
+        const revoked = async () => (await rsub.drain(r)).map((m) => str(m.payload));
+        const L = (u) => U(u, 'logins');
+        const now = 1_000_000_000_000; // ms
+        const nowS = now / 1000;
+        const sid = (c) => c.repeat(32);
+        const create = (user, s, { at = now, exp = nowS + 3600, agent = 'ua', cap = 3, verified = '', newHash = '' } = {}) =>
+            ev('login_create', [U(user, 'account'), L(user), 'parley:revoked'], [user, s, at, exp, agent, cap, 'parley:sessions:revoked', verified, newHash]);
+        const revoke = (user, what, s = '', exp = '', at = now) =>
+            ev('login_revoke', [L(user), 'parley:revoked', U(user, 'account')], [user, 'parley:sessions:revoked', at, what, s, exp]);
+        const list = (user, at = now) => ev('login_list', [L(user)], [at]);
+
+        assert.equal(await create('alice', sid('a')), 0, 'no account: nothing made');
+        await register('alice', 'H1');
+        assert.equal(await create('alice', sid('a'), { at: now, agent: 'phone' }), 1);
+        assert.equal(await create('alice', sid('b'), { at: now + 1 }), 1);
+        assert.equal(await create('alice', sid('x'), { at: now + 2, exp: nowS - 1 }), 1, 'an already expired one (deleted by the next write)');
+        assert.deepEqual(
+            await list('alice'),
+            [sid('a'), now, now, 'phone', nowS + 3600, sid('b'), now + 1, now + 1, 'ua', nowS + 3600],
+            'oldest first, the expired one gone',
+        );
+        assert.equal(await r.call('HEXISTS', L('alice'), sid('x')), 0, 'login_list deleted the expired record');
+        assert.equal(await create('alice', sid('c'), { at: now + 3 }), 1);
+        assert.deepEqual(await revoked(), [], 'nothing revoked within the cap');
+        assert.equal(await create('alice', sid('d'), { at: now + 4 }), 1, 'a fourth past the cap of 3');
+        assert.deepEqual(await revoked(), [`alice ${sid('a')} ${nowS + 3600}`], 'the oldest revoked and announced');
+        assert.equal(await r.call('ZSCORE', 'parley:revoked', `alice ${sid('a')}`), String(nowS + 3600));
+        assert.deepEqual(
+            (await list('alice')).filter((_, i) => i % 5 === 0),
+            [sid('b'), sid('c'), sid('d')],
+        );
+
+        // session_open: a live login moves its last seen; a gone one is refused with -1, nothing changed
+        const open = (s, at) =>
+            ev(
+                'session_open',
+                [
+                    U('alice', 'sessions'),
+                    U('alice', 'meta'),
+                    U('alice', 'inbox'),
+                    'parley:online',
+                    'parley:gw:gw1:sessions',
+                    'parley:sessions:full',
+                    L('alice'),
+                ],
+                ['alice', 'gw1#1', 'alice#1', 'parley:presence:alice', '0', 0, 'parley:sessions:limit', s, at],
+            );
+        const opened = await open(sid('b'), now + 50);
+        assert.ok(Array.isArray(opened) && opened.length === 3, `session_open of a live login: ${opened}`);
+        assert.equal(JSON.parse(await r.call('HGET', L('alice'), sid('b'))).l, now + 50, 'last seen moved');
+        assert.equal(await open(sid('a'), now + 60), -1, 'a revoked login is refused');
+        assert.equal(await open(sid('c'), (nowS + 3600) * 1000), -1, 'an expired login is refused');
+        assert.equal(await r.call('SCARD', U('alice', 'sessions')), 1, 'a refused open joins no set');
+
+        // login_touch: the live ones move, gone ones are left alone
+        assert.equal(await ev('login_touch', [L('alice')], [now + 70, sid('b'), sid('a')]), 1);
+        assert.equal(JSON.parse(await r.call('HGET', L('alice'), sid('b'))).l, now + 70);
+        assert.equal(await r.call('HEXISTS', L('alice'), sid('a')), 0, 'a revoked one is not made again');
+
+        // one: found (1), unknown (0; entered anyway when the token expiry is given), all
+        assert.deepEqual(await revoke('alice', 'one', sid('b')), [1, sid('b'), nowS + 3600]);
+        assert.deepEqual(await revoke('alice', 'one', sid('b')), [0], 'twice: nothing');
+        assert.deepEqual(
+            await revoke('alice', 'one', sid('e'), String(nowS + 10)),
+            [0, sid('e'), nowS + 10],
+            'a logout of a session never made still ends its token',
+        );
+        assert.deepEqual(await revoked(), [`alice ${sid('b')} ${nowS + 3600}`, `alice ${sid('e')} ${nowS + 10}`]);
+        assert.deepEqual(await revoke('alice', 'one', sid('f'), String(nowS + 10), (nowS + 20) * 1000), [0], 'an expired token needs no entry');
+        assert.equal(await r.call('ZSCORE', 'parley:revoked', `alice ${sid('e')}`), null, 'entries past their expiry removed by the next revocation');
+
+        // a password change: only against the verified hash; sets it and revokes every other login
+        assert.equal(await create('alice', sid('g'), { verified: 'not-H1', newHash: 'H2' }), -2, 'the hash changed meanwhile');
+        assert.equal(await r.call('HGET', U('alice', 'account'), 'pw'), 'H1');
+        assert.equal(await create('alice', sid('g'), { verified: 'H1', newHash: 'H2' }), 1);
+        assert.equal(await r.call('HGET', U('alice', 'account'), 'pw'), 'H2');
+        assert.deepEqual(
+            (await list('alice')).filter((_, i) => i % 5 === 0),
+            [sid('g')],
+            'only the new login left',
+        );
+        assert.deepEqual((await revoked()).sort(), [`alice ${sid('c')} ${nowS + 3600}`, `alice ${sid('d')} ${nowS + 3600}`]);
+
+        // disable: every login revoked, no new one; enable
+        assert.equal(await create('alice', sid('h')), 1);
+        const dis = await revoke('alice', 'disable');
+        assert.equal(dis[0], 2, `disable revoked both: ${dis}`);
+        assert.equal(await r.call('HGET', U('alice', 'account'), 'disabled'), '1');
+        assert.equal(await create('alice', sid('i')), -1, 'a disabled account gets no login');
+        assert.deepEqual(await revoke('alice', 'enable'), [1]);
+        assert.equal(await create('alice', sid('i')), 1, 'enabled again');
+        assert.deepEqual(await revoke('nobody', 'disable'), [-1], 'no such account');
+        assert.deepEqual((await revoke('alice', 'all'))[0], 1);
+    },
+);

@@ -5,10 +5,12 @@
 
 #define SECRET "s3cret-for-tests"
 #define NOW    1700000000LL
+#define SID    "0123456789abcdef0123456789abcdef"
+#define A      "alice:" SID ":" /* 39 bytes: alice's token up to its exp */
 
 static token_status verify(const char *tok, int64_t now, char *user, int64_t *exp)
 {
-    return token_verify(SECRET, tok, strlen(tok), now, user, exp);
+    return token_verify(SECRET, tok, strlen(tok), now, user, NULL, exp);
 }
 
 /* alice's token, valid until NOW + 60: minted by the group setup */
@@ -17,7 +19,7 @@ static int tok_len;
 
 static int mint_alice(void **state)
 {
-    tok_len = token_mint(SECRET, "alice", NOW + 60, tok, sizeof tok);
+    tok_len = token_mint(SECRET, "alice", SID, NOW + 60, tok, sizeof tok);
     return 0;
 }
 
@@ -27,13 +29,17 @@ static void mint_then_verify(void **state)
     int64_t exp = 0;
     int n = tok_len;
     CHECK(n > 0 && (size_t)n == strlen(tok), "mint length %d", n);
-    CHECK(strncmp(tok, "alice:1700000060:", 17) == 0 && strlen(tok) == 17 + 64, "format %s", tok);
+    CHECK(strncmp(tok, A "1700000060:", 50) == 0 && strlen(tok) == 50 + 64, "format %s", tok);
     CHECK(verify(tok, NOW, user, &exp) == TOKEN_OK && strcmp(user, "alice") == 0 && exp == NOW + 60,
           "round trip");
+    char sid[TOKEN_SID_LEN + 1];
+    CHECK(token_verify(SECRET, tok, strlen(tok), NOW, NULL, sid, NULL) == TOKEN_OK &&
+              strcmp(sid, SID) == 0,
+          "sid out");
     CHECK(verify(tok, NOW, NULL, NULL) == TOKEN_OK, "NULL user and exp");
-    CHECK(token_mint(SECRET, "alice", NOW + 60, t2, sizeof t2) == n && strcmp(tok, t2) == 0,
+    CHECK(token_mint(SECRET, "alice", SID, NOW + 60, t2, sizeof t2) == n && strcmp(tok, t2) == 0,
           "deterministic");
-    for (const char *p = tok + 17; *p; p++)
+    for (const char *p = tok + 50; *p; p++)
         CHECK((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'), "lowercase hex");
 }
 
@@ -49,15 +55,15 @@ static void expires_at_exp(void **state)
 static void refuses_wrong_secret_or_signature(void **state)
 {
     char t2[TOKEN_MAX + 8], user[33];
-    CHECK(token_verify("other", tok, strlen(tok), NOW, user, NULL) == TOKEN_BAD_SIG,
+    CHECK(token_verify("other", tok, strlen(tok), NOW, user, NULL, NULL) == TOKEN_BAD_SIG,
           "wrong secret");
     strcpy(t2, tok);
     t2[strlen(t2) - 1] = t2[strlen(t2) - 1] == '0' ? '1' : '0';
     CHECK(verify(t2, NOW, user, NULL) == TOKEN_BAD_SIG, "flipped last sig digit");
     strcpy(t2, tok);
-    t2[17] = t2[17] == 'a' ? 'b' : 'a';
+    t2[50] = t2[50] == 'a' ? 'b' : 'a';
     CHECK(verify(t2, NOW, user, NULL) == TOKEN_BAD_SIG, "flipped first sig digit");
-    snprintf(t2, sizeof t2, "alice:%lld:%064d", NOW + 60, 0);
+    snprintf(t2, sizeof t2, A "%lld:%064d", NOW + 60, 0);
     CHECK(verify(t2, NOW, user, NULL) == TOKEN_BAD_SIG, "all-zero signature");
 }
 
@@ -67,9 +73,11 @@ static void refuses_tampered_user_or_exp(void **state)
     char t2[TOKEN_MAX + 8], user[33];
     snprintf(t2, sizeof t2, "alicf%s", tok + 5);
     CHECK(verify(t2, NOW, user, NULL) == TOKEN_BAD_SIG, "tampered user");
-    snprintf(t2, sizeof t2, "alice:1700000099%s", tok + 16);
+    snprintf(t2, sizeof t2, A "1700000099%s", tok + 49);
     CHECK(verify(t2, NOW, user, NULL) == TOKEN_BAD_SIG, "tampered exp");
-    snprintf(t2, sizeof t2, "alice:17000000600%s", tok + 16);
+    snprintf(t2, sizeof t2, "alice:1123456789abcdef0123456789abcdef%s", tok + 38);
+    CHECK(verify(t2, NOW, user, NULL) == TOKEN_BAD_SIG, "tampered sid");
+    snprintf(t2, sizeof t2, A "17000000600%s", tok + 49);
     CHECK(verify(t2, NOW, user, NULL) == TOKEN_BAD_SIG, "exp with extra digit");
 }
 
@@ -77,7 +85,7 @@ static void refuses_tampered_user_or_exp(void **state)
 static void signature_checked_before_expiry(void **state)
 {
     char t2[TOKEN_MAX + 8], user[33];
-    token_mint(SECRET, "bob", NOW - 1, t2, sizeof t2);
+    token_mint(SECRET, "bob", SID, NOW - 1, t2, sizeof t2);
     CHECK(verify(t2, NOW, user, NULL) == TOKEN_EXPIRED, "expired genuine token");
     t2[strlen(t2) - 1] ^= 1;
     CHECK(verify(t2, NOW, user, NULL) == TOKEN_BAD_SIG, "expired forged token is forged");
@@ -86,7 +94,7 @@ static void signature_checked_before_expiry(void **state)
 static void refuses_malformed(void **state)
 {
     char user[33];
-    const char *sig = tok + 17;
+    const char *sig = tok + 50;
     char buf[256];
     struct {
         const char *fmt;
@@ -94,59 +102,77 @@ static void refuses_malformed(void **state)
     } bad[] = {
         {"", "empty"},
         {"alice", "no colon"},
-        {"alice:1700000060", "no signature"},
-        {"alice:1700000060:", "empty signature"},
-        {":1700000060:%s", "empty user"},
-        {"Alice:1700000060:%s", "upper-case user"},
-        {"al ce:1700000060:%s", "space in user"},
-        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1700000060:%s", "33-char user"},
-        {"alice::%s", "empty exp"},
-        {"alice:+1700000060:%s", "exp with +"},
-        {"alice:-1700000060:%s", "exp with -"},
-        {"alice: 1700000060:%s", "exp with space"},
-        {"alice:017000000600:%s", "exp leading zero"},
-        {"alice:17000x0060:%s", "exp not digits"},
-        {"alice:1234567890123456789:%s", "exp 19 digits"},
-        {"alice:1700000060:%.63s", "signature 63 hex"},
-        {"alice:1700000060:%s0", "signature 65 hex"},
-        {"alice:1700000060:%s:", "trailing colon"},
-        {"alice:1700000060:extra:%s", "four parts"},
+        {A "1700000060", "no signature"},
+        {A "1700000060:", "empty signature"},
+        {":" SID ":1700000060:%s", "empty user"},
+        {"Alice:" SID ":1700000060:%s", "upper-case user"},
+        {"al ce:" SID ":1700000060:%s", "space in user"},
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:" SID ":1700000060:%s", "33-char user"},
+        {A ":%s", "empty exp"},
+        {A "+1700000060:%s", "exp with +"},
+        {A "-1700000060:%s", "exp with -"},
+        {A " 1700000060:%s", "exp with space"},
+        {A "017000000600:%s", "exp leading zero"},
+        {A "17000x0060:%s", "exp not digits"},
+        {A "1234567890123456789:%s", "exp 19 digits"},
+        {A "1700000060:%.63s", "signature 63 hex"},
+        {A "1700000060:%s0", "signature 65 hex"},
+        {A "1700000060:%s:", "trailing colon"},
+        {A "1700000060:extra:%s", "five parts"},
+        {"alice:1700000060:%s", "no sid"},
+        {"alice:0123456789abcdef0123456789abcde:1700000060:%s", "sid 31 hex"},
+        {"alice:0123456789ABCDEF0123456789abcdef:1700000060:%s", "upper-case sid"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(buf, sizeof buf, bad[i].fmt, sig);
         CHECK(verify(buf, NOW, user, NULL) == TOKEN_MALFORMED, "malformed: %s", bad[i].why);
     }
-    snprintf(buf, sizeof buf, "alice:1700000060:%s", sig);
-    for (char *p = buf + 17; *p; p++)
+    snprintf(buf, sizeof buf, A "1700000060:%s", sig);
+    for (char *p = buf + 50; *p; p++)
         *p = (char)(*p >= 'a' ? *p - 32 : *p);
     CHECK(verify(buf, NOW, user, NULL) == TOKEN_MALFORMED, "malformed: upper-case hex");
-    CHECK(token_verify(SECRET, tok, strlen(tok) - 1, NOW, user, NULL) == TOKEN_MALFORMED,
+    CHECK(token_verify(SECRET, tok, strlen(tok) - 1, NOW, user, NULL, NULL) == TOKEN_MALFORMED,
           "length excludes last digit");
     memset(buf, 'a', sizeof buf);
-    CHECK(token_verify(SECRET, buf, sizeof buf, NOW, user, NULL) == TOKEN_MALFORMED, "too long");
-    CHECK(token_verify(SECRET, "alice\0:1:00", 11, NOW, user, NULL) == TOKEN_MALFORMED,
+    CHECK(token_verify(SECRET, buf, sizeof buf, NOW, user, NULL, NULL) == TOKEN_MALFORMED,
+          "too long");
+    CHECK(token_verify(SECRET, "alice\0:1:00", 11, NOW, user, NULL, NULL) == TOKEN_MALFORMED,
           "embedded NUL");
 }
 
 static void mint_refuses_bad_input(void **state)
 {
     char t2[TOKEN_MAX + 8];
-    CHECK(token_mint(SECRET, "Bob", NOW, t2, sizeof t2) == -1, "mint bad user");
-    CHECK(token_mint(SECRET, "", NOW, t2, sizeof t2) == -1, "mint empty user");
-    CHECK(token_mint(SECRET, "bob", -5, t2, sizeof t2) == -1, "mint negative exp");
-    CHECK(token_mint(SECRET, "bob", NOW, t2, 20) == -1, "mint small buffer");
-    CHECK(token_mint(SECRET, "bob", 1000000000000000000LL, t2, sizeof t2) == -1,
+    CHECK(token_mint(SECRET, "Bob", SID, NOW, t2, sizeof t2) == -1, "mint bad user");
+    CHECK(token_mint(SECRET, "", SID, NOW, t2, sizeof t2) == -1, "mint empty user");
+    CHECK(token_mint(SECRET, "bob", SID, -5, t2, sizeof t2) == -1, "mint negative exp");
+    CHECK(token_mint(SECRET, "bob", SID, NOW, t2, 20) == -1, "mint small buffer");
+    CHECK(token_mint(SECRET, "bob", "0123", NOW, t2, sizeof t2) == -1, "mint short sid");
+    CHECK(token_mint(SECRET, "bob", SID, 1000000000000000000LL, t2, sizeof t2) == -1,
           "mint refuses a 19-digit exp");
 }
 
 static void longest_token_fits(void **state)
 {
     char t2[TOKEN_MAX + 8], user[33];
-    int n = token_mint(SECRET, "abcdefghijklmnopqrstuvwxyz012345", INT64_MAX / 10, t2, sizeof t2);
+    int n =
+        token_mint(SECRET, "abcdefghijklmnopqrstuvwxyz012345", SID, INT64_MAX / 10, t2, sizeof t2);
     CHECK(n > 0 && n < TOKEN_MAX, "longest token fits");
-    CHECK(token_verify(SECRET, t2, (size_t)n, NOW, user, NULL) == TOKEN_OK &&
+    CHECK(token_verify(SECRET, t2, (size_t)n, NOW, user, NULL, NULL) == TOKEN_OK &&
               strcmp(user, "abcdefghijklmnopqrstuvwxyz012345") == 0,
           "longest token verifies");
+}
+
+static void session_ids(void **state)
+{
+    char a[TOKEN_SID_LEN + 1], b[TOKEN_SID_LEN + 1];
+    CHECK(token_new_sid(a) == 0 && token_new_sid(b) == 0 && token_valid_sid(a, strlen(a)) &&
+              strcmp(a, b) != 0,
+          "random sids");
+    CHECK(token_bulk_sid(SECRET, "bob", a) == 0 && token_bulk_sid(SECRET, "bob", b) == 0 &&
+              strcmp(a, b) == 0 && token_valid_sid(a, strlen(a)),
+          "bulk sid is deterministic");
+    CHECK(token_bulk_sid("other", "bob", b) == 0 && strcmp(a, b) != 0, "bulk sid needs the secret");
 }
 
 static void status_string(void **state)
@@ -156,6 +182,7 @@ static void status_string(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(mint_then_verify),
+    cmocka_unit_test(session_ids),
     cmocka_unit_test(expires_at_exp),
     cmocka_unit_test(refuses_wrong_secret_or_signature),
     cmocka_unit_test(refuses_tampered_user_or_exp),

@@ -3,8 +3,9 @@
  *
  *   parley-bench MODE [flags]      MODE: connect | pair | fanout | ramp | noisy
  *
- * The users must exist (parley bulk-users N --prefix P); tokens are minted
- * here from the shared secret. tools/bench/run-stack.sh starts a whole stack
+ * The users must exist (parley bulk-users N --prefix P, which also gives
+ * each its "bulk" signed-in session); tokens are minted here from the shared
+ * secret, for that session (token_bulk_sid). tools/bench/run-stack.sh starts a whole stack
  * on free ports and runs this against it. */
 #include "bench.h"
 #include "config.h"

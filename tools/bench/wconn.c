@@ -271,9 +271,11 @@ void wc_flush(wc_engine *e)
 
 static void wc_send_upgrade(wc_engine *e, wc_conn *c)
 {
-    char user[64], tok[TOKEN_MAX], req[512];
+    char user[64], tok[TOKEN_MAX], req[512], sid[TOKEN_SID_LEN + 1];
     snprintf(user, sizeof user, "%s%u", e->prefix, c->user);
-    if (token_mint(e->secret, user, (int64_t)time(NULL) + WC_TOKEN_TTL, tok, sizeof tok) < 0) {
+    /* the user's bulk session (parley bulk-users made it) */
+    if (token_bulk_sid(e->secret, user, sid) < 0 ||
+        token_mint(e->secret, user, sid, (int64_t)time(NULL) + WC_TOKEN_TTL, tok, sizeof tok) < 0) {
         wc_close(e, c, "cannot mint a token (user name too long?)");
         return;
     }

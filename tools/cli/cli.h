@@ -1,7 +1,8 @@
 /* cli.h - shared state and helpers of the `parley` admin CLI (tools/cli).
  *
  * main.c parses the global flags, picks the command and connects; users.c
- * creates users and tokens; inspect.c prints what Redis holds. Every command
+ * creates users and tokens; logins.c lists and revokes signed-in sessions and
+ * disables users; inspect.c prints what Redis holds. Every command
  * returns the process exit status: 0 ok, 1 Redis or data error, 2 bad usage. */
 #ifndef PARLEY_CLI_H
 #define PARLEY_CLI_H
@@ -15,6 +16,9 @@
 #define CLI_OK    0
 #define CLI_FAIL  1
 #define CLI_USAGE 2
+
+/* the signed-in sessions a user keeps (the gateways' --user-logins default) */
+#define CLI_USER_LOGINS 50
 
 typedef struct cli_ctx {
     const char *redis_url;
@@ -58,6 +62,10 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_token(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_online(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_sessions(cli_ctx *ctx, const char *prog, int argc, char **argv);
+int cli_cmd_logins(cli_ctx *ctx, const char *prog, int argc, char **argv);
+int cli_cmd_revoke(cli_ctx *ctx, const char *prog, int argc, char **argv);
+int cli_cmd_disable(cli_ctx *ctx, const char *prog, int argc, char **argv);
+int cli_cmd_enable(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_inbox(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_gateways(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv);

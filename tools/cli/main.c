@@ -3,7 +3,7 @@
  * calls). Uses hiredis's synchronous API: one short-lived connection. */
 #include "cli.h"
 #include "redisurl.h"
-#include "token.h"
+#include "secret.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,9 +15,16 @@ static const cli_cmd cli_cmds[] = {
     {"useradd", "NAME [--password P]",
      "create a user (password from --password, PARLEY_PASSWORD or stdin)", cli_cmd_useradd},
     {"bulk-users", "N [--prefix bench] [--start 0] [--password P]",
-     "create PREFIX<start>..PREFIX<start+N-1> sharing one password (load tests)",
+     "create PREFIX<start>..PREFIX<start+N-1> sharing one password, each with a bulk session",
      cli_cmd_bulk_users},
-    {"token", "NAME [--ttl S]", "print a session token for an existing user", cli_cmd_token},
+    {"token", "NAME [--ttl S]", "make a signed-in session of a user and print its token",
+     cli_cmd_token},
+    {"logins", "NAME", "a user's signed-in sessions (id, created, last seen, agent)",
+     cli_cmd_logins},
+    {"revoke", "NAME ID | NAME --all",
+     "revoke a signed-in session, or all (tokens refused, sockets closed 4001)", cli_cmd_revoke},
+    {"disable", "NAME", "no more logins for a user; every session revoked", cli_cmd_disable},
+    {"enable", "NAME", "let a disabled user log in again", cli_cmd_enable},
     {"online", "", "users online, with their session count", cli_cmd_online},
     {"sessions", "NAME", "a user's sessions and whether each gateway is alive", cli_cmd_sessions},
     {"inbox", "NAME [--count N]", "inbox meta and the last N entries, decoded", cli_cmd_inbox},
@@ -128,7 +135,7 @@ out:
 
 static void cli_help(const char *prog)
 {
-    printf("usage: %s [--redis-url URL] [--secret S] COMMAND [ARGS]\n\n"
+    printf("usage: %s [--redis-url URL] [--secret S | --secret-file F] COMMAND [ARGS]\n\n"
            "Parley admin CLI.\n\ncommands:\n",
            prog);
     for (size_t i = 0; i < CLI_NCMDS; i++) {
@@ -138,20 +145,27 @@ static void cli_help(const char *prog)
     }
     printf("\nflags (each also read from the environment variable shown):\n"
            "  --redis-url URL   env PARLEY_REDIS_URL, default redis://127.0.0.1:6379\n"
-           "  --secret S        env PARLEY_SECRET, token HMAC secret (default: the local-only "
-           "development secret)\n"
+           "  --secret S        env PARLEY_SECRET, token HMAC secret, the gateways' (at least %d "
+           "bytes\n"
+           "                    when Redis is beyond loopback; default: --secret-file, else the\n"
+           "                    local-only development secret, loopback only)\n"
+           "  --secret-file F   env PARLEY_SECRET_FILE, a file holding the secret\n"
            "  -h, --help        this help; `%s COMMAND --help` for one command\n",
-           prog);
+           SECRET_MIN_BYTES, prog);
 }
 
 int main(int argc, char **argv)
 {
     cli_ctx ctx = {.redis_url = "redis://127.0.0.1:6379", .secret = NULL};
+    const char *secret_file = NULL;
+    static secret sec; /* holds a --secret-file's contents */
     const config_opt opts[] = {
         {"redis-url", "PARLEY_REDIS_URL", CONFIG_STR, &ctx.redis_url, 0, 0,
          "Redis (redis://[:password@]host:port[/db])"},
         {"secret", "PARLEY_SECRET", CONFIG_STR, &ctx.secret, 0, 0,
          "token HMAC secret, the same as the gateways'"},
+        {"secret-file", "PARLEY_SECRET_FILE", CONFIG_STR, &secret_file, 0, 0,
+         "file holding the token secret (when --secret is not given)"},
     };
     const char *prog = "parley";
     int argi = argc;
@@ -168,8 +182,8 @@ int main(int argc, char **argv)
             return 0;
         }
     }
-    if (config_parse(prog, "[--redis-url URL] [--secret S] COMMAND [ARGS]", opts, 2, argc, argv,
-                     &argi) != 0)
+    if (config_parse(prog, "[--redis-url URL] [--secret S | --secret-file F] COMMAND [ARGS]", opts,
+                     3, argc, argv, &argi) != 0)
         return CLI_USAGE;
     if (argi >= argc) return cli_usage_error(prog, "missing command (try --help)");
     {
@@ -177,8 +191,12 @@ int main(int argc, char **argv)
         redisurl u;
         if (redisurl_parse(ctx.redis_url, &u, err, sizeof(err)) != 0)
             return cli_usage_error(prog, "--redis-url: %s", err);
+        /* a Redis others can reach: the secret must not be guessable (secret.h) */
+        int exposed = !u.unix_socket && !secret_addr_is_loopback(u.host);
+        if (secret_resolve(&sec, ctx.secret, secret_file, exposed, err, sizeof err, NULL, 0) < 0)
+            return cli_usage_error(prog, "%s (Redis at %s)", err, u.host);
+        ctx.secret = sec.value;
     }
-    if (!ctx.secret) ctx.secret = TOKEN_DEV_SECRET;
 
     int rc = -1;
     for (size_t i = 0; i < CLI_NCMDS; i++) {

@@ -1,5 +1,6 @@
 /* users.c - the CLI commands that create things: useradd, bulk-users (many
- * users sharing one password hash, pipelined) and token. */
+ * users sharing one password hash, pipelined, each with its "bulk" signed-in
+ * session) and token (a new signed-in session and its token). */
 #include "cli.h"
 #include "keys.h"
 #include "password.h"
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #define CLI_BULK_BATCH 1000
+#define CLI_BULK_TTL   (30LL * 86400) /* the bulk sessions' lifetime, seconds */
 
 static long long cli_now_ms(void)
 {
@@ -113,7 +115,9 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
     redisContext *c = cli_redis(ctx);
     if (!c) return CLI_FAIL;
     /* loaded first, so the pipelined EVALSHAs below never meet NOSCRIPT */
-    if (cli_load_script(c, SCRIPT_REGISTER) != CLI_OK) return CLI_FAIL;
+    if (cli_load_script(c, SCRIPT_REGISTER) != CLI_OK ||
+        cli_load_script(c, SCRIPT_LOGIN_CREATE) != CLI_OK)
+        return CLI_FAIL;
     if (password_init() != 0 || password_hash(pw, pwlen, hash) != 0)
         return cli_fail("cannot hash the password");
     long long created = cli_now_ms();
@@ -125,11 +129,35 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
             snprintf(name, sizeof(name), "%s%lld", prefix, start + base + i);
             if (scripts_register_append(c, name, hash, created) != REDIS_OK)
                 return cli_fail("redis: %s", c->errstr);
+            /* its bulk session: the one parley-bench and tests mint tokens for */
+            char sid[TOKEN_SID_LEN + 1];
+            if (token_bulk_sid(ctx->secret, name, sid) < 0)
+                return cli_fail("cannot name the session of %s", name);
+            scripts_login l = {.user = name,
+                               .sid = sid,
+                               .agent = "parley bulk-users",
+                               .now_ms = created,
+                               .exp_s = created / 1000 + CLI_BULK_TTL,
+                               .cap = CLI_USER_LOGINS};
+            if (scripts_login_create_append(c, &l) != REDIS_OK)
+                return cli_fail("redis: %s", c->errstr);
         }
         for (long long i = 0; i < cnt; i++) {
             redisReply *r;
             if (redisGetReply(c, (void **)&r) != REDIS_OK || !r)
                 return cli_fail("redis: %s", c->errstr);
+            redisReply *lr; /* the session's: an error only matters */
+            if (redisGetReply(c, (void **)&lr) != REDIS_OK || !lr) {
+                freeReplyObject(r);
+                return cli_fail("redis: %s", c->errstr);
+            }
+            if (lr->type == REDIS_REPLY_ERROR) {
+                cli_fail("redis: %s", lr->str);
+                freeReplyObject(lr);
+                freeReplyObject(r);
+                return CLI_FAIL;
+            }
+            freeReplyObject(lr);
             if (r->type == REDIS_REPLY_ERROR) {
                 cli_fail("redis: %s", r->str);
                 freeReplyObject(r);
@@ -149,14 +177,16 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
 
 int cli_cmd_token(cli_ctx *ctx, const char *prog, int argc, char **argv)
 {
-    long long ttl = 604800;
+    long long ttl = 604800, cap = CLI_USER_LOGINS;
     const config_opt opts[] = {
         {"ttl", NULL, CONFIG_INT, &ttl, 1, 315360000, "token lifetime, seconds"},
+        {"user-logins", "PARLEY_USER_LOGINS", CONFIG_INT, &cap, 1, 10000,
+         "signed-in sessions a user keeps; past it the oldest is revoked (as the gateways')"},
     };
-    char *pos[1], key[KEYS_MAX], tok[TOKEN_MAX];
+    char *pos[1], tok[TOKEN_MAX], sid[TOKEN_SID_LEN + 1];
     int npos;
 
-    if (cli_args(prog, ctx->usage, opts, 1, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
+    if (cli_args(prog, ctx->usage, opts, 2, argc, argv, pos, &npos, 1) != 0) return CLI_USAGE;
     if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
     if (!proto_valid_user(pos[0], strlen(pos[0])))
         return cli_usage_error(prog, "bad user name '%s'", pos[0]);
@@ -164,12 +194,23 @@ int cli_cmd_token(cli_ctx *ctx, const char *prog, int argc, char **argv)
         fprintf(stderr, "parley: warning: using the local-only development secret\n");
     redisContext *c = cli_redis(ctx);
     if (!c) return CLI_FAIL;
-    redisReply *r = redisCommand(c, "EXISTS %s", keys_fmt(key, sizeof(key), KEY_ACCOUNT, pos[0]));
+    long long now = cli_now_ms();
+    if (token_new_sid(sid) < 0) return cli_fail("cannot make a session id");
+    scripts_login l = {.user = pos[0],
+                       .sid = sid,
+                       .agent = "parley token",
+                       .now_ms = now,
+                       .exp_s = now / 1000 + ttl,
+                       .cap = cap};
+    redisReply *r = scripts_login_create_sync(c, &l);
     if (!r) return cli_fail("redis: %s", c->errstr);
-    int exists = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    long long made = r->type == REDIS_REPLY_INTEGER ? r->integer : -9;
+    if (r->type == REDIS_REPLY_ERROR) cli_fail("redis: %s", r->str);
     freeReplyObject(r);
-    if (!exists) return cli_fail("no such user: %s", pos[0]);
-    if (token_mint(ctx->secret, pos[0], (int64_t)time(NULL) + ttl, tok, sizeof(tok)) < 0)
+    if (made == 0) return cli_fail("no such user: %s", pos[0]);
+    if (made == -1) return cli_fail("user %s is disabled", pos[0]);
+    if (made != 1) return CLI_FAIL;
+    if (token_mint(ctx->secret, pos[0], sid, l.exp_s, tok, sizeof(tok)) < 0)
         return cli_fail("cannot mint a token for %s", pos[0]);
     printf("%s\n", tok);
     return CLI_OK;

@@ -16,9 +16,20 @@ export const DEFAULT_TIMEOUT = 5000;
 
 // ---------------------------------------------------------------- tokens
 
-// token = user:exp:hex(hmac_sha256(secret, "user:exp")) (common/token.h)
-export function mintToken(secret, user, expSeconds) {
-    const body = `${user}:${expSeconds}`;
+// The id of user's "bulk" signed-in session, the one `parley bulk-users` makes:
+// the first 32 hex digits of hmac_sha256(secret, "bulk-session:" + user) (common/token.h).
+export function bulkSid(secret, user) {
+    return createHmac('sha256', secret).update(`bulk-session:${user}`).digest('hex').slice(0, 32);
+}
+
+// The session id a token names: its second part.
+export const tokenSid = (token) => token.split(':')[1];
+
+// token = user:sid:exp:hex(hmac_sha256(secret, "user:sid:exp")) (common/token.h); sid defaults
+// to the user's bulk session (parley bulk-users): a session that does not exist opens no socket
+// (4001).
+export function mintToken(secret, user, expSeconds, sid = bulkSid(secret, user)) {
+    const body = `${user}:${sid}:${expSeconds}`;
     const sig = createHmac('sha256', secret).update(body).digest('hex');
     return `${body}:${sig}`;
 }

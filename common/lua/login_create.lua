@@ -1,0 +1,45 @@
+-- include: login_all revoke
+--
+-- login_create.lua - a new signed-in session ("login") of a user: at register, login, password
+-- change (then with the new password), and from the CLI (parley token, bulk-users).
+-- Callers: the gateway's account routes and the CLI (scripts_login_create[_sync|_append]).
+--
+-- KEYS  1 account, 2 logins of the user, 3 parley:revoked.
+-- ARGV  1 user, 2 session id, 3 now ms, 4 expiry (Unix seconds), 5 agent, 6 the most logins a
+--       user keeps (--user-logins; the oldest are revoked to make room), 7 the revocation
+--       channel, 8 the password hash the caller verified ("" none: no check), 9 a new password
+--       hash ("" none; else it replaces the old one and every other login is revoked).
+-- Expired logins are deleted first; then, while the user holds ARGV 6 or more, the oldest (by
+-- creation) is revoked. A session id that exists already is replaced (the CLI's bulk session).
+-- Reply 1 created; 0 no such account; -1 the account is disabled (nothing changes);
+-- -2 the password is no longer ARGV 8 (it changed meanwhile; nothing changes).
+local user, sid = ARGV[1], ARGV[2]
+local now = tonumber(ARGV[3])
+local now_s = math.floor(now / 1000)
+local cap = math.max(tonumber(ARGV[6]) or 1, 1)
+local acct = redis.call('HMGET', KEYS[1], 'pw', 'disabled')
+if not acct[1] then return 0 end
+if acct[2] == '1' then return -1 end
+if (ARGV[8] or '') ~= '' and acct[1] ~= ARGV[8] then return -2 end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_s)
+local all = login_all(KEYS[2], now_s)
+if (ARGV[9] or '') ~= '' then
+  redis.call('HSET', KEYS[1], 'pw', ARGV[9])
+  for _, x in ipairs(all) do login_revoke(KEYS[2], KEYS[3], ARGV[7], user, x[1], x[2].e, now_s) end
+  all = {}
+end
+local n = #all
+for _, x in ipairs(all) do
+  if x[1] == sid then n = n - 1 end -- replaced, not added
+end
+local i = 1
+while n >= cap and i <= #all do
+  if all[i][1] ~= sid then
+    login_revoke(KEYS[2], KEYS[3], ARGV[7], user, all[i][1], all[i][2].e, now_s)
+    n = n - 1
+  end
+  i = i + 1
+end
+redis.call('HSET', KEYS[2], sid,
+           cjson.encode({c = now, l = now, e = tonumber(ARGV[4]), a = ARGV[5]}))
+return 1
