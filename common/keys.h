@@ -21,6 +21,9 @@
 #define KEY_SLOT     KEYS_PREFIX "slot:%u"  /* owner lease of a slot */
 /* hash user -> the session limit the user is at (--user-sessions; session_open.lua) */
 #define KEY_SESSIONS_FULL KEYS_PREFIX "sessions:full"
+/* failed logins, password changes and registrations of one client address
+ * (throttle.lua; expires one window after the first) */
+#define KEY_THROTTLE_ADDR KEYS_PREFIX "throttle:addr:%s"
 
 /* per user (hash tag {u:NAME}) */
 #define KEY_ACCOUNT   KEYS_PREFIX "{u:%s}:account"
@@ -38,6 +41,11 @@
  * (group.lua) */
 #define KEY_TYPING   KEYS_PREFIX "{u:%s}:typing:%s"
 #define KEY_GROUP_OP KEYS_PREFIX "{u:%s}:groupop"
+/* attempt budgets (throttle.lua; count failed logins / password changes, and
+ * attempts still running; expire one window after the first): the account's
+ * from every address, and from one client address (%s: clientaddr.h's text) */
+#define KEY_FAILS      KEYS_PREFIX "{u:%s}:fails"
+#define KEY_FAILS_ADDR KEYS_PREFIX "{u:%s}:fails:%s"
 
 /* per group (hash tag {g:#NAME}) */
 #define KEY_GROUP_META    KEYS_PREFIX "{g:%s}:meta"    /* hash open, created, by */
