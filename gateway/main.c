@@ -241,10 +241,6 @@ int main(int argc, char **argv)
         log_error("cannot create the event loop");
         return 1;
     }
-    if (clientaddr_init(o->trusted_proxies, err, sizeof err) < 0) {
-        fprintf(stderr, "parley-gateway: --trusted-proxies: %s\n", err);
-        return 2;
-    }
     if (pwpool_start(gw.base, (int)o->password_workers, (int)o->password_queue,
                      (int)o->password_queue_addr) < 0) {
         log_error("cannot start the password workers");

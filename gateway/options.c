@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clientaddr.h"
 #include "config.h"
 #include "log.h"
 #include "proto.h"
@@ -196,6 +197,10 @@ int options_parse(int argc, char **argv)
     if (!proto_valid_gwid(c->gwid, strlen(c->gwid))) {
         fprintf(stderr, "%s: --id: '%s' is not 1 to %d characters of A-Za-z0-9_.:-\n", prog,
                 c->gwid, PROTO_GWID_MAX);
+        return -1;
+    }
+    if (clientaddr_init(c->trusted_proxies, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: --trusted-proxies: %s\n", prog, err);
         return -1;
     }
     if (c->dev_auth && !options_is_loopback(c->listen)) {

@@ -62,7 +62,8 @@ typedef struct gw_options {
 } gw_options;
 
 /* Parses environment and argv (config.h precedence), starts logging and
- * derives the id. 0, or -1 after printing a one-line error (exit 2). */
+ * derives the id; --trusted-proxies is parsed into clientaddr.h. 0, or -1 after printing a one-line
+ * error (exit 2). */
 int options_parse(int argc, char **argv);
 
 const gw_options *options_get(void);
