@@ -165,6 +165,29 @@ cluster.test('X-Forwarded-For from a peer that is not a trusted proxy is ignored
     assert.equal((await login(cluster.gw(0), user, PW, '10.20.30.99')).status, 200, 'through a trusting gateway, with the header');
 });
 
+cluster.test(
+    'X-Forwarded-For is read from the right: the first hop that is not a trusted proxy is the client; IPv4-mapped is IPv4; an IPv6 client is its /64',
+    async () => {
+        const [v4, v6] = [cluster.name('xff'), cluster.name('xff6')];
+        await makeUsers(cluster.gw(0), [v4, v6]);
+        // what the client wrote itself comes first; the proxy appended the address it saw
+        for (let i = 0; i < BUDGETS.accountAddr; i++)
+            assert.equal((await login(cluster.gw(0), v4, 'wrong password', `203.0.113.${i + 1}, 198.51.100.50`)).status, 401);
+        assertLimited(await login(cluster.gw(0), v4, PW, '198.51.100.50'), 'the same client without the made-up part');
+        assertLimited(await login(cluster.gw(1), v4, PW, '198.51.100.50, 127.0.0.1'), 'behind a second trusted hop');
+        assertLimited(await login(cluster.gw(1), v4, PW, '::ffff:198.51.100.50'), 'as an IPv4-mapped IPv6 address');
+        assert.equal((await login(cluster.gw(0), v4, PW, '198.51.100.51')).status, 200, 'the neighbour');
+        for (let i = 0; i < BUDGETS.accountAddr; i++) assert.equal((await login(cluster.gw(1), v6, 'wrong password', `2001:db8:1:2::${i + 5}`)).status, 401);
+        assertLimited(await login(cluster.gw(0), v6, PW, '2001:db8:1:2:ffff::99'), 'another address of the same /64');
+        assert.equal((await login(cluster.gw(0), v6, PW, '2001:db8:1:3::1')).status, 200, 'the next /64');
+        // an entry that is no address: the hop after it (the trusted peer) is the client
+        const peer = cluster.name('peer');
+        await makeUsers(cluster.gw(0), [peer]);
+        for (let i = 0; i < BUDGETS.accountAddr; i++) assert.equal((await login(cluster.gw(0), peer, 'wrong password', `not-an-address-${i}`)).status, 401);
+        assertLimited(await login(cluster.gw(0), peer, PW, null), 'counted against the peer');
+    },
+);
+
 cluster.test('a bad --trusted-proxies entry stops the gateway at start with a one-line error', async () => {
     const bin = cluster.bin('parley-gateway');
     const r = await new Promise((resolve) =>
