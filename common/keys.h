@@ -24,6 +24,9 @@
 /* zset "USER SID" -> expiry (Unix s): revoked signed-in sessions whose tokens
  * have not expired (common/lua/lib/revoke.lua; gateway/revoke.c loads it) */
 #define KEY_REVOKED KEYS_PREFIX "revoked"
+/* failed logins, password changes and registrations of one client address
+ * (throttle.lua; expires one window after the first) */
+#define KEY_THROTTLE_ADDR KEYS_PREFIX "throttle:addr:%s"
 
 /* per user (hash tag {u:NAME}) */
 #define KEY_ACCOUNT   KEYS_PREFIX "{u:%s}:account"
@@ -44,6 +47,11 @@
  * (group.lua) */
 #define KEY_TYPING   KEYS_PREFIX "{u:%s}:typing:%s"
 #define KEY_GROUP_OP KEYS_PREFIX "{u:%s}:groupop"
+/* attempt budgets (throttle.lua; count failed logins / password changes, and
+ * attempts still running; expire one window after the first): the account's
+ * from every address, and from one client address (%s: clientaddr.h's text) */
+#define KEY_FAILS      KEYS_PREFIX "{u:%s}:fails"
+#define KEY_FAILS_ADDR KEYS_PREFIX "{u:%s}:fails:%s"
 
 /* per group (hash tag {g:#NAME}) */
 #define KEY_GROUP_META    KEYS_PREFIX "{g:%s}:meta"    /* hash open, created, by */

@@ -384,3 +384,30 @@ int scripts_login_touch(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, 
         scripts_cmd_str(&c, sids[i]);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
+
+int scripts_throttle(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, int give,
+                     const char *user, const char *addr, int64_t window_ms, int64_t addr_budget,
+                     int64_t account_budget, int64_t account_addr_budget)
+{
+    int64_t budgets[3];
+    int n = 0;
+    scripts_cmd c;
+    scripts_cmd_init(&c, SCRIPT_THROTTLE);
+    if (addr_budget > 0) {
+        scripts_cmd_key(&c, KEY_THROTTLE_ADDR, addr);
+        budgets[n++] = addr_budget;
+    }
+    if (user && account_budget > 0) {
+        scripts_cmd_key(&c, KEY_FAILS, user);
+        budgets[n++] = account_budget;
+    }
+    if (user && account_addr_budget > 0) {
+        scripts_cmd_key(&c, KEY_FAILS_ADDR, user, addr);
+        budgets[n++] = account_addr_budget;
+    }
+    scripts_cmd_str(&c, give ? "give" : "take");
+    scripts_cmd_fmt(&c, "%" PRId64, window_ms);
+    for (int i = 0; i < n; i++)
+        scripts_cmd_fmt(&c, "%" PRId64, budgets[i]);
+    return scripts_cmd_run(&c, ac, cb, priv);
+}

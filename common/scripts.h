@@ -43,6 +43,7 @@ typedef enum {
     SCRIPT_LOGIN_REVOKE,
     SCRIPT_LOGIN_LIST,
     SCRIPT_LOGIN_TOUCH,
+    SCRIPT_THROTTLE,
     SCRIPT__COUNT
 } script_id;
 
@@ -180,6 +181,17 @@ int scripts_renew_slot(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, u
 /* forget_gateway.lua: the reaper's last step for the gateway gwid. */
 int scripts_forget_gateway(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
                            const char *gwid);
+
+/* throttle.lua: attempt budgets of one login, registration or password
+ * change (gateway/throttle.h), per window_ms. user: the account (NULL: no
+ * per-account budget); addr: the client address (clientaddr.h). A budget of
+ * 0 is not checked (its key is not passed). give 0 ("take"): the reply is 0
+ * when the attempt may go on (every counter incremented), else the ms until
+ * it may be tried again; give 1: the attempt succeeded, the counters go back
+ * down (reply 0). */
+int scripts_throttle(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, int give,
+                     const char *user, const char *addr, int64_t window_ms, int64_t addr_budget,
+                     int64_t account_budget, int64_t account_addr_budget);
 
 /* ---- send.lua (a batch of messages) and fanout.lua (one step of a queued
  * group fan-out) ---- */

@@ -1,5 +1,5 @@
 // The Lua scripts (docs/internals.md: register, session_open/close, send, login_create/revoke/list/touch,
-// sync, typing, contacts, group, read, renew/release_slot, forget_gateway), called by hand
+// sync, typing, contacts, group, read, renew/release_slot, forget_gateway, throttle), called by hand
 // (FCALL / EVALSHA with the names and SHA1s `parley scripts --load` prints)
 // against a real redis-server with no router: each test checks one script's
 // KEYS/ARGV contract through its reply, the state it stores and everything it
@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { encode } from '@msgpack/msgpack';
-import { Cluster } from './lib/cluster.mjs';
+import { Cluster, waitFor } from './lib/cluster.mjs';
 import { Conn, Subscriber, callScript, envelopes, loadScripts, sessionOpen, unpack, userKey as U } from './lib/resp.mjs';
 
 // Redis only: a router would claim slots and reap the test's made-up gateways.
@@ -1331,3 +1331,38 @@ cluster.test(
         assert.deepEqual((await revoke('alice', 'all'))[0], 1);
     },
 );
+// throttle.lua: fixed-window counters of failed attempts (gateway/throttle.h)
+cluster.test('throttle: take counts every key up to its budget, then answers the longest wait and counts nothing; give refunds; counters expire', async (t) => {
+    const s = await fresh(t);
+    const keys = ['parley:throttle:addr:10.0.0.1', U('alice', 'fails'), U('alice', 'fails:10.0.0.1')];
+    const take = (window = 60000, budgets = [5, 4, 2]) => s.ev('throttle', keys.slice(0, budgets.length), ['take', window, ...budgets]);
+    const give = (budgets = [5, 4, 2]) => s.ev('throttle', keys.slice(0, budgets.length), ['give', 60000, ...budgets]);
+    const counts = async () => Promise.all(keys.map(async (k) => str(await s.r.call('GET', k))));
+    assert.equal(await take(), 0);
+    assert.equal(await take(), 0);
+    assert.deepEqual(await counts(), ['2', '2', '2']);
+    for (const k of keys) {
+        const ttl = await s.r.call('PTTL', k);
+        assert.ok(ttl > 0 && ttl <= 60000, `${k} expires within the window: ${ttl}`);
+    }
+    const wait = await take();
+    assert.ok(wait > 0 && wait <= 60000, `at the budget of KEYS 3: wait ${wait} ms`);
+    assert.deepEqual(await counts(), ['2', '2', '2'], 'a refused attempt counts nothing');
+    assert.equal(await give(), 0);
+    assert.deepEqual(await counts(), ['1', '1', '1'], 'a success gives its count back');
+    assert.equal(await take(), 0, 'room again');
+    assert.equal(await give(), 0);
+    assert.equal(await give(), 0);
+    assert.deepEqual(await counts(), [null, null, null], 'deleted at 0');
+    assert.equal(await give(), 0, 'a give with nothing counted changes nothing');
+    assert.deepEqual(await counts(), [null, null, null]);
+    // only the keys passed are counted (a register: the address alone)
+    assert.equal(await take(60000, [1]), 0);
+    assert.deepEqual(await counts(), ['1', null, null]);
+    assert.ok((await take(60000, [1])) > 0, 'the address budget alone');
+    // a short window: the counter goes, and the attempt passes again
+    await s.r.call('DEL', keys[0]);
+    assert.equal(await take(200, [1]), 0);
+    assert.ok((await take(200, [1])) > 0);
+    await waitFor(async () => (await take(200, [1])) === 0, { timeout: 3000, what: 'the counter expired' });
+});
