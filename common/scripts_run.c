@@ -12,7 +12,7 @@
 extern const scripts_lua scripts_lua_send, scripts_lua_session_open, scripts_lua_session_close,
     scripts_lua_sync, scripts_lua_typing, scripts_lua_register, scripts_lua_contacts,
     scripts_lua_release_slot, scripts_lua_renew_slot, scripts_lua_forget_gateway,
-    scripts_lua_history, scripts_lua_read, scripts_lua_group, scripts_lua_fanout;
+    scripts_lua_history, scripts_lua_read, scripts_lua_group, scripts_lua_fanout, scripts_lua_block;
 
 static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = &scripts_lua_send,
@@ -29,6 +29,7 @@ static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_READ] = &scripts_lua_read,
     [SCRIPT_GROUP] = &scripts_lua_group,
     [SCRIPT_FANOUT] = &scripts_lua_fanout,
+    [SCRIPT_BLOCK] = &scripts_lua_block,
 };
 
 extern const int scripts_lua_count; /* the build's count of common/lua/NAME.lua */

@@ -63,6 +63,8 @@ int options_parse(int argc, char **argv)
     c->typing_interval = 1000;
     c->typing_interval_big = 5000;
     c->group_op_interval = 1000;
+    /* consent (issue 13) */
+    c->max_blocks = 1000;
     const config_opt table[] = {
         {"listen", "PARLEY_LISTEN", CONFIG_STR, &c->listen, 0, 0, "address to listen on"},
         {"port", "PARLEY_PORT", CONFIG_INT, &c->port, 1, 65535, "HTTP/WebSocket port"},
@@ -127,6 +129,9 @@ int options_parse(int argc, char **argv)
          3600000,
          "one change of a group of 64 members or more per user per this many ms (more: error "
          "rate_limited; 0: off)"},
+        /* consent (issue 13) */
+        {"max-blocks", "PARLEY_MAX_BLOCKS", CONFIG_INT, &c->max_blocks, 0, 1000000,
+         "users one user may block (more: error forbidden; 0: no limit)"},
     };
     const int n = (int)(sizeof table / sizeof table[0]);
     const char *prog = "parley-gateway";

@@ -45,6 +45,7 @@ typedef struct gw_options {
     long long typing_interval;     /* typing notices per user and conversation */
     long long typing_interval_big; /* the same, to a group of 64 members or more */
     long long group_op_interval;   /* changes of a group of 64 members or more */
+    long long max_blocks;          /* users one user may block (0: no limit) */
 
     /* derived */
     redisurl redis;                /* --redis-url, parsed */

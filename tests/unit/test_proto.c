@@ -426,9 +426,9 @@ static void enc_hello(void **state)
 
     msgpack_sbuffer_clear(&sb);
     static const char last[] = "\x82\xa4kind\xa4text\xa2id\x0c"; /* {kind: text, id: 12} */
-    proto_contact users[2] = {{"bob", 3, 1, 4, 12, 10, last, sizeof last - 1},
-                              {"#dev", 4, 0, 0, 0, 0, NULL, 0}};
-    proto_enc_hello(&pk, "alice", 17, "ep1", 3, users, 2, 0);
+    proto_contact users[2] = {{"bob", 3, 1, 4, 12, 10, last, sizeof last - 1, 0},
+                              {"#dev", 4, 0, 0, 0, 0, NULL, 0, 0}};
+    proto_enc_hello(&pk, "alice", 17, "ep1", 3, users, 2, 0, NULL, 0);
     m = reparse();
     CHECK(m && obj_is(get(m, "kind"), "hello") && obj_is(get(m, "user"), "alice") &&
               obj_is(get(m, "epoch"), "ep1"),
@@ -456,7 +456,7 @@ static void enc_hello(void **state)
               "hello user 1: no read positions when 0, last nil");
     }
     msgpack_sbuffer_clear(&sb);
-    proto_enc_hello(&pk, "alice", 0, "e", 1, NULL, 0, 0);
+    proto_enc_hello(&pk, "alice", 0, "e", 1, NULL, 0, 0, NULL, 0);
     m = reparse();
     o = m ? get(m, "users") : NULL;
     CHECK(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0, "hello no users");
@@ -468,15 +468,15 @@ static void enc_users_pages(void **state)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     const msgpack_object *m, *o;
-    proto_contact users[1] = {{"bob", 3, 1, 0, 0, 0, NULL, 0}};
+    proto_contact users[1] = {{"bob", 3, 1, 0, 0, 0, NULL, 0, 0}};
 
     msgpack_sbuffer_clear(&sb);
-    proto_enc_hello(&pk, "alice", 1, "e", 1, users, 1, 1);
+    proto_enc_hello(&pk, "alice", 1, "e", 1, users, 1, 1, NULL, 0);
     m = reparse();
     o = m ? get(m, "more") : NULL;
     CHECK(o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean, "hello more: true");
     msgpack_sbuffer_clear(&sb);
-    proto_enc_hello(&pk, "alice", 1, "e", 1, users, 1, 0);
+    proto_enc_hello(&pk, "alice", 1, "e", 1, users, 1, 0, NULL, 0);
     m = reparse();
     CHECK(m && !get(m, "more"), "hello without more: no field");
 
