@@ -21,7 +21,7 @@ int bus_dec_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m);
 int bus_next_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m, size_t *used);
 
 /* router/script -> gateway */
-/* 'h': {t:"h", u, f: peer, o: bool}: the presence of the user `peer` is
+/* 'h': {t:"h", u, p: peer, o: bool}: the presence of the user `peer` is
  * hidden from (o true) or shown again to (o false) u's sessions (a block,
  * block.lua); nothing is sent to the client */
 typedef enum {
@@ -41,8 +41,8 @@ typedef struct bus_delivery {
     const msgpack_object *seqs;  /* NULL, or an array of positive ints as long as users */
     uint64_t conn;               /* t == 'c' */
     int64_t seq;                 /* 0 when absent */
-    proto_str frame;             /* client frame bytes (msgpack str or bin in the envelope);
-                                    t == 'h': the peer's name (a valid user name) */
+    proto_str frame;             /* client frame bytes (msgpack str or bin in the envelope) */
+    proto_str peer;              /* t == 'h': a valid user name */
     int hide;                    /* t == 'h': 1 hide, 0 show */
 } bus_delivery;
 

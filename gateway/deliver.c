@@ -505,7 +505,7 @@ static void deliver_dispatch(const bus_delivery *d)
         deliver_many(d);
     } else if (d->t == BUS_HIDE) {
         for (gw_session *s = sess_of_user(d->user.p, d->user.len); s; s = s->next_of_user)
-            if (s->state != SESS_CLOSING) presence_hide(s, d->frame.p, d->frame.len, d->hide);
+            if (s->state != SESS_CLOSING) presence_hide(s, d->peer.p, d->peer.len, d->hide);
     } else {
         gw_session *s = sess_find(d->conn);
         if (s) deliver_push(s, DQ_CONN, d->seq, d->frame.p, d->frame.len);

@@ -15,8 +15,8 @@
 -- nothing; a new one past ARGV 4 blocks answers {"error", "forbidden", ...}. Unblock always
 -- succeeds (also for a user who does not exist, or was not blocked); the pair leaves both hidden
 -- sets only when user does not block by as well.
--- Publishes, when a hidden set changed: {t:"h", u, f: peer, o: true/false} to each gateway that
--- holds a session of by (u = by, f = user) and of user (u = user, f = by): each gateway marks the
+-- Publishes, when a hidden set changed: {t:"h", u, p: peer, o: true/false} to each gateway that
+-- holds a session of by (u = by, p = user) and of user (u = user, p = by): each gateway marks the
 -- peer's presence hidden (or shown again, with its current state) for those sessions; user's
 -- client is told nothing. Then, always (the requesting session's answer too): {t:"u", u: by,
 -- f: {kind:"block", user, on}} to each gateway holding a session of by.
@@ -49,8 +49,8 @@ local function publish(sessions, env)
   end
 end
 if changed then
-  publish(KEYS[6], {t = 'h', u = by, f = user, o = on})
-  publish(KEYS[7], {t = 'h', u = user, f = by, o = on})
+  publish(KEYS[6], {t = 'h', u = by, p = user, o = on})
+  publish(KEYS[7], {t = 'h', u = user, p = by, o = on})
 end
 publish(KEYS[6], {t = 'u', u = by, f = cmsgpack.pack({kind = 'block', user = user, on = on})})
 return {'ok'}
