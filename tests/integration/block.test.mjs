@@ -85,7 +85,7 @@ cluster.test('while A blocks B: B text/typing to A and A to B forbidden, B canno
     const mine = await cluster.createGroup(A1, 'ba', [b.name]);
     assert.ok((await B.next({ kind: 'group', name: mine })).members.includes(a.name));
 
-    await A1.expectNone((x) => (x.kind === 'text' || x.kind === 'typing') && x.from === b.name, 300, "anything from B");
+    await A1.expectNone((x) => (x.kind === 'text' || x.kind === 'typing') && x.from === b.name, 300, 'anything from B');
     await A2.expectNone((x) => (x.kind === 'text' || x.kind === 'typing') && x.from === b.name, 0);
     await B.expectNone({ kind: 'block' }, 0, 'a block frame at B');
     B.send({ kind: 'history', with: a.name });

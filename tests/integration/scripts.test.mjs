@@ -145,7 +145,16 @@ async function fresh(t) {
         contactsFull: (user, limit, cursor = '', n = 100, preview = 256) =>
             ev(
                 'contacts',
-                ['parley:users', U(user, 'contacts'), 'parley:online', U(user, 'groups'), U(user, 'unread'), U(user, 'read'), U(user, 'hidden'), U(user, 'blocks')],
+                [
+                    'parley:users',
+                    U(user, 'contacts'),
+                    'parley:online',
+                    U(user, 'groups'),
+                    U(user, 'unread'),
+                    U(user, 'read'),
+                    U(user, 'hidden'),
+                    U(user, 'blocks'),
+                ],
                 [user, limit, 'parley:{g:%s}:members', 'parley:{u:%s}:read', 'parley:{c:%s}:history', cursor, n, preview],
                 { buffers: true },
             ),
@@ -1252,74 +1261,92 @@ cluster.test('byte caps: an inbox and a history keep their newest entries within
     assert.equal(Number(await r.call('HGET', U('bob', 'meta'), 'bytes')), (await sizes(U('bob', 'inbox'), true))[0], 'count follows');
 });
 
-cluster.test('block: both hidden sets, 1:1 text and typing refused both ways, group create/add naming the blocker refused, envelopes; unblock; the cap', async (t) => {
-    const s = await aliceAndBob(t);
-    const { r, block, send, typing, group, contactsFull, published } = s;
-    assert.deepEqual(await block('alice', 'zed', true), ['error', 'no_such_user', 'no such user: zed'], 'block an unknown user');
-    assert.deepEqual(await block('alice', 'bob', true), ['ok'], 'alice blocks bob');
-    assert.deepEqual(await r.call('SMEMBERS', U('alice', 'blocks')), ['bob']);
-    assert.deepEqual([await r.call('SMEMBERS', U('alice', 'hidden')), await r.call('SMEMBERS', U('bob', 'hidden'))], [['bob'], ['alice']], 'hidden both ways');
-    let p = await published();
-    const hides = p.filter(({ env }) => env.t === 'h').map(({ channel, env }) => `${channel} ${env.u} ${env.p} ${env.o}`);
-    assert.deepEqual(hides.sort(), ['parley:gw:gw1 bob alice true', 'parley:gw:gw2 bob alice true', 'parley:gw:gwA alice bob true'], 'an h envelope to every gateway of both');
-    const frames = p.filter(({ env }) => env.t === 'u');
-    assert.deepEqual(
-        frames.map(({ channel, env }) => [channel, env.u, env.f]),
-        [['parley:gw:gwA', 'alice', { kind: 'block', user: 'bob', on: true }]],
-        "the block frame to alice's gateways only",
-    );
-    assert.equal(await send('bob', 'alice', 'hi', 'b1', 'gw1#7', 7), 'forbidden', 'bob -> alice refused');
-    p = await published();
-    assert.deepEqual(
-        p.map(({ env }) => [env.t, env.c, env.f.kind, env.f.code, env.f.cid]),
-        [['c', 7, 'error', 'forbidden', 'b1']],
-        'forbidden with the cid to the sender only',
-    );
-    assert.equal(await send('alice', 'bob', 'hi', 'a1', 'gwA#5', 5), 'forbidden', 'the blocker cannot write either');
-    assert.equal(await r.call('EXISTS', 'parley:{c:alice|bob}:history'), 0, 'nothing stored');
-    assert.equal(await typing('bob', 'alice'), -2, 'typing bob -> alice refused');
-    assert.equal(await typing('alice', 'bob'), -2, 'typing alice -> bob refused');
-    assert.equal(await typing('carol', 'alice'), 1, 'others still can');
-    assert.deepEqual((await group('create', '#g1', 'bob', ['carol', 'alice'])).slice(0, 2), ['error', 'forbidden'], 'bob creates a group naming alice');
-    assert.equal(await r.call('EXISTS', 'parley:{g:#g1}:meta'), 0, 'the whole create refused');
-    assert.deepEqual(await group('create', '#g2', 'bob', ['carol'], '1'), ['ok']);
-    assert.deepEqual((await group('add', '#g2', 'bob', ['alice'])).slice(0, 2), ['error', 'forbidden'], 'bob adds alice');
-    assert.deepEqual((await group('add', '#g2', 'carol', ['alice'])), ['ok'], 'carol (open group) adds alice: she does not block carol');
-    assert.deepEqual(await group('create', '#g3', 'alice', ['bob']), ['ok'], 'the blocker may add the blocked');
-    let res = await contactsFull('alice', 200);
-    assert.deepEqual(res[2].map(str), ['bob'], "alice's first page carries blocked");
-    const online = (rows, name) => rows[rows.findIndex((x, i) => i >= 3 && (i - 3) % 6 === 0 && str(x) === name) + 1];
-    assert.equal(online(res, 'bob'), -1, 'bob hidden from alice (online -1) though online');
-    res = await contactsFull('bob', 200);
-    assert.deepEqual(res[2], [], 'bob blocks nobody');
-    assert.equal(online(res, 'alice'), -1, 'alice hidden from bob');
-    assert.equal(online(res, 'carol'), 0, 'carol is offline');
-    // bob blocks alice too; alice's unblock keeps the pair hidden
-    await published();
-    assert.deepEqual(await block('bob', 'alice', true), ['ok']);
-    assert.deepEqual(
-        (await published()).filter(({ env }) => env.t === 'h'),
-        [],
-        'already hidden: no h envelope',
-    );
-    assert.deepEqual(await block('alice', 'bob', false), ['ok']);
-    assert.deepEqual([await r.call('SMEMBERS', U('alice', 'hidden')), await r.call('SMEMBERS', U('bob', 'hidden'))], [['bob'], ['alice']], 'bob still blocks alice');
-    assert.equal(await send('alice', 'bob', 'hi', 'a2', 'gwA#5', 5), 'forbidden', 'still refused');
-    assert.deepEqual(await block('bob', 'alice', false), ['ok']);
-    assert.deepEqual([await r.call('EXISTS', U('alice', 'hidden')), await r.call('EXISTS', U('bob', 'hidden'))], [0, 0], 'both unblocked: nothing hidden');
-    p = await published();
-    assert.deepEqual(
-        p.filter(({ env }) => env.t === 'h').map(({ env }) => `${env.u} ${env.o}`).sort(),
-        ['alice false', 'bob false', 'bob false'],
-        'shown again: h envelopes with o false',
-    );
-    assert.ok(Array.isArray(await send('alice', 'bob', 'hi', 'a3', 'gwA#5', 5)), 'writes again');
-    assert.deepEqual(await block('alice', 'zed', false), ['ok'], 'unblocking anyone is fine');
-    // the cap
-    assert.deepEqual(await block('carol', 'alice', true, 1), ['ok']);
-    assert.deepEqual((await block('carol', 'bob', true, 1)).slice(0, 2), ['error', 'forbidden'], 'over the cap');
-    assert.deepEqual(await block('carol', 'alice', true, 1), ['ok'], 'a block already there is no new one');
-});
+cluster.test(
+    'block: both hidden sets, 1:1 text and typing refused both ways, group create/add naming the blocker refused, envelopes; unblock; the cap',
+    async (t) => {
+        const s = await aliceAndBob(t);
+        const { r, block, send, typing, group, contactsFull, published } = s;
+        assert.deepEqual(await block('alice', 'zed', true), ['error', 'no_such_user', 'no such user: zed'], 'block an unknown user');
+        assert.deepEqual(await block('alice', 'bob', true), ['ok'], 'alice blocks bob');
+        assert.deepEqual(await r.call('SMEMBERS', U('alice', 'blocks')), ['bob']);
+        assert.deepEqual(
+            [await r.call('SMEMBERS', U('alice', 'hidden')), await r.call('SMEMBERS', U('bob', 'hidden'))],
+            [['bob'], ['alice']],
+            'hidden both ways',
+        );
+        let p = await published();
+        const hides = p.filter(({ env }) => env.t === 'h').map(({ channel, env }) => `${channel} ${env.u} ${env.p} ${env.o}`);
+        assert.deepEqual(
+            hides.sort(),
+            ['parley:gw:gw1 bob alice true', 'parley:gw:gw2 bob alice true', 'parley:gw:gwA alice bob true'],
+            'an h envelope to every gateway of both',
+        );
+        const frames = p.filter(({ env }) => env.t === 'u');
+        assert.deepEqual(
+            frames.map(({ channel, env }) => [channel, env.u, env.f]),
+            [['parley:gw:gwA', 'alice', { kind: 'block', user: 'bob', on: true }]],
+            "the block frame to alice's gateways only",
+        );
+        assert.equal(await send('bob', 'alice', 'hi', 'b1', 'gw1#7', 7), 'forbidden', 'bob -> alice refused');
+        p = await published();
+        assert.deepEqual(
+            p.map(({ env }) => [env.t, env.c, env.f.kind, env.f.code, env.f.cid]),
+            [['c', 7, 'error', 'forbidden', 'b1']],
+            'forbidden with the cid to the sender only',
+        );
+        assert.equal(await send('alice', 'bob', 'hi', 'a1', 'gwA#5', 5), 'forbidden', 'the blocker cannot write either');
+        assert.equal(await r.call('EXISTS', 'parley:{c:alice|bob}:history'), 0, 'nothing stored');
+        assert.equal(await typing('bob', 'alice'), -2, 'typing bob -> alice refused');
+        assert.equal(await typing('alice', 'bob'), -2, 'typing alice -> bob refused');
+        assert.equal(await typing('carol', 'alice'), 1, 'others still can');
+        assert.deepEqual((await group('create', '#g1', 'bob', ['carol', 'alice'])).slice(0, 2), ['error', 'forbidden'], 'bob creates a group naming alice');
+        assert.equal(await r.call('EXISTS', 'parley:{g:#g1}:meta'), 0, 'the whole create refused');
+        assert.deepEqual(await group('create', '#g2', 'bob', ['carol'], '1'), ['ok']);
+        assert.deepEqual((await group('add', '#g2', 'bob', ['alice'])).slice(0, 2), ['error', 'forbidden'], 'bob adds alice');
+        assert.deepEqual(await group('add', '#g2', 'carol', ['alice']), ['ok'], 'carol (open group) adds alice: she does not block carol');
+        assert.deepEqual(await group('create', '#g3', 'alice', ['bob']), ['ok'], 'the blocker may add the blocked');
+        let res = await contactsFull('alice', 200);
+        assert.deepEqual(res[2].map(str), ['bob'], "alice's first page carries blocked");
+        const online = (rows, name) => rows[rows.findIndex((x, i) => i >= 3 && (i - 3) % 6 === 0 && str(x) === name) + 1];
+        assert.equal(online(res, 'bob'), -1, 'bob hidden from alice (online -1) though online');
+        res = await contactsFull('bob', 200);
+        assert.deepEqual(res[2], [], 'bob blocks nobody');
+        assert.equal(online(res, 'alice'), -1, 'alice hidden from bob');
+        assert.equal(online(res, 'carol'), 0, 'carol is offline');
+        // bob blocks alice too; alice's unblock keeps the pair hidden
+        await published();
+        assert.deepEqual(await block('bob', 'alice', true), ['ok']);
+        assert.deepEqual(
+            (await published()).filter(({ env }) => env.t === 'h'),
+            [],
+            'already hidden: no h envelope',
+        );
+        assert.deepEqual(await block('alice', 'bob', false), ['ok']);
+        assert.deepEqual(
+            [await r.call('SMEMBERS', U('alice', 'hidden')), await r.call('SMEMBERS', U('bob', 'hidden'))],
+            [['bob'], ['alice']],
+            'bob still blocks alice',
+        );
+        assert.equal(await send('alice', 'bob', 'hi', 'a2', 'gwA#5', 5), 'forbidden', 'still refused');
+        assert.deepEqual(await block('bob', 'alice', false), ['ok']);
+        assert.deepEqual([await r.call('EXISTS', U('alice', 'hidden')), await r.call('EXISTS', U('bob', 'hidden'))], [0, 0], 'both unblocked: nothing hidden');
+        p = await published();
+        assert.deepEqual(
+            p
+                .filter(({ env }) => env.t === 'h')
+                .map(({ env }) => `${env.u} ${env.o}`)
+                .sort(),
+            ['alice false', 'bob false', 'bob false'],
+            'shown again: h envelopes with o false',
+        );
+        assert.ok(Array.isArray(await send('alice', 'bob', 'hi', 'a3', 'gwA#5', 5)), 'writes again');
+        assert.deepEqual(await block('alice', 'zed', false), ['ok'], 'unblocking anyone is fine');
+        // the cap
+        assert.deepEqual(await block('carol', 'alice', true, 1), ['ok']);
+        assert.deepEqual((await block('carol', 'bob', true, 1)).slice(0, 2), ['error', 'forbidden'], 'over the cap');
+        assert.deepEqual(await block('carol', 'alice', true, 1), ['ok'], 'a block already there is no new one');
+    },
+);
 
 cluster.test('group roles: a member removed while a fan-out is queued gets nothing of it; an owner from before roles', async (t) => {
     const s = await fresh(t);
