@@ -272,8 +272,8 @@ typedef enum {
 } proto_field;
 
 static const char *const proto_field_names[F__COUNT] = {
-    "kind", "to",     "data",  "cid", "after", "epoch",   "with",
-    "upto", "before", "limit", "op",  "name",  "members", "open", "user", "on",
+    "kind",   "to",    "data", "cid",  "after",   "epoch", "with", "upto",
+    "before", "limit", "op",   "name", "members", "open",  "user", "on",
 };
 
 static int proto_key_is(const msgpack_object *k, const char *name)

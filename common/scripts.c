@@ -148,12 +148,8 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
                   const size_t *member_lens, size_t nmembers)
 {
     static const char *const ops[] = {
-        [PROTO_OP_CREATE] = "create",
-        [PROTO_OP_JOIN] = "join",
-        [PROTO_OP_LEAVE] = "leave",
-        [PROTO_OP_ADD] = "add",
-        [PROTO_OP_REMOVE] = "remove",
-        [PROTO_OP_PROMOTE] = "promote",
+        [PROTO_OP_CREATE] = "create", [PROTO_OP_JOIN] = "join",     [PROTO_OP_LEAVE] = "leave",
+        [PROTO_OP_ADD] = "add",       [PROTO_OP_REMOVE] = "remove", [PROTO_OP_PROMOTE] = "promote",
         [PROTO_OP_DEMOTE] = "demote",
     };
     const char *opname = (unsigned)op < sizeof ops / sizeof *ops && ops[op] ? ops[op] : "";

@@ -15,7 +15,6 @@ after(() => cluster.stop());
 let n = 0;
 const cid = () => `bl-${++n}`;
 const users = (...bases) => cluster.users(bases);
-const isErr = (code) => (f) => f.kind === 'error' && f.code === code;
 
 // c sends block {user, on}; resolves with the block frame c gets back (its answer)
 async function block(c, user, on = true) {
@@ -85,6 +84,8 @@ cluster.test('while A blocks B: B text/typing to A and A to B forbidden, B canno
     const mine = await cluster.createGroup(A1, 'ba', [b.name]);
     assert.ok((await B.next({ kind: 'group', name: mine })).members.includes(a.name));
 
+    await sendAck(C, a.name, 'others still write to A', cid());
+    await A1.next({ kind: 'text', data: 'others still write to A' });
     await A1.expectNone((x) => (x.kind === 'text' || x.kind === 'typing') && x.from === b.name, 300, 'anything from B');
     await A2.expectNone((x) => (x.kind === 'text' || x.kind === 'typing') && x.from === b.name, 0);
     await B.expectNone({ kind: 'block' }, 0, 'a block frame at B');
