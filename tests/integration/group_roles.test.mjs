@@ -54,6 +54,10 @@ cluster.test('the creator is the owner; frames carry owner and admins; promote/d
     assert.deepEqual([f.kind, f.owner, f.admins, f.by], ['group', o.name, [m1.name], o.name], brief(f));
     f = await M2.next({ kind: 'group', name: g, op: 'promote' });
     assert.deepEqual(f.admins, [m1.name], 'every member told');
+    const gr = await cluster.cli(['group', g]);
+    assert.ok(gr.ok, gr.stderr);
+    assert.match(gr.stdout, new RegExp(`owner ${o.name}`));
+    assert.match(gr.stdout, new RegExp(`${m1.name}\\s+(online|offline)\\s+unread=\\d+ read=\\d+ admin`));
     await refused(M1, g, 'promote', [m2.name], 'an admin promotes');
     await refused(M1, g, 'demote', [m1.name], 'an admin demotes');
     O.send({ kind: 'group', op: 'promote', name: g, members: ['no-such-member'] });
