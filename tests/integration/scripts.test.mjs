@@ -1382,3 +1382,29 @@ cluster.test('group roles: a member removed while a fan-out is queued gets nothi
     assert.deepEqual(await group('add', '#old', 'r1', ['r4']), ['ok']);
     assert.equal(Number(await r.call('ZSCORE', 'parley:{g:#old}:joined', 'r4')) > 0, true, 'a later joiner after them');
 });
+
+cluster.test('group roles at 5,000 members: promote, remove and the heir without reading the members; the pre-roles step reads them once', async (t) => {
+    const s = await fresh(t);
+    const { r, group } = s;
+    const names = Array.from({ length: 5000 }, (_, i) => `z${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < names.length; i += 500) {
+        await r.call('ZADD', 'parley:users', ...names.slice(i, i + 500).flatMap((u) => [0, u]));
+        await r.call('SADD', 'parley:{g:#big}:members', ...names.slice(i, i + 500));
+    }
+    // a group from before roles, of 5,000 members
+    await r.call('HSET', 'parley:{g:#big}:meta', 'open', '0', 'by', 'z0007', 'created', 1);
+    const timed = async (what, ...args) => {
+        const t0 = process.hrtime.bigint();
+        const res = await group(...args, '0', 100, 0);
+        t.diagnostic(`${what}: ${Number(process.hrtime.bigint() - t0) / 1e6} ms`);
+        return res;
+    };
+    assert.deepEqual(await timed('first op of a pre-roles group of 5,000 (its join order filled in)', 'promote', '#big', 'z0007', ['z0100']), ['ok']);
+    assert.equal(await r.call('ZCARD', 'parley:{g:#big}:joined'), 5000);
+    assert.deepEqual(await timed('promote', 'promote', '#big', 'z0007', ['z0200']), ['ok']);
+    assert.deepEqual((await timed('refused remove', 'remove', '#big', 'z0300', ['z0400'])).slice(0, 2), ['error', 'forbidden']);
+    assert.deepEqual(await timed('remove by an admin', 'remove', '#big', 'z0100', ['z0400']), ['ok']);
+    assert.deepEqual(await timed('the owner leaves', 'leave', '#big', 'z0007'), ['ok']);
+    assert.equal(await r.call('HGET', 'parley:{g:#big}:meta', 'owner'), 'z0100', 'the first admin inherits');
+    assert.deepEqual(await r.call('ZRANGE', 'parley:{g:#big}:admins', 0, -1), ['z0200']);
+});
