@@ -288,6 +288,7 @@ int main(int argc, char **argv)
                              .typing_interval = o->typing_interval,
                              .typing_interval_big = o->typing_interval_big,
                              .group_op_interval = o->group_op_interval,
+                             .max_blocks = o->max_blocks,
                              .dev_auth = o->dev_auth};
     frame_init(&fc);
     const rl_hooks rh = {.commands_up = gw_commands_up,

@@ -70,6 +70,8 @@ int options_parse(int argc, char **argv)
     c->password_workers = 0;
     c->password_queue = 256;
     c->password_queue_addr = 4;
+    /* consent (issue 13) */
+    c->max_blocks = 1000;
     const config_opt table[] = {
         {"listen", "PARLEY_LISTEN", CONFIG_STR, &c->listen, 0, 0, "address to listen on"},
         {"port", "PARLEY_PORT", CONFIG_INT, &c->port, 1, 65535, "HTTP/WebSocket port"},
@@ -171,6 +173,9 @@ int options_parse(int argc, char **argv)
         {"password-queue-addr", "PARLEY_PASSWORD_QUEUE_ADDR", CONFIG_INT, &c->password_queue_addr,
          0, 1000000,
          "password hashes queued or running per client address (more: 429; 0: no limit)"},
+        /* consent (issue 13) */
+        {"max-blocks", "PARLEY_MAX_BLOCKS", CONFIG_INT, &c->max_blocks, 0, 1000000,
+         "users one user may block (more: error forbidden; 0: no limit)"},
     };
     const int n = (int)(sizeof table / sizeof table[0]);
     const char *prog = "parley-gateway";

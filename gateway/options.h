@@ -59,6 +59,7 @@ typedef struct gw_options {
     long long password_workers;    /* hashing threads (0: the number of cores) */
     long long password_queue;      /* hashes queued or running, in all */
     long long password_queue_addr; /* the same, per client address (0: no limit) */
+    long long max_blocks;          /* users one user may block (0: no limit) */
 
     /* derived */
     redisurl redis;                /* --redis-url, parsed */
