@@ -113,13 +113,22 @@ int bus_next_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m,
 int bus_next_delivery(const char *buf, size_t len, msgpack_unpacked *u, bus_delivery *d,
                       size_t *used)
 {
-    enum { T, U, C, F, S, X, N };
-    bus_field fl[N] = {{"t", NULL}, {"u", NULL}, {"c", NULL},
-                       {"f", NULL}, {"s", NULL}, {"x", NULL}};
+    enum { T, U, C, F, S, X, O, P, N };
+    bus_field fl[N] = {{"t", NULL}, {"u", NULL}, {"c", NULL}, {"f", NULL},
+                       {"s", NULL}, {"x", NULL}, {"o", NULL}, {"p", NULL}};
     proto_str t;
     memset(d, 0, sizeof *d);
     if (bus_unpack(buf, len, u, fl, N, used) < 0) return -1;
     if (bus_str(fl[T].val, &t) < 0 || t.len != 1) return -1;
+    if (t.p[0] == BUS_HIDE) {
+        d->t = BUS_HIDE;
+        if (bus_str(fl[U].val, &d->user) < 0 || !proto_valid_user(d->user.p, d->user.len) ||
+            bus_str(fl[P].val, &d->peer) < 0 || !proto_valid_user(d->peer.p, d->peer.len) ||
+            !fl[O].val || fl[O].val->type != MSGPACK_OBJECT_BOOLEAN)
+            return -1;
+        d->hide = fl[O].val->via.boolean;
+        return 0;
+    }
 
     const msgpack_object *f = fl[F].val;
     if (!f) return -1;

@@ -21,11 +21,19 @@ int bus_dec_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m);
 int bus_next_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m, size_t *used);
 
 /* router/script -> gateway */
-typedef enum { BUS_TO_USER = 'u', BUS_TO_CONN = 'c', BUS_TO_MANY = 'm' } bus_dest;
+/* 'h': {t:"h", u, p: peer, o: bool}: the presence of the user `peer` is
+ * hidden from (o true) or shown again to (o false) u's sessions (a block,
+ * block.lua); nothing is sent to the client */
+typedef enum {
+    BUS_TO_USER = 'u',
+    BUS_TO_CONN = 'c',
+    BUS_TO_MANY = 'm',
+    BUS_HIDE = 'h',
+} bus_dest;
 
 typedef struct bus_delivery {
     bus_dest t;
-    proto_str user;   /* t == 'u' */
+    proto_str user;   /* t == 'u' or 'h' */
     proto_str except; /* t == 'u' or 'm': session id to skip, len 0 if none */
     /* t == 'm': {t:"m", f, u: [users], s: [seqs]?, x?}: f goes to every user
      * in u; with s, user i gets f with "seq" = s[i] added (proto_add_seq) */
@@ -34,6 +42,8 @@ typedef struct bus_delivery {
     uint64_t conn;               /* t == 'c' */
     int64_t seq;                 /* 0 when absent */
     proto_str frame;             /* client frame bytes (msgpack str or bin in the envelope) */
+    proto_str peer;              /* t == 'h': a valid user name */
+    int hide;                    /* t == 'h': 1 hide, 0 show */
 } bus_delivery;
 
 /* Returns 0, or -1 when the envelope is malformed (logged by the caller);

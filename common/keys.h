@@ -24,6 +24,9 @@
 /* zset "USER SID" -> expiry (Unix s): revoked signed-in sessions whose tokens
  * have not expired (common/lua/lib/revoke.lua; gateway/revoke.c loads it) */
 #define KEY_REVOKED KEYS_PREFIX "revoked"
+/* failed logins, password changes and registrations of one client address
+ * (throttle.lua; expires one window after the first) */
+#define KEY_THROTTLE_ADDR KEYS_PREFIX "throttle:addr:%s"
 
 /* per user (hash tag {u:NAME}) */
 #define KEY_ACCOUNT   KEYS_PREFIX "{u:%s}:account"
@@ -39,15 +42,29 @@
 /* hash session id -> cjson {c, l, e, a}: the user's signed-in sessions, the
  * ones tokens name (common/lua/lib/login_get.lua) */
 #define KEY_LOGINS KEYS_PREFIX "{u:%s}:logins"
+/* blocks (block.lua): the users this user blocks (at most --max-blocks), and
+ * everyone in a block with this user either way (who blocks him or whom he
+ * blocks: presence hidden, 1:1 texts and typing refused) */
+#define KEY_BLOCKS KEYS_PREFIX "{u:%s}:blocks"
+#define KEY_HIDDEN KEYS_PREFIX "{u:%s}:hidden"
 /* throttles (SET NX PX; exist for one window): the user's last typing notice
  * to %s (a user or #group; typing.lua), his last change of a big group
  * (group.lua) */
 #define KEY_TYPING   KEYS_PREFIX "{u:%s}:typing:%s"
 #define KEY_GROUP_OP KEYS_PREFIX "{u:%s}:groupop"
+/* attempt budgets (throttle.lua; count failed logins / password changes, and
+ * attempts still running; expire one window after the first): the account's
+ * from every address, and from one client address (%s: clientaddr.h's text) */
+#define KEY_FAILS      KEYS_PREFIX "{u:%s}:fails"
+#define KEY_FAILS_ADDR KEYS_PREFIX "{u:%s}:fails:%s"
 
 /* per group (hash tag {g:#NAME}) */
-#define KEY_GROUP_META    KEYS_PREFIX "{g:%s}:meta"    /* hash open, created, by */
+/* meta: hash open, created, by (creator), gen, owner, order (the last join or
+ * promotion number given) */
+#define KEY_GROUP_META    KEYS_PREFIX "{g:%s}:meta"
 #define KEY_GROUP_MEMBERS KEYS_PREFIX "{g:%s}:members" /* set of user names */
+#define KEY_GROUP_JOINED  KEYS_PREFIX "{g:%s}:joined"  /* zset member -> join number */
+#define KEY_GROUP_ADMINS  KEYS_PREFIX "{g:%s}:admins"  /* zset admin -> promotion number */
 #define KEY_GROUPS        KEYS_PREFIX "groups"         /* zset of open #names */
 /* queued fan-outs (common/lua/fanout.lua): the group's queue of message ids,
  * a job's hash (%s #name, %s id) and its member snapshot (a set), and the

@@ -18,8 +18,11 @@
  * - text `data` must be 1 or more bytes: an empty message is bad_field;
  * - `cid` and `epoch` lengths are counted in bytes;
  * - group `members` may be empty for `create` (the creator alone), must hold
- *   at least one name for `add`, is ignored for `join` and `leave`; `open` is
- *   read only for `create` but must be a bool wherever it appears. */
+ *   at least one name for `add`, `remove`, `promote` and `demote`, is ignored
+ *   for `join` and `leave`; `open` is read only for `create` but must be a
+ *   bool wherever it appears;
+ * - block `user` must be a user name other than the sender's (checked by the
+ *   gateway, which knows the sender) and `on` a bool. */
 #include "proto.h"
 
 #include <stdio.h>
@@ -263,12 +266,14 @@ typedef enum {
     F_NAME,
     F_MEMBERS,
     F_OPEN,
+    F_USER,
+    F_ON,
     F__COUNT
 } proto_field;
 
 static const char *const proto_field_names[F__COUNT] = {
-    "kind", "to",     "data",  "cid", "after", "epoch",   "with",
-    "upto", "before", "limit", "op",  "name",  "members", "open",
+    "kind",   "to",    "data", "cid",  "after",   "epoch", "with", "upto",
+    "before", "limit", "op",   "name", "members", "open",  "user", "on",
 };
 
 static int proto_key_is(const msgpack_object *k, const char *name)
@@ -371,15 +376,17 @@ static int proto_dec_text(const msgpack_object **fl, int flags, proto_frame *f, 
 
 static int proto_dec_group(const msgpack_object **fl, proto_frame *f, proto_error *err)
 {
-    static const char *const ops[] = {"create", "join", "leave", "add"};
+    static const char *const ops[] = {"create", "join",    "leave", "add",
+                                      "remove", "promote", "demote"};
     proto_str op;
     if (proto_get_str(fl[F_OP], "op", 1, 16, &op, err) < 0) return -1;
     f->op = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < (int)(sizeof ops / sizeof *ops); i++) {
         if (op.len == strlen(ops[i]) && memcmp(op.p, ops[i], op.len) == 0)
             f->op = (proto_group_op)(PROTO_OP_CREATE + i);
     }
-    if (!f->op) return proto_bad(err, "op", "must be create, join, leave or add");
+    if (!f->op)
+        return proto_bad(err, "op", "must be create, join, leave, add, remove, promote or demote");
 
     if (proto_get_str(fl[F_NAME], "name", 1, PROTO_NAME_MAX + 1, &f->name, err) < 0) return -1;
     if (!proto_valid_group(f->name.p, f->name.len))
@@ -389,12 +396,12 @@ static int proto_dec_group(const msgpack_object **fl, proto_frame *f, proto_erro
     if (o && o->type != MSGPACK_OBJECT_BOOLEAN) return proto_bad(err, "open", "must be a bool");
     f->open = f->op == PROTO_OP_CREATE && o ? o->via.boolean : 0;
 
-    if (f->op != PROTO_OP_CREATE && f->op != PROTO_OP_ADD) return 0;
+    if (f->op == PROTO_OP_JOIN || f->op == PROTO_OP_LEAVE) return 0;
     o = fl[F_MEMBERS];
     if (!o) return proto_bad(err, "members", "is missing");
     if (o->type != MSGPACK_OBJECT_ARRAY) return proto_bad(err, "members", "must be an array");
     if (o->via.array.size > PROTO_MEMBERS_MAX) return proto_bad(err, "members", "is too long");
-    if (f->op == PROTO_OP_ADD && o->via.array.size == 0)
+    if (f->op != PROTO_OP_CREATE && o->via.array.size == 0)
         return proto_bad(err, "members", "is empty");
     for (uint32_t i = 0; i < o->via.array.size; i++) {
         const msgpack_object *m = &o->via.array.ptr[i];
@@ -434,6 +441,7 @@ int proto_decode(const char *buf, size_t len, msgpack_unpacked *u, int flags, pr
     } kinds[] = {
         {"text", PROTO_TEXT},     {"sync", PROTO_SYNC},       {"read", PROTO_READ},
         {"typing", PROTO_TYPING}, {"history", PROTO_HISTORY}, {"group", PROTO_GROUP},
+        {"block", PROTO_BLOCK},
     };
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (kind.len == strlen(kinds[i].name) && memcmp(kind.p, kinds[i].name, kind.len) == 0)
@@ -464,6 +472,14 @@ int proto_decode(const char *buf, size_t len, msgpack_unpacked *u, int flags, pr
         return 0;
     case PROTO_GROUP:
         return proto_dec_group(fl, f, err);
+    case PROTO_BLOCK:
+        if (proto_get_str(fl[F_USER], "user", 1, PROTO_NAME_MAX, &f->user, err) < 0) return -1;
+        if (!proto_valid_user(f->user.p, f->user.len))
+            return proto_bad(err, "user", "must be a user name (" PROTO_USER_PATTERN ")");
+        if (!fl[F_ON]) return proto_bad(err, "on", "is missing");
+        if (fl[F_ON]->type != MSGPACK_OBJECT_BOOLEAN) return proto_bad(err, "on", "must be a bool");
+        f->on = fl[F_ON]->via.boolean;
+        return 0;
     }
 
     /* Echo the kind only when it is short printable ASCII. */
@@ -523,9 +539,10 @@ static void proto_pack_contacts(msgpack_packer *pk, const proto_contact *users, 
 }
 
 void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const char *epoch,
-                     size_t epoch_len, const proto_contact *users, size_t n, int more)
+                     size_t epoch_len, const proto_contact *users, size_t n, int more,
+                     const proto_str *blocked, size_t nblocked)
 {
-    msgpack_pack_map(pk, 5 + (more != 0));
+    msgpack_pack_map(pk, 5 + (more != 0) + (nblocked > 0));
     proto_pack_cstr(pk, "kind");
     proto_pack_cstr(pk, "hello");
     proto_pack_cstr(pk, "user");
@@ -539,6 +556,12 @@ void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const ch
     if (more) {
         proto_pack_cstr(pk, "more");
         msgpack_pack_true(pk);
+    }
+    if (nblocked) {
+        proto_pack_cstr(pk, "blocked");
+        msgpack_pack_array(pk, nblocked);
+        for (size_t i = 0; i < nblocked; i++)
+            proto_pack_str(pk, blocked[i].p, blocked[i].len);
     }
 }
 

@@ -36,9 +36,18 @@ typedef enum {
     PROTO_TYPING,
     PROTO_HISTORY,
     PROTO_GROUP,
+    PROTO_BLOCK,
 } proto_kind;
 
-typedef enum { PROTO_OP_CREATE = 1, PROTO_OP_JOIN, PROTO_OP_LEAVE, PROTO_OP_ADD } proto_group_op;
+typedef enum {
+    PROTO_OP_CREATE = 1,
+    PROTO_OP_JOIN,
+    PROTO_OP_LEAVE,
+    PROTO_OP_ADD,
+    PROTO_OP_REMOVE,
+    PROTO_OP_PROMOTE,
+    PROTO_OP_DEMOTE,
+} proto_group_op;
 
 /* A decoded, validated client frame. Only the fields of its kind are set. */
 typedef struct proto_frame {
@@ -57,6 +66,8 @@ typedef struct proto_frame {
     int open;                      /* group create: open flag */
     const msgpack_object *members; /* group: array of str, each a user name */
     uint32_t nmembers;
+    proto_str user; /* block: a user name */
+    int on;         /* block: 1 block, 0 unblock */
 } proto_frame;
 
 /* Why a frame was refused. code is a protocol error code string; close is 0
@@ -122,12 +133,15 @@ typedef struct proto_contact {
     int64_t peer_read; /* 1:1: the other user's read position (0: none) */
     const char *last;  /* the conversation's newest stored text frame (a map), */
     size_t last_len;   /* spliced as is; len 0: none (encoded as nil) */
+    int hidden;        /* not encoded: a block either way hides the presence (online 0) */
 } proto_contact;
 
 void proto_pack_str(msgpack_packer *pk, const char *s, size_t len);
-/* more: `users` pages follow (then "more": true is added; absent when false) */
+/* more: `users` pages follow (then "more": true is added; absent when false);
+ * blocked: the users `user` blocks (nblocked names; "blocked" is absent when 0) */
 void proto_enc_hello(msgpack_packer *pk, const char *user, int64_t seq, const char *epoch,
-                     size_t epoch_len, const proto_contact *users, size_t n, int more);
+                     size_t epoch_len, const proto_contact *users, size_t n, int more,
+                     const proto_str *blocked, size_t nblocked);
 /* {kind:"users", users:[entries as in hello], more}: a page of hello's list */
 void proto_enc_users(msgpack_packer *pk, const proto_contact *users, size_t n, int more);
 /* history answer: msgs are stored text frames (msgpack maps), spliced as is */

@@ -79,6 +79,7 @@ int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
     scripts_cmd_key(&c, group ? KEY_GROUP_META : KEY_SESSIONS, to);
     scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_key(&c, KEY_TYPING, from, to);
+    scripts_cmd_key(&c, KEY_HIDDEN, group ? from : to); /* a group's is not read */
     scripts_cmd_str(&c, CHAN_GW_PREFIX);
     scripts_cmd_str(&c, to);
     scripts_cmd_arg(&c, frame, frame_len);
@@ -150,10 +151,9 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
                   const size_t *member_lens, size_t nmembers)
 {
     static const char *const ops[] = {
-        [PROTO_OP_CREATE] = "create",
-        [PROTO_OP_JOIN] = "join",
-        [PROTO_OP_LEAVE] = "leave",
-        [PROTO_OP_ADD] = "add",
+        [PROTO_OP_CREATE] = "create", [PROTO_OP_JOIN] = "join",     [PROTO_OP_LEAVE] = "leave",
+        [PROTO_OP_ADD] = "add",       [PROTO_OP_REMOVE] = "remove", [PROTO_OP_PROMOTE] = "promote",
+        [PROTO_OP_DEMOTE] = "demote",
     };
     const char *opname = (unsigned)op < sizeof ops / sizeof *ops && ops[op] ? ops[op] : "";
     scripts_cmd c;
@@ -166,6 +166,8 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_key(&c, KEY_HISTORY_BYTES, name);
     scripts_cmd_key(&c, KEY_GROUP_OP, by);
+    scripts_cmd_key(&c, KEY_GROUP_JOINED, name);
+    scripts_cmd_key(&c, KEY_GROUP_ADMINS, name);
     scripts_cmd_str(&c, opname);
     scripts_cmd_str(&c, name);
     scripts_cmd_str(&c, by);
@@ -180,9 +182,30 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_fmt(&c, "%" PRId64, groups_created);
     scripts_cmd_str(&c, KEY_META);
     scripts_cmd_fmt(&c, "%" PRId64, op_interval_ms);
-    if (op == PROTO_OP_CREATE || op == PROTO_OP_ADD)
+    scripts_cmd_str(&c, KEY_BLOCKS);
+    if (op != PROTO_OP_JOIN && op != PROTO_OP_LEAVE)
         for (size_t i = 0; i < nmembers; i++)
             scripts_cmd_arg(&c, members[i], member_lens[i]);
+    return scripts_cmd_run(&c, ac, cb, priv);
+}
+
+int scripts_block(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *by,
+                  const char *user, int on, int64_t max_blocks)
+{
+    scripts_cmd c;
+    scripts_cmd_init(&c, SCRIPT_BLOCK);
+    scripts_cmd_key(&c, KEY_BLOCKS, by);
+    scripts_cmd_key(&c, KEY_HIDDEN, by);
+    scripts_cmd_key(&c, KEY_HIDDEN, user);
+    scripts_cmd_key(&c, KEY_BLOCKS, user);
+    scripts_cmd_key(&c, KEY_ACCOUNT, user);
+    scripts_cmd_key(&c, KEY_SESSIONS, by);
+    scripts_cmd_key(&c, KEY_SESSIONS, user);
+    scripts_cmd_str(&c, by);
+    scripts_cmd_str(&c, user);
+    scripts_cmd_str(&c, on ? "1" : "0");
+    scripts_cmd_fmt(&c, "%" PRId64, max_blocks);
+    scripts_cmd_str(&c, CHAN_GW_PREFIX);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -236,6 +259,8 @@ int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
     scripts_cmd_key(&c, KEY_GROUPS_OF, user);
     scripts_cmd_key(&c, KEY_UNREAD, user);
     scripts_cmd_key(&c, KEY_READ, user);
+    scripts_cmd_key(&c, KEY_HIDDEN, user);
+    scripts_cmd_key(&c, KEY_BLOCKS, user);
     scripts_cmd_str(&c, user);
     scripts_cmd_fmt(&c, "%" PRId64, everyone_limit);
     scripts_cmd_str(&c, KEY_GROUP_MEMBERS);
@@ -382,5 +407,32 @@ int scripts_login_touch(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, 
     scripts_cmd_fmt(&c, "%" PRId64, now_ms);
     for (size_t i = 0; i < n; i++)
         scripts_cmd_str(&c, sids[i]);
+    return scripts_cmd_run(&c, ac, cb, priv);
+}
+
+int scripts_throttle(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, int give,
+                     const char *user, const char *addr, int64_t window_ms, int64_t addr_budget,
+                     int64_t account_budget, int64_t account_addr_budget)
+{
+    int64_t budgets[3];
+    int n = 0;
+    scripts_cmd c;
+    scripts_cmd_init(&c, SCRIPT_THROTTLE);
+    if (addr_budget > 0) {
+        scripts_cmd_key(&c, KEY_THROTTLE_ADDR, addr);
+        budgets[n++] = addr_budget;
+    }
+    if (user && account_budget > 0) {
+        scripts_cmd_key(&c, KEY_FAILS, user);
+        budgets[n++] = account_budget;
+    }
+    if (user && account_addr_budget > 0) {
+        scripts_cmd_key(&c, KEY_FAILS_ADDR, user, addr);
+        budgets[n++] = account_addr_budget;
+    }
+    scripts_cmd_str(&c, give ? "give" : "take");
+    scripts_cmd_fmt(&c, "%" PRId64, window_ms);
+    for (int i = 0; i < n; i++)
+        scripts_cmd_fmt(&c, "%" PRId64, budgets[i]);
     return scripts_cmd_run(&c, ac, cb, priv);
 }

@@ -43,6 +43,8 @@ typedef enum {
     SCRIPT_LOGIN_REVOKE,
     SCRIPT_LOGIN_LIST,
     SCRIPT_LOGIN_TOUCH,
+    SCRIPT_THROTTLE,
+    SCRIPT_BLOCK,
     SCRIPT__COUNT
 } script_id;
 
@@ -116,7 +118,8 @@ int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
  * user and conversation across all his sessions and gateways (KEY_TYPING):
  * one notice per interval_ms, per big_interval_ms to a group of 64 members
  * or more (0: no throttle); a notice over it is dropped and the reply is the
- * same as when sent (1). */
+ * same as when sent (1). A 1:1 notice between users in a block (either way)
+ * is refused: the reply is -2. */
 int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *from,
                    const char *to, const char *frame, size_t frame_len, int64_t interval_ms,
                    int64_t big_interval_ms);
@@ -138,7 +141,8 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
  * flag (1/0); now_ms: the creation time; group_max: the most members a group
  * may have; groups_created: the most existing groups one user may have
  * created (a create past it: error forbidden). members (nmembers names, lengths in member_lens)
- * count for PROTO_OP_CREATE and PROTO_OP_ADD only; they are copied. A newcomer's read position
+ * count for every op but join and leave; they are copied. Roles (owner, admins) and blocks are
+ * checked by the script (group.lua says the rules). A newcomer's read position
  * starts at the group's newest id; a leaver's read and unread go. Throttle, per user across all
  * his sessions, gateways and groups (KEY_GROUP_OP): one op on a group of 64 members or more
  * (create: those named) per op_interval_ms (0: no throttle); over it {"error", "rate_limited",
@@ -147,6 +151,14 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
                   const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
                   int64_t groups_created, int64_t op_interval_ms, const char *const *members,
                   const size_t *member_lens, size_t nmembers);
+
+/* block.lua: `by` blocks (on 1) or unblocks (on 0) `user`; max_blocks: the
+ * most users one may block (0: no limit). The reply is {"ok"} or {"error",
+ * code, message}; by's sessions get {kind:"block", user, on} through their
+ * gateways, and the gateways of both users hide (or show again) each one's
+ * presence from the other ({t:"h"} envelopes, bus.h). */
+int scripts_block(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *by,
+                  const char *user, int on, int64_t max_blocks);
 
 /* register.lua: creates the account `name` with a password hash (password.h)
  * and its creation time, and announces it. */
@@ -165,7 +177,9 @@ int scripts_register_append(redisContext *c, const char *name, const char *hash,
 /* contacts.lua: one page of what user's hello lists; everyone_limit: up to
  * this many users, everyone is everyone's contact. cursor: "" for the first
  * page, else the cursor the previous page's reply gave; about page entries a
- * page; previews: the bytes of data kept in each `last`. */
+ * page; previews: the bytes of data kept in each `last`. The reply is {mode,
+ * cursor, blocked (the first page: the users user blocks), then 6 fields per
+ * entry} (a person's online -1: hidden by a block). */
 int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                      int64_t everyone_limit, const char *cursor, int64_t page,
                      int64_t preview_bytes);
@@ -180,6 +194,17 @@ int scripts_renew_slot(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, u
 /* forget_gateway.lua: the reaper's last step for the gateway gwid. */
 int scripts_forget_gateway(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
                            const char *gwid);
+
+/* throttle.lua: attempt budgets of one login, registration or password
+ * change (gateway/throttle.h), per window_ms. user: the account (NULL: no
+ * per-account budget); addr: the client address (clientaddr.h). A budget of
+ * 0 is not checked (its key is not passed). give 0 ("take"): the reply is 0
+ * when the attempt may go on (every counter incremented), else the ms until
+ * it may be tried again; give 1: the attempt succeeded, the counters go back
+ * down (reply 0). */
+int scripts_throttle(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, int give,
+                     const char *user, const char *addr, int64_t window_ms, int64_t addr_budget,
+                     int64_t account_budget, int64_t account_addr_budget);
 
 /* ---- send.lua (a batch of messages) and fanout.lua (one step of a queued
  * group fan-out) ---- */

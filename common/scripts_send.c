@@ -141,7 +141,7 @@ void scripts_send_batch_clear(scripts_send_batch *b)
     b->count = 0;
 }
 
-/* A 1:1 message's 15 KEYS. */
+/* A 1:1 message's 16 KEYS. */
 static int scripts_send_keys_pair(scripts_list *l, const char *from, const char *to,
                                   const char *conv)
 {
@@ -160,6 +160,7 @@ static int scripts_send_keys_pair(scripts_list *l, const char *from, const char 
     rc |= scripts_list_key(l, KEY_UNREAD, to);
     rc |= scripts_list_key(l, KEY_HISTORY_BYTES, conv);
     rc |= scripts_list_key(l, KEY_BUDGET, from);
+    rc |= scripts_list_key(l, KEY_HIDDEN, to);
     return rc;
 }
 

@@ -1,6 +1,8 @@
 /* account.c - register, login, logout and password change (account.h).
- * Passwords are hashed and verified on the password pool's thread
- * (pwpool.h), never on the loop. */
+ * Passwords are hashed and verified on the password pool's threads
+ * (pwpool.h), never on the loop; each register, login and password change is
+ * first counted against its attempt budgets (throttle.h), from the client
+ * address clientaddr.h names. */
 #include "account.h"
 
 #include <sodium.h>
@@ -10,6 +12,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "clientaddr.h"
 #include "json.h"
 #include "keys.h"
 #include "log.h"
@@ -20,6 +23,7 @@
 #include "revoke.h"
 #include "revset.h"
 #include "scripts.h"
+#include "throttle.h"
 #include "walltime.h"
 
 static struct {
@@ -125,35 +129,109 @@ static void account_token_answer(gw_req *h, int status)
     account_issue(h, status, NULL, NULL);
 }
 
+/* ---- one attempt: throttled (throttle.h), then the password pool ---- */
+
+/* A login, register or password change in progress: holds a reference on h
+ * until it ends. */
+typedef struct acct_try {
+    gw_req *h;
+    throttle_kind kind;
+    char addr[CLIENTADDR_MAX]; /* the client (clientaddr.h) */
+} acct_try;
+
+static void account_try_end(acct_try *t, int refund)
+{
+    if (refund) throttle_refund(t->kind, t->h->user, t->addr);
+    req_unref(t->h);
+    free(t);
+}
+
+/* pwpool_submit_from for t: 0, or -1 after answering (and refunding). */
+static int account_submit(acct_try *t, const char *hash, pwpool_cb *cb)
+{
+    gw_req *h = t->h;
+    int rc = pwpool_submit_from(t->addr, h->password, h->password_len, hash, cb, t);
+    if (rc == 0) return 0;
+    if (rc == PWPOOL_ADDR_BUSY)
+        req_error_retry(h, 429, "rate_limited", "too many attempts at once from this address", 1);
+    else
+        req_error(h, 503, "unavailable", "too many requests in progress, retry later");
+    account_try_end(t, 1);
+    return -1;
+}
+
+static void account_step(acct_try *t);
+
+static void account_throttled(void *priv, int wait_s)
+{
+    acct_try *t = priv;
+    if (wait_s > 0) {
+        req_error_retry(t->h, 429, "rate_limited", THROTTLE_MESSAGE, wait_s);
+        account_try_end(t, 0);
+    } else if (wait_s < 0) {
+        req_unavailable(t->h);
+        account_try_end(t, 0);
+    } else if (!t->h->wsi) {
+        account_try_end(t, 1); /* the client left: nothing was tried */
+    } else {
+        account_step(t);
+    }
+}
+
+/* Counts the attempt, then runs it (account_step). */
+static void account_try(gw_req *h, throttle_kind kind)
+{
+    acct_try *t = calloc(1, sizeof *t);
+    if (!t) {
+        req_error(h, 503, "unavailable", "out of memory, retry later");
+        return;
+    }
+    t->h = h;
+    t->kind = kind;
+    clientaddr_of(h->wsi, t->addr, sizeof t->addr);
+    req_ref(h);
+    int rc = throttle_take(kind, h->user, t->addr, account_throttled, t);
+    if (rc == 1) {
+        account_throttled(t, 0);
+    } else if (rc < 0) {
+        req_unavailable(h);
+        account_try_end(t, 0);
+    }
+}
+
 /* ---- register ---- */
 
 static void account_register_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    gw_req *h = priv;
+    acct_try *t = priv;
+    gw_req *h = t->h;
     long long n;
     if (rl_reply_int(r, &n) < 0) {
         req_unavailable(h);
     } else if (n == 0) {
         req_error(h, 409, "name_taken", "this user name is taken");
+        account_try_end(t, 0); /* counted: names are not probed for free */
+        return;
     } else {
         log_info("registered user %s", h->user);
         account_token_answer(h, 201);
     }
-    req_unref(h);
+    account_try_end(t, 1);
 }
 
 static void account_register_hashed(void *priv, int ok, const char *hash)
 {
-    gw_req *h = priv;
+    acct_try *t = priv;
+    gw_req *h = t->h;
     if (!ok || !h->wsi) {
         if (!ok) req_unavailable(h);
-        req_unref(h);
+        account_try_end(t, 1);
         return;
     }
-    if (scripts_register(rl_commands(), account_register_cb, h, h->user, hash,
+    if (scripts_register(rl_commands(), account_register_cb, t, h->user, hash,
                          (int64_t)walltime_ms()) != REDIS_OK) {
         req_unavailable(h);
-        req_unref(h);
+        account_try_end(t, 1);
     }
 }
 
@@ -200,40 +278,58 @@ void account_register(gw_req *h)
         req_unavailable(h);
         return;
     }
-    req_ref(h);
-    if (pwpool_submit(h->password, h->password_len, NULL, account_register_hashed, h) < 0) {
-        h->refs--;
-        req_error(h, 503, "unavailable", "too many requests in progress, retry later");
-    }
+    account_try(h, THROTTLE_REGISTER);
 }
 
 /* ---- login ---- */
 
 static void account_login_verified(void *priv, int ok, const char *hash)
 {
-    gw_req *h = priv;
+    acct_try *t = priv;
     if (ok)
-        account_token_answer(h, 200);
+        account_token_answer(t->h, 200);
     else
-        req_error(h, 401, "bad_credentials", "wrong user name or password");
-    req_unref(h);
+        req_error(t->h, 401, "bad_credentials", "wrong user name or password");
+    account_try_end(t, ok);
 }
 
+/* The stored hash, or none: an unknown name is verified against the pool's
+ * dummy hash (PWPOOL_NO_ACCOUNT), the same work and the same 401. */
 static void account_login_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    gw_req *h = priv;
+    acct_try *t = priv;
     redisReply *rep = r;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        req_unavailable(h);
-    } else if (rep->type != REDIS_REPLY_STRING) {
-        req_error(h, 401, "bad_credentials", "wrong user name or password");
-    } else if (h->wsi && pwpool_submit(h->password, h->password_len, rep->str,
-                                       account_login_verified, h) == 0) {
-        return; /* the reference passes to the pool job */
+        req_unavailable(t->h);
+    } else if (!t->h->wsi) {
+        /* the client left */
     } else {
-        req_error(h, 503, "unavailable", "too many requests in progress, retry later");
+        const char *hash = rep->type == REDIS_REPLY_STRING ? rep->str : PWPOOL_NO_ACCOUNT;
+        account_submit(t, hash, account_login_verified);
+        return; /* the attempt passes to the pool job, or ended */
     }
-    req_unref(h);
+    account_try_end(t, 1);
+}
+
+static void account_password_cb(redisAsyncContext *ac, void *r, void *priv);
+
+/* The attempt, once counted: a register's hash; a login's or a password
+ * change's stored hash, then its verification. */
+static void account_step(acct_try *t)
+{
+    gw_req *h = t->h;
+    if (t->kind == THROTTLE_REGISTER) {
+        account_submit(t, NULL, account_register_hashed);
+        return;
+    }
+    char k1[KEYS_MAX];
+    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, h->user);
+    const char *argv[] = {"HGET", k1, "pw"};
+    if (rl_command(t->kind == THROTTLE_PASSWORD ? account_password_cb : account_login_cb, t, 3,
+                   argv, NULL) < 0) {
+        req_unavailable(h);
+        account_try_end(t, 1);
+    }
 }
 
 void account_login(gw_req *h)
@@ -243,14 +339,7 @@ void account_login(gw_req *h)
         req_error(h, 401, "bad_credentials", "wrong user name or password");
         return;
     }
-    char k1[KEYS_MAX];
-    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, h->user);
-    const char *argv[] = {"HGET", k1, "pw"};
-    req_ref(h);
-    if (rl_command(account_login_cb, h, 3, argv, NULL) < 0) {
-        h->refs--;
-        req_unavailable(h);
-    }
+    account_try(h, THROTTLE_LOGIN);
 }
 
 /* ---- logout ---- */
@@ -281,9 +370,12 @@ void account_logout(gw_req *h)
 
 /* ---- password change ---- */
 
+/* The new password's hash: set it if the old one is still the one verified
+ * (login_create.lua), revoke every other session, answer a new one. */
 static void account_password_hashed(void *priv, int ok, const char *hash)
 {
-    gw_req *h = priv;
+    acct_try *t = priv;
+    gw_req *h = t->h;
     if (!ok) {
         req_unavailable(h);
     } else {
@@ -292,39 +384,52 @@ static void account_password_hashed(void *priv, int ok, const char *hash)
         account_issue(h, 200, verified, hash);
         free(verified);
     }
-    req_unref(h);
+    account_try_end(t, 1);
 }
 
 static void account_password_verified(void *priv, int ok, const char *hash)
 {
-    gw_req *h = priv;
+    acct_try *t = priv;
+    gw_req *h = t->h;
     (void)hash;
     if (!ok) {
         req_error(h, 401, "bad_credentials", "wrong password");
-    } else if (h->wsi && pwpool_submit(h->new_password, h->new_password_len, NULL,
-                                       account_password_hashed, h) == 0) {
-        return; /* the reference passes to the pool job */
-    } else if (h->wsi) {
-        req_error(h, 503, "unavailable", "too many requests in progress, retry later");
+        account_try_end(t, 0); /* counted like a failed login */
+        return;
     }
-    req_unref(h);
+    if (!h->wsi) {
+        account_try_end(t, 1);
+        return;
+    }
+    int rc = pwpool_submit_from(t->addr, h->new_password, h->new_password_len, NULL,
+                                account_password_hashed, t);
+    if (rc == 0) return; /* the attempt passes to the pool job */
+    if (rc == PWPOOL_ADDR_BUSY)
+        req_error_retry(h, 429, "rate_limited", "too many attempts at once from this address", 1);
+    else
+        req_error(h, 503, "unavailable", "too many requests in progress, retry later");
+    account_try_end(t, 1);
 }
 
+/* The stored hash: the old password is verified against it (a missing or
+ * foreign one against the pool's dummy hash, the same work and answer). */
 static void account_password_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    gw_req *h = priv;
+    acct_try *t = priv;
+    gw_req *h = t->h;
     redisReply *rep = r;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         req_unavailable(h);
-    } else if (rep->type != REDIS_REPLY_STRING || !(h->verified_hash = strdup(rep->str))) {
-        req_error(h, 401, "bad_credentials", "wrong password");
-    } else if (h->wsi && pwpool_submit(h->password, h->password_len, rep->str,
-                                       account_password_verified, h) == 0) {
-        return; /* the reference passes to the pool job */
-    } else {
-        req_error(h, 503, "unavailable", "too many requests in progress, retry later");
+    } else if (h->wsi) {
+        const char *hash = rep->type == REDIS_REPLY_STRING ? rep->str : PWPOOL_NO_ACCOUNT;
+        if (rep->type == REDIS_REPLY_STRING && !(h->verified_hash = strdup(rep->str))) {
+            req_error(h, 503, "unavailable", "out of memory, retry later");
+        } else {
+            account_submit(t, hash, account_password_verified);
+            return; /* the attempt passes to the pool job, or ended */
+        }
     }
-    req_unref(h);
+    account_try_end(t, 1);
 }
 
 void account_password(gw_req *h)
@@ -358,12 +463,9 @@ void account_password(gw_req *h)
         req_error(h, 401, "bad_credentials", "wrong password");
         return;
     }
-    char k1[KEYS_MAX];
-    keys_fmt(k1, sizeof k1, KEY_ACCOUNT, h->user);
-    const char *argv[] = {"HGET", k1, "pw"};
-    req_ref(h);
-    if (rl_command(account_password_cb, h, 3, argv, NULL) < 0) {
-        h->refs--;
+    if (!rl_ok()) {
         req_unavailable(h);
+        return;
     }
+    account_try(h, THROTTLE_PASSWORD);
 }

@@ -89,7 +89,7 @@ static void deliver_learn_members(gw_session *s, const char *frame, size_t len)
             for (uint32_t j = 0; j < v->via.array.size; j++) {
                 const msgpack_object *e = &v->via.array.ptr[j];
                 if (e->type == MSGPACK_OBJECT_STR)
-                    presence_follow_known(s, e->via.str.ptr, e->via.str.size, -1);
+                    presence_follow_known(s, e->via.str.ptr, e->via.str.size, -1, -1);
             }
         }
     }
@@ -503,6 +503,9 @@ static void deliver_dispatch(const bus_delivery *d)
                             d->frame.len);
     } else if (d->t == BUS_TO_MANY) {
         deliver_many(d);
+    } else if (d->t == BUS_HIDE) {
+        for (gw_session *s = sess_of_user(d->user.p, d->user.len); s; s = s->next_of_user)
+            if (s->state != SESS_CLOSING) presence_hide(s, d->peer.p, d->peer.len, d->hide);
     } else {
         gw_session *s = sess_find(d->conn);
         if (s) deliver_push(s, DQ_CONN, d->seq, d->frame.p, d->frame.len);

@@ -1,8 +1,9 @@
-/* frame_group.c - `group`: create, join, leave, add (the group script). The
- * group frame reaches every member, this session too, through their
- * gateways; "nothing changed" answers this session alone.
+/* frame_group.c - `group`: create, join, leave, add, remove, promote, demote
+ * (the group script, which also judges the roles and the blocks). The group
+ * frame reaches every member, this session too (and those removed), through
+ * their gateways; "nothing changed" answers this session alone.
  *
- * The rate of group work: a create or add naming k members costs k /
+ * The rate of group work: an op naming k members costs k /
  * FRAME_GROUP_PER_TOKEN more tokens of the session's --rate bucket (a create
  * of 5,000 members: 50 more), so a socket cannot repeat big changes at the
  * frame rate; short of tokens: error rate_limited, nothing done. Per user

@@ -19,6 +19,7 @@ void frame_typing(gw_session *s, const proto_frame *f);  /* frame_typing.c */
 void frame_read(gw_session *s, const proto_frame *f);    /* frame_read.c */
 void frame_history(gw_session *s, const proto_frame *f); /* frame_history.c */
 void frame_group(gw_session *s, const proto_frame *f);   /* frame_group.c */
+void frame_block(gw_session *s, const proto_frame *f);   /* frame_block.c */
 
 /* Takes `tokens` more from s's rate-limit bucket (the frame's own token is
  * taken already): 0, or -1 (nothing taken) when the bucket holds fewer. */

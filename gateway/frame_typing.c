@@ -18,6 +18,8 @@ static void frame_typing_cb(redisAsyncContext *ac, void *r, void *priv)
         frame_unavailable(s, "typing not delivered");
     else if (n == 0)
         sess_send_error(s, "no_such_user", "no such user or group", NULL);
+    else if (n == -2)
+        sess_send_error(s, "forbidden", "you cannot write to this user", NULL);
     else if (n < 0)
         sess_send_error(s, "forbidden", "not a member of that group", NULL);
 }

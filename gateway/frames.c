@@ -127,6 +127,9 @@ void frame_receive(gw_session *s, const char *buf, size_t len)
     case PROTO_GROUP:
         frame_group(s, &f);
         break;
+    case PROTO_BLOCK:
+        frame_block(s, &f);
+        break;
     default:
         sess_send_error(s, "unknown_kind", "unknown kind", NULL);
         break;

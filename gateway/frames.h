@@ -23,6 +23,7 @@ typedef struct frame_config {
     long long typing_interval;     /* --typing-interval */
     long long typing_interval_big; /* --typing-interval-big */
     long long group_op_interval;   /* --group-op-interval */
+    long long max_blocks;          /* --max-blocks */
     int dev_auth;                  /* --dev-auth: texts without cid accepted */
 } frame_config;
 

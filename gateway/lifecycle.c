@@ -121,23 +121,23 @@ static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
     s->epoch[ep->len] = '\0';
 }
 
-/* A page of the contacts script: {mode, next cursor, 6 fields per entry}.
- * Fills *c (n entries, pointing into rep) and the cursor; -1 when it is not
- * such a reply. */
+/* A page of the contacts script: {mode, next cursor, blocked, 6 fields per
+ * entry} (online -1: hidden by a block). Fills *c (n entries, pointing into
+ * rep) and the cursor; -1 when it is not such a reply. */
 static int lifecycle_parse_contacts(const redisReply *rep, long long *mode, char *cursor,
                                     size_t cursor_size, proto_contact **out, size_t *nout)
 {
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
         rl_reply_int(rep->element[0], mode) < 0 || rep->element[1]->type != REDIS_REPLY_STRING ||
-        rep->element[1]->len >= cursor_size)
+        rep->element[1]->len >= cursor_size || rep->element[2]->type != REDIS_REPLY_ARRAY)
         return -1;
     memcpy(cursor, rep->element[1]->str, rep->element[1]->len);
     cursor[rep->element[1]->len] = '\0';
-    size_t n = (rep->elements - 2) / 6, k = 0;
+    size_t n = (rep->elements - 3) / 6, k = 0;
     proto_contact *c = calloc(n ? n : 1, sizeof *c);
     if (!c) return -1;
     for (size_t i = 0; i < n; i++) {
-        redisReply **e = rep->element + 2 + 6 * i;
+        redisReply **e = rep->element + 3 + 6 * i;
         long long online = 0, unread = 0, read = 0, peer_read = 0;
         if (e[0]->type != REDIS_REPLY_STRING ||
             (!proto_valid_user(e[0]->str, e[0]->len) && !proto_valid_group(e[0]->str, e[0]->len)))
@@ -148,7 +148,8 @@ static int lifecycle_parse_contacts(const redisReply *rep, long long *mode, char
         rl_reply_int(e[4], &peer_read);
         c[k].name = e[0]->str;
         c[k].len = e[0]->len;
-        c[k].online = online != 0;
+        c[k].online = online > 0;
+        c[k].hidden = online < 0;
         c[k].unread = unread;
         c[k].read = read;
         c[k].peer_read = peer_read;
@@ -214,7 +215,7 @@ static void lifecycle_users_cb(redisAsyncContext *ac, void *r, void *priv)
         msgpack_sbuffer_destroy(&sb);
     }
     for (size_t i = 0; i < k; i++)
-        presence_follow_known(s, c[i].name, c[i].len, c[i].online);
+        presence_follow_known(s, c[i].name, c[i].len, c[i].online, c[i].hidden);
     free(c);
     if (!cursor[0]) return;
     if (k)
@@ -251,15 +252,22 @@ static void lifecycle_contacts_cb(redisAsyncContext *ac, void *r, void *priv)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const redisReply *bl = rep->element[2]; /* the users s->user blocks */
+    proto_str *blocked = calloc(bl->elements ? bl->elements : 1, sizeof *blocked);
+    size_t nb = 0;
+    for (size_t i = 0; blocked && i < bl->elements; i++)
+        if (bl->element[i]->type == REDIS_REPLY_STRING)
+            blocked[nb++] = (proto_str){bl->element[i]->str, bl->element[i]->len};
     proto_enc_hello(&pk, s->user, l->open_seq, s->epoch, strlen(s->epoch), c, k,
-                    l->users_cursor[0] != 0);
+                    l->users_cursor[0] != 0, blocked, nb);
+    free(blocked);
     sess_send_replay(s, sb.data, sb.size); /* paced: a big hello is no slow reader */
     msgpack_sbuffer_destroy(&sb);
     s->last_seq = l->open_from;
     s->state = SESS_LIVE;
     if (mode == 1) presence_set_everyone(s);
     for (size_t i = 0; i < k; i++)
-        presence_follow_known(s, c[i].name, c[i].len, c[i].online);
+        presence_follow_known(s, c[i].name, c[i].len, c[i].online, c[i].hidden);
     free(c);
     log_debug("conn %" PRIu64 " (%s): hello sent, seq %" PRId64 ", %zu contact(s)%s%s", s->conn,
               s->user, l->open_seq, k, mode == 1 ? " (everyone)" : "",

@@ -18,6 +18,7 @@
 
 #include "account.h"
 #include "auth.h"
+#include "clientaddr.h"
 #include "deliver.h"
 #include "drain.h"
 #include "frames.h"
@@ -39,6 +40,7 @@
 #include "session.h"
 #include "startup.h"
 #include "static.h"
+#include "throttle.h"
 #include "ws.h"
 
 static struct {
@@ -249,8 +251,9 @@ int main(int argc, char **argv)
         log_error("cannot create the event loop");
         return 1;
     }
-    if (pwpool_start(gw.base) < 0) {
-        log_error("cannot start the password worker");
+    if (pwpool_start(gw.base, (int)o->password_workers, (int)o->password_queue,
+                     (int)o->password_queue_addr) < 0) {
+        log_error("cannot start the password workers");
         return 1;
     }
     gw.ctx = gw_listen(o);
@@ -264,6 +267,11 @@ int main(int argc, char **argv)
     /* every module, bottom up */
     auth_init(o->secret, o->dev_auth);
     account_init(o->secret, o->token_ttl, o->user_logins);
+    const throttle_config tc = {.window_s = o->throttle_window,
+                                .addr = o->throttle_addr,
+                                .account = o->throttle_account,
+                                .account_addr = o->throttle_acct_addr};
+    throttle_init(&tc);
     static_init(o->web_root);
     http_init(gw.base, o->body_timeout, o->max_url, o->max_headers);
     ws_init((size_t)o->max_frame);
@@ -280,6 +288,7 @@ int main(int argc, char **argv)
                              .typing_interval = o->typing_interval,
                              .typing_interval_big = o->typing_interval_big,
                              .group_op_interval = o->group_op_interval,
+                             .max_blocks = o->max_blocks,
                              .dev_auth = o->dev_auth};
     frame_init(&fc);
     const rl_hooks rh = {.commands_up = gw_commands_up,
@@ -307,8 +316,8 @@ int main(int argc, char **argv)
     }
     sess_set_drained_hook(gw_replay_drained);
     char desc[300];
-    log_info("gateway %s listening on %s:%lld, redis %s", o->gwid, o->listen, o->port,
-             redisurl_describe(&o->redis, desc, sizeof desc));
+    log_info("gateway %s listening on %s:%lld, redis %s, %d password workers", o->gwid, o->listen,
+             o->port, redisurl_describe(&o->redis, desc, sizeof desc), pwpool_workers());
 
     event_base_dispatch(gw.base);
 
@@ -327,6 +336,7 @@ int main(int argc, char **argv)
     event_free(gw.sig_term);
     event_free(gw.sig_int);
     pwpool_stop();
+    clientaddr_free();
     for (int i = 0; i < 10; i++)
         event_base_loop(gw.base, EVLOOP_NONBLOCK);
     presence_free();

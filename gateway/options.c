@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clientaddr.h"
 #include "config.h"
 #include "log.h"
 #include "origin.h"
@@ -60,6 +61,17 @@ int options_parse(int argc, char **argv)
     c->typing_interval = 1000;
     c->typing_interval_big = 5000;
     c->group_op_interval = 1000;
+    /* logins (issue 13) */
+    c->trusted_proxies = "";
+    c->throttle_window = 900;
+    c->throttle_addr = 100;
+    c->throttle_account = 50;
+    c->throttle_acct_addr = 10;
+    c->password_workers = 0;
+    c->password_queue = 256;
+    c->password_queue_addr = 4;
+    /* consent (issue 13) */
+    c->max_blocks = 1000;
     const config_opt table[] = {
         {"listen", "PARLEY_LISTEN", CONFIG_STR, &c->listen, 0, 0, "address to listen on"},
         {"port", "PARLEY_PORT", CONFIG_INT, &c->port, 1, 65535, "HTTP/WebSocket port"},
@@ -137,6 +149,33 @@ int options_parse(int argc, char **argv)
          3600000,
          "one change of a group of 64 members or more per user per this many ms (more: error "
          "rate_limited; 0: off)"},
+        /* logins (issue 13) */
+        {"trusted-proxies", "PARLEY_TRUSTED_PROXIES", CONFIG_STR, &c->trusted_proxies, 0, 0,
+         "comma-separated CIDRs/addresses of proxies whose X-Forwarded-For names the client "
+         "(default none: the socket peer is the client)"},
+        {"throttle-window", "PARLEY_THROTTLE_WINDOW", CONFIG_INT, &c->throttle_window, 1, 86400,
+         "window of the login/register/password attempt budgets, seconds"},
+        {"throttle-addr", "PARLEY_THROTTLE_ADDR", CONFIG_INT, &c->throttle_addr, 0, 100000000,
+         "failed logins, password changes and registers per client address and window (more: "
+         "429; 0: off)"},
+        {"throttle-account", "PARLEY_THROTTLE_ACCOUNT", CONFIG_INT, &c->throttle_account, 0,
+         100000000,
+         "failed logins and password changes per account and window, all addresses "
+         "(more: 429; 0: off)"},
+        {"throttle-account-addr", "PARLEY_THROTTLE_ACCOUNT_ADDR", CONFIG_INT,
+         &c->throttle_acct_addr, 0, 100000000,
+         "failed logins and password changes per account and client address and window (more: "
+         "429; 0: off)"},
+        {"password-workers", "PARLEY_PASSWORD_WORKERS", CONFIG_INT, &c->password_workers, 0, 256,
+         "password hashing threads, 64 MiB each while hashing (0: the number of cores)"},
+        {"password-queue", "PARLEY_PASSWORD_QUEUE", CONFIG_INT, &c->password_queue, 1, 1000000,
+         "password hashes queued or running, in all (more: 503)"},
+        {"password-queue-addr", "PARLEY_PASSWORD_QUEUE_ADDR", CONFIG_INT, &c->password_queue_addr,
+         0, 1000000,
+         "password hashes queued or running per client address (more: 429; 0: no limit)"},
+        /* consent (issue 13) */
+        {"max-blocks", "PARLEY_MAX_BLOCKS", CONFIG_INT, &c->max_blocks, 0, 1000000,
+         "users one user may block (more: error forbidden; 0: no limit)"},
     };
     const int n = (int)(sizeof table / sizeof table[0]);
     const char *prog = "parley-gateway";
@@ -177,6 +216,10 @@ int options_parse(int argc, char **argv)
     }
     if (origin_init(c->origins, err, sizeof err) < 0) {
         fprintf(stderr, "%s: --origins: %s\n", prog, err);
+        return -1;
+    }
+    if (clientaddr_init(c->trusted_proxies, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: --trusted-proxies: %s\n", prog, err);
         return -1;
     }
     if (c->dev_auth && !secret_addr_is_loopback(c->listen)) {

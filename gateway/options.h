@@ -50,6 +50,16 @@ typedef struct gw_options {
     long long typing_interval;     /* typing notices per user and conversation */
     long long typing_interval_big; /* the same, to a group of 64 members or more */
     long long group_op_interval;   /* changes of a group of 64 members or more */
+    /* logins (issue 13): attempt budgets per --throttle-window seconds (0: off) */
+    const char *trusted_proxies;   /* CIDRs whose X-Forwarded-For is believed ("": none) */
+    long long throttle_window;     /* seconds */
+    long long throttle_addr;       /* failed attempts per client address */
+    long long throttle_account;    /* failed attempts per account, every address */
+    long long throttle_acct_addr;  /* failed attempts per account and address */
+    long long password_workers;    /* hashing threads (0: the number of cores) */
+    long long password_queue;      /* hashes queued or running, in all */
+    long long password_queue_addr; /* the same, per client address (0: no limit) */
+    long long max_blocks;          /* users one user may block (0: no limit) */
 
     /* derived */
     redisurl redis;                /* --redis-url, parsed */
@@ -58,7 +68,8 @@ typedef struct gw_options {
 } gw_options;
 
 /* Parses environment and argv (config.h precedence), starts logging and
- * derives the id. 0, or -1 after printing a one-line error (exit 2). */
+ * derives the id; --trusted-proxies is parsed into clientaddr.h. 0, or -1 after printing a one-line
+ * error (exit 2). */
 int options_parse(int argc, char **argv);
 
 const gw_options *options_get(void);

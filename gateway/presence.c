@@ -5,7 +5,13 @@
  * confirmation would silently lose its messages. So an entry nobody follows
  * stays for a sweep period, then is unsubscribed and kept until the
  * confirmation (presence_unsubscribed); a follower arriving meanwhile gets a
- * new SUBSCRIBE only then. */
+ * new SUBSCRIBE only then.
+ *
+ * Blocks: each follow says whether the name is hidden from the session (its
+ * user and the name are in a block, either way: KEY_HIDDEN). Known from hello
+ * (contacts.lua), from {t:"h"} envelopes (presence_hide, at every change),
+ * or asked once (SISMEMBER) for a name learned from a frame, before the
+ * first frame about it would be forwarded: O(1) per forwarded frame. */
 #include "presence.h"
 
 #include <stdlib.h>
@@ -44,7 +50,11 @@ typedef struct presence_entry {
 typedef struct presence_follow {
     presence_entry *e;
     uint32_t sidx;
+    int8_t hidden; /* presence_hidden_state */
 } presence_follow_t;
+
+/* Whether a followed name is hidden from the session. */
+enum { PRES_ASKING = -2, PRES_UNKNOWN = -1, PRES_SHOWN = 0, PRES_HIDDEN = 1 };
 
 struct presence_sess {
     presence_follow_t *follows; /* in the order followed */
@@ -79,14 +89,15 @@ static uint32_t presence_hash(const presence_entry *e)
     return (uint32_t)(((uint64_t)(uintptr_t)e * 0x9E3779B97F4A7C15ull) >> 32);
 }
 
-static int presence_follows(const struct presence_sess *p, const presence_entry *e)
+/* The session's follow of e, or NULL. */
+static presence_follow_t *presence_follow_of(const struct presence_sess *p, const presence_entry *e)
 {
-    if (!p || !p->set_cap) return 0;
+    if (!p || !p->set_cap || !e) return NULL;
     uint32_t mask = p->set_cap - 1;
     for (uint32_t i = presence_hash(e) & mask;; i = (i + 1) & mask) {
         uint32_t v = p->set[i];
-        if (!v) return 0;
-        if (p->follows[v - 1].e == e) return 1;
+        if (!v) return NULL;
+        if (p->follows[v - 1].e == e) return &p->follows[v - 1];
     }
 }
 
@@ -159,6 +170,12 @@ typedef struct presence_query {
     char name[PROTO_NAME_MAX + 1];
 } presence_query;
 
+static void presence_forward(presence_entry *e, const presence_sub *sub, const char *buf,
+                             size_t len);
+
+/* The presence frame of e's last known state to s (asked when unknown). */
+static void presence_tell(presence_entry *e, gw_session *s);
+
 static void presence_query_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     presence_query *q = priv;
@@ -168,7 +185,8 @@ static void presence_query_cb(redisAsyncContext *ac, void *r, void *priv)
     msgpack_sbuffer sb;
     if (q->conn) {
         gw_session *s = sess_find(q->conn);
-        if (!s || s->state != SESS_LIVE || !presence_follows(s->pr, e)) goto out;
+        presence_follow_t *f = s ? presence_follow_of(s->pr, e) : NULL;
+        if (!s || s->state != SESS_LIVE || !f || f->hidden != PRES_SHOWN) goto out;
         presence_frame(&sb, q->name, on != 0);
         sess_send(s, sb.data, sb.size);
     } else {
@@ -176,7 +194,7 @@ static void presence_query_cb(redisAsyncContext *ac, void *r, void *priv)
         e->online = on != 0;
         presence_frame(&sb, e->name, e->online);
         for (size_t i = 0; i < e->n; i++)
-            if (e->subs[i].s->state == SESS_LIVE) sess_send(e->subs[i].s, sb.data, sb.size);
+            presence_forward(e, &e->subs[i], sb.data, sb.size);
     }
     msgpack_sbuffer_destroy(&sb);
 out:
@@ -194,10 +212,82 @@ static void presence_ask(presence_entry *e, uint64_t conn)
     if (rl_command(presence_query_cb, q, 3, argv, NULL) < 0) free(q);
 }
 
-/* Makes s follow name (online: the state s was told, -1 unknown). Returns
- * the entry, or NULL when s already follows name, name is s's own user or
- * not a user name, or memory ran out. */
-static presence_entry *presence_add(gw_session *s, const char *name, size_t len, int online)
+/* One SISMEMBER KEY_HIDDEN(user) NAME in flight for one follow (its state
+ * PRES_ASKING); tell: the session gets the name's state when it is shown. */
+typedef struct presence_check_q {
+    uint64_t conn;
+    int tell;
+    char name[PROTO_NAME_MAX + 1];
+} presence_check_q;
+
+static void presence_check_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    presence_check_q *q = priv;
+    presence_entry *e = presence_find(q->name, strlen(q->name));
+    gw_session *s = sess_find(q->conn);
+    presence_follow_t *f = s && e ? presence_follow_of(s->pr, e) : NULL;
+    long long hidden;
+    if (f && f->hidden == PRES_ASKING) { /* else presence_hide said since */
+        if (rl_reply_int(r, &hidden) < 0) {
+            f->hidden = PRES_UNKNOWN; /* asked again with the next frame */
+        } else {
+            f->hidden = hidden ? PRES_HIDDEN : PRES_SHOWN;
+            if (!hidden && q->tell && s->state == SESS_LIVE) presence_tell(e, s);
+        }
+    }
+    free(q);
+}
+
+/* Asks whether f (s's follow of e) is hidden; the frames about e wait for
+ * the answer (dropped meanwhile; with tell the answer brings the state). */
+static void presence_check(presence_entry *e, gw_session *s, presence_follow_t *f, int tell)
+{
+    presence_check_q *q = calloc(1, sizeof *q);
+    if (!q) return;
+    q->conn = s->conn;
+    q->tell = tell;
+    memcpy(q->name, e->name, sizeof q->name);
+    char key[KEYS_MAX];
+    keys_fmt(key, sizeof key, KEY_HIDDEN, s->user);
+    const char *argv[] = {"SISMEMBER", key, q->name};
+    f->hidden = PRES_ASKING;
+    if (rl_command(presence_check_cb, q, 3, argv, NULL) < 0) {
+        f->hidden = PRES_UNKNOWN;
+        free(q);
+    }
+}
+
+static void presence_tell(presence_entry *e, gw_session *s)
+{
+    if (e->online < 0) {
+        presence_ask(e, s->conn);
+        return;
+    }
+    msgpack_sbuffer sb;
+    presence_frame(&sb, e->name, e->online);
+    sess_send(s, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* A presence frame about e to one follower: sent when e is shown to it; a
+ * follow not known yet is asked about first (the answer brings the state). */
+static void presence_forward(presence_entry *e, const presence_sub *sub, const char *buf,
+                             size_t len)
+{
+    gw_session *s = sub->s;
+    if (s->state != SESS_LIVE) return;
+    presence_follow_t *f = &s->pr->follows[sub->fidx];
+    if (f->hidden == PRES_SHOWN)
+        sess_send(s, buf, len);
+    else if (f->hidden == PRES_UNKNOWN)
+        presence_check(e, s, f, 1);
+}
+
+/* Makes s follow name (online: the state s was told, -1 unknown; hidden: a
+ * PRES_* state). Returns the entry, or NULL when s already follows name, name
+ * is s's own user or not a user name, or memory ran out. */
+static presence_entry *presence_add(gw_session *s, const char *name, size_t len, int online,
+                                    int hidden)
 {
     if (!name || !proto_valid_user(name, len) ||
         (len == strlen(s->user) && memcmp(name, s->user, len) == 0))
@@ -205,7 +295,7 @@ static presence_entry *presence_add(gw_session *s, const char *name, size_t len,
     struct presence_sess *p = presence_state(s);
     if (!p) return NULL;
     presence_entry *e = presence_find(name, len);
-    if ((e && presence_follows(p, e)) || presence_reserve(p) < 0) return NULL;
+    if ((e && presence_follow_of(p, e)) || presence_reserve(p) < 0) return NULL;
     if (!e) {
         e = calloc(1, sizeof *e);
         if (!e) return NULL;
@@ -227,21 +317,49 @@ static presence_entry *presence_add(gw_session *s, const char *name, size_t len,
         e->cap = cap;
     }
     uint32_t fidx = p->n++;
-    p->follows[fidx] = (presence_follow_t){e, (uint32_t)e->n};
+    p->follows[fidx] = (presence_follow_t){e, (uint32_t)e->n, (int8_t)hidden};
     presence_set_put(p->set, p->set_cap, p->follows, fidx);
     e->subs[e->n++] = (presence_sub){s, fidx};
     return e;
 }
 
-void presence_follow_known(gw_session *s, const char *name, size_t len, int online)
+void presence_follow_known(gw_session *s, const char *name, size_t len, int online, int hidden)
 {
-    presence_add(s, name, len, online);
+    int st = hidden < 0 ? PRES_UNKNOWN : hidden ? PRES_HIDDEN : PRES_SHOWN;
+    if (presence_add(s, name, len, hidden > 0 ? -1 : online, st) || hidden < 0) return;
+    /* followed already, perhaps not knowing yet whether it is hidden */
+    presence_follow_t *f = presence_follow_of(s->pr, presence_find(name, len));
+    if (f && f->hidden == PRES_UNKNOWN) f->hidden = (int8_t)st;
 }
 
 void presence_follow(gw_session *s, const char *name, size_t len)
 {
-    presence_entry *e = presence_add(s, name, len, -1);
-    if (e) presence_ask(e, s->conn);
+    presence_entry *e = presence_add(s, name, len, -1, PRES_UNKNOWN);
+    if (!e) return;
+    /* the check's answer comes first (one connection, in order) */
+    presence_check(e, s, presence_follow_of(s->pr, e), 0);
+    presence_ask(e, s->conn);
+}
+
+void presence_hide(gw_session *s, const char *name, size_t len, int hide)
+{
+    presence_entry *e = presence_find(name, len);
+    presence_follow_t *f = presence_follow_of(s->pr, e);
+    if (!f) { /* a later follow must not take an older "shown" for the truth */
+        if (hide) presence_add(s, name, len, -1, PRES_HIDDEN);
+        return;
+    }
+    int was = f->hidden;
+    f->hidden = hide ? PRES_HIDDEN : PRES_SHOWN;
+    if (s->state != SESS_LIVE) return;
+    if (hide && was == PRES_SHOWN && e->online == 1) { /* as hello would say now */
+        msgpack_sbuffer sb;
+        presence_frame(&sb, e->name, 0);
+        sess_send(s, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+    } else if (!hide && was != PRES_SHOWN) {
+        presence_tell(e, s);
+    }
 }
 
 void presence_set_everyone(gw_session *s)
@@ -327,7 +445,7 @@ static void presence_message(presence_entry *e, const char *buf, size_t len)
     if (kind.len == 6 && !memcmp(kind.p, "online", 6)) e->online = 1;
     if (kind.len == 7 && !memcmp(kind.p, "offline", 7)) e->online = 0;
     for (size_t i = 0; i < e->n; i++)
-        if (e->subs[i].s->state == SESS_LIVE) sess_send(e->subs[i].s, buf, len);
+        presence_forward(e, &e->subs[i], buf, len);
 }
 
 /* Everything on a parley:presence:NAME channel. A confirmed SUBSCRIBE: a

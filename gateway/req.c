@@ -160,6 +160,13 @@ void req_error(gw_req *h, int status, const char *code, const char *msg)
     req_answer(h, status, body, n, NULL);
 }
 
+void req_error_retry(gw_req *h, int status, const char *code, const char *msg, int retry_after_s)
+{
+    if (h->has_answer) return;
+    h->retry_after = retry_after_s;
+    req_error(h, status, code, msg);
+}
+
 void req_unavailable(gw_req *h)
 {
     metrics_inc(METRIC_UNAVAILABLE);
@@ -169,8 +176,8 @@ void req_unavailable(gw_req *h)
 int req_write_answer(gw_req *h)
 {
     h->sent = 1;
-    return req_write(h->wsi, h->status, h->ctype, h->resp, h->resp_len,
-                     h->cookie[0] ? h->cookie : NULL);
+    return req_write_hdrs(h->wsi, h->status, h->ctype, h->resp, h->resp_len,
+                          h->cookie[0] ? h->cookie : NULL, h->retry_after);
 }
 
 void req_agent(struct lws *wsi, char *out, size_t size)

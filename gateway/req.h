@@ -40,6 +40,7 @@ typedef struct gw_req {
     char *resp;
     size_t resp_len;
     char cookie[TOKEN_MAX + 128];
+    int retry_after; /* seconds of a Retry-After header (0: none) */
     int has_answer;
     int sent;
     /* login / register in progress (account.c) */
@@ -69,6 +70,8 @@ void req_unref(gw_req *h);
 void req_answer(gw_req *h, int status, const char *body, size_t len, const char *cookie);
 /* {"error": code, "message": msg} */
 void req_error(gw_req *h, int status, const char *code, const char *msg);
+/* req_error with a Retry-After header (seconds, > 0): a 429 or a 503. */
+void req_error_retry(gw_req *h, int status, const char *code, const char *msg, int retry_after_s);
 /* 503 unavailable, counted */
 void req_unavailable(gw_req *h);
 

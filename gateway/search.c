@@ -1,6 +1,8 @@
 /* search.c - GET /api/users?q=PREFIX: up to SEARCH_LIMIT user names
  * starting with PREFIX (every user without q), each with its online state;
- * q=#PREFIX finds open groups instead. For signed-in users only. */
+ * q=#PREFIX finds open groups instead. For signed-in users only. A user in a
+ * block with the asking user (either way: KEY_HIDDEN) is found like any other,
+ * always `online: false`. */
 #include "search.h"
 
 #include <libwebsockets.h>
@@ -20,6 +22,7 @@ typedef struct search_names {
     gw_req *h;
     size_t n;
     char names[SEARCH_LIMIT][PROTO_NAME_MAX + 2];
+    char hidden[SEARCH_LIMIT]; /* names[i] is in the asking user's hidden set */
 } search_names;
 
 static void search_online_cb(redisAsyncContext *ac, void *r, void *priv)
@@ -36,6 +39,7 @@ static void search_online_cb(redisAsyncContext *ac, void *r, void *priv)
         for (size_t i = 0; i < q->n; i++) {
             long long on = 0;
             rl_reply_int(rep->element[i], &on);
+            if (q->hidden[i]) on = 0;
             if (i) body[pos++] = ',';
             memcpy(body + pos, "{\"username\":", 12);
             pos += 12;
@@ -52,9 +56,40 @@ static void search_online_cb(redisAsyncContext *ac, void *r, void *priv)
     free(q);
 }
 
+/* Which names are hidden from the asking user (SMISMEMBER of his hidden
+ * set); then their online states. */
+static void search_hidden_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    search_names *q = priv;
+    redisReply *rep = r;
+    const char *argv[2 + SEARCH_LIMIT];
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != q->n) goto fail;
+    argv[0] = "SMISMEMBER";
+    argv[1] = KEY_ONLINE;
+    for (size_t i = 0; i < q->n; i++) {
+        long long v = 0;
+        rl_reply_int(rep->element[i], &v);
+        q->hidden[i] = v != 0;
+        argv[2 + i] = q->names[i];
+    }
+    if (rl_command(search_online_cb, q, (int)(2 + q->n), argv, NULL) == 0) return;
+fail:
+    req_unavailable(q->h);
+    req_unref(q->h);
+    free(q);
+}
+
+/* What search_cb needs: the request and the asking user. */
+typedef struct search_ask {
+    gw_req *h;
+    char user[PROTO_NAME_MAX + 1];
+} search_ask;
+
 static void search_cb(redisAsyncContext *ac, void *r, void *priv)
 {
-    gw_req *h = priv;
+    search_ask a = *(search_ask *)priv;
+    free(priv);
+    gw_req *h = a.h;
     redisReply *rep = r;
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         req_unavailable(h);
@@ -68,9 +103,11 @@ static void search_cb(redisAsyncContext *ac, void *r, void *priv)
         return;
     }
     q->h = h;
+    char hidden_key[KEYS_MAX];
+    keys_fmt(hidden_key, sizeof hidden_key, KEY_HIDDEN, a.user);
     const char *argv[2 + SEARCH_LIMIT];
     argv[0] = "SMISMEMBER";
-    argv[1] = KEY_ONLINE;
+    argv[1] = hidden_key;
     for (size_t i = 0; i < rep->elements && q->n < SEARCH_LIMIT; i++) {
         redisReply *e = rep->element[i];
         if (e->type != REDIS_REPLY_STRING ||
@@ -87,7 +124,7 @@ static void search_cb(redisAsyncContext *ac, void *r, void *priv)
         free(q);
         return;
     }
-    if (rl_command(search_online_cb, q, (int)(2 + q->n), argv, NULL) < 0) {
+    if (rl_command(search_hidden_cb, q, (int)(2 + q->n), argv, NULL) < 0) {
         req_unavailable(h);
         req_unref(h);
         free(q);
@@ -115,15 +152,23 @@ int search_users(struct lws *wsi, gw_pss *pss)
         strcpy(lo, "-");
         strcpy(hi, "+");
     }
+    search_ask *a = calloc(1, sizeof *a);
+    if (!a) return -1;
     gw_req *h = req_new(wsi, 0);
-    if (!h) return -1;
+    if (!h) {
+        free(a);
+        return -1;
+    }
     pss->h = h;
+    a->h = h;
+    snprintf(a->user, sizeof a->user, "%s", user);
     char limit[24];
     snprintf(limit, sizeof limit, "%d", SEARCH_LIMIT);
     const char *argv[] = {"ZRANGEBYLEX", groups ? KEY_GROUPS : KEY_USERS, lo, hi, "LIMIT", "0",
                           limit};
     req_ref(h);
-    if (rl_command(search_cb, h, 7, argv, NULL) < 0) {
+    if (rl_command(search_cb, a, 7, argv, NULL) < 0) {
+        free(a);
         h->refs--;
         req_unavailable(h);
     }

@@ -4,7 +4,7 @@
 -- call, the next asked for once the session drained.
 --
 -- KEYS  1 parley:users, 2 user contacts, 3 parley:online, 4 user groups, 5 user unread,
---       6 user read.
+--       6 user read, 7 user hidden set, 8 user blocks (block.lua).
 -- ARGV  1 user, 2 everyone-limit, 3 the key format of a group's members, 4 the key format of a
 --       user's read, 5 the key format of a conversation's history, 6 cursor ("" or "0" for the
 --       first page), 7 page size n, 8 preview bytes.
@@ -21,7 +21,10 @@
 -- "m:..." (the member phase, below); "" when the list is done. A page takes from the next phase
 -- (and the next group) when one ends with room left (at most STEPS (8) set reads), so a short
 -- list is one page.
--- Reply {mode, next cursor, then per entry: name, online, unread, read, peer_read, last}: last is
+-- Reply {mode, next cursor, blocked, then per entry: name, online, unread, read, peer_read, last}:
+-- blocked is the users the user blocks (at most --max-blocks, sorted) on the first page, an empty
+-- array on the others; a person's online is -1 (shown offline) when he is in the user's hidden set
+-- (a block either way: the gateway hides his presence from this session too); last is
 -- the conversation's newest history entry with its data cut to the preview bytes on a UTF-8
 -- boundary and truncated = true when cut (re-packed), or "" when there is none; for a group
 -- online = another member is online, peer_read 0.
@@ -62,14 +65,17 @@ local budget = 4 * n -- members looked at a call in the member phase (plus one S
 local me = redis.call('SISMEMBER', KEYS[3], user)
 local mode = 0
 if redis.call('ZCARD', KEYS[1]) <= limit then mode = 1 end
+local blocked = {} -- the first page carries the users the user blocks
 if cursor == '' or cursor == '0' then
+  blocked = redis.call('SMEMBERS', KEYS[8])
+  table.sort(blocked)
   if mode == 1 then cursor = 'u:0' else cursor = 'c:0' end
 end
 -- after the groups: their members (contacts beyond the everyone limit), none in everyone mode
 local after_groups = ''
 if mode == 0 then after_groups = 'm:' end
 -- a page counts the user himself (everyone mode) among its n: at most n entries
-local out, names, groups, members = {mode, ''}, {}, {}, {} -- in this order
+local out, names, groups, members = {mode, '', blocked}, {}, {}, {} -- in this order
 local looked = 0
 local function count() return #names + #groups + #members end
 
@@ -221,7 +227,8 @@ end
 local function person(u)
   if u == user then return end
   out[#out + 1] = u
-  out[#out + 1] = redis.call('SISMEMBER', KEYS[3], u)
+  if redis.call('SISMEMBER', KEYS[7], u) == 1 then out[#out + 1] = -1
+  else out[#out + 1] = redis.call('SISMEMBER', KEYS[3], u) end
   out[#out + 1] = num(redis.call('HGET', KEYS[5], u))
   out[#out + 1] = num(redis.call('HGET', KEYS[6], u))
   out[#out + 1] = num(redis.call('HGET', string.format(read_fmt, u), user))

@@ -22,10 +22,10 @@
 -- Then 6 ARGV per message: from, to, data, cid ("" none), sender session id (gwid#connid),
 --   sender connid.
 -- KEYS, in message order:
---   1:1 (15): 1 sender cids, 2 recipient account, 3 parley:ids, 4 conversation history,
+--   1:1 (16): 1 sender cids, 2 recipient account, 3 parley:ids, 4 conversation history,
 --     5 recipient meta, 6 recipient inbox, 7 recipient sessions, 8 sender meta, 9 sender inbox,
 --     10 sender sessions, 11 sender contacts, 12 recipient contacts, 13 recipient unread,
---     14 history bytes, 15 sender budget;
+--     14 history bytes, 15 sender budget, 16 recipient hidden set (block.lua);
 --   to a #group (8): 1 sender cids, 2 group meta, 3 group members, 4 parley:ids, 5 group history,
 --     6 the group's fan-out queue, 7 history bytes, 8 sender budget.
 --   The members' keys (and a job's) are built here from the formats, so this (like read, group,
@@ -39,7 +39,9 @@
 --    target becomes this connection (the ack goes to the latest retry, once); result
 --    {id, 0, sent, "pending", #group}.
 -- 2. 1:1: no recipient account: error no_such_user (with cid) to the sender; result
---    "no_such_user". Group: no group: error no_such_user; sender not a member: error forbidden.
+--    "no_such_user". The recipient's hidden set holds the sender (either blocks the other):
+--    error forbidden (with cid), result "forbidden", nothing stored or taken. Group: no group:
+--    error no_such_user; sender not a member: error forbidden.
 -- 3. The sender's budget (KEYS budget, a hash t, m, f, b: three token buckets refilled at their
 --    rate per second of Redis TIME up to their burst): one message, `copies` inbox writes (1:1:
 --    2, to oneself 1; a group: its member count), #data x copies stored bytes. Short of any:
@@ -184,6 +186,9 @@ local function send_pair(m, k)
   if redis.call('EXISTS', KEYS[k + 1]) == 0 then
     return refuse(m, 'no_such_user', 'no such user: ' .. m.to)
   end
+  if redis.call('SISMEMBER', KEYS[k + 15], m.from) == 1 then
+    return refuse(m, 'forbidden', 'you cannot write to ' .. m.to)
+  end
   local self = m.from == m.to
   local over = budget(KEYS[k + 14], self and 1 or 2, #m.data)
   if over then return over_budget(m, over) end
@@ -289,7 +294,7 @@ local function send(keys, args)
       end
       res[#res + 1] = r
     end
-    if group then k = k + 8 else k = k + 15 end
+    if group then k = k + 8 else k = k + 16 end
     a = a + 6
   end
   flush()

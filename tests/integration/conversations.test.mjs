@@ -301,6 +301,9 @@ cluster.test('group: leaving stops delivery; the leaver is refused afterwards; a
     await refused(C, { kind: 'group', op: 'leave', name: g }, 'forbidden');
     await refused(D, { kind: 'group', op: 'add', name: g, members: [d.name] }, 'forbidden');
 
+    // a closed group: only its owner and admins add (v1 additions, Group roles)
+    A.send({ kind: 'group', op: 'promote', name: g, members: [b.name] });
+    await B.next({ kind: 'group', name: g, op: 'promote' });
     B.send({ kind: 'group', op: 'add', name: g, members: [d.name] });
     const added = await D.next({ kind: 'group', name: g, op: 'add' });
     assert.equal(added.by, b.name);

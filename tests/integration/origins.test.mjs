@@ -104,7 +104,7 @@ cluster.test('GET /api/users with the cookie from a foreign page: 403; with Bear
 cluster.test('POSTs from foreign pages 403, forms and text/plain 415, JSON accepted', async () => {
     const creds = JSON.stringify({ username: alice, password: 'correct horse battery' });
     const json = { 'Content-Type': 'application/json' };
-    for (const route of ['/api/login', '/api/register', '/api/logout']) {
+    for (const route of ['/api/login', '/api/register', '/api/logout', '/api/logout-all', '/api/password']) {
         for (const [what, hdrs] of [
             ['a foreign origin', { Origin: 'http://evil.example' }],
             ['Origin: null', { Origin: 'null' }],
@@ -114,7 +114,7 @@ cluster.test('POSTs from foreign pages 403, forms and text/plain 415, JSON accep
             expectRefused(`POST ${route}, ${what}`, r, 403, 'forbidden_origin');
         }
     }
-    for (const route of ['/api/login', '/api/register']) {
+    for (const route of ['/api/login', '/api/register', '/api/password']) {
         for (const ct of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx', null]) {
             const headers = { Origin: own() };
             if (ct) headers['Content-Type'] = ct;
@@ -131,6 +131,25 @@ cluster.test('POSTs from foreign pages 403, forms and text/plain 415, JSON accep
     // logout takes no body: its Content-Type does not matter
     r = await request('POST', '/api/logout', { headers: { Origin: own(), 'Content-Type': 'text/plain' } });
     assert.equal(r.status, 204, `logout, text/plain, own origin: ${r.status} ${r.text}`);
+});
+
+cluster.test('the session routes: the cookie from a foreign page 403 (GET, DELETE), Bearer judged by itself', async () => {
+    const evil = { Origin: 'http://evil.example' };
+    let r = await request('GET', '/api/sessions', { headers: { ...cookie(), ...evil } });
+    expectRefused('GET /api/sessions, foreign origin', r, 403, 'forbidden_origin');
+    r = await request('GET', '/api/sessions', { headers: { ...cookie(), Origin: own() } });
+    assert.equal(r.status, 200, `GET /api/sessions, own origin: ${r.status} ${r.text}`);
+    const id = r.body[0].id;
+    r = await request('DELETE', `/api/sessions/${id}`, { headers: { ...cookie(), ...evil } });
+    expectRefused('DELETE /api/sessions/ID, foreign origin', r, 403, 'forbidden_origin');
+    r = await request('DELETE', `/api/sessions/${id}`, { headers: { ...cookie(), 'Sec-Fetch-Site': 'cross-site' } });
+    expectRefused('DELETE /api/sessions/ID, cross-site', r, 403, 'forbidden_origin');
+    r = await request('GET', '/api/sessions', { headers: { Authorization: `Bearer ${token}`, ...evil } });
+    assert.equal(r.status, 200, `GET /api/sessions, Bearer from a foreign page: ${r.status} ${r.text}`);
+    assert.ok(
+        r.body.some((x) => x.id === id),
+        'the session survived every refused request',
+    );
 });
 
 cluster.test('a bad --origins entry: one-line error, exit 2', () => {

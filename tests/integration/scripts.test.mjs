@@ -1,5 +1,5 @@
 // The Lua scripts (docs/internals.md: register, session_open/close, send, login_create/revoke/list/touch,
-// sync, typing, contacts, group, read, renew/release_slot, forget_gateway), called by hand
+// sync, typing, contacts, group, read, renew/release_slot, forget_gateway, throttle), called by hand
 // (FCALL / EVALSHA with the names and SHA1s `parley scripts --load` prints)
 // against a real redis-server with no router: each test checks one script's
 // KEYS/ARGV contract through its reply, the state it stores and everything it
@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { encode } from '@msgpack/msgpack';
-import { Cluster } from './lib/cluster.mjs';
+import { Cluster, waitFor } from './lib/cluster.mjs';
 import { Conn, Subscriber, callScript, envelopes, loadScripts, sessionOpen, unpack, userKey as U } from './lib/resp.mjs';
 
 // Redis only: a router would claim slots and reap the test's made-up gateways.
@@ -83,6 +83,7 @@ function sendKeys(frm, to) {
         U(to, 'unread'),
         `parley:{c:${conv}}:bytes`,
         U(frm, 'budget'),
+        U(to, 'hidden'),
     ];
 }
 
@@ -136,10 +137,24 @@ async function fresh(t) {
             return res[0];
         },
         sync: (user, after, epoch, n = 100, bytes = 262144) => ev('sync', [U(user, 'meta'), U(user, 'inbox')], [after, epoch, n, bytes], { buffers: true }),
-        contacts: (user, limit, cursor = '', n = 100, preview = 256) =>
+        // {mode, cursor, then 6 fields per entry}: the reply without its `blocked` (contactsFull)
+        contacts: async (user, limit, cursor = '', n = 100, preview = 256) => {
+            const res = await s.contactsFull(user, limit, cursor, n, preview);
+            return [res[0], res[1], ...res.slice(3)];
+        },
+        contactsFull: (user, limit, cursor = '', n = 100, preview = 256) =>
             ev(
                 'contacts',
-                ['parley:users', U(user, 'contacts'), 'parley:online', U(user, 'groups'), U(user, 'unread'), U(user, 'read')],
+                [
+                    'parley:users',
+                    U(user, 'contacts'),
+                    'parley:online',
+                    U(user, 'groups'),
+                    U(user, 'unread'),
+                    U(user, 'read'),
+                    U(user, 'hidden'),
+                    U(user, 'blocks'),
+                ],
                 [user, limit, 'parley:{g:%s}:members', 'parley:{u:%s}:read', 'parley:{c:%s}:history', cursor, n, preview],
                 { buffers: true },
             ),
@@ -157,6 +172,8 @@ async function fresh(t) {
                     'parley:gateways',
                     `parley:{c:${name}}:bytes`,
                     U(by, 'groupop'),
+                    `parley:{g:${name}}:joined`,
+                    `parley:{g:${name}}:admins`,
                 ],
                 [
                     op,
@@ -173,8 +190,22 @@ async function fresh(t) {
                     createdMax,
                     U('%s', 'meta'),
                     groupOpMs,
+                    U('%s', 'blocks'),
                     ...members,
                 ],
+            ),
+        // block.lua: `by` blocks (on) or unblocks `user`; cap: --max-blocks
+        block: (by, user, on, cap = 1000) =>
+            ev(
+                'block',
+                [U(by, 'blocks'), U(by, 'hidden'), U(user, 'hidden'), U(user, 'blocks'), U(user, 'account'), U(by, 'sessions'), U(user, 'sessions')],
+                [by, user, on ? '1' : '0', cap, 'parley:gw:'],
+            ),
+        typing: (from, to) =>
+            ev(
+                'typing',
+                [U(to, 'account'), U(to, 'sessions'), 'parley:gateways', U(from, `typing:${to}`), U(to, 'hidden')],
+                ['parley:gw:', to, Buffer.from(encode({ kind: 'typing', from, to })), '0', from, U('%s', 'sessions'), 0, 0],
             ),
         // read.lua: reader (session sess) has read its conversation with `with` up to upto
         read(reader, withName, upto, sess = `gwR#${reader}`) {
@@ -408,7 +439,7 @@ cluster.test("typing: one envelope to each of the recipient's gateways, nothing 
     const typing = (to) =>
         ev(
             'typing',
-            [U(to, 'account'), U(to, 'sessions'), 'parley:gateways', U('alice', `typing:${to}`)],
+            [U(to, 'account'), U(to, 'sessions'), 'parley:gateways', U('alice', `typing:${to}`), U(to, 'hidden')],
             ['parley:gw:', to, Buffer.from(encode({ kind: 'typing' })), '0', 'alice', U('%s', 'sessions'), 1000, 5000],
         );
     let res = await typing('bob');
@@ -1331,3 +1362,186 @@ cluster.test(
         assert.deepEqual((await revoke('alice', 'all'))[0], 1);
     },
 );
+// throttle.lua: fixed-window counters of failed attempts (gateway/throttle.h)
+cluster.test('throttle: take counts every key up to its budget, then answers the longest wait and counts nothing; give refunds; counters expire', async (t) => {
+    const s = await fresh(t);
+    const keys = ['parley:throttle:addr:10.0.0.1', U('alice', 'fails'), U('alice', 'fails:10.0.0.1')];
+    const take = (window = 60000, budgets = [5, 4, 2]) => s.ev('throttle', keys.slice(0, budgets.length), ['take', window, ...budgets]);
+    const give = (budgets = [5, 4, 2]) => s.ev('throttle', keys.slice(0, budgets.length), ['give', 60000, ...budgets]);
+    const counts = async () => Promise.all(keys.map(async (k) => str(await s.r.call('GET', k))));
+    assert.equal(await take(), 0);
+    assert.equal(await take(), 0);
+    assert.deepEqual(await counts(), ['2', '2', '2']);
+    for (const k of keys) {
+        const ttl = await s.r.call('PTTL', k);
+        assert.ok(ttl > 0 && ttl <= 60000, `${k} expires within the window: ${ttl}`);
+    }
+    const wait = await take();
+    assert.ok(wait > 0 && wait <= 60000, `at the budget of KEYS 3: wait ${wait} ms`);
+    assert.deepEqual(await counts(), ['2', '2', '2'], 'a refused attempt counts nothing');
+    assert.equal(await give(), 0);
+    assert.deepEqual(await counts(), ['1', '1', '1'], 'a success gives its count back');
+    assert.equal(await take(), 0, 'room again');
+    assert.equal(await give(), 0);
+    assert.equal(await give(), 0);
+    assert.deepEqual(await counts(), [null, null, null], 'deleted at 0');
+    assert.equal(await give(), 0, 'a give with nothing counted changes nothing');
+    assert.deepEqual(await counts(), [null, null, null]);
+    // only the keys passed are counted (a register: the address alone)
+    assert.equal(await take(60000, [1]), 0);
+    assert.deepEqual(await counts(), ['1', null, null]);
+    assert.ok((await take(60000, [1])) > 0, 'the address budget alone');
+    // a short window: the counter goes, and the attempt passes again
+    await s.r.call('DEL', keys[0]);
+    assert.equal(await take(200, [1]), 0);
+    assert.ok((await take(200, [1])) > 0);
+    await waitFor(async () => (await take(200, [1])) === 0, { timeout: 3000, what: 'the counter expired' });
+});
+
+cluster.test(
+    'block: both hidden sets, 1:1 text and typing refused both ways, group create/add naming the blocker refused, envelopes; unblock; the cap',
+    async (t) => {
+        const s = await aliceAndBob(t);
+        const { r, block, send, typing, group, contactsFull, published } = s;
+        assert.deepEqual(await block('alice', 'zed', true), ['error', 'no_such_user', 'no such user: zed'], 'block an unknown user');
+        assert.deepEqual(await block('alice', 'bob', true), ['ok'], 'alice blocks bob');
+        assert.deepEqual(await r.call('SMEMBERS', U('alice', 'blocks')), ['bob']);
+        assert.deepEqual(
+            [await r.call('SMEMBERS', U('alice', 'hidden')), await r.call('SMEMBERS', U('bob', 'hidden'))],
+            [['bob'], ['alice']],
+            'hidden both ways',
+        );
+        let p = await published();
+        const hides = p.filter(({ env }) => env.t === 'h').map(({ channel, env }) => `${channel} ${env.u} ${env.p} ${env.o}`);
+        assert.deepEqual(
+            hides.sort(),
+            ['parley:gw:gw1 bob alice true', 'parley:gw:gw2 bob alice true', 'parley:gw:gwA alice bob true'],
+            'an h envelope to every gateway of both',
+        );
+        const frames = p.filter(({ env }) => env.t === 'u');
+        assert.deepEqual(
+            frames.map(({ channel, env }) => [channel, env.u, env.f]),
+            [['parley:gw:gwA', 'alice', { kind: 'block', user: 'bob', on: true }]],
+            "the block frame to alice's gateways only",
+        );
+        assert.equal(await send('bob', 'alice', 'hi', 'b1', 'gw1#7', 7), 'forbidden', 'bob -> alice refused');
+        p = await published();
+        assert.deepEqual(
+            p.map(({ env }) => [env.t, env.c, env.f.kind, env.f.code, env.f.cid]),
+            [['c', 7, 'error', 'forbidden', 'b1']],
+            'forbidden with the cid to the sender only',
+        );
+        assert.equal(await send('alice', 'bob', 'hi', 'a1', 'gwA#5', 5), 'forbidden', 'the blocker cannot write either');
+        assert.equal(await r.call('EXISTS', 'parley:{c:alice|bob}:history'), 0, 'nothing stored');
+        assert.equal(await typing('bob', 'alice'), -2, 'typing bob -> alice refused');
+        assert.equal(await typing('alice', 'bob'), -2, 'typing alice -> bob refused');
+        assert.equal(await typing('carol', 'alice'), 1, 'others still can');
+        assert.deepEqual((await group('create', '#g1', 'bob', ['carol', 'alice'])).slice(0, 2), ['error', 'forbidden'], 'bob creates a group naming alice');
+        assert.equal(await r.call('EXISTS', 'parley:{g:#g1}:meta'), 0, 'the whole create refused');
+        assert.deepEqual(await group('create', '#g2', 'bob', ['carol'], '1'), ['ok']);
+        assert.deepEqual((await group('add', '#g2', 'bob', ['alice'])).slice(0, 2), ['error', 'forbidden'], 'bob adds alice');
+        assert.deepEqual(await group('add', '#g2', 'carol', ['alice']), ['ok'], 'carol (open group) adds alice: she does not block carol');
+        assert.deepEqual(await group('create', '#g3', 'alice', ['bob']), ['ok'], 'the blocker may add the blocked');
+        let res = await contactsFull('alice', 200);
+        assert.deepEqual(res[2].map(str), ['bob'], "alice's first page carries blocked");
+        const online = (rows, name) => rows[rows.findIndex((x, i) => i >= 3 && (i - 3) % 6 === 0 && str(x) === name) + 1];
+        assert.equal(online(res, 'bob'), -1, 'bob hidden from alice (online -1) though online');
+        res = await contactsFull('bob', 200);
+        assert.deepEqual(res[2], [], 'bob blocks nobody');
+        assert.equal(online(res, 'alice'), -1, 'alice hidden from bob');
+        assert.equal(online(res, 'carol'), 0, 'carol is offline');
+        // bob blocks alice too; alice's unblock keeps the pair hidden
+        await published();
+        assert.deepEqual(await block('bob', 'alice', true), ['ok']);
+        assert.deepEqual(
+            (await published()).filter(({ env }) => env.t === 'h'),
+            [],
+            'already hidden: no h envelope',
+        );
+        assert.deepEqual(await block('alice', 'bob', false), ['ok']);
+        assert.deepEqual(
+            [await r.call('SMEMBERS', U('alice', 'hidden')), await r.call('SMEMBERS', U('bob', 'hidden'))],
+            [['bob'], ['alice']],
+            'bob still blocks alice',
+        );
+        assert.equal(await send('alice', 'bob', 'hi', 'a2', 'gwA#5', 5), 'forbidden', 'still refused');
+        assert.deepEqual(await block('bob', 'alice', false), ['ok']);
+        assert.deepEqual([await r.call('EXISTS', U('alice', 'hidden')), await r.call('EXISTS', U('bob', 'hidden'))], [0, 0], 'both unblocked: nothing hidden');
+        p = await published();
+        assert.deepEqual(
+            p
+                .filter(({ env }) => env.t === 'h')
+                .map(({ env }) => `${env.u} ${env.o}`)
+                .sort(),
+            ['alice false', 'bob false', 'bob false'],
+            'shown again: h envelopes with o false',
+        );
+        assert.ok(Array.isArray(await send('alice', 'bob', 'hi', 'a3', 'gwA#5', 5)), 'writes again');
+        assert.deepEqual(await block('alice', 'zed', false), ['ok'], 'unblocking anyone is fine');
+        // the cap
+        assert.deepEqual(await block('carol', 'alice', true, 1), ['ok']);
+        assert.deepEqual((await block('carol', 'bob', true, 1)).slice(0, 2), ['error', 'forbidden'], 'over the cap');
+        assert.deepEqual(await block('carol', 'alice', true, 1), ['ok'], 'a block already there is no new one');
+    },
+);
+
+cluster.test('group roles: a member removed while a fan-out is queued gets nothing of it; an owner from before roles', async (t) => {
+    const s = await fresh(t);
+    const { r, register, group, sendBatch, published } = s;
+    const members = Array.from({ length: 8 }, (_, i) => `r${i}`);
+    for (const u of members) await register(u);
+    assert.deepEqual(await group('create', '#r', 'r0', members.slice(1)), ['ok']);
+    assert.equal(await r.call('HGET', 'parley:{g:#r}:meta', 'owner'), 'r0');
+    await published();
+    const small = { ...LIMITS, chunk: 3 };
+    const res = await sendBatch([['r1', '#r', 'queued', 'k1', 'gwX#1', 1]], small);
+    const id = res[0][0];
+    assert.equal(res[0][3], 'pending', JSON.stringify(res));
+    let step = await fanoutStep(s, '#r', 3);
+    assert.equal(step[0], 'more', JSON.stringify(step));
+    const written = new Set();
+    for (const u of members) if ((await inboxIds(r, u)).includes(id)) written.add(u);
+    const later = members.filter((u) => u !== 'r1' && u !== 'r0' && !written.has(u));
+    assert.ok(later.length >= 2, `members still to write: ${later}`);
+    assert.deepEqual(await group('remove', '#r', 'r0', [later[0]]), ['ok'], `r0 removes ${later[0]}`);
+    for (let i = 0; i < 10 && step[0] !== 'done'; i++) step = await fanoutStep(s, '#r', 3);
+    assert.equal(step[0], 'done');
+    assert.deepEqual(await inboxIds(r, later[0]), [], 'the removed member got nothing');
+    assert.deepEqual(await inboxIds(r, later[1]), [id], 'the others got it');
+    assert.equal(await r.call('SISMEMBER', U(later[0], 'groups'), '#r'), 0, 'the group left his list');
+    assert.equal(await r.call('HEXISTS', U(later[0], 'unread'), '#r'), 0, 'and his counters');
+    // a group from before roles: no owner, no join order
+    for (const u of ['r1', 'r2', 'r3']) await r.call('SADD', 'parley:{g:#old}:members', u);
+    await r.call('HSET', 'parley:{g:#old}:meta', 'open', '0', 'by', 'r9', 'created', 1);
+    assert.deepEqual((await group('add', '#old', 'r2', ['r4'])).slice(0, 2), ['error', 'forbidden'], 'r2 is no owner');
+    assert.equal(await r.call('HGET', 'parley:{g:#old}:meta', 'owner'), 'r1', 'creator gone: the first by name becomes owner');
+    assert.deepEqual(await r.call('ZRANGE', 'parley:{g:#old}:joined', 0, -1), ['r1', 'r2', 'r3'], 'join order filled in');
+    assert.deepEqual(await group('add', '#old', 'r1', ['r4']), ['ok']);
+    assert.equal(Number(await r.call('ZSCORE', 'parley:{g:#old}:joined', 'r4')) > 0, true, 'a later joiner after them');
+});
+
+cluster.test('group roles at 5,000 members: promote, remove and the heir without reading the members; the pre-roles step reads them once', async (t) => {
+    const s = await fresh(t);
+    const { r, group } = s;
+    const names = Array.from({ length: 5000 }, (_, i) => `z${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < names.length; i += 500) {
+        await r.call('ZADD', 'parley:users', ...names.slice(i, i + 500).flatMap((u) => [0, u]));
+        await r.call('SADD', 'parley:{g:#big}:members', ...names.slice(i, i + 500));
+    }
+    // a group from before roles, of 5,000 members
+    await r.call('HSET', 'parley:{g:#big}:meta', 'open', '0', 'by', 'z0007', 'created', 1);
+    const timed = async (what, ...args) => {
+        const t0 = process.hrtime.bigint();
+        const res = await group(...args, '0', 100, 0);
+        t.diagnostic(`${what}: ${Number(process.hrtime.bigint() - t0) / 1e6} ms`);
+        return res;
+    };
+    assert.deepEqual(await timed('first op of a pre-roles group of 5,000 (its join order filled in)', 'promote', '#big', 'z0007', ['z0100']), ['ok']);
+    assert.equal(await r.call('ZCARD', 'parley:{g:#big}:joined'), 5000);
+    assert.deepEqual(await timed('promote', 'promote', '#big', 'z0007', ['z0200']), ['ok']);
+    assert.deepEqual((await timed('refused remove', 'remove', '#big', 'z0300', ['z0400'])).slice(0, 2), ['error', 'forbidden']);
+    assert.deepEqual(await timed('remove by an admin', 'remove', '#big', 'z0100', ['z0400']), ['ok']);
+    assert.deepEqual(await timed('the owner leaves', 'leave', '#big', 'z0007'), ['ok']);
+    assert.equal(await r.call('HGET', 'parley:{g:#big}:meta', 'owner'), 'z0100', 'the first admin inherits');
+    assert.deepEqual(await r.call('ZRANGE', 'parley:{g:#big}:admins', 0, -1), ['z0200']);
+});

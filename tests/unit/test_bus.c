@@ -108,6 +108,21 @@ static void delivery_to_connection(void **state)
     CHECK(rc == 0 && d.seq == 0 && d.conn == 1, "to connection without seq");
 }
 
+static void delivery_hide(void **state)
+{
+    bus_delivery d;
+    int rc = deliv("{4 s:t s:h s:u s:bob s:p s:alice s:o T", &d);
+    CHECK(rc == 0 && d.t == BUS_HIDE && str_is(d.user, "bob") && str_is(d.peer, "alice") &&
+              d.hide == 1,
+          "hide");
+    rc = deliv("{4 s:o F s:p s:alice s:u s:bob s:t s:h", &d);
+    CHECK(rc == 0 && d.t == BUS_HIDE && d.hide == 0, "show, any order");
+    CHECK(deliv("{3 s:t s:h s:u s:bob s:p s:alice", &d) < 0, "no o");
+    CHECK(deliv("{4 s:t s:h s:u s:bob s:p s:alice s:o i:1", &d) < 0, "o not a bool");
+    CHECK(deliv("{4 s:t s:h s:u s:bob s:p s:Alice s:o T", &d) < 0, "p not a user name");
+    CHECK(deliv("{3 s:t s:h s:p s:alice s:o T", &d) < 0, "no u");
+}
+
 static void delivery_ignores_unknown_and_nil(void **state)
 {
     bus_delivery d;
@@ -265,6 +280,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(text_refuses_malformed),
     cmocka_unit_test(delivery_to_user),
     cmocka_unit_test(delivery_to_connection),
+    cmocka_unit_test(delivery_hide),
     cmocka_unit_test(delivery_ignores_unknown_and_nil),
     cmocka_unit_test(delivery_to_many),
     cmocka_unit_test(delivery_frame_verbatim),

@@ -160,6 +160,19 @@ static const bad_case bad_cases[] = {
      "bad_field", 0, 0},
     {"open str on join", "{4 s:kind s:group s:op s:join s:name s:#dev s:open s:true", "bad_field",
      0, 0},
+    {"remove no members", "{3 s:kind s:group s:op s:remove s:name s:#dev", "bad_field", 0, 0},
+    {"promote empty members", "{4 s:kind s:group s:op s:promote s:name s:#dev s:members [0",
+     "bad_field", 0, 0},
+    {"demote member group", "{4 s:kind s:group s:op s:demote s:name s:#dev s:members [1 s:#x",
+     "bad_field", 0, 0},
+    /* block */
+    {"block no user", "{2 s:kind s:block s:on T", "bad_field", 0, 0},
+    {"block bad user", "{3 s:kind s:block s:user s:Bob s:on T", "bad_field", 0, 0},
+    {"block group", "{3 s:kind s:block s:user s:#dev s:on T", "bad_field", 0, 0},
+    {"block user int", "{3 s:kind s:block s:user i:1 s:on T", "bad_field", 0, 0},
+    {"block no on", "{2 s:kind s:block s:user s:bob", "bad_field", 0, 0},
+    {"block on int", "{3 s:kind s:block s:user s:bob s:on i:1", "bad_field", 0, 0},
+    {"block on str", "{3 s:kind s:block s:user s:bob s:on s:true", "bad_field", 0, 0},
 };
 
 static int decode(const char *spec, int flags, proto_frame *f, proto_error *e)
@@ -368,6 +381,25 @@ static void decode_group(void **state)
     CHECK(rc == 0 && f.op == PROTO_OP_LEAVE && f.members == NULL, "group leave ignores members");
     rc = decode("{4 s:kind s:group s:op s:add s:name s:#dev s:members [1 s:zed", 0, &f, &e);
     CHECK(rc == 0 && f.op == PROTO_OP_ADD && f.nmembers == 1, "group add");
+    rc =
+        decode("{4 s:kind s:group s:op s:remove s:name s:#dev s:members [2 s:zed s:amy", 0, &f, &e);
+    CHECK(rc == 0 && f.op == PROTO_OP_REMOVE && f.nmembers == 2, "group remove");
+    rc = decode("{4 s:kind s:group s:op s:promote s:name s:#dev s:members [1 s:zed", 0, &f, &e);
+    CHECK(rc == 0 && f.op == PROTO_OP_PROMOTE && f.nmembers == 1, "group promote");
+    rc = decode("{4 s:kind s:group s:op s:demote s:name s:#dev s:members [1 s:zed", 0, &f, &e);
+    CHECK(rc == 0 && f.op == PROTO_OP_DEMOTE && f.nmembers == 1, "group demote");
+}
+
+static void decode_block(void **state)
+{
+    proto_frame f;
+    proto_error e;
+    int rc = decode("{3 s:kind s:block s:user s:bob s:on T", 0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_BLOCK && str_is(f.user, "bob") && f.on == 1, "block: %s",
+          rc ? e.message : "");
+    rc = decode("{4 s:on F s:user s:a.b-c_9 s:kind s:block s:extra i:1", 0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_BLOCK && str_is(f.user, "a.b-c_9") && f.on == 0,
+          "unblock, any order, unknown field ignored: %s", rc ? e.message : "");
 }
 
 /* Finds key in a decoded map. */
@@ -426,9 +458,9 @@ static void enc_hello(void **state)
 
     msgpack_sbuffer_clear(&sb);
     static const char last[] = "\x82\xa4kind\xa4text\xa2id\x0c"; /* {kind: text, id: 12} */
-    proto_contact users[2] = {{"bob", 3, 1, 4, 12, 10, last, sizeof last - 1},
-                              {"#dev", 4, 0, 0, 0, 0, NULL, 0}};
-    proto_enc_hello(&pk, "alice", 17, "ep1", 3, users, 2, 0);
+    proto_contact users[2] = {{"bob", 3, 1, 4, 12, 10, last, sizeof last - 1, 0},
+                              {"#dev", 4, 0, 0, 0, 0, NULL, 0, 0}};
+    proto_enc_hello(&pk, "alice", 17, "ep1", 3, users, 2, 0, NULL, 0);
     m = reparse();
     CHECK(m && obj_is(get(m, "kind"), "hello") && obj_is(get(m, "user"), "alice") &&
               obj_is(get(m, "epoch"), "ep1"),
@@ -456,10 +488,21 @@ static void enc_hello(void **state)
               "hello user 1: no read positions when 0, last nil");
     }
     msgpack_sbuffer_clear(&sb);
-    proto_enc_hello(&pk, "alice", 0, "e", 1, NULL, 0, 0);
+    proto_enc_hello(&pk, "alice", 0, "e", 1, NULL, 0, 0, NULL, 0);
     m = reparse();
     o = m ? get(m, "users") : NULL;
     CHECK(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0, "hello no users");
+    CHECK(m && !get(m, "blocked"), "hello without blocks: no blocked field");
+    msgpack_sbuffer_clear(&sb);
+    const proto_str blocked[2] = {{"bob", 3}, {"eve", 3}};
+    proto_enc_hello(&pk, "alice", 0, "e", 1, NULL, 0, 0, blocked, 2);
+    m = reparse();
+    o = m ? get(m, "blocked") : NULL;
+    CHECK(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2 &&
+              o->via.array.ptr[1].type == MSGPACK_OBJECT_STR &&
+              o->via.array.ptr[1].via.str.size == 3 &&
+              !memcmp(o->via.array.ptr[1].via.str.ptr, "eve", 3) && m->via.map.size == 6,
+          "hello with blocked");
 }
 
 /* hello with more, and a users page: the same entries, `more` as a boolean */
@@ -468,15 +511,15 @@ static void enc_users_pages(void **state)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     const msgpack_object *m, *o;
-    proto_contact users[1] = {{"bob", 3, 1, 0, 0, 0, NULL, 0}};
+    proto_contact users[1] = {{"bob", 3, 1, 0, 0, 0, NULL, 0, 0}};
 
     msgpack_sbuffer_clear(&sb);
-    proto_enc_hello(&pk, "alice", 1, "e", 1, users, 1, 1);
+    proto_enc_hello(&pk, "alice", 1, "e", 1, users, 1, 1, NULL, 0);
     m = reparse();
     o = m ? get(m, "more") : NULL;
     CHECK(o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean, "hello more: true");
     msgpack_sbuffer_clear(&sb);
-    proto_enc_hello(&pk, "alice", 1, "e", 1, users, 1, 0);
+    proto_enc_hello(&pk, "alice", 1, "e", 1, users, 1, 0, NULL, 0);
     m = reparse();
     CHECK(m && !get(m, "more"), "hello without more: no field");
 
@@ -647,6 +690,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(decode_typing),
     cmocka_unit_test(decode_history),
     cmocka_unit_test(decode_group),
+    cmocka_unit_test(decode_block),
     cmocka_unit_test(enc_error),
     cmocka_unit_test(enc_hello),
     cmocka_unit_test(enc_users_pages),

@@ -1,7 +1,7 @@
 /* conversations.c - CLI commands that show conversations: `group` (a group's
- * settings, members and who is online) and `history` (the newest messages
- * of a 1:1 conversation or a group, decoded), plus each user's unread count
- * and read position there. */
+ * settings, owner, members with the admins marked, and who is online) and
+ * `history` (the newest messages of a 1:1 conversation or a group, decoded),
+ * plus each user's unread count and read position there. */
 #include "cli.h"
 #include "keys.h"
 #include "proto.h"
@@ -29,17 +29,20 @@ int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv)
         return cli_usage_error(prog, "bad group name '%s' (#name)", pos[0]);
     redisContext *c = cli_redis(ctx);
     if (!c) return CLI_FAIL;
-    redisReply *m = redisCommand(c, "HMGET %s open created by",
+    redisReply *m = redisCommand(c, "HMGET %s open created by owner",
                                  keys_fmt(key, sizeof(key), KEY_GROUP_META, pos[0]));
     if (!m) return cli_fail("redis: %s", c->errstr);
-    if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 || !m->element[1]->str) {
+    if (m->type != REDIS_REPLY_ARRAY || m->elements != 4 || !m->element[1]->str) {
         freeReplyObject(m);
         return cli_fail("no such group: %s", pos[0]);
     }
-    printf("%s: %s, created by %s at %s\n", pos[0],
+    printf("%s: %s, created by %s at %s, owner %s\n", pos[0],
            m->element[0]->str && !strcmp(m->element[0]->str, "1") ? "open" : "closed",
-           m->element[2]->str ? m->element[2]->str : "?", m->element[1]->str);
+           m->element[2]->str ? m->element[2]->str : "?", m->element[1]->str,
+           m->element[3]->str ? m->element[3]->str : "none yet (a group from before roles)");
     freeReplyObject(m);
+    char admins[KEYS_MAX];
+    keys_fmt(admins, sizeof(admins), KEY_GROUP_ADMINS, pos[0]);
     redisReply *mem =
         redisCommand(c, "SORT %s ALPHA", keys_fmt(key, sizeof(key), KEY_GROUP_MEMBERS, pos[0]));
     if (!mem || mem->type != REDIS_REPLY_ARRAY) {
@@ -54,7 +57,11 @@ int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv)
             redisCommand(c, "HGET %s %s", keys_fmt(key, sizeof(key), KEY_UNREAD, u), pos[0]));
         long long read = cli_int_reply(
             redisCommand(c, "HGET %s %s", keys_fmt(key2, sizeof(key2), KEY_READ, u), pos[0]));
-        printf("  %-32s %-7s unread=%lld read=%lld\n", u, on ? "online" : "offline", unread, read);
+        redisReply *adm = redisCommand(c, "ZSCORE %s %s", admins, u);
+        int admin = adm && adm->type == REDIS_REPLY_STRING;
+        if (adm) freeReplyObject(adm);
+        printf("  %-32s %-7s unread=%lld read=%lld%s\n", u, on ? "online" : "offline", unread, read,
+               admin ? " admin" : "");
     }
     freeReplyObject(mem);
     return CLI_OK;
