@@ -4,9 +4,7 @@
 // Bob's through B, so they sit on different gateways (checked in Redis).
 // Tests run in order and build on each other (the same users and pages).
 //
-// Checks that need server features the gateway may not have yet (history,
-// read, group: answered `unknown_kind` until the conversations issue lands)
-// are probed once and skipped with the reason when missing.
+// Server features (history, read, group) are probed once; a test that needs a missing one fails naming it.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client } from '../integration/lib/client.mjs';
@@ -39,10 +37,8 @@ after(() => stack.stop());
 
 function needs(t, ...kinds) {
     const why = kinds.filter((k) => missing.has(k)).map((k) => missing.get(k));
-    if (why.length) {
-        t.skip(why.join('; '));
-        return false;
-    }
+    // the server must do it: a missing feature fails the test, named (never a skip)
+    assert.equal(why.length, 0, `the gateway lacks what this test needs: ${why.join('; ')}`);
     return true;
 }
 
