@@ -696,7 +696,11 @@ cluster.test("contacts: a group entry carries its owner, the user's own role and
     assert.deepEqual(alice['#r'], { owner: 'alice', role: 'owner', more: 0, admins: [] }, 'the creator: owner, no admins yet');
     assert.deepEqual(await group('promote', '#r', 'alice', ['carol']), ['ok']);
     assert.deepEqual(await group('promote', '#r', 'alice', ['bob']), ['ok']);
-    assert.deepEqual((await contactRoles(contacts, 'bob'))['#r'], { owner: 'alice', role: 'admin', more: 0, admins: ['bob', 'carol'] }, 'an admin, the admins sorted by name');
+    assert.deepEqual(
+        (await contactRoles(contacts, 'bob'))['#r'],
+        { owner: 'alice', role: 'admin', more: 0, admins: ['bob', 'carol'] },
+        'an admin, the admins sorted by name',
+    );
     assert.deepEqual((await contactRoles(contacts, 'm00'))['#r'], { owner: 'alice', role: 'member', more: 0, admins: ['bob', 'carol'] }, 'a member');
     // 40 more (reversed: promotion order is not name order): 42 admins, cut to the 32 promoted earliest
     const rev = [...ms].reverse();
@@ -717,7 +721,11 @@ cluster.test("contacts: a group entry carries its owner, the user's own role and
     await r.call('SADD', 'parley:{g:#old}:members', 'alice', 'bob');
     await r.call('HSET', 'parley:{g:#old}:meta', 'open', '0', 'by', 'alice', 'created', 1);
     await r.call('SADD', U('alice', 'groups'), '#old');
-    assert.deepEqual((await contactRoles(contacts, 'alice'))['#old'], { owner: '', role: 'member', more: 0, admins: [] }, 'a pre-roles group: no owner, role member');
+    assert.deepEqual(
+        (await contactRoles(contacts, 'alice'))['#old'],
+        { owner: '', role: 'member', more: 0, admins: [] },
+        'a pre-roles group: no owner, role member',
+    );
     assert.equal(await r.call('HGET', 'parley:{g:#old}:meta', 'owner'), null, 'listing it does not give it roles (read only)');
 });
 
