@@ -512,7 +512,10 @@ static void proto_pack_contacts(msgpack_packer *pk, const proto_contact *users, 
 {
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
-        msgpack_pack_map(pk, 4 + (users[i].read > 0) + (users[i].peer_read > 0));
+        const proto_contact *u = &users[i];
+        int group = u->role != NULL;
+        msgpack_pack_map(pk, 4 + (u->read > 0) + (u->peer_read > 0) +
+                                 (group ? 2 + (u->owner_len > 0) + (u->admins_more != 0) : 0));
         proto_pack_cstr(pk, "username");
         proto_pack_str(pk, users[i].name, users[i].len);
         proto_pack_cstr(pk, "online");
@@ -535,6 +538,21 @@ static void proto_pack_contacts(msgpack_packer *pk, const proto_contact *users, 
             pk->callback(pk->data, users[i].last, users[i].last_len);
         else
             msgpack_pack_nil(pk);
+        if (!group) continue;
+        proto_pack_cstr(pk, "role");
+        proto_pack_cstr(pk, u->role);
+        if (u->owner_len) {
+            proto_pack_cstr(pk, "owner");
+            proto_pack_str(pk, u->owner, u->owner_len);
+        }
+        proto_pack_cstr(pk, "admins");
+        msgpack_pack_array(pk, u->nadmins);
+        for (size_t j = 0; j < u->nadmins; j++)
+            proto_pack_str(pk, u->admins[j].p, u->admins[j].len);
+        if (u->admins_more) {
+            proto_pack_cstr(pk, "admins_more");
+            msgpack_pack_true(pk);
+        }
     }
 }
 

@@ -134,6 +134,13 @@ typedef struct proto_contact {
     const char *last;  /* the conversation's newest stored text frame (a map), */
     size_t last_len;   /* spliced as is; len 0: none (encoded as nil) */
     int hidden;        /* not encoded: a block either way hides the presence (online 0) */
+    /* groups only (role NULL: a person, none of these encoded): */
+    const char *role;  /* the user's own role: "owner", "admin" or "member" */
+    const char *owner; /* len 0: the group has no owner (yet): not encoded */
+    size_t owner_len;
+    const proto_str *admins; /* nadmins names (at most 32, sorted), not owned */
+    size_t nadmins;
+    int admins_more; /* the admins were cut: "admins_more": true */
 } proto_contact;
 
 void proto_pack_str(msgpack_packer *pk, const char *s, size_t len);

@@ -269,6 +269,8 @@ int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
     scripts_cmd_str(&c, cursor);
     scripts_cmd_fmt(&c, "%" PRId64, page);
     scripts_cmd_fmt(&c, "%" PRId64, preview_bytes);
+    scripts_cmd_str(&c, KEY_GROUP_META);
+    scripts_cmd_str(&c, KEY_GROUP_ADMINS);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 

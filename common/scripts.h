@@ -178,8 +178,10 @@ int scripts_register_append(redisContext *c, const char *name, const char *hash,
  * this many users, everyone is everyone's contact. cursor: "" for the first
  * page, else the cursor the previous page's reply gave; about page entries a
  * page; previews: the bytes of data kept in each `last`. The reply is {mode,
- * cursor, blocked (the first page: the users user blocks), then 6 fields per
- * entry} (a person's online -1: hidden by a block). */
+ * cursor, blocked (the first page: the users user blocks), then 7 fields per
+ * entry: name, online, unread, read, peer_read, last, roles} (a person's
+ * online -1: hidden by a block; roles: 0 for a person, for a group {owner or
+ * "", the user's role, 1 when the admins were cut else 0, [admins]}). */
 int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                      int64_t everyone_limit, const char *cursor, int64_t page,
                      int64_t preview_bytes);

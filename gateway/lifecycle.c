@@ -121,9 +121,45 @@ static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
     s->epoch[ep->len] = '\0';
 }
 
-/* A page of the contacts script: {mode, next cursor, blocked, 6 fields per
- * entry} (online -1: hidden by a block). Fills *c (n entries, pointing into
- * rep) and the cursor; -1 when it is not such a reply. */
+/* A group entry's roles from the contacts script, {owner or "", role, more,
+ * [admins]}, into c (its admins into pool, at most LIFECYCLE_ADMINS_MAX);
+ * left a person's (role NULL) when it is not such an array. */
+#define LIFECYCLE_ADMINS_MAX 32
+static size_t lifecycle_parse_roles(const redisReply *r, proto_contact *c, proto_str *pool)
+{
+    static const char *const roles[] = {"owner", "admin", "member"};
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[3]->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (r->element[1]->len == strlen(roles[i]) &&
+            !memcmp(r->element[1]->str, roles[i], r->element[1]->len))
+            c->role = roles[i];
+    if (!c->role) return 0;
+    const redisReply *o = r->element[0];
+    if (proto_valid_user(o->str, o->len)) {
+        c->owner = o->str;
+        c->owner_len = o->len;
+    }
+    long long more = 0;
+    rl_reply_int(r->element[2], &more);
+    const redisReply *a = r->element[3];
+    size_t k = 0;
+    for (size_t i = 0; i < a->elements && k < LIFECYCLE_ADMINS_MAX; i++)
+        if (a->element[i]->type == REDIS_REPLY_STRING &&
+            proto_valid_user(a->element[i]->str, a->element[i]->len))
+            pool[k++] = (proto_str){a->element[i]->str, a->element[i]->len};
+    c->admins = pool;
+    c->nadmins = k;
+    c->admins_more = more > 0 || a->elements > LIFECYCLE_ADMINS_MAX;
+    return k;
+}
+
+/* A page of the contacts script: {mode, next cursor, blocked, 7 fields per
+ * entry} (online -1: hidden by a block; the 7th: a group's roles). Fills *c
+ * (n entries, pointing into rep; free(*c) frees the admins too) and the
+ * cursor; -1 when it is not such a reply. */
 static int lifecycle_parse_contacts(const redisReply *rep, long long *mode, char *cursor,
                                     size_t cursor_size, proto_contact **out, size_t *nout)
 {
@@ -133,11 +169,20 @@ static int lifecycle_parse_contacts(const redisReply *rep, long long *mode, char
         return -1;
     memcpy(cursor, rep->element[1]->str, rep->element[1]->len);
     cursor[rep->element[1]->len] = '\0';
-    size_t n = (rep->elements - 3) / 6, k = 0;
-    proto_contact *c = calloc(n ? n : 1, sizeof *c);
-    if (!c) return -1;
+    size_t n = (rep->elements - 3) / 7, k = 0, nadmins = 0;
     for (size_t i = 0; i < n; i++) {
-        redisReply **e = rep->element + 3 + 6 * i;
+        const redisReply *r = rep->element[3 + 7 * i + 6];
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+            r->element[3]->type == REDIS_REPLY_ARRAY)
+            nadmins += r->element[3]->elements < LIFECYCLE_ADMINS_MAX ? r->element[3]->elements
+                                                                      : LIFECYCLE_ADMINS_MAX;
+    }
+    /* one block: the entries, then the admins' names they point to */
+    proto_contact *c = calloc(1, (n ? n : 1) * sizeof *c + nadmins * sizeof(proto_str));
+    if (!c) return -1;
+    proto_str *pool = (proto_str *)(c + (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        redisReply **e = rep->element + 3 + 7 * i;
         long long online = 0, unread = 0, read = 0, peer_read = 0;
         if (e[0]->type != REDIS_REPLY_STRING ||
             (!proto_valid_user(e[0]->str, e[0]->len) && !proto_valid_group(e[0]->str, e[0]->len)))
@@ -157,6 +202,7 @@ static int lifecycle_parse_contacts(const redisReply *rep, long long *mode, char
             c[k].last = e[5]->str;
             c[k].last_len = e[5]->len;
         }
+        if (e[0]->str[0] == '#') pool += lifecycle_parse_roles(e[6], &c[k], pool);
         k++;
     }
     *out = c;

@@ -7,7 +7,8 @@
 --       6 user read, 7 user hidden set, 8 user blocks (block.lua).
 -- ARGV  1 user, 2 everyone-limit, 3 the key format of a group's members, 4 the key format of a
 --       user's read, 5 the key format of a conversation's history, 6 cursor ("" or "0" for the
---       first page), 7 page size n, 8 preview bytes.
+--       first page), 7 page size n, 8 preview bytes, 9 the key format of a group's meta, 10 the
+--       key format of a group's admins (group.lua).
 -- The list: if ZCARD users <= limit, everyone but the user (mode 1: ZRANGE by index), then the
 -- user's groups; else (mode 0) the user's contacts set (his 1:1 conversations), then his groups,
 -- then the members of each of his groups (protocol.md: "A user's contacts are everyone they
@@ -21,23 +22,30 @@
 -- "m:..." (the member phase, below); "" when the list is done. A page takes from the next phase
 -- (and the next group) when one ends with room left (at most STEPS (8) set reads), so a short
 -- list is one page.
--- Reply {mode, next cursor, blocked, then per entry: name, online, unread, read, peer_read, last}:
+-- Reply {mode, next cursor, blocked, then per entry: name, online, unread, read, peer_read, last,
+-- roles}:
 -- blocked is the users the user blocks (at most --max-blocks, sorted) on the first page, an empty
 -- array on the others; a person's online is -1 (shown offline) when he is in the user's hidden set
 -- (a block either way: the gateway hides his presence from this session too); last is
 -- the conversation's newest history entry with its data cut to the preview bytes on a UTF-8
 -- boundary and truncated = true when cut (re-packed), or "" when there is none; for a group
 -- online = another member is online, peer_read 0.
+-- roles: 0 for a person; for a group {owner ("" when the meta has none: a group from before
+-- roles not changed since, or an empty one), role (the user's own: "owner", "admin" or
+-- "member"), more (1 when the admins were cut, else 0), admins}: admins are the ADMINS_MAX (32)
+-- promoted earliest (the heirs in order), sorted by name; more says there are others.
 -- unread and read are as stored: send.lua and read.lua keep them, group.lua starts a member's at
 -- his join (read = the group's newest id then, unread absent) and deletes them when he leaves.
 -- Work per call: at most n entries (about n from an SSCAN of a set of more than 128), each a few
 -- O(1) reads and one history entry decoded (at most --max-frame bytes); at most STEPS set reads,
 -- each of a small set whole (<= 2 * 128 names, sorted) or one SSCAN batch; in the member phase
 -- at most 4n members looked at (plus one SSCAN batch), each up to DEDUP + 1 SISMEMBERs; a
--- group entry's online flag at most EXACT_MAX (1,024) membership tests (group_online below).
+-- group entry's online flag at most EXACT_MAX (1,024) membership tests (group_online below), its
+-- roles one HGET, one ZSCORE and one ZRANGE of at most ADMINS_MAX + 1 names (O(log n + 33)).
 local user, limit, members_fmt, read_fmt = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local hist_fmt, cursor = ARGV[5], ARGV[6] or ''
 local n, preview = tonumber(ARGV[7]) or 100, tonumber(ARGV[8]) or 256
+local meta_fmt, admins_fmt = ARGV[9], ARGV[10]
 local function cut(s, max)
   if #s <= max then return s, false end
   local i = max
@@ -234,6 +242,7 @@ local function person(u)
   out[#out + 1] = num(redis.call('HGET', string.format(read_fmt, u), user))
   if user < u then out[#out + 1] = last(user .. '|' .. u)
   else out[#out + 1] = last(u .. '|' .. user) end
+  out[#out + 1] = 0
 end
 for _, u in ipairs(names) do person(u) end
 -- whether another member of group key mk is online: SINTERCARD walks the smaller of the two
@@ -254,6 +263,19 @@ local function group_online(mk)
   end
   return false
 end
+-- a group's owner, the user's own role in it and the ADMINS_MAX admins promoted earliest
+local ADMINS_MAX = 32
+local function roles(g)
+  local owner = redis.call('HGET', string.format(meta_fmt, g), 'owner')
+  local ak = string.format(admins_fmt, g)
+  local role = 'member'
+  if owner and owner == user then role = 'owner'
+  elseif redis.call('ZSCORE', ak, user) then role = 'admin' end
+  local admins, more = redis.call('ZRANGE', ak, 0, ADMINS_MAX), 0 -- one more: were they cut
+  if #admins > ADMINS_MAX then admins[#admins], more = nil, 1 end
+  table.sort(admins)
+  return {owner or '', role, more, admins}
+end
 for _, g in ipairs(groups) do
   out[#out + 1] = g
   if group_online(string.format(members_fmt, g)) then out[#out + 1] = 1 else out[#out + 1] = 0 end
@@ -261,6 +283,7 @@ for _, g in ipairs(groups) do
   out[#out + 1] = num(redis.call('HGET', KEYS[6], g))
   out[#out + 1] = 0
   out[#out + 1] = last(g)
+  out[#out + 1] = roles(g)
 end
 for _, u in ipairs(members) do person(u) end
 out[2] = cursor

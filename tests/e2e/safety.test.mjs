@@ -314,7 +314,11 @@ cluster.test('group roles: the owner names an admin; the admin removes a member,
         (await ui.messages(C)).map((m) => m.text),
         ['welcome to the crew'],
     );
-    // bob reloads: the roles are back when he opens the group (hello lists groups without them)
+    // bob reloads: the roles are back when he opens the group (hello's entry carries them); the
+    // page sends no group frame to learn them (a `join` could re-join an open group)
+    const sent = [];
+    const watch = (ws) => ws.on('framesent', ({ payload }) => sent.push(Buffer.from(payload)));
+    B.on('websocket', watch);
     await B.reload();
     await ui.signedInAs(B, 'bob');
     await ui.openConv(B, '#crew');
@@ -322,6 +326,9 @@ cluster.test('group roles: the owner names an admin; the admin removes a member,
     await waitRole(B, 'alice', 'owner');
     await waitRole(B, 'bob', 'admin');
     assert.equal(await B.getByRole('button', { name: 'Remove alice from #crew' }).count(), 0);
+    B.off('websocket', watch);
+    assert.ok(sent.length > 0, 'the frames the page sent are seen (history of #crew at least)');
+    assert.equal(sent.filter((p) => p.includes('group') && p.includes('join')).length, 0, 'no join sent after the reload');
     // a reload: the group is no longer carol's
     await C.reload();
     await ui.signedInAs(C, 'carol');

@@ -193,3 +193,25 @@ cluster.test('a group from before roles: its creator (if still a member) is the 
     assert.deepEqual([f.kind, f.owner, f.admins], ['group', c.name, []], brief(f));
     assert.equal((await M1.next({ kind: 'group', name: g, op: 'add' })).owner, c.name);
 });
+
+cluster.test("hello's group entries carry owner, admins and the user's own role (a reload needs no join); people's entries none", async () => {
+    const [o, a, m] = await users('ho', 'ha', 'hm');
+    const [O, A, M] = await connectAll([o, a, m]);
+    const g = await cluster.createGroup(O, 'hr', [a.name, m.name]);
+    await A.next({ kind: 'group', name: g });
+    assert.equal((await op(O, g, 'promote', [a.name])).kind, 'group');
+    const entryOf = (c) => c.hello.users.find((u) => u.username === g);
+    for (const [u, role] of [
+        [o, 'owner'],
+        [a, 'admin'],
+        [m, 'member'],
+    ]) {
+        const c = await connect(cluster.gw(1), u);
+        const e = entryOf(c);
+        assert.deepEqual([e.owner, e.admins, e.role, e.admins_more], [o.name, [a.name], role, undefined], `${u.name}: ${brief(e)}`);
+        const person = c.hello.users.find((x) => !x.username.startsWith('#'));
+        if (person) assert.deepEqual([person.owner, person.admins, person.role], [undefined, undefined, undefined], 'a person: none');
+        await c.close();
+    }
+    for (const c of [O, A, M]) await c.close();
+});

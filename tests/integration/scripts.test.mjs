@@ -137,7 +137,7 @@ async function fresh(t) {
             return res[0];
         },
         sync: (user, after, epoch, n = 100, bytes = 262144) => ev('sync', [U(user, 'meta'), U(user, 'inbox')], [after, epoch, n, bytes], { buffers: true }),
-        // {mode, cursor, then 6 fields per entry}: the reply without its `blocked` (contactsFull)
+        // {mode, cursor, then 7 fields per entry (name, online, unread, read, peer_read, last, roles)}: the reply without its `blocked` (contactsFull)
         contacts: async (user, limit, cursor = '', n = 100, preview = 256) => {
             const res = await s.contactsFull(user, limit, cursor, n, preview);
             return [res[0], res[1], ...res.slice(3)];
@@ -155,7 +155,18 @@ async function fresh(t) {
                     U(user, 'hidden'),
                     U(user, 'blocks'),
                 ],
-                [user, limit, 'parley:{g:%s}:members', 'parley:{u:%s}:read', 'parley:{c:%s}:history', cursor, n, preview],
+                [
+                    user,
+                    limit,
+                    'parley:{g:%s}:members',
+                    'parley:{u:%s}:read',
+                    'parley:{c:%s}:history',
+                    cursor,
+                    n,
+                    preview,
+                    'parley:{g:%s}:meta',
+                    'parley:{g:%s}:admins',
+                ],
                 { buffers: true },
             ),
         lastEntry: async (user) => unpack(await r.callBuffers('LINDEX', U(user, 'inbox'), -1)),
@@ -461,20 +472,20 @@ cluster.test('contacts: everyone mode up to the limit, the contacts set beyond i
     await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
     await send('alice', 'bob', 'second', 'c3', 'gwA#5', 5);
     await send('alice', 'carol', 'for later', 'c4', 'gwA#5', 5);
-    // {mode, next cursor ("" when done), then 6 fields per entry}
-    const every6 = (res, from) => res.filter((_, i) => i >= from && (i - from) % 6 === 0).map(str);
+    // {mode, next cursor ("" when done), then 7 fields per entry}
+    const every7 = (res, from) => res.filter((_, i) => i >= from && (i - from) % 7 === 0).map(str);
     let res = await contacts('alice', 200);
     assert.equal(res[0], 1, 'contacts everyone mode');
     assert.equal(str(res[1]), '', 'a short list is one page');
-    assert.deepEqual(every6(res, 2), ['bob', 'carol'], 'contacts everyone mode: names');
-    assert.deepEqual(every6(res, 3), [1, 1], 'contacts everyone mode: online');
-    assert.ok(unpack(res[7]).data === 'second' && unpack(res[13]).data === 'for later', 'last message of each conversation');
+    assert.deepEqual(every7(res, 2), ['bob', 'carol'], 'contacts everyone mode: names');
+    assert.deepEqual(every7(res, 3), [1, 1], 'contacts everyone mode: online');
+    assert.ok(unpack(res[7]).data === 'second' && unpack(res[14]).data === 'for later', 'last message of each conversation');
     res = await contacts('alice', 2);
     assert.equal(res[0], 0, 'contacts set mode');
-    assert.deepEqual(every6(res, 2).sort(), ['bob', 'carol'], 'contacts set mode: names');
+    assert.deepEqual(every7(res, 2).sort(), ['bob', 'carol'], 'contacts set mode: names');
     res = await contacts('bob', 1);
     assert.ok(res[0] === 0 && res[3] === 1, `bob's contacts: ${res.slice(0, 7).map(str)}`);
-    assert.deepEqual(every6(res, 2), ['alice'], "bob's contacts");
+    assert.deepEqual(every7(res, 2), ['alice'], "bob's contacts");
 });
 
 cluster.test('contacts: pages of at most n entries with a cursor; `last` cut to a preview on a UTF-8 boundary, marked truncated', async (t) => {
@@ -489,8 +500,8 @@ cluster.test('contacts: pages of at most n entries with a cursor; `last` cut to 
     do {
         const res = await contacts('alice', 200, cursor, 3, 16);
         pages++;
-        assert.ok(res.length - 2 <= 3 * 6, `page ${pages}: at most 3 entries (${(res.length - 2) / 6})`);
-        for (let i = 2; i < res.length; i += 6) {
+        assert.ok(res.length - 2 <= 3 * 7, `page ${pages}: at most 3 entries (${(res.length - 2) / 7})`);
+        for (let i = 2; i < res.length; i += 7) {
             seen.push(str(res[i]));
             if (str(res[i]) === 'bob') {
                 const last = unpack(res[i + 5]);
@@ -520,7 +531,7 @@ cluster.test('contacts beyond the everyone limit: the contacts set and the group
         pages.push(
             res
                 .slice(2)
-                .filter((_, i) => i % 6 === 0)
+                .filter((_, i) => i % 7 === 0)
                 .map(str),
         );
         cursor = str(res[1]);
@@ -545,7 +556,7 @@ async function contactPages(contacts, n, maxPages = 400) {
         pages.push(
             res
                 .slice(2)
-                .filter((_, i) => i % 6 === 0)
+                .filter((_, i) => i % 7 === 0)
                 .map(str),
         );
         cursor = str(res[1]);
@@ -581,7 +592,7 @@ cluster.test("contacts beyond the everyone limit: then the members of the user's
     const seen = new Map();
     do {
         const res = await contacts('alice', 1, cursor, 50);
-        for (let i = 2; i < res.length; i += 6) seen.set(str(res[i]), res.slice(i + 1, i + 6).map(str));
+        for (let i = 2; i < res.length; i += 7) seen.set(str(res[i]), res.slice(i + 1, i + 6).map(str));
         cursor = str(res[1]);
     } while (cursor !== '');
     assert.deepEqual(seen.get(m(40)), [1, 0, 0, 0, ''], 'an online member: online 1, no counters, no last');
@@ -638,7 +649,7 @@ cluster.test('contacts member phase: big sets scanned, more than 32 groups repea
 cluster.test("contacts: a big group's online flag is exact up to 1,024 names, judged from a sample beyond (bounded work)", async (t) => {
     const { r, contacts } = await aliceAndBob(t);
     const entry = (res, name) => {
-        for (let i = 2; i < res.length; i += 6) if (str(res[i]) === name) return res[i + 1];
+        for (let i = 2; i < res.length; i += 7) if (str(res[i]) === name) return res[i + 1];
         return undefined;
     };
     const many = (p, n) => Array.from({ length: n }, (_, i) => `${p}${i}`);
@@ -656,6 +667,95 @@ cluster.test("contacts: a big group's online flag is exact up to 1,024 names, ju
     await r.call('DEL', 'parley:online');
     await r.call('SADD', 'parley:online', 'h7');
     assert.equal(await flag(), 1, 'one member of 1,100 online, exact while few users are online');
+});
+
+// The roles field (7th) of each entry of a contacts page: {name: roles}; a
+// group's as {owner, role, more, admins}, a person's 0.
+async function contactRoles(contacts, user, n = 100) {
+    const out = {};
+    let cursor = '';
+    do {
+        const res = await contacts(user, 1000, cursor, n);
+        for (let i = 2; i < res.length; i += 7) {
+            const ro = res[i + 6];
+            out[str(res[i])] = Array.isArray(ro) ? { owner: str(ro[0]), role: str(ro[1]), more: ro[2], admins: ro[3].map(str) } : ro;
+        }
+        cursor = str(res[1]);
+    } while (cursor !== '');
+    return out;
+}
+
+cluster.test("contacts: a group entry carries its owner, the user's own role and the admins (32 at most, sorted, more when cut); a person's 0", async (t) => {
+    const s = await aliceAndBob(t);
+    const { r, group, contacts } = s;
+    const ms = Array.from({ length: 40 }, (_, i) => `m${String(i).padStart(2, '0')}`);
+    for (const u of ms) await s.register(u);
+    assert.deepEqual(await group('create', '#r', 'alice', ['bob', 'carol', ...ms]), ['ok']);
+    let alice = await contactRoles(contacts, 'alice');
+    assert.equal(alice.bob, 0, "a person's roles: 0");
+    assert.deepEqual(alice['#r'], { owner: 'alice', role: 'owner', more: 0, admins: [] }, 'the creator: owner, no admins yet');
+    assert.deepEqual(await group('promote', '#r', 'alice', ['carol']), ['ok']);
+    assert.deepEqual(await group('promote', '#r', 'alice', ['bob']), ['ok']);
+    assert.deepEqual(
+        (await contactRoles(contacts, 'bob'))['#r'],
+        { owner: 'alice', role: 'admin', more: 0, admins: ['bob', 'carol'] },
+        'an admin, the admins sorted by name',
+    );
+    assert.deepEqual((await contactRoles(contacts, 'm00'))['#r'], { owner: 'alice', role: 'member', more: 0, admins: ['bob', 'carol'] }, 'a member');
+    // 40 more (reversed: promotion order is not name order): 42 admins, cut to the 32 promoted earliest
+    const rev = [...ms].reverse();
+    for (let i = 0; i < rev.length; i += 10) assert.deepEqual(await group('promote', '#r', 'alice', rev.slice(i, i + 10)), ['ok']);
+    alice = await contactRoles(contacts, 'alice');
+    const earliest = ['carol', 'bob', ...rev.slice(0, 30)].sort();
+    assert.deepEqual(alice['#r'], { owner: 'alice', role: 'owner', more: 1, admins: earliest }, 'cut at 32: the 32 promoted earliest, sorted, more 1');
+    assert.equal((await contactRoles(contacts, 'm00'))['#r'].role, 'admin', 'an admin beyond the 32 listed still knows his role');
+    // exactly 32: not cut
+    assert.deepEqual(await group('demote', '#r', 'alice', rev.slice(30)), ['ok']);
+    alice = await contactRoles(contacts, 'alice');
+    assert.deepEqual(alice['#r'], { owner: 'alice', role: 'owner', more: 0, admins: earliest }, 'exactly 32 admins: all of them, more 0');
+    // the owner leaves: the heir is the new owner
+    assert.deepEqual(await group('leave', '#r', 'alice'), ['ok']);
+    assert.deepEqual((await contactRoles(contacts, 'carol'))['#r'].owner, 'carol', 'the heir (promoted earliest) is the owner');
+    assert.equal((await contactRoles(contacts, 'carol'))['#r'].role, 'owner', 'and knows it');
+    // a group from before roles, never changed since: no owner, nobody admin, everyone a member
+    await r.call('SADD', 'parley:{g:#old}:members', 'alice', 'bob');
+    await r.call('HSET', 'parley:{g:#old}:meta', 'open', '0', 'by', 'alice', 'created', 1);
+    await r.call('SADD', U('alice', 'groups'), '#old');
+    assert.deepEqual(
+        (await contactRoles(contacts, 'alice'))['#old'],
+        { owner: '', role: 'member', more: 0, admins: [] },
+        'a pre-roles group: no owner, role member',
+    );
+    assert.equal(await r.call('HGET', 'parley:{g:#old}:meta', 'owner'), null, 'listing it does not give it roles (read only)');
+});
+
+cluster.test('contacts: the roles of 50 groups of 1,000 admins each in one page stay bounded (measured)', async (t) => {
+    const { r, contacts } = await aliceAndBob(t);
+    const admins = Array.from({ length: 1000 }, (_, i) => `a${String(i).padStart(4, '0')}`);
+    const groups = Array.from({ length: 50 }, (_, i) => `#h${String(i).padStart(2, '0')}`);
+    for (const g of groups) {
+        await r.call('SADD', `parley:{g:${g}}:members`, 'alice', ...admins);
+        await r.call('HSET', `parley:{g:${g}}:meta`, 'open', '0', 'by', 'alice', 'created', 1, 'owner', 'alice');
+        await r.call('ZADD', `parley:{g:${g}}:admins`, ...admins.flatMap((u, i) => [i, u]));
+    }
+    await r.call('SADD', U('alice', 'groups'), ...groups);
+    await r.call('DEL', 'parley:users'); // everyone mode, the people: none but the three
+    for (const u of ['alice', 'bob', 'carol']) await r.call('ZADD', 'parley:users', 0, u);
+    await r.call('CONFIG', 'SET', 'slowlog-log-slower-than', 0);
+    await r.call('SLOWLOG', 'RESET');
+    const res = await contacts('alice', 1000, '', 60);
+    const log = await r.call('SLOWLOG', 'GET', 128);
+    await r.call('CONFIG', 'SET', 'slowlog-log-slower-than', 10000);
+    const call = log.find((e) => String(e[3][0]).toUpperCase().startsWith('EVAL'));
+    t.diagnostic(`a page of 2 people + 50 groups of 1,000 admins: ${call ? call[2] : '?'} us (SLOWLOG)`);
+    let seen = 0;
+    for (let i = 2; i < res.length; i += 7) {
+        if (!str(res[i]).startsWith('#')) continue;
+        seen++;
+        const ro = res[i + 6];
+        assert.ok(ro[3].length === 32 && ro[2] === 1 && str(ro[1]) === 'owner', `${str(res[i])}: 32 admins, more`);
+    }
+    assert.equal(seen, 50, 'the 50 groups in one page');
 });
 
 cluster.test('session_close: not while reaping a live gateway; the last close goes offline, records pushed, announces once', async (t) => {
@@ -1444,7 +1544,7 @@ cluster.test(
         assert.deepEqual(await group('create', '#g3', 'alice', ['bob']), ['ok'], 'the blocker may add the blocked');
         let res = await contactsFull('alice', 200);
         assert.deepEqual(res[2].map(str), ['bob'], "alice's first page carries blocked");
-        const online = (rows, name) => rows[rows.findIndex((x, i) => i >= 3 && (i - 3) % 6 === 0 && str(x) === name) + 1];
+        const online = (rows, name) => rows[rows.findIndex((x, i) => i >= 3 && (i - 3) % 7 === 0 && str(x) === name) + 1];
         assert.equal(online(res, 'bob'), -1, 'bob hidden from alice (online -1) though online');
         res = await contactsFull('bob', 200);
         assert.deepEqual(res[2], [], 'bob blocks nobody');

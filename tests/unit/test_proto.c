@@ -458,8 +458,15 @@ static void enc_hello(void **state)
 
     msgpack_sbuffer_clear(&sb);
     static const char last[] = "\x82\xa4kind\xa4text\xa2id\x0c"; /* {kind: text, id: 12} */
-    proto_contact users[2] = {{"bob", 3, 1, 4, 12, 10, last, sizeof last - 1, 0},
-                              {"#dev", 4, 0, 0, 0, 0, NULL, 0, 0}};
+    proto_contact users[2] = {{.name = "bob",
+                               .len = 3,
+                               .online = 1,
+                               .unread = 4,
+                               .read = 12,
+                               .peer_read = 10,
+                               .last = last,
+                               .last_len = sizeof last - 1},
+                              {.name = "#dev", .len = 4}};
     proto_enc_hello(&pk, "alice", 17, "ep1", 3, users, 2, 0, NULL, 0);
     m = reparse();
     CHECK(m && obj_is(get(m, "kind"), "hello") && obj_is(get(m, "user"), "alice") &&
@@ -505,13 +512,52 @@ static void enc_hello(void **state)
           "hello with blocked");
 }
 
+/* a group entry's roles: role always, owner when there is one, admins (maybe
+ * empty), admins_more only when they were cut */
+static void enc_hello_roles(void **state)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const msgpack_object *m, *o;
+    const proto_str admins[2] = {{"bob", 3}, {"carol", 5}};
+    proto_contact users[2] = {{.name = "#ops",
+                               .len = 4,
+                               .role = "admin",
+                               .owner = "alice",
+                               .owner_len = 5,
+                               .admins = admins,
+                               .nadmins = 2,
+                               .admins_more = 1},
+                              {.name = "#old", .len = 4, .role = "member"}};
+
+    msgpack_sbuffer_clear(&sb);
+    proto_enc_hello(&pk, "bob", 1, "e", 1, users, 2, 0, NULL, 0);
+    m = reparse();
+    o = m ? get(m, "users") : NULL;
+    CHECK(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2, "hello roles: users");
+    if (!o || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2) return;
+    const msgpack_object *u0 = &o->via.array.ptr[0], *u1 = &o->via.array.ptr[1];
+    const msgpack_object *a = get(u0, "admins");
+    CHECK(obj_is(get(u0, "role"), "admin") && obj_is(get(u0, "owner"), "alice") && a &&
+              a->type == MSGPACK_OBJECT_ARRAY && a->via.array.size == 2 &&
+              obj_is(&a->via.array.ptr[1], "carol") && get(u0, "admins_more") &&
+              get(u0, "admins_more")->type == MSGPACK_OBJECT_BOOLEAN &&
+              get(u0, "admins_more")->via.boolean && u0->via.map.size == 8,
+          "hello roles: owner, admins cut, role");
+    a = get(u1, "admins");
+    CHECK(obj_is(get(u1, "role"), "member") && !get(u1, "owner") && a &&
+              a->type == MSGPACK_OBJECT_ARRAY && a->via.array.size == 0 &&
+              !get(u1, "admins_more") && u1->via.map.size == 6,
+          "hello roles: no owner (a group from before roles), no admins");
+}
+
 /* hello with more, and a users page: the same entries, `more` as a boolean */
 static void enc_users_pages(void **state)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     const msgpack_object *m, *o;
-    proto_contact users[1] = {{"bob", 3, 1, 0, 0, 0, NULL, 0, 0}};
+    proto_contact users[1] = {{.name = "bob", .len = 3, .online = 1}};
 
     msgpack_sbuffer_clear(&sb);
     proto_enc_hello(&pk, "alice", 1, "e", 1, users, 1, 1, NULL, 0);
@@ -693,6 +739,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(decode_block),
     cmocka_unit_test(enc_error),
     cmocka_unit_test(enc_hello),
+    cmocka_unit_test(enc_hello_roles),
     cmocka_unit_test(enc_users_pages),
     cmocka_unit_test(add_seq_to_stored_frame),
     cmocka_unit_test(enc_history),

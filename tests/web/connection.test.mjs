@@ -325,21 +325,21 @@ describe('connection', () => {
         conn.stop();
     });
 
-    it("refreshGroup asks with a member's join and takes the answer quietly", async () => {
+    it("opening a group after a reload sends nothing: hello's entry carries its roles", async () => {
         const { store, conn, last } = setup();
         conn.start();
         const ws = last();
         ws.open();
-        ws.push({ ...hello(0), users: [{ username: '#team', online: true, unread: 0 }] });
-        assert.equal(conn.refreshGroup('#team'), true);
-        assert.deepEqual(ws.sent, [{ kind: 'group', op: 'join', name: '#team' }]);
-        ws.push({ kind: 'group', op: 'join', name: '#team', by: 'alice', members: ['alice', 'bob'], owner: 'bob', admins: ['alice'] });
+        ws.push({ ...hello(0), users: [{ username: '#team', online: true, unread: 0, owner: 'bob', admins: ['alice'], role: 'admin' }] });
+        const sent = ws.sent.length;
+        store.dispatch({ type: 'open', key: '#team' });
         const c = store.getState().convs['#team'];
-        assert.deepEqual([c.owner, c.admins, c.preview], ['bob', ['alice'], null]);
-        // refused (no longer a member of a closed group): no notice either
-        conn.refreshGroup('#team');
-        ws.push({ kind: 'error', code: 'forbidden', message: '#team is closed: a member must add you' });
-        assert.equal(store.getState().notice, null);
+        assert.deepEqual([c.owner, c.admins, c.myRole], ['bob', ['alice'], 'admin']);
+        assert.equal(typeof conn.refreshGroup, 'undefined', 'no join to learn the roles');
+        assert.deepEqual(
+            ws.sent.slice(sent).filter((f) => f.kind === 'group'),
+            [],
+        );
         conn.stop();
     });
 

@@ -174,15 +174,70 @@ describe('group roles', () => {
         assert.equal(s.convs['#team'].joined, true);
     });
 
-    it("a refresh (the answer to a member's join, asked only for the roles) changes roles, not the preview", () => {
-        let s = run([hello({ users: [{ username: '#team', online: true, unread: 0 }] })]);
-        assert.equal(roleOf(s.convs['#team'], 'alice'), null);
-        s = run([group({ op: 'join', members: ['alice', 'bob'], owner: 'bob', admins: [] }, { mode: 'refresh' })], s);
-        assert.equal(roleOf(s.convs['#team'], 'bob'), 'owner');
-        assert.equal(s.convs['#team'].preview, null);
+    // hello's group entries (a reload): owner (absent: none yet), admins (at
+    // most 32, admins_more when cut), role (this user's own); no members
+    const entry = (o = {}) => ({ username: '#team', online: true, unread: 0, owner: 'bob', admins: ['carol'], role: 'member', ...o });
+
+    it("hello's owner, admins and role set the roles after a reload, with no join and no preview", () => {
+        const s = run([hello({ users: [entry()] })]);
+        const c = s.convs['#team'];
+        assert.deepEqual([c.owner, c.admins, c.adminsMore, c.myRole, c.members], ['bob', ['carol'], false, 'member', null]);
+        assert.deepEqual([roleOf(c, 'bob', 'alice'), roleOf(c, 'carol', 'alice'), roleOf(c, 'alice', 'alice')], ['owner', 'admin', 'member']);
+        assert.equal(c.preview, null, 'no event preview: nothing happened');
+        assert.deepEqual([groupRights(c, 'alice').known, groupRights(c, 'alice').add, groupRights(c, 'alice').promote], [true, false, false]);
+        // the owner's view: every control
+        const o = run([hello({ user: 'bob', users: [entry({ role: 'owner' })] })]).convs['#team'];
+        assert.deepEqual([groupRights(o, 'bob').promote, groupRights(o, 'bob').remove('carol'), groupRights(o, 'bob').add], [true, true, true]);
+        // an admin: removes plain members, not the owner
+        const a = run([hello({ user: 'carol', users: [entry({ role: 'admin' })] })]).convs['#team'];
+        assert.deepEqual(
+            [groupRights(a, 'carol').remove('alice'), groupRights(a, 'carol').remove('bob'), groupRights(a, 'carol').promote],
+            [true, false, false],
+        );
+        // `users` pages after hello carry the same
+        const u = run([hello({ users: [], more: true }), frame({ kind: 'users', users: [entry({ role: 'admin', admins: ['alice', 'carol'] })], more: false })]);
+        assert.equal(roleOf(u.convs['#team'], 'alice', 'alice'), 'admin');
+    });
+
+    it("admins cut (admins_more): this user's own role from `role`; others not listed are unknown, so no control on them", () => {
+        const admins = Array.from({ length: 32 }, (_, i) => `a${String(i).padStart(2, '0')}`);
+        const s = run([hello({ users: [entry({ owner: 'bob', admins, admins_more: true, role: 'admin' })] })]);
+        const c = s.convs['#team'];
+        assert.equal(c.adminsMore, true);
+        assert.equal(roleOf(c, 'alice', 'alice'), 'admin', 'an admin beyond the 32 listed knows it from role');
+        assert.equal(roleOf(c, 'zed', 'alice'), null, 'someone not listed: maybe an admin');
+        assert.equal(roleOf(c, 'a05', 'alice'), 'admin');
+        const r = groupRights(c, 'alice');
+        assert.deepEqual([r.add, r.remove('zed'), r.remove('a05'), r.remove('bob')], [true, false, false, false]);
+        // a group frame lists every admin: nothing unknown any more, own role from it
+        const t = run([group({ op: 'add', by: 'bob', members: ['alice', 'bob', 'zed'], owner: 'bob', admins: ['zed'] })], s);
+        const d = t.convs['#team'];
+        assert.deepEqual([d.adminsMore, roleOf(d, 'alice', 'alice'), roleOf(d, 'zed', 'alice')], [false, 'member', 'admin']);
+    });
+
+    it('a group without an owner yet (from before roles): roles unknown, Add left to the server; a server without roles changes nothing', () => {
+        const s = run([hello({ users: [entry({ owner: undefined, admins: [], role: 'member' })] })]);
+        const c = s.convs['#team'];
+        assert.equal(roleOf(c, 'alice', 'alice'), null);
+        assert.deepEqual([groupRights(c, 'alice').add, groupRights(c, 'alice').promote, groupRights(c, 'alice').known], [true, false, false]);
+        // an older server: entries without any of the fields
+        const o = run([hello({ users: [{ username: '#team', online: true, unread: 0 }] })]).convs['#team'];
+        assert.deepEqual([o.owner, o.admins, o.myRole, roleOf(o, 'alice', 'alice')], [null, null, null, null]);
         // hello entries that carry members and roles are used as they are
         const h = run([hello({ users: [{ username: '#team', online: true, unread: 0, members: ['alice', 'bob'], owner: 'alice', admins: ['bob'] }] })]);
         assert.equal(roleOf(h.convs['#team'], 'bob'), 'admin');
+    });
+
+    it('a reconnect hello updates the roles a group frame set; a later group frame updates them again', () => {
+        let s = run([hello(), roles()]);
+        assert.equal(roleOf(s.convs['#team'], 'bob', 'alice'), 'admin');
+        // while away: alice handed over? no: bob was demoted and carol promoted
+        s = run([hello({ users: [entry({ owner: 'alice', admins: ['carol'], role: 'owner' })] })], s);
+        const c = s.convs['#team'];
+        assert.deepEqual([roleOf(c, 'bob', 'alice'), roleOf(c, 'carol', 'alice'), c.myRole], ['member', 'admin', 'owner']);
+        assert.deepEqual(c.members, ['alice', 'bob', 'carol', 'dave'], 'the members the frame gave are kept');
+        s = run([group({ op: 'promote', members: ['alice', 'bob', 'carol', 'dave'], owner: 'alice', admins: ['bob', 'carol'] })], s);
+        assert.equal(roleOf(s.convs['#team'], 'bob', 'alice'), 'admin');
     });
 });
 

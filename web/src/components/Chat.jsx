@@ -1,9 +1,8 @@
 // Chat: the signed-in screen. Owns the store (store.js) and the connection
 // (connection.js) for as long as the user stays signed in, and runs the few
 // effects that tie them to the page: tab title, read receipts, history loads,
-// typing expiry, reconnect on the browser's `online` event, a group's roles
-// looked up when it is opened. The account dialog (sessions, password,
-// blocked users) opens over it.
+// typing expiry, reconnect on the browser's `online` event. The account
+// dialog (sessions, password, blocked users) opens over it.
 import { useCallback, useEffect, useEffectEvent, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { Connection, createStore, wsUrl } from '../lib/connection.js';
 import { conversationList, initialState, readFrame, reduce, titleFor } from '../lib/store.js';
@@ -45,7 +44,6 @@ export default function Chat({ api, onSignedOut }) {
     );
     const previewed = useRef(new Set());
     const looked = useRef(new Set());
-    const refreshed = useRef(new Set());
     const [atBottom, setAtBottom] = useState(true);
     const [account, setAccount] = useState(false);
     const visible = usePageVisible();
@@ -111,15 +109,6 @@ export default function Chat({ api, onSignedOut }) {
             });
         }
     }, [online, unknown, api, store]);
-
-    // a group opened whose roles are unknown (a reload: hello lists groups
-    // without them): ask for its state once (a member's join changes nothing)
-    const needRoles = active && active.group && active.joined && !active.removed && active.owner === null ? active.key : null;
-    useEffect(() => {
-        if (!online || !needRoles || refreshed.current.has(needRoles) || !conn.features.group) return;
-        refreshed.current.add(needRoles);
-        conn.refreshGroup(needRoles);
-    }, [online, needRoles, conn]);
 
     // read receipts: what is on screen, visible and scrolled to the end, is
     // read; looked at whenever the open conversation or one of those changes

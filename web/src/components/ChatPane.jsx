@@ -109,17 +109,25 @@ const ROLE_LABEL = { owner: 'Owner', admin: 'Admin' };
 // The member list of a group: each member's role, and the controls this
 // user's role allows (groupRights): the owner makes and removes admins and
 // removes anyone; an admin removes plain members. Removing asks first.
+// Until a group frame lists the members (after a reload, hello says only the
+// owner, the admins and this user's role), the people known are shown.
 function Members({ conv, me, conn }) {
     const [confirm, setConfirm] = useState(null); // a name to remove
     const rights = groupRights(conv, me);
     const order = { owner: 0, admin: 1, member: 2 };
-    const members = [...(conv.members || [])].sort((a, b) => (order[roleOf(conv, a)] ?? 2) - (order[roleOf(conv, b)] ?? 2) || (a < b ? -1 : a > b ? 1 : 0));
+    const known = conv.members || [...new Set([conv.owner, ...(conv.admins || []), me].filter((m) => typeof m === 'string'))];
+    const members = [...known].sort((a, b) => (order[roleOf(conv, a, me)] ?? 2) - (order[roleOf(conv, b, me)] ?? 2) || (a < b ? -1 : a > b ? 1 : 0));
     return (
         <div className="max-h-64 overflow-y-auto border-b border-slate-200 bg-slate-50 px-4 py-2" data-testid="members">
-            {!conv.members && <p className="text-sm text-slate-500">Loading members…</p>}
+            {!conv.members && (
+                <p className="text-sm text-slate-500" data-testid="members-partial">
+                    {conv.adminsMore ? 'The owner, some admins and you' : conv.owner !== null ? 'The owner, the admins and you' : 'You'}; the other members are
+                    listed after the group's next change.
+                </p>
+            )}
             <ul aria-label={`Members of ${conv.key}`}>
                 {members.map((m) => {
-                    const role = roleOf(conv, m);
+                    const role = roleOf(conv, m, me);
                     return (
                         <li key={m} className="flex flex-wrap items-center gap-2 py-1 text-sm" data-testid="member" data-name={m} data-role={role || undefined}>
                             <Avatar name={m} size="h-6 w-6" showStatus={false} />

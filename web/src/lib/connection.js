@@ -72,7 +72,7 @@ export class Connection {
         this.previewTimer = null;
         this.lastTyping = new Map();
         this.typingSent = null; // {to, at}: the newest typing notice sent
-        this.groupOps = []; // FIFO of {op, name, at, refresh}: group changes awaiting their answer
+        this.groupOps = []; // FIFO of {op, name, at}: group changes awaiting their answer
         this.renewing = null; // promise of a password change in flight (see renew)
         this.features = { history: true, read: true, group: true, block: true };
         this.lastBlock = null; // {user, on}: the newest block change sent
@@ -238,7 +238,7 @@ export class Connection {
         }
         let mode;
         if (f.kind === 'history' && typeof f.with === 'string') mode = this._takeHistory(f.with);
-        if (f.kind === 'group') mode = this._takeGroupOp(f);
+        if (f.kind === 'group') this._settleGroupOp(f);
         if (f.kind === 'error') mode = this._error(f);
         if (f.kind === 'ack' || (f.kind === 'error' && f.cid)) this._clearAck(f.cid);
         if (f.kind === 'text' && f.cid) this._clearAck(f.cid);
@@ -256,8 +256,8 @@ export class Connection {
     // An error without cid answers one of our requests: a group change (the
     // oldest waiting), else a typing notice just sent, else a history
     // request (settled so no spinner waits forever). Returns what it
-    // answers, for the store: {op, name}, {typing: to}, {quiet} (a refresh
-    // of a group's state nobody needs to hear about), or undefined.
+    // answers, for the store: {op, name}, {typing: to}, {quiet} (said
+    // already, or nothing to tell), or undefined.
     _error(f) {
         if (f.cid) return undefined;
         if (f.code === 'unknown_kind') {
@@ -276,8 +276,7 @@ export class Connection {
         this.groupOps = this.groupOps.filter((o) => now - o.at < OP_ANSWER_MS);
         if (this.groupOps.length) {
             const o = this.groupOps.shift();
-            // a refresh nobody asked to see (roles of a group just opened)
-            return o.refresh ? { quiet: true } : { op: o.op, name: o.name };
+            return { op: o.op, name: o.name };
         }
         if (f.code === 'forbidden' && this.typingSent && now - this.typingSent.at < TYPING_ERROR_MS) {
             const to = this.typingSent.to;
@@ -294,15 +293,12 @@ export class Connection {
         return undefined;
     }
 
-    // The group change of ours a `group` frame answers (this user's own
-    // change of that group, the oldest waiting): 'refresh' when it only
-    // asked for the group's state.
-    _takeGroupOp(f) {
-        if (f.by !== this.o.getState().me) return undefined;
+    // A `group` frame answering a group change of ours (this user's own
+    // change of that group, the oldest waiting) settles it.
+    _settleGroupOp(f) {
+        if (f.by !== this.o.getState().me) return;
         const i = this.groupOps.findIndex((o) => o.name === f.name);
-        if (i < 0) return undefined;
-        const [o] = this.groupOps.splice(i, 1);
-        return o.refresh ? 'refresh' : undefined;
+        if (i >= 0) this.groupOps.splice(i, 1);
     }
 
     _takeHistory(key) {
@@ -421,15 +417,7 @@ export class Connection {
     // demote; extra: {members, open}. False when not connected.
     group(op, name, extra = {}) {
         if (!this._send({ kind: 'group', op, name, ...extra })) return false;
-        this.groupOps.push({ op, name, at: this.o.now(), refresh: false });
-        return true;
-    }
-
-    // Asks for a group's members and roles (a member's `join` changes nothing
-    // and is answered with the group frame to this session only).
-    refreshGroup(name) {
-        if (!this._send({ kind: 'group', op: 'join', name })) return false;
-        this.groupOps.push({ op: 'join', name, at: this.o.now(), refresh: true });
+        this.groupOps.push({ op, name, at: this.o.now() });
         return true;
     }
 

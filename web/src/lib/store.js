@@ -16,7 +16,8 @@
 //   unread counts already include from new ones;
 // - per conversation: presence, unread count, last-message preview and time,
 //   the peer's read position (receipts), who is typing, group members and
-//   roles (owner, admins), whether this user was removed from the group;
+//   roles (owner, admins, this user's own role: from hello's entries and
+//   group frames), whether this user was removed from the group;
 // - who this user blocks (hello `blocked`, `block` frames from the user's
 //   other sessions, and this page's own block/unblock).
 //
@@ -61,8 +62,10 @@ export function newConv(key) {
         myRead: 0, // highest id this user has marked read
         typing: {}, // user -> until (ms)
         members: null, // group: member names when known
-        owner: null, // group: the owner's name, when the server says (group frames)
+        owner: null, // group: the owner's name, when the server says (hello, group frames)
         admins: null, // group: admins' names, when the server says
+        adminsMore: false, // group: hello listed only some of the admins (the rest unknown)
+        myRole: null, // group: this user's role ('owner' | 'admin' | 'member') as hello said it
         removed: null, // group: {by} when this user was removed from it (op remove)
         refused: false, // 1:1: the peer refused the last text (forbidden): no typing to them
         joined: true,
@@ -256,7 +259,7 @@ function onFrame(state, f, now, mode) {
         case 'sync':
             return onSync(state, f);
         case 'group':
-            return onGroup(state, f, now, mode);
+            return onGroup(state, f, now);
         default:
             return state;
     }
@@ -379,7 +382,8 @@ export const TRANSIENT = new Set(['unavailable', 'rate_limited']);
 // mode: what connection.js tied an error without cid to: {op, name} (a group
 // change this page asked for), {typing: to} (a typing notice; said
 // nothing: a peer who blocks this user refuses them, and the text that follows
-// says so), {quiet} (a refresh of a group's roles), or undefined.
+// says so), {quiet} (nothing to show: connection.js said it already), or
+// undefined.
 function onError(state, f, now, mode) {
     const text = `${f.message || f.code || 'error'}`;
     if (typeof f.cid === 'string' && state.outbox[f.cid]) {
@@ -469,8 +473,13 @@ function onSync(state, f) {
     return { ...state, convs, syncing: false, seq: Number.isInteger(f.seq) ? f.seq : state.seq };
 }
 
+const ROLES = new Set(['owner', 'admin', 'member']);
+
 // A group's members and roles from a frame or a hello entry: only what it
 // carries (a server before roles sends no owner/admins: they stay unknown).
+// A hello entry (Parley's extension) has owner (absent: the group has none
+// yet), admins (at most 32; admins_more when cut) and role (this user's own),
+// no members; a group frame has members, owner and every admin, no role.
 function groupFields(f, c) {
     const names = (v) => (Array.isArray(v) ? v.filter((m) => typeof m === 'string') : null);
     const out = {};
@@ -480,6 +489,8 @@ function groupFields(f, c) {
     const admins = names(f.admins);
     if (admins) out.admins = admins;
     else if (typeof f.owner === 'string' && c.admins === null) out.admins = [];
+    if (admins || typeof f.owner === 'string') out.adminsMore = f.admins_more === true;
+    if (ROLES.has(f.role)) out.myRole = f.role;
     if (typeof f.open === 'boolean') out.open = f.open;
     return out;
 }
@@ -494,9 +505,7 @@ const GROUP_WORDS = {
     demote: 'changed admins',
 };
 
-// mode 'refresh': the answer to a `join` this page sent only to learn the
-// group's members and roles (a member's join changes nothing): no preview.
-function onGroup(state, f, now, mode) {
+function onGroup(state, f, now) {
     if (typeof f.name !== 'string' || !f.name.startsWith('#')) return state;
     const fields = groupFields(f, state.convs[f.name] || newConv(f.name));
     const members = fields.members || null;
@@ -521,7 +530,6 @@ function onGroup(state, f, now, mode) {
     const s = state.wantOpen === f.name ? { ...state, wantOpen: null, active: f.name } : state;
     return withConv(s, f.name, (c) => {
         const next = { ...c, ...fields, group: true, joined: true, removed: null };
-        if (mode === 'refresh') return next;
         next.lastActivity = Math.max(c.lastActivity, now);
         next.preview = c.messages.length && c.lastActivity > now - 1000 ? c.preview : { from: f.by, data: what, event: true };
         return next;
@@ -620,11 +628,16 @@ export function typingNames(conv, now) {
 
 // ------------------------------------------------------------------ groups
 
-// 'owner' | 'admin' | 'member' | null (roles unknown: a server before roles)
-export function roleOf(conv, name) {
+// 'owner' | 'admin' | 'member' | null (roles unknown: a server before roles,
+// a group that has no owner yet, or, when hello listed only some admins,
+// anyone not listed but this user, whose own role hello's `role` says).
+// me: this user (state.me).
+export function roleOf(conv, name, me = null) {
     if (!conv || !conv.group || conv.owner === null) return null;
     if (conv.owner === name) return 'owner';
-    return (conv.admins || []).includes(name) ? 'admin' : 'member';
+    if ((conv.admins || []).includes(name)) return 'admin';
+    if (!conv.adminsMore) return 'member';
+    return name === me && conv.myRole ? conv.myRole : null;
 }
 
 // What `me` may do in a group, as the server will judge it (docs/protocol.md
@@ -633,7 +646,7 @@ export function roleOf(conv, name) {
 export function groupRights(conv, me) {
     const none = { add: false, promote: false, remove: () => false, known: false };
     if (!conv || !conv.group || conv.removed || !conv.joined) return none;
-    const role = roleOf(conv, me);
+    const role = roleOf(conv, me, me);
     if (role === null) return { ...none, add: true }; // roles unknown: any member could add (v1)
     const boss = role === 'owner' || role === 'admin';
     return {
@@ -642,6 +655,6 @@ export function groupRights(conv, me) {
         add: boss || !!conv.open,
         promote: role === 'owner',
         // the owner removes anyone else; an admin removes plain members
-        remove: (target) => target !== me && (role === 'owner' || (role === 'admin' && roleOf(conv, target) === 'member')),
+        remove: (target) => target !== me && (role === 'owner' || (role === 'admin' && roleOf(conv, target, me) === 'member')),
     };
 }
