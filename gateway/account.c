@@ -215,6 +215,8 @@ static void account_register_cb(redisAsyncContext *ac, void *r, void *priv)
     } else {
         log_info("registered user %s", h->user);
         account_token_answer(h, 201);
+        account_try_end(t, 0); /* counted too: accounts are not made in bulk for free */
+        return;
     }
     account_try_end(t, 1);
 }

@@ -156,8 +156,8 @@ int options_parse(int argc, char **argv)
         {"throttle-window", "PARLEY_THROTTLE_WINDOW", CONFIG_INT, &c->throttle_window, 1, 86400,
          "window of the login/register/password attempt budgets, seconds"},
         {"throttle-addr", "PARLEY_THROTTLE_ADDR", CONFIG_INT, &c->throttle_addr, 0, 100000000,
-         "failed logins, password changes and registers per client address and window (more: "
-         "429; 0: off)"},
+         "failed logins and password changes and all registers per client address and window "
+         "(more: 429; 0: off)"},
         {"throttle-account", "PARLEY_THROTTLE_ACCOUNT", CONFIG_INT, &c->throttle_account, 0,
          100000000,
          "failed logins and password changes per account and window, all addresses "

@@ -56,7 +56,8 @@ static int origin_parse(const char *s, size_t len, const char *scheme_default, o
     if (hl == 0 || hl >= sizeof o->host || *ads == '+') return -1;
     for (size_t i = 0; i < hl; i++) {
         unsigned char c = (unsigned char)ads[i];
-        if (c <= ' ' || c == '@' || c == '/' || c == '\\' || c >= 0x7f) return -1;
+        /* a DNS name or an IP address: no wildcard, userinfo, path or escapes */
+        if (!isalnum(c) && c != '.' && c != '-' && c != ':' && c != '_') return -1;
         o->host[i] = (char)tolower(c);
     }
     o->host[hl] = '\0';

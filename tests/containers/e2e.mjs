@@ -1012,6 +1012,49 @@ e2e(
 
 // Last: every token this run used (in /ws?token= URLs and Authorization
 // headers) is looked for in every container's log, haproxy's above all.
+e2e(
+    'the front door through haproxy: /metrics not public, origins judged on the public https origin, a client-written X-Forwarded-For not believed',
+    async () => {
+        const m = await fetch(`${BASE}/metrics`);
+        await m.text();
+        assert(m.status === 404, `GET /metrics through the LB: ${m.status}`);
+        const [u] = await users('door');
+        const cookie = `parley_token=${tokens[u]}`;
+        const own = new URL(BASE).origin; // what a page of the stack sends: the https origin haproxy serves
+        const upgrade = (origin) =>
+            new Promise((resolve) => {
+                const ws = new WebSocket(`${BASE.replace(/^http/, 'ws')}/ws`, { headers: { cookie, origin } });
+                ws.on('unexpected-response', (_, res) => {
+                    resolve(res.statusCode);
+                    ws.terminate();
+                });
+                ws.on('open', () => {
+                    resolve(101);
+                    ws.close();
+                });
+                ws.on('error', () => resolve('error'));
+            });
+        assert((await upgrade(own)) === 101, `the stack's own https origin with the cookie: refused`);
+        assert((await upgrade('https://evil.example')) === 403, 'a foreign origin with the cookie: not 403');
+        // wrong passwords, each naming itself a new address in X-Forwarded-For: haproxy
+        // replaces the header, so they all count against this client's one address
+        // (--throttle-account-addr, 10) and the next attempt is refused
+        let last = null;
+        for (let i = 0; i < 11; i++) {
+            const res = await fetch(`${BASE}/api/login`, {
+                method: 'POST',
+                headers: { 'content-type': 'application/json', 'x-forwarded-for': `203.0.113.${i + 1}` },
+                body: JSON.stringify({ username: u, password: 'not the password' }),
+            });
+            await res.text();
+            last = res;
+            if (i < 10) assert(res.status === 401, `wrong password ${i + 1}: ${res.status}`);
+        }
+        assert(last.status === 429 && Number(last.headers.get('retry-after')) > 0, `the 11th from one client: ${last.status}`);
+        return `/metrics 404, own origin 101, foreign 403, forged X-Forwarded-For: 429 at the 11th`;
+    },
+);
+
 e2e('no token in any container log (haproxy logs paths without query strings)', async () => {
     const used = Object.values(tokens);
     assert(used.length > 5, `only ${used.length} tokens used: run the other tests too`);

@@ -154,7 +154,16 @@ cluster.test('the session routes: the cookie from a foreign page 403 (GET, DELET
 
 cluster.test('a bad --origins entry: one-line error, exit 2', () => {
     const bin = path.join(BUILD_DIR, 'parley-gateway');
-    for (const bad of ['ftp://x.example', 'https://x.example/path', 'x.example', 'https://x.example:99999', 'https://x.example:8a', '*']) {
+    for (const bad of [
+        'ftp://x.example',
+        'https://x.example/path',
+        'x.example',
+        'https://x.example:99999',
+        'https://x.example:8a',
+        '*',
+        'https://*.example.com',
+        'https://user@x.example',
+    ]) {
         const r = spawnSync(bin, ['--origins', `https://ok.example,${bad}`, '--port', '1'], { timeout: 5000, encoding: 'utf8' });
         assert.equal(r.status, 2, `--origins ${bad}: exit ${r.status}, stderr ${r.stderr}`);
         const lines = r.stderr.trim().split('\n');
