@@ -9,8 +9,15 @@
 # takes the next port), PARLEY_LISTEN (127.0.0.1), PARLEY_SECRET (unset: a
 # random secret generated on the first run into $PARLEY_RUN_DIR/secret, mode
 # 0600, and kept across runs so logins survive a restart), PARLEY_RUN_DIR (.run).
+#
+# Usage: deploy/run.sh [--help]
 set -euo pipefail
 
+if [ "${1:-}" = --help ] || [ "${1:-}" = -h ]; then
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+fi
+[ $# -eq 0 ] || { echo "run: unexpected argument '$1' (see --help)" >&2; exit 2; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 "$ROOT/deploy/setup.sh"
 BUILD=${PARLEY_BUILD_DIR:-$ROOT/build}
@@ -61,11 +68,25 @@ pids+=($!)
 "$BUILD/parley-gateway" --listen "$LISTEN" --port $((PORT + 1)) --id gw2 --web-root "$ROOT/web/dist" &
 pids+=($!)
 
-for _ in $(seq 50); do
-    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 &&
-        curl -sf "http://127.0.0.1:$((PORT + 1))/healthz" >/dev/null 2>&1 && break
+# where the gateways answer: the listen address, or loopback for a wildcard
+HOST=$LISTEN
+case $HOST in 0.0.0.0 | :: | '[::]') HOST=127.0.0.1 ;; esac
+case $HOST in *:*) HOST="[$HOST]" ;; esac
+healthy=0
+for _ in $(seq 100); do
+    if curl -sf "http://$HOST:$PORT/healthz" >/dev/null 2>&1 &&
+        curl -sf "http://$HOST:$((PORT + 1))/healthz" >/dev/null 2>&1; then
+        healthy=1
+        break
+    fi
+    # a process that refused to start (a bad flag, a refused secret) ends the wait
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || break 2; done
     sleep 0.2
 done
+if [ "$healthy" != 1 ]; then
+    echo "run: the gateways did not become healthy (their errors are above); stopping" >&2
+    exit 1
+fi
 cat <<MSG
 
 Parley is running:
