@@ -771,8 +771,24 @@ e2e("every 'look at it' command of the README's Redis key table answers on the l
     await until(async () => (await redis('HGET', `parley:{u:${ALICE}}:read`, BOB)).trim() === String(lastFromBob), 5000, 'read position stored');
     b.send(ALICE, 'one more, unread', 'chat-3'); // something unread for alice
     await b.waitAcked('chat-3', 8000);
+    // issue 13's keys: alice blocks carol (`blocks`, `hidden`), promotes bob in
+    // the group (`admins`), mistypes her password once (`fails`), and carol
+    // logs out of a second session (`parley:revoked`)
+    const [CAROL] = await users('carol');
+    since = a.frames.length;
+    a.ws.send(encode({ kind: 'block', user: CAROL, on: true }));
+    await a.next((f) => f.kind === 'block' && f.user === CAROL, 8000, 'block confirmed', since);
+    since = a.frames.length;
+    a.ws.send(encode({ kind: 'group', op: 'promote', name: group, members: [BOB] }));
+    await a.next((f) => f.kind === 'group' && f.name === group && f.op === 'promote', 8000, 'bob promoted', since);
+    const wrong = await api('/api/login', { body: { username: ALICE, password: 'not her password' } });
+    assert(wrong.status === 401, `a wrong password: ${wrong.status} ${wrong.text}`);
+    const second = await api('/api/login', { body: { username: CAROL, password: PASSWORD } });
+    assert(second.status === 200, `carol logs in: ${second.status} ${second.text}`);
+    const out = await api('/api/logout', { method: 'POST', token: second.json.token });
+    assert(out.status === 204, `carol logs out: ${out.status} ${out.text}`);
     const readme = await host('readme');
-    const subst = (cmd) => cmd.replace(/alice/g, ALICE).replace(/bob/g, BOB).replace(/#team/g, group).replace(/gw1/g, gw);
+    const subst = (cmd) => cmd.replace(/alice/g, ALICE).replace(/bob/g, BOB).replace(/carol/g, CAROL).replace(/#team/g, group).replace(/gw1/g, gw);
     // rows marked *transient* (state that exists only while something is under
     // way: a queued fan-out, a budget not yet refilled, a user at the session
     // limit) must answer without an error, and may be empty
