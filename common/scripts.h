@@ -69,9 +69,11 @@ int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
  * revoked). verified_hash / new_hash: "" or a password change (the hash the
  * old password was checked against; the new one: every other login is
  * revoked). rate, window_ms: at most rate logins made per window_ms per user
- * (rate 0: no limit, and this one not counted: the CLI). Reply 1 made, 0 no
- * account, -1 disabled, -2 the password changed meanwhile, or the array
- * {-3, ms}: over the rate, the next one possible in ms (nothing changed). */
+ * (rate 0: no limit, and this one not counted: the CLI). Reply 0 no
+ * account, -1 disabled, -2 the password changed meanwhile; or the array
+ * {-3, ms}: over the rate, the next one possible in ms (nothing changed).
+ * Made: {1, sid, exp, ...}, the sessions it revoked (past cap, or all at a
+ * password change) with their tokens' expiry, as login_revoke's reply. */
 typedef struct scripts_login {
     const char *user, *sid, *agent;
     int64_t now_ms, exp_s, cap;

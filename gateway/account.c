@@ -89,15 +89,22 @@ static void account_issue_cb(redisAsyncContext *ac, void *r, void *priv)
         req_error_retry(h, 429, "rate_limited",
                         "too many sign-ins of this user: retry after the time given",
                         (int)((wait_ms + 999) / 1000));
+    } else if (rep && rep->type == REDIS_REPLY_ARRAY) {
+        /* made: the sessions it revoked (past --user-logins, or every other
+         * one at a password change) are refused here before the answer, and
+         * this gateway's sockets of them closed (others learn it from the
+         * announcements) */
+        if (revoke_reply(h->user, rep) != 1) {
+            req_unavailable(h);
+        } else {
+            /* a password change: the token presented too */
+            if (h->old_sid[0]) revset_add(h->old_sid, strlen(h->old_sid), h->old_exp);
+            account_token_write(h, h->issue_status);
+        }
     } else if (rl_reply_int(r, &n) < 0) {
         if (rep && rep->type == REDIS_REPLY_ERROR)
             log_warn("login_create %s: %s", h->user, rep->str);
         req_unavailable(h);
-    } else if (n == 1) {
-        /* a password change: the token presented is refused here at once
-         * (other gateways learn it from the announcement) */
-        if (h->old_sid[0]) revset_add(h->old_sid, strlen(h->old_sid), h->old_exp);
-        account_token_write(h, h->issue_status);
     } else if (n == -1) {
         req_error(h, 403, "account_disabled", "this account is disabled");
     } else { /* the account is gone, or its password changed meanwhile */

@@ -14,7 +14,9 @@
 --       the CLI), 11 the window, ms (--user-login-window).
 -- Expired logins are deleted first; then, while the user holds ARGV 6 or more, the oldest (by
 -- creation) is revoked. A session id that exists already is replaced (the CLI's bulk session).
--- Reply 1 created; 0 no such account; -1 the account is disabled (nothing changes);
+-- Reply {1, sid, exp, sid, exp, ...} created, then every session id entered as revoked with its
+-- token's expiry (s; as login_revoke's reply: the caller enters them before it answers); 0 no
+-- such account; -1 the account is disabled (nothing changes);
 -- -2 the password is no longer ARGV 8 (it changed meanwhile; nothing changes);
 -- {-3, ms}: ARGV 10 logins were created within the last window; the next may be created in ms
 -- (nothing changes). This bounds parley:revoked: every entry is a session created within one
@@ -39,9 +41,17 @@ if rate > 0 and window > 0 then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_s)
 local all = login_all(KEYS[2], now_s)
+local out = {1}
+local function revoked(x)
+  local e = login_revoke(KEYS[2], KEYS[3], ARGV[7], user, x[1], x[2].e, now_s)
+  if e > 0 then
+    out[#out + 1] = x[1]
+    out[#out + 1] = e
+  end
+end
 if (ARGV[9] or '') ~= '' then
   redis.call('HSET', KEYS[1], 'pw', ARGV[9])
-  for _, x in ipairs(all) do login_revoke(KEYS[2], KEYS[3], ARGV[7], user, x[1], x[2].e, now_s) end
+  for _, x in ipairs(all) do revoked(x) end
   all = {}
 end
 local n = #all
@@ -51,11 +61,11 @@ end
 local i = 1
 while n >= cap and i <= #all do
   if all[i][1] ~= sid then
-    login_revoke(KEYS[2], KEYS[3], ARGV[7], user, all[i][1], all[i][2].e, now_s)
+    revoked(all[i])
     n = n - 1
   end
   i = i + 1
 end
 redis.call('HSET', KEYS[2], sid,
            cjson.encode({c = now, l = now, e = tonumber(ARGV[4]), a = ARGV[5]}))
-return 1
+return out
