@@ -42,6 +42,10 @@
 /* hash session id -> cjson {c, l, e, a}: the user's signed-in sessions, the
  * ones tokens name (common/lua/lib/login_get.lua) */
 #define KEY_LOGINS KEYS_PREFIX "{u:%s}:logins"
+/* zset session id -> creation ms: the signed-in sessions the gateways made for
+ * the user within the last --user-login-window (login_create.lua; expires one
+ * window after the newest) */
+#define KEY_LOGIN_TIMES KEYS_PREFIX "{u:%s}:login-times"
 /* blocks (block.lua): the users this user blocks (at most --max-blocks), and
  * everyone in a block with this user either way (who blocks him or whom he
  * blocks: presence hidden, 1:1 texts and typing refused) */

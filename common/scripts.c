@@ -314,6 +314,7 @@ static void scripts_login_create_cmd(scripts_cmd *c, const scripts_login *l)
     scripts_cmd_key(c, KEY_ACCOUNT, l->user);
     scripts_cmd_key(c, KEY_LOGINS, l->user);
     scripts_cmd_key(c, KEY_REVOKED);
+    scripts_cmd_key(c, KEY_LOGIN_TIMES, l->user);
     scripts_cmd_str(c, l->user);
     scripts_cmd_str(c, l->sid);
     scripts_cmd_fmt(c, "%" PRId64, l->now_ms);
@@ -323,6 +324,8 @@ static void scripts_login_create_cmd(scripts_cmd *c, const scripts_login *l)
     scripts_cmd_str(c, CHAN_REVOKED);
     scripts_cmd_str(c, l->verified_hash ? l->verified_hash : "");
     scripts_cmd_str(c, l->new_hash ? l->new_hash : "");
+    scripts_cmd_fmt(c, "%" PRId64, l->rate);
+    scripts_cmd_fmt(c, "%" PRId64, l->window_ms);
 }
 
 int scripts_login_create(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,

@@ -68,11 +68,16 @@ int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
  * client's User-Agent, already cut); at most cap per user (the oldest are
  * revoked). verified_hash / new_hash: "" or a password change (the hash the
  * old password was checked against; the new one: every other login is
- * revoked). Reply 1 made, 0 no account, -1 disabled, -2 the password changed
- * meanwhile. */
+ * revoked). rate, window_ms: at most rate logins made per window_ms per user
+ * (rate 0: no limit, and this one not counted: the CLI). Reply 0 no
+ * account, -1 disabled, -2 the password changed meanwhile; or the array
+ * {-3, ms}: over the rate, the next one possible in ms (nothing changed).
+ * Made: {1, sid, exp, ...}, the sessions it revoked (past cap, or all at a
+ * password change) with their tokens' expiry, as login_revoke's reply. */
 typedef struct scripts_login {
     const char *user, *sid, *agent;
     int64_t now_ms, exp_s, cap;
+    int64_t rate, window_ms;
     const char *verified_hash, *new_hash; /* NULL or "": no change */
 } scripts_login;
 int scripts_login_create(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,

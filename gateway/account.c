@@ -30,13 +30,17 @@ static struct {
     const char *secret;
     long long token_ttl;
     long long user_logins;
+    long long login_rate, login_window; /* --user-login-rate, --user-login-window (s) */
 } acct;
 
-void account_init(const char *secret, long long token_ttl, long long user_logins)
+void account_init(const char *secret, long long token_ttl, long long user_logins,
+                  long long login_rate, long long login_window)
 {
     acct.secret = secret;
     acct.token_ttl = token_ttl;
     acct.user_logins = user_logins;
+    acct.login_rate = login_rate;
+    acct.login_window = login_window;
 }
 
 /* The login cookie's attributes after its value ("; Secure" with
@@ -78,16 +82,29 @@ static void account_issue_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_req *h = priv;
     redisReply *rep = r;
-    long long n;
-    if (rl_reply_int(r, &n) < 0) {
+    long long n, wait_ms;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rl_reply_int(rep->element[0], &n) == 0 && n == -3 &&
+        rl_reply_int(rep->element[1], &wait_ms) == 0) { /* --user-login-rate */
+        req_error_retry(h, 429, "rate_limited",
+                        "too many sign-ins of this user: retry after the time given",
+                        (int)((wait_ms + 999) / 1000));
+    } else if (rep && rep->type == REDIS_REPLY_ARRAY) {
+        /* made: the sessions it revoked (past --user-logins, or every other
+         * one at a password change) are refused here before the answer, and
+         * this gateway's sockets of them closed (others learn it from the
+         * announcements) */
+        if (revoke_reply(h->user, rep) != 1) {
+            req_unavailable(h);
+        } else {
+            /* a password change: the token presented too */
+            if (h->old_sid[0]) revset_add(h->old_sid, strlen(h->old_sid), h->old_exp);
+            account_token_write(h, h->issue_status);
+        }
+    } else if (rl_reply_int(r, &n) < 0) {
         if (rep && rep->type == REDIS_REPLY_ERROR)
             log_warn("login_create %s: %s", h->user, rep->str);
         req_unavailable(h);
-    } else if (n == 1) {
-        /* a password change: the token presented is refused here at once
-         * (other gateways learn it from the announcement) */
-        if (h->old_sid[0]) revset_add(h->old_sid, strlen(h->old_sid), h->old_exp);
-        account_token_write(h, h->issue_status);
     } else if (n == -1) {
         req_error(h, 403, "account_disabled", "this account is disabled");
     } else { /* the account is gone, or its password changed meanwhile */
@@ -115,6 +132,8 @@ static void account_issue(gw_req *h, int status, const char *verified_hash, cons
                        .now_ms = (int64_t)walltime_ms(),
                        .exp_s = h->token_exp,
                        .cap = acct.user_logins,
+                       .rate = acct.login_rate,
+                       .window_ms = acct.login_window * 1000,
                        .verified_hash = verified_hash,
                        .new_hash = new_hash};
     req_ref(h);
@@ -358,7 +377,12 @@ static void account_logout_cb(redisAsyncContext *ac, void *r, void *priv)
 
 void account_logout(gw_req *h)
 {
-    if (!h->wsi || auth_token(h->wsi, h->user, h->sid, &h->token_exp, 1) < 0) {
+    int rc = h->wsi ? auth_token(h->wsi, h->user, h->sid, &h->token_exp, 1) : AUTH_NONE;
+    if (rc == AUTH_UNAVAILABLE) {
+        req_error(h, 503, "unavailable", AUTH_UNAVAILABLE_MSG);
+        return;
+    }
+    if (rc < 0) {
         req_answer(h, 204, "", 0, account_cookie_clear()); /* nothing to revoke */
         return;
     }
@@ -439,9 +463,13 @@ void account_password(gw_req *h)
     static const char *const names[] = {"old_password", "new_password"};
     char *vals[2] = {NULL, NULL};
     size_t lens[2] = {0, 0};
-    if (!h->wsi || auth_token(h->wsi, h->user, h->old_sid, &h->old_exp, 1) < 0) {
+    int arc = h->wsi ? auth_token(h->wsi, h->user, h->old_sid, &h->old_exp, 1) : AUTH_NONE;
+    if (arc < 0) {
         h->old_sid[0] = '\0';
-        req_error(h, 401, "unauthorized", "missing, invalid or expired token");
+        if (arc == AUTH_UNAVAILABLE)
+            req_error(h, 503, "unavailable", AUTH_UNAVAILABLE_MSG);
+        else
+            req_error(h, 401, "unauthorized", "missing, invalid or expired token");
         return;
     }
     int rc = json_parse_strings(h->body, h->body_len, names, vals, lens, 2);

@@ -10,8 +10,11 @@
 
 /* secret is kept (it lives as long as the options); token_ttl in seconds;
  * user_logins: --user-logins, the signed-in sessions a user keeps (the
- * oldest are revoked past it). */
-void account_init(const char *secret, long long token_ttl, long long user_logins);
+ * oldest are revoked past it); login_rate per login_window seconds: the
+ * signed-in sessions made per user (--user-login-rate: more are answered 429
+ * rate_limited with Retry-After; 0: no limit). */
+void account_init(const char *secret, long long token_ttl, long long user_logins,
+                  long long login_rate, long long login_window);
 /* Each takes the complete body in h and answers through h (req.h). */
 void account_register(gw_req *h);
 void account_login(gw_req *h);

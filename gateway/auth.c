@@ -23,14 +23,14 @@ void auth_init(const char *secret, int dev_auth)
     au.dev_auth = dev_auth;
 }
 
-/* a valid token whose session is not revoked */
+/* a valid token whose session is not revoked: AUTH_OK; valid but whether it
+ * is revoked not known yet: AUTH_UNAVAILABLE; else AUTH_NONE */
 static int auth_try(const char *tok, size_t len, char *user, char *sid, int64_t *exp)
 {
     int64_t now = (int64_t)time(NULL);
-    return token_verify(au.secret, tok, len, now, user, sid, exp) == TOKEN_OK &&
-                   !revset_has(sid, now)
-               ? 0
-               : -1;
+    if (token_verify(au.secret, tok, len, now, user, sid, exp) != TOKEN_OK) return AUTH_NONE;
+    if (!revset_loaded()) return AUTH_UNAVAILABLE;
+    return revset_has(sid, now) ? AUTH_NONE : AUTH_OK;
 }
 
 int auth_token_user(struct lws *wsi, char *user, int allow_bearer)
@@ -56,21 +56,23 @@ int auth_token(struct lws *wsi, char *user, char *sid, int64_t *exp, int allow_b
                 size_t nl = strlen(AUTH_COOKIE);
                 if (strncmp(part, AUTH_COOKIE, nl) != 0 || part[nl] != '=') continue;
                 cookie_seen = 1;
-                if (cookie_ok &&
-                    auth_try(part + nl + 1, strlen(part + nl + 1), user, sid, exp) == 0) {
+                int rc = cookie_ok ? auth_try(part + nl + 1, strlen(part + nl + 1), user, sid, exp)
+                                   : AUTH_NONE;
+                if (rc != AUTH_NONE) {
                     free(c);
-                    return AUTH_OK;
+                    return rc;
                 }
             }
         }
         free(c);
     }
+    int rc;
     if (allow_bearer && lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
         strncasecmp(buf, "Bearer ", 7) == 0 &&
-        auth_try(buf + 7, strlen(buf + 7), user, sid, exp) == 0)
-        return AUTH_OK;
+        (rc = auth_try(buf + 7, strlen(buf + 7), user, sid, exp)) != AUTH_NONE)
+        return rc;
     const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof buf);
-    if (v && auth_try(v, strlen(v), user, sid, exp) == 0) return AUTH_OK;
+    if (v && (rc = auth_try(v, strlen(v), user, sid, exp)) != AUTH_NONE) return rc;
     return cookie_seen && !cookie_ok ? AUTH_FOREIGN_ORIGIN : AUTH_NONE;
 }
 
@@ -96,5 +98,6 @@ int auth_fail_now(struct lws *wsi, int rc)
 {
     if (rc == AUTH_FOREIGN_ORIGIN)
         return req_fail_now(wsi, 403, "forbidden_origin", AUTH_FOREIGN_ORIGIN_MSG);
+    if (rc == AUTH_UNAVAILABLE) return req_fail_now(wsi, 503, "unavailable", AUTH_UNAVAILABLE_MSG);
     return req_fail_now(wsi, 401, "unauthorized", "missing, invalid or expired token");
 }

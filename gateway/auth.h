@@ -21,10 +21,12 @@ enum {
     AUTH_OK = 0,
     AUTH_NONE = -1,           /* no valid credential: 401 */
     AUTH_FOREIGN_ORIGIN = -2, /* none but the cookie, sent by a foreign page: 403 */
+    AUTH_UNAVAILABLE = -3,    /* a valid token, but the revoked sessions are not loaded yet
+                                 (revset_loaded): 503 */
 };
 
 /* AUTH_OK and user filled (size >= PROTO_NAME_MAX + 1), or AUTH_NONE /
- * AUTH_FOREIGN_ORIGIN. */
+ * AUTH_FOREIGN_ORIGIN, or AUTH_UNAVAILABLE. */
 int auth_token_user(struct lws *wsi, char *user, int allow_bearer);
 /* The same, with the token's session id (size >= TOKEN_SID_LEN + 1) and
  * expiry (Unix seconds; exp may be NULL). The same answers. */
@@ -37,8 +39,12 @@ int auth_ws_user(struct lws *wsi, char *user, char *sid, int *dev_account);
 /* The message of a 403 forbidden_origin answer. */
 #define AUTH_FOREIGN_ORIGIN_MSG "this origin may not use the session cookie"
 
-/* Answers a failed auth_token_user (rc < 0) now: 403 forbidden_origin or 401
- * unauthorized, and ends the transaction (req_fail_now's return). */
+/* The message of a 503 unavailable answer to AUTH_UNAVAILABLE. */
+#define AUTH_UNAVAILABLE_MSG "starting: revoked sessions not loaded yet, retry later"
+
+/* Answers a failed auth_token_user (rc < 0) now: 403 forbidden_origin, 503
+ * unavailable or 401 unauthorized, and ends the transaction (req_fail_now's
+ * return). */
 int auth_fail_now(struct lws *wsi, int rc);
 
 #endif

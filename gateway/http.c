@@ -28,6 +28,7 @@
 #include "origin.h"
 #include "redis_link.h"
 #include "req.h"
+#include "revset.h"
 #include "search.h"
 #include "sesscap.h"
 #include "session.h"
@@ -154,12 +155,13 @@ static int http_json_body(struct lws *wsi)
     return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
-/* usable: Redis up, leftovers closed, not draining */
+/* usable: Redis up, leftovers closed, revoked sessions loaded, not draining */
 static int http_healthz(struct lws *wsi)
 {
     if (drain_active()) return req_fail_now(wsi, 503, "unavailable", "draining");
     if (!startup_ready() || !rl_ok())
         return req_fail_now(wsi, 503, "unavailable", "redis unreachable");
+    if (!revset_loaded()) return req_fail_now(wsi, 503, "unavailable", AUTH_UNAVAILABLE_MSG);
     if (req_write(wsi, 200, "text/plain", "ok", 2, NULL) < 0) return -1;
     return req_done(wsi);
 }
@@ -276,6 +278,8 @@ static int http_confirm_upgrade(struct lws *wsi)
         return http_refuse_upgrade(wsi, 503, "unavailable", "this gateway is shutting down");
     if (!startup_ready() || !rl_ok())
         return http_refuse_upgrade(wsi, 503, "unavailable", "storage unreachable, retry later");
+    if (!revset_loaded()) /* a revoked token would pass */
+        return http_refuse_upgrade(wsi, 503, "unavailable", AUTH_UNAVAILABLE_MSG);
     int rc = auth_ws_user(wsi, user, login, &dev); /* a revoked session too: from memory */
     if (rc == AUTH_FOREIGN_ORIGIN)                 /* cross-site WebSocket hijacking */
         return http_refuse_upgrade(wsi, 403, "forbidden_origin", AUTH_FOREIGN_ORIGIN_MSG);

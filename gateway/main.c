@@ -266,7 +266,7 @@ int main(int argc, char **argv)
 
     /* every module, bottom up */
     auth_init(o->secret, o->dev_auth);
-    account_init(o->secret, o->token_ttl, o->user_logins);
+    account_init(o->secret, o->token_ttl, o->user_logins, o->user_login_rate, o->user_login_window);
     const throttle_config tc = {.window_s = o->throttle_window,
                                 .addr = o->throttle_addr,
                                 .account = o->throttle_account,

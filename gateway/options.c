@@ -46,8 +46,10 @@ int options_parse(int argc, char **argv)
     c->max_headers = 8192;
     c->dev_auth = 0;
     c->log_level = "info";
-    c->user_sessions = 20; /* issue 12: per-user session limit */
-    c->user_logins = 50;   /* issue 13: signed-in sessions kept per user */
+    c->user_sessions = 20;   /* issue 12: per-user session limit */
+    c->user_logins = 50;     /* issue 13: signed-in sessions kept per user */
+    c->user_login_rate = 20; /* issue 13: ... and made per user per hour */
+    c->user_login_window = 3600;
     c->last_seen_interval = 60;
     c->user_open_rate = 2; /* issue 12: how often one user may open sessions here */
     c->user_open_burst = 20;
@@ -115,6 +117,11 @@ int options_parse(int argc, char **argv)
          "most open WebSockets of one user, all gateways (more: 429, or 4029 in a race; 0: none)"},
         {"user-logins", "PARLEY_USER_LOGINS", CONFIG_INT, &c->user_logins, 1, 10000,
          "signed-in sessions (tokens) one user keeps; past it the oldest is revoked"},
+        {"user-login-rate", "PARLEY_USER_LOGIN_RATE", CONFIG_INT, &c->user_login_rate, 0, 1000000,
+         "signed-in sessions made for one user per --user-login-window, all gateways (logins, "
+         "registers, password changes; more: 429 with Retry-After; 0: no limit)"},
+        {"user-login-window", "PARLEY_USER_LOGIN_WINDOW", CONFIG_INT, &c->user_login_window, 1,
+         604800, "window of --user-login-rate, seconds"},
         {"last-seen-interval", "PARLEY_LAST_SEEN_INTERVAL", CONFIG_INT, &c->last_seen_interval, 0,
          86400,
          "seconds between moves of the last_seen of sessions with open sockets (0: only at opens)"},

@@ -38,6 +38,8 @@ typedef struct gw_options {
     const char *log_level;
     long long user_sessions;      /* live sessions per user, all gateways (0: no limit) */
     long long user_logins;        /* signed-in sessions (tokens) a user keeps; the oldest revoked */
+    long long user_login_rate;    /* signed-in sessions made per user per window (0: no limit) */
+    long long user_login_window;  /* s: that window */
     long long last_seen_interval; /* s: how often open sockets move their session's last_seen */
     long long user_open_rate, user_open_burst; /* upgrades per user per second, bucket */
     /* bounded reads (issue 12): pages of sync/history, hello's list, groups */

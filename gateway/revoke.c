@@ -30,11 +30,6 @@ static struct {
     char cursor[32];   /* its ZSCAN cursor */
 } rk;
 
-int revoke_loaded(void)
-{
-    return rk.loaded;
-}
-
 void revoke_close(gw_session *s)
 {
     /* a session still opening has reading paused: the peer's close frame
@@ -147,6 +142,7 @@ static void revoke_page_cb(redisAsyncContext *ac, void *r, void *priv)
         return;
     }
     rk.loaded = 1;
+    revset_set_loaded(); /* the first time: the gateway may take tokens (revset.h) */
     sess_each(revoke_close_listed, NULL);
     log_debug("%zu revoked session(s) known", revset_count());
 }

@@ -11,7 +11,8 @@
  * sockets of what it holds are closed: whatever was announced while this
  * gateway was not listening is caught up. What is still missed (a socket
  * whose revocation came during the read) is refused by session_open at the
- * socket's open or re-open (4001). A failed read is retried after 1 s. */
+ * socket's open or re-open (4001). A failed read is retried after 1 s. The
+ * first whole read after start makes the gateway ready (revset_loaded). */
 #ifndef PARLEY_GW_REVOKE_H
 #define PARLEY_GW_REVOKE_H
 
@@ -40,7 +41,4 @@ struct redisReply;
 long long revoke_reply(const char *user, const struct redisReply *rep);
 /* Closes s with REVOKE_CLOSE_CODE (also while it is still opening). */
 void revoke_close(gw_session *s);
-/* 1 once a whole read of the zset was applied since the last subscription. */
-int revoke_loaded(void);
-
 #endif

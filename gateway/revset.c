@@ -23,7 +23,18 @@ static struct {
     revset_entry *all;
     size_t n;
     size_t sweep_at;
+    int loaded;
 } rv = {.sweep_at = REVSET_SWEEP_MIN};
+
+int revset_loaded(void)
+{
+    return rv.loaded;
+}
+
+void revset_set_loaded(void)
+{
+    rv.loaded = 1;
+}
 
 static void revset_sweep(int64_t now_s)
 {

@@ -18,6 +18,13 @@
 int revset_add(const char *sid, size_t len, int64_t exp_s);
 /* 1 when sid (NUL-terminated) is revoked and its token not expired at now_s. */
 int revset_has(const char *sid, int64_t now_s);
+/* Readiness: 0 until revset_set_loaded, then 1 for good. Until the first
+ * whole load of the revocation zset after start the set may lack revoked
+ * sessions, so nothing may be accepted on a token (auth.h answers 503);
+ * after a lost subscription the set is still there and only what was
+ * announced meanwhile is caught up, so it stays 1 (docs/internals.md). */
+int revset_loaded(void);
+void revset_set_loaded(void);
 /* Entries held now (a gauge). */
 size_t revset_count(void);
 /* Teardown. */

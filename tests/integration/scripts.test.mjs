@@ -1372,8 +1372,17 @@ cluster.test(
         const now = 1_000_000_000_000; // ms
         const nowS = now / 1000;
         const sid = (c) => c.repeat(32);
-        const create = (user, s, { at = now, exp = nowS + 3600, agent = 'ua', cap = 3, verified = '', newHash = '' } = {}) =>
-            ev('login_create', [U(user, 'account'), L(user), 'parley:revoked'], [user, s, at, exp, agent, cap, 'parley:sessions:revoked', verified, newHash]);
+        // the whole reply: {1, revoked sid, exp, ...} when made, else a status
+        const createFull = (user, s, { at = now, exp = nowS + 3600, agent = 'ua', cap = 3, verified = '', newHash = '', rate = 0, windowMs = 0 } = {}) =>
+            ev(
+                'login_create',
+                [U(user, 'account'), L(user), 'parley:revoked', U(user, 'login-times')],
+                [user, s, at, exp, agent, cap, 'parley:sessions:revoked', verified, newHash, rate, windowMs],
+            );
+        const create = async (...a) => {
+            const x = await createFull(...a);
+            return Array.isArray(x) ? x[0] : x;
+        };
         const revoke = (user, what, s = '', exp = '', at = now) =>
             ev('login_revoke', [L(user), 'parley:revoked', U(user, 'account')], [user, 'parley:sessions:revoked', at, what, s, exp]);
         const list = (user, at = now) => ev('login_list', [L(user)], [at]);
@@ -1391,7 +1400,11 @@ cluster.test(
         assert.equal(await r.call('HEXISTS', L('alice'), sid('x')), 0, 'login_list deleted the expired record');
         assert.equal(await create('alice', sid('c'), { at: now + 3 }), 1);
         assert.deepEqual(await revoked(), [], 'nothing revoked within the cap');
-        assert.equal(await create('alice', sid('d'), { at: now + 4 }), 1, 'a fourth past the cap of 3');
+        assert.deepEqual(
+            await createFull('alice', sid('d'), { at: now + 4 }),
+            [1, sid('a'), nowS + 3600],
+            'a fourth past the cap of 3: the revoked one in the reply',
+        );
         assert.deepEqual(await revoked(), [`alice ${sid('a')} ${nowS + 3600}`], 'the oldest revoked and announced');
         assert.equal(await r.call('ZSCORE', 'parley:revoked', `alice ${sid('a')}`), String(nowS + 3600));
         assert.deepEqual(
@@ -1460,6 +1473,21 @@ cluster.test(
         assert.equal(await create('alice', sid('i')), 1, 'enabled again');
         assert.deepEqual(await revoke('nobody', 'disable'), [-1], 'no such account');
         assert.deepEqual((await revoke('alice', 'all'))[0], 1);
+
+        // --user-login-rate: at most rate made per sliding window; over it {-3, ms to wait}, nothing
+        // changed; rate 0 (the CLI): no limit and not counted
+        await register('rl', 'H1');
+        const w = 10_000;
+        assert.equal(await create('rl', sid('1'), { at: now, rate: 2, windowMs: w }), 1);
+        assert.equal(await create('rl', sid('2'), { at: now + 4000, rate: 2, windowMs: w }), 1);
+        assert.deepEqual(await createFull('rl', sid('3'), { at: now + 5000, rate: 2, windowMs: w }), [-3, 5000], 'over the rate: wait for the oldest to leave');
+        assert.equal(await r.call('HEXISTS', L('rl'), sid('3')), 0, 'refused: nothing made');
+        assert.equal(await create('rl', sid('4'), { at: now + 5000 }), 1, 'rate 0: made');
+        assert.equal(await r.call('ZCARD', U('rl', 'login-times')), 2, 'and not counted');
+        assert.equal(await create('rl', sid('5'), { at: now + w, rate: 2, windowMs: w }), 1, 'the oldest left the window');
+        assert.deepEqual(await createFull('rl', sid('6'), { at: now + w + 1, rate: 2, windowMs: w }), [-3, 3999]);
+        const ttl = Number(await r.call('PTTL', U('rl', 'login-times')));
+        assert.ok(ttl > 0 && ttl <= w, `expires within a window: ${ttl}`);
     },
 );
 // throttle.lua: fixed-window counters of failed attempts (gateway/throttle.h)

@@ -204,7 +204,12 @@ int cli_cmd_token(cli_ctx *ctx, const char *prog, int argc, char **argv)
                        .cap = cap};
     redisReply *r = scripts_login_create_sync(c, &l);
     if (!r) return cli_fail("redis: %s", c->errstr);
-    long long made = r->type == REDIS_REPLY_INTEGER ? r->integer : -9;
+    /* {1, revoked...} made, or a status */
+    long long made = r->type == REDIS_REPLY_INTEGER ? r->integer
+                     : r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                             r->element[0]->type == REDIS_REPLY_INTEGER
+                         ? r->element[0]->integer
+                         : -9;
     if (r->type == REDIS_REPLY_ERROR) cli_fail("redis: %s", r->str);
     freeReplyObject(r);
     if (made == 0) return cli_fail("no such user: %s", pos[0]);

@@ -468,7 +468,8 @@ export class Cluster {
 
     // Starts a new gateway (or, with index, restarts gateway `index` on its
     // port and id). Waits for /healthz 200.
-    async startGateway({ args = [], index } = {}) {
+    // wait: false returns once the process is started, not once its /healthz is 200
+    async startGateway({ args = [], index, wait = true } = {}) {
         let g;
         if (index !== undefined) {
             g = this.gateways[index];
@@ -499,7 +500,7 @@ export class Cluster {
         const wrap = this.opts.gatewayWrap;
         if (wrap.length) g.proc.start(wrap[0], [...wrap.slice(1), this.bin('parley-gateway'), ...g.args]);
         else g.proc.start(this.bin('parley-gateway'), g.args);
-        await this.waitHealthy(g.index);
+        if (wait) await this.waitHealthy(g.index);
         return g;
     }
 
