@@ -365,7 +365,7 @@ void account_login(gw_req *h)
 
 /* ---- logout ---- */
 
-static void account_logout_cb(redisAsyncContext *ac, void *r, void *priv)
+void account_signed_out_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     gw_req *h = priv;
     if (revoke_reply(h->user, r) < 0)
@@ -387,7 +387,7 @@ void account_logout(gw_req *h)
         return;
     }
     req_ref(h);
-    if (scripts_login_revoke(rl_commands(), account_logout_cb, h, h->user, "one", h->sid,
+    if (scripts_login_revoke(rl_commands(), account_signed_out_cb, h, h->user, "one", h->sid,
                              h->token_exp, (int64_t)walltime_ms()) != REDIS_OK) {
         h->refs--;
         req_unavailable(h);

@@ -31,4 +31,10 @@ void account_password(gw_req *h);
  * --cookie-secure, like the cookie it clears); a static string. */
 const char *account_cookie_clear(void);
 
+struct redisAsyncContext;
+/* The login_revoke reply of a logout (one session, or all of the user's):
+ * the revoked ids entered here at once (revoke_reply), then 204 and the
+ * clearing cookie, or 503. priv: the gw_req, whose reference it drops. */
+void account_signed_out_cb(struct redisAsyncContext *ac, void *r, void *priv);
+
 #endif

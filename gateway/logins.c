@@ -20,16 +20,6 @@
 
 /* ---- logout-all ---- */
 
-static void logins_all_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    gw_req *h = priv;
-    if (revoke_reply(h->user, r) < 0)
-        req_unavailable(h);
-    else
-        req_answer(h, 204, "", 0, account_cookie_clear());
-    req_unref(h);
-}
-
 void logins_logout_all(gw_req *h)
 {
     int rc = h->wsi ? auth_token(h->wsi, h->user, h->sid, &h->token_exp, 1) : AUTH_NONE;
@@ -41,7 +31,7 @@ void logins_logout_all(gw_req *h)
         return;
     }
     req_ref(h);
-    if (scripts_login_revoke(rl_commands(), logins_all_cb, h, h->user, "all", NULL, 0,
+    if (scripts_login_revoke(rl_commands(), account_signed_out_cb, h, h->user, "all", NULL, 0,
                              (int64_t)walltime_ms()) != REDIS_OK) {
         h->refs--;
         req_unavailable(h);

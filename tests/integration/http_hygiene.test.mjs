@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { Client, register, sendAck } from './lib/client.mjs';
 import { Cluster, makeUsers } from './lib/cluster.mjs';
-import { rawRequest } from './lib/rawhttp.mjs';
+import { rawRequest, UPGRADE } from './lib/rawhttp.mjs';
 
 const cluster = new Cluster('http_hygiene', { gateways: 1 });
 before(async () => {
@@ -43,12 +43,6 @@ const COMMON = {
     'referrer-policy': 'no-referrer',
     'x-frame-options': 'DENY',
     'cross-origin-opener-policy': 'same-origin',
-};
-const UPGRADE = {
-    Upgrade: 'websocket',
-    Connection: 'Upgrade',
-    'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
-    'Sec-WebSocket-Version': '13',
 };
 
 // One request on a fresh socket to the gateway (lib/rawhttp.mjs).

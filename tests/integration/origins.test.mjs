@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { Client } from './lib/client.mjs';
 import { BUILD_DIR, Cluster, makeUsers } from './lib/cluster.mjs';
-import { rawRequest } from './lib/rawhttp.mjs';
+import { rawRequest, UPGRADE } from './lib/rawhttp.mjs';
 
 const EXTRA = 'https://chat.example.com';
 const cluster = new Cluster('origins', { gateways: 1, gatewayArgs: ['--origins', `${EXTRA}, http://10.0.0.7:8080`] });
@@ -27,12 +27,6 @@ before(async () => {
 after(() => cluster.stop());
 
 const own = () => `http://127.0.0.1:${cluster.gw(0)}`;
-const UPGRADE = {
-    Upgrade: 'websocket',
-    Connection: 'Upgrade',
-    'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
-    'Sec-WebSocket-Version': '13',
-};
 const request = (method, target, opts) => rawRequest(cluster.gw(0), method, target, opts);
 const cookie = () => ({ Cookie: `other=1; parley_token=${token}` });
 

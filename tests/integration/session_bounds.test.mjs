@@ -5,7 +5,7 @@
 // its first load of parley:revoked after start has finished.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { Client, healthz, login, register } from './lib/client.mjs';
+import { healthz, login, register, upgradeResult } from './lib/client.mjs';
 import { Cluster, waitFor } from './lib/cluster.mjs';
 
 const RATE = 3; // --user-login-rate of this cluster
@@ -22,16 +22,7 @@ async function get(port, path, token) {
     return { status: res.status, text };
 }
 
-async function upgrade(port, token) {
-    try {
-        const c = await Client.connect(port, token);
-        await c.close();
-        return 'open';
-    } catch (e) {
-        if (e.status !== undefined) return e.status;
-        throw e;
-    }
-}
+const upgrade = upgradeResult;
 
 cluster.test(
     '--user-login-rate: the sessions made for one user per window, every gateway together; 429 with Retry-After past it, then again after the window',

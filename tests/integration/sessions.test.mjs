@@ -5,7 +5,7 @@
 // survives a gateway restart, a lost announcement and a Redis restart.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { Client, login, mintToken, tokenSid } from './lib/client.mjs';
+import { Client, login, mintToken, tokenSid, upgradeResult } from './lib/client.mjs';
 import { Cluster, SECRET, waitFor } from './lib/cluster.mjs';
 
 const LOGINS = 5; // --user-logins of this cluster
@@ -40,19 +40,7 @@ async function api(port, method, path, { token, cookie = false, body, agent } = 
     return { status: res.status, body: json, text, setCookie: res.headers.get('set-cookie') };
 }
 
-// The upgrade's answer: an HTTP status when refused, 'open' when hello came, or the close code
-// of a socket closed before hello.
-async function upgrade(port, token) {
-    try {
-        const c = await Client.connect(port, token);
-        await c.close();
-        return 'open';
-    } catch (e) {
-        if (e.status !== undefined) return e.status;
-        if (e.closeCode !== undefined) return `closed ${e.closeCode}`;
-        throw e;
-    }
-}
+const upgrade = upgradeResult;
 
 // Both gateways refuse token: 401 on an authenticated route and at the upgrade.
 async function refusedEverywhere(token, what) {

@@ -333,6 +333,21 @@ export class Client {
 // on `error unavailable` or when no answer came within retryMs (the client
 // behaviour the contract asks for). Other errors reject.
 // Sends a text and waits for its answer; fails unless it is the ack.
+// An upgrade's outcome, for tests of who may open one: 'open' when hello came
+// (the socket is closed again), the HTTP status when the upgrade was refused, or
+// 'closed CODE' for a socket closed before hello (e.g. 4001, a revoked session).
+export async function upgradeResult(port, token) {
+    try {
+        const c = await Client.connect(port, token);
+        await c.close();
+        return 'open';
+    } catch (e) {
+        if (e.status !== undefined) return e.status;
+        if (e.closeCode !== undefined) return `closed ${e.closeCode}`;
+        throw e;
+    }
+}
+
 export async function sendAck(client, to, data, cid) {
     client.send({ kind: 'text', to, data, cid });
     const f = await client.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === cid);

@@ -4,6 +4,15 @@
 // odd Content-Types, an upgrade that must not be completed).
 import net from 'node:net';
 
+// The headers of a WebSocket upgrade request (RFC 6455, 4.1; the key is the
+// RFC's example): the gateway answers 101 or refuses with a JSON error.
+export const UPGRADE = {
+    Upgrade: 'websocket',
+    Connection: 'Upgrade',
+    'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version': '13',
+};
+
 // One request on a fresh socket to 127.0.0.1:port (Host: 127.0.0.1:port unless
 // headers name another): {status, headers, text, body} once the
 // answer (headers and Content-Length bytes) is in, or {status: null, closed}
