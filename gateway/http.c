@@ -233,6 +233,10 @@ static int http_request(struct lws *wsi, gw_pss *pss, const char *path)
             struct timeval tv = {(time_t)(http_body_timeout / 1000),
                                  (suseconds_t)(http_body_timeout % 1000) * 1000};
             h->body_ev = evtimer_new(http_base, http_body_deadline, h);
+            /* libevent counts a timer from the loop's cached time (taken when
+             * this turn's callbacks began): refresh it, or the deadline comes
+             * early by however long this turn has run */
+            event_base_update_cache_time(http_base);
             if (!h->body_ev || evtimer_add(h->body_ev, &tv) < 0)
                 log_warn("no timer for a request body: only its next byte checks the deadline");
         }
