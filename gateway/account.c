@@ -379,7 +379,7 @@ void account_logout(gw_req *h)
 {
     int rc = h->wsi ? auth_token(h->wsi, h->user, h->sid, &h->token_exp, 1) : AUTH_NONE;
     if (rc == AUTH_UNAVAILABLE) {
-        req_error(h, 503, "unavailable", AUTH_UNAVAILABLE_MSG);
+        auth_fail(h, rc);
         return;
     }
     if (rc < 0) {
@@ -466,10 +466,7 @@ void account_password(gw_req *h)
     int arc = h->wsi ? auth_token(h->wsi, h->user, h->old_sid, &h->old_exp, 1) : AUTH_NONE;
     if (arc < 0) {
         h->old_sid[0] = '\0';
-        if (arc == AUTH_UNAVAILABLE)
-            req_error(h, 503, "unavailable", AUTH_UNAVAILABLE_MSG);
-        else
-            req_error(h, 401, "unauthorized", "missing, invalid or expired token");
+        auth_fail(h, arc);
         return;
     }
     int rc = json_parse_strings(h->body, h->body_len, names, vals, lens, 2);

@@ -94,10 +94,33 @@ int auth_ws_user(struct lws *wsi, char *user, char *sid, int *dev_account)
     return AUTH_NONE;
 }
 
+int auth_refusal(int rc, const char **code, const char **msg)
+{
+    if (rc == AUTH_FOREIGN_ORIGIN) {
+        *code = "forbidden_origin";
+        *msg = AUTH_FOREIGN_ORIGIN_MSG;
+        return 403;
+    }
+    if (rc == AUTH_UNAVAILABLE) {
+        *code = "unavailable";
+        *msg = AUTH_UNAVAILABLE_MSG;
+        return 503;
+    }
+    *code = "unauthorized";
+    *msg = "missing, invalid or expired token";
+    return 401;
+}
+
 int auth_fail_now(struct lws *wsi, int rc)
 {
-    if (rc == AUTH_FOREIGN_ORIGIN)
-        return req_fail_now(wsi, 403, "forbidden_origin", AUTH_FOREIGN_ORIGIN_MSG);
-    if (rc == AUTH_UNAVAILABLE) return req_fail_now(wsi, 503, "unavailable", AUTH_UNAVAILABLE_MSG);
-    return req_fail_now(wsi, 401, "unauthorized", "missing, invalid or expired token");
+    const char *code, *msg;
+    int status = auth_refusal(rc, &code, &msg);
+    return req_fail_now(wsi, status, code, msg);
+}
+
+void auth_fail(gw_req *h, int rc)
+{
+    const char *code, *msg;
+    int status = auth_refusal(rc, &code, &msg);
+    req_error(h, status, code, msg);
 }

@@ -42,9 +42,17 @@ int auth_ws_user(struct lws *wsi, char *user, char *sid, int *dev_account);
 /* The message of a 503 unavailable answer to AUTH_UNAVAILABLE. */
 #define AUTH_UNAVAILABLE_MSG "starting: revoked sessions not loaded yet, retry later"
 
-/* Answers a failed auth_token_user (rc < 0) now: 403 forbidden_origin, 503
- * unavailable or 401 unauthorized, and ends the transaction (req_fail_now's
- * return). */
+/* The answer to a failed authentication (rc < 0 from auth_token*, auth_ws_user):
+ * its status (403 forbidden_origin, 503 unavailable or 401 unauthorized), with
+ * the error code and message in *code and *msg (static strings). */
+int auth_refusal(int rc, const char **code, const char **msg);
+
+/* Answers a failed authentication (auth_refusal) now, and ends the
+ * transaction (req_fail_now's return). */
 int auth_fail_now(struct lws *wsi, int rc);
+
+struct gw_req;
+/* The same answer stored in a request answered later (req_error). */
+void auth_fail(struct gw_req *h, int rc);
 
 #endif

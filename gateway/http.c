@@ -285,10 +285,11 @@ static int http_confirm_upgrade(struct lws *wsi)
     if (!revset_loaded()) /* a revoked token would pass */
         return http_refuse_upgrade(wsi, 503, "unavailable", AUTH_UNAVAILABLE_MSG);
     int rc = auth_ws_user(wsi, user, login, &dev); /* a revoked session too: from memory */
-    if (rc == AUTH_FOREIGN_ORIGIN)                 /* cross-site WebSocket hijacking */
-        return http_refuse_upgrade(wsi, 403, "forbidden_origin", AUTH_FOREIGN_ORIGIN_MSG);
-    if (rc < 0)
-        return http_refuse_upgrade(wsi, 401, "unauthorized", "missing, invalid or expired token");
+    if (rc < 0) { /* 403 for a foreign page's cookie: cross-site WebSocket hijacking */
+        const char *code, *msg;
+        int status = auth_refusal(rc, &code, &msg);
+        return http_refuse_upgrade(wsi, status, code, msg);
+    }
     if (sesscap_refuse(user)) { /* --user-sessions: no socket at all, not even for a moment */
         metrics_inc(METRIC_SESSION_LIMIT);
         char msg[96];

@@ -16,18 +16,13 @@
 #include "scripts.h"
 #include "walltime.h"
 
-#define LOGINS_UNAUTHORIZED "missing, invalid or expired token"
-
 /* ---- logout-all ---- */
 
 void logins_logout_all(gw_req *h)
 {
     int rc = h->wsi ? auth_token(h->wsi, h->user, h->sid, &h->token_exp, 1) : AUTH_NONE;
     if (rc < 0) {
-        if (rc == AUTH_UNAVAILABLE)
-            req_error(h, 503, "unavailable", AUTH_UNAVAILABLE_MSG);
-        else
-            req_error(h, 401, "unauthorized", LOGINS_UNAUTHORIZED);
+        auth_fail(h, rc);
         return;
     }
     req_ref(h);
@@ -94,9 +89,7 @@ static gw_req *logins_start(struct lws *wsi, gw_pss *pss, int *rc)
     *rc = 0;
     int arc = auth_token(wsi, user, sid, &exp, 1);
     if (arc < 0) {
-        *rc = arc == AUTH_FOREIGN_ORIGIN || arc == AUTH_UNAVAILABLE
-                  ? auth_fail_now(wsi, arc)
-                  : req_fail_now(wsi, 401, "unauthorized", LOGINS_UNAUTHORIZED);
+        *rc = auth_fail_now(wsi, arc);
         return NULL;
     }
     gw_req *h = req_new(wsi, 0);

@@ -116,17 +116,23 @@ static void pwpool_free_job(pw_job *j)
     free(j);
 }
 
+/* A job ends (ok: its result; 0 when dropped at exit): its callback runs on
+ * the loop, then the job and its password copy are freed. */
+static void pwpool_finish(pw_job *j, int ok)
+{
+    pwpool_release(j);
+    j->cb(j->priv, ok, ok && !j->verify ? j->hash : NULL);
+    pwpool_free_job(j);
+}
+
 static void pwpool_done(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     (void)arg;
     pw_job *j;
-    while (read(pw.pipe_r, &j, sizeof j) == (ssize_t)sizeof j) {
-        pwpool_release(j);
-        j->cb(j->priv, j->ok, j->ok && !j->verify ? j->hash : NULL);
-        pwpool_free_job(j);
-    }
+    while (read(pw.pipe_r, &j, sizeof j) == (ssize_t)sizeof j)
+        pwpool_finish(j, j->ok);
 }
 
 int pwpool_start(struct event_base *base, int workers, int max_queued, int max_per_addr)
@@ -180,16 +186,11 @@ void pwpool_stop(void)
         pw.started = 0;
     }
     pw_job *j;
-    while (pw.pipe_r >= 0 && read(pw.pipe_r, &j, sizeof j) == (ssize_t)sizeof j) {
-        pwpool_release(j);
-        j->cb(j->priv, 0, NULL);
-        pwpool_free_job(j);
-    }
+    while (pw.pipe_r >= 0 && read(pw.pipe_r, &j, sizeof j) == (ssize_t)sizeof j)
+        pwpool_finish(j, 0);
     while ((j = pw.head)) {
         pw.head = j->next;
-        pwpool_release(j);
-        j->cb(j->priv, 0, NULL);
-        pwpool_free_job(j);
+        pwpool_finish(j, 0);
     }
     pw.tail = NULL;
     if (pw.ev) event_free(pw.ev);

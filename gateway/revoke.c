@@ -24,7 +24,6 @@
 static struct {
     struct event *retry;
     int subscribed;    /* the subscription is confirmed */
-    int loaded;        /* a whole walk applied since it */
     int want_read;     /* the walk is to go on (the command connection was down) */
     uintptr_t read_no; /* the number of the walk in progress */
     char cursor[32];   /* its ZSCAN cursor */
@@ -47,6 +46,20 @@ static void revoke_close_user(const char *user, size_t ulen, const char *sid)
                      (unsigned long long)s->conn, s->user);
             revoke_close(s);
         }
+}
+
+/* sid (slen bytes) of user (ulen bytes), whose token expires at exp (Unix
+ * s), is revoked: entered in the set and, with close, this gateway's sockets
+ * of it closed. */
+static void revoke_apply(const char *user, size_t ulen, const char *sid, size_t slen, int64_t exp,
+                         int close)
+{
+    if (revset_add(sid, slen, exp) < 0) log_warn("no memory for a revoked session");
+    if (!close) return;
+    char s[TOKEN_SID_LEN + 1];
+    memcpy(s, sid, slen);
+    s[slen] = '\0';
+    revoke_close_user(user, ulen, s);
 }
 
 static void revoke_close_listed(gw_session *s, void *arg)
@@ -73,13 +86,7 @@ static int revoke_enter(const char *p, size_t n, int64_t exp, int close)
         }
     }
     if (!token_valid_sid(sid, slen) || exp <= 0) return -1;
-    if (revset_add(sid, slen, exp) < 0) log_warn("no memory for a revoked session");
-    if (close) {
-        char s[TOKEN_SID_LEN + 1];
-        memcpy(s, sid, slen);
-        s[slen] = '\0';
-        revoke_close_user(p, (size_t)(sp - p), s);
-    }
+    revoke_apply(p, (size_t)(sp - p), sid, slen, exp, close);
     return 0;
 }
 
@@ -95,11 +102,7 @@ long long revoke_reply(const char *user, const redisReply *rep)
         if (sid->type != REDIS_REPLY_STRING || !token_valid_sid(sid->str, sid->len) ||
             rl_reply_int(rep->element[i + 1], &exp) < 0)
             continue;
-        revset_add(sid->str, sid->len, exp);
-        char s[TOKEN_SID_LEN + 1];
-        memcpy(s, sid->str, sid->len);
-        s[sid->len] = '\0';
-        revoke_close_user(user, strlen(user), s);
+        revoke_apply(user, strlen(user), sid->str, sid->len, exp, 1);
     }
     return n;
 }
@@ -141,7 +144,6 @@ static void revoke_page_cb(redisAsyncContext *ac, void *r, void *priv)
         revoke_page();
         return;
     }
-    rk.loaded = 1;
     revset_set_loaded(); /* the first time: the gateway may take tokens (revset.h) */
     sess_each(revoke_close_listed, NULL);
     log_debug("%zu revoked session(s) known", revset_count());
@@ -159,7 +161,6 @@ static void revoke_page(void)
 static void revoke_read(void)
 {
     rk.read_no++;
-    rk.loaded = 0;
     strcpy(rk.cursor, "0");
     revoke_page();
 }
@@ -177,7 +178,6 @@ static void revoke_chan_cb(redisAsyncContext *ac, void *r, void *priv)
     rl_pubsub m;
     if (!r) { /* the subscriber is gone: read again after the next subscription */
         rk.subscribed = 0;
-        rk.loaded = 0;
         return;
     }
     if (rl_pubsub_parse(r, &m) < 0) return;
@@ -194,7 +194,6 @@ static void revoke_chan_cb(redisAsyncContext *ac, void *r, void *priv)
 void revoke_on_subscriber_up(void)
 {
     rk.subscribed = 0;
-    rk.loaded = 0;
     rl_subscribe(CHAN_REVOKED, revoke_chan_cb, NULL);
 }
 

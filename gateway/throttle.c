@@ -56,9 +56,9 @@ int throttle_take(throttle_kind kind, const char *user, const char *addr, thrott
     if (!w) return -1;
     w->cb = cb;
     w->priv = priv;
-    if (scripts_throttle(rl_commands(), throttle_taken, w, 0,
-                         kind == THROTTLE_REGISTER ? NULL : user, addr, thr.window_s * 1000, a, acc,
-                         aa) != REDIS_OK) {
+    /* a register's account budgets are 0: its name counts for nothing */
+    if (scripts_throttle(rl_commands(), throttle_taken, w, 0, user, addr, thr.window_s * 1000, a,
+                         acc, aa) != REDIS_OK) {
         free(w);
         return -1;
     }
@@ -70,7 +70,7 @@ void throttle_refund(throttle_kind kind, const char *user, const char *addr)
     long long a, acc, aa;
     throttle_budgets(kind, &a, &acc, &aa);
     if (!a && !acc && !aa) return;
-    if (scripts_throttle(rl_commands(), NULL, NULL, 1, kind == THROTTLE_REGISTER ? NULL : user,
-                         addr, thr.window_s * 1000, a, acc, aa) != REDIS_OK)
+    if (scripts_throttle(rl_commands(), NULL, NULL, 1, user, addr, thr.window_s * 1000, a, acc,
+                         aa) != REDIS_OK)
         log_debug("throttle: a refund was not sent (redis down)");
 }
