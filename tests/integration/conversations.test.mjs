@@ -264,6 +264,10 @@ cluster.test('group: offline members get messages on connect with the unread cou
     // a session that missed messages recovers them with sync
     const epoch = B.hello.epoch;
     await B.close();
+    // m3 is stored once B's session has left Redis (A, a member, is told b is offline): sent
+    // earlier, it would count as pushed to B's closing session (session_close.lua), and B2's
+    // offline push would rightly not carry it (a client recovers it with sync, as below)
+    await A.next({ kind: 'offline', from: b.name });
     const m3 = await send(A, g, 'missed');
     const B2 = await Client.connect(cluster.gw(0), b.token, { name: 'B2' });
     await B2.next({ kind: 'text', id: m3.id }); // pushed as offline
