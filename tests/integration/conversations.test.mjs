@@ -4,6 +4,7 @@
 // typing), multi-device views of one's own messages and read positions.
 // Cluster: redis, router, gw1, gw2.
 import assert from 'node:assert/strict';
+import { encode } from '@msgpack/msgpack';
 import { after, before } from 'node:test';
 import { Client, brief, sendAck } from './lib/client.mjs';
 import { Cluster } from './lib/cluster.mjs';
@@ -381,6 +382,75 @@ cluster.test('parley group / parley history show a group and a conversation, dec
     const none = await cluster.cli(['group', `#${cluster.name('none')}`]);
     assert.equal(none.code, 1, 'a missing group is an error');
     assert.match(none.stderr, /no such group/);
+});
+
+// The storage of issue 14 (docs/protocol.md, "Message lifecycle"), written
+// straight into Redis: history messages in their current state and inbox
+// entries that reference the history, next to an old full copy.
+cluster.test('parley history / parley inbox show edits, deletions, reactions, replies, mentions and inbox references', async () => {
+    const [a, b] = [cluster.name('la'), cluster.name('lb')];
+    const g = `#${cluster.name('lg')}`;
+    const T = 1700000000000; // 2023-11-14T22:13:20.000Z
+    const hist = (conv) => `parley:{c:${conv}}:history`;
+    const pair = [a, b].sort().join('|');
+    const put = (key, ...frames) => cluster.redis('ZADD', key, ...frames.flatMap((f) => [String(f.id), Buffer.from(encode(f))]));
+    const text = (id, data, more = {}) => ({ kind: 'text', id, from: a, to: b, data, sent: T + id, cid: `c${id}`, ...more });
+    await put(
+        hist(pair),
+        text(1, 'the original question, long enough to be cut in its quote'),
+        text(2, 'fixed typo', { edited: T + 60500, reactions: { '👍': [b, a], ok: [b] } }),
+        text(3, '', { reply_to: 1, mentions: [b], deleted: T + 3000, by: a }),
+        text(4, `@${b} see above`, { reply_to: 1, mentions: [b] }),
+        text(5, 'replying to a deleted one', { reply_to: 3 }),
+    );
+    const h = await cluster.cli(['history', a, b]);
+    assert.ok(h.ok, h.stderr);
+    const line = (id) => h.stdout.split('\n').find((l) => l.startsWith(`id=${id} `)) || '';
+    assert.match(h.stdout, /5 message\(s\) kept/);
+    assert.match(line(2), /data="fixed typo" edited=2023-11-14T22:14:20\.500Z reactions=\{"👍": [^;]+; "ok": [^}]+\}/, h.stdout);
+    assert.ok(line(2).includes(`"👍": ${b},${a}`), line(2));
+    assert.match(line(3), new RegExp(`reply_to=1 .*mentions=${b} \\[message deleted by ${a} at 2023-11-14T22:13:23\\.000Z\\]$`), h.stdout);
+    assert.ok(!line(3).includes('data='), 'a deleted message shows no data');
+    assert.match(line(4), /reply_to=1 \("the original question, long enough to be"\.\.\.\) mentions=/, h.stdout);
+    assert.match(line(5), /reply_to=3 \(a deleted message\)/, h.stdout);
+    // a page that no longer holds the replied message: the id alone
+    const h2 = await cluster.cli(['history', a, b, '--count', '3']);
+    assert.ok(h2.ok, h2.stderr);
+    assert.match(h2.stdout, /id=4 from=\S+ to=\S+ sent=\S+ cid=c4 reply_to=1 mentions=/, h2.stdout);
+    assert.match(h2.stdout, /id=5 .*reply_to=3 \(a deleted message\)/, 'message 3 is on the page');
+
+    await put(hist(g), { kind: 'text', id: 7, from: a, to: g, data: `hi @${b}`, sent: T, mentions: [b] });
+    const inbox = `parley:{u:${b}}:inbox`;
+    const entries = [
+        { kind: 'text', id: 6, from: a, to: b, data: 'an old full copy', sent: T, seq: 1 },
+        { seq: 2, id: 2, w: a },
+        { seq: 3, id: 7, w: g },
+        { seq: 4, id: 3, w: a },
+        { seq: 5, k: 'e', id: 2, w: a, from: a, at: T + 60500 },
+        { seq: 6, k: 'd', id: 3, w: a, by: a, at: T + 3000 },
+        { seq: 7, k: 'r', id: 2, w: a, from: b, emoji: '👍', on: true },
+        { seq: 8, k: 'r', id: 2, w: a, from: b, emoji: 'ok', on: false },
+        { seq: 9, id: 99, w: a },
+    ];
+    await cluster.redis('RPUSH', inbox, ...entries.map((e) => Buffer.from(encode(e))));
+    await cluster.redis('HSET', `parley:{u:${b}}:meta`, 'seq', '9', 'epoch', 'e1');
+    const ib = await cluster.cli(['inbox', b]);
+    assert.ok(ib.ok, ib.stderr);
+    const lines = ib.stdout.trim().split('\n');
+    assert.equal(lines[0], `${b}: seq=9 epoch=e1 pushed=0`);
+    const want = [
+        `seq=1 id=6 from=${a} to=${b} sent=2023-11-14T22:13:20.000Z data="an old full copy"`,
+        `seq=2 text id=2 with=${a} -> id=2 from=${a} to=${b} sent=2023-11-14T22:13:20.002Z cid=c2 data="fixed typo" edited=`,
+        `seq=3 text id=7 with=${g} -> id=7 from=${a} to=${g} sent=2023-11-14T22:13:20.000Z mentions=${b} data="hi @${b}"`,
+        `seq=4 text id=3 with=${a} -> id=3 from=${a} to=${b} sent=2023-11-14T22:13:20.003Z cid=c3 reply_to=1 mentions=${b} [message deleted by ${a} at`,
+        `seq=5 edit id=2 with=${a} from=${a} at=2023-11-14T22:14:20.500Z`,
+        `seq=6 delete id=3 with=${a} by=${a} at=2023-11-14T22:13:23.000Z`,
+        `seq=7 react id=2 with=${a} from=${b} emoji="👍" on`,
+        `seq=8 react id=2 with=${a} from=${b} emoji="ok" off`,
+        `seq=9 text id=99 with=${a} -> (no longer in the history)`,
+    ];
+    assert.equal(lines.length, 1 + want.length, ib.stdout);
+    want.forEach((w, i) => assert.ok(lines[i + 1].startsWith(w), `line ${i + 1}:\n${lines[i + 1]}\nwant:\n${w}`));
 });
 
 cluster.test('GET /api/users?q=#PREFIX finds open groups (to join), never closed ones', async () => {

@@ -2,7 +2,8 @@
  *
  * main.c parses the global flags, picks the command and connects; users.c
  * creates users and tokens; logins.c lists and revokes signed-in sessions and
- * disables users; inspect.c prints what Redis holds. Every command
+ * disables users; inspect.c prints what Redis holds; conversations.c shows
+ * groups and histories; entry.c formats one stored frame. Every command
  * returns the process exit status: 0 ok, 1 Redis or data error, 2 bad usage. */
 #ifndef PARLEY_CLI_H
 #define PARLEY_CLI_H
@@ -12,6 +13,8 @@
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #define CLI_OK    0
 #define CLI_FAIL  1
@@ -52,8 +55,57 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * Checks the protocol's length bounds. Returns 0 or CLI_USAGE after printing. */
 int cli_password(const char *prog, const char *flag, char *out, size_t size, size_t *len);
 
-/* Prints one stored frame (inbox or history entry) decoded, on one line. */
-void cli_print_entry(const char *buf, size_t len);
+/* One message of a history page, for the quote of a reply to it. */
+typedef struct cli_msg {
+    uint64_t id;
+    int deleted;      /* the message was deleted: nothing to quote */
+    int cut;          /* quote holds only the start of the data */
+    size_t quote_len; /* bytes in quote */
+    char quote[48];   /* the data's first bytes (cut on a UTF-8 boundary) */
+} cli_msg;
+
+/* The messages of one history page, in id order (as ZRANGE returns them).
+ * Zero-initialise; cli_page_free releases msgs. */
+typedef struct cli_page {
+    cli_msg *msgs; /* owned, grown by cli_page_add */
+    size_t n, cap;
+} cli_page;
+
+/* Adds one history entry (msgpack text map) to the page; an entry without an
+ * id is left out. Returns 0, or -1 when out of memory. */
+int cli_page_add(cli_page *page, const char *buf, size_t len);
+void cli_page_free(cli_page *page);
+
+typedef enum cli_entry_type {
+    CLI_ENTRY_BAD,      /* not a msgpack map */
+    CLI_ENTRY_FRAME,    /* a whole frame: a history message, an old inbox copy */
+    CLI_ENTRY_TEXT_REF, /* inbox {seq, id, w}: a text of the conversation w */
+    CLI_ENTRY_EVENT,    /* inbox {seq, k: "e"|"d"|"r", id, w, ...} */
+} cli_entry_type;
+
+/* A reference's target: message id in the conversation the user calls with
+ * (a peer's name or "#group"); ok is 0 when the entry lacks either. */
+typedef struct cli_ref {
+    int ok;
+    uint64_t id;
+    char with[64];
+} cli_ref;
+
+/* Prints one stored frame (history or inbox entry) decoded on one line,
+ * without the newline, to out. A history message shows its current state:
+ * "[message deleted by U at T]" in place of a deleted one's data, edited=T,
+ * reactions={"E": u1,u2; ...}, mentions=a,b, reply_to=ID with a short quote
+ * of that message when page (may be NULL) holds it. An inbox reference shows
+ * "seq=N text|edit|delete|react id=ID with=W" and the event's fields.
+ * Returns what the entry was. */
+cli_entry_type cli_entry_print(FILE *out, const char *buf, size_t len, const cli_page *page);
+
+/* Decodes an inbox entry's target (*ref, zeroed first) when it is a
+ * reference. Returns what the entry was. */
+cli_entry_type cli_entry_ref(const char *buf, size_t len, cli_ref *ref);
+
+/* ms since the epoch as 2026-01-31T12:00:00.000Z */
+void cli_ftime(FILE *out, long long ms);
 
 int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv);

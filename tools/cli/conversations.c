@@ -1,7 +1,9 @@
 /* conversations.c - CLI commands that show conversations: `group` (a group's
  * settings, owner, members with the admins marked, and who is online) and
- * `history` (the newest messages of a 1:1 conversation or a group, decoded),
- * plus each user's unread count and read position there. */
+ * `history` (the newest messages of a 1:1 conversation or a group, decoded,
+ * each in its current state: edited, deleted, reactions, replies with a quote
+ * of the message replied to when it is shown too, mentions), plus each user's
+ * unread count and read position there. */
 #include "cli.h"
 #include "keys.h"
 #include "proto.h"
@@ -91,8 +93,20 @@ int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv)
     printf("%s: %lld message(s) kept\n", conv, total);
     redisReply *l = redisCommand(c, "ZRANGE %s %lld -1", key, -count);
     if (!l) return cli_fail("redis: %s", c->errstr);
-    for (size_t i = 0; l->type == REDIS_REPLY_ARRAY && i < l->elements; i++)
-        cli_print_entry(l->element[i]->str, l->element[i]->len);
+    size_t n = l->type == REDIS_REPLY_ARRAY ? l->elements : 0;
+    cli_page page = {0}; /* the shown messages, for the quotes of replies */
+    for (size_t i = 0; i < n; i++) {
+        if (cli_page_add(&page, l->element[i]->str, l->element[i]->len) != 0) {
+            cli_page_free(&page);
+            freeReplyObject(l);
+            return cli_fail("out of memory");
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        cli_entry_print(stdout, l->element[i]->str, l->element[i]->len, &page);
+        putchar('\n');
+    }
+    cli_page_free(&page);
     freeReplyObject(l);
     if (npos == 2) { /* each side's unread count and read position */
         for (int s = 0; s < 2; s++) {

@@ -1,16 +1,15 @@
 /* inspect.c - the CLI commands that show what Redis holds, for humans:
- * online, sessions, inbox (msgpack entries decoded), gateways, routers, and
- * scripts (their SHA1s, optionally loading them). */
+ * online, sessions, inbox (msgpack entries decoded, references resolved
+ * against the history), gateways, routers, and scripts (their SHA1s,
+ * optionally loading them). */
 #include "cli.h"
 #include "keys.h"
 #include "proto.h"
 
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 
 static int cli_no_args(cli_ctx *ctx, const char *prog, int argc, char **argv)
 {
@@ -102,112 +101,44 @@ int cli_cmd_sessions(cli_ctx *ctx, const char *prog, int argc, char **argv)
     return CLI_OK;
 }
 
-static void cli_print_quoted(const char *p, size_t len)
+/* Each entry on one line; a text reference followed by " -> " and the
+ * message's current state in the history (one ZRANGEBYSCORE each, pipelined). */
+static int cli_print_inbox(redisContext *c, const char *user, redisReply *l)
 {
-    putchar('"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch == '\n')
-            fputs("\\n", stdout);
-        else if (ch < 0x20 || ch == 0x7f)
-            printf("\\x%02x", ch);
-        else
-            putchar(ch);
+    size_t n = l->type == REDIS_REPLY_ARRAY ? l->elements : 0;
+    cli_ref *refs = calloc(n ? n : 1, sizeof(*refs));
+    char key[KEYS_MAX];
+    if (!refs) return cli_fail("out of memory");
+    for (size_t i = 0; i < n; i++) { /* the lookups first, in one round trip */
+        char conv[KEYS_MAX];
+        if (cli_entry_ref(l->element[i]->str, l->element[i]->len, &refs[i]) != CLI_ENTRY_TEXT_REF ||
+            !refs[i].ok || keys_conv(conv, sizeof(conv), user, refs[i].with) < 0) {
+            refs[i].ok = 0;
+            continue;
+        }
+        redisAppendCommand(c, "ZRANGEBYSCORE %s %llu %llu",
+                           keys_fmt(key, sizeof(key), KEY_HISTORY, conv),
+                           (unsigned long long)refs[i].id, (unsigned long long)refs[i].id);
     }
-    putchar('"');
-}
-
-static void cli_print_time(long long ms)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    char buf[32];
-    gmtime_r(&s, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    printf("%s.%03lldZ", buf, ms % 1000);
-}
-
-static void cli_print_obj(const msgpack_object *o)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        printf("%llu", (unsigned long long)o->via.u64);
-        break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        printf("%lld", (long long)o->via.i64);
-        break;
-    case MSGPACK_OBJECT_STR:
-        cli_print_quoted(o->via.str.ptr, o->via.str.size);
-        break;
-    case MSGPACK_OBJECT_BIN:
-        cli_print_quoted(o->via.bin.ptr, o->via.bin.size);
-        break;
-    default:
-        msgpack_object_print(stdout, *o);
+    int rc = CLI_OK;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *h = NULL;
+        if (refs[i].ok && (redisGetReply(c, (void **)&h) != REDIS_OK || !h)) {
+            rc = cli_fail("redis: %s", c->errstr);
+            break;
+        }
+        cli_entry_print(stdout, l->element[i]->str, l->element[i]->len, NULL);
+        if (h && h->type == REDIS_REPLY_ARRAY && h->elements == 1) {
+            fputs(" -> ", stdout);
+            cli_entry_print(stdout, h->element[0]->str, h->element[0]->len, NULL);
+        } else if (h) {
+            fputs(" -> (no longer in the history)", stdout);
+        }
+        putchar('\n');
+        if (h) freeReplyObject(h);
     }
-}
-
-static const msgpack_object *cli_map_get(const msgpack_object *m, const char *k)
-{
-    size_t kl = strlen(k);
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *key = &m->via.map.ptr[i].key;
-        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == kl &&
-            memcmp(key->via.str.ptr, k, kl) == 0)
-            return &m->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-/* One inbox entry on one line: known fields in a fixed order, then others. */
-void cli_print_entry(const char *buf, size_t len)
-{
-    static const char *const order[] = {"seq", "id", "from", "to", "sent", "cid", "data"};
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, buf, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
-        u.data.type != MSGPACK_OBJECT_MAP) {
-        printf("(undecodable entry, %zu bytes)\n", len);
-        msgpack_unpacked_destroy(&u);
-        return;
-    }
-    const msgpack_object *m = &u.data;
-    const msgpack_object *kind = cli_map_get(m, "kind");
-    int first = 1;
-    if (kind && !(kind->type == MSGPACK_OBJECT_STR && kind->via.str.size == 4 &&
-                  memcmp(kind->via.str.ptr, "text", 4) == 0)) {
-        fputs("kind=", stdout);
-        cli_print_obj(kind);
-        first = 0;
-    }
-    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-        const msgpack_object *v = cli_map_get(m, order[i]);
-        if (!v) continue;
-        printf("%s%s=", first ? "" : " ", order[i]);
-        first = 0;
-        if (strcmp(order[i], "sent") == 0 && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            cli_print_time((long long)v->via.u64);
-        else if ((strcmp(order[i], "from") == 0 || strcmp(order[i], "to") == 0 ||
-                  strcmp(order[i], "cid") == 0) &&
-                 v->type == MSGPACK_OBJECT_STR)
-            printf("%.*s", (int)v->via.str.size, v->via.str.ptr);
-        else
-            cli_print_obj(v);
-    }
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        int known = k->type != MSGPACK_OBJECT_STR;
-        for (size_t j = 0; !known && j < sizeof(order) / sizeof(order[0]); j++)
-            known = k->via.str.size == strlen(order[j]) &&
-                    memcmp(k->via.str.ptr, order[j], k->via.str.size) == 0;
-        if (known || (k->via.str.size == 4 && memcmp(k->via.str.ptr, "kind", 4) == 0)) continue;
-        printf(" %.*s=", (int)k->via.str.size, k->via.str.ptr);
-        cli_print_obj(&m->via.map.ptr[i].val);
-    }
-    putchar('\n');
-    msgpack_unpacked_destroy(&u);
+    free(refs);
+    return rc;
 }
 
 int cli_cmd_inbox(cli_ctx *ctx, const char *prog, int argc, char **argv)
@@ -238,10 +169,9 @@ int cli_cmd_inbox(cli_ctx *ctx, const char *prog, int argc, char **argv)
     redisReply *l =
         redisCommand(c, "LRANGE %s %lld -1", keys_fmt(key, sizeof(key), KEY_INBOX, pos[0]), -count);
     if (!l) return cli_fail("redis: %s", c->errstr);
-    for (size_t i = 0; l->type == REDIS_REPLY_ARRAY && i < l->elements; i++)
-        cli_print_entry(l->element[i]->str, l->element[i]->len);
+    int rc = cli_print_inbox(c, pos[0], l);
     freeReplyObject(l);
-    return CLI_OK;
+    return rc;
 }
 
 int cli_cmd_gateways(cli_ctx *ctx, const char *prog, int argc, char **argv)
