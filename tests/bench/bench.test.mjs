@@ -96,6 +96,13 @@ test('unknown mode: teleport exits 2', async () => {
     assertExit(await run('badmode', BENCH, ['teleport']), 2, 'parley-bench teleport');
 });
 
+test('--ops: a list not starting with text, repeating an op or deleting before the end exits 2', async () => {
+    for (const ops of ['edit', 'text,edit,edit', 'text,delete,edit', 'text,teleport']) {
+        assertExit(await run('badops', BENCH, ['pair', '--ops', ops]), 2, `parley-bench pair --ops ${ops}`);
+    }
+    assertExit(await run('badops', BENCH, ['ramp', '--ops', 'text,edit']), 2, 'parley-bench ramp --ops text,edit');
+});
+
 test('connect: 300 sockets over 2 gateways all open, 150 on each, RSS reported', async () => {
     const d = await bench('connect', 0, 'connect --connections 300 --procs 2 --sources 4 --hold 1');
     const c = d.connect;

@@ -30,6 +30,13 @@
 
 typedef enum { MODE_CONNECT, MODE_PAIR, MODE_FANOUT, MODE_RAMP, MODE_NOISY } bench_mode;
 
+/* pair / fanout --ops: what each step sends. The first step sends texts; each
+ * later one edits, reacts to or deletes the messages of the first, one frame
+ * per message, in the same order, by their author (docs/protocol.md "Message
+ * lifecycle"). */
+typedef enum { OP_TEXT, OP_EDIT, OP_REACT, OP_DELETE } bench_op;
+#define BENCH_MAX_OPS 4
+
 /* noisy: what the attacker does in a phase (bench_ctl.attack, a bit set) */
 enum { ATK_GROUP = 1, ATK_SYNC = 2, ATK_SESSIONS = 4 };
 #define BENCH_MAX_PHASES 16
@@ -48,6 +55,7 @@ typedef struct bench_cfg {
     long long user_offset, connections, connect_rate, inflight, sources, procs, hold_s;
     long long pairs, rate, duration_s, size, members, drain_ms, tick_us, connect_timeout_s;
     long long rate_start, rate_step, rate_max, step_s, p99_bound_us, progress, ramp_patience;
+    const char *ops; /* pair/fanout: "text,edit,react,delete": one step each */
     /* noisy: the attacker (attacker.c) */
     const char *phases; /* "off,group,sync,sessions,all": one step each */
     long long atk_window, atk_sessions, atk_inbox, atk_inbox_size, settle_ms;
@@ -63,6 +71,8 @@ typedef struct bench_cfg {
     char group[40]; /* fan-out group name (noisy: the attacker's group) */
     int nworkers;   /* processes forked: procs, + 1 attacker in mode noisy (the last) */
     int nphases;
+    int nops; /* pair/fanout: steps, op[] what each sends (op[0] is OP_TEXT) */
+    bench_op op[BENCH_MAX_OPS];
     int phase_mask[BENCH_MAX_PHASES]; /* ATK_* bits of each phase */
     char phase_name[BENCH_MAX_PHASES][32];
     uint32_t atk_user; /* noisy: the attacker's user number (then members, then fillers) */
@@ -126,6 +136,9 @@ typedef struct bench_shm {
 } bench_shm;
 
 uint64_t bench_now_ns(void);
+
+/* "text", "edit", "react", "delete" */
+const char *bench_op_name(bench_op op);
 
 /* worker.c: runs in a forked child; never returns. */
 void worker_main(const bench_cfg *cfg, bench_shm *shm, int w);

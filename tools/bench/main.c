@@ -33,6 +33,41 @@ uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+const char *bench_op_name(bench_op op)
+{
+    static const char *const names[] = {"text", "edit", "react", "delete"};
+    return op >= OP_TEXT && op <= OP_DELETE ? names[op] : "?";
+}
+
+/* Parses --ops: "text" first, then each of edit, react, delete at most once,
+ * delete last (a deleted message takes no edit or reaction). Returns 0 or -1
+ * (message printed). */
+static int bench_parse_ops(bench_cfg *cfg, const char *prog)
+{
+    char *copy = strdup(cfg->ops), *save = NULL;
+    int seen = 0, bad = 0;
+    cfg->nops = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !bad; t = strtok_r(NULL, ",", &save)) {
+        int op = -1;
+        for (int i = OP_TEXT; i <= OP_DELETE; i++)
+            if (!strcmp(t, bench_op_name((bench_op)i))) op = i;
+        bad = op < 0 || (seen & (1 << op)) || (cfg->nops == 0) != (op == OP_TEXT) ||
+              (seen & (1 << OP_DELETE));
+        if (bad) break;
+        seen |= 1 << op;
+        cfg->op[cfg->nops++] = (bench_op)op;
+    }
+    free(copy);
+    if (bad || cfg->nops == 0) {
+        fprintf(stderr,
+                "%s: --ops: text first, then any of edit, react, delete once each, delete "
+                "last (e.g. text,edit,react,delete)\n",
+                prog);
+        return -1;
+    }
+    return 0;
+}
+
 static void bench_on_signal(int sig)
 {
     (void)sig;
@@ -253,7 +288,9 @@ static int bench_run_step(const bench_cfg *cfg, bench_shm *shm, pid_t *pids, int
     if (cfg->mode == MODE_NOISY && step >= 1 && step <= cfg->nphases)
         snprintf(phase, sizeof phase, "%s %s", cfg->mode_name, cfg->phase_name[step - 1]);
     else
-        snprintf(phase, sizeof phase, "%s %.0f/s", cfg->mode_name, rate);
+        snprintf(phase, sizeof phase, "%s %s%s%.0f/s", cfg->mode_name,
+                 cfg->nops > 1 ? bench_op_name(cfg->op[step - 1]) : "", cfg->nops > 1 ? " " : "",
+                 rate);
     for (;;) {
         int done = 1;
         for (int w = 0; w < cfg->nworkers; w++)
@@ -291,6 +328,8 @@ static const char *bench_usage =
     "  pair     --pairs sender/receiver pairs on different gateways, --rate msg/s total for\n"
     "           --duration s; send->delivery latency, delivered/s, lost\n"
     "  fanout   a group of --members users, one sending --rate msg/s; latency to the last member\n"
+    "           pair and fanout: --ops text,edit,react,delete runs one step per op, the later\n"
+    "           ones editing / reacting to / deleting each message of the text step once\n"
     "  ramp     pair traffic at --rate-start, +--rate-step each --step-seconds, until\n"
     "           --ramp-patience steps in a row have p99 > --p99-bound-us, or a step loses\n"
     "           messages or delivers < 80% of its rate; reports the highest rate that held\n"
@@ -382,6 +421,7 @@ int main(int argc, char **argv)
         .progress = 1,
         .ramp_patience = 2,
         .phases = "off,group,sync,sessions,all",
+        .ops = "text",
         .atk_window = 32,
         .atk_sessions = 500,
         .atk_inbox = 1000,
@@ -444,6 +484,8 @@ int main(int argc, char **argv)
          "free text stored with the results"},
         {"progress", "PARLEY_BENCH_PROGRESS", CONFIG_INT, &cfg.progress, 0, 1,
          "progress line on stderr"},
+        {"ops", "PARLEY_BENCH_OPS", CONFIG_STR, &cfg.ops, 0, 0,
+         "pair/fanout: steps, text first then edit, react, delete (each --rate, --duration)"},
         {"phases", "PARLEY_BENCH_PHASES", CONFIG_STR, &cfg.phases, 0, 0,
          "noisy: steps, each off|all|group+sync+sessions"},
         {"attacker-window", "PARLEY_BENCH_ATTACKER_WINDOW", CONFIG_INT, &cfg.atk_window, 1, 100000,
@@ -495,6 +537,11 @@ int main(int argc, char **argv)
     if (bench_parse_gateways(&cfg, prog) < 0) return 2;
     bench_parse_cpu_pids(&cfg);
     if (cfg.mode == MODE_NOISY && bench_parse_phases(&cfg, prog) < 0) return 2;
+    if (bench_parse_ops(&cfg, prog) < 0) return 2;
+    if (cfg.nops > 1 && cfg.mode != MODE_PAIR && cfg.mode != MODE_FANOUT) {
+        fprintf(stderr, "%s: --ops is for modes pair and fanout\n", prog);
+        return 2;
+    }
     if (cfg.mode == MODE_FANOUT && cfg.members > 19900) {
         fprintf(stderr, "%s: fanout runs in one process: at most 19900 --members\n", prog);
         return 2;
@@ -613,12 +660,14 @@ int main(int argc, char **argv)
         }
         if (cfg.progress && tty && cfg.hold_s) fputc('\n', stderr);
     } else if (ok && r->opened > 0 && (cfg.mode == MODE_PAIR || cfg.mode == MODE_FANOUT)) {
-        r->steps = calloc(1, sizeof(report_step));
-        if (bench_run_step(&cfg, shm, pids, 1, (double)cfg.rate, (double)cfg.duration_s,
-                           &r->steps[0], r, tty) == 0)
-            r->nsteps = 1;
-        else
-            ok = 0;
+        r->steps = calloc((size_t)cfg.nops, sizeof(report_step));
+        for (int i = 0; ok && i < cfg.nops; i++) { /* one step per --ops entry */
+            if (bench_run_step(&cfg, shm, pids, i + 1, (double)cfg.rate, (double)cfg.duration_s,
+                               &r->steps[i], r, tty) == 0)
+                r->nsteps = i + 1;
+            else
+                ok = 0;
+        }
     } else if (ok && r->opened > 0 && cfg.mode == MODE_NOISY) {
         /* one step per phase: the attacker prepares (refills its inbox) while
          * nothing is measured, the stack settles, then bystanders and attacker

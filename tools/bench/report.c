@@ -160,8 +160,12 @@ void report_table(const report *r, FILE *out)
         for (int i = 0; i < r->nsteps; i++)
             report_step_line(r, &r->steps[i], out);
         fprintf(out, "  highest rate held      %.0f msg/s\n", r->best_rate);
-    } else if (r->nsteps > 0) {
-        const report_step *s = &r->steps[0];
+    }
+    for (int n = 0; c->mode != MODE_NOISY && c->mode != MODE_RAMP && n < r->nsteps; n++) {
+        const report_step *s = &r->steps[n];
+        if (c->nops > 1) /* --ops: which frames this step sent */
+            fprintf(out, "  step %d: %s%s\n", n + 1, bench_op_name(c->op[n]),
+                    n ? " (one per text of step 1, by its author)" : "");
         fprintf(out, "  rate                   %.0f msg/s for %.1f s (%s)\n", s->rate,
                 s->duration_s, c->mode == MODE_FANOUT ? "group messages" : "1:1 messages");
         fprintf(out,
@@ -222,6 +226,9 @@ static void json_step(FILE *f, const report *r, const report_step *s)
             s->rate, s->duration_s, s->elapsed_s, s->sent, s->acked, s->delivered, s->expected,
             s->lost, s->unacked, s->errors, s->rate_limited, s->dups, s->late, s->delivered_per_s,
             s->load1, s->held ? "true" : "false");
+    if (r->cfg->mode == MODE_PAIR || r->cfg->mode == MODE_FANOUT) /* what the step sent */
+        fprintf(f, "\"op\": \"%s\", ",
+                bench_op_name(r->cfg->op[r->cfg->nops > 1 ? (int)(s - r->steps) : 0]));
     json_hist(f, "latency", &s->lat);
     fputs(", ", f);
     json_hist(f, "last_member", &s->last);

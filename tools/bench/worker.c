@@ -9,7 +9,15 @@
  * delivery finds its message in O(1). After the sending time the worker
  * drains (waits for every ack and delivery, at most --drain-ms), counts the
  * step (lost = acked but not delivered to everyone it should reach) and
- * publishes step_done. */
+ * publishes step_done.
+ *
+ * --ops: the texts of the first step are the targets of the later ones. Their
+ * acks give each text's server id; an edit, react or delete step sends, as
+ * its n-th frame, the op on the n-th text of the first step, from its author
+ * (one frame per text: every one changes something). Each such frame has a
+ * cid and an entry of its own in the message table (the ack finds it); its
+ * deliveries carry no cid, only the text's id, which a hash of id -> text ->
+ * the current step's frame (op_k) leads back to it. */
 #include "bench.h"
 #include "mpack.h"
 #include "wconn.h"
@@ -40,12 +48,21 @@ typedef struct worker {
     uint64_t *sent_ns;
     uint16_t *dcount;
     uint8_t *mstate;
+    uint32_t *msender;         /* the conn that sent it */
+    uint64_t *mid;             /* --ops: a text's server id (from its ack; 0: none) */
+    uint64_t *op_k;            /* --ops: a text's frame in the current op step */
+    uint64_t seed_k0, seed_k1; /* --ops: the texts of the first step */
+    uint64_t *ids;             /* --ops: open-addressing hash, id -> text (0: empty) */
+    uint64_t *ids_k;
+    uint64_t ids_mask;
+    bench_op cur_op; /* what the current step sends */
     uint64_t nmsg, capmsg, step_k0;
     uint64_t answered; /* messages of this step acked or refused */
     uint32_t expect;   /* deliveries per message */
     char cidp[24];     /* "<nonce><w>-" */
     size_t cidp_len;
     char data[65536];
+    char edit_data[65536]; /* --ops edit: the new text, as long, other letters */
     int tfd;
     int group_frames;
 } worker;
@@ -75,6 +92,61 @@ static int worker_msg_of(worker *wk, mp_str cid, uint64_t *k)
     return mp_cid_index(cid, wk->cidp, wk->cidp_len, wk->nmsg, k);
 }
 
+/* --ops: the text with server id `id`, as an index in the message table */
+static int worker_text_of(worker *wk, uint64_t id, uint64_t *k)
+{
+    if (!wk->ids || !id) return -1;
+    for (uint64_t h = (id * 0x9E3779B97F4A7C15ull) & wk->ids_mask;; h = (h + 1) & wk->ids_mask) {
+        if (wk->ids[h] == id) {
+            *k = wk->ids_k[h];
+            return 0;
+        }
+        if (!wk->ids[h]) return -1;
+    }
+}
+
+/* --ops: hashes the ids of the first step's acked texts */
+static void worker_index_texts(worker *wk)
+{
+    uint64_t n = wk->seed_k1 - wk->seed_k0, size = 64;
+    while (size < 2 * n)
+        size *= 2;
+    free(wk->ids);
+    free(wk->ids_k);
+    wk->ids = calloc(size, sizeof(uint64_t));
+    wk->ids_k = calloc(size, sizeof(uint64_t));
+    if (!wk->ids || !wk->ids_k) {
+        worker_note(wk, "out of memory for the id index");
+        free(wk->ids);
+        wk->ids = NULL;
+        return;
+    }
+    wk->ids_mask = size - 1;
+    for (uint64_t k = wk->seed_k0; k < wk->seed_k1; k++) {
+        uint64_t id = wk->mid[k], h = (id * 0x9E3779B97F4A7C15ull) & wk->ids_mask;
+        if (!id) continue;
+        while (wk->ids[h])
+            h = (h + 1) & wk->ids_mask;
+        wk->ids[h] = id;
+        wk->ids_k[h] = k;
+    }
+}
+
+/* One delivery of message k of the table (a text, or an op's frame). */
+static void worker_delivered(worker *wk, uint64_t k, uint64_t now)
+{
+    if (k < wk->step_k0) {
+        wk->st->late++;
+        return;
+    }
+    wk->dcount[k]++;
+    wk->st->delivered++;
+    wk->st->tlast_ns = now;
+    hist_add(&wk->st->lat_h, now - wk->sent_ns[k]);
+    if (wk->dcount[k] == wk->expect) hist_add(&wk->st->last_h, now - wk->sent_ns[k]);
+    if (wk->dcount[k] > wk->expect) wk->st->dups++;
+}
+
 static void worker_on_msg(void *ctx, wc_conn *c, const char *buf, size_t len)
 {
     static const char *const keys[] = {"kind", "cid", "code", "message"};
@@ -89,16 +161,18 @@ static void worker_on_msg(void *ctx, wc_conn *c, const char *buf, size_t len)
 #define KIND(s) (kind.len == sizeof(s) - 1 && !memcmp(kind.p, s, sizeof(s) - 1))
     if (KIND("text")) {
         if (worker_msg_of(wk, f[1], &k) < 0) return; /* not ours (an older run) */
-        if (k < wk->step_k0) {
-            wk->st->late++;
+        worker_delivered(wk, k, now);
+    } else if (KIND("edit") || KIND("react") || KIND("delete")) {
+        uint64_t id, t;
+        if (mp_pick_uint(buf, len, "id", &id) != 1 || worker_text_of(wk, id, &t) < 0) return;
+        k = wk->op_k[t];
+        if (k == UINT64_MAX) return; /* not a target of any step yet */
+        if (strlen(bench_op_name(wk->cur_op)) != kind.len ||
+            memcmp(bench_op_name(wk->cur_op), kind.p, kind.len) != 0) {
+            wk->st->late++; /* an earlier step's */
             return;
         }
-        wk->dcount[k]++;
-        wk->st->delivered++;
-        wk->st->tlast_ns = now;
-        hist_add(&wk->st->lat_h, now - wk->sent_ns[k]);
-        if (wk->dcount[k] == wk->expect) hist_add(&wk->st->last_h, now - wk->sent_ns[k]);
-        if (wk->dcount[k] > wk->expect) wk->st->dups++;
+        worker_delivered(wk, k, now);
     } else if (KIND("ack")) {
         if (worker_msg_of(wk, f[1], &k) < 0 || k < wk->step_k0) return;
         if (wk->mstate[k] & MSG_ACKED) {
@@ -109,6 +183,8 @@ static void worker_on_msg(void *ctx, wc_conn *c, const char *buf, size_t len)
         wk->mstate[k] |= MSG_ACKED;
         wk->st->acked++;
         hist_add(&wk->st->ack_h, now - wk->sent_ns[k]);
+        uint64_t id;
+        if (wk->cfg->nops > 1 && mp_pick_uint(buf, len, "id", &id) == 1) wk->mid[k] = id;
     } else if (KIND("hello")) {
         if (c->hello) return;
         c->hello = 1;
@@ -205,22 +281,56 @@ static int worker_grow_msgs(worker *wk, uint64_t need)
     if (d) wk->dcount = d;
     uint8_t *m = realloc(wk->mstate, n);
     if (m) wk->mstate = m;
-    if (!s || !d || !m) return -1;
+    uint32_t *ms = realloc(wk->msender, n * sizeof(*ms));
+    if (ms) wk->msender = ms;
+    uint64_t *id = realloc(wk->mid, n * sizeof(*id));
+    if (id) wk->mid = id;
+    uint64_t *ok = realloc(wk->op_k, n * sizeof(*ok));
+    if (ok) wk->op_k = ok;
+    if (!s || !d || !m || !ms || !id || !ok) return -1;
     wk->capmsg = n;
     return 0;
 }
 
-/* Builds and queues one text frame from sender conn c to `to`. */
-static void worker_send(worker *wk, wc_conn *c, const char *to, uint64_t now)
+/* Builds and queues one frame from sender conn c (index s) to `to`: a text,
+ * or (--ops) the op on text t of the first step. */
+static void worker_send(worker *wk, uint32_t s, const char *to, bench_op op, uint64_t t,
+                        uint64_t now)
 {
     char frame[66000], cid[48], *p = frame;
     uint64_t k = wk->nmsg++;
     int cl = snprintf(cid, sizeof cid, "%s%llu", wk->cidp, (unsigned long long)k);
+    size_t size = (size_t)wk->cfg->size;
     wk->sent_ns[k] = now;
     wk->dcount[k] = 0;
     wk->mstate[k] = 0;
-    p = mp_put_text(p, to, wk->data, (size_t)wk->cfg->size, cid, (size_t)cl);
-    wc_queue(wk->eng, c, frame, (size_t)(p - frame));
+    wk->msender[k] = s;
+    wk->mid[k] = 0;
+    wk->op_k[k] = UINT64_MAX;
+    if (op == OP_TEXT) {
+        p = mp_put_text(p, to, wk->data, size, cid, (size_t)cl);
+    } else {
+        wk->op_k[t] = k;
+        p = mp_put_map(p, op == OP_DELETE ? 4 : op == OP_EDIT ? 5 : 6);
+        p = mp_put_cstr(p, "kind");
+        p = mp_put_cstr(p, bench_op_name(op));
+        p = mp_put_cstr(p, "with");
+        p = mp_put_cstr(p, to);
+        p = mp_put_cstr(p, "id");
+        p = mp_put_uint(p, wk->mid[t]);
+        if (op == OP_EDIT) {
+            p = mp_put_cstr(p, "data");
+            p = mp_put_str(p, wk->edit_data, size);
+        } else if (op == OP_REACT) {
+            p = mp_put_cstr(p, "emoji");
+            p = mp_put_cstr(p, "\xf0\x9f\x91\x8d"); /* U+1F44D thumbs up */
+            p = mp_put_cstr(p, "on");
+            p = mp_put_bool(p, 1);
+        }
+        p = mp_put_cstr(p, "cid");
+        p = mp_put_str(p, cid, (size_t)cl);
+    }
+    wc_queue(wk->eng, &wk->conns[s], frame, (size_t)(p - frame));
     wk->st->sent++;
 }
 
@@ -228,7 +338,9 @@ static void worker_step(worker *wk, int step)
 {
     bench_wstat *st = wk->st;
     const bench_cfg *cfg = wk->cfg;
+    bench_op op = cfg->nops > 1 && step <= cfg->nops ? cfg->op[step - 1] : OP_TEXT;
     double rate = wk->ctl->rate / (double)cfg->procs;
+    wk->cur_op = op;
     uint64_t dur = (uint64_t)(wk->ctl->duration_s * 1e9);
     st->sent = st->acked = st->delivered = st->errors = st->rate_limited = st->dups = 0;
     st->late = st->lost = st->unacked = st->expected = 0;
@@ -259,14 +371,17 @@ static void worker_step(worker *wk, int step)
             /* message n is due once (n + 1) / rate seconds have passed */
             uint64_t sched = t0 + (uint64_t)((double)(nsent + 1) * 1e9 / rate);
             hist_add(&st->lag_h, now > sched ? now - sched : 0);
-            uint32_t s = wk->senders[wk->rr++ % wk->nsenders];
-            wc_conn *c = &wk->conns[s];
+            /* a text from the next sender, or the op on the next text of the first step
+             * (skipped when that text was not acked: it has no id) */
+            uint64_t t = wk->seed_k0 + nsent;
+            nsent++;
+            if (op != OP_TEXT && (t >= wk->seed_k1 || !wk->mid[t])) continue;
+            uint32_t s = op == OP_TEXT ? wk->senders[wk->rr++ % wk->nsenders] : wk->msender[t];
             if (cfg->mode == MODE_FANOUT)
                 snprintf(to, sizeof to, "%s", cfg->group);
             else
                 snprintf(to, sizeof to, "%s%u", cfg->prefix, wk->peer[s]);
-            if (c->state == WC_OPEN) worker_send(wk, c, to, now);
-            nsent++;
+            if (wk->conns[s].state == WC_OPEN) worker_send(wk, s, to, op, t, now);
         }
         wc_flush(wk->eng);
         worker_poll(wk, 100);
@@ -292,6 +407,11 @@ static void worker_step(worker *wk, int step)
     st->lost = lost;
     st->unacked = unacked;
     st->expected = expected;
+    if (cfg->nops > 1 && step == 1) { /* the texts the op steps act on */
+        wk->seed_k0 = wk->step_k0;
+        wk->seed_k1 = k1;
+        worker_index_texts(wk);
+    }
     st->step_done = step;
 }
 
@@ -386,8 +506,10 @@ void worker_main(const bench_cfg *cfg, bench_shm *shm, int w)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, SIG_IGN); /* the parent handles Ctrl-C and sets stop */
     wk.cidp_len = (size_t)snprintf(wk.cidp, sizeof wk.cidp, "%s%d-", cfg->nonce, w);
-    for (long long i = 0; i < cfg->size; i++)
+    for (long long i = 0; i < cfg->size; i++) {
         wk.data[i] = (char)('a' + i % 26);
+        wk.edit_data[i] = (char)('A' + i % 26);
+    }
     wc_callbacks cb = {worker_on_msg, worker_on_close};
     wk.eng = wc_new(cfg->gw, cfg->ngw, cfg->secret, cfg->prefix, &cb, &wk);
     wk.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
