@@ -6,7 +6,8 @@
 #
 #   tools/bench/figures.sh [--runs N] [--out DIR] [--only NAME,NAME]
 #
-# Names: connect100k connect20k pair5k pair50k ramp ramp20 fanout noisy.
+# Names: connect100k connect20k pair5k pair50k ramp ramp20 fanout noisy, and the message
+# lifecycle's life-pair life-fan100 life-fan1000 (--ops text,edit,react,delete: one table per op).
 # Options (environment in brackets): --runs N [PARLEY_FIGURES_RUNS, default 3],
 # --out DIR [PARLEY_FIGURES_OUT, default /tmp/parley-figures-<UTC time>], --only LIST.
 # A run that misses a target or loses its stack still leaves its JSON: the
@@ -40,7 +41,7 @@ bench() {
     echo "=== $name run $run ($(cut -d' ' -f1-3 /proc/loadavg))" >&2
     PARLEY_STACK_LOGS=$OUT/logs/$name-$run "$STACK" "$@" --json "$json" --label "$name run $run" --progress 0 \
         >"$OUT/$name-$run.txt" 2>&1
-    grep -E 'handshakes|delivered/s|send -> (delivery|last)|highest|lost|first problem|bytes per|^  [a-z+]+ +ack p50' "$OUT/$name-$run.txt" | head -16 >&2
+    grep -E 'handshakes|delivered/s|send -> (delivery|last)|highest|lost|first problem|bytes per|^  [a-z+]+ +ack p50|^  step [0-9]' "$OUT/$name-$run.txt" | head -40 >&2
 }
 
 {
@@ -68,6 +69,13 @@ for run in $(seq "$RUNS"); do
         --p99-bound-us 10000 --drain-ms 5000
     want fanout && bench fanout "$run" --gateways 2 --users 1000 -- \
         fanout --members 1000 --rate 20 --duration 10
+    # the message lifecycle: texts, then an edit, a reaction and a delete of each (one step each)
+    want life-pair && bench life-pair "$run" --gateways 2 --users 2000 -- \
+        pair --pairs 1000 --rate 5000 --duration 10 --ops text,edit,react,delete
+    want life-fan100 && bench life-fan100 "$run" --gateways 2 --users 100 -- \
+        fanout --members 100 --rate 100 --duration 10 --ops text,edit,react,delete
+    want life-fan1000 && bench life-fan1000 "$run" --gateways 2 --users 1000 -- \
+        fanout --members 1000 --rate 20 --duration 10 --ops text,edit,react,delete
     # noisy neighbour: 50 bystander pairs at 500 msg/s; one attacker in a 5,000-member group,
     # its inbox 1,000 x 60 KB, up to 500 sessions; phases off, group, sync, sessions, all.
     # The routers keep their default per-user budgets here: the attacker acts within every limit

@@ -79,7 +79,7 @@ read -r _ ib2 ie2 < <(users $((2 * PAIRS)) "$MEMBERS" | usage LLEN)
 read -r _ hb2 he2 < <(rc --scan --pattern 'parley:{c:#*}:history' | usage ZCARD)
 
 per() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", (b > 0) ? a / b : 0}'; }
-echo "memory.sh: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) build $PARLEY_BUILD_DIR, data $SIZE bytes, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "memory.sh: build $PARLEY_BUILD_DIR (source commit $(git -C "$PARLEY_BUILD_DIR/.." rev-parse --short HEAD 2>/dev/null)), data $SIZE bytes, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "| messages | sent | used_memory growth | per message | inbox entries | inbox bytes | per inbox entry | inbox bytes per message | history bytes per message |"
 echo "|---|---|---|---|---|---|---|---|---|"
 echo "| 1:1, $PAIRS pairs | $n1 | $((m1 - m0)) | $(per $((m1 - m0)) "$n1") | $ie1 | $ib1 | $(per "$ib1" "$ie1") | $(per "$ib1" "$n1") | $(per "$hb1" "$he1") ($hk1 conversations) |"

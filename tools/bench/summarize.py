@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """summarize.py - turn a directory of parley-bench JSON results (from
 tools/bench/figures.sh: NAME-RUN.json) into Markdown tables: one row per run
-and the median of the runs, with the load average each run started under.
+and the median of the runs, with the load average each run started under; a
+pair or fanout run with --ops gets one table per op (text, edit, ...).
 Standard library only.
 
     tools/bench/summarize.py DIR
@@ -81,7 +82,7 @@ def step_row(s):
             lat["p999_ms"], lat["max_ms"], s["lost"], s["unacked"], s["errors"])
 
 
-def pair_section(name, runs, last=False):
+def pair_section(name, runs, last=False, step=0):
     rows, vals, cpus = [], [], []
     names = set()
     for _, d in runs:
@@ -89,10 +90,10 @@ def pair_section(name, runs, last=False):
             names.update(s.get("cpu_s", {}).keys())
     names = sorted(names, key=lambda k: (k != "redis", not k.startswith("router"), k))
     for run, d in sorted(runs):
-        if not d["steps"]:
+        if len(d["steps"]) <= step:
             rows.append([str(run), d["load_start"], "no traffic step: " + d.get("error", "")])
             continue
-        s = d["steps"][0]
+        s = d["steps"][step]
         v = step_row(s)
         if last:
             v = v + (s["last_member"]["p50_ms"], s["last_member"]["p99_ms"])
@@ -203,8 +204,12 @@ def main():
             parts.append(ramp_section(name, runs))
         elif mode == "noisy":
             parts.append(noisy_section(name, runs))
-        else:
-            parts.append(pair_section(name, runs, last=(mode == "fanout")))
+        else:  # pair, fanout: one table per step (--ops: text, edit, react, delete)
+            nsteps = max(len(d["steps"]) for _, d in runs)
+            for i in range(max(nsteps, 1)):
+                op = next((d["steps"][i].get("op") for _, d in runs if len(d["steps"]) > i), None)
+                title = f"{name}: {op}" if nsteps > 1 else name
+                parts.append(pair_section(title, runs, last=(mode == "fanout"), step=i))
     print("\n".join(parts))
     return 0
 
