@@ -1,7 +1,9 @@
 // parley-bench against a real stack (the `bench` stage of tests/run.sh): each
 // mode runs a few seconds at a small scale and must complete, report nothing
 // lost and write JSON with consistent numbers; bad flags and an unknown mode
-// exit 2; a wrong secret is reported as failed connections (exit 1); mode
+// exit 2; pair and fanout with --ops text,edit,react,delete run a step per op,
+// each change acked and delivered once; a wrong secret is reported as failed
+// connections (exit 1); mode
 // noisy runs each phase (baseline, each attacker activity, all) with the
 // bystanders losing nothing;
 // tools/bench/plot.py turns a ramp into an SVG. Speed is never asserted: that
@@ -135,6 +137,31 @@ test('fanout: each message acked and delivered to the 29 other members, none los
     assert.equal(s.delivered, s.acked * 29, `expected delivered == acked * 29 (${s.acked * 29}), got ${s.delivered}`);
     assert.equal(s.lost, 0, `expected lost == 0, got ${s.lost}`);
     assert.equal(s.last_member.n, s.sent, `expected last_member.n == sent (${s.sent}), got ${s.last_member.n}`);
+});
+
+// --ops: step 1 sends texts, each later step one edit / reaction / delete per acked text
+function assertOpsSteps(d, perFrame) {
+    assert.deepEqual(
+        d.steps?.map((s) => s.op),
+        ['text', 'edit', 'react', 'delete'],
+        `expected one step per op, got ${JSON.stringify(d.steps?.map((s) => s.op))}`,
+    );
+    for (const s of d.steps) {
+        const at = `step ${s.op}`;
+        assert.ok(s.sent > 0, `${at}: expected sent > 0, got ${s.sent}`);
+        assert.equal(s.sent, d.steps[0].acked, `${at}: expected one frame per acked text (${d.steps[0].acked}), got ${s.sent}`);
+        assert.equal(s.acked, s.sent, `${at}: expected acked == sent (${s.sent}), got ${s.acked}`);
+        assert.equal(s.delivered, s.acked * perFrame, `${at}: expected delivered == acked * ${perFrame}, got ${s.delivered}`);
+        assert.equal(s.lost + s.unacked + s.errors + s.duplicates, 0, `${at}: expected nothing lost, unacked, refused or doubled: ${JSON.stringify(s)}`);
+    }
+}
+
+test('pair --ops: texts, then an edit, a reaction and a delete of each, every frame acked and delivered once', async () => {
+    assertOpsSteps(await bench('pair-ops', 0, 'pair --pairs 10 --rate 100 --duration 1 --ops text,edit,react,delete'), 1);
+});
+
+test('fanout --ops: the same in a group of 30, each change reaching the 29 other members', async () => {
+    assertOpsSteps(await bench('fanout-ops', 0, 'fanout --members 30 --rate 10 --duration 1 --ops text,edit,react,delete'), 29);
 });
 
 test('ramp: 3 steps of 100..300 msg/s, each held with nothing lost', async () => {

@@ -453,6 +453,44 @@ cluster.test('parley history / parley inbox show edits, deletions, reactions, re
     want.forEach((w, i) => assert.ok(lines[i + 1].startsWith(w), `line ${i + 1}:\n${lines[i + 1]}\nwant:\n${w}`));
 });
 
+cluster.test('parley history / parley inbox after real edit, react, reply and delete frames', async () => {
+    const [a, b] = await users('ra', 'rb');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const B = await Client.connect(cluster.gw(1), b.token);
+    const change = async (X, frame) => {
+        const id = cid();
+        X.send({ ...frame, cid: id });
+        const f = await X.next((x) => x.cid === id && (x.kind === 'ack' || x.kind === 'error'));
+        assert.equal(f.kind, 'ack', `${frame.kind}: ${brief(f)}`);
+        return f;
+    };
+    const q = await send(A, b.name, 'a question');
+    const c = cid();
+    B.send({ kind: 'text', to: a.name, data: `@${a.name} an answer`, cid: c, reply_to: q.id });
+    const r = await B.next({ kind: 'ack', cid: c });
+    await change(A, { kind: 'edit', with: b.name, id: q.id, data: 'a better question' });
+    await change(B, { kind: 'react', with: a.name, id: q.id, emoji: '👍', on: true });
+    await change(B, { kind: 'delete', with: a.name, id: r.id });
+    const h = await cluster.cli(['history', a.name, b.name]);
+    assert.ok(h.ok, h.stderr);
+    const line = (id) => h.stdout.split('\n').find((l) => l.startsWith(`id=${id} `)) || '';
+    assert.match(line(q.id), new RegExp(`data="a better question" edited=\\S+ reactions=\\{"👍": ${b.name}\\}`), h.stdout);
+    assert.match(line(r.id), new RegExp(`reply_to=${q.id} \\("a better question"\\) mentions=${a.name} \\[message deleted by ${b.name} at `), h.stdout);
+    assert.ok(!h.stdout.includes('an answer'), 'the deleted text is gone');
+    assert.match(h.stdout, new RegExp(`${a.name}: unread=0 read=\\d+ mentions=0`), h.stdout);
+    const ib = await cluster.cli(['inbox', a.name]);
+    assert.ok(ib.ok, ib.stderr);
+    for (const re of [
+        `text id=${q.id} with=${b.name} -> id=${q.id} from=${a.name} .*data="a better question" edited=`,
+        `text id=${r.id} with=${b.name} -> id=${r.id} from=${b.name} .*\\[message deleted by ${b.name} at `,
+        `edit id=${q.id} with=${b.name} from=${a.name} at=`,
+        `react id=${q.id} with=${b.name} from=${b.name} emoji="👍" on`,
+        `delete id=${r.id} with=${b.name} by=${b.name} at=`,
+    ]) {
+        assert.match(ib.stdout, new RegExp(`^seq=\\d+ ${re}`, 'm'), ib.stdout);
+    }
+});
+
 cluster.test('GET /api/users?q=#PREFIX finds open groups (to join), never closed ones', async () => {
     const [a] = await users('sa');
     const A = await Client.connect(cluster.gw(0), a.token);

@@ -3,7 +3,7 @@
  * `history` (the newest messages of a 1:1 conversation or a group, decoded,
  * each in its current state: edited, deleted, reactions, replies with a quote
  * of the message replied to when it is shown too, mentions), plus each user's
- * unread count and read position there. */
+ * unread count, read position and unread mentions there. */
 #include "cli.h"
 #include "keys.h"
 #include "proto.h"
@@ -108,15 +108,17 @@ int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv)
     }
     cli_page_free(&page);
     freeReplyObject(l);
-    if (npos == 2) { /* each side's unread count and read position */
+    if (npos == 2) { /* each side's unread and mention counts and read position */
         for (int s = 0; s < 2; s++) {
-            char k1[KEYS_MAX], k2[KEYS_MAX];
+            char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX];
             const char *me = pos[s], *other = pos[1 - s];
             long long unread = cli_int_reply(
                 redisCommand(c, "HGET %s %s", keys_fmt(k1, sizeof(k1), KEY_UNREAD, me), other));
             long long read = cli_int_reply(
                 redisCommand(c, "HGET %s %s", keys_fmt(k2, sizeof(k2), KEY_READ, me), other));
-            printf("%s: unread=%lld read=%lld\n", me, unread, read);
+            long long mentions = cli_int_reply(
+                redisCommand(c, "HGET %s %s", keys_fmt(k3, sizeof(k3), KEY_MENTIONS, me), other));
+            printf("%s: unread=%lld read=%lld mentions=%lld\n", me, unread, read, mentions);
         }
     }
     return CLI_OK;

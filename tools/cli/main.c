@@ -36,7 +36,7 @@ static const cli_cmd cli_cmds[] = {
      cli_cmd_group},
     {"history", "USER USER | #GROUP [--count N]",
      "the newest messages of a conversation in their current state (edited, deleted, "
-     "reactions, replies, mentions), and read positions",
+     "reactions, replies, mentions), each side's unread, read position and mentions",
      cli_cmd_history},
     {"gateways", "", "gateways with heartbeat TTL and session count", cli_cmd_gateways},
     {"routers", "", "routers with their last beat and the slots they hold", cli_cmd_routers},
