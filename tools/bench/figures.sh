@@ -6,7 +6,7 @@
 #
 #   tools/bench/figures.sh [--runs N] [--out DIR] [--only NAME,NAME]
 #
-# Names: connect100k connect20k pair5k pair50k ramp ramp20 fanout noisy, and the message
+# Names: connect100k connect20k pair5k pair50k ramp ramp20 fanout fanout100 noisy, and the message
 # lifecycle's life-pair life-fan100 life-fan1000 (--ops text,edit,react,delete: one table per op).
 # Options (environment in brackets): --runs N [PARLEY_FIGURES_RUNS, default 3],
 # --out DIR [PARLEY_FIGURES_OUT, default /tmp/parley-figures-<UTC time>], --only LIST.
@@ -69,6 +69,9 @@ for run in $(seq "$RUNS"); do
         --p99-bound-us 10000 --drain-ms 5000
     want fanout && bench fanout "$run" --gateways 2 --users 1000 -- \
         fanout --members 1000 --rate 20 --duration 10
+    # a 100-member group, texts only (the baseline of life-fan100)
+    want fanout100 && bench fanout100 "$run" --gateways 2 --users 100 -- \
+        fanout --members 100 --rate 100 --duration 10
     # the message lifecycle: texts, then an edit, a reaction and a delete of each (one step each)
     want life-pair && bench life-pair "$run" --gateways 2 --users 2000 -- \
         pair --pairs 1000 --rate 5000 --duration 10 --ops text,edit,react,delete
