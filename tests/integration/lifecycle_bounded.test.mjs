@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client, brief, mintToken } from './lib/client.mjs';
 import { Cluster, SECRET } from './lib/cluster.mjs';
-import { Monitor, acked, entry, framesAfter, isEvent, scriptCalls, tag } from './lib/lifecycle.mjs';
+import { Monitor, acked, entry, framesAfter, isEvent, scriptCalls, syncReplay, tag } from './lib/lifecycle.mjs';
 
 const MEMBERS = 1000;
 const CHUNK = 100;
@@ -29,23 +29,25 @@ after(() => cluster.stop());
 
 const token = (name) => mintToken(SECRET, name, Math.floor(Date.now() / 1000) + 3600);
 
-// members (of 0..MEMBERS-1) whose inbox does not end with the entries `ks`
-// (e.g. ['e', 'd']) about message id in conversation g, at most 5 listed
+// members (of 0..MEMBERS-1) whose inbox entries about message id (among their newest 20) are
+// not exactly the text's reference then the events `ks` (e.g. ['e', 'd']), each with w = g; at
+// most 5 listed, with what they hold
 async function inboxesWithout(g, id, ks) {
     return cluster.redis(
         'EVAL',
-        'local ks, out = cjson.decode(ARGV[5]), {} ' +
+        'local want, out = cjson.decode(ARGV[5]), {} ' +
             'for i = 0, tonumber(ARGV[2]) - 1 do ' +
-            "local u = ARGV[1] .. i local es = redis.call('LRANGE', 'parley:{u:' .. u .. '}:inbox', -#ks, -1) " +
-            'local ok = #es == #ks for j = 1, #es do local m = cmsgpack.unpack(es[j]) ' +
-            'ok = ok and m.k == ks[j] and m.id == tonumber(ARGV[3]) and m.w == ARGV[4] end ' +
-            'if not ok and #out < 5 then out[#out + 1] = u end end return out',
+            "local u = ARGV[1] .. i local got = {} for _, e in ipairs(redis.call('LRANGE', 'parley:{u:' .. u .. '}:inbox', -20, -1)) do " +
+            'local m = cmsgpack.unpack(e) if m.id == tonumber(ARGV[3]) then ' +
+            "got[#got + 1] = (m.w == ARGV[4] and '' or 'w?') .. (m.k or 't') end end " +
+            'local ok = #got == #want for j = 1, #want do ok = ok and got[j] == want[j] end ' +
+            "if not ok and #out < 5 then out[#out + 1] = u .. ': ' .. table.concat(got, ',') end end return out",
         '0',
         prefix,
         String(MEMBERS),
         String(id),
         g,
-        JSON.stringify(ks),
+        JSON.stringify(['t', ...ks]),
     );
 }
 
@@ -54,6 +56,7 @@ cluster.test(
     { timeout: 120000 },
     async (t) => {
         const names = Array.from({ length: MEMBERS }, (_, i) => `${prefix}${i}`);
+        const last = names[MEMBERS - 1]; // offline all along, mentioned
         const A = await Client.connect(cluster.gw(0), token(names[0]), { name: 'author' });
         const A2 = await Client.connect(cluster.gw(1), token(names[0]), { name: 'author-2' });
         const g = `#${cluster.name('big')}`;
@@ -63,14 +66,19 @@ cluster.test(
         assert.equal(created.members.length, MEMBERS);
         const live = [A2];
         for (let i = 1; i <= LIVE; i++) live.push(await Client.connect(cluster.gw(i % 2), token(names[i]), { name: names[i] }));
-        const msg = await acked(A, { kind: 'text', to: g, data: 'to be edited, then deleted', cid: 'lb-1' }, 30000);
-        await Promise.all(live.map((c) => c.next({ kind: 'text', id: msg.id }, 30000)));
+        const msg = await acked(A, { kind: 'text', to: g, data: `to be edited, then deleted, @${last}`, cid: 'lb-1' }, 30000);
+        const texts = await Promise.all(live.map((c) => c.next({ kind: 'text', id: msg.id }, 30000)));
+        assert.deepEqual(texts[1].mentions, [last], brief(texts[1]));
+        assert.equal(Number(await cluster.redis('HGET', `parley:{u:${last}}:mentions`, g)), 1, 'the offline member counts the mention');
 
         const mon = await Monitor.open(cluster.redisPort);
         t.after(() => mon.close());
         await mon.mark(cluster, 'start');
         const t0 = performance.now();
-        const e = await acked(A, { kind: 'edit', with: g, id: msg.id, data: 'edited for all', cid: 'lb-2' }, 30000);
+        // sent twice at once: the retry comes while the first is stored and queued
+        const editFrame = { kind: 'edit', with: g, id: msg.id, data: 'edited for all', cid: 'lb-2' };
+        A.send(editFrame);
+        const e = await acked(A, editFrame, 30000);
         const editMs = performance.now() - t0;
         await Promise.all(live.map((c) => c.next({ kind: 'edit', id: msg.id }, 30000)));
         const t1 = performance.now();
@@ -79,9 +87,14 @@ cluster.test(
         await Promise.all(live.map((c) => c.next({ kind: 'delete', id: msg.id }, 30000)));
         await mon.mark(cluster, 'end');
         t.diagnostic(`${MEMBERS} members: edit acked after ${editMs.toFixed(1)} ms, delete after ${deleteMs.toFixed(1)} ms`);
+        const editAcks = A.all((x) => x.cid === 'lb-2');
+        assert.ok(
+            editAcks.every((x) => x.kind === 'ack' && x.id === msg.id && x.seq === e.seq),
+            `the retried edit: the same ack each time: ${editAcks.map(brief).join(', ')}`,
+        );
 
-        // every inbox ends with the edit and the delete
-        assert.deepEqual(await inboxesWithout(g, msg.id, ['e', 'd']), [], 'inboxes without the edit and the delete at their end');
+        // every inbox: the text, one edit, one delete
+        assert.deepEqual(await inboxesWithout(g, msg.id, ['e', 'd']), [], 'inboxes without exactly the text, one edit, one delete');
         // each connected session: once each, in order, with #group
         for (const c of live) {
             await c.expectNone(isEvent, 20, 'a second event');
@@ -107,14 +120,18 @@ cluster.test(
             `calls writing more than --fanout-chunk + 1 = ${CHUNK + 1} inboxes`,
         );
 
-        // an offline member: the push replays the deleted text, its edit (as a delete) and the delete;
-        // the deleted message no longer counts as unread
-        const last = names[MEMBERS - 1];
+        // a live member's sync from the text on: the edit (as a delete: the message is gone since)
+        // and the delete
+        const M = live[1];
+        const { frames } = await syncReplay(M, texts[1].seq, M.hello.epoch);
+        assert.deepEqual(frames.map(tag), [`delete:${msg.id}`, `delete:${msg.id}`], frames.map(brief).join(', '));
+        // the offline member: the push replays the deleted text, its edit (as a delete) and the
+        // delete; the deleted message no longer counts as unread nor as a mention
         const off = await Client.connect(cluster.gw(1), token(last), { name: last });
         const ge = entry(off.hello, g);
-        assert.equal(ge?.unread ?? 0, 0, `the deleted message is not unread: ${brief(ge)}`);
+        assert.deepEqual([ge?.unread ?? 0, ge?.mentions ?? 0], [0, 0], `the deleted message is neither unread nor a mention: ${brief(ge)}`);
         const pushed = await framesAfter(off, 0, (f) => f.id === msg.id, 3, 10000);
         assert.deepEqual(pushed.map(tag), [`text:${msg.id}`, `delete:${msg.id}`, `delete:${msg.id}`], pushed.map(brief).join(', '));
-        assert.deepEqual([pushed[0].data, pushed[0].deleted, pushed[0].by], ['', d.sent, names[0]], brief(pushed[0]));
+        assert.deepEqual([pushed[0].data, pushed[0].deleted, pushed[0].by, pushed[0].mentions], ['', d.sent, names[0], [last]], brief(pushed[0]));
     },
 );
