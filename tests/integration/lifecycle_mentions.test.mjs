@@ -113,6 +113,18 @@ cluster.test('reply_to is carried on live texts (both sessions), sync replays an
     }
 });
 
+cluster.test('mentions: at most 64 distinct @ candidates are looked at per text; beyond them nothing is a mention', async () => {
+    const [a, b] = await users('qa', 'qb');
+    const A = await Client.connect(cluster.gw(0), a.token);
+    const B = await Client.connect(cluster.gw(1), b.token);
+    const others = (k) => Array.from({ length: k }, (_, i) => `@zz${i}q`).join(' ');
+    const within = await text(A, b.name, `${others(63)} @${b.name}`);
+    assert.deepEqual((await B.next({ kind: 'text', id: within.id })).mentions, [b.name], 'the 64th candidate is looked at');
+    const beyond = await text(A, b.name, `${others(64)} @${b.name}`);
+    const f = await B.next({ kind: 'text', id: beyond.id });
+    assert.ok(!f.mentions || f.mentions.length === 0, `the 65th is not: ${brief(f)}`);
+});
+
 // b's hello entry for conversation w: [unread, mentions] (0 when omitted)
 async function counts(u, w, gw) {
     const c = await Client.connect(cluster.gw(gw), u.token, { name: `${u.name}-count` });

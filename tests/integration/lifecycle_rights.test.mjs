@@ -100,10 +100,13 @@ cluster.test('delete: the author; not the 1:1 peer, not a plain group member; a 
     await acked(AD, del(g, g1.id));
     await acked(O, del(g, g2.id));
     await acked(O, del(g, g3.id)); // the owner deletes an admin's message
+    const g4 = await text(O, g, "the owner's own");
+    await acked(AD, del(g, g4.id)); // an admin deletes the owner's message
     for (const [id, by] of [
         [g1.id, ad.name],
         [g2.id, o.name],
         [g3.id, o.name],
+        [g4.id, ad.name],
     ]) {
         const f = await M.next({ kind: 'delete', id });
         assert.deepEqual([f.with, f.by], [g, by], brief(f));
@@ -139,6 +142,33 @@ cluster.test('react: any participant; a non-member of a group, or of no such con
     assert.deepEqual(inHistory(h, gt.id).reactions, { '🎉': [b.name] }, 'only the member reacted');
     const h1 = inHistory(await history(B, a.name), t.id);
     assert.deepEqual([...h1.reactions['👍']].sort(), [a.name, b.name].sort(), brief(h1));
+});
+
+cluster.test('a member removed from a group (or who left) may no longer edit, delete or react, even his own messages', async () => {
+    const [o, r, l] = await users('mo', 'mr', 'ml');
+    const O = await connect(cluster.gw(0), o);
+    const R = await connect(cluster.gw(1), r);
+    const L = await connect(cluster.gw(0), l);
+    const g = await cluster.createGroup(O, 'mg', [r.name, l.name]);
+    const mine = await text(R, g, 'written while a member');
+    const hers = await text(L, g, 'written before leaving');
+    await groupOp(O, g, 'remove', [r.name]);
+    await R.next({ kind: 'group', name: g, op: 'remove' });
+    L.send({ kind: 'group', op: 'leave', name: g });
+    await L.next({ kind: 'group', name: g, op: 'leave' });
+    for (const [X, id] of [
+        [R, mine.id],
+        [L, hers.id],
+    ]) {
+        await refused(X, edit(g, id, 'still mine?'), 'forbidden', `${X.user}: edit after leaving`);
+        await refused(X, del(g, id), 'forbidden', `${X.user}: delete after leaving`);
+        await refused(X, react(g, id, '👋'), 'forbidden', `${X.user}: react after leaving`);
+    }
+    const h = await history(O, g);
+    assert.deepEqual(
+        [inHistory(h, mine.id).data, inHistory(h, hers.id).data, inHistory(h, mine.id).reactions],
+        ['written while a member', 'written before leaving', undefined],
+    );
 });
 
 cluster.test('bad_field: an id not of this conversation, a reply_to of another, a missing or unknown id', async () => {
