@@ -9,6 +9,7 @@
 // Cluster: redis, router, gw1, gw2.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
+import { encode } from '@msgpack/msgpack';
 import { Client, brief } from './lib/client.mjs';
 import { Cluster } from './lib/cluster.mjs';
 import { acked, answer, history, inHistory, isEvent, refused } from './lib/lifecycle.mjs';
@@ -242,6 +243,22 @@ cluster.test('bad_field: an empty edit, an emoji over 32 bytes or empty, the 21s
     // taking one off makes room again
     await acked(A, react(b.name, t.id, 'e1', false));
     await acked(B, react(a.name, t.id, 'e20'));
+    // strings must be valid UTF-8 msgpack str: not bin, not invalid bytes
+    await refused(A, { ...edit(b.name, t.id, ''), data: new Uint8Array([104, 105]) }, 'bad_field', 'edit data as bin');
+    await refused(B, { ...react(a.name, t.id, ''), emoji: new Uint8Array([104, 105]) }, 'bad_field', 'emoji as bin');
+    for (const [frame, field] of [
+        [edit(b.name, t.id), 'data'],
+        [react(b.name, t.id, undefined), 'emoji'],
+    ]) {
+        delete frame[field];
+        const head = Buffer.from(encode(frame));
+        assert.equal(head[0] & 0xf0, 0x80, 'a fixmap');
+        A.sendRaw(Buffer.concat([Buffer.from([head[0] + 1]), head.subarray(1), Buffer.from(encode(field)), Buffer.from([0xa2, 0xff, 0xfe])]));
+        const e = await A.next((x) => x.kind === 'error' || (x.kind === 'ack' && x.cid === frame.cid));
+        assert.deepEqual([e.kind, e.code], ['error', 'bad_field'], `${field} of invalid UTF-8: ${brief(e)}`);
+    }
+    const h2 = inHistory(await history(A, b.name), t.id);
+    assert.deepEqual([h2.data, h2.edited], ['keep me', undefined], 'no edit went through');
 });
 
 cluster.test('a deleted message: edit and react are bad_field; a second delete is acked and sends nothing', async () => {
