@@ -186,6 +186,34 @@ cluster.test("unread and mention counts across reconnect: mention, edit, react, 
     assert.deepEqual(await counts(b, g, 0), [1, 1], 'a mention after the read counts');
 });
 
+cluster.test(
+    "counts: the owner deletes another's unread message (everyone but its author loses it); a partial read recomputes without deleted ones",
+    async () => {
+        const [o, a, b] = await users('ro', 'ra', 'rb');
+        const O = await Client.connect(cluster.gw(0), o.token);
+        const g = await cluster.createGroup(O, 'rg', [a.name, b.name]);
+        const A = await Client.connect(cluster.gw(1), a.token);
+        const m1 = await text(A, g, `@${b.name} first`);
+        const m2 = await text(A, g, 'second');
+        const m3 = await text(A, g, `@${b.name} @${o.name} third`);
+        const m4 = await text(O, g, `fourth, @${a.name}`);
+        assert.deepEqual(await counts(b, g, 0), [4, 2]);
+        assert.deepEqual(await counts(o, g, 1), [3, 1]);
+        assert.deepEqual(await counts(a, g, 0), [1, 1]);
+        await acked(O, { kind: 'delete', with: g, id: m3.id, cid: cid() }); // the owner deletes a's message
+        assert.deepEqual(await counts(b, g, 1), [3, 1], 'b: m3 off both counts');
+        assert.deepEqual(await counts(o, g, 0), [2, 0], 'the owner (who deleted it) had not read it either');
+        assert.deepEqual(await counts(a, g, 1), [1, 1], 'a, its author: his counts never held it');
+        // b reads up to m1: what is left after it is m2 and m4 (m3 is deleted), no mention
+        const B = await Client.connect(cluster.gw(1), b.token);
+        B.send({ kind: 'read', with: g, upto: m1.id });
+        await O.next({ kind: 'read', from: b.name, upto: m1.id });
+        await B.close();
+        assert.deepEqual(await counts(b, g, 0), [2, 0], 'read recomputes: m2 and m4 unread, no mention left');
+        assert.ok(m4.id > m2.id);
+    },
+);
+
 cluster.test('1:1 counts: a mention raises both, the delete of it lowers both, read clears', async () => {
     const [a, b] = await users('da', 'db');
     const A = await Client.connect(cluster.gw(0), a.token);
