@@ -66,6 +66,8 @@ cluster.test(
         assert.equal(created.members.length, MEMBERS);
         const live = [A2];
         for (let i = 1; i <= LIVE; i++) live.push(await Client.connect(cluster.gw(i % 2), token(names[i]), { name: names[i] }));
+        const early = await acked(A, { kind: 'text', to: g, data: 'edited at the end', cid: 'lb-0' }, 30000);
+        await Promise.all(live.map((c) => c.next({ kind: 'text', id: early.id }, 30000)));
         const msg = await acked(A, { kind: 'text', to: g, data: `to be edited, then deleted, @${last}`, cid: 'lb-1' }, 30000);
         const texts = await Promise.all(live.map((c) => c.next({ kind: 'text', id: msg.id }, 30000)));
         assert.deepEqual(texts[1].mentions, [last], brief(texts[1]));
@@ -129,9 +131,27 @@ cluster.test(
         // delete; the deleted message no longer counts as unread nor as a mention
         const off = await Client.connect(cluster.gw(1), token(last), { name: last });
         const ge = entry(off.hello, g);
-        assert.deepEqual([ge?.unread ?? 0, ge?.mentions ?? 0], [0, 0], `the deleted message is neither unread nor a mention: ${brief(ge)}`);
+        assert.deepEqual(
+            [ge?.unread ?? 0, ge?.mentions ?? 0],
+            [1, 0],
+            `only \`early\` is unread; the deleted message is neither unread nor a mention: ${brief(ge)}`,
+        );
         const pushed = await framesAfter(off, 0, (f) => f.id === msg.id, 3, 10000);
         assert.deepEqual(pushed.map(tag), [`text:${msg.id}`, `delete:${msg.id}`, `delete:${msg.id}`], pushed.map(brief).join(', '));
         assert.deepEqual([pushed[0].data, pushed[0].deleted, pushed[0].by, pushed[0].mentions], ['', d.sent, names[0], [last]], brief(pushed[0]));
+
+        // an edit sent right behind a text whose fan-out is queued: stored and delivered after it
+        A.send({ kind: 'text', to: g, data: 'queued first', cid: 'lb-4' });
+        A.send({ kind: 'edit', with: g, id: early.id, data: 'edited behind a queued text', cid: 'lb-5' });
+        const answerOf = (c) => A.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === c, 30000);
+        const t4 = await answerOf('lb-4');
+        const e5 = await answerOf('lb-5');
+        assert.deepEqual([t4.kind, e5.kind, e5.id], ['ack', 'ack', early.id], `${brief(t4)} ${brief(e5)}`);
+        for (const c of live) {
+            const f4 = await c.next({ kind: 'text', id: t4.id }, 30000);
+            const f5 = await c.next({ kind: 'edit', id: early.id }, 30000);
+            assert.ok(f4.seq < f5.seq && c.frames.indexOf(f4) < c.frames.indexOf(f5), `${c.name}: the text, then the edit: ${brief(f4)} ${brief(f5)}`);
+        }
+        assert.ok(e5.seq > t4.seq, 'the edit took its seq after the text');
     },
 );
