@@ -431,7 +431,11 @@ local function change_group(m, k)
   live, ref = with_w(live, m.to, 'with'), with_w(ref, m.to, 'w')
   if n > work_left or redis.call('EXISTS', KEYS[k + 5]) == 1 then
     local jid = redis.call('INCR', KEYS[k + 3])
-    return group_queue(m, k, jid, {'frame', live.base, 'ref', ref.base, 'target', id,
+    local queued = live.base -- an edit's job holds no text: fanout.lua reads it at each step
+    if m.op == 'edit' then
+      queued = cmsgpack.pack({kind = 'edit', id = id, with = m.to, from = m.from, edited = now})
+    end
+    return group_queue(m, k, jid, {'frame', queued, 'ref', ref.base, 'target', id,
                                    'op', m.op, 'author', author,
                                    'mentions', cmsgpack.pack(mentions or {})}, n)
   end
