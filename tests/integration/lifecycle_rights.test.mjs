@@ -275,6 +275,9 @@ cluster.test('a deleted message: edit and react are bad_field; a second delete i
     const d2 = await acked(A, del(b.name, t.id));
     assert.equal(d2.id, t.id);
     assert.notEqual(d2.cid, d1.cid);
+    // the right comes first: the peer's delete or edit of it is forbidden, not acked or bad_field
+    await refused(B, del(a.name, t.id), 'forbidden', "the peer deletes the author's deleted message");
+    await refused(B, edit(a.name, t.id, 'mine now'), 'forbidden', "the peer edits the author's deleted message");
     await B.expectNone(isEvent, 300, 'an event after the refusals and the second delete');
     const h = inHistory(await history(B, a.name), t.id);
     assert.deepEqual([h.data, h.deleted, h.by, h.reactions], ['', h.deleted, a.name, undefined]);
