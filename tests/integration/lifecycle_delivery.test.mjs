@@ -94,39 +94,45 @@ cluster.test('1:1: both users, two sessions each on two gateways: each edit, rea
     );
 });
 
-cluster.test('group: every member, two sessions each on two gateways, gets each event once, in order, with #group', async () => {
-    const [o, m, k] = await users('go', 'gm', 'gk');
-    const [O1, O2] = await twoSessions(o);
-    const [M1, M2] = await twoSessions(m);
-    const [K1, K2] = await twoSessions(k);
-    const g = await cluster.createGroup(O1, 'evg', [m.name, k.name]);
-    for (const s of [O2, M1, M2, K1, K2]) await s.next({ kind: 'group', name: g });
-    const t1 = await text(M1, g, 'by m');
-    const t2 = await text(K2, g, 'by k');
-    for (const s of [O1, O2, M2, K1, K2]) await s.next({ kind: 'text', id: t1.id });
-    for (const s of [O1, O2, M1, M2, K1]) await s.next({ kind: 'text', id: t2.id });
+cluster.test(
+    'group: every member, two sessions each on two gateways, gets each event once, in order, with #group (a session beside the acting one too)',
+    async () => {
+        const [o, m, k] = await users('go', 'gm', 'gk');
+        const [O1, O2] = await twoSessions(o);
+        const [M1, M2] = await twoSessions(m);
+        const [K1, K2] = await twoSessions(k);
+        // a third session of the owner, on the gateway of the one that deletes
+        const O3 = await Client.connect(cluster.gw(1), o.token, { name: `${o.name}@gw2b` });
+        const g = await cluster.createGroup(O1, 'evg', [m.name, k.name]);
+        for (const s of [O2, O3, M1, M2, K1, K2]) await s.next({ kind: 'group', name: g });
+        const t1 = await text(M1, g, 'by m');
+        const t2 = await text(K2, g, 'by k');
+        for (const s of [O1, O2, O3, M2, K1, K2]) await s.next({ kind: 'text', id: t1.id });
+        for (const s of [O1, O2, O3, M1, M2, K1]) await s.next({ kind: 'text', id: t2.id });
 
-    const e = await acked(M2, { kind: 'edit', with: g, id: t1.id, data: 'by m, edited', cid: cid() });
-    const r = await acked(K1, { kind: 'react', with: g, id: t1.id, emoji: '🎉', on: true, cid: cid() });
-    const d = await acked(O2, { kind: 'delete', with: g, id: t2.id, cid: cid() }); // the owner deletes k's message
+        const e = await acked(M2, { kind: 'edit', with: g, id: t1.id, data: 'by m, edited', cid: cid() });
+        const r = await acked(K1, { kind: 'react', with: g, id: t1.id, emoji: '🎉', on: true, cid: cid() });
+        const d = await acked(O2, { kind: 'delete', with: g, id: t2.id, cid: cid() }); // the owner deletes k's message
 
-    const edit = { kind: 'edit', id: t1.id, with: g, from: m.name, data: 'by m, edited', edited: e.sent };
-    const react = { kind: 'react', id: t1.id, with: g, from: k.name, emoji: '🎉', on: true };
-    const gone = { kind: 'delete', id: t2.id, with: g, by: o.name, deleted: d.sent };
-    await assertEvents(
-        new Map([
-            [O1, [edit, react, gone]],
-            [O2, [edit, react]],
-            [M1, [edit, react, gone]],
-            [M2, [react, gone]],
-            [K1, [edit, gone]],
-            [K2, [edit, react, gone]],
-        ]),
-    );
-    assert.equal(M1.all({ kind: 'edit' })[0].seq, e.seq);
-    assert.equal(K2.all({ kind: 'react' })[0].seq, r.seq);
-    assert.equal(O1.all({ kind: 'delete' })[0].seq, d.seq);
-});
+        const edit = { kind: 'edit', id: t1.id, with: g, from: m.name, data: 'by m, edited', edited: e.sent };
+        const react = { kind: 'react', id: t1.id, with: g, from: k.name, emoji: '🎉', on: true };
+        const gone = { kind: 'delete', id: t2.id, with: g, by: o.name, deleted: d.sent };
+        await assertEvents(
+            new Map([
+                [O1, [edit, react, gone]],
+                [O2, [edit, react]],
+                [O3, [edit, react, gone]],
+                [M1, [edit, react, gone]],
+                [M2, [react, gone]],
+                [K1, [edit, gone]],
+                [K2, [edit, react, gone]],
+            ]),
+        );
+        assert.equal(M1.all({ kind: 'edit' })[0].seq, e.seq);
+        assert.equal(K2.all({ kind: 'react' })[0].seq, r.seq);
+        assert.equal(O1.all({ kind: 'delete' })[0].seq, d.seq);
+    },
+);
 
 // how many entries of user's inbox are event k ('e', 'd', 'r') about message id
 async function inboxEvents(user, k, id) {
@@ -181,6 +187,37 @@ cluster.test('retries by cid: the same edit, delete, react twice and again after
     assert.equal(inHistory(h, m1.id).data, 'edited once');
     assert.deepEqual(inHistory(h, m1.id).reactions, { '👀': [a.name] });
 });
+
+cluster.test(
+    "one cid space: a text's cid reused by an edit gets the text's ack; an edit retried after its message was deleted gets its ack again",
+    async () => {
+        const [a, b] = await users('sa', 'sb');
+        const A = await Client.connect(cluster.gw(0), a.token);
+        const B = await Client.connect(cluster.gw(1), b.token);
+        const t = await text(A, b.name, 'a text');
+        const other = await text(A, b.name, 'another');
+        const reuse = await answer(A, { kind: 'edit', with: b.name, id: other.id, data: 'edited?', cid: t.cid });
+        assert.deepEqual([reuse.kind, reuse.id, reuse.seq], ['ack', t.id, t.seq], `the text's ack again: ${brief(reuse)}`);
+        const ed = { kind: 'edit', with: b.name, id: other.id, data: 'edited for real', cid: cid() };
+        const e1 = await acked(A, ed);
+        await acked(A, { kind: 'delete', with: b.name, id: other.id, cid: cid() });
+        const e2 = await acked(A, ed); // a late retry: the message is deleted now
+        assert.deepEqual([e2.id, e2.seq, e2.sent], [e1.id, e1.seq, e1.sent], 'the same ack, not bad_field');
+        await assertEvents(
+            new Map([
+                [
+                    B,
+                    [
+                        { kind: 'edit', id: other.id, data: 'edited for real' },
+                        { kind: 'delete', id: other.id },
+                    ],
+                ],
+            ]),
+        );
+        const h = await history(B, a.name);
+        assert.deepEqual([inHistory(h, t.id).data, inHistory(h, other.id).data], ['a text', '']);
+    },
+);
 
 cluster.test('retries by cid in a group: one event per member session, one inbox entry each', async () => {
     const [o, m] = await users('co', 'cm');
