@@ -50,6 +50,8 @@ cluster.test('mentions: the rule on live, sync and history texts; non-participan
         [`@${base}nobody at all`, [], 'no such user'],
         [`@${bob.name} @${bob.name} twice`, [bob.name], 'listed once'],
         [`me: @${a.name}`, [a.name], "the sender's own name is listed"],
+        [`@${bob.name.toUpperCase()} shouting`, [], 'upper case letters are not name characters'],
+        [`café@${bob.name}`, [bob.name], 'after a non-ASCII letter (not a name character)'],
     ];
     const sent = [];
     for (const [data, want, what] of cases) {
