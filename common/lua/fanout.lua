@@ -16,7 +16,10 @@
 --       6 chunk (members per step), 7..12 the key formats (%s = user) of a member's meta, inbox,
 --       sessions, unread, read and cids, 13 the key format of a job (%s #group, %s id),
 --       14 of its member snapshot, 15 the key format of a member's mentions, 16 of a
---       conversation's history.
+--       conversation's history, 17 of a member's recount marks (read.lua).
+-- A member whose read recount of the group (read.lua's mark "NEWEST DSEQ") already saw the text
+-- (NEWEST >= id) or the delete (DSEQ >= the job's dseq) is not counted again: a read while a
+-- fan-out waits would otherwise count the message twice.
 -- A text's job appends the reference {seq, id, w: #group} (lib/message.lua) to each inbox and
 -- counts it unread (and mentioned, for the members its `mentions` name); a change's job (send.lua:
 -- fields op, target, ref, author, mentions; its queue entry is its own id) appends its `ref`
@@ -71,7 +74,16 @@ local function fanout(keys, args)
   end
   local job, todo = string.format(args[13], g, id), string.format(args[14], g, id)
   local j = redis.call('HMGET', job, 'from', 'cid', 'sess', 'conn', 'sent', 'frame', 'n', 'gen',
-                      'op', 'target', 'ref', 'author', 'mentions')
+                      'op', 'target', 'ref', 'author', 'mentions', 'dseq')
+  local recount_fmt, job_dseq = args[17], tonumber(j[14]) or 0
+  -- what user's last read recount of the group saw: newest id, deletes
+  local function mark(user)
+    if not recount_fmt then return 0, 0 end
+    local v = redis.call('HGET', string.format(recount_fmt, user), g)
+    if not v then return 0, 0 end
+    local a, b = string.match(v, '^(%d+) (%d+)$')
+    return tonumber(a) or 0, tonumber(b) or 0
+  end
   id = tonumber(id)
   local written = 0
   if j[6] then
@@ -103,11 +115,12 @@ local function fanout(keys, args)
                            ref)
         local pos = tonumber(redis.call('HGET', string.format(read_fmt, user), g)) or 0
         if not op then
-          if pos < id then
+          if pos < id and mark(user) < id then
             redis.call('HINCRBY', string.format(unread_fmt, user), g, 1)
             if mset[user] then redis.call('HINCRBY', string.format(mentions_fmt, user), g, 1) end
           end
-        elseif op == 'delete' and user ~= author and pos < target then
+        elseif op == 'delete' and user ~= author and pos < target and
+               select(2, mark(user)) < job_dseq then
           local uk = string.format(unread_fmt, user)
           if redis.call('HINCRBY', uk, g, -1) <= 0 then redis.call('HDEL', uk, g) end
           if mset[user] then
