@@ -240,6 +240,18 @@ int scripts_register(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
+redisReply *scripts_inbox_refs_sync(redisContext *c, const char *user, int64_t first, int64_t n)
+{
+    scripts_cmd cmd;
+    scripts_cmd_init(&cmd, SCRIPT_INBOX_REFS);
+    scripts_cmd_key(&cmd, KEY_INBOX, user);
+    scripts_cmd_key(&cmd, KEY_META, user);
+    scripts_cmd_str(&cmd, user);
+    scripts_cmd_fmt(&cmd, "%" PRId64, first);
+    scripts_cmd_fmt(&cmd, "%" PRId64, n);
+    return scripts_cmd_run_sync(&cmd, c);
+}
+
 redisReply *scripts_register_sync(redisContext *rc, const char *name, const char *hash,
                                   int64_t created_ms)
 {

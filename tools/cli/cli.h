@@ -56,8 +56,9 @@ int cli_password(const char *prog, const char *flag, char *out, size_t size, siz
 void cli_print_entry(const char *buf, size_t len);
 
 int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv);
-int cli_cmd_keyslot(cli_ctx *ctx, const char *prog, int argc, char **argv); /* cluster.c */
-int cli_cmd_slots(cli_ctx *ctx, const char *prog, int argc, char **argv);   /* cluster.c */
+int cli_cmd_migrate_inboxes(cli_ctx *ctx, const char *prog, int argc, char **argv); /* migrate.c */
+int cli_cmd_keyslot(cli_ctx *ctx, const char *prog, int argc, char **argv);         /* cluster.c */
+int cli_cmd_slots(cli_ctx *ctx, const char *prog, int argc, char **argv);           /* cluster.c */
 int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv);
