@@ -1210,6 +1210,7 @@ cluster.test('mentions: a long run of name characters is looked at once (linear)
     // not a performance figure: a guard against the quadratic match (14 s), 1,000 times the linear cost
     assert.ok(ms < 3000, `two 60 KB texts stored in ${ms} ms`);
     res = await sendBatch([['mm', 'bob', `${'@x '.repeat(100)}@bob`, 'm3', 'gwM#1', 1]]);
+    assert.ok(Array.isArray(res[0]), JSON.stringify(res));
     const last = unpack((await r.callBuffers('ZRANGE', 'parley:{c:bob|mm}:history', -1, -1))[0]);
     assert.equal(last.mentions, undefined, 'after 64 @ names, later ones are not looked up');
 });
