@@ -166,7 +166,10 @@ cluster.test(
         const A = await Client.connect(cluster.gw(0), a.token);
         const m = await text(A, b.name, `old ${marker} copy`);
         await legacyCopy(b.name, -1, m, a.name, b.name, `old ${marker} copy`);
-        assert.ok((await keysHolding([marker])).some((x) => x.key === `parley:{u:${b.name}}:inbox`), 'the copy holds the text before the migration');
+        assert.ok(
+            (await keysHolding([marker])).some((x) => x.key === `parley:{u:${b.name}}:inbox`),
+            'the copy holds the text before the migration',
+        );
         const mig = await cluster.cli(['migrate-inboxes']);
         assert.ok(mig.ok && /converted=[1-9]/.test(mig.stdout), `parley migrate-inboxes: ${mig.stdout} ${mig.stderr}`);
         const again = await cluster.cli(['migrate-inboxes']);
