@@ -1,5 +1,7 @@
-// Sidebar: who I am, find people, new/join group, and the conversation list
-// (presence dot, unread badge, last-message preview, most recent first).
+// Sidebar: who I am, the notifications switch (asks the browser's permission
+// on a click, never by itself), find people, new/join group, and the
+// conversation list (presence dot, unread badge (grey when muted), mention
+// badge, last-message preview, most recent first).
 import { useEffect, useEffectEvent, useRef, useState } from 'react';
 import { isUserName, normalizeGroupName } from '../lib/names.js';
 import { conversationList } from '../lib/store.js';
@@ -23,6 +25,7 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
                     </p>
                     <p className="text-xs text-slate-500">{state.conn.status === 'online' ? 'Online' : 'Not connected'}</p>
                 </div>
+                <NotifyButton />
                 <button className={`${btn} text-slate-600 hover:bg-slate-100`} onClick={onAccount}>
                     Account
                 </button>
@@ -86,7 +89,14 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
                 <ul>
                     {list.map((c) => (
                         <li key={c.key}>
-                            <ConvItem conv={c} me={state.me} blocked={!!state.blocked[c.key]} active={state.active === c.key} onOpen={onOpen} />
+                            <ConvItem
+                                conv={c}
+                                me={state.me}
+                                blocked={!!state.blocked[c.key]}
+                                muted={!!state.muted[c.key]}
+                                active={state.active === c.key}
+                                onOpen={onOpen}
+                            />
                         </li>
                     ))}
                 </ul>
@@ -95,15 +105,45 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
     );
 }
 
-function ConvItem({ conv, me, blocked, active, onOpen }) {
+// The browser's notification permission, asked for only on this button's
+// click (a page may not ask on load); hidden where the browser has none.
+function NotifyButton() {
+    const N = globalThis.Notification;
+    const [perm, setPerm] = useState(() => (N ? N.permission : 'unsupported'));
+    if (!N || perm === 'granted') return null;
+    const denied = perm === 'denied';
+    return (
+        <button
+            className={`${btn} text-slate-600 hover:bg-slate-100 disabled:opacity-50`}
+            data-testid="notify-button"
+            disabled={denied}
+            title={
+                denied ? 'Notifications are blocked in the browser settings' : 'Be notified of mentions and direct messages while Parley is in the background'
+            }
+            aria-label={denied ? 'Notifications blocked' : 'Turn on notifications'}
+            onClick={async () => {
+                try {
+                    setPerm(await N.requestPermission());
+                } catch {
+                    setPerm(N.permission);
+                }
+            }}
+        >
+            🔔
+        </button>
+    );
+}
+
+function ConvItem({ conv, me, blocked, muted, active, onOpen }) {
+    const shown = conv.preview && conv.preview.deleted ? 'message deleted' : conv.preview ? conv.preview.data : '';
     const preview = conv.preview
-        ? `${conv.preview.event ? `${conv.preview.from === me ? 'You' : conv.preview.from} ` : conv.preview.from === me ? 'You: ' : conv.group ? `${conv.preview.from}: ` : ''}${conv.preview.data}`
+        ? `${conv.preview.event ? `${conv.preview.from === me ? 'You' : conv.preview.from} ` : conv.preview.from === me ? 'You: ' : conv.group ? `${conv.preview.from}: ` : ''}${shown}`
         : conv.group
           ? 'Group'
           : conv.online
             ? 'Online'
             : 'Offline';
-    const label = `${conv.key}${conv.group ? (conv.removed ? ', removed' : '') : blocked ? ', blocked' : conv.online ? ', online' : ', offline'}${conv.unread ? `, ${conv.unread} unread` : ''}`;
+    const label = `${conv.key}${conv.group ? (conv.removed ? ', removed' : '') : blocked ? ', blocked' : conv.online ? ', online' : ', offline'}${muted ? ', muted' : ''}${conv.unread ? `, ${conv.unread} unread` : ''}${conv.mentions ? `, ${conv.mentions} mentioning you` : ''}`;
     return (
         <button
             data-testid="conv"
@@ -111,6 +151,7 @@ function ConvItem({ conv, me, blocked, active, onOpen }) {
             data-online={conv.group ? undefined : String(conv.online)}
             data-blocked={blocked ? 'true' : undefined}
             data-removed={conv.removed ? 'true' : undefined}
+            data-muted={muted ? 'true' : undefined}
             aria-label={label}
             aria-current={active ? 'true' : undefined}
             onClick={() => onOpen(conv.key)}
@@ -126,6 +167,11 @@ function ConvItem({ conv, me, blocked, active, onOpen }) {
                                 Blocked
                             </span>
                         )}
+                        {muted && (
+                            <span className="ml-1.5 text-xs" data-testid="muted-mark" title="Muted" aria-hidden="true">
+                                🔕
+                            </span>
+                        )}
                     </span>
                     <span className="shrink-0 text-xs text-slate-400">{shortStamp(conv.lastActivity)}</span>
                 </span>
@@ -133,10 +179,20 @@ function ConvItem({ conv, me, blocked, active, onOpen }) {
                     <span className="truncate text-sm text-slate-500" data-testid="preview">
                         {Object.keys(conv.typing).length ? <em className="text-indigo-600">typing…</em> : preview}
                     </span>
+                    {conv.mentions > 0 && (
+                        <span
+                            data-testid="mention-badge"
+                            title={`${conv.mentions} unread message${conv.mentions === 1 ? '' : 's'} mentioning you`}
+                            className={`shrink-0 rounded-full px-1.5 text-center text-xs leading-5 font-semibold ${muted ? 'bg-slate-300 text-slate-700' : 'bg-amber-500 text-white'}`}
+                        >
+                            @{conv.mentions > 99 ? '99+' : conv.mentions}
+                        </span>
+                    )}
                     {conv.unread > 0 && (
                         <span
                             data-testid="unread-badge"
-                            className="min-w-5 shrink-0 rounded-full bg-indigo-600 px-1.5 text-center text-xs leading-5 font-semibold text-white"
+                            data-muted={muted ? 'true' : undefined}
+                            className={`min-w-5 shrink-0 rounded-full px-1.5 text-center text-xs leading-5 font-semibold ${muted ? 'bg-slate-300 text-slate-700' : 'bg-indigo-600 text-white'}`}
                         >
                             {conv.unread > 99 ? '99+' : conv.unread}
                         </span>
