@@ -69,7 +69,7 @@ before(async () => {
     if (!ack || ack.kind !== 'ack') missing.set('lifecycle', `a text to probe is not acked (${JSON.stringify(ack)})`);
     else {
         P.send({ kind: 'edit', with: 'probe2', id: ack.id, data: 'probed', cid: 'p2' });
-        const e = await P.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === 'p2', 3000).catch(() => null);
+        const e = await P.next((x) => (x.kind === 'ack' && x.cid === 'p2') || x.kind === 'error', 3000).catch(() => null);
         if (!e || e.kind !== 'ack')
             missing.set('lifecycle', `the gateway answers "edit" with ${e ? JSON.stringify(e) : 'nothing'} (the lifecycle has not landed)`);
     }

@@ -532,8 +532,32 @@ function Bubble({ m, conv, me, conn, dispatch, names, editing, flash, acts }) {
             data-highlight={flash ? 'true' : undefined}
         >
             <div
-                className={`max-w-[80%] rounded-2xl px-3 py-1.5 shadow-sm transition-shadow sm:max-w-[70%] ${own ? 'rounded-br-sm' : 'rounded-bl-sm'} ${tone} ${flash ? 'ring-4 ring-amber-400' : ''}`}
+                className={`relative max-w-[80%] rounded-2xl px-3 py-1.5 shadow-sm transition-shadow sm:max-w-[70%] ${own ? 'rounded-br-sm' : 'rounded-bl-sm'} ${tone} ${flash ? 'ring-4 ring-amber-400' : ''}`}
             >
+                {actionable && !editing && (
+                    <div
+                        className={`pointer-events-none absolute -top-4 z-10 flex gap-0.5 rounded-md border border-slate-200 bg-white p-0.5 opacity-0 shadow-sm transition-opacity group-focus-within:pointer-events-auto group-focus-within:opacity-100 group-hover:pointer-events-auto group-hover:opacity-100 ${own ? 'right-2' : 'left-2'}`}
+                        role="toolbar"
+                        aria-label="Message actions"
+                    >
+                        <button type="button" className={act} data-testid="react-button" aria-expanded={picker} onClick={() => setPicker(!picker)}>
+                            React
+                        </button>
+                        <button type="button" className={act} data-testid="reply-button" onClick={() => acts.onReply(m.id)}>
+                            Reply
+                        </button>
+                        {own && (
+                            <button type="button" className={act} data-testid="edit-button" onClick={() => acts.onEdit(m.id)}>
+                                Edit
+                            </button>
+                        )}
+                        {canDelete(conv, m, me) && (
+                            <button type="button" className={`${act} text-red-600`} data-testid="delete-button" onClick={() => setConfirm(true)}>
+                                Delete
+                            </button>
+                        )}
+                    </div>
+                )}
                 {conv.group && !own && (
                     <p className="text-xs font-semibold" style={{ color: 'hsl(230 50% 45%)' }}>
                         {m.from}
@@ -640,30 +664,6 @@ function Bubble({ m, conv, me, conn, dispatch, names, editing, flash, acts }) {
                             </button>
                         );
                     })}
-                </div>
-            )}
-            {actionable && !editing && (
-                <div
-                    className="mt-0.5 flex gap-0.5 opacity-0 transition-opacity group-focus-within:opacity-100 group-hover:opacity-100"
-                    role="toolbar"
-                    aria-label="Message actions"
-                >
-                    <button type="button" className={act} data-testid="react-button" aria-expanded={picker} onClick={() => setPicker(!picker)}>
-                        React
-                    </button>
-                    <button type="button" className={act} data-testid="reply-button" onClick={() => acts.onReply(m.id)}>
-                        Reply
-                    </button>
-                    {own && (
-                        <button type="button" className={act} data-testid="edit-button" onClick={() => acts.onEdit(m.id)}>
-                            Edit
-                        </button>
-                    )}
-                    {canDelete(conv, m, me) && (
-                        <button type="button" className={`${act} text-red-600`} data-testid="delete-button" onClick={() => setConfirm(true)}>
-                            Delete
-                        </button>
-                    )}
                 </div>
             )}
             {actionable && picker && (
@@ -790,7 +790,9 @@ function Composer({ conv, conn, me, replyTo, onCancelReply, onEditLast }) {
         }
     });
     const query = mentionQuery(text, caret);
-    const options = query && closed !== query.start ? completions(query.prefix, mentionCandidates(conv, me)) : [];
+    // the list, unless closed with Escape or the name is typed in full (Enter then sends)
+    const found = query && closed !== query.start ? completions(query.prefix, mentionCandidates(conv, me)) : [];
+    const options = query && found.includes(query.prefix) ? [] : found;
     const choice = Math.min(pick, Math.max(0, options.length - 1));
     const quote = replyTo ? replyPreview(conv, replyTo) : null;
 

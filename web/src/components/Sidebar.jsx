@@ -25,7 +25,6 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
                     </p>
                     <p className="text-xs text-slate-500">{state.conn.status === 'online' ? 'Online' : 'Not connected'}</p>
                 </div>
-                <NotifyButton />
                 <button className={`${btn} text-slate-600 hover:bg-slate-100`} onClick={onAccount}>
                     Account
                 </button>
@@ -64,6 +63,7 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
                         Join group
                     </button>
                 </div>
+                <NotifyButton />
                 {panel === 'group' && (
                     <NewGroup
                         conn={conn}
@@ -106,21 +106,17 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
 }
 
 // The browser's notification permission, asked for only on this button's
-// click (a page may not ask on load); hidden where the browser has none.
+// click (a page may not ask on load); shown while the browser has not been
+// asked yet (nothing where it has no notifications, or once answered).
 function NotifyButton() {
     const N = globalThis.Notification;
     const [perm, setPerm] = useState(() => (N ? N.permission : 'unsupported'));
-    if (!N || perm === 'granted') return null;
-    const denied = perm === 'denied';
+    if (!N || perm !== 'default') return null;
     return (
         <button
-            className={`${btn} text-slate-600 hover:bg-slate-100 disabled:opacity-50`}
+            className={`${btn} flex w-full items-center justify-center gap-2 bg-amber-50 text-amber-900 hover:bg-amber-100`}
             data-testid="notify-button"
-            disabled={denied}
-            title={
-                denied ? 'Notifications are blocked in the browser settings' : 'Be notified of mentions and direct messages while Parley is in the background'
-            }
-            aria-label={denied ? 'Notifications blocked' : 'Turn on notifications'}
+            title="Be notified of mentions and direct messages while Parley is in the background"
             onClick={async () => {
                 try {
                     setPerm(await N.requestPermission());
@@ -129,7 +125,10 @@ function NotifyButton() {
                 }
             }}
         >
-            🔔
+            <svg viewBox="0 0 24 24" className="h-4 w-4" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
+                <path d="M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9M10.3 21a1.94 1.94 0 0 0 3.4 0" />
+            </svg>
+            Turn on notifications
         </button>
     );
 }
