@@ -103,6 +103,12 @@ describe('lifecycle frames: edit, delete, react by message id', () => {
         assert.equal(t.seq, 3);
     });
 
+    it('an edit of an older message leaves the preview of a newer one (even one still sending)', () => {
+        let s = run([hello(), text({ id: 10, seq: 1, data: 'old' }), { type: 'send', cid: 'n', to: 'bob', data: 'newer', now: T0 + 1 }]);
+        s = run([frame({ kind: 'edit', id: 10, with: 'bob', from: 'bob', data: 'old!', edited: T0 + 2, seq: 2 })], s);
+        assert.deepEqual(s.convs.bob.preview, { from: 'alice', data: 'newer' });
+    });
+
     it("hello's `last` of a deleted newest message shows as deleted", () => {
         const s = run([hello({ users: [{ username: 'bob', online: true, unread: 0, last: { id: 7, from: 'bob', data: '', sent: T0, deleted: T0 + 1 } }] })]);
         assert.deepEqual(s.convs.bob.preview, { from: 'bob', data: '', deleted: true });

@@ -367,7 +367,7 @@ function onSend(state, { cid, to, data, now, replyTo }) {
     const entry = { cid, to, data, created: now, status: 'sending', error: null, tries: 0 };
     if (Number.isInteger(replyTo) && replyTo > 0) entry.reply_to = replyTo;
     const s = { ...state, outbox: { ...state.outbox, [cid]: entry } };
-    return withConv(s, to, (c) => ({ ...c, lastActivity: Math.max(c.lastActivity, now), preview: { from: state.me, data } }));
+    return withConv(s, to, (c) => ({ ...c, lastActivity: Math.max(c.lastActivity, now), preview: { from: state.me, data }, previewId: 0 }));
 }
 
 function onFrame(state, f, now, mode) {
@@ -809,6 +809,7 @@ function onGroup(state, f, now) {
             online: false,
             lastActivity: Math.max(c.lastActivity, now),
             preview: { from: typeof f.by === 'string' ? f.by : 'Someone', data: 'removed you', event: true },
+            previewId: 0,
         }));
     }
     const gone = (f.op === 'leave' && f.by === state.me) || (members && !members.includes(state.me));
@@ -818,7 +819,10 @@ function onGroup(state, f, now) {
     return withConv(s, f.name, (c) => {
         const next = { ...c, ...fields, group: true, joined: true, removed: null };
         next.lastActivity = Math.max(c.lastActivity, now);
-        next.preview = c.messages.length && c.lastActivity > now - 1000 ? c.preview : { from: f.by, data: what, event: true };
+        if (!(c.messages.length && c.lastActivity > now - 1000)) {
+            next.preview = { from: f.by, data: what, event: true };
+            next.previewId = 0;
+        }
         return next;
     });
 }
