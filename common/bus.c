@@ -69,11 +69,26 @@ static int bus_is(const proto_str *s, const char *lit)
     return s->len == n && memcmp(s->p, lit, n) == 0;
 }
 
+static const char *bus_kind_name(proto_kind k)
+{
+    switch (k) {
+    case PROTO_EDIT:
+        return "edit";
+    case PROTO_DELETE:
+        return "delete";
+    case PROTO_REACT:
+        return "react";
+    default:
+        return "text";
+    }
+}
+
 void bus_enc_text(msgpack_packer *pk, const bus_text *m)
 {
-    msgpack_pack_map(pk, 7);
+    const char *t = bus_kind_name(m->kind);
+    msgpack_pack_map(pk, 7 + (m->ref > 0) + (m->kind == PROTO_REACT));
     proto_pack_str(pk, "t", 1);
-    proto_pack_str(pk, "text", 4);
+    proto_pack_str(pk, t, strlen(t));
     proto_pack_str(pk, "u", 1);
     proto_pack_str(pk, m->from.p, m->from.len);
     proto_pack_str(pk, "g", 1);
@@ -86,17 +101,43 @@ void bus_enc_text(msgpack_packer *pk, const bus_text *m)
     proto_pack_str(pk, m->data.p, m->data.len);
     proto_pack_str(pk, "cid", 3);
     proto_pack_str(pk, m->cid.p, m->cid.len);
+    if (m->ref > 0) {
+        proto_pack_str(pk, "r", 1);
+        msgpack_pack_int64(pk, m->ref);
+    }
+    if (m->kind == PROTO_REACT) {
+        proto_pack_str(pk, "on", 2);
+        if (m->on)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+    }
 }
 
 int bus_next_text(const char *buf, size_t len, msgpack_unpacked *u, bus_text *m, size_t *used)
 {
-    enum { T, U, G, C, TO, DATA, CID, N };
-    bus_field fl[N] = {{"t", NULL},  {"u", NULL},    {"g", NULL},  {"c", NULL},
-                       {"to", NULL}, {"data", NULL}, {"cid", NULL}};
+    enum { T, U, G, C, TO, DATA, CID, R, ON, N };
+    bus_field fl[N] = {{"t", NULL},    {"u", NULL},   {"g", NULL}, {"c", NULL}, {"to", NULL},
+                       {"data", NULL}, {"cid", NULL}, {"r", NULL}, {"on", NULL}};
     proto_str t;
     memset(m, 0, sizeof *m);
     if (bus_unpack(buf, len, u, fl, N, used) < 0) return -1;
-    if (bus_str(fl[T].val, &t) < 0 || !bus_is(&t, "text")) return -1;
+    if (bus_str(fl[T].val, &t) < 0) return -1;
+    static const proto_kind kinds[] = {PROTO_TEXT, PROTO_EDIT, PROTO_DELETE, PROTO_REACT};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (bus_is(&t, bus_kind_name(kinds[i]))) m->kind = kinds[i];
+    if (!m->kind) return -1;
+    if (fl[R].val) {
+        uint64_t r;
+        if (bus_pos(fl[R].val, &r) < 0) return -1;
+        m->ref = (int64_t)r;
+    } else if (m->kind != PROTO_TEXT) {
+        return -1; /* a change names its message */
+    }
+    if (m->kind == PROTO_REACT) {
+        if (!fl[ON].val || fl[ON].val->type != MSGPACK_OBJECT_BOOLEAN) return -1;
+        m->on = fl[ON].val->via.boolean;
+    }
     if (bus_str(fl[U].val, &m->from) < 0 || !proto_valid_user(m->from.p, m->from.len)) return -1;
     if (bus_str(fl[G].val, &m->gw) < 0 || !proto_valid_gwid(m->gw.p, m->gw.len)) return -1;
     if (bus_pos(fl[C].val, &m->conn) < 0) return -1;

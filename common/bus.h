@@ -7,10 +7,21 @@
 
 #include "proto.h"
 
-/* gateway -> router: {t:"text", u, g, c, to, data, cid} */
+/* gateway -> router, one per client frame that changes a conversation:
+ * {t:"text", u, g, c, to, data, cid, r?} (r: reply_to),
+ * {t:"edit", u, g, c, to, data, cid, r} (r: the edited message's id),
+ * {t:"delete", u, g, c, to, data: "", cid, r},
+ * {t:"react", u, g, c, to, data: emoji, cid, r, on}.
+ * `to` is the conversation as the sender names it (a user or #group). Each
+ * kind has its own `t`, so a router older than the kind drops it (logged)
+ * instead of taking it for a text. */
 typedef struct bus_text {
     proto_str from, gw, to, data, cid;
     uint64_t conn;
+    int64_t ref;     /* text: reply_to (0: none); the others: the target id (> 0) */
+    int on;          /* react: 1 add, 0 take back */
+    proto_kind kind; /* PROTO_TEXT (0 counts as text when encoding), PROTO_EDIT,
+                        PROTO_DELETE or PROTO_REACT */
 } bus_text;
 
 void bus_enc_text(msgpack_packer *pk, const bus_text *m);

@@ -29,13 +29,15 @@
 #define KEY_THROTTLE_ADDR KEYS_PREFIX "throttle:addr:%s"
 
 /* per user (hash tag {u:NAME}) */
-#define KEY_ACCOUNT   KEYS_PREFIX "{u:%s}:account"
-#define KEY_META      KEYS_PREFIX "{u:%s}:meta"
-#define KEY_INBOX     KEYS_PREFIX "{u:%s}:inbox"
-#define KEY_SESSIONS  KEYS_PREFIX "{u:%s}:sessions"
-#define KEY_CONTACTS  KEYS_PREFIX "{u:%s}:contacts"
-#define KEY_CIDS      KEYS_PREFIX "{u:%s}:cids"   /* hash cid -> [id, seq, sent]; + ":old" */
-#define KEY_UNREAD    KEYS_PREFIX "{u:%s}:unread" /* hash conversation -> count */
+#define KEY_ACCOUNT  KEYS_PREFIX "{u:%s}:account"
+#define KEY_META     KEYS_PREFIX "{u:%s}:meta"
+#define KEY_INBOX    KEYS_PREFIX "{u:%s}:inbox"
+#define KEY_SESSIONS KEYS_PREFIX "{u:%s}:sessions"
+#define KEY_CONTACTS KEYS_PREFIX "{u:%s}:contacts"
+#define KEY_CIDS     KEYS_PREFIX "{u:%s}:cids"   /* hash cid -> [id, seq, sent]; + ":old" */
+#define KEY_UNREAD   KEYS_PREFIX "{u:%s}:unread" /* hash conversation -> count */
+/* hash conversation -> unread messages that mention the user (send.lua, read.lua) */
+#define KEY_MENTIONS  KEYS_PREFIX "{u:%s}:mentions"
 #define KEY_READ      KEYS_PREFIX "{u:%s}:read"   /* hash conversation -> id read */
 #define KEY_GROUPS_OF KEYS_PREFIX "{u:%s}:groups" /* set of #names */
 #define KEY_BUDGET    KEYS_PREFIX "{u:%s}:budget" /* hash t, m, f, b: send token buckets */

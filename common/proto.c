@@ -22,7 +22,10 @@
  *   for `join` and `leave`; `open` is read only for `create` but must be a
  *   bool wherever it appears;
  * - block `user` must be a user name other than the sender's (checked by the
- *   gateway, which knows the sender) and `on` a bool. */
+ *   gateway, which knows the sender) and `on` a bool;
+ * - edit `data` follows text's rule (1 byte or more: deleting is how a message
+ *   is emptied); react `on` is required; edit, delete and react always need a
+ *   `cid` (also in development auth mode). */
 #include "proto.h"
 
 #include <stdio.h>
@@ -268,12 +271,15 @@ typedef enum {
     F_OPEN,
     F_USER,
     F_ON,
+    F_ID,
+    F_EMOJI,
+    F_REPLY_TO,
     F__COUNT
 } proto_field;
 
 static const char *const proto_field_names[F__COUNT] = {
-    "kind",   "to",    "data", "cid",  "after",   "epoch", "with", "upto",
-    "before", "limit", "op",   "name", "members", "open",  "user", "on",
+    "kind", "to",   "data",    "cid",  "after", "epoch", "with", "upto",  "before",   "limit",
+    "op",   "name", "members", "open", "user",  "on",    "id",   "emoji", "reply_to",
 };
 
 static int proto_key_is(const msgpack_object *k, const char *name)
@@ -371,7 +377,27 @@ static int proto_dec_text(const msgpack_object **fl, int flags, proto_frame *f, 
         err->cid = f->cid;
     }
     if (proto_get_peer(fl[F_TO], "to", &f->to, err) < 0) return -1;
+    if (fl[F_REPLY_TO] &&
+        proto_get_int(fl[F_REPLY_TO], "reply_to", 1, INT64_MAX, &f->reply_to, err) < 0)
+        return -1;
     return proto_get_str(fl[F_DATA], "data", 1, SIZE_MAX, &f->data, err);
+}
+
+/* edit, delete, react: cid (first, as for text), with, id, then their own */
+static int proto_dec_change(const msgpack_object **fl, proto_frame *f, proto_error *err)
+{
+    if (proto_get_str(fl[F_CID], "cid", 1, PROTO_CID_MAX, &f->cid, err) < 0) return -1;
+    err->cid = f->cid;
+    if (proto_get_peer(fl[F_WITH], "with", &f->with, err) < 0) return -1;
+    if (proto_get_int(fl[F_ID], "id", 1, INT64_MAX, &f->id, err) < 0) return -1;
+    if (f->kind == PROTO_EDIT) return proto_get_str(fl[F_DATA], "data", 1, SIZE_MAX, &f->data, err);
+    if (f->kind != PROTO_REACT) return 0;
+    if (proto_get_str(fl[F_EMOJI], "emoji", 1, PROTO_EMOJI_MAX, &f->emoji, err) < 0) return -1;
+    const msgpack_object *o = fl[F_ON];
+    if (!o) return proto_bad(err, "on", "is missing");
+    if (o->type != MSGPACK_OBJECT_BOOLEAN) return proto_bad(err, "on", "must be a bool");
+    f->on = o->via.boolean;
+    return 0;
 }
 
 static int proto_dec_group(const msgpack_object **fl, proto_frame *f, proto_error *err)
@@ -441,7 +467,8 @@ int proto_decode(const char *buf, size_t len, msgpack_unpacked *u, int flags, pr
     } kinds[] = {
         {"text", PROTO_TEXT},     {"sync", PROTO_SYNC},       {"read", PROTO_READ},
         {"typing", PROTO_TYPING}, {"history", PROTO_HISTORY}, {"group", PROTO_GROUP},
-        {"block", PROTO_BLOCK},
+        {"block", PROTO_BLOCK},   {"edit", PROTO_EDIT},       {"delete", PROTO_DELETE},
+        {"react", PROTO_REACT},
     };
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (kind.len == strlen(kinds[i].name) && memcmp(kind.p, kinds[i].name, kind.len) == 0)
@@ -451,6 +478,10 @@ int proto_decode(const char *buf, size_t len, msgpack_unpacked *u, int flags, pr
     switch (f->kind) {
     case PROTO_TEXT:
         return proto_dec_text(fl, flags, f, err);
+    case PROTO_EDIT:
+    case PROTO_DELETE:
+    case PROTO_REACT:
+        return proto_dec_change(fl, f, err);
     case PROTO_SYNC:
         if (proto_get_int(fl[F_AFTER], "after", 0, INT64_MAX, &f->after, err) < 0) return -1;
         return proto_get_str(fl[F_EPOCH], "epoch", 1, PROTO_EPOCH_MAX, &f->epoch, err);
@@ -514,7 +545,7 @@ static void proto_pack_contacts(msgpack_packer *pk, const proto_contact *users, 
     for (size_t i = 0; i < n; i++) {
         const proto_contact *u = &users[i];
         int group = u->role != NULL;
-        msgpack_pack_map(pk, 4 + (u->read > 0) + (u->peer_read > 0) +
+        msgpack_pack_map(pk, 4 + (u->read > 0) + (u->peer_read > 0) + (u->mentions > 0) +
                                  (group ? 2 + (u->owner_len > 0) + (u->admins_more != 0) : 0));
         proto_pack_cstr(pk, "username");
         proto_pack_str(pk, users[i].name, users[i].len);
@@ -525,6 +556,10 @@ static void proto_pack_contacts(msgpack_packer *pk, const proto_contact *users, 
             msgpack_pack_false(pk);
         proto_pack_cstr(pk, "unread");
         msgpack_pack_int64(pk, users[i].unread);
+        if (u->mentions > 0) {
+            proto_pack_cstr(pk, "mentions");
+            msgpack_pack_int64(pk, u->mentions);
+        }
         if (users[i].read > 0) {
             proto_pack_cstr(pk, "read");
             msgpack_pack_int64(pk, users[i].read);

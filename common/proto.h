@@ -23,6 +23,7 @@
 #define PROTO_HISTORY_MAX     100
 #define PROTO_HISTORY_DEFAULT 50
 #define PROTO_MEMBERS_MAX     1000 /* members in one group frame */
+#define PROTO_EMOJI_MAX       32   /* react `emoji`: bytes of UTF-8 */
 
 typedef struct proto_str {
     const char *p;
@@ -37,6 +38,9 @@ typedef enum {
     PROTO_HISTORY,
     PROTO_GROUP,
     PROTO_BLOCK,
+    PROTO_EDIT,
+    PROTO_DELETE,
+    PROTO_REACT,
 } proto_kind;
 
 typedef enum {
@@ -54,8 +58,12 @@ typedef struct proto_frame {
     proto_kind kind;
     proto_str to;                  /* text, typing: user name or #group */
     proto_str data;                /* text: valid UTF-8 */
-    proto_str cid;                 /* text: 1..64 chars; len 0 when absent (dev mode only) */
-    proto_str with;                /* read, history: user name or #group */
+    proto_str cid;                 /* text, edit, delete, react: 1..64 chars; text: len 0 when
+                                      absent (dev mode only) */
+    proto_str with;                /* read, history, edit, delete, react: user name or #group */
+    int64_t reply_to;              /* text: > 0, or 0 when absent */
+    int64_t id;                    /* edit, delete, react: the target message, > 0 */
+    proto_str emoji;               /* react: 1..PROTO_EMOJI_MAX bytes of UTF-8 */
     proto_str epoch;               /* sync */
     int64_t after;                 /* sync: >= 0 */
     int64_t upto;                  /* read: > 0 */
@@ -67,7 +75,7 @@ typedef struct proto_frame {
     const msgpack_object *members; /* group: array of str, each a user name */
     uint32_t nmembers;
     proto_str user; /* block: a user name */
-    int on;         /* block: 1 block, 0 unblock */
+    int on;         /* block: 1 block, 0 unblock; react: 1 add, 0 take back */
 } proto_frame;
 
 /* Why a frame was refused. code is a protocol error code string; close is 0
@@ -129,6 +137,7 @@ typedef struct proto_contact {
     size_t len;
     int online;
     int64_t unread;
+    int64_t mentions;  /* unread messages that mention the user ("mentions", omitted when 0) */
     int64_t read;      /* the user's read position in this conversation (0: none) */
     int64_t peer_read; /* 1:1: the other user's read position (0: none) */
     const char *last;  /* the conversation's newest stored text frame (a map), */

@@ -65,6 +65,8 @@ int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     scripts_cmd_str(&c, epoch);
     scripts_cmd_fmt(&c, "%" PRId64, max_entries);
     scripts_cmd_fmt(&c, "%" PRId64, max_bytes);
+    scripts_cmd_str(&c, user);
+    scripts_cmd_str(&c, KEY_HISTORY);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -135,6 +137,7 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     scripts_cmd_key(&c, KEY_READ, reader);
     scripts_cmd_key(&c, KEY_UNREAD, reader);
     scripts_cmd_key(&c, KEY_GATEWAYS);
+    scripts_cmd_key(&c, KEY_MENTIONS, reader);
     scripts_cmd_str(&c, reader);
     scripts_cmd_str(&c, with);
     scripts_cmd_str(&c, is_group);
@@ -183,6 +186,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_str(&c, KEY_META);
     scripts_cmd_fmt(&c, "%" PRId64, op_interval_ms);
     scripts_cmd_str(&c, KEY_BLOCKS);
+    scripts_cmd_str(&c, KEY_MENTIONS);
     if (op != PROTO_OP_JOIN && op != PROTO_OP_LEAVE)
         for (size_t i = 0; i < nmembers; i++)
             scripts_cmd_arg(&c, members[i], member_lens[i]);
@@ -261,6 +265,7 @@ int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
     scripts_cmd_key(&c, KEY_READ, user);
     scripts_cmd_key(&c, KEY_HIDDEN, user);
     scripts_cmd_key(&c, KEY_BLOCKS, user);
+    scripts_cmd_key(&c, KEY_MENTIONS, user);
     scripts_cmd_str(&c, user);
     scripts_cmd_fmt(&c, "%" PRId64, everyone_limit);
     scripts_cmd_str(&c, KEY_GROUP_MEMBERS);

@@ -258,12 +258,16 @@ typedef struct scripts_send_batch {
 /* The per-call values: the limits (copied). */
 void scripts_send_batch_init(scripts_send_batch *b, const scripts_send_limits *limits);
 void scripts_send_batch_free(scripts_send_batch *b);
-/* Adds one message from `from` to `to` (a user or a #group): its data and
- * cid (cid_len 0: none), sent by connection conn of gateway gw. 0, or -1 when
- * out of memory (the batch is then as it was). */
+/* Adds one message or change from `from` to `to` (a user or a #group): its
+ * data (a text's or an edit's; a reaction's emoji; "" for a delete) and cid
+ * (cid_len 0: none), sent by connection conn of gateway gw. kind: PROTO_TEXT
+ * (ref: its reply_to, 0 none), PROTO_EDIT, PROTO_DELETE or PROTO_REACT (ref:
+ * the target message's id; on: a reaction added, else taken back). 0, or -1
+ * when out of memory (the batch is then as it was). */
 int scripts_send_batch_add(scripts_send_batch *b, const char *from, const char *to,
                            const char *data, size_t data_len, const char *cid, size_t cid_len,
-                           const char *gw, size_t gw_len, uint64_t conn);
+                           const char *gw, size_t gw_len, uint64_t conn, proto_kind kind,
+                           int64_t ref, int on);
 /* Sends the batch as one FCALL and empties it, whatever the outcome. The
  * reply has one entry per message, in order (send.lua). REDIS_ERR when it
  * was empty or could not be queued (cb is not called). */

@@ -35,6 +35,8 @@ enum {
     A_FANOUT_BURST,
     A_BYTE_RATE,
     A_BYTE_BURST,
+    A_MENTIONS_FMT,
+    A_READ_FMT,
     SEND_HEAD_ARGS
 };
 
@@ -141,7 +143,7 @@ void scripts_send_batch_clear(scripts_send_batch *b)
     b->count = 0;
 }
 
-/* A 1:1 message's 16 KEYS. */
+/* A 1:1 message's 18 KEYS. */
 static int scripts_send_keys_pair(scripts_list *l, const char *from, const char *to,
                                   const char *conv)
 {
@@ -161,10 +163,12 @@ static int scripts_send_keys_pair(scripts_list *l, const char *from, const char 
     rc |= scripts_list_key(l, KEY_HISTORY_BYTES, conv);
     rc |= scripts_list_key(l, KEY_BUDGET, from);
     rc |= scripts_list_key(l, KEY_HIDDEN, to);
+    rc |= scripts_list_key(l, KEY_MENTIONS, to);
+    rc |= scripts_list_key(l, KEY_READ, to);
     return rc;
 }
 
-/* A #group message's 8 KEYS. */
+/* A #group message's 9 KEYS. */
 static int scripts_send_keys_group(scripts_list *l, const char *from, const char *to,
                                    const char *conv)
 {
@@ -176,14 +180,20 @@ static int scripts_send_keys_group(scripts_list *l, const char *from, const char
     rc |= scripts_list_key(l, KEY_GROUP_FANOUT, to);
     rc |= scripts_list_key(l, KEY_HISTORY_BYTES, conv);
     rc |= scripts_list_key(l, KEY_BUDGET, from);
+    rc |= scripts_list_key(l, KEY_GROUP_ADMINS, to);
     return rc;
 }
 
 int scripts_send_batch_add(scripts_send_batch *b, const char *from, const char *to,
                            const char *data, size_t data_len, const char *cid, size_t cid_len,
-                           const char *gw, size_t gw_len, uint64_t conn)
+                           const char *gw, size_t gw_len, uint64_t conn, proto_kind kind,
+                           int64_t ref, int on)
 {
-    char conv[KEYS_MAX], sess[96], connid[24];
+    char conv[KEYS_MAX], sess[96], connid[24], refs[24];
+    const char *op = kind == PROTO_EDIT     ? "edit"
+                     : kind == PROTO_DELETE ? "delete"
+                     : kind == PROTO_REACT  ? (on ? "react+" : "react-")
+                                            : "text";
     if (keys_conv(conv, sizeof conv, from, to) < 0) return -1;
     size_t keys_n = (size_t)b->keys.n, keys_len = b->keys.len;
     size_t args_n = (size_t)b->args.n, args_len = b->args.len;
@@ -197,6 +207,12 @@ int scripts_send_batch_add(scripts_send_batch *b, const char *from, const char *
     rc |= scripts_list_add(&b->args, cid, cid_len);
     rc |= scripts_list_add(&b->args, sess, sl < sizeof sess ? sl : sizeof sess - 1);
     rc |= scripts_list_add(&b->args, connid, cl);
+    rc |= scripts_list_str(&b->args, op);
+    if (ref > 0)
+        snprintf(refs, sizeof refs, "%" PRId64, ref);
+    else
+        refs[0] = '\0';
+    rc |= scripts_list_str(&b->args, refs);
     if (rc != 0) { /* out of memory: take this message back out */
         b->keys.n = (int)keys_n;
         b->keys.len = keys_len;
@@ -240,6 +256,8 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
             [A_FANOUT_BURST] = b->num[N_FANOUT_BURST],
             [A_BYTE_RATE] = b->num[N_BYTE_RATE],
             [A_BYTE_BURST] = b->num[N_BYTE_BURST],
+            [A_MENTIONS_FMT] = KEY_MENTIONS,
+            [A_READ_FMT] = KEY_READ,
         };
         int i = 0;
         for (int j = 0; j < k->n; j++, i++) {
@@ -286,5 +304,6 @@ int scripts_fanout(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
     scripts_cmd_str(&c, KEY_CIDS);
     scripts_cmd_str(&c, KEY_FANOUT_JOB);
     scripts_cmd_str(&c, KEY_FANOUT_TODO);
+    scripts_cmd_str(&c, KEY_MENTIONS);
     return scripts_cmd_run(&c, ac, cb, priv);
 }

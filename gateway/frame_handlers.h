@@ -14,6 +14,7 @@
 const frame_config *frame_cfg(void);
 
 void frame_text(gw_session *s, const proto_frame *f);    /* frame_text.c */
+void frame_change(gw_session *s, const proto_frame *f);  /* frame_text.c: edit, delete, react */
 void frame_sync(gw_session *s, const proto_frame *f);    /* frame_sync.c */
 void frame_typing(gw_session *s, const proto_frame *f);  /* frame_typing.c */
 void frame_read(gw_session *s, const proto_frame *f);    /* frame_read.c */

@@ -1,5 +1,7 @@
-/* frame_text.c - `text`: to the router of its conversation's slot (rtq.h).
- * The ack, or the error, comes back through the gateway channel. */
+/* frame_text.c - `text`, and the changes of a stored message (`edit`,
+ * `delete`, `react`): to the router of the conversation's slot (rtq.h), which
+ * stores them in order with the conversation's texts. The ack, or the error,
+ * comes back through the gateway channel. */
 #include <sodium.h>
 #include <string.h>
 
@@ -7,6 +9,38 @@
 #include "frame_handlers.h"
 #include "keys.h"
 #include "rtq.h"
+
+/* to the router of s's conversation with `to`, as bus_text m (from, gw and
+ * conn are filled here) */
+static void frame_route(gw_session *s, const proto_str *to, const proto_str *cid, bus_text *m)
+{
+    char name[PROTO_NAME_MAX + 2], conv[KEYS_MAX];
+    memcpy(name, to->p, to->len);
+    name[to->len] = '\0';
+    /* a group's conversation key is its #name; the router checks membership */
+    int clen = keys_conv(conv, sizeof conv, s->user, name);
+    if (clen < 0) {
+        sess_send_error(s, "bad_field", "to: invalid", cid);
+        return;
+    }
+    const char *gwid = frame_cfg()->gwid;
+    m->from = (proto_str){s->user, strlen(s->user)};
+    m->gw = (proto_str){gwid, strlen(gwid)};
+    m->to = *to;
+    m->cid = *cid;
+    m->conn = s->conn;
+    pending_remember(&s->texts, cid, to);
+    if (rtq_add(keys_slot(conv, (size_t)clen), m) < 0) rtq_refuse_text(s, cid->p, cid->len);
+}
+
+void frame_change(gw_session *s, const proto_frame *f)
+{
+    bus_text m = {.kind = f->kind, .ref = f->id, .on = f->on};
+    m.data = f->kind == PROTO_EDIT    ? f->data
+             : f->kind == PROTO_REACT ? f->emoji
+                                      : (proto_str){"", 0};
+    frame_route(s, &f->with, &f->cid, &m);
+}
 
 void frame_text(gw_session *s, const proto_frame *f)
 {
@@ -20,22 +54,6 @@ void frame_text(gw_session *s, const proto_frame *f)
         cid.p = devcid;
         cid.len = strlen(devcid);
     }
-    char to[PROTO_NAME_MAX + 2], conv[KEYS_MAX];
-    memcpy(to, f->to.p, f->to.len);
-    to[f->to.len] = '\0';
-    /* a group's conversation key is its #name; the router checks membership */
-    int clen = keys_conv(conv, sizeof conv, s->user, to);
-    if (clen < 0) {
-        sess_send_error(s, "bad_field", "to: invalid", &cid);
-        return;
-    }
-    const char *gwid = frame_cfg()->gwid;
-    bus_text m = {.from = {s->user, strlen(s->user)},
-                  .gw = {gwid, strlen(gwid)},
-                  .to = f->to,
-                  .data = f->data,
-                  .cid = cid,
-                  .conn = s->conn};
-    pending_remember(&s->texts, &cid, &f->to);
-    if (rtq_add(keys_slot(conv, (size_t)clen), &m) < 0) rtq_refuse_text(s, cid.p, cid.len);
+    bus_text m = {.kind = PROTO_TEXT, .data = f->data, .ref = f->reply_to};
+    frame_route(s, &f->to, &cid, &m);
 }

@@ -103,8 +103,7 @@ void frame_receive(gw_session *s, const char *buf, size_t len)
     }
     if (frame_take_token(s) < 0) {
         metrics_inc(METRIC_RATE_LIMITED);
-        sess_send_error(s, "rate_limited", "too many frames: slow down",
-                        f.kind == PROTO_TEXT && f.cid.len ? &f.cid : NULL);
+        sess_send_error(s, "rate_limited", "too many frames: slow down", f.cid.len ? &f.cid : NULL);
         msgpack_unpacked_destroy(&u);
         return;
     }
@@ -129,6 +128,11 @@ void frame_receive(gw_session *s, const char *buf, size_t len)
         break;
     case PROTO_BLOCK:
         frame_block(s, &f);
+        break;
+    case PROTO_EDIT:
+    case PROTO_DELETE:
+    case PROTO_REACT:
+        frame_change(s, &f);
         break;
     default:
         sess_send_error(s, "unknown_kind", "unknown kind", NULL);

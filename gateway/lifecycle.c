@@ -156,8 +156,9 @@ static size_t lifecycle_parse_roles(const redisReply *r, proto_contact *c, proto
     return k;
 }
 
-/* A page of the contacts script: {mode, next cursor, blocked, 7 fields per
- * entry} (online -1: hidden by a block; the 7th: a group's roles). Fills *c
+/* A page of the contacts script: {mode, next cursor, blocked, 8 fields per
+ * entry} (online -1: hidden by a block; the 7th: a group's roles; the 8th:
+ * the unread mentions). Fills *c
  * (n entries, pointing into rep; free(*c) frees the admins too) and the
  * cursor; -1 when it is not such a reply. */
 static int lifecycle_parse_contacts(const redisReply *rep, long long *mode, char *cursor,
@@ -169,9 +170,9 @@ static int lifecycle_parse_contacts(const redisReply *rep, long long *mode, char
         return -1;
     memcpy(cursor, rep->element[1]->str, rep->element[1]->len);
     cursor[rep->element[1]->len] = '\0';
-    size_t n = (rep->elements - 3) / 7, k = 0, nadmins = 0;
+    size_t n = (rep->elements - 3) / 8, k = 0, nadmins = 0;
     for (size_t i = 0; i < n; i++) {
-        const redisReply *r = rep->element[3 + 7 * i + 6];
+        const redisReply *r = rep->element[3 + 8 * i + 6];
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
             r->element[3]->type == REDIS_REPLY_ARRAY)
             nadmins += r->element[3]->elements < LIFECYCLE_ADMINS_MAX ? r->element[3]->elements
@@ -182,8 +183,8 @@ static int lifecycle_parse_contacts(const redisReply *rep, long long *mode, char
     if (!c) return -1;
     proto_str *pool = (proto_str *)(c + (n ? n : 1));
     for (size_t i = 0; i < n; i++) {
-        redisReply **e = rep->element + 3 + 7 * i;
-        long long online = 0, unread = 0, read = 0, peer_read = 0;
+        redisReply **e = rep->element + 3 + 8 * i;
+        long long online = 0, unread = 0, read = 0, peer_read = 0, mentions = 0;
         if (e[0]->type != REDIS_REPLY_STRING ||
             (!proto_valid_user(e[0]->str, e[0]->len) && !proto_valid_group(e[0]->str, e[0]->len)))
             continue;
@@ -191,6 +192,8 @@ static int lifecycle_parse_contacts(const redisReply *rep, long long *mode, char
         rl_reply_int(e[2], &unread);
         rl_reply_int(e[3], &read);
         rl_reply_int(e[4], &peer_read);
+        rl_reply_int(e[7], &mentions);
+        c[k].mentions = mentions;
         c[k].name = e[0]->str;
         c[k].len = e[0]->len;
         c[k].online = online > 0;

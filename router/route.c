@@ -227,7 +227,7 @@ static void route_one(router *r, unsigned slot, const bus_text *m)
     }
 
     if (scripts_send_batch_add(&r->batch, from, to, m->data.p, m->data.len, m->cid.p, m->cid.len,
-                               m->gw.p, m->gw.len, m->conn) != 0) {
+                               m->gw.p, m->gw.len, m->conn, m->kind, m->ref, m->on) != 0) {
         r->stats.lost++; /* out of memory */
         return;
     }

@@ -4,7 +4,7 @@
 -- call, the next asked for once the session drained.
 --
 -- KEYS  1 parley:users, 2 user contacts, 3 parley:online, 4 user groups, 5 user unread,
---       6 user read, 7 user hidden set, 8 user blocks (block.lua).
+--       6 user read, 7 user hidden set, 8 user blocks (block.lua), 9 user mentions.
 -- ARGV  1 user, 2 everyone-limit, 3 the key format of a group's members, 4 the key format of a
 --       user's read, 5 the key format of a conversation's history, 6 cursor ("" or "0" for the
 --       first page), 7 page size n, 8 preview bytes, 9 the key format of a group's meta, 10 the
@@ -23,12 +23,15 @@
 -- (and the next group) when one ends with room left (at most STEPS (8) set reads), so a short
 -- list is one page.
 -- Reply {mode, next cursor, blocked, then per entry: name, online, unread, read, peer_read, last,
--- roles}:
+-- roles, mentions}:
 -- blocked is the users the user blocks (at most --max-blocks, sorted) on the first page, an empty
 -- array on the others; a person's online is -1 (shown offline) when he is in the user's hidden set
 -- (a block either way: the gateway hides his presence from this session too); last is
--- the conversation's newest history entry with its data cut to the preview bytes on a UTF-8
--- boundary and truncated = true when cut (re-packed), or "" when there is none; for a group
+-- the conversation's newest history entry (its current state: a deleted one has data "") with
+-- its data cut to the preview bytes on a UTF-8 boundary and truncated = true when cut, and no
+-- reactions (re-packed) when it weighs more than the preview bytes, or "" when there is none;
+-- mentions: the user's count of unread messages that mention him there (send.lua, read.lua);
+-- for a group
 -- online = another member is online, peer_read 0.
 -- roles: 0 for a person; for a group {owner ("" when the meta has none: a group from before
 -- roles not changed since, or an empty one), role (the user's own: "owner", "admin" or
@@ -60,8 +63,9 @@ local function last(conv)
   local m = cmsgpack.unpack(e)
   if type(m) ~= 'table' or type(m.data) ~= 'string' then return e end
   local d, was = cut(m.data, preview)
-  if not was then return e end
-  m.data, m.truncated = d, true
+  if not was and not m.reactions then return e end
+  if was then m.data, m.truncated = d, true end
+  m.reactions = nil -- a preview: who reacted is history's to tell
   return cmsgpack.pack(m)
 end
 local function num(v) return tonumber(v) or 0 end
@@ -243,6 +247,7 @@ local function person(u)
   if user < u then out[#out + 1] = last(user .. '|' .. u)
   else out[#out + 1] = last(u .. '|' .. user) end
   out[#out + 1] = 0
+  out[#out + 1] = num(redis.call('HGET', KEYS[9], u))
 end
 for _, u in ipairs(names) do person(u) end
 -- whether another member of group key mk is online: SINTERCARD walks the smaller of the two
@@ -284,6 +289,7 @@ for _, g in ipairs(groups) do
   out[#out + 1] = 0
   out[#out + 1] = last(g)
   out[#out + 1] = roles(g)
+  out[#out + 1] = num(redis.call('HGET', KEYS[9], g))
 end
 for _, u in ipairs(members) do person(u) end
 out[2] = cursor

@@ -15,7 +15,12 @@
 -- ARGV  1 #group, 2 gateway channel prefix, 3 inbox cap, 4 inbox bytes cap, 5 dedupe ttl s,
 --       6 chunk (members per step), 7..12 the key formats (%s = user) of a member's meta, inbox,
 --       sessions, unread, read and cids, 13 the key format of a job (%s #group, %s id),
---       14 of its member snapshot.
+--       14 of its member snapshot, 15 the key format of a member's mentions.
+-- A text's job appends the reference {seq, id, w: #group} (lib/message.lua) to each inbox and
+-- counts it unread (and mentioned, for the members its `mentions` name); a change's job (send.lua:
+-- fields op, target, ref, author, mentions; its queue entry is its own id) appends its `ref`
+-- instead, counts nothing (a delete takes the message off the counts of each member but its
+-- author whose read position is below the target), and its ack and cid record name the target.
 -- The head job (the queue's first id): its hash {from, cid, sess, conn, sent, frame, n, gen} and
 -- its snapshot, the set of the members when send stored it, less the sender. When the group's meta
 -- no longer carries the job's `gen` (the group was deleted, perhaps re-created under the same
@@ -41,17 +46,30 @@ local function fanout(keys, args)
   local chunk = tonumber(args[6])
   local meta_fmt, inbox_fmt, sessions_fmt, unread_fmt, read_fmt, cids_fmt =
     args[7], args[8], args[9], args[10], args[11], args[12]
+  local mentions_fmt = args[15]
   local id = redis.call('LINDEX', queue, 0)
   if not id then
     redis.call('SREM', fanouts, g)
     return {'idle'}
   end
   local job, todo = string.format(args[13], g, id), string.format(args[14], g, id)
-  local j = redis.call('HMGET', job, 'from', 'cid', 'sess', 'conn', 'sent', 'frame', 'n', 'gen')
+  local j = redis.call('HMGET', job, 'from', 'cid', 'sess', 'conn', 'sent', 'frame', 'n', 'gen',
+                      'op', 'target', 'ref', 'author', 'mentions')
   id = tonumber(id)
   local written = 0
   if j[6] then
     local fr = split_frame(j[6])
+    local op, target, author = j[9], tonumber(j[10]) or id, j[12]
+    local ref, mentioned
+    if op then
+      ref, mentioned = split_frame(j[11]), cmsgpack.unpack(j[13] or '\144')
+    else
+      ref = split_frame(cmsgpack.pack({id = id, w = g}))
+      local msg = cmsgpack.unpack(j[6])
+      mentioned = type(msg) == 'table' and msg.mentions
+    end
+    local mset = {}
+    if type(mentioned) == 'table' then for _, u in ipairs(mentioned) do mset[u] = true end end
     local m = {from = j[1], cid = j[2], sess = j[3], conn = tonumber(j[4])}
     m.chan = prefix .. (string.match(m.sess, '^(.*)#') or m.sess)
     local sent = tonumber(j[5])
@@ -65,9 +83,21 @@ local function fanout(keys, args)
     for i, user in ipairs(batch) do
       if still[i] == 1 then
         local seq = append(user, string.format(meta_fmt, user), string.format(inbox_fmt, user), id,
-                           fr)
-        local pos = tonumber(redis.call('HGET', string.format(read_fmt, user), g))
-        if not pos or pos < id then redis.call('HINCRBY', string.format(unread_fmt, user), g, 1) end
+                           ref)
+        local pos = tonumber(redis.call('HGET', string.format(read_fmt, user), g)) or 0
+        if not op then
+          if pos < id then
+            redis.call('HINCRBY', string.format(unread_fmt, user), g, 1)
+            if mset[user] then redis.call('HINCRBY', string.format(mentions_fmt, user), g, 1) end
+          end
+        elseif op == 'delete' and user ~= author and pos < target then
+          local uk = string.format(unread_fmt, user)
+          if redis.call('HINCRBY', uk, g, -1) <= 0 then redis.call('HDEL', uk, g) end
+          if mset[user] then
+            local mk = string.format(mentions_fmt, user)
+            if redis.call('HINCRBY', mk, g, -1) <= 0 then redis.call('HDEL', mk, g) end
+          end
+        end
         members_add(d, user, seq, nil)
         written = written + 1
       end
@@ -76,7 +106,7 @@ local function fanout(keys, args)
     local sseq
     if last then -- the sender's own copy, then the ack
       sseq = append(m.from, string.format(meta_fmt, m.from), string.format(inbox_fmt, m.from), id,
-                    fr)
+                    ref)
       members_add(d, m.from, sseq, m.sess)
       written = written + 1
     end
@@ -86,9 +116,9 @@ local function fanout(keys, args)
       return {'more', id, written}
     end
     if m.cid ~= '' then
-      remember(string.format(cids_fmt, m.from), m.cid, cid_record(id, sseq, sent))
+      remember(string.format(cids_fmt, m.from), m.cid, cid_record(target, sseq, sent))
     end
-    ack(m, id, sseq, sent)
+    ack(m, target, sseq, sent)
   end
   -- done (or a job whose hash is gone: nothing left to do for it)
   redis.call('DEL', job, todo)

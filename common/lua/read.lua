@@ -4,12 +4,13 @@
 -- Caller: the gateway (scripts_read).
 --
 -- KEYS  1 conversation history, 2 the other user's account (group: members), 3 the same as 2
---       (group: meta), 4 reader read, 5 reader unread, 6 parley:gateways.
+--       (group: meta), 4 reader read, 5 reader unread, 6 parley:gateways, 7 reader mentions.
 -- ARGV  1 reader, 2 with (user or #group), 3 is_group ("1"/"0"), 4 upto, 5 gateway channel
 --       prefix, 6 the key format of a user's sessions, 7 reader's session id.
 -- Access as history. Clamps upto to the newest id; if that does not move the position: {0, pos}.
--- Else sets the position, recounts unread (messages after upto not from the reader; 0 deletes
--- the field) and publishes {kind:"read", from, with, upto} as {t:"m"} (fanout) to the other
+-- Else sets the position, recounts unread (messages after upto not from the reader and not
+-- deleted; 0 deletes the field) and mentions (those of them whose `mentions` name the reader)
+-- and publishes {kind:"read", from, with, upto} as {t:"m"} (fanout) to the other
 -- participant(s) and the reader, except the reading session; in a group of BROADCAST_MIN (64)
 -- members or more to the reader's other sessions only (SCARD, no member read): per-member
 -- receipts there cost members x readers (docs/protocol.md "Read receipts in big groups"); the
@@ -37,31 +38,44 @@ if upto > last then upto = last end
 local cur = tonumber(redis.call('HGET', KEYS[4], with)) or 0
 if upto <= cur then return {0, cur} end
 redis.call('HSET', KEYS[4], with, upto)
--- messages in (lo, hi] not from the reader, among the first SCAN; and how many were decoded
+-- messages in (lo, hi] not from the reader and not deleted, among the first SCAN; how many of
+-- them mention the reader; and how many were decoded
 local function others(lo, hi)
-  local n, es = 0, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. lo, hi, 'LIMIT', 0, SCAN)
+  local n, men, es = 0, 0, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. lo, hi, 'LIMIT', 0, SCAN)
   for _, e in ipairs(es) do
     local m = cmsgpack.unpack(e)
-    if type(m) == 'table' and m.from ~= reader then n = n + 1 end
+    if type(m) == 'table' and m.from ~= reader and not m.deleted then
+      n = n + 1
+      if type(m.mentions) == 'table' then
+        for _, u in ipairs(m.mentions) do
+          if u == reader then men = men + 1; break end
+        end
+      end
+    end
   end
-  return n, #es
+  return n, men, #es
 end
 local old = tonumber(redis.call('HGET', KEYS[5], with)) or 0
-local unread = 0
-if old > 0 and upto < last then
+local old_men = tonumber(redis.call('HGET', KEYS[7], with)) or 0
+local unread, mentioned = 0, 0
+if (old > 0 or old_men > 0) and upto < last then
   local after = redis.call('ZCOUNT', KEYS[1], '(' .. upto, '+inf')
   if after <= SCAN then
-    unread = others(upto, '+inf')
+    unread, mentioned = others(upto, '+inf')
   elseif redis.call('ZCOUNT', KEYS[1], '(' .. cur, upto) <= SCAN then
-    unread = math.min(old - others(cur, upto), after)
+    local n, men = others(cur, upto)
+    unread, mentioned = math.min(old - n, after), old_men - men
   else
-    local n, seen = others(upto, '+inf')
-    unread = n + after - seen
+    local n, men, seen = others(upto, '+inf')
+    unread, mentioned = n + after - seen, men + after - seen
   end
   unread = math.max(0, math.min(unread, old))
+  mentioned = math.max(0, math.min(mentioned, old_men, unread))
 end
 if unread == 0 then redis.call('HDEL', KEYS[5], with)
 else redis.call('HSET', KEYS[5], with, unread) end
+if mentioned == 0 then redis.call('HDEL', KEYS[7], with)
+else redis.call('HSET', KEYS[7], with, mentioned) end
 local to
 if is_group == '1' then
   if redis.call('SCARD', KEYS[2]) >= BROADCAST_MIN then to = {reader}

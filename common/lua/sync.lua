@@ -1,22 +1,36 @@
+-- include: ref resolve
+--
 -- sync.lua - what a session missed: one bounded page of the inbox entries after a seq, if they
--- are all still there.
+-- are all still there, as the frames a client gets (inbox references resolved against the
+-- conversations' histories: lib/message.lua).
 -- Caller: the gateway, for a client's sync, the offline push after hello and to fill a gap in
 -- deliveries (scripts_sync); it asks for the next page only once the session's send queue has
 -- drained (back-pressure).
 --
 -- KEYS  1 user meta, 2 user inbox.
 -- ARGV  1 after (the last seq the client has), 2 epoch (the inbox epoch the client knows),
---       3 max entries per page (N >= 1), 4 max bytes per page (B >= 1).
+--       3 max entries per page (N >= 1), 4 max bytes per page (B >= 1), 5 the user, 6 the key
+--       format of a conversation's history (%s: the conversation key).
+-- Each entry is resolved (ref_resolve): a text reference becomes the message's current state
+-- from its history with the entry's seq (edited data, reactions, or deleted with data ""), an
+-- edit reference the edit frame with the current data (or the message's delete frame when it was
+-- deleted since), a delete or react reference its frame; an old full copy stays as it is. An
+-- entry whose message has left its history (its cap) cannot be resolved: the answer is then
+-- recovered = 0, as for entries the inbox cap dropped. The history reads touch keys this script
+-- does not declare (like send.lua's member keys): one Redis, not a cluster.
 -- Reply {recovered (0/1), seq, entries after+1, after+2, ...}: when the epoch matches and the
 -- inbox still holds seq after+1 (or after == seq: none), the first entries after `after`, at most
--- N of them and, past the first, at most B bytes in all (the first is always given, so a page
+-- N of them and, past the first, at most B bytes in all (counted as resolved; the first is
+-- always given, so a page
 -- moves on whatever an entry weighs); more remain when the last entry's seq < seq. Otherwise
 -- recovered = 0 and no entries (the client starts over from the current seq).
 -- Work per call: one HMGET, one LLEN and LRANGEs of CHUNK (8) entries until N entries or B bytes:
--- at most N entries and B + CHUNK entries' bytes read, whatever the inbox holds.
+-- at most N entries and B + CHUNK entries' bytes read, whatever the inbox holds; each a decode and
+-- at most one ZRANGEBYSCORE (O(log n)) of one history entry, decoded and packed again.
 local CHUNK = 8
 local after, epoch = tonumber(ARGV[1]), ARGV[2]
 local max_n, max_b = tonumber(ARGV[3]) or 100, tonumber(ARGV[4]) or 262144
+local user, hist_fmt = ARGV[5], ARGV[6]
 local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
 local seq = tonumber(m[1]) or 0
 if not after or m[2] ~= epoch or after > seq or after < 0 then return {0, seq} end
@@ -30,12 +44,16 @@ while #out - 2 < want and bytes < max_b do
   local es = redis.call('LRANGE', KEYS[2], idx, idx + n - 1)
   if #es == 0 then break end
   for i = 1, #es do
-    if #out > 2 and bytes + #es[i] > max_b then bytes = max_b; break end
-    out[#out + 1] = es[i]
-    bytes = bytes + #es[i]
+    local e = cmsgpack.unpack(es[i])
+    if type(e) ~= 'table' or type(e.seq) ~= 'number' then return {0, seq} end
+    if #out == 2 and e.seq ~= after + 1 then return {0, seq} end
+    local f = ref_resolve(user, e, hist_fmt)
+    if not f then return {0, seq} end -- its message left the history
+    if not e.kind then f = cmsgpack.pack(f) else f = es[i] end
+    if #out > 2 and bytes + #f > max_b then bytes = max_b; break end
+    out[#out + 1] = f
+    bytes = bytes + #f
   end
   idx = idx + #es
 end
-local first = cmsgpack.unpack(out[3])
-if type(first) ~= 'table' or first.seq ~= after + 1 then return {0, seq} end
 return out

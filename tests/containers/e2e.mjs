@@ -686,9 +686,13 @@ e2e('monitoring: the documented redis-cli commands on the live stack', async () 
     assert(!online.includes(ERIN), `${ERIN} closed but still in parley:online`);
     const cliOnline = await host('parley', 'online');
     assert(cliOnline.includes(ALICE) && cliOnline.includes(BOB), `parley online: ${cliOnline}`);
-    // a user's inbox (raw msgpack: its strings are readable) and decoded by the CLI
+    // a user's inbox (references to the conversation's history: raw msgpack, its strings are
+    // readable), the texts in the history, and both decoded by the CLI
     const inbox = await redis('LRANGE', `parley:{u:${ERIN}}:inbox`, '0', '-1');
-    for (let i = 0; i < 5; i++) assert(inbox.includes(`offline ${i}`), `LRANGE inbox lacks "offline ${i}"`);
+    assert(inbox.includes(ALICE), `LRANGE inbox does not name ${ALICE}: ${inbox}`);
+    const erinConv = [ALICE, ERIN].sort().join('|');
+    const hist = await redis('ZRANGE', `parley:{c:${erinConv}}:history`, '0', '-1');
+    for (let i = 0; i < 5; i++) assert(hist.includes(`offline ${i}`), `ZRANGE history lacks "offline ${i}"`);
     assert(Number((await redis('LLEN', `parley:{u:${ERIN}}:inbox`)).trim()) === 5, 'LLEN inbox is not 5');
     const cliInbox = await host('parley', 'inbox', ERIN);
     assert(cliInbox.includes('offline 4') && cliInbox.includes(ALICE), `parley inbox: ${cliInbox}`);
@@ -1010,10 +1014,11 @@ e2e(
             20000,
             'deliveries complete',
         );
-        // durable: every acked text is in bob's inbox in the restarted Redis
-        const inbox = await redis('LRANGE', `parley:{u:${BOB}}:inbox`, '0', '-1');
-        const lost = [...a.acked('pre-'), ...a.acked('rr-')].filter((m) => !inbox.includes(m.data));
-        assert(lost.length === 0, `acked but not in ${BOB}'s inbox after the restart: ${lost.map((m) => m.cid).join(' ')}`);
+        // durable: every acked text is in the conversation's history in the restarted Redis
+        // (bob's inbox holds references to it)
+        const stored = await redis('ZRANGE', `parley:{c:${[a.user, BOB].sort().join('|')}}:history`, '0', '-1');
+        const lost = [...a.acked('pre-'), ...a.acked('rr-')].filter((m) => !stored.includes(m.data));
+        assert(lost.length === 0, `acked but not stored after the restart: ${lost.map((m) => m.cid).join(' ')}`);
         for (const p of [a, b]) assert(p.problems.length === 0, `${p.user}: ${p.problems.join('; ')}`);
         // the epoch survived (AOF): a sync with the old epoch recovers
         const since = b.frames.length;

@@ -47,7 +47,7 @@ async function inboxesWithout(g, ids) {
         'local want, out = cjson.decode(ARGV[3]), {} ' +
             'for i = 0, tonumber(ARGV[2]) - 1 do ' +
             "local u = ARGV[1] .. i local got = {} for _, e in ipairs(redis.call('LRANGE', 'parley:{u:' .. u .. '}:inbox', 0, -1)) do " +
-            'local m = cmsgpack.unpack(e) if m.to == ARGV[4] then got[#got + 1] = m.id end end ' +
+            'local m = cmsgpack.unpack(e) if (m.to or m.w) == ARGV[4] and not m.k then got[#got + 1] = m.id end end ' +
             'local ok = #got == #want for j = 1, #want do ok = ok and got[j] == want[j] end ' +
             "if not ok and #out < 5 then out[#out + 1] = u .. ': ' .. table.concat(got, ',') end end return out",
         '0',

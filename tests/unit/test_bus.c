@@ -30,7 +30,13 @@ static void text_round_trip(void **state)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    bus_text in = {S("alice"), S("gw-1:8080"), S("#dev"), S("h\xc3\xa9llo"), S("c1"), 42}, out;
+    bus_text in = {.from = S("alice"),
+                   .gw = S("gw-1:8080"),
+                   .to = S("#dev"),
+                   .data = S("h\xc3\xa9llo"),
+                   .cid = S("c1"),
+                   .conn = 42},
+             out;
 
     msgpack_sbuffer_clear(&sb);
     bus_enc_text(&pk, &in);
@@ -45,6 +51,52 @@ static void text_round_trip(void **state)
     bus_enc_text(&pk, &in);
     rc = bus_dec_text(sb.data, sb.size, &up, &out);
     CHECK(rc == 0 && out.cid.len == 0 && out.conn == (UINT64_C(1) << 40), "empty cid, big conn");
+}
+
+/* the changes (edit, delete, react) and a text's reply_to: each kind its own
+ * t, the target in r; a change without r, or a react without a bool on, is
+ * malformed */
+static void change_round_trip(void **state)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bus_text in = {.from = S("alice"),
+                   .gw = S("gw1"),
+                   .to = S("bob"),
+                   .data = S("x"),
+                   .cid = S("c1"),
+                   .conn = 3,
+                   .ref = 9,
+                   .on = 1,
+                   .kind = PROTO_REACT},
+             out;
+    static const proto_kind kinds[] = {PROTO_TEXT, PROTO_EDIT, PROTO_DELETE, PROTO_REACT};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        in.kind = kinds[i];
+        msgpack_sbuffer_clear(&sb);
+        bus_enc_text(&pk, &in);
+        int rc = bus_dec_text(sb.data, sb.size, &up, &out);
+        CHECK(rc == 0 && out.kind == kinds[i] && out.ref == 9 &&
+                  out.on == (kinds[i] == PROTO_REACT),
+              "kind %d round trip", (int)kinds[i]);
+    }
+    in.kind = 0; /* 0 is a text */
+    in.ref = 0;
+    msgpack_sbuffer_clear(&sb);
+    bus_enc_text(&pk, &in);
+    CHECK(bus_dec_text(sb.data, sb.size, &up, &out) == 0 && out.kind == PROTO_TEXT && out.ref == 0,
+          "a text without reply_to");
+    bus_text m;
+    CHECK(text("{7 s:t s:edit s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c", &m) < 0,
+          "an edit without r");
+    CHECK(text("{8 s:t s:react s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c s:r i:2",
+               &m) < 0,
+          "a react without on");
+    CHECK(text("{8 s:t s:delete s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s: s:cid s:c s:r i:0",
+               &m) < 0,
+          "r 0");
+    CHECK(text("{7 s:t s:erase s:u s:al s:g s:g1 s:c i:1 s:to s:bob s:data s:x s:cid s:c", &m) < 0,
+          "an unknown t");
 }
 
 static void text_any_key_order(void **state)
@@ -263,7 +315,12 @@ static void payload_of_two_texts(void **state)
     size_t used;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    bus_text in = {S("alice"), S("gw1"), S("bob"), S("hi"), S("c1"), 3};
+    bus_text in = {.from = S("alice"),
+                   .gw = S("gw1"),
+                   .to = S("bob"),
+                   .data = S("hi"),
+                   .cid = S("c1"),
+                   .conn = 3};
     msgpack_sbuffer_clear(&sb);
     bus_enc_text(&pk, &in);
     in.cid = S("c2");
@@ -276,6 +333,7 @@ static void payload_of_two_texts(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(text_round_trip),
+    cmocka_unit_test(change_round_trip),
     cmocka_unit_test(text_any_key_order),
     cmocka_unit_test(text_refuses_malformed),
     cmocka_unit_test(delivery_to_user),

@@ -165,6 +165,32 @@ static const bad_case bad_cases[] = {
      "bad_field", 0, 0},
     {"demote member group", "{4 s:kind s:group s:op s:demote s:name s:#dev s:members [1 s:#x",
      "bad_field", 0, 0},
+    /* message lifecycle: edit, delete, react; text reply_to */
+    {"text reply_to 0", "{5 s:kind s:text s:to s:bob s:data s:hi s:cid s:c1 s:reply_to i:0",
+     "bad_field", 0, 0},
+    {"text reply_to str", "{5 s:kind s:text s:to s:bob s:data s:hi s:cid s:c1 s:reply_to s:1",
+     "bad_field", 0, 0},
+    {"edit no cid", "{4 s:kind s:edit s:with s:bob s:id i:1 s:data s:x", "bad_field", 0, 0},
+    {"edit no id", "{4 s:kind s:edit s:with s:bob s:cid s:c1 s:data s:x", "bad_field", 0, 0},
+    {"edit id 0", "{5 s:kind s:edit s:with s:bob s:id i:0 s:cid s:c1 s:data s:x", "bad_field", 0,
+     0},
+    {"edit empty data", "{5 s:kind s:edit s:with s:bob s:id i:1 s:cid s:c1 s:data s:", "bad_field",
+     0, 0},
+    {"edit no with", "{4 s:kind s:edit s:id i:1 s:cid s:c1 s:data s:x", "bad_field", 0, 0},
+    {"delete bad with", "{4 s:kind s:delete s:with s:Bob s:id i:1 s:cid s:c1", "bad_field", 0, 0},
+    {"delete id float", "{4 s:kind s:delete s:with s:bob s:id d:1 s:cid s:c1", "bad_field", 0, 0},
+    {"react no emoji", "{5 s:kind s:react s:with s:bob s:id i:1 s:cid s:c1 s:on T", "bad_field", 0,
+     0},
+    {"react empty emoji",
+     "{6 s:kind s:react s:with s:bob s:id i:1 s:cid s:c1 s:on T s:emoji s:", "bad_field", 0, 0},
+    {"react emoji 33 bytes",
+     "{6 s:kind s:react s:with s:bob s:id i:1 s:cid s:c1 s:on T s:emoji S:33", "bad_field", 0, 0},
+    {"react emoji bin", "{6 s:kind s:react s:with s:bob s:id i:1 s:cid s:c1 s:on T s:emoji b:x",
+     "bad_field", 0, 0},
+    {"react no on", "{5 s:kind s:react s:with s:bob s:id i:1 s:cid s:c1 s:emoji s:x", "bad_field",
+     0, 0},
+    {"react on int", "{6 s:kind s:react s:with s:bob s:id i:1 s:cid s:c1 s:on i:1 s:emoji s:x",
+     "bad_field", 0, 0},
     /* block */
     {"block no user", "{2 s:kind s:block s:on T", "bad_field", 0, 0},
     {"block bad user", "{3 s:kind s:block s:user s:Bob s:on T", "bad_field", 0, 0},
@@ -400,6 +426,38 @@ static void decode_block(void **state)
     rc = decode("{4 s:on F s:user s:a.b-c_9 s:kind s:block s:extra i:1", 0, &f, &e);
     CHECK(rc == 0 && f.kind == PROTO_BLOCK && str_is(f.user, "a.b-c_9") && f.on == 0,
           "unblock, any order, unknown field ignored: %s", rc ? e.message : "");
+}
+
+static void decode_lifecycle(void **state)
+{
+    proto_frame f;
+    proto_error e;
+    int rc = decode("{5 s:kind s:text s:to s:bob s:data s:hi s:cid s:c1 s:reply_to i:7", 0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_TEXT && f.reply_to == 7, "text reply_to: %s",
+          rc ? e.message : "");
+    rc = decode("{4 s:kind s:text s:to s:bob s:data s:hi s:cid s:c1", 0, &f, &e);
+    CHECK(rc == 0 && f.reply_to == 0, "text without reply_to");
+    rc = decode("{5 s:kind s:edit s:with s:#dev s:id i:9 s:cid s:c2 s:data s:new", 0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_EDIT && f.id == 9 && str_is(f.with, "#dev") &&
+              str_is(f.data, "new") && str_is(f.cid, "c2"),
+          "edit: %s", rc ? e.message : "");
+    rc = decode("{4 s:kind s:delete s:with s:bob s:id i:3 s:cid s:c3", 0, &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_DELETE && f.id == 3, "delete: %s", rc ? e.message : "");
+    rc = decode(
+        "{6 s:kind s:react s:with s:bob s:id i:3 s:cid s:c4 s:on F s:emoji s:\xf0\x9f\x91\x8d", 0,
+        &f, &e);
+    CHECK(rc == 0 && f.kind == PROTO_REACT && f.on == 0 && f.emoji.len == 4, "react: %s",
+          rc ? e.message : "");
+    rc =
+        decode("{6 s:kind s:react s:with s:bob s:id i:3 s:cid s:c4 s:on T s:emoji S:32", 0, &f, &e);
+    CHECK(rc == 0 && f.on == 1 && f.emoji.len == 32, "react, 32-byte emoji: %s",
+          rc ? e.message : "");
+    /* an error about a change carries its cid */
+    rc = decode("{4 s:kind s:edit s:with s:bob s:id i:1 s:cid s:c5", 0, &f, &e);
+    CHECK(rc < 0 && str_is(e.cid, "c5"), "edit without data: bad_field with the cid");
+    /* the cid is required even in dev auth mode */
+    rc = decode("{3 s:kind s:delete s:with s:bob s:id i:1", PROTO_ALLOW_NO_CID, &f, &e);
+    CHECK(rc < 0 && strcmp(e.code, "bad_field") == 0, "delete without cid in dev mode");
 }
 
 /* Finds key in a decoded map. */
@@ -737,6 +795,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(decode_history),
     cmocka_unit_test(decode_group),
     cmocka_unit_test(decode_block),
+    cmocka_unit_test(decode_lifecycle),
     cmocka_unit_test(enc_error),
     cmocka_unit_test(enc_hello),
     cmocka_unit_test(enc_hello_roles),

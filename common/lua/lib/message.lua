@@ -1,0 +1,81 @@
+-- message.lua - helper (after ref): a stored message's changes (edit, delete, reactions) and
+-- the mentions of a text; used by send.lua.
+local MENTION_TRIES = 64 -- '@' candidates looked up per text, at most
+local EMOJI_MAX = 20 -- distinct emoji per message (protocol.md)
+-- replaces message id (whose stored entry was old_raw) by the map m; keeps the history's byte
+-- count (key hbytes) right; returns the new entry
+local function msg_put(hist, hbytes, id, old_raw, m)
+  local raw = cmsgpack.pack(m)
+  redis.call('ZREMRANGEBYSCORE', hist, id, id)
+  redis.call('ZADD', hist, id, raw)
+  if #raw ~= #old_raw then
+    local total = redis.call('INCRBY', hbytes, #raw - #old_raw)
+    if total < 0 then redis.call('SET', hbytes, 0) end
+  end
+  return raw
+end
+-- the participants data mentions, per protocol.md: '@' not preceded by a name character, then
+-- the longest run of name characters; when that run is not a participant (is_participant(name)),
+-- it again without its trailing '.', '-', '_'. Distinct names in order of first mention; at most
+-- MENTION_TRIES lookups. nil when none.
+local function mentions_of(data, is_participant)
+  local found, seen, tries, i = {}, {}, 0, 1
+  while tries < MENTION_TRIES do
+    local at = string.find(data, '@', i, true)
+    if not at then break end
+    i = at + 1
+    local prev = at > 1 and string.sub(data, at - 1, at - 1) or ''
+    if not string.find(prev, '^[a-z0-9_.-]$') then
+      local run = string.match(data, '^[a-z0-9_.-]+', at + 1)
+      if run then
+        i = at + 1 + #run
+        local cands = {run}
+        local short = string.gsub(run, '[._-]+$', '')
+        if short ~= run and short ~= '' then cands[2] = short end
+        for _, name in ipairs(cands) do
+          if seen[name] then break end
+          if #name <= 32 then
+            tries = tries + 1
+            if is_participant(name) then
+              seen[name] = true
+              found[#found + 1] = name
+              break
+            end
+          end
+        end
+      end
+    end
+  end
+  if #found == 0 then return nil end
+  return found
+end
+-- adds (on) or takes back user's `emoji` on message m. Returns 'same' (no change), 'full' (a
+-- 21st emoji) or nil (changed).
+local function msg_react(m, user, emoji, on)
+  local r = m.reactions
+  if type(r) ~= 'table' then r = {} end
+  local list = r[emoji]
+  if on then
+    if list then
+      for _, u in ipairs(list) do if u == user then return 'same' end end
+      list[#list + 1] = user
+    else
+      local n = 0
+      for _ in pairs(r) do n = n + 1 end
+      if n >= EMOJI_MAX then return 'full' end
+      r[emoji] = {user}
+    end
+  else
+    if not list then return 'same' end
+    local keep = {}
+    for _, u in ipairs(list) do if u ~= user then keep[#keep + 1] = u end end
+    if #keep == #list then return 'same' end
+    if #keep == 0 then r[emoji] = nil else r[emoji] = keep end
+  end
+  if next(r) == nil then m.reactions = nil else m.reactions = r end
+  return nil
+end
+-- a message's deleted state: no text, no reactions (reply_to and mentions stay)
+local function msg_delete(m, by, at)
+  m.data, m.deleted, m.by, m.reactions, m.edited = '', at, by, nil, nil
+end

@@ -1,0 +1,47 @@
+-- resolve.lua - helper (after ref): an inbox reference (lib/ref.lua) as the frame a client gets
+-- on replay (sync.lua: client sync, offline push, gap fetch).
+-- the 1:1 conversation key of a and b: "a|b" with a < b bytewise (keys.h keys_conv_pair; Lua's
+-- `<` follows the locale's collation, which may not be bytewise)
+local function pair_key(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      if x < y then return a .. '|' .. b end
+      return b .. '|' .. a
+    end
+  end
+  if #a <= #b then return a .. '|' .. b end
+  return b .. '|' .. a
+end
+-- the conversation key of what `user` names `w`
+local function conv_of(user, w)
+  if string.byte(w, 1) == 35 then return w end
+  return pair_key(user, w)
+end
+-- a replayed inbox entry e (decoded, with seq) of `user` as the frame a client gets, or nil when
+-- the message it names has left the history. hist_fmt: the history key format (%s conversation).
+-- Old full copies (with `kind`) are returned as they are.
+local function ref_resolve(user, e, hist_fmt)
+  if e.kind then return e end
+  local w, k = e.w, e.k
+  if type(w) ~= 'string' or type(e.id) ~= 'number' then return nil end
+  if k == 'd' then
+    return {kind = 'delete', seq = e.seq, id = e.id, with = w, by = e.by, deleted = e.at}
+  end
+  if k == 'r' then
+    return {kind = 'react', seq = e.seq, id = e.id, with = w, from = e.from, emoji = e.emoji,
+            on = e.on}
+  end
+  local _, m = msg_get(string.format(hist_fmt, conv_of(user, w)), e.id)
+  if not m then return nil end
+  if k == 'e' then
+    if m.deleted then
+      return {kind = 'delete', seq = e.seq, id = e.id, with = w, by = m.by, deleted = m.deleted}
+    end
+    return {kind = 'edit', seq = e.seq, id = e.id, with = w, from = e.from, data = m.data,
+            edited = m.edited or e.at}
+  end
+  m.seq = e.seq
+  return m
+end
