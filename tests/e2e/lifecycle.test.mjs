@@ -15,6 +15,12 @@
 // make the page hidden (document.visibilityState / visibilitychange), as
 // switching tabs does.
 //
+// Alice's WebSocket goes through a Playwright route (routeWebSocket,
+// frames passed through as they are) that the test can cut: the page loses
+// its socket and its reconnects are refused until the test lets them
+// through, so what bob does meanwhile reaches her only through the offline
+// push and `sync` after her reconnect.
+//
 // Tests run in order and build on each other (the same users and pages).
 // The gateway's lifecycle frames are probed once: a test that needs them
 // fails naming what is missing (never a skip).
@@ -22,6 +28,7 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client } from '../integration/lib/client.mjs';
 import { makeUsers, waitFor } from '../integration/lib/cluster.mjs';
+import { decodeFrame } from '../../web/src/lib/codec.js';
 import { Stack } from './lib/stack.mjs';
 import * as ui from './lib/ui.mjs';
 
@@ -123,10 +130,39 @@ async function waitReactions(page, id, want) {
 
 const notes = (page) => page.evaluate(() => window.__notes);
 
+// alice's socket, through a route the test can cut (see the header)
+const gate = {
+    cut: false,
+    live: null,
+    frames: [], // every frame the server sent alice's page, decoded
+    handle(ws) {
+        if (this.cut) {
+            ws.close({ code: 1001, reason: 'cut by the test' });
+            return;
+        }
+        const server = ws.connectToServer();
+        server.onMessage((m) => {
+            const f = decodeFrame(typeof m === 'string' ? Buffer.from(m) : m);
+            if (f) this.frames.push(f);
+            ws.send(m);
+        });
+        this.live = { ws, server };
+    },
+    async sever() {
+        this.cut = true;
+        if (!this.live) return;
+        const { ws, server } = this.live;
+        this.live = null;
+        await server.close({ code: 1000, reason: 'cut by the test' });
+        await ws.close({ code: 1001, reason: 'cut by the test' });
+    },
+};
+
 cluster.test('two users on two gateways: alice (site A, notifications granted) and bob (site B), a 1:1 and a group', async () => {
     const ctxA = await stack.browser.newContext({ viewport: { width: 1100, height: 760 } });
     await ctxA.grantPermissions(['notifications'], { origin: stack.url('A').replace(/\/$/, '') });
     await ctxA.addInitScript(INIT);
+    await ctxA.routeWebSocket(/\/ws$/, (ws) => gate.handle(ws));
     const A = await stack.page('A', { context: ctxA });
     await A.locator('form[aria-label="Log in"]').waitFor({ timeout: ui.T });
     await ui.register(A, 'alice');
@@ -333,6 +369,90 @@ cluster.test("the group owner deletes a member's message; the member sees it del
     for (const P of [A, B])
         await waitFor(async () => (await byId(P, id).getAttribute('data-deleted')) === 'true', { timeout: ui.T, what: 'deleted by the owner' });
 });
+
+cluster.test(
+    "missed while away: bob's edit, delete and reaction reach alice's page through sync after a reconnect; her reaction made offline is sent once",
+    async () => {
+        needs('lifecycle');
+        const { A, B } = pages;
+        await ui.openConv(A, 'bob');
+        await ui.openConv(B, 'alice');
+        await ui.send(B, 'keep me');
+        await ui.send(B, 'remove me');
+        await ui.send(A, 'react to me');
+        await ui.waitTexts(A, ['keep me', 'remove me', 'react to me']);
+        await ui.waitTexts(B, ['keep me', 'remove me', 'react to me']);
+        const [keep, remove, mine] = [await idOf(A, 'keep me'), await idOf(A, 'remove me'), await idOf(A, 'react to me')];
+
+        await gate.sever();
+        await waitFor(async () => (await A.locator('[data-testid=conn-banner]').getAttribute('data-state')) !== 'online', {
+            timeout: ui.T,
+            what: "alice's page offline",
+        });
+        await waitFor(async () => (await stack.gatewaysOf('alice')).length === 0, { timeout: ui.T, what: "alice's session gone from Redis" });
+
+        // bob, meanwhile: an edit, a delete, a reaction
+        await action(B, keep, 'edit-button');
+        await byId(B, keep).locator('[data-testid=edit-box]').fill('keep me (edited)');
+        await byId(B, keep).locator('[data-testid=edit-box]').press('Enter');
+        await action(B, remove, 'delete-button');
+        await byId(B, remove).locator('[data-testid=delete-confirm]').getByRole('button', { name: 'Delete', exact: true }).click();
+        await action(B, mine, 'react-button');
+        await byId(B, mine).getByRole('button', { name: 'React with 🎉' }).click();
+        for (const id of [keep, remove, mine])
+            await waitFor(async () => (await byId(B, id).locator('[data-testid=op-status]').count()) === 0, {
+                timeout: ui.T,
+                what: `bob's change of ${id} acked`,
+            });
+        // alice, offline: a reaction waits for the connection
+        await action(A, keep, 'react-button');
+        await byId(A, keep).getByRole('button', { name: 'React with 👍' }).click();
+        await byId(A, keep).locator('[data-testid=op-status]').waitFor({ timeout: ui.T });
+        assert.equal(await byId(A, keep).locator('[data-testid=msg-text]').textContent(), 'keep me', 'nothing reached her yet');
+
+        const from = gate.frames.length;
+        gate.cut = false;
+        await A.getByRole('button', { name: 'Reconnect now' })
+            .click({ timeout: ui.T })
+            .catch(() => {}); // or the backoff's own attempt
+        await ui.online(A);
+        await byId(A, keep).locator('[data-testid=msg-text]', { hasText: 'keep me (edited)' }).waitFor({ timeout: ui.T });
+        await byId(A, keep).locator('[data-testid=edited-mark]').waitFor({ timeout: ui.T });
+        await waitFor(async () => (await byId(A, remove).getAttribute('data-deleted')) === 'true', { timeout: ui.T, what: 'the delete replayed' });
+        await waitReactions(A, mine, { '🎉': ['bob'] });
+        await waitReactions(A, keep, { '👍': ['alice'] });
+        await waitReactions(B, keep, { '👍': ['alice'] });
+        await waitFor(async () => (await byId(A, keep).locator('[data-testid=op-status]').count()) === 0, { timeout: ui.T, what: "alice's reaction acked" });
+        await stack.shot(A, 'lifecycle-after-sync');
+        // they came replayed after hello (offline push / sync), with seqs, not from a history page
+        const got = gate.frames.slice(from);
+        assert.equal(got[0].kind, 'hello');
+        const replayed = (kind, id) => got.filter((f) => f.kind === kind && f.id === id);
+        for (const [kind, id] of [
+            ['edit', keep],
+            ['delete', remove],
+            ['react', mine],
+        ])
+            assert.ok(
+                replayed(kind, id).length >= 1 && replayed(kind, id).every((f) => Number.isInteger(f.seq)),
+                `${kind} of ${id} replayed: ${JSON.stringify(got)}`,
+            );
+        assert.deepEqual(
+            got.filter((f) => f.kind === 'history' && f.with === 'bob'),
+            [],
+            'no history page of the conversation was needed',
+        );
+
+        // a reload shows the same current state (hello's last, history)
+        await A.reload();
+        await ui.signedInAs(A, 'alice');
+        await ui.openConv(A, 'bob');
+        await byId(A, keep).locator('[data-testid=msg-text]', { hasText: 'keep me (edited)' }).waitFor({ timeout: ui.T });
+        await waitFor(async () => (await byId(A, remove).getAttribute('data-deleted')) === 'true', { timeout: ui.T, what: 'deleted after a reload' });
+        await waitReactions(A, mine, { '🎉': ['bob'] });
+        await waitReactions(A, keep, { '👍': ['alice'] });
+    },
+);
 
 cluster.test('notifications while the tab is hidden: a 1:1 message and a mention; not a plain group message, not when muted or visible', async () => {
     const { A, B } = pages;
