@@ -346,6 +346,11 @@ cluster.test('@ completion in a group, mention highlight and badge (cleared when
     await waitFor(async () => ((await badge.allTextContents())[0] || '').trim() === '@1', { timeout: ui.T, what: 'mention badge @1' });
     await ui.waitBadge(A, '#crew', '1');
     await stack.shot(A, 'lifecycle-mention-badge');
+    // a reload keeps it: hello's `mentions` for #crew
+    await A.reload();
+    await ui.signedInAs(A, 'alice');
+    await waitFor(async () => ((await badge.allTextContents())[0] || '').trim() === '@1', { timeout: ui.T, what: 'mention badge @1 after a reload' });
+    await ui.waitBadge(A, '#crew', '1');
     await ui.openConv(A, '#crew');
     const mark = bubble(A, text).locator('[data-testid=mention][data-me=true]');
     await mark.waitFor({ timeout: ui.T });
