@@ -15,7 +15,8 @@
 -- ARGV  1 #group, 2 gateway channel prefix, 3 inbox cap, 4 inbox bytes cap, 5 dedupe ttl s,
 --       6 chunk (members per step), 7..12 the key formats (%s = user) of a member's meta, inbox,
 --       sessions, unread, read and cids, 13 the key format of a job (%s #group, %s id),
---       14 of its member snapshot, 15 the key format of a member's mentions.
+--       14 of its member snapshot, 15 the key format of a member's mentions, 16 of a
+--       conversation's history.
 -- A text's job appends the reference {seq, id, w: #group} (lib/message.lua) to each inbox and
 -- counts it unread (and mentioned, for the members its `mentions` name); a change's job (send.lua:
 -- fields op, target, ref, author, mentions; its queue entry is its own id) appends its `ref`
@@ -39,6 +40,22 @@
 -- Work per step: at most chunk + 1 member writes (each ~6 Redis calls), one PUBLISH per gateway.
 -- Reply {"more", id, written}, {"done", id, written, jobs left in the queue}, or {"idle"} when
 -- nothing is queued (the group leaves parley:fanouts).
+-- the frame a step delivers: the job's, but an edit's is read from the history at each step
+-- (its job holds no text: a delete while it is queued leaves the text nowhere): the edit with the
+-- message's data now, or its delete frame when it was deleted since (hist_fmt: history key format)
+local function edit_frame(op, frame, g, target, hist_fmt)
+  if op ~= 'edit' then return frame end
+  local f = cmsgpack.unpack(frame)
+  local hist = string.format(hist_fmt, g)
+  local m = redis.call('ZRANGEBYSCORE', hist, target, target, 'LIMIT', 0, 1)[1]
+  m = m and cmsgpack.unpack(m)
+  if type(m) ~= 'table' then return frame end -- gone from the history: nothing to show but the id
+  if m.deleted then
+    return cmsgpack.pack({kind = 'delete', id = target, with = g, by = m.by, deleted = m.deleted})
+  end
+  f.data, f.edited = m.data, m.edited or f.edited
+  return cmsgpack.pack(f)
+end
 local function fanout(keys, args)
   local queue, fanouts, members_key = keys[1], keys[2], keys[3]
   local g = args[1]
@@ -58,8 +75,8 @@ local function fanout(keys, args)
   id = tonumber(id)
   local written = 0
   if j[6] then
-    local fr = split_frame(j[6])
     local op, target, author = j[9], tonumber(j[10]) or id, j[12]
+    local fr = split_frame(edit_frame(op, j[6], g, target, args[16]))
     local ref, mentioned
     if op then
       ref, mentioned = split_frame(j[11]), cmsgpack.unpack(j[13] or '\144')

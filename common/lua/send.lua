@@ -86,7 +86,8 @@
 -- Changes (op edit/delete/react+/react-; ref = the target id, which must be in the history, else
 -- bad_field): access as a text (1:1: no_such_user; a block either way refuses edit and react,
 -- forbidden, not a delete; a group: member). Rights: edit the author (forbidden), delete the
--- author or in a group its owner/admins (forbidden); edit or react on a deleted message bad_field;
+-- author or in a group its owner/admins (forbidden), checked before the message's state; edit or
+-- react on a deleted message bad_field;
 -- the 21st distinct emoji bad_field. A change that changes nothing (delete of a deleted message,
 -- a reaction already there / not there) is acked with the sender's current seq, nothing sent.
 -- Else the same budget as a text (data bytes: the new data or the emoji), the history entry
@@ -99,7 +100,8 @@
 -- unread -1, mentions -1 when it mentioned him; and a fan-out of it still queued gets the
 -- deleted state as its frame. A group whose fan-out is queued or too big for the call's chunk
 -- gets a job like a text's (its id a fresh INCR of parley:ids; fields frame, ref, target, op,
--- author, mentions), fanout.lua doing the member steps.
+-- author, mentions; an edit's frame without its data, which fanout.lua reads from the history at
+-- each step, so the text is stored only there), fanout.lua doing the member steps.
 -- Work per call: at most 128 messages and 4 group messages (the router's batch), each 1:1 two
 -- inbox writes, inline group members at most the chunk in all; a queued message O(1) calls plus
 -- one COPY of the member set (C, no Lua per member: ~0.9 ms and ~220 KB for 5,000 members).
@@ -334,17 +336,16 @@ end
 -- what a change makes of message msg (decoded, changed here): the live frame (without `with`),
 -- the inbox reference (without w), or nil and the refusal's result
 local function apply(m, msg, id, group, k)
-  if m.op == 'edit' then
-    if msg.deleted then return nil, refuse(m, 'bad_field', 'this message was deleted') end
+  if m.op == 'edit' then -- the right first, then the state
     if msg.from ~= m.from then
       return nil, refuse(m, 'forbidden', 'only its author may edit a message')
     end
+    if msg.deleted then return nil, refuse(m, 'bad_field', 'this message was deleted') end
     msg.data, msg.edited = m.data, now
     return {kind = 'edit', id = id, from = m.from, data = m.data, edited = now},
            {k = 'e', id = id, from = m.from, at = now}
   end
   if m.op == 'delete' then
-    if msg.deleted then return nil, unchanged(m, k, id) end
     if msg.from ~= m.from and not (group and (
        redis.call('HGET', KEYS[k + 1], 'owner') == m.from or
        redis.call('ZSCORE', KEYS[k + 8], m.from))) then
@@ -352,6 +353,7 @@ local function apply(m, msg, id, group, k)
                          'only its author, the owner or an admin may delete a message' or
                          'only its author may delete a message')
     end
+    if msg.deleted then return nil, unchanged(m, k, id) end
     msg_delete(msg, m.from, now)
     return {kind = 'delete', id = id, by = m.from, deleted = now},
            {k = 'd', id = id, by = m.from, at = now}
@@ -431,7 +433,11 @@ local function change_group(m, k)
   live, ref = with_w(live, m.to, 'with'), with_w(ref, m.to, 'w')
   if n > work_left or redis.call('EXISTS', KEYS[k + 5]) == 1 then
     local jid = redis.call('INCR', KEYS[k + 3])
-    return group_queue(m, k, jid, {'frame', live.base, 'ref', ref.base, 'target', id,
+    local queued = live.base -- an edit's job holds no text: fanout.lua reads it at each step
+    if m.op == 'edit' then
+      queued = cmsgpack.pack({kind = 'edit', id = id, with = m.to, from = m.from, edited = now})
+    end
+    return group_queue(m, k, jid, {'frame', queued, 'ref', ref.base, 'target', id,
                                    'op', m.op, 'author', author,
                                    'mentions', cmsgpack.pack(mentions or {})}, n)
   end

@@ -1157,6 +1157,7 @@ function fanoutStep(s, name, chunk) {
             JOB_FMT,
             TODO_FMT,
             U('%s', 'mentions'),
+            'parley:{c:%s}:history',
         ],
     );
 }
@@ -1165,6 +1166,112 @@ function fanoutStep(s, name, chunk) {
 async function inboxIds(r, user) {
     return (await r.callBuffers('LRANGE', U(user, 'inbox'), 0, -1)).map((e) => unpack(e).id);
 }
+
+// the keys whose value (any type) holds marker, among every key of the Redis
+async function keysHolding(r, marker) {
+    return r.call(
+        'EVAL',
+        "local found, cursor = {}, '0' repeat local res = redis.call('SCAN', cursor, 'COUNT', 1000) cursor = res[1] " +
+            "for _, k in ipairs(res[2]) do local t, vals = redis.call('TYPE', k).ok, {} " +
+            "if t == 'string' then vals = {redis.call('GET', k)} elseif t == 'list' then vals = redis.call('LRANGE', k, 0, -1) " +
+            "elseif t == 'hash' then vals = redis.call('HGETALL', k) elseif t == 'set' then vals = redis.call('SMEMBERS', k) " +
+            "elseif t == 'zset' then vals = redis.call('ZRANGE', k, 0, -1) end " +
+            'for _, v in ipairs(vals) do if string.find(v, ARGV[1], 1, true) then found[#found + 1] = k break end end end ' +
+            "until cursor == '0' return found",
+        '0',
+        marker,
+    );
+}
+
+cluster.test(
+    'queued changes of a big group: an edit job holds no text; a delete while edit and text jobs wait leaves the text in no key; the steps deliver it deleted',
+    async (t) => {
+        const s = await fresh(t);
+        const { r, register, group, sopen, sendBatch, published } = s;
+        const members = Array.from({ length: 8 }, (_, i) => `e${i}`);
+        for (const u of members) await register(u);
+        assert.deepEqual(await group('create', '#e', 'e0', members.slice(1)), ['ok'], 'create #e');
+        await r.call('SADD', 'parley:gateways', 'gwE');
+        await sopen('e3', 'gwE', 3);
+        const small = { ...LIMITS, chunk: 3 };
+        // the text, fanned out whole; then an edit (queued: 8 members > chunk 3), a reaction and a
+        // second text behind it; then the author deletes it while all three wait
+        let res = await sendBatch([['e1', '#e', 'original @e2', 'x1', 'gwE#1', 1]], { ...LIMITS });
+        const id = res[0][0];
+        for (;;) if ((await fanoutStep(s, '#e', 3))[0] === 'idle') break;
+        res = await sendBatch(
+            [
+                ['e1', '#e', 'SECRET-EDIT', 'x2', 'gwE#1', 1, 'edit', String(id)],
+                ['e2', '#e', '👍', 'x3', 'gwE#2', 2, 'react+', String(id)],
+                ['e4', '#e', 'later text', 'x4', 'gwE#4', 4],
+            ],
+            small,
+        );
+        assert.deepEqual(
+            res.map((x) => x[3]),
+            ['pending', 'pending', 'pending'],
+            `all three queued: ${JSON.stringify(res)}`,
+        );
+        assert.deepEqual(await keysHolding(r, 'SECRET-EDIT'), ['parley:{c:#e}:history'], 'the edited text is stored once: in the history, not in the edit job');
+        res = await sendBatch([['e1', '#e', '', 'x5', 'gwE#1', 1, 'delete', String(id)]], small);
+        assert.equal(res[0][3], 'pending', `the delete queues behind them: ${JSON.stringify(res)}`);
+        assert.deepEqual(await keysHolding(r, 'SECRET-EDIT'), [], 'after the delete the text is in no key');
+        assert.deepEqual(await keysHolding(r, 'original @e2'), [], 'nor its first version');
+        await published();
+        const steps = [];
+        for (let i = 0; i < 30; i++) {
+            const step = await fanoutStep(s, '#e', 3);
+            steps.push(step);
+            if (step[0] === 'idle') break;
+            assert.ok(step[2] <= 4, `a step writes at most chunk + 1 members: ${JSON.stringify(step)}`);
+        }
+        assert.equal(steps.at(-1)[0], 'idle', JSON.stringify(steps));
+        // e3's gateway got, in order: the edit as the delete it became, the reaction, the later text, the delete
+        const toE3 = (await published())
+            .filter(({ channel, env }) => channel === 'parley:gw:gwE' && env.t === 'm' && env.u.includes('e3'))
+            .map(({ env }) => env.f);
+        assert.deepEqual(
+            toE3.map((f) => [f.kind, f.data ?? null]),
+            [
+                ['delete', null],
+                ['react', null],
+                ['text', 'later text'],
+                ['delete', null],
+            ],
+            JSON.stringify(toE3),
+        );
+        const acks = (await r.call('HGET', U('e1', 'cids'), 'x2')) !== null;
+        assert.ok(acks, 'the edit cid recorded once its fan-out ended');
+        // e2 was mentioned and had not read: the delete took the text off both counts
+        assert.deepEqual(
+            [await r.call('HGET', U('e2', 'unread'), '#e'), await r.call('HGET', U('e2', 'mentions'), '#e')],
+            ['1', null],
+            "e2's counts: the later text only",
+        );
+        // every member's inbox: text, edit, react, later text, delete references; a sync replays the
+        // text deleted, the edit as a delete
+        const e5 = (await r.callBuffers('LRANGE', U('e5', 'inbox'), 0, -1)).map((e) => unpack(e));
+        assert.deepEqual(
+            e5.map((e) => e.k ?? 't'),
+            ['t', 'e', 'r', 't', 'd'],
+            JSON.stringify(e5),
+        );
+        const meta = await r.call('HGET', U('e5', 'meta'), 'epoch');
+        const page = await s.sync('e5', 0, meta);
+        const frames = page.slice(2).map((b) => unpack(b));
+        assert.deepEqual(
+            frames.map((f) => [f.kind, f.data ?? null, f.seq]),
+            [
+                ['text', '', 1],
+                ['delete', null, 2],
+                ['react', null, 3],
+                ['text', 'later text', 4],
+                ['delete', null, 5],
+            ],
+            JSON.stringify(frames),
+        );
+    },
+);
 
 cluster.test('send to a group over the chunk: stored and queued, no ack; fanout steps of at most chunk + 1 writes in id order, then the ack', async (t) => {
     const s = await fresh(t);
