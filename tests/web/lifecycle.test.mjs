@@ -41,6 +41,12 @@ const text = (o) => frame({ kind: 'text', seq: 1, from: 'bob', to: 'alice', data
 const msg = (s, key, id) => s.convs[key].messages.find((m) => m.id === id);
 
 describe('lifecycle frames: edit, delete, react by message id', () => {
+    it('a `gone` stand-in (a message no longer kept, or of a group left) shows nothing but moves the seq', () => {
+        const s = run([hello(), text({ id: 10, seq: 1 }), frame({ kind: 'gone', id: 7, with: '#team', seq: 2 })]);
+        assert.equal(s.seq, 2);
+        assert.equal(s.convs['#team'].messages.length, 0, 'nothing shown for it');
+    });
+
     it('an edit changes the text and marks it edited; a replay or an older edit changes nothing', () => {
         let s = run([hello(), text({ id: 10, seq: 1, data: 'helo' })]);
         s = run([frame({ kind: 'edit', id: 10, with: 'bob', from: 'bob', data: 'hello', edited: T0 + 5, seq: 2 })], s);

@@ -410,6 +410,10 @@ function onFrame(state, f, now, mode) {
             return onSync(state, f);
         case 'group':
             return onGroup(state, f, now);
+        case 'gone':
+            // an inbox entry the server can no longer show (its message left the history, or a
+            // group this user left): nothing to display, but its seq was delivered
+            return seeSeq(state, f.seq);
         default:
             return state;
     }
