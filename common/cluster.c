@@ -19,6 +19,37 @@ uint16_t cluster_crc16(const char *buf, size_t len)
     return crc;
 }
 
+const char *cluster_slot_tag(unsigned slot)
+{
+    static char tags[CLUSTER_SLOTS][CLUSTER_TAG_MAX + 1];
+    static int built;
+    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    const unsigned base = sizeof alphabet - 1;
+    if (!built) {
+        unsigned left = CLUSTER_SLOTS;
+        for (unsigned len = 1; len <= CLUSTER_TAG_MAX && left; len++) {
+            unsigned long total = 1;
+            for (unsigned i = 0; i < len; i++)
+                total *= base;
+            for (unsigned long n = 0; n < total && left; n++) {
+                char t[CLUSTER_TAG_MAX + 1];
+                unsigned long v = n;
+                for (unsigned i = len; i-- > 0;) { /* n in base 36, most significant first */
+                    t[i] = alphabet[v % base];
+                    v /= base;
+                }
+                unsigned s = cluster_crc16(t, len) % CLUSTER_SLOTS;
+                if (tags[s][0]) continue;
+                memcpy(tags[s], t, len);
+                tags[s][len] = '\0';
+                left--;
+            }
+        }
+        built = 1;
+    }
+    return slot < CLUSTER_SLOTS ? tags[slot] : "";
+}
+
 unsigned cluster_keyslot(const char *key, size_t len)
 {
     const char *open = memchr(key, '{', len);

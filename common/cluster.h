@@ -28,6 +28,16 @@
  * Equals what CLUSTER KEYSLOT answers. */
 unsigned cluster_keyslot(const char *key, size_t len);
 
+/* A hash tag whose keys live in `slot` (< CLUSTER_SLOTS): the first string of
+ * [0-9a-z] (shortest first, then in that order) that hashes there, at most
+ * CLUSTER_TAG_MAX characters. Keys "prefix{TAG}suffix" with it share the slot
+ * of every other key there, so one script may touch them together: e.g. a
+ * counter per slot beside a conversation's keys. The table is built on the
+ * first call (about 200,000 CRCs, under a millisecond), then read; not
+ * thread-safe on that first call. Returns the tag (static storage). */
+#define CLUSTER_TAG_MAX 4
+const char *cluster_slot_tag(unsigned slot);
+
 /* CRC16-XMODEM of buf[0..len) (the specification's reference: 0x31C3 for
  * "123456789"). */
 uint16_t cluster_crc16(const char *buf, size_t len);

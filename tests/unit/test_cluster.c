@@ -123,7 +123,26 @@ static void redirects(void **state)
         CHECK(cluster_parse_redirect(bad[i], strlen(bad[i]), &d) != 1, "malformed: %s", bad[i]);
 }
 
+/* every slot has a tag of at most 4 characters that hashes to it */
+static void every_slot_has_a_tag(void **state)
+{
+    unsigned longest = 0;
+    for (unsigned s = 0; s < CLUSTER_SLOTS; s++) {
+        const char *t = cluster_slot_tag(s);
+        size_t n = strlen(t);
+        CHECK(n >= 1 && n <= CLUSTER_TAG_MAX && cluster_keyslot(t, n) == s, "slot %u: tag '%s'", s,
+              t);
+        char key[32];
+        snprintf(key, sizeof key, "parley:{%s}:ids", t);
+        CHECK(cluster_keyslot(key, strlen(key)) == s, "a key with the tag of slot %u", s);
+        if (n > longest) longest = (unsigned)n;
+    }
+    CHECK(longest <= CLUSTER_TAG_MAX, "tags of at most %u characters", longest);
+    CHECK(cluster_slot_tag(CLUSTER_SLOTS)[0] == '\0', "no tag past the last slot");
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(every_slot_has_a_tag),
     cmocka_unit_test(keyslot_matches_redis),
     cmocka_unit_test(parley_keys_share_their_tag),
     cmocka_unit_test(map_from_slots_reply),
