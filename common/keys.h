@@ -37,7 +37,11 @@
 #define KEY_CIDS     KEYS_PREFIX "{u:%s}:cids"   /* hash cid -> [id, seq, sent]; + ":old" */
 #define KEY_UNREAD   KEYS_PREFIX "{u:%s}:unread" /* hash conversation -> count */
 /* hash conversation -> unread messages that mention the user (send.lua, read.lua) */
-#define KEY_MENTIONS  KEYS_PREFIX "{u:%s}:mentions"
+#define KEY_MENTIONS KEYS_PREFIX "{u:%s}:mentions"
+/* hash #group -> "NEWEST DSEQ": what the user's last read recount of the group saw (its newest
+ * message id, its count of deletes): a queued fan-out step does not count again what it counted
+ * (read.lua writes, fanout.lua reads) */
+#define KEY_RECOUNT   KEYS_PREFIX "{u:%s}:recount"
 #define KEY_READ      KEYS_PREFIX "{u:%s}:read"   /* hash conversation -> id read */
 #define KEY_GROUPS_OF KEYS_PREFIX "{u:%s}:groups" /* set of #names */
 #define KEY_BUDGET    KEYS_PREFIX "{u:%s}:budget" /* hash t, m, f, b: send token buckets */

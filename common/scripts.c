@@ -55,7 +55,8 @@ int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv
 }
 
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                 int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes)
+                 int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes,
+                 int stand_ins)
 {
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_SYNC);
@@ -67,6 +68,8 @@ int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     scripts_cmd_fmt(&c, "%" PRId64, max_bytes);
     scripts_cmd_str(&c, user);
     scripts_cmd_str(&c, KEY_HISTORY);
+    scripts_cmd_str(&c, stand_ins ? "1" : "0");
+    scripts_cmd_str(&c, KEY_GROUP_MEMBERS);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -138,6 +141,7 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     scripts_cmd_key(&c, KEY_UNREAD, reader);
     scripts_cmd_key(&c, KEY_GATEWAYS);
     scripts_cmd_key(&c, KEY_MENTIONS, reader);
+    scripts_cmd_key(&c, KEY_RECOUNT, reader);
     scripts_cmd_str(&c, reader);
     scripts_cmd_str(&c, with);
     scripts_cmd_str(&c, is_group);
@@ -187,6 +191,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_fmt(&c, "%" PRId64, op_interval_ms);
     scripts_cmd_str(&c, KEY_BLOCKS);
     scripts_cmd_str(&c, KEY_MENTIONS);
+    scripts_cmd_str(&c, KEY_RECOUNT);
     if (op != PROTO_OP_JOIN && op != PROTO_OP_LEAVE)
         for (size_t i = 0; i < nmembers; i++)
             scripts_cmd_arg(&c, members[i], member_lens[i]);
@@ -233,6 +238,18 @@ int scripts_register(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
     scripts_cmd c;
     scripts_register_cmd(&c, name, hash, created_ms);
     return scripts_cmd_run(&c, ac, cb, priv);
+}
+
+redisReply *scripts_inbox_refs_sync(redisContext *c, const char *user, int64_t first, int64_t n)
+{
+    scripts_cmd cmd;
+    scripts_cmd_init(&cmd, SCRIPT_INBOX_REFS);
+    scripts_cmd_key(&cmd, KEY_INBOX, user);
+    scripts_cmd_key(&cmd, KEY_META, user);
+    scripts_cmd_str(&cmd, user);
+    scripts_cmd_fmt(&cmd, "%" PRId64, first);
+    scripts_cmd_fmt(&cmd, "%" PRId64, n);
+    return scripts_cmd_run_sync(&cmd, c);
 }
 
 redisReply *scripts_register_sync(redisContext *rc, const char *name, const char *hash,

@@ -45,6 +45,7 @@ typedef enum {
     SCRIPT_LOGIN_TOUCH,
     SCRIPT_THROTTLE,
     SCRIPT_BLOCK,
+    SCRIPT_INBOX_REFS,
     SCRIPT__COUNT
 } script_id;
 
@@ -114,9 +115,13 @@ int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv
 /* sync.lua: one page of user's inbox entries after seq `after`, if epoch is
  * still its epoch: at most max_entries entries and, past the first, at most
  * max_bytes bytes of them (more remain when the last one's seq is below the
- * reply's seq). */
+ * reply's seq), as the frames a client gets. An entry whose message has left
+ * its history: with stand_ins, the frame {kind:"gone", seq, id, with} (the
+ * offline push and gap fetches: clients ignore kinds they do not know);
+ * without, the page is not recovered (a client's sync). */
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                 int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes);
+                 int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes,
+                 int stand_ins);
 
 /* typing.lua: from is typing to `to` (a user, or a #group); frame is the
  * client frame the recipients get (msgpack, frame_len bytes). Throttle, per
@@ -171,6 +176,11 @@ int scripts_register(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
                      const char *hash, int64_t created_ms);
 /* The same, synchronously: the reply (the caller frees it), or NULL on a
  * connection error (c->errstr says why). */
+/* inbox_refs.lua: the full-copy entries [first, first + n) of user's inbox
+ * made references. The reply is {next index (0: done), converted}; NULL or an
+ * error reply as redisCommand gives them. */
+redisReply *scripts_inbox_refs_sync(redisContext *c, const char *user, int64_t first, int64_t n);
+
 redisReply *scripts_register_sync(redisContext *c, const char *name, const char *hash,
                                   int64_t created_ms);
 /* The same, pipelined (redisAppendCommandArgv; read the reply with

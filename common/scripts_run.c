@@ -14,7 +14,7 @@ extern const scripts_lua scripts_lua_send, scripts_lua_session_open, scripts_lua
     scripts_lua_release_slot, scripts_lua_renew_slot, scripts_lua_forget_gateway,
     scripts_lua_history, scripts_lua_read, scripts_lua_group, scripts_lua_fanout,
     scripts_lua_login_create, scripts_lua_login_revoke, scripts_lua_login_list,
-    scripts_lua_login_touch, scripts_lua_throttle, scripts_lua_block;
+    scripts_lua_login_touch, scripts_lua_throttle, scripts_lua_block, scripts_lua_inbox_refs;
 
 static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = &scripts_lua_send,
@@ -37,6 +37,7 @@ static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_LOGIN_TOUCH] = &scripts_lua_login_touch,
     [SCRIPT_THROTTLE] = &scripts_lua_throttle,
     [SCRIPT_BLOCK] = &scripts_lua_block,
+    [SCRIPT_INBOX_REFS] = &scripts_lua_inbox_refs,
 };
 
 extern const int scripts_lua_count; /* the build's count of common/lua/NAME.lua */

@@ -305,5 +305,7 @@ int scripts_fanout(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
     scripts_cmd_str(&c, KEY_FANOUT_JOB);
     scripts_cmd_str(&c, KEY_FANOUT_TODO);
     scripts_cmd_str(&c, KEY_MENTIONS);
+    scripts_cmd_str(&c, KEY_HISTORY);
+    scripts_cmd_str(&c, KEY_RECOUNT);
     return scripts_cmd_run(&c, ac, cb, priv);
 }

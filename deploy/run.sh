@@ -60,6 +60,9 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$RUN/redis" --appendonly ye
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p "$RPORT" ping >/dev/null || { echo "run: redis-server did not start (see $RUN/redis.log)" >&2; exit 1; }
+# inbox entries stored as copies by an older Parley become references (idempotent; a no-op on a
+# fresh or migrated store): a delete then leaves a text in no key
+"$BUILD/parley" migrate-inboxes >/dev/null || { echo "run: parley migrate-inboxes failed" >&2; exit 1; }
 
 "$BUILD/parley-router" --id router1 &
 pids+=($!)

@@ -1,10 +1,17 @@
 /* startup.c - the duplicate-id check and the start-up cleanup (startup.h).
  *
  * Duplicate id: when parley:gw:ID:alive exists, look again a beat period
- * later; a TTL that dropped by less than the wait was refreshed by someone
- * else, and this process stops (two processes on one id would close each
- * other's sessions). A key left by a dead process just ages, and the
- * cleanup goes on: session_close for every member of parley:gw:ID:sessions.
+ * later. A live gateway beats every TTL/3, so between the two looks its key
+ * gained at least TTL/3 back over what the time between them took off; a key
+ * left by a dead process just ages. The time between the looks is measured
+ * (CLOCK_MONOTONIC, between the two replies), not taken from the timer, which
+ * libevent may fire early from a loop turn's cached time; a TTL more than
+ * TTL/6 above "first TTL - that time" was refreshed by someone else, and this
+ * process stops (two processes on one id would close each other's sessions).
+ * Otherwise the cleanup goes on: session_close for every member of
+ * parley:gw:ID:sessions. (The margin was 50 ms of the timer's wait: under
+ * ASan a restarted gateway once took its own dead predecessor's key for a
+ * live one.)
  *
  * Attempts: the whole sequence is one attempt, numbered; every callback
  * carries its attempt's number and an old one's replies are ignored. Any
@@ -20,6 +27,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "keys.h"
 #include "log.h"
@@ -36,6 +44,7 @@ static struct {
     startup_hooks hooks;
     struct event *dup_timer, *retry_timer, *deadline;
     long long dup_pttl, dup_wait;
+    long long dup_at;  /* CLOCK_MONOTONIC ms of the first look's reply */
     uintptr_t attempt; /* the current attempt's number */
     int busy;          /* an attempt is under way */
     int closing;       /* its closes not answered yet */
@@ -56,6 +65,13 @@ static void *startup_priv(void)
 static int startup_current(void *priv)
 {
     return st.busy && (uintptr_t)priv == st.attempt;
+}
+
+static long long startup_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void startup_timer(struct event *ev, long long ms)
@@ -164,8 +180,10 @@ static void startup_dup_second_cb(redisAsyncContext *ac, void *r, void *priv)
         startup_fail("PTTL of its alive key", startup_why(r));
         return;
     }
-    /* unrefreshed, the TTL drops by the wait; a beat meanwhile puts it back up */
-    if (p2 > st.dup_pttl - st.dup_wait + 50) {
+    /* unrefreshed, the TTL drops by the time between the looks; beats put at
+     * least TTL/3 of it back */
+    long long waited = startup_mono_ms() - st.dup_at;
+    if (p2 > st.dup_pttl - waited + st.ttl / 6) {
         log_error("gateway id %s is in use by a running gateway (its heartbeat is being "
                   "refreshed): give this one another --id",
                   st.gwid);
@@ -193,7 +211,13 @@ static void startup_pttl(redisCallbackFn *cb)
 
 static void startup_dup_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    if (st.busy) startup_pttl(startup_dup_second_cb);
+    if (!st.busy) return;
+    long long left = st.dup_wait - (startup_mono_ms() - st.dup_at);
+    if (left > 0) { /* fired early (a loop turn's cached time): a beat may not have come yet */
+        startup_timer(st.dup_timer, left);
+        return;
+    }
+    startup_pttl(startup_dup_second_cb);
 }
 
 static void startup_dup_first_cb(redisAsyncContext *ac, void *r, void *priv)
@@ -210,6 +234,7 @@ static void startup_dup_first_cb(redisAsyncContext *ac, void *r, void *priv)
     }
     evtimer_del(st.deadline); /* nothing awaited while waiting */
     st.dup_pttl = p1;
+    st.dup_at = startup_mono_ms();
     st.dup_wait = st.ttl / 3 + 100;
     startup_timer(st.dup_timer, st.dup_wait);
 }

@@ -15,7 +15,11 @@
 -- ARGV  1 #group, 2 gateway channel prefix, 3 inbox cap, 4 inbox bytes cap, 5 dedupe ttl s,
 --       6 chunk (members per step), 7..12 the key formats (%s = user) of a member's meta, inbox,
 --       sessions, unread, read and cids, 13 the key format of a job (%s #group, %s id),
---       14 of its member snapshot, 15 the key format of a member's mentions.
+--       14 of its member snapshot, 15 the key format of a member's mentions, 16 of a
+--       conversation's history, 17 of a member's recount marks (read.lua).
+-- A member whose read recount of the group (read.lua's mark "NEWEST DSEQ") already saw the text
+-- (NEWEST >= id) or the delete (DSEQ >= the job's dseq) is not counted again: a read while a
+-- fan-out waits would otherwise count the message twice.
 -- A text's job appends the reference {seq, id, w: #group} (lib/message.lua) to each inbox and
 -- counts it unread (and mentioned, for the members its `mentions` name); a change's job (send.lua:
 -- fields op, target, ref, author, mentions; its queue entry is its own id) appends its `ref`
@@ -39,6 +43,22 @@
 -- Work per step: at most chunk + 1 member writes (each ~6 Redis calls), one PUBLISH per gateway.
 -- Reply {"more", id, written}, {"done", id, written, jobs left in the queue}, or {"idle"} when
 -- nothing is queued (the group leaves parley:fanouts).
+-- the frame a step delivers: the job's, but an edit's is read from the history at each step
+-- (its job holds no text: a delete while it is queued leaves the text nowhere): the edit with the
+-- message's data now, or its delete frame when it was deleted since (hist_fmt: history key format)
+local function edit_frame(op, frame, g, target, hist_fmt)
+  if op ~= 'edit' then return frame end
+  local f = cmsgpack.unpack(frame)
+  local hist = string.format(hist_fmt, g)
+  local m = redis.call('ZRANGEBYSCORE', hist, target, target, 'LIMIT', 0, 1)[1]
+  m = m and cmsgpack.unpack(m)
+  if type(m) ~= 'table' then return frame end -- gone from the history: nothing to show but the id
+  if m.deleted then
+    return cmsgpack.pack({kind = 'delete', id = target, with = g, by = m.by, deleted = m.deleted})
+  end
+  f.data, f.edited = m.data, m.edited or f.edited
+  return cmsgpack.pack(f)
+end
 local function fanout(keys, args)
   local queue, fanouts, members_key = keys[1], keys[2], keys[3]
   local g = args[1]
@@ -54,12 +74,21 @@ local function fanout(keys, args)
   end
   local job, todo = string.format(args[13], g, id), string.format(args[14], g, id)
   local j = redis.call('HMGET', job, 'from', 'cid', 'sess', 'conn', 'sent', 'frame', 'n', 'gen',
-                      'op', 'target', 'ref', 'author', 'mentions')
+                      'op', 'target', 'ref', 'author', 'mentions', 'dseq')
+  local recount_fmt, job_dseq = args[17], tonumber(j[14]) or 0
+  -- what user's last read recount of the group saw: newest id, deletes
+  local function mark(user)
+    if not recount_fmt then return 0, 0 end
+    local v = redis.call('HGET', string.format(recount_fmt, user), g)
+    if not v then return 0, 0 end
+    local a, b = string.match(v, '^(%d+) (%d+)$')
+    return tonumber(a) or 0, tonumber(b) or 0
+  end
   id = tonumber(id)
   local written = 0
   if j[6] then
-    local fr = split_frame(j[6])
     local op, target, author = j[9], tonumber(j[10]) or id, j[12]
+    local fr = split_frame(edit_frame(op, j[6], g, target, args[16]))
     local ref, mentioned
     if op then
       ref, mentioned = split_frame(j[11]), cmsgpack.unpack(j[13] or '\144')
@@ -86,11 +115,12 @@ local function fanout(keys, args)
                            ref)
         local pos = tonumber(redis.call('HGET', string.format(read_fmt, user), g)) or 0
         if not op then
-          if pos < id then
+          if pos < id and mark(user) < id then
             redis.call('HINCRBY', string.format(unread_fmt, user), g, 1)
             if mset[user] then redis.call('HINCRBY', string.format(mentions_fmt, user), g, 1) end
           end
-        elseif op == 'delete' and user ~= author and pos < target then
+        elseif op == 'delete' and user ~= author and pos < target and
+               select(2, mark(user)) < job_dseq then
           local uk = string.format(unread_fmt, user)
           if redis.call('HINCRBY', uk, g, -1) <= 0 then redis.call('HDEL', uk, g) end
           if mset[user] then

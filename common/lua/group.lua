@@ -13,7 +13,8 @@
 --       unread, 11 the key format of a user's read, 12 the most groups a user may have created
 --       (existing ones), 13 the key format of a user's meta, 14 throttle window ms ("0": no
 --       throttle), 15 the key format of a user's blocks, 16 the key format of a user's
---       mentions, 17.. members (create, add, remove, promote, demote).
+--       mentions, 17 of a user's recount marks (read.lua), 18.. members (create, add, remove,
+--       promote, demote).
 -- Roles: the creator is the owner (meta `owner`); the owner names admins (promote / demote:
 -- owner only); remove: the owner or an admin, and an admin removes neither the owner nor another
 -- admin (nobody names himself: leave instead); add to a closed group (not created open): the
@@ -60,8 +61,8 @@ local prefix, sessions_fmt, groups_fmt = ARGV[6], ARGV[7], ARGV[8]
 local limit = tonumber(ARGV[9])
 local unread_fmt, read_fmt = ARGV[10], ARGV[11]
 local created_max, meta_fmt = tonumber(ARGV[12]), ARGV[13]
-local blocks_fmt, mentions_fmt = ARGV[15], ARGV[16]
-local FIRST = 17 -- the first member in ARGV
+local blocks_fmt, mentions_fmt, recount_fmt = ARGV[15], ARGV[16], ARGV[17]
+local FIRST = 18 -- the first member in ARGV
 local function fail(code, message) return {'error', code, message} end
 local size = #ARGV - FIRST + 1 + (op == 'create' and 1 or redis.call('SCARD', KEYS[2]))
 if size >= BROADCAST_MIN and ARGV[14] ~= '0'
@@ -136,6 +137,7 @@ local function add(user)
   else redis.call('HDEL', string.format(read_fmt, user), name) end
   redis.call('HDEL', string.format(unread_fmt, user), name)
   redis.call('HDEL', string.format(mentions_fmt, user), name)
+  redis.call('HDEL', string.format(recount_fmt, user), name)
 end
 -- user is no member any more (leave, remove): his group entry, counters, order and role go
 local function drop(user)
@@ -144,6 +146,7 @@ local function drop(user)
   redis.call('HDEL', string.format(read_fmt, user), name)
   redis.call('HDEL', string.format(unread_fmt, user), name)
   redis.call('HDEL', string.format(mentions_fmt, user), name)
+  redis.call('HDEL', string.format(recount_fmt, user), name)
   redis.call('ZREM', KEYS[9], user)
   redis.call('ZREM', KEYS[10], user)
 end

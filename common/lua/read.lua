@@ -4,7 +4,8 @@
 -- Caller: the gateway (scripts_read).
 --
 -- KEYS  1 conversation history, 2 the other user's account (group: members), 3 the same as 2
---       (group: meta), 4 reader read, 5 reader unread, 6 parley:gateways, 7 reader mentions.
+--       (group: meta), 4 reader read, 5 reader unread, 6 parley:gateways, 7 reader mentions,
+--       8 reader recount marks.
 -- ARGV  1 reader, 2 with (user or #group), 3 is_group ("1"/"0"), 4 upto, 5 gateway channel
 --       prefix, 6 the key format of a user's sessions, 7 reader's session id.
 -- Access as history. Clamps upto to the newest id; if that does not move the position: {0, pos}.
@@ -15,7 +16,9 @@
 -- members or more to the reader's other sessions only (SCARD, no member read): per-member
 -- receipts there cost members x readers (docs/protocol.md "Read receipts in big groups"); the
 -- position and unread count are stored as in any conversation.
--- Reading never raises a count: the new unread is at most the old one (send.lua counts each
+-- Counts: with at most SCAN messages after upto they are counted exactly (a message whose group
+-- fan-out is still queued included: the fan-out then skips this reader by the mark); past that,
+-- reading never raises a count: the new unread is at most the old one (send.lua counts each
 -- message from another once; group.lua starts a member at the history he joined with, read, and
 -- unread 0), and at most the number of messages after upto.
 -- Bounded recount: besides the receipt, one call does two ZCOUNTs and decodes at most SCAN (100)
@@ -58,24 +61,33 @@ end
 local old = tonumber(redis.call('HGET', KEYS[5], with)) or 0
 local old_men = tonumber(redis.call('HGET', KEYS[7], with)) or 0
 local unread, mentioned = 0, 0
-if (old > 0 or old_men > 0) and upto < last then
+if upto < last then
   local after = redis.call('ZCOUNT', KEYS[1], '(' .. upto, '+inf')
   if after <= SCAN then
+    -- exact: every message after upto is in the history (also one whose group fan-out is still
+    -- queued: fanout.lua then does not count it again, by the mark below)
     unread, mentioned = others(upto, '+inf')
-  elseif redis.call('ZCOUNT', KEYS[1], '(' .. cur, upto) <= SCAN then
-    local n, men = others(cur, upto)
-    unread, mentioned = math.min(old - n, after), old_men - men
-  else
-    local n, men, seen = others(upto, '+inf')
-    unread, mentioned = n + after - seen, men + after - seen
+  elseif old > 0 or old_men > 0 then
+    if redis.call('ZCOUNT', KEYS[1], '(' .. cur, upto) <= SCAN then
+      local n, men = others(cur, upto)
+      unread, mentioned = math.min(old - n, after), old_men - men
+    else
+      local n, men, seen = others(upto, '+inf')
+      unread, mentioned = n + after - seen, men + after - seen
+    end
+    unread = math.max(0, math.min(unread, old))
+    mentioned = math.max(0, math.min(mentioned, old_men, unread))
   end
-  unread = math.max(0, math.min(unread, old))
-  mentioned = math.max(0, math.min(mentioned, old_men, unread))
 end
 if unread == 0 then redis.call('HDEL', KEYS[5], with)
 else redis.call('HSET', KEYS[5], with, unread) end
 if mentioned == 0 then redis.call('HDEL', KEYS[7], with)
 else redis.call('HSET', KEYS[7], with, mentioned) end
+-- a group's recount saw every message up to `last` and every delete so far (meta dseq): a queued
+-- fan-out step of a text up to it, or of a delete up to it, must not count it again (fanout.lua)
+if is_group == '1' then
+  redis.call('HSET', KEYS[8], with, last .. ' ' .. (redis.call('HGET', KEYS[3], 'dseq') or '0'))
+end
 local to
 if is_group == '1' then
   if redis.call('SCARD', KEYS[2]) >= BROADCAST_MIN then to = {reader}

@@ -86,7 +86,8 @@
 -- Changes (op edit/delete/react+/react-; ref = the target id, which must be in the history, else
 -- bad_field): access as a text (1:1: no_such_user; a block either way refuses edit and react,
 -- forbidden, not a delete; a group: member). Rights: edit the author (forbidden), delete the
--- author or in a group its owner/admins (forbidden); edit or react on a deleted message bad_field;
+-- author or in a group its owner/admins (forbidden), checked before the message's state; edit or
+-- react on a deleted message bad_field;
 -- the 21st distinct emoji bad_field. A change that changes nothing (delete of a deleted message,
 -- a reaction already there / not there) is acked with the sender's current seq, nothing sent.
 -- Else the same budget as a text (data bytes: the new data or the emoji), the history entry
@@ -99,7 +100,9 @@
 -- unread -1, mentions -1 when it mentioned him; and a fan-out of it still queued gets the
 -- deleted state as its frame. A group whose fan-out is queued or too big for the call's chunk
 -- gets a job like a text's (its id a fresh INCR of parley:ids; fields frame, ref, target, op,
--- author, mentions), fanout.lua doing the member steps.
+-- author, mentions, dseq (a delete's number in the group, meta `dseq`: read.lua's marks); an
+-- edit's frame without its data, which fanout.lua reads from the history at
+-- each step, so the text is stored only there), fanout.lua doing the member steps.
 -- Work per call: at most 128 messages and 4 group messages (the router's batch), each 1:1 two
 -- inbox writes, inline group members at most the chunk in all; a queued message O(1) calls plus
 -- one COPY of the member set (C, no Lua per member: ~0.9 ms and ~220 KB for 5,000 members).
@@ -180,6 +183,28 @@ local function over_budget(m, over)
   end
   return refuse(m, 'rate_limited', 'over your message budget: retry later with the same cid')
 end
+-- the oldest messages ZPOPMINed while history (n entries, total bytes: KEYS history bytes) holds
+-- more than the history cap or its bytes cap (never the newest)
+local function trim_history(history, hbytes, n, total)
+  if n <= hist_cap and total <= hist_bytes then return end
+  local gone = 0
+  while n > 1 and (n > hist_cap or total - gone > hist_bytes) do
+    gone = gone + #redis.call('ZPOPMIN', history)[1]
+    n = n - 1
+  end
+  if total - gone < 0 then redis.call('SET', hbytes, 0)
+  else redis.call('DECRBY', hbytes, gone) end
+end
+-- a message rewritten in place (an edit, a reaction): stored, then the history trimmed to its caps
+-- as after a new one (an edit that grows it may push the oldest out)
+local function rewrite(history, hbytes, id, raw, msg)
+  local stored = msg_put(history, hbytes, id, raw, msg)
+  if #stored > #raw then
+    trim_history(history, hbytes, redis.call('ZCARD', history),
+                 tonumber(redis.call('GET', hbytes)) or 0)
+  end
+  return stored
+end
 local function new_message(m, ids, history, hbytes, reply_to, mentions)
   local id = redis.call('INCR', ids)
   local msg = {kind = 'text', id = id, from = m.from, to = m.to, data = m.data, sent = now,
@@ -190,15 +215,7 @@ local function new_message(m, ids, history, hbytes, reply_to, mentions)
   local n, total = redis.call('ZCARD', history), #base
   if n == 1 then redis.call('SET', hbytes, total)
   else total = redis.call('INCRBY', hbytes, total) end
-  if n > hist_cap or total > hist_bytes then
-    local gone = 0
-    while n > 1 and (n > hist_cap or total - gone > hist_bytes) do
-      gone = gone + #redis.call('ZPOPMIN', history)[1]
-      n = n - 1
-    end
-    if total - gone < 0 then redis.call('SET', hbytes, 0)
-    else redis.call('DECRBY', hbytes, gone) end
-  end
+  trim_history(history, hbytes, n, total)
   return id, split_frame(base)
 end
 local function finish(m, cids, id, sseq)
@@ -326,25 +343,28 @@ local function send_group(m, k)
 end
 -- ---- changes: edit, delete, react (m.op; m.ref the target id) ----
 -- a change that changes nothing (a delete of a deleted message, a reaction already there or
--- not there): the ack again, with the sender's current seq, and the cid remembered
-local function unchanged(m, k, id)
+-- not there): one message taken from the sender's budget (key bkey: no inbox write, no byte)
+-- like any frame that is stored (its cid record), then the ack again, with the sender's current
+-- seq, and the cid remembered
+local function unchanged(m, k, id, bkey)
+  local over = budget(bkey, 0, 0)
+  if over then return over_budget(m, over) end
   local sseq = tonumber(redis.call('HGET', string.format(meta_fmt, m.from), 'seq')) or 0
   return finish(m, KEYS[k], id, sseq)
 end
 -- what a change makes of message msg (decoded, changed here): the live frame (without `with`),
 -- the inbox reference (without w), or nil and the refusal's result
-local function apply(m, msg, id, group, k)
-  if m.op == 'edit' then
-    if msg.deleted then return nil, refuse(m, 'bad_field', 'this message was deleted') end
+local function apply(m, msg, id, group, k, bkey)
+  if m.op == 'edit' then -- the right first, then the state
     if msg.from ~= m.from then
       return nil, refuse(m, 'forbidden', 'only its author may edit a message')
     end
+    if msg.deleted then return nil, refuse(m, 'bad_field', 'this message was deleted') end
     msg.data, msg.edited = m.data, now
     return {kind = 'edit', id = id, from = m.from, data = m.data, edited = now},
            {k = 'e', id = id, from = m.from, at = now}
   end
   if m.op == 'delete' then
-    if msg.deleted then return nil, unchanged(m, k, id) end
     if msg.from ~= m.from and not (group and (
        redis.call('HGET', KEYS[k + 1], 'owner') == m.from or
        redis.call('ZSCORE', KEYS[k + 8], m.from))) then
@@ -352,6 +372,7 @@ local function apply(m, msg, id, group, k)
                          'only its author, the owner or an admin may delete a message' or
                          'only its author may delete a message')
     end
+    if msg.deleted then return nil, unchanged(m, k, id, bkey) end
     msg_delete(msg, m.from, now)
     return {kind = 'delete', id = id, by = m.from, deleted = now},
            {k = 'd', id = id, by = m.from, at = now}
@@ -362,7 +383,7 @@ local function apply(m, msg, id, group, k)
   if r == 'full' then
     return nil, refuse(m, 'bad_field', 'a message has at most 20 distinct emoji')
   end
-  if r == 'same' then return nil, unchanged(m, k, id) end
+  if r == 'same' then return nil, unchanged(m, k, id, bkey) end
   return {kind = 'react', id = id, from = m.from, emoji = m.data, on = on},
          {k = 'r', id = id, from = m.from, emoji = m.data, on = on}
 end
@@ -383,12 +404,12 @@ local function change_pair(m, k)
     return refuse(m, 'bad_field', "field 'id' names no message of this conversation")
   end
   local mentioned = set_of(msg.mentions)[m.to]
-  local live, ref = apply(m, msg, id, false, k)
+  local live, ref = apply(m, msg, id, false, k, KEYS[k + 14])
   if not live then return ref end
   local self = m.from == m.to
   local over = budget(KEYS[k + 14], self and 1 or 2, #m.data)
   if over then return over_budget(m, over) end
-  msg_put(KEYS[k + 3], KEYS[k + 13], id, raw, msg)
+  rewrite(KEYS[k + 3], KEYS[k + 13], id, raw, msg)
   local sseq
   if self then
     sseq = store(m.to, id, with_w(ref, m.to, 'w'), with_w(live, m.to, 'with'), m.sess)
@@ -418,21 +439,27 @@ local function change_group(m, k)
     return refuse(m, 'bad_field', "field 'id' names no message of this conversation")
   end
   local author, mentions = msg.from, msg.mentions
-  local live, ref = apply(m, msg, id, true, k)
+  local live, ref = apply(m, msg, id, true, k, KEYS[k + 7])
   if not live then return ref end
   local n = redis.call('SCARD', KEYS[k + 2])
   local over = budget(KEYS[k + 7], n, #m.data)
   if over then return over_budget(m, over) end
-  local stored = msg_put(KEYS[k + 4], KEYS[k + 6], id, raw, msg)
+  local stored = rewrite(KEYS[k + 4], KEYS[k + 6], id, raw, msg)
+  local dseq = 0
   if m.op == 'delete' then -- a fan-out still queued carries the text: it gets the deleted state
     local job = string.format(job_fmt, m.to, id)
     if redis.call('HEXISTS', job, 'frame') == 1 then redis.call('HSET', job, 'frame', stored) end
+    dseq = redis.call('HINCRBY', KEYS[k + 1], 'dseq', 1) -- read.lua's marks compare with it
   end
   live, ref = with_w(live, m.to, 'with'), with_w(ref, m.to, 'w')
   if n > work_left or redis.call('EXISTS', KEYS[k + 5]) == 1 then
     local jid = redis.call('INCR', KEYS[k + 3])
-    return group_queue(m, k, jid, {'frame', live.base, 'ref', ref.base, 'target', id,
-                                   'op', m.op, 'author', author,
+    local queued = live.base -- an edit's job holds no text: fanout.lua reads it at each step
+    if m.op == 'edit' then
+      queued = cmsgpack.pack({kind = 'edit', id = id, with = m.to, from = m.from, edited = now})
+    end
+    return group_queue(m, k, jid, {'frame', queued, 'ref', ref.base, 'target', id,
+                                   'op', m.op, 'author', author, 'dseq', dseq,
                                    'mentions', cmsgpack.pack(mentions or {})}, n)
   end
   work_left = work_left - n

@@ -773,8 +773,13 @@ e2e("every 'look at it' command of the README's Redis key table answers on the l
     a.ws.send(encode({ kind: 'group', op: 'create', name: open, members: [BOB], open: true }));
     await a.next((f) => f.kind === 'group' && f.name === open, 8000, 'open group created', since);
     await until(async () => (await redis('HGET', `parley:{u:${ALICE}}:read`, BOB)).trim() === String(lastFromBob), 5000, 'read position stored');
-    b.send(ALICE, 'one more, unread', 'chat-3'); // something unread for alice
+    b.send(ALICE, `one more, unread, for @${ALICE}`, 'chat-3'); // something unread for alice (`unread`, `mentions`)
     await b.waitAcked('chat-3', 8000);
+    // issue 14's: bob writes to the group, alice reads it (her recount mark, `recount`)
+    b.send(group, 'to the crew', 'chat-4');
+    await b.waitAcked('chat-4', 8000);
+    a.ws.send(encode({ kind: 'read', with: group, upto: b.outbox.get('chat-4').id }));
+    await until(async () => (await redis('HGET', `parley:{u:${ALICE}}:recount`, group)).trim() !== '', 5000, 'group read recounted');
     // issue 13's keys: alice blocks carol (`blocks`, `hidden`), promotes bob in
     // the group (`admins`), mistypes her password once (`fails`), and carol
     // logs out of a second session (`parley:revoked`)

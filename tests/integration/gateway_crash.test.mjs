@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { decode } from '@msgpack/msgpack';
 import { after, before, beforeEach } from 'node:test';
 import { Client, brief, sendAck, sendReliably } from './lib/client.mjs';
-import { Cluster, HEARTBEAT_TTL_MS, REAP_INTERVAL_MS, waitFor } from './lib/cluster.mjs';
+import { spawn } from 'node:child_process';
+import { Cluster, HEARTBEAT_TTL_MS, REAP_INTERVAL_MS, freePort, waitFor } from './lib/cluster.mjs';
 
 const cluster = new Cluster('gateway_crash');
 before(() => cluster.start());
@@ -204,4 +205,18 @@ cluster.test('a live gateway reaped after late heartbeats opens its sessions aga
     await W.expectNone({ kind: 'offline', from: lapsed.name }, REAP_INTERVAL_MS * 3, 'an offline in the next three reap rounds');
     assert.equal(await cluster.redis('SISMEMBER', 'parley:online', lapsed.name), 1, 'still online after three reap rounds');
     assert.equal(await cluster.redis('SISMEMBER', 'parley:gateways', 'gw2'), 1, 'gw2 in parley:gateways');
+});
+
+cluster.test("a gateway started with a live gateway's id stops with a one-line reason; the live one goes on", async () => {
+    const g = cluster.gateways[1];
+    const args = [...g.args];
+    args[args.indexOf('--port') + 1] = String(await freePort());
+    const child = spawn(cluster.bin('parley-gateway'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.stdout.on('data', (d) => (err += d));
+    const code = await new Promise((resolve) => child.on('exit', (c) => resolve(c)));
+    assert.ok(code !== 0 && /gateway id gw2 is in use by a running gateway/.test(err), `exit ${code}: ${err}`);
+    assert.ok(g.proc.running, 'gw2 still runs');
+    assert.equal(await cluster.redis('SISMEMBER', 'parley:gateways', 'gw2'), 1, 'and is still known');
 });

@@ -132,3 +132,34 @@ cluster.test("group: mentions count per member, the owner deletes a member's tex
         assert.deepEqual([f.with, f.by], [g, o.name], brief(f));
     }
 });
+
+cluster.test("a member removed from a group gets `gone` in place of the group's entries of his inbox: nothing edited or reacted after he left", async () => {
+    const [o, x] = await cluster.users(['exo', 'exx']);
+    const O = await Client.connect(cluster.gw(0), o.token, { name: 'o' });
+    const g = '#lcx';
+    O.send({ kind: 'group', op: 'create', name: g, members: [x.name] });
+    await O.next({ kind: 'group', name: g });
+    const t = await sendAck(O, g, 'plan: noon', cid());
+    O.send({ kind: 'group', op: 'remove', name: g, members: [x.name] });
+    await O.next({ kind: 'group', name: g, op: 'remove' });
+    await change(O, { kind: 'edit', with: g, id: t.id, data: 'SECRET after he left' });
+    await change(O, { kind: 'react', with: g, id: t.id, emoji: '🤫', on: true });
+    const X = await Client.connect(cluster.gw(1), x.token, { name: 'x' });
+    const f = await X.next({ id: t.id });
+    assert.deepEqual([f.kind, f.with, f.data], ['gone', g, undefined], brief(f));
+    X.send({ kind: 'sync', after: 0, epoch: X.hello.epoch });
+    const got = [];
+    for (;;) {
+        const e = await X.next((y) => y.kind !== 'hello');
+        if (e.kind === 'sync') {
+            assert.equal(e.recovered, true, brief(e));
+            break;
+        }
+        got.push(e);
+    }
+    assert.ok(!JSON.stringify(X.frames).includes('SECRET'), 'nothing of the edit after the removal');
+    assert.ok(
+        got.filter((e) => e.id === t.id).every((e) => e.kind === 'gone'),
+        got.map(brief).join(' | '),
+    );
+});

@@ -142,7 +142,9 @@ async function fresh(t) {
             return res[0];
         },
         sync: (user, after, epoch, n = 100, bytes = 262144) =>
-            ev('sync', [U(user, 'meta'), U(user, 'inbox')], [after, epoch, n, bytes, user, 'parley:{c:%s}:history'], { buffers: true }),
+            ev('sync', [U(user, 'meta'), U(user, 'inbox')], [after, epoch, n, bytes, user, 'parley:{c:%s}:history', '0', 'parley:{g:%s}:members'], {
+                buffers: true,
+            }),
         // {mode, cursor, then 7 fields per entry (name, online, unread, read, peer_read, last, roles)}: the reply without its `blocked` (contactsFull)
         contacts: async (user, limit, cursor = '', n = 100, preview = 256) => {
             const res = await s.contactsFull(user, limit, cursor, n, preview);
@@ -222,6 +224,7 @@ async function fresh(t) {
                     groupOpMs,
                     U('%s', 'blocks'),
                     U('%s', 'mentions'),
+                    U('%s', 'recount'),
                     ...members,
                 ],
             ),
@@ -245,7 +248,7 @@ async function fresh(t) {
             const who = group ? [`parley:{g:${withName}}:members`, `parley:{g:${withName}}:meta`] : [U(withName, 'account'), U(withName, 'account')];
             return ev(
                 'read',
-                [`parley:{c:${conv}}:history`, ...who, U(reader, 'read'), U(reader, 'unread'), 'parley:gateways', U(reader, 'mentions')],
+                [`parley:{c:${conv}}:history`, ...who, U(reader, 'read'), U(reader, 'unread'), 'parley:gateways', U(reader, 'mentions'), U(reader, 'recount')],
                 [reader, withName, group ? '1' : '0', upto, 'parley:gw:', U('%s', 'sessions'), sess],
             );
         },
@@ -1092,7 +1095,7 @@ cluster.test('group: when the last member leaves, the group is deleted (meta, hi
     assert.equal(await r.call('ZCARD', 'parley:{c:#gone}:history'), 0, 'with an empty history');
 });
 
-cluster.test('read: never raises unread; the recount decodes a bounded window and stays exact where it can', async (t) => {
+cluster.test('read: the recount decodes a bounded window, exact within it, and past it never raises unread', async (t) => {
     const { r, register, send, read, counters } = await fresh(t);
     for (const u of ['alice', 'bob']) await register(u);
     const ids = [];
@@ -1108,10 +1111,11 @@ cluster.test('read: never raises unread; the recount decodes a bounded window an
     // 50 after (within the window): counted exactly, bob's own excluded
     await read('bob', 'alice', ids[149]);
     assert.deepEqual(await counters('bob', 'alice'), ['20', String(ids[149])], 'read up to the 150th: 20 left');
-    // a count below the truth (state left by hand) is never raised
+    // within the window the recount is exact, even above the stored count (a count left by hand
+    // below the truth, or messages whose group fan-out has not reached the reader yet)
     await r.call('HSET', U('bob', 'unread'), 'alice', 3);
     await read('bob', 'alice', ids[160]);
-    assert.deepEqual(await counters('bob', 'alice'), ['3', String(ids[160])], 'a lower count stays');
+    assert.deepEqual(await counters('bob', 'alice'), ['20', String(ids[160])], 'exact within the window: 20');
     await read('bob', 'alice', ids[199] + 1000);
     assert.deepEqual(await counters('bob', 'alice'), [null, String(ids[199])], 'read to the end: no unread');
 });
@@ -1157,6 +1161,8 @@ function fanoutStep(s, name, chunk) {
             JOB_FMT,
             TODO_FMT,
             U('%s', 'mentions'),
+            'parley:{c:%s}:history',
+            U('%s', 'recount'),
         ],
     );
 }
@@ -1165,6 +1171,206 @@ function fanoutStep(s, name, chunk) {
 async function inboxIds(r, user) {
     return (await r.callBuffers('LRANGE', U(user, 'inbox'), 0, -1)).map((e) => unpack(e).id);
 }
+
+// the keys whose value (any type) holds marker, among every key of the Redis
+async function keysHolding(r, marker) {
+    return r.call(
+        'EVAL',
+        "local found, cursor = {}, '0' repeat local res = redis.call('SCAN', cursor, 'COUNT', 1000) cursor = res[1] " +
+            "for _, k in ipairs(res[2]) do local t, vals = redis.call('TYPE', k).ok, {} " +
+            "if t == 'string' then vals = {redis.call('GET', k)} elseif t == 'list' then vals = redis.call('LRANGE', k, 0, -1) " +
+            "elseif t == 'hash' then vals = redis.call('HGETALL', k) elseif t == 'set' then vals = redis.call('SMEMBERS', k) " +
+            "elseif t == 'zset' then vals = redis.call('ZRANGE', k, 0, -1) end " +
+            'for _, v in ipairs(vals) do if string.find(v, ARGV[1], 1, true) then found[#found + 1] = k break end end end ' +
+            "until cursor == '0' return found",
+        '0',
+        marker,
+    );
+}
+
+cluster.test('mentions: a long run of name characters is looked at once (linear), its trailing punctuation dropped', async (t) => {
+    const s = await fresh(t);
+    const { r, register, sendBatch } = s;
+    for (const u of ['mm', 'bob']) await register(u);
+    // 60,000 dots after "@bob": one run whose tail is walked back over, a mention of bob; and a
+    // run of 60,000 dots then a letter: no name. Quadratic matching took Redis 14 s for this.
+    const t0 = Date.now();
+    let res = await sendBatch([
+        ['mm', 'bob', `hi @bob${'.'.repeat(60000)}`, 'm1', 'gwM#1', 1],
+        ['mm', 'bob', `@${'.'.repeat(60000)}a`, 'm2', 'gwM#1', 1],
+    ]);
+    const ms = Date.now() - t0;
+    assert.equal(res.length, 2, JSON.stringify(res));
+    const stored = (await r.callBuffers('ZRANGE', 'parley:{c:bob|mm}:history', 0, -1)).map((e) => unpack(e));
+    assert.deepEqual(
+        stored.map((m) => m.mentions ?? null),
+        [['bob'], null],
+        'the first mentions bob, the second nobody',
+    );
+    // not a performance figure: a guard against the quadratic match (14 s), 1,000 times the linear cost
+    assert.ok(ms < 3000, `two 60 KB texts stored in ${ms} ms`);
+    res = await sendBatch([['mm', 'bob', `${'@x '.repeat(100)}@bob`, 'm3', 'gwM#1', 1]]);
+    assert.ok(Array.isArray(res[0]), JSON.stringify(res));
+    const last = unpack((await r.callBuffers('ZRANGE', 'parley:{c:bob|mm}:history', -1, -1))[0]);
+    assert.equal(last.mentions, undefined, 'after 64 @ names, later ones are not looked up');
+});
+
+cluster.test('changes that change nothing take one message from the budget; an edit that grows a message trims the history to its byte cap', async (t) => {
+    const s = await fresh(t);
+    const { r, register, sendBatch } = s;
+    for (const u of ['na', 'nb']) await register(u);
+    const limits = { ...LIMITS, rates: [1, 5, 0, 1, 0, 1], historyBytes: 600 };
+    let res = await sendBatch([['na', 'nb', 'first', 'n0', 'gwN#1', 1]], limits);
+    const id = res[0][0];
+    const noop = [];
+    for (let i = 1; i <= 6; i++) noop.push(['na', 'nb', '👍', `n${i}`, 'gwN#1', 1, 'react-', String(id)]);
+    res = await sendBatch(noop, limits);
+    assert.deepEqual(
+        res.map((x) => (Array.isArray(x) ? 'ack' : x)),
+        ['ack', 'ack', 'ack', 'ack', 'rate_limited', 'rate_limited'],
+        `a burst of 5 messages, the text took one: ${JSON.stringify(res)}`,
+    );
+    assert.equal(await r.call('HEXISTS', U('na', 'cids'), 'n5'), 0, 'a refused one is not remembered');
+    // history bytes: three texts, then the oldest edited to 500 bytes: over 600, the oldest go
+    await r.call('DEL', U('na', 'budget'));
+    const free = { ...LIMITS, historyBytes: 600 };
+    for (let i = 0; i < 2; i++) await sendBatch([['na', 'nb', `more ${i}`, `h${i}`, 'gwN#1', 1]], free);
+    res = await sendBatch([['na', 'nb', 'x'.repeat(500), 'e1', 'gwN#1', 1, 'edit', String(id)]], free);
+    assert.ok(Array.isArray(res[0]), JSON.stringify(res));
+    const sizes = (await r.callBuffers('ZRANGE', 'parley:{c:na|nb}:history', 0, -1)).map((e) => e.length);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    assert.ok(total <= 600 && sizes.length < 3, `history within 600 bytes after the edit: ${sizes}`);
+    assert.equal(Number(await r.call('GET', 'parley:{c:na|nb}:bytes')), total, 'the byte count is exact');
+});
+
+cluster.test('a read while a group fan-out waits counts the message once: a queued text, a queued delete', async (t) => {
+    const s = await fresh(t);
+    const { r, register, group, sendBatch } = s;
+    const members = Array.from({ length: 5 }, (_, i) => `f${i}`);
+    for (const u of members) await register(u);
+    assert.deepEqual(await group('create', '#f', 'f0', members.slice(1)), ['ok']);
+    const drain = async () => {
+        for (;;) if ((await fanoutStep(s, '#f', 2))[0] === 'idle') return;
+    };
+    let res = await sendBatch([['f0', '#f', 'x0', 'c0', 'gwF#1', 1]]);
+    const x0 = res[0][0];
+    await drain();
+    // a text queued (5 members > chunk 2); f3 reads up to x0 before his step: his recount counts
+    // the text (in the history already), so his step must not count it again
+    res = await sendBatch([['f1', '#f', '@f3 t1', 'c1', 'gwF#2', 2]], { ...LIMITS, chunk: 2 });
+    const t1 = res[0][0];
+    assert.equal(res[0][3], 'pending');
+    await s.read('f3', '#f', x0);
+    await drain();
+    assert.deepEqual(
+        [await r.call('HGET', U('f3', 'unread'), '#f'), await r.call('HGET', U('f3', 'mentions'), '#f')],
+        ['1', '1'],
+        'f3: t1 counted once (unread 1, mention 1)',
+    );
+    // the author deletes t1, queued; f3 reads up to x0 again... his position does not move: f2 then
+    await r.call('HSET', U('f2', 'read'), '#f', String(x0 - 1 > 0 ? x0 - 1 : 0));
+    res = await sendBatch([['f1', '#f', '', 'c2', 'gwF#2', 2, 'delete', String(t1)]], { ...LIMITS, chunk: 2 });
+    assert.equal(res[0][3], 'pending');
+    await s.read('f2', '#f', x0);
+    await s.read('f3', '#f', x0); // no move: no recount, the step takes it off
+    await drain();
+    assert.deepEqual(
+        [await r.call('HGET', U('f2', 'unread'), '#f'), await r.call('HGET', U('f3', 'unread'), '#f'), await r.call('HGET', U('f3', 'mentions'), '#f')],
+        [null, null, null],
+        'f2 recounted after the delete: not taken off twice; f3 did not: taken off by the step',
+    );
+    assert.equal(await r.call('HGET', U('f4', 'unread'), '#f'), '1', 'f4 (no read): x0 left; t1 counted, then taken off');
+});
+
+cluster.test(
+    'queued changes of a big group: an edit job holds no text; a delete while edit and text jobs wait leaves the text in no key; the steps deliver it deleted',
+    async (t) => {
+        const s = await fresh(t);
+        const { r, register, group, sopen, sendBatch, published } = s;
+        const members = Array.from({ length: 8 }, (_, i) => `e${i}`);
+        for (const u of members) await register(u);
+        assert.deepEqual(await group('create', '#e', 'e0', members.slice(1)), ['ok'], 'create #e');
+        await r.call('SADD', 'parley:gateways', 'gwE');
+        await sopen('e3', 'gwE', 3);
+        const small = { ...LIMITS, chunk: 3 };
+        // the text, fanned out whole; then an edit (queued: 8 members > chunk 3), a reaction and a
+        // second text behind it; then the author deletes it while all three wait
+        let res = await sendBatch([['e1', '#e', 'original @e2', 'x1', 'gwE#1', 1]], { ...LIMITS });
+        const id = res[0][0];
+        for (;;) if ((await fanoutStep(s, '#e', 3))[0] === 'idle') break;
+        res = await sendBatch(
+            [
+                ['e1', '#e', 'SECRET-EDIT', 'x2', 'gwE#1', 1, 'edit', String(id)],
+                ['e2', '#e', '👍', 'x3', 'gwE#2', 2, 'react+', String(id)],
+                ['e4', '#e', 'later text', 'x4', 'gwE#4', 4],
+            ],
+            small,
+        );
+        assert.deepEqual(
+            res.map((x) => x[3]),
+            ['pending', 'pending', 'pending'],
+            `all three queued: ${JSON.stringify(res)}`,
+        );
+        assert.deepEqual(await keysHolding(r, 'SECRET-EDIT'), ['parley:{c:#e}:history'], 'the edited text is stored once: in the history, not in the edit job');
+        res = await sendBatch([['e1', '#e', '', 'x5', 'gwE#1', 1, 'delete', String(id)]], small);
+        assert.equal(res[0][3], 'pending', `the delete queues behind them: ${JSON.stringify(res)}`);
+        assert.deepEqual(await keysHolding(r, 'SECRET-EDIT'), [], 'after the delete the text is in no key');
+        assert.deepEqual(await keysHolding(r, 'original @e2'), [], 'nor its first version');
+        await published();
+        const steps = [];
+        for (let i = 0; i < 30; i++) {
+            const step = await fanoutStep(s, '#e', 3);
+            steps.push(step);
+            if (step[0] === 'idle') break;
+            assert.ok(step[2] <= 4, `a step writes at most chunk + 1 members: ${JSON.stringify(step)}`);
+        }
+        assert.equal(steps.at(-1)[0], 'idle', JSON.stringify(steps));
+        // e3's gateway got, in order: the edit as the delete it became, the reaction, the later text, the delete
+        const toE3 = (await published())
+            .filter(({ channel, env }) => channel === 'parley:gw:gwE' && env.t === 'm' && env.u.includes('e3'))
+            .map(({ env }) => env.f);
+        assert.deepEqual(
+            toE3.map((f) => [f.kind, f.data ?? null]),
+            [
+                ['delete', null],
+                ['react', null],
+                ['text', 'later text'],
+                ['delete', null],
+            ],
+            JSON.stringify(toE3),
+        );
+        const acks = (await r.call('HGET', U('e1', 'cids'), 'x2')) !== null;
+        assert.ok(acks, 'the edit cid recorded once its fan-out ended');
+        // e2 was mentioned and had not read: the delete took the text off both counts
+        assert.deepEqual(
+            [await r.call('HGET', U('e2', 'unread'), '#e'), await r.call('HGET', U('e2', 'mentions'), '#e')],
+            ['1', null],
+            "e2's counts: the later text only",
+        );
+        // every member's inbox: text, edit, react, later text, delete references; a sync replays the
+        // text deleted, the edit as a delete
+        const e5 = (await r.callBuffers('LRANGE', U('e5', 'inbox'), 0, -1)).map((e) => unpack(e));
+        assert.deepEqual(
+            e5.map((e) => e.k ?? 't'),
+            ['t', 'e', 'r', 't', 'd'],
+            JSON.stringify(e5),
+        );
+        const meta = await r.call('HGET', U('e5', 'meta'), 'epoch');
+        const page = await s.sync('e5', 0, meta);
+        const frames = page.slice(2).map((b) => unpack(b));
+        assert.deepEqual(
+            frames.map((f) => [f.kind, f.data ?? null, f.seq]),
+            [
+                ['text', '', 1],
+                ['delete', null, 2],
+                ['react', null, 3],
+                ['text', 'later text', 4],
+                ['delete', null, 5],
+            ],
+            JSON.stringify(frames),
+        );
+    },
+);
 
 cluster.test('send to a group over the chunk: stored and queued, no ack; fanout steps of at most chunk + 1 writes in id order, then the ack', async (t) => {
     const s = await fresh(t);

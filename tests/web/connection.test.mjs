@@ -379,4 +379,50 @@ describe('connection', () => {
         assert.equal(conn.requestHistory('bob', 'initial'), true);
         conn.stop();
     });
+
+    it('edits, deletes and reactions carry a cid, time out, and are re-sent with the same cid after a reconnect; a reply carries reply_to', async () => {
+        const { store, conn, last } = setup();
+        conn.start();
+        let ws = last();
+        ws.open();
+        ws.push(hello(3));
+        ws.push({ kind: 'text', id: 40, seq: 3, from: 'bob', to: 'alice', data: 'hi', sent: 1 });
+        const seen = [];
+        conn.o.onFrame = (f, before, after) => seen.push([f.kind, before !== after]);
+        const r = conn.sendText('bob', 'yes', 40);
+        const e = conn.sendOp({ kind: 'edit', with: 'bob', id: 40, data: 'x' });
+        const k = conn.sendOp({ kind: 'react', with: 'bob', id: 40, emoji: '👍', on: true });
+        const d = conn.sendOp({ kind: 'delete', with: 'bob', id: 40 });
+        assert.deepEqual(ws.sent, [
+            { kind: 'text', to: 'bob', data: 'yes', cid: r, reply_to: 40 },
+            { kind: 'edit', with: 'bob', id: 40, cid: e, data: 'x' },
+            { kind: 'react', with: 'bob', id: 40, cid: k, emoji: '👍', on: true },
+            { kind: 'delete', with: 'bob', id: 40, cid: d },
+        ]);
+        ws.push({ kind: 'ack', cid: k, id: 40, seq: 4, sent: 2 });
+        assert.deepEqual(seen, [['ack', true]], 'onFrame sees each frame after the store took it');
+        await advance(10000);
+        assert.equal(store.getState().ops[e].status, 'failed');
+        ws.drop();
+        await flush();
+        await advance(1000);
+        ws = last();
+        ws.open();
+        ws.push(hello(9));
+        assert.deepEqual(
+            ws.sent.map((f) => [f.kind, f.cid]),
+            [
+                ['sync', undefined],
+                ['text', r],
+                ['edit', e],
+                ['delete', d],
+            ],
+        );
+        ws.push({ kind: 'error', code: 'forbidden', message: 'only the author may edit', cid: e });
+        assert.equal(store.getState().ops[e], undefined);
+        assert.match(store.getState().notice.text, /Could not edit/);
+        conn.retry(d);
+        assert.deepEqual(ws.sent[ws.sent.length - 1], { kind: 'delete', with: 'bob', id: 40, cid: d });
+        conn.stop();
+    });
 });

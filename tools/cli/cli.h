@@ -108,6 +108,9 @@ cli_entry_type cli_entry_ref(const char *buf, size_t len, cli_ref *ref);
 void cli_ftime(FILE *out, long long ms);
 
 int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv);
+int cli_cmd_migrate_inboxes(cli_ctx *ctx, const char *prog, int argc, char **argv); /* migrate.c */
+int cli_cmd_keyslot(cli_ctx *ctx, const char *prog, int argc, char **argv);         /* cluster.c */
+int cli_cmd_slots(cli_ctx *ctx, const char *prog, int argc, char **argv);           /* cluster.c */
 int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv);

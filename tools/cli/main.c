@@ -42,6 +42,15 @@ static const cli_cmd cli_cmds[] = {
     {"routers", "", "routers with their last beat and the slots they hold", cli_cmd_routers},
     {"scripts", "[--load]", "name and SHA1 of every Lua script; --load loads them",
      cli_cmd_scripts},
+    {"migrate-inboxes", "",
+     "turn inbox entries stored as copies (before references) into references; once after "
+     "an upgrade",
+     cli_cmd_migrate_inboxes},
+    {"keyslot", "KEY... [--local]",
+     "the Redis Cluster hash slot of each key, and the master serving it (--local: no Redis)",
+     cli_cmd_keyslot},
+    {"slots", "", "the masters of the Redis Cluster --redis-url belongs to, and their slots",
+     cli_cmd_slots},
 };
 #define CLI_NCMDS (sizeof(cli_cmds) / sizeof(cli_cmds[0]))
 

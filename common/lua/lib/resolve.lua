@@ -20,12 +20,18 @@ local function conv_of(user, w)
   return pair_key(user, w)
 end
 -- a replayed inbox entry e (decoded, with seq) of `user` as the frame a client gets, or nil when
--- the message it names has left the history. hist_fmt: the history key format (%s conversation).
--- Old full copies (with `kind`) are returned as they are.
-local function ref_resolve(user, e, hist_fmt)
+-- the message it names has left the history. hist_fmt: the history key format (%s conversation);
+-- member(w): whether user is a member of group w now. An entry of a group the user is no longer
+-- in is {kind:"gone", seq, id, with} (a kind clients ignore): the group's messages now, edited
+-- or reacted to since he left, are not his to read (history is refused him too). Old full copies
+-- (with `kind`) are returned as they are.
+local function ref_resolve(user, e, hist_fmt, member)
   if e.kind then return e end
   local w, k = e.w, e.k
   if type(w) ~= 'string' or type(e.id) ~= 'number' then return nil end
+  if string.byte(w, 1) == 35 and not member(w) then
+    return {kind = 'gone', seq = e.seq, id = e.id, with = w}
+  end
   if k == 'd' then
     return {kind = 'delete', seq = e.seq, id = e.id, with = w, by = e.by, deleted = e.at}
   end

@@ -107,7 +107,7 @@ export async function waitFor(fn, { timeout = 10000, interval = 50, what = 'cond
 
 // One process under test. Output goes to a file and is kept in memory so a
 // test can print what the process said while it ran.
-class Proc {
+export class Proc {
     constructor(name, logDir) {
         this.name = name;
         this.logFile = path.join(logDir, `${name}.log`);

@@ -1,11 +1,15 @@
 // Chat: the signed-in screen. Owns the store (store.js) and the connection
 // (connection.js) for as long as the user stays signed in, and runs the few
 // effects that tie them to the page: tab title, read receipts, history loads,
-// typing expiry, reconnect on the browser's `online` event. The account
-// dialog (sessions, password, blocked users) opens over it.
+// typing expiry, reconnect on the browser's `online` event, browser
+// notifications (a mention, or a 1:1 message, while the tab is hidden, the
+// conversation not muted, and the permission granted: asked for only when
+// the user clicks the sidebar's button), mutes kept in localStorage. The
+// account dialog (sessions, password, blocked users) opens over it.
 import { useCallback, useEffect, useEffectEvent, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { Connection, createStore, wsUrl } from '../lib/connection.js';
-import { conversationList, initialState, readFrame, reduce, titleFor } from '../lib/store.js';
+import { loadMuted, saveMuted } from '../lib/prefs.js';
+import { conversationList, initialState, notificationFor, readFrame, reduce, titleFor } from '../lib/store.js';
 import Account from './Account.jsx';
 import Banner from './Banner.jsx';
 import ChatPane from './ChatPane.jsx';
@@ -28,6 +32,25 @@ export const SIGNED_OUT = {
     everywhere: 'You have been logged out on every device.',
 };
 
+// Shows a browser notification for a live frame when the page is hidden;
+// a click brings the page forward on that conversation.
+function notify(f, before, open) {
+    const N = globalThis.Notification;
+    if (document.visibilityState !== 'hidden' || !N || N.permission !== 'granted') return;
+    const n = notificationFor(before, f);
+    if (!n) return;
+    try {
+        const note = new N(n.title, { body: n.body, tag: n.tag });
+        note.onclick = () => {
+            window.focus();
+            open(n.key);
+            note.close();
+        };
+    } catch {
+        // a browser that only notifies from a service worker: nothing shown
+    }
+}
+
 export default function Chat({ api, onSignedOut }) {
     const store = useMemo(() => createStore(reduce, initialState()), []);
     const state = useSyncExternalStore(store.subscribe, store.getState);
@@ -40,6 +63,7 @@ export default function Chat({ api, onSignedOut }) {
                 dispatch: store.dispatch,
                 getState: store.getState,
                 onSignedOut: (reason) => onSignedOut(SIGNED_OUT[reason] || SIGNED_OUT.expired),
+                onFrame: (f, before) => f.kind === 'text' && notify(f, before, (key) => store.dispatch({ type: 'open', key })),
             }),
     );
     const previewed = useRef(new Set());
@@ -57,6 +81,21 @@ export default function Chat({ api, onSignedOut }) {
             conn.stop();
         };
     }, [conn]);
+
+    // this user's muted conversations, once hello has named the user
+    useEffect(() => {
+        if (state.me) store.dispatch({ type: 'muted', keys: loadMuted(state.me) });
+    }, [state.me, store]);
+    const mute = useCallback(
+        (key, on) => {
+            const s = store.getState();
+            const keys = Object.keys(s.muted).filter((k) => k !== key);
+            if (on) keys.push(key);
+            saveMuted(s.me, keys);
+            store.dispatch({ type: 'mute', key, on });
+        },
+        [store],
+    );
 
     const online = state.conn.status === 'online';
     const active = state.active ? state.convs[state.active] : null;
@@ -174,6 +213,7 @@ export default function Chat({ api, onSignedOut }) {
                     dispatch={store.dispatch}
                     onBack={() => open(null)}
                     onBottom={setAtBottom}
+                    onMute={mute}
                 />
             </div>
             {account && <Account api={api} conn={conn} me={state.me} blocked={state.blocked} onClose={() => setAccount(false)} onLogoutAll={logoutAll} />}

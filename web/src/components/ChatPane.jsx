@@ -1,21 +1,40 @@
-// ChatPane: one conversation. Header (presence / members, typing; Block /
-// Unblock for a person; Members, Add, Leave for a group), the member list
-// with roles and the controls this user's role allows (make/remove admin,
-// remove), the message list (day separators, timestamps, own message status
-// with retry, read receipts, older history on scroll-up, auto-scroll unless
-// the reader scrolled up) and the composer (Enter sends, Shift+Enter is a new
-// line), replaced by a note when the peer is blocked or this user was removed
-// from the group.
+// ChatPane: one conversation. Header (presence / members, typing; Mute;
+// Block / Unblock for a person; Members, Add, Leave for a group), the member
+// list with roles and the controls this user's role allows (make/remove
+// admin, remove), the message list (day separators, timestamps, own message
+// status with retry, read receipts, older history on scroll-up, auto-scroll
+// unless the reader scrolled up; per message: mentions highlighted, the
+// quoted original of a reply (a click jumps to it), "edited", "message
+// deleted", reactions with who made them, and actions: React, Reply, Edit
+// inline (own), Delete (own; in a group also the owner's and admins')) and
+// the composer (Enter sends, Shift+Enter is a new line, `@` completes member
+// names, ArrowUp in it empty edits the last own message, Escape cancels an
+// edit or a reply), replaced by a note when the peer is blocked or this user
+// was removed from the group.
 import { useEffect, useEffectEvent, useLayoutEffect, useRef, useState } from 'react';
+import { completeMention, completions, mentionQuery, mentionSpans } from '../lib/mentions.js';
 import { isUserName } from '../lib/names.js';
-import { groupRights, pendingFor, receiptOf, roleOf, typingNames } from '../lib/store.js';
+import {
+    canDelete,
+    groupRights,
+    lastOwnMessage,
+    mentionCandidates,
+    opsFor,
+    participants,
+    pendingFor,
+    receiptOf,
+    replyPreview,
+    roleOf,
+    shownMessage,
+    typingNames,
+} from '../lib/store.js';
 import { formatTime, groupByDay } from '../lib/time.js';
 import Avatar from './Avatar.jsx';
 
 const btn = 'rounded-md px-2.5 py-1.5 text-sm font-medium focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600';
 const NEAR = 48; // px from the bottom that still counts as "at the bottom"
 
-export default function ChatPane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
+export default function ChatPane({ className, state, conv, conn, dispatch, onBack, onBottom, onMute }) {
     if (!conv) {
         return (
             <section className={`${className} flex-1 items-center justify-center text-slate-400`} aria-label="Chat">
@@ -23,10 +42,10 @@ export default function ChatPane({ className, state, conv, conn, dispatch, onBac
             </section>
         );
     }
-    return <Pane key={conv.key} {...{ className, state, conv, conn, dispatch, onBack, onBottom }} />;
+    return <Pane key={conv.key} {...{ className, state, conv, conn, dispatch, onBack, onBottom, onMute }} />;
 }
 
-function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
+function Pane({ className, state, conv, conn, dispatch, onBack, onBottom, onMute }) {
     // eslint-disable-next-line react-hooks/purity -- typing shows for 6 s after its frame: as of this render, on purpose (see Chat's expireTyping)
     const typing = typingNames(conv, Date.now());
     const pending = pendingFor(state, conv.key);
@@ -34,6 +53,19 @@ function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
     const toggle = (p) => setPanel(panel === p ? null : p);
     const blocked = !conv.group && !!state.blocked[conv.key];
     const rights = groupRights(conv, state.me);
+    const muted = !!state.muted[conv.key];
+    const [editing, setEditing] = useState(null); // id of the own message being edited inline
+    const [replyTo, setReplyTo] = useState(null); // id of the message the composer answers
+    const [jump, setJump] = useState(null); // id of an original to scroll to (a reply's quote clicked)
+    const editLast = () => {
+        const m = lastOwnMessage(conv, state.me);
+        if (m) setEditing(m.id);
+    };
+    const done = () => {
+        setEditing(null);
+        const box = document.getElementById('composer');
+        if (box) box.focus();
+    };
     let status;
     if (conv.removed) status = <span data-testid="removed-status">You are no longer a member</span>;
     else if (blocked) status = <span data-testid="presence">Blocked</span>;
@@ -52,7 +84,7 @@ function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
     let footer;
     if (conv.removed) footer = <Removed conv={conv} dispatch={dispatch} />;
     else if (blocked) footer = <BlockedNote conv={conv} conn={conn} />;
-    else footer = <Composer conv={conv} conn={conn} />;
+    else footer = <Composer conv={conv} conn={conn} me={state.me} replyTo={replyTo} onCancelReply={() => setReplyTo(null)} onEditLast={editLast} />;
 
     return (
         <section className={`${className} min-w-0 flex-1 flex-col`} aria-label={`Chat with ${conv.key}`}>
@@ -69,6 +101,15 @@ function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
                         {status}
                     </p>
                 </div>
+                <button
+                    className={`${btn} ${muted ? 'text-amber-700 hover:bg-amber-50' : 'text-slate-600 hover:bg-slate-100'}`}
+                    aria-pressed={muted}
+                    data-testid="mute-button"
+                    title={muted ? 'Notifications from this conversation are off' : 'Turn off notifications from this conversation'}
+                    onClick={() => onMute && onMute(conv.key, !muted)}
+                >
+                    {muted ? 'Unmute' : 'Mute'}
+                </button>
                 {conv.group && !conv.removed && (
                     <div className="flex gap-1">
                         <button className={`${btn} text-slate-600 hover:bg-slate-100`} aria-expanded={panel === 'members'} onClick={() => toggle('members')}>
@@ -98,7 +139,22 @@ function Pane({ className, state, conv, conn, dispatch, onBack, onBottom }) {
             {panel === 'add' && rights.add && !conv.removed && <AddMembers conv={conv} conn={conn} onDone={() => setPanel(null)} />}
             {panel === 'members' && conv.group && !conv.removed && <Members conv={conv} me={state.me} conn={conn} />}
             {panel === 'block' && !conv.group && !blocked && <ConfirmBlock conv={conv} conn={conn} onDone={() => setPanel(null)} />}
-            <Messages state={state} conv={conv} pending={pending} conn={conn} dispatch={dispatch} onBottom={onBottom} />
+            <Messages
+                state={state}
+                conv={conv}
+                pending={pending}
+                conn={conn}
+                dispatch={dispatch}
+                onBottom={onBottom}
+                editing={editing}
+                onEdit={(id) => (id === null ? done() : setEditing(id))}
+                onReply={(id) => {
+                    setEditing(null);
+                    setReplyTo(id);
+                }}
+                jump={jump}
+                onJump={setJump}
+            />
             {footer}
         </section>
     );
@@ -250,14 +306,17 @@ function Removed({ conv, dispatch }) {
     );
 }
 
-function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
+function Messages({ state, conv, pending, conn, dispatch, onBottom, editing, onEdit, onReply, jump, onJump }) {
     const box = useRef(null);
     const prev = useRef({ first: null, last: null, height: 0, pending: 0 });
     const [atBottom, setAtBottom] = useState(true);
     const [unseen, setUnseen] = useState(false);
+    const [flash, setFlash] = useState(null); // id of the original a reply jumped to, highlighted a moment
     const msgs = conv.messages;
     const first = msgs.length ? msgs[0].id : null;
     const last = msgs.length ? msgs[msgs.length - 1].id : null;
+    const ops = opsFor(state, conv.key);
+    const blocked = !conv.group && !!state.blocked[conv.key];
 
     const near = () => {
         const el = box.current;
@@ -293,6 +352,32 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
             conn && conn.requestHistory(conv.key, 'older', first);
     }, [conv.historyLoaded, conv.more, conv.loadingOlder, first, conn, conv.key]);
 
+    // a reply's quote was clicked: scroll to the original and highlight it;
+    // older pages are loaded until it is there (or the start is reached)
+    const seek = useEffectEvent(() => {
+        const el = box.current;
+        if (!el || jump === null) return;
+        const target = el.querySelector(`[data-testid=msg][data-id="${jump}"]`);
+        if (target) {
+            target.scrollIntoView({ block: 'center' });
+            setFlash(jump);
+            onJump(null);
+        } else if (conv.more && !conv.loadingOlder && first && conn) {
+            conn.requestHistory(conv.key, 'older', first);
+        } else if (!conv.more && !conv.loadingOlder) {
+            dispatch({ type: 'notice', text: 'The original message is no longer in the history.' });
+            onJump(null);
+        }
+    });
+    useEffect(() => {
+        seek();
+    }, [jump, first, conv.loadingOlder, conv.more]);
+    useEffect(() => {
+        if (flash === null) return;
+        const t = setTimeout(() => setFlash(null), 2500);
+        return () => clearTimeout(t);
+    }, [flash]);
+
     useEffect(() => {
         onBottom(atBottom);
     }, [atBottom, onBottom]);
@@ -306,10 +391,18 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
     };
 
     const days = groupByDay(
-        [...msgs, ...pending.map((o) => ({ ...o, pending: true, from: state.me, sent: o.created }))],
+        [...msgs.map((m) => shownMessage(m, ops[m.id], state.me)), ...pending.map((o) => ({ ...o, pending: true, from: state.me, sent: o.created }))],
         // eslint-disable-next-line react-hooks/purity -- "Today" / "Yesterday" are as of this render, on purpose
         Date.now(),
     );
+    const names = participants(conv, state.me);
+    const acts = {
+        canAct: !conv.removed && !blocked,
+        onEdit,
+        onReply,
+        onJump,
+        op: (o) => conn && conn.sendOp({ ...o, with: conv.key }),
+    };
     return (
         <div className="relative min-h-0 flex-1">
             <div
@@ -335,7 +428,18 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom }) {
                             <span className="h-px flex-1 bg-slate-200" />
                         </div>
                         {d.items.map((m) => (
-                            <Bubble key={m.pending ? `p-${m.cid}` : m.id} m={m} conv={conv} me={state.me} conn={conn} dispatch={dispatch} />
+                            <Bubble
+                                key={m.pending ? `p-${m.cid}` : m.id}
+                                m={m}
+                                conv={conv}
+                                me={state.me}
+                                conn={conn}
+                                dispatch={dispatch}
+                                names={names}
+                                editing={!m.pending && editing === m.id}
+                                flash={!m.pending && flash === m.id}
+                                acts={acts}
+                            />
                         ))}
                     </div>
                 ))}
@@ -370,34 +474,130 @@ const failReason = (code, conv) => {
     return FAIL_REASONS[code] || code || 'unknown error';
 };
 
-function Bubble({ m, conv, me, conn, dispatch }) {
+// the reaction picker's choices (any emoji of 1..32 bytes would do)
+export const EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
+const OP_PENDING = { edit: 'Saving…', delete: 'Deleting…', react: 'Reacting…' };
+const OP_FAILED = { edit: 'Edit not saved', delete: 'Not deleted', react: 'Reaction not sent' };
+const clip = (s, n = 80) => (s.length > n ? `${s.slice(0, n)}…` : s);
+
+const act = 'rounded px-1.5 py-0.5 text-xs text-slate-500 hover:bg-slate-200 hover:text-slate-800 focus-visible:outline-2 focus-visible:outline-indigo-500';
+
+// Message text with the mentions highlighted (the user's own more strongly).
+function MessageText({ m, me, names }) {
+    const isName = Array.isArray(m.mentions) ? (n) => m.mentions.includes(n) || names.has(n) : (n) => names.has(n);
+    return mentionSpans(m.data, isName).map((p, i) =>
+        p.mention ? (
+            <mark
+                key={i}
+                data-testid="mention"
+                data-me={p.mention === me ? 'true' : undefined}
+                className={`rounded px-0.5 font-semibold ${p.mention === me ? 'bg-amber-200 text-amber-950' : 'bg-indigo-100 text-indigo-900'}`}
+            >
+                {p.text}
+            </mark>
+        ) : (
+            <span key={i}>{p.text}</span>
+        ),
+    );
+}
+
+function Bubble({ m, conv, me, conn, dispatch, names, editing, flash, acts }) {
     const own = m.from === me;
+    const [picker, setPicker] = useState(false);
+    const [confirm, setConfirm] = useState(false);
     let status = null;
     if (own) {
         if (m.pending) status = m.status === 'failed' ? 'failed' : 'sending';
         else status = receiptOf(conv, m);
     }
+    const actionable = !m.pending && !m.deleted && acts.canAct;
+    const quote = m.reply_to ? replyPreview(conv, m.reply_to) : null;
+    const op = m.pendingOp;
+    const react = (emoji) => {
+        const on = !((m.reactions && m.reactions[emoji]) || []).includes(me);
+        acts.op({ kind: 'react', id: m.id, emoji, on });
+        setPicker(false);
+    };
+    const tone = own ? (status === 'failed' ? 'bg-red-600 text-white' : 'bg-indigo-600 text-white') : 'bg-white text-slate-900';
     return (
         <div
-            className={`mb-1.5 flex ${own ? 'justify-end' : 'justify-start'}`}
+            className={`group mb-1.5 flex flex-col ${own ? 'items-end' : 'items-start'}`}
             data-testid="msg"
             data-id={m.pending ? undefined : m.id}
             data-cid={m.cid}
             data-from={m.from}
             data-status={status || undefined}
+            data-edited={m.edited ? 'true' : undefined}
+            data-deleted={m.deleted ? 'true' : undefined}
+            data-highlight={flash ? 'true' : undefined}
         >
             <div
-                className={`max-w-[80%] rounded-2xl px-3 py-1.5 shadow-sm sm:max-w-[70%] ${own ? `rounded-br-sm ${status === 'failed' ? 'bg-red-600' : 'bg-indigo-600'} text-white` : 'rounded-bl-sm bg-white text-slate-900'}`}
+                className={`relative max-w-[80%] rounded-2xl px-3 py-1.5 shadow-sm transition-shadow sm:max-w-[70%] ${own ? 'rounded-br-sm' : 'rounded-bl-sm'} ${tone} ${flash ? 'ring-4 ring-amber-400' : ''}`}
             >
+                {actionable && !editing && (
+                    <div
+                        className={`pointer-events-none absolute -top-4 z-10 flex gap-0.5 rounded-md border border-slate-200 bg-white p-0.5 opacity-0 shadow-sm transition-opacity group-focus-within:pointer-events-auto group-focus-within:opacity-100 group-hover:pointer-events-auto group-hover:opacity-100 ${own ? 'right-2' : 'left-2'}`}
+                        role="toolbar"
+                        aria-label="Message actions"
+                    >
+                        <button type="button" className={act} data-testid="react-button" aria-expanded={picker} onClick={() => setPicker(!picker)}>
+                            React
+                        </button>
+                        <button type="button" className={act} data-testid="reply-button" onClick={() => acts.onReply(m.id)}>
+                            Reply
+                        </button>
+                        {own && (
+                            <button type="button" className={act} data-testid="edit-button" onClick={() => acts.onEdit(m.id)}>
+                                Edit
+                            </button>
+                        )}
+                        {canDelete(conv, m, me) && (
+                            <button type="button" className={`${act} text-red-600`} data-testid="delete-button" onClick={() => setConfirm(true)}>
+                                Delete
+                            </button>
+                        )}
+                    </div>
+                )}
                 {conv.group && !own && (
                     <p className="text-xs font-semibold" style={{ color: 'hsl(230 50% 45%)' }}>
                         {m.from}
                     </p>
                 )}
-                <p className="break-words whitespace-pre-wrap" data-testid="msg-text">
-                    {m.data}
-                </p>
+                {quote && (
+                    <button
+                        type="button"
+                        data-testid="reply-quote"
+                        onClick={() => acts.onJump(m.reply_to)}
+                        className={`mb-1 block w-full rounded-md border-l-4 px-2 py-1 text-left text-xs ${own ? 'border-indigo-200 bg-indigo-500/60 text-indigo-50' : 'border-indigo-400 bg-slate-100 text-slate-600'} focus-visible:outline-2 focus-visible:outline-indigo-300`}
+                        aria-label={quote.missing ? 'Replying to an earlier message: show it' : `Replying to ${quote.from}: show the message`}
+                    >
+                        {quote.missing ? (
+                            <span>↩ an earlier message</span>
+                        ) : (
+                            <>
+                                <span className="font-semibold">↩ {quote.from === me ? 'You' : quote.from}</span>{' '}
+                                {quote.deleted ? <em>message deleted</em> : clip(quote.data)}
+                            </>
+                        )}
+                    </button>
+                )}
+                {editing ? (
+                    <EditBox
+                        m={m}
+                        onSave={(data) => (data !== m.data && acts.op({ kind: 'edit', id: m.id, data }), acts.onEdit(null))}
+                        onCancel={() => acts.onEdit(null)}
+                    />
+                ) : m.deleted ? (
+                    <p className={`italic ${own ? 'text-indigo-100' : 'text-slate-400'}`} data-testid="msg-text">
+                        message deleted
+                    </p>
+                ) : (
+                    <p className="break-words whitespace-pre-wrap" data-testid="msg-text">
+                        <MessageText m={m} me={me} names={names} />
+                    </p>
+                )}
                 <p className={`mt-0.5 flex items-center justify-end gap-1 text-[11px] ${own ? 'text-indigo-100' : 'text-slate-400'}`}>
+                    {!!m.edited && !m.deleted && <span data-testid="edited-mark">edited ·</span>}
                     <time dateTime={new Date(m.sent).toISOString()}>{formatTime(m.sent)}</time>
                     {status === 'sending' && <span aria-label="sending">· Sending…</span>}
                     {status === 'sent' && (
@@ -411,6 +611,7 @@ function Bubble({ m, conv, me, conn, dispatch }) {
                         </span>
                     )}
                     {status === 'failed' && <span data-testid="fail-reason">· Not sent: {failReason(m.error, conv)}</span>}
+                    {op && op.status === 'sending' && <span data-testid="op-status">· {OP_PENDING[op.kind]}</span>}
                 </p>
                 {status === 'failed' && (
                     <p className="mt-1 flex justify-end gap-2">
@@ -429,64 +630,307 @@ function Bubble({ m, conv, me, conn, dispatch }) {
                     </p>
                 )}
             </div>
+            {op && op.status === 'failed' && (
+                <p className="mt-0.5 flex items-center gap-2 text-xs text-red-700" data-testid="op-failed">
+                    {OP_FAILED[op.kind]}: {failReason(op.error, conv)}
+                    <button className="rounded px-1 font-medium underline" onClick={() => conn && conn.retry(op.cid)}>
+                        Retry
+                    </button>
+                    <button className="rounded px-1 underline" onClick={() => dispatch({ type: 'discard', cid: op.cid })}>
+                        Discard
+                    </button>
+                </p>
+            )}
+            {m.reactions && !m.deleted && (
+                <div className="mt-0.5 flex flex-wrap gap-1" data-testid="reactions">
+                    {Object.entries(m.reactions).map(([emoji, who]) => {
+                        const mine = who.includes(me);
+                        const label = `${emoji} by ${who.map((u) => (u === me ? 'you' : u)).join(', ')}`;
+                        return (
+                            <button
+                                key={emoji}
+                                type="button"
+                                data-testid="reaction"
+                                data-emoji={emoji}
+                                data-users={who.join(',')}
+                                aria-pressed={mine}
+                                aria-label={label}
+                                title={label}
+                                disabled={!actionable}
+                                onClick={() => react(emoji)}
+                                className={`rounded-full border px-1.5 text-xs leading-5 ${mine ? 'border-indigo-400 bg-indigo-50 text-indigo-900' : 'border-slate-200 bg-white text-slate-700'} focus-visible:outline-2 focus-visible:outline-indigo-500`}
+                            >
+                                {emoji} <span data-testid="reaction-count">{who.length}</span>
+                            </button>
+                        );
+                    })}
+                </div>
+            )}
+            {actionable && picker && (
+                <div
+                    className="mt-1 flex gap-1 rounded-full border border-slate-200 bg-white px-2 py-1 shadow"
+                    role="group"
+                    aria-label="Pick a reaction"
+                    data-testid="react-picker"
+                >
+                    {EMOJI.map((e) => (
+                        <button
+                            key={e}
+                            type="button"
+                            data-testid="react-option"
+                            aria-label={`React with ${e}`}
+                            onClick={() => react(e)}
+                            className="rounded-full px-1 text-lg hover:bg-slate-100 focus-visible:outline-2 focus-visible:outline-indigo-500"
+                        >
+                            {e}
+                        </button>
+                    ))}
+                </div>
+            )}
+            {actionable && confirm && (
+                <div className="mt-1 flex items-center gap-2 text-xs text-slate-700" role="group" aria-label="Delete this message" data-testid="delete-confirm">
+                    Delete this message{own ? '' : ` by ${m.from}`} for everyone?
+                    <button
+                        type="button"
+                        className="rounded bg-red-600 px-2 py-0.5 font-medium text-white"
+                        onClick={() => {
+                            acts.op({ kind: 'delete', id: m.id });
+                            setConfirm(false);
+                        }}
+                    >
+                        Delete
+                    </button>
+                    <button type="button" className="rounded px-2 py-0.5 underline" onClick={() => setConfirm(false)}>
+                        Cancel
+                    </button>
+                </div>
+            )}
         </div>
     );
 }
 
-function Composer({ conv, conn }) {
-    const [text, setText] = useState('');
+// Inline edit of an own message: Enter saves, Shift+Enter is a new line,
+// Escape cancels. An emptied text is not saved (Delete removes a message).
+function EditBox({ m, onSave, onCancel }) {
+    const [text, setText] = useState(m.data);
     const ref = useRef(null);
     useEffect(() => {
-        if (window.matchMedia && window.matchMedia('(min-width: 768px)').matches) ref.current && ref.current.focus();
-    }, [conv.key]);
-    const send = () => {
+        const el = ref.current;
+        if (!el) return;
+        el.focus();
+        el.setSelectionRange(el.value.length, el.value.length);
+    }, []);
+    const save = () => {
         const data = text.trim();
-        if (!data || !conn) return;
-        conn.sendText(conv.key, data);
-        conn.stoppedTyping(conv.key);
-        setText('');
+        if (data) onSave(data);
     };
     return (
         <form
-            className="flex items-end gap-2 border-t border-slate-200 px-3 py-2.5 sm:px-4"
+            className="flex flex-col gap-1"
             onSubmit={(e) => {
                 e.preventDefault();
-                send();
+                save();
             }}
         >
-            <label htmlFor="composer" className="sr-only">
-                Message to {conv.key}
+            <label className="sr-only" htmlFor={`edit-${m.id}`}>
+                Edit message
             </label>
             <textarea
-                id="composer"
+                id={`edit-${m.id}`}
                 ref={ref}
-                rows={1}
-                maxLength={16000}
-                placeholder={`Message ${conv.key}`}
-                className="max-h-40 min-h-10 flex-1 resize-none rounded-xl border border-slate-300 px-3 py-2 text-slate-900 focus:border-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-500"
+                data-testid="edit-box"
+                rows={Math.min(6, text.split('\n').length)}
+                className="min-w-48 resize-none rounded-md border border-slate-300 bg-white px-2 py-1 text-slate-900 focus:ring-2 focus:ring-indigo-300 focus:outline-none"
                 value={text}
-                onChange={(e) => {
-                    setText(e.target.value);
-                    if (e.target.value && conn) conn.typing(conv.key);
-                }}
+                onChange={(e) => setText(e.target.value)}
                 onKeyDown={(e) => {
-                    if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+                    if (e.key === 'Escape') {
                         e.preventDefault();
-                        send();
+                        onCancel();
+                    } else if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+                        e.preventDefault();
+                        save();
                     }
                 }}
             />
-            <button
-                type="submit"
-                aria-label="Send"
-                disabled={!text.trim()}
-                className="flex h-10 w-10 shrink-0 items-center justify-center rounded-full bg-indigo-600 text-white hover:bg-indigo-700 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-700 disabled:opacity-50"
-            >
-                <svg viewBox="0 0 24 24" className="h-5 w-5" fill="currentColor" aria-hidden="true">
-                    <path d="M3.4 20.4 21 12 3.4 3.6 3.4 10.2 15 12 3.4 13.8z" />
-                </svg>
-            </button>
+            <span className="flex justify-end gap-2 text-xs">
+                <span className="mr-auto opacity-80">Esc to cancel · Enter to save</span>
+                <button type="button" className="underline" onClick={onCancel}>
+                    Cancel
+                </button>
+                <button type="submit" disabled={!text.trim()} className="rounded bg-white px-2 py-0.5 font-medium text-indigo-700 disabled:opacity-50">
+                    Save
+                </button>
+            </span>
         </form>
+    );
+}
+
+// The composer: Enter sends, Shift+Enter is a new line; `@` offers the
+// conversation's members (ArrowUp/ArrowDown, Enter or Tab picks, Escape
+// closes); ArrowUp in an empty composer edits the last own message; a reply
+// shows its quoted original above, Escape cancels it.
+function Composer({ conv, conn, me, replyTo, onCancelReply, onEditLast }) {
+    const [text, setText] = useState('');
+    const [caret, setCaret] = useState(0);
+    const [pick, setPick] = useState(0);
+    const [closed, setClosed] = useState(null); // the @ position whose list was closed with Escape
+    const ref = useRef(null);
+    const wantCaret = useRef(null);
+    useEffect(() => {
+        if (window.matchMedia && window.matchMedia('(min-width: 768px)').matches) ref.current && ref.current.focus();
+    }, [conv.key]);
+    useEffect(() => {
+        if (replyTo && ref.current) ref.current.focus();
+    }, [replyTo]);
+    useLayoutEffect(() => {
+        if (wantCaret.current !== null && ref.current) {
+            ref.current.setSelectionRange(wantCaret.current, wantCaret.current);
+            wantCaret.current = null;
+        }
+    });
+    const query = mentionQuery(text, caret);
+    // the list, unless closed with Escape or the name is typed in full (Enter then sends)
+    const found = query && closed !== query.start ? completions(query.prefix, mentionCandidates(conv, me)) : [];
+    const options = query && found.includes(query.prefix) ? [] : found;
+    const choice = Math.min(pick, Math.max(0, options.length - 1));
+    const quote = replyTo ? replyPreview(conv, replyTo) : null;
+
+    const send = () => {
+        const data = text.trim();
+        if (!data || !conn) return;
+        conn.sendText(conv.key, data, replyTo || undefined);
+        conn.stoppedTyping(conv.key);
+        setText('');
+        setCaret(0);
+        if (replyTo) onCancelReply();
+    };
+    const complete = (name) => {
+        const r = completeMention(text, caret, name);
+        setText(r.text);
+        setCaret(r.caret);
+        setPick(0);
+        wantCaret.current = r.caret;
+        ref.current && ref.current.focus();
+    };
+    const track = (e) => setCaret(e.target.selectionStart ?? e.target.value.length);
+    return (
+        <div className="border-t border-slate-200">
+            {quote && (
+                <div className="flex items-center gap-2 bg-slate-50 px-4 py-1.5 text-sm" data-testid="reply-bar">
+                    <span className="min-w-0 flex-1 truncate border-l-4 border-indigo-400 pl-2 text-slate-600">
+                        Replying to{' '}
+                        {quote.missing ? (
+                            'a message'
+                        ) : (
+                            <>
+                                <b>{quote.from === me ? 'yourself' : quote.from}</b>: {quote.deleted ? <em>message deleted</em> : clip(quote.data)}
+                            </>
+                        )}
+                    </span>
+                    <button type="button" className={`${btn} text-slate-500 hover:bg-slate-200`} aria-label="Cancel reply" onClick={onCancelReply}>
+                        ✕
+                    </button>
+                </div>
+            )}
+            {options.length > 0 && (
+                <ul
+                    id="mention-list"
+                    role="listbox"
+                    aria-label="Mention someone"
+                    className="mx-3 mt-2 max-h-48 overflow-y-auto rounded-md border border-slate-200 bg-white shadow sm:mx-4"
+                >
+                    {options.map((n, i) => (
+                        <li
+                            key={n}
+                            id={`mention-${n}`}
+                            role="option"
+                            aria-selected={i === choice}
+                            data-testid="mention-option"
+                            className={`cursor-pointer px-3 py-1.5 text-sm ${i === choice ? 'bg-indigo-50 text-indigo-900' : 'text-slate-700'}`}
+                            onMouseDown={(e) => {
+                                e.preventDefault(); // keep the focus in the composer
+                                complete(n);
+                            }}
+                        >
+                            @{n}
+                        </li>
+                    ))}
+                </ul>
+            )}
+            <form
+                className="flex items-end gap-2 px-3 py-2.5 sm:px-4"
+                onSubmit={(e) => {
+                    e.preventDefault();
+                    send();
+                }}
+            >
+                <label htmlFor="composer" className="sr-only">
+                    Message to {conv.key}
+                </label>
+                <textarea
+                    id="composer"
+                    ref={ref}
+                    rows={1}
+                    maxLength={16000}
+                    placeholder={`Message ${conv.key}`}
+                    role="combobox"
+                    aria-expanded={options.length > 0}
+                    aria-controls="mention-list"
+                    aria-autocomplete="list"
+                    aria-activedescendant={options.length ? `mention-${options[choice]}` : undefined}
+                    className="max-h-40 min-h-10 flex-1 resize-none rounded-xl border border-slate-300 px-3 py-2 text-slate-900 focus:border-indigo-500 focus:ring-2 focus:ring-indigo-500 focus:outline-none"
+                    value={text}
+                    onChange={(e) => {
+                        setText(e.target.value);
+                        track(e);
+                        setPick(0);
+                        if (e.target.value && conn) conn.typing(conv.key);
+                    }}
+                    onSelect={track}
+                    onKeyDown={(e) => {
+                        if (e.nativeEvent.isComposing) return;
+                        if (options.length) {
+                            if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+                                e.preventDefault();
+                                setPick((choice + (e.key === 'ArrowDown' ? 1 : options.length - 1)) % options.length);
+                                return;
+                            }
+                            if (e.key === 'Enter' || e.key === 'Tab') {
+                                e.preventDefault();
+                                complete(options[choice]);
+                                return;
+                            }
+                            if (e.key === 'Escape') {
+                                e.preventDefault();
+                                setClosed(query.start);
+                                return;
+                            }
+                        }
+                        if (e.key === 'Escape' && replyTo) {
+                            e.preventDefault();
+                            onCancelReply();
+                        } else if (e.key === 'ArrowUp' && !text) {
+                            e.preventDefault();
+                            onEditLast();
+                        } else if (e.key === 'Enter' && !e.shiftKey) {
+                            e.preventDefault();
+                            send();
+                        }
+                    }}
+                />
+                <button
+                    type="submit"
+                    aria-label="Send"
+                    disabled={!text.trim()}
+                    className="flex h-10 w-10 shrink-0 items-center justify-center rounded-full bg-indigo-600 text-white hover:bg-indigo-700 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-700 disabled:opacity-50"
+                >
+                    <svg viewBox="0 0 24 24" className="h-5 w-5" fill="currentColor" aria-hidden="true">
+                        <path d="M3.4 20.4 21 12 3.4 3.6 3.4 10.2 15 12 3.4 13.8z" />
+                    </svg>
+                </button>
+            </form>
+        </div>
     );
 }
 

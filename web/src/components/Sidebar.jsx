@@ -1,5 +1,7 @@
-// Sidebar: who I am, find people, new/join group, and the conversation list
-// (presence dot, unread badge, last-message preview, most recent first).
+// Sidebar: who I am, the notifications switch (asks the browser's permission
+// on a click, never by itself), find people, new/join group, and the
+// conversation list (presence dot, unread badge (grey when muted), mention
+// badge, last-message preview, most recent first).
 import { useEffect, useEffectEvent, useRef, useState } from 'react';
 import { isUserName, normalizeGroupName } from '../lib/names.js';
 import { conversationList } from '../lib/store.js';
@@ -61,6 +63,7 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
                         Join group
                     </button>
                 </div>
+                <NotifyButton />
                 {panel === 'group' && (
                     <NewGroup
                         conn={conn}
@@ -86,7 +89,14 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
                 <ul>
                     {list.map((c) => (
                         <li key={c.key}>
-                            <ConvItem conv={c} me={state.me} blocked={!!state.blocked[c.key]} active={state.active === c.key} onOpen={onOpen} />
+                            <ConvItem
+                                conv={c}
+                                me={state.me}
+                                blocked={!!state.blocked[c.key]}
+                                muted={!!state.muted[c.key]}
+                                active={state.active === c.key}
+                                onOpen={onOpen}
+                            />
                         </li>
                     ))}
                 </ul>
@@ -95,15 +105,44 @@ export default function Sidebar({ className, state, api, conn, onOpen, onLogout,
     );
 }
 
-function ConvItem({ conv, me, blocked, active, onOpen }) {
+// The browser's notification permission, asked for only on this button's
+// click (a page may not ask on load); shown while the browser has not been
+// asked yet (nothing where it has no notifications, or once answered).
+function NotifyButton() {
+    const N = globalThis.Notification;
+    const [perm, setPerm] = useState(() => (N ? N.permission : 'unsupported'));
+    if (!N || perm !== 'default') return null;
+    return (
+        <button
+            className={`${btn} flex w-full items-center justify-center gap-2 bg-amber-50 text-amber-900 hover:bg-amber-100`}
+            data-testid="notify-button"
+            title="Be notified of mentions and direct messages while Parley is in the background"
+            onClick={async () => {
+                try {
+                    setPerm(await N.requestPermission());
+                } catch {
+                    setPerm(N.permission);
+                }
+            }}
+        >
+            <svg viewBox="0 0 24 24" className="h-4 w-4" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
+                <path d="M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9M10.3 21a1.94 1.94 0 0 0 3.4 0" />
+            </svg>
+            Turn on notifications
+        </button>
+    );
+}
+
+function ConvItem({ conv, me, blocked, muted, active, onOpen }) {
+    const shown = conv.preview && conv.preview.deleted ? 'message deleted' : conv.preview ? conv.preview.data : '';
     const preview = conv.preview
-        ? `${conv.preview.event ? `${conv.preview.from === me ? 'You' : conv.preview.from} ` : conv.preview.from === me ? 'You: ' : conv.group ? `${conv.preview.from}: ` : ''}${conv.preview.data}`
+        ? `${conv.preview.event ? `${conv.preview.from === me ? 'You' : conv.preview.from} ` : conv.preview.from === me ? 'You: ' : conv.group ? `${conv.preview.from}: ` : ''}${shown}`
         : conv.group
           ? 'Group'
           : conv.online
             ? 'Online'
             : 'Offline';
-    const label = `${conv.key}${conv.group ? (conv.removed ? ', removed' : '') : blocked ? ', blocked' : conv.online ? ', online' : ', offline'}${conv.unread ? `, ${conv.unread} unread` : ''}`;
+    const label = `${conv.key}${conv.group ? (conv.removed ? ', removed' : '') : blocked ? ', blocked' : conv.online ? ', online' : ', offline'}${muted ? ', muted' : ''}${conv.unread ? `, ${conv.unread} unread` : ''}${conv.mentions ? `, ${conv.mentions} mentioning you` : ''}`;
     return (
         <button
             data-testid="conv"
@@ -111,6 +150,7 @@ function ConvItem({ conv, me, blocked, active, onOpen }) {
             data-online={conv.group ? undefined : String(conv.online)}
             data-blocked={blocked ? 'true' : undefined}
             data-removed={conv.removed ? 'true' : undefined}
+            data-muted={muted ? 'true' : undefined}
             aria-label={label}
             aria-current={active ? 'true' : undefined}
             onClick={() => onOpen(conv.key)}
@@ -126,6 +166,11 @@ function ConvItem({ conv, me, blocked, active, onOpen }) {
                                 Blocked
                             </span>
                         )}
+                        {muted && (
+                            <span className="ml-1.5 text-xs" data-testid="muted-mark" title="Muted" aria-hidden="true">
+                                🔕
+                            </span>
+                        )}
                     </span>
                     <span className="shrink-0 text-xs text-slate-400">{shortStamp(conv.lastActivity)}</span>
                 </span>
@@ -133,10 +178,20 @@ function ConvItem({ conv, me, blocked, active, onOpen }) {
                     <span className="truncate text-sm text-slate-500" data-testid="preview">
                         {Object.keys(conv.typing).length ? <em className="text-indigo-600">typing…</em> : preview}
                     </span>
+                    {conv.mentions > 0 && (
+                        <span
+                            data-testid="mention-badge"
+                            title={`${conv.mentions} unread message${conv.mentions === 1 ? '' : 's'} mentioning you`}
+                            className={`shrink-0 rounded-full px-1.5 text-center text-xs leading-5 font-semibold ${muted ? 'bg-slate-300 text-slate-700' : 'bg-amber-500 text-white'}`}
+                        >
+                            @{conv.mentions > 99 ? '99+' : conv.mentions}
+                        </span>
+                    )}
                     {conv.unread > 0 && (
                         <span
                             data-testid="unread-badge"
-                            className="min-w-5 shrink-0 rounded-full bg-indigo-600 px-1.5 text-center text-xs leading-5 font-semibold text-white"
+                            data-muted={muted ? 'true' : undefined}
+                            className={`min-w-5 shrink-0 rounded-full px-1.5 text-center text-xs leading-5 font-semibold ${muted ? 'bg-slate-300 text-slate-700' : 'bg-indigo-600 text-white'}`}
                         >
                             {conv.unread > 99 ? '99+' : conv.unread}
                         </span>

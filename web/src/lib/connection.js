@@ -28,6 +28,14 @@
 // notice sent just before (refused by a peer who blocks this user: shown as
 // nothing), else a history request.
 //
+// Edits, deletes and reactions (sendOp) carry a cid of their own and are
+// handled like texts: kept in the store's `ops` until their ack, timed out,
+// re-sent with the same cid after a reconnect (the server answers a known
+// cid with the same ack and changes nothing twice).
+//
+// onFrame(frame, before, after), when given, sees every server frame after
+// the store took it (the page's notifications).
+//
 // History requests are answered in order on a socket, so the kind of each
 // outstanding request ('initial', 'older', 'preview') is kept in a FIFO per
 // conversation; background preview fetches are paced (previewRate per second)
@@ -35,7 +43,7 @@
 import { createBackoff } from './backoff.js';
 import { decodeFrame, encodeFrame } from './codec.js';
 import { newCid } from './names.js';
-import { reduce, resendList, syncFrame } from './store.js';
+import { reduce, resendList, resendOps, syncFrame } from './store.js';
 
 export const ACK_TIMEOUT_MS = 10000;
 // the gateway's default --max-frame is 64 KiB for the whole frame
@@ -74,7 +82,7 @@ export class Connection {
         this.typingSent = null; // {to, at}: the newest typing notice sent
         this.groupOps = []; // FIFO of {op, name, at}: group changes awaiting their answer
         this.renewing = null; // promise of a password change in flight (see renew)
-        this.features = { history: true, read: true, group: true, block: true };
+        this.features = { history: true, read: true, group: true, block: true, edit: true, delete: true, react: true };
         this.lastBlock = null; // {user, on}: the newest block change sent
     }
 
@@ -242,7 +250,9 @@ export class Connection {
         if (f.kind === 'error') mode = this._error(f);
         if (f.kind === 'ack' || (f.kind === 'error' && f.cid)) this._clearAck(f.cid);
         if (f.kind === 'text' && f.cid) this._clearAck(f.cid);
+        const before = this.o.getState();
         this.dispatch({ type: 'frame', frame: f, now, mode });
+        if (this.o.onFrame) this.o.onFrame(f, before, this.o.getState());
     }
 
     _afterHello() {
@@ -250,6 +260,7 @@ export class Connection {
         const sync = syncFrame(s);
         if (sync) this._send(sync);
         for (const o of resendList(s)) this._sendText(o.cid);
+        for (const o of resendOps(s)) this._sendOp(o.cid);
         if (this.o.onHello) this.o.onHello(s);
     }
 
@@ -262,9 +273,13 @@ export class Connection {
         if (f.cid) return undefined;
         if (f.code === 'unknown_kind') {
             // the server does not speak this kind (yet): stop asking
-            const m = /\b(history|read|group|block)\b/.exec(String(f.message || ''));
+            const m = /\b(history|read|group|block|edit|delete|react)\b/.exec(String(f.message || ''));
             if (m) this.features[m[1]] = false;
             else this.features.history = false;
+            if (m && ['edit', 'delete', 'react'].includes(m[1])) {
+                this.dispatch({ type: 'notice', text: `This server cannot ${m[1]} messages.`, now: this.o.now() });
+                return { quiet: true };
+            }
             if (m && m[1] === 'block') {
                 // a server before blocking: undo what this page marked, and say so
                 if (this.lastBlock) this.dispatch({ type: 'block', user: this.lastBlock.user, on: !this.lastBlock.on });
@@ -318,20 +333,49 @@ export class Connection {
 
     // ---------------------------------------------------------- actions
 
-    // A new message: kept in the outbox (shown as sending) and sent now if
-    // connected, else on the next hello. Returns the cid.
-    sendText(to, data) {
+    // A new message (replyTo: the id it answers, optional): kept in the
+    // outbox (shown as sending) and sent now if connected, else on the next
+    // hello. Returns the cid.
+    sendText(to, data, replyTo) {
         const cid = newCid(this.o.now());
-        this.dispatch({ type: 'send', cid, to, data, now: this.o.now() });
+        this.dispatch({ type: 'send', cid, to, data, now: this.o.now(), replyTo });
         this._sendText(cid);
         return cid;
     }
 
     // Retry with the same cid (the server answers a known cid with the same
-    // id and stores nothing twice).
+    // id and stores nothing twice); a text or an op alike.
     retry(cid) {
         this.dispatch({ type: 'retry', cid });
-        this._sendText(cid);
+        if (this.o.getState().ops[cid]) this._sendOp(cid);
+        else this._sendText(cid);
+    }
+
+    // An edit {kind: 'edit', with, id, data}, delete {kind: 'delete', with,
+    // id} or reaction {kind: 'react', with, id, emoji, on} of a message:
+    // shown at once, sent now if connected (else on the next hello), settled
+    // by its ack. Returns the cid.
+    sendOp(op) {
+        const cid = newCid(this.o.now());
+        this.dispatch({ type: 'op', cid, op, now: this.o.now() });
+        this._sendOp(cid);
+        return cid;
+    }
+
+    _sendOp(cid) {
+        const o = this.o.getState().ops[cid];
+        if (!o) return;
+        const frame = { kind: o.kind, with: o.with, id: o.id, cid };
+        if (o.kind === 'edit') {
+            if (new TextEncoder().encode(o.data).length > MAX_TEXT_BYTES) {
+                this.dispatch({ type: 'frame', frame: { kind: 'error', code: 'too_large', message: 'the new text is too long', cid }, now: this.o.now() });
+                return;
+            }
+            frame.data = o.data;
+        }
+        if (o.kind === 'react') Object.assign(frame, { emoji: o.emoji, on: !!o.on });
+        if (!this._send(frame)) return;
+        this._armAck(cid);
     }
 
     _sendText(cid) {
@@ -342,7 +386,14 @@ export class Connection {
             this.dispatch({ type: 'frame', frame: { kind: 'error', code: 'too_large', message: 'message too long', cid }, now: this.o.now() });
             return;
         }
-        if (!this._send({ kind: 'text', to: o.to, data: o.data, cid })) return;
+        const frame = { kind: 'text', to: o.to, data: o.data, cid };
+        if (o.reply_to) frame.reply_to = o.reply_to;
+        if (!this._send(frame)) return;
+        this._armAck(cid);
+    }
+
+    // Sent once more: no answer within ACK_TIMEOUT_MS makes it failed.
+    _armAck(cid) {
         this.dispatch({ type: 'sent', cid });
         this._clearAck(cid);
         this.ackTimers.set(

@@ -19,7 +19,16 @@
 //   roles (owner, admins, this user's own role: from hello's entries and
 //   group frames), whether this user was removed from the group;
 // - who this user blocks (hello `blocked`, `block` frames from the user's
-//   other sessions, and this page's own block/unblock).
+//   other sessions, and this page's own block/unblock);
+// - the message lifecycle (docs/protocol.md "Message lifecycle"): each
+//   message's current state (`edited`, `deleted`/`by`, `reactions`,
+//   `reply_to`, `mentions`), changed by `edit`/`delete`/`react` frames and by
+//   texts that show the current state (sync, offline push, history), each
+//   applied idempotently by message id; per conversation the unread
+//   mentions of this user (hello `mentions`, texts whose `mentions` name him);
+//   this page's own edits/deletes/reactions not acknowledged yet (`ops`, by
+//   cid, re-sent like texts); muted conversations (kept by the page in
+//   localStorage, see prefs.js).
 //
 // Conversation key: the peer's user name for 1:1, the `#name` for a group.
 
@@ -38,6 +47,8 @@ export function initialState() {
         notice: null, // {text, at}: last error worth showing
         wantOpen: null, // a group asked for (create/join): opened when its frame comes
         blocked: {}, // name -> true: users this user blocks
+        ops: {}, // cid -> {cid, kind: 'edit'|'delete'|'react', with, id, data?, emoji?, on?, created, status, error, tries}
+        muted: {}, // key -> true: conversations that notify nothing
     };
 }
 
@@ -50,9 +61,14 @@ export function newConv(key) {
         unreadBase: 0, // count from the last hello
         unreadOld: 0, // entries with seq <= hello's seq that came after it
         unreadNew: 0, // entries newer than hello
+        mentions: 0, // unread messages mentioning this user: max(mentionBase, mentionOld) + mentionNew
+        mentionBase: 0,
+        mentionOld: 0,
+        mentionNew: 0,
         messages: [], // confirmed messages sorted by id
         lastActivity: 0,
-        preview: null, // {from, data} of the newest message
+        preview: null, // {from, data, deleted?} of the newest message
+        previewId: 0, // its id, when known (edits and deletes of it change the preview)
         previewKnown: false, // hello said what the newest message is (its `last`), none or one
         more: null, // null: unknown, true/false from the last initial/older history page
         historyLoaded: false, // an initial page (the newest messages) was merged
@@ -81,6 +97,26 @@ function unreadParts(unreadBase, unreadOld, unreadNew) {
     return { unreadBase, unreadOld, unreadNew, unread: Math.max(unreadBase, unreadOld) + unreadNew };
 }
 
+// The mention counter, kept like unread (hello's count, older entries that
+// came after it, newer ones).
+function mentionParts(mentionBase, mentionOld, mentionNew) {
+    return { mentionBase, mentionOld, mentionNew, mentions: Math.max(mentionBase, mentionOld) + mentionNew };
+}
+
+// One counted message less (a delete of an unread message): the newer
+// entries first, else hello's count and the older ones alike.
+function lessUnread(c) {
+    if (c.unreadNew > 0) return unreadParts(c.unreadBase, c.unreadOld, c.unreadNew - 1);
+    return unreadParts(Math.max(0, c.unreadBase - 1), Math.max(0, c.unreadOld - 1), 0);
+}
+
+function lessMentions(c) {
+    if (c.mentionNew > 0) return mentionParts(c.mentionBase, c.mentionOld, c.mentionNew - 1);
+    return mentionParts(Math.max(0, c.mentionBase - 1), Math.max(0, c.mentionOld - 1), 0);
+}
+
+export const mentionsMe = (m, me) => !!m && Array.isArray(m.mentions) && m.mentions.includes(me);
+
 function withConv(state, key, fn) {
     const cur = state.convs[key] || newConv(key);
     const next = fn(cur);
@@ -103,15 +139,24 @@ export function findId(messages, id) {
 }
 
 // Merges messages into a sorted list; returns [list, added] (added: the
-// messages that were not there yet). The list is the same object when
-// nothing was added.
-export function mergeMessages(list, incoming) {
+// messages that were not there yet). With update, a message already there
+// takes the state the incoming copy shows (sync, offline push and history
+// show a text's current state: see mergeState). The list is the same object
+// when nothing changed.
+export function mergeMessages(list, incoming, update = false) {
     let out = list;
     const added = [];
     for (const m of incoming) {
         if (!Number.isInteger(m.id) || m.id <= 0) continue;
         const i = findId(out, m.id);
-        if (i >= 0) continue;
+        if (i >= 0) {
+            if (!update) continue;
+            const merged = mergeState(out[i], m);
+            if (merged === out[i]) continue;
+            if (out === list) out = list.slice();
+            out[i] = merged;
+            continue;
+        }
         if (out === list) out = list.slice();
         out.splice(-i - 1, 0, m);
         added.push(m);
@@ -119,15 +164,100 @@ export function mergeMessages(list, incoming) {
     return [out, added];
 }
 
-function slim(f) {
-    return { id: f.id, from: f.from, to: f.to, data: f.data, sent: f.sent, cid: f.cid };
+const LIFECYCLE = ['reply_to', 'mentions', 'edited', 'deleted', 'by', 'reactions'];
+
+// {emoji: [names]} from a frame, or undefined when it has none worth keeping.
+function cleanReactions(r) {
+    if (!r || typeof r !== 'object' || Array.isArray(r)) return undefined;
+    const out = {};
+    for (const [e, who] of Object.entries(r)) {
+        const names = Array.isArray(who) ? [...new Set(who.filter((u) => typeof u === 'string'))] : [];
+        if (e && names.length) out[e] = names;
+    }
+    return Object.keys(out).length ? out : undefined;
+}
+
+// A text frame's message: what the list keeps. Lifecycle fields only when
+// the frame has them (a plain text stays {id, from, to, data, sent, cid}).
+export function slim(f) {
+    const m = { id: f.id, from: f.from, to: f.to, data: f.data, sent: f.sent, cid: f.cid };
+    if (Number.isInteger(f.reply_to) && f.reply_to > 0) m.reply_to = f.reply_to;
+    if (Array.isArray(f.mentions)) m.mentions = f.mentions.filter((u) => typeof u === 'string');
+    if (Number.isInteger(f.edited) && f.edited > 0) m.edited = f.edited;
+    if (Number.isInteger(f.deleted) && f.deleted > 0) {
+        m.deleted = f.deleted;
+        m.data = '';
+        if (typeof f.by === 'string') m.by = f.by;
+    } else {
+        const r = cleanReactions(f.reactions);
+        if (r) m.reactions = r;
+    }
+    return m;
+}
+
+function sameReactions(a, b) {
+    const ka = Object.keys(a || {});
+    if (ka.length !== Object.keys(b || {}).length) return false;
+    return ka.every((e) => b[e] && b[e].length === a[e].length && a[e].every((u, i) => b[e][i] === u));
+}
+
+// A message held (old) and a copy of it showing the server's current state
+// (m): a delete is final; the newer edit wins (by `edited`); the reactions
+// are the copy's (none when it lists none); reply_to and mentions are kept
+// from whichever has them. Returns old when nothing changes.
+export function mergeState(old, m) {
+    if (old.deleted) return old;
+    const next = { ...old };
+    if (m.deleted) {
+        next.deleted = m.deleted;
+        next.data = '';
+        if (m.by) next.by = m.by;
+        delete next.reactions;
+    } else {
+        if ((m.edited || 0) > (old.edited || 0)) {
+            next.edited = m.edited;
+            next.data = m.data;
+        }
+        if (!sameReactions(old.reactions, m.reactions)) {
+            if (m.reactions) next.reactions = m.reactions;
+            else delete next.reactions;
+        }
+    }
+    if (m.reply_to && !old.reply_to) next.reply_to = m.reply_to;
+    if (m.mentions && !old.mentions) next.mentions = m.mentions;
+    const changed = LIFECYCLE.some((k) => next[k] !== old[k]) || next.data !== old.data;
+    return changed ? next : old;
+}
+
+function previewOf(m) {
+    return m.deleted ? { from: m.from, data: '', deleted: true } : { from: m.from, data: m.data };
 }
 
 function touch(conv, m) {
     if (m.sent < conv.lastActivity) return conv;
     const last = conv.messages.length ? conv.messages[conv.messages.length - 1] : null;
     if (last && last.id > m.id) return conv;
-    return { ...conv, lastActivity: m.sent, preview: { from: m.from, data: m.data } };
+    return { ...conv, lastActivity: m.sent, preview: previewOf(m), previewId: m.id };
+}
+
+// A text of the outbox or an op, changed by fn (state as is when neither).
+function changePending(state, cid, fn) {
+    if (state.outbox[cid]) {
+        const o = fn(state.outbox[cid]);
+        return o === state.outbox[cid] ? state : { ...state, outbox: { ...state.outbox, [cid]: o } };
+    }
+    if (state.ops[cid]) {
+        const o = fn(state.ops[cid]);
+        return o === state.ops[cid] ? state : { ...state, ops: { ...state.ops, [cid]: o } };
+    }
+    return state;
+}
+
+function dropOp(state, cid) {
+    if (!cid || !state.ops[cid]) return state;
+    const ops = { ...state.ops };
+    delete ops[cid];
+    return { ...state, ops };
 }
 
 function dropOutbox(state, cid) {
@@ -141,11 +271,22 @@ function seeSeq(state, seq) {
     return Number.isInteger(seq) && seq > state.seq ? { ...state, seq } : state;
 }
 
-// Unread messages among those loaded, after the read position.
+// Unread messages among those loaded, after the read position (deleted
+// ones never count).
 function countUnread(conv, me) {
     let n = 0;
     for (let i = conv.messages.length - 1; i >= 0 && conv.messages[i].id > conv.myRead; i--) {
-        if (conv.messages[i].from !== me) n++;
+        if (conv.messages[i].from !== me && !conv.messages[i].deleted) n++;
+    }
+    return n;
+}
+
+// Of those, the ones that mention this user.
+function countMentions(conv, me) {
+    let n = 0;
+    for (let i = conv.messages.length - 1; i >= 0 && conv.messages[i].id > conv.myRead; i--) {
+        const m = conv.messages[i];
+        if (m.from !== me && !m.deleted && mentionsMe(m, me)) n++;
     }
     return n;
 }
@@ -158,21 +299,25 @@ export function reduce(state, ev) {
             return onFrame(state, ev.frame, ev.now ?? Date.now(), ev.mode);
         case 'send':
             return onSend(state, ev);
+        case 'op': // an edit, delete or react of this page (ev.op: {kind, with, id, ...})
+            return { ...state, ops: { ...state.ops, [ev.cid]: { ...ev.op, cid: ev.cid, created: ev.now, status: 'sending', error: null, tries: 0 } } };
         case 'retry':
-            return state.outbox[ev.cid]
-                ? { ...state, outbox: { ...state.outbox, [ev.cid]: { ...state.outbox[ev.cid], status: 'sending', error: null } } }
-                : state;
+            return changePending(state, ev.cid, (o) => ({ ...o, status: 'sending', error: null }));
         case 'sent': // handed to a socket (one more try)
-            return state.outbox[ev.cid]
-                ? { ...state, outbox: { ...state.outbox, [ev.cid]: { ...state.outbox[ev.cid], tries: state.outbox[ev.cid].tries + 1 } } }
-                : state;
-        case 'timeout': {
-            const o = state.outbox[ev.cid];
-            if (!o || o.status !== 'sending') return state;
-            return { ...state, outbox: { ...state.outbox, [ev.cid]: { ...o, status: 'failed', error: 'no answer from the server' } } };
-        }
+            return changePending(state, ev.cid, (o) => ({ ...o, tries: o.tries + 1 }));
+        case 'timeout':
+            return changePending(state, ev.cid, (o) => (o.status !== 'sending' ? o : { ...o, status: 'failed', error: 'no answer from the server' }));
         case 'discard':
-            return dropOutbox(state, ev.cid);
+            return dropOp(dropOutbox(state, ev.cid), ev.cid);
+        case 'mute': {
+            if (!!state.muted[ev.key] === !!ev.on) return state;
+            const muted = { ...state.muted };
+            if (ev.on) muted[ev.key] = true;
+            else delete muted[ev.key];
+            return { ...state, muted };
+        }
+        case 'muted': // the page's saved list (prefs.js), after hello named the user
+            return { ...state, muted: Object.fromEntries((ev.keys || []).filter((k) => typeof k === 'string').map((k) => [k, true])) };
         case 'open':
             return ev.key ? { ...withConv(state, ev.key, (c) => c), active: ev.key } : { ...state, active: null };
         case 'markRead': {
@@ -180,8 +325,8 @@ export function reduce(state, ev) {
             const c = state.convs[ev.key];
             if (!c) return state;
             const upto = c.messages.length ? c.messages[c.messages.length - 1].id : 0;
-            if (upto <= c.myRead && c.unread === 0) return state;
-            return withConv(state, ev.key, (x) => ({ ...x, myRead: Math.max(x.myRead, upto), ...unreadParts(0, 0, 0) }));
+            if (upto <= c.myRead && c.unread === 0 && c.mentions === 0) return state;
+            return withConv(state, ev.key, (x) => ({ ...x, myRead: Math.max(x.myRead, upto), ...unreadParts(0, 0, 0), ...mentionParts(0, 0, 0) }));
         }
         case 'historyRequested':
             return withConv(state, ev.key, (c) => (ev.mode === 'older' ? { ...c, loadingOlder: true } : c));
@@ -218,10 +363,11 @@ export function reduce(state, ev) {
     }
 }
 
-function onSend(state, { cid, to, data, now }) {
+function onSend(state, { cid, to, data, now, replyTo }) {
     const entry = { cid, to, data, created: now, status: 'sending', error: null, tries: 0 };
+    if (Number.isInteger(replyTo) && replyTo > 0) entry.reply_to = replyTo;
     const s = { ...state, outbox: { ...state.outbox, [cid]: entry } };
-    return withConv(s, to, (c) => ({ ...c, lastActivity: Math.max(c.lastActivity, now), preview: { from: state.me, data } }));
+    return withConv(s, to, (c) => ({ ...c, lastActivity: Math.max(c.lastActivity, now), preview: { from: state.me, data }, previewId: 0 }));
 }
 
 function onFrame(state, f, now, mode) {
@@ -232,6 +378,10 @@ function onFrame(state, f, now, mode) {
             return onUsers(state, f);
         case 'text':
             return onText(state, f);
+        case 'edit':
+        case 'delete':
+        case 'react':
+            return onLifecycle(state, f);
         case 'ack':
             return onAck(state, f);
         case 'error':
@@ -260,6 +410,10 @@ function onFrame(state, f, now, mode) {
             return onSync(state, f);
         case 'group':
             return onGroup(state, f, now);
+        case 'gone':
+            // an inbox entry the server can no longer show (its message left the history, or a
+            // group this user left): nothing to display, but its seq was delivered
+            return seeSeq(state, f.seq);
         default:
             return state;
     }
@@ -303,7 +457,18 @@ function mergeEntries(convs0, users, me, first, blocked = {}) {
         // on a reconnect, what this page holds unread still counts (a server
         // without counts says 0; one with counts includes them)
         const held = first ? 0 : countUnread(c, me);
-        const next = { ...c, online: !!u.online && !blocked[u.username], joined: true, known: true, removed: null, ...unreadParts(base, held, 0) };
+        // hello's `mentions` (0 omitted) like its unread count
+        const mbase = Number.isInteger(u.mentions) && u.mentions >= 0 ? u.mentions : 0;
+        const mheld = first ? 0 : countMentions(c, me);
+        const next = {
+            ...c,
+            online: !!u.online && !blocked[u.username],
+            joined: true,
+            known: true,
+            removed: null,
+            ...unreadParts(base, held, 0),
+            ...mentionParts(mbase, mheld, 0),
+        };
         // a group's members and roles, when the server lists them with the entry
         if (next.group) Object.assign(next, groupFields(u, c));
         // Parley's hello extensions: own and peer read positions (when non-zero)
@@ -317,7 +482,11 @@ function mergeEntries(convs0, users, me, first, blocked = {}) {
             if (m && Number.isInteger(m.id) && typeof m.from === 'string' && typeof m.data === 'string' && Number.isInteger(m.sent)) {
                 const newest = next.messages.length ? next.messages[next.messages.length - 1] : null;
                 if (!newest || newest.id <= m.id) {
-                    next.preview = { from: m.from, data: m.truncated ? `${m.data}…` : m.data };
+                    // the current state: a deleted newest message has data ""
+                    next.preview = Number.isInteger(m.deleted)
+                        ? { from: m.from, data: '', deleted: true }
+                        : { from: m.from, data: m.truncated ? `${m.data}…` : m.data };
+                    next.previewId = m.id;
                     next.lastActivity = Math.max(next.lastActivity, m.sent);
                 }
             }
@@ -339,19 +508,22 @@ function onText(state, f) {
     let s = seeSeq(state, f.seq);
     if (f.from === s.me) s = dropOutbox(s, f.cid);
     const key = convKey(s.me, f);
+    const m = slim(f);
     return withConv(s, key, (c) => {
-        const [messages, added] = mergeMessages(c.messages, [slim(f)]);
-        if (!added.length) return c;
-        let next = touch({ ...c }, f);
+        // a copy of a text held already (sync, offline push) shows its current state
+        const [messages, added] = mergeMessages(c.messages, [m], true);
+        if (!added.length) return messages === c.messages ? c : withPreview({ ...c, messages }, m.id);
+        let next = touch({ ...c }, m);
         next.messages = messages;
         if (f.from !== s.me) {
             if (next.refused && !next.group) next.refused = false;
-            if (f.id > c.myRead) {
+            if (f.id > c.myRead && !m.deleted) {
                 // hello's count covers every entry up to helloSeq: those that
                 // come after it (offline push, sync) raise it only when the
                 // server counted fewer (a server without counts says 0)
                 const old = Number.isInteger(f.seq) && f.seq <= s.helloSeq;
                 Object.assign(next, unreadParts(c.unreadBase, c.unreadOld + (old ? 1 : 0), c.unreadNew + (old ? 0 : 1)));
+                if (mentionsMe(m, s.me)) Object.assign(next, mentionParts(c.mentionBase, c.mentionOld + (old ? 1 : 0), c.mentionNew + (old ? 0 : 1)));
             }
             if (next.typing[f.from]) {
                 const typing = { ...next.typing };
@@ -365,15 +537,125 @@ function onText(state, f) {
 
 function onAck(state, f) {
     let s = seeSeq(state, f.seq);
+    if (s.ops[f.cid]) return onOpAck(s, f);
     const o = s.outbox[f.cid];
     if (!o || !Number.isInteger(f.id)) return s;
     s = dropOutbox(s, f.cid);
     const m = { id: f.id, from: s.me, to: o.to, data: o.data, sent: f.sent, cid: f.cid };
+    if (o.reply_to) m.reply_to = o.reply_to;
     return withConv(s, o.to, (c) => {
         const [messages, added] = mergeMessages(c.messages, [m]);
         if (!added.length) return c;
         return { ...touch(c, m), messages, refused: false };
     });
+}
+
+// ------------------------------------------------------------------ lifecycle
+
+// The preview follows the message it shows (id) when that one changes.
+function withPreview(c, id) {
+    if (!id || c.previewId !== id) return c;
+    const i = findId(c.messages, id);
+    return i < 0 ? c : { ...c, preview: previewOf(c.messages[i]) };
+}
+
+// Changes to one held message, each idempotent (a replay of the same change
+// changes nothing): edit (the newer `edited` wins), delete (final), react
+// (a set: on adds the name, off removes it).
+export function applyEdit(m, data, edited) {
+    if (m.deleted || typeof data !== 'string' || (m.edited || 0) > edited || (m.edited === edited && m.data === data)) return m;
+    return { ...m, data, edited };
+}
+
+export function applyDelete(m, by, deleted) {
+    if (m.deleted) return m;
+    const next = { ...m, data: '', deleted };
+    if (typeof by === 'string') next.by = by;
+    delete next.reactions;
+    return next;
+}
+
+export function applyReact(m, from, emoji, on) {
+    if (m.deleted) return m;
+    const who = (m.reactions && m.reactions[emoji]) || [];
+    if (who.includes(from) === on) return m;
+    const reactions = { ...(m.reactions || {}) };
+    const list = on ? [...who, from] : who.filter((u) => u !== from);
+    if (list.length) reactions[emoji] = list;
+    else delete reactions[emoji];
+    const next = { ...m, reactions };
+    if (!Object.keys(reactions).length) delete next.reactions;
+    return next;
+}
+
+// One message of conversation key changed by fn; a delete of a message this
+// user has not read takes it off the counts. Messages not loaded change
+// nothing but the preview when it shows them (their counts follow the next
+// hello or read).
+function changeMessage(state, key, id, fn) {
+    return withConv(state, key, (c) => {
+        const i = findId(c.messages, id);
+        if (i < 0) {
+            if (c.previewId !== id || !c.preview || c.preview.event) return c;
+            const m = fn({ id, from: c.preview.from, data: c.preview.data, deleted: c.preview.deleted ? 1 : undefined });
+            const gone = m.deleted && !c.preview.deleted;
+            let next = { ...c, preview: m.deleted ? { from: c.preview.from, data: '', deleted: true } : { from: c.preview.from, data: m.data } };
+            if (gone && c.preview.from !== state.me && id > c.myRead && c.unread > 0) next = { ...next, ...lessUnread(c) };
+            return next;
+        }
+        const old = c.messages[i];
+        const m = fn(old);
+        if (m === old) return c;
+        const messages = c.messages.slice();
+        messages[i] = m;
+        let next = withPreview({ ...c, messages }, id);
+        if (m.deleted && !old.deleted && old.from !== state.me && id > c.myRead) {
+            if (c.unread > 0) Object.assign(next, lessUnread(c));
+            if (c.mentions > 0 && mentionsMe(old, state.me)) Object.assign(next, lessMentions(c));
+        }
+        return next;
+    });
+}
+
+// edit {id, with, from, data, edited, seq}, delete {id, with, by, deleted,
+// seq}, react {id, with, from, emoji, on, seq}: live, or replayed by sync /
+// the offline push after the text they change. `with` names the
+// conversation as this user does (the peer, or #group).
+function onLifecycle(state, f) {
+    const s = seeSeq(state, f.seq);
+    if (!Number.isInteger(f.id) || typeof f.with !== 'string' || !s.me || !s.convs[f.with]) return s;
+    if (f.kind === 'edit') {
+        if (typeof f.data !== 'string' || !Number.isInteger(f.edited)) return s;
+        return changeMessage(s, f.with, f.id, (m) => applyEdit(m, f.data, f.edited));
+    }
+    if (f.kind === 'delete') return changeMessage(s, f.with, f.id, (m) => applyDelete(m, f.by, Number.isInteger(f.deleted) ? f.deleted : 1));
+    if (typeof f.from !== 'string' || typeof f.emoji !== 'string' || typeof f.on !== 'boolean') return s;
+    return changeMessage(s, f.with, f.id, (m) => applyReact(m, f.from, f.emoji, f.on));
+}
+
+// The ack of this page's own edit/delete/react: stored; the acting session
+// gets no frame of its own change, so the ack applies it (sent: the server
+// time of the change).
+function onOpAck(state, f) {
+    const o = state.ops[f.cid];
+    const s = dropOp(state, f.cid);
+    const at = Number.isInteger(f.sent) ? f.sent : o.created;
+    if (o.kind === 'edit') return changeMessage(s, o.with, o.id, (m) => applyEdit(m, o.data, at));
+    if (o.kind === 'delete') return changeMessage(s, o.with, o.id, (m) => applyDelete(m, s.me, at));
+    return changeMessage(s, o.with, o.id, (m) => applyReact(m, s.me, o.emoji, o.on));
+}
+
+const OP_WORDS_VERB = { edit: 'edit the message', delete: 'delete the message', react: 'react to the message' };
+
+// An error with an op's cid: a transient one leaves it failed (re-sent on
+// reconnect, or Retry); a refusal (forbidden, bad_field, ...) drops it,
+// undoing what the page showed, and says why.
+function onOpError(state, f, now) {
+    const o = state.ops[f.cid];
+    if (TRANSIENT.has(f.code)) return changePending(state, f.cid, (x) => ({ ...x, status: 'failed', error: f.code }));
+    const why = f.code === 'forbidden' ? 'you are not allowed to' : f.code === 'bad_field' ? 'the server refused it' : f.code || 'error';
+    const text = `Could not ${OP_WORDS_VERB[o.kind] || o.kind}: ${f.message || why}.`.replace(/\.\.$/, '.');
+    return { ...dropOp(state, f.cid), notice: { text, code: f.code, at: now } };
 }
 
 // Errors that say the message was not stored, but may be retried as it is.
@@ -386,6 +668,7 @@ export const TRANSIENT = new Set(['unavailable', 'rate_limited']);
 // undefined.
 function onError(state, f, now, mode) {
     const text = `${f.message || f.code || 'error'}`;
+    if (typeof f.cid === 'string' && state.ops[f.cid]) return onOpError(state, f, now);
     if (typeof f.cid === 'string' && state.outbox[f.cid]) {
         const o = state.outbox[f.cid];
         const s = {
@@ -433,7 +716,11 @@ function onRead(state, f) {
             const myRead = Math.max(c.myRead, f.upto);
             const next = { ...c, myRead };
             const last = c.messages.length ? c.messages[c.messages.length - 1].id : 0;
-            return { ...next, ...unreadParts(0, 0, myRead >= last ? 0 : Math.min(c.unread, countUnread(next, state.me))) };
+            return {
+                ...next,
+                ...unreadParts(0, 0, myRead >= last ? 0 : Math.min(c.unread, countUnread(next, state.me))),
+                ...mentionParts(0, 0, myRead >= last ? 0 : Math.min(c.mentions, countMentions(next, state.me))),
+            };
         });
     }
     if (f.with.startsWith('#')) {
@@ -448,11 +735,15 @@ function onHistory(state, f, mode) {
     let s = state;
     for (const m of msgs) if (m.from === s.me) s = dropOutbox(s, m.cid);
     return withConv(s, f.with, (c) => {
-        const [messages, added] = mergeMessages(c.messages, msgs);
+        // a page shows each message's current state
+        const [messages, added] = mergeMessages(c.messages, msgs, true);
         let next = { ...c, messages };
         const newest = messages.length ? messages[messages.length - 1] : null;
         if (newest && newest.sent >= c.lastActivity) next.lastActivity = newest.sent;
-        if (newest) next.preview = { from: newest.from, data: newest.data };
+        if (newest) {
+            next.preview = previewOf(newest);
+            next.previewId = newest.id;
+        }
         if (mode === 'older') {
             next.loadingOlder = false;
             next.more = !!f.more;
@@ -460,7 +751,7 @@ function onHistory(state, f, mode) {
             next.historyLoaded = true;
             if (c.more === null || !c.historyLoaded) next.more = !!f.more;
         }
-        if (!added.length && next.lastActivity === c.lastActivity && mode === 'preview') return c;
+        if (!added.length && messages === c.messages && next.lastActivity === c.lastActivity && mode === 'preview') return c;
         return next;
     });
 }
@@ -522,6 +813,7 @@ function onGroup(state, f, now) {
             online: false,
             lastActivity: Math.max(c.lastActivity, now),
             preview: { from: typeof f.by === 'string' ? f.by : 'Someone', data: 'removed you', event: true },
+            previewId: 0,
         }));
     }
     const gone = (f.op === 'leave' && f.by === state.me) || (members && !members.includes(state.me));
@@ -531,7 +823,10 @@ function onGroup(state, f, now) {
     return withConv(s, f.name, (c) => {
         const next = { ...c, ...fields, group: true, joined: true, removed: null };
         next.lastActivity = Math.max(c.lastActivity, now);
-        next.preview = c.messages.length && c.lastActivity > now - 1000 ? c.preview : { from: f.by, data: what, event: true };
+        if (!(c.messages.length && c.lastActivity > now - 1000)) {
+            next.preview = { from: f.by, data: what, event: true };
+            next.previewId = 0;
+        }
         return next;
     });
 }
@@ -588,6 +883,113 @@ export function resendList(state) {
     return Object.values(state.outbox)
         .filter((o) => o.status === 'sending' || TRANSIENT.has(o.error) || o.error === 'no answer from the server')
         .sort((a, b) => a.created - b.created);
+}
+
+// What to send again after a (re)connect among edits/deletes/reactions, as
+// for texts, oldest first.
+export function resendOps(state) {
+    return Object.values(state.ops)
+        .filter((o) => o.status === 'sending' || TRANSIENT.has(o.error) || o.error === 'no answer from the server')
+        .sort((a, b) => a.created - b.created);
+}
+
+// The ops of a conversation not acknowledged yet, by message id, oldest
+// first: {id: [op, ...]}.
+export function opsFor(state, key) {
+    const out = {};
+    for (const o of Object.values(state.ops).sort((a, b) => a.created - b.created)) {
+        if (o.with !== key) continue;
+        (out[o.id] = out[o.id] || []).push(o);
+    }
+    return out;
+}
+
+// A message as the page shows it: held state with this page's own pending
+// ops on top (an edit shows its new text, a delete the placeholder, a
+// reaction as made); pending: the newest op still waiting (or failed).
+export function shownMessage(m, ops, me) {
+    if (!ops || !ops.length) return m;
+    let v = m;
+    for (const o of ops) {
+        if (o.kind === 'edit') v = v.deleted ? v : { ...v, data: o.data, edited: v.edited || 1 };
+        else if (o.kind === 'delete') v = applyDelete(v, me, v.deleted || 1);
+        else v = applyReact(v, me, o.emoji, o.on);
+    }
+    return { ...v, pendingOp: ops[ops.length - 1] };
+}
+
+// The quoted original of a reply: {id, from, data, deleted} when held,
+// {id, missing: true} when not (not loaded, or older than what is held).
+export function replyPreview(conv, id) {
+    if (!conv || !Number.isInteger(id)) return null;
+    const i = findId(conv.messages, id);
+    if (i < 0) return { id, missing: true };
+    const m = conv.messages[i];
+    return { id, from: m.from, data: m.data, deleted: !!m.deleted };
+}
+
+// The newest own message that may be edited (ArrowUp in an empty composer).
+export function lastOwnMessage(conv, me) {
+    if (!conv) return null;
+    for (let i = conv.messages.length - 1; i >= 0; i--) {
+        const m = conv.messages[i];
+        if (m.from === me && !m.deleted) return m;
+    }
+    return null;
+}
+
+// Whether me may delete m in conv: the author; in a group also its owner and
+// admins (as the server will judge it; a refusal is `error forbidden`).
+export function canDelete(conv, m, me) {
+    if (!m || m.deleted) return false;
+    if (m.from === me) return true;
+    if (!conv || !conv.group || conv.removed) return false;
+    const role = roleOf(conv, me, me);
+    return role === 'owner' || role === 'admin';
+}
+
+// Names `@` may complete in conv: the peer (1:1), or the group's members
+// (when a group frame listed them; else everyone the page knows in it:
+// owner, admins, authors), this user left out.
+export function mentionCandidates(conv, me) {
+    if (!conv) return [];
+    if (!conv.group) return [conv.key];
+    const names = new Set(conv.members || []);
+    if (!conv.members) {
+        if (conv.owner) names.add(conv.owner);
+        for (const a of conv.admins || []) names.add(a);
+        for (const m of conv.messages) names.add(m.from);
+    }
+    names.delete(me);
+    return [...names].sort();
+}
+
+// Whether a name is a participant of conv, for highlighting mentions (a
+// message's own `mentions` count too, whoever the page knows).
+export function participants(conv, me) {
+    const set = new Set(mentionCandidates(conv, me));
+    if (me) set.add(me);
+    return set;
+}
+
+// A browser notification for a live text frame, or null: a message from
+// someone else, new to this page (not held yet, newer than hello: no
+// replays), in a conversation not muted, either 1:1 or mentioning this user.
+// state: the state before the frame. The caller checks the tab is hidden
+// and the permission granted. {title, body, tag, key}
+export function notificationFor(state, f) {
+    if (!f || f.kind !== 'text' || !state.me || typeof f.from !== 'string' || typeof f.to !== 'string') return null;
+    if (f.from === state.me || !Number.isInteger(f.id) || f.deleted) return null;
+    if (!Number.isInteger(f.seq) || f.seq <= state.helloSeq || state.syncing) return null;
+    const key = convKey(state.me, f);
+    if (state.muted[key] || state.blocked[f.from]) return null;
+    const c = state.convs[key];
+    if (c && findId(c.messages, f.id) >= 0) return null;
+    const group = key.startsWith('#');
+    const mentioned = Array.isArray(f.mentions) && f.mentions.includes(state.me);
+    if (group && !mentioned) return null;
+    const body = typeof f.data === 'string' ? (f.data.length > 200 ? `${f.data.slice(0, 200)}…` : f.data) : '';
+    return { title: group ? `${f.from} mentioned you in ${key}` : mentioned ? `${f.from} mentioned you` : f.from, body, tag: `parley-${f.id}`, key };
 }
 
 // 'read' | 'sent' for an own confirmed message.
