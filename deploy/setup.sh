@@ -23,7 +23,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config dpkg-dev patch ca-certi
       libevent-dev libhiredis-dev libmsgpack-dev libsodium-dev libssl-dev zlib1g-dev
       libjansson-dev uthash-dev libcmocka-dev)
 PKGS=("${BUILD_PKGS[@]}" redis-server redis-tools curl clang libclang-rt-14-dev nodejs npm
-      chromium fonts-dejavu-core haproxy clang-format lua-check)
+      chromium fonts-dejavu-core fonts-noto-color-emoji haproxy clang-format lua-check)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
