@@ -197,6 +197,8 @@ int main(int argc, char **argv)
             cli_help(prog);
             return 0;
         }
+        for (int o = 0; o < 3; o++) /* "--redis-url URL": the value is not the command */
+            if (strcmp(argv[i] + 2, opts[o].name) == 0 && argv[i][1] == '-') i++;
     }
     if (config_parse(prog, "[--redis-url URL] [--secret S | --secret-file F] COMMAND [ARGS]", opts,
                      3, argc, argv, &argi) != 0)
@@ -220,6 +222,11 @@ int main(int argc, char **argv)
             char sub[64];
             snprintf(sub, sizeof(sub), "%s %s", prog, cli_cmds[i].name);
             ctx.usage = cli_cmds[i].usage;
+            for (int a = argi + 1; a < argc; a++) /* "parley CMD --help" says what CMD does first */
+                if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+                    printf("%s: %s\n", sub, cli_cmds[i].help);
+                    break;
+                }
             rc = cli_cmds[i].run(&ctx, sub, argc - argi - 1, argv + argi + 1);
             break;
         }
