@@ -228,6 +228,20 @@ static void cli_frest(FILE *out, const msgpack_object *m, const char *const *ski
     }
 }
 
+/* " name=VALUE" (the first field of a line without its space: *sep "" then
+ * " ") printed by pr, when m has the field; returns it, or NULL */
+static const msgpack_object *cli_ffield(FILE *out, const msgpack_object *m, const char *name,
+                                        const char **sep,
+                                        void (*pr)(FILE *, const msgpack_object *))
+{
+    const msgpack_object *v = cli_get(m, name);
+    if (!v) return NULL;
+    fprintf(out, "%s%s=", *sep, name);
+    pr(out, v);
+    *sep = " ";
+    return v;
+}
+
 /* A full frame (a history message, an old inbox copy): kind when not a text,
  * then seq id from to sent cid reply_to mentions, the data or the deletion,
  * edited, reactions, then any other field. */
@@ -240,32 +254,12 @@ static void cli_fframe(FILE *out, const msgpack_object *m, const cli_page *page)
         cli_fobj(out, kind);
         sep = " ";
     }
-    if ((v = cli_get(m, "seq"))) {
-        fprintf(out, "%sseq=", sep);
-        cli_fobj(out, v);
-        sep = " ";
-    }
-    if ((v = cli_get(m, "id"))) {
-        fprintf(out, "%sid=", sep);
-        cli_fobj(out, v);
-        sep = " ";
-    }
-    static const char *const names[] = {"from", "to"};
-    for (size_t i = 0; i < 2; i++) {
-        if (!(v = cli_get(m, names[i]))) continue;
-        fprintf(out, "%s%s=", sep, names[i]);
-        cli_fname(out, v);
-        sep = " ";
-    }
-    if ((v = cli_get(m, "sent"))) {
-        fprintf(out, "%ssent=", sep);
-        cli_fwhen(out, v);
-        sep = " ";
-    }
-    if ((v = cli_get(m, "cid"))) {
-        fprintf(out, "%scid=", sep);
-        cli_fname(out, v);
-    }
+    cli_ffield(out, m, "seq", &sep, cli_fobj);
+    cli_ffield(out, m, "id", &sep, cli_fobj);
+    cli_ffield(out, m, "from", &sep, cli_fname);
+    cli_ffield(out, m, "to", &sep, cli_fname);
+    cli_ffield(out, m, "sent", &sep, cli_fwhen);
+    cli_ffield(out, m, "cid", &sep, cli_fname);
     if ((v = cli_get(m, "reply_to"))) cli_freply(out, v, page);
     if ((v = cli_get(m, "mentions"))) {
         fputs(" mentions=", out);
@@ -305,11 +299,8 @@ static void cli_fframe(FILE *out, const msgpack_object *m, const cli_page *page)
 static void cli_fref(FILE *out, const msgpack_object *m)
 {
     const msgpack_object *v, *k = cli_get(m, "k");
-    if ((v = cli_get(m, "seq"))) {
-        fputs("seq=", out);
-        cli_fobj(out, v);
-        fputc(' ', out);
-    }
+    const char *sep = "", *space = " ";
+    if (cli_ffield(out, m, "seq", &sep, cli_fobj)) fputc(' ', out);
     if (!k)
         fputs("text", out);
     else if (cli_is_str(k, "e"))
@@ -322,24 +313,14 @@ static void cli_fref(FILE *out, const msgpack_object *m)
         fputs("k=", out);
         cli_fobj(out, k);
     }
-    if ((v = cli_get(m, "id"))) {
-        fputs(" id=", out);
-        cli_fobj(out, v);
-    }
+    cli_ffield(out, m, "id", &space, cli_fobj);
     if ((v = cli_get(m, "w"))) {
         fputs(" with=", out);
         cli_fname(out, v);
     }
-    static const char *const names[] = {"from", "by"};
-    for (size_t i = 0; i < 2; i++) {
-        if (!(v = cli_get(m, names[i]))) continue;
-        fprintf(out, " %s=", names[i]);
-        cli_fname(out, v);
-    }
-    if ((v = cli_get(m, "emoji"))) {
-        fputs(" emoji=", out);
-        cli_fobj(out, v);
-    }
+    cli_ffield(out, m, "from", &space, cli_fname);
+    cli_ffield(out, m, "by", &space, cli_fname);
+    cli_ffield(out, m, "emoji", &space, cli_fobj);
     if ((v = cli_get(m, "on"))) {
         if (v->type == MSGPACK_OBJECT_BOOLEAN)
             fputs(v->via.boolean ? " on" : " off", out);
@@ -348,10 +329,7 @@ static void cli_fref(FILE *out, const msgpack_object *m)
             cli_fobj(out, v);
         }
     }
-    if ((v = cli_get(m, "at"))) {
-        fputs(" at=", out);
-        cli_fwhen(out, v);
-    }
+    cli_ffield(out, m, "at", &space, cli_fwhen);
     static const char *const shown[] = {"seq", "k",     "id", "w",  "from",
                                         "by",  "emoji", "on", "at", NULL};
     cli_frest(out, m, shown); /* whatever else a reference carries */
