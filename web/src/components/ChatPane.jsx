@@ -445,7 +445,7 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom, editing, onE
                 ref={box}
                 onScroll={onScroll}
                 tabIndex={0}
-                className="h-full overflow-y-auto bg-slate-50 px-3 py-3 focus-visible:outline-2 focus-visible:outline-indigo-500 sm:px-5"
+                className="h-full overflow-x-hidden overflow-y-auto bg-slate-50 px-3 py-3 focus-visible:outline-2 focus-visible:outline-indigo-500 sm:px-5"
                 role="log"
                 aria-label="Messages"
                 data-testid="messages"
