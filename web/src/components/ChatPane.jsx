@@ -6,7 +6,9 @@
 // unless the reader scrolled up; per message: mentions highlighted, the
 // quoted original of a reply (a click jumps to it), "edited", "message
 // deleted", reactions with who made them, and actions: React, Reply, Edit
-// inline (own), Delete (own; in a group also the owner's and admins')) and
+// inline (own), Delete (own; in a group also the owner's and admins'),
+// beside the bubble on hover or focus, under it when the message is
+// selected by a tap or click (touch screens have no hover)) and
 // the composer (Enter sends, Shift+Enter is a new line, `@` completes member
 // names, ArrowUp in it empty edits the last own message, Escape cancels an
 // edit or a reply), replaced by a note when the peer is blocked or this user
