@@ -268,13 +268,6 @@ cluster.test('reactions: the picker, counts and who reacted, on both pages; a se
     await picker.waitFor({ timeout: ui.T });
     await B.locator('[data-testid=chat-title]').click();
     await picker.waitFor({ state: 'detached', timeout: ui.T });
-    // the actions shown on hover cover no other message (nor its controls)
-    await byId(B, id).hover();
-    const tools = byId(B, id).locator('[data-testid=msg-actions]');
-    await waitFor(async () => (await tools.evaluate((e) => getComputedStyle(e).opacity)) === '1', { timeout: ui.T, what: 'actions shown on hover' });
-    const tb = await tools.boundingBox();
-    for (const other of await B.locator(`[data-testid=msg]:not([data-id="${id}"])`).all())
-        assert.equal(overlap(tb, await other.boundingBox()), false, 'actions over another message');
     await action(B, id, 'react-button');
     await byId(B, id).getByRole('button', { name: 'React with 👍' }).click();
     await waitReactions(A, id, { '👍': ['bob'] });
@@ -294,16 +287,6 @@ cluster.test('reactions: the picker, counts and who reacted, on both pages; a se
     await chip.click();
     await waitReactions(A, id, { '👍': ['alice'], '🎉': ['alice'] });
     await waitReactions(B, id, { '👍': ['alice'], '🎉': ['alice'] });
-    // a reaction to the newest message, the view at the bottom: it stays in view (the list follows it down)
-    await ui.send(A, 'react to me at the bottom');
-    await ui.waitTexts(B, ['react to me at the bottom']);
-    const newest = await idOf(B, 'react to me at the bottom');
-    await waitFor(async () => inList(B, byId(B, newest)), { timeout: ui.T, what: 'the newest message in view' });
-    await action(A, newest, 'react-button');
-    await byId(A, newest).getByRole('button', { name: 'React with 😂' }).click();
-    await waitReactions(B, newest, { '😂': ['alice'] });
-    await waitFor(async () => inList(B, byId(B, newest).locator('[data-testid=reactions]')), { timeout: ui.T, what: "bob's view follows the reaction down" });
-    await waitFor(async () => inList(A, byId(A, newest).locator('[data-testid=reactions]')), { timeout: ui.T, what: "alice's view follows her reaction down" });
 });
 
 cluster.test(
@@ -409,6 +392,29 @@ cluster.test('reply: a quoted preview; clicking it scrolls to the original and h
     await waitFor(async () => (await byId(A, orig).getAttribute('data-highlight')) === 'true', { timeout: ui.T, what: 'the original highlighted' });
     assert.equal(await inView(A, orig), true, 'the original is in view');
     await stack.shot(A, 'lifecycle-reply-jump');
+});
+
+cluster.test('a long conversation at the bottom: a reaction to the newest message stays in view; hover actions cover no other message', async () => {
+    needs('lifecycle');
+    const { A, B } = pages;
+    // the lists scroll (the reply test's fillers); at the bottom, they follow the newest message as it grows
+    await ui.send(A, 'react to me at the bottom');
+    await ui.waitTexts(B, ['react to me at the bottom']);
+    const newest = await idOf(B, 'react to me at the bottom');
+    await waitFor(async () => inList(B, byId(B, newest)), { timeout: ui.T, what: 'the newest message in view' });
+    // the actions shown on hover cover no other message (nor the reactions of the one above)
+    await byId(B, newest).hover();
+    const tools = byId(B, newest).locator('[data-testid=msg-actions]');
+    await waitFor(async () => (await tools.evaluate((e) => getComputedStyle(e).opacity)) === '1', { timeout: ui.T, what: 'actions shown on hover' });
+    const tb = await tools.boundingBox();
+    for (const other of await B.locator(`[data-testid=msg]:not([data-id="${newest}"])`).all())
+        assert.equal(overlap(tb, await other.boundingBox()), false, 'actions over another message');
+    await action(A, newest, 'react-button');
+    await byId(A, newest).getByRole('button', { name: 'React with 😂' }).click();
+    await waitReactions(B, newest, { '😂': ['alice'] });
+    await waitFor(async () => inList(B, byId(B, newest).locator('[data-testid=reactions]')), { timeout: ui.T, what: "bob's view follows the reaction down" });
+    await waitFor(async () => inList(A, byId(A, newest).locator('[data-testid=reactions]')), { timeout: ui.T, what: "alice's view follows her reaction down" });
+    assert.ok(await B.locator('[data-testid=messages]').evaluate((e) => e.scrollHeight > e.clientHeight), 'a list that scrolls');
 });
 
 cluster.test('@ completion in a group, mention highlight and badge (cleared when read)', async () => {
