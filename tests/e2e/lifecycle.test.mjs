@@ -130,11 +130,27 @@ async function waitReactions(page, id, want) {
 
 const notes = (page) => page.evaluate(() => window.__notes);
 
+const overlap = (a, b) => !!a && !!b && a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+
+// whether a locator is wholly inside the page's message list as scrolled
+async function inList(P, loc) {
+    const box = await P.locator('[data-testid=messages]').boundingBox();
+    const m = await loc.boundingBox();
+    return !!m && m.y >= box.y - 1 && m.y + m.height <= box.y + box.height + 1;
+}
+
 // alice's socket, through a route the test can cut (see the header)
 const gate = {
     cut: false,
     live: null,
     frames: [], // every frame the server sent alice's page, decoded
+    hold: null, // frame -> true: kept from the page (an answer delayed) until release()
+    held: [],
+    release() {
+        this.hold = null;
+        const held = this.held.splice(0);
+        for (const m of held) if (this.live) this.live.ws.send(m);
+    },
     handle(ws) {
         if (this.cut) {
             ws.close({ code: 1001, reason: 'cut by the test' });
@@ -144,7 +160,8 @@ const gate = {
         server.onMessage((m) => {
             const f = decodeFrame(typeof m === 'string' ? Buffer.from(m) : m);
             if (f) this.frames.push(f);
-            ws.send(m);
+            if (f && this.hold && this.hold(f)) this.held.push(m);
+            else ws.send(m);
         });
         this.live = { ws, server };
     },
@@ -241,6 +258,16 @@ cluster.test('reactions: the picker, counts and who reacted, on both pages; a se
     needs('lifecycle');
     const { A, B } = pages;
     const id = await idOf(B, 'hello bob, how are you?');
+    // the picker closes on Escape, and on a click outside it
+    const picker = byId(B, id).locator('[data-testid=react-picker]');
+    await action(B, id, 'react-button');
+    await picker.waitFor({ timeout: ui.T });
+    await B.keyboard.press('Escape');
+    await picker.waitFor({ state: 'detached', timeout: ui.T });
+    await action(B, id, 'react-button');
+    await picker.waitFor({ timeout: ui.T });
+    await B.locator('[data-testid=chat-title]').click();
+    await picker.waitFor({ state: 'detached', timeout: ui.T });
     await action(B, id, 'react-button');
     await byId(B, id).getByRole('button', { name: 'React with 👍' }).click();
     await waitReactions(A, id, { '👍': ['bob'] });
@@ -261,6 +288,53 @@ cluster.test('reactions: the picker, counts and who reacted, on both pages; a se
     await waitReactions(A, id, { '👍': ['alice'], '🎉': ['alice'] });
     await waitReactions(B, id, { '👍': ['alice'], '🎉': ['alice'] });
 });
+
+cluster.test(
+    "touch screen (390x800, no hover): a tap shows a message's actions and who reacted; Reply works; a tap elsewhere or Escape hides them",
+    async () => {
+        needs('lifecycle');
+        const { A } = pages;
+        const ctx = await stack.browser.newContext({ viewport: { width: 390, height: 800 }, isMobile: true, hasTouch: true });
+        const P = await stack.page('B', { context: ctx });
+        try {
+            await ui.login(P, 'bob');
+            await ui.online(P);
+            await ui.openConv(P, 'alice');
+            const id = await idOf(P, 'hello bob, how are you?');
+            const m = byId(P, id);
+            await m.scrollIntoViewIfNeeded();
+            const tools = m.locator('[data-testid=msg-actions]');
+            // before a tap: no actions to touch (hover styles never apply on a touch screen)
+            assert.notEqual(await tools.evaluate((e) => getComputedStyle(e).opacity), '1', 'hidden until tapped');
+            await m.locator('[data-testid=msg-text]').tap();
+            await waitFor(async () => (await m.getAttribute('data-selected')) === 'true', { timeout: ui.T, what: 'the tap selects the message' });
+            assert.equal(await tools.evaluate((e) => getComputedStyle(e).opacity), '1');
+            assert.equal(await tools.isVisible(), true);
+            // who reacted, without hover
+            const who = m.locator('[data-testid=reaction-who]');
+            await who.waitFor({ timeout: ui.T });
+            assert.match(await who.textContent(), /👍 alice/);
+            await stack.shot(P, 'lifecycle-phone-selected');
+            // a tap elsewhere hides them; Escape too
+            await P.locator('[data-testid=chat-title]').tap();
+            await waitFor(async () => (await m.getAttribute('data-selected')) === null, { timeout: ui.T, what: 'a tap elsewhere unselects' });
+            await m.locator('[data-testid=msg-text]').tap();
+            await waitFor(async () => (await m.getAttribute('data-selected')) === 'true', { timeout: ui.T, what: 'selected again' });
+            await P.keyboard.press('Escape');
+            await waitFor(async () => (await m.getAttribute('data-selected')) === null, { timeout: ui.T, what: 'Escape unselects' });
+            // Reply, by touch
+            await m.locator('[data-testid=msg-text]').tap();
+            await m.locator('[data-testid=reply-button]').tap({ timeout: ui.T });
+            await P.locator('[data-testid=reply-bar]', { hasText: 'hello bob, how are you?' }).waitFor({ timeout: ui.T });
+            await ui.send(P, 'answered from a phone');
+            await ui.waitTexts(A, ['answered from a phone']);
+            const reply = await idOf(A, 'answered from a phone');
+            await byId(A, reply).locator('[data-testid=reply-quote]', { hasText: 'hello bob, how are you?' }).waitFor({ timeout: ui.T });
+        } finally {
+            await ctx.close();
+        }
+    },
+);
 
 cluster.test('delete: own message becomes "message deleted" on both pages', async () => {
     needs('lifecycle');
@@ -320,6 +394,29 @@ cluster.test('reply: a quoted preview; clicking it scrolls to the original and h
     await stack.shot(A, 'lifecycle-reply-jump');
 });
 
+cluster.test('a long conversation at the bottom: a reaction to the newest message stays in view; hover actions cover no other message', async () => {
+    needs('lifecycle');
+    const { A, B } = pages;
+    // the lists scroll (the reply test's fillers); at the bottom, they follow the newest message as it grows
+    await ui.send(A, 'react to me at the bottom');
+    await ui.waitTexts(B, ['react to me at the bottom']);
+    const newest = await idOf(B, 'react to me at the bottom');
+    await waitFor(async () => inList(B, byId(B, newest)), { timeout: ui.T, what: 'the newest message in view' });
+    // the actions shown on hover cover no other message (nor the reactions of the one above)
+    await byId(B, newest).hover();
+    const tools = byId(B, newest).locator('[data-testid=msg-actions]');
+    await waitFor(async () => (await tools.evaluate((e) => getComputedStyle(e).opacity)) === '1', { timeout: ui.T, what: 'actions shown on hover' });
+    const tb = await tools.boundingBox();
+    for (const other of await B.locator(`[data-testid=msg]:not([data-id="${newest}"])`).all())
+        assert.equal(overlap(tb, await other.boundingBox()), false, 'actions over another message');
+    await action(A, newest, 'react-button');
+    await byId(A, newest).getByRole('button', { name: 'React with 😂' }).click();
+    await waitReactions(B, newest, { '😂': ['alice'] });
+    await waitFor(async () => inList(B, byId(B, newest).locator('[data-testid=reactions]')), { timeout: ui.T, what: "bob's view follows the reaction down" });
+    await waitFor(async () => inList(A, byId(A, newest).locator('[data-testid=reactions]')), { timeout: ui.T, what: "alice's view follows her reaction down" });
+    assert.ok(await B.locator('[data-testid=messages]').evaluate((e) => e.scrollHeight > e.clientHeight), 'a list that scrolls');
+});
+
 cluster.test('@ completion in a group, mention highlight and badge (cleared when read)', async () => {
     needs('lifecycle');
     const { A, B } = pages;
@@ -345,6 +442,10 @@ cluster.test('@ completion in a group, mention highlight and badge (cleared when
     const badge = ui.conv(A, '#crew').locator('[data-testid=mention-badge]');
     await waitFor(async () => ((await badge.allTextContents())[0] || '').trim() === '@1', { timeout: ui.T, what: 'mention badge @1' });
     await ui.waitBadge(A, '#crew', '1');
+    // the @ badge sits right beside the unread one, at the row's end
+    const mb = await badge.boundingBox();
+    const ub = await ui.conv(A, '#crew').locator('[data-testid=unread-badge]').boundingBox();
+    assert.ok(ub.x - (mb.x + mb.width) >= 0 && ub.x - (mb.x + mb.width) < 16, `the @ badge beside the unread one (${JSON.stringify({ mb, ub })})`);
     await stack.shot(A, 'lifecycle-mention-badge');
     // a reload keeps it: hello's `mentions` for #crew
     await A.reload();
@@ -517,4 +618,33 @@ cluster.test('mute: kept over a reload; a muted conversation shows a quiet badge
     await ui.openConv(A, 'bob');
     await A.locator('[data-testid=mute-button]', { hasText: 'Unmute' }).click();
     await waitFor(async () => (await ui.conv(A, 'bob').getAttribute('data-muted')) === null, { timeout: ui.T, what: 'unmuted' });
+});
+
+cluster.test('a delete whose answer is late, discarded: the page still ends showing what the server stored (deleted)', async () => {
+    needs('lifecycle');
+    const { A, B } = pages;
+    await ui.openConv(A, 'bob');
+    await ui.send(A, 'delete me, slowly');
+    await ui.waitTexts(B, ['delete me, slowly']);
+    const id = await idOf(A, 'delete me, slowly');
+    await waitFor(async () => (await byId(A, id).getAttribute('data-status')) !== null, { timeout: ui.T, what: 'acked' });
+    // the server's answers to alice's page are held back: the delete is stored, its ack late
+    gate.hold = (f) => f.kind === 'ack';
+    try {
+        await action(A, id, 'delete-button');
+        await byId(A, id).locator('[data-testid=delete-confirm]').getByRole('button', { name: 'Delete', exact: true }).click();
+        await waitFor(async () => (await byId(B, id).getAttribute('data-deleted')) === 'true', { timeout: ui.T, what: 'deleted for bob' });
+        const line = byId(A, id).locator('[data-testid=op-failed]');
+        await line.waitFor({ timeout: 20000 });
+        assert.match(await line.textContent(), /^No answer yet to this delete/, 'the bubble shows it deleted: the line does not say "not deleted"');
+        await line.getByRole('button', { name: 'Discard' }).click();
+        gate.release();
+        await waitFor(async () => (await byId(A, id).getAttribute('data-deleted')) === 'true', {
+            timeout: ui.T,
+            what: "alice's page shows the server's state (deleted) after Discard",
+        });
+        assert.equal(await byId(A, id).locator('[data-testid=op-failed]').count(), 0);
+    } finally {
+        gate.release();
+    }
 });

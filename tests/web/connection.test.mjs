@@ -165,6 +165,25 @@ describe('connection', () => {
         conn.stop();
     });
 
+    it("discarding a failed op asks for the message again (history {before: id + 1, limit: 1}), so the page shows the server's state", async () => {
+        const { store, conn, last } = setup();
+        conn.start();
+        const ws = last();
+        ws.open();
+        ws.push(hello(0));
+        ws.push({ kind: 'text', id: 10, seq: 1, from: 'bob', to: 'alice', data: 'hi', sent: 1 });
+        const cid = conn.sendOp({ kind: 'delete', with: 'bob', id: 10 });
+        store.dispatch({ type: 'timeout', cid });
+        ws.sent.length = 0;
+        conn.discard(cid);
+        assert.deepEqual(ws.sent, [{ kind: 'history', with: 'bob', limit: 1, before: 11 }]);
+        ws.push({ kind: 'history', with: 'bob', messages: [{ id: 10, from: 'bob', to: 'alice', data: '', sent: 1, deleted: 5, by: 'alice' }], more: true });
+        const m = store.getState().convs.bob.messages.find((x) => x.id === 10);
+        assert.equal(m.deleted, 5, 'the server had deleted it: so does the page');
+        assert.equal(store.getState().convs.bob.more, null, 'paging untouched');
+        conn.stop();
+    });
+
     it('a server without history (unknown_kind) is not asked again, and no spinner waits', async () => {
         const { store, conn, last } = setup();
         conn.start();

@@ -14,6 +14,7 @@ import {
     initialState,
     lastOwnMessage,
     mentionCandidates,
+    mentionTest,
     notificationFor,
     opsFor,
     reduce,
@@ -297,6 +298,61 @@ describe("this page's edits, deletes and reactions (ops)", () => {
         assert.equal(msg(s, 'bob', 1).deleted, undefined);
     });
 
+    it('a discarded op whose ack comes late is applied all the same: the page shows what the server stored', () => {
+        let s = run([op('d1', { kind: 'delete', id: 10 }), { type: 'timeout', cid: 'd1' }], held());
+        assert.equal(s.ops.d1.status, 'failed');
+        s = run([{ type: 'discard', cid: 'd1' }], s);
+        assert.deepEqual(s.ops, {}, 'no longer shown as pending');
+        assert.equal(msg(s, 'bob', 10).deleted, undefined, 'reverted locally');
+        s = run([frame({ kind: 'ack', cid: 'd1', id: 10, seq: 3, sent: T0 + 20 })], s);
+        assert.equal(msg(s, 'bob', 10).deleted, T0 + 20, 'the late ack deletes it: the server did');
+        assert.deepEqual(s.discarded, {});
+        // a reaction discarded, then acked late
+        s = run([op('r1', { kind: 'react', id: 1, emoji: '🎉', on: true }), { type: 'timeout', cid: 'r1' }, { type: 'discard', cid: 'r1' }], s);
+        assert.equal(msg(s, 'bob', 1).reactions, undefined);
+        s = run([frame({ kind: 'ack', cid: 'r1', id: 1, seq: 4, sent: T0 + 21 })], s);
+        assert.deepEqual(msg(s, 'bob', 1).reactions, { '🎉': ['alice'] });
+        // at most 32 discarded ops are remembered
+        for (let i = 0; i < 40; i++) s = run([op(`x${i}`, { kind: 'edit', id: 1, data: `v${i}` }), { type: 'discard', cid: `x${i}` }], s);
+        assert.equal(Object.keys(s.discarded).length, 32);
+        assert.ok(s.discarded.x39 && !s.discarded.x7);
+    });
+
+    it("a refresh (history {before: id + 1, limit: 1}) after a discard brings the message's stored state, and leaves paging alone", () => {
+        let s = run([op('d1', { kind: 'delete', id: 10 }), { type: 'discard', cid: 'd1' }], held());
+        s = run([frame({ kind: 'history', with: 'bob', messages: [{ id: 1, from: 'alice', to: 'bob', data: 'mine', sent: T0 }], more: true })], s);
+        const more = s.convs.bob.more;
+        s = run(
+            [
+                frame(
+                    {
+                        kind: 'history',
+                        with: 'bob',
+                        messages: [{ id: 10, from: 'bob', to: 'alice', data: '', sent: T0, deleted: T0 + 30, by: 'alice' }],
+                        more: true,
+                    },
+                    { mode: 'refresh' },
+                ),
+            ],
+            s,
+        );
+        assert.equal(msg(s, 'bob', 10).deleted, T0 + 30);
+        assert.equal(s.convs.bob.more, more);
+        s = run([{ type: 'historyFailed', key: 'bob', mode: 'refresh' }], s);
+        assert.equal(s.convs.bob.more, more, 'a refresh refused changes no paging');
+    });
+
+    it("a reply's quote names the original's author when known, though the original is not loaded", () => {
+        let s = run([{ type: 'send', cid: 'q', to: 'bob', data: 'yes', now: T0 + 2, replyTo: 10 }], held());
+        s = run([frame({ kind: 'ack', cid: 'q', id: 12, seq: 5, sent: T0 + 3 })], s);
+        // a reload of the conversation without the original (as after a reset of its messages)
+        const c = { ...s.convs.bob, messages: s.convs.bob.messages.filter((m) => m.id !== 10) };
+        assert.deepEqual(replyPreview(c, 10), { id: 10, missing: true, from: 'bob' });
+        assert.deepEqual(replyPreview(c, 4), { id: 4, missing: true });
+        const p = { ...c, messages: [], previewId: 4, preview: { from: 'alice', data: 'x' } };
+        assert.deepEqual(replyPreview(p, 4), { id: 4, missing: true, from: 'alice' }, "the list's preview names its author");
+    });
+
     it('a reply is sent and kept with reply_to; its preview is the original, or missing when not held', () => {
         let s = run([{ type: 'send', cid: 'q', to: 'bob', data: 'yes', now: T0 + 2, replyTo: 10 }], held());
         assert.equal(s.outbox.q.reply_to, 10);
@@ -328,6 +384,27 @@ describe("this page's edits, deletes and reactions (ops)", () => {
 
 describe('mentions: reading @name as the contract does', () => {
     const team = new Set(['bob', 'carol', 'j.r', 'alice']);
+    it("highlight agrees with the counts: a message's `mentions` when it has them, none added by an edit", () => {
+        assert.equal(mentionTest({ data: '@bob @carol', mentions: ['bob'] }, team)('carol'), false, 'the server did not count carol');
+        assert.equal(mentionTest({ data: '@bob @carol', mentions: ['bob'] }, team)('bob'), true);
+        assert.equal(mentionTest({ data: 'hi @carol', edited: T0 }, team)('carol'), false, 'an edit added carol: no mention, no badge, no highlight');
+        assert.equal(mentionTest({ data: 'hi @carol' }, team)('carol'), true, 'a text without the field (not stored yet): the participants');
+        assert.equal(mentionTest({ data: 'hi @carol', edited: 1, pending: true }, team)('carol'), true);
+    });
+
+    it('an own text acked keeps the mentions its first version made (as the server reads them); a later edit changes none', () => {
+        let s = run([hello(), { type: 'send', cid: 'm', to: 'bob', data: 'hi @bob and @nobody', now: T0 }]);
+        s = run([frame({ kind: 'ack', cid: 'm', id: 3, seq: 1, sent: T0 })], s);
+        assert.deepEqual(msg(s, 'bob', 3).mentions, ['bob']);
+        s = run(
+            [
+                { type: 'op', cid: 'e', op: { with: 'bob', kind: 'edit', id: 3, data: 'hi' }, now: T0 },
+                frame({ kind: 'ack', cid: 'e', id: 3, seq: 2, sent: T0 + 1 }),
+            ],
+            s,
+        );
+        assert.deepEqual(msg(s, 'bob', 3).mentions, ['bob']);
+    });
     const isName = (n) => team.has(n);
 
     it('the longest run of name characters; trailing . - _ dropped when it is not a participant', () => {

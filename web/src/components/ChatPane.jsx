@@ -6,7 +6,9 @@
 // unless the reader scrolled up; per message: mentions highlighted, the
 // quoted original of a reply (a click jumps to it), "edited", "message
 // deleted", reactions with who made them, and actions: React, Reply, Edit
-// inline (own), Delete (own; in a group also the owner's and admins')) and
+// inline (own), Delete (own; in a group also the owner's and admins'),
+// beside the bubble on hover or focus, under it when the message is
+// selected by a tap or click (touch screens have no hover)) and
 // the composer (Enter sends, Shift+Enter is a new line, `@` completes member
 // names, ArrowUp in it empty edits the last own message, Escape cancels an
 // edit or a reply), replaced by a note when the peer is blocked or this user
@@ -19,6 +21,7 @@ import {
     groupRights,
     lastOwnMessage,
     mentionCandidates,
+    mentionTest,
     opsFor,
     participants,
     pendingFor,
@@ -312,6 +315,7 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom, editing, onE
     const [atBottom, setAtBottom] = useState(true);
     const [unseen, setUnseen] = useState(false);
     const [flash, setFlash] = useState(null); // id of the original a reply jumped to, highlighted a moment
+    const [selected, setSelected] = useState(null); // id of the message tapped or clicked: its actions and who reacted shown
     const msgs = conv.messages;
     const first = msgs.length ? msgs[0].id : null;
     const last = msgs.length ? msgs[msgs.length - 1].id : null;
@@ -344,6 +348,39 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom, editing, onE
     useLayoutEffect(() => {
         keepView();
     }, [first, last, pending.length, pendingStatus]);
+
+    // the last message growing (a reaction, an edit, its actions or picker
+    // shown): a view at the bottom stays there, as for a new message
+    useEffect(() => {
+        const el = box.current;
+        const rows = el ? el.querySelectorAll('[data-testid=msg]') : [];
+        const row = rows[rows.length - 1];
+        if (!row || typeof ResizeObserver === 'undefined') return;
+        let height = row.offsetHeight;
+        const ro = new ResizeObserver(() => {
+            const grown = row.offsetHeight - height;
+            height = row.offsetHeight;
+            if (grown > 0 && el.scrollHeight - el.scrollTop - el.clientHeight - grown < NEAR) el.scrollTop = el.scrollHeight;
+        });
+        ro.observe(row);
+        return () => ro.disconnect();
+    }, [last, pending.length]);
+
+    // a selected message (tapped: phones have no hover) is unselected by
+    // Escape or a tap anywhere outside it
+    useEffect(() => {
+        if (selected === null) return;
+        const onKey = (e) => e.key === 'Escape' && setSelected(null);
+        const onDown = (e) => {
+            if (!(e.target instanceof Element) || !e.target.closest(`[data-testid=msg][data-id="${selected}"]`)) setSelected(null);
+        };
+        document.addEventListener('keydown', onKey);
+        document.addEventListener('pointerdown', onDown);
+        return () => {
+            document.removeEventListener('keydown', onKey);
+            document.removeEventListener('pointerdown', onDown);
+        };
+    }, [selected]);
 
     // a short conversation that does not fill the pane: fetch older at once
     useEffect(() => {
@@ -401,6 +438,7 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom, editing, onE
         onEdit,
         onReply,
         onJump,
+        onSelect: setSelected,
         op: (o) => conn && conn.sendOp({ ...o, with: conv.key }),
     };
     return (
@@ -409,7 +447,7 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom, editing, onE
                 ref={box}
                 onScroll={onScroll}
                 tabIndex={0}
-                className="h-full overflow-y-auto bg-slate-50 px-3 py-3 focus-visible:outline-2 focus-visible:outline-indigo-500 sm:px-5"
+                className="h-full overflow-x-hidden overflow-y-auto bg-slate-50 px-3 py-3 focus-visible:outline-2 focus-visible:outline-indigo-500 sm:px-5"
                 role="log"
                 aria-label="Messages"
                 data-testid="messages"
@@ -437,6 +475,7 @@ function Messages({ state, conv, pending, conn, dispatch, onBottom, editing, onE
                                 dispatch={dispatch}
                                 names={names}
                                 editing={!m.pending && editing === m.id}
+                                selected={!m.pending && selected === m.id}
                                 flash={!m.pending && flash === m.id}
                                 acts={acts}
                             />
@@ -477,15 +516,22 @@ const failReason = (code, conv) => {
 // the reaction picker's choices (any emoji of 1..32 bytes would do)
 export const EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
 const OP_PENDING = { edit: 'Saving…', delete: 'Deleting…', react: 'Reacting…' };
-const OP_FAILED = { edit: 'Edit not saved', delete: 'Not deleted', react: 'Reaction not sent' };
+// a failed op's line: the bubble shows the change as made (the server may
+// have stored it: its answer did not come), so the words say it is not
+// confirmed, not that it did not happen
+const OP_NOUN = { edit: 'edit', delete: 'delete', react: 'reaction' };
+const opFailText = (op, conv) =>
+    op.error === 'no answer from the server'
+        ? `No answer yet to this ${OP_NOUN[op.kind] || op.kind}`
+        : `This ${OP_NOUN[op.kind] || op.kind} is not confirmed: ${failReason(op.error, conv)}`;
 const clip = (s, n = 80) => (s.length > n ? `${s.slice(0, n)}…` : s);
 
 const act = 'rounded px-1.5 py-0.5 text-xs text-slate-500 hover:bg-slate-200 hover:text-slate-800 focus-visible:outline-2 focus-visible:outline-indigo-500';
 
 // Message text with the mentions highlighted (the user's own more strongly).
 function MessageText({ m, me, names }) {
-    const isName = Array.isArray(m.mentions) ? (n) => m.mentions.includes(n) || names.has(n) : (n) => names.has(n);
-    return mentionSpans(m.data, isName).map((p, i) =>
+    // as the server counted them (mentionTest): highlight, badge and notification agree
+    return mentionSpans(m.data, mentionTest(m, names)).map((p, i) =>
         p.mention ? (
             <mark
                 key={i}
@@ -501,10 +547,68 @@ function MessageText({ m, me, names }) {
     );
 }
 
-function Bubble({ m, conv, me, conn, dispatch, names, editing, flash, acts }) {
+// A message's actions: React, Reply, Edit (own), Delete (rights). Beside
+// the bubble, on hover or keyboard focus (icons; it covers no other
+// message), or under it when the message is selected (a tap: phones have
+// no hover) with their names.
+function Actions({ m, conv, me, acts, picker, setPicker, setConfirm, pickerButton, selected }) {
+    const own = m.from === me;
+    const label = (icon, word) => (selected ? word : <span aria-hidden="true">{icon}</span>);
+    const cls = selected ? `${act} px-2.5 py-1 text-sm` : act;
+    return (
+        <div
+            className={
+                selected
+                    ? 'mt-1 flex gap-1 rounded-md border border-slate-200 bg-white p-0.5 shadow-sm'
+                    : `pointer-events-none absolute top-0 z-10 flex gap-0.5 rounded-md border border-slate-200 bg-white p-0.5 whitespace-nowrap opacity-0 shadow-sm transition-opacity group-focus-within:pointer-events-auto group-focus-within:opacity-100 group-hover:pointer-events-auto group-hover:opacity-100 ${own ? 'right-full mr-1' : 'left-full ml-1'}`
+            }
+            role="toolbar"
+            aria-label="Message actions"
+            data-testid="msg-actions"
+            data-selected={selected ? 'true' : undefined}
+        >
+            <button
+                type="button"
+                ref={pickerButton}
+                className={cls}
+                data-testid="react-button"
+                aria-label="React"
+                title="React"
+                aria-expanded={picker}
+                onClick={() => setPicker(!picker)}
+            >
+                {label('🙂', 'React')}
+            </button>
+            <button type="button" className={cls} data-testid="reply-button" aria-label="Reply" title="Reply" onClick={() => acts.onReply(m.id)}>
+                {label('↩', 'Reply')}
+            </button>
+            {own && (
+                <button type="button" className={cls} data-testid="edit-button" aria-label="Edit" title="Edit" onClick={() => acts.onEdit(m.id)}>
+                    {label('✎', 'Edit')}
+                </button>
+            )}
+            {canDelete(conv, m, me) && (
+                <button
+                    type="button"
+                    className={`${cls} text-red-600`}
+                    data-testid="delete-button"
+                    aria-label="Delete"
+                    title="Delete"
+                    onClick={() => setConfirm(true)}
+                >
+                    {label('🗑', 'Delete')}
+                </button>
+            )}
+        </div>
+    );
+}
+
+function Bubble({ m, conv, me, conn, dispatch, names, editing, selected, flash, acts }) {
     const own = m.from === me;
     const [picker, setPicker] = useState(false);
     const [confirm, setConfirm] = useState(false);
+    const pickerBox = useRef(null);
+    const pickerButton = useRef(null);
     let status = null;
     if (own) {
         if (m.pending) status = m.status === 'failed' ? 'failed' : 'sending';
@@ -518,7 +622,32 @@ function Bubble({ m, conv, me, conn, dispatch, names, editing, flash, acts }) {
         acts.op({ kind: 'react', id: m.id, emoji, on });
         setPicker(false);
     };
+    // the picker closes on Escape and on a click or tap outside it
+    useEffect(() => {
+        if (!picker) return;
+        const onKey = (e) => e.key === 'Escape' && setPicker(false);
+        const onDown = (e) => {
+            const t = e.target;
+            if (!(t instanceof Node)) return;
+            if ((pickerBox.current && pickerBox.current.contains(t)) || (pickerButton.current && pickerButton.current.contains(t))) return;
+            setPicker(false);
+        };
+        document.addEventListener('keydown', onKey);
+        document.addEventListener('pointerdown', onDown);
+        return () => {
+            document.removeEventListener('keydown', onKey);
+            document.removeEventListener('pointerdown', onDown);
+        };
+    }, [picker]);
+    // a tap or click on the message (not on one of its controls) selects it
+    const onTap = (e) => {
+        if (m.pending || editing || !(actionable || m.reactions)) return;
+        if (e.target instanceof Element && e.target.closest('button, a, textarea, input, form, [role=toolbar], [role=group]')) return;
+        if (typeof window !== 'undefined' && window.getSelection && String(window.getSelection()).length) return; // selecting text to copy
+        acts.onSelect(selected ? null : m.id);
+    };
     const tone = own ? (status === 'failed' ? 'bg-red-600 text-white' : 'bg-indigo-600 text-white') : 'bg-white text-slate-900';
+    const who = (list) => list.map((u) => (u === me ? 'you' : u)).join(', ');
     return (
         <div
             className={`group mb-1.5 flex flex-col ${own ? 'items-end' : 'items-start'}`}
@@ -530,34 +659,13 @@ function Bubble({ m, conv, me, conn, dispatch, names, editing, flash, acts }) {
             data-edited={m.edited ? 'true' : undefined}
             data-deleted={m.deleted ? 'true' : undefined}
             data-highlight={flash ? 'true' : undefined}
+            data-selected={selected ? 'true' : undefined}
+            onClick={onTap}
         >
             <div
-                className={`relative max-w-[80%] rounded-2xl px-3 py-1.5 shadow-sm transition-shadow sm:max-w-[70%] ${own ? 'rounded-br-sm' : 'rounded-bl-sm'} ${tone} ${flash ? 'ring-4 ring-amber-400' : ''}`}
+                className={`relative max-w-[80%] rounded-2xl px-3 py-1.5 shadow-sm transition-shadow sm:max-w-[70%] ${own ? 'rounded-br-sm' : 'rounded-bl-sm'} ${tone} ${flash ? 'ring-4 ring-amber-400' : ''} ${selected ? 'ring-2 ring-indigo-300' : ''}`}
             >
-                {actionable && !editing && (
-                    <div
-                        className={`pointer-events-none absolute -top-4 z-10 flex gap-0.5 rounded-md border border-slate-200 bg-white p-0.5 opacity-0 shadow-sm transition-opacity group-focus-within:pointer-events-auto group-focus-within:opacity-100 group-hover:pointer-events-auto group-hover:opacity-100 ${own ? 'right-2' : 'left-2'}`}
-                        role="toolbar"
-                        aria-label="Message actions"
-                    >
-                        <button type="button" className={act} data-testid="react-button" aria-expanded={picker} onClick={() => setPicker(!picker)}>
-                            React
-                        </button>
-                        <button type="button" className={act} data-testid="reply-button" onClick={() => acts.onReply(m.id)}>
-                            Reply
-                        </button>
-                        {own && (
-                            <button type="button" className={act} data-testid="edit-button" onClick={() => acts.onEdit(m.id)}>
-                                Edit
-                            </button>
-                        )}
-                        {canDelete(conv, m, me) && (
-                            <button type="button" className={`${act} text-red-600`} data-testid="delete-button" onClick={() => setConfirm(true)}>
-                                Delete
-                            </button>
-                        )}
-                    </div>
-                )}
+                {actionable && !editing && !selected && <Actions {...{ m, conv, me, acts, picker, setPicker, setConfirm, pickerButton, selected: false }} />}
                 {conv.group && !own && (
                     <p className="text-xs font-semibold" style={{ color: 'hsl(230 50% 45%)' }}>
                         {m.from}
@@ -569,10 +677,20 @@ function Bubble({ m, conv, me, conn, dispatch, names, editing, flash, acts }) {
                         data-testid="reply-quote"
                         onClick={() => acts.onJump(m.reply_to)}
                         className={`mb-1 block w-full rounded-md border-l-4 px-2 py-1 text-left text-xs ${own ? 'border-indigo-200 bg-indigo-500/60 text-indigo-50' : 'border-indigo-400 bg-slate-100 text-slate-600'} focus-visible:outline-2 focus-visible:outline-indigo-300`}
-                        aria-label={quote.missing ? 'Replying to an earlier message: show it' : `Replying to ${quote.from}: show the message`}
+                        aria-label={
+                            quote.missing && !quote.from
+                                ? 'Replying to an earlier message: show it'
+                                : `Replying to ${quote.from === me ? 'you' : quote.from}: show the message`
+                        }
                     >
                         {quote.missing ? (
-                            <span>↩ an earlier message</span>
+                            quote.from ? (
+                                <span>
+                                    <span className="font-semibold">↩ {quote.from === me ? 'You' : quote.from}</span> <em>an earlier message</em>
+                                </span>
+                            ) : (
+                                <span>↩ an earlier message</span>
+                            )
                         ) : (
                             <>
                                 <span className="font-semibold">↩ {quote.from === me ? 'You' : quote.from}</span>{' '}
@@ -632,27 +750,31 @@ function Bubble({ m, conv, me, conn, dispatch, names, editing, flash, acts }) {
             </div>
             {op && op.status === 'failed' && (
                 <p className="mt-0.5 flex items-center gap-2 text-xs text-red-700" data-testid="op-failed">
-                    {OP_FAILED[op.kind]}: {failReason(op.error, conv)}
+                    {opFailText(op, conv)}:
                     <button className="rounded px-1 font-medium underline" onClick={() => conn && conn.retry(op.cid)}>
                         Retry
                     </button>
-                    <button className="rounded px-1 underline" onClick={() => dispatch({ type: 'discard', cid: op.cid })}>
+                    <button
+                        className="rounded px-1 underline"
+                        title="Show the message as the server has it"
+                        onClick={() => (conn ? conn.discard(op.cid) : dispatch({ type: 'discard', cid: op.cid }))}
+                    >
                         Discard
                     </button>
                 </p>
             )}
             {m.reactions && !m.deleted && (
                 <div className="mt-0.5 flex flex-wrap gap-1" data-testid="reactions">
-                    {Object.entries(m.reactions).map(([emoji, who]) => {
-                        const mine = who.includes(me);
-                        const label = `${emoji} by ${who.map((u) => (u === me ? 'you' : u)).join(', ')}`;
+                    {Object.entries(m.reactions).map(([emoji, users]) => {
+                        const mine = users.includes(me);
+                        const label = `${emoji} by ${who(users)}`;
                         return (
                             <button
                                 key={emoji}
                                 type="button"
                                 data-testid="reaction"
                                 data-emoji={emoji}
-                                data-users={who.join(',')}
+                                data-users={users.join(',')}
                                 aria-pressed={mine}
                                 aria-label={label}
                                 title={label}
@@ -660,14 +782,25 @@ function Bubble({ m, conv, me, conn, dispatch, names, editing, flash, acts }) {
                                 onClick={() => react(emoji)}
                                 className={`rounded-full border px-1.5 text-xs leading-5 ${mine ? 'border-indigo-400 bg-indigo-50 text-indigo-900' : 'border-slate-200 bg-white text-slate-700'} focus-visible:outline-2 focus-visible:outline-indigo-500`}
                             >
-                                {emoji} <span data-testid="reaction-count">{who.length}</span>
+                                {emoji} <span data-testid="reaction-count">{users.length}</span>
                             </button>
                         );
                     })}
                 </div>
             )}
+            {selected && m.reactions && !m.deleted && (
+                <ul className="mt-0.5 text-xs text-slate-600" aria-label="Who reacted" data-testid="reaction-who">
+                    {Object.entries(m.reactions).map(([emoji, users]) => (
+                        <li key={emoji}>
+                            {emoji} {who(users)}
+                        </li>
+                    ))}
+                </ul>
+            )}
+            {actionable && !editing && selected && <Actions {...{ m, conv, me, acts, picker, setPicker, setConfirm, pickerButton, selected: true }} />}
             {actionable && picker && (
                 <div
+                    ref={pickerBox}
                     className="mt-1 flex gap-1 rounded-full border border-slate-200 bg-white px-2 py-1 shadow"
                     role="group"
                     aria-label="Pick a reaction"

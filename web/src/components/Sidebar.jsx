@@ -174,8 +174,8 @@ function ConvItem({ conv, me, blocked, muted, active, onOpen }) {
                     </span>
                     <span className="shrink-0 text-xs text-slate-400">{shortStamp(conv.lastActivity)}</span>
                 </span>
-                <span className="flex items-center justify-between gap-2">
-                    <span className="truncate text-sm text-slate-500" data-testid="preview">
+                <span className="flex items-center gap-2">
+                    <span className="min-w-0 flex-1 truncate text-sm text-slate-500" data-testid="preview">
                         {Object.keys(conv.typing).length ? <em className="text-indigo-600">typing…</em> : preview}
                     </span>
                     {conv.mentions > 0 && (

@@ -351,6 +351,17 @@ export class Connection {
         else this._sendText(cid);
     }
 
+    // Discard a failed text or op. An op may have been stored by the server
+    // all the same (its answer late, or lost with a socket): the store keeps
+    // it to apply a late ack, and the message is asked for again
+    // (`history {before: id + 1, limit: 1}`) so the page shows the server's
+    // state of it, not this page's guess.
+    discard(cid) {
+        const o = this.o.getState().ops[cid];
+        this.dispatch({ type: 'discard', cid });
+        if (o) this.requestHistory(o.with, 'refresh', o.id + 1);
+    }
+
     // An edit {kind: 'edit', with, id, data}, delete {kind: 'delete', with,
     // id} or reaction {kind: 'react', with, id, emoji, on} of a message:
     // shown at once, sent now if connected (else on the next hello), settled
@@ -414,11 +425,12 @@ export class Connection {
     }
 
     // mode: 'initial' (newest page), 'older' (before the oldest shown),
-    // 'preview' (the newest message only, for the conversation list).
+    // 'preview' (the newest message only, for the conversation list),
+    // 'refresh' (the one message before `before`, its current state).
     requestHistory(key, mode = 'initial', before) {
         if (!this.features.history || !this.open) return false;
-        const frame = { kind: 'history', with: key, limit: mode === 'preview' ? 1 : 50 };
-        if (mode === 'older' && Number.isInteger(before)) frame.before = before;
+        const frame = { kind: 'history', with: key, limit: mode === 'preview' || mode === 'refresh' ? 1 : 50 };
+        if ((mode === 'older' || mode === 'refresh') && Number.isInteger(before)) frame.before = before;
         if (!this._send(frame)) return false;
         if (!this.history.has(key)) this.history.set(key, []);
         this.history.get(key).push(mode);

@@ -32,6 +32,8 @@
 //
 // Conversation key: the peer's user name for 1:1, the `#name` for a group.
 
+import { mentionedNames } from './mentions.js';
+
 export function initialState() {
     return {
         me: null,
@@ -48,6 +50,7 @@ export function initialState() {
         wantOpen: null, // a group asked for (create/join): opened when its frame comes
         blocked: {}, // name -> true: users this user blocks
         ops: {}, // cid -> {cid, kind: 'edit'|'delete'|'react', with, id, data?, emoji?, on?, created, status, error, tries}
+        discarded: {}, // cid -> op: ops the user discarded whose ack may still come (the server may have stored them)
         muted: {}, // key -> true: conversations that notify nothing
     };
 }
@@ -260,6 +263,17 @@ function dropOp(state, cid) {
     return { ...state, ops };
 }
 
+// A discarded op stops showing, but the server may have stored it (its
+// ack late, or lost with the socket): kept (the newest DISCARDED_KEPT) so
+// that a late ack still applies it; the page converges to the server's state.
+const DISCARDED_KEPT = 32;
+function discardOp(state, cid) {
+    const o = cid && state.ops[cid];
+    if (!o) return state;
+    const kept = Object.entries(state.discarded || {}).slice(-(DISCARDED_KEPT - 1));
+    return { ...dropOp(state, cid), discarded: { ...Object.fromEntries(kept), [cid]: o } };
+}
+
 function dropOutbox(state, cid) {
     if (!cid || !state.outbox[cid]) return state;
     const outbox = { ...state.outbox };
@@ -308,7 +322,7 @@ export function reduce(state, ev) {
         case 'timeout':
             return changePending(state, ev.cid, (o) => (o.status !== 'sending' ? o : { ...o, status: 'failed', error: 'no answer from the server' }));
         case 'discard':
-            return dropOp(dropOutbox(state, ev.cid), ev.cid);
+            return discardOp(dropOutbox(state, ev.cid), ev.cid);
         case 'mute': {
             if (!!state.muted[ev.key] === !!ev.on) return state;
             const muted = { ...state.muted };
@@ -331,7 +345,7 @@ export function reduce(state, ev) {
         case 'historyRequested':
             return withConv(state, ev.key, (c) => (ev.mode === 'older' ? { ...c, loadingOlder: true } : c));
         case 'historyFailed':
-            return withConv(state, ev.key, (c) => ({ ...c, loadingOlder: false, more: ev.mode === 'preview' ? c.more : false }));
+            return withConv(state, ev.key, (c) => (ev.mode === 'refresh' ? c : { ...c, loadingOlder: false, more: ev.mode === 'preview' ? c.more : false }));
         case 'expireTyping': {
             let changed = false;
             const convs = { ...state.convs };
@@ -367,7 +381,13 @@ function onSend(state, { cid, to, data, now, replyTo }) {
     const entry = { cid, to, data, created: now, status: 'sending', error: null, tries: 0 };
     if (Number.isInteger(replyTo) && replyTo > 0) entry.reply_to = replyTo;
     const s = { ...state, outbox: { ...state.outbox, [cid]: entry } };
-    return withConv(s, to, (c) => ({ ...c, lastActivity: Math.max(c.lastActivity, now), preview: { from: state.me, data }, previewId: 0 }));
+    return withConv(s, to, (c) => {
+        const next = { ...c, lastActivity: Math.max(c.lastActivity, now), preview: { from: state.me, data }, previewId: 0 };
+        // who wrote the original: its quote names them even once it is no longer loaded
+        const i = entry.reply_to ? findId(c.messages, entry.reply_to) : -1;
+        if (i >= 0) next.authors = { ...(c.authors || {}), [entry.reply_to]: c.messages[i].from };
+        return next;
+    });
 }
 
 function onFrame(state, f, now, mode) {
@@ -538,11 +558,18 @@ function onText(state, f) {
 function onAck(state, f) {
     let s = seeSeq(state, f.seq);
     if (s.ops[f.cid]) return onOpAck(s, f);
+    if (s.discarded && s.discarded[f.cid]) return onOpAck(s, f);
     const o = s.outbox[f.cid];
     if (!o || !Number.isInteger(f.id)) return s;
     s = dropOutbox(s, f.cid);
     const m = { id: f.id, from: s.me, to: o.to, data: o.data, sent: f.sent, cid: f.cid };
     if (o.reply_to) m.reply_to = o.reply_to;
+    // the server sets a text's mentions from its first version, as the
+    // contract reads it: this page read it the same way (its copies from the
+    // server, sync or history, carry the server's list)
+    const c0 = s.convs[o.to];
+    const named = c0 ? mentionedNames(o.data, (n) => participants(c0, s.me).has(n)) : [];
+    if (named.length) m.mentions = named;
     return withConv(s, o.to, (c) => {
         const [messages, added] = mergeMessages(c.messages, [m]);
         if (!added.length) return c;
@@ -637,8 +664,13 @@ function onLifecycle(state, f) {
 // gets no frame of its own change, so the ack applies it (sent: the server
 // time of the change).
 function onOpAck(state, f) {
-    const o = state.ops[f.cid];
-    const s = dropOp(state, f.cid);
+    const o = state.ops[f.cid] || state.discarded[f.cid];
+    let s = dropOp(state, f.cid);
+    if (s.discarded && s.discarded[f.cid]) {
+        const discarded = { ...s.discarded };
+        delete discarded[f.cid];
+        s = { ...s, discarded };
+    }
     const at = Number.isInteger(f.sent) ? f.sent : o.created;
     if (o.kind === 'edit') return changeMessage(s, o.with, o.id, (m) => applyEdit(m, o.data, at));
     if (o.kind === 'delete') return changeMessage(s, o.with, o.id, (m) => applyDelete(m, s.me, at));
@@ -923,7 +955,11 @@ export function shownMessage(m, ops, me) {
 export function replyPreview(conv, id) {
     if (!conv || !Number.isInteger(id)) return null;
     const i = findId(conv.messages, id);
-    if (i < 0) return { id, missing: true };
+    if (i < 0) {
+        // the author, when known: an original this page answered, or the one the list's preview shows
+        const from = (conv.authors && conv.authors[id]) || (conv.previewId === id && conv.preview && conv.preview.from) || null;
+        return from ? { id, missing: true, from } : { id, missing: true };
+    }
     const m = conv.messages[i];
     return { id, from: m.from, data: m.data, deleted: !!m.deleted };
 }
@@ -970,6 +1006,19 @@ export function participants(conv, me) {
     const set = new Set(mentionCandidates(conv, me));
     if (me) set.add(me);
     return set;
+}
+
+// Which `@name` of a message to highlight as a mention, so that the
+// highlight agrees with the counts and notifications: the server keeps a
+// text's `mentions` as its first version set them (an edit changes
+// neither them nor the counts). A message with `mentions`: those names
+// only; an edited one without: none (its first version mentioned nobody);
+// otherwise (a text not stored yet, or from a server without mentions) the
+// participants. Returns name -> boolean.
+export function mentionTest(m, names) {
+    if (Array.isArray(m.mentions)) return (n) => m.mentions.includes(n);
+    if (m.edited && !m.pending) return () => false;
+    return (n) => names.has(n);
 }
 
 // A browser notification for a live text frame, or null: a message from
