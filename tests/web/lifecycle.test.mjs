@@ -7,37 +7,29 @@
 // reading, reply previews, notifications and mutes. No socket, no React.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { T0, frame, helloWith, run } from './lib/frames.mjs';
 import { completeMention, completions, findMentions, mentionQuery, mentionSpans, mentionedNames } from '../../web/src/lib/mentions.js';
 import { loadMuted, saveMuted } from '../../web/src/lib/prefs.js';
 import {
     canDelete,
-    initialState,
     lastOwnMessage,
     mentionCandidates,
     mentionTest,
     notificationFor,
     opsFor,
-    reduce,
     replyPreview,
     resendOps,
     shownMessage,
 } from '../../web/src/lib/store.js';
 
-const T0 = 1_764_000_000_000;
-const run = (events, s = initialState()) => events.reduce(reduce, s);
-const frame = (f, extra = {}) => ({ type: 'frame', frame: f, now: T0, ...extra });
 const hello = (o = {}) =>
-    frame({
-        kind: 'hello',
-        user: 'alice',
-        seq: 0,
-        epoch: 'e1',
-        users: [
+    helloWith(
+        [
             { username: 'bob', online: true, unread: 0 },
             { username: '#team', online: false, unread: 0, owner: 'carol', admins: ['alice'], role: 'admin' },
         ],
-        ...o,
-    });
+        o,
+    );
 const text = (o) => frame({ kind: 'text', seq: 1, from: 'bob', to: 'alice', data: 'hi', sent: T0, cid: `c${o.id}`, ...o });
 const msg = (s, key, id) => s.convs[key].messages.find((m) => m.id === id);
 

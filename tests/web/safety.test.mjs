@@ -6,26 +6,20 @@
 // (4001, password renewal, errors tied to requests) is in connection.test.mjs.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { T0, frame, helloWith, run } from './lib/frames.mjs';
 import { describeAgent } from '../../web/src/lib/agent.js';
 import { createApi, retryAfterSeconds, waitText } from '../../web/src/lib/api.js';
-import { groupErrorText, groupRights, initialState, reduce, resendList, roleOf } from '../../web/src/lib/store.js';
+import { groupErrorText, groupRights, reduce, resendList, roleOf } from '../../web/src/lib/store.js';
 import { ago, when } from '../../web/src/lib/time.js';
 
-const T0 = 1_764_000_000_000;
-const run = (events, s = initialState()) => events.reduce(reduce, s);
-const frame = (f, extra = {}) => ({ type: 'frame', frame: f, now: T0, ...extra });
 const hello = (o = {}) =>
-    frame({
-        kind: 'hello',
-        user: 'alice',
-        seq: 0,
-        epoch: 'e1',
-        users: [
+    helloWith(
+        [
             { username: 'bob', online: true, unread: 0 },
             { username: 'carol', online: true, unread: 0 },
         ],
-        ...o,
-    });
+        o,
+    );
 const group = (o, extra) => frame({ kind: 'group', name: '#team', by: 'alice', ...o }, extra);
 
 describe('blocking', () => {

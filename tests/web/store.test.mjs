@@ -2,9 +2,9 @@
 // selectors, driven by server frames and user actions, no socket, no React.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { T0, frame, helloWith, run } from './lib/frames.mjs';
 import {
     conversationList,
-    initialState,
     mergeMessages,
     pendingFor,
     readFrame,
@@ -17,10 +17,7 @@ import {
     typingNames,
 } from '../../web/src/lib/store.js';
 
-const T0 = 1_764_000_000_000;
-const run = (events, s = initialState()) => events.reduce(reduce, s);
-const frame = (f, extra = {}) => ({ type: 'frame', frame: f, now: T0, ...extra });
-const hello = (o = {}) => frame({ kind: 'hello', user: 'alice', seq: 0, epoch: 'e1', users: [{ username: 'bob', online: true, unread: 0 }], ...o });
+const hello = (o = {}) => helloWith(undefined, o);
 let nextId = 100;
 const text = (o) => frame({ kind: 'text', id: ++nextId, seq: 1, from: 'bob', to: 'alice', data: 'hi', sent: T0, cid: `c${nextId}`, ...o });
 
