@@ -1213,6 +1213,13 @@ cluster.test('mentions: a long run of name characters is looked at once (linear)
     assert.ok(Array.isArray(res[0]), JSON.stringify(res));
     const last = unpack((await r.callBuffers('ZRANGE', 'parley:{c:bob|mm}:history', -1, -1))[0]);
     assert.equal(last.mentions, undefined, 'after 64 @ names, later ones are not looked up');
+    res = await sendBatch([['mm', 'bob', `${'@'.repeat(1024)} @bob`, 'm4', 'gwM#1', 1]]);
+    assert.ok(Array.isArray(res[0]), JSON.stringify(res));
+    const signs = unpack((await r.callBuffers('ZRANGE', 'parley:{c:bob|mm}:history', -1, -1))[0]);
+    assert.equal(signs.mentions, undefined, 'past the first 1,024 @ signs nothing is looked at');
+    res = await sendBatch([['mm', 'bob', `${'@'.repeat(1022)} @bob`, 'm5', 'gwM#1', 1]]);
+    const within = unpack((await r.callBuffers('ZRANGE', 'parley:{c:bob|mm}:history', -1, -1))[0]);
+    assert.deepEqual(within.mentions, ['bob'], 'the 1,023rd @ sign still is');
 });
 
 cluster.test('changes that change nothing take one message from the budget; an edit that grows a message trims the history to its byte cap', async (t) => {

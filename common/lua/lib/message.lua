@@ -1,6 +1,7 @@
 -- message.lua - helper (after ref): a stored message's changes (edit, delete, reactions) and
 -- the mentions of a text; used by send.lua.
-local MENTION_TRIES = 64 -- '@' candidates looked up per text, at most
+local MENTION_TRIES = 64 -- '@' names looked up per text, at most
+local MENTION_ATS = 1024 -- '@' signs looked at per text, at most (65,000 of them: 15 ms of Redis)
 local EMOJI_MAX = 20 -- distinct emoji per message (protocol.md)
 -- replaces message id (whose stored entry was old_raw) by the map m; keeps the history's byte
 -- count (key hbytes) right; returns the new entry
@@ -17,16 +18,17 @@ end
 -- the participants data mentions, per protocol.md: '@' not preceded by a name character, then
 -- the longest run of name characters; when that run is not a participant (is_participant(name)),
 -- it again without its trailing '.', '-', '_'. Distinct names in order of first mention; at most
--- MENTION_TRIES '@' looked at (each at most two lookups). nil when none.
+-- MENTION_TRIES names looked up (each at most two lookups) among the first MENTION_ATS '@'. nil
+-- when none.
 -- Work: linear in #data (each byte is read by one pattern match or one backward step; a run's
 -- trailing punctuation is found by walking back over it, never by a pattern anchored at the end,
 -- which Lua tries from every start: quadratic, 14 s of Redis for 64 KB of '.').
 local function mentions_of(data, is_participant)
-  local found, seen, tries, i = {}, {}, 0, 1
-  while tries < MENTION_TRIES do
+  local found, seen, tries, ats, i = {}, {}, 0, 0, 1
+  while tries < MENTION_TRIES and ats < MENTION_ATS do
     local at = string.find(data, '@', i, true)
     if not at then break end
-    i = at + 1
+    i, ats = at + 1, ats + 1
     local prev = at > 1 and string.byte(data, at - 1) or 0
     local namechar = (prev >= 97 and prev <= 122) or (prev >= 48 and prev <= 57) or prev == 95 or
                      prev == 46 or prev == 45
