@@ -119,3 +119,24 @@ test('not a cluster, or a bad flag: one line and a non-zero exit', async () => {
     );
     assert.deepEqual(local, { code: 0, stdout: 'foo slot=12182\n' });
 });
+
+// issue 15's chaos needs a cluster whose masters have replicas, and a failover: the harness makes
+// one, and WAIT says how many replicas took a write before its master died
+test('with a replica per master: WAIT counts the replica, SIGKILL of a master promotes it, a write WAITed for survives', async () => {
+    const rr = new RedisCluster('redis_cluster_failover', { masters: 3, replicas: 1 });
+    await rr.start();
+    try {
+        const key = 'parley:{u:failover}:inbox';
+        const slot = Number(await rr.command(rr.nodes[0].port, 'CLUSTER', 'KEYSLOT', key));
+        const master = await rr.masterOf(slot);
+        assert.equal(await rr.command(master.port, 'RPUSH', key, 'kept'), 1);
+        assert.equal(await rr.command(master.port, 'WAIT', '1', '2000'), 1, 'one replica has the write');
+        const { killed, promoted } = await rr.failSlotMaster(slot);
+        assert.notEqual(promoted.port, killed.port);
+        assert.deepEqual(await rr.command(promoted.port, 'LRANGE', key, '0', '-1'), ['kept'], 'the WAITed write is on the new master');
+        const out = await parley(promoted.port, ['keyslot', key]);
+        assert.match(out.stdout, new RegExp(`slot=${slot} node=127\\.0\\.0\\.1:${promoted.port}\\n`), 'the map names the new master');
+    } finally {
+        await rr.stop();
+    }
+});

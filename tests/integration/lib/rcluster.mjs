@@ -69,7 +69,8 @@ export class RedisCluster {
         ]);
     }
 
-    // every node: cluster_state:ok, all 16384 slots assigned, and the same CLUSTER SLOTS
+    // every node: cluster_state:ok, all 16384 slots assigned, the same CLUSTER SLOTS, and every
+    // replica's link to its master up
     async waitOk(timeout = 20000) {
         await waitFor(
             async () => {
@@ -78,6 +79,9 @@ export class RedisCluster {
                     if (!node.proc.running) continue;
                     const info = (await redisCli(node.port, ['CLUSTER', 'INFO'])).stdout;
                     if (!/cluster_state:ok/.test(info) || !/cluster_slots_assigned:16384/.test(info)) return false;
+                    // a replica counts once its link to its master is up (its first sync done)
+                    const repl = (await redisCli(node.port, ['INFO', 'replication'])).stdout;
+                    if (/role:slave/.test(repl) && !/master_link_status:up/.test(repl)) return false;
                     const slots = JSON.stringify(await this.slots(node.port));
                     if (first === null) first = slots;
                     else if (slots !== first) return false;
@@ -92,6 +96,33 @@ export class RedisCluster {
     async slots(port) {
         const r = await redisCommand(port, ['CLUSTER', 'SLOTS']);
         return r.map((e) => [Number(e[0]), Number(e[1]), Number(e[2][1])]).sort((a, b) => a[0] - b[0]);
+    }
+
+    // the node (from this.nodes) that is master of `slot` now, by CLUSTER SLOTS of a live node
+    async masterOf(slot) {
+        const live = this.nodes.find((x) => x.proc.running);
+        const range = (await this.slots(live.port)).find(([a, b]) => slot >= a && slot <= b);
+        return range && this.nodes.find((x) => x.port === range[2]);
+    }
+
+    // SIGKILLs the master of `slot` and waits until its replica serves the slot as master (the
+    // cluster's own failover: --cluster-node-timeout 2000); resolves with {killed, promoted}
+    async failSlotMaster(slot, timeout = 20000) {
+        const killed = await this.masterOf(slot);
+        await killed.proc.signal('SIGKILL');
+        let promoted = null;
+        await waitFor(
+            async () => {
+                const m = await this.masterOf(slot).catch(() => null);
+                if (!m || m === killed) return false;
+                const role = await redisCommand(m.port, ['ROLE']);
+                if (role[0] !== 'master') return false;
+                promoted = m;
+                return true;
+            },
+            { timeout, what: `a replica promoted for slot ${slot}` },
+        );
+        return { killed, promoted };
     }
 
     command(port, ...args) {
