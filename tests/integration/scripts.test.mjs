@@ -1218,6 +1218,7 @@ cluster.test('mentions: a long run of name characters is looked at once (linear)
     const signs = unpack((await r.callBuffers('ZRANGE', 'parley:{c:bob|mm}:history', -1, -1))[0]);
     assert.equal(signs.mentions, undefined, 'past the first 1,024 @ signs nothing is looked at');
     res = await sendBatch([['mm', 'bob', `${'@'.repeat(1022)} @bob`, 'm5', 'gwM#1', 1]]);
+    assert.ok(Array.isArray(res[0]), JSON.stringify(res));
     const within = unpack((await r.callBuffers('ZRANGE', 'parley:{c:bob|mm}:history', -1, -1))[0]);
     assert.deepEqual(within.mentions, ['bob'], 'the 1,023rd @ sign still is');
 });
