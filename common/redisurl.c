@@ -118,18 +118,88 @@ static int parse_unix(const char *p, redisurl *out, char *err, size_t errlen)
     return 0;
 }
 
+/* host[:port] in p[0..end) (an IPv6 host in brackets) into host (size
+ * REDISURL_HOST_MAX) and *port (unchanged when absent). 0, or -1 with err. */
+static int parse_hostport(const char *p, const char *end, char *host, int *port, char *err,
+                          size_t errlen)
+{
+    const char *hostend;
+    long v;
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (!rb) return fail(err, errlen, "redis url: unterminated [ipv6] host");
+        if ((size_t)(rb - p - 1) >= REDISURL_HOST_MAX || rb == p + 1)
+            return fail(err, errlen, "redis url: bad host");
+        memcpy(host, p + 1, (size_t)(rb - p - 1));
+        host[rb - p - 1] = '\0';
+        hostend = rb + 1;
+        if (hostend < end && *hostend != ':')
+            return fail(err, errlen, "redis url: junk after [host]");
+    } else {
+        hostend = memchr(p, ':', (size_t)(end - p));
+        if (!hostend) hostend = end;
+        if (hostend == p) return fail(err, errlen, "redis url: missing host");
+        if ((size_t)(hostend - p) >= REDISURL_HOST_MAX)
+            return fail(err, errlen, "redis url: host too long");
+        memcpy(host, p, (size_t)(hostend - p));
+        host[hostend - p] = '\0';
+    }
+    if (hostend < end) { /* ":port" */
+        if (parse_int(hostend + 1, (size_t)(end - hostend - 1), 1, 65535, &v) != 0)
+            return fail(err, errlen, "redis url: bad port");
+        *port = (int)v;
+    }
+    return 0;
+}
+
+/* redis-cluster://[userinfo@]seed[,seed...] (p: after the scheme) */
+static int parse_cluster(const char *p, redisurl *out, char *err, size_t errlen)
+{
+    const char *end = p + strlen(p), *at = NULL;
+    if (memchr(p, '/', (size_t)(end - p)) || memchr(p, '?', (size_t)(end - p)))
+        return fail(err, errlen,
+                    "redis url: redis-cluster:// takes seed nodes only (no /db: a "
+                    "cluster has db 0 only)");
+    for (const char *q = p; q < end; q++)
+        if (*q == '@') at = q;
+    if (at) {
+        if (parse_userinfo(p, at, out, err, errlen) != 0) return -1;
+        p = at + 1;
+    }
+    while (p <= end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        if (out->nseeds == REDISURL_SEEDS_MAX)
+            return fail(err, errlen, "redis url: more than %d seed nodes", REDISURL_SEEDS_MAX);
+        out->seeds[out->nseeds].port = 6379;
+        if (parse_hostport(p, stop, out->seeds[out->nseeds].host, &out->seeds[out->nseeds].port,
+                           err, errlen) != 0)
+            return -1;
+        out->nseeds++;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    memcpy(out->host, out->seeds[0].host, sizeof out->host);
+    out->port = out->seeds[0].port;
+    out->cluster = 1;
+    return 0;
+}
+
 int redisurl_parse(const char *url, redisurl *out, char *err, size_t errlen)
 {
-    static const char scheme[] = "redis://", uscheme[] = "unix://";
-    const char *p, *end, *at, *hostend, *slash;
+    static const char scheme[] = "redis://", uscheme[] = "unix://", cscheme[] = "redis-cluster://";
+    const char *p, *end, *at, *slash;
     long v;
 
     memset(out, 0, sizeof(*out));
     out->port = 6379;
     if (url && strncmp(url, uscheme, sizeof(uscheme) - 1) == 0)
         return parse_unix(url + sizeof(uscheme) - 1, out, err, errlen);
+    if (url && strncmp(url, cscheme, sizeof(cscheme) - 1) == 0)
+        return parse_cluster(url + sizeof(cscheme) - 1, out, err, errlen);
     if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-        return fail(err, errlen, "redis url must start with redis:// or unix:// (got '%s')",
+        return fail(err, errlen,
+                    "redis url must start with redis://, unix:// or redis-cluster:// (got '%s')",
                     url ? url : "");
     p = url + sizeof(scheme) - 1;
     end = p + strlen(p);
@@ -144,32 +214,7 @@ int redisurl_parse(const char *url, redisurl *out, char *err, size_t errlen)
         if (parse_userinfo(p, at, out, err, errlen) != 0) return -1;
         p = at + 1;
     }
-
-    /* host[:port] */
-    if (*p == '[') {
-        const char *rb = memchr(p, ']', (size_t)(slash - p));
-        if (!rb) return fail(err, errlen, "redis url: unterminated [ipv6] host");
-        if ((size_t)(rb - p - 1) >= sizeof(out->host) || rb == p + 1)
-            return fail(err, errlen, "redis url: bad host");
-        memcpy(out->host, p + 1, (size_t)(rb - p - 1));
-        out->host[rb - p - 1] = '\0';
-        hostend = rb + 1;
-        if (hostend < slash && *hostend != ':')
-            return fail(err, errlen, "redis url: junk after [host]");
-    } else {
-        hostend = memchr(p, ':', (size_t)(slash - p));
-        if (!hostend) hostend = slash;
-        if (hostend == p) return fail(err, errlen, "redis url: missing host");
-        if ((size_t)(hostend - p) >= sizeof(out->host))
-            return fail(err, errlen, "redis url: host too long");
-        memcpy(out->host, p, (size_t)(hostend - p));
-        out->host[hostend - p] = '\0';
-    }
-    if (hostend < slash) { /* ":port" */
-        if (parse_int(hostend + 1, (size_t)(slash - hostend - 1), 1, 65535, &v) != 0)
-            return fail(err, errlen, "redis url: bad port");
-        out->port = (int)v;
-    }
+    if (parse_hostport(p, slash, out->host, &out->port, err, errlen) != 0) return -1;
 
     /* [/db] */
     if (slash < end && slash + 1 < end) {
@@ -187,6 +232,11 @@ const char *redisurl_describe(const redisurl *u, char *buf, size_t size)
         return buf;
     }
     const int v6 = strchr(u->host, ':') != NULL;
+    if (u->cluster) {
+        snprintf(buf, size, "cluster %s%s%s:%d%s", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port,
+                 u->nseeds > 1 ? " (and more seeds)" : "");
+        return buf;
+    }
     snprintf(buf, size, "%s%s%s:%d/%d", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, u->db);
     return buf;
 }
@@ -210,6 +260,16 @@ redisContext *redisurl_connect(const redisurl *u, const struct timeval *timeout,
 {
     char desc[300], dbs[16];
     redisContext *c;
+    if (u->cluster) { /* the first seed that answers */
+        redisurl one = *u;
+        one.cluster = 0;
+        for (int i = 0; i < u->nseeds; i++) {
+            memcpy(one.host, u->seeds[i].host, sizeof one.host);
+            one.port = u->seeds[i].port;
+            if ((c = redisurl_connect(&one, timeout, err, errlen))) return c;
+        }
+        return NULL; /* err: the last seed's reason */
+    }
     if (u->unix_socket)
         c = timeout ? redisConnectUnixWithTimeout(u->host, *timeout) : redisConnectUnix(u->host);
     else

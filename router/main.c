@@ -169,6 +169,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "parley-router: --redis-url: %s\n", err);
         return 2;
     }
+    if (r.url.cluster) { /* send.lua crosses hash tags: one Redis only, for now */
+        fprintf(stderr, "parley-router: --redis-url: redis-cluster:// is not supported by the "
+                        "router yet (one Redis: redis:// or unix://)\n");
+        return 2;
+    }
     log_init("parley-router", level);
     signal(SIGPIPE, SIG_IGN);
 

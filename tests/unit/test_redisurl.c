@@ -110,9 +110,50 @@ static void tcp_url_is_not_unix(void **state)
     CHECK(redisurl_parse("redis://h", &u, err, sizeof(err)) == 0 && !u.unix_socket, "tcp flag");
 }
 
+/* redis-cluster://: seeds in order, the first as host/port, a shared password,
+ * no db; refusals say why */
+static void cluster_urls(void **state)
+{
+    redisurl u;
+    char err[200], d[300];
+    int rc =
+        redisurl_parse("redis-cluster://:pw@10.0.0.1:7000,[::1]:7001,node3", &u, err, sizeof err);
+    CHECK(rc == 0 && u.cluster && u.nseeds == 3, "three seeds: %s", rc ? err : "");
+    CHECK(strcmp(u.seeds[0].host, "10.0.0.1") == 0 && u.seeds[0].port == 7000 &&
+              strcmp(u.seeds[1].host, "::1") == 0 && u.seeds[1].port == 7001 &&
+              strcmp(u.seeds[2].host, "node3") == 0 && u.seeds[2].port == 6379,
+          "the seeds");
+    CHECK(strcmp(u.host, "10.0.0.1") == 0 && u.port == 7000 && u.has_password &&
+              strcmp(u.password, "pw") == 0 && u.db == 0 && !u.unix_socket,
+          "host/port: the first seed; the password");
+    redisurl_describe(&u, d, sizeof d);
+    CHECK(strstr(d, "cluster") && !strstr(d, "pw"), "described without the password: %s", d);
+    CHECK(redisurl_parse("redis-cluster://h", &u, err, sizeof err) == 0 && u.nseeds == 1 &&
+              u.port == 6379,
+          "one seed, default port");
+    static const char *const refused[] = {
+        "redis-cluster://",          "redis-cluster://h:1/2", "redis-cluster://h:1,",
+        "redis-cluster://,h:1",      "redis-cluster://h:0",   "redis-cluster://h?x=1",
+        "redis-cluster://[::1:7000",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        err[0] = '\0';
+        CHECK(redisurl_parse(refused[i], &u, err, sizeof err) < 0 && err[0], "refused: %s (%s)",
+              refused[i], err);
+    }
+    char many[400] = "redis-cluster://";
+    for (int i = 0; i <= REDISURL_SEEDS_MAX; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%sh%d", i ? "," : "", i);
+    CHECK(redisurl_parse(many, &u, err, sizeof err) < 0, "more than %d seeds refused",
+          REDISURL_SEEDS_MAX);
+}
+
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(accepts_good_urls),      cmocka_unit_test(refuses_bad_urls_with_reason),
-    cmocka_unit_test(refuses_over_long_host), cmocka_unit_test(describes_unix_socket),
+    cmocka_unit_test(cluster_urls),
+    cmocka_unit_test(accepts_good_urls),
+    cmocka_unit_test(refuses_bad_urls_with_reason),
+    cmocka_unit_test(refuses_over_long_host),
+    cmocka_unit_test(describes_unix_socket),
     cmocka_unit_test(tcp_url_is_not_unix),
 };
 
