@@ -1,4 +1,4 @@
--- include: gateways fanout epoch store
+-- include: gateways fanout epoch store ref
 -- function: fanout
 --
 -- fanout.lua - one bounded step of a group's queued fan-out (send.lua queues a group message
@@ -48,11 +48,9 @@
 -- message's data now, or its delete frame when it was deleted since (hist_fmt: history key format)
 local function edit_frame(op, frame, g, target, hist_fmt)
   if op ~= 'edit' then return frame end
+  local _, m = msg_get(string.format(hist_fmt, g), target)
+  if not m then return frame end -- gone from the history: nothing to show but the id
   local f = cmsgpack.unpack(frame)
-  local hist = string.format(hist_fmt, g)
-  local m = redis.call('ZRANGEBYSCORE', hist, target, target, 'LIMIT', 0, 1)[1]
-  m = m and cmsgpack.unpack(m)
-  if type(m) ~= 'table' then return frame end -- gone from the history: nothing to show but the id
   if m.deleted then
     return cmsgpack.pack({kind = 'delete', id = target, with = g, by = m.by, deleted = m.deleted})
   end
@@ -113,20 +111,15 @@ local function fanout(keys, args)
       if still[i] == 1 then
         local seq = append(user, string.format(meta_fmt, user), string.format(inbox_fmt, user), id,
                            ref)
-        local pos = tonumber(redis.call('HGET', string.format(read_fmt, user), g)) or 0
         if not op then
+          local pos = tonumber(redis.call('HGET', string.format(read_fmt, user), g)) or 0
           if pos < id and mark(user) < id then
             redis.call('HINCRBY', string.format(unread_fmt, user), g, 1)
             if mset[user] then redis.call('HINCRBY', string.format(mentions_fmt, user), g, 1) end
           end
-        elseif op == 'delete' and user ~= author and pos < target and
-               select(2, mark(user)) < job_dseq then
-          local uk = string.format(unread_fmt, user)
-          if redis.call('HINCRBY', uk, g, -1) <= 0 then redis.call('HDEL', uk, g) end
-          if mset[user] then
-            local mk = string.format(mentions_fmt, user)
-            if redis.call('HINCRBY', mk, g, -1) <= 0 then redis.call('HDEL', mk, g) end
-          end
+        elseif op == 'delete' and user ~= author and select(2, mark(user)) < job_dseq then
+          uncount(string.format(read_fmt, user), string.format(unread_fmt, user),
+                  string.format(mentions_fmt, user), g, target, mset[user])
         end
         members_add(d, user, seq, nil)
         written = written + 1

@@ -232,17 +232,6 @@ local function store(user, id, ref, live, skip)
   deliver(user, seq, with_seq(live, seq), string.format(sessions_fmt, user), skip)
   return seq
 end
-local function count(fmt, user, conv, by)
-  local key = string.format(fmt, user)
-  if redis.call('HINCRBY', key, conv, by) <= 0 then redis.call('HDEL', key, conv) end
-end
--- a deleted message user had not read (his read position is below id) leaves his counts
-local function uncount(user, conv, id, mentioned)
-  local pos = tonumber(redis.call('HGET', string.format(read_fmt, user), conv)) or 0
-  if pos >= id then return end
-  count(unread_fmt, user, conv, -1)
-  if mentioned then count(mentions_fmt, user, conv, -1) end
-end
 -- the reply_to of m: nil (none), the id, or false when it names no message of history
 local function reply_to_of(m, history)
   if m.ref == '' then return nil end
@@ -416,15 +405,7 @@ local function change_pair(m, k)
   else
     store(m.to, id, with_w(ref, m.from, 'w'), with_w(live, m.from, 'with'), nil)
     if m.op == 'delete' then
-      local pos = tonumber(redis.call('HGET', KEYS[k + 17], m.from)) or 0
-      if pos < id then
-        if redis.call('HINCRBY', KEYS[k + 12], m.from, -1) <= 0 then
-          redis.call('HDEL', KEYS[k + 12], m.from)
-        end
-        if mentioned and redis.call('HINCRBY', KEYS[k + 16], m.from, -1) <= 0 then
-          redis.call('HDEL', KEYS[k + 16], m.from)
-        end
-      end
+      uncount(KEYS[k + 17], KEYS[k + 12], KEYS[k + 16], m.from, id, mentioned)
     end
     sseq = store(m.from, id, with_w(ref, m.to, 'w'), with_w(live, m.to, 'with'), m.sess)
   end
@@ -471,7 +452,10 @@ local function change_group(m, k)
                        ref)
     local skip = nil
     if user == m.from then sseq, skip = seq, m.sess end
-    if m.op == 'delete' and user ~= author then uncount(user, m.to, id, mset[user]) end
+    if m.op == 'delete' and user ~= author then
+      uncount(string.format(read_fmt, user), string.format(unread_fmt, user),
+              string.format(mentions_fmt, user), m.to, id, mset[user])
+    end
     members_add(d, user, seq, skip)
   end
   members_publish(d, gateways_key, live.base, m.sess)

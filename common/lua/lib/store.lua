@@ -1,7 +1,8 @@
 -- store.lua - helper (after gateways, fanout, epoch): what send.lua and fanout.lua share to
 -- store and answer a message: msgpack pieces built by concatenation (mp_*), the per-call publish
 -- buffer (emit, flush: one PUBLISH per gateway channel), inbox appends under both caps, the
--- deliveries of a group message to its members (members_*), acks and cid records.
+-- deliveries of a group message to its members (members_*), acks and cid records, and a deleted
+-- message taken off a reader's counts (uncount).
 -- Call store_init(prefix, inbox_cap, inbox_bytes, ttl) at the start of every call: string
 -- and math are not reachable while a function library loads, so the constants are made then.
 --
@@ -137,4 +138,17 @@ local function append(user, meta, inbox, id, fr)
     else redis.call('HINCRBY', meta, 'bytes', -gone) end
   end
   return seq, f
+end
+-- decrements field of hash key by one, deleting the field at 0 or below (a count of nothing)
+local function hdecr(key, field)
+  if redis.call('HINCRBY', key, field, -1) <= 0 then redis.call('HDEL', key, field) end
+end
+-- a deleted message (id, of conversation conv) its reader had not read (his position in hash
+-- read_key below id) leaves his unread count (hash unread_key) and, when it mentioned him, his
+-- mention count (mentions_key); send.lua inline, fanout.lua per step
+local function uncount(read_key, unread_key, mentions_key, conv, id, mentioned)
+  local pos = tonumber(redis.call('HGET', read_key, conv)) or 0
+  if pos >= id then return end
+  hdecr(unread_key, conv)
+  if mentioned then hdecr(mentions_key, conv) end
 end
