@@ -1,3 +1,5 @@
+-- include: pair
+--
 -- contacts.lua - one page of the list a session's hello carries: people and groups, with their
 -- counters and a preview of each conversation's newest message.
 -- Caller: the gateway, for hello and the `users` pages after it (scripts_contacts), one page a
@@ -244,8 +246,7 @@ local function person(u)
   out[#out + 1] = num(redis.call('HGET', KEYS[5], u))
   out[#out + 1] = num(redis.call('HGET', KEYS[6], u))
   out[#out + 1] = num(redis.call('HGET', string.format(read_fmt, u), user))
-  if user < u then out[#out + 1] = last(user .. '|' .. u)
-  else out[#out + 1] = last(u .. '|' .. user) end
+  out[#out + 1] = last(pair_key(user, u))
   out[#out + 1] = 0
   out[#out + 1] = num(redis.call('HGET', KEYS[9], u))
 end

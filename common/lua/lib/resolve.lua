@@ -1,19 +1,5 @@
--- resolve.lua - helper (after ref): an inbox reference (lib/ref.lua) as the frame a client gets
--- on replay (sync.lua: client sync, offline push, gap fetch).
--- the 1:1 conversation key of a and b: "a|b" with a < b bytewise (keys.h keys_conv_pair; Lua's
--- `<` follows the locale's collation, which may not be bytewise)
-local function pair_key(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then
-      if x < y then return a .. '|' .. b end
-      return b .. '|' .. a
-    end
-  end
-  if #a <= #b then return a .. '|' .. b end
-  return b .. '|' .. a
-end
+-- resolve.lua - helper (after ref, pair): an inbox reference (lib/ref.lua) as the frame a client
+-- gets on replay (sync.lua: client sync, offline push, gap fetch).
 -- the conversation key of what `user` names `w`
 local function conv_of(user, w)
   if string.byte(w, 1) == 35 then return w end
