@@ -230,6 +230,22 @@ local function apply(msg, id)
   return {kind = 'react', id = id, from = CTX.from, emoji = CTX.data, on = on},
          {k = 'r', id = id, from = CTX.from, emoji = CTX.data, on = on}
 end
+-- a change's frames again, as the message is now (a re-run after a stop): the live frame and
+-- the inbox reference (without with / w)
+local function redo(msg, id)
+  local op = CTX.op
+  if op == 'edit' then
+    return {kind = 'edit', id = id, from = CTX.from, data = msg.data, edited = msg.edited or now},
+           {k = 'e', id = id, from = CTX.from, at = msg.edited or now}
+  end
+  if op == 'delete' then
+    return {kind = 'delete', id = id, by = msg.by or CTX.from, deleted = msg.deleted or now},
+           {k = 'd', id = id, by = msg.by or CTX.from, at = msg.deleted or now}
+  end
+  local on = op == 'react+'
+  return {kind = 'react', id = id, from = CTX.from, emoji = CTX.data, on = on},
+         {k = 'r', id = id, from = CTX.from, emoji = CTX.data, on = on}
+end
 -- 4. the conversation: the id, the history (a text stored, a change applied), the cid kept here
 function steps.conv(keys)
   local history, hbytes, ccids = keys[1], keys[2], keys[3]
@@ -239,9 +255,20 @@ function steps.conv(keys)
   local extra
   if rec then -- stored by an earlier run of this chain: write what it may have left out
     local v = cmsgpack.unpack(rec)
-    extra = {id = v[1], eid = v[2], sent = v[3], f = v[4], live = v[5], ref = v[6],
-             author = v[7], mmentions = v[8], same = v[9]}
+    extra = {id = v[1], eid = v[2], sent = v[3], author = v[4], mmentions = v[5], same = v[6]}
     now = v[3]
+    if not extra.same then -- the frames again, from the message as it is now (no text is kept
+      -- in the record: a deleted message's text is in no key)
+      local raw, msg = msg_get(history, extra.id)
+      if not raw then
+        return refuse('bad_field', 'this message is no longer in the history')
+      end
+      if CTX.op == 'text' then
+        extra.f = raw
+      else
+        extra.live, extra.ref = redo(msg, extra.id)
+      end
+    end
   elseif CTX.op == 'text' then
     local reply_to = nil
     if CTX.ref ~= '' then
@@ -289,10 +316,8 @@ function steps.conv(keys)
     end
   end
   if CTX.cid ~= '' and not rec then
-    remember(ccids, field, cmsgpack.pack({extra.id, extra.eid, extra.sent, extra.f or false,
-                                          extra.live or false, extra.ref or false,
-                                          extra.author or false, extra.mmentions or false,
-                                          extra.same or false}))
+    remember(ccids, field, cmsgpack.pack({extra.id, extra.eid, extra.sent, extra.author or false,
+                                          extra.mmentions or false, extra.same or false}))
   end
   if extra.same then return next_step('done', sender_keys(), extra) end
   if is_group() then
@@ -348,18 +373,17 @@ function steps.member(keys, args)
     deliver(u, seq, fr, keys[3], skip)
     local mentioned = false
     for _, m in ipairs(CTX.mmentions or {}) do if m == u then mentioned = true end end
-    if u ~= CTX.from then
-      if CTX.op == 'text' then
-        local pos = tonumber(redis.call('HGET', keys[6], conv_name)) or 0
-        if pos < CTX.id and (not group or mark(keys[7], CTX.to) < CTX.id) then
-          redis.call('HINCRBY', keys[4], conv_name, 1)
-          if mentioned then redis.call('HINCRBY', keys[5], conv_name, 1) end
-        end
-        if not group then redis.call('SADD', keys[8], CTX.from) end
-      elseif CTX.op == 'delete' and u ~= CTX.author and
-             (not group or select(2, mark(keys[7], CTX.to)) < (CTX.dseq or 0)) then
-        uncount(keys[6], keys[4], keys[5], conv_name, CTX.id, mentioned)
+    if CTX.op == 'text' and u ~= CTX.from then
+      local pos = tonumber(redis.call('HGET', keys[6], conv_name)) or 0
+      if pos < CTX.id and (not group or mark(keys[7], CTX.to) < CTX.id) then
+        redis.call('HINCRBY', keys[4], conv_name, 1)
+        if mentioned then redis.call('HINCRBY', keys[5], conv_name, 1) end
       end
+      if not group then redis.call('SADD', keys[8], CTX.from) end
+    elseif CTX.op == 'delete' and u ~= CTX.author and
+           (not group or select(2, mark(keys[7], CTX.to)) < (CTX.dseq or 0)) then
+      -- everyone but its author who had not read it, the deleter too (an owner or admin)
+      uncount(keys[6], keys[4], keys[5], conv_name, CTX.id, mentioned)
     end
     redis.call('HSET', keys[9], w, CTX.eid .. ' ' .. seq)
   end
