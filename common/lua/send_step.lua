@@ -9,7 +9,10 @@
 -- cluster: common/scripts_send.c), with ARGV 1 "split"; every other step is named by the one
 -- before it.
 --
--- split (no KEYS: any node): ARGV 2..24 as send.lua's ARGV 1..23, then 10 per message: send.lua's
+-- split (no KEYS: any node): ARGV 2..24 as send.lua's ARGV 1..23, 25..37 the key formats of a
+--   user's cids, budget, account, hidden, contacts, recount, got, of a conversation's history,
+--   history bytes, cid records, of a group's meta, members, admins; 38 "1" durable mode (below)
+--   or "0"; then 10 per message: send.lua's
 --   8, the key of the counter of ids of the conversation's cluster slot (parley:{TAG}:ids,
 --   keys.h KEY_SLOT_IDS) and that slot. Answers a fork: one chain per message, joined by "join".
 -- Every other step: ARGV 2 the message's context (msgpack: the limits, key formats and the
@@ -37,6 +40,11 @@
 --   client shows it unsent until its next retry).
 -- Deliveries are published by the step that writes the inbox (the member's step, done for the
 -- sender's own copy): a gateway never sees a delivery before its stored state.
+-- Durable mode (ARGV 38 of split "1": the router's --wait-replicas): the runner WAITs for the
+-- replicas after every step (common/scripts_run.c scripts_eval_wait), and done publishes nothing
+-- itself: it answers a continuation to "ack" (no KEYS: ARGV channel, payload pairs, then the
+-- result), which publishes the sender's copy and the ack once done's writes are replicated. So
+-- an ack follows the replication of every write of its message.
 -- Results (join's reply, one per message, as send.lua's): {id, seq, sent} stored and acked,
 -- {id, seq, sent, "dup"} a retry answered again, or a refusal's code ("no_such_user",
 -- "forbidden", "rate_limited", "too_large", "bad_field"), "failed: ..." (answered unavailable).
@@ -411,7 +419,16 @@ function steps.done(keys, args)
   end
   if CTX.cid ~= '' then remember(keys[1], CTX.cid, cid_record(CTX.id, sseq, CTX.sent)) end
   ack(msg_of(), CTX.id, sseq, CTX.sent)
-  return result({CTX.id, sseq, CTX.sent})
+  if not CTX.wait then return result({CTX.id, sseq, CTX.sent}) end
+  -- durable mode: the router WAITs for the replicas of this step's writes, then "ack" publishes
+  -- what this step would have (the sender's other sessions' copy, the ack)
+  local pubs = {'ack'}
+  for _, c in ipairs(order) do
+    pubs[#pubs + 1] = c
+    pubs[#pubs + 1] = table.concat(out[c])
+  end
+  pubs[#pubs + 1] = cmsgpack.pack({CTX.id, sseq, CTX.sent})
+  return step_next('send_step', {}, pubs)
 end
 -- the batch: one chain per message (ARGV as the header says)
 local function split(args)
@@ -420,13 +437,15 @@ local function split(args)
              budget = args[26], account = args[27], hidden = args[28], contacts = args[29],
              recount = args[30], got = args[31], history = args[32], hbytes = args[33],
              ccids = args[34], gmeta = args[35], gmembers = args[36], gadmins = args[37]}
+  local wait = args[38] == '1'
   local base = {k = k, prefix = args[2], icap = tonumber(args[3]), hcap = tonumber(args[4]),
                 ttl = tonumber(args[5]), ibytes = tonumber(args[12]),
                 hbytes = tonumber(args[13]),
                 rates = {tonumber(args[17]), tonumber(args[19]), tonumber(args[21])},
-                bursts = {tonumber(args[18]), tonumber(args[20]), tonumber(args[22])}}
+                bursts = {tonumber(args[18]), tonumber(args[20]), tonumber(args[22])},
+                wait = wait}
   local branches = {}
-  local a = 38
+  local a = 39
   while a + 9 <= #args do
     local c = {}
     for key, v in pairs(base) do c[key] = v end
@@ -445,6 +464,10 @@ end
 local function send_step(keys, args)
   local name = args[1]
   if name == 'split' then return split(args) end
+  if name == 'ack' then -- no keys: PUBLISH channel/payload pairs, answer the last argument
+    for i = 2, #args - 1, 2 do redis.call('PUBLISH', args[i], args[i + 1]) end
+    return args[#args]
+  end
   if name == 'join' then
     local res = {}
     for i = 2, #args do res[#res + 1] = cmsgpack.unpack(args[i]) end
