@@ -204,7 +204,7 @@ static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn
 #define SCRIPTS_NEXT     "parley:next"
 #define SCRIPTS_FORK     "parley:fork"
 #define SCRIPTS_HOPS_MAX 64   /* steps in one chain */
-#define SCRIPTS_FORK_MAX 1024 /* steps of one fork */
+#define SCRIPTS_FORK_MAX 4096 /* steps of one fork */
 
 static int scripts_is_str(const redisReply *r, const char *s)
 {
