@@ -21,7 +21,7 @@
 // send_limits.test.mjs, throttles.test.mjs and scripts.test.mjs.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { Client, brief, mintToken, sendAck } from './lib/client.mjs';
+import { Client, brief, mintToken } from './lib/client.mjs';
 import { Cluster, NO_QUEUED_FANOUTS, SECRET, SEND_STEPS, waitFor } from './lib/cluster.mjs';
 
 const MEMBERS = 5000;
