@@ -88,7 +88,7 @@ struct clink {
     struct event *pump_ev;
     /* reading the map: one CLUSTER SLOTS at a time */
     struct event *refresh_ev, *probe_deadline;
-    long long refresh_due;
+    long long refresh_due, refresh_last; /* ms: the next read, the last one's start */
     int refreshing, refresh_again, refresh_cursor;
     uintptr_t refresh_gen;
     unsigned refresh_backoff;
@@ -97,6 +97,7 @@ struct clink {
     char probe_host[CLUSTER_HOST_MAX];
     cluster_map map; /* the last reply parsed */
     /* the subscriber */
+    clink_stats stats;
     int has_sub;
     clink_conn subc;
     unsigned sub_cursor;
@@ -230,6 +231,7 @@ static void cmd_deliver(clink_cmd *cmd, redisAsyncContext *ac, redisReply *reply
 static void cmd_giveup(clink_cmd *cmd)
 {
     char buf[128];
+    cmd->l->stats.gave_up++;
     redisReply r;
     memset(&r, 0, sizeof r);
     r.type = REDIS_REPLY_ERROR;
@@ -543,7 +545,9 @@ static void clink_reply_cb(redisAsyncContext *ac, void *r, void *priv)
             ready_check(l);
         }
         refresh_soon(l, CLINK_REFRESH_MS);
+        l->stats.moved++;
     } else if (kind == CLINK_ERR_ASK) {
+        l->stats.ask++;
         free(cmd->ask_host);
         cmd->ask_host = strdup(rd.host);
         cmd->ask_port = rd.port;
@@ -553,6 +557,7 @@ static void clink_reply_cb(redisAsyncContext *ac, void *r, void *priv)
         }
     } else {
         cmd->not_before = now + CLINK_RETRY_MS;
+        l->stats.retried++;
         if (starts(reply->str, reply->len, "CLUSTERDOWN")) refresh_soon(l, CLINK_REFRESH_MS);
     }
     cmd_hold(l, cmd);
@@ -877,6 +882,7 @@ static void refresh_reply(clink *l, const redisReply *r, const char *host)
         return;
     }
     l->refreshing = 0;
+    l->stats.map_reads++;
     map_apply(l, &l->map);
     if (l->stopping) return;
     if (l->refresh_again) {
@@ -1004,10 +1010,13 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
     l->refreshing = 1;
     l->refresh_again = 0;
     l->refresh_cursor = 0;
+    l->refresh_last = now_ms();
     refresh_next(l);
 }
 
-/* Reads the map in ms (or sooner if already due sooner); during a read, once
+/* Reads the map in ms (or sooner if already due sooner), but never sooner
+ * than CLINK_REFRESH_MS after the last read started (a storm of MOVED or
+ * CLUSTERDOWN replies makes at most one read per period); during a read, once
  * more after it. */
 static void refresh_soon(clink *l, unsigned ms)
 {
@@ -1016,10 +1025,12 @@ static void refresh_soon(clink *l, unsigned ms)
         l->refresh_again = 1;
         return;
     }
-    long long due = now_ms() + ms;
+    long long now = now_ms(), due = now + ms;
+    if (l->refresh_last && due < l->refresh_last + CLINK_REFRESH_MS)
+        due = l->refresh_last + CLINK_REFRESH_MS;
     if (evtimer_pending(l->refresh_ev, NULL) && l->refresh_due <= due) return;
     l->refresh_due = due;
-    struct timeval tv = tv_ms(ms);
+    struct timeval tv = tv_ms((unsigned)(due - now));
     evtimer_add(l->refresh_ev, &tv);
 }
 
@@ -1105,6 +1116,16 @@ const char *clink_describe(const clink *l, char *buf, size_t size)
 int clink_subscriber_up(const clink *l)
 {
     return l && l->has_sub && l->subc.up;
+}
+
+const char *clink_subscriber_addr(const clink *l)
+{
+    return l && l->has_sub && l->subc.ac ? l->subc.addr : NULL;
+}
+
+void clink_stats_get(const clink *l, clink_stats *out)
+{
+    *out = l->stats;
 }
 
 int clink_subscribe(clink *l, const char *chan, redisCallbackFn *cb, void *priv)

@@ -146,6 +146,17 @@ int clink_key_slot(int argc, const char **argv, const size_t *lens);
 enum { CLINK_ERR_FINAL, CLINK_ERR_MOVED, CLINK_ERR_ASK, CLINK_ERR_RETRY };
 int clink_error_kind(const char *err, size_t len);
 
+/* What the link did so far (counters since clink_new), for logs, metrics and
+ * tests. */
+typedef struct clink_stats {
+    unsigned long long moved;     /* MOVED replies followed */
+    unsigned long long ask;       /* ASK replies followed */
+    unsigned long long retried;   /* TRYAGAIN/CLUSTERDOWN/LOADING/MASTERDOWN resent */
+    unsigned long long gave_up;   /* commands answered with an error after a wait */
+    unsigned long long map_reads; /* CLUSTER SLOTS replies applied */
+} clink_stats;
+void clink_stats_get(const clink *l, clink_stats *out);
+
 /* ---- the subscriber (classic pub/sub: any node gets every PUBLISH over the
  * cluster bus). One connection, to a node of the map or a seed, moving to the
  * next one when it is lost; hooks.subscriber_up says when to subscribe
@@ -153,6 +164,10 @@ int clink_error_kind(const char *err, size_t len);
 
 /* 1 when the subscriber connection is up. */
 int clink_subscriber_up(const clink *l);
+
+/* "host:port" of the node the subscriber is (being) connected to, or NULL
+ * (static storage of l). */
+const char *clink_subscriber_addr(const clink *l);
 
 /* SUBSCRIBE chan on the subscriber: cb gets the confirmation and every
  * message (hiredis pub/sub callbacks; NULL when the connection is lost).

@@ -16,8 +16,10 @@
  *   ok N LEN | null N | err N MESSAGE   (each reply)
  *   done sent=N ok=A null=B err=C
  *   list K V1,V2,...         (--read: LRANGE of every key, through the link)
- *   sub-up / message DATA    (--sub: the subscriber, its messages)
- * Exit 0 after done (and the lists), 1 on a bad argument or --timeout. */
+ *   stats moved=.. ask=.. retried=.. gave_up=.. map_reads=..  (clink_stats)
+ *   sub-up ADDR / message DATA  (--sub: the subscriber, its messages)
+ * Exit 0 after done (and the lists; with --sub, after a message "quit"), 1 on
+ * a bad argument or --timeout. */
 #include "clink.h"
 #include "cluster.h"
 #include "log.h"
@@ -61,14 +63,18 @@ static void drive_list_cb(redisAsyncContext *ac, void *r, void *priv)
             printf("%s%s", i ? "," : "", rep->element[i]->str);
         printf("\n");
     }
-    if (++d.listed == d.keys) drive_finish();
+    if (++d.listed == d.keys && !d.chan) drive_finish();
 }
 
 static void drive_done(void)
 {
+    clink_stats st;
+    clink_stats_get(d.l, &st);
     printf("done sent=%d ok=%d null=%d err=%d\n", d.sent, d.ok, d.null, d.err);
+    printf("stats moved=%llu ask=%llu retried=%llu gave_up=%llu map_reads=%llu\n", st.moved, st.ask,
+           st.retried, st.gave_up, st.map_reads);
     if (!d.read) {
-        drive_finish();
+        if (!d.chan) drive_finish();
         return;
     }
     for (int k = 0; k < d.keys; k++) {
@@ -78,7 +84,7 @@ static void drive_done(void)
         if (clink_command_argv(d.l, drive_list_cb, (void *)(intptr_t)k, 4, argv, NULL) !=
             REDIS_OK) {
             printf("list %d !not queued\n", k);
-            if (++d.listed == d.keys) drive_finish();
+            if (++d.listed == d.keys && !d.chan) drive_finish();
         }
     }
 }
@@ -154,13 +160,16 @@ static void drive_message_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *rep = r;
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
-        rep->element[0]->type == REDIS_REPLY_STRING && strcmp(rep->element[0]->str, "message") == 0)
+        rep->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[0]->str, "message") == 0) {
         printf("message %s\n", rep->element[2]->str);
+        if (strcmp(rep->element[2]->str, "quit") == 0) drive_finish();
+    }
 }
 
 static void drive_sub_up(clink *l, void *arg)
 {
-    printf("sub-up\n");
+    printf("sub-up %s\n", clink_subscriber_addr(l));
     clink_subscribe(l, d.chan, drive_message_cb, NULL);
 }
 
