@@ -78,8 +78,9 @@ struct clink {
     unsigned rr; /* round robin for keyless commands */
     unsigned long long seq;
     clink_conn *nodes[CLUSTER_NODES_MAX];
-    int16_t owner[CLUSTER_SLOTS]; /* node index or -1 */
-    int inflight[CLUSTER_SLOTS];  /* commands of the slot sent, not answered */
+    int16_t owner[CLUSTER_SLOTS];         /* node index or -1 */
+    int inflight[CLUSTER_SLOTS];          /* commands of the slot sent, not answered */
+    int16_t inflight_node[CLUSTER_SLOTS]; /* where the last of them went */
     clink_cmd *held[CLUSTER_SLOTS], *held_tail[CLUSTER_SLOTS];
     int busy[CLUSTER_SLOTS], busypos[CLUSTER_SLOTS]; /* slots with held commands */
     int nbusy;
@@ -331,7 +332,10 @@ static int cmd_send(clink *l, clink_cmd *cmd, clink_conn *c)
     if (redisAsyncCommandArgv(c->ac, clink_reply_cb, cmd, cmd->argc, cmd->argv, cmd->lens) !=
         REDIS_OK)
         return -1;
-    if (cmd->slot >= 0) l->inflight[cmd->slot]++;
+    if (cmd->slot >= 0) {
+        l->inflight[cmd->slot]++;
+        l->inflight_node[cmd->slot] = (int16_t)c->idx;
+    }
     return 0;
 }
 
@@ -571,9 +575,13 @@ static int clink_submit(clink *l, clink_cmd *cmd)
         cmd_free(cmd);
         return REDIS_ERR;
     }
-    clink_conn *c = NULL;
-    int waits = cmd->slot >= 0 ? l->held[cmd->slot] != NULL : 0;
-    if (!waits && (c = cmd_target(l, cmd)) && c->up && cmd_send(l, cmd, c) == 0) return REDIS_OK;
+    /* behind the slot's held commands, and behind its commands in flight on
+     * another connection (the slot moved: they may come back redirected) */
+    const int s = cmd->slot;
+    clink_conn *c = cmd_target(l, cmd);
+    int waits =
+        s >= 0 && (l->held[s] || (c && l->inflight[s] > 0 && l->inflight_node[s] != c->idx));
+    if (!waits && c && c->up && cmd_send(l, cmd, c) == 0) return REDIS_OK;
     if (!c && cmd->slot >= 0) refresh_soon(l, 0);
     cmd_hold(l, cmd);
     return REDIS_OK;

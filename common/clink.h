@@ -26,12 +26,17 @@
  * Order: commands of one slot are sent in the order they were given, and a
  * command redirected or retried waits (held) until every command of its slot
  * already sent has been answered; commands given meanwhile for that slot wait
- * behind it in their order. So the order of one slot's commands is kept
- * across MOVED, ASK and the retried errors. Not kept: when a connection is
- * lost, its commands get NULL (the owner may send them again, after commands
- * given later); commands of different slots, and keyless commands (sent to any
- * master), have no order among themselves. clink_each_master commands are not
- * ordered with the others.
+ * behind it in their order, and so does a command whose slot has commands in
+ * flight on another connection (the map moved the slot: those may come back
+ * redirected). So the order in which Redis runs one slot's commands is the
+ * order they were given, across MOVED, ASK, the retried errors and map
+ * changes. Not kept: when a connection is lost, its commands get NULL (the
+ * owner may send them again, after commands given later); commands of
+ * different slots, and keyless commands (sent to any master), have no order
+ * among themselves; clink_each_master commands are not ordered with the
+ * others. Callbacks of one slot's commands run in that order too, except that
+ * a give-up after CLINK_COMMAND_MS may come before answers of earlier
+ * commands.
  *
  * A master lost: every command on its connection gets NULL; the map is read
  * again (backoff 100 ms doubling to 2 s while some slot has no up master),
@@ -116,9 +121,10 @@ int clink_command_slot(clink *l, int slot, redisCallbackFn *cb, void *priv, int 
                        const char **argv, const size_t *lens);
 
 /* Sends the command to every up master, once each (no redirections, no
- * retries): cb is called once per master (NULL reply when its connection was
- * lost). Returns how many masters it was sent to (0: none up), or -1 on no
- * memory (then cb is called for none... of those not sent). */
+ * retries; e.g. SCRIPT FLUSH, FUNCTION LOAD after an upgrade): cb is called
+ * once per master it was sent to (NULL reply when that connection was lost).
+ * Returns how many masters that is (0: none up), or -1 when memory ran out
+ * part way (cb is still called for those already sent). */
 int clink_each_master(clink *l, redisCallbackFn *cb, void *priv, int argc, const char **argv,
                       const size_t *lens);
 

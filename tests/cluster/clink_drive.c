@@ -13,11 +13,13 @@
  * handshake hook). Lines on stdout, one per event:
  *   key K NAME SLOT          (at start, every key)
  *   ready MASTERS / down     (the link's hooks)
+ *   each-sent N, each-reply PONG  (at the first ready: PING on every master)
  *   ok N LEN | null N | err N MESSAGE   (each reply)
  *   done sent=N ok=A null=B err=C
  *   list K V1,V2,...         (--read: LRANGE of every key, through the link)
  *   stats moved=.. ask=.. retried=.. gave_up=.. map_reads=..  (clink_stats)
- *   sub-up ADDR / message DATA  (--sub: the subscriber, its messages)
+ *   sub-up ADDR / message DATA  (--sub: the subscriber, its messages; once
+ *                            subscribed it PUBLISHes "self" through the link)
  * Exit 0 after done (and the lists; with --sub, after a message "quit"), 1 on
  * a bad argument or --timeout. */
 #include "clink.h"
@@ -132,11 +134,19 @@ static void drive_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void drive_each_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    printf("each-reply %s\n", rep && rep->str ? rep->str : "null");
+}
+
 static void drive_ready(clink *l, void *arg)
 {
     printf("ready %d\n", clink_up_masters(l));
     if (d.started) return;
     d.started = 1;
+    const char *ping[] = {"PING"};
+    printf("each-sent %d\n", clink_each_master(l, drive_each_cb, NULL, 1, ping, NULL));
     if (d.count == 0) {
         drive_done();
         return;
@@ -159,6 +169,14 @@ static void drive_handshake(clink *l, clink_conn *c, int sub, void *arg)
 static void drive_message_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *rep = r;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+        rep->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[0]->str, "subscribe") == 0) {
+        /* subscribed: a keyless command through the link (any master) comes
+         * back over the cluster bus */
+        const char *argv[] = {"PUBLISH", d.chan, "self"};
+        clink_command_argv(d.l, NULL, NULL, 3, argv, NULL);
+    }
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
         rep->element[0]->type == REDIS_REPLY_STRING &&
         strcmp(rep->element[0]->str, "message") == 0) {

@@ -101,6 +101,8 @@ test('every slot: one key in each of the 16384 slots, each on the master of its 
     }
     for (const m of masters) total += Number(await rc.command(m.port, 'DBSIZE'));
     assert.equal(total, 16384);
+    assert.equal(d.has('each-sent 3'), 1, 'clink_each_master: sent to 3 masters');
+    assert.equal(d.has('each-reply PONG'), 3);
     assert.equal(d.stats.moved + d.stats.ask + d.stats.retried + d.stats.gave_up, 0, JSON.stringify(d.stats));
 });
 
@@ -147,8 +149,13 @@ test('a master SIGKILLed under load, its replica promoted: commands resume there
     const d = new Drive(['--url', url([victim.port]), '--keys', '64', '--count', '12000', '--rate', '2000', '--prefix', 'fo', '--read', '--sub', 'clink-test']);
     await waitFor(() => d.has(`sub-up 127.0.0.1:${victim.port}`), { what: 'the subscriber on the victim' });
     await progress(d, 1000);
+    // and a burst with no pause, so that commands are in flight on the victim when it dies
+    const burst = new Drive(['--url', url([victim.port]), '--keys', '64', '--count', '100000', '--prefix', 'burst', '--read']);
+    await waitFor(() => burst.answers.size > 0, { what: 'the burst under way' });
     const { promoted } = await rc.failSlotMaster(slot);
     await waitFor(() => d.has('sub-up') >= 2, { timeout: 15000, what: 'the subscriber up again' });
+    // a PUBLISH through the link (keyless: any master) reaches the subscriber, each time it is up
+    await waitFor(() => d.has('message self') >= 2, { what: 'its own PUBLISH, twice' });
     assert.notEqual(d.lines.filter((l) => l.startsWith('sub-up'))[1], `sub-up 127.0.0.1:${victim.port}`, 'it moved off the dead node');
     await waitFor(() => d.has('done'), { timeout: 20000, what: 'every command answered' });
     await waitFor(() => d.lists.size === 64, { timeout: 10000, what: 'the lists' });
@@ -168,6 +175,8 @@ test('a master SIGKILLed under load, its replica promoted: commands resume there
     assert.equal(names.filter((x) => x === 'clink-drive-sub').length, 1, `the subscriber: ${names}`);
     await rc.command(promoted.port, 'PUBLISH', 'clink-test', 'quit');
     await d.end();
+    await burst.end();
+    t.diagnostic(`burst: answers ${JSON.stringify(burst.verify(100000))}, link ${JSON.stringify(burst.stats)}`);
     const kinds = d.verify(12000);
     t.diagnostic(`answers ${JSON.stringify(kinds)}, link ${JSON.stringify(d.stats)}`);
     assert.equal(kinds.err, 0, JSON.stringify(kinds));
