@@ -4,13 +4,15 @@
 // once when it was answered (and at the position its answer says), never when it was refused,
 // and every list is in increasing order (one slot's commands keep their order). Under load: a
 // slot migrated (MIGRATING/IMPORTING, MIGRATE, SETSLOT NODE), a master SIGKILLed and its replica
-// promoted, the subscriber moved off the killed node; then a password-protected cluster.
+// promoted, the subscriber moved off the killed node; a slot moved to a master that joined the
+// cluster (a node the link did not know); then a password-protected cluster.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { after, before, test } from 'node:test';
-import { BUILD_DIR, redisCommand, waitFor } from './lib/cluster.mjs';
+import { BUILD_DIR, Proc, freePort, redisCommand, waitFor } from './lib/cluster.mjs';
 import { RedisCluster } from './lib/rcluster.mjs';
 
 const rc = new RedisCluster('clink', { masters: 3, replicas: 1 });
@@ -112,25 +114,37 @@ test('a dead seed first in the URL: the map comes from the next one', async () =
     assert.deepEqual(d.verify(640), { ok: 640, null: 0, err: 0 });
 });
 
-test('a slot migrated under load (ASK during the move, MOVED after): nothing lost, doubled or reordered', async (t) => {
-    const d = new Drive(['--url', url([rc.nodes[0].port]), '--keys', '16', '--count', '6000', '--rate', '1500', '--prefix', 'mig', '--read']);
-    await waitFor(() => d.keys.size === 16, { what: 'the key lines' });
-    const { slot } = d.keys.get(0);
-    const from = await rc.masterOf(slot);
-    const masters = [];
-    for (const node of rc.nodes) if ((await redisCommand(node.port, ['ROLE']))[0] === 'master') masters.push(node);
-    const to = masters.find((x) => x !== from);
+// the masters now, by ROLE
+async function masters() {
+    const out = [];
+    for (const node of rc.nodes) if (node.proc.running && (await redisCommand(node.port, ['ROLE']))[0] === 'master') out.push(node);
+    return out;
+}
+
+// moves slot from -> to as the specification says, while d runs: IMPORTING/MIGRATING, some
+// traffic, MIGRATE of every key (then commands of the slot meet ASK on the source), some traffic,
+// SETSLOT NODE on every master (then MOVED)
+async function migrate(d, slot, from, to) {
     const id = async (p) => (await rc.command(p, 'CLUSTER', 'MYID')).trim();
     const [fromId, toId] = [await id(from.port), await id(to.port)];
-    await progress(d, 500);
     assert.equal(await rc.command(to.port, 'CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', fromId), 'OK');
     assert.equal(await rc.command(from.port, 'CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', toId), 'OK');
     await progress(d, 300);
     const keys = await rc.command(from.port, 'CLUSTER', 'GETKEYSINSLOT', String(slot), '100');
     assert.ok(keys.length >= 1);
     for (const k of keys) assert.equal(await rc.command(from.port, 'MIGRATE', '127.0.0.1', String(to.port), k, '0', '5000'), 'OK');
-    await progress(d, 300); // commands of the slot now meet ASK on the source
-    for (const m of masters) await rc.command(m.port, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', toId);
+    await progress(d, 300);
+    for (const m of await masters()) await rc.command(m.port, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', toId);
+}
+
+test('a slot migrated under load (ASK during the move, MOVED after): nothing lost, doubled or reordered', async (t) => {
+    const d = new Drive(['--url', url([rc.nodes[0].port]), '--keys', '16', '--count', '6000', '--rate', '1500', '--prefix', 'mig', '--read']);
+    await waitFor(() => d.keys.size === 16, { what: 'the key lines' });
+    const { slot } = d.keys.get(0);
+    const from = await rc.masterOf(slot);
+    const to = (await masters()).find((x) => x !== from);
+    await progress(d, 500);
+    await migrate(d, slot, from, to);
     await d.end();
     assert.deepEqual(d.verify(6000), { ok: 6000, null: 0, err: 0 });
     t.diagnostic(`link ${JSON.stringify(d.stats)}`);
@@ -185,6 +199,39 @@ test('a master SIGKILLed under load, its replica promoted: commands resume there
     const list = await rc.command(promoted.port, 'LRANGE', d.keys.get(0).name, '0', '-1');
     assert.deepEqual(list.map(Number), d.lists.get(0));
     assert.ok(Math.max(...d.lists.get(0)) > 11000, 'commands resumed on the new master');
+});
+
+test('a slot moved under load to a master that joined the cluster: ASK and MOVED to a node the link did not know', async (t) => {
+    const used = new Set(rc.nodes.flatMap((x) => [x.port, x.busPort]));
+    const distinct = async () => {
+        let p = await freePort();
+        while (used.has(p)) p = await freePort();
+        used.add(p);
+        return p;
+    };
+    const node = { port: await distinct(), busPort: await distinct(), proc: new Proc(`redis-${rc.nodes.length}`, rc.dir) };
+    node.dir = path.join(rc.tmp, `n${rc.nodes.length}`);
+    fs.mkdirSync(node.dir);
+    rc.nodes.push(node); // stopped with the others
+    rc.startNode(node);
+    await waitFor(async () => (await rc.command(node.port, 'PING').catch(() => '')) === 'PONG', { what: 'the new node' });
+    const live = (await masters())[0];
+    assert.equal(await rc.command(live.port, 'CLUSTER', 'MEET', '127.0.0.1', String(node.port), String(node.busPort)), 'OK');
+    await rc.waitOk(); // every node knows it, and agrees on the slots
+    const d = new Drive(['--url', url([live.port]), '--keys', '16', '--count', '5000', '--rate', '1500', '--prefix', 'join', '--read']);
+    await waitFor(() => d.keys.size === 16, { what: 'the key lines' });
+    const { slot, name } = d.keys.get(3);
+    const from = await rc.masterOf(slot);
+    await progress(d, 300);
+    await migrate(d, slot, from, node);
+    await progress(d, 300);
+    const clients = await rc.command(node.port, 'CLIENT', 'LIST');
+    assert.match(clients, /name=clink-drive /, 'the link connected to the new master');
+    await d.end();
+    assert.deepEqual(d.verify(5000), { ok: 5000, null: 0, err: 0 });
+    t.diagnostic(`link ${JSON.stringify(d.stats)}`);
+    assert.ok(d.stats.ask > 0 && d.stats.moved > 0, JSON.stringify(d.stats));
+    assert.deepEqual((await rc.command(node.port, 'LRANGE', name, '0', '-1')).map(Number), d.lists.get(3));
 });
 
 test('a password-protected cluster: AUTH from the URL on every connection; a wrong one never gets ready', async () => {
