@@ -43,8 +43,9 @@ struct clink_cmd {
     unsigned long long seq;
     long long deadline;   /* ms (monotonic) */
     long long not_before; /* ms: a retried error waits until then */
-    int redirects;
-    char *ask_host; /* an ASK: send ASKING and the command there, once */
+    int redirects;        /* MOVED, ASK and retries so far */
+    int retries;          /* of which retries (their delay doubles) */
+    char *ask_host;       /* an ASK: send ASKING and the command there, once */
     int ask_port;
     char *err; /* the last error reply (for a give-up after a wait) */
     size_t errlen;
@@ -424,8 +425,14 @@ static void pump_slot(clink *l, int s, long long now)
         }
         if (cmd->not_before > now) return;
         clink_conn *c = cmd_target(l, cmd);
-        if (!c) refresh_soon(l, 0);
-        if (!c || !c->up || (batch && c != batch)) return;
+        if (!c || !c->up) {
+            /* waiting for a master: the map is read every CLINK_REFRESH_MS
+             * meanwhile (a promoted replica is seen at once), not only at the
+             * backoff of a link that is not ready */
+            refresh_soon(l, CLINK_REFRESH_MS);
+            return;
+        }
+        if (batch && c != batch) return;
         held_pop(l, s);
         if (cmd_send(l, cmd, c) != 0) {
             held_push_front(l, s, cmd);
@@ -520,9 +527,14 @@ static void clink_reply_cb(redisAsyncContext *ac, void *r, void *priv)
     }
     int kind = clink_error_kind(reply->str, reply->len);
     long long now = now_ms();
+    unsigned delay = 0;
+    if (kind == CLINK_ERR_RETRY) {
+        delay = CLINK_RETRY_MS << (cmd->retries < 3 ? cmd->retries : 3);
+        if (delay > CLINK_RETRY_MAX_MS) delay = CLINK_RETRY_MAX_MS;
+    }
     cluster_redirect rd;
     if (kind == CLINK_ERR_FINAL || ++cmd->redirects > CLINK_REDIRECTS_MAX ||
-        now + (kind == CLINK_ERR_RETRY ? CLINK_RETRY_MS : 0) >= cmd->deadline ||
+        now + delay >= cmd->deadline ||
         (kind != CLINK_ERR_RETRY && cluster_parse_redirect(reply->str, reply->len, &rd) != 1)) {
         cmd_deliver(cmd, ac, reply);
         goto out;
@@ -560,7 +572,8 @@ static void clink_reply_cb(redisAsyncContext *ac, void *r, void *priv)
             goto out;
         }
     } else {
-        cmd->not_before = now + CLINK_RETRY_MS;
+        cmd->not_before = now + delay;
+        cmd->retries++;
         l->stats.retried++;
         if (starts(reply->str, reply->len, "CLUSTERDOWN")) refresh_soon(l, CLINK_REFRESH_MS);
     }

@@ -19,7 +19,8 @@
  * followed inside the link: MOVED updates that slot's owner (connecting to a
  * node not known yet), schedules a read of the whole map (debounced) and
  * resends there; ASK resends once to the named node after ASKING; TRYAGAIN,
- * CLUSTERDOWN, LOADING and MASTERDOWN resend after CLINK_RETRY_MS. A command
+ * CLUSTERDOWN, LOADING and MASTERDOWN resend after CLINK_RETRY_MS, doubling
+ * to CLINK_RETRY_MAX_MS (a failover's CLUSTERDOWN lasts seconds). A command
  * gives up after CLINK_COMMAND_MS from clink_command_* or CLINK_REDIRECTS_MAX
  * redirections/retries: its callback then gets the last error reply.
  *
@@ -66,7 +67,8 @@
 #define CLINK_HANDSHAKE_MS   5000   /* connect + AUTH + the owner's first commands, at most */
 #define CLINK_COMMAND_MS     5000   /* a command redirected or waiting for a master, at most */
 #define CLINK_REDIRECTS_MAX  16     /* MOVED/ASK/retries of one command, at most */
-#define CLINK_RETRY_MS       100    /* TRYAGAIN, CLUSTERDOWN, LOADING, MASTERDOWN: resend after */
+#define CLINK_RETRY_MS       100    /* TRYAGAIN, CLUSTERDOWN, LOADING, MASTERDOWN: resend after, */
+#define CLINK_RETRY_MAX_MS   500    /* doubling each time to this */
 #define CLINK_REFRESH_MS     100    /* a MOVED: the whole map is read again after this */
 #define CLINK_HELD_MAX       100000 /* commands waiting inside the link, at most */
 

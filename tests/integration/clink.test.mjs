@@ -55,9 +55,14 @@ class Drive {
         assert.equal(code, 0, `clink-drive exit ${code}\n${this.lines.filter((l) => !/^(key|ok|list) /.test(l)).join('\n')}\n${this.stderr}`);
     }
 
-    // the run's invariants (see the top of the file); returns counts by kind
-    verify(count) {
+    // the run's invariants (see the top of the file); returns counts by kind. After a master was
+    // killed: lossy holds the keys it served and early the commands answered before its replica
+    // was promoted. Replication is asynchronous: such a command answered ok may be missing (counted
+    // in `lost`; issue 15's WAIT option is what prevents it), and the positions in those lists
+    // after a lost one shift, so there only presence (for the later ones) and order are checked.
+    verify(count, { lossy = new Set(), early = new Set() } = {}) {
         const kinds = { ok: 0, null: 0, err: 0 };
+        let lost = 0;
         const where = new Map(); // n -> [k, position]
         for (const [k, list] of this.lists) {
             for (let i = 0; i < list.length; i++) {
@@ -70,13 +75,18 @@ class Drive {
         for (const [n, a] of this.answers) {
             kinds[a.kind]++;
             const at = where.get(n);
-            if (a.kind === 'ok') {
+            const k = n % this.keys.size;
+            if (a.kind === 'ok' && lossy.has(k)) {
+                if (!at && early.has(n)) lost++;
+                else assert.ok(at, `${n} answered ok after the failover but is in no list`);
+            } else if (a.kind === 'ok') {
                 assert.ok(at, `${n} answered ok but is in no list`);
-                assert.deepEqual(at, [n % this.keys.size, a.len - 1], `${n}: where its answer says`);
+                assert.deepEqual(at, [k, a.len - 1], `${n}: where its answer says`);
             } else if (a.kind === 'err') {
                 assert.ok(!at, `${n} refused (${a.msg}) but done`);
             }
         }
+        if (lost) kinds.lost = lost;
         return kinds;
     }
 }
@@ -166,7 +176,12 @@ test('a master SIGKILLed under load, its replica promoted: commands resume there
     // and a burst with no pause, so that commands are in flight on the victim when it dies
     const burst = new Drive(['--url', url([victim.port]), '--keys', '64', '--count', '100000', '--prefix', 'burst', '--read']);
     await waitFor(() => burst.answers.size > 0, { what: 'the burst under way' });
+    // the keys the victim serves (the same layout in both runs)
+    const ranges = await rc.slots(victim.port);
+    const lossy = new Set([...d.keys].filter(([, x]) => ranges.some(([a, b, p]) => p === victim.port && x.slot >= a && x.slot <= b)).map(([k]) => k));
     const { promoted } = await rc.failSlotMaster(slot);
+    const early = new Set(d.answers.keys()),
+        burstEarly = new Set(burst.answers.keys());
     await waitFor(() => d.has('sub-up') >= 2, { timeout: 15000, what: 'the subscriber up again' });
     // a PUBLISH through the link (keyless: any master) reaches the subscriber, each time it is up
     await waitFor(() => d.has('message self') >= 2, { what: 'its own PUBLISH, twice' });
@@ -190,8 +205,8 @@ test('a master SIGKILLed under load, its replica promoted: commands resume there
     await rc.command(promoted.port, 'PUBLISH', 'clink-test', 'quit');
     await d.end();
     await burst.end();
-    t.diagnostic(`burst: answers ${JSON.stringify(burst.verify(100000))}, link ${JSON.stringify(burst.stats)}`);
-    const kinds = d.verify(12000);
+    t.diagnostic(`burst: answers ${JSON.stringify(burst.verify(100000, { lossy, early: burstEarly }))}, link ${JSON.stringify(burst.stats)}`);
+    const kinds = d.verify(12000, { lossy, early });
     t.diagnostic(`answers ${JSON.stringify(kinds)}, link ${JSON.stringify(d.stats)}`);
     assert.equal(kinds.err, 0, JSON.stringify(kinds));
     assert.ok(d.has('down') >= 1 && d.has('ready') >= 2, 'down, then ready again');
