@@ -40,10 +40,13 @@
  * commands.
  *
  * A master lost: every command on its connection gets NULL; the map is read
- * again (backoff 100 ms doubling to 2 s while some slot has no up master),
- * the new owner (a promoted replica) is connected, and commands of its slots
- * given meanwhile wait for it (at most CLINK_COMMAND_MS). A node no longer in
- * the map is closed (its pending commands are answered first).
+ * again (backoff 100 ms doubling to 2 s while some slot has no up master, and
+ * every CLINK_REFRESH_MS while commands wait for one), the new owner (a
+ * promoted replica) is connected, and commands of its slots given meanwhile
+ * wait for it (at most CLINK_COMMAND_MS; a failover with Redis's default
+ * timings, cluster-node-timeout 15 s, takes longer: they then get the
+ * "CLUSTERDOWN clink: ..." error). A node no longer in the map is closed (its
+ * pending commands are answered first).
  *
  * Not handled: a connection that hangs without closing (a stopped Redis)
  * keeps its commands until TCP keepalive notices it (about 30 s), as a plain
