@@ -89,6 +89,10 @@ typedef struct clink_hooks {
      * subscribe to every channel now. NULL: the link opens no subscriber. */
     void (*subscriber_up)(clink *l, void *arg);
     void *arg;
+    /* The subscriber connection, after subscriber_up, was lost (its
+     * subscription callbacks got NULL; the link reconnects it, maybe to
+     * another node). NULL: not told. */
+    void (*subscriber_down)(clink *l, void *arg);
 } clink_hooks;
 
 /* Starts a link on base for a redis-cluster:// URL u (copied), h (copied;
@@ -179,6 +183,11 @@ int clink_subscriber_up(const clink *l);
 /* "host:port" of the node the subscriber is (being) connected to, or NULL
  * (static storage of l). */
 const char *clink_subscriber_addr(const clink *l);
+
+/* The subscriber's hiredis context while it is up, else NULL: valid until
+ * the subscriber_down hook (or clink_stop); for pausing its reads
+ * (ev.delRead / ev.addRead) and SUBSCRIBE / UNSUBSCRIBE on it. */
+redisAsyncContext *clink_subscriber_context(const clink *l);
 
 /* SUBSCRIBE chan on the subscriber: cb gets the confirmation and every
  * message (hiredis pub/sub callbacks; NULL when the connection is lost).

@@ -146,8 +146,7 @@ static void slots_claim_one(router *r, unsigned slot, const char *lease)
     const char *argv[] = {"SET", keys_fmt(key, sizeof(key), KEY_SLOT, slot), r->cfg.id, "NX", "PX",
                           lease};
     r->slot[slot] = SLOT_CLAIMING;
-    if (redisAsyncCommandArgv(r->cmd, slots_claim_cb, &r->slot_refs[slot], 6, argv, NULL) !=
-        REDIS_OK)
+    if (conn_command(r, slots_claim_cb, &r->slot_refs[slot], 6, argv, NULL) != REDIS_OK)
         r->slot[slot] = SLOT_FREE;
 }
 
@@ -267,20 +266,20 @@ static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
     snprintf(now_s, sizeof(now_s), "%lld", now);
     snprintf(old_s, sizeof(old_s), "(%lld", now - 3 * r->cfg.lease_ms);
     snprintf(live_s, sizeof(live_s), "%lld", now - r->cfg.lease_ms);
-    redisAsyncCommand(r->cmd, NULL, NULL, "ZADD %s %s %s", KEY_ROUTERS, now_s, r->cfg.id);
-    redisAsyncCommand(r->cmd, NULL, NULL, "ZREMRANGEBYSCORE %s -inf %s", KEY_ROUTERS, old_s);
-    redisAsyncCommand(r->cmd, slots_count_cb, r, "ZCOUNT %s %s +inf", KEY_ROUTERS, live_s);
+    conn_commandf(r, NULL, NULL, "ZADD %s %s %s", KEY_ROUTERS, now_s, r->cfg.id);
+    conn_commandf(r, NULL, NULL, "ZREMRANGEBYSCORE %s -inf %s", KEY_ROUTERS, old_s);
+    conn_commandf(r, slots_count_cb, r, "ZCOUNT %s %s +inf", KEY_ROUTERS, live_s);
     argv[0] = "MGET";
     for (unsigned i = 0; i < PARLEY_SLOTS; i++)
         argv[1 + i] = keys_fmt(key[i], sizeof(key[i]), KEY_SLOT, i);
-    if (redisAsyncCommandArgv(r->cmd, slots_mget_cb, r, 1 + PARLEY_SLOTS, argv, NULL) != REDIS_OK)
+    if (conn_command(r, slots_mget_cb, r, 1 + PARLEY_SLOTS, argv, NULL) != REDIS_OK)
         r->tick_busy = 0;
 }
 
 static void slots_tick(router *r)
 {
     if (r->tick_busy || r->stopping || !conn_ready(r)) return;
-    if (redisAsyncCommand(r->cmd, slots_time_cb, r, "TIME") == REDIS_OK) r->tick_busy = 1;
+    if (conn_commandf(r, slots_time_cb, r, "TIME") == REDIS_OK) r->tick_busy = 1;
 }
 
 static void slots_beat(evutil_socket_t fd, short what, void *arg)
@@ -339,8 +338,8 @@ static void slots_zrem_cb(redisAsyncContext *ac, void *reply, void *privdata)
 static void slots_leave(router *r)
 {
     r->leaving = 1;
-    if (!r->cmd || redisAsyncCommand(r->cmd, slots_zrem_cb, r, "ZREM %s %s", KEY_ROUTERS,
-                                     r->cfg.id) != REDIS_OK)
+    if (!r->cmd ||
+        conn_commandf(r, slots_zrem_cb, r, "ZREM %s %s", KEY_ROUTERS, r->cfg.id) != REDIS_OK)
         router_exit(r);
 }
 
