@@ -330,7 +330,16 @@ export class Cluster {
     //   router to serve every slot
     constructor(suite, opts = {}) {
         this.suite = suite;
-        this.opts = { gateways: 2, gatewayArgs: [], gatewayWrap: [], routerArgs: [], redisArgs: [], redis: CLUSTER3 ? 'cluster3' : 'one', replicas: 0, ...opts };
+        this.opts = {
+            gateways: 2,
+            gatewayArgs: [],
+            gatewayWrap: [],
+            routerArgs: [],
+            redisArgs: [],
+            redis: CLUSTER3 ? 'cluster3' : 'one',
+            replicas: 0,
+            ...opts,
+        };
         this.rc = null; // cluster3: the RedisCluster
         this.dir = path.join(ARTIFACTS, suite);
         this.gateways = []; // {proc, port, id, args}
