@@ -136,6 +136,43 @@ cluster.test(
     },
 );
 
+cluster.test(
+    'the CLI on the cluster URL: slots, keyslot, and inbox/history/logins/group of keys on several masters (MOVED followed)',
+    needs(ACCOUNTS, READS, GROUPS),
+    async () => {
+        await cluster.waitRouted(cluster.router.proc);
+        const slots = await cluster.cli(['slots']);
+        assert.equal(slots.code, 0, slots.stderr);
+        assert.match(slots.stdout, /covered=16384 of 16384/);
+        const [a, b] = await usersApart(['la', 'lb']);
+        const ks = await cluster.cli(['keyslot', `parley:{u:${b.name}}:inbox`]);
+        assert.match(ks.stdout, new RegExp(`node=127\\.0\\.0\\.1:${await masterPortOf(`parley:{u:${b.name}}:inbox`)}\n`), ks.stdout);
+        const A = await Client.connect(GW1(), a.token);
+        const B = await Client.connect(GW2(), b.token);
+        for (const data of ['first words', 'second words']) {
+            const c = cid();
+            await sendReliably(A, { kind: 'text', to: b.name, data, cid: c });
+            await B.next((f) => f.kind === 'text' && f.cid === c);
+        }
+        const inbox = await cluster.cli(['inbox', b.name]);
+        assert.equal(inbox.code, 0, inbox.stderr);
+        assert.match(inbox.stdout, /-> .*first words/, inbox.stdout); // resolved in the conversation's history
+        assert.match(inbox.stdout, /-> .*second words/, inbox.stdout);
+        const hist = await cluster.cli(['history', a.name, b.name]);
+        assert.equal(hist.code, 0, hist.stderr);
+        assert.match(hist.stdout, /2 message\(s\) kept/, hist.stdout);
+        assert.match(hist.stdout, new RegExp(`${b.name}: unread=\\d+ read=\\d+ mentions=0`), hist.stdout);
+        const logins = await cluster.cli(['logins', a.name]);
+        assert.equal(logins.code, 0, logins.stderr);
+        assert.match(logins.stdout, new RegExp(`1 signed-in session\\(s\\) of ${a.name}`), logins.stdout);
+        const g = await cluster.createGroup(A, 'lg', [b.name]);
+        const group = await cluster.cli(['group', g]);
+        assert.equal(group.code, 0, group.stderr);
+        assert.match(group.stdout, /2 member\(s\)/, group.stdout);
+        assert.match(group.stdout, new RegExp(`${b.name} +online`), group.stdout);
+    },
+);
+
 cluster.test('offline delivery: a text to a user not connected is pushed after her hello', needs(ACCOUNTS, READS), async () => {
     await cluster.waitRouted(cluster.router.proc);
     const [a, b] = await usersApart(['oa', 'ob']);
