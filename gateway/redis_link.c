@@ -441,6 +441,11 @@ void rl_free(void)
     rl.cmd.retry = rl.sub.retry = rl.cmd.deadline = rl.sub.deadline = NULL;
 }
 
+int rl_cluster(void)
+{
+    return rl.url.cluster;
+}
+
 redisAsyncContext *rl_commands(void)
 {
     if (rl.link) return rl.link_ready ? &rl_stand_in : NULL;
