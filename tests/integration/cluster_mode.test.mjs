@@ -35,6 +35,15 @@ const GW2 = () => cluster.gw(1);
 let cidN = 0;
 const cid = (p = 'c') => `${p}-${++cidN}`;
 
+// Sends a text and waits for its answer: it must be the ack (no retry: a first refusal fails).
+async function send(client, to, data) {
+    const c = cid();
+    client.send({ kind: 'text', to, data, cid: c });
+    const f = await client.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === c, 10000);
+    assert.equal(f.kind, 'ack', `${client.name} -> ${to}: ${brief(f)}`);
+    return f;
+}
+
 // the nodes that are masters now
 async function masters() {
     const out = [];
@@ -120,17 +129,18 @@ cluster.test(
         const A = await Client.connect(GW1(), a.token);
         const B = await Client.connect(GW2(), b.token);
         for (let i = 0; i < 3; i++) {
-            const c = cid();
-            const ack = await sendReliably(A, { kind: 'text', to: b.name, data: `a->b ${i}`, cid: c });
-            const t = await B.next((f) => f.kind === 'text' && f.cid === c);
+            const ack = await send(A, b.name, `a->b ${i}`);
+            const t = await B.next((f) => f.kind === 'text' && f.cid === ack.cid);
             assert.equal(t.id, ack.id, brief(t));
             assert.equal(t.from, a.name);
-            const c2 = cid();
-            const ack2 = await sendReliably(B, { kind: 'text', to: a.name, data: `b->a ${i}`, cid: c2 });
-            const t2 = await A.next((f) => f.kind === 'text' && f.cid === c2);
+            const ack2 = await send(B, a.name, `b->a ${i}`);
+            const t2 = await A.next((f) => f.kind === 'text' && f.cid === ack2.cid);
             assert.equal(t2.id, ack2.id, brief(t2));
             assert.ok(ack2.id > ack.id, `ids increase within the conversation: ${ack.id} then ${ack2.id}`);
         }
+        // no refusal came late either (a gateway that read PUBLISH's count of one node as "no router")
+        await A.expectNone({ kind: 'error' }, 300, 'an error frame at A');
+        await B.expectNone({ kind: 'error' }, 0, 'an error frame at B');
         // both inboxes hold the six messages, each on its own master
         for (const u of [a, b]) assert.equal(await cluster.redis('LLEN', `parley:{u:${u.name}}:inbox`), 6, `${u.name}'s inbox`);
     },
@@ -150,9 +160,8 @@ cluster.test(
         const A = await Client.connect(GW1(), a.token);
         const B = await Client.connect(GW2(), b.token);
         for (const data of ['first words', 'second words']) {
-            const c = cid();
-            await sendReliably(A, { kind: 'text', to: b.name, data, cid: c });
-            await B.next((f) => f.kind === 'text' && f.cid === c);
+            const ack = await send(A, b.name, data);
+            await B.next((f) => f.kind === 'text' && f.cid === ack.cid);
         }
         const inbox = await cluster.cli(['inbox', b.name]);
         assert.equal(inbox.code, 0, inbox.stderr);
