@@ -165,6 +165,15 @@ int clink_key_slot(int argc, const char **argv, const size_t *lens)
 #undef LEN
 }
 
+int clink_order_slot(int argc, const char **argv, const size_t *lens)
+{
+    int s = clink_key_slot(argc, argv, lens);
+    if (s != CLINK_ANY) return s;
+    if (argc >= 2 && ieq(argv[0], lens ? lens[0] : strlen(argv[0]), "PUBLISH"))
+        return (int)cluster_keyslot(argv[1], lens ? lens[1] : strlen(argv[1]));
+    return 0;
+}
+
 static int starts(const char *s, size_t len, const char *word)
 {
     size_t n = strlen(word);

@@ -155,6 +155,14 @@ const char *clink_describe(const clink *l, char *buf, size_t size);
 #define CLINK_BAD (-2)
 int clink_key_slot(int argc, const char **argv, const size_t *lens);
 
+/* The slot an owner that needs its keyless commands in order routes argv by
+ * (clink_command_slot): as clink_key_slot, but PUBLISH by the slot of its
+ * channel (one channel's messages through one node, so a subscriber on any
+ * node gets them in order) and other keyless commands (EVALSHA with no keys,
+ * INFO, ...) by slot 0 (one master, one connection: in the order given);
+ * CLINK_BAD as clink_key_slot. Pure. */
+int clink_order_slot(int argc, const char **argv, const size_t *lens);
+
 /* What the link does with an error reply err[0..len): CLINK_ERR_MOVED,
  * CLINK_ERR_ASK, CLINK_ERR_RETRY (TRYAGAIN, CLUSTERDOWN, LOADING,
  * MASTERDOWN) or CLINK_ERR_FINAL (anything else: to the caller). Pure. */

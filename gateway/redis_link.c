@@ -306,7 +306,11 @@ static int rl_link_send(void *unused, redisCallbackFn *cb, void *priv, int argc,
     if (!w) return REDIS_ERR;
     w->cb = cb;
     w->priv = priv;
-    if (clink_command_argv(rl.link, rl_link_cb, w, argc, argv, lens) != REDIS_OK) {
+    /* keyless commands in order too: a send's steps and the routing channels' PUBLISHes */
+    int slot = clink_order_slot(argc, argv, lens);
+    if ((slot == CLINK_BAD
+             ? clink_command_argv(rl.link, rl_link_cb, w, argc, argv, lens)
+             : clink_command_slot(rl.link, slot, rl_link_cb, w, argc, argv, lens)) != REDIS_OK) {
         free(w);
         return REDIS_ERR;
     }

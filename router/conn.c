@@ -243,7 +243,11 @@ static int conn_link_send(void *priv, redisCallbackFn *cb, void *cbpriv, int arg
 {
     router *r = priv;
     if (!r->link) return REDIS_ERR;
-    return clink_command_argv(r->link, cb, cbpriv, argc, argv, lens);
+    /* keyless steps in order too (send_step's split and ack): messages of one batch and the
+     * next keep their order as on one connection */
+    int slot = clink_order_slot(argc, argv, lens);
+    if (slot == CLINK_BAD) return clink_command_argv(r->link, cb, cbpriv, argc, argv, lens);
+    return clink_command_slot(r->link, slot, cb, cbpriv, argc, argv, lens);
 }
 
 /* Each new connection of the link: its name and, on a master, every script. */
@@ -349,10 +353,7 @@ static void conn_link_start(router *r)
 int conn_command(router *r, redisCallbackFn *cb, void *priv, int argc, const char **argv,
                  const size_t *lens)
 {
-    if (r->link) {
-        if (!r->cmd_up) return REDIS_ERR;
-        return clink_command_argv(r->link, cb, priv, argc, argv, lens);
-    }
+    if (r->link) return r->cmd_up ? conn_link_send(r, cb, priv, argc, argv, lens) : REDIS_ERR;
     if (!r->cmd) return REDIS_ERR;
     return redisAsyncCommandArgv(r->cmd, cb, priv, argc, argv, lens);
 }
