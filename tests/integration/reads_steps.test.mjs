@@ -342,11 +342,7 @@ cluster.test('contacts: the member phase across groups, each member once (up to 
         );
         assert.equal(new Set(members).size, members.length, `n ${n}: each member once`);
         assert.deepEqual(new Set(members), new Set([...people.slice(2), ...big]), `n ${n}: every member but the contacts and her`);
-        assert.deepEqual(
-            names.slice(0, 2),
-            ['u00', 'u01'],
-            `n ${n}: the contacts first`,
-        );
+        assert.deepEqual(names.slice(0, 2), ['u00', 'u01'], `n ${n}: the contacts first`);
     }
 });
 

@@ -770,7 +770,9 @@ cluster.test('contacts: the roles of 50 groups of 1,000 admins each in one page 
     await r.call('CONFIG', 'SET', 'slowlog-log-slower-than', 10000, 'slowlog-max-len', 128);
     // the page is a chain of steps (contacts.lua): the longest of them
     const steps = log.filter((e) => String(e[3][0]).toUpperCase().startsWith('EVAL')).map((e) => e[2]);
-    t.diagnostic(`a page of 2 people + 50 groups of 1,000 admins: ${steps.length} steps, the longest ${Math.max(...steps)} us, ${steps.reduce((a, b) => a + b, 0)} us in all (SLOWLOG)`);
+    t.diagnostic(
+        `a page of 2 people + 50 groups of 1,000 admins: ${steps.length} steps, the longest ${Math.max(...steps)} us, ${steps.reduce((a, b) => a + b, 0)} us in all (SLOWLOG)`,
+    );
     let seen = 0;
     for (let i = 2; i < res.length; i += 7) {
         if (!str(res[i]).startsWith('#')) continue;
