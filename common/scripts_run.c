@@ -18,10 +18,10 @@ extern const scripts_lua scripts_lua_send, scripts_lua_session_open, scripts_lua
     scripts_lua_register_index, scripts_lua_send_step;
 /* the steps of the reads */
 extern const scripts_lua scripts_lua_history_page, scripts_lua_sync_member, scripts_lua_sync_hist,
-    scripts_lua_sync_page, scripts_lua_contacts_list, scripts_lua_contacts_members,
-    scripts_lua_contacts_in, scripts_lua_contacts_peer, scripts_lua_contacts_last,
-    scripts_lua_contacts_group, scripts_lua_contacts_gonline, scripts_lua_contacts_online,
-    scripts_lua_contacts_page;
+    scripts_lua_sync_cut, scripts_lua_sync_page, scripts_lua_contacts_list,
+    scripts_lua_contacts_members, scripts_lua_contacts_in, scripts_lua_contacts_peer,
+    scripts_lua_contacts_last, scripts_lua_contacts_group, scripts_lua_contacts_gonline,
+    scripts_lua_contacts_online, scripts_lua_contacts_page;
 
 static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = &scripts_lua_send,
@@ -50,6 +50,7 @@ static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_HISTORY_PAGE] = &scripts_lua_history_page,
     [SCRIPT_SYNC_MEMBER] = &scripts_lua_sync_member,
     [SCRIPT_SYNC_HIST] = &scripts_lua_sync_hist,
+    [SCRIPT_SYNC_CUT] = &scripts_lua_sync_cut,
     [SCRIPT_SYNC_PAGE] = &scripts_lua_sync_page,
     [SCRIPT_CONTACTS_LIST] = &scripts_lua_contacts_list,
     [SCRIPT_CONTACTS_MEMBERS] = &scripts_lua_contacts_members,

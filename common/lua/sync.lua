@@ -3,10 +3,15 @@
 -- sync.lua - what a session missed: one bounded page of the inbox entries after a seq, if they
 -- are all still there, as the frames a client gets (inbox references resolved against the
 -- conversations' histories: lib/resolve.lua). Steps (docs/internals.md "Scripts in steps"),
--- each inside one hash slot: this one reads the entries on the user's tag and forks one step per
--- other tag the page needs (sync_hist.lua: a conversation's messages; sync_member.lua then
--- sync_hist.lua: a group's membership, then its messages); their join (sync_page.lua) makes the
--- frames.
+-- each inside one hash slot:
+--   sync.lua (this, on the user's tag): the inbox entries; a fork of one probe per conversation
+--     the page names (sync_hist.lua "size": the size of each message it names) and per group
+--     (sync_member.lua: his membership, then sync_hist.lua "size");
+--   sync_cut.lua (no key): where the page ends (its bytes, from the sizes), then a fork of one
+--     read per conversation of the messages the page keeps (sync_hist.lua "read");
+--   sync_page.lua (no key): the frames.
+-- So only the page's messages travel (as the single call read them): the probes read each
+-- message in Redis for its size and send back a number.
 -- Caller: the gateway, for a client's sync, the offline push after hello and to fill a gap in
 -- deliveries (scripts_sync); it asks for the next page only once the session's send queue has
 -- drained (back-pressure).
@@ -26,25 +31,21 @@
 -- on past it, and the seq moves), else the answer is recovered = 0, as for entries the inbox cap
 -- dropped (the client reloads through history). An entry of a group the user has left (or was
 -- removed from) is {kind:"gone", ...} in every mode (lib/resolve.lua).
--- Reply (this step: when nothing is left to resolve, or the page cannot be recovered; else
--- sync_page.lua's) {recovered (0/1), seq, entries after+1, after+2, ...}: when the epoch matches
--- and the inbox still holds seq after+1 (or after == seq: none), the first entries after
--- `after`, at most N of them and, past the first, at most B bytes in all (counted as resolved;
--- the first is always given, so a page moves on whatever an entry weighs); more remain when the
--- last entry's seq < seq. A page also ends before an entry that would need a 1,025th step, and
--- where a conversation's step stopped reading (below). Otherwise recovered = 0 and no entries
--- (the client starts over from the current seq).
--- The fork: one step per conversation whose messages the page names (the ids in page order) and
--- per group it names (membership first, then its messages); each reads its ids in order until it
--- has read B bytes, and marks the rest unread (the page ends at the first of them: past B anyway,
--- as far as that conversation's raw entries tell).
+-- Reply (this step's when the page cannot be recovered or is empty; else the last step's)
+-- {recovered (0/1), seq, entries after+1, after+2, ...}: when the epoch matches and the inbox
+-- still holds seq after+1 (or after == seq: none), the first entries after `after`, at most N of
+-- them and, past the first, at most B bytes in all (counted as resolved; the first is always
+-- given, so a page moves on whatever an entry weighs); more remain when the last entry's seq <
+-- seq. A page also ends before an entry that would need a 1,025th step. Otherwise recovered = 0
+-- and no entries (the client starts over from the current seq).
 -- Reads only: a stop between steps leaves nothing; the gateway asks again (as after a lost
--- connection). Steps see the state of the moment each runs (a message edited between two steps
--- is replayed as it is when its history is read).
+-- connection). Steps see the state of the moment each runs (a message edited between the probe
+-- and the read is replayed as it is when read; one gone by then is as one gone before).
 -- Work per call: this step one HMGET, one LLEN and LRANGEs of CHUNK (8) entries until N entries
--- or B bytes (at most N entries and B + CHUNK entries' bytes read, whatever the inbox holds);
--- each fork step at most B bytes plus one message read (one ZRANGEBYSCORE, O(log n), per id);
--- the join decodes what they read and each entry, up to N.
+-- or B bytes (at most N entries and B + CHUNK entries' bytes read, whatever the inbox holds); a
+-- probe one ZRANGEBYSCORE (O(log n)) per id, nothing sent but sizes; the reads at most the page's
+-- messages (B bytes plus one message, as estimated by the sizes); the joins decode those and the
+-- entries, up to N.
 local CHUNK = 8
 local FORK_MAX = 1024 -- steps of one fork (common/scripts_run.c)
 local after, epoch = tonumber(ARGV[1]), ARGV[2]
@@ -99,22 +100,24 @@ while #raws < want and bytes < max_b and not full do
   end
   idx = idx + #es
 end
-local fork = {}
+-- the probes: each message's size (sync_hist.lua "size"), a group's membership first
+local fork, convs = {}, {}
 for _, t in ipairs(steps) do
   local w, args = t.w, {}
   local conv = w
   if string.byte(w, 1) ~= 35 then conv = pair_key(user, w) end
   local hist = string.format(hist_fmt, conv)
+  convs[#convs + 1] = hist
   if string.byte(w, 1) == 35 then
-    args[1], args[2], args[3] = user, hist, max_b
+    args[1], args[2], args[3] = user, hist, 'size'
     for _, id in ipairs(t.ids) do args[#args + 1] = id end
     fork[#fork + 1] = {'sync_member', {string.format(members_fmt, w)}, args}
   else
-    args[1] = max_b
+    args[1] = 'size'
     for _, id in ipairs(t.ids) do args[#args + 1] = id end
     fork[#fork + 1] = {'sync_hist', {hist}, args}
   end
 end
-local args = {stand_ins, max_b, seq, cmsgpack.pack(plan), #raws}
+local args = {stand_ins, max_b, seq, cmsgpack.pack(plan), cmsgpack.pack(convs), #raws}
 for _, raw in ipairs(raws) do args[#args + 1] = raw end
-return step_fork(fork, {'sync_page', {}, args})
+return step_fork(fork, {'sync_cut', {}, args})

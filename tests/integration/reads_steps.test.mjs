@@ -202,7 +202,7 @@ cluster.test('sync: references resolved against the histories of several convers
     assert.deepEqual(await s.sync('alice', 9), [1, 9], 'nothing after the seq');
 });
 
-cluster.test('sync: B bytes a page across conversations; each conversation step stops reading past B', async (t) => {
+cluster.test('sync: B bytes a page across conversations, cut from the probed sizes, then exactly', async (t) => {
     const s = await fresh(t);
     await s.users('alice', 'bob', 'carol');
     const big = (c) => c.repeat(3000);
@@ -237,6 +237,30 @@ cluster.test('sync: B bytes a page across conversations; each conversation step 
         [1],
         'the first entry always',
     );
+});
+
+cluster.test('sync: only the messages of the page travel: 20 conversations of 60 KB messages, a page of 100 KB', async (t) => {
+    const s = await fresh(t);
+    const peers = Array.from({ length: 20 }, (_, i) => `p${String(i).padStart(2, '0')}`);
+    await s.users('alice', ...peers);
+    const entries = [];
+    for (let i = 0; i < peers.length; i++) {
+        await s.msg(pair('alice', peers[i]), i + 1, peers[i], 'alice', 'x'.repeat(60000));
+        entries.push({ id: i + 1, w: peers[i] });
+    }
+    await s.inbox('alice', entries);
+    const sent = async () => Number(/total_net_output_bytes:(\d+)/.exec(await s.r.call('INFO', 'stats'))[1]);
+    const before = await sent();
+    const res = await s.sync('alice', 0, { bytes: 100000 });
+    const out = (await sent()) - before;
+    assert.deepEqual(
+        res.slice(2).map((x) => x.seq),
+        [1],
+        'one 60 KB entry: the second would pass 100 KB',
+    );
+    // the page's reply and the read of its message (~120 KB), not the 20 messages (1.2 MB)
+    t.diagnostic(`Redis sent ${out} bytes for the page`);
+    assert.ok(out < 300000, `only the page's messages sent: ${out} bytes`);
 });
 
 cluster.test('sync: a page of entries of 150 conversations: a fork of 150 steps', async (t) => {
