@@ -137,7 +137,8 @@ int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv
  * its history: with stand_ins, the frame {kind:"gone", seq, id, with} (the
  * offline push and gap fetches: clients ignore kinds they do not know);
  * without, the page is not recovered (a client's sync). Steps: the inbox on
- * user's tag, then one per conversation and group the page names (sync.lua). */
+ * user's tag, then per conversation and group the page names the sizes of its
+ * messages, then only the page's messages (sync.lua). */
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                  int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes,
                  int stand_ins);
