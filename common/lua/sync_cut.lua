@@ -50,7 +50,7 @@ local plan2, kept, bytes = {}, {}, 0
 for i = 1, ne do
   local raw = ARGV[6 + i]
   local b, p = plan[2 * i - 1], plan[2 * i]
-  local size, r, q = #raw + FRAME, 0, 0
+  local size, r, q, read = #raw + FRAME, 0, 0, false
   if b > 0 then
     local sizes = probe(b)
     if sizes == false then
@@ -59,12 +59,12 @@ for i = 1, ne do
       if sizes[p] == 0 then -- its message left the history
         if not stand_ins then return {0, seq} end
       else
-        size = sizes[p] + FRAME
-        r, q = read_of(b, cmsgpack.unpack(raw).id)
+        size, read = sizes[p] + FRAME, true
       end
     end
   end
   if #kept > 0 and bytes + size > max_b then break end
+  if read then r, q = read_of(b, cmsgpack.unpack(raw).id) end
   kept[#kept + 1] = raw
   plan2[#plan2 + 1], plan2[#plan2 + 2] = r, q
   bytes = bytes + size
