@@ -1,4 +1,5 @@
 -- include: step
+-- flags: no-writes
 --
 -- contacts.lua - one page of the list a session's hello carries: people and groups, with their
 -- counters and a preview of each conversation's newest message. Steps (docs/internals.md "Scripts

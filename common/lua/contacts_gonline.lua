@@ -1,4 +1,5 @@
 -- include: step
+-- flags: no-writes
 --
 -- contacts_gonline.lua - a step of contacts_group.lua, on parley:online: whether another member
 -- of a group is online.

@@ -1,4 +1,5 @@
 -- include: step
+-- flags: no-writes
 --
 -- contacts_group.lua - a step of contacts.lua, on a group's tag {g:#NAME}: the group entry's
 -- roles and whether another member is online.

@@ -1,3 +1,5 @@
+-- flags: no-writes
+--
 -- contacts_in.lua - a step of contacts.lua's member phase, on a group's tag {g:#NAME}: which of a
 -- batch's candidates are members of a group listed before theirs.
 -- Caller: contacts_members.lua's fork.

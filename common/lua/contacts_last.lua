@@ -1,3 +1,5 @@
+-- flags: no-writes
+--
 -- contacts_last.lua - a step of contacts.lua, on a conversation's tag {c:KEY}: the preview of its
 -- newest message (an entry's last).
 -- Caller: contacts_list.lua's fork.

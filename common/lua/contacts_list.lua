@@ -1,4 +1,5 @@
 -- include: step
+-- flags: no-writes
 --
 -- contacts_list.lua - a step of contacts.lua, on the user's tag {u:NAME}: which names the page
 -- lists (the contacts and groups phases, and the member phase's order of groups), then

@@ -1,4 +1,5 @@
 -- include: step fork
+-- flags: no-writes
 --
 -- contacts_members.lua - a step of contacts.lua's member phase, on a group's tag {g:#NAME}: the
 -- next batch of its members, less the user; contacts_list.lua keeps those that are no 1:1

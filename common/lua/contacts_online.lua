@@ -1,4 +1,5 @@
 -- include: pair fork
+-- flags: no-writes
 --
 -- contacts_online.lua - a step of contacts.lua, on parley:online, once the page's names are
 -- known: the people's presence, then one fork for the rest of every entry (one step per tag: a

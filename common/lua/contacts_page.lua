@@ -1,3 +1,5 @@
+-- flags: no-writes
+--
 -- contacts_page.lua - the join of contacts.lua's steps, on the user's tag {u:NAME}: the page's
 -- entries with the user's own counters and what the fork read, as contacts.lua's reply.
 -- Caller: contacts_online.lua's fork.

@@ -1,3 +1,5 @@
+-- flags: no-writes
+--
 -- contacts_peer.lua - a step of contacts.lua, on a person's tag {u:NAME}: how far he has read his
 -- conversation with the user (the entry's peer_read).
 -- Caller: contacts_list.lua's fork.

@@ -1,4 +1,5 @@
 -- include: access step
+-- flags: no-writes
 --
 -- history.lua - a page of a conversation's history, newest first from an id down; this first
 -- step checks access, on the tag of the other user ({u:NAME}) or of the group ({g:#NAME}), and

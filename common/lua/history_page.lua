@@ -1,3 +1,5 @@
+-- flags: no-writes
+--
 -- history_page.lua - the page of history.lua (its second step, on the conversation's tag
 -- {c:KEY}), once access was granted.
 -- Caller: history.lua's tail call.

@@ -1,4 +1,5 @@
 -- include: pair fork
+-- flags: no-writes
 --
 -- sync.lua - what a session missed: one bounded page of the inbox entries after a seq, if they
 -- are all still there, as the frames a client gets (inbox references resolved against the

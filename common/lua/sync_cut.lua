@@ -1,4 +1,5 @@
 -- include: fork
+-- flags: no-writes
 --
 -- sync_cut.lua - the join of sync.lua's probes (no key): where the page ends, from the sizes of
 -- the messages it names, then a fork that reads only those the page keeps (sync_hist.lua "read",

@@ -1,3 +1,5 @@
+-- flags: no-writes
+--
 -- sync_hist.lua - a step of sync.lua, on a conversation's tag {c:KEY}: the stored messages of the
 -- ids a page of a user's inbox names, their sizes first ("size": sync.lua's probe), then those
 -- the page keeps ("read": sync_cut.lua's).

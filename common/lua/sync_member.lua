@@ -1,4 +1,5 @@
 -- include: step
+-- flags: no-writes
 --
 -- sync_member.lua - a probe of sync.lua's fork, on a group's tag {g:#NAME}: whether the user is
 -- still a member; if so, the sizes of the group's messages the page names (sync_hist.lua "size",

@@ -1,4 +1,5 @@
 -- include: resolve
+-- flags: no-writes
 --
 -- sync_page.lua - the last step of sync.lua (no key): the page's entries as the frames a client
 -- gets (lib/resolve.lua), with the messages sync_cut.lua's reads brought.

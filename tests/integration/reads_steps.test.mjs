@@ -388,3 +388,28 @@ cluster.test("contacts: a big group's online flag, exact while the members or th
     await s.r.call('SADD', 'parley:online', ...members);
     assert.equal(await online(), 1, 'every member online: 1');
 });
+
+cluster.test('the reads answer at maxmemory: every step says no-writes (Redis refuses any other script there)', async (t) => {
+    const s = await fresh(t);
+    await s.users('alice', 'bob');
+    await s.group('#g', ['alice', 'bob']);
+    await s.msg(pair('alice', 'bob'), 1, 'bob', 'alice', 'hi');
+    await s.msg('#g', 2, 'bob', '#g', 'all');
+    await s.inbox('alice', [
+        { id: 1, w: 'bob' },
+        { id: 2, w: '#g' },
+    ]);
+    await s.r.call('CONFIG', 'SET', 'maxmemory', 1);
+    try {
+        await assert.rejects(s.r.call('SET', 'x', '1'), /OOM/, 'a write is refused');
+        assert.deepEqual(
+            (await s.sync('alice', 0)).slice(2).map((f) => f.data),
+            ['hi', 'all'],
+            'sync',
+        );
+        assert.equal((await s.history('alice', '#g')).length, 2, 'history');
+        assert.deepEqual((await s.contacts('alice', 100)).names, ['bob', '#g'], 'contacts');
+    } finally {
+        await s.r.call('CONFIG', 'SET', 'maxmemory', 0);
+    }
+});
