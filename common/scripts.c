@@ -96,7 +96,7 @@ int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
-/* The three keys history and read decide access with, for self's
+/* The three keys read decides access with, for self's
  * conversation with `with`: its history, then for a group its members and
  * meta, for 1:1 the other user's account (twice). Returns is_group "1"/"0". */
 static const char *scripts_conv_keys(scripts_cmd *c, const char *self, const char *with)
@@ -120,11 +120,21 @@ static const char *scripts_conv_keys(scripts_cmd *c, const char *self, const cha
 int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                     const char *with, int64_t before, int64_t limit, int64_t max_bytes)
 {
+    /* history.lua checks access on the other user's or the group's tag, then
+     * history_page.lua reads the conversation's history (its key an ARGV) */
+    char conv[KEYS_MAX];
+    int group = with[0] == '#';
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_HISTORY);
-    const char *is_group = scripts_conv_keys(&c, user, with);
+    if (keys_conv(conv, sizeof conv, user, with) < 0) {
+        conv[0] = '\0';
+        c.failed = 1;
+    }
+    scripts_cmd_key(&c, group ? KEY_GROUP_MEMBERS : KEY_ACCOUNT, with);
+    scripts_cmd_key(&c, group ? KEY_GROUP_META : KEY_ACCOUNT, with);
     scripts_cmd_str(&c, user);
-    scripts_cmd_str(&c, is_group);
+    scripts_cmd_str(&c, group ? "1" : "0");
+    scripts_cmd_fmt(&c, KEY_HISTORY, conv);
     scripts_cmd_fmt(&c, "%" PRId64, before);
     scripts_cmd_fmt(&c, "%" PRId64, limit);
     scripts_cmd_fmt(&c, "%" PRId64, max_bytes);
@@ -272,17 +282,11 @@ int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
                      int64_t everyone_limit, const char *cursor, int64_t page,
                      int64_t preview_bytes)
 {
+    /* the first step runs on parley:users; the user's keys go as ARGV to the
+     * steps on his tag (contacts.lua) */
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_CONTACTS);
     scripts_cmd_key(&c, KEY_USERS);
-    scripts_cmd_key(&c, KEY_CONTACTS, user);
-    scripts_cmd_key(&c, KEY_ONLINE);
-    scripts_cmd_key(&c, KEY_GROUPS_OF, user);
-    scripts_cmd_key(&c, KEY_UNREAD, user);
-    scripts_cmd_key(&c, KEY_READ, user);
-    scripts_cmd_key(&c, KEY_HIDDEN, user);
-    scripts_cmd_key(&c, KEY_BLOCKS, user);
-    scripts_cmd_key(&c, KEY_MENTIONS, user);
     scripts_cmd_str(&c, user);
     scripts_cmd_fmt(&c, "%" PRId64, everyone_limit);
     scripts_cmd_str(&c, KEY_GROUP_MEMBERS);
@@ -293,6 +297,14 @@ int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
     scripts_cmd_fmt(&c, "%" PRId64, preview_bytes);
     scripts_cmd_str(&c, KEY_GROUP_META);
     scripts_cmd_str(&c, KEY_GROUP_ADMINS);
+    scripts_cmd_str(&c, KEY_ONLINE);
+    scripts_cmd_fmt(&c, KEY_CONTACTS, user);
+    scripts_cmd_fmt(&c, KEY_GROUPS_OF, user);
+    scripts_cmd_fmt(&c, KEY_UNREAD, user);
+    scripts_cmd_fmt(&c, KEY_READ, user);
+    scripts_cmd_fmt(&c, KEY_HIDDEN, user);
+    scripts_cmd_fmt(&c, KEY_BLOCKS, user);
+    scripts_cmd_fmt(&c, KEY_MENTIONS, user);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 

@@ -16,6 +16,12 @@ extern const scripts_lua scripts_lua_send, scripts_lua_session_open, scripts_lua
     scripts_lua_login_create, scripts_lua_login_revoke, scripts_lua_login_list,
     scripts_lua_login_touch, scripts_lua_throttle, scripts_lua_block, scripts_lua_inbox_refs,
     scripts_lua_register_index, scripts_lua_send_step;
+/* the steps of the reads */
+extern const scripts_lua scripts_lua_history_page, scripts_lua_sync_member, scripts_lua_sync_hist,
+    scripts_lua_sync_cut, scripts_lua_sync_page, scripts_lua_contacts_list,
+    scripts_lua_contacts_members, scripts_lua_contacts_in, scripts_lua_contacts_peer,
+    scripts_lua_contacts_last, scripts_lua_contacts_group, scripts_lua_contacts_gonline,
+    scripts_lua_contacts_online, scripts_lua_contacts_page;
 
 static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = &scripts_lua_send,
@@ -41,6 +47,20 @@ static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_INBOX_REFS] = &scripts_lua_inbox_refs,
     [SCRIPT_REGISTER_INDEX] = &scripts_lua_register_index,
     [SCRIPT_SEND_STEP] = &scripts_lua_send_step,
+    [SCRIPT_HISTORY_PAGE] = &scripts_lua_history_page,
+    [SCRIPT_SYNC_MEMBER] = &scripts_lua_sync_member,
+    [SCRIPT_SYNC_HIST] = &scripts_lua_sync_hist,
+    [SCRIPT_SYNC_CUT] = &scripts_lua_sync_cut,
+    [SCRIPT_SYNC_PAGE] = &scripts_lua_sync_page,
+    [SCRIPT_CONTACTS_LIST] = &scripts_lua_contacts_list,
+    [SCRIPT_CONTACTS_MEMBERS] = &scripts_lua_contacts_members,
+    [SCRIPT_CONTACTS_IN] = &scripts_lua_contacts_in,
+    [SCRIPT_CONTACTS_PEER] = &scripts_lua_contacts_peer,
+    [SCRIPT_CONTACTS_LAST] = &scripts_lua_contacts_last,
+    [SCRIPT_CONTACTS_GROUP] = &scripts_lua_contacts_group,
+    [SCRIPT_CONTACTS_GONLINE] = &scripts_lua_contacts_gonline,
+    [SCRIPT_CONTACTS_ONLINE] = &scripts_lua_contacts_online,
+    [SCRIPT_CONTACTS_PAGE] = &scripts_lua_contacts_page,
 };
 
 extern const int scripts_lua_count; /* the build's count of common/lua/NAME.lua */
