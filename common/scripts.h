@@ -46,6 +46,14 @@ typedef enum {
     SCRIPT_THROTTLE,
     SCRIPT_BLOCK,
     SCRIPT_INBOX_REFS,
+    /* later steps of the account and session chains (scripts_account.c) */
+    SCRIPT_GW_SESSION,
+    SCRIPT_ONLINE,
+    SCRIPT_SESSIONS_FULL,
+    SCRIPT_REAP_CHECK,
+    SCRIPT_REVOKED_ADD,
+    SCRIPT_LOGIN_STORE,
+    SCRIPT_LOGIN_DROP,
     SCRIPT__COUNT
 } script_id;
 

@@ -15,6 +15,9 @@ extern const scripts_lua scripts_lua_send, scripts_lua_session_open, scripts_lua
     scripts_lua_history, scripts_lua_read, scripts_lua_group, scripts_lua_fanout,
     scripts_lua_login_create, scripts_lua_login_revoke, scripts_lua_login_list,
     scripts_lua_login_touch, scripts_lua_throttle, scripts_lua_block, scripts_lua_inbox_refs;
+extern const scripts_lua scripts_lua_gw_session, scripts_lua_online, scripts_lua_sessions_full,
+    scripts_lua_reap_check, scripts_lua_revoked_add, scripts_lua_login_store,
+    scripts_lua_login_drop;
 
 static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = &scripts_lua_send,
@@ -38,6 +41,13 @@ static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_THROTTLE] = &scripts_lua_throttle,
     [SCRIPT_BLOCK] = &scripts_lua_block,
     [SCRIPT_INBOX_REFS] = &scripts_lua_inbox_refs,
+    [SCRIPT_GW_SESSION] = &scripts_lua_gw_session,
+    [SCRIPT_ONLINE] = &scripts_lua_online,
+    [SCRIPT_SESSIONS_FULL] = &scripts_lua_sessions_full,
+    [SCRIPT_REAP_CHECK] = &scripts_lua_reap_check,
+    [SCRIPT_REVOKED_ADD] = &scripts_lua_revoked_add,
+    [SCRIPT_LOGIN_STORE] = &scripts_lua_login_store,
+    [SCRIPT_LOGIN_DROP] = &scripts_lua_login_drop,
 };
 
 extern const int scripts_lua_count; /* the build's count of common/lua/NAME.lua */
