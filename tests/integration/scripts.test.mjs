@@ -1791,6 +1791,40 @@ cluster.test(
         assert.ok(ttl > 0 && ttl <= w, `expires within a window: ${ttl}`);
     },
 );
+cluster.test('login_create steps: a chain stopped after revoked_add leaves the evicted session revoked and no new login; a retry completes it', async (t) => {
+    const { r, sha, register } = await fresh(t);
+    const rsub = await Subscriber.open(cluster.redisPort, 'parley:sessions:revoked');
+    t.after(() => rsub.close());
+    const revoked = async () => (await rsub.drain(r)).map((m) => str(m.payload));
+    const L = U('kim', 'logins');
+    const now = 1_000_000_000_000;
+    const exp = now / 1000 + 3600;
+    const sid = (c) => c.repeat(32);
+    const args = (s, at) => ['kim', s, at, exp, 'ua', 2, 'parley:sessions:revoked', '', '', 0, 0, 'parley:revoked'];
+    const keys = [U('kim', 'account'), L, U('kim', 'login-times')];
+    await register('kim');
+    for (const [c, at] of [
+        ['a', now],
+        ['b', now + 1],
+    ])
+        assert.equal((await callScript(r, sha, 'login_create', keys, args(sid(c), at)))[0], 1);
+    // the third, past the cap of 2: the user step names revoked_add, which names login_store
+    const first = await r.call('EVALSHA', sha.login_create, keys.length, ...keys, ...args(sid('c'), now + 2));
+    assert.equal(first[0], 'parley:next');
+    assert.equal(first[1], 'revoked_add', 'the revocation is entered before the records change');
+    const nk = Number(first[2]);
+    const second = await r.call('EVALSHA', sha.revoked_add, nk, ...first.slice(3, 3 + nk), ...first.slice(3 + nk));
+    assert.equal(second[1], 'login_store');
+    // stopped here: the evicted one is refused everywhere, the new one does not exist
+    assert.equal(await r.call('ZSCORE', 'parley:revoked', `kim ${sid('a')}`), String(exp), 'the evicted session is revoked');
+    assert.deepEqual(await revoked(), [`kim ${sid('a')} ${exp}`], 'and announced');
+    assert.equal(await r.call('HEXISTS', L, sid('c')), 0, 'no new login');
+    // a retry (a new attempt) evicts the same one again and completes
+    const res = await callScript(r, sha, 'login_create', keys, args(sid('d'), now + 3));
+    assert.deepEqual(res, [1, sid('a'), exp], 'the retry revokes the same session');
+    assert.deepEqual((await r.call('HKEYS', L)).sort(), [sid('b'), sid('d')], 'the evicted record gone, the new login stored');
+});
+
 // throttle.lua: fixed-window counters of failed attempts (gateway/throttle.h)
 cluster.test('throttle: take counts every key up to its budget, then answers the longest wait and counts nothing; give refunds; counters expire', async (t) => {
     const s = await fresh(t);
