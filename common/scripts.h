@@ -59,6 +59,19 @@ typedef enum {
     SCRIPT__COUNT
 } script_id;
 
+/* A sender of commands other than one context: a cluster link routing each
+ * to the node of its first key (common/clink.h), with the hiredis callback
+ * contract (cb exactly once, NULL when the connection carrying it was lost;
+ * REDIS_ERR when it cannot be queued: cb not called). */
+typedef int scripts_sender(void *priv, redisCallbackFn *cb, void *cbpriv, int argc,
+                           const char **argv, const size_t *argvlen);
+/* Every script call of this process goes through fn (NULL: back to the
+ * context each call is given; the ac argument must still be non-NULL as a
+ * sign the link is up). A NOSCRIPT is answered on the node that said it (the
+ * load there) and the call sent again through fn. WAIT goes to the node that
+ * ran the step. */
+void scripts_set_sender(scripts_sender *fn, void *priv);
+
 /* ---- the scripts, one call each (common/lua/NAME.lua says what each does) ---- */
 
 /* session_open.lua: a session of user opens on gateway gwid. sessid is
@@ -280,6 +293,7 @@ typedef struct scripts_send_batch {
     scripts_list keys, args; /* per message, in order */
     int count;               /* messages in it */
     int steps;               /* 1: send_step.lua's chains (a cluster), 0: send.lua */
+    int wait_n, wait_ms;     /* steps: WAIT wait_n wait_ms after each step (0: none) */
     char num[12][24];        /* the limits, as ARGV strings */
 } scripts_send_batch;
 
@@ -289,6 +303,11 @@ void scripts_send_batch_init(scripts_send_batch *b, const scripts_send_limits *l
  * step inside one hash slot, what a Redis Cluster needs (docs/internals.md "The send path on a
  * cluster"); 0: as one send.lua call (one Redis). */
 void scripts_send_batch_steps(scripts_send_batch *b, int steps);
+/* Durable mode (steps only): every step's writes reach `replicas` replicas (WAIT replicas
+ * timeout_ms after each step) before the next runs, and the ack is published only after the
+ * last one's; fewer replicas in time end the message's chain unacked (the client retries).
+ * replicas 0: off. */
+void scripts_send_batch_wait(scripts_send_batch *b, int replicas, int timeout_ms);
 void scripts_send_batch_free(scripts_send_batch *b);
 /* Adds one message or change from `from` to `to` (a user or a #group): its
  * data (a text's or an edit's; a reaction's emoji; "" for a delete) and cid
