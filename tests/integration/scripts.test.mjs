@@ -816,6 +816,34 @@ cluster.test('session_close: not while reaping a live gateway; the last close go
     assert.equal(await r.call('SISMEMBER', 'parley:gw:gw2:sessions', 'bob#3'), 0, 'gateway set cleaned');
 });
 
+cluster.test(
+    'session_close without a send (runs on a one-node cluster too): reaping stops at a live alive key; the last close goes offline once, pushed = seq',
+    async (t) => {
+        const { r, register, sopen, sclose, published } = await fresh(t);
+        await register('cy');
+        await sopen('cy', 'gw1', 1);
+        await sopen('cy', 'gw2', 2);
+        await r.call('HSET', U('cy', 'meta'), 'seq', 7);
+        await published();
+        await r.call('SET', 'parley:gw:gw1:alive', '1', 'PX', 60000);
+        assert.equal(await sclose('cy', 'gw1', 1, true), -1, 'reaping a live gateway: -1');
+        assert.equal(await r.call('SISMEMBER', U('cy', 'sessions'), 'gw1#1'), 1, 'nothing closed');
+        assert.equal(await sclose('cy', 'gw1', 1), 0, 'one of two: not the last');
+        assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'cy#1'), 0, 'its gateway set cleaned');
+        assert.equal(await sclose('cy', 'gw2', 2), 1, 'the last');
+        assert.equal(await r.call('HGET', U('cy', 'meta'), 'pushed'), '7', 'pushed = seq');
+        const p = (await published()).filter((m) => m.channel === 'parley:presence:cy');
+        assert.deepEqual(
+            p.map((m) => unpack(m.payload)),
+            [{ kind: 'offline', from: 'cy' }],
+            'offline once',
+        );
+        assert.equal(await r.call('SISMEMBER', 'parley:online', 'cy'), 0);
+        assert.equal(await sclose('cy', 'gw2', 2), 0, 'again: a no-op');
+        assert.deepEqual(await published(), [], 'announcing nothing');
+    },
+);
+
 cluster.test('session_open/close with a session limit: refused past it, full and free announced, marks kept with the set', async (t) => {
     const { r, register, sopen, sclose } = await fresh(t);
     const sub = await Subscriber.open(cluster.redisPort, 'parley:sessions:*');
