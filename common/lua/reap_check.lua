@@ -1,4 +1,5 @@
 -- include: step tail
+-- flags: no-writes
 --
 -- reap_check.lua - step: the reaper's checks of a gateway, each on its own key (session_close.lua
 -- while reaping, forget_gateway.lua; docs/internals.md "Scripts in steps").
