@@ -844,6 +844,54 @@ cluster.test(
     },
 );
 
+cluster.test(
+    'one user opening and closing sessions on two gateways at once: parley:online, the mark, the last announcement and the gateway sets follow the final session set',
+    async (t) => {
+        const { r, sha, register, published } = await fresh(t);
+        const r2 = await Conn.open(cluster.redisPort);
+        const lim = await Subscriber.open(cluster.redisPort, 'parley:sessions:limit');
+        t.after(() => {
+            r2.close();
+            lim.close();
+        });
+        await register('zz');
+        const LIMIT = 3;
+        const ops = [];
+        for (let round = 0; round < 20; round++)
+            for (const [conn, gw] of [
+                [r, 'gw1'],
+                [r2, 'gw2'],
+            ])
+                for (let c = 1; c <= 3; c++) {
+                    const id = round * 10 + c;
+                    ops.push(
+                        (async () => {
+                            await sessionOpen(conn, sha, 'zz', gw, id, { limit: LIMIT });
+                            if ((id + round) % 3) await sessionClose(conn, sha, 'zz', gw, id);
+                        })(),
+                    );
+                }
+        await Promise.all(ops);
+        const set = (await r.call('SMEMBERS', U('zz', 'sessions'))).sort();
+        const n = set.length;
+        assert.equal(await r.call('SISMEMBER', 'parley:online', 'zz'), n > 0 ? 1 : 0, `online iff sessions (${n})`);
+        const kinds = (await published()).filter((m) => m.channel === 'parley:presence:zz').map((m) => unpack(m.payload).kind);
+        assert.ok(kinds.length > 0 && kinds.at(-1) === (n > 0 ? 'online' : 'offline'), `the last announcement says the final state: ${kinds.join(' ')}`);
+        assert.ok(
+            kinds.every((k, i) => i === 0 || k !== kinds[i - 1]),
+            `announcements alternate: ${kinds.join(' ')}`,
+        );
+        assert.equal(await r.call('HGET', 'parley:sessions:full', 'zz'), n >= LIMIT ? String(LIMIT) : null, `the mark follows the set (${n})`);
+        const said = (await lim.drain(r)).map((m) => str(m.payload).split(' ')[0]);
+        assert.equal(said.at(-1), n >= LIMIT ? 'full' : 'free', `the last limit announcement: ${said.join(' ')}`);
+        const inGw = [
+            ...(await r.call('SMEMBERS', 'parley:gw:gw1:sessions')).map((m) => `gw1#${m.split('#')[1]}`),
+            ...(await r.call('SMEMBERS', 'parley:gw:gw2:sessions')).map((m) => `gw2#${m.split('#')[1]}`),
+        ].sort();
+        assert.deepEqual(inGw, set, 'the gateway sets hold exactly the open sessions');
+    },
+);
+
 cluster.test('session_open/close with a session limit: refused past it, full and free announced, marks kept with the set', async (t) => {
     const { r, register, sopen, sclose } = await fresh(t);
     const sub = await Subscriber.open(cluster.redisPort, 'parley:sessions:*');
