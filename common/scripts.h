@@ -64,6 +64,14 @@ typedef enum {
     SCRIPT_CONTACTS_GONLINE,
     SCRIPT_CONTACTS_ONLINE,
     SCRIPT_CONTACTS_PAGE,
+    /* later steps of the account and session chains (scripts_account.c) */
+    SCRIPT_GW_SESSION,
+    SCRIPT_ONLINE,
+    SCRIPT_SESSIONS_FULL,
+    SCRIPT_REAP_CHECK,
+    SCRIPT_REVOKED_ADD,
+    SCRIPT_LOGIN_STORE,
+    SCRIPT_LOGIN_DROP,
     SCRIPT__COUNT
 } script_id;
 

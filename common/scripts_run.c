@@ -22,6 +22,9 @@ extern const scripts_lua scripts_lua_history_page, scripts_lua_sync_member, scri
     scripts_lua_contacts_members, scripts_lua_contacts_in, scripts_lua_contacts_peer,
     scripts_lua_contacts_last, scripts_lua_contacts_group, scripts_lua_contacts_gonline,
     scripts_lua_contacts_online, scripts_lua_contacts_page;
+extern const scripts_lua scripts_lua_gw_session, scripts_lua_online, scripts_lua_sessions_full,
+    scripts_lua_reap_check, scripts_lua_revoked_add, scripts_lua_login_store,
+    scripts_lua_login_drop;
 
 static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = &scripts_lua_send,
@@ -61,6 +64,13 @@ static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_CONTACTS_GONLINE] = &scripts_lua_contacts_gonline,
     [SCRIPT_CONTACTS_ONLINE] = &scripts_lua_contacts_online,
     [SCRIPT_CONTACTS_PAGE] = &scripts_lua_contacts_page,
+    [SCRIPT_GW_SESSION] = &scripts_lua_gw_session,
+    [SCRIPT_ONLINE] = &scripts_lua_online,
+    [SCRIPT_SESSIONS_FULL] = &scripts_lua_sessions_full,
+    [SCRIPT_REAP_CHECK] = &scripts_lua_reap_check,
+    [SCRIPT_REVOKED_ADD] = &scripts_lua_revoked_add,
+    [SCRIPT_LOGIN_STORE] = &scripts_lua_login_store,
+    [SCRIPT_LOGIN_DROP] = &scripts_lua_login_drop,
 };
 
 extern const int scripts_lua_count; /* the build's count of common/lua/NAME.lua */
