@@ -14,7 +14,12 @@ extern const scripts_lua scripts_lua_send, scripts_lua_session_open, scripts_lua
     scripts_lua_release_slot, scripts_lua_renew_slot, scripts_lua_forget_gateway,
     scripts_lua_history, scripts_lua_read, scripts_lua_group, scripts_lua_fanout,
     scripts_lua_login_create, scripts_lua_login_revoke, scripts_lua_login_list,
-    scripts_lua_login_touch, scripts_lua_throttle, scripts_lua_block, scripts_lua_inbox_refs;
+    scripts_lua_login_touch, scripts_lua_throttle, scripts_lua_block, scripts_lua_inbox_refs,
+    scripts_lua_notify_gw, scripts_lua_notify_fan, scripts_lua_notify_all, scripts_lua_block_by,
+    scripts_lua_block_peer, scripts_lua_typing_gate, scripts_lua_typing_send, scripts_lua_read_pos,
+    scripts_lua_read_hist, scripts_lua_read_set, scripts_lua_group_by, scripts_lua_group_users,
+    scripts_lua_group_blocks, scripts_lua_group_apply, scripts_lua_group_run,
+    scripts_lua_group_member, scripts_lua_group_index, scripts_lua_group_done;
 
 static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = &scripts_lua_send,
@@ -38,6 +43,24 @@ static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_THROTTLE] = &scripts_lua_throttle,
     [SCRIPT_BLOCK] = &scripts_lua_block,
     [SCRIPT_INBOX_REFS] = &scripts_lua_inbox_refs,
+    [SCRIPT_NOTIFY_GW] = &scripts_lua_notify_gw,
+    [SCRIPT_NOTIFY_FAN] = &scripts_lua_notify_fan,
+    [SCRIPT_NOTIFY_ALL] = &scripts_lua_notify_all,
+    [SCRIPT_BLOCK_BY] = &scripts_lua_block_by,
+    [SCRIPT_BLOCK_PEER] = &scripts_lua_block_peer,
+    [SCRIPT_TYPING_GATE] = &scripts_lua_typing_gate,
+    [SCRIPT_TYPING_SEND] = &scripts_lua_typing_send,
+    [SCRIPT_READ_POS] = &scripts_lua_read_pos,
+    [SCRIPT_READ_HIST] = &scripts_lua_read_hist,
+    [SCRIPT_READ_SET] = &scripts_lua_read_set,
+    [SCRIPT_GROUP_BY] = &scripts_lua_group_by,
+    [SCRIPT_GROUP_USERS] = &scripts_lua_group_users,
+    [SCRIPT_GROUP_BLOCKS] = &scripts_lua_group_blocks,
+    [SCRIPT_GROUP_APPLY] = &scripts_lua_group_apply,
+    [SCRIPT_GROUP_RUN] = &scripts_lua_group_run,
+    [SCRIPT_GROUP_MEMBER] = &scripts_lua_group_member,
+    [SCRIPT_GROUP_INDEX] = &scripts_lua_group_index,
+    [SCRIPT_GROUP_DONE] = &scripts_lua_group_done,
 };
 
 extern const int scripts_lua_count; /* the build's count of common/lua/NAME.lua */
