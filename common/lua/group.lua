@@ -42,32 +42,37 @@
 -- a create over the cap answers forbidden.
 --
 -- Steps (each on one slot; the state travels in ARGV 1 of each, packed):
---   group.lua        {g:}  an unfinished change (meta `pend`) is finished first (group_run.lua
---                          on, then this op again from the start); else the op's size (SCARD)
+--   group.lua        {g:}  the op's size (SCARD)
 --   group_by.lua     {u:by}  the throttle; create: how many groups by created
 --   group_users.lua  parley:users  create / add with names: which do not exist; then one
 --   group_blocks.lua {u:NAME} step per name (fork): does NAME block by
---   group_apply.lua  {g:}  (the join) every check again on the group's own keys, in the order
---                          above; the change to the group's keys, and what is left to do
---                          recorded in meta `pend` (msgpack: op, by, users to add, to drop, ...)
+--   group_apply.lua  {g:}  (the join) an unfinished change touching the same users is finished
+--                          first (group_run, group_done, then this op from group_by again);
+--                          every check again on the group's own keys, in the order above; the
+--                          change to the group's keys, and what is left to do added to the list
+--                          in meta `pend` (msgpack: id, op, by, users to add, to drop, ...); a
+--                          change of roles alone publishes its frame and answers here
 --   group_run.lua    {c:}  the history's newest id (for those added), or its deletion (the last
 --                          member left); then, forked, group_member.lua on each user's slot
 --                          ({u:NAME}: groups, read, unread, mentions, recount; the creator's
 --                          count of groups) and group_index.lua (parley:groups, the search)
---   group_done.lua   {g:}  (the join) `pend` cleared (or the group's keys deleted), the frame
---                          built and published (lib/notify.lua), the reply
+--   group_done.lua   {g:}  (the join) the change off `pend` (or the group's keys deleted), the
+--                          frame built and published (lib/notify.lua), the reply
 -- Refusals come from group_by (rate_limited) and group_apply (all others) before any write but
 -- the throttle key. A stop after group_apply leaves the group changed (members, roles: what
--- send, history, typing and fan-outs see) with `pend` set, and some members' own keys not yet:
--- an added member may not list the group in his hello yet (his groups set) and has no read
--- position for it; a removed one still lists it, with his old counts; a deleted group's meta
--- and history may still exist (no members; its name not free yet). The next op on the group,
--- whoever runs it (a retry of this one too), finishes it first: every member step is safe to run
--- again (added: only when the name is new in his groups set; dropped: set removals), and
--- group_done clears `pend` only if it is still the one it finished. Not idempotent across a
--- stop: the creator's count of groups when the last member leaves (at most one decrement too
--- many, never below 0: he may create one group more), and the frame (each finishing run sends it
--- again). Two ops at once: group_apply sees another's `pend` and starts its op again after it.
+-- send, history, typing and fan-outs see) with the change listed in `pend`, and some members'
+-- own keys not yet: an added member may not list the group in his hello yet (his groups set)
+-- and has no read position for it; a removed one still lists it, with his old counts; a deleted
+-- group's meta and history may still exist (no members; its name not free yet). The next op on
+-- the group that names one of its users or is by one (a retry of this one too), or any op once
+-- the change deletes the group, finishes it first: every member step is safe to run again
+-- (added: only when the name is new in his groups set; dropped: set removals), and group_done
+-- takes a change off `pend` once. Not idempotent across a stop: the creator's count of groups
+-- when the last member leaves (at most one decrement too many, never below 0: he may create one
+-- group more), and the frame (a finishing run sends it again). Changes of different users run
+-- side by side (ten joins at once: ten chains); two of one user's are ordered by `pend`, except
+-- that a member step of the first still in flight after the second finished it could land
+-- last (a chain delayed by a whole other chain: not seen here).
 --
 -- Work: O(members named, at most PROTO_MEMBERS_MAX 1,000) in group_apply and group_run (the
 -- group's keys, and one fork entry each), O(1) in each forked step, plus the notification: the
@@ -82,10 +87,6 @@
 -- the requesting session only), or {"error", code, message}.
 local c = gctx_read(1, nil)
 local gk = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
-local pend = redis.call('HGET', KEYS[1], 'pend')
-if pend then
-  return step_next('group_run', {c.history, c.bytes}, c.args({p = pend, gk = gk, again = true}))
-end
 local size = #c.named + (c.op == 'create' and 1 or redis.call('SCARD', KEYS[2]))
 return step_next('group_by', {string.format(c.groupop_fmt, c.by), string.format(c.meta_fmt, c.by)},
                  c.args({gk = gk, size = size}))

@@ -1,4 +1,4 @@
--- include: step gctx gframe
+-- include: step gctx gframe notify
 --
 -- group_apply.lua - a step of group.lua on the group's slot (the join of the group_blocks.lua
 -- steps, when any): every check of the op on the group's own keys, then the change to them.
@@ -7,16 +7,38 @@
 -- KEYS  1 group meta, 2 members, 3 join order, 4 admins.
 -- ARGV  1 the state (msgpack: made, missing), 2.. the context (lib/gctx.lua), then the replies
 --       of the group_blocks.lua steps (1: that user blocks by).
--- Another change's `pend` here: this op again from its first step (group.lua finishes that one
--- first). A refusal: {"error", code, message}; nothing to change: {"same", frame}; both with
--- nothing written. Else the change to the group's keys (members, join order, admins, meta),
--- `pend` set to what is left (msgpack {op, by, add, drop, made, index, del, creator, removed,
--- extra}) and group_run.lua.
+-- Meta `pend` lists the changes whose later steps have not all run (msgpack, each {id, op, by,
+-- add, drop, made, index, del, creator, removed, extra}). One that touches a user this op names,
+-- or by (in its add or drop), or deletes the group, is finished first (group_run.lua with
+-- again), then this op from group_by.lua (its throttle not taken twice): so two changes of one
+-- user's keys for a group never run at once, and a retry after a stop finishes what stopped
+-- (its user is by or named in it). Changes of other users go on side by side.
+-- A refusal: {"error", code, message}; nothing to change: {"same", frame}; both with nothing
+-- written. Else the change to the group's keys (members, join order, admins, meta); a change of
+-- roles alone (promote, demote) then publishes its frame (lib/notify.lua) and answers {"ok"};
+-- any other is added to `pend` (its id: meta `pseq` + 1) and goes on in group_run.lua.
 local st = cmsgpack.unpack(ARGV[1])
 local c = gctx_read(2, st.nm)
 local gk = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
-if redis.call('HEXISTS', KEYS[1], 'pend') == 1 then return step_next('group', gk, c.list) end
 local op, name, by, open, limit = c.op, c.name, c.by, c.open, c.limit
+-- the changes not finished yet (meta `pend`: a list); one that touches a user this op names (or
+-- by), or deletes the group, is finished first (group_run.lua), then this op again from group_by
+local raw = redis.call('HGET', KEYS[1], 'pend')
+local pend = raw and cmsgpack.unpack(raw) or {}
+do
+  local mine = {[by] = true}
+  for _, u in ipairs(c.named) do mine[u] = true end
+  for _, e in ipairs(pend) do
+    local hit = e.del
+    for _, list in ipairs({e.add, e.drop}) do
+      for _, u in ipairs(list) do hit = hit or mine[u] end
+    end
+    if hit then
+      return step_next('group_run', {c.history, c.bytes},
+                       c.args({e = cmsgpack.pack(e), gk = gk, again = true, size = st.size}))
+    end
+  end
+end
 local function fail(code, message) return {'error', code, message} end
 local blocked = false
 for i = 2 + #c.list, #ARGV do
@@ -71,11 +93,17 @@ local function owner_of()
   return owner
 end
 local function is_admin(user) return redis.call('ZSCORE', KEYS[4], user) ~= false end
--- the change is made: what is left is recorded, then done by group_run.lua's steps
+-- the change is made: what is left is recorded (numbered: meta `pseq`), then done by
+-- group_run.lua's steps; a change of roles alone leaves nothing: its frame goes out now
 local function run()
-  local packed = cmsgpack.pack(p)
-  redis.call('HSET', KEYS[1], 'pend', packed)
-  return step_next('group_run', {c.history, c.bytes}, c.args({p = packed, gk = gk}))
+  if #p.add == 0 and #p.drop == 0 and not p.index then
+    local f, members = gframe(gk, name, op, by, nil)
+    return notify(members, c.prefix, f, nil, {'ok'}, c.gateways, c.sessions_fmt)
+  end
+  p.id = redis.call('HINCRBY', KEYS[1], 'pseq', 1)
+  pend[#pend + 1] = p
+  redis.call('HSET', KEYS[1], 'pend', cmsgpack.pack(pend))
+  return step_next('group_run', {c.history, c.bytes}, c.args({e = cmsgpack.pack(p), gk = gk}))
 end
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if op == 'create' then

@@ -233,13 +233,36 @@ async function fresh(t) {
             steps(
                 'block',
                 [U(user, 'account')],
-                [by, user, on ? '1' : '0', cap, 'parley:gw:', U(by, 'blocks'), U(by, 'hidden'), U(by, 'sessions'), U(user, 'hidden'), U(user, 'blocks'), U(user, 'sessions')],
+                [
+                    by,
+                    user,
+                    on ? '1' : '0',
+                    cap,
+                    'parley:gw:',
+                    U(by, 'blocks'),
+                    U(by, 'hidden'),
+                    U(by, 'sessions'),
+                    U(user, 'hidden'),
+                    U(user, 'blocks'),
+                    U(user, 'sessions'),
+                ],
             ),
         typing: (from, to) =>
             steps(
                 'typing',
                 [U(to, 'account'), U(to, 'sessions'), U(to, 'hidden')],
-                ['parley:gw:', to, Buffer.from(encode({ kind: 'typing', from, to })), '0', from, U('%s', 'sessions'), 0, 0, U(from, `typing:${to}`), 'parley:gateways'],
+                [
+                    'parley:gw:',
+                    to,
+                    Buffer.from(encode({ kind: 'typing', from, to })),
+                    '0',
+                    from,
+                    U('%s', 'sessions'),
+                    0,
+                    0,
+                    U(from, `typing:${to}`),
+                    'parley:gateways',
+                ],
             ),
         // read.lua (and its steps): reader (session sess) has read its conversation with `with` up to upto
         read(reader, withName, upto, sess = `gwR#${reader}`) {
@@ -484,7 +507,18 @@ cluster.test("typing: one envelope to each of the recipient's gateways, nothing 
         steps(
             'typing',
             [U(to, 'account'), U(to, 'sessions'), U(to, 'hidden')],
-            ['parley:gw:', to, Buffer.from(encode({ kind: 'typing' })), '0', 'alice', U('%s', 'sessions'), 1000, 5000, U('alice', `typing:${to}`), 'parley:gateways'],
+            [
+                'parley:gw:',
+                to,
+                Buffer.from(encode({ kind: 'typing' })),
+                '0',
+                'alice',
+                U('%s', 'sessions'),
+                1000,
+                5000,
+                U('alice', `typing:${to}`),
+                'parley:gateways',
+            ],
         );
     let res = await typing('bob');
     const p = await published();
