@@ -371,3 +371,48 @@ cluster.test('block steps: by side first, then user side, then the answer; a sto
     assert.deepEqual(await block('a', 'nobody', true), ['error', 'no_such_user', 'no such user: nobody']);
     assert.deepEqual(await r.call('SMEMBERS', U('a', 'blocks')), [], 'nothing written');
 });
+
+cluster.test('group steps: bounded work: create with 1,000 names, add 1,000 to 4,000, leave a 5,000 group (each step measured, SLOWLOG)', async (t) => {
+    const users = Array.from({ length: 5001 }, (_, i) => `u${i}`);
+    const r0 = await Conn.open(cluster.redisPort);
+    await r0.call('FLUSHALL');
+    r0.close();
+    const s = await fresh(t, users.slice(0, 3));
+    const { r, group } = s;
+    await Promise.all(users.map((u) => r.call('ZADD', 'parley:users', 0, u)));
+    const sha = await loadScripts(cluster);
+    const name = Object.fromEntries(Object.entries(sha).map(([k, v]) => [v, k]));
+    const measured = async (what, fn) => {
+        await r.call('CONFIG', 'SET', 'slowlog-log-slower-than', 0);
+        await r.call('CONFIG', 'SET', 'slowlog-max-len', 1000000); // the commands scripts run are logged too
+        await r.call('SLOWLOG', 'RESET');
+        const res = await fn();
+        const log = await r.call('SLOWLOG', 'GET', -1);
+        await r.call('CONFIG', 'SET', 'slowlog-log-slower-than', 10000);
+        const per = {};
+        for (const e of log) {
+            const n = name[String(e[3][1])];
+            if (!n) continue;
+            per[n] = per[n] || { calls: 0, max: 0 };
+            per[n].calls++;
+            per[n].max = Math.max(per[n].max, e[2]);
+        }
+        const worst = Object.entries(per).sort((a, b) => b[1].max - a[1].max);
+        t.diagnostic(`${what}: ${worst.map(([n, v]) => `${n} ${v.calls}x max ${v.max} us`).join(', ')}`);
+        return [res, per];
+    };
+    let [res, per] = await measured('create, 1,000 named', () => group('create', '#big', 'u0', users.slice(1, 1001)));
+    assert.deepEqual(res, ['ok']);
+    assert.equal(per.group_member.calls, 1001, 'one member step per member');
+    assert.equal(per.group_blocks.calls, 1000, 'one block check per name');
+    for (let i = 1001; i < 4000; i += 1000) assert.deepEqual(await group('add', '#big', 'u0', users.slice(i, i + 1000)), ['ok']);
+    [res, per] = await measured('add 1,000 to 4,000', () => group('add', '#big', 'u0', users.slice(4000, 5000)));
+    assert.deepEqual(res, ['ok']);
+    assert.equal(await r.call('SCARD', G('#big', 'members')), 5000);
+    assert.equal(per.notify_all.calls, 1, 'the frame: one envelope to every gateway');
+    const listed = await Promise.all(users.slice(4000, 5000).map((u) => r.call('SISMEMBER', U(u, 'groups'), '#big')));
+    assert.equal(listed.filter((x) => x === 1).length, 1000, 'every newcomer lists the group');
+    [res, per] = await measured('leave a 5,000 group', () => group('leave', '#big', 'u17'));
+    assert.deepEqual(res, ['ok']);
+    assert.equal(per.group_member.calls, 1, "the leaver's keys only");
+});
