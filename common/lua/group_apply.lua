@@ -158,6 +158,13 @@ if op == 'leave' then
     -- group_done.lua); the name is free then
     p.del, p.index = true, 'del'
     p.creator = redis.call('HGET', KEYS[1], 'by') or nil
+    -- the deletion drops `pend` with the group: what other changes left to drop goes with it
+    -- (they added nobody: every member left), up to one fork's worth (1,000)
+    for _, e in ipairs(pend) do
+      for _, u in ipairs(e.drop) do
+        if u ~= by and #p.drop < 1000 then p.drop[#p.drop + 1] = u end
+      end
+    end
   end
   return run()
 end
