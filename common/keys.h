@@ -41,8 +41,12 @@
 /* hash #group -> "NEWEST DSEQ": what the user's last read recount of the group saw (its newest
  * message id, its count of deletes): a queued fan-out step does not count again what it counted
  * (read.lua writes, fanout.lua reads) */
-#define KEY_RECOUNT   KEYS_PREFIX "{u:%s}:recount"
-#define KEY_READ      KEYS_PREFIX "{u:%s}:read"   /* hash conversation -> id read */
+#define KEY_RECOUNT KEYS_PREFIX "{u:%s}:recount"
+#define KEY_READ    KEYS_PREFIX "{u:%s}:read" /* hash conversation -> id read */
+/* hash conversation -> "EVENT SEQ": the newest message or change (by its event id) a send step
+ * wrote to the user's inbox for that conversation, and its seq (send_step.lua: a re-run of the
+ * step writes nothing twice; cluster mode) */
+#define KEY_GOT       KEYS_PREFIX "{u:%s}:got"
 #define KEY_GROUPS_OF KEYS_PREFIX "{u:%s}:groups" /* set of #names */
 #define KEY_BUDGET    KEYS_PREFIX "{u:%s}:budget" /* hash t, m, f, b: send token buckets */
 /* hash session id -> cjson {c, l, e, a}: the user's signed-in sessions, the
@@ -87,6 +91,14 @@
 /* per conversation (hash tag {c:KEY}) */
 #define KEY_HISTORY       KEYS_PREFIX "{c:%s}:history" /* zset id -> text frame */
 #define KEY_HISTORY_BYTES KEYS_PREFIX "{c:%s}:bytes"   /* sum of the history's frame sizes */
+/* hash "SENDER CID" -> msgpack [id, event id, sent, ...]: what send_step.lua's conversation step
+ * stored for a cid (a retry after a stop stores nothing twice; cluster mode); + ":old" as
+ * KEY_CIDS */
+#define KEY_CONV_CIDS KEYS_PREFIX "{c:%s}:cids"
+/* per cluster slot (cluster mode): the counter of the message ids of the conversations in the
+ * slot; %s is cluster_slot_tag(slot) (common/cluster.h), so it shares their slot. An id is
+ * counter x 16384 + slot */
+#define KEY_SLOT_IDS KEYS_PREFIX "{%s}:ids"
 
 /* per gateway */
 #define KEY_GW_ALIVE    KEYS_PREFIX "gw:%s:alive"

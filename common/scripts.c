@@ -115,10 +115,10 @@ static void scripts_register_cmd(scripts_cmd *c, const char *name, const char *h
 {
     scripts_cmd_init(c, SCRIPT_REGISTER);
     scripts_cmd_key(c, KEY_ACCOUNT, name);
-    scripts_cmd_key(c, KEY_USERS);
     scripts_cmd_str(c, name);
     scripts_cmd_str(c, hash);
     scripts_cmd_fmt(c, "%" PRId64, created_ms);
+    scripts_cmd_str(c, KEY_USERS);
     scripts_cmd_str(c, CHAN_USERS);
 }
 

@@ -46,6 +46,8 @@ typedef enum {
     SCRIPT_THROTTLE,
     SCRIPT_BLOCK,
     SCRIPT_INBOX_REFS,
+    SCRIPT_REGISTER_INDEX,
+    SCRIPT_SEND_STEP,
     /* later steps of group, read, typing and block (named by their continuations) */
     SCRIPT_NOTIFY_GW,
     SCRIPT_NOTIFY_FAN,
@@ -202,6 +204,13 @@ redisReply *scripts_inbox_refs_sync(redisContext *c, const char *user, int64_t f
 
 redisReply *scripts_register_sync(redisContext *c, const char *name, const char *hash,
                                   int64_t created_ms);
+/* A reply read from a pipeline of *_append calls (redisGetReply) may be a
+ * step's continuation (docs/internals.md "Scripts in steps"): this runs the
+ * rest of the chain synchronously on c and returns its last reply (r is
+ * consumed; the result is the caller's to free; NULL on a connection error or
+ * a malformed continuation). A reply that is no continuation is returned as
+ * it is. */
+redisReply *scripts_follow_sync(redisContext *c, redisReply *r);
 /* The same, pipelined (redisAppendCommandArgv; read the reply with
  * redisGetReply): with EVALSHA only, so load the script first
  * (scripts_load_argv). REDIS_OK or REDIS_ERR. */
@@ -281,11 +290,16 @@ typedef struct scripts_list {
 typedef struct scripts_send_batch {
     scripts_list keys, args; /* per message, in order */
     int count;               /* messages in it */
+    int steps;               /* 1: send_step.lua's chains (a cluster), 0: send.lua */
     char num[12][24];        /* the limits, as ARGV strings */
 } scripts_send_batch;
 
 /* The per-call values: the limits (copied). */
 void scripts_send_batch_init(scripts_send_batch *b, const scripts_send_limits *limits);
+/* steps 1: the batches that follow (this one must be empty) run as send_step.lua's chains, each
+ * step inside one hash slot, what a Redis Cluster needs (docs/internals.md "The send path on a
+ * cluster"); 0: as one send.lua call (one Redis). */
+void scripts_send_batch_steps(scripts_send_batch *b, int steps);
 void scripts_send_batch_free(scripts_send_batch *b);
 /* Adds one message or change from `from` to `to` (a user or a #group): its
  * data (a text's or an edit's; a reaction's emoji; "" for a delete) and cid
@@ -297,8 +311,9 @@ int scripts_send_batch_add(scripts_send_batch *b, const char *from, const char *
                            const char *data, size_t data_len, const char *cid, size_t cid_len,
                            const char *gw, size_t gw_len, uint64_t conn, proto_kind kind,
                            int64_t ref, int on);
-/* Sends the batch as one FCALL and empties it, whatever the outcome. The
- * reply has one entry per message, in order (send.lua). REDIS_ERR when it
+/* Sends the batch as one FCALL (steps: a chain of them) and empties it,
+ * whatever the outcome. The reply has one entry per message, in order
+ * (send.lua; send_step.lua answers alike). REDIS_ERR when it
  * was empty or could not be queued (cb is not called). */
 int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisCallbackFn *cb,
                             void *priv);

@@ -22,6 +22,8 @@ typedef struct scripts_lua {
  * NULL on a connection error. */
 redisReply *scripts_eval_sync(redisContext *c, script_id id, int nkeys, int nargs,
                               const char **argv, const size_t *argvlen);
+/* The script common/lua/NAME.lua (name[0..len)), or SCRIPT__COUNT. */
+script_id scripts_by_name(const char *name, size_t len);
 /* Queues EVALSHA / FCALL on a pipeline (no retry: load it first). */
 int scripts_append_sync(redisContext *c, script_id id, int nkeys, int nargs, const char **argv,
                         const size_t *argvlen);

@@ -15,11 +15,12 @@ extern const scripts_lua scripts_lua_send, scripts_lua_session_open, scripts_lua
     scripts_lua_history, scripts_lua_read, scripts_lua_group, scripts_lua_fanout,
     scripts_lua_login_create, scripts_lua_login_revoke, scripts_lua_login_list,
     scripts_lua_login_touch, scripts_lua_throttle, scripts_lua_block, scripts_lua_inbox_refs,
-    scripts_lua_notify_gw, scripts_lua_notify_fan, scripts_lua_notify_all, scripts_lua_block_by,
-    scripts_lua_block_peer, scripts_lua_typing_gate, scripts_lua_typing_send, scripts_lua_read_pos,
-    scripts_lua_read_hist, scripts_lua_read_set, scripts_lua_group_by, scripts_lua_group_users,
-    scripts_lua_group_blocks, scripts_lua_group_apply, scripts_lua_group_run,
-    scripts_lua_group_member, scripts_lua_group_index, scripts_lua_group_done;
+    scripts_lua_register_index, scripts_lua_send_step, scripts_lua_notify_gw,
+    scripts_lua_notify_fan, scripts_lua_notify_all, scripts_lua_block_by, scripts_lua_block_peer,
+    scripts_lua_typing_gate, scripts_lua_typing_send, scripts_lua_read_pos, scripts_lua_read_hist,
+    scripts_lua_read_set, scripts_lua_group_by, scripts_lua_group_users, scripts_lua_group_blocks,
+    scripts_lua_group_apply, scripts_lua_group_run, scripts_lua_group_member,
+    scripts_lua_group_index, scripts_lua_group_done;
 
 static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = &scripts_lua_send,
@@ -43,6 +44,8 @@ static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_THROTTLE] = &scripts_lua_throttle,
     [SCRIPT_BLOCK] = &scripts_lua_block,
     [SCRIPT_INBOX_REFS] = &scripts_lua_inbox_refs,
+    [SCRIPT_REGISTER_INDEX] = &scripts_lua_register_index,
+    [SCRIPT_SEND_STEP] = &scripts_lua_send_step,
     [SCRIPT_NOTIFY_GW] = &scripts_lua_notify_gw,
     [SCRIPT_NOTIFY_FAN] = &scripts_lua_notify_fan,
     [SCRIPT_NOTIFY_ALL] = &scripts_lua_notify_all,
@@ -193,12 +196,13 @@ static int scripts_command_reload(scripts_command *cmd, script_id id, const char
     return 0;
 }
 
-/* One in-flight scripts_eval call, followed by its command. Freed after the
- * user callback ran. */
+/* One in-flight scripts_eval call (one step of a chain), followed by its
+ * command. Freed after its reply was handled. */
 typedef struct scripts_call {
     redisCallbackFn *cb;
     void *privdata;
     script_id id;
+    int hops; /* steps run before this one in its chain */
 } scripts_call;
 
 static scripts_command *scripts_call_cmd(scripts_call *call)
@@ -206,8 +210,304 @@ static scripts_command *scripts_call_cmd(scripts_call *call)
     return (scripts_command *)(call + 1);
 }
 
+static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn *cb,
+                            void *privdata, int hops, int nkeys, int nargs, const char **argv,
+                            const size_t *argvlen);
+
+/* ---- steps: the continuations a script may answer (lib/step.lua, lib/fork.lua) ---- */
+
+#define SCRIPTS_NEXT     "parley:next"
+#define SCRIPTS_FORK     "parley:fork"
+#define SCRIPTS_HOPS_MAX 64   /* steps in one chain */
+#define SCRIPTS_FORK_MAX 1024 /* steps of one fork */
+
+static int scripts_is_str(const redisReply *r, const char *s)
+{
+    size_t n = strlen(s);
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && r->len == n &&
+           memcmp(r->str, s, n) == 0;
+}
+
+/* 1 when reply is a continuation (the first element "parley:next" or "parley:fork"). */
+static int scripts_is_step(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+           (scripts_is_str(r->element[0], SCRIPTS_NEXT) ||
+            scripts_is_str(r->element[0], SCRIPTS_FORK));
+}
+
+script_id scripts_by_name(const char *name, size_t len)
+{
+    for (int i = 0; i < SCRIPT__COUNT; i++) {
+        const char *n = scripts_table[i] ? scripts_table[i]->name : NULL;
+        if (n && strlen(n) == len && memcmp(n, name, len) == 0) return (script_id)i;
+    }
+    return SCRIPT__COUNT;
+}
+
+/* One step named in a reply, {NAME, NKEYS, key..., arg...} from element
+ * `first` of r (an integer element becomes its decimal text in num, which
+ * must hold 24 bytes per element), plus `extra` strings after its args.
+ * Returns 0 with the parts in *st; -1 when malformed. */
+typedef struct scripts_step {
+    script_id id;
+    int nkeys, nargs;
+    const char **argv;
+    size_t *argvlen;
+} scripts_step;
+
+static int scripts_step_parse(const redisReply *r, size_t first, scripts_step *st, char *num,
+                              size_t extra)
+{
+    if (r->elements < first + 2) return -1;
+    const redisReply *name = r->element[first], *nk = r->element[first + 1];
+    if (name->type != REDIS_REPLY_STRING || nk->type != REDIS_REPLY_INTEGER) return -1;
+    st->id = scripts_by_name(name->str, name->len);
+    if (st->id == SCRIPT__COUNT) return -1;
+    size_t n = r->elements - first - 2;
+    if (nk->integer < 0 || (size_t)nk->integer > n) return -1;
+    st->nkeys = (int)nk->integer;
+    st->nargs = (int)(n - (size_t)nk->integer);
+    st->argv = malloc((n + extra + 1) * sizeof(char *));
+    st->argvlen = malloc((n + extra + 1) * sizeof(size_t));
+    if (!st->argv || !st->argvlen) {
+        free(st->argv);
+        free(st->argvlen);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[first + 2 + i];
+        if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) {
+            st->argv[i] = e->str;
+            st->argvlen[i] = e->len;
+        } else if (e->type == REDIS_REPLY_INTEGER) {
+            char *d = num + 24 * i;
+            st->argvlen[i] = (size_t)snprintf(d, 24, "%lld", e->integer);
+            st->argv[i] = d;
+        } else {
+            free(st->argv);
+            free(st->argvlen);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A running fork: its branches' last replies (copied), the join to run. */
+typedef struct scripts_fork {
+    redisCallbackFn *cb;
+    void *privdata;
+    int hops;
+    int done;    /* the caller's callback has run (an error or a lost connection) */
+    size_t n;    /* branches */
+    size_t left; /* branches still running */
+    char **out;  /* their replies */
+    size_t *outlen;
+    scripts_command *join; /* the join's step, as parsed, copied */
+    script_id join_id;
+    int join_nkeys;
+} scripts_fork;
+
+typedef struct scripts_branch {
+    scripts_fork *fork;
+    size_t index;
+} scripts_branch;
+
+static void scripts_fork_free(scripts_fork *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->out[i]);
+    free(f->out);
+    free(f->outlen);
+    free(f->join);
+    free(f);
+}
+
+static void scripts_fork_join(redisAsyncContext *ac, scripts_fork *f)
+{
+    scripts_command *j = f->join;
+    int nargs = j->argc - 3 - f->join_nkeys;
+    size_t n = (size_t)(j->argc - 3) + f->n;
+    const char **argv = malloc(n * sizeof(char *));
+    size_t *argvlen = malloc(n * sizeof(size_t));
+    int rc = REDIS_ERR;
+    if (argv && argvlen) {
+        for (int i = 0; i < j->argc - 3; i++) {
+            argv[i] = j->argv[3 + i];
+            argvlen[i] = j->argvlen[3 + i];
+        }
+        for (size_t i = 0; i < f->n; i++) {
+            argv[(size_t)(j->argc - 3) + i] = f->out[i];
+            argvlen[(size_t)(j->argc - 3) + i] = f->outlen[i];
+        }
+        rc = scripts_eval_hop(ac, f->join_id, f->cb, f->privdata, f->hops + 1, f->join_nkeys,
+                              nargs + (int)f->n, argv, argvlen);
+    }
+    free(argv);
+    free(argvlen);
+    if (rc != REDIS_OK && f->cb) f->cb(ac, NULL, f->privdata);
+    scripts_fork_free(f);
+}
+
+static void scripts_branch_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    scripts_branch *b = privdata;
+    scripts_fork *f = b->fork;
+    redisReply *reply = r;
+    size_t i = b->index;
+    free(b);
+    if (!f->done) {
+        if (!reply || reply->type == REDIS_REPLY_ERROR ||
+            !(reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS ||
+              reply->type == REDIS_REPLY_INTEGER || reply->type == REDIS_REPLY_NIL)) {
+            /* the caller gets this reply (an error, a lost connection) now, once */
+            f->done = 1;
+            if (f->cb)
+                f->cb(ac, reply && reply->type == REDIS_REPLY_ERROR ? reply : NULL, f->privdata);
+        } else {
+            char num[24];
+            const char *p = "";
+            size_t len = 0;
+            if (reply->type == REDIS_REPLY_INTEGER) {
+                len = (size_t)snprintf(num, sizeof num, "%lld", reply->integer);
+                p = num;
+            } else if (reply->type != REDIS_REPLY_NIL) {
+                p = reply->str;
+                len = reply->len;
+            }
+            f->out[i] = malloc(len + 1);
+            if (f->out[i]) {
+                memcpy(f->out[i], p, len);
+                f->out[i][len] = '\0';
+                f->outlen[i] = len;
+            } else {
+                f->done = 1;
+                if (f->cb) f->cb(ac, NULL, f->privdata);
+            }
+        }
+    }
+    if (--f->left > 0) return;
+    if (f->done)
+        scripts_fork_free(f);
+    else
+        scripts_fork_join(ac, f);
+}
+
+/* Starts what a continuation reply names, taking over call's callback.
+ * Returns 0 when it did (the callback runs later, with the chain's last
+ * reply), -1 when the reply is malformed or cannot be sent (the caller then
+ * answers the callback itself). */
+static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redisReply *r)
+{
+    if (call->hops + 1 >= SCRIPTS_HOPS_MAX) return -1;
+    if (scripts_is_str(r->element[0], SCRIPTS_NEXT)) {
+        char *num = malloc(24 * (r->elements + 1));
+        scripts_step st;
+        if (!num) return -1;
+        if (scripts_step_parse(r, 1, &st, num, 0) != 0) {
+            free(num);
+            return -1;
+        }
+        int rc = scripts_eval_hop(ac, st.id, call->cb, call->privdata, call->hops + 1, st.nkeys,
+                                  st.nargs, st.argv, st.argvlen);
+        free(st.argv);
+        free(st.argvlen);
+        free(num);
+        return rc == REDIS_OK ? 0 : -1;
+    }
+    /* fork: elements 1..n are the branches, the last one the join */
+    size_t n = r->elements >= 2 ? r->elements - 2 : 0;
+    if (n > SCRIPTS_FORK_MAX) return -1;
+    for (size_t i = 1; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_ARRAY) return -1;
+    scripts_fork *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    f->cb = call->cb;
+    f->privdata = call->privdata;
+    f->hops = call->hops + 1;
+    f->n = n;
+    f->out = calloc(n ? n : 1, sizeof(char *));
+    f->outlen = calloc(n ? n : 1, sizeof(size_t));
+    const redisReply *jr = r->element[r->elements - 1];
+    char *num = malloc(24 * (jr->elements + 1));
+    scripts_step st;
+    if (!f->out || !f->outlen || !num || scripts_step_parse(jr, 0, &st, num, 0) != 0) {
+        free(num);
+        scripts_fork_free(f);
+        return -1;
+    }
+    f->join = scripts_command_new(0, st.id, st.nkeys, st.nargs, st.argv, st.argvlen);
+    f->join_id = st.id;
+    f->join_nkeys = st.nkeys;
+    free(st.argv);
+    free(st.argvlen);
+    free(num);
+    if (!f->join) {
+        scripts_fork_free(f);
+        return -1;
+    }
+    /* every branch parsed before any is sent: a bad one sends none */
+    scripts_step *sts = calloc(n ? n : 1, sizeof *sts);
+    char **nums = calloc(n ? n : 1, sizeof(char *));
+    int bad = !sts || !nums;
+    for (size_t i = 0; !bad && i < n; i++) {
+        const redisReply *br = r->element[1 + i];
+        nums[i] = malloc(24 * (br->elements + 1));
+        if (!nums[i] || scripts_step_parse(br, 0, &sts[i], nums[i], 0) != 0) {
+            free(nums[i]);
+            nums[i] = NULL;
+            bad = 1;
+            n = i; /* the parsed ones are freed below */
+        }
+    }
+    int rc = bad ? -1 : 0;
+    if (!bad && n == 0) {
+        scripts_fork_join(ac, f); /* nothing to wait for */
+        f = NULL;
+    }
+    if (!bad && f) {
+        f->left = n;
+        for (size_t i = 0; i < n; i++) {
+            scripts_branch *b = malloc(sizeof *b);
+            if (b) {
+                b->fork = f;
+                b->index = i;
+            }
+            if (!b || scripts_eval_hop(ac, sts[i].id, scripts_branch_cb, b, f->hops, sts[i].nkeys,
+                                       sts[i].nargs, sts[i].argv, sts[i].argvlen) != REDIS_OK) {
+                /* this one and the ones not sent count as failed: the caller gets NULL once */
+                free(b);
+                if (!f->done && f->cb) f->cb(ac, NULL, f->privdata);
+                f->done = 1;
+                f->left -= n - i;
+                if (f->left == 0) scripts_fork_free(f);
+                break;
+            }
+        }
+    } else if (bad) {
+        scripts_fork_free(f);
+    }
+    for (size_t i = 0; sts && nums && i < n; i++) {
+        free(sts[i].argv);
+        free(sts[i].argvlen);
+        free(nums[i]);
+    }
+    free(sts);
+    free(nums);
+    return rc;
+}
+
 static void scripts_finish(redisAsyncContext *ac, scripts_call *call, void *reply)
 {
+    redisReply *r = reply;
+    if (scripts_is_step(r)) {
+        if (scripts_follow(ac, call, r) == 0) {
+            free(call);
+            return;
+        }
+        /* a malformed continuation, too many steps, or nothing sent: the caller sees NULL */
+        reply = NULL;
+    }
     if (call->cb) call->cb(ac, reply, call->privdata);
     free(call);
 }
@@ -237,8 +537,9 @@ static void scripts_eval_cb(redisAsyncContext *ac, void *r, void *privdata)
     scripts_finish(ac, call, reply);
 }
 
-int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
-                 int nkeys, int nargs, const char **argv, const size_t *argvlen)
+static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn *cb,
+                            void *privdata, int hops, int nkeys, int nargs, const char **argv,
+                            const size_t *argvlen)
 {
     if (!ac) return REDIS_ERR; /* not connected */
     scripts_call *call = scripts_command_new(sizeof(scripts_call), id, nkeys, nargs, argv, argvlen);
@@ -246,6 +547,7 @@ int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void 
     call->cb = cb;
     call->privdata = privdata;
     call->id = id;
+    call->hops = hops;
     scripts_command *cmd = scripts_call_cmd(call);
     if (redisAsyncCommandArgv(ac, scripts_eval_cb, call, cmd->argc, cmd->argv, cmd->argvlen) !=
         REDIS_OK) {
@@ -255,8 +557,15 @@ int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void 
     return REDIS_OK;
 }
 
-redisReply *scripts_eval_sync(redisContext *c, script_id id, int nkeys, int nargs,
-                              const char **argv, const size_t *argvlen)
+int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
+                 int nkeys, int nargs, const char **argv, const size_t *argvlen)
+{
+    return scripts_eval_hop(ac, id, cb, privdata, 0, nkeys, nargs, argv, argvlen);
+}
+
+/* One step, synchronously, reloaded and retried once when it is not loaded. */
+static redisReply *scripts_eval_one_sync(redisContext *c, script_id id, int nkeys, int nargs,
+                                         const char **argv, const size_t *argvlen)
 {
     scripts_command *cmd = scripts_command_new(0, id, nkeys, nargs, argv, argvlen);
     if (!cmd) return NULL;
@@ -271,6 +580,107 @@ redisReply *scripts_eval_sync(redisContext *c, script_id id, int nkeys, int narg
     }
     free(cmd);
     return r;
+}
+
+/* A fork synchronously: the branches one after the other, then the join. */
+static redisReply *scripts_fork_sync(redisContext *c, redisReply *r, int hops)
+{
+    size_t n = r->elements >= 2 ? r->elements - 2 : 0;
+    if (n > SCRIPTS_FORK_MAX) return NULL;
+    for (size_t i = 1; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_ARRAY) return NULL;
+    redisReply **outs = calloc(n ? n : 1, sizeof *outs);
+    if (!outs) return NULL;
+    redisReply *res = NULL;
+    size_t i = 0;
+    for (; i < n; i++) {
+        const redisReply *br = r->element[1 + i];
+        char *num = malloc(24 * (br->elements + 1));
+        scripts_step st;
+        if (!num || scripts_step_parse(br, 0, &st, num, 0) != 0) {
+            free(num);
+            break;
+        }
+        outs[i] = scripts_follow_sync(
+            c, scripts_eval_one_sync(c, st.id, st.nkeys, st.nargs, st.argv, st.argvlen));
+        free(st.argv);
+        free(st.argvlen);
+        free(num);
+        if (!outs[i]) break;
+        int t = outs[i]->type;
+        if (t == REDIS_REPLY_ERROR) { /* the call's answer */
+            res = outs[i];
+            outs[i] = NULL;
+            break;
+        }
+        if (t != REDIS_REPLY_STRING && t != REDIS_REPLY_STATUS && t != REDIS_REPLY_INTEGER &&
+            t != REDIS_REPLY_NIL)
+            break;
+    }
+    if (i == n) {
+        const redisReply *jr = r->element[r->elements - 1];
+        char *num = malloc(24 * (jr->elements + n + 1));
+        scripts_step st;
+        if (num && scripts_step_parse(jr, 0, &st, num, n) == 0) {
+            int base = st.nkeys + st.nargs;
+            char *extra = num + 24 * jr->elements;
+            for (size_t k = 0; k < n; k++) {
+                const redisReply *o = outs[k];
+                if (o->type == REDIS_REPLY_INTEGER) {
+                    st.argvlen[base + (int)k] =
+                        (size_t)snprintf(extra + 24 * k, 24, "%lld", o->integer);
+                    st.argv[base + (int)k] = extra + 24 * k;
+                } else if (o->type == REDIS_REPLY_NIL) {
+                    st.argv[base + (int)k] = "";
+                    st.argvlen[base + (int)k] = 0;
+                } else {
+                    st.argv[base + (int)k] = o->str;
+                    st.argvlen[base + (int)k] = o->len;
+                }
+            }
+            redisReply *j =
+                scripts_eval_one_sync(c, st.id, st.nkeys, st.nargs + (int)n, st.argv, st.argvlen);
+            free(st.argv);
+            free(st.argvlen);
+            res = j && scripts_is_step(j) && hops + 1 < SCRIPTS_HOPS_MAX ? scripts_follow_sync(c, j)
+                                                                         : j;
+        }
+        free(num);
+    }
+    for (size_t k = 0; k < n; k++)
+        if (outs[k]) freeReplyObject(outs[k]);
+    free(outs);
+    return res;
+}
+
+redisReply *scripts_follow_sync(redisContext *c, redisReply *r)
+{
+    for (int hops = 0; r && scripts_is_step(r); hops++) {
+        redisReply *next = NULL;
+        if (hops + 1 < SCRIPTS_HOPS_MAX) {
+            if (scripts_is_str(r->element[0], SCRIPTS_NEXT)) {
+                char *num = malloc(24 * (r->elements + 1));
+                scripts_step st;
+                if (num && scripts_step_parse(r, 1, &st, num, 0) == 0) {
+                    next = scripts_eval_one_sync(c, st.id, st.nkeys, st.nargs, st.argv, st.argvlen);
+                    free(st.argv);
+                    free(st.argvlen);
+                }
+                free(num);
+            } else {
+                next = scripts_fork_sync(c, r, hops);
+            }
+        }
+        freeReplyObject(r);
+        r = next;
+    }
+    return r;
+}
+
+redisReply *scripts_eval_sync(redisContext *c, script_id id, int nkeys, int nargs,
+                              const char **argv, const size_t *argvlen)
+{
+    return scripts_follow_sync(c, scripts_eval_one_sync(c, id, nkeys, nargs, argv, argvlen));
 }
 
 int scripts_append_sync(redisContext *c, script_id id, int nkeys, int nargs, const char **argv,

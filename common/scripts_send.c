@@ -5,6 +5,7 @@
  * fanout function (common/lua/fanout.lua), which shares send's limits. */
 #include "scripts_int.h"
 
+#include "cluster.h"
 #include "keys.h"
 
 #include <inttypes.h>
@@ -39,6 +40,9 @@ enum {
     A_READ_FMT,
     SEND_HEAD_ARGS
 };
+
+/* send_step.lua's split: the key formats after send.lua's per-call ARGV */
+#define STEP_HEAD_ARGS 13
 
 /* the limits in b->num */
 enum {
@@ -129,6 +133,24 @@ void scripts_send_batch_init(scripts_send_batch *b, const scripts_send_limits *l
         snprintf(b->num[i], sizeof b->num[i], "%" PRId64, v[i]);
 }
 
+void scripts_send_batch_steps(scripts_send_batch *b, int steps)
+{
+    b->steps = steps ? 1 : 0;
+}
+
+/* steps: the key of the id counter of the cluster slot of conv's history, and
+ * that slot (send_step.lua's ARGV 9 and 10 of a message) */
+static int scripts_send_slot_args(scripts_list *l, const char *conv)
+{
+    char key[KEYS_MAX], slot[16];
+    int n = snprintf(key, sizeof key, KEY_HISTORY, conv);
+    if (n < 0 || (size_t)n >= sizeof key) return -1;
+    unsigned s = cluster_keyslot(key, (size_t)n);
+    keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(s));
+    snprintf(slot, sizeof slot, "%u", s);
+    return scripts_list_str(l, key) | scripts_list_str(l, slot);
+}
+
 void scripts_send_batch_free(scripts_send_batch *b)
 {
     scripts_list_free(&b->keys);
@@ -197,8 +219,9 @@ int scripts_send_batch_add(scripts_send_batch *b, const char *from, const char *
     if (keys_conv(conv, sizeof conv, from, to) < 0) return -1;
     size_t keys_n = (size_t)b->keys.n, keys_len = b->keys.len;
     size_t args_n = (size_t)b->args.n, args_len = b->args.len;
-    int rc = to[0] == '#' ? scripts_send_keys_group(&b->keys, from, to, conv)
-                          : scripts_send_keys_pair(&b->keys, from, to, conv);
+    int rc = b->steps       ? 0
+             : to[0] == '#' ? scripts_send_keys_group(&b->keys, from, to, conv)
+                            : scripts_send_keys_pair(&b->keys, from, to, conv);
     size_t sl = (size_t)snprintf(sess, sizeof sess, "%.*s#%" PRIu64, (int)gw_len, gw, conn);
     size_t cl = (size_t)snprintf(connid, sizeof connid, "%" PRIu64, conn);
     rc |= scripts_list_str(&b->args, from);
@@ -213,6 +236,7 @@ int scripts_send_batch_add(scripts_send_batch *b, const char *from, const char *
     else
         refs[0] = '\0';
     rc |= scripts_list_str(&b->args, refs);
+    if (b->steps) rc |= scripts_send_slot_args(&b->args, conv);
     if (rc != 0) { /* out of memory: take this message back out */
         b->keys.n = (int)keys_n;
         b->keys.len = keys_len;
@@ -228,7 +252,8 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
                             void *priv)
 {
     const scripts_list *k = &b->keys, *a = &b->args;
-    const int argc = k->n + SEND_HEAD_ARGS + a->n;
+    const int head_n = b->steps ? 1 + SEND_HEAD_ARGS + STEP_HEAD_ARGS : SEND_HEAD_ARGS;
+    const int argc = k->n + head_n + a->n;
     const char **argv = b->count ? malloc((size_t)argc * sizeof *argv) : NULL;
     size_t *argvlen = b->count ? malloc((size_t)argc * sizeof *argvlen) : NULL;
     int rc = REDIS_ERR;
@@ -259,20 +284,36 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
             [A_MENTIONS_FMT] = KEY_MENTIONS,
             [A_READ_FMT] = KEY_READ,
         };
+        /* send_step.lua's split: its name, send.lua's per-call ARGV, the key formats of the
+         * steps (send_step.lua's header) */
+        static const char *const step_head[STEP_HEAD_ARGS] = {
+            KEY_CIDS,       KEY_BUDGET,        KEY_ACCOUNT,      KEY_HIDDEN,        KEY_CONTACTS,
+            KEY_RECOUNT,    KEY_GOT,           KEY_HISTORY,      KEY_HISTORY_BYTES, KEY_CONV_CIDS,
+            KEY_GROUP_META, KEY_GROUP_MEMBERS, KEY_GROUP_ADMINS,
+        };
         int i = 0;
         for (int j = 0; j < k->n; j++, i++) {
             argv[i] = k->buf + k->off[j];
             argvlen[i] = k->lens[j];
         }
+        if (b->steps) {
+            argv[i] = "split";
+            argvlen[i++] = 5;
+        }
         for (int j = 0; j < SEND_HEAD_ARGS; j++, i++) {
             argv[i] = head[j];
             argvlen[i] = strlen(head[j]);
+        }
+        for (int j = 0; b->steps && j < STEP_HEAD_ARGS; j++, i++) {
+            argv[i] = step_head[j];
+            argvlen[i] = strlen(step_head[j]);
         }
         for (int j = 0; j < a->n; j++, i++) {
             argv[i] = a->buf + a->off[j];
             argvlen[i] = a->lens[j];
         }
-        rc = scripts_eval(ac, SCRIPT_SEND, cb, priv, k->n, SEND_HEAD_ARGS + a->n, argv, argvlen);
+        rc = scripts_eval(ac, b->steps ? SCRIPT_SEND_STEP : SCRIPT_SEND, cb, priv, k->n,
+                          head_n + a->n, argv, argvlen);
     }
     free(argv);
     free(argvlen);

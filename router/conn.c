@@ -103,6 +103,20 @@ static void conn_handshake_cb(redisAsyncContext *ac, void *reply, void *privdata
     conn_maybe_ready(r);
 }
 
+/* INFO cluster of the connect sequence: a cluster node runs send in steps
+ * (each inside one hash slot), as does --send-steps. */
+static void conn_info_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    router *r = ac->data;
+    redisReply *rep = reply;
+    int *up;
+    if (rep && rep->type == REDIS_REPLY_STRING && conn_slot(r, ac, &up)) {
+        r->cluster = strstr(rep->str, "cluster_enabled:1") != NULL;
+        route_set_steps(r, r->cluster || r->cfg.send_steps);
+    }
+    conn_handshake_cb(ac, reply, privdata);
+}
+
 static void conn_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 {
     router *r = arg;
@@ -184,6 +198,10 @@ static redisAsyncContext *conn_open(router *r, const char *which)
                            "CLIENT SETNAME parley-router:%s:%s", r->cfg.id,
                            is_cmd ? "commands" : "subscriber");
     n++;
+    if (is_cmd && ok == REDIS_OK) {
+        ok = redisAsyncCommand(ac, conn_info_cb, "INFO cluster", "INFO cluster");
+        n++;
+    }
     /* first on the pipe: later EVALSHAs never meet NOSCRIPT */
     for (int i = 0; is_cmd && ok == REDIS_OK && i < SCRIPT__COUNT; i++, n++) {
         const char *load[4];

@@ -135,6 +135,9 @@ int main(int argc, char **argv)
          "inbox writes per second per user (a group message costs its members; 0: no limit)"},
         {"user-fanout-burst", "PARLEY_USER_FANOUT_BURST", CONFIG_INT, &r.cfg.user_fanout_burst, 1,
          1000000000, "bucket size of --user-fanout-rate"},
+        {"send-steps", "PARLEY_SEND_STEPS", CONFIG_BOOL, &r.cfg.send_steps, 0, 0,
+         "store messages in steps each inside one hash slot (send_step.lua), as on a Redis "
+         "Cluster (where they always are), also on one Redis: slower, for tests"},
         {"user-byte-rate", "PARLEY_USER_BYTE_RATE", CONFIG_INT, &r.cfg.user_byte_rate, 0, 1LL << 40,
          "stored bytes per second per user (data x copies; 0: no limit)"},
         {"user-byte-burst", "PARLEY_USER_BYTE_BURST", CONFIG_INT, &r.cfg.user_byte_burst, 1,

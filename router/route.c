@@ -170,6 +170,18 @@ static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
         route_flush(r); /* what gathered meanwhile */
 }
 
+void route_set_steps(router *r, int steps)
+{
+    if (steps == r->batch.steps) return;
+    if (r->batch.count) { /* gathered for the other mode: the clients retry them */
+        r->stats.lost += (unsigned long long)r->batch.count;
+        scripts_send_batch_clear(&r->batch);
+    }
+    scripts_send_batch_steps(&r->batch, steps);
+    log_info("messages are stored %s", steps ? "in steps, each inside one hash slot (send_step)"
+                                             : "in one call per batch (send)");
+}
+
 void route_flush(router *r)
 {
     int count = r->batch.count;

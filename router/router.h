@@ -30,6 +30,7 @@ typedef struct router_config {
     long long inbox_bytes, history_bytes, fanout_chunk;
     long long user_rate, user_burst, user_fanout_rate, user_fanout_burst;
     long long user_byte_rate, user_byte_burst;
+    int send_steps; /* --send-steps: send_step.lua's chains even on one Redis */
     const char *log_level;
 } router_config;
 
@@ -83,6 +84,7 @@ typedef struct router {
     long backoff_ms;
     int outage_logged;
     int healthy; /* a command was answered since the last (re)connect */
+    int cluster; /* INFO cluster said cluster_enabled:1 (at the last connect) */
 
     /* slots.c */
     slot_state slot[PARLEY_SLOTS];
@@ -134,6 +136,9 @@ int slots_held(const router *r, unsigned slot);
 void route_init(router *r);
 void route_message(router *r, unsigned slot, const char *buf, size_t len);
 void route_flush(router *r); /* send the open batch now */
+/* the mode of the next batches: steps (send_step.lua: a cluster, --send-steps) or one send
+ * call; drops a batch gathered for the other mode (counted lost: the clients retry) */
+void route_set_steps(router *r, int steps);
 void route_free(router *r);
 
 /* fanout.c */

@@ -1,7 +1,7 @@
 -- include: step
 --
 -- block.lua - `by` blocks or unblocks `user`: the first of three steps, each on one user's slot
--- (issue 15; docs/internals.md "Scripts on one slot").
+-- (issue 15; docs/internals.md "Scripts in steps").
 -- Caller: the gateway (scripts_block), for a client's `block {user, on}`.
 --
 -- KEYS  1 user's account.

@@ -8,7 +8,9 @@
 #                                 in that order (a helper that uses another comes after it)
 #   -- function: send             a Redis function library, registering its local function `send`
 # For each script it writes OUT_DIR/NAME.lua, exactly what Redis loads: the helpers, then the file,
-# verbatim. For a function library that is wrapped in "#!lua name=L" and
+# verbatim, after a "#!lua" line (Redis 7's script flags line: with it Redis checks, on a cluster
+# node, that the script touches keys of one slot only). For a function library that is wrapped in
+# "#!lua name=L" and
 # "redis.register_function('L', send)", L = "parley_NAME_" + the first 16 hex digits of the SHA1
 # of the code between: the name carries the version, so two versions can be loaded side by side.
 # OUT_DIR/NAME.map has one "LINE FILE" line per part: the line of OUT_DIR/NAME.lua where FILE
@@ -78,10 +80,7 @@ foreach(path IN LISTS scripts)
   # the code: helpers, then the script
   set(code "")
   set(map "")
-  set(line 1)
-  if(function)
-    set(line 2) # after "#!lua name=..."
-  endif()
+  set(line 2) # after the "#!lua" line (scripts) or "#!lua name=..." (function libraries)
   set(seen "")
   foreach(inc IN LISTS includes)
     if(inc IN_LIST seen)
@@ -104,7 +103,9 @@ foreach(path IN LISTS scripts)
     set(source "#!lua name=${handle}\n${code}redis.register_function('${handle}', ${function})\n")
     set(is_function 1)
   else()
-    set(source "${code}")
+    # the shebang makes Redis (7+) check the script as it checks functions: on a cluster node,
+    # a key of another slot than its first key is an error, even an undeclared one
+    set(source "#!lua\n${code}")
     string(SHA1 handle "${source}")
     set(is_function 0)
   endif()

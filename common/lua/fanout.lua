@@ -1,4 +1,4 @@
--- include: gateways fanout epoch store ref
+-- include: gateways fanout epoch store members ref
 -- function: fanout
 --
 -- fanout.lua - one bounded step of a group's queued fan-out (send.lua queues a group message

@@ -2,7 +2,7 @@
 --
 -- group.lua - creates a group, or joins, leaves, adds, removes, promotes or demotes members: the
 -- first step of a chain whose steps each stay on one slot (issue 15; docs/internals.md "Scripts
--- on one slot").
+-- in steps").
 -- Caller: the gateway (scripts_group).
 --
 -- KEYS  1 group meta, 2 group members, 3 the group's join order (zset member -> join number),

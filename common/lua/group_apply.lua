@@ -1,4 +1,4 @@
--- include: step gctx gframe notify
+-- include: step fork gctx gframe notify
 --
 -- group_apply.lua - a step of group.lua on the group's slot (the join of the group_blocks.lua
 -- steps, when any): every check of the op on the group's own keys, then the change to them.

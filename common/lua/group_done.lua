@@ -1,4 +1,4 @@
--- include: step gctx gframe notify
+-- include: step fork gctx gframe notify
 --
 -- group_done.lua - the last step of a change of group.lua, on the group's slot (the join of
 -- group_run.lua's fork): the change is complete.

@@ -1,4 +1,4 @@
--- include: step gctx
+-- include: step fork gctx
 --
 -- group_run.lua - a step of group.lua on the group's conversation slot ({c:#NAME}): what a
 -- change listed in meta `pend` leaves to do, forked to each user's slot.

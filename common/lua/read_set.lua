@@ -1,4 +1,4 @@
--- include: step notify
+-- include: step fork notify
 --
 -- read_set.lua - a step of read.lua on the reader's slot: the writes, then the receipt.
 -- Caller: read_hist.lua.

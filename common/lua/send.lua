@@ -1,4 +1,4 @@
--- include: gateways fanout access epoch store ref message
+-- include: gateways fanout access epoch store members ref message
 -- function: send
 --
 -- send.lua - a batch of texts and changes (edit, delete, react) from one router, stored,

@@ -1,4 +1,4 @@
--- include: step gateways notify
+-- include: step fork gateways notify
 --
 -- typing_send.lua - a step of typing.lua on the recipient's (or the group's) slot: the delivery.
 -- Caller: typing_gate.lua (or typing.lua when there is no throttle).

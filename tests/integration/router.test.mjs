@@ -64,7 +64,7 @@ async function setup(t, bases = ['alice', 'bob'], { cli = false } = {}) {
             const res = await cluster.cli(['useradd', u, '--password', 'password1']);
             assert.ok(res.ok, `useradd ${u}: ${res.stdout.trim() || res.stderr.trim()}`);
         } else {
-            assert.equal(await callScript(r, sha, 'register', [userKey(u, 'account'), 'parley:users'], [u, 'H', Date.now()]), 1, `register ${u}`);
+            assert.equal(await callScript(r, sha, 'register', [userKey(u, 'account')], [u, 'H', Date.now(), 'parley:users', '']), 1, `register ${u}`);
         }
     }
     return { r, sha, users, gw: (base) => `${base}-${n}` };

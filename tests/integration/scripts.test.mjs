@@ -120,8 +120,7 @@ async function fresh(t) {
             if (raw) return ms;
             return ms.flatMap((m) => (m.channel.startsWith('parley:gw:') ? envelopes(m.payload).map((env) => ({ channel: m.channel, env })) : [m]));
         },
-        register: (user, hash = 'H', created = 1000, chan) =>
-            ev('register', [U(user, 'account'), 'parley:users'], [user, hash, created, ...(chan ? [chan] : [])]),
+        register: (user, hash = 'H', created = 1000, chan) => ev('register', [U(user, 'account')], [user, hash, created, 'parley:users', chan ?? '']),
         sopen: (user, gw, conn, opts) => sessionOpen(r, sha, user, gw, conn, opts),
         sclose: (user, gw, conn, reaping = false) =>
             ev(

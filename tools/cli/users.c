@@ -142,33 +142,34 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
             if (scripts_login_create_append(c, &l) != REDIS_OK)
                 return cli_fail("redis: %s", c->errstr);
         }
-        for (long long i = 0; i < cnt; i++) {
-            redisReply *r;
-            if (redisGetReply(c, (void **)&r) != REDIS_OK || !r)
-                return cli_fail("redis: %s", c->errstr);
-            redisReply *lr; /* the session's: an error only matters */
-            if (redisGetReply(c, (void **)&lr) != REDIS_OK || !lr) {
-                freeReplyObject(r);
-                return cli_fail("redis: %s", c->errstr);
+        /* every reply of the pipeline first: a step's continuation is followed only then, on
+         * a connection with nothing else in flight (scripts_follow_sync) */
+        static redisReply *got[2 * CLI_BULK_BATCH];
+        long long ngot = 0;
+        for (; ngot < 2 * cnt; ngot++)
+            if (redisGetReply(c, (void **)&got[ngot]) != REDIS_OK || !got[ngot]) break;
+        int bad = ngot < 2 * cnt;
+        for (long long i = 0; i < ngot; i++) {
+            if (!bad) got[i] = scripts_follow_sync(c, got[i]);
+            if (!got[i]) {
+                bad = 1;
+                continue;
             }
-            if (lr->type == REDIS_REPLY_ERROR) {
-                cli_fail("redis: %s", lr->str);
-                freeReplyObject(lr);
-                freeReplyObject(r);
-                return CLI_FAIL;
+            if (!bad && got[i]->type == REDIS_REPLY_ERROR) {
+                cli_fail("redis: %s", got[i]->str);
+                bad = 2;
             }
-            freeReplyObject(lr);
-            if (r->type == REDIS_REPLY_ERROR) {
-                cli_fail("redis: %s", r->str);
-                freeReplyObject(r);
-                return CLI_FAIL;
+            if (!bad && i % 2 == 0) { /* register's; the session's matters only as an error */
+                if (got[i]->type == REDIS_REPLY_INTEGER && got[i]->integer == 1)
+                    made++;
+                else
+                    taken++;
             }
-            if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
-                made++;
-            else
-                taken++;
-            freeReplyObject(r);
         }
+        for (long long i = 0; i < ngot; i++)
+            if (got[i]) freeReplyObject(got[i]);
+        if (bad == 1) return cli_fail("redis: %s", c->errstr[0] ? c->errstr : "connection lost");
+        if (bad) return CLI_FAIL;
     }
     printf("created %lld users %s%lld..%s%lld (%lld already existed)\n", made, prefix, start,
            prefix, start + n - 1, taken);

@@ -1,4 +1,4 @@
--- notify.lua - helper (after step): a frame for several users delivered by steps, each on one
+-- notify.lua - helper (after step, fork): a frame for several users delivered by steps, each on one
 -- slot (issue 15): from NOTIFY_WIDE (64: a big group, as send.lua's BROADCAST_MIN) users on,
 -- one envelope to every gateway (notify_all.lua: no user's sessions read); below, one
 -- notify_gw.lua step per user (the gateways of his sessions, on his slot) joined by

@@ -1,8 +1,8 @@
--- store.lua - helper (after gateways, fanout, epoch): what send.lua and fanout.lua share to
+-- store.lua - helper (after epoch): what send.lua and fanout.lua share to
 -- store and answer a message: msgpack pieces built by concatenation (mp_*), the per-call publish
--- buffer (emit, flush: one PUBLISH per gateway channel), inbox appends under both caps, the
--- deliveries of a group message to its members (members_*), acks and cid records, and a deleted
--- message taken off a reader's counts (uncount).
+-- buffer (emit, flush: one PUBLISH per gateway channel), inbox appends under both caps, acks and
+-- cid records, and a deleted message taken off a reader's counts (uncount). The deliveries of a
+-- group message to its members: lib/members.lua.
 -- Call store_init(prefix, inbox_cap, inbox_bytes, ttl) at the start of every call: string
 -- and math are not reachable while a function library loads, so the constants are made then.
 --
@@ -59,29 +59,6 @@ local function emit(chan, bytes)
   l[#l + 1] = bytes
 end
 local function emit_table(chan, env) emit(chan, cmsgpack.pack(env)) end
--- The deliveries of one group message, collected member by member, then published into the
--- call's buffer: for a group of BROADCAST_MIN members or more ("wide") one {t:"m", f, u, s, x}
--- listing them to every gateway in parley:gateways (each gateway picks its own sessions: no
--- lookup of each member's sessions), else one per gateway holding a session of theirs (fanout
--- helper). x: the sending session (it has its copy). sessions_fmt: a user's session set.
-local BROADCAST_MIN = 64
-local function members_new(wide, sessions_fmt)
-  return {wide = wide, sessions_fmt = sessions_fmt, u = {}, s = {}, fan = fan_new()}
-end
-local function members_add(d, user, seq, skip)
-  if d.wide then
-    d.u[#d.u + 1], d.s[#d.s + 1] = user, seq
-  else
-    local ss = redis.call('SMEMBERS', string.format(d.sessions_fmt, user))
-    for _, gw in ipairs(gateways(ss, skip)) do fan_add(d.fan, gw, user, seq) end
-  end
-end
-local function members_publish(d, gateways_key, frame, x)
-  if not d.wide then return fan_publish(d.fan, prefix, frame, x, emit_table) end
-  if #d.u == 0 then return end
-  local env = cmsgpack.pack({t = 'm', f = frame, u = d.u, s = d.s, x = x})
-  for _, gw in ipairs(redis.call('SMEMBERS', gateways_key)) do emit(prefix .. gw, env) end
-end
 -- everything a gateway gets from one call in one PUBLISH, in the order it was emitted
 local function flush()
   for _, c in ipairs(order) do redis.call('PUBLISH', c, table.concat(out[c])) end

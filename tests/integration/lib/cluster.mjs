@@ -288,6 +288,26 @@ function slug(s) {
 
 const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer)/;
 
+// PARLEY_TEST_REDIS=cluster: every test's Redis is a one-node Redis Cluster (all 16384 slots on
+// it). Parley reaches it with a plain redis:// URL (one connection, never a MOVED), and Redis
+// refuses any script that touches keys of two slots (docs/internals.md "Redis Cluster"): the
+// suite run this way checks that every script stays inside one slot.
+export const ONE_NODE_CLUSTER = process.env.PARLEY_TEST_REDIS === 'cluster';
+
+// Gives a cluster-enabled redis-server on port every slot (once: a restart keeps them in its
+// nodes.conf) and waits until it says cluster_state:ok.
+export async function oneNodeCluster(port) {
+    const info = (await redisCli(port, ['CLUSTER', 'INFO'])).stdout;
+    if (!/cluster_slots_assigned:16384/.test(info)) {
+        const r = await redisCli(port, ['CLUSTER', 'ADDSLOTSRANGE', '0', '16383']);
+        if (r.stdout !== 'OK') throw new Error(`CLUSTER ADDSLOTSRANGE on :${port}: ${r.stdout} ${r.stderr}`);
+    }
+    await waitFor(async () => /cluster_state:ok/.test((await redisCli(port, ['CLUSTER', 'INFO'])).stdout), {
+        timeout: 10000,
+        what: `one-node cluster on :${port} cluster_state:ok`,
+    });
+}
+
 export class Cluster {
     // suite: name of the test file's cluster (log directory).
     // opts.gateways: number of gateways (default 2)
@@ -388,6 +408,7 @@ export class Cluster {
             'yes',
             '--logfile',
             '',
+            ...(ONE_NODE_CLUSTER ? ['--cluster-enabled', 'yes', '--cluster-config-file', path.join(this.redisDir, 'nodes.conf')] : []),
             ...this.opts.redisArgs,
         ]);
         await waitFor(
@@ -399,6 +420,7 @@ export class Cluster {
             },
             { timeout: 10000, interval: loading ? 10 : 50, what: `redis-server ${loading ? 'answering' : 'PONG'} on :${this.redisPort}` },
         );
+        if (ONE_NODE_CLUSTER && !loading) await oneNodeCluster(this.redisPort);
     }
 
     async stopRedis(sig = 'SIGTERM') {

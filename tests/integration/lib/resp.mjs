@@ -238,10 +238,42 @@ export async function loadScripts(cluster) {
 // Script `name` with its KEYS and ARGV, as the router or a gateway runs it:
 // FCALL for a function, EVALSHA for a script. The reply has strings, or
 // Buffers with buffers (for replies holding msgpack).
-export function callScript(conn, sha, name, keys, args, { buffers = false } = {}) {
+// A step's continuation (lib/step.lua, lib/fork.lua: docs/internals.md "Scripts in steps") is
+// followed as common/scripts_run.c does, so the reply is the chain's last one.
+export async function callScript(conn, sha, name, keys, args, { buffers = false } = {}) {
     if (!sha[name]) throw new Error(`no script ${name} in ${Object.keys(sha)}`);
     const cmd = [sha[name].startsWith('parley_') ? 'FCALL' : 'EVALSHA', sha[name], keys.length, ...keys, ...args];
-    return buffers ? conn.callBuffers(...cmd) : conn.call(...cmd);
+    const reply = await (buffers ? conn.callBuffers(...cmd) : conn.call(...cmd));
+    return followSteps(conn, sha, reply, { buffers });
+}
+
+const asText = (x) => (Buffer.isBuffer(x) ? x.toString() : x);
+
+// [name, nkeys, keys..., args...] of a continuation -> {name, keys, args}
+function stepOf(a) {
+    const n = Number(a[1]);
+    return { name: asText(a[0]), keys: a.slice(2, 2 + n), args: a.slice(2 + n) };
+}
+
+export async function followSteps(conn, sha, reply, opts = {}) {
+    for (let hops = 0; Array.isArray(reply) && reply.length > 0; hops++) {
+        const head = asText(reply[0]);
+        if (head !== 'parley:next' && head !== 'parley:fork') break;
+        if (hops >= 64) throw new Error('more than 64 steps');
+        if (head === 'parley:next') {
+            const st = stepOf(reply.slice(1));
+            return callScript(conn, sha, st.name, st.keys, st.args, opts);
+        }
+        const outs = [];
+        for (const b of reply.slice(1, -1)) {
+            const st = stepOf(b);
+            const out = await callScript(conn, sha, st.name, st.keys, st.args, { buffers: true });
+            outs.push(out === null ? '' : out);
+        }
+        const join = stepOf(reply[reply.length - 1]);
+        return callScript(conn, sha, join.name, join.keys, [...join.args, ...outs], opts);
+    }
+    return reply;
 }
 
 // session_open of USER's connection CONNID on gateway GW (session "GW#CONNID"):

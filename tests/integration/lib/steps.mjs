@@ -1,6 +1,8 @@
-// steps.mjs - a script called by hand the way common/scripts_run.c runs it:
-// following its continuation replies (docs/internals.md "Scripts on one
-// slot"), so a test of a split script gets the chain's final reply.
+// steps.mjs - a script split into steps called by hand the way
+// common/scripts_run.c runs it, hop by hop (docs/internals.md "Scripts in
+// steps"), so a test sees each hop: its KEYS checked to share one slot, its
+// name traced, the chain stopped before a given step (a crash between steps).
+// resp.mjs's callScript follows a chain too, without these.
 //
 //   callSteps(conn, sha, name, keys, args, { buffers })
 //
@@ -12,7 +14,6 @@
 // count); an error reply anywhere rejects the call.
 // Every hop's KEYS are checked to share one Redis Cluster hash slot (the
 // runner refuses a call that crosses slots).
-import { callScript } from './resp.mjs';
 
 export const MAX_HOPS = 64;
 export const STOPPED = Symbol('stopped');
@@ -54,7 +55,9 @@ async function run(conn, sha, name, keys, args, hops, trace, stopAt) {
     const slots = new Set(keys.map((k) => keySlot(str(k))));
     if (slots.size > 1) throw new Error(`${name}: KEYS cross slots: ${keys.map(str).join(' ')}`);
     trace?.push(name);
-    const reply = await callScript(conn, sha, name, keys, args, { buffers: true });
+    if (!sha[name]) throw new Error(`no script ${name}`);
+    // one hop: the raw call (resp.mjs's callScript follows a whole chain itself)
+    const reply = await conn.callBuffers(sha[name].startsWith('parley_') ? 'FCALL' : 'EVALSHA', sha[name], keys.length, ...keys, ...args);
     if (isTag(reply, 'parley:next')) {
         const e = entry(reply.slice(1));
         return run(conn, sha, e.name, e.keys, e.args, hops, trace, stopAt);

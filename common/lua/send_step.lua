@@ -1,0 +1,466 @@
+-- include: gateways epoch store ref message step fork pair access
+-- function: send_step
+--
+-- send_step.lua - send.lua's work in steps, each inside one hash slot: what the router runs on a
+-- Redis Cluster (docs/internals.md "Scripts in steps", "The send path on a cluster"). One Redis
+-- function whose ARGV 1 names the step; the steps chain by continuation (lib/step.lua,
+-- lib/fork.lua), so the router's batch call gets one reply, as from send.lua.
+-- Caller: the router (router/route.c through scripts_send_batch_call when its Redis is a
+-- cluster: common/scripts_send.c), with ARGV 1 "split"; every other step is named by the one
+-- before it.
+--
+-- split (no KEYS: any node): ARGV 2..24 as send.lua's ARGV 1..23, then 10 per message: send.lua's
+--   8, the key of the counter of ids of the conversation's cluster slot (parley:{TAG}:ids,
+--   keys.h KEY_SLOT_IDS) and that slot. Answers a fork: one chain per message, joined by "join".
+-- Every other step: ARGV 2 the message's context (msgpack: the limits, key formats and the
+--   message, with what earlier steps found), then its own. The chain of a message:
+--   1:1:   from (sender: cid record, budget) -> to (recipient: account, blocks) -> conv (history:
+--          id, store; the cid kept with the conversation) -> member (recipient: inbox reference,
+--          seq, counts, live frame) -> done (sender: own copy, cid record, ack).
+--   group: from (cid record) -> group (membership, size, mentions, the sender's role) -> budget
+--          (sender) -> conv -> fan (the members now: a fork of member steps) -> done (the join).
+--   A text to oneself: its member step is the sender's own copy (done writes no second one).
+-- Ids (cluster mode): counter x 16384 + slot, the counter per cluster slot (conv's KEYS 4): unique
+-- across the deployment, increasing within a conversation, no global key. A change (edit, delete,
+-- react) takes an id of its own the same way (its "event id": the members' steps key on it).
+-- Stops between steps (a router crash, a lost connection, a failover): nothing is acknowledged
+-- before done, so a stop leaves no acked message behind. What a stop leaves and what finishes it:
+--   after from/to/group/budget: the budget taken, nothing stored; the client's retry (same cid)
+--   runs the chain again.
+--   after conv: the message in the history (and the conversation's cid record `parley:{c:K}:cids`
+--   "SENDER CID" -> [id, event id, sent]); a retry finds that record and stores nothing again,
+--   then writes what the stop left out.
+--   after some member steps: those members have it (and their `parley:{u:M}:got` mark: conversation
+--   -> "EVENT SEQ"); the retry's member steps skip whoever has it (an event id not above the mark)
+--   and answer the seq written then.
+--   A message never retried stays in the history and in the inboxes written (not acked: the
+--   client shows it unsent until its next retry).
+-- Deliveries are published by the step that writes the inbox (the member's step, done for the
+-- sender's own copy): a gateway never sees a delivery before its stored state.
+-- Results (join's reply, one per message, as send.lua's): {id, seq, sent} stored and acked,
+-- {id, seq, sent, "dup"} a retry answered again, or a refusal's code ("no_such_user",
+-- "forbidden", "rate_limited", "too_large", "bad_field"), "failed: ..." (answered unavailable).
+-- Work per step: one message's keys of one slot; fan: one SMEMBERS and a fork of one member step
+-- per member (each a few calls).
+local CTX -- the message's context (unpacked ARGV 2)
+local now
+local function ctx_pack(extra)
+  if extra then for k, v in pairs(extra) do CTX[k] = v end end
+  return cmsgpack.pack(CTX)
+end
+local function ukey(fmt, user) return string.format(CTX.k[fmt], user) end
+local function chan_of(sess) return prefix .. (string.match(sess, '^(.*)#') or sess) end
+local function msg_of() -- the fields ack() and the refusals read
+  return {cid = CTX.cid, conn = CTX.conn, chan = chan_of(CTX.sess)}
+end
+local function refuse(code, message)
+  local e = {kind = 'error', code = code, message = message}
+  if CTX.cid ~= '' then e.cid = CTX.cid end
+  emit_table(chan_of(CTX.sess), {t = 'c', c = CTX.conn, f = cmsgpack.pack(e)})
+  flush()
+  return cmsgpack.pack(code)
+end
+local function result(r)
+  flush()
+  return cmsgpack.pack(r)
+end
+local function next_step(name, keys, extra, more)
+  flush()
+  local args = {name, ctx_pack(extra)}
+  for _, a in ipairs(more or {}) do args[#args + 1] = a end
+  return step_next('send_step', keys, args)
+end
+local function sender_keys() -- the sender's keys of the done step
+  local u = CTX.from
+  return {ukey('cids', u), ukey('meta', u), ukey('inbox', u), ukey('sessions', u),
+          ukey('contacts', u)}
+end
+local function member_keys(u)
+  return {ukey('meta', u), ukey('inbox', u), ukey('sessions', u), ukey('unread', u),
+          ukey('mentions', u), ukey('read', u), ukey('recount', u), ukey('contacts', u),
+          ukey('got', u)}
+end
+local function conv_keys()
+  local c = CTX.conv
+  return {string.format(CTX.k.history, c), string.format(CTX.k.hbytes, c),
+          string.format(CTX.k.ccids, c), CTX.ids}
+end
+local function is_group() return string.byte(CTX.to, 1) == 35 end
+-- the live frame fr (split_frame) with user's seq to the gateways of his sessions (key sessions)
+-- but the session skip: {t:"u", u, s, f, x?}
+local function deliver(user, seq, fr, sessions, skip)
+  local gws = gateways(redis.call('SMEMBERS', sessions), skip)
+  if #gws == 0 then return end
+  local env = {t = 'u', u = user, s = seq, f = with_seq(fr, seq)}
+  if skip then env.x = skip end
+  local bytes = cmsgpack.pack(env)
+  for _, g in ipairs(gws) do emit(prefix .. g, bytes) end
+end
+-- takes one message costing copies inbox writes from the sender's budget (KEYS budget): nil, or
+-- 'rate_limited' / 'too_large' (as send.lua's)
+local function budget(key, copies, bytes)
+  local cost = {1, copies, bytes * copies}
+  local rates, bursts = CTX.rates, CTX.bursts
+  local v = redis.call('HMGET', key, 't', 'm', 'f', 'b')
+  local t = tonumber(v[1])
+  local left, full_ms = {}, 0
+  for i = 1, 3 do
+    if rates[i] > 0 then
+      local have = bursts[i]
+      if t then
+        have = math.min(bursts[i], (tonumber(v[i + 1]) or bursts[i]) + (now - t) * rates[i] / 1000)
+      end
+      if cost[i] > bursts[i] then return 'too_large' end
+      if have < cost[i] then return 'rate_limited' end
+      left[i] = have - cost[i]
+      full_ms = math.max(full_ms, math.ceil((bursts[i] - left[i]) * 1000 / rates[i]))
+    else
+      left[i] = bursts[i]
+    end
+  end
+  if full_ms > 0 then
+    redis.call('HSET', key, 't', now, 'm', left[1], 'f', left[2], 'b', left[3])
+    redis.call('PEXPIRE', key, full_ms + 1000)
+  end
+  return nil
+end
+local function over_budget(over)
+  if over == 'too_large' then
+    return refuse('too_large', 'this text costs more than your budget allows at once (its ' ..
+                  'bytes times its copies, or its recipients): not stored, a retry cannot help')
+  end
+  return refuse('rate_limited', 'over your message budget: retry later with the same cid')
+end
+local function trim_history(history, hbytes, n, total)
+  if n <= CTX.hcap and total <= CTX.hbytes then return end
+  local gone = 0
+  while n > 1 and (n > CTX.hcap or total - gone > CTX.hbytes) do
+    gone = gone + #redis.call('ZPOPMIN', history)[1]
+    n = n - 1
+  end
+  if total - gone < 0 then redis.call('SET', hbytes, 0)
+  else redis.call('DECRBY', hbytes, gone) end
+end
+local function new_id(ids)
+  return redis.call('INCR', ids) * 16384 + CTX.slot
+end
+local steps = {}
+-- 1. the sender's cid record (a retry is answered again), then (1:1) the budget
+function steps.from(keys)
+  if CTX.cid ~= '' then
+    local old = redis.call('HGET', keys[1], CTX.cid) or redis.call('HGET', keys[1] .. ':old',
+                                                                     CTX.cid)
+    if old then
+      local v = cmsgpack.unpack(old)
+      ack(msg_of(), v[1], v[2], v[3])
+      return result({v[1], v[2], v[3], 'dup'})
+    end
+  end
+  if is_group() then
+    local g = CTX.to
+    return next_step('group', {string.format(CTX.k.gmeta, g), string.format(CTX.k.gmembers, g),
+                               string.format(CTX.k.gadmins, g)})
+  end
+  local over = budget(keys[2], CTX.from == CTX.to and 1 or 2, #CTX.data)
+  if over then return over_budget(over) end
+  return next_step('to', {ukey('account', CTX.to), ukey('hidden', CTX.to)})
+end
+-- 2 (1:1). the recipient: an account; no block either way (a delete is allowed)
+function steps.to(keys)
+  if redis.call('EXISTS', keys[1]) == 0 then
+    return refuse('no_such_user', 'no such user: ' .. CTX.to)
+  end
+  if CTX.op ~= 'delete' and redis.call('SISMEMBER', keys[2], CTX.from) == 1 then
+    return refuse('forbidden', 'you cannot write to ' .. CTX.to)
+  end
+  return next_step('conv', conv_keys())
+end
+-- 2 (group). membership, size, the mentions of a text, the sender's role, a delete's number
+function steps.group(keys)
+  local bad = access('1', keys[2], keys[1], CTX.from)
+  if bad == 'no_such_user' then return refuse(bad, 'no such group: ' .. CTX.to) end
+  if bad then return refuse(bad, 'not a member of ' .. CTX.to) end
+  local extra = {n = redis.call('SCARD', keys[2])}
+  if CTX.op == 'text' then
+    extra.mentions = mentions_of(CTX.data, function(u)
+      return redis.call('SISMEMBER', keys[2], u) == 1
+    end) or false
+  elseif CTX.op == 'delete' then
+    extra.admin = redis.call('HGET', keys[1], 'owner') == CTX.from or
+                  redis.call('ZSCORE', keys[3], CTX.from) ~= false
+    extra.dseq = redis.call('HINCRBY', keys[1], 'dseq', 1) -- read.lua's marks compare with it
+  end
+  return next_step('budget', {ukey('budget', CTX.from)}, extra)
+end
+-- 3 (group). the sender's budget: one copy per member
+function steps.budget(keys)
+  local over = budget(keys[1], CTX.n, #CTX.data)
+  if over then return over_budget(over) end
+  return next_step('conv', conv_keys())
+end
+-- what a change makes of message msg (changed here): the live frame and the inbox reference
+-- (without with / w), or nil and the refusal; 'same' when it changes nothing
+local function apply(msg, id)
+  local op = CTX.op
+  if op == 'edit' then
+    if msg.from ~= CTX.from then
+      return nil, refuse('forbidden', 'only its author may edit a message')
+    end
+    if msg.deleted then return nil, refuse('bad_field', 'this message was deleted') end
+    msg.data, msg.edited = CTX.data, now
+    return {kind = 'edit', id = id, from = CTX.from, data = CTX.data, edited = now},
+           {k = 'e', id = id, from = CTX.from, at = now}
+  end
+  if op == 'delete' then
+    if msg.from ~= CTX.from and not CTX.admin then
+      return nil, refuse('forbidden', is_group() and
+                         'only its author, the owner or an admin may delete a message' or
+                         'only its author may delete a message')
+    end
+    if msg.deleted then return 'same' end
+    msg_delete(msg, CTX.from, now)
+    return {kind = 'delete', id = id, by = CTX.from, deleted = now},
+           {k = 'd', id = id, by = CTX.from, at = now}
+  end
+  if msg.deleted then return nil, refuse('bad_field', 'this message was deleted') end
+  local on = op == 'react+'
+  local r = msg_react(msg, CTX.from, CTX.data, on)
+  if r == 'full' then return nil, refuse('bad_field', 'a message has at most 20 distinct emoji') end
+  if r == 'same' then return 'same' end
+  return {kind = 'react', id = id, from = CTX.from, emoji = CTX.data, on = on},
+         {k = 'r', id = id, from = CTX.from, emoji = CTX.data, on = on}
+end
+-- a change's frames again, as the message is now (a re-run after a stop): the live frame and
+-- the inbox reference (without with / w)
+local function redo(msg, id)
+  local op = CTX.op
+  if op == 'edit' then
+    return {kind = 'edit', id = id, from = CTX.from, data = msg.data, edited = msg.edited or now},
+           {k = 'e', id = id, from = CTX.from, at = msg.edited or now}
+  end
+  if op == 'delete' then
+    return {kind = 'delete', id = id, by = msg.by or CTX.from, deleted = msg.deleted or now},
+           {k = 'd', id = id, by = msg.by or CTX.from, at = msg.deleted or now}
+  end
+  local on = op == 'react+'
+  return {kind = 'react', id = id, from = CTX.from, emoji = CTX.data, on = on},
+         {k = 'r', id = id, from = CTX.from, emoji = CTX.data, on = on}
+end
+-- 4. the conversation: the id, the history (a text stored, a change applied), the cid kept here
+function steps.conv(keys)
+  local history, hbytes, ccids = keys[1], keys[2], keys[3]
+  local field = CTX.from .. ' ' .. CTX.cid
+  local rec = CTX.cid ~= '' and (redis.call('HGET', ccids, field) or
+                                 redis.call('HGET', ccids .. ':old', field))
+  local extra
+  if rec then -- stored by an earlier run of this chain: write what it may have left out
+    local v = cmsgpack.unpack(rec)
+    extra = {id = v[1], eid = v[2], sent = v[3], author = v[4], mmentions = v[5], same = v[6]}
+    now = v[3]
+    if not extra.same then -- the frames again, from the message as it is now (no text is kept
+      -- in the record: a deleted message's text is in no key)
+      local raw, msg = msg_get(history, extra.id)
+      if not raw then
+        return refuse('bad_field', 'this message is no longer in the history')
+      end
+      if CTX.op == 'text' then
+        extra.f = raw
+      else
+        extra.live, extra.ref = redo(msg, extra.id)
+      end
+    end
+  elseif CTX.op == 'text' then
+    local reply_to = nil
+    if CTX.ref ~= '' then
+      reply_to = tonumber(CTX.ref)
+      if not reply_to or not msg_get(history, reply_to) then
+        return refuse('bad_field', "field 'reply_to' names no message of this conversation")
+      end
+    end
+    local mentions = CTX.mentions
+    if not is_group() then
+      local a, b = CTX.from, CTX.to
+      mentions = mentions_of(CTX.data, function(n) return n == a or n == b end)
+    end
+    if not mentions then mentions = nil end
+    local id = new_id(keys[4])
+    local msg = {kind = 'text', id = id, from = CTX.from, to = CTX.to, data = CTX.data,
+                 sent = now, reply_to = reply_to, mentions = mentions}
+    if CTX.cid ~= '' then msg.cid = CTX.cid end
+    local base = cmsgpack.pack(msg)
+    redis.call('ZADD', history, id, base)
+    local n, total = redis.call('ZCARD', history), #base
+    if n == 1 then redis.call('SET', hbytes, total)
+    else total = redis.call('INCRBY', hbytes, total) end
+    trim_history(history, hbytes, n, total)
+    extra = {id = id, eid = id, sent = now, f = base, mmentions = mentions or false}
+  else
+    local id = tonumber(CTX.ref)
+    local raw, msg = msg_get(history, id)
+    if not raw then
+      return refuse('bad_field', "field 'id' names no message of this conversation")
+    end
+    local author, mentions = msg.from, msg.mentions or false
+    local live, ref = apply(msg, id)
+    if not live then return ref end
+    if live == 'same' then
+      extra = {id = id, eid = 0, sent = now, same = true}
+    else
+      local stored = msg_put(history, hbytes, id, raw, msg)
+      if #stored > #raw then
+        trim_history(history, hbytes, redis.call('ZCARD', history),
+                     tonumber(redis.call('GET', hbytes)) or 0)
+      end
+      extra = {id = id, eid = new_id(keys[4]), sent = now, live = live, ref = ref,
+               author = author, mmentions = mentions}
+    end
+  end
+  if CTX.cid ~= '' and not rec then
+    remember(ccids, field, cmsgpack.pack({extra.id, extra.eid, extra.sent, extra.author or false,
+                                          extra.mmentions or false, extra.same or false}))
+  end
+  if extra.same then return next_step('done', sender_keys(), extra) end
+  if is_group() then
+    return next_step('fan', {string.format(CTX.k.gmembers, CTX.to)}, extra)
+  end
+  return next_step('member', member_keys(CTX.to), extra, {CTX.to})
+end
+-- 5 (group). the members now: one member step each, joined by done on the sender's keys
+function steps.fan(keys)
+  local members = redis.call('SMEMBERS', keys[1])
+  local ctx = ctx_pack()
+  local branches, self = {}, 0
+  for i, u in ipairs(members) do
+    branches[i] = {'send_step', member_keys(u), {'member', ctx, u}}
+    if u == CTX.from then self = i end
+  end
+  return step_fork(branches, {'send_step', sender_keys(), {'done', ctx_pack({self = self})}})
+end
+-- the frame user gets and the reference stored in his inbox, with w = how he names the
+-- conversation
+local function frames_for(w)
+  if CTX.op == 'text' then
+    return split_frame(CTX.f), split_frame(cmsgpack.pack({id = CTX.id, w = w}))
+  end
+  local live, ref = CTX.live, CTX.ref
+  live.with, ref.w = w, w
+  return split_frame(cmsgpack.pack(live)), split_frame(cmsgpack.pack(ref))
+end
+-- what the user's last read recount of the group saw (read.lua's mark): newest id, deletes
+local function mark(key, g)
+  local v = redis.call('HGET', key, g)
+  if not v then return 0, 0 end
+  local a, b = string.match(v, '^(%d+) (%d+)$')
+  return tonumber(a) or 0, tonumber(b) or 0
+end
+-- 5. one participant (ARGV 3) but the sender of a 1:1 (done writes his): the inbox reference,
+-- the live frame to his sessions (not the sending one), his counts; once per event id
+function steps.member(keys, args)
+  local u = args[3]
+  local group = is_group()
+  local w = group and CTX.to or (u == CTX.to and CTX.from or CTX.to)
+  local conv_name = group and CTX.to or CTX.from -- how the recipient's counts name it
+  local got = redis.call('HGET', keys[9], w)
+  local seq
+  if got then
+    local e, s = string.match(got, '^(%d+) (%d+)$')
+    if tonumber(e) and tonumber(e) >= CTX.eid then seq = tonumber(s) end
+  end
+  if not seq then
+    local fr, ref = frames_for(w)
+    seq = append(u, keys[1], keys[2], CTX.eid, ref)
+    local skip = u == CTX.from and CTX.sess or nil
+    deliver(u, seq, fr, keys[3], skip)
+    local mentioned = false
+    for _, m in ipairs(CTX.mmentions or {}) do if m == u then mentioned = true end end
+    if CTX.op == 'text' and u ~= CTX.from then
+      local pos = tonumber(redis.call('HGET', keys[6], conv_name)) or 0
+      if pos < CTX.id and (not group or mark(keys[7], CTX.to) < CTX.id) then
+        redis.call('HINCRBY', keys[4], conv_name, 1)
+        if mentioned then redis.call('HINCRBY', keys[5], conv_name, 1) end
+      end
+      if not group then redis.call('SADD', keys[8], CTX.from) end
+    elseif CTX.op == 'delete' and u ~= CTX.author and
+           (not group or select(2, mark(keys[7], CTX.to)) < (CTX.dseq or 0)) then
+      -- everyone but its author who had not read it, the deleter too (an owner or admin)
+      uncount(keys[6], keys[4], keys[5], conv_name, CTX.id, mentioned)
+    end
+    redis.call('HSET', keys[9], w, CTX.eid .. ' ' .. seq)
+  end
+  if group then
+    flush()
+    return seq
+  end
+  return next_step('done', sender_keys(), nil, {seq})
+end
+-- 6. the sender: his own copy (a 1:1 to another), the cid record, the ack. ARGV 3: the
+-- recipient's seq (1:1), or every member's (group, in fan's order; CTX.self: the sender's index)
+function steps.done(keys, args)
+  local u, sseq = CTX.from
+  if CTX.same then
+    sseq = tonumber(redis.call('HGET', keys[2], 'seq')) or 0
+  elseif is_group() then
+    sseq = CTX.self > 0 and tonumber(args[2 + CTX.self]) or 0
+  elseif u == CTX.to then
+    sseq = tonumber(args[3])
+  else
+    local fr, ref = frames_for(CTX.to)
+    sseq = append(u, keys[2], keys[3], CTX.eid, ref)
+    deliver(u, sseq, fr, keys[4], CTX.sess)
+    if CTX.op == 'text' then redis.call('SADD', keys[5], CTX.to) end
+  end
+  if CTX.cid ~= '' then remember(keys[1], CTX.cid, cid_record(CTX.id, sseq, CTX.sent)) end
+  ack(msg_of(), CTX.id, sseq, CTX.sent)
+  return result({CTX.id, sseq, CTX.sent})
+end
+-- the batch: one chain per message (ARGV as the header says)
+local function split(args)
+  local k = {meta = args[6], inbox = args[7], sessions = args[8], unread = args[9],
+             gateways = args[10], mentions = args[23], read = args[24], cids = args[25],
+             budget = args[26], account = args[27], hidden = args[28], contacts = args[29],
+             recount = args[30], got = args[31], history = args[32], hbytes = args[33],
+             ccids = args[34], gmeta = args[35], gmembers = args[36], gadmins = args[37]}
+  local base = {k = k, prefix = args[2], icap = tonumber(args[3]), hcap = tonumber(args[4]),
+                ttl = tonumber(args[5]), ibytes = tonumber(args[12]),
+                hbytes = tonumber(args[13]),
+                rates = {tonumber(args[17]), tonumber(args[19]), tonumber(args[21])},
+                bursts = {tonumber(args[18]), tonumber(args[20]), tonumber(args[22])}}
+  local branches = {}
+  local a = 38
+  while a + 9 <= #args do
+    local c = {}
+    for key, v in pairs(base) do c[key] = v end
+    c.from, c.to, c.data, c.cid, c.sess = args[a], args[a + 1], args[a + 2], args[a + 3],
+                                           args[a + 4]
+    c.conn, c.op, c.ref = tonumber(args[a + 5]), args[a + 6], args[a + 7]
+    c.ids, c.slot = args[a + 8], tonumber(args[a + 9])
+    c.conv = string.byte(c.to, 1) == 35 and c.to or pair_key(c.from, c.to)
+    branches[#branches + 1] = {'send_step', {string.format(k.cids, c.from),
+                                              string.format(k.budget, c.from)},
+                               {'from', cmsgpack.pack(c)}}
+    a = a + 10
+  end
+  return step_fork(branches, {'send_step', {}, {'join'}})
+end
+local function send_step(keys, args)
+  local name = args[1]
+  if name == 'split' then return split(args) end
+  if name == 'join' then
+    local res = {}
+    for i = 2, #args do res[#res + 1] = cmsgpack.unpack(args[i]) end
+    return res
+  end
+  CTX = cmsgpack.unpack(args[2])
+  store_init(CTX.prefix, CTX.icap, CTX.ibytes, CTX.ttl)
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if CTX.sent then now = CTX.sent end
+  local fn = steps[name]
+  if not fn then return redis.error_reply('send_step: no step ' .. tostring(name)) end
+  local ok, r = pcall(fn, keys, args)
+  if not ok then
+    refuse('unavailable', 'not stored: retry later with the same cid')
+    return cmsgpack.pack('failed: ' .. tostring(r))
+  end
+  return r
+end
