@@ -1,20 +1,26 @@
 // The chains of steps of group.lua, read.lua, typing.lua and block.lua (issue 15: every step
-// on one Redis Cluster hash slot; docs/internals.md "Scripts on one slot"), called by hand as
+// on one Redis Cluster hash slot; docs/internals.md "Scripts in steps"), called by hand as
 // common/scripts_run.c runs them (lib/steps.mjs: every hop's KEYS checked to share one slot)
 // against a real redis-server with no router. The state is made with plain one-key commands,
 // so the file runs as well against a one-node cluster (PARLEY_TEST_REDIS=cluster: a script
 // touching a key of another slot is an error there). Each test starts from FLUSHALL.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before } from 'node:test';
 import { encode } from '@msgpack/msgpack';
 import { Cluster } from './lib/cluster.mjs';
 import { Conn, Subscriber, envelopes, loadScripts, userKey as U } from './lib/resp.mjs';
 import { STOPPED, callSteps } from './lib/steps.mjs';
 
+// Redis only (no router: it would claim slots, and it cannot run on a cluster node yet).
 const cluster = new Cluster('group_steps', { gateways: 0 });
 before(async () => {
-    await cluster.start();
-    await cluster.router.proc.stop();
+    fs.rmSync(cluster.dir, { recursive: true, force: true });
+    fs.mkdirSync(path.join(cluster.dir, 'tests'), { recursive: true });
+    cluster.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-it-group_steps-'));
+    await cluster.startRedis();
 });
 after(() => cluster.stop());
 
