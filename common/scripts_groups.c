@@ -60,6 +60,8 @@ int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     scripts_cmd_fmt(&c, KEY_MENTIONS, reader);
     scripts_cmd_fmt(&c, KEY_RECOUNT, reader);
     scripts_cmd_str(&c, KEY_GATEWAYS);
+    scripts_cmd_fmt(&c, KEY_META, reader);
+    scripts_cmd_fmt(&c, KEY_INBOX, reader);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 

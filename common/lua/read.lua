@@ -8,11 +8,13 @@
 -- ARGV  1 reader, 2 with (user or #group), 3 is_group ("1"/"0"), 4 upto, 5 gateway channel
 --       prefix, 6 the key format of a user's sessions, 7 reader's session id, 8 the
 --       conversation's history, 9 reader read, 10 reader unread, 11 reader mentions, 12 reader
---       recount marks, 13 parley:gateways.
+--       recount marks, 13 parley:gateways, 14 reader meta (its `seq`: his inbox's last entry),
+--       15 reader inbox.
 -- Steps: this one (the group's or the other user's slot: access; a group's delete count and
 -- who gets the receipt), read_pos.lua (the reader's slot: his position and counts, read only),
 -- read_hist.lua (the conversation's slot: the newest id, the recount), read_set.lua (the
--- reader's slot: the writes, checked again against his position), then the receipt
+-- reader's slot: the writes, checked again against his position and counts; when a message or
+-- another read changed his counts meanwhile, read_pos.lua again), then the receipt
 -- (lib/notify.lua). Only read_set writes (one call: position, counts and mark together), so a
 -- stop before it changes nothing and one after it loses only the receipt; running the read again
 -- answers {0, position} (already there).
@@ -40,4 +42,4 @@ elseif with == reader then st.to = {reader}
 else st.to = {with, reader} end
 local args = {cmsgpack.pack(st)}
 for i = 1, #ARGV do args[#args + 1] = ARGV[i] end
-return step_next('read_pos', {ARGV[9], ARGV[10], ARGV[11]}, args)
+return step_next('read_pos', {ARGV[9], ARGV[10], ARGV[11], ARGV[14]}, args)

@@ -67,4 +67,5 @@ end
 st.upto, st.last, st.unread, st.mentioned = upto, last, unread, mentioned
 local args = {cmsgpack.pack(st)}
 for i = 2, #ARGV do args[#args + 1] = ARGV[i] end
-return step_next('read_set', {ARGV[10], ARGV[11], ARGV[12], ARGV[13]}, args)
+return step_next('read_set', {ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[15], ARGV[16]},
+                 args)

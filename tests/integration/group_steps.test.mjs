@@ -104,6 +104,8 @@ async function fresh(t, users) {
                     U(reader, 'mentions'),
                     U(reader, 'recount'),
                     'parley:gateways',
+                    U(reader, 'meta'),
+                    U(reader, 'inbox'),
                 ],
                 opts,
             );
@@ -313,6 +315,23 @@ cluster.test('read steps: recount on the history slot, writes on the reader slot
     assert.deepEqual(await read('a', '#g', 3), [0, 4], 'no move back');
     assert.equal(await r.call('HGET', U('a', 'unread'), '#g'), null);
     assert.deepEqual(await read('c', '#nope', 1), 'no_such_user');
+    // a message counted between the recount and the writes (as a send does: history, then the
+    // inbox entry, the seq and the count in one call): the read counts again
+    await r.call('HSET', U('a', 'read'), '#g', 1);
+    await r.call('HSET', U('a', 'unread'), '#g', 2);
+    let sent = false;
+    const trace = [];
+    const onStep = async (name) => {
+        if (name !== 'read_set' || sent) return;
+        sent = true;
+        await s.store('#g', 5, 'c');
+        await r.callBuffers('RPUSH', U('a', 'inbox'), Buffer.from(encode({ seq: 1, id: 5, w: '#g' })));
+        await r.call('HINCRBY', U('a', 'meta'), 'seq', 1);
+        await r.call('HINCRBY', U('a', 'unread'), '#g', 1);
+    };
+    assert.deepEqual(await read('a', '#g', 3, { trace, onStep }), [1, 3]);
+    assert.equal(trace.filter((x) => x === 'read_pos').length, 2, `counted again: ${trace.join(' ')}`);
+    assert.equal(await r.call('HGET', U('a', 'unread'), '#g'), '2', '4 and the newcomer 5');
     await s.store('a|b', 7, 'b');
     assert.deepEqual(await read('a', 'b', 7), [1, 7], '1:1');
     assert.equal(await r.call('HGET', U('a', 'recount'), 'a|b'), null, 'no mark for 1:1');

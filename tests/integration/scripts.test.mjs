@@ -282,6 +282,8 @@ async function fresh(t) {
                 U(reader, 'mentions'),
                 U(reader, 'recount'),
                 'parley:gateways',
+                U(reader, 'meta'),
+                U(reader, 'inbox'),
             ]);
         },
         // reader's [unread, read] for a conversation, as stored (null: no field)

@@ -49,8 +49,9 @@ function isTag(reply, tag) {
     return Array.isArray(reply) && reply.length > 0 && str(reply[0]) === tag;
 }
 
-async function run(conn, sha, name, keys, args, hops, trace, stopAt) {
+async function run(conn, sha, name, keys, args, hops, trace, stopAt, onStep) {
     if (hops > 0 && name === stopAt) return STOPPED;
+    if (onStep) await onStep(name);
     if (++hops > MAX_HOPS) throw new Error(`${name}: more than ${MAX_HOPS} hops`);
     const slots = new Set(keys.map((k) => keySlot(str(k))));
     if (slots.size > 1) throw new Error(`${name}: KEYS cross slots: ${keys.map(str).join(' ')}`);
@@ -60,13 +61,13 @@ async function run(conn, sha, name, keys, args, hops, trace, stopAt) {
     const reply = await conn.callBuffers(sha[name].startsWith('parley_') ? 'FCALL' : 'EVALSHA', sha[name], keys.length, ...keys, ...args);
     if (isTag(reply, 'parley:next')) {
         const e = entry(reply.slice(1));
-        return run(conn, sha, e.name, e.keys, e.args, hops, trace, stopAt);
+        return run(conn, sha, e.name, e.keys, e.args, hops, trace, stopAt, onStep);
     }
     if (isTag(reply, 'parley:fork')) {
         const es = reply.slice(1).map(entry);
         const join = es.pop();
         if (es.length > 1024) throw new Error(`${name}: a fork of ${es.length} steps`);
-        const finals = await Promise.all(es.map((e) => run(conn, sha, e.name, e.keys, e.args, hops, trace, stopAt)));
+        const finals = await Promise.all(es.map((e) => run(conn, sha, e.name, e.keys, e.args, hops, trace, stopAt, onStep)));
         const more = finals.map((r) => {
             if (r === STOPPED) return '';
             if (r === null || r === undefined) return '';
@@ -74,7 +75,7 @@ async function run(conn, sha, name, keys, args, hops, trace, stopAt) {
             throw new Error(`${name}: a forked step answered ${JSON.stringify(asStrings(r))}`);
         });
         if (finals.includes(STOPPED)) return STOPPED;
-        return run(conn, sha, join.name, join.keys, [...join.args, ...more], hops, trace, stopAt);
+        return run(conn, sha, join.name, join.keys, [...join.args, ...more], hops, trace, stopAt, onStep);
     }
     return reply;
 }
@@ -82,8 +83,9 @@ async function run(conn, sha, name, keys, args, hops, trace, stopAt) {
 // The final reply (strings, or Buffers with buffers); opts.trace: an array
 // that gets the name of every step run; opts.stopAt: a step name where the
 // chain stops before running it, as a crash or a lost connection would stop
-// it (the reply is then STOPPED).
-export async function callSteps(conn, sha, name, keys, args, { buffers = false, trace, stopAt } = {}) {
-    const reply = await run(conn, sha, name, keys, args, 0, trace, stopAt);
+// it (the reply is then STOPPED); opts.onStep: an async function called with
+// each step's name before it runs (to change the data between two steps).
+export async function callSteps(conn, sha, name, keys, args, { buffers = false, trace, stopAt, onStep } = {}) {
+    const reply = await run(conn, sha, name, keys, args, 0, trace, stopAt, onStep);
     return buffers || reply === STOPPED ? reply : asStrings(reply);
 }
