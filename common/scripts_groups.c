@@ -106,6 +106,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     scripts_cmd_fmt(&c, KEY_HISTORY_BYTES, name);
     scripts_cmd_str(&c, KEY_GROUPS);
     scripts_cmd_str(&c, KEY_GATEWAYS);
+    scripts_cmd_str(&c, KEY_INBOX);
     if (op != PROTO_OP_JOIN && op != PROTO_OP_LEAVE)
         for (size_t i = 0; i < nmembers; i++)
             scripts_cmd_arg(&c, members[i], member_lens[i]);

@@ -24,7 +24,8 @@ end
 local function keys_of(u)
   return {string.format(c.groups_fmt, u), string.format(c.read_fmt, u),
           string.format(c.unread_fmt, u), string.format(c.mentions_fmt, u),
-          string.format(c.recount_fmt, u), string.format(c.meta_fmt, u)}
+          string.format(c.recount_fmt, u), string.format(c.meta_fmt, u),
+          string.format(c.inbox_fmt, u)}
 end
 local forks = {}
 for _, u in ipairs(e.add) do

@@ -80,6 +80,7 @@ async function fresh(t, users) {
                     `parley:{c:${name}}:bytes`,
                     'parley:groups',
                     'parley:gateways',
+                    U('%s', 'inbox'),
                     ...members,
                 ],
                 opts,
@@ -152,7 +153,7 @@ async function fresh(t, users) {
 }
 
 cluster.test('group steps: create, add, promote, remove, join, leave; members keys follow; the last leave deletes the group', async (t) => {
-    const s = await fresh(t, ['a', 'b', 'c', 'd', 'e']);
+    const s = await fresh(t, ['a', 'b', 'c', 'd', 'e', 'f']);
     const { r, group, groupsOf } = s;
     const trace = [];
     assert.deepEqual(await group('create', '#g', 'a', ['b', 'c'], { open: '1', opts: { trace } }), ['ok']);
@@ -173,6 +174,21 @@ cluster.test('group steps: create, add, promote, remove, join, leave; members ke
     assert.equal(await r.call('HGET', U('d', 'read'), '#g'), '5', 'a newcomer starts at the newest id');
     assert.equal(await r.call('HGET', U('d', 'unread'), '#g'), null, 'and no unread');
     assert.equal((await group('add', '#g', 'a', ['d']))[0], 'same');
+    // a text sent between the history's newest id (group_run) and f's own step, counted for f
+    // by its send (f was a member already): kept
+    const onStep = async (name) => {
+        if (name !== 'group_member' || (await r.call('EXISTS', H('#g'))) === 0) return;
+        if ((await r.call('ZCARD', H('#g'))) > 1) return;
+        await s.store('#g', 6, 'b');
+        await r.callBuffers('RPUSH', U('f', 'inbox'), Buffer.from(encode({ seq: 1, id: 6, w: '#g' })));
+        await r.call('HINCRBY', U('f', 'unread'), '#g', 1);
+    };
+    assert.deepEqual(await group('add', '#g', 'a', ['f'], { opts: { onStep } }), ['ok']);
+    assert.deepEqual(
+        [await r.call('HGET', U('f', 'read'), '#g'), await r.call('HGET', U('f', 'unread'), '#g')],
+        ['5', '1'],
+        'the text after his start is unread',
+    );
     assert.deepEqual(await group('add', '#g', 'a', ['zz']), ['error', 'no_such_user', 'no such user: zz']);
     await r.call('SADD', U('e', 'blocks'), 'a');
     assert.deepEqual((await group('add', '#g', 'a', ['e'])).slice(0, 2), ['error', 'forbidden'], 'e blocks a');
@@ -184,7 +200,7 @@ cluster.test('group steps: create, add, promote, remove, join, leave; members ke
     assert.deepEqual(await group('leave', '#g', 'a'), ['ok']);
     assert.equal(await r.call('HGET', G('#g', 'meta'), 'owner'), 'b', 'the admin inherits');
     await s.published();
-    for (const u of ['b', 'c']) assert.deepEqual(await group('leave', '#g', u), ['ok']);
+    for (const u of ['b', 'c', 'f']) assert.deepEqual(await group('leave', '#g', u), ['ok']);
     assert.deepEqual(await group('leave', '#g', 'd'), ['ok']);
     for (const k of [G('#g', 'meta'), G('#g', 'members'), G('#g', 'joined'), G('#g', 'admins'), H('#g')])
         assert.equal(await r.call('EXISTS', k), 0, `${k} deleted`);

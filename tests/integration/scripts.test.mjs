@@ -223,6 +223,7 @@ async function fresh(t) {
                     `parley:{c:${name}}:bytes`,
                     'parley:groups',
                     'parley:gateways',
+                    U('%s', 'inbox'),
                     ...members,
                 ],
                 opts,

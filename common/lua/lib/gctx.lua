@@ -6,10 +6,11 @@
 --   13 the key format of a user's meta, 14 throttle window ms ("0": no throttle), 15 the key
 --   format of a user's blocks, 16 of a user's mentions, 17 of a user's recount marks, 18 of a
 --   user's group throttle, 19 parley:users, 20 the group's history, 21 its byte count,
---   22 parley:groups, 23 parley:gateways, 24.. the members named.
+--   22 parley:groups, 23 parley:gateways, 24 the key format of a user's inbox, 25.. the members
+--   named.
 -- A join step gets the replies of its fork after it: the state says how many names there are
 -- (nm), so the context ends where they begin.
-local GCTX_FIXED = 23
+local GCTX_FIXED = 24
 -- the context at ARGV[first..] with nm names (nil: to the end): its fields by name, its names
 -- (named), the whole list again (list), and args(st): a next step's ARGV, its state st (a table;
 -- nm set here) packed, then the context
@@ -22,7 +23,7 @@ local function gctx_read(first, nm)
              read_fmt = a[11], created_max = tonumber(a[12]), meta_fmt = a[13], window = a[14],
              blocks_fmt = a[15], mentions_fmt = a[16], recount_fmt = a[17], groupop_fmt = a[18],
              users = a[19], history = a[20], bytes = a[21], groups = a[22], gateways = a[23],
-             named = {}}
+             inbox_fmt = a[24], named = {}}
   for i = GCTX_FIXED + 1, #a do c.named[#c.named + 1] = a[i] end
   function c.args(st)
     st.nm = #c.named
