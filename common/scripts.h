@@ -291,6 +291,7 @@ typedef struct scripts_send_batch {
     scripts_list keys, args; /* per message, in order */
     int count;               /* messages in it */
     int steps;               /* 1: send_step.lua's chains (a cluster), 0: send.lua */
+    int wait_n, wait_ms;     /* steps: WAIT wait_n wait_ms after each step (0: none) */
     char num[12][24];        /* the limits, as ARGV strings */
 } scripts_send_batch;
 
@@ -300,6 +301,11 @@ void scripts_send_batch_init(scripts_send_batch *b, const scripts_send_limits *l
  * step inside one hash slot, what a Redis Cluster needs (docs/internals.md "The send path on a
  * cluster"); 0: as one send.lua call (one Redis). */
 void scripts_send_batch_steps(scripts_send_batch *b, int steps);
+/* Durable mode (steps only): every step's writes reach `replicas` replicas (WAIT replicas
+ * timeout_ms after each step) before the next runs, and the ack is published only after the
+ * last one's; fewer replicas in time end the message's chain unacked (the client retries).
+ * replicas 0: off. */
+void scripts_send_batch_wait(scripts_send_batch *b, int replicas, int timeout_ms);
 void scripts_send_batch_free(scripts_send_batch *b);
 /* Adds one message or change from `from` to `to` (a user or a #group): its
  * data (a text's or an edit's; a reaction's emoji; "" for a delete) and cid

@@ -73,5 +73,13 @@ int scripts_cmd_append(scripts_cmd *c, redisContext *rc);
  * cannot be queued. */
 int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
                  int nkeys, int nargs, const char **argv, const size_t *argvlen);
+/* The same, each step of its chain followed by WAIT wait_n wait_ms on the
+ * connection that ran it: a step's reply goes on (to the next step, or to cb)
+ * only once wait_n replicas acknowledged everything written so far on that
+ * connection; fewer within wait_ms end the call with an error reply
+ * "NOREPLICAS ...". wait_n 0: as scripts_eval. */
+int scripts_eval_wait(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
+                      int wait_n, int wait_ms, int nkeys, int nargs, const char **argv,
+                      const size_t *argvlen);
 
 #endif

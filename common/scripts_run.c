@@ -198,11 +198,19 @@ static int scripts_command_reload(scripts_command *cmd, script_id id, const char
 
 /* One in-flight scripts_eval call (one step of a chain), followed by its
  * command. Freed after its reply was handled. */
+/* What a step carries along its chain: its depth, and the durability asked
+ * for (scripts_eval_wait). */
+typedef struct scripts_hop {
+    int hops;            /* steps run before this one in its chain */
+    int wait_n, wait_ms; /* WAIT wait_n wait_ms after each step (wait_n 0: none) */
+} scripts_hop;
+
 typedef struct scripts_call {
     redisCallbackFn *cb;
     void *privdata;
     script_id id;
-    int hops; /* steps run before this one in its chain */
+    scripts_hop hop;
+    redisReply *held; /* the step's reply, kept (a copy) while its WAIT runs */
 } scripts_call;
 
 static scripts_command *scripts_call_cmd(scripts_call *call)
@@ -211,15 +219,15 @@ static scripts_command *scripts_call_cmd(scripts_call *call)
 }
 
 static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn *cb,
-                            void *privdata, int hops, int nkeys, int nargs, const char **argv,
-                            const size_t *argvlen);
+                            void *privdata, scripts_hop hop, int nkeys, int nargs,
+                            const char **argv, const size_t *argvlen);
 
 /* ---- steps: the continuations a script may answer (lib/step.lua, lib/fork.lua) ---- */
 
 #define SCRIPTS_NEXT     "parley:next"
 #define SCRIPTS_FORK     "parley:fork"
 #define SCRIPTS_HOPS_MAX 64   /* steps in one chain */
-#define SCRIPTS_FORK_MAX 1024 /* steps of one fork */
+#define SCRIPTS_FORK_MAX 4096 /* steps of one fork */
 
 static int scripts_is_str(const redisReply *r, const char *s)
 {
@@ -297,7 +305,7 @@ static int scripts_step_parse(const redisReply *r, size_t first, scripts_step *s
 typedef struct scripts_fork {
     redisCallbackFn *cb;
     void *privdata;
-    int hops;
+    scripts_hop hop;
     int done;    /* the caller's callback has run (an error or a lost connection) */
     size_t n;    /* branches */
     size_t left; /* branches still running */
@@ -340,7 +348,9 @@ static void scripts_fork_join(redisAsyncContext *ac, scripts_fork *f)
             argv[(size_t)(j->argc - 3) + i] = f->out[i];
             argvlen[(size_t)(j->argc - 3) + i] = f->outlen[i];
         }
-        rc = scripts_eval_hop(ac, f->join_id, f->cb, f->privdata, f->hops + 1, f->join_nkeys,
+        scripts_hop h = f->hop;
+        h.hops++;
+        rc = scripts_eval_hop(ac, f->join_id, f->cb, f->privdata, h, f->join_nkeys,
                               nargs + (int)f->n, argv, argvlen);
     }
     free(argv);
@@ -399,7 +409,9 @@ static void scripts_branch_cb(redisAsyncContext *ac, void *r, void *privdata)
  * answers the callback itself). */
 static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redisReply *r)
 {
-    if (call->hops + 1 >= SCRIPTS_HOPS_MAX) return -1;
+    if (call->hop.hops + 1 >= SCRIPTS_HOPS_MAX) return -1;
+    scripts_hop next = call->hop;
+    next.hops++;
     if (scripts_is_str(r->element[0], SCRIPTS_NEXT)) {
         char *num = malloc(24 * (r->elements + 1));
         scripts_step st;
@@ -408,8 +420,8 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
             free(num);
             return -1;
         }
-        int rc = scripts_eval_hop(ac, st.id, call->cb, call->privdata, call->hops + 1, st.nkeys,
-                                  st.nargs, st.argv, st.argvlen);
+        int rc = scripts_eval_hop(ac, st.id, call->cb, call->privdata, next, st.nkeys, st.nargs,
+                                  st.argv, st.argvlen);
         free(st.argv);
         free(st.argvlen);
         free(num);
@@ -424,7 +436,7 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
     if (!f) return -1;
     f->cb = call->cb;
     f->privdata = call->privdata;
-    f->hops = call->hops + 1;
+    f->hop = next;
     f->n = n;
     f->out = calloc(n ? n : 1, sizeof(char *));
     f->outlen = calloc(n ? n : 1, sizeof(size_t));
@@ -473,7 +485,7 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
                 b->fork = f;
                 b->index = i;
             }
-            if (!b || scripts_eval_hop(ac, sts[i].id, scripts_branch_cb, b, f->hops, sts[i].nkeys,
+            if (!b || scripts_eval_hop(ac, sts[i].id, scripts_branch_cb, b, f->hop, sts[i].nkeys,
                                        sts[i].nargs, sts[i].argv, sts[i].argvlen) != REDIS_OK) {
                 /* this one and the ones not sent count as failed: the caller gets NULL once */
                 free(b);
@@ -512,9 +524,104 @@ static void scripts_finish(redisAsyncContext *ac, scripts_call *call, void *repl
     free(call);
 }
 
+/* A copy of r that outlives the callback (hiredis frees r after it), freed
+ * with freeReplyObject; NULL when out of memory. */
+static redisReply *scripts_reply_copy(const redisReply *r)
+{
+    redisReply *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->type = r->type;
+    c->integer = r->integer;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        c->element = calloc(r->elements ? r->elements : 1, sizeof(redisReply *));
+        if (!c->element) {
+            free(c);
+            return NULL;
+        }
+        c->elements = r->elements;
+        for (size_t i = 0; i < r->elements; i++)
+            if (!(c->element[i] = scripts_reply_copy(r->element[i]))) {
+                freeReplyObject(c);
+                return NULL;
+            }
+    } else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+               r->type == REDIS_REPLY_ERROR) {
+        c->str = malloc(r->len + 1);
+        if (!c->str) {
+            free(c);
+            return NULL;
+        }
+        memcpy(c->str, r->str, r->len);
+        c->str[r->len] = '\0';
+        c->len = r->len;
+    }
+    return c;
+}
+
+/* An error reply of ours (freed with freeReplyObject). */
+static redisReply *scripts_reply_error(const char *msg)
+{
+    redisReply *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->type = REDIS_REPLY_ERROR;
+    c->len = strlen(msg);
+    c->str = strdup(msg);
+    if (!c->str) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The answer to WAIT after a step: its reply goes on only once wait_n
+ * replicas have every write of the connection so far; else the call ends
+ * with a NOREPLICAS error (nothing after this step runs: no ack). */
+static void scripts_wait_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    scripts_call *call = privdata;
+    redisReply *w = r, *held = call->held;
+    call->held = NULL;
+    if (!w) { /* the connection went: as for the step itself */
+        freeReplyObject(held);
+        scripts_finish(ac, call, NULL);
+        return;
+    }
+    if (w->type != REDIS_REPLY_INTEGER || w->integer < call->hop.wait_n) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "NOREPLICAS the step's writes reached %lld of %d replicas within %d ms",
+                 w->type == REDIS_REPLY_INTEGER ? w->integer : -1LL, call->hop.wait_n,
+                 call->hop.wait_ms);
+        freeReplyObject(held);
+        held = scripts_reply_error(msg);
+    }
+    scripts_finish(ac, call, held);
+    if (held) freeReplyObject(held);
+}
+
+/* A step's own reply: with a durability asked for, WAIT first (the reply
+ * kept meanwhile), else on at once. */
+static void scripts_step_done(redisAsyncContext *ac, scripts_call *call, redisReply *reply)
+{
+    if (reply && call->hop.wait_n > 0) {
+        char n[16], ms[16];
+        snprintf(n, sizeof n, "%d", call->hop.wait_n);
+        snprintf(ms, sizeof ms, "%d", call->hop.wait_ms);
+        const char *argv[3] = {"WAIT", n, ms};
+        call->held = scripts_reply_copy(reply);
+        if (call->held &&
+            redisAsyncCommandArgv(ac, scripts_wait_cb, call, 3, argv, NULL) == REDIS_OK)
+            return;
+        if (call->held) freeReplyObject(call->held);
+        call->held = NULL;
+        reply = NULL; /* cannot wait: as a lost connection */
+    }
+    scripts_finish(ac, call, reply);
+}
+
 static void scripts_retry_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
-    scripts_finish(ac, privdata, r);
+    scripts_step_done(ac, privdata, r);
 }
 
 static void scripts_eval_cb(redisAsyncContext *ac, void *r, void *privdata)
@@ -534,12 +641,12 @@ static void scripts_eval_cb(redisAsyncContext *ac, void *r, void *privdata)
         /* the context is going away: report it like a disconnect */
         reply = NULL;
     }
-    scripts_finish(ac, call, reply);
+    scripts_step_done(ac, call, reply);
 }
 
 static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn *cb,
-                            void *privdata, int hops, int nkeys, int nargs, const char **argv,
-                            const size_t *argvlen)
+                            void *privdata, scripts_hop hop, int nkeys, int nargs,
+                            const char **argv, const size_t *argvlen)
 {
     if (!ac) return REDIS_ERR; /* not connected */
     scripts_call *call = scripts_command_new(sizeof(scripts_call), id, nkeys, nargs, argv, argvlen);
@@ -547,7 +654,8 @@ static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn
     call->cb = cb;
     call->privdata = privdata;
     call->id = id;
-    call->hops = hops;
+    call->hop = hop;
+    call->held = NULL;
     scripts_command *cmd = scripts_call_cmd(call);
     if (redisAsyncCommandArgv(ac, scripts_eval_cb, call, cmd->argc, cmd->argv, cmd->argvlen) !=
         REDIS_OK) {
@@ -560,7 +668,15 @@ static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn
 int scripts_eval(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
                  int nkeys, int nargs, const char **argv, const size_t *argvlen)
 {
-    return scripts_eval_hop(ac, id, cb, privdata, 0, nkeys, nargs, argv, argvlen);
+    return scripts_eval_wait(ac, id, cb, privdata, 0, 0, nkeys, nargs, argv, argvlen);
+}
+
+int scripts_eval_wait(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, void *privdata,
+                      int wait_n, int wait_ms, int nkeys, int nargs, const char **argv,
+                      const size_t *argvlen)
+{
+    scripts_hop hop = {0, wait_n > 0 ? wait_n : 0, wait_ms};
+    return scripts_eval_hop(ac, id, cb, privdata, hop, nkeys, nargs, argv, argvlen);
 }
 
 /* One step, synchronously, reloaded and retried once when it is not loaded. */

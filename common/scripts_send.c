@@ -42,7 +42,7 @@ enum {
 };
 
 /* send_step.lua's split: the key formats after send.lua's per-call ARGV */
-#define STEP_HEAD_ARGS 13
+#define STEP_HEAD_ARGS 14
 
 /* the limits in b->num */
 enum {
@@ -136,6 +136,12 @@ void scripts_send_batch_init(scripts_send_batch *b, const scripts_send_limits *l
 void scripts_send_batch_steps(scripts_send_batch *b, int steps)
 {
     b->steps = steps ? 1 : 0;
+}
+
+void scripts_send_batch_wait(scripts_send_batch *b, int replicas, int timeout_ms)
+{
+    b->wait_n = replicas > 0 ? replicas : 0;
+    b->wait_ms = timeout_ms;
 }
 
 /* steps: the key of the id counter of the cluster slot of conv's history, and
@@ -287,9 +293,10 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
         /* send_step.lua's split: its name, send.lua's per-call ARGV, the key formats of the
          * steps (send_step.lua's header) */
         static const char *const step_head[STEP_HEAD_ARGS] = {
-            KEY_CIDS,       KEY_BUDGET,        KEY_ACCOUNT,      KEY_HIDDEN,        KEY_CONTACTS,
-            KEY_RECOUNT,    KEY_GOT,           KEY_HISTORY,      KEY_HISTORY_BYTES, KEY_CONV_CIDS,
-            KEY_GROUP_META, KEY_GROUP_MEMBERS, KEY_GROUP_ADMINS,
+            KEY_CIDS,          KEY_BUDGET,    KEY_ACCOUNT,    KEY_HIDDEN,
+            KEY_CONTACTS,      KEY_RECOUNT,   KEY_GOT,        KEY_HISTORY,
+            KEY_HISTORY_BYTES, KEY_CONV_CIDS, KEY_GROUP_META, KEY_GROUP_MEMBERS,
+            KEY_GROUP_ADMINS,  NULL,
         };
         int i = 0;
         for (int j = 0; j < k->n; j++, i++) {
@@ -305,15 +312,16 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
             argvlen[i] = strlen(head[j]);
         }
         for (int j = 0; b->steps && j < STEP_HEAD_ARGS; j++, i++) {
-            argv[i] = step_head[j];
-            argvlen[i] = strlen(step_head[j]);
+            argv[i] = step_head[j] ? step_head[j] : b->wait_n > 0 ? "1" : "0";
+            argvlen[i] = strlen(argv[i]);
         }
         for (int j = 0; j < a->n; j++, i++) {
             argv[i] = a->buf + a->off[j];
             argvlen[i] = a->lens[j];
         }
-        rc = scripts_eval(ac, b->steps ? SCRIPT_SEND_STEP : SCRIPT_SEND, cb, priv, k->n,
-                          head_n + a->n, argv, argvlen);
+        rc = scripts_eval_wait(ac, b->steps ? SCRIPT_SEND_STEP : SCRIPT_SEND, cb, priv,
+                               b->steps ? b->wait_n : 0, b->wait_ms, k->n, head_n + a->n, argv,
+                               argvlen);
     }
     free(argv);
     free(argvlen);

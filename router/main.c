@@ -109,6 +109,7 @@ int main(int argc, char **argv)
         .user_fanout_burst = 50000,
         .user_byte_rate = 2 << 20,
         .user_byte_burst = 32 << 20,
+        .wait_timeout = 1000,
         .log_level = "info",
     };
     const config_opt opts[] = {
@@ -138,6 +139,12 @@ int main(int argc, char **argv)
         {"send-steps", "PARLEY_SEND_STEPS", CONFIG_BOOL, &r.cfg.send_steps, 0, 0,
          "store messages in steps each inside one hash slot (send_step.lua), as on a Redis "
          "Cluster (where they always are), also on one Redis: slower, for tests"},
+        {"wait-replicas", "PARLEY_WAIT_REPLICAS", CONFIG_INT, &r.cfg.wait_replicas, 0, 16,
+         "acknowledge a message only once every write of it reached this many replicas (WAIT "
+         "after each step; implies --send-steps; 0: acknowledge once the master has it)"},
+        {"wait-timeout", "PARLEY_WAIT_TIMEOUT", CONFIG_INT, &r.cfg.wait_timeout, 1, 60000,
+         "ms WAIT gives the replicas; fewer in time: the message is not acknowledged (the "
+         "client retries it)"},
         {"user-byte-rate", "PARLEY_USER_BYTE_RATE", CONFIG_INT, &r.cfg.user_byte_rate, 0, 1LL << 40,
          "stored bytes per second per user (data x copies; 0: no limit)"},
         {"user-byte-burst", "PARLEY_USER_BYTE_BURST", CONFIG_INT, &r.cfg.user_byte_burst, 1,

@@ -79,6 +79,12 @@ void route_init(router *r)
         .byte_burst = r->cfg.user_byte_burst,
     };
     scripts_send_batch_init(&r->batch, &r->limits);
+    scripts_send_batch_wait(&r->batch, (int)r->cfg.wait_replicas, (int)r->cfg.wait_timeout);
+    if (r->cfg.send_steps || r->cfg.wait_replicas > 0) {
+        scripts_send_batch_steps(&r->batch, 1);
+        log_info("messages are stored in steps, each inside one hash slot (send_step)%s",
+                 r->cfg.wait_replicas > 0 ? ", each step WAITed for its replicas" : "");
+    }
     msgpack_unpacked_init(&r->unpacked);
     r->flush_ev = event_new(r->base, -1, 0, route_flush_cb, r);
 }
@@ -172,6 +178,7 @@ static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
 
 void route_set_steps(router *r, int steps)
 {
+    if (r->cfg.wait_replicas > 0) steps = 1; /* the ack follows WAIT: only steps do that */
     if (steps == r->batch.steps) return;
     if (r->batch.count) { /* gathered for the other mode: the clients retry them */
         r->stats.lost += (unsigned long long)r->batch.count;

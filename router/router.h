@@ -31,6 +31,7 @@ typedef struct router_config {
     long long user_rate, user_burst, user_fanout_rate, user_fanout_burst;
     long long user_byte_rate, user_byte_burst;
     int send_steps; /* --send-steps: send_step.lua's chains even on one Redis */
+    long long wait_replicas, wait_timeout; /* --wait-replicas N, --wait-timeout ms */
     const char *log_level;
 } router_config;
 

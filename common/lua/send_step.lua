@@ -9,17 +9,25 @@
 -- cluster: common/scripts_send.c), with ARGV 1 "split"; every other step is named by the one
 -- before it.
 --
--- split (no KEYS: any node): ARGV 2..24 as send.lua's ARGV 1..23, then 10 per message: send.lua's
+-- split (no KEYS: any node): ARGV 2..24 as send.lua's ARGV 1..23, 25..37 the key formats of a
+--   user's cids, budget, account, hidden, contacts, recount, got, of a conversation's history,
+--   history bytes, cid records, of a group's meta, members, admins; 38 "1" durable mode (below)
+--   or "0"; then 10 per message: send.lua's
 --   8, the key of the counter of ids of the conversation's cluster slot (parley:{TAG}:ids,
 --   keys.h KEY_SLOT_IDS) and that slot. Answers a fork: one chain per message, joined by "join".
 -- Every other step: ARGV 2 the message's context (msgpack: the limits, key formats and the
 --   message, with what earlier steps found), then its own. The chain of a message:
 --   1:1:   from (sender: cid record, budget) -> to (recipient: account, blocks) -> conv (history:
---          id, store; the cid kept with the conversation) -> member (recipient: inbox reference,
---          seq, counts, live frame) -> done (sender: own copy, cid record, ack).
+--          id, store; the cid kept with the conversation) -> a fork of member steps (the sender's
+--          own copy, the recipient's: inbox reference, seq, counts, live frame) -> done (sender:
+--          cid record, ack).
 --   group: from (cid record) -> group (membership, size, mentions, the sender's role) -> budget
---          (sender) -> conv -> fan (the members now: a fork of member steps) -> done (the join).
---   A text to oneself: its member step is the sender's own copy (done writes no second one).
+--          (sender) -> conv -> fan (the members now) -> parts (each a fork of member steps) ->
+--          done.
+--   Every copy of a message is written the same number of hops after one step (conv for a 1:1,
+--   fan for a group) by steps sent at once from one reply, and replies of one node come in
+--   order, so two messages' copies reach an inbox in id order (what the got marks below rely
+--   on).
 -- Ids (cluster mode): counter x 16384 + slot, the counter per cluster slot (conv's KEYS 4): unique
 -- across the deployment, increasing within a conversation, no global key. A change (edit, delete,
 -- react) takes an id of its own the same way (its "event id": the members' steps key on it).
@@ -37,6 +45,11 @@
 --   client shows it unsent until its next retry).
 -- Deliveries are published by the step that writes the inbox (the member's step, done for the
 -- sender's own copy): a gateway never sees a delivery before its stored state.
+-- Durable mode (ARGV 38 of split "1": the router's --wait-replicas): the runner WAITs for the
+-- replicas after every step (common/scripts_run.c scripts_eval_wait), and done publishes nothing
+-- itself: it answers a continuation to "ack" (no KEYS: ARGV channel, payload pairs, then the
+-- result), which publishes the sender's copy and the ack once done's writes are replicated. So
+-- an ack follows the replication of every write of its message.
 -- Results (join's reply, one per message, as send.lua's): {id, seq, sent} stored and acked,
 -- {id, seq, sent, "dup"} a retry answered again, or a refusal's code ("no_such_user",
 -- "forbidden", "rate_limited", "too_large", "bad_field"), "failed: ..." (answered unavailable).
@@ -71,9 +84,7 @@ local function next_step(name, keys, extra, more)
   return step_next('send_step', keys, args)
 end
 local function sender_keys() -- the sender's keys of the done step
-  local u = CTX.from
-  return {ukey('cids', u), ukey('meta', u), ukey('inbox', u), ukey('sessions', u),
-          ukey('contacts', u)}
+  return {ukey('cids', CTX.from), ukey('meta', CTX.from)}
 end
 local function member_keys(u)
   return {ukey('meta', u), ukey('inbox', u), ukey('sessions', u), ukey('unread', u),
@@ -323,18 +334,45 @@ function steps.conv(keys)
   if is_group() then
     return next_step('fan', {string.format(CTX.k.gmembers, CTX.to)}, extra)
   end
-  return next_step('member', member_keys(CTX.to), extra, {CTX.to})
-end
--- 5 (group). the members now: one member step each, joined by done on the sender's keys
-function steps.fan(keys)
-  local members = redis.call('SMEMBERS', keys[1])
-  local ctx = ctx_pack()
-  local branches, self = {}, 0
-  for i, u in ipairs(members) do
-    branches[i] = {'send_step', member_keys(u), {'member', ctx, u}}
-    if u == CTX.from then self = i end
+  -- the copies: the sender's first (done's ARGV 3), then the recipient's (none twice to oneself)
+  flush()
+  local ctx = ctx_pack(extra)
+  local copies = {{'send_step', member_keys(CTX.from), {'member', ctx, CTX.from}}}
+  if CTX.to ~= CTX.from then
+    copies[2] = {'send_step', member_keys(CTX.to), {'member', ctx, CTX.to}}
   end
-  return step_fork(branches, {'send_step', sender_keys(), {'done', ctx_pack({self = self})}})
+  return step_fork(copies, {'send_step', sender_keys(), {'done', ctx}})
+end
+-- 5 (group). the members now, the sender first (when he is one): a fork of "part" steps of at
+-- most the fan-out chunk of them each (more when 4,096 parts would not hold them), each a fork of
+-- its members' steps joined by "first" (the first one's seq: the sender's own, for the first
+-- part); joined by done. Every copy is written two hops after fan (a part runs on the group's
+-- node: KEYS the member set, not touched), so the copies of two messages reach each inbox in id
+-- order. The member set is read at once (SMEMBERS: bounded by --group-max, like the budget's
+-- count).
+function steps.fan(keys)
+  local members, member = {}, false
+  for _, u in ipairs(redis.call('SMEMBERS', keys[1])) do
+    if u == CTX.from then member = true else members[#members + 1] = u end
+  end
+  if member then table.insert(members, 1, CTX.from) end
+  local ctx = ctx_pack({member = member})
+  local size = math.max(CTX.chunk, math.ceil(#members / 4096))
+  local parts = {}
+  for i = 1, #members, size do
+    local p = {'part', ctx}
+    for j = i, math.min(i + size - 1, #members) do p[#p + 1] = members[j] end
+    parts[#parts + 1] = {'send_step', {keys[1]}, p}
+  end
+  return step_fork(parts, {'send_step', sender_keys(), {'done', ctx}})
+end
+-- a part of the members (ARGV 3...): one member step each, joined by "first" (no KEYS)
+local function part(args)
+  local steps_of = {}
+  for i = 3, #args do
+    steps_of[#steps_of + 1] = {'send_step', member_keys(args[i]), {'member', args[2], args[i]}}
+  end
+  return step_fork(steps_of, {'send_step', {}, {'first'}})
 end
 -- the frame user gets and the reference stored in his inbox, with w = how he names the
 -- conversation
@@ -346,6 +384,15 @@ local function frames_for(w)
   live.with, ref.w = w, w
   return split_frame(cmsgpack.pack(live)), split_frame(cmsgpack.pack(ref))
 end
+-- the seq written for this event (CTX.eid) or a later one of conversation w, as the user's got
+-- mark (hash key) says; nil when not written yet
+local function got_seq(key, w)
+  local got = redis.call('HGET', key, w)
+  if not got then return nil end
+  local e, s = string.match(got, '^(%d+) (%d+)$')
+  if tonumber(e) and tonumber(e) >= CTX.eid then return tonumber(s) end
+  return nil
+end
 -- what the user's last read recount of the group saw (read.lua's mark): newest id, deletes
 local function mark(key, g)
   local v = redis.call('HGET', key, g)
@@ -353,19 +400,16 @@ local function mark(key, g)
   local a, b = string.match(v, '^(%d+) (%d+)$')
   return tonumber(a) or 0, tonumber(b) or 0
 end
--- 5. one participant (ARGV 3) but the sender of a 1:1 (done writes his): the inbox reference,
--- the live frame to his sessions (not the sending one), his counts; once per event id
+-- 5. one participant (ARGV 3), the sender's own copy too: the inbox reference, the live frame to
+-- his sessions (not the sending one), his counts; once per event id (his got mark). Every copy
+-- of one message is written by steps sent at once (a fork from the conversation's or the fan
+-- step's reply), so the copies of two messages reach each inbox in id order. Reply: the seq.
 function steps.member(keys, args)
   local u = args[3]
   local group = is_group()
   local w = group and CTX.to or (u == CTX.to and CTX.from or CTX.to)
   local conv_name = group and CTX.to or CTX.from -- how the recipient's counts name it
-  local got = redis.call('HGET', keys[9], w)
-  local seq
-  if got then
-    local e, s = string.match(got, '^(%d+) (%d+)$')
-    if tonumber(e) and tonumber(e) >= CTX.eid then seq = tonumber(s) end
-  end
+  local seq = got_seq(keys[9], w)
   if not seq then
     local fr, ref = frames_for(w)
     seq = append(u, keys[1], keys[2], CTX.eid, ref)
@@ -379,39 +423,43 @@ function steps.member(keys, args)
         redis.call('HINCRBY', keys[4], conv_name, 1)
         if mentioned then redis.call('HINCRBY', keys[5], conv_name, 1) end
       end
-      if not group then redis.call('SADD', keys[8], CTX.from) end
     elseif CTX.op == 'delete' and u ~= CTX.author and
            (not group or select(2, mark(keys[7], CTX.to)) < (CTX.dseq or 0)) then
       -- everyone but its author who had not read it, the deleter too (an owner or admin)
       uncount(keys[6], keys[4], keys[5], conv_name, CTX.id, mentioned)
     end
+    if CTX.op == 'text' and not group and CTX.from ~= CTX.to then
+      redis.call('SADD', keys[8], w) -- each one's contacts: the other
+    end
     redis.call('HSET', keys[9], w, CTX.eid .. ' ' .. seq)
   end
-  if group then
-    flush()
-    return seq
-  end
-  return next_step('done', sender_keys(), nil, {seq})
+  flush()
+  return seq
 end
--- 6. the sender: his own copy (a 1:1 to another), the cid record, the ack. ARGV 3: the
--- recipient's seq (1:1), or every member's (group, in fan's order; CTX.self: the sender's index)
+-- 6. the sender: the cid record and the ack, once every copy is written. ARGV 3: the sender's
+-- own seq (the first branch of the fork: conv's for a 1:1; fan's first part for a group he is in),
+-- then the other branches' replies
 function steps.done(keys, args)
-  local u, sseq = CTX.from
+  local sseq
   if CTX.same then
     sseq = tonumber(redis.call('HGET', keys[2], 'seq')) or 0
-  elseif is_group() then
-    sseq = CTX.self > 0 and tonumber(args[2 + CTX.self]) or 0
-  elseif u == CTX.to then
-    sseq = tonumber(args[3])
+  elseif is_group() and not CTX.member then
+    sseq = 0 -- no longer a member when fan read the members: no copy
   else
-    local fr, ref = frames_for(CTX.to)
-    sseq = append(u, keys[2], keys[3], CTX.eid, ref)
-    deliver(u, sseq, fr, keys[4], CTX.sess)
-    if CTX.op == 'text' then redis.call('SADD', keys[5], CTX.to) end
+    sseq = tonumber(args[3]) or 0
   end
   if CTX.cid ~= '' then remember(keys[1], CTX.cid, cid_record(CTX.id, sseq, CTX.sent)) end
   ack(msg_of(), CTX.id, sseq, CTX.sent)
-  return result({CTX.id, sseq, CTX.sent})
+  if not CTX.wait then return result({CTX.id, sseq, CTX.sent}) end
+  -- durable mode: the router WAITs for the replicas of this step's writes, then "ack" publishes
+  -- the ack
+  local pubs = {'ack'}
+  for _, c in ipairs(order) do
+    pubs[#pubs + 1] = c
+    pubs[#pubs + 1] = table.concat(out[c])
+  end
+  pubs[#pubs + 1] = cmsgpack.pack({CTX.id, sseq, CTX.sent})
+  return step_next('send_step', {}, pubs)
 end
 -- the batch: one chain per message (ARGV as the header says)
 local function split(args)
@@ -420,13 +468,16 @@ local function split(args)
              budget = args[26], account = args[27], hidden = args[28], contacts = args[29],
              recount = args[30], got = args[31], history = args[32], hbytes = args[33],
              ccids = args[34], gmeta = args[35], gmembers = args[36], gadmins = args[37]}
+  local wait = args[38] == '1'
   local base = {k = k, prefix = args[2], icap = tonumber(args[3]), hcap = tonumber(args[4]),
+                chunk = tonumber(args[11]),
                 ttl = tonumber(args[5]), ibytes = tonumber(args[12]),
                 hbytes = tonumber(args[13]),
                 rates = {tonumber(args[17]), tonumber(args[19]), tonumber(args[21])},
-                bursts = {tonumber(args[18]), tonumber(args[20]), tonumber(args[22])}}
+                bursts = {tonumber(args[18]), tonumber(args[20]), tonumber(args[22])},
+                wait = wait}
   local branches = {}
-  local a = 38
+  local a = 39
   while a + 9 <= #args do
     local c = {}
     for key, v in pairs(base) do c[key] = v end
@@ -445,6 +496,15 @@ end
 local function send_step(keys, args)
   local name = args[1]
   if name == 'split' then return split(args) end
+  if name == 'ack' then -- no keys: PUBLISH channel/payload pairs, answer the last argument
+    for i = 2, #args - 1, 2 do redis.call('PUBLISH', args[i], args[i + 1]) end
+    return args[#args]
+  end
+  if name == 'first' then return tonumber(args[2]) or 0 end
+  if name == 'part' then
+    CTX = cmsgpack.unpack(args[2])
+    return part(args)
+  end
   if name == 'join' then
     local res = {}
     for i = 2, #args do res[#res + 1] = cmsgpack.unpack(args[i]) end

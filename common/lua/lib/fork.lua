@@ -1,7 +1,7 @@
 -- fork.lua - helper: a fork and join of steps (docs/internals.md "Scripts in steps"; the tail
 -- call is lib/step.lua's step_next).
 --   step_fork(steps, join): the reply {"parley:fork", {name, #keys, keys..., args...}...,
---   {join's}}: steps (a list of {name, keys, args}, at most 1024) run at the same time, each on
+--   {join's}}: steps (a list of {name, keys, args}, at most 4,096) run at the same time, each on
 --   the node of its first key and each possibly a chain; when all have answered, join ({name,
 --   keys, args}) runs with its args followed by their last replies in the order of steps (each a
 --   string, an integer, or nil given as ""; an error reply ends the call with it). A join with no

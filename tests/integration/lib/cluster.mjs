@@ -293,6 +293,10 @@ const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUM
 // refuses any script that touches keys of two slots (docs/internals.md "Redis Cluster"): the
 // suite run this way checks that every script stays inside one slot.
 export const ONE_NODE_CLUSTER = process.env.PARLEY_TEST_REDIS === 'cluster';
+// The router stores messages in steps (send_step.lua) on a cluster node or with --send-steps
+// (PARLEY_SEND_STEPS=1): a test of send.lua's queued group fan-outs does not apply then.
+export const SEND_STEPS = ONE_NODE_CLUSTER || process.env.PARLEY_SEND_STEPS === '1';
+export const NO_QUEUED_FANOUTS = SEND_STEPS && 'in steps (a cluster) a group message is a fork of member steps: no queued fan-out jobs';
 
 // Gives a cluster-enabled redis-server on port every slot (once: a restart keeps them in its
 // nodes.conf) and waits until it says cluster_state:ok.
