@@ -1,7 +1,8 @@
 -- notify_all.lua - a step: one frame for many users (64 or more: lib/notify.lua) as one envelope
 -- to every live gateway: no lookup of each user's sessions (which are on as many slots as
 -- users).
--- Callers: lib/notify.lua's chains (group_done.lua, read_set.lua, typing_send.lua).
+-- Callers: lib/notify.lua's chains (group_apply.lua, group_done.lua, read_set.lua,
+-- typing_send.lua).
 --
 -- KEYS  1 parley:gateways.
 -- ARGV  1 gateway channel prefix, 2 frame (msgpack), 3 the session the envelopes skip (x; ""

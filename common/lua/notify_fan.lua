@@ -2,7 +2,8 @@
 --
 -- notify_fan.lua - a step (the join after notify_gw.lua steps): one frame for several users, as
 -- one envelope per gateway holding a session of theirs.
--- Callers: the fork of group_done.lua, read_set.lua and typing_send.lua.
+-- Callers: lib/notify.lua's chains (group_apply.lua, group_done.lua, read_set.lua,
+-- typing_send.lua).
 --
 -- KEYS  1 parley:gateways (not touched: the step needs a slot to run on).
 -- ARGV  1 gateway channel prefix, 2 frame (msgpack), 3 the session the envelopes skip (x; ""

@@ -3,7 +3,8 @@
 -- notify_gw.lua - a step (cluster mode's split of a delivery): the gateways holding a session of
 -- one user, for a notify_fan join (issue 15: a user's session set is on the user's slot, so a
 -- frame for several users reads each one's set in a step of its own).
--- Callers: the fork of group_done.lua, read_set.lua and typing_send.lua.
+-- Callers: lib/notify.lua's chains (group_apply.lua, group_done.lua, read_set.lua,
+-- typing_send.lua).
 --
 -- KEYS  1 the user's sessions (parley:{u:NAME}:sessions).
 -- ARGV  none.
