@@ -70,6 +70,19 @@ typedef enum {
     SCRIPT__COUNT
 } script_id;
 
+/* A sender of commands other than one context: a cluster link routing each
+ * to the node of its first key (common/clink.h), with the hiredis callback
+ * contract (cb exactly once, NULL when the connection carrying it was lost;
+ * REDIS_ERR when it cannot be queued: cb not called). */
+typedef int scripts_sender(void *priv, redisCallbackFn *cb, void *cbpriv, int argc,
+                           const char **argv, const size_t *argvlen);
+/* Every script call of this process goes through fn (NULL: back to the
+ * context each call is given; the ac argument must still be non-NULL as a
+ * sign the link is up). A NOSCRIPT is answered on the node that said it (the
+ * load there) and the call sent again through fn. WAIT goes to the node that
+ * ran the step. */
+void scripts_set_sender(scripts_sender *fn, void *priv);
+
 /* ---- the scripts, one call each (common/lua/NAME.lua says what each does) ---- */
 
 /* session_open.lua: a session of user opens on gateway gwid. sessid is

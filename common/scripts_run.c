@@ -624,6 +624,24 @@ static void scripts_retry_cb(redisAsyncContext *ac, void *r, void *privdata)
     scripts_step_done(ac, privdata, r);
 }
 
+/* Where a step goes: through the owner's sender (a cluster link: the node of
+ * its first key) when one is set, else on the context given. */
+static scripts_sender *scripts_send_fn;
+static void *scripts_send_priv;
+
+void scripts_set_sender(scripts_sender *fn, void *priv)
+{
+    scripts_send_fn = fn;
+    scripts_send_priv = priv;
+}
+
+static int scripts_send(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, int argc,
+                        const char **argv, const size_t *argvlen)
+{
+    if (scripts_send_fn) return scripts_send_fn(scripts_send_priv, cb, priv, argc, argv, argvlen);
+    return redisAsyncCommandArgv(ac, cb, priv, argc, argv, argvlen);
+}
+
 static void scripts_eval_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
     scripts_call *call = privdata;
@@ -634,9 +652,10 @@ static void scripts_eval_cb(redisAsyncContext *ac, void *r, void *privdata)
         const char *load[4];
         int n = scripts_command_reload(cmd, call->id, load);
         /* a function: load the library, then the same FCALL; a script: EVAL */
+        /* the load on the node that answered (ac), the retry wherever the key lives now */
         int ok = n == 0 || redisAsyncCommandArgv(ac, NULL, NULL, n, load, NULL) == REDIS_OK;
-        if (ok && redisAsyncCommandArgv(ac, scripts_retry_cb, call, cmd->argc, cmd->argv,
-                                        cmd->argvlen) == REDIS_OK)
+        if (ok && scripts_send(ac, scripts_retry_cb, call, cmd->argc, cmd->argv, cmd->argvlen) ==
+                      REDIS_OK)
             return;
         /* the context is going away: report it like a disconnect */
         reply = NULL;
@@ -657,8 +676,7 @@ static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn
     call->hop = hop;
     call->held = NULL;
     scripts_command *cmd = scripts_call_cmd(call);
-    if (redisAsyncCommandArgv(ac, scripts_eval_cb, call, cmd->argc, cmd->argv, cmd->argvlen) !=
-        REDIS_OK) {
+    if (scripts_send(ac, scripts_eval_cb, call, cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK) {
         free(call);
         return REDIS_ERR;
     }

@@ -187,7 +187,12 @@ void sess_close(gw_session *s, int code, const char *reason)
     s->close_code = code;
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
     s->state = SESS_CLOSING;
-    if (s->wsi) lws_callback_on_writable(s->wsi);
+    if (s->wsi) {
+        /* a peer that stopped reading may never make the socket writable again (its close
+         * frame could not be sent): lws drops the connection after SESS_CLOSE_WAIT s then */
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, SESS_CLOSE_WAIT);
+        lws_callback_on_writable(s->wsi);
+    }
 }
 
 static void sess_close_one(gw_session *s, void *arg)

@@ -21,8 +21,17 @@ export class RedisCluster {
 
     async start() {
         const n = this.masters * (1 + this.replicas);
+        // freePort releases what it found: the same port can come twice (a data port equal to a
+        // bus port made a node fail to bind), so every port is picked distinct
+        const taken = new Set();
+        const distinctPort = async () => {
+            let p = await freePort();
+            while (taken.has(p)) p = await freePort();
+            taken.add(p);
+            return p;
+        };
         for (let i = 0; i < n; i++) {
-            const node = { port: await freePort(), busPort: await freePort(), proc: new Proc(`redis-${i}`, this.dir) };
+            const node = { port: await distinctPort(), busPort: await distinctPort(), proc: new Proc(`redis-${i}`, this.dir) };
             node.dir = path.join(this.tmp, `n${i}`);
             fs.mkdirSync(node.dir);
             this.nodes.push(node);
