@@ -1,4 +1,5 @@
 -- include: step
+-- flags: no-writes
 --
 -- block.lua - `by` blocks or unblocks `user`: the first of three steps, each on one user's slot
 -- (issue 15; docs/internals.md "Scripts in steps").

@@ -1,4 +1,5 @@
 -- include: step gctx
+-- flags: no-writes
 --
 -- group.lua - creates a group, or joins, leaves, adds, removes, promotes or demotes members: the
 -- first step of a chain whose steps each stay on one slot (issue 15; docs/internals.md "Scripts

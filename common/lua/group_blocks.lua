@@ -1,3 +1,5 @@
+-- flags: no-writes
+--
 -- group_blocks.lua - a forked step of group.lua on a named user's slot: does he block by?
 -- Caller: group_users.lua.
 --

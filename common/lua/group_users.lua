@@ -1,4 +1,5 @@
 -- include: step fork gctx
+-- flags: no-writes
 --
 -- group_users.lua - a step of group.lua on parley:users: whether every name exists; then whether
 -- any blocks by (one group_blocks.lua step per name, forked, joined by group_apply.lua).

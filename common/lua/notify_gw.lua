@@ -1,4 +1,5 @@
 -- include: gateways
+-- flags: no-writes
 --
 -- notify_gw.lua - a step (cluster mode's split of a delivery): the gateways holding a session of
 -- one user, for a notify_fan join (issue 15: a user's session set is on the user's slot, so a

@@ -1,4 +1,5 @@
 -- include: step access
+-- flags: no-writes
 --
 -- read.lua - moves a reader's read position in a conversation and sends the receipt: the first
 -- of four steps (issue 15: each on one slot).

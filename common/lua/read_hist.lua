@@ -1,4 +1,5 @@
 -- include: step
+-- flags: no-writes
 --
 -- read_hist.lua - a step of read.lua on the conversation's slot: the newest id and the recount
 -- (read only).

@@ -1,4 +1,5 @@
 -- include: step
+-- flags: no-writes
 --
 -- read_pos.lua - a step of read.lua on the reader's slot: his position and counts (read only).
 -- Callers: read.lua, read_set.lua (the counts moved meanwhile: once more).

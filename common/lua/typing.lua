@@ -1,4 +1,5 @@
 -- include: step access
+-- flags: no-writes
 --
 -- typing.lua - a typing notice, to a user's sessions or to a group's other members: the first of
 -- three steps (issue 15: each on one slot).
