@@ -1,8 +1,8 @@
 /* scripts.c - one typed call per script (scripts.h): the one place each
  * script's KEYS and ARGV are built, in the order its common/lua/NAME.lua
  * header gives, with every key name from keys.h. send, which carries a batch,
- * is in scripts_send.c; the builder these use in scripts_cmd.c; the runner in
- * scripts_run.c. */
+ * is in scripts_send.c; group, read, typing and block in scripts_groups.c;
+ * the builder these use in scripts_cmd.c; the runner in scripts_run.c. */
 #include "scripts_int.h"
 
 #include "keys.h"
@@ -28,50 +28,6 @@ int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
-int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *from,
-                   const char *to, const char *frame, size_t frame_len, int64_t interval_ms,
-                   int64_t big_interval_ms)
-{
-    int group = to[0] == '#';
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_TYPING);
-    scripts_cmd_key(&c, group ? KEY_GROUP_MEMBERS : KEY_ACCOUNT, to);
-    scripts_cmd_key(&c, group ? KEY_GROUP_META : KEY_SESSIONS, to);
-    scripts_cmd_key(&c, KEY_GATEWAYS);
-    scripts_cmd_key(&c, KEY_TYPING, from, to);
-    scripts_cmd_key(&c, KEY_HIDDEN, group ? from : to); /* a group's is not read */
-    scripts_cmd_str(&c, CHAN_GW_PREFIX);
-    scripts_cmd_str(&c, to);
-    scripts_cmd_arg(&c, frame, frame_len);
-    scripts_cmd_str(&c, group ? "1" : "0");
-    scripts_cmd_str(&c, from);
-    scripts_cmd_str(&c, KEY_SESSIONS);
-    scripts_cmd_fmt(&c, "%" PRId64, interval_ms);
-    scripts_cmd_fmt(&c, "%" PRId64, big_interval_ms);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-/* The three keys read decides access with, for self's
- * conversation with `with`: its history, then for a group its members and
- * meta, for 1:1 the other user's account (twice). Returns is_group "1"/"0". */
-static const char *scripts_conv_keys(scripts_cmd *c, const char *self, const char *with)
-{
-    char conv[KEYS_MAX];
-    if (keys_conv(conv, sizeof conv, self, with) < 0) {
-        conv[0] = '\0';
-        c->failed = 1;
-    }
-    scripts_cmd_key(c, KEY_HISTORY, conv);
-    if (with[0] == '#') {
-        scripts_cmd_key(c, KEY_GROUP_MEMBERS, with);
-        scripts_cmd_key(c, KEY_GROUP_META, with);
-        return "1";
-    }
-    scripts_cmd_key(c, KEY_ACCOUNT, with);
-    scripts_cmd_key(c, KEY_ACCOUNT, with);
-    return "0";
-}
-
 int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                     const char *with, int64_t before, int64_t limit, int64_t max_bytes)
 {
@@ -93,93 +49,6 @@ int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, cons
     scripts_cmd_fmt(&c, "%" PRId64, before);
     scripts_cmd_fmt(&c, "%" PRId64, limit);
     scripts_cmd_fmt(&c, "%" PRId64, max_bytes);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *reader,
-                 const char *sessid, const char *with, int64_t upto)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_READ);
-    const char *is_group = scripts_conv_keys(&c, reader, with);
-    scripts_cmd_key(&c, KEY_READ, reader);
-    scripts_cmd_key(&c, KEY_UNREAD, reader);
-    scripts_cmd_key(&c, KEY_GATEWAYS);
-    scripts_cmd_key(&c, KEY_MENTIONS, reader);
-    scripts_cmd_key(&c, KEY_RECOUNT, reader);
-    scripts_cmd_str(&c, reader);
-    scripts_cmd_str(&c, with);
-    scripts_cmd_str(&c, is_group);
-    scripts_cmd_fmt(&c, "%" PRId64, upto);
-    scripts_cmd_str(&c, CHAN_GW_PREFIX);
-    scripts_cmd_str(&c, KEY_SESSIONS);
-    scripts_cmd_str(&c, sessid);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
-                  const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
-                  int64_t groups_created, int64_t op_interval_ms, const char *const *members,
-                  const size_t *member_lens, size_t nmembers)
-{
-    static const char *const ops[] = {
-        [PROTO_OP_CREATE] = "create", [PROTO_OP_JOIN] = "join",     [PROTO_OP_LEAVE] = "leave",
-        [PROTO_OP_ADD] = "add",       [PROTO_OP_REMOVE] = "remove", [PROTO_OP_PROMOTE] = "promote",
-        [PROTO_OP_DEMOTE] = "demote",
-    };
-    const char *opname = (unsigned)op < sizeof ops / sizeof *ops && ops[op] ? ops[op] : "";
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_GROUP);
-    scripts_cmd_key(&c, KEY_GROUP_META, name);
-    scripts_cmd_key(&c, KEY_GROUP_MEMBERS, name);
-    scripts_cmd_key(&c, KEY_GROUPS);
-    scripts_cmd_key(&c, KEY_USERS);
-    scripts_cmd_key(&c, KEY_HISTORY, name);
-    scripts_cmd_key(&c, KEY_GATEWAYS);
-    scripts_cmd_key(&c, KEY_HISTORY_BYTES, name);
-    scripts_cmd_key(&c, KEY_GROUP_OP, by);
-    scripts_cmd_key(&c, KEY_GROUP_JOINED, name);
-    scripts_cmd_key(&c, KEY_GROUP_ADMINS, name);
-    scripts_cmd_str(&c, opname);
-    scripts_cmd_str(&c, name);
-    scripts_cmd_str(&c, by);
-    scripts_cmd_str(&c, open ? "1" : "0");
-    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
-    scripts_cmd_str(&c, CHAN_GW_PREFIX);
-    scripts_cmd_str(&c, KEY_SESSIONS);
-    scripts_cmd_str(&c, KEY_GROUPS_OF);
-    scripts_cmd_fmt(&c, "%" PRId64, group_max);
-    scripts_cmd_str(&c, KEY_UNREAD);
-    scripts_cmd_str(&c, KEY_READ);
-    scripts_cmd_fmt(&c, "%" PRId64, groups_created);
-    scripts_cmd_str(&c, KEY_META);
-    scripts_cmd_fmt(&c, "%" PRId64, op_interval_ms);
-    scripts_cmd_str(&c, KEY_BLOCKS);
-    scripts_cmd_str(&c, KEY_MENTIONS);
-    scripts_cmd_str(&c, KEY_RECOUNT);
-    if (op != PROTO_OP_JOIN && op != PROTO_OP_LEAVE)
-        for (size_t i = 0; i < nmembers; i++)
-            scripts_cmd_arg(&c, members[i], member_lens[i]);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_block(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *by,
-                  const char *user, int on, int64_t max_blocks)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_BLOCK);
-    scripts_cmd_key(&c, KEY_BLOCKS, by);
-    scripts_cmd_key(&c, KEY_HIDDEN, by);
-    scripts_cmd_key(&c, KEY_HIDDEN, user);
-    scripts_cmd_key(&c, KEY_BLOCKS, user);
-    scripts_cmd_key(&c, KEY_ACCOUNT, user);
-    scripts_cmd_key(&c, KEY_SESSIONS, by);
-    scripts_cmd_key(&c, KEY_SESSIONS, user);
-    scripts_cmd_str(&c, by);
-    scripts_cmd_str(&c, user);
-    scripts_cmd_str(&c, on ? "1" : "0");
-    scripts_cmd_fmt(&c, "%" PRId64, max_blocks);
-    scripts_cmd_str(&c, CHAN_GW_PREFIX);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 

@@ -22,6 +22,7 @@ import {
     unpack,
     userKey as U,
 } from './lib/resp.mjs';
+import { callSteps } from './lib/steps.mjs';
 
 // Redis only: a router would claim slots and reap the test's made-up gateways.
 const cluster = new Cluster('scripts', { gateways: 0 });
@@ -117,10 +118,13 @@ async function fresh(t) {
         sub.close();
     });
     const ev = (name, keys, args, opts) => callScript(r, sha, name, keys, args, opts);
+    // a script split into steps (group, read, typing, block): the chain's final reply
+    const steps = (name, keys, args, opts) => callSteps(r, sha, name, keys, args, opts);
     const s = {
         r,
         sha,
         ev,
+        steps,
         // Everything published since the last call: [{channel, env}] for each
         // envelope on a gateway channel (a payload may hold several),
         // [{channel, payload}] for the others; raw: the messages as published.
@@ -197,22 +201,11 @@ async function fresh(t) {
                 { buffers: true },
             ),
         lastEntry: async (user) => unpack(await r.callBuffers('LINDEX', U(user, 'inbox'), -1)),
-        // group.lua: `by` runs op on #name (members for create and add)
-        group: (op, name, by, members = [], open = '0', createdMax = 100, groupOpMs = 1000) =>
-            ev(
+        // group.lua (and its steps): `by` runs op on #name (members for create and add)
+        group: (op, name, by, members = [], open = '0', createdMax = 100, groupOpMs = 1000, opts) =>
+            steps(
                 'group',
-                [
-                    `parley:{g:${name}}:meta`,
-                    `parley:{g:${name}}:members`,
-                    'parley:groups',
-                    'parley:users',
-                    `parley:{c:${name}}:history`,
-                    'parley:gateways',
-                    `parley:{c:${name}}:bytes`,
-                    U(by, 'groupop'),
-                    `parley:{g:${name}}:joined`,
-                    `parley:{g:${name}}:admins`,
-                ],
+                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, `parley:{g:${name}}:joined`, `parley:{g:${name}}:admins`],
                 [
                     op,
                     name,
@@ -231,32 +224,75 @@ async function fresh(t) {
                     U('%s', 'blocks'),
                     U('%s', 'mentions'),
                     U('%s', 'recount'),
+                    U('%s', 'groupop'),
+                    'parley:users',
+                    `parley:{c:${name}}:history`,
+                    `parley:{c:${name}}:bytes`,
+                    'parley:groups',
+                    'parley:gateways',
+                    U('%s', 'inbox'),
                     ...members,
                 ],
+                opts,
             ),
-        // block.lua: `by` blocks (on) or unblocks `user`; cap: --max-blocks
+        // block.lua (and its steps): `by` blocks (on) or unblocks `user`; cap: --max-blocks
         block: (by, user, on, cap = 1000) =>
-            ev(
+            steps(
                 'block',
-                [U(by, 'blocks'), U(by, 'hidden'), U(user, 'hidden'), U(user, 'blocks'), U(user, 'account'), U(by, 'sessions'), U(user, 'sessions')],
-                [by, user, on ? '1' : '0', cap, 'parley:gw:'],
+                [U(user, 'account')],
+                [
+                    by,
+                    user,
+                    on ? '1' : '0',
+                    cap,
+                    'parley:gw:',
+                    U(by, 'blocks'),
+                    U(by, 'hidden'),
+                    U(by, 'sessions'),
+                    U(user, 'hidden'),
+                    U(user, 'blocks'),
+                    U(user, 'sessions'),
+                ],
             ),
         typing: (from, to) =>
-            ev(
+            steps(
                 'typing',
-                [U(to, 'account'), U(to, 'sessions'), 'parley:gateways', U(from, `typing:${to}`), U(to, 'hidden')],
-                ['parley:gw:', to, Buffer.from(encode({ kind: 'typing', from, to })), '0', from, U('%s', 'sessions'), 0, 0],
+                [U(to, 'account'), U(to, 'sessions'), U(to, 'hidden')],
+                [
+                    'parley:gw:',
+                    to,
+                    Buffer.from(encode({ kind: 'typing', from, to })),
+                    '0',
+                    from,
+                    U('%s', 'sessions'),
+                    0,
+                    0,
+                    U(from, `typing:${to}`),
+                    'parley:gateways',
+                ],
             ),
-        // read.lua: reader (session sess) has read its conversation with `with` up to upto
+        // read.lua (and its steps): reader (session sess) has read its conversation with `with` up to upto
         read(reader, withName, upto, sess = `gwR#${reader}`) {
             const group = withName.startsWith('#');
             const conv = group ? withName : [reader, withName].sort().join('|');
             const who = group ? [`parley:{g:${withName}}:members`, `parley:{g:${withName}}:meta`] : [U(withName, 'account'), U(withName, 'account')];
-            return ev(
-                'read',
-                [`parley:{c:${conv}}:history`, ...who, U(reader, 'read'), U(reader, 'unread'), 'parley:gateways', U(reader, 'mentions'), U(reader, 'recount')],
-                [reader, withName, group ? '1' : '0', upto, 'parley:gw:', U('%s', 'sessions'), sess],
-            );
+            return steps('read', who, [
+                reader,
+                withName,
+                group ? '1' : '0',
+                upto,
+                'parley:gw:',
+                U('%s', 'sessions'),
+                sess,
+                `parley:{c:${conv}}:history`,
+                U(reader, 'read'),
+                U(reader, 'unread'),
+                U(reader, 'mentions'),
+                U(reader, 'recount'),
+                'parley:gateways',
+                U(reader, 'meta'),
+                U(reader, 'inbox'),
+            ]);
         },
         // reader's [unread, read] for a conversation, as stored (null: no field)
         counters: async (user, conv) => [await r.call('HGET', U(user, 'unread'), conv), await r.call('HGET', U(user, 'read'), conv)],
@@ -475,12 +511,23 @@ cluster.test('history: at most limit entries and, past the newest, at most B byt
 });
 
 cluster.test("typing: one envelope to each of the recipient's gateways, nothing for an unknown user", async (t) => {
-    const { r, ev, published } = await aliceAndBob(t);
+    const { r, steps, published } = await aliceAndBob(t);
     const typing = (to) =>
-        ev(
+        steps(
             'typing',
-            [U(to, 'account'), U(to, 'sessions'), 'parley:gateways', U('alice', `typing:${to}`), U(to, 'hidden')],
-            ['parley:gw:', to, Buffer.from(encode({ kind: 'typing' })), '0', 'alice', U('%s', 'sessions'), 1000, 5000],
+            [U(to, 'account'), U(to, 'sessions'), U(to, 'hidden')],
+            [
+                'parley:gw:',
+                to,
+                Buffer.from(encode({ kind: 'typing' })),
+                '0',
+                'alice',
+                U('%s', 'sessions'),
+                1000,
+                5000,
+                U('alice', `typing:${to}`),
+                'parley:gateways',
+            ],
         );
     let res = await typing('bob');
     const p = await published();
