@@ -64,6 +64,33 @@ typedef enum {
     SCRIPT_CONTACTS_GONLINE,
     SCRIPT_CONTACTS_ONLINE,
     SCRIPT_CONTACTS_PAGE,
+    /* later steps of the account and session chains (scripts_account.c) */
+    SCRIPT_GW_SESSION,
+    SCRIPT_ONLINE,
+    SCRIPT_SESSIONS_FULL,
+    SCRIPT_REAP_CHECK,
+    SCRIPT_REVOKED_ADD,
+    SCRIPT_LOGIN_STORE,
+    SCRIPT_LOGIN_DROP,
+    /* later steps of group, read, typing and block (named by their continuations) */
+    SCRIPT_NOTIFY_GW,
+    SCRIPT_NOTIFY_FAN,
+    SCRIPT_NOTIFY_ALL,
+    SCRIPT_BLOCK_BY,
+    SCRIPT_BLOCK_PEER,
+    SCRIPT_TYPING_GATE,
+    SCRIPT_TYPING_SEND,
+    SCRIPT_READ_POS,
+    SCRIPT_READ_HIST,
+    SCRIPT_READ_SET,
+    SCRIPT_GROUP_BY,
+    SCRIPT_GROUP_USERS,
+    SCRIPT_GROUP_BLOCKS,
+    SCRIPT_GROUP_APPLY,
+    SCRIPT_GROUP_RUN,
+    SCRIPT_GROUP_MEMBER,
+    SCRIPT_GROUP_INDEX,
+    SCRIPT_GROUP_DONE,
     SCRIPT__COUNT
 } script_id;
 

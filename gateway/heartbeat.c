@@ -20,6 +20,7 @@ static struct {
     struct event *ev;
     uint64_t stuck_ms; /* since when the command connection made no progress, 0: it did */
     int known;         /* a beat was answered on this command connection */
+    int again;         /* the last beat ran the lapsed hook: the next one runs it once more */
     int stopping;
     long long used_memory, maxmemory; /* INFO memory at the last beat; -1 unknown */
 } hb = {.used_memory = -1, .maxmemory = -1};
@@ -50,7 +51,7 @@ static void hb_info_cb(redisAsyncContext *ac, void *r, void *priv)
 void hb_reset(void)
 {
     hb.stuck_ms = 0;
-    hb.known = 0;
+    hb.known = hb.again = 0;
 }
 
 /* One beat's SET and SADD, which may be answered in either order (on a
@@ -70,7 +71,11 @@ static void hb_log_error(const redisReply *rep)
  * answered before and this one found the alive key gone or the gateway out
  * of parley:gateways, the beats came too late and a router may have reaped
  * the gateway. A reaper's close meeting the new alive key does nothing, so
- * the re-open covers what it closed before. */
+ * the re-open covers what it closed before; but a close is a chain of steps
+ * (docs/internals.md "Scripts in steps") whose alive check may have passed
+ * before this beat while its later steps land after the re-open: the next
+ * beat re-opens every session once more (a re-open of a session in its sets
+ * changes nothing). */
 static void hb_beat_end(hb_beat *b)
 {
     if (++b->got < 2) return;
@@ -82,6 +87,11 @@ static void hb_beat_end(hb_beat *b)
         log_warn("gateway %s: a heartbeat came after the alive key expired (routers may have "
                  "reaped it): opening its sessions again",
                  hb.gwid);
+        if (hb.hooks.lapsed) hb.hooks.lapsed();
+        hb.again = 1;
+    } else if (hb.again) {
+        hb.again = 0;
+        log_info("gateway %s: opening its sessions once more after the lapse", hb.gwid);
         if (hb.hooks.lapsed) hb.hooks.lapsed();
     }
     hb.known = 1;

@@ -56,6 +56,7 @@ typedef struct router_stats {
 #define ROUTE_BATCH_GROUPS 4   /* group messages per send call (each may COPY a member set) */
 
 #define FANOUT_GROUPS_MAX 1024 /* groups waiting for a fanout step (fanout.c) */
+#define ROUTER_OWNER_MAX  128  /* bytes kept of a slot lease's holder (slots.c) */
 
 struct router;
 
@@ -99,6 +100,11 @@ typedef struct router {
     slot_ref slot_refs[PARLEY_SLOTS];
     struct event *beat_ev;
     int tick_busy; /* a heartbeat round trip is in flight */
+    /* the tick's look at the slot leases: one GET per lease (their keys are
+     * in 64 hash slots), owner[i] its holder ("" none), known when every
+     * GET answered and none failed */
+    char owner[PARLEY_SLOTS][ROUTER_OWNER_MAX];
+    int owners_left, owners_failed;
     long long live_routers;
     int leaving; /* shutdown: ZREM sent */
 

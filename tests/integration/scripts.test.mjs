@@ -9,7 +9,20 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { encode } from '@msgpack/msgpack';
 import { Cluster, waitFor } from './lib/cluster.mjs';
-import { Conn, Subscriber, callScript, envelopes, loadScripts, sessionOpen, unpack, userKey as U } from './lib/resp.mjs';
+import {
+    Conn,
+    Subscriber,
+    callScript,
+    envelopes,
+    followSteps,
+    loadScripts,
+    sessionClose,
+    sessionOpen,
+    sessionOpenTail,
+    unpack,
+    userKey as U,
+} from './lib/resp.mjs';
+import { callSteps } from './lib/steps.mjs';
 
 // Redis only: a router would claim slots and reap the test's made-up gateways.
 const cluster = new Cluster('scripts', { gateways: 0 });
@@ -105,9 +118,13 @@ async function fresh(t) {
         sub.close();
     });
     const ev = (name, keys, args, opts) => callScript(r, sha, name, keys, args, opts);
+    // a script split into steps (group, read, typing, block): the chain's final reply
+    const steps = (name, keys, args, opts) => callSteps(r, sha, name, keys, args, opts);
     const s = {
         r,
+        sha,
         ev,
+        steps,
         // Everything published since the last call: [{channel, env}] for each
         // envelope on a gateway channel (a payload may hold several),
         // [{channel, payload}] for the others; raw: the messages as published.
@@ -118,12 +135,7 @@ async function fresh(t) {
         },
         register: (user, hash = 'H', created = 1000, chan) => ev('register', [U(user, 'account')], [user, hash, created, 'parley:users', chan ?? '']),
         sopen: (user, gw, conn, opts) => sessionOpen(r, sha, user, gw, conn, opts),
-        sclose: (user, gw, conn, reaping = false) =>
-            ev(
-                'session_close',
-                [U(user, 'sessions'), 'parley:online', `parley:gw:${gw}:sessions`, U(user, 'meta'), `parley:gw:${gw}:alive`, 'parley:sessions:full'],
-                [user, `${gw}#${conn}`, `${user}#${conn}`, `parley:presence:${user}`, reaping ? '1' : '0', 'parley:sessions:limit'],
-            ),
+        sclose: (user, gw, conn, reaping = false) => sessionClose(r, sha, user, gw, conn, reaping),
         // One send call for several messages [frm, to, data, cid, sess, conn]:
         // the router's batch. Resolves with the per-message results.
         sendBatch(msgs, limits = LIMITS) {
@@ -189,22 +201,11 @@ async function fresh(t) {
                 { buffers: true },
             ),
         lastEntry: async (user) => unpack(await r.callBuffers('LINDEX', U(user, 'inbox'), -1)),
-        // group.lua: `by` runs op on #name (members for create and add)
-        group: (op, name, by, members = [], open = '0', createdMax = 100, groupOpMs = 1000) =>
-            ev(
+        // group.lua (and its steps): `by` runs op on #name (members for create and add)
+        group: (op, name, by, members = [], open = '0', createdMax = 100, groupOpMs = 1000, opts) =>
+            steps(
                 'group',
-                [
-                    `parley:{g:${name}}:meta`,
-                    `parley:{g:${name}}:members`,
-                    'parley:groups',
-                    'parley:users',
-                    `parley:{c:${name}}:history`,
-                    'parley:gateways',
-                    `parley:{c:${name}}:bytes`,
-                    U(by, 'groupop'),
-                    `parley:{g:${name}}:joined`,
-                    `parley:{g:${name}}:admins`,
-                ],
+                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, `parley:{g:${name}}:joined`, `parley:{g:${name}}:admins`],
                 [
                     op,
                     name,
@@ -223,32 +224,75 @@ async function fresh(t) {
                     U('%s', 'blocks'),
                     U('%s', 'mentions'),
                     U('%s', 'recount'),
+                    U('%s', 'groupop'),
+                    'parley:users',
+                    `parley:{c:${name}}:history`,
+                    `parley:{c:${name}}:bytes`,
+                    'parley:groups',
+                    'parley:gateways',
+                    U('%s', 'inbox'),
                     ...members,
                 ],
+                opts,
             ),
-        // block.lua: `by` blocks (on) or unblocks `user`; cap: --max-blocks
+        // block.lua (and its steps): `by` blocks (on) or unblocks `user`; cap: --max-blocks
         block: (by, user, on, cap = 1000) =>
-            ev(
+            steps(
                 'block',
-                [U(by, 'blocks'), U(by, 'hidden'), U(user, 'hidden'), U(user, 'blocks'), U(user, 'account'), U(by, 'sessions'), U(user, 'sessions')],
-                [by, user, on ? '1' : '0', cap, 'parley:gw:'],
+                [U(user, 'account')],
+                [
+                    by,
+                    user,
+                    on ? '1' : '0',
+                    cap,
+                    'parley:gw:',
+                    U(by, 'blocks'),
+                    U(by, 'hidden'),
+                    U(by, 'sessions'),
+                    U(user, 'hidden'),
+                    U(user, 'blocks'),
+                    U(user, 'sessions'),
+                ],
             ),
         typing: (from, to) =>
-            ev(
+            steps(
                 'typing',
-                [U(to, 'account'), U(to, 'sessions'), 'parley:gateways', U(from, `typing:${to}`), U(to, 'hidden')],
-                ['parley:gw:', to, Buffer.from(encode({ kind: 'typing', from, to })), '0', from, U('%s', 'sessions'), 0, 0],
+                [U(to, 'account'), U(to, 'sessions'), U(to, 'hidden')],
+                [
+                    'parley:gw:',
+                    to,
+                    Buffer.from(encode({ kind: 'typing', from, to })),
+                    '0',
+                    from,
+                    U('%s', 'sessions'),
+                    0,
+                    0,
+                    U(from, `typing:${to}`),
+                    'parley:gateways',
+                ],
             ),
-        // read.lua: reader (session sess) has read its conversation with `with` up to upto
+        // read.lua (and its steps): reader (session sess) has read its conversation with `with` up to upto
         read(reader, withName, upto, sess = `gwR#${reader}`) {
             const group = withName.startsWith('#');
             const conv = group ? withName : [reader, withName].sort().join('|');
             const who = group ? [`parley:{g:${withName}}:members`, `parley:{g:${withName}}:meta`] : [U(withName, 'account'), U(withName, 'account')];
-            return ev(
-                'read',
-                [`parley:{c:${conv}}:history`, ...who, U(reader, 'read'), U(reader, 'unread'), 'parley:gateways', U(reader, 'mentions'), U(reader, 'recount')],
-                [reader, withName, group ? '1' : '0', upto, 'parley:gw:', U('%s', 'sessions'), sess],
-            );
+            return steps('read', who, [
+                reader,
+                withName,
+                group ? '1' : '0',
+                upto,
+                'parley:gw:',
+                U('%s', 'sessions'),
+                sess,
+                `parley:{c:${conv}}:history`,
+                U(reader, 'read'),
+                U(reader, 'unread'),
+                U(reader, 'mentions'),
+                U(reader, 'recount'),
+                'parley:gateways',
+                U(reader, 'meta'),
+                U(reader, 'inbox'),
+            ]);
         },
         // reader's [unread, read] for a conversation, as stored (null: no field)
         counters: async (user, conv) => [await r.call('HGET', U(user, 'unread'), conv), await r.call('HGET', U(user, 'read'), conv)],
@@ -467,12 +511,23 @@ cluster.test('history: at most limit entries and, past the newest, at most B byt
 });
 
 cluster.test("typing: one envelope to each of the recipient's gateways, nothing for an unknown user", async (t) => {
-    const { r, ev, published } = await aliceAndBob(t);
+    const { r, steps, published } = await aliceAndBob(t);
     const typing = (to) =>
-        ev(
+        steps(
             'typing',
-            [U(to, 'account'), U(to, 'sessions'), 'parley:gateways', U('alice', `typing:${to}`), U(to, 'hidden')],
-            ['parley:gw:', to, Buffer.from(encode({ kind: 'typing' })), '0', 'alice', U('%s', 'sessions'), 1000, 5000],
+            [U(to, 'account'), U(to, 'sessions'), U(to, 'hidden')],
+            [
+                'parley:gw:',
+                to,
+                Buffer.from(encode({ kind: 'typing' })),
+                '0',
+                'alice',
+                U('%s', 'sessions'),
+                1000,
+                5000,
+                U('alice', `typing:${to}`),
+                'parley:gateways',
+            ],
         );
     let res = await typing('bob');
     const p = await published();
@@ -811,6 +866,82 @@ cluster.test('session_close: not while reaping a live gateway; the last close go
     assert.equal(await r.call('SISMEMBER', 'parley:gw:gw2:sessions', 'bob#3'), 0, 'gateway set cleaned');
 });
 
+cluster.test(
+    'session_close without a send (runs on a one-node cluster too): reaping stops at a live alive key; the last close goes offline once, pushed = seq',
+    async (t) => {
+        const { r, register, sopen, sclose, published } = await fresh(t);
+        await register('cy');
+        await sopen('cy', 'gw1', 1);
+        await sopen('cy', 'gw2', 2);
+        await r.call('HSET', U('cy', 'meta'), 'seq', 7);
+        await published();
+        await r.call('SET', 'parley:gw:gw1:alive', '1', 'PX', 60000);
+        assert.equal(await sclose('cy', 'gw1', 1, true), -1, 'reaping a live gateway: -1');
+        assert.equal(await r.call('SISMEMBER', U('cy', 'sessions'), 'gw1#1'), 1, 'nothing closed');
+        assert.equal(await sclose('cy', 'gw1', 1), 0, 'one of two: not the last');
+        assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'cy#1'), 0, 'its gateway set cleaned');
+        assert.equal(await sclose('cy', 'gw2', 2), 1, 'the last');
+        assert.equal(await r.call('HGET', U('cy', 'meta'), 'pushed'), '7', 'pushed = seq');
+        const p = (await published()).filter((m) => m.channel === 'parley:presence:cy');
+        assert.deepEqual(
+            p.map((m) => unpack(m.payload)),
+            [{ kind: 'offline', from: 'cy' }],
+            'offline once',
+        );
+        assert.equal(await r.call('SISMEMBER', 'parley:online', 'cy'), 0);
+        assert.equal(await sclose('cy', 'gw2', 2), 0, 'again: a no-op');
+        assert.deepEqual(await published(), [], 'announcing nothing');
+    },
+);
+
+cluster.test(
+    'one user opening and closing sessions on two gateways at once: parley:online, the mark, the last announcement and the gateway sets follow the final session set',
+    async (t) => {
+        const { r, sha, register, published } = await fresh(t);
+        const r2 = await Conn.open(cluster.redisPort);
+        const lim = await Subscriber.open(cluster.redisPort, 'parley:sessions:limit');
+        t.after(() => {
+            r2.close();
+            lim.close();
+        });
+        await register('zz');
+        const LIMIT = 3;
+        const ops = [];
+        for (let round = 0; round < 20; round++)
+            for (const [conn, gw] of [
+                [r, 'gw1'],
+                [r2, 'gw2'],
+            ])
+                for (let c = 1; c <= 3; c++) {
+                    const id = round * 10 + c;
+                    ops.push(
+                        (async () => {
+                            await sessionOpen(conn, sha, 'zz', gw, id, { limit: LIMIT });
+                            if ((id + round) % 3) await sessionClose(conn, sha, 'zz', gw, id);
+                        })(),
+                    );
+                }
+        await Promise.all(ops);
+        const set = (await r.call('SMEMBERS', U('zz', 'sessions'))).sort();
+        const n = set.length;
+        assert.equal(await r.call('SISMEMBER', 'parley:online', 'zz'), n > 0 ? 1 : 0, `online iff sessions (${n})`);
+        const kinds = (await published()).filter((m) => m.channel === 'parley:presence:zz').map((m) => unpack(m.payload).kind);
+        assert.ok(kinds.length > 0 && kinds.at(-1) === (n > 0 ? 'online' : 'offline'), `the last announcement says the final state: ${kinds.join(' ')}`);
+        assert.ok(
+            kinds.every((k, i) => i === 0 || k !== kinds[i - 1]),
+            `announcements alternate: ${kinds.join(' ')}`,
+        );
+        assert.equal(await r.call('HGET', 'parley:sessions:full', 'zz'), n >= LIMIT ? String(LIMIT) : null, `the mark follows the set (${n})`);
+        const said = (await lim.drain(r)).map((m) => str(m.payload).split(' ')[0]);
+        assert.equal(said.at(-1), n >= LIMIT ? 'full' : 'free', `the last limit announcement: ${said.join(' ')}`);
+        const inGw = [
+            ...(await r.call('SMEMBERS', 'parley:gw:gw1:sessions')).map((m) => `gw1#${m.split('#')[1]}`),
+            ...(await r.call('SMEMBERS', 'parley:gw:gw2:sessions')).map((m) => `gw2#${m.split('#')[1]}`),
+        ].sort();
+        assert.deepEqual(inGw, set, 'the gateway sets hold exactly the open sessions');
+    },
+);
+
 cluster.test('session_open/close with a session limit: refused past it, full and free announced, marks kept with the set', async (t) => {
     const { r, register, sopen, sclose } = await fresh(t);
     const sub = await Subscriber.open(cluster.redisPort, 'parley:sessions:*');
@@ -859,6 +990,71 @@ cluster.test('session_open/close with a session limit: refused past it, full and
     assert.equal(await r.call('HEXISTS', 'parley:sessions:full', 'eve'), 0, 'and deleted');
 });
 
+cluster.test(
+    'session_open/close steps: a stale step changes nothing; a chain stopped after the user step is completed by the next open or close',
+    async (t) => {
+        const { r, sha, register, sopen, sclose, published } = await fresh(t);
+        await register('bob');
+        const presence = async () => (await published()).filter((m) => m.channel === 'parley:presence:bob').map((m) => unpack(m.payload).kind);
+        // the user step of an open alone (its chain stopped there): its continuation, not followed
+        const userStep = (gw, conn, opts) => {
+            const tail = sessionOpenTail('bob', gw, conn, opts);
+            return r.callBuffers('EVALSHA', sha.session_open, 4, ...tail.slice(5, 9), ...tail.slice(9));
+        };
+        const online = () => r.call('SISMEMBER', 'parley:online', 'bob');
+
+        // an open's steps overtaken by its close: the open's online step comes last and is stale
+        const stale = await userStep('gw1', 1);
+        assert.equal(str(stale[0]), 'parley:next', 'the user step names the next step');
+        assert.equal(await sclose('bob', 'gw1', 1), 1, 'the close runs whole');
+        const res = await followSteps(r, sha, stale, { buffers: true });
+        assert.ok(Array.isArray(res) && res.length === 3, `the late steps answer the open's reply: ${res}`);
+        assert.equal(await online(), 0, 'the stale online step changed nothing');
+        assert.deepEqual(await presence(), [], 'and announced nothing');
+        assert.ok(Array.isArray(await sopen('bob', 'gw2', 2)), 'a new open');
+        assert.equal(await online(), 1, 'online');
+        assert.deepEqual(await presence(), ['online'], 'announced once');
+        assert.equal(await sclose('bob', 'gw2', 2), 1);
+        assert.deepEqual(await presence(), ['offline']);
+
+        // stopped after the user step: in the user's set, not online; the gateway's re-open completes it
+        await userStep('gw1', 3);
+        assert.equal(await r.call('SISMEMBER', U('bob', 'sessions'), 'gw1#3'), 1, 'in the user set');
+        assert.equal(await online(), 0, 'not online yet');
+        assert.ok(Array.isArray(await sopen('bob', 'gw1', 3, { reopen: true })), 're-open');
+        assert.equal(await online(), 1, 'the re-open put the user online');
+        assert.deepEqual(await presence(), ['online'], 'announced once');
+        assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#3'), 1, 'in the gateway set');
+
+        // a close stopped after its user step: offline in the user set only; a second close completes it
+        const closeStep = await r.callBuffers(
+            'EVALSHA',
+            sha.session_close,
+            2,
+            U('bob', 'sessions'),
+            U('bob', 'meta'),
+            'bob',
+            'gw1#3',
+            'bob#3',
+            'parley:presence:bob',
+            '0',
+            'parley:sessions:limit',
+            'parley:online',
+            'parley:{parley:online}:v',
+            'parley:sessions:full',
+            'parley:{parley:sessions:full}:v',
+            'parley:gw:gw1:sessions',
+        );
+        assert.equal(str(closeStep[0]), 'parley:next');
+        assert.equal(await online(), 1, 'still online: the stop came before the online step');
+        assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#3'), 1, 'still in the gateway set, where the reaper finds it');
+        assert.equal(await sclose('bob', 'gw1', 3, true), 0, 'the reaper closes it again: not the last close any more');
+        assert.equal(await online(), 0, 'offline now');
+        assert.deepEqual(await presence(), ['offline'], 'announced once');
+        assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#3'), 0, 'the gateway set cleaned');
+    },
+);
+
 cluster.test('send to a user gone offline: inbox only; the next session gets it, a second session nothing', async (t) => {
     const { send, sopen, sclose, published } = await aliceAndBob(t);
     await sclose('bob', 'gw1', 7);
@@ -887,18 +1083,24 @@ cluster.test('renew_slot and release_slot: only the owner of the lease', async (
 
 cluster.test('forget_gateway: removes a dead gateway only once it has no session and no alive key', async (t) => {
     const { r, ev } = await fresh(t);
-    const FG = ['parley:gateways', 'parley:gw:gwF:alive', 'parley:gw:gwF:sessions'];
+    // the chain scripts_forget_gateway starts: the alive key, the session set, then parley:gateways
+    const forget = () =>
+        ev(
+            'reap_check',
+            ['parley:gw:gwF:alive'],
+            ['alive', 0, 'n', 'reap_check', 1, 'parley:gw:gwF:sessions', 'empty', 0, 'n', 'forget_gateway', 1, 'parley:gateways', 'gwF'],
+        );
     const member = () => r.call('SISMEMBER', 'parley:gateways', 'gwF');
     await r.call('SADD', 'parley:gateways', 'gwF');
     await r.call('SADD', 'parley:gw:gwF:sessions', 'x#1');
-    assert.equal(await ev('forget_gateway', FG, ['gwF']), 0, 'forget_gateway: kept while it has sessions');
+    assert.equal(await forget(), 0, 'forget_gateway: kept while it has sessions');
     assert.equal(await member(), 1, 'forget_gateway: kept while it has sessions (member)');
     await r.call('DEL', 'parley:gw:gwF:sessions');
     await r.call('SET', 'parley:gw:gwF:alive', 1, 'PX', 60000);
-    assert.equal(await ev('forget_gateway', FG, ['gwF']), 0, 'forget_gateway: kept when its alive key is back');
+    assert.equal(await forget(), 0, 'forget_gateway: kept when its alive key is back');
     assert.equal(await member(), 1, 'forget_gateway: kept when its alive key is back (member)');
     await r.call('DEL', 'parley:gw:gwF:alive');
-    assert.equal(await ev('forget_gateway', FG, ['gwF']), 1, 'forget_gateway: removed when dead with no session');
+    assert.equal(await forget(), 1, 'forget_gateway: removed when dead with no session');
     assert.equal(await member(), 0, 'forget_gateway: removed when dead with no session (member)');
 });
 
@@ -1602,7 +1804,7 @@ cluster.test('byte caps: an inbox and a history keep their newest entries within
 cluster.test(
     'login_create / login_revoke / login_list and session_open with a login: records, cap, revocation entries and announcements, disable, password change',
     async (t) => {
-        const { r, ev, register } = await fresh(t);
+        const { r, sha, ev, register } = await fresh(t);
         const rsub = await Subscriber.open(cluster.redisPort, 'parley:sessions:revoked');
         t.after(() => rsub.close());
         const revoked = async () => (await rsub.drain(r)).map((m) => str(m.payload));
@@ -1614,15 +1816,15 @@ cluster.test(
         const createFull = (user, s, { at = now, exp = nowS + 3600, agent = 'ua', cap = 3, verified = '', newHash = '', rate = 0, windowMs = 0 } = {}) =>
             ev(
                 'login_create',
-                [U(user, 'account'), L(user), 'parley:revoked', U(user, 'login-times')],
-                [user, s, at, exp, agent, cap, 'parley:sessions:revoked', verified, newHash, rate, windowMs],
+                [U(user, 'account'), L(user), U(user, 'login-times')],
+                [user, s, at, exp, agent, cap, 'parley:sessions:revoked', verified, newHash, rate, windowMs, 'parley:revoked'],
             );
         const create = async (...a) => {
             const x = await createFull(...a);
             return Array.isArray(x) ? x[0] : x;
         };
         const revoke = (user, what, s = '', exp = '', at = now) =>
-            ev('login_revoke', [L(user), 'parley:revoked', U(user, 'account')], [user, 'parley:sessions:revoked', at, what, s, exp]);
+            ev('login_revoke', [L(user), U(user, 'account')], [user, 'parley:sessions:revoked', at, what, s, exp, 'parley:revoked']);
         const list = (user, at = now) => ev('login_list', [L(user)], [at]);
 
         assert.equal(await create('alice', sid('a')), 0, 'no account: nothing made');
@@ -1651,20 +1853,7 @@ cluster.test(
         );
 
         // session_open: a live login moves its last seen; a gone one is refused with -1, nothing changed
-        const open = (s, at) =>
-            ev(
-                'session_open',
-                [
-                    U('alice', 'sessions'),
-                    U('alice', 'meta'),
-                    U('alice', 'inbox'),
-                    'parley:online',
-                    'parley:gw:gw1:sessions',
-                    'parley:sessions:full',
-                    L('alice'),
-                ],
-                ['alice', 'gw1#1', 'alice#1', 'parley:presence:alice', '0', 0, 'parley:sessions:limit', s, at],
-            );
+        const open = (s, at) => sessionOpen(r, sha, 'alice', 'gw1', 1, { login: s, now: at });
         const opened = await open(sid('b'), now + 50);
         assert.ok(Array.isArray(opened) && opened.length === 3, `session_open of a live login: ${opened}`);
         assert.equal(JSON.parse(await r.call('HGET', L('alice'), sid('b'))).l, now + 50, 'last seen moved');
@@ -1728,12 +1917,53 @@ cluster.test(
         assert.ok(ttl > 0 && ttl <= w, `expires within a window: ${ttl}`);
     },
 );
+cluster.test('login_create steps: a chain stopped after revoked_add leaves the evicted session revoked and no new login; a retry completes it', async (t) => {
+    const { r, sha, register } = await fresh(t);
+    const rsub = await Subscriber.open(cluster.redisPort, 'parley:sessions:revoked');
+    t.after(() => rsub.close());
+    const revoked = async () => (await rsub.drain(r)).map((m) => str(m.payload));
+    const L = U('kim', 'logins');
+    const now = 1_000_000_000_000;
+    const exp = now / 1000 + 3600;
+    const sid = (c) => c.repeat(32);
+    const args = (s, at) => ['kim', s, at, exp, 'ua', 2, 'parley:sessions:revoked', '', '', 0, 0, 'parley:revoked'];
+    const keys = [U('kim', 'account'), L, U('kim', 'login-times')];
+    await register('kim');
+    for (const [c, at] of [
+        ['a', now],
+        ['b', now + 1],
+    ])
+        assert.equal((await callScript(r, sha, 'login_create', keys, args(sid(c), at)))[0], 1);
+    // the third, past the cap of 2: the user step names revoked_add, which names login_store
+    const first = await r.call('EVALSHA', sha.login_create, keys.length, ...keys, ...args(sid('c'), now + 2));
+    assert.equal(first[0], 'parley:next');
+    assert.equal(first[1], 'revoked_add', 'the revocation is entered before the records change');
+    const nk = Number(first[2]);
+    const second = await r.call('EVALSHA', sha.revoked_add, nk, ...first.slice(3, 3 + nk), ...first.slice(3 + nk));
+    assert.equal(second[1], 'login_store');
+    // stopped here: the evicted one is refused everywhere, the new one does not exist
+    assert.equal(await r.call('ZSCORE', 'parley:revoked', `kim ${sid('a')}`), String(exp), 'the evicted session is revoked');
+    assert.deepEqual(await revoked(), [`kim ${sid('a')} ${exp}`], 'and announced');
+    assert.equal(await r.call('HEXISTS', L, sid('c')), 0, 'no new login');
+    // a retry (a new attempt) evicts the same one again and completes
+    const res = await callScript(r, sha, 'login_create', keys, args(sid('d'), now + 3));
+    assert.deepEqual(res, [1, sid('a'), exp], 'the retry revokes the same session');
+    assert.deepEqual((await r.call('HKEYS', L)).sort(), [sid('b'), sid('d')], 'the evicted record gone, the new login stored');
+});
+
 // throttle.lua: fixed-window counters of failed attempts (gateway/throttle.h)
 cluster.test('throttle: take counts every key up to its budget, then answers the longest wait and counts nothing; give refunds; counters expire', async (t) => {
     const s = await fresh(t);
     const keys = ['parley:throttle:addr:10.0.0.1', U('alice', 'fails'), U('alice', 'fails:10.0.0.1')];
-    const take = (window = 60000, budgets = [5, 4, 2]) => s.ev('throttle', keys.slice(0, budgets.length), ['take', window, ...budgets]);
-    const give = (budgets = [5, 4, 2]) => s.ev('throttle', keys.slice(0, budgets.length), ['give', 60000, ...budgets]);
+    // the chain scripts_throttle starts: a step on the address's counter, then one on the
+    // account's (which gives the address's back when it refuses)
+    const call = (mode, window, budgets) => {
+        if (budgets.length === 1) return s.ev('throttle', [keys[0]], [mode, window, budgets[0], 0, 'i', 0]);
+        const account = ['n', 'throttle', budgets.length - 1, ...keys.slice(1, budgets.length), mode, window, ...budgets.slice(1), 1, keys[0], 'i', 0];
+        return s.ev('throttle', [keys[0]], [mode, window, budgets[0], 0, ...account]);
+    };
+    const take = (window = 60000, budgets = [5, 4, 2]) => call('take', window, budgets);
+    const give = (budgets = [5, 4, 2]) => call('give', 60000, budgets);
     const counts = async () => Promise.all(keys.map(async (k) => str(await s.r.call('GET', k))));
     assert.equal(await take(), 0);
     assert.equal(await take(), 0);

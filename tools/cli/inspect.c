@@ -235,7 +235,7 @@ static void cli_print_ranges(const unsigned char *mine)
 int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
 {
     char key[KEYS_MAX];
-    const char *av[1 + PARLEY_SLOTS];
+    const char *av[2];
     char keys[PARLEY_SLOTS][KEYS_MAX];
     int rc = cli_no_args(ctx, prog, argc, argv);
     if (rc) return rc;
@@ -246,14 +246,23 @@ int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
         if (z) freeReplyObject(z);
         return cli_fail("redis: %s", c->errstr);
     }
-    av[0] = "MGET";
-    for (unsigned i = 0; i < PARLEY_SLOTS; i++)
-        av[1 + i] = keys_fmt(keys[i], sizeof(keys[i]), KEY_SLOT, i);
-    redisReply *s = redisCommandArgv(c, 1 + PARLEY_SLOTS, av, NULL);
-    if (!s || s->type != REDIS_REPLY_ARRAY || s->elements != PARLEY_SLOTS) {
+    /* one GET per lease, pipelined: on a cluster the 64 keys are in 64 hash
+     * slots, which no MGET may span */
+    redisReply *own[PARLEY_SLOTS] = {0};
+    int bad = 0;
+    for (unsigned i = 0; i < PARLEY_SLOTS && !bad; i++) {
+        av[0] = "GET";
+        av[1] = keys_fmt(keys[i], sizeof(keys[i]), KEY_SLOT, i);
+        bad = redisAppendCommandArgv(c, 2, av, NULL) != REDIS_OK;
+    }
+    for (unsigned i = 0; i < PARLEY_SLOTS && !bad; i++)
+        bad = redisGetReply(c, (void **)&own[i]) != REDIS_OK || !own[i] ||
+              (own[i]->type != REDIS_REPLY_STRING && own[i]->type != REDIS_REPLY_NIL);
+    if (bad) {
         freeReplyObject(z);
-        if (s) freeReplyObject(s);
-        return cli_fail("redis: %s", c->errstr);
+        for (unsigned i = 0; i < PARLEY_SLOTS; i++)
+            if (own[i]) freeReplyObject(own[i]);
+        return cli_fail("redis: %s", c->errstr[0] ? c->errstr : "unexpected reply to GET");
     }
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -265,7 +274,7 @@ int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
         unsigned char mine[PARLEY_SLOTS] = {0};
         unsigned n = 0;
         for (unsigned k = 0; k < PARLEY_SLOTS; k++) {
-            if (s->element[k]->str && strcmp(s->element[k]->str, id) == 0) {
+            if (own[k]->str && strcmp(own[k]->str, id) == 0) {
                 mine[k] = seen[k] = 1;
                 n++;
             }
@@ -278,7 +287,7 @@ int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
     unsigned nother = 0, nfree = 0;
     for (unsigned k = 0; k < PARLEY_SLOTS; k++) {
         if (seen[k]) continue;
-        if (s->element[k]->str) {
+        if (own[k]->str) {
             other[k] = 1;
             nother++;
         } else {
@@ -298,7 +307,8 @@ int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
     }
     (void)key;
     freeReplyObject(z);
-    freeReplyObject(s);
+    for (unsigned k = 0; k < PARLEY_SLOTS; k++)
+        freeReplyObject(own[k]);
     return CLI_OK;
 }
 
