@@ -123,20 +123,25 @@ static int cli_print_inbox(cli_ctx *ctx, redisContext *c, const char *user, redi
                            (unsigned long long)refs[i].id, (unsigned long long)refs[i].id);
     }
     int rc = CLI_OK;
-    for (size_t i = 0; i < n; i++) {
-        redisReply *h = NULL;
-        if (refs[i].ok && (redisGetReply(c, (void **)&h) != REDIS_OK || !h)) {
+    redisReply **hs = calloc(n ? n : 1, sizeof(*hs));
+    if (!hs) rc = cli_fail("out of memory");
+    for (size_t i = 0; hs && i < n; i++) { /* every pipelined reply read before anything else */
+        if (refs[i].ok && (redisGetReply(c, (void **)&hs[i]) != REDIS_OK || !hs[i])) {
             rc = cli_fail("redis: %s", c->errstr);
             break;
         }
+    }
+    for (size_t i = 0; hs && rc == CLI_OK && i < n; i++) {
+        redisReply *h = hs[i];
         cluster_redirect rd;
         char conv[KEYS_MAX];
+        /* on a cluster: a conversation on another node, asked there */
         if (h && h->type == REDIS_REPLY_ERROR && cluster_parse_redirect(h->str, h->len, &rd) == 1 &&
             keys_conv(conv, sizeof(conv), user, refs[i].with) >= 0) {
             freeReplyObject(h);
-            h = cli_command(ctx, "ZRANGEBYSCORE %s %llu %llu",
-                            keys_fmt(key, sizeof(key), KEY_HISTORY, conv),
-                            (unsigned long long)refs[i].id, (unsigned long long)refs[i].id);
+            h = hs[i] = cli_command(ctx, "ZRANGEBYSCORE %s %llu %llu",
+                                    keys_fmt(key, sizeof(key), KEY_HISTORY, conv),
+                                    (unsigned long long)refs[i].id, (unsigned long long)refs[i].id);
             if (!h) {
                 rc = cli_fail("redis: %s", cli_errstr(ctx));
                 break;
@@ -150,8 +155,10 @@ static int cli_print_inbox(cli_ctx *ctx, redisContext *c, const char *user, redi
             fputs(" -> (no longer in the history)", stdout);
         }
         putchar('\n');
-        if (h) freeReplyObject(h);
     }
+    for (size_t i = 0; hs && i < n; i++)
+        if (hs[i]) freeReplyObject(hs[i]);
+    free(hs);
     free(refs);
     return rc;
 }
