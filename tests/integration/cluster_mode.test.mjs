@@ -302,3 +302,32 @@ cluster.test(
         assert.equal(await masterPortOf(`parley:{u:${b.name}}:meta`), promoted.port);
     },
 );
+
+cluster.test(
+    "every node stopped for twice the heartbeat TTL (SIGSTOP, SIGCONT): the gateways' watchdogs make new links, which come up again",
+    { ...needs(ACCOUNTS, READS), timeout: 90000 },
+    async () => {
+        await cluster.waitRouted(cluster.router.proc);
+        const nodes = cluster.rc.nodes.filter((n) => n.proc.running);
+        const marks = cluster.gateways.map((g) => g.proc.log.length);
+        for (const n of nodes) n.proc.child.kill('SIGSTOP');
+        try {
+            await waitFor(() => cluster.gateways.every((g, i) => /no reply for \d+ ms, reconnecting/.test(g.proc.log.slice(marks[i]))), {
+                timeout: 15000,
+                what: "every gateway's watchdog dropping its link",
+            });
+        } finally {
+            for (const n of nodes) n.proc.child.kill('SIGCONT');
+        }
+        await cluster.rc.waitOk(30000);
+        for (let i = 0; i < 2; i++) await cluster.waitHealthy(i, 30000);
+        await cluster.waitRouted(cluster.router.proc, 30000);
+        const [a, b] = await usersApart(['sa', 'sb']);
+        const A = await Client.connect(GW1(), a.token);
+        const B = await Client.connect(GW2(), b.token);
+        const c = cid();
+        const ack = await sendReliably(A, { kind: 'text', to: b.name, data: 'after the stall', cid: c }, { timeoutMs: 30000 });
+        const t = await B.next((f) => f.kind === 'text' && f.cid === c, 15000);
+        assert.equal(t.id, ack.id, brief(t));
+    },
+);
