@@ -4,27 +4,10 @@
 // step routed to the master of its keys, plain commands by key, classic
 // pub/sub on any node. Users are picked so that the two sides of a
 // conversation keep their keys on different masters.
-//
-// What runs end to end depends on the script splits (every script inside one
-// hash slot): a test that needs a split not in this tree yet is skipped, and
-// says which (the files of the split are looked for in common/lua/).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before } from 'node:test';
 import { Client, brief, healthz, sendReliably } from './lib/client.mjs';
-import { Cluster, REPO, SLOTS, makeUsers, redisCommand, waitFor } from './lib/cluster.mjs';
-
-const lua = (name) => fs.existsSync(path.join(REPO, 'common/lua', `${name}.lua`));
-// accounts and sessions (login_create, session_open/close, the 64 lease GETs), the reads (hello's
-// contacts, sync), the groups (group, read, typing, block)
-const ACCOUNTS = lua('online') || 'needs the account and session steps (i15-accounts)';
-const READS = lua('sync_page') || 'needs the read steps (i15-reads)';
-const GROUPS = lua('group_apply') || 'needs the group steps (i15-groups)';
-const needs = (...parts) => {
-    const missing = parts.filter((p) => p !== true);
-    return missing.length ? { skip: missing.join('; ') } : {};
-};
+import { Cluster, SLOTS, makeUsers, redisCommand, waitFor } from './lib/cluster.mjs';
 
 const cluster = new Cluster('cluster_mode', { redis: 'cluster3', replicas: 1, waitSlots: false });
 before(() => cluster.start());
@@ -105,23 +88,18 @@ cluster.test("the link comes up: every master has the gateways' and the router's
     assert.deepEqual(subs, ['parley:gw:gw1', 1, 'parley:gw:gw2', 1, 'parley:routers', 1]);
 });
 
-cluster.test(
-    'the router holds every slot lease (one key per slot, on the masters of their slots) and listens to every routing channel',
-    needs(ACCOUNTS),
-    async () => {
-        await cluster.waitRouted(cluster.router.proc);
-        const where = new Set();
-        for (let i = 0; i < SLOTS; i++) {
-            assert.equal(await cluster.redis('GET', `parley:slot:${i}`), 'router-1', `parley:slot:${i}`);
-            where.add(await masterPortOf(`parley:slot:${i}`));
-        }
-        assert.equal(where.size, 3, 'the leases are spread over the 3 masters');
-    },
-);
+cluster.test('the router holds every slot lease (one key per slot, on the masters of their slots) and listens to every routing channel', async () => {
+    await cluster.waitRouted(cluster.router.proc);
+    const where = new Set();
+    for (let i = 0; i < SLOTS; i++) {
+        assert.equal(await cluster.redis('GET', `parley:slot:${i}`), 'router-1', `parley:slot:${i}`);
+        where.add(await masterPortOf(`parley:slot:${i}`));
+    }
+    assert.equal(where.size, 3, 'the leases are spread over the 3 masters');
+});
 
 cluster.test(
     'register and login over HTTP; a 1:1 text each way between users whose keys are on two masters, on two gateways: acks and deliveries',
-    needs(ACCOUNTS, READS),
     async () => {
         await cluster.waitRouted(cluster.router.proc);
         const [a, b] = await usersApart(['ca', 'cb']);
@@ -146,43 +124,39 @@ cluster.test(
     },
 );
 
-cluster.test(
-    'the CLI on the cluster URL: slots, keyslot, and inbox/history/logins/group of keys on several masters (MOVED followed)',
-    needs(ACCOUNTS, READS, GROUPS),
-    async () => {
-        await cluster.waitRouted(cluster.router.proc);
-        const slots = await cluster.cli(['slots']);
-        assert.equal(slots.code, 0, slots.stderr);
-        assert.match(slots.stdout, /covered=16384 of 16384/);
-        const [a, b] = await usersApart(['la', 'lb']);
-        const ks = await cluster.cli(['keyslot', `parley:{u:${b.name}}:inbox`]);
-        assert.match(ks.stdout, new RegExp(`node=127\\.0\\.0\\.1:${await masterPortOf(`parley:{u:${b.name}}:inbox`)}\n`), ks.stdout);
-        const A = await Client.connect(GW1(), a.token);
-        const B = await Client.connect(GW2(), b.token);
-        for (const data of ['first words', 'second words']) {
-            const ack = await send(A, b.name, data);
-            await B.next((f) => f.kind === 'text' && f.cid === ack.cid);
-        }
-        const inbox = await cluster.cli(['inbox', b.name]);
-        assert.equal(inbox.code, 0, inbox.stderr);
-        assert.match(inbox.stdout, /-> .*first words/, inbox.stdout); // resolved in the conversation's history
-        assert.match(inbox.stdout, /-> .*second words/, inbox.stdout);
-        const hist = await cluster.cli(['history', a.name, b.name]);
-        assert.equal(hist.code, 0, hist.stderr);
-        assert.match(hist.stdout, /2 message\(s\) kept/, hist.stdout);
-        assert.match(hist.stdout, new RegExp(`${b.name}: unread=\\d+ read=\\d+ mentions=0`), hist.stdout);
-        const logins = await cluster.cli(['logins', a.name]);
-        assert.equal(logins.code, 0, logins.stderr);
-        assert.match(logins.stdout, new RegExp(`1 signed-in session\\(s\\) of ${a.name}`), logins.stdout);
-        const g = await cluster.createGroup(A, 'lg', [b.name]);
-        const group = await cluster.cli(['group', g]);
-        assert.equal(group.code, 0, group.stderr);
-        assert.match(group.stdout, /2 member\(s\)/, group.stdout);
-        assert.match(group.stdout, new RegExp(`${b.name} +online`), group.stdout);
-    },
-);
+cluster.test('the CLI on the cluster URL: slots, keyslot, and inbox/history/logins/group of keys on several masters (MOVED followed)', async () => {
+    await cluster.waitRouted(cluster.router.proc);
+    const slots = await cluster.cli(['slots']);
+    assert.equal(slots.code, 0, slots.stderr);
+    assert.match(slots.stdout, /covered=16384 of 16384/);
+    const [a, b] = await usersApart(['la', 'lb']);
+    const ks = await cluster.cli(['keyslot', `parley:{u:${b.name}}:inbox`]);
+    assert.match(ks.stdout, new RegExp(`node=127\\.0\\.0\\.1:${await masterPortOf(`parley:{u:${b.name}}:inbox`)}\n`), ks.stdout);
+    const A = await Client.connect(GW1(), a.token);
+    const B = await Client.connect(GW2(), b.token);
+    for (const data of ['first words', 'second words']) {
+        const ack = await send(A, b.name, data);
+        await B.next((f) => f.kind === 'text' && f.cid === ack.cid);
+    }
+    const inbox = await cluster.cli(['inbox', b.name]);
+    assert.equal(inbox.code, 0, inbox.stderr);
+    assert.match(inbox.stdout, /-> .*first words/, inbox.stdout); // resolved in the conversation's history
+    assert.match(inbox.stdout, /-> .*second words/, inbox.stdout);
+    const hist = await cluster.cli(['history', a.name, b.name]);
+    assert.equal(hist.code, 0, hist.stderr);
+    assert.match(hist.stdout, /2 message\(s\) kept/, hist.stdout);
+    assert.match(hist.stdout, new RegExp(`${b.name}: unread=\\d+ read=\\d+ mentions=0`), hist.stdout);
+    const logins = await cluster.cli(['logins', a.name]);
+    assert.equal(logins.code, 0, logins.stderr);
+    assert.match(logins.stdout, new RegExp(`1 signed-in session\\(s\\) of ${a.name}`), logins.stdout);
+    const g = await cluster.createGroup(A, 'lg', [b.name]);
+    const group = await cluster.cli(['group', g]);
+    assert.equal(group.code, 0, group.stderr);
+    assert.match(group.stdout, /2 member\(s\)/, group.stdout);
+    assert.match(group.stdout, new RegExp(`${b.name} +online`), group.stdout);
+});
 
-cluster.test('offline delivery: a text to a user not connected is pushed after her hello', needs(ACCOUNTS, READS), async () => {
+cluster.test('offline delivery: a text to a user not connected is pushed after her hello', async () => {
     await cluster.waitRouted(cluster.router.proc);
     const [a, b] = await usersApart(['oa', 'ob']);
     const A = await Client.connect(GW1(), a.token);
@@ -194,7 +168,7 @@ cluster.test('offline delivery: a text to a user not connected is pushed after h
     assert.equal(t.data, 'while you were away');
 });
 
-cluster.test('a group of three users on three masters: a message reaches the two others on both gateways', needs(ACCOUNTS, READS, GROUPS), async () => {
+cluster.test('a group of three users on three masters: a message reaches the two others on both gateways', async () => {
     await cluster.waitRouted(cluster.router.proc);
     const [a, b, c] = await usersApart(['ga', 'gb', 'gc']);
     const A = await Client.connect(GW1(), a.token);
@@ -210,36 +184,32 @@ cluster.test('a group of three users on three masters: a message reaches the two
     }
 });
 
-cluster.test(
-    'a gateway restart (SIGKILL): it comes back on the cluster, its users reconnect and sync what was sent meanwhile',
-    needs(ACCOUNTS, READS),
-    async () => {
-        await cluster.waitRouted(cluster.router.proc);
-        const [a, b] = await usersApart(['ra', 'rb']);
-        const A = await Client.connect(GW1(), a.token);
-        let B = await Client.connect(GW2(), b.token);
-        const c1 = cid();
-        await sendReliably(A, { kind: 'text', to: b.name, data: 'before', cid: c1 });
-        const seen = await B.next((f) => f.kind === 'text' && f.cid === c1);
-        const epoch = B.hello.epoch;
-        await cluster.killGateway(1, 'SIGKILL');
-        const c2 = cid();
-        const ack2 = await sendReliably(A, { kind: 'text', to: b.name, data: 'while gw2 was down', cid: c2 });
-        await cluster.startGateway({ index: 1 });
-        assert.equal(await healthz(GW2()), 200);
-        B = await Client.connect(GW2(), b.token);
-        B.send({ kind: 'sync', after: seen.seq, epoch });
-        const t = await B.next((f) => f.kind === 'text' && f.cid === c2);
-        assert.equal(t.id, ack2.id, brief(t));
-        const end = await B.next({ kind: 'sync' });
-        assert.equal(end.recovered, true, brief(end));
-        const c3 = cid();
-        await sendReliably(A, { kind: 'text', to: b.name, data: 'after', cid: c3 });
-        await B.next((f) => f.kind === 'text' && f.cid === c3);
-    },
-);
+cluster.test('a gateway restart (SIGKILL): it comes back on the cluster, its users reconnect and sync what was sent meanwhile', async () => {
+    await cluster.waitRouted(cluster.router.proc);
+    const [a, b] = await usersApart(['ra', 'rb']);
+    const A = await Client.connect(GW1(), a.token);
+    let B = await Client.connect(GW2(), b.token);
+    const c1 = cid();
+    await sendReliably(A, { kind: 'text', to: b.name, data: 'before', cid: c1 });
+    const seen = await B.next((f) => f.kind === 'text' && f.cid === c1);
+    const epoch = B.hello.epoch;
+    await cluster.killGateway(1, 'SIGKILL');
+    const c2 = cid();
+    const ack2 = await sendReliably(A, { kind: 'text', to: b.name, data: 'while gw2 was down', cid: c2 });
+    await cluster.startGateway({ index: 1 });
+    assert.equal(await healthz(GW2()), 200);
+    B = await Client.connect(GW2(), b.token);
+    B.send({ kind: 'sync', after: seen.seq, epoch });
+    const t = await B.next((f) => f.kind === 'text' && f.cid === c2);
+    assert.equal(t.id, ack2.id, brief(t));
+    const end = await B.next({ kind: 'sync' });
+    assert.equal(end.recovered, true, brief(end));
+    const c3 = cid();
+    await sendReliably(A, { kind: 'text', to: b.name, data: 'after', cid: c3 });
+    await B.next((f) => f.kind === 'text' && f.cid === c3);
+});
 
-cluster.test('more frames across masters: history, read (receipt to the other side), typing, block', needs(ACCOUNTS, READS, GROUPS), async () => {
+cluster.test('more frames across masters: history, read (receipt to the other side), typing, block', async () => {
     await cluster.waitRouted(cluster.router.proc);
     const [a, b] = await usersApart(['fa', 'fb']);
     const A = await Client.connect(GW1(), a.token);
@@ -273,7 +243,7 @@ cluster.test('more frames across masters: history, read (receipt to the other si
 
 cluster.test(
     'a master SIGKILLed (its replica promoted): the link follows, texts to the user whose keys it held go through again',
-    { ...needs(ACCOUNTS, READS), timeout: 90000 },
+    { timeout: 90000 },
     async () => {
         await cluster.waitRouted(cluster.router.proc);
         const [a, b] = await usersApart(['ka', 'kb']);
@@ -305,7 +275,7 @@ cluster.test(
 
 cluster.test(
     "every node stopped for twice the heartbeat TTL (SIGSTOP, SIGCONT): the gateways' watchdogs make new links, which come up again",
-    { ...needs(ACCOUNTS, READS), timeout: 90000 },
+    { timeout: 90000 },
     async () => {
         await cluster.waitRouted(cluster.router.proc);
         const nodes = cluster.rc.nodes.filter((n) => n.proc.running);
