@@ -14,9 +14,10 @@
 -- the history before it: read_pos.lua again (at most TRIES times, and only when at most SCAN
 -- entries came: each is decoded; else, or then, the recount plus the change of his counts since
 -- read_pos is written: exact but for a message that came while the history was read, counted
--- twice, and never below 0). Else sets the position and the counts (0 deletes the field) and,
--- for a group, the recount mark "NEWEST DSEQ": a queued fan-out step of a text up to it, or of
--- a delete up to it, must not count it again (fanout.lua). Then publishes the receipt
+-- twice, and never below 0). Else sets the position and the counts (0 deletes the field) and
+-- the recount mark "NEWEST DSEQ" (DSEQ 0 for a 1:1): a queued fan-out step (fanout.lua) or a
+-- member step of send_step.lua of a text up to it, or of a group's delete up to it, must not
+-- count it again. Then publishes the receipt
 -- (lib/notify.lua) and answers {1, upto}.
 local TRIES = 5 -- recounts per read while entries of the conversation keep coming
 local SCAN = 100 -- inbox entries looked at, at most
@@ -52,6 +53,6 @@ if st.unread == 0 then redis.call('HDEL', KEYS[2], with)
 else redis.call('HSET', KEYS[2], with, st.unread) end
 if st.mentioned == 0 then redis.call('HDEL', KEYS[3], with)
 else redis.call('HSET', KEYS[3], with, st.mentioned) end
-if is_group == '1' then redis.call('HSET', KEYS[4], with, st.last .. ' ' .. st.dseq) end
+redis.call('HSET', KEYS[4], with, st.last .. ' ' .. (is_group == '1' and st.dseq or 0))
 local f = cmsgpack.pack({kind = 'read', from = reader, with = with, upto = st.upto})
 return notify(st.to, ARGV[6], f, ARGV[8], {1, st.upto}, ARGV[14], ARGV[7])
