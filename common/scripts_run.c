@@ -635,7 +635,7 @@ static void scripts_wait_cb(redisAsyncContext *ac, void *r, void *privdata)
  * kept meanwhile), else on at once. */
 static void scripts_step_done(redisAsyncContext *ac, scripts_call *call, redisReply *reply)
 {
-    if (reply && call->hop.wait_n > 0) {
+    if (reply && ac && call->hop.wait_n > 0) { /* ac NULL: a cluster link's give-up (an error) */
         char n[16], ms[16];
         snprintf(n, sizeof n, "%d", call->hop.wait_n);
         snprintf(ms, sizeof ms, "%d", call->hop.wait_ms);

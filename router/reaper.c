@@ -105,7 +105,7 @@ static void reaper_sessions_cb(redisAsyncContext *ac, void *reply, void *privdat
         if (keys_session_of_member(member, member ? strlen(member) : 0, g->id, user, sid,
                                    sizeof sid) < 0) {
             log_warn("reaper: odd member '%s' in %s, removing it", member ? member : "", gwset);
-            redisAsyncCommand(r->cmd, NULL, NULL, "SREM %s %s", gwset, member ? member : "");
+            conn_commandf(r, NULL, NULL, "SREM %s %s", gwset, member ? member : "");
             continue;
         }
         if (scripts_session_close(r->cmd, reaper_close_cb, g, user, sid, member, g->id, 1) ==
@@ -125,8 +125,8 @@ static void reaper_alive_cb(redisAsyncContext *ac, void *reply, void *privdata)
     char key[KEYS_MAX];
     (void)ac;
     if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0 || !r->cmd ||
-        redisAsyncCommand(r->cmd, reaper_sessions_cb, g, "SMEMBERS %s",
-                          keys_fmt(key, sizeof(key), KEY_GW_SESSIONS, g->id)) != REDIS_OK)
+        conn_commandf(r, reaper_sessions_cb, g, "SMEMBERS %s",
+                      keys_fmt(key, sizeof(key), KEY_GW_SESSIONS, g->id)) != REDIS_OK)
         reaper_gw_done(g);
 }
 
@@ -146,8 +146,8 @@ static void reaper_gateways_cb(redisAsyncContext *ac, void *reply, void *privdat
             g->r = r;
             snprintf(g->id, sizeof(g->id), "%s", id);
             r->reap_busy++;
-            if (redisAsyncCommand(r->cmd, reaper_alive_cb, g, "EXISTS %s",
-                                  keys_fmt(key, sizeof(key), KEY_GW_ALIVE, id)) != REDIS_OK)
+            if (conn_commandf(r, reaper_alive_cb, g, "EXISTS %s",
+                              keys_fmt(key, sizeof(key), KEY_GW_ALIVE, id)) != REDIS_OK)
                 reaper_gw_done(g);
         }
     }
@@ -160,7 +160,7 @@ static void reaper_run(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (r->reap_busy || r->stopping || !conn_ready(r) || !slots_held(r, 0)) return;
-    if (redisAsyncCommand(r->cmd, reaper_gateways_cb, r, "SMEMBERS %s", KEY_GATEWAYS) == REDIS_OK)
+    if (conn_commandf(r, reaper_gateways_cb, r, "SMEMBERS %s", KEY_GATEWAYS) == REDIS_OK)
         r->reap_busy = 1;
 }
 

@@ -148,8 +148,7 @@ static void slots_claim_one(router *r, unsigned slot, const char *lease)
     const char *argv[] = {"SET", keys_fmt(key, sizeof(key), KEY_SLOT, slot), r->cfg.id, "NX", "PX",
                           lease};
     r->slot[slot] = SLOT_CLAIMING;
-    if (redisAsyncCommandArgv(r->cmd, slots_claim_cb, &r->slot_refs[slot], 6, argv, NULL) !=
-        REDIS_OK)
+    if (conn_command(r, slots_claim_cb, &r->slot_refs[slot], 6, argv, NULL) != REDIS_OK)
         r->slot[slot] = SLOT_FREE;
 }
 
@@ -279,16 +278,14 @@ static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
     snprintf(now_s, sizeof(now_s), "%lld", now);
     snprintf(old_s, sizeof(old_s), "(%lld", now - 3 * r->cfg.lease_ms);
     snprintf(live_s, sizeof(live_s), "%lld", now - r->cfg.lease_ms);
-    redisAsyncCommand(r->cmd, NULL, NULL, "ZADD %s %s %s", KEY_ROUTERS, now_s, r->cfg.id);
-    redisAsyncCommand(r->cmd, NULL, NULL, "ZREMRANGEBYSCORE %s -inf %s", KEY_ROUTERS, old_s);
-    redisAsyncCommand(r->cmd, slots_count_cb, r, "ZCOUNT %s %s +inf", KEY_ROUTERS, live_s);
+    conn_commandf(r, NULL, NULL, "ZADD %s %s %s", KEY_ROUTERS, now_s, r->cfg.id);
+    conn_commandf(r, NULL, NULL, "ZREMRANGEBYSCORE %s -inf %s", KEY_ROUTERS, old_s);
+    conn_commandf(r, slots_count_cb, r, "ZCOUNT %s %s +inf", KEY_ROUTERS, live_s);
     r->owners_left = PARLEY_SLOTS;
     r->owners_failed = 0;
     for (unsigned i = 0; i < PARLEY_SLOTS; i++) {
         const char *argv[] = {"GET", keys_fmt(key, sizeof(key), KEY_SLOT, i)};
-        if (redisAsyncCommandArgv(r->cmd, slots_owner_cb, &r->slot_refs[i], 2, argv, NULL) ==
-            REDIS_OK)
-            continue;
+        if (conn_command(r, slots_owner_cb, &r->slot_refs[i], 2, argv, NULL) == REDIS_OK) continue;
         /* not queued: the ones queued still answer; the last of them ends the tick */
         r->owners_failed = 1;
         r->owners_left -= (int)(PARLEY_SLOTS - i);
@@ -300,7 +297,7 @@ static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
 static void slots_tick(router *r)
 {
     if (r->tick_busy || r->stopping || !conn_ready(r)) return;
-    if (redisAsyncCommand(r->cmd, slots_time_cb, r, "TIME") == REDIS_OK) r->tick_busy = 1;
+    if (conn_commandf(r, slots_time_cb, r, "TIME") == REDIS_OK) r->tick_busy = 1;
 }
 
 static void slots_beat(evutil_socket_t fd, short what, void *arg)
@@ -359,8 +356,8 @@ static void slots_zrem_cb(redisAsyncContext *ac, void *reply, void *privdata)
 static void slots_leave(router *r)
 {
     r->leaving = 1;
-    if (!r->cmd || redisAsyncCommand(r->cmd, slots_zrem_cb, r, "ZREM %s %s", KEY_ROUTERS,
-                                     r->cfg.id) != REDIS_OK)
+    if (!r->cmd ||
+        conn_commandf(r, slots_zrem_cb, r, "ZREM %s %s", KEY_ROUTERS, r->cfg.id) != REDIS_OK)
         router_exit(r);
 }
 
