@@ -251,6 +251,14 @@ redisReply *scripts_register_sync(redisContext *c, const char *name, const char 
  * a malformed continuation). A reply that is no continuation is returned as
  * it is. */
 redisReply *scripts_follow_sync(redisContext *c, redisReply *r);
+/* A synchronous sender (the CLI on a cluster: the node of the command's first
+ * key, following MOVED/ASK): sends argv, returns the reply (the caller's to
+ * free; NULL on a connection error) and in *answered the context that gave it.
+ * Set, every synchronous script call and step goes through it (c only says
+ * the link is there), a NOSCRIPT reload to the node that answered. */
+typedef redisReply *scripts_sync_sender(void *priv, int argc, const char **argv,
+                                        const size_t *argvlen, redisContext **answered);
+void scripts_set_sync_sender(scripts_sync_sender *fn, void *priv);
 /* The same, pipelined (redisAppendCommandArgv; read the reply with
  * redisGetReply): with EVALSHA only, so load the script first
  * (scripts_load_argv). REDIS_OK or REDIS_ERR. */

@@ -730,12 +730,28 @@ int scripts_eval_wait(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, 
 }
 
 /* One step, synchronously, reloaded and retried once when it is not loaded. */
+static scripts_sync_sender *scripts_sync_fn;
+static void *scripts_sync_priv;
+
+void scripts_set_sync_sender(scripts_sync_sender *fn, void *priv)
+{
+    scripts_sync_fn = fn;
+    scripts_sync_priv = priv;
+}
+
 static redisReply *scripts_eval_one_sync(redisContext *c, script_id id, int nkeys, int nargs,
                                          const char **argv, const size_t *argvlen)
 {
     scripts_command *cmd = scripts_command_new(0, id, nkeys, nargs, argv, argvlen);
     if (!cmd) return NULL;
-    redisReply *r = redisCommandArgv(c, cmd->argc, cmd->argv, cmd->argvlen);
+    redisReply *r;
+    if (scripts_sync_fn) { /* the node of its first key answers; a reload goes there */
+        redisContext *at = NULL;
+        r = scripts_sync_fn(scripts_sync_priv, cmd->argc, cmd->argv, cmd->argvlen, &at);
+        if (at) c = at;
+    } else {
+        r = redisCommandArgv(c, cmd->argc, cmd->argv, cmd->argvlen);
+    }
     if (r && r->type == REDIS_REPLY_ERROR && scripts_missing(r->str, r->len)) {
         const char *load[4];
         int n = scripts_command_reload(cmd, id, load);

@@ -1,3 +1,4 @@
+-- flags: allow-oom
 -- forget_gateway.lua - the reaper's last step for a dead gateway.
 -- Caller: the router (router/reaper.c, scripts_forget_gateway), after every session_close of the
 -- gateway's session set has answered. The call is a chain (docs/internals.md "Scripts in

@@ -1,4 +1,5 @@
 -- include: step tail
+-- flags: allow-oom
 --
 -- gw_session.lua - step: a session joins or leaves its gateway's session set (session_open.lua,
 -- session_close.lua; docs/internals.md "Scripts in steps").

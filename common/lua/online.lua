@@ -1,4 +1,5 @@
 -- include: step tail
+-- flags: allow-oom
 --
 -- online.lua - step: a user's online state in parley:online, and its announcement
 -- (session_open.lua, session_close.lua; docs/internals.md "Scripts in steps").

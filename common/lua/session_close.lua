@@ -1,8 +1,11 @@
 -- include: step tail chain version
+-- flags: allow-oom
 --
 -- session_close.lua - a session closes: it leaves the user's and the gateway's session sets.
 -- Callers: the gateway on a close and, at its start, for the sessions a previous process of its
 -- id left; the router's reaper for the sessions of a dead gateway (scripts_session_close).
+-- Flags allow-oom (this step and online, sessions_full, gw_session after it): a close frees
+-- memory, so Redis at maxmemory must still take it (their writes on an open are O(1) too).
 -- The call is a chain of steps, each inside one slot (docs/internals.md "Scripts in steps"):
 --   reap_check.lua "alive"  reaping only: the gateway's alive key (it beat again: reply -1,
 --                           nothing changes);

@@ -1,4 +1,5 @@
 -- include: step tail
+-- flags: allow-oom
 --
 -- sessions_full.lua - step: a user's session-limit mark in parley:sessions:full (hash user ->
 -- the limit the user is at, --user-sessions) and its announcement (session_open.lua,

@@ -2191,3 +2191,23 @@ cluster.test('group roles at 5,000 members: promote, remove and the heir without
     assert.equal(await r.call('HGET', 'parley:{g:#big}:meta', 'owner'), 'z0100', 'the first admin inherits');
     assert.deepEqual(await r.call('ZRANGE', 'parley:{g:#big}:admins', 0, -1), ['z0200']);
 });
+
+// With the "#!lua" line every script has (docs/internals.md "Scripts in steps"), Redis refuses a
+// script as a whole at maxmemory unless its flags allow it: a session's close (its steps say
+// allow-oom: a close frees memory) must still go through, or the sets keep a dead session.
+cluster.test('at maxmemory a session still closes (allow-oom steps): out of its sets, offline; a new write is refused', async (t) => {
+    const { r, register, sopen, sclose } = await fresh(t);
+    await register('oom');
+    await sopen('oom', 'gw1', 4);
+    assert.equal(await r.call('SISMEMBER', 'parley:online', 'oom'), 1, 'online');
+    await r.call('CONFIG', 'SET', 'maxmemory', 1);
+    try {
+        await assert.rejects(r.call('SET', 'x', '1'), /OOM/, 'a write is refused');
+        await sclose('oom', 'gw1', 4);
+        assert.equal(await r.call('SCARD', U('oom', 'sessions')), 0, "out of the user's sessions");
+        assert.equal(await r.call('SCARD', 'parley:gw:gw1:sessions'), 0, "out of the gateway's");
+        assert.equal(await r.call('SISMEMBER', 'parley:online', 'oom'), 0, 'offline');
+    } finally {
+        await r.call('CONFIG', 'SET', 'maxmemory', 0);
+    }
+});

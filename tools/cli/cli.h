@@ -34,6 +34,7 @@ typedef struct cli_node {
 
 typedef struct cli_ctx {
     const char *redis_url;
+    int cluster; /* a redis-cluster:// URL: scripts go key by key (scripts_set_sync_sender) */
     const char *secret;
     redisContext *rc;  /* connected lazily by cli_redis() */
     const char *usage; /* the running command's usage line (after its name) */

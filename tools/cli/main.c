@@ -251,6 +251,17 @@ redisReply *cli_command_argv(cli_ctx *ctx, int argc, const char **argv, const si
     return r;
 }
 
+/* scripts.h's synchronous sender on a cluster: each script step to the node
+ * of its first key (cli_command_argv follows MOVED/ASK). */
+static redisReply *cli_sync_send(void *priv, int argc, const char **argv, const size_t *lens,
+                                 redisContext **answered)
+{
+    cli_ctx *ctx = priv;
+    redisReply *r = cli_command_argv(ctx, argc, argv, lens);
+    *answered = ctx->last;
+    return r;
+}
+
 const char *cli_errstr(const cli_ctx *ctx)
 {
     return ctx->last && ctx->last->errstr[0] ? ctx->last->errstr : "not connected";
@@ -322,6 +333,8 @@ int main(int argc, char **argv)
         if (secret_resolve(&sec, ctx.secret, secret_file, exposed, err, sizeof err, NULL, 0) < 0)
             return cli_usage_error(prog, "%s (Redis at %s)", err, u.host);
         ctx.secret = sec.value;
+        ctx.cluster = u.cluster;
+        if (u.cluster) scripts_set_sync_sender(cli_sync_send, &ctx);
     }
 
     int rc = -1;

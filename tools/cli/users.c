@@ -122,7 +122,39 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
         return cli_fail("cannot hash the password");
     long long created = cli_now_ms();
 
-    for (long long base = 0; base < n; base += CLI_BULK_BATCH) {
+    if (ctx->cluster) { /* the users' keys are on every master: one call after the other */
+        for (long long i = 0; i < n; i++) {
+            char name[80], sid[TOKEN_SID_LEN + 1];
+            snprintf(name, sizeof(name), "%s%lld", prefix, start + i);
+            redisReply *r = scripts_register_sync(c, name, hash, created);
+            if (!r || r->type == REDIS_REPLY_ERROR) {
+                cli_fail("redis: %s", r ? r->str : cli_errstr(ctx));
+                if (r) freeReplyObject(r);
+                return CLI_FAIL;
+            }
+            if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+                made++;
+            else
+                taken++;
+            freeReplyObject(r);
+            if (token_bulk_sid(ctx->secret, name, sid) < 0)
+                return cli_fail("cannot name the session of %s", name);
+            scripts_login l = {.user = name,
+                               .sid = sid,
+                               .agent = "parley bulk-users",
+                               .now_ms = created,
+                               .exp_s = created / 1000 + CLI_BULK_TTL,
+                               .cap = CLI_USER_LOGINS};
+            r = scripts_login_create_sync(c, &l);
+            if (!r || r->type == REDIS_REPLY_ERROR) {
+                cli_fail("redis: %s", r ? r->str : cli_errstr(ctx));
+                if (r) freeReplyObject(r);
+                return CLI_FAIL;
+            }
+            freeReplyObject(r);
+        }
+    }
+    for (long long base = 0; !ctx->cluster && base < n; base += CLI_BULK_BATCH) {
         long long cnt = n - base < CLI_BULK_BATCH ? n - base : CLI_BULK_BATCH;
         for (long long i = 0; i < cnt; i++) {
             char name[80];
