@@ -105,7 +105,7 @@ def node_work(prefix, sent):
 def load(d):
     runs = {}
     for p in sorted(glob.glob(os.path.join(d, "*.json"))):
-        m = re.match(r"(.+)-(pair|ramp)-(\d+)\.json$", os.path.basename(p))
+        m = re.match(r"(.+)-(pair|ramp|max)-(\d+)\.json$", os.path.basename(p))
         if not m:
             continue
         try:
@@ -117,8 +117,8 @@ def load(d):
     return runs
 
 
-def cpu_per(step):
-    n = step.get("sent") or 0
+def cpu_per(step, per="sent"):
+    n = step.get(per) or 0
     return {k: v * 1e6 / n for k, v in step.get("cpu_s", {}).items()} if n else {}
 
 
@@ -141,7 +141,7 @@ def summary(cpu):
 
 def main(d):
     runs = load(d)
-    setups = [s for s in ORDER if (s, "pair") in runs or (s, "ramp") in runs]
+    setups = [s for s in ORDER if any((s, b) in runs for b in ("pair", "ramp", "max"))]
     setups += sorted({s for s, _ in runs} - set(setups))
     out = []
     machine = os.path.join(d, "machine.txt")
@@ -217,6 +217,24 @@ def main(d):
         out.append("\n### Ramp (1,000 pairs, 5 s steps, held: p99 ≤ 10 ms and nothing lost, refused or unanswered)\n")
         out.append(table(["setup", "load1 at start", "highest held, each run", "median", "p99 ms at that step", "Redis CPU µs/msg there",
                           "first failed step, each run"], rows))
+
+    # overload
+    rows = []
+    for s in setups:
+        rs = runs.get((s, "max"), [])
+        if not rs:
+            continue
+        st = [j["steps"][0] for j in rs]
+        red = [summary(cpu_per(x, "acked")) for x in st]  # what was stored, not what was offered
+        rows.append([LABEL.get(s, s), " ".join(j["load_start"].split()[0] for j in rs), med([x["rate"] for x in st]),
+                     " / ".join(f(x["delivered_per_s"]) for x in st), med([x["delivered_per_s"] for x in st]), med([x["lost"] for x in st]),
+                     med([x["unacked"] for x in st]), med([x["errors"] for x in st]), " / ".join(f(x) for x in red[0]["masters"]) if len(rs) == 1 else
+                     " / ".join(f(med([r["masters"][i] for r in red if len(r["masters"]) > i])) for i in range(max(len(r["masters"]) for r in red))),
+                     med([r["redis"] for r in red]), med([r["router"] for r in red]), med([r["gateways"] for r in red])])
+    if rows:
+        out.append("\n### Overload (1,000 pairs offering far more than is carried, 10 s): the most delivered\n")
+        out.append(table(["setup", "load1 at start", "offered msg/s", "delivered/s, each run", "median", "lost", "unacked after 5 s", "errors",
+                          "CPU µs/msg acked per master", "Redis total", "router", "gateways"], rows))
 
     # per node
     rows = []

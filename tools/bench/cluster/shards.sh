@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # tools/bench/cluster/shards.sh: issue 15's benchmark. Runs parley-bench 1:1
 # traffic on fresh stacks (tools/bench/run-stack.sh) for each Redis setup below,
-# a fixed rate (`pair`) and a ramp (`ramp`, bound p99 as docs/benchmarks.md's
-# ramps), keeping every JSON result and every Redis node's counters
+# a fixed rate (`pair`), a ramp (`ramp`, bound p99 as docs/benchmarks.md's
+# ramps) and an overload (`max`: far more offered than carried, the most
+# delivered per second: what the stack carries when latency is not bounded, the
+# figure a loaded machine moves least), keeping every JSON result and every Redis node's counters
 # (cluster/stats.sh); then prints the tables of docs/benchmarks.md "Redis
 # Cluster (issue 15)" (cluster/shards.py): throughput held, p50/p99, CPU per
 # message of each Redis node, router and gateway, and the per-shard arithmetic.
 #
-#   tools/bench/cluster/shards.sh [--runs N] [--out DIR] [--only SETUPS] [--benches pair,ramp]
+#   tools/bench/cluster/shards.sh [--runs N] [--out DIR] [--only SETUPS] [--benches pair,ramp,max]
 #
 # Setups (--only takes a comma list; default all, in this order, one round
 # after the other so a noisy moment hits every setup alike):
@@ -20,8 +22,9 @@
 # --out DIR [PARLEY_SHARDS_OUT, default /tmp/parley-shards-<UTC time>],
 # --rate R fixed rate of `pair` [PARLEY_SHARDS_RATE, default 2000 msg/s, 1,000 pairs, 10 s],
 # --ramp "START STEP MAX" [PARLEY_SHARDS_RAMP, default "1000 1000 20000": msg/s, 5 s steps,
-# p99 <= 10 ms, 1,000 pairs]. Routers run without per-user send budgets (as figures.sh).
-# PARLEY_BUILD_DIR picks another build. Takes about 10 minutes per round.
+# p99 <= 10 ms, 1,000 pairs], --max R offered rate of `max` [PARLEY_SHARDS_MAX, default 20000
+# msg/s, 1,000 pairs, 10 s, 2 generator processes, 5 s drain]. Routers run without per-user send budgets (as figures.sh).
+# PARLEY_BUILD_DIR picks another build. Takes about 8-10 minutes per round.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,8 +33,9 @@ RUNS=${PARLEY_SHARDS_RUNS:-3}
 OUT=${PARLEY_SHARDS_OUT:-${TMPDIR:-/tmp}/parley-shards-$(date -u +%Y%m%dT%H%M%SZ)}
 RATE=${PARLEY_SHARDS_RATE:-2000}
 RAMP=${PARLEY_SHARDS_RAMP:-"1000 1000 20000"}
+MAX=${PARLEY_SHARDS_MAX:-20000}
 ONLY=""
-BENCHES=pair,ramp
+BENCHES=pair,ramp,max
 ALL="one one-steps c1 c2 c3 c3r c3r-wait"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
     --benches) BENCHES=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
     --ramp) RAMP=$2; shift 2 ;;
+    --max) MAX=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "shards.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -89,7 +94,7 @@ bench() {
     echo "host: $(uname -srm), $(nproc) cpus"
     echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)"
     echo "redis: $(redis-server --version | awk '{print $3}')"
-    echo "rate: $RATE, ramp: $RAMP"
+    echo "rate: $RATE, ramp: $RAMP, max: $MAX"
 } >"$OUT/machine.txt"
 
 for run in $(seq "$RUNS"); do
@@ -100,6 +105,8 @@ for run in $(seq "$RUNS"); do
         [[ ",$BENCHES," == *,ramp,* ]] && bench "$s" ramp "$run" -- \
             ramp --pairs 1000 --rate-start "$R0" --rate-step "$RSTEP" --rate-max "$RMAX" \
             --step-seconds 5 --p99-bound-us 10000 --drain-ms 5000
+        [[ ",$BENCHES," == *,max,* ]] && bench "$s" max "$run" -- \
+            pair --pairs 1000 --rate "$MAX" --duration 10 --procs 2 --drain-ms 5000
     done
 done
 python3 "$HERE/shards.py" "$OUT" | tee "$OUT/tables.md"
