@@ -20,7 +20,7 @@
 #   c3r-wait   the same with router --wait-replicas 1 (WAIT after every step)
 # Options (environment in brackets): --runs N [PARLEY_SHARDS_RUNS, default 3],
 # --out DIR [PARLEY_SHARDS_OUT, default /tmp/parley-shards-<UTC time>],
-# --rate R fixed rate of `pair` [PARLEY_SHARDS_RATE, default 2000 msg/s, 1,000 pairs, 10 s],
+# --rate R fixed rate of `pair` [PARLEY_SHARDS_RATE, default 1000 msg/s, 1,000 pairs, 10 s],
 # --ramp "START STEP MAX" [PARLEY_SHARDS_RAMP, default "1000 1000 20000": msg/s, 5 s steps,
 # p99 <= 10 ms, 1,000 pairs], --max R offered rate of `max` [PARLEY_SHARDS_MAX, default 20000
 # msg/s, 1,000 pairs, 10 s, 2 generator processes, 5 s drain]. Routers run without per-user send budgets (as figures.sh).
@@ -31,7 +31,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 RUNS=${PARLEY_SHARDS_RUNS:-3}
 OUT=${PARLEY_SHARDS_OUT:-${TMPDIR:-/tmp}/parley-shards-$(date -u +%Y%m%dT%H%M%SZ)}
-RATE=${PARLEY_SHARDS_RATE:-2000}
+RATE=${PARLEY_SHARDS_RATE:-1000}
 RAMP=${PARLEY_SHARDS_RAMP:-"1000 1000 20000"}
 MAX=${PARLEY_SHARDS_MAX:-20000}
 ONLY=""
