@@ -73,6 +73,8 @@ def counters(path):
                 cur[k[8:]] = int(m.group(1))
         elif re.fullmatch(r"-?\d+", v):
             cur[k] = int(v)
+        elif k.startswith("used_cpu_") and re.fullmatch(r"\d+\.\d+", v):
+            cur[k] = float(v)
     return nodes
 
 
@@ -99,6 +101,22 @@ def node_work(prefix, sent):
             "wait": d("wait") / sent,
             "commands": d("total_commands_processed") / sent,
         }
+    return out
+
+
+def idle_cpu(d):
+    """{setup: {node: [CPU ms per second, each idle run]}} from the idle runs' snapshots"""
+    out = {}
+    for p in sorted(glob.glob(os.path.join(d, "*-idle-*.before.txt"))):
+        m = re.match(r"(.+)-idle-(\d+)\.before\.txt$", os.path.basename(p))
+        b, a = counters(p), counters(p.replace(".before.", ".after."))
+        for node, c in a.items():
+            o = b.get(node, {})
+            secs = (c.get("snapshot_ms", 0) - o.get("snapshot_ms", 0)) / 1000
+            if secs <= 0:
+                continue
+            cpu = sum(c.get(k, 0) - o.get(k, 0) for k in ("used_cpu_sys", "used_cpu_user"))
+            out.setdefault(m.group(1), {}).setdefault(node, []).append(cpu * 1000 / secs)
     return out
 
 
@@ -253,6 +271,17 @@ def main(d):
         out.append("\n### Each Redis node's work per message (fixed rate, medians)\n")
         out.append(table(["setup", "node", "CPU µs/msg", "share of Redis", "script calls", "PUBLISH", "bus PUBLISH relays received", "WAIT",
                           "commands"], rows))
+
+    # idle
+    idle = idle_cpu(d)
+    rows = []
+    for s in ORDER + sorted(set(idle) - set(ORDER)):
+        for n in sorted(idle.get(s, {}), key=lambda k: (len(k), k)):
+            v = idle[s][n]
+            rows.append([LABEL.get(s, s), n, " / ".join(f(x) for x in v), med(v)])
+    if rows:
+        out.append("\n### Idle stack (no client, 10 s): CPU each Redis node spends on its own\n")
+        out.append(table(["setup", "node", "CPU ms per second, each run", "median"], rows))
 
     # arithmetic: per-master CPU per message c(N) = a/N + b
     pts = []

@@ -4,12 +4,14 @@
 # a fixed rate (`pair`), a ramp (`ramp`, bound p99 as docs/benchmarks.md's
 # ramps) and an overload (`max`: far more offered than carried, the most
 # delivered per second: what the stack carries when latency is not bounded, the
-# figure a loaded machine moves least), keeping every JSON result and every Redis node's counters
+# figure a loaded machine moves least) and an idle stack (`idle`: no client for
+# 10 s, the CPU each node spends per second on its own: cluster bus, router
+# leases, heartbeats), keeping every JSON result and every Redis node's counters
 # (cluster/stats.sh); then prints the tables of docs/benchmarks.md "Redis
 # Cluster (issue 15)" (cluster/shards.py): throughput held, p50/p99, CPU per
 # message of each Redis node, router and gateway, and the per-shard arithmetic.
 #
-#   tools/bench/cluster/shards.sh [--runs N] [--out DIR] [--only SETUPS] [--benches pair,ramp,max]
+#   tools/bench/cluster/shards.sh [--runs N] [--out DIR] [--only SETUPS] [--benches pair,ramp,max,idle]
 #
 # Setups (--only takes a comma list; default all, in this order, one round
 # after the other so a noisy moment hits every setup alike):
@@ -35,7 +37,7 @@ RATE=${PARLEY_SHARDS_RATE:-1000}
 RAMP=${PARLEY_SHARDS_RAMP:-"1000 1000 20000"}
 MAX=${PARLEY_SHARDS_MAX:-20000}
 ONLY=""
-BENCHES=pair,ramp,max
+BENCHES=pair,ramp,max,idle
 ALL="one one-steps c1 c2 c3 c3r c3r-wait"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -83,9 +85,11 @@ bench() {
     done
     rargs=${rargs//=/ }
     echo "=== $name ($(cut -d' ' -f1-3 /proc/loadavg))" >&2
+    local flags=(--json "$OUT/$name.json" --label "$name" --progress 1)
+    [ "$1" = sleep ] && flags=()
     PARLEY_STACK_LOGS=$OUT/logs/$name PARLEY_STACK_ROUTER_ARGS=$rargs \
         "$STACK" "${extra[@]}" --users 2000 -- "$HERE/stats.sh" "$OUT/$name" \
-        "$@" --json "$OUT/$name.json" --label "$name" --progress 1 >"$OUT/$name.txt" 2>&1
+        "$@" "${flags[@]}" >"$OUT/$name.txt" 2>&1
     echo "    exit $?: $(grep -E 'highest|delivered/s|first problem' "$OUT/$name.txt" | tr -s ' ' | paste -sd';')" >&2
 }
 
@@ -105,6 +109,7 @@ for run in $(seq "$RUNS"); do
         [[ ",$BENCHES," == *,ramp,* ]] && bench "$s" ramp "$run" -- \
             ramp --pairs 1000 --rate-start "$R0" --rate-step "$RSTEP" --rate-max "$RMAX" \
             --step-seconds 5 --p99-bound-us 10000 --drain-ms 5000
+        [[ ",$BENCHES," == *,idle,* ]] && bench "$s" idle "$run" -- sleep 10
         [[ ",$BENCHES," == *,max,* ]] && bench "$s" max "$run" -- \
             pair --pairs 1000 --rate "$MAX" --duration 10 --procs 2 --drain-ms 5000
     done

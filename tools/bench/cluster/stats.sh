@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/bench/cluster/stats.sh: run a command inside a run-stack.sh stack with
 # every Redis node's counters read before and after it, for shards.sh: INFO
-# commandstats (script calls, PUBLISH, WAIT per node), INFO stats and, on a
+# commandstats (script calls, PUBLISH, WAIT per node), INFO stats, INFO cpu and, on a
 # cluster node, CLUSTER INFO (cluster_stats_messages_publish_received: the
 # classic PUBLISHes the bus relayed to the node).
 #
@@ -33,6 +33,8 @@ snapshot() {
         echo "== ${NAMES[$i]:-node$i} ${PORTS[$i]}"
         redis-cli -p "${PORTS[$i]}" INFO commandstats | tr -d '\r'
         redis-cli -p "${PORTS[$i]}" INFO stats | tr -d '\r'
+        redis-cli -p "${PORTS[$i]}" INFO cpu | tr -d '\r'
+        echo "snapshot_ms:$(date +%s%3N)"
         redis-cli -p "${PORTS[$i]}" CLUSTER INFO 2>/dev/null | tr -d '\r' | grep '^cluster_'
     done >"$1"
 }
