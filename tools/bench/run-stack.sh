@@ -38,7 +38,8 @@
 #                    create refuses fewer than 3 masters); servers reach it over TCP
 #                    (redis-cluster://, --redis-link does not apply). The bench users are made by
 #                    `parley bulk-users` on a scratch Redis and copied in with `redis-cli --cluster
-#                    import` (the CLI runs a script's steps on one connection: no MOVED)
+#                    import` (bulk-users pipelines its scripts on one connection: on a cluster
+#                    of 2+ masters it meets MOVED)
 #   --replicas R     replicas per master in cluster mode [PARLEY_STACK_REPLICAS, default 0]
 #   --logs DIR       where process logs go [PARLEY_STACK_LOGS, default a temp dir, kept on failure]
 #   --help

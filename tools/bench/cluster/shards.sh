@@ -97,6 +97,8 @@ bench() {
     echo "date: $(date -u +%FT%TZ)"
     echo "host: $(uname -srm), $(nproc) cpus"
     echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)"
+    b=${PARLEY_BUILD_DIR:-$ROOT/build}
+    echo "build: $b (source $(git -C "$b/.." rev-parse --short HEAD 2>/dev/null))"
     echo "redis: $(redis-server --version | awk '{print $3}')"
     echo "rate: $RATE, ramp: $RAMP, max: $MAX"
 } >"$OUT/machine.txt"
