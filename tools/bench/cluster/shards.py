@@ -6,13 +6,16 @@ the Redis counters cluster/stats.sh kept: .before.txt / .after.txt).
     tools/bench/cluster/shards.py DIR
 
 Tables: the fixed rate (medians of the runs, and every run), the ramps, the
+overload (the most delivered), the idle stack (CPU per second per node), the
 work of each Redis node per message (CPU, script calls, PUBLISHes, bus
 relays, WAITs), and the per-shard arithmetic: the CPU one master spends per
 message of the whole traffic with N masters, fitted as c(N) = a/N + b (a: the
 work that splits over the shards, b: what every master does for every message
 whatever it holds, e.g. relaying classic PUBLISHes), so N masters with a core
-each carry at most 1e6 / c(N) msg/s, and never more than 1e6 / b.
-Standard library only.
+each carry at most 1e6 / c(N) msg/s, and never more than 1e6 / b. On one
+shared machine b also holds the batching a master loses when it sees 1/N of
+the commands: docs/benchmarks.md reads it as an upper bound. Standard library
+only.
 """
 import glob
 import json
