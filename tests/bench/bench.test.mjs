@@ -6,8 +6,10 @@
 // connections (exit 1); mode
 // noisy runs each phase (baseline, each attacker activity, all) with the
 // bystanders losing nothing;
-// tools/bench/plot.py turns a ramp into an SVG. Speed is never asserted: that
-// is docs/benchmarks.md.
+// tools/bench/plot.py turns a ramp into an SVG; run-stack.sh's cluster mode
+// (--redis-cluster 2 --replicas 1, a stack of its own) carries pair traffic with
+// every node's CPU and counters reported. Speed is never asserted: that is
+// docs/benchmarks.md.
 //
 // The stack (redis-server, a router, two gateways, 400 users bench0..) comes
 // from tools/bench/run-stack.sh, which tests/bench/run.sh starts around this
@@ -261,4 +263,52 @@ test('plot: plot.py draws an SVG with latency lines from parley-bench JSON', asy
     assertExit(r, 0, 'tools/bench/plot.py plot-ramp.json');
     const tags = svgTags(readFileSync(svg, 'utf8'));
     assert.ok(tags.includes('polyline'), `expected a <polyline> in ${svg}; its elements: ${[...new Set(tags)].join(', ')}`);
+});
+
+// run-stack.sh's cluster mode (issue 15's benchmark, tools/bench/cluster/shards.sh): a stack of
+// its own, not the one around this file.
+test('cluster: run-stack --redis-cluster 2 --replicas 1 runs pair on a Redis Cluster, nothing lost, CPU and counters of every node', async () => {
+    const json = join(ART, 'cluster.json');
+    const prefix = join(ART, 'cluster');
+    const r = await run('cluster', join(ROOT, 'tools/bench/run-stack.sh'), [
+        '--redis-cluster',
+        '2',
+        '--replicas',
+        '1',
+        '--users',
+        '40',
+        '--logs',
+        join(ART, 'cluster-stack'),
+        '--',
+        join(ROOT, 'tools/bench/cluster/stats.sh'),
+        prefix,
+        'pair',
+        '--pairs',
+        '20',
+        '--rate',
+        '200',
+        '--duration',
+        '2',
+        '--progress',
+        '1',
+        '--json',
+        json,
+    ]);
+    assertExit(r, 0, 'run-stack.sh --redis-cluster 2 --replicas 1 -- stats.sh pair');
+    assert.match(r.log, /redis cluster of 2 master\(s\) x 1 replica\(s\)/, `expected run-stack to start a cluster; its output ends:\n${tail(r.log)}`);
+    const s = firstStep(JSON.parse(readFileSync(json, 'utf8')));
+    assert.ok(s.sent > 0, `expected sent > 0, got ${s.sent}`);
+    for (const k of ['acked', 'delivered']) assert.equal(s[k], s.sent, `expected ${k} == sent (${s.sent}), got ${s[k]}`);
+    for (const k of ['lost', 'unacked', 'errors']) assert.equal(s[k], 0, `expected ${k} == 0, got ${s[k]}`);
+    const nodes = ['redis1', 'redis2', 'redis1r1', 'redis2r1'];
+    assert.deepEqual(
+        Object.keys(s.cpu_s)
+            .filter((k) => k.startsWith('redis'))
+            .sort(),
+        nodes.sort(),
+        `CPU per step: ${JSON.stringify(s.cpu_s)}`,
+    );
+    const after = readFileSync(`${prefix}.after.txt`, 'utf8');
+    for (const n of nodes) assert.match(after, new RegExp(`^== ${n} \\d+$`, 'm'), `expected ${n} in ${prefix}.after.txt`);
+    assert.match(after, /^cluster_stats_messages_publish_received:\d+$/m, 'expected CLUSTER INFO counters in the snapshot');
 });

@@ -4,7 +4,8 @@
 # router and two gateways on free ports (400 users), and runs node --test on
 # tests/bench/bench.test.mjs inside it. One named test per check: --help, bad
 # flag, unknown mode, bad --ops, connect, pair, fanout, pair and fanout --ops (text, edit,
-# react, delete), ramp, noisy, wrong-secret, plot (each
+# react, delete), ramp, noisy, wrong-secret, plot, cluster (run-stack.sh
+# --redis-cluster 2 --replicas 1 in a stack of its own, with cluster/stats.sh) (each
 # mode a few seconds at a small scale: completes, loses nothing, valid JSON;
 # a wrong secret is failed connections, exit 1; plot.py turns a ramp into an
 # SVG). Speed is never asserted: that is docs/benchmarks.md.
