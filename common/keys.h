@@ -48,9 +48,9 @@
  * (read.lua writes, fanout.lua reads) */
 #define KEY_RECOUNT KEYS_PREFIX "{u:%s}:recount"
 #define KEY_READ    KEYS_PREFIX "{u:%s}:read" /* hash conversation -> id read */
-/* hash conversation -> "EVENT SEQ": the newest message or change (by its event id) a send step
- * wrote to the user's inbox for that conversation, and its seq (send_step.lua: a re-run of the
- * step writes nothing twice; cluster mode) */
+/* hash conversation -> "EVENT:SEQ ...": the newest messages and changes (by event id, at most
+ * 64) a send step wrote to the user's inbox for that conversation, with their seqs
+ * (send_step.lua: a re-run of the step writes nothing twice; cluster mode) */
 #define KEY_GOT       KEYS_PREFIX "{u:%s}:got"
 #define KEY_GROUPS_OF KEYS_PREFIX "{u:%s}:groups" /* set of #names */
 #define KEY_BUDGET    KEYS_PREFIX "{u:%s}:budget" /* hash t, m, f, b: send token buckets */

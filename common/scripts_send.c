@@ -259,7 +259,10 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
 {
     const scripts_list *k = &b->keys, *a = &b->args;
     const int head_n = b->steps ? 1 + SEND_HEAD_ARGS + STEP_HEAD_ARGS : SEND_HEAD_ARGS;
-    const int argc = k->n + head_n + a->n;
+    /* steps: the split's one key, the first message's id counter (not touched: it places the
+     * split and its join on that message's master, so batches spread over the masters) */
+    const int nkeys = b->steps ? (a->n > 8 ? 1 : 0) : k->n;
+    const int argc = nkeys + head_n + a->n;
     const char **argv = b->count ? malloc((size_t)argc * sizeof *argv) : NULL;
     size_t *argvlen = b->count ? malloc((size_t)argc * sizeof *argvlen) : NULL;
     int rc = REDIS_ERR;
@@ -299,9 +302,13 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
             KEY_GROUP_ADMINS,  NULL,
         };
         int i = 0;
-        for (int j = 0; j < k->n; j++, i++) {
+        for (int j = 0; !b->steps && j < k->n; j++, i++) {
             argv[i] = k->buf + k->off[j];
             argvlen[i] = k->lens[j];
+        }
+        if (nkeys && b->steps) { /* the first message's ARGV 9: its id counter's key */
+            argv[i] = a->buf + a->off[8];
+            argvlen[i++] = a->lens[8];
         }
         if (b->steps) {
             argv[i] = "split";
@@ -320,7 +327,7 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
             argvlen[i] = a->lens[j];
         }
         rc = scripts_eval_wait(ac, b->steps ? SCRIPT_SEND_STEP : SCRIPT_SEND, cb, priv,
-                               b->steps ? b->wait_n : 0, b->wait_ms, k->n, head_n + a->n, argv,
+                               b->steps ? b->wait_n : 0, b->wait_ms, nkeys, head_n + a->n, argv,
                                argvlen);
     }
     free(argv);

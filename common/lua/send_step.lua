@@ -9,8 +9,10 @@
 -- cluster: common/scripts_send.c), with ARGV 1 "split"; every other step is named by the one
 -- before it.
 --
--- split (no KEYS: any node): ARGV 2..24 as send.lua's ARGV 1..23, 25..37 the key formats of a
---   user's cids, budget, account, hidden, contacts, recount, got, of a conversation's history,
+-- split (KEYS 1: a key it does not touch, the first message's id counter, so batches spread
+--   over the masters; the join runs there too): ARGV 2..24 as send.lua's ARGV 1..23, 25..37
+--   the key formats of a user's cids, budget, account, hidden, contacts, recount, got, of a
+--   conversation's history,
 --   history bytes, cid records, of a group's meta, members, admins; 38 "1" durable mode (below)
 --   or "0"; then 10 per message: send.lua's
 --   8, the key of the counter of ids of the conversation's cluster slot (parley:{TAG}:ids,
@@ -26,8 +28,8 @@
 --          done.
 --   Every copy of a message is written the same number of hops after one step (conv for a 1:1,
 --   fan for a group) by steps sent at once from one reply, and replies of one node come in
---   order, so two messages' copies reach an inbox in id order (what the got marks below rely
---   on).
+--   order, so two messages' copies reach an inbox in id order (but for a retry after a stop,
+--   which writes what is missing after later ones).
 -- Ids (cluster mode): counter x 16384 + slot, the counter per cluster slot (conv's KEYS 4): unique
 -- across the deployment, increasing within a conversation, no global key. A change (edit, delete,
 -- react) takes an id of its own the same way (its "event id": the members' steps key on it).
@@ -39,8 +41,8 @@
 --   "SENDER CID" -> [id, event id, sent]); a retry finds that record and stores nothing again,
 --   then writes what the stop left out.
 --   after some member steps: those members have it (and their `parley:{u:M}:got` mark: conversation
---   -> "EVENT SEQ"); the retry's member steps skip whoever has it (an event id not above the mark)
---   and answer the seq written then.
+--   -> its newest events "EVENT:SEQ ..."); the retry's member steps skip whoever has it and answer
+--   the seq written then.
 --   A message never retried stays in the history and in the inboxes written (not acked: the
 --   client shows it unsent until its next retry).
 -- Deliveries are published by the step that writes the inbox (the member's step, done for the
@@ -366,13 +368,14 @@ function steps.fan(keys)
   end
   return step_fork(parts, {'send_step', sender_keys(), {'done', ctx}})
 end
--- a part of the members (ARGV 3...): one member step each, joined by "first" (no KEYS)
-local function part(args)
+-- a part of the members (ARGV 3...): one member step each, joined by "first" (on the part's
+-- node: its KEYS, the group's member set, not touched)
+local function part(keys, args)
   local steps_of = {}
   for i = 3, #args do
     steps_of[#steps_of + 1] = {'send_step', member_keys(args[i]), {'member', args[2], args[i]}}
   end
-  return step_fork(steps_of, {'send_step', {}, {'first'}})
+  return step_fork(steps_of, {'send_step', keys, {'first'}})
 end
 -- the frame user gets and the reference stored in his inbox, with w = how he names the
 -- conversation
@@ -384,14 +387,28 @@ local function frames_for(w)
   live.with, ref.w = w, w
   return split_frame(cmsgpack.pack(live)), split_frame(cmsgpack.pack(ref))
 end
--- the seq written for this event (CTX.eid) or a later one of conversation w, as the user's got
--- mark (hash key) says; nil when not written yet
+-- The user's got mark of conversation w (hash key, field w): the events written to his inbox
+-- for it, newest first, "EVENT:SEQ EVENT:SEQ ...", at most GOT_KEEP. A member step writes an
+-- event that is not in it (not a watermark: after a failover a retried message can come after
+-- a later one, and must still be written; one older than the GOT_KEEP newest is written again,
+-- a copy clients drop by id). Returns the seq written for CTX.eid, or nil, and the mark.
+local GOT_KEEP = 64
 local function got_seq(key, w)
   local got = redis.call('HGET', key, w)
-  if not got then return nil end
-  local e, s = string.match(got, '^(%d+) (%d+)$')
-  if tonumber(e) and tonumber(e) >= CTX.eid then return tonumber(s) end
-  return nil
+  if not got then return nil, nil end
+  for e, sq in string.gmatch(got, '(%d+):(%d+)') do
+    if tonumber(e) == CTX.eid then return tonumber(sq), got end
+  end
+  return nil, got
+end
+-- records CTX.eid written with seq in the mark (got: what got_seq read)
+local function got_add(key, w, got, seq)
+  local v, n = CTX.eid .. ':' .. seq, 1
+  for item in string.gmatch(got or '', '%S+') do
+    if n >= GOT_KEEP then break end
+    v, n = v .. ' ' .. item, n + 1
+  end
+  redis.call('HSET', key, w, v)
 end
 -- what the user's last read recount of the group saw (read.lua's mark): newest id, deletes
 local function mark(key, g)
@@ -409,7 +426,7 @@ function steps.member(keys, args)
   local group = is_group()
   local w = group and CTX.to or (u == CTX.to and CTX.from or CTX.to)
   local conv_name = group and CTX.to or CTX.from -- how the recipient's counts name it
-  local seq = got_seq(keys[9], w)
+  local seq, got = got_seq(keys[9], w)
   if not seq then
     local fr, ref = frames_for(w)
     seq = append(u, keys[1], keys[2], CTX.eid, ref)
@@ -432,7 +449,7 @@ function steps.member(keys, args)
     if CTX.op == 'text' and not group and CTX.from ~= CTX.to then
       redis.call('SADD', keys[8], w) -- each one's contacts: the other
     end
-    redis.call('HSET', keys[9], w, CTX.eid .. ' ' .. seq)
+    got_add(keys[9], w, got, seq)
   end
   flush()
   return seq
@@ -460,10 +477,10 @@ function steps.done(keys, args)
     pubs[#pubs + 1] = table.concat(out[c])
   end
   pubs[#pubs + 1] = cmsgpack.pack({CTX.id, sseq, CTX.sent})
-  return step_next('send_step', {}, pubs)
+  return step_next('send_step', {keys[1]}, pubs)
 end
 -- the batch: one chain per message (ARGV as the header says)
-local function split(args)
+local function split(keys, args)
   local k = {meta = args[6], inbox = args[7], sessions = args[8], unread = args[9],
              gateways = args[10], mentions = args[23], read = args[24], cids = args[25],
              budget = args[26], account = args[27], hidden = args[28], contacts = args[29],
@@ -492,19 +509,20 @@ local function split(args)
                                {'from', cmsgpack.pack(c)}}
     a = a + 10
   end
-  return step_fork(branches, {'send_step', {}, {'join'}})
+  return step_fork(branches, {'send_step', keys, {'join'}})
 end
 local function send_step(keys, args)
   local name = args[1]
-  if name == 'split' then return split(args) end
-  if name == 'ack' then -- no keys: PUBLISH channel/payload pairs, answer the last argument
+  if name == 'split' then return split(keys, args) end
+  if name == 'ack' then -- on the sender's node (KEYS 1 not touched): PUBLISH channel/payload
+    -- pairs, answer the last argument
     for i = 2, #args - 1, 2 do redis.call('PUBLISH', args[i], args[i + 1]) end
     return args[#args]
   end
   if name == 'first' then return tonumber(args[2]) or 0 end
   if name == 'part' then
     CTX = cmsgpack.unpack(args[2])
-    return part(args)
+    return part(keys, args)
   end
   if name == 'join' then
     local res = {}
