@@ -33,7 +33,11 @@
 // (http://lb:8404/stats;csv), PARLEY_GATEWAYS (3), PARLEY_RUN_ID (in names),
 // PARLEY_TEST_SECRET (the secret the stack's init service generated),
 // PARLEY_DEFAULT_SECRET (the published local-only default, TOKEN_DEV_SECRET),
-// PARLEY_WEB_INDEX_SHA256 (of web/dist/index.html; empty: expect the placeholder).
+// PARLEY_WEB_INDEX_SHA256 (of web/dist/index.html; empty: expect the placeholder),
+// PARLEY_REDIS_MODE (single, or cluster: the stack of docker-compose.cluster.yml,
+// where run.sh runs a subset of these tests and the failover test, which
+// is skipped on a single Redis), PARLEY_WAIT_REPLICAS (the routers'
+// --wait-replicas, 0).
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import readline from 'node:readline';
@@ -52,6 +56,8 @@ const TAG = `${RUN}-${Date.now() % 100000}`; // digits only: no "bob" or "gw1" f
 const PASSWORD = 'correct horse battery';
 const TIMEOUT = 90000; // per test
 const HOOK_TIMEOUT = 150000; // an after hook that restores the stack
+const CLUSTER = process.env.PARLEY_REDIS_MODE === 'cluster';
+const WAIT_REPLICAS = Number(process.env.PARLEY_WAIT_REPLICAS || 0);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -90,7 +96,31 @@ function host(...args) {
         process.stderr.write(`@@ ${id} ${args.join(' ')}\n`);
     });
 }
+// (on a cluster: redis-cli -c, which follows MOVED to the key's node)
 const redis = (...args) => host('redis-cli', ...args);
+// a cluster: the command on every node up -> {node container: output}
+async function redisAll(...args) {
+    const out = {};
+    let name = null;
+    for (const line of (await host('redis-cli-all', ...args)).split('\n')) {
+        if (line.startsWith('== ')) out[(name = line.slice(3))] = '';
+        else if (name) out[name] += `${line}\n`;
+    }
+    return out;
+}
+// CLUSTER NODES -> the master serving slot: {id, name (its announced hostname), addr}
+function masterOf(nodes, slot) {
+    for (const l of lines(nodes)) {
+        const f = l.split(' ');
+        if (!f[2].split(',').includes('master') || /fail/.test(f[2])) continue;
+        for (const r of f.slice(8)) {
+            if (r.startsWith('[')) continue; // a slot being migrated
+            const [lo, hi = lo] = r.split('-').map(Number);
+            if (slot >= lo && slot <= hi) return { id: f[0], name: f[1].split(',')[1], addr: f[1].split('@')[0] };
+        }
+    }
+    return null;
+}
 const lines = (out) =>
     out
         .split('\n')
@@ -169,12 +199,26 @@ const allUp = (timeoutMs, what) =>
 // The stack as every test expects it: /healthz 200 through the LB, every
 // gateway UP in haproxy, registered in Redis (parley:gateways) with its two
 // named Redis connections, the router's 64 slot channels subscribed.
+// On a cluster the connections and channels are spread over the nodes: each
+// gateway has one subscriber connection on some node, the router's 64
+// channels are subscribed on the node of its subscriber.
 async function stackHealthy(timeoutMs) {
     const deadline = Date.now() + timeoutMs;
     const left = () => Math.max(1000, deadline - Date.now());
     await until(async () => (await api('/healthz')).status === 200, left(), 'GET /healthz through the LB answers 200');
     await allUp(left(), `${GATEWAYS} gateway slots UP in haproxy`);
     await until(async () => lines(await redis('SMEMBERS', 'parley:gateways')).length === GATEWAYS, left(), `${GATEWAYS} members in parley:gateways`, 250);
+    if (CLUSTER) {
+        const count = async (re, ...cmd) => Object.values(await redisAll(...cmd)).reduce((n, out) => n + (out.match(re) || []).length, 0);
+        await until(
+            async () => (await count(/name=parley-gw:\S*:subscriber/g, 'CLIENT', 'LIST')) === GATEWAYS,
+            left(),
+            'a subscriber connection per gateway',
+            250,
+        );
+        await until(async () => (await count(/^parley:rt:\d+$/gm, 'PUBSUB', 'CHANNELS', 'parley:rt:*')) === 64, left(), '64 router slot channels', 250);
+        return;
+    }
     await until(
         async () => ((await redis('CLIENT', 'LIST')).match(/name=parley-gw:/g) || []).length === 2 * GATEWAYS,
         left(),
@@ -475,14 +519,16 @@ async function connectApart(names) {
     return out;
 }
 
-// e2e(name, fn, {restore, stack}): one node:test test, fn(t) its body (t: the
-// node:test context). The stack must be ready first (unless stack: false: the
-// test waits for it itself); every Peer opened during the test is closed when
-// it ends, pass or fail; with restore: true its after hook then brings the
-// stack back to health (restoreStack). What fn returns is printed as a TAP
-// diagnostic ("# ...") after the test's line.
-function e2e(name, fn, { restore = false, stack = true } = {}) {
-    test(name, { timeout: TIMEOUT }, async (t) => {
+// e2e(name, fn, {restore, stack, cluster}): one node:test test, fn(t) its body
+// (t: the node:test context). The stack must be ready first (unless stack:
+// false: the test waits for it itself); every Peer opened during the test is
+// closed when it ends, pass or fail; with restore: true its after hook then
+// brings the stack back to health (restoreStack). cluster: true: skipped
+// unless the stack runs on a Redis Cluster. What fn returns is printed as a
+// TAP diagnostic ("# ...") after the test's line.
+function e2e(name, fn, { restore = false, stack = true, cluster = false } = {}) {
+    const skip = cluster && !CLUSTER ? 'the stack runs on one Redis (PARLEY_REDIS_MODE=cluster runs it)' : false;
+    test(name, { timeout: TIMEOUT, skip }, async (t) => {
         t.after(
             async () => {
                 for (const p of [...openPeers]) await p.close();
@@ -1034,6 +1080,71 @@ e2e(
         return `restart took ${restartedAfter} ms; ${up.length} UP; pre: ${r1}; during: ${r2}; ${unavailable} unavailable answers${sawUnavailable ? '' : ' (none seen while sending)'}; closes alice ${a.closes} bob ${b.closes}`;
     },
     { restore: true },
+);
+
+// The cluster variant (run.sh runs it with PARLEY_WAIT_REPLICAS=1): the master
+// of bob's keys is killed (SIGKILL, left down) while alice and bob write to
+// each other; its replica is promoted; with --wait-replicas the promoted
+// master acknowledges only once it has a replica again, so the killed node is
+// started again (it rejoins as a replica); every acknowledged message is then
+// delivered and stored, none doubled.
+e2e(
+    "cluster failover: the master holding a user's keys killed, its replica promoted, chat resumes, nothing acked lost",
+    async () => {
+        const [ALICE, BOB] = await users('alice', 'bob');
+        const [a, b] = await connectApart([ALICE, BOB]);
+        const key = `parley:{u:${BOB}}:inbox`;
+        const slot = Number((await redis('CLUSTER', 'KEYSLOT', key)).trim());
+        const before = masterOf(await redis('CLUSTER', 'NODES'), slot);
+        assert(before && /^redis-\d$/.test(before.name), `no master named redis-N serves slot ${slot}: ${JSON.stringify(before)}`);
+        const N = 60;
+        let killing = null;
+        const t0 = Date.now();
+        for (let i = 0; i < N; i++) {
+            a.send(BOB, `[fo a2b ${i}]`, `fo-a2b-${i}`); // to bob: his inbox is on the killed master
+            b.send(ALICE, `[fo b2a ${i}]`, `fo-b2a-${i}`); // from bob: his cids too
+            if (i === 15) killing = host('kill-redis', before.name);
+            await sleep(50);
+        }
+        const killed = (await killing).trim();
+        const promoted = await until(
+            async () => {
+                const m = masterOf(await redis('CLUSTER', 'NODES'), slot);
+                return m && m.id !== before.id ? m : null;
+            },
+            30000,
+            `a replica promoted for slot ${slot}`,
+            250,
+        );
+        const promotedAfter = Date.now() - t0;
+        let rejoined = '';
+        if (WAIT_REPLICAS > 0) {
+            await host('start-redis', before.name);
+            rejoined = `; ${before.name} started again`;
+        }
+        await a.waitAcked('fo-a2b-', 60000);
+        await b.waitAcked('fo-b2a-', 60000);
+        let r1, r2;
+        await until(
+            () => {
+                r1 = checkDelivered(b, a, 'fo-a2b-');
+                r2 = checkDelivered(a, b, 'fo-b2a-');
+                return true;
+            },
+            20000,
+            'deliveries complete',
+        );
+        // every acked text is in the conversation's history, once
+        const stored = await redis('ZRANGE', `parley:{c:${[ALICE, BOB].sort().join('|')}}:history`, '0', '-1');
+        const acked = [...a.acked('fo-a2b-'), ...b.acked('fo-b2a-')];
+        const lost = acked.filter((m) => !stored.includes(m.data));
+        assert(lost.length === 0, `acked but not stored after the failover: ${lost.map((m) => m.cid).join(' ')}`);
+        const doubled = acked.filter((m) => stored.split(m.data).length > 2);
+        assert(doubled.length === 0, `stored twice: ${doubled.map((m) => m.cid).join(' ')}`);
+        for (const p of [a, b]) assert(p.problems.length === 0, `${p.user}: ${p.problems.join('; ')}`);
+        return `killed ${killed} (${before.name}, master of slot ${slot}); ${promoted.name} promoted ${promotedAfter} ms after the first send${rejoined}; alice->bob ${r1}; bob->alice ${r2}`;
+    },
+    { restore: true, cluster: true },
 );
 
 // Last: every token this run used (in /ws?token= URLs and Authorization
