@@ -355,9 +355,7 @@ handle_op() {
         ;;
     kill-redis) # SIGKILL of a cluster node's container (redis-N), left down: podman kill
         # counts as stopped by the user, the restart policy does not bring it back
-        name="${P}_${1}_1"
-        printf '%s ' "$name" >"$out"
-        podman kill -s KILL "$name" >>"$out" 2>&1
+        podman kill -s KILL "${P}_${1}_1" >"$out" 2>&1
         rc=$?
         ;;
     start-redis) # a cluster node's container started again, then cluster-init
