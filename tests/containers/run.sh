@@ -86,7 +86,7 @@ done
 for v in $VARIANTS; do
     case $v in single | cluster) ;; *) echo "run.sh: unknown variant '$v' (single, cluster)" >&2; exit 2 ;; esac
 done
-CLUSTER_TESTS=${PARLEY_CT_CLUSTER_TESTS:-^(load balancer|register and login|chat across gateways|offline delivery|cluster failover)}
+CLUSTER_TESTS=${PARLEY_CT_CLUSTER_TESTS:-^(load balancer|register and login|presence across gateways|chat across gateways|a group across|offline delivery|cluster failover)}
 GATEWAYS=${PARLEY_CT_GATEWAYS:-3}
 [[ $GATEWAYS =~ ^[0-9]+$ ]] && [ "$GATEWAYS" -ge 3 ] && [ "$GATEWAYS" -le 32 ] ||
     { echo "run.sh: PARLEY_CT_GATEWAYS must be 3..32 (the tests spread three users over three gateways)" >&2; exit 2; }
