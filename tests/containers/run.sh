@@ -554,7 +554,9 @@ phase client-modules client_modules || finish
 # the files as Docker Compose reads them (schema, interpolation, merge keys)
 phase compose-config docker-compose -f "$ROOT/docker-compose.yml" config -q
 case " $VARIANTS " in *" cluster "*)
-    phase compose-config-cluster env PARLEY_REDIS_PASSWORD=x docker-compose -f "$ROOT/docker-compose.cluster.yml" config -q ;;
+    phase compose-config-cluster env PARLEY_REDIS_PASSWORD=x docker-compose -f "$ROOT/docker-compose.cluster.yml" config -q
+    # its init, router, gateway and lb as docker-compose.yml's
+    phase compose-same python3 "$HERE/compose-same.py" "$ROOT/docker-compose.yml" "$ROOT/docker-compose.cluster.yml" ;;
 esac
 
 export PARLEY_TAG=$TAG PARLEY_GATEWAYS=$GATEWAYS PARLEY_WEB_SOURCE=prebuilt
