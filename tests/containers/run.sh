@@ -41,8 +41,9 @@
 #      PARLEY_WAIT_REPLICAS=1) under its own project name: checks that the
 #      cluster formed, runs a subset of e2e.mjs against it
 #      ($PARLEY_CT_CLUSTER_TESTS: register, presence, chat and a group
-#      across gateways, offline delivery, and the failover test: the master holding a user's keys
-#      SIGKILLed, its replica promoted, chat resumes, nothing acked lost),
+#      across gateways, offline delivery, and the failover test: the master
+#      holding a user's keys SIGKILLed, its replica promoted, chat resumes,
+#      nothing acked lost),
 #      restarts every node at once (cluster-init meets them again at their new
 #      addresses: the cluster and its data are kept), tears it down; then ends
 #      with "N passed, N failed" (exit status 1 if any failed).
