@@ -165,6 +165,15 @@ int clink_key_slot(int argc, const char **argv, const size_t *lens)
 #undef LEN
 }
 
+int clink_order_slot(int argc, const char **argv, const size_t *lens)
+{
+    int s = clink_key_slot(argc, argv, lens);
+    if (s != CLINK_ANY) return s;
+    if (argc >= 2 && ieq(argv[0], lens ? lens[0] : strlen(argv[0]), "PUBLISH"))
+        return (int)cluster_keyslot(argv[1], lens ? lens[1] : strlen(argv[1]));
+    return 0;
+}
+
 static int starts(const char *s, size_t len, const char *word)
 {
     size_t n = strlen(word);
@@ -746,12 +755,14 @@ static void node_on_disconnect(const redisAsyncContext *ac, int status)
 {
     clink_conn *c = ac->data;
     if (!c || c->ac != ac) return;
+    int was_up = c->up;
     c->ac = NULL;
     c->connected = c->up = c->handshake = 0;
     evtimer_del(c->deadline);
     if (!c->used || c->l->stopping) return; /* closed on purpose */
     log_warn("redis cluster %s connection to %s lost%s%s", node_role(c), c->addr,
              ac->errstr[0] ? ": " : "", ac->errstr);
+    if (c->idx < 0 && was_up && c->l->h.subscriber_down) c->l->h.subscriber_down(c->l, c->l->h.arg);
     node_lost(c);
 }
 
@@ -1147,6 +1158,11 @@ const char *clink_subscriber_addr(const clink *l)
 void clink_stats_get(const clink *l, clink_stats *out)
 {
     *out = l->stats;
+}
+
+redisAsyncContext *clink_subscriber_context(const clink *l)
+{
+    return clink_subscriber_up(l) ? l->subc.ac : NULL;
 }
 
 int clink_subscribe(clink *l, const char *chan, redisCallbackFn *cb, void *priv)

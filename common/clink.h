@@ -89,6 +89,10 @@ typedef struct clink_hooks {
      * subscribe to every channel now. NULL: the link opens no subscriber. */
     void (*subscriber_up)(clink *l, void *arg);
     void *arg;
+    /* The subscriber connection, after subscriber_up, was lost (its
+     * subscription callbacks got NULL; the link reconnects it, maybe to
+     * another node). NULL: not told. */
+    void (*subscriber_down)(clink *l, void *arg);
 } clink_hooks;
 
 /* Starts a link on base for a redis-cluster:// URL u (copied), h (copied;
@@ -151,6 +155,14 @@ const char *clink_describe(const clink *l, char *buf, size_t size);
 #define CLINK_BAD (-2)
 int clink_key_slot(int argc, const char **argv, const size_t *lens);
 
+/* The slot an owner that needs its keyless commands in order routes argv by
+ * (clink_command_slot): as clink_key_slot, but PUBLISH by the slot of its
+ * channel (one channel's messages through one node, so a subscriber on any
+ * node gets them in order) and other keyless commands (EVALSHA with no keys,
+ * INFO, ...) by slot 0 (one master, one connection: in the order given);
+ * CLINK_BAD as clink_key_slot. Pure. */
+int clink_order_slot(int argc, const char **argv, const size_t *lens);
+
 /* What the link does with an error reply err[0..len): CLINK_ERR_MOVED,
  * CLINK_ERR_ASK, CLINK_ERR_RETRY (TRYAGAIN, CLUSTERDOWN, LOADING,
  * MASTERDOWN) or CLINK_ERR_FINAL (anything else: to the caller). Pure. */
@@ -179,6 +191,11 @@ int clink_subscriber_up(const clink *l);
 /* "host:port" of the node the subscriber is (being) connected to, or NULL
  * (static storage of l). */
 const char *clink_subscriber_addr(const clink *l);
+
+/* The subscriber's hiredis context while it is up, else NULL: valid until
+ * the subscriber_down hook (or clink_stop); for pausing its reads
+ * (ev.delRead / ev.addRead) and SUBSCRIBE / UNSUBSCRIBE on it. */
+redisAsyncContext *clink_subscriber_context(const clink *l);
 
 /* SUBSCRIBE chan on the subscriber: cb gets the confirmation and every
  * message (hiredis pub/sub callbacks; NULL when the connection is lost).

@@ -21,6 +21,11 @@
 #define KEY_SLOT     KEYS_PREFIX "slot:%u"  /* owner lease of a slot */
 /* hash user -> the session limit the user is at (--user-sessions; session_open.lua) */
 #define KEY_SESSIONS_FULL KEYS_PREFIX "sessions:full"
+/* hash user -> the version of the user's session set last applied to KEY_ONLINE
+ * / KEY_SESSIONS_FULL (online.lua, sessions_full.lua); the hash tag puts each in
+ * the slot of the key it versions */
+#define KEY_ONLINE_V        KEYS_PREFIX "{" KEY_ONLINE "}:v"
+#define KEY_SESSIONS_FULL_V KEYS_PREFIX "{" KEY_SESSIONS_FULL "}:v"
 /* zset "USER SID" -> expiry (Unix s): revoked signed-in sessions whose tokens
  * have not expired (common/lua/lib/revoke.lua; gateway/revoke.c loads it) */
 #define KEY_REVOKED KEYS_PREFIX "revoked"

@@ -1,58 +1,13 @@
 /* scripts.c - one typed call per script (scripts.h): the one place each
  * script's KEYS and ARGV are built, in the order its common/lua/NAME.lua
  * header gives, with every key name from keys.h. send, which carries a batch,
- * is in scripts_send.c; the builder these use in scripts_cmd.c; the runner in
- * scripts_run.c. */
+ * is in scripts_send.c; group, read, typing and block in scripts_groups.c;
+ * the builder these use in scripts_cmd.c; the runner in scripts_run.c. */
 #include "scripts_int.h"
 
 #include "keys.h"
 
 #include <inttypes.h>
-
-int scripts_session_open(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                         const char *sessid, const char *member, const char *gwid, int reopen,
-                         int64_t session_limit, const char *login, int64_t now_ms)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_SESSION_OPEN);
-    scripts_cmd_key(&c, KEY_SESSIONS, user);
-    scripts_cmd_key(&c, KEY_META, user);
-    scripts_cmd_key(&c, KEY_INBOX, user);
-    scripts_cmd_key(&c, KEY_ONLINE);
-    scripts_cmd_key(&c, KEY_GW_SESSIONS, gwid);
-    scripts_cmd_key(&c, KEY_SESSIONS_FULL);
-    scripts_cmd_key(&c, KEY_LOGINS, user);
-    scripts_cmd_str(&c, user);
-    scripts_cmd_str(&c, sessid);
-    scripts_cmd_str(&c, member);
-    scripts_cmd_fmt(&c, CHAN_PRESENCE, user);
-    scripts_cmd_str(&c, reopen ? "1" : "0");
-    scripts_cmd_fmt(&c, "%" PRId64, session_limit);
-    scripts_cmd_str(&c, CHAN_SESSION_LIMIT);
-    scripts_cmd_str(&c, login ? login : "");
-    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                          const char *sessid, const char *member, const char *gwid, int reaping)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_SESSION_CLOSE);
-    scripts_cmd_key(&c, KEY_SESSIONS, user);
-    scripts_cmd_key(&c, KEY_ONLINE);
-    scripts_cmd_key(&c, KEY_GW_SESSIONS, gwid);
-    scripts_cmd_key(&c, KEY_META, user);
-    scripts_cmd_key(&c, KEY_GW_ALIVE, gwid);
-    scripts_cmd_key(&c, KEY_SESSIONS_FULL);
-    scripts_cmd_str(&c, user);
-    scripts_cmd_str(&c, sessid);
-    scripts_cmd_str(&c, member);
-    scripts_cmd_fmt(&c, CHAN_PRESENCE, user);
-    scripts_cmd_str(&c, reaping ? "1" : "0");
-    scripts_cmd_str(&c, CHAN_SESSION_LIMIT);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
 
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                  int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes,
@@ -73,148 +28,27 @@ int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const c
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
-int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *from,
-                   const char *to, const char *frame, size_t frame_len, int64_t interval_ms,
-                   int64_t big_interval_ms)
-{
-    int group = to[0] == '#';
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_TYPING);
-    scripts_cmd_key(&c, group ? KEY_GROUP_MEMBERS : KEY_ACCOUNT, to);
-    scripts_cmd_key(&c, group ? KEY_GROUP_META : KEY_SESSIONS, to);
-    scripts_cmd_key(&c, KEY_GATEWAYS);
-    scripts_cmd_key(&c, KEY_TYPING, from, to);
-    scripts_cmd_key(&c, KEY_HIDDEN, group ? from : to); /* a group's is not read */
-    scripts_cmd_str(&c, CHAN_GW_PREFIX);
-    scripts_cmd_str(&c, to);
-    scripts_cmd_arg(&c, frame, frame_len);
-    scripts_cmd_str(&c, group ? "1" : "0");
-    scripts_cmd_str(&c, from);
-    scripts_cmd_str(&c, KEY_SESSIONS);
-    scripts_cmd_fmt(&c, "%" PRId64, interval_ms);
-    scripts_cmd_fmt(&c, "%" PRId64, big_interval_ms);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-/* The three keys history and read decide access with, for self's
- * conversation with `with`: its history, then for a group its members and
- * meta, for 1:1 the other user's account (twice). Returns is_group "1"/"0". */
-static const char *scripts_conv_keys(scripts_cmd *c, const char *self, const char *with)
-{
-    char conv[KEYS_MAX];
-    if (keys_conv(conv, sizeof conv, self, with) < 0) {
-        conv[0] = '\0';
-        c->failed = 1;
-    }
-    scripts_cmd_key(c, KEY_HISTORY, conv);
-    if (with[0] == '#') {
-        scripts_cmd_key(c, KEY_GROUP_MEMBERS, with);
-        scripts_cmd_key(c, KEY_GROUP_META, with);
-        return "1";
-    }
-    scripts_cmd_key(c, KEY_ACCOUNT, with);
-    scripts_cmd_key(c, KEY_ACCOUNT, with);
-    return "0";
-}
-
 int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                     const char *with, int64_t before, int64_t limit, int64_t max_bytes)
 {
+    /* history.lua checks access on the other user's or the group's tag, then
+     * history_page.lua reads the conversation's history (its key an ARGV) */
+    char conv[KEYS_MAX];
+    int group = with[0] == '#';
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_HISTORY);
-    const char *is_group = scripts_conv_keys(&c, user, with);
+    if (keys_conv(conv, sizeof conv, user, with) < 0) {
+        conv[0] = '\0';
+        c.failed = 1;
+    }
+    scripts_cmd_key(&c, group ? KEY_GROUP_MEMBERS : KEY_ACCOUNT, with);
+    scripts_cmd_key(&c, group ? KEY_GROUP_META : KEY_ACCOUNT, with);
     scripts_cmd_str(&c, user);
-    scripts_cmd_str(&c, is_group);
+    scripts_cmd_str(&c, group ? "1" : "0");
+    scripts_cmd_fmt(&c, KEY_HISTORY, conv);
     scripts_cmd_fmt(&c, "%" PRId64, before);
     scripts_cmd_fmt(&c, "%" PRId64, limit);
     scripts_cmd_fmt(&c, "%" PRId64, max_bytes);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_read(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *reader,
-                 const char *sessid, const char *with, int64_t upto)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_READ);
-    const char *is_group = scripts_conv_keys(&c, reader, with);
-    scripts_cmd_key(&c, KEY_READ, reader);
-    scripts_cmd_key(&c, KEY_UNREAD, reader);
-    scripts_cmd_key(&c, KEY_GATEWAYS);
-    scripts_cmd_key(&c, KEY_MENTIONS, reader);
-    scripts_cmd_key(&c, KEY_RECOUNT, reader);
-    scripts_cmd_str(&c, reader);
-    scripts_cmd_str(&c, with);
-    scripts_cmd_str(&c, is_group);
-    scripts_cmd_fmt(&c, "%" PRId64, upto);
-    scripts_cmd_str(&c, CHAN_GW_PREFIX);
-    scripts_cmd_str(&c, KEY_SESSIONS);
-    scripts_cmd_str(&c, sessid);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_group_op op,
-                  const char *name, const char *by, int open, int64_t now_ms, int64_t group_max,
-                  int64_t groups_created, int64_t op_interval_ms, const char *const *members,
-                  const size_t *member_lens, size_t nmembers)
-{
-    static const char *const ops[] = {
-        [PROTO_OP_CREATE] = "create", [PROTO_OP_JOIN] = "join",     [PROTO_OP_LEAVE] = "leave",
-        [PROTO_OP_ADD] = "add",       [PROTO_OP_REMOVE] = "remove", [PROTO_OP_PROMOTE] = "promote",
-        [PROTO_OP_DEMOTE] = "demote",
-    };
-    const char *opname = (unsigned)op < sizeof ops / sizeof *ops && ops[op] ? ops[op] : "";
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_GROUP);
-    scripts_cmd_key(&c, KEY_GROUP_META, name);
-    scripts_cmd_key(&c, KEY_GROUP_MEMBERS, name);
-    scripts_cmd_key(&c, KEY_GROUPS);
-    scripts_cmd_key(&c, KEY_USERS);
-    scripts_cmd_key(&c, KEY_HISTORY, name);
-    scripts_cmd_key(&c, KEY_GATEWAYS);
-    scripts_cmd_key(&c, KEY_HISTORY_BYTES, name);
-    scripts_cmd_key(&c, KEY_GROUP_OP, by);
-    scripts_cmd_key(&c, KEY_GROUP_JOINED, name);
-    scripts_cmd_key(&c, KEY_GROUP_ADMINS, name);
-    scripts_cmd_str(&c, opname);
-    scripts_cmd_str(&c, name);
-    scripts_cmd_str(&c, by);
-    scripts_cmd_str(&c, open ? "1" : "0");
-    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
-    scripts_cmd_str(&c, CHAN_GW_PREFIX);
-    scripts_cmd_str(&c, KEY_SESSIONS);
-    scripts_cmd_str(&c, KEY_GROUPS_OF);
-    scripts_cmd_fmt(&c, "%" PRId64, group_max);
-    scripts_cmd_str(&c, KEY_UNREAD);
-    scripts_cmd_str(&c, KEY_READ);
-    scripts_cmd_fmt(&c, "%" PRId64, groups_created);
-    scripts_cmd_str(&c, KEY_META);
-    scripts_cmd_fmt(&c, "%" PRId64, op_interval_ms);
-    scripts_cmd_str(&c, KEY_BLOCKS);
-    scripts_cmd_str(&c, KEY_MENTIONS);
-    scripts_cmd_str(&c, KEY_RECOUNT);
-    if (op != PROTO_OP_JOIN && op != PROTO_OP_LEAVE)
-        for (size_t i = 0; i < nmembers; i++)
-            scripts_cmd_arg(&c, members[i], member_lens[i]);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_block(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *by,
-                  const char *user, int on, int64_t max_blocks)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_BLOCK);
-    scripts_cmd_key(&c, KEY_BLOCKS, by);
-    scripts_cmd_key(&c, KEY_HIDDEN, by);
-    scripts_cmd_key(&c, KEY_HIDDEN, user);
-    scripts_cmd_key(&c, KEY_BLOCKS, user);
-    scripts_cmd_key(&c, KEY_ACCOUNT, user);
-    scripts_cmd_key(&c, KEY_SESSIONS, by);
-    scripts_cmd_key(&c, KEY_SESSIONS, user);
-    scripts_cmd_str(&c, by);
-    scripts_cmd_str(&c, user);
-    scripts_cmd_str(&c, on ? "1" : "0");
-    scripts_cmd_fmt(&c, "%" PRId64, max_blocks);
-    scripts_cmd_str(&c, CHAN_GW_PREFIX);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -272,17 +106,11 @@ int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
                      int64_t everyone_limit, const char *cursor, int64_t page,
                      int64_t preview_bytes)
 {
+    /* the first step runs on parley:users; the user's keys go as ARGV to the
+     * steps on his tag (contacts.lua) */
     scripts_cmd c;
     scripts_cmd_init(&c, SCRIPT_CONTACTS);
     scripts_cmd_key(&c, KEY_USERS);
-    scripts_cmd_key(&c, KEY_CONTACTS, user);
-    scripts_cmd_key(&c, KEY_ONLINE);
-    scripts_cmd_key(&c, KEY_GROUPS_OF, user);
-    scripts_cmd_key(&c, KEY_UNREAD, user);
-    scripts_cmd_key(&c, KEY_READ, user);
-    scripts_cmd_key(&c, KEY_HIDDEN, user);
-    scripts_cmd_key(&c, KEY_BLOCKS, user);
-    scripts_cmd_key(&c, KEY_MENTIONS, user);
     scripts_cmd_str(&c, user);
     scripts_cmd_fmt(&c, "%" PRId64, everyone_limit);
     scripts_cmd_str(&c, KEY_GROUP_MEMBERS);
@@ -293,173 +121,13 @@ int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, con
     scripts_cmd_fmt(&c, "%" PRId64, preview_bytes);
     scripts_cmd_str(&c, KEY_GROUP_META);
     scripts_cmd_str(&c, KEY_GROUP_ADMINS);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_release_slot(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, unsigned slot,
-                         const char *router_id)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_RELEASE_SLOT);
-    scripts_cmd_key(&c, KEY_SLOT, slot);
-    scripts_cmd_str(&c, router_id);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_renew_slot(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, unsigned slot,
-                       const char *router_id, int64_t lease_ms)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_RENEW_SLOT);
-    scripts_cmd_key(&c, KEY_SLOT, slot);
-    scripts_cmd_str(&c, router_id);
-    scripts_cmd_fmt(&c, "%" PRId64, lease_ms);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_forget_gateway(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *gwid)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_FORGET_GATEWAY);
-    scripts_cmd_key(&c, KEY_GATEWAYS);
-    scripts_cmd_key(&c, KEY_GW_ALIVE, gwid);
-    scripts_cmd_key(&c, KEY_GW_SESSIONS, gwid);
-    scripts_cmd_str(&c, gwid);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-/* ---- logins ---- */
-
-static void scripts_login_create_cmd(scripts_cmd *c, const scripts_login *l)
-{
-    scripts_cmd_init(c, SCRIPT_LOGIN_CREATE);
-    scripts_cmd_key(c, KEY_ACCOUNT, l->user);
-    scripts_cmd_key(c, KEY_LOGINS, l->user);
-    scripts_cmd_key(c, KEY_REVOKED);
-    scripts_cmd_key(c, KEY_LOGIN_TIMES, l->user);
-    scripts_cmd_str(c, l->user);
-    scripts_cmd_str(c, l->sid);
-    scripts_cmd_fmt(c, "%" PRId64, l->now_ms);
-    scripts_cmd_fmt(c, "%" PRId64, l->exp_s);
-    scripts_cmd_str(c, l->agent ? l->agent : "");
-    scripts_cmd_fmt(c, "%" PRId64, l->cap);
-    scripts_cmd_str(c, CHAN_REVOKED);
-    scripts_cmd_str(c, l->verified_hash ? l->verified_hash : "");
-    scripts_cmd_str(c, l->new_hash ? l->new_hash : "");
-    scripts_cmd_fmt(c, "%" PRId64, l->rate);
-    scripts_cmd_fmt(c, "%" PRId64, l->window_ms);
-}
-
-int scripts_login_create(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
-                         const scripts_login *l)
-{
-    scripts_cmd c;
-    scripts_login_create_cmd(&c, l);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-redisReply *scripts_login_create_sync(redisContext *rc, const scripts_login *l)
-{
-    scripts_cmd c;
-    scripts_login_create_cmd(&c, l);
-    return scripts_cmd_run_sync(&c, rc);
-}
-
-int scripts_login_create_append(redisContext *rc, const scripts_login *l)
-{
-    scripts_cmd c;
-    scripts_login_create_cmd(&c, l);
-    return scripts_cmd_append(&c, rc);
-}
-
-static void scripts_login_revoke_cmd(scripts_cmd *c, const char *user, const char *what,
-                                     const char *sid, int64_t exp_s, int64_t now_ms)
-{
-    scripts_cmd_init(c, SCRIPT_LOGIN_REVOKE);
-    scripts_cmd_key(c, KEY_LOGINS, user);
-    scripts_cmd_key(c, KEY_REVOKED);
-    scripts_cmd_key(c, KEY_ACCOUNT, user);
-    scripts_cmd_str(c, user);
-    scripts_cmd_str(c, CHAN_REVOKED);
-    scripts_cmd_fmt(c, "%" PRId64, now_ms);
-    scripts_cmd_str(c, what);
-    scripts_cmd_str(c, sid ? sid : "");
-    if (exp_s > 0)
-        scripts_cmd_fmt(c, "%" PRId64, exp_s);
-    else
-        scripts_cmd_str(c, "");
-}
-
-int scripts_login_revoke(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                         const char *what, const char *sid, int64_t exp_s, int64_t now_ms)
-{
-    scripts_cmd c;
-    scripts_login_revoke_cmd(&c, user, what, sid, exp_s, now_ms);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-redisReply *scripts_login_revoke_sync(redisContext *rc, const char *user, const char *what,
-                                      const char *sid, int64_t exp_s, int64_t now_ms)
-{
-    scripts_cmd c;
-    scripts_login_revoke_cmd(&c, user, what, sid, exp_s, now_ms);
-    return scripts_cmd_run_sync(&c, rc);
-}
-
-int scripts_login_list(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                       int64_t now_ms)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_LOGIN_LIST);
-    scripts_cmd_key(&c, KEY_LOGINS, user);
-    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-redisReply *scripts_login_list_sync(redisContext *rc, const char *user, int64_t now_ms)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_LOGIN_LIST);
-    scripts_cmd_key(&c, KEY_LOGINS, user);
-    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
-    return scripts_cmd_run_sync(&c, rc);
-}
-
-int scripts_login_touch(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
-                        int64_t now_ms, const char *const *sids, size_t n)
-{
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_LOGIN_TOUCH);
-    scripts_cmd_key(&c, KEY_LOGINS, user);
-    scripts_cmd_fmt(&c, "%" PRId64, now_ms);
-    for (size_t i = 0; i < n; i++)
-        scripts_cmd_str(&c, sids[i]);
-    return scripts_cmd_run(&c, ac, cb, priv);
-}
-
-int scripts_throttle(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, int give,
-                     const char *user, const char *addr, int64_t window_ms, int64_t addr_budget,
-                     int64_t account_budget, int64_t account_addr_budget)
-{
-    int64_t budgets[3];
-    int n = 0;
-    scripts_cmd c;
-    scripts_cmd_init(&c, SCRIPT_THROTTLE);
-    if (addr_budget > 0) {
-        scripts_cmd_key(&c, KEY_THROTTLE_ADDR, addr);
-        budgets[n++] = addr_budget;
-    }
-    if (user && account_budget > 0) {
-        scripts_cmd_key(&c, KEY_FAILS, user);
-        budgets[n++] = account_budget;
-    }
-    if (user && account_addr_budget > 0) {
-        scripts_cmd_key(&c, KEY_FAILS_ADDR, user, addr);
-        budgets[n++] = account_addr_budget;
-    }
-    scripts_cmd_str(&c, give ? "give" : "take");
-    scripts_cmd_fmt(&c, "%" PRId64, window_ms);
-    for (int i = 0; i < n; i++)
-        scripts_cmd_fmt(&c, "%" PRId64, budgets[i]);
+    scripts_cmd_str(&c, KEY_ONLINE);
+    scripts_cmd_fmt(&c, KEY_CONTACTS, user);
+    scripts_cmd_fmt(&c, KEY_GROUPS_OF, user);
+    scripts_cmd_fmt(&c, KEY_UNREAD, user);
+    scripts_cmd_fmt(&c, KEY_READ, user);
+    scripts_cmd_fmt(&c, KEY_HIDDEN, user);
+    scripts_cmd_fmt(&c, KEY_BLOCKS, user);
+    scripts_cmd_fmt(&c, KEY_MENTIONS, user);
     return scripts_cmd_run(&c, ac, cb, priv);
 }

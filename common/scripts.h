@@ -48,6 +48,49 @@ typedef enum {
     SCRIPT_INBOX_REFS,
     SCRIPT_REGISTER_INDEX,
     SCRIPT_SEND_STEP,
+    /* steps of the reads (named by the first step's continuations, never
+     * called from C): history.lua's, sync.lua's, contacts.lua's */
+    SCRIPT_HISTORY_PAGE,
+    SCRIPT_SYNC_MEMBER,
+    SCRIPT_SYNC_HIST,
+    SCRIPT_SYNC_CUT,
+    SCRIPT_SYNC_PAGE,
+    SCRIPT_CONTACTS_LIST,
+    SCRIPT_CONTACTS_MEMBERS,
+    SCRIPT_CONTACTS_IN,
+    SCRIPT_CONTACTS_PEER,
+    SCRIPT_CONTACTS_LAST,
+    SCRIPT_CONTACTS_GROUP,
+    SCRIPT_CONTACTS_GONLINE,
+    SCRIPT_CONTACTS_ONLINE,
+    SCRIPT_CONTACTS_PAGE,
+    /* later steps of the account and session chains (scripts_account.c) */
+    SCRIPT_GW_SESSION,
+    SCRIPT_ONLINE,
+    SCRIPT_SESSIONS_FULL,
+    SCRIPT_REAP_CHECK,
+    SCRIPT_REVOKED_ADD,
+    SCRIPT_LOGIN_STORE,
+    SCRIPT_LOGIN_DROP,
+    /* later steps of group, read, typing and block (named by their continuations) */
+    SCRIPT_NOTIFY_GW,
+    SCRIPT_NOTIFY_FAN,
+    SCRIPT_NOTIFY_ALL,
+    SCRIPT_BLOCK_BY,
+    SCRIPT_BLOCK_PEER,
+    SCRIPT_TYPING_GATE,
+    SCRIPT_TYPING_SEND,
+    SCRIPT_READ_POS,
+    SCRIPT_READ_HIST,
+    SCRIPT_READ_SET,
+    SCRIPT_GROUP_BY,
+    SCRIPT_GROUP_USERS,
+    SCRIPT_GROUP_BLOCKS,
+    SCRIPT_GROUP_APPLY,
+    SCRIPT_GROUP_RUN,
+    SCRIPT_GROUP_MEMBER,
+    SCRIPT_GROUP_INDEX,
+    SCRIPT_GROUP_DONE,
     SCRIPT__COUNT
 } script_id;
 
@@ -133,7 +176,9 @@ int scripts_session_close(redisAsyncContext *ac, redisCallbackFn *cb, void *priv
  * reply's seq), as the frames a client gets. An entry whose message has left
  * its history: with stand_ins, the frame {kind:"gone", seq, id, with} (the
  * offline push and gap fetches: clients ignore kinds they do not know);
- * without, the page is not recovered (a client's sync). */
+ * without, the page is not recovered (a client's sync). Steps: the inbox on
+ * user's tag, then per conversation and group the page names the sizes of its
+ * messages, then only the page's messages (sync.lua). */
 int scripts_sync(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                  int64_t after, const char *epoch, int64_t max_entries, int64_t max_bytes,
                  int stand_ins);
@@ -151,7 +196,8 @@ int scripts_typing(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const
 
 /* history.lua: up to limit messages of user's conversation with `with` (a
  * user or a #group) older than id `before` (0: the newest), and past the
- * newest one at most max_bytes bytes of them (`more` is then 1). */
+ * newest one at most max_bytes bytes of them (`more` is then 1). Two steps:
+ * the access check on with's tag, the page on the conversation's. */
 int scripts_history(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                     const char *with, int64_t before, int64_t limit, int64_t max_bytes);
 
@@ -214,11 +260,12 @@ int scripts_register_append(redisContext *c, const char *name, const char *hash,
 /* contacts.lua: one page of what user's hello lists; everyone_limit: up to
  * this many users, everyone is everyone's contact. cursor: "" for the first
  * page, else the cursor the previous page's reply gave; about page entries a
- * page; previews: the bytes of data kept in each `last`. The reply is {mode,
- * cursor, blocked (the first page: the users user blocks), then 7 fields per
- * entry: name, online, unread, read, peer_read, last, roles} (a person's
- * online -1: hidden by a block; roles: 0 for a person, for a group {owner or
- * "", the user's role, 1 when the admins were cut else 0, [admins]}). */
+ * page (at most 500); previews: the bytes of data kept in each `last`. The
+ * reply is {mode, cursor, blocked (the first page: the users user blocks),
+ * then 8 fields per entry: name, online, unread, read, peer_read, last, roles,
+ * mentions} (a person's online -1: hidden by a block; roles: 0 for a person,
+ * for a group {owner or "", the user's role, 1 when the admins were cut else
+ * 0, [admins]}). A chain of steps, each inside one hash slot (contacts.lua). */
 int scripts_contacts(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const char *user,
                      int64_t everyone_limit, const char *cursor, int64_t page,
                      int64_t preview_bytes);

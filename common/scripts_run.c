@@ -16,6 +16,22 @@ extern const scripts_lua scripts_lua_send, scripts_lua_session_open, scripts_lua
     scripts_lua_login_create, scripts_lua_login_revoke, scripts_lua_login_list,
     scripts_lua_login_touch, scripts_lua_throttle, scripts_lua_block, scripts_lua_inbox_refs,
     scripts_lua_register_index, scripts_lua_send_step;
+/* the steps of the reads */
+extern const scripts_lua scripts_lua_history_page, scripts_lua_sync_member, scripts_lua_sync_hist,
+    scripts_lua_sync_cut, scripts_lua_sync_page, scripts_lua_contacts_list,
+    scripts_lua_contacts_members, scripts_lua_contacts_in, scripts_lua_contacts_peer,
+    scripts_lua_contacts_last, scripts_lua_contacts_group, scripts_lua_contacts_gonline,
+    scripts_lua_contacts_online, scripts_lua_contacts_page;
+extern const scripts_lua scripts_lua_gw_session, scripts_lua_online, scripts_lua_sessions_full,
+    scripts_lua_reap_check, scripts_lua_revoked_add, scripts_lua_login_store,
+    scripts_lua_login_drop;
+/* the steps of group, read, typing and block */
+extern const scripts_lua scripts_lua_notify_gw, scripts_lua_notify_fan, scripts_lua_notify_all,
+    scripts_lua_block_by, scripts_lua_block_peer, scripts_lua_typing_gate, scripts_lua_typing_send,
+    scripts_lua_read_pos, scripts_lua_read_hist, scripts_lua_read_set, scripts_lua_group_by,
+    scripts_lua_group_users, scripts_lua_group_blocks, scripts_lua_group_apply,
+    scripts_lua_group_run, scripts_lua_group_member, scripts_lua_group_index,
+    scripts_lua_group_done;
 
 static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_SEND] = &scripts_lua_send,
@@ -41,6 +57,45 @@ static const scripts_lua *const scripts_table[SCRIPT__COUNT] = {
     [SCRIPT_INBOX_REFS] = &scripts_lua_inbox_refs,
     [SCRIPT_REGISTER_INDEX] = &scripts_lua_register_index,
     [SCRIPT_SEND_STEP] = &scripts_lua_send_step,
+    [SCRIPT_HISTORY_PAGE] = &scripts_lua_history_page,
+    [SCRIPT_SYNC_MEMBER] = &scripts_lua_sync_member,
+    [SCRIPT_SYNC_HIST] = &scripts_lua_sync_hist,
+    [SCRIPT_SYNC_CUT] = &scripts_lua_sync_cut,
+    [SCRIPT_SYNC_PAGE] = &scripts_lua_sync_page,
+    [SCRIPT_CONTACTS_LIST] = &scripts_lua_contacts_list,
+    [SCRIPT_CONTACTS_MEMBERS] = &scripts_lua_contacts_members,
+    [SCRIPT_CONTACTS_IN] = &scripts_lua_contacts_in,
+    [SCRIPT_CONTACTS_PEER] = &scripts_lua_contacts_peer,
+    [SCRIPT_CONTACTS_LAST] = &scripts_lua_contacts_last,
+    [SCRIPT_CONTACTS_GROUP] = &scripts_lua_contacts_group,
+    [SCRIPT_CONTACTS_GONLINE] = &scripts_lua_contacts_gonline,
+    [SCRIPT_CONTACTS_ONLINE] = &scripts_lua_contacts_online,
+    [SCRIPT_CONTACTS_PAGE] = &scripts_lua_contacts_page,
+    [SCRIPT_GW_SESSION] = &scripts_lua_gw_session,
+    [SCRIPT_ONLINE] = &scripts_lua_online,
+    [SCRIPT_SESSIONS_FULL] = &scripts_lua_sessions_full,
+    [SCRIPT_REAP_CHECK] = &scripts_lua_reap_check,
+    [SCRIPT_REVOKED_ADD] = &scripts_lua_revoked_add,
+    [SCRIPT_LOGIN_STORE] = &scripts_lua_login_store,
+    [SCRIPT_LOGIN_DROP] = &scripts_lua_login_drop,
+    [SCRIPT_NOTIFY_GW] = &scripts_lua_notify_gw,
+    [SCRIPT_NOTIFY_FAN] = &scripts_lua_notify_fan,
+    [SCRIPT_NOTIFY_ALL] = &scripts_lua_notify_all,
+    [SCRIPT_BLOCK_BY] = &scripts_lua_block_by,
+    [SCRIPT_BLOCK_PEER] = &scripts_lua_block_peer,
+    [SCRIPT_TYPING_GATE] = &scripts_lua_typing_gate,
+    [SCRIPT_TYPING_SEND] = &scripts_lua_typing_send,
+    [SCRIPT_READ_POS] = &scripts_lua_read_pos,
+    [SCRIPT_READ_HIST] = &scripts_lua_read_hist,
+    [SCRIPT_READ_SET] = &scripts_lua_read_set,
+    [SCRIPT_GROUP_BY] = &scripts_lua_group_by,
+    [SCRIPT_GROUP_USERS] = &scripts_lua_group_users,
+    [SCRIPT_GROUP_BLOCKS] = &scripts_lua_group_blocks,
+    [SCRIPT_GROUP_APPLY] = &scripts_lua_group_apply,
+    [SCRIPT_GROUP_RUN] = &scripts_lua_group_run,
+    [SCRIPT_GROUP_MEMBER] = &scripts_lua_group_member,
+    [SCRIPT_GROUP_INDEX] = &scripts_lua_group_index,
+    [SCRIPT_GROUP_DONE] = &scripts_lua_group_done,
 };
 
 extern const int scripts_lua_count; /* the build's count of common/lua/NAME.lua */
@@ -580,7 +635,7 @@ static void scripts_wait_cb(redisAsyncContext *ac, void *r, void *privdata)
  * kept meanwhile), else on at once. */
 static void scripts_step_done(redisAsyncContext *ac, scripts_call *call, redisReply *reply)
 {
-    if (reply && call->hop.wait_n > 0) {
+    if (reply && ac && call->hop.wait_n > 0) { /* ac NULL: a cluster link's give-up (an error) */
         char n[16], ms[16];
         snprintf(n, sizeof n, "%d", call->hop.wait_n);
         snprintf(ms, sizeof ms, "%d", call->hop.wait_ms);

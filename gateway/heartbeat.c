@@ -20,7 +20,7 @@ static struct {
     struct event *ev;
     uint64_t stuck_ms; /* since when the command connection made no progress, 0: it did */
     int known;         /* a beat was answered on this command connection */
-    int lapsed;        /* the last one found the alive key gone */
+    int again;         /* the last beat ran the lapsed hook: the next one runs it once more */
     int stopping;
     long long used_memory, maxmemory; /* INFO memory at the last beat; -1 unknown */
 } hb = {.used_memory = -1, .maxmemory = -1};
@@ -51,40 +51,68 @@ static void hb_info_cb(redisAsyncContext *ac, void *r, void *priv)
 void hb_reset(void)
 {
     hb.stuck_ms = 0;
-    hb.known = hb.lapsed = 0;
+    hb.known = hb.again = 0;
 }
+
+/* One beat's SET and SADD, which may be answered in either order (on a
+ * cluster they go to different masters): the beat ends with the second. */
+typedef struct hb_beat {
+    int got;    /* replies so far */
+    int lapsed; /* the SET found no alive key */
+    int added;  /* the SADD's reply: 1 added, 0 there already, -1 none */
+} hb_beat;
 
 static void hb_log_error(const redisReply *rep)
 {
     if (rep && rep->type == REDIS_REPLY_ERROR) log_warn("redis: %s", rep->str);
 }
 
-static void hb_set_cb(redisAsyncContext *ac, void *r, void *priv)
+/* The second reply of a beat ends it. When beats on this connection were
+ * answered before and this one found the alive key gone or the gateway out
+ * of parley:gateways, the beats came too late and a router may have reaped
+ * the gateway. A reaper's close meeting the new alive key does nothing, so
+ * the re-open covers what it closed before; but a close is a chain of steps
+ * (docs/internals.md "Scripts in steps") whose alive check may have passed
+ * before this beat while its later steps land after the re-open: the next
+ * beat re-opens every session once more (a re-open of a session in its sets
+ * changes nothing). */
+static void hb_beat_end(hb_beat *b)
 {
-    redisReply *rep = r;
-    if (rep && rep->type == REDIS_REPLY_NIL) hb.lapsed = 1; /* SET ... GET: no key before */
-    hb_log_error(rep);
-}
-
-/* The SADD's reply ends a beat. When beats on this connection were answered
- * before and this one found the alive key gone or the gateway out of
- * parley:gateways, the beats came too late and a router may have reaped the
- * gateway. A reaper's close meeting the new alive key does nothing, so the
- * re-open covers what it closed before. */
-static void hb_sadd_cb(redisAsyncContext *ac, void *r, void *priv)
-{
-    redisReply *rep = r;
-    hb_log_error(rep);
-    if (!rep || rep->type != REDIS_REPLY_INTEGER) return;
-    if (hb.known && (hb.lapsed || rep->integer == 1)) {
+    if (++b->got < 2) return;
+    int added = b->added, lapsed = b->lapsed;
+    free(b);
+    if (added < 0) return; /* the SADD failed or was lost */
+    if (hb.known && (lapsed || added == 1)) {
         metrics_inc(METRIC_HEARTBEAT_LAPSES);
         log_warn("gateway %s: a heartbeat came after the alive key expired (routers may have "
                  "reaped it): opening its sessions again",
                  hb.gwid);
         if (hb.hooks.lapsed) hb.hooks.lapsed();
+        hb.again = 1;
+    } else if (hb.again) {
+        hb.again = 0;
+        log_info("gateway %s: opening its sessions once more after the lapse", hb.gwid);
+        if (hb.hooks.lapsed) hb.hooks.lapsed();
     }
     hb.known = 1;
-    hb.lapsed = 0;
+}
+
+static void hb_set_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    hb_beat *b = priv;
+    if (rep && rep->type == REDIS_REPLY_NIL) b->lapsed = 1; /* SET ... GET: no key before */
+    hb_log_error(rep);
+    hb_beat_end(b);
+}
+
+static void hb_sadd_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    hb_beat *b = priv;
+    hb_log_error(rep);
+    if (rep && rep->type == REDIS_REPLY_INTEGER) b->added = rep->integer == 1;
+    hb_beat_end(b);
 }
 
 void hb_beat_now(void)
@@ -95,8 +123,12 @@ void hb_beat_now(void)
     snprintf(ttl, sizeof ttl, "%lld", hb.ttl);
     const char *a1[] = {"SET", k, "1", "PX", ttl, "GET"};
     const char *a2[] = {"SADD", KEY_GATEWAYS, hb.gwid};
-    rl_command(hb_set_cb, NULL, 6, a1, NULL);
-    rl_command(hb_sadd_cb, NULL, 3, a2, NULL);
+    hb_beat *b = calloc(1, sizeof *b);
+    if (!b) return;
+    b->added = -1;
+    if (rl_command(hb_set_cb, b, 6, a1, NULL) < 0) b->got++; /* not sent: no reply comes */
+    if (rl_command(hb_sadd_cb, b, 3, a2, NULL) < 0) b->got++;
+    if (b->got == 2) free(b);
     const char *a3[] = {"INFO", "memory"}; /* for /metrics: a few µs of Redis per beat */
     rl_command(hb_info_cb, NULL, 2, a3, NULL);
 }

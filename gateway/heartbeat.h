@@ -7,7 +7,9 @@
  * answers and keeps its connection). A beat that finds the alive
  * key gone or the gateway out of parley:gateways came too late (a backlog,
  * a pause): a router may have reaped the gateway, and the lapsed hook runs
- * (the composer re-opens every session). The tick hook runs with each beat
+ * (the composer re-opens every session), and once more at the next beat (a
+ * reaper's close is a chain of steps that may end after the first re-open).
+ * The tick hook runs with each beat
  * (presence's lazy unsubscribe sweep). */
 #ifndef PARLEY_GW_HEARTBEAT_H
 #define PARLEY_GW_HEARTBEAT_H

@@ -1,4 +1,11 @@
-/* lifecycle.c - the open and close sequences of a session (lifecycle.h). */
+/* lifecycle.c - the open and close sequences of a session (lifecycle.h).
+ *
+ * session_open and session_close are chains of steps on several hash slots
+ * (docs/internals.md "Scripts in steps"): two calls sent one after the other
+ * may run their steps interleaved. So a session's calls are ordered here: its
+ * contacts after its session_open answered, and its session_close only once
+ * no session_open of it is in flight (a close sent while the open's steps
+ * still run could remove it before the open adds it to the user's set). */
 #include "lifecycle.h"
 
 #include <inttypes.h>
@@ -33,7 +40,20 @@ struct lifecycle_sess {
     int users_fetching; /* a page is in flight */
     int users_waiting;  /* the next page is fetched once the session drained */
     int users_lost;     /* a page failed (Redis went away): asked again at the re-open */
+    int opens;          /* session_open calls in flight (open and re-opens) */
 };
+
+/* A closed session whose session_close waits for its session_open calls in
+ * flight (the last one's callback sends it). */
+typedef struct lifecycle_deferred {
+    struct lifecycle_deferred *next;
+    uint64_t conn;
+    int opens;    /* session_open calls still in flight */
+    int draining; /* held for the drain */
+    char user[sizeof((gw_session *)0)->user];
+    char sessid[sizeof((gw_session *)0)->sessid];
+    char member[sizeof((gw_session *)0)->member];
+} lifecycle_deferred;
 
 static struct {
     char gwid[PROTO_GWID_MAX + 1];
@@ -42,6 +62,7 @@ static struct {
     long long last_seen_ms; /* --last-seen-interval (0: off) */
     uint64_t touched_ms;    /* when lifecycle_touch_logins last ran */
     int closes_pending;     /* session_close replies the drain waits for */
+    lifecycle_deferred *deferred;
 } lc;
 
 void lifecycle_init(const char *gwid, long long everyone_limit, long long hello_entries,
@@ -56,11 +77,35 @@ void lifecycle_init(const char *gwid, long long everyone_limit, long long hello_
 }
 
 static void lifecycle_reopen_one(gw_session *s, void *arg);
+static int lifecycle_run_contacts(gw_session *s);
+
+static void lifecycle_send_close(const char *user, const char *sessid, const char *member,
+                                 int draining);
+
+/* A session_open answered for a session closed meanwhile: after its last
+ * one, the close goes. Returns 1 when conn was such a session. */
+static int lifecycle_deferred_open_done(uint64_t conn)
+{
+    for (lifecycle_deferred **p = &lc.deferred; *p; p = &(*p)->next) {
+        lifecycle_deferred *d = *p;
+        if (d->conn != conn) continue;
+        if (--d->opens > 0) return 1;
+        *p = d->next;
+        lifecycle_send_close(d->user, d->sessid, d->member, d->draining);
+        if (d->draining) drain_release(); /* the hold taken at the deferral */
+        free(d);
+        return 1;
+    }
+    return 0;
+}
 
 static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *rep = r;
-    gw_session *s = sess_find((uint64_t)(uintptr_t)priv);
+    uint64_t conn = (uint64_t)(uintptr_t)priv;
+    if (lifecycle_deferred_open_done(conn)) return;
+    gw_session *s = sess_find(conn);
+    if (s && s->lc && s->lc->opens > 0) s->lc->opens--;
     if (!s || s->state == SESS_CLOSING) return;
     struct lifecycle_sess *l = s->lc;
     long long seq;
@@ -114,11 +159,15 @@ static void lifecycle_open_cb(redisAsyncContext *ac, void *r, void *priv)
     }
     long long from = seq;
     if (rep->elements > 2) rl_reply_int(rep->element[2], &from);
+    int first = !l->opened;
     l->opened = 1;
     l->open_seq = seq;
     l->open_from = from >= 0 && from <= seq ? from : seq;
     memcpy(s->epoch, ep->str, ep->len);
     s->epoch[ep->len] = '\0';
+    /* hello's contacts, now that the session is in the sets */
+    if (first && s->state == SESS_OPENING && lifecycle_run_contacts(s) < 0)
+        sess_close(s, 1013, "try again later");
 }
 
 /* A group entry's roles from the contacts script, {owner or "", role, more,
@@ -339,11 +388,12 @@ static void lifecycle_ignore_cb(redisAsyncContext *ac, void *r, void *priv)
 
 static int lifecycle_run_open(gw_session *s, int reopen)
 {
-    return scripts_session_open(rl_commands(), lifecycle_open_cb, (void *)(uintptr_t)s->conn,
-                                s->user, s->sessid, s->member, lc.gwid, reopen, sesscap_limit(),
-                                s->login, (int64_t)walltime_ms()) == REDIS_OK
-               ? 0
-               : -1;
+    if (scripts_session_open(rl_commands(), lifecycle_open_cb, (void *)(uintptr_t)s->conn, s->user,
+                             s->sessid, s->member, lc.gwid, reopen, sesscap_limit(), s->login,
+                             (int64_t)walltime_ms()) != REDIS_OK)
+        return -1;
+    s->lc->opens++;
+    return 0;
 }
 
 static int lifecycle_run_contacts(gw_session *s)
@@ -378,8 +428,7 @@ gw_session *lifecycle_open(struct lws *wsi, const char *user, const char *login,
     metrics_inc(METRIC_CONNECTIONS_TOTAL);
     lws_rx_flow_control(wsi, 0);
     if (dev_account) lifecycle_dev_account(s);
-    if (lifecycle_run_open(s, 0) < 0 || lifecycle_run_contacts(s) < 0)
-        sess_close(s, 1013, "try again later");
+    if (lifecycle_run_open(s, 0) < 0) sess_close(s, 1013, "try again later");
     log_debug("conn %" PRIu64 " (%s): open", s->conn, s->user);
     return s;
 }
@@ -448,16 +497,35 @@ static void lifecycle_close_cb(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
+static void lifecycle_send_close(const char *user, const char *sessid, const char *member,
+                                 int draining)
+{
+    if (scripts_session_close(rl_commands(), lifecycle_close_cb, draining ? (void *)1 : NULL, user,
+                              sessid, member, lc.gwid, 0) == REDIS_OK &&
+        draining) {
+        lc.closes_pending++;
+        drain_hold();
+    }
+}
+
 void lifecycle_closed(gw_session *s)
 {
     sess_remove(s);
     presence_unfollow_all(s);
     int draining = drain_active();
-    if (scripts_session_close(rl_commands(), lifecycle_close_cb, draining ? (void *)1 : NULL,
-                              s->user, s->sessid, s->member, lc.gwid, 0) == REDIS_OK &&
-        draining) {
-        lc.closes_pending++;
-        drain_hold();
+    lifecycle_deferred *d = s->lc && s->lc->opens > 0 ? calloc(1, sizeof *d) : NULL;
+    if (d) { /* after its session_open calls in flight (the top of this file) */
+        d->conn = s->conn;
+        d->opens = s->lc->opens;
+        d->draining = draining;
+        memcpy(d->user, s->user, sizeof d->user);
+        memcpy(d->sessid, s->sessid, sizeof d->sessid);
+        memcpy(d->member, s->member, sizeof d->member);
+        d->next = lc.deferred;
+        lc.deferred = d;
+        if (draining) drain_hold();
+    } else {
+        lifecycle_send_close(s->user, s->sessid, s->member, draining);
     }
     /* if Redis is down, the reaper closes it once our heartbeat expires, or
      * the next start of this gateway id does */

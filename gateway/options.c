@@ -204,13 +204,6 @@ int options_parse(int argc, char **argv)
         fprintf(stderr, "%s: --redis-url: %s\n", prog, err);
         return -1;
     }
-    if (c->redis.cluster) { /* its scripts cross hash tags: one Redis only, for now */
-        fprintf(stderr,
-                "%s: --redis-url: redis-cluster:// is not supported by the gateway yet (one "
-                "Redis: redis:// or unix://)\n",
-                prog);
-        return -1;
-    }
     if (c->id) {
         if (strlen(c->id) > PROTO_GWID_MAX) { /* not cut short: refused below */
             fprintf(stderr, "%s: --id: '%s' is not 1 to %d characters of A-Za-z0-9_.:-\n", prog,

@@ -336,9 +336,9 @@ void presence_follow(gw_session *s, const char *name, size_t len)
 {
     presence_entry *e = presence_add(s, name, len, -1, PRES_UNKNOWN);
     if (!e) return;
-    /* the check's answer comes first (one connection, in order) */
-    presence_check(e, s, presence_follow_of(s->pr, e), 0);
-    presence_ask(e, s->conn);
+    /* the state once the check answered "shown" (asked then if unknown): on a
+     * cluster the two answers come from different masters, in either order */
+    presence_check(e, s, presence_follow_of(s->pr, e), 1);
 }
 
 void presence_hide(gw_session *s, const char *name, size_t len, int hide)

@@ -4,7 +4,14 @@
  * frees it after the disconnect callback (or in redisAsyncFree); this file
  * only clears its pointer there. A dropped context is detached first
  * (pointer cleared before redisAsyncFree), so its disconnect callback finds
- * no connection of ours and does nothing. */
+ * no connection of ours and does nothing.
+ *
+ * Cluster mode (a redis-cluster:// URL): both sides are one cluster link
+ * (common/clink.h), made in rl_start and kept until rl_free (rl_drop_commands
+ * makes a new one). The command side is the link's master connections (each
+ * with the connect sequence above); every script step goes through it
+ * (scripts_set_sender) and plain commands are routed by their first key; the
+ * subscriber is the link's subscriber. */
 #include "redis_link.h"
 
 #include <hiredis/adapters/libevent.h>
@@ -13,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "clink.h"
 #include "log.h"
 #include "metrics.h"
 #include "scripts.h"
@@ -40,7 +48,18 @@ static struct {
     rl_conn cmd, sub;
     int sub_confirmed; /* rl_subscriber_confirmed since the subscriber connected */
     int stopping;
+    /* cluster mode: the link, whether its ready hook came (every slot has an
+     * up master), commands given to it and not answered, answers so far */
+    clink *link;
+    int link_ready;
+    long long link_pending;
+    unsigned long long link_answered;
 } rl;
+
+/* What rl_commands() gives in cluster mode while the link is ready: a
+ * stand-in that scripts.h only tests for NULL (every step goes through the
+ * sender); never given to hiredis. */
+static redisAsyncContext rl_stand_in;
 
 static void rl_connect(rl_conn *c);
 
@@ -51,6 +70,7 @@ static void rl_hook(void (*fn)(void))
 
 int rl_ok(void)
 {
+    if (rl.link) return rl.link_ready && clink_subscriber_up(rl.link) && rl.sub_confirmed;
     return rl.cmd.up && rl.sub.up && rl.sub_confirmed;
 }
 
@@ -62,6 +82,7 @@ void rl_subscriber_confirmed(void)
 
 int rl_subscriber_up(void)
 {
+    if (rl.link) return clink_subscriber_up(rl.link);
     return rl.sub.up;
 }
 
@@ -258,12 +279,129 @@ static void rl_connect(rl_conn *c)
     if (ok != REDIS_OK) rl_abort(c);
 }
 
+/* ---- cluster mode ---- */
+
+/* A command given to the link: its owner's callback, counted for
+ * rl_commands_progressed. */
+typedef struct rl_cmd {
+    redisCallbackFn *cb;
+    void *priv;
+} rl_cmd;
+
+static void rl_link_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    rl_cmd *w = priv;
+    rl.link_pending--;
+    if (ac || !r) rl.link_answered++; /* a reply or a lost connection; not a give-up */
+    if (w->cb) w->cb(ac, r, w->priv);
+    free(w);
+}
+
+/* The sender of every script step and of rl_command: routed by key. */
+static int rl_link_send(void *unused, redisCallbackFn *cb, void *priv, int argc, const char **argv,
+                        const size_t *lens)
+{
+    (void)unused;
+    rl_cmd *w = rl.link ? malloc(sizeof *w) : NULL;
+    if (!w) return REDIS_ERR;
+    w->cb = cb;
+    w->priv = priv;
+    /* keyless commands in order too: a send's steps and the routing channels' PUBLISHes */
+    int slot = clink_order_slot(argc, argv, lens);
+    if ((slot == CLINK_BAD
+             ? clink_command_argv(rl.link, rl_link_cb, w, argc, argv, lens)
+             : clink_command_slot(rl.link, slot, rl_link_cb, w, argc, argv, lens)) != REDIS_OK) {
+        free(w);
+        return REDIS_ERR;
+    }
+    rl.link_pending++;
+    return REDIS_OK;
+}
+
+/* Each new connection of the link: its name and, on a master, every script
+ * (the connect sequence of one Redis, per master). */
+static void rl_link_handshake(clink *l, clink_conn *c, int sub, void *arg)
+{
+    (void)l;
+    (void)arg;
+    char name[192];
+    snprintf(name, sizeof name, "%s:%s", rl.name, sub ? "subscriber" : "commands");
+    const char *argv[] = {"CLIENT", "SETNAME", name};
+    int ok = clink_conn_command(c, 3, argv, NULL);
+    for (int i = 0; ok == REDIS_OK && !sub && i < SCRIPT__COUNT; i++) {
+        const char *load[4];
+        int n = scripts_load_argv(i, load);
+        ok = clink_conn_command(c, n, load, NULL);
+    }
+    if (ok != REDIS_OK)
+        log_warn("redis cluster connection to %s: cannot queue its first commands",
+                 clink_conn_addr(c));
+}
+
+static void rl_link_ready(clink *l, void *arg)
+{
+    char desc[200];
+    (void)arg;
+    rl.link_ready = 1;
+    log_info("redis commands up: %s", clink_describe(l, desc, sizeof desc));
+    rl_hook(rl.hooks.commands_up);
+    rl_hook(rl.hooks.up);
+}
+
+static void rl_link_down(clink *l, void *arg)
+{
+    char desc[200];
+    (void)arg;
+    rl.link_ready = 0;
+    metrics_inc(METRIC_REDIS_RECONNECTS);
+    log_warn("redis commands down: %s", clink_describe(l, desc, sizeof desc));
+    rl_hook(rl.hooks.commands_down);
+}
+
+static void rl_link_sub_up(clink *l, void *arg)
+{
+    (void)arg;
+    rl.sub_confirmed = 0;
+    log_info("redis subscriber connection up (%s)", clink_subscriber_addr(l));
+    rl_hook(rl.hooks.subscriber_up);
+}
+
+static void rl_link_sub_down(clink *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    rl.sub_confirmed = 0;
+    metrics_inc(METRIC_REDIS_RECONNECTS);
+}
+
+static int rl_link_open(void)
+{
+    char err[256];
+    const clink_hooks h = {.handshake = rl_link_handshake,
+                           .ready = rl_link_ready,
+                           .down = rl_link_down,
+                           .subscriber_up = rl_link_sub_up,
+                           .subscriber_down = rl_link_sub_down};
+    rl.link = clink_new(rl.base, &rl.url, &h, err, sizeof err);
+    if (!rl.link) {
+        log_error("%s", err);
+        return -1;
+    }
+    rl.link_ready = 0;
+    rl.link_pending = 0;
+    return 0;
+}
+
 int rl_start(struct event_base *base, const redisurl *url, const char *name, const rl_hooks *hooks)
 {
     rl.base = base;
     rl.url = *url;
     snprintf(rl.name, sizeof rl.name, "%s", name);
     rl.hooks = *hooks;
+    if (url->cluster) {
+        scripts_set_sender(rl_link_send, NULL);
+        return rl_link_open();
+    }
     rl.cmd.role = "commands";
     rl.sub.role = "subscriber";
     rl.cmd.backoff_ms = rl.sub.backoff_ms = RL_BACKOFF_MIN;
@@ -280,6 +418,7 @@ int rl_start(struct event_base *base, const redisurl *url, const char *name, con
 void rl_stop(void)
 {
     rl.stopping = 1;
+    if (rl.link) clink_stop(rl.link);
     if (rl.cmd.retry) evtimer_del(rl.cmd.retry);
     if (rl.sub.retry) evtimer_del(rl.sub.retry);
     if (rl.cmd.deadline) evtimer_del(rl.cmd.deadline);
@@ -291,6 +430,12 @@ void rl_stop(void)
 void rl_free(void)
 {
     rl.stopping = 1;
+    if (rl.link) {
+        clink *l = rl.link;
+        rl.link = NULL; /* callbacks run by the free find the link gone */
+        clink_free(l);
+        scripts_set_sender(NULL, NULL);
+    }
     if (rl.cmd.ac) redisAsyncFree(rl.cmd.ac);
     if (rl.sub.ac) redisAsyncFree(rl.sub.ac);
     if (rl.cmd.retry) event_free(rl.cmd.retry);
@@ -300,13 +445,21 @@ void rl_free(void)
     rl.cmd.retry = rl.sub.retry = rl.cmd.deadline = rl.sub.deadline = NULL;
 }
 
+int rl_cluster(void)
+{
+    return rl.url.cluster;
+}
+
 redisAsyncContext *rl_commands(void)
 {
+    if (rl.link) return rl.link_ready ? &rl_stand_in : NULL;
     return rl.cmd.up ? rl.cmd.ac : NULL;
 }
 
 int rl_command(redisCallbackFn *cb, void *priv, int argc, const char **argv, const size_t *lens)
 {
+    if (rl.link)
+        return rl.link_ready && rl_link_send(NULL, cb, priv, argc, argv, lens) == REDIS_OK ? 0 : -1;
     if (!rl.cmd.up || !rl.cmd.ac) return -1;
     return redisAsyncCommandArgv(rl.cmd.ac, cb, priv, argc, argv, lens) == REDIS_OK ? 0 : -1;
 }
@@ -315,6 +468,12 @@ int rl_commands_progressed(void)
 {
     static const redisAsyncContext *seen_ac;
     static const redisCallback *seen_head;
+    static unsigned long long seen_answered;
+    if (rl.link) { /* any answer from any master counts */
+        int moved = rl.link_pending <= 0 || rl.link_answered != seen_answered;
+        seen_answered = rl.link_answered;
+        return moved;
+    }
     const redisAsyncContext *ac = rl.cmd.up ? rl.cmd.ac : NULL;
     const redisCallback *head = ac ? ac->replies.head : NULL;
     int moved = !head || ac != seen_ac || head != seen_head;
@@ -330,6 +489,19 @@ int rl_commands_progressed(void)
 
 void rl_drop_commands(void)
 {
+    if (rl.link) { /* a new link: every pending callback gets NULL, the subscriber comes again */
+        clink *l = rl.link;
+        int was_ready = rl.link_ready;
+        rl.link = NULL;
+        rl.link_ready = 0;
+        rl.sub_confirmed = 0;
+        metrics_inc(METRIC_REDIS_RECONNECTS);
+        if (was_ready) rl_hook(rl.hooks.commands_down);
+        clink_free(l);
+        if (!rl.stopping && rl_link_open() < 0)
+            log_error("redis cluster link: cannot make it again");
+        return;
+    }
     if (!rl.cmd.ac) return;
     metrics_inc(METRIC_REDIS_RECONNECTS);
     if (rl.cmd.up) rl_hook(rl.hooks.commands_down);
@@ -338,6 +510,10 @@ void rl_drop_commands(void)
 
 void rl_subscribe(const char *chan, redisCallbackFn *cb, void *priv)
 {
+    if (rl.link) {
+        clink_subscribe(rl.link, chan, cb, priv); /* not up: issued again at subscriber_up */
+        return;
+    }
     if (!rl.sub.up) return; /* issued again at reconnect */
     const char *argv[] = {"SUBSCRIBE", chan};
     redisAsyncCommandArgv(rl.sub.ac, cb, priv, 2, argv, NULL);
@@ -345,6 +521,10 @@ void rl_subscribe(const char *chan, redisCallbackFn *cb, void *priv)
 
 void rl_unsubscribe(const char *chan)
 {
+    if (rl.link) {
+        clink_unsubscribe(rl.link, chan);
+        return;
+    }
     if (!rl.sub.up) return;
     /* the confirmation goes to the channel's own callback (hiredis) */
     const char *argv[] = {"UNSUBSCRIBE", chan};

@@ -46,7 +46,15 @@ int rl_ok(void);
  * confirmed: completes rl_ok(). */
 void rl_subscriber_confirmed(void);
 
-/* The command connection while it is usable, else NULL (for scripts.h). */
+/* 1 on a redis-cluster:// URL (the cluster link), 0 on one Redis. On a
+ * cluster a PUBLISH's reply counts the subscribers on the node that took it
+ * only (Redis passes the message to the others over the cluster bus): 0 does
+ * not mean nobody listens. */
+int rl_cluster(void);
+
+/* The command connection while it is usable, else NULL (for scripts.h; in
+ * cluster mode a stand-in while every slot has an up master, which scripts.h
+ * only tests: every step goes through the link). */
 redisAsyncContext *rl_commands(void);
 /* A command on the command connection: 0, or -1 when it is down. */
 int rl_command(redisCallbackFn *cb, void *priv, int argc, const char **argv, const size_t *lens);

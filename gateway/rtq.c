@@ -82,7 +82,9 @@ static void rtq_publish_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     rtq_batch *b = priv;
     redisReply *rep = r;
-    if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+    /* on a cluster the count is the subscribers of one node (rl_cluster): a
+     * text no router took is not acked, and the client retries it */
+    if (rep && rep->type == REDIS_REPLY_INTEGER && (rep->integer > 0 || rl_cluster()))
         metrics_add(METRIC_MESSAGES_PUBLISHED, (uint64_t)b->n);
     else if (rep) /* no router listens (0) or Redis refused */
         rtq_refuse(b);

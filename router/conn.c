@@ -10,13 +10,25 @@
  * error reply to any of them (-LOADING while Redis loads its data, a
  * refused load) or no answer within CONN_HANDSHAKE_MS drops both and
  * reconnects after the backoff. Once ready, slots_on_ready() beats and
- * re-claims. */
+ * re-claims.
+ *
+ * Cluster mode (a redis-cluster:// URL): one cluster link (common/clink.h)
+ * instead: `cmd` is a stand-in while every slot has an up master (each
+ * master's connection has the connect sequence above), every script step
+ * and plain command (conn_command) goes through the link, routed by key;
+ * `sub` is the link's subscriber. The link reconnects by itself; when
+ * either side is lost the slots are forgotten as above (the subscriber
+ * leaves their channels when it stays up), and re-adopted once both are
+ * back. Send runs in steps (route_set_steps). */
 #include "router.h"
 
+#include "clink.h"
 #include "log.h"
 #include "scripts.h"
 
 #include <hiredis/adapters/libevent.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CONN_BACKOFF_MIN_MS 100
@@ -220,8 +232,181 @@ static redisAsyncContext *conn_open(router *r, const char *which)
     return ac;
 }
 
+/* ---- cluster mode ---- */
+
+/* What r->cmd is while the cluster link is ready: only tested and given to
+ * scripts.h, whose steps go through the sender; never given to hiredis. */
+static redisAsyncContext conn_stand_in;
+
+static int conn_link_send(void *priv, redisCallbackFn *cb, void *cbpriv, int argc,
+                          const char **argv, const size_t *lens)
+{
+    router *r = priv;
+    if (!r->link) return REDIS_ERR;
+    /* keyless steps in order too (send_step's split and ack): messages of one batch and the
+     * next keep their order as on one connection */
+    int slot = clink_order_slot(argc, argv, lens);
+    if (slot == CLINK_BAD) return clink_command_argv(r->link, cb, cbpriv, argc, argv, lens);
+    return clink_command_slot(r->link, slot, cb, cbpriv, argc, argv, lens);
+}
+
+/* Each new connection of the link: its name and, on a master, every script. */
+static void conn_link_handshake(clink *l, clink_conn *c, int sub, void *arg)
+{
+    router *r = arg;
+    char name[320];
+    (void)l;
+    snprintf(name, sizeof name, "parley-router:%s:%s", r->cfg.id, sub ? "subscriber" : "commands");
+    const char *argv[] = {"CLIENT", "SETNAME", name};
+    int ok = clink_conn_command(c, 3, argv, NULL);
+    for (int i = 0; ok == REDIS_OK && !sub && i < SCRIPT__COUNT; i++) {
+        const char *load[4];
+        int n = scripts_load_argv(i, load);
+        ok = clink_conn_command(c, n, load, NULL);
+    }
+    if (ok != REDIS_OK)
+        log_warn("redis cluster connection to %s: cannot queue its first commands",
+                 clink_conn_addr(c));
+}
+
+/* One side of the link was lost: the slots go, as on one Redis. When the
+ * subscriber stays up it leaves the channels of the slots it served (a
+ * lease may pass to another router meanwhile); the anchor stays. */
+static void conn_link_lost(router *r, const char *which, const char *why)
+{
+    r->healthy = 0;
+    if (!r->outage_logged && !r->stopping) {
+        log_warn("redis %s side lost (%s): dropping all slots until the link is back", which, why);
+        r->outage_logged = 1;
+    }
+    for (unsigned i = 0; r->sub && i < PARLEY_SLOTS; i++) {
+        char chan[KEYS_MAX];
+        if (r->slot[i] == SLOT_FREE) continue;
+        keys_fmt(chan, sizeof chan, CHAN_ROUTER, i);
+        const char *argv[] = {"UNSUBSCRIBE", chan};
+        redisAsyncCommandArgv(r->sub, NULL, NULL, 2, argv, NULL);
+    }
+    slots_on_down(r);
+    if (r->stopping) router_exit(r);
+}
+
+static void conn_link_ready(clink *l, void *arg)
+{
+    router *r = arg;
+    char desc[200];
+    log_info("redis commands up: %s", clink_describe(l, desc, sizeof desc));
+    r->cmd = &conn_stand_in;
+    r->cmd_up = 1;
+    r->cluster = 1;
+    route_set_steps(r, 1); /* every script inside one slot */
+    conn_maybe_ready(r);
+}
+
+static void conn_link_down(clink *l, void *arg)
+{
+    router *r = arg;
+    char desc[200];
+    r->cmd = NULL;
+    r->cmd_up = 0;
+    conn_link_lost(r, "command", clink_describe(l, desc, sizeof desc));
+}
+
+static void conn_link_sub_up(clink *l, void *arg)
+{
+    router *r = arg;
+    r->sub = clink_subscriber_context(l);
+    r->sub_up = r->sub != NULL;
+    r->paused = 0; /* a new subscriber context reads from the start */
+    log_info("redis subscriber connection up (%s)", clink_subscriber_addr(l));
+    conn_maybe_ready(r);
+}
+
+static void conn_link_sub_down(clink *l, void *arg)
+{
+    router *r = arg;
+    (void)l;
+    r->sub = NULL; /* hiredis frees it */
+    r->sub_up = 0;
+    r->paused = 0;
+    conn_link_lost(r, "subscriber", "connection lost");
+}
+
+static void conn_link_start(router *r)
+{
+    char err[256];
+    const clink_hooks h = {.handshake = conn_link_handshake,
+                           .ready = conn_link_ready,
+                           .down = conn_link_down,
+                           .subscriber_up = conn_link_sub_up,
+                           .subscriber_down = conn_link_sub_down,
+                           .arg = r};
+    if (r->link || r->stopping) return;
+    r->link = clink_new(r->base, &r->url, &h, err, sizeof err);
+    if (!r->link) {
+        log_error("%s", err);
+        router_exit(r);
+        return;
+    }
+    scripts_set_sender(conn_link_send, r);
+}
+
+int conn_command(router *r, redisCallbackFn *cb, void *priv, int argc, const char **argv,
+                 const size_t *lens)
+{
+    if (r->link) return r->cmd_up ? conn_link_send(r, cb, priv, argc, argv, lens) : REDIS_ERR;
+    if (!r->cmd) return REDIS_ERR;
+    return redisAsyncCommandArgv(r->cmd, cb, priv, argc, argv, lens);
+}
+
+/* A command hiredis formatted ("*N\r\n$len\r\narg\r\n...") as argv. */
+static int conn_link_formatted(router *r, redisCallbackFn *cb, void *priv, const char *cmd, int len)
+{
+    const char *p = cmd, *end = cmd + len;
+    int argc = p < end && *p == '*' ? atoi(p + 1) : 0, rc = REDIS_ERR;
+    const char **argv = argc > 0 ? malloc((size_t)argc * sizeof *argv) : NULL;
+    size_t *lens = argc > 0 ? malloc((size_t)argc * sizeof *lens) : NULL;
+    int i = 0;
+    p = argv && lens ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+    for (; p && i < argc; i++) {
+        p++; /* past '\n': "$len\r\n" */
+        if (p >= end || *p != '$') break;
+        long n = atol(p + 1);
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (!p || n < 0 || n > end - p - 1) break;
+        argv[i] = p + 1;
+        lens[i] = (size_t)n;
+        p += 1 + n + 1; /* the argument, "\r", then '\n' */
+        if (p >= end || *p != '\n') break;
+    }
+    if (argc > 0 && i == argc) rc = conn_command(r, cb, priv, argc, argv, lens);
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+int conn_commandf(router *r, redisCallbackFn *cb, void *priv, const char *fmt, ...)
+{
+    va_list ap;
+    int rc = REDIS_ERR;
+    va_start(ap, fmt);
+    if (!r->link) {
+        if (r->cmd) rc = redisvAsyncCommand(r->cmd, cb, priv, fmt, ap);
+    } else if (r->cmd_up) {
+        char *cmd = NULL;
+        int len = redisvFormatCommand(&cmd, fmt, ap);
+        if (len > 0) rc = conn_link_formatted(r, cb, priv, cmd, len);
+        redisFreeCommand(cmd);
+    }
+    va_end(ap);
+    return rc;
+}
+
 void conn_start(router *r)
 {
+    if (r->url.cluster) {
+        conn_link_start(r);
+        return;
+    }
     struct timeval tv = {CONN_HANDSHAKE_MS / 1000, (CONN_HANDSHAKE_MS % 1000) * 1000};
     if (r->stopping) return;
     if (!r->handshake_ev) r->handshake_ev = evtimer_new(r->base, conn_handshake_timeout, r);
@@ -255,8 +440,24 @@ static void conn_schedule(router *r)
     if (r->backoff_ms > CONN_BACKOFF_MAX_MS) r->backoff_ms = CONN_BACKOFF_MAX_MS;
 }
 
+void conn_free(router *r)
+{
+    if (!r->link) return;
+    clink *l = r->link;
+    r->link = NULL;
+    r->cmd = r->sub = NULL;
+    clink_free(l);
+    scripts_set_sender(NULL, NULL);
+}
+
 void conn_close(router *r)
 {
+    if (r->link) {
+        if (r->reconnect_ev) evtimer_del(r->reconnect_ev);
+        if (r->handshake_ev) evtimer_del(r->handshake_ev);
+        clink_stop(r->link);
+        return;
+    }
     if (r->reconnect_ev) evtimer_del(r->reconnect_ev);
     if (r->handshake_ev) evtimer_del(r->handshake_ev);
     if (r->cmd) redisAsyncDisconnect(r->cmd);

@@ -111,5 +111,5 @@ static void fanout_members_cb(redisAsyncContext *ac, void *reply, void *privdata
 
 void fanout_poll(router *r)
 {
-    if (r->cmd) redisAsyncCommand(r->cmd, fanout_members_cb, r, "SMEMBERS %s", KEY_FANOUTS);
+    if (r->cmd) conn_commandf(r, fanout_members_cb, r, "SMEMBERS %s", KEY_FANOUTS);
 }

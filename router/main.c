@@ -179,11 +179,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "parley-router: --redis-url: %s\n", err);
         return 2;
     }
-    if (r.url.cluster) { /* send.lua crosses hash tags: one Redis only, for now */
-        fprintf(stderr, "parley-router: --redis-url: redis-cluster:// is not supported by the "
-                        "router yet (one Redis: redis:// or unix://)\n");
-        return 2;
-    }
     log_init("parley-router", level);
     signal(SIGPIPE, SIG_IGN);
 
@@ -213,8 +208,12 @@ int main(int argc, char **argv)
 
     /* hiredis frees its contexts from the loop; give it one last pass */
     event_base_loop(r.base, EVLOOP_NONBLOCK);
-    if (r.cmd) redisAsyncFree(r.cmd); /* its disconnect callback clears r.cmd */
-    if (r.sub) redisAsyncFree(r.sub);
+    if (r.link) {
+        conn_free(&r); /* the cluster link: r.cmd is a stand-in, r.sub the link's */
+    } else {
+        if (r.cmd) redisAsyncFree(r.cmd); /* its disconnect callback clears r.cmd */
+        if (r.sub) redisAsyncFree(r.sub);
+    }
     if (r.beat_ev) event_free(r.beat_ev);
     if (r.reap_ev) event_free(r.reap_ev);
     if (r.reconnect_ev) event_free(r.reconnect_ev);

@@ -7,11 +7,14 @@
  * session_close for every member of parley:gw:ID:sessions (which announces
  * `offline` for users left without a session), then removes the gateway from
  * parley:gateways (forget_gateway: once its session set is empty, unless its
- * alive key is back). One log line per reaped gateway. Each close checks the
- * alive key again, in the script, so a late heartbeat stops the reaping where
- * it is; the gateway notices at that beat (its alive key was gone, or it had
- * left parley:gateways) and opens its sessions again. A restarted gateway
- * closes its own leftovers at start. */
+ * alive key is back), once every close has answered: each is a chain of
+ * steps (docs/internals.md "Scripts in steps") that may run on other
+ * connections, so the order in which they were sent says nothing. One log
+ * line per reaped gateway. Each close checks the alive key again, in its
+ * first step, so a late heartbeat stops the reaping where it is; the gateway
+ * notices at that beat (its alive key was gone, or it had left
+ * parley:gateways) and opens its sessions again. A restarted gateway closes
+ * its own leftovers at start. */
 #include "router.h"
 
 #include "log.h"
@@ -26,6 +29,7 @@
 typedef struct reaper_gw {
     router *r;
     int closed, offline, failed, alive;
+    int closing; /* session_close calls not answered yet (+1 while they are being sent) */
     char id[72];
 } reaper_gw;
 
@@ -51,6 +55,20 @@ static void reaper_forget_cb(redisAsyncContext *ac, void *reply, void *privdata)
     reaper_gw_done(g);
 }
 
+/* The last step: forget_gateway. */
+static void reaper_forget(reaper_gw *g)
+{
+    router *r = g->r;
+    if (!r->cmd || scripts_forget_gateway(r->cmd, reaper_forget_cb, g, g->id) != REDIS_OK)
+        reaper_gw_done(g);
+}
+
+/* One close fewer outstanding; after the last, forget the gateway. */
+static void reaper_closed(reaper_gw *g)
+{
+    if (--g->closing == 0) reaper_forget(g);
+}
+
 static void reaper_close_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     reaper_gw *g = privdata;
@@ -65,6 +83,7 @@ static void reaper_close_cb(redisAsyncContext *ac, void *reply, void *privdata)
         g->failed++;
         log_warn("reaper: session_close on %s: %s", g->id, rep->str);
     }
+    reaper_closed(g);
 }
 
 static void reaper_sessions_cb(redisAsyncContext *ac, void *reply, void *privdata)
@@ -80,19 +99,22 @@ static void reaper_sessions_cb(redisAsyncContext *ac, void *reply, void *privdat
         return;
     }
     keys_fmt(gwset, sizeof(gwset), KEY_GW_SESSIONS, g->id);
+    g->closing = 1; /* held until every close is sent */
     for (size_t i = 0; i < rep->elements; i++) {
         const char *member = rep->element[i]->str;
         if (keys_session_of_member(member, member ? strlen(member) : 0, g->id, user, sid,
                                    sizeof sid) < 0) {
             log_warn("reaper: odd member '%s' in %s, removing it", member ? member : "", gwset);
-            redisAsyncCommand(r->cmd, NULL, NULL, "SREM %s %s", gwset, member ? member : "");
+            conn_commandf(r, NULL, NULL, "SREM %s %s", gwset, member ? member : "");
             continue;
         }
-        scripts_session_close(r->cmd, reaper_close_cb, g, user, sid, member, g->id, 1);
+        if (scripts_session_close(r->cmd, reaper_close_cb, g, user, sid, member, g->id, 1) ==
+            REDIS_OK)
+            g->closing++;
     }
-    /* answered after every session_close above; leaves the gateway in
-     * parley:gateways if it beat again or has sessions (next round) */
-    if (scripts_forget_gateway(r->cmd, reaper_forget_cb, g, g->id) != REDIS_OK) reaper_gw_done(g);
+    /* forget_gateway after every session_close has answered; it leaves the
+     * gateway in parley:gateways if it beat again or has sessions (next round) */
+    reaper_closed(g);
 }
 
 static void reaper_alive_cb(redisAsyncContext *ac, void *reply, void *privdata)
@@ -103,8 +125,8 @@ static void reaper_alive_cb(redisAsyncContext *ac, void *reply, void *privdata)
     char key[KEYS_MAX];
     (void)ac;
     if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0 || !r->cmd ||
-        redisAsyncCommand(r->cmd, reaper_sessions_cb, g, "SMEMBERS %s",
-                          keys_fmt(key, sizeof(key), KEY_GW_SESSIONS, g->id)) != REDIS_OK)
+        conn_commandf(r, reaper_sessions_cb, g, "SMEMBERS %s",
+                      keys_fmt(key, sizeof(key), KEY_GW_SESSIONS, g->id)) != REDIS_OK)
         reaper_gw_done(g);
 }
 
@@ -124,8 +146,8 @@ static void reaper_gateways_cb(redisAsyncContext *ac, void *reply, void *privdat
             g->r = r;
             snprintf(g->id, sizeof(g->id), "%s", id);
             r->reap_busy++;
-            if (redisAsyncCommand(r->cmd, reaper_alive_cb, g, "EXISTS %s",
-                                  keys_fmt(key, sizeof(key), KEY_GW_ALIVE, id)) != REDIS_OK)
+            if (conn_commandf(r, reaper_alive_cb, g, "EXISTS %s",
+                              keys_fmt(key, sizeof(key), KEY_GW_ALIVE, id)) != REDIS_OK)
                 reaper_gw_done(g);
         }
     }
@@ -138,7 +160,7 @@ static void reaper_run(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (r->reap_busy || r->stopping || !conn_ready(r) || !slots_held(r, 0)) return;
-    if (redisAsyncCommand(r->cmd, reaper_gateways_cb, r, "SMEMBERS %s", KEY_GATEWAYS) == REDIS_OK)
+    if (conn_commandf(r, reaper_gateways_cb, r, "SMEMBERS %s", KEY_GATEWAYS) == REDIS_OK)
         r->reap_busy = 1;
 }
 

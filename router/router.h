@@ -23,6 +23,8 @@
 #include "redisurl.h"
 #include "scripts.h"
 
+struct clink;
+
 typedef struct router_config {
     const char *redis_url;
     const char *id;
@@ -54,6 +56,7 @@ typedef struct router_stats {
 #define ROUTE_BATCH_GROUPS 4   /* group messages per send call (each may COPY a member set) */
 
 #define FANOUT_GROUPS_MAX 1024 /* groups waiting for a fanout step (fanout.c) */
+#define ROUTER_OWNER_MAX  128  /* bytes kept of a slot lease's holder (slots.c) */
 
 struct router;
 
@@ -85,13 +88,23 @@ typedef struct router {
     long backoff_ms;
     int outage_logged;
     int healthy; /* a command was answered since the last (re)connect */
-    int cluster; /* INFO cluster said cluster_enabled:1 (at the last connect) */
+    int cluster; /* INFO cluster said cluster_enabled:1 (at the last connect), or a cluster URL */
+    /* cluster mode (a redis-cluster:// URL): the cluster link, kept from the
+     * first conn_start to conn_free; cmd is then a stand-in while every slot
+     * has an up master (only tested and given to scripts.h: every step goes
+     * through the link), sub the link's subscriber context while it is up */
+    struct clink *link;
 
     /* slots.c */
     slot_state slot[PARLEY_SLOTS];
     slot_ref slot_refs[PARLEY_SLOTS];
     struct event *beat_ev;
     int tick_busy; /* a heartbeat round trip is in flight */
+    /* the tick's look at the slot leases: one GET per lease (their keys are
+     * in 64 hash slots), owner[i] its holder ("" none), known when every
+     * GET answered and none failed */
+    char owner[PARLEY_SLOTS][ROUTER_OWNER_MAX];
+    int owners_left, owners_failed;
     long long live_routers;
     int leaving; /* shutdown: ZREM sent */
 
@@ -125,6 +138,16 @@ void conn_start(router *r);
 int conn_ready(const router *r);
 void conn_healthy(router *r); /* called on the first good reply after connecting */
 void conn_close(router *r);   /* disconnect both (shutdown) */
+void conn_free(router *r);    /* after the loop: frees the cluster link */
+/* A plain command on the command side: on one Redis the command connection
+ * (as redisAsyncCommandArgv / redisAsyncCommand), on a cluster the link
+ * (routed by the first key; keyless ones to any master). cb as hiredis's:
+ * once, NULL when the connection carrying it was lost. REDIS_ERR (cb not
+ * called) while the command side is down or when it cannot be queued. */
+int conn_command(router *r, redisCallbackFn *cb, void *priv, int argc, const char **argv,
+                 const size_t *lens);
+/* The same with hiredis's format (%s, %b) */
+int conn_commandf(router *r, redisCallbackFn *cb, void *priv, const char *fmt, ...);
 
 /* slots.c */
 void slots_init(router *r);

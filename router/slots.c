@@ -3,7 +3,9 @@
  * Every lease/3 ms (and right after connecting) one "tick":
  *   TIME; ZADD parley:routers now ID; drop members silent for 3 leases;
  *   ZCOUNT members that beat within one lease (= live routers, n);
- *   MGET parley:slot:0..63, then decide with share = ceil(64 / n):
+ *   GET parley:slot:0..63 (one GET each: on a Redis Cluster the 64 lease keys
+ *   are in 64 hash slots, which no one command may span), then, once all
+ *   have answered, decide with share = ceil(64 / n):
  *   - renew every lease we hold (renew_slot script),
  *   - drop a slot whose lease no longer names us,
  *   - re-adopt a slot whose lease still names us (after a reconnect),
@@ -146,8 +148,7 @@ static void slots_claim_one(router *r, unsigned slot, const char *lease)
     const char *argv[] = {"SET", keys_fmt(key, sizeof(key), KEY_SLOT, slot), r->cfg.id, "NX", "PX",
                           lease};
     r->slot[slot] = SLOT_CLAIMING;
-    if (redisAsyncCommandArgv(r->cmd, slots_claim_cb, &r->slot_refs[slot], 6, argv, NULL) !=
-        REDIS_OK)
+    if (conn_command(r, slots_claim_cb, &r->slot_refs[slot], 6, argv, NULL) != REDIS_OK)
         r->slot[slot] = SLOT_FREE;
 }
 
@@ -172,8 +173,8 @@ static void slots_renew(router *r, unsigned slot)
                        r->cfg.lease_ms);
 }
 
-/* The decision step, on the MGET of every slot's owner. */
-static void slots_decide(router *r, redisReply *owners)
+/* The decision step, on every slot's owner (r->owner). */
+static void slots_decide(router *r)
 {
     const char *id = r->cfg.id;
     long long n = r->live_routers > 0 ? r->live_routers : 1;
@@ -183,12 +184,11 @@ static void slots_decide(router *r, redisReply *owners)
 
     snprintf(lease, sizeof(lease), "%lld", r->cfg.lease_ms);
     for (unsigned i = 0; i < PARLEY_SLOTS; i++) {
-        const redisReply *o = owners->element[i];
-        int ours = o->type == REDIS_REPLY_STRING && strcmp(o->str, id) == 0;
+        const char *o = r->owner[i];
+        int ours = o[0] && strcmp(o, id) == 0;
         if (r->slot[i] == SLOT_HELD && !ours) {
             char why[160];
-            snprintf(why, sizeof(why), "lease lost, owner now %s",
-                     o->type == REDIS_REPLY_STRING ? o->str : "nobody");
+            snprintf(why, sizeof(why), "lease lost, owner now %s", o[0] ? o : "nobody");
             slots_drop(r, i, why);
         } else if (r->slot[i] == SLOT_FREE && ours) {
             /* our lease outlived a reconnect: serve it again */
@@ -212,7 +212,7 @@ static void slots_decide(router *r, redisReply *owners)
     }
     unsigned pending = slots_count(r, SLOT_CLAIMING);
     for (unsigned i = 0; i < PARLEY_SLOTS && held + pending < share; i++) {
-        if (r->slot[i] != SLOT_FREE || owners->element[i]->type != REDIS_REPLY_NIL) continue;
+        if (r->slot[i] != SLOT_FREE || r->owner[i][0]) continue;
         slots_claim_one(r, i, lease);
         pending++;
     }
@@ -220,18 +220,30 @@ static void slots_decide(router *r, redisReply *owners)
 
 /* --- the tick ------------------------------------------------------------------ */
 
-static void slots_mget_cb(redisAsyncContext *ac, void *reply, void *privdata)
+/* One lease's GET answered; the last one decides. */
+static void slots_owner_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    router *r = privdata;
+    slot_ref *ref = privdata;
+    router *r = ref->r;
     redisReply *rep = reply;
+    char *o = r->owner[ref->slot];
     (void)ac;
-    r->tick_busy = 0;
-    if (!rep || r->stopping || !conn_ready(r)) return;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != PARLEY_SLOTS) {
-        log_warn("slot owners: unexpected reply");
-        return;
+    if (rep && rep->type == REDIS_REPLY_STRING && rep->len > 0) {
+        /* an id too long to keep is not ours (ours fits): keep a prefix */
+        size_t n = rep->len < ROUTER_OWNER_MAX - 1 ? rep->len : ROUTER_OWNER_MAX - 1;
+        memcpy(o, rep->str, n);
+        o[n] = '\0';
+    } else if (rep && rep->type == REDIS_REPLY_NIL) {
+        o[0] = '\0';
+    } else {
+        if (rep && rep->type == REDIS_REPLY_ERROR && !r->owners_failed)
+            log_warn("slot owners: GET: %s (the next tick tries again)", rep->str);
+        r->owners_failed = 1;
     }
-    slots_decide(r, rep);
+    if (--r->owners_left > 0) return;
+    r->tick_busy = 0;
+    if (r->owners_failed || r->stopping || !conn_ready(r)) return;
+    slots_decide(r);
     fanout_poll(r); /* queued fan-outs of the slots held now (another router's, too) */
 }
 
@@ -251,8 +263,7 @@ static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     router *r = privdata;
     redisReply *rep = reply;
-    char now_s[24], old_s[24], live_s[24], key[PARLEY_SLOTS][KEYS_MAX];
-    const char *argv[1 + PARLEY_SLOTS];
+    char now_s[24], old_s[24], live_s[24], key[KEYS_MAX];
     (void)ac;
 
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || !conn_ready(r) ||
@@ -267,20 +278,26 @@ static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
     snprintf(now_s, sizeof(now_s), "%lld", now);
     snprintf(old_s, sizeof(old_s), "(%lld", now - 3 * r->cfg.lease_ms);
     snprintf(live_s, sizeof(live_s), "%lld", now - r->cfg.lease_ms);
-    redisAsyncCommand(r->cmd, NULL, NULL, "ZADD %s %s %s", KEY_ROUTERS, now_s, r->cfg.id);
-    redisAsyncCommand(r->cmd, NULL, NULL, "ZREMRANGEBYSCORE %s -inf %s", KEY_ROUTERS, old_s);
-    redisAsyncCommand(r->cmd, slots_count_cb, r, "ZCOUNT %s %s +inf", KEY_ROUTERS, live_s);
-    argv[0] = "MGET";
-    for (unsigned i = 0; i < PARLEY_SLOTS; i++)
-        argv[1 + i] = keys_fmt(key[i], sizeof(key[i]), KEY_SLOT, i);
-    if (redisAsyncCommandArgv(r->cmd, slots_mget_cb, r, 1 + PARLEY_SLOTS, argv, NULL) != REDIS_OK)
-        r->tick_busy = 0;
+    conn_commandf(r, NULL, NULL, "ZADD %s %s %s", KEY_ROUTERS, now_s, r->cfg.id);
+    conn_commandf(r, NULL, NULL, "ZREMRANGEBYSCORE %s -inf %s", KEY_ROUTERS, old_s);
+    conn_commandf(r, slots_count_cb, r, "ZCOUNT %s %s +inf", KEY_ROUTERS, live_s);
+    r->owners_left = PARLEY_SLOTS;
+    r->owners_failed = 0;
+    for (unsigned i = 0; i < PARLEY_SLOTS; i++) {
+        const char *argv[] = {"GET", keys_fmt(key, sizeof(key), KEY_SLOT, i)};
+        if (conn_command(r, slots_owner_cb, &r->slot_refs[i], 2, argv, NULL) == REDIS_OK) continue;
+        /* not queued: the ones queued still answer; the last of them ends the tick */
+        r->owners_failed = 1;
+        r->owners_left -= (int)(PARLEY_SLOTS - i);
+        if (r->owners_left == 0) r->tick_busy = 0;
+        break;
+    }
 }
 
 static void slots_tick(router *r)
 {
     if (r->tick_busy || r->stopping || !conn_ready(r)) return;
-    if (redisAsyncCommand(r->cmd, slots_time_cb, r, "TIME") == REDIS_OK) r->tick_busy = 1;
+    if (conn_commandf(r, slots_time_cb, r, "TIME") == REDIS_OK) r->tick_busy = 1;
 }
 
 static void slots_beat(evutil_socket_t fd, short what, void *arg)
@@ -339,8 +356,8 @@ static void slots_zrem_cb(redisAsyncContext *ac, void *reply, void *privdata)
 static void slots_leave(router *r)
 {
     r->leaving = 1;
-    if (!r->cmd || redisAsyncCommand(r->cmd, slots_zrem_cb, r, "ZREM %s %s", KEY_ROUTERS,
-                                     r->cfg.id) != REDIS_OK)
+    if (!r->cmd ||
+        conn_commandf(r, slots_zrem_cb, r, "ZREM %s %s", KEY_ROUTERS, r->cfg.id) != REDIS_OK)
         router_exit(r);
 }
 

@@ -7,6 +7,10 @@
 #   -- include: gateways fanout   lib/gateways.lua then lib/fanout.lua go in front of the script,
 #                                 in that order (a helper that uses another comes after it)
 #   -- function: send             a Redis function library, registering its local function `send`
+#   -- flags: no-writes           Redis script flags (an EVAL script: "#!lua flags=no-writes"); a
+#                                 script that only reads says so, and Redis runs it even at
+#                                 maxmemory (a script with the "#!lua" line and no flag is refused
+#                                 there, as a write would be)
 # For each script it writes OUT_DIR/NAME.lua, exactly what Redis loads: the helpers, then the file,
 # verbatim, after a "#!lua" line (Redis 7's script flags line: with it Redis checks, on a cluster
 # node, that the script touches keys of one slot only). For a function library that is wrapped in
@@ -64,7 +68,8 @@ foreach(path IN LISTS scripts)
   # the directives: the leading lines "-- include: ..." and "-- function: ..."
   set(includes "")
   set(function "")
-  string(REGEX MATCH "^(-- (include|function):[^\n]*\n)+" head "${text}")
+  set(flags "")
+  string(REGEX MATCH "^(-- (include|function|flags):[^\n]*\n)+" head "${text}")
   string(REGEX MATCHALL "-- [a-z]+:[^\n]*" directives "${head}")
   foreach(d IN LISTS directives)
     if(d MATCHES "^-- include:(.*)$")
@@ -72,6 +77,9 @@ foreach(path IN LISTS scripts)
       list(APPEND includes ${more})
     elseif(d MATCHES "^-- function: *([A-Za-z_][A-Za-z0-9_]*) *$")
       set(function "${CMAKE_MATCH_1}")
+    elseif(d MATCHES "^-- flags: *(no-writes|allow-oom)( *, *(no-writes|allow-oom))* *$")
+      string(REGEX REPLACE "^-- flags: *" "" flags "${d}")
+      string(REGEX REPLACE " " "" flags "${flags}")
     else()
       message(FATAL_ERROR "embed.cmake: ${path}: bad directive '${d}'")
     endif()
@@ -100,12 +108,22 @@ foreach(path IN LISTS scripts)
     string(SHA1 sha "${code}")
     string(SUBSTRING "${sha}" 0 16 sha16)
     set(handle "parley_${name}_${sha16}")
-    set(source "#!lua name=${handle}\n${code}redis.register_function('${handle}', ${function})\n")
+    if(flags)
+      string(REPLACE "," "', '" fl "${flags}")
+      set(reg "redis.register_function{function_name='${handle}', callback=${function}, flags={'${fl}'}}")
+    else()
+      set(reg "redis.register_function('${handle}', ${function})")
+    endif()
+    set(source "#!lua name=${handle}\n${code}${reg}\n")
     set(is_function 1)
   else()
     # the shebang makes Redis (7+) check the script as it checks functions: on a cluster node,
     # a key of another slot than its first key is an error, even an undeclared one
-    set(source "#!lua\n${code}")
+    if(flags)
+      set(source "#!lua flags=${flags}\n${code}")
+    else()
+      set(source "#!lua\n${code}")
+    endif()
     string(SHA1 handle "${source}")
     set(is_function 0)
   endif()

@@ -1,10 +1,12 @@
 -- forget_gateway.lua - the reaper's last step for a dead gateway.
--- Caller: the router (router/reaper.c, scripts_forget_gateway), after session_close of every
--- member of the gateway's session set.
+-- Caller: the router (router/reaper.c, scripts_forget_gateway), after every session_close of the
+-- gateway's session set has answered. The call is a chain (docs/internals.md "Scripts in
+-- steps"): reap_check.lua on the gateway's alive key (it beat again: reply 0), reap_check.lua on
+-- its session set (sessions opened meanwhile: reply 0), then this step.
 --
--- KEYS  1 parley:gateways, 2 gateway alive, 3 gateway sessions.
+-- KEYS  1 parley:gateways.
 -- ARGV  1 gateway id.
--- SREM the id from parley:gateways unless it beat again (alive exists) or has sessions (opened
--- meanwhile). Reply 1 when removed, else 0.
-if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('SCARD', KEYS[3]) > 0 then return 0 end
+-- SREM the id from parley:gateways. A gateway that beats between the checks and this step
+-- adds itself back at its next beat (each beat SADDs it) and, finding it had left the set,
+-- opens its sessions again. Reply 1 when removed, else 0.
 return redis.call('SREM', KEYS[1], ARGV[1])

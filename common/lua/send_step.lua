@@ -419,7 +419,8 @@ function steps.member(keys, args)
     for _, m in ipairs(CTX.mmentions or {}) do if m == u then mentioned = true end end
     if CTX.op == 'text' and u ~= CTX.from then
       local pos = tonumber(redis.call('HGET', keys[6], conv_name)) or 0
-      if pos < CTX.id and (not group or mark(keys[7], CTX.to) < CTX.id) then
+      -- not read yet, nor counted by a read's recount since the message was stored (its mark)
+      if pos < CTX.id and mark(keys[7], conv_name) < CTX.id then
         redis.call('HINCRBY', keys[4], conv_name, 1)
         if mentioned then redis.call('HINCRBY', keys[5], conv_name, 1) end
       end

@@ -26,7 +26,8 @@ const SLOT_CHANNELS = Array.from({ length: SLOTS }, (_, i) => `parley:rt:${i}`);
 // How many slots each router id holds ("null": free), e.g. {"router-1": 64}.
 async function owners() {
     const out = {};
-    for (const o of await cluster.redis('MGET', ...SLOT_KEYS)) out[o] = (out[o] || 0) + 1;
+    // one GET per lease: on a cluster the 64 keys are in 64 hash slots (no MGET spans them)
+    for (const o of await Promise.all(SLOT_KEYS.map((k) => cluster.redis('GET', k)))) out[o] = (out[o] || 0) + 1;
     return out;
 }
 

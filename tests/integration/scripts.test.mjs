@@ -8,11 +8,28 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { encode } from '@msgpack/msgpack';
-import { Cluster, waitFor } from './lib/cluster.mjs';
-import { Conn, Subscriber, callScript, envelopes, loadScripts, sessionOpen, unpack, userKey as U } from './lib/resp.mjs';
+import { Cluster, SEND_STEPS, waitFor } from './lib/cluster.mjs';
+import {
+    Conn,
+    Subscriber,
+    callScript,
+    envelopes,
+    followSteps,
+    loadScripts,
+    sessionClose,
+    sessionOpen,
+    sessionOpenTail,
+    unpack,
+    userKey as U,
+} from './lib/resp.mjs';
+import { callSteps } from './lib/steps.mjs';
 
 // Redis only: a router would claim slots and reap the test's made-up gateways.
 const cluster = new Cluster('scripts', { gateways: 0 });
+// On a cluster (PARLEY_TEST_REDIS=cluster: one node holding every slot) Redis refuses a script
+// whose keys are in two slots: the tests that call send.lua, fanout.lua (one-Redis scripts) or
+// build their state with such calls do not apply there; the steps' own tests run either way.
+const ONE_REDIS_ONLY = SEND_STEPS && 'one-Redis scripts (send.lua, fanout.lua) or a cross-slot set-up';
 before(async () => {
     await cluster.start();
     await cluster.router.proc.stop();
@@ -105,9 +122,13 @@ async function fresh(t) {
         sub.close();
     });
     const ev = (name, keys, args, opts) => callScript(r, sha, name, keys, args, opts);
+    // a script split into steps (group, read, typing, block): the chain's final reply
+    const steps = (name, keys, args, opts) => callSteps(r, sha, name, keys, args, opts);
     const s = {
         r,
+        sha,
         ev,
+        steps,
         // Everything published since the last call: [{channel, env}] for each
         // envelope on a gateway channel (a payload may hold several),
         // [{channel, payload}] for the others; raw: the messages as published.
@@ -118,12 +139,7 @@ async function fresh(t) {
         },
         register: (user, hash = 'H', created = 1000, chan) => ev('register', [U(user, 'account')], [user, hash, created, 'parley:users', chan ?? '']),
         sopen: (user, gw, conn, opts) => sessionOpen(r, sha, user, gw, conn, opts),
-        sclose: (user, gw, conn, reaping = false) =>
-            ev(
-                'session_close',
-                [U(user, 'sessions'), 'parley:online', `parley:gw:${gw}:sessions`, U(user, 'meta'), `parley:gw:${gw}:alive`, 'parley:sessions:full'],
-                [user, `${gw}#${conn}`, `${user}#${conn}`, `parley:presence:${user}`, reaping ? '1' : '0', 'parley:sessions:limit'],
-            ),
+        sclose: (user, gw, conn, reaping = false) => sessionClose(r, sha, user, gw, conn, reaping),
         // One send call for several messages [frm, to, data, cid, sess, conn]:
         // the router's batch. Resolves with the per-message results.
         sendBatch(msgs, limits = LIMITS) {
@@ -161,20 +177,11 @@ async function fresh(t) {
             for (let i = 3; i < res.length; i += 8) out[str(res[i])] = res[i + 7];
             return out;
         },
+        // contacts.lua, the first of its steps (on parley:users), followed to the last
         contactsRaw: (user, limit, cursor = '', n = 100, preview = 256) =>
             ev(
                 'contacts',
-                [
-                    'parley:users',
-                    U(user, 'contacts'),
-                    'parley:online',
-                    U(user, 'groups'),
-                    U(user, 'unread'),
-                    U(user, 'read'),
-                    U(user, 'hidden'),
-                    U(user, 'blocks'),
-                    U(user, 'mentions'),
-                ],
+                ['parley:users'],
                 [
                     user,
                     limit,
@@ -186,26 +193,23 @@ async function fresh(t) {
                     preview,
                     'parley:{g:%s}:meta',
                     'parley:{g:%s}:admins',
+                    'parley:online',
+                    U(user, 'contacts'),
+                    U(user, 'groups'),
+                    U(user, 'unread'),
+                    U(user, 'read'),
+                    U(user, 'hidden'),
+                    U(user, 'blocks'),
+                    U(user, 'mentions'),
                 ],
                 { buffers: true },
             ),
         lastEntry: async (user) => unpack(await r.callBuffers('LINDEX', U(user, 'inbox'), -1)),
-        // group.lua: `by` runs op on #name (members for create and add)
-        group: (op, name, by, members = [], open = '0', createdMax = 100, groupOpMs = 1000) =>
-            ev(
+        // group.lua (and its steps): `by` runs op on #name (members for create and add)
+        group: (op, name, by, members = [], open = '0', createdMax = 100, groupOpMs = 1000, opts) =>
+            steps(
                 'group',
-                [
-                    `parley:{g:${name}}:meta`,
-                    `parley:{g:${name}}:members`,
-                    'parley:groups',
-                    'parley:users',
-                    `parley:{c:${name}}:history`,
-                    'parley:gateways',
-                    `parley:{c:${name}}:bytes`,
-                    U(by, 'groupop'),
-                    `parley:{g:${name}}:joined`,
-                    `parley:{g:${name}}:admins`,
-                ],
+                [`parley:{g:${name}}:meta`, `parley:{g:${name}}:members`, `parley:{g:${name}}:joined`, `parley:{g:${name}}:admins`],
                 [
                     op,
                     name,
@@ -224,32 +228,75 @@ async function fresh(t) {
                     U('%s', 'blocks'),
                     U('%s', 'mentions'),
                     U('%s', 'recount'),
+                    U('%s', 'groupop'),
+                    'parley:users',
+                    `parley:{c:${name}}:history`,
+                    `parley:{c:${name}}:bytes`,
+                    'parley:groups',
+                    'parley:gateways',
+                    U('%s', 'inbox'),
                     ...members,
                 ],
+                opts,
             ),
-        // block.lua: `by` blocks (on) or unblocks `user`; cap: --max-blocks
+        // block.lua (and its steps): `by` blocks (on) or unblocks `user`; cap: --max-blocks
         block: (by, user, on, cap = 1000) =>
-            ev(
+            steps(
                 'block',
-                [U(by, 'blocks'), U(by, 'hidden'), U(user, 'hidden'), U(user, 'blocks'), U(user, 'account'), U(by, 'sessions'), U(user, 'sessions')],
-                [by, user, on ? '1' : '0', cap, 'parley:gw:'],
+                [U(user, 'account')],
+                [
+                    by,
+                    user,
+                    on ? '1' : '0',
+                    cap,
+                    'parley:gw:',
+                    U(by, 'blocks'),
+                    U(by, 'hidden'),
+                    U(by, 'sessions'),
+                    U(user, 'hidden'),
+                    U(user, 'blocks'),
+                    U(user, 'sessions'),
+                ],
             ),
         typing: (from, to) =>
-            ev(
+            steps(
                 'typing',
-                [U(to, 'account'), U(to, 'sessions'), 'parley:gateways', U(from, `typing:${to}`), U(to, 'hidden')],
-                ['parley:gw:', to, Buffer.from(encode({ kind: 'typing', from, to })), '0', from, U('%s', 'sessions'), 0, 0],
+                [U(to, 'account'), U(to, 'sessions'), U(to, 'hidden')],
+                [
+                    'parley:gw:',
+                    to,
+                    Buffer.from(encode({ kind: 'typing', from, to })),
+                    '0',
+                    from,
+                    U('%s', 'sessions'),
+                    0,
+                    0,
+                    U(from, `typing:${to}`),
+                    'parley:gateways',
+                ],
             ),
-        // read.lua: reader (session sess) has read its conversation with `with` up to upto
+        // read.lua (and its steps): reader (session sess) has read its conversation with `with` up to upto
         read(reader, withName, upto, sess = `gwR#${reader}`) {
             const group = withName.startsWith('#');
             const conv = group ? withName : [reader, withName].sort().join('|');
             const who = group ? [`parley:{g:${withName}}:members`, `parley:{g:${withName}}:meta`] : [U(withName, 'account'), U(withName, 'account')];
-            return ev(
-                'read',
-                [`parley:{c:${conv}}:history`, ...who, U(reader, 'read'), U(reader, 'unread'), 'parley:gateways', U(reader, 'mentions'), U(reader, 'recount')],
-                [reader, withName, group ? '1' : '0', upto, 'parley:gw:', U('%s', 'sessions'), sess],
-            );
+            return steps('read', who, [
+                reader,
+                withName,
+                group ? '1' : '0',
+                upto,
+                'parley:gw:',
+                U('%s', 'sessions'),
+                sess,
+                `parley:{c:${conv}}:history`,
+                U(reader, 'read'),
+                U(reader, 'unread'),
+                U(reader, 'mentions'),
+                U(reader, 'recount'),
+                'parley:gateways',
+                U(reader, 'meta'),
+                U(reader, 'inbox'),
+            ]);
         },
         // reader's [unread, read] for a conversation, as stored (null: no field)
         counters: async (user, conv) => [await r.call('HGET', U(user, 'unread'), conv), await r.call('HGET', U(user, 'read'), conv)],
@@ -299,7 +346,7 @@ cluster.test('session_open: the first session goes online and is announced, a se
     assert.deepEqual(await published(), [], 'second session: same epoch, no presence');
 });
 
-cluster.test('send: stored in history and both inboxes, one envelope per gateway, acked to the sending connection', async (t) => {
+cluster.test('send: stored in history and both inboxes, one envelope per gateway, acked to the sending connection', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, send, published, lastEntry } = await aliceAndBob(t);
     const res = await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
     assert.ok(Array.isArray(res) && res[0] === 1 && res[1] === 1 && res[2] > 1.7e12, `send returns {id, sender seq, sent}: ${JSON.stringify(res)}`);
@@ -332,7 +379,7 @@ cluster.test('send: stored in history and both inboxes, one envelope per gateway
     assert.ok(ttl > 86400 && ttl <= 2 * 86400, `cid remembered, hash with TTL 2 x ttl: ${ttl}`);
 });
 
-cluster.test('send: a retried cid returns dup and re-publishes only the ack', async (t) => {
+cluster.test('send: a retried cid returns dup and re-publishes only the ack', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, send, published } = await aliceAndBob(t);
     const [id, seq, sent] = await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
     await published();
@@ -344,7 +391,7 @@ cluster.test('send: a retried cid returns dup and re-publishes only the ack', as
     assert.equal(await r.call('LLEN', U('bob', 'inbox')), 1, 'no second copy');
 });
 
-cluster.test('send to an unknown user: no_such_user to the sending connection, no id consumed', async (t) => {
+cluster.test('send to an unknown user: no_such_user to the sending connection, no id consumed', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, send, published } = await aliceAndBob(t);
     await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
     await published();
@@ -355,7 +402,7 @@ cluster.test('send to an unknown user: no_such_user to the sending connection, n
     assert.equal(await r.call('GET', 'parley:ids'), '1', 'no id consumed');
 });
 
-cluster.test("send: the sender's other sessions get a copy marked with the sending session", async (t) => {
+cluster.test("send: the sender's other sessions get a copy marked with the sending session", { skip: ONE_REDIS_ONLY }, async (t) => {
     const { send, sopen, published } = await aliceAndBob(t);
     await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
     await sopen('alice', 'gwB', 9);
@@ -371,7 +418,7 @@ cluster.test("send: the sender's other sessions get a copy marked with the sendi
     );
 });
 
-cluster.test('send to a user without a session: kept in the inbox, pointed to by the next session_open', async (t) => {
+cluster.test('send to a user without a session: kept in the inbox, pointed to by the next session_open', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, send, sopen, published } = await aliceAndBob(t);
     await send('alice', 'carol', 'for later', 'c4', 'gwA#5', 5);
     await published();
@@ -384,7 +431,7 @@ cluster.test('send to a user without a session: kept in the inbox, pointed to by
     assert.equal(res[2], res[0], 'second open: nothing pending (from = seq)');
 });
 
-cluster.test('send to oneself: one inbox entry, to every session but the sending one, one ack, no self contact', async (t) => {
+cluster.test('send to oneself: one inbox entry, to every session but the sending one, one ack, no self contact', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, send, sopen, published } = await aliceAndBob(t);
     await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
     await sopen('alice', 'gwB', 9);
@@ -408,30 +455,34 @@ cluster.test('send to oneself: one inbox entry, to every session but the sending
     assert.equal(await r.call('SISMEMBER', U('alice', 'contacts'), 'alice'), 0, 'no self contact');
 });
 
-cluster.test('sync: the entries after a seq of the same epoch; not recovered for another epoch, a seq ahead, a gap past the cap', async (t) => {
-    const { r, send, sync } = await aliceAndBob(t);
-    for (let i = 1; i <= 4; i++) await send('alice', 'bob', `m${i}`, `c${i}`, 'gwA#5', 5);
-    const seq = Number(await r.call('HGET', U('alice', 'meta'), 'seq'));
-    const ep = await r.call('HGET', U('alice', 'meta'), 'epoch');
-    assert.equal(seq, 4, 'alice has 4 entries');
-    let res = await sync('alice', 1, ep);
-    assert.ok(res[0] === 1 && res[1] === seq, `sync after 1 returns 2..4: ${res.slice(0, 2)}`);
-    assert.deepEqual(
-        res.slice(2).map((x) => unpack(x).seq),
-        [2, 3, 4],
-        'sync after 1 returns 2..4',
-    );
-    assert.deepEqual(await sync('alice', seq, ep), [1, seq], 'sync at head: recovered, nothing');
-    assert.deepEqual(await sync('alice', 1, 'other'), [0, seq], 'sync with a different epoch: not recovered');
-    assert.deepEqual(await sync('alice', seq + 5, ep), [0, seq], 'sync after > seq: not recovered');
-    await r.call('LPOP', U('alice', 'inbox'));
-    await r.call('LPOP', U('alice', 'inbox'));
-    assert.deepEqual(await sync('alice', 1, ep), [0, seq], 'sync past the cap: not recovered');
-    res = await sync('alice', 2, ep);
-    assert.ok(res[0] === 1 && res.length === 4, 'sync just inside the cap: recovered');
-});
+cluster.test(
+    'sync: the entries after a seq of the same epoch; not recovered for another epoch, a seq ahead, a gap past the cap',
+    { skip: ONE_REDIS_ONLY },
+    async (t) => {
+        const { r, send, sync } = await aliceAndBob(t);
+        for (let i = 1; i <= 4; i++) await send('alice', 'bob', `m${i}`, `c${i}`, 'gwA#5', 5);
+        const seq = Number(await r.call('HGET', U('alice', 'meta'), 'seq'));
+        const ep = await r.call('HGET', U('alice', 'meta'), 'epoch');
+        assert.equal(seq, 4, 'alice has 4 entries');
+        let res = await sync('alice', 1, ep);
+        assert.ok(res[0] === 1 && res[1] === seq, `sync after 1 returns 2..4: ${res.slice(0, 2)}`);
+        assert.deepEqual(
+            res.slice(2).map((x) => unpack(x).seq),
+            [2, 3, 4],
+            'sync after 1 returns 2..4',
+        );
+        assert.deepEqual(await sync('alice', seq, ep), [1, seq], 'sync at head: recovered, nothing');
+        assert.deepEqual(await sync('alice', 1, 'other'), [0, seq], 'sync with a different epoch: not recovered');
+        assert.deepEqual(await sync('alice', seq + 5, ep), [0, seq], 'sync after > seq: not recovered');
+        await r.call('LPOP', U('alice', 'inbox'));
+        await r.call('LPOP', U('alice', 'inbox'));
+        assert.deepEqual(await sync('alice', 1, ep), [0, seq], 'sync past the cap: not recovered');
+        res = await sync('alice', 2, ep);
+        assert.ok(res[0] === 1 && res.length === 4, 'sync just inside the cap: recovered');
+    },
+);
 
-cluster.test('sync pages: at most n entries, and past the first at most B bytes, contiguous from after+1', async (t) => {
+cluster.test('sync pages: at most n entries, and past the first at most B bytes, contiguous from after+1', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, send, sync } = await aliceAndBob(t);
     for (let i = 1; i <= 10; i++) await send('alice', 'bob', `${i}`.padEnd(1000, '.'), `c${i}`, 'gwA#5', 5);
     const ep = await r.call('HGET', U('alice', 'meta'), 'epoch');
@@ -448,11 +499,11 @@ cluster.test('sync pages: at most n entries, and past the first at most B bytes,
     assert.deepEqual(seqs(res), [8, 9, 10], 'the last page ends at seq');
 });
 
-cluster.test('history: at most limit entries and, past the newest, at most B bytes; more when cut', async (t) => {
+cluster.test('history: at most limit entries and, past the newest, at most B bytes; more when cut', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { send, ev } = await aliceAndBob(t);
     for (let i = 1; i <= 10; i++) await send('alice', 'bob', `${i}`.padEnd(1000, '.'), `c${i}`, 'gwA#5', 5);
     const hist = (before, limit, b) =>
-        ev('history', ['parley:{c:alice|bob}:history', U('bob', 'account'), U('bob', 'account')], ['alice', '0', before, limit, b], { buffers: true });
+        ev('history', [U('bob', 'account'), U('bob', 'account')], ['alice', '0', 'parley:{c:alice|bob}:history', before, limit, b], { buffers: true });
     const datas = (res) => res.slice(1).map((x) => parseInt(unpack(x).data, 10));
     let res = await hist(0, 100, 1 << 20);
     assert.deepEqual([res[0], datas(res)], [0, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]], 'small: everything, no more');
@@ -468,12 +519,23 @@ cluster.test('history: at most limit entries and, past the newest, at most B byt
 });
 
 cluster.test("typing: one envelope to each of the recipient's gateways, nothing for an unknown user", async (t) => {
-    const { r, ev, published } = await aliceAndBob(t);
+    const { r, steps, published } = await aliceAndBob(t);
     const typing = (to) =>
-        ev(
+        steps(
             'typing',
-            [U(to, 'account'), U(to, 'sessions'), 'parley:gateways', U('alice', `typing:${to}`), U(to, 'hidden')],
-            ['parley:gw:', to, Buffer.from(encode({ kind: 'typing' })), '0', 'alice', U('%s', 'sessions'), 1000, 5000],
+            [U(to, 'account'), U(to, 'sessions'), U(to, 'hidden')],
+            [
+                'parley:gw:',
+                to,
+                Buffer.from(encode({ kind: 'typing' })),
+                '0',
+                'alice',
+                U('%s', 'sessions'),
+                1000,
+                5000,
+                U('alice', `typing:${to}`),
+                'parley:gateways',
+            ],
         );
     let res = await typing('bob');
     const p = await published();
@@ -488,7 +550,7 @@ cluster.test("typing: one envelope to each of the recipient's gateways, nothing 
     assert.deepEqual(await published(), [], 'typing to unknown user: nothing published');
 });
 
-cluster.test('contacts: everyone mode up to the limit, the contacts set beyond it; online flag and last message each', async (t) => {
+cluster.test('contacts: everyone mode up to the limit, the contacts set beyond it; online flag and last message each', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { send, sopen, contacts } = await aliceAndBob(t);
     await sopen('carol', 'gw1', 11);
     await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
@@ -510,35 +572,39 @@ cluster.test('contacts: everyone mode up to the limit, the contacts set beyond i
     assert.deepEqual(every7(res, 2), ['alice'], "bob's contacts");
 });
 
-cluster.test('contacts: pages of at most n entries with a cursor; `last` cut to a preview on a UTF-8 boundary, marked truncated', async (t) => {
-    const { r, send, contacts } = await aliceAndBob(t);
-    const many = ['dan', 'eve', 'fay', 'gus', 'hal', 'ivy', 'jo'];
-    for (const u of many) await r.call('ZADD', 'parley:users', 0, u);
-    // 'é' is 2 bytes: a cut at an odd byte count must not split one
-    await send('alice', 'bob', `a${'é'.repeat(300)}`, 'c1', 'gwA#5', 5);
-    let cursor = '';
-    const seen = [];
-    let pages = 0;
-    do {
-        const res = await contacts('alice', 200, cursor, 3, 16);
-        pages++;
-        assert.ok(res.length - 2 <= 3 * 7, `page ${pages}: at most 3 entries (${(res.length - 2) / 7})`);
-        for (let i = 2; i < res.length; i += 7) {
-            seen.push(str(res[i]));
-            if (str(res[i]) === 'bob') {
-                const last = unpack(res[i + 5]);
-                assert.equal(last.truncated, true, 'a long last is marked truncated');
-                assert.equal(last.data, `a${'é'.repeat(7)}`, 'cut at 16 bytes on a character boundary (15 bytes)');
-                assert.equal(last.id > 0 && last.from, 'alice', 'the rest of the message is kept');
+cluster.test(
+    'contacts: pages of at most n entries with a cursor; `last` cut to a preview on a UTF-8 boundary, marked truncated',
+    { skip: ONE_REDIS_ONLY },
+    async (t) => {
+        const { r, send, contacts } = await aliceAndBob(t);
+        const many = ['dan', 'eve', 'fay', 'gus', 'hal', 'ivy', 'jo'];
+        for (const u of many) await r.call('ZADD', 'parley:users', 0, u);
+        // 'é' is 2 bytes: a cut at an odd byte count must not split one
+        await send('alice', 'bob', `a${'é'.repeat(300)}`, 'c1', 'gwA#5', 5);
+        let cursor = '';
+        const seen = [];
+        let pages = 0;
+        do {
+            const res = await contacts('alice', 200, cursor, 3, 16);
+            pages++;
+            assert.ok(res.length - 2 <= 3 * 7, `page ${pages}: at most 3 entries (${(res.length - 2) / 7})`);
+            for (let i = 2; i < res.length; i += 7) {
+                seen.push(str(res[i]));
+                if (str(res[i]) === 'bob') {
+                    const last = unpack(res[i + 5]);
+                    assert.equal(last.truncated, true, 'a long last is marked truncated');
+                    assert.equal(last.data, `a${'é'.repeat(7)}`, 'cut at 16 bytes on a character boundary (15 bytes)');
+                    assert.equal(last.id > 0 && last.from, 'alice', 'the rest of the message is kept');
+                }
             }
-        }
-        cursor = str(res[1]);
-        assert.ok(pages < 20, 'the cursor ends');
-    } while (cursor !== '');
-    const everyone = (await r.call('ZRANGE', 'parley:users', 0, -1)).filter((u) => u !== 'alice');
-    assert.deepEqual(seen.sort(), everyone.sort(), 'every user once over the pages');
-    assert.ok(pages >= Math.ceil(everyone.length / 3), `${pages} pages`);
-});
+            cursor = str(res[1]);
+            assert.ok(pages < 20, 'the cursor ends');
+        } while (cursor !== '');
+        const everyone = (await r.call('ZRANGE', 'parley:users', 0, -1)).filter((u) => u !== 'alice');
+        assert.deepEqual(seen.sort(), everyone.sort(), 'every user once over the pages');
+        assert.ok(pages >= Math.ceil(everyone.length / 3), `${pages} pages`);
+    },
+);
 
 cluster.test('contacts beyond the everyone limit: the contacts set and the groups paged by name, exactly n a page, each once', async (t) => {
     const { r, contacts } = await aliceAndBob(t);
@@ -587,42 +653,46 @@ async function contactPages(contacts, n, maxPages = 400) {
     return pages;
 }
 
-cluster.test("contacts beyond the everyone limit: then the members of the user's groups, by group and name, each once, at most n a page", async (t) => {
-    const { r, contacts, send } = await aliceAndBob(t);
-    const m = (i) => `m${String(i).padStart(2, '0')}`;
-    const friends = ['f1', m(5)]; // m05 is a 1:1 contact too: listed once, as a contact
-    await r.call('SADD', U('alice', 'contacts'), ...friends);
-    await r.call('SADD', U('alice', 'groups'), '#ga', '#gb');
-    const ga = Array.from({ length: 30 }, (_, i) => m(i));
-    const gb = Array.from({ length: 30 }, (_, i) => m(i + 20)); // m20..m29 in both
-    await r.call('SADD', 'parley:{g:#ga}:members', 'alice', ...ga);
-    await r.call('SADD', 'parley:{g:#gb}:members', 'alice', ...gb);
-    await r.call('SADD', 'parley:online', m(40));
-    await send('bob', m(41), 'hi', 'c1', 'gw1#7', 7); // a member's own 1:1 history: not alice's
-    const pages = await contactPages(contacts, 10);
-    for (const p of pages) assert.ok(p.length <= 10, `at most 10 a page: ${JSON.stringify(pages)}`);
-    const members = [...new Set([...ga, ...gb])].filter((u) => !friends.includes(u)).sort();
-    assert.deepEqual(
-        pages.flat(),
-        [...friends.sort(), '#ga', '#gb', ...members],
-        '1:1 contacts, groups, then the members (not alice, not a 1:1 contact, a member of both groups once)',
-    );
-    assert.equal(pages.flat().length, 2 + 2 + 49, '2 contacts, 2 groups, 50 members but m05');
-    assert.ok(pages.length <= Math.ceil(53 / 10) + 1, `${pages.length} pages for 53 entries`);
-    // a member's entry is a contact's: online, counters and the 1:1 preview (none here)
-    let cursor = '';
-    const seen = new Map();
-    do {
-        const res = await contacts('alice', 1, cursor, 50);
-        for (let i = 2; i < res.length; i += 7) seen.set(str(res[i]), res.slice(i + 1, i + 6).map(str));
-        cursor = str(res[1]);
-    } while (cursor !== '');
-    assert.deepEqual(seen.get(m(40)), [1, 0, 0, 0, ''], 'an online member: online 1, no counters, no last');
-    assert.deepEqual(seen.get(m(41)), [0, 0, 0, 0, ''], "another's 1:1 history is not a preview");
-    // everyone mode lists no member phase: every user once
-    const res = await contacts('alice', 1000, '', 1000);
-    assert.equal(str(res[1]), '', 'everyone mode: one page');
-});
+cluster.test(
+    "contacts beyond the everyone limit: then the members of the user's groups, by group and name, each once, at most n a page",
+    { skip: ONE_REDIS_ONLY },
+    async (t) => {
+        const { r, contacts, send } = await aliceAndBob(t);
+        const m = (i) => `m${String(i).padStart(2, '0')}`;
+        const friends = ['f1', m(5)]; // m05 is a 1:1 contact too: listed once, as a contact
+        await r.call('SADD', U('alice', 'contacts'), ...friends);
+        await r.call('SADD', U('alice', 'groups'), '#ga', '#gb');
+        const ga = Array.from({ length: 30 }, (_, i) => m(i));
+        const gb = Array.from({ length: 30 }, (_, i) => m(i + 20)); // m20..m29 in both
+        await r.call('SADD', 'parley:{g:#ga}:members', 'alice', ...ga);
+        await r.call('SADD', 'parley:{g:#gb}:members', 'alice', ...gb);
+        await r.call('SADD', 'parley:online', m(40));
+        await send('bob', m(41), 'hi', 'c1', 'gw1#7', 7); // a member's own 1:1 history: not alice's
+        const pages = await contactPages(contacts, 10);
+        for (const p of pages) assert.ok(p.length <= 10, `at most 10 a page: ${JSON.stringify(pages)}`);
+        const members = [...new Set([...ga, ...gb])].filter((u) => !friends.includes(u)).sort();
+        assert.deepEqual(
+            pages.flat(),
+            [...friends.sort(), '#ga', '#gb', ...members],
+            '1:1 contacts, groups, then the members (not alice, not a 1:1 contact, a member of both groups once)',
+        );
+        assert.equal(pages.flat().length, 2 + 2 + 49, '2 contacts, 2 groups, 50 members but m05');
+        assert.ok(pages.length <= Math.ceil(53 / 10) + 1, `${pages.length} pages for 53 entries`);
+        // a member's entry is a contact's: online, counters and the 1:1 preview (none here)
+        let cursor = '';
+        const seen = new Map();
+        do {
+            const res = await contacts('alice', 1, cursor, 50);
+            for (let i = 2; i < res.length; i += 7) seen.set(str(res[i]), res.slice(i + 1, i + 6).map(str));
+            cursor = str(res[1]);
+        } while (cursor !== '');
+        assert.deepEqual(seen.get(m(40)), [1, 0, 0, 0, ''], 'an online member: online 1, no counters, no last');
+        assert.deepEqual(seen.get(m(41)), [0, 0, 0, 0, ''], "another's 1:1 history is not a preview");
+        // everyone mode lists no member phase: every user once
+        const res = await contacts('alice', 1000, '', 1000);
+        assert.equal(str(res[1]), '', 'everyone mode: one page');
+    },
+);
 
 cluster.test('contacts member phase: big sets scanned, more than 32 groups repeat shared members, bounded work per call', async (t) => {
     const { r, contacts } = await aliceAndBob(t);
@@ -763,13 +833,17 @@ cluster.test('contacts: the roles of 50 groups of 1,000 admins each in one page 
     await r.call('SADD', U('alice', 'groups'), ...groups);
     await r.call('DEL', 'parley:users'); // everyone mode, the people: none but the three
     for (const u of ['alice', 'bob', 'carol']) await r.call('ZADD', 'parley:users', 0, u);
-    await r.call('CONFIG', 'SET', 'slowlog-log-slower-than', 0);
+    // every call logged (the commands inside scripts too), all kept
+    await r.call('CONFIG', 'SET', 'slowlog-log-slower-than', 0, 'slowlog-max-len', 100000);
     await r.call('SLOWLOG', 'RESET');
     const res = await contacts('alice', 1000, '', 60);
-    const log = await r.call('SLOWLOG', 'GET', 128);
-    await r.call('CONFIG', 'SET', 'slowlog-log-slower-than', 10000);
-    const call = log.find((e) => String(e[3][0]).toUpperCase().startsWith('EVAL'));
-    t.diagnostic(`a page of 2 people + 50 groups of 1,000 admins: ${call ? call[2] : '?'} us (SLOWLOG)`);
+    const log = await r.call('SLOWLOG', 'GET', -1);
+    await r.call('CONFIG', 'SET', 'slowlog-log-slower-than', 10000, 'slowlog-max-len', 128);
+    // the page is a chain of steps (contacts.lua): the longest of them
+    const steps = log.filter((e) => String(e[3][0]).toUpperCase().startsWith('EVAL')).map((e) => e[2]);
+    t.diagnostic(
+        `a page of 2 people + 50 groups of 1,000 admins: ${steps.length} steps, the longest ${Math.max(...steps)} us, ${steps.reduce((a, b) => a + b, 0)} us in all (SLOWLOG)`,
+    );
     let seen = 0;
     for (let i = 2; i < res.length; i += 7) {
         if (!str(res[i]).startsWith('#')) continue;
@@ -780,33 +854,113 @@ cluster.test('contacts: the roles of 50 groups of 1,000 admins each in one page 
     assert.equal(seen, 50, 'the 50 groups in one page');
 });
 
-cluster.test('session_close: not while reaping a live gateway; the last close goes offline, records pushed, announces once', async (t) => {
-    const { r, send, sclose, published } = await aliceAndBob(t);
-    await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
-    await published();
-    await r.call('SET', 'parley:gw:gw1:alive', '1', 'PX', 60000);
-    assert.equal(await sclose('bob', 'gw1', 7, true), -1, 'reaping a gateway whose alive key is back: -1, nothing closed');
-    assert.deepEqual(await published(), [], 'reaping a gateway whose alive key is back: -1, nothing closed (nothing published)');
-    assert.equal(await r.call('SISMEMBER', U('bob', 'sessions'), 'gw1#7'), 1, 'reaping a gateway whose alive key is back: -1, nothing closed (session)');
-    assert.equal(
-        await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#7'),
-        1,
-        'reaping a gateway whose alive key is back: -1, nothing closed (gateway set)',
-    );
-    assert.equal(await sclose('bob', 'gw1', 7), 0, 'close one of two: not last');
-    assert.deepEqual(await published(), [], 'close one of two: not last (nothing published)');
-    await r.call('DEL', 'parley:gw:gw1:alive');
-    const bobSeq = await r.call('HGET', U('bob', 'meta'), 'seq');
-    assert.equal(await sclose('bob', 'gw2', 3), 1, 'close the last: 1, and pushed = seq');
-    assert.equal(await r.call('HGET', U('bob', 'meta'), 'pushed'), bobSeq, 'close the last: 1, and pushed = seq (pushed)');
-    const p = await published();
-    assert.equal(p.length, 1, 'offline published (once)');
-    assert.deepEqual(unpack(p[0].payload), { kind: 'offline', from: 'bob' }, 'offline published');
-    assert.equal(await sclose('bob', 'gw2', 3), 0, 'second close is a no-op');
-    assert.deepEqual(await published(), [], 'second close is a no-op (nothing published)');
-    assert.equal(await r.call('SISMEMBER', 'parley:online', 'bob'), 0, 'bob offline');
-    assert.equal(await r.call('SISMEMBER', 'parley:gw:gw2:sessions', 'bob#3'), 0, 'gateway set cleaned');
-});
+cluster.test(
+    'session_close: not while reaping a live gateway; the last close goes offline, records pushed, announces once',
+    { skip: ONE_REDIS_ONLY },
+    async (t) => {
+        const { r, send, sclose, published } = await aliceAndBob(t);
+        await send('alice', 'bob', 'hi bob', 'c1', 'gwA#5', 5);
+        await published();
+        await r.call('SET', 'parley:gw:gw1:alive', '1', 'PX', 60000);
+        assert.equal(await sclose('bob', 'gw1', 7, true), -1, 'reaping a gateway whose alive key is back: -1, nothing closed');
+        assert.deepEqual(await published(), [], 'reaping a gateway whose alive key is back: -1, nothing closed (nothing published)');
+        assert.equal(await r.call('SISMEMBER', U('bob', 'sessions'), 'gw1#7'), 1, 'reaping a gateway whose alive key is back: -1, nothing closed (session)');
+        assert.equal(
+            await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#7'),
+            1,
+            'reaping a gateway whose alive key is back: -1, nothing closed (gateway set)',
+        );
+        assert.equal(await sclose('bob', 'gw1', 7), 0, 'close one of two: not last');
+        assert.deepEqual(await published(), [], 'close one of two: not last (nothing published)');
+        await r.call('DEL', 'parley:gw:gw1:alive');
+        const bobSeq = await r.call('HGET', U('bob', 'meta'), 'seq');
+        assert.equal(await sclose('bob', 'gw2', 3), 1, 'close the last: 1, and pushed = seq');
+        assert.equal(await r.call('HGET', U('bob', 'meta'), 'pushed'), bobSeq, 'close the last: 1, and pushed = seq (pushed)');
+        const p = await published();
+        assert.equal(p.length, 1, 'offline published (once)');
+        assert.deepEqual(unpack(p[0].payload), { kind: 'offline', from: 'bob' }, 'offline published');
+        assert.equal(await sclose('bob', 'gw2', 3), 0, 'second close is a no-op');
+        assert.deepEqual(await published(), [], 'second close is a no-op (nothing published)');
+        assert.equal(await r.call('SISMEMBER', 'parley:online', 'bob'), 0, 'bob offline');
+        assert.equal(await r.call('SISMEMBER', 'parley:gw:gw2:sessions', 'bob#3'), 0, 'gateway set cleaned');
+    },
+);
+
+cluster.test(
+    'session_close without a send (runs on a one-node cluster too): reaping stops at a live alive key; the last close goes offline once, pushed = seq',
+    async (t) => {
+        const { r, register, sopen, sclose, published } = await fresh(t);
+        await register('cy');
+        await sopen('cy', 'gw1', 1);
+        await sopen('cy', 'gw2', 2);
+        await r.call('HSET', U('cy', 'meta'), 'seq', 7);
+        await published();
+        await r.call('SET', 'parley:gw:gw1:alive', '1', 'PX', 60000);
+        assert.equal(await sclose('cy', 'gw1', 1, true), -1, 'reaping a live gateway: -1');
+        assert.equal(await r.call('SISMEMBER', U('cy', 'sessions'), 'gw1#1'), 1, 'nothing closed');
+        assert.equal(await sclose('cy', 'gw1', 1), 0, 'one of two: not the last');
+        assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'cy#1'), 0, 'its gateway set cleaned');
+        assert.equal(await sclose('cy', 'gw2', 2), 1, 'the last');
+        assert.equal(await r.call('HGET', U('cy', 'meta'), 'pushed'), '7', 'pushed = seq');
+        const p = (await published()).filter((m) => m.channel === 'parley:presence:cy');
+        assert.deepEqual(
+            p.map((m) => unpack(m.payload)),
+            [{ kind: 'offline', from: 'cy' }],
+            'offline once',
+        );
+        assert.equal(await r.call('SISMEMBER', 'parley:online', 'cy'), 0);
+        assert.equal(await sclose('cy', 'gw2', 2), 0, 'again: a no-op');
+        assert.deepEqual(await published(), [], 'announcing nothing');
+    },
+);
+
+cluster.test(
+    'one user opening and closing sessions on two gateways at once: parley:online, the mark, the last announcement and the gateway sets follow the final session set',
+    async (t) => {
+        const { r, sha, register, published } = await fresh(t);
+        const r2 = await Conn.open(cluster.redisPort);
+        const lim = await Subscriber.open(cluster.redisPort, 'parley:sessions:limit');
+        t.after(() => {
+            r2.close();
+            lim.close();
+        });
+        await register('zz');
+        const LIMIT = 3;
+        const ops = [];
+        for (let round = 0; round < 20; round++)
+            for (const [conn, gw] of [
+                [r, 'gw1'],
+                [r2, 'gw2'],
+            ])
+                for (let c = 1; c <= 3; c++) {
+                    const id = round * 10 + c;
+                    ops.push(
+                        (async () => {
+                            await sessionOpen(conn, sha, 'zz', gw, id, { limit: LIMIT });
+                            if ((id + round) % 3) await sessionClose(conn, sha, 'zz', gw, id);
+                        })(),
+                    );
+                }
+        await Promise.all(ops);
+        const set = (await r.call('SMEMBERS', U('zz', 'sessions'))).sort();
+        const n = set.length;
+        assert.equal(await r.call('SISMEMBER', 'parley:online', 'zz'), n > 0 ? 1 : 0, `online iff sessions (${n})`);
+        const kinds = (await published()).filter((m) => m.channel === 'parley:presence:zz').map((m) => unpack(m.payload).kind);
+        assert.ok(kinds.length > 0 && kinds.at(-1) === (n > 0 ? 'online' : 'offline'), `the last announcement says the final state: ${kinds.join(' ')}`);
+        assert.ok(
+            kinds.every((k, i) => i === 0 || k !== kinds[i - 1]),
+            `announcements alternate: ${kinds.join(' ')}`,
+        );
+        assert.equal(await r.call('HGET', 'parley:sessions:full', 'zz'), n >= LIMIT ? String(LIMIT) : null, `the mark follows the set (${n})`);
+        const said = (await lim.drain(r)).map((m) => str(m.payload).split(' ')[0]);
+        assert.equal(said.at(-1), n >= LIMIT ? 'full' : 'free', `the last limit announcement: ${said.join(' ')}`);
+        const inGw = [
+            ...(await r.call('SMEMBERS', 'parley:gw:gw1:sessions')).map((m) => `gw1#${m.split('#')[1]}`),
+            ...(await r.call('SMEMBERS', 'parley:gw:gw2:sessions')).map((m) => `gw2#${m.split('#')[1]}`),
+        ].sort();
+        assert.deepEqual(inGw, set, 'the gateway sets hold exactly the open sessions');
+    },
+);
 
 cluster.test('session_open/close with a session limit: refused past it, full and free announced, marks kept with the set', async (t) => {
     const { r, register, sopen, sclose } = await fresh(t);
@@ -856,7 +1010,72 @@ cluster.test('session_open/close with a session limit: refused past it, full and
     assert.equal(await r.call('HEXISTS', 'parley:sessions:full', 'eve'), 0, 'and deleted');
 });
 
-cluster.test('send to a user gone offline: inbox only; the next session gets it, a second session nothing', async (t) => {
+cluster.test(
+    'session_open/close steps: a stale step changes nothing; a chain stopped after the user step is completed by the next open or close',
+    async (t) => {
+        const { r, sha, register, sopen, sclose, published } = await fresh(t);
+        await register('bob');
+        const presence = async () => (await published()).filter((m) => m.channel === 'parley:presence:bob').map((m) => unpack(m.payload).kind);
+        // the user step of an open alone (its chain stopped there): its continuation, not followed
+        const userStep = (gw, conn, opts) => {
+            const tail = sessionOpenTail('bob', gw, conn, opts);
+            return r.callBuffers('EVALSHA', sha.session_open, 4, ...tail.slice(5, 9), ...tail.slice(9));
+        };
+        const online = () => r.call('SISMEMBER', 'parley:online', 'bob');
+
+        // an open's steps overtaken by its close: the open's online step comes last and is stale
+        const stale = await userStep('gw1', 1);
+        assert.equal(str(stale[0]), 'parley:next', 'the user step names the next step');
+        assert.equal(await sclose('bob', 'gw1', 1), 1, 'the close runs whole');
+        const res = await followSteps(r, sha, stale, { buffers: true });
+        assert.ok(Array.isArray(res) && res.length === 3, `the late steps answer the open's reply: ${res}`);
+        assert.equal(await online(), 0, 'the stale online step changed nothing');
+        assert.deepEqual(await presence(), [], 'and announced nothing');
+        assert.ok(Array.isArray(await sopen('bob', 'gw2', 2)), 'a new open');
+        assert.equal(await online(), 1, 'online');
+        assert.deepEqual(await presence(), ['online'], 'announced once');
+        assert.equal(await sclose('bob', 'gw2', 2), 1);
+        assert.deepEqual(await presence(), ['offline']);
+
+        // stopped after the user step: in the user's set, not online; the gateway's re-open completes it
+        await userStep('gw1', 3);
+        assert.equal(await r.call('SISMEMBER', U('bob', 'sessions'), 'gw1#3'), 1, 'in the user set');
+        assert.equal(await online(), 0, 'not online yet');
+        assert.ok(Array.isArray(await sopen('bob', 'gw1', 3, { reopen: true })), 're-open');
+        assert.equal(await online(), 1, 'the re-open put the user online');
+        assert.deepEqual(await presence(), ['online'], 'announced once');
+        assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#3'), 1, 'in the gateway set');
+
+        // a close stopped after its user step: offline in the user set only; a second close completes it
+        const closeStep = await r.callBuffers(
+            'EVALSHA',
+            sha.session_close,
+            2,
+            U('bob', 'sessions'),
+            U('bob', 'meta'),
+            'bob',
+            'gw1#3',
+            'bob#3',
+            'parley:presence:bob',
+            '0',
+            'parley:sessions:limit',
+            'parley:online',
+            'parley:{parley:online}:v',
+            'parley:sessions:full',
+            'parley:{parley:sessions:full}:v',
+            'parley:gw:gw1:sessions',
+        );
+        assert.equal(str(closeStep[0]), 'parley:next');
+        assert.equal(await online(), 1, 'still online: the stop came before the online step');
+        assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#3'), 1, 'still in the gateway set, where the reaper finds it');
+        assert.equal(await sclose('bob', 'gw1', 3, true), 0, 'the reaper closes it again: not the last close any more');
+        assert.equal(await online(), 0, 'offline now');
+        assert.deepEqual(await presence(), ['offline'], 'announced once');
+        assert.equal(await r.call('SISMEMBER', 'parley:gw:gw1:sessions', 'bob#3'), 0, 'the gateway set cleaned');
+    },
+);
+
+cluster.test('send to a user gone offline: inbox only; the next session gets it, a second session nothing', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { send, sopen, sclose, published } = await aliceAndBob(t);
     await sclose('bob', 'gw1', 7);
     await sclose('bob', 'gw2', 3);
@@ -884,29 +1103,35 @@ cluster.test('renew_slot and release_slot: only the owner of the lease', async (
 
 cluster.test('forget_gateway: removes a dead gateway only once it has no session and no alive key', async (t) => {
     const { r, ev } = await fresh(t);
-    const FG = ['parley:gateways', 'parley:gw:gwF:alive', 'parley:gw:gwF:sessions'];
+    // the chain scripts_forget_gateway starts: the alive key, the session set, then parley:gateways
+    const forget = () =>
+        ev(
+            'reap_check',
+            ['parley:gw:gwF:alive'],
+            ['alive', 0, 'n', 'reap_check', 1, 'parley:gw:gwF:sessions', 'empty', 0, 'n', 'forget_gateway', 1, 'parley:gateways', 'gwF'],
+        );
     const member = () => r.call('SISMEMBER', 'parley:gateways', 'gwF');
     await r.call('SADD', 'parley:gateways', 'gwF');
     await r.call('SADD', 'parley:gw:gwF:sessions', 'x#1');
-    assert.equal(await ev('forget_gateway', FG, ['gwF']), 0, 'forget_gateway: kept while it has sessions');
+    assert.equal(await forget(), 0, 'forget_gateway: kept while it has sessions');
     assert.equal(await member(), 1, 'forget_gateway: kept while it has sessions (member)');
     await r.call('DEL', 'parley:gw:gwF:sessions');
     await r.call('SET', 'parley:gw:gwF:alive', 1, 'PX', 60000);
-    assert.equal(await ev('forget_gateway', FG, ['gwF']), 0, 'forget_gateway: kept when its alive key is back');
+    assert.equal(await forget(), 0, 'forget_gateway: kept when its alive key is back');
     assert.equal(await member(), 1, 'forget_gateway: kept when its alive key is back (member)');
     await r.call('DEL', 'parley:gw:gwF:alive');
-    assert.equal(await ev('forget_gateway', FG, ['gwF']), 1, 'forget_gateway: removed when dead with no session');
+    assert.equal(await forget(), 1, 'forget_gateway: removed when dead with no session');
     assert.equal(await member(), 0, 'forget_gateway: removed when dead with no session (member)');
 });
 
-cluster.test('send creates the epoch of a recipient that never had a session', async (t) => {
+cluster.test('send creates the epoch of a recipient that never had a session', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, register, send } = await aliceAndBob(t);
     await register('dave', 'H', 1);
     await send('alice', 'dave', 'hey', 'c7', 'gwA#5', 5);
     assert.notEqual(await r.call('HGET', U('dave', 'meta'), 'epoch'), null, 'epoch created on first inbox entry');
 });
 
-cluster.test('send batch: results in order, one PUBLISH per gateway, each connection answered in order, group fan-out', async (t) => {
+cluster.test('send batch: results in order, one PUBLISH per gateway, each connection answered in order, group fan-out', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, sopen, sendBatch, published, lastEntry } = await aliceAndBob(t);
     await sopen('alice', 'gwB', 9);
     await sopen('alice', 'gwA', 6);
@@ -969,7 +1194,7 @@ cluster.test('send batch: results in order, one PUBLISH per gateway, each connec
     assert.equal(await r.call('HGET', U('carol', 'unread'), '#b'), '2', "carol's inbox and unread for #b: unread");
 });
 
-cluster.test('send batch: a Redis error fails one message (answered unavailable), not the batch', async (t) => {
+cluster.test('send batch: a Redis error fails one message (answered unavailable), not the batch', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, register, sendBatch, published } = await aliceAndBob(t);
     await register('dave', 'H', 1);
     await r.call('SET', U('dave', 'inbox'), 'not a list');
@@ -993,7 +1218,7 @@ cluster.test('send batch: a Redis error fails one message (answered unavailable)
     );
 });
 
-cluster.test('send dedupe window: cids rotate into cids:old, both are checked', async (t) => {
+cluster.test('send dedupe window: cids rotate into cids:old, both are checked', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, register, send } = await fresh(t);
     await register('erin');
     await register('alice');
@@ -1009,7 +1234,7 @@ cluster.test('send dedupe window: cids rotate into cids:old, both are checked', 
     assert.ok(Array.isArray(res) && res.at(-1) === 'dup', 'a cid in cids:old is still a duplicate');
 });
 
-cluster.test('send to a group of 70: one envelope listing every member and seq to every gateway', async (t) => {
+cluster.test('send to a group of 70: one envelope listing every member and seq to every gateway', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, sopen, sendBatch, published, lastEntry } = await fresh(t);
     const big = Array.from({ length: 70 }, (_, i) => `m${String(i).padStart(2, '0')}`);
     await r.call('HSET', 'parley:{g:#big}:meta', 'open', 1, 'created', 1, 'by', 'm00');
@@ -1042,27 +1267,31 @@ cluster.test('send to a group of 70: one envelope listing every member and seq t
     assert.equal(await r.call('HGET', U('m00', 'unread'), '#big'), null, `${what2}: not the sender`);
 });
 
-cluster.test('group: a newcomer (create, add, join) starts with the history read and no unread; a leaver keeps neither', async (t) => {
-    const { r, register, group, send, counters } = await fresh(t);
-    for (const u of ['ann', 'ben', 'cat', 'dan']) await register(u);
-    assert.deepEqual(await group('create', '#g', 'ann', ['ben'], '1'), ['ok'], 'create');
-    assert.deepEqual(await counters('ben', '#g'), [null, null], 'created with an empty history: no position, no unread');
-    let last;
-    for (let i = 0; i < 5; i++) last = await send('ann', '#g', `m${i}`, `g${i}`, 'gwA#1', 1);
-    assert.deepEqual(await counters('ben', '#g'), ['5', null], 'ben counted the five');
-    // a stale unread left for a newcomer is dropped
-    await r.call('HSET', U('cat', 'unread'), '#g', 7);
-    assert.deepEqual(await group('add', '#g', 'ann', ['cat']), ['ok'], 'add');
-    assert.deepEqual(await counters('cat', '#g'), [null, String(last[0])], 'added: read up to the newest id, no unread');
-    assert.deepEqual(await group('join', '#g', 'dan'), ['ok'], 'join');
-    assert.deepEqual(await counters('dan', '#g'), [null, String(last[0])], 'joined: read up to the newest id, no unread');
-    const m = await send('ann', '#g', 'after', 'g9', 'gwA#1', 1);
-    assert.deepEqual(await counters('dan', '#g'), ['1', String(last[0])], 'a message after the join counts');
-    assert.deepEqual(await group('leave', '#g', 'dan'), ['ok'], 'leave');
-    assert.deepEqual(await counters('dan', '#g'), [null, null], 'the leaver keeps no position and no unread');
-    assert.deepEqual(await group('join', '#g', 'dan'), ['ok'], 'rejoin');
-    assert.deepEqual(await counters('dan', '#g'), [null, String(m[0])], 'the rejoiner starts fresh');
-});
+cluster.test(
+    'group: a newcomer (create, add, join) starts with the history read and no unread; a leaver keeps neither',
+    { skip: ONE_REDIS_ONLY },
+    async (t) => {
+        const { r, register, group, send, counters } = await fresh(t);
+        for (const u of ['ann', 'ben', 'cat', 'dan']) await register(u);
+        assert.deepEqual(await group('create', '#g', 'ann', ['ben'], '1'), ['ok'], 'create');
+        assert.deepEqual(await counters('ben', '#g'), [null, null], 'created with an empty history: no position, no unread');
+        let last;
+        for (let i = 0; i < 5; i++) last = await send('ann', '#g', `m${i}`, `g${i}`, 'gwA#1', 1);
+        assert.deepEqual(await counters('ben', '#g'), ['5', null], 'ben counted the five');
+        // a stale unread left for a newcomer is dropped
+        await r.call('HSET', U('cat', 'unread'), '#g', 7);
+        assert.deepEqual(await group('add', '#g', 'ann', ['cat']), ['ok'], 'add');
+        assert.deepEqual(await counters('cat', '#g'), [null, String(last[0])], 'added: read up to the newest id, no unread');
+        assert.deepEqual(await group('join', '#g', 'dan'), ['ok'], 'join');
+        assert.deepEqual(await counters('dan', '#g'), [null, String(last[0])], 'joined: read up to the newest id, no unread');
+        const m = await send('ann', '#g', 'after', 'g9', 'gwA#1', 1);
+        assert.deepEqual(await counters('dan', '#g'), ['1', String(last[0])], 'a message after the join counts');
+        assert.deepEqual(await group('leave', '#g', 'dan'), ['ok'], 'leave');
+        assert.deepEqual(await counters('dan', '#g'), [null, null], 'the leaver keeps no position and no unread');
+        assert.deepEqual(await group('join', '#g', 'dan'), ['ok'], 'rejoin');
+        assert.deepEqual(await counters('dan', '#g'), [null, String(m[0])], 'the rejoiner starts fresh');
+    },
+);
 
 cluster.test('group: groups created per user: over the cap forbidden, 0 means no limit', async (t) => {
     const s = await fresh(t);
@@ -1074,27 +1303,31 @@ cluster.test('group: groups created per user: over the cap forbidden, 0 means no
     assert.deepEqual(await group('create', '#gc3', 'gc', [], '0', 0), ['ok'], 'a cap of 0: no limit');
 });
 
-cluster.test('group: when the last member leaves, the group is deleted (meta, history, search entry) and its name is free', async (t) => {
-    const { r, register, group, send } = await fresh(t);
-    for (const u of ['ann', 'ben']) await register(u);
-    assert.deepEqual(await group('create', '#gone', 'ann', ['ben'], '1'), ['ok'], 'create an open group');
-    for (let i = 0; i < 3; i++) await send('ann', '#gone', `m${i}`, `gone${i}`, 'gwA#1', 1);
-    assert.equal(await r.call('ZCARD', 'parley:{c:#gone}:history'), 3, 'three messages in its history');
-    assert.deepEqual(await group('leave', '#gone', 'ann'), ['ok'], 'ann leaves');
-    assert.equal(await r.call('EXISTS', 'parley:{g:#gone}:meta'), 1, 'one member left: the group stays');
-    assert.deepEqual(await group('leave', '#gone', 'ben'), ['ok'], 'ben, the last member, leaves');
-    assert.equal(
-        await r.call('EXISTS', 'parley:{g:#gone}:meta', 'parley:{g:#gone}:members', 'parley:{c:#gone}:history'),
-        0,
-        'meta, members and history are gone',
-    );
-    assert.equal(await r.call('ZSCORE', 'parley:groups', '#gone'), null, 'no longer found by a search');
-    assert.deepEqual(await group('join', '#gone', 'ann'), ['error', 'no_such_user', 'no such group: #gone'], 'it cannot be joined');
-    assert.deepEqual(await group('create', '#gone', 'ben', [], '0'), ['ok'], 'the name can be created again');
-    assert.equal(await r.call('ZCARD', 'parley:{c:#gone}:history'), 0, 'with an empty history');
-});
+cluster.test(
+    'group: when the last member leaves, the group is deleted (meta, history, search entry) and its name is free',
+    { skip: ONE_REDIS_ONLY },
+    async (t) => {
+        const { r, register, group, send } = await fresh(t);
+        for (const u of ['ann', 'ben']) await register(u);
+        assert.deepEqual(await group('create', '#gone', 'ann', ['ben'], '1'), ['ok'], 'create an open group');
+        for (let i = 0; i < 3; i++) await send('ann', '#gone', `m${i}`, `gone${i}`, 'gwA#1', 1);
+        assert.equal(await r.call('ZCARD', 'parley:{c:#gone}:history'), 3, 'three messages in its history');
+        assert.deepEqual(await group('leave', '#gone', 'ann'), ['ok'], 'ann leaves');
+        assert.equal(await r.call('EXISTS', 'parley:{g:#gone}:meta'), 1, 'one member left: the group stays');
+        assert.deepEqual(await group('leave', '#gone', 'ben'), ['ok'], 'ben, the last member, leaves');
+        assert.equal(
+            await r.call('EXISTS', 'parley:{g:#gone}:meta', 'parley:{g:#gone}:members', 'parley:{c:#gone}:history'),
+            0,
+            'meta, members and history are gone',
+        );
+        assert.equal(await r.call('ZSCORE', 'parley:groups', '#gone'), null, 'no longer found by a search');
+        assert.deepEqual(await group('join', '#gone', 'ann'), ['error', 'no_such_user', 'no such group: #gone'], 'it cannot be joined');
+        assert.deepEqual(await group('create', '#gone', 'ben', [], '0'), ['ok'], 'the name can be created again');
+        assert.equal(await r.call('ZCARD', 'parley:{c:#gone}:history'), 0, 'with an empty history');
+    },
+);
 
-cluster.test('read: the recount decodes a bounded window, exact within it, and past it never raises unread', async (t) => {
+cluster.test('read: the recount decodes a bounded window, exact within it, and past it never raises unread', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { r, register, send, read, counters } = await fresh(t);
     for (const u of ['alice', 'bob']) await register(u);
     const ids = [];
@@ -1119,7 +1352,7 @@ cluster.test('read: the recount decodes a bounded window, exact within it, and p
     assert.deepEqual(await counters('bob', 'alice'), [null, String(ids[199])], 'read to the end: no unread');
 });
 
-cluster.test('read: far from both ends of the window, the messages past it count as unread', async (t) => {
+cluster.test('read: far from both ends of the window, the messages past it count as unread', { skip: ONE_REDIS_ONLY }, async (t) => {
     const { register, send, read, counters } = await fresh(t);
     for (const u of ['alice', 'bob']) await register(u);
     const ids = [];
@@ -1187,7 +1420,7 @@ async function keysHolding(r, marker) {
     );
 }
 
-cluster.test('mentions: a long run of name characters is looked at once (linear), its trailing punctuation dropped', async (t) => {
+cluster.test('mentions: a long run of name characters is looked at once (linear), its trailing punctuation dropped', { skip: ONE_REDIS_ONLY }, async (t) => {
     const s = await fresh(t);
     const { r, register, sendBatch } = s;
     for (const u of ['mm', 'bob']) await register(u);
@@ -1222,35 +1455,39 @@ cluster.test('mentions: a long run of name characters is looked at once (linear)
     assert.deepEqual(within.mentions, ['bob'], 'the 1,023rd @ sign still is');
 });
 
-cluster.test('changes that change nothing take one message from the budget; an edit that grows a message trims the history to its byte cap', async (t) => {
-    const s = await fresh(t);
-    const { r, register, sendBatch } = s;
-    for (const u of ['na', 'nb']) await register(u);
-    const limits = { ...LIMITS, rates: [1, 5, 0, 1, 0, 1], historyBytes: 600 };
-    let res = await sendBatch([['na', 'nb', 'first', 'n0', 'gwN#1', 1]], limits);
-    const id = res[0][0];
-    const noop = [];
-    for (let i = 1; i <= 6; i++) noop.push(['na', 'nb', '👍', `n${i}`, 'gwN#1', 1, 'react-', String(id)]);
-    res = await sendBatch(noop, limits);
-    assert.deepEqual(
-        res.map((x) => (Array.isArray(x) ? 'ack' : x)),
-        ['ack', 'ack', 'ack', 'ack', 'rate_limited', 'rate_limited'],
-        `a burst of 5 messages, the text took one: ${JSON.stringify(res)}`,
-    );
-    assert.equal(await r.call('HEXISTS', U('na', 'cids'), 'n5'), 0, 'a refused one is not remembered');
-    // history bytes: three texts, then the oldest edited to 500 bytes: over 600, the oldest go
-    await r.call('DEL', U('na', 'budget'));
-    const free = { ...LIMITS, historyBytes: 600 };
-    for (let i = 0; i < 2; i++) await sendBatch([['na', 'nb', `more ${i}`, `h${i}`, 'gwN#1', 1]], free);
-    res = await sendBatch([['na', 'nb', 'x'.repeat(500), 'e1', 'gwN#1', 1, 'edit', String(id)]], free);
-    assert.ok(Array.isArray(res[0]), JSON.stringify(res));
-    const sizes = (await r.callBuffers('ZRANGE', 'parley:{c:na|nb}:history', 0, -1)).map((e) => e.length);
-    const total = sizes.reduce((a, b) => a + b, 0);
-    assert.ok(total <= 600 && sizes.length < 3, `history within 600 bytes after the edit: ${sizes}`);
-    assert.equal(Number(await r.call('GET', 'parley:{c:na|nb}:bytes')), total, 'the byte count is exact');
-});
+cluster.test(
+    'changes that change nothing take one message from the budget; an edit that grows a message trims the history to its byte cap',
+    { skip: ONE_REDIS_ONLY },
+    async (t) => {
+        const s = await fresh(t);
+        const { r, register, sendBatch } = s;
+        for (const u of ['na', 'nb']) await register(u);
+        const limits = { ...LIMITS, rates: [1, 5, 0, 1, 0, 1], historyBytes: 600 };
+        let res = await sendBatch([['na', 'nb', 'first', 'n0', 'gwN#1', 1]], limits);
+        const id = res[0][0];
+        const noop = [];
+        for (let i = 1; i <= 6; i++) noop.push(['na', 'nb', '👍', `n${i}`, 'gwN#1', 1, 'react-', String(id)]);
+        res = await sendBatch(noop, limits);
+        assert.deepEqual(
+            res.map((x) => (Array.isArray(x) ? 'ack' : x)),
+            ['ack', 'ack', 'ack', 'ack', 'rate_limited', 'rate_limited'],
+            `a burst of 5 messages, the text took one: ${JSON.stringify(res)}`,
+        );
+        assert.equal(await r.call('HEXISTS', U('na', 'cids'), 'n5'), 0, 'a refused one is not remembered');
+        // history bytes: three texts, then the oldest edited to 500 bytes: over 600, the oldest go
+        await r.call('DEL', U('na', 'budget'));
+        const free = { ...LIMITS, historyBytes: 600 };
+        for (let i = 0; i < 2; i++) await sendBatch([['na', 'nb', `more ${i}`, `h${i}`, 'gwN#1', 1]], free);
+        res = await sendBatch([['na', 'nb', 'x'.repeat(500), 'e1', 'gwN#1', 1, 'edit', String(id)]], free);
+        assert.ok(Array.isArray(res[0]), JSON.stringify(res));
+        const sizes = (await r.callBuffers('ZRANGE', 'parley:{c:na|nb}:history', 0, -1)).map((e) => e.length);
+        const total = sizes.reduce((a, b) => a + b, 0);
+        assert.ok(total <= 600 && sizes.length < 3, `history within 600 bytes after the edit: ${sizes}`);
+        assert.equal(Number(await r.call('GET', 'parley:{c:na|nb}:bytes')), total, 'the byte count is exact');
+    },
+);
 
-cluster.test('a read while a group fan-out waits counts the message once: a queued text, a queued delete', async (t) => {
+cluster.test('a read while a group fan-out waits counts the message once: a queued text, a queued delete', { skip: ONE_REDIS_ONLY }, async (t) => {
     const s = await fresh(t);
     const { r, register, group, sendBatch } = s;
     const members = Array.from({ length: 5 }, (_, i) => `f${i}`);
@@ -1291,6 +1528,7 @@ cluster.test('a read while a group fan-out waits counts the message once: a queu
 
 cluster.test(
     'queued changes of a big group: an edit job holds no text; a delete while edit and text jobs wait leaves the text in no key; the steps deliver it deleted',
+    { skip: ONE_REDIS_ONLY },
     async (t) => {
         const s = await fresh(t);
         const { r, register, group, sopen, sendBatch, published } = s;
@@ -1379,201 +1617,217 @@ cluster.test(
     },
 );
 
-cluster.test('send to a group over the chunk: stored and queued, no ack; fanout steps of at most chunk + 1 writes in id order, then the ack', async (t) => {
-    const s = await fresh(t);
-    const { r, register, group, sopen, sendBatch, published } = s;
-    const members = Array.from({ length: 12 }, (_, i) => `q${String(i).padStart(2, '0')}`);
-    for (const u of [...members, 'late']) await register(u);
-    assert.deepEqual(await group('create', '#q', 'q00', members.slice(1)), ['ok'], 'create #q');
-    await r.call('SADD', 'parley:gateways', 'gwX');
-    await sopen('q00', 'gwX', 1);
-    await sopen('q05', 'gwX', 2);
-    await published();
-    const small = { ...LIMITS, chunk: 5 };
-    // a message to 12 members with a chunk of 5: queued; the next one of the group queues behind it
-    let res = await sendBatch(
-        [
-            ['q00', '#q', 'big one', 'k1', 'gwX#1', 1],
-            ['q01', '#q', 'after it', 'k2', 'gwX#7', 7],
-        ],
-        small,
-    );
-    const [id1, id2] = [res[0][0], res[1][0]];
-    assert.deepEqual(
-        res[0].slice(1).filter((x, i) => i !== 1),
-        [0, 'pending', '#q'],
-        `first: pending ${JSON.stringify(res)}`,
-    );
-    assert.deepEqual(res[1].slice(3), ['pending', '#q'], `second queued behind it: ${JSON.stringify(res)}`);
-    assert.ok(id2 > id1, 'ids in send order');
-    assert.deepEqual(await published(), [], 'nothing published before the fan-out: no ack, no delivery');
-    assert.deepEqual(await r.call('SMEMBERS', 'parley:fanouts'), ['#q'], 'the group is in parley:fanouts');
-    assert.deepEqual(await r.call('LRANGE', 'parley:{g:#q}:fanout', 0, -1), [String(id1), String(id2)], 'the queue');
-    assert.equal(await r.call('ZCARD', 'parley:{c:#q}:history'), 2, 'both in the history at once');
-    // a retry of k1 while pending, from another connection: no second message, the ack moves there
-    res = await sendBatch([['q00', '#q', 'big one', 'k1', 'gwX#9', 9]], small);
-    assert.deepEqual([res[0][0], res[0][3]], [id1, 'pending'], `retry while pending: ${JSON.stringify(res)}`);
-    assert.equal(await r.call('ZCARD', 'parley:{c:#q}:history'), 2, 'the retry stored nothing');
-    // membership changes after the send: a leaver gets nothing more, a newcomer nothing older
-    await group('leave', '#q', 'q11');
-    await group('add', '#q', 'q00', ['late']);
-    await published();
+cluster.test(
+    'send to a group over the chunk: stored and queued, no ack; fanout steps of at most chunk + 1 writes in id order, then the ack',
+    { skip: ONE_REDIS_ONLY },
+    async (t) => {
+        const s = await fresh(t);
+        const { r, register, group, sopen, sendBatch, published } = s;
+        const members = Array.from({ length: 12 }, (_, i) => `q${String(i).padStart(2, '0')}`);
+        for (const u of [...members, 'late']) await register(u);
+        assert.deepEqual(await group('create', '#q', 'q00', members.slice(1)), ['ok'], 'create #q');
+        await r.call('SADD', 'parley:gateways', 'gwX');
+        await sopen('q00', 'gwX', 1);
+        await sopen('q05', 'gwX', 2);
+        await published();
+        const small = { ...LIMITS, chunk: 5 };
+        // a message to 12 members with a chunk of 5: queued; the next one of the group queues behind it
+        let res = await sendBatch(
+            [
+                ['q00', '#q', 'big one', 'k1', 'gwX#1', 1],
+                ['q01', '#q', 'after it', 'k2', 'gwX#7', 7],
+            ],
+            small,
+        );
+        const [id1, id2] = [res[0][0], res[1][0]];
+        assert.deepEqual(
+            res[0].slice(1).filter((x, i) => i !== 1),
+            [0, 'pending', '#q'],
+            `first: pending ${JSON.stringify(res)}`,
+        );
+        assert.deepEqual(res[1].slice(3), ['pending', '#q'], `second queued behind it: ${JSON.stringify(res)}`);
+        assert.ok(id2 > id1, 'ids in send order');
+        assert.deepEqual(await published(), [], 'nothing published before the fan-out: no ack, no delivery');
+        assert.deepEqual(await r.call('SMEMBERS', 'parley:fanouts'), ['#q'], 'the group is in parley:fanouts');
+        assert.deepEqual(await r.call('LRANGE', 'parley:{g:#q}:fanout', 0, -1), [String(id1), String(id2)], 'the queue');
+        assert.equal(await r.call('ZCARD', 'parley:{c:#q}:history'), 2, 'both in the history at once');
+        // a retry of k1 while pending, from another connection: no second message, the ack moves there
+        res = await sendBatch([['q00', '#q', 'big one', 'k1', 'gwX#9', 9]], small);
+        assert.deepEqual([res[0][0], res[0][3]], [id1, 'pending'], `retry while pending: ${JSON.stringify(res)}`);
+        assert.equal(await r.call('ZCARD', 'parley:{c:#q}:history'), 2, 'the retry stored nothing');
+        // membership changes after the send: a leaver gets nothing more, a newcomer nothing older
+        await group('leave', '#q', 'q11');
+        await group('add', '#q', 'q00', ['late']);
+        await published();
 
-    const steps = [];
-    for (let i = 0; i < 20; i++) {
-        const step = await fanoutStep(s, '#q', 5);
-        steps.push(step);
-        if (step[0] === 'idle') break;
-        assert.ok(step[2] <= 6, `a step writes at most chunk + 1 members: ${JSON.stringify(step)}`);
-    }
-    const kinds = steps.map((x) => `${x[0]}${x[1] ? ` ${x[1]}` : ''}`);
-    // each job: a snapshot of the 11 others (the leaver among them, skipped at his turn) in
-    // steps of 5, the sender's copy in the last one
-    assert.deepEqual(kinds, [`more ${id1}`, `more ${id1}`, `done ${id1}`, `more ${id2}`, `more ${id2}`, `done ${id2}`, 'idle'], JSON.stringify(steps));
-    assert.equal(
-        steps.reduce((n, x) => n + (x[2] || 0), 0),
-        11 + 11,
-        'every member written once per message (job 1: 10 + the sender; job 2: 10 others + its sender)',
-    );
-    for (const u of members.slice(0, 11)) assert.deepEqual(await inboxIds(r, u), [id1, id2], `${u}: both, in id order`);
-    assert.deepEqual(await inboxIds(r, 'q11'), [], 'the leaver got neither');
-    assert.deepEqual(await inboxIds(r, 'late'), [], 'the newcomer got neither (sent before he came)');
-    assert.equal(await r.call('HGET', U('q05', 'unread'), '#q'), '2', 'unread counted per message');
-    const p = await published();
-    const acks = p.filter(({ env }) => env.t === 'c');
-    assert.equal(acks.length, 2, `one ack per message: ${JSON.stringify(acks)}`);
-    const senderSeq = (await r.call('HGET', U('q00', 'meta'), 'seq')) - 1; // q00's copy of id1 (id2 came after)
-    assert.deepEqual(
-        [acks[0].env.c, acks[0].env.f.kind, acks[0].env.f.id, acks[0].env.f.cid, acks[0].env.s],
-        [9, 'ack', id1, 'k1', senderSeq],
-        "k1's ack to the retry's connection, with the sender's seq",
-    );
-    assert.deepEqual([acks[1].env.c, acks[1].env.f.id], [7, id2], "k2's ack after k1's");
-    const deliveries = p.filter(({ env }) => env.t === 'm');
-    // x: the session the ack goes to (k1's retry, k2's sender), which counts its own copy as seen
-    assert.ok(
-        deliveries.every(({ env }) => env.u.length <= 6 && env.x === (env.f.id === id1 ? 'gwX#9' : 'gwX#7')),
-        `at most one step of members per envelope, x the ack's session: ${JSON.stringify(deliveries.map(({ env }) => [env.f.id, env.u, env.x]))}`,
-    );
-    const q05 = deliveries.filter(({ env }) => env.u.includes('q05')).map(({ env }) => env.f.id);
-    assert.deepEqual(q05, [id1, id2], 'a live member is delivered each message once, in id order');
-    assert.deepEqual(await r.call('SMEMBERS', 'parley:fanouts'), [], 'parley:fanouts empty again');
-    assert.equal(await r.call('EXISTS', 'parley:{g:#q}:fanout', `parley:{g:#q}:job:${id1}`, `parley:{g:#q}:todo:${id1}`), 0, 'no job keys left');
-    // the cid's record is final: a retry now is a dup with the same ack
-    res = await sendBatch([['q00', '#q', 'big one', 'k1', 'gwX#1', 1]], small);
-    assert.deepEqual(res[0], [id1, senderSeq, acks[0].env.f.sent, 'dup'], 'a retry after the ack: dup');
-    // nothing queued now: a small message is inline again
-    res = await sendBatch([['q00', '#q', 'small', 'k3', 'gwX#1', 1]], { ...LIMITS, chunk: 50 });
-    assert.equal(res[0].length, 3, `inline once nothing is queued: ${JSON.stringify(res)}`);
-});
+        const steps = [];
+        for (let i = 0; i < 20; i++) {
+            const step = await fanoutStep(s, '#q', 5);
+            steps.push(step);
+            if (step[0] === 'idle') break;
+            assert.ok(step[2] <= 6, `a step writes at most chunk + 1 members: ${JSON.stringify(step)}`);
+        }
+        const kinds = steps.map((x) => `${x[0]}${x[1] ? ` ${x[1]}` : ''}`);
+        // each job: a snapshot of the 11 others (the leaver among them, skipped at his turn) in
+        // steps of 5, the sender's copy in the last one
+        assert.deepEqual(kinds, [`more ${id1}`, `more ${id1}`, `done ${id1}`, `more ${id2}`, `more ${id2}`, `done ${id2}`, 'idle'], JSON.stringify(steps));
+        assert.equal(
+            steps.reduce((n, x) => n + (x[2] || 0), 0),
+            11 + 11,
+            'every member written once per message (job 1: 10 + the sender; job 2: 10 others + its sender)',
+        );
+        for (const u of members.slice(0, 11)) assert.deepEqual(await inboxIds(r, u), [id1, id2], `${u}: both, in id order`);
+        assert.deepEqual(await inboxIds(r, 'q11'), [], 'the leaver got neither');
+        assert.deepEqual(await inboxIds(r, 'late'), [], 'the newcomer got neither (sent before he came)');
+        assert.equal(await r.call('HGET', U('q05', 'unread'), '#q'), '2', 'unread counted per message');
+        const p = await published();
+        const acks = p.filter(({ env }) => env.t === 'c');
+        assert.equal(acks.length, 2, `one ack per message: ${JSON.stringify(acks)}`);
+        const senderSeq = (await r.call('HGET', U('q00', 'meta'), 'seq')) - 1; // q00's copy of id1 (id2 came after)
+        assert.deepEqual(
+            [acks[0].env.c, acks[0].env.f.kind, acks[0].env.f.id, acks[0].env.f.cid, acks[0].env.s],
+            [9, 'ack', id1, 'k1', senderSeq],
+            "k1's ack to the retry's connection, with the sender's seq",
+        );
+        assert.deepEqual([acks[1].env.c, acks[1].env.f.id], [7, id2], "k2's ack after k1's");
+        const deliveries = p.filter(({ env }) => env.t === 'm');
+        // x: the session the ack goes to (k1's retry, k2's sender), which counts its own copy as seen
+        assert.ok(
+            deliveries.every(({ env }) => env.u.length <= 6 && env.x === (env.f.id === id1 ? 'gwX#9' : 'gwX#7')),
+            `at most one step of members per envelope, x the ack's session: ${JSON.stringify(deliveries.map(({ env }) => [env.f.id, env.u, env.x]))}`,
+        );
+        const q05 = deliveries.filter(({ env }) => env.u.includes('q05')).map(({ env }) => env.f.id);
+        assert.deepEqual(q05, [id1, id2], 'a live member is delivered each message once, in id order');
+        assert.deepEqual(await r.call('SMEMBERS', 'parley:fanouts'), [], 'parley:fanouts empty again');
+        assert.equal(await r.call('EXISTS', 'parley:{g:#q}:fanout', `parley:{g:#q}:job:${id1}`, `parley:{g:#q}:todo:${id1}`), 0, 'no job keys left');
+        // the cid's record is final: a retry now is a dup with the same ack
+        res = await sendBatch([['q00', '#q', 'big one', 'k1', 'gwX#1', 1]], small);
+        assert.deepEqual(res[0], [id1, senderSeq, acks[0].env.f.sent, 'dup'], 'a retry after the ack: dup');
+        // nothing queued now: a small message is inline again
+        res = await sendBatch([['q00', '#q', 'small', 'k3', 'gwX#1', 1]], { ...LIMITS, chunk: 50 });
+        assert.equal(res[0].length, 3, `inline once nothing is queued: ${JSON.stringify(res)}`);
+    },
+);
 
-cluster.test('a fan-out queued for a group deleted and re-created under its name writes nobody of the new group; the sender is acked', async (t) => {
-    const s = await fresh(t);
-    const { r, register, group, sopen, sendBatch, published } = s;
-    const members = ['d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7'];
-    for (const u of members) await register(u);
-    assert.deepEqual(await group('create', '#d', 'd0', members.slice(1)), ['ok'], 'create #d');
-    const gen1 = await r.call('HGET', 'parley:{g:#d}:meta', 'gen');
-    assert.ok(gen1, 'the meta carries its incarnation');
-    await r.call('SADD', 'parley:gateways', 'gwX');
-    await sopen('d0', 'gwX', 1);
-    await published();
-    const small = { ...LIMITS, chunk: 3 };
-    const res = await sendBatch([['d0', '#d', 'to the old #d', 'o1', 'gwX#1', 1]], small);
-    const id = res[0][0];
-    assert.equal(res[0][3], 'pending', `queued: ${JSON.stringify(res)}`);
-    // everyone leaves (the group and its history go), then d5 re-creates #d with d1..d3
-    for (const u of members) await group('leave', '#d', u);
-    assert.equal(await r.call('EXISTS', 'parley:{g:#d}:meta', 'parley:{c:#d}:history', 'parley:{c:#d}:bytes'), 0, 'meta, history and its byte count deleted');
-    assert.deepEqual(await group('create', '#d', 'd5', ['d1', 'd2', 'd3']), ['ok'], 're-create #d');
-    assert.notEqual(await r.call('HGET', 'parley:{g:#d}:meta', 'gen'), gen1, 'a new incarnation');
-    await published();
-    const steps = [];
-    for (let i = 0; i < 10; i++) {
-        const step = await fanoutStep(s, '#d', 3);
-        steps.push(step);
-        if (step[0] !== 'more') break;
-    }
-    assert.deepEqual(
-        steps.map((x) => [x[0], x[1], x[2]]),
-        [['done', id, 1]],
-        `one step: only the sender's own copy: ${JSON.stringify(steps)}`,
-    );
-    for (const u of ['d1', 'd2', 'd3', 'd5']) assert.deepEqual(await inboxIds(r, u), [], `${u} (in the new #d) got nothing of the old one`);
-    assert.equal(await r.call('HGET', U('d1', 'unread'), '#d'), null, 'no unread counted in the new #d');
-    const acks = (await published()).filter(({ env }) => env.t === 'c');
-    assert.deepEqual(
-        acks.map(({ env }) => [env.c, env.f.kind, env.f.id, env.f.cid]),
-        [[1, 'ack', id, 'o1']],
-        'the sender is acked (its message was stored)',
-    );
-});
+cluster.test(
+    'a fan-out queued for a group deleted and re-created under its name writes nobody of the new group; the sender is acked',
+    { skip: ONE_REDIS_ONLY },
+    async (t) => {
+        const s = await fresh(t);
+        const { r, register, group, sopen, sendBatch, published } = s;
+        const members = ['d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7'];
+        for (const u of members) await register(u);
+        assert.deepEqual(await group('create', '#d', 'd0', members.slice(1)), ['ok'], 'create #d');
+        const gen1 = await r.call('HGET', 'parley:{g:#d}:meta', 'gen');
+        assert.ok(gen1, 'the meta carries its incarnation');
+        await r.call('SADD', 'parley:gateways', 'gwX');
+        await sopen('d0', 'gwX', 1);
+        await published();
+        const small = { ...LIMITS, chunk: 3 };
+        const res = await sendBatch([['d0', '#d', 'to the old #d', 'o1', 'gwX#1', 1]], small);
+        const id = res[0][0];
+        assert.equal(res[0][3], 'pending', `queued: ${JSON.stringify(res)}`);
+        // everyone leaves (the group and its history go), then d5 re-creates #d with d1..d3
+        for (const u of members) await group('leave', '#d', u);
+        assert.equal(
+            await r.call('EXISTS', 'parley:{g:#d}:meta', 'parley:{c:#d}:history', 'parley:{c:#d}:bytes'),
+            0,
+            'meta, history and its byte count deleted',
+        );
+        assert.deepEqual(await group('create', '#d', 'd5', ['d1', 'd2', 'd3']), ['ok'], 're-create #d');
+        assert.notEqual(await r.call('HGET', 'parley:{g:#d}:meta', 'gen'), gen1, 'a new incarnation');
+        await published();
+        const steps = [];
+        for (let i = 0; i < 10; i++) {
+            const step = await fanoutStep(s, '#d', 3);
+            steps.push(step);
+            if (step[0] !== 'more') break;
+        }
+        assert.deepEqual(
+            steps.map((x) => [x[0], x[1], x[2]]),
+            [['done', id, 1]],
+            `one step: only the sender's own copy: ${JSON.stringify(steps)}`,
+        );
+        for (const u of ['d1', 'd2', 'd3', 'd5']) assert.deepEqual(await inboxIds(r, u), [], `${u} (in the new #d) got nothing of the old one`);
+        assert.equal(await r.call('HGET', U('d1', 'unread'), '#d'), null, 'no unread counted in the new #d');
+        const acks = (await published()).filter(({ env }) => env.t === 'c');
+        assert.deepEqual(
+            acks.map(({ env }) => [env.c, env.f.kind, env.f.id, env.f.cid]),
+            [[1, 'ack', id, 'o1']],
+            'the sender is acked (its message was stored)',
+        );
+    },
+);
 
-cluster.test('send budgets: messages, inbox writes and bytes per user; over one: rate_limited with the cid, nothing stored', async (t) => {
-    const s = await fresh(t);
-    const { r, register, sendBatch, published } = s;
-    for (const u of ['ann', 'bob']) await register(u);
-    const limited = (res) => res.filter((x) => x === 'rate_limited').length;
-    // messages: burst 3
-    let res = await sendBatch(
-        Array.from({ length: 5 }, (_, i) => ['ann', 'bob', 'x', `m${i}`, 'gwA#1', 1]),
-        { ...LIMITS, rates: [1, 3, 0, 1, 0, 1] },
-    );
-    assert.equal(limited(res), 2, `3 of 5 within a burst of 3: ${JSON.stringify(res)}`);
-    const errors = (await published()).filter(({ env }) => env.t === 'c' && env.f.kind === 'error');
-    assert.deepEqual(
-        errors.map(({ env }) => [env.f.code, env.f.cid]),
-        [
-            ['rate_limited', 'm3'],
-            ['rate_limited', 'm4'],
-        ],
-        'the sender gets rate_limited with each cid',
-    );
-    assert.equal(await r.call('GET', 'parley:ids'), '3', 'no id taken by a refused message');
-    assert.equal(await r.call('ZCARD', 'parley:{c:ann|bob}:history'), 3, 'refused messages are not stored');
-    const ttl = await r.call('PTTL', U('ann', 'budget'));
-    assert.ok(ttl > 0 && ttl <= 4000, `the budget key expires once full again: ${ttl}`);
-    // a retry of a refused cid is judged again (another user's budget is untouched)
-    res = await sendBatch([['bob', 'ann', 'x', 'm3', 'gwB#1', 1]], { ...LIMITS, rates: [1, 3, 0, 1, 0, 1] });
-    assert.equal(res[0].length, 3, 'another user is not limited');
-    // inbox writes: a 1:1 costs 2, burst 5: two pass
-    await r.call('DEL', U('ann', 'budget'));
-    res = await sendBatch(
-        Array.from({ length: 3 }, (_, i) => ['ann', 'bob', 'x', `f${i}`, 'gwA#1', 1]),
-        { ...LIMITS, rates: [0, 1, 1, 5, 0, 1] },
-    );
-    assert.equal(limited(res), 1, `inbox writes: ${JSON.stringify(res)}`);
-    // bytes: data x copies, burst 100: 40 bytes to bob cost 80
-    await r.call('DEL', U('ann', 'budget'));
-    const rates = [0, 1, 0, 1, 1, 100];
-    res = await sendBatch(
-        [
-            ['ann', 'bob', 'y'.repeat(40), 'b1', 'gwA#1', 1],
-            ['ann', 'bob', 'y'.repeat(40), 'b2', 'gwA#1', 1],
-            ['ann', 'ann', 'y'.repeat(15), 'b3', 'gwA#1', 1],
-        ],
-        { ...LIMITS, rates },
-    );
-    assert.deepEqual(
-        res.map((x) => (Array.isArray(x) ? 'ok' : x)),
-        ['ok', 'rate_limited', 'ok'],
-        `bytes: 80 of 100, then 80 more refused, then 15 to oneself (one copy) fits: ${JSON.stringify(res)}`,
-    );
-    // a message costing more than the burst could never pass: too_large, with its cid
-    await r.call('DEL', U('ann', 'budget'));
-    await published();
-    res = await sendBatch([['ann', 'bob', 'z'.repeat(60), 'b4', 'gwA#1', 1]], { ...LIMITS, rates });
-    assert.deepEqual(res, ['too_large'], 'over the burst by itself');
-    const tooLarge = (await published()).filter(({ env }) => env.t === 'c' && env.f.kind === 'error');
-    assert.deepEqual(
-        tooLarge.map(({ env }) => [env.f.code, env.f.cid]),
-        [['too_large', 'b4']],
-        'the sender is told it can never pass (not rate_limited: a retry cannot help)',
-    );
-    assert.equal(await r.call('EXISTS', U('ann', 'budget')), 0, 'nothing taken from the budget');
-});
+cluster.test(
+    'send budgets: messages, inbox writes and bytes per user; over one: rate_limited with the cid, nothing stored',
+    { skip: ONE_REDIS_ONLY },
+    async (t) => {
+        const s = await fresh(t);
+        const { r, register, sendBatch, published } = s;
+        for (const u of ['ann', 'bob']) await register(u);
+        const limited = (res) => res.filter((x) => x === 'rate_limited').length;
+        // messages: burst 3
+        let res = await sendBatch(
+            Array.from({ length: 5 }, (_, i) => ['ann', 'bob', 'x', `m${i}`, 'gwA#1', 1]),
+            { ...LIMITS, rates: [1, 3, 0, 1, 0, 1] },
+        );
+        assert.equal(limited(res), 2, `3 of 5 within a burst of 3: ${JSON.stringify(res)}`);
+        const errors = (await published()).filter(({ env }) => env.t === 'c' && env.f.kind === 'error');
+        assert.deepEqual(
+            errors.map(({ env }) => [env.f.code, env.f.cid]),
+            [
+                ['rate_limited', 'm3'],
+                ['rate_limited', 'm4'],
+            ],
+            'the sender gets rate_limited with each cid',
+        );
+        assert.equal(await r.call('GET', 'parley:ids'), '3', 'no id taken by a refused message');
+        assert.equal(await r.call('ZCARD', 'parley:{c:ann|bob}:history'), 3, 'refused messages are not stored');
+        const ttl = await r.call('PTTL', U('ann', 'budget'));
+        assert.ok(ttl > 0 && ttl <= 4000, `the budget key expires once full again: ${ttl}`);
+        // a retry of a refused cid is judged again (another user's budget is untouched)
+        res = await sendBatch([['bob', 'ann', 'x', 'm3', 'gwB#1', 1]], { ...LIMITS, rates: [1, 3, 0, 1, 0, 1] });
+        assert.equal(res[0].length, 3, 'another user is not limited');
+        // inbox writes: a 1:1 costs 2, burst 5: two pass
+        await r.call('DEL', U('ann', 'budget'));
+        res = await sendBatch(
+            Array.from({ length: 3 }, (_, i) => ['ann', 'bob', 'x', `f${i}`, 'gwA#1', 1]),
+            { ...LIMITS, rates: [0, 1, 1, 5, 0, 1] },
+        );
+        assert.equal(limited(res), 1, `inbox writes: ${JSON.stringify(res)}`);
+        // bytes: data x copies, burst 100: 40 bytes to bob cost 80
+        await r.call('DEL', U('ann', 'budget'));
+        const rates = [0, 1, 0, 1, 1, 100];
+        res = await sendBatch(
+            [
+                ['ann', 'bob', 'y'.repeat(40), 'b1', 'gwA#1', 1],
+                ['ann', 'bob', 'y'.repeat(40), 'b2', 'gwA#1', 1],
+                ['ann', 'ann', 'y'.repeat(15), 'b3', 'gwA#1', 1],
+            ],
+            { ...LIMITS, rates },
+        );
+        assert.deepEqual(
+            res.map((x) => (Array.isArray(x) ? 'ok' : x)),
+            ['ok', 'rate_limited', 'ok'],
+            `bytes: 80 of 100, then 80 more refused, then 15 to oneself (one copy) fits: ${JSON.stringify(res)}`,
+        );
+        // a message costing more than the burst could never pass: too_large, with its cid
+        await r.call('DEL', U('ann', 'budget'));
+        await published();
+        res = await sendBatch([['ann', 'bob', 'z'.repeat(60), 'b4', 'gwA#1', 1]], { ...LIMITS, rates });
+        assert.deepEqual(res, ['too_large'], 'over the burst by itself');
+        const tooLarge = (await published()).filter(({ env }) => env.t === 'c' && env.f.kind === 'error');
+        assert.deepEqual(
+            tooLarge.map(({ env }) => [env.f.code, env.f.cid]),
+            [['too_large', 'b4']],
+            'the sender is told it can never pass (not rate_limited: a retry cannot help)',
+        );
+        assert.equal(await r.call('EXISTS', U('ann', 'budget')), 0, 'nothing taken from the budget');
+    },
+);
 
-cluster.test('byte caps: an inbox and a history keep their newest entries within the bytes cap, counted incrementally', async (t) => {
+cluster.test('byte caps: an inbox and a history keep their newest entries within the bytes cap, counted incrementally', { skip: ONE_REDIS_ONLY }, async (t) => {
     const s = await fresh(t);
     const { r, register, sendBatch } = s;
     for (const u of ['ann', 'bob']) await register(u);
@@ -1599,7 +1853,7 @@ cluster.test('byte caps: an inbox and a history keep their newest entries within
 cluster.test(
     'login_create / login_revoke / login_list and session_open with a login: records, cap, revocation entries and announcements, disable, password change',
     async (t) => {
-        const { r, ev, register } = await fresh(t);
+        const { r, sha, ev, register } = await fresh(t);
         const rsub = await Subscriber.open(cluster.redisPort, 'parley:sessions:revoked');
         t.after(() => rsub.close());
         const revoked = async () => (await rsub.drain(r)).map((m) => str(m.payload));
@@ -1611,15 +1865,15 @@ cluster.test(
         const createFull = (user, s, { at = now, exp = nowS + 3600, agent = 'ua', cap = 3, verified = '', newHash = '', rate = 0, windowMs = 0 } = {}) =>
             ev(
                 'login_create',
-                [U(user, 'account'), L(user), 'parley:revoked', U(user, 'login-times')],
-                [user, s, at, exp, agent, cap, 'parley:sessions:revoked', verified, newHash, rate, windowMs],
+                [U(user, 'account'), L(user), U(user, 'login-times')],
+                [user, s, at, exp, agent, cap, 'parley:sessions:revoked', verified, newHash, rate, windowMs, 'parley:revoked'],
             );
         const create = async (...a) => {
             const x = await createFull(...a);
             return Array.isArray(x) ? x[0] : x;
         };
         const revoke = (user, what, s = '', exp = '', at = now) =>
-            ev('login_revoke', [L(user), 'parley:revoked', U(user, 'account')], [user, 'parley:sessions:revoked', at, what, s, exp]);
+            ev('login_revoke', [L(user), U(user, 'account')], [user, 'parley:sessions:revoked', at, what, s, exp, 'parley:revoked']);
         const list = (user, at = now) => ev('login_list', [L(user)], [at]);
 
         assert.equal(await create('alice', sid('a')), 0, 'no account: nothing made');
@@ -1648,20 +1902,7 @@ cluster.test(
         );
 
         // session_open: a live login moves its last seen; a gone one is refused with -1, nothing changed
-        const open = (s, at) =>
-            ev(
-                'session_open',
-                [
-                    U('alice', 'sessions'),
-                    U('alice', 'meta'),
-                    U('alice', 'inbox'),
-                    'parley:online',
-                    'parley:gw:gw1:sessions',
-                    'parley:sessions:full',
-                    L('alice'),
-                ],
-                ['alice', 'gw1#1', 'alice#1', 'parley:presence:alice', '0', 0, 'parley:sessions:limit', s, at],
-            );
+        const open = (s, at) => sessionOpen(r, sha, 'alice', 'gw1', 1, { login: s, now: at });
         const opened = await open(sid('b'), now + 50);
         assert.ok(Array.isArray(opened) && opened.length === 3, `session_open of a live login: ${opened}`);
         assert.equal(JSON.parse(await r.call('HGET', L('alice'), sid('b'))).l, now + 50, 'last seen moved');
@@ -1725,12 +1966,53 @@ cluster.test(
         assert.ok(ttl > 0 && ttl <= w, `expires within a window: ${ttl}`);
     },
 );
+cluster.test('login_create steps: a chain stopped after revoked_add leaves the evicted session revoked and no new login; a retry completes it', async (t) => {
+    const { r, sha, register } = await fresh(t);
+    const rsub = await Subscriber.open(cluster.redisPort, 'parley:sessions:revoked');
+    t.after(() => rsub.close());
+    const revoked = async () => (await rsub.drain(r)).map((m) => str(m.payload));
+    const L = U('kim', 'logins');
+    const now = 1_000_000_000_000;
+    const exp = now / 1000 + 3600;
+    const sid = (c) => c.repeat(32);
+    const args = (s, at) => ['kim', s, at, exp, 'ua', 2, 'parley:sessions:revoked', '', '', 0, 0, 'parley:revoked'];
+    const keys = [U('kim', 'account'), L, U('kim', 'login-times')];
+    await register('kim');
+    for (const [c, at] of [
+        ['a', now],
+        ['b', now + 1],
+    ])
+        assert.equal((await callScript(r, sha, 'login_create', keys, args(sid(c), at)))[0], 1);
+    // the third, past the cap of 2: the user step names revoked_add, which names login_store
+    const first = await r.call('EVALSHA', sha.login_create, keys.length, ...keys, ...args(sid('c'), now + 2));
+    assert.equal(first[0], 'parley:next');
+    assert.equal(first[1], 'revoked_add', 'the revocation is entered before the records change');
+    const nk = Number(first[2]);
+    const second = await r.call('EVALSHA', sha.revoked_add, nk, ...first.slice(3, 3 + nk), ...first.slice(3 + nk));
+    assert.equal(second[1], 'login_store');
+    // stopped here: the evicted one is refused everywhere, the new one does not exist
+    assert.equal(await r.call('ZSCORE', 'parley:revoked', `kim ${sid('a')}`), String(exp), 'the evicted session is revoked');
+    assert.deepEqual(await revoked(), [`kim ${sid('a')} ${exp}`], 'and announced');
+    assert.equal(await r.call('HEXISTS', L, sid('c')), 0, 'no new login');
+    // a retry (a new attempt) evicts the same one again and completes
+    const res = await callScript(r, sha, 'login_create', keys, args(sid('d'), now + 3));
+    assert.deepEqual(res, [1, sid('a'), exp], 'the retry revokes the same session');
+    assert.deepEqual((await r.call('HKEYS', L)).sort(), [sid('b'), sid('d')], 'the evicted record gone, the new login stored');
+});
+
 // throttle.lua: fixed-window counters of failed attempts (gateway/throttle.h)
 cluster.test('throttle: take counts every key up to its budget, then answers the longest wait and counts nothing; give refunds; counters expire', async (t) => {
     const s = await fresh(t);
     const keys = ['parley:throttle:addr:10.0.0.1', U('alice', 'fails'), U('alice', 'fails:10.0.0.1')];
-    const take = (window = 60000, budgets = [5, 4, 2]) => s.ev('throttle', keys.slice(0, budgets.length), ['take', window, ...budgets]);
-    const give = (budgets = [5, 4, 2]) => s.ev('throttle', keys.slice(0, budgets.length), ['give', 60000, ...budgets]);
+    // the chain scripts_throttle starts: a step on the address's counter, then one on the
+    // account's (which gives the address's back when it refuses)
+    const call = (mode, window, budgets) => {
+        if (budgets.length === 1) return s.ev('throttle', [keys[0]], [mode, window, budgets[0], 0, 'i', 0]);
+        const account = ['n', 'throttle', budgets.length - 1, ...keys.slice(1, budgets.length), mode, window, ...budgets.slice(1), 1, keys[0], 'i', 0];
+        return s.ev('throttle', [keys[0]], [mode, window, budgets[0], 0, ...account]);
+    };
+    const take = (window = 60000, budgets = [5, 4, 2]) => call('take', window, budgets);
+    const give = (budgets = [5, 4, 2]) => call('give', 60000, budgets);
     const counts = async () => Promise.all(keys.map(async (k) => str(await s.r.call('GET', k))));
     assert.equal(await take(), 0);
     assert.equal(await take(), 0);
@@ -1763,6 +2045,7 @@ cluster.test('throttle: take counts every key up to its budget, then answers the
 
 cluster.test(
     'block: both hidden sets, 1:1 text and typing refused both ways, group create/add naming the blocker refused, envelopes; unblock; the cap',
+    { skip: ONE_REDIS_ONLY },
     async (t) => {
         const s = await aliceAndBob(t);
         const { r, block, send, typing, group, contactsFull, published } = s;
@@ -1848,7 +2131,7 @@ cluster.test(
     },
 );
 
-cluster.test('group roles: a member removed while a fan-out is queued gets nothing of it; an owner from before roles', async (t) => {
+cluster.test('group roles: a member removed while a fan-out is queued gets nothing of it; an owner from before roles', { skip: ONE_REDIS_ONLY }, async (t) => {
     const s = await fresh(t);
     const { r, register, group, sendBatch, published } = s;
     const members = Array.from({ length: 8 }, (_, i) => `r${i}`);

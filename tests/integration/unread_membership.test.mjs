@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client, brief, sendAck } from './lib/client.mjs';
-import { Cluster } from './lib/cluster.mjs';
+import { Cluster, waitFor } from './lib/cluster.mjs';
 import { userKey as U } from './lib/resp.mjs';
 
 const cluster = new Cluster('unread_membership');
@@ -29,13 +29,21 @@ async function groupOp(c, op, g, members) {
 }
 
 // Sends read {with, upto} as c, then a history request on the same socket
-// and waits for its answer: the gateway runs one socket's commands in order,
-// so the read has run by then, whether it moved the position or not.
+// and waits for its answer (the gateway sends one socket's commands in
+// order, so the read has begun), then until c's stored position is at upto
+// at least: the read runs in steps (docs/internals.md "Scripts in steps")
+// and writes in its last, which may come after the history's answer. A read
+// that does not move the position (already there) writes nothing at all.
 async function readAndWait(c, withName, upto) {
     c.send({ kind: 'read', with: withName, upto });
     c.send({ kind: 'history', with: withName, limit: 1 });
     const f = await c.next((x) => x.kind === 'history' || x.kind === 'error');
     assert.equal(f.kind, 'history', brief(f));
+    await waitFor(async () => Number((await stored(c.hello.user, withName))[1] ?? 0) >= upto, {
+        timeout: 5000,
+        interval: 5,
+        what: `${c.hello.user}'s read position in ${withName} at ${upto}`,
+    });
 }
 
 // user's stored [unread, read] for a conversation (null: no field).

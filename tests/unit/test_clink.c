@@ -89,11 +89,26 @@ static void error_kinds(void **state)
     CHECK(clink_error_kind(NULL, 0) == CLINK_ERR_FINAL, "NULL");
 }
 
+/* Keyless commands kept in order: PUBLISH by its channel, the rest on slot 0;
+ * commands with keys as clink_key_slot. */
+static void ordered_keyless(void **state)
+{
+    const char *pub[] = {"PUBLISH", "parley:rt:7", "x"};
+    CHECK(clink_order_slot(3, pub, NULL) == (int)keyslot("parley:rt:7"), "PUBLISH by channel");
+    const char *ev[] = {"EVALSHA", "abc", "0", "split"};
+    CHECK(clink_order_slot(4, ev, NULL) == 0, "a script with no keys: slot 0");
+    const char *info[] = {"INFO", "memory"};
+    CHECK(clink_order_slot(2, info, NULL) == 0, "INFO: slot 0");
+    const char *get[] = {"GET", "parley:{u:alice}:inbox"};
+    CHECK(clink_order_slot(2, get, NULL) == (int)keyslot("u:alice"), "a key: its slot");
+    const char *bad[] = {"EVALSHA", "abc", "x"};
+    CHECK(clink_order_slot(3, bad, NULL) == CLINK_BAD, "a bad numkeys");
+}
+
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(routes_by_first_key),
-    cmocka_unit_test(routes_scripts_by_first_of_keys),
-    cmocka_unit_test(keyless_commands),
-    cmocka_unit_test(error_kinds),
+    cmocka_unit_test(routes_by_first_key), cmocka_unit_test(routes_scripts_by_first_of_keys),
+    cmocka_unit_test(keyless_commands),    cmocka_unit_test(error_kinds),
+    cmocka_unit_test(ordered_keyless),
 };
 
 UNIT_MAIN("clink", tests, NULL, NULL)

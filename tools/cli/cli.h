@@ -8,6 +8,7 @@
 #ifndef PARLEY_CLI_H
 #define PARLEY_CLI_H
 
+#include "cluster.h"
 #include "config.h"
 #include "scripts.h"
 
@@ -23,11 +24,24 @@
 /* the signed-in sessions a user keeps (the gateways' --user-logins default) */
 #define CLI_USER_LOGINS 50
 
+/* A cluster node a MOVED or ASK named, connected once (cli_command). */
+#define CLI_NODES_MAX 16
+typedef struct cli_node {
+    char host[CLUSTER_HOST_MAX];
+    int port;
+    redisContext *rc;
+} cli_node;
+
 typedef struct cli_ctx {
     const char *redis_url;
     const char *secret;
     redisContext *rc;  /* connected lazily by cli_redis() */
     const char *usage; /* the running command's usage line (after its name) */
+    /* cli_command: the nodes redirections named (owned), and the connection
+     * that answered the last command (rc or one of them) */
+    cli_node nodes[CLI_NODES_MAX];
+    int nnodes;
+    redisContext *last;
 } cli_ctx;
 
 typedef struct cli_cmd {
@@ -39,6 +53,22 @@ typedef struct cli_cmd {
 
 /* Connects (once) to --redis-url; prints the reason and returns NULL on error. */
 redisContext *cli_redis(cli_ctx *ctx);
+
+/* A command (hiredis's format, or argv) on --redis-url that follows a
+ * cluster's redirections: on MOVED/ASK it connects to the node named (once
+ * per node, with the URL's password; kept until cli_close) and sends it there,
+ * at most 3 times. Returns the reply (the caller frees it; an error reply
+ * too), or NULL with the reason in cli_errstr (not connected, I/O error). On
+ * one Redis it is redisCommand on cli_redis. */
+redisReply *cli_command(cli_ctx *ctx, const char *fmt, ...);
+redisReply *cli_command_argv(cli_ctx *ctx, int argc, const char **argv, const size_t *lens);
+/* Why the last cli_command answered NULL. */
+const char *cli_errstr(const cli_ctx *ctx);
+/* The connection to the node that serves key (on one Redis: cli_redis), for
+ * a script whose first key is key; NULL after printing the error. */
+redisContext *cli_redis_for(cli_ctx *ctx, const char *key);
+/* Closes every connection. */
+void cli_close(cli_ctx *ctx);
 
 /* Splits a command's argv (after the command name) into positionals and flags
  * of opts, then runs config_parse on the flags (exits 0 on --help). Returns 0

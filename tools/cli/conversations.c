@@ -29,7 +29,7 @@ int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv)
     if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
     if (!proto_valid_group(pos[0], strlen(pos[0])))
         return cli_usage_error(prog, "bad group name '%s' (#name)", pos[0]);
-    redisContext *c = cli_redis(ctx);
+    redisContext *c = cli_redis_for(ctx, keys_fmt(key, sizeof(key), KEY_GROUP_META, pos[0]));
     if (!c) return CLI_FAIL;
     redisReply *m = redisCommand(c, "HMGET %s open created by owner",
                                  keys_fmt(key, sizeof(key), KEY_GROUP_META, pos[0]));
@@ -54,11 +54,12 @@ int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv)
     printf("%zu member(s):\n", mem->elements);
     for (size_t i = 0; i < mem->elements; i++) {
         const char *u = mem->element[i]->str;
-        long long on = cli_int_reply(redisCommand(c, "SISMEMBER %s %s", KEY_ONLINE, u));
+        /* other slots than the group's on a cluster: cli_command follows MOVED */
+        long long on = cli_int_reply(cli_command(ctx, "SISMEMBER %s %s", KEY_ONLINE, u));
         long long unread = cli_int_reply(
-            redisCommand(c, "HGET %s %s", keys_fmt(key, sizeof(key), KEY_UNREAD, u), pos[0]));
+            cli_command(ctx, "HGET %s %s", keys_fmt(key, sizeof(key), KEY_UNREAD, u), pos[0]));
         long long read = cli_int_reply(
-            redisCommand(c, "HGET %s %s", keys_fmt(key2, sizeof(key2), KEY_READ, u), pos[0]));
+            cli_command(ctx, "HGET %s %s", keys_fmt(key2, sizeof(key2), KEY_READ, u), pos[0]));
         redisReply *adm = redisCommand(c, "ZSCORE %s %s", admins, u);
         int admin = adm && adm->type == REDIS_REPLY_STRING;
         if (adm) freeReplyObject(adm);
@@ -86,9 +87,9 @@ int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv)
     } else {
         return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
     }
-    redisContext *c = cli_redis(ctx);
-    if (!c) return CLI_FAIL;
     keys_fmt(key, sizeof(key), KEY_HISTORY, conv);
+    redisContext *c = cli_redis_for(ctx, key);
+    if (!c) return CLI_FAIL;
     long long total = cli_int_reply(redisCommand(c, "ZCARD %s", key));
     printf("%s: %lld message(s) kept\n", conv, total);
     redisReply *l = redisCommand(c, "ZRANGE %s %lld -1", key, -count);
@@ -112,12 +113,13 @@ int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv)
         for (int s = 0; s < 2; s++) {
             char k1[KEYS_MAX], k2[KEYS_MAX], k3[KEYS_MAX];
             const char *me = pos[s], *other = pos[1 - s];
+            /* each user's slot on a cluster: cli_command follows MOVED */
             long long unread = cli_int_reply(
-                redisCommand(c, "HGET %s %s", keys_fmt(k1, sizeof(k1), KEY_UNREAD, me), other));
+                cli_command(ctx, "HGET %s %s", keys_fmt(k1, sizeof(k1), KEY_UNREAD, me), other));
             long long read = cli_int_reply(
-                redisCommand(c, "HGET %s %s", keys_fmt(k2, sizeof(k2), KEY_READ, me), other));
+                cli_command(ctx, "HGET %s %s", keys_fmt(k2, sizeof(k2), KEY_READ, me), other));
             long long mentions = cli_int_reply(
-                redisCommand(c, "HGET %s %s", keys_fmt(k3, sizeof(k3), KEY_MENTIONS, me), other));
+                cli_command(ctx, "HGET %s %s", keys_fmt(k3, sizeof(k3), KEY_MENTIONS, me), other));
             printf("%s: unread=%lld read=%lld mentions=%lld\n", me, unread, read, mentions);
         }
     }

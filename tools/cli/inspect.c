@@ -102,8 +102,10 @@ int cli_cmd_sessions(cli_ctx *ctx, const char *prog, int argc, char **argv)
 }
 
 /* Each entry on one line; a text reference followed by " -> " and the
- * message's current state in the history (one ZRANGEBYSCORE each, pipelined). */
-static int cli_print_inbox(redisContext *c, const char *user, redisReply *l)
+ * message's current state in the history (one ZRANGEBYSCORE each, pipelined
+ * on c, the user's node; on a cluster one answered MOVED is sent again where
+ * it names). */
+static int cli_print_inbox(cli_ctx *ctx, redisContext *c, const char *user, redisReply *l)
 {
     size_t n = l->type == REDIS_REPLY_ARRAY ? l->elements : 0;
     cli_ref *refs = calloc(n ? n : 1, sizeof(*refs));
@@ -121,11 +123,29 @@ static int cli_print_inbox(redisContext *c, const char *user, redisReply *l)
                            (unsigned long long)refs[i].id, (unsigned long long)refs[i].id);
     }
     int rc = CLI_OK;
-    for (size_t i = 0; i < n; i++) {
-        redisReply *h = NULL;
-        if (refs[i].ok && (redisGetReply(c, (void **)&h) != REDIS_OK || !h)) {
+    redisReply **hs = calloc(n ? n : 1, sizeof(*hs));
+    if (!hs) rc = cli_fail("out of memory");
+    for (size_t i = 0; hs && i < n; i++) { /* every pipelined reply read before anything else */
+        if (refs[i].ok && (redisGetReply(c, (void **)&hs[i]) != REDIS_OK || !hs[i])) {
             rc = cli_fail("redis: %s", c->errstr);
             break;
+        }
+    }
+    for (size_t i = 0; hs && rc == CLI_OK && i < n; i++) {
+        redisReply *h = hs[i];
+        cluster_redirect rd;
+        char conv[KEYS_MAX];
+        /* on a cluster: a conversation on another node, asked there */
+        if (h && h->type == REDIS_REPLY_ERROR && cluster_parse_redirect(h->str, h->len, &rd) == 1 &&
+            keys_conv(conv, sizeof(conv), user, refs[i].with) >= 0) {
+            freeReplyObject(h);
+            h = hs[i] = cli_command(ctx, "ZRANGEBYSCORE %s %llu %llu",
+                                    keys_fmt(key, sizeof(key), KEY_HISTORY, conv),
+                                    (unsigned long long)refs[i].id, (unsigned long long)refs[i].id);
+            if (!h) {
+                rc = cli_fail("redis: %s", cli_errstr(ctx));
+                break;
+            }
         }
         cli_entry_print(stdout, l->element[i]->str, l->element[i]->len, NULL);
         if (h && h->type == REDIS_REPLY_ARRAY && h->elements == 1) {
@@ -135,8 +155,10 @@ static int cli_print_inbox(redisContext *c, const char *user, redisReply *l)
             fputs(" -> (no longer in the history)", stdout);
         }
         putchar('\n');
-        if (h) freeReplyObject(h);
     }
+    for (size_t i = 0; hs && i < n; i++)
+        if (hs[i]) freeReplyObject(hs[i]);
+    free(hs);
     free(refs);
     return rc;
 }
@@ -153,7 +175,7 @@ int cli_cmd_inbox(cli_ctx *ctx, const char *prog, int argc, char **argv)
     if (npos != 1) return cli_usage_error(prog, "usage: %s %s", prog, ctx->usage);
     if (!proto_valid_user(pos[0], strlen(pos[0])))
         return cli_usage_error(prog, "bad user name '%s'", pos[0]);
-    redisContext *c = cli_redis(ctx);
+    redisContext *c = cli_redis_for(ctx, keys_fmt(key, sizeof(key), KEY_META, pos[0]));
     if (!c) return CLI_FAIL;
     redisReply *m =
         redisCommand(c, "HMGET %s seq epoch pushed", keys_fmt(key, sizeof(key), KEY_META, pos[0]));
@@ -169,7 +191,7 @@ int cli_cmd_inbox(cli_ctx *ctx, const char *prog, int argc, char **argv)
     redisReply *l =
         redisCommand(c, "LRANGE %s %lld -1", keys_fmt(key, sizeof(key), KEY_INBOX, pos[0]), -count);
     if (!l) return cli_fail("redis: %s", c->errstr);
-    int rc = cli_print_inbox(c, pos[0], l);
+    int rc = cli_print_inbox(ctx, c, pos[0], l);
     freeReplyObject(l);
     return rc;
 }
@@ -220,7 +242,7 @@ static void cli_print_ranges(const unsigned char *mine)
 int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
 {
     char key[KEYS_MAX];
-    const char *av[1 + PARLEY_SLOTS];
+    const char *av[2];
     char keys[PARLEY_SLOTS][KEYS_MAX];
     int rc = cli_no_args(ctx, prog, argc, argv);
     if (rc) return rc;
@@ -231,14 +253,23 @@ int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
         if (z) freeReplyObject(z);
         return cli_fail("redis: %s", c->errstr);
     }
-    av[0] = "MGET";
-    for (unsigned i = 0; i < PARLEY_SLOTS; i++)
-        av[1 + i] = keys_fmt(keys[i], sizeof(keys[i]), KEY_SLOT, i);
-    redisReply *s = redisCommandArgv(c, 1 + PARLEY_SLOTS, av, NULL);
-    if (!s || s->type != REDIS_REPLY_ARRAY || s->elements != PARLEY_SLOTS) {
+    /* one GET per lease, pipelined: on a cluster the 64 keys are in 64 hash
+     * slots, which no MGET may span */
+    redisReply *own[PARLEY_SLOTS] = {0};
+    int bad = 0;
+    for (unsigned i = 0; i < PARLEY_SLOTS && !bad; i++) {
+        av[0] = "GET";
+        av[1] = keys_fmt(keys[i], sizeof(keys[i]), KEY_SLOT, i);
+        bad = redisAppendCommandArgv(c, 2, av, NULL) != REDIS_OK;
+    }
+    for (unsigned i = 0; i < PARLEY_SLOTS && !bad; i++)
+        bad = redisGetReply(c, (void **)&own[i]) != REDIS_OK || !own[i] ||
+              (own[i]->type != REDIS_REPLY_STRING && own[i]->type != REDIS_REPLY_NIL);
+    if (bad) {
         freeReplyObject(z);
-        if (s) freeReplyObject(s);
-        return cli_fail("redis: %s", c->errstr);
+        for (unsigned i = 0; i < PARLEY_SLOTS; i++)
+            if (own[i]) freeReplyObject(own[i]);
+        return cli_fail("redis: %s", c->errstr[0] ? c->errstr : "unexpected reply to GET");
     }
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -250,7 +281,7 @@ int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
         unsigned char mine[PARLEY_SLOTS] = {0};
         unsigned n = 0;
         for (unsigned k = 0; k < PARLEY_SLOTS; k++) {
-            if (s->element[k]->str && strcmp(s->element[k]->str, id) == 0) {
+            if (own[k]->str && strcmp(own[k]->str, id) == 0) {
                 mine[k] = seen[k] = 1;
                 n++;
             }
@@ -263,7 +294,7 @@ int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
     unsigned nother = 0, nfree = 0;
     for (unsigned k = 0; k < PARLEY_SLOTS; k++) {
         if (seen[k]) continue;
-        if (s->element[k]->str) {
+        if (own[k]->str) {
             other[k] = 1;
             nother++;
         } else {
@@ -283,7 +314,8 @@ int cli_cmd_routers(cli_ctx *ctx, const char *prog, int argc, char **argv)
     }
     (void)key;
     freeReplyObject(z);
-    freeReplyObject(s);
+    for (unsigned k = 0; k < PARLEY_SLOTS; k++)
+        freeReplyObject(own[k]);
     return CLI_OK;
 }
 

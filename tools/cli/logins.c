@@ -4,6 +4,7 @@
  * through login_revoke.lua, which announces them: every gateway refuses the
  * tokens and closes their sockets (4001) at once. */
 #include "cli.h"
+#include "keys.h"
 #include "proto.h"
 #include "token.h"
 
@@ -45,7 +46,8 @@ int cli_cmd_logins(cli_ctx *ctx, const char *prog, int argc, char **argv)
     int npos;
     int rc = cli_logins_args(ctx, prog, argc, argv, NULL, 0, pos, &npos, 0);
     if (rc != CLI_OK) return rc;
-    redisContext *c = cli_redis(ctx);
+    char key[KEYS_MAX];
+    redisContext *c = cli_redis_for(ctx, keys_fmt(key, sizeof key, KEY_LOGINS, pos[0]));
     if (!c) return CLI_FAIL;
     redisReply *r = scripts_login_list_sync(c, pos[0], cli_logins_now_ms());
     if (!r) return cli_fail("redis: %s", c->errstr);

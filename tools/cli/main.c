@@ -170,6 +170,114 @@ static void cli_help(const char *prog)
            SECRET_MIN_BYTES, prog);
 }
 
+/* The connection to host:port (a node a redirection named), made once. */
+static redisContext *cli_node_get(cli_ctx *ctx, const char *host, int port)
+{
+    char err[512];
+    redisurl u;
+    struct timeval tv = {5, 0};
+    for (int i = 0; i < ctx->nnodes; i++)
+        if (ctx->nodes[i].port == port && strcmp(ctx->nodes[i].host, host) == 0)
+            return ctx->nodes[i].rc;
+    if (ctx->nnodes == CLI_NODES_MAX || redisurl_parse(ctx->redis_url, &u, err, sizeof err) != 0)
+        return NULL;
+    u.cluster = 0; /* that node alone, with the URL's password */
+    u.unix_socket = 0;
+    u.db = 0;
+    snprintf(u.host, sizeof u.host, "%s", host);
+    u.port = port;
+    redisContext *c = redisurl_connect(&u, &tv, err, sizeof err);
+    if (!c) {
+        cli_fail("%s", err);
+        return NULL;
+    }
+    cli_node *n = &ctx->nodes[ctx->nnodes++];
+    snprintf(n->host, sizeof n->host, "%s", host);
+    n->port = port;
+    n->rc = c;
+    return c;
+}
+
+/* Sends the formatted command cmd[0..len) to c and reads its reply. */
+static redisReply *cli_send(redisContext *c, const char *cmd, size_t len)
+{
+    void *r = NULL;
+    if (redisAppendFormattedCommand(c, cmd, len) != REDIS_OK || redisGetReply(c, &r) != REDIS_OK)
+        return NULL;
+    return r;
+}
+
+static redisReply *cli_command_formatted(cli_ctx *ctx, const char *cmd, size_t len)
+{
+    redisContext *c = cli_redis(ctx);
+    if (!c) return NULL;
+    ctx->last = c;
+    redisReply *r = cli_send(c, cmd, len);
+    cluster_redirect rd;
+    for (int hop = 0; r && r->type == REDIS_REPLY_ERROR && hop < 3 &&
+                      cluster_parse_redirect(r->str, r->len, &rd) == 1;
+         hop++) {
+        redisContext *n = cli_node_get(ctx, rd.host, rd.port);
+        if (!n) break; /* the redirection is the answer */
+        freeReplyObject(r);
+        if (rd.ask) {
+            redisReply *a = redisCommand(n, "ASKING");
+            if (a) freeReplyObject(a);
+        }
+        ctx->last = n;
+        r = cli_send(n, cmd, len);
+    }
+    return r;
+}
+
+redisReply *cli_command(cli_ctx *ctx, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    redisReply *r = len > 0 ? cli_command_formatted(ctx, cmd, (size_t)len) : NULL;
+    redisFreeCommand(cmd);
+    return r;
+}
+
+redisReply *cli_command_argv(cli_ctx *ctx, int argc, const char **argv, const size_t *lens)
+{
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    redisReply *r = len > 0 ? cli_command_formatted(ctx, cmd, (size_t)len) : NULL;
+    redisFreeCommand(cmd);
+    return r;
+}
+
+const char *cli_errstr(const cli_ctx *ctx)
+{
+    return ctx->last && ctx->last->errstr[0] ? ctx->last->errstr : "not connected";
+}
+
+redisContext *cli_redis_for(cli_ctx *ctx, const char *key)
+{
+    redisReply *r = cli_command(ctx, "EXISTS %s", key);
+    if (!r) {
+        if (ctx->last) cli_fail("redis: %s", cli_errstr(ctx));
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) cli_fail("redis: %s", r->str);
+    redisContext *c = r->type == REDIS_REPLY_ERROR ? NULL : ctx->last;
+    freeReplyObject(r);
+    return c;
+}
+
+void cli_close(cli_ctx *ctx)
+{
+    for (int i = 0; i < ctx->nnodes; i++)
+        redisFree(ctx->nodes[i].rc);
+    ctx->nnodes = 0;
+    if (ctx->rc) redisFree(ctx->rc);
+    ctx->rc = ctx->last = NULL;
+}
+
 int main(int argc, char **argv)
 {
     cli_ctx ctx = {.redis_url = "redis://127.0.0.1:6379", .secret = NULL};
@@ -232,6 +340,6 @@ int main(int argc, char **argv)
         }
     }
     if (rc < 0) rc = cli_usage_error(prog, "unknown command '%s' (try --help)", argv[argi]);
-    if (ctx.rc) redisFree(ctx.rc);
+    cli_close(&ctx);
     return rc;
 }

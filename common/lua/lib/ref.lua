@@ -1,6 +1,7 @@
 -- ref.lua - helper: inbox references and the history entries they name (docs/internals.md
 -- "Inbox entries are references"): reading a stored message (msg_get). send.lua writes
--- references (with lib/message.lua for the changes), sync.lua resolves them (lib/resolve.lua).
+-- references (with lib/message.lua for the changes), sync.lua's steps resolve them
+-- (lib/resolve.lua).
 --
 -- The conversation's history (zset id -> msgpack text map) holds every message's current state:
 -- {kind:"text", id, from, to, data, sent, cid?, reply_to?, mentions?, edited?, reactions?,

@@ -293,9 +293,14 @@ const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUM
 // refuses any script that touches keys of two slots (docs/internals.md "Redis Cluster"): the
 // suite run this way checks that every script stays inside one slot.
 export const ONE_NODE_CLUSTER = process.env.PARLEY_TEST_REDIS === 'cluster';
+// PARLEY_TEST_REDIS=cluster3 (or new Cluster(suite, {redis: 'cluster3'})): the deployment's Redis
+// is a local 3-master Redis Cluster (lib/rcluster.mjs; opts.replicas per master, default 0)
+// reached with a redis-cluster:// URL of its masters: gateways, router and CLI run on the
+// cluster link. cluster.redis(...) follows MOVED; PUBSUB NUMSUB is summed over the nodes.
+export const CLUSTER3 = process.env.PARLEY_TEST_REDIS === 'cluster3';
 // The router stores messages in steps (send_step.lua) on a cluster node or with --send-steps
 // (PARLEY_SEND_STEPS=1): a test of send.lua's queued group fan-outs does not apply then.
-export const SEND_STEPS = ONE_NODE_CLUSTER || process.env.PARLEY_SEND_STEPS === '1';
+export const SEND_STEPS = ONE_NODE_CLUSTER || CLUSTER3 || process.env.PARLEY_SEND_STEPS === '1';
 export const NO_QUEUED_FANOUTS = SEND_STEPS && 'in steps (a cluster) a group message is a fork of member steps: no queued fan-out jobs';
 
 // Gives a cluster-enabled redis-server on port every slot (once: a restart keeps them in its
@@ -320,9 +325,22 @@ export class Cluster {
     //   it must exec the gateway, so the pid stays the gateway's
     // opts.routerArgs: extra args for the router
     // opts.redisArgs: extra args for redis-server
+    // opts.redis: 'one' (one redis-server; the default) or 'cluster3' (see CLUSTER3), with
+    //   opts.replicas replicas per master; opts.waitSlots: false starts without waiting for the
+    //   router to serve every slot
     constructor(suite, opts = {}) {
         this.suite = suite;
-        this.opts = { gateways: 2, gatewayArgs: [], gatewayWrap: [], routerArgs: [], redisArgs: [], ...opts };
+        this.opts = {
+            gateways: 2,
+            gatewayArgs: [],
+            gatewayWrap: [],
+            routerArgs: [],
+            redisArgs: [],
+            redis: CLUSTER3 ? 'cluster3' : 'one',
+            replicas: 0,
+            ...opts,
+        };
+        this.rc = null; // cluster3: the RedisCluster
         this.dir = path.join(ARTIFACTS, suite);
         this.gateways = []; // {proc, port, id, args}
         this.routers = [];
@@ -339,10 +357,16 @@ export class Cluster {
     }
 
     get procs() {
-        return [this.redisProc, ...this.routers.map((r) => r.proc), ...this.gateways.map((g) => g.proc)].filter(Boolean);
+        const redis = this.rc ? this.rc.nodes.map((n) => n.proc) : [this.redisProc];
+        return [...redis, ...this.routers.map((r) => r.proc), ...this.gateways.map((g) => g.proc)].filter(Boolean);
+    }
+
+    get cluster3() {
+        return this.opts.redis === 'cluster3';
     }
 
     get redisUrl() {
+        if (this.cluster3) return `redis-cluster://${this.rc.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
         return `redis://127.0.0.1:${this.redisPort}`;
     }
 
@@ -362,7 +386,7 @@ export class Cluster {
         this.bin('parley-gateway');
         this.bin('parley-router');
         await this.startRedis();
-        await this.startRouter();
+        await this.startRouter({ waitSlots: this.opts.waitSlots !== false });
         for (let i = 0; i < this.opts.gateways; i++) {
             const extra = typeof this.opts.gatewayArgs === 'function' ? this.opts.gatewayArgs(i) : this.opts.gatewayArgs;
             await this.startGateway({ args: extra });
@@ -373,6 +397,7 @@ export class Cluster {
         await Client.closeAll();
         const results = await Promise.all([...this.gateways.map((g) => g.proc), ...this.routers.map((r) => r.proc)].map(async (p) => [p, await p.stop()]));
         if (this.redisProc) await this.redisProc.stop();
+        if (this.rc) await this.rc.stop();
         if (this.tmp) fs.rmSync(this.tmp, { recursive: true, force: true });
         // A sanitizer report anywhere is a failure of the file.
         const bad = this.procs.filter((p) => SANITIZER_RE.test(p.log));
@@ -387,6 +412,14 @@ export class Cluster {
     // Waits for PING to answer PONG, or with loading: true only until the
     // server answers at all (INFO works while it loads its data; PING does not).
     async startRedis({ loading = false } = {}) {
+        if (this.cluster3) {
+            if (this.rc) throw new Error('cluster3: the Redis Cluster is started once per file');
+            const { RedisCluster } = await import('./rcluster.mjs');
+            this.rc = new RedisCluster(`${this.suite}-redis`, { masters: 3, replicas: this.opts.replicas });
+            await this.rc.start();
+            this.redisPort = this.rc.nodes[0].port;
+            return;
+        }
         if (!this.redisPort) this.redisPort = await freePort();
         if (!this.redisDir) {
             this.redisDir = path.join(this.tmp, 'redis');
@@ -432,11 +465,36 @@ export class Cluster {
     }
 
     redis(...args) {
+        if (this.cluster3) return this.clusterCommand(args);
         return redisCommand(this.redisPort, args);
     }
 
     redisBuffers(...args) {
+        if (this.cluster3) return this.clusterCommand(args, { asString: false });
         return redisCommand(this.redisPort, args, { asString: false });
+    }
+
+    // cluster3: a command to a live master, following MOVED (and ASK, TRYAGAIN and
+    // CLUSTERDOWN after a pause) up to 20 times; PUBSUB NUMSUB summed over every live node
+    // (classic pub/sub: each node counts its own subscribers).
+    async clusterCommand(args, opts = {}) {
+        const live = this.rc.nodes.filter((n) => n.proc.running);
+        if (String(args[0]).toUpperCase() === 'PUBSUB' && String(args[1]).toUpperCase() === 'NUMSUB') {
+            const all = await Promise.all(live.map((n) => redisCommand(n.port, args, opts)));
+            return all[0].map((v, i) => (i % 2 ? all.reduce((sum, r) => sum + Number(r[i]), 0) : v));
+        }
+        let port = live[0].port;
+        for (let hop = 0; ; hop++) {
+            try {
+                return await redisCommand(port, args, opts);
+            } catch (e) {
+                const m = /: (MOVED|ASK) \d+ [^ ]*:(\d+)$/.exec(e.message);
+                const wait = /: (TRYAGAIN|CLUSTERDOWN)/.test(e.message);
+                if (hop >= 20 || !(m || wait)) throw e;
+                if (m) port = Number(m[2]);
+                if (wait || (m && m[1] === 'ASK')) await sleep(100);
+            }
+        }
     }
 
     // Waits until at least min gateways follow NAME's presence (SUBSCRIBE
@@ -655,7 +713,7 @@ Cluster.prototype.died = function died() {
 
 // Restarts what an earlier test crashed, so one crash fails one test only.
 Cluster.prototype.heal = async function heal() {
-    if (this.redisProc && this.redisProc.expectRunning && !this.redisProc.running) {
+    if (!this.rc && this.redisProc && this.redisProc.expectRunning && !this.redisProc.running) {
         console.error(`[${this.suite}] restarting redis, which died earlier`);
         await this.startRedis();
     }

@@ -11,7 +11,7 @@
 //   envelopes() a gateway channel payload: one or more concatenated msgpack
 //               envelopes (docs/internals.md), each with its frame `f` decoded.
 //   slotOf()    the routing slot of a conversation key (common/keys.c).
-//   loadScripts(), callScript(), sessionOpen()
+//   loadScripts(), callScript(), sessionOpen(), sessionClose()
 //               the Lua scripts called by hand, by the names and SHA1s
 //               `parley scripts --load` prints.
 //
@@ -279,14 +279,60 @@ export async function followSteps(conn, sha, reply, opts = {}) {
 // session_open of USER's connection CONNID on gateway GW (session "GW#CONNID"):
 // {seq, epoch, from} (the offline entries are (from, seq]), bulk strings as
 // Buffers; with limit (--user-sessions), the user's session count (an
-// integer) when refused.
-export function sessionOpen(conn, sha, user, gw, connId, { reopen = false, limit = 0 } = {}) {
-    return callScript(
-        conn,
-        sha,
+// integer) when refused; with login (the signed-in session its token names,
+// at `now` ms), -1 when that login is gone. The chain starts as
+// scripts_session_open does (common/scripts_account.c): gw_session.lua
+// "add", then session_open.lua.
+export function sessionOpen(conn, sha, user, gw, connId, { reopen = false, limit = 0, login = '', now = 0 } = {}) {
+    return callScript(conn, sha, 'gw_session', [`parley:gw:${gw}:sessions`], [...sessionOpenTail(user, gw, connId, { reopen, limit, login, now })], {
+        buffers: true,
+    });
+}
+
+// gw_session.lua's ARGV for an open: "add", the member, then the tail that runs session_open.lua.
+export function sessionOpenTail(user, gw, connId, { reopen = false, limit = 0, login = '', now = 0 } = {}) {
+    const keys = [userKey(user, 'sessions'), userKey(user, 'meta'), userKey(user, 'inbox'), userKey(user, 'logins')];
+    return [
+        'add',
+        `${user}#${connId}`,
+        'n',
         'session_open',
-        [userKey(user, 'sessions'), userKey(user, 'meta'), userKey(user, 'inbox'), 'parley:online', `parley:gw:${gw}:sessions`, 'parley:sessions:full'],
-        [user, `${gw}#${connId}`, `${user}#${connId}`, `parley:presence:${user}`, reopen ? '1' : '0', limit, 'parley:sessions:limit'],
-        { buffers: true },
-    );
+        keys.length,
+        ...keys,
+        user,
+        `${gw}#${connId}`,
+        `${user}#${connId}`,
+        `parley:presence:${user}`,
+        reopen ? '1' : '0',
+        limit,
+        'parley:sessions:limit',
+        login,
+        now,
+        'parley:online',
+        'parley:{parley:online}:v',
+        'parley:sessions:full',
+        'parley:{parley:sessions:full}:v',
+        `parley:gw:${gw}:sessions`,
+    ];
+}
+
+// session_close.lua's chain as scripts_session_close starts it: reaping, reap_check.lua on the
+// gateway's alive key first.
+export function sessionClose(conn, sha, user, gw, connId, reaping = false) {
+    const keys = [userKey(user, 'sessions'), userKey(user, 'meta')];
+    const args = [
+        user,
+        `${gw}#${connId}`,
+        `${user}#${connId}`,
+        `parley:presence:${user}`,
+        reaping ? '1' : '0',
+        'parley:sessions:limit',
+        'parley:online',
+        'parley:{parley:online}:v',
+        'parley:sessions:full',
+        'parley:{parley:sessions:full}:v',
+        `parley:gw:${gw}:sessions`,
+    ];
+    if (!reaping) return callScript(conn, sha, 'session_close', keys, args);
+    return callScript(conn, sha, 'reap_check', [`parley:gw:${gw}:alive`], ['alive', -1, 'n', 'session_close', keys.length, ...keys, ...args]);
 }

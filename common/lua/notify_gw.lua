@@ -1,0 +1,14 @@
+-- include: gateways
+-- flags: no-writes
+--
+-- notify_gw.lua - a step (cluster mode's split of a delivery): the gateways holding a session of
+-- one user, for a notify_fan join (issue 15: a user's session set is on the user's slot, so a
+-- frame for several users reads each one's set in a step of its own).
+-- Callers: lib/notify.lua's chains (group_apply.lua, group_done.lua, read_set.lua,
+-- typing_send.lua).
+--
+-- KEYS  1 the user's sessions (parley:{u:NAME}:sessions).
+-- ARGV  none.
+-- Reads only: running it again is harmless.
+-- Reply the distinct gateway ids, space-separated ("" when the user has no session).
+return table.concat(gateways(redis.call('SMEMBERS', KEYS[1]), nil), ' ')
