@@ -74,7 +74,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 KEEP=${PARLEY_CT_KEEP:-0}
-VARIANTS=${PARLEY_CT_VARIANTS:-single}
+VARIANTS=${PARLEY_CT_VARIANTS:-single cluster}
 for arg in "$@"; do
     case $arg in
     --keep) KEEP=1 ;;
