@@ -35,17 +35,33 @@
 #      $PARLEY_CT_ARTIFACTS/e2e.tap, and its summary (# pass / # fail /
 #      # cancelled) is what this script counts;
 #   6. runs the init service again: the secret and the certificate are kept;
-#   7. tears everything down (containers, volumes, network), even on failure,
-#      and ends with "N passed, N failed" (exit status 1 if any failed).
+#   7. tears everything down (containers, volumes, network), even on failure;
+#   8. the cluster variant (docker-compose.cluster.yml: 3 Redis masters and 3
+#      replicas, a random PARLEY_REDIS_PASSWORD, routers with
+#      PARLEY_WAIT_REPLICAS=1) under its own project name: checks that the
+#      cluster formed, runs a subset of e2e.mjs against it
+#      ($PARLEY_CT_CLUSTER_TESTS: register, presence, chat and a group
+#      across gateways, offline delivery, and the failover test: the master
+#      holding a user's keys SIGKILLed, its replica promoted, chat resumes,
+#      nothing acked lost),
+#      restarts every node at once (cluster-init meets them again at their new
+#      addresses: the cluster and its data are kept), tears it down; then ends
+#      with "N passed, N failed" (exit status 1 if any failed).
 #
-# Usage: tests/containers/run.sh [--keep] [--help]
-#   --keep   leave the stack running at the end (prints how to remove it)
+# Usage: tests/containers/run.sh [--keep] [--single | --cluster] [--help]
+#   --keep     leave the (last) stack running at the end (prints how to remove it)
+#   --single   only the single-Redis stack (docker-compose.yml)
+#   --cluster  only the cluster variant (docker-compose.cluster.yml)
 # One test by name (a regular expression over the test names, node's
 # --test-name-pattern; the others are reported as skipped; no match is a
 # failure):
 #   PARLEY_TEST_ONLY='chat across gateways' tests/containers/run.sh
 # Environment:
-#   PARLEY_TEST_ONLY     run only the e2e tests whose names match
+#   PARLEY_TEST_ONLY     run only the e2e tests whose names match (in each variant)
+#   PARLEY_CT_VARIANTS   the stacks to run, in order: "single cluster" (default),
+#                        "single" or "cluster" (as --single, --cluster)
+#   PARLEY_CT_CLUSTER_TESTS  the e2e tests the cluster variant runs (a regular
+#                        expression over the names; default: the subset above)
 #   PARLEY_CT_GATEWAYS   gateway replicas, 3..32 (3)
 #   PARLEY_CT_PROJECT    compose project name (parleyct<pid>)
 #   PARLEY_CT_TAG        tag of the parley/gateway and parley/router images (ct)
@@ -58,16 +74,31 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 KEEP=${PARLEY_CT_KEEP:-0}
-case ${1:-} in
---keep) KEEP=1 ;;
--h | --help) sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-"") ;;
-*) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
-esac
+VARIANTS=${PARLEY_CT_VARIANTS:-single cluster}
+for arg in "$@"; do
+    case $arg in
+    --keep) KEEP=1 ;;
+    --single) VARIANTS=single ;;
+    --cluster) VARIANTS=cluster ;;
+    -h | --help) sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+    esac
+done
+for v in $VARIANTS; do
+    case $v in single | cluster) ;; *) echo "run.sh: unknown variant '$v' (single, cluster)" >&2; exit 2 ;; esac
+done
+CLUSTER_TESTS=${PARLEY_CT_CLUSTER_TESTS:-^(load balancer|register and login|presence across gateways|chat across gateways|a group across|offline delivery|cluster failover)}
 GATEWAYS=${PARLEY_CT_GATEWAYS:-3}
 [[ $GATEWAYS =~ ^[0-9]+$ ]] && [ "$GATEWAYS" -ge 3 ] && [ "$GATEWAYS" -le 32 ] ||
     { echo "run.sh: PARLEY_CT_GATEWAYS must be 3..32 (the tests spread three users over three gateways)" >&2; exit 2; }
-P=${PARLEY_CT_PROJECT:-parleyct$$}
+P0=${PARLEY_CT_PROJECT:-parleyct$$}
+P=$P0
+# the variant under test: VARIANT (single, cluster), its compose file, its
+# project name (the cluster's: $P0 with a "c" after "parleyct") and the
+# suffix of its phase names and logs ("" or "-cluster")
+VARIANT=single
+FILE=docker-compose.yml
+SUF=""
 TAG=${PARLEY_CT_TAG:-ct}
 ART=${PARLEY_CT_ARTIFACTS:-$ROOT/tests/artifacts/containers}
 NODE_IMAGE=docker.io/library/node:18-bookworm-slim
@@ -80,7 +111,7 @@ failed=0
 timings=()
 T0=$(date +%s)
 mkdir -p "$ART"
-rm -f "$ART"/*.log "$ART/e2e.tap"
+rm -f "$ART"/*.log "$ART"/e2e*.tap
 
 say() { printf '[containers] %s\n' "$*"; }
 ok() { passed=$((passed + 1)); printf 'ok - %s\n' "$*"; }
@@ -162,7 +193,7 @@ client_modules() {
 
 # ------------------------------------------------------------ 4. stack
 
-compose() { (cd "$ROOT" && podman-compose -p "$P" "$@"); }
+compose() { (cd "$ROOT" && podman-compose -f "$FILE" -p "$P" "$@"); }
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'
@@ -173,22 +204,76 @@ running() { # service: names of its running containers
         --format '{{.Names}}'
 }
 
+# the long-running services of the variant
+services() {
+    if [ "$VARIANT" = cluster ]; then echo redis-1 redis-2 redis-3 redis-4 redis-5 redis-6 router lb gateway
+    else echo redis router lb gateway; fi
+}
+exited_ok() { [ "$(podman inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$1" 2>/dev/null)" = "exited 0" ]; }
 stack_up() {
     compose up -d --no-build || return 1
-    local svc want n
-    for _ in $(seq 60); do
-        [ "$(podman inspect -f '{{.State.Status}} {{.State.ExitCode}}' "${P}_init_1" 2>/dev/null)" = "exited 0" ] || { sleep 1; continue; }
+    local svc want n all end run
+    all=$(services | wc -w)
+    end=$(($(date +%s) + 120))
+    while [ "$(date +%s)" -lt "$end" ]; do
+        exited_ok "${P}_init_1" || { sleep 1; continue; }
+        [ "$VARIANT" = cluster ] && ! exited_ok "${P}_cluster-init_1" && { sleep 1; continue; }
+        # the service of each running container, one podman call per round
+        run=$(podman ps --filter "label=io.podman.compose.project=$P" --format '{{index .Labels "com.docker.compose.service"}}')
         n=0
-        for svc in redis router lb gateway; do
+        for svc in $(services); do
             want=1
             [ $svc = gateway ] && want=$GATEWAYS
-            [ "$(running $svc | wc -l)" = "$want" ] && n=$((n + 1))
+            [ "$(grep -cx -- "$svc" <<<"$run")" = "$want" ] && n=$((n + 1))
         done
-        [ $n = 4 ] && { podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}} {{.Status}}'; return 0; }
+        [ $n = "$all" ] && { podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}} {{.Status}}'; return 0; }
         sleep 1
     done
     podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}} {{.Status}}'
+    [ "$VARIANT" = cluster ] && podman logs "${P}_cluster-init_1" 2>&1 | tail -20
     return 1
+}
+
+# ------------------------------------------------------------ 4b. the cluster
+
+# a running Redis container of the stack: the single one, or the first
+# cluster node up (the failover test stops one)
+redis_container() {
+    local n
+    if [ "$VARIANT" != cluster ]; then echo "${P}_redis_1"; return 0; fi
+    for n in 1 2 3 4 5 6; do
+        [ "$(podman inspect -f '{{.State.Status}}' "${P}_redis-${n}_1" 2>/dev/null)" = running ] && { echo "${P}_redis-${n}_1"; return 0; }
+    done
+    echo "${P}_redis-1_1"
+}
+# what cluster-init made: every slot served by 3 masters with a replica each,
+# and clients sent to the nodes by name (CLUSTER SLOTS names redis-N)
+cluster_formed() {
+    local c
+    c=$(redis_container)
+    podman logs "${P}_cluster-init_1" 2>&1 | grep redis-cluster-init
+    podman exec "$c" redis-cli CLUSTER INFO | tr -d '\r' | grep -E '^cluster_(state|slots_ok|known_nodes|size):'
+    podman exec "$c" redis-cli CLUSTER INFO | tr -d '\r' | grep -qx cluster_state:ok || return 1
+    podman exec "$c" redis-cli CLUSTER INFO | tr -d '\r' | grep -qx cluster_size:3 || return 1
+    [ "$(podman exec "$c" redis-cli CLUSTER NODES | grep -c ' slave ')" = 3 ] || { echo "not 3 replicas"; return 1; }
+    podman exec "$c" redis-cli CLUSTER SLOTS | grep -qx 'redis-[1-6]' || { echo "CLUSTER SLOTS names no redis-N"; return 1; }
+    # nothing answers without the password
+    podman exec "$c" env -u REDISCLI_AUTH redis-cli GET x 2>&1 | grep -q NOAUTH || { echo "a node answered without the password"; return 1; }
+    echo "CLUSTER SLOTS names the nodes by service name; NOAUTH without the password"
+}
+# every node restarted at once (new container addresses): cluster-init meets
+# them again, the cluster and a key written before are kept
+cluster_restart() {
+    local c n key=parley:ct-restart-probe
+    c=$(redis_container)
+    podman exec "$c" redis-cli -c SET "$key" kept >/dev/null || return 1
+    podman stop -t 10 $(for n in 1 2 3 4 5 6; do echo "${P}_redis-${n}_1"; done) >/dev/null || return 1
+    podman start $(for n in 6 5 4 3 2 1; do echo "${P}_redis-${n}_1"; done) >/dev/null || return 1
+    podman start -a "${P}_cluster-init_1" | grep redis-cluster-init || return 1
+    c=$(redis_container)
+    [ "$(podman exec "$c" redis-cli -c GET "$key" | tr -d '\r')" = kept ] || { echo "$key lost"; return 1; }
+    podman exec "$c" redis-cli -c DEL "$key" >/dev/null
+    echo "cluster restarted, $key kept"
 }
 
 images_ok() {
@@ -254,10 +339,35 @@ handle_op() {
     shift 2
     out=$(mktemp)
     case $op in
-    redis-cli) podman exec "${P}_redis_1" redis-cli "$@" >"$out" 2>&1; rc=$? ;;
+    redis-cli) # on a cluster: -c, following MOVED to the key's node
+        if [ "$VARIANT" = cluster ]; then podman exec "$(redis_container)" redis-cli -c "$@" >"$out" 2>&1
+        else podman exec "${P}_redis_1" redis-cli "$@" >"$out" 2>&1; fi
+        rc=$?
+        ;;
+    redis-cli-all) # a cluster: the command on every node up, each output after "== NODE"
+        rc=0
+        : >"$out"
+        for n in 1 2 3 4 5 6; do
+            name="${P}_redis-${n}_1"
+            [ "$(podman inspect -f '{{.State.Status}}' "$name" 2>/dev/null)" = running ] || continue
+            printf '== %s\n' "$name" >>"$out"
+            podman exec "$name" redis-cli "$@" >>"$out" 2>&1 || rc=1
+        done
+        ;;
+    kill-redis) # SIGKILL of a cluster node's container (redis-N), left down: podman kill
+        # counts as stopped by the user, the restart policy does not bring it back
+        podman kill -s KILL "${P}_${1}_1" >"$out" 2>&1
+        rc=$?
+        ;;
+    start-redis) # a cluster node's container started again, then cluster-init
+        # (it meets the nodes again at their addresses; the node rejoins)
+        name="${P}_${1}_1"
+        { podman start "$name" && podman start -a "${P}_cluster-init_1"; } >"$out" 2>&1
+        rc=$?
+        ;;
     redis-cli-1s) # commands that run until stopped (MONITOR, --stat): one second of
         # them; stdbuf because without a terminal redis-cli --stat buffers its output
-        podman exec "${P}_redis_1" timeout 1 stdbuf -oL redis-cli "$@" >"$out" 2>&1
+        podman exec "$(redis_container)" timeout 1 stdbuf -oL redis-cli "$@" >"$out" 2>&1
         rc=$?
         [ $rc = 124 ] && rc=0
         ;;
@@ -285,7 +395,8 @@ handle_op() {
         rc=0
         : >"$out"
         for name in $(podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}}'); do
-            [[ $name == "${P}_init_"* ]] && continue # one-shot: exited is its normal state
+            # one-shots: exited is their normal state
+            [[ $name == "${P}_init_"* || $name == "${P}_cluster-init_"* ]] && continue
             state=$(podman inspect -f '{{.State.Status}}' "$name" 2>&1)
             case $state in
             running) ;;
@@ -296,6 +407,10 @@ handle_op() {
             *) printf '%s (%s, left alone) ' "$name" "$state" >>"$out" ;;
             esac
         done
+        # a cluster node started again: cluster-init meets the nodes again
+        if [ "$VARIANT" = cluster ] && grep -q "_redis-" "$out"; then
+            podman start -a "${P}_cluster-init_1" >/dev/null 2>&1 || printf '(cluster-init failed) ' >>"$out"
+        fi
         ;;
     readme) cat "$ROOT/README.md" >"$out"; rc=$? ;;
     logs) # every container's log, each after a line "== NAME"
@@ -305,7 +420,7 @@ handle_op() {
             podman logs "$name" >>"$out" 2>&1 || rc=1
         done
         ;;
-    restart-redis) podman restart -t 15 "${P}_redis_1" >"$out" 2>&1; rc=$? ;;
+    restart-redis) podman restart -t 15 "$(redis_container)" >"$out" 2>&1; rc=$? ;;
     *) echo "unknown op $op" >"$out"; rc=2 ;;
     esac
     printf '  host: %s %s -> %s\n' "$op" "$*" "$rc" >&2
@@ -318,13 +433,14 @@ handle_op() {
 # is shown. Its stdout, the TAP report, goes through tee to our stdout and to
 # $ART/e2e.tap, whose last "# pass N", "# fail N" and "# cancelled N" (a test
 # that timed out) are then counted.
-tap_count() { # pass|fail|cancelled|skipped: node's summary line in e2e.tap
-    grep -E "^# $1 [0-9]+$" "$ART/e2e.tap" | tail -1 | awk '{print $3}'
+tap_count() { # pass|fail|cancelled|skipped: node's summary line in e2e$SUF.tap
+    grep -E "^# $1 [0-9]+$" "$ART/e2e$SUF.tap" | tail -1 | awk '{print $3}'
 }
 run_e2e() {
     local in out so line pid rc=0 words pass fail cancelled skipped
     local node_args=(--test-reporter=tap)
-    [ -n "${PARLEY_TEST_ONLY:-}" ] && node_args+=("--test-name-pattern=$PARLEY_TEST_ONLY")
+    if [ -n "${PARLEY_TEST_ONLY:-}" ]; then node_args+=("--test-name-pattern=$PARLEY_TEST_ONLY")
+    elif [ "$VARIANT" = cluster ]; then node_args+=("--test-name-pattern=$CLUSTER_TESTS"); fi
     exec {so}>&1
     # timeout: a test run that never ends (a handle left open) is stopped,
     # and then has no summary; the tests themselves take about 40 s
@@ -337,7 +453,8 @@ run_e2e() {
             -e "PARLEY_GATEWAYS=$GATEWAYS" -e "PARLEY_RUN_ID=$P" \
             -e "PARLEY_TEST_SECRET=$SECRET" -e "PARLEY_DEFAULT_SECRET=$DEFAULT_SECRET" \
             -e "PARLEY_WEB_INDEX_SHA256=$WEB_SHA" \
-            "$NODE_IMAGE" timeout 1200 node "${node_args[@]}" /t/e2e.mjs 2>&1 > >(tee "$ART/e2e.tap" >&"$so")
+            -e "PARLEY_REDIS_MODE=$VARIANT" -e "PARLEY_WAIT_REPLICAS=${PARLEY_WAIT_REPLICAS:-0}" \
+            "$NODE_IMAGE" timeout 1200 node "${node_args[@]}" /t/e2e.mjs 2>&1 > >(tee "$ART/e2e$SUF.tap" >&"$so")
         rc=$?
         wait # for tee, to the end of the report
         exit $rc
@@ -348,7 +465,7 @@ run_e2e() {
         case $line in
         '@@ '*)
             read -r -a words <<<"${line#@@ }"
-            handle_op "${words[@]}" 1>&"$out" 2>>"$ART/e2e-ops.log"
+            handle_op "${words[@]}" 1>&"$out" 2>>"$ART/e2e$SUF-ops.log"
             ;;
         *) printf '%s\n' "$line" ;;
         esac
@@ -360,12 +477,12 @@ run_e2e() {
     cancelled=$(tap_count cancelled)
     skipped=$(tap_count skipped)
     if [ -z "$pass" ] || [ -z "$fail" ]; then
-        not_ok "e2e.mjs ended (exit $rc) without node's summary (# pass / # fail in $ART/e2e.tap)"
+        not_ok "e2e.mjs ended (exit $rc) without node's summary (# pass / # fail in $ART/e2e$SUF.tap)"
         return 1
     fi
     passed=$((passed + pass))
     failed=$((failed + fail + ${cancelled:-0}))
-    echo "e2e: $pass passed, $fail failed, ${cancelled:-0} cancelled (timed out), ${skipped:-0} skipped"
+    echo "e2e$SUF: $pass passed, $fail failed, ${cancelled:-0} cancelled (timed out), ${skipped:-0} skipped"
     if [ $((pass + fail + ${cancelled:-0})) = 0 ]; then
         not_ok "e2e: no test ran${PARLEY_TEST_ONLY:+ (PARLEY_TEST_ONLY='$PARLEY_TEST_ONLY' matches no test name)}"
     elif [ "$rc" != 0 ] && [ $((fail + ${cancelled:-0})) = 0 ]; then
@@ -376,15 +493,16 @@ run_e2e() {
 
 # ------------------------------------------------------------ 6. teardown
 
-teardown() {
+teardown() { # [last]: the last variant (--keep keeps only that one)
     trap - EXIT INT TERM
-    local name
+    local name keep=$KEEP
+    [ "${1:-last}" = last ] || keep=0
     podman rm -f "${P}_e2e" >/dev/null 2>&1
     for name in $(podman ps -a --filter "label=io.podman.compose.project=$P" --format '{{.Names}}'); do
         podman logs -t "$name" >"$ART/$name.log" 2>&1
     done
-    if [ "$KEEP" = 1 ]; then
-        say "kept stack $P on https port ${PORT:-?} (http ${HTTP_PORT:-?}; certificate $CA); remove it with: podman rm -f \$(podman ps -aq --filter label=io.podman.compose.project=$P); podman volume rm ${P}_redis-data ${P}_secrets ${P}_tls; podman network rm ${P}_default"
+    if [ "$keep" = 1 ]; then
+        say "kept stack $P on https port ${PORT:-?} (http ${HTTP_PORT:-?}; certificate $CA); remove it with: podman rm -f \$(podman ps -aq --filter label=io.podman.compose.project=$P); podman volume rm \$(podman volume ls -q --filter label=io.podman.compose.project=$P); podman network rm ${P}_default"
         return 0
     fi
     local ids
@@ -397,7 +515,7 @@ teardown() {
     left=$( (podman ps -aq --filter "label=io.podman.compose.project=$P"
         podman volume ls -q --filter "label=io.podman.compose.project=$P"
         podman network ls -q --filter "name=^${P}_") | wc -l)
-    if [ "$left" = 0 ]; then ok "teardown: no container, volume or network of $P left"; else not_ok "teardown: $left objects of $P left"; fi
+    if [ "$left" = 0 ]; then ok "teardown$SUF: no container, volume or network of $P left"; else not_ok "teardown$SUF: $left objects of $P left"; fi
 }
 abort() {
     not_ok "interrupted"
@@ -411,7 +529,7 @@ reap_stale() {
     local proj pid ids
     for proj in $( (podman ps -a --format '{{index .Labels "io.podman.compose.project"}}'
         podman volume ls --format '{{index .Labels "io.podman.compose.project"}}') | sort -u); do
-        [[ $proj =~ ^parleyct([0-9]+)$ ]] || continue
+        [[ $proj =~ ^parleyctc?([0-9]+)$ ]] || continue
         pid=${BASH_REMATCH[1]}
         [ "$pid" = $$ ] && continue
         kill -0 "$pid" 2>/dev/null && [ "$(ps -o args= -p "$pid" 2>/dev/null | grep -c containers/run.sh)" = 1 ] && continue
@@ -434,15 +552,18 @@ phase base-images "$HERE/base-images.sh" || finish
 phase web build_web # a failed web build leaves the placeholder page; counted, not fatal
 phase client-modules client_modules || finish
 
-# the file as Docker Compose reads it (schema, interpolation, merge keys)
+# the files as Docker Compose reads them (schema, interpolation, merge keys)
 phase compose-config docker-compose -f "$ROOT/docker-compose.yml" config -q
+case " $VARIANTS " in *" cluster "*)
+    phase compose-config-cluster env PARLEY_REDIS_PASSWORD=x docker-compose -f "$ROOT/docker-compose.cluster.yml" config -q
+    # its init, router, gateway and lb as docker-compose.yml's
+    phase compose-same python3 "$HERE/compose-same.py" "$ROOT/docker-compose.yml" "$ROOT/docker-compose.cluster.yml" ;;
+esac
 
 export PARLEY_TAG=$TAG PARLEY_GATEWAYS=$GATEWAYS PARLEY_WEB_SOURCE=prebuilt
 phase images compose build router gateway || finish
 phase image-user images_ok
 
-trap abort INT TERM
-trap teardown EXIT
 PORT=$(free_port)
 HTTP_PORT=$(free_port)
 while [ "$HTTP_PORT" = "$PORT" ]; do HTTP_PORT=$(free_port); done
@@ -451,20 +572,57 @@ WEB_SHA=""
 # the built-in local-only secret a stack without PARLEY_SECRET uses
 DEFAULT_SECRET=$(sed -n 's/^#define TOKEN_DEV_SECRET "\(.*\)"$/\1/p' "$ROOT/common/token.h")
 [ -n "$DEFAULT_SECRET" ] || { echo "containers: TOKEN_DEV_SECRET not found in common/token.h" >&2; exit 1; }
-# no PARLEY_SECRET: the stack's init service generates the secret (read
-# back from its volume by init_made)
-SECRET=""
-ENV_FILE=$(mktemp /tmp/parley-ct-env.XXXXXX)
-CA=$(mktemp /tmp/parley-ct-ca.XXXXXX)
-printf 'PARLEY_LOG_LEVEL=info\n' >"$ENV_FILE"
-export PARLEY_HTTPS_PORT=$PORT PARLEY_HTTP_PORT=$HTTP_PORT PARLEY_ENV_FILE=$ENV_FILE
+export PARLEY_HTTPS_PORT=$PORT PARLEY_HTTP_PORT=$HTTP_PORT
 export PARLEY_TLS_NAMES=lb,localhost,127.0.0.1
-if phase up stack_up && phase init-made init_made; then
-    phase host-tls host_tls
-    t=$(date +%s)
-    run_e2e
-    timings+=("e2e $(($(date +%s) - t))s")
-    phase init-again init_again
-fi
-teardown
+
+# run_variant single|cluster [last]: one stack up, its tests, torn down
+run_variant() {
+    VARIANT=$1
+    if [ "$VARIANT" = cluster ]; then
+        FILE=docker-compose.cluster.yml
+        P=${P0/#parleyct/parleyctc}
+        [ "$P" = "$P0" ] && P=${P0}c
+        SUF=-cluster
+        # the nodes' password (random per run); acknowledgements wait for a replica
+        PARLEY_REDIS_PASSWORD=$(openssl rand -hex 24)
+        export PARLEY_REDIS_PASSWORD PARLEY_WAIT_REPLICAS=1
+    else
+        FILE=docker-compose.yml
+        P=$P0
+        SUF=""
+        unset PARLEY_REDIS_PASSWORD PARLEY_WAIT_REPLICAS
+    fi
+    say "$VARIANT: $FILE, project $P"
+    trap abort INT TERM
+    trap teardown EXIT
+    # no PARLEY_SECRET: the stack's init service generates the secret (read
+    # back from its volume by init_made)
+    SECRET=""
+    ENV_FILE=$(mktemp /tmp/parley-ct-env.XXXXXX)
+    CA=$(mktemp /tmp/parley-ct-ca.XXXXXX)
+    printf 'PARLEY_LOG_LEVEL=info\n' >"$ENV_FILE"
+    export PARLEY_ENV_FILE=$ENV_FILE
+    if phase "up$SUF" stack_up && phase "init-made$SUF" init_made; then
+        if [ "$VARIANT" = cluster ]; then
+            phase cluster-formed cluster_formed
+        else
+            phase host-tls host_tls
+        fi
+        t=$(date +%s)
+        run_e2e
+        timings+=("e2e$SUF $(($(date +%s) - t))s")
+        if [ "$VARIANT" = cluster ]; then
+            phase cluster-restart cluster_restart
+        else
+            phase init-again init_again
+        fi
+    fi
+    teardown "${2:-}"
+}
+
+n=$(echo "$VARIANTS" | wc -w)
+for v in $VARIANTS; do
+    n=$((n - 1))
+    if [ $n = 0 ]; then run_variant "$v" last; else run_variant "$v" more; fi
+done
 finish

@@ -1,0 +1,131 @@
+#!/bin/sh
+# redis-cluster-init: the one-shot service "cluster-init" of
+# docker-compose.cluster.yml. It runs in the redis image (redis-cli), on every
+# `docker compose up`, and exits 0 once the cluster of the nodes in
+# PARLEY_CLUSTER_NODES serves every slot; the gateways and routers start after
+# it. Idempotent:
+#
+# - no node knows another and none has a slot (a new stack): forms the
+#   cluster, `redis-cli --cluster create ... --cluster-replicas 1`, the first
+#   half of the nodes masters, the others their replicas;
+# - formed before (nodes.conf in each node's volume): nothing is created
+#   again. The nodes are introduced to each other again at their current
+#   addresses (CLUSTER MEET to each node's address now): a container
+#   restarted gets a new address, and nodes that all restarted at once would
+#   otherwise never find each other (the cluster bus is reached by address;
+#   the names in CLUSTER SLOTS are for clients). A known node met at a new
+#   address only has its address updated;
+# - formed, and a node is empty and alone (its volume lost, or a node added
+#   to the list): it joins as a replica of the master with the fewest
+#   (`redis-cli --cluster add-node --cluster-slave`);
+# - anything else (some slots assigned but not all, a half-made cluster):
+#   says what it found and exits 1 (docs/deploy.md, "Redis Cluster").
+#
+# Then waits until every node reports cluster_state:ok, knows every node and
+# `redis-cli --cluster check` finds every slot served and agreed.
+#
+# Environment: PARLEY_CLUSTER_NODES (space-separated host:port, the masters
+# first), PARLEY_CLUSTER_REPLICAS (1), REDISCLI_AUTH (the nodes' password),
+# PARLEY_CLUSTER_WAIT (seconds to wait for the nodes and the cluster, 120).
+set -eu
+NODES=${PARLEY_CLUSTER_NODES:?PARLEY_CLUSTER_NODES: the nodes, host:port ...}
+REPLICAS=${PARLEY_CLUSTER_REPLICAS:-1}
+WAIT=${PARLEY_CLUSTER_WAIT:-120}
+say() { echo "redis-cluster-init: $*"; }
+cli() { # host:port args...
+    _hp=$1
+    shift
+    redis-cli --no-auth-warning -h "${_hp%:*}" -p "${_hp##*:}" "$@"
+}
+info() { # host:port field: a field of CLUSTER INFO
+    cli "$1" CLUSTER INFO | tr -d '\r' | sed -n "s/^$2://p"
+}
+ip_of() { # host:port -> ip:port (CLUSTER MEET and --cluster create take addresses)
+    _ip=$(getent hosts "${1%:*}" | awk '{print $1; exit}')
+    [ -n "$_ip" ] || return 1
+    echo "$_ip:${1##*:}"
+}
+deadline=$(($(date +%s) + WAIT))
+until_ok() { # what cmd...: retry cmd every 0.5 s until it succeeds or the deadline
+    _what=$1
+    shift
+    while ! "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || { say "timed out waiting for $_what"; return 1; }
+        sleep 0.5
+    done
+}
+
+# ---- every node up (answering, its AOF loaded) and resolvable
+n=0
+for hp in $NODES; do
+    until_ok "$hp to answer" sh -c "[ \"\$(redis-cli --no-auth-warning -h ${hp%:*} -p ${hp##*:} PING)\" = PONG ]"
+    until_ok "$hp to resolve" ip_of "$hp"
+    n=$((n + 1))
+done
+say "$n nodes answer"
+
+# ---- what the nodes know
+formed=""
+alone=""
+for hp in $NODES; do
+    known=$(info "$hp" cluster_known_nodes)
+    slots=$(info "$hp" cluster_slots_assigned)
+    keys=$(cli "$hp" DBSIZE | tr -d '\r')
+    say "$hp: knows $known nodes, $slots slots assigned, $keys keys"
+    if [ "$known" -gt 1 ] || [ "$slots" -gt 0 ]; then
+        formed="$formed $hp"
+    elif [ "$keys" = 0 ]; then
+        alone="$alone $hp"
+    else
+        say "$hp is alone but holds $keys keys: not a node this script can place"
+        exit 1
+    fi
+done
+
+if [ -z "$formed" ]; then
+    addrs=""
+    for hp in $NODES; do addrs="$addrs $(ip_of "$hp")"; done
+    say "forming the cluster:$addrs, $REPLICAS replica(s) per master"
+    # shellcheck disable=SC2086 # one argument per address
+    redis-cli --no-auth-warning --cluster create $addrs --cluster-replicas "$REPLICAS" --cluster-yes
+else
+    first=${formed# }
+    first=${first%% *}
+    # the formed nodes meet again at their current addresses
+    for hp in $formed; do
+        for other in $formed; do
+            [ "$other" = "$hp" ] && continue
+            a=$(ip_of "$other")
+            cli "$hp" CLUSTER MEET "${a%:*}" "${a##*:}" >/dev/null
+        done
+    done
+    say "the cluster was formed before:$formed met again at their current addresses"
+    until_ok "every slot assigned" sh -c "redis-cli --no-auth-warning -h ${first%:*} -p ${first##*:} CLUSTER INFO | grep -q '^cluster_slots_assigned:16384'" || {
+        say "the cluster has slots no node serves: $(cli "$first" CLUSTER INFO | grep slots_assigned)"
+        exit 1
+    }
+    for hp in $alone; do
+        a=$(ip_of "$hp")
+        b=$(ip_of "$first")
+        # the node that had this name before (its volume lost) is forgotten
+        # by every node first: it would stay in CLUSTER NODES as failed
+        for id in $(cli "$first" CLUSTER NODES | awk -v n=",${hp%:*}" 'substr($2, length($2) - length(n) + 1) == n {print $1}'); do
+            say "$hp: forgetting the node $id that had its name"
+            for other in $formed; do cli "$other" CLUSTER FORGET "$id" >/dev/null || true; done
+        done
+        say "$hp is new (empty, alone): joins as a replica"
+        redis-cli --no-auth-warning --cluster add-node "$a" "$b" --cluster-slave
+    done
+fi
+
+# ---- the cluster is ok, from every node's point of view
+total=$(echo "$NODES" | wc -w)
+for hp in $NODES; do
+    until_ok "$hp: cluster_state ok, $total nodes known" sh -c "
+        i=\$(redis-cli --no-auth-warning -h ${hp%:*} -p ${hp##*:} CLUSTER INFO | tr -d '\r')
+        echo \"\$i\" | grep -qx cluster_state:ok && echo \"\$i\" | grep -qx cluster_known_nodes:$total"
+done
+first=$(echo "$NODES" | awk '{print $1}')
+until_ok "redis-cli --cluster check to pass" redis-cli --no-auth-warning --cluster check "$(ip_of "$first")"
+redis-cli --no-auth-warning --cluster check "$(ip_of "$first")" | grep -e '->' || true
+say "cluster ok"
