@@ -1,4 +1,4 @@
--- include: gateways fanout access epoch store members ref message
+-- include: gateways fanout access epoch store members ref message limits
 -- function: send
 --
 -- send.lua - a batch of texts and changes (edit, delete, react) from one router, stored,
@@ -148,31 +148,9 @@ local function deliver(user, seq, f, sessions, skip)
     for _, g in ipairs(gws) do emit(prefix .. g, env) end
   end
 end
--- takes one message costing copies inbox writes from the sender's budget; false when short
+-- takes one message costing copies inbox writes from the sender's budget (lib/limits.lua)
 local function budget(key, copies, bytes)
-  local cost = {1, copies, bytes * copies}
-  local v = redis.call('HMGET', key, 't', 'm', 'f', 'b')
-  local t = tonumber(v[1])
-  local left, full_ms = {}, 0
-  for i = 1, 3 do
-    if rates[i] > 0 then
-      local have = bursts[i]
-      if t then
-        have = math.min(bursts[i], (tonumber(v[i + 1]) or bursts[i]) + (now - t) * rates[i] / 1000)
-      end
-      if cost[i] > bursts[i] then return 'too_large' end -- never, whatever the wait
-      if have < cost[i] then return 'rate_limited' end
-      left[i] = have - cost[i]
-      full_ms = math.max(full_ms, math.ceil((bursts[i] - left[i]) * 1000 / rates[i]))
-    else
-      left[i] = bursts[i] -- off: kept full, should it be turned on
-    end
-  end
-  if full_ms > 0 then
-    redis.call('HSET', key, 't', now, 'm', left[1], 'f', left[2], 'b', left[3])
-    redis.call('PEXPIRE', key, full_ms + 1000)
-  end
-  return nil
+  return budget_take(key, copies, bytes, rates, bursts, now)
 end
 -- the answer to a text the budget refused (over = budget's answer)
 local function over_budget(m, over)
@@ -183,17 +161,9 @@ local function over_budget(m, over)
   end
   return refuse(m, 'rate_limited', 'over your message budget: retry later with the same cid')
 end
--- the oldest messages ZPOPMINed while history (n entries, total bytes: KEYS history bytes) holds
--- more than the history cap or its bytes cap (never the newest)
+-- the history's caps (lib/limits.lua)
 local function trim_history(history, hbytes, n, total)
-  if n <= hist_cap and total <= hist_bytes then return end
-  local gone = 0
-  while n > 1 and (n > hist_cap or total - gone > hist_bytes) do
-    gone = gone + #redis.call('ZPOPMIN', history)[1]
-    n = n - 1
-  end
-  if total - gone < 0 then redis.call('SET', hbytes, 0)
-  else redis.call('DECRBY', hbytes, gone) end
+  history_trim(history, hbytes, n, total, hist_cap, hist_bytes)
 end
 -- a message rewritten in place (an edit, a reaction): stored, then the history trimmed to its caps
 -- as after a new one (an edit that grows it may push the oldest out)

@@ -1,4 +1,4 @@
--- include: gateways epoch store ref message step fork pair access
+-- include: gateways epoch store ref message step fork pair access limits
 -- function: send_step
 --
 -- send_step.lua - send.lua's work in steps, each inside one hash slot: what the router runs on a
@@ -109,33 +109,9 @@ local function deliver(user, seq, fr, sessions, skip)
   local bytes = cmsgpack.pack(env)
   for _, g in ipairs(gws) do emit(prefix .. g, bytes) end
 end
--- takes one message costing copies inbox writes from the sender's budget (KEYS budget): nil, or
--- 'rate_limited' / 'too_large' (as send.lua's)
+-- takes one message costing copies inbox writes from the sender's budget (lib/limits.lua)
 local function budget(key, copies, bytes)
-  local cost = {1, copies, bytes * copies}
-  local rates, bursts = CTX.rates, CTX.bursts
-  local v = redis.call('HMGET', key, 't', 'm', 'f', 'b')
-  local t = tonumber(v[1])
-  local left, full_ms = {}, 0
-  for i = 1, 3 do
-    if rates[i] > 0 then
-      local have = bursts[i]
-      if t then
-        have = math.min(bursts[i], (tonumber(v[i + 1]) or bursts[i]) + (now - t) * rates[i] / 1000)
-      end
-      if cost[i] > bursts[i] then return 'too_large' end
-      if have < cost[i] then return 'rate_limited' end
-      left[i] = have - cost[i]
-      full_ms = math.max(full_ms, math.ceil((bursts[i] - left[i]) * 1000 / rates[i]))
-    else
-      left[i] = bursts[i]
-    end
-  end
-  if full_ms > 0 then
-    redis.call('HSET', key, 't', now, 'm', left[1], 'f', left[2], 'b', left[3])
-    redis.call('PEXPIRE', key, full_ms + 1000)
-  end
-  return nil
+  return budget_take(key, copies, bytes, CTX.rates, CTX.bursts, now)
 end
 local function over_budget(over)
   if over == 'too_large' then
@@ -145,14 +121,7 @@ local function over_budget(over)
   return refuse('rate_limited', 'over your message budget: retry later with the same cid')
 end
 local function trim_history(history, hbytes, n, total)
-  if n <= CTX.hcap and total <= CTX.hbytes then return end
-  local gone = 0
-  while n > 1 and (n > CTX.hcap or total - gone > CTX.hbytes) do
-    gone = gone + #redis.call('ZPOPMIN', history)[1]
-    n = n - 1
-  end
-  if total - gone < 0 then redis.call('SET', hbytes, 0)
-  else redis.call('DECRBY', hbytes, gone) end
+  history_trim(history, hbytes, n, total, CTX.hcap, CTX.hbytes)
 end
 local function new_id(ids)
   return redis.call('INCR', ids) * 16384 + CTX.slot

@@ -74,6 +74,22 @@ int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv)
     return rc;
 }
 
+/* The bulk session of user name (the one parley-bench and tests mint tokens for,
+ * token_bulk_sid): its id into sid (TOKEN_SID_LEN + 1 bytes) and login_create's
+ * arguments into *l (pointing at name and sid). 0, or -1 when it cannot be named. */
+static int cli_bulk_login(const cli_ctx *ctx, const char *name, char *sid, long long created,
+                          scripts_login *l)
+{
+    if (token_bulk_sid(ctx->secret, name, sid) < 0) return -1;
+    *l = (scripts_login){.user = name,
+                         .sid = sid,
+                         .agent = "parley bulk-users",
+                         .now_ms = created,
+                         .exp_s = created / 1000 + CLI_BULK_TTL,
+                         .cap = CLI_USER_LOGINS};
+    return 0;
+}
+
 static int cli_load_script(redisContext *c, script_id id)
 {
     const char *av[4];
@@ -137,14 +153,9 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
             else
                 taken++;
             freeReplyObject(r);
-            if (token_bulk_sid(ctx->secret, name, sid) < 0)
+            scripts_login l;
+            if (cli_bulk_login(ctx, name, sid, created, &l) != 0)
                 return cli_fail("cannot name the session of %s", name);
-            scripts_login l = {.user = name,
-                               .sid = sid,
-                               .agent = "parley bulk-users",
-                               .now_ms = created,
-                               .exp_s = created / 1000 + CLI_BULK_TTL,
-                               .cap = CLI_USER_LOGINS};
             r = scripts_login_create_sync(c, &l);
             if (!r || r->type == REDIS_REPLY_ERROR) {
                 cli_fail("redis: %s", r ? r->str : cli_errstr(ctx));
@@ -161,16 +172,10 @@ int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv)
             snprintf(name, sizeof(name), "%s%lld", prefix, start + base + i);
             if (scripts_register_append(c, name, hash, created) != REDIS_OK)
                 return cli_fail("redis: %s", c->errstr);
-            /* its bulk session: the one parley-bench and tests mint tokens for */
             char sid[TOKEN_SID_LEN + 1];
-            if (token_bulk_sid(ctx->secret, name, sid) < 0)
+            scripts_login l;
+            if (cli_bulk_login(ctx, name, sid, created, &l) != 0)
                 return cli_fail("cannot name the session of %s", name);
-            scripts_login l = {.user = name,
-                               .sid = sid,
-                               .agent = "parley bulk-users",
-                               .now_ms = created,
-                               .exp_s = created / 1000 + CLI_BULK_TTL,
-                               .cap = CLI_USER_LOGINS};
             if (scripts_login_create_append(c, &l) != REDIS_OK)
                 return cli_fail("redis: %s", c->errstr);
         }
