@@ -181,9 +181,23 @@ else
     for m in $(seq "$NCLUSTER"); do names+=("redis$m"); done
     for j in $(seq "$NREPLICAS"); do for m in $(seq "$NCLUSTER"); do names+=("redis${m}r$j"); done; done
     for name in "${names[@]}"; do
-        port=$(distinct_port); bus=$(distinct_port)
-        start_redis "$name" "$port" --cluster-port "$bus" --cluster-enabled yes \
-            --cluster-config-file "$WORK/redis/$name/nodes.conf" --cluster-node-timeout 5000
+        # a port free when picked can be taken (another program's outgoing connection) before
+        # redis-server binds it: a node that exits at once is started again on other ports
+        for try in 1 2 3; do
+            port=$(distinct_port); bus=$(distinct_port)
+            start_redis "$name" "$port" --cluster-port "$bus" --cluster-enabled yes \
+                --cluster-config-file "$WORK/redis/$name/nodes.conf" --cluster-node-timeout 5000
+            pid=${REDIS_PIDS[-1]}
+            for _ in $(seq 50); do
+                rcli "$port" ping >/dev/null 2>&1 && break
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            kill -0 "$pid" 2>/dev/null && break
+            [ "$try" = 3 ] && die "redis $name would not start (logs: $LOGS)"
+            unset 'PIDS[-1]' 'REDIS_PIDS[-1]' 'REDIS_PORTS[-1]' 'REDIS_NAMES[-1]'
+            rm -f "$WORK/redis/$name/nodes.conf"
+        done
         eval "BUS_$port=$bus"
     done
     for p in "${REDIS_PORTS[@]}"; do wait_for "redis :$p" 100 rcli "$p" ping; done
