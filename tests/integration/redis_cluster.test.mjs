@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { BUILD_DIR } from './lib/cluster.mjs';
 import { RedisCluster } from './lib/rcluster.mjs';
+import { Conn } from './lib/resp.mjs';
 
 const rc = new RedisCluster('redis_cluster', { masters: 3 });
 before(() => rc.start());
@@ -141,8 +142,15 @@ test('with a replica per master: WAIT counts the replica, SIGKILL of a master pr
         const key = 'parley:{u:failover}:inbox';
         const slot = Number(await rr.command(rr.nodes[0].port, 'CLUSTER', 'KEYSLOT', key));
         const master = await rr.masterOf(slot);
-        assert.equal(await rr.command(master.port, 'RPUSH', key, 'kept'), 1);
-        assert.equal(await rr.command(master.port, 'WAIT', '1', '2000'), 1, 'one replica has the write');
+        // WAIT counts the replicas that have this connection's writes: one connection for both
+        // (a fresh one has written nothing, and its WAIT answers at once)
+        const conn = await Conn.open(master.port);
+        try {
+            assert.equal(await conn.call('RPUSH', key, 'kept'), 1);
+            assert.equal(await conn.call('WAIT', '1', '2000'), 1, 'one replica has the write');
+        } finally {
+            conn.close();
+        }
         const { killed, promoted } = await rr.failSlotMaster(slot);
         assert.notEqual(promoted.port, killed.port);
         assert.deepEqual(await rr.command(promoted.port, 'LRANGE', key, '0', '-1'), ['kept'], 'the WAITed write is on the new master');
