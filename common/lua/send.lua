@@ -181,11 +181,7 @@ local function new_message(m, ids, history, hbytes, reply_to, mentions)
                reply_to = reply_to, mentions = mentions}
   if m.cid ~= '' then msg.cid = m.cid end
   local base = cmsgpack.pack(msg)
-  redis.call('ZADD', history, id, base)
-  local n, total = redis.call('ZCARD', history), #base
-  if n == 1 then redis.call('SET', hbytes, total)
-  else total = redis.call('INCRBY', hbytes, total) end
-  trim_history(history, hbytes, n, total)
+  history_add(history, hbytes, id, base, hist_cap, hist_bytes)
   return id, split_frame(base)
 end
 local function finish(m, cids, id, sseq)

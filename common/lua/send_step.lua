@@ -270,11 +270,7 @@ function steps.conv(keys)
                  sent = now, reply_to = reply_to, mentions = mentions}
     if CTX.cid ~= '' then msg.cid = CTX.cid end
     local base = cmsgpack.pack(msg)
-    redis.call('ZADD', history, id, base)
-    local n, total = redis.call('ZCARD', history), #base
-    if n == 1 then redis.call('SET', hbytes, total)
-    else total = redis.call('INCRBY', hbytes, total) end
-    trim_history(history, hbytes, n, total)
+    history_add(history, hbytes, id, base, CTX.hcap, CTX.hbytes)
     extra = {id = id, eid = id, sent = now, f = base, mmentions = mentions or false}
   else
     local id = tonumber(CTX.ref)

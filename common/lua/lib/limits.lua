@@ -10,6 +10,8 @@
 -- history_trim(history, hbytes, n, total, cap, bytes_cap): ZPOPMINs the oldest messages while
 -- the history (n entries, total bytes: KEYS hbytes) holds more than cap entries or bytes_cap
 -- bytes, never the newest; keeps hbytes right.
+-- history_add(history, hbytes, id, base, cap, bytes_cap): a new message (its stored frame base)
+-- ZADDed with score id, hbytes counted (reset when it is the only one), then history_trim.
 local function budget_take(key, copies, bytes, rates, bursts, now)
   local cost = {1, copies, bytes * copies}
   local v = redis.call('HMGET', key, 't', 'm', 'f', 'b')
@@ -44,4 +46,11 @@ local function history_trim(history, hbytes, n, total, cap, bytes_cap)
   end
   if total - gone < 0 then redis.call('SET', hbytes, 0)
   else redis.call('DECRBY', hbytes, gone) end
+end
+local function history_add(history, hbytes, id, base, cap, bytes_cap)
+  redis.call('ZADD', history, id, base)
+  local n, total = redis.call('ZCARD', history), #base
+  if n == 1 then redis.call('SET', hbytes, total)
+  else total = redis.call('INCRBY', hbytes, total) end
+  history_trim(history, hbytes, n, total, cap, bytes_cap)
 end
