@@ -3,7 +3,8 @@
  * main.c parses the global flags, picks the command and connects; users.c
  * creates users and tokens; logins.c lists and revokes signed-in sessions and
  * disables users; inspect.c prints what Redis holds; conversations.c shows
- * groups and histories; entry.c formats one stored frame. Every command
+ * groups and histories; entry.c formats one stored frame; cluster.c and
+ * cluster_ids.c are about Redis Cluster (slots, the per-slot id counters). Every command
  * returns the process exit status: 0 ok, 1 Redis or data error, 2 bad usage. */
 #ifndef PARLEY_CLI_H
 #define PARLEY_CLI_H
@@ -68,6 +69,10 @@ const char *cli_errstr(const cli_ctx *ctx);
 /* The connection to the node that serves key (on one Redis: cli_redis), for
  * a script whose first key is key; NULL after printing the error. */
 redisContext *cli_redis_for(cli_ctx *ctx, const char *key);
+/* The slot map the node of --redis-url reports (cluster.c): 0, or CLI_FAIL
+ * after printing why (not a cluster node: its error). *out is static storage,
+ * overwritten by the next call. */
+int cli_cluster_map(cli_ctx *ctx, cluster_map **out);
 /* Closes every connection. */
 void cli_close(cli_ctx *ctx);
 
@@ -140,8 +145,9 @@ void cli_ftime(FILE *out, long long ms);
 
 int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_migrate_inboxes(cli_ctx *ctx, const char *prog, int argc, char **argv); /* migrate.c */
-int cli_cmd_keyslot(cli_ctx *ctx, const char *prog, int argc, char **argv);         /* cluster.c */
-int cli_cmd_slots(cli_ctx *ctx, const char *prog, int argc, char **argv);           /* cluster.c */
+int cli_cmd_cluster_ids(cli_ctx *ctx, const char *prog, int argc, char **argv); /* cluster_ids.c */
+int cli_cmd_keyslot(cli_ctx *ctx, const char *prog, int argc, char **argv);     /* cluster.c */
+int cli_cmd_slots(cli_ctx *ctx, const char *prog, int argc, char **argv);       /* cluster.c */
 int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv);

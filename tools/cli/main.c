@@ -49,6 +49,10 @@ static const cli_cmd cli_cmds[] = {
     {"keyslot", "KEY... [--local]",
      "the Redis Cluster hash slot of each key, and the master serving it (--local: no Redis)",
      cli_cmd_keyslot},
+    {"cluster-ids", "[--from URL | --top N] [--dry-run]",
+     "after moving a one-Redis store to this cluster: raise every slot's id counter above the "
+     "old top id (parley:ids / 16384; never lowers one)",
+     cli_cmd_cluster_ids},
     {"slots", "", "the masters of the Redis Cluster --redis-url belongs to, and their slots",
      cli_cmd_slots},
 };

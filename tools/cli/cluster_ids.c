@@ -1,0 +1,301 @@
+/* cluster_ids.c - `parley cluster-ids`: after a store moved from one Redis to
+ * a Redis Cluster (docs/deploy.md "Moving a store from one Redis to a
+ * cluster"), raises the message id counter of every cluster slot,
+ * parley:{TAG}:ids (keys.h KEY_SLOT_IDS), to at least top / 16384, top being
+ * the last id the one Redis handed out (its parley:ids). On a cluster an id is
+ * counter x 16384 + slot (common/lua/send_step.lua), so every id stored from
+ * then on is above every id of the old store, and ids keep increasing within
+ * each conversation.
+ *
+ * The top: --top N, or --from URL (the old Redis: its parley:ids), and in any
+ * case the cluster's own copy of parley:ids when the import brought one: the
+ * largest wins. A counter is only ever raised (GET, then INCRBY of the
+ * difference: a concurrent INCR makes it higher still, never lower), so the
+ * command is safe to repeat and on a running cluster. It refuses while the
+ * old store (--from) or the cluster holds queued group fan-outs
+ * (parley:fanouts: send.lua's jobs, which a cluster's routers cannot run).
+ * Each master gets its slots' commands pipelined; a slot that moved meanwhile
+ * is done on its own with cli_command (which follows MOVED/ASK). */
+#include "cli.h"
+#include "keys.h"
+#include "redisurl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+/* ids are Lua numbers (doubles) in the scripts: exact below 2^53 */
+#define IDS_TOP_MAX ((1LL << 53) - 1)
+
+typedef struct ids_run {
+    long long need;   /* every counter at least this */
+    int dry_run;      /* count, change nothing */
+    long long raised; /* counters raised (or that would be) */
+    long long kept;   /* counters already at need or above */
+} ids_run;
+
+/* *out = the integer value of a GET reply (nil: 0). 0, or -1 when it is not a
+ * counter (what is then printed names key). */
+static int ids_value(const redisReply *r, const char *key, long long *out)
+{
+    if (r->type == REDIS_REPLY_NIL) {
+        *out = 0;
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(r->str, &end, 10);
+        if (errno == 0 && end != r->str && *end == '\0' && v >= 0) {
+            *out = v;
+            return 0;
+        }
+    }
+    if (r->type == REDIS_REPLY_ERROR)
+        cli_fail("redis: GET %s: %s", key, r->str);
+    else
+        cli_fail("%s holds %s, not a counter: a key Parley did not write; look at it "
+                 "(redis-cli -c GET '%s') before going on",
+                 key, r->type == REDIS_REPLY_STRING ? r->str : "a non-string", key);
+    return -1;
+}
+
+/* The top id of the old Redis at url (its parley:ids; 0 when absent), after
+ * checking that it has no queued fan-outs. 0, or CLI_USAGE / CLI_FAIL after
+ * printing. */
+static int ids_from(const char *prog, const char *url, long long *top)
+{
+    char err[512];
+    redisurl u;
+    struct timeval tv = {5, 0};
+    if (redisurl_parse(url, &u, err, sizeof err) != 0)
+        return cli_usage_error(prog, "--from: %s", err);
+    if (u.cluster)
+        return cli_usage_error(prog, "--from names the old one-Redis store (redis:// or unix://), "
+                                     "not a cluster");
+    redisContext *c = redisurl_connect(&u, &tv, err, sizeof err);
+    if (!c) return cli_fail("--from: %s", err);
+    int rc = CLI_FAIL;
+    redisReply *r = redisCommand(c, "GET %s", KEY_IDS);
+    if (!r) {
+        cli_fail("--from: %s", c->errstr);
+        goto out;
+    }
+    int bad = ids_value(r, "--from: " KEY_IDS, top);
+    freeReplyObject(r);
+    if (bad) goto out;
+    r = redisCommand(c, "SCARD %s", KEY_FANOUTS);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        cli_fail("--from: SCARD %s: %s", KEY_FANOUTS,
+                 !r                             ? c->errstr
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "unexpected reply");
+    } else if (r->integer > 0) {
+        cli_fail("the old store (--from) has queued group fan-outs (%lld groups in %s): keep its "
+                 "routers running, gateways stopped, until `redis-cli SCARD %s` says 0, then "
+                 "import again (--cluster-replace) and run this again",
+                 r->integer, KEY_FANOUTS, KEY_FANOUTS);
+    } else {
+        rc = 0;
+    }
+    if (r) freeReplyObject(r);
+out:
+    redisFree(c);
+    return rc;
+}
+
+/* One slot's counter on its own, following redirections. 0 or CLI_FAIL. */
+static int ids_raise_one(cli_ctx *ctx, ids_run *run, const char *key)
+{
+    long long v;
+    redisReply *r = cli_command(ctx, "GET %s", key);
+    if (!r) return cli_fail("redis: GET %s: %s", key, cli_errstr(ctx));
+    int bad = ids_value(r, key, &v);
+    freeReplyObject(r);
+    if (bad) return CLI_FAIL;
+    if (v >= run->need) {
+        run->kept++;
+        return 0;
+    }
+    run->raised++;
+    if (run->dry_run) return 0;
+    r = cli_command(ctx, "INCRBY %s %lld", key, run->need - v);
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < run->need) {
+        int rc = cli_fail("redis: INCRBY %s: %s", key,
+                          !r                             ? cli_errstr(ctx)
+                          : r->type == REDIS_REPLY_ERROR ? r->str
+                                                         : "unexpected reply");
+        if (r) freeReplyObject(r);
+        return rc;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Whether r redirects (the slot moved, or is moving): then the key is done on
+ * its own. */
+static int ids_redirected(const redisReply *r)
+{
+    cluster_redirect rd;
+    return r->type == REDIS_REPLY_ERROR && (cluster_parse_redirect(r->str, r->len, &rd) == 1 ||
+                                            strncmp(r->str, "TRYAGAIN", 8) == 0);
+}
+
+/* The counters of the slots the map gives master n, pipelined on c: every GET,
+ * then an INCRBY for each below need. 0 or CLI_FAIL. */
+static int ids_raise_node(cli_ctx *ctx, ids_run *run, redisContext *c, const cluster_map *m, int n)
+{
+    enum { BATCH = 1024 };
+    static long long vals[BATCH];
+    static unsigned slots[BATCH];
+    char key[KEYS_MAX];
+    unsigned s = 0;
+    while (s < CLUSTER_SLOTS) {
+        int count = 0;
+        for (; s < CLUSTER_SLOTS && count < BATCH; s++) {
+            if (m->owner[s] != n) continue;
+            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(s));
+            if (redisAppendCommand(c, "GET %s", key) != REDIS_OK)
+                return cli_fail("redis: %s", c->errstr);
+            slots[count++] = s;
+        }
+        for (int i = 0; i < count; i++) { /* the GETs' replies */
+            void *reply;
+            if (redisGetReply(c, &reply) != REDIS_OK) return cli_fail("redis: %s", c->errstr);
+            redisReply *r = reply;
+            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
+            vals[i] = -1; /* -1: done on its own below */
+            int bad = ids_redirected(r) ? 0 : ids_value(r, key, &vals[i]);
+            freeReplyObject(r);
+            if (bad) return CLI_FAIL;
+        }
+        int sent = 0;
+        for (int i = 0; i < count; i++) {
+            if (vals[i] < 0) continue;
+            if (vals[i] >= run->need) {
+                run->kept++;
+                continue;
+            }
+            run->raised++;
+            if (run->dry_run) continue;
+            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
+            if (redisAppendCommand(c, "INCRBY %s %lld", key, run->need - vals[i]) != REDIS_OK)
+                return cli_fail("redis: %s", c->errstr);
+            sent++;
+        }
+        for (int i = 0; i < count && sent > 0; i++) { /* the INCRBYs' replies, in order */
+            if (vals[i] < 0 || vals[i] >= run->need) continue;
+            void *reply;
+            if (redisGetReply(c, &reply) != REDIS_OK) return cli_fail("redis: %s", c->errstr);
+            redisReply *r = reply;
+            sent--;
+            if (ids_redirected(r)) { /* moved since the GET: again on its own */
+                run->raised--;
+                vals[i] = -1;
+            } else if (r->type != REDIS_REPLY_INTEGER || r->integer < run->need) {
+                keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
+                int rc = cli_fail("redis: INCRBY %s: %s", key,
+                                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                freeReplyObject(r);
+                return rc;
+            }
+            freeReplyObject(r);
+        }
+        for (int i = 0; i < count; i++) {
+            if (vals[i] >= 0) continue;
+            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
+            if (ids_raise_one(ctx, run, key) != 0) return CLI_FAIL;
+        }
+    }
+    return 0;
+}
+
+/* The cluster's SCARD parley:fanouts (what an import brought). 0 or CLI_FAIL. */
+static int ids_check_fanouts(cli_ctx *ctx)
+{
+    redisReply *r = cli_command(ctx, "SCARD %s", KEY_FANOUTS);
+    if (!r) return cli_fail("redis: SCARD %s: %s", KEY_FANOUTS, cli_errstr(ctx));
+    int rc = 0;
+    if (r->type != REDIS_REPLY_INTEGER)
+        rc = cli_fail("redis: SCARD %s: %s", KEY_FANOUTS,
+                      r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    else if (r->integer > 0)
+        rc = cli_fail("the cluster holds %lld groups with queued fan-outs (%s, from the old "
+                      "store): a cluster's routers do not run them. Drain them on the old Redis "
+                      "(its routers running, gateways stopped, until `redis-cli SCARD %s` says "
+                      "0), import again with --cluster-replace, then run this again",
+                      r->integer, KEY_FANOUTS, KEY_FANOUTS);
+    freeReplyObject(r);
+    return rc;
+}
+
+int cli_cmd_cluster_ids(cli_ctx *ctx, const char *prog, int argc, char **argv)
+{
+    const char *from = NULL;
+    long long top_flag = 0; /* 0: not given */
+    int dry_run = 0;
+    const config_opt opts[] = {
+        {"from", NULL, CONFIG_STR, &from, 0, 0,
+         "the old one-Redis store (redis://...): its parley:ids is the top id"},
+        {"top", NULL, CONFIG_INT, &top_flag, 0, IDS_TOP_MAX, "the top id, given as a number"},
+        {"dry-run", NULL, CONFIG_BOOL, &dry_run, 0, 0, "say what would be raised, change nothing"},
+    };
+    char *pos[1];
+    int npos;
+    if (cli_args(prog, ctx->usage, opts, 3, argc, argv, pos, &npos, 0) != 0) return CLI_USAGE;
+
+    long long top = top_flag, from_top = 0, copy = 0;
+    if (from) {
+        int rc = ids_from(prog, from, &from_top);
+        if (rc) return rc;
+        if (from_top > top) top = from_top;
+    }
+    cluster_map *m;
+    int rc = cli_cluster_map(ctx, &m);
+    if (rc) {
+        fprintf(stderr, "%s: --redis-url must name the Redis Cluster (redis-cluster://node,...)\n",
+                prog);
+        return rc;
+    }
+    if (m->covered != CLUSTER_SLOTS)
+        return cli_fail("the cluster serves %d of %d slots: run this once `redis-cli --cluster "
+                        "check` is clean",
+                        m->covered, CLUSTER_SLOTS);
+    rc = ids_check_fanouts(ctx);
+    if (rc) return rc;
+    redisReply *r = cli_command(ctx, "GET %s", KEY_IDS); /* the import's copy, if any */
+    if (!r) return cli_fail("redis: GET %s: %s", KEY_IDS, cli_errstr(ctx));
+    int bad = ids_value(r, KEY_IDS, &copy);
+    int absent = r->type == REDIS_REPLY_NIL;
+    freeReplyObject(r);
+    if (bad) return CLI_FAIL;
+    if (absent && !from && top_flag == 0)
+        return cli_usage_error(prog,
+                               "no %s on the cluster (nothing imported?): name the old store "
+                               "with --from URL, or the top id with --top N",
+                               KEY_IDS);
+    if (copy > top) top = copy;
+    if (top > IDS_TOP_MAX) return cli_fail("top id %lld is past 2^53: ids would lose digits", top);
+
+    ids_run run = {.need = top / CLUSTER_SLOTS, .dry_run = dry_run};
+    for (int n = 0; n < m->nnodes; n++) {
+        unsigned first = 0;
+        while (first < CLUSTER_SLOTS && m->owner[first] != n)
+            first++;
+        if (first == CLUSTER_SLOTS) continue; /* a master without slots */
+        char key[KEYS_MAX];
+        keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(first));
+        redisContext *c = cli_redis_for(ctx, key); /* that master's connection (made once) */
+        if (!c) return CLI_FAIL;
+        if (ids_raise_node(ctx, &run, c, m, n) != 0) return CLI_FAIL;
+    }
+    printf("top=%lld (from=%lld copy=%lld given=%lld) counters>=%lld: slots=%d raised=%lld "
+           "kept=%lld%s\n",
+           top, from_top, copy, top_flag, run.need, CLUSTER_SLOTS, run.raised, run.kept,
+           dry_run ? " (dry run: nothing changed)" : "");
+    printf("next id of slot S at least %lld x 16384 + S > %lld\n", run.need + 1, top);
+    return CLI_OK;
+}
