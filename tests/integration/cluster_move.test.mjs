@@ -8,6 +8,9 @@
 // get ids above every old one of their conversation and are delivered.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before } from 'node:test';
 import { Client, brief, login, sendReliably } from './lib/client.mjs';
 import { Cluster, ONE_NODE_CLUSTER, SECRET, waitFor } from './lib/cluster.mjs';
@@ -271,4 +274,107 @@ cl.test('on the cluster: new messages get ids above every old one of their conve
     // a user who only existed in the old store logs in with his password
     const r = await login(cl.gw(1), old.users.d.name, PASSWORD);
     assert.equal(r.status, 200, `login: ${r.status} ${r.text}`);
+});
+
+// ------------------------------------------------------------------ backups (docs/deploy.md "Backups")
+
+cl.test(
+    "a backup of every node (BGREWRITEAOF, appendonlydir/ and nodes.conf) restored, then parley after-restore: the backup's state, new ids above the lost ones, clients told to reload",
+    { skip, timeout: 120000 },
+    async () => {
+        const { a, b } = old.users;
+        const bk = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-backup-'));
+        // the backup: a rewrite on every node, waited for, then each node's files
+        for (const n of cl.rc.nodes) assert.match(await cl.rc.command(n.port, 'BGREWRITEAOF'), /rewriting/);
+        await waitFor(
+            async () => {
+                for (const n of cl.rc.nodes) {
+                    const p = await cl.rc.command(n.port, 'INFO', 'persistence');
+                    if (!/aof_rewrite_in_progress:0/.test(p) || !/aof_rewrite_scheduled:0/.test(p)) return false;
+                }
+                return true;
+            },
+            { what: 'every AOF rewrite finished' },
+        );
+        for (const [i, n] of cl.rc.nodes.entries()) {
+            fs.cpSync(path.join(n.dir, 'appendonlydir'), path.join(bk, `n${i}`, 'appendonlydir'), { recursive: true });
+            fs.copyFileSync(path.join(n.dir, 'nodes.conf'), path.join(bk, `n${i}`, 'nodes.conf'));
+        }
+        const A = await Client.connect(cl.gw(0), a.token);
+        const B = await Client.connect(cl.gw(1), b.token);
+        const kept = (await history(B, a.name)).map((m) => m.id);
+        // after the backup: three texts that the restore loses
+        const lost = [];
+        for (let i = 0; i < 3; i++) {
+            lost.push(await send(A, b.name, `lost ${i}`));
+            await B.next({ kind: 'text', id: lost.at(-1).id });
+        }
+        const lastSeq = B.all({ kind: 'text' }).at(-1).seq;
+        const epoch = B.hello.epoch;
+        await Client.closeAll();
+
+        // the restore: everything stopped, each node's files back, the nodes started
+        for (const g of cl.gateways) await g.proc.stop();
+        for (const r of cl.routers) await r.proc.stop();
+        for (const n of cl.rc.nodes) await n.proc.stop();
+        for (const [i, n] of cl.rc.nodes.entries()) {
+            fs.rmSync(path.join(n.dir, 'appendonlydir'), { recursive: true, force: true });
+            fs.cpSync(path.join(bk, `n${i}`, 'appendonlydir'), path.join(n.dir, 'appendonlydir'), { recursive: true });
+            fs.copyFileSync(path.join(bk, `n${i}`, 'nodes.conf'), path.join(n.dir, 'nodes.conf'));
+        }
+        fs.rmSync(bk, { recursive: true, force: true });
+        for (const n of cl.rc.nodes) cl.rc.startNode(n);
+        await cl.rc.waitOk(30000);
+
+        const dry = await parley(['--redis-url', cl.redisUrl, 'after-restore', '--dry-run']);
+        assert.equal(dry.code, 0, dry.stderr);
+        assert.match(dry.stdout, /^cluster: every slot's id counter \+1000000000 \(16384 counters\); inbox epochs reset: users=\d+ \(dry run/, dry.stdout);
+        const run = await parley(['--redis-url', cl.redisUrl, 'after-restore']);
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stdout, /^cluster: every slot's id counter \+1000000000 \(16384 counters\); inbox epochs reset: users=\d+\n/, run.stdout);
+        assert.equal(await cl.redis('HGET', `parley:{u:${b.name}}:meta`, 'epoch'), null, "b's epoch deleted");
+
+        for (const r of cl.routers) r.proc.start(cl.bin('parley-router'), r.args);
+        await cl.waitRouted(cl.routers[0].proc);
+        for (const g of cl.gateways) await cl.startGateway({ index: g.index });
+        const B2 = await Client.connect(cl.gw(1), b.token, { name: 'b-after-restore' });
+        assert.notEqual(B2.hello.epoch, epoch, 'a new inbox epoch');
+        assert.deepEqual(
+            (await history(B2, a.name)).map((m) => m.id),
+            kept,
+            'the history as at the backup (the lost texts are not in it)',
+        );
+        // new texts: ids above the lost ones (not the same ids again), delivered; they take b's
+        // inbox seqs past the ones the restore lost
+        const A2 = await Client.connect(cl.gw(0), a.token, { name: 'a-after-restore' });
+        for (let i = 0; i <= lost.length; i++) {
+            const ack = await send(A2, b.name, `after the restore ${i}`);
+            assert.ok(
+                lost.every((x) => ack.id > x.id),
+                `new id ${ack.id} above the lost ones ${lost.map((x) => x.id)}`,
+            );
+            await B2.next({ kind: 'text', id: ack.id }, 10000);
+        }
+        // a device of b that saw the lost entries syncs from its last seq in the epoch it knew:
+        // told to reload (the same epoch would answer recovered with the entries above that seq
+        // only, silently skipping the new ones below it)
+        const B3 = await Client.connect(cl.gw(0), b.token, { name: 'b-old-device' });
+        B3.send({ kind: 'sync', after: lastSeq, epoch });
+        const end = await B3.next({ kind: 'sync' }, 10000);
+        assert.equal(end.recovered, false, `sync after the restore: ${brief(end)}`);
+        assert.ok(end.seq > lastSeq, `b's seq ${end.seq} is past the lost ones' (${lastSeq}) again`);
+    },
+);
+
+one.test('parley after-restore on one Redis: parley:ids up by --ids, every inbox epoch deleted', { skip }, async () => {
+    const before = Number(await one.redis('GET', 'parley:ids'));
+    const run = await parley(['--redis-url', `redis://127.0.0.1:${one.redisPort}`, 'after-restore', '--ids', '1000']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+        run.stdout,
+        new RegExp(`^one Redis: parley:ids now ${before + 1000}, per-slot counters \\+1000 \\(0 of them\\); inbox epochs reset: users=4\\n`),
+        run.stdout,
+    );
+    assert.equal(Number(await one.redis('GET', 'parley:ids')), before + 1000);
+    for (const u of Object.values(old.users)) assert.equal(await one.redis('HGET', `parley:{u:${u.name}}:meta`, 'epoch'), null, `${u.name}'s epoch`);
 });

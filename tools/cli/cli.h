@@ -145,6 +145,20 @@ void cli_ftime(FILE *out, long long ms);
 
 int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_migrate_inboxes(cli_ctx *ctx, const char *prog, int argc, char **argv); /* migrate.c */
+/* A pass over the 16,384 per-slot id counters parley:{TAG}:ids (keys.h
+ * KEY_SLOT_IDS), cluster_ids.c. Each counter goes up by `add` when add > 0
+ * (an absent key too, unless existing_only), else up to `need` when below it;
+ * never down. dry_run counts without writing. */
+typedef struct ids_run {
+    long long need, add;
+    int existing_only, dry_run;
+    long long changed, kept; /* counters raised (or that would be), and left as they were */
+} ids_run;
+/* Runs it on the masters of map m (a cluster; per master pipelined, a key
+ * redirected meanwhile on its own) or, m NULL, on the one Redis. 0, or
+ * CLI_FAIL after printing (a counter that is not a number, a lost link). */
+int cli_ids_adjust(cli_ctx *ctx, ids_run *run, const cluster_map *m);
+int cli_cmd_after_restore(cli_ctx *ctx, const char *prog, int argc, char **argv); /* restore.c */
 int cli_cmd_cluster_ids(cli_ctx *ctx, const char *prog, int argc, char **argv); /* cluster_ids.c */
 int cli_cmd_keyslot(cli_ctx *ctx, const char *prog, int argc, char **argv);     /* cluster.c */
 int cli_cmd_slots(cli_ctx *ctx, const char *prog, int argc, char **argv);       /* cluster.c */

@@ -30,21 +30,20 @@
 /* ids are Lua numbers (doubles) in the scripts: exact below 2^53 */
 #define IDS_TOP_MAX ((1LL << 53) - 1)
 
-typedef struct ids_run {
-    long long need;   /* every counter at least this */
-    int dry_run;      /* count, change nothing */
-    long long raised; /* counters raised (or that would be) */
-    long long kept;   /* counters already at need or above */
-} ids_run;
-
-/* *out = the integer value of a GET reply (nil: 0). 0, or -1 when it is not a
- * counter (what is then printed names key). */
-static int ids_value(const redisReply *r, const char *key, long long *out)
+/* How much a counter (value v; absent: the key does not exist) goes up. */
+static long long ids_delta(const ids_run *run, long long v, int absent)
 {
-    if (r->type == REDIS_REPLY_NIL) {
-        *out = 0;
-        return 0;
-    }
+    if (run->add > 0) return absent && run->existing_only ? 0 : run->add;
+    return v < run->need ? run->need - v : 0;
+}
+
+/* *out = the integer value of a GET reply (nil: 0, and *absent = 1). 0, or -1
+ * after printing when it is not a counter (the message names key). */
+static int ids_value(const redisReply *r, const char *key, long long *out, int *absent)
+{
+    *absent = r->type == REDIS_REPLY_NIL;
+    *out = 0;
+    if (*absent) return 0;
     if (r->type == REDIS_REPLY_STRING) {
         char *end;
         errno = 0;
@@ -61,6 +60,141 @@ static int ids_value(const redisReply *r, const char *key, long long *out)
                  "(redis-cli -c GET '%s') before going on",
                  key, r->type == REDIS_REPLY_STRING ? r->str : "a non-string", key);
     return -1;
+}
+
+/* Counts a counter of value v that goes up by d (> 0) or stays. */
+static void ids_count(ids_run *run, long long d)
+{
+    if (d > 0)
+        run->changed++;
+    else
+        run->kept++;
+}
+
+/* An INCRBY reply for a counter that was v and went up by d. 0 or CLI_FAIL. */
+static int ids_check_incr(const redisReply *r, const char *key, long long v, long long d,
+                          const char *why)
+{
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= v + d) return 0;
+    return cli_fail("redis: INCRBY %s: %s", key,
+                    !r                             ? why
+                    : r->type == REDIS_REPLY_ERROR ? r->str
+                                                   : "unexpected reply");
+}
+
+/* One counter on its own, following redirections. 0 or CLI_FAIL. */
+static int ids_adjust_one(cli_ctx *ctx, ids_run *run, const char *key)
+{
+    long long v;
+    int absent;
+    redisReply *r = cli_command(ctx, "GET %s", key);
+    if (!r) return cli_fail("redis: GET %s: %s", key, cli_errstr(ctx));
+    int bad = ids_value(r, key, &v, &absent);
+    freeReplyObject(r);
+    if (bad) return CLI_FAIL;
+    long long d = ids_delta(run, v, absent);
+    ids_count(run, d);
+    if (d == 0 || run->dry_run) return 0;
+    r = cli_command(ctx, "INCRBY %s %lld", key, d);
+    int rc = ids_check_incr(r, key, v, d, cli_errstr(ctx));
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+/* Whether r redirects (the slot moved, or is moving): then the key is done on
+ * its own. */
+static int ids_redirected(const redisReply *r)
+{
+    cluster_redirect rd;
+    return r->type == REDIS_REPLY_ERROR && (cluster_parse_redirect(r->str, r->len, &rd) == 1 ||
+                                            strncmp(r->str, "TRYAGAIN", 8) == 0);
+}
+
+/* The counters of the slots with owner n in owner[] (every slot when owner is
+ * NULL), pipelined on c: every GET, then an INCRBY for each that goes up; a
+ * key redirected meanwhile again on its own. 0 or CLI_FAIL. */
+static int ids_adjust_node(cli_ctx *ctx, ids_run *run, redisContext *c, const int16_t *owner, int n)
+{
+    enum { BATCH = 1024 };
+    static long long vals[BATCH], deltas[BATCH];
+    static unsigned slots[BATCH];
+    static char redirected[BATCH];
+    char key[KEYS_MAX];
+    unsigned s = 0;
+    while (s < CLUSTER_SLOTS) {
+        int count = 0, sent = 0;
+        for (; s < CLUSTER_SLOTS && count < BATCH; s++) {
+            if (owner && owner[s] != n) continue;
+            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(s));
+            if (redisAppendCommand(c, "GET %s", key) != REDIS_OK)
+                return cli_fail("redis: %s", c->errstr);
+            slots[count++] = s;
+        }
+        for (int i = 0; i < count; i++) { /* the GETs' replies */
+            void *reply;
+            if (redisGetReply(c, &reply) != REDIS_OK) return cli_fail("redis: %s", c->errstr);
+            redisReply *r = reply;
+            int absent = 0, bad = 0;
+            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
+            redirected[i] = (char)ids_redirected(r);
+            if (!redirected[i]) bad = ids_value(r, key, &vals[i], &absent);
+            freeReplyObject(r);
+            if (bad) return CLI_FAIL;
+            deltas[i] = redirected[i] ? 0 : ids_delta(run, vals[i], absent);
+        }
+        for (int i = 0; i < count; i++) {
+            if (redirected[i]) continue;
+            ids_count(run, deltas[i]);
+            if (deltas[i] == 0 || run->dry_run) continue;
+            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
+            if (redisAppendCommand(c, "INCRBY %s %lld", key, deltas[i]) != REDIS_OK)
+                return cli_fail("redis: %s", c->errstr);
+            sent++;
+        }
+        for (int i = 0; i < count && sent > 0; i++) { /* the INCRBYs' replies, in order */
+            if (redirected[i] || deltas[i] == 0) continue;
+            void *reply;
+            if (redisGetReply(c, &reply) != REDIS_OK) return cli_fail("redis: %s", c->errstr);
+            redisReply *r = reply;
+            sent--;
+            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
+            int rc = 0;
+            if (ids_redirected(r)) { /* moved since the GET: again on its own */
+                run->changed--;
+                redirected[i] = 1;
+            } else {
+                rc = ids_check_incr(r, key, vals[i], deltas[i], "");
+            }
+            freeReplyObject(r);
+            if (rc) return rc;
+        }
+        for (int i = 0; i < count; i++) {
+            if (!redirected[i]) continue;
+            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
+            if (ids_adjust_one(ctx, run, key) != 0) return CLI_FAIL;
+        }
+    }
+    return 0;
+}
+
+int cli_ids_adjust(cli_ctx *ctx, ids_run *run, const cluster_map *m)
+{
+    if (!m) {
+        redisContext *c = cli_redis(ctx);
+        return c ? ids_adjust_node(ctx, run, c, NULL, 0) : CLI_FAIL;
+    }
+    for (int n = 0; n < m->nnodes; n++) {
+        unsigned first = 0;
+        while (first < CLUSTER_SLOTS && m->owner[first] != n)
+            first++;
+        if (first == CLUSTER_SLOTS) continue; /* a master without slots */
+        char key[KEYS_MAX];
+        keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(first));
+        redisContext *c = cli_redis_for(ctx, key); /* that master's connection (made once) */
+        if (!c) return CLI_FAIL;
+        if (ids_adjust_node(ctx, run, c, m->owner, n) != 0) return CLI_FAIL;
+    }
+    return 0;
 }
 
 /* The top id of the old Redis at url (its parley:ids; 0 when absent), after
@@ -84,7 +218,8 @@ static int ids_from(const char *prog, const char *url, long long *top)
         cli_fail("--from: %s", c->errstr);
         goto out;
     }
-    int bad = ids_value(r, "--from: " KEY_IDS, top);
+    int absent;
+    int bad = ids_value(r, "--from: " KEY_IDS, top, &absent);
     freeReplyObject(r);
     if (bad) goto out;
     r = redisCommand(c, "SCARD %s", KEY_FANOUTS);
@@ -105,112 +240,6 @@ static int ids_from(const char *prog, const char *url, long long *top)
 out:
     redisFree(c);
     return rc;
-}
-
-/* One slot's counter on its own, following redirections. 0 or CLI_FAIL. */
-static int ids_raise_one(cli_ctx *ctx, ids_run *run, const char *key)
-{
-    long long v;
-    redisReply *r = cli_command(ctx, "GET %s", key);
-    if (!r) return cli_fail("redis: GET %s: %s", key, cli_errstr(ctx));
-    int bad = ids_value(r, key, &v);
-    freeReplyObject(r);
-    if (bad) return CLI_FAIL;
-    if (v >= run->need) {
-        run->kept++;
-        return 0;
-    }
-    run->raised++;
-    if (run->dry_run) return 0;
-    r = cli_command(ctx, "INCRBY %s %lld", key, run->need - v);
-    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < run->need) {
-        int rc = cli_fail("redis: INCRBY %s: %s", key,
-                          !r                             ? cli_errstr(ctx)
-                          : r->type == REDIS_REPLY_ERROR ? r->str
-                                                         : "unexpected reply");
-        if (r) freeReplyObject(r);
-        return rc;
-    }
-    freeReplyObject(r);
-    return 0;
-}
-
-/* Whether r redirects (the slot moved, or is moving): then the key is done on
- * its own. */
-static int ids_redirected(const redisReply *r)
-{
-    cluster_redirect rd;
-    return r->type == REDIS_REPLY_ERROR && (cluster_parse_redirect(r->str, r->len, &rd) == 1 ||
-                                            strncmp(r->str, "TRYAGAIN", 8) == 0);
-}
-
-/* The counters of the slots the map gives master n, pipelined on c: every GET,
- * then an INCRBY for each below need. 0 or CLI_FAIL. */
-static int ids_raise_node(cli_ctx *ctx, ids_run *run, redisContext *c, const cluster_map *m, int n)
-{
-    enum { BATCH = 1024 };
-    static long long vals[BATCH];
-    static unsigned slots[BATCH];
-    char key[KEYS_MAX];
-    unsigned s = 0;
-    while (s < CLUSTER_SLOTS) {
-        int count = 0;
-        for (; s < CLUSTER_SLOTS && count < BATCH; s++) {
-            if (m->owner[s] != n) continue;
-            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(s));
-            if (redisAppendCommand(c, "GET %s", key) != REDIS_OK)
-                return cli_fail("redis: %s", c->errstr);
-            slots[count++] = s;
-        }
-        for (int i = 0; i < count; i++) { /* the GETs' replies */
-            void *reply;
-            if (redisGetReply(c, &reply) != REDIS_OK) return cli_fail("redis: %s", c->errstr);
-            redisReply *r = reply;
-            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
-            vals[i] = -1; /* -1: done on its own below */
-            int bad = ids_redirected(r) ? 0 : ids_value(r, key, &vals[i]);
-            freeReplyObject(r);
-            if (bad) return CLI_FAIL;
-        }
-        int sent = 0;
-        for (int i = 0; i < count; i++) {
-            if (vals[i] < 0) continue;
-            if (vals[i] >= run->need) {
-                run->kept++;
-                continue;
-            }
-            run->raised++;
-            if (run->dry_run) continue;
-            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
-            if (redisAppendCommand(c, "INCRBY %s %lld", key, run->need - vals[i]) != REDIS_OK)
-                return cli_fail("redis: %s", c->errstr);
-            sent++;
-        }
-        for (int i = 0; i < count && sent > 0; i++) { /* the INCRBYs' replies, in order */
-            if (vals[i] < 0 || vals[i] >= run->need) continue;
-            void *reply;
-            if (redisGetReply(c, &reply) != REDIS_OK) return cli_fail("redis: %s", c->errstr);
-            redisReply *r = reply;
-            sent--;
-            if (ids_redirected(r)) { /* moved since the GET: again on its own */
-                run->raised--;
-                vals[i] = -1;
-            } else if (r->type != REDIS_REPLY_INTEGER || r->integer < run->need) {
-                keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
-                int rc = cli_fail("redis: INCRBY %s: %s", key,
-                                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-                freeReplyObject(r);
-                return rc;
-            }
-            freeReplyObject(r);
-        }
-        for (int i = 0; i < count; i++) {
-            if (vals[i] >= 0) continue;
-            keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(slots[i]));
-            if (ids_raise_one(ctx, run, key) != 0) return CLI_FAIL;
-        }
-    }
-    return 0;
 }
 
 /* The cluster's SCARD parley:fanouts (what an import brought). 0 or CLI_FAIL. */
@@ -268,8 +297,8 @@ int cli_cmd_cluster_ids(cli_ctx *ctx, const char *prog, int argc, char **argv)
     if (rc) return rc;
     redisReply *r = cli_command(ctx, "GET %s", KEY_IDS); /* the import's copy, if any */
     if (!r) return cli_fail("redis: GET %s: %s", KEY_IDS, cli_errstr(ctx));
-    int bad = ids_value(r, KEY_IDS, &copy);
-    int absent = r->type == REDIS_REPLY_NIL;
+    int absent;
+    int bad = ids_value(r, KEY_IDS, &copy, &absent);
     freeReplyObject(r);
     if (bad) return CLI_FAIL;
     if (absent && !from && top_flag == 0)
@@ -281,20 +310,10 @@ int cli_cmd_cluster_ids(cli_ctx *ctx, const char *prog, int argc, char **argv)
     if (top > IDS_TOP_MAX) return cli_fail("top id %lld is past 2^53: ids would lose digits", top);
 
     ids_run run = {.need = top / CLUSTER_SLOTS, .dry_run = dry_run};
-    for (int n = 0; n < m->nnodes; n++) {
-        unsigned first = 0;
-        while (first < CLUSTER_SLOTS && m->owner[first] != n)
-            first++;
-        if (first == CLUSTER_SLOTS) continue; /* a master without slots */
-        char key[KEYS_MAX];
-        keys_fmt(key, sizeof key, KEY_SLOT_IDS, cluster_slot_tag(first));
-        redisContext *c = cli_redis_for(ctx, key); /* that master's connection (made once) */
-        if (!c) return CLI_FAIL;
-        if (ids_raise_node(ctx, &run, c, m, n) != 0) return CLI_FAIL;
-    }
+    if (cli_ids_adjust(ctx, &run, m) != 0) return CLI_FAIL;
     printf("top=%lld (from=%lld copy=%lld given=%lld) counters>=%lld: slots=%d raised=%lld "
            "kept=%lld%s\n",
-           top, from_top, copy, top_flag, run.need, CLUSTER_SLOTS, run.raised, run.kept,
+           top, from_top, copy, top_flag, run.need, CLUSTER_SLOTS, run.changed, run.kept,
            dry_run ? " (dry run: nothing changed)" : "");
     printf("next id of slot S at least %lld x 16384 + S > %lld\n", run.need + 1, top);
     return CLI_OK;
