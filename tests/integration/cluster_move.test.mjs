@@ -117,9 +117,7 @@ one.test(
         // queued fan-outs drained by the router still running, then the router
         for (const g of one.gateways) assert.equal((await g.proc.stop()).code, 0, `${g.id} exit`);
         await waitFor(async () => Number(await one.redis('SCARD', 'parley:fanouts')) === 0, { what: 'parley:fanouts empty' });
-        for (const r of one.routers) await r.proc.stop();
-        const keys = Number(await one.redis('DBSIZE'));
-        old.top = Number(await one.redis('GET', 'parley:ids')); // the burst's ids too, if stored
+        let keys = 0;
 
         // 2. the cluster, the import, the counters: started through the cluster's own start(), so
         // that its router and gateways come up only after them
@@ -128,6 +126,14 @@ one.test(
             await startRedis();
             const seed = `127.0.0.1:${cl.rc.nodes[0].port}`;
             const from = `127.0.0.1:${one.redisPort}`;
+            // refused while the old store has a live router (what it stores after the import
+            // would not be on the cluster)
+            const live = await parley(['--redis-url', cl.redisUrl, 'cluster-ids', '--from', `redis://${from}`]);
+            assert.equal(live.code, 1, `cluster-ids with a live router: ${live.stdout} ${live.stderr}`);
+            assert.match(live.stderr, /has a live router: router-1 beat \d+ ms ago/);
+            for (const r of one.routers) await r.proc.stop();
+            keys = Number(await one.redis('DBSIZE'));
+            old.top = Number(await one.redis('GET', 'parley:ids')); // the burst's ids too, if stored
             const imp = await cl.rc.cli(['--cluster', 'import', seed, '--cluster-from', from, '--cluster-copy'], 60000);
             assert.equal(imp.code, 0, `redis-cli --cluster import: ${imp.stdout.slice(-2000)} ${imp.stderr}`);
             assert.match(imp.stdout, /Importing \d+ keys from DB 0/);

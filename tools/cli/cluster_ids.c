@@ -13,9 +13,10 @@
  * difference: a concurrent INCR makes it higher still, never lower), so the
  * command is safe to repeat and on a running cluster. It refuses while the
  * old store (--from) or the cluster holds queued group fan-outs
- * (parley:fanouts: send.lua's jobs, which a cluster's routers cannot run).
- * Each master gets its slots' commands pipelined; a slot that moved meanwhile
- * is done on its own with cli_command (which follows MOVED/ASK). */
+ * (parley:fanouts: send.lua's jobs, which a cluster's routers cannot run), and
+ * while a router still beats in the old store (parley:routers). Each master gets its slots'
+ * commands pipelined; a slot that moved meanwhile is done on its own with cli_command (which
+ * follows MOVED/ASK). */
 #include "cli.h"
 #include "keys.h"
 #include "redisurl.h"
@@ -196,6 +197,35 @@ int cli_ids_adjust(cli_ctx *ctx, ids_run *run, const cluster_map *m)
     return 0;
 }
 
+/* Refuses (CLI_FAIL after printing) while a router still beats in the old
+ * store's parley:routers (within IDS_ROUTER_LIVE_MS of its TIME): what it
+ * stores after the import would not be on the cluster. */
+#define IDS_ROUTER_LIVE_MS 30000
+static int ids_from_routers(redisContext *c)
+{
+    redisReply *t = redisCommand(c, "TIME");
+    redisReply *z = redisCommand(c, "ZRANGE %s -1 -1 WITHSCORES", KEY_ROUTERS);
+    int rc = 0;
+    if (!t || !z || t->type != REDIS_REPLY_ARRAY || t->elements != 2 ||
+        z->type != REDIS_REPLY_ARRAY) {
+        rc = cli_fail("--from: TIME / ZRANGE %s: %s", KEY_ROUTERS,
+                      z && z->type == REDIS_REPLY_ERROR ? z->str : c->errstr);
+    } else if (z->elements == 2) { /* the newest beat: id, ms */
+        long long now = strtoll(t->element[0]->str, NULL, 10) * 1000 +
+                        strtoll(t->element[1]->str, NULL, 10) / 1000;
+        long long ago = now - strtoll(z->element[1]->str, NULL, 10);
+        if (ago < IDS_ROUTER_LIVE_MS)
+            rc = cli_fail("the old store (--from) has a live router: %s beat %lld ms ago (%s). "
+                          "Stop its routers (after the gateways, once %s is empty), import "
+                          "again, then run this again: what they store after the import is "
+                          "not on the cluster",
+                          z->element[0]->str, ago, KEY_ROUTERS, KEY_FANOUTS);
+    }
+    if (t) freeReplyObject(t);
+    if (z) freeReplyObject(z);
+    return rc;
+}
+
 /* The top id of the old Redis at url (its parley:ids; 0 when absent), after
  * checking that it has no queued fan-outs. 0, or CLI_USAGE / CLI_FAIL after
  * printing. */
@@ -220,7 +250,7 @@ static int ids_from(const char *prog, const char *url, long long *top)
     int absent;
     int bad = ids_value(r, "--from: " KEY_IDS, top, &absent);
     freeReplyObject(r);
-    if (bad) goto out;
+    if (bad || ids_from_routers(c) != 0) goto out;
     r = redisCommand(c, "SCARD %s", KEY_FANOUTS);
     if (!r || r->type != REDIS_REPLY_INTEGER) {
         cli_fail("--from: SCARD %s: %s", KEY_FANOUTS,
