@@ -35,6 +35,13 @@ NODES=${PARLEY_CLUSTER_NODES:?PARLEY_CLUSTER_NODES: the nodes, host:port ...}
 REPLICAS=${PARLEY_CLUSTER_REPLICAS:-1}
 WAIT=${PARLEY_CLUSTER_WAIT:-120}
 say() { echo "redis-cluster-init: $*"; }
+# an empty password: podman-compose 1.0.3 lets `${VAR:?}` pass an empty
+# value, and the nodes then run without one, in protected mode, refusing
+# every client (DENIED): say why at once instead of timing out
+[ -n "${REDISCLI_AUTH:-}" ] || {
+    say "no password: set PARLEY_REDIS_PASSWORD (not empty) in .env or the environment"
+    exit 1
+}
 cli() { # host:port args...
     _hp=$1
     shift
