@@ -25,7 +25,8 @@
 # listed nodes (no more: a node added by hand must be listed too) and
 # `redis-cli --cluster check` finds every slot served and agreed. Nodes
 # restarting while it runs (`compose restart` restarts it and them at once)
-# are waited for and met again.
+# are waited for and met again, and a replica still linked to its master's
+# old address is moved to the new one (CLUSTER REPLICATE).
 #
 # Environment: PARLEY_CLUSTER_NODES (space-separated host:port, the masters
 # first), PARLEY_CLUSTER_REPLICAS (1), REDISCLI_AUTH (the nodes' password),
@@ -165,6 +166,42 @@ for hp in $NODES; do
             exit 1
         fi
         # nodes restarted while this ran are met again every 5 s
+        round=$((round + 1))
+        [ -n "$formed" ] && [ $((round % 10)) = 0 ] && meet_formed
+        sleep 0.5
+    done
+done
+# ---- every replica replicates from its master's address now. Redis 7.0
+# takes a node's new address from another node's gossip without moving the
+# replication link to it (redis/redis#14633): after every node restarted
+# with a new address, a replica kept retrying its master's old one
+# (master_link_status:down, seen here on every `down` + `up`): no copy, no
+# failover for those slots, and --wait-replicas answers nothing. CLUSTER
+# REPLICATE, to the master it already has, moves the link.
+replica_ok() { # host:port: a master, or a replica linked to its master's current address
+    _nodes=$(cli "$1" CLUSTER NODES 2>/dev/null | tr -d '\r')
+    _me=$(echo "$_nodes" | awk '$3 ~ /myself/')
+    case $(echo "$_me" | awk '{print $3}') in *slave*) ;; *) return 0 ;; esac
+    _mid=$(echo "$_me" | awk '{print $4}')
+    _mline=$(echo "$_nodes" | awk -v id="$_mid" '$1 == id')
+    _mname=$(echo "$_mline" | awk '{split($2, a, ","); print a[2]}')
+    _maddr=$(echo "$_mline" | awk '{split($2, a, "@"); print a[1]}')
+    [ -n "$_mname" ] && [ -n "$_maddr" ] || return 1
+    _now=$(ip_of "$_mname:${_maddr##*:}") || return 1
+    _rep=$(cli "$1" INFO replication 2>/dev/null | tr -d '\r')
+    _at="$(echo "$_rep" | sed -n 's/^master_host://p'):$(echo "$_rep" | sed -n 's/^master_port://p')"
+    [ "$_at" = "$_now" ] && return 0
+    # once this node's own table has the master's new address
+    if [ "$_maddr" = "$_now" ]; then
+        say "$1 replicates from $_at, its master $_mname is at $_now: CLUSTER REPLICATE"
+        cli "$1" CLUSTER REPLICATE "$_mid" >/dev/null 2>&1 || true
+    fi
+    return 1
+}
+for hp in $NODES; do
+    round=0
+    while ! replica_ok "$hp"; do
+        [ "$(date +%s)" -lt "$deadline" ] || { say "timed out waiting for $hp to replicate from its master's current address"; exit 1; }
         round=$((round + 1))
         [ -n "$formed" ] && [ $((round % 10)) = 0 ] && meet_formed
         sleep 0.5
