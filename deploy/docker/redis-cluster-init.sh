@@ -7,7 +7,8 @@
 #
 # - no node knows another and none has a slot (a new stack): forms the
 #   cluster, `redis-cli --cluster create ... --cluster-replicas 1`, the first
-#   half of the nodes masters, the others their replicas;
+#   part of the nodes masters (a half with 1 replica each, a third with 2), the
+#   others their replicas;
 # - formed before (nodes.conf in each node's volume): nothing is created
 #   again. The nodes are introduced to each other again at their current
 #   addresses (CLUSTER MEET to each node's address now): a container
