@@ -23,6 +23,7 @@
 #include <hiredis/adapters/libevent.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -68,6 +69,10 @@ struct clink_conn {
     int nslots;            /* slots it owns in l->owner */
     unsigned backoff_ms;
     struct event *retry, *deadline;
+    /* the reply timeout: replies read on this connection, the count the last
+     * look saw, since when (ms) it has owed replies without one coming */
+    unsigned long long answered, seen;
+    long long owed_since;
 };
 
 struct clink {
@@ -76,6 +81,9 @@ struct clink {
     clink_hooks h;
     int stopping;
     int ready;
+    int serving; /* some master up (any_up said, all_down not since) */
+    unsigned reply_ms;
+    struct event *watch_ev; /* the reply timeout's look, every reply_ms / 4 */
     unsigned rr; /* round robin for keyless commands */
     unsigned long long seq;
     clink_conn *nodes[CLUSTER_NODES_MAX];
@@ -110,6 +118,7 @@ static void refresh_soon(clink *l, unsigned ms);
 static void refresh_next(clink *l);
 static int conn_init(clink *l, clink_conn *c, int idx);
 static void conn_free(clink_conn *c);
+static void watch_cb(evutil_socket_t fd, short what, void *arg);
 
 static long long now_ms(void)
 {
@@ -507,17 +516,32 @@ static void ready_check(clink *l)
         int o = l->owner[s];
         ok = o >= 0 && l->nodes[o] && l->nodes[o]->up;
     }
-    if (ok == l->ready || l->stopping) return;
-    l->ready = ok;
-    if (ok) {
-        char buf[128];
-        l->refresh_backoff = CLINK_BACKOFF_MIN_MS;
-        l->refresh_failed_logged = 0;
-        log_info("redis %s", clink_describe(l, buf, sizeof buf));
-        if (l->h.ready) l->h.ready(l, l->h.arg);
-    } else {
-        refresh_soon(l, 0);
-        if (l->h.down) l->h.down(l, l->h.arg);
+    int serving = ok || clink_up_masters(l) > 0;
+    if (l->stopping) return;
+    if (serving && !l->serving) {
+        l->serving = 1;
+        if (l->h.any_up) l->h.any_up(l, l->h.arg);
+        if (l->stopping) return;
+    }
+    if (ok != l->ready) {
+        l->ready = ok;
+        if (ok) {
+            char buf[128];
+            l->refresh_backoff = CLINK_BACKOFF_MIN_MS;
+            l->refresh_failed_logged = 0;
+            log_info("redis %s", clink_describe(l, buf, sizeof buf));
+            if (l->h.ready) l->h.ready(l, l->h.arg);
+        } else {
+            char buf[128];
+            log_warn("redis %s: commands of the slots without one wait", clink_describe(l, buf, sizeof buf));
+            refresh_soon(l, 0);
+            if (l->h.down) l->h.down(l, l->h.arg);
+        }
+        if (l->stopping) return;
+    }
+    if (!serving && l->serving) {
+        l->serving = 0;
+        if (l->h.all_down) l->h.all_down(l, l->h.arg);
     }
 }
 
@@ -530,6 +554,7 @@ static void clink_reply_cb(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     const int s = cmd->slot;
     if (s >= 0) l->inflight[s]--;
+    if (reply && ac && ac->data) ((clink_conn *)ac->data)->answered++;
     if (s == CLINK_EACH || !reply || l->stopping || reply->type != REDIS_REPLY_ERROR) {
         cmd_deliver(cmd, ac, reply);
         goto out;
@@ -628,6 +653,18 @@ int clink_command_argv(clink *l, redisCallbackFn *cb, void *priv, int argc, cons
     return clink_command_slot(l, slot < 0 ? -1 : slot, cb, priv, argc, argv, lens);
 }
 
+int clink_command_ordered(clink *l, redisCallbackFn *cb, void *priv, int argc, const char **argv,
+                          const size_t *lens)
+{
+    if (argc < 1 || !argv) return REDIS_ERR;
+    int slot = clink_order_slot(argc, argv, lens);
+    if (slot == CLINK_BAD) return clink_command_argv(l, cb, priv, argc, argv, lens);
+    /* its order master is away: any other (what was sent there comes back NULL) */
+    if (clink_key_slot(argc, argv, lens) == CLINK_ANY && l && !clink_slot_up(l, slot))
+        slot = CLINK_ANY;
+    return clink_command_slot(l, slot, cb, priv, argc, argv, lens);
+}
+
 int clink_each_master(clink *l, redisCallbackFn *cb, void *priv, int argc, const char **argv,
                       const size_t *lens)
 {
@@ -715,6 +752,7 @@ static void node_handshake_cb(redisAsyncContext *ac, void *r, void *priv)
     clink_conn *c = ac->data;
     redisReply *rep = r;
     if (!c || c->ac != ac || !rep) return; /* an old context, or lost: disconnect handles it */
+    c->answered++;
     if (rep->type == REDIS_REPLY_ERROR) {
         log_warn("redis cluster %s connection to %s: a first command refused: %s; retrying in "
                  "%u ms",
@@ -929,6 +967,7 @@ static void refresh_node_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     clink_conn *c = ac->data;
     clink *l = c->l;
+    if (r) c->answered++;
     if (!l->refreshing || (uintptr_t)priv != l->refresh_gen || l->stopping) return;
     refresh_reply(l, r, c->host);
 }
@@ -1099,14 +1138,16 @@ clink *clink_new(struct event_base *base, const redisurl *u, const clink_hooks *
     l->pump_ev = evtimer_new(base, pump_cb, l);
     l->refresh_ev = evtimer_new(base, refresh_cb, l);
     l->probe_deadline = evtimer_new(base, probe_deadline_cb, l);
+    l->watch_ev = event_new(base, -1, EV_PERSIST, watch_cb, l);
     l->has_sub = h && h->subscriber_up;
-    if (!l->pump_ev || !l->refresh_ev || !l->probe_deadline ||
+    if (!l->pump_ev || !l->refresh_ev || !l->probe_deadline || !l->watch_ev ||
         (l->has_sub && conn_init(l, &l->subc, -1) != 0)) {
         snprintf(err, errlen, "redis cluster: out of memory");
         clink_free(l);
         return NULL;
     }
     refresh_soon(l, 0);
+    clink_set_reply_timeout(l, CLINK_REPLY_MS);
     if (l->has_sub) {
         l->subc.used = 1;
         node_connect(&l->subc);
@@ -1117,6 +1158,64 @@ clink *clink_new(struct event_base *base, const redisurl *u, const clink_hooks *
 int clink_ready(const clink *l)
 {
     return l && l->ready;
+}
+
+int clink_serving(const clink *l)
+{
+    return l && l->serving;
+}
+
+int clink_slot_up(const clink *l, int slot)
+{
+    if (!l || slot < 0 || slot >= (int)CLUSTER_SLOTS) return 0;
+    int o = l->owner[slot];
+    return o >= 0 && l->nodes[o] && l->nodes[o]->used && l->nodes[o]->up;
+}
+
+int clink_key_up(const clink *l, const char *key, size_t len)
+{
+    return clink_slot_up(l, (int)cluster_keyslot(key, len));
+}
+
+/* The reply timeout's look at every master connection (the top of
+ * clink.h): one that owes replies and read none since the look
+ * reply_ms ago, with nothing unread on its socket, is dropped as lost. */
+static void watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    clink *l = arg;
+    long long now = now_ms();
+    for (int i = 0; i < CLUSTER_NODES_MAX && !l->stopping && l->reply_ms; i++) {
+        clink_conn *c = l->nodes[i];
+        if (!c || !c->used || !c->up || !c->ac) continue;
+        int owed = c->ac->replies.head != NULL;
+        if (!owed || c->answered != c->seen) {
+            c->seen = c->answered;
+            c->owed_since = owed ? now : 0;
+            continue;
+        }
+        if (!c->owed_since) c->owed_since = now;
+        if (now - c->owed_since < (long long)l->reply_ms) continue;
+        int unread = 0;
+        if (c->ac->c.fd >= 0 && ioctl(c->ac->c.fd, FIONREAD, &unread) == 0 && unread > 0)
+            continue; /* answered, not read yet: this loop was busy */
+        l->stats.timeouts++;
+        log_warn("redis cluster master %s: no reply for %u ms while commands wait; dropping the "
+                 "connection as lost",
+                 c->addr, l->reply_ms);
+        c->owed_since = 0;
+        node_abort(c); /* its commands get NULL; the map is read again; it reconnects */
+    }
+}
+
+void clink_set_reply_timeout(clink *l, unsigned ms)
+{
+    if (!l) return;
+    l->reply_ms = ms;
+    event_del(l->watch_ev);
+    if (!ms || l->stopping) return;
+    unsigned every = ms / 4 < 50 ? 50 : ms / 4;
+    struct timeval tv = tv_ms(every);
+    event_add(l->watch_ev, &tv);
 }
 
 int clink_up_masters(const clink *l)
@@ -1216,6 +1315,7 @@ void clink_stop(clink *l)
     if (l->pump_ev) evtimer_del(l->pump_ev);
     if (l->refresh_ev) evtimer_del(l->refresh_ev);
     if (l->probe_deadline) evtimer_del(l->probe_deadline);
+    if (l->watch_ev) event_del(l->watch_ev);
     if (l->probe) {
         redisAsyncContext *ac = l->probe;
         l->probe = NULL;
@@ -1258,5 +1358,6 @@ void clink_free(clink *l)
     if (l->pump_ev) event_free(l->pump_ev);
     if (l->refresh_ev) event_free(l->refresh_ev);
     if (l->probe_deadline) event_free(l->probe_deadline);
+    if (l->watch_ev) event_free(l->watch_ev);
     free(l);
 }

@@ -24,6 +24,7 @@ typedef struct gw_options {
     long long send_queue;    /* bytes per socket */
     long long ping_interval; /* seconds */
     long long heartbeat_ttl; /* ms */
+    long long redis_reply_timeout; /* ms, cluster mode: a master silent this long is dropped */
     long long rate;          /* frames per second per socket */
     long long burst;         /* token bucket size */
     long long everyone_limit;
