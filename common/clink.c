@@ -1178,15 +1178,18 @@ int clink_key_up(const clink *l, const char *key, size_t len)
 }
 
 /* The reply timeout's look at every master connection (the top of
- * clink.h): one that owes replies and read none since the look
- * reply_ms ago, with nothing unread on its socket, is dropped as lost. */
+ * clink.h): one that owes replies and read none for reply_ms, with nothing
+ * unread on its socket, is dropped as lost (an up one reconnects; one
+ * closing because it left the map is gone). */
 static void watch_cb(evutil_socket_t fd, short what, void *arg)
 {
     clink *l = arg;
     long long now = now_ms();
     for (int i = 0; i < CLUSTER_NODES_MAX && !l->stopping && l->reply_ms; i++) {
         clink_conn *c = l->nodes[i];
-        if (!c || !c->used || !c->up || !c->ac) continue;
+        /* up, or closing (no longer in the map: its commands in flight hold
+         * their slots' later ones back until they are answered) */
+        if (!c || !c->ac || !c->connected || (c->used && !c->up)) continue;
         int owed = c->ac->replies.head != NULL;
         if (!owed || c->answered != c->seen) {
             c->seen = c->answered;
