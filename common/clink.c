@@ -23,10 +23,10 @@
 #include <hiredis/adapters/libevent.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #define CLINK_EACH     (-3) /* a clink_each_master command: no routing */
@@ -84,7 +84,7 @@ struct clink {
     int serving; /* some master up (any_up said, all_down not since) */
     unsigned reply_ms;
     struct event *watch_ev; /* the reply timeout's look, every reply_ms / 4 */
-    unsigned rr; /* round robin for keyless commands */
+    unsigned rr;            /* round robin for keyless commands */
     unsigned long long seq;
     clink_conn *nodes[CLUSTER_NODES_MAX];
     int16_t owner[CLUSTER_SLOTS];         /* node index or -1 */
@@ -533,7 +533,8 @@ static void ready_check(clink *l)
             if (l->h.ready) l->h.ready(l, l->h.arg);
         } else {
             char buf[128];
-            log_warn("redis %s: commands of the slots without one wait", clink_describe(l, buf, sizeof buf));
+            log_warn("redis %s: commands of the slots without one wait",
+                     clink_describe(l, buf, sizeof buf));
             refresh_soon(l, 0);
             if (l->h.down) l->h.down(l, l->h.arg);
         }

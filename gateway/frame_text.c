@@ -28,11 +28,10 @@ static void frame_route(gw_session *s, const proto_str *to, const proto_str *cid
         return;
     }
     char k_from[KEYS_MAX], k_to[KEYS_MAX], k_conv[KEYS_MAX];
-    const char *keys[] = {
-        keys_fmt(k_from, sizeof k_from, KEY_INBOX, s->user),
-        name[0] == '#' ? keys_fmt(k_to, sizeof k_to, KEY_GROUP_META, name)
-                       : keys_fmt(k_to, sizeof k_to, KEY_INBOX, name),
-        keys_fmt(k_conv, sizeof k_conv, KEY_HISTORY, conv)};
+    const char *keys[] = {keys_fmt(k_from, sizeof k_from, KEY_INBOX, s->user),
+                          name[0] == '#' ? keys_fmt(k_to, sizeof k_to, KEY_GROUP_META, name)
+                                         : keys_fmt(k_to, sizeof k_to, KEY_INBOX, name),
+                          keys_fmt(k_conv, sizeof k_conv, KEY_HISTORY, conv)};
     if (!rl_keys_up(3, keys)) {
         rtq_refuse_text(s, cid->p, cid->len);
         return;

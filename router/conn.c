@@ -219,7 +219,8 @@ static redisAsyncContext *conn_open(router *r, const char *which)
     /* visible in CLIENT LIST: parley-router:ID:commands / :subscriber; the
      * scripts first on the pipe: later EVALSHAs never meet NOSCRIPT */
     char name[320];
-    snprintf(name, sizeof name, "parley-router:%s:%s", r->cfg.id, is_cmd ? "commands" : "subscriber");
+    snprintf(name, sizeof name, "parley-router:%s:%s", r->cfg.id,
+             is_cmd ? "commands" : "subscriber");
     n = scripts_conn_setup(conn_setup_send, ac, name, is_cmd);
     ok = n > 0 ? REDIS_OK : REDIS_ERR;
     if (is_cmd && ok == REDIS_OK) {

@@ -100,10 +100,10 @@ typedef struct router {
     slot_state slot[PARLEY_SLOTS];
     slot_ref slot_refs[PARLEY_SLOTS];
     struct event *beat_ev;
-    int tick_busy; /* a heartbeat round trip is in flight */
-    unsigned tick_no;        /* ticks started so far (late replies of an older one: ignored) */
-    uint64_t tick_start_ms;  /* when the one in flight started */
-    int tick_gets;           /* it is at the GETs (else at TIME) */
+    int tick_busy;          /* a heartbeat round trip is in flight */
+    unsigned tick_no;       /* ticks started so far (late replies of an older one: ignored) */
+    uint64_t tick_start_ms; /* when the one in flight started */
+    int tick_gets;          /* it is at the GETs (else at TIME) */
     /* the tick's look at the slot leases: one GET per lease (their keys are
      * in 64 hash slots), owner[i] its holder ("" none) when owner_known[i]
      * (its GET of this tick answered); owner_wait[i]: a GET of the slot is
