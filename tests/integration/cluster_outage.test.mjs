@@ -69,105 +69,114 @@ function deliveredOnce(to, sent) {
     }
 }
 
-cluster.test('one master dead (its replica held back): the other masters\u2019 users go on, its own get unavailable, then after the promotion everything works and nothing acked is lost', async () => {
-    // the victim: a master without a Parley subscriber on it (a subscriber that moves is the
-    // cluster link's test), and its replica told not to fail over until we say so
-    const victim = (await masters()).find((m) => m.subscribers === 0).node;
-    const replica = await replicaOf(victim);
-    await cluster.rc.command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'yes');
-    // c on the victim; a and b with their inboxes and their conversation on the others
-    const { a, b, c } = await pickUsers(async (us) => {
-        const c = us.find((u) => u.node === victim);
-        const live = us.filter((u) => u.node !== victim);
-        for (const a of live)
-            for (const b of live)
-                if (a !== b && c && (await nodeOf(convKey(a.name, b.name))) !== victim) return { a, b, c };
-        return null;
-    }, 'ou');
-    const A = await Client.connect(cluster.gw(0), a.token);
-    const B = await Client.connect(cluster.gw(1), b.token);
-    const C = await Client.connect(cluster.gw(0), c.token);
-    const acked = { ab: [], ba: [], ca: [] };
-    acked.ab.push(await sendReliably(A, { kind: 'text', to: b.name, data: 'before', cid: cid() }));
-    acked.ca.push(await sendReliably(C, { kind: 'text', to: a.name, data: 'c before', cid: cid() }));
+cluster.test(
+    'one master dead (its replica held back): the other masters\u2019 users go on, its own get unavailable, then after the promotion everything works and nothing acked is lost',
+    async () => {
+        // the victim: a master without a Parley subscriber on it (a subscriber that moves is the
+        // cluster link's test), and its replica told not to fail over until we say so
+        const victim = (await masters()).find((m) => m.subscribers === 0).node;
+        const replica = await replicaOf(victim);
+        await cluster.rc.command(replica.port, 'CONFIG', 'SET', 'cluster-replica-no-failover', 'yes');
+        // c on the victim; a and b with their inboxes and their conversation on the others
+        const { a, b, c } = await pickUsers(async (us) => {
+            const c = us.find((u) => u.node === victim);
+            const live = us.filter((u) => u.node !== victim);
+            for (const a of live) for (const b of live) if (a !== b && c && (await nodeOf(convKey(a.name, b.name))) !== victim) return { a, b, c };
+            return null;
+        }, 'ou');
+        const A = await Client.connect(cluster.gw(0), a.token);
+        const B = await Client.connect(cluster.gw(1), b.token);
+        const C = await Client.connect(cluster.gw(0), c.token);
+        const acked = { ab: [], ba: [], ca: [] };
+        acked.ab.push(await sendReliably(A, { kind: 'text', to: b.name, data: 'before', cid: cid() }));
+        acked.ca.push(await sendReliably(C, { kind: 'text', to: a.name, data: 'c before', cid: cid() }));
 
-    await victim.proc.signal('SIGKILL');
-    // c's text: unavailable, at once (its inbox's master is gone; nothing waits for it)
-    await waitFor(
-        async () => {
-            const k = cid('c');
-            C.send({ kind: 'text', to: a.name, data: 'c during', cid: k });
-            const f = await C.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === k, 8000);
-            if (f.kind === 'ack') acked.ca.push(f); // sent before the link noticed
-            return f.kind === 'error' && f.code === 'unavailable';
-        },
-        { timeout: 10000, what: 'a text on the dead master answered unavailable' },
-    );
-    const t0 = Date.now();
-    const k = cid('c');
-    C.send({ kind: 'text', to: a.name, data: 'c during', cid: k });
-    const f = await C.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === k);
-    assert.equal(f.code, 'unavailable', brief(f));
-    assert.ok(Date.now() - t0 < 1000, `answered in ${Date.now() - t0} ms`);
-    // a and b: texts both ways, acked and received, while the master stays dead (3 s and more)
-    const outage = Date.now();
-    for (let i = 0; i < 10; i++) {
-        const ab = await sendReliably(A, { kind: 'text', to: b.name, data: `ab ${i}`, cid: cid() }, { timeoutMs: 8000 });
-        const ba = await sendReliably(B, { kind: 'text', to: a.name, data: `ba ${i}`, cid: cid() }, { timeoutMs: 8000 });
-        acked.ab.push(ab);
-        acked.ba.push(ba);
-        await B.next((x) => x.kind === 'text' && x.id === ab.id);
-        await A.next((x) => x.kind === 'text' && x.id === ba.id);
-        await new Promise((r) => setTimeout(r, 300));
-    }
-    assert.ok(!(await masters()).some((m) => m.node === victim), 'the victim stayed dead');
-    assert.ok((await cluster.rc.command(replica.port, 'ROLE'))[0] === 'slave', 'its replica was not promoted meanwhile');
-    assert.ok(Date.now() - outage >= 3000);
-    for (const g of [0, 1]) assert.equal(await healthz(cluster.gw(g)), 200, `gw${g + 1} stays ready`);
+        await victim.proc.signal('SIGKILL');
+        // c's text: unavailable, at once (its inbox's master is gone; nothing waits for it)
+        await waitFor(
+            async () => {
+                const k = cid('c');
+                C.send({ kind: 'text', to: a.name, data: 'c during', cid: k });
+                const f = await C.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === k, 8000);
+                if (f.kind === 'ack') acked.ca.push(f); // sent before the link noticed
+                return f.kind === 'error' && f.code === 'unavailable';
+            },
+            { timeout: 10000, what: 'a text on the dead master answered unavailable' },
+        );
+        const t0 = Date.now();
+        const k = cid('c');
+        C.send({ kind: 'text', to: a.name, data: 'c during', cid: k });
+        const f = await C.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === k);
+        assert.equal(f.code, 'unavailable', brief(f));
+        assert.ok(Date.now() - t0 < 1000, `answered in ${Date.now() - t0} ms`);
+        // a and b: texts both ways, acked and received, while the master stays dead (3 s and more)
+        const outage = Date.now();
+        for (let i = 0; i < 10; i++) {
+            const ab = await sendReliably(A, { kind: 'text', to: b.name, data: `ab ${i}`, cid: cid() }, { timeoutMs: 8000 });
+            const ba = await sendReliably(B, { kind: 'text', to: a.name, data: `ba ${i}`, cid: cid() }, { timeoutMs: 8000 });
+            acked.ab.push(ab);
+            acked.ba.push(ba);
+            await B.next((x) => x.kind === 'text' && x.id === ab.id);
+            await A.next((x) => x.kind === 'text' && x.id === ba.id);
+            await new Promise((r) => setTimeout(r, 300));
+        }
+        assert.ok(!(await masters()).some((m) => m.node === victim), 'the victim stayed dead');
+        assert.ok((await cluster.rc.command(replica.port, 'ROLE'))[0] === 'slave', 'its replica was not promoted meanwhile');
+        assert.ok(Date.now() - outage >= 3000);
+        for (const g of [0, 1]) assert.equal(await healthz(cluster.gw(g)), 200, `gw${g + 1} stays ready`);
 
-    // the replica takes over: c is served again, and nothing acked was lost
-    assert.equal(await cluster.rc.command(replica.port, 'CLUSTER', 'FAILOVER', 'TAKEOVER'), 'OK');
-    await cluster.rc.waitOk();
-    acked.ca.push(await sendReliably(C, { kind: 'text', to: a.name, data: 'c after', cid: cid() }, { timeoutMs: 20000 }));
-    acked.ab.push(await sendReliably(A, { kind: 'text', to: b.name, data: 'after', cid: cid() }, { timeoutMs: 20000 }));
-    await B.next((x) => x.kind === 'text' && x.id === acked.ab.at(-1).id, 10000);
-    await A.next((x) => x.kind === 'text' && x.id === acked.ca.at(-1).id, 10000);
-    deliveredOnce(B, acked.ab);
-    deliveredOnce(A, acked.ba);
-    // c's: acked ones in a's history (a session may have been re-opened meanwhile: the inbox is
-    // the record); c's inbox has them too
-    const hist = await cluster.redis('ZRANGE', convKey(a.name, c.name), '0', '-1', 'WITHSCORES');
-    const ids = new Set(hist.filter((_, i) => i % 2).map(Number));
-    for (const x of acked.ca) assert.ok(ids.has(x.id), `c's acked text ${x.id} stored`);
-    for (const g of [0, 1]) assert.equal(await healthz(cluster.gw(g)), 200);
-});
-
-cluster.test('a master frozen (SIGSTOP): the reply timeout drops its connections, its replica is promoted, its users are served again within seconds', async () => {
-    let frozen = null;
-    for (const m of await masters()) if (m.subscribers === 0 && !frozen) frozen = await replicaOf(m.node).then(() => m.node, () => null);
-    assert.ok(frozen, 'a master with a replica and without a Parley subscriber');
-    const { a, d } = await pickUsers(async (us) => {
-        const d = us.find((u) => u.node === frozen);
-        const a = us.find((u) => u.node !== frozen);
-        return d && a ? { a, d } : null;
-    }, 'fz');
-    const A = await Client.connect(cluster.gw(0), a.token);
-    const D = await Client.connect(cluster.gw(1), d.token);
-    await sendReliably(D, { kind: 'text', to: a.name, data: 'before', cid: cid('f') });
-    const marks = cluster.procs.filter((p) => /^(gw|router)/.test(p.name)).map((p) => [p, p.log.length]);
-    await frozen.proc.signal('SIGSTOP', { wait: false });
-    const t0 = Date.now();
-    try {
-        // d's texts wait on the frozen master, then: the link drops it after the timeout (5 s),
-        // the cluster promotes its replica (--cluster-node-timeout 2000), d is served again
-        const ack = await sendReliably(D, { kind: 'text', to: a.name, data: 'during', cid: cid('f') }, { timeoutMs: 25000 });
-        const took = Date.now() - t0;
-        await A.next((x) => x.kind === 'text' && x.id === ack.id, 10000);
-        const dropped = marks.filter(([p, at]) => /no reply for \d+ ms while commands wait/.test(p.log.slice(at))).map(([p]) => p.name);
-        assert.ok(dropped.length >= 1, 'a process dropped the frozen master by the reply timeout');
-        assert.ok(took < 20000, `served again after ${took} ms (TCP keepalive would take 30 s and more)`);
+        // the replica takes over: c is served again, and nothing acked was lost
+        assert.equal(await cluster.rc.command(replica.port, 'CLUSTER', 'FAILOVER', 'TAKEOVER'), 'OK');
+        await cluster.rc.waitOk();
+        acked.ca.push(await sendReliably(C, { kind: 'text', to: a.name, data: 'c after', cid: cid() }, { timeoutMs: 20000 }));
+        acked.ab.push(await sendReliably(A, { kind: 'text', to: b.name, data: 'after', cid: cid() }, { timeoutMs: 20000 }));
+        await B.next((x) => x.kind === 'text' && x.id === acked.ab.at(-1).id, 10000);
+        await A.next((x) => x.kind === 'text' && x.id === acked.ca.at(-1).id, 10000);
+        deliveredOnce(B, acked.ab);
+        deliveredOnce(A, acked.ba);
+        // c's: acked ones in a's history (a session may have been re-opened meanwhile: the inbox is
+        // the record); c's inbox has them too
+        const hist = await cluster.redis('ZRANGE', convKey(a.name, c.name), '0', '-1', 'WITHSCORES');
+        const ids = new Set(hist.filter((_, i) => i % 2).map(Number));
+        for (const x of acked.ca) assert.ok(ids.has(x.id), `c's acked text ${x.id} stored`);
         for (const g of [0, 1]) assert.equal(await healthz(cluster.gw(g)), 200);
-    } finally {
-        frozen.proc.child?.kill('SIGCONT');
-    }
-});
+    },
+);
+
+cluster.test(
+    'a master frozen (SIGSTOP): the reply timeout drops its connections, its replica is promoted, its users are served again within seconds',
+    async () => {
+        let frozen = null;
+        for (const m of await masters())
+            if (m.subscribers === 0 && !frozen)
+                frozen = await replicaOf(m.node).then(
+                    () => m.node,
+                    () => null,
+                );
+        assert.ok(frozen, 'a master with a replica and without a Parley subscriber');
+        const { a, d } = await pickUsers(async (us) => {
+            const d = us.find((u) => u.node === frozen);
+            const a = us.find((u) => u.node !== frozen);
+            return d && a ? { a, d } : null;
+        }, 'fz');
+        const A = await Client.connect(cluster.gw(0), a.token);
+        const D = await Client.connect(cluster.gw(1), d.token);
+        await sendReliably(D, { kind: 'text', to: a.name, data: 'before', cid: cid('f') });
+        const marks = cluster.procs.filter((p) => /^(gw|router)/.test(p.name)).map((p) => [p, p.log.length]);
+        await frozen.proc.signal('SIGSTOP', { wait: false });
+        const t0 = Date.now();
+        try {
+            // d's texts wait on the frozen master, then: the link drops it after the timeout (5 s),
+            // the cluster promotes its replica (--cluster-node-timeout 2000), d is served again
+            const ack = await sendReliably(D, { kind: 'text', to: a.name, data: 'during', cid: cid('f') }, { timeoutMs: 25000 });
+            const took = Date.now() - t0;
+            await A.next((x) => x.kind === 'text' && x.id === ack.id, 10000);
+            const dropped = marks.filter(([p, at]) => /no reply for \d+ ms while commands wait/.test(p.log.slice(at))).map(([p]) => p.name);
+            assert.ok(dropped.length >= 1, 'a process dropped the frozen master by the reply timeout');
+            assert.ok(took < 20000, `served again after ${took} ms (TCP keepalive would take 30 s and more)`);
+            for (const g of [0, 1]) assert.equal(await healthz(cluster.gw(g)), 200);
+        } finally {
+            frozen.proc.child?.kill('SIGCONT');
+        }
+    },
+);
