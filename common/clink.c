@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CLINK_EACH     (-3) /* a clink_each_master command: no routing */
 #define CLINK_PROBE_MS 2000 /* a probe's connect + AUTH + CLUSTER SLOTS, at most */
@@ -111,6 +112,14 @@ struct clink {
     int has_sub;
     clink_conn subc;
     unsigned sub_cursor;
+    /* the subscriber's probe (the reply timeout for a connection that owes
+     * no replies): its own channel, PUBLISHed to through a master every look;
+     * a PUBLISH answered more than reply_ms ago whose message has not come
+     * means the subscriber's node hangs */
+    char probe_chan[64];
+    unsigned long long probe_sent, probe_seen, probe_due;
+    long long probe_due_at;
+    int probe_inflight;
 };
 
 static void node_connect(clink_conn *c);
@@ -119,6 +128,8 @@ static void refresh_next(clink *l);
 static int conn_init(clink *l, clink_conn *c, int idx);
 static void conn_free(clink_conn *c);
 static void watch_cb(evutil_socket_t fd, short what, void *arg);
+static void sub_probe_msg_cb(redisAsyncContext *ac, void *r, void *priv);
+static void sub_watch(clink *l, long long now);
 
 static long long now_ms(void)
 {
@@ -741,11 +752,90 @@ static void node_maybe_up(clink_conn *c)
     c->backoff_ms = CLINK_BACKOFF_MIN_MS;
     log_info("redis cluster %s connection to %s up", node_role(c), c->addr);
     if (c->idx < 0) {
+        l->probe_seen = l->probe_sent; /* what was published before is not awaited */
+        l->probe_due = 0;
+        if (redisAsyncCommand(c->ac, sub_probe_msg_cb, l, "SUBSCRIBE %s", l->probe_chan) !=
+            REDIS_OK)
+            log_warn("redis cluster subscriber: cannot subscribe to its probe channel");
         if (l->h.subscriber_up) l->h.subscriber_up(l, l->h.arg);
         return;
     }
     ready_check(l);
     pump_soon(l);
+}
+
+/* Its probe channel's messages on the subscriber (and the confirmation). */
+static void sub_probe_msg_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    clink *l = priv;
+    redisReply *rep = r;
+    (void)ac;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message") ||
+        rep->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    unsigned long long seq = strtoull(rep->element[2]->str, NULL, 10);
+    if (seq > l->probe_seen) l->probe_seen = seq;
+    if (l->probe_due && l->probe_seen >= l->probe_due) l->probe_due = 0;
+}
+
+typedef struct sub_probe {
+    clink *l;
+    unsigned long long seq;
+} sub_probe;
+
+/* A probe PUBLISH answered: its message is due on the subscriber from now. */
+static void sub_probe_pub_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    sub_probe *p = priv;
+    clink *l = p->l;
+    redisReply *rep = r;
+    (void)ac;
+    l->probe_inflight = 0;
+    if (rep && rep->type == REDIS_REPLY_INTEGER && !l->stopping && p->seq > l->probe_seen &&
+        !l->probe_due) {
+        l->probe_due = p->seq;
+        l->probe_due_at = now_ms();
+    }
+    free(p);
+}
+
+/* The subscriber's look (from watch_cb): the next probe, or the subscriber
+ * dropped as lost when an answered one's message is overdue. */
+static void sub_watch(clink *l, long long now)
+{
+    clink_conn *c = &l->subc;
+    if (!l->has_sub || !c->up || !c->ac) return;
+    int unread = 0; /* in but not read: reads paused by the owner, or this loop busy */
+    if (l->probe_due && now - l->probe_due_at >= (long long)l->reply_ms &&
+        !(c->ac->c.fd >= 0 && ioctl(c->ac->c.fd, FIONREAD, &unread) == 0 && unread > 0)) {
+        l->stats.timeouts++;
+        log_warn("redis cluster subscriber %s: its probe message did not come within %u ms; "
+                 "dropping the connection as lost",
+                 c->addr, l->reply_ms);
+        l->probe_due = 0;
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL; /* detached: as a lost connection, without its disconnect callback */
+        c->connected = c->up = c->handshake = 0;
+        evtimer_del(c->deadline);
+        redisAsyncFree(ac); /* the subscriptions' callbacks get NULL */
+        if (l->h.subscriber_down) l->h.subscriber_down(l, l->h.arg);
+        node_lost(c);
+        return;
+    }
+    if (l->probe_inflight) return;
+    sub_probe *p = malloc(sizeof *p);
+    if (!p) return;
+    p->l = l;
+    p->seq = ++l->probe_sent;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%llu", p->seq);
+    const char *argv[] = {"PUBLISH", l->probe_chan, seq};
+    if (clink_command_slot(l, -1, sub_probe_pub_cb, p, 3, argv, NULL) != REDIS_OK) {
+        free(p);
+        return;
+    }
+    l->probe_inflight = 1;
 }
 
 static void node_handshake_cb(redisAsyncContext *ac, void *r, void *priv)
@@ -1141,6 +1231,7 @@ clink *clink_new(struct event_base *base, const redisurl *u, const clink_hooks *
     l->probe_deadline = evtimer_new(base, probe_deadline_cb, l);
     l->watch_ev = event_new(base, -1, EV_PERSIST, watch_cb, l);
     l->has_sub = h && h->subscriber_up;
+    snprintf(l->probe_chan, sizeof l->probe_chan, "clink:probe:%ld:%p", (long)getpid(), (void *)l);
     if (!l->pump_ev || !l->refresh_ev || !l->probe_deadline || !l->watch_ev ||
         (l->has_sub && conn_init(l, &l->subc, -1) != 0)) {
         snprintf(err, errlen, "redis cluster: out of memory");
@@ -1209,6 +1300,7 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
         c->owed_since = 0;
         node_abort(c); /* its commands get NULL; the map is read again; it reconnects */
     }
+    if (!l->stopping && l->reply_ms) sub_watch(l, now);
 }
 
 void clink_set_reply_timeout(clink *l, unsigned ms)

@@ -58,8 +58,14 @@
  * owes replies and answered none for clink_set_reply_timeout ms (default
  * CLINK_REPLY_MS) is dropped as if it were lost (its commands get NULL; the
  * map is read again; it reconnects after the backoff), so a hung master
- * behaves like a dead one; TCP keepalive (about 30 s) is the fallback with
- * the timeout off. Multi-key commands whose keys cross slots are sent
+ * behaves like a dead one. The subscriber owes no replies: with the timeout
+ * on, the link PUBLISHes a probe (its own channel, clink:probe:PID:ADDR,
+ * subscribed on the subscriber) through a master at every look (reply_ms /
+ * 4); a probe answered more than reply_ms ago whose message has not come
+ * (and nothing unread on the subscriber's socket) drops the subscriber as
+ * lost (subscriber_down, then it moves to another node). TCP keepalive is
+ * the fallback with the timeout off (it never notices a stopped process on
+ * a live host: its kernel answers). Multi-key commands whose keys cross slots are sent
  * by the first key (Redis answers CROSSSLOT); MULTI/EXEC, blocking commands
  * and WAIT go by their key like any command (WAIT: use clink_command_slot on
  * the slot just written). One link, one event loop, one thread. */

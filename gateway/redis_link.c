@@ -51,8 +51,8 @@ static struct {
     rl_conn cmd, sub;
     int sub_confirmed; /* rl_subscriber_confirmed since the subscriber connected */
     int stopping;
-    /* cluster mode: the link, whether its ready hook came (every slot has an
-     * up master), commands given to it and not answered, answers so far */
+    /* cluster mode: the link, whether it serves (its any_up hook came, not
+     * all_down since), commands given to it and not answered, answers so far */
     clink *link;
     int link_ready; /* some master up (clink any_up, all_down) */
     unsigned reply_ms;

@@ -284,10 +284,10 @@ static void slots_count_cb(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-/* What a TIME names: its tick (a late reply of an older one is ignored). */
+/* What a TIME names: its router (the first TIME answered while the tick is
+ * at its TIME step drives it: see slots_tick). */
 typedef struct slots_time_ref {
     router *r;
-    unsigned tick;
 } slots_time_ref;
 
 static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
@@ -298,7 +298,7 @@ static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
     char now_s[24], old_s[24], live_s[24], key[KEYS_MAX];
     (void)ac;
 
-    int stale = ref->tick != r->tick_no || !r->tick_busy || r->tick_gets;
+    int stale = !r->tick_busy || r->tick_gets;
     free(ref);
     if (stale) return;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || !conn_ready(r) ||
@@ -338,25 +338,32 @@ static void slots_tick(router *r)
 {
     uint64_t now = walltime_ms();
     if (r->stopping || !conn_ready(r)) return;
+    int again = 0; /* another TIME for the tick at its TIME step */
     if (r->tick_busy) {
-        /* the last one still waits (a master away, or hung until the link's reply timeout):
-         * decide with what it knows, then a new one, so that the leases on the other masters
-         * are renewed in time */
+        /* the last one still waits for GETs (a master away, or hung until the link's reply
+         * timeout): decide with what it knows, then a new one, so that the leases on the other
+         * masters are renewed in time. At its TIME step: one TIME more (the first answered
+         * goes on; a slow Redis is not abandoned) */
         if (now - r->tick_start_ms < (uint64_t)r->cfg.lease_ms / 6) return;
-        slots_tick_end(r);
-        if (r->stopping || !conn_ready(r)) return;
+        if (r->tick_gets) {
+            slots_tick_end(r);
+            if (r->stopping || !conn_ready(r)) return;
+        } else {
+            again = 1;
+        }
     }
     slots_time_ref *ref = malloc(sizeof *ref);
     if (!ref) return;
     ref->r = r;
-    ref->tick = ++r->tick_no;
-    r->tick_busy = 1;
-    r->tick_gets = 0;
+    if (!again) ++r->tick_no;
     r->tick_start_ms = now;
     if (conn_commandf(r, slots_time_cb, ref, "TIME") != REDIS_OK) {
         free(ref);
-        r->tick_busy = 0;
+        if (!again) r->tick_busy = 0;
+        return;
     }
+    r->tick_busy = 1;
+    r->tick_gets = 0;
 }
 
 static void slots_beat(evutil_socket_t fd, short what, void *arg)
