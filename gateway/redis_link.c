@@ -492,6 +492,8 @@ int rl_commands_progressed(void)
     static const redisAsyncContext *seen_ac;
     static const redisCallback *seen_head;
     static unsigned long long seen_answered;
+    if (rl.link && (!rl.reply_ms_set || rl.reply_ms > 0))
+        return 1;  /* the link's reply timeout watches each master (a hung one alone is dropped) */
     if (rl.link) { /* any answer from any master counts */
         int moved = rl.link_pending <= 0 || rl.link_answered != seen_answered;
         seen_answered = rl.link_answered;

@@ -69,7 +69,9 @@ int rl_keys_up(int n, const char *const *keys);
 void rl_set_reply_timeout(unsigned ms);
 /* A command on the command connection: 0, or -1 when it is down. */
 int rl_command(redisCallbackFn *cb, void *priv, int argc, const char **argv, const size_t *lens);
-/* Whether the command connection moved since the last call: 1 when nothing
+/* Whether the command connection moved since the last call (on a cluster
+ * with the reply timeout on, always 1: the link drops a hung master itself,
+ * and one hung master must not drop the whole link): 1 when nothing
  * waits for a reply, a reply came in between (the oldest command waiting is
  * another one, or the connection is new), or a reply is waiting to be read
  * on the socket; 0 when the same command has been waiting all along. What
