@@ -386,6 +386,17 @@ int scripts_check(char *err, size_t size);
 /* fills argv with the command that loads id (SCRIPT LOAD, or FUNCTION LOAD
  * REPLACE); returns its argc. Its reply is scripts_sha(id). */
 int scripts_load_argv(script_id id, const char *argv[4]);
+/* A new connection's set-up, the same for the gateway and the router, on one
+ * Redis and on each cluster connection: CLIENT SETNAME name, then, when
+ * with_scripts is 1, the load of every script (scripts_load_argv; first on
+ * the pipe, so that later calls never meet NOSCRIPT). Each command is queued
+ * with send(ctx, what, argc, argv, lens) (what names it for an error
+ * message: "CLIENT SETNAME", "script load"), which answers REDIS_OK or
+ * REDIS_ERR. Returns how many were queued (their replies are the caller's to
+ * count), or -1 when send refused one (the ones before it stay queued). */
+typedef int scripts_setup_send(void *ctx, const char *what, int argc, const char **argv,
+                               const size_t *lens);
+int scripts_conn_setup(scripts_setup_send *send, void *ctx, const char *name, int with_scripts);
 /* the file name without .lua (`parley scripts` prints NAME SHA) */
 const char *scripts_name(script_id id);
 /* what calls it: EVALSHA's SHA1, or FCALL's function (= library) name */

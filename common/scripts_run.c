@@ -162,6 +162,19 @@ int scripts_load_argv(script_id id, const char *argv[4])
     return 3;
 }
 
+int scripts_conn_setup(scripts_setup_send *send, void *ctx, const char *name, int with_scripts)
+{
+    const char *argv[] = {"CLIENT", "SETNAME", name};
+    if (send(ctx, "CLIENT SETNAME", 3, argv, NULL) != REDIS_OK) return -1;
+    int n = 1;
+    for (int i = 0; with_scripts && i < SCRIPT__COUNT; i++, n++) {
+        const char *load[4];
+        int argc = scripts_load_argv((script_id)i, load);
+        if (send(ctx, "script load", argc, load, NULL) != REDIS_OK) return -1;
+    }
+    return n;
+}
+
 int scripts_missing(const char *err, size_t len)
 {
     static const char fn[] = "ERR Function not found";

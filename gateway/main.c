@@ -306,6 +306,7 @@ int main(int argc, char **argv)
     evsignal_add(gw.sig_term, NULL);
     evsignal_add(gw.sig_int, NULL);
     openrate_init(o->user_open_rate, o->user_open_burst);
+    rl_set_reply_timeout((unsigned)o->redis_reply_timeout);
     if (sess_init(gw.base, (size_t)o->send_queue) < 0 || rtq_init(gw.base) < 0 ||
         sesscap_init(gw.base, o->user_sessions) < 0 || revoke_init(gw.base) < 0 ||
         startup_init(gw.base, o->gwid, o->heartbeat_ttl, &sh) < 0 ||

@@ -35,6 +35,7 @@ int options_parse(int argc, char **argv)
     c->send_queue = 1048576;
     c->ping_interval = 30;
     c->heartbeat_ttl = 5000;
+    c->redis_reply_timeout = 5000;
     c->rate = 50;
     c->burst = 100;
     c->everyone_limit = 200;
@@ -96,6 +97,10 @@ int options_parse(int argc, char **argv)
          "queued bytes per socket before a slow reader is cut off"},
         {"ping-interval", "PARLEY_PING_INTERVAL", CONFIG_INT, &c->ping_interval, 1, 3600,
          "server ping period, seconds; silent peers dropped after two"},
+        {"redis-reply-timeout", "PARLEY_REDIS_REPLY_TIMEOUT", CONFIG_INT, &c->redis_reply_timeout,
+         0, 600000,
+         "cluster: ms a master connection may owe replies without one before it is dropped as "
+         "lost (0: TCP keepalive only)"},
         {"heartbeat-ttl", "PARLEY_HEARTBEAT_TTL", CONFIG_INT, &c->heartbeat_ttl, 300, 3600000,
          "TTL of parley:gw:ID:alive, ms (refreshed every third)"},
         {"rate", "PARLEY_RATE", CONFIG_INT, &c->rate, 1, 1000000, "frames per second per socket"},

@@ -16,16 +16,17 @@ typedef struct gw_options {
     long long port;
     const char *id;
     const char *redis_url;
-    const char *secret;      /* after options_parse: the secret in use (secret.h) */
-    const char *secret_file; /* --secret-file, or NULL */
-    int cookie_secure;       /* the login cookie gets "Secure" (https only) */
-    long long token_ttl;     /* seconds */
-    long long max_frame;     /* bytes */
-    long long send_queue;    /* bytes per socket */
-    long long ping_interval; /* seconds */
-    long long heartbeat_ttl; /* ms */
-    long long rate;          /* frames per second per socket */
-    long long burst;         /* token bucket size */
+    const char *secret;            /* after options_parse: the secret in use (secret.h) */
+    const char *secret_file;       /* --secret-file, or NULL */
+    int cookie_secure;             /* the login cookie gets "Secure" (https only) */
+    long long token_ttl;           /* seconds */
+    long long max_frame;           /* bytes */
+    long long send_queue;          /* bytes per socket */
+    long long ping_interval;       /* seconds */
+    long long heartbeat_ttl;       /* ms */
+    long long redis_reply_timeout; /* ms, cluster mode: a master silent this long is dropped */
+    long long rate;                /* frames per second per socket */
+    long long burst;               /* token bucket size */
     long long everyone_limit;
     long long group_max;
     const char *web_root;
