@@ -72,7 +72,7 @@ async function api(port, p, token, body) {
         body: body ? JSON.stringify(body) : undefined,
     });
     const text = await res.text();
-    let json = null;
+    let json;
     try {
         json = text ? JSON.parse(text) : null;
     } catch {
