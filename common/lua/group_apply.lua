@@ -5,8 +5,9 @@
 -- Callers: group_by.lua, group_users.lua (directly or as the join of its fork).
 --
 -- KEYS  1 group meta, 2 members, 3 join order, 4 admins.
--- ARGV  1 the state (msgpack: made, missing, lim), 2.. the context (lib/gctx.lua), then the replies
---       of the group_blocks.lua steps (1: that user blocks by).
+-- ARGV  1 the state (msgpack: made, missing; lim and lgen: the limit below and the group's gen
+--       it was read in), 2.. the context (lib/gctx.lua), then the replies of the
+--       group_blocks.lua steps (1: that user blocks by).
 -- Meta `pend` lists the changes whose later steps have not all run (msgpack, each {id, op, by,
 -- add, drop, made, index, del, creator, removed, extra}). One that touches a user this op names,
 -- or by (in its add or drop), and was listed when this op first got here (its id at most the
@@ -32,7 +33,12 @@ local pend = raw and cmsgpack.unpack(raw) or {}
 -- only the changes listed when this op first came here (ids up to st.lim, meta `pseq` then) are
 -- finished first: a change made since by another op is not chased (it runs in its own chain),
 -- so an op finishes at most the changes pending when it started, however fast others come
-if not st.lim then st.lim = tonumber(redis.call('HGET', KEYS[1], 'pseq')) or 0 end
+-- (per generation of the group: a group deleted and created again under the name numbers its
+-- changes from 1 again, so a new generation takes a new limit)
+local gen = redis.call('HGET', KEYS[1], 'gen') or ''
+if not st.lim or st.lgen ~= gen then
+  st.lim, st.lgen = tonumber(redis.call('HGET', KEYS[1], 'pseq')) or 0, gen
+end
 do
   local mine = {[by] = true}
   for _, u in ipairs(c.named) do mine[u] = true end
@@ -46,7 +52,7 @@ do
     if hit then
       return step_next('group_run', {c.history, c.bytes},
                        c.args({e = cmsgpack.pack(e), gk = gk, again = true, size = st.size,
-                               lim = st.lim}))
+                               lim = st.lim, lgen = st.lgen}))
     end
   end
 end

@@ -34,6 +34,6 @@ if st.again then
   local groupop = string.format(c.groupop_fmt, c.by)
   local by_keys = {groupop, string.format(c.meta_fmt, c.by), groupop .. ':' .. c.name}
   reply = step_next('group_by', by_keys, c.args({gk = st.gk, size = st.size, throttled = true,
-                                                  lim = st.lim}))
+                                                  lim = st.lim, lgen = st.lgen}))
 end
 return notify(members, c.prefix, f, nil, reply, c.gateways, c.sessions_fmt)
