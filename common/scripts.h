@@ -107,6 +107,18 @@ typedef int scripts_sender(void *priv, redisCallbackFn *cb, void *cbpriv, int ar
  * ran the step. */
 void scripts_set_sender(scripts_sender *fn, void *priv);
 
+/* Durable security writes (the gateway's --wait-replicas / --wait-timeout; issue 15, F4):
+ * scripts_block, scripts_group of a `remove`, scripts_login_revoke and scripts_login_create
+ * of a password change (new_hash) then run every step followed by WAIT replicas timeout_ms
+ * (scripts_eval_wait): the call's reply (and a frame its last steps publish) comes only after
+ * the earlier steps' writes reached that many replicas; fewer in time end it with an error
+ * reply "NOREPLICAS ..." (the writes may stay on the master; what comes after does not run).
+ * replicas 0 (the default): none, each call answers once the master has it. At most
+ * max_in_flight such calls run at once (WAIT blocks the connection that sent it, so a replica
+ * down would queue every command behind one timeout per call): one more returns REDIS_ERR
+ * (cb not called; the caller answers `unavailable`). */
+void scripts_set_durable(int replicas, int timeout_ms, int max_in_flight);
+
 /* ---- the scripts, one call each (common/lua/NAME.lua says what each does) ---- */
 
 /* session_open.lua: a session of user opens on gateway gwid. sessid is

@@ -244,6 +244,11 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
+    /* WAITs in flight hold the command connection one after the other: at most
+     * half a heartbeat TTL of them, so the alive key is still refreshed */
+    long long in_flight = o->heartbeat_ttl / (2 * o->wait_timeout);
+    scripts_set_durable((int)o->wait_replicas, (int)o->wait_timeout,
+                        in_flight > 0 ? (int)in_flight : 1);
     signal(SIGPIPE, SIG_IGN);
 
     gw.base = event_base_new();

@@ -63,6 +63,8 @@ typedef struct gw_options {
     long long password_queue;      /* hashes queued or running, in all */
     long long password_queue_addr; /* the same, per client address (0: no limit) */
     long long max_blocks;          /* users one user may block (0: no limit) */
+    long long wait_replicas;       /* replicas WAITed for by security writes (0: none) */
+    long long wait_timeout;        /* ms each such WAIT may take */
 
     /* derived */
     redisurl redis;                /* --redis-url, parsed */
