@@ -626,20 +626,18 @@ static redisReply *scripts_reply_error(const char *msg)
  * queued meanwhile go with the next one. Redis serves one client's commands in order and a WAIT
  * blocks its connection until it answers, so this keeps a connection blocked by one WAIT at a
  * time (a WAIT per step, pipelined, blocked it a timeout each in turn when replicas were missing:
- * every other user's step and the router's lease renewals behind them). While a connection's
- * last WAIT came back short (a master left without its replica by a failover, until the old
- * master is back as its replica), the next WAIT waits SCRIPTS_WAIT_PROBE_MS at most: its steps
- * fail fast (NOREPLICAS: no ack, the client retries) instead of a whole --wait-timeout each
- * round. One entry per connection (a master) in a small table; a connection the table cannot
- * hold WAITs per step as before. */
-#define SCRIPTS_WAIT_PROBE_MS 20
-#define SCRIPTS_WAITQ_MAX     64
+ * every other user's step and the router's lease renewals behind them); with a master left
+ * without its replica by a failover, a connection is blocked one --wait-timeout per round and the
+ * steps of the round fail (NOREPLICAS: no ack, the client retries). (A shorter WAIT after a
+ * short one was tried: on a loaded machine a replica late by more than it kept every round
+ * failing, p50 935 ms in a benchmark run.) One entry per connection (a master) in a small table;
+ * a connection the table cannot hold WAITs per step as before. */
+#define SCRIPTS_WAITQ_MAX 64
 typedef struct scripts_waitq {
     const redisAsyncContext *ac; /* NULL: a free entry */
     scripts_call *out;           /* the steps the WAIT that is out covers */
     scripts_call *next, *tail;   /* the steps for the next WAIT */
     int sent;                    /* a WAIT is out */
-    int is_short;                /* the last WAIT came back short of replicas */
 } scripts_waitq;
 static scripts_waitq scripts_waitqs[SCRIPTS_WAITQ_MAX];
 
@@ -688,18 +686,9 @@ static void scripts_waitq_cb(redisAsyncContext *ac, void *r, void *privdata)
     scripts_waitq *q = privdata;
     const redisReply *w = r;
     scripts_call *list = q->out;
-    int wait_ms =
-        list ? (q->is_short && list->hop.wait_ms > SCRIPTS_WAIT_PROBE_MS ? SCRIPTS_WAIT_PROBE_MS
-                                                                         : list->hop.wait_ms)
-             : 0;
+    int wait_ms = list ? list->hop.wait_ms : 0;
     q->out = NULL;
     q->sent = 0;
-    if (w) {
-        int need = 0;
-        for (scripts_call *c = list; c; c = c->next_wait)
-            if (c->hop.wait_n > need) need = c->hop.wait_n;
-        q->is_short = w->type != REDIS_REPLY_INTEGER || w->integer < need;
-    }
     while (list) { /* in their order; a step's callback may queue more on q */
         scripts_call *c = list;
         list = c->next_wait;
@@ -718,7 +707,7 @@ static void scripts_waitq_cb(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     if (q->next && !q->sent) scripts_waitq_send(ac, q);
-    if (!q->next && !q->sent && !q->is_short) q->ac = NULL; /* idle: the entry is free */
+    if (!q->next && !q->sent) q->ac = NULL; /* idle: the entry is free */
 }
 
 static void scripts_waitq_send(redisAsyncContext *ac, scripts_waitq *q)
@@ -727,7 +716,6 @@ static void scripts_waitq_send(redisAsyncContext *ac, scripts_waitq *q)
     int n = 0, ms = list->hop.wait_ms;
     for (scripts_call *c = list; c; c = c->next_wait)
         if (c->hop.wait_n > n) n = c->hop.wait_n;
-    if (q->is_short && ms > SCRIPTS_WAIT_PROBE_MS) ms = SCRIPTS_WAIT_PROBE_MS;
     char nb[16], msb[16];
     snprintf(nb, sizeof nb, "%d", n);
     snprintf(msb, sizeof msb, "%d", ms);
