@@ -2,7 +2,9 @@
  * build embeds common/lua/NAME.lua as scripts_lua_NAME), how they are loaded,
  * and how one call reaches Redis: EVALSHA, or FCALL for a function, loading
  * the script again and retrying once when Redis answers NOSCRIPT or "Function
- * not found" (after a Redis restart or a FUNCTION FLUSH). */
+ * not found" (after a Redis restart or a FUNCTION FLUSH); and the dispatcher
+ * that bounds the steps in flight and serves the calls' queued steps in turn
+ * (docs/internals.md "Scripts in steps": dispatch). */
 #include "scripts_int.h"
 
 #include <stdio.h>
@@ -232,9 +234,11 @@ static int scripts_command_reload(scripts_command *cmd, script_id id, const char
  * command. Freed after its reply was handled. */
 /* What a step carries along its chain: its depth, and the durability asked
  * for (scripts_eval_wait). */
+typedef struct scripts_task scripts_task;
 typedef struct scripts_hop {
     int hops;            /* steps run before this one in its chain */
     int wait_n, wait_ms; /* WAIT wait_n wait_ms after each step (wait_n 0: none) */
+    scripts_task *task;  /* the chain it belongs to (a reference held by its holder) */
 } scripts_hop;
 
 typedef struct scripts_call {
@@ -242,8 +246,162 @@ typedef struct scripts_call {
     void *privdata;
     script_id id;
     scripts_hop hop;
-    redisReply *held; /* the step's reply, kept (a copy) while its WAIT runs */
+    redisReply *held;          /* the step's reply, kept (a copy) while its WAIT runs */
+    int sent;                  /* counted in its dispatcher's steps in flight */
+    struct scripts_call *next; /* in its task's queue */
 } scripts_call;
+
+/* ---- dispatch: at most SCRIPTS_WINDOW steps in flight per context, the rest queued, served in
+ * turn ----
+ *
+ * A dispatcher per redisAsyncContext given to scripts_eval / scripts_eval_wait (one Redis: the
+ * command connection; a cluster link: its stand-in context, so one per link, whose masters share
+ * the window: the runner does not see which master a step goes to). Every step of every call
+ * started on that context goes through it: sent at once while fewer than SCRIPTS_WINDOW are in
+ * flight and nothing is queued, else queued. A step stays in flight until its reply (after its
+ * WAIT, or its reload and retry) was handled.
+ *
+ * The queued steps form a tree of tasks: a caller's call is a task under the dispatcher's root;
+ * each branch of a fork is a task under the chain that forked (its join runs in that chain's
+ * task again). A chain has at most one step of its own at a time, so a task holds either its own
+ * queued step or children with steps queued, never a backlog of its own. When a slot frees, the
+ * next step is taken from the root: from the first task in its turn list, recursively, and the
+ * task taken from moves to the end of its parent's list (while it still has steps queued). So
+ * the tasks under one parent take turns, one step each: a caller's next step waits behind the
+ * steps in flight plus at most one step of each other busy call (and, inside a call such as the
+ * router's batch, one of each busy sibling chain), never behind a whole big fork. The steps
+ * named by one reply enter the queue in the order given and the branches of one fork are served
+ * in that order; there is no order between different tasks' steps (docs/internals.md says what
+ * that means for the send path).
+ *
+ * A queued step is its built command (scripts_command): nothing is allocated per step beyond
+ * what an unqueued step holds. A lost connection: the steps in flight get NULL from hiredis (or
+ * the cluster link); the pump after each tries the next queued step, whose send fails on the
+ * dying context, which ends it as a lost connection (its callback NULL, once), and so on until
+ * the queue is empty: nothing stays queued on a context that is gone (the queue is non-empty
+ * only while the window is full, so some step in flight always gets that NULL). */
+#ifndef SCRIPTS_WINDOW
+#define SCRIPTS_WINDOW 256 /* steps in flight per dispatcher (-DSCRIPTS_WINDOW=N: another, for a test) */
+#endif
+
+typedef struct scripts_disp scripts_disp;
+struct scripts_task {
+    scripts_disp *d;
+    scripts_task *parent; /* NULL: the dispatcher's root */
+    int refs;             /* its calls and forks, its child tasks, the root's: tasks and pumps */
+    scripts_call *head, *tail;  /* its own queued steps */
+    scripts_task *first, *last; /* its children with steps queued, in turn */
+    scripts_task *next;         /* in its parent's turn list */
+    int listed;                 /* in its parent's turn list */
+};
+
+struct scripts_disp {
+    scripts_task root; /* first: the root's tasks are the callers' calls */
+    redisAsyncContext *ac;
+    int inflight;
+    int pumping;
+    scripts_disp *next; /* in scripts_disps */
+};
+
+static scripts_disp *scripts_disps; /* the dispatchers with work or calls alive */
+
+static void scripts_task_unref(scripts_task *t)
+{
+    while (t && --t->refs == 0) {
+        scripts_task *p = t->parent;
+        if (!p) { /* a dispatcher's root: no task and no pump left */
+            scripts_disp *d = (scripts_disp *)t, **pp = &scripts_disps;
+            while (*pp && *pp != d)
+                pp = &(*pp)->next;
+            if (*pp) *pp = d->next;
+            free(d);
+            return;
+        }
+        free(t);
+        t = p;
+    }
+}
+
+/* A new task under parent (refs 1: the creator's), NULL when out of memory. */
+static scripts_task *scripts_task_new(scripts_task *parent)
+{
+    scripts_task *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->d = parent->d;
+    t->parent = parent;
+    t->refs = 1;
+    parent->refs++;
+    return t;
+}
+
+/* The dispatcher of ac (made when there is none), NULL when out of memory. */
+static scripts_disp *scripts_disp_of(redisAsyncContext *ac)
+{
+    for (scripts_disp *d = scripts_disps; d; d = d->next)
+        if (d->ac == ac) return d;
+    scripts_disp *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->root.d = d;
+    d->ac = ac;
+    d->next = scripts_disps;
+    scripts_disps = d;
+    return d;
+}
+
+static int scripts_task_busy(const scripts_task *t)
+{
+    return t->head || t->first;
+}
+
+/* Queues call in its task and puts the task (and its ancestors) in their turn lists. */
+static void scripts_enqueue(scripts_call *call)
+{
+    scripts_task *t = call->hop.task;
+    call->next = NULL;
+    if (t->tail)
+        t->tail->next = call;
+    else
+        t->head = call;
+    t->tail = call;
+    for (; t->parent && !t->listed; t = t->parent) {
+        scripts_task *p = t->parent;
+        t->next = NULL;
+        t->listed = 1;
+        if (p->last)
+            p->last->next = t;
+        else
+            p->first = t;
+        p->last = t;
+    }
+}
+
+/* The next queued step under t (t busy): its own first, else its first child's, the child then
+ * moved to the end of the list (or out of it when it has nothing more). */
+static scripts_call *scripts_dequeue(scripts_task *t)
+{
+    scripts_call *call = t->head;
+    if (call) {
+        t->head = call->next;
+        if (!t->head) t->tail = NULL;
+        call->next = NULL;
+        return call;
+    }
+    scripts_task *c = t->first;
+    t->first = c->next;
+    if (!t->first) t->last = NULL;
+    call = scripts_dequeue(c);
+    c->next = NULL;
+    if (scripts_task_busy(c)) {
+        if (t->last)
+            t->last->next = c;
+        else
+            t->first = c;
+        t->last = c;
+    } else {
+        c->listed = 0;
+    }
+    return call;
+}
 
 static scripts_command *scripts_call_cmd(scripts_call *call)
 {
@@ -360,6 +518,7 @@ static void scripts_fork_free(scripts_fork *f)
     free(f->out);
     free(f->outlen);
     free(f->join);
+    scripts_task_unref(f->hop.task);
     free(f);
 }
 
@@ -469,6 +628,7 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
     f->cb = call->cb;
     f->privdata = call->privdata;
     f->hop = next;
+    f->hop.task->refs++; /* the join runs in this chain's task */
     f->n = n;
     f->out = calloc(n ? n : 1, sizeof(char *));
     f->outlen = calloc(n ? n : 1, sizeof(size_t));
@@ -513,12 +673,17 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
         f->left = n;
         for (size_t i = 0; i < n; i++) {
             scripts_branch *b = malloc(sizeof *b);
+            scripts_hop bh = f->hop;
+            bh.task = b ? scripts_task_new(f->hop.task) : NULL; /* each branch takes turns */
             if (b) {
                 b->fork = f;
                 b->index = i;
             }
-            if (!b || scripts_eval_hop(ac, sts[i].id, scripts_branch_cb, b, f->hop, sts[i].nkeys,
-                                       sts[i].nargs, sts[i].argv, sts[i].argvlen) != REDIS_OK) {
+            int sent = b && bh.task &&
+                       scripts_eval_hop(ac, sts[i].id, scripts_branch_cb, b, bh, sts[i].nkeys,
+                                        sts[i].nargs, sts[i].argv, sts[i].argvlen) == REDIS_OK;
+            scripts_task_unref(bh.task); /* the creator's: its step holds it now */
+            if (!sent) {
                 /* this one and the ones not sent count as failed: the caller gets NULL once */
                 free(b);
                 if (!f->done && f->cb) f->cb(ac, NULL, f->privdata);
@@ -541,19 +706,34 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
     return rc;
 }
 
+static void scripts_call_free(scripts_call *call)
+{
+    scripts_task *t = call->hop.task;
+    free(call);
+    scripts_task_unref(t);
+}
+
+static void scripts_pump(scripts_disp *d);
+
+/* A step's end (its reply, an error, or NULL: a lost connection or a send that failed): what it
+ * names runs next, or the caller's callback; then its slot in flight goes to the next queued
+ * step. */
 static void scripts_finish(redisAsyncContext *ac, scripts_call *call, void *reply)
 {
+    scripts_disp *d = call->hop.task->d;
     redisReply *r = reply;
+    d->root.refs++; /* d outlives the callbacks below */
+    if (call->sent) d->inflight--;
+    call->sent = 0;
+    int followed = 0;
     if (scripts_is_step(r)) {
-        if (scripts_follow(ac, call, r) == 0) {
-            free(call);
-            return;
-        }
-        /* a malformed continuation, too many steps, or nothing sent: the caller sees NULL */
-        reply = NULL;
+        followed = scripts_follow(ac, call, r) == 0; /* the chain's last step answers */
+        reply = NULL; /* else a malformed continuation, too many steps, or nothing sent */
     }
-    if (call->cb) call->cb(ac, reply, call->privdata);
-    free(call);
+    if (!followed && call->cb) call->cb(ac, reply, call->privdata);
+    scripts_call_free(call);
+    scripts_pump(d);
+    scripts_task_unref(&d->root);
 }
 
 /* A copy of r that outlives the callback (hiredis frees r after it), freed
@@ -695,6 +875,39 @@ static void scripts_eval_cb(redisAsyncContext *ac, void *r, void *privdata)
     scripts_step_done(ac, call, reply);
 }
 
+/* Sends a step now (on its dispatcher's context), counted in flight; REDIS_ERR when it cannot
+ * be sent (nothing counted then). */
+static int scripts_call_send(scripts_disp *d, scripts_call *call)
+{
+    scripts_command *cmd = scripts_call_cmd(call);
+    d->inflight++;
+    call->sent = 1;
+    if (scripts_send(d->ac, scripts_eval_cb, call, cmd->argc, cmd->argv, cmd->argvlen) == REDIS_OK)
+        return REDIS_OK;
+    d->inflight--;
+    call->sent = 0;
+    return REDIS_ERR;
+}
+
+/* Sends queued steps while the window has room, in turn; one whose send fails (the context is
+ * going) ends as a lost connection. Not re-entered: a callback run meanwhile leaves the queue to
+ * the loop already running. */
+static void scripts_pump(scripts_disp *d)
+{
+    if (d->pumping) return;
+    d->pumping = 1;
+    d->root.refs++;
+    while (d->inflight < SCRIPTS_WINDOW && scripts_task_busy(&d->root)) {
+        scripts_call *call = scripts_dequeue(&d->root);
+        if (scripts_call_send(d, call) != REDIS_OK) scripts_finish(d->ac, call, NULL);
+    }
+    d->pumping = 0;
+    scripts_task_unref(&d->root);
+}
+
+/* A step of hop.task's chain: sent at once when the window has room and nothing waits, else
+ * queued (REDIS_OK: the callback runs once, NULL if it is never sent). REDIS_ERR (cb never
+ * called) when it cannot be built or sent now. */
 static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn *cb,
                             void *privdata, scripts_hop hop, int nkeys, int nargs,
                             const char **argv, const size_t *argvlen)
@@ -707,11 +920,16 @@ static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn
     call->id = id;
     call->hop = hop;
     call->held = NULL;
-    scripts_command *cmd = scripts_call_cmd(call);
-    if (scripts_send(ac, scripts_eval_cb, call, cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK) {
-        free(call);
+    call->sent = 0;
+    call->next = NULL;
+    hop.task->refs++;
+    scripts_disp *d = hop.task->d;
+    if (d->inflight < SCRIPTS_WINDOW && !scripts_task_busy(&d->root)) {
+        if (scripts_call_send(d, call) == REDIS_OK) return REDIS_OK;
+        scripts_call_free(call);
         return REDIS_ERR;
     }
+    scripts_enqueue(call);
     return REDIS_OK;
 }
 
@@ -725,8 +943,19 @@ int scripts_eval_wait(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, 
                       int wait_n, int wait_ms, int nkeys, int nargs, const char **argv,
                       const size_t *argvlen)
 {
-    scripts_hop hop = {0, wait_n > 0 ? wait_n : 0, wait_ms};
-    return scripts_eval_hop(ac, id, cb, privdata, hop, nkeys, nargs, argv, argvlen);
+    if (!ac) return REDIS_ERR; /* not connected */
+    scripts_disp *d = scripts_disp_of(ac);
+    if (!d) return REDIS_ERR;
+    d->root.refs++;
+    scripts_task *t = scripts_task_new(&d->root);
+    int rc = REDIS_ERR;
+    if (t) {
+        scripts_hop hop = {0, wait_n > 0 ? wait_n : 0, wait_ms, t};
+        rc = scripts_eval_hop(ac, id, cb, privdata, hop, nkeys, nargs, argv, argvlen);
+        scripts_task_unref(t); /* the creator's: its step holds it now (or it goes) */
+    }
+    scripts_task_unref(&d->root); /* d goes too when nothing of it is left */
+    return rc;
 }
 
 /* One step, synchronously, reloaded and retried once when it is not loaded. */

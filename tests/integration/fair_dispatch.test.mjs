@@ -1,0 +1,103 @@
+// Fair dispatch of script steps (issue 15): the runner (common/scripts_run.c) keeps at most a
+// window of steps in flight per connection and serves the queued steps of different calls, and of
+// a fork's branches, in turn (docs/internals.md "Scripts in steps", dispatch). In steps
+// (--send-steps here, or a cluster) a group message is a fork of one member step per member, so a
+// burst of such messages is a hundred thousand steps: without the window they all went out at
+// once and a bystander's 1:1 waited seconds behind them. Real redis, a router in steps, two
+// gateways; a 2,000-member group:
+// - 50 messages to the group from two members (100,000 member steps); once the member steps are
+//   running (a member's inbox got one), a bystander sends 1:1 texts one after the other: each is
+//   acked within 5 s (a bound, not a benchmark: its time is a diagnostic); then every message is
+//   acked and every member's inbox holds all 50 once (their order is not this file's: the member
+//   steps of different messages are served in turn; send_step.lua's member steps keep it).
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import { Client, brief, mintToken } from './lib/client.mjs';
+import { Cluster, SECRET, waitFor } from './lib/cluster.mjs';
+
+const MEMBERS = 2000;
+const BURST = 50;
+const BYSTANDER_TEXTS = 5;
+const ACK_BOUND_MS = 5000;
+const cluster = new Cluster('fair', {
+    routerArgs: ['--send-steps', '--user-fanout-rate', '0', '--user-byte-rate', '0', '--user-rate', '0'],
+    gatewayArgs: ['--group-op-interval', '0'],
+});
+const PREFIX = 'q';
+const names = Array.from({ length: MEMBERS }, (_, i) => `${PREFIX}${i}`);
+const token = (name) => mintToken(SECRET, name, Math.floor(Date.now() / 1000) + 3600);
+before(async () => {
+    await cluster.start();
+    const r = await cluster.cli(['bulk-users', String(MEMBERS + 2), '--prefix', PREFIX, '--password', 'bulk password 1'], 120000);
+    assert.ok(r.ok, `bulk-users: ${r.stderr}`);
+});
+after(() => cluster.stop());
+
+// how many members' inboxes do not hold exactly `n` entries of group g (one EVAL)
+async function inboxesWithout(g, n) {
+    return cluster.redis(
+        'EVAL',
+        'local bad = 0 for i = 0, tonumber(ARGV[2]) - 1 do local got = 0 ' +
+            "for _, e in ipairs(redis.call('LRANGE', 'parley:{u:' .. ARGV[1] .. i .. '}:inbox', 0, -1)) do " +
+            'local m = cmsgpack.unpack(e) if (m.to or m.w) == ARGV[3] and not m.k then got = got + 1 end end ' +
+            'if got ~= tonumber(ARGV[4]) then bad = bad + 1 end end return bad',
+        '0',
+        PREFIX,
+        String(MEMBERS),
+        g,
+        String(n),
+    );
+}
+
+cluster.test(
+    `a bystander's 1:1 is acked within ${ACK_BOUND_MS} ms while ${BURST} messages to a ${MEMBERS}-member group run in steps`,
+    { timeout: 240000 },
+    async (t) => {
+        const A = await Client.connect(cluster.gw(0), token(names[0]), { name: 'A' });
+        const group = `#${cluster.name('big')}`;
+        for (let i = 1; i < MEMBERS; i += 999) {
+            A.send({ kind: 'group', op: i === 1 ? 'create' : 'add', name: group, members: names.slice(i, i + 999) });
+            const f = await A.next((x) => (x.kind === 'group' && x.name === group) || x.kind === 'error', 30000);
+            assert.equal(f.kind, 'group', brief(f));
+        }
+        const S = await Client.connect(cluster.gw(1), token(names[1]), { name: 'S' });
+        const X = await Client.connect(cluster.gw(0), token(`${PREFIX}${MEMBERS}`), { name: 'bystander' });
+        const Y = await Client.connect(cluster.gw(1), token(`${PREFIX}${MEMBERS + 1}`), { name: 'bystander2' });
+
+        const t0 = performance.now();
+        for (let i = 0; i < BURST; i++) (i % 2 ? S : A).send({ kind: 'text', to: group, data: `burst ${i}`, cid: `b${i}` });
+        // the member steps are running: the last member has a message, and the burst is far from done
+        const last = `parley:{u:${names[MEMBERS - 1]}}:inbox`;
+        await waitFor(async () => Number(await cluster.redis('LLEN', last)) >= 1, { timeout: 60000, interval: 5, what: 'member steps running' });
+        const startedMs = performance.now() - t0;
+        const times = [];
+        for (let i = 0; i < BYSTANDER_TEXTS; i++) {
+            const tb = performance.now();
+            X.send({ kind: 'text', to: `${PREFIX}${MEMBERS + 1}`, data: `meanwhile ${i}`, cid: `x${i}` });
+            const ack = await X.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === `x${i}`, ACK_BOUND_MS);
+            assert.equal(ack.kind, 'ack', brief(ack));
+            times.push(performance.now() - tb);
+            await Y.next({ kind: 'text', id: ack.id }, 10000);
+        }
+        const lastHad = Number(await cluster.redis('LLEN', last));
+        const acks = [];
+        for (let i = 0; i < BURST; i++) {
+            const c = i % 2 ? S : A;
+            acks.push(await c.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === `b${i}`, 180000));
+        }
+        const allMs = performance.now() - t0;
+        t.diagnostic(
+            `member steps running after ${startedMs.toFixed(0)} ms; bystander acks after ${times.map((x) => x.toFixed(0)).join(', ')} ms ` +
+                `(the last member had ${lastHad} of ${BURST} by then); all ${BURST} acked after ${allMs.toFixed(0)} ms`,
+        );
+        assert.ok(lastHad < BURST, `the burst was still running while the bystander was served (${lastHad} of ${BURST})`);
+        assert.ok(
+            acks.every((a) => a.kind === 'ack'),
+            acks
+                .filter((a) => a.kind !== 'ack')
+                .map(brief)
+                .join(', '),
+        );
+        assert.equal(await inboxesWithout(group, BURST), 0, `every member's inbox holds all ${BURST} messages once`);
+    },
+);
