@@ -280,8 +280,9 @@ typedef struct scripts_call {
  * dying context, which ends it as a lost connection (its callback NULL, once), and so on until
  * the queue is empty: nothing stays queued on a context that is gone (the queue is non-empty
  * only while the window is full, so some step in flight always gets that NULL). */
+/* steps in flight per dispatcher (-DSCRIPTS_WINDOW=N builds another, for a test) */
 #ifndef SCRIPTS_WINDOW
-#define SCRIPTS_WINDOW 256 /* steps in flight per dispatcher (-DSCRIPTS_WINDOW=N: another, for a test) */
+#define SCRIPTS_WINDOW 256
 #endif
 
 typedef struct scripts_disp scripts_disp;

@@ -5,22 +5,27 @@
 // burst of such messages is a hundred thousand steps: without the window they all went out at
 // once and a bystander's 1:1 waited seconds behind them. Real redis, a router in steps, two
 // gateways; a 2,000-member group:
-// - 50 messages to the group from two members (100,000 member steps); once the member steps are
-//   running (a member's inbox got one), a bystander sends 1:1 texts one after the other: each is
-//   acked within 5 s (a bound, not a benchmark: its time is a diagnostic); then every message is
-//   acked and every member's inbox holds all 50 once (their order is not this file's: the member
-//   steps of different messages are served in turn; send_step.lua's member steps keep it).
+// - 50 messages to the group from two members (100,000 member steps); while they run, a bystander
+//   sends 1:1 texts one after the other: each is acked within 5 s (a bound, not a benchmark: the
+//   times are a diagnostic; without the window the bystander waited more than 5 s, and about
+//   130 ms with it, on this 2-core machine); then every message is acked and every member's inbox
+//   holds all 50 once (their order is not this file's: the member steps of different messages
+//   are served in turn; send_step.lua's member steps keep it).
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client, brief, mintToken } from './lib/client.mjs';
-import { Cluster, SECRET, waitFor } from './lib/cluster.mjs';
+import { Cluster, SECRET } from './lib/cluster.mjs';
 
 const MEMBERS = 2000;
 const BURST = 50;
-const BYSTANDER_TEXTS = 5;
+const MAX_BYSTANDER_TEXTS = 1000;
 const ACK_BOUND_MS = 5000;
+// The lease is 5 s here, not the tests' 1 s: 100,000 member steps write some 60 MB of AOF with
+// appendfsync always, and a loaded machine's fsync or AOF rewrite stalled Redis for about a second
+// in some runs: a lease lost that way refuses a text "unavailable" (the router's lease, not the
+// dispatch, which is what this file is about; lease loss is tested in routing tests).
 const cluster = new Cluster('fair', {
-    routerArgs: ['--send-steps', '--user-fanout-rate', '0', '--user-byte-rate', '0', '--user-rate', '0'],
+    routerArgs: ['--send-steps', '--lease-ms', '5000', '--user-fanout-rate', '0', '--user-byte-rate', '0', '--user-rate', '0'],
     gatewayArgs: ['--group-op-interval', '0'],
 });
 const PREFIX = 'q';
@@ -66,12 +71,16 @@ cluster.test(
 
         const t0 = performance.now();
         for (let i = 0; i < BURST; i++) (i % 2 ? S : A).send({ kind: 'text', to: group, data: `burst ${i}`, cid: `b${i}` });
-        // the member steps are running: the last member has a message, and the burst is far from done
-        const last = `parley:{u:${names[MEMBERS - 1]}}:inbox`;
-        await waitFor(async () => Number(await cluster.redis('LLEN', last)) >= 1, { timeout: 60000, interval: 5, what: 'member steps running' });
-        const startedMs = performance.now() - t0;
+        let burstDone = false;
+        const burst = Promise.all(
+            Array.from({ length: BURST }, (_, i) => (i % 2 ? S : A).next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === `b${i}`, 180000)),
+        ).finally(() => {
+            burstDone = true;
+        });
+        burst.catch(() => {}); // awaited below
+        // the bystander's texts one after the other while the burst runs, each acked within the bound
         const times = [];
-        for (let i = 0; i < BYSTANDER_TEXTS; i++) {
+        for (let i = 0; !burstDone && i < MAX_BYSTANDER_TEXTS; i++) {
             const tb = performance.now();
             X.send({ kind: 'text', to: `${PREFIX}${MEMBERS + 1}`, data: `meanwhile ${i}`, cid: `x${i}` });
             const ack = await X.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === `x${i}`, ACK_BOUND_MS);
@@ -79,18 +88,17 @@ cluster.test(
             times.push(performance.now() - tb);
             await Y.next({ kind: 'text', id: ack.id }, 10000);
         }
-        const lastHad = Number(await cluster.redis('LLEN', last));
-        const acks = [];
-        for (let i = 0; i < BURST; i++) {
-            const c = i % 2 ? S : A;
-            acks.push(await c.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === `b${i}`, 180000));
-        }
+        const during = times.length;
+        const acks = await burst;
         const allMs = performance.now() - t0;
+        const persistence = await cluster.redis('INFO', 'persistence');
+        const info = (k) => (persistence.match(new RegExp(`^${k}:(\\S+)`, 'm')) || [])[1];
+        t.diagnostic(`AOF rewrites ${info('aof_rewrites')}, last fork ${info('latest_fork_usec')} us, AOF ${info('aof_current_size')} bytes`);
         t.diagnostic(
-            `member steps running after ${startedMs.toFixed(0)} ms; bystander acks after ${times.map((x) => x.toFixed(0)).join(', ')} ms ` +
-                `(the last member had ${lastHad} of ${BURST} by then); all ${BURST} acked after ${allMs.toFixed(0)} ms`,
+            `${during} bystander texts during the burst, acked after ${times.map((x) => x.toFixed(0)).join(', ')} ms ` +
+                `(the slowest ${Math.max(...times).toFixed(0)} ms); all ${BURST} acked after ${allMs.toFixed(0)} ms`,
         );
-        assert.ok(lastHad < BURST, `the burst was still running while the bystander was served (${lastHad} of ${BURST})`);
+        assert.ok(during >= 3, `the bystander was served while the burst ran: ${during} texts`);
         assert.ok(
             acks.every((a) => a.kind === 'ack'),
             acks
