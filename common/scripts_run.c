@@ -274,12 +274,15 @@ typedef struct scripts_call {
  * in that order; there is no order between different tasks' steps (docs/internals.md says what
  * that means for the send path).
  *
- * A queued step is its built command (scripts_command): nothing is allocated per step beyond
- * what an unqueued step holds. A lost connection: the steps in flight get NULL from hiredis (or
- * the cluster link); the pump after each tries the next queued step, whose send fails on the
- * dying context, which ends it as a lost connection (its callback NULL, once), and so on until
- * the queue is empty: nothing stays queued on a context that is gone (the queue is non-empty
- * only while the window is full, so some step in flight always gets that NULL). */
+ * A queued step is its built command (scripts_command), as a step sent at once holds it; a fork's
+ * branch adds one small task (as it has its scripts_branch): nothing sized by a peer's input
+ * beyond the steps the scripts named (a fork has at most SCRIPTS_FORK_MAX). A lost connection: the
+ * steps in flight get NULL from hiredis (or the cluster link); the pump after each tries the next
+ * queued step, whose send fails on the dying context, which ends it as a lost connection (its
+ * callback NULL, once), and so on until the queue is empty: nothing stays queued on a context that
+ * is gone (the queue is non-empty only while the window is full, so some step in flight always gets
+ * that NULL). On a cluster link a lost master's steps get NULL and the queue goes on to the
+ * others; a link being freed refuses sends, so its queue ends as a dying context's. */
 /* steps in flight per dispatcher (-DSCRIPTS_WINDOW=N builds another, for a test) */
 #ifndef SCRIPTS_WINDOW
 #define SCRIPTS_WINDOW 256
