@@ -10,11 +10,15 @@
 //   times are a diagnostic; without the window the bystander waited more than 5 s, and about
 //   130 ms with it, on this 2-core machine); then every message is acked and every member's inbox
 //   holds all 50 once (their order is not this file's: the member steps of different messages
-//   are served in turn; send_step.lua's member steps keep it).
+//   are served in turn; send_step.lua's member steps keep it);
+// - the router's command connection killed (CLIENT KILL) while steps wait in its queue: the steps
+//   in flight and the queued ones end once each (the router under ASan in the asan stage: no
+//   leak, no double callback), the router comes back, and the client's retries (same cids) store
+//   each message once and write each member's copy once.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client, brief, mintToken } from './lib/client.mjs';
-import { Cluster, SECRET } from './lib/cluster.mjs';
+import { Cluster, SECRET, waitFor } from './lib/cluster.mjs';
 
 const MEMBERS = 2000;
 const BURST = 50;
@@ -54,17 +58,47 @@ async function inboxesWithout(g, n) {
     );
 }
 
+// how many members' inboxes do not hold each of the message ids once (one EVAL)
+async function inboxesNotOnce(ids) {
+    return cluster.redis(
+        'EVAL',
+        'local want, bad = cjson.decode(ARGV[3]), 0 for i = 0, tonumber(ARGV[2]) - 1 do local n = {} ' +
+            "for _, e in ipairs(redis.call('LRANGE', 'parley:{u:' .. ARGV[1] .. i .. '}:inbox', 0, -1)) do " +
+            'local m = cmsgpack.unpack(e) if not m.k and m.id then n[m.id] = (n[m.id] or 0) + 1 end end ' +
+            'for _, id in ipairs(want) do if n[id] ~= 1 then bad = bad + 1 break end end end return bad',
+        '0',
+        PREFIX,
+        String(MEMBERS),
+        JSON.stringify(ids),
+    );
+}
+
+let group;
+async function ensureGroup() {
+    if (group) return;
+    const A = await Client.connect(cluster.gw(0), token(names[0]), { name: 'creator' });
+    group = `#${cluster.name('big')}`;
+    // a group frame names at most 1,000 members: create, then add the rest
+    for (let i = 1; i < MEMBERS; i += 999) {
+        A.send({ kind: 'group', op: i === 1 ? 'create' : 'add', name: group, members: names.slice(i, i + 999) });
+        const f = await A.next((x) => (x.kind === 'group' && x.name === group) || x.kind === 'error', 30000);
+        assert.equal(f.kind, 'group', brief(f));
+    }
+    await A.close();
+}
+
+// FCALLs run so far (INFO commandstats; steps run by FCALL)
+async function fcalls() {
+    const m = (await cluster.redis('INFO', 'commandstats')).match(/^cmdstat_fcall:calls=(\d+)/m);
+    return m ? Number(m[1]) : 0;
+}
+
 cluster.test(
     `a bystander's 1:1 is acked within ${ACK_BOUND_MS} ms while ${BURST} messages to a ${MEMBERS}-member group run in steps`,
     { timeout: 240000 },
     async (t) => {
+        await ensureGroup();
         const A = await Client.connect(cluster.gw(0), token(names[0]), { name: 'A' });
-        const group = `#${cluster.name('big')}`;
-        for (let i = 1; i < MEMBERS; i += 999) {
-            A.send({ kind: 'group', op: i === 1 ? 'create' : 'add', name: group, members: names.slice(i, i + 999) });
-            const f = await A.next((x) => (x.kind === 'group' && x.name === group) || x.kind === 'error', 30000);
-            assert.equal(f.kind, 'group', brief(f));
-        }
         const S = await Client.connect(cluster.gw(1), token(names[1]), { name: 'S' });
         const X = await Client.connect(cluster.gw(0), token(`${PREFIX}${MEMBERS}`), { name: 'bystander' });
         const Y = await Client.connect(cluster.gw(1), token(`${PREFIX}${MEMBERS + 1}`), { name: 'bystander2' });
@@ -107,5 +141,50 @@ cluster.test(
                 .join(', '),
         );
         assert.equal(await inboxesWithout(group, BURST), 0, `every member's inbox holds all ${BURST} messages once`);
+    },
+);
+
+cluster.test(
+    "the router's command connection killed while steps wait in its queue: every waiting step ends once, the retries store each message once",
+    { timeout: 240000 },
+    async (t) => {
+        await ensureGroup();
+        const A = await Client.connect(cluster.gw(0), token(names[2]), { name: 'A' });
+        const X = await Client.connect(cluster.gw(1), token(`${PREFIX}${MEMBERS}`), { name: 'bystander' });
+        const N = 20;
+        const before = Number(await cluster.redis('ZCARD', `parley:{c:${group}}:history`));
+        const f0 = await fcalls();
+        for (let i = 0; i < N; i++) A.send({ kind: 'text', to: group, data: `k ${i}`, cid: `k${i}` });
+        // member steps running (the window full, the rest queued in the router), far from done
+        await waitFor(async () => (await fcalls()) >= f0 + 4000, { timeout: 60000, interval: 5, what: 'member steps running' });
+        const list = await cluster.redis('CLIENT', 'LIST');
+        const id = (list.match(/^id=(\d+) .*name=parley-router:\S+:commands/m) || [])[1];
+        assert.ok(id, `the router's command connection in CLIENT LIST: ${list}`);
+        await cluster.redis('CLIENT', 'KILL', 'ID', id);
+        const killedAt = (await fcalls()) - f0;
+        // the router back: a 1:1 acked (retried while the router reconnects and re-claims its slots)
+        let back;
+        for (let i = 0; !back; i++) {
+            X.send({ kind: 'text', to: `${PREFIX}${MEMBERS + 1}`, data: 'after', cid: `a${i}` });
+            const f = await X.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === `a${i}`, 10000).catch(() => null);
+            if (f && f.kind === 'ack') back = f;
+            else assert.ok(i < 30, `the router is back within 30 tries: ${f ? brief(f) : 'no answer'}`);
+        }
+        // the client's retries (same cid) until each message is acked; the stops leave no double
+        const acks = new Map();
+        for (let round = 0; acks.size < N; round++) {
+            assert.ok(round < 10, `every message acked after retries: ${acks.size} of ${N}`);
+            for (let i = 0; i < N; i++) if (!acks.has(`k${i}`)) A.send({ kind: 'text', to: group, data: `k ${i}`, cid: `k${i}` });
+            for (let i = 0; i < N; i++) {
+                if (acks.has(`k${i}`)) continue;
+                const f = await A.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === `k${i}`, 60000).catch(() => null);
+                if (f && f.kind === 'ack') acks.set(`k${i}`, f);
+            }
+        }
+        t.diagnostic(`killed after ${killedAt} steps; the router back with ack ${back.id}; ${N} messages acked`);
+        assert.equal(Number(await cluster.redis('ZCARD', `parley:{c:${group}}:history`)), before + N, `${N} messages stored once`);
+        const ids = new Set([...acks.values()].map((a) => a.id));
+        assert.equal(ids.size, N, 'one id per message');
+        assert.equal(await inboxesNotOnce([...ids]), 0, "every member's inbox holds each of them once");
     },
 );
