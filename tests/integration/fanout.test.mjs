@@ -8,10 +8,13 @@
 //   after every inbox has it; the fanout calls are as many as the chunks (a
 //   structural bound read from SLOWLOG, not a timing); a bystander's 1:1 is
 //   served meanwhile (its ack time is a diagnostic);
-//   in steps (PARLEY_SEND_STEPS=1, a cluster) each message's member steps are a fork the router
-//   sends at once, so the bystander's steps wait behind ~100,000 of them (no queued jobs there
-//   yet: docs/internals.md "The send path on a cluster"): it gets 60 s, and the fan-out-call
-//   counts do not apply;
+//   in steps (PARLEY_SEND_STEPS=1, a cluster) each message's member steps are a fork (no queued
+//   jobs there: docs/internals.md "The send path on a cluster") that the runner lets out 256
+//   steps at a time, the calls' steps in turn ("Scripts in steps", dispatch), so the bystander
+//   gets the same 5 s (it waited up to 8.9 s behind ~100,000 member steps before); the
+//   fan-out-call counts do not apply, and the id-order check fails in steps until the member
+//   steps write a conversation's earlier open messages first (send_step.lua); the inbox checks
+//   are one EVAL on one node (not for PARLEY_TEST_REDIS=cluster3);
 // - a cid retried while its fan-out is queued: one message, one ack;
 // - the router SIGKILLed mid-fan-out: the next router finishes every job,
 //   nothing lost or doubled.
