@@ -234,11 +234,12 @@ static int scripts_command_reload(scripts_command *cmd, script_id id, const char
  * command. Freed after its reply was handled. */
 /* What a step carries along its chain: its depth, and the durability asked
  * for (scripts_eval_wait). */
-typedef struct scripts_task scripts_task;
+typedef struct scripts_disp scripts_disp;
 typedef struct scripts_hop {
     int hops;            /* steps run before this one in its chain */
     int wait_n, wait_ms; /* WAIT wait_n wait_ms after each step (wait_n 0: none) */
-    scripts_task *task;  /* the chain it belongs to (a reference held by its holder) */
+    scripts_disp *d;     /* its dispatcher (a reference held by its holder) */
+    int bulk;            /* a branch of a big fork, or a step of its chain: the bulk queue */
 } scripts_hop;
 
 typedef struct scripts_call {
@@ -248,11 +249,11 @@ typedef struct scripts_call {
     scripts_hop hop;
     redisReply *held;          /* the step's reply, kept (a copy) while its WAIT runs */
     int sent;                  /* counted in its dispatcher's steps in flight */
-    struct scripts_call *next; /* in its task's queue */
+    struct scripts_call *next; /* in its queue */
 } scripts_call;
 
-/* ---- dispatch: at most SCRIPTS_WINDOW steps in flight per context, the rest queued, served in
- * turn ----
+/* ---- dispatch: at most SCRIPTS_WINDOW steps in flight per context, the rest queued in two
+ * FIFO queues served in turn ----
  *
  * A dispatcher per redisAsyncContext given to scripts_eval / scripts_eval_wait (one Redis: the
  * command connection; a cluster link: its stand-in context, so one per link, whose masters share
@@ -261,82 +262,49 @@ typedef struct scripts_call {
  * flight and nothing is queued, else queued. A step stays in flight until its reply (after its
  * WAIT, or its reload and retry) was handled.
  *
- * The queued steps form a tree of tasks: a caller's call is a task under the dispatcher's root;
- * each branch of a fork is a task under the chain that forked (its join runs in that chain's
- * task again). A chain has at most one step of its own at a time, so a task holds either its own
- * queued step or children with steps queued, never a backlog of its own. When a slot frees, the
- * next step is taken from the root: from the first task in its turn list, recursively, and the
- * task taken from moves to the end of its parent's list (while it still has steps queued). So
- * the tasks under one parent take turns, one step each: a caller's next step waits behind the
- * steps in flight plus at most one step of each other busy call (and, inside a call such as the
- * router's batch, one of each busy sibling chain), never behind a whole big fork. The steps
- * named by one reply enter the queue in the order given and the branches of one fork are served
- * in that order; there is no order between different tasks' steps (docs/internals.md says what
- * that means for the send path).
+ * Two queues, each first in, first out: *bulk* holds the branches of big forks (more than
+ * SCRIPTS_BULK_FORK branches: a group message's member steps; a router batch's split fork has at
+ * most 128) and every later step of their chains; *calls* holds every other step (the callers'
+ * calls, their chains, small forks, the joins of big forks). When a slot frees, the next step
+ * comes from the queues in turn, one each while both wait. So a caller's next step waits behind
+ * the steps in flight, the steps of other calls queued before it (about one per busy chain: a
+ * chain has one step at a time) and as many bulk steps, never behind a whole big fork; and each
+ * queue keeps the order steps were named in, as one connection did before: chains of equal
+ * length started in order (the router's batches) still run each step in that order, and the
+ * copies of two group messages still go out in id order. Not kept: the order between a bulk
+ * step and a calls step (they pass each other; no step needs it).
  *
- * A queued step is its built command (scripts_command), as a step sent at once holds it; a fork's
- * branch adds one small task (as it has its scripts_branch): nothing sized by a peer's input
- * beyond the steps the scripts named (a fork has at most SCRIPTS_FORK_MAX). A lost connection: the
- * steps in flight get NULL from hiredis (or the cluster link); the pump after each tries the next
- * queued step, whose send fails on the dying context, which ends it as a lost connection (its
- * callback NULL, once), and so on until the queue is empty: nothing stays queued on a context that
- * is gone (the queue is non-empty only while the window is full, so some step in flight always gets
- * that NULL). On a cluster link a lost master's steps get NULL and the queue goes on to the
- * others; a link being freed refuses sends, so its queue ends as a dying context's. */
+ * A queued step is its built command (scripts_command), as a step sent at once holds it: nothing
+ * new per step, nothing sized by a peer's input beyond the steps the scripts named. A lost
+ * connection: the steps in flight get NULL from hiredis (or the cluster link); the pump after
+ * each tries the next queued step, whose send fails on the dying context, which ends it as a lost
+ * connection (its callback NULL, once), and so on until the queues are empty: nothing stays
+ * queued on a context that is gone (the queues are non-empty only while the window is full, so
+ * some step in flight always gets that NULL). On a cluster link a lost master's steps get NULL
+ * and the queues go on to the others; a link being freed refuses sends, so its queues end as a
+ * dying context's. */
 /* steps in flight per dispatcher (-DSCRIPTS_WINDOW=N builds another, for a test) */
 #ifndef SCRIPTS_WINDOW
 #define SCRIPTS_WINDOW 256
 #endif
+#define SCRIPTS_BULK_FORK 128 /* a fork of more branches is bulk */
 
-typedef struct scripts_disp scripts_disp;
-struct scripts_task {
-    scripts_disp *d;
-    scripts_task *parent; /* NULL: the dispatcher's root */
-    int refs;             /* its calls and forks, its child tasks, the root's: tasks and pumps */
-    scripts_call *head, *tail;  /* its own queued steps */
-    scripts_task *first, *last; /* its children with steps queued, in turn */
-    scripts_task *next;         /* in its parent's turn list */
-    int listed;                 /* in its parent's turn list */
-};
+typedef struct scripts_queue {
+    scripts_call *head, *tail;
+} scripts_queue;
 
 struct scripts_disp {
-    scripts_task root; /* first: the root's tasks are the callers' calls */
     redisAsyncContext *ac;
-    int inflight;
-    int pumping;
-    scripts_disp *next; /* in scripts_disps */
+    int refs;            /* calls and forks alive, pumps running */
+    int inflight;        /* steps sent, not yet handled */
+    int pumping;         /* a pump loop runs */
+    int turn;            /* the queue the next step comes from while both wait: 1 bulk */
+    scripts_queue calls; /* the callers' steps */
+    scripts_queue bulk;  /* big forks' steps */
+    scripts_disp *next;  /* in scripts_disps */
 };
 
-static scripts_disp *scripts_disps; /* the dispatchers with work or calls alive */
-
-static void scripts_task_unref(scripts_task *t)
-{
-    while (t && --t->refs == 0) {
-        scripts_task *p = t->parent;
-        if (!p) { /* a dispatcher's root: no task and no pump left */
-            scripts_disp *d = (scripts_disp *)t, **pp = &scripts_disps;
-            while (*pp && *pp != d)
-                pp = &(*pp)->next;
-            if (*pp) *pp = d->next;
-            free(d);
-            return;
-        }
-        free(t);
-        t = p;
-    }
-}
-
-/* A new task under parent (refs 1: the creator's), NULL when out of memory. */
-static scripts_task *scripts_task_new(scripts_task *parent)
-{
-    scripts_task *t = calloc(1, sizeof *t);
-    if (!t) return NULL;
-    t->d = parent->d;
-    t->parent = parent;
-    t->refs = 1;
-    parent->refs++;
-    return t;
-}
+static scripts_disp *scripts_disps; /* the dispatchers with calls alive */
 
 /* The dispatcher of ac (made when there is none), NULL when out of memory. */
 static scripts_disp *scripts_disp_of(redisAsyncContext *ac)
@@ -345,65 +313,57 @@ static scripts_disp *scripts_disp_of(redisAsyncContext *ac)
         if (d->ac == ac) return d;
     scripts_disp *d = calloc(1, sizeof *d);
     if (!d) return NULL;
-    d->root.d = d;
     d->ac = ac;
     d->next = scripts_disps;
     scripts_disps = d;
     return d;
 }
 
-static int scripts_task_busy(const scripts_task *t)
+/* Unlinks and frees d (no calls, forks or pumps left). Not inlined: GCC's -Wuse-after-free
+ * cannot see that scripts_finish's and scripts_pump's own references keep d alive across the
+ * calls that drop others. */
+__attribute__((noinline)) static void scripts_disp_drop(scripts_disp *d)
 {
-    return t->head || t->first;
+    scripts_disp **pp = &scripts_disps;
+    while (*pp && *pp != d)
+        pp = &(*pp)->next;
+    if (*pp) *pp = d->next;
+    free(d);
 }
 
-/* Queues call in its task and puts the task (and its ancestors) in their turn lists. */
+static void scripts_disp_unref(scripts_disp *d)
+{
+    if (--d->refs == 0) scripts_disp_drop(d);
+}
+
+static int scripts_disp_busy(const scripts_disp *d)
+{
+    return d->calls.head || d->bulk.head;
+}
+
 static void scripts_enqueue(scripts_call *call)
 {
-    scripts_task *t = call->hop.task;
+    scripts_queue *q = call->hop.bulk ? &call->hop.d->bulk : &call->hop.d->calls;
     call->next = NULL;
-    if (t->tail)
-        t->tail->next = call;
+    if (q->tail)
+        q->tail->next = call;
     else
-        t->head = call;
-    t->tail = call;
-    for (; t->parent && !t->listed; t = t->parent) {
-        scripts_task *p = t->parent;
-        t->next = NULL;
-        t->listed = 1;
-        if (p->last)
-            p->last->next = t;
-        else
-            p->first = t;
-        p->last = t;
-    }
+        q->head = call;
+    q->tail = call;
 }
 
-/* The next queued step under t (t busy): its own first, else its first child's, the child then
- * moved to the end of the list (or out of it when it has nothing more). */
-static scripts_call *scripts_dequeue(scripts_task *t)
+/* The next queued step (d busy): from each queue in turn while both wait. */
+static scripts_call *scripts_dequeue(scripts_disp *d)
 {
-    scripts_call *call = t->head;
-    if (call) {
-        t->head = call->next;
-        if (!t->head) t->tail = NULL;
-        call->next = NULL;
-        return call;
-    }
-    scripts_task *c = t->first;
-    t->first = c->next;
-    if (!t->first) t->last = NULL;
-    call = scripts_dequeue(c);
-    c->next = NULL;
-    if (scripts_task_busy(c)) {
-        if (t->last)
-            t->last->next = c;
-        else
-            t->first = c;
-        t->last = c;
-    } else {
-        c->listed = 0;
-    }
+    scripts_queue *q = !d->bulk.head    ? &d->calls
+                       : !d->calls.head ? &d->bulk
+                       : d->turn        ? &d->bulk
+                                        : &d->calls;
+    d->turn = q == &d->calls;
+    scripts_call *call = q->head;
+    q->head = call->next;
+    if (!q->head) q->tail = NULL;
+    call->next = NULL;
     return call;
 }
 
@@ -522,7 +482,7 @@ static void scripts_fork_free(scripts_fork *f)
     free(f->out);
     free(f->outlen);
     free(f->join);
-    scripts_task_unref(f->hop.task);
+    if (f->hop.d) scripts_disp_unref(f->hop.d);
     free(f);
 }
 
@@ -632,7 +592,7 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
     f->cb = call->cb;
     f->privdata = call->privdata;
     f->hop = next;
-    f->hop.task->refs++; /* the join runs in this chain's task */
+    f->hop.d->refs++;
     f->n = n;
     f->out = calloc(n ? n : 1, sizeof(char *));
     f->outlen = calloc(n ? n : 1, sizeof(size_t));
@@ -678,16 +638,13 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
         for (size_t i = 0; i < n; i++) {
             scripts_branch *b = malloc(sizeof *b);
             scripts_hop bh = f->hop;
-            bh.task = b ? scripts_task_new(f->hop.task) : NULL; /* each branch takes turns */
+            if (n > SCRIPTS_BULK_FORK) bh.bulk = 1; /* the join stays in the chain's queue */
             if (b) {
                 b->fork = f;
                 b->index = i;
             }
-            int sent = b && bh.task &&
-                       scripts_eval_hop(ac, sts[i].id, scripts_branch_cb, b, bh, sts[i].nkeys,
-                                        sts[i].nargs, sts[i].argv, sts[i].argvlen) == REDIS_OK;
-            scripts_task_unref(bh.task); /* the creator's: its step holds it now */
-            if (!sent) {
+            if (!b || scripts_eval_hop(ac, sts[i].id, scripts_branch_cb, b, bh, sts[i].nkeys,
+                                       sts[i].nargs, sts[i].argv, sts[i].argvlen) != REDIS_OK) {
                 /* this one and the ones not sent count as failed: the caller gets NULL once */
                 free(b);
                 if (!f->done && f->cb) f->cb(ac, NULL, f->privdata);
@@ -712,9 +669,9 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
 
 static void scripts_call_free(scripts_call *call)
 {
-    scripts_task *t = call->hop.task;
+    scripts_disp *d = call->hop.d;
     free(call);
-    scripts_task_unref(t);
+    scripts_disp_unref(d);
 }
 
 static void scripts_pump(scripts_disp *d);
@@ -724,9 +681,9 @@ static void scripts_pump(scripts_disp *d);
  * step. */
 static void scripts_finish(redisAsyncContext *ac, scripts_call *call, void *reply)
 {
-    scripts_disp *d = call->hop.task->d;
+    scripts_disp *d = call->hop.d;
     redisReply *r = reply;
-    d->root.refs++; /* d outlives the callbacks below */
+    d->refs++; /* d outlives the callbacks below */
     if (call->sent) d->inflight--;
     call->sent = 0;
     int followed = 0;
@@ -737,7 +694,7 @@ static void scripts_finish(redisAsyncContext *ac, scripts_call *call, void *repl
     if (!followed && call->cb) call->cb(ac, reply, call->privdata);
     scripts_call_free(call);
     scripts_pump(d);
-    scripts_task_unref(&d->root);
+    scripts_disp_unref(d);
 }
 
 /* A copy of r that outlives the callback (hiredis frees r after it), freed
@@ -900,17 +857,17 @@ static void scripts_pump(scripts_disp *d)
 {
     if (d->pumping) return;
     d->pumping = 1;
-    d->root.refs++;
-    while (d->inflight < SCRIPTS_WINDOW && scripts_task_busy(&d->root)) {
-        scripts_call *call = scripts_dequeue(&d->root);
+    d->refs++;
+    while (d->inflight < SCRIPTS_WINDOW && scripts_disp_busy(d)) {
+        scripts_call *call = scripts_dequeue(d);
         if (scripts_call_send(d, call) != REDIS_OK) scripts_finish(d->ac, call, NULL);
     }
     d->pumping = 0;
-    scripts_task_unref(&d->root);
+    scripts_disp_unref(d);
 }
 
-/* A step of hop.task's chain: sent at once when the window has room and nothing waits, else
- * queued (REDIS_OK: the callback runs once, NULL if it is never sent). REDIS_ERR (cb never
+/* A step of a chain (hop.d, hop.bulk): sent at once when the window has room and nothing waits,
+ * else queued (REDIS_OK: the callback runs once, NULL if it is never sent). REDIS_ERR (cb never
  * called) when it cannot be built or sent now. */
 static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn *cb,
                             void *privdata, scripts_hop hop, int nkeys, int nargs,
@@ -926,9 +883,9 @@ static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn
     call->held = NULL;
     call->sent = 0;
     call->next = NULL;
-    hop.task->refs++;
-    scripts_disp *d = hop.task->d;
-    if (d->inflight < SCRIPTS_WINDOW && !scripts_task_busy(&d->root)) {
+    scripts_disp *d = hop.d;
+    d->refs++;
+    if (d->inflight < SCRIPTS_WINDOW && !scripts_disp_busy(d)) {
         if (scripts_call_send(d, call) == REDIS_OK) return REDIS_OK;
         scripts_call_free(call);
         return REDIS_ERR;
@@ -950,15 +907,10 @@ int scripts_eval_wait(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, 
     if (!ac) return REDIS_ERR; /* not connected */
     scripts_disp *d = scripts_disp_of(ac);
     if (!d) return REDIS_ERR;
-    d->root.refs++;
-    scripts_task *t = scripts_task_new(&d->root);
-    int rc = REDIS_ERR;
-    if (t) {
-        scripts_hop hop = {0, wait_n > 0 ? wait_n : 0, wait_ms, t};
-        rc = scripts_eval_hop(ac, id, cb, privdata, hop, nkeys, nargs, argv, argvlen);
-        scripts_task_unref(t); /* the creator's: its step holds it now (or it goes) */
-    }
-    scripts_task_unref(&d->root); /* d goes too when nothing of it is left */
+    d->refs++;
+    scripts_hop hop = {0, wait_n > 0 ? wait_n : 0, wait_ms, d, 0};
+    int rc = scripts_eval_hop(ac, id, cb, privdata, hop, nkeys, nargs, argv, argvlen);
+    scripts_disp_unref(d); /* d goes when nothing of it is left (the step failed) */
     return rc;
 }
 
