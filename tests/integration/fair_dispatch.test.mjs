@@ -1,6 +1,6 @@
 // Fair dispatch of script steps (issue 15): the runner (common/scripts_run.c) keeps at most a
-// window of steps in flight per connection and serves the queued steps of different calls, and of
-// a fork's branches, in turn (docs/internals.md "Scripts in steps", dispatch). In steps
+// window of steps in flight per connection and serves its two queues of waiting steps (big forks'
+// branches; every other step) in turn (docs/internals.md "Scripts in steps", dispatch). In steps
 // (--send-steps here, or a cluster) a group message is a fork of one member step per member, so a
 // burst of such messages is a hundred thousand steps: without the window they all went out at
 // once and a bystander's 1:1 waited seconds behind them. Real redis, a router in steps, two
@@ -9,8 +9,7 @@
 //   a bystander sends 1:1 texts one after the other: each is acked within 5 s (a bound, not a
 //   benchmark: the times are a diagnostic; without the window the bystander waited more than
 //   5 s, and about 130 ms with it, on this 2-core machine); then every message is acked and every member's inbox
-//   holds all 50 once (their order is not this file's: the member steps of different messages
-//   are served in turn; send_step.lua's member steps keep it);
+//   holds all 50 once (their order is fanout.test.mjs's);
 // - the router's command connection killed (CLIENT KILL) while steps wait in its queue: the steps
 //   in flight and the queued ones end once each (the router under ASan in the asan stage: no
 //   leak, no double callback), the router comes back, and the client's retries (same cids) store

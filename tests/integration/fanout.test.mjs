@@ -10,11 +10,10 @@
 //   served meanwhile (its ack time is a diagnostic);
 //   in steps (PARLEY_SEND_STEPS=1, a cluster) each message's member steps are a fork (no queued
 //   jobs there: docs/internals.md "The send path on a cluster") that the runner lets out 256
-//   steps at a time, the calls' steps in turn ("Scripts in steps", dispatch), so the bystander
-//   gets the same 5 s (it waited up to 8.9 s behind ~100,000 member steps before); the
-//   fan-out-call counts do not apply, and the id-order check fails in steps until the member
-//   steps write a conversation's earlier open messages first (send_step.lua); the inbox checks
-//   are one EVAL on one node (not for PARLEY_TEST_REDIS=cluster3);
+//   steps at a time, in turn with other calls' steps ("Scripts in steps", dispatch), so the
+//   bystander gets the same 5 s (it waited up to 8.9 s behind ~100,000 member steps before); the
+//   fan-out-call counts do not apply; the inbox checks are one EVAL on one node (not for
+//   PARLEY_TEST_REDIS=cluster3);
 // - a cid retried while its fan-out is queued: one message, one ack;
 // - the router SIGKILLed mid-fan-out: the next router finishes every job,
 //   nothing lost or doubled.
