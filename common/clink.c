@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CLINK_EACH     (-3) /* a clink_each_master command: no routing */
 #define CLINK_PROBE_MS 2000 /* a probe's connect + AUTH + CLUSTER SLOTS, at most */
@@ -68,6 +70,10 @@ struct clink_conn {
     int nslots;            /* slots it owns in l->owner */
     unsigned backoff_ms;
     struct event *retry, *deadline;
+    /* the reply timeout: replies read on this connection, the count the last
+     * look saw, since when (ms) it has owed replies without one coming */
+    unsigned long long answered, seen;
+    long long owed_since;
 };
 
 struct clink {
@@ -76,7 +82,10 @@ struct clink {
     clink_hooks h;
     int stopping;
     int ready;
-    unsigned rr; /* round robin for keyless commands */
+    int serving; /* some master up (any_up said, all_down not since) */
+    unsigned reply_ms;
+    struct event *watch_ev; /* the reply timeout's look, every reply_ms / 4 */
+    unsigned rr;            /* round robin for keyless commands */
     unsigned long long seq;
     clink_conn *nodes[CLUSTER_NODES_MAX];
     int16_t owner[CLUSTER_SLOTS];         /* node index or -1 */
@@ -103,6 +112,14 @@ struct clink {
     int has_sub;
     clink_conn subc;
     unsigned sub_cursor;
+    /* the subscriber's probe (the reply timeout for a connection that owes
+     * no replies): its own channel, PUBLISHed to through a master every look;
+     * a PUBLISH answered more than reply_ms ago whose message has not come
+     * means the subscriber's node hangs */
+    char probe_chan[64];
+    unsigned long long probe_sent, probe_seen, probe_due;
+    long long probe_due_at;
+    int probe_inflight;
 };
 
 static void node_connect(clink_conn *c);
@@ -110,6 +127,9 @@ static void refresh_soon(clink *l, unsigned ms);
 static void refresh_next(clink *l);
 static int conn_init(clink *l, clink_conn *c, int idx);
 static void conn_free(clink_conn *c);
+static void watch_cb(evutil_socket_t fd, short what, void *arg);
+static void sub_probe_msg_cb(redisAsyncContext *ac, void *r, void *priv);
+static void sub_watch(clink *l, long long now);
 
 static long long now_ms(void)
 {
@@ -507,17 +527,33 @@ static void ready_check(clink *l)
         int o = l->owner[s];
         ok = o >= 0 && l->nodes[o] && l->nodes[o]->up;
     }
-    if (ok == l->ready || l->stopping) return;
-    l->ready = ok;
-    if (ok) {
-        char buf[128];
-        l->refresh_backoff = CLINK_BACKOFF_MIN_MS;
-        l->refresh_failed_logged = 0;
-        log_info("redis %s", clink_describe(l, buf, sizeof buf));
-        if (l->h.ready) l->h.ready(l, l->h.arg);
-    } else {
-        refresh_soon(l, 0);
-        if (l->h.down) l->h.down(l, l->h.arg);
+    int serving = ok || clink_up_masters(l) > 0;
+    if (l->stopping) return;
+    if (serving && !l->serving) {
+        l->serving = 1;
+        if (l->h.any_up) l->h.any_up(l, l->h.arg);
+        if (l->stopping) return;
+    }
+    if (ok != l->ready) {
+        l->ready = ok;
+        if (ok) {
+            char buf[128];
+            l->refresh_backoff = CLINK_BACKOFF_MIN_MS;
+            l->refresh_failed_logged = 0;
+            log_info("redis %s", clink_describe(l, buf, sizeof buf));
+            if (l->h.ready) l->h.ready(l, l->h.arg);
+        } else {
+            char buf[128];
+            log_warn("redis %s: commands of the slots without one wait",
+                     clink_describe(l, buf, sizeof buf));
+            refresh_soon(l, 0);
+            if (l->h.down) l->h.down(l, l->h.arg);
+        }
+        if (l->stopping) return;
+    }
+    if (!serving && l->serving) {
+        l->serving = 0;
+        if (l->h.all_down) l->h.all_down(l, l->h.arg);
     }
 }
 
@@ -530,6 +566,7 @@ static void clink_reply_cb(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     const int s = cmd->slot;
     if (s >= 0) l->inflight[s]--;
+    if (reply && ac && ac->data) ((clink_conn *)ac->data)->answered++;
     if (s == CLINK_EACH || !reply || l->stopping || reply->type != REDIS_REPLY_ERROR) {
         cmd_deliver(cmd, ac, reply);
         goto out;
@@ -628,6 +665,18 @@ int clink_command_argv(clink *l, redisCallbackFn *cb, void *priv, int argc, cons
     return clink_command_slot(l, slot < 0 ? -1 : slot, cb, priv, argc, argv, lens);
 }
 
+int clink_command_ordered(clink *l, redisCallbackFn *cb, void *priv, int argc, const char **argv,
+                          const size_t *lens)
+{
+    if (argc < 1 || !argv) return REDIS_ERR;
+    int slot = clink_order_slot(argc, argv, lens);
+    if (slot == CLINK_BAD) return clink_command_argv(l, cb, priv, argc, argv, lens);
+    /* its order master is away: any other (what was sent there comes back NULL) */
+    if (clink_key_slot(argc, argv, lens) == CLINK_ANY && l && !clink_slot_up(l, slot))
+        slot = CLINK_ANY;
+    return clink_command_slot(l, slot, cb, priv, argc, argv, lens);
+}
+
 int clink_each_master(clink *l, redisCallbackFn *cb, void *priv, int argc, const char **argv,
                       const size_t *lens)
 {
@@ -703,6 +752,11 @@ static void node_maybe_up(clink_conn *c)
     c->backoff_ms = CLINK_BACKOFF_MIN_MS;
     log_info("redis cluster %s connection to %s up", node_role(c), c->addr);
     if (c->idx < 0) {
+        l->probe_seen = l->probe_sent; /* what was published before is not awaited */
+        l->probe_due = 0;
+        if (redisAsyncCommand(c->ac, sub_probe_msg_cb, l, "SUBSCRIBE %s", l->probe_chan) !=
+            REDIS_OK)
+            log_warn("redis cluster subscriber: cannot subscribe to its probe channel");
         if (l->h.subscriber_up) l->h.subscriber_up(l, l->h.arg);
         return;
     }
@@ -710,11 +764,86 @@ static void node_maybe_up(clink_conn *c)
     pump_soon(l);
 }
 
+/* Its probe channel's messages on the subscriber (and the confirmation). */
+static void sub_probe_msg_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    clink *l = priv;
+    redisReply *rep = r;
+    (void)ac;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message") ||
+        rep->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    unsigned long long seq = strtoull(rep->element[2]->str, NULL, 10);
+    if (seq > l->probe_seen) l->probe_seen = seq;
+    if (l->probe_due && l->probe_seen >= l->probe_due) l->probe_due = 0;
+}
+
+typedef struct sub_probe {
+    clink *l;
+    unsigned long long seq;
+} sub_probe;
+
+/* A probe PUBLISH answered: its message is due on the subscriber from now. */
+static void sub_probe_pub_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    sub_probe *p = priv;
+    clink *l = p->l;
+    redisReply *rep = r;
+    (void)ac;
+    l->probe_inflight = 0;
+    if (rep && rep->type == REDIS_REPLY_INTEGER && !l->stopping && p->seq > l->probe_seen &&
+        !l->probe_due) {
+        l->probe_due = p->seq;
+        l->probe_due_at = now_ms();
+    }
+    free(p);
+}
+
+/* The subscriber's look (from watch_cb): the next probe, or the subscriber
+ * dropped as lost when an answered one's message is overdue. */
+static void sub_watch(clink *l, long long now)
+{
+    clink_conn *c = &l->subc;
+    if (!l->has_sub || !c->up || !c->ac) return;
+    int unread = 0; /* in but not read: reads paused by the owner, or this loop busy */
+    if (l->probe_due && now - l->probe_due_at >= (long long)l->reply_ms &&
+        !(c->ac->c.fd >= 0 && ioctl(c->ac->c.fd, FIONREAD, &unread) == 0 && unread > 0)) {
+        l->stats.timeouts++;
+        log_warn("redis cluster subscriber %s: its probe message did not come within %u ms; "
+                 "dropping the connection as lost",
+                 c->addr, l->reply_ms);
+        l->probe_due = 0;
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL; /* detached: as a lost connection, without its disconnect callback */
+        c->connected = c->up = c->handshake = 0;
+        evtimer_del(c->deadline);
+        redisAsyncFree(ac); /* the subscriptions' callbacks get NULL */
+        if (l->h.subscriber_down) l->h.subscriber_down(l, l->h.arg);
+        node_lost(c);
+        return;
+    }
+    if (l->probe_inflight) return;
+    sub_probe *p = malloc(sizeof *p);
+    if (!p) return;
+    p->l = l;
+    p->seq = ++l->probe_sent;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%llu", p->seq);
+    const char *argv[] = {"PUBLISH", l->probe_chan, seq};
+    if (clink_command_slot(l, -1, sub_probe_pub_cb, p, 3, argv, NULL) != REDIS_OK) {
+        free(p);
+        return;
+    }
+    l->probe_inflight = 1;
+}
+
 static void node_handshake_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     clink_conn *c = ac->data;
     redisReply *rep = r;
     if (!c || c->ac != ac || !rep) return; /* an old context, or lost: disconnect handles it */
+    c->answered++;
     if (rep->type == REDIS_REPLY_ERROR) {
         log_warn("redis cluster %s connection to %s: a first command refused: %s; retrying in "
                  "%u ms",
@@ -929,6 +1058,7 @@ static void refresh_node_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     clink_conn *c = ac->data;
     clink *l = c->l;
+    if (r) c->answered++;
     if (!l->refreshing || (uintptr_t)priv != l->refresh_gen || l->stopping) return;
     refresh_reply(l, r, c->host);
 }
@@ -1099,14 +1229,17 @@ clink *clink_new(struct event_base *base, const redisurl *u, const clink_hooks *
     l->pump_ev = evtimer_new(base, pump_cb, l);
     l->refresh_ev = evtimer_new(base, refresh_cb, l);
     l->probe_deadline = evtimer_new(base, probe_deadline_cb, l);
+    l->watch_ev = event_new(base, -1, EV_PERSIST, watch_cb, l);
     l->has_sub = h && h->subscriber_up;
-    if (!l->pump_ev || !l->refresh_ev || !l->probe_deadline ||
+    snprintf(l->probe_chan, sizeof l->probe_chan, "clink:probe:%ld:%p", (long)getpid(), (void *)l);
+    if (!l->pump_ev || !l->refresh_ev || !l->probe_deadline || !l->watch_ev ||
         (l->has_sub && conn_init(l, &l->subc, -1) != 0)) {
         snprintf(err, errlen, "redis cluster: out of memory");
         clink_free(l);
         return NULL;
     }
     refresh_soon(l, 0);
+    clink_set_reply_timeout(l, CLINK_REPLY_MS);
     if (l->has_sub) {
         l->subc.used = 1;
         node_connect(&l->subc);
@@ -1117,6 +1250,68 @@ clink *clink_new(struct event_base *base, const redisurl *u, const clink_hooks *
 int clink_ready(const clink *l)
 {
     return l && l->ready;
+}
+
+int clink_serving(const clink *l)
+{
+    return l && l->serving;
+}
+
+int clink_slot_up(const clink *l, int slot)
+{
+    if (!l || slot < 0 || slot >= (int)CLUSTER_SLOTS) return 0;
+    int o = l->owner[slot];
+    return o >= 0 && l->nodes[o] && l->nodes[o]->used && l->nodes[o]->up;
+}
+
+int clink_key_up(const clink *l, const char *key, size_t len)
+{
+    return clink_slot_up(l, (int)cluster_keyslot(key, len));
+}
+
+/* The reply timeout's look at every master connection (the top of
+ * clink.h): one that owes replies and read none for reply_ms, with nothing
+ * unread on its socket, is dropped as lost (an up one reconnects; one
+ * closing because it left the map is gone). */
+static void watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    clink *l = arg;
+    long long now = now_ms();
+    for (int i = 0; i < CLUSTER_NODES_MAX && !l->stopping && l->reply_ms; i++) {
+        clink_conn *c = l->nodes[i];
+        /* up, or closing (no longer in the map: its commands in flight hold
+         * their slots' later ones back until they are answered) */
+        if (!c || !c->ac || !c->connected || (c->used && !c->up)) continue;
+        int owed = c->ac->replies.head != NULL;
+        if (!owed || c->answered != c->seen) {
+            c->seen = c->answered;
+            c->owed_since = owed ? now : 0;
+            continue;
+        }
+        if (!c->owed_since) c->owed_since = now;
+        if (now - c->owed_since < (long long)l->reply_ms) continue;
+        int unread = 0;
+        if (c->ac->c.fd >= 0 && ioctl(c->ac->c.fd, FIONREAD, &unread) == 0 && unread > 0)
+            continue; /* answered, not read yet: this loop was busy */
+        l->stats.timeouts++;
+        log_warn("redis cluster master %s: no reply for %u ms while commands wait; dropping the "
+                 "connection as lost",
+                 c->addr, l->reply_ms);
+        c->owed_since = 0;
+        node_abort(c); /* its commands get NULL; the map is read again; it reconnects */
+    }
+    if (!l->stopping && l->reply_ms) sub_watch(l, now);
+}
+
+void clink_set_reply_timeout(clink *l, unsigned ms)
+{
+    if (!l) return;
+    l->reply_ms = ms;
+    event_del(l->watch_ev);
+    if (!ms || l->stopping) return;
+    unsigned every = ms / 4 < 50 ? 50 : ms / 4;
+    struct timeval tv = tv_ms(every);
+    event_add(l->watch_ev, &tv);
 }
 
 int clink_up_masters(const clink *l)
@@ -1216,6 +1411,7 @@ void clink_stop(clink *l)
     if (l->pump_ev) evtimer_del(l->pump_ev);
     if (l->refresh_ev) evtimer_del(l->refresh_ev);
     if (l->probe_deadline) evtimer_del(l->probe_deadline);
+    if (l->watch_ev) event_del(l->watch_ev);
     if (l->probe) {
         redisAsyncContext *ac = l->probe;
         l->probe = NULL;
@@ -1258,5 +1454,6 @@ void clink_free(clink *l)
     if (l->pump_ev) event_free(l->pump_ev);
     if (l->refresh_ev) event_free(l->refresh_ev);
     if (l->probe_deadline) event_free(l->probe_deadline);
+    if (l->watch_ev) event_free(l->watch_ev);
     free(l);
 }

@@ -48,9 +48,24 @@
  * "CLUSTERDOWN clink: ..." error). A node no longer in the map is closed (its
  * pending commands are answered first).
  *
- * Not handled: a connection that hangs without closing (a stopped Redis)
- * keeps its commands until TCP keepalive notices it (about 30 s), as a plain
- * hiredis connection does; multi-key commands whose keys cross slots are sent
+ * One master lost is not the link lost: the other masters' slots go on being
+ * served while it is away (hooks any_up / all_down say when the link serves
+ * some slots / none; ready / down when it serves every slot / not all), and
+ * only the commands of its slots wait (then get the give-up error).
+ *
+ * A master that hangs (socket open, no answers: a stopped process, a host
+ * gone without a reset) is noticed by the reply timeout: a connection that
+ * owes replies and answered none for clink_set_reply_timeout ms (default
+ * CLINK_REPLY_MS) is dropped as if it were lost (its commands get NULL; the
+ * map is read again; it reconnects after the backoff), so a hung master
+ * behaves like a dead one. The subscriber owes no replies: with the timeout
+ * on, the link PUBLISHes a probe (its own channel, clink:probe:PID:ADDR,
+ * subscribed on the subscriber) through a master at every look (reply_ms /
+ * 4); a probe answered more than reply_ms ago whose message has not come
+ * (and nothing unread on the subscriber's socket) drops the subscriber as
+ * lost (subscriber_down, then it moves to another node). TCP keepalive is
+ * the fallback with the timeout off (it never notices a stopped process on
+ * a live host: its kernel answers). Multi-key commands whose keys cross slots are sent
  * by the first key (Redis answers CROSSSLOT); MULTI/EXEC, blocking commands
  * and WAIT go by their key like any command (WAIT: use clink_command_slot on
  * the slot just written). One link, one event loop, one thread. */
@@ -74,6 +89,7 @@
 #define CLINK_RETRY_MAX_MS   500    /* doubling each time to this */
 #define CLINK_REFRESH_MS     100    /* a MOVED: the whole map is read again after this */
 #define CLINK_HELD_MAX       100000 /* commands waiting inside the link, at most */
+#define CLINK_REPLY_MS       5000   /* a connection owing replies, silent this long: failed */
 
 typedef struct clink clink;
 typedef struct clink_conn clink_conn; /* one connection (a master's, or the subscriber) */
@@ -93,6 +109,12 @@ typedef struct clink_hooks {
      * subscription callbacks got NULL; the link reconnects it, maybe to
      * another node). NULL: not told. */
     void (*subscriber_down)(clink *l, void *arg);
+    /* The link serves some slots: a master of the map is up (it was serving
+     * none). Comes before ready. NULL: not told. */
+    void (*any_up)(clink *l, void *arg);
+    /* After any_up: no master is up (every slot waits). Comes after down.
+     * NULL: not told. */
+    void (*all_down)(clink *l, void *arg);
 } clink_hooks;
 
 /* Starts a link on base for a redis-cluster:// URL u (copied), h (copied;
@@ -140,6 +162,30 @@ int clink_each_master(clink *l, redisCallbackFn *cb, void *priv, int argc, const
 /* 1 when every slot has a master whose connection is up. */
 int clink_ready(const clink *l);
 
+/* 1 when some master of the map has its connection up (the link serves
+ * those slots; commands of the others wait). */
+int clink_serving(const clink *l);
+
+/* 1 when slot (< CLUSTER_SLOTS) has a master whose connection is up. */
+int clink_slot_up(const clink *l, int slot);
+
+/* As clink_slot_up for the slot of key[0..len). */
+int clink_key_up(const clink *l, const char *key, size_t len);
+
+/* Sends argv routed as clink_order_slot says (keyed commands by their key,
+ * PUBLISH by its channel's slot, other keyless ones by slot 0: one master in
+ * the order given), except that a keyless command whose order slot has no
+ * up master goes to any up master (a PUBLISH, a TIME or an INFO does not
+ * wait for a failover: only the order of those sent during it is lost).
+ * What the gateway and the router send every command with. As
+ * clink_command_argv otherwise. */
+int clink_command_ordered(clink *l, redisCallbackFn *cb, void *priv, int argc, const char **argv,
+                          const size_t *lens);
+
+/* The reply timeout (see the top): ms > 0, or 0 for none (TCP keepalive
+ * only). Default CLINK_REPLY_MS. */
+void clink_set_reply_timeout(clink *l, unsigned ms);
+
 /* Masters (nodes owning slots) whose connection is up. */
 int clink_up_masters(const clink *l);
 
@@ -177,6 +223,7 @@ typedef struct clink_stats {
     unsigned long long retried;   /* TRYAGAIN/CLUSTERDOWN/LOADING/MASTERDOWN resent */
     unsigned long long gave_up;   /* commands answered with an error after a wait */
     unsigned long long map_reads; /* CLUSTER SLOTS replies applied */
+    unsigned long long timeouts;  /* connections dropped by the reply timeout */
 } clink_stats;
 void clink_stats_get(const clink *l, clink_stats *out);
 

@@ -100,6 +100,12 @@
  * stored for a cid (a retry after a stop stores nothing twice; cluster mode); + ":old" as
  * KEY_CIDS */
 #define KEY_CONV_CIDS KEYS_PREFIX "{c:%s}:cids"
+/* hash event id -> msgpack of the event as its member steps write it: the conversation's events
+ * (texts, edits, deletes, reactions) stored but not yet written to every participant's inbox
+ * (send_step.lua's open messages: a later message's member steps write them first, so a
+ * conversation's events reach each inbox in id order even after a stop; cluster mode). At most
+ * 16 entries, TTL 2 x --dedupe-ttl */
+#define KEY_CONV_OPEN KEYS_PREFIX "{c:%s}:open"
 /* per cluster slot (cluster mode): the counter of the message ids of the conversations in the
  * slot; %s is cluster_slot_tag(slot) (common/cluster.h), so it shares their slot. An id is
  * counter x 16384 + slot */

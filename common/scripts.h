@@ -107,6 +107,18 @@ typedef int scripts_sender(void *priv, redisCallbackFn *cb, void *cbpriv, int ar
  * ran the step. */
 void scripts_set_sender(scripts_sender *fn, void *priv);
 
+/* Durable security writes (the gateway's --wait-replicas / --wait-timeout; issue 15, F4):
+ * scripts_block, scripts_group of a `remove`, scripts_login_revoke and scripts_login_create
+ * of a password change (new_hash) then run every step followed by WAIT replicas timeout_ms
+ * (scripts_eval_wait): the call's reply (and a frame its last steps publish) comes only after
+ * the earlier steps' writes reached that many replicas; fewer in time end it with an error
+ * reply "NOREPLICAS ..." (the writes may stay on the master; what comes after does not run).
+ * replicas 0 (the default): none, each call answers once the master has it. At most
+ * max_in_flight such calls run at once (WAIT blocks the connection that sent it, so a replica
+ * down would queue every command behind one timeout per call): one more returns REDIS_ERR
+ * (cb not called; the caller answers `unavailable`). */
+void scripts_set_durable(int replicas, int timeout_ms, int max_in_flight);
+
 /* ---- the scripts, one call each (common/lua/NAME.lua says what each does) ---- */
 
 /* session_open.lua: a session of user opens on gateway gwid. sessid is
@@ -386,6 +398,17 @@ int scripts_check(char *err, size_t size);
 /* fills argv with the command that loads id (SCRIPT LOAD, or FUNCTION LOAD
  * REPLACE); returns its argc. Its reply is scripts_sha(id). */
 int scripts_load_argv(script_id id, const char *argv[4]);
+/* A new connection's set-up, the same for the gateway and the router, on one
+ * Redis and on each cluster connection: CLIENT SETNAME name, then, when
+ * with_scripts is 1, the load of every script (scripts_load_argv; first on
+ * the pipe, so that later calls never meet NOSCRIPT). Each command is queued
+ * with send(ctx, what, argc, argv, lens) (what names it for an error
+ * message: "CLIENT SETNAME", "script load"), which answers REDIS_OK or
+ * REDIS_ERR. Returns how many were queued (their replies are the caller's to
+ * count), or -1 when send refused one (the ones before it stay queued). */
+typedef int scripts_setup_send(void *ctx, const char *what, int argc, const char **argv,
+                               const size_t *lens);
+int scripts_conn_setup(scripts_setup_send *send, void *ctx, const char *name, int with_scripts);
 /* the file name without .lua (`parley scripts` prints NAME SHA) */
 const char *scripts_name(script_id id);
 /* what calls it: EVALSHA's SHA1, or FCALL's function (= library) name */

@@ -205,6 +205,7 @@ int scripts_login_create(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
 {
     scripts_cmd c;
     scripts_login_create_cmd(&c, l);
+    if (l->new_hash) return scripts_cmd_run_durable(&c, ac, cb, priv); /* a password change */
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -245,7 +246,7 @@ int scripts_login_revoke(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
 {
     scripts_cmd c;
     scripts_login_revoke_cmd(&c, user, what, sid, exp_s, now_ms);
-    return scripts_cmd_run(&c, ac, cb, priv);
+    return scripts_cmd_run_durable(&c, ac, cb, priv);
 }
 
 redisReply *scripts_login_revoke_sync(redisContext *rc, const char *user, const char *what,

@@ -104,6 +104,50 @@ int scripts_cmd_run(scripts_cmd *c, redisAsyncContext *ac, redisCallbackFn *cb, 
     return rc;
 }
 
+/* scripts_set_durable's replicas and timeout (0: none), and its calls in
+ * flight (at most scripts_durable_max) */
+static int scripts_durable_n, scripts_durable_ms, scripts_durable_max, scripts_durable_live;
+
+void scripts_set_durable(int replicas, int timeout_ms, int max_in_flight)
+{
+    scripts_durable_n = replicas > 0 ? replicas : 0;
+    scripts_durable_ms = timeout_ms;
+    scripts_durable_max = max_in_flight > 0 ? max_in_flight : 1;
+}
+
+/* A durable call's own callback and its argument, while it runs. */
+typedef struct scripts_durable_call {
+    redisCallbackFn *cb;
+    void *priv;
+} scripts_durable_call;
+
+static void scripts_durable_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    scripts_durable_call d = *(scripts_durable_call *)priv;
+    free(priv);
+    scripts_durable_live--;
+    d.cb(ac, r, d.priv);
+}
+
+int scripts_cmd_run_durable(scripts_cmd *c, redisAsyncContext *ac, redisCallbackFn *cb, void *priv)
+{
+    if (!scripts_durable_n) return scripts_cmd_run(c, ac, cb, priv);
+    scripts_durable_call *d = NULL;
+    int rc = REDIS_ERR;
+    if (!c->failed && scripts_durable_live < scripts_durable_max && (d = malloc(sizeof *d))) {
+        d->cb = cb;
+        d->priv = priv;
+        rc = scripts_eval_wait(ac, c->id, scripts_durable_cb, d, scripts_durable_n,
+                               scripts_durable_ms, c->nkeys, c->n - c->nkeys, c->v, c->len);
+        if (rc == REDIS_OK)
+            scripts_durable_live++;
+        else
+            free(d);
+    }
+    scripts_cmd_release(c);
+    return rc;
+}
+
 redisReply *scripts_cmd_run_sync(scripts_cmd *c, redisContext *rc)
 {
     redisReply *r =

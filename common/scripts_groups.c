@@ -110,6 +110,7 @@ int scripts_group(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, proto_
     if (op != PROTO_OP_JOIN && op != PROTO_OP_LEAVE)
         for (size_t i = 0; i < nmembers; i++)
             scripts_cmd_arg(&c, members[i], member_lens[i]);
+    if (op == PROTO_OP_REMOVE) return scripts_cmd_run_durable(&c, ac, cb, priv);
     return scripts_cmd_run(&c, ac, cb, priv);
 }
 
@@ -130,5 +131,5 @@ int scripts_block(redisAsyncContext *ac, redisCallbackFn *cb, void *priv, const 
     scripts_cmd_fmt(&c, KEY_HIDDEN, user);
     scripts_cmd_fmt(&c, KEY_BLOCKS, user);
     scripts_cmd_fmt(&c, KEY_SESSIONS, user);
-    return scripts_cmd_run(&c, ac, cb, priv);
+    return scripts_cmd_run_durable(&c, ac, cb, priv);
 }

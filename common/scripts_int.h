@@ -63,6 +63,9 @@ void scripts_cmd_fmt(scripts_cmd *c, const char *fmt, ...) __attribute__((format
 /* Runs it (scripts_eval / scripts_eval_sync / scripts_append_sync) and
  * releases it. */
 int scripts_cmd_run(scripts_cmd *c, redisAsyncContext *ac, redisCallbackFn *cb, void *priv);
+/* As scripts_cmd_run, with the durability of scripts_set_durable (scripts.h):
+ * each step WAITed for that many replicas (none set: as scripts_cmd_run). */
+int scripts_cmd_run_durable(scripts_cmd *c, redisAsyncContext *ac, redisCallbackFn *cb, void *priv);
 redisReply *scripts_cmd_run_sync(scripts_cmd *c, redisContext *rc);
 int scripts_cmd_append(scripts_cmd *c, redisContext *rc);
 

@@ -164,6 +164,19 @@ int scripts_load_argv(script_id id, const char *argv[4])
     return 3;
 }
 
+int scripts_conn_setup(scripts_setup_send *send, void *ctx, const char *name, int with_scripts)
+{
+    const char *argv[] = {"CLIENT", "SETNAME", name};
+    if (send(ctx, "CLIENT SETNAME", 3, argv, NULL) != REDIS_OK) return -1;
+    int n = 1;
+    for (int i = 0; with_scripts && i < SCRIPT__COUNT; i++, n++) {
+        const char *load[4];
+        int argc = scripts_load_argv((script_id)i, load);
+        if (send(ctx, "script load", argc, load, NULL) != REDIS_OK) return -1;
+    }
+    return n;
+}
+
 int scripts_missing(const char *err, size_t len)
 {
     static const char fn[] = "ERR Function not found";
@@ -247,9 +260,10 @@ typedef struct scripts_call {
     void *privdata;
     script_id id;
     scripts_hop hop;
-    redisReply *held;          /* the step's reply, kept (a copy) while its WAIT runs */
-    int sent;                  /* counted in its dispatcher's steps in flight */
-    struct scripts_call *next; /* in its queue */
+    redisReply *held;               /* the step's reply, kept (a copy) while its WAIT runs */
+    int sent;                       /* counted in its dispatcher's steps in flight */
+    struct scripts_call *next;      /* in its dispatch queue */
+    struct scripts_call *next_wait; /* its connection's queue of steps waiting (below) */
 } scripts_call;
 
 /* ---- dispatch: at most SCRIPTS_WINDOW steps in flight per context, the rest queued in two
@@ -746,15 +760,50 @@ static redisReply *scripts_reply_error(const char *msg)
     return c;
 }
 
-/* The answer to WAIT after a step: its reply goes on only once wait_n
- * replicas have every write of the connection so far; else the call ends
- * with a NOREPLICAS error (nothing after this step runs: no ack). */
-static void scripts_wait_cb(redisAsyncContext *ac, void *r, void *privdata)
+/* Durability by WAIT, one WAIT at a time per connection (a group commit). WAIT N T answers how
+ * many replicas have every write its connection made before it, so one WAIT covers every step
+ * whose reply came before it was sent. A step asking for durability (scripts_eval_wait) queues on
+ * its connection; one WAIT is out at a time and covers the steps queued when it was sent; those
+ * queued meanwhile go with the next one. Redis serves one client's commands in order and a WAIT
+ * blocks its connection until it answers, so this keeps a connection blocked by one WAIT at a
+ * time (a WAIT per step, pipelined, blocked it a timeout each in turn when replicas were missing:
+ * every other user's step and the router's lease renewals behind them). While a connection's
+ * last WAIT came back short (a master left without its replica by a failover, until the old
+ * master is back as its replica), the next WAIT waits SCRIPTS_WAIT_PROBE_MS at most: its steps
+ * fail fast (NOREPLICAS: no ack, the client retries) instead of a whole --wait-timeout each
+ * round. One entry per connection (a master) in a small table; a connection the table cannot
+ * hold WAITs per step as before. */
+#define SCRIPTS_WAIT_PROBE_MS 20
+#define SCRIPTS_WAITQ_MAX     64
+typedef struct scripts_waitq {
+    const redisAsyncContext *ac; /* NULL: a free entry */
+    scripts_call *out;           /* the steps the WAIT that is out covers */
+    scripts_call *next, *tail;   /* the steps for the next WAIT */
+    int sent;                    /* a WAIT is out */
+    int is_short;                /* the last WAIT came back short of replicas */
+} scripts_waitq;
+static scripts_waitq scripts_waitqs[SCRIPTS_WAITQ_MAX];
+
+static scripts_waitq *scripts_waitq_of(const redisAsyncContext *ac, int add)
 {
-    scripts_call *call = privdata;
-    redisReply *w = r, *held = call->held;
+    scripts_waitq *free_q = NULL;
+    for (int i = 0; i < SCRIPTS_WAITQ_MAX; i++) {
+        if (scripts_waitqs[i].ac == ac) return &scripts_waitqs[i];
+        if (!scripts_waitqs[i].ac && !free_q) free_q = &scripts_waitqs[i];
+    }
+    if (!add || !free_q) return NULL;
+    memset(free_q, 0, sizeof *free_q);
+    free_q->ac = ac;
+    return free_q;
+}
+
+/* Ends step call after its WAIT w (NULL: the connection went, or no WAIT could be sent). */
+static void scripts_wait_end(redisAsyncContext *ac, scripts_call *call, const redisReply *w,
+                             int wait_ms)
+{
+    redisReply *held = call->held;
     call->held = NULL;
-    if (!w) { /* the connection went: as for the step itself */
+    if (!w) { /* as for the step itself */
         freeReplyObject(held);
         scripts_finish(ac, call, NULL);
         return;
@@ -763,8 +812,7 @@ static void scripts_wait_cb(redisAsyncContext *ac, void *r, void *privdata)
         char msg[160];
         snprintf(msg, sizeof msg,
                  "NOREPLICAS the step's writes reached %lld of %d replicas within %d ms",
-                 w->type == REDIS_REPLY_INTEGER ? w->integer : -1LL, call->hop.wait_n,
-                 call->hop.wait_ms);
+                 w->type == REDIS_REPLY_INTEGER ? w->integer : -1LL, call->hop.wait_n, wait_ms);
         freeReplyObject(held);
         held = scripts_reply_error(msg);
     }
@@ -772,16 +820,94 @@ static void scripts_wait_cb(redisAsyncContext *ac, void *r, void *privdata)
     if (held) freeReplyObject(held);
 }
 
+static void scripts_waitq_send(redisAsyncContext *ac, scripts_waitq *q);
+
+/* The answer to a connection's WAIT: every step it covers goes on (or ends with NOREPLICAS),
+ * then the next WAIT, for the steps queued meanwhile. */
+static void scripts_waitq_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    scripts_waitq *q = privdata;
+    const redisReply *w = r;
+    scripts_call *list = q->out;
+    int wait_ms =
+        list ? (q->is_short && list->hop.wait_ms > SCRIPTS_WAIT_PROBE_MS ? SCRIPTS_WAIT_PROBE_MS
+                                                                         : list->hop.wait_ms)
+             : 0;
+    q->out = NULL;
+    q->sent = 0;
+    if (w) {
+        int need = 0;
+        for (scripts_call *c = list; c; c = c->next_wait)
+            if (c->hop.wait_n > need) need = c->hop.wait_n;
+        q->is_short = w->type != REDIS_REPLY_INTEGER || w->integer < need;
+    }
+    while (list) { /* in their order; a step's callback may queue more on q */
+        scripts_call *c = list;
+        list = c->next_wait;
+        c->next_wait = NULL;
+        scripts_wait_end(ac, c, w, wait_ms);
+    }
+    if (!w) { /* the connection went: whatever queued meanwhile ends too */
+        while (q->next) {
+            scripts_call *c = q->next;
+            q->next = c->next_wait;
+            c->next_wait = NULL;
+            scripts_wait_end(ac, c, NULL, 0);
+        }
+        q->tail = NULL;
+        q->ac = NULL;
+        return;
+    }
+    if (q->next && !q->sent) scripts_waitq_send(ac, q);
+    if (!q->next && !q->sent && !q->is_short) q->ac = NULL; /* idle: the entry is free */
+}
+
+static void scripts_waitq_send(redisAsyncContext *ac, scripts_waitq *q)
+{
+    scripts_call *list = q->next;
+    int n = 0, ms = list->hop.wait_ms;
+    for (scripts_call *c = list; c; c = c->next_wait)
+        if (c->hop.wait_n > n) n = c->hop.wait_n;
+    if (q->is_short && ms > SCRIPTS_WAIT_PROBE_MS) ms = SCRIPTS_WAIT_PROBE_MS;
+    char nb[16], msb[16];
+    snprintf(nb, sizeof nb, "%d", n);
+    snprintf(msb, sizeof msb, "%d", ms);
+    const char *argv[3] = {"WAIT", nb, msb};
+    q->out = list;
+    q->next = q->tail = NULL;
+    q->sent = 1;
+    if (redisAsyncCommandArgv(ac, scripts_waitq_cb, q, 3, argv, NULL) != REDIS_OK)
+        scripts_waitq_cb(ac, NULL, q); /* cannot wait: as a lost connection */
+}
+
+/* The answer to WAIT after one step (a connection the table could not hold). */
+static void scripts_wait_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    scripts_call *call = privdata;
+    scripts_wait_end(ac, call, r, call->hop.wait_ms);
+}
+
 /* A step's own reply: with a durability asked for, WAIT first (the reply
  * kept meanwhile), else on at once. */
 static void scripts_step_done(redisAsyncContext *ac, scripts_call *call, redisReply *reply)
 {
     if (reply && ac && call->hop.wait_n > 0) { /* ac NULL: a cluster link's give-up (an error) */
+        call->held = scripts_reply_copy(reply);
+        call->next_wait = NULL;
+        scripts_waitq *q = call->held ? scripts_waitq_of(ac, 1) : NULL;
+        if (q) {
+            if (q->tail)
+                q->tail->next_wait = call;
+            else
+                q->next = call;
+            q->tail = call;
+            if (!q->sent) scripts_waitq_send(ac, q);
+            return;
+        }
         char n[16], ms[16];
         snprintf(n, sizeof n, "%d", call->hop.wait_n);
         snprintf(ms, sizeof ms, "%d", call->hop.wait_ms);
         const char *argv[3] = {"WAIT", n, ms};
-        call->held = scripts_reply_copy(reply);
         if (call->held &&
             redisAsyncCommandArgv(ac, scripts_wait_cb, call, 3, argv, NULL) == REDIS_OK)
             return;

@@ -42,7 +42,7 @@ enum {
 };
 
 /* send_step.lua's split: the key formats after send.lua's per-call ARGV */
-#define STEP_HEAD_ARGS 14
+#define STEP_HEAD_ARGS 15
 
 /* the limits in b->num */
 enum {
@@ -296,10 +296,9 @@ int scripts_send_batch_call(scripts_send_batch *b, redisAsyncContext *ac, redisC
         /* send_step.lua's split: its name, send.lua's per-call ARGV, the key formats of the
          * steps (send_step.lua's header) */
         static const char *const step_head[STEP_HEAD_ARGS] = {
-            KEY_CIDS,          KEY_BUDGET,    KEY_ACCOUNT,    KEY_HIDDEN,
-            KEY_CONTACTS,      KEY_RECOUNT,   KEY_GOT,        KEY_HISTORY,
-            KEY_HISTORY_BYTES, KEY_CONV_CIDS, KEY_GROUP_META, KEY_GROUP_MEMBERS,
-            KEY_GROUP_ADMINS,  NULL,
+            KEY_CIDS,       KEY_BUDGET,        KEY_ACCOUNT,      KEY_HIDDEN,        KEY_CONTACTS,
+            KEY_RECOUNT,    KEY_GOT,           KEY_HISTORY,      KEY_HISTORY_BYTES, KEY_CONV_CIDS,
+            KEY_GROUP_META, KEY_GROUP_MEMBERS, KEY_GROUP_ADMINS, KEY_CONV_OPEN,     NULL,
         };
         int i = 0;
         for (int j = 0; !b->steps && j < k->n; j++, i++) {

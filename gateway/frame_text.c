@@ -1,13 +1,17 @@
 /* frame_text.c - `text`, and the changes of a stored message (`edit`,
  * `delete`, `react`): to the router of the conversation's slot (rtq.h), which
  * stores them in order with the conversation's texts. The ack, or the error,
- * comes back through the gateway channel. */
+ * comes back through the gateway channel. On a Redis Cluster with a master
+ * away, a text whose keys (the sender's, the other side's, the
+ * conversation's) are on it is answered `unavailable` at once (its steps
+ * would wait, then fail); the others go on. */
 #include <sodium.h>
 #include <string.h>
 
 #include "bus.h"
 #include "frame_handlers.h"
 #include "keys.h"
+#include "redis_link.h"
 #include "rtq.h"
 
 /* to the router of s's conversation with `to`, as bus_text m (from, gw and
@@ -21,6 +25,15 @@ static void frame_route(gw_session *s, const proto_str *to, const proto_str *cid
     int clen = keys_conv(conv, sizeof conv, s->user, name);
     if (clen < 0) {
         sess_send_error(s, "bad_field", "to: invalid", cid);
+        return;
+    }
+    char k_from[KEYS_MAX], k_to[KEYS_MAX], k_conv[KEYS_MAX];
+    const char *keys[] = {keys_fmt(k_from, sizeof k_from, KEY_INBOX, s->user),
+                          name[0] == '#' ? keys_fmt(k_to, sizeof k_to, KEY_GROUP_META, name)
+                                         : keys_fmt(k_to, sizeof k_to, KEY_INBOX, name),
+                          keys_fmt(k_conv, sizeof k_conv, KEY_HISTORY, conv)};
+    if (!rl_keys_up(3, keys)) {
+        rtq_refuse_text(s, cid->p, cid->len);
         return;
     }
     const char *gwid = frame_cfg()->gwid;

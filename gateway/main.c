@@ -244,6 +244,11 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
+    /* WAITs in flight hold the command connection one after the other: at most
+     * half a heartbeat TTL of them, so the alive key is still refreshed */
+    long long in_flight = o->heartbeat_ttl / (2 * o->wait_timeout);
+    scripts_set_durable((int)o->wait_replicas, (int)o->wait_timeout,
+                        in_flight > 0 ? (int)in_flight : 1);
     signal(SIGPIPE, SIG_IGN);
 
     gw.base = event_base_new();
@@ -306,6 +311,7 @@ int main(int argc, char **argv)
     evsignal_add(gw.sig_term, NULL);
     evsignal_add(gw.sig_int, NULL);
     openrate_init(o->user_open_rate, o->user_open_burst);
+    rl_set_reply_timeout((unsigned)o->redis_reply_timeout);
     if (sess_init(gw.base, (size_t)o->send_queue) < 0 || rtq_init(gw.base) < 0 ||
         sesscap_init(gw.base, o->user_sessions) < 0 || revoke_init(gw.base) < 0 ||
         startup_init(gw.base, o->gwid, o->heartbeat_ttl, &sh) < 0 ||

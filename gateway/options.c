@@ -35,6 +35,7 @@ int options_parse(int argc, char **argv)
     c->send_queue = 1048576;
     c->ping_interval = 30;
     c->heartbeat_ttl = 5000;
+    c->redis_reply_timeout = 5000;
     c->rate = 50;
     c->burst = 100;
     c->everyone_limit = 200;
@@ -74,6 +75,7 @@ int options_parse(int argc, char **argv)
     c->password_queue_addr = 4;
     /* consent (issue 13) */
     c->max_blocks = 1000;
+    c->wait_timeout = 1000;
     const config_opt table[] = {
         {"listen", "PARLEY_LISTEN", CONFIG_STR, &c->listen, 0, 0, "address to listen on"},
         {"port", "PARLEY_PORT", CONFIG_INT, &c->port, 1, 65535, "HTTP/WebSocket port"},
@@ -96,6 +98,10 @@ int options_parse(int argc, char **argv)
          "queued bytes per socket before a slow reader is cut off"},
         {"ping-interval", "PARLEY_PING_INTERVAL", CONFIG_INT, &c->ping_interval, 1, 3600,
          "server ping period, seconds; silent peers dropped after two"},
+        {"redis-reply-timeout", "PARLEY_REDIS_REPLY_TIMEOUT", CONFIG_INT, &c->redis_reply_timeout,
+         0, 600000,
+         "cluster: ms a master connection may owe replies without one before it is dropped as "
+         "lost (0: TCP keepalive only)"},
         {"heartbeat-ttl", "PARLEY_HEARTBEAT_TTL", CONFIG_INT, &c->heartbeat_ttl, 300, 3600000,
          "TTL of parley:gw:ID:alive, ms (refreshed every third)"},
         {"rate", "PARLEY_RATE", CONFIG_INT, &c->rate, 1, 1000000, "frames per second per socket"},
@@ -154,8 +160,8 @@ int options_parse(int argc, char **argv)
          0, 3600000, "the same, to a group of 64 members or more"},
         {"group-op-interval", "PARLEY_GROUP_OP_INTERVAL", CONFIG_INT, &c->group_op_interval, 0,
          3600000,
-         "one change of a group of 64 members or more per user per this many ms (more: error "
-         "rate_limited; 0: off)"},
+         "one change of a group of 64 members or more, and one join or leave of any group, per "
+         "user per this many ms (more: error rate_limited; 0: off)"},
         /* logins (issue 13) */
         {"trusted-proxies", "PARLEY_TRUSTED_PROXIES", CONFIG_STR, &c->trusted_proxies, 0, 0,
          "comma-separated CIDRs/addresses of proxies whose X-Forwarded-For names the client "
@@ -183,6 +189,13 @@ int options_parse(int argc, char **argv)
         /* consent (issue 13) */
         {"max-blocks", "PARLEY_MAX_BLOCKS", CONFIG_INT, &c->max_blocks, 0, 1000000,
          "users one user may block (more: error forbidden; 0: no limit)"},
+        /* durable security writes (issue 15) */
+        {"wait-replicas", "PARLEY_WAIT_REPLICAS", CONFIG_INT, &c->wait_replicas, 0, 16,
+         "answer a block, a group remove, a logout and a password change only once their writes "
+         "reached this many replicas (WAIT after each step; fewer in time: unavailable / 503; "
+         "0: once the master has them)"},
+        {"wait-timeout", "PARLEY_WAIT_TIMEOUT", CONFIG_INT, &c->wait_timeout, 1, 60000,
+         "ms each WAIT of --wait-replicas gives the replicas (at most half --heartbeat-ttl)"},
     };
     const int n = (int)(sizeof table / sizeof table[0]);
     const char *prog = "parley-gateway";
@@ -227,6 +240,12 @@ int options_parse(int argc, char **argv)
     }
     if (clientaddr_init(c->trusted_proxies, err, sizeof err) < 0) {
         fprintf(stderr, "%s: --trusted-proxies: %s\n", prog, err);
+        return -1;
+    }
+    if (c->wait_replicas > 0 && 2 * c->wait_timeout > c->heartbeat_ttl) {
+        /* a WAIT holds the command connection (the alive key's refresh too) */
+        fprintf(stderr, "%s: --wait-timeout %lld: at most half --heartbeat-ttl (%lld)\n", prog,
+                c->wait_timeout, c->heartbeat_ttl);
         return -1;
     }
     if (c->dev_auth && !secret_addr_is_loopback(c->listen)) {

@@ -16,16 +16,17 @@ typedef struct gw_options {
     long long port;
     const char *id;
     const char *redis_url;
-    const char *secret;      /* after options_parse: the secret in use (secret.h) */
-    const char *secret_file; /* --secret-file, or NULL */
-    int cookie_secure;       /* the login cookie gets "Secure" (https only) */
-    long long token_ttl;     /* seconds */
-    long long max_frame;     /* bytes */
-    long long send_queue;    /* bytes per socket */
-    long long ping_interval; /* seconds */
-    long long heartbeat_ttl; /* ms */
-    long long rate;          /* frames per second per socket */
-    long long burst;         /* token bucket size */
+    const char *secret;            /* after options_parse: the secret in use (secret.h) */
+    const char *secret_file;       /* --secret-file, or NULL */
+    int cookie_secure;             /* the login cookie gets "Secure" (https only) */
+    long long token_ttl;           /* seconds */
+    long long max_frame;           /* bytes */
+    long long send_queue;          /* bytes per socket */
+    long long ping_interval;       /* seconds */
+    long long heartbeat_ttl;       /* ms */
+    long long redis_reply_timeout; /* ms, cluster mode: a master silent this long is dropped */
+    long long rate;                /* frames per second per socket */
+    long long burst;               /* token bucket size */
     long long everyone_limit;
     long long group_max;
     const char *web_root;
@@ -62,6 +63,8 @@ typedef struct gw_options {
     long long password_queue;      /* hashes queued or running, in all */
     long long password_queue_addr; /* the same, per client address (0: no limit) */
     long long max_blocks;          /* users one user may block (0: no limit) */
+    long long wait_replicas;       /* replicas WAITed for by security writes (0: none) */
+    long long wait_timeout;        /* ms each such WAIT may take */
 
     /* derived */
     redisurl redis;                /* --redis-url, parsed */

@@ -11,7 +11,10 @@
  * makes a new one). The command side is the link's master connections (each
  * with the connect sequence above); every script step goes through it
  * (scripts_set_sender) and plain commands are routed by their first key; the
- * subscriber is the link's subscriber. */
+ * subscriber is the link's subscriber. The command side is "up" while any
+ * master is (clink's any_up / all_down): a master lost takes its slots only
+ * (their commands wait in the link, then fail; rl_keys_up tells the callers
+ * that want to answer at once), the others go on. */
 #include "redis_link.h"
 
 #include <hiredis/adapters/libevent.h>
@@ -48,10 +51,12 @@ static struct {
     rl_conn cmd, sub;
     int sub_confirmed; /* rl_subscriber_confirmed since the subscriber connected */
     int stopping;
-    /* cluster mode: the link, whether its ready hook came (every slot has an
-     * up master), commands given to it and not answered, answers so far */
+    /* cluster mode: the link, whether it serves (its any_up hook came, not
+     * all_down since), commands given to it and not answered, answers so far */
     clink *link;
-    int link_ready;
+    int link_ready; /* some master up (clink any_up, all_down) */
+    unsigned reply_ms;
+    int reply_ms_set; /* rl_set_reply_timeout came: else clink's default */
     long long link_pending;
     unsigned long long link_answered;
 } rl;
@@ -242,6 +247,14 @@ static void rl_on_disconnect(const redisAsyncContext *cac, int status)
     rl_schedule(c);
 }
 
+/* The connect sequence's sender (scripts_conn_setup) on one Redis: the
+ * replies go to rl_handshake_cb, which names the command by `what`. */
+static int rl_setup_send(void *ctx, const char *what, int argc, const char **argv,
+                         const size_t *lens)
+{
+    return redisAsyncCommandArgv(ctx, rl_handshake_cb, (void *)what, argc, argv, lens);
+}
+
 static void rl_connect(rl_conn *c)
 {
     char err[256];
@@ -264,19 +277,12 @@ static void rl_connect(rl_conn *c)
     redisurl_async_prelude(ac, &rl.url);
     char name[192];
     snprintf(name, sizeof name, "%s:%s", rl.name, c->role);
-    const char *argv[] = {"CLIENT", "SETNAME", name};
     c->connected = c->up = c->handshake = 0;
-    int ok = redisAsyncCommandArgv(ac, rl_handshake_cb, "CLIENT SETNAME", 3, argv, NULL);
-    for (int i = 0; ok == REDIS_OK && c == &rl.cmd && i < SCRIPT__COUNT; i++) {
-        const char *load[4];
-        int n = scripts_load_argv(i, load);
-        ok = redisAsyncCommandArgv(ac, rl_handshake_cb, "script load", n, load, NULL);
-        c->handshake++;
-    }
-    c->handshake++;
+    int n = scripts_conn_setup(rl_setup_send, ac, name, c == &rl.cmd);
+    c->handshake = n > 0 ? n : 0;
     struct timeval tv = {RL_HANDSHAKE_MS / 1000, (RL_HANDSHAKE_MS % 1000) * 1000};
     evtimer_add(c->deadline, &tv);
-    if (ok != REDIS_OK) rl_abort(c);
+    if (n < 0) rl_abort(c);
 }
 
 /* ---- cluster mode ---- */
@@ -306,16 +312,23 @@ static int rl_link_send(void *unused, redisCallbackFn *cb, void *priv, int argc,
     if (!w) return REDIS_ERR;
     w->cb = cb;
     w->priv = priv;
-    /* keyless commands in order too: a send's steps and the routing channels' PUBLISHes */
-    int slot = clink_order_slot(argc, argv, lens);
-    if ((slot == CLINK_BAD
-             ? clink_command_argv(rl.link, rl_link_cb, w, argc, argv, lens)
-             : clink_command_slot(rl.link, slot, rl_link_cb, w, argc, argv, lens)) != REDIS_OK) {
+    /* keyless commands in order too (a send's steps, the routing channels' PUBLISHes), on
+     * another master while theirs is away */
+    if (clink_command_ordered(rl.link, rl_link_cb, w, argc, argv, lens) != REDIS_OK) {
         free(w);
         return REDIS_ERR;
     }
     rl.link_pending++;
     return REDIS_OK;
+}
+
+/* The connect sequence's sender on a cluster connection (the link counts the
+ * replies). */
+static int rl_link_setup_send(void *ctx, const char *what, int argc, const char **argv,
+                              const size_t *lens)
+{
+    (void)what;
+    return clink_conn_command(ctx, argc, argv, lens);
 }
 
 /* Each new connection of the link: its name and, on a master, every script
@@ -326,14 +339,7 @@ static void rl_link_handshake(clink *l, clink_conn *c, int sub, void *arg)
     (void)arg;
     char name[192];
     snprintf(name, sizeof name, "%s:%s", rl.name, sub ? "subscriber" : "commands");
-    const char *argv[] = {"CLIENT", "SETNAME", name};
-    int ok = clink_conn_command(c, 3, argv, NULL);
-    for (int i = 0; ok == REDIS_OK && !sub && i < SCRIPT__COUNT; i++) {
-        const char *load[4];
-        int n = scripts_load_argv(i, load);
-        ok = clink_conn_command(c, n, load, NULL);
-    }
-    if (ok != REDIS_OK)
+    if (scripts_conn_setup(rl_link_setup_send, c, name, !sub) < 0)
         log_warn("redis cluster connection to %s: cannot queue its first commands",
                  clink_conn_addr(c));
 }
@@ -378,8 +384,8 @@ static int rl_link_open(void)
 {
     char err[256];
     const clink_hooks h = {.handshake = rl_link_handshake,
-                           .ready = rl_link_ready,
-                           .down = rl_link_down,
+                           .any_up = rl_link_ready,
+                           .all_down = rl_link_down,
                            .subscriber_up = rl_link_sub_up,
                            .subscriber_down = rl_link_sub_down};
     rl.link = clink_new(rl.base, &rl.url, &h, err, sizeof err);
@@ -389,7 +395,24 @@ static int rl_link_open(void)
     }
     rl.link_ready = 0;
     rl.link_pending = 0;
+    if (rl.reply_ms_set) clink_set_reply_timeout(rl.link, rl.reply_ms);
     return 0;
+}
+
+void rl_set_reply_timeout(unsigned ms)
+{
+    rl.reply_ms = ms;
+    rl.reply_ms_set = 1;
+    if (rl.link) clink_set_reply_timeout(rl.link, ms);
+}
+
+int rl_keys_up(int n, const char *const *keys)
+{
+    if (!rl.link) return rl.cmd.up;
+    if (!rl.link_ready) return 0;
+    for (int i = 0; i < n; i++)
+        if (!clink_key_up(rl.link, keys[i], strlen(keys[i]))) return 0;
+    return 1;
 }
 
 int rl_start(struct event_base *base, const redisurl *url, const char *name, const rl_hooks *hooks)
@@ -469,6 +492,8 @@ int rl_commands_progressed(void)
     static const redisAsyncContext *seen_ac;
     static const redisCallback *seen_head;
     static unsigned long long seen_answered;
+    if (rl.link && (!rl.reply_ms_set || rl.reply_ms > 0))
+        return 1;  /* the link's reply timeout watches each master (a hung one alone is dropped) */
     if (rl.link) { /* any answer from any master counts */
         int moved = rl.link_pending <= 0 || rl.link_answered != seen_answered;
         seen_answered = rl.link_answered;

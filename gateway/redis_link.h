@@ -53,12 +53,25 @@ void rl_subscriber_confirmed(void);
 int rl_cluster(void);
 
 /* The command connection while it is usable, else NULL (for scripts.h; in
- * cluster mode a stand-in while every slot has an up master, which scripts.h
- * only tests: every step goes through the link). */
+ * cluster mode a stand-in while some master is up, which scripts.h only
+ * tests: every step goes through the link, and a step of a slot whose master
+ * is away waits there, then fails). */
 redisAsyncContext *rl_commands(void);
+/* 1 when the commands for keys[0..n) (NUL-terminated names) can be served
+ * now: on one Redis while the command connection is up, on a cluster while
+ * the master of each key's slot is (the others may be away: their commands
+ * would wait, then fail). For answering `unavailable` at once. */
+int rl_keys_up(int n, const char *const *keys);
+/* Cluster mode: a master connection that owes replies and got none for ms
+ * is dropped as lost (clink_set_reply_timeout; 0: TCP keepalive only).
+ * Before or after rl_start. No effect on one Redis (heartbeat.c's watchdog
+ * does that there). */
+void rl_set_reply_timeout(unsigned ms);
 /* A command on the command connection: 0, or -1 when it is down. */
 int rl_command(redisCallbackFn *cb, void *priv, int argc, const char **argv, const size_t *lens);
-/* Whether the command connection moved since the last call: 1 when nothing
+/* Whether the command connection moved since the last call (on a cluster
+ * with the reply timeout on, always 1: the link drops a hung master itself,
+ * and one hung master must not drop the whole link): 1 when nothing
  * waits for a reply, a reply came in between (the oldest command waiting is
  * another one, or the connection is new), or a reply is waiting to be read
  * on the socket; 0 when the same command has been waiting all along. What

@@ -20,8 +20,10 @@ typedef struct rtq_item {
     char cid[PROTO_CID_MAX];
 } rtq_item;
 
-/* The senders of one payload, handed to the PUBLISH callback. */
+/* The senders of one payload, handed to the PUBLISH callback (and on a
+ * cluster to the lease check's). */
 typedef struct rtq_batch {
+    unsigned slot; /* routing slot, < PARLEY_SLOTS */
     int n, cap;
     rtq_item items[];
 } rtq_batch;
@@ -78,16 +80,41 @@ static void rtq_refuse(const rtq_batch *b)
     }
 }
 
+/* On a cluster, a PUBLISH counted 0 subscribers: the answer of EXISTS on the
+ * slot's lease (parley:slot:N). 1: a router holds the slot (subscribed on
+ * another node: it has the texts); anything else (0, an error, the link
+ * lost): nobody routes the slot, so nobody stored them: unavailable. */
+static void rtq_lease_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    rtq_batch *b = priv;
+    long long held = 0;
+    if (r && rl_reply_int(r, &held) == 0 && held == 1)
+        metrics_add(METRIC_MESSAGES_PUBLISHED, (uint64_t)b->n);
+    else
+        rtq_refuse(b);
+    free(b);
+}
+
 static void rtq_publish_cb(redisAsyncContext *ac, void *r, void *priv)
 {
+    (void)ac;
     rtq_batch *b = priv;
     redisReply *rep = r;
-    /* on a cluster the count is the subscribers of one node (rl_cluster): a
-     * text no router took is not acked, and the client retries it */
-    if (rep && rep->type == REDIS_REPLY_INTEGER && (rep->integer > 0 || rl_cluster()))
+    if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0) {
         metrics_add(METRIC_MESSAGES_PUBLISHED, (uint64_t)b->n);
-    else if (rep) /* no router listens (0) or Redis refused */
+    } else if (rep && rep->type == REDIS_REPLY_INTEGER && rl_cluster()) {
+        /* the count is the subscribers of one node (rl_cluster): 0 says
+         * nothing, the slot's lease says whether a router holds it */
+        char key[KEYS_MAX];
+        keys_fmt(key, sizeof key, KEY_SLOT, b->slot);
+        const char *argv[] = {"EXISTS", key};
+        size_t lens[] = {6, strlen(key)};
+        if (rl_command(rtq_lease_cb, b, 2, argv, lens) == 0) return;
         rtq_refuse(b);
+    } else if (rep) { /* no router listens (0) or Redis refused */
+        rtq_refuse(b);
+    }
     free(b);
 }
 
@@ -127,6 +154,7 @@ int rtq_add(unsigned slot, const bus_text *m)
         rtq_batch *nb = realloc(b, sizeof *nb + (size_t)cap * sizeof nb->items[0]);
         if (!nb) return -1;
         if (!b) nb->n = 0;
+        nb->slot = slot;
         nb->cap = cap;
         q->batch = b = nb;
     }

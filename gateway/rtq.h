@@ -8,7 +8,10 @@
  *
  * PUBLISH answers how many routers got the payload: 0 (no router owns the
  * slot right now) or an error means none of its texts was stored, and each
- * sender still connected gets `error unavailable` with its cid. A payload
+ * sender still connected gets `error unavailable` with its cid. On a Redis
+ * Cluster the count is one node's subscribers only: a 0 there is followed
+ * by EXISTS on the slot's lease (parley:slot:N), and only a lease nobody
+ * holds (or a failed check) refuses the payload. A payload
  * whose connection dropped unanswered may or may not have reached a router:
  * no answer, the clients retry with their cids (protocol.md). */
 #ifndef PARLEY_GW_RTQ_H

@@ -13,13 +13,17 @@
  * re-claims.
  *
  * Cluster mode (a redis-cluster:// URL): one cluster link (common/clink.h)
- * instead: `cmd` is a stand-in while every slot has an up master (each
- * master's connection has the connect sequence above), every script step
- * and plain command (conn_command) goes through the link, routed by key;
- * `sub` is the link's subscriber. The link reconnects by itself; when
- * either side is lost the slots are forgotten as above (the subscriber
- * leaves their channels when it stays up), and re-adopted once both are
- * back. Send runs in steps (route_set_steps). */
+ * instead: `cmd` is a stand-in while some master is up (clink's any_up /
+ * all_down; each master's connection has the connect sequence above), every
+ * script step and plain command (conn_command) goes through the link,
+ * routed by key; `sub` is the link's subscriber. One master away is not the
+ * link down: commands of its slots wait in the link, then fail, and the
+ * rest go on (slots.c keeps the routing slots whose lease keys are on live
+ * masters, and those on the one away, which nobody can claim meanwhile).
+ * The link reconnects by itself; when no master is up or the subscriber is
+ * lost the slots are forgotten as above (the subscriber leaves their
+ * channels when it stays up), and re-adopted once both are back. Send runs
+ * in steps (route_set_steps). */
 #include "router.h"
 
 #include "clink.h"
@@ -189,6 +193,13 @@ static void conn_on_disconnect(const redisAsyncContext *ac, int status)
     conn_lost(r, which, status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "error"));
 }
 
+/* The connect sequence's sender (scripts_conn_setup) on one Redis. */
+static int conn_setup_send(void *ctx, const char *what, int argc, const char **argv,
+                           const size_t *lens)
+{
+    return redisAsyncCommandArgv(ctx, conn_handshake_cb, (void *)what, argc, argv, lens);
+}
+
 static redisAsyncContext *conn_open(router *r, const char *which)
 {
     char err[512];
@@ -205,20 +216,16 @@ static redisAsyncContext *conn_open(router *r, const char *which)
     redisAsyncSetConnectCallback(ac, conn_on_connect);
     redisAsyncSetDisconnectCallback(ac, conn_on_disconnect);
     redisurl_async_prelude(ac, &r->url); /* disconnects on an error reply */
-    /* visible in CLIENT LIST: parley-router:ID:commands / :subscriber */
-    ok = redisAsyncCommand(ac, conn_handshake_cb, "CLIENT SETNAME",
-                           "CLIENT SETNAME parley-router:%s:%s", r->cfg.id,
-                           is_cmd ? "commands" : "subscriber");
-    n++;
+    /* visible in CLIENT LIST: parley-router:ID:commands / :subscriber; the
+     * scripts first on the pipe: later EVALSHAs never meet NOSCRIPT */
+    char name[320];
+    snprintf(name, sizeof name, "parley-router:%s:%s", r->cfg.id,
+             is_cmd ? "commands" : "subscriber");
+    n = scripts_conn_setup(conn_setup_send, ac, name, is_cmd);
+    ok = n > 0 ? REDIS_OK : REDIS_ERR;
     if (is_cmd && ok == REDIS_OK) {
         ok = redisAsyncCommand(ac, conn_info_cb, "INFO cluster", "INFO cluster");
         n++;
-    }
-    /* first on the pipe: later EVALSHAs never meet NOSCRIPT */
-    for (int i = 0; is_cmd && ok == REDIS_OK && i < SCRIPT__COUNT; i++, n++) {
-        const char *load[4];
-        int argc = scripts_load_argv(i, load);
-        ok = redisAsyncCommandArgv(ac, conn_handshake_cb, "script load", argc, load, NULL);
     }
     if (ok != REDIS_OK) {
         if (!r->outage_logged) log_warn("redis %s connection: cannot queue commands", which);
@@ -244,10 +251,17 @@ static int conn_link_send(void *priv, redisCallbackFn *cb, void *cbpriv, int arg
     router *r = priv;
     if (!r->link) return REDIS_ERR;
     /* keyless steps in order too (send_step's split and ack): messages of one batch and the
-     * next keep their order as on one connection */
-    int slot = clink_order_slot(argc, argv, lens);
-    if (slot == CLINK_BAD) return clink_command_argv(r->link, cb, cbpriv, argc, argv, lens);
-    return clink_command_slot(r->link, slot, cb, cbpriv, argc, argv, lens);
+     * next keep their order as on one connection (on another master while theirs is away) */
+    return clink_command_ordered(r->link, cb, cbpriv, argc, argv, lens);
+}
+
+/* The connect sequence's sender on a cluster connection (the link counts the
+ * replies). */
+static int conn_link_setup_send(void *ctx, const char *what, int argc, const char **argv,
+                                const size_t *lens)
+{
+    (void)what;
+    return clink_conn_command(ctx, argc, argv, lens);
 }
 
 /* Each new connection of the link: its name and, on a master, every script. */
@@ -257,14 +271,7 @@ static void conn_link_handshake(clink *l, clink_conn *c, int sub, void *arg)
     char name[320];
     (void)l;
     snprintf(name, sizeof name, "parley-router:%s:%s", r->cfg.id, sub ? "subscriber" : "commands");
-    const char *argv[] = {"CLIENT", "SETNAME", name};
-    int ok = clink_conn_command(c, 3, argv, NULL);
-    for (int i = 0; ok == REDIS_OK && !sub && i < SCRIPT__COUNT; i++) {
-        const char *load[4];
-        int n = scripts_load_argv(i, load);
-        ok = clink_conn_command(c, n, load, NULL);
-    }
-    if (ok != REDIS_OK)
+    if (scripts_conn_setup(conn_link_setup_send, c, name, !sub) < 0)
         log_warn("redis cluster connection to %s: cannot queue its first commands",
                  clink_conn_addr(c));
 }
@@ -335,8 +342,8 @@ static void conn_link_start(router *r)
 {
     char err[256];
     const clink_hooks h = {.handshake = conn_link_handshake,
-                           .ready = conn_link_ready,
-                           .down = conn_link_down,
+                           .any_up = conn_link_ready,
+                           .all_down = conn_link_down,
                            .subscriber_up = conn_link_sub_up,
                            .subscriber_down = conn_link_sub_down,
                            .arg = r};
@@ -347,6 +354,7 @@ static void conn_link_start(router *r)
         router_exit(r);
         return;
     }
+    clink_set_reply_timeout(r->link, (unsigned)r->cfg.reply_timeout);
     scripts_set_sender(conn_link_send, r);
 }
 

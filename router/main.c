@@ -110,6 +110,7 @@ int main(int argc, char **argv)
         .user_byte_rate = 2 << 20,
         .user_byte_burst = 32 << 20,
         .wait_timeout = 1000,
+        .reply_timeout = 5000,
         .log_level = "info",
     };
     const config_opt opts[] = {
@@ -142,6 +143,10 @@ int main(int argc, char **argv)
         {"wait-replicas", "PARLEY_WAIT_REPLICAS", CONFIG_INT, &r.cfg.wait_replicas, 0, 16,
          "acknowledge a message only once every write of it reached this many replicas (WAIT "
          "after each step; implies --send-steps; 0: acknowledge once the master has it)"},
+        {"redis-reply-timeout", "PARLEY_REDIS_REPLY_TIMEOUT", CONFIG_INT, &r.cfg.reply_timeout, 0,
+         600000,
+         "cluster: ms a master connection may owe replies without one before it is dropped as "
+         "lost (0: TCP keepalive only)"},
         {"wait-timeout", "PARLEY_WAIT_TIMEOUT", CONFIG_INT, &r.cfg.wait_timeout, 1, 60000,
          "ms WAIT gives the replicas; fewer in time: the message is not acknowledged (the "
          "client retries it)"},

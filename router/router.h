@@ -34,6 +34,7 @@ typedef struct router_config {
     long long user_byte_rate, user_byte_burst;
     int send_steps; /* --send-steps: send_step.lua's chains even on one Redis */
     long long wait_replicas, wait_timeout; /* --wait-replicas N, --wait-timeout ms */
+    long long reply_timeout; /* --redis-reply-timeout ms (cluster: a silent master is dropped) */
     const char *log_level;
 } router_config;
 
@@ -90,20 +91,28 @@ typedef struct router {
     int healthy; /* a command was answered since the last (re)connect */
     int cluster; /* INFO cluster said cluster_enabled:1 (at the last connect), or a cluster URL */
     /* cluster mode (a redis-cluster:// URL): the cluster link, kept from the
-     * first conn_start to conn_free; cmd is then a stand-in while every slot
-     * has an up master (only tested and given to scripts.h: every step goes
-     * through the link), sub the link's subscriber context while it is up */
+     * first conn_start to conn_free; cmd is then a stand-in while some master
+     * is up (only tested and given to scripts.h: every step goes through the
+     * link), sub the link's subscriber context while it is up */
     struct clink *link;
 
     /* slots.c */
     slot_state slot[PARLEY_SLOTS];
     slot_ref slot_refs[PARLEY_SLOTS];
     struct event *beat_ev;
-    int tick_busy; /* a heartbeat round trip is in flight */
+    int tick_busy;          /* a heartbeat round trip is in flight */
+    unsigned tick_no;       /* ticks started so far (late replies of an older one: ignored) */
+    uint64_t tick_start_ms; /* when the one in flight started */
+    int tick_gets;          /* it is at the GETs (else at TIME) */
     /* the tick's look at the slot leases: one GET per lease (their keys are
-     * in 64 hash slots), owner[i] its holder ("" none), known when every
-     * GET answered and none failed */
+     * in 64 hash slots), owner[i] its holder ("" none) when owner_known[i]
+     * (its GET of this tick answered); owner_wait[i]: a GET of the slot is
+     * in flight (of tick owner_tick[i]). A tick decides once every GET
+     * answered, or at the next beat with what is known (a master away: its
+     * lease keys' GETs wait in the cluster link) */
     char owner[PARLEY_SLOTS][ROUTER_OWNER_MAX];
+    unsigned char owner_known[PARLEY_SLOTS], owner_wait[PARLEY_SLOTS];
+    unsigned owner_tick[PARLEY_SLOTS];
     int owners_left, owners_failed;
     long long live_routers;
     int leaving; /* shutdown: ZREM sent */

@@ -5,7 +5,11 @@
  *   ZCOUNT members that beat within one lease (= live routers, n);
  *   GET parley:slot:0..63 (one GET each: on a Redis Cluster the 64 lease keys
  *   are in 64 hash slots, which no one command may span), then, once all
- *   have answered, decide with share = ceil(64 / n):
+ *   have answered (or at the next beat, with what answered: on a cluster
+ *   with a master away the GETs of its lease keys wait, then fail; a slot
+ *   whose owner is not known this tick is neither claimed, dropped nor
+ *   re-adopted, and its lease, if ours, is renewed: nobody can claim it
+ *   while its master is away), decide with share = ceil(64 / n):
  *   - renew every lease we hold (renew_slot script),
  *   - drop a slot whose lease no longer names us,
  *   - re-adopt a slot whose lease still names us (after a reconnect),
@@ -26,6 +30,7 @@
 
 #include "log.h"
 #include "scripts.h"
+#include "walltime.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +190,11 @@ static void slots_decide(router *r)
     snprintf(lease, sizeof(lease), "%lld", r->cfg.lease_ms);
     for (unsigned i = 0; i < PARLEY_SLOTS; i++) {
         const char *o = r->owner[i];
+        if (!r->owner_known[i]) { /* its lease key's master is away: keep what we had */
+            if (r->slot[i] == SLOT_HELD || r->slot[i] == SLOT_RELEASING) slots_renew(r, i);
+            held += r->slot[i] == SLOT_HELD;
+            continue;
+        }
         int ours = o[0] && strcmp(o, id) == 0;
         if (r->slot[i] == SLOT_HELD && !ours) {
             char why[160];
@@ -212,13 +222,25 @@ static void slots_decide(router *r)
     }
     unsigned pending = slots_count(r, SLOT_CLAIMING);
     for (unsigned i = 0; i < PARLEY_SLOTS && held + pending < share; i++) {
-        if (r->slot[i] != SLOT_FREE || r->owner[i][0]) continue;
+        if (r->slot[i] != SLOT_FREE || !r->owner_known[i] || r->owner[i][0]) continue;
         slots_claim_one(r, i, lease);
         pending++;
     }
 }
 
 /* --- the tick ------------------------------------------------------------------ */
+
+/* The tick decides with the owners it knows (every GET answered, or the next
+ * beat came first), and ends. */
+static void slots_tick_end(router *r)
+{
+    int gets = r->tick_gets;
+    r->tick_busy = 0;
+    r->tick_gets = 0;
+    if (!gets || r->stopping || !conn_ready(r)) return;
+    slots_decide(r);
+    fanout_poll(r); /* queued fan-outs of the slots held now (another router's, too) */
+}
 
 /* One lease's GET answered; the last one decides. */
 static void slots_owner_cb(redisAsyncContext *ac, void *reply, void *privdata)
@@ -228,23 +250,26 @@ static void slots_owner_cb(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *rep = reply;
     char *o = r->owner[ref->slot];
     (void)ac;
+    r->owner_wait[ref->slot] = 0;
+    if (!r->tick_busy || !r->tick_gets || r->owner_tick[ref->slot] != r->tick_no)
+        return; /* of a tick that decided without it */
     if (rep && rep->type == REDIS_REPLY_STRING && rep->len > 0) {
         /* an id too long to keep is not ours (ours fits): keep a prefix */
         size_t n = rep->len < ROUTER_OWNER_MAX - 1 ? rep->len : ROUTER_OWNER_MAX - 1;
         memcpy(o, rep->str, n);
         o[n] = '\0';
+        r->owner_known[ref->slot] = 1;
     } else if (rep && rep->type == REDIS_REPLY_NIL) {
         o[0] = '\0';
+        r->owner_known[ref->slot] = 1;
     } else {
         if (rep && rep->type == REDIS_REPLY_ERROR && !r->owners_failed)
-            log_warn("slot owners: GET: %s (the next tick tries again)", rep->str);
+            log_warn("slot owners: GET of slot %u: %s (the next tick tries again)", ref->slot,
+                     rep->str);
         r->owners_failed = 1;
     }
     if (--r->owners_left > 0) return;
-    r->tick_busy = 0;
-    if (r->owners_failed || r->stopping || !conn_ready(r)) return;
-    slots_decide(r);
-    fanout_poll(r); /* queued fan-outs of the slots held now (another router's, too) */
+    slots_tick_end(r);
 }
 
 static void slots_count_cb(redisAsyncContext *ac, void *reply, void *privdata)
@@ -259,13 +284,23 @@ static void slots_count_cb(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
+/* What a TIME names: its router (the first TIME answered while the tick is
+ * at its TIME step drives it: see slots_tick). */
+typedef struct slots_time_ref {
+    router *r;
+} slots_time_ref;
+
 static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    router *r = privdata;
+    slots_time_ref *ref = privdata;
+    router *r = ref->r;
     redisReply *rep = reply;
     char now_s[24], old_s[24], live_s[24], key[KEYS_MAX];
     (void)ac;
 
+    int stale = !r->tick_busy || r->tick_gets;
+    free(ref);
+    if (stale) return;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || !conn_ready(r) ||
         r->stopping) {
         if (rep && rep->type == REDIS_REPLY_ERROR)
@@ -281,23 +316,54 @@ static void slots_time_cb(redisAsyncContext *ac, void *reply, void *privdata)
     conn_commandf(r, NULL, NULL, "ZADD %s %s %s", KEY_ROUTERS, now_s, r->cfg.id);
     conn_commandf(r, NULL, NULL, "ZREMRANGEBYSCORE %s -inf %s", KEY_ROUTERS, old_s);
     conn_commandf(r, slots_count_cb, r, "ZCOUNT %s %s +inf", KEY_ROUTERS, live_s);
-    r->owners_left = PARLEY_SLOTS;
+    r->owners_left = 1; /* held until every GET is queued */
     r->owners_failed = 0;
+    r->tick_gets = 1;
     for (unsigned i = 0; i < PARLEY_SLOTS; i++) {
         const char *argv[] = {"GET", keys_fmt(key, sizeof(key), KEY_SLOT, i)};
+        r->owner_known[i] = 0;
+        if (r->owner_wait[i]) continue; /* the last tick's still waits (its master is away) */
+        r->owner_tick[i] = r->tick_no;
+        r->owner_wait[i] = 1;
+        r->owners_left++;
         if (conn_command(r, slots_owner_cb, &r->slot_refs[i], 2, argv, NULL) == REDIS_OK) continue;
-        /* not queued: the ones queued still answer; the last of them ends the tick */
+        r->owner_wait[i] = 0; /* not queued: unknown this tick */
+        r->owners_left--;
         r->owners_failed = 1;
-        r->owners_left -= (int)(PARLEY_SLOTS - i);
-        if (r->owners_left == 0) r->tick_busy = 0;
-        break;
     }
+    if (--r->owners_left == 0) slots_tick_end(r);
 }
 
 static void slots_tick(router *r)
 {
-    if (r->tick_busy || r->stopping || !conn_ready(r)) return;
-    if (conn_commandf(r, slots_time_cb, r, "TIME") == REDIS_OK) r->tick_busy = 1;
+    uint64_t now = walltime_ms();
+    if (r->stopping || !conn_ready(r)) return;
+    int again = 0; /* another TIME for the tick at its TIME step */
+    if (r->tick_busy) {
+        /* the last one still waits for GETs (a master away, or hung until the link's reply
+         * timeout): decide with what it knows, then a new one, so that the leases on the other
+         * masters are renewed in time. At its TIME step: one TIME more (the first answered
+         * goes on; a slow Redis is not abandoned) */
+        if (now - r->tick_start_ms < (uint64_t)r->cfg.lease_ms / 6) return;
+        if (r->tick_gets) {
+            slots_tick_end(r);
+            if (r->stopping || !conn_ready(r)) return;
+        } else {
+            again = 1;
+        }
+    }
+    slots_time_ref *ref = malloc(sizeof *ref);
+    if (!ref) return;
+    ref->r = r;
+    if (!again) ++r->tick_no;
+    r->tick_start_ms = now;
+    if (conn_commandf(r, slots_time_cb, ref, "TIME") != REDIS_OK) {
+        free(ref);
+        if (!again) r->tick_busy = 0;
+        return;
+    }
+    r->tick_busy = 1;
+    r->tick_gets = 0;
 }
 
 static void slots_beat(evutil_socket_t fd, short what, void *arg)
@@ -342,6 +408,7 @@ void slots_on_down(router *r)
     for (unsigned i = 0; i < PARLEY_SLOTS; i++)
         r->slot[i] = SLOT_FREE;
     r->tick_busy = 0;
+    r->tick_gets = 0;
     r->live_routers = 0;
 }
 

@@ -28,7 +28,10 @@
 -- BROADCAST_MIN (64) members or more (its members, plus those named; create: those named and
 -- by) while by's group throttle exists answers {"error", "rate_limited", ...} and changes
 -- nothing; else it sets it for the window (whatever the op then answers). Checked first (the
--- second step, before any member is read): O(1) (SCARD, SET NX PX).
+-- second step, before any member is read): O(1) (SCARD, SET NX PX). At any group size, a join
+-- or leave that changes the membership (judged here: SISMEMBER) is refused rate_limited while
+-- by's join/leave throttle for this group exists, else sets it for the window (F3 of issue 15:
+-- a join/leave flood).
 -- Unread follows membership: whoever becomes a member (create, join, add) starts with the
 -- group's history read (read position = its newest id, or none when it is empty) and no unread
 -- count, so what read.lua recounts later is exactly what send.lua counted since he joined; a
@@ -44,11 +47,13 @@
 --
 -- Steps (each on one slot; the state travels in ARGV 1 of each, packed):
 --   group.lua        {g:}  the op's size (SCARD)
---   group_by.lua     {u:by}  the throttle; create: how many groups by created
+--   group_by.lua     {u:by}  the throttles (big groups; a join / leave of this group);
+--                          create: how many groups by created
 --   group_users.lua  parley:users  create / add with names: which do not exist; then one
 --   group_blocks.lua {u:NAME} step per name (fork): does NAME block by
 --   group_apply.lua  {g:}  (the join) an unfinished change touching the same users is finished
---                          first (group_run, group_done, then this op from group_by again);
+--                          first (group_run, group_done, then this op from group_by again):
+--                          only those listed when the op first got here (and a deletion);
 --                          every check again on the group's own keys, in the order above; the
 --                          change to the group's keys, and what is left to do added to the list
 --                          in meta `pend` (msgpack: id, op, by, users to add, to drop, ...); a
@@ -73,7 +78,11 @@
 -- group more), and the frame (a finishing run sends it again). Changes of different users run
 -- side by side (ten joins at once: ten chains); two of one user's are ordered by `pend`, except
 -- that a member step of the first still in flight after the second finished it could land
--- last (a chain delayed by a whole other chain: not seen here).
+-- last (a chain delayed by a whole other chain: not seen here), and that an op does not wait
+-- for a change listed after it first reached group_apply.lua (it finishes only those listed
+-- then, so no stream of other ops can starve it): two such changes of one user, made within
+-- one chain's time by two different users (the join/leave throttle keeps one user's own apart),
+-- run side by side, and his own keys follow whichever member step lands last.
 --
 -- Work: O(members named, at most PROTO_MEMBERS_MAX 1,000) in group_apply and group_run (the
 -- group's keys, and one fork entry each), O(1) in each forked step, plus the notification: the
@@ -89,5 +98,16 @@
 local c = gctx_read(1, nil)
 local gk = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
 local size = #c.named + (c.op == 'create' and 1 or redis.call('SCARD', KEYS[2]))
-return step_next('group_by', {string.format(c.groupop_fmt, c.by), string.format(c.meta_fmt, c.by)},
-                 c.args({gk = gk, size = size}))
+-- a join or leave that changes the membership now (a hint: group_apply.lua judges again): a
+-- leave of a member, a join of an open group by a non-member; a refused or unchanged one is not
+-- throttled (it changes nothing, and finishes at most what was pending)
+local jl = nil
+if c.op == 'leave' then
+  jl = redis.call('SISMEMBER', KEYS[2], c.by) == 1 or nil
+elseif c.op == 'join' then
+  jl = (redis.call('HGET', KEYS[1], 'open') == '1' and
+        redis.call('SISMEMBER', KEYS[2], c.by) == 0) or nil
+end
+local groupop = string.format(c.groupop_fmt, c.by)
+return step_next('group_by', {groupop, string.format(c.meta_fmt, c.by), groupop .. ':' .. c.name},
+                 c.args({gk = gk, size = size, jl = jl}))

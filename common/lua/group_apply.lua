@@ -5,14 +5,19 @@
 -- Callers: group_by.lua, group_users.lua (directly or as the join of its fork).
 --
 -- KEYS  1 group meta, 2 members, 3 join order, 4 admins.
--- ARGV  1 the state (msgpack: made, missing), 2.. the context (lib/gctx.lua), then the replies
---       of the group_blocks.lua steps (1: that user blocks by).
+-- ARGV  1 the state (msgpack: made, missing; lim and lgen: the limit below and the group's gen
+--       it was read in), 2.. the context (lib/gctx.lua), then the replies of the
+--       group_blocks.lua steps (1: that user blocks by).
 -- Meta `pend` lists the changes whose later steps have not all run (msgpack, each {id, op, by,
 -- add, drop, made, index, del, creator, removed, extra}). One that touches a user this op names,
--- or by (in its add or drop), or deletes the group, is finished first (group_run.lua with
--- again), then this op from group_by.lua (its throttle not taken twice): so two changes of one
--- user's keys for a group never run at once, and a retry after a stop finishes what stopped
--- (its user is by or named in it). Changes of other users go on side by side.
+-- or by (in its add or drop), and was listed when this op first got here (its id at most the
+-- meta `pseq` read then: state lim), or deletes the group, is finished first (group_run.lua
+-- with again), then this op from group_by.lua (its throttles not taken twice): so an op
+-- finishes at most the changes pending when it started and is never chased by newer ones (a
+-- join/leave flood cannot starve it, nor make one frame run more than those), a retry after a
+-- stop finishes what stopped (its user is by or named in it), and two changes of one user's
+-- keys for a group run at once only when the later one came while this op finished the earlier
+-- ones (group.lua: "Not idempotent"). Changes of other users go on side by side.
 -- A refusal: {"error", code, message}; nothing to change: {"same", frame}; both with nothing
 -- written. Else the change to the group's keys (members, join order, admins, meta); a change of
 -- roles alone (promote, demote) then publishes its frame (lib/notify.lua) and answers {"ok"};
@@ -25,17 +30,29 @@ local op, name, by, open, limit = c.op, c.name, c.by, c.open, c.limit
 -- by), or deletes the group, is finished first (group_run.lua), then this op again from group_by
 local raw = redis.call('HGET', KEYS[1], 'pend')
 local pend = raw and cmsgpack.unpack(raw) or {}
+-- only the changes listed when this op first came here (ids up to st.lim, meta `pseq` then) are
+-- finished first: a change made since by another op is not chased (it runs in its own chain),
+-- so an op finishes at most the changes pending when it started, however fast others come
+-- (per generation of the group: a group deleted and created again under the name numbers its
+-- changes from 1 again, so a new generation takes a new limit)
+local gen = redis.call('HGET', KEYS[1], 'gen') or ''
+if not st.lim or st.lgen ~= gen then
+  st.lim, st.lgen = tonumber(redis.call('HGET', KEYS[1], 'pseq')) or 0, gen
+end
 do
   local mine = {[by] = true}
   for _, u in ipairs(c.named) do mine[u] = true end
   for _, e in ipairs(pend) do
-    local hit = e.del
-    for _, list in ipairs({e.add, e.drop}) do
-      for _, u in ipairs(list) do hit = hit or mine[u] end
+    local hit = e.del -- a deletion: always first (nothing runs on a group being deleted)
+    if e.id <= st.lim then
+      for _, list in ipairs({e.add, e.drop}) do
+        for _, u in ipairs(list) do hit = hit or mine[u] end
+      end
     end
     if hit then
       return step_next('group_run', {c.history, c.bytes},
-                       c.args({e = cmsgpack.pack(e), gk = gk, again = true, size = st.size}))
+                       c.args({e = cmsgpack.pack(e), gk = gk, again = true, size = st.size,
+                               lim = st.lim, lgen = st.lgen}))
     end
   end
 end

@@ -31,7 +31,9 @@ end
 for _, u in ipairs(e.extra or {}) do members[#members + 1] = u end
 local reply = {'ok'}
 if st.again then
-  local by_keys = {string.format(c.groupop_fmt, c.by), string.format(c.meta_fmt, c.by)}
-  reply = step_next('group_by', by_keys, c.args({gk = st.gk, size = st.size, throttled = true}))
+  local groupop = string.format(c.groupop_fmt, c.by)
+  local by_keys = {groupop, string.format(c.meta_fmt, c.by), groupop .. ':' .. c.name}
+  reply = step_next('group_by', by_keys, c.args({gk = st.gk, size = st.size, throttled = true,
+                                                  lim = st.lim, lgen = st.lgen}))
 end
 return notify(members, c.prefix, f, nil, reply, c.gateways, c.sessions_fmt)

@@ -12,24 +12,27 @@
 -- split (KEYS 1: a key it does not touch, the first message's id counter, so batches spread
 --   over the masters; the join runs there too): ARGV 2..24 as send.lua's ARGV 1..23, 25..37
 --   the key formats of a user's cids, budget, account, hidden, contacts, recount, got, of a
---   conversation's history,
---   history bytes, cid records, of a group's meta, members, admins; 38 "1" durable mode (below)
---   or "0"; then 10 per message: send.lua's
+--   conversation's history, history bytes, cid records, of a group's meta, members, admins, of a
+--   conversation's open events; 39 "1" durable mode (below) or "0"; then 10 per message: send.lua's
 --   8, the key of the counter of ids of the conversation's cluster slot (parley:{TAG}:ids,
 --   keys.h KEY_SLOT_IDS) and that slot. Answers a fork: one chain per message, joined by "join".
 -- Every other step: ARGV 2 the message's context (msgpack: the limits, key formats and the
 --   message, with what earlier steps found), then its own. The chain of a message:
 --   1:1:   from (sender: cid record, budget) -> to (recipient: account, blocks) -> conv (history:
 --          id, store; the cid kept with the conversation) -> a fork of member steps (the sender's
---          own copy, the recipient's: inbox reference, seq, counts, live frame) -> done (sender:
---          cid record, ack).
+--          own copy, the recipient's: inbox reference, seq, counts, live frame) -> close
+--          (conversation: the open events written) -> done (sender: cid record, ack).
 --   group: from (cid record) -> group (membership, size, mentions, the sender's role) -> budget
 --          (sender) -> conv -> fan (the members now) -> parts (each a fork of member steps) ->
---          done.
---   Every copy of a message is written the same number of hops after one step (conv for a 1:1,
---   fan for a group) by steps sent at once from one reply, and replies of one node come in
---   order, so two messages' copies reach an inbox in id order (but for a retry after a stop,
---   which writes what is missing after later ones).
+--          close -> done.
+--   Order: conv adds the event to the conversation's open ones (`parley:{c:K}:open`, open_add)
+--   and the message's member steps carry the other open ones: each member step writes, in id
+--   order, every carried event its member has not got, then this one; close removes them. So a
+--   conversation's events reach each inbox in id order whatever the order the member steps run
+--   in, and after a stop too: a message whose chain stopped after conv is written by the next
+--   message's member steps, before it (its retry then finds it written). Beyond 16 open events,
+--   64 KB of them or 2 MB over all the copies, an older one is written by its own chain or retry
+--   (not lost; maybe late).
 -- Ids (cluster mode): counter x 16384 + slot, the counter per cluster slot (conv's KEYS 4): unique
 -- across the deployment, increasing within a conversation, no global key. A change (edit, delete,
 -- react) takes an id of its own the same way (its "event id": the members' steps key on it).
@@ -37,9 +40,10 @@
 -- before done, so a stop leaves no acked message behind. What a stop leaves and what finishes it:
 --   after from/to/group/budget: the budget taken, nothing stored; the client's retry (same cid)
 --   runs the chain again.
---   after conv: the message in the history (and the conversation's cid record `parley:{c:K}:cids`
---   "SENDER CID" -> [id, event id, sent]); a retry finds that record and stores nothing again,
---   then writes what the stop left out.
+--   after conv: the message in the history and among the open events (and the conversation's cid
+--   record `parley:{c:K}:cids` "SENDER CID" -> [id, event id, sent]); a retry finds that record
+--   and stores nothing again, then writes what the stop left out; the next message of the
+--   conversation writes it to its participants before itself (above).
 --   after some member steps: those members have it (and their `parley:{u:M}:got` mark: conversation
 --   -> its newest events "EVENT:SEQ ..."); the retry's member steps skip whoever has it and answer
 --   the seq written then.
@@ -47,7 +51,7 @@
 --   client shows it unsent until its next retry).
 -- Deliveries are published by the step that writes the inbox (the member's step, done for the
 -- sender's own copy): a gateway never sees a delivery before its stored state.
--- Durable mode (ARGV 38 of split "1": the router's --wait-replicas): the runner WAITs for the
+-- Durable mode (ARGV 39 of split "1": the router's --wait-replicas): the runner WAITs for the
 -- replicas after every step (common/scripts_run.c scripts_eval_wait), and done publishes nothing
 -- itself: it answers a continuation to "ack" (no KEYS: ARGV channel, payload pairs, then the
 -- result), which publishes the sender's copy and the ack once done's writes are replicated. So
@@ -69,6 +73,11 @@ local function msg_of() -- the fields ack() and the refusals read
   return {cid = CTX.cid, conn = CTX.conn, chan = chan_of(CTX.sess)}
 end
 local function refuse(code, message)
+  if CTX.paid then -- the budget taken by an earlier step (another slot): given back first
+    flush()
+    return step_next('send_step', {ukey('budget', CTX.from)},
+                     {'refund', ctx_pack({paid = false}), code, message})
+  end
   local e = {kind = 'error', code = code, message = message}
   if CTX.cid ~= '' then e.cid = CTX.cid end
   emit_table(chan_of(CTX.sess), {t = 'c', c = CTX.conn, f = cmsgpack.pack(e)})
@@ -96,8 +105,9 @@ end
 local function conv_keys()
   local c = CTX.conv
   return {string.format(CTX.k.history, c), string.format(CTX.k.hbytes, c),
-          string.format(CTX.k.ccids, c), CTX.ids}
+          string.format(CTX.k.ccids, c), CTX.ids, string.format(CTX.k.copen, c)}
 end
+local function open_key() return string.format(CTX.k.copen, CTX.conv) end
 local function is_group() return string.byte(CTX.to, 1) == 35 end
 -- the live frame fr (split_frame) with user's seq to the gateways of his sessions (key sessions)
 -- but the session skip: {t:"u", u, s, f, x?}
@@ -112,6 +122,18 @@ end
 -- takes one message costing copies inbox writes from the sender's budget (lib/limits.lua)
 local function budget(key, copies, bytes)
   return budget_take(key, copies, bytes, CTX.rates, CTX.bursts, now)
+end
+-- gives back what budget() took for a message then refused (the refusal found on another slot,
+-- after the budget: refund), never above a burst; nothing when the hash is gone (all full)
+local function budget_give(key, copies, bytes)
+  local v = redis.call('HMGET', key, 't', 'm', 'f', 'b')
+  if not v[1] then return end
+  local cost = {1, copies, bytes * copies}
+  local left = {}
+  for i = 1, 3 do
+    left[i] = math.min(CTX.bursts[i], (tonumber(v[i + 1]) or CTX.bursts[i]) + cost[i])
+  end
+  redis.call('HSET', key, 'm', left[1], 'f', left[2], 'b', left[3])
 end
 local function over_budget(over)
   if over == 'too_large' then
@@ -145,7 +167,7 @@ function steps.from(keys)
   end
   local over = budget(keys[2], CTX.from == CTX.to and 1 or 2, #CTX.data)
   if over then return over_budget(over) end
-  return next_step('to', {ukey('account', CTX.to), ukey('hidden', CTX.to)})
+  return next_step('to', {ukey('account', CTX.to), ukey('hidden', CTX.to)}, {paid = true})
 end
 -- 2 (1:1). the recipient: an account; no block either way (a delete is allowed)
 function steps.to(keys)
@@ -178,7 +200,7 @@ end
 function steps.budget(keys)
   local over = budget(keys[1], CTX.n, #CTX.data)
   if over then return over_budget(over) end
-  return next_step('conv', conv_keys())
+  return next_step('conv', conv_keys(), {paid = true})
 end
 -- what a change makes of message msg (changed here): the live frame and the inbox reference
 -- (without with / w), or nil and the refusal; 'same' when it changes nothing
@@ -228,15 +250,57 @@ local function redo(msg, id)
   return {kind = 'react', id = id, from = CTX.from, emoji = CTX.data, on = on},
          {k = 'r', id = id, from = CTX.from, emoji = CTX.data, on = on}
 end
--- 4. the conversation: the id, the history (a text stored, a change applied), the cid kept here
+-- The conversation's open events (hash KEYS 5 of conv: event id -> the event as member steps
+-- write it): stored, not yet known to be in every participant's inbox. The event of extra is
+-- added; the others (the oldest first, at most OPEN_MAX of them and OPEN_BYTES in all) ride along
+-- in this message's member steps (extra.carry, their ids extra.ceids), which write each one a
+-- member has not got before this one: a conversation's events reach each inbox in id order even
+-- when an earlier message's chain stopped between its conversation step and its member steps (a
+-- failover, a router crash) and its retry comes after this one, and whatever the order in which
+-- the runner sends member steps. close removes what the chain wrote everywhere. One beyond the
+-- caps is written by its own chain or retry, maybe after newer ones (a copy never lost: got
+-- marks, and clients order by id).
+-- What rides along is bounded per copy too (COPY_BYTES in all the member steps: a 5,000-member
+-- group carries at most ~400 bytes of other events).
+local OPEN_MAX, OPEN_BYTES, COPY_BYTES = 16, 65536, 2097152
+local function open_add(key, extra)
+  redis.call('HSET', key, extra.eid, cmsgpack.pack({
+    from = CTX.from, to = CTX.to, sess = CTX.sess, op = CTX.op, id = extra.id, eid = extra.eid,
+    f = extra.f or false, live = extra.live or false, ref = extra.ref or false,
+    mmentions = extra.mmentions or false, author = extra.author or false,
+    dseq = CTX.dseq or false}))
+  redis.call('EXPIRE', key, 2 * CTX.ttl)
+  local flat, open = redis.call('HGETALL', key), {} -- at most OPEN_MAX + 1 fields
+  for i = 1, #flat, 2 do open[#open + 1] = {tonumber(flat[i]), flat[i + 1]} end
+  table.sort(open, function(a, b) return a[1] < b[1] end)
+  while #open > OPEN_MAX do
+    redis.call('HDEL', key, open[1][1])
+    table.remove(open, 1)
+  end
+  local copies = is_group() and math.max(CTX.n, 1) or 2
+  local room = math.min(OPEN_BYTES, math.floor(COPY_BYTES / copies))
+  local carry, ceids, bytes = {}, {}, 0
+  for _, o in ipairs(open) do
+    if o[1] ~= extra.eid and bytes + #o[2] <= room then
+      carry[#carry + 1], ceids[#ceids + 1], bytes = o[2], o[1], bytes + #o[2]
+    end
+  end
+  extra.carry, extra.ceids = carry, ceids
+end
+-- 4. the conversation: the id, the history (a text stored, a change applied), the cid kept here,
+-- the event among the open ones
 function steps.conv(keys)
   local history, hbytes, ccids = keys[1], keys[2], keys[3]
   local field = CTX.from .. ' ' .. CTX.cid
   local rec = CTX.cid ~= '' and (redis.call('HGET', ccids, field) or
                                  redis.call('HGET', ccids .. ':old', field))
+  local v = rec and cmsgpack.unpack(rec)
+  -- a record older than the dedupe time is another message's (the cid used again): the sender's
+  -- record (from) and this one are rotated on clocks of their own, each forgets between 1 and 2
+  -- ttl, so the sent time decides (as from's answer would within the ttl)
+  if v and now - v[3] >= CTX.ttl * 1000 then rec, v = nil, nil end
   local extra
   if rec then -- stored by an earlier run of this chain: write what it may have left out
-    local v = cmsgpack.unpack(rec)
     extra = {id = v[1], eid = v[2], sent = v[3], author = v[4], mmentions = v[5], same = v[6]}
     now = v[3]
     if not extra.same then -- the frames again, from the message as it is now (no text is kept
@@ -297,7 +361,10 @@ function steps.conv(keys)
     remember(ccids, field, cmsgpack.pack({extra.id, extra.eid, extra.sent, extra.author or false,
                                           extra.mmentions or false, extra.same or false}))
   end
+  extra.paid = false -- stored: no refusal comes after this step
   if extra.same then return next_step('done', sender_keys(), extra) end
+  extra.data = false -- in the frames now (f, live): not sent again with every member step
+  open_add(keys[5], extra)
   if is_group() then
     return next_step('fan', {string.format(CTX.k.gmembers, CTX.to)}, extra)
   end
@@ -308,15 +375,13 @@ function steps.conv(keys)
   if CTX.to ~= CTX.from then
     copies[2] = {'send_step', member_keys(CTX.to), {'member', ctx, CTX.to}}
   end
-  return step_fork(copies, {'send_step', sender_keys(), {'done', ctx}})
+  return step_fork(copies, {'send_step', {open_key()}, {'close', ctx}})
 end
 -- 5 (group). the members now, the sender first (when he is one): a fork of "part" steps of at
 -- most the fan-out chunk of them each (more when 4,096 parts would not hold them), each a fork of
 -- its members' steps joined by "first" (the first one's seq: the sender's own, for the first
--- part); joined by done. Every copy is written two hops after fan (a part runs on the group's
--- node: KEYS the member set, not touched), so the copies of two messages reach each inbox in id
--- order. The member set is read at once (SMEMBERS: bounded by --group-max, like the budget's
--- count).
+-- part); joined by close (a part runs on the group's node: KEYS the member set, not touched).
+-- The member set is read at once (SMEMBERS: bounded by --group-max, like the budget's count).
 function steps.fan(keys)
   local members, member = {}, false
   for _, u in ipairs(redis.call('SMEMBERS', keys[1])) do
@@ -331,7 +396,7 @@ function steps.fan(keys)
     for j = i, math.min(i + size - 1, #members) do p[#p + 1] = members[j] end
     parts[#parts + 1] = {'send_step', {keys[1]}, p}
   end
-  return step_fork(parts, {'send_step', sender_keys(), {'done', ctx}})
+  return step_fork(parts, {'send_step', {open_key()}, {'close', ctx}})
 end
 -- a part of the members (ARGV 3...): one member step each, joined by "first" (on the part's
 -- node: its KEYS, the group's member set, not touched)
@@ -382,12 +447,9 @@ local function mark(key, g)
   local a, b = string.match(v, '^(%d+) (%d+)$')
   return tonumber(a) or 0, tonumber(b) or 0
 end
--- 5. one participant (ARGV 3), the sender's own copy too: the inbox reference, the live frame to
--- his sessions (not the sending one), his counts; once per event id (his got mark). Every copy
--- of one message is written by steps sent at once (a fork from the conversation's or the fan
--- step's reply), so the copies of two messages reach each inbox in id order. Reply: the seq.
-function steps.member(keys, args)
-  local u = args[3]
+-- one participant u, the event of CTX: the inbox reference, the live frame to his sessions (not
+-- the sending one), his counts; once per event id (his got mark). Returns the seq.
+local function member_one(keys, u)
   local group = is_group()
   local w = group and CTX.to or (u == CTX.to and CTX.from or CTX.to)
   local conv_name = group and CTX.to or CTX.from -- how the recipient's counts name it
@@ -416,10 +478,36 @@ function steps.member(keys, args)
     end
     got_add(keys[9], w, got, seq)
   end
+  return seq
+end
+-- 5. one participant (ARGV 3), the sender's own copy too: the conversation's open events this
+-- message carries (conv's open_add) and this one, in id order, each once (member_one). Reply:
+-- this message's seq.
+function steps.member(keys, args)
+  local u, cur, seq = args[3], CTX, nil
+  local evs = {cur}
+  for _, raw in ipairs(cur.carry or {}) do
+    evs[#evs + 1] = setmetatable(cmsgpack.unpack(raw), {__index = cur}) -- limits, key formats
+  end
+  table.sort(evs, function(a, b) return a.eid < b.eid end)
+  for _, ev in ipairs(evs) do
+    CTX = ev
+    local s = member_one(keys, u)
+    if ev == cur then seq = s end
+  end
+  CTX = cur
   flush()
   return seq
 end
--- 6. the sender: the cid record and the ack, once every copy is written. ARGV 3: the sender's
+-- 6. the conversation again, once every member step answered: the events the chain wrote to
+-- every participant leave the open ones; then done, with the fork's replies (ARGV 3...)
+function steps.close(keys, args)
+  redis.call('HDEL', keys[1], CTX.eid, unpack(CTX.ceids))
+  local more = {}
+  for i = 3, #args do more[#more + 1] = args[i] end
+  return next_step('done', sender_keys(), {carry = false, ceids = false}, more)
+end
+-- 7. the sender: the cid record and the ack, once every copy is written. ARGV 3: the sender's
 -- own seq (the first branch of the fork: conv's for a 1:1; fan's first part for a group he is in),
 -- then the other branches' replies
 function steps.done(keys, args)
@@ -450,8 +538,9 @@ local function split(keys, args)
              gateways = args[10], mentions = args[23], read = args[24], cids = args[25],
              budget = args[26], account = args[27], hidden = args[28], contacts = args[29],
              recount = args[30], got = args[31], history = args[32], hbytes = args[33],
-             ccids = args[34], gmeta = args[35], gmembers = args[36], gadmins = args[37]}
-  local wait = args[38] == '1'
+             ccids = args[34], gmeta = args[35], gmembers = args[36], gadmins = args[37],
+             copen = args[38]}
+  local wait = args[39] == '1'
   local base = {k = k, prefix = args[2], icap = tonumber(args[3]), hcap = tonumber(args[4]),
                 chunk = tonumber(args[11]),
                 ttl = tonumber(args[5]), ibytes = tonumber(args[12]),
@@ -460,7 +549,7 @@ local function split(keys, args)
                 bursts = {tonumber(args[18]), tonumber(args[20]), tonumber(args[22])},
                 wait = wait}
   local branches = {}
-  local a = 39
+  local a = 40
   while a + 9 <= #args do
     local c = {}
     for key, v in pairs(base) do c[key] = v end
@@ -485,6 +574,11 @@ local function send_step(keys, args)
     return args[#args]
   end
   if name == 'first' then return tonumber(args[2]) or 0 end
+  if name == 'refund' then -- on the sender's node: the budget back, then the refusal (ARGV 3, 4)
+    CTX = cmsgpack.unpack(args[2])
+    budget_give(keys[1], is_group() and CTX.n or (CTX.from == CTX.to and 1 or 2), #CTX.data)
+    return refuse(args[3], args[4])
+  end
   if name == 'part' then
     CTX = cmsgpack.unpack(args[2])
     return part(keys, args)
@@ -503,6 +597,7 @@ local function send_step(keys, args)
   if not fn then return redis.error_reply('send_step: no step ' .. tostring(name)) end
   local ok, r = pcall(fn, keys, args)
   if not ok then
+    CTX.paid = false -- (kept: the retry is charged again, as after any stop)
     refuse('unavailable', 'not stored: retry later with the same cid')
     return cmsgpack.pack('failed: ' .. tostring(r))
   end

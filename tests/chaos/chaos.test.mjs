@@ -272,7 +272,11 @@ class Sess {
                     count('notRecovered');
                     this.needReload = true;
                 }
-                if (this.needReload) this.reload(c).catch((e) => problem(`${c.name}: history reload: ${e.message}`));
+                if (this.needReload)
+                    this.reload(c).catch((e) => {
+                        // a socket closed while its reload waited: the next socket reloads again
+                        if (c.isOpen) problem(`${c.name}: history reload: ${e.message}`);
+                    });
                 break;
             case 'ack': {
                 const m = this.outbox.get(f.cid);

@@ -71,6 +71,31 @@ cluster.test('over the message budget from three sessions: rate_limited with the
     await B.expectNone({ kind: 'text', id: ack.id }, 200, 'a second copy');
 });
 
+// A refused text takes nothing from the budget (docs/protocol.md "Per-user send budgets"), in
+// steps too, where the budget is taken before the recipient's checks (another slot) and given
+// back by a refund step: three times the burst of refusals, then a text is acked.
+cluster.test('refused texts (forbidden, no_such_user, bad_field) take nothing from the budget', async () => {
+    const [a, b, y] = await cluster.users(['ra', 'rb', 'ry']);
+    const A = await Client.connect(cluster.gw(0), a.token, { name: 'a' });
+    const B = await Client.connect(cluster.gw(1), b.token, { name: 'b' });
+    B.send({ kind: 'block', user: a.name, on: true });
+    await B.next((x) => x.kind === 'block' && x.user === a.name);
+    const sends = [];
+    for (let i = 0; i < BURST; i++) {
+        sends.push([{ kind: 'text', to: b.name, data: 'blocked', cid: `f${i}` }, 'forbidden']);
+        sends.push([{ kind: 'text', to: 'nobodyhere', data: 'nobody', cid: `n${i}` }, 'no_such_user']);
+        sends.push([{ kind: 'text', to: y.name, data: 'reply', reply_to: 999999999, cid: `r${i}` }, 'bad_field']);
+    }
+    for (const [f, code] of sends) {
+        // one at a time: in steps a refusal's budget is given back when the refusal is found, so
+        // refusals in flight at once count until then (docs/protocol.md)
+        A.send(f);
+        const e = await A.next((x) => (x.kind === 'ack' || x.kind === 'error') && x.cid === f.cid);
+        assert.equal(e.code, code, `${f.cid}: ${brief(e)}`);
+    }
+    await sendAck(A, y.name, 'after the refusals', 'ok1');
+});
+
 // A router with other limits in place of the file's one (the last flag wins).
 async function routerWith(args) {
     await cluster.router.proc.stop();
@@ -127,3 +152,25 @@ cluster.test(
         assert.equal(end.recovered, false, `a sync from before the kept entries: ${brief(end)}`);
     },
 );
+
+// A cid is remembered for the dedupe time (24-48 h by default; 1-2 s here): sent again after
+// the sender's record forgot it, it is a new message, stored and delivered with an id of its own
+// (in steps the conversation's record of the cid, rotated on a clock of its own, must not answer
+// it as the old one).
+cluster.test('a cid used again after the dedupe time is a new message', async () => {
+    await routerWith(['--dedupe-ttl', '1']);
+    const [a, b] = await cluster.users(['ca', 'cb']);
+    const A = await Client.connect(cluster.gw(0), a.token, { name: 'a' });
+    const B = await Client.connect(cluster.gw(1), b.token, { name: 'b' });
+    const first = await sendAck(A, b.name, 'first', 'same-cid');
+    await B.next({ kind: 'text', id: first.id });
+    const cids = `parley:{u:${a.name}}:cids`;
+    await waitFor(async () => !(await cluster.redis('HGET', cids, 'same-cid')) && !(await cluster.redis('HGET', `${cids}:old`, 'same-cid')), {
+        timeout: 10000,
+        what: "the sender's record of the cid forgotten",
+    });
+    const second = await sendAck(A, b.name, 'second', 'same-cid');
+    assert.notEqual(second.id, first.id, 'a new message, not the old one answered again');
+    const got = await B.next({ kind: 'text', id: second.id });
+    assert.equal(got.data, 'second');
+});

@@ -186,7 +186,8 @@ else
         for try in 1 2 3; do
             port=$(distinct_port); bus=$(distinct_port)
             start_redis "$name" "$port" --cluster-port "$bus" --cluster-enabled yes \
-                --cluster-config-file "$WORK/redis/$name/nodes.conf" --cluster-node-timeout 5000
+                --cluster-config-file "$WORK/redis/$name/nodes.conf" --cluster-node-timeout 5000 \
+                --cluster-require-full-coverage no
             pid=${REDIS_PIDS[-1]}
             for _ in $(seq 50); do
                 rcli "$port" ping >/dev/null 2>&1 && break

@@ -3,7 +3,8 @@
  * main.c parses the global flags, picks the command and connects; users.c
  * creates users and tokens; logins.c lists and revokes signed-in sessions and
  * disables users; inspect.c prints what Redis holds; conversations.c shows
- * groups and histories; entry.c formats one stored frame. Every command
+ * groups and histories; entry.c formats one stored frame; cluster.c and
+ * cluster_ids.c are about Redis Cluster (slots, the per-slot id counters). Every command
  * returns the process exit status: 0 ok, 1 Redis or data error, 2 bad usage. */
 #ifndef PARLEY_CLI_H
 #define PARLEY_CLI_H
@@ -68,6 +69,10 @@ const char *cli_errstr(const cli_ctx *ctx);
 /* The connection to the node that serves key (on one Redis: cli_redis), for
  * a script whose first key is key; NULL after printing the error. */
 redisContext *cli_redis_for(cli_ctx *ctx, const char *key);
+/* The slot map the node of --redis-url reports (cluster.c): 0, or CLI_FAIL
+ * after printing why (not a cluster node: its error). *out is static storage,
+ * overwritten by the next call. */
+int cli_cluster_map(cli_ctx *ctx, cluster_map **out);
 /* Closes every connection. */
 void cli_close(cli_ctx *ctx);
 
@@ -140,8 +145,23 @@ void cli_ftime(FILE *out, long long ms);
 
 int cli_cmd_group(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_migrate_inboxes(cli_ctx *ctx, const char *prog, int argc, char **argv); /* migrate.c */
-int cli_cmd_keyslot(cli_ctx *ctx, const char *prog, int argc, char **argv);         /* cluster.c */
-int cli_cmd_slots(cli_ctx *ctx, const char *prog, int argc, char **argv);           /* cluster.c */
+/* A pass over the 16,384 per-slot id counters parley:{TAG}:ids (keys.h
+ * KEY_SLOT_IDS), cluster_ids.c. Each counter goes up by `add` when add > 0
+ * (an absent key too, unless existing_only), else up to `need` when below it;
+ * never down. dry_run counts without writing. */
+typedef struct ids_run {
+    long long need, add;
+    int existing_only, dry_run;
+    long long changed, kept; /* counters raised (or that would be), and left as they were */
+} ids_run;
+/* Runs it on the masters of map m (a cluster; per master pipelined, a key
+ * redirected meanwhile on its own) or, m NULL, on the one Redis. 0, or
+ * CLI_FAIL after printing (a counter that is not a number, a lost link). */
+int cli_ids_adjust(cli_ctx *ctx, ids_run *run, const cluster_map *m);
+int cli_cmd_after_restore(cli_ctx *ctx, const char *prog, int argc, char **argv); /* restore.c */
+int cli_cmd_cluster_ids(cli_ctx *ctx, const char *prog, int argc, char **argv); /* cluster_ids.c */
+int cli_cmd_keyslot(cli_ctx *ctx, const char *prog, int argc, char **argv);     /* cluster.c */
+int cli_cmd_slots(cli_ctx *ctx, const char *prog, int argc, char **argv);       /* cluster.c */
 int cli_cmd_history(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_useradd(cli_ctx *ctx, const char *prog, int argc, char **argv);
 int cli_cmd_bulk_users(cli_ctx *ctx, const char *prog, int argc, char **argv);

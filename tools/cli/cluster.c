@@ -11,9 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The slot map the node of --redis-url reports: 0, or 1 after printing why
- * (not a cluster node: its error). *m is static (CLUSTER_SLOTS entries). */
-static int cli_cluster_map(cli_ctx *ctx, cluster_map **out)
+int cli_cluster_map(cli_ctx *ctx, cluster_map **out)
 {
     static cluster_map m;
     char err[200];

@@ -49,6 +49,14 @@ static const cli_cmd cli_cmds[] = {
     {"keyslot", "KEY... [--local]",
      "the Redis Cluster hash slot of each key, and the master serving it (--local: no Redis)",
      cli_cmd_keyslot},
+    {"cluster-ids", "[--from URL | --top N] [--dry-run]",
+     "after moving a one-Redis store to this cluster: raise every slot's id counter above the "
+     "old top id (parley:ids / 16384; never lowers one)",
+     cli_cmd_cluster_ids},
+    {"after-restore", "[--ids N] [--dry-run]",
+     "after restoring a backup, before Parley runs on it: every id counter up by N, every "
+     "inbox epoch reset (clients reload instead of missing entries)",
+     cli_cmd_after_restore},
     {"slots", "", "the masters of the Redis Cluster --redis-url belongs to, and their slots",
      cli_cmd_slots},
 };

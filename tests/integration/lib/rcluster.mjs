@@ -65,6 +65,10 @@ export class RedisCluster {
             path.join(node.dir, 'nodes.conf'),
             '--cluster-node-timeout',
             '2000',
+            // as deploy/docker/redis-cluster.conf: the slots of live masters are served while
+            // one master's are not (Parley's per-slot service, docs/deploy.md "Failing over")
+            '--cluster-require-full-coverage',
+            'no',
             '--dir',
             node.dir,
             '--appendonly',
