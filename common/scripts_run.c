@@ -2,7 +2,9 @@
  * build embeds common/lua/NAME.lua as scripts_lua_NAME), how they are loaded,
  * and how one call reaches Redis: EVALSHA, or FCALL for a function, loading
  * the script again and retrying once when Redis answers NOSCRIPT or "Function
- * not found" (after a Redis restart or a FUNCTION FLUSH). */
+ * not found" (after a Redis restart or a FUNCTION FLUSH); and the dispatcher
+ * that bounds the steps in flight and serves the calls' queued steps in turn
+ * (docs/internals.md "Scripts in steps": dispatch). */
 #include "scripts_int.h"
 
 #include <stdio.h>
@@ -245,9 +247,12 @@ static int scripts_command_reload(scripts_command *cmd, script_id id, const char
  * command. Freed after its reply was handled. */
 /* What a step carries along its chain: its depth, and the durability asked
  * for (scripts_eval_wait). */
+typedef struct scripts_disp scripts_disp;
 typedef struct scripts_hop {
     int hops;            /* steps run before this one in its chain */
     int wait_n, wait_ms; /* WAIT wait_n wait_ms after each step (wait_n 0: none) */
+    scripts_disp *d;     /* its dispatcher (a reference held by its holder) */
+    int bulk;            /* a branch of a big fork, or a step of its chain: the bulk queue */
 } scripts_hop;
 
 typedef struct scripts_call {
@@ -256,8 +261,125 @@ typedef struct scripts_call {
     script_id id;
     scripts_hop hop;
     redisReply *held;               /* the step's reply, kept (a copy) while its WAIT runs */
+    int sent;                       /* counted in its dispatcher's steps in flight */
+    struct scripts_call *next;      /* in its dispatch queue */
     struct scripts_call *next_wait; /* its connection's queue of steps waiting (below) */
 } scripts_call;
+
+/* ---- dispatch: at most SCRIPTS_WINDOW steps in flight per context, the rest queued in two
+ * FIFO queues served in turn ----
+ *
+ * A dispatcher per redisAsyncContext given to scripts_eval / scripts_eval_wait (one Redis: the
+ * command connection; a cluster link: its stand-in context, so one per link, whose masters share
+ * the window: the runner does not see which master a step goes to). Every step of every call
+ * started on that context goes through it: sent at once while fewer than SCRIPTS_WINDOW are in
+ * flight and nothing is queued, else queued. A step stays in flight until its reply (after its
+ * WAIT, or its reload and retry) was handled.
+ *
+ * Two queues, each first in, first out: *bulk* holds the branches of big forks (more than
+ * SCRIPTS_BULK_FORK branches: a group message's member steps; a router batch's split fork has at
+ * most 128) and every later step of their chains; *calls* holds every other step (the callers'
+ * calls, their chains, small forks, the joins of big forks). When a slot frees, the next step
+ * comes from the queues in turn, one each while both wait. So a caller's next step waits behind
+ * the steps in flight, the steps of other calls queued before it (about one per busy chain: a
+ * chain has one step at a time) and as many bulk steps, never behind a whole big fork; and each
+ * queue keeps the order steps were named in, as one connection did before: chains of equal
+ * length started in order (the router's batches) still run each step in that order, and the
+ * copies of two group messages still go out in id order. Not kept: the order between a bulk
+ * step and a calls step (they pass each other; no step needs it).
+ *
+ * A queued step is its built command (scripts_command), as a step sent at once holds it: nothing
+ * new per step, nothing sized by a peer's input beyond the steps the scripts named. A lost
+ * connection: the steps in flight get NULL from hiredis (or the cluster link); the pump after
+ * each tries the next queued step, whose send fails on the dying context, which ends it as a lost
+ * connection (its callback NULL, once), and so on until the queues are empty: nothing stays
+ * queued on a context that is gone (the queues are non-empty only while the window is full, so
+ * some step in flight always gets that NULL). On a cluster link a lost master's steps get NULL
+ * and the queues go on to the others; a link being freed refuses sends, so its queues end as a
+ * dying context's. */
+/* steps in flight per dispatcher (-DSCRIPTS_WINDOW=N builds another, for a test) */
+#ifndef SCRIPTS_WINDOW
+#define SCRIPTS_WINDOW 256
+#endif
+#define SCRIPTS_BULK_FORK 128 /* a fork of more branches is bulk */
+
+typedef struct scripts_queue {
+    scripts_call *head, *tail;
+} scripts_queue;
+
+struct scripts_disp {
+    redisAsyncContext *ac;
+    int refs;            /* calls and forks alive, pumps running */
+    int inflight;        /* steps sent, not yet handled */
+    int pumping;         /* a pump loop runs */
+    int turn;            /* the queue the next step comes from while both wait: 1 bulk */
+    scripts_queue calls; /* the callers' steps */
+    scripts_queue bulk;  /* big forks' steps */
+    scripts_disp *next;  /* in scripts_disps */
+};
+
+static scripts_disp *scripts_disps; /* the dispatchers with calls alive */
+
+/* The dispatcher of ac (made when there is none), NULL when out of memory. */
+static scripts_disp *scripts_disp_of(redisAsyncContext *ac)
+{
+    for (scripts_disp *d = scripts_disps; d; d = d->next)
+        if (d->ac == ac) return d;
+    scripts_disp *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->ac = ac;
+    d->next = scripts_disps;
+    scripts_disps = d;
+    return d;
+}
+
+/* Unlinks and frees d (no calls, forks or pumps left). Not inlined: GCC's -Wuse-after-free
+ * cannot see that scripts_finish's and scripts_pump's own references keep d alive across the
+ * calls that drop others. */
+__attribute__((noinline)) static void scripts_disp_drop(scripts_disp *d)
+{
+    scripts_disp **pp = &scripts_disps;
+    while (*pp && *pp != d)
+        pp = &(*pp)->next;
+    if (*pp) *pp = d->next;
+    free(d);
+}
+
+static void scripts_disp_unref(scripts_disp *d)
+{
+    if (--d->refs == 0) scripts_disp_drop(d);
+}
+
+static int scripts_disp_busy(const scripts_disp *d)
+{
+    return d->calls.head || d->bulk.head;
+}
+
+static void scripts_enqueue(scripts_call *call)
+{
+    scripts_queue *q = call->hop.bulk ? &call->hop.d->bulk : &call->hop.d->calls;
+    call->next = NULL;
+    if (q->tail)
+        q->tail->next = call;
+    else
+        q->head = call;
+    q->tail = call;
+}
+
+/* The next queued step (d busy): from each queue in turn while both wait. */
+static scripts_call *scripts_dequeue(scripts_disp *d)
+{
+    scripts_queue *q = !d->bulk.head    ? &d->calls
+                       : !d->calls.head ? &d->bulk
+                       : d->turn        ? &d->bulk
+                                        : &d->calls;
+    d->turn = q == &d->calls;
+    scripts_call *call = q->head;
+    q->head = call->next;
+    if (!q->head) q->tail = NULL;
+    call->next = NULL;
+    return call;
+}
 
 static scripts_command *scripts_call_cmd(scripts_call *call)
 {
@@ -374,6 +496,7 @@ static void scripts_fork_free(scripts_fork *f)
     free(f->out);
     free(f->outlen);
     free(f->join);
+    if (f->hop.d) scripts_disp_unref(f->hop.d);
     free(f);
 }
 
@@ -483,6 +606,7 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
     f->cb = call->cb;
     f->privdata = call->privdata;
     f->hop = next;
+    f->hop.d->refs++;
     f->n = n;
     f->out = calloc(n ? n : 1, sizeof(char *));
     f->outlen = calloc(n ? n : 1, sizeof(size_t));
@@ -527,11 +651,13 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
         f->left = n;
         for (size_t i = 0; i < n; i++) {
             scripts_branch *b = malloc(sizeof *b);
+            scripts_hop bh = f->hop;
+            if (n > SCRIPTS_BULK_FORK) bh.bulk = 1; /* the join stays in the chain's queue */
             if (b) {
                 b->fork = f;
                 b->index = i;
             }
-            if (!b || scripts_eval_hop(ac, sts[i].id, scripts_branch_cb, b, f->hop, sts[i].nkeys,
+            if (!b || scripts_eval_hop(ac, sts[i].id, scripts_branch_cb, b, bh, sts[i].nkeys,
                                        sts[i].nargs, sts[i].argv, sts[i].argvlen) != REDIS_OK) {
                 /* this one and the ones not sent count as failed: the caller gets NULL once */
                 free(b);
@@ -555,19 +681,34 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
     return rc;
 }
 
+static void scripts_call_free(scripts_call *call)
+{
+    scripts_disp *d = call->hop.d;
+    free(call);
+    scripts_disp_unref(d);
+}
+
+static void scripts_pump(scripts_disp *d);
+
+/* A step's end (its reply, an error, or NULL: a lost connection or a send that failed): what it
+ * names runs next, or the caller's callback; then its slot in flight goes to the next queued
+ * step. */
 static void scripts_finish(redisAsyncContext *ac, scripts_call *call, void *reply)
 {
+    scripts_disp *d = call->hop.d;
     redisReply *r = reply;
+    d->refs++; /* d outlives the callbacks below */
+    if (call->sent) d->inflight--;
+    call->sent = 0;
+    int followed = 0;
     if (scripts_is_step(r)) {
-        if (scripts_follow(ac, call, r) == 0) {
-            free(call);
-            return;
-        }
-        /* a malformed continuation, too many steps, or nothing sent: the caller sees NULL */
-        reply = NULL;
+        followed = scripts_follow(ac, call, r) == 0; /* the chain's last step answers */
+        reply = NULL; /* else a malformed continuation, too many steps, or nothing sent */
     }
-    if (call->cb) call->cb(ac, reply, call->privdata);
-    free(call);
+    if (!followed && call->cb) call->cb(ac, reply, call->privdata);
+    scripts_call_free(call);
+    scripts_pump(d);
+    scripts_disp_unref(d);
 }
 
 /* A copy of r that outlives the callback (hiredis frees r after it), freed
@@ -809,6 +950,39 @@ static void scripts_eval_cb(redisAsyncContext *ac, void *r, void *privdata)
     scripts_step_done(ac, call, reply);
 }
 
+/* Sends a step now (on its dispatcher's context), counted in flight; REDIS_ERR when it cannot
+ * be sent (nothing counted then). */
+static int scripts_call_send(scripts_disp *d, scripts_call *call)
+{
+    scripts_command *cmd = scripts_call_cmd(call);
+    d->inflight++;
+    call->sent = 1;
+    if (scripts_send(d->ac, scripts_eval_cb, call, cmd->argc, cmd->argv, cmd->argvlen) == REDIS_OK)
+        return REDIS_OK;
+    d->inflight--;
+    call->sent = 0;
+    return REDIS_ERR;
+}
+
+/* Sends queued steps while the window has room, in turn; one whose send fails (the context is
+ * going) ends as a lost connection. Not re-entered: a callback run meanwhile leaves the queue to
+ * the loop already running. */
+static void scripts_pump(scripts_disp *d)
+{
+    if (d->pumping) return;
+    d->pumping = 1;
+    d->refs++;
+    while (d->inflight < SCRIPTS_WINDOW && scripts_disp_busy(d)) {
+        scripts_call *call = scripts_dequeue(d);
+        if (scripts_call_send(d, call) != REDIS_OK) scripts_finish(d->ac, call, NULL);
+    }
+    d->pumping = 0;
+    scripts_disp_unref(d);
+}
+
+/* A step of a chain (hop.d, hop.bulk): sent at once when the window has room and nothing waits,
+ * else queued (REDIS_OK: the callback runs once, NULL if it is never sent). REDIS_ERR (cb never
+ * called) when it cannot be built or sent now. */
 static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn *cb,
                             void *privdata, scripts_hop hop, int nkeys, int nargs,
                             const char **argv, const size_t *argvlen)
@@ -821,11 +995,16 @@ static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn
     call->id = id;
     call->hop = hop;
     call->held = NULL;
-    scripts_command *cmd = scripts_call_cmd(call);
-    if (scripts_send(ac, scripts_eval_cb, call, cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK) {
-        free(call);
+    call->sent = 0;
+    call->next = NULL;
+    scripts_disp *d = hop.d;
+    d->refs++;
+    if (d->inflight < SCRIPTS_WINDOW && !scripts_disp_busy(d)) {
+        if (scripts_call_send(d, call) == REDIS_OK) return REDIS_OK;
+        scripts_call_free(call);
         return REDIS_ERR;
     }
+    scripts_enqueue(call);
     return REDIS_OK;
 }
 
@@ -839,8 +1018,14 @@ int scripts_eval_wait(redisAsyncContext *ac, script_id id, redisCallbackFn *cb, 
                       int wait_n, int wait_ms, int nkeys, int nargs, const char **argv,
                       const size_t *argvlen)
 {
-    scripts_hop hop = {0, wait_n > 0 ? wait_n : 0, wait_ms};
-    return scripts_eval_hop(ac, id, cb, privdata, hop, nkeys, nargs, argv, argvlen);
+    if (!ac) return REDIS_ERR; /* not connected */
+    scripts_disp *d = scripts_disp_of(ac);
+    if (!d) return REDIS_ERR;
+    d->refs++;
+    scripts_hop hop = {0, wait_n > 0 ? wait_n : 0, wait_ms, d, 0};
+    int rc = scripts_eval_hop(ac, id, cb, privdata, hop, nkeys, nargs, argv, argvlen);
+    scripts_disp_unref(d); /* d goes when nothing of it is left (the step failed) */
+    return rc;
 }
 
 /* One step, synchronously, reloaded and retried once when it is not loaded. */

@@ -52,6 +52,9 @@
 typedef struct route_call {
     router *r;
     int count;
+    int counted; /* in calls_in_flight: not a call in steps with a group message, whose member
+                  * steps can take seconds; the runner serves the calls' steps in turn
+                  * (common/scripts_run.c), so the next batch need not wait for it */
 } route_call;
 
 static void route_flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -170,8 +173,8 @@ static void route_done(redisAsyncContext *ac, void *reply, void *privdata)
         log_error("send script failed for %d messages: %s", call->count,
                   rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
     }
+    r->calls_in_flight -= call->counted;
     free(call);
-    r->calls_in_flight--;
     if (r->batch.count && r->calls_in_flight < ROUTE_CALLS_MAX)
         route_flush(r); /* what gathered meanwhile */
 }
@@ -193,6 +196,7 @@ void route_flush(router *r)
 {
     int count = r->batch.count;
     if (!count) return;
+    int counted = !(r->batch.steps && r->batch_groups > 0);
     r->batch_groups = 0;
     route_call *call = malloc(sizeof *call);
     if (!call || !conn_ready(r)) {
@@ -203,6 +207,7 @@ void route_flush(router *r)
     }
     call->r = r;
     call->count = count;
+    call->counted = counted;
     int rc = scripts_send_batch_call(&r->batch, r->cmd, route_done, call);
     r->stats.batches++;
     if (rc != REDIS_OK) {
@@ -210,7 +215,7 @@ void route_flush(router *r)
         r->stats.lost += (unsigned long long)count;
         return;
     }
-    r->calls_in_flight++;
+    r->calls_in_flight += counted;
     r->in_flight += count;
     if (r->in_flight >= ROUTE_MAX_IN_FLIGHT) route_pause(r);
 }
