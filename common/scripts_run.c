@@ -277,14 +277,16 @@ typedef struct scripts_call {
  * WAIT, or its reload and retry) was handled.
  *
  * Two queues, each first in, first out: *bulk* holds the branches of big forks (more than
- * SCRIPTS_BULK_FORK branches: a group message's member steps; a router batch's split fork has at
- * most 128) and every later step of their chains; *calls* holds every other step (the callers'
- * calls, their chains, small forks, the joins of big forks). When a slot frees, the next step
- * comes from the queues in turn, one each while both wait. So a caller's next step waits behind
- * the steps in flight, the steps of other calls queued before it (about one per busy chain: a
- * chain has one step at a time) and as many bulk steps, never behind a whole big fork; and each
- * queue keeps the order steps were named in, as one connection did before: chains of equal
- * length started in order (the router's batches) still run each step in that order, and the
+ * SCRIPTS_BULK_FORK branches; a router batch's split fork has at most 128) and of forks a script
+ * marks bulk ("parley:bulk", lib/fork.lua: a group message's parts and member steps, whatever the
+ * group's size: a burst to a 128-member group held everyone's steps and the router's lease
+ * renewals behind it, tester15b F1b) and every later step of their chains; *calls* holds every
+ * other step (the callers' calls, their chains, small forks, the joins of big forks). When a slot
+ * frees, the next step comes from the queues in turn, one each while both wait. So a caller's next
+ * step waits behind the steps in flight, the steps of other calls queued before it (about one per
+ * busy chain: a chain has one step at a time) and as many bulk steps, never behind a whole big
+ * fork; and each queue keeps the order steps were named in, as one connection did before: chains of
+ * equal length started in order (the router's batches) still run each step in that order, and the
  * copies of two group messages still go out in id order. Not kept: the order between a bulk
  * step and a calls step (they pass each other; no step needs it).
  *
@@ -394,8 +396,9 @@ static int scripts_eval_hop(redisAsyncContext *ac, script_id id, redisCallbackFn
 
 #define SCRIPTS_NEXT     "parley:next"
 #define SCRIPTS_FORK     "parley:fork"
-#define SCRIPTS_HOPS_MAX 64   /* steps in one chain */
-#define SCRIPTS_FORK_MAX 4096 /* steps of one fork */
+#define SCRIPTS_BULK     "parley:bulk" /* a fork whose steps are bulk work, whatever their number */
+#define SCRIPTS_HOPS_MAX 64            /* steps in one chain */
+#define SCRIPTS_FORK_MAX 4096          /* steps of one fork */
 
 static int scripts_is_str(const redisReply *r, const char *s)
 {
@@ -409,7 +412,8 @@ static int scripts_is_step(const redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
            (scripts_is_str(r->element[0], SCRIPTS_NEXT) ||
-            scripts_is_str(r->element[0], SCRIPTS_FORK));
+            scripts_is_str(r->element[0], SCRIPTS_FORK) ||
+            scripts_is_str(r->element[0], SCRIPTS_BULK));
 }
 
 script_id scripts_by_name(const char *name, size_t len)
@@ -652,7 +656,8 @@ static int scripts_follow(redisAsyncContext *ac, scripts_call *call, const redis
         for (size_t i = 0; i < n; i++) {
             scripts_branch *b = malloc(sizeof *b);
             scripts_hop bh = f->hop;
-            if (n > SCRIPTS_BULK_FORK) bh.bulk = 1; /* the join stays in the chain's queue */
+            /* the join stays in the chain's queue */
+            if (n > SCRIPTS_BULK_FORK || scripts_is_str(r->element[0], SCRIPTS_BULK)) bh.bulk = 1;
             if (b) {
                 b->fork = f;
                 b->index = i;

@@ -396,7 +396,7 @@ function steps.fan(keys)
     for j = i, math.min(i + size - 1, #members) do p[#p + 1] = members[j] end
     parts[#parts + 1] = {'send_step', {keys[1]}, p}
   end
-  return step_fork(parts, {'send_step', {open_key()}, {'close', ctx}})
+  return step_fork(parts, {'send_step', {open_key()}, {'close', ctx}}, true)
 end
 -- a part of the members (ARGV 3...): one member step each, joined by "first" (on the part's
 -- node: its KEYS, the group's member set, not touched)
@@ -405,7 +405,7 @@ local function part(keys, args)
   for i = 3, #args do
     steps_of[#steps_of + 1] = {'send_step', member_keys(args[i]), {'member', args[2], args[i]}}
   end
-  return step_fork(steps_of, {'send_step', keys, {'first'}})
+  return step_fork(steps_of, {'send_step', keys, {'first'}}, true)
 end
 -- the frame user gets and the reference stored in his inbox, with w = how he names the
 -- conversation

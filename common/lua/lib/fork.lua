@@ -7,7 +7,10 @@
 --   string, an integer, or nil given as ""; an error reply ends the call with it). A join with no
 --   keys runs on any node (pure computation: it may touch no key). Keys of one step: one slot;
 --   args: strings or integers (a Lua number is sent as an integer).
-local function step_fork(steps, join)
+--   step_fork(steps, join, true): the same as {"parley:bulk", ...}: the runner queues its steps
+--   (and their chains) as bulk work, served in turn with everything else, whatever their number
+--   (common/scripts_run.c, dispatch: a group message's member steps).
+local function step_fork(steps, join, bulk)
   local function call(s)
     local name, keys, args = s[1], s[2], s[3]
     local c = {name, #keys}
@@ -15,7 +18,7 @@ local function step_fork(steps, join)
     for i = 1, #args do c[#c + 1] = args[i] end
     return c
   end
-  local r = {'parley:fork'}
+  local r = {bulk and 'parley:bulk' or 'parley:fork'}
   for _, s in ipairs(steps) do r[#r + 1] = call(s) end
   r[#r + 1] = call(join)
   return r

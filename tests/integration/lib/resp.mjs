@@ -258,7 +258,7 @@ function stepOf(a) {
 export async function followSteps(conn, sha, reply, opts = {}) {
     for (let hops = 0; Array.isArray(reply) && reply.length > 0; hops++) {
         const head = asText(reply[0]);
-        if (head !== 'parley:next' && head !== 'parley:fork') break;
+        if (head !== 'parley:next' && head !== 'parley:fork' && head !== 'parley:bulk') break;
         if (hops >= 64) throw new Error('more than 64 steps');
         if (head === 'parley:next') {
             const st = stepOf(reply.slice(1));

@@ -63,7 +63,7 @@ async function run(conn, sha, name, keys, args, hops, trace, stopAt, onStep) {
         const e = entry(reply.slice(1));
         return run(conn, sha, e.name, e.keys, e.args, hops, trace, stopAt, onStep);
     }
-    if (isTag(reply, 'parley:fork')) {
+    if (isTag(reply, 'parley:fork') || isTag(reply, 'parley:bulk')) {
         const es = reply.slice(1).map(entry);
         const join = es.pop();
         if (es.length > 1024) throw new Error(`${name}: a fork of ${es.length} steps`);
