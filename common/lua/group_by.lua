@@ -22,8 +22,9 @@ if not st.throttled and st.size >= BROADCAST_MIN and c.window ~= '0'
   return {'error', 'rate_limited', 'at most one change of a group of ' .. BROADCAST_MIN ..
           ' members or more per ' .. c.window .. ' ms: retry later'}
 end
-if st.jl and not st.throttled and c.window ~= '0'
-   and not redis.call('SET', KEYS[3], '1', 'PX', c.window, 'NX') then
+if (st.jl and not st.throttled and c.window ~= '0'
+    and not redis.call('SET', KEYS[3], '1', 'PX', c.window, 'NX')) or
+   (st.jlq and not st.throttled and c.window ~= '0' and redis.call('EXISTS', KEYS[3]) == 1) then
   return {'error', 'rate_limited', 'at most one join or leave of ' .. c.name .. ' per ' ..
           c.window .. ' ms: retry after it'}
 end
