@@ -7,61 +7,22 @@
 // `group` frame), 503 JSON over HTTP.
 // Cluster: redis + its replica, router, gw1, gw2 (both --wait-replicas 1 --wait-timeout 300).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before } from 'node:test';
 import { Client, brief, healthz } from './lib/client.mjs';
-import { Cluster, Proc, freePort, redisCli, waitFor } from './lib/cluster.mjs';
+import { Cluster, RedisReplica, redisCli } from './lib/cluster.mjs';
 
 const ANSWER_MS = 3000; // the bound on every answer (the WAIT gives 300 ms per step)
 const PW = 'correct horse battery'; // makeUsers' password
 
 const cluster = new Cluster('gw_wait', { redis: 'one', gatewayArgs: ['--wait-replicas', '1', '--wait-timeout', '300'] });
-let replica = null;
-let replicaPort = 0;
-
-async function replicas() {
-    return Number(/connected_slaves:(\d+)/.exec((await redisCli(cluster.redisPort, ['INFO', 'replication'])).stdout)[1]);
-}
-
-async function startReplica() {
-    if (!replicaPort) replicaPort = await freePort();
-    if (!replica) replica = new Proc('replica', cluster.dir);
-    const dir = path.join(cluster.tmp, 'replica');
-    fs.mkdirSync(dir, { recursive: true });
-    replica.start('redis-server', [
-        '--port',
-        String(replicaPort),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--replicaof',
-        '127.0.0.1',
-        String(cluster.redisPort),
-    ]);
-    await waitFor(async () => /master_link_status:up/.test((await redisCli(replicaPort, ['INFO', 'replication'])).stdout), {
-        timeout: 10000,
-        what: 'the replica linked to its master',
-    });
-    await waitFor(async () => (await replicas()) === 1, { timeout: 10000, what: 'the master counting its replica' });
-}
-
-async function stopReplica() {
-    await replica.stop();
-    await waitFor(async () => (await replicas()) === 0, { timeout: 10000, what: 'the master without replica' });
-}
+const replica = new RedisReplica(cluster);
 
 before(async () => {
     await cluster.start();
-    await startReplica();
+    await replica.start();
 });
 after(async () => {
-    if (replica && replica.running) await replica.stop();
+    await replica.stop();
     await cluster.stop();
 });
 
@@ -93,7 +54,7 @@ async function remove(c, g, by, user) {
     return c.next((x) => x.kind === 'error' || (x.kind === 'group' && x.name === g && x.op === 'remove' && x.by === by), ANSWER_MS);
 }
 
-const onReplica = (...args) => redisCli(replicaPort, args).then((r) => r.stdout);
+const onReplica = (...args) => redisCli(replica.port, args).then((r) => r.stdout);
 
 cluster.test('replica following: block, group remove, logout-all and a password change are answered, and the replica has each', async () => {
     const [v, a, m, p] = await cluster.users(['wv', 'wa', 'wm', 'wp']);
@@ -121,7 +82,7 @@ cluster.test(
         const V = await Client.connect(cluster.gw(0), v.token);
         const V2 = await Client.connect(cluster.gw(1), v.token);
         const g = await cluster.createGroup(V, 'xg', [m.name]);
-        await stopReplica();
+        await replica.stop();
         try {
             const t0 = performance.now();
             const f = await block(V, a.name);
@@ -160,7 +121,7 @@ cluster.test(
                 );
             }
         } finally {
-            await startReplica();
+            await replica.start();
         }
         // the replica back: the same requests answered (a retry, as unavailable says)
         assert.equal((await block(V, a.name)).kind, 'block');

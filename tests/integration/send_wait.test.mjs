@@ -6,52 +6,19 @@
 // acked, each message stored once.
 // Cluster: redis + its replica, router (--wait-replicas 1 --wait-timeout 300), gw1, gw2.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before } from 'node:test';
 import { Client, brief, sendAck } from './lib/client.mjs';
-import { Cluster, Proc, freePort, redisCli, waitFor } from './lib/cluster.mjs';
+import { Cluster, RedisReplica, redisCli } from './lib/cluster.mjs';
 
 const cluster = new Cluster('send_wait', { routerArgs: ['--wait-replicas', '1', '--wait-timeout', '300'] });
-let replica = null;
-let replicaPort = 0;
-
-async function startReplica() {
-    if (!replicaPort) replicaPort = await freePort();
-    if (!replica) replica = new Proc('replica', cluster.dir);
-    const dir = path.join(cluster.tmp, 'replica');
-    fs.mkdirSync(dir, { recursive: true });
-    replica.start('redis-server', [
-        '--port',
-        String(replicaPort),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--replicaof',
-        '127.0.0.1',
-        String(cluster.redisPort),
-    ]);
-    await waitFor(async () => /master_link_status:up/.test((await redisCli(replicaPort, ['INFO', 'replication'])).stdout), {
-        timeout: 10000,
-        what: 'the replica linked to its master',
-    });
-    await waitFor(async () => /connected_slaves:1/.test((await redisCli(cluster.redisPort, ['INFO', 'replication'])).stdout), {
-        timeout: 10000,
-        what: 'the master counting its replica',
-    });
-}
+const replica = new RedisReplica(cluster);
 
 before(async () => {
     await cluster.start();
-    await startReplica();
+    await replica.start();
 });
 after(async () => {
-    if (replica) await replica.stop();
+    await replica.stop();
     await cluster.stop();
 });
 
@@ -69,7 +36,7 @@ cluster.test('with a replica following, texts are acked (each after WAIT) and re
         assert.equal(f.id, ids[i], brief(f));
     }
     // the replica holds what was acked
-    const hist = await redisCli(replicaPort, ['ZCARD', `parley:{c:${[a.name, b.name].sort().join('|')}}:history`]);
+    const hist = await redisCli(replica.port, ['ZCARD', `parley:{c:${[a.name, b.name].sort().join('|')}}:history`]);
     assert.equal(hist.stdout, '20', 'the replica has every acked message');
     await A.close();
     await B.close();
@@ -80,15 +47,11 @@ cluster.test('replica stopped: no ack; replica back: the retry is acked once, st
     const A = await Client.connect(cluster.gw(0), a.token);
     await sendAck(A, b.name, 'before', cid());
     await replica.stop();
-    await waitFor(async () => /connected_slaves:0/.test((await redisCli(cluster.redisPort, ['INFO', 'replication'])).stdout), {
-        timeout: 10000,
-        what: 'the master without replica',
-    });
     const c = cid();
     A.send({ kind: 'text', to: b.name, data: 'unreplicated', cid: c });
     const early = await A.next((x) => x.kind === 'ack' && x.cid === c, 1500).catch(() => null);
     assert.equal(early, null, `no ack while no replica has it: ${brief(early)}`);
-    await startReplica();
+    await replica.start();
     // the client's retry (same cid): stored once, acked
     const ack = await sendAck(A, b.name, 'unreplicated', c);
     const conv = `parley:{c:${[a.name, b.name].sort().join('|')}}:history`;

@@ -269,6 +269,43 @@ export function parseResp(buf, pos, asString) {
 }
 
 // Runs redis-cli (the same tool an operator uses) and returns its stdout.
+// A real replica of a one-Redis deployment (redis-server --replicaof on a private port):
+// start() links it and waits until the master counts it, stop() stops it and waits until the
+// master no longer does (send_wait.test.mjs, gw_wait.test.mjs: WAIT against a real replica).
+export class RedisReplica {
+    constructor(cluster) {
+        this.cluster = cluster;
+        this.proc = null;
+        this.port = 0;
+    }
+
+    async count() {
+        return Number(/connected_slaves:(\d+)/.exec((await redisCli(this.cluster.redisPort, ['INFO', 'replication'])).stdout)[1]);
+    }
+
+    async start() {
+        if (!this.port) this.port = await freePort();
+        if (!this.proc) this.proc = new Proc('replica', this.cluster.dir);
+        const dir = path.join(this.cluster.tmp, 'replica');
+        fs.mkdirSync(dir, { recursive: true });
+        this.proc.start('redis-server', [
+            ...['--port', String(this.port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'],
+            ...['--replicaof', '127.0.0.1', String(this.cluster.redisPort)],
+        ]);
+        await waitFor(async () => /master_link_status:up/.test((await redisCli(this.port, ['INFO', 'replication'])).stdout), {
+            timeout: 10000,
+            what: 'the replica linked to its master',
+        });
+        await waitFor(async () => (await this.count()) === 1, { timeout: 10000, what: 'the master counting its replica' });
+    }
+
+    async stop() {
+        if (!this.proc || !this.proc.running) return;
+        await this.proc.stop();
+        await waitFor(async () => (await this.count()) === 0, { timeout: 10000, what: 'the master without replica' });
+    }
+}
+
 export function redisCli(port, args, timeout = 3000) {
     return new Promise((resolve) => {
         execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout }, (err, stdout, stderr) =>
