@@ -108,12 +108,8 @@ elseif c.op == 'join' then
   jl = (redis.call('HGET', KEYS[1], 'open') == '1' and
         redis.call('SISMEMBER', KEYS[2], c.by) == 0) or nil
 end
--- one that changes nothing is refused too while the throttle of a change is on (it would finish
--- that change again: duplicate frames, the creator's count lowered twice; tester15b F3b)
-local jlq = nil
-if (c.op == 'join' or c.op == 'leave') and not jl and redis.call('EXISTS', KEYS[1]) == 1 then
-  jlq = true -- (a group that is gone answers no_such_user as before)
-end
+-- one that changes nothing (jlq): group_by.lua
+local jlq = (c.op == 'join' or c.op == 'leave') and not jl or nil
 local groupop = string.format(c.groupop_fmt, c.by)
 return step_next('group_by', {groupop, string.format(c.meta_fmt, c.by), groupop .. ':' .. c.name},
                  c.args({gk = gk, size = size, jl = jl, jlq = jlq}))

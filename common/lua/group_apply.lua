@@ -39,7 +39,7 @@ local gen = redis.call('HGET', KEYS[1], 'gen') or ''
 if not st.lim or st.lgen ~= gen then
   st.lim, st.lgen = tonumber(redis.call('HGET', KEYS[1], 'pseq')) or 0, gen
 end
-do
+if not st.nopend then -- (group_by.lua: a join or leave that changes nothing, within a window)
   local mine = {[by] = true}
   for _, u in ipairs(c.named) do mine[u] = true end
   for _, e in ipairs(pend) do

@@ -19,9 +19,11 @@ const FRAME_MS = 25;
 const REMOVES = 4; // the owner's removes during the flood
 const ANSWER_MS = 5000; // the bound on each remove's answer
 // the bounds on script calls per frame of the flood (see flood()): throttled, most frames are
-// refused at the second step (measured: 3.6); unthrottled, every frame changes the group (17.5)
+// refused at the second step (measured: 3.6); unthrottled, every frame changes the group (17.5;
+// more when ops overlap more, on a loaded machine or under ASan: it failed the bound of 30 there
+// once in a few runs; an op that chased newer changes would run to the 64-hop limit, ~60)
 const CALLS_THROTTLED = 12;
-const CALLS_UNTHROTTLED = 30;
+const CALLS_UNTHROTTLED = 45;
 
 const cluster = new Cluster('group_flood');
 before(() => cluster.start());
