@@ -8,7 +8,7 @@
 // Cluster: redis + its replica, router, gw1, gw2 (both --wait-replicas 1 --wait-timeout 300).
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { Client, brief, healthz } from './lib/client.mjs';
+import { Client, api, brief, healthz } from './lib/client.mjs';
 import { Cluster, RedisReplica, redisCli } from './lib/cluster.mjs';
 
 const ANSWER_MS = 3000; // the bound on every answer (the WAIT gives 300 ms per step)
@@ -16,6 +16,8 @@ const PW = 'correct horse battery'; // makeUsers' password
 
 const cluster = new Cluster('gw_wait', { redis: 'one', gatewayArgs: ['--wait-replicas', '1', '--wait-timeout', '300'] });
 const replica = new RedisReplica(cluster);
+// a POST with the token as Bearer (lib/client.mjs api)
+const post = (port, path, token, body) => api(port, 'POST', path, { token, body });
 
 before(async () => {
     await cluster.start();
@@ -25,22 +27,6 @@ after(async () => {
     await replica.stop();
     await cluster.stop();
 });
-
-async function api(port, p, token, body) {
-    const res = await fetch(`http://127.0.0.1:${port}${p}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    let json;
-    try {
-        json = text ? JSON.parse(text) : null;
-    } catch {
-        json = null;
-    }
-    return { status: res.status, text, json };
-}
 
 // c blocks user: the first `block` frame or error on c
 async function block(c, user) {
@@ -69,9 +55,9 @@ cluster.test('replica following: block, group remove, logout-all and a password 
     assert.equal(r.kind, 'group', brief(r));
     assert.equal(await onReplica('SISMEMBER', `parley:{g:${g}}:members`, m.name), '0', 'removed on the replica');
 
-    const pw = await api(cluster.gw(1), '/api/password', p.token, { old_password: PW, new_password: 'a new passphrase 1' });
+    const pw = await post(cluster.gw(1), '/api/password', p.token, { old_password: PW, new_password: 'a new passphrase 1' });
     assert.equal(pw.status, 200, pw.text);
-    const out = await api(cluster.gw(1), '/api/logout-all', pw.json.token);
+    const out = await post(cluster.gw(1), '/api/logout-all', pw.body.token);
     assert.equal(out.status, 204, out.text);
 });
 
@@ -93,12 +79,12 @@ cluster.test(
             assert.equal(r.kind, 'error', brief(r));
             assert.equal(r.code, 'unavailable', brief(r));
             for (const [what, res] of [
-                ['logout', await api(cluster.gw(0), '/api/logout', p.token)],
-                ['logout-all', await api(cluster.gw(1), '/api/logout-all', q.token)],
-                ['password', await api(cluster.gw(0), '/api/password', v.token, { old_password: PW, new_password: 'a new passphrase 2' })],
+                ['logout', await post(cluster.gw(0), '/api/logout', p.token)],
+                ['logout-all', await post(cluster.gw(1), '/api/logout-all', q.token)],
+                ['password', await post(cluster.gw(0), '/api/password', v.token, { old_password: PW, new_password: 'a new passphrase 2' })],
             ]) {
                 assert.equal(res.status, 503, `${what}: ${res.status} ${res.text}`);
-                assert.ok(res.json && res.json.error, `${what}: a JSON error: ${res.text}`);
+                assert.ok(res.body && res.body.error, `${what}: a JSON error: ${res.text}`);
             }
             // four at once: at most heartbeat-ttl / (2 x wait-timeout) = 2 WAIT at a time, the others
             // refused at once; every one answered in the bound, the gateway still healthy
@@ -126,6 +112,6 @@ cluster.test(
         // the replica back: the same requests answered (a retry, as unavailable says)
         assert.equal((await block(V, a.name)).kind, 'block');
         assert.equal((await remove(V, g, v.name, m.name)).kind, 'group');
-        assert.equal((await api(cluster.gw(1), '/api/logout-all', q.token)).status, 204);
+        assert.equal((await post(cluster.gw(1), '/api/logout-all', q.token)).status, 204);
     },
 );

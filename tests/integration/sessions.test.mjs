@@ -5,7 +5,7 @@
 // survives a gateway restart, a lost announcement and a Redis restart.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { Client, login, mintToken, tokenSid, upgradeResult } from './lib/client.mjs';
+import { Client, api, login, mintToken, tokenSid, upgradeResult } from './lib/client.mjs';
 import { Cluster, SECRET, waitFor } from './lib/cluster.mjs';
 
 const LOGINS = 5; // --user-logins of this cluster
@@ -17,28 +17,6 @@ before(() => cluster.start());
 after(() => cluster.stop());
 
 const PW = 'correct horse battery';
-
-// An HTTP request with the token as Bearer (or, with cookie: true, as the cookie).
-async function api(port, method, path, { token, cookie = false, body, agent } = {}) {
-    const headers = {};
-    if (token && cookie) headers.cookie = `parley_token=${token}`;
-    else if (token) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (agent) headers['user-agent'] = agent;
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json;
-    try {
-        json = text ? JSON.parse(text) : null;
-    } catch {
-        json = null;
-    }
-    return { status: res.status, body: json, text, setCookie: res.headers.get('set-cookie') };
-}
 
 const upgrade = upgradeResult;
 

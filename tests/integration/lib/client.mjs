@@ -36,6 +36,29 @@ export function mintToken(secret, user, expSeconds, sid = bulkSid(secret, user))
 
 // ---------------------------------------------------------------- HTTP
 
+// An HTTP request to a gateway with the token as Bearer (or, with cookie: true, as the cookie):
+// {status, body (the JSON, or null), text, setCookie}.
+export async function api(port, method, path, { token, cookie = false, body, agent } = {}) {
+    const headers = {};
+    if (token && cookie) headers.cookie = `parley_token=${token}`;
+    else if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (agent) headers['user-agent'] = agent;
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json;
+    try {
+        json = text ? JSON.parse(text) : null;
+    } catch {
+        json = null;
+    }
+    return { status: res.status, body: json, text, setCookie: res.headers.get('set-cookie') };
+}
+
 async function postJson(port, path, body, { raw = false } = {}) {
     const res = await fetch(`http://127.0.0.1:${port}${path}`, {
         method: 'POST',
